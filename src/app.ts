@@ -1,0 +1,51 @@
+// createApp(deps): the whole HTTP surface as a Hono app. No I/O here, so tests build apps
+// freely around their own dependencies.
+
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+
+import type { Deps } from "./deps.js";
+import type { AppEnv } from "./http/context.js";
+import { errorBody, notFoundHandler, onError, validationHook } from "./http/errors.js";
+import { requestLog } from "./http/request-log.js";
+import { mountAccounts } from "./http/routes/accounts.js";
+import { mountConnections } from "./http/routes/connections.js";
+import { mountHealth } from "./http/routes/health.js";
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export function createApp(deps: Deps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(requestLog(deps.logger));
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.json(errorBody("payload_too_large", `Request body larger than ${MAX_BODY_BYTES} bytes`), 413),
+    }),
+  );
+
+  mountHealth(app, deps);
+  mountAccounts(app, deps);
+  mountConnections(app, deps);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Pulse",
+      version: deps.config.version,
+      description: "Ask production databases questions in plain language, read-only, and watch their health.",
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Pulse API" }));
+
+  app.notFound(notFoundHandler);
+  app.onError(onError);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

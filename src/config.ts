@@ -1,0 +1,170 @@
+// Every setting, read from the environment once at start and validated as a whole, so a
+// misconfigured deployment fails with one message naming every problem.
+
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+import { packageVersion } from "./paths.js";
+
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
+const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+
+const envSchema = z.object({
+  NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(["development", "production", "test"]).default("development")),
+  HOST: z.preprocess(emptyAsUndefined, z.string().default("0.0.0.0")),
+  PORT: z.preprocess(emptyAsUndefined, intIn(0, 65535).default(8000)),
+  DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default("./data")),
+  SQLITE_ROOT: optionalString,
+  DATABASE_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  REDIS_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+      .optional(),
+  ),
+  JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(32, "must be at least 32 characters").optional()),
+  SECRETS_KEY: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .refine((v) => decodeKey(v) !== null, "must be 32 bytes, as 64 hex characters or base64")
+      .optional(),
+  ),
+  JWT_EXPIRES_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
+  SESSION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
+  BCRYPT_ROUNDS: z.preprocess(emptyAsUndefined, intIn(4, 15).default(10)),
+  LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(10)),
+  LOGIN_MAX_ATTEMPTS_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(100)),
+  LOGIN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
+  TRUST_PROXY: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
+  CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
+  LOG_LEVEL: z.preprocess(
+    emptyAsUndefined,
+    z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  ),
+  OPENAI_BASE_URL: z.preprocess(emptyAsUndefined, z.url().optional()),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_MODEL: z.preprocess(emptyAsUndefined, z.string().default("gpt-4o-mini")),
+});
+
+export interface Config {
+  env: "development" | "production" | "test";
+  host: string;
+  port: number;
+  dataDir: string;
+  sqliteRoot: string;
+  /** Unset: embedded PGlite under dataDir. */
+  databaseUrl: string | undefined;
+  /** Unset: in-process sessions (single instance only). */
+  redisUrl: string | undefined;
+  jwtSecret: Uint8Array;
+  /** AES-256 key sealing stored database passwords. */
+  secretsKey: Buffer;
+  jwtExpiresSeconds: number;
+  sessionTtlSeconds: number;
+  bcryptRounds: number;
+  login: { maxPerAccount: number; maxPerClient: number; windowSeconds: number };
+  trustProxy: boolean;
+  connectTimeoutMs: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string };
+  version: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads and validates the environment. Outside production, missing secrets are generated
+ * once and kept in `$DATA_DIR/secrets.json` so restarts keep sessions and stored passwords. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+  }
+  const e = parsed.data;
+  if (e.NODE_ENV === "production") {
+    const missing = (["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"] as const).filter((k) => !e[k]);
+    if (missing.length > 0) {
+      throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
+    }
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
+  const needGenerated = !e.JWT_SECRET || !e.SECRETS_KEY;
+  const generated = needGenerated ? devSecrets(dataDir) : undefined;
+  const jwtSecret = e.JWT_SECRET ?? generated!.jwtSecret;
+  const secretsKey = decodeKey(e.SECRETS_KEY ?? generated!.secretsKey)!;
+
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    dataDir,
+    sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    jwtSecret: new TextEncoder().encode(jwtSecret),
+    secretsKey,
+    jwtExpiresSeconds: e.JWT_EXPIRES_SECONDS,
+    sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    bcryptRounds: e.BCRYPT_ROUNDS,
+    login: {
+      maxPerAccount: e.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
+      maxPerClient: e.LOGIN_MAX_ATTEMPTS_PER_CLIENT,
+      windowSeconds: e.LOGIN_WINDOW_SECONDS,
+    },
+    trustProxy: e.TRUST_PROXY === "true",
+    connectTimeoutMs: e.CONNECT_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+    openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
+    version: packageVersion(),
+  };
+}
+
+/** A 32-byte key given as 64 hex characters or as base64; null when it is neither. */
+export function decodeKey(text: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const key = Buffer.from(text, "base64");
+    if (key.length === 32) return key;
+  }
+  return null;
+}
+
+interface DevSecrets {
+  jwtSecret: string;
+  secretsKey: string;
+}
+
+function devSecrets(dataDir: string): DevSecrets {
+  const file = path.join(dataDir, "secrets.json");
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
+  } catch {
+    const secrets: DevSecrets = {
+      jwtSecret: randomBytes(48).toString("base64url"),
+      secretsKey: randomBytes(32).toString("hex"),
+    };
+    mkdirSync(dataDir, { recursive: true });
+    // "wx": two processes starting at once must not overwrite each other's key.
+    try {
+      writeFileSync(file, JSON.stringify(secrets), { mode: 0o600, flag: "wx" });
+      return secrets;
+    } catch {
+      return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
+    }
+  }
+}

@@ -1,0 +1,40 @@
+// Turns driver values into JSON-safe cells without losing precision: integers beyond 2^53
+// and decimals stay strings, dates become ISO 8601, binary is marked and base64-encoded.
+
+import type { Cell } from "./types.js";
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+
+export function toCell(value: unknown): Cell {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      // NaN and the infinities have no JSON form; keep what the database said.
+      return Number.isFinite(value) ? value : String(value);
+    case "bigint":
+      return value <= MAX_SAFE && value >= MIN_SAFE ? Number(value) : value.toString();
+    case "object":
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+      if (value instanceof Uint8Array) return { $binary: Buffer.from(value).toString("base64") };
+      // JSON columns, arrays, intervals and the like: a JSON text keeps every detail.
+      return JSON.stringify(value, (_key, v: unknown) =>
+        typeof v === "bigint" ? v.toString() : v instanceof Uint8Array ? { $binary: Buffer.from(v).toString("base64") } : v,
+      );
+    default:
+      return String(value);
+  }
+}
+
+/** Cheap upper-bound estimate of a cell's JSON size, used to enforce the byte cap without
+ * serialising every row twice. */
+export function cellSize(cell: Cell): number {
+  if (cell === null) return 4;
+  if (typeof cell === "string") return cell.length * 2 + 2;
+  if (typeof cell === "number") return 24;
+  if (typeof cell === "boolean") return 5;
+  return cell.$binary.length + 14;
+}

@@ -1,0 +1,14 @@
+// What the app is built from: made once at start (src/service.ts) or by a test, then passed
+// in; nothing reads the environment or opens a connection at request time.
+
+import type { Config } from "./config.js";
+import type { Logger } from "./logger.js";
+import type { SessionStore } from "./sessions/types.js";
+import type { Store } from "./store/client.js";
+
+export interface Deps {
+  config: Config;
+  store: Store;
+  sessions: SessionStore;
+  logger: Logger;
+}

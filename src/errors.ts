@@ -1,0 +1,58 @@
+// Domain errors: services and connectors throw these, the HTTP edge maps `code` to a status
+// (src/http/errors.ts). Anything else that escapes is unexpected and answers 500.
+
+export type ErrorCode =
+  | "invalid_input"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "rate_limited"
+  | "budget_exceeded"
+  | "sql_refused"
+  | "sql_failed"
+  | "query_timeout"
+  | "result_too_large"
+  | "connection_failed"
+  | "no_database_connected"
+  | "model_not_configured"
+  | "model_failed"
+  | "model_timeout"
+  | "unavailable";
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Extra fields for the response body (never secrets). */
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "DomainError";
+  }
+}
+
+export const notFound = (what: string) => new DomainError("not_found", `${what} not found`);
+
+/** Refused before it reached the database; `rule` names the guard rule that refused it. */
+export class SqlRefusedError extends DomainError {
+  constructor(
+    readonly rule: string,
+    message: string,
+  ) {
+    super("sql_refused", message, { rule });
+    this.name = "SqlRefusedError";
+  }
+}
+
+/** Too many requests or queries; `retryAfterSeconds` becomes the Retry-After header. */
+export class RateLimitedError extends DomainError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    code: "rate_limited" | "budget_exceeded" = "rate_limited",
+  ) {
+    super(code, message, { retry_after_seconds: retryAfterSeconds });
+    this.name = "RateLimitedError";
+  }
+}

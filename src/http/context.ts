@@ -1,0 +1,16 @@
+// Hono environment shared by every router: per-request variables set by middleware.
+
+import type { Logger } from "../logger.js";
+
+export interface AuthContext {
+  userId: number;
+  sessionId: string;
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    logger: Logger;
+    auth: AuthContext;
+  };
+}

@@ -1,0 +1,73 @@
+// The one place where failures become HTTP responses: domain errors by code, validation
+// errors as 422 with field paths, anything unexpected as a generic 500 with a request id.
+
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ZodError } from "zod";
+
+import { DomainError, RateLimitedError, type ErrorCode } from "../errors.js";
+import type { AppEnv } from "./context.js";
+
+const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
+  invalid_input: 422,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  rate_limited: 429,
+  budget_exceeded: 429,
+  sql_refused: 400,
+  sql_failed: 400,
+  query_timeout: 408,
+  result_too_large: 413,
+  connection_failed: 400,
+  no_database_connected: 409,
+  model_not_configured: 503,
+  model_failed: 502,
+  model_timeout: 504,
+  unavailable: 503,
+};
+
+export const statusOf = (code: ErrorCode) => STATUS[code];
+
+export function errorBody(code: string, detail: string, extra: Record<string, unknown> = {}) {
+  return { detail, code, ...extra };
+}
+
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  if (err instanceof DomainError) {
+    if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
+    if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
+    return c.json(errorBody(err.code, err.message, err.extra), STATUS[err.code]);
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status as ContentfulStatusCode;
+    const detail =
+      status === 400 && /json/i.test(err.message)
+        ? "Malformed JSON in request body"
+        : err.message || "Bad request";
+    return c.json(errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail), status);
+  }
+  const requestId = c.get("requestId");
+  c.get("logger").error({ err, request_id: requestId }, "unhandled error");
+  return c.json(errorBody("internal_error", "Internal server error", { request_id: requestId }), 500);
+};
+
+export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>
+  c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404);
+
+/** The validation hook of every route: 422 with each problem's location and message. */
+export function validationHook(
+  result: { success: true } | { success: false; error: ZodError; target?: string },
+  c: Context<AppEnv>,
+) {
+  if (result.success) return;
+  const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
+  const errors = result.error.issues.map((issue) => ({
+    path: [target, ...issue.path.map(String)].join("."),
+    message: issue.message,
+  }));
+  const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+  return c.json(errorBody("invalid_input", `Invalid input: ${detail}`, { errors }), 422);
+}

@@ -1,0 +1,67 @@
+// Schemas shared by several routes: errors, ids, the shapes of users and connections.
+
+import { z } from "@hono/zod-openapi";
+
+export const ErrorSchema = z
+  .object({
+    detail: z.string().openapi({ example: "Database connection not found" }),
+    code: z.string().openapi({ example: "not_found" }),
+  })
+  .passthrough()
+  .openapi("Error");
+
+export const errorResponse = (description: string) => ({
+  content: { "application/json": { schema: ErrorSchema } },
+  description,
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  content: { "application/json": { schema } },
+  required: true,
+});
+
+export const IdParams = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1)
+    .openapi({ param: { name: "id", in: "path" }, example: 101 }),
+});
+
+export const UserSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    email: z.string(),
+    created_at: z.string(),
+  })
+  .openapi("User");
+
+export const DIALECT = z.enum(["postgresql", "mysql", "sqlite"]);
+
+export const ConnectionSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    db_type: DIALECT,
+    host: z.string(),
+    port: z.number().int(),
+    database_name: z.string(),
+    username: z.string(),
+    ssl: z.boolean(),
+    owner_id: z.number().int(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("DatabaseConnection");
+
+export const authErrors = {
+  401: errorResponse("Missing, invalid or expired token"),
+  422: errorResponse("Invalid input"),
+} as const;

@@ -1,0 +1,84 @@
+// Builds the dependencies from config, serves HTTP, and shuts everything down in order:
+// stop accepting, finish in-flight requests, then close what they used.
+
+import { serve, type ServerType } from "@hono/node-server";
+import { Redis } from "ioredis";
+import type { Server } from "node:http";
+
+import { createApp } from "./app.js";
+import type { Config } from "./config.js";
+import type { Deps } from "./deps.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createMemorySessionStore } from "./sessions/memory.js";
+import { createRedisSessionStore } from "./sessions/redis.js";
+import type { SessionStore } from "./sessions/types.js";
+import { openStore, storeLocation } from "./store/client.js";
+
+export async function openSessionStore(redisUrl: string | undefined): Promise<SessionStore> {
+  if (!redisUrl) return createMemorySessionStore();
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 3000, lazyConnect: true });
+  await redis.connect();
+  return createRedisSessionStore(redis);
+}
+
+export async function buildDeps(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Deps> {
+  const store = await openStore(storeLocation(config));
+  try {
+    await store.migrate();
+    const sessions = await openSessionStore(config.redisUrl);
+    return { config, store, sessions, logger };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** Closes what buildDeps opened, in reverse order. */
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.sessions.close().catch((err: unknown) => deps.logger.error({ err }, "closing sessions failed"));
+  await deps.store.close().catch((err: unknown) => deps.logger.error({ err }, "closing store failed"));
+}
+
+export interface RunningService {
+  deps: Deps;
+  server: ServerType;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startService(deps: Deps, options: { drainTimeoutMs?: number } = {}): Promise<RunningService> {
+  const app = createApp(deps);
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: deps.config.port, hostname: deps.config.host }, () => resolve(s));
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : deps.config.port;
+  deps.logger.info({ port, store: deps.store.kind, sessions: deps.sessions.kind }, "pulse listening");
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      deps.logger.info("shutting down: draining HTTP");
+      await drain(server as Server, options.drainTimeoutMs ?? 10_000);
+      await closeDeps(deps);
+      deps.logger.info("shut down");
+    })());
+  return { deps, server, port, stop };
+}
+
+/** Stops accepting connections and resolves when in-flight requests have finished (or the
+ * timeout passed, after which remaining connections are cut). */
+function drain(server: Server, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      resolve();
+    }, timeoutMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    // Keep-alive sockets with no request in flight would otherwise hold close() open.
+    server.closeIdleConnections();
+  });
+}

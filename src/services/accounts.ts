@@ -1,0 +1,67 @@
+// Account verbs: register, log in (opening a session), read oneself.
+
+import { randomUUID } from "node:crypto";
+
+import { hashPassword, verifyPassword } from "../auth/passwords.js";
+import { issueToken } from "../auth/tokens.js";
+import type { Deps } from "../deps.js";
+import { DomainError, notFound, RateLimitedError } from "../errors.js";
+import type { UserRow } from "../store/schema.js";
+import { findUserByEmail, getUser, insertUser } from "../store/users.js";
+
+export interface PublicUser {
+  id: number;
+  name: string;
+  email: string;
+  created_at: string;
+}
+
+export const publicUser = (row: UserRow): PublicUser => ({
+  id: row.id,
+  name: row.name,
+  email: row.email,
+  created_at: row.createdAt.toISOString(),
+});
+
+export async function registerUser(
+  deps: Deps,
+  input: { name: string; email: string; password: string },
+): Promise<PublicUser> {
+  const passwordHash = await hashPassword(input.password, deps.config.bcryptRounds);
+  const row = await insertUser(deps.store.db, { name: input.name, email: input.email, passwordHash });
+  if (!row) throw new DomainError("conflict", "A user with this email already exists");
+  return publicUser(row);
+}
+
+export async function login(
+  deps: Deps,
+  input: { email: string; password: string; clientIp: string },
+): Promise<{ access_token: string; token_type: "bearer"; expires_in: number; session_id: string }> {
+  const { maxPerAccount, maxPerClient, windowSeconds } = deps.config.login;
+  const email = input.email.toLowerCase();
+  const client = await deps.sessions.hit(`login:client:${input.clientIp}`, windowSeconds);
+  if (client.count > maxPerClient) {
+    throw new RateLimitedError("Too many login attempts from this client; try again later", client.resetsInSeconds);
+  }
+  const accountKey = `login:account:${email}`;
+  const failures = await deps.sessions.hit(accountKey, windowSeconds, 0);
+  if (failures.count >= maxPerAccount) {
+    throw new RateLimitedError("Too many failed login attempts for this account; try again later", failures.resetsInSeconds);
+  }
+  const user = await findUserByEmail(deps.store.db, email);
+  if (!(await verifyPassword(input.password, user?.passwordHash ?? null)) || !user) {
+    await deps.sessions.hit(accountKey, windowSeconds);
+    throw new DomainError("unauthorized", "Incorrect email or password");
+  }
+  const sessionId = randomUUID();
+  await deps.sessions.create(sessionId, user.id, deps.config.sessionTtlSeconds);
+  const expiresIn = deps.config.jwtExpiresSeconds;
+  const accessToken = await issueToken({ userId: user.id, sessionId }, deps.config.jwtSecret, expiresIn);
+  return { access_token: accessToken, token_type: "bearer", expires_in: expiresIn, session_id: sessionId };
+}
+
+export async function getMe(deps: Deps, userId: number): Promise<PublicUser> {
+  const row = await getUser(deps.store.db, userId);
+  if (!row) throw notFound("User");
+  return publicUser(row);
+}

@@ -1,0 +1,163 @@
+// Connection registry verbs. A connection is proven by connecting before it is saved; its
+// password is sealed at rest and never leaves this module in a response.
+
+import { sealSecret } from "../auth/secrets.js";
+import { openDriver } from "../connectors/open.js";
+import { checkSqliteName } from "../connectors/sqlite-path.js";
+import { sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
+import type { Dialect, ProbeInfo } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { notFound } from "../errors.js";
+import {
+  deleteConnection,
+  getConnection,
+  insertConnection,
+  listConnections,
+  updateConnection,
+  type ConnectionPatch,
+} from "../store/connections.js";
+import type { DbConnectionRow } from "../store/schema.js";
+
+export interface ConnectionInput {
+  name?: string | undefined;
+  db_type: Dialect;
+  host?: string | undefined;
+  port?: number | undefined;
+  database_name: string;
+  username?: string | undefined;
+  db_password?: string | undefined;
+  ssl?: boolean | undefined;
+}
+
+export type ConnectionUpdate = Partial<ConnectionInput>;
+
+export interface PublicConnection {
+  id: number;
+  name: string;
+  db_type: Dialect;
+  host: string;
+  port: number;
+  database_name: string;
+  username: string;
+  ssl: boolean;
+  owner_id: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export const publicConnection = (row: DbConnectionRow): PublicConnection => ({
+  id: row.id,
+  name: row.name,
+  db_type: row.dbType,
+  host: row.host,
+  port: row.port,
+  database_name: row.databaseName,
+  username: row.username,
+  ssl: row.ssl,
+  owner_id: row.ownerId,
+  created_at: row.createdAt.toISOString(),
+  updated_at: row.updatedAt.toISOString(),
+});
+
+const DEFAULT_PORTS: Record<Dialect, number> = { postgresql: 5432, mysql: 3306, sqlite: 0 };
+
+function specOfInput(input: ConnectionInput): ConnectionSpec {
+  const sqlite = input.db_type === "sqlite";
+  if (sqlite) checkSqliteName(input.database_name);
+  return {
+    dialect: input.db_type,
+    host: sqlite ? "" : (input.host ?? ""),
+    port: sqlite ? 0 : (input.port ?? DEFAULT_PORTS[input.db_type]),
+    database: input.database_name,
+    username: sqlite ? "" : (input.username ?? ""),
+    password: sqlite ? "" : (input.db_password ?? ""),
+    ssl: sqlite ? false : (input.ssl ?? false),
+  };
+}
+
+/** Connects once with the given settings and reports what the server said. */
+async function probeSpec(deps: Deps, spec: ConnectionSpec): Promise<ProbeInfo> {
+  const driver = await openDriver(targetFor(deps.config, spec), { maxConnections: 1, idleTimeoutMs: 1000 });
+  try {
+    return await driver.probe();
+  } finally {
+    await driver.close();
+  }
+}
+
+function rowValues(ownerId: number, spec: ConnectionSpec, deps: Deps) {
+  return {
+    dbType: spec.dialect,
+    host: spec.host,
+    port: spec.port,
+    databaseName: spec.database,
+    username: spec.username,
+    passwordSealed: sealSecret(spec.password, deps.config.secretsKey, sealContext(ownerId)),
+    ssl: spec.ssl,
+  };
+}
+
+export async function addConnection(deps: Deps, ownerId: number, input: ConnectionInput): Promise<PublicConnection> {
+  const spec = specOfInput(input);
+  await probeSpec(deps, spec);
+  const row = await insertConnection(deps.store.db, {
+    ownerId,
+    name: input.name ?? `${input.db_type}:${input.database_name}`,
+    ...rowValues(ownerId, spec, deps),
+  });
+  return publicConnection(row);
+}
+
+export async function listConnectionsOf(deps: Deps, ownerId: number): Promise<PublicConnection[]> {
+  return (await listConnections(deps.store.db, ownerId)).map(publicConnection);
+}
+
+async function ownedRow(deps: Deps, ownerId: number, id: number): Promise<DbConnectionRow> {
+  const row = await getConnection(deps.store.db, ownerId, id);
+  if (!row) throw notFound("Database connection");
+  return row;
+}
+
+export async function getConnectionOf(deps: Deps, ownerId: number, id: number): Promise<PublicConnection> {
+  return publicConnection(await ownedRow(deps, ownerId, id));
+}
+
+const CONNECTION_FIELDS = ["db_type", "host", "port", "database_name", "username", "db_password", "ssl"] as const;
+
+export async function updateConnectionOf(
+  deps: Deps,
+  ownerId: number,
+  id: number,
+  update: ConnectionUpdate,
+): Promise<PublicConnection> {
+  const row = await ownedRow(deps, ownerId, id);
+  const patch: ConnectionPatch = {};
+  if (update.name !== undefined) patch.name = update.name;
+  if (CONNECTION_FIELDS.some((field) => update[field] !== undefined)) {
+    const current = specOfRow(deps.config, row);
+    const spec = specOfInput({
+      db_type: update.db_type ?? current.dialect,
+      host: update.host ?? current.host,
+      port: update.port ?? (update.db_type && update.db_type !== current.dialect ? undefined : current.port),
+      database_name: update.database_name ?? current.database,
+      username: update.username ?? current.username,
+      db_password: update.db_password ?? current.password,
+      ssl: update.ssl ?? current.ssl,
+    });
+    await probeSpec(deps, spec);
+    Object.assign(patch, rowValues(ownerId, spec, deps));
+  }
+  if (Object.keys(patch).length === 0) return publicConnection(row);
+  const updated = await updateConnection(deps.store.db, ownerId, id, patch);
+  if (!updated) throw notFound("Database connection");
+  return publicConnection(updated);
+}
+
+export async function removeConnection(deps: Deps, ownerId: number, id: number): Promise<void> {
+  if (!(await deleteConnection(deps.store.db, ownerId, id))) throw notFound("Database connection");
+}
+
+export async function testConnection(deps: Deps, ownerId: number, id: number): Promise<{ ok: true } & ProbeInfo> {
+  const row = await ownedRow(deps, ownerId, id);
+  return { ok: true, ...(await probeSpec(deps, specOfRow(deps.config, row))) };
+}

@@ -1,0 +1,75 @@
+// Sessions in process memory, for the embedded single-instance mode (no REDIS_URL). Same
+// contract as the Redis store; entries expire lazily and in a periodic sweep.
+
+import { hashFromFields, newSessionHash, recordFromHash, type SessionStore } from "./types.js";
+
+interface Entry {
+  hash: Record<string, string>;
+  expiresAt: number;
+}
+
+export function createMemorySessionStore(now: () => number = Date.now): SessionStore {
+  const sessions = new Map<string, Entry>();
+  const counters = new Map<string, { count: number; expiresAt: number }>();
+  let lastSweep = now();
+
+  const live = <T extends { expiresAt: number }>(map: Map<string, T>, key: string): T | undefined => {
+    const entry = map.get(key);
+    if (entry && entry.expiresAt <= now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return entry;
+  };
+  const sweep = () => {
+    if (now() - lastSweep < 60_000) return;
+    lastSweep = now();
+    for (const map of [sessions, counters] as Map<string, { expiresAt: number }>[]) {
+      for (const [key, entry] of map) if (entry.expiresAt <= lastSweep) map.delete(key);
+    }
+  };
+
+  return {
+    kind: "memory",
+    async create(sessionId, userId, ttlSeconds) {
+      sweep();
+      const hash = newSessionHash(userId);
+      sessions.set(sessionId, { hash, expiresAt: now() + ttlSeconds * 1000 });
+      return recordFromHash(sessionId, hash)!;
+    },
+    async get(sessionId) {
+      const entry = live(sessions, sessionId);
+      return entry ? recordFromHash(sessionId, entry.hash) : null;
+    },
+    async touch(sessionId, ttlSeconds) {
+      const entry = live(sessions, sessionId);
+      if (entry) entry.expiresAt = now() + ttlSeconds * 1000;
+      return entry !== undefined;
+    },
+    async update(sessionId, userId, fields, ttlSeconds) {
+      sweep();
+      const entry: Entry = live(sessions, sessionId) ?? { hash: newSessionHash(userId), expiresAt: 0 };
+      const { set, remove } = hashFromFields(fields);
+      Object.assign(entry.hash, set);
+      for (const field of remove) delete entry.hash[field];
+      entry.expiresAt = now() + ttlSeconds * 1000;
+      sessions.set(sessionId, entry);
+      return recordFromHash(sessionId, entry.hash)!;
+    },
+    async delete(sessionId) {
+      return live(sessions, sessionId) !== undefined && sessions.delete(sessionId);
+    },
+    async hit(key, windowSeconds, by = 1) {
+      sweep();
+      const counter = live(counters, key) ?? { count: 0, expiresAt: now() + windowSeconds * 1000 };
+      counter.count += by;
+      counters.set(key, counter);
+      return { count: counter.count, resetsInSeconds: Math.max(1, Math.ceil((counter.expiresAt - now()) / 1000)) };
+    },
+    async ping() {},
+    async close() {
+      sessions.clear();
+      counters.clear();
+    },
+  };
+}

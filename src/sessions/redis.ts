@@ -1,0 +1,57 @@
+// Sessions in Redis: hash `session:{id}` with a TTL renewed on each authenticated call, so any
+// instance can serve any session.
+
+import type { Redis } from "ioredis";
+
+import { hashFromFields, newSessionHash, recordFromHash, type SessionStore } from "./types.js";
+
+const sessionKey = (id: string) => `session:${id}`;
+
+export function createRedisSessionStore(redis: Redis): SessionStore {
+  return {
+    kind: "redis",
+    async create(sessionId, userId, ttlSeconds) {
+      const hash = newSessionHash(userId);
+      await redis.multi().hset(sessionKey(sessionId), hash).expire(sessionKey(sessionId), ttlSeconds).exec();
+      return recordFromHash(sessionId, hash)!;
+    },
+    async get(sessionId) {
+      return recordFromHash(sessionId, await redis.hgetall(sessionKey(sessionId)));
+    },
+    async touch(sessionId, ttlSeconds) {
+      return (await redis.expire(sessionKey(sessionId), ttlSeconds)) === 1;
+    },
+    async update(sessionId, userId, fields, ttlSeconds) {
+      const key = sessionKey(sessionId);
+      const { set, remove } = hashFromFields(fields);
+      // HSETNX keeps the original owner and creation time when the hash still exists, and
+      // recreates them when it had expired or been disconnected.
+      const tx = redis.multi();
+      for (const [field, value] of Object.entries(newSessionHash(userId))) tx.hsetnx(key, field, value);
+      if (Object.keys(set).length > 0) tx.hset(key, set);
+      if (remove.length > 0) tx.hdel(key, ...remove);
+      tx.expire(key, ttlSeconds).hgetall(key);
+      const results = (await tx.exec()) ?? [];
+      const hash = results.at(-1)?.[1] as Record<string, string>;
+      return recordFromHash(sessionId, hash)!;
+    },
+    async delete(sessionId) {
+      return (await redis.del(sessionKey(sessionId))) === 1;
+    },
+    async hit(key, windowSeconds, by = 1) {
+      const results = (await redis
+        .multi()
+        .incrby(`ratelimit:${key}`, by)
+        .expire(`ratelimit:${key}`, windowSeconds, "NX")
+        .ttl(`ratelimit:${key}`)
+        .exec()) ?? [[null, 0], [null, 0], [null, windowSeconds]];
+      return { count: Number(results[0]?.[1]), resetsInSeconds: Math.max(1, Number(results[2]?.[1])) };
+    },
+    async ping() {
+      await redis.ping();
+    },
+    async close() {
+      await redis.quit();
+    },
+  };
+}

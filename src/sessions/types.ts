@@ -1,0 +1,71 @@
+// The session store contract, shared by the Redis store (any number of instances) and the
+// in-process store (embedded, single instance). One contract test suite runs against both.
+
+export interface SessionRecord {
+  session_id: string;
+  user_id: number;
+  /** Unix seconds. */
+  created_at: number;
+  status: "idle" | "connected";
+  db_id: number | null;
+  connected_at: number | null;
+  /** Cached schema of the connected database, as rendered text/JSON. */
+  db_schema: string | null;
+}
+
+export type SessionFields = Partial<Pick<SessionRecord, "status" | "db_id" | "connected_at" | "db_schema">>;
+
+export interface CounterHit {
+  count: number;
+  /** Seconds until the window that `count` belongs to ends. */
+  resetsInSeconds: number;
+}
+
+export interface SessionStore {
+  readonly kind: "redis" | "memory";
+  create(sessionId: string, userId: number, ttlSeconds: number): Promise<SessionRecord>;
+  get(sessionId: string): Promise<SessionRecord | null>;
+  /** Renews the TTL; false when the session does not exist (expired or disconnected). */
+  touch(sessionId: string, ttlSeconds: number): Promise<boolean>;
+  /** Sets fields (null removes one) and renews the TTL; creates nothing if missing. */
+  update(sessionId: string, userId: number, fields: SessionFields, ttlSeconds: number): Promise<SessionRecord>;
+  delete(sessionId: string): Promise<boolean>;
+  /** Fixed-window counter for rate limits: adds `by` (default 1; 0 reads) to `key`, starting a
+   * window on the first hit. */
+  hit(key: string, windowSeconds: number, by?: number): Promise<CounterHit>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** Hash fields <-> record, shared by both stores so they cannot disagree on encoding. */
+export function recordFromHash(sessionId: string, hash: Record<string, string>): SessionRecord | null {
+  if (!hash.user_id) return null;
+  return {
+    session_id: sessionId,
+    user_id: Number(hash.user_id),
+    created_at: Number(hash.created_at ?? nowSeconds()),
+    status: hash.status === "connected" ? "connected" : "idle",
+    db_id: hash.db_id ? Number(hash.db_id) : null,
+    connected_at: hash.connected_at ? Number(hash.connected_at) : null,
+    db_schema: hash.db_schema ?? null,
+  };
+}
+
+export function hashFromFields(fields: SessionFields): { set: Record<string, string>; remove: string[] } {
+  const set: Record<string, string> = {};
+  const remove: string[] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    if (value === null) remove.push(name);
+    else set[name] = String(value);
+  }
+  return { set, remove };
+}
+
+export const newSessionHash = (userId: number) => ({
+  user_id: String(userId),
+  created_at: String(nowSeconds()),
+  status: "idle",
+});

@@ -1,0 +1,179 @@
+// Accounts over HTTP (seed 004): register, login (form and JSON), /users/me, token checks and
+// login rate limits, on both backend pairs (embedded and production).
+
+import { SignJWT, UnsecuredJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { uniqueName } from "../support/services.js";
+
+const backends = [
+  { store: "pglite", sessions: "memory" },
+  { store: "postgresql", sessions: "redis" },
+] as const;
+
+describe.each(backends)("accounts on $store + $sessions", (backend) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness(backend);
+  });
+  afterAll(async () => h?.close());
+
+  describe("POST /users/", () => {
+    it("registers a user and never returns the password or its hash", async () => {
+      const email = `${uniqueName("a")}@Example.com`;
+      const res = await h.call("POST", "/users/", { json: { name: "John Doe", email, password: "securepassword" } });
+      expect(res.status).toBe(201);
+      expect(res.body).toEqual({ id: expect.any(Number), name: "John Doe", email: email.toLowerCase(), created_at: expect.any(String) });
+      expect(res.text).not.toContain("securepassword");
+      expect(res.text).not.toContain("$2");
+    });
+
+    it("answers 409 when the email is taken, whatever its case", async () => {
+      const email = `${uniqueName("dup")}@example.com`;
+      await h.call("POST", "/users/", { json: { name: "A", email, password: "password-one" } });
+      const res = await h.call("POST", "/users/", { json: { name: "B", email: email.toUpperCase(), password: "password-two" } });
+      expect(res.status).toBe(409);
+      expect(res.body).toEqual({ detail: "A user with this email already exists", code: "conflict" });
+    });
+
+    it.each([
+      [{ name: "A", email: "not-an-email", password: "longenough" }, "body.email"],
+      [{ name: "A", email: "a@example.com", password: "short" }, "body.password"],
+      [{ name: "A", email: "a@example.com", password: "x".repeat(73) }, "body.password"],
+      [{ name: "", email: "a@example.com", password: "longenough" }, "body.name"],
+      [{ email: "a@example.com", password: "longenough" }, "body.name"],
+    ])("rejects %j with 422 naming %s", async (json, path) => {
+      const res = await h.call("POST", "/users/", { json });
+      expect(res.status).toBe(422);
+      expect(res.body.code).toBe("invalid_input");
+      expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
+    });
+
+    it("answers 400 for malformed JSON", async () => {
+      const res = await h.call("POST", "/users/", { body: "{not json", headers: { "content-type": "application/json" } });
+      expect(res.status).toBe(400);
+      expect(res.body.detail).toMatch(/JSON/);
+    });
+  });
+
+  describe("POST /login", () => {
+    it("logs in with the OAuth2 password form and opens a session record", async () => {
+      const user = await h.newUser();
+      const res = await h.call("POST", "/login", { form: { username: user.email, password: user.password } });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ token_type: "bearer", access_token: expect.stringMatching(/^ey/) });
+      const session = await h.deps.sessions.get(res.body.session_id);
+      expect(session).toMatchObject({ user_id: user.id, status: "idle" });
+      expect(session!.created_at).toBeGreaterThan(Date.now() / 1000 - 60);
+    });
+
+    it("accepts a JSON body too", async () => {
+      const user = await h.newUser();
+      const res = await h.call("POST", "/login", { json: { username: user.email, password: user.password } });
+      expect(res.status).toBe(200);
+    });
+
+    it.each([
+      ["a wrong password", (u: { email: string }) => ({ username: u.email, password: "wrong password!" })],
+      ["an unknown email", () => ({ username: `${uniqueName("nobody")}@example.com`, password: "whatever123" })],
+    ])("answers 401 for %s without saying which part was wrong", async (_, creds) => {
+      const user = await h.newUser();
+      const res = await h.call("POST", "/login", { form: creds(user) });
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual({ detail: "Incorrect email or password", code: "unauthorized" });
+    });
+
+    it("answers 422 for a form without a password, and for no body", async () => {
+      const missing = await h.call("POST", "/login", { form: { username: "a@example.com" } });
+      expect(missing.status).toBe(422);
+      expect(missing.body.errors[0].path).toBe("body.password");
+      const empty = await h.call("POST", "/login");
+      expect(empty.status).toBe(422);
+    });
+
+    it("answers 415 for a body of another media type", async () => {
+      const res = await h.call("POST", "/login", { body: "x", headers: { "content-type": "text/plain" } });
+      expect(res.status).toBe(415);
+      expect(res.body.code).toBe("unsupported_media_type");
+    });
+  });
+
+  describe("GET /users/me", () => {
+    it("returns the authenticated user", async () => {
+      const user = await h.newUser();
+      const res = await h.call("GET", "/users/me", { token: user.token });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ id: user.id, email: user.email });
+    });
+
+    it("renews the session TTL on each authenticated call", async () => {
+      const user = await h.newUser();
+      await h.deps.sessions.touch(user.sessionId, 5);
+      await h.call("GET", "/users/me", { token: user.token });
+      await new Promise((r) => setTimeout(r, 50));
+      if (h.redis) {
+        const ttl = await h.redis.raw.ttl(`${h.redis.prefix}session:${user.sessionId}`);
+        expect(ttl).toBeGreaterThan(3600);
+      } else {
+        expect(await h.deps.sessions.get(user.sessionId)).not.toBeNull();
+      }
+    });
+
+    const forged: [string, (h: Harness, userId: number, sid: string) => Promise<string>][] = [
+      ["no token", async () => ""],
+      ["an expired token", (h, sub, sid) =>
+        new SignJWT({ sid }).setProtectedHeader({ alg: "HS256" }).setSubject(String(sub)).setIssuedAt(Math.floor(Date.now() / 1000) - 7200).setExpirationTime(Math.floor(Date.now() / 1000) - 3600).sign(h.config.jwtSecret)],
+      ["a token with a tampered payload", async (h, sub, sid) => {
+        const good = await new SignJWT({ sid }).setProtectedHeader({ alg: "HS256" }).setSubject(String(sub)).setExpirationTime("1h").sign(h.config.jwtSecret);
+        const [head, , sig] = good.split(".");
+        const payload = Buffer.from(JSON.stringify({ sid, sub: String(sub + 1), exp: Math.floor(Date.now() / 1000) + 3600 })).toString("base64url");
+        return `${head}.${payload}.${sig}`;
+      }],
+      ["an alg:none token", async (_h, sub, sid) => new UnsecuredJWT({ sid }).setSubject(String(sub)).setExpirationTime("1h").encode()],
+      ["a token signed with another secret", (_h, sub, sid) =>
+        new SignJWT({ sid }).setProtectedHeader({ alg: "HS256" }).setSubject(String(sub)).setExpirationTime("1h").sign(new TextEncoder().encode("x".repeat(40)))],
+      ["garbage", async () => "not.a.jwt"],
+    ];
+    it.each(forged)("answers 401 for %s", async (_, makeToken) => {
+      const user = await h.newUser();
+      const token = await makeToken(h, user.id, user.sessionId);
+      const res = await h.call("GET", "/users/me", token ? { token } : {});
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe("unauthorized");
+      expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    });
+  });
+});
+
+describe("login rate limits", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ env: { LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "3", LOGIN_MAX_ATTEMPTS_PER_CLIENT: "8", TRUST_PROXY: "true" }  });
+  });
+  afterAll(async () => h?.close());
+
+  it("locks an account after repeated failures, with Retry-After, even for the right password", async () => {
+    const user = await h.newUser();
+    for (let i = 0; i < 3; i++) {
+      expect((await h.call("POST", "/login", { form: { username: user.email, password: "wrong-password" } })).status).toBe(401);
+    }
+    const res = await h.call("POST", "/login", { form: { username: user.email, password: user.password } });
+    expect(res.status).toBe(429);
+    expect(res.body.code).toBe("rate_limited");
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("limits attempts per client across accounts", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await h.call("POST", "/login", {
+        form: { username: `${uniqueName("x")}@example.com`, password: "whatever123" },
+        headers: { "x-forwarded-for": "203.0.113.7, 10.0.0.1" },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(8);
+  });
+});

@@ -1,0 +1,165 @@
+// Builds a real Pulse app for a test: its own metadata store (PGlite in memory or a fresh
+// PostgreSQL database), its own session store (in-process or Redis under a unique prefix),
+// its own data directory, and a log capture so tests can search what was logged.
+
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+
+import { createApp } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import type { Deps } from "../../src/deps.js";
+import { createLogger } from "../../src/logger.js";
+import { createMemorySessionStore } from "../../src/sessions/memory.js";
+import { createRedisSessionStore } from "../../src/sessions/redis.js";
+import { openStore, type Store } from "../../src/store/client.js";
+import { createPgDatabase, redisWithPrefix, uniqueName } from "./services.js";
+
+export interface HarnessOptions {
+  store?: "pglite" | "postgresql";
+  sessions?: "memory" | "redis";
+  env?: Record<string, string>;
+  /** Share another harness's metadata store, secrets and Redis prefix: a second instance. */
+  shareWith?: SharedInstance;
+}
+
+interface SharedInstance {
+  config: Config;
+  deps: Deps;
+  redis: ReturnType<typeof redisWithPrefix> | undefined;
+  sessionsKind: "memory" | "redis";
+}
+
+export type Harness = Awaited<ReturnType<typeof createHarness>>;
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+  text: string;
+}
+
+export async function createHarness(options: HarnessOptions = {}) {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "pulse-test-"));
+  const sqliteRoot = path.join(dataDir, "sqlite");
+  mkdirSync(sqliteRoot, { recursive: true });
+  const shared = options.shareWith;
+  const config = loadConfig({
+    NODE_ENV: "test",
+    DATA_DIR: dataDir,
+    SQLITE_ROOT: sqliteRoot,
+    JWT_SECRET: shared ? new TextDecoder().decode(shared.config.jwtSecret) : randomBytes(32).toString("hex"),
+    SECRETS_KEY: shared ? shared.config.secretsKey.toString("hex") : randomBytes(32).toString("hex"),
+    BCRYPT_ROUNDS: "4",
+    CONNECT_TIMEOUT_MS: "3000",
+    LOG_LEVEL: "debug",
+    ...options.env,
+  });
+
+  const logs: string[] = [];
+  const logger = createLogger(
+    config.logLevel,
+    new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    }),
+  );
+
+  const cleanups: (() => Promise<void>)[] = [];
+  let store: Store;
+  let pgDatabase: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
+  if (shared) {
+    store = shared.deps.store;
+  } else if (options.store === "postgresql") {
+    pgDatabase = await createPgDatabase("pulse_meta");
+    store = await openStore({ databaseUrl: pgDatabase.url });
+    await store.migrate();
+    cleanups.push(async () => {
+      await store.close();
+      await pgDatabase!.drop();
+    });
+  } else {
+    store = await openStore({ pgliteDir: null });
+    await store.migrate();
+    cleanups.push(() => store.close());
+  }
+
+  let redis: ReturnType<typeof redisWithPrefix> | undefined;
+  let sessions;
+  if ((options.sessions ?? shared?.sessionsKind) === "redis") {
+    redis = shared?.redis ? { ...shared.redis } : redisWithPrefix();
+    const { Redis } = await import("ioredis");
+    const client = new Redis(redis!.redis.options);
+    sessions = createRedisSessionStore(client);
+    cleanups.push(() => sessions!.close());
+    if (!shared) cleanups.push(() => redis!.cleanup());
+  } else {
+    sessions = createMemorySessionStore();
+  }
+
+  const deps: Deps = { config, store, sessions, logger };
+  const app = createApp(deps);
+
+  async function call<T = any>(
+    method: string,
+    url: string,
+    init: { token?: string; json?: unknown; form?: Record<string, string>; body?: string; headers?: Record<string, string> } = {},
+  ): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.token) headers.authorization = `Bearer ${init.token}`;
+    let body: string | undefined = init.body;
+    if (init.json !== undefined) {
+      headers["content-type"] ??= "application/json";
+      body = JSON.stringify(init.json);
+    } else if (init.form) {
+      headers["content-type"] ??= "application/x-www-form-urlencoded";
+      body = new URLSearchParams(init.form).toString();
+    }
+    const res = await app.request(url, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON (e.g. the docs page); tests read `text`
+    }
+    return { status: res.status, body: parsed as T, headers: res.headers, text };
+  }
+
+  /** Registers a unique user and logs in; returns the token and the user. */
+  async function newUser(password = "correct horse battery") {
+    const email = `${uniqueName("user")}@example.com`;
+    const reg = await call("POST", "/users/", { json: { name: "Test User", email, password } });
+    if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${reg.text}`);
+    const login = await call("POST", "/login", { form: { username: email, password } });
+    if (login.status !== 200) throw new Error(`login failed: ${login.status} ${login.text}`);
+    return {
+      id: reg.body.id as number,
+      email,
+      password,
+      token: login.body.access_token as string,
+      sessionId: login.body.session_id as string,
+    };
+  }
+
+  return {
+    app,
+    deps,
+    config,
+    logs,
+    redis,
+    sessionsKind: options.sessions ?? shared?.sessionsKind ?? ("memory" as "memory" | "redis"),
+    pgDatabase,
+    sqliteRoot,
+    call,
+    newUser,
+    async close() {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
