@@ -63,7 +63,7 @@ async function openPostgres(url: string): Promise<Store> {
       await db.execute(sql`SELECT 1`);
     },
     async close() {
-      await pool.end();
+      if (!pool.ended) await pool.end();
     },
   };
 }

@@ -18,6 +18,7 @@ import { openStore, type Store } from "../../src/store/client.js";
 import { createPgDatabase, redisWithPrefix, uniqueName } from "./services.js";
 
 export interface HarnessOptions {
+  /** Default PostgreSQL (a fresh database); PGlite takes seconds to start, so suites ask for it. */
   store?: "pglite" | "postgresql";
   sessions?: "memory" | "redis";
   env?: Record<string, string>;
@@ -74,7 +75,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   let pgDatabase: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
   if (shared) {
     store = shared.deps.store;
-  } else if (options.store === "postgresql") {
+  } else if ((options.store ?? "postgresql") === "postgresql") {
     pgDatabase = await createPgDatabase("pulse_meta");
     store = await openStore({ databaseUrl: pgDatabase.url });
     await store.migrate();

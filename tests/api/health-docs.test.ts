@@ -1,0 +1,88 @@
+// /health (seed 004 shape) with degraded dependencies, and the OpenAPI document and docs page
+// generated from the route schemas.
+
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createApp } from "../../src/app.js";
+import { createRedisSessionStore } from "../../src/sessions/redis.js";
+import { createHarness, type Harness } from "../support/harness.js";
+
+describe("GET /health", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ store: "postgresql", sessions: "redis" });
+  });
+  afterAll(async () => h?.close());
+
+  it.each(["/health", "/api/health"])("%s reports healthy with every dependency", async (path) => {
+    const res = await h.call("GET", path);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      status: "healthy",
+      message: "Service is up and running",
+      version: h.config.version,
+      redis: "healthy",
+      store: "healthy",
+      store_kind: "postgresql",
+      sessions: "redis",
+    });
+    expect(new Date(res.body.timestamp).getTime()).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it("reports degraded with 503 when Redis is unreachable", async () => {
+    const deadRedis = new Redis({ host: "127.0.0.1", port: 1, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    const app = createApp({ ...h.deps, sessions: createRedisSessionStore(deadRedis) });
+    const res = await app.request("/health");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ status: "degraded", message: "Service running but Redis unavailable", redis: "unhealthy", store: "healthy" });
+    deadRedis.disconnect();
+  });
+});
+
+describe("embedded health and docs", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ store: "pglite" });
+  });
+  afterAll(async () => h?.close());
+
+  it("says sessions are in process, for a single instance only", async () => {
+    const res = await h.call("GET", "/health");
+    expect(res.body).toMatchObject({ status: "healthy", redis: "not configured", sessions: "in-process (single instance only)", store_kind: "pglite" });
+  });
+
+  it("reports the store as unhealthy once it is unreachable", async () => {
+    const broken = await createHarness();
+    await broken.deps.store.close();
+    const res = await broken.call("GET", "/health");
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({ status: "degraded", store: "unhealthy" });
+    await broken.close();
+  });
+
+  it("serves an OpenAPI 3.1 document covering the routes, with bearer auth", async () => {
+    const res = await h.call("GET", "/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe("3.1.0");
+    for (const path of ["/users/", "/login", "/users/me", "/databases/add_db_connection", "/databases", "/databases/{id}", "/databases/{id}/test", "/api/connections", "/health"]) {
+      expect(Object.keys(res.body.paths)).toContain(path);
+    }
+    expect(res.body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(res.body.paths["/login"].post.requestBody.content).toHaveProperty("application/x-www-form-urlencoded");
+  });
+
+  it("serves an interactive docs page pointing at the document", async () => {
+    const res = await h.call("GET", "/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    expect(res.text).toContain("/openapi.json");
+  });
+
+  it("answers unknown routes with a 404 in the error shape, and tags responses with a request id", async () => {
+    const res = await h.call("GET", "/no/such/route");
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ detail: "No route for GET /no/such/route", code: "not_found" });
+    expect(res.headers.get("x-request-id")).toBeTruthy();
+  });
+});

@@ -1,0 +1,93 @@
+// One contract, two session stores: the in-process store (embedded) and Redis (production)
+// must behave the same for sessions and rate-limit counters.
+
+import { randomUUID } from "node:crypto";
+import { afterAll, describe, expect, it } from "vitest";
+
+import { createMemorySessionStore } from "../../src/sessions/memory.js";
+import { createRedisSessionStore } from "../../src/sessions/redis.js";
+import type { SessionStore } from "../../src/sessions/types.js";
+import { redisWithPrefix } from "../support/services.js";
+
+const redis = redisWithPrefix();
+afterAll(async () => redis.cleanup());
+
+const stores: [string, () => SessionStore][] = [
+  ["memory", () => createMemorySessionStore()],
+  ["redis", () => createRedisSessionStore(redis.redis)],
+];
+
+describe.each(stores)("session store contract: %s", (_kind, make) => {
+  const store = make();
+
+  it("creates a session record with owner, creation time and idle status", async () => {
+    const id = randomUUID();
+    const created = await store.create(id, 42, 60);
+    expect(created).toMatchObject({ session_id: id, user_id: 42, status: "idle", db_id: null, db_schema: null });
+    expect(await store.get(id)).toEqual(created);
+  });
+
+  it("returns null for an unknown session and false when touching it", async () => {
+    expect(await store.get(randomUUID())).toBeNull();
+    expect(await store.touch(randomUUID(), 60)).toBe(false);
+  });
+
+  it("updates fields, removes fields set to null, and keeps owner and creation time", async () => {
+    const id = randomUUID();
+    const created = await store.create(id, 7, 60);
+    const connected = await store.update(id, 7, { status: "connected", db_id: 101, connected_at: 1_700_000_000, db_schema: "CREATE TABLE t(a int)" }, 60);
+    expect(connected).toMatchObject({ user_id: 7, created_at: created.created_at, status: "connected", db_id: 101, db_schema: "CREATE TABLE t(a int)" });
+    const cleared = await store.update(id, 7, { status: "idle", db_id: null, db_schema: null }, 60);
+    expect(cleared).toMatchObject({ status: "idle", db_id: null, db_schema: null, connected_at: 1_700_000_000 });
+  });
+
+  it("recreates a deleted session on update, owned by the given user", async () => {
+    const id = randomUUID();
+    await store.create(id, 9, 60);
+    expect(await store.delete(id)).toBe(true);
+    expect(await store.delete(id)).toBe(false);
+    expect(await store.get(id)).toBeNull();
+    const again = await store.update(id, 9, { status: "connected", db_id: 3 }, 60);
+    expect(again).toMatchObject({ user_id: 9, status: "connected", db_id: 3 });
+  });
+
+  it("expires sessions after their TTL unless touched", async () => {
+    const id = randomUUID();
+    await store.create(id, 1, 1);
+    expect(await store.touch(id, 1)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await store.get(id)).toBeNull();
+  });
+
+  it("counts hits in a fixed window, reads with by=0, and reports when it resets", async () => {
+    const key = `test:${randomUUID()}`;
+    expect((await store.hit(key, 60, 0)).count).toBe(0);
+    expect((await store.hit(key, 60)).count).toBe(1);
+    const second = await store.hit(key, 60);
+    expect(second.count).toBe(2);
+    expect(second.resetsInSeconds).toBeGreaterThan(0);
+    expect(second.resetsInSeconds).toBeLessThanOrEqual(60);
+    expect((await store.hit(key, 60, 0)).count).toBe(2);
+  });
+
+  it("starts a new window after the old one ends", async () => {
+    const key = `test:${randomUUID()}`;
+    await store.hit(key, 1);
+    await store.hit(key, 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await store.hit(key, 1)).count).toBe(1);
+  });
+});
+
+describe("redis session layout (seed 004)", () => {
+  it("stores a session as the hash session:{id} with a TTL", async () => {
+    const store = createRedisSessionStore(redis.redis);
+    const id = randomUUID();
+    await store.create(id, 5, 86400);
+    const key = `${redis.prefix}session:${id}`;
+    expect(await redis.raw.type(key)).toBe("hash");
+    expect(await redis.raw.hgetall(key)).toMatchObject({ user_id: "5", status: "idle" });
+    const ttl = await redis.raw.ttl(key);
+    expect(ttl).toBeGreaterThan(86000);
+  });
+});

@@ -1,0 +1,86 @@
+// The metadata store behaves the same on embedded PGlite and on PostgreSQL: migrations apply
+// (repeatedly and concurrently), constraints hold, and repositories scope by owner.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { openStore, type Store } from "../../src/store/client.js";
+import { deleteConnection, getConnection, insertConnection, listConnections, updateConnection } from "../../src/store/connections.js";
+import { findUserByEmail, insertUser } from "../../src/store/users.js";
+import { createPgDatabase, uniqueName } from "../support/services.js";
+
+type Made = { store: Store; cleanup: () => Promise<void> };
+
+const kinds: [string, () => Promise<Made>][] = [
+  [
+    "pglite",
+    async () => {
+      const store = await openStore({ pgliteDir: null });
+      return { store, cleanup: () => store.close() };
+    },
+  ],
+  [
+    "postgresql",
+    async () => {
+      const db = await createPgDatabase("pulse_store");
+      const store = await openStore({ databaseUrl: db.url });
+      return {
+        store,
+        cleanup: async () => {
+          await store.close();
+          await db.drop();
+        },
+      };
+    },
+  ],
+];
+
+describe.each(kinds)("metadata store contract: %s", (kind, make) => {
+  let made: Made;
+  beforeAll(async () => {
+    made = await make();
+    await made.store.migrate();
+  });
+  afterAll(async () => made?.cleanup());
+
+  it("reports its kind and answers a ping", async () => {
+    expect(made.store.kind).toBe(kind);
+    await expect(made.store.ping()).resolves.toBeUndefined();
+  });
+
+  it("applies migrations idempotently, also when two instances race", async () => {
+    await Promise.all([made.store.migrate(), made.store.migrate()]);
+    await made.store.migrate();
+  });
+
+  it("keeps emails unique case-insensitively", async () => {
+    const email = `${uniqueName("u")}@Example.com`;
+    const first = await insertUser(made.store.db, { name: "A", email, passwordHash: "h" });
+    expect(first?.email).toBe(email.toLowerCase());
+    expect(await insertUser(made.store.db, { name: "B", email: email.toUpperCase(), passwordHash: "h" })).toBeNull();
+    expect((await findUserByEmail(made.store.db, email.toUpperCase()))?.id).toBe(first!.id);
+  });
+
+  it("scopes every connection read and write by owner", async () => {
+    const a = (await insertUser(made.store.db, { name: "A", email: `${uniqueName("a")}@x.io`, passwordHash: "h" }))!;
+    const b = (await insertUser(made.store.db, { name: "B", email: `${uniqueName("b")}@x.io`, passwordHash: "h" }))!;
+    const conn = await insertConnection(made.store.db, {
+      ownerId: a.id,
+      name: "n",
+      dbType: "postgresql",
+      host: "h",
+      port: 5432,
+      databaseName: "d",
+      username: "u",
+      passwordSealed: "v1:x",
+      ssl: false,
+    });
+    expect(await getConnection(made.store.db, b.id, conn.id)).toBeNull();
+    expect(await updateConnection(made.store.db, b.id, conn.id, { name: "stolen" })).toBeNull();
+    expect(await deleteConnection(made.store.db, b.id, conn.id)).toBe(false);
+    expect(await listConnections(made.store.db, b.id)).toEqual([]);
+    const updated = await updateConnection(made.store.db, a.id, conn.id, { name: "renamed" });
+    expect(updated?.name).toBe("renamed");
+    expect(updated!.updatedAt.getTime()).toBeGreaterThanOrEqual(conn.updatedAt.getTime());
+    expect(await deleteConnection(made.store.db, a.id, conn.id)).toBe(true);
+  });
+});

@@ -1,0 +1,99 @@
+// Configuration: embedded defaults with no setting at all, generated dev secrets that
+// survive restarts, and production refusing to start without explicit settings.
+
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "pulse-config-"));
+  dirs.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const errorOf = (fn: () => unknown): ConfigError => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("loadConfig", () => {
+  it("serves on embedded defaults with no setting at all", () => {
+    const dataDir = tempDir();
+    const config = loadConfig({ DATA_DIR: dataDir });
+    expect(config.port).toBe(8000);
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.sqliteRoot).toBe(path.join(dataDir, "sqlite"));
+    expect(config.secretsKey).toHaveLength(32);
+    expect(config.jwtExpiresSeconds).toBe(86400);
+  });
+
+  it("generates dev secrets once, private to the owner, and reuses them on restart", () => {
+    const dataDir = tempDir();
+    const first = loadConfig({ DATA_DIR: dataDir });
+    const second = loadConfig({ DATA_DIR: dataDir });
+    expect(second.secretsKey.equals(first.secretsKey)).toBe(true);
+    expect(Buffer.from(second.jwtSecret).equals(Buffer.from(first.jwtSecret))).toBe(true);
+    const file = path.join(dataDir, "secrets.json");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(file, "utf8"))).toHaveProperty("secretsKey");
+  });
+
+  it("refuses to start in production without secrets, DATABASE_URL and REDIS_URL, naming each", () => {
+    const err = errorOf(() => loadConfig({ NODE_ENV: "production", DATA_DIR: tempDir() }));
+    for (const name of ["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"]) {
+      expect(err.message).toContain(name);
+    }
+    expect(err.problems).toHaveLength(4);
+  });
+
+  it("starts in production when everything is given explicitly", () => {
+    const config = loadConfig({
+      NODE_ENV: "production",
+      DATA_DIR: tempDir(),
+      JWT_SECRET: "s".repeat(40),
+      SECRETS_KEY: "ab".repeat(32),
+      DATABASE_URL: "postgresql://pulse@db/pulse",
+      REDIS_URL: "redis://cache:6379",
+    });
+    expect(config.env).toBe("production");
+    expect(config.secretsKey.toString("hex")).toBe("ab".repeat(32));
+  });
+
+  it("names every invalid variable at once", () => {
+    const err = errorOf(() =>
+      loadConfig({
+        DATA_DIR: tempDir(),
+        PORT: "eighty",
+        SECRETS_KEY: "too-short",
+        JWT_SECRET: "short",
+        DATABASE_URL: "mysql://x",
+        REDIS_URL: "http://x",
+        OPENAI_BASE_URL: "not a url",
+      }),
+    );
+    for (const name of ["PORT", "SECRETS_KEY", "JWT_SECRET", "DATABASE_URL", "REDIS_URL", "OPENAI_BASE_URL"]) {
+      expect(err.message).toContain(name);
+    }
+  });
+
+  it("accepts a base64 SECRETS_KEY and treats empty variables as unset", () => {
+    const key = Buffer.alloc(32, 7).toString("base64");
+    const config = loadConfig({ DATA_DIR: tempDir(), SECRETS_KEY: key, JWT_SECRET: "j".repeat(32), PORT: "", REDIS_URL: "" });
+    expect(config.secretsKey.equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(config.port).toBe(8000);
+    expect(config.redisUrl).toBeUndefined();
+  });
+});
