@@ -1,0 +1,61 @@
+// How MySQL/MariaDB failures become domain errors: timeouts, connection problems (with clear
+// messages and never the password) and statement errors with the server's own message.
+
+import { DomainError } from "../../errors.js";
+import type { ConnectionTarget } from "../types.js";
+
+interface MysqlError {
+  code?: string;
+  errno?: number;
+  sqlState?: string;
+  sqlMessage?: string;
+  message: string;
+  fatal?: boolean;
+}
+
+/** The connection can not be used again: mysql2 marked the error fatal, or its client-side
+ * timeout fired (which leaves the command hanging on the connection). */
+export function isFatal(err: unknown): boolean {
+  const e = err as MysqlError;
+  return Boolean(e?.fatal) || e?.code === "PROTOCOL_SEQUENCE_TIMEOUT";
+}
+
+const TIMEOUT_ERRNOS = new Set([1969 /* MariaDB max_statement_time */, 3024 /* MySQL max_execution_time */]);
+const CONNECTION_ERRNOS = new Set([1044, 1045, 1049, 1040, 1129, 1130, 1203, 1226, 1251]);
+
+export function toDomainError(err: unknown, target: ConnectionTarget, where: string, timeoutMs: number): DomainError {
+  if (err instanceof DomainError) return err;
+  const e = err as MysqlError;
+  const message = scrub(e.sqlMessage ?? e.message ?? String(err), target);
+  if (e.errno !== undefined && TIMEOUT_ERRNOS.has(e.errno)) {
+    return new DomainError("query_timeout", `The query ran longer than ${timeoutMs} ms and was stopped by the database`, {
+      timeout_ms: timeoutMs,
+    });
+  }
+  if (e.code === "PROTOCOL_SEQUENCE_TIMEOUT") {
+    return new DomainError("query_timeout", `The database did not answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs });
+  }
+  if (e.errno !== undefined && CONNECTION_ERRNOS.has(e.errno)) return new DomainError("connection_failed", message);
+  if (e.errno !== undefined && e.sqlState) {
+    return new DomainError("sql_failed", message, { errno: e.errno, sqlstate: e.sqlState });
+  }
+  switch (e.code) {
+    case "ETIMEDOUT":
+      return new DomainError("connection_failed", `could not connect to ${where} within ${target.connectTimeoutMs} ms`);
+    case "ECONNREFUSED":
+      return new DomainError("connection_failed", `could not connect to ${where}: connection refused`);
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new DomainError("connection_failed", `could not resolve host "${target.host}"`);
+    case "PROTOCOL_CONNECTION_LOST":
+    case "ECONNRESET":
+      return new DomainError("connection_failed", `the connection to ${where} was closed by the server`);
+    default:
+      return new DomainError("connection_failed", message);
+  }
+}
+
+/** Belt and braces: no message leaves with the password in it. */
+function scrub(message: string, target: ConnectionTarget): string {
+  return target.password.length >= 3 ? message.split(target.password).join("***") : message;
+}

@@ -1,0 +1,78 @@
+// MySQL/MariaDB schema introspection of the connection's database: one information_schema
+// query (the only catalog these servers expose), columns and keys aggregated per table with
+// JSON_ARRAYAGG. MySQL's JSON_ARRAYAGG takes no ORDER BY, so tuples carry their ordinal and
+// are sorted here.
+
+import type { ForeignKey, TableSchema } from "../types.js";
+
+export const INTROSPECTION_SQL = `
+SELECT t.TABLE_SCHEMA AS \`schema\`, t.TABLE_NAME AS name, t.TABLE_TYPE AS kind, t.TABLE_COMMENT AS comment,
+       t.TABLE_ROWS AS estimated_rows, c.cols AS columns, k.keys_ AS \`keys\`
+  FROM information_schema.TABLES t
+  LEFT JOIN (SELECT TABLE_NAME,
+                    JSON_ARRAYAGG(JSON_ARRAY(ORDINAL_POSITION, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT)) AS cols
+               FROM information_schema.COLUMNS
+              WHERE TABLE_SCHEMA = DATABASE()
+              GROUP BY TABLE_NAME) c ON c.TABLE_NAME = t.TABLE_NAME
+  LEFT JOIN (SELECT TABLE_NAME,
+                    JSON_ARRAYAGG(JSON_ARRAY(CONSTRAINT_NAME, ORDINAL_POSITION, COLUMN_NAME,
+                                             REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME)) AS keys_
+               FROM information_schema.KEY_COLUMN_USAGE
+              WHERE TABLE_SCHEMA = DATABASE()
+                AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)
+              GROUP BY TABLE_NAME) k ON k.TABLE_NAME = t.TABLE_NAME
+ WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'VIEW')
+ ORDER BY t.TABLE_NAME`;
+
+export interface CatalogRow {
+  schema: string;
+  name: string;
+  kind: string;
+  comment: string | null;
+  estimated_rows: string | number | null;
+  columns: string | null;
+  keys: string | null;
+}
+
+type ColumnTuple = [position: number, name: string, type: string, nullable: "YES" | "NO", comment: string];
+type KeyTuple = [
+  constraint: string,
+  position: number,
+  column: string,
+  refSchema: string | null,
+  refTable: string | null,
+  refColumn: string | null,
+];
+
+export function tablesOfCatalogRows(rows: CatalogRow[]): TableSchema[] {
+  return rows.map((row) => {
+    const view = row.kind === "VIEW";
+    const columns = (JSON.parse(row.columns ?? "[]") as ColumnTuple[])
+      .sort((a, b) => a[0] - b[0])
+      .map(([, name, type, nullable, comment]) => ({ name, type, nullable: nullable === "YES", comment: comment || null }));
+    const keys = (JSON.parse(row.keys ?? "[]") as KeyTuple[]).sort((a, b) => a[1] - b[1]);
+    const primaryKey = keys.filter((k) => k[0] === "PRIMARY").map((k) => k[2]);
+    const foreign = new Map<string, ForeignKey>();
+    for (const [constraint, , column, refSchema, refTable, refColumn] of keys) {
+      if (constraint === "PRIMARY" || refTable === null) continue;
+      let fk = foreign.get(constraint);
+      if (!fk) {
+        fk = { columns: [], references: { schema: refSchema, table: refTable, columns: [] } };
+        foreign.set(constraint, fk);
+      }
+      fk.columns.push(column);
+      fk.references.columns.push(refColumn ?? "");
+    }
+    return {
+      schema: row.schema,
+      name: row.name,
+      kind: view ? "view" : "table",
+      // Views carry the comment 'VIEW' in information_schema; it says nothing.
+      comment: view || !row.comment ? null : row.comment,
+      estimated_rows: view || row.estimated_rows === null ? null : Number(row.estimated_rows),
+      columns,
+      primary_key: primaryKey,
+      foreign_keys: [...foreign.values()],
+    };
+  });
+}

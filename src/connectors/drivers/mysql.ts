@@ -1,0 +1,274 @@
+// MySQL / MariaDB driver (layer 2): each statement runs in a READ ONLY transaction with the
+// server's statement timeout and a select limit, and is rolled back. It never decides what
+// may run; the guard (layer 1) does.
+//
+// Tested on MariaDB 10.11 with session and transaction READ ONLY (see the integration test):
+// refused by the server (error 1792): DML, DDL (CREATE/ALTER/DROP/TRUNCATE/RENAME, also of
+// temporary tables, views, routines, users, grants), sequences, LOCK TABLES, LOAD DATA, and a
+// routine that writes. NOT stopped by layer 2 alone, so the guard must refuse them and the
+// account should lack SUPER and FILE: CALL of a routine that COMMITs and switches read-only off
+// for itself (it then writes), SET GLOBAL, SELECT ... INTO OUTFILE/DUMPFILE, FLUSH, ANALYZE
+// TABLE, KILL, GET_LOCK, HANDLER, SET SESSION. (MySQL's manual adds CREATE TEMPORARY TABLE.)
+// Session variables a statement changes are re-set before every statement, so no statement
+// can switch off the timeout, the row limit or read-only for the next one.
+
+import type { Connection as CoreConnection } from "mysql2";
+import mysql from "mysql2/promise";
+import type { PoolConnection } from "mysql2/promise";
+
+import type { ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
+import { RowCollector } from "./collect.js";
+import { isFatal, toDomainError } from "./mysql-errors.js";
+import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
+import { streamRows } from "./mysql-stream.js";
+import { columnTypeName } from "./mysql-values.js";
+
+/** Timeout of the driver's own catalog queries (probe, introspection). */
+const OWN_STATEMENT_TIMEOUT_MS = 30_000;
+/** Client-side backstop past a statement's own timeout, for a server that stopped answering:
+ * mysql2 drops the connection. */
+export const BACKSTOP_GRACE_MS = 2_000;
+
+type Flavour = "mariadb" | "mysql";
+
+/** The parts of mysql2's pool we read (not in its typings). */
+interface PoolInternals {
+  _allConnections: { length: number };
+  _freeConnections: { length: number; get(index: number): { lastActiveTime: number; destroy(): void } };
+}
+
+export interface MysqlPoolOptions {
+  maxConnections: number;
+  idleTimeoutMs: number;
+}
+
+export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoolOptions): Promise<DialectDriver> {
+  const connection: mysql.ConnectionOptions = {
+    host: target.host,
+    port: target.port,
+    database: target.database,
+    user: target.username,
+    password: target.password,
+    ssl: target.ssl ? {} : undefined,
+    connectTimeout: target.connectTimeoutMs,
+    multipleStatements: false,
+    // Never let a server (or a LOAD DATA LOCAL statement) read files of this process.
+    flags: ["-LOCAL_FILES", "-MULTI_STATEMENTS"],
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    decimalNumbers: false,
+    dateStrings: true,
+    jsonStrings: true,
+    connectAttributes: { program_name: "pulse" },
+  };
+  // mysql2's own idle reaper only runs with maxIdle < connectionLimit and then closes every
+  // idle connection above maxIdle within a second, so it is off and ours closes by age only.
+  const pool = mysql.createPool({ ...connection, connectionLimit: opts.maxConnections, maxIdle: opts.maxConnections });
+  const internals = pool.pool as unknown as PoolInternals;
+  const reaper = setInterval(
+    () => {
+      const free = internals._freeConnections;
+      for (let i = free.length - 1; i >= 0; i--) {
+        const conn = free.get(i);
+        if (Date.now() - conn.lastActiveTime > opts.idleTimeoutMs) conn.destroy();
+      }
+    },
+    Math.min(1_000, Math.max(50, opts.idleTimeoutMs / 2)),
+  );
+  reaper.unref();
+  const where = `${target.host}:${target.port}`;
+  let closed = false;
+
+  let flavour: Flavour;
+  try {
+    const conn = await pool.getConnection();
+    try {
+      const rows = await command(conn, "SELECT VERSION() AS version", target.connectTimeoutMs);
+      flavour = /mariadb/i.test(String(rows[0]?.version)) ? "mariadb" : "mysql";
+    } finally {
+      conn.release();
+    }
+  } catch (err) {
+    clearInterval(reaper);
+    await pool.end().catch(() => {});
+    throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
+  }
+
+  /** One SET for every guard variable: re-applied before each statement (one round trip),
+   * because the statement before may have changed any of them for the session. */
+  function sessionGuards(timeoutMs: number, selectLimit: number | null): string {
+    const limit = selectLimit === null ? "DEFAULT" : String(selectLimit);
+    const timeout =
+      flavour === "mariadb"
+        ? `max_statement_time = ${(Math.max(1, timeoutMs) / 1000).toFixed(3)}`
+        : `max_execution_time = ${Math.max(1, Math.ceil(timeoutMs))}`;
+    const readOnly = flavour === "mariadb" ? "tx_read_only = 1" : "transaction_read_only = 1";
+    // RELEASE_ALL_LOCKS(): GET_LOCK locks outlive ROLLBACK; those a previous statement took
+    // are dropped here, at the connection's next use, at no extra round trip.
+    // group_concat_max_len: MariaDB's JSON_ARRAYAGG (introspection) obeys it.
+    return (
+      `SET SESSION ${readOnly}, autocommit = 1, ${timeout}, sql_select_limit = ${limit}, time_zone = '+00:00', ` +
+      "group_concat_max_len = 1073741824, @pulse_released_locks = RELEASE_ALL_LOCKS()"
+    );
+  }
+
+  async function checkout(): Promise<PoolConnection> {
+    try {
+      return await pool.getConnection();
+    } catch (err) {
+      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
+    }
+  }
+
+  async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
+    const startedAt = performance.now();
+    const conn = await checkout();
+    const collector = new RowCollector(limits);
+    let reusable = true;
+    try {
+      await command(conn, sessionGuards(limits.timeoutMs, limits.maxRows + 1), limits.timeoutMs);
+      await command(conn, "START TRANSACTION READ ONLY", limits.timeoutMs);
+      const threadId = Number(coreOf(conn).threadId);
+      const { fields, complete } = await streamRows(
+        coreOf(conn),
+        sql,
+        limits.timeoutMs + BACKSTOP_GRACE_MS,
+        collector,
+        () => killQuery(threadId),
+      );
+      if (complete) await command(conn, "ROLLBACK", limits.timeoutMs);
+      else reusable = false; // the open transaction dies with the connection
+      const result = collector.result([], startedAt);
+      result.columns = fields.map((f) => ({ name: f.name, type: columnTypeName(f) }));
+      return result;
+    } catch (err) {
+      if (reusable) reusable = !isFatal(err) && (await rolledBack(conn));
+      throw toDomainError(err, target, where, limits.timeoutMs);
+    } finally {
+      if (reusable) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  /** From a connection of its own: the pool may have no other to spare. */
+  async function killQuery(threadId: number): Promise<void> {
+    const killer = await mysql.createConnection(connection);
+    try {
+      await killer.query(`KILL QUERY ${threadId}`);
+    } finally {
+      killer.destroy();
+    }
+  }
+
+  /** Runs the driver's own read-only catalog statements on one connection. */
+  async function ownQuery<T>(run: (sql: (text: string) => Promise<mysql.RowDataPacket[]>) => Promise<T>): Promise<T> {
+    const conn = await checkout();
+    let reusable = true;
+    const sql = (text: string) => command(conn, text, OWN_STATEMENT_TIMEOUT_MS);
+    try {
+      await sql(sessionGuards(OWN_STATEMENT_TIMEOUT_MS, null));
+      return await run(sql);
+    } catch (err) {
+      reusable = !isFatal(err);
+      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
+    } finally {
+      if (reusable) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  return {
+    dialect: "mysql",
+    query,
+
+    probe: () =>
+      ownQuery(async (sql): Promise<ProbeInfo> => {
+        const startedAt = performance.now();
+        const rows = await sql(PROBE_SQL);
+        const latency = performance.now() - startedAt;
+        const row = rows[0]!;
+        const replica = await replicaStatus(sql);
+        return {
+          latency_ms: Math.round(latency * 100) / 100,
+          server_version: String(row.version),
+          read_only: Number(row.server_read_only) === 1 || Number(row.innodb_read_only) === 1 || Number(row.can_write) === 0,
+          replica: replica !== null,
+          replication_lag_seconds: replica?.lag ?? null,
+        };
+      }),
+
+    introspect: () =>
+      ownQuery(async (sql): Promise<SchemaSnapshot> => {
+        const rows = (await sql(INTROSPECTION_SQL)) as (CatalogRow & mysql.RowDataPacket)[];
+        return { dialect: "mysql", tables: tablesOfCatalogRows(rows), introspected_at: new Date().toISOString() };
+      }),
+
+    // mysql2 keeps ended connections in its list after pool.end(), hence `closed`.
+    openConnections: () => (closed ? 0 : internals._allConnections.length),
+
+    async close(): Promise<void> {
+      closed = true;
+      clearInterval(reaper);
+      await pool.end().catch((err: unknown) => {
+        if (!/closed/i.test(String((err as Error)?.message))) throw err;
+      });
+    },
+  };
+}
+
+/** `read_only` is about the server and role, not our own session setting (always on): a
+ * read-only server, or an account without write grants here, is read-only whatever Pulse
+ * does. Grants through roles are not seen (best effort). */
+const PROBE_SQL = `
+SELECT VERSION() AS version, @@global.read_only AS server_read_only, @@innodb_read_only AS innodb_read_only,
+       EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES
+                WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')
+                  AND PRIVILEGE_TYPE IN ('INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'ALTER', 'SUPER')
+               UNION ALL
+               SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES
+                WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')
+                  AND TABLE_SCHEMA = DATABASE() AND PRIVILEGE_TYPE IN ('INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'ALTER')
+               UNION ALL
+               SELECT 1 FROM information_schema.TABLE_PRIVILEGES
+                WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')
+                  AND TABLE_SCHEMA = DATABASE() AND PRIVILEGE_TYPE IN ('INSERT', 'UPDATE', 'DELETE', 'DROP', 'ALTER')) AS can_write`;
+
+/** Replica status, or null when this is no replica. Reading it needs REPLICATION CLIENT /
+ * REPLICA MONITOR; without that privilege the answer is "unknown", reported as not a replica. */
+async function replicaStatus(sql: (text: string) => Promise<mysql.RowDataPacket[]>): Promise<{ lag: number | null } | null> {
+  for (const statement of ["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"]) {
+    try {
+      const rows = await sql(statement);
+      const row = rows[0];
+      if (!row) return null;
+      const lag = row.Seconds_Behind_Source ?? row.Seconds_Behind_Master ?? null;
+      return { lag: lag === null ? null : Number(lag) };
+    } catch (err) {
+      if (isFatal(err)) throw err;
+      if ((err as { errno?: number }).errno === 1064) continue; // older server: try the old name
+      return null;
+    }
+  }
+  return null;
+}
+
+/** A statement of the driver's own, with mysql2's client-side timeout past the server's, for a
+ * server that stopped answering. */
+async function command(conn: PoolConnection, sql: string, timeoutMs: number): Promise<mysql.RowDataPacket[]> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql, timeout: timeoutMs + BACKSTOP_GRACE_MS });
+  return rows;
+}
+
+/** The callback-style connection under a promise one (its typing in mysql2 says otherwise). */
+function coreOf(conn: PoolConnection): CoreConnection {
+  return conn.connection as unknown as CoreConnection;
+}
+
+async function rolledBack(conn: PoolConnection): Promise<boolean> {
+  try {
+    await command(conn, "ROLLBACK", OWN_STATEMENT_TIMEOUT_MS);
+    return true;
+  } catch {
+    return false;
+  }
+}

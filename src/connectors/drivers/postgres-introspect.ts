@@ -1,0 +1,108 @@
+// PostgreSQL schema introspection: one pg_catalog query (information_schema's views re-check
+// privileges row by row and are an order of magnitude slower on large schemas).
+
+import type { ForeignKey, TableSchema } from "../types.js";
+
+/** One row per table or view of every non-system schema. Partitions are left out (their
+ * parent stands for them). Key columns come back as attribute numbers and are named here from
+ * the columns already fetched (a per-constraint name lookup in SQL was a fifth of the time);
+ * only a foreign key to a partition, whose columns are not listed, is named in SQL. Comments
+ * are hash-joined from pg_description once, not looked up per column. */
+export const INTROSPECTION_SQL = `
+WITH rels AS (
+  SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+     AND NOT c.relispartition
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+), descs AS MATERIALIZED (
+  SELECT objoid, objsubid, description FROM pg_description WHERE classoid = 'pg_class'::regclass
+), cols AS (
+  SELECT a.attrelid,
+         json_agg(json_build_array(a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, d.description)
+                  ORDER BY a.attnum) AS columns
+    FROM pg_attribute a
+    JOIN rels r ON r.oid = a.attrelid
+    LEFT JOIN descs d ON d.objoid = a.attrelid AND d.objsubid = a.attnum
+   WHERE a.attnum > 0 AND NOT a.attisdropped
+   GROUP BY a.attrelid
+), keys AS (
+  SELECT con.conrelid,
+         json_agg(json_build_array(
+           con.contype, con.conkey, fn.nspname, fc.relname, con.confrelid::int8, con.confkey,
+           CASE WHEN fc.relispartition THEN
+             (SELECT json_agg(a.attname ORDER BY k.i)
+                FROM unnest(con.confkey) WITH ORDINALITY k(attnum, i)
+                JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum)
+           END)
+           ORDER BY con.contype DESC, con.conname) AS keys
+    FROM pg_constraint con
+    JOIN rels r ON r.oid = con.conrelid
+    LEFT JOIN pg_class fc ON fc.oid = con.confrelid
+    LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+   WHERE con.contype IN ('p', 'f')
+   GROUP BY con.conrelid
+)
+SELECT r.oid::int8 AS oid, r.nspname AS schema, r.relname AS name, r.relkind AS kind, d.description AS comment,
+       CASE WHEN r.relkind = 'v' OR r.reltuples < 0 THEN NULL ELSE r.reltuples::int8 END AS estimated_rows,
+       coalesce(cols.columns, '[]') AS columns, coalesce(keys.keys, '[]') AS keys
+  FROM rels r
+  LEFT JOIN cols ON cols.attrelid = r.oid
+  LEFT JOIN keys ON keys.conrelid = r.oid
+  LEFT JOIN descs d ON d.objoid = r.oid AND d.objsubid = 0
+ ORDER BY r.nspname, r.relname`;
+
+export interface CatalogRow {
+  /** int8 arrives as text. */
+  oid: string;
+  schema: string;
+  name: string;
+  kind: string;
+  comment: string | null;
+  estimated_rows: string | null;
+  /** json arrives as text (the driver's parsers keep it exact). */
+  columns: string;
+  keys: string;
+}
+
+type ColumnTuple = [attnum: number, name: string, type: string, nullable: boolean, comment: string | null];
+type KeyTuple = [
+  kind: "p" | "f",
+  attnums: number[],
+  refSchema: string | null,
+  refTable: string | null,
+  refOid: number | null,
+  refAttnums: number[] | null,
+  refNames: string[] | null,
+];
+
+export function tablesOfCatalogRows(rows: CatalogRow[]): TableSchema[] {
+  const parsed = rows.map((row) => ({ row, columns: JSON.parse(row.columns) as ColumnTuple[], keys: JSON.parse(row.keys) as KeyTuple[] }));
+  const namesByOid = new Map<number, Map<number, string>>();
+  for (const { row, columns } of parsed) namesByOid.set(Number(row.oid), new Map(columns.map(([attnum, name]) => [attnum, name])));
+  const named = (oid: number | null, attnums: number[] | null) =>
+    (attnums ?? []).map((attnum) => namesByOid.get(oid ?? -1)?.get(attnum) ?? `#${attnum}`);
+
+  return parsed.map(({ row, columns, keys }) => {
+    const oid = Number(row.oid);
+    const primary = keys.find((k) => k[0] === "p");
+    const foreignKeys: ForeignKey[] = keys
+      .filter((k) => k[0] === "f")
+      .map(([, attnums, schema, table, refOid, refAttnums, refNames]) => ({
+        columns: named(oid, attnums),
+        references: { schema, table: table ?? "", columns: refNames ?? named(refOid, refAttnums) },
+      }));
+    return {
+      schema: row.schema,
+      name: row.name,
+      kind: row.kind === "v" || row.kind === "m" ? "view" : "table",
+      comment: row.comment,
+      estimated_rows: row.estimated_rows === null ? null : Number(row.estimated_rows),
+      columns: columns.map(([, name, type, nullable, comment]) => ({ name, type, nullable, comment })),
+      primary_key: primary ? named(oid, primary[1]) : [],
+      foreign_keys: foreignKeys,
+    };
+  });
+}

@@ -1,0 +1,278 @@
+// PostgreSQL driver (layer 2): every statement runs in a READ ONLY transaction with a
+// statement timeout and is rolled back, on a pg.Pool whose sessions also default to
+// read-only. It never decides what may run; the guard (layer 1) does.
+
+import pg from "pg";
+import type { PoolClient, QueryConfig, QueryResultRow } from "pg";
+
+import { DomainError } from "../../errors.js";
+import type { ColumnInfo, ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
+import { RowCollector } from "./collect.js";
+import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
+import { ReadOnlyStatement, type ResultField } from "./postgres-statement.js";
+import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
+
+export const APPLICATION_NAME = "pulse";
+
+/** Timeout of the driver's own catalog queries (probe, introspection, type names). */
+const OWN_STATEMENT_TIMEOUT_MS = 30_000;
+/** How long past a query's own timeout we wait for the server before dropping the socket
+ * (a server that stopped answering cannot cancel anything itself). */
+export const BACKSTOP_GRACE_MS = 2_000;
+
+/** Session defaults sent in the startup packet: defence in depth for the read-only rule and
+ * the timeout, and fixed formats so values parse the same on every server. */
+const STARTUP_OPTIONS = [
+  "default_transaction_read_only=on",
+  `statement_timeout=${OWN_STATEMENT_TIMEOUT_MS}`,
+  "idle_in_transaction_session_timeout=60000",
+  "TimeZone=UTC",
+  "DateStyle=ISO,YMD",
+  "bytea_output=hex",
+]
+  .map((option) => `-c ${option}`)
+  .join(" ");
+
+export interface PostgresPoolOptions {
+  maxConnections: number;
+  idleTimeoutMs: number;
+}
+
+export async function createPostgresDriver(target: ConnectionTarget, opts: PostgresPoolOptions): Promise<DialectDriver> {
+  const pool = new pg.Pool({
+    host: target.host,
+    port: target.port,
+    database: target.database,
+    user: target.username,
+    password: target.password,
+    ssl: target.ssl,
+    max: opts.maxConnections,
+    idleTimeoutMillis: opts.idleTimeoutMs,
+    connectionTimeoutMillis: target.connectTimeoutMs,
+    application_name: APPLICATION_NAME,
+    options: STARTUP_OPTIONS,
+    types: clientTypes,
+    keepAlive: true,
+    allowExitOnIdle: true,
+  });
+  // An idle connection that dies (server restart, network) is already purged by the pool;
+  // without a listener the 'error' event would crash the process.
+  pool.on("error", () => {});
+
+  const where = `${target.host}:${target.port}`;
+  const failure = (err: unknown, phase: "connect" | "checkout") => connectionError(err, target, where, phase);
+
+  try {
+    (await pool.connect()).release();
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw failure(err, "connect");
+  }
+
+  const typeNames = new Map(BUILTIN_TYPE_NAMES);
+
+  async function checkout(): Promise<PoolClient> {
+    try {
+      return await pool.connect();
+    } catch (err) {
+      throw failure(err, "checkout");
+    }
+  }
+
+  /** Names of result types outside the built-in map (enums, domains, extension types), looked
+   * up once per pool. */
+  async function columnsOf(client: PoolClient, fields: ResultField[]): Promise<ColumnInfo[]> {
+    const unknown = [...new Set(fields.map((f) => f.dataTypeID).filter((oid) => !typeNames.has(oid)))];
+    if (unknown.length > 0) {
+      const { rows } = await client.query<{ oid: number; name: string }>(
+        "SELECT oid::int4 AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY($1::oid[])",
+        [unknown],
+      );
+      for (const row of rows) typeNames.set(row.oid, row.name);
+    }
+    return fields.map((f) => ({ name: f.name, type: typeNames.get(f.dataTypeID) ?? String(f.dataTypeID) }));
+  }
+
+  /** One of the driver's own catalog statements, in the session's defaults (read-only, 30 s
+   * timeout), with a client-side read timeout for a server that stopped answering. */
+  async function ownQuery<T extends QueryResultRow>(text: string): Promise<{ rows: T[]; ms: number }> {
+    const client = await checkout();
+    let broken = false;
+    try {
+      const config: QueryConfig & { query_timeout: number } = {
+        text,
+        query_timeout: OWN_STATEMENT_TIMEOUT_MS + BACKSTOP_GRACE_MS,
+      };
+      const startedAt = performance.now();
+      const { rows } = await client.query<T>(config);
+      return { rows, ms: performance.now() - startedAt };
+    } catch (err) {
+      broken = typeof (err as PgError).code !== "string"; // no SQLSTATE: the connection failed
+      throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
+    const startedAt = performance.now();
+    const client = await checkout();
+    const collector = new RowCollector(limits);
+    const statement = new ReadOnlyStatement(sql, limits.timeoutMs, limits.maxRows, limits.maxBytes, collector, textParserFor);
+    let destroy = false;
+    let backstopHit = false;
+    const backstop = setTimeout(() => {
+      backstopHit = true;
+      destroy = true;
+      // Ending a client with a query in flight drops the socket; the statement then fails.
+      void client.end().catch(() => {});
+    }, limits.timeoutMs + BACKSTOP_GRACE_MS);
+    try {
+      client.query(statement);
+      let fields: ResultField[];
+      try {
+        fields = await statement.done;
+      } catch (err) {
+        if (backstopHit) {
+          throw new DomainError("query_timeout", `The database did not answer within ${limits.timeoutMs} ms`, {
+            timeout_ms: limits.timeoutMs,
+          });
+        }
+        destroy = !(await rolledBack(client));
+        throw statementError(err, limits.timeoutMs, target);
+      }
+      const result = collector.result([], startedAt);
+      try {
+        result.columns = await columnsOf(client, fields);
+      } catch (err) {
+        throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
+      }
+      return result;
+    } finally {
+      clearTimeout(backstop);
+      // Only a connection back at "idle, no transaction" returns to the pool.
+      client.release(destroy || client.getTransactionStatus() !== "I");
+    }
+  }
+
+  return {
+    dialect: "postgresql",
+    query,
+
+    async probe(): Promise<ProbeInfo> {
+      const { rows, ms } = await ownQuery<ProbeRow>(PROBE_SQL);
+      const row = rows[0]!;
+      return {
+        latency_ms: Math.round(ms * 100) / 100,
+        server_version: row.server_version,
+        read_only: row.replica || !row.can_write,
+        replica: row.replica,
+        replication_lag_seconds: row.lag_seconds === null ? null : Number(row.lag_seconds),
+      };
+    },
+
+    async introspect(): Promise<SchemaSnapshot> {
+      const { rows } = await ownQuery<CatalogRow>(INTROSPECTION_SQL);
+      return { dialect: "postgresql", tables: tablesOfCatalogRows(rows), introspected_at: new Date().toISOString() };
+    },
+
+    openConnections: () => pool.totalCount,
+
+    async close(): Promise<void> {
+      if (!pool.ending) await pool.end();
+    },
+  };
+}
+
+interface ProbeRow {
+  server_version: string;
+  replica: boolean;
+  can_write: boolean;
+  lag_seconds: string | null;
+}
+
+/** One round trip. `read_only` is about the role and server, not our own session default
+ * (always on): a standby, or a role that can neither write a table nor create anything, is
+ * read-only whatever Pulse does. */
+const PROBE_SQL = `
+SELECT current_setting('server_version') AS server_version,
+       pg_is_in_recovery() AS replica,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+         OR has_database_privilege(current_database(), 'CREATE')
+         OR EXISTS (SELECT 1 FROM pg_namespace n
+                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+                       AND has_schema_privilege(n.oid, 'CREATE'))
+         OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind IN ('r', 'p', 'v', 'f')
+                       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+                       AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')) AS can_write,
+       CASE WHEN pg_is_in_recovery()
+            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8::text END AS lag_seconds`;
+
+/** Ends a failed statement's transaction; answers whether the connection is clean again. */
+async function rolledBack(client: PoolClient): Promise<boolean> {
+  try {
+    await client.query("ROLLBACK");
+    return client.getTransactionStatus() === "I";
+  } catch {
+    return false;
+  }
+}
+
+interface PgError {
+  code?: string;
+  message: string;
+  hint?: string;
+  position?: string;
+}
+
+function statementError(err: unknown, timeoutMs: number, target: ConnectionTarget): DomainError {
+  if (err instanceof DomainError) return err;
+  const e = err as PgError;
+  if (e.code === "57014" && /statement timeout/.test(e.message)) {
+    return new DomainError("query_timeout", `The query ran longer than ${timeoutMs} ms and was cancelled by the database`, {
+      timeout_ms: timeoutMs,
+    });
+  }
+  if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) && !endsSession(e.code)) {
+    const extra: Record<string, unknown> = { sqlstate: e.code };
+    if (e.hint) extra.hint = e.hint;
+    if (e.position) extra.position = Number(e.position);
+    return new DomainError("sql_failed", scrub(e.message, target), extra);
+  }
+  return connectionError(err, target, `${target.host}:${target.port}`, "checkout");
+}
+
+/** SQLSTATEs that mean the session, not the statement, failed (08P01 "protocol violation" is
+ * what a statement with $1 placeholders gets, so it stays a statement error). */
+function endsSession(code: string): boolean {
+  return (code.startsWith("08") && code !== "08P01") || code.startsWith("57P") || code.startsWith("28") || code === "3D000";
+}
+
+function connectionError(err: unknown, target: ConnectionTarget, where: string, phase: "connect" | "checkout"): DomainError {
+  if (err instanceof DomainError) return err;
+  const e = err as PgError & { cause?: unknown };
+  const message = String(e?.message ?? err);
+  const cause = (e?.cause as { code?: string } | undefined)?.code;
+  let detail: string;
+  if (/timeout exceeded when trying to connect|connection timeout|timeout expired/i.test(message)) {
+    detail =
+      phase === "connect"
+        ? `could not connect to ${where} within ${target.connectTimeoutMs} ms`
+        : `could not get a connection to ${where} within ${target.connectTimeoutMs} ms`;
+  } else if (e.code === "ECONNREFUSED" || cause === "ECONNREFUSED") {
+    detail = `could not connect to ${where}: connection refused`;
+  } else if (e.code === "ENOTFOUND" || e.code === "EAI_AGAIN") {
+    detail = `could not resolve host "${target.host}"`;
+  } else if (typeof e.code === "string" && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code)) {
+    detail = `the server's TLS certificate is not trusted (${e.code})`;
+  } else {
+    detail = message;
+  }
+  return new DomainError("connection_failed", scrub(detail, target));
+}
+
+/** Belt and braces: no message leaves with the password in it. */
+function scrub(message: string, target: ConnectionTarget): string {
+  return target.password.length >= 3 ? message.split(target.password).join("***") : message;
+}
