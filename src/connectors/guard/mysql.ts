@@ -1,0 +1,53 @@
+// MySQL 8 / MariaDB 10.11 rules: sql-parser-cst's "mysql" grammar (it has LATERAL and `->>`),
+// with comments kept so that text the server would execute cannot hide in one.
+
+import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
+import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
+import { classifyUnparsedMysql } from "./mysql-show.js";
+import type { GuardVerdict, Refusal } from "./verdict.js";
+
+const OPTIONS = { dialect: "mysql", includeComments: true, filename: "statement" } as const;
+
+/** Comments and strings anywhere in the tree, including the program's own leading/trailing. */
+function findLexicalHazard(value: unknown): Refusal | undefined {
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const found = findLexicalHazard(item);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const node = value as { type?: unknown; text?: unknown };
+  if (typeof node.text === "string") {
+    if (node.type === "block_comment") return checkBlockComment(node.text);
+    if (node.type === "line_comment") return checkLineComment(node.text);
+    if (node.type === "string_literal") return checkStringLiteral(node.text);
+  }
+  for (const child of Object.values(value)) {
+    if (typeof child === "object" && child !== null) {
+      const found = findLexicalHazard(child);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+const noDialectStatements: DialectHook = () => undefined;
+
+export function classifyMysql(sql: string): GuardVerdict {
+  let program: Program;
+  try {
+    program = parse(sql, OPTIONS);
+  } catch (error) {
+    if (error instanceof FormattedSyntaxError) return classifyUnparsedMysql(sql, error.message);
+    throw error;
+  }
+  return findLexicalHazard(program) ?? classifyProgram(program, "mysql", noDialectStatements);
+}
+
+/** Warms the parser so the first real request does not pay for JIT compilation. */
+export function warmMysqlParser(): void {
+  parse("SELECT a, COUNT(*) FROM t WHERE b = 'x' GROUP BY a ORDER BY 2 DESC LIMIT 5", OPTIONS);
+}

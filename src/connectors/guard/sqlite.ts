@@ -1,0 +1,52 @@
+// SQLite rules: sql-parser-cst's complete SQLite grammar, plus an explicit allowlist of the
+// PRAGMAs that only describe the schema. SQLite has no executable comments, so none are kept.
+
+import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
+import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { accept, refuse, refuseSession, type GuardVerdict } from "./verdict.js";
+
+const OPTIONS = { dialect: "sqlite", filename: "statement" } as const;
+
+/** Schema-describing PRAGMAs. database_list is left out: it shows server file paths and is
+ * useless when ATTACH is refused; integrity_check and friends can scan the whole file. */
+export const READ_ONLY_PRAGMAS: ReadonlySet<string> = new Set([
+  "table_info",
+  "table_xinfo",
+  "table_list",
+  "index_list",
+  "index_info",
+  "index_xinfo",
+  "foreign_key_list",
+]);
+
+const classifyPragma: DialectHook = (statement) => {
+  if (statement.type !== "pragma_stmt") return undefined;
+  const pragma = statement.pragma;
+  const nameNode = pragma.type === "pragma_assignment" || pragma.type === "pragma_func_call" ? pragma.name : pragma;
+  const name = (nameNode.type === "member_expr" ? nameNode.property : nameNode) as { type: string; name?: string };
+  const pragmaName = name.type === "identifier" && name.name !== undefined ? name.name.toLowerCase() : "";
+  if (pragma.type === "pragma_assignment") return refuseSession(`PRAGMA ${pragmaName} = ...`);
+  if (!READ_ONLY_PRAGMAS.has(pragmaName)) {
+    return refuse(
+      "pragma_not_allowed",
+      `PRAGMA ${pragmaName || "(unnamed)"} is not on the read-only allowlist (${[...READ_ONLY_PRAGMAS].join(", ")}).`,
+    );
+  }
+  return accept("pragma");
+};
+
+export function classifySqlite(sql: string): GuardVerdict {
+  let program: Program;
+  try {
+    program = parse(sql, OPTIONS);
+  } catch (error) {
+    if (error instanceof FormattedSyntaxError) return refuse("parse_error", error.message);
+    throw error;
+  }
+  return classifyProgram(program, "sqlite", classifyPragma);
+}
+
+/** Warms the parser so the first real request does not pay for JIT compilation. */
+export function warmSqliteParser(): void {
+  parse("SELECT a, COUNT(*) FROM t WHERE b = 'x' GROUP BY a ORDER BY 2 DESC LIMIT 5", OPTIONS);
+}

@@ -1,0 +1,108 @@
+// The guard's answer and the sentences it refuses with. Reasons are shown to users and fed
+// back to the agent, so each one says what was refused and why, in words it can act on.
+
+export type ReadKind = "select" | "explain" | "show" | "describe" | "pragma";
+
+export type GuardRule =
+  | "empty"
+  | "too_large"
+  | "parse_error"
+  | "multiple_statements"
+  | "not_read_only"
+  | "data_modifying_cte"
+  | "select_into"
+  | "locking_clause"
+  | "into_outfile"
+  | "transaction_control"
+  | "session_control"
+  | "dangerous_function"
+  | "explain_analyze_write"
+  | "executable_comment"
+  | "ambiguous_lexing"
+  | "pragma_not_allowed"
+  | "unsupported_statement"
+  | "guard_error";
+
+export type GuardVerdict = { ok: true; kind: ReadKind } | { ok: false; rule: GuardRule; reason: string };
+
+export type Refusal = Extract<GuardVerdict, { ok: false }>;
+
+/** Parsing is synchronous and blocks the event loop; past this size a PEG parse can take
+ * hundreds of milliseconds, and no hand- or agent-written question needs more. */
+export const MAX_STATEMENT_LENGTH = 32_000;
+
+const ALLOWED = "only a single read (SELECT, WITH, VALUES, EXPLAIN, SHOW/DESCRIBE) is allowed";
+
+export function accept(kind: ReadKind): GuardVerdict {
+  return { ok: true, kind };
+}
+
+export function refuse(rule: GuardRule, reason: string): Refusal {
+  return { ok: false, rule, reason };
+}
+
+export function refuseEmpty(): Refusal {
+  return refuse("empty", `The statement is empty (only whitespace or comments); ${ALLOWED}.`);
+}
+
+export function refuseTooLarge(length: number): Refusal {
+  return refuse(
+    "too_large",
+    `The statement is ${length} characters long; statements longer than ${MAX_STATEMENT_LENGTH} characters are refused.`,
+  );
+}
+
+export function refuseMultiple(count: number): Refusal {
+  return refuse(
+    "multiple_statements",
+    `Found ${count} statements; exactly one statement per request is allowed (a trailing semicolon is fine).`,
+  );
+}
+
+export function refuseWrite(label: string): Refusal {
+  return refuse("not_read_only", `${label} is not a read; ${ALLOWED}.`);
+}
+
+export function refuseCteWrite(label: string): Refusal {
+  return refuse(
+    "data_modifying_cte",
+    `The statement contains a data-modifying ${label} (in a WITH clause or subquery); ${ALLOWED}.`,
+  );
+}
+
+export function refuseTransaction(label: string): Refusal {
+  return refuse(
+    "transaction_control",
+    `${label} controls the transaction, which the service manages itself; ${ALLOWED}.`,
+  );
+}
+
+export function refuseSession(label: string): Refusal {
+  return refuse(
+    "session_control",
+    `${label} changes session state that would outlive this query; ${ALLOWED}.`,
+  );
+}
+
+export function refuseLocking(label: string): Refusal {
+  return refuse("locking_clause", `SELECT ... ${label} takes row locks that block writers; only plain reads are allowed.`);
+}
+
+export function refuseDangerousFunction(name: string, why: string): Refusal {
+  return refuse("dangerous_function", `${name}() is refused: ${why}.`);
+}
+
+export function refuseDangerousRelation(name: string, why: string): Refusal {
+  return refuse("dangerous_function", `The ${name} virtual table is refused: ${why}.`);
+}
+
+export function refuseExplainAnalyzeWrite(label: string): Refusal {
+  return refuse(
+    "explain_analyze_write",
+    `EXPLAIN ANALYZE executes the ${label} it measures; only reads may be analysed (plain EXPLAIN only plans).`,
+  );
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

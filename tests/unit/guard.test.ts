@@ -1,0 +1,117 @@
+import { parseSync } from "libpg-query";
+import { parse } from "sql-parser-cst";
+import { beforeAll, describe, expect, it } from "vitest";
+import { classifyStatement, loadGuard, MAX_STATEMENT_LENGTH } from "../../src/connectors/guard/index.js";
+import { DIALECTS } from "../../src/connectors/types.js";
+import { HOSTILE_CORPUS, LEGITIMATE_READS } from "../support/hostile-corpus.js";
+
+beforeAll(async () => {
+  await loadGuard();
+});
+
+describe("classifyStatement refuses the hostile corpus", () => {
+  it("holds at least 150 entries, 45 per dialect, each statement once", () => {
+    expect(HOSTILE_CORPUS.length).toBeGreaterThanOrEqual(150);
+    for (const dialect of DIALECTS) {
+      expect(HOSTILE_CORPUS.filter((entry) => entry.dialect === dialect).length).toBeGreaterThanOrEqual(45);
+    }
+    const keys = HOSTILE_CORPUS.map((entry) => `${entry.dialect}\u0000${entry.sql}`);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it.each(HOSTILE_CORPUS)("$dialect: refuses $sql under $rule", (entry) => {
+    const verdict = classifyStatement(entry.dialect, entry.sql);
+    expect(verdict).toMatchObject({ ok: false, rule: entry.rule });
+    if (verdict.ok) return;
+    expect(verdict.reason.trim().length).toBeGreaterThan(15);
+    // Our own sentences end like sentences; parse errors are the parser's words, verbatim.
+    if (verdict.rule !== "parse_error") expect(verdict.reason).toMatch(/^[A-Z(`a-z@].*\.$/s);
+  });
+});
+
+describe("classifyStatement accepts legitimate reads", () => {
+  it("holds at least 60 reads across the three dialects", () => {
+    expect(LEGITIMATE_READS.length).toBeGreaterThanOrEqual(60);
+    for (const dialect of DIALECTS) {
+      expect(LEGITIMATE_READS.some((entry) => entry.dialect === dialect)).toBe(true);
+    }
+  });
+
+  it.each(LEGITIMATE_READS)("$dialect: accepts $sql as $kind", (entry) => {
+    expect(classifyStatement(entry.dialect, entry.sql)).toEqual({ ok: true, kind: entry.kind });
+  });
+});
+
+describe("classifyStatement reports parse errors in the parser's own words", () => {
+  it("surfaces PostgreSQL's message", () => {
+    const sql = "SELECT * FORM guard_target";
+    const verdict = classifyStatement("postgresql", sql);
+    expect(verdict).toEqual({ ok: false, rule: "parse_error", reason: 'syntax error at or near "FORM"' });
+    expect(() => parseSync(sql)).toThrow('syntax error at or near "FORM"');
+  });
+
+  it.each(["mysql", "sqlite"] as const)("surfaces sql-parser-cst's message for %s, position included", (dialect) => {
+    const sql = "SELECT * FORM guard_target";
+    const verdict = classifyStatement(dialect, sql);
+    expect(verdict).toMatchObject({ ok: false, rule: "parse_error" });
+    if (verdict.ok) return;
+    expect(verdict.reason).toMatch(/^Syntax Error: Unexpected "FORM"\n/);
+    expect(verdict.reason).toContain("--> statement:1:10");
+    expect(() => parse(sql, { dialect, filename: "statement" })).toThrow(verdict.reason.split("\n")[0]);
+  });
+});
+
+describe("classifyStatement edge cases", () => {
+  it.each(DIALECTS)("%s: allows one trailing semicolon but not a stray one", (dialect) => {
+    expect(classifyStatement(dialect, "SELECT 1 ;  ")).toEqual({ ok: true, kind: "select" });
+    expect(classifyStatement(dialect, "SELECT 1; SELECT 2;")).toMatchObject({ ok: false, rule: "multiple_statements" });
+  });
+
+  it.each(DIALECTS)("%s: refuses statements longer than the size limit before parsing", (dialect) => {
+    const sql = `SELECT '${"x".repeat(MAX_STATEMENT_LENGTH)}'`;
+    expect(classifyStatement(dialect, sql)).toMatchObject({ ok: false, rule: "too_large" });
+  });
+
+  it.each(DIALECTS)("%s: refuses absurd nesting instead of throwing", (dialect) => {
+    const sql = `SELECT ${"(".repeat(5000)}1${")".repeat(5000)}`;
+    const verdict = classifyStatement(dialect, sql);
+    // PostgreSQL's parser copes; the PEG parser overflows its stack and the guard fails closed.
+    if (dialect === "postgresql") expect(verdict).toEqual({ ok: true, kind: "select" });
+    else expect(verdict).toMatchObject({ ok: false, rule: "guard_error" });
+  });
+
+  it("plans but never analyses a write with EXPLAIN", () => {
+    expect(classifyStatement("postgresql", "EXPLAIN UPDATE guard_target SET v = 'x'")).toEqual({ ok: true, kind: "explain" });
+    expect(classifyStatement("postgresql", "EXPLAIN UPDATE guard_target SET v = pg_sleep(1)::text")).toMatchObject({
+      ok: false,
+      rule: "dangerous_function",
+    });
+    expect(classifyStatement("mysql", "EXPLAIN ANALYZE UPDATE guard_target SET v = 'x'")).toMatchObject({
+      ok: false,
+      rule: "explain_analyze_write",
+    });
+  });
+
+  it("names the refused function and says why", () => {
+    expect(classifyStatement("postgresql", "SELECT pg_catalog.PG_SLEEP(1)")).toEqual({
+      ok: false,
+      rule: "dangerous_function",
+      reason: "pg_sleep() is refused: it holds the connection idle for as long as asked, up to the statement timeout.",
+    });
+  });
+
+  it("tells SELECT INTO a table from SELECT INTO variables", () => {
+    expect(classifyStatement("postgresql", "SELECT 1 INTO t")).toMatchObject({
+      reason: "SELECT ... INTO creates a table; only reads are allowed.",
+    });
+    expect(classifyStatement("mysql", "SELECT 1 INTO @v")).toMatchObject({
+      reason: "SELECT ... INTO @variable sets session variables; only reads are allowed.",
+    });
+  });
+
+  it("does not mistake columns named like dangerous functions for calls", () => {
+    expect(classifyStatement("postgresql", "SELECT pg_sleep, nextval FROM guard_target")).toEqual({ ok: true, kind: "select" });
+    expect(classifyStatement("mysql", "SELECT sleep, benchmark FROM guard_target")).toEqual({ ok: true, kind: "select" });
+    expect(classifyStatement("sqlite", "SELECT readfile, edit FROM guard_target")).toEqual({ ok: true, kind: "select" });
+  });
+});
