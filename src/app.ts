@@ -13,6 +13,10 @@ import { requestLog } from "./http/request-log.js";
 import { mountAccounts } from "./http/routes/accounts.js";
 import { mountConnections } from "./http/routes/connections.js";
 import { mountHealth } from "./http/routes/health.js";
+import { mountInstances } from "./http/routes/instances.js";
+import { mountQuery } from "./http/routes/query.js";
+import { mountSchema } from "./http/routes/schema.js";
+import { mountSessions } from "./http/routes/sessions.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -30,7 +34,12 @@ export function createApp(deps: Deps) {
 
   mountHealth(app, deps);
   mountAccounts(app, deps);
+  // Static /databases/... paths before /databases/{id}.
+  mountSessions(app, deps);
   mountConnections(app, deps);
+  mountSchema(app, deps);
+  mountQuery(app, deps);
+  mountInstances(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", {

@@ -48,6 +48,15 @@ const envSchema = z.object({
   LOGIN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
   TRUST_PROXY: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
   CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
+  QUERY_MAX_ROWS: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(1000)),
+  QUERY_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(1024, 512 * 1024 * 1024).default(16 * 1024 * 1024)),
+  QUERY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(30_000)),
+  CONNECTION_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
+  CONNECTION_MAX_WAITING: z.preprocess(emptyAsUndefined, intIn(0, 10_000).default(32)),
+  CONNECTION_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(600)),
+  CONNECTION_POOL_SIZE: z.preprocess(emptyAsUndefined, intIn(1, 100).default(4)),
+  CONNECTOR_CACHE_MAX: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(200)),
+  CONNECTOR_IDLE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(300)),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -76,6 +85,11 @@ export interface Config {
   login: { maxPerAccount: number; maxPerClient: number; windowSeconds: number };
   trustProxy: boolean;
   connectTimeoutMs: number;
+  /** Defaults and ceilings of every statement sent to a customer database. */
+  query: { maxRows: number; maxBytes: number; timeoutMs: number };
+  /** Per-connection budget shared by all callers in this process. */
+  connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
+  connectors: { poolSize: number; cacheMax: number; idleSeconds: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string };
   version: string;
@@ -128,6 +142,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     trustProxy: e.TRUST_PROXY === "true",
     connectTimeoutMs: e.CONNECT_TIMEOUT_MS,
+    query: { maxRows: e.QUERY_MAX_ROWS, maxBytes: e.QUERY_MAX_BYTES, timeoutMs: e.QUERY_TIMEOUT_MS },
+    connectionBudget: {
+      concurrency: e.CONNECTION_MAX_CONCURRENCY,
+      maxWaiting: e.CONNECTION_MAX_WAITING,
+      perMinute: e.CONNECTION_QUERIES_PER_MINUTE,
+    },
+    connectors: { poolSize: e.CONNECTION_POOL_SIZE, cacheMax: e.CONNECTOR_CACHE_MAX, idleSeconds: e.CONNECTOR_IDLE_SECONDS },
     logLevel: e.LOG_LEVEL,
     openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
     version: packageVersion(),

@@ -2,6 +2,7 @@
 // in; nothing reads the environment or opens a connection at request time.
 
 import type { Config } from "./config.js";
+import type { ConnectorCache } from "./connectors/cache.js";
 import type { Logger } from "./logger.js";
 import type { SessionStore } from "./sessions/types.js";
 import type { Store } from "./store/client.js";
@@ -11,4 +12,5 @@ export interface Deps {
   store: Store;
   sessions: SessionStore;
   logger: Logger;
+  connectors: ConnectorCache;
 }

@@ -7,6 +7,8 @@ import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
 import type { Config } from "./config.js";
+import { ConnectorCache } from "./connectors/cache.js";
+import { loadGuard } from "./connectors/guard/index.js";
 import type { Deps } from "./deps.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
@@ -21,12 +23,26 @@ export async function openSessionStore(redisUrl: string | undefined): Promise<Se
   return createRedisSessionStore(redis);
 }
 
+export function createConnectorCache(config: Config, logger: Logger): ConnectorCache {
+  return new ConnectorCache(
+    {
+      maxEntries: config.connectors.cacheMax,
+      idleMs: config.connectors.idleSeconds * 1000,
+      pool: { maxConnections: config.connectors.poolSize, idleTimeoutMs: 60_000 },
+      limits: config.query,
+      budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },
+    },
+    logger,
+  );
+}
+
 export async function buildDeps(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Deps> {
+  await loadGuard();
   const store = await openStore(storeLocation(config));
   try {
     await store.migrate();
     const sessions = await openSessionStore(config.redisUrl);
-    return { config, store, sessions, logger };
+    return { config, store, sessions, logger, connectors: createConnectorCache(config, logger) };
   } catch (err) {
     await store.close();
     throw err;
@@ -35,6 +51,7 @@ export async function buildDeps(config: Config, logger: Logger = createLogger(co
 
 /** Closes what buildDeps opened, in reverse order. */
 export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.connectors.close();
   await deps.sessions.close().catch((err: unknown) => deps.logger.error({ err }, "closing sessions failed"));
   await deps.store.close().catch((err: unknown) => deps.logger.error({ err }, "closing store failed"));
 }

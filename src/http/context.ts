@@ -12,5 +12,7 @@ export interface AppEnv {
     requestId: string;
     logger: Logger;
     auth: AuthContext;
+    /** Set by the query routes: errors also carry seed 000's `{status, data, error}` fields. */
+    queryEnvelope?: boolean;
   };
 }

@@ -35,11 +35,15 @@ export function errorBody(code: string, detail: string, extra: Record<string, un
   return { detail, code, ...extra };
 }
 
+/** Seed 000's error envelope for the query routes, around the usual `{detail, code}`. */
+const envelope = (c: Context<AppEnv>, body: Record<string, unknown>) =>
+  c.get("queryEnvelope") ? { status: "error", data: null, error: body.detail, ...body } : body;
+
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof DomainError) {
     if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
     if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
-    return c.json(errorBody(err.code, err.message, err.extra), STATUS[err.code]);
+    return c.json(envelope(c, errorBody(err.code, err.message, err.extra)), STATUS[err.code]);
   }
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
@@ -47,7 +51,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
       status === 400 && /json/i.test(err.message)
         ? "Malformed JSON in request body"
         : err.message || "Bad request";
-    return c.json(errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail), status);
+    return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
   }
   const requestId = c.get("requestId");
   c.get("logger").error({ err, request_id: requestId }, "unhandled error");
@@ -69,5 +73,5 @@ export function validationHook(
     message: issue.message,
   }));
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-  return c.json(errorBody("invalid_input", `Invalid input: ${detail}`, { errors }), 422);
+  return c.json(envelope(c, errorBody("invalid_input", `Invalid input: ${detail}`, { errors })), 422);
 }

@@ -150,11 +150,14 @@ export async function updateConnectionOf(
   if (Object.keys(patch).length === 0) return publicConnection(row);
   const updated = await updateConnection(deps.store.db, ownerId, id, patch);
   if (!updated) throw notFound("Database connection");
+  // The cached pool still holds the old settings.
+  await deps.connectors.evict(id);
   return publicConnection(updated);
 }
 
 export async function removeConnection(deps: Deps, ownerId: number, id: number): Promise<void> {
   if (!(await deleteConnection(deps.store.db, ownerId, id))) throw notFound("Database connection");
+  await deps.connectors.evict(id);
 }
 
 export async function testConnection(deps: Deps, ownerId: number, id: number): Promise<{ ok: true } & ProbeInfo> {

@@ -11,7 +11,9 @@ import { Writable } from "node:stream";
 import { createApp } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { Deps } from "../../src/deps.js";
+import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createLogger } from "../../src/logger.js";
+import { createConnectorCache } from "../../src/service.js";
 import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import { openStore, type Store } from "../../src/store/client.js";
@@ -44,9 +46,10 @@ export interface ApiResponse<T = any> {
 
 export async function createHarness(options: HarnessOptions = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), "pulse-test-"));
-  const sqliteRoot = path.join(dataDir, "sqlite");
-  mkdirSync(sqliteRoot, { recursive: true });
   const shared = options.shareWith;
+  // Instances of one deployment share SQLITE_ROOT, like they share the stores.
+  const sqliteRoot = shared?.config.sqliteRoot ?? path.join(dataDir, "sqlite");
+  mkdirSync(sqliteRoot, { recursive: true });
   const config = loadConfig({
     NODE_ENV: "test",
     DATA_DIR: dataDir,
@@ -102,7 +105,10 @@ export async function createHarness(options: HarnessOptions = {}) {
     sessions = createMemorySessionStore();
   }
 
-  const deps: Deps = { config, store, sessions, logger };
+  await loadGuard();
+  const connectors = createConnectorCache(config, logger);
+  cleanups.push(() => connectors.close());
+  const deps: Deps = { config, store, sessions, logger, connectors };
   const app = createApp(deps);
 
   async function call<T = any>(

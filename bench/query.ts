@@ -1,0 +1,102 @@
+// POST /query through HTTP + auth + session + guard + read-only transaction, against the floor
+// (bench/floor-server.ts: bare Hono + plain pg pool), same load generator and concurrency, on
+// Chinook in PostgreSQL. Run: npm run build && npx tsx bench/query.ts
+
+import autocannon from "autocannon";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import pg from "pg";
+
+import { loadChinookPostgres } from "../tests/support/chinook.js";
+import { machine, root, startServer, tempDir } from "./lib.js";
+
+const DURATION = Number(process.env.DURATION ?? 10);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
+const POOL_SIZE = 10;
+const QUERIES = {
+  "1 row": "SELECT track_id, name, milliseconds FROM track WHERE track_id = 42",
+  "1,000 rows": "SELECT track_id, name, composer, milliseconds, unit_price FROM track ORDER BY track_id LIMIT 1000",
+};
+
+async function load(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const result = await autocannon({
+    url,
+    method: "POST",
+    duration: DURATION,
+    connections: CONNECTIONS,
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+}
+
+const chinook = await loadChinookPostgres();
+const metaDb = `pulse_bench_meta_${randomBytes(4).toString("hex")}`;
+const admin = new pg.Client({ host: "127.0.0.1", user: "postgres", database: "test" });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${metaDb}`);
+
+const floorPort = 19_500 + Math.floor(Math.random() * 400);
+const floor = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/floor-server.ts")], {
+  env: { ...process.env, PORT: String(floorPort), DATABASE_URL: chinook.url, POOL_SIZE: String(POOL_SIZE) },
+  stdio: "inherit",
+});
+const dataDir = tempDir("pulse-bench-query-");
+const pulse = await startServer({
+  DATA_DIR: dataDir,
+  NODE_ENV: "production",
+  DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
+  REDIS_URL: "redis://127.0.0.1:6379/15",
+  JWT_SECRET: randomBytes(32).toString("hex"),
+  SECRETS_KEY: randomBytes(32).toString("hex"),
+  CONNECTION_POOL_SIZE: String(POOL_SIZE),
+  CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
+  CONNECTION_QUERIES_PER_MINUTE: "10000000",
+});
+
+try {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${floorPort}/health`)).ok) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
+  await fetch(`${pulse.url}/users/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "B", email, password: "bench password" }) });
+  const login = await fetch(`${pulse.url}/login`, { method: "POST", body: new URLSearchParams({ username: email, password: "bench password" }) });
+  const { access_token: token } = (await login.json()) as { access_token: string };
+  const auth = { authorization: `Bearer ${token}` };
+  const added = await fetch(`${pulse.url}/databases/add_db_connection`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...auth },
+    body: JSON.stringify({ db_type: "postgresql", host: "127.0.0.1", port: 5432, database_name: chinook.name, username: "postgres", db_password: "x" }),
+  });
+  const connectionId = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
+  await fetch(`${pulse.url}/databases/connect_db/${connectionId}`, { method: "POST", headers: auth });
+
+  const rows: string[] = [];
+  for (const [label, sql] of Object.entries(QUERIES)) {
+    // Warm both (JIT, pools), then measure the floor and Pulse back to back.
+    await load(`http://127.0.0.1:${floorPort}/query`, { sql });
+    await load(`${pulse.url}/query`, { sql }, auth);
+    const base = await load(`http://127.0.0.1:${floorPort}/query`, { sql });
+    const session = await load(`${pulse.url}/query`, { sql }, auth);
+    const named = await load(`${pulse.url}/query`, { sql, connection_id: connectionId }, auth);
+    rows.push(`| ${label} | floor (Hono + pg) | ${base.rps.toFixed(0)} | ${base.p50} | ${base.p99} | 1.00x |`);
+    rows.push(`| ${label} | Pulse /query (session) | ${session.rps.toFixed(0)} | ${session.p50} | ${session.p99} | ${(session.rps / base.rps).toFixed(2)}x |`);
+    rows.push(`| ${label} | Pulse /query (connection_id) | ${named.rps.toFixed(0)} | ${named.p50} | ${named.p99} | ${(named.rps / base.rps).toFixed(2)}x |`);
+  }
+  console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections x ${DURATION} s, pools of ${POOL_SIZE} on both sides`);
+  console.log("| result | server | req/s | p50 ms | p99 ms | throughput vs floor |");
+  console.log("|---|---|---:|---:|---:|---:|");
+  for (const row of rows) console.log(row);
+} finally {
+  await pulse.stop();
+  floor.kill("SIGTERM");
+  await admin.query(`DROP DATABASE IF EXISTS ${metaDb} WITH (FORCE)`);
+  await admin.end();
+  await chinook.drop();
+}

@@ -1,0 +1,102 @@
+// Per-process cache of guarded connectors, one per saved connection: an LRU with a maximum
+// size that closes pools idle for too long and evicts on disconnect, update and delete.
+
+import type { Logger } from "../logger.js";
+import { createBudget, type BudgetLimits } from "./budget.js";
+import { GuardedConnector } from "./guarded.js";
+import { openDriver, type PoolOptions } from "./open.js";
+import type { ConnectionTarget, QueryLimits } from "./types.js";
+
+export interface ConnectorCacheOptions {
+  maxEntries: number;
+  /** Close a connector unused for this long. */
+  idleMs: number;
+  pool: PoolOptions;
+  limits: QueryLimits;
+  budget: BudgetLimits;
+}
+
+export class ConnectorCache {
+  /** Insertion order is recency order: a hit moves its entry to the end. */
+  private readonly entries = new Map<number, Promise<GuardedConnector>>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly options: ConnectorCacheOptions,
+    private readonly logger: Logger,
+  ) {
+    this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
+    this.sweeper.unref();
+  }
+
+  get size() {
+    return this.entries.size;
+  }
+
+  /** The cached connector of `connectionId`, opening it with `loadTarget()` on a miss.
+   * Concurrent misses share one opening. Callers check `ownerId` on what they get. */
+  get(connectionId: number, ownerId: number, loadTarget: () => Promise<ConnectionTarget>): Promise<GuardedConnector> {
+    const cached = this.entries.get(connectionId);
+    if (cached) {
+      this.entries.delete(connectionId);
+      this.entries.set(connectionId, cached);
+      return cached;
+    }
+    const opening = (async () => {
+      const driver = await openDriver(await loadTarget(), this.options.pool);
+      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, createBudget(this.options.budget));
+    })();
+    this.entries.set(connectionId, opening);
+    opening.catch(() => {
+      if (this.entries.get(connectionId) === opening) this.entries.delete(connectionId);
+    });
+    void this.trim();
+    return opening;
+  }
+
+  has(connectionId: number): boolean {
+    return this.entries.has(connectionId);
+  }
+
+  /** Closes and forgets a connection's connector (disconnect, update, delete). */
+  async evict(connectionId: number): Promise<void> {
+    const entry = this.entries.get(connectionId);
+    if (!entry) return;
+    this.entries.delete(connectionId);
+    await closeQuietly(entry, this.logger);
+  }
+
+  /** Closes connectors idle for longer than `idleMs`. */
+  async closeIdle(now = Date.now()): Promise<void> {
+    for (const [id, entry] of [...this.entries]) {
+      const connector = await entry.catch(() => undefined);
+      if (connector && now - connector.lastUsedAt > this.options.idleMs && this.entries.get(id) === entry) {
+        this.entries.delete(id);
+        await closeQuietly(entry, this.logger);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(all.map((entry) => closeQuietly(entry, this.logger)));
+  }
+
+  private async trim() {
+    while (this.entries.size > this.options.maxEntries) {
+      const [oldestId, oldest] = this.entries.entries().next().value as [number, Promise<GuardedConnector>];
+      this.entries.delete(oldestId);
+      await closeQuietly(oldest, this.logger);
+    }
+  }
+}
+
+async function closeQuietly(entry: Promise<GuardedConnector>, logger: Logger) {
+  try {
+    await (await entry).close();
+  } catch (err) {
+    logger.debug({ err }, "closing a connector failed");
+  }
+}

@@ -1,0 +1,71 @@
+// The guarded connector: the only object through which SQL reaches a customer database.
+// Layer 1 (the guard) decides from the parse tree; layer 2 (the driver) runs it read-only
+// at the database, within the row, byte, time and budget limits.
+
+import { SqlRefusedError } from "../errors.js";
+import type { Budget } from "./budget.js";
+import { classifyStatement } from "./guard/index.js";
+import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
+
+export interface QueryOptions {
+  maxRows?: number | undefined;
+  timeoutMs?: number | undefined;
+  /** Monitoring passes its own, stricter budget; interactive callers share the default one. */
+  budget?: Budget | undefined;
+}
+
+export class GuardedConnector {
+  private schemaCache: Promise<SchemaSnapshot> | undefined;
+  lastUsedAt = Date.now();
+
+  constructor(
+    readonly connectionId: number,
+    /** The user who owns the connection; checked on every cache hit. */
+    readonly ownerId: number,
+    readonly driver: DialectDriver,
+    private readonly limits: QueryLimits,
+    private readonly budget: Budget,
+  ) {}
+
+  get dialect() {
+    return this.driver.dialect;
+  }
+
+  /** Refuses anything but one read statement, then runs it read-only within the limits. */
+  async query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
+    const verdict = classifyStatement(this.driver.dialect, sql);
+    if (!verdict.ok) throw new SqlRefusedError(verdict.rule, verdict.reason);
+    const limits: QueryLimits = {
+      maxRows: Math.min(options.maxRows ?? this.limits.maxRows, this.limits.maxRows),
+      maxBytes: this.limits.maxBytes,
+      timeoutMs: Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs),
+    };
+    const release = await (options.budget ?? this.budget).acquire();
+    this.lastUsedAt = Date.now();
+    try {
+      return await this.driver.query(sql, limits);
+    } finally {
+      release();
+      this.lastUsedAt = Date.now();
+    }
+  }
+
+  /** The database's schema, introspected once and kept until refreshed. */
+  schema(): Promise<SchemaSnapshot> {
+    this.lastUsedAt = Date.now();
+    this.schemaCache ??= this.driver.introspect().catch((err: unknown) => {
+      this.schemaCache = undefined;
+      throw err;
+    });
+    return this.schemaCache;
+  }
+
+  refreshSchema(): Promise<SchemaSnapshot> {
+    this.schemaCache = undefined;
+    return this.schema();
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+}

@@ -1,0 +1,105 @@
+// Seed 000's names for the connection registry: /api/v1/instances with `database` and
+// `password` fields. A thin translation onto the same verbs as /databases.
+
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+
+import type { Deps } from "../../deps.js";
+import {
+  addConnection,
+  getConnectionOf,
+  listConnectionsOf,
+  removeConnection,
+  testConnection,
+  updateConnectionOf,
+  type PublicConnection,
+} from "../../services/connections.js";
+import { requireAuth } from "../auth.js";
+import type { AppEnv } from "../context.js";
+import { authErrors, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+
+const tags = ["Instances (seed 000)"];
+const security = [{ bearer: [] }];
+
+const fields = {
+  name: z.string().trim().min(1).max(200),
+  db_type: DIALECT,
+  host: z.string().trim().min(1).max(255).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  database: z.string().min(1).max(1024),
+  username: z.string().max(255).optional(),
+  password: z.string().max(1024).optional(),
+  ssl: z.boolean().optional(),
+};
+const CreateBody = z
+  .object(fields)
+  .superRefine((v, ctx) => {
+    if (v.db_type === "sqlite") return;
+    for (const field of ["host", "username"] as const) {
+      if (!v[field]) ctx.addIssue({ code: "custom", path: [field], message: `required for ${v.db_type}` });
+    }
+  })
+  .openapi("NewInstance");
+const UpdateBody = z.object(fields).partial().openapi("InstanceUpdate");
+
+const Instance = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    db_type: DIALECT,
+    host: z.string(),
+    port: z.number().int(),
+    database: z.string(),
+    username: z.string(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Instance");
+
+const instanceOf = (c: PublicConnection) => ({
+  id: c.id,
+  name: c.name,
+  db_type: c.db_type,
+  host: c.host,
+  port: c.port,
+  database: c.database_name,
+  username: c.username,
+  created_at: c.created_at,
+  updated_at: c.updated_at,
+});
+
+const toInput = <T extends { database?: string | undefined; password?: string | undefined }>(body: T) => {
+  const { database, password, ...rest } = body;
+  return { ...rest, database_name: database, db_password: password };
+};
+
+const notFound = errorResponse("No such instance among yours");
+const base = "/api/v1/instances";
+const routes = {
+  create: createRoute({ method: "post", path: base, tags, security, request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
+  list: createRoute({ method: "get", path: base, tags, security, responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
+  get: createRoute({ method: "get", path: `${base}/{id}`, tags, security, request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
+  update: createRoute({ method: "put", path: `${base}/{id}`, tags, security, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, security, request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
+  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, security, request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+};
+
+export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const auth = requireAuth(deps);
+  for (const route of Object.values(routes)) app.use(route.getRoutingPath(), auth);
+  const user = (c: { get(key: "auth"): { userId: number } }) => c.get("auth").userId;
+
+  app.openapi(routes.create, async (c) => {
+    const body = toInput(c.req.valid("json"));
+    return c.json(instanceOf(await addConnection(deps, user(c), { ...body, database_name: body.database_name! })), 201);
+  });
+  app.openapi(routes.list, async (c) => c.json((await listConnectionsOf(deps, user(c))).map(instanceOf), 200));
+  app.openapi(routes.get, async (c) => c.json(instanceOf(await getConnectionOf(deps, user(c), c.req.valid("param").id)), 200));
+  app.openapi(routes.update, async (c) =>
+    c.json(instanceOf(await updateConnectionOf(deps, user(c), c.req.valid("param").id, toInput(c.req.valid("json")))), 200),
+  );
+  app.openapi(routes.remove, async (c) => {
+    await removeConnection(deps, user(c), c.req.valid("param").id);
+    return c.body(null, 204);
+  });
+  app.openapi(routes.test, async (c) => c.json(await testConnection(deps, user(c), c.req.valid("param").id), 200));
+}

@@ -1,0 +1,122 @@
+// Direct read-only SQL (seed 000 shapes): POST /query on a named connection or the session's,
+// POST /databases/{id}/query, and the /api/v1 aliases. Refused SQL, timeouts and spent budgets
+// answer 400, 408 and 429 with the reason.
+
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+
+import type { QueryResult } from "../../connectors/types.js";
+import type { Deps } from "../../deps.js";
+import { runQuery } from "../../services/queries.js";
+import { requireAuth } from "../auth.js";
+import type { AppEnv } from "../context.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+
+const tags = ["Query"];
+const security = [{ bearer: [] }];
+
+const sql = z.string().min(1).max(100_000).openapi({ example: "SELECT * FROM users LIMIT 10" });
+const maxRows = z.number().int().min(1).max(100_000).optional().openapi({ description: "At most this many rows (capped by QUERY_MAX_ROWS)" });
+const timeoutMs = z.number().int().min(100).max(3_600_000).optional().openapi({ description: "Statement timeout (capped by QUERY_TIMEOUT_MS)" });
+
+const QueryBody = z
+  .object({
+    sql,
+    connection_id: z.number().int().positive().optional().openapi({ description: "Default: the session's connected database" }),
+    session_id: z.string().max(100).optional().openapi({ description: "Default: the token's session" }),
+    max_rows: maxRows,
+    timeout_ms: timeoutMs,
+  })
+  .openapi("QueryRequest");
+
+const ConnectionQueryBody = z.object({ sql, max_rows: maxRows, timeout_ms: timeoutMs }).openapi("ConnectionQueryRequest");
+
+const Cell = z.union([z.string(), z.number(), z.boolean(), z.null(), z.object({ $binary: z.string() })]);
+const QueryResponse = z
+  .object({
+    status: z.literal("ok"),
+    data: z.object({
+      columns: z.array(z.string()),
+      column_types: z.array(z.string()),
+      rows: z.array(z.array(Cell)),
+      row_count: z.number().int(),
+      truncated: z.boolean(),
+      execution_time_ms: z.number(),
+    }),
+    error: z.null(),
+  })
+  .openapi("QueryResult");
+
+const responses = {
+  200: jsonResponse(QueryResponse, "Rows of the read"),
+  400: errorResponse("Refused by the read-only guard (code sql_refused, with the rule) or failed in the database"),
+  404: errorResponse("No such connection or session among yours"),
+  408: errorResponse("Statement timeout"),
+  409: errorResponse("No database connected for this session"),
+  413: errorResponse("A single row exceeds the result size cap"),
+  429: errorResponse("The connection's query budget is spent; see Retry-After"),
+  ...authErrors,
+};
+
+const query = createRoute({ method: "post", path: "/query", tags, security, request: { body: jsonBody(QueryBody) }, responses });
+const connectionQuery = createRoute({
+  method: "post",
+  path: "/databases/{id}/query",
+  tags,
+  security,
+  request: { params: IdParams, body: jsonBody(ConnectionQueryBody) },
+  responses,
+});
+
+export const queryEnvelope = (result: QueryResult) => ({
+  status: "ok" as const,
+  data: {
+    columns: result.columns.map((c) => c.name),
+    column_types: result.columns.map((c) => c.type),
+    rows: result.rows,
+    row_count: result.row_count,
+    truncated: result.truncated,
+    execution_time_ms: result.execution_time_ms,
+  },
+  error: null,
+});
+
+export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const auth = requireAuth(deps);
+  const routes = [query, createRoute({ ...query, path: "/api/v1/query", hide: true })] as const;
+  const connectionRoutes = [connectionQuery, createRoute({ ...connectionQuery, path: "/api/v1/instances/{id}/query", hide: true })] as const;
+  for (const route of [...routes, ...connectionRoutes]) {
+    app.use(route.getRoutingPath(), async (c, next) => {
+      c.set("queryEnvelope", true);
+      await next();
+    });
+    app.use(route.getRoutingPath(), auth);
+  }
+
+  for (const route of routes) {
+    app.openapi(route, async (c) => {
+      const { userId, sessionId } = c.get("auth");
+      const body = c.req.valid("json");
+      const result = await runQuery(deps, userId, sessionId, {
+        sql: body.sql,
+        connectionId: body.connection_id,
+        sessionId: body.session_id,
+        maxRows: body.max_rows,
+        timeoutMs: body.timeout_ms,
+      });
+      return c.json(queryEnvelope(result), 200);
+    });
+  }
+  for (const route of connectionRoutes) {
+    app.openapi(route, async (c) => {
+      const { userId, sessionId } = c.get("auth");
+      const body = c.req.valid("json");
+      const result = await runQuery(deps, userId, sessionId, {
+        sql: body.sql,
+        connectionId: c.req.valid("param").id,
+        maxRows: body.max_rows,
+        timeoutMs: body.timeout_ms,
+      });
+      return c.json(queryEnvelope(result), 200);
+    });
+  }
+}

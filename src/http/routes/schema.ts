@@ -1,0 +1,63 @@
+// Schema knowledge of a connection: the cached introspection, and a refresh that re-reads
+// the catalog (one query per dialect).
+
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+
+import type { Deps } from "../../deps.js";
+import { schemaOf } from "../../services/database-sessions.js";
+import { requireAuth } from "../auth.js";
+import type { AppEnv } from "../context.js";
+import { authErrors, errorResponse, IdParams, jsonResponse } from "../schemas.js";
+
+const tags = ["Databases"];
+const security = [{ bearer: [] }];
+
+const SchemaSnapshot = z
+  .object({
+    dialect: z.enum(["postgresql", "mysql", "sqlite"]),
+    introspected_at: z.string(),
+    tables: z.array(
+      z.object({
+        schema: z.string().nullable(),
+        name: z.string(),
+        kind: z.enum(["table", "view"]),
+        comment: z.string().nullable(),
+        estimated_rows: z.number().nullable(),
+        columns: z.array(z.object({ name: z.string(), type: z.string(), nullable: z.boolean(), comment: z.string().nullable() })),
+        primary_key: z.array(z.string()),
+        foreign_keys: z.array(
+          z.object({
+            columns: z.array(z.string()),
+            references: z.object({ schema: z.string().nullable(), table: z.string(), columns: z.array(z.string()) }),
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi("Schema");
+
+const responses = {
+  200: jsonResponse(SchemaSnapshot, "Tables and views with columns, keys, comments and estimated rows"),
+  400: errorResponse("Could not connect"),
+  404: errorResponse("No such connection among yours"),
+  ...authErrors,
+};
+
+const get = createRoute({ method: "get", path: "/databases/{id}/schema", tags, security, request: { params: IdParams }, responses });
+const refresh = createRoute({
+  method: "post",
+  path: "/databases/{id}/schema/refresh",
+  tags,
+  security,
+  summary: "Introspect again, replacing the cached schema",
+  request: { params: IdParams },
+  responses,
+});
+
+export function mountSchema(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const auth = requireAuth(deps);
+  app.use(get.getRoutingPath(), auth);
+  app.use(refresh.getRoutingPath(), auth);
+  app.openapi(get, async (c) => c.json(await schemaOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(refresh, async (c) => c.json(await schemaOf(deps, c.get("auth").userId, c.req.valid("param").id, true), 200));
+}

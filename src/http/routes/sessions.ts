@@ -1,0 +1,127 @@
+// Database sessions (seed 004, exact paths): connect, status, info, disconnect, and the
+// session-aware health check. Registered before /databases/{id} so the static paths win.
+
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+
+import type { Deps } from "../../deps.js";
+import { connectSession, disconnectSession, sessionInfo, sessionStatus } from "../../services/database-sessions.js";
+import { requireAuth } from "../auth.js";
+import type { AppEnv } from "../context.js";
+import { authErrors, errorResponse, IdParams, jsonResponse } from "../schemas.js";
+
+const tags = ["Sessions"];
+const security = [{ bearer: [] }];
+
+const SessionIds = { session_id: z.string(), thread_id: z.string(), user_id: z.number().int() };
+
+const connect = createRoute({
+  method: "post",
+  path: "/databases/connect_db/{id}",
+  tags,
+  security,
+  summary: "Connect your session to one of your databases (opens the pool, caches the schema)",
+  request: { params: IdParams },
+  responses: {
+    200: jsonResponse(
+      z.object({ message: z.string(), ...SessionIds, db_id: z.number().int(), database_name: z.string(), tables: z.number().int() }),
+      "Connected",
+    ),
+    400: errorResponse("Could not connect"),
+    404: errorResponse("No such connection among yours"),
+    ...authErrors,
+  },
+});
+
+const status = createRoute({
+  method: "get",
+  path: "/databases/session-status",
+  tags,
+  security,
+  responses: {
+    200: jsonResponse(z.object({ ...SessionIds, database_connected: z.boolean(), db_id: z.number().int().nullable() }), "Session state"),
+    ...authErrors,
+  },
+});
+
+const info = createRoute({
+  method: "get",
+  path: "/databases/session-info/{session_id}",
+  tags,
+  security,
+  request: { params: z.object({ session_id: z.string().min(1).max(100).openapi({ param: { name: "session_id", in: "path" } }) }) },
+  responses: {
+    200: jsonResponse(
+      z.object({
+        ...SessionIds,
+        database_connected: z.boolean(),
+        redis_data: z.object({
+          connection_string: z.string().nullable(),
+          created_at: z.string(),
+          status: z.string(),
+          db_id: z.number().int().nullable(),
+          db_schema: z.string().nullable(),
+        }),
+        db_session_created_at: z.string().nullable(),
+      }),
+      "Session details (password masked)",
+    ),
+    404: errorResponse("Session ID does not belong to the authenticated user or session not found"),
+    ...authErrors,
+  },
+});
+
+const disconnect = createRoute({
+  method: "post",
+  path: "/databases/disconnect-session",
+  tags,
+  security,
+  summary: "Remove the session record and close its cached connector",
+  responses: {
+    200: jsonResponse(z.object({ message: z.string(), ...SessionIds, redis_cleanup: z.boolean() }), "Disconnected"),
+    ...authErrors,
+  },
+});
+
+const sessionHealth = createRoute({
+  method: "get",
+  path: "/health/session",
+  tags: ["Health"],
+  security,
+  responses: {
+    200: jsonResponse(
+      z.object({ status: z.string(), message: z.string(), ...SessionIds, database_connected: z.boolean(), timestamp: z.string() }),
+      "Service and session state",
+    ),
+    ...authErrors,
+  },
+});
+
+export function mountSessions(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const auth = requireAuth(deps);
+  for (const route of [connect, status, info, disconnect, sessionHealth]) app.use(route.getRoutingPath(), auth);
+
+  app.openapi(connect, async (c) => {
+    const { userId, sessionId } = c.get("auth");
+    return c.json(await connectSession(deps, userId, sessionId, c.req.valid("param").id), 200);
+  });
+  app.openapi(status, async (c) => {
+    const { userId, sessionId } = c.get("auth");
+    return c.json(await sessionStatus(deps, userId, sessionId), 200);
+  });
+  app.openapi(info, async (c) => {
+    const { userId, sessionId } = c.get("auth");
+    return c.json(await sessionInfo(deps, userId, sessionId, c.req.valid("param").session_id), 200);
+  });
+  app.openapi(disconnect, async (c) => {
+    const { userId, sessionId } = c.get("auth");
+    return c.json(await disconnectSession(deps, userId, sessionId), 200);
+  });
+  app.openapi(sessionHealth, async (c) => {
+    const { userId, sessionId } = c.get("auth");
+    const state = await sessionStatus(deps, userId, sessionId);
+    return c.json(
+      { status: "healthy", message: "Service is up and running", ...state, timestamp: new Date().toISOString() },
+      200,
+    );
+  });
+}

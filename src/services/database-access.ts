@@ -1,0 +1,42 @@
+// Reaching a user's database: the cached guarded connector of one of their connections, and
+// the session that says which connection they are working with.
+
+import type { GuardedConnector } from "../connectors/guarded.js";
+import { specOfRow, targetFor } from "../connectors/targets.js";
+import type { Deps } from "../deps.js";
+import { DomainError, notFound } from "../errors.js";
+import type { SessionRecord } from "../sessions/types.js";
+import { getConnection } from "../store/connections.js";
+
+/** The guarded connector of `connectionId`, which must belong to `userId` (404 otherwise). */
+export async function connectorFor(deps: Deps, userId: number, connectionId: number): Promise<GuardedConnector> {
+  const connector = await deps.connectors.get(connectionId, userId, async () => {
+    const row = await getConnection(deps.store.db, userId, connectionId);
+    if (!row) throw notFound("Database connection");
+    return targetFor(deps.config, specOfRow(deps.config, row));
+  });
+  if (connector.ownerId !== userId) throw notFound("Database connection");
+  return connector;
+}
+
+const SESSION_NOT_FOUND = "Session ID does not belong to the authenticated user or session not found";
+
+/** A session of `userId` (seed 004's error otherwise). A missing record of the caller's own
+ * token session is an idle session: it was disconnected or expired, and the token is valid. */
+export async function sessionOf(deps: Deps, userId: number, sessionId: string, tokenSessionId: string): Promise<SessionRecord> {
+  const record = await deps.sessions.get(sessionId);
+  if (record) {
+    if (record.user_id !== userId) throw new DomainError("not_found", SESSION_NOT_FOUND);
+    return record;
+  }
+  if (sessionId !== tokenSessionId) throw new DomainError("not_found", SESSION_NOT_FOUND);
+  return { session_id: sessionId, user_id: userId, created_at: Math.floor(Date.now() / 1000), status: "idle", db_id: null, connected_at: null, db_schema: null };
+}
+
+/** The connection a session is connected to (seed 004's error when none). */
+export function connectedDb(session: SessionRecord): number {
+  if (session.status !== "connected" || session.db_id === null) {
+    throw new DomainError("no_database_connected", "No database connected for this session. Please connect a database first.");
+  }
+  return session.db_id;
+}

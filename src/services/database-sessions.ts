@@ -1,0 +1,91 @@
+// Database sessions (seed 004): connect a session to one of the user's databases, report its
+// state, and disconnect it. The session hash caches the schema but never a credential.
+
+import { renderSchema } from "../connectors/schema-text.js";
+import type { Deps } from "../deps.js";
+import { notFound } from "../errors.js";
+import type { SessionRecord } from "../sessions/types.js";
+import { getConnection } from "../store/connections.js";
+import type { DbConnectionRow } from "../store/schema.js";
+import { connectorFor, sessionOf } from "./database-access.js";
+
+export async function connectSession(deps: Deps, userId: number, sessionId: string, connectionId: number) {
+  const connector = await connectorFor(deps, userId, connectionId);
+  const row = (await getConnection(deps.store.db, userId, connectionId))!;
+  const schema = await connector.schema();
+  await deps.sessions.update(
+    sessionId,
+    userId,
+    { status: "connected", db_id: connectionId, connected_at: Math.floor(Date.now() / 1000), db_schema: renderSchema(schema) },
+    deps.config.sessionTtlSeconds,
+  );
+  return {
+    message: "Database connection successful and tools updated",
+    session_id: sessionId,
+    thread_id: sessionId,
+    db_id: connectionId,
+    database_name: row.databaseName,
+    user_id: userId,
+    tables: schema.tables.length,
+  };
+}
+
+export async function sessionStatus(deps: Deps, userId: number, sessionId: string) {
+  const session = await sessionOf(deps, userId, sessionId, sessionId);
+  return {
+    user_id: userId,
+    session_id: sessionId,
+    thread_id: sessionId,
+    database_connected: session.status === "connected",
+    db_id: session.db_id,
+  };
+}
+
+/** postgresql://user:***@host:port/db: what the session is connected to, password masked. */
+export function maskedConnectionString(row: DbConnectionRow): string {
+  if (row.dbType === "sqlite") return `sqlite:///${row.databaseName}`;
+  const user = encodeURIComponent(row.username);
+  return `${row.dbType}://${user}:***@${row.host}:${row.port}/${encodeURIComponent(row.databaseName)}`;
+}
+
+export async function sessionInfo(deps: Deps, userId: number, tokenSessionId: string, sessionId: string) {
+  const session: SessionRecord = await sessionOf(deps, userId, sessionId, tokenSessionId);
+  const row = session.db_id !== null ? await getConnection(deps.store.db, userId, session.db_id) : null;
+  return {
+    session_id: sessionId,
+    thread_id: sessionId,
+    user_id: userId,
+    database_connected: session.status === "connected",
+    redis_data: {
+      connection_string: row ? maskedConnectionString(row) : null,
+      created_at: String(session.created_at),
+      status: session.status,
+      db_id: session.db_id,
+      db_schema: session.db_schema,
+    },
+    db_session_created_at: session.connected_at !== null ? new Date(session.connected_at * 1000).toISOString() : null,
+  };
+}
+
+export async function disconnectSession(deps: Deps, userId: number, sessionId: string) {
+  const session = await sessionOf(deps, userId, sessionId, sessionId);
+  const removed = await deps.sessions.delete(sessionId);
+  if (session.db_id !== null) await deps.connectors.evict(session.db_id);
+  return {
+    message: "Session disconnected successfully",
+    session_id: sessionId,
+    thread_id: sessionId,
+    user_id: userId,
+    redis_cleanup: removed,
+  };
+}
+
+export async function schemaOf(deps: Deps, userId: number, connectionId: number, refresh = false) {
+  const connector = await connectorFor(deps, userId, connectionId);
+  const snapshot = refresh ? await connector.refreshSchema() : await connector.schema();
+  return snapshot;
+}
+
+export async function requireOwnConnection(deps: Deps, userId: number, connectionId: number) {
+  if (!(await getConnection(deps.store.db, userId, connectionId))) throw notFound("Database connection");
+}

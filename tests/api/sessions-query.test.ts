@@ -1,0 +1,242 @@
+// Database sessions (seed 004) and direct SQL (seed 000) over HTTP, with Redis sessions and a
+// PostgreSQL store, against Chinook on SQLite and a real PostgreSQL target.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
+
+let h: Harness;
+let chinook: TargetDb;
+let pgTarget: TargetDb;
+
+beforeAll(async () => {
+  h = await createHarness({ store: "postgresql", sessions: "redis", env: { QUERY_TIMEOUT_MS: "5000" } });
+  chinook = await sqliteTarget(h.sqliteRoot);
+  pgTarget = await postgresTarget();
+});
+afterAll(async () => {
+  await pgTarget?.drop();
+  await h?.close();
+});
+
+async function userWith(target: TargetDb) {
+  const user = await h.newUser();
+  const added = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
+  expect(added.status).toBe(201);
+  return { ...user, dbId: added.body.db_connection.id as number };
+}
+
+describe("POST /databases/connect_db/{id}", () => {
+  it("connects the session, caches the schema in the session hash and reports it", async () => {
+    const user = await userWith(chinook);
+    const res = await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      message: "Database connection successful and tools updated",
+      session_id: user.sessionId,
+      thread_id: user.sessionId,
+      db_id: user.dbId,
+      database_name: chinook.body.database_name,
+      user_id: user.id,
+      tables: 11,
+    });
+    const hash = await h.redis!.raw.hgetall(`${h.redis!.prefix}session:${user.sessionId}`);
+    expect(hash).toMatchObject({ status: "connected", db_id: String(user.dbId), user_id: String(user.id) });
+    expect(hash.db_schema).toContain("Album(AlbumId integer PK");
+    expect(h.deps.connectors.has(user.dbId)).toBe(true);
+  });
+
+  it("answers 404 for another user's connection", async () => {
+    const alice = await userWith(chinook);
+    const bob = await h.newUser();
+    const res = await h.call("POST", `/databases/connect_db/${alice.dbId}`, { token: bob.token });
+    expect(res.status).toBe(404);
+  });
+});
+
+describe("session status, info and disconnect", () => {
+  it("reports status, masks the password in the connection string, and disconnects", async () => {
+    const user = await userWith(pgTarget);
+    expect((await h.call("GET", "/databases/session-status", { token: user.token })).body).toMatchObject({ database_connected: false, user_id: user.id });
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    expect((await h.call("GET", "/databases/session-status", { token: user.token })).body).toMatchObject({
+      user_id: user.id,
+      session_id: user.sessionId,
+      thread_id: user.sessionId,
+      database_connected: true,
+    });
+    const health = await h.call("GET", "/health/session", { token: user.token });
+    expect(health.body).toMatchObject({ status: "healthy", user_id: user.id, database_connected: true });
+
+    const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
+    expect(info.status).toBe(200);
+    expect(info.body.redis_data.connection_string).toBe(`postgresql://postgres:***@127.0.0.1:5432/${pgTarget.body.database_name}`);
+    expect(info.body.redis_data.db_schema).toContain("items(id integer PK, name text)");
+    expect(info.text).not.toContain(pgTarget.password);
+
+    const out = await h.call("POST", "/databases/disconnect-session", { token: user.token });
+    expect(out.body).toEqual({ message: "Session disconnected successfully", session_id: user.sessionId, thread_id: user.sessionId, user_id: user.id, redis_cleanup: true });
+    expect(await h.redis!.raw.exists(`${h.redis!.prefix}session:${user.sessionId}`)).toBe(0);
+    expect(h.deps.connectors.has(user.dbId)).toBe(false);
+    expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
+  });
+
+  it("answers 404 with seed 004's message for another user's session or an unknown one", async () => {
+    const alice = await h.newUser();
+    const bob = await h.newUser();
+    for (const id of [alice.sessionId, "00000000-0000-0000-0000-000000000000"]) {
+      const res = await h.call("GET", `/databases/session-info/${id}`, { token: bob.token });
+      expect(res.status).toBe(404);
+      expect(res.body.detail).toBe("Session ID does not belong to the authenticated user or session not found");
+    }
+  });
+});
+
+describe("POST /query", () => {
+  it("runs a read on the session's database, in seed 000's shape", async () => {
+    const user = await userWith(chinook);
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const res = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId LIMIT 2" } });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      status: "ok",
+      data: {
+        columns: ["ArtistId", "Name"],
+        column_types: ["integer", "nvarchar(120)"],
+        rows: [[1, "AC/DC"], [2, "Accept"]],
+        row_count: 2,
+        truncated: false,
+        execution_time_ms: expect.any(Number),
+      },
+      error: null,
+    });
+  });
+
+  it("runs on a named connection, at /databases/{id}/query and the /api/v1 aliases too", async () => {
+    const user = await userWith(pgTarget);
+    const sql = "SELECT id, name FROM items ORDER BY id";
+    const expected = [[1, "one"], [2, "two"]];
+    for (const [path, body] of [
+      ["/query", { sql, connection_id: user.dbId }],
+      ["/api/v1/query", { sql, connection_id: user.dbId }],
+      [`/databases/${user.dbId}/query`, { sql }],
+      [`/api/v1/instances/${user.dbId}/query`, { sql }],
+    ] as const) {
+      const res = await h.call("POST", path, { token: user.token, json: body });
+      expect(res.status, path).toBe(200);
+      expect(res.body.data.rows).toEqual(expected);
+    }
+  });
+
+  it("caps rows and says the result was truncated", async () => {
+    const user = await userWith(chinook);
+    const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT * FROM Track", max_rows: 10 } });
+    expect(res.body.data).toMatchObject({ row_count: 10, truncated: true });
+    expect(res.body.data.rows).toHaveLength(10);
+  });
+
+  it("refuses a write with 400, the rule and seed 000's error envelope, touching nothing", async () => {
+    const user = await userWith(pgTarget);
+    const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d" } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ status: "error", data: null, code: "sql_refused", rule: "data_modifying_cte" });
+    expect(res.body.error).toBe(res.body.detail);
+    const count = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT count(*) AS n FROM items" } });
+    expect(count.body.data.rows).toEqual([[2]]);
+  });
+
+  it("answers 400 with the database's message for a failing read", async () => {
+    const user = await userWith(pgTarget);
+    const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT * FROM no_such_table" } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ status: "error", code: "sql_failed" });
+    expect(res.body.detail).toMatch(/no_such_table/);
+  });
+
+  it("answers 408 when the statement times out", async () => {
+    const user = await userWith(pgTarget);
+    const res = await h.call("POST", `/databases/${user.dbId}/query`, {
+      token: user.token,
+      json: { sql: "SELECT count(*) FROM generate_series(1, 1000000000)", timeout_ms: 200 },
+    });
+    expect(res.status).toBe(408);
+    expect(res.body.code).toBe("query_timeout");
+  });
+
+  it("answers 409 with seed 004's message when the session has no database", async () => {
+    const user = await h.newUser();
+    const res = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1" } });
+    expect(res.status).toBe(409);
+    expect(res.body.detail).toBe("No database connected for this session. Please connect a database first.");
+  });
+
+  it("answers 404 for another user's connection or session", async () => {
+    const alice = await userWith(chinook);
+    const bob = await h.newUser();
+    for (const [path, body] of [
+      ["/query", { sql: "SELECT 1", connection_id: alice.dbId }],
+      ["/query", { sql: "SELECT 1", session_id: alice.sessionId }],
+      [`/databases/${alice.dbId}/query`, { sql: "SELECT 1" }],
+      [`/databases/${alice.dbId}/schema`, undefined],
+    ] as const) {
+      const res = body ? await h.call("POST", path, { token: bob.token, json: body }) : await h.call("GET", path, { token: bob.token });
+      expect(res.status, path).toBe(404);
+    }
+  });
+});
+
+describe("GET /databases/{id}/schema", () => {
+  it("returns tables, columns, keys and estimated rows, and refreshes after a change", async () => {
+    const user = await userWith(pgTarget);
+    const res = await h.call("GET", `/databases/${user.dbId}/schema`, { token: user.token });
+    expect(res.status).toBe(200);
+    const items = res.body.tables.find((t: { name: string }) => t.name === "items");
+    expect(items).toMatchObject({ schema: "public", kind: "table", primary_key: ["id"], columns: [{ name: "id", type: "integer", nullable: false }, { name: "name", type: "text", nullable: true }] });
+
+    const db = pgTarget.body.database_name as string;
+    const { pgAdmin } = await import("../support/services.js");
+    await pgAdmin("CREATE TABLE added_later (x int)", db);
+    const cached = await h.call("GET", `/databases/${user.dbId}/schema`, { token: user.token });
+    expect(cached.body.tables.map((t: { name: string }) => t.name)).not.toContain("added_later");
+    const refreshed = await h.call("POST", `/databases/${user.dbId}/schema/refresh`, { token: user.token });
+    expect(refreshed.body.tables.map((t: { name: string }) => t.name)).toContain("added_later");
+    await pgAdmin("DROP TABLE added_later", db);
+  });
+});
+
+describe("budgets", () => {
+  it("refuses with 429 and Retry-After once a connection's queries-per-minute budget is spent", async () => {
+    const tight = await createHarness({ env: { CONNECTION_QUERIES_PER_MINUTE: "3" } });
+    try {
+      const target = await sqliteTarget(tight.sqliteRoot);
+      const user = await tight.newUser();
+      const id = (await tight.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id;
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await tight.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1" } })));
+      expect(statuses.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+      expect(statuses[3]!.body.code).toBe("budget_exceeded");
+      expect(Number(statuses[3]!.headers.get("retry-after"))).toBeGreaterThan(0);
+    } finally {
+      await tight.close();
+    }
+  });
+});
+
+describe("two instances sharing Redis and PostgreSQL", () => {
+  it("serves a session connected on one instance from the other", async () => {
+    const second = await createHarness({ shareWith: h });
+    try {
+      const user = await userWith(chinook);
+      await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+      const res = await second.call("POST", "/query", { token: user.token, json: { sql: "SELECT count(*) FROM Album" } });
+      expect(res.status).toBe(200);
+      expect(res.body.data.rows).toEqual([[347]]);
+      expect(second.deps.connectors.has(user.dbId)).toBe(true);
+      await second.call("POST", "/databases/disconnect-session", { token: user.token });
+      expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
+    } finally {
+      await second.close();
+    }
+  });
+});

@@ -1,0 +1,119 @@
+// The connector cache: LRU bound, idle close, eviction, and no leaked server connections after
+// many sessions are opened and closed on real PostgreSQL and MariaDB.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { ConnectorCache } from "../../src/connectors/cache.js";
+import type { ConnectionTarget } from "../../src/connectors/types.js";
+import { createLogger } from "../../src/logger.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { mariaAdmin, pgAdmin } from "../support/services.js";
+import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
+
+const options = {
+  maxEntries: 3,
+  idleMs: 60_000,
+  pool: { maxConnections: 2, idleTimeoutMs: 60_000 },
+  limits: { maxRows: 100, maxBytes: 1_000_000, timeoutMs: 5000 },
+  budget: { concurrency: 2, maxWaiting: 2, perMinute: 1000, maxWaitMs: 1000 },
+};
+
+let h: Harness;
+beforeAll(async () => {
+  h = await createHarness({ env: { LOGIN_MAX_ATTEMPTS_PER_CLIENT: "100000" } });
+});
+afterAll(async () => h?.close());
+
+async function sqliteTargets(n: number): Promise<ConnectionTarget[]> {
+  const targets: ConnectionTarget[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = await sqliteTarget(h.sqliteRoot);
+    targets.push({ dialect: "sqlite", host: "", port: 0, database: t.body.database_name as string, username: "", password: "", ssl: false, filePath: `${h.sqliteRoot}/${t.body.database_name}`, connectTimeoutMs: 10_000 });
+  }
+  return targets;
+}
+
+describe("ConnectorCache", () => {
+  it("keeps at most maxEntries connectors, closing the least recently used", async () => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const targets = await sqliteTargets(5);
+    const connectors = [];
+    for (const [i, target] of targets.entries()) {
+      connectors.push(await cache.get(i + 1, 1, async () => target));
+      if (i === 1) await cache.get(1, 1, async () => targets[0]!); // touch #1: #2 is now the oldest
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(cache.size).toBe(3);
+    expect([1, 2, 3, 4, 5].map((id) => cache.has(id))).toEqual([false, false, true, true, true]);
+    expect(connectors[1]!.driver.openConnections()).toBe(0);
+    await cache.close();
+    expect(connectors.every((c) => c.driver.openConnections() === 0)).toBe(true);
+  });
+
+  it("shares one opening between concurrent misses and forgets a failed opening", async () => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const [target] = await sqliteTargets(1);
+    let opened = 0;
+    const load = async () => {
+      opened++;
+      return target!;
+    };
+    const [a, b] = await Promise.all([cache.get(9, 1, load), cache.get(9, 1, load)]);
+    expect(a).toBe(b);
+    expect(opened).toBe(1);
+    await expect(cache.get(10, 1, async () => ({ ...target!, filePath: "/nonexistent/x.sqlite", database: "x.sqlite" }))).rejects.toThrow();
+    expect(cache.has(10)).toBe(false);
+    await cache.close();
+  });
+
+  it("closes connectors idle for longer than idleMs", async () => {
+    const cache = new ConnectorCache({ ...options, idleMs: 1000 }, createLogger("silent"));
+    const [target] = await sqliteTargets(1);
+    const connector = await cache.get(1, 1, async () => target!);
+    await connector.query("SELECT 1");
+    await cache.closeIdle(Date.now() + 500);
+    expect(cache.has(1)).toBe(true);
+    await cache.closeIdle(Date.now() + 5000);
+    expect(cache.has(1)).toBe(false);
+    expect(connector.driver.openConnections()).toBe(0);
+    await cache.close();
+  });
+});
+
+describe("server connections after 100 sessions", () => {
+  const servers: [string, () => Promise<TargetDb>, (t: TargetDb) => Promise<number>][] = [
+    [
+      "postgresql",
+      postgresTarget,
+      async (t) => Number((await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", "test", [t.body.database_name]))[0]!.n),
+    ],
+    [
+      "mysql",
+      mariaTarget,
+      async (t) => Number((await mariaAdmin<{ n: number }>(`SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE USER = '${t.body.username}'`))[0]!.n),
+    ],
+  ];
+
+  it.each(servers)("returns %s's connection count to its baseline", async (_name, makeTarget, count) => {
+    const target = await makeTarget();
+    try {
+      const baseline = await count(target);
+      const owner = await h.newUser();
+      const id = (await h.call("POST", "/databases/add_db_connection", { token: owner.token, json: target.body })).body.db_connection.id;
+      let peak = 0;
+      for (let i = 0; i < 100; i++) {
+        const login = await h.call("POST", "/login", { form: { username: owner.email, password: owner.password } });
+        const token = login.body.access_token;
+        expect((await h.call("POST", `/databases/connect_db/${id}`, { token })).status).toBe(200);
+        expect((await h.call("POST", "/query", { token, json: { sql: "SELECT 1" } })).status).toBe(200);
+        if (i % 25 === 0) peak = Math.max(peak, await count(target));
+        expect((await h.call("POST", "/databases/disconnect-session", { token })).status).toBe(200);
+      }
+      expect(peak).toBeGreaterThan(baseline);
+      for (let i = 0; i < 50 && (await count(target)) > baseline; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await count(target)).toBe(baseline);
+    } finally {
+      await target.drop();
+    }
+  });
+});
