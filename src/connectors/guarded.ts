@@ -2,9 +2,9 @@
 // Layer 1 (the guard) decides from the parse tree; layer 2 (the driver) runs it read-only
 // at the database, within the row, byte, time and budget limits.
 
-import { SqlRefusedError } from "../errors.js";
+import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Budget } from "./budget.js";
-import { classifyStatement } from "./guard/index.js";
+import { classifyStatement, missingColumnOf, quotedIdentifierAsString } from "./guard/index.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
 
 export interface QueryOptions {
@@ -33,6 +33,16 @@ export class GuardedConnector {
 
   /** Refuses anything but one read statement, then runs it read-only within the limits. */
   async query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
+    try {
+      return await this.queryOnce(sql, options);
+    } catch (err) {
+      const retry = this.driver.dialect === "sqlite" ? legacyStringRetry(sql, err) : null;
+      if (retry === null) throw err;
+      return this.query(retry, options);
+    }
+  }
+
+  private async queryOnce(sql: string, options: QueryOptions): Promise<QueryResult> {
     const verdict = classifyStatement(this.driver.dialect, sql);
     if (!verdict.ok) throw new SqlRefusedError(verdict.rule, verdict.reason);
     const limits: QueryLimits = {
@@ -68,4 +78,13 @@ export class GuardedConnector {
   close(): Promise<void> {
     return this.driver.close();
   }
+}
+
+/** The statement again with SQLite's legacy double-quoted string rule applied, when its error
+ * was an unresolved double-quoted name (see guard/sqlite-dqs.ts); null otherwise. Each retry
+ * removes at least one such name, so retries end. */
+function legacyStringRetry(sql: string, err: unknown): string | null {
+  if (!(err instanceof DomainError) || err.code !== "sql_failed") return null;
+  const name = missingColumnOf(err.message);
+  return name === null ? null : quotedIdentifierAsString(sql, name);
 }
