@@ -3,22 +3,43 @@
 
 import type { MiddlewareHandler } from "hono";
 
-import { verifyToken } from "../auth/tokens.js";
+import { createTokenVerifier } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
 
+/** Against a 24 h TTL, renewing once a minute is as good as on every call, and saves the
+ * hot path a Redis write per request. */
+const RENEW_EVERY_MS = 60_000;
+const MAX_TRACKED_SESSIONS = 100_000;
+
+const perApp = new WeakMap<Deps, MiddlewareHandler<AppEnv>>();
+
+/** One middleware (and so one token cache and renewal clock) per app, whichever router asks. */
 export function requireAuth(deps: Deps): MiddlewareHandler<AppEnv> {
+  let middleware = perApp.get(deps);
+  if (!middleware) perApp.set(deps, (middleware = createAuth(deps)));
+  return middleware;
+}
+
+function createAuth(deps: Deps): MiddlewareHandler<AppEnv> {
+  const renewedAt = new Map<string, number>();
+  const verify = createTokenVerifier(deps.config.jwtSecret);
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw new DomainError("unauthorized", "Missing bearer token: send 'Authorization: Bearer <access_token>'");
-    const claims = await verifyToken(match[1]!, deps.config.jwtSecret);
+    const claims = await verify(match[1]!);
     c.set("auth", claims);
-    // Renewal is not on the request's critical path; a failure only shortens the session.
-    deps.sessions.touch(claims.sessionId, deps.config.sessionTtlSeconds).catch((err: unknown) => {
-      c.get("logger").warn({ err }, "session renewal failed");
-    });
+    const now = Date.now();
+    if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
+      if (renewedAt.size >= MAX_TRACKED_SESSIONS) renewedAt.clear();
+      renewedAt.set(claims.sessionId, now);
+      // Renewal is not on the request's critical path; a failure only shortens the session.
+      deps.sessions.touch(claims.sessionId, deps.config.sessionTtlSeconds).catch((err: unknown) => {
+        c.get("logger").warn({ err }, "session renewal failed");
+      });
+    }
     await next();
   };
 }

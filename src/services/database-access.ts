@@ -23,8 +23,14 @@ const SESSION_NOT_FOUND = "Session ID does not belong to the authenticated user 
 
 /** A session of `userId` (seed 004's error otherwise). A missing record of the caller's own
  * token session is an idle session: it was disconnected or expired, and the token is valid. */
-export async function sessionOf(deps: Deps, userId: number, sessionId: string, tokenSessionId: string): Promise<SessionRecord> {
-  const record = await deps.sessions.get(sessionId);
+export async function sessionOf(
+  deps: Deps,
+  userId: number,
+  sessionId: string,
+  tokenSessionId: string,
+  options: { withSchema?: boolean } = {},
+): Promise<SessionRecord> {
+  const record = await deps.sessions.get(sessionId, options);
   if (record) {
     if (record.user_id !== userId) throw new DomainError("not_found", SESSION_NOT_FOUND);
     return record;

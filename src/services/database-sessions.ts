@@ -49,7 +49,7 @@ export function maskedConnectionString(row: DbConnectionRow): string {
 }
 
 export async function sessionInfo(deps: Deps, userId: number, tokenSessionId: string, sessionId: string) {
-  const session: SessionRecord = await sessionOf(deps, userId, sessionId, tokenSessionId);
+  const session: SessionRecord = await sessionOf(deps, userId, sessionId, tokenSessionId, { withSchema: true });
   const row = session.db_id !== null ? await getConnection(deps.store.db, userId, session.db_id) : null;
   return {
     session_id: sessionId,

@@ -11,6 +11,7 @@ interface Entry {
 export function createMemorySessionStore(now: () => number = Date.now): SessionStore {
   const sessions = new Map<string, Entry>();
   const counters = new Map<string, { count: number; expiresAt: number }>();
+  const lists = new Map<string, { items: string[]; expiresAt: number }>();
   let lastSweep = now();
 
   const live = <T extends { expiresAt: number }>(map: Map<string, T>, key: string): T | undefined => {
@@ -24,7 +25,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
   const sweep = () => {
     if (now() - lastSweep < 60_000) return;
     lastSweep = now();
-    for (const map of [sessions, counters] as Map<string, { expiresAt: number }>[]) {
+    for (const map of [sessions, counters, lists] as Map<string, { expiresAt: number }>[]) {
       for (const [key, entry] of map) if (entry.expiresAt <= lastSweep) map.delete(key);
     }
   };
@@ -37,9 +38,11 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       sessions.set(sessionId, { hash, expiresAt: now() + ttlSeconds * 1000 });
       return recordFromHash(sessionId, hash)!;
     },
-    async get(sessionId) {
+    async get(sessionId, options = {}) {
       const entry = live(sessions, sessionId);
-      return entry ? recordFromHash(sessionId, entry.hash) : null;
+      if (!entry) return null;
+      const record = recordFromHash(sessionId, entry.hash);
+      return record && !options.withSchema ? { ...record, db_schema: null } : record;
     },
     async touch(sessionId, ttlSeconds) {
       const entry = live(sessions, sessionId);
@@ -66,10 +69,22 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       counters.set(key, counter);
       return { count: counter.count, resetsInSeconds: Math.max(1, Math.ceil((counter.expiresAt - now()) / 1000)) };
     },
+    async pushBounded(key, value, maxItems, ttlSeconds) {
+      sweep();
+      const list = live(lists, key) ?? { items: [], expiresAt: 0 };
+      list.items.push(value);
+      list.items.splice(0, Math.max(0, list.items.length - maxItems));
+      list.expiresAt = now() + ttlSeconds * 1000;
+      lists.set(key, list);
+    },
+    async listItems(key) {
+      return [...(live(lists, key)?.items ?? [])];
+    },
     async ping() {},
     async close() {
       sessions.clear();
       counters.clear();
+      lists.clear();
     },
   };
 }

@@ -3,7 +3,7 @@
 
 import type { Redis } from "ioredis";
 
-import { hashFromFields, newSessionHash, recordFromHash, type SessionStore } from "./types.js";
+import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionStore } from "./types.js";
 
 const sessionKey = (id: string) => `session:${id}`;
 
@@ -15,8 +15,14 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
       await redis.multi().hset(sessionKey(sessionId), hash).expire(sessionKey(sessionId), ttlSeconds).exec();
       return recordFromHash(sessionId, hash)!;
     },
-    async get(sessionId) {
-      return recordFromHash(sessionId, await redis.hgetall(sessionKey(sessionId)));
+    async get(sessionId, options = {}) {
+      if (options.withSchema) return recordFromHash(sessionId, await redis.hgetall(sessionKey(sessionId)));
+      const values = await redis.hmget(sessionKey(sessionId), ...STATE_FIELDS);
+      const hash: Record<string, string> = {};
+      STATE_FIELDS.forEach((field, i) => {
+        if (values[i] !== null && values[i] !== undefined) hash[field] = values[i];
+      });
+      return recordFromHash(sessionId, hash);
     },
     async touch(sessionId, ttlSeconds) {
       return (await redis.expire(sessionKey(sessionId), ttlSeconds)) === 1;
@@ -46,6 +52,12 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
         .ttl(`ratelimit:${key}`)
         .exec()) ?? [[null, 0], [null, 0], [null, windowSeconds]];
       return { count: Number(results[0]?.[1]), resetsInSeconds: Math.max(1, Number(results[2]?.[1])) };
+    },
+    async pushBounded(key, value, maxItems, ttlSeconds) {
+      await redis.multi().rpush(`list:${key}`, value).ltrim(`list:${key}`, -maxItems, -1).expire(`list:${key}`, ttlSeconds).exec();
+    },
+    async listItems(key) {
+      return redis.lrange(`list:${key}`, 0, -1);
     },
     async ping() {
       await redis.ping();

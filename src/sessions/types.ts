@@ -24,7 +24,9 @@ export interface CounterHit {
 export interface SessionStore {
   readonly kind: "redis" | "memory";
   create(sessionId: string, userId: number, ttlSeconds: number): Promise<SessionRecord>;
-  get(sessionId: string): Promise<SessionRecord | null>;
+  /** The session without its cached schema, which can be large and is rarely needed; ask for
+   * it with `withSchema`. */
+  get(sessionId: string, options?: { withSchema?: boolean }): Promise<SessionRecord | null>;
   /** Renews the TTL; false when the session does not exist (expired or disconnected). */
   touch(sessionId: string, ttlSeconds: number): Promise<boolean>;
   /** Sets fields (null removes one) and renews the TTL; creates nothing if missing. */
@@ -33,6 +35,10 @@ export interface SessionStore {
   /** Fixed-window counter for rate limits: adds `by` (default 1; 0 reads) to `key`, starting a
    * window on the first hit. */
   hit(key: string, windowSeconds: number, by?: number): Promise<CounterHit>;
+  /** Appends to a list kept to its newest `maxItems`, renewing its TTL (conversation memory). */
+  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number): Promise<void>;
+  /** The list, oldest first; empty when missing or expired. */
+  listItems(key: string): Promise<string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -63,6 +69,9 @@ export function hashFromFields(fields: SessionFields): { set: Record<string, str
   }
   return { set, remove };
 }
+
+/** The hash fields of a session other than its cached schema. */
+export const STATE_FIELDS = ["user_id", "created_at", "status", "db_id", "connected_at"] as const;
 
 export const newSessionHash = (userId: number) => ({
   user_id: String(userId),

@@ -27,6 +27,15 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
     expect(await store.get(id)).toEqual(created);
   });
 
+  it("leaves the cached schema out unless asked for it", async () => {
+    const id = randomUUID();
+    await store.create(id, 3, 60);
+    await store.update(id, 3, { status: "connected", db_id: 1, db_schema: "t(a int)" }, 60);
+    expect((await store.get(id))?.db_schema).toBeNull();
+    expect((await store.get(id))?.db_id).toBe(1);
+    expect((await store.get(id, { withSchema: true }))?.db_schema).toBe("t(a int)");
+  });
+
   it("returns null for an unknown session and false when touching it", async () => {
     expect(await store.get(randomUUID())).toBeNull();
     expect(await store.touch(randomUUID(), 60)).toBe(false);
@@ -68,6 +77,20 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
     expect(second.resetsInSeconds).toBeGreaterThan(0);
     expect(second.resetsInSeconds).toBeLessThanOrEqual(60);
     expect((await store.hit(key, 60, 0)).count).toBe(2);
+  });
+
+  it("keeps a bounded list, newest items only, oldest first", async () => {
+    const key = `thread:${randomUUID()}`;
+    expect(await store.listItems(key)).toEqual([]);
+    for (const item of ["a", "b", "c", "d"]) await store.pushBounded(key, item, 3, 60);
+    expect(await store.listItems(key)).toEqual(["b", "c", "d"]);
+  });
+
+  it("expires a bounded list after its TTL", async () => {
+    const key = `thread:${randomUUID()}`;
+    await store.pushBounded(key, "x", 3, 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await store.listItems(key)).toEqual([]);
   });
 
   it("starts a new window after the old one ends", async () => {
