@@ -11,6 +11,7 @@ import type { AppEnv } from "./http/context.js";
 import { errorBody, notFoundHandler, onError, validationHook } from "./http/errors.js";
 import { requestLog } from "./http/request-log.js";
 import { mountAccounts } from "./http/routes/accounts.js";
+import { mountAsk } from "./http/routes/ask.js";
 import { mountConnections } from "./http/routes/connections.js";
 import { mountHealth } from "./http/routes/health.js";
 import { mountInstances } from "./http/routes/instances.js";
@@ -40,6 +41,7 @@ export function createApp(deps: Deps) {
   mountSchema(app, deps);
   mountQuery(app, deps);
   mountInstances(app, deps);
+  mountAsk(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", {

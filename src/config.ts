@@ -64,6 +64,17 @@ const envSchema = z.object({
   OPENAI_BASE_URL: z.preprocess(emptyAsUndefined, z.url().optional()),
   OPENAI_API_KEY: optionalString,
   OPENAI_MODEL: z.preprocess(emptyAsUndefined, z.string().default("gpt-4o-mini")),
+  OPENAI_TEMPERATURE: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(2).default(0)),
+  OPENAI_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 600_000).default(60_000)),
+  OPENAI_MAX_TOKENS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).optional()),
+  AGENT_MAX_STEPS: z.preprocess(emptyAsUndefined, intIn(1, 50).default(8)),
+  AGENT_SCHEMA_TOKENS: z.preprocess(emptyAsUndefined, intIn(200, 100_000).default(4000)),
+  AGENT_ROWS_TO_MODEL: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(50)),
+  ASK_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(1000, 3_600_000).default(120_000)),
+  ASK_MAX_QUESTION_CHARS: z.preprocess(emptyAsUndefined, intIn(10, 100_000).default(2000)),
+  ASK_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(20)),
+  CONVERSATION_MAX_TURNS: z.preprocess(emptyAsUndefined, intIn(1, 200).default(10)),
+  CONVERSATION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
 });
 
 export interface Config {
@@ -91,7 +102,16 @@ export interface Config {
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string };
+  openai: {
+    baseUrl: string | undefined;
+    apiKey: string | undefined;
+    model: string;
+    temperature: number;
+    timeoutMs: number;
+    maxTokens: number | undefined;
+  };
+  agent: { maxSteps: number; schemaTokens: number; rowsToModel: number };
+  ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number };
   version: string;
 }
 
@@ -150,7 +170,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     connectors: { poolSize: e.CONNECTION_POOL_SIZE, cacheMax: e.CONNECTOR_CACHE_MAX, idleSeconds: e.CONNECTOR_IDLE_SECONDS },
     logLevel: e.LOG_LEVEL,
-    openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
+    openai: {
+      baseUrl: e.OPENAI_BASE_URL,
+      apiKey: e.OPENAI_API_KEY,
+      model: e.OPENAI_MODEL,
+      temperature: e.OPENAI_TEMPERATURE,
+      timeoutMs: e.OPENAI_TIMEOUT_MS,
+      maxTokens: e.OPENAI_MAX_TOKENS,
+    },
+    agent: { maxSteps: e.AGENT_MAX_STEPS, schemaTokens: e.AGENT_SCHEMA_TOKENS, rowsToModel: e.AGENT_ROWS_TO_MODEL },
+    ask: {
+      timeoutMs: e.ASK_TIMEOUT_MS,
+      maxQuestionChars: e.ASK_MAX_QUESTION_CHARS,
+      perMinute: e.ASK_PER_MINUTE,
+      maxTurns: e.CONVERSATION_MAX_TURNS,
+      conversationTtlSeconds: e.CONVERSATION_TTL_SECONDS,
+    },
     version: packageVersion(),
   };
 }

@@ -1,6 +1,9 @@
 // What the app is built from: made once at start (src/service.ts) or by a test, then passed
 // in; nothing reads the environment or opens a connection at request time.
 
+import type { ChatOpenAI } from "@langchain/openai";
+
+import type { Prompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
 import type { Logger } from "./logger.js";
@@ -13,4 +16,7 @@ export interface Deps {
   sessions: SessionStore;
   logger: Logger;
   connectors: ConnectorCache;
+  /** Null when no model server is configured: /ask answers 503, the rest works. */
+  model: ChatOpenAI | null;
+  prompts: Prompts;
 }

@@ -6,6 +6,10 @@ import { Redis } from "ioredis";
 import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
+import type { ChatOpenAI } from "@langchain/openai";
+
+import { createChatModel, isModelConfigured } from "../agents/model.js";
+import { loadPrompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import { ConnectorCache } from "./connectors/cache.js";
 import { loadGuard } from "./connectors/guard/index.js";
@@ -36,13 +40,18 @@ export function createConnectorCache(config: Config, logger: Logger): ConnectorC
   );
 }
 
+export function modelFor(config: Config): ChatOpenAI | null {
+  return isModelConfigured(config.openai) ? createChatModel(config.openai) : null;
+}
+
 export async function buildDeps(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Deps> {
   await loadGuard();
+  const prompts = loadPrompts();
   const store = await openStore(storeLocation(config));
   try {
     await store.migrate();
     const sessions = await openSessionStore(config.redisUrl);
-    return { config, store, sessions, logger, connectors: createConnectorCache(config, logger) };
+    return { config, store, sessions, logger, connectors: createConnectorCache(config, logger), model: modelFor(config), prompts };
   } catch (err) {
     await store.close();
     throw err;

@@ -13,7 +13,8 @@ import { loadConfig, type Config } from "../../src/config.js";
 import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createLogger } from "../../src/logger.js";
-import { createConnectorCache } from "../../src/service.js";
+import { createConnectorCache, modelFor } from "../../src/service.js";
+import { loadPrompts } from "../../agents/prompts.js";
 import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import { openStore, type Store } from "../../src/store/client.js";
@@ -108,7 +109,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   await loadGuard();
   const connectors = createConnectorCache(config, logger);
   cleanups.push(() => connectors.close());
-  const deps: Deps = { config, store, sessions, logger, connectors };
+  const deps: Deps = { config, store, sessions, logger, connectors, model: modelFor(config), prompts: loadPrompts() };
   const app = createApp(deps);
 
   async function call<T = any>(

@@ -1,0 +1,151 @@
+// The chat model behind the agent: ChatOpenAI against any OpenAI-compatible server, configured
+// only from resolved settings (never from the environment) and never reaching for the internet.
+
+import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
+import type { Runnable } from "@langchain/core/runnables";
+import type { ToolCall } from "@langchain/core/messages/tool";
+import { ChatOpenAI } from "@langchain/openai";
+
+import { DomainError } from "../src/errors.js";
+
+export interface ModelSettings {
+  /** e.g. http://localhost:11434/v1; unset means api.openai.com. */
+  baseUrl?: string | undefined;
+  apiKey?: string | undefined;
+  model: string;
+  temperature: number;
+  /** Per request to the model server, and the longest silence allowed inside a streamed answer. */
+  timeoutMs: number;
+  maxTokens?: number | undefined;
+}
+
+const OPENAI_API = "https://api.openai.com/v1";
+
+/** A model is usable once it has somewhere to go: a local server needs no key, OpenAI needs one. */
+export function isModelConfigured(settings: Pick<ModelSettings, "baseUrl" | "apiKey">): boolean {
+  return Boolean(settings.baseUrl || settings.apiKey);
+}
+
+export function createChatModel(settings: ModelSettings): ChatOpenAI {
+  if (!isModelConfigured(settings)) {
+    throw new DomainError("model_not_configured", "No model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) or OPENAI_API_KEY");
+  }
+  return new ChatOpenAI({
+    model: settings.model,
+    temperature: settings.temperature,
+    ...(settings.maxTokens !== undefined ? { maxTokens: settings.maxTokens } : {}),
+    timeout: settings.timeoutMs,
+    // One retry absorbs a blip; more would hide a failing server behind minutes of backoff.
+    maxRetries: 1,
+    // Local servers (Ollama, vLLM, llama.cpp) ignore the key but the client insists on one.
+    // Passed explicitly so OPENAI_API_KEY / OPENAI_BASE_URL / LANGSMITH_GATEWAY in the
+    // environment never override the resolved configuration.
+    apiKey: settings.apiKey || "not-needed",
+    configuration: { baseURL: settings.baseUrl || OPENAI_API },
+    // Usage comes from the server's own `usage` fields (stream_options.include_usage); the
+    // agent always calls `.stream()`, the only path that never estimates with tiktoken.
+    streamUsage: true,
+    // Chat Completions is what every compatible server speaks.
+    useResponsesApi: false,
+  });
+}
+
+export interface TokenUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export const NO_USAGE: TokenUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+
+export interface CompletionOptions {
+  /** The model's per-request timeout; also the longest silence allowed between streamed chunks. */
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  /** Text of a reply that has not (yet) started a tool call, as it arrives. */
+  onToken?: ((text: string) => void) | undefined;
+}
+
+/** Time for the first chunk: the request, one retry after p-retry's 1-2 s backoff, the retry. */
+const firstChunkDeadline = (timeoutMs: number) => 2 * timeoutMs + 2500;
+
+/** One model call through `.stream()` (never `invoke()`, which would estimate usage with
+ * tiktoken data fetched from the internet), with usage from the server's final chunk. Failures
+ * become DomainError model_timeout / model_failed; the caller's abort passes through as is. */
+export async function streamCompletion(
+  model: Runnable<BaseMessage[], AIMessageChunk>,
+  messages: BaseMessage[],
+  options: CompletionOptions,
+): Promise<{ message: AIMessage; usage: TokenUsage }> {
+  const controller = new AbortController();
+  const stopOnCallerAbort = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", stopOnCallerAbort, { once: true });
+  let stalled = false;
+  let timer: NodeJS.Timeout | undefined;
+  // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
+  // afterwards would hang forever without this watchdog.
+  const arm = (ms: number) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      controller.abort(new Error("model stream stalled"));
+    }, ms);
+  };
+  let merged: AIMessageChunk | undefined;
+  let sawToolCall = false;
+  try {
+    options.signal?.throwIfAborted();
+    arm(firstChunkDeadline(options.timeoutMs));
+    const stream = await model.stream(messages, { signal: controller.signal });
+    for await (const chunk of stream) {
+      arm(options.timeoutMs);
+      merged = merged ? merged.concat(chunk) : chunk;
+      if (chunk.tool_call_chunks?.length) sawToolCall = true;
+      const text = chunk.text;
+      if (text && !sawToolCall) options.onToken?.(text);
+    }
+  } catch (err) {
+    if (options.signal?.aborted) throw err;
+    throw modelError(err, options.timeoutMs, stalled);
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", stopOnCallerAbort);
+  }
+  if (!merged || (!merged.text && !merged.tool_call_chunks?.length && !merged.response_metadata?.finish_reason)) {
+    throw new DomainError("model_failed", "The model server returned an empty or unreadable response");
+  }
+  return { message: toMessage(merged), usage: usageOf(merged) };
+}
+
+/** A plain AIMessage without the server's id (a server that reuses ids would make LangGraph
+ * replace an earlier message) and with an id on every tool call, valid or not. */
+function toMessage(merged: AIMessageChunk): AIMessage {
+  const calls: ToolCall[] = [
+    ...(merged.tool_calls ?? []),
+    // Arguments that are not JSON still get an answer: the tool then reports invalid arguments.
+    ...(merged.invalid_tool_calls ?? []).map((c): ToolCall => ({ name: c.name ?? "unknown", args: {}, id: c.id, type: "tool_call" })),
+  ];
+  const stamp = Date.now().toString(36);
+  return new AIMessage({
+    content: merged.text,
+    tool_calls: calls.map((c, i) => ({ ...c, id: c.id || `call_${stamp}_${i}` })),
+    response_metadata: merged.response_metadata,
+  });
+}
+
+function usageOf(merged: AIMessageChunk): TokenUsage {
+  const u = merged.usage_metadata;
+  if (!u) return NO_USAGE;
+  return { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, total_tokens: u.total_tokens };
+}
+
+export function modelError(err: unknown, timeoutMs: number, stalled = false): DomainError {
+  if (err instanceof DomainError) return err;
+  const e = err as { name?: string; message?: string; status?: number };
+  if (stalled || e.name === "TimeoutError" || e.name === "APIConnectionTimeoutError") {
+    return new DomainError("model_timeout", `The model server did not answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs });
+  }
+  const status = typeof e.status === "number" ? ` (HTTP ${e.status})` : "";
+  const detail = (e.message ?? String(err)).replace(/\s+/g, " ").slice(0, 300);
+  return new DomainError("model_failed", `The model server failed${status}: ${detail}`, typeof e.status === "number" ? { model_status: e.status } : {});
+}

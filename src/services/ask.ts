@@ -1,0 +1,103 @@
+// POST /ask: a plain-language question answered by the SQL agent on the session's database,
+// with conversation memory per thread in the session store (shared by all instances).
+
+import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn } from "../../agents/graph.js";
+import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-context.js";
+import type { SchemaSnapshot } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { DomainError, RateLimitedError } from "../errors.js";
+import { connectedDb, connectorFor, sessionOf } from "./database-access.js";
+
+export interface AskInput {
+  question: string;
+  session_id: string;
+  user_id: number;
+  thread_id?: string | undefined;
+}
+
+export interface AskAnswer {
+  answer: string;
+  sql: string[];
+  result: AgentResult["result"];
+  thread_id: string;
+  session_id: string;
+  usage: AgentResult["usage"];
+  steps: number;
+  elapsed_ms: number;
+}
+
+/** One index per introspected schema: built once (tens of ms on 1,000 tables), dropped with it. */
+const indexes = new WeakMap<SchemaSnapshot, SchemaIndex>();
+const indexOf = (snapshot: SchemaSnapshot) => {
+  let index = indexes.get(snapshot);
+  if (!index) indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
+  return index;
+};
+
+const historyKey = (userId: number, threadId: string) => `thread:${userId}:${threadId}`;
+
+export async function ask(
+  deps: Deps,
+  auth: { userId: number; sessionId: string },
+  input: AskInput,
+  options: { onEvent?: (event: AgentEvent) => void; signal?: AbortSignal } = {},
+): Promise<AskAnswer> {
+  const started = performance.now();
+  if (!deps.model) {
+    throw new DomainError(
+      "model_not_configured",
+      "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
+    );
+  }
+  if (input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
+  const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs } = deps.config.ask;
+  if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
+    const message = `must be 1 to ${maxQuestionChars} characters`;
+    throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
+  }
+  const rate = await deps.sessions.hit(`ask:user:${auth.userId}`, 60);
+  if (rate.count > perMinute) throw new RateLimitedError(`At most ${perMinute} questions per minute; try again shortly`, rate.resetsInSeconds);
+
+  const session = await sessionOf(deps, auth.userId, input.session_id, auth.sessionId);
+  const connector = await connectorFor(deps, auth.userId, connectedDb(session));
+  const index = indexOf(await connector.schema());
+  const threadId = input.thread_id ?? input.session_id;
+  const key = historyKey(auth.userId, threadId);
+  const history = (await deps.sessions.listItems(key)).map((item) => JSON.parse(item) as HistoryTurn);
+
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  let outcome: AgentResult;
+  try {
+    outcome = await runAgent(deps.model, {
+      question: input.question,
+      history,
+      dialect: connector.dialect,
+      connector,
+      index,
+      maxSteps: deps.config.agent.maxSteps,
+      maxRowsToModel: deps.config.agent.rowsToModel,
+      apiMaxRows: deps.config.query.maxRows,
+      schemaTokenBudget: deps.config.agent.schemaTokens,
+      signal,
+      onEvent: options.onEvent,
+      prompts: deps.prompts,
+    });
+  } catch (err) {
+    if (deadline.aborted) throw new DomainError("model_timeout", `The question took longer than ${Math.round(timeoutMs / 1000)} s to answer`);
+    throw err;
+  }
+
+  const turn: HistoryTurn = { question: input.question, answer: outcome.answer, sql: outcome.sql };
+  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
+  return {
+    answer: outcome.answer,
+    sql: outcome.sql,
+    result: outcome.result,
+    thread_id: threadId,
+    session_id: input.session_id,
+    usage: outcome.usage,
+    steps: outcome.steps,
+    elapsed_ms: Math.round(performance.now() - started),
+  };
+}

@@ -1,0 +1,190 @@
+// POST /ask over HTTP (seed 004): the real ChatOpenAI client against a scripted
+// OpenAI-compatible server, the real guard and a real Chinook SQLite database.
+
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+import { startFakeOpenAI, textOf, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { sqliteTarget } from "../support/targets.js";
+
+/** Replies the next model request gets, in order; tests fill it. */
+const replies: FakeStep[] = [];
+let fake: FakeOpenAI;
+let h: Harness;
+
+const COUNT_SQL = "SELECT COUNT(*) AS albums FROM Album";
+const answerWithQuery = (sql = COUNT_SQL, answer = "There are 347 albums.") => {
+  replies.push({ toolCalls: [{ name: "run_query", args: { sql } }], usage: { prompt_tokens: 120, completion_tokens: 15 } });
+  replies.push({ content: answer, usage: { prompt_tokens: 160, completion_tokens: 8 } });
+};
+
+beforeAll(async () => {
+  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply => {
+    const step = replies.shift() ?? { fail: "http500" };
+    return typeof step === "function" ? step(request) : step;
+  };
+  fake = await startFakeOpenAI(Array.from({ length: 500 }, () => next));
+  h = await createHarness({
+    store: "postgresql",
+    sessions: "redis",
+    env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "1500", ASK_PER_MINUTE: "1000" },
+  });
+});
+afterAll(async () => {
+  await h?.close();
+  await fake?.close();
+});
+beforeEach(() => {
+  replies.length = 0;
+});
+
+async function connectedUser(harness = h) {
+  const user = await harness.newUser();
+  const target = await sqliteTarget(harness.sqliteRoot);
+  const id = (await harness.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id;
+  expect((await harness.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
+  return user;
+}
+
+const askBody = (user: { id: number; sessionId: string }, question: string, extra: Record<string, unknown> = {}) => ({
+  question,
+  session_id: user.sessionId,
+  user_id: user.id,
+  ...extra,
+});
+
+describe("POST /ask", () => {
+  it("answers with the text, the SQL it ran, the rows, the thread and the token usage", async () => {
+    const user = await connectedUser();
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums are there?") });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      answer: "There are 347 albums.",
+      sql: [COUNT_SQL],
+      result: { columns: ["albums"], rows: [[347]], row_count: 1, truncated: false },
+      thread_id: user.sessionId,
+      session_id: user.sessionId,
+      usage: { prompt_tokens: 280, completion_tokens: 23, total_tokens: 303 },
+      steps: 2,
+      elapsed_ms: expect.any(Number),
+    });
+    const system = textOf(fake.requests.at(-2)!.messages[0]);
+    expect(system).toContain("SQLite");
+    expect(system).toContain("Album(");
+  });
+
+  it("streams steps as server-sent events when asked to", async () => {
+    const user = await connectedUser();
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] });
+    replies.push({ content: "347 albums.", chunks: ["347 ", "albums."] });
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?"), headers: { accept: "text/event-stream" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const events = [...res.text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
+    expect(events).toEqual(["tool_call", "sql", "rows", "answer_token", "answer_token", "result", "done"]);
+    const result = JSON.parse(/event: result\ndata: (.*)/.exec(res.text)![1]!);
+    expect(result).toMatchObject({ answer: "347 albums.", sql: [COUNT_SQL] });
+  });
+
+  it("refuses a write the model was tricked into, and says so", async () => {
+    const user = await connectedUser();
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "DROP TABLE Album" } }] });
+    replies.push((req) => ({ content: `I was not allowed: ${textOf(req.messages.at(-1))}` }));
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Drop the albums") });
+    expect(res.status).toBe(200);
+    expect(res.body.answer).toMatch(/ERROR: refused by the read-only guard/);
+    expect(res.body.sql).toEqual(["DROP TABLE Album"]);
+    expect(res.body.result).toBeNull();
+    answerWithQuery();
+    const after = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums now?") });
+    expect(after.body.result.rows).toEqual([[347]]);
+  });
+
+  it("remembers the conversation per thread, across instances sharing Redis", async () => {
+    const user = await connectedUser();
+    const second = await createHarness({ shareWith: h, env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_TIMEOUT_MS: "1500" } });
+    try {
+      answerWithQuery();
+      await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums are there?", { thread_id: "t-1" }) });
+      answerWithQuery("SELECT COUNT(*) FROM Artist", "275 artists.");
+      const seen = fake.requests.length;
+      const res = await second.call("POST", "/ask", { token: user.token, json: askBody(user, "And artists?", { thread_id: "t-1" }) });
+      expect(res.status).toBe(200);
+      expect(res.body.thread_id).toBe("t-1");
+      const history = fake.requests[seen]!.messages.map(textOf).join("\n");
+      expect(history).toContain("How many albums are there?");
+      expect(history).toContain("There are 347 albums.");
+      // Another thread starts fresh.
+      answerWithQuery();
+      const before = fake.requests.length;
+      await second.call("POST", "/ask", { token: user.token, json: askBody(user, "Fresh question", { thread_id: "t-2" }) });
+      expect(fake.requests[before]!.messages.map(textOf).join("\n")).not.toContain("How many albums are there?");
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("answers seed 004's errors: another user's session, no database connected, a user_id that is not yours", async () => {
+    const alice = await connectedUser();
+    const bob = await h.newUser();
+    const foreign = await h.call("POST", "/ask", { token: bob.token, json: askBody({ id: bob.id, sessionId: alice.sessionId }, "hi") });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.detail).toBe("Session ID does not belong to the authenticated user or session not found");
+    const idle = await h.call("POST", "/ask", { token: bob.token, json: askBody(bob, "hi") });
+    expect(idle.status).toBe(409);
+    expect(idle.body.detail).toBe("No database connected for this session. Please connect a database first.");
+    const impostor = await h.call("POST", "/ask", { token: bob.token, json: askBody({ id: alice.id, sessionId: bob.sessionId }, "hi") });
+    expect(impostor.status).toBe(403);
+  });
+
+  it("maps a failing model server to 502 and a hanging one to 504", async () => {
+    const user = await connectedUser();
+    replies.push({ fail: "http500" }, { fail: "http500" });
+    const failed = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Anything?") });
+    expect(failed.status).toBe(502);
+    expect(failed.body.code).toBe("model_failed");
+    replies.push({ fail: "hang" }, { fail: "hang" });
+    const hung = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Anything?") });
+    expect(hung.status).toBe(504);
+    expect(hung.body.code).toBe("model_timeout");
+  });
+
+  it("rejects an empty or oversized question with 422", async () => {
+    const user = await connectedUser();
+    expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, "") })).status).toBe(422);
+    const long = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "x".repeat(2001)) });
+    expect(long.status).toBe(422);
+    expect(long.body.errors[0].path).toBe("body.question");
+  });
+});
+
+describe("POST /ask limits and configuration", () => {
+  it("rate-limits questions per user with 429", async () => {
+    const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1" } });
+    try {
+      const user = await connectedUser(tight);
+      answerWithQuery();
+      expect((await tight.call("POST", "/ask", { token: user.token, json: askBody(user, "q1") })).status).toBe(200);
+      const limited = await tight.call("POST", "/ask", { token: user.token, json: askBody(user, "q2") });
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get("retry-after")).toBeTruthy();
+    } finally {
+      await tight.close();
+    }
+  });
+
+  it("answers 503 saying how to configure a model when none is, while the rest works", async () => {
+    const bare = await createHarness();
+    try {
+      const user = await connectedUser(bare);
+      const res = await bare.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?") });
+      expect(res.status).toBe(503);
+      expect(res.body.code).toBe("model_not_configured");
+      expect(res.body.detail).toMatch(/OPENAI_BASE_URL/);
+      expect((await bare.call("POST", "/query", { token: user.token, json: { sql: COUNT_SQL } })).body.data.rows).toEqual([[347]]);
+    } finally {
+      await bare.close();
+    }
+  });
+});

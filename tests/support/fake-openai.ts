@@ -1,0 +1,192 @@
+// A scripted OpenAI-compatible chat completions server on 127.0.0.1, so agent tests drive the
+// real ChatOpenAI client over real HTTP and can assert exactly what the model was sent.
+
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface ChatMessageBody {
+  role: string;
+  content: string | null | { type: string; text?: string }[];
+  tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
+}
+
+export interface ChatRequest {
+  model: string;
+  messages: ChatMessageBody[];
+  tools?: { type: string; function: { name: string; description?: string; parameters?: unknown } }[];
+  stream?: boolean;
+  stream_options?: { include_usage?: boolean };
+  [key: string]: unknown;
+}
+
+export interface FakeUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export type FakeReply =
+  /** A final answer; streamed as `chunks` when given, else word by word. */
+  | { content: string; chunks?: string[]; usage?: FakeUsage }
+  | { toolCalls: { name: string; args: unknown; id?: string }[]; usage?: FakeUsage }
+  /** http500: an error status; malformed: a body (or SSE event) that is not JSON; hang: never
+   * answers; stall: streams the first chunk, then never another. */
+  | { fail: "http500" | "malformed" | "hang" | "stall" };
+
+export type FakeStep = FakeReply | ((request: ChatRequest) => FakeReply);
+
+export interface FakeOpenAI {
+  /** Ends with /v1, as OpenAI clients expect. */
+  baseUrl: string;
+  /** Every request body received, in order (also those answered with a failure). */
+  requests: ChatRequest[];
+  close(): Promise<void>;
+}
+
+export const DEFAULT_USAGE: FakeUsage = { prompt_tokens: 100, completion_tokens: 10 };
+
+export async function startFakeOpenAI(script: FakeStep[]): Promise<FakeOpenAI> {
+  const requests: ChatRequest[] = [];
+  let next = 0;
+  let completions = 0;
+
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: String(err), type: "fake_server_error" } }));
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+      res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found" } }));
+      return;
+    }
+    const body = JSON.parse(await readBody(req)) as ChatRequest;
+    requests.push(body);
+    const step = script[next++];
+    if (step === undefined) {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: `fake script exhausted after ${script.length} steps`, type: "server_error" } }));
+      return;
+    }
+    const reply = typeof step === "function" ? step(body) : step;
+    // A fresh id per completion: LangGraph replaces messages that share an id.
+    const id = `chatcmpl-fake-${++completions}-${randomUUID().slice(0, 8)}`;
+    if ("fail" in reply) return fail(reply.fail, body, res, id);
+    if (body.stream) streamReply(reply, body, res, id);
+    else jsonReply(reply, body, res, id);
+  }
+
+  server.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => server.once("listening", resolve).once("error", reject));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Hanging requests hold their sockets open; close them rather than wait.
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    req.on("data", (part: Buffer) => parts.push(part));
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+const usageOf = (u: FakeUsage = DEFAULT_USAGE) => ({ ...u, total_tokens: u.prompt_tokens + u.completion_tokens });
+
+const toolCallsOf = (reply: { toolCalls: { name: string; args: unknown; id?: string }[] }, completionId: string) =>
+  reply.toolCalls.map((call, i) => ({
+    id: call.id ?? `call_${completionId.slice(-8)}_${i}`,
+    type: "function",
+    function: { name: call.name, arguments: JSON.stringify(call.args) },
+  }));
+
+function jsonReply(reply: Exclude<FakeReply, { fail: string }>, body: ChatRequest, res: ServerResponse, id: string) {
+  const message =
+    "content" in reply ? { role: "assistant", content: reply.content } : { role: "assistant", content: null, tool_calls: toolCallsOf(reply, id) };
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(
+    JSON.stringify({
+      id,
+      object: "chat.completion",
+      created: Math.floor(Date.now() / 1000),
+      model: body.model,
+      choices: [{ index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" }],
+      usage: usageOf(reply.usage),
+    }),
+  );
+}
+
+function streamReply(reply: Exclude<FakeReply, { fail: string }>, body: ChatRequest, res: ServerResponse, id: string) {
+  const base = { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: body.model };
+  const send = (choices: unknown[], extra: Record<string, unknown> = {}) => res.write(`data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`);
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  send([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]);
+  if ("content" in reply) {
+    const pieces = reply.chunks ?? reply.content.match(/\s*\S+/g) ?? [reply.content];
+    for (const piece of pieces) send([{ index: 0, delta: { content: piece }, finish_reason: null }]);
+  } else {
+    toolCallsOf(reply, id).forEach((call, index) => {
+      // Arguments arrive in two pieces, as real servers split them.
+      const args = call.function.arguments;
+      const half = Math.floor(args.length / 2);
+      send([{ index: 0, delta: { tool_calls: [{ index, id: call.id, type: "function", function: { name: call.function.name, arguments: args.slice(0, half) } }] }, finish_reason: null }]);
+      send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, finish_reason: null }]);
+    });
+  }
+  send([{ index: 0, delta: {}, finish_reason: "content" in reply ? "stop" : "tool_calls" }]);
+  if (body.stream_options?.include_usage) send([], { usage: usageOf(reply.usage) });
+  res.end("data: [DONE]\n\n");
+}
+
+function fail(mode: "http500" | "malformed" | "hang" | "stall", body: ChatRequest, res: ServerResponse, id: string) {
+  switch (mode) {
+    case "http500":
+      res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: "The fake model server failed on purpose", type: "server_error" } }));
+      return;
+    case "malformed":
+      if (body.stream) {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.end(`data: {"id": "${id}", "choices": [{"delta": {"content": "trunc\n\ndata: [DONE]\n\n`);
+      } else {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(`{"id": "${id}", "choices": [`);
+      }
+      return;
+    case "hang":
+      return; // the socket stays open until the client gives up or close() runs
+    case "stall":
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model: body.model, choices: [{ index: 0, delta: { role: "assistant", content: "Partial" }, finish_reason: null }] })}\n\n`);
+      return;
+  }
+}
+
+/** The text of a message as the model saw it. */
+export function textOf(message: ChatMessageBody | undefined): string {
+  if (!message || message.content === null) return "";
+  if (typeof message.content === "string") return message.content;
+  return message.content.map((part) => part.text ?? "").join("");
+}
+
+/** The system prompt of a request. */
+export const systemPromptOf = (request: ChatRequest | undefined): string => textOf(request?.messages.find((m) => m.role === "system"));
+
+/** Tool results the model received in this request, in order. */
+export const toolResultsOf = (request: ChatRequest | undefined): string[] =>
+  (request?.messages ?? []).filter((m) => m.role === "tool").map(textOf);
+
+/** The newest tool result in a request. */
+export const lastToolResult = (request: ChatRequest | undefined): string => toolResultsOf(request).at(-1) ?? "";
