@@ -10,7 +10,7 @@ import { ask } from "../../services/ask.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { errorBody, statusOf } from "../errors.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, errorResponse, jsonBody } from "../schemas.js";
 
 const AskBody = z
   .object({
