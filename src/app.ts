@@ -3,12 +3,12 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 
 import type { Deps } from "./deps.js";
 import type { AppEnv } from "./http/context.js";
-import { errorBody, notFoundHandler, onError, validationHook } from "./http/errors.js";
+import { limitBody } from "./http/body-limit.js";
+import { notFoundHandler, onError, validationHook } from "./http/errors.js";
 import { requestLog } from "./http/request-log.js";
 import { mountAccounts } from "./http/routes/accounts.js";
 import { mountAsk } from "./http/routes/ask.js";
@@ -26,12 +26,7 @@ export function createApp(deps: Deps) {
 
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(requestLog(deps.logger));
-  app.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json(errorBody("payload_too_large", `Request body larger than ${MAX_BODY_BYTES} bytes`), 413),
-    }),
-  );
+  app.use(limitBody(MAX_BODY_BYTES));
 
   mountHealth(app, deps);
   mountAccounts(app, deps);

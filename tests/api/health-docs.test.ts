@@ -79,6 +79,15 @@ describe("embedded health and docs", () => {
     expect(res.text).toContain("/openapi.json");
   });
 
+  it.each([
+    ["a declared Content-Length", { "content-length": String(2 * 1024 * 1024) }],
+    ["a chunked body", { "transfer-encoding": "chunked" }],
+  ])("refuses bodies over 1 MiB with 413, for %s", async (_, headers) => {
+    const res = await h.call("POST", "/users/", { body: "x".repeat(2 * 1024 * 1024), headers: { "content-type": "application/json", ...headers } });
+    expect(res.status).toBe(413);
+    expect(res.body.code).toBe("payload_too_large");
+  });
+
   it("answers unknown routes with a 404 in the error shape, and tags responses with a request id", async () => {
     const res = await h.call("GET", "/no/such/route");
     expect(res.status).toBe(404);

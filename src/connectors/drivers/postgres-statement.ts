@@ -2,9 +2,9 @@
 // speaks the extended protocol itself (the surface pg-cursor uses):
 //
 //   Parse/Bind/Execute  BEGIN READ ONLY
-//   Parse/Bind/Execute  SET LOCAL statement_timeout = N
+//   Parse/Bind/Execute  SET LOCAL statement_timeout = N        (unless N is the session's)
 //   Parse/Bind/Describe/Execute(rows = batch)   the user's statement, in an unnamed portal
-//   Parse/Bind/Execute  ROLLBACK; SELECT pg_advisory_unlock_all(); Sync
+//   Parse/Bind/Execute  ROLLBACK; [SELECT pg_advisory_unlock_all();] Sync
 //                       (in the first round trip already when its batch covers maxRows+1)
 //
 // Why not three client.query() calls (BEGIN + SET; statement; ROLLBACK)? node-postgres waits
@@ -42,7 +42,9 @@ const FIRST_BATCH = 1000;
 const MAX_BATCH = 10_000;
 
 type Stage = "begin" | "timeout" | "statement" | "rollback" | "unlock" | "done";
-const STAGES: Stage[] = ["begin", "timeout", "statement", "rollback", "unlock", "done"];
+
+/** statement_timeout every pooled session starts with (postgres.ts sends it at startup). */
+export const SESSION_STATEMENT_TIMEOUT_MS = 30_000;
 
 export class ReadOnlyStatement implements Submittable {
   /** Resolves with the result's fields once the server is ready again (transaction rolled
@@ -59,6 +61,8 @@ export class ReadOnlyStatement implements Submittable {
   /** Sync is sent: the pipeline's end is on the wire, nothing more may be asked. */
   private synced = false;
   private settled = false;
+  /** The commands this pipeline sends, in order; each CommandComplete moves to the next. */
+  private readonly stages: Stage[];
 
   constructor(
     private readonly sql: string,
@@ -68,6 +72,16 @@ export class ReadOnlyStatement implements Submittable {
     private readonly collector: RowCollector,
     private readonly parserFor: (oid: number) => (text: string) => unknown,
   ) {
+    this.stages = [
+      "begin",
+      // The session's own statement_timeout (set at connection start, restored by every
+      // ROLLBACK) already is the usual limit: only a different one costs a statement.
+      ...(timeoutMs === SESSION_STATEMENT_TIMEOUT_MS ? [] : (["timeout"] as const)),
+      "statement",
+      "rollback",
+      ...(/advisory/i.test(sql) ? (["unlock"] as const) : []),
+      "done",
+    ];
     this.done = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -78,7 +92,7 @@ export class ReadOnlyStatement implements Submittable {
     const wire = connection as unknown as Wire;
     inOneWrite(wire, () => {
       simple(wire, "BEGIN READ ONLY");
-      simple(wire, `SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(this.timeoutMs))}`);
+      if (this.stages.includes("timeout")) simple(wire, `SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(this.timeoutMs))}`);
       wire.parse({ text: this.sql });
       wire.bind({ values: [] });
       wire.describe({ type: "P" });
@@ -151,15 +165,17 @@ export class ReadOnlyStatement implements Submittable {
     inOneWrite(wire, () => {
       simple(wire, "ROLLBACK");
       // Session-level advisory locks are the one thing a read-only statement can leave behind
-      // on a pooled connection (ROLLBACK does not release them).
-      simple(wire, "SELECT pg_advisory_unlock_all()");
+      // on a pooled connection (ROLLBACK does not release them). Releasing them costs a whole
+      // extra transaction, so only statements that name them pay it; the guard refuses them
+      // anyway, and a lock taken inside a view or function lives until the connection closes.
+      if (this.stages.includes("unlock")) simple(wire, "SELECT pg_advisory_unlock_all()");
       wire.sync();
     });
     this.synced = true;
   }
 
   private advance(): void {
-    this.stage = STAGES[STAGES.indexOf(this.stage) + 1] ?? "done";
+    this.stage = this.stages[this.stages.indexOf(this.stage) + 1] ?? "done";
   }
 
   /** As many rows as could still fit, judged by the average size of those kept so far. */

@@ -9,13 +9,13 @@ import { DomainError } from "../../errors.js";
 import type { ColumnInfo, ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
-import { ReadOnlyStatement, type ResultField } from "./postgres-statement.js";
+import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
 
 export const APPLICATION_NAME = "pulse";
 
 /** Timeout of the driver's own catalog queries (probe, introspection, type names). */
-const OWN_STATEMENT_TIMEOUT_MS = 30_000;
+const OWN_STATEMENT_TIMEOUT_MS = SESSION_STATEMENT_TIMEOUT_MS;
 /** How long past a query's own timeout we wait for the server before dropping the socket
  * (a server that stopped answering cannot cancel anything itself). */
 export const BACKSTOP_GRACE_MS = 2_000;
