@@ -77,6 +77,9 @@ const envSchema = z.object({
   CONVERSATION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
 });
 
+/** Every environment variable Pulse reads. */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape);
+
 export interface Config {
   env: "development" | "production" | "test";
   host: string;

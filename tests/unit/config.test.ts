@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -95,5 +95,13 @@ describe("loadConfig", () => {
     expect(config.secretsKey.equals(Buffer.alloc(32, 7))).toBe(true);
     expect(config.port).toBe(8000);
     expect(config.redisUrl).toBeUndefined();
+  });
+});
+
+describe(".env.example", () => {
+  it("documents every setting the service reads", () => {
+    const example = readFileSync(new URL("../../.env.example", import.meta.url), "utf8");
+    const missing = CONFIG_VARIABLES.filter((name) => !new RegExp(`^#? ?${name}=`, "m").test(example));
+    expect(missing).toEqual([]);
   });
 });
