@@ -43,8 +43,8 @@ async function run(label: string, env: Record<string, string>, sqliteRoot: strin
   const server = await startServer({
     ...env,
     SQLITE_ROOT: sqliteRoot,
-    LOGIN_MAX_ATTEMPTS_PER_CLIENT: "1000000",
-    LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "1000000",
+    LOGIN_MAX_ATTEMPTS_PER_CLIENT: "100000",
+    LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "10000",
   });
   try {
     const { email, password, token } = await fixture(server);
