@@ -121,8 +121,12 @@ export async function runAgent(model: ChatOpenAI, input: RunAgentInput): Promise
     sampleValues: input.sampleValues ?? true,
     onEvent: input.onEvent,
   });
-  const toolsByName = new Map<string, (typeof tools)[number]>(tools.map((t) => [t.name, t]));
-  const bound = model.bindTools(tools);
+  // With the whole schema in the prompt, the lookup tools only cost tokens on every request
+  // (~200 of tool definitions): offer run_query alone.
+  const wholeSchemaShown = input.index.wholeTokens <= input.schemaTokenBudget;
+  const offered = wholeSchemaShown ? tools.filter((t) => t.name === "run_query") : tools;
+  const toolsByName = new Map<string, (typeof tools)[number]>(offered.map((t) => [t.name, t]));
+  const bound = model.bindTools(offered);
   const timeoutMs = model.timeout ?? 60_000;
   let usage: TokenUsage = NO_USAGE;
   // Whether the newest model reply reached onEvent token by token, and whether the step bound ended the run.

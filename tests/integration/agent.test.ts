@@ -137,11 +137,22 @@ describe("runAgent answers a question", () => {
     const { fake, result } = await run([
       { toolCalls: [{ name: "describe_tables", args: { tables: "Invoice" } }, { name: "drop_everything", args: {} }] },
       { content: "Sorry." },
-    ]);
+    ], { schemaTokenBudget: 120 });
     await result;
     const [badArgs, unknown] = fake.requests[1]!.messages.filter((m) => m.role === "tool").map(textOf);
     expect(badArgs).toMatch(/^ERROR: invalid arguments for describe_tables/);
     expect(unknown).toMatch(/^ERROR: there is no tool named "drop_everything"/);
+  });
+});
+
+describe("runAgent offers only what helps", () => {
+  it("offers run_query alone when the whole schema is in the prompt, and the lookup tools when it is not", async () => {
+    const whole = await run([{ content: "Fine." }]);
+    await whole.result;
+    expect(whole.fake.requests[0]!.tools!.map((t) => t.function.name)).toEqual(["run_query"]);
+    const partial = await run([{ content: "Fine." }], { schemaTokenBudget: 120 });
+    await partial.result;
+    expect(partial.fake.requests[0]!.tools!.map((t) => t.function.name).sort()).toEqual(["describe_tables", "find_tables", "run_query"]);
   });
 });
 
