@@ -9,15 +9,8 @@ import { DomainError } from "../errors.js";
 import { resolveSqlitePath } from "./sqlite-path.js";
 import type { ConnectionTarget, Dialect } from "./types.js";
 
-export interface ConnectionSpec {
-  dialect: Dialect;
-  host: string;
-  port: number;
-  database: string;
-  username: string;
-  password: string;
-  ssl: boolean;
-}
+/** What a saved connection says; the target adds what config and the file system decide. */
+export type ConnectionSpec = Omit<ConnectionTarget, "connectTimeoutMs" | "filePath">;
 
 /** The context a connection's password is sealed under: its owner. */
 export const sealContext = (ownerId: number) => `db_connection:owner:${ownerId}`;

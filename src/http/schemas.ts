@@ -45,6 +45,14 @@ export const UserSchema = z
 
 export const DIALECT = z.enum(["postgresql", "mysql", "sqlite"]);
 
+/** Server dialects need a host and a user; SQLite names only a file. */
+export function requireServerFields(v: { db_type: string; host?: string | undefined; username?: string | undefined }, ctx: z.RefinementCtx) {
+  if (v.db_type === "sqlite") return;
+  for (const field of ["host", "username"] as const) {
+    if (!v[field]) ctx.addIssue({ code: "custom", path: [field], message: `required for ${v.db_type}` });
+  }
+}
+
 export const ConnectionSchema = z
   .object({
     id: z.number().int(),

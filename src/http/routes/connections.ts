@@ -16,7 +16,7 @@ import {
 } from "../../services/connections.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, ConnectionSchema, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, requireServerFields, ConnectionSchema, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 
 const tags = ["Databases"];
 const security = [{ bearer: [] }];
@@ -39,12 +39,7 @@ const fields = {
 
 const AddBody = z
   .object(fields)
-  .superRefine((v, ctx) => {
-    if (v.db_type === "sqlite") return;
-    for (const field of ["host", "username"] as const) {
-      if (!v[field]) ctx.addIssue({ code: "custom", path: [field], message: `required for ${v.db_type}` });
-    }
-  })
+  .superRefine(requireServerFields)
   .openapi("NewDatabaseConnection");
 
 const UpdateBody = z.object({ ...fields, db_type: DIALECT.optional() }).partial().openapi("DatabaseConnectionUpdate");

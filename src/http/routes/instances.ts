@@ -15,7 +15,7 @@ import {
 } from "../../services/connections.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 
 const tags = ["Instances (seed 000)"];
 const security = [{ bearer: [] }];
@@ -32,12 +32,7 @@ const fields = {
 };
 const CreateBody = z
   .object(fields)
-  .superRefine((v, ctx) => {
-    if (v.db_type === "sqlite") return;
-    for (const field of ["host", "username"] as const) {
-      if (!v[field]) ctx.addIssue({ code: "custom", path: [field], message: `required for ${v.db_type}` });
-    }
-  })
+  .superRefine(requireServerFields)
   .openapi("NewInstance");
 const UpdateBody = z.object(fields).partial().openapi("InstanceUpdate");
 
