@@ -15,6 +15,9 @@ import { mountAsk } from "./http/routes/ask.js";
 import { mountConnections } from "./http/routes/connections.js";
 import { mountHealth } from "./http/routes/health.js";
 import { mountInstances } from "./http/routes/instances.js";
+import { mountMonitoringAlerts } from "./http/routes/monitoring-alerts.js";
+import { mountMonitoringChannels } from "./http/routes/monitoring-channels.js";
+import { mountMonitoringTables } from "./http/routes/monitoring-tables.js";
 import { mountQuery } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
@@ -37,6 +40,9 @@ export function createApp(deps: Deps) {
   mountQuery(app, deps);
   mountInstances(app, deps);
   mountAsk(app, deps);
+  mountMonitoringTables(app, deps);
+  mountMonitoringAlerts(app, deps);
+  mountMonitoringChannels(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", {

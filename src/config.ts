@@ -75,6 +75,19 @@ const envSchema = z.object({
   ASK_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(20)),
   CONVERSATION_MAX_TURNS: z.preprocess(emptyAsUndefined, intIn(1, 200).default(10)),
   CONVERSATION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
+  MONITOR_SCHEDULER: z.preprocess(emptyAsUndefined, z.enum(["on", "off"]).default("on")),
+  MONITOR_TICK_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(5000)),
+  MONITOR_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
+  MONITOR_CONNECTION_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 100).default(1)),
+  MONITOR_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(120)),
+  MONITOR_STATEMENT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(10_000)),
+  MONITOR_LEASE_SECONDS: z.preprocess(emptyAsUndefined, intIn(10, 86_400).default(300)),
+  MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 3_600_000).default(15_000)),
+  MONITOR_RETRY_ATTEMPTS: z.preprocess(emptyAsUndefined, intIn(1, 10).default(3)),
+  MONITOR_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, intIn(0, 60_000).default(500)),
+  MONITOR_MIN_INTERVAL_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(60)),
+  MONITOR_NOTIFY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
+  MONITOR_RUN_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 3650).default(35)),
 });
 
 /** Every environment variable Pulse reads. */
@@ -115,7 +128,30 @@ export interface Config {
   };
   agent: { maxSteps: number; schemaTokens: number; rowsToModel: number };
   ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number };
+  monitor: MonitorConfig;
   version: string;
+}
+
+/** The scheduler and the budget its checks run under (per connection, per process). */
+export interface MonitorConfig {
+  /** Whether startService runs the scheduler in this instance. */
+  scheduler: boolean;
+  tickMs: number;
+  /** Monitored tables whose checks run at once in this instance. */
+  maxConcurrency: number;
+  /** Monitoring statements running at once on one connection (in this instance). */
+  connectionConcurrency: number;
+  queriesPerMinute: number;
+  statementTimeoutMs: number;
+  leaseSeconds: number;
+  /** How long stopping waits for running checks before leaving their leases to expire. */
+  stopTimeoutMs: number;
+  /** Attempts of a check whose connection failed, with exponential backoff from retryBaseMs. */
+  retryAttempts: number;
+  retryBaseMs: number;
+  minIntervalSeconds: number;
+  notifyTimeoutMs: number;
+  runRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -188,6 +224,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       perMinute: e.ASK_PER_MINUTE,
       maxTurns: e.CONVERSATION_MAX_TURNS,
       conversationTtlSeconds: e.CONVERSATION_TTL_SECONDS,
+    },
+    monitor: {
+      scheduler: e.MONITOR_SCHEDULER === "on",
+      tickMs: e.MONITOR_TICK_MS,
+      maxConcurrency: e.MONITOR_MAX_CONCURRENCY,
+      connectionConcurrency: e.MONITOR_CONNECTION_CONCURRENCY,
+      queriesPerMinute: e.MONITOR_QUERIES_PER_MINUTE,
+      statementTimeoutMs: e.MONITOR_STATEMENT_TIMEOUT_MS,
+      leaseSeconds: e.MONITOR_LEASE_SECONDS,
+      stopTimeoutMs: e.MONITOR_STOP_TIMEOUT_MS,
+      retryAttempts: e.MONITOR_RETRY_ATTEMPTS,
+      retryBaseMs: e.MONITOR_RETRY_BASE_MS,
+      minIntervalSeconds: e.MONITOR_MIN_INTERVAL_SECONDS,
+      notifyTimeoutMs: e.MONITOR_NOTIFY_TIMEOUT_MS,
+      runRetentionDays: e.MONITOR_RUN_RETENTION_DAYS,
     },
     version: packageVersion(),
   };

@@ -7,6 +7,7 @@ import type { Prompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
 import type { Logger } from "./logger.js";
+import type { Monitoring } from "./monitoring/runtime.js";
 import type { SessionStore } from "./sessions/types.js";
 import type { Store } from "./store/client.js";
 
@@ -19,4 +20,7 @@ export interface Deps {
   /** Null when no model server is configured: /ask answers 503, the rest works. */
   model: ChatOpenAI | null;
   prompts: Prompts;
+  /** Monitoring's clock, settings and per-connection budgets (the scheduler itself is started
+   * by startService, or driven by tests). */
+  monitoring: Monitoring;
 }

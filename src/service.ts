@@ -15,6 +15,8 @@ import { ConnectorCache } from "./connectors/cache.js";
 import { loadGuard } from "./connectors/guard/index.js";
 import type { Deps } from "./deps.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createMonitoring } from "./monitoring/runtime.js";
+import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
 import type { SessionStore } from "./sessions/types.js";
@@ -51,7 +53,16 @@ export async function buildDeps(config: Config, logger: Logger = createLogger(co
   try {
     await store.migrate();
     const sessions = await openSessionStore(config.redisUrl);
-    return { config, store, sessions, logger, connectors: createConnectorCache(config, logger), model: modelFor(config), prompts };
+    return {
+      config,
+      store,
+      sessions,
+      logger,
+      connectors: createConnectorCache(config, logger),
+      model: modelFor(config),
+      prompts,
+      monitoring: createMonitoring(config.monitor),
+    };
   } catch (err) {
     await store.close();
     throw err;
@@ -69,6 +80,8 @@ export interface RunningService {
   deps: Deps;
   server: ServerType;
   port: number;
+  /** Null when MONITOR_SCHEDULER=off. */
+  scheduler: Scheduler | null;
   stop(): Promise<void>;
 }
 
@@ -80,16 +93,20 @@ export async function startService(deps: Deps, options: { drainTimeoutMs?: numbe
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : deps.config.port;
   deps.logger.info({ port, store: deps.store.kind, sessions: deps.sessions.kind }, "pulse listening");
+  const scheduler = deps.config.monitor.scheduler ? createScheduler(deps) : null;
+  scheduler?.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       deps.logger.info("shutting down: draining HTTP");
       await drain(server as Server, options.drainTimeoutMs ?? 10_000);
+      // Running checks finish (or time out) before the pools and stores they use close.
+      await scheduler?.stop();
       await closeDeps(deps);
       deps.logger.info("shut down");
     })());
-  return { deps, server, port, stop };
+  return { deps, server, port, scheduler, stop };
 }
 
 /** Stops accepting connections and resolves when in-flight requests have finished (or the

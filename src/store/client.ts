@@ -44,6 +44,10 @@ export async function openStore(location: StoreLocation): Promise<Store> {
 
 async function openPostgres(url: string): Promise<Store> {
   const pool = new pg.Pool({ connectionString: url, max: 10, application_name: "pulse" });
+  // An idle connection killed by the server (restart, failover) is already dropped by the
+  // pool; without a listener its 'error' event would crash the process. The next query
+  // opens a fresh connection, and /health reports the store if that fails.
+  pool.on("error", () => {});
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     db,

@@ -2,7 +2,20 @@
 // `npm run db:generate` turns changes here into a migration under migrations/.
 
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "../monitoring/check-config.js";
 
 export const users = pgTable(
   "users",
@@ -44,3 +57,148 @@ export const dbConnections = pgTable(
 
 export type UserRow = typeof users.$inferSelect;
 export type DbConnectionRow = typeof dbConnections.$inferSelect;
+
+// ---- Monitoring: monitored tables, their check runs, alerts, notification channels. ----
+
+export const monitoredTables = pgTable(
+  "monitored_tables",
+  {
+    id: integer("id").primaryKey().generatedAlwaysAsIdentity(),
+    ownerId: integer("owner_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    connectionId: integer("connection_id")
+      .notNull()
+      .references(() => dbConnections.id, { onDelete: "cascade" }),
+    /** PostgreSQL schema / MySQL database; null for SQLite (and "the connection's default"). */
+    schemaName: text("schema_name"),
+    tableName: text("table_name").notNull(),
+    intervalSeconds: integer("interval_seconds").notNull(),
+    checks: jsonb("checks").$type<CheckConfig[]>().notNull(),
+    alertConfig: jsonb("alert_config").$type<TableAlertConfig>().notNull().default({}),
+    enabled: boolean("enabled").notNull().default(true),
+    nextRunAt: timestamp("next_run_at", { withTimezone: true }).notNull(),
+    lastRunAt: timestamp("last_run_at", { withTimezone: true }),
+    /** Scheduler lease: the instance running this table's checks, until when. */
+    leaseOwner: text("lease_owner"),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    /** Columns accepted as the table's shape, for schema drift (null until the first run). */
+    schemaSnapshot: jsonb("schema_snapshot").$type<ColumnSnapshot[]>(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true })
+      .notNull()
+      .defaultNow()
+      .$onUpdate(() => sql`now()`),
+  },
+  (t) => [
+    index("monitored_tables_owner_idx").on(t.ownerId),
+    index("monitored_tables_connection_idx").on(t.connectionId),
+    // The scheduler's claim scans due, enabled tables in next_run_at order.
+    index("monitored_tables_due_idx").on(t.nextRunAt).where(sql`${t.enabled}`),
+  ],
+);
+
+export const checkRuns = pgTable(
+  "check_runs",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    tableId: integer("table_id")
+      .notNull()
+      .references(() => monitoredTables.id, { onDelete: "cascade" }),
+    /** Which check of the table: "volume", "freshness", "schema_drift", "null_rate:email", "custom_sql:name". */
+    checkKey: text("check_key").notNull(),
+    checkKind: text("check_kind").notNull(),
+    status: text("status", { enum: ["pass", "fail", "error", "skipped"] }).notNull(),
+    value: doublePrecision("value"),
+    expected: doublePrecision("expected"),
+    lowerBound: doublePrecision("lower_bound"),
+    upperBound: doublePrecision("upper_bound"),
+    /** Judged anomalous: kept out of the baseline's training set. */
+    anomalous: boolean("anomalous").notNull().default(false),
+    message: text("message").notNull(),
+    details: jsonb("details").$type<Record<string, unknown>>(),
+    trigger: text("trigger", { enum: ["schedule", "manual"] }).notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("check_runs_series_idx").on(t.tableId, t.checkKey, t.startedAt), index("check_runs_started_idx").on(t.startedAt)],
+);
+
+export const alerts = pgTable(
+  "alerts",
+  {
+    id: integer("id").primaryKey().generatedAlwaysAsIdentity(),
+    ownerId: integer("owner_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    tableId: integer("table_id")
+      .notNull()
+      .references(() => monitoredTables.id, { onDelete: "cascade" }),
+    checkKey: text("check_key").notNull(),
+    checkKind: text("check_kind").notNull(),
+    /** The reducer's status (src/monitoring/alert-state.ts): ok, failing, open, resolving. */
+    status: text("status").notNull(),
+    /** The reducer's whole state, exactly as it returned it. */
+    state: jsonb("state").$type<Record<string, unknown>>().notNull(),
+    openedAt: timestamp("opened_at", { withTimezone: true }),
+    acknowledgedAt: timestamp("acknowledged_at", { withTimezone: true }),
+    mutedUntil: timestamp("muted_until", { withTimezone: true }),
+    resolvedAt: timestamp("resolved_at", { withTimezone: true }),
+    lastDetail: text("last_detail"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true })
+      .notNull()
+      .defaultNow()
+      .$onUpdate(() => sql`now()`),
+  },
+  (t) => [uniqueIndex("alerts_table_check_key").on(t.tableId, t.checkKey), index("alerts_owner_idx").on(t.ownerId)],
+);
+
+export const notificationChannels = pgTable(
+  "notification_channels",
+  {
+    id: integer("id").primaryKey().generatedAlwaysAsIdentity(),
+    ownerId: integer("owner_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    kind: text("kind", { enum: ["webhook", "slack"] }).notNull(),
+    name: text("name").notNull(),
+    /** AES-256-GCM sealed URL (webhook URLs carry tokens); `urlHint` is what may be shown. */
+    urlSealed: text("url_sealed").notNull(),
+    urlHint: text("url_hint").notNull(),
+    enabled: boolean("enabled").notNull().default(true),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("notification_channels_owner_idx").on(t.ownerId)],
+);
+
+/** Outbox and dedup record of notifications: one row per (notification, channel), inserted
+ * before the send under a unique key, so a restart or a second instance never sends it twice. */
+export const sentNotifications = pgTable(
+  "sent_notifications",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    dedupKey: text("dedup_key").notNull(),
+    channelId: integer("channel_id")
+      .notNull()
+      .references(() => notificationChannels.id, { onDelete: "cascade" }),
+    alertId: integer("alert_id").references(() => alerts.id, { onDelete: "cascade" }),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    status: text("status", { enum: ["pending", "sent", "failed"] }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    lastError: text("last_error"),
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("sent_notifications_dedup_key").on(t.dedupKey),
+    index("sent_notifications_pending_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+  ],
+);
+
+export type MonitoredTableRow = typeof monitoredTables.$inferSelect;
+export type CheckRunRow = typeof checkRuns.$inferSelect;
+export type AlertRow = typeof alerts.$inferSelect;
+export type NotificationChannelRow = typeof notificationChannels.$inferSelect;
+export type SentNotificationRow = typeof sentNotifications.$inferSelect;

@@ -15,10 +15,12 @@ import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createLogger } from "../../src/logger.js";
 import { createConnectorCache, modelFor } from "../../src/service.js";
 import { loadPrompts } from "../../agents/prompts.js";
+import { createMonitoring } from "../../src/monitoring/runtime.js";
+import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import { openStore, type Store } from "../../src/store/client.js";
-import { createPgDatabase, redisWithPrefix, uniqueName } from "./services.js";
+import { createPgDatabase, pgAdmin, redisWithPrefix, uniqueName } from "./services.js";
 
 export interface HarnessOptions {
   /** Default PostgreSQL (a fresh database); PGlite takes seconds to start, so suites ask for it. */
@@ -27,6 +29,12 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** Share another harness's metadata store, secrets and Redis prefix: a second instance. */
   shareWith?: SharedInstance;
+  /** Monitoring's clock (epoch ms); tests that drive the scheduler move it by hand. */
+  now?: () => number;
+  /** Monitoring's jitter source, in [0, 1). */
+  random?: () => number;
+  /** The scheduler's instance id (default: unique per harness). */
+  instanceId?: string;
 }
 
 interface SharedInstance {
@@ -60,6 +68,8 @@ export async function createHarness(options: HarnessOptions = {}) {
     BCRYPT_ROUNDS: "4",
     CONNECT_TIMEOUT_MS: "3000",
     LOG_LEVEL: "debug",
+    // Other suites must not see checks running behind their backs: tests tick by hand.
+    MONITOR_SCHEDULER: "off",
     ...options.env,
   });
 
@@ -85,6 +95,10 @@ export async function createHarness(options: HarnessOptions = {}) {
     await store.migrate();
     cleanups.push(async () => {
       await store.close();
+      // pg-pool's end() resolves before its clients' sessions have ended; dropping the
+      // database WITH (FORCE) under them would surface as an uncaught 57P01 on a pool
+      // without an 'error' listener. The monitoring suites keep many clients busy: wait.
+      await untilDisconnected(pgDatabase!.name);
       await pgDatabase!.drop();
     });
   } else {
@@ -109,8 +123,12 @@ export async function createHarness(options: HarnessOptions = {}) {
   await loadGuard();
   const connectors = createConnectorCache(config, logger);
   cleanups.push(() => connectors.close());
-  const deps: Deps = { config, store, sessions, logger, connectors, model: modelFor(config), prompts: loadPrompts() };
+  const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
+  const deps: Deps = { config, store, sessions, logger, connectors, model: modelFor(config), prompts: loadPrompts(), monitoring };
   const app = createApp(deps);
+  // Not started: tests call scheduler.tick() (or start()) themselves.
+  const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });
+  cleanups.push(() => scheduler.stop());
 
   async function call<T = any>(
     method: string,
@@ -158,6 +176,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     app,
     deps,
     config,
+    scheduler,
     logs,
     redis,
     sessionsKind: options.sessions ?? shared?.sessionsKind ?? ("memory" as "memory" | "redis"),
@@ -170,4 +189,17 @@ export async function createHarness(options: HarnessOptions = {}) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves once no session of Pulse's pools is connected to `database` (at most ~5 s). */
+async function untilDisconnected(database: string) {
+  for (let i = 0; i < 100; i++) {
+    const [row] = await pgAdmin<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse'",
+      "postgres",
+      [database],
+    );
+    if (Number(row?.n ?? 0) === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -1,0 +1,71 @@
+// Notification channels (generic webhook, Slack incoming webhook): add, list, delete, and a
+// test send. URLs are secrets: sealed at rest, only their origin is ever returned.
+
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+
+import type { Deps } from "../../deps.js";
+import { addChannel, listChannelsOf, removeChannel, testChannel } from "../../monitoring/channels.js";
+import { requireAuth } from "../auth.js";
+import type { AppEnv } from "../context.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { ChannelSchema, NewChannelBody } from "./monitoring-schemas.js";
+
+const tags = ["Monitoring"];
+const security = [{ bearer: [] }];
+const notFoundResponse = errorResponse("No such channel among yours");
+
+const list = createRoute({
+  method: "get",
+  path: "/api/channels",
+  tags,
+  security,
+  summary: "Your notification channels",
+  responses: { 200: jsonResponse(z.array(ChannelSchema), "Your channels"), ...authErrors },
+});
+
+const create = createRoute({
+  method: "post",
+  path: "/api/channels",
+  tags,
+  security,
+  summary: "Add a channel: every alert of yours that opens or resolves is sent to it",
+  request: { body: jsonBody(NewChannelBody) },
+  responses: { 201: jsonResponse(ChannelSchema, "The channel (never its URL)"), ...authErrors },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/api/channels/{id}",
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
+});
+
+const test = createRoute({
+  method: "post",
+  path: "/api/channels/{id}/test",
+  tags,
+  security,
+  summary: "Send a test notification now",
+  request: { params: IdParams },
+  responses: {
+    200: jsonResponse(z.object({ ok: z.literal(true), status_code: z.number().int() }), "Delivered"),
+    400: errorResponse("Not delivered (code connection_failed, with the reason)"),
+    404: notFoundResponse,
+    ...authErrors,
+  },
+});
+
+export function mountMonitoringChannels(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const auth = requireAuth(deps);
+  for (const route of [list, remove, test]) app.use(route.getRoutingPath(), auth);
+
+  app.openapi(list, async (c) => c.json(await listChannelsOf(deps, c.get("auth").userId), 200));
+  app.openapi(create, async (c) => c.json(await addChannel(deps, c.get("auth").userId, c.req.valid("json")), 201));
+  app.openapi(remove, async (c) => {
+    await removeChannel(deps, c.get("auth").userId, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
+  app.openapi(test, async (c) => c.json(await testChannel(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+}

@@ -1,0 +1,129 @@
+// Monitored tables (seeds 001/003 /api/tables): CRUD, run now, and the history of check runs.
+// Owner-scoped: another user's table or connection answers 404.
+
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+
+import type { Deps } from "../../deps.js";
+import {
+  createMonitoredTableOf,
+  getMonitoredTableOf,
+  listMonitoredTablesOf,
+  listRunsOf,
+  removeMonitoredTable,
+  runMonitoredTableNow,
+  updateMonitoredTableOf,
+} from "../../monitoring/tables.js";
+import { requireAuth } from "../auth.js";
+import type { AppEnv } from "../context.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
+
+const tags = ["Monitoring"];
+const security = [{ bearer: [] }];
+const notFoundResponse = errorResponse("No such monitored table (or connection) among yours");
+
+const list = createRoute({
+  method: "get",
+  path: "/api/tables",
+  tags,
+  security,
+  summary: "Your monitored tables",
+  responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "Your monitored tables"), ...authErrors },
+});
+
+const create = createRoute({
+  method: "post",
+  path: "/api/tables",
+  tags,
+  security,
+  summary: "Monitor a table: its checks are validated against the live database first",
+  request: { body: jsonBody(NewTableBody) },
+  responses: {
+    201: jsonResponse(MonitoredTableSchema, "The monitored table; its first run is due within one interval"),
+    400: errorResponse("Could not connect to the database"),
+    404: notFoundResponse,
+    ...authErrors,
+  },
+});
+
+const getOne = createRoute({
+  method: "get",
+  path: "/api/tables/{id}",
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: jsonResponse(MonitoredTableSchema, "The monitored table"), 404: notFoundResponse, ...authErrors },
+});
+
+const update = createRoute({
+  method: "patch",
+  path: "/api/tables/{id}",
+  tags,
+  security,
+  summary: "Change interval, checks, alert settings, or pause with enabled=false",
+  request: { params: IdParams, body: jsonBody(TableUpdateBody) },
+  responses: {
+    200: jsonResponse(MonitoredTableSchema, "The updated table"),
+    400: errorResponse("Could not connect to the database"),
+    404: notFoundResponse,
+    ...authErrors,
+  },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/api/tables/{id}",
+  tags,
+  security,
+  summary: "Stop monitoring a table (its runs and alerts go with it)",
+  request: { params: IdParams },
+  responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
+});
+
+const runNow = createRoute({
+  method: "post",
+  path: "/api/tables/{id}/run",
+  tags,
+  security,
+  summary: "Run the table's checks now and return their outcomes (recorded and alerted as usual)",
+  request: { params: IdParams },
+  responses: { 200: jsonResponse(RunReportSchema, "The outcomes"), 404: notFoundResponse, ...authErrors },
+});
+
+const RunsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
+  check: z.string().max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
+  before: z.iso.datetime({ offset: true }).optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
+});
+
+const runs = createRoute({
+  method: "get",
+  path: "/api/tables/{id}/runs",
+  tags,
+  security,
+  summary: "History of check runs with their metric values, newest first",
+  request: { params: IdParams, query: RunsQuery },
+  responses: { 200: jsonResponse(z.array(CheckRunSchema), "Check runs"), 404: notFoundResponse, ...authErrors },
+});
+
+export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const auth = requireAuth(deps);
+  for (const route of [list, getOne, runNow, runs]) app.use(route.getRoutingPath(), auth);
+
+  app.openapi(list, async (c) => c.json(await listMonitoredTablesOf(deps, c.get("auth").userId), 200));
+  app.openapi(create, async (c) => c.json(await createMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("json")), 201));
+  app.openapi(getOne, async (c) => c.json(await getMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(update, async (c) =>
+    c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("param").id, c.req.valid("json")), 200),
+  );
+  app.openapi(remove, async (c) => {
+    await removeMonitoredTable(deps, c.get("auth").userId, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
+  app.openapi(runNow, async (c) => c.json(await runMonitoredTableNow(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(runs, async (c) => {
+    const q = c.req.valid("query");
+    const options = { limit: q.limit, check: q.check, before: q.before ? new Date(q.before) : undefined };
+    return c.json(await listRunsOf(deps, c.get("auth").userId, c.req.valid("param").id, options), 200);
+  });
+}

@@ -1,0 +1,77 @@
+// Notification channel verbs behind /api/channels. A webhook URL is a credential (Slack's
+// carries its token in the path): it is sealed at rest and only its origin is ever shown.
+
+import { sealSecret } from "../auth/secrets.js";
+import type { Deps } from "../deps.js";
+import { DomainError, notFound } from "../errors.js";
+import { deleteChannel, getChannel, insertChannel, listChannels } from "../store/monitoring-channels.js";
+import type { NotificationChannelRow } from "../store/schema.js";
+import { channelSealContext, channelUrl, sendNotification, type ChannelKind } from "./notifiers.js";
+
+export interface ChannelInput {
+  kind: ChannelKind;
+  name?: string | undefined;
+  url: string;
+}
+
+export interface PublicChannel {
+  id: number;
+  kind: ChannelKind;
+  name: string;
+  /** Scheme and host only: the rest of a webhook URL is its secret. */
+  url_hint: string;
+  enabled: boolean;
+  created_at: string;
+}
+
+export const publicChannel = (row: NotificationChannelRow): PublicChannel => ({
+  id: row.id,
+  kind: row.kind,
+  name: row.name,
+  url_hint: row.urlHint,
+  enabled: row.enabled,
+  created_at: row.createdAt.toISOString(),
+});
+
+export const urlHint = (url: string) => {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}/…`;
+};
+
+export async function addChannel(deps: Deps, ownerId: number, input: ChannelInput): Promise<PublicChannel> {
+  const row = await insertChannel(deps.store.db, {
+    ownerId,
+    kind: input.kind,
+    name: input.name ?? `${input.kind} ${new URL(input.url).host}`,
+    urlSealed: sealSecret(input.url, deps.config.secretsKey, channelSealContext(ownerId)),
+    urlHint: urlHint(input.url),
+    enabled: true,
+  });
+  return publicChannel(row);
+}
+
+export async function listChannelsOf(deps: Deps, ownerId: number): Promise<PublicChannel[]> {
+  return (await listChannels(deps.store.db, ownerId)).map(publicChannel);
+}
+
+export async function removeChannel(deps: Deps, ownerId: number, id: number): Promise<void> {
+  if (!(await deleteChannel(deps.store.db, ownerId, id))) throw notFound("Notification channel");
+}
+
+/** Sends a test message now; a failure answers 400 with the reason (never the URL). */
+export async function testChannel(deps: Deps, ownerId: number, id: number): Promise<{ ok: true; status_code: number }> {
+  const row = await getChannel(deps.store.db, ownerId, id);
+  if (!row) throw notFound("Notification channel");
+  const at = new Date(deps.monitoring.now()).toISOString();
+  try {
+    const status = await sendNotification(
+      row.kind,
+      channelUrl(deps, row),
+      { event: "test", text: `Pulse test notification for channel "${row.name}"`, at },
+      deps.config.monitor.notifyTimeoutMs,
+    );
+    return { ok: true, status_code: status };
+  } catch (err) {
+    throw new DomainError("connection_failed", `Test notification not delivered: ${(err as Error).message}`);
+  }
+}

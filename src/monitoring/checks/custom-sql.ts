@@ -1,0 +1,19 @@
+// Custom SQL: the user's own read statement returning one number, judged against bounds.
+// It goes through the SQL guard like any other statement, so a write is refused there.
+
+import type { CustomSqlCheck } from "../check-config.js";
+import { judgeFixedBounds } from "./judging.js";
+import { numberOf, type CheckContext, type CheckResult } from "./types.js";
+
+export async function runCustomSql(ctx: CheckContext, check: CustomSqlCheck): Promise<CheckResult> {
+  const result = await ctx.query(check.sql, 2);
+  const first = result.rows[0];
+  if (result.rows.length !== 1 || result.truncated || !first || first.length === 0) {
+    return { status: "error", value: null, message: `the statement must return exactly one row; it returned ${result.truncated ? "more than one" : result.rows.length}` };
+  }
+  const value = numberOf(first[0]);
+  if (value === null) {
+    return { status: "error", value: null, message: `the statement's first column must be a number; it was ${JSON.stringify(first[0])}` };
+  }
+  return judgeFixedBounds(value, check.min, check.max, check.name);
+}

@@ -1,0 +1,84 @@
+// Freshness: how far the newest value of a timestamp column lags behind now, minus what the
+// replica we read is behind its primary. One statement on the monitored database per run
+// (on PostgreSQL the replica's lag comes in the same statement).
+
+import type { Cell, Dialect } from "../../connectors/types.js";
+import type { FreshnessCheck } from "../check-config.js";
+import { formatDuration, judgeFreshness } from "../freshness.js";
+import { baselineOptions } from "./judging.js";
+import { qualifiedName, quoteIdent } from "./sql-text.js";
+import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
+
+/**
+ * On a PostgreSQL standby, now() - pg_last_xact_replay_timestamp() is the usual lag figure, but
+ * it also grows while the primary is simply idle; a standby that has replayed all the WAL it
+ * received is caught up, so its lag is 0. Otherwise a primary that stopped writing would look
+ * like a lagging replica and the stall would be explained away instead of alerted.
+ */
+export function freshnessStatement(dialect: Dialect, schema: string | null, table: string, column: string): string {
+  const latest = `max(${quoteIdent(dialect, column)}) AS latest`;
+  const from = `FROM ${qualifiedName(dialect, schema, table)}`;
+  if (dialect !== "postgresql") return `SELECT ${latest} ${from}`;
+  return `SELECT ${latest},
+  CASE WHEN pg_is_in_recovery() THEN
+    CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+         ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
+  END AS replica_lag_seconds
+${from}`;
+}
+
+const HAS_ZONE = /(Z|[+-]\d\d(:?\d\d)?)$/i;
+
+/** A timestamp cell as epoch ms. Values without a zone (timestamp, DATETIME, SQLite text) are
+ * read as UTC, the zone Pulse's sessions run in; numbers are epoch seconds, or milliseconds
+ * when too large to be seconds. */
+export function timestampOf(cell: Cell | undefined): number | null {
+  if (cell === null || cell === undefined) return null;
+  if (typeof cell === "number") return cell > 1e11 ? cell : cell * 1000;
+  if (typeof cell !== "string") return null;
+  const text = cell.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return timestampOf(Number(text));
+  const iso = text.includes("T") || !/^\d{4}-\d\d-\d\d \d/.test(text) ? text : text.replace(" ", "T");
+  const withZone = /T/.test(iso) && !HAS_ZONE.test(iso) ? `${iso}Z` : iso;
+  const ms = Date.parse(withZone);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Promise<CheckResult> {
+  const dialect = ctx.connector.dialect;
+  const result = await ctx.query(freshnessStatement(dialect, ctx.table.schema, ctx.table.name, check.column), 1);
+  const row = firstRow(result) ?? {};
+  const raw = row.latest ?? null;
+  const latest = timestampOf(raw);
+  if (raw !== null && latest === null) {
+    return { status: "error", value: null, message: `column ${check.column} holds ${JSON.stringify(raw)}, which is not a timestamp` };
+  }
+  const replicaLag =
+    dialect === "postgresql" ? (numberOf(row.replica_lag_seconds) ?? 0) : dialect === "mysql" ? await ctx.replicationLagSeconds() : 0;
+  const fixed = check.max_lag_seconds !== undefined;
+  const judged = judgeFreshness({
+    latest,
+    now: ctx.now,
+    replicationLagSeconds: replicaLag,
+    maxLagSeconds: check.max_lag_seconds,
+    history: fixed ? [] : await ctx.history(),
+    baseline: baselineOptions(check.baseline),
+  });
+  const learning = judged.verdict === "learning";
+  return {
+    status: judged.verdict === "anomaly" ? "fail" : "pass",
+    value: judged.dataLagSeconds,
+    expected: learning ? null : judged.expected,
+    lower: learning ? null : judged.lower,
+    upper: learning ? null : judged.upper,
+    anomalous: !fixed && judged.verdict === "anomaly",
+    message: judged.reason,
+    details: {
+      latest: latest === null ? null : new Date(latest).toISOString(),
+      lag_seconds: judged.lagSeconds,
+      replication_lag_seconds: judged.replicationLagSeconds,
+      verdict: judged.verdict,
+      ...(judged.lagSeconds !== null ? { lag: formatDuration(judged.lagSeconds) } : {}),
+    },
+  };
+}

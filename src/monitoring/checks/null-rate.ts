@@ -1,0 +1,48 @@
+// Null rate of a column over a bounded sample: the newest `sample_rows` rows by `recent_by`
+// when given (an index on it makes this cheap), else the first rows the scan returns. Never
+// a full scan of a big table.
+
+import type { Dialect } from "../../connectors/types.js";
+import type { NullRateCheck } from "../check-config.js";
+import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
+import { qualifiedName, quoteIdent } from "./sql-text.js";
+import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
+
+export const NULL_RATE_SAMPLE_ROWS = 100_000;
+
+export function nullRateStatement(
+  dialect: Dialect,
+  schema: string | null,
+  table: string,
+  column: string,
+  sampleRows: number,
+  recentBy?: string,
+): string {
+  const col = quoteIdent(dialect, column);
+  const order = recentBy ? ` ORDER BY ${quoteIdent(dialect, recentBy)} DESC` : "";
+  return `SELECT count(*) AS total, count(${col}) AS non_null FROM (SELECT ${col} FROM ${qualifiedName(dialect, schema, table)}${order} LIMIT ${sampleRows}) sample`;
+}
+
+const percent = (rate: number) => `${(rate * 100).toFixed(rate < 0.001 && rate > 0 ? 3 : 1)}%`;
+
+export async function runNullRate(ctx: CheckContext, check: NullRateCheck): Promise<CheckResult> {
+  const sampleRows = check.sample_rows ?? NULL_RATE_SAMPLE_ROWS;
+  const sql = nullRateStatement(ctx.connector.dialect, ctx.table.schema, ctx.table.name, check.column, sampleRows, check.recent_by);
+  const row = firstRow(await ctx.query(sql, 1)) ?? {};
+  const total = numberOf(row.total) ?? 0;
+  const nonNull = numberOf(row.non_null) ?? 0;
+  if (total === 0) return { status: "pass", value: null, message: "the table is empty: no null rate to judge" };
+  const rate = (total - nonNull) / total;
+  const details = { sampled_rows: total, null_rows: total - nonNull };
+  const label = `null rate of ${check.column}`;
+  if (check.max_rate !== undefined) return { ...judgeFixedBounds(rate, undefined, check.max_rate, label, percent), details };
+  const judged = judgeAgainstBaseline(await ctx.history(), ctx.now, rate, check.baseline, {
+    label,
+    direction: "spike",
+    model: "level",
+    formatValue: percent,
+    // A rate moving by less than half a percentage point is noise, not an incident.
+    minDeviation: { absolute: 0.005, relative: 0.1 },
+  });
+  return { ...judged, details: { ...judged.details, ...details } };
+}

@@ -1,0 +1,64 @@
+// What a check gets to run with and what it gives back. Checks reach the monitored database
+// only through `ctx.query` (the guarded connector under the monitoring budget).
+
+import type { GuardedConnector } from "../../connectors/guarded.js";
+import type { Cell, QueryResult, TableSchema } from "../../connectors/types.js";
+import type { MetricPoint } from "../baselines.js";
+import type { ColumnSnapshot } from "../check-config.js";
+
+export type CheckStatus = "pass" | "fail" | "error" | "skipped";
+
+export interface CheckResult {
+  status: CheckStatus;
+  value: number | null;
+  expected?: number | null | undefined;
+  lower?: number | null | undefined;
+  upper?: number | null | undefined;
+  /** Judged anomalous by a baseline: the point stays out of future training sets. */
+  anomalous?: boolean | undefined;
+  message: string;
+  details?: Record<string, unknown> | undefined;
+}
+
+export interface CheckContext {
+  connector: GuardedConnector;
+  /** The monitored table as introspected (its real schema, name and columns). */
+  table: TableSchema;
+  /** Epoch ms of this run. */
+  now: number;
+  /** One statement through the guard, under the monitoring budget and timeout. */
+  query(sql: string, maxRows?: number): Promise<QueryResult>;
+  /** Past values of this check's metric, oldest first (non-anomalous and anomalous alike). */
+  history(): Promise<MetricPoint[]>;
+  /** Replica lag in seconds as last probed (0 on a primary). */
+  replicationLagSeconds(): Promise<number>;
+}
+
+/** Schema drift needs no query of its own: the connector's introspection. */
+export interface DriftContext {
+  /** The table's columns from an introspection no older than half the table's interval;
+   * null when the table is gone. */
+  freshColumns(): Promise<ColumnSnapshot[] | null>;
+  /** Columns accepted as the table's shape; null before the first run (or after a resolve). */
+  acceptedColumns: ColumnSnapshot[] | null;
+  acceptColumns(columns: ColumnSnapshot[]): Promise<void>;
+}
+
+/** A cell read as a number: integers and decimals arrive as numbers or exact strings. */
+export function numberOf(cell: Cell | undefined): number | null {
+  if (cell === null || cell === undefined) return null;
+  if (typeof cell === "number") return cell;
+  if (typeof cell === "boolean") return cell ? 1 : 0;
+  if (typeof cell === "string" && cell.trim() !== "") {
+    const n = Number(cell);
+    return Number.isFinite(n) ? n : null;
+  }
+  return null;
+}
+
+/** The first row of a result, by column name. */
+export function firstRow(result: QueryResult): Record<string, Cell> | null {
+  const row = result.rows[0];
+  if (!row) return null;
+  return Object.fromEntries(result.columns.map((c, i) => [c.name, row[i] ?? null]));
+}

@@ -1,0 +1,251 @@
+// Runs one monitored table's checks now: each through the guarded connector under the
+// connection's monitoring budget, transient connection failures retried with backoff, every
+// outcome recorded as a check run and fed to its alert. Used by the scheduler, by
+// `POST /api/tables/{id}/run` and by `npm run check`.
+
+import type { GuardedConnector } from "../connectors/guarded.js";
+import type { ProbeInfo, TableSchema } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { DomainError } from "../errors.js";
+import { connectorFor } from "../services/database-access.js";
+import { insertCheckRuns, metricHistory } from "../store/monitoring-runs.js";
+import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
+import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
+import { feedOutcomes } from "./alerts.js";
+import { BASELINE_DEFAULTS, type MetricPoint } from "./baselines.js";
+import { checkKey, columnsOf, type CheckConfig, type CheckKind } from "./check-config.js";
+import { runCustomSql } from "./checks/custom-sql.js";
+import { runFreshness } from "./checks/freshness.js";
+import { runNullRate } from "./checks/null-rate.js";
+import { runSchemaDrift, snapshotOf } from "./checks/schema-drift.js";
+import type { CheckContext, CheckResult, CheckStatus } from "./checks/types.js";
+import { runVolume } from "./checks/volume.js";
+import { deliverDueNotifications } from "./notifiers.js";
+import type { Monitoring } from "./runtime.js";
+
+export type RunTrigger = "schedule" | "manual";
+
+export interface CheckOutcome {
+  run_id: number | null;
+  check: string;
+  kind: CheckKind;
+  status: CheckStatus;
+  value: number | null;
+  expected: number | null;
+  lower: number | null;
+  upper: number | null;
+  message: string;
+  details: Record<string, unknown> | null;
+  started_at: string;
+  finished_at: string;
+}
+
+export interface TableRunReport {
+  table_id: number;
+  trigger: RunTrigger;
+  started_at: string;
+  finished_at: string;
+  /** Primary or replica, as last probed; null when the database could not be reached. */
+  target: { replica: boolean; replication_lag_seconds: number | null } | null;
+  outcomes: CheckOutcome[];
+  notifications_queued: number;
+}
+
+/** Re-introspect at most this often when a table or column is missing from what we know. */
+const MISSING_RECHECK_MS = 60_000;
+
+export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger): Promise<TableRunReport> {
+  const m = deps.monitoring;
+  const startedAt = m.now();
+  let connector: GuardedConnector | null = null;
+  let unreachable: CheckResult | null = null;
+  try {
+    connector = await withRetry(m, () => connectorFor(deps, table.ownerId, table.connectionId));
+  } catch (err) {
+    unreachable = resultOfError(deps, err);
+  }
+
+  const runs: Omit<CheckRunRow, "id">[] = [];
+  for (const check of table.checks) {
+    const at = m.now();
+    const result = connector ? await runOne(deps, connector, table, check, at).catch((err: unknown) => resultOfError(deps, err)) : unreachable!;
+    runs.push({
+      tableId: table.id,
+      checkKey: checkKey(check),
+      checkKind: check.kind,
+      status: result.status,
+      value: finiteOrNull(result.value),
+      expected: finiteOrNull(result.expected),
+      lowerBound: finiteOrNull(result.lower),
+      upperBound: finiteOrNull(result.upper),
+      anomalous: result.anomalous ?? false,
+      message: result.message,
+      details: result.details ?? null,
+      trigger,
+      startedAt: new Date(at),
+      finishedAt: new Date(Math.max(at, m.now())),
+    });
+  }
+
+  let saved: CheckRunRow[];
+  try {
+    saved = await insertCheckRuns(deps.store.db, runs);
+  } catch (err) {
+    // Deleted while its checks ran: nothing left to record or alert on.
+    if (!isForeignKeyViolation(err)) throw err;
+    deps.logger.info({ table_id: table.id }, "monitored table deleted during its run; outcomes dropped");
+    return { ...report(table, trigger, startedAt, m.now(), null, runs.map((r) => ({ ...outcomeOf({ ...r, id: 0 }), run_id: null }))), notifications_queued: 0 };
+  }
+  const queued = await feedOutcomes(
+    deps,
+    table,
+    runs.map((r) => ({ checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() })),
+  );
+  if (queued > 0) {
+    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
+  }
+  const target = connector ? await m.targetInfo(connector).catch(() => null) : null;
+  return { ...report(table, trigger, startedAt, m.now(), target, saved.map(outcomeOf)), notifications_queued: queued };
+}
+
+function report(
+  table: MonitoredTableRow,
+  trigger: RunTrigger,
+  startedAt: number,
+  finishedAt: number,
+  target: ProbeInfo | null,
+  outcomes: CheckOutcome[],
+): Omit<TableRunReport, "notifications_queued"> {
+  return {
+    table_id: table.id,
+    trigger,
+    started_at: new Date(startedAt).toISOString(),
+    finished_at: new Date(Math.max(startedAt, finishedAt)).toISOString(),
+    target: target && { replica: target.replica, replication_lag_seconds: target.replication_lag_seconds },
+    outcomes,
+  };
+}
+
+function isForeignKeyViolation(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return e?.code === "23503" || e?.cause?.code === "23503";
+}
+
+export function outcomeOf(row: CheckRunRow): CheckOutcome {
+  return {
+    run_id: row.id,
+    check: row.checkKey,
+    kind: row.checkKind as CheckKind,
+    status: row.status,
+    value: row.value,
+    expected: row.expected,
+    lower: row.lowerBound,
+    upper: row.upperBound,
+    message: row.message,
+    details: row.details,
+    started_at: row.startedAt.toISOString(),
+    finished_at: row.finishedAt.toISOString(),
+  };
+}
+
+const finiteOrNull = (n: number | null | undefined) => (typeof n === "number" && Number.isFinite(n) ? n : null);
+
+async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredTableRow, check: CheckConfig, at: number): Promise<CheckResult> {
+  const m = deps.monitoring;
+  const find = (tables: TableSchema[]) => tables.find((t) => t.name === table.tableName && t.schema === table.schemaName) ?? null;
+
+  if (check.kind === "schema_drift") {
+    return withRetry(m, () =>
+      runSchemaDrift({
+        // Half the interval: every run sees a schema introspected since the previous run.
+        freshColumns: async () => {
+          const found = find((await m.schemaOf(connector, (table.intervalSeconds * 1000) / 2)).tables);
+          return found && snapshotOf(found.columns);
+        },
+        acceptedColumns: table.schemaSnapshot,
+        acceptColumns: (columns) => saveSchemaSnapshot(deps.store.db, table.id, columns),
+      }),
+    );
+  }
+
+  // Names come from the user: they must match the introspected schema before any statement
+  // is built with them (then they are quoted too).
+  let found = find((await withRetry(m, () => m.schemaOf(connector, Number.POSITIVE_INFINITY))).tables);
+  const missing = (t: TableSchema | null) => !t || columnsOf(check).some(({ column }) => !t.columns.some((c) => c.name === column));
+  if (missing(found)) found = find((await withRetry(m, () => m.schemaOf(connector, MISSING_RECHECK_MS))).tables);
+  const name = table.schemaName ? `${table.schemaName}.${table.tableName}` : table.tableName;
+  if (!found) return { status: "error", value: null, message: `table ${name} not found in the database` };
+  const absent = columnsOf(check).find(({ column }) => !found.columns.some((c) => c.name === column));
+  if (absent) return { status: "error", value: null, message: `column ${absent.column} not found in ${name}` };
+
+  const budget = m.budgetFor(connector.connectionId);
+  const key = checkKey(check);
+  const ctx: CheckContext = {
+    connector,
+    table: found,
+    now: at,
+    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget }),
+    history: () => loadHistory(deps, table.id, key, at, "baseline" in check ? check.baseline?.window_points : undefined),
+    replicationLagSeconds: async () => (await m.targetInfo(connector)).replication_lag_seconds ?? 0,
+  };
+  return withRetry(m, () => {
+    switch (check.kind) {
+      case "freshness":
+        return runFreshness(ctx, check);
+      case "volume":
+        return runVolume(ctx, check);
+      case "null_rate":
+        return runNullRate(ctx, check);
+      case "custom_sql":
+        return runCustomSql(ctx, check);
+    }
+  });
+}
+
+/** A check's past values, oldest first. A first non-finite point marks when the series began
+ * (baselines ignore its value but read its time), so a series of a thousand one-minute points
+ * still proves it reaches back a week when it does. */
+async function loadHistory(deps: Deps, tableId: number, key: string, now: number, points: number | undefined): Promise<MetricPoint[]> {
+  const { window } = BASELINE_DEFAULTS;
+  const series = `${tableId}:${key}`;
+  const { points: rows, firstAt } = await metricHistory(deps.store.db, {
+    tableId,
+    checkKey: key,
+    points: points ?? window.points,
+    since: new Date(now - window.durationMs),
+    knownFirstAt: deps.monitoring.seriesStarts.get(series),
+  });
+  if (firstAt !== null) deps.monitoring.rememberSeriesStart(series, firstAt);
+  const history: MetricPoint[] = rows;
+  if (firstAt !== null && (rows.length === 0 || firstAt < rows[0]!.at)) history.unshift({ at: firstAt, value: Number.NaN });
+  return history;
+}
+
+const isTransient = (err: unknown) => err instanceof DomainError && err.code === "connection_failed";
+
+/** Retries a transient connection failure with exponential backoff and jitter; anything else,
+ * or the last failure, is thrown. */
+export async function withRetry<T>(m: Monitoring, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || attempt >= m.settings.retryAttempts) throw err;
+      const delay = m.settings.retryBaseMs * 2 ** (attempt - 1) * (0.5 + m.random());
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** How a failure reads as a check result: an exhausted budget is a skip, not a failure. */
+export function resultOfError(deps: Deps, err: unknown): CheckResult {
+  if (err instanceof DomainError) {
+    if (err.code === "budget_exceeded") return { status: "skipped", value: null, message: `skipped: ${err.message}` };
+    if (err.code === "sql_refused") {
+      return { status: "error", value: null, message: `refused by the SQL guard: ${err.message}`, details: { code: err.code, ...err.extra } };
+    }
+    return { status: "error", value: null, message: err.message, details: { code: err.code } };
+  }
+  deps.logger.error({ err }, "a check failed unexpectedly");
+  return { status: "error", value: null, message: "internal error while running the check" };
+}

@@ -1,0 +1,119 @@
+// Process-wide state of monitoring: its settings, its clock, and the per-connection budgets
+// and replica reports that every check in this instance shares.
+
+import type { MonitorConfig } from "../config.js";
+import { createBudget, type Budget } from "../connectors/budget.js";
+import type { GuardedConnector } from "../connectors/guarded.js";
+import type { ProbeInfo, SchemaSnapshot } from "../connectors/types.js";
+
+export interface Monitoring {
+  settings: MonitorConfig;
+  /** Epoch milliseconds; tests pass a clock they move by hand. */
+  now(): number;
+  /** In [0, 1): the scheduler's jitter. */
+  random(): number;
+  /** Jitter added to a next run: up to a tenth of the interval, at most a minute, so tables
+   * created together drift apart. */
+  jitterMs(intervalSeconds: number): number;
+  /** The monitoring budget of one connection: separate from, and stricter than, the
+   * interactive one, so checks never crowd out /ask or /query (and the reverse). */
+  budgetFor(connectionId: number): Budget;
+  /** Primary or replica, and replay lag: probed at most once a minute per connection. */
+  targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
+  /** The connection's schema, introspected again (under the monitoring budget) when this
+   * instance's last look is older than `maxAgeMs` by the monitoring clock. Concurrent askers
+   * share one introspection, so a thousand tables on one database cost one per interval. */
+  schemaOf(connector: GuardedConnector, maxAgeMs: number): Promise<SchemaSnapshot>;
+  /** When each metric series began ("tableId:checkKey" → epoch ms): it never changes, so
+   * baselines need not ask the store again. */
+  readonly seriesStarts: ReadonlyMap<string, number>;
+  rememberSeriesStart(series: string, at: number): void;
+}
+
+const PROBE_MAX_AGE_MS = 60_000;
+const JITTER_RATIO = 0.1;
+const MAX_TRACKED_SERIES = 200_000;
+const MAX_JITTER_MS = 60_000;
+/** Beyond this many connections the least recently used budgets and probes are forgotten. */
+const MAX_TRACKED_CONNECTIONS = 10_000;
+
+export function createMonitoring(
+  settings: MonitorConfig,
+  options: { now?: () => number; random?: () => number } = {},
+): Monitoring {
+  const now = options.now ?? Date.now;
+  const budgets = new Map<number, Budget>();
+  const probes = new Map<number, { at: number; info: Promise<ProbeInfo> }>();
+  const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot> }>();
+
+  const budgetFor = (connectionId: number): Budget => {
+    let budget = budgets.get(connectionId);
+    if (budget) {
+      budgets.delete(connectionId);
+    } else {
+      budget = createBudget({
+        concurrency: settings.connectionConcurrency,
+        perMinute: settings.queriesPerMinute,
+        // A bounded queue: at most one waiting check per table this instance runs at once.
+        maxWaiting: settings.maxConcurrency,
+        maxWaitMs: settings.statementTimeoutMs,
+      });
+      if (budgets.size >= MAX_TRACKED_CONNECTIONS) budgets.delete(budgets.keys().next().value!);
+    }
+    budgets.set(connectionId, budget);
+    return budget;
+  };
+
+  const random = options.random ?? Math.random;
+  const seriesStarts = new Map<string, number>();
+  return {
+    settings,
+    now,
+    random,
+    seriesStarts,
+    rememberSeriesStart(series, at) {
+      if (seriesStarts.has(series)) return;
+      if (seriesStarts.size >= MAX_TRACKED_SERIES) seriesStarts.delete(seriesStarts.keys().next().value!);
+      seriesStarts.set(series, at);
+    },
+    jitterMs: (intervalSeconds) => random() * Math.min(intervalSeconds * 1000 * JITTER_RATIO, MAX_JITTER_MS),
+    budgetFor,
+    schemaOf(connector, maxAgeMs) {
+      const t = now();
+      const last = schemas.get(connector);
+      if (last && t - last.at < maxAgeMs) return last.snapshot;
+      const snapshot = (async () => {
+        const release = await budgetFor(connector.connectionId).acquire();
+        try {
+          return await connector.refreshSchema();
+        } finally {
+          release();
+        }
+      })();
+      schemas.set(connector, { at: t, snapshot });
+      snapshot.catch(() => {
+        if (schemas.get(connector)?.snapshot === snapshot) schemas.delete(connector);
+      });
+      return snapshot;
+    },
+    targetInfo(connector) {
+      const cached = probes.get(connector.connectionId);
+      const t = Date.now();
+      if (cached && t - cached.at < PROBE_MAX_AGE_MS) return cached.info;
+      const info = (async () => {
+        const release = await budgetFor(connector.connectionId).acquire();
+        try {
+          return await connector.driver.probe();
+        } finally {
+          release();
+        }
+      })();
+      if (probes.size >= MAX_TRACKED_CONNECTIONS) probes.clear();
+      probes.set(connector.connectionId, { at: t, info });
+      info.catch(() => {
+        if (probes.get(connector.connectionId)?.info === info) probes.delete(connector.connectionId);
+      });
+      return info;
+    },
+  };
+}

@@ -1,0 +1,166 @@
+// The scheduler of one instance: every tick it leases due tables from the metadata store
+// (FOR UPDATE SKIP LOCKED, so each due table goes to one instance however many run), runs
+// their checks, and sets the next run from now plus the interval plus jitter, so a long
+// outage costs one catch-up run, not one per missed slot. It also drains the notification
+// outbox and prunes old check runs.
+
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+
+import type { Deps } from "../deps.js";
+import { pruneCheckRuns } from "../store/monitoring-runs.js";
+import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
+import type { MonitoredTableRow } from "../store/schema.js";
+import { deliverDueNotifications } from "./notifiers.js";
+import { runTableChecks } from "./run-table.js";
+
+export interface TickReport {
+  /** Tables this instance leased in this tick (and ran, once the tick resolves). */
+  claimed: number[];
+}
+
+export interface Scheduler {
+  readonly instanceId: string;
+  /** Tables whose checks are running in this instance right now. */
+  readonly running: number;
+  /** Ticks every MONITOR_TICK_MS until stopped. */
+  start(): void;
+  /** One tick, resolving once the tables it claimed have run (tests drive the scheduler so). */
+  tick(): Promise<TickReport>;
+  /** Claims nothing more and waits for running checks, at most `timeoutMs`; a run still going
+   * then keeps its lease, which expires and lets another instance run the table. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+const PRUNE_EVERY_MS = 3_600_000;
+const PRUNE_BATCH = 10_000;
+
+export function createScheduler(deps: Deps, options: { instanceId?: string } = {}): Scheduler {
+  const m = deps.monitoring;
+  const s = m.settings;
+  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const inFlight = new Set<Promise<void>>();
+  let timer: NodeJS.Timeout | undefined;
+  let started = false;
+  let stopping = false;
+  let claiming: Promise<{ claimed: number[]; runs: Promise<void>[] }> | null = null;
+  let prunedAt = 0;
+  /** The last claim filled every free slot, so more tables may be due. */
+  let backlog = false;
+  let housekeptAt = Number.NEGATIVE_INFINITY;
+
+  async function runLeased(table: MonitoredTableRow): Promise<void> {
+    const startedAt = m.now();
+    try {
+      await runTableChecks(deps, table, "schedule");
+    } catch (err) {
+      deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
+    }
+    const now = m.now();
+    try {
+      const kept = await completeLease(deps.store.db, {
+        id: table.id,
+        owner: instanceId,
+        nextRunAt: new Date(now + table.intervalSeconds * 1000 + m.jitterMs(table.intervalSeconds)),
+        lastRunAt: new Date(startedAt),
+      });
+      if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (it ran longer than MONITOR_LEASE_SECONDS)");
+    } catch (err) {
+      deps.logger.error({ err, table_id: table.id }, "releasing a lease failed; it will expire");
+    }
+  }
+
+  function track(run: Promise<void>): Promise<void> {
+    inFlight.add(run);
+    void run.finally(() => {
+      inFlight.delete(run);
+      // More tables were due than there were slots: refill now rather than at the next tick,
+      // so throughput follows how fast checks run, not MONITOR_MAX_CONCURRENCY per tick.
+      if (started && !stopping && backlog) void claimAndStart();
+    });
+    return run;
+  }
+
+  async function housekeeping(now: number) {
+    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
+    if (now - prunedAt >= PRUNE_EVERY_MS) {
+      prunedAt = now;
+      const before = new Date(now - s.runRetentionDays * 86_400_000);
+      await pruneCheckRuns(deps.store.db, before, PRUNE_BATCH).catch((err: unknown) => deps.logger.error({ err }, "pruning check runs failed"));
+    }
+  }
+
+  /** Leases as many due tables as there are free slots and starts them. */
+  async function claimOnce(): Promise<{ claimed: number[]; runs: Promise<void>[] }> {
+    try {
+      const free = s.maxConcurrency - inFlight.size;
+      if (stopping || free <= 0) return { claimed: [], runs: [] };
+      const now = m.now();
+      const housekeepingDue = !started || now - housekeptAt >= s.tickMs;
+      const tables = await claimDueTables(deps.store.db, {
+        owner: instanceId,
+        now: new Date(now),
+        leaseUntil: new Date(now + s.leaseSeconds * 1000),
+        limit: free,
+      });
+      backlog = tables.length === free;
+      const runs = tables.map((t) => track(runLeased(t)));
+      // Refills between ticks skip the outbox and pruning: once per tick is enough.
+      if (housekeepingDue) {
+        housekeptAt = now;
+        await housekeeping(now);
+      }
+      return { claimed: tables.map((t) => t.id), runs };
+    } catch (err) {
+      deps.logger.error({ err }, "scheduler tick failed");
+      return { claimed: [], runs: [] };
+    }
+  }
+
+  /** One claim at a time: a tick asked for while one is claiming shares it. */
+  function claimAndStart(): Promise<{ claimed: number[]; runs: Promise<void>[] }> {
+    if (claiming) return claiming;
+    const current = claimOnce();
+    claiming = current;
+    void current.finally(() => {
+      if (claiming === current) claiming = null;
+    });
+    return current;
+  }
+
+  const loop = async () => {
+    await claimAndStart();
+    if (!stopping) timer = setTimeout(() => void loop(), s.tickMs);
+  };
+
+  return {
+    instanceId,
+    get running() {
+      return inFlight.size;
+    },
+    start() {
+      if (started || stopping) return;
+      started = true;
+      deps.logger.info({ instance: instanceId, tick_ms: s.tickMs }, "monitoring scheduler started");
+      timer = setTimeout(() => void loop(), 0);
+    },
+    async tick() {
+      const { claimed, runs } = await claimAndStart();
+      await Promise.all(runs);
+      return { claimed };
+    },
+    async stop(timeoutMs = s.stopTimeoutMs) {
+      stopping = true;
+      clearTimeout(timer);
+      await claiming;
+      if (inFlight.size === 0) return;
+      let timeout: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        Promise.allSettled([...inFlight]).then(() => true),
+        new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+      clearTimeout(timeout);
+      if (!finished) deps.logger.warn({ running: inFlight.size }, "scheduler stopped with checks still running; their leases will expire");
+    },
+  };
+}

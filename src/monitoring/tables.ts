@@ -1,0 +1,214 @@
+// Monitored-table verbs behind /api/tables: owner-scoped, and validated against the real
+// database before saving (the table and columns must exist, custom SQL must pass the guard),
+// so what the scheduler later runs was proven once already.
+
+import { classifyStatement } from "../connectors/guard/index.js";
+import type { GuardedConnector } from "../connectors/guarded.js";
+import type { TableSchema } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { DomainError, notFound } from "../errors.js";
+import { connectorFor } from "../services/database-access.js";
+import { listCheckRuns } from "../store/monitoring-runs.js";
+import {
+  deleteMonitoredTable,
+  getMonitoredTable,
+  insertMonitoredTable,
+  listMonitoredTables,
+  updateMonitoredTable,
+  type MonitoredTablePatch,
+} from "../store/monitoring-tables.js";
+import type { MonitoredTableRow } from "../store/schema.js";
+import { ALERT_DEFAULTS } from "./alert-state.js";
+import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
+import { outcomeOf, runTableChecks, type CheckOutcome, type TableRunReport } from "./run-table.js";
+
+export interface MonitoredTableInput {
+  connection_id: number;
+  schema?: string | null | undefined;
+  table: string;
+  interval_seconds?: number | undefined;
+  enabled?: boolean | undefined;
+  checks?: CheckConfig[] | undefined;
+  alert?: TableAlertConfig | undefined;
+}
+
+export type MonitoredTableUpdate = Partial<Omit<MonitoredTableInput, "connection_id">>;
+
+export interface PublicMonitoredTable {
+  id: number;
+  owner_id: number;
+  connection_id: number;
+  schema: string | null;
+  table: string;
+  interval_seconds: number;
+  enabled: boolean;
+  checks: CheckConfig[];
+  alert: { open_after: number; resolve_after: number };
+  next_run_at: string;
+  last_run_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export const DEFAULT_INTERVAL_SECONDS = 300;
+
+export function publicMonitoredTable(row: MonitoredTableRow): PublicMonitoredTable {
+  return {
+    id: row.id,
+    owner_id: row.ownerId,
+    connection_id: row.connectionId,
+    schema: row.schemaName,
+    table: row.tableName,
+    interval_seconds: row.intervalSeconds,
+    enabled: row.enabled,
+    checks: row.checks,
+    alert: {
+      open_after: row.alertConfig.open_after ?? ALERT_DEFAULTS.openAfter,
+      resolve_after: row.alertConfig.resolve_after ?? ALERT_DEFAULTS.resolveAfter,
+    },
+    next_run_at: row.nextRunAt.toISOString(),
+    last_run_at: row.lastRunAt ? row.lastRunAt.toISOString() : null,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+interface Issue {
+  path: string;
+  message: string;
+}
+
+function invalid(issues: Issue[]): DomainError {
+  return new DomainError("invalid_input", `Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { errors: issues });
+}
+
+/** The table as the database knows it: named schema, or the only table of that name. */
+async function resolveTable(deps: Deps, connector: GuardedConnector, schema: string | null | undefined, table: string): Promise<TableSchema> {
+  const matches = (tables: TableSchema[]) =>
+    tables.filter((t) => t.name === table && (schema === undefined || schema === null || t.schema === schema));
+  let found = matches((await connector.schema()).tables);
+  if (found.length === 0) found = matches((await deps.monitoring.schemaOf(connector, 0)).tables);
+  if (found.length === 0) throw invalid([{ path: "body.table", message: `no table ${schema ? `${schema}.` : ""}${table} in this database` }]);
+  if (found.length > 1) {
+    throw invalid([{ path: "body.schema", message: `${table} exists in several schemas (${found.map((t) => t.schema).join(", ")}): name one` }]);
+  }
+  return found[0]!;
+}
+
+function checkIssues(connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Issue[] {
+  const issues: Issue[] = [];
+  const keys = new Map<string, number>();
+  checks.forEach((check, i) => {
+    const key = checkKey(check);
+    if (keys.has(key)) issues.push({ path: `body.checks.${i}`, message: `duplicates check ${keys.get(key)} (${key})` });
+    keys.set(key, i);
+    for (const { column, field } of columnsOf(check)) {
+      if (!table.columns.some((c) => c.name === column)) issues.push({ path: `body.checks.${i}.${field}`, message: `no column ${column} in ${table.name}` });
+    }
+    if (check.kind === "custom_sql") {
+      const verdict = classifyStatement(connector.dialect, check.sql);
+      if (!verdict.ok) issues.push({ path: `body.checks.${i}.sql`, message: `refused by the SQL guard: ${verdict.reason}` });
+    }
+  });
+  return issues;
+}
+
+function checkInterval(deps: Deps, seconds: number) {
+  const min = deps.config.monitor.minIntervalSeconds;
+  if (seconds < min) throw invalid([{ path: "body.interval_seconds", message: `must be at least ${min} seconds` }]);
+}
+
+export async function createMonitoredTableOf(deps: Deps, ownerId: number, input: MonitoredTableInput): Promise<PublicMonitoredTable> {
+  const interval = input.interval_seconds ?? DEFAULT_INTERVAL_SECONDS;
+  checkInterval(deps, interval);
+  const connector = await connectorFor(deps, ownerId, input.connection_id);
+  const table = await resolveTable(deps, connector, input.schema, input.table);
+  const checks = input.checks ?? DEFAULT_CHECKS;
+  const issues = checkIssues(connector, table, checks);
+  if (issues.length > 0) throw invalid(issues);
+  const row = await insertMonitoredTable(deps.store.db, {
+    ownerId,
+    connectionId: input.connection_id,
+    schemaName: table.schema,
+    tableName: table.name,
+    intervalSeconds: interval,
+    checks,
+    alertConfig: input.alert ?? {},
+    enabled: input.enabled ?? true,
+    // First run within one interval, at a random point of it: tables added together (a
+    // script adding a thousand) do not then all run in the same second of every interval.
+    nextRunAt: new Date(deps.monitoring.now() + deps.monitoring.random() * interval * 1000),
+  });
+  return publicMonitoredTable(row);
+}
+
+export async function listMonitoredTablesOf(deps: Deps, ownerId: number): Promise<PublicMonitoredTable[]> {
+  return (await listMonitoredTables(deps.store.db, ownerId)).map(publicMonitoredTable);
+}
+
+async function ownedTable(deps: Deps, ownerId: number, id: number): Promise<MonitoredTableRow> {
+  const row = await getMonitoredTable(deps.store.db, ownerId, id);
+  if (!row) throw notFound("Monitored table");
+  return row;
+}
+
+export async function getMonitoredTableOf(deps: Deps, ownerId: number, id: number): Promise<PublicMonitoredTable> {
+  return publicMonitoredTable(await ownedTable(deps, ownerId, id));
+}
+
+export async function updateMonitoredTableOf(
+  deps: Deps,
+  ownerId: number,
+  id: number,
+  update: MonitoredTableUpdate,
+): Promise<PublicMonitoredTable> {
+  const row = await ownedTable(deps, ownerId, id);
+  const patch: MonitoredTablePatch = {};
+  const now = deps.monitoring.now();
+  if (update.interval_seconds !== undefined && update.interval_seconds !== row.intervalSeconds) {
+    checkInterval(deps, update.interval_seconds);
+    patch.intervalSeconds = update.interval_seconds;
+    patch.nextRunAt = new Date(Math.min(row.nextRunAt.getTime(), now + update.interval_seconds * 1000));
+  }
+  if (update.enabled !== undefined) {
+    patch.enabled = update.enabled;
+    if (update.enabled && !row.enabled) patch.nextRunAt = new Date(now);
+  }
+  if (update.alert !== undefined) patch.alertConfig = update.alert;
+  const retarget = (update.table !== undefined && update.table !== row.tableName) || (update.schema !== undefined && update.schema !== row.schemaName);
+  if (retarget || update.checks !== undefined) {
+    const connector = await connectorFor(deps, ownerId, row.connectionId);
+    const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
+    const checks = update.checks ?? row.checks;
+    const issues = checkIssues(connector, table, checks);
+    if (issues.length > 0) throw invalid(issues);
+    patch.checks = checks;
+    if (retarget) {
+      Object.assign(patch, { schemaName: table.schema, tableName: table.name, schemaSnapshot: null, nextRunAt: new Date(now) });
+    }
+  }
+  if (Object.keys(patch).length === 0) return publicMonitoredTable(row);
+  const updated = await updateMonitoredTable(deps.store.db, ownerId, id, patch);
+  if (!updated) throw notFound("Monitored table");
+  return publicMonitoredTable(updated);
+}
+
+export async function removeMonitoredTable(deps: Deps, ownerId: number, id: number): Promise<void> {
+  if (!(await deleteMonitoredTable(deps.store.db, ownerId, id))) throw notFound("Monitored table");
+}
+
+/** Runs the table's checks now, outside the schedule (which it leaves as it is). */
+export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
+  return runTableChecks(deps, await ownedTable(deps, ownerId, id), "manual");
+}
+
+export async function listRunsOf(
+  deps: Deps,
+  ownerId: number,
+  id: number,
+  options: { limit?: number | undefined; check?: string | undefined; before?: Date | undefined },
+): Promise<CheckOutcome[]> {
+  const row = await ownedTable(deps, ownerId, id);
+  const runs = await listCheckRuns(deps.store.db, row.id, { limit: options.limit ?? 100, checkKey: options.check, before: options.before });
+  return runs.map(outcomeOf);
+}

@@ -1,0 +1,131 @@
+// Repository of alerts (one row per monitored table and check, carrying the alert reducer's
+// state) and of the notification outbox that their transitions fill.
+
+import { and, asc, desc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
+
+import type { Db } from "./client.js";
+import { alerts, notificationChannels, sentNotifications, type AlertRow, type SentNotificationRow } from "./schema.js";
+
+/** A transaction handle: repositories take it wherever they take a Db. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+export type AlertFields = Pick<
+  typeof alerts.$inferInsert,
+  "status" | "state" | "openedAt" | "acknowledgedAt" | "mutedUntil" | "resolvedAt" | "lastDetail"
+>;
+
+export async function alertsOfTable(db: Db, tableId: number): Promise<AlertRow[]> {
+  return db.select().from(alerts).where(eq(alerts.tableId, tableId));
+}
+
+/** Locks the alert of (table, check) for the rest of the transaction, creating it first with
+ * `initial` if it does not exist yet. */
+export async function lockAlertOfCheck(
+  tx: Tx,
+  key: { ownerId: number; tableId: number; checkKey: string; checkKind: string },
+  initial: AlertFields,
+): Promise<AlertRow> {
+  await tx
+    .insert(alerts)
+    .values({ ...key, ...initial })
+    .onConflictDoNothing({ target: [alerts.tableId, alerts.checkKey] });
+  const [row] = await tx
+    .select()
+    .from(alerts)
+    .where(and(eq(alerts.tableId, key.tableId), eq(alerts.checkKey, key.checkKey)))
+    .for("update");
+  return row!;
+}
+
+/** Locks one of the owner's alerts for the rest of the transaction; null if not theirs. */
+export async function lockAlert(tx: Tx, ownerId: number, id: number): Promise<AlertRow | null> {
+  const [row] = await tx
+    .select()
+    .from(alerts)
+    .where(and(eq(alerts.id, id), eq(alerts.ownerId, ownerId)))
+    .for("update");
+  return row ?? null;
+}
+
+export async function saveAlert(tx: Tx, id: number, fields: AlertFields): Promise<AlertRow> {
+  const [row] = await tx.update(alerts).set(fields).where(eq(alerts.id, id)).returning();
+  return row!;
+}
+
+export async function getAlert(db: Db, ownerId: number, id: number): Promise<AlertRow | null> {
+  const [row] = await db
+    .select()
+    .from(alerts)
+    .where(and(eq(alerts.id, id), eq(alerts.ownerId, ownerId)))
+    .limit(1);
+  return row ?? null;
+}
+
+/** The owner's alerts that ever opened, newest activity first. */
+export async function listAlerts(db: Db, ownerId: number, options: { tableId?: number | undefined; limit: number }): Promise<AlertRow[]> {
+  const conditions = [eq(alerts.ownerId, ownerId), isNotNull(alerts.openedAt)];
+  if (options.tableId !== undefined) conditions.push(eq(alerts.tableId, options.tableId));
+  return db
+    .select()
+    .from(alerts)
+    .where(and(...conditions))
+    .orderBy(desc(alerts.openedAt), desc(alerts.id))
+    .limit(options.limit);
+}
+
+// ---- Notification outbox ----
+
+export type NewOutboxEntry = Pick<typeof sentNotifications.$inferInsert, "dedupKey" | "channelId" | "alertId" | "payload" | "nextAttemptAt">;
+
+/** Records notifications to send; a key already recorded (sent or pending) is left alone, so
+ * the same notification is never queued twice, whichever instance or restart asks. */
+export async function enqueueNotifications(tx: Tx | Db, entries: NewOutboxEntry[]): Promise<number> {
+  if (entries.length === 0) return 0;
+  const rows = await tx
+    .insert(sentNotifications)
+    .values(entries)
+    .onConflictDoNothing({ target: sentNotifications.dedupKey })
+    .returning({ id: sentNotifications.id });
+  return rows.length;
+}
+
+export async function enabledChannelIds(tx: Tx | Db, ownerId: number): Promise<number[]> {
+  const rows = await tx
+    .select({ id: notificationChannels.id })
+    .from(notificationChannels)
+    .where(and(eq(notificationChannels.ownerId, ownerId), eq(notificationChannels.enabled, true)))
+    .orderBy(asc(notificationChannels.id));
+  return rows.map((r) => r.id);
+}
+
+/** Takes up to `limit` due notifications for sending: their next attempt moves to
+ * `retryAt`, so a crash mid-send retries them then and nobody else sends them meanwhile. */
+export async function claimDueNotifications(db: Db, args: { now: Date; retryAt: Date; limit: number }): Promise<SentNotificationRow[]> {
+  const due = db
+    .select({ id: sentNotifications.id })
+    .from(sentNotifications)
+    .where(and(eq(sentNotifications.status, "pending"), lte(sentNotifications.nextAttemptAt, args.now)))
+    .orderBy(asc(sentNotifications.nextAttemptAt))
+    .limit(args.limit)
+    .for("update", { skipLocked: true });
+  return db
+    .update(sentNotifications)
+    .set({ attempts: sql`${sentNotifications.attempts} + 1`, nextAttemptAt: args.retryAt })
+    .where(inArray(sentNotifications.id, due))
+    .returning();
+}
+
+export async function markNotificationSent(db: Db, id: number, at: Date): Promise<void> {
+  await db.update(sentNotifications).set({ status: "sent", sentAt: at, lastError: null }).where(eq(sentNotifications.id, id));
+}
+
+export async function markNotificationFailed(db: Db, id: number, error: string, retryAt: Date | null): Promise<void> {
+  await db
+    .update(sentNotifications)
+    .set(retryAt ? { lastError: error, nextAttemptAt: retryAt } : { lastError: error, status: "failed" })
+    .where(eq(sentNotifications.id, id));
+}
+
+export async function notificationsOfAlert(db: Db, alertId: number): Promise<SentNotificationRow[]> {
+  return db.select().from(sentNotifications).where(eq(sentNotifications.alertId, alertId)).orderBy(asc(sentNotifications.id));
+}

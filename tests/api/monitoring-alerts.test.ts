@@ -1,0 +1,160 @@
+// /api/alerts over HTTP: alerts open from failing checks, then are listed by status and table,
+// acknowledged, muted until a time, resolved by hand; other users' alerts are 404.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
+
+let h: Harness;
+let target: MonitoredDb;
+let hooks: WebhookReceiver;
+
+beforeAll(async () => {
+  h = await createHarness();
+  target = await pgMonitoredDb();
+  await target.insertEvents(3, Date.now());
+  hooks = await startWebhookReceiver();
+});
+afterAll(async () => {
+  await h?.close();
+  await target?.drop();
+  await hooks?.close();
+});
+
+/** A user with a table whose custom check fails (3 rows, at most 0) and opens on its first failure. */
+async function failingTable() {
+  const user = await h.newUser();
+  const connectionId = await addConnection(h, user.token, target.body);
+  const table = await monitorTable(h, user.token, {
+    connection_id: connectionId,
+    table: "events",
+    checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
+    alert: { open_after: 1 },
+  });
+  const path = `/hook-${user.id}`;
+  await addWebhook(h, user.token, `${hooks.url}${path}`);
+  const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+  expect(run.body.outcomes[0]).toMatchObject({ status: "fail", value: 3, upper: 0 });
+  const [alert] = (await h.call("GET", "/api/alerts", { token: user.token })).body;
+  return { user, table, alert, path };
+}
+
+describe("GET /api/alerts", () => {
+  it("lists an alert once its check failed often enough, and notifies once", async () => {
+    const { user, table, alert, path } = await failingTable();
+    expect(alert).toMatchObject({
+      id: expect.any(Number),
+      table_id: table.id,
+      check: "custom_sql:rows",
+      check_kind: "custom_sql",
+      status: "open",
+      sequence: 1,
+      consecutive_failures: 1,
+      opened_at: expect.any(String),
+      acknowledged_at: null,
+      muted_until: null,
+      last_detail: expect.stringContaining("rows 3 is outside the limit"),
+    });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(hooks.at(path).map((r) => r.body.event)).toEqual(["alert.opened"]);
+    expect(hooks.at(path)[0]!.body).toMatchObject({ alert_id: alert.id, check: "custom_sql:rows", table: { id: table.id, name: "events" } });
+  });
+
+  it("filters by status and by table", async () => {
+    const { user, table, alert } = await failingTable();
+    const get = (query: string) => h.call("GET", `/api/alerts${query}`, { token: user.token });
+    expect((await get("?status=open")).body.map((a: any) => a.id)).toEqual([alert.id]);
+    expect((await get("?status=resolved")).body).toEqual([]);
+    expect((await get(`?table_id=${table.id}`)).body.map((a: any) => a.id)).toEqual([alert.id]);
+    expect((await get(`?table_id=${table.id + 100000}`)).body).toEqual([]);
+    expect((await get("?status=sleeping")).status).toBe(422);
+    expect((await get("?table_id=x")).status).toBe(422);
+  });
+
+  it("does not list an alert whose check never failed enough to open", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, target.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
+    });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+});
+
+describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
+  it("acknowledges, mutes until a time, and resolves with one recovery notice", async () => {
+    const { user, alert, path } = await failingTable();
+    const ack = await h.call("POST", `/api/alerts/${alert.id}/ack`, { token: user.token });
+    expect(ack.status).toBe(200);
+    expect(ack.body).toMatchObject({ status: "acknowledged", acknowledged_at: expect.any(String), acknowledged_by: `user:${user.id}` });
+
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    const mute = await h.call("POST", `/api/alerts/${alert.id}/mute`, { token: user.token, json: { until } });
+    expect(mute.status).toBe(200);
+    expect(mute.body).toMatchObject({ status: "muted", muted_until: until });
+    expect((await h.call("GET", "/api/alerts?status=muted", { token: user.token })).body.map((a: any) => a.id)).toEqual([alert.id]);
+
+    const resolved = await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    expect(resolved.status).toBe(200);
+    // Resolved during the mute: the recovery is not sent now.
+    expect(resolved.body).toMatchObject({ status: "muted", resolved_at: expect.any(String) });
+    expect(hooks.at(path).map((r) => r.body.event)).toEqual(["alert.opened"]);
+  });
+
+  it("sends the recovery when resolved by hand outside a mute", async () => {
+    const { user, alert, path } = await failingTable();
+    const resolved = await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    expect(resolved.body).toMatchObject({ status: "resolved", resolved_at: expect.any(String) });
+    expect(hooks.at(path).map((r) => [r.body.event, r.body.resolved_by])).toEqual([
+      ["alert.opened", null],
+      ["alert.resolved", `user:${user.id}`],
+    ]);
+  });
+
+  it("answers 409 to ack or resolve an alert that is not open", async () => {
+    const { user, alert } = await failingTable();
+    await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    for (const action of ["ack", "resolve"]) {
+      const res = await h.call("POST", `/api/alerts/${alert.id}/${action}`, { token: user.token });
+      expect(res.status).toBe(409);
+      expect(res.body).toMatchObject({ code: "conflict", detail: expect.stringContaining("not open") });
+    }
+  });
+
+  it.each([
+    [{}, "body.until"],
+    [{ until: "tomorrow" }, "body.until"],
+    [{ until: "2001-01-01T00:00:00Z" }, "body.until"],
+  ])("answers 422 to a mute with %j", async (json, path) => {
+    const { user, alert } = await failingTable();
+    const res = await h.call("POST", `/api/alerts/${alert.id}/mute`, { token: user.token, json });
+    expect(res.status).toBe(422);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
+  });
+
+  it("answers 404 to every verb on another user's alert, and changes nothing", async () => {
+    const { user, alert } = await failingTable();
+    const intruder = await h.newUser();
+    for (const [method, path, json] of [
+      ["GET", `/api/alerts/${alert.id}`],
+      ["POST", `/api/alerts/${alert.id}/ack`],
+      ["POST", `/api/alerts/${alert.id}/mute`, { until: new Date(Date.now() + 60_000).toISOString() }],
+      ["POST", `/api/alerts/${alert.id}/resolve`],
+    ] as const) {
+      const res = await h.call(method, path, { token: intruder.token, json });
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+    expect((await h.call("GET", "/api/alerts", { token: intruder.token })).body).toEqual([]);
+    expect((await h.call("GET", `/api/alerts/${alert.id}`, { token: user.token })).body).toMatchObject({ status: "open", acknowledged_at: null, muted_until: null });
+  });
+
+  it("answers 401 without a token", async () => {
+    expect((await h.call("GET", "/api/alerts")).status).toBe(401);
+    expect((await h.call("POST", "/api/alerts/1/ack")).status).toBe(401);
+  });
+});

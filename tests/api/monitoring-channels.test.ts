@@ -1,0 +1,117 @@
+// /api/channels over HTTP: webhook and Slack channels with a test send to a local receiver;
+// URLs are secrets (sealed at rest, never returned); other users' channels are 404.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { pgAdmin } from "../support/services.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
+
+let h: Harness;
+let hooks: WebhookReceiver;
+
+beforeAll(async () => {
+  h = await createHarness({ env: { MONITOR_NOTIFY_TIMEOUT_MS: "500" } });
+  hooks = await startWebhookReceiver();
+});
+afterAll(async () => {
+  await h?.close();
+  await hooks?.close();
+});
+
+describe("POST /api/channels", () => {
+  it("adds a channel and never returns its URL, which is sealed at rest", async () => {
+    const user = await h.newUser();
+    const secretPath = `/services/T0001/B0001/secret${user.id}token`;
+    const res = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "slack", name: "Ops", url: `${hooks.url}${secretPath}` } });
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({ id: expect.any(Number), kind: "slack", name: "Ops", url_hint: `${hooks.url}/…`, enabled: true, created_at: expect.any(String) });
+    expect(res.text).not.toContain("secret");
+    const list = await h.call("GET", "/api/channels", { token: user.token });
+    expect(list.body).toEqual([res.body]);
+    expect(list.text).not.toContain("secret");
+    const [row] = await pgAdmin<{ url_sealed: string }>("SELECT url_sealed FROM notification_channels WHERE id = $1", h.pgDatabase!.name, [res.body.id]);
+    expect(row!.url_sealed).toMatch(/^v1:/);
+    expect(row!.url_sealed).not.toContain("secret");
+  });
+
+  it.each([
+    [{ kind: "webhook" }, "body.url"],
+    [{ kind: "webhook", url: "not a url" }, "body.url"],
+    [{ kind: "webhook", url: "ftp://example.com/x" }, "body.url"],
+    [{ kind: "email", url: "https://example.com/x" }, "body.kind"],
+    [{ kind: "webhook", url: "https://example.com/x", name: "" }, "body.name"],
+  ])("answers 422 for %j naming %s", async (json, path) => {
+    const user = await h.newUser();
+    const res = await h.call("POST", "/api/channels", { token: user.token, json });
+    expect(res.status).toBe(422);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
+  });
+});
+
+describe("POST /api/channels/{id}/test", () => {
+  it("posts the JSON payload to a generic webhook", async () => {
+    const user = await h.newUser();
+    const path = `/generic-${user.id}`;
+    const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}${path}` } });
+    const res = await h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ ok: true, status_code: 200 });
+    const [hook] = hooks.at(path);
+    expect(hook!.headers["content-type"]).toMatch(/application\/json/);
+    expect(hook!.body).toMatchObject({ event: "test", text: expect.stringContaining("Pulse test notification"), at: expect.any(String) });
+  });
+
+  it("posts only {text} to a Slack incoming webhook", async () => {
+    const user = await h.newUser();
+    const path = `/slack-${user.id}`;
+    const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "slack", url: `${hooks.url}${path}` } });
+    expect((await h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token })).status).toBe(200);
+    expect(hooks.at(path).map((r) => r.body)).toEqual([{ text: expect.stringContaining("Pulse test notification") }]);
+  });
+
+  it("answers 400 with the reason when the endpoint fails, times out or is unreachable, never showing the URL", async () => {
+    const user = await h.newUser();
+    const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}/down-secret` } });
+    hooks.failNext(1, 503);
+    const failing = await h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token });
+    expect(failing.status).toBe(400);
+    expect(failing.body).toMatchObject({ code: "connection_failed", detail: expect.stringContaining("HTTP 503") });
+    hooks.hangNext(1);
+    const started = Date.now();
+    const hanging = await h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token });
+    expect(hanging.body.detail).toMatch(/no answer within 500 ms/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    const closed = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: "http://127.0.0.1:1/secret-path" } });
+    const unreachable = await h.call("POST", `/api/channels/${closed.body.id}/test`, { token: user.token });
+    expect(unreachable.status).toBe(400);
+    expect(unreachable.body.detail).toMatch(/could not reach/);
+    for (const res of [failing, hanging, unreachable]) expect(res.text).not.toContain("secret");
+  });
+});
+
+describe("DELETE /api/channels/{id}", () => {
+  it("deletes a channel", async () => {
+    const user = await h.newUser();
+    const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}/x` } });
+    expect((await h.call("DELETE", `/api/channels/${created.body.id}`, { token: user.token })).status).toBe(204);
+    expect((await h.call("GET", "/api/channels", { token: user.token })).body).toEqual([]);
+    expect((await h.call("DELETE", `/api/channels/${created.body.id}`, { token: user.token })).status).toBe(404);
+  });
+
+  it("answers 404 to another user's channel, for delete and test alike", async () => {
+    const user = await h.newUser();
+    const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}/owned` } });
+    const intruder = await h.newUser();
+    expect((await h.call("DELETE", `/api/channels/${created.body.id}`, { token: intruder.token })).status).toBe(404);
+    expect((await h.call("POST", `/api/channels/${created.body.id}/test`, { token: intruder.token })).status).toBe(404);
+    expect((await h.call("GET", "/api/channels", { token: intruder.token })).body).toEqual([]);
+    expect((await h.call("GET", "/api/channels", { token: user.token })).body).toHaveLength(1);
+    expect(hooks.at("/owned")).toEqual([]);
+  });
+
+  it("answers 401 without a token", async () => {
+    expect((await h.call("GET", "/api/channels")).status).toBe(401);
+    expect((await h.call("POST", "/api/channels", { json: { kind: "webhook", url: "https://example.com" } })).status).toBe(401);
+  });
+});

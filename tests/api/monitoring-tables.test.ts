@@ -1,0 +1,218 @@
+// /api/tables over HTTP against a real PostgreSQL target: CRUD, run now, run history; inputs
+// validated against the live database (422 with field paths); other users' ids are 404.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+
+let h: Harness;
+let target: MonitoredDb;
+
+beforeAll(async () => {
+  h = await createHarness({ env: { MONITOR_MIN_INTERVAL_SECONDS: "30" } });
+  target = await pgMonitoredDb();
+  await target.exec("ALTER TABLE events ADD COLUMN amount numeric");
+  await target.insertEvents(10, Date.now());
+});
+afterAll(async () => {
+  await h?.close();
+  await target?.drop();
+});
+
+async function owner() {
+  const user = await h.newUser();
+  const connectionId = await addConnection(h, user.token, target.body);
+  return { user, connectionId };
+}
+
+describe("POST /api/tables", () => {
+  it("monitors a table with volume and schema drift by default, first due within one interval", async () => {
+    const { user, connectionId } = await owner();
+    const before = Date.now();
+    const res = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events" } });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({
+      id: expect.any(Number),
+      owner_id: user.id,
+      connection_id: connectionId,
+      schema: "public",
+      table: "events",
+      interval_seconds: 300,
+      enabled: true,
+      checks: [{ kind: "volume" }, { kind: "schema_drift" }],
+      alert: { open_after: 2, resolve_after: 2 },
+      last_run_at: null,
+    });
+    // At a random point of the first interval, so tables added together spread out.
+    expect(Date.parse(res.body.next_run_at)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Date.parse(res.body.next_run_at)).toBeLessThanOrEqual(Date.now() + 300_000);
+  });
+
+  it("keeps every kind of check as given", async () => {
+    const { user, connectionId } = await owner();
+    const checks = [
+      { kind: "freshness", column: "ts", max_lag_seconds: 600 },
+      { kind: "volume", baseline: { sensitivity: 4, direction: "drop", seasonality: "none" } },
+      { kind: "null_rate", column: "note", max_rate: 0.1, recent_by: "ts" },
+      { kind: "schema_drift" },
+      { kind: "custom_sql", name: "negative_amounts", sql: "SELECT count(*) FROM events WHERE amount < 0", max: 0 },
+    ];
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, schema: "public", table: "events", interval_seconds: 60, checks, alert: { open_after: 3 } });
+    expect(table.checks).toEqual(checks);
+    expect(table.alert).toEqual({ open_after: 3, resolve_after: 2 });
+  });
+
+  it.each([
+    ["no table", { table: undefined }, "body.table"],
+    ["an unknown table", { table: "no_such_table" }, "body.table"],
+    ["an unknown schema", { schema: "nope" }, "body.table"],
+    ["an interval under the minimum", { interval_seconds: 5 }, "body.interval_seconds"],
+    ["an unknown check kind", { checks: [{ kind: "row_magic" }] }, "body.checks.0.kind"],
+    ["a check with a typo'd field", { checks: [{ kind: "volume", min_row: 3 }] }, "body.checks.0"],
+    ["a freshness check without a column", { checks: [{ kind: "freshness" }] }, "body.checks.0.column"],
+    ["a column the table does not have", { checks: [{ kind: "freshness", column: "created" }] }, "body.checks.0.column"],
+    ["a null rate sampled by a missing column", { checks: [{ kind: "null_rate", column: "note", recent_by: "nope" }] }, "body.checks.0.recent_by"],
+    ["a null rate over 1", { checks: [{ kind: "null_rate", column: "note", max_rate: 2 }] }, "body.checks.0.max_rate"],
+    ["custom SQL without bounds", { checks: [{ kind: "custom_sql", name: "x", sql: "SELECT 1" }] }, "body.checks.0.max"],
+    ["custom SQL that writes", { checks: [{ kind: "custom_sql", name: "x", sql: "DELETE FROM events", max: 0 }] }, "body.checks.0.sql"],
+    ["custom SQL that is two statements", { checks: [{ kind: "custom_sql", name: "x", sql: "SELECT 1; SELECT 2", max: 0 }] }, "body.checks.0.sql"],
+    ["the same check twice", { checks: [{ kind: "volume" }, { kind: "volume" }] }, "body.checks.1"],
+    ["bounds the wrong way round", { checks: [{ kind: "volume", min_rows: 10, max_rows: 1 }] }, "body.checks.0.min_rows"],
+    ["open_after 0", { alert: { open_after: 0 } }, "body.alert.open_after"],
+  ])("answers 422 for %s, naming %s", async (_name, change, path) => {
+    const { user, connectionId } = await owner();
+    const json = { connection_id: connectionId, table: "events", ...change };
+    const res = await h.call("POST", "/api/tables", { token: user.token, json });
+    expect(res.status).toBe(422);
+    expect(res.body.code).toBe("invalid_input");
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
+  });
+
+  it("answers 404 for another user's connection, and saves nothing", async () => {
+    const { connectionId } = await owner();
+    const intruder = await h.newUser();
+    const res = await h.call("POST", "/api/tables", { token: intruder.token, json: { connection_id: connectionId, table: "events" } });
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ code: "not_found", detail: expect.any(String) });
+    expect((await h.call("GET", "/api/tables", { token: intruder.token })).body).toEqual([]);
+  });
+
+  it("answers 401 without a token", async () => {
+    expect((await h.call("POST", "/api/tables", { json: { connection_id: 1, table: "events" } })).status).toBe(401);
+    expect((await h.call("GET", "/api/tables")).status).toBe(401);
+  });
+});
+
+describe("GET, PATCH, DELETE /api/tables/{id}", () => {
+  it("lists, reads, changes and deletes a monitored table", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", interval_seconds: 120 });
+    expect((await h.call("GET", "/api/tables", { token: user.token })).body).toEqual([table]);
+    expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
+
+    const patched = await h.call("PATCH", `/api/tables/${table.id}`, {
+      token: user.token,
+      json: { interval_seconds: 60, enabled: false, checks: [{ kind: "freshness", column: "ts", max_lag_seconds: 30 }], alert: { resolve_after: 3 } },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ interval_seconds: 60, enabled: false, checks: [{ kind: "freshness", column: "ts", max_lag_seconds: 30 }], alert: { open_after: 2, resolve_after: 3 } });
+
+    expect((await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })).status).toBe(204);
+    expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).status).toBe(404);
+    expect((await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })).status).toBe(404);
+  });
+
+  it("validates a PATCH like a POST", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });
+    const res = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "null_rate", column: "missing" }] } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(["body.checks.0.column"]);
+    expect((await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { interval_seconds: "60" } })).status).toBe(422);
+    expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
+  });
+
+  it("answers 404 to every verb on another user's table, and changes nothing", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });
+    const intruder = await h.newUser();
+    for (const [method, path, json] of [
+      ["GET", `/api/tables/${table.id}`],
+      ["PATCH", `/api/tables/${table.id}`, { enabled: false }],
+      ["DELETE", `/api/tables/${table.id}`],
+      ["POST", `/api/tables/${table.id}/run`],
+      ["GET", `/api/tables/${table.id}/runs`],
+    ] as const) {
+      const res = await h.call(method, path, { token: intruder.token, json });
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.body.code).toBe("not_found");
+    }
+    expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
+    expect((await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body).toEqual([]);
+  });
+
+  it("answers 422 for an id that is not a positive integer", async () => {
+    const user = await h.newUser();
+    expect((await h.call("GET", "/api/tables/abc", { token: user.token })).status).toBe(422);
+    expect((await h.call("GET", "/api/tables/0", { token: user.token })).status).toBe(422);
+  });
+});
+
+describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
+  it("runs every check now and keeps the outcomes as history with their values", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [
+        { kind: "freshness", column: "ts", max_lag_seconds: 3600 },
+        { kind: "volume" },
+        { kind: "null_rate", column: "amount", max_rate: 0.5 },
+        { kind: "schema_drift" },
+        { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 1 },
+      ],
+    });
+    const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(run.status).toBe(200);
+    expect(run.body).toMatchObject({ table_id: table.id, trigger: "manual", target: { replica: false, replication_lag_seconds: null } });
+    const byCheck = Object.fromEntries(run.body.outcomes.map((o: any) => [o.check, o]));
+    expect(Object.keys(byCheck)).toEqual(["freshness", "volume", "null_rate:amount", "schema_drift", "custom_sql:rows"]);
+    expect(byCheck.freshness).toMatchObject({ status: "pass", kind: "freshness", upper: 3600 });
+    expect(byCheck.freshness.value).toBeLessThan(120);
+    expect(byCheck.volume).toMatchObject({ status: "pass", value: 10, details: { method: "exact", verdict: "learning" } });
+    expect(byCheck["null_rate:amount"]).toMatchObject({ status: "fail", value: 1, upper: 0.5 });
+    expect(byCheck.schema_drift).toMatchObject({ status: "pass", value: 0, message: "snapshot of 4 columns taken" });
+    expect(byCheck["custom_sql:rows"]).toMatchObject({ status: "pass", value: 10, lower: 1 });
+
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    const runs = await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token });
+    expect(runs.status).toBe(200);
+    expect(runs.body).toHaveLength(10);
+    const volumes = await h.call("GET", `/api/tables/${table.id}/runs?check=volume&limit=5`, { token: user.token });
+    expect(volumes.body.map((r: any) => [r.check, r.value])).toEqual([["volume", 10], ["volume", 10]]);
+    const page = await h.call("GET", `/api/tables/${table.id}/runs?limit=1`, { token: user.token });
+    expect(page.body).toHaveLength(1);
+    const older = await h.call("GET", `/api/tables/${table.id}/runs?before=${encodeURIComponent(page.body[0].started_at)}`, { token: user.token });
+    expect(older.body.every((r: any) => r.started_at < page.body[0].started_at)).toBe(true);
+    expect((await h.call("GET", `/api/tables/${table.id}/runs?limit=0`, { token: user.token })).status).toBe(422);
+    expect((await h.call("GET", `/api/tables/${table.id}/runs?before=yesterday`, { token: user.token })).status).toBe(422);
+  });
+
+  it("leaves the schedule alone", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    const after = (await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body;
+    expect(after.next_run_at).toBe(table.next_run_at);
+  });
+});
+
+describe("the API description", () => {
+  it("documents the monitoring routes in /openapi.json", async () => {
+    const doc = (await h.call("GET", "/openapi.json")).body;
+    for (const path of ["/api/tables", "/api/tables/{id}", "/api/tables/{id}/run", "/api/tables/{id}/runs", "/api/alerts", "/api/alerts/{id}/ack", "/api/alerts/{id}/mute", "/api/alerts/{id}/resolve", "/api/channels", "/api/channels/{id}", "/api/channels/{id}/test"]) {
+      expect(doc.paths[path], path).toBeDefined();
+    }
+  });
+});

@@ -1,0 +1,194 @@
+// Every check kind against real PostgreSQL, MariaDB and SQLite: exact values, names quoted
+// per dialect, writes refused by the guard and recorded as errors, the monitoring budget
+// (spent budget and busy connection recorded as skipped) and the statement timeout.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { runTableChecks } from "../../src/monitoring/run-table.js";
+import { findMonitoredTable, updateMonitoredTable } from "../../src/store/monitoring-tables.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, monitorTable, monitoredDb, pgMonitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
+
+const MINUTE = 60_000;
+
+describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (dialect) => {
+  let h: Harness;
+  let db: MonitoredDb;
+  const clock = testClock();
+  const started = clock.now();
+  let user: Awaited<ReturnType<Harness["newUser"]>>;
+  let connectionId: number;
+
+  beforeAll(async () => {
+    h = await createHarness({ now: clock.now });
+    db = await monitoredDb(dialect, h);
+    // 7 events stamped 10 minutes ago, 3 of them without a note.
+    await db.insertEvents(4, started - 10 * MINUTE);
+    await db.insertEvents(3, started - 10 * MINUTE, null);
+    user = await h.newUser();
+    connectionId = await addConnection(h, user.token, db.body);
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  const run = async (table: { id: number }) => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
+
+  it("measures row count, data lag, null rate and a custom number exactly", async () => {
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [
+        { kind: "volume", min_rows: 1 },
+        { kind: "freshness", column: "ts", max_lag_seconds: 3600 },
+        { kind: "null_rate", column: "note", max_rate: 0.25 },
+        { kind: "null_rate", column: "id", max_rate: 0, recent_by: "ts", sample_rows: 5 },
+        { kind: "custom_sql", name: "noted", sql: "SELECT count(note) FROM events", min: 1, max: 100 },
+      ],
+    });
+    const report = await run(table);
+    const [volume, freshness, notes, ids, custom] = report.outcomes;
+    expect(volume).toMatchObject({ status: "pass", value: 7, details: { method: "exact" } });
+    expect(freshness).toMatchObject({ status: "pass", value: 600, upper: 3600, details: { replication_lag_seconds: 0 } });
+    expect(freshness.details.latest).toBe(new Date(started - 10 * MINUTE).toISOString());
+    expect(notes).toMatchObject({ status: "fail", value: 3 / 7, details: { sampled_rows: 7, null_rows: 3 } });
+    expect(notes.message).toMatch(/null rate of note 42\.9% is outside the limit/);
+    expect(ids).toMatchObject({ status: "pass", value: 0, details: { sampled_rows: 5 } });
+    expect(custom).toMatchObject({ status: "pass", value: 4 });
+    expect(report.target).toMatchObject({ replica: false });
+  });
+
+  it("follows the clock: the same data is staler an hour later", async () => {
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "freshness", column: "ts", max_lag_seconds: 1800 }] });
+    clock.advance(60 * MINUTE);
+    try {
+      const [freshness] = (await run(table)).outcomes;
+      expect(freshness).toMatchObject({ status: "fail", value: 70 * 60 });
+      expect(freshness.message).toBe("data lag 1 h 10 min is over the limit of 30 min");
+    } finally {
+      clock.advance(-60 * MINUTE);
+    }
+  });
+
+  it("quotes user-given names, so odd table and column names just work", async () => {
+    const odd = dialect === "mysql" ? "odd`tab'le" : 'odd "tab\'le';
+    const col = "we'ird \"col`";
+    const q = (name: string) => (dialect === "mysql" ? "`" + name.replaceAll("`", "``") + "`" : '"' + name.replaceAll('"', '""') + '"');
+    const type = dialect === "mysql" ? "datetime(3)" : dialect === "postgresql" ? "timestamptz" : "text";
+    await db.exec(`CREATE TABLE ${q(odd)} (${q(col)} ${type})`);
+    const stamp = new Date(started - 2 * MINUTE).toISOString();
+    const literal = dialect === "mysql" ? stamp.replace("T", " ").replace("Z", "") : stamp;
+    await db.exec(`INSERT INTO ${q(odd)} VALUES ('${literal}'), (NULL)`);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: odd,
+      checks: [{ kind: "volume", min_rows: 0 }, { kind: "freshness", column: col, max_lag_seconds: 600 }, { kind: "null_rate", column: col, max_rate: 1 }],
+    });
+    const statuses = (await run(table)).outcomes.map((o: any) => [o.check, o.status, o.value]);
+    expect(statuses).toEqual([
+      ["volume", "pass", 2],
+      ["freshness", "pass", 120],
+      [`null_rate:${col}`, "pass", 0.5],
+    ]);
+  });
+
+  it("refuses a stored custom SQL that writes: recorded as an error, nothing changed", async () => {
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 100 }],
+    });
+    // The API refuses such SQL (422); a row stored before a guard rule existed must still be stopped.
+    await updateMonitoredTable(h.deps.store.db, user.id, table.id, { checks: [{ kind: "custom_sql", name: "wipe", sql: "DELETE FROM events", max: 0 }] });
+    const row = (await findMonitoredTable(h.deps.store.db, table.id))!;
+    const report = await runTableChecks(h.deps, row, "manual");
+    expect(report.outcomes[0]).toMatchObject({ check: "custom_sql:wipe", status: "error", value: null });
+    expect(report.outcomes[0]!.message).toMatch(/^refused by the SQL guard: DELETE is not a read/);
+    expect(report.outcomes[0]!.details).toMatchObject({ code: "sql_refused", rule: "not_read_only" });
+    const [volume] = (await run(await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume", min_rows: 0 }] }))).outcomes;
+    expect(volume.value).toBe(7);
+  });
+
+  it("records a check on a table that disappeared as an error naming it", async () => {
+    await db.exec("CREATE TABLE doomed (id int)");
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "doomed", checks: [{ kind: "volume", min_rows: 0 }, { kind: "schema_drift" }] });
+    await run(table);
+    await db.exec("DROP TABLE doomed");
+    clock.advance(5 * MINUTE); // one interval: drift looks at a fresh introspection
+    const [volume, drift] = (await run(table)).outcomes;
+    // The cached schema still lists it, so the database itself says it is gone.
+    expect(volume).toMatchObject({ status: "error", message: expect.stringMatching(/doomed/) });
+    expect(drift).toMatchObject({ status: "fail", message: "the table no longer exists" });
+  });
+});
+
+describe("the monitoring budget", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" } });
+    db = await pgMonitoredDb();
+    await db.insertEvents(5, Date.now());
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("records checks over the per-minute budget as skipped, and opens no alert for them", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const checks = ["a", "b", "c", "d", "e"].map((name) => ({ kind: "custom_sql", name, sql: "SELECT 1", max: 10 }));
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks, alert: { open_after: 1 } });
+    const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
+    // One budget slot went to introspecting the schema, two to checks; the rest were skipped.
+    expect(outcomes.map((o: any) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
+    expect(outcomes[2].message).toMatch(/^skipped: Query budget of this connection is spent \(3 per minute\)/);
+    const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
+    expect(runs.filter((r: any) => r.status === "skipped")).toHaveLength(3);
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+});
+
+describe("one monitoring statement at a time per connection", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "5000" } });
+    db = await pgMonitoredDb();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("lets one wait and skips the next instead of queueing without bound", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const slow = { kind: "custom_sql", name: "slow", sql: "SELECT count(*) FROM generate_series(1, 3000000)", min: 0 };
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [slow] });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token }); // introspection done, connector open
+    const runs = await Promise.all([1, 2, 3].map(() => h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })));
+    const statuses = runs.map((r) => r.body.outcomes[0].status).sort();
+    expect(statuses).toEqual(["pass", "pass", "skipped"]);
+    const skipped = runs.find((r) => r.body.outcomes[0].status === "skipped")!;
+    expect(skipped.body.outcomes[0].message).toMatch(/busy: 1 statements are running and 1 waiting/);
+  });
+
+  it("cancels a check at the statement timeout and records an error", async () => {
+    const fast = await createHarness({ env: { MONITOR_STATEMENT_TIMEOUT_MS: "200" } });
+    try {
+      const user = await fast.newUser();
+      const connectionId = await addConnection(fast, user.token, db.body);
+      const slow = { kind: "custom_sql", name: "slow", sql: "SELECT count(*) FROM generate_series(1, 50000000)", min: 0 };
+      const table = await monitorTable(fast, user.token, { connection_id: connectionId, table: "events", checks: [slow] });
+      const startedAt = Date.now();
+      const [outcome] = (await fast.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes;
+      expect(outcome).toMatchObject({ status: "error", details: { code: "query_timeout" } });
+      expect(Date.now() - startedAt).toBeLessThan(3000);
+    } finally {
+      await fast.close();
+    }
+  });
+});

@@ -1,0 +1,82 @@
+// `npm run check -- <table_id>` (src/cli/check.ts) as an operator runs it: the service's
+// configuration, one table's checks now, the outcomes printed, the exit code telling.
+
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+
+let h: Harness;
+let db: MonitoredDb;
+beforeAll(async () => {
+  h = await createHarness();
+  db = await pgMonitoredDb();
+  await db.insertEvents(4, Date.now());
+});
+afterAll(async () => {
+  await h?.close();
+  await db?.drop();
+});
+
+function check(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = {
+    ...process.env,
+    NODE_ENV: "test",
+    DATABASE_URL: h.pgDatabase!.url,
+    DATA_DIR: h.config.dataDir,
+    SQLITE_ROOT: h.config.sqliteRoot,
+    SECRETS_KEY: h.config.secretsKey.toString("hex"),
+    JWT_SECRET: new TextDecoder().decode(h.config.jwtSecret),
+    LOG_LEVEL: "warn",
+  };
+  return new Promise((resolve) => {
+    execFile(TSX, ["src/cli/check.ts", ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe("npm run check -- <table_id>", () => {
+  it("runs the table's checks, prints each outcome, exits 0 when all pass and 1 when one fails", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "volume", min_rows: 1 }, { kind: "custom_sql", name: "few", sql: "SELECT count(*) FROM events", max: 10 }],
+    });
+    const ok = await check(String(table.id));
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`^table ${table.id}: 2 checks on a primary`));
+    expect(ok.stdout).toMatch(/PASS +volume value=4 +row count 4 is within the limit/);
+    expect(ok.stdout).toMatch(/PASS +custom_sql:few value=4/);
+
+    await db.insertEvents(20, Date.now());
+    const failing = await check(String(table.id), "--json");
+    expect(failing.code).toBe(1);
+    const report = JSON.parse(failing.stdout);
+    expect(report.outcomes.map((o: any) => [o.check, o.status, o.value])).toEqual([
+      ["volume", "pass", 24],
+      ["custom_sql:few", "fail", 24],
+    ]);
+    // Recorded like any other run.
+    const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
+    expect(runs).toHaveLength(4);
+  });
+
+  it("exits 2 for an unknown table or a missing argument", async () => {
+    const unknown = await check("987654321");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("no monitored table with id 987654321");
+    const missing = await check();
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("usage: npm run check -- <table_id>");
+  });
+});

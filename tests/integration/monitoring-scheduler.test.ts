@@ -1,0 +1,176 @@
+// The scheduler against a real PostgreSQL metadata store: leases with FOR UPDATE SKIP LOCKED
+// so two instances run every due table exactly once; the same SQL on PGlite; transient
+// connection failures retried with backoff; startService runs and stops it in order.
+// (Restarts and outages: monitoring-restart.test.ts.)
+
+import { createServer, connect, type Server, type Socket } from "node:net";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { startService } from "../../src/service.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, monitorTable, pgMonitoredDb, runsPerTable, testClock, type MonitoredDb } from "../support/monitoring.js";
+import { PG } from "../support/services.js";
+
+const MINUTE = 60_000;
+/** One interval plus the most jitter a 60 s interval can get (a tenth of it). */
+const CYCLE = MINUTE + 6_000;
+const SLOW_SQL = "SELECT count(*) FROM generate_series(1, 4000000)";
+
+let db: MonitoredDb;
+beforeAll(async () => {
+  db = await pgMonitoredDb();
+  await db.insertEvents(3, Date.now());
+});
+afterAll(async () => db?.drop());
+
+describe("two instances on one store", () => {
+  let a: Harness;
+  let b: Harness;
+  const clock = testClock();
+  beforeAll(async () => {
+    const env = { MONITOR_MAX_CONCURRENCY: "3" };
+    a = await createHarness({ now: clock.now, env });
+    b = await createHarness({ now: clock.now, env, shareWith: a });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it("run every due table exactly once per interval, however their ticks interleave", async () => {
+    const user = await a.newUser();
+    const connectionId = await addConnection(a, user.token, db.body);
+    const tables: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const t = await monitorTable(a, user.token, { connection_id: connectionId, table: "events", interval_seconds: 60, checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 }] });
+      tables.push(t.id);
+    }
+    const claimedBy = { a: 0, b: 0 };
+    const cycles = 5;
+    for (let cycle = 1; cycle <= cycles; cycle++) {
+      clock.advance(CYCLE);
+      const seen = new Set<number>();
+      // Both instances tick at once, again and again, until nothing is due.
+      for (;;) {
+        const [ra, rb] = await Promise.all([a.scheduler.tick(), b.scheduler.tick()]);
+        for (const id of [...ra.claimed, ...rb.claimed]) {
+          expect(seen.has(id), `table ${id} claimed twice in cycle ${cycle}`).toBe(false);
+          seen.add(id);
+        }
+        claimedBy.a += ra.claimed.length;
+        claimedBy.b += rb.claimed.length;
+        if (ra.claimed.length + rb.claimed.length === 0) break;
+      }
+      expect([...seen].sort((x, y) => x - y)).toEqual(tables);
+    }
+    const runs = await runsPerTable(a, tables);
+    expect([...runs.values()]).toEqual(tables.map(() => cycles));
+    expect(claimedBy.a).toBeGreaterThan(0);
+    expect(claimedBy.b).toBeGreaterThan(0);
+    expect(claimedBy.a + claimedBy.b).toBe(tables.length * cycles);
+  });
+});
+
+describe("transient connection failures", () => {
+  let h: Harness;
+  let proxy: Server;
+  let refuse = 0;
+  let accepted = 0;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_RETRY_BASE_MS: "100", MONITOR_RETRY_ATTEMPTS: "3" } });
+    // Forwards to PostgreSQL, or drops the connection at once while `refuse` lasts.
+    proxy = createServer((socket) => {
+      accepted += 1;
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      if (refuse > 0) {
+        refuse -= 1;
+        socket.destroy();
+        return;
+      }
+      const upstream = connect(PG.port, PG.host);
+      socket.pipe(upstream).pipe(socket);
+      upstream.on("error", () => socket.destroy());
+      socket.on("error", () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    await h?.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => proxy.close(() => resolve()));
+  });
+
+  it("retries with backoff before counting a failure, and counts it when the database stays away", async () => {
+    const user = await h.newUser();
+    const port = (proxy.address() as { port: number }).port;
+    const connectionId = await addConnection(h, user.token, { ...db.body, port });
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 1 }],
+      alert: { open_after: 1 },
+    });
+    await h.deps.connectors.evict(connectionId);
+
+    refuse = 1;
+    accepted = 0;
+    const [recovered] = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes;
+    expect(recovered).toMatchObject({ status: "pass", value: 3 });
+    expect(accepted).toBeGreaterThanOrEqual(2);
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+
+    await h.deps.connectors.evict(connectionId);
+    refuse = 1000;
+    accepted = 0;
+    const startedAt = Date.now();
+    const [failed] = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes;
+    expect(failed).toMatchObject({ status: "error", details: { code: "connection_failed" } });
+    expect(accepted).toBe(3);
+    // Backoff of 100 ms then 200 ms, each scaled by 0.5–1.5.
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
+    expect((await h.call("GET", "/api/alerts?status=open", { token: user.token })).body).toHaveLength(1);
+    refuse = 0;
+  });
+});
+
+describe("on the embedded PGlite store", () => {
+  it("claims and runs due tables with the same SQL", async () => {
+    const clock = testClock();
+    const h = await createHarness({ store: "pglite", now: clock.now });
+    try {
+      const user = await h.newUser();
+      const connectionId = await addConnection(h, user.token, db.body);
+      const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", interval_seconds: 60, checks: [{ kind: "volume", min_rows: 1 }] });
+      clock.advance(CYCLE);
+      expect((await h.scheduler.tick()).claimed).toEqual([table.id]);
+      expect((await h.scheduler.tick()).claimed).toEqual([]);
+      const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
+      expect(runs.map((r: any) => [r.status, r.value])).toEqual([["pass", 3]]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("startService", () => {
+  it("runs the scheduler when MONITOR_SCHEDULER=on and stops it before closing the stores", async () => {
+    const h = await createHarness({ random: () => 0, env: { MONITOR_SCHEDULER: "on", MONITOR_TICK_MS: "100", PORT: "0", HOST: "127.0.0.1" } });
+    try {
+      const user = await h.newUser();
+      const connectionId = await addConnection(h, user.token, db.body);
+      const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", interval_seconds: 60, checks: [{ kind: "custom_sql", name: "slow", sql: SLOW_SQL, min: 0 }] });
+      const service = await startService(h.deps);
+      expect(service.scheduler).not.toBeNull();
+      const deadline = Date.now() + 10_000;
+      while (service.scheduler!.running === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await service.stop(); // waits for the running check, then closes pools and stores
+      expect((await runsPerTable(h, [table.id])).get(table.id)).toBe(1);
+      await expect(h.deps.store.ping()).rejects.toThrow();
+    } finally {
+      await h.close().catch(() => {});
+    }
+  });
+});

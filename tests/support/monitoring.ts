@@ -1,0 +1,136 @@
+// Helpers for the monitoring suites: a clock moved by hand, monitored databases of each
+// dialect with an `events` table that tests write to directly, and short API helpers.
+
+import path from "node:path";
+
+import Database from "better-sqlite3";
+
+import type { Harness } from "./harness.js";
+import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, pgAdmin, uniqueName } from "./services.js";
+
+export interface TestClock {
+  now: () => number;
+  advance(ms: number): void;
+}
+
+export function testClock(start = Date.now()): TestClock {
+  let t = start;
+  return {
+    now: () => t,
+    advance(ms) {
+      t += ms;
+    },
+  };
+}
+
+export type Dialect = "postgresql" | "mysql" | "sqlite";
+
+/** A database with `events (id, ts, note)`, written to by the test with its own client. */
+export interface MonitoredDb {
+  dialect: Dialect;
+  /** Body for POST /api/connections. */
+  body: Record<string, unknown>;
+  /** Schema the tables live in (null for SQLite). */
+  schema: string | null;
+  /** Runs a statement as an administrator (writes allowed). */
+  exec(sql: string): Promise<void>;
+  /** Inserts `count` events stamped `at` (epoch ms). */
+  insertEvents(count: number, at: number, note?: string | null): Promise<void>;
+  drop(): Promise<void>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const mysqlTime = (ms: number) => iso(ms).replace("T", " ").replace("Z", "");
+
+export async function pgMonitoredDb(): Promise<MonitoredDb> {
+  const db = await createPgDatabase("pulse_mon");
+  await db.query("CREATE TABLE events (id serial primary key, ts timestamptz not null, note text)");
+  return {
+    dialect: "postgresql",
+    body: { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" },
+    schema: "public",
+    exec: async (sql) => void (await db.query(sql)),
+    insertEvents: async (count, at, note = "x") =>
+      void (await db.query("INSERT INTO events (ts, note) SELECT $1::timestamptz, $2 FROM generate_series(1, $3::int)", [iso(at), note, count])),
+    drop: () => db.drop(),
+  };
+}
+
+export async function mariaMonitoredDb(): Promise<MonitoredDb> {
+  const db = await createMariaDatabase("pulse_mon");
+  const user = uniqueName("pulse_m").slice(0, 60);
+  const password = uniqueName("pw");
+  for (const host of ["%", "localhost"]) {
+    await mariaAdmin(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${password}'`);
+    await mariaAdmin(`GRANT SELECT ON \`${db.name}\`.* TO '${user}'@'${host}'`);
+  }
+  await db.query("CREATE TABLE events (id int auto_increment primary key, ts datetime(3) not null, note text)");
+  return {
+    dialect: "mysql",
+    body: { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: user, db_password: password },
+    schema: db.name,
+    exec: async (sql) => void (await db.query(sql)),
+    async insertEvents(count, at, note = "x") {
+      const value = `('${mysqlTime(at)}', ${note === null ? "NULL" : `'${note}'`})`;
+      await db.query(`INSERT INTO events (ts, note) VALUES ${Array.from({ length: count }, () => value).join(", ")}`);
+    },
+    async drop() {
+      for (const host of ["%", "localhost"]) await mariaAdmin(`DROP USER IF EXISTS '${user}'@'${host}'`);
+      await db.drop();
+    },
+  };
+}
+
+export async function sqliteMonitoredDb(sqliteRoot: string): Promise<MonitoredDb> {
+  const name = `${uniqueName("mon")}.sqlite`;
+  const file = path.join(sqliteRoot, name);
+  const admin = new Database(file);
+  admin.exec("CREATE TABLE events (id integer primary key, ts text not null, note text)");
+  return {
+    dialect: "sqlite",
+    body: { db_type: "sqlite", database_name: name },
+    schema: null,
+    exec: async (sql) => void admin.exec(sql),
+    async insertEvents(count, at, note = "x") {
+      const insert = admin.prepare("INSERT INTO events (ts, note) VALUES (?, ?)");
+      admin.transaction(() => {
+        for (let i = 0; i < count; i++) insert.run(iso(at), note);
+      })();
+    },
+    drop: async () => void admin.close(),
+  };
+}
+
+export async function monitoredDb(dialect: Dialect, h: Harness): Promise<MonitoredDb> {
+  if (dialect === "postgresql") return pgMonitoredDb();
+  if (dialect === "mysql") return mariaMonitoredDb();
+  return sqliteMonitoredDb(h.sqliteRoot);
+}
+
+export async function addConnection(h: Harness, token: string, body: Record<string, unknown>): Promise<number> {
+  const res = await h.call("POST", "/api/connections", { token, json: body });
+  if (res.status !== 201) throw new Error(`adding a connection failed: ${res.status} ${res.text}`);
+  return res.body.id as number;
+}
+
+export async function monitorTable(h: Harness, token: string, body: Record<string, unknown>): Promise<any> {
+  const res = await h.call("POST", "/api/tables", { token, json: body });
+  if (res.status !== 201) throw new Error(`monitoring a table failed: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+export async function addWebhook(h: Harness, token: string, url: string, kind: "webhook" | "slack" = "webhook"): Promise<number> {
+  const res = await h.call("POST", "/api/channels", { token, json: { kind, url } });
+  if (res.status !== 201) throw new Error(`adding a channel failed: ${res.status} ${res.text}`);
+  return res.body.id as number;
+}
+
+/** Check runs recorded per monitored table, read straight from the harness's metadata store. */
+export async function runsPerTable(h: Harness, tableIds: number[]): Promise<Map<number, number>> {
+  const rows = await pgAdmin<{ table_id: number; runs: string }>(
+    "SELECT table_id, count(*) AS runs FROM check_runs WHERE table_id = ANY($1::int[]) GROUP BY table_id",
+    h.pgDatabase!.name,
+    [tableIds],
+  );
+  return new Map(tableIds.map((id) => [id, Number(rows.find((r) => r.table_id === id)?.runs ?? 0)]));
+}
