@@ -32,11 +32,11 @@ import { createBudget } from "../src/connectors/budget.js";
 import { loadGuard } from "../src/connectors/guard/index.js";
 import { GuardedConnector } from "../src/connectors/guarded.js";
 import { openDriver } from "../src/connectors/open.js";
-import type { SchemaSnapshot, TableSchema } from "../src/connectors/types.js";
+import type { SchemaSnapshot } from "../src/connectors/types.js";
 import { loadConfig } from "../src/config.js";
 import { startFakeOpenAI, type ChatRequest, type FakeReply } from "../tests/support/fake-openai.js";
 import { CHINOOK_SQLITE, SPIDER_SQLITE_DIR, introspectSqliteFile, spiderQuestions, spiderSnapshots } from "../tests/support/schema-fixtures.js";
-import { padSchema, seededRandom } from "../tests/support/schema-padding.js";
+import { createTableSql, padSchema, quoteName, sampleValue, seededRandom } from "../tests/support/schema-padding.js";
 import { machine, median, percentile, tempDir } from "./lib.js";
 
 const SAMPLE = Number(process.env.SAMPLE ?? 50);
@@ -321,24 +321,6 @@ async function tableInfoOf(file: string): Promise<string> {
 
 // ---- padded copies of the Spider databases ---------------------------------------------------
 
-const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-
-function createTable(t: TableSchema): string {
-  const parts = t.columns.map((c) => `${quote(c.name)} ${c.type}${c.nullable ? "" : " NOT NULL"}`);
-  if (t.primary_key.length > 0) parts.push(`PRIMARY KEY (${t.primary_key.map(quote).join(", ")})`);
-  for (const fk of t.foreign_keys) {
-    parts.push(`FOREIGN KEY (${fk.columns.map(quote).join(", ")}) REFERENCES ${quote(fk.references.table)} (${fk.references.columns.map(quote).join(", ")})`);
-  }
-  return `CREATE TABLE ${quote(t.name)} (${parts.join(", ")})`;
-}
-
-function sampleValue(column: string, type: string, i: number): string | number {
-  if (/int|numeric|real|number/.test(type)) return column === "id" ? i : i * 17;
-  if (/date|time/.test(type)) return `2024-0${i}-1${i} 09:3${i}:00`;
-  if (type === "boolean") return i % 2;
-  return `${column.replaceAll("_", " ")} ${i}`;
-}
-
 /** A copy of `source` with distractor tables (3 made-up rows each) up to `TABLES` tables. */
 function paddedCopy(source: string, target: string): void {
   copyFileSync(source, target);
@@ -350,8 +332,8 @@ function paddedCopy(source: string, target: string): void {
     db.exec("BEGIN");
     for (const t of padSchema(real, TABLES, PAD_SEED).tables) {
       if (existing.has(t.name)) continue;
-      db.exec(createTable(t));
-      const insert = db.prepare(`INSERT INTO ${quote(t.name)} VALUES (${t.columns.map(() => "?").join(", ")})`);
+      db.exec(createTableSql(t));
+      const insert = db.prepare(`INSERT INTO ${quoteName(t.name)} VALUES (${t.columns.map(() => "?").join(", ")})`);
       for (const i of [1, 2, 3]) insert.run(...t.columns.map((c) => sampleValue(c.name, c.type, i)));
     }
     db.exec("COMMIT");

@@ -14,9 +14,9 @@ import { DataSource } from "typeorm";
 
 import { buildSchemaIndex, estimateTokens, rankTables, schemaContext, type SchemaIndex } from "../agents/schema-context.js";
 import { renderSchema } from "../src/connectors/schema-text.js";
-import type { SchemaSnapshot, TableSchema } from "../src/connectors/types.js";
+import type { SchemaSnapshot } from "../src/connectors/types.js";
 import { CHINOOK_SQLITE, SPIDER_SQLITE_DIR, introspectSqliteFile, spiderQuestions, spiderSnapshots, type SpiderQuestion } from "../tests/support/schema-fixtures.js";
-import { padSchema } from "../tests/support/schema-padding.js";
+import { createTableSql, padSchema, quoteName, sampleValue } from "../tests/support/schema-padding.js";
 import { machine, median, percentile, tempDir } from "./lib.js";
 
 const BUDGET = Number(process.env.BUDGET ?? 4000);
@@ -114,7 +114,6 @@ function estimatorCalibration(): void {
 
 // ---- LangChain comparison on SQLite files -------------------------------------------------
 
-const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /** A SQLite file with the snapshot's tables (views become tables) and 3 rows each: copied
  * from `source` for tables it has, made up from the column types otherwise. */
@@ -124,11 +123,11 @@ function writeSqlite(file: string, snapshot: SchemaSnapshot, source: string): vo
   const src = new Database(source, { readonly: true, fileMustExist: true });
   try {
     db.exec("BEGIN");
-    for (const t of snapshot.tables) db.exec(createTable(t));
+    for (const t of snapshot.tables) db.exec(createTableSql(t));
     for (const t of snapshot.tables) {
-      const insert = db.prepare(`INSERT INTO ${quote(t.name)} VALUES (${t.columns.map(() => "?").join(", ")})`);
+      const insert = db.prepare(`INSERT INTO ${quoteName(t.name)} VALUES (${t.columns.map(() => "?").join(", ")})`);
       const real = src.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(t.name)
-        ? (src.prepare(`SELECT * FROM ${quote(t.name)} LIMIT 3`).raw().all() as unknown[][])
+        ? (src.prepare(`SELECT * FROM ${quoteName(t.name)} LIMIT 3`).raw().all() as unknown[][])
         : [1, 2, 3].map((i) => t.columns.map((c) => sampleValue(c.name, c.type, i)));
       for (const row of real) insert.run(...(row as unknown[]));
     }
@@ -137,22 +136,6 @@ function writeSqlite(file: string, snapshot: SchemaSnapshot, source: string): vo
     src.close();
     db.close();
   }
-}
-
-function createTable(t: TableSchema): string {
-  const parts = t.columns.map((c) => `${quote(c.name)} ${c.type}${c.nullable ? "" : " NOT NULL"}`);
-  if (t.primary_key.length > 0) parts.push(`PRIMARY KEY (${t.primary_key.map(quote).join(", ")})`);
-  for (const fk of t.foreign_keys) {
-    parts.push(`FOREIGN KEY (${fk.columns.map(quote).join(", ")}) REFERENCES ${quote(fk.references.table)} (${fk.references.columns.map(quote).join(", ")})`);
-  }
-  return `CREATE TABLE ${quote(t.name)} (${parts.join(", ")})`;
-}
-
-function sampleValue(column: string, type: string, i: number): string | number {
-  if (/int|numeric|real|number/.test(type)) return column === "id" ? i : i * 17;
-  if (/date|time/.test(type)) return `2024-0${i}-1${i} 09:3${i}:00`;
-  if (type === "boolean") return i % 2;
-  return `${column.replaceAll("_", " ")} ${i}`;
 }
 
 async function langchainTableInfo(file: string, sampleRowsInTableInfo: number): Promise<string> {

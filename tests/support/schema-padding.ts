@@ -156,3 +156,27 @@ export function padSchema(snapshot: SchemaSnapshot, totalTables: number, seed: n
   const tables = [...snapshot.tables, ...extra].sort((a, b) => (a.name.toLowerCase() < b.name.toLowerCase() ? -1 : a.name.toLowerCase() > b.name.toLowerCase() ? 1 : 0));
   return { ...snapshot, tables };
 }
+
+// ---- writing a snapshot into a real SQLite file (benchmarks compare against LangChain, whose
+// SqlDatabase needs a database, not a snapshot) ---------------------------------------------
+
+export const quoteName = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+export function createTableSql(t: TableSchema): string {
+  const parts = t.columns.map((c) => `${quoteName(c.name)} ${c.type}${c.nullable ? "" : " NOT NULL"}`);
+  if (t.primary_key.length > 0) parts.push(`PRIMARY KEY (${t.primary_key.map(quoteName).join(", ")})`);
+  for (const fk of t.foreign_keys) {
+    parts.push(
+      `FOREIGN KEY (${fk.columns.map(quoteName).join(", ")}) REFERENCES ${quoteName(fk.references.table)} (${fk.references.columns.map(quoteName).join(", ")})`,
+    );
+  }
+  return `CREATE TABLE ${quoteName(t.name)} (${parts.join(", ")})`;
+}
+
+/** A plausible value for row `i` of a made-up table. */
+export function sampleValue(column: string, type: string, i: number): string | number {
+  if (/int|numeric|real|number/.test(type)) return column === "id" ? i : i * 17;
+  if (/date|time/.test(type)) return `2024-0${i}-1${i} 09:3${i}:00`;
+  if (type === "boolean") return i % 2;
+  return `${column.replaceAll("_", " ")} ${i}`;
+}
