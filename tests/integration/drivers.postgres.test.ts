@@ -178,7 +178,8 @@ describe("query", () => {
 
   it.each([
     [999, 999, true], // the first batch covers maxRows + 1: one round trip
-    [1000, 1000, true], // a second batch is needed for the row past the cap
+    [1000, 1000, true], // the default cap: still one round trip
+    [1001, 1001, true], // a second batch is needed for the row past the cap
     [2000, 2000, false],
     [5000, 2000, false],
     [0, 0, true],

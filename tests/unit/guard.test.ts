@@ -67,6 +67,15 @@ describe("classifyStatement edge cases", () => {
     expect(classifyStatement(dialect, "SELECT 1; SELECT 2;")).toMatchObject({ ok: false, rule: "multiple_statements" });
   });
 
+  it("remembers verdicts per dialect: the same text repeated in another dialect is judged afresh", () => {
+    const sql = "SELECT 1::int AS one"; // a cast PostgreSQL knows and the MySQL parser does not
+    for (let round = 0; round < 2; round++) {
+      expect(classifyStatement("postgresql", sql)).toEqual({ ok: true, kind: "select" });
+      expect(classifyStatement("mysql", sql)).toMatchObject({ ok: false, rule: "parse_error" });
+      expect(classifyStatement("postgresql", `${sql}; DELETE FROM t`)).toMatchObject({ ok: false, rule: "multiple_statements" });
+    }
+  });
+
   it.each(DIALECTS)("%s: refuses statements longer than the size limit before parsing", (dialect) => {
     const sql = `SELECT '${"x".repeat(MAX_STATEMENT_LENGTH)}'`;
     expect(classifyStatement(dialect, sql)).toMatchObject({ ok: false, rule: "too_large" });

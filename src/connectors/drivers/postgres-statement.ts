@@ -37,8 +37,11 @@ export interface ResultField {
   dataTypeID: number;
 }
 
-/** Rows asked for in the first Execute; later batches are sized from the bytes seen so far. */
-const FIRST_BATCH = 1000;
+/** Rows asked for in the first Execute; later batches are sized from the bytes seen so far.
+ * The default cap (QUERY_MAX_ROWS 1,000, plus the row that tells truncation) fits, so a
+ * default read finishes in one round trip; a larger cap pays a second trip per batch, but no
+ * statement makes the server send more than this many rows past the byte cap. */
+const FIRST_BATCH = 1_001;
 const MAX_BATCH = 10_000;
 
 type Stage = "begin" | "timeout" | "statement" | "rollback" | "unlock" | "done";

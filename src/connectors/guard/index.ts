@@ -1,6 +1,8 @@
 // Layer 1 of the read-only guarantee: from the parse tree alone, decide whether one statement
 // is a read we may send to a customer database (layer 2 then runs it read-only, with a timeout).
 
+import { createLRU } from "lru.min";
+
 import type { Dialect } from "../types.js";
 import { classifyMysql, warmMysqlParser } from "./mysql.js";
 import { classifyPostgres, isPostgresParserLoaded, loadPostgresParser } from "./postgres.js";
@@ -19,9 +21,27 @@ export async function loadGuard(): Promise<void> {
   warmSqliteParser();
 }
 
+/** Verdicts of recent statements, per dialect. A verdict is a pure function of the dialect and
+ * the exact text, and dashboards, monitoring and retried questions send the same statements
+ * again and again: parsing is most of the guard's cost (tens of microseconds to milliseconds),
+ * a lookup is well under one. Long statements are rare repeats and would crowd the memory. */
+const recentVerdicts = createLRU<string, GuardVerdict>({ max: 2_000 });
+const CACHED_STATEMENT_LENGTH = 4_096;
+
 /** Synchronous once `loadGuard()` has resolved. Never throws for any input: whatever cannot
  * be analysed is refused. */
 export function classifyStatement(dialect: Dialect, sql: string): GuardVerdict {
+  if (sql.length > CACHED_STATEMENT_LENGTH) return classifyUncached(dialect, sql);
+  const key = `${dialect}\0${sql}`;
+  let verdict = recentVerdicts.get(key);
+  if (verdict === undefined) {
+    verdict = classifyUncached(dialect, sql);
+    recentVerdicts.set(key, verdict);
+  }
+  return verdict;
+}
+
+function classifyUncached(dialect: Dialect, sql: string): GuardVerdict {
   if (dialect === "postgresql" && !isPostgresParserLoaded()) {
     throw new Error("loadGuard() must be awaited before classifying PostgreSQL statements");
   }
