@@ -7,6 +7,7 @@ import { createTokenVerifier } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
+import { requestLogger } from "./request-log.js";
 
 /** Against a 24 h TTL, renewing once a minute is as good as on every call, and saves the
  * hot path a Redis write per request. */
@@ -37,7 +38,7 @@ function createAuth(deps: Deps): MiddlewareHandler<AppEnv> {
       renewedAt.set(claims.sessionId, now);
       // Renewal is not on the request's critical path; a failure only shortens the session.
       deps.sessions.touch(claims.sessionId, deps.config.sessionTtlSeconds).catch((err: unknown) => {
-        c.get("logger").warn({ err }, "session renewal failed");
+        requestLogger(c).warn({ err }, "session renewal failed");
       });
     }
     await next();

@@ -10,6 +10,7 @@ export interface AuthContext {
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** The service logger; use requestLogger(c) to log about this request. */
     logger: Logger;
     auth: AuthContext;
     /** Set by the query routes: errors also carry seed 000's `{status, data, error}` fields. */

@@ -8,6 +8,7 @@ import type { ZodError } from "zod";
 
 import { DomainError, RateLimitedError, type ErrorCode } from "../errors.js";
 import type { AppEnv } from "./context.js";
+import { requestLogger } from "./request-log.js";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_input: 422,
@@ -54,7 +55,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
   }
   const requestId = c.get("requestId");
-  c.get("logger").error({ err, request_id: requestId }, "unhandled error");
+  requestLogger(c).error({ err }, "unhandled error");
   return c.json(errorBody("internal_error", "Internal server error", { request_id: requestId }), 500);
 };
 

@@ -10,6 +10,7 @@ import { ask } from "../../services/ask.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { errorBody, statusOf } from "../errors.js";
+import { requestLogger } from "../request-log.js";
 import { authErrors, errorResponse, jsonBody } from "../schemas.js";
 
 const AskBody = z
@@ -81,7 +82,7 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
         await send("result", answer);
       } catch (err) {
         const known = err instanceof DomainError;
-        if (!known) c.get("logger").error({ err }, "ask stream failed");
+        if (!known) requestLogger(c).error({ err }, "ask stream failed");
         await send(
           "error",
           known
