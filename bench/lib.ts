@@ -16,6 +16,13 @@ export function machine(): string {
 
 export const tempDir = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
 
+/** User + system CPU of a process so far, in ms (Linux: /proc/<pid>/stat, clock ticks of 10 ms). */
+export function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
@@ -37,11 +44,16 @@ export interface ServerProcess {
 
 let nextPort = 18_000 + Math.floor(Math.random() * 1000);
 
-/** Starts `node dist/src/main.js` (run `npm run build` first) and waits for a healthy /health. */
+/**
+ * Starts `node dist/src/main.js` (run `npm run build` first) and waits for a healthy /health.
+ * BENCH_NODE_ARGS adds node flags to the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ * (Node 20 refuses --cpu-prof in NODE_OPTIONS).
+ */
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
   const port = nextPort++;
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(root, "dist/src/main.js")], {
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, "dist/src/main.js")], {
     env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -9,7 +9,7 @@ import path from "node:path";
 import pg from "pg";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { machine, root, startServer, tempDir } from "./lib.js";
+import { cpuMs, machine, root, startServer, tempDir } from "./lib.js";
 
 const DURATION = Number(process.env.DURATION ?? 10);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
@@ -19,7 +19,10 @@ const QUERIES = {
   "1,000 rows": "SELECT track_id, name, composer, milliseconds, unit_price FROM track ORDER BY track_id LIMIT 1000",
 };
 
-async function load(url: string, body: unknown, headers: Record<string, string> = {}) {
+/** Load at full speed; also the server's CPU per request, which the machine's other load
+ * disturbs far less than throughput does. */
+async function load(pid: number | undefined, url: string, body: unknown, headers: Record<string, string> = {}) {
+  const cpuBefore = cpuMs(pid);
   const result = await autocannon({
     url,
     method: "POST",
@@ -29,7 +32,8 @@ async function load(url: string, body: unknown, headers: Record<string, string> 
     body: JSON.stringify(body),
   });
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+  const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs };
 }
 
 const chinook = await loadChinookPostgres();
@@ -80,18 +84,18 @@ try {
   const rows: string[] = [];
   for (const [label, sql] of Object.entries(QUERIES)) {
     // Warm both (JIT, pools), then measure the floor and Pulse back to back.
-    await load(`http://127.0.0.1:${floorPort}/query`, { sql });
-    await load(`${pulse.url}/query`, { sql }, auth);
-    const base = await load(`http://127.0.0.1:${floorPort}/query`, { sql });
-    const session = await load(`${pulse.url}/query`, { sql }, auth);
-    const named = await load(`${pulse.url}/query`, { sql, connection_id: connectionId }, auth);
-    rows.push(`| ${label} | floor (Hono + pg) | ${base.rps.toFixed(0)} | ${base.p50} | ${base.p99} | 1.00x |`);
-    rows.push(`| ${label} | Pulse /query (session) | ${session.rps.toFixed(0)} | ${session.p50} | ${session.p99} | ${(session.rps / base.rps).toFixed(2)}x |`);
-    rows.push(`| ${label} | Pulse /query (connection_id) | ${named.rps.toFixed(0)} | ${named.p50} | ${named.p99} | ${(named.rps / base.rps).toFixed(2)}x |`);
+    await load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql });
+    await load(pulse.child.pid, `${pulse.url}/query`, { sql }, auth);
+    const base = await load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql });
+    const session = await load(pulse.child.pid, `${pulse.url}/query`, { sql }, auth);
+    const named = await load(pulse.child.pid, `${pulse.url}/query`, { sql, connection_id: connectionId }, auth);
+    const row = (server: string, r: typeof base) =>
+      `| ${label} | ${server} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / base.rps).toFixed(2)}x | ${r.cpuUs.toFixed(0)} |`;
+    rows.push(row("floor (Hono + pg)", base), row("Pulse /query (session)", session), row("Pulse /query (connection_id)", named));
   }
   console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections x ${DURATION} s, pools of ${POOL_SIZE} on both sides`);
-  console.log("| result | server | req/s | p50 ms | p99 ms | throughput vs floor |");
-  console.log("|---|---|---:|---:|---:|---:|");
+  console.log("| result | server | req/s | p50 ms | p99 ms | throughput vs floor | server CPU per request, µs |");
+  console.log("|---|---|---:|---:|---:|---:|---:|");
   for (const row of rows) console.log(row);
 } finally {
   await pulse.stop();
