@@ -17,6 +17,7 @@
 // it afresh, so SET LOCAL governs the statement even mid-pipeline (the timeout test proves it).
 
 import type { Connection, Submittable } from "pg";
+import { serialize } from "pg-protocol";
 
 import type { RowCollector } from "./collect.js";
 
@@ -29,7 +30,7 @@ interface Wire {
   flush(): void;
   sync(): void;
   sendCopyFail(msg: string): void;
-  stream: { cork?: () => void; uncork?: () => void };
+  stream: { write(chunk: Buffer): boolean; cork?: () => void; uncork?: () => void };
 }
 
 export interface ResultField {
@@ -209,8 +210,14 @@ function inOneWrite(wire: Wire, send: () => void): void {
   }
 }
 
+/** Parse/Bind/Execute of a parameterless statement, encoded by node-postgres' own serializer. */
+function encodeSimple(text: string): Buffer {
+  return Buffer.concat([serialize.parse({ text }), serialize.bind({}), serialize.execute()]);
+}
+
+/** The statements every pipeline sends, encoded once: three messages each, on every query. */
+const ENCODED = new Map(["BEGIN READ ONLY", "ROLLBACK", "SELECT pg_advisory_unlock_all()"].map((text) => [text, encodeSimple(text)]));
+
 function simple(wire: Wire, text: string): void {
-  wire.parse({ text });
-  wire.bind({});
-  wire.execute();
+  wire.stream.write(ENCODED.get(text) ?? encodeSimple(text));
 }
