@@ -29,8 +29,12 @@ export async function openSessionStore(redisUrl: string | undefined): Promise<Se
   return createRedisSessionStore(redis);
 }
 
-export function createConnectorCache(config: Config, logger: Logger): ConnectorCache {
-  return new ConnectorCache(
+/** Where instances tell each other which connectors to evict. */
+const EVICTIONS_CHANNEL = "connector-evictions";
+
+/** The connector cache, subscribed to the other instances' evictions through `sessions`. */
+export async function createConnectorCache(config: Config, logger: Logger, sessions: SessionStore): Promise<ConnectorCache> {
+  const cache = new ConnectorCache(
     {
       maxEntries: config.connectors.cacheMax,
       idleMs: config.connectors.idleSeconds * 1000,
@@ -39,7 +43,10 @@ export function createConnectorCache(config: Config, logger: Logger): ConnectorC
       budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },
     },
     logger,
+    (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
   );
+  await sessions.subscribe(EVICTIONS_CHANNEL, (message) => void cache.evictHere(Number(message)));
+  return cache;
 }
 
 export function modelFor(config: Config): ChatOpenAI | null {
@@ -50,20 +57,22 @@ export async function buildDeps(config: Config, logger: Logger = createLogger(co
   await loadGuard();
   const prompts = loadPrompts();
   const store = await openStore(storeLocation(config));
+  let sessions: SessionStore | undefined;
   try {
     await store.migrate();
-    const sessions = await openSessionStore(config.redisUrl);
+    sessions = await openSessionStore(config.redisUrl);
     return {
       config,
       store,
       sessions,
       logger,
-      connectors: createConnectorCache(config, logger),
+      connectors: await createConnectorCache(config, logger, sessions),
       model: modelFor(config),
       prompts,
       monitoring: createMonitoring(config.monitor),
     };
   } catch (err) {
+    await sessions?.close();
     await store.close();
     throw err;
   }

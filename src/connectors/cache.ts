@@ -24,6 +24,8 @@ export class ConnectorCache {
   constructor(
     private readonly options: ConnectorCacheOptions,
     private readonly logger: Logger,
+    /** Tells the other instances to evict too (their caches are their own). */
+    private readonly announceEviction: (connectionId: number) => Promise<void> = async () => {},
   ) {
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
     this.sweeper.unref();
@@ -58,8 +60,19 @@ export class ConnectorCache {
     return this.entries.has(connectionId);
   }
 
-  /** Closes and forgets a connection's connector (disconnect, update, delete). */
+  /** Closes and forgets a connection's connector here and on every other instance
+   * (disconnect, update, delete): none may go on using a deleted connection or an old target.
+   * The announcement is best effort; an instance that misses it closes the connector when it
+   * has been idle for `idleMs`. */
   async evict(connectionId: number): Promise<void> {
+    await this.evictHere(connectionId);
+    await this.announceEviction(connectionId).catch((err: unknown) => {
+      this.logger.error({ err, connection_id: connectionId }, "telling other instances to evict a connector failed");
+    });
+  }
+
+  /** Closes and forgets a connection's connector in this process only. */
+  async evictHere(connectionId: number): Promise<void> {
     const entry = this.entries.get(connectionId);
     if (!entry) return;
     this.entries.delete(connectionId);

@@ -12,6 +12,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
   const sessions = new Map<string, Entry>();
   const counters = new Map<string, { count: number; expiresAt: number }>();
   const lists = new Map<string, { items: string[]; expiresAt: number }>();
+  const subscribers = new Map<string, Array<(message: string) => void>>();
   let lastSweep = now();
 
   const live = <T extends { expiresAt: number }>(map: Map<string, T>, key: string): T | undefined => {
@@ -80,8 +81,15 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
     async listItems(key) {
       return [...(live(lists, key)?.items ?? [])];
     },
+    async publish(channel, message) {
+      for (const handler of subscribers.get(channel) ?? []) handler(message);
+    },
+    async subscribe(channel, handler) {
+      subscribers.set(channel, [...(subscribers.get(channel) ?? []), handler]);
+    },
     async ping() {},
     async close() {
+      subscribers.clear();
       sessions.clear();
       counters.clear();
       lists.clear();

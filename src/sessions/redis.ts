@@ -8,6 +8,12 @@ import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type Sess
 const sessionKey = (id: string) => `session:${id}`;
 
 export function createRedisSessionStore(redis: Redis): SessionStore {
+  // Channels are not keys: ioredis does not prefix them, so instances sharing a key prefix
+  // (one deployment) share channels and other deployments on the same Redis do not.
+  const channelName = (channel: string) => `${redis.options.keyPrefix ?? ""}${channel}`;
+  const handlers = new Map<string, Array<(message: string) => void>>();
+  // A connection in subscriber mode can do nothing else: a second one, made on first use.
+  let subscriber: Redis | undefined;
   return {
     kind: "redis",
     async create(sessionId, userId, ttlSeconds) {
@@ -59,10 +65,25 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
     async listItems(key) {
       return redis.lrange(`list:${key}`, 0, -1);
     },
+    async publish(channel, message) {
+      await redis.publish(channelName(channel), message);
+    },
+    async subscribe(channel, handler) {
+      if (!subscriber) {
+        subscriber = redis.duplicate();
+        subscriber.on("message", (name: string, message: string) => {
+          for (const h of handlers.get(name) ?? []) h(message);
+        });
+      }
+      const name = channelName(channel);
+      handlers.set(name, [...(handlers.get(name) ?? []), handler]);
+      await subscriber.subscribe(name);
+    },
     async ping() {
       await redis.ping();
     },
     async close() {
+      await subscriber?.quit();
       await redis.quit();
     },
   };

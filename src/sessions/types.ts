@@ -39,6 +39,11 @@ export interface SessionStore {
   pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number): Promise<void>;
   /** The list, oldest first; empty when missing or expired. */
   listItems(key: string): Promise<string[]>;
+  /** Tells `message` to every subscriber of `channel` on every instance sharing this store,
+   * this one included. Delivery is at most once: a subscriber that is disconnected misses it. */
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls `handler` with each message published on `channel` from now on. */
+  subscribe(channel: string, handler: (message: string) => void): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,9 +1,12 @@
 // Database sessions (seed 004) and direct SQL (seed 000) over HTTP, with Redis sessions and a
 // PostgreSQL store, against Chinook on SQLite and a real PostgreSQL target.
 
+import Database from "better-sqlite3";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
+import { uniqueName } from "../support/services.js";
 import { postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
 let h: Harness;
@@ -235,6 +238,31 @@ describe("two instances sharing Redis and PostgreSQL", () => {
       expect(second.deps.connectors.has(user.dbId)).toBe(true);
       await second.call("POST", "/databases/disconnect-session", { token: user.token });
       expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("evicts on every instance a connection updated or deleted on one", async () => {
+    const second = await createHarness({ shareWith: h });
+    try {
+      const user = await userWith(chinook);
+      const other = `${uniqueName("other")}.sqlite`;
+      const file = new Database(path.join(h.sqliteRoot, other));
+      file.exec("CREATE TABLE Album (AlbumId INTEGER PRIMARY KEY); INSERT INTO Album VALUES (1);");
+      file.close();
+      const count = () => second.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT count(*) FROM Album" } });
+      expect((await count()).body.data.rows).toEqual([[347]]);
+      expect(second.deps.connectors.has(user.dbId)).toBe(true);
+
+      const updated = await h.call("PUT", `/databases/${user.dbId}`, { token: user.token, json: { database_name: other } });
+      expect(updated.status).toBe(200);
+      await expect.poll(() => second.deps.connectors.has(user.dbId)).toBe(false);
+      expect((await count()).body.data.rows).toEqual([[1]]);
+
+      expect((await h.call("DELETE", `/databases/${user.dbId}`, { token: user.token })).status).toBe(204);
+      await expect.poll(() => second.deps.connectors.has(user.dbId)).toBe(false);
+      expect((await count()).status).toBe(404);
     } finally {
       await second.close();
     }

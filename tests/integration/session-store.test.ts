@@ -1,6 +1,7 @@
 // One contract, two session stores: the in-process store (embedded) and Redis (production)
 // must behave the same for sessions and rate-limit counters.
 
+import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 
@@ -14,11 +15,12 @@ afterAll(async () => redis.cleanup());
 
 const stores: [string, () => SessionStore][] = [
   ["memory", () => createMemorySessionStore()],
-  ["redis", () => createRedisSessionStore(redis.redis)],
+  ["redis", () => createRedisSessionStore(new Redis(redis.redis.options))],
 ];
 
 describe.each(stores)("session store contract: %s", (_kind, make) => {
   const store = make();
+  afterAll(() => store.close());
 
   it("creates a session record with owner, creation time and idle status", async () => {
     const id = randomUUID();
@@ -99,6 +101,37 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
     await store.hit(key, 1);
     await new Promise((r) => setTimeout(r, 1100));
     expect((await store.hit(key, 1)).count).toBe(1);
+  });
+
+  it("delivers a published message to every subscriber of its channel, and only there", async () => {
+    const channel = `test-${randomUUID()}`;
+    const got: string[] = [];
+    await store.subscribe(channel, (m) => got.push(`a:${m}`));
+    await store.subscribe(channel, (m) => got.push(`b:${m}`));
+    await store.subscribe(`${channel}-other`, (m) => got.push(`other:${m}`));
+    await store.publish(channel, "42");
+    await expect.poll(() => got.sort()).toEqual(["a:42", "b:42"]);
+  });
+});
+
+describe("redis publish and subscribe", () => {
+  it("reaches the instances of one deployment (same key prefix), not other deployments", async () => {
+    const same = createRedisSessionStore(new Redis(redis.redis.options));
+    const publisher = createRedisSessionStore(new Redis(redis.redis.options));
+    const other = redisWithPrefix();
+    const stranger = createRedisSessionStore(other.redis);
+    try {
+      const got: string[] = [];
+      await same.subscribe("evictions", (m) => got.push(`same:${m}`));
+      await stranger.subscribe("evictions", (m) => got.push(`stranger:${m}`));
+      await publisher.publish("evictions", "7");
+      await expect.poll(() => got).toEqual(["same:7"]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got).toEqual(["same:7"]);
+    } finally {
+      await Promise.all([same.close(), publisher.close(), stranger.close()]);
+      await other.cleanup();
+    }
   });
 });
 

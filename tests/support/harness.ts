@@ -121,7 +121,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   }
 
   await loadGuard();
-  const connectors = createConnectorCache(config, logger);
+  const connectors = await createConnectorCache(config, logger, sessions);
   cleanups.push(() => connectors.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const deps: Deps = { config, store, sessions, logger, connectors, model: modelFor(config), prompts: loadPrompts(), monitoring };
