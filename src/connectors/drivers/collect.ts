@@ -17,17 +17,22 @@ export class RowCollector {
   constructor(private readonly limits: Pick<QueryLimits, "maxRows" | "maxBytes">) {}
 
   /** Offers the next row; answers whether more rows are wanted. After `false`, further rows
-   * are ignored, so a driver may drain what is already in flight without checking. */
-  push(row: readonly unknown[]): boolean {
+   * are ignored, so a driver may drain what is already in flight without checking. The row is
+   * taken over and its values turned into cells in place: one array per row, not two. */
+  push(row: unknown[]): boolean {
     if (this.truncated) return false;
     if (this.rows.length >= this.limits.maxRows) {
       // The row past the cap exists: that is all we fetched it for.
       this.truncated = true;
       return false;
     }
-    const cells = row.map(toCell);
     let size = ROW_OVERHEAD;
-    for (const cell of cells) size += cellSize(cell) + 1;
+    for (let i = 0; i < row.length; i++) {
+      const cell = toCell(row[i]);
+      row[i] = cell;
+      size += cellSize(cell) + 1;
+    }
+    const cells = row as Cell[];
     if (this.bytes + size > this.limits.maxBytes) {
       this.truncated = true;
       if (this.rows.length === 0) this.firstRowBytes = size;
