@@ -2,33 +2,99 @@
 // instance can serve any session.
 
 import type { Redis } from "ioredis";
+import { createLRU } from "lru.min";
 
-import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionStore } from "./types.js";
+import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionRecord, type SessionStore } from "./types.js";
 
 const sessionKey = (id: string) => `session:${id}`;
+
+/** Where every change to a session is announced, in the same transaction as the change. */
+const SESSION_CHANGES = "session-changes";
+
+/**
+ * Session state (without the schema) read here is kept this long: most calls only need to know
+ * which database their session is connected to, and asking Redis costs a round trip per
+ * request. Changes are announced in the transaction that makes them and every instance drops
+ * its copy on the announcement; the age limit bounds what a missed announcement can cost
+ * (TTL expiry is not announced). Nothing is kept while the subscriber is not listening.
+ */
+const STATE_CACHE_MS = 2_000;
+const STATE_CACHE_MAX = 10_000;
 
 export function createRedisSessionStore(redis: Redis): SessionStore {
   // Channels are not keys: ioredis does not prefix them, so instances sharing a key prefix
   // (one deployment) share channels and other deployments on the same Redis do not.
   const channelName = (channel: string) => `${redis.options.keyPrefix ?? ""}${channel}`;
   const handlers = new Map<string, Array<(message: string) => void>>();
-  // A connection in subscriber mode can do nothing else: a second one, made on first use.
-  let subscriber: Redis | undefined;
+  // A connection in subscriber mode can do nothing else: a second one.
+  const subscriber = redis.duplicate();
+  subscriber.on("message", (name: string, message: string) => {
+    for (const h of handlers.get(name) ?? []) h(message);
+  });
+  const subscribe = async (channel: string, handler: (message: string) => void) => {
+    const name = channelName(channel);
+    handlers.set(name, [...(handlers.get(name) ?? []), handler]);
+    await subscriber.subscribe(name);
+  };
+
+  const states = createLRU<string, { record: SessionRecord | null; at: number }>({ max: STATE_CACHE_MAX });
+  /** Announcements seen so far: a read that overlapped one may have read the old state. */
+  let changesSeen = 0;
+  let listening = false;
+  const forget = (sessionId: string) => {
+    changesSeen++;
+    states.delete(sessionId);
+  };
+  handlers.set(channelName(SESSION_CHANGES), [forget]);
+  // (Re)subscribing is idempotent; the cache serves only once Redis has confirmed it.
+  const listen = () =>
+    subscriber.subscribe(channelName(SESSION_CHANGES)).then(
+      () => (listening = true),
+      () => undefined, // not listening: every read goes to Redis
+    );
+  subscriber.on("ready", () => void listen());
+  subscriber.on("close", () => {
+    listening = false;
+    changesSeen++;
+    states.clear();
+  });
+  // The main connection reports Redis being down (health, requests); down here only means
+  // not listening, which the "close" handler has dealt with.
+  subscriber.on("error", () => undefined);
+  void listen();
+  const announce = (sessionId: string) => [channelName(SESSION_CHANGES), sessionId] as const;
+
+  async function readState(sessionId: string): Promise<SessionRecord | null> {
+    const values = await redis.hmget(sessionKey(sessionId), ...STATE_FIELDS);
+    const hash: Record<string, string> = {};
+    STATE_FIELDS.forEach((field, i) => {
+      if (values[i] !== null && values[i] !== undefined) hash[field] = values[i];
+    });
+    return recordFromHash(sessionId, hash);
+  }
+
   return {
     kind: "redis",
     async create(sessionId, userId, ttlSeconds) {
       const hash = newSessionHash(userId);
-      await redis.multi().hset(sessionKey(sessionId), hash).expire(sessionKey(sessionId), ttlSeconds).exec();
+      forget(sessionId);
+      await redis
+        .multi()
+        .hset(sessionKey(sessionId), hash)
+        .expire(sessionKey(sessionId), ttlSeconds)
+        .publish(...announce(sessionId))
+        .exec();
       return recordFromHash(sessionId, hash)!;
     },
     async get(sessionId, options = {}) {
       if (options.withSchema) return recordFromHash(sessionId, await redis.hgetall(sessionKey(sessionId)));
-      const values = await redis.hmget(sessionKey(sessionId), ...STATE_FIELDS);
-      const hash: Record<string, string> = {};
-      STATE_FIELDS.forEach((field, i) => {
-        if (values[i] !== null && values[i] !== undefined) hash[field] = values[i];
-      });
-      return recordFromHash(sessionId, hash);
+      const now = Date.now();
+      const kept = states.get(sessionId);
+      if (kept && listening && now - kept.at < STATE_CACHE_MS) return kept.record && { ...kept.record };
+      const seen = changesSeen;
+      const record = await readState(sessionId);
+      if (listening && seen === changesSeen) states.set(sessionId, { record, at: now });
+      return record && { ...record };
     },
     async touch(sessionId, ttlSeconds) {
       return (await redis.expire(sessionKey(sessionId), ttlSeconds)) === 1;
@@ -38,17 +104,20 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
       const { set, remove } = hashFromFields(fields);
       // HSETNX keeps the original owner and creation time when the hash still exists, and
       // recreates them when it had expired or been disconnected.
+      forget(sessionId);
       const tx = redis.multi();
       for (const [field, value] of Object.entries(newSessionHash(userId))) tx.hsetnx(key, field, value);
       if (Object.keys(set).length > 0) tx.hset(key, set);
       if (remove.length > 0) tx.hdel(key, ...remove);
-      tx.expire(key, ttlSeconds).hgetall(key);
+      tx.expire(key, ttlSeconds).hgetall(key).publish(...announce(sessionId));
       const results = (await tx.exec()) ?? [];
-      const hash = results.at(-1)?.[1] as Record<string, string>;
+      const hash = results.at(-2)?.[1] as Record<string, string>;
       return recordFromHash(sessionId, hash)!;
     },
     async delete(sessionId) {
-      return (await redis.del(sessionKey(sessionId))) === 1;
+      forget(sessionId);
+      const results = (await redis.multi().del(sessionKey(sessionId)).publish(...announce(sessionId)).exec()) ?? [];
+      return results[0]?.[1] === 1;
     },
     async hit(key, windowSeconds, by = 1) {
       const results = (await redis
@@ -68,22 +137,12 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
     async publish(channel, message) {
       await redis.publish(channelName(channel), message);
     },
-    async subscribe(channel, handler) {
-      if (!subscriber) {
-        subscriber = redis.duplicate();
-        subscriber.on("message", (name: string, message: string) => {
-          for (const h of handlers.get(name) ?? []) h(message);
-        });
-      }
-      const name = channelName(channel);
-      handlers.set(name, [...(handlers.get(name) ?? []), handler]);
-      await subscriber.subscribe(name);
-    },
+    subscribe,
     async ping() {
       await redis.ping();
     },
     async close() {
-      await subscriber?.quit();
+      await subscriber.quit();
       await redis.quit();
     },
   };

@@ -238,6 +238,13 @@ describe("two instances sharing Redis and PostgreSQL", () => {
       expect(second.deps.connectors.has(user.dbId)).toBe(true);
       await second.call("POST", "/databases/disconnect-session", { token: user.token });
       expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
+
+      // The other way round, with the session's state already read (and kept) by the second.
+      await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+      const query = () => second.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1" } });
+      await expect.poll(async () => (await query()).status).toBe(200);
+      await h.call("POST", "/databases/disconnect-session", { token: user.token });
+      await expect.poll(async () => (await query()).status, { timeout: 1000 }).toBe(409);
     } finally {
       await second.close();
     }

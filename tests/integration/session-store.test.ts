@@ -137,13 +137,42 @@ describe("redis publish and subscribe", () => {
 
 describe("redis session layout (seed 004)", () => {
   it("stores a session as the hash session:{id} with a TTL", async () => {
-    const store = createRedisSessionStore(redis.redis);
-    const id = randomUUID();
-    await store.create(id, 5, 86400);
-    const key = `${redis.prefix}session:${id}`;
-    expect(await redis.raw.type(key)).toBe("hash");
-    expect(await redis.raw.hgetall(key)).toMatchObject({ user_id: "5", status: "idle" });
-    const ttl = await redis.raw.ttl(key);
-    expect(ttl).toBeGreaterThan(86000);
+    const store = createRedisSessionStore(new Redis(redis.redis.options));
+    try {
+      const id = randomUUID();
+      await store.create(id, 5, 86400);
+      const key = `${redis.prefix}session:${id}`;
+      expect(await redis.raw.type(key)).toBe("hash");
+      expect(await redis.raw.hgetall(key)).toMatchObject({ user_id: "5", status: "idle" });
+      const ttl = await redis.raw.ttl(key);
+      expect(ttl).toBeGreaterThan(86000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("answers from its copy while nothing changes, and sees a change made through another client at once", async () => {
+    const [here, there] = [createRedisSessionStore(new Redis(redis.redis.options)), createRedisSessionStore(new Redis(redis.redis.options))];
+    try {
+      const id = randomUUID();
+      const channel = `${redis.prefix}session-changes`;
+      await expect.poll(async () => (await redis.raw.pubsub("NUMSUB", channel))[1]).toBeGreaterThanOrEqual(2);
+      const settle = () => new Promise((r) => setTimeout(r, 50)); // announcements in flight arrive
+      await settle();
+      await there.create(id, 9, 60);
+      await settle();
+      expect((await here.get(id))?.user_id).toBe(9);
+      // Written behind the store's back (no announcement): the copy still answers, which shows
+      // that reads are served locally...
+      await redis.raw.hset(`${redis.prefix}session:${id}`, "status", "connected", "db_id", "5");
+      expect((await here.get(id))?.status).toBe("idle");
+      // ...and a change through a store is seen by the other one as soon as it is announced.
+      await there.update(id, 9, { status: "connected", db_id: 6 }, 60);
+      await expect.poll(async () => (await here.get(id))?.db_id).toBe(6);
+      await there.delete(id);
+      await expect.poll(async () => here.get(id)).toBeNull();
+    } finally {
+      await Promise.all([here.close(), there.close()]);
+    }
   });
 });
