@@ -1,18 +1,34 @@
 // The SQL agent: a hand-built LangGraph loop (agent -> tools -> agent) with a hard step bound.
 // Nodes are plain async functions, routing is a pure function; the guard, not the prompt, keeps data safe.
+// The graph is compiled once per process; what one ask needs travels in its config.
 
 import { AIMessage, HumanMessage, SystemMessage, ToolMessage, type BaseMessage } from "@langchain/core/messages";
-import { ToolInputParsingException } from "@langchain/core/tools";
-import { Annotation, END, MessagesAnnotation, START, StateGraph } from "@langchain/langgraph";
+import type { RunnableConfig } from "@langchain/core/runnables";
+// The /web entry is the same StateGraph without the process-wide AsyncLocalStorage that the main
+// entry registers (on Node 20 that puts async hooks on every promise in the process). Nodes take
+// what they need from their config argument, so nothing here relies on it.
+import { Annotation, Command, END, START, StateGraph } from "@langchain/langgraph/web";
 import type { ChatOpenAI } from "@langchain/openai";
 
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Dialect } from "../src/connectors/types.js";
-import { NO_USAGE, streamCompletion, type TokenUsage } from "./model.js";
+import { complete, NO_USAGE, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
+import { skipUnreadRunTrees } from "./run-trees.js";
 import { schemaContext } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
-import { createRecorder, createSqlTools, type AgentEvent, type RecordedQuery, type ResultSet } from "./tools.js";
+import {
+  callSqlTool,
+  createRecorder,
+  SQL_TOOL_NAMES,
+  toolDefinitions,
+  type AgentEvent,
+  type RecordedQuery,
+  type ResultSet,
+  type SqlToolName,
+  type ToolContext,
+  type ToolDefinition,
+} from "./tools.js";
 
 export type { AgentEvent, RecordedQuery, ResultSet } from "./tools.js";
 
@@ -60,7 +76,9 @@ export interface AgentResult {
 }
 
 const AgentState = Annotation.Root({
-  ...MessagesAnnotation.spec,
+  // Only ever appended to: no message ids to replace and no RemoveMessage, so MessagesAnnotation's
+  // reducer (coercion, a uuid per message, an id lookup over the whole list each step) is unneeded.
+  messages: Annotation<BaseMessage[]>({ reducer: (all, added) => all.concat(added), default: () => [] }),
   /** Model calls made so far. */
   steps: Annotation<number>({ reducer: (_, next) => next, default: () => 0 }),
 });
@@ -108,103 +126,138 @@ export function systemPrompt(input: Pick<RunAgentInput, "question" | "dialect" |
   });
 }
 
-export async function runAgent(model: ChatOpenAI, input: RunAgentInput): Promise<AgentResult> {
-  const maxSteps = Math.max(1, Math.floor(input.maxSteps));
-  const emit = (event: AgentEvent) => input.onEvent?.(event);
-  const recorder = createRecorder();
-  const tools = createSqlTools({
-    connector: input.connector,
-    index: input.index,
-    recorder,
-    maxRowsToModel: input.maxRowsToModel,
-    apiMaxRows: input.apiMaxRows,
-    sampleValues: input.sampleValues ?? true,
-    onEvent: input.onEvent,
+/** What one ask's nodes share, passed as `configurable.run` so the compiled graph is reused. */
+interface AgentRun {
+  model: ChatOpenAI;
+  offered: readonly SqlToolName[];
+  tools: ToolDefinition[];
+  toolContext: ToolContext;
+  maxSteps: number;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  onEvent: ((event: AgentEvent) => void) | undefined;
+  usage: TokenUsage;
+  /** Whether the newest model reply reached onEvent token by token. */
+  lastReplyStreamed: boolean;
+  /** Whether the step bound ended the run. */
+  gaveUp: boolean;
+}
+
+const runOf = (config: RunnableConfig): AgentRun => (config.configurable as { run: AgentRun }).run;
+
+async function agent(state: AgentStateT, config: RunnableConfig): Promise<Command> {
+  const run = runOf(config);
+  run.lastReplyStreamed = false;
+  const onEvent = run.onEvent;
+  const { message, usage } = await complete(run.model, state.messages, {
+    tools: run.tools,
+    timeoutMs: run.timeoutMs,
+    signal: run.signal,
+    onToken: onEvent
+      ? (text) => {
+          run.lastReplyStreamed = true;
+          onEvent({ type: "answer_token", text });
+        }
+      : undefined,
   });
-  // With the whole schema in the prompt, the lookup tools only cost tokens on every request
-  // (~200 of tool definitions): offer run_query alone.
-  const wholeSchemaShown = input.index.wholeTokens <= input.schemaTokenBudget;
-  const offered = wholeSchemaShown ? tools.filter((t) => t.name === "run_query") : tools;
-  const toolsByName = new Map<string, (typeof tools)[number]>(offered.map((t) => [t.name, t]));
-  const bound = model.bindTools(offered);
-  const timeoutMs = model.timeout ?? 60_000;
-  let usage: TokenUsage = NO_USAGE;
-  // Whether the newest model reply reached onEvent token by token, and whether the step bound ended the run.
-  let lastReplyStreamed = false;
-  let gaveUp = false;
+  run.usage = addUsage(run.usage, usage);
+  const steps = state.steps + 1;
+  // Routed by a Command rather than a conditional edge: the same decision without LangGraph's
+  // branch runnables (two more Runnable rounds per model call).
+  return new Command({ update: { messages: [message], steps }, goto: routeAfterAgent({ messages: [message], steps }, run.maxSteps) });
+}
 
-  async function agent(state: AgentStateT): Promise<Partial<AgentStateT>> {
-    lastReplyStreamed = false;
-    const { message, usage: used } = await streamCompletion(bound, state.messages, {
-      timeoutMs,
-      signal: input.signal,
-      onToken: (text) => {
-        lastReplyStreamed = true;
-        emit({ type: "answer_token", text });
-      },
-    });
-    usage = addUsage(usage, used);
-    return { messages: [message], steps: state.steps + 1 };
+async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Partial<AgentStateT>> {
+  const run = runOf(config);
+  const last = state.messages.at(-1) as AIMessage;
+  const results: ToolMessage[] = [];
+  // One at a time: they share one connector and its per-connection budget.
+  for (const call of last.tool_calls ?? []) {
+    run.signal?.throwIfAborted();
+    run.onEvent?.({ type: "tool_call", name: call.name, args: call.args });
+    const content = await callSqlTool(run.toolContext, run.offered, call.name, call.args);
+    if (content.startsWith("ERROR:") && call.name !== "run_query") run.toolContext.recorder.lastError = content.slice(7);
+    results.push(new ToolMessage({ content, tool_call_id: call.id ?? "", name: call.name }));
   }
+  return { messages: results };
+}
 
-  async function runTools(state: AgentStateT): Promise<Partial<AgentStateT>> {
-    const last = state.messages.at(-1) as AIMessage;
-    const results: ToolMessage[] = [];
-    // One at a time: they share one connector and its per-connection budget.
-    for (const call of last.tool_calls ?? []) {
-      input.signal?.throwIfAborted();
-      emit({ type: "tool_call", name: call.name, args: call.args });
-      const content = await invokeTool(toolsByName.get(call.name), call.name, call.args);
-      if (content.startsWith("ERROR:") && call.name !== "run_query") recorder.lastError = content.slice(7);
-      results.push(new ToolMessage({ content, tool_call_id: call.id ?? "", name: call.name }));
-    }
-    return { messages: results };
-  }
+function giveUp(_state: AgentStateT, config: RunnableConfig): Partial<AgentStateT> {
+  const run = runOf(config);
+  run.gaveUp = true;
+  const lastError = run.toolContext.recorder.lastError;
+  const why = lastError ? `; the last error was: ${lastError}` : ".";
+  return { messages: [new AIMessage(`I could not finish within ${run.maxSteps} steps${why}`)] };
+}
 
-  function giveUp(): Partial<AgentStateT> {
-    gaveUp = true;
-    const why = recorder.lastError ? `; the last error was: ${recorder.lastError}` : ".";
-    return { messages: [new AIMessage(`I could not finish within ${maxSteps} steps${why}`)] };
-  }
-
-  async function invokeTool(target: (typeof tools)[number] | undefined, name: string, args: unknown): Promise<string> {
-    if (!target) return `ERROR: there is no tool named "${name}"; use ${[...toolsByName.keys()].join(", ")}`;
-    try {
-      return String(await (target as { invoke(a: unknown): Promise<unknown> }).invoke(args));
-    } catch (err) {
-      if (err instanceof ToolInputParsingException) return `ERROR: invalid arguments for ${name}: ${err.message}`;
-      throw err;
-    }
-  }
-
-  const graph = new StateGraph(AgentState)
-    .addNode("agent", agent)
+const buildGraph = () =>
+  new StateGraph(AgentState)
+    .addNode("agent", agent, { ends: ["tools", "give_up", END] })
     .addNode("tools", runTools)
     .addNode("give_up", giveUp)
     .addEdge(START, "agent")
-    .addConditionalEdges("agent", (state) => routeAfterAgent(state, maxSteps), ["tools", "give_up", END])
     .addEdge("tools", "agent")
     .addEdge("give_up", END)
     .compile();
+
+let compiled: ReturnType<typeof buildGraph> | undefined;
+
+/** The graph, compiled on first use (building and compiling it per ask cost ~0.1 ms). */
+function agentGraph() {
+  if (!compiled) {
+    skipUnreadRunTrees();
+    compiled = buildGraph();
+  }
+  return compiled;
+}
+
+export async function runAgent(model: ChatOpenAI, input: RunAgentInput): Promise<AgentResult> {
+  const maxSteps = Math.max(1, Math.floor(input.maxSteps));
+  const recorder = createRecorder();
+  // With the whole schema in the prompt, the lookup tools only cost tokens on every request
+  // (~200 of tool definitions): offer run_query alone.
+  const wholeSchemaShown = input.index.wholeTokens <= input.schemaTokenBudget;
+  const offered: readonly SqlToolName[] = wholeSchemaShown ? ["run_query"] : SQL_TOOL_NAMES;
+  const run: AgentRun = {
+    model,
+    offered,
+    tools: toolDefinitions(offered),
+    toolContext: {
+      connector: input.connector,
+      index: input.index,
+      recorder,
+      maxRowsToModel: input.maxRowsToModel,
+      apiMaxRows: input.apiMaxRows,
+      sampleValues: input.sampleValues ?? true,
+      onEvent: input.onEvent,
+    },
+    maxSteps,
+    timeoutMs: model.timeout ?? 60_000,
+    signal: input.signal,
+    onEvent: input.onEvent,
+    usage: NO_USAGE,
+    lastReplyStreamed: false,
+    gaveUp: false,
+  };
 
   const prompts = input.prompts ?? defaultPrompts();
   const system = systemPrompt({ ...input, dialect: input.connector.dialect, maxSteps }, prompts);
   const messages = [new SystemMessage(system), ...historyMessages(input.history), new HumanMessage(input.question)];
   // Each step is two graph super-steps (agent, tools), plus the give-up node.
-  const final = await graph.invoke({ messages }, { recursionLimit: 2 * maxSteps + 5, signal: input.signal });
+  const final = await agentGraph().invoke({ messages }, { configurable: { run }, recursionLimit: 2 * maxSteps + 5, signal: input.signal });
 
   const last = final.messages.at(-1);
   let answer = last instanceof AIMessage ? last.text.trim() : "";
   if (!answer) answer = "The model gave no answer.";
   // The model's answer was streamed as it came; the give-up (or a stand-in) answer still reaches SSE clients.
-  if (gaveUp || !lastReplyStreamed) emit({ type: "answer_token", text: answer });
-  emit({ type: "done" });
+  if (run.gaveUp || !run.lastReplyStreamed) input.onEvent?.({ type: "answer_token", text: answer });
+  input.onEvent?.({ type: "done" });
   return {
     answer,
     sql: recorder.queries.map((q) => q.sql),
     queries: recorder.queries,
     result: recorder.lastResult,
-    usage,
+    usage: run.usage,
     steps: final.steps,
   };
 }

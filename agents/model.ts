@@ -2,9 +2,8 @@
 // only from resolved settings (never from the environment) and never reaching for the internet.
 
 import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
-import type { Runnable } from "@langchain/core/runnables";
 import type { ToolCall } from "@langchain/core/messages/tool";
-import { ChatOpenAI } from "@langchain/openai";
+import { ChatOpenAI, type ChatOpenAICallOptions } from "@langchain/openai";
 
 import { DomainError } from "../src/errors.js";
 
@@ -42,8 +41,9 @@ export function createChatModel(settings: ModelSettings): ChatOpenAI {
     // environment never override the resolved configuration.
     apiKey: settings.apiKey || "not-needed",
     configuration: { baseURL: settings.baseUrl || OPENAI_API },
-    // Usage comes from the server's own `usage` fields (stream_options.include_usage); the
-    // agent always calls `.stream()`, the only path that never estimates with tiktoken.
+    // Usage comes from the server's own `usage` fields: the `usage` of a plain completion, or
+    // stream_options.include_usage when streaming. `streaming` stays off: with it, `.invoke()`
+    // would estimate usage with tiktoken data fetched from the internet.
     streamUsage: true,
     // Chat Completions is what every compatible server speaks.
     useResponsesApi: false,
@@ -62,48 +62,52 @@ export interface CompletionOptions {
   /** The model's per-request timeout; also the longest silence allowed between streamed chunks. */
   timeoutMs: number;
   signal?: AbortSignal | undefined;
-  /** Text of a reply that has not (yet) started a tool call, as it arrives. */
-  onToken?: ((text: string) => void) | undefined;
+  /** Tool definitions offered to the model (OpenAI format, built once by the caller). Passed
+   * with each call rather than through `bindTools()`, which wraps the model in one more Runnable. */
+  tools?: ChatOpenAICallOptions["tools"];
 }
 
-/** Time for the first chunk: the request, one retry after p-retry's 1-2 s backoff, the retry. */
+export interface Completion {
+  message: AIMessage;
+  usage: TokenUsage;
+}
+
+/** Time for a whole answer or a first chunk: the request, one retry after p-retry's 1-2 s backoff, the retry. */
 const firstChunkDeadline = (timeoutMs: number) => 2 * timeoutMs + 2500;
 
-/** One model call through `.stream()` (never `invoke()`, which would estimate usage with
- * tiktoken data fetched from the internet), with usage from the server's final chunk. Failures
- * become DomainError model_timeout / model_failed; the caller's abort passes through as is. */
-export async function streamCompletion(
-  model: Runnable<BaseMessage[], AIMessageChunk>,
+/**
+ * One model call. Streams only when someone reads the tokens as they come (`onToken`): a
+ * streamed answer costs a Runnable round per chunk (config, callback configuration, a chunk
+ * object, a merge) that a plain completion does not, and usage comes from the server either way.
+ */
+export function complete(
+  model: ChatOpenAI,
   messages: BaseMessage[],
-  options: CompletionOptions,
-): Promise<{ message: AIMessage; usage: TokenUsage }> {
+  options: CompletionOptions & { onToken?: ((text: string) => void) | undefined },
+): Promise<Completion> {
+  return options.onToken ? streamCompletion(model, messages, options) : invokeCompletion(model, messages, options);
+}
+
+/** Runs `call` with an abort signal that the caller's signal and a watchdog both trip; failures
+ * become DomainError model_timeout / model_failed, the caller's abort passes through as is.
+ * `rearm(ms)` restarts the watchdog (a stream re-arms it on every chunk). */
+async function underWatchdog<T>(options: CompletionOptions, call: (signal: AbortSignal, rearm: (ms: number) => void) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const stopOnCallerAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", stopOnCallerAbort, { once: true });
   let stalled = false;
   let timer: NodeJS.Timeout | undefined;
-  // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
-  // afterwards would hang forever without this watchdog.
-  const arm = (ms: number) => {
+  const rearm = (ms: number) => {
     clearTimeout(timer);
     timer = setTimeout(() => {
       stalled = true;
-      controller.abort(new Error("model stream stalled"));
+      controller.abort(new Error("model answer stalled"));
     }, ms);
   };
-  let merged: AIMessageChunk | undefined;
-  let sawToolCall = false;
   try {
     options.signal?.throwIfAborted();
-    arm(firstChunkDeadline(options.timeoutMs));
-    const stream = await model.stream(messages, { signal: controller.signal });
-    for await (const chunk of stream) {
-      arm(options.timeoutMs);
-      merged = merged ? merged.concat(chunk) : chunk;
-      if (chunk.tool_call_chunks?.length) sawToolCall = true;
-      const text = chunk.text;
-      if (text && !sawToolCall) options.onToken?.(text);
-    }
+    rearm(firstChunkDeadline(options.timeoutMs));
+    return await call(controller.signal, rearm);
   } catch (err) {
     if (options.signal?.aborted) throw err;
     throw modelError(err, options.timeoutMs, stalled);
@@ -111,6 +115,40 @@ export async function streamCompletion(
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", stopOnCallerAbort);
   }
+}
+
+/** One plain (non-streamed) completion with usage from the server's `usage` field. The SDK's
+ * timeout covers each request until its headers; the watchdog bounds the whole call. */
+export async function invokeCompletion(model: ChatOpenAI, messages: BaseMessage[], options: CompletionOptions): Promise<Completion> {
+  const reply = await underWatchdog(options, (signal) => model.invoke(messages, { signal, ...(options.tools ? { tools: options.tools } : {}) }));
+  if (!reply.text && !reply.tool_calls?.length && !reply.invalid_tool_calls?.length && !reply.response_metadata?.finish_reason) {
+    throw new DomainError("model_failed", "The model server returned an empty or unreadable response");
+  }
+  return { message: toMessage(reply), usage: usageOf(reply) };
+}
+
+/** One model call through `.stream()`, text passed to `onToken` as it arrives (until a tool call
+ * starts), usage from the server's final chunk (stream_options.include_usage). */
+export async function streamCompletion(
+  model: ChatOpenAI,
+  messages: BaseMessage[],
+  options: CompletionOptions & { onToken?: ((text: string) => void) | undefined },
+): Promise<Completion> {
+  const merged = await underWatchdog(options, async (signal, rearm) => {
+    let merged: AIMessageChunk | undefined;
+    let sawToolCall = false;
+    // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
+    // afterwards would hang forever without the watchdog, re-armed on every chunk.
+    const stream = await model.stream(messages, { signal, ...(options.tools ? { tools: options.tools } : {}) });
+    for await (const chunk of stream) {
+      rearm(options.timeoutMs);
+      merged = merged ? merged.concat(chunk) : chunk;
+      if (chunk.tool_call_chunks?.length) sawToolCall = true;
+      const text = chunk.text;
+      if (text && !sawToolCall) options.onToken?.(text);
+    }
+    return merged;
+  });
   if (!merged || (!merged.text && !merged.tool_call_chunks?.length && !merged.response_metadata?.finish_reason)) {
     throw new DomainError("model_failed", "The model server returned an empty or unreadable response");
   }
@@ -119,7 +157,7 @@ export async function streamCompletion(
 
 /** A plain AIMessage without the server's id (a server that reuses ids would make LangGraph
  * replace an earlier message) and with an id on every tool call, valid or not. */
-function toMessage(merged: AIMessageChunk): AIMessage {
+function toMessage(merged: AIMessage | AIMessageChunk): AIMessage {
   const calls: ToolCall[] = [
     ...(merged.tool_calls ?? []),
     // Arguments that are not JSON still get an answer: the tool then reports invalid arguments.
@@ -133,10 +171,14 @@ function toMessage(merged: AIMessageChunk): AIMessage {
   });
 }
 
-function usageOf(merged: AIMessageChunk): TokenUsage {
-  const u = merged.usage_metadata;
+/** A plain completion's usage_metadata leaves out fields the server sent as 0 (or all of them
+ * when it sent no `usage`): count those as 0. */
+function usageOf(reply: AIMessage | AIMessageChunk): TokenUsage {
+  const u = reply.usage_metadata;
   if (!u) return NO_USAGE;
-  return { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, total_tokens: u.total_tokens };
+  const prompt = u.input_tokens ?? 0;
+  const completion = u.output_tokens ?? 0;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: u.total_tokens ?? prompt + completion };
 }
 
 export function modelError(err: unknown, timeoutMs: number, stalled = false): DomainError {

@@ -1,8 +1,9 @@
-// The agent's tools, bound to one session's guarded connector and schema index. SQL reaches the
+// The agent's tools, run for one session's guarded connector and schema index. SQL reaches the
 // database only through GuardedConnector.query; refusals and database errors come back to the
 // model as `ERROR:` text so it can correct itself, and every statement is recorded for the API.
+// Definitions are static (built once per process); the graph calls the functions directly.
 
-import { tool } from "@langchain/core/tools";
+import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import { z } from "zod";
 
 import { DomainError, SqlRefusedError } from "../src/errors.js";
@@ -68,76 +69,112 @@ const SAMPLED_TABLES = 3;
 const SAMPLED_COLUMNS = 8;
 const TEXT_TYPE = /char|text|string|clob|enum|uuid|citext|name/i;
 
-export function createSqlTools(ctx: ToolContext) {
-  const emit = (event: AgentEvent) => ctx.onEvent?.(event);
+/** One tool: what the model is told, how its arguments are checked, and what it does. */
+interface SqlTool<N extends string, S extends z.ZodType> {
+  name: N;
+  description: string;
+  schema: S;
+  run(args: z.infer<S>, ctx: ToolContext): string | Promise<string>;
+}
 
-  const findTablesTool = tool(
-    ({ query }) => {
-      const found = findTables(ctx.index, query, 10);
-      if (found.length === 0) {
-        const names = ctx.index.tables.slice(0, 50).map((t) => t.name);
-        return `No table matches "${query}". Some tables: ${names.join(", ")}${ctx.index.tables.length > 50 ? ", ..." : ""}`;
-      }
-      const byName = new Map(ctx.index.tables.map((t) => [t.name, t.table]));
-      return found.map((f) => summaryLine(f.name, byName.get(f.name))).join("\n");
-    },
-    {
-      name: "find_tables",
-      description: "Find tables relevant to a few keywords (table, column or business terms). Returns table names with their columns.",
-      schema: z.object({ query: z.string().min(1).describe("keywords, e.g. 'invoice customer country'") }),
-    },
-  );
+const defineTool = <const N extends string, S extends z.ZodType>(spec: SqlTool<N, S>): SqlTool<N, S> => spec;
 
-  const describeTablesTool = tool(
-    async ({ names }) => {
-      const described = describeTables(ctx.index, names);
-      if (ctx.sampleValues === false || described.tables.length === 0) return described.text;
-      const shown = new Set(described.tables);
-      const tables = ctx.index.tables.filter((t) => shown.has(t.name) && t.table.kind === "table").slice(0, SAMPLED_TABLES);
-      const samples = await Promise.all(tables.map((t) => sampleLine(ctx.connector, t.table)));
-      const lines = tables.flatMap((t, i) => (samples[i] ? [`${t.name} sample values: ${samples[i]}`] : []));
-      return [described.text, ...lines].join("\n");
-    },
-    {
-      name: "describe_tables",
-      description: "Full definitions (columns, types, keys, comments) of the named tables, with a few sample values of text columns.",
-      schema: z.object({ names: z.array(z.string().min(1)).min(1).max(20).describe("table names as shown in the schema") }),
-    },
-  );
+const findTablesTool = defineTool({
+  name: "find_tables",
+  description: "Find tables relevant to a few keywords (table, column or business terms). Returns table names with their columns.",
+  schema: z.object({ query: z.string().min(1).describe("keywords, e.g. 'invoice customer country'") }),
+  run({ query }, ctx) {
+    const found = findTables(ctx.index, query, 10);
+    if (found.length === 0) {
+      const names = ctx.index.tables.slice(0, 50).map((t) => t.name);
+      return `No table matches "${query}". Some tables: ${names.join(", ")}${ctx.index.tables.length > 50 ? ", ..." : ""}`;
+    }
+    const byName = new Map(ctx.index.tables.map((t) => [t.name, t.table]));
+    return found.map((f) => summaryLine(f.name, byName.get(f.name))).join("\n");
+  },
+});
 
-  const runQueryTool = tool(
-    async ({ sql }) => {
-      emit({ type: "sql", sql });
-      try {
-        const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel) });
-        const kept = result.rows.slice(0, ctx.apiMaxRows);
-        const resultSet: ResultSet = {
-          columns: result.columns.map((c) => c.name),
-          rows: kept,
-          row_count: kept.length,
-          truncated: result.truncated || kept.length < result.rows.length,
-        };
-        ctx.recorder.queries.push({ sql, ok: true, row_count: result.row_count });
-        ctx.recorder.lastResult = resultSet;
-        emit({ type: "rows", ...resultSet });
-        return renderRows(resultSet.columns, result.rows, result.truncated, ctx.maxRowsToModel);
-      } catch (err) {
-        if (!(err instanceof DomainError) || !CORRECTABLE.has(err.code)) throw err;
-        const reason = err instanceof SqlRefusedError ? `refused by the read-only guard (${err.rule}): ${err.message}; nothing was run` : err.message;
-        ctx.recorder.queries.push({ sql, ok: false, error: reason, code: err.code });
-        ctx.recorder.lastError = reason;
-        emit({ type: "sql_error", sql, error: reason });
-        return `ERROR: ${reason}`;
-      }
-    },
-    {
-      name: "run_query",
-      description: "Run one read-only SQL statement and see the result rows (capped). Returns text starting with ERROR: when the statement was refused or failed.",
-      schema: z.object({ sql: z.string().describe("exactly one SELECT / WITH ... SELECT statement") }),
-    },
-  );
+const describeTablesTool = defineTool({
+  name: "describe_tables",
+  description: "Full definitions (columns, types, keys, comments) of the named tables, with a few sample values of text columns.",
+  schema: z.object({ names: z.array(z.string().min(1)).min(1).max(20).describe("table names as shown in the schema") }),
+  async run({ names }, ctx) {
+    const described = describeTables(ctx.index, names);
+    if (ctx.sampleValues === false || described.tables.length === 0) return described.text;
+    const shown = new Set(described.tables);
+    const tables = ctx.index.tables.filter((t) => shown.has(t.name) && t.table.kind === "table").slice(0, SAMPLED_TABLES);
+    const samples = await Promise.all(tables.map((t) => sampleLine(ctx.connector, t.table)));
+    const lines = tables.flatMap((t, i) => (samples[i] ? [`${t.name} sample values: ${samples[i]}`] : []));
+    return [described.text, ...lines].join("\n");
+  },
+});
 
-  return [findTablesTool, describeTablesTool, runQueryTool];
+const runQueryTool = defineTool({
+  name: "run_query",
+  description: "Run one read-only SQL statement and see the result rows (capped). Returns text starting with ERROR: when the statement was refused or failed.",
+  schema: z.object({ sql: z.string().describe("exactly one SELECT / WITH ... SELECT statement") }),
+  async run({ sql }, ctx) {
+    const emit = (event: AgentEvent) => ctx.onEvent?.(event);
+    emit({ type: "sql", sql });
+    try {
+      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel) });
+      const kept = result.rows.slice(0, ctx.apiMaxRows);
+      const resultSet: ResultSet = {
+        columns: result.columns.map((c) => c.name),
+        rows: kept,
+        row_count: kept.length,
+        truncated: result.truncated || kept.length < result.rows.length,
+      };
+      ctx.recorder.queries.push({ sql, ok: true, row_count: result.row_count });
+      ctx.recorder.lastResult = resultSet;
+      emit({ type: "rows", ...resultSet });
+      return renderRows(resultSet.columns, result.rows, result.truncated, ctx.maxRowsToModel);
+    } catch (err) {
+      if (!(err instanceof DomainError) || !CORRECTABLE.has(err.code)) throw err;
+      const reason = err instanceof SqlRefusedError ? `refused by the read-only guard (${err.rule}): ${err.message}; nothing was run` : err.message;
+      ctx.recorder.queries.push({ sql, ok: false, error: reason, code: err.code });
+      ctx.recorder.lastError = reason;
+      emit({ type: "sql_error", sql, error: reason });
+      return `ERROR: ${reason}`;
+    }
+  },
+});
+
+const SQL_TOOLS = [findTablesTool, describeTablesTool, runQueryTool] as const;
+export type SqlToolName = (typeof SQL_TOOLS)[number]["name"];
+export const SQL_TOOL_NAMES: readonly SqlToolName[] = SQL_TOOLS.map((t) => t.name);
+const toolsByName = new Map<string, SqlTool<SqlToolName, z.ZodType>>(SQL_TOOLS.map((t) => [t.name, t as SqlTool<SqlToolName, z.ZodType>]));
+
+export type ToolDefinition = ReturnType<typeof convertToOpenAITool>;
+const definitions = new Map<string, ToolDefinition[]>();
+
+/** The OpenAI function definitions of the named tools, converted from zod once per process for
+ * each set offered (it used to be done on every ask, with three new LangChain tools). */
+export function toolDefinitions(names: readonly SqlToolName[]): ToolDefinition[] {
+  const key = names.join(",");
+  let defs = definitions.get(key);
+  if (!defs) {
+    defs = names.map((name) => {
+      const spec = toolsByName.get(name)!;
+      return convertToOpenAITool({ name: spec.name, description: spec.description, schema: spec.schema });
+    });
+    definitions.set(key, defs);
+  }
+  return defs;
+}
+
+/**
+ * One tool call of the model, answered as text. A plain function call: LangChain's `tool.invoke`
+ * added callback managers, run trees and config merging per call for nothing we use. Unknown
+ * tools and invalid arguments become `ERROR:` text the model can act on; errors it can not
+ * (budget spent, connection lost) are thrown and end the run.
+ */
+export async function callSqlTool(ctx: ToolContext, offered: readonly SqlToolName[], name: string, args: unknown): Promise<string> {
+  const spec = toolsByName.get(name);
+  if (!spec || !offered.includes(name as SqlToolName)) return `ERROR: there is no tool named "${name}"; use ${offered.join(", ")}`;
+  const parsed = spec.schema.safeParse(args);
+  if (!parsed.success) return `ERROR: invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`;
+  return String(await spec.run(parsed.data, ctx));
 }
 
 function summaryLine(name: string, table: TableSchema | undefined): string {

@@ -2,7 +2,9 @@
 // a fake OpenAI-compatible model in this process that answers at once (a run_query tool call
 // with a fixed SQL, then a short answer) and times itself from request received to response
 // end. Per ask: HTTP total, the service's elapsed_ms, and both minus the model server's time.
-// Then, unless PROFILE=0, one run under `node --cpu-prof` summarised by self and inclusive time.
+// Modes: sequential and concurrent JSON asks, SSE asks (streamed model calls), and asks whose
+// SQL text is new each time (the guard's verdict cache then never answers). Then, unless
+// PROFILE=0, one run under `node --cpu-prof` summarised by self and inclusive time.
 // Run: npm run build && npx tsx bench/ask-overhead.ts
 //      (ASKS=300 WARMUP=30 CONCURRENCY=10 STORES=embedded,postgres PROFILE=1 PROFILE_ASKS=1000)
 
@@ -14,22 +16,23 @@ import type { AddressInfo } from "node:net";
 import { loadavg } from "node:os";
 import path from "node:path";
 
-import { AIMessage, HumanMessage, SystemMessage, ToolMessage } from "@langchain/core/messages";
-import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
-import { Annotation, END, MessagesAnnotation, START, StateGraph } from "@langchain/langgraph";
+import { AIMessage, HumanMessage, SystemMessage, ToolMessage, type BaseMessage } from "@langchain/core/messages";
+// The entry agents/graph.ts uses: no process-wide AsyncLocalStorage in this process either.
+import { Annotation, Command, END, START, StateGraph } from "@langchain/langgraph/web";
 import OpenAI from "openai";
 import pg from "pg";
 
 import { runAgent, systemPrompt } from "../agents/graph.js";
-import { createChatModel, streamCompletion } from "../agents/model.js";
+import { createChatModel, invokeCompletion, streamCompletion } from "../agents/model.js";
 import { loadPrompts } from "../agents/prompts.js";
+import { skipUnreadRunTrees } from "../agents/run-trees.js";
 import { buildSchemaIndex } from "../agents/schema-context.js";
-import { createRecorder, createSqlTools } from "../agents/tools.js";
+import { callSqlTool, createRecorder, SQL_TOOL_NAMES, toolDefinitions } from "../agents/tools.js";
 import { createBudget } from "../src/connectors/budget.js";
 import { classifyStatement, loadGuard } from "../src/connectors/guard/index.js";
 import { GuardedConnector } from "../src/connectors/guarded.js";
 import { openDriver } from "../src/connectors/open.js";
-import { machine, percentile, root, startServer, tempDir, type ServerProcess } from "./lib.js";
+import { cpuMs, machine, percentile, root, startServer, tempDir, type ServerProcess } from "./lib.js";
 
 const ASKS = Number(process.env.ASKS ?? 300);
 const WARMUP = Number(process.env.WARMUP ?? 30);
@@ -85,7 +88,10 @@ async function startFakeModel(): Promise<FakeModel> {
       const answered = long || body.messages.at(-1)?.role === "tool";
       const answer = long ? LONG_ANSWER : ANSWER;
       const usage = { prompt_tokens: 100, completion_tokens: 10, total_tokens: 110 };
-      const call = { id: `call_${id.slice(-8)}`, type: "function", function: { name: "run_query", arguments: JSON.stringify({ sql: SQL }) } };
+      // "New SQL" questions get the SQL with a comment that differs on every request, so the
+      // guard's verdict cache never answers for it (as with questions that do not repeat).
+      const sql = question.startsWith("New SQL:") ? `${SQL} /* ${completions} */` : SQL;
+      const call = { id: `call_${id.slice(-8)}`, type: "function", function: { name: "run_query", arguments: JSON.stringify({ sql }) } };
       if (!body.stream) {
         const message = answered ? { role: "assistant", content: answer } : { role: "assistant", content: null, tool_calls: [call] };
         res.writeHead(200, { "content-type": "application/json" });
@@ -191,28 +197,33 @@ interface Sample {
 
 let askCounter = 0;
 
-async function askOnce(client: Client, thread: string): Promise<{ question: string; httpMs: number; elapsedMs: number }> {
-  const question = `Which genres have the most tracks? (#${++askCounter})`;
+type AskBody = { elapsed_ms: number; sql: string[]; result: { row_count: number } | null; steps: number };
+
+/** One ask as JSON, or with `Accept: text/event-stream` read to the end (the `result` event
+ * carries the same body). */
+async function askOnce(client: Client, thread: string, sse = false, newSql = false): Promise<{ question: string; httpMs: number; elapsedMs: number }> {
+  const question = `${newSql ? "New SQL: " : ""}Which genres have the most tracks? (#${++askCounter})`;
   const t0 = performance.now();
   const res = await fetch(`${client.url}/ask`, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${client.token}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${client.token}`, ...(sse ? { accept: "text/event-stream" } : {}) },
     body: JSON.stringify({ question, session_id: client.sessionId, user_id: client.userId, thread_id: thread }),
   });
-  const body = await json<{ elapsed_ms: number; sql: string[]; result: { row_count: number } | null; steps: number }>(res);
+  let body: AskBody;
+  if (sse) {
+    const text = await res.text();
+    const result = /^event: result\ndata: (.*)$/m.exec(text);
+    if (!res.ok || !result) throw new Error(`SSE ask failed: HTTP ${res.status} ${text.slice(0, 500)}`);
+    body = JSON.parse(result[1]!) as AskBody;
+  } else {
+    body = await json<AskBody>(res);
+  }
   const httpMs = performance.now() - t0;
   if (body.sql.length !== 1 || body.result?.row_count !== 10 || body.steps !== 2) throw new Error(`unexpected answer: ${JSON.stringify(body)}`);
   return { question, httpMs, elapsedMs: body.elapsed_ms };
 }
 
-/** User + system CPU of a process so far, in ms (Linux: /proc/<pid>/stat, clock ticks of 10 ms). */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-type Mode = { label: string; workers: number; thread: (i: number) => string };
+type Mode = { label: string; workers: number; thread: (i: number) => string; sse?: boolean; newSql?: boolean };
 
 async function runMode(client: Client, fake: FakeModel, mode: Mode, asks: number, pid?: number): Promise<{ samples: Sample[]; wallMs: number; cpuMs: number }> {
   const samples: Sample[] = [];
@@ -223,7 +234,7 @@ async function runMode(client: Client, fake: FakeModel, mode: Mode, asks: number
     Array.from({ length: mode.workers }, async () => {
       while (next < asks) {
         const i = next++;
-        const r = await askOnce(client, mode.thread(i));
+        const r = await askOnce(client, mode.thread(i), mode.sse, mode.newSql);
         samples.push({ httpMs: r.httpMs, elapsedMs: r.elapsedMs, modelMs: fake.spent.get(r.question) ?? NaN });
       }
     }),
@@ -292,6 +303,8 @@ async function timed(run: (i: number) => Promise<string | null> | string | null)
 
 async function breakdown(): Promise<string[]> {
   await loadGuard();
+  // As runAgent does on first use, so every layer below runs as it does in the service.
+  skipUnreadRunTrees();
   const dir = tempDir("pulse-bench-ask-inproc-");
   const file = path.join(dir, "chinook.sqlite");
   copyFileSync(CHINOOK_SQLITE, file);
@@ -303,55 +316,40 @@ async function breakdown(): Promise<string[]> {
   const index = buildSchemaIndex(await connector.schema());
   const prompts = loadPrompts();
   const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs: 60_000 });
-  const tools = createSqlTools({ connector, index, recorder: createRecorder(), maxRowsToModel: 50, apiMaxRows: 1000 });
-  const toolJson = tools.map((t) => convertToOpenAITool(t));
+  const toolContext = { connector, index, recorder: createRecorder(), maxRowsToModel: 50, apiMaxRows: 1000 };
+  const toolJson = toolDefinitions(SQL_TOOL_NAMES);
   const sdk = new OpenAI({ baseURL: fake.baseUrl, apiKey: "unused", maxRetries: 0 });
   const agentInput = { history: [], dialect: connector.dialect, connector, index, maxSteps: 8, maxRowsToModel: 50, apiMaxRows: 1000, schemaTokenBudget: 4000, prompts };
   const q = (label: string, i: number) => `${label} #${i}`;
 
-  // The same graph shape as agents/graph.ts with nodes that do nothing: LangGraph's own cost.
-  const State = Annotation.Root({ ...MessagesAnnotation.spec, steps: Annotation<number>({ reducer: (_, n) => n, default: () => 0 }) });
+  // The same graph shape as agents/graph.ts (concatenating messages, Command routing, compiled
+  // once) with nodes that do nothing: LangGraph's own cost.
+  const State = Annotation.Root({
+    messages: Annotation<BaseMessage[]>({ reducer: (all, added) => all.concat(added), default: () => [] }),
+    steps: Annotation<number>({ reducer: (_, n) => n, default: () => 0 }),
+  });
   const stubGraph = new StateGraph(State)
-    .addNode("agent", (s: typeof State.State) => ({
-      messages: [s.steps === 0 ? new AIMessage({ content: "", tool_calls: [{ name: "run_query", args: { sql: SQL }, id: `c${s.steps}`, type: "tool_call" }] }) : new AIMessage(ANSWER)],
-      steps: s.steps + 1,
-    }))
+    .addNode(
+      "agent",
+      (s: typeof State.State) => {
+        const message = s.steps === 0 ? new AIMessage({ content: "", tool_calls: [{ name: "run_query", args: { sql: SQL }, id: `c${s.steps}`, type: "tool_call" }] }) : new AIMessage(ANSWER);
+        return new Command({ update: { messages: [message], steps: s.steps + 1 }, goto: message.tool_calls?.length ? "tools" : END });
+      },
+      { ends: ["tools", "give_up", END] },
+    )
     .addNode("tools", () => ({ messages: [new ToolMessage({ content: "genre | tracks\nRock | 1297", tool_call_id: "c0", name: "run_query" })] }))
+    .addNode("give_up", () => ({}))
     .addEdge(START, "agent")
-    .addConditionalEdges("agent", (s: typeof State.State) => ((s.messages.at(-1) as AIMessage).tool_calls?.length ? "tools" : END), ["tools", END])
     .addEdge("tools", "agent")
+    .addEdge("give_up", END)
     .compile();
 
-  const buildStubGraph = () =>
-    new StateGraph(State)
-      .addNode("agent", () => ({}))
-      .addNode("tools", () => ({}))
-      .addNode("give_up", () => ({}))
-      .addEdge(START, "agent")
-      .addConditionalEdges("agent", () => END, ["tools", "give_up", END])
-      .addEdge("tools", "agent")
-      .addEdge("give_up", END)
-      .compile();
-  const runQueryTool = tools.find((t) => t.name === "run_query")!;
-
   const rows: [string, string, number[]][] = [
-    ["guard: classifyStatement (sql-parser-cst parse + rules) of the bench SQL", "1", await timed(() => (classifyStatement("sqlite", SQL), null))],
+    ["guard: classifyStatement of the bench SQL, repeated (verdict cache)", "1", await timed(() => (classifyStatement("sqlite", SQL), null))],
+    ["guard: classifyStatement of the bench SQL, a new text each run (sql-parser-cst parse + rules)", "1", await timed((i) => (classifyStatement("sqlite", `${SQL} /* ${i} */`), null))],
     ["GuardedConnector.query: guard + budget + SQLite worker thread + 10 rows", "1", await timed(async () => (await connector.query(SQL), null))],
-    [
-      "run_query through LangChain tool.invoke (zod args, callbacks) + render rows",
-      "1",
-      await timed(async () => (await (runQueryTool as { invoke(a: unknown): Promise<unknown> }).invoke({ sql: SQL }), null)),
-    ],
-    ["createSqlTools(): 3 LangChain tools (runAgent does this on every ask)", "1", await timed(() => (createSqlTools({ connector, index, recorder: createRecorder(), maxRowsToModel: 50, apiMaxRows: 1000 }), null))],
-    ["model.bindTools(tools) (runAgent does this on every ask)", "1", await timed(() => (model.bindTools(tools), null))],
-    ["StateGraph build + compile, same shape (runAgent does this on every ask)", "1", await timed(() => (buildStubGraph(), null))],
+    ["run_query through callSqlTool (zod args) + render rows", "1", await timed(async () => (await callSqlTool(toolContext, SQL_TOOL_NAMES, "run_query", { sql: SQL }), null))],
     ["systemPrompt(): schemaContext (BM25 over 11 tables) + render", "1", await timed((i) => (systemPrompt({ ...agentInput, question: q("prompt", i) }, prompts), null))],
-    [
-      "createSqlTools() + zod -> JSON schema of the 3 new tools (convertToOpenAITool, as each model call does)",
-      "1",
-      await timed(() => (createSqlTools({ connector, index, recorder: createRecorder(), maxRowsToModel: 50, apiMaxRows: 1000 }).map((t) => convertToOpenAITool(t)), null)),
-    ],
-    ["the same conversion again on the same tool objects", "1", await timed(() => (tools.map((t) => convertToOpenAITool(t)), null))],
     [
       "model call floor: fetch + read the SSE body to the end (no parsing)",
       "2",
@@ -383,11 +381,20 @@ async function breakdown(): Promise<string[]> {
       }),
     ],
     [
-      "model call: Pulse streamCompletion (ChatOpenAI.bindTools(tools).stream(), chunks merged)",
+      "model call: Pulse invokeCompletion (ChatOpenAI.invoke(), tools as call options; JSON asks)",
+      "2",
+      await timed(async (i) => {
+        const question = q("chatopenai-invoke", i);
+        await invokeCompletion(model, [new SystemMessage("You answer."), new HumanMessage(question)], { timeoutMs: 60_000, tools: toolJson });
+        return question;
+      }),
+    ],
+    [
+      "model call: Pulse streamCompletion (ChatOpenAI.stream(), chunks merged; SSE asks)",
       "2",
       await timed(async (i) => {
         const question = q("chatopenai", i);
-        await streamCompletion(model.bindTools(tools), [new SystemMessage("You answer."), new HumanMessage(question)], { timeoutMs: 60_000 });
+        await streamCompletion(model, [new SystemMessage("You answer."), new HumanMessage(question)], { timeoutMs: 60_000, tools: toolJson, onToken: () => {} });
         return question;
       }),
     ],
@@ -406,7 +413,7 @@ async function breakdown(): Promise<string[]> {
       "-",
       await timed(async (i) => {
         const question = q("long: chatopenai", i);
-        await streamCompletion(model.bindTools(tools), [new SystemMessage("You answer."), new HumanMessage(question)], { timeoutMs: 60_000, onToken: () => {} });
+        await streamCompletion(model, [new SystemMessage("You answer."), new HumanMessage(question)], { timeoutMs: 60_000, tools: toolJson, onToken: () => {} });
         return question;
       }),
     ],
@@ -417,6 +424,15 @@ async function breakdown(): Promise<string[]> {
       await timed(async (i) => {
         const question = q("runAgent", i);
         await runAgent(model, { ...agentInput, question });
+        return question;
+      }),
+    ],
+    [
+      "runAgent in process with onEvent (streamed model calls, as for SSE)",
+      "1",
+      await timed(async (i) => {
+        const question = q("runAgent-sse", i);
+        await runAgent(model, { ...agentInput, question, onEvent: () => {} });
         return question;
       }),
     ],
@@ -551,11 +567,14 @@ const modes: Mode[] = [
   { label: "sequential, new thread per ask", workers: 1, thread: (i) => `seq-${i}` },
   { label: "sequential, one thread (history: 10 turns)", workers: 1, thread: () => "one-thread" },
   { label: `concurrency ${CONCURRENCY}, new thread per ask`, workers: CONCURRENCY, thread: (i) => `conc-${i}` },
+  { label: "sequential, new thread per ask, SSE (streamed model calls)", workers: 1, thread: (i) => `sse-${i}`, sse: true },
+  { label: "sequential, new thread per ask, a new SQL text each time (guard verdict not cached)", workers: 1, thread: (i) => `new-sql-${i}`, newSql: true },
 ];
 const rows: string[] = [];
 const startedAt = new Date().toISOString();
 const loadAtStart = loadavg().map((x) => x.toFixed(1)).join(" ");
 let sequentialP50 = 0;
+let newSqlP50 = NaN;
 for (const kind of STORES) {
   const s = await store(kind);
   const dataDir = tempDir("pulse-bench-ask-");
@@ -568,9 +587,10 @@ for (const kind of STORES) {
       await runMode(client, fake, mode, WARMUP);
       const r = await runMode(client, fake, mode, ASKS, server.child.pid);
       rows.push(row(s.label, mode, r));
-      if (mode.workers === 1 && mode.label.includes("new thread")) {
+      if (mode.workers === 1 && mode.label.includes("new thread") && !mode.sse && !mode.newSql) {
         sequentialP50 = Math.max(sequentialP50, percentile(r.samples.map((x) => x.elapsedMs - x.modelMs), 50));
       }
+      if (mode.newSql) newSqlP50 = Math.max(Number.isNaN(newSqlP50) ? 0 : newSqlP50, percentile(r.samples.map((x) => x.elapsedMs - x.modelMs), 50));
     }
   } finally {
     await server.stop();
@@ -585,7 +605,7 @@ console.log(`command: \`npm run build && npx tsx bench/ask-overhead.ts\` (ASKS=$
 console.log(`machine: ${machine()}; load average at start ${loadAtStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(" ")} (the machine is shared)`);
 console.log(
   "setup: compiled service (dist/src/main.js, LOG_LEVEL=warn), Chinook SQLite copied under SQLITE_ROOT, one user, connect_db; " +
-    "the fake model (in the bench process) answers each ask with 2 streamed completions: a run_query tool call with a fixed SQL " +
+    "the fake model (in the bench process) answers each ask with 2 completions (plain for JSON asks, streamed for SSE asks): a run_query tool call with a fixed SQL " +
     "(GROUP BY over Track x Genre, 10 rows), then a 10-word answer. No randomness (no seed needed).",
 );
 console.log(
@@ -597,6 +617,7 @@ console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) console.log(r);
 console.log("");
 console.log(`goal: p50 of elapsed_ms - model <= ${GOAL_MS} ms (sequential, new thread): ${sequentialP50 <= GOAL_MS ? "met" : "NOT met"} (worst store: ${fmt(sequentialP50)} ms)`);
+console.log(`the same with a new SQL text each ask (no guard verdict cache): ${fmt(newSqlP50)} ms (worst store)`);
 
 if (process.env.BREAKDOWN !== "0") {
   console.log("");

@@ -69,6 +69,8 @@ describe("POST /ask", () => {
       steps: 2,
       elapsed_ms: expect.any(Number),
     });
+    // A JSON client reads nothing as it comes: plain completions, usage from their `usage`.
+    expect(fake.requests.slice(-2).map((r) => r.stream ?? false)).toEqual([false, false]);
     const system = textOf(fake.requests.at(-2)!.messages[0]);
     expect(system).toContain("SQLite");
     expect(system).toContain("Album(");
@@ -83,6 +85,7 @@ describe("POST /ask", () => {
     expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
     const events = [...res.text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
     expect(events).toEqual(["tool_call", "sql", "rows", "answer_token", "answer_token", "result", "done"]);
+    expect(fake.requests.slice(-2).map((r) => r.stream)).toEqual([true, true]);
     const result = JSON.parse(/event: result\ndata: (.*)/.exec(res.text)![1]!);
     expect(result).toMatchObject({ answer: "347 albums.", sql: [COUNT_SQL] });
   });
@@ -169,6 +172,9 @@ describe("POST /ask limits and configuration", () => {
       const limited = await tight.call("POST", "/ask", { token: user.token, json: askBody(user, "q2") });
       expect(limited.status).toBe(429);
       expect(limited.headers.get("retry-after")).toBeTruthy();
+      // The limit is checked first, whatever else is wrong with the question.
+      const elsewhere = await tight.call("POST", "/ask", { token: user.token, json: askBody({ id: user.id, sessionId: "no-such-session" }, "q3") });
+      expect(elsewhere.status).toBe(429);
     } finally {
       await tight.close();
     }

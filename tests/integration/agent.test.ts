@@ -206,40 +206,64 @@ describe("runAgent accounts for tokens", () => {
     expect((await result).usage).toEqual({ prompt_tokens: 4050, completion_tokens: 44, total_tokens: 4094 });
     for (const req of fake.requests) expect([req.stream, req.stream_options]).toEqual([true, { include_usage: true }]);
   });
+
+  it("asks for plain completions when nobody reads the steps as they come, and sums their usage the same", async () => {
+    const { fake, events, result } = await run(
+      [
+        { toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) FROM Artist" } }], usage: { prompt_tokens: 1350, completion_tokens: 21 } },
+        // A count of 0 is left out of a plain completion's usage metadata; it still adds up.
+        { content: "There are 275 artists.", usage: { prompt_tokens: 1500, completion_tokens: 0 } },
+      ],
+      { onEvent: undefined },
+    );
+    const answer = await result;
+    expect(answer.usage).toEqual({ prompt_tokens: 2850, completion_tokens: 21, total_tokens: 2871 });
+    expect(answer.answer).toBe("There are 275 artists.");
+    expect(answer.result?.rows).toEqual([[275]]);
+    expect(events).toEqual([]);
+    for (const req of fake.requests) expect([req.stream ?? false, req.stream_options]).toEqual([false, undefined]);
+    expect(fake.requests.map((r) => r.tools?.map((t) => t.function.name))).toEqual([["run_query"], ["run_query"]]);
+  });
 });
 
-describe("runAgent surfaces model server failures as typed errors", () => {
+// The same failures whether the model's answer is streamed (SSE clients) or not (JSON clients).
+describe.each([
+  { path: "streamed", overrides: {} },
+  { path: "plain", overrides: { onEvent: undefined } },
+])("runAgent surfaces model server failures as typed errors ($path completions)", ({ path, overrides }) => {
   it("model_failed after an HTTP 500 and its one retry", async () => {
-    const { fake, result } = await run([{ fail: "http500" }, { fail: "http500" }]);
+    const { fake, result } = await run([{ fail: "http500" }, { fail: "http500" }], overrides);
     const err = await expectDomainError(result, "model_failed");
     expect(err.message).toMatch(/HTTP 500/);
     expect(fake.requests).toHaveLength(2);
   });
 
-  it("model_failed on a malformed streamed body", async () => {
-    const { fake, result } = await run([{ fail: "malformed" }]);
+  it("model_failed on a malformed body", async () => {
+    const { fake, result } = await run([{ fail: "malformed" }, { fail: "malformed" }], overrides);
     await expectDomainError(result, "model_failed");
-    expect(fake.requests).toHaveLength(1);
+    // A plain body is read inside the client's one retry; a stream is read after it.
+    expect(fake.requests).toHaveLength(path === "streamed" ? 1 : 2);
   });
 
   it("model_timeout when the server never answers", async () => {
     const started = Date.now();
-    const { fake, result } = await run([{ fail: "hang" }, { fail: "hang" }], { timeoutMs: 300 });
+    const { fake, result } = await run([{ fail: "hang" }, { fail: "hang" }], { ...overrides, timeoutMs: 300 });
     await expectDomainError(result, "model_timeout");
     expect(fake.requests).toHaveLength(2);
     expect(Date.now() - started).toBeLessThan(4000);
   });
 
-  it("model_timeout when a stream goes silent midway", async () => {
+  it("model_timeout when an answer goes silent midway", async () => {
     const started = Date.now();
-    const { result } = await run([{ fail: "stall" }], { timeoutMs: 300 });
+    const { result } = await run([{ fail: "stall" }], { ...overrides, timeoutMs: 300 });
     await expectDomainError(result, "model_timeout");
-    expect(Date.now() - started).toBeLessThan(2000);
+    // A stream may be silent for one timeout; a plain answer gets the time of a request and its retry.
+    expect(Date.now() - started).toBeLessThan(path === "streamed" ? 2000 : 5000);
   });
 
   it("passes the caller's abort through untranslated", async () => {
     const controller = new AbortController();
-    const { result } = await run([{ fail: "hang" }], { signal: controller.signal, timeoutMs: 10_000 });
+    const { result } = await run([{ fail: "hang" }], { ...overrides, signal: controller.signal, timeoutMs: 10_000 });
     setTimeout(() => controller.abort(), 100);
     const err = await result.then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
