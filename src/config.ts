@@ -88,6 +88,7 @@ const envSchema = z.object({
   MONITOR_MIN_INTERVAL_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(60)),
   MONITOR_NOTIFY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
   MONITOR_RUN_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 3650).default(35)),
+  WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
 });
 
 /** Every environment variable Pulse reads. */
@@ -151,6 +152,9 @@ export interface MonitorConfig {
   retryBaseMs: number;
   minIntervalSeconds: number;
   notifyTimeoutMs: number;
+  /** Notification channels may target loopback, private and link-local addresses: off by
+   * default in every mode, since a channel's URL comes from a user (tests and local setups). */
+  webhookAllowPrivate: boolean;
   runRetentionDays: number;
 }
 
@@ -238,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryBaseMs: e.MONITOR_RETRY_BASE_MS,
       minIntervalSeconds: e.MONITOR_MIN_INTERVAL_SECONDS,
       notifyTimeoutMs: e.MONITOR_NOTIFY_TIMEOUT_MS,
+      webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === "true",
       runRetentionDays: e.MONITOR_RUN_RETENTION_DAYS,
     },
     version: packageVersion(),

@@ -1,12 +1,14 @@
 // Notification channel verbs behind /api/channels. A webhook URL is a credential (Slack's
-// carries its token in the path): it is sealed at rest and only its origin is ever shown.
+// carries its token in the path): it is sealed at rest and only its origin is ever shown. It
+// must point at a public address (webhook-targets.ts).
 
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { deleteChannel, getChannel, insertChannel, listChannels } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
-import { channelSealContext, channelUrl, sendNotification, type ChannelKind } from "./notifiers.js";
+import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "./notifiers.js";
+import { TARGET_PROBLEMS, webhookTargetProblem } from "./webhook-targets.js";
 
 export interface ChannelInput {
   kind: ChannelKind;
@@ -38,7 +40,15 @@ export const urlHint = (url: string) => {
   return `${u.protocol}//${u.host}/…`;
 };
 
+/** Refuses (422) a URL notifications must not go to: not http(s), or a host that is not a
+ * public address unless WEBHOOK_ALLOW_PRIVATE. Sending checks again: DNS answers change. */
+export async function assertWebhookTarget(deps: Deps, url: string): Promise<void> {
+  const problem = await webhookTargetProblem(url, { allowPrivate: deps.config.monitor.webhookAllowPrivate });
+  if (problem !== null) throw new DomainError("invalid_input", `Webhook URL refused: ${TARGET_PROBLEMS[problem]}`);
+}
+
 export async function addChannel(deps: Deps, ownerId: number, input: ChannelInput): Promise<PublicChannel> {
+  await assertWebhookTarget(deps, input.url);
   const row = await insertChannel(deps.store.db, {
     ownerId,
     kind: input.kind,
@@ -68,7 +78,7 @@ export async function testChannel(deps: Deps, ownerId: number, id: number): Prom
       row.kind,
       channelUrl(deps, row),
       { event: "test", text: `Pulse test notification for channel "${row.name}"`, at },
-      deps.config.monitor.notifyTimeoutMs,
+      sendOptions(deps),
     );
     return { ok: true, status_code: status };
   } catch (err) {

@@ -1,6 +1,10 @@
 // Sending notifications: a generic webhook gets the JSON payload, a Slack incoming webhook
-// gets `{text}`. Delivery drains the outbox (sent_notifications): a failed send is retried
-// on a later tick with backoff, and a sent one is never sent again.
+// gets `{text}`, and only at a public address (webhook-targets.ts). Delivery drains the outbox
+// (sent_notifications): a failed send is retried on a later tick with backoff, and a sent one
+// is never sent again.
+
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 
 import { openSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
@@ -11,6 +15,7 @@ import {
 } from "../store/monitoring-alerts.js";
 import { channelsByIds } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
+import { NonPublicTargetError, nonPublicLiteral, publicOnlyLookup, TARGET_PROBLEMS } from "./webhook-targets.js";
 
 export type ChannelKind = NotificationChannelRow["kind"];
 
@@ -41,30 +46,64 @@ export function bodyFor(kind: ChannelKind, payload: NotificationPayload): unknow
   return kind === "slack" ? { text: payload.text } : payload;
 }
 
-/** One POST with a short timeout; throws with a reason on anything but a 2xx answer. */
-export async function sendNotification(kind: ChannelKind, url: string, payload: NotificationPayload, timeoutMs: number): Promise<number> {
-  let res: Response;
-  try {
-    res = await fetch(url, {
+export interface SendOptions {
+  timeoutMs: number;
+  /** WEBHOOK_ALLOW_PRIVATE: also connect to loopback, private and link-local addresses. */
+  allowPrivate: boolean;
+}
+
+/**
+ * One POST with a short timeout; throws with a reason on anything but a 2xx answer. Unless
+ * private targets are allowed, it only ever connects to a public address: an address literal
+ * is checked here, a name by the lookup of the connection itself (webhook-targets.ts).
+ * Redirects are not followed (a 3xx is a failure), so they cannot lead elsewhere either.
+ */
+export async function sendNotification(kind: ChannelKind, url: string, payload: NotificationPayload, options: SendOptions): Promise<number> {
+  const target = new URL(url);
+  if (target.protocol !== "http:" && target.protocol !== "https:") throw new Error(`refused: ${TARGET_PROBLEMS.scheme}`);
+  if (!options.allowPrivate && nonPublicLiteral(target)) throw new NonPublicTargetError();
+  const body = JSON.stringify(bodyFor(kind, payload));
+  const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise<number>((resolve, reject) => {
+    const req = send(target, {
       method: "POST",
-      headers: { "content-type": "application/json", "user-agent": "pulse-monitoring" },
-      body: JSON.stringify(bodyFor(kind, payload)),
-      signal: AbortSignal.timeout(timeoutMs),
-      redirect: "error",
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), "user-agent": "pulse-monitoring" },
+      ...(options.allowPrivate ? {} : { lookup: publicOnlyLookup }),
     });
-  } catch (err) {
-    const name = (err as Error)?.name;
-    throw new Error(name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : `could not reach the endpoint (${causeOf(err)})`);
+    const timer = setTimeout(() => req.destroy(new SendTimeout(options.timeoutMs)), options.timeoutMs);
+    req.on("response", (res) => {
+      clearTimeout(timer);
+      // The answer's body is not read: an endpoint streaming forever must not hold us.
+      res.destroy();
+      const status = res.statusCode ?? 0;
+      if (status >= 200 && status < 300) resolve(status);
+      else reject(new Error(`the endpoint answered HTTP ${status}`));
+    });
+    req.on("error", (err) => {
+      clearTimeout(timer);
+      if (err instanceof SendTimeout || err instanceof NonPublicTargetError) reject(err);
+      else reject(new Error(`could not reach the endpoint (${causeOf(err)})`));
+    });
+    req.end(body);
+  });
+}
+
+class SendTimeout extends Error {
+  constructor(timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+    this.name = "SendTimeout";
   }
-  await res.body?.cancel().catch(() => {});
-  if (res.status < 200 || res.status >= 300) throw new Error(`the endpoint answered HTTP ${res.status}`);
-  return res.status;
 }
 
 function causeOf(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  return cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return e?.code ?? e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
+
+export const sendOptions = (deps: Deps): SendOptions => ({
+  timeoutMs: deps.config.monitor.notifyTimeoutMs,
+  allowPrivate: deps.config.monitor.webhookAllowPrivate,
+});
 
 export const channelUrl = (deps: Deps, channel: NotificationChannelRow) =>
   openSecret(channel.urlSealed, deps.config.secretsKey, channelSealContext(channel.ownerId));
@@ -88,7 +127,7 @@ export async function deliverDueNotifications(deps: Deps): Promise<number> {
       const channel = channels.get(entry.channelId);
       if (!channel) return; // deleted meanwhile: the cascade removes the entry too
       try {
-        await sendNotification(channel.kind, channelUrl(deps, channel), entry.payload as unknown as NotificationPayload, deps.config.monitor.notifyTimeoutMs);
+        await sendNotification(channel.kind, channelUrl(deps, channel), entry.payload as unknown as NotificationPayload, sendOptions(deps));
         await markNotificationSent(deps.store.db, entry.id, new Date(deps.monitoring.now()));
         sent += 1;
       } catch (err) {

@@ -5,14 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
-import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
+import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 let h: Harness;
 let target: MonitoredDb;
 let hooks: WebhookReceiver;
 
 beforeAll(async () => {
-  h = await createHarness();
+  h = await createHarness({ env: LOCAL_RECEIVER_ENV });
   target = await pgMonitoredDb();
   await target.insertEvents(3, Date.now());
   hooks = await startWebhookReceiver();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, monitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
-import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
+import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 const MINUTE = 60_000;
 let hooks: WebhookReceiver;
@@ -23,7 +23,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
 
   beforeAll(async () => {
     // No jitter: each run is due exactly one interval after the previous one.
-    h = await createHarness({ now: clock.now, random: () => 0 });
+    h = await createHarness({ now: clock.now, random: () => 0, env: LOCAL_RECEIVER_ENV });
     db = await monitoredDb(dialect, h);
   });
   afterAll(async () => {
@@ -114,7 +114,7 @@ describe("volume and drift details on PostgreSQL", () => {
   let db: MonitoredDb;
   const clock = testClock();
   beforeAll(async () => {
-    h = await createHarness({ now: clock.now, random: () => 0 });
+    h = await createHarness({ now: clock.now, random: () => 0, env: LOCAL_RECEIVER_ENV });
     db = await monitoredDb("postgresql", h);
   });
   afterAll(async () => {

@@ -9,7 +9,7 @@ import { enqueueNotifications } from "../../src/store/monitoring-alerts.js";
 import { claimDueTables } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, runsPerTable, testClock, type MonitoredDb } from "../support/monitoring.js";
-import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
+import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 const MINUTE = 60_000;
 /** One interval plus the most jitter a 60 s interval can get (a tenth of it). */
@@ -32,11 +32,11 @@ describe("one instance, restarted", () => {
   let base: Harness;
   const clock = testClock();
   beforeAll(async () => {
-    base = await createHarness({ now: clock.now, random: () => 0 });
+    base = await createHarness({ now: clock.now, random: () => 0, env: LOCAL_RECEIVER_ENV });
   });
   afterAll(async () => base?.close());
 
-  const instance = () => createHarness({ shareWith: base, now: clock.now, random: () => 0 });
+  const instance = () => createHarness({ shareWith: base, now: clock.now, random: () => 0, env: LOCAL_RECEIVER_ENV });
 
   async function slowTable(h: Harness) {
     const user = await h.newUser();

@@ -3,6 +3,10 @@
 
 import { createServer, type IncomingMessage, type Server } from "node:http";
 
+/** Environment for a harness whose channels post to this receiver: Pulse refuses loopback
+ * targets unless told otherwise. */
+export const LOCAL_RECEIVER_ENV = { WEBHOOK_ALLOW_PRIVATE: "true" } as const;
+
 export interface ReceivedHook {
   path: string;
   headers: IncomingMessage["headers"];

@@ -29,8 +29,13 @@ const create = createRoute({
   tags,
   security,
   summary: "Add a channel: every alert of yours that opens or resolves is sent to it",
+  description: "The URL must be http(s) and its host a public address: loopback, private, link-local (cloud metadata), unique-local, unspecified and multicast addresses are refused with 422, and checked again on every send, unless the server sets WEBHOOK_ALLOW_PRIVATE=true.",
   request: { body: jsonBody(NewChannelBody) },
-  responses: { 201: jsonResponse(ChannelSchema, "The channel (never its URL)"), ...authErrors },
+  responses: {
+    201: jsonResponse(ChannelSchema, "The channel (never its URL)"),
+    ...authErrors,
+    422: errorResponse("Invalid input, or a URL whose host is not a public address"),
+  },
 });
 
 const remove = createRoute({
