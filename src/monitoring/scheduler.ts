@@ -1,15 +1,15 @@
 // The scheduler of one instance: every tick it leases due tables from the metadata store
-// (FOR UPDATE SKIP LOCKED, so each due table goes to one instance however many run), runs
-// their checks, and sets the next run from now plus the interval plus jitter, so a long
-// outage costs one catch-up run, not one per missed slot. It also drains the notification
-// outbox and prunes old check runs.
+// (FOR UPDATE SKIP LOCKED, so each due table goes to one instance however many run), renews
+// the lease while a table's checks run, and then sets the next run from now plus the interval
+// plus jitter, so a long outage costs one catch-up run, not one per missed slot. It also
+// drains the notification outbox and prunes old check runs.
 
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 
 import type { Deps } from "../deps.js";
 import { pruneCheckRuns } from "../store/monitoring-runs.js";
-import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
+import { claimDueTables, completeLease, renewLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { deliverDueNotifications } from "./notifiers.js";
 import { runTableChecks } from "./run-table.js";
@@ -28,18 +28,28 @@ export interface Scheduler {
   /** One tick, resolving once the tables it claimed have run (tests drive the scheduler so). */
   tick(): Promise<TickReport>;
   /** Claims nothing more and waits for running checks, at most `timeoutMs`; a run still going
-   * then keeps its lease, which expires and lets another instance run the table. */
+   * then stops renewing its lease, which expires and lets another instance run the table. */
   stop(timeoutMs?: number): Promise<void>;
+}
+
+export interface SchedulerOptions {
+  instanceId?: string;
+  /** How often a running table's lease is renewed, in real time (default: a third of
+   * MONITOR_LEASE_SECONDS, so two renewals may fail before it expires). */
+  renewEveryMs?: number;
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
 const PRUNE_BATCH = 10_000;
 
-export function createScheduler(deps: Deps, options: { instanceId?: string } = {}): Scheduler {
+export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Scheduler {
   const m = deps.monitoring;
   const s = m.settings;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const renewEveryMs = options.renewEveryMs ?? (s.leaseSeconds * 1000) / 3;
   const inFlight = new Set<Promise<void>>();
+  /** Stops renewing the lease of each table running here. */
+  const renewals = new Set<() => void>();
   let timer: NodeJS.Timeout | undefined;
   let started = false;
   let stopping = false;
@@ -49,12 +59,42 @@ export function createScheduler(deps: Deps, options: { instanceId?: string } = {
   let backlog = false;
   let housekeptAt = Number.NEGATIVE_INFINITY;
 
+  /**
+   * Keeps this instance's lease on `table` while its checks run, however long they take, so
+   * no other instance claims a run still going. One renewal at a time: a slow store delays
+   * the next instead of piling them up. Returns the function that stops it.
+   */
+  function keepLease(table: MonitoredTableRow): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const renew = async () => {
+      try {
+        const kept = await renewLease(deps.store.db, { id: table.id, owner: instanceId, leaseUntil: new Date(m.now() + s.leaseSeconds * 1000) });
+        if (!kept && !stopped) deps.logger.warn({ table_id: table.id }, "lease lost while the checks ran: another instance may run the table too");
+      } catch (err) {
+        if (!stopped) deps.logger.error({ err, table_id: table.id }, "renewing a lease failed; retrying at the next renewal");
+      }
+      if (!stopped) timer = setTimeout(() => void renew(), renewEveryMs);
+    };
+    timer = setTimeout(() => void renew(), renewEveryMs);
+    const stop = () => {
+      stopped = true;
+      clearTimeout(timer);
+      renewals.delete(stop);
+    };
+    renewals.add(stop);
+    return stop;
+  }
+
   async function runLeased(table: MonitoredTableRow): Promise<void> {
     const startedAt = m.now();
+    const stopRenewing = keepLease(table);
     try {
       await runTableChecks(deps, table, "schedule");
     } catch (err) {
       deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
+    } finally {
+      stopRenewing();
     }
     const now = m.now();
     try {
@@ -64,7 +104,7 @@ export function createScheduler(deps: Deps, options: { instanceId?: string } = {
         nextRunAt: new Date(now + table.intervalSeconds * 1000 + m.jitterMs(table.intervalSeconds)),
         lastRunAt: new Date(startedAt),
       });
-      if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (it ran longer than MONITOR_LEASE_SECONDS)");
+      if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
     } catch (err) {
       deps.logger.error({ err, table_id: table.id }, "releasing a lease failed; it will expire");
     }
@@ -160,7 +200,11 @@ export function createScheduler(deps: Deps, options: { instanceId?: string } = {
         new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs))),
       ]);
       clearTimeout(timeout);
-      if (!finished) deps.logger.warn({ running: inFlight.size }, "scheduler stopped with checks still running; their leases will expire");
+      if (!finished) {
+        // The store closes next: leave the leases to expire so another instance takes over.
+        for (const stopRenewing of [...renewals]) stopRenewing();
+        deps.logger.warn({ running: inFlight.size }, "scheduler stopped with checks still running; their leases will expire");
+      }
     },
   };
 }

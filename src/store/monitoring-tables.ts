@@ -90,6 +90,17 @@ export async function claimDueTables(
     .returning();
 }
 
+/** Extends `owner`'s lease on a running table to `leaseUntil`. False when the lease was lost
+ * meanwhile (expired and taken by another instance, or completed). */
+export async function renewLease(db: Db, args: { id: number; owner: string; leaseUntil: Date }): Promise<boolean> {
+  const rows = await db
+    .update(monitoredTables)
+    .set({ leaseUntil: args.leaseUntil, updatedAt: sql`${monitoredTables.updatedAt}` })
+    .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)))
+    .returning({ id: monitoredTables.id });
+  return rows.length > 0;
+}
+
 /** Ends a lease after a run: the next run is due at `nextRunAt`. False when the lease was
  * lost meanwhile (expired and taken by another instance), which then owns the schedule. */
 export async function completeLease(

@@ -1,16 +1,19 @@
 // The scheduler against a real PostgreSQL metadata store: leases with FOR UPDATE SKIP LOCKED
-// so two instances run every due table exactly once; the same SQL on PGlite; transient
-// connection failures retried with backoff; startService runs and stops it in order.
+// so two instances run every due table exactly once, renewed while a run outlasts them; the
+// same SQL on PGlite; transient connection failures retried with backoff; startService runs
+// and stops it in order.
 // (Restarts and outages: monitoring-restart.test.ts.)
 
 import { createServer, connect, type Server, type Socket } from "node:net";
 
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { startService } from "../../src/service.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, pgMonitoredDb, runsPerTable, testClock, type MonitoredDb } from "../support/monitoring.js";
-import { PG } from "../support/services.js";
+import { PG, pgAdmin } from "../support/services.js";
 
 const MINUTE = 60_000;
 /** One interval plus the most jitter a 60 s interval can get (a tenth of it). */
@@ -69,6 +72,70 @@ describe("two instances on one store", () => {
     expect(claimedBy.a).toBeGreaterThan(0);
     expect(claimedBy.b).toBeGreaterThan(0);
     expect(claimedBy.a + claimedBy.b).toBe(tables.length * cycles);
+  });
+});
+
+describe("a run longer than the lease", () => {
+  let a: Harness;
+  let b: Harness;
+  const clock = testClock();
+  const LEASE_SECONDS = 10;
+  beforeAll(async () => {
+    const env = { MONITOR_LEASE_SECONDS: String(LEASE_SECONDS), MONITOR_STATEMENT_TIMEOUT_MS: "60000" };
+    a = await createHarness({ now: clock.now, env });
+    b = await createHarness({ now: clock.now, env, shareWith: a });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  const leaseOf = async (id: number) =>
+    (await pgAdmin<{ lease_owner: string | null; lease_until: Date | null }>("SELECT lease_owner, lease_until FROM monitored_tables WHERE id = $1", a.pgDatabase!.name, [id]))[0]!;
+  const until = async (condition: () => Promise<boolean>, what: string) => {
+    for (const deadline = Date.now() + 20_000; !(await condition()); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    }
+  };
+
+  it("keeps its lease renewed, so a second instance does not claim the table while it runs", async () => {
+    // The check blocks on a lock the test holds: the run lasts exactly as long as the test wants.
+    await db.exec("CREATE TABLE IF NOT EXISTS locked_events (id int)");
+    const locker = new pg.Client({ ...PG, database: db.body.database_name as string });
+    await locker.connect();
+    try {
+      const user = await a.newUser();
+      const connectionId = await addConnection(a, user.token, db.body);
+      const table = await monitorTable(a, user.token, { connection_id: connectionId, table: "locked_events", interval_seconds: 60, checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM locked_events", min: 0 }] });
+      const first = createScheduler(a.deps, { instanceId: "first", renewEveryMs: 50 });
+      const second = createScheduler(b.deps, { instanceId: "second", renewEveryMs: 50 });
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE locked_events IN ACCESS EXCLUSIVE MODE");
+      clock.advance(CYCLE);
+      const running = first.tick();
+      await until(async () => first.running === 1 && (await leaseOf(table.id)).lease_owner === "first", "the first instance runs the table");
+
+      // Twice the lease passes while the check waits on the lock; each time, once the lease
+      // has been renewed for the new time, the other instance finds the table still leased.
+      for (let round = 0; round < 2; round++) {
+        clock.advance(2 * LEASE_SECONDS * 1000);
+        await until(async () => ((await leaseOf(table.id)).lease_until?.getTime() ?? 0) > clock.now(), "the lease is renewed");
+        expect((await second.tick()).claimed).toEqual([]);
+        expect(first.running).toBe(1);
+      }
+
+      await locker.query("COMMIT");
+      expect((await running).claimed).toEqual([table.id]);
+      expect(await leaseOf(table.id)).toEqual({ lease_owner: null, lease_until: null });
+      // Renewals stopped with the run: nothing leases the finished table again.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await leaseOf(table.id)).toEqual({ lease_owner: null, lease_until: null });
+      expect((await runsPerTable(a, [table.id])).get(table.id)).toBe(1);
+      await first.stop();
+      await second.stop();
+    } finally {
+      await locker.end();
+    }
   });
 });
 
