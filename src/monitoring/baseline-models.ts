@@ -1,7 +1,9 @@
 // The candidate models behind judgeBaseline: a seasonal level with a robust trend, or the
 // change since the last normal point (for running totals), and the choice between them.
+// Training (the costly part) and reading a trained model at the judged time are apart, so
+// a judge may reuse one training for a few new points.
 import { median, type TimedValue } from "./robust-stats.js";
-import { fitSeasonal, type SeasonalFit, type Seasonality } from "./seasonal-fits.js";
+import { trainSeasonal, type SeasonalFit, type Seasonality, type TrainedSeason } from "./seasonal-fits.js";
 
 export type { Seasonality } from "./seasonal-fits.js";
 /** "level": the value itself. "change": the change since the last normal point (running totals). */
@@ -44,20 +46,30 @@ const SEASONAL_GAIN = 0.9;
 const RUNNING_TOTAL_SHARE = 0.95;
 const SEASONALITIES: readonly Seasonality[] = ["none", "hour_of_day", "day_of_week", "hour_and_weekday"];
 
+/** Every allowed (model, seasonality) pair trained on one window, in the order they are tried. */
+export interface TrainedModels {
+  candidates: readonly Candidate[];
+  /** The usual time between points. */
+  step: number;
+  /** Seasonality was "auto": seasonal candidates must beat "none" clearly. */
+  autoSeasons: boolean;
+}
+
+type Candidate = { model: "level"; season: TrainedSeason } | { model: "change"; rate: TrainedSeason };
+
 /**
- * Fits every allowed (model, seasonality) pair and keeps the one with the smallest predicted
- * spread times its tail penalty: a robust spread alone would call every Monday of a Monday-low
- * series an outlier and so never see that a weekly model explains it.
+ * Trains every allowed (model, seasonality) pair on `train`, for judging at `ref` and
+ * (approximately) a little after. pickFit then keeps the one with the smallest predicted
+ * spread times its tail penalty: a robust spread alone would call every Monday of a
+ * Monday-low series an outlier and so never see that a weekly model explains it.
  */
-export function chooseFit(
+export function trainModels(
   train: readonly TimedValue[],
-  run: readonly TimedValue[],
-  now: number,
-  value: number,
+  ref: number,
   model: ModelKind | "auto",
   seasonality: Seasonality | "auto",
   o: ModelOptions,
-): Fit | null {
+): TrainedModels {
   const changes = changesOf(train);
   // A series that (almost) never goes down is a running total, the row count of an append-only
   // table: its level wanders like a random walk around any trend line, which a level fit on
@@ -69,15 +81,33 @@ export function chooseFit(
   const subDaily = changes.step < DAY_MS;
   const seasons = seasonality !== "auto" ? [seasonality]
     : SEASONALITIES.filter((s) => subDaily || s === "none" || s === "day_of_week");
-  let best: Fit | null = null;
-  let bestCost = Number.POSITIVE_INFINITY;
+  const candidates: Candidate[] = [];
   for (const m of models) {
     for (const s of seasons) {
-      const fit = m === "level" ? levelFit(fitSeasonal(train, now, s, o)) : fitChange(train, changes, run, now, value, s, o);
-      if (fit === null) continue;
-      const cost = fit.criterion / (s === "none" || seasonality !== "auto" ? 1 : SEASONAL_GAIN);
-      if (cost < bestCost) [best, bestCost] = [fit, cost];
+      const trained = trainSeasonal(m === "level" ? train : changes.rates, ref, s, o);
+      if (trained !== null) candidates.push(m === "level" ? { model: m, season: trained } : { model: m, rate: trained });
     }
+  }
+  return { candidates, step: changes.step, autoSeasons: seasonality === "auto" };
+}
+
+/** The best trained candidate at `now` for `value`, measured from `lastNormal`; null when
+ * none can judge at `now`. */
+export function pickFit(
+  trained: TrainedModels,
+  lastNormal: TimedValue,
+  run: readonly TimedValue[],
+  now: number,
+  value: number,
+  o: ModelOptions,
+): Fit | null {
+  let best: Fit | null = null;
+  let bestCost = Number.POSITIVE_INFINITY;
+  for (const c of trained.candidates) {
+    const fit = c.model === "level" ? levelFit(c.season.at(now)) : fitChange(c.rate.at(now), trained.step, lastNormal, run, now, value, o);
+    if (fit === null) continue;
+    const cost = fit.criterion / (fit.seasonality === "none" || !trained.autoSeasons ? 1 : SEASONAL_GAIN);
+    if (cost < bestCost) [best, bestCost] = [fit, cost];
   }
   return best;
 }
@@ -117,21 +147,19 @@ const SMALL_JUMP = 2;
  * (a night of slow hours is not a busy hour times eight). The anchor is the last normal
  * point, so a dip that recovered is normal again and a stall stays odd however long it lasts.
  * Once `run` (the anomalous points since) has settled (see SETTLE_AFTER), the latest point
- * is tried as an anchor too, and the one that explains the value better is kept.
+ * is tried as an anchor too, and the one that explains the value better is kept. `rate` is
+ * the fit of past changes per ms read at `now`, `step` the usual time between points.
  */
 export function fitChange(
-  train: readonly TimedValue[],
-  changes: Changes,
+  rate: SeasonalFit | null,
+  step: number,
+  lastNormal: TimedValue,
   run: readonly TimedValue[],
   now: number,
   value: number,
-  seasonality: Seasonality,
   o: ModelOptions,
 ): Fit | null {
-  const { rates, step } = changes;
-  const rate = fitSeasonal(rates, now, seasonality, o);
-  const lastNormal = train[train.length - 1];
-  if (rate === null || lastNormal === undefined) return null;
+  if (rate === null) return null;
   const predict = (from: TimedValue, to: number) => {
     const elapsed = to - from.t;
     const steps = Math.max(1, Math.round(elapsed / step));
@@ -151,7 +179,7 @@ export function fitChange(
   for (const anchor of settled ? [lastNormal, run[run.length - 1]!] : [lastNormal]) {
     if (anchor.t >= now) continue;
     const { expected, change, scale } = predict(anchor, now);
-    const fit: Fit = { model: "change", seasonality, expected, scale, dof: rate.dof, typical: Math.abs(change),
+    const fit: Fit = { model: "change", seasonality: rate.seasonality, expected, scale, dof: rate.dof, typical: Math.abs(change),
       phasePoints: rate.phasePoints, slopePerDay: rate.expected * DAY_MS, anchor: anchor === lastNormal ? "last normal" : "previous",
       // Judged per usual step, so a long gap now does not hand the choice to another model.
       criterion: rate.criterion * step };

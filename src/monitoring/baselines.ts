@@ -1,8 +1,10 @@
 // Anomaly judgement of one new metric value against a rolling window of its history: robust
 // (medians, MAD), trend-aware (Theil–Sen), seasonal (hour, weekday), and running totals judged
-// by their changes. The models live in baseline-models.ts. Pure, no I/O.
-import { chooseFit, type Fit, type ModelKind } from "./baseline-models.js";
-import { MIN_PHASE_POINTS, phaseOf, type Seasonality } from "./seasonal-fits.js";
+// by their changes. The models live in baseline-models.ts. Pure, no I/O. Training is apart from
+// judging (trainBaseline, judgeTrained) so a caller may reuse a training (baseline-cache.ts).
+import { pickFit, trainModels, type Fit, type ModelKind, type TrainedModels } from "./baseline-models.js";
+import { phaseOf } from "./season-phases.js";
+import { MIN_PHASE_POINTS, type Seasonality } from "./seasonal-fits.js";
 import { median, studentQuantile, type TimedValue } from "./robust-stats.js";
 
 export type { ModelKind, Seasonality } from "./baseline-models.js";
@@ -86,27 +88,97 @@ export function judgeBaseline(
   point: { at: Timestamp; value: number },
   options: BaselineOptions = {},
 ): BaselineJudgement {
-  const o = resolveOptions(options);
-  const now = toMs(point.at);
-  const { train, run } = trainingSet(history, now, o);
-  const value = point.value;
-  const fmt = o.formatValue;
+  return judgeTrained(trainBaseline(history, point.at, options), [], point, options);
+}
 
-  if (!Number.isFinite(value)) {
-    const expected = train.length > 0 ? median(train.map((p) => p.v)) : 0;
-    return { verdict: "anomaly", expected, lower: expected, upper: expected, score: 0, samples: train.length,
-      model: "level", seasonality: "none", reason: `${o.label} is not a finite number (${String(value)})` };
-  }
+/**
+ * What judging a point at one time learns from its history, apart from the point itself:
+ * the trained models (null while learning) and the window's last normal point. Judging a
+ * later point with it (judgeTrained) and the points since is an approximation of training
+ * again that stays close while those are few (see baseline-cache.ts for when).
+ */
+export interface TrainedBaseline {
+  /** The time trained for. */
+  at: number;
+  /** The options that shape training; a training is only reused under the same ones. */
+  key: string;
+  /** Usable points of the window. */
+  samples: number;
+  /** Their median: the expectation while learning, and for a value that is not a number. */
+  typical: number;
+  /** Learning lasts until the window holds this many usable points and the time is `at`. */
+  learnsUntil: { samples: number; at: number };
+  lastNormal: TimedValue | null;
+  /** Points judged anomalous after `lastNormal`. */
+  run: readonly TimedValue[];
+  models: TrainedModels | null;
+}
+
+/** Trains on `history` (oldest first) for judging at `at`; points at or after `at` are ignored. */
+export function trainBaseline(history: readonly MetricPoint[], at: Timestamp, options: BaselineOptions = {}): TrainedBaseline {
+  const o = resolveOptions(options);
+  const now = toMs(at);
+  const { train, run } = trainingSet(history, now, o);
   const oldest = history.length > 0 ? toMs(history[0]!.at) : now;
   const longEnough = train.length >= o.minSamples && now - oldest >= o.minHistoryMs;
-  const fit = longEnough ? chooseFit(train, run, now, value, o.model, o.seasonality, o) : null;
+  return {
+    at: now,
+    key: keyOf(o),
+    samples: train.length,
+    typical: train.length > 0 ? median(train.map((p) => p.v)) : Number.NaN,
+    learnsUntil: { samples: o.minSamples, at: oldest + o.minHistoryMs },
+    lastNormal: train[train.length - 1] ?? null,
+    run,
+    models: longEnough ? trainModels(train, now, o.model, o.seasonality, o) : null,
+  };
+}
+
+/** The options a training depends on, as a key; the others only shape the verdict. */
+export const trainingKey = (options: BaselineOptions): string => keyOf(resolveOptions(options));
+
+const keyOf = (o: Resolved): string =>
+  JSON.stringify([o.window.points, o.window.durationMs, o.minSamples, o.minHistoryMs, o.seasonality, o.model, o.trend, o.timeZone]);
+
+/**
+ * Judges `point` with a training made at or before its time; `since` holds the points from
+ * the training's time up to the point's (oldest first; others are ignored), which stand in
+ * for retraining: the newest normal one becomes the anchor of running totals and each counts
+ * as a sample. With `since` empty and the training made for `point.at`, this is judgeBaseline.
+ */
+export function judgeTrained(
+  trained: TrainedBaseline,
+  since: readonly MetricPoint[],
+  point: { at: Timestamp; value: number },
+  options: BaselineOptions = {},
+): BaselineJudgement {
+  const o = resolveOptions(options);
+  const now = toMs(point.at);
+  const value = point.value;
+  const fmt = o.formatValue;
+  let { samples, lastNormal, run } = trained;
+  for (const p of since) {
+    const t = toMs(p.at);
+    if (t < trained.at || t >= now || !Number.isFinite(p.value)) continue;
+    if (p.anomalous === true) {
+      run = [...run, { t, v: p.value }];
+    } else {
+      [samples, lastNormal, run] = [Math.min(samples + 1, o.window.points), { t, v: p.value }, []];
+    }
+  }
+
+  if (!Number.isFinite(value)) {
+    const expected = samples > 0 ? trained.typical : 0;
+    return { verdict: "anomaly", expected, lower: expected, upper: expected, score: 0, samples,
+      model: "level", seasonality: "none", reason: `${o.label} is not a finite number (${String(value)})` };
+  }
+  const fit = trained.models && lastNormal ? pickFit(trained.models, lastNormal, run, now, value, o) : null;
   if (fit === null) {
-    const expected = train.length > 0 ? median(train.map((p) => p.v)) : value;
+    const expected = samples > 0 ? trained.typical : value;
     const span = o.minHistoryMs > 0 ? ` over ${formatNumber(o.minHistoryMs / DAY_MS)} days` : "";
     const needed = o.seasonality === "auto" || o.seasonality === "none" ? `${o.minSamples} points${span}`
       : `${o.minSamples} points${span} and ${MIN_PHASE_POINTS} of the same ${phaseWord(o.seasonality)}`;
-    return { verdict: "learning", expected, lower: expected, upper: expected, score: 0, samples: train.length,
-      model: "level", seasonality: "none", reason: `learning: ${train.length} usable points so far, ${needed} needed before judging` };
+    return { verdict: "learning", expected, lower: expected, upper: expected, score: 0, samples,
+      model: "level", seasonality: "none", reason: `learning: ${samples} usable points so far, ${needed} needed before judging` };
   }
 
   const floor = Math.max(o.minDeviation.absolute, o.minDeviation.relative * fit.typical);
@@ -119,7 +191,7 @@ export function judgeBaseline(
   const score = (o.sensitivity * (value - fit.expected)) / Math.max(halfWidth, Number.EPSILON);
   const side = value > upper ? "above" : value < lower ? "below" : "within";
   const watched = side === "above" ? o.direction !== "drop" : side === "below" ? o.direction !== "spike" : false;
-  const basis = describeBasis(fit, train.length);
+  const basis = describeBasis(fit, samples);
   const range = `${fmt(lower)}–${fmt(upper)}`;
   const reason =
     side === "within"
@@ -127,7 +199,7 @@ export function judgeBaseline(
       : `${o.label} ${fmt(value)} is ${side} the expected range ${range} (${basis})` +
         (watched ? "" : `; only ${o.direction === "spike" ? "spikes" : "drops"} are watched`);
   return { verdict: watched ? "anomaly" : "ok", expected: fit.expected, lower, upper, score, reason,
-    model: fit.model, seasonality: fit.seasonality, samples: train.length };
+    model: fit.model, seasonality: fit.seasonality, samples };
 }
 
 function defaultMinHistory(seasonality: Seasonality | "auto"): number {
@@ -182,7 +254,8 @@ function trainingSet(history: readonly MetricPoint[], now: number, o: Resolved) 
     }
     return (t: number) => (balance.get(phaseOf(t, season, o.timeZone)) ?? 0) > 0;
   };
-  const patterns = (["none", "day_of_week", "hour_of_day"] as const).map(mostlyFlagged);
+  // Balances only matter for flagged points, and most windows hold none.
+  const patterns = inWindow.some((p) => p.anomalous) ? (["none", "day_of_week", "hour_of_day"] as const).map(mostlyFlagged) : [];
   const train: TimedValue[] = inWindow
     .filter((p) => !p.anomalous || patterns.some((isPattern) => isPattern(p.t)))
     .map(({ t, v }) => ({ t, v }));

@@ -42,6 +42,20 @@ export const FRESHNESS_BASELINE_DEFAULTS: BaselineOptions = {
 };
 
 export function judgeFreshness(input: FreshnessInput): FreshnessJudgement {
+  const step = prepareFreshness(input);
+  return "finish" in step ? step.finish(judgeBaseline(input.history ?? [], step.point, step.options)) : step;
+}
+
+/** What a learned limit must judge, and how its verdict becomes the freshness judgement. */
+export interface FreshnessBaselineStep {
+  point: { at: number; value: number };
+  options: BaselineOptions;
+  finish(judged: BaselineJudgement): FreshnessJudgement;
+}
+
+/** judgeFreshness up to the baseline: the judgement itself when no baseline is needed (a fixed
+ * limit, no timestamp), else the step a baseline (cached or not) finishes. */
+export function prepareFreshness(input: FreshnessInput): FreshnessJudgement | FreshnessBaselineStep {
   const replicationLagSeconds = Math.max(0, input.replicationLagSeconds ?? 0);
   if (input.latest === null) {
     return { verdict: "anomaly", expected: 0, lower: 0, upper: 0, score: 0, model: "level", seasonality: "none", samples: 0,
@@ -63,12 +77,11 @@ export function judgeFreshness(input: FreshnessInput): FreshnessJudgement {
       score: limit > 0 ? dataLagSeconds / limit : dataLagSeconds > 0 ? 1 : 0,
       model: "level", seasonality: "none", samples: 0, reason: reason + replicaNote, ...lags };
   }
-  const judged = judgeBaseline(input.history ?? [], { at: now, value: dataLagSeconds }, {
-    ...FRESHNESS_BASELINE_DEFAULTS,
-    formatValue: formatDuration,
-    ...input.baseline,
-  });
-  return { ...judged, lower: Math.max(0, judged.lower), reason: judged.reason + replicaNote, ...lags };
+  return {
+    point: { at: now, value: dataLagSeconds },
+    options: { ...FRESHNESS_BASELINE_DEFAULTS, formatValue: formatDuration, ...input.baseline },
+    finish: (judged) => ({ ...judged, lower: Math.max(0, judged.lower), reason: judged.reason + replicaNote, ...lags }),
+  };
 }
 
 /** 45 s, 12 min, 3 h 5 min, 2 d 4 h: precise enough for a person reading an alert. */

@@ -8,7 +8,7 @@ import type { ProbeInfo, TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { connectorFor } from "../services/database-access.js";
-import { insertCheckRuns, metricHistory } from "../store/monitoring-runs.js";
+import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
 import { feedOutcomes } from "./alerts.js";
@@ -185,7 +185,10 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
     table: found,
     now: at,
     query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget }),
-    history: () => loadHistory(deps, table.id, key, at, "baseline" in check ? check.baseline?.window_points : undefined),
+    judgeBaseline: (point, options) => {
+      const points = "baseline" in check ? check.baseline?.window_points : undefined;
+      return m.baselines.judge(`${table.id}:${key}`, point, options, (since) => loadHistory(deps, table.id, key, at, points, since));
+    },
     replicationLagSeconds: async () => (await m.targetInfo(connector)).replication_lag_seconds ?? 0,
   };
   return withRetry(m, () => {
@@ -202,19 +205,32 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
   });
 }
 
-/** A check's past values, oldest first. A first non-finite point marks when the series began
+/**
+ * A check's past values, oldest first: the baseline window, or (`since` given) only the values
+ * since then. Before a whole window, a first non-finite point marks when the series began
  * (baselines ignore its value but read its time), so a series of a thousand one-minute points
- * still proves it reaches back a week when it does. */
-async function loadHistory(deps: Deps, tableId: number, key: string, now: number, points: number | undefined): Promise<MetricPoint[]> {
+ * still proves it reaches back a week when it does.
+ */
+async function loadHistory(
+  deps: Deps,
+  tableId: number,
+  key: string,
+  now: number,
+  points: number | undefined,
+  since: number | null,
+): Promise<MetricPoint[]> {
   const { window } = BASELINE_DEFAULTS;
+  const db = deps.store.db;
+  const windowStart = now - window.durationMs;
+  const range = { tableId, checkKey: key, points: points ?? window.points };
+  if (since !== null) return metricPoints(db, { ...range, since: new Date(Math.max(since, windowStart)) });
   const series = `${tableId}:${key}`;
-  const { points: rows, firstAt } = await metricHistory(deps.store.db, {
-    tableId,
-    checkKey: key,
-    points: points ?? window.points,
-    since: new Date(now - window.durationMs),
-    knownFirstAt: deps.monitoring.seriesStarts.get(series),
-  });
+  const known = deps.monitoring.seriesStarts.get(series);
+  const [rows, firstAt] = await Promise.all([
+    metricPoints(db, { ...range, since: new Date(windowStart) }),
+    // When the series began never changes: once known, the query is saved.
+    known ?? seriesStart(db, { tableId, checkKey: key }),
+  ]);
   if (firstAt !== null) deps.monitoring.rememberSeriesStart(series, firstAt);
   const history: MetricPoint[] = rows;
   if (firstAt !== null && (rows.length === 0 || firstAt < rows[0]!.at)) history.unshift({ at: firstAt, value: Number.NaN });

@@ -5,6 +5,7 @@ import type { MonitorConfig } from "../config.js";
 import { createBudget, type Budget } from "../connectors/budget.js";
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { ProbeInfo, SchemaSnapshot } from "../connectors/types.js";
+import { createBaselineCache, type BaselineCache } from "./baseline-cache.js";
 
 export interface Monitoring {
   settings: MonitorConfig;
@@ -28,6 +29,8 @@ export interface Monitoring {
    * baselines need not ask the store again. */
   readonly seriesStarts: ReadonlyMap<string, number>;
   rememberSeriesStart(series: string, at: number): void;
+  /** Each metric series' last baseline training, reused for its next few runs. */
+  readonly baselines: BaselineCache;
 }
 
 const PROBE_MAX_AGE_MS = 60_000;
@@ -71,6 +74,7 @@ export function createMonitoring(
     now,
     random,
     seriesStarts,
+    baselines: createBaselineCache(),
     rememberSeriesStart(series, at) {
       if (seriesStarts.has(series)) return;
       if (seriesStarts.size >= MAX_TRACKED_SERIES) seriesStarts.delete(seriesStarts.keys().next().value!);

@@ -36,28 +36,41 @@ export interface HistoryPoint {
 }
 
 /**
- * The newest `points` measured values of one check since `since`, oldest first, and when the
- * series began. Baselines need both: the points to train on, and proof of how far back the
- * series reaches (a weekly pattern is only judged after a week), which the newest few
- * hundred points of a one-minute check could never show.
+ * The newest `points` measured values of one check at or after `since`, oldest first: a
+ * baseline's window, or only the values since its last training (baseline-cache.ts).
  */
-export async function metricHistory(
+export async function metricPoints(
   db: Db,
-  args: { tableId: number; checkKey: string; points: number; since: Date; knownFirstAt?: number | undefined },
-): Promise<{ points: HistoryPoint[]; firstAt: number | null }> {
-  const series = and(eq(checkRuns.tableId, args.tableId), eq(checkRuns.checkKey, args.checkKey));
-  const [rows, first] = await Promise.all([
-    db
-      .select({ at: checkRuns.startedAt, value: checkRuns.value, anomalous: checkRuns.anomalous })
-      .from(checkRuns)
-      .where(and(series, gte(checkRuns.startedAt, args.since), sql`${checkRuns.value} IS NOT NULL`, inArray(checkRuns.status, ["pass", "fail"])))
-      .orderBy(desc(checkRuns.startedAt))
-      .limit(args.points),
-    // When the series began never changes: callers that know it save the query.
-    args.knownFirstAt !== undefined ? [{ at: new Date(args.knownFirstAt) }] : db.select({ at: min(checkRuns.startedAt) }).from(checkRuns).where(series),
-  ]);
-  const points = rows.reverse().map((r) => ({ at: r.at.getTime(), value: r.value!, anomalous: r.anomalous }));
-  return { points, firstAt: first[0]?.at ? first[0].at.getTime() : null };
+  args: { tableId: number; checkKey: string; points: number; since: Date },
+): Promise<HistoryPoint[]> {
+  const rows = await db
+    .select({ at: checkRuns.startedAt, value: checkRuns.value, anomalous: checkRuns.anomalous })
+    .from(checkRuns)
+    .where(
+      and(
+        eq(checkRuns.tableId, args.tableId),
+        eq(checkRuns.checkKey, args.checkKey),
+        gte(checkRuns.startedAt, args.since),
+        sql`${checkRuns.value} IS NOT NULL`,
+        inArray(checkRuns.status, ["pass", "fail"]),
+      ),
+    )
+    .orderBy(desc(checkRuns.startedAt))
+    .limit(args.points);
+  return rows.reverse().map((r) => ({ at: r.at.getTime(), value: r.value!, anomalous: r.anomalous }));
+}
+
+/**
+ * When a check's series began (epoch ms), null before its first run. Baselines need it as
+ * proof of how far back the series reaches (a weekly pattern is only judged after a week),
+ * which the newest few hundred points of a one-minute check could never show.
+ */
+export async function seriesStart(db: Db, args: { tableId: number; checkKey: string }): Promise<number | null> {
+  const [first] = await db
+    .select({ at: min(checkRuns.startedAt) })
+    .from(checkRuns)
+    .where(and(eq(checkRuns.tableId, args.tableId), eq(checkRuns.checkKey, args.checkKey)));
+  return first?.at ? first.at.getTime() : null;
 }
 
 /** Deletes runs older than `before`, at most `limit` at a time (so a big backlog never holds

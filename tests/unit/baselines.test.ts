@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { judgeBaseline, type BaselineOptions, type MetricPoint } from "../../src/monitoring/baselines.js";
 import { formatDuration, judgeFreshness } from "../../src/monitoring/freshness.js";
 import { median, robustSigma, studentQuantile, theilSenSlope } from "../../src/monitoring/robust-stats.js";
-import { phaseOf } from "../../src/monitoring/seasonal-fits.js";
+import { phaseOf } from "../../src/monitoring/season-phases.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -4,7 +4,7 @@
 
 import type { Cell, Dialect } from "../../connectors/types.js";
 import type { FreshnessCheck } from "../check-config.js";
-import { formatDuration, judgeFreshness } from "../freshness.js";
+import { formatDuration, prepareFreshness } from "../freshness.js";
 import { baselineOptions } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
@@ -56,14 +56,14 @@ export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Pr
   const replicaLag =
     dialect === "postgresql" ? (numberOf(row.replica_lag_seconds) ?? 0) : dialect === "mysql" ? await ctx.replicationLagSeconds() : 0;
   const fixed = check.max_lag_seconds !== undefined;
-  const judged = judgeFreshness({
+  const step = prepareFreshness({
     latest,
     now: ctx.now,
     replicationLagSeconds: replicaLag,
     maxLagSeconds: check.max_lag_seconds,
-    history: fixed ? [] : await ctx.history(),
     baseline: baselineOptions(check.baseline),
   });
+  const judged = "finish" in step ? step.finish(await ctx.judgeBaseline(step.point, step.options)) : step;
   const learning = judged.verdict === "learning";
   return {
     status: judged.verdict === "anomaly" ? "fail" : "pass",

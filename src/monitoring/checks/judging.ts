@@ -1,9 +1,9 @@
 // From a measured value to a check result: fixed bounds, or the learned baseline (whose
 // "learning" verdict passes: a check that has not seen enough history must stay quiet).
 
-import { formatNumber, judgeBaseline, type BaselineOptions, type MetricPoint } from "../baselines.js";
+import { formatNumber, type BaselineOptions } from "../baselines.js";
 import type { BaselineSettings } from "../check-config.js";
-import type { CheckResult } from "./types.js";
+import type { CheckContext, CheckResult } from "./types.js";
 
 export function baselineOptions(settings: BaselineSettings | undefined): BaselineOptions {
   const options: BaselineOptions = {};
@@ -36,14 +36,13 @@ export function judgeFixedBounds(
   };
 }
 
-export function judgeAgainstBaseline(
-  history: readonly MetricPoint[],
-  now: number,
+export async function judgeAgainstBaseline(
+  ctx: Pick<CheckContext, "now" | "judgeBaseline">,
   value: number,
   settings: BaselineSettings | undefined,
   defaults: BaselineOptions,
-): CheckResult {
-  const judged = judgeBaseline(history, { at: now, value }, { ...defaults, ...baselineOptions(settings) });
+): Promise<CheckResult> {
+  const judged = await ctx.judgeBaseline({ at: ctx.now, value }, { ...defaults, ...baselineOptions(settings) });
   const learning = judged.verdict === "learning";
   return {
     status: judged.verdict === "anomaly" ? "fail" : "pass",

@@ -36,7 +36,7 @@ export async function runNullRate(ctx: CheckContext, check: NullRateCheck): Prom
   const details = { sampled_rows: total, null_rows: total - nonNull };
   const label = `null rate of ${check.column}`;
   if (check.max_rate !== undefined) return { ...judgeFixedBounds(rate, undefined, check.max_rate, label, percent), details };
-  const judged = judgeAgainstBaseline(await ctx.history(), ctx.now, rate, check.baseline, {
+  const judged = await judgeAgainstBaseline(ctx, rate, check.baseline, {
     label,
     direction: "spike",
     model: "level",

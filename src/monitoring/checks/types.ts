@@ -3,7 +3,7 @@
 
 import type { GuardedConnector } from "../../connectors/guarded.js";
 import type { Cell, QueryResult, TableSchema } from "../../connectors/types.js";
-import type { MetricPoint } from "../baselines.js";
+import type { BaselineJudgement, BaselineOptions } from "../baselines.js";
 import type { ColumnSnapshot } from "../check-config.js";
 
 export type CheckStatus = "pass" | "fail" | "error" | "skipped";
@@ -28,8 +28,9 @@ export interface CheckContext {
   now: number;
   /** One statement through the guard, under the monitoring budget and timeout. */
   query(sql: string, maxRows?: number): Promise<QueryResult>;
-  /** Past values of this check's metric, oldest first (non-anomalous and anomalous alike). */
-  history(): Promise<MetricPoint[]>;
+  /** Judges this check's new value against the baseline learnt from its past values (a
+   * training reused for a few runs, see baseline-cache.ts). */
+  judgeBaseline(point: { at: number; value: number }, options: BaselineOptions): Promise<BaselineJudgement>;
   /** Replica lag in seconds as last probed (0 on a primary). */
   replicationLagSeconds(): Promise<number>;
 }

@@ -87,6 +87,6 @@ export async function runVolume(ctx: CheckContext, check: VolumeCheck): Promise<
   if (check.min_rows !== undefined || check.max_rows !== undefined) {
     return { ...judgeFixedBounds(count.rows, check.min_rows, check.max_rows, "row count"), details };
   }
-  const judged = judgeAgainstBaseline(await ctx.history(), ctx.now, count.rows, check.baseline, { label: "row count" });
+  const judged = await judgeAgainstBaseline(ctx, count.rows, check.baseline, { label: "row count" });
   return { ...judged, details: { ...judged.details, ...details } };
 }
