@@ -262,7 +262,7 @@ try {
   console.log(`| measured apart (CPU): one training + judgement on 1,000 points / cached, streamed | ${judgeMs.toFixed(2)} ms / ${cachedUs.toFixed(0)} µs |`);
   console.log(`| check outcomes over the whole run | ${statusText} |`);
   console.log("");
-  console.log(`Each guarded statement is BEGIN READ ONLY, SET LOCAL statement_timeout, the statement, ROLLBACK and pg_advisory_unlock_all() in one pipelined round trip; transactions per check also include the probe (primary or replica, once a minute per connection). Every volume check starts with a full window of history (${SEEDED_POINTS} seeded runs and a first run eight days back), so every judgement is a full one; trainings are reused for up to ${REUSE_POLICY.maxPoints} points or ${REUSE_POLICY.maxAgeMs / 60_000} minutes (src/monitoring/baseline-cache.ts).`);
+  console.log(`Each guarded statement is BEGIN READ ONLY, SET LOCAL statement_timeout (the monitoring timeout), the statement and ROLLBACK in one pipelined round trip; transactions per check also include the probe (primary or replica, once a minute per connection). Every volume check starts with a full window of history (${SEEDED_POINTS} seeded runs and a first run eight days back), so every judgement is a full one; trainings are reused for up to ${REUSE_POLICY.maxPoints} points or ${REUSE_POLICY.maxAgeMs / 60_000} minutes (src/monitoring/baseline-cache.ts).`);
 } finally {
   await hooks.close();
   await sql("postgres", `DROP DATABASE IF EXISTS "${metaDb}" WITH (FORCE)`).catch(() => {});
