@@ -36,7 +36,8 @@ import type { SchemaSnapshot } from "../src/connectors/types.js";
 import { loadConfig } from "../src/config.js";
 import { startFakeOpenAI, type ChatRequest, type FakeReply } from "../tests/support/fake-openai.js";
 import { CHINOOK_SQLITE, SPIDER_SQLITE_DIR, introspectSqliteFile, spiderQuestions, spiderSnapshots } from "../tests/support/schema-fixtures.js";
-import { createTableSql, padSchema, quoteName, sampleValue, seededRandom } from "../tests/support/schema-padding.js";
+import { seededRandom } from "../tests/support/random.js";
+import { createTableSql, padSchema, quoteName, sampleValue } from "../tests/support/schema-padding.js";
 import { machine, median, percentile, tempDir } from "./lib.js";
 
 const SAMPLE = Number(process.env.SAMPLE ?? 50);

@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { initialAlertState, nextAlertState } from "../src/monitoring/alert-state.js";
 import { createBaselineCache, REUSE_POLICY, type ReusePolicy } from "../src/monitoring/baseline-cache.js";
 import { judgeBaseline, type BaselineOptions, type MetricPoint } from "../src/monitoring/baselines.js";
+import { gaussianFrom, seededRandom } from "../tests/support/random.js";
 
 const TUNE_SEED = 7; // defaults were chosen on this seed only (--tune)
 const REPORT_SEED = 31337; // the figures reported come from this one, never looked at while developing
@@ -26,18 +27,11 @@ type AnomalyKind = "drop" | "spike" | "stall";
 interface Span { start: number; end: number; kind: AnomalyKind }
 export interface Series { family: Family; at: number[]; values: number[]; spans: Span[] }
 
-/** mulberry32: small, fast, and the same numbers on every machine. */
+/** Seeded draws: the same numbers on every machine. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const uniform = (lo: number, hi: number): number => lo + (hi - lo) * next();
-  const gauss = (): number => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+  const gauss = gaussianFrom(next);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   return { next, uniform, gauss, pick };
 }

@@ -24,18 +24,7 @@
 // exact twin of a gold table: the right table stays findable, but not by luck.
 
 import type { ColumnSchema, ForeignKey, SchemaSnapshot, TableSchema } from "../../src/connectors/types.js";
-
-/** mulberry32: small, fast, good enough to pick words. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "./random.js";
 
 /** prefix: [domain attributes, entities as "entity:attr attr ..."]. */
 const DOMAINS: Record<string, [string, string[]]> = {

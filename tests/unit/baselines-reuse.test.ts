@@ -11,6 +11,7 @@ import {
   type BaselineOptions,
   type MetricPoint,
 } from "../../src/monitoring/baselines.js";
+import { gaussianFrom, seededRandom } from "../support/random.js";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -18,17 +19,8 @@ const DAY = 24 * HOUR;
 // 2025-01-06 is a Monday.
 const MONDAY = Date.UTC(2025, 0, 6);
 
-/** Deterministic Gaussian noise (mulberry32 + Box–Muller): tests never flake. */
-function noise(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
+/** Deterministic Gaussian noise: tests never flake. */
+const noise = (seed: number) => gaussianFrom(seededRandom(seed));
 
 /** `count` points every `step` ms ending just before `end`, valued by `f(t, i)`, after a
  * marker eight days earlier saying when the series began (as the scheduler loads it). */

@@ -3,23 +3,15 @@ import { judgeBaseline, type BaselineOptions, type MetricPoint } from "../../src
 import { formatDuration, judgeFreshness } from "../../src/monitoring/freshness.js";
 import { median, robustSigma, studentQuantile, theilSenSlope } from "../../src/monitoring/robust-stats.js";
 import { phaseOf } from "../../src/monitoring/season-phases.js";
+import { gaussianFrom, seededRandom } from "../support/random.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 // 2025-01-06 is a Monday.
 const MONDAY = Date.UTC(2025, 0, 6);
 
-/** Deterministic Gaussian noise (mulberry32 + Box–Muller): tests never flake. */
-function noise(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
+/** Deterministic Gaussian noise: tests never flake. */
+const noise = (seed: number) => gaussianFrom(seededRandom(seed));
 
 /** `count` points every `step` ms ending just before `end`, valued by `f(t, i)`. */
 function series(count: number, step: number, end: number, f: (t: number, i: number) => number): MetricPoint[] {
