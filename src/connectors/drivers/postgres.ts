@@ -9,6 +9,7 @@ import { DomainError } from "../../errors.js";
 import type { ColumnInfo, ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
+import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
 import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
 
@@ -206,8 +207,7 @@ SELECT current_setting('server_version') AS server_version,
                      WHERE c.relkind IN ('r', 'p', 'v', 'f')
                        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
                        AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')) AS can_write,
-       CASE WHEN pg_is_in_recovery()
-            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8::text END AS lag_seconds`;
+       (${REPLAY_LAG_SECONDS_SQL})::text AS lag_seconds`;
 
 /** Ends a failed statement's transaction; answers whether the connection is clean again. */
 async function rolledBack(client: PoolClient): Promise<boolean> {

@@ -2,6 +2,7 @@
 // replica we read is behind its primary. One statement on the monitored database per run
 // (on PostgreSQL the replica's lag comes in the same statement).
 
+import { REPLAY_LAG_SECONDS_SQL } from "../../connectors/drivers/postgres-replica.js";
 import type { Cell, Dialect } from "../../connectors/types.js";
 import type { FreshnessCheck } from "../check-config.js";
 import { formatDuration, prepareFreshness } from "../freshness.js";
@@ -9,21 +10,14 @@ import { baselineOptions } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
 
-/**
- * On a PostgreSQL standby, now() - pg_last_xact_replay_timestamp() is the usual lag figure, but
- * it also grows while the primary is simply idle; a standby that has replayed all the WAL it
- * received is caught up, so its lag is 0. Otherwise a primary that stopped writing would look
- * like a lagging replica and the stall would be explained away instead of alerted.
- */
+/** On PostgreSQL the standby's lag comes with the newest timestamp, measured as the probe
+ * measures it (a caught-up standby is 0 behind, however idle its primary: see postgres-replica.ts). */
 export function freshnessStatement(dialect: Dialect, schema: string | null, table: string, column: string): string {
   const latest = `max(${quoteIdent(dialect, column)}) AS latest`;
   const from = `FROM ${qualifiedName(dialect, schema, table)}`;
   if (dialect !== "postgresql") return `SELECT ${latest} ${from}`;
   return `SELECT ${latest},
-  CASE WHEN pg_is_in_recovery() THEN
-    CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-         ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
-  END AS replica_lag_seconds
+  ${REPLAY_LAG_SECONDS_SQL} AS replica_lag_seconds
 ${from}`;
 }
 
