@@ -1,12 +1,15 @@
 // `npm run check -- <table_id> [--json]`: runs one monitored table's checks now, with the
 // service's configuration, prints the outcomes, and exits 1 when a check failed or errored
-// (2 for a bad argument or an unknown table). Seed 003's manual worker.
+// (2 for a bad argument or an unknown table; 3 while an instance runs checks of the table's
+// connection, which this run would double: retry shortly). Seed 003's manual worker.
 
 import { pino } from "pino";
 
 import { ConfigError, loadConfig } from "../config.js";
+import { DomainError } from "../errors.js";
 import { createLogger } from "../logger.js";
-import { runTableChecks, type TableRunReport } from "../monitoring/run-table.js";
+import { runTableNow } from "../monitoring/run-now.js";
+import type { TableRunReport } from "../monitoring/run-table.js";
 import { buildDeps, closeDeps } from "../service.js";
 import { findMonitoredTable } from "../store/monitoring-tables.js";
 
@@ -43,9 +46,15 @@ try {
       console.error(`no monitored table with id ${id}`);
       code = 2;
     } else {
-      const report = await runTableChecks(deps, table, "manual");
-      print(report);
-      code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
+      try {
+        const report = await runTableNow(deps, table);
+        print(report);
+        code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
+      } catch (err) {
+        if (!(err instanceof DomainError && err.code === "conflict")) throw err;
+        console.error(err.message);
+        code = 3;
+      }
     }
   } finally {
     await closeDeps(deps);

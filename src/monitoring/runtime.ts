@@ -1,5 +1,8 @@
-// Process-wide state of monitoring: its settings, its clock, and the per-connection budgets
-// and replica reports that every check in this instance shares.
+// Process-wide state of monitoring: its settings, its clock, its lease owner id, and the
+// per-connection budgets and replica reports that every check in this instance shares.
+
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 
 import type { MonitorConfig } from "../config.js";
 import { createBudget, type Budget } from "../connectors/budget.js";
@@ -9,6 +12,9 @@ import { createBaselineCache, type BaselineCache } from "./baseline-cache.js";
 
 export interface Monitoring {
   settings: MonitorConfig;
+  /** Who holds the leases this process takes: its scheduler's, and its manual runs'. One id
+   * for both, so a manual run is not refused because of this process's own scheduler. */
+  instanceId: string;
   /** Epoch milliseconds; tests pass a clock they move by hand. */
   now(): number;
   /** In [0, 1): the scheduler's jitter. */
@@ -17,7 +23,8 @@ export interface Monitoring {
    * created together drift apart. */
   jitterMs(intervalSeconds: number): number;
   /** The monitoring budget of one connection: separate from, and stricter than, the
-   * interactive one, so checks never crowd out /ask or /query (and the reverse). */
+   * interactive one, so checks never crowd out /ask or /query (and the reverse). It lives in
+   * this process; connection affinity of the leases makes it hold across instances. */
   budgetFor(connectionId: number): Budget;
   /** Primary or replica, and replay lag: probed at most once a minute per connection. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
@@ -45,6 +52,7 @@ export function createMonitoring(
   options: { now?: () => number; random?: () => number } = {},
 ): Monitoring {
   const now = options.now ?? Date.now;
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   const budgets = new Map<number, Budget>();
   const probes = new Map<number, { at: number; info: Promise<ProbeInfo> }>();
   const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot> }>();
@@ -71,6 +79,7 @@ export function createMonitoring(
   const seriesStarts = new Map<string, number>();
   return {
     settings,
+    instanceId,
     now,
     random,
     seriesStarts,

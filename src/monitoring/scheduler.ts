@@ -3,14 +3,15 @@
 // the lease while a table's checks run, and then sets the next run from now plus the interval
 // plus jitter, so a long outage costs one catch-up run, not one per missed slot. It also
 // drains the notification outbox and prunes old check runs.
-
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
+// Connection affinity: it claims no table of a connection another instance holds a live lease
+// on, so one instance at a time runs a connection's checks and its monitoring budget, which
+// lives in the process, is the whole cluster's (src/store/monitoring-tables.ts).
 
 import type { Deps } from "../deps.js";
 import { pruneCheckRuns } from "../store/monitoring-runs.js";
-import { claimDueTables, completeLease, renewLease } from "../store/monitoring-tables.js";
+import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
+import { keepLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
 import { runTableChecks } from "./run-table.js";
 
@@ -33,6 +34,7 @@ export interface Scheduler {
 }
 
 export interface SchedulerOptions {
+  /** Default: the process's (deps.monitoring.instanceId), which manual runs lease under too. */
   instanceId?: string;
   /** How often a running table's lease is renewed, in real time (default: a third of
    * MONITOR_LEASE_SECONDS, so two renewals may fail before it expires). */
@@ -45,8 +47,7 @@ const PRUNE_BATCH = 10_000;
 export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Scheduler {
   const m = deps.monitoring;
   const s = m.settings;
-  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
-  const renewEveryMs = options.renewEveryMs ?? (s.leaseSeconds * 1000) / 3;
+  const instanceId = options.instanceId ?? m.instanceId;
   const inFlight = new Set<Promise<void>>();
   /** Stops renewing the lease of each table running here. */
   const renewals = new Set<() => void>();
@@ -59,27 +60,11 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   let backlog = false;
   let housekeptAt = Number.NEGATIVE_INFINITY;
 
-  /**
-   * Keeps this instance's lease on `table` while its checks run, however long they take, so
-   * no other instance claims a run still going. One renewal at a time: a slow store delays
-   * the next instead of piling them up. Returns the function that stops it.
-   */
-  function keepLease(table: MonitoredTableRow): () => void {
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
-    const renew = async () => {
-      try {
-        const kept = await renewLease(deps.store.db, { id: table.id, owner: instanceId, leaseUntil: new Date(m.now() + s.leaseSeconds * 1000) });
-        if (!kept && !stopped) deps.logger.warn({ table_id: table.id }, "lease lost while the checks ran: another instance may run the table too");
-      } catch (err) {
-        if (!stopped) deps.logger.error({ err, table_id: table.id }, "renewing a lease failed; retrying at the next renewal");
-      }
-      if (!stopped) timer = setTimeout(() => void renew(), renewEveryMs);
-    };
-    timer = setTimeout(() => void renew(), renewEveryMs);
+  /** Keeps this instance's lease on `table` while its checks run; stop() ends it early. */
+  function keepLeaseHere(table: MonitoredTableRow): () => void {
+    const stopLease = keepLease(deps, { id: table.id, owner: instanceId, renewEveryMs: options.renewEveryMs });
     const stop = () => {
-      stopped = true;
-      clearTimeout(timer);
+      stopLease();
       renewals.delete(stop);
     };
     renewals.add(stop);
@@ -88,7 +73,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
 
   async function runLeased(table: MonitoredTableRow): Promise<void> {
     const startedAt = m.now();
-    const stopRenewing = keepLease(table);
+    const stopRenewing = keepLeaseHere(table);
     try {
       await runTableChecks(deps, table, "schedule");
     } catch (err) {

@@ -20,7 +20,8 @@ import {
 import type { MonitoredTableRow } from "../store/schema.js";
 import { ALERT_DEFAULTS } from "./alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
-import { outcomeOf, runTableChecks, type CheckOutcome, type TableRunReport } from "./run-table.js";
+import { runTableNow } from "./run-now.js";
+import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
@@ -197,9 +198,10 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
   if (!(await deleteMonitoredTable(deps.store.db, ownerId, id))) throw notFound("Monitored table");
 }
 
-/** Runs the table's checks now, outside the schedule (which it leaves as it is). */
+/** Runs the table's checks now, outside the schedule (which it leaves as it is); `conflict`
+ * while another instance runs checks of its connection. */
 export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
-  return runTableChecks(deps, await ownedTable(deps, ownerId, id), "manual");
+  return runTableNow(deps, await ownedTable(deps, ownerId, id));
 }
 
 export async function listRunsOf(

@@ -1,7 +1,12 @@
-// Repository of monitored tables: owner-scoped CRUD for the API, and the scheduler's lease
-// (claim due tables with FOR UPDATE SKIP LOCKED, then complete or release them).
+// Repository of monitored tables: owner-scoped CRUD for the API, and the leases of the
+// instances running checks (due tables claimed with FOR UPDATE SKIP LOCKED, or one table for a
+// manual run; renewed while the checks run, then completed or released).
+// Connection affinity: at any moment one instance at most holds live leases on a connection's
+// tables, because the monitoring budget that protects a customer database lives in each
+// process; with one instance per connection, that instance's budget is the cluster's.
 
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNull, lt, lte, ne, notExists, or, sql } from "drizzle-orm";
+import { alias, type AnyPgColumn } from "drizzle-orm/pg-core";
 
 import type { ColumnSnapshot } from "../monitoring/check-config.js";
 import type { Db } from "./client.js";
@@ -59,35 +64,98 @@ export async function saveSchemaSnapshot(db: Db, id: number, columns: ColumnSnap
   await db.update(monitoredTables).set({ schemaSnapshot: columns }).where(eq(monitoredTables.id, id));
 }
 
+/** Arbitrary constant, apart from the migration lock's: claims and manual leases take turns. */
+const LEASE_LOCK_KEY = 7_311_520_432;
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
 /**
- * Leases up to `limit` due tables to `owner` until `leaseUntil`, oldest due first. Rows
- * another instance is claiming right now are skipped (SKIP LOCKED), and rows it holds a live
- * lease on are not due: so each due table goes to exactly one instance. Times come from the
- * caller's clock (instances are expected to keep theirs NTP-synchronised; leases are minutes).
+ * Serializes the transactions that take leases, across instances, until the transaction ends.
+ * Without it two claims running at once would each see no live lease on a connection and each
+ * take one of its tables. Claims are short and once per tick, so the wait is short too.
+ */
+async function takeLeaseTurn(tx: Tx): Promise<void> {
+  await tx.execute(sql`SELECT pg_advisory_xact_lock(${LEASE_LOCK_KEY}::bigint)`);
+}
+
+/** A live lease held by another owner than `owner`: that owner runs the table's connection. */
+const leasedByOther = (t: { leaseOwner: AnyPgColumn; leaseUntil: AnyPgColumn }, owner: string, now: Date) => and(ne(t.leaseOwner, owner), gte(t.leaseUntil, now));
+
+/**
+ * Leases up to `limit` due tables to `owner` until `leaseUntil`, oldest due first, skipping
+ * the tables of connections another owner holds a live lease on (connection affinity; the
+ * owner's own leases do not stop it, its local budget serializes those). Rows another
+ * transaction has locked are skipped (SKIP LOCKED), and rows with a live lease are not due:
+ * so each due table goes to exactly one instance. Times come from the caller's clock
+ * (instances are expected to keep theirs NTP-synchronised; leases are minutes).
  */
 export async function claimDueTables(
   db: Db,
   args: { owner: string; now: Date; leaseUntil: Date; limit: number },
 ): Promise<MonitoredTableRow[]> {
   if (args.limit <= 0) return [];
-  const due = db
-    .select({ id: monitoredTables.id })
-    .from(monitoredTables)
-    .where(
-      and(
-        eq(monitoredTables.enabled, true),
-        lte(monitoredTables.nextRunAt, args.now),
-        or(isNull(monitoredTables.leaseUntil), lt(monitoredTables.leaseUntil, args.now)),
-      ),
-    )
-    .orderBy(asc(monitoredTables.nextRunAt))
-    .limit(args.limit)
-    .for("update", { skipLocked: true });
-  return db
-    .update(monitoredTables)
-    .set({ leaseOwner: args.owner, leaseUntil: args.leaseUntil, updatedAt: sql`${monitoredTables.updatedAt}` })
-    .where(inArray(monitoredTables.id, due))
-    .returning();
+  return db.transaction(async (tx) => {
+    await takeLeaseTurn(tx);
+    const other = alias(monitoredTables, "other");
+    const due = tx
+      .select({ id: monitoredTables.id })
+      .from(monitoredTables)
+      .where(
+        and(
+          eq(monitoredTables.enabled, true),
+          lte(monitoredTables.nextRunAt, args.now),
+          or(isNull(monitoredTables.leaseUntil), lt(monitoredTables.leaseUntil, args.now)),
+          notExists(
+            tx
+              .select({ id: other.id })
+              .from(other)
+              .where(and(eq(other.connectionId, monitoredTables.connectionId), leasedByOther(other, args.owner, args.now))),
+          ),
+        ),
+      )
+      .orderBy(asc(monitoredTables.nextRunAt))
+      .limit(args.limit)
+      .for("update", { skipLocked: true });
+    return tx
+      .update(monitoredTables)
+      .set({ leaseOwner: args.owner, leaseUntil: args.leaseUntil, updatedAt: sql`${monitoredTables.updatedAt}` })
+      .where(inArray(monitoredTables.id, due))
+      .returning();
+  });
+}
+
+/** Why a lease was refused: another owner runs checks of the table's connection, or `owner`
+ * itself is running this table's checks already. */
+export type ManualLease = { leased: MonitoredTableRow } | { busy: "connection" | "table" };
+
+/**
+ * Leases one table to `owner` for a run outside the schedule, under the claims' rule: refused
+ * while another owner holds a live lease on its connection (this table's included) or the
+ * table itself has a live lease (its checks are running). The schedule (next_run_at) is left
+ * as it is. Null when there is no such table.
+ */
+export async function leaseTableForRun(
+  db: Db,
+  args: { id: number; owner: string; now: Date; leaseUntil: Date },
+): Promise<ManualLease | null> {
+  return db.transaction(async (tx) => {
+    await takeLeaseTurn(tx);
+    const [table] = await tx.select().from(monitoredTables).where(eq(monitoredTables.id, args.id)).for("update");
+    if (!table) return null;
+    const [other] = await tx
+      .select({ id: monitoredTables.id })
+      .from(monitoredTables)
+      .where(and(eq(monitoredTables.connectionId, table.connectionId), leasedByOther(monitoredTables, args.owner, args.now)))
+      .limit(1);
+    if (other) return { busy: "connection" };
+    if (table.leaseUntil && table.leaseUntil >= args.now) return { busy: "table" };
+    const [leased] = await tx
+      .update(monitoredTables)
+      .set({ leaseOwner: args.owner, leaseUntil: args.leaseUntil, updatedAt: sql`${monitoredTables.updatedAt}` })
+      .where(eq(monitoredTables.id, args.id))
+      .returning();
+    return { leased: leased! };
+  });
 }
 
 /** Extends `owner`'s lease on a running table to `leaseUntil`. False when the lease was lost
@@ -113,6 +181,15 @@ export async function completeLease(
     .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)))
     .returning({ id: monitoredTables.id });
   return rows.length > 0;
+}
+
+/** Ends a lease taken for a run outside the schedule, leaving the schedule as it is. Only
+ * `owner`'s lease is cleared: one lost meanwhile belongs to whoever took it. */
+export async function releaseLease(db: Db, args: { id: number; owner: string }): Promise<void> {
+  await db
+    .update(monitoredTables)
+    .set({ leaseOwner: null, leaseUntil: null, updatedAt: sql`${monitoredTables.updatedAt}` })
+    .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)));
 }
 
 /** A monitored table by id, whoever owns it: for operators' tools (`npm run check`), never the API. */

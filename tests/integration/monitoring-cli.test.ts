@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { leaseTableForRun, releaseLease } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 
@@ -78,5 +79,23 @@ describe("npm run check -- <table_id>", () => {
     const missing = await check();
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("usage: npm run check -- <table_id>");
+  });
+
+  it("exits 3 while another instance runs checks of the table's connection, and runs once it has finished", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const body = { connection_id: connectionId, table: "events", checks: [{ kind: "volume", min_rows: 1 }] };
+    const table = await monitorTable(h, user.token, body);
+    const other = await monitorTable(h, user.token, body);
+    // Another instance holds a lease on the connection's other table, as while it runs it.
+    const lease = { id: other.id, owner: "another-instance" };
+    expect(await leaseTableForRun(h.deps.store.db, { ...lease, now: new Date(), leaseUntil: new Date(Date.now() + 300_000) })).toHaveProperty("leased");
+    const refused = await check(String(table.id));
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain("Checks of this table's connection are running on another instance; retry shortly");
+    expect(refused.stdout).toBe("");
+
+    await releaseLease(h.deps.store.db, lease);
+    expect((await check(String(table.id))).code).toBe(0);
   });
 });

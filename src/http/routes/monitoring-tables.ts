@@ -87,7 +87,12 @@ const runNow = createRoute({
   security,
   summary: "Run the table's checks now and return their outcomes (recorded and alerted as usual)",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(RunReportSchema, "The outcomes"), 404: notFoundResponse, ...authErrors },
+  responses: {
+    200: jsonResponse(RunReportSchema, "The outcomes"),
+    404: notFoundResponse,
+    409: errorResponse("Checks of the table's connection (busy: connection) or of the table itself (busy: table) are running; retry shortly"),
+    ...authErrors,
+  },
 });
 
 const RunsQuery = z.object({

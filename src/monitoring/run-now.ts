@@ -1,0 +1,35 @@
+// A table's checks run now, outside the schedule (POST /api/tables/{id}/run, `npm run check`),
+// under the scheduler's rule: the run holds the table's lease while it goes, and is refused
+// while another instance runs checks of the table's connection, whose budget would be doubled.
+
+import type { Deps } from "../deps.js";
+import { DomainError, notFound } from "../errors.js";
+import { leaseTableForRun, releaseLease } from "../store/monitoring-tables.js";
+import type { MonitoredTableRow } from "../store/schema.js";
+import { keepLease } from "./keep-lease.js";
+import { runTableChecks, type TableRunReport } from "./run-table.js";
+
+const BUSY = {
+  connection: "Checks of this table's connection are running on another instance; retry shortly",
+  table: "This table's checks are running already; retry shortly",
+} as const;
+
+/** Runs `table`'s checks now, leaving its schedule as it is. Throws `conflict` while another
+ * instance runs checks of its connection, or this table's checks are running already. */
+export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise<TableRunReport> {
+  const m = deps.monitoring;
+  const owner = m.instanceId;
+  const now = m.now();
+  const lease = await leaseTableForRun(deps.store.db, { id: table.id, owner, now: new Date(now), leaseUntil: new Date(now + m.settings.leaseSeconds * 1000) });
+  if (!lease) throw notFound("Monitored table");
+  if ("busy" in lease) throw new DomainError("conflict", BUSY[lease.busy], { busy: lease.busy });
+  const stopRenewing = keepLease(deps, { id: table.id, owner });
+  try {
+    return await runTableChecks(deps, lease.leased, "manual");
+  } finally {
+    stopRenewing();
+    await releaseLease(deps.store.db, { id: table.id, owner }).catch((err: unknown) =>
+      deps.logger.error({ err, table_id: table.id }, "releasing a manual run's lease failed; it will expire"),
+    );
+  }
+}
