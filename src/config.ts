@@ -115,7 +115,7 @@ export interface Config {
   connectTimeoutMs: number;
   /** Defaults and ceilings of every statement sent to a customer database. */
   query: { maxRows: number; maxBytes: number; timeoutMs: number };
-  /** Per-connection budget shared by all callers in this process. */
+  /** Per-connection budget of the whole deployment: each live instance takes an equal share. */
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -133,14 +133,15 @@ export interface Config {
   version: string;
 }
 
-/** The scheduler and the budget its checks run under (per connection, per process). */
+/** The scheduler and the budget its checks run under (per connection; one instance at a time runs a
+ * connection's checks, so the budget holds across instances). */
 export interface MonitorConfig {
   /** Whether startService runs the scheduler in this instance. */
   scheduler: boolean;
   tickMs: number;
   /** Monitored tables whose checks run at once in this instance. */
   maxConcurrency: number;
-  /** Monitoring statements running at once on one connection (in this instance). */
+  /** Monitoring statements running at once on one connection (across instances: see above). */
   connectionConcurrency: number;
   queriesPerMinute: number;
   statementTimeoutMs: number;

@@ -32,8 +32,21 @@ export async function openSessionStore(redisUrl: string | undefined): Promise<Se
 /** Where instances tell each other which connectors to evict. */
 const EVICTIONS_CHANNEL = "connector-evictions";
 
-/** The connector cache, subscribed to the other instances' evictions through `sessions`. */
-export async function createConnectorCache(config: Config, logger: Logger, sessions: SessionStore): Promise<ConnectorCache> {
+/** The connector cache, subscribed to the other instances' evictions through `sessions`, with
+ * budgets divided among the live instances counted there. A process that serves no queries
+ * (`npm run check`) passes `serving: false`: it does not count, so it takes no share. */
+export async function createConnectorCache(
+  config: Config,
+  logger: Logger,
+  sessions: SessionStore,
+  options: { serving?: boolean } = {},
+): Promise<ConnectorCache> {
+  const presence =
+    options.serving === false
+      ? { count: 1 }
+      : await sessions.instances((err) => {
+          logger.warn({ err }, "counting live instances failed; connection budgets keep the last count");
+        });
   const cache = new ConnectorCache(
     {
       maxEntries: config.connectors.cacheMax,
@@ -41,6 +54,7 @@ export async function createConnectorCache(config: Config, logger: Logger, sessi
       pool: { maxConnections: config.connectors.poolSize, idleTimeoutMs: 60_000 },
       limits: config.query,
       budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },
+      instances: () => presence.count,
     },
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
@@ -53,7 +67,11 @@ export function modelFor(config: Config): ChatOpenAI | null {
   return isModelConfigured(config.openai) ? createChatModel(config.openai) : null;
 }
 
-export async function buildDeps(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Deps> {
+export async function buildDeps(
+  config: Config,
+  logger: Logger = createLogger(config.logLevel),
+  options: { serving?: boolean } = {},
+): Promise<Deps> {
   await loadGuard();
   const prompts = loadPrompts();
   const store = await openStore(storeLocation(config));
@@ -66,7 +84,7 @@ export async function buildDeps(config: Config, logger: Logger = createLogger(co
       store,
       sessions,
       logger,
-      connectors: await createConnectorCache(config, logger, sessions),
+      connectors: await createConnectorCache(config, logger, sessions, options),
       model: modelFor(config),
       prompts,
       monitoring: createMonitoring(config.monitor),

@@ -39,7 +39,8 @@ let code = 0;
 try {
   const config = loadConfig();
   // Logs go to stderr, so stdout stays the report.
-  const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2)));
+  // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
+  const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2)), { serving: false });
   try {
     const table = await findMonitoredTable(deps.store.db, id);
     if (!table) {

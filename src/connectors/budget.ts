@@ -1,6 +1,7 @@
 // Per-connection query budget: a concurrency limit with a short, bounded wait queue, and a
 // queries-per-minute token bucket. Over budget is an immediate, explicit refusal: never an
-// unbounded queue building up in front of a customer database.
+// unbounded queue building up in front of a customer database. The limits are the whole
+// deployment's: with n instances live, each takes an equal share of them.
 
 import { RateLimitedError } from "../errors.js";
 
@@ -24,20 +25,43 @@ export interface Budget {
   readonly waiting: number;
 }
 
-export function createBudget(limits: BudgetLimits, now: () => number = Date.now): Budget {
+/** This instance's part of `limits` when `instances` share them. Concurrency rounds down and
+ * the bucket holds at least one token, so no instance is ever locked out: with more instances
+ * than the limit, the deployment may go over it by one statement per instance. */
+export function shareOf(limits: Pick<BudgetLimits, "concurrency" | "perMinute">, instances: number) {
+  const n = Math.max(1, instances);
+  const perMinute = limits.perMinute / n;
+  return { concurrency: Math.max(1, Math.floor(limits.concurrency / n)), perMinute, capacity: Math.max(1, perMinute) };
+}
+
+/**
+ * `instances` is read on every acquire (it is the last count of live instances, kept without a
+ * round trip), so a change applies at once: running statements go on, a smaller share admits
+ * no one until enough have finished, and tokens above the new capacity are dropped.
+ */
+export function createBudget(limits: BudgetLimits, now: () => number = Date.now, instances: () => number = () => 1): Budget {
   let running = 0;
+  // Full; clipped to this instance's share at the first statement.
   let tokens = limits.perMinute;
   let refilledAt = now();
   const waiters: { grant: (release: Release) => void; timer: NodeJS.Timeout }[] = [];
+  let share = { instances: 1, ...shareOf(limits, 1) };
+  // Recomputed only when the count changes: this runs on every statement.
+  const currentShare = () => {
+    const n = instances();
+    if (n !== share.instances) share = { instances: n, ...shareOf(limits, n) };
+    return share;
+  };
 
   const takeToken = () => {
+    const { perMinute, capacity } = share;
     const t = now();
-    tokens = Math.min(limits.perMinute, tokens + ((t - refilledAt) / 60_000) * limits.perMinute);
+    tokens = Math.min(capacity, tokens + ((t - refilledAt) / 60_000) * perMinute);
     refilledAt = t;
     if (tokens < 1) {
-      const waitSeconds = Math.ceil(((1 - tokens) / limits.perMinute) * 60);
+      const waitSeconds = Math.ceil(((1 - tokens) / perMinute) * 60);
       throw new RateLimitedError(
-        `Query budget of this connection is spent (${limits.perMinute} per minute); try again in ${waitSeconds} s`,
+        `Query budget of this connection is spent (${shareText(`${limits.perMinute} per minute`, share.instances)}); try again in ${waitSeconds} s`,
         waitSeconds,
         "budget_exceeded",
       );
@@ -45,14 +69,20 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now)
     tokens -= 1;
   };
 
-  const release: Release = () => {
-    const next = waiters.shift();
-    if (next) {
+  /** Hands free slots to waiters, oldest first. */
+  const admit = () => {
+    while (running < share.concurrency && waiters.length > 0) {
+      const next = waiters.shift()!;
       clearTimeout(next.timer);
+      running += 1;
       next.grant(once(release));
-    } else {
-      running -= 1;
     }
+  };
+
+  const release: Release = () => {
+    running -= 1;
+    currentShare();
+    admit();
   };
 
   return {
@@ -63,20 +93,23 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now)
       return waiters.length;
     },
     acquire() {
+      currentShare();
       takeToken();
-      if (running < limits.concurrency) {
+      // A share grown since the last release may have left waiters behind free slots.
+      admit();
+      if (running < share.concurrency && waiters.length === 0) {
         running += 1;
         return Promise.resolve(once(release));
       }
       if (waiters.length >= limits.maxWaiting) {
-        return Promise.reject(busy(limits));
+        return Promise.reject(busy(limits, share));
       }
       return new Promise<Release>((resolve, reject) => {
         const waiter = {
           grant: resolve,
           timer: setTimeout(() => {
             waiters.splice(waiters.indexOf(waiter), 1);
-            reject(busy(limits));
+            reject(busy(limits, currentShare()));
           }, limits.maxWaitMs),
         };
         waiters.push(waiter);
@@ -85,12 +118,18 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now)
   };
 }
 
-const busy = (limits: BudgetLimits) =>
-  new RateLimitedError(
-    `This connection is busy: ${limits.concurrency} statements are running and ${limits.maxWaiting} waiting; try again shortly`,
+/** A limit in a refusal, naming the division when there is one so the number adds up. */
+const shareText = (limit: string, instances: number) =>
+  instances > 1 ? `this instance's share of ${limit} across ${instances} instances` : limit;
+
+const busy = (limits: BudgetLimits, share: { instances: number; concurrency: number }) => {
+  const divided = share.instances > 1 ? ` (${shareText(String(limits.concurrency), share.instances)})` : "";
+  return new RateLimitedError(
+    `This connection is busy: ${share.concurrency} statements are running${divided} and ${limits.maxWaiting} waiting; try again shortly`,
     1,
     "budget_exceeded",
   );
+};
 
 /** A release that only counts once, whatever the caller does. */
 function once(fn: Release): Release {

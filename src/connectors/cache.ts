@@ -13,7 +13,10 @@ export interface ConnectorCacheOptions {
   idleMs: number;
   pool: PoolOptions;
   limits: QueryLimits;
+  /** Each connection's budget across the deployment... */
   budget: BudgetLimits;
+  /** ...shared equally by this many live instances (read on every statement; default 1). */
+  instances?: () => number;
 }
 
 export class ConnectorCache {
@@ -46,7 +49,7 @@ export class ConnectorCache {
     }
     const opening = (async () => {
       const driver = await openDriver(await loadTarget(), this.options.pool);
-      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, createBudget(this.options.budget));
+      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, createBudget(this.options.budget, Date.now, this.options.instances));
     })();
     this.entries.set(connectionId, opening);
     opening.catch(() => {

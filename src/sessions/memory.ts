@@ -87,6 +87,10 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
     async subscribe(channel, handler) {
       subscribers.set(channel, [...(subscribers.get(channel) ?? []), handler]);
     },
+    // In-process sessions cannot be shared: this instance is the only one.
+    async instances() {
+      return { count: 1 };
+    },
     async ping() {},
     async close() {
       subscribers.clear();

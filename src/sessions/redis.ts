@@ -1,9 +1,10 @@
 // Sessions in Redis: hash `session:{id}` with a TTL renewed on each authenticated call, so any
-// instance can serve any session.
+// instance can serve any session. Also messages between instances, and their count.
 
 import type { Redis } from "ioredis";
 import { createLRU } from "lru.min";
 
+import { createRedisPresence, type PresenceOptions } from "./presence.js";
 import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionRecord, type SessionStore } from "./types.js";
 
 const sessionKey = (id: string) => `session:${id}`;
@@ -21,7 +22,8 @@ const SESSION_CHANGES = "session-changes";
 const STATE_CACHE_MS = 2_000;
 const STATE_CACHE_MAX = 10_000;
 
-export function createRedisSessionStore(redis: Redis): SessionStore {
+/** `presence` tunes the heartbeat of instances() (tests shorten it). */
+export function createRedisSessionStore(redis: Redis, presence: PresenceOptions = {}): SessionStore {
   // Channels are not keys: ioredis does not prefix them, so instances sharing a key prefix
   // (one deployment) share channels and other deployments on the same Redis do not.
   const channelName = (channel: string) => `${redis.options.keyPrefix ?? ""}${channel}`;
@@ -62,6 +64,7 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
   // not listening, which the "close" handler has dealt with.
   subscriber.on("error", () => undefined);
   void listen();
+  const instances = createRedisPresence(redis, presence);
   const announce = (sessionId: string) => [channelName(SESSION_CHANGES), sessionId] as const;
 
   async function readState(sessionId: string): Promise<SessionRecord | null> {
@@ -138,10 +141,12 @@ export function createRedisSessionStore(redis: Redis): SessionStore {
       await redis.publish(channelName(channel), message);
     },
     subscribe,
+    instances: (onError) => instances.join(onError),
     async ping() {
       await redis.ping();
     },
     async close() {
+      await instances.leave();
       await subscriber.quit();
       await redis.quit();
     },

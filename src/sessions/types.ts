@@ -21,6 +21,12 @@ export interface CounterHit {
   resetsInSeconds: number;
 }
 
+/** The live instances sharing a session store, as a count kept without a round trip. */
+export interface Presence {
+  /** This instance included, so at least 1; as of the last heartbeat. */
+  readonly count: number;
+}
+
 export interface SessionStore {
   readonly kind: "redis" | "memory";
   create(sessionId: string, userId: number, ttlSeconds: number): Promise<SessionRecord>;
@@ -44,7 +50,12 @@ export interface SessionStore {
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` with each message published on `channel` from now on. */
   subscribe(channel: string, handler: (message: string) => void): Promise<void>;
+  /** Announces this instance to the others sharing the store, until close(), and counts the
+   * live ones (a heartbeat refreshes both); resolves after the first count. Every call shares
+   * the same heartbeat. One that fails keeps the last count and tells `onError`. */
+  instances(onError?: (err: unknown) => void): Promise<Presence>;
   ping(): Promise<void>;
+  /** Also leaves the instances, which the others notice at their next heartbeat. */
   close(): Promise<void>;
 }
 

@@ -64,9 +64,19 @@ describe("secrets at rest and in transit", () => {
     expect(keys.length).toBeGreaterThan(0);
     const redisText = (
       await Promise.all(
-        keys.map(async (key) =>
-          (await h.redis!.raw.type(key)) === "hash" ? JSON.stringify(await h.redis!.raw.hgetall(key)) : String(await h.redis!.raw.get(key)),
-        ),
+        keys.map(async (key) => {
+          const raw = h.redis!.raw;
+          switch (await raw.type(key)) {
+            case "hash":
+              return JSON.stringify(await raw.hgetall(key));
+            case "zset": // the live instances
+              return JSON.stringify(await raw.zrange(key, 0, -1));
+            case "list":
+              return JSON.stringify(await raw.lrange(key, 0, -1));
+            default:
+              return String(await raw.get(key));
+          }
+        }),
       )
     ).join("\n");
 

@@ -1,5 +1,5 @@
 // One contract, two session stores: the in-process store (embedded) and Redis (production)
-// must behave the same for sessions and rate-limit counters.
+// must behave the same for sessions, rate-limit counters, messages and the instance count.
 
 import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
@@ -111,6 +111,85 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
     await store.subscribe(`${channel}-other`, (m) => got.push(`other:${m}`));
     await store.publish(channel, "42");
     await expect.poll(() => got.sort()).toEqual(["a:42", "b:42"]);
+  });
+
+  it("counts itself as the one live instance when alone, however often asked", async () => {
+    expect((await store.instances()).count).toBe(1);
+    expect((await store.instances()).count).toBe(1);
+  });
+});
+
+describe("redis presence", () => {
+  /** A short heartbeat, so arrivals and departures show within a test. */
+  const HEARTBEAT_MS = 50;
+  const instancesOf = (deployment: ReturnType<typeof redisWithPrefix>, options: { heartbeatMs?: number; expiryMs?: number } = {}) =>
+    createRedisSessionStore(new Redis(deployment.redis.options), { heartbeatMs: HEARTBEAT_MS, ...options });
+
+  it("counts the instances sharing a key prefix, not those of another deployment", async () => {
+    const deployment = redisWithPrefix();
+    const other = redisWithPrefix();
+    const [a, b, stranger] = [instancesOf(deployment), instancesOf(deployment), instancesOf(other)];
+    try {
+      const [aCount, bCount, strangerCount] = await Promise.all([a.instances(), b.instances(), stranger.instances()]);
+      await expect.poll(() => [aCount.count, bCount.count]).toEqual([2, 2]);
+      expect(strangerCount.count).toBe(1);
+      expect(await deployment.raw.zcard(`${deployment.prefix}instances`)).toBe(2);
+    } finally {
+      await Promise.all([a.close(), b.close(), stranger.close()]);
+      await Promise.all([deployment.cleanup(), other.cleanup()]);
+    }
+  });
+
+  it("drops an instance that closed, at the others' next heartbeat", async () => {
+    const deployment = redisWithPrefix();
+    const [a, b] = [instancesOf(deployment), instancesOf(deployment)];
+    try {
+      const live = await a.instances();
+      await b.instances();
+      await expect.poll(() => live.count).toBe(2);
+      await b.close();
+      expect(await deployment.raw.zcard(`${deployment.prefix}instances`)).toBe(1);
+      await expect.poll(() => live.count).toBe(1);
+    } finally {
+      await a.close();
+      await deployment.cleanup();
+    }
+  });
+
+  it("drops an instance that stopped announcing itself without leaving, once its announcement expires", async () => {
+    const deployment = redisWithPrefix();
+    const a = instancesOf(deployment);
+    // Announces once, for 300 ms, and not again within the test: as if its process had died.
+    const dead = instancesOf(deployment, { heartbeatMs: 60_000, expiryMs: 300 });
+    try {
+      const live = await a.instances();
+      await dead.instances();
+      await expect.poll(() => live.count).toBe(2);
+      await expect.poll(() => live.count).toBe(1);
+    } finally {
+      await Promise.all([a.close(), dead.close()]);
+      await deployment.cleanup();
+    }
+  });
+
+  it("keeps the last count when a heartbeat fails, and reports the failure", async () => {
+    const deployment = redisWithPrefix();
+    const client = new Redis(deployment.redis.options);
+    const a = createRedisSessionStore(client, { heartbeatMs: HEARTBEAT_MS });
+    const b = instancesOf(deployment);
+    try {
+      const failures: unknown[] = [];
+      const live = await a.instances((err) => failures.push(err));
+      await b.instances();
+      await expect.poll(() => live.count).toBe(2);
+      client.disconnect();
+      await expect.poll(() => failures.length).toBeGreaterThan(1);
+      expect(live.count).toBe(2);
+    } finally {
+      await a.close().catch(() => undefined); // its connection is gone
+      await b.close();
+      await deployment.cleanup();
+    }
   });
 });
 

@@ -35,6 +35,8 @@ export interface HarnessOptions {
   random?: () => number;
   /** The scheduler's instance id (default: unique per harness). */
   instanceId?: string;
+  /** How often a Redis session store renews this instance's presence (default 5 s). */
+  heartbeatMs?: number;
 }
 
 interface SharedInstance {
@@ -113,7 +115,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     redis = shared?.redis ? { ...shared.redis } : redisWithPrefix();
     const { Redis } = await import("ioredis");
     const client = new Redis(redis!.redis.options);
-    sessions = createRedisSessionStore(client);
+    sessions = createRedisSessionStore(client, { heartbeatMs: options.heartbeatMs });
     cleanups.push(() => sessions!.close());
     if (!shared) cleanups.push(() => redis!.cleanup());
   } else {

@@ -1,0 +1,74 @@
+// Which instances of a deployment are live, from a heartbeat in Redis: a sorted set of instance
+// ids, each scored by when its announcement expires. Connection budgets divide by the count.
+
+import type { Redis } from "ioredis";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+
+import type { Presence } from "./types.js";
+
+/** A key, so under the store's prefix: instances count those of their own deployment only. */
+const INSTANCES_KEY = "instances";
+
+export interface PresenceOptions {
+  /** How often this instance renews its announcement and recounts. */
+  heartbeatMs?: number;
+  /** How long an announcement lasts unrenewed: an instance that dies without leaving stops
+   * counting after this. */
+  expiryMs?: number;
+}
+
+export function createRedisPresence(redis: Redis, options: PresenceOptions = {}) {
+  const heartbeatMs = options.heartbeatMs ?? 5_000;
+  const expiryMs = options.expiryMs ?? heartbeatMs * 3;
+  const id = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const presence = { count: 1 };
+  const errorHandlers: ((err: unknown) => void)[] = [];
+  let joined: Promise<Presence> | undefined;
+  let beating: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  let left = false;
+
+  // One round trip. Scores are this instance's clock, so instances' clocks must agree to well
+  // within expiryMs (NTP does).
+  const beat = async () => {
+    const now = Date.now();
+    try {
+      const results = await redis
+        .multi()
+        .zadd(INSTANCES_KEY, now + expiryMs, id)
+        .zremrangebyscore(INSTANCES_KEY, "-inf", now)
+        .zcard(INSTANCES_KEY)
+        .exec();
+      const [err, count] = results?.[2] ?? [new Error("the heartbeat transaction was discarded"), null];
+      if (err) throw err;
+      presence.count = Math.max(1, Number(count));
+    } catch (err) {
+      for (const handler of errorHandlers) handler(err);
+    }
+  };
+  const scheduleNext = () => {
+    if (left) return;
+    timer = setTimeout(() => (beating = beat().then(scheduleNext)), heartbeatMs);
+    timer.unref();
+  };
+
+  return {
+    join(onError?: (err: unknown) => void): Promise<Presence> {
+      if (onError) errorHandlers.push(onError);
+      joined ??= (beating = beat()).then(() => {
+        scheduleNext();
+        return presence;
+      });
+      return joined;
+    },
+    /** Stops the heartbeat and withdraws the announcement (best effort: unwithdrawn, it expires). */
+    async leave(): Promise<void> {
+      left = true;
+      clearTimeout(timer);
+      // A heartbeat in flight would otherwise announce this instance again after the ZREM.
+      await beating;
+      if (joined) await redis.zrem(INSTANCES_KEY, id).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import { describe, expect, it } from "vitest";
+
+import { createBudget, shareOf, type Budget, type BudgetLimits, type Release } from "../../src/connectors/budget.js";
+import { RateLimitedError } from "../../src/errors.js";
+
+const MIN = 60_000;
+
+/** A budget on a clock and an instance count the test moves by hand. */
+function budgetOf(limits: Partial<BudgetLimits>, instances = 1) {
+  const world = { now: 0, instances };
+  const budget = createBudget(
+    { concurrency: 100, perMinute: 1000, maxWaiting: 0, maxWaitMs: 60_000, ...limits },
+    () => world.now,
+    () => world.instances,
+  );
+  return { budget, world };
+}
+
+/** Acquires and releases at once, `n` times; the outcome of each ("ok" or the refusal). */
+async function starts(budget: Budget, n: number): Promise<(string | RateLimitedError)[]> {
+  const outcomes: (string | RateLimitedError)[] = [];
+  for (let i = 0; i < n; i++) {
+    try {
+      (await budget.acquire())();
+      outcomes.push("ok");
+    } catch (err) {
+      if (!(err instanceof RateLimitedError)) throw err;
+      outcomes.push(err);
+    }
+  }
+  return outcomes;
+}
+
+const refusal = (outcome: string | RateLimitedError | undefined) => {
+  if (!(outcome instanceof RateLimitedError)) throw new Error(`expected a refusal, got ${String(outcome)}`);
+  return outcome;
+};
+
+/** Lets granted waiters' promises settle. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("shareOf", () => {
+  it.each<[string, number, number, number, { concurrency: number; perMinute: number; capacity: number }]>([
+    ["one instance takes everything", 4, 600, 1, { concurrency: 4, perMinute: 600, capacity: 600 }],
+    ["two split evenly", 4, 600, 2, { concurrency: 2, perMinute: 300, capacity: 300 }],
+    ["concurrency rounds down", 5, 600, 2, { concurrency: 2, perMinute: 300, capacity: 300 }],
+    ["three of four statements", 4, 600, 3, { concurrency: 1, perMinute: 200, capacity: 200 }],
+    ["concurrency never drops below one", 4, 600, 10, { concurrency: 1, perMinute: 60, capacity: 60 }],
+    ["a rate that does not divide stays fractional", 5, 5, 2, { concurrency: 2, perMinute: 2.5, capacity: 2.5 }],
+    ["the bucket holds at least one token", 1, 1, 4, { concurrency: 1, perMinute: 0.25, capacity: 1 }],
+    ["a count under one counts as one", 4, 600, 0, { concurrency: 4, perMinute: 600, capacity: 600 }],
+  ])("%s", (_name, concurrency, perMinute, instances, expected) => {
+    expect(shareOf({ concurrency, perMinute }, instances)).toEqual(expected);
+  });
+});
+
+describe("queries per minute", () => {
+  it("allows the whole budget to one instance, in the words it always used", async () => {
+    const { budget } = budgetOf({ perMinute: 3 });
+    const outcomes = await starts(budget, 4);
+    expect(outcomes.slice(0, 3)).toEqual(["ok", "ok", "ok"]);
+    expect(refusal(outcomes[3]).message).toBe("Query budget of this connection is spent (3 per minute); try again in 20 s");
+    expect(refusal(outcomes[3]).code).toBe("budget_exceeded");
+  });
+
+  it("allows each of two instances half, says so, and refills at half the rate", async () => {
+    const { budget, world } = budgetOf({ perMinute: 4 }, 2);
+    const outcomes = await starts(budget, 3);
+    expect(outcomes.slice(0, 2)).toEqual(["ok", "ok"]);
+    expect(refusal(outcomes[2]).message).toBe(
+      "Query budget of this connection is spent (this instance's share of 4 per minute across 2 instances); try again in 30 s",
+    );
+    expect(refusal(outcomes[2]).retryAfterSeconds).toBe(30);
+    world.now += 29_000;
+    expect(await starts(budget, 1)).toEqual([expect.any(RateLimitedError)]);
+    world.now += 1_000;
+    expect(await starts(budget, 1)).toEqual(["ok"]);
+  });
+
+  it("drops tokens above a share that shrank", async () => {
+    const { budget, world } = budgetOf({ perMinute: 10 });
+    expect(await starts(budget, 1)).toEqual(["ok"]);
+    world.instances = 5;
+    expect((await starts(budget, 3)).map((o) => o === "ok")).toEqual([true, true, false]);
+  });
+
+  it("refills up to a share that grew, at its rate, without granting tokens at once", async () => {
+    const { budget, world } = budgetOf({ perMinute: 4 }, 2);
+    expect((await starts(budget, 3)).map((o) => o === "ok")).toEqual([true, true, false]);
+    world.instances = 1;
+    expect((await starts(budget, 1)).map((o) => o === "ok")).toEqual([false]);
+    world.now += MIN;
+    expect((await starts(budget, 5)).map((o) => o === "ok")).toEqual([true, true, true, true, false]);
+  });
+
+  it("lets a share under one per minute through now and then", async () => {
+    const { budget, world } = budgetOf({ perMinute: 1 }, 2);
+    const outcomes = await starts(budget, 2);
+    expect(outcomes[0]).toBe("ok");
+    expect(refusal(outcomes[1]).retryAfterSeconds).toBe(120);
+    world.now += 2 * MIN;
+    expect(await starts(budget, 1)).toEqual(["ok"]);
+  });
+});
+
+describe("concurrency", () => {
+  it("runs this instance's share at once, queues up to maxWaiting, and refuses beyond, saying so", async () => {
+    const { budget } = budgetOf({ concurrency: 4, maxWaiting: 1 }, 2);
+    const running = [await budget.acquire(), await budget.acquire()];
+    const waiting = budget.acquire();
+    expect([budget.running, budget.waiting]).toEqual([2, 1]);
+    await expect(budget.acquire()).rejects.toThrow(
+      "This connection is busy: 2 statements are running (this instance's share of 4 across 2 instances) and 1 waiting; try again shortly",
+    );
+    running[0]!();
+    (await waiting)();
+    running[1]!();
+    expect([budget.running, budget.waiting]).toEqual([0, 0]);
+  });
+
+  it("keeps the whole-budget refusal of one instance", async () => {
+    const { budget } = budgetOf({ concurrency: 1, maxWaiting: 0 });
+    const release = await budget.acquire();
+    await expect(budget.acquire()).rejects.toThrow("This connection is busy: 1 statements are running and 0 waiting; try again shortly");
+    release();
+  });
+
+  it("lets running statements finish when the share shrinks, admitting no one until under it", async () => {
+    const { budget, world } = budgetOf({ concurrency: 4, maxWaiting: 4 });
+    const running: Release[] = [];
+    for (let i = 0; i < 4; i++) running.push(await budget.acquire());
+    world.instances = 2;
+    let admitted = false;
+    const waiting = budget.acquire().then((release) => {
+      admitted = true;
+      return release;
+    });
+    expect([budget.running, budget.waiting]).toEqual([4, 1]);
+    running.pop()!();
+    running.pop()!();
+    await settle();
+    expect([admitted, budget.running]).toEqual([false, 2]);
+    running.pop()!();
+    await settle();
+    expect([admitted, budget.running]).toEqual([true, 2]);
+    (await waiting)();
+    running.pop()!();
+    expect([budget.running, budget.waiting]).toEqual([0, 0]);
+  });
+
+  it("admits waiters first when the share grows, before a newcomer", async () => {
+    const { budget, world } = budgetOf({ concurrency: 2, maxWaiting: 4 }, 2);
+    const first = await budget.acquire();
+    const waiter = budget.acquire();
+    expect([budget.running, budget.waiting]).toEqual([1, 1]);
+    world.instances = 1;
+    const newcomer = budget.acquire();
+    expect([budget.running, budget.waiting]).toEqual([2, 1]);
+    (await waiter)();
+    (await newcomer)();
+    first();
+    expect([budget.running, budget.waiting]).toEqual([0, 0]);
+  });
+});
