@@ -3,13 +3,12 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import { requestId } from "hono/request-id";
 
 import type { Deps } from "./deps.js";
 import type { AppEnv } from "./http/context.js";
-import { limitBody } from "./http/body-limit.js";
 import { notFoundHandler, onError, validationHook } from "./http/errors.js";
-import { requestLog } from "./http/request-log.js";
+import { requestEdge } from "./http/request-edge.js";
+import { RememberingRouter } from "./http/router.js";
 import { mountAccounts } from "./http/routes/accounts.js";
 import { mountAsk } from "./http/routes/ask.js";
 import { mountConnections } from "./http/routes/connections.js";
@@ -25,11 +24,9 @@ import { mountSessions } from "./http/routes/sessions.js";
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export function createApp(deps: Deps) {
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
-  app.use(requestId({ headerName: "X-Request-Id" }));
-  app.use(requestLog(deps.logger));
-  app.use(limitBody(MAX_BODY_BYTES));
+  app.use(requestEdge(deps.logger, MAX_BODY_BYTES));
 
   mountHealth(app, deps);
   mountAccounts(app, deps);

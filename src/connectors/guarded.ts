@@ -32,13 +32,18 @@ export class GuardedConnector {
   }
 
   /** Refuses anything but one read statement, then runs it read-only within the limits. */
-  async query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
+  query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
+    // Only SQLite may retry; the others skip the wrapper (an async frame on every query).
+    return this.driver.dialect === "sqlite" ? this.queryRetryingLegacyStrings(sql, options) : this.queryOnce(sql, options);
+  }
+
+  private async queryRetryingLegacyStrings(sql: string, options: QueryOptions): Promise<QueryResult> {
     try {
       return await this.queryOnce(sql, options);
     } catch (err) {
-      const retry = this.driver.dialect === "sqlite" ? legacyStringRetry(sql, err) : null;
+      const retry = legacyStringRetry(sql, err);
       if (retry === null) throw err;
-      return this.query(retry, options);
+      return this.queryRetryingLegacyStrings(retry, options);
     }
   }
 

@@ -3,20 +3,22 @@
 // every request (measured: ~15% of a small /query's CPU). Only chunked bodies, whose size is
 // unknown up front, go through hono's streaming check.
 
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { bodyLimit } from "hono/body-limit";
 
 import type { AppEnv } from "./context.js";
 import { errorBody } from "./errors.js";
 
-export function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
-  const tooLarge = (c: Parameters<MiddlewareHandler<AppEnv>>[0]) =>
-    c.json(errorBody("payload_too_large", `Request body larger than ${maxBytes} bytes`), 413);
-  const streaming = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
-  return async (c, next) => {
+/** Runs `next` when the body may be within `maxBytes`; answers the 413 response otherwise.
+ * A plain function, not a middleware: requestEdge calls it inline, saving a layer of hono's
+ * middleware chain on every request. */
+export function limitBody(maxBytes: number): (c: Context<AppEnv>, next: Next) => Promise<unknown> | Response {
+  const tooLarge = (c: Context<AppEnv>) => c.json(errorBody("payload_too_large", `Request body larger than ${maxBytes} bytes`), 413);
+  const streaming: MiddlewareHandler<AppEnv> = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return (c, next) => {
     if (c.req.header("transfer-encoding")) return streaming(c, next);
     const length = c.req.header("content-length");
     if (length !== undefined && !(Number(length) <= maxBytes)) return tooLarge(c);
-    await next();
+    return next();
   };
 }

@@ -13,7 +13,5 @@ export interface AppEnv {
     /** The service logger; use requestLogger(c) to log about this request. */
     logger: Logger;
     auth: AuthContext;
-    /** Set by the query routes: errors also carry seed 000's `{status, data, error}` fields. */
-    queryEnvelope?: boolean;
   };
 }

@@ -3,12 +3,14 @@
 
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 
 import { DomainError, RateLimitedError, type ErrorCode } from "../errors.js";
 import type { AppEnv } from "./context.js";
 import { requestLogger } from "./request-log.js";
+import { queryRoutingPaths } from "./routes/query.js";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_input: 422,
@@ -38,7 +40,7 @@ export function errorBody(code: string, detail: string, extra: Record<string, un
 
 /** Seed 000's error envelope for the query routes, around the usual `{detail, code}`. */
 const envelope = (c: Context<AppEnv>, body: Record<string, unknown>) =>
-  c.get("queryEnvelope") ? { status: "error", data: null, error: body.detail, ...body } : body;
+  matchedRoutes(c).some((route) => queryRoutingPaths.has(route.path)) ? { status: "error", data: null, error: body.detail, ...body } : body;
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof DomainError) {
@@ -69,10 +71,15 @@ export function validationHook(
 ) {
   if (result.success) return;
   const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
-  const errors = result.error.issues.map((issue) => ({
+  const { detail, errors } = invalidInput(result.error, target);
+  return c.json(envelope(c, errorBody("invalid_input", detail, { errors })), 422);
+}
+
+/** The 422's detail and per-field errors for the problems zod found in one part of a request. */
+export function invalidInput(error: ZodError, target: string) {
+  const errors = error.issues.map((issue) => ({
     path: [target, ...issue.path.map(String)].join("."),
     message: issue.message,
   }));
-  const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-  return c.json(envelope(c, errorBody("invalid_input", `Invalid input: ${detail}`, { errors })), 422);
+  return { detail: `Invalid input: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors };
 }

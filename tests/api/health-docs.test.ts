@@ -1,7 +1,9 @@
 // /health (seed 004 shape) with degraded dependencies, and the OpenAPI document and docs page
 // generated from the route schemas.
 
+import { serve, type ServerType } from "@hono/node-server";
 import { Redis } from "ioredis";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createApp } from "../../src/app.js";
@@ -93,5 +95,50 @@ describe("embedded health and docs", () => {
     expect(res.status).toBe(404);
     expect(res.body).toEqual({ detail: "No route for GET /no/such/route", code: "not_found" });
     expect(res.headers.get("x-request-id")).toBeTruthy();
+  });
+});
+
+describe("request ids over a real HTTP server", () => {
+  // app.request() has no Node response: this is the path production takes (see request-edge.ts).
+  let h: Harness;
+  let server: ServerType;
+  let base: string;
+  beforeAll(async () => {
+    h = await createHarness();
+    const app = createApp(h.deps);
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await h?.close();
+  });
+
+  it("tags a response with a fresh X-Request-Id, and keeps a plain one the client sent", async () => {
+    const fresh = await fetch(`${base}/health`);
+    expect(fresh.status).toBe(200);
+    expect(fresh.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fresh.headers.get("content-type")).toMatch(/application\/json/);
+    expect((await fetch(`${base}/health`, { headers: { "x-request-id": "trace-42" } })).headers.get("x-request-id")).toBe("trace-42");
+    expect((await fetch(`${base}/health`, { headers: { "x-request-id": "not plain!" } })).headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("tags error responses too, next to their own headers", async () => {
+    const missing = await fetch(`${base}/no/such/route`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("x-request-id")).toBeTruthy();
+    expect(await missing.json()).toEqual({ detail: "No route for GET /no/such/route", code: "not_found" });
+
+    const unauthorized = await fetch(`${base}/query`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"sql":"SELECT 1"}' });
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.headers.get("x-request-id")).toBeTruthy();
+    expect(unauthorized.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect(await unauthorized.json()).toMatchObject({ status: "error", data: null, code: "unauthorized" });
+
+    const tooLarge = await fetch(`${base}/users/`, { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(2 * 1024 * 1024) });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.headers.get("x-request-id")).toBeTruthy();
   });
 });

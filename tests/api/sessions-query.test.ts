@@ -132,6 +132,41 @@ describe("POST /query", () => {
     }
   });
 
+  it("checks the body like every route: 415 for another media type, 400 for bad JSON, 422 with field paths", async () => {
+    const user = await userWith(chinook);
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const envelope = { status: "error", data: null };
+    const send = (path: string, body: string | Uint8Array | undefined, headers: Record<string, string>) =>
+      h.app.request(path, { method: "POST", body, headers: { authorization: `Bearer ${user.token}`, ...headers } });
+
+    const plain = await send("/query", "SELECT 1", { "content-type": "text/plain" });
+    expect(plain.status).toBe(415);
+    expect(await plain.json()).toMatchObject({ ...envelope, code: "unsupported_media_type", detail: "Unsupported Media Type" });
+    const untyped = await send("/query", new TextEncoder().encode('{"sql":"SELECT 1"}'), {});
+    expect(untyped.status).toBe(415);
+
+    const malformed = await send("/query", '{"sql":', { "content-type": "application/json" });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ ...envelope, code: "bad_request", detail: "Malformed JSON in request body" });
+
+    for (const body of ["{}", '{"sql":""}', "[]"]) {
+      const invalid = await send("/query", body, { "content-type": "application/json" });
+      expect(invalid.status, body).toBe(422);
+      expect(await invalid.json(), body).toMatchObject({ ...envelope, code: "invalid_input", errors: [{ path: expect.stringMatching(/^body/) }] });
+    }
+    const empty = await send("/query", undefined, {});
+    expect(empty.status).toBe(422);
+    expect(await empty.json()).toMatchObject({ code: "invalid_input", errors: [{ path: "body.sql" }] });
+
+    // The path is checked before the body, as for every route.
+    const badId = await send("/databases/abc/query", '{"sql":', { "content-type": "application/json" });
+    expect(badId.status).toBe(422);
+    expect(await badId.json()).toMatchObject({ ...envelope, code: "invalid_input", errors: [{ path: "param.id" }] });
+
+    const charset = await send("/query", '{"sql":"SELECT 1 AS one"}', { "content-type": "application/json; charset=utf-8" });
+    expect(charset.status).toBe(200);
+  });
+
   it("caps rows and says the result was truncated", async () => {
     const user = await userWith(chinook);
     const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT * FROM Track", max_rows: 10 } });

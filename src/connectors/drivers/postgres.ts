@@ -82,17 +82,17 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
 
   /** Names of result types outside the built-in map (enums, domains, extension types), looked
    * up once per pool. */
-  async function columnsOf(client: PoolClient, fields: ResultField[]): Promise<ColumnInfo[]> {
+  async function lookUpTypeNames(client: PoolClient, fields: ResultField[]): Promise<void> {
     const unknown = [...new Set(fields.map((f) => f.dataTypeID).filter((oid) => !typeNames.has(oid)))];
-    if (unknown.length > 0) {
-      const { rows } = await client.query<{ oid: number; name: string }>(
-        "SELECT oid::int4 AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY($1::oid[])",
-        [unknown],
-      );
-      for (const row of rows) typeNames.set(row.oid, row.name);
-    }
-    return fields.map((f) => ({ name: f.name, type: typeNames.get(f.dataTypeID) ?? String(f.dataTypeID) }));
+    const { rows } = await client.query<{ oid: number; name: string }>(
+      "SELECT oid::int4 AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY($1::oid[])",
+      [unknown],
+    );
+    for (const row of rows) typeNames.set(row.oid, row.name);
   }
+
+  const columnsOf = (fields: ResultField[]): ColumnInfo[] =>
+    fields.map((f) => ({ name: f.name, type: typeNames.get(f.dataTypeID) ?? String(f.dataTypeID) }));
 
   /** One of the driver's own catalog statements, in the session's defaults (read-only, 30 s
    * timeout), with a client-side read timeout for a server that stopped answering. */
@@ -143,11 +143,15 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
         throw statementError(err, limits.timeoutMs, target);
       }
       const result = collector.result([], startedAt);
-      try {
-        result.columns = await columnsOf(client, fields);
-      } catch (err) {
-        throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
+      // Usually every type is known: no await, so no extra turn per query.
+      if (fields.some((f) => !typeNames.has(f.dataTypeID))) {
+        try {
+          await lookUpTypeNames(client, fields);
+        } catch (err) {
+          throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
+        }
       }
+      result.columns = columnsOf(fields);
       return result;
     } finally {
       clearTimeout(backstop);

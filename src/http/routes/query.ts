@@ -9,6 +9,7 @@ import type { Deps } from "../../deps.js";
 import { runQuery } from "../../services/queries.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
+import { jsonBodyOf, withBodyInHandler } from "../json-body.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 
 const tags = ["Query"];
@@ -80,22 +81,22 @@ export const queryEnvelope = (result: QueryResult) => ({
   error: null,
 });
 
+const routes = [query, createRoute({ ...query, path: "/api/v1/query", hide: true })] as const;
+const connectionRoutes = [connectionQuery, createRoute({ ...connectionQuery, path: "/api/v1/instances/{id}/query", hide: true })] as const;
+
+/** Routing paths whose errors also carry seed 000's `{status, data, error}` fields. The error
+ * handler looks the request's matched routes up here, rather than a middleware marking each
+ * request, which would cost a layer of hono's chain on every query. */
+export const queryRoutingPaths: ReadonlySet<string> = new Set([...routes, ...connectionRoutes].map((route) => route.getRoutingPath()));
+
 export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
   const auth = requireAuth(deps);
-  const routes = [query, createRoute({ ...query, path: "/api/v1/query", hide: true })] as const;
-  const connectionRoutes = [connectionQuery, createRoute({ ...connectionQuery, path: "/api/v1/instances/{id}/query", hide: true })] as const;
-  for (const route of [...routes, ...connectionRoutes]) {
-    app.use(route.getRoutingPath(), async (c, next) => {
-      c.set("queryEnvelope", true);
-      await next();
-    });
-    app.use(route.getRoutingPath(), auth);
-  }
+  for (const route of [...routes, ...connectionRoutes]) app.use(route.getRoutingPath(), auth);
 
   for (const route of routes) {
-    app.openapi(route, async (c) => {
+    app.openapi(withBodyInHandler(app, route), async (c) => {
       const { userId, sessionId } = c.get("auth");
-      const body = c.req.valid("json");
+      const body = await jsonBodyOf(c, QueryBody);
       const result = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
         connectionId: body.connection_id,
@@ -107,9 +108,9 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
     });
   }
   for (const route of connectionRoutes) {
-    app.openapi(route, async (c) => {
+    app.openapi(withBodyInHandler(app, route), async (c) => {
       const { userId, sessionId } = c.get("auth");
-      const body = c.req.valid("json");
+      const body = await jsonBodyOf(c, ConnectionQueryBody);
       const result = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
         connectionId: c.req.valid("param").id,
