@@ -47,13 +47,14 @@ let nextPort = 18_000 + Math.floor(Math.random() * 1000);
 /**
  * Starts `node dist/src/main.js` (run `npm run build` first) and waits for a healthy /health.
  * BENCH_NODE_ARGS adds node flags to the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
- * (Node 20 refuses --cpu-prof in NODE_OPTIONS).
+ * (Node 20 refuses --cpu-prof in NODE_OPTIONS). `checkout` runs another built checkout's
+ * service instead, to compare two versions in one run.
  */
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>, checkout = root): Promise<ServerProcess> {
   const port = nextPort++;
   const started = performance.now();
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(root, "dist/src/main.js")], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, "dist/src/main.js")], {
     env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });

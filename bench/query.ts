@@ -1,6 +1,8 @@
 // POST /query through HTTP + auth + session + guard + read-only transaction, against the floor
 // (bench/floor-server.ts: bare Hono + plain pg pool), same load generator and concurrency, on
 // Chinook in PostgreSQL. Run: npm run build && npx tsx bench/query.ts
+// A/B against another version: git worktree add ../base <rev>, build it there, then
+// BENCH_BASELINE_CHECKOUT=../base npx tsx bench/query.ts
 
 import autocannon from "autocannon";
 import { spawn } from "node:child_process";
@@ -37,28 +39,54 @@ async function load(pid: number | undefined, url: string, body: unknown, headers
 }
 
 const chinook = await loadChinookPostgres();
-const metaDb = `pulse_bench_meta_${randomBytes(4).toString("hex")}`;
 const admin = new pg.Client({ host: "127.0.0.1", user: "postgres", database: "test" });
 await admin.connect();
-await admin.query(`CREATE DATABASE ${metaDb}`);
+const metaDbs: string[] = [];
+
+/** A Pulse server on its own metadata database, with a user logged in and connected to Chinook. */
+async function startPulse(checkout?: string) {
+  const metaDb = `pulse_bench_meta_${randomBytes(4).toString("hex")}`;
+  await admin.query(`CREATE DATABASE ${metaDb}`);
+  metaDbs.push(metaDb);
+  const server = await startServer(
+    {
+      DATA_DIR: tempDir("pulse-bench-query-"),
+      NODE_ENV: "production",
+      DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
+      REDIS_URL: "redis://127.0.0.1:6379/15",
+      JWT_SECRET: randomBytes(32).toString("hex"),
+      SECRETS_KEY: randomBytes(32).toString("hex"),
+      CONNECTION_POOL_SIZE: String(POOL_SIZE),
+      CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
+      CONNECTION_QUERIES_PER_MINUTE: "10000000",
+    },
+    checkout,
+  );
+  const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
+  await fetch(`${server.url}/users/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "B", email, password: "bench password" }) });
+  const login = await fetch(`${server.url}/login`, { method: "POST", body: new URLSearchParams({ username: email, password: "bench password" }) });
+  const { access_token: token } = (await login.json()) as { access_token: string };
+  const auth = { authorization: `Bearer ${token}` };
+  const added = await fetch(`${server.url}/databases/add_db_connection`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...auth },
+    body: JSON.stringify({ db_type: "postgresql", host: "127.0.0.1", port: 5432, database_name: chinook.name, username: "postgres", db_password: "x" }),
+  });
+  const connectionId = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
+  await fetch(`${server.url}/databases/connect_db/${connectionId}`, { method: "POST", headers: auth });
+  return { server, auth, connectionId };
+}
 
 const floorPort = 19_500 + Math.floor(Math.random() * 400);
 const floor = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/floor-server.ts")], {
   env: { ...process.env, PORT: String(floorPort), DATABASE_URL: chinook.url, POOL_SIZE: String(POOL_SIZE) },
   stdio: "inherit",
 });
-const dataDir = tempDir("pulse-bench-query-");
-const pulse = await startServer({
-  DATA_DIR: dataDir,
-  NODE_ENV: "production",
-  DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
-  REDIS_URL: "redis://127.0.0.1:6379/15",
-  JWT_SECRET: randomBytes(32).toString("hex"),
-  SECRETS_KEY: randomBytes(32).toString("hex"),
-  CONNECTION_POOL_SIZE: String(POOL_SIZE),
-  CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
-  CONNECTION_QUERIES_PER_MINUTE: "10000000",
-});
+const pulse = await startPulse();
+// BENCH_BASELINE_CHECKOUT: another built checkout (e.g. a git worktree of the last commit),
+// measured in the same run for an A/B ratio less exposed to the machine's noise.
+const baselineCheckout = process.env.BENCH_BASELINE_CHECKOUT;
+const baseline = baselineCheckout ? await startPulse(baselineCheckout) : null;
 
 try {
   for (let i = 0; i < 200; i++) {
@@ -68,39 +96,32 @@ try {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
-  await fetch(`${pulse.url}/users/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "B", email, password: "bench password" }) });
-  const login = await fetch(`${pulse.url}/login`, { method: "POST", body: new URLSearchParams({ username: email, password: "bench password" }) });
-  const { access_token: token } = (await login.json()) as { access_token: string };
-  const auth = { authorization: `Bearer ${token}` };
-  const added = await fetch(`${pulse.url}/databases/add_db_connection`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...auth },
-    body: JSON.stringify({ db_type: "postgresql", host: "127.0.0.1", port: 5432, database_name: chinook.name, username: "postgres", db_password: "x" }),
-  });
-  const connectionId = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
-  await fetch(`${pulse.url}/databases/connect_db/${connectionId}`, { method: "POST", headers: auth });
 
   const rows: string[] = [];
+  type Pulse = Awaited<ReturnType<typeof startPulse>>;
+  const measure = (p: Pulse, body: Record<string, unknown>) => load(p.server.child.pid, `${p.server.url}/query`, body, p.auth);
   for (const [label, sql] of Object.entries(QUERIES)) {
-    // Warm both (JIT, pools), then measure the floor and Pulse back to back.
+    // Warm all (JIT, pools), then measure them back to back.
     await load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql });
-    await load(pulse.child.pid, `${pulse.url}/query`, { sql }, auth);
+    for (const p of [pulse, baseline]) if (p) await measure(p, { sql });
     const base = await load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql });
-    const session = await load(pulse.child.pid, `${pulse.url}/query`, { sql }, auth);
-    const named = await load(pulse.child.pid, `${pulse.url}/query`, { sql, connection_id: connectionId }, auth);
     const row = (server: string, r: typeof base) =>
       `| ${label} | ${server} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / base.rps).toFixed(2)}x | ${r.cpuUs.toFixed(0)} |`;
-    rows.push(row("floor (Hono + pg)", base), row("Pulse /query (session)", session), row("Pulse /query (connection_id)", named));
+    rows.push(row("floor (Hono + pg)", base));
+    for (const [name, p] of [["Pulse", pulse], [`baseline ${baselineCheckout}`, baseline]] as const) {
+      if (!p) continue;
+      rows.push(row(`${name} /query (session)`, await measure(p, { sql })));
+      rows.push(row(`${name} /query (connection_id)`, await measure(p, { sql, connection_id: p.connectionId })));
+    }
   }
   console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections x ${DURATION} s, pools of ${POOL_SIZE} on both sides`);
   console.log("| result | server | req/s | p50 ms | p99 ms | throughput vs floor | server CPU per request, µs |");
   console.log("|---|---|---:|---:|---:|---:|---:|");
   for (const row of rows) console.log(row);
 } finally {
-  await pulse.stop();
+  for (const p of [pulse, baseline]) await p?.server.stop();
   floor.kill("SIGTERM");
-  await admin.query(`DROP DATABASE IF EXISTS ${metaDb} WITH (FORCE)`);
+  for (const db of metaDbs) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
   await admin.end();
   await chinook.drop();
 }
