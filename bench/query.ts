@@ -1,6 +1,9 @@
 // POST /query through HTTP + auth + session + guard + read-only transaction, against the floor
 // (bench/floor-server.ts: bare Hono + plain pg pool), same load generator and concurrency, on
 // Chinook in PostgreSQL. Run: npm run build && npx tsx bench/query.ts
+// ROUNDS (default 5) rounds of DURATION seconds (default 4) per server, alternating servers
+// within each round, reported as medians: this machine's load drifts over a run, and
+// alternation exposes every server to the same drift.
 // A/B against another version: git worktree add ../base <rev>, build it there, then
 // BENCH_BASELINE_CHECKOUT=../base npx tsx bench/query.ts
 
@@ -11,9 +14,10 @@ import path from "node:path";
 import pg from "pg";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { cpuMs, machine, root, startServer, tempDir } from "./lib.js";
+import { cpuMs, machine, median, root, startServer, tempDir } from "./lib.js";
 
-const DURATION = Number(process.env.DURATION ?? 10);
+const DURATION = Number(process.env.DURATION ?? 4);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
 const POOL_SIZE = 10;
 const QUERIES = {
@@ -99,22 +103,31 @@ try {
 
   const rows: string[] = [];
   type Pulse = Awaited<ReturnType<typeof startPulse>>;
-  const measure = (p: Pulse, body: Record<string, unknown>) => load(p.server.child.pid, `${p.server.url}/query`, body, p.auth);
+  type Measured = Awaited<ReturnType<typeof load>>;
+  const pulses = [["Pulse", pulse], [`baseline ${baselineCheckout}`, baseline]].filter((e): e is [string, Pulse] => e[1] !== null);
   for (const [label, sql] of Object.entries(QUERIES)) {
-    // Warm all (JIT, pools), then measure them back to back.
-    await load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql });
-    for (const p of [pulse, baseline]) if (p) await measure(p, { sql });
-    const base = await load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql });
-    const row = (server: string, r: typeof base) =>
-      `| ${label} | ${server} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / base.rps).toFixed(2)}x | ${r.cpuUs.toFixed(0)} |`;
-    rows.push(row("floor (Hono + pg)", base));
-    for (const [name, p] of [["Pulse", pulse], [`baseline ${baselineCheckout}`, baseline]] as const) {
-      if (!p) continue;
-      rows.push(row(`${name} /query (session)`, await measure(p, { sql })));
-      rows.push(row(`${name} /query (connection_id)`, await measure(p, { sql, connection_id: p.connectionId })));
+    const runs = new Map<string, () => Promise<Measured>>([["floor (Hono + pg)", () => load(floor.pid, `http://127.0.0.1:${floorPort}/query`, { sql })]]);
+    for (const [name, p] of pulses) {
+      const url = `${p.server.url}/query`;
+      runs.set(`${name} /query (session)`, () => load(p.server.child.pid, url, { sql }, p.auth));
+      runs.set(`${name} /query (connection_id)`, () => load(p.server.child.pid, url, { sql, connection_id: p.connectionId }, p.auth));
+    }
+    for (const run of runs.values()) await run(); // warm-up: JIT, pools
+    const results = new Map<string, Measured[]>([...runs.keys()].map((k) => [k, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? [...runs] : [...runs].reverse();
+      for (const [name, run] of order) results.get(name)!.push(await run());
+    }
+    const of = (name: string, pick: (m: Measured) => number) => median(results.get(name)!.map(pick));
+    const floorRps = of("floor (Hono + pg)", (m) => m.rps);
+    for (const name of runs.keys()) {
+      const rps = of(name, (m) => m.rps);
+      rows.push(
+        `| ${label} | ${name} | ${rps.toFixed(0)} | ${of(name, (m) => m.p50)} | ${of(name, (m) => m.p99)} | ${(rps / floorRps).toFixed(2)}x | ${of(name, (m) => m.cpuUs).toFixed(0)} |`,
+      );
     }
   }
-  console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections x ${DURATION} s, pools of ${POOL_SIZE} on both sides`);
+  console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION} s (medians), pools of ${POOL_SIZE} on both sides`);
   console.log("| result | server | req/s | p50 ms | p99 ms | throughput vs floor | server CPU per request, µs |");
   console.log("|---|---|---:|---:|---:|---:|---:|");
   for (const row of rows) console.log(row);
