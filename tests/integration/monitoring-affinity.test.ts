@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, pgMonitoredDb, runsPerTable, testClock, type MonitoredDb, type TestClock } from "../support/monitoring.js";
+import { addConnection, monitorTable, pgMonitoredDb, runsPerTable, testClock, tickTogetherUntilIdle, type MonitoredDb, type TestClock } from "../support/monitoring.js";
 import { seededRandom } from "../support/random.js";
 import { PG, pgAdmin } from "../support/services.js";
 
@@ -98,20 +98,11 @@ describe("two schedulers on one store", () => {
     const cycles = 3;
     for (let cycle = 1; cycle <= cycles; cycle++) {
       clock.advance(CYCLE);
-      const seen = new Set<number>();
-      // Both instances tick at once, again and again, until nothing is due. A tick resolves
-      // once its runs have finished, so the two claims of a round run side by side.
-      for (;;) {
-        const [ra, rb] = await Promise.all([a.scheduler.tick(), b.scheduler.tick()]);
-        for (const id of [...ra.claimed, ...rb.claimed]) {
-          expect(seen.has(id), `table ${id} claimed twice in cycle ${cycle}`).toBe(false);
-          seen.add(id);
-        }
-        const onA = new Set(ra.claimed.map((id) => connectionOf.get(id)));
-        expect(rb.claimed.filter((id) => onA.has(connectionOf.get(id))), "tables of a connection the other instance runs").toEqual([]);
-        if (ra.claimed.length + rb.claimed.length === 0) break;
-      }
-      expect([...seen].sort(byId)).toEqual(tables);
+      const claimed = await tickTogetherUntilIdle(a.scheduler, b.scheduler, (onA, onB) => {
+        const connectionsOnA = new Set(onA.map((id) => connectionOf.get(id)));
+        expect(onB.filter((id) => connectionsOnA.has(connectionOf.get(id))), "tables of a connection the other instance runs").toEqual([]);
+      });
+      expect(claimed).toEqual(tables);
     }
     expect([...(await runsPerTable(a, tables)).values()]).toEqual(tables.map(() => cycles));
     // What the monitored databases saw: never two statements of one connection at once.

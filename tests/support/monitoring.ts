@@ -1,10 +1,13 @@
 // Helpers for the monitoring suites: a clock moved by hand, monitored databases of each
-// dialect with an `events` table that tests write to directly, and short API helpers.
+// dialect with an `events` table that tests write to directly, short API helpers, and two
+// schedulers ticking side by side.
 
 import path from "node:path";
 
 import Database from "better-sqlite3";
+import { expect } from "vitest";
 
+import type { Scheduler } from "../../src/monitoring/scheduler.js";
 import type { Harness } from "./harness.js";
 import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, pgAdmin, uniqueName } from "./services.js";
 
@@ -133,4 +136,26 @@ export async function runsPerTable(h: Harness, tableIds: number[]): Promise<Map<
     [tableIds],
   );
   return new Map(tableIds.map((id) => [id, Number(rows.find((r) => r.table_id === id)?.runs ?? 0)]));
+}
+
+/**
+ * Ticks two schedulers at once, again and again, until neither claims anything: a tick
+ * resolves once its runs have finished, so the two claims of a round run side by side. Fails
+ * when a table is claimed twice; `onRound` sees each round's claims. Returns the tables claimed.
+ */
+export async function tickTogetherUntilIdle(
+  a: Pick<Scheduler, "tick">,
+  b: Pick<Scheduler, "tick">,
+  onRound: (claimedByA: number[], claimedByB: number[]) => void = () => {},
+): Promise<number[]> {
+  const seen = new Set<number>();
+  for (;;) {
+    const [ra, rb] = await Promise.all([a.tick(), b.tick()]);
+    for (const id of [...ra.claimed, ...rb.claimed]) {
+      expect(seen.has(id), `table ${id} claimed twice`).toBe(false);
+      seen.add(id);
+    }
+    onRound(ra.claimed, rb.claimed);
+    if (ra.claimed.length + rb.claimed.length === 0) return [...seen].sort((x, y) => x - y);
+  }
 }
