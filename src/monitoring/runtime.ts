@@ -1,13 +1,11 @@
 // Process-wide state of monitoring: its settings, its clock, its lease owner id, and the
 // per-connection budgets and replica reports that every check in this instance shares.
 
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
-
 import type { MonitorConfig } from "../config.js";
 import { createBudget, type Budget } from "../connectors/budget.js";
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { ProbeInfo, SchemaSnapshot } from "../connectors/types.js";
+import { newInstanceId } from "../instance-id.js";
 import { createBaselineCache, type BaselineCache } from "./baseline-cache.js";
 
 export interface Monitoring {
@@ -52,7 +50,7 @@ export function createMonitoring(
   options: { now?: () => number; random?: () => number } = {},
 ): Monitoring {
   const now = options.now ?? Date.now;
-  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const instanceId = newInstanceId();
   const budgets = new Map<number, Budget>();
   const probes = new Map<number, { at: number; info: Promise<ProbeInfo> }>();
   const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot> }>();

@@ -2,9 +2,8 @@
 // ids, each scored by when its announcement expires. Connection budgets divide by the count.
 
 import type { Redis } from "ioredis";
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
 
+import { newInstanceId } from "../instance-id.js";
 import type { Presence } from "./types.js";
 
 /** A key, so under the store's prefix: instances count those of their own deployment only. */
@@ -21,7 +20,7 @@ export interface PresenceOptions {
 export function createRedisPresence(redis: Redis, options: PresenceOptions = {}) {
   const heartbeatMs = options.heartbeatMs ?? 5_000;
   const expiryMs = options.expiryMs ?? heartbeatMs * 3;
-  const id = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const id = newInstanceId();
   const presence = { count: 1 };
   const errorHandlers: ((err: unknown) => void)[] = [];
   let joined: Promise<Presence> | undefined;
