@@ -9,6 +9,7 @@ import type { ZodError } from "zod";
 
 import { DomainError, RateLimitedError, type ErrorCode } from "../errors.js";
 import type { AppEnv } from "./context.js";
+import { invalidInput } from "./invalid-input.js";
 import { requestLogger } from "./request-log.js";
 import { queryRoutingPaths } from "./routes/query.js";
 
@@ -73,13 +74,4 @@ export function validationHook(
   const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
   const { detail, errors } = invalidInput(result.error, target);
   return c.json(envelope(c, errorBody("invalid_input", detail, { errors })), 422);
-}
-
-/** The 422's detail and per-field errors for the problems zod found in one part of a request. */
-export function invalidInput(error: ZodError, target: string) {
-  const errors = error.issues.map((issue) => ({
-    path: [target, ...issue.path.map(String)].join("."),
-    message: issue.message,
-  }));
-  return { detail: `Invalid input: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors };
 }

@@ -9,7 +9,7 @@ import { HTTPException } from "hono/http-exception";
 
 import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
-import { invalidInput } from "./errors.js";
+import { invalidInput } from "./invalid-input.js";
 
 /** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else). */
 const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
