@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { initialAlertState, nextAlertState } from "../src/monitoring/alert-state.js";
 import { createBaselineCache, REUSE_POLICY, type ReusePolicy } from "../src/monitoring/baseline-cache.js";
 import { judgeBaseline, type BaselineOptions, type MetricPoint } from "../src/monitoring/baselines.js";
+import { historyOf } from "../tests/support/history.js";
 import { gaussianFrom, seededRandom } from "../tests/support/random.js";
 
 const TUNE_SEED = 7; // defaults were chosen on this seed only (--tune)
@@ -161,12 +162,7 @@ export const cachedBaseline =
   (series) => {
     const cache = createBaselineCache({ policy });
     const history: MetricPoint[] = [];
-    const load = (since: number | null) => {
-      if (since === null) return history;
-      let from = history.length;
-      while (from > 0 && (history[from - 1]!.at as number) >= since) from--;
-      return history.slice(from);
-    };
+    const load = historyOf(history);
     return series.values.map((value, i) => {
       const at = series.at[i]!;
       const j = cache.judgeSync("series", { at, value }, options, load);
@@ -201,12 +197,7 @@ function minuteAgreement(seed: number, count: number, points: number) {
     const exact: MetricPoint[] = [marker, ...values.slice(0, 1100)];
     const cached: MetricPoint[] = [...exact];
     const cache = createBaselineCache();
-    const load = (since: number | null) => {
-      if (since === null) return cached;
-      let from = cached.length;
-      while (from > 1 && (cached[from - 1]!.at as number) >= since) from--;
-      return cached.slice(from);
-    };
+    const load = historyOf(cached);
     for (const point of values.slice(1100)) {
       const e = judgeBaseline(exact, point, {}).verdict;
       const c = cache.judgeSync("series", point, {}, load).verdict;

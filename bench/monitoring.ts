@@ -18,6 +18,7 @@ import { createBaselineCache, REUSE_POLICY } from "../src/monitoring/baseline-ca
 import { BASELINE_DEFAULTS, judgeBaseline, type MetricPoint } from "../src/monitoring/baselines.js";
 import { createScheduler } from "../src/monitoring/scheduler.js";
 import { buildDeps, closeDeps } from "../src/service.js";
+import { historyOf } from "../tests/support/history.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver } from "../tests/support/webhook-receiver.js";
 import { machine, percentile, tempDir } from "./lib.js";
 
@@ -204,12 +205,7 @@ try {
   for (let i = 0; i < 200; i++) judgeBaseline(history, { at: now, value: 2000 }, {});
   const judgeMs = cpuMsSince(mathStart) / 200;
   const cache = createBaselineCache();
-  const since = (from: number | null) => {
-    if (from === null) return history;
-    let i = history.length;
-    while (i > 0 && (history[i - 1]!.at as number) >= from) i--;
-    return history.slice(i);
-  };
+  const since = historyOf(history);
   const streamed = 3000;
   const cacheStart = process.cpuUsage();
   for (let i = 1000; i < 1000 + streamed; i++) {

@@ -11,6 +11,7 @@ import {
   type BaselineOptions,
   type MetricPoint,
 } from "../../src/monitoring/baselines.js";
+import { historyOf } from "../support/history.js";
 import { gaussianFrom, seededRandom } from "../support/random.js";
 
 const MINUTE = 60_000;
@@ -130,13 +131,14 @@ describe("the per-series cache", () => {
   function stream(count: number, options: BaselineOptions = {}, valueAt = (_i: number) => 5000 + 40 * g(), p = policy) {
     const cache = createBaselineCache({ policy: p });
     const history = [...level];
+    const load = historyOf(history);
     const loads: (number | null)[] = [];
     const verdicts: string[] = [];
     for (let i = 0; i < count; i++) {
       const at = MONDAY + i * MINUTE;
       const judged = cache.judgeSync("7:volume", { at, value: valueAt(i) }, options, (since) => {
         loads.push(since);
-        return since === null ? history : history.filter((q) => (q.at as number) >= since);
+        return load(since);
       });
       verdicts.push(judged.verdict);
       history.push({ at, value: valueAt(i), anomalous: judged.verdict === "anomaly" });
