@@ -1,13 +1,27 @@
 // Process entry: config, dependencies, HTTP server, and graceful shutdown on SIGINT/SIGTERM.
 
 import { ConfigError, loadConfig } from "./config.js";
-import { buildDeps, startService } from "./service.js";
+import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./service.js";
+
+/** Past both shutdown phases, the process exits whatever is still running. */
+const EXIT_DEADLINE_MS = DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1_000;
 
 try {
   const config = loadConfig();
   const service = await startService(await buildDeps(config));
+  let signalled = false;
   const shutdown = (signal: string) => {
+    if (signalled) {
+      // A second signal: the operator does not want to wait.
+      service.deps.logger.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    signalled = true;
     service.deps.logger.info({ signal }, "signal received");
+    setTimeout(() => {
+      service.deps.logger.error({ deadline_ms: EXIT_DEADLINE_MS }, "shutdown deadline passed: exiting");
+      process.exit(1);
+    }, EXIT_DEADLINE_MS).unref();
     service.stop().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -16,8 +30,8 @@ try {
       },
     );
   };
-  process.once("SIGINT", shutdown);
-  process.once("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
 } catch (err) {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);

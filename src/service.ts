@@ -112,7 +112,16 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-export async function startService(deps: Deps, options: { drainTimeoutMs?: number } = {}): Promise<RunningService> {
+/** Shutdown's bounds: in-flight requests get DRAIN_TIMEOUT_MS to finish, then closing the
+ * scheduler, pools and stores gets CLOSE_TIMEOUT_MS. Past either, shutdown goes on without
+ * waiting (a stuck statement or an unreachable Redis must not keep a process alive). */
+export const DRAIN_TIMEOUT_MS = 10_000;
+export const CLOSE_TIMEOUT_MS = 2_000;
+
+export async function startService(
+  deps: Deps,
+  options: { drainTimeoutMs?: number; closeTimeoutMs?: number } = {},
+): Promise<RunningService> {
   const app = createApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
     const s = serve({ fetch: app.fetch, port: deps.config.port, hostname: deps.config.host }, () => resolve(s));
@@ -127,13 +136,32 @@ export async function startService(deps: Deps, options: { drainTimeoutMs?: numbe
   const stop = () =>
     (stopping ??= (async () => {
       deps.logger.info("shutting down: draining HTTP");
-      await drain(server as Server, options.drainTimeoutMs ?? 10_000);
-      // Running checks finish (or time out) before the pools and stores they use close.
-      await scheduler?.stop();
-      await closeDeps(deps);
-      deps.logger.info("shut down");
+      await drain(server as Server, options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS);
+      const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
+      const closed = await settlesWithin(
+        (async () => {
+          // Running checks finish (or time out) before the pools and stores they use close.
+          await scheduler?.stop();
+          await closeDeps(deps);
+        })(),
+        closeTimeoutMs,
+      );
+      if (closed) deps.logger.info("shut down");
+      else deps.logger.warn({ close_timeout_ms: closeTimeoutMs }, "shut down without waiting for everything to close");
     })());
   return { deps, server, port, scheduler, stop };
+}
+
+/** Whether `work` settled (either way) within `ms`; it is left to finish on its own if not. */
+function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    work.then(done, done);
+  });
 }
 
 /** Stops accepting connections and resolves when in-flight requests have finished (or the

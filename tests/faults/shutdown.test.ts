@@ -1,0 +1,80 @@
+// SIGTERM ends a real Pulse process within its documented bound whatever is in flight: a
+// statement that runs for minutes on PostgreSQL, a runaway SQLite statement, and an /ask
+// stream whose model server never answers.
+
+import Database from "better-sqlite3";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
+import { spawnPulse, userToken } from "../support/server-process.js";
+import { createPgDatabase, PG, uniqueName } from "../support/services.js";
+
+/** DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1 s (src/main.ts), plus slack for a loaded machine. */
+const EXIT_BOUND_MS = 13_000 + 3_000;
+
+describe("SIGTERM with work in flight", () => {
+  let dataDir: string;
+  let pg: Awaited<ReturnType<typeof createPgDatabase>>;
+  let model: FakeOpenAI;
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), "pulse-fault-"));
+    mkdirSync(path.join(dataDir, "sqlite"));
+    new Database(path.join(dataDir, "sqlite", "runaway.sqlite")).exec("CREATE TABLE t (x int)").close();
+    pg = await createPgDatabase("pulse_fault");
+    model = await startFakeOpenAI([{ fail: "hang" }]);
+  });
+  afterAll(async () => {
+    await model?.close();
+    await pg?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("exits within the bound with a long PostgreSQL statement, a runaway SQLite statement and a stuck /ask stream", async () => {
+    const pulse = await spawnPulse({ DATA_DIR: dataDir, BCRYPT_ROUNDS: "4", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-fault" });
+    try {
+      const token = await userToken(pulse, `${uniqueName("shutdown")}@example.com`);
+      const add = async (json: unknown) => {
+        const res = await pulse.call("POST", "/databases/add_db_connection", { token, json });
+        expect(res.status, await res.clone().text()).toBe(201);
+        return ((await res.json()) as { db_connection: { id: number } }).db_connection.id;
+      };
+      const pgId = await add({ db_type: "postgresql", host: PG.host, port: PG.port, database_name: pg.name, username: PG.user, db_password: "unused", name: "pg" });
+      const sqliteId = await add({ db_type: "sqlite", database_name: "runaway.sqlite", name: "runaway" });
+
+      let settled = 0;
+      const inFlight = [
+        pulse.call("POST", `/databases/${pgId}/query`, { token, json: { sql: "SELECT count(*) FROM generate_series(1, 10000000000)", timeout_ms: 30_000 } }),
+        pulse.call("POST", `/databases/${sqliteId}/query`, {
+          token,
+          json: { sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", timeout_ms: 30_000 },
+        }),
+        pulse.call("POST", "/databases/connect_db/" + pgId, { token }).then(async (res) => {
+          const { session_id } = (await res.json()) as { session_id: string };
+          return pulse.call("POST", "/ask", { token, json: { question: "How many rows?", session_id, user_id: 1 }, headers: { accept: "text/event-stream" } });
+        }),
+      ].map((p) =>
+        p
+          .then((res) => res.text())
+          .catch(() => "cut")
+          .finally(() => settled++),
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(settled, "all three requests are still running when the signal comes").toBe(0);
+
+      const signalledAt = Date.now();
+      pulse.child.kill("SIGTERM");
+      const exit = await pulse.exited;
+      const tookMs = Date.now() - signalledAt;
+
+      expect(tookMs, pulse.output()).toBeLessThan(EXIT_BOUND_MS);
+      expect(exit.signal).toBeNull();
+      expect(pulse.output()).toContain("signal received");
+      await Promise.all(inFlight);
+    } finally {
+      pulse.child.kill("SIGKILL");
+    }
+  }, 60_000);
+});
