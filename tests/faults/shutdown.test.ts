@@ -66,11 +66,13 @@ describe("SIGTERM with work in flight", () => {
 
       const signalledAt = Date.now();
       pulse.child.kill("SIGTERM");
-      const exit = await pulse.exited;
+      // Bounded here too, so a process that never ends is killed by `finally`, not left behind.
+      const exit = await Promise.race([pulse.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_BOUND_MS + 5_000))]);
       const tookMs = Date.now() - signalledAt;
+      expect(exit, `still running ${tookMs} ms after SIGTERM:\n${pulse.output()}`).not.toBeNull();
 
       expect(tookMs, pulse.output()).toBeLessThan(EXIT_BOUND_MS);
-      expect(exit.signal).toBeNull();
+      expect(exit!.signal).toBeNull();
       expect(pulse.output()).toContain("signal received");
       await Promise.all(inFlight);
     } finally {
