@@ -249,7 +249,7 @@ async function main() {
     stopping = true;
     const signalledAt = performance.now();
     live().child.kill("SIGTERM");
-    const exit = await live().exited;
+    const exit = await Promise.race([live().exited, sleep(60_000).then(() => ({ code: null, signal: "still running after 60 s" }))]);
     const shutdownMs = performance.now() - signalledAt;
 
     report({ shutdownMs, exit, processOutput: live().output() });
