@@ -1,0 +1,263 @@
+// Customer PostgreSQL and MariaDB connections that fail under a running statement: killed by
+// the server, cut or silenced on the network (through a relay the test controls), or flooded
+// with a value larger than the byte cap. Pulse answers a clean error, keeps running, and the
+// same saved connection serves the next query. Same cases for both dialects.
+
+import mysql from "mysql2/promise";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+
+import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
+import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueName } from "../support/services.js";
+import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
+
+/** Small on purpose: a value of a few MiB is already "huge", so the cases stay cheap. */
+const MAX_BYTES = 1024 * 1024;
+
+/** What a case needs from one dialect. */
+interface DialectKit {
+  /** add_db_connection body reaching the server through `port`. */
+  body(port: number): Record<string, unknown>;
+  serverPort: number;
+  /** Holds a lock that makes `SELECT ... FROM items` wait until released. */
+  holdLock(): Promise<() => Promise<void>>;
+  /** The server's id of the session running a statement that contains `marker`, once it runs. */
+  runningSession(marker: string): Promise<number | undefined>;
+  /** Ends that session from the server side. */
+  kill(session: number): Promise<void>;
+  /** One row far larger than MAX_BYTES (tens of MiB on the wire). */
+  hugeRowSql: string;
+  /** Many rows of 100 kB: a result far past the cap, each row small. */
+  manyRowsSql: string;
+  drop(): Promise<void>;
+}
+
+async function postgresKit(): Promise<DialectKit> {
+  const db = await createPgDatabase("pulse_fault");
+  await db.query("CREATE TABLE items (id int primary key, name text)");
+  await db.query("INSERT INTO items VALUES (1, 'one'), (2, 'two')");
+  return {
+    serverPort: PG.port,
+    body: (port) => ({ db_type: "postgresql", host: PG.host, port, database_name: db.name, username: PG.user, db_password: "fault-secret-pg" }),
+    async holdLock() {
+      const admin = new pg.Client({ ...PG, database: db.name });
+      await admin.connect();
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+      return async () => {
+        await admin.query("ROLLBACK");
+        await admin.end();
+      };
+    },
+    async runningSession(marker) {
+      const rows = await db.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse' AND state = 'active' AND query LIKE $2",
+        [db.name, `%${marker}%`],
+      );
+      return rows[0]?.pid;
+    },
+    async kill(pid) {
+      await db.query("SELECT pg_terminate_backend($1) WHERE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND datname = $2)", [pid, db.name]);
+    },
+    // The value alone is over 512 MiB: a client that buffers it cannot even make it a string.
+    hugeRowSql: "SELECT repeat('x', 540000000) AS v",
+    manyRowsSql: "SELECT repeat('x', 100000) AS v FROM generate_series(1, 1000)",
+    drop: () => db.drop(),
+  };
+}
+
+async function mariaKit(): Promise<DialectKit> {
+  const db = await createMariaDatabase("pulse_fault");
+  const user = uniqueName("pulse_f").slice(0, 60);
+  const password = "fault-secret-maria";
+  for (const host of ["%", "localhost"]) {
+    await mariaAdmin(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${password}'`);
+    await mariaAdmin(`GRANT SELECT ON \`${db.name}\`.* TO '${user}'@'${host}'`);
+  }
+  await db.query("CREATE TABLE items (id int primary key, name text)");
+  await db.query("INSERT INTO items VALUES (1, 'one'), (2, 'two')");
+  return {
+    serverPort: MARIADB.port,
+    body: (port) => ({ db_type: "mysql", host: MARIADB.host, port, database_name: db.name, username: user, db_password: password }),
+    async holdLock() {
+      const admin = await mysql.createConnection({ ...MARIADB, database: db.name });
+      await admin.query("LOCK TABLES items WRITE");
+      return async () => {
+        await admin.query("UNLOCK TABLES");
+        await admin.end();
+      };
+    },
+    async runningSession(marker) {
+      const rows = await mariaAdmin<{ ID: number }>(
+        `SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '${db.name}' AND USER = '${user}' AND INFO LIKE '%${marker}%'`,
+      );
+      return rows[0]?.ID;
+    },
+    async kill(id) {
+      // Only a session of this test's own user and database (checked by runningSession).
+      await mariaAdmin(`KILL ${Number(id)}`);
+    },
+    // max_allowed_packet (16 MiB here) bounds each value, not the row: eight 15 MB columns make a
+    // 120 MB row, which the server sends as 16 MiB packets that mysql2 joins in memory. (Binary,
+    // because a text value is judged at 4 bytes a character; RPAD, because the guard's MySQL
+    // parser reads REPEAT as the loop statement.)
+    hugeRowSql: `SELECT ${Array.from({ length: 8 }, (_, i) => `RPAD(x'', 15000000, x'78') AS v${i}`).join(", ")}`,
+    manyRowsSql: "SELECT RPAD('', 100000, 'x') AS v FROM seq_1_to_1000",
+    async drop() {
+      for (const host of ["%", "localhost"]) await mariaAdmin(`DROP USER IF EXISTS '${user}'@'${host}'`);
+      await db.drop();
+    },
+  };
+}
+
+let h: Harness;
+const uncaught = vi.fn();
+
+beforeAll(async () => {
+  process.on("uncaughtException", uncaught);
+  process.on("unhandledRejection", uncaught);
+  h = await createHarness({ env: { QUERY_MAX_BYTES: String(MAX_BYTES), QUERY_TIMEOUT_MS: "20000" } });
+});
+afterAll(async () => {
+  await h?.close();
+  process.off("uncaughtException", uncaught);
+  process.off("unhandledRejection", uncaught);
+});
+afterEach(() => {
+  // Nothing a broken connection did escaped as an uncaught error (the worker would be gone
+  // on a real crash; this also catches the ones a test runner survives).
+  try {
+    expect(uncaught).not.toHaveBeenCalled();
+  } finally {
+    uncaught.mockClear();
+  }
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each([
+  ["PostgreSQL", postgresKit],
+  ["MariaDB", mariaKit],
+] as const)("%s connections under faults", (_name, makeKit) => {
+  let kit: DialectKit;
+  let relay: TcpRelay;
+  let token: string;
+
+  beforeAll(async () => {
+    kit = await makeKit();
+    relay = await startTcpRelay({ host: "127.0.0.1", port: kit.serverPort });
+    token = (await h.newUser()).token;
+  });
+  afterAll(async () => {
+    await relay?.close();
+    await kit?.drop();
+  });
+
+  /** A saved connection reaching the server directly, or through the relay. */
+  async function connection(via: "direct" | "relay"): Promise<number> {
+    const res = await h.call("POST", "/databases/add_db_connection", { token, json: kit.body(via === "relay" ? relay.port : kit.serverPort) });
+    expect(res.status, res.text).toBe(201);
+    return res.body.db_connection.id as number;
+  }
+
+  const query = (id: number, sql: string, timeoutMs = 15_000) =>
+    h.call("POST", `/databases/${id}/query`, { token, json: { sql, timeout_ms: timeoutMs } });
+
+  /** Starts a statement that waits on a lock, runs `fault` once the server runs it, and
+   * answers the statement's response. */
+  async function faultMidQuery(id: number, fault: (session: number) => Promise<void> | void): Promise<ApiResponse> {
+    const marker = uniqueName("fault");
+    const release = await kit.holdLock();
+    try {
+      const pending = query(id, `SELECT id, '${marker}' AS marker FROM items`);
+      let session: number | undefined;
+      for (let i = 0; i < 200 && session === undefined; i++) {
+        session = await kit.runningSession(marker);
+        if (session === undefined) await sleep(25);
+      }
+      expect(session, "the statement never started").toBeDefined();
+      await fault(session!);
+      return await pending;
+    } finally {
+      await release();
+    }
+  }
+
+  async function expectNextQueryWorks(id: number) {
+    const next = await query(id, "SELECT id FROM items ORDER BY id");
+    expect(next.status, next.text).toBe(200);
+    expect(next.body.data.rows).toEqual([[1], [2]]);
+  }
+
+  function expectCleanError(res: ApiResponse, status: number, code: string) {
+    expect(res.status, res.text).toBe(status);
+    expect(res.headers.get("content-type")).toMatch(/json/);
+    expect(res.body).toMatchObject({ status: "error", code });
+    expect(res.text).not.toMatch(/fault-secret/);
+  }
+
+  it("answers 502 connection_lost when the server ends the statement's session, then reconnects", async () => {
+    const id = await connection("direct");
+    const res = await faultMidQuery(id, (session) => kit.kill(session));
+    expectCleanError(res, 502, "connection_lost");
+    expect(res.body.detail).toContain(`127.0.0.1:${kit.serverPort}`);
+    await expectNextQueryWorks(id);
+  });
+
+  it("answers 502 connection_lost when the network is cut mid-query, then reconnects", async () => {
+    const id = await connection("relay");
+    const res = await faultMidQuery(id, () => relay.cut());
+    expectCleanError(res, 502, "connection_lost");
+    expect(res.body.detail).toContain(`127.0.0.1:${relay.port}`);
+    await expectNextQueryWorks(id);
+  });
+
+  it("answers 408 within the backstop when the network goes silent mid-query, then reconnects", async () => {
+    const id = await connection("relay");
+    const startedAt = Date.now();
+    const marker = uniqueName("silent");
+    const release = await kit.holdLock();
+    let res: ApiResponse;
+    try {
+      const pending = query(id, `SELECT id, '${marker}' AS marker FROM items`, 1_000);
+      for (let i = 0; i < 200 && (await kit.runningSession(marker)) === undefined; i++) await sleep(25);
+      relay.freeze();
+      res = await pending;
+    } finally {
+      await release();
+    }
+    expectCleanError(res, 408, "query_timeout");
+    // 1 s statement timeout + the 2 s backstop, with room for a busy machine.
+    expect(Date.now() - startedAt).toBeLessThan(15_000);
+    await expectNextQueryWorks(id);
+  });
+
+  it("refuses a row far over the byte cap with 413 before buffering it", async () => {
+    const id = await connection("direct");
+    const before = process.memoryUsage().arrayBuffers;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+    }, 2);
+    let res: ApiResponse;
+    try {
+      res = await query(id, kit.hugeRowSql);
+    } finally {
+      clearInterval(sampler);
+    }
+    expectCleanError(res, 413, "result_too_large");
+    // The row is 120 MB or more; what arrived before the cut is a few MiB.
+    expect(peak - before).toBeLessThan(64 * 1024 * 1024);
+    await expectNextQueryWorks(id);
+  });
+
+  it("keeps the rows that fit when many rows overflow the byte cap", async () => {
+    const id = await connection("direct");
+    const res = await query(id, kit.manyRowsSql);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.truncated).toBe(true);
+    expect(res.body.data.row_count).toBeGreaterThan(0);
+    expect(res.body.data.row_count).toBeLessThan(11); // 100 kB rows in a 1 MiB answer
+    await expectNextQueryWorks(id);
+  });
+});
