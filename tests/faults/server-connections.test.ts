@@ -249,8 +249,9 @@ describe.each([
       clearInterval(sampler);
     }
     expectCleanError(res, 413, "result_too_large");
-    // The row is 120 MB or more; what arrived before the cut is a few MiB.
-    expect(peak - before).toBeLessThan(64 * 1024 * 1024);
+    // The row is 100 MB or more (buffered whole, seen: 84 to 234 MB); what arrives before the
+    // cut is the 4 MiB wire limit and the driver's buffers (seen: 2 to 11 MB).
+    expect(peak - before).toBeLessThan(32 * 1024 * 1024);
     // The cut connection ended the statement on the server too (at its next write).
     let running = await kit.runningSession(marker);
     for (let i = 0; i < 100 && running !== undefined; i++) {
