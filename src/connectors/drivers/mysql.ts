@@ -161,6 +161,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   /** From a connection of its own: the pool may have no other to spare. */
   async function killQuery(threadId: number): Promise<void> {
     const killer = await mysql.createConnection(connection);
+    killer.on("error", () => {}); // a socket error between uses would otherwise end the process
     try {
       await killer.query(`KILL QUERY ${threadId}`);
     } finally {
