@@ -10,6 +10,9 @@ export interface TcpRelay {
   port: number;
   /** Connections relayed right now. */
   readonly open: number;
+  /** Bytes relayed from the server so far. The relay reads only as fast as the client does
+   * (plus socket buffers), so this is about what the client took in. */
+  readonly bytesFromServer: number;
   /** Drops every connection relayed now, both sides at once, as a network cut does. */
   cut(): void;
   /** Stops forwarding on every connection relayed now and keeps them open: a silent peer. */
@@ -25,14 +28,24 @@ interface Pair {
 
 export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
   const pairs = new Set<Pair>();
+  let bytesFromServer = 0;
 
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
     const pair: Pair = { client, server: upstream, frozen: false };
     pairs.add(pair);
     // Frozen: bytes are read and dropped, so neither peer sees back-pressure or a close.
-    client.on("data", (chunk) => pair.frozen || upstream.write(chunk));
-    upstream.on("data", (chunk) => pair.frozen || client.write(chunk));
+    const forward = (from: net.Socket, to: net.Socket, count: (bytes: number) => void) =>
+      from.on("data", (chunk: Buffer) => {
+        if (pair.frozen) return;
+        count(chunk.length);
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once("drain", () => from.resume());
+        }
+      });
+    forward(client, upstream, () => {});
+    forward(upstream, client, (bytes) => (bytesFromServer += bytes));
     const drop = () => {
       pairs.delete(pair);
       client.destroy();
@@ -57,6 +70,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     port,
     get open() {
       return pairs.size;
+    },
+    get bytesFromServer() {
+      return bytesFromServer;
     },
     cut,
     freeze() {
