@@ -71,7 +71,7 @@ export class RowCollector {
     if (this.cutOffAtWireBytes > 0) {
       throw new DomainError(
         "result_too_large",
-        `The first row is larger than the ${this.limits.maxBytes}-byte result limit allows (the database had sent ${this.cutOffAtWireBytes} bytes of it when Pulse stopped it); select fewer or narrower columns`,
+        `The first row is over the ${this.limits.maxBytes}-byte result limit: Pulse stopped the statement after receiving ${this.cutOffAtWireBytes} bytes; select fewer or narrower columns`,
         { max_bytes: this.limits.maxBytes },
       );
     }
