@@ -141,8 +141,8 @@ afterAll(async () => {
   process.off("unhandledRejection", uncaught);
 });
 afterEach(() => {
-  // Nothing a broken connection did escaped as an uncaught error (the worker would be gone
-  // on a real crash; this also catches the ones a test runner survives).
+  // Nothing a broken connection did escaped as an uncaught error. (In Pulse such an error ends
+  // the process; with this listener installed the test worker survives it and the spy tells.)
   try {
     expect(uncaught).not.toHaveBeenCalled();
   } finally {
