@@ -14,6 +14,8 @@ export type ErrorCode =
   | "query_timeout"
   | "result_too_large"
   | "connection_failed"
+  /** An established connection to a customer database broke under a statement. */
+  | "connection_lost"
   | "no_database_connected"
   | "model_not_configured"
   | "model_failed"

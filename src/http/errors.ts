@@ -26,6 +26,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   query_timeout: 408,
   result_too_large: 413,
   connection_failed: 400,
+  connection_lost: 502,
   no_database_connected: 409,
   model_not_configured: 503,
   model_failed: 502,

@@ -237,7 +237,7 @@ async function loadHistory(
   return history;
 }
 
-const isTransient = (err: unknown) => err instanceof DomainError && err.code === "connection_failed";
+const isTransient = (err: unknown) => err instanceof DomainError && (err.code === "connection_failed" || err.code === "connection_lost");
 
 /** Retries a transient connection failure with exponential backoff and jitter; anything else,
  * or the last failure, is thrown. */

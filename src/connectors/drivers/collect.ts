@@ -13,6 +13,8 @@ export class RowCollector {
   private bytes = 0;
   private truncated = false;
   private firstRowBytes = 0;
+  /** Set when the driver cut the result off on the wire (see wire-limit.ts) before any row fit. */
+  private cutOffAtWireBytes = 0;
 
   constructor(private readonly limits: Pick<QueryLimits, "maxRows" | "maxBytes">) {}
 
@@ -44,6 +46,13 @@ export class RowCollector {
     return true;
   }
 
+  /** The driver stopped receiving: the row in flight was too large to even receive. The rows
+   * kept stay the answer, marked truncated; with none kept, the answer is result_too_large. */
+  cutOff(wireBytes: number): void {
+    if (this.rows.length === 0 && this.firstRowBytes === 0) this.cutOffAtWireBytes = wireBytes;
+    this.truncated = true;
+  }
+
   /** Rows kept so far and their estimated JSON size, for drivers that size their fetches. */
   get kept(): { rows: number; bytes: number } {
     return { rows: this.rows.length, bytes: this.bytes };
@@ -56,6 +65,13 @@ export class RowCollector {
       throw new DomainError(
         "result_too_large",
         `The first row alone is about ${this.firstRowBytes} bytes, over the ${this.limits.maxBytes}-byte result limit; select fewer or narrower columns`,
+        { max_bytes: this.limits.maxBytes },
+      );
+    }
+    if (this.cutOffAtWireBytes > 0) {
+      throw new DomainError(
+        "result_too_large",
+        `The first row is over the ${this.limits.maxBytes}-byte result limit: Pulse stopped the statement after receiving ${this.cutOffAtWireBytes} bytes; select fewer or narrower columns`,
         { max_bytes: this.limits.maxBytes },
       );
     }

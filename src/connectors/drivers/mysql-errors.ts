@@ -17,16 +17,29 @@ interface MysqlError {
  * timeout fired (which leaves the command hanging on the connection). */
 export function isFatal(err: unknown): boolean {
   const e = err as MysqlError;
-  return Boolean(e?.fatal) || e?.code === "PROTOCOL_SEQUENCE_TIMEOUT";
+  return Boolean(e?.fatal) || e?.code === "PROTOCOL_SEQUENCE_TIMEOUT" || (e?.errno !== undefined && SESSION_ENDED_ERRNOS.has(e.errno));
+}
+
+/** The server ended the session, not just the statement (it closes the socket next). */
+const SESSION_ENDED_ERRNOS = new Set([1053 /* server shutdown */, 1927 /* connection killed */]);
+
+/** A connection that worked broke under a statement: KILL, a restart, a network cut. */
+function connectionLost(e: MysqlError): boolean {
+  return e.code !== "PROTOCOL_SEQUENCE_TIMEOUT" && isFatal(e);
 }
 
 const TIMEOUT_ERRNOS = new Set([1969 /* MariaDB max_statement_time */, 3024 /* MySQL max_execution_time */]);
 const CONNECTION_ERRNOS = new Set([1044, 1045, 1049, 1040, 1129, 1130, 1203, 1226, 1251]);
 
-export function toDomainError(err: unknown, target: ConnectionTarget, where: string, timeoutMs: number): DomainError {
+/** `duringStatement`: the connection was established, so losing it is connection_lost (502),
+ * not a failure to connect (connection_failed). */
+export function toDomainError(err: unknown, target: ConnectionTarget, where: string, timeoutMs: number, duringStatement = false): DomainError {
   if (err instanceof DomainError) return err;
   const e = err as MysqlError;
   const message = scrub(e.sqlMessage ?? e.message ?? String(err), target);
+  if (duringStatement && connectionLost(e)) {
+    return new DomainError("connection_lost", `The connection to ${where} was lost during the statement: ${message}`);
+  }
   if (e.errno !== undefined && TIMEOUT_ERRNOS.has(e.errno)) {
     return new DomainError("query_timeout", `The query ran longer than ${timeoutMs} ms and was stopped by the database`, {
       timeout_ms: timeoutMs,

@@ -5,6 +5,7 @@ import type { Connection as CoreConnection, FieldPacket } from "mysql2";
 
 import type { RowCollector } from "./collect.js";
 import { valueConverters } from "./mysql-values.js";
+import { watchReceivedBytes } from "./wire-limit.js";
 
 /** After the cap is reached, rows still in flight are read and dropped for at most this many
  * rows / this long. sql_select_limit ends a plain SELECT right after the row past the cap, so
@@ -23,17 +24,22 @@ export interface StreamOutcome {
 
 /** `interrupt` stops the running statement from elsewhere (KILL QUERY); the connection stays
  * usable. Dropping the socket instead leaves the server running the statement until its next
- * write fails (seen: a busy core for a second). */
+ * write fails (seen: a busy core for a second). That is still what happens once the statement
+ * has sent `wireLimit` bytes: the row in flight is too large to receive at all (mysql2 would
+ * join all of its 16 MiB packets in memory first). */
 export async function streamRows(
   conn: CoreConnection,
   sql: string,
   backstopMs: number,
+  wireLimit: number,
   collector: RowCollector,
   interrupt: () => Promise<void>,
 ): Promise<StreamOutcome> {
   let interruption: Promise<boolean> | undefined;
   let ended = false;
   let fields: FieldPacket[] = [];
+  let stopWatching = () => {};
+  let onConnectionError = (_err: Error) => {};
   try {
     ended = await new Promise<boolean>((resolve, reject) => {
       let convert: ReturnType<typeof valueConverters> = [];
@@ -61,6 +67,19 @@ export async function streamRows(
         void interruption.then((delivered) => delivered || finish(false));
         giveUpTimer = setTimeout(() => finish(false), INTERRUPT_WAIT_MS);
       };
+      // mysql2 tells a lost connection (KILL, a network cut) to the connection only, not to a
+      // query run without a callback: without this the statement would wait for the backstop.
+      onConnectionError = (err) => {
+        clearTimeout(drainTimer);
+        clearTimeout(giveUpTimer);
+        reject(err);
+      };
+      conn.on("error", onConnectionError);
+      stopWatching = watchReceivedBytes(streamOf(conn), wireLimit, (received) => {
+        collector.cutOff(received);
+        finish(false);
+        streamOf(conn).destroy();
+      });
       const q = conn.query({ sql, rowsAsArray: true, timeout: backstopMs });
       q.on("fields", (packet: FieldPacket[] | undefined, index: number) => {
         if (index > 0 || !packet) return; // only the first result set counts (CALL may return more)
@@ -89,8 +108,15 @@ export async function streamRows(
       });
     });
   } finally {
+    stopWatching();
+    conn.removeListener("error", onConnectionError);
     // A KILL still on its way would hit the connection's next statement: wait for it.
     if (interruption && !(await interruption)) ended = false;
   }
   return { fields, complete: ended };
+}
+
+/** The connection's socket (plain or TLS; not in mysql2's typings). */
+export function streamOf(conn: CoreConnection): { destroy(): void } & Parameters<typeof watchReceivedBytes>[0] {
+  return (conn as unknown as { stream: ReturnType<typeof streamOf> }).stream;
 }

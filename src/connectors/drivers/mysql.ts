@@ -20,8 +20,9 @@ import type { ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResu
 import { RowCollector } from "./collect.js";
 import { isFatal, toDomainError } from "./mysql-errors.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
-import { streamRows } from "./mysql-stream.js";
+import { streamOf, streamRows } from "./mysql-stream.js";
 import { columnTypeName } from "./mysql-values.js";
+import { wireLimitOf } from "./wire-limit.js";
 
 /** Timeout of the driver's own catalog queries (probe, introspection). */
 const OWN_STATEMENT_TIMEOUT_MS = 30_000;
@@ -65,6 +66,12 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   // idle connection above maxIdle within a second, so it is off and ours closes by age only.
   const pool = mysql.createPool({ ...connection, connectionLimit: opts.maxConnections, maxIdle: opts.maxConnections });
   const internals = pool.pool as unknown as PoolInternals;
+  // A pooled connection listens for its first 'error' only (to leave the pool); a lost
+  // connection can emit more than one (the server's error packet, then the closed socket), and
+  // an 'error' nobody listens to ends the process. Statements learn of it in mysql-stream.ts.
+  pool.pool.on("connection", (conn) => {
+    conn.on("error", () => {});
+  });
   const reaper = setInterval(
     () => {
       const free = internals._freeConnections;
@@ -133,6 +140,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
         coreOf(conn),
         sql,
         limits.timeoutMs + BACKSTOP_GRACE_MS,
+        wireLimitOf(limits.maxBytes),
         collector,
         () => killQuery(threadId),
       );
@@ -143,16 +151,17 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       return result;
     } catch (err) {
       if (reusable) reusable = !isFatal(err) && (await rolledBack(conn));
-      throw toDomainError(err, target, where, limits.timeoutMs);
+      throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
       if (reusable) conn.release();
-      else conn.destroy();
+      else discard(conn);
     }
   }
 
   /** From a connection of its own: the pool may have no other to spare. */
   async function killQuery(threadId: number): Promise<void> {
     const killer = await mysql.createConnection(connection);
+    killer.on("error", () => {}); // a socket error between uses would otherwise end the process
     try {
       await killer.query(`KILL QUERY ${threadId}`);
     } finally {
@@ -170,10 +179,10 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       return await run(sql);
     } catch (err) {
       reusable = !isFatal(err);
-      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
+      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS, true);
     } finally {
       if (reusable) conn.release();
-      else conn.destroy();
+      else discard(conn);
     }
   }
 
@@ -262,6 +271,13 @@ async function command(conn: PoolConnection, sql: string, timeoutMs: number): Pr
 /** The callback-style connection under a promise one (its typing in mysql2 says otherwise). */
 function coreOf(conn: PoolConnection): CoreConnection {
   return conn.connection as unknown as CoreConnection;
+}
+
+/** Out of the pool and closed now: mysql2's destroy() only half-closes, which a silent peer
+ * never completes, leaving the socket open for good. */
+function discard(conn: PoolConnection): void {
+  conn.destroy();
+  streamOf(coreOf(conn)).destroy();
 }
 
 async function rolledBack(conn: PoolConnection): Promise<boolean> {

@@ -109,6 +109,11 @@ export class ReadOnlyStatement implements Submittable {
     });
   }
 
+  /** The result's columns, as far as the server described them (also after a failure). */
+  get resultFields(): ResultField[] {
+    return this.fields;
+  }
+
   handleRowDescription(msg: { fields: ResultField[] }): void {
     this.fields = msg.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
     this.parsers = this.fields.map((f) => this.parserFor(f.dataTypeID));

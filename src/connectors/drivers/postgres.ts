@@ -12,6 +12,7 @@ import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postg
 import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
 import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
+import { watchReceivedBytes, wireLimitOf } from "./wire-limit.js";
 
 export const APPLICATION_NAME = "pulse";
 
@@ -59,6 +60,13 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
   // An idle connection that dies (server restart, network) is already purged by the pool;
   // without a listener the 'error' event would crash the process.
   pool.on("error", () => {});
+  // The pool listens to a client only while it is idle. A checked-out client whose socket
+  // breaks (pg_terminate_backend, restart, network cut) fails its query, which discards it,
+  // and also emits 'error': without a listener of its own for its whole life, that ends the
+  // process.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
 
   const where = `${target.host}:${target.port}`;
   const failure = (err: unknown, phase: "connect" | "checkout") => connectionError(err, target, where, phase);
@@ -108,7 +116,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       const { rows } = await client.query<T>(config);
       return { rows, ms: performance.now() - startedAt };
     } catch (err) {
-      broken = typeof (err as PgError).code !== "string"; // no SQLSTATE: the connection failed
+      broken = connectionLost(err);
       throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
     } finally {
       client.release(broken);
@@ -122,12 +130,23 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     const statement = new ReadOnlyStatement(sql, limits.timeoutMs, limits.maxRows, limits.maxBytes, collector, textParserFor);
     let destroy = false;
     let backstopHit = false;
+    let cutOff = false;
+    // Ending a client with a query in flight drops the socket; the statement then fails, and
+    // the server's next write fails too, which ends the statement there.
+    const drop = () => {
+      destroy = true;
+      void client.end().catch(() => {});
+    };
     const backstop = setTimeout(() => {
       backstopHit = true;
-      destroy = true;
-      // Ending a client with a query in flight drops the socket; the statement then fails.
-      void client.end().catch(() => {});
+      drop();
     }, limits.timeoutMs + BACKSTOP_GRACE_MS);
+    // TLS swaps the socket at connect; by now `stream` is the one that delivers the rows.
+    const stopWatching = watchReceivedBytes(client.connection.stream, wireLimitOf(limits.maxBytes), (received) => {
+      cutOff = true;
+      collector.cutOff(received);
+      drop();
+    });
     try {
       client.query(statement);
       let fields: ResultField[];
@@ -139,12 +158,17 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
             timeout_ms: limits.timeoutMs,
           });
         }
-        destroy = !(await rolledBack(client));
-        throw statementError(err, limits.timeoutMs, target);
+        if (!cutOff) {
+          destroy = connectionLost(err) || !(await rolledBack(client));
+          throw statementError(err, limits.timeoutMs, target);
+        }
+        // Cut off on the wire: the rows kept are the answer (or result_too_large, if none).
+        fields = statement.resultFields;
       }
       const result = collector.result([], startedAt);
-      // Usually every type is known: no await, so no extra turn per query.
-      if (fields.some((f) => !typeNames.has(f.dataTypeID))) {
+      // Usually every type is known: no await, so no extra turn per query. A cut-off client
+      // cannot look names up; those columns keep their type's oid.
+      if (!cutOff && fields.some((f) => !typeNames.has(f.dataTypeID))) {
         try {
           await lookUpTypeNames(client, fields);
         } catch (err) {
@@ -155,6 +179,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       return result;
     } finally {
       clearTimeout(backstop);
+      stopWatching();
       // Only a connection back at "idle, no transaction" returns to the pool.
       client.release(destroy || client.getTransactionStatus() !== "I");
     }
@@ -238,13 +263,26 @@ function statementError(err: unknown, timeoutMs: number, target: ConnectionTarge
       timeout_ms: timeoutMs,
     });
   }
-  if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) && !endsSession(e.code)) {
+  if (/query read timeout/i.test(e.message)) {
+    return new DomainError("query_timeout", `The database did not answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs });
+  }
+  if (!connectionLost(err)) {
     const extra: Record<string, unknown> = { sqlstate: e.code };
     if (e.hint) extra.hint = e.hint;
     if (e.position) extra.position = Number(e.position);
     return new DomainError("sql_failed", scrub(e.message, target), extra);
   }
-  return connectionError(err, target, `${target.host}:${target.port}`, "checkout");
+  return new DomainError(
+    "connection_lost",
+    scrub(`The connection to ${target.host}:${target.port} was lost during the statement: ${e.message}`, target),
+  );
+}
+
+/** The error ended the connection, not just the statement: no SQLSTATE (a socket error, "Connection
+ * terminated unexpectedly"), or one that ends the session (pg_terminate_backend's 57P01). */
+function connectionLost(err: unknown): boolean {
+  const code = (err as PgError).code;
+  return typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code) || endsSession(code);
 }
 
 /** SQLSTATEs that mean the session, not the statement, failed (08P01 "protocol violation" is

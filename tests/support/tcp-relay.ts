@@ -1,0 +1,86 @@
+// A TCP relay between Pulse and a real database server, so a test can break the network
+// without touching the shared server: cut() drops every connection open now, freeze() leaves
+// them open but silent (nothing forwarded either way, nothing closed). Connections opened
+// afterwards are relayed normally, as after a network fault that healed.
+
+import net from "node:net";
+
+export interface TcpRelay {
+  /** The relay's own port on 127.0.0.1. */
+  port: number;
+  /** Connections relayed right now. */
+  readonly open: number;
+  /** Bytes relayed from the server so far. The relay reads only as fast as the client does
+   * (plus socket buffers), so this is about what the client took in. */
+  readonly bytesFromServer: number;
+  /** Drops every connection relayed now, both sides at once, as a network cut does. */
+  cut(): void;
+  /** Stops forwarding on every connection relayed now and keeps them open: a silent peer. */
+  freeze(): void;
+  close(): Promise<void>;
+}
+
+interface Pair {
+  client: net.Socket;
+  server: net.Socket;
+  frozen: boolean;
+}
+
+export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
+  const pairs = new Set<Pair>();
+  let bytesFromServer = 0;
+
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    const pair: Pair = { client, server: upstream, frozen: false };
+    pairs.add(pair);
+    // Frozen: bytes are read and dropped, so neither peer sees back-pressure or a close.
+    const forward = (from: net.Socket, to: net.Socket, count: (bytes: number) => void) =>
+      from.on("data", (chunk: Buffer) => {
+        if (pair.frozen) return;
+        count(chunk.length);
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once("drain", () => from.resume());
+        }
+      });
+    forward(client, upstream, () => {});
+    forward(upstream, client, (bytes) => (bytesFromServer += bytes));
+    const drop = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) {
+      socket.on("error", drop);
+      socket.on("close", () => pair.frozen || drop());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+
+  const cut = () => {
+    for (const pair of [...pairs]) {
+      pairs.delete(pair);
+      pair.client.destroy();
+      pair.server.destroy();
+    }
+  };
+  return {
+    port,
+    get open() {
+      return pairs.size;
+    },
+    get bytesFromServer() {
+      return bytesFromServer;
+    },
+    cut,
+    freeze() {
+      for (const pair of pairs) pair.frozen = true;
+    },
+    async close() {
+      cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
