@@ -226,7 +226,7 @@ async function main() {
       ["Redis restarted", () => redis.restart()],
       ["metadata store sessions terminated", () => pgAdmin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", "postgres", [meta.name])],
       ["oversized value, PostgreSQL", () => record("fault: oversized pg", () => query(ids.pg, "SELECT repeat('x', 540000000)"))],
-      ["oversized value, MariaDB", () => record("fault: oversized mysql", () => query(ids.maria, "SELECT REPEAT('x', 1000000000)"))],
+      ["oversized value, MariaDB", () => record("fault: oversized mysql", () => query(ids.maria, `SELECT ${Array.from({ length: 8 }, (_, i) => `RPAD(x'', 15000000, x'78') AS c${i}`).join(", ")}`))],
       ["oversized value, SQLite", () => record("fault: oversized sqlite", () => query(ids.sqlite, "SELECT zeroblob(1000000000)"))],
       ["runaway SQLite statement", () => record("fault: runaway sqlite", () => query(ids.sqlite, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", { timeout_ms: 1000 }))],
       ["PostgreSQL network frozen", async () => {
