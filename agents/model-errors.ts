@@ -91,7 +91,7 @@ function judge(err: unknown, stalled: boolean): Judged {
  * server or the HTTP client may have echoed (a base URL with `user:pass@` is quoted whole). */
 function scrub(text: string, apiKey: string | undefined): string {
   let clean = text
-    .replace(/Bearer\s+\S+/gi, "Bearer [redacted]")
+    .replace(/Bearer\s+[\w.~+/=-]+/gi, "Bearer [redacted]")
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@"]+@/gi, "$1")
     .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s?"]*)\?[^\s"]*/gi, "$1");
   if (apiKey && apiKey.length >= 4) clean = clean.split(apiKey).join("[redacted]");
