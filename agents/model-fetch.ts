@@ -51,6 +51,9 @@ export function checkedFetch(): typeof fetch {
     // Looked up on every call rather than captured: tests watch globalThis.fetch.
     // Connection errors pass through as they are; the SDK wraps them and modelError reads their causes.
     const res = await globalThis.fetch(input, init);
+    // Only chat completions are judged here; the client calls nothing else today.
+    const url = input instanceof Request ? input.url : String(input);
+    if (!new URL(url).pathname.endsWith("/chat/completions")) return res;
     const type = res.headers.get("content-type");
     if (!res.ok) {
       // The SDK makes its APIError (status, retry decisions) from this copy; the excerpt is
