@@ -108,11 +108,8 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: { userId: number;
       started();
     },
   });
-  const settled = answer.then(
-    () => undefined,
-    () => undefined,
-  );
-  await Promise.race([settled, firstEvent]);
+  // Whichever comes first: the first event, or the end (a failure is read just below).
+  await Promise.race([answer.catch(() => undefined), firstEvent]);
   if (early.length === 0) {
     try {
       await answer;
