@@ -64,7 +64,7 @@ export function checkedFetch(): typeof fetch {
       return copy;
     }
     if (isStreamRequest(init?.body)) {
-      if (/^text\/event-stream/i.test(type ?? "")) return res;
+      if (/^text\/event-stream/i.test(type ?? "")) return capped(res);
       const text = await readReply(res, init?.signal);
       throw new ModelServerFailure("not_chat_completion", `answered a streaming request with ${kindOf(type)} instead of an event stream: "${excerpt(text)}"`);
     }
@@ -91,6 +91,22 @@ function checkedCompletion(res: Response, signal: AbortSignal | null | undefined
       }
     },
   });
+}
+
+const tooLarge = () => new ModelServerFailure("not_chat_completion", `answered more than ${MAX_REPLY_BYTES / 1024 / 1024} MiB, far more than a chat completion`);
+
+/** An event stream that fails past MAX_REPLY_BYTES: a server that never stops sending must not
+ * fill memory until the question's deadline. The source is cancelled, closing the connection. */
+function capped(res: Response): Response {
+  let size = 0;
+  const counted = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      size += chunk.byteLength;
+      if (size > MAX_REPLY_BYTES) controller.error(tooLarge());
+      else controller.enqueue(chunk);
+    },
+  });
+  return new Response(res.body?.pipeThrough(counted) ?? null, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 function isStreamRequest(body: unknown): boolean {
@@ -133,7 +149,7 @@ async function readReply(res: Response, signal: AbortSignal | null | undefined):
       size += value.byteLength;
       if (size > MAX_REPLY_BYTES) {
         void reader.cancel().catch(() => undefined);
-        throw new ModelServerFailure("not_chat_completion", `answered more than ${MAX_REPLY_BYTES / 1024 / 1024} MiB, far more than a chat completion`);
+        throw tooLarge();
       }
       parts.push(value);
     }

@@ -84,11 +84,12 @@ const FAILURES: { name: string; reply: FakeReply; status: number; cause: string;
   { name: "a 401 that echoes the key", reply: { status: 401, body: JSON.stringify({ error: { message: `Incorrect API key provided: ${KEY}` } }), contentType: "application/json" }, status: 502, cause: "http_status", detail: /HTTP 401 Unauthorized: .*Incorrect API key provided: \[redacted\]/ },
   { name: "the socket destroyed mid-answer", reply: { fail: "cut" }, status: 502, cause: "stream_cut_off", detail: /closed .*(before|in the middle of) the answer/ },
   { name: "a server that reads the request and never answers", reply: { fail: "hang" }, status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms`) },
+  { name: "an answer that never ends", reply: { fail: "flood" }, status: 502, cause: "not_chat_completion", detail: /answered more than 16 MiB/ },
 ];
 
 describe.each(["json", "sse"] as const)("POST /ask when the model server fails before the first byte (%s)", (path) => {
-  // A stream cut after its first token has sent a byte to an SSE client: covered below.
-  const before = FAILURES.filter((f) => path === "json" || !("fail" in f.reply && f.reply.fail === "cut"));
+  // A stream cut or flooding after its first token has sent a byte to an SSE client: covered below.
+  const before = FAILURES.filter((f) => path === "json" || !("fail" in f.reply && (f.reply.fail === "cut" || f.reply.fail === "flood")));
   it.each(before)("answers $status naming the server and the cause: $name", async ({ reply, status, cause, detail }) => {
     const user = await connectedUser();
     replies.push(reply, reply);

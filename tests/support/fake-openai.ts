@@ -38,8 +38,9 @@ export interface FakeToolCall {
  * not JSON; hang: reads the request, never answers; stall: streams the first chunk, then never
  * another; not_openai: 200 with JSON that is not a chat completion (another API); html: 200 with
  * a web page; cut: starts the answer, then destroys the socket; ended: starts a stream, then
- * closes it cleanly without a finish_reason or [DONE]. */
-export type FakeFailure = "http500" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended";
+ * closes it cleanly without a finish_reason or [DONE]; flood: sends 64 KiB pieces of one endless
+ * answer until the client hangs up (64 MiB at most). */
+export type FakeFailure = "http500" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood";
 
 export type FakeReply =
   /** A final answer; streamed as `chunks` when given, else word by word. */
@@ -196,6 +197,22 @@ function fail(mode: FakeFailure, body: ChatRequest, res: ServerResponse, id: str
       // Sent before the socket goes, so the client has read the start of the answer.
       setTimeout(() => res.socket?.destroy(), 50);
       return;
+    case "flood": {
+      const filler = "x".repeat(64 * 1024);
+      const piece = body.stream
+        ? `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model: body.model, choices: [{ index: 0, delta: { content: filler }, finish_reason: null }] })}\n\n`
+        : filler;
+      res.writeHead(200, { "content-type": body.stream ? "text/event-stream" : "application/json" });
+      if (!body.stream) res.write(`{"id": "${id}", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "`);
+      let sent = 0;
+      // Written as fast as the client reads, never faster (backpressure), until it hangs up.
+      const pump = () => {
+        while (!res.destroyed && sent < 1024 && res.write(piece)) sent++;
+        if (!res.destroyed && sent < 1024) res.once("drain", pump);
+      };
+      pump();
+      return;
+    }
     case "ended":
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.end(firstChunk(id, body));
