@@ -46,6 +46,8 @@ export function excerpt(text: string, chars = EXCERPT_CHARS): string {
 
 const kindOf = (contentType: string | null) => (contentType ? contentType.split(";")[0]!.trim() : "no content type");
 
+/** The fetch given to the OpenAI client: error bodies kept for the message, plain answers
+ * checked to be chat completions, streams checked to be event streams, all capped in size. */
 export function checkedFetch(): typeof fetch {
   return async (input, init) => {
     // Looked up on every call rather than captured: tests watch globalThis.fetch.
