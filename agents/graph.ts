@@ -15,6 +15,7 @@ import type { Dialect } from "../src/connectors/types.js";
 import { complete, NO_USAGE, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
 import { skipUnreadRunTrees } from "./run-trees.js";
+import { invalidArgumentsReply } from "./tool-arguments.js";
 import { schemaContext } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
 import {
@@ -171,12 +172,15 @@ async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Par
   const run = runOf(config);
   const last = state.messages.at(-1) as AIMessage;
   const results: ToolMessage[] = [];
+  const unparsed = new Map((last.invalid_tool_calls ?? []).map((c) => [c.id, c]));
   // One at a time: they share one connector and its per-connection budget.
   for (const call of last.tool_calls ?? []) {
     run.signal?.throwIfAborted();
-    run.onEvent?.({ type: "tool_call", name: call.name, args: call.args });
-    const content = await callSqlTool(run.toolContext, run.offered, call.name, call.args);
-    if (content.startsWith("ERROR:") && call.name !== "run_query") run.toolContext.recorder.lastError = content.slice(7);
+    // Arguments that are not one complete JSON object never reach a tool (see tool-arguments.ts).
+    const invalid = unparsed.get(call.id);
+    run.onEvent?.({ type: "tool_call", name: call.name, args: invalid ? invalid.args : call.args });
+    const content = invalid ? invalidArgumentsReply(invalid) : await callSqlTool(run.toolContext, run.offered, call.name, call.args);
+    if (content.startsWith("ERROR:") && (invalid || call.name !== "run_query")) run.toolContext.recorder.lastError = content.slice(7);
     results.push(new ToolMessage({ content, tool_call_id: call.id ?? "", name: call.name }));
   }
   return { messages: results };

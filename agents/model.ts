@@ -2,10 +2,12 @@
 // only from resolved settings (never from the environment) and never reaching for the internet.
 
 import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
-import type { ToolCall } from "@langchain/core/messages/tool";
 import { ChatOpenAI, type ChatOpenAICallOptions } from "@langchain/openai";
 
 import { DomainError } from "../src/errors.js";
+import { modelError, serverLabel, type ModelServer } from "./model-errors.js";
+import { checkedFetch, ModelServerFailure } from "./model-fetch.js";
+import { strictToolCalls } from "./tool-arguments.js";
 
 export interface ModelSettings {
   /** e.g. http://localhost:11434/v1; unset means api.openai.com. */
@@ -40,7 +42,7 @@ export function createChatModel(settings: ModelSettings): ChatOpenAI {
     // Passed explicitly so OPENAI_API_KEY / OPENAI_BASE_URL / LANGSMITH_GATEWAY in the
     // environment never override the resolved configuration.
     apiKey: settings.apiKey || "not-needed",
-    configuration: { baseURL: settings.baseUrl || OPENAI_API },
+    configuration: { baseURL: settings.baseUrl || OPENAI_API, fetch: checkedFetch() },
     // Usage comes from the server's own `usage` fields: the `usage` of a plain completion, or
     // stream_options.include_usage when streaming. `streaming` stays off: with it, `.invoke()`
     // would estimate usage with tiktoken data fetched from the internet.
@@ -88,10 +90,19 @@ export function complete(
   return options.onToken ? streamCompletion(model, messages, options) : invokeCompletion(model, messages, options);
 }
 
+/** The server a model talks to, as errors and logs may name it. */
+export function modelServerOf(model: ChatOpenAI): ModelServer {
+  return { url: serverLabel(model.clientConfig?.baseURL ?? OPENAI_API), apiKey: typeof model.apiKey === "string" ? model.apiKey : undefined };
+}
+
 /** Runs `call` with an abort signal that the caller's signal and a watchdog both trip; failures
- * become DomainError model_timeout / model_failed, the caller's abort passes through as is.
- * `rearm(ms)` restarts the watchdog (a stream re-arms it on every chunk). */
-async function underWatchdog<T>(options: CompletionOptions, call: (signal: AbortSignal, rearm: (ms: number) => void) => Promise<T>): Promise<T> {
+ * become DomainError model_timeout / model_failed naming the server, the caller's abort passes
+ * through as is. `rearm(ms)` restarts the watchdog (a stream re-arms it on every chunk). */
+async function underWatchdog<T>(
+  model: ChatOpenAI,
+  options: CompletionOptions,
+  call: (signal: AbortSignal, rearm: (ms: number) => void) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
   const stopOnCallerAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", stopOnCallerAbort, { once: true });
@@ -110,7 +121,7 @@ async function underWatchdog<T>(options: CompletionOptions, call: (signal: Abort
     return await call(controller.signal, rearm);
   } catch (err) {
     if (options.signal?.aborted) throw err;
-    throw modelError(err, options.timeoutMs, stalled);
+    throw modelError(err, modelServerOf(model), options.timeoutMs, stalled);
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", stopOnCallerAbort);
@@ -120,10 +131,13 @@ async function underWatchdog<T>(options: CompletionOptions, call: (signal: Abort
 /** One plain (non-streamed) completion with usage from the server's `usage` field. The SDK's
  * timeout covers each request until its headers; the watchdog bounds the whole call. */
 export async function invokeCompletion(model: ChatOpenAI, messages: BaseMessage[], options: CompletionOptions): Promise<Completion> {
-  const reply = await underWatchdog(options, (signal) => model.invoke(messages, { signal, ...(options.tools ? { tools: options.tools } : {}) }));
-  if (!reply.text && !reply.tool_calls?.length && !reply.invalid_tool_calls?.length && !reply.response_metadata?.finish_reason) {
-    throw new DomainError("model_failed", "The model server returned an empty or unreadable response");
-  }
+  const reply = await underWatchdog(model, options, async (signal) => {
+    const reply = await model.invoke(messages, { signal, ...(options.tools ? { tools: options.tools } : {}) });
+    if (!reply.text && !reply.tool_calls?.length && !reply.invalid_tool_calls?.length && !reply.response_metadata?.finish_reason) {
+      throw new ModelServerFailure("not_chat_completion", "it returned a chat completion with no text, no tool call and no finish_reason");
+    }
+    return reply;
+  });
   return { message: toMessage(reply), usage: usageOf(reply) };
 }
 
@@ -134,7 +148,7 @@ export async function streamCompletion(
   messages: BaseMessage[],
   options: CompletionOptions & { onToken?: ((text: string) => void) | undefined },
 ): Promise<Completion> {
-  const merged = await underWatchdog(options, async (signal, rearm) => {
+  const merged = await underWatchdog(model, options, async (signal, rearm) => {
     let merged: AIMessageChunk | undefined;
     let sawToolCall = false;
     // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
@@ -147,28 +161,23 @@ export async function streamCompletion(
       const text = chunk.text;
       if (text && !sawToolCall) options.onToken?.(text);
     }
+    if (!merged) throw new ModelServerFailure("not_chat_completion", "its event stream ended without a single chat completion chunk");
+    // Every compatible server ends an answer with a finish_reason; a stream that stops without
+    // one was cut off (a clean close midway), and its partial text or tool call must not count.
+    if (!merged.response_metadata?.finish_reason) {
+      throw new ModelServerFailure("stream_cut_off", "its event stream ended before the answer was finished (no finish_reason: stream cut off)");
+    }
     return merged;
   });
-  if (!merged || (!merged.text && !merged.tool_call_chunks?.length && !merged.response_metadata?.finish_reason)) {
-    throw new DomainError("model_failed", "The model server returned an empty or unreadable response");
-  }
   return { message: toMessage(merged), usage: usageOf(merged) };
 }
 
 /** A plain AIMessage without the server's id (a server that reuses ids would make LangGraph
- * replace an earlier message) and with an id on every tool call, valid or not. */
+ * replace an earlier message), its tool calls parsed strictly from the raw argument text (those
+ * that do not parse are in `invalid_tool_calls` and never run) and each with an id. */
 function toMessage(merged: AIMessage | AIMessageChunk): AIMessage {
-  const calls: ToolCall[] = [
-    ...(merged.tool_calls ?? []),
-    // Arguments that are not JSON still get an answer: the tool then reports invalid arguments.
-    ...(merged.invalid_tool_calls ?? []).map((c): ToolCall => ({ name: c.name ?? "unknown", args: {}, id: c.id, type: "tool_call" })),
-  ];
-  const stamp = Date.now().toString(36);
-  return new AIMessage({
-    content: merged.text,
-    tool_calls: calls.map((c, i) => ({ ...c, id: c.id || `call_${stamp}_${i}` })),
-    response_metadata: merged.response_metadata,
-  });
+  const { calls, invalid } = strictToolCalls(merged, `call_${Date.now().toString(36)}`);
+  return new AIMessage({ content: merged.text, tool_calls: calls, invalid_tool_calls: invalid, response_metadata: merged.response_metadata });
 }
 
 /** A plain completion's usage_metadata leaves out fields the server sent as 0 (or all of them
@@ -179,15 +188,4 @@ function usageOf(reply: AIMessage | AIMessageChunk): TokenUsage {
   const prompt = u.input_tokens ?? 0;
   const completion = u.output_tokens ?? 0;
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: u.total_tokens ?? prompt + completion };
-}
-
-export function modelError(err: unknown, timeoutMs: number, stalled = false): DomainError {
-  if (err instanceof DomainError) return err;
-  const e = err as { name?: string; message?: string; status?: number };
-  if (stalled || e.name === "TimeoutError" || e.name === "APIConnectionTimeoutError") {
-    return new DomainError("model_timeout", `The model server did not answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs });
-  }
-  const status = typeof e.status === "number" ? ` (HTTP ${e.status})` : "";
-  const detail = (e.message ?? String(err)).replace(/\s+/g, " ").slice(0, 300);
-  return new DomainError("model_failed", `The model server failed${status}: ${detail}`, typeof e.status === "number" ? { model_status: e.status } : {});
 }

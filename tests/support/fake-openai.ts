@@ -26,13 +26,29 @@ export interface FakeUsage {
   completion_tokens: number;
 }
 
+/** A tool call; `rawArgs` is sent as the arguments text verbatim (e.g. JSON cut off midway). */
+export interface FakeToolCall {
+  name: string;
+  args?: unknown;
+  rawArgs?: string;
+  id?: string;
+}
+
+/** http500: an error status with an OpenAI error body; malformed: a body (or SSE event) that is
+ * not JSON; hang: reads the request, never answers; stall: streams the first chunk, then never
+ * another; not_openai: 200 with JSON that is not a chat completion (another API); html: 200 with
+ * a web page; cut: starts the answer, then destroys the socket; ended: starts a stream, then
+ * closes it cleanly without a finish_reason or [DONE]; flood: sends 64 KiB pieces of one endless
+ * answer until the client hangs up (64 MiB at most). */
+export type FakeFailure = "http500" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood";
+
 export type FakeReply =
   /** A final answer; streamed as `chunks` when given, else word by word. */
   | { content: string; chunks?: string[]; usage?: FakeUsage }
-  | { toolCalls: { name: string; args: unknown; id?: string }[]; usage?: FakeUsage }
-  /** http500: an error status; malformed: a body (or SSE event) that is not JSON; hang: never
-   * answers; stall: streams the first chunk, then never another. */
-  | { fail: "http500" | "malformed" | "hang" | "stall" };
+  | { toolCalls: FakeToolCall[]; usage?: FakeUsage; finishReason?: string }
+  | { fail: FakeFailure }
+  /** Any error status with this body. */
+  | { status: number; body: string; contentType?: string };
 
 export type FakeStep = FakeReply | ((request: ChatRequest) => FakeReply);
 
@@ -75,6 +91,10 @@ export async function startFakeOpenAI(script: FakeStep[]): Promise<FakeOpenAI> {
     // A fresh id per completion: LangGraph replaces messages that share an id.
     const id = `chatcmpl-fake-${++completions}-${randomUUID().slice(0, 8)}`;
     if ("fail" in reply) return fail(reply.fail, body, res, id);
+    if ("status" in reply) {
+      res.writeHead(reply.status, { "content-type": reply.contentType ?? "text/plain" }).end(reply.body);
+      return;
+    }
     if (body.stream) streamReply(reply, body, res, id);
     else jsonReply(reply, body, res, id);
   }
@@ -105,14 +125,17 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 const usageOf = (u: FakeUsage = DEFAULT_USAGE) => ({ ...u, total_tokens: u.prompt_tokens + u.completion_tokens });
 
-const toolCallsOf = (reply: { toolCalls: { name: string; args: unknown; id?: string }[] }, completionId: string) =>
+const toolCallsOf = (reply: { toolCalls: FakeToolCall[] }, completionId: string) =>
   reply.toolCalls.map((call, i) => ({
     id: call.id ?? `call_${completionId.slice(-8)}_${i}`,
     type: "function",
-    function: { name: call.name, arguments: JSON.stringify(call.args) },
+    function: { name: call.name, arguments: call.rawArgs ?? JSON.stringify(call.args) },
   }));
 
-function jsonReply(reply: Exclude<FakeReply, { fail: string }>, body: ChatRequest, res: ServerResponse, id: string) {
+type Answer = Extract<FakeReply, { content: string } | { toolCalls: FakeToolCall[] }>;
+const finishOf = (reply: Answer) => ("content" in reply ? "stop" : (reply.finishReason ?? "tool_calls"));
+
+function jsonReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: string) {
   const message =
     "content" in reply ? { role: "assistant", content: reply.content } : { role: "assistant", content: null, tool_calls: toolCallsOf(reply, id) };
   res.writeHead(200, { "content-type": "application/json" });
@@ -122,13 +145,13 @@ function jsonReply(reply: Exclude<FakeReply, { fail: string }>, body: ChatReques
       object: "chat.completion",
       created: Math.floor(Date.now() / 1000),
       model: body.model,
-      choices: [{ index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" }],
+      choices: [{ index: 0, message, finish_reason: finishOf(reply) }],
       usage: usageOf(reply.usage),
     }),
   );
 }
 
-function streamReply(reply: Exclude<FakeReply, { fail: string }>, body: ChatRequest, res: ServerResponse, id: string) {
+function streamReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: string) {
   const base = { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: body.model };
   const send = (choices: unknown[], extra: Record<string, unknown> = {}) => res.write(`data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`);
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
@@ -145,13 +168,55 @@ function streamReply(reply: Exclude<FakeReply, { fail: string }>, body: ChatRequ
       send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, finish_reason: null }]);
     });
   }
-  send([{ index: 0, delta: {}, finish_reason: "content" in reply ? "stop" : "tool_calls" }]);
+  send([{ index: 0, delta: {}, finish_reason: finishOf(reply) }]);
   if (body.stream_options?.include_usage) send([], { usage: usageOf(reply.usage) });
   res.end("data: [DONE]\n\n");
 }
 
-function fail(mode: "http500" | "malformed" | "hang" | "stall", body: ChatRequest, res: ServerResponse, id: string) {
+const firstChunk = (id: string, body: ChatRequest) =>
+  `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model: body.model, choices: [{ index: 0, delta: { role: "assistant", content: "Partial" }, finish_reason: null }] })}\n\n`;
+
+function fail(mode: FakeFailure, body: ChatRequest, res: ServerResponse, id: string) {
   switch (mode) {
+    case "not_openai":
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ service: "inventory", version: "2.1", items: [] }));
+      return;
+    case "html":
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end("<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>");
+      return;
+    case "cut":
+      if (body.stream) {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(firstChunk(id, body));
+      } else {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write(`{"id": "${id}", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Part`);
+      }
+      // Sent before the socket goes, so the client has read the start of the answer.
+      setTimeout(() => res.socket?.destroy(), 50);
+      return;
+    case "flood": {
+      const filler = "x".repeat(64 * 1024);
+      const piece = body.stream
+        ? `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model: body.model, choices: [{ index: 0, delta: { content: filler }, finish_reason: null }] })}\n\n`
+        : filler;
+      res.writeHead(200, { "content-type": body.stream ? "text/event-stream" : "application/json" });
+      if (!body.stream) res.write(`{"id": "${id}", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "`);
+      let sent = 0;
+      // Written as fast as the client reads, never faster (backpressure), until it hangs up.
+      const pump = () => {
+        while (!res.destroyed && sent < 1024 && res.write(piece)) sent++;
+        if (!res.destroyed && sent < 1024) res.once("drain", pump);
+      };
+      pump();
+      return;
+    }
+    case "ended":
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.end(firstChunk(id, body));
+      return;
     case "http500":
       res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { message: "The fake model server failed on purpose", type: "server_error" } }));
@@ -169,7 +234,7 @@ function fail(mode: "http500" | "malformed" | "hang" | "stall", body: ChatReques
       return; // the socket stays open until the client gives up or close() runs
     case "stall":
       res.writeHead(200, { "content-type": "text/event-stream" });
-      res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model: body.model, choices: [{ index: 0, delta: { role: "assistant", content: "Partial" }, finish_reason: null }] })}\n\n`);
+      res.write(firstChunk(id, body));
       return;
   }
 }

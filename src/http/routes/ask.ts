@@ -2,11 +2,13 @@
 // default; with `Accept: text/event-stream` the agent's steps stream as server-sent events.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 
+import type { AgentEvent } from "../../../agents/graph.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
-import { ask } from "../../services/ask.js";
+import { ask, type AskInput } from "../../services/ask.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { errorBody, statusOf } from "../errors.js";
@@ -44,7 +46,8 @@ const route = createRoute({
   tags: ["Ask"],
   security: [{ bearer: [] }],
   summary: "Ask a question in plain language; answered read-only by the SQL agent",
-  description: "Send `Accept: text/event-stream` to receive tool_call, sql, rows, sql_error, answer_token, result and done events.",
+  description:
+    "Send `Accept: text/event-stream` to receive tool_call, sql, rows, sql_error, answer_token, result and done events. The stream starts with the first event: a failure before it answers its status as JSON, a failure after it is an `error` event (with `status`) before `done`.",
   request: { body: jsonBody(AskBody) },
   responses: {
     200: {
@@ -67,30 +70,74 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const auth = c.get("auth");
-    if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
+    if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input)) as never;
+    try {
       return c.json(await ask(deps, auth, input, { signal: c.req.raw.signal }), 200);
+    } catch (err) {
+      logModelFailure(c, err);
+      throw err;
     }
-    return streamSSE(c, async (stream) => {
-      const abort = new AbortController();
-      stream.onAbort(() => abort.abort());
-      const send = (event: string, data: unknown) => stream.writeSSE({ event, data: JSON.stringify(data) });
-      try {
-        const answer = await ask(deps, auth, input, {
-          signal: abort.signal,
-          onEvent: (e) => void (e.type === "done" ? undefined : send(e.type, e)),
-        });
-        await send("result", answer);
-      } catch (err) {
-        const known = err instanceof DomainError;
-        if (!known) requestLogger(c).error({ err }, "ask stream failed");
-        await send(
-          "error",
-          known
-            ? { ...errorBody(err.code, err.message, err.extra), status: statusOf(err.code) }
-            : errorBody("internal_error", "Internal server error", { request_id: c.get("requestId"), status: 500 }),
-        );
-      }
-      await send("done", {});
-    }) as never;
+  });
+}
+
+/** One structured line per failed model call, with the server and the cause: the response says
+ * it to the user, this says it to whoever runs Pulse. */
+function logModelFailure(c: Context<AppEnv>, err: unknown) {
+  if (!(err instanceof DomainError) || (err.code !== "model_failed" && err.code !== "model_timeout")) return;
+  requestLogger(c).warn({ code: err.code, ...err.extra, detail: err.message }, "model server failed");
+}
+
+/**
+ * The SSE answer. Nothing is sent before the agent's first event, so a failure before it (a
+ * dead model server, no model, a foreign session) answers its real status as JSON; after the
+ * first byte, a failure is an `error` event with the same detail and status, then `done`.
+ */
+async function askStream(c: Context<AppEnv>, deps: Deps, auth: { userId: number; sessionId: string }, input: AskInput) {
+  const abort = new AbortController();
+  c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
+  const early: AgentEvent[] = [];
+  let forward: ((event: AgentEvent) => void) | undefined;
+  let started!: () => void;
+  const firstEvent = new Promise<void>((resolve) => (started = resolve));
+  const answer = ask(deps, auth, input, {
+    signal: abort.signal,
+    onEvent: (e) => {
+      if (e.type === "done") return;
+      if (forward) return forward(e);
+      early.push(e);
+      started();
+    },
+  });
+  // Whichever comes first: the first event, or the end (a failure is read just below).
+  await Promise.race([answer.catch(() => undefined), firstEvent]);
+  if (early.length === 0) {
+    try {
+      await answer;
+    } catch (err) {
+      logModelFailure(c, err);
+      throw err;
+    }
+  }
+  return streamSSE(c, async (stream) => {
+    stream.onAbort(() => abort.abort());
+    // Writes in order, whoever sends: the agent's events, then the result or the error.
+    let written = Promise.resolve();
+    const send = (event: string, data: unknown) => (written = written.then(() => stream.writeSSE({ event, data: JSON.stringify(data) })));
+    for (const e of early.splice(0)) void send(e.type, e);
+    forward = (e) => void send(e.type, e);
+    try {
+      void send("result", await answer);
+    } catch (err) {
+      const known = err instanceof DomainError;
+      if (known) logModelFailure(c, err);
+      else requestLogger(c).error({ err }, "ask stream failed");
+      void send(
+        "error",
+        known
+          ? { ...errorBody(err.code, err.message, err.extra), status: statusOf(err.code) }
+          : errorBody("internal_error", "Internal server error", { request_id: c.get("requestId"), status: 500 }),
+      );
+    }
+    await send("done", {});
   });
 }

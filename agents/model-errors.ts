@@ -1,0 +1,118 @@
+// Every way a model call can fail, turned into one DomainError that names the configured
+// server and says what happened in words: 502 model_failed, or 504 model_timeout.
+
+import { STATUS_CODES } from "node:http";
+
+import { DomainError } from "../src/errors.js";
+import { causeText, errorBodyOf, excerpt, ModelServerFailure, type ModelFailureReason } from "./model-fetch.js";
+
+export interface ModelServer {
+  /** The base URL as configured, without credentials or query (safe to show and log). */
+  url: string;
+  /** The API key, scrubbed from anything the server echoes back. */
+  apiKey?: string | undefined;
+}
+
+/** A base URL fit to show: user, password and query (where keys hide) removed. */
+export function serverLabel(baseUrl: string): string {
+  try {
+    const url = new URL(baseUrl);
+    url.username = "";
+    url.password = "";
+    url.search = "";
+    url.hash = "";
+    return url.toString().replace(/\/$/, "");
+  } catch {
+    return "(an unparsable base URL)";
+  }
+}
+
+interface Judged {
+  reason: ModelFailureReason;
+  words: string;
+  status?: number | undefined;
+}
+
+/** Error codes of Node and undici found along a cause chain, and what they mean. */
+const CODE_WORDS: Record<string, Omit<Judged, "status">> = {
+  ECONNREFUSED: { reason: "connection_refused", words: "connection refused" },
+  ENOTFOUND: { reason: "dns_failure", words: "DNS lookup failed: no such host" },
+  EAI_AGAIN: { reason: "dns_failure", words: "DNS lookup failed: the resolver did not answer" },
+  EAI_NONAME: { reason: "dns_failure", words: "DNS lookup failed: no such host" },
+  ECONNRESET: { reason: "connection_failed", words: "the connection was reset" },
+  EHOSTUNREACH: { reason: "connection_failed", words: "the host is unreachable" },
+  ENETUNREACH: { reason: "connection_failed", words: "the network is unreachable" },
+  EPIPE: { reason: "connection_failed", words: "the connection was closed while sending the request" },
+  UND_ERR_SOCKET: { reason: "connection_failed", words: "the server closed the connection without answering" },
+  UND_ERR_CONNECT_TIMEOUT: { reason: "timeout", words: "connecting timed out" },
+  ETIMEDOUT: { reason: "timeout", words: "connecting timed out" },
+};
+
+function chainOf(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) chain.push(e);
+  return chain;
+}
+
+function judge(err: unknown, stalled: boolean): Judged {
+  const chain = chainOf(err);
+  const failure = chain.find((e): e is ModelServerFailure => e instanceof ModelServerFailure);
+  // A failure met while the watchdog was aborting the call is the silence, not its symptom.
+  if (stalled) return { reason: "timeout", words: "" };
+  if (failure) return { reason: failure.reason, words: failure.detail, status: failure.status };
+  const top = err as { name?: string; message?: string; status?: unknown; headers?: unknown; error?: unknown };
+  if (top.name === "TimeoutError" || top.name === "APIConnectionTimeoutError") return { reason: "timeout", words: "" };
+  if (typeof top.status === "number") {
+    const body = errorBodyOf(top.headers) ?? excerpt(String(top.message ?? "").replace(/^\d{3}\s*/, "").replace(/\s*Troubleshooting URL:.*$/s, ""));
+    const name = STATUS_CODES[top.status] ? ` ${STATUS_CODES[top.status]}` : "";
+    return { reason: "http_status", words: `HTTP ${top.status}${name}: "${body}"`, status: top.status };
+  }
+  // An `error` event inside a stream: the SDK makes an APIError without a status.
+  if (top.name === "Error" && top.error && typeof top.error === "object") {
+    return { reason: "server_error_event", words: `it sent an error in the middle of the answer: "${excerpt(String((top.error as { message?: unknown }).message ?? JSON.stringify(top.error)))}"` };
+  }
+  if (chain.some((e) => (e as Error).message === "terminated")) {
+    return { reason: "stream_cut_off", words: `the connection closed in the middle of the answer (stream cut off: ${causeText(err)})` };
+  }
+  for (const e of chain) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== "string") continue;
+    const known = CODE_WORDS[code];
+    if (known) return { ...known, words: `${known.words} (${causeText(err)})` };
+    if (/CERT|TLS|SSL|SELF_SIGNED/i.test(code)) return { reason: "tls_failure", words: `TLS failed: ${causeText(err)}` };
+  }
+  if (chain.some((e) => e instanceof SyntaxError)) {
+    return { reason: "not_chat_completion", words: `it sent a streamed event that is not JSON (${causeText(err)})` };
+  }
+  return { reason: "connection_failed", words: causeText(err) };
+}
+
+/** Removes the API key, bearer tokens, and the credentials or query of any URL from text a
+ * server or the HTTP client may have echoed (a base URL with `user:pass@` is quoted whole). */
+function scrub(text: string, apiKey: string | undefined): string {
+  let clean = text
+    .replace(/Bearer\s+[\w.~+/=-]+/gi, "Bearer [redacted]")
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@"]+@/gi, "$1")
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s?"]*)\?[^\s"]*/gi, "$1");
+  if (apiKey && apiKey.length >= 4) clean = clean.split(apiKey).join("[redacted]");
+  return clean;
+}
+
+export function modelError(err: unknown, server: ModelServer, timeoutMs: number, stalled = false): DomainError {
+  if (err instanceof DomainError) return err;
+  const judged = judge(err, stalled);
+  const where = `The model server at ${server.url}`;
+  if (judged.reason === "timeout") {
+    const how = judged.words ? `: ${scrub(judged.words, server.apiKey)}` : "";
+    return new DomainError("model_timeout", `${where} did not answer within ${timeoutMs} ms (OPENAI_TIMEOUT_MS)${how}`, {
+      timeout_ms: timeoutMs,
+      model_server: server.url,
+      model_cause: judged.reason,
+    });
+  }
+  return new DomainError("model_failed", `${where} failed: ${scrub(judged.words, server.apiKey)}`, {
+    model_server: server.url,
+    model_cause: judged.reason,
+    ...(judged.status !== undefined ? { model_status: judged.status } : {}),
+  });
+}

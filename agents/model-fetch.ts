@@ -1,0 +1,173 @@
+// The model client's fetch: it reads each raw HTTP answer before the OpenAI SDK does, so a
+// server that is not an OpenAI-compatible one (a web page, another API, a proxy's error page)
+// is named for what it answered instead of failing deep inside the client with a TypeError.
+
+/** Why a model call failed, in one word the API and the logs share. */
+export type ModelFailureReason =
+  | "connection_refused"
+  | "dns_failure"
+  | "connection_failed"
+  | "tls_failure"
+  | "http_status"
+  | "not_chat_completion"
+  | "stream_cut_off"
+  | "server_error_event"
+  | "timeout";
+
+/** A failure judged from what the server did; `detail` completes "The model server at URL failed: ...". */
+export class ModelServerFailure extends Error {
+  constructor(
+    readonly reason: ModelFailureReason,
+    readonly detail: string,
+    readonly status?: number,
+  ) {
+    // The SDK reports any thrown error whose text says "timed out" as a timeout, and a body
+    // excerpt may say anything: the message stays the bare reason, the words live in `detail`.
+    super(reason);
+    this.name = "ModelServerFailure";
+  }
+}
+
+/** A chat completion is a few KB; more than this is not one, and is not buffered further. */
+const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+const EXCERPT_CHARS = 200;
+
+/** Excerpts of error bodies, by the Headers object the SDK's APIError keeps (the very same object). */
+const errorBodies = new WeakMap<Headers, string>();
+
+/** The start of an error response's body, for an APIError that came from this fetch. */
+export const errorBodyOf = (headers: unknown): string | undefined => (headers instanceof Headers ? errorBodies.get(headers) : undefined);
+
+/** Whitespace folded and cut to a short quote. */
+export function excerpt(text: string, chars = EXCERPT_CHARS): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > chars ? `${flat.slice(0, chars)}…` : flat;
+}
+
+const kindOf = (contentType: string | null) => (contentType ? contentType.split(";")[0]!.trim() : "no content type");
+
+/** The fetch given to the OpenAI client: error bodies kept for the message, plain answers
+ * checked to be chat completions, streams checked to be event streams, all capped in size. */
+export function checkedFetch(): typeof fetch {
+  return async (input, init) => {
+    // Looked up on every call rather than captured: tests watch globalThis.fetch.
+    // Connection errors pass through as they are; the SDK wraps them and modelError reads their causes.
+    const res = await globalThis.fetch(input, init);
+    // Only chat completions are judged here; the client calls nothing else today.
+    const url = input instanceof Request ? input.url : String(input);
+    if (!new URL(url).pathname.endsWith("/chat/completions")) return res;
+    const type = res.headers.get("content-type");
+    if (!res.ok) {
+      // The SDK makes its APIError (status, retry decisions) from this copy; the excerpt is
+      // kept here because the SDK drops a JSON body that has no `error` field.
+      const text = await readReply(res, init?.signal);
+      const copy = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
+      errorBodies.set(copy.headers, excerpt(text) || "(empty body)");
+      return copy;
+    }
+    if (isStreamRequest(init?.body)) {
+      if (/^text\/event-stream/i.test(type ?? "")) return capped(res);
+      const text = await readReply(res, init?.signal);
+      throw new ModelServerFailure("not_chat_completion", `answered a streaming request with ${kindOf(type)} instead of an event stream: "${excerpt(text)}"`);
+    }
+    return new Response(checkedCompletion(res, init?.signal), { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
+/** The body of a plain completion, failing with the reason when it is not one. Read as the SDK
+ * reads it, after the request's own timeout has ended: a body that stalls is the watchdog's. */
+function checkedCompletion(res: Response, signal: AbortSignal | null | undefined): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    async start(controller) {
+      try {
+        const text = await readReply(res, signal);
+        const problem = chatCompletionProblem(text);
+        if (problem) {
+          const type = kindOf(res.headers.get("content-type"));
+          throw new ModelServerFailure("not_chat_completion", `answered HTTP ${res.status} with ${type} ${problem}: "${excerpt(text)}"`);
+        }
+        controller.enqueue(new TextEncoder().encode(text));
+        controller.close();
+      } catch (err) {
+        controller.error(err);
+      }
+    },
+  });
+}
+
+const tooLarge = () => new ModelServerFailure("not_chat_completion", `answered more than ${MAX_REPLY_BYTES / 1024 / 1024} MiB, far more than a chat completion`);
+
+/** An event stream that fails past MAX_REPLY_BYTES: a server that never stops sending must not
+ * fill memory until the question's deadline. The source is cancelled, closing the connection. */
+function capped(res: Response): Response {
+  let size = 0;
+  const counted = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      size += chunk.byteLength;
+      if (size > MAX_REPLY_BYTES) controller.error(tooLarge());
+      else controller.enqueue(chunk);
+    },
+  });
+  return new Response(res.body?.pipeThrough(counted) ?? null, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
+function isStreamRequest(body: unknown): boolean {
+  if (typeof body !== "string") return false;
+  try {
+    return (JSON.parse(body) as { stream?: unknown }).stream === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why `text` is not a chat completion, or null when it is one. */
+function chatCompletionProblem(text: string): string | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return "that is not JSON, so not a chat completion";
+  }
+  const reply = body as { choices?: unknown; error?: { message?: unknown } } | null;
+  // Some proxies answer 200 with an OpenAI-style error body.
+  if (reply && typeof reply === "object" && reply.error) return `carrying an error (${excerpt(String(reply.error.message ?? JSON.stringify(reply.error)), 120)})`;
+  const first = Array.isArray(reply?.choices) ? (reply.choices[0] as { message?: unknown } | undefined) : undefined;
+  if (!first || typeof first.message !== "object" || first.message === null) return "that is not a chat completion (no choices[0].message)";
+  return null;
+}
+
+/** The whole body as text, refused past MAX_REPLY_BYTES. An abort (the SDK's timeout, the
+ * caller) passes through untouched so the SDK still recognises it; a connection that closes
+ * midway is a cut-off answer. */
+async function readReply(res: Response, signal: AbortSignal | null | undefined): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_REPLY_BYTES) {
+        void reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      parts.push(value);
+    }
+  } catch (err) {
+    if (err instanceof ModelServerFailure || signal?.aborted) throw err;
+    throw new ModelServerFailure("stream_cut_off", `the connection closed before the answer was complete (${causeText(err)})`);
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+
+/** The innermost message of an error chain ("terminated" tells less than "other side closed"). */
+export function causeText(err: unknown): string {
+  let text = String((err as Error)?.message ?? err);
+  for (let e = (err as { cause?: unknown })?.cause, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const message = (e as Error).message;
+    if (message) text = message;
+  }
+  return text;
+}

@@ -1,0 +1,74 @@
+// Tool-call arguments exactly as the model sent them, parsed strictly. LangChain "repairs" the
+// arguments of a streamed call with a partial-JSON parser, so `{"sql": "SELECT ... WHERE x = 1`
+// cut off mid-stream would run as a shorter, different statement, while a plain completion
+// refuses it. Both paths read the raw text here instead: one complete JSON object, or nothing runs.
+
+import { AIMessageChunk, type AIMessage } from "@langchain/core/messages";
+import type { InvalidToolCall, ToolCall } from "@langchain/core/messages/tool";
+
+import { excerpt } from "./model-fetch.js";
+
+interface RawToolCall {
+  id?: string | undefined;
+  name?: string | undefined;
+  /** The arguments as the server sent them: a JSON text, complete or not. */
+  args: string;
+}
+
+interface OpenAIToolCall {
+  id?: string;
+  function?: { name?: string; arguments?: string };
+}
+
+/** The tool calls of a reply with their raw argument text: merged chunks of a stream, or the
+ * server's own `tool_calls` of a plain completion (kept by LangChain in additional_kwargs). */
+function rawToolCalls(reply: AIMessage | AIMessageChunk): RawToolCall[] {
+  if (AIMessageChunk.isInstance(reply)) {
+    return (reply.tool_call_chunks ?? []).map((c) => ({ id: c.id, name: c.name, args: c.args ?? "" }));
+  }
+  const raw = reply.additional_kwargs?.tool_calls as OpenAIToolCall[] | undefined;
+  if (raw) return raw.map((c) => ({ id: c.id, name: c.function?.name, args: c.function?.arguments ?? "" }));
+  // A message not made from a server's answer: its parsed calls are all there is.
+  return [
+    ...(reply.tool_calls ?? []).map((c) => ({ id: c.id, name: c.name, args: JSON.stringify(c.args) })),
+    ...(reply.invalid_tool_calls ?? []).map((c) => ({ id: c.id, name: c.name, args: c.args ?? "" })),
+  ];
+}
+
+/** Arguments that are one complete JSON object, or why they are not. */
+export function parseToolArguments(raw: string): { args: Record<string, unknown> } | { error: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    return { error: `not valid JSON (${(err as Error).message})` };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { error: `not a JSON object (got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value})` };
+  }
+  return { args: value as Record<string, unknown> };
+}
+
+/**
+ * Every tool call of a reply, each with an id. Calls whose arguments do not parse stay in
+ * `tool_calls` with empty arguments (every call needs an answer the server can match) and are
+ * listed in `invalid_tool_calls` with the raw text and the reason; they must never run.
+ */
+export function strictToolCalls(reply: AIMessage | AIMessageChunk, idPrefix: string): { calls: ToolCall[]; invalid: InvalidToolCall[] } {
+  const calls: ToolCall[] = [];
+  const invalid: InvalidToolCall[] = [];
+  rawToolCalls(reply).forEach((raw, i) => {
+    const id = raw.id || `${idPrefix}_${i}`;
+    const name = raw.name || "unknown";
+    const parsed = parseToolArguments(raw.args);
+    calls.push({ name, args: "args" in parsed ? parsed.args : {}, id, type: "tool_call" });
+    if ("error" in parsed) invalid.push({ name, args: raw.args, id, error: parsed.error, type: "invalid_tool_call" });
+  });
+  return { calls, invalid };
+}
+
+/** What the model is told instead of running a call whose arguments did not parse. */
+export function invalidArgumentsReply(call: InvalidToolCall): string {
+  const sent = call.args ? `: ${excerpt(call.args, 300)}` : " (empty)";
+  return `ERROR: the arguments of ${call.name ?? "the tool"} were ${call.error ?? "not valid JSON"}, so nothing was run. You sent${sent}. Call the tool again with its complete arguments as one JSON object.`;
+}

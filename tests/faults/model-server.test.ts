@@ -1,0 +1,234 @@
+// Model-server faults at the HTTP API (issue 10, items 9 and 10): the real ChatOpenAI client
+// against a scripted OpenAI-compatible server that misbehaves in every way we have seen, a
+// closed port and a server that accepts and never answers. Each failure answers 502 (504 for
+// a timeout) naming the configured server and the cause, never the key, and is logged once;
+// tool arguments that are not complete JSON never run, streamed or not.
+
+import { randomBytes } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+import { lastToolResult, startFakeOpenAI, type ChatRequest, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
+import { sqliteTarget } from "../support/targets.js";
+
+const KEY = `sk-test-${randomBytes(16).toString("hex")}`;
+const TIMEOUT_MS = 500;
+const COUNT_SQL = "SELECT COUNT(*) AS n FROM Track WHERE GenreId = 10";
+/** COUNT_SQL cut off inside the string: LangChain's partial-JSON repair made it `... GenreId = 1`. */
+const CUT_ARGS = '{"sql": "SELECT COUNT(*) AS n FROM Track WHERE GenreId = 1';
+
+const replies: FakeStep[] = [];
+let fake: FakeOpenAI;
+let h: Harness;
+
+const settings = (baseUrl: string) => ({ OPENAI_BASE_URL: baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: String(TIMEOUT_MS), ASK_PER_MINUTE: "1000" });
+
+beforeAll(async () => {
+  const next = (request: ChatRequest): FakeReply => {
+    const step = replies.shift() ?? { fail: "http500" };
+    return typeof step === "function" ? step(request) : step;
+  };
+  fake = await startFakeOpenAI(Array.from({ length: 500 }, () => next));
+  h = await createHarness({ env: settings(fake.baseUrl) });
+});
+afterAll(async () => {
+  await h?.close();
+  await fake?.close();
+});
+beforeEach(() => {
+  replies.length = 0;
+});
+
+async function connectedUser(harness = h) {
+  const user = await harness.newUser();
+  const target = await sqliteTarget(harness.sqliteRoot);
+  const id = (await harness.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id;
+  expect((await harness.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
+  return user;
+}
+
+type User = Awaited<ReturnType<typeof connectedUser>>;
+
+function ask(user: User, path: "json" | "sse", harness = h): Promise<ApiResponse> {
+  const headers: Record<string, string> = path === "sse" ? { accept: "text/event-stream" } : {};
+  return harness.call("POST", "/ask", { token: user.token, json: { question: "How many tracks of genre 10?", session_id: user.sessionId, user_id: user.id }, headers });
+}
+
+/** The events of an SSE answer, in order, with their data parsed. */
+const eventsOf = (res: ApiResponse) => [...res.text.matchAll(/^event: (\S+)\ndata: (.*)$/gm)].map((m) => ({ event: m[1]!, data: JSON.parse(m[2]!) }));
+
+/** Log lines written since `from`, parsed. */
+const logLines = (harness: Harness, from: number) => harness.logs.slice(from).flatMap((line) => line.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>));
+
+/** The body says who failed and why, never with the key; one log line says the same. */
+function expectNamedFailure(harness: Harness, logFrom: number, body: Record<string, unknown>, expected: { status: number; cause: string; detail: RegExp; server: string }) {
+  expect(body.code).toBe(expected.status === 504 ? "model_timeout" : "model_failed");
+  expect(body.detail).toContain(`The model server at ${expected.server}`);
+  expect(body.detail).toMatch(expected.detail);
+  expect(body.model_server).toBe(expected.server);
+  expect(body.model_cause).toBe(expected.cause);
+  expect(JSON.stringify(body)).not.toContain(KEY);
+  const logged = logLines(harness, logFrom).filter((l) => l.msg === "model server failed");
+  expect(logged).toHaveLength(1);
+  expect(logged[0]).toMatchObject({ level: 40, model_server: expected.server, model_cause: expected.cause, detail: body.detail, request_id: expect.any(String) });
+  expect(JSON.stringify(harness.logs.slice(logFrom))).not.toContain(KEY);
+}
+
+// Each failure is scripted twice: the client retries once when it can.
+const FAILURES: { name: string; reply: FakeReply; status: number; cause: string; detail: RegExp }[] = [
+  { name: "JSON that is not a chat completion", reply: { fail: "not_openai" }, status: 502, cause: "not_chat_completion", detail: /application\/json.*"\{"service":"inventory"/ },
+  { name: "an HTML page with status 200", reply: { fail: "html" }, status: 502, cause: "not_chat_completion", detail: /text\/html.*Welcome to nginx!/ },
+  { name: "HTTP 500 with a plain-text body", reply: { status: 500, body: "upstream exploded: CUDA out of memory" }, status: 502, cause: "http_status", detail: /HTTP 500 Internal Server Error: "upstream exploded: CUDA out of memory"/ },
+  { name: "a 404 page", reply: { status: 404, body: "<html><body><h1>404 Not Found</h1></body></html>", contentType: "text/html" }, status: 502, cause: "http_status", detail: /HTTP 404 Not Found: "<html><body><h1>404 Not Found/ },
+  { name: "a 401 that echoes the key", reply: { status: 401, body: JSON.stringify({ error: { message: `Incorrect API key provided: ${KEY}` } }), contentType: "application/json" }, status: 502, cause: "http_status", detail: /HTTP 401 Unauthorized: .*Incorrect API key provided: \[redacted\]/ },
+  { name: "the socket destroyed mid-answer", reply: { fail: "cut" }, status: 502, cause: "stream_cut_off", detail: /closed .*(before|in the middle of) the answer/ },
+  { name: "a server that reads the request and never answers", reply: { fail: "hang" }, status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms`) },
+  { name: "an answer that never ends", reply: { fail: "flood" }, status: 502, cause: "not_chat_completion", detail: /answered more than 16 MiB/ },
+];
+
+describe.each(["json", "sse"] as const)("POST /ask when the model server fails before the first byte (%s)", (path) => {
+  // A stream cut or flooding after its first token has sent a byte to an SSE client: covered below.
+  const before = FAILURES.filter((f) => path === "json" || !("fail" in f.reply && (f.reply.fail === "cut" || f.reply.fail === "flood")));
+  it.each(before)("answers $status naming the server and the cause: $name", async ({ reply, status, cause, detail }) => {
+    const user = await connectedUser();
+    replies.push(reply, reply);
+    const logFrom = h.logs.length;
+    const res = await ask(user, path);
+    // Nothing was sent before the failure, so SSE answers a real status too.
+    expect(res.status).toBe(status);
+    expect(res.headers.get("content-type")).toMatch(/application\/json/);
+    expectNamedFailure(h, logFrom, res.body, { status, cause, detail, server: fake.baseUrl });
+  });
+});
+
+describe("POST /ask over SSE when the model server fails after the first byte", () => {
+  it.each([...FAILURES, { name: "a stream closed cleanly before its finish_reason", reply: { fail: "ended" } as FakeReply, status: 502, cause: "stream_cut_off", detail: /ended before the answer was finished/ }])(
+    "sends an error event with the same detail, then done: $name",
+    async ({ reply, status, cause, detail }) => {
+      const user = await connectedUser();
+      replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] }, reply, reply);
+      const logFrom = h.logs.length;
+      const res = await ask(user, "sse");
+      expect(res.status).toBe(200);
+      const events = eventsOf(res);
+      expect(events.map((e) => e.event).slice(0, 3)).toEqual(["tool_call", "sql", "rows"]);
+      expect(events.map((e) => e.event).slice(-2)).toEqual(["error", "done"]);
+      const error = events.at(-2)!.data;
+      expect(error.status).toBe(status);
+      expectNamedFailure(h, logFrom, error, { status, cause, detail, server: fake.baseUrl });
+    },
+  );
+});
+
+describe("POST /ask when nothing usable listens at the base URL", () => {
+  let closedUrl: string;
+  let mute: Server;
+  const held: Socket[] = [];
+  let muteUrl: string;
+
+  beforeAll(async () => {
+    // A port that was just free: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    closedUrl = `http://127.0.0.1:${(probe.address() as { port: number }).port}/v1`;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    // Accepts connections and never writes a byte.
+    mute = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => mute.listen(0, "127.0.0.1", resolve));
+    muteUrl = `http://127.0.0.1:${(mute.address() as { port: number }).port}/v1`;
+  });
+  afterAll(async () => {
+    held.forEach((s) => s.destroy());
+    await new Promise<void>((resolve) => mute?.close(() => resolve()));
+  });
+
+  it.each(["json", "sse"] as const)("a closed port answers 502 'connection refused' naming the server (%s)", async (path) => {
+    const other = await createHarness({ env: settings(closedUrl) });
+    try {
+      const user = await connectedUser(other);
+      const logFrom = other.logs.length;
+      const res = await ask(user, path, other);
+      expect(res.status).toBe(502);
+      expectNamedFailure(other, logFrom, res.body, { status: 502, cause: "connection_refused", detail: /failed: connection refused \(connect ECONNREFUSED/, server: closedUrl });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it.each(["json", "sse"] as const)("a server that accepts and never answers gives 504 within the bound of OPENAI_TIMEOUT_MS (%s)", async (path) => {
+    const other = await createHarness({ env: settings(muteUrl) });
+    try {
+      const user = await connectedUser(other);
+      const logFrom = other.logs.length;
+      const started = Date.now();
+      const res = await ask(user, path, other);
+      // Two attempts and one backoff of 1-2 s at most; generous.
+      expect(Date.now() - started).toBeLessThan(2 * TIMEOUT_MS + 2500 + 3000);
+      expect(res.status).toBe(504);
+      expectNamedFailure(other, logFrom, res.body, { status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms`), server: muteUrl });
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe.each(["json", "sse"] as const)("POST /ask with tool arguments that are not complete JSON (%s)", (path) => {
+  it("runs nothing and tells the model its arguments were not valid JSON", async () => {
+    const user = await connectedUser();
+    const before = fake.requests.length;
+    replies.push({ toolCalls: [{ name: "run_query", rawArgs: CUT_ARGS }], finishReason: "length" });
+    replies.push((req) => ({ content: `Told: ${lastToolResult(req)}` }));
+    const res = await ask(user, path);
+    expect(res.status).toBe(200);
+    const answer = path === "sse" ? eventsOf(res).find((e) => e.event === "result")!.data : res.body;
+    expect(answer.sql).toEqual([]);
+    expect(answer.result).toBeNull();
+    if (path === "sse") expect(eventsOf(res).map((e) => e.event)).not.toContain("sql");
+    const told = lastToolResult(fake.requests[before + 1]);
+    expect(told).toMatch(/^ERROR: the arguments of run_query were not valid JSON \(.+\), so nothing was run/);
+    expect(told).toContain(CUT_ARGS);
+    expect(told).not.toMatch(/expected string/);
+    // The model's own call went back to it with a call id its tool answer matches.
+    const sent = fake.requests[before + 1]!.messages;
+    const call = sent.findLast((m) => m.role === "assistant")!.tool_calls![0]!;
+    expect(sent.findLast((m) => m.role === "tool")!.tool_call_id).toBe(call.id);
+  });
+
+  it("lets the model retry with complete arguments within its step budget", async () => {
+    const user = await connectedUser();
+    replies.push({ toolCalls: [{ name: "run_query", rawArgs: CUT_ARGS }] });
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] });
+    replies.push((req) => ({ content: `Rows: ${lastToolResult(req)}` }));
+    const res = await ask(user, path);
+    expect(res.status).toBe(200);
+    const answer = path === "sse" ? eventsOf(res).find((e) => e.event === "result")!.data : res.body;
+    expect(answer.sql).toEqual([COUNT_SQL]);
+    expect(answer.result).toMatchObject({ columns: ["n"], rows: [[expect.any(Number)]] });
+    expect(answer.steps).toBe(3);
+  });
+
+  it("refuses arguments that are valid JSON but not an object", async () => {
+    const user = await connectedUser();
+    const before = fake.requests.length;
+    replies.push({ toolCalls: [{ name: "run_query", rawArgs: JSON.stringify(COUNT_SQL) }] });
+    replies.push({ content: "Sorry." });
+    const res = await ask(user, path);
+    const answer = path === "sse" ? eventsOf(res).find((e) => e.event === "result")!.data : res.body;
+    expect(answer.sql).toEqual([]);
+    expect(lastToolResult(fake.requests[before + 1])).toMatch(/^ERROR: the arguments of run_query were not a JSON object \(got string\), so nothing was run/);
+  });
+});
+
+describe("POST /ask after a model-server failure", () => {
+  it("answers the next question and /health as usual", async () => {
+    const user = await connectedUser();
+    replies.push({ fail: "html" }, { fail: "html" });
+    expect((await ask(user, "sse")).status).toBe(502);
+    expect((await h.call("GET", "/health")).status).toBe(200);
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] }, { content: "Done." });
+    const res = await ask(user, "json");
+    expect(res.status).toBe(200);
+    expect(res.body.sql).toEqual([COUNT_SQL]);
+  });
+});
