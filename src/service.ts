@@ -55,6 +55,7 @@ export async function createConnectorCache(
       pool: { maxConnections: config.connectors.poolSize, idleTimeoutMs: 60_000 },
       limits: config.query,
       budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },
+      guard: config.sqlGuard,
       instances: () => presence.count,
     },
     logger,
