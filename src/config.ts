@@ -57,7 +57,7 @@ const envSchema = z.object({
   QUERY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(30_000)),
   QUERY_MAX_SQL_CHARS: z.preprocess(emptyAsUndefined, intIn(1000, 1_000_000).default(100_000)),
   QUERY_PARSE_THREADS: z.preprocess(emptyAsUndefined, intIn(1, 64).default(2)),
-  QUERY_PARSE_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(10, 600_000).default(2000)),
+  QUERY_PARSE_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(10, 600_000).default(5000)),
   CONNECTION_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
   CONNECTION_MAX_WAITING: z.preprocess(emptyAsUndefined, intIn(0, 10_000).default(32)),
   CONNECTION_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(600)),
