@@ -15,8 +15,13 @@ import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../sup
 const DEEP_SUM = `SELECT ${"1+".repeat(15_990)}1`;
 /** Over the inline threshold (512), cheap to parse: proves the parser threads serve. */
 const LONG_READ = `SELECT ${Array.from({ length: 60 }, (_, i) => `${i} AS c${i}`).join(", ")}`;
-/** Far above any event-loop pause the service itself makes, far below a parse on the loop. */
-const MAX_EVENT_LOOP_DELAY_MS = 300;
+/** Measured on the shared 2-core machine at load average 12: with parsing and hashing on the
+ * event loop, the burst below delayed it by 2.1 s (/health took 2.0 s, or answered 503); off
+ * it, by 0.2-0.25 s at most, which is that load's own scheduling noise. */
+const MAX_EVENT_LOOP_DELAY_MS = 500;
+/** Share of the time the event loop is busy during a burst of bcrypt work: 1.0 with bcrypt on
+ * it, 0.04-0.11 off it (same machine and load). */
+const MAX_LOGIN_BURST_UTILIZATION = 0.5;
 
 /** Largest event-loop delay, in ms, while `work` runs. */
 async function maxLoopDelayDuring(work: () => Promise<unknown>): Promise<number> {
@@ -72,8 +77,8 @@ describe("a burst of long statements and logins", () => {
       ]).finally(() => (done = true));
       while (!done) {
         const started = performance.now();
-        expect((await h.call("GET", "/health")).status).toBe(200);
-        health.push(performance.now() - started);
+        const res = await h.call("GET", "/health");
+        health.push(res.status === 200 ? performance.now() - started : Infinity);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await burst;
@@ -83,6 +88,20 @@ describe("a burst of long statements and logins", () => {
     expect(logins).toEqual(Array(10).fill(200));
     expect(delay).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
     expect(Math.max(...health)).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
+  });
+
+  it("hashes and checks passwords off the event loop: during ten sign-ups and ten logins it is mostly idle", async () => {
+    const before = performance.eventLoopUtilization();
+    const statuses = await Promise.all([
+      ...Array.from({ length: 10 }, async () => {
+        const json = { name: "Burst", email: `${uniqueName("burst")}@example.com`, password: "password123" };
+        return (await h.call("POST", "/users/", { json })).status;
+      }),
+      ...Array.from({ length: 10 }, async () => (await h.call("POST", "/login", { form: { username: user.email, password: user.password } })).status),
+    ]);
+    const busy = performance.eventLoopUtilization(before).utilization;
+    expect(statuses).toEqual([...Array(10).fill(201), ...Array(10).fill(200)]);
+    expect(busy).toBeLessThan(MAX_LOGIN_BURST_UTILIZATION);
   });
 
   it("refuses SQL longer than QUERY_MAX_SQL_CHARS with 400, naming the limit, before parsing it", async () => {
