@@ -4,7 +4,7 @@
 
 import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Budget } from "./budget.js";
-import { missingColumnOf, quotedIdentifierAsString } from "./guard/index.js";
+import { missingColumnOf, quotedIdentifierAsString, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
 
@@ -71,6 +71,11 @@ export class GuardedConnector {
       release();
       this.lastUsedAt = Date.now();
     }
+  }
+
+  /** The guard's verdict on `sql`, without running it (a monitoring check being saved). */
+  async classify(sql: string): Promise<GuardVerdict> {
+    return this.guard.classify(this.driver.dialect, sql);
   }
 
   /** The database's schema, introspected once and kept until refreshed. */
