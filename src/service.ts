@@ -86,7 +86,7 @@ export async function buildDeps(
       store,
       sessions,
       logger,
-      passwords: createPasswordHasher({ threads: config.passwordHashThreads }),
+      passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
       connectors: await createConnectorCache(config, logger, sessions, options),
       model: modelFor(config),
       prompts,

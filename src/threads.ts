@@ -20,16 +20,20 @@ export interface ThreadPoolOptions {
 /**
  * A pool running the default export of `compiled` (a .js URL next to the caller in dist/).
  * Every thread starts at once and a thread lost to an abort is replaced at once, so a task
- * rarely waits for a thread to boot. Idle threads never keep the process alive.
+ * rarely waits for a thread to boot. Idle threads never keep the process alive. `onError`
+ * gets what no task can be told of (a thread that dies idle or cannot start), which piscina
+ * emits as an 'error' event: unheard, that would end the process.
  */
-export function createThreadPool(compiled: URL, options: ThreadPoolOptions): Piscina {
-  return new Piscina({
+export function createThreadPool(compiled: URL, options: ThreadPoolOptions, onError: (err: unknown) => void): Piscina {
+  const pool = new Piscina({
     filename: workerFile(compiled),
     minThreads: options.threads,
     maxThreads: options.threads,
     maxQueue: options.maxQueue,
     ...(options.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } } : {}),
   });
+  pool.on("error", onError);
+  return pool;
 }
 
 /**

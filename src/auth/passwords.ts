@@ -4,12 +4,18 @@
 import bcrypt from "bcryptjs";
 import type { Piscina } from "piscina";
 
+import { DomainError } from "../errors.js";
+import type { Logger } from "../logger.js";
 import { createThreadPool } from "../threads.js";
 import type { PasswordTask } from "./password-worker.js";
 
 /** bcrypt reads at most 72 bytes; longer passwords would be silently truncated. */
 export const MAX_PASSWORD_BYTES = 72;
 export const MIN_PASSWORD_LENGTH = 8;
+
+/** Far above a hash at the highest cost allowed (BCRYPT_ROUNDS=15: a few seconds) plus a
+ * burst's wait: only a pool that cannot run at all gets there. */
+const TASK_TIMEOUT_MS = 60_000;
 
 // Compared against when the account does not exist, so an unknown email costs the same time
 // as a wrong password and response times do not reveal which emails are registered.
@@ -23,12 +29,19 @@ export interface PasswordHasher {
 }
 
 /** Threads start on the first hash, so a process that never hashes (a CLI, most tests) pays
- * nothing. Requests beyond the queue wait in the pool's queue: login and sign-up rate limits,
- * not this pool, bound how many arrive. */
-export function createPasswordHasher(options: { threads: number }): PasswordHasher {
+ * nothing. The queue is not bounded here: login and sign-up rate limits bound what arrives. */
+export function createPasswordHasher(options: { threads: number; logger: Logger }): PasswordHasher {
   let pool: Piscina | undefined;
-  const run = (task: PasswordTask) =>
-    (pool ??= createThreadPool(new URL("./password-worker.js", import.meta.url), { threads: options.threads, maxQueue: Infinity })).run(task);
+  const onError = (err: unknown) => options.logger.error({ err }, "a password hashing thread failed");
+  const run = async (task: PasswordTask) => {
+    pool ??= createThreadPool(new URL("./password-worker.js", import.meta.url), { threads: options.threads, maxQueue: Infinity }, onError);
+    try {
+      return (await pool.run(task, { signal: AbortSignal.timeout(TASK_TIMEOUT_MS) })) as unknown;
+    } catch (err) {
+      onError(err);
+      throw new DomainError("unavailable", "Passwords cannot be checked right now; try again later");
+    }
+  };
   return {
     hash: async (password, rounds) => (await run({ op: "hash", password, rounds })) as string,
     async verify(password, hash) {

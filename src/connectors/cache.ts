@@ -38,7 +38,9 @@ export class ConnectorCache {
   ) {
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
     this.sweeper.unref();
-    this.guard = createStatementGuard(options.guard ?? { maxChars: MAX_STATEMENT_LENGTH, threads: 2, timeoutMs: 5000 });
+    this.guard = createStatementGuard(options.guard ?? { maxChars: MAX_STATEMENT_LENGTH, threads: 2, timeoutMs: 5000 }, (err) =>
+      logger.error({ err }, "a SQL guard parser thread failed"),
+    );
   }
 
   get size() {

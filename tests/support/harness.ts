@@ -129,7 +129,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   await loadGuard();
   const connectors = await createConnectorCache(config, logger, sessions);
   cleanups.push(() => connectors.close());
-  const passwords = createPasswordHasher({ threads: config.passwordHashThreads });
+  const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const deps: Deps = { config, store, sessions, logger, passwords, connectors, model: modelFor(config), prompts: loadPrompts(), monitoring };

@@ -46,15 +46,16 @@ export const inlineStatementGuard: StatementGuard = {
   close: async () => {},
 };
 
-/** The pool starts with the first long statement: most processes never see one. */
-export function createStatementGuard(options: StatementGuardOptions): StatementGuard {
+/** The pool starts with the first long statement: most processes never see one. `onError`
+ * hears of a parser thread that failed outside any statement. */
+export function createStatementGuard(options: StatementGuardOptions, onError: (err: unknown) => void = () => {}): StatementGuard {
   let pool: Piscina | undefined;
   const parsers = () =>
-    (pool ??= createThreadPool(new URL("./parse-worker.js", import.meta.url), {
-      threads: options.threads,
-      maxQueue: MAX_QUEUED_PARSES,
-      maxHeapMb: PARSER_HEAP_MB,
-    }));
+    (pool ??= createThreadPool(
+      new URL("./parse-worker.js", import.meta.url),
+      { threads: options.threads, maxQueue: MAX_QUEUED_PARSES, maxHeapMb: PARSER_HEAP_MB },
+      onError,
+    ));
 
   async function classifyOffThread(dialect: Dialect, sql: string): Promise<GuardVerdict> {
     let verdict: GuardVerdict;
@@ -68,6 +69,7 @@ export function createStatementGuard(options: StatementGuardOptions): StatementG
         throw new RateLimitedError("The SQL guard is busy analysing other long statements; try again shortly", 1);
       }
       // The thread died (out of memory, a crash): fail closed, and do not remember it.
+      onError(err);
       return refuse("guard_error", `The statement could not be analysed (${errorMessage(err)}), so it was refused.`);
     }
     rememberVerdict(dialect, sql, verdict);
