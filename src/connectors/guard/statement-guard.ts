@@ -1,6 +1,6 @@
 // The guard as requests use it: a length limit, then the parse, which cannot stall the event
 // loop. A short statement is parsed inline (the common case, and the /query hot path: a
-// thread round trip would cost more than its parse); a long one in a small pool of worker
+// thread round trip costs about as much as its parse); a long one in a small pool of worker
 // threads, within a time budget past which its thread is ended and replaced.
 
 import type { Piscina } from "piscina";
@@ -12,10 +12,10 @@ import { cachedVerdict, classifyStatement, rememberVerdict } from "./index.js";
 import type { ParseTask } from "./parse-worker.js";
 import { errorMessage, refuse, refuseParseTimeout, type GuardVerdict } from "./verdict.js";
 
-/** Measured with bench-like shapes (deep `1+1+...`, nested parentheses or calls, long CASE and
- * column lists) after warm-up: the worst of them parse in 2-4 ms at 512 characters on this
- * machine and 4-10 ms at 1024 (sql-parser-cst; libpg-query is 2-4x faster); everyday
- * statements are shorter still. */
+/** Measured on the shared 2-core machine with the costliest shapes found (deep `1+1+...`,
+ * nested parentheses or calls, long CASE and column lists), warmed up: 2-4 ms at 512
+ * characters and 4-10 ms at 1024 with sql-parser-cst (libpg-query about half that, or less);
+ * everyday statements are shorter and cheaper per character. */
 export const INLINE_PARSE_MAX_CHARS = 512;
 
 /** Statements waiting for a parser thread; beyond, callers are told to come back. */
