@@ -46,11 +46,18 @@ const envSchema = z.object({
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(10)),
   LOGIN_MAX_ATTEMPTS_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(100)),
   LOGIN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
+  REGISTER_MAX_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
+  REGISTER_MAX_TOTAL: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(1000)),
+  REGISTER_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(3600)),
+  PASSWORD_HASH_THREADS: z.preprocess(emptyAsUndefined, intIn(1, 64).default(2)),
   TRUST_PROXY: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
   CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
   QUERY_MAX_ROWS: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(1000)),
   QUERY_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(1024, 512 * 1024 * 1024).default(16 * 1024 * 1024)),
   QUERY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(30_000)),
+  QUERY_MAX_SQL_CHARS: z.preprocess(emptyAsUndefined, intIn(1000, 1_000_000).default(100_000)),
+  QUERY_PARSE_THREADS: z.preprocess(emptyAsUndefined, intIn(1, 64).default(2)),
+  QUERY_PARSE_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(10, 600_000).default(5000)),
   CONNECTION_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
   CONNECTION_MAX_WAITING: z.preprocess(emptyAsUndefined, intIn(0, 10_000).default(32)),
   CONNECTION_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(600)),
@@ -111,10 +118,17 @@ export interface Config {
   sessionTtlSeconds: number;
   bcryptRounds: number;
   login: { maxPerAccount: number; maxPerClient: number; windowSeconds: number };
+  /** Sign-ups per client address and in total (across instances) per window. */
+  register: { maxPerClient: number; maxTotal: number; windowSeconds: number };
+  /** Worker threads hashing and checking passwords. */
+  passwordHashThreads: number;
   trustProxy: boolean;
   connectTimeoutMs: number;
   /** Defaults and ceilings of every statement sent to a customer database. */
   query: { maxRows: number; maxBytes: number; timeoutMs: number };
+  /** The guard's bounds per statement: length, and the worker threads and time that long
+   * statements are parsed with. */
+  sqlGuard: { maxChars: number; threads: number; timeoutMs: number };
   /** Per-connection budget of the whole deployment: each live instance takes an equal share. */
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number };
@@ -204,9 +218,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxPerClient: e.LOGIN_MAX_ATTEMPTS_PER_CLIENT,
       windowSeconds: e.LOGIN_WINDOW_SECONDS,
     },
+    register: {
+      maxPerClient: e.REGISTER_MAX_PER_CLIENT,
+      maxTotal: e.REGISTER_MAX_TOTAL,
+      windowSeconds: e.REGISTER_WINDOW_SECONDS,
+    },
+    passwordHashThreads: e.PASSWORD_HASH_THREADS,
     trustProxy: e.TRUST_PROXY === "true",
     connectTimeoutMs: e.CONNECT_TIMEOUT_MS,
     query: { maxRows: e.QUERY_MAX_ROWS, maxBytes: e.QUERY_MAX_BYTES, timeoutMs: e.QUERY_TIMEOUT_MS },
+    sqlGuard: { maxChars: e.QUERY_MAX_SQL_CHARS, threads: e.QUERY_PARSE_THREADS, timeoutMs: e.QUERY_PARSE_TIMEOUT_MS },
     connectionBudget: {
       concurrency: e.CONNECTION_MAX_CONCURRENCY,
       maxWaiting: e.CONNECTION_MAX_WAITING,

@@ -4,6 +4,7 @@
 import type { ChatOpenAI } from "@langchain/openai";
 
 import type { Prompts } from "../agents/prompts.js";
+import type { PasswordHasher } from "./auth/passwords.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
 import type { Logger } from "./logger.js";
@@ -16,6 +17,8 @@ export interface Deps {
   store: Store;
   sessions: SessionStore;
   logger: Logger;
+  /** bcrypt in worker threads. */
+  passwords: PasswordHasher;
   connectors: ConnectorCache;
   /** Null when no model server is configured: /ask answers 503, the rest works. */
   model: ChatOpenAI | null;

@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
+import { createPasswordHasher } from "./auth/passwords.js";
 import type { ChatOpenAI } from "@langchain/openai";
 
 import { createChatModel, isModelConfigured } from "../agents/model.js";
@@ -54,6 +55,7 @@ export async function createConnectorCache(
       pool: { maxConnections: config.connectors.poolSize, idleTimeoutMs: 60_000 },
       limits: config.query,
       budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },
+      guard: config.sqlGuard,
       instances: () => presence.count,
     },
     logger,
@@ -84,6 +86,7 @@ export async function buildDeps(
       store,
       sessions,
       logger,
+      passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
       connectors: await createConnectorCache(config, logger, sessions, options),
       model: modelFor(config),
       prompts,
@@ -99,6 +102,7 @@ export async function buildDeps(
 /** Closes what buildDeps opened, in reverse order. */
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.connectors.close();
+  await deps.passwords.close();
   await deps.sessions.close().catch((err: unknown) => deps.logger.error({ err }, "closing sessions failed"));
   await deps.store.close().catch((err: unknown) => deps.logger.error({ err }, "closing store failed"));
 }

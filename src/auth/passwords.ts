@@ -1,18 +1,56 @@
-// Password hashing with bcrypt (bcryptjs: pure JS, no native build).
+// Password hashing with bcrypt (bcryptjs: pure JS, no native build), in a small pool of
+// worker threads: a burst of logins or sign-ups must not stall every other request.
 
 import bcrypt from "bcryptjs";
+import type { Piscina } from "piscina";
+
+import { DomainError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { createThreadPool } from "../threads.js";
+import type { PasswordTask } from "./password-worker.js";
 
 /** bcrypt reads at most 72 bytes; longer passwords would be silently truncated. */
 export const MAX_PASSWORD_BYTES = 72;
 export const MIN_PASSWORD_LENGTH = 8;
 
-export const hashPassword = (password: string, rounds: number) => bcrypt.hash(password, rounds);
+/** Far above a hash at the highest cost allowed (BCRYPT_ROUNDS=15: a few seconds) plus a
+ * burst's wait: only a pool that cannot run at all gets there. */
+const TASK_TIMEOUT_MS = 60_000;
 
 // Compared against when the account does not exist, so an unknown email costs the same time
 // as a wrong password and response times do not reveal which emails are registered.
 const DUMMY_HASH = bcrypt.hashSync("pulse-dummy-password", 10);
 
-export async function verifyPassword(password: string, hash: string | null): Promise<boolean> {
-  const ok = await bcrypt.compare(password, hash ?? DUMMY_HASH);
-  return ok && hash !== null;
+export interface PasswordHasher {
+  hash(password: string, rounds: number): Promise<string>;
+  /** False for a null hash (no such account), after the same work as a wrong password. */
+  verify(password: string, hash: string | null): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Threads start on the first hash, so a process that never hashes (a CLI, most tests) pays
+ * nothing. The queue is not bounded here: login and sign-up rate limits bound what arrives. */
+export function createPasswordHasher(options: { threads: number; logger: Logger }): PasswordHasher {
+  let pool: Piscina | undefined;
+  const onError = (err: unknown) => options.logger.error({ err }, "a password hashing thread failed");
+  const run = async (task: PasswordTask) => {
+    pool ??= createThreadPool(new URL("./password-worker.js", import.meta.url), { threads: options.threads, maxQueue: Infinity }, onError);
+    try {
+      return (await pool.run(task, { signal: AbortSignal.timeout(TASK_TIMEOUT_MS) })) as unknown;
+    } catch (err) {
+      onError(err);
+      throw new DomainError("unavailable", "Passwords cannot be checked right now; try again later");
+    }
+  };
+  return {
+    hash: async (password, rounds) => (await run({ op: "hash", password, rounds })) as string,
+    async verify(password, hash) {
+      const ok = (await run({ op: "compare", password, hash: hash ?? DUMMY_HASH })) as boolean;
+      return ok && hash !== null;
+    },
+    async close() {
+      await pool?.destroy();
+      pool = undefined;
+    },
+  };
 }

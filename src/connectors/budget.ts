@@ -19,8 +19,14 @@ export interface BudgetLimits {
 export type Release = () => void;
 
 export interface Budget {
-  /** Resolves with a release function once a slot is free; rejects with budget_exceeded. */
+  /** charge() then enter(): a statement that will run. */
   acquire(): Promise<Release>;
+  /** Takes one statement from the per-minute allowance, whether or not it will run (a refused
+   * statement cost its parse); throws budget_exceeded when it is spent. */
+  charge(): void;
+  /** Resolves with a release function once a slot is free, for a statement already charged;
+   * rejects with budget_exceeded. */
+  enter(): Promise<Release>;
   readonly running: number;
   readonly waiting: number;
 }
@@ -85,6 +91,34 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now,
     admit();
   };
 
+  const charge = () => {
+    currentShare();
+    takeToken();
+  };
+
+  const enter = (): Promise<Release> => {
+    currentShare();
+    // A share grown since the last release may have left waiters behind free slots.
+    admit();
+    if (running < share.concurrency && waiters.length === 0) {
+      running += 1;
+      return Promise.resolve(once(release));
+    }
+    if (waiters.length >= limits.maxWaiting) {
+      return Promise.reject(busy(limits, share));
+    }
+    return new Promise<Release>((resolve, reject) => {
+      const waiter = {
+        grant: resolve,
+        timer: setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(busy(limits, currentShare()));
+        }, limits.maxWaitMs),
+      };
+      waiters.push(waiter);
+    });
+  };
+
   return {
     get running() {
       return running;
@@ -92,28 +126,11 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now,
     get waiting() {
       return waiters.length;
     },
+    charge,
+    enter,
     acquire() {
-      currentShare();
-      takeToken();
-      // A share grown since the last release may have left waiters behind free slots.
-      admit();
-      if (running < share.concurrency && waiters.length === 0) {
-        running += 1;
-        return Promise.resolve(once(release));
-      }
-      if (waiters.length >= limits.maxWaiting) {
-        return Promise.reject(busy(limits, share));
-      }
-      return new Promise<Release>((resolve, reject) => {
-        const waiter = {
-          grant: resolve,
-          timer: setTimeout(() => {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            reject(busy(limits, currentShare()));
-          }, limits.maxWaitMs),
-        };
-        waiters.push(waiter);
-      });
+      charge();
+      return enter();
     },
   };
 }

@@ -3,6 +3,8 @@
 
 import type { Logger } from "../logger.js";
 import { createBudget, type BudgetLimits } from "./budget.js";
+import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
+import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
 import { GuardedConnector } from "./guarded.js";
 import { openDriver, type PoolOptions } from "./open.js";
 import type { ConnectionTarget, QueryLimits } from "./types.js";
@@ -17,12 +19,16 @@ export interface ConnectorCacheOptions {
   budget: BudgetLimits;
   /** ...shared equally by this many live instances (read on every statement; default 1). */
   instances?: () => number;
+  /** Length limit and parser threads of the guard every connector here shares (default:
+   * QUERY_MAX_SQL_CHARS, QUERY_PARSE_THREADS and QUERY_PARSE_TIMEOUT_MS's defaults). */
+  guard?: StatementGuardOptions;
 }
 
 export class ConnectorCache {
   /** Insertion order is recency order: a hit moves its entry to the end. */
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly guard;
 
   constructor(
     private readonly options: ConnectorCacheOptions,
@@ -32,6 +38,9 @@ export class ConnectorCache {
   ) {
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
     this.sweeper.unref();
+    this.guard = createStatementGuard(options.guard ?? { maxChars: MAX_STATEMENT_LENGTH, threads: 2, timeoutMs: 5000 }, (err) =>
+      logger.error({ err }, "a SQL guard parser thread failed"),
+    );
   }
 
   get size() {
@@ -49,7 +58,8 @@ export class ConnectorCache {
     }
     const opening = (async () => {
       const driver = await openDriver(await loadTarget(), this.options.pool);
-      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, createBudget(this.options.budget, Date.now, this.options.instances));
+      const budget = createBudget(this.options.budget, Date.now, this.options.instances);
+      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, budget, this.guard);
     })();
     this.entries.set(connectionId, opening);
     opening.catch(() => {
@@ -98,6 +108,7 @@ export class ConnectorCache {
     const all = [...this.entries.values()];
     this.entries.clear();
     await Promise.all(all.map((entry) => closeQuietly(entry, this.logger)));
+    await this.guard.close();
   }
 
   private async trim() {

@@ -4,7 +4,8 @@
 
 import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Budget } from "./budget.js";
-import { classifyStatement, missingColumnOf, quotedIdentifierAsString } from "./guard/index.js";
+import { missingColumnOf, quotedIdentifierAsString, type GuardVerdict } from "./guard/index.js";
+import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
 
 export interface QueryOptions {
@@ -25,6 +26,8 @@ export class GuardedConnector {
     readonly driver: DialectDriver,
     private readonly limits: QueryLimits,
     private readonly budget: Budget,
+    /** Shared by every connector of the process (the connector cache owns it). */
+    private readonly guard: StatementGuard = inlineStatementGuard,
   ) {}
 
   get dialect() {
@@ -48,14 +51,19 @@ export class GuardedConnector {
   }
 
   private async queryOnce(sql: string, options: QueryOptions): Promise<QueryResult> {
-    const verdict = classifyStatement(this.driver.dialect, sql);
+    const budget = options.budget ?? this.budget;
+    // Charged before the guard: a refused statement cost its parse, so a flood of refused or
+    // unparseable statements runs out of budget like a flood of reads.
+    budget.charge();
+    const pending = this.guard.classify(this.driver.dialect, sql);
+    const verdict = pending instanceof Promise ? await pending : pending;
     if (!verdict.ok) throw new SqlRefusedError(verdict.rule, verdict.reason);
     const limits: QueryLimits = {
       maxRows: Math.min(options.maxRows ?? this.limits.maxRows, this.limits.maxRows),
       maxBytes: this.limits.maxBytes,
       timeoutMs: Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs),
     };
-    const release = await (options.budget ?? this.budget).acquire();
+    const release = await budget.enter();
     this.lastUsedAt = Date.now();
     try {
       return await this.driver.query(sql, limits);
@@ -63,6 +71,11 @@ export class GuardedConnector {
       release();
       this.lastUsedAt = Date.now();
     }
+  }
+
+  /** The guard's verdict on `sql`, without running it (a monitoring check being saved). */
+  async classify(sql: string): Promise<GuardVerdict> {
+    return this.guard.classify(this.driver.dialect, sql);
   }
 
   /** The database's schema, introspected once and kept until refreshed. */

@@ -2,7 +2,6 @@
 // database before saving (the table and columns must exist, custom SQL must pass the guard),
 // so what the scheduler later runs was proven once already.
 
-import { classifyStatement } from "../connectors/guard/index.js";
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
@@ -96,10 +95,10 @@ async function resolveTable(deps: Deps, connector: GuardedConnector, schema: str
   return found[0]!;
 }
 
-function checkIssues(connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Issue[] {
+async function checkIssues(connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Promise<Issue[]> {
   const issues: Issue[] = [];
   const keys = new Map<string, number>();
-  checks.forEach((check, i) => {
+  for (const [i, check] of checks.entries()) {
     const key = checkKey(check);
     if (keys.has(key)) issues.push({ path: `body.checks.${i}`, message: `duplicates check ${keys.get(key)} (${key})` });
     keys.set(key, i);
@@ -107,10 +106,10 @@ function checkIssues(connector: GuardedConnector, table: TableSchema, checks: Ch
       if (!table.columns.some((c) => c.name === column)) issues.push({ path: `body.checks.${i}.${field}`, message: `no column ${column} in ${table.name}` });
     }
     if (check.kind === "custom_sql") {
-      const verdict = classifyStatement(connector.dialect, check.sql);
+      const verdict = await connector.classify(check.sql);
       if (!verdict.ok) issues.push({ path: `body.checks.${i}.sql`, message: `refused by the SQL guard: ${verdict.reason}` });
     }
-  });
+  }
   return issues;
 }
 
@@ -125,7 +124,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
-  const issues = checkIssues(connector, table, checks);
+  const issues = await checkIssues(connector, table, checks);
   if (issues.length > 0) throw invalid(issues);
   const row = await insertMonitoredTable(deps.store.db, {
     ownerId,
@@ -181,7 +180,7 @@ export async function updateMonitoredTableOf(
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
     const checks = update.checks ?? row.checks;
-    const issues = checkIssues(connector, table, checks);
+    const issues = await checkIssues(connector, table, checks);
     if (issues.length > 0) throw invalid(issues);
     patch.checks = checks;
     if (retarget) {

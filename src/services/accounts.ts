@@ -2,7 +2,6 @@
 
 import { randomUUID } from "node:crypto";
 
-import { hashPassword, verifyPassword } from "../auth/passwords.js";
 import { issueToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound, RateLimitedError } from "../errors.js";
@@ -25,9 +24,19 @@ export const publicUser = (row: UserRow): PublicUser => ({
 
 export async function registerUser(
   deps: Deps,
-  input: { name: string; email: string; password: string },
+  input: { name: string; email: string; password: string; clientIp: string },
 ): Promise<PublicUser> {
-  const passwordHash = await hashPassword(input.password, deps.config.bcryptRounds);
+  // Each sign-up costs a bcrypt hash and a row: limited per address and in total, like logins.
+  const { maxPerClient, maxTotal, windowSeconds } = deps.config.register;
+  const client = await deps.sessions.hit(`register:client:${input.clientIp}`, windowSeconds);
+  if (client.count > maxPerClient) {
+    throw new RateLimitedError("Too many sign-ups from this client; try again later", client.resetsInSeconds);
+  }
+  const total = await deps.sessions.hit("register:total", windowSeconds);
+  if (total.count > maxTotal) {
+    throw new RateLimitedError("Too many sign-ups right now; try again later", total.resetsInSeconds);
+  }
+  const passwordHash = await deps.passwords.hash(input.password, deps.config.bcryptRounds);
   const row = await insertUser(deps.store.db, { name: input.name, email: input.email, passwordHash });
   if (!row) throw new DomainError("conflict", "A user with this email already exists");
   return publicUser(row);
@@ -49,7 +58,7 @@ export async function login(
     throw new RateLimitedError("Too many failed login attempts for this account; try again later", failures.resetsInSeconds);
   }
   const user = await findUserByEmail(deps.store.db, email);
-  if (!(await verifyPassword(input.password, user?.passwordHash ?? null)) || !user) {
+  if (!(await deps.passwords.verify(input.password, user?.passwordHash ?? null)) || !user) {
     await deps.sessions.hit(accountKey, windowSeconds);
     throw new DomainError("unauthorized", "Incorrect email or password");
   }

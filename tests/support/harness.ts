@@ -9,6 +9,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 
 import { createApp } from "../../src/app.js";
+import { createPasswordHasher } from "../../src/auth/passwords.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
@@ -72,6 +73,9 @@ export async function createHarness(options: HarnessOptions = {}) {
     LOG_LEVEL: "debug",
     // Other suites must not see checks running behind their backs: tests tick by hand.
     MONITOR_SCHEDULER: "off",
+    // Every test registers its own users, all from one address (app.request has no socket).
+    REGISTER_MAX_PER_CLIENT: "1000000",
+    REGISTER_MAX_TOTAL: "10000000",
     ...options.env,
   });
 
@@ -125,8 +129,10 @@ export async function createHarness(options: HarnessOptions = {}) {
   await loadGuard();
   const connectors = await createConnectorCache(config, logger, sessions);
   cleanups.push(() => connectors.close());
+  const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
+  cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
-  const deps: Deps = { config, store, sessions, logger, connectors, model: modelFor(config), prompts: loadPrompts(), monitoring };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, model: modelFor(config), prompts: loadPrompts(), monitoring };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

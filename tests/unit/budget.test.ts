@@ -162,3 +162,22 @@ describe("concurrency", () => {
     expect([budget.running, budget.waiting]).toEqual([0, 0]);
   });
 });
+
+describe("charge and enter: statements that never run pay too", () => {
+  it("takes a token per charge, so refused statements spend the per-minute budget", async () => {
+    const { budget } = budgetOf({ perMinute: 3 });
+    budget.charge();
+    budget.charge();
+    expect(await starts(budget, 2)).toEqual(["ok", expect.any(RateLimitedError)]);
+    expect(() => budget.charge()).toThrow(/Query budget of this connection is spent/);
+  });
+
+  it("admits a charged statement without taking another token", async () => {
+    const { budget } = budgetOf({ perMinute: 1, concurrency: 1 });
+    budget.charge();
+    const release = await budget.enter();
+    expect(budget.running).toBe(1);
+    release();
+    expect(budget.running).toBe(0);
+  });
+});

@@ -28,24 +28,32 @@ export async function loadGuard(): Promise<void> {
 const recentVerdicts = createLRU<string, GuardVerdict>({ max: 2_000 });
 const CACHED_STATEMENT_LENGTH = 4_096;
 
-/** Synchronous once `loadGuard()` has resolved. Never throws for any input: whatever cannot
- * be analysed is refused. */
-export function classifyStatement(dialect: Dialect, sql: string): GuardVerdict {
-  if (sql.length > CACHED_STATEMENT_LENGTH) return classifyUncached(dialect, sql);
-  const key = `${dialect}\0${sql}`;
-  let verdict = recentVerdicts.get(key);
+/** Synchronous once `loadGuard()` has resolved, and on the caller's thread: requests take
+ * statement-guard.ts, which parses long statements in worker threads. Never throws for any
+ * input: whatever cannot be analysed is refused. */
+export function classifyStatement(dialect: Dialect, sql: string, maxChars = MAX_STATEMENT_LENGTH): GuardVerdict {
+  if (sql.length > maxChars) return refuseTooLarge(sql.length, maxChars);
+  let verdict = cachedVerdict(dialect, sql);
   if (verdict === undefined) {
     verdict = classifyUncached(dialect, sql);
-    recentVerdicts.set(key, verdict);
+    rememberVerdict(dialect, sql, verdict);
   }
   return verdict;
 }
 
-function classifyUncached(dialect: Dialect, sql: string): GuardVerdict {
+export const cachedVerdict = (dialect: Dialect, sql: string): GuardVerdict | undefined =>
+  sql.length > CACHED_STATEMENT_LENGTH ? undefined : recentVerdicts.get(`${dialect}\0${sql}`);
+
+/** Only for a verdict of the text alone: never one that depended on load (a parse timeout). */
+export function rememberVerdict(dialect: Dialect, sql: string, verdict: GuardVerdict): void {
+  if (sql.length <= CACHED_STATEMENT_LENGTH) recentVerdicts.set(`${dialect}\0${sql}`, verdict);
+}
+
+/** The parse and the rules, with no length limit and no cache. */
+export function classifyUncached(dialect: Dialect, sql: string): GuardVerdict {
   if (dialect === "postgresql" && !isPostgresParserLoaded()) {
     throw new Error("loadGuard() must be awaited before classifying PostgreSQL statements");
   }
-  if (sql.length > MAX_STATEMENT_LENGTH) return refuseTooLarge(sql.length);
   if (sql.trim() === "") return refuseEmpty();
   try {
     switch (dialect) {

@@ -6,6 +6,7 @@ export type ReadKind = "select" | "explain" | "show" | "describe" | "pragma";
 export type GuardRule =
   | "empty"
   | "too_large"
+  | "parse_timeout"
   | "parse_error"
   | "multiple_statements"
   | "not_read_only"
@@ -27,9 +28,9 @@ export type GuardVerdict = { ok: true; kind: ReadKind } | { ok: false; rule: Gua
 
 export type Refusal = Extract<GuardVerdict, { ok: false }>;
 
-/** Parsing is synchronous and blocks the event loop; past this size a PEG parse can take
- * hundreds of milliseconds, and no hand- or agent-written question needs more. */
-export const MAX_STATEMENT_LENGTH = 32_000;
+/** The default of QUERY_MAX_SQL_CHARS: no hand- or agent-written question needs more, and a
+ * PEG parse of this much can take a second (in a worker thread: see statement-guard.ts). */
+export const MAX_STATEMENT_LENGTH = 100_000;
 
 const ALLOWED = "only a single read (SELECT, WITH, VALUES, EXPLAIN, SHOW/DESCRIBE) is allowed";
 
@@ -45,10 +46,14 @@ export function refuseEmpty(): Refusal {
   return refuse("empty", `The statement is empty (only whitespace or comments); ${ALLOWED}.`);
 }
 
-export function refuseTooLarge(length: number): Refusal {
+export function refuseTooLarge(length: number, limit: number): Refusal {
+  return refuse("too_large", `The statement is ${length} characters long; statements longer than ${limit} characters are refused.`);
+}
+
+export function refuseParseTimeout(timeoutMs: number): Refusal {
   return refuse(
-    "too_large",
-    `The statement is ${length} characters long; statements longer than ${MAX_STATEMENT_LENGTH} characters are refused.`,
+    "parse_timeout",
+    `The statement could not be analysed within ${timeoutMs} ms, so it was refused; long or deeply nested statements cost the guard the most, so shorten or simplify it.`,
   );
 }
 

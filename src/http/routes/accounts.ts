@@ -52,6 +52,7 @@ const register = createRoute({
     201: jsonResponse(UserSchema, "The new user"),
     409: errorResponse("Email already registered"),
     422: errorResponse("Invalid input"),
+    429: errorResponse("Too many sign-ups; see Retry-After"),
   },
 });
 
@@ -98,11 +99,11 @@ function clientIp(c: Context<AppEnv>, trustProxy: boolean): string {
 }
 
 export function mountAccounts(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  app.openapi(register, async (c) => c.json(await registerUser(deps, c.req.valid("json")), 201));
+  const signUp = async (c: Context<AppEnv>, body: z.infer<typeof RegisterBody>) =>
+    c.json(await registerUser(deps, { ...body, clientIp: clientIp(c, deps.config.trustProxy) }), 201);
+  app.openapi(register, (c) => signUp(c, c.req.valid("json")));
   // Without a trailing slash too: clients differ on it.
-  app.openapi({ ...register, path: "/users", hide: true }, async (c) =>
-    c.json(await registerUser(deps, c.req.valid("json")), 201),
-  );
+  app.openapi({ ...register, path: "/users", hide: true }, (c) => signUp(c, c.req.valid("json")));
 
   app.openapi(loginRoute, async (c) => {
     // Each validator fills only the body type that was sent; the other is left empty.

@@ -1,0 +1,91 @@
+// The guard as requests use it: a length limit, then the parse, which cannot stall the event
+// loop. A short statement is parsed inline (the common case, and the /query hot path: a
+// thread round trip costs about as much as its parse); a long one in a small pool of worker
+// threads, within a time budget past which its thread is ended and replaced.
+
+import type { Piscina } from "piscina";
+
+import { RateLimitedError } from "../../errors.js";
+import { createThreadPool, isAborted, isQueueFull } from "../../threads.js";
+import type { Dialect } from "../types.js";
+import { cachedVerdict, classifyStatement, rememberVerdict } from "./index.js";
+import type { ParseTask } from "./parse-worker.js";
+import { errorMessage, refuse, refuseParseTimeout, type GuardVerdict } from "./verdict.js";
+
+/** Measured on the shared 2-core machine with the costliest shapes found (deep `1+1+...`,
+ * nested parentheses or calls, long CASE and column lists), warmed up: 2-4 ms at 512
+ * characters and 4-10 ms at 1024 with sql-parser-cst (libpg-query about half that, or less);
+ * everyday statements are shorter and cheaper per character. */
+export const INLINE_PARSE_MAX_CHARS = 512;
+
+/** Statements waiting for a parser thread; beyond, callers are told to come back. */
+const MAX_QUEUED_PARSES = 64;
+
+/** A thread's heap: a parse allocating past it ends that thread, not the service. */
+const PARSER_HEAP_MB = 512;
+
+export interface StatementGuardOptions {
+  /** Longer statements are refused (rule too_large) without being parsed. */
+  maxChars: number;
+  threads: number;
+  /** From the call to the verdict, waiting for a thread included. */
+  timeoutMs: number;
+}
+
+export interface StatementGuard {
+  /** A verdict, synchronous when the statement was short or seen recently. Never rejects
+   * for any statement; rejects with rate_limited when the parser threads are saturated. */
+  classify(dialect: Dialect, sql: string): GuardVerdict | Promise<GuardVerdict>;
+  close(): Promise<void>;
+}
+
+/** Every statement parsed on the caller's thread: for tests and tools that build a guarded
+ * connector by hand. */
+export const inlineStatementGuard: StatementGuard = {
+  classify: (dialect, sql) => classifyStatement(dialect, sql),
+  close: async () => {},
+};
+
+/** The pool starts with the first long statement: most processes never see one. `onError`
+ * hears of a parser thread that failed outside any statement. */
+export function createStatementGuard(options: StatementGuardOptions, onError: (err: unknown) => void = () => {}): StatementGuard {
+  let pool: Piscina | undefined;
+  const parsers = () =>
+    (pool ??= createThreadPool(
+      new URL("./parse-worker.js", import.meta.url),
+      { threads: options.threads, maxQueue: MAX_QUEUED_PARSES, maxHeapMb: PARSER_HEAP_MB },
+      onError,
+    ));
+
+  async function classifyOffThread(dialect: Dialect, sql: string): Promise<GuardVerdict> {
+    let verdict: GuardVerdict;
+    try {
+      const task: ParseTask = { dialect, sql };
+      verdict = (await parsers().run(task, { signal: AbortSignal.timeout(options.timeoutMs) })) as GuardVerdict;
+    } catch (err) {
+      // Aborted: piscina ends the thread that was parsing it and starts another.
+      if (isAborted(err)) return refuseParseTimeout(options.timeoutMs);
+      if (isQueueFull(err)) {
+        throw new RateLimitedError("The SQL guard is busy analysing other long statements; try again shortly", 1);
+      }
+      // The thread died (out of memory, a crash): fail closed, and do not remember it.
+      onError(err);
+      return refuse("guard_error", `The statement could not be analysed (${errorMessage(err)}), so it was refused.`);
+    }
+    rememberVerdict(dialect, sql, verdict);
+    return verdict;
+  }
+
+  return {
+    classify(dialect, sql) {
+      if (sql.length <= INLINE_PARSE_MAX_CHARS || sql.length > options.maxChars) {
+        return classifyStatement(dialect, sql, options.maxChars);
+      }
+      return cachedVerdict(dialect, sql) ?? classifyOffThread(dialect, sql);
+    },
+    async close() {
+      await pool?.destroy();
+      pool = undefined;
+    },
+  };
+}
