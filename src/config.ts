@@ -64,6 +64,13 @@ const envSchema = z.object({
   CONNECTION_POOL_SIZE: z.preprocess(emptyAsUndefined, intIn(1, 100).default(4)),
   CONNECTOR_CACHE_MAX: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(200)),
   CONNECTOR_IDLE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(300)),
+  // Node itself reserves about 800 MiB of address space: less can not even start.
+  SQLITE_MEMORY_MB: z.preprocess(
+    emptyAsUndefined,
+    intIn(0, 1_048_576)
+      .refine((v) => v === 0 || v >= 1024, "must be 0 (no bound) or at least 1024")
+      .default(1536),
+  ),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -131,7 +138,8 @@ export interface Config {
   sqlGuard: { maxChars: number; threads: number; timeoutMs: number };
   /** Per-connection budget of the whole deployment: each live instance takes an equal share. */
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
-  connectors: { poolSize: number; cacheMax: number; idleSeconds: number };
+  /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
+  connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   openai: {
     baseUrl: string | undefined;
@@ -233,7 +241,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxWaiting: e.CONNECTION_MAX_WAITING,
       perMinute: e.CONNECTION_QUERIES_PER_MINUTE,
     },
-    connectors: { poolSize: e.CONNECTION_POOL_SIZE, cacheMax: e.CONNECTOR_CACHE_MAX, idleSeconds: e.CONNECTOR_IDLE_SECONDS },
+    connectors: {
+      poolSize: e.CONNECTION_POOL_SIZE,
+      cacheMax: e.CONNECTOR_CACHE_MAX,
+      idleSeconds: e.CONNECTOR_IDLE_SECONDS,
+      sqliteMemoryMb: e.SQLITE_MEMORY_MB,
+    },
     logLevel: e.LOG_LEVEL,
     openai: {
       baseUrl: e.OPENAI_BASE_URL,

@@ -2,9 +2,9 @@
 // Layer 1 (the guard) decides from the parse tree; layer 2 (the driver) runs it read-only
 // at the database, within the row, byte, time and budget limits.
 
-import { DomainError, SqlRefusedError } from "../errors.js";
+import { SqlRefusedError } from "../errors.js";
 import type { Budget } from "./budget.js";
-import { missingColumnOf, quotedIdentifierAsString, type GuardVerdict } from "./guard/index.js";
+import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
 
@@ -40,13 +40,14 @@ export class GuardedConnector {
     return this.driver.dialect === "sqlite" ? this.queryRetryingLegacyStrings(sql, options) : this.queryOnce(sql, options);
   }
 
+  /** SQLite compiles a statement with legacy double-quoted strings read as strings (see
+   * guard/sqlite-dqs.ts) only as a new text, which runs once the guard has checked it too. */
   private async queryRetryingLegacyStrings(sql: string, options: QueryOptions): Promise<QueryResult> {
     try {
       return await this.queryOnce(sql, options);
     } catch (err) {
-      const retry = legacyStringRetry(sql, err);
-      if (retry === null) throw err;
-      return this.queryRetryingLegacyStrings(retry, options);
+      if (!(err instanceof LegacyStringsError)) throw err;
+      return this.queryOnce(err.sql, options);
     }
   }
 
@@ -96,13 +97,4 @@ export class GuardedConnector {
   close(): Promise<void> {
     return this.driver.close();
   }
-}
-
-/** The statement again with SQLite's legacy double-quoted string rule applied, when its error
- * was an unresolved double-quoted name (see guard/sqlite-dqs.ts); null otherwise. Each retry
- * removes at least one such name, so retries end. */
-function legacyStringRetry(sql: string, err: unknown): string | null {
-  if (!(err instanceof DomainError) || err.code !== "sql_failed") return null;
-  const name = missingColumnOf(err.message);
-  return name === null ? null : quotedIdentifierAsString(sql, name);
 }

@@ -8,6 +8,8 @@ export interface PoolOptions {
   maxConnections: number;
   /** Close pooled connections unused for this long. */
   idleTimeoutMs: number;
+  /** SQLite: address space of its process in MiB (0: unbounded; default in drivers/sqlite.ts). */
+  sqliteMemoryMb?: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: PoolOptions = { maxConnections: 4, idleTimeoutMs: 60_000 };
@@ -19,6 +21,6 @@ export async function openDriver(target: ConnectionTarget, options: PoolOptions 
     case "mysql":
       return (await import("./drivers/mysql.js")).createMysqlDriver(target, options);
     case "sqlite":
-      return (await import("./drivers/sqlite.js")).createSqliteDriver(target, options);
+      return (await import("./drivers/sqlite.js")).createSqliteDriver(target, { idleTimeoutMs: options.idleTimeoutMs, memoryMb: options.sqliteMemoryMb });
   }
 }

@@ -1,37 +1,37 @@
-// SQLite driver: one worker thread per driver owns a read-only better-sqlite3 connection
-// (sqlite-worker.ts), so slow statements never block the event loop and can time out.
+// SQLite driver: one child process per driver owns a read-only better-sqlite3 connection
+// (sqlite-child.ts), and runs one statement at a time, so statements never block the event loop.
 //
-// Why a thread and what a timeout can do: better-sqlite3 is synchronous and (built with
-// SQLITE_OMIT_PROGRESS_CALLBACK, no sqlite3_interrupt binding) can not be interrupted.
-// `worker.terminate()` only stops JavaScript: a thread inside one long sqlite3_step (an
-// aggregate over a billion-row recursive CTE, a cross join) keeps running until that step
-// returns, and only then exits (measured: terminate() of a 4.5 s step settles ~4.2 s later).
-// So at the deadline the caller's promise is rejected at once and the thread is retired;
-// the next request gets a fresh thread; a retired thread counts in openConnections() until
-// it really exits, and while `maxStoppingWorkers` are still stopping, new statements are
-// refused instead of piling up more busy threads. Node also waits for such a thread when the
-// process exits, so a shutdown can only be as quick as the slowest statement still stepping.
+// Why a process: better-sqlite3 is synchronous and (built with SQLITE_OMIT_PROGRESS_CALLBACK,
+// no sqlite3_interrupt binding) can not be interrupted, and with SQLITE_DEFAULT_MEMSTATUS=0
+// `PRAGMA hard_heap_limit` is accepted but not enforced. A worker thread stuck inside one
+// sqlite3_step can not be stopped at all; a process can. So at the deadline the process is
+// SIGKILLed and a fresh one started for the next statement; the process runs under an address
+// space bound, and whatever ends it (a kill from outside, running out of memory, a crash)
+// fails only the statement it was running.
 
-import { existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 
 import { DomainError } from "../../errors.js";
+import { LegacyStringsError } from "../guard/sqlite-dqs.js";
 import type { ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot, TableSchema } from "../types.js";
-import type { ProbeReply, SqliteReply, SqliteRequest, SqliteWorkerData } from "./sqlite-worker.js";
+import type { ProbeReply, SqliteChildArgs, SqliteReply, SqliteRequest } from "./sqlite-child.js";
+import { SqliteProcess, type ProcessExit } from "./sqlite-process.js";
 
 export interface SqliteDriverOptions {
-  /** Stop the idle thread (closing the file) after this long unused; the next call reopens it. */
+  /** Stop the idle process (closing the file) after this long unused; the next call restarts it. */
   idleTimeoutMs?: number;
-  /** Timed-out threads still stuck in SQLite at which new statements are refused. */
-  maxStoppingWorkers?: number;
+  /** Address space of the process in MiB (0: unbounded); see SQLITE_MEMORY_MB. */
+  memoryMb?: number;
 }
 
-/** The worker answers a timed-out statement itself when SQLite hands back a row; give it
- * this long past the deadline before retiring the thread. */
+export const DEFAULT_SQLITE_MEMORY_MB = 1536;
+
+/** The process answers a timed-out statement itself when SQLite hands back a row; give it
+ * this long past the deadline before killing it. */
 const DEADLINE_GRACE_MS = 25;
 const INTROSPECT_TIMEOUT_MS = 60_000;
+/** close() waits this long at most for killed processes to be reaped. */
+const CLOSE_WAIT_MS = 1000;
 
 type Request = SqliteRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
 
@@ -44,8 +44,8 @@ interface Pending {
 
 export async function createSqliteDriver(target: ConnectionTarget, opts: SqliteDriverOptions = {}): Promise<DialectDriver> {
   if (!target.filePath) throw new DomainError("connection_failed", "No SQLite file was given");
-  const data: SqliteWorkerData = { filePath: target.filePath, displayName: safeName(target) };
-  const driver = new SqliteDriver(data, Math.max(target.connectTimeoutMs, 1), opts);
+  const args: SqliteChildArgs = { filePath: target.filePath, displayName: safeName(target) };
+  const driver = new SqliteDriver(args, Math.max(target.connectTimeoutMs, 1), opts);
   await driver.start();
   return driver;
 }
@@ -56,36 +56,31 @@ function safeName(target: ConnectionTarget): string {
   return name && !path.isAbsolute(name) ? name : path.basename(target.filePath ?? "");
 }
 
-interface Thread {
-  worker: Worker;
-  /** Settles once the worker has opened the file (or failed to). */
-  ready: Promise<Worker>;
-}
-
 const closedError = () => new DomainError("connection_failed", "The SQLite connection was closed");
+const timeoutError = (timeoutMs: number) =>
+  new DomainError("query_timeout", `The query ran longer than ${timeoutMs} ms and was stopped`, { timeout_ms: timeoutMs });
 
 class SqliteDriver implements DialectDriver {
   readonly dialect = "sqlite" as const;
-  /** Every worker not yet exited: the current one, and retired ones still stopping. */
-  private readonly threads = new Set<Worker>();
-  private readonly stopping = new Set<Worker>();
-  private current: Thread | null = null;
+  /** Every process not yet exited: the current one, and killed ones not yet reaped. */
+  private readonly processes = new Set<SqliteProcess>();
+  private current: SqliteProcess | null = null;
   private readonly queue: Pending[] = [];
-  private running: { pending: Pending; id: number; worker: Worker; timer: NodeJS.Timeout } | null = null;
-  /** A request has left the queue and waits for the worker to start. */
+  private running: { pending: Pending; id: number; proc: SqliteProcess; timer: NodeJS.Timeout } | null = null;
+  /** A request has left the queue and waits for the process to start. */
   private dispatching = false;
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(
-    private readonly data: SqliteWorkerData,
+    private readonly args: SqliteChildArgs,
     private readonly startTimeoutMs: number,
     private readonly opts: SqliteDriverOptions,
   ) {}
 
   async start(): Promise<void> {
-    await this.thread();
+    await this.process();
     this.armIdleTimer();
   }
 
@@ -112,11 +107,15 @@ class SqliteDriver implements DialectDriver {
   }
 
   openConnections(): number {
-    return this.threads.size;
+    return this.processes.size;
   }
 
   close(): Promise<void> {
-    this.closing ??= this.shutDown();
+    if (!this.closing) {
+      // Set before shutDown() runs: killing the running process must not start a replacement.
+      this.closing = Promise.resolve();
+      this.closing = this.shutDown();
+    }
     return this.closing;
   }
 
@@ -124,25 +123,20 @@ class SqliteDriver implements DialectDriver {
     this.clearIdleTimer();
     for (const pending of this.queue.splice(0)) pending.reject(closedError());
     if (this.running) {
-      // Mid-statement: the worker may be inside SQLite; do not wait for it to finish.
+      // Mid-statement: SQLite may be inside one long step; do not wait for it.
       this.running.pending.reject(closedError());
-      this.retire();
+      this.kill();
     }
-    const current = this.current;
+    void this.current?.stop();
     this.current = null;
-    if (current) {
-      await current.ready.catch(() => undefined);
-      await current.worker.terminate();
-    }
+    const exits = Promise.all([...this.processes].map((proc) => proc.exited));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exits, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private send(request: Request, timeoutMs: number): Promise<unknown> {
     if (this.closing) return Promise.reject(closedError());
-    if (this.stopping.size >= (this.opts.maxStoppingWorkers ?? 2)) {
-      return Promise.reject(
-        new DomainError("unavailable", "Earlier queries on this SQLite database timed out and are still being stopped; try again shortly"),
-      );
-    }
     return new Promise((resolve, reject) => {
       this.queue.push({ request, timeoutMs, resolve, reject });
       this.clearIdleTimer();
@@ -150,15 +144,15 @@ class SqliteDriver implements DialectDriver {
     });
   }
 
-  /** Starts the next queued request when the worker is free: one statement at a time. */
+  /** Starts the next queued request when the process is free: one statement at a time. */
   private async pump(): Promise<void> {
     if (this.running || this.dispatching || this.closing) return;
     const pending = this.queue.shift();
     if (!pending) return this.armIdleTimer();
     this.dispatching = true;
-    let worker: Worker;
+    let proc: SqliteProcess;
     try {
-      worker = await this.thread();
+      proc = await this.process();
     } catch (error) {
       this.dispatching = false;
       pending.reject(error);
@@ -168,95 +162,74 @@ class SqliteDriver implements DialectDriver {
     if (this.closing) return pending.reject(closedError());
     const id = this.nextId++;
     const timer = setTimeout(() => this.timeOut(), pending.timeoutMs + DEADLINE_GRACE_MS);
-    this.running = { pending, id, worker, timer };
-    worker.postMessage({ ...pending.request, id } as SqliteRequest);
+    this.running = { pending, id, proc, timer };
+    proc.send({ ...pending.request, id } as SqliteRequest);
   }
 
-  private settle(reply: Extract<SqliteReply, { kind: "reply" }>): void {
+  private settle(proc: SqliteProcess, reply: Extract<SqliteReply, { kind: "reply" }>): void {
     const running = this.running;
-    if (!running || running.id !== reply.id) return;
+    if (!running || running.proc !== proc || running.id !== reply.id) return;
     clearTimeout(running.timer);
     this.running = null;
     if (reply.ok) running.pending.resolve(reply.value);
+    else if (reply.legacySql !== undefined) running.pending.reject(new LegacyStringsError(reply.message, reply.legacySql));
     else running.pending.reject(new DomainError(reply.code, reply.message, reply.extra));
+    if (!reply.ok && reply.recycle) this.retire(proc);
     void this.pump();
   }
 
   private timeOut(): void {
     if (!this.running) return;
-    this.running.pending.reject(new DomainError("query_timeout", `The query ran longer than ${this.running.pending.timeoutMs} ms and was stopped`));
-    this.retire();
+    this.running.pending.reject(timeoutError(this.running.pending.timeoutMs));
+    this.kill();
     void this.pump();
   }
 
-  /** Gives up on the running request's worker; a fresh one starts for the next request. */
-  private retire(): void {
+  /** Kills the running request's process, and starts its replacement at once so the next
+   * statement finds one warm. */
+  private kill(): void {
     const running = this.running;
     if (!running) return;
     clearTimeout(running.timer);
     this.running = null;
-    if (this.current?.worker === running.worker) this.current = null;
-    running.worker.removeAllListeners("message");
-    this.stopping.add(running.worker);
-    // Settles only once the thread leaves native code; 'exit' drops it from the counts.
-    void running.worker.terminate();
+    running.proc.kill();
+    if (this.current === running.proc) this.current = null;
+    if (!this.closing) this.process().catch(() => undefined);
   }
 
-  /** The current worker, started (and the file opened) on first use. */
-  private thread(): Promise<Worker> {
+  /** Lets a process go once its statement is answered (it ran out of memory). */
+  private retire(proc: SqliteProcess): void {
+    if (this.current === proc) this.current = null;
+    void proc.stop();
+  }
+
+  /** The current process, started (and the file opened) on first use. */
+  private process(): Promise<SqliteProcess> {
     if (!this.current) {
-      const thread = this.spawn();
-      thread.ready.catch(() => {
-        if (this.current === thread) this.current = null;
-      });
-      this.current = thread;
-    }
-    return this.current.ready;
-  }
-
-  private spawn(): Thread {
-    const { url, options } = workerEntry();
-    const worker = new Worker(url, { ...options, workerData: this.data });
-    // Never what keeps the process alive: a running request's timer does that.
-    worker.unref();
-    this.threads.add(worker);
-    worker.on("exit", () => {
-      this.lost(worker, "The SQLite worker stopped unexpectedly");
-      this.threads.delete(worker);
-      this.stopping.delete(worker);
-    });
-    worker.on("error", (error) => this.lost(worker, `The SQLite worker failed: ${error.message}`));
-    const ready = new Promise<Worker>((resolve, reject) => {
-      const fail = (error: DomainError) => {
-        clearTimeout(timer);
-        void worker.terminate();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => fail(new DomainError("connection_failed", `Opening SQLite file "${this.data.displayName}" took longer than ${this.startTimeoutMs} ms`)),
-        this.startTimeoutMs,
+      const proc = new SqliteProcess(this.args, { memoryMb: this.opts.memoryMb ?? DEFAULT_SQLITE_MEMORY_MB, startTimeoutMs: this.startTimeoutMs }, (reply) =>
+        this.settle(proc, reply),
       );
-      worker.on("message", (reply: SqliteReply) => {
-        if (reply.kind === "ready") {
-          clearTimeout(timer);
-          resolve(worker);
-        } else if (reply.kind === "open_failed") fail(new DomainError("connection_failed", reply.message));
-        else this.settle(reply);
+      this.processes.add(proc);
+      void proc.exited.then((exit) => this.exited(proc, exit));
+      proc.ready.catch(() => {
+        if (this.current === proc) this.current = null;
       });
-      worker.once("exit", () => fail(new DomainError("connection_failed", `Could not open SQLite file "${this.data.displayName}"`)));
-    });
-    return { worker, ready };
+      this.current = proc;
+    }
+    const proc = this.current;
+    return proc.ready.then(() => proc);
   }
 
-  /** A worker ended on its own (a crash, not a timeout): fail its request, start afresh. */
-  private lost(worker: Worker, message: string): void {
-    if (this.running?.worker === worker) {
-      this.running.pending.reject(new DomainError("sql_failed", message));
-      this.retire();
-      void this.pump();
-    } else if (this.current?.worker === worker) {
-      this.current = null;
-    }
+  /** A process ended: if on its own mid-statement (a crash, a kill from outside, out of
+   * memory), that statement fails; the next one gets a fresh process. */
+  private exited(proc: SqliteProcess, exit: ProcessExit): void {
+    this.processes.delete(proc);
+    if (this.current === proc) this.current = null;
+    if (this.running?.proc !== proc) return;
+    this.running.pending.reject(lostError(exit));
+    clearTimeout(this.running.timer);
+    this.running = null;
+    void this.pump();
   }
 
   private armIdleTimer(): void {
@@ -267,7 +240,7 @@ class SqliteDriver implements DialectDriver {
       this.idleTimer = null;
       const current = this.current;
       this.current = null;
-      void current?.worker.terminate();
+      void current?.stop();
     }, idleMs);
     this.idleTimer.unref();
   }
@@ -278,18 +251,13 @@ class SqliteDriver implements DialectDriver {
   }
 }
 
-/**
- * Where the worker's code is. Compiled (dist/), sqlite-worker.js sits next to this file. From
- * TypeScript source (vitest, `tsx src/main.ts`) only sqlite-worker.ts does, and a plain worker
- * thread can not load it: on Node 20 a worker given `execArgv: ["--import", "tsx"]` still fails
- * on a .ts entry (ERR_UNKNOWN_FILE_EXTENSION), so a one-line bootstrap loads it through tsx's
- * `tsImport` (tsx is a dev dependency; production never takes this path).
- */
-function workerEntry(): { url: URL | string; options: { eval?: boolean } } {
-  const compiled = new URL("./sqlite-worker.js", import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return { url: compiled, options: {} };
-  const source = new URL("./sqlite-worker.ts", import.meta.url).href;
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(source)}, ${JSON.stringify(source)}));`;
-  return { url: bootstrap, options: { eval: true } };
+function lostError(exit: ProcessExit): DomainError {
+  if (exit.outOfMemory) {
+    return new DomainError(
+      "result_too_large",
+      "The query needed more memory than a SQLite connection may use (SQLITE_MEMORY_MB); select fewer or narrower columns",
+    );
+  }
+  const how = exit.signal ? `was killed (${exit.signal})` : `exited (code ${exit.code})`;
+  return new DomainError("unavailable", `The SQLite process of this connection ${how} while running the query; try again`);
 }

@@ -1,0 +1,252 @@
+// The child process that owns one read-only better-sqlite3 connection. better-sqlite3 runs
+// statements synchronously and can not be interrupted, so they run here, in a process of
+// their own that sqlite.ts kills at the deadline (or when it runs out of memory) and replaces;
+// they never block, and can never outlive, the service. sqlite.ts talks to this process over
+// the IPC channel with the small request/reply protocol below.
+
+import Database from "better-sqlite3";
+
+import { DomainError, type ErrorCode } from "../../errors.js";
+import type { QueryResult, TableSchema } from "../types.js";
+import { RowCollector } from "./collect.js";
+import { introspect } from "./sqlite-introspect.js";
+
+export interface SqliteChildArgs {
+  filePath: string;
+  /** What error messages may call the file: never the absolute server path. */
+  displayName: string;
+}
+
+export type SqliteRequest =
+  | { id: number; kind: "query"; sql: string; maxRows: number; maxBytes: number; timeoutMs: number }
+  | { id: number; kind: "introspect" }
+  | { id: number; kind: "probe" };
+
+export interface ProbeReply {
+  version: string;
+  readOnly: boolean;
+}
+
+export type SqliteReply =
+  | { kind: "ready" }
+  | { kind: "open_failed"; message: string }
+  | { kind: "reply"; id: number; ok: true; value: QueryResult | TableSchema[] | ProbeReply }
+  | {
+      kind: "reply";
+      id: number;
+      ok: false;
+      code: ErrorCode;
+      message: string;
+      extra: Record<string, unknown>;
+      /** The statement compiled once legacy double-quoted strings were read as strings. */
+      legacySql?: string;
+      /** This process ran out of memory: replace it rather than keep what it allocated. */
+      recycle?: boolean;
+    };
+
+const send = process.send?.bind(process);
+if (!send) throw new Error("sqlite-child.ts runs only as a child process with an IPC channel");
+const post = (reply: SqliteReply) => send(reply);
+const { filePath, displayName } = JSON.parse(process.argv[2] ?? "{}") as SqliteChildArgs;
+
+// The service closing or gone: nothing else will ever ask this process anything.
+process.on("disconnect", () => process.exit(0));
+
+const db = openReadOnly();
+if (db) {
+  process.on("message", (request: SqliteRequest) => {
+    void handle(db, request).then(
+      (value) => post({ kind: "reply", id: request.id, ok: true, value }),
+      (error: unknown) => post(failure(request.id, error)),
+    );
+  });
+  post({ kind: "ready" });
+} else {
+  process.disconnect();
+}
+
+function failure(id: number, error: unknown): SqliteReply {
+  if (error instanceof LegacySql) return { kind: "reply", id, ok: false, code: "sql_failed", message: error.message, extra: {}, legacySql: error.sql };
+  if (error instanceof DomainError) return { kind: "reply", id, ok: false, code: error.code, message: error.message, extra: error.extra };
+  const tooLarge = tooLargeError(error);
+  if (tooLarge) return { kind: "reply", id, ok: false, code: tooLarge.code, message: tooLarge.message, extra: {}, recycle: tooLarge.recycle };
+  // SQLite's message is the answer to a bad statement (the agent corrects itself from it).
+  return { kind: "reply", id, ok: false, code: "sql_failed", message: error instanceof Error ? error.message : String(error), extra: {} };
+}
+
+/** SQLite's "string or blob too big" and "out of memory", and V8's allocation failures, all
+ * mean a value or result larger than this process may hold; after running out of memory, the
+ * process is better replaced than kept with whatever it still holds. */
+function tooLargeError(error: unknown): { code: "result_too_large"; message: string; recycle: boolean } | null {
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  const v8 = error instanceof RangeError && /allocation failed|invalid string length|invalid array length/i.test(error.message);
+  if (code !== "SQLITE_TOOBIG" && code !== "SQLITE_NOMEM" && !v8) return null;
+  return {
+    code: "result_too_large",
+    message: "A value of the result is larger than a SQLite query may produce; select fewer or narrower columns",
+    recycle: code !== "SQLITE_TOOBIG",
+  };
+}
+
+function openReadOnly(): Database.Database | null {
+  let opened: Database.Database | undefined;
+  try {
+    opened = new Database(filePath, { readonly: true, fileMustExist: true });
+    restoreSafety(opened);
+    // Opening is lazy: reading the schema is what finds out the file is not a database.
+    opened.prepare("SELECT count(*) FROM sqlite_schema").get();
+    return opened;
+  } catch (error) {
+    opened?.close();
+    post({ kind: "open_failed", message: openFailure(error) });
+    return null;
+  }
+}
+
+function openFailure(error: unknown): string {
+  // SQLite's own messages may carry the absolute path; say what happened in our words.
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  if (code === "SQLITE_NOTADB") return `"${displayName}" is not a SQLite database`;
+  if (code === "SQLITE_CANTOPEN" || (error instanceof TypeError && /does not exist/.test(error.message))) {
+    return `SQLite file "${displayName}" does not exist or can not be opened`;
+  }
+  return `Could not open SQLite file "${displayName}"${typeof code === "string" ? ` (${code})` : ""}`;
+}
+
+/** Re-applied before every statement: a statement that switched them off lasts one statement. */
+function restoreSafety(conn: Database.Database): void {
+  conn.pragma("query_only = ON");
+  conn.pragma("trusted_schema = OFF");
+}
+
+async function handle(conn: Database.Database, request: SqliteRequest): Promise<QueryResult | TableSchema[] | ProbeReply> {
+  restoreSafety(conn);
+  switch (request.kind) {
+    case "query":
+      return runStatement(conn, request, await compile(conn, request.sql));
+    case "introspect":
+      return introspect(conn);
+    case "probe":
+      return {
+        version: conn.prepare("SELECT sqlite_version()").pluck().get() as string,
+        readOnly: conn.readonly && conn.pragma("query_only", { simple: true }) === 1,
+      };
+  }
+}
+
+/** The statement's text rewritten for legacy strings: it goes back to the guard, not to SQLite. */
+class LegacySql extends Error {
+  constructor(
+    message: string,
+    readonly sql: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Compiles `sql`. When SQLite reports a double-quoted name that is no column, compiles it
+ * again with that name read as a string (see guard/sqlite-dqs.ts), for at most
+ * MAX_LEGACY_STRINGS names; a statement that compiles that way is handed back as LegacySql. */
+async function compile(conn: Database.Database, sql: string): Promise<Database.Statement> {
+  try {
+    return conn.prepare(sql);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : "";
+    // The parser takes a while to load: only statements that need it pay for it.
+    if (!message.startsWith('no such column: "')) throw error;
+    const legacy = await import("../guard/sqlite-dqs.js");
+    const identifiers = legacy.doubleQuotedIdentifiers(sql);
+    const names: string[] = [];
+    let last = error;
+    let missing = legacy.missingColumnOf(message);
+    while (missing !== null && identifiers?.has(missing) && !names.includes(missing)) {
+      if (names.length === legacy.MAX_LEGACY_STRINGS) throw legacy.tooManyLegacyStrings();
+      names.push(missing);
+      const rewritten = legacy.withLegacyStrings(sql, identifiers, names);
+      try {
+        conn.prepare(rewritten);
+      } catch (again) {
+        last = again;
+        missing = again instanceof Error ? legacy.missingColumnOf(again.message) : null;
+        continue;
+      }
+      throw new LegacySql(message, rewritten);
+    }
+    throw last;
+  }
+}
+
+function runStatement(conn: Database.Database, request: Extract<SqliteRequest, { kind: "query" }>, stmt: Database.Statement): QueryResult {
+  const startedAt = performance.now();
+  let result: QueryResult;
+  // Every statement runs in a transaction of its own, like PostgreSQL's BEGIN READ ONLY:
+  // SQLite refuses VACUUM (and VACUUM INTO, which otherwise creates its target file before
+  // failing) inside one, and ROLLBACK undoes whatever a statement managed to start.
+  conn.exec("BEGIN");
+  try {
+    if (stmt.reader) {
+      stmt.raw(true).safeIntegers(true);
+      const columns = stmt.columns().map((c) => ({ name: c.name, type: (c.type ?? "").toLowerCase() }));
+      result = collect(stmt.iterate() as Iterable<unknown[]>, request, startedAt, columns);
+    } else {
+      // Not a read. Layer 2 must not rely on layer 1 having refused it: let the database
+      // itself answer (readonly + query_only refuse writes with SQLITE_READONLY).
+      stmt.run();
+      result = new RowCollector(request).result([], startedAt);
+    }
+  } finally {
+    if (conn.inTransaction) conn.exec("ROLLBACK");
+  }
+  if (!stmt.reader && detachOthers(conn) > 0) {
+    throw new DomainError("sql_failed", "ATTACH is not allowed: a connection reads its own database only");
+  }
+  return result;
+}
+
+/** Steps through the rows only as far as the caps want (so a huge result is never
+ * materialised), and gives up at the deadline whenever SQLite hands back a row; a statement
+ * stuck inside one step is sqlite.ts's to stop. */
+function collect(
+  source: Iterable<unknown[]>,
+  limits: Extract<SqliteRequest, { kind: "query" }>,
+  startedAt: number,
+  columns: QueryResult["columns"],
+): QueryResult {
+  const collector = new RowCollector(limits);
+  const deadline = startedAt + limits.timeoutMs;
+  for (const row of source) {
+    const blob = largestBlob(row);
+    if (blob > limits.maxBytes) {
+      // Base64 would allocate a third more than the blob before the collector could size it.
+      if (collector.kept.rows > 0) return { ...collector.result(columns, startedAt), truncated: true };
+      throw new DomainError(
+        "result_too_large",
+        `The first row alone is about ${blob} bytes, over the ${limits.maxBytes}-byte result limit; select fewer or narrower columns`,
+        { max_bytes: limits.maxBytes },
+      );
+    }
+    if (!collector.push(row)) break;
+    if (performance.now() > deadline) {
+      throw new DomainError("query_timeout", `The query ran longer than ${limits.timeoutMs} ms and was stopped`, { timeout_ms: limits.timeoutMs });
+    }
+  }
+  return collector.result(columns, startedAt);
+}
+
+/** The JSON size of the row's largest BLOB once base64-encoded; 0 without one. */
+function largestBlob(row: unknown[]): number {
+  let largest = 0;
+  for (const value of row) if (value instanceof Uint8Array) largest = Math.max(largest, Math.ceil(value.length / 3) * 4 + 14);
+  return largest;
+}
+
+/** A read-only connection may still ATTACH another existing file; undo it. */
+function detachOthers(conn: Database.Database): number {
+  const names = conn
+    .prepare("SELECT name FROM pragma_database_list WHERE name NOT IN ('main', 'temp')")
+    .pluck()
+    .all() as string[];
+  for (const name of names) conn.exec(`DETACH DATABASE "${name.replaceAll('"', '""')}"`);
+  return names.length;
+}
+
