@@ -30,6 +30,9 @@ export const DEFAULT_SQLITE_MEMORY_MB = 1536;
  * this long past the deadline before killing it. */
 const DEADLINE_GRACE_MS = 25;
 const INTROSPECT_TIMEOUT_MS = 60_000;
+/** Starting a process (and, from TypeScript source, compiling it) can take a second or two on
+ * a busy host; CONNECT_TIMEOUT_MS is meant for network connects, so it is only a floor here. */
+const MIN_START_TIMEOUT_MS = 10_000;
 /** close() waits this long at most for killed processes to be reaped. */
 const CLOSE_WAIT_MS = 1000;
 
@@ -45,7 +48,7 @@ interface Pending {
 export async function createSqliteDriver(target: ConnectionTarget, opts: SqliteDriverOptions = {}): Promise<DialectDriver> {
   if (!target.filePath) throw new DomainError("connection_failed", "No SQLite file was given");
   const args: SqliteChildArgs = { filePath: target.filePath, displayName: safeName(target) };
-  const driver = new SqliteDriver(args, Math.max(target.connectTimeoutMs, 1), opts);
+  const driver = new SqliteDriver(args, Math.max(target.connectTimeoutMs, MIN_START_TIMEOUT_MS), opts);
   await driver.start();
   return driver;
 }
