@@ -3,6 +3,7 @@
 // memory, the legacy double-quoted-string retry is bounded, and a SQLite process killed from
 // outside fails one statement only.
 
+import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -203,6 +204,40 @@ describe("SQLite driver close()", () => {
       expect(running(pid)).toBe(false);
       expect(driver.openConnections()).toBe(0);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the service dying", () => {
+  it("takes its SQLite process with it, even one stuck in a statement", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pulse-fault-sqlite-"));
+    const file = path.join(dir, "orphan.sqlite");
+    copyFileSync(CHINOOK_SQLITE, file);
+    const driver = new URL("../../src/connectors/drivers/sqlite.ts", import.meta.url).href;
+    const script = `
+      const { createSqliteDriver } = await import(${JSON.stringify(driver)});
+      const d = await createSqliteDriver({ dialect: "sqlite", host: "", port: 0, database: "orphan.sqlite", username: "", password: "",
+        ssl: false, filePath: ${JSON.stringify(file)}, connectTimeoutMs: 30000 });
+      d.query(${JSON.stringify(RUNAWAY)}, { maxRows: 1, maxBytes: 1000, timeoutMs: 600000 }).catch(() => {});
+      console.log("running");
+      setInterval(() => {}, 1000);`;
+    const service = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      await new Promise((resolve) => service.stdout.once("data", resolve));
+      // Its SQLite process is a grandchild of this test: found by the file it names.
+      const [stuck] = readdirSync("/proc")
+        .filter((pid) => /^\d+$/.test(pid) && readText(`/proc/${pid}/cmdline`).includes("sqlite-child"))
+        .filter((pid) => readText(`/proc/${pid}/cmdline`).includes(file))
+        .map(Number);
+      expect(stuck).toBeDefined();
+      // Kill the service only once the statement is running (the process keeps using CPU).
+      const started = cpuTicks(stuck!);
+      await vi.waitFor(() => expect(cpuTicks(stuck!) - started).toBeGreaterThan(20), { timeout: 10_000, interval: 20 });
+      service.kill("SIGKILL");
+      await vi.waitFor(() => expect(running(stuck!)).toBe(false), { timeout: 3000, interval: 20 });
+    } finally {
+      service.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
   });
