@@ -159,6 +159,25 @@ describe("POST /databases/{id}/query: oversized values", () => {
   });
 });
 
+describe("POST /databases/{id}/query: the memory bound of a SQLite process", () => {
+  it("runs each process under SQLITE_MEMORY_MB of address space", async () => {
+    const db = await chinookConnection();
+    expect((await db.query("SELECT 1")).status).toBe(200);
+    const limits = readText(`/proc/${await onlyProcess(db.file)}/limits`);
+    expect(limits).toMatch(new RegExp(`Max address space\\s+${h.config.connectors.sqliteMemoryMb * 1024 * 1024}\\s`));
+  });
+
+  it("answers 413 to a statement that needs more memory than that, even for a small result", { timeout: 60_000 }, async () => {
+    const db = await chinookConnection();
+    // Two values of 500 MB at once, each under SQLite's own limit on one value.
+    const res = await db.query("SELECT randomblob(500000000) = randomblob(500000000)");
+    expect(res.status).toBe(413);
+    expect(res.body).toMatchObject({ code: "result_too_large" });
+    expect(res.body.detail).toContain("SQLITE_MEMORY_MB");
+    expect((await db.query("SELECT count(*) FROM MediaType")).status).toBe(200);
+  });
+});
+
 describe("POST /databases/{id}/query: legacy double-quoted strings", () => {
   it("still reads a few double-quoted unknown names as strings", async () => {
     const db = await chinookConnection();

@@ -81,10 +81,13 @@ function tooLargeError(error: unknown): { code: "result_too_large"; message: str
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
   const v8 = error instanceof RangeError && /allocation failed|invalid string length|invalid array length/i.test(error.message);
   if (code !== "SQLITE_TOOBIG" && code !== "SQLITE_NOMEM" && !v8) return null;
+  if (code === "SQLITE_TOOBIG") {
+    return { code: "result_too_large", message: "A value is larger than SQLite allows; select fewer or narrower columns", recycle: false };
+  }
   return {
     code: "result_too_large",
-    message: "A value of the result is larger than a SQLite query may produce; select fewer or narrower columns",
-    recycle: code !== "SQLITE_TOOBIG",
+    message: "The query needed more memory than a SQLite connection may use (SQLITE_MEMORY_MB); select fewer or narrower columns",
+    recycle: true,
   };
 }
 
