@@ -69,7 +69,7 @@ function failure(id: number, error: unknown): SqliteReply {
   if (error instanceof LegacySql) return { kind: "reply", id, ok: false, code: "sql_failed", message: error.message, extra: {}, legacySql: error.sql };
   if (error instanceof DomainError) return { kind: "reply", id, ok: false, code: error.code, message: error.message, extra: error.extra };
   const tooLarge = tooLargeError(error);
-  if (tooLarge) return { kind: "reply", id, ok: false, code: tooLarge.code, message: tooLarge.message, extra: {}, recycle: tooLarge.recycle };
+  if (tooLarge) return { kind: "reply", id, ok: false, code: "result_too_large", message: tooLarge.message, extra: {}, recycle: tooLarge.recycle };
   // SQLite's message is the answer to a bad statement (the agent corrects itself from it).
   return { kind: "reply", id, ok: false, code: "sql_failed", message: error instanceof Error ? error.message : String(error), extra: {} };
 }
@@ -77,15 +77,12 @@ function failure(id: number, error: unknown): SqliteReply {
 /** SQLite's "string or blob too big" and "out of memory", and V8's allocation failures, all
  * mean a value or result larger than this process may hold; after running out of memory, the
  * process is better replaced than kept with whatever it still holds. */
-function tooLargeError(error: unknown): { code: "result_too_large"; message: string; recycle: boolean } | null {
+function tooLargeError(error: unknown): { message: string; recycle: boolean } | null {
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  if (code === "SQLITE_TOOBIG") return { message: "A value is larger than SQLite allows; select fewer or narrower columns", recycle: false };
   const v8 = error instanceof RangeError && /allocation failed|invalid string length|invalid array length/i.test(error.message);
-  if (code !== "SQLITE_TOOBIG" && code !== "SQLITE_NOMEM" && !v8) return null;
-  if (code === "SQLITE_TOOBIG") {
-    return { code: "result_too_large", message: "A value is larger than SQLite allows; select fewer or narrower columns", recycle: false };
-  }
+  if (code !== "SQLITE_NOMEM" && !v8) return null;
   return {
-    code: "result_too_large",
     message: "The query needed more memory than a SQLite connection may use (SQLITE_MEMORY_MB); select fewer or narrower columns",
     recycle: true,
   };

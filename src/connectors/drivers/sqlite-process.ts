@@ -93,8 +93,9 @@ export class SqliteProcess {
     });
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
+  /** False as soon as it has ended (or is ending), before `exited` settles. */
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && this.child.connected;
   }
 
   send(request: SqliteRequest): void {

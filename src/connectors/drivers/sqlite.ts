@@ -208,7 +208,7 @@ class SqliteDriver implements DialectDriver {
 
   /** The current process, started (and the file opened) on first use. */
   private process(): Promise<SqliteProcess> {
-    if (!this.current) {
+    if (!this.current?.alive) {
       const proc = new SqliteProcess(this.args, { memoryMb: this.opts.memoryMb ?? DEFAULT_SQLITE_MEMORY_MB, startTimeoutMs: this.startTimeoutMs }, (reply) =>
         this.settle(proc, reply),
       );
