@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
+import type { Socket } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,8 +47,9 @@ export class SqliteProcess {
     // Never what keeps the service alive: a running request's timer does that.
     this.child.unref();
     this.child.channel?.unref();
-    const stderr = this.child.stderr as (NodeJS.ReadableStream & { unref?: () => void; destroy: () => void; readableEnded: boolean }) | null;
-    stderr?.unref?.();
+    // A pipe to a child is a socket, which can be unref'd too.
+    const stderr = this.child.stderr as Socket | null;
+    stderr?.unref();
     stderr?.on("data", (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL);
     });
