@@ -129,7 +129,8 @@ function commandLine(args: SqliteChildArgs, memoryMb: number): { command: string
   // No WebAssembly: the child needs none, and each instance would reserve gigabytes of
   // address space (guard regions) under the bound.
   let argv = ["--no-expose-wasm", ...execArgv, entry, JSON.stringify(args)];
-  if (memoryMb > 0) {
+  // Elsewhere (macOS in development) `ulimit -v` may not be settable at all: no bound.
+  if (memoryMb > 0 && process.platform === "linux") {
     const prlimit = executable("prlimit");
     const bound = [`--as=${memoryMb * 1024 * 1024}`, "--core=0", "--", command];
     if (prlimit) [command, argv] = [prlimit, [...bound, ...argv]];
