@@ -178,7 +178,8 @@ async function main() {
         const res = await request();
         await res.arrayBuffer();
         count(`${kind} ${res.status}`);
-        if (res.status === 401) await login();
+        // A Redis restart loses sessions: log in again (401) or reconnect the session (409).
+      if (res.status === 401 || (kind === "ask" && res.status === 409)) await login();
       } catch {
         count(`${kind} no answer`);
       }
