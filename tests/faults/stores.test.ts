@@ -194,21 +194,28 @@ describe("an embedded server killed with SIGKILL while it writes", () => {
     const acknowledged: string[] = [];
     for (let round = 0; round < rounds; round++) {
       const server = await startPulse(env);
-      // Four writers registering users until the kill, at a moment that varies per round.
+      // Four writers registering users until the kill, which comes at a moment that varies
+      // per round once writes are flowing (the first acknowledgement of the round).
       let killed = false;
+      let flowing: () => void;
+      const firstAcknowledged = new Promise<void>((resolve) => (flowing = resolve));
       const writer = async () => {
         while (!killed) {
           const email = `${uniqueName(`r${round}`)}@example.com`;
           try {
             const res = await call(server.base, "POST", "/users/", { json: { name: "Crash", email, password: "correct horse battery" } });
-            if (res.status === 201) acknowledged.push(email);
+            if (res.status === 201) {
+              acknowledged.push(email);
+              flowing();
+            }
           } catch {
             // cut by the kill: not acknowledged, so it may or may not be there
           }
         }
       };
       const writers = [writer(), writer(), writer(), writer()];
-      await new Promise((r) => setTimeout(r, 150 + Math.random() * 600));
+      await Promise.race([firstAcknowledged, new Promise((r) => setTimeout(r, 20_000))]);
+      await new Promise((r) => setTimeout(r, Math.random() * 400));
       server.child.kill("SIGKILL");
       killed = true;
       await server.exited;
