@@ -4,7 +4,8 @@
 // while a store is away; requests that need it answer 503 with a code; Pulse recovers alone.
 // And the embedded store keeps every acknowledged write across kill -9.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { sql } from "drizzle-orm";
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPrivateRedis } from "../support/private-redis.js";
 import { startPulse, type RunningPulse } from "../support/pulse-process.js";
 import { openStore } from "../../src/store/client.js";
+import { lockDataDir, StoreInUseError } from "../../src/store/data-dir-lock.js";
 import { createPgDatabase, pgAdmin, PG, uniqueName } from "../support/services.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
@@ -233,4 +235,36 @@ describe("an embedded server killed with SIGKILL while it writes", () => {
       await store.close();
     }
   }, 600_000);
+});
+
+describe("the embedded store's lock", () => {
+  const dir = path.join(mkdtempSync(path.join(tmpdir(), "pulse-lock-")), "pglite");
+  afterAll(() => rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+  it("names its owner, refuses a second holder while that owner lives, and is freed on release", async () => {
+    // Another live process claims the store.
+    const other = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" });
+    try {
+      writeFileSync(`${dir}.lock`, JSON.stringify({ pid: other.pid, since: new Date().toISOString(), command: "pulse" }));
+      expect(() => lockDataDir(dir)).toThrow(StoreInUseError);
+      expect(() => lockDataDir(dir)).toThrow(new RegExp(`in use by another process \\(pid ${other.pid}, pulse`));
+    } finally {
+      other.kill("SIGKILL");
+      await new Promise((r) => other.once("exit", r));
+    }
+    // Its owner is gone (kill -9 leaves the file behind): the lock is stale and taken over.
+    const lock = lockDataDir(dir);
+    expect(JSON.parse(readFileSync(`${dir}.lock`, "utf8")).pid).toBe(process.pid);
+    // This process already holds it: a second open here would be a second writer too.
+    expect(() => lockDataDir(dir)).toThrow(StoreInUseError);
+    lock.release();
+    expect(existsSync(`${dir}.lock`)).toBe(false);
+  });
+
+  it("takes over a lock file left half-written", () => {
+    writeFileSync(`${dir}.lock`, '{"pid": 12');
+    const lock = lockDataDir(dir);
+    lock.release();
+    expect(existsSync(`${dir}.lock`)).toBe(false);
+  });
 });
