@@ -20,7 +20,11 @@ export type ErrorCode =
   | "model_not_configured"
   | "model_failed"
   | "model_timeout"
-  | "unavailable";
+  | "unavailable"
+  /** Pulse's own metadata store (PostgreSQL or PGlite) cannot be reached. */
+  | "store_unavailable"
+  /** Redis (sessions, rate limits, conversation memory) cannot be reached. */
+  | "sessions_unavailable";
 
 export class DomainError extends Error {
   constructor(

@@ -2,6 +2,7 @@
 
 import { ConfigError, loadConfig } from "./config.js";
 import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./service.js";
+import { StartupError } from "./startup-error.js";
 
 /** Past both shutdown phases, the process exits whatever is still running. */
 const EXIT_DEADLINE_MS = DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1_000;
@@ -33,6 +34,7 @@ try {
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
 } catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err);
+  // A wrong setting is one line naming it; anything else keeps its stack.
+  console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
   process.exit(1);
 }

@@ -2,7 +2,6 @@
 // stop accepting, finish in-flight requests, then close what they used.
 
 import { serve, type ServerType } from "@hono/node-server";
-import { Redis } from "ioredis";
 import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
@@ -20,14 +19,13 @@ import { createMonitoring } from "./monitoring/runtime.js";
 import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
+import { connectRedis } from "./sessions/redis-client.js";
 import type { SessionStore } from "./sessions/types.js";
-import { openStore, storeLocation } from "./store/client.js";
+import { openStore, storeLocation, type Store } from "./store/client.js";
 
-export async function openSessionStore(redisUrl: string | undefined): Promise<SessionStore> {
+export async function openSessionStore(redisUrl: string | undefined, logger: Logger): Promise<SessionStore> {
   if (!redisUrl) return createMemorySessionStore();
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 3000, lazyConnect: true });
-  await redis.connect();
-  return createRedisSessionStore(redis);
+  return createRedisSessionStore(await connectRedis(redisUrl, logger));
 }
 
 /** Where instances tell each other which connectors to evict. */
@@ -76,11 +74,12 @@ export async function buildDeps(
 ): Promise<Deps> {
   await loadGuard();
   const prompts = loadPrompts();
-  const store = await openStore(storeLocation(config));
-  let sessions: SessionStore | undefined;
+  // Redis first: it answers in milliseconds, so a wrong REDIS_URL does not wait for PGlite.
+  const sessions = await openSessionStore(config.redisUrl, logger);
+  let store: Store | undefined;
   try {
+    store = await openStore(storeLocation(config));
     await store.migrate();
-    sessions = await openSessionStore(config.redisUrl);
     return {
       config,
       store,
@@ -93,8 +92,8 @@ export async function buildDeps(
       monitoring: createMonitoring(config.monitor),
     };
   } catch (err) {
-    await sessions?.close();
-    await store.close();
+    await sessions.close();
+    await store?.close();
     throw err;
   }
 }

@@ -1,7 +1,8 @@
 // `npm run check -- <table_id> [--json]`: runs one monitored table's checks now, with the
 // service's configuration, prints the outcomes, and exits 1 when a check failed or errored
 // (2 for a bad argument or an unknown table; 3 while an instance runs checks of the table's
-// connection, which this run would double: retry shortly). Seed 003's manual worker.
+// connection, which this run would double: retry shortly; 4 while a server holds the
+// embedded store, which PGlite lets one process open). Seed 003's manual worker.
 
 import { pino } from "pino";
 
@@ -11,6 +12,8 @@ import { createLogger } from "../logger.js";
 import { runTableNow } from "../monitoring/run-now.js";
 import type { TableRunReport } from "../monitoring/run-table.js";
 import { buildDeps, closeDeps } from "../service.js";
+import { StartupError } from "../startup-error.js";
+import { StoreInUseError } from "../store/data-dir-lock.js";
 import { findMonitoredTable } from "../store/monitoring-tables.js";
 
 const args = process.argv.slice(2);
@@ -61,7 +64,16 @@ try {
     await closeDeps(deps);
   }
 } catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err);
-  code = 1;
+  if (err instanceof StoreInUseError) {
+    // Asking the server to run them would need a user's token, which a shell does not have.
+    console.error(
+      `npm run check: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
+        `run the checks through that server (POST /api/tables/${id}/run with the owner's token), or stop it first`,
+    );
+    code = 4;
+  } else {
+    console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
+    code = 1;
+  }
 }
 process.exit(code);

@@ -8,6 +8,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 
 import { DomainError, RateLimitedError, type ErrorCode } from "../errors.js";
+import { isStoreUnavailable, storeUnavailable } from "../store/unavailable.js";
 import type { AppEnv } from "./context.js";
 import { invalidInput } from "./invalid-input.js";
 import { requestLogger } from "./request-log.js";
@@ -32,6 +33,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   model_failed: 502,
   model_timeout: 504,
   unavailable: 503,
+  store_unavailable: 503,
+  sessions_unavailable: 503,
 };
 
 export const statusOf = (code: ErrorCode) => STATUS[code];
@@ -57,6 +60,12 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
         ? "Malformed JSON in request body"
         : err.message || "Bad request";
     return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
+  }
+  if (isStoreUnavailable(err)) {
+    // Not a bug: the metadata store went away; the pool reconnects on the next request.
+    requestLogger(c).warn({ err }, "metadata store unavailable");
+    const unavailable = storeUnavailable();
+    return c.json(envelope(c, errorBody(unavailable.code, unavailable.message)), 503);
   }
   const requestId = c.get("requestId");
   requestLogger(c).error({ err }, "unhandled error");

@@ -4,6 +4,8 @@
 import type { Redis } from "ioredis";
 import { createLRU } from "lru.min";
 
+import { DomainError } from "../errors.js";
+
 import { createRedisPresence, type PresenceOptions } from "./presence.js";
 import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionRecord, type SessionStore } from "./types.js";
 
@@ -29,7 +31,8 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
   const channelName = (channel: string) => `${redis.options.keyPrefix ?? ""}${channel}`;
   const handlers = new Map<string, Array<(message: string) => void>>();
   // A connection in subscriber mode can do nothing else: a second one.
-  const subscriber = redis.duplicate();
+  // It may queue its (re)subscriptions until connected: nothing waits on them.
+  const subscriber = redis.duplicate({ enableOfflineQueue: true });
   subscriber.on("message", (name: string, message: string) => {
     for (const h of handlers.get(name) ?? []) h(message);
   });
@@ -76,7 +79,7 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
     return recordFromHash(sessionId, hash);
   }
 
-  return {
+  const store: SessionStore = {
     kind: "redis",
     async create(sessionId, userId, ttlSeconds) {
       const hash = newSessionHash(userId);
@@ -147,8 +150,25 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
     },
     async close() {
       await instances.leave();
-      await subscriber.quit();
-      await redis.quit();
+      // A Redis that is away cannot be told goodbye: just drop the connections.
+      await Promise.all([subscriber, redis].map((client) => client.quit().catch(() => client.disconnect())));
     },
   };
+  return Object.assign(store, unavailableWhenDown(store));
+}
+
+/** The calls a request waits on: while Redis is away they fail as 503 sessions_unavailable
+ * (the HTTP edge's answer), not as a driver error that would be a 500. */
+const REQUEST_CALLS = ["create", "get", "touch", "update", "delete", "hit", "pushBounded", "listItems", "publish", "ping"] as const;
+
+function unavailableWhenDown(store: SessionStore): Pick<SessionStore, (typeof REQUEST_CALLS)[number]> {
+  const wrapped: Record<string, unknown> = {};
+  for (const name of REQUEST_CALLS) {
+    const call = store[name] as (...args: unknown[]) => Promise<unknown>;
+    wrapped[name] = (...args: unknown[]) =>
+      call.apply(store, args).catch((err: unknown) => {
+        throw Object.assign(new DomainError("sessions_unavailable", "Sessions are unavailable: Redis cannot be reached; retry shortly"), { cause: err });
+      });
+  }
+  return wrapped as Pick<SessionStore, (typeof REQUEST_CALLS)[number]>;
 }

@@ -9,10 +9,12 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 
 import { projectPath } from "../paths.js";
+import { reasonOf, StartupError, whereOf } from "../startup-error.js";
+import { lockDataDir } from "./data-dir-lock.js";
 import * as schema from "./schema.js";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -42,19 +44,35 @@ export async function openStore(location: StoreLocation): Promise<Store> {
   return openPglite(location.pgliteDir);
 }
 
+/** A request waits this long for a connection (a saturated pool, an unreachable server)
+ * before it answers 503 store_unavailable. */
+const CONNECTION_TIMEOUT_MS = 10_000;
+
 async function openPostgres(url: string): Promise<Store> {
-  const pool = new pg.Pool({ connectionString: url, max: 10, application_name: "pulse" });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    application_name: "pulse",
+    connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+    keepAlive: true,
+  });
   // An idle connection killed by the server (restart, failover) is already dropped by the
   // pool; without a listener its 'error' event would crash the process. The next query
   // opens a fresh connection, and /health reports the store if that fails.
   pool.on("error", () => {});
+  try {
+    await pool.query("SELECT 1");
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${whereOf(url)} (${reasonOf(err)})`);
+  }
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     db,
     kind: "postgresql",
     async migrate() {
       // The migrator runs on one dedicated connection that holds the advisory lock.
-      const client = new pg.Client({ connectionString: url, application_name: "pulse-migrate" });
+      const client = new pg.Client({ connectionString: url, application_name: "pulse-migrate", connectionTimeoutMillis: CONNECTION_TIMEOUT_MS });
       await client.connect();
       try {
         await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
@@ -73,9 +91,35 @@ async function openPostgres(url: string): Promise<Store> {
 }
 
 async function openPglite(dir: string | null): Promise<Store> {
-  if (dir) mkdirSync(dir, { recursive: true });
+  if (!dir) return pgliteStore(await openPgliteClient(null), () => undefined);
+  mkdirSync(path.dirname(dir), { recursive: true });
+  const lock = lockDataDir(dir);
+  try {
+    return pgliteStore(await openPgliteClient(dir), lock.release);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function openPgliteClient(dir: string | null): Promise<PGlite> {
+  const existing = dir !== null && existsSync(path.join(dir, "PG_VERSION"));
   const client = dir ? new PGlite(dir) : new PGlite();
-  await client.waitReady;
+  try {
+    await client.waitReady;
+    return client;
+  } catch (err) {
+    // PGlite aborts its WebAssembly PostgreSQL ("RuntimeError: Aborted()") on a store it
+    // cannot recover, e.g. PANIC: could not locate a valid checkpoint record.
+    if (!existing) throw err;
+    throw new StartupError(
+      `DATA_DIR: the embedded store ${dir} is damaged and cannot be opened (${reasonOf(err)}). ` +
+        `Move it aside (mv ${dir} ${dir}.damaged) and restore it from a backup, or start with an empty store.`,
+    );
+  }
+}
+
+function pgliteStore(client: PGlite, unlock: () => void): Store {
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
@@ -87,7 +131,11 @@ async function openPglite(dir: string | null): Promise<Store> {
       await db.execute(sql`SELECT 1`);
     },
     async close() {
-      if (!client.closed) await client.close();
+      try {
+        if (!client.closed) await client.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }

@@ -1,13 +1,27 @@
 // `npm run migrate`: applies pending migrations to the configured store and exits, for
 // operators who apply migrations apart from starting the service.
 
-import { loadConfig } from "../config.js";
+import { ConfigError, loadConfig } from "../config.js";
+import { StartupError } from "../startup-error.js";
 import { openStore, storeLocation } from "./client.js";
+import { StoreInUseError } from "./data-dir-lock.js";
 
-const store = await openStore(storeLocation(loadConfig()));
 try {
-  await store.migrate();
-  console.log(`migrations applied to the ${store.kind} store`);
-} finally {
-  await store.close();
+  const store = await openStore(storeLocation(loadConfig()));
+  try {
+    await store.migrate();
+    console.log(`migrations applied to the ${store.kind} store`);
+  } finally {
+    await store.close();
+  }
+} catch (err) {
+  if (err instanceof StoreInUseError) {
+    console.error(
+      `npm run migrate: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
+        `a server applies pending migrations itself when it starts: stop it, then run this again (or just restart it)`,
+    );
+  } else {
+    console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
+  }
+  process.exit(1);
 }

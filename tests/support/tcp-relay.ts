@@ -17,6 +17,8 @@ export interface TcpRelay {
   cut(): void;
   /** Stops forwarding on every connection relayed now and keeps them open: a silent peer. */
   freeze(): void;
+  /** While true, connections opened are dropped at once: a server that is down. */
+  refuse(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -29,8 +31,13 @@ interface Pair {
 export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
   const pairs = new Set<Pair>();
   let bytesFromServer = 0;
+  let refusing = false;
 
   const server = net.createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = net.connect(target.port, target.host);
     const pair: Pair = { client, server: upstream, frozen: false };
     pairs.add(pair);
@@ -77,6 +84,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     cut,
     freeze() {
       for (const pair of pairs) pair.frozen = true;
+    },
+    refuse(down) {
+      refusing = down;
     },
     async close() {
       cut();

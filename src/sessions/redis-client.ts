@@ -1,0 +1,57 @@
+// The Redis connection of the session store, with every wait bounded: a request that needs
+// Redis while it is away fails at once (503 sessions_unavailable) instead of queueing, a
+// command on a connection that stopped answering fails after COMMAND_TIMEOUT_MS, and the
+// client reconnects by itself, forever, once it has started.
+
+import { Redis } from "ioredis";
+
+import type { Logger } from "../logger.js";
+import { reasonOf, StartupError, whereOf } from "../startup-error.js";
+
+const CONNECT_TIMEOUT_MS = 3_000;
+const COMMAND_TIMEOUT_MS = 2_000;
+/** Reconnection backs off to this: Redis coming back is noticed within about a second. */
+const MAX_RECONNECT_DELAY_MS = 1_000;
+
+/** Connects once; a Redis that cannot be reached at start ends start-up with a StartupError
+ * naming REDIS_URL and the reason (no retries: a wrong setting should not look like a hang). */
+export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  let started = false;
+  let lastError: unknown;
+  let redis: Redis;
+  try {
+    redis = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      // A command that failed its request must not run later, after a reconnect.
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: (attempt) => (started ? Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS) : null),
+    });
+  } catch (err) {
+    throw new StartupError(`REDIS_URL: ${reasonOf(err)}`);
+  }
+  // Without a listener ioredis prints "[ioredis] Unhandled error event" for every attempt.
+  redis.on("error", (err: unknown) => (lastError = err));
+  let down = false;
+  redis.on("reconnecting", () => {
+    if (down) return;
+    down = true;
+    logger.warn({ reason: reasonOf(lastError ?? "connection closed") }, "Redis unavailable: sessions answer 503 until it returns; reconnecting");
+  });
+  redis.on("ready", () => {
+    if (!down) return;
+    down = false;
+    logger.info("Redis reachable again");
+  });
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new StartupError(`REDIS_URL: cannot connect to Redis at ${whereOf(url)} (${reasonOf(lastError ?? err)})`);
+  }
+  started = true;
+  return redis;
+}

@@ -1,0 +1,38 @@
+// A dependency named by a setting could not be reached at start: the process prints this one
+// line (the setting, where it points, why) and exits non-zero, instead of a driver's stack.
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  ETIMEDOUT: "timed out",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ERR_INVALID_URL: "not a valid URL",
+};
+
+/** A driver error as a few words: the cause of an errno, else the first line of its message. */
+export function reasonOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && REASONS[code]) return REASONS[code];
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split("\n")[0]!.trim() || "unknown error";
+}
+
+/** `host:port[/database]` of a URL, never its credentials. */
+export function whereOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname.length > 1 ? u.pathname : ""}`;
+  } catch {
+    return "an unparseable URL";
+  }
+}

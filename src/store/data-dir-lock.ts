@@ -1,0 +1,103 @@
+// One process at a time on an embedded store: PGlite is PostgreSQL for a single process, and
+// two processes writing one directory corrupt it (and neither sees the other's writes). The
+// lock is a file next to the store naming its owner; a lock whose process is gone (kill -9,
+// a crash, a reboot) is stale and taken over, so an abrupt end never blocks the next start.
+
+import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+
+import { StartupError } from "../startup-error.js";
+
+interface Owner {
+  pid: number;
+  since: string;
+  command: string;
+}
+
+/** Another live process holds the store. */
+export class StoreInUseError extends StartupError {
+  constructor(
+    readonly dir: string,
+    readonly lockPath: string,
+    readonly owner: Owner,
+  ) {
+    super(
+      `DATA_DIR: the embedded store ${dir} is in use by another process (pid ${owner.pid}, ${owner.command}, since ${owner.since}); ` +
+        `PGlite allows one process: stop it first, or point DATA_DIR elsewhere (if no such process runs, delete ${lockPath})`,
+    );
+    this.name = "StoreInUseError";
+  }
+}
+
+export interface DataDirLock {
+  release(): void;
+}
+
+/** Locks held by this process: a lock file naming our own pid that we do not hold is stale
+ * (a restarted container reuses pid 1). */
+const held = new Set<string>();
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, owned by another user.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function readOwner(lockPath: string): Owner | null {
+  try {
+    const owner = JSON.parse(readFileSync(lockPath, "utf8")) as Owner;
+    return Number.isSafeInteger(owner.pid) ? owner : null;
+  } catch {
+    return null; // vanished, or half-written by an owner killed while writing it: stale
+  }
+}
+
+export function lockDataDir(dir: string): DataDirLock {
+  const lockPath = `${dir}.lock`;
+  const owner: Owner = { pid: process.pid, since: new Date().toISOString(), command: commandLine() };
+  // Written whole under a private name, then linked into place: link() fails if the lock
+  // exists, so two starting processes cannot both take it, and no one reads half a file.
+  const mine = `${lockPath}.${process.pid}`;
+  writeFileSync(mine, JSON.stringify(owner));
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(mine, lockPath);
+        held.add(lockPath);
+        return ownLock(lockPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      const holder = readOwner(lockPath);
+      const stale = !holder || (holder.pid === process.pid ? !held.has(lockPath) : !isAlive(holder.pid));
+      if (!stale) throw new StoreInUseError(dir, lockPath, holder);
+      rmSync(lockPath, { force: true });
+    }
+    throw new StartupError(`DATA_DIR: could not lock the embedded store ${dir} (${lockPath} keeps reappearing)`);
+  } finally {
+    rmSync(mine, { force: true });
+  }
+}
+
+function ownLock(lockPath: string): DataDirLock {
+  const release = () => {
+    process.off("exit", release);
+    if (!held.delete(lockPath)) return;
+    // Only our own lock: never one a later owner took over.
+    if (readOwner(lockPath)?.pid === process.pid) rmSync(lockPath, { force: true });
+  };
+  // An exit without close() (a crash, process.exit) still frees the store for the next start.
+  process.on("exit", release);
+  return { release };
+}
+
+/** What the owner runs (the server, `npm run check`, ...), for the message of the next one. */
+function commandLine(): string {
+  return process.argv
+    .slice(1)
+    .map((arg) => arg.split("/").slice(-2).join("/"))
+    .join(" ");
+}

@@ -1,0 +1,30 @@
+// Which failures of the metadata store mean "unreachable" (503 store_unavailable, retry later)
+// rather than a bug (500): lost or refused connections, a server shutting down, a full pool.
+
+import { DomainError } from "../errors.js";
+
+/** SQLSTATEs of a server that is going away or refusing sessions: connection exceptions
+ * (class 08), admin/crash shutdown and cannot-connect-now (57P01-57P03), too many connections. */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+/** node-postgres reports these as plain Errors without a code. */
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|not queryable|Client was closed|Cannot use a pool after calling end/i;
+
+function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
+  return UNAVAILABLE_MESSAGE.test(err.message);
+}
+
+/** The error, or its cause (Drizzle wraps driver errors in "Failed query: ..."). */
+export function isStoreUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DomainError) return false;
+    if (isUnavailable(e)) return true;
+  }
+  return false;
+}
+
+export const storeUnavailable = () =>
+  new DomainError("store_unavailable", "Pulse's metadata store is unreachable; retry shortly");

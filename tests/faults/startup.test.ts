@@ -1,0 +1,124 @@
+// How Pulse starts when a setting points at nothing, and who may open an embedded store:
+// each case is a real process (dist/, so `npm run build` first), judged by its exit and stderr.
+
+import { readdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { spawnPulse, startPulse, type RunningPulse } from "../support/pulse-process.js";
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "pulse-faults-"));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+/** Runs the server with `env` until it exits, which it must do by itself within `withinMs`. */
+async function failedStart(env: Record<string, string>, withinMs: number) {
+  const started = Date.now();
+  const p = spawnPulse({ DATA_DIR: tempDir(), PORT: "0", HOST: "127.0.0.1", ...env });
+  const timer = setTimeout(() => p.child.kill("SIGKILL"), withinMs);
+  const { code, signal } = await p.exited;
+  clearTimeout(timer);
+  return { code, signal, stderr: p.stderr().trim(), ms: Date.now() - started };
+}
+
+/** One line, naming the setting, without a driver's stack or its unhandled-event noise. */
+function expectOneLine(stderr: string, setting: string, reason: RegExp) {
+  expect(stderr.split("\n")).toHaveLength(1);
+  expect(stderr.startsWith(`${setting}: `)).toBe(true);
+  expect(stderr).toMatch(reason);
+  expect(stderr).not.toMatch(/ioredis|Unhandled|\n\s+at /);
+}
+
+describe("start-up with a wrong REDIS_URL", () => {
+  it.each([
+    ["a closed port", "redis://127.0.0.1:1", /127\.0\.0\.1:1 \(connection refused\)/],
+    ["an unknown host", "redis://no-such-host.invalid:6379", /no-such-host\.invalid:6379 \(host not found|host name lookup failed\)/],
+    ["a malformed URL", "redis://127.0.0.1:notaport", /not a valid URL/],
+  ])("ends with one line naming REDIS_URL for %s", async (_what, url, reason) => {
+    const { code, signal, stderr, ms } = await failedStart({ REDIS_URL: url }, 20_000);
+    expect(signal).toBeNull();
+    expect(code).not.toBe(0);
+    expectOneLine(stderr, "REDIS_URL", reason);
+    expect(ms).toBeLessThan(20_000);
+  });
+});
+
+describe("start-up with a wrong DATABASE_URL", () => {
+  it.each([
+    ["a closed port", "postgresql://postgres@127.0.0.1:1/pulse", /connection refused/],
+    ["an unknown host", "postgresql://postgres@no-such-host.invalid/pulse", /host not found|host name lookup failed/],
+    ["a missing database", "postgresql://postgres@127.0.0.1:5432/pulse_no_such_db_zz", /does not exist/],
+  ])("ends with one line naming DATABASE_URL for %s", async (_what, url, reason) => {
+    const { code, signal, stderr, ms } = await failedStart({ DATABASE_URL: url }, 20_000);
+    expect(signal).toBeNull();
+    expect(code).not.toBe(0);
+    expectOneLine(stderr, "DATABASE_URL", reason);
+    expect(ms).toBeLessThan(20_000);
+  });
+
+  it("never prints the URL's password", async () => {
+    const { stderr } = await failedStart({ DATABASE_URL: "postgresql://postgres:hunter2secret@127.0.0.1:1/pulse" }, 20_000);
+    expectOneLine(stderr, "DATABASE_URL", /connection refused/);
+    expect(stderr).not.toContain("hunter2secret");
+  });
+});
+
+describe("one process per embedded store", () => {
+  const dataDir = tempDir();
+  let server: RunningPulse;
+  beforeAll(async () => {
+    server = await startPulse({ DATA_DIR: dataDir });
+  }, 120_000);
+  afterAll(async () => server?.stop());
+
+  /** Runs one of Pulse's commands on the server's DATA_DIR until it exits. */
+  async function run(script: string, args: string[] = []) {
+    const p = spawnPulse({ DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1" }, script, args);
+    const timer = setTimeout(() => p.child.kill("SIGKILL"), 60_000);
+    const { code } = await p.exited;
+    clearTimeout(timer);
+    return { code, stderr: p.stderr().trim() };
+  }
+
+  it("refuses a second server with one line naming the one that holds the store", async () => {
+    const { code, stderr } = await run("src/main.js");
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATA_DIR", new RegExp(`in use by another process \\(pid ${server.child.pid}\\b`));
+    expect((await fetch(`${server.base}/health`)).status).toBe(200);
+  }, 90_000);
+
+  it("npm run check says why it cannot run beside the server and what to run instead", async () => {
+    const { code, stderr } = await run("src/cli/check.js", ["7"]);
+    expect(code).toBe(4);
+    expect(stderr.split("\n")).toHaveLength(1);
+    expect(stderr).toContain(`in use by pid ${server.child.pid}`);
+    expect(stderr).toContain("POST /api/tables/7/run");
+  }, 90_000);
+
+  it("npm run migrate says the server applies migrations itself", async () => {
+    const { code, stderr } = await run("src/store/migrate-cli.js");
+    expect(code).toBe(1);
+    expect(stderr.split("\n")).toHaveLength(1);
+    expect(stderr).toMatch(/in use by pid \d+ .*applies pending migrations itself/);
+  }, 90_000);
+
+  it("takes over the lock of a server killed with SIGKILL, then names a damaged store instead of aborting", async () => {
+    server.child.kill("SIGKILL");
+    await server.exited;
+    server = await startPulse({ DATA_DIR: dataDir });
+    expect((await fetch(`${server.base}/health`)).status).toBe(200);
+    await server.stop();
+
+    // What a lost WAL looks like to PostgreSQL: "could not locate a valid checkpoint record".
+    const wal = path.join(dataDir, "pglite", "pg_wal");
+    for (const segment of readdirSync(wal).filter((name) => /^[0-9A-F]{24}$/.test(name))) rmSync(path.join(wal, segment));
+    const { code, stderr } = await run("src/main.js");
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATA_DIR", /the embedded store .*pglite is damaged.*Move it aside \(mv .*pglite .*\.damaged\)/);
+  }, 180_000);
+});
