@@ -8,15 +8,14 @@
 //   npm run bench:soak                       (10 minutes)
 //   SOAK_MINUTES=1 npm run bench:soak        (a quick look)
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { Redis } from "ioredis";
 
 import { CHINOOK_SQLITE } from "../tests/support/schema-fixtures.js";
 import { loadChinookMaria, loadChinookPostgres } from "../tests/support/chinook.js";
 import { startFakeOpenAI, type ChatRequest, type FakeReply } from "../tests/support/fake-openai.js";
-import { freePort, spawnPulse, type PulseProcess } from "../tests/support/server-process.js";
+import { startPrivateRedis } from "../tests/support/private-redis.js";
+import { startPulse, type RunningPulse } from "../tests/support/pulse-process.js";
 import { createPgDatabase, MARIADB, mariaAdmin, PG, pgAdmin } from "../tests/support/services.js";
 import { startTcpRelay } from "../tests/support/tcp-relay.js";
 import { machine, median, percentile, tempDir } from "./lib.js";
@@ -27,33 +26,6 @@ const FAULT_EVERY_MS = Number(process.env.FAULT_EVERY_MS ?? 4_000);
 const WARM_UP_MS = Math.min(120_000, (MINUTES * 60_000) / 5);
 
 // ---------------------------------------------------------------- the world around Pulse
-
-/** A private Redis that the soak can kill and start again on the same port. */
-async function privateRedis() {
-  const port = await freePort();
-  let child: ChildProcess;
-  const start = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on("error", () => {});
-    for (let i = 0; i < 100; i++) {
-      if (await probe.connect().then(() => probe.ping(), () => null)) break;
-      await sleep(50);
-    }
-    probe.disconnect();
-  };
-  await start();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async restart() {
-      child.kill("SIGKILL");
-      await new Promise((r) => child.once("exit", r));
-      await sleep(1_000);
-      await start();
-    },
-    stop: () => child.kill("SIGKILL"),
-  };
-}
 
 /** The fake model asks for one query, then answers with what it got back. */
 function modelStep(request: ChatRequest): FakeReply {
@@ -82,14 +54,14 @@ async function main() {
     createPgDatabase("pulse_soak_meta"),
     loadChinookPostgres(),
     loadChinookMaria(),
-    privateRedis(),
+    startPrivateRedis(),
   ]);
   const pgRelay = await startTcpRelay({ host: PG.host, port: PG.port });
   const mariaRelay = await startTcpRelay({ host: MARIADB.host, port: MARIADB.port });
   const model = await startFakeOpenAI(Array.from({ length: 1_000_000 }, () => modelStep));
 
   // Replaced if the process ever exits on its own (counted as a restart).
-  let pulse: PulseProcess | undefined;
+  let pulse: RunningPulse | undefined;
   const live = () => pulse!;
   let stopping = false;
   try {
@@ -102,20 +74,22 @@ async function main() {
       SECRETS_KEY: "11".repeat(32),
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_API_KEY: "sk-soak",
+      NODE_ENV: "production",
       LOG_LEVEL: "warn",
       BCRYPT_ROUNDS: "4",
       MONITOR_MIN_INTERVAL_SECONDS: "1",
       MONITOR_TICK_MS: "500",
+      MONITOR_SCHEDULER: "on",
       CONNECTION_QUERIES_PER_MINUTE: "100000",
       ASK_PER_MINUTE: "100000",
     };
-    pulse = await spawnPulse(env);
-    const watch = (p: PulseProcess) =>
+    pulse = await startPulse(env);
+    const watch = (p: RunningPulse) =>
       void p.exited.then(async ({ code, signal }) => {
         if (stopping) return;
         restarts++;
-        console.error(`pulse exited (code ${code}, signal ${signal}); restarting. Last output:\n${p.output().slice(-4000)}`);
-        pulse = await spawnPulse(env);
+        console.error(`pulse exited (code ${code}, signal ${signal}); restarting. Last output:\n${p.stderr().slice(-4000)}`);
+        pulse = await startPulse(env);
         watch(pulse);
       });
     watch(pulse);
@@ -193,7 +167,7 @@ async function main() {
     const health = (async () => {
       while (Date.now() < endsAt) {
         const t0 = performance.now();
-        const res = await fetch(`${live().url}/health`).catch(() => null);
+        const res = await fetch(`${live().base}/health`).catch(() => null);
         healthMs.push(performance.now() - t0);
         if (res?.status !== 200) healthFailures++;
         await res?.arrayBuffer();
@@ -224,7 +198,11 @@ async function main() {
       }],
       ["PostgreSQL network cut", async () => pgRelay.cut()],
       ["MariaDB network cut", async () => mariaRelay.cut()],
-      ["Redis restarted", () => redis.restart()],
+      ["Redis restarted", async () => {
+        await redis.stop();
+        await sleep(1_000);
+        await redis.start();
+      }],
       ["metadata store sessions terminated", () => pgAdmin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", "postgres", [meta.name])],
       ["oversized value, PostgreSQL", () => record("fault: oversized pg", () => query(ids.pg, "SELECT repeat('x', 540000000)"))],
       ["oversized value, MariaDB", () => record("fault: oversized mysql", () => query(ids.maria, `SELECT ${Array.from({ length: 8 }, (_, i) => `RPAD(x'', 15000000, x'78') AS c${i}`).join(", ")}`))],
@@ -253,13 +231,13 @@ async function main() {
     const exit = await Promise.race([live().exited, sleep(60_000).then(() => ({ code: null, signal: "still running after 60 s" }))]);
     const shutdownMs = performance.now() - signalledAt;
 
-    report({ shutdownMs, exit, processOutput: live().output() });
+    report({ shutdownMs, exit, processOutput: live().stdout() + live().stderr() });
   } finally {
     stopping = true;
     pulse?.child.kill("SIGKILL");
     await model.close();
     await Promise.all([pgRelay.close(), mariaRelay.close()]);
-    redis.stop();
+    await redis.stop();
     await Promise.all([meta.drop(), chinookPg.drop(), chinookMaria.drop()]);
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
-import { spawnPulse, userToken } from "../support/server-process.js";
+import { startPulse, userToken } from "../support/pulse-process.js";
 import { createPgDatabase, PG, uniqueName } from "../support/services.js";
 
 /** DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1 s (src/main.ts), plus slack for a loaded machine. */
@@ -33,7 +33,7 @@ describe("SIGTERM with work in flight", () => {
   });
 
   it("exits within the bound with a long PostgreSQL statement, a runaway SQLite statement and a stuck /ask stream", async () => {
-    const pulse = await spawnPulse({ DATA_DIR: dataDir, BCRYPT_ROUNDS: "4", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-fault" });
+    const pulse = await startPulse({ DATA_DIR: dataDir, BCRYPT_ROUNDS: "4", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-fault" });
     try {
       const token = await userToken(pulse, `${uniqueName("shutdown")}@example.com`);
       const add = async (json: unknown) => {
@@ -69,11 +69,11 @@ describe("SIGTERM with work in flight", () => {
       // Bounded here too, so a process that never ends is killed by `finally`, not left behind.
       const exit = await Promise.race([pulse.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_BOUND_MS + 5_000))]);
       const tookMs = Date.now() - signalledAt;
-      expect(exit, `still running ${tookMs} ms after SIGTERM:\n${pulse.output()}`).not.toBeNull();
+      expect(exit, `still running ${tookMs} ms after SIGTERM:\n${(pulse.stdout() + pulse.stderr())}`).not.toBeNull();
 
-      expect(tookMs, pulse.output()).toBeLessThan(EXIT_BOUND_MS);
+      expect(tookMs, (pulse.stdout() + pulse.stderr())).toBeLessThan(EXIT_BOUND_MS);
       expect(exit!.signal).toBeNull();
-      expect(pulse.output()).toContain("signal received");
+      expect((pulse.stdout() + pulse.stderr())).toContain("signal received");
       await Promise.all(inFlight);
     } finally {
       pulse.child.kill("SIGKILL");

@@ -2,17 +2,9 @@
 // and restart (the shared Redis on 6379 is never touched). A restart loses every key.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
-
 import { Redis } from "ioredis";
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from "./pulse-process.js";
 
 export async function startPrivateRedis() {
   const port = await freePort();

@@ -2,6 +2,7 @@
 // shows, like how it starts, fails to start, or ends abruptly.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
 
 import { projectPath } from "../../src/paths.js";
 
@@ -33,28 +34,48 @@ export function spawnPulse(env: Record<string, string>, script = "src/main.js", 
 
 export interface RunningPulse extends PulseProcess {
   base: string;
+  /** A JSON request with an optional bearer token. */
+  call(method: string, route: string, init?: { token?: string; json?: unknown; headers?: Record<string, string> }): Promise<Response>;
   /** SIGTERM, then SIGKILL if it has not exited within 15 s. */
   stop(): Promise<void>;
 }
 
-/** Starts a server on a free port and resolves once it listens. */
+/** A port free right now on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts a server on a free port and resolves once /health answers 200. */
 export async function startPulse(env: Record<string, string>, timeoutMs = 90_000): Promise<RunningPulse> {
-  const p = spawnPulse({ PORT: "0", HOST: "127.0.0.1", MONITOR_SCHEDULER: "off", ...env });
+  const port = await freePort();
+  const p = spawnPulse({ HOST: "127.0.0.1", MONITOR_SCHEDULER: "off", ...env, PORT: String(port) });
+  const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
-  let port: number | undefined;
-  while (port === undefined) {
-    const line = p.stdout().split("\n").find((l) => l.includes('"pulse listening"'));
-    if (line) port = (JSON.parse(line) as { port: number }).port;
-    else if (p.child.exitCode !== null || p.child.signalCode !== null) {
-      throw new Error(`pulse exited before listening (${p.child.exitCode ?? p.child.signalCode}): ${p.stderr()}`);
-    } else if (Date.now() > deadline) {
+  for (;;) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) {
+      throw new Error(`pulse exited before it was healthy (${p.child.exitCode ?? p.child.signalCode}): ${p.stderr()}`);
+    }
+    if (Date.now() > deadline) {
       p.child.kill("SIGKILL");
-      throw new Error(`pulse did not listen within ${timeoutMs} ms: ${p.stderr()}`);
-    } else await new Promise((r) => setTimeout(r, 50));
+      throw new Error(`pulse was not healthy within ${timeoutMs} ms: ${p.stderr()}`);
+    }
+    const res = await fetch(`${base}/health`).catch(() => null);
+    if (res?.status === 200) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
   return {
     ...p,
-    base: `http://127.0.0.1:${port}`,
+    base,
+    call(method, route, init = {}) {
+      const headers: Record<string, string> = { ...init.headers };
+      if (init.token) headers.authorization = `Bearer ${init.token}`;
+      if (init.json !== undefined) headers["content-type"] = "application/json";
+      return fetch(`${base}${route}`, { method, headers, body: init.json === undefined ? undefined : JSON.stringify(init.json) });
+    },
     async stop() {
       if (p.child.exitCode !== null || p.child.signalCode !== null) return;
       const timer = setTimeout(() => p.child.kill("SIGKILL"), 15_000);
@@ -63,4 +84,13 @@ export async function startPulse(env: Record<string, string>, timeoutMs = 90_000
       clearTimeout(timer);
     },
   };
+}
+
+/** Registers a unique user on a running Pulse and logs in; returns the bearer token. */
+export async function userToken(pulse: RunningPulse, email: string, password = "correct horse battery"): Promise<string> {
+  const reg = await pulse.call("POST", "/users/", { json: { name: "Fault Test", email, password } });
+  if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${await reg.text()}`);
+  const login = await pulse.call("POST", "/login", { json: { username: email, password } });
+  if (login.status !== 200) throw new Error(`login failed: ${login.status} ${await login.text()}`);
+  return ((await login.json()) as { access_token: string }).access_token;
 }
