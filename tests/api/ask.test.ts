@@ -5,7 +5,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { startFakeOpenAI, textOf, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { sqliteTarget } from "../support/targets.js";
 
 /** Replies the next model request gets, in order; tests fill it. */
 const replies: FakeStep[] = [];
@@ -38,13 +37,7 @@ beforeEach(() => {
   replies.length = 0;
 });
 
-async function connectedUser(harness = h) {
-  const user = await harness.newUser();
-  const target = await sqliteTarget(harness.sqliteRoot);
-  const id = (await harness.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id;
-  expect((await harness.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
-  return user;
-}
+const connectedUser = (harness = h) => harness.newConnectedUser();
 
 const askBody = (user: { id: number; sessionId: string }, question: string, extra: Record<string, unknown> = {}) => ({
   question,

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { lastToolResult, startFakeOpenAI, type ChatRequest, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
-import { sqliteTarget } from "../support/targets.js";
 
 const KEY = `sk-test-${randomBytes(16).toString("hex")}`;
 const TIMEOUT_MS = 500;
@@ -40,13 +39,7 @@ beforeEach(() => {
   replies.length = 0;
 });
 
-async function connectedUser(harness = h) {
-  const user = await harness.newUser();
-  const target = await sqliteTarget(harness.sqliteRoot);
-  const id = (await harness.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id;
-  expect((await harness.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
-  return user;
-}
+const connectedUser = (harness = h) => harness.newConnectedUser();
 
 type User = Awaited<ReturnType<typeof connectedUser>>;
 

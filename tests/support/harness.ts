@@ -22,6 +22,7 @@ import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import { openStore, type Store } from "../../src/store/client.js";
 import { createPgDatabase, pgAdmin, redisWithPrefix, uniqueName } from "./services.js";
+import { sqliteTarget } from "./targets.js";
 
 export interface HarnessOptions {
   /** Default PostgreSQL (a fresh database); PGlite takes seconds to start, so suites ask for it. */
@@ -180,6 +181,16 @@ export async function createHarness(options: HarnessOptions = {}) {
     };
   }
 
+  /** A new user whose session is connected to a fresh copy of Chinook on SQLite. */
+  async function newConnectedUser() {
+    const user = await newUser();
+    const target = await sqliteTarget(sqliteRoot);
+    const id = (await call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+    const connect = await call("POST", `/databases/connect_db/${id}`, { token: user.token });
+    if (connect.status !== 200) throw new Error(`connect failed: ${connect.status} ${connect.text}`);
+    return user;
+  }
+
   return {
     app,
     deps,
@@ -192,6 +203,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     sqliteRoot,
     call,
     newUser,
+    newConnectedUser,
     async close() {
       for (const cleanup of cleanups.reverse()) await cleanup();
       rmSync(dataDir, { recursive: true, force: true });
