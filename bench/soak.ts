@@ -7,6 +7,7 @@
 //
 //   npm run bench:soak                       (10 minutes)
 //   SOAK_MINUTES=1 npm run bench:soak        (a quick look)
+//   SOAK_NODE_OPTIONS=--max-old-space-size=192 npm run bench:soak   (RSS growth: lazy GC or a leak?)
 
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -82,6 +83,8 @@ async function main() {
       MONITOR_SCHEDULER: "on",
       CONNECTION_QUERIES_PER_MINUTE: "100000",
       ASK_PER_MINUTE: "100000",
+      // e.g. SOAK_NODE_OPTIONS=--max-old-space-size=192: a leak then ends the process (a restart).
+      ...(process.env.SOAK_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SOAK_NODE_OPTIONS } : {}),
     };
     pulse = await startPulse(env);
     const watch = (p: RunningPulse) =>
