@@ -25,13 +25,13 @@ export const jsonBody = <T extends z.ZodType>(schema: T) => ({
   required: true,
 });
 
+/** The ids of Pulse's own rows are PostgreSQL `integer`s: a larger one is invalid input (422),
+ * not a query that fails in the store (500). */
+export const MAX_ROW_ID = 2 ** 31 - 1;
+export const RowId = z.number().int().positive().max(MAX_ROW_ID);
+
 export const IdParams = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1)
-    .openapi({ param: { name: "id", in: "path" }, example: 101 }),
+  id: z.coerce.number().int().positive().max(MAX_ROW_ID).openapi({ param: { name: "id", in: "path" }, example: 101 }),
 });
 
 export const UserSchema = z

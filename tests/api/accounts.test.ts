@@ -92,6 +92,16 @@ describe.each(backends)("accounts on $store + $sessions", (backend) => {
       expect(empty.status).toBe(422);
     });
 
+    it("refuses a password over bcrypt's 72 bytes instead of logging in with its first 72", async () => {
+      const user = await h.newUser("p".repeat(72));
+      for (const body of [{ form: { username: user.email, password: user.password + "anything" } }, { json: { username: user.email, password: user.password + "x" } }]) {
+        const res = await h.call("POST", "/login", body);
+        expect(res.status).toBe(422);
+        expect(res.body.errors).toEqual([{ path: "body.password", message: "must be at most 72 bytes" }]);
+      }
+      expect((await h.call("POST", "/login", { json: { username: user.email, password: user.password } })).status).toBe(200);
+    });
+
     it("answers 415 for a body of another media type", async () => {
       const res = await h.call("POST", "/login", { body: "x", headers: { "content-type": "text/plain" } });
       expect(res.status).toBe(415);

@@ -14,6 +14,10 @@ import { authErrors, errorResponse, jsonBody, jsonResponse, UserSchema } from ".
 
 const tags = ["Accounts"];
 
+/** bcrypt reads only the first 72 bytes: a longer password would match any with the same start,
+ * so it is refused at sign-up and at login alike. */
+const withinBcryptBytes = [(p: string) => Buffer.byteLength(p) <= MAX_PASSWORD_BYTES, `must be at most ${MAX_PASSWORD_BYTES} bytes`] as const;
+
 const RegisterBody = z
   .object({
     name: z.string().trim().min(1).max(200).openapi({ example: "John Doe" }),
@@ -21,7 +25,7 @@ const RegisterBody = z
     password: z
       .string()
       .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
-      .refine((p) => Buffer.byteLength(p) <= MAX_PASSWORD_BYTES, `must be at most ${MAX_PASSWORD_BYTES} bytes`)
+      .refine(...withinBcryptBytes)
       .openapi({ example: "securepassword" }),
   })
   .openapi("RegisterUser");
@@ -29,7 +33,10 @@ const RegisterBody = z
 const LoginBody = z
   .object({
     username: z.string().min(1).max(254).openapi({ description: "The account's email", example: "john@example.com" }),
-    password: z.string().min(1).max(1024),
+    password: z
+      .string()
+      .min(1)
+      .refine(...withinBcryptBytes),
   })
   .openapi("Login");
 

@@ -13,13 +13,13 @@ import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { errorBody, statusOf } from "../errors.js";
 import { requestLogger } from "../request-log.js";
-import { authErrors, errorResponse, jsonBody } from "../schemas.js";
+import { authErrors, errorResponse, jsonBody, RowId } from "../schemas.js";
 
 const AskBody = z
   .object({
     question: z.string().min(1).max(100_000).openapi({ example: "Show me all users who placed orders in the last 30 days" }),
     session_id: z.string().min(1).max(100),
-    user_id: z.number().int().positive().openapi({ description: "Must be the authenticated user" }),
+    user_id: RowId.openapi({ description: "Must be the authenticated user" }),
     thread_id: z.string().min(1).max(100).optional().openapi({ description: "Conversation to continue (default: the session id)" }),
   })
   .openapi("AskRequest");

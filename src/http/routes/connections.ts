@@ -16,7 +16,7 @@ import {
 } from "../../services/connections.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, requireServerFields, ConnectionSchema, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, requireServerFields, ConnectionSchema, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
 
 const tags = ["Databases"];
 const security = [{ bearer: [] }];
@@ -34,7 +34,7 @@ const fields = {
   username: z.string().max(255).optional().openapi({ example: "db_user" }),
   db_password: z.string().max(1024).optional().openapi({ example: "db_pass123" }),
   ssl: z.boolean().optional(),
-  owner_id: z.number().int().positive().optional().openapi({ description: "If sent, must be the caller's id" }),
+  owner_id: RowId.optional().openapi({ description: "If sent, must be the caller's id" }),
 };
 
 const AddBody = z

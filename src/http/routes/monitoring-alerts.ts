@@ -7,7 +7,7 @@ import type { Deps } from "../../deps.js";
 import { actOnAlert, getAlertOf, listAlertsOf } from "../../monitoring/alerts.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, MAX_ROW_ID } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
@@ -17,7 +17,7 @@ const notOpen = errorResponse("The alert is not open");
 
 const ListQuery = z.object({
   status: z.enum(ALERT_STATUSES).optional().openapi({ param: { name: "status", in: "query" }, example: "open" }),
-  table_id: z.coerce.number().int().positive().max(2 ** 31 - 1).optional().openapi({ param: { name: "table_id", in: "query" } }),
+  table_id: z.coerce.number().int().positive().max(MAX_ROW_ID).optional().openapi({ param: { name: "table_id", in: "query" } }),
   limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" } }),
 });
 

@@ -3,6 +3,8 @@
 
 import { z } from "@hono/zod-openapi";
 
+import { RowId } from "../schemas.js";
+
 const ColumnName = z.string().min(1).max(128);
 
 const Baseline = z
@@ -84,7 +86,7 @@ const tableFields = {
 };
 
 export const NewTableBody = z
-  .object({ connection_id: z.number().int().positive().openapi({ example: 1 }), ...tableFields })
+  .object({ connection_id: RowId.openapi({ example: 1 }), ...tableFields })
   .openapi("NewMonitoredTable");
 
 export const TableUpdateBody = z.object({ ...tableFields, table: tableFields.table.optional() }).openapi("MonitoredTableUpdate");

@@ -10,7 +10,7 @@ import { runQuery } from "../../services/queries.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { jsonBodyOf, withBodyInHandler } from "../json-body.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
 
 const tags = ["Query"];
 const security = [{ bearer: [] }];
@@ -24,7 +24,7 @@ const timeoutMs = z.number().int().min(100).max(3_600_000).optional().openapi({ 
 const QueryBody = z
   .object({
     sql,
-    connection_id: z.number().int().positive().optional().openapi({ description: "Default: the session's connected database" }),
+    connection_id: RowId.optional().openapi({ description: "Default: the session's connected database" }),
     session_id: z.string().max(100).optional().openapi({ description: "Default: the token's session" }),
     max_rows: maxRows,
     timeout_ms: timeoutMs,

@@ -1,0 +1,34 @@
+// Ids in request bodies are Pulse's own PostgreSQL integers: one past 2^31 - 1 is invalid input
+// that names the field (422), never a failed store query (500).
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+
+const TOO_BIG = 2 ** 31;
+
+describe("ids over PostgreSQL's integer range", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => h?.close());
+
+  it.each([
+    ["POST /query", "/query", { sql: "SELECT 1", connection_id: TOO_BIG }, "body.connection_id"],
+    ["POST /api/tables", "/api/tables", { connection_id: TOO_BIG, table: "events" }, "body.connection_id"],
+    ["POST /databases/add_db_connection", "/databases/add_db_connection", { db_type: "sqlite", database_name: "x.sqlite", owner_id: TOO_BIG }, "body.owner_id"],
+    ["POST /ask", "/ask", { question: "How many?", session_id: "s", user_id: TOO_BIG }, "body.user_id"],
+  ])("%s answers 422 naming the field", async (_, route, json, field) => {
+    const user = await h.newUser();
+    const res = await h.call("POST", route, { token: user.token, json });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(field);
+  });
+
+  it("GET /databases/{id} answers 422 for a path id over the range", async () => {
+    const user = await h.newUser();
+    const res = await h.call("GET", `/databases/${TOO_BIG}`, { token: user.token });
+    expect(res.status).toBe(422);
+  });
+});
