@@ -308,7 +308,7 @@ function devSecrets(dataDir: string): DevSecrets {
       jwtSecret: randomBytes(48).toString("base64url"),
       secretsKey: randomBytes(32).toString("hex"),
     };
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // "wx": two processes starting at once must not overwrite each other's key.
     try {
       writeFileSync(file, JSON.stringify(secrets), { mode: 0o600, flag: "wx" });

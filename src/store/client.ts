@@ -14,6 +14,7 @@ import path from "node:path";
 
 import { projectPath } from "../paths.js";
 import { reasonOf, StartupError, whereOf } from "../startup-error.js";
+import { makeOwnerOnly } from "./owner-only.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import * as schema from "./schema.js";
 
@@ -92,10 +93,19 @@ async function openPostgres(url: string): Promise<Store> {
 
 async function openPglite(dir: string | null): Promise<Store> {
   if (!dir) return pgliteStore(await openPgliteClient(null), () => undefined);
-  mkdirSync(path.dirname(dir), { recursive: true });
+  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
   const lock = lockDataDir(dir);
   try {
-    return pgliteStore(await openPgliteClient(dir), lock.release);
+    const client = await openPgliteClient(dir);
+    makeOwnerOnly(dir);
+    return pgliteStore(client, () => {
+      try {
+        makeOwnerOnly(dir);
+      } catch {
+        // A store directory removed while we ran: nothing left to close.
+      }
+      lock.release();
+    });
   } catch (err) {
     lock.release();
     throw err;
