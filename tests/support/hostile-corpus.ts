@@ -328,6 +328,9 @@ const SQLITE: readonly Row[] = [
   ["PRAGMA database_list", "pragma_not_allowed", "cannot_stop", "shows server file paths"],
   ["PRAGMA integrity_check", "pragma_not_allowed", "cannot_stop", "scans the whole file"],
   ["PRAGMA wal_checkpoint(TRUNCATE)", "pragma_not_allowed", "cannot_stop"],
+  ["SELECT * FROM pragma_database_list", "pragma_not_allowed", "cannot_stop", "the table-valued form shows server file paths too"],
+  ["SELECT file FROM pragma_database_list()", "pragma_not_allowed", "cannot_stop"],
+  ["SELECT * FROM PRAGMA_INTEGRITY_CHECK", "pragma_not_allowed", "cannot_stop", "scans the whole file"],
   // Writes.
   ["WITH x AS (SELECT 1) DELETE FROM guard_target", "not_read_only", "stops"],
   ["WITH d AS (DELETE FROM guard_target RETURNING *) SELECT * FROM d", "parse_error", "not_applicable", "SQLite has no data-modifying CTEs"],

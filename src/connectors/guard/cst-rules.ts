@@ -3,6 +3,7 @@
 
 import type { Node, Program } from "sql-parser-cst";
 import { findDangerousFunction, findDangerousRelation } from "./dangerous-functions.js";
+import { pragmaNotAllowed, READ_ONLY_PRAGMAS, tableValuedPragma } from "./sqlite-pragmas.js";
 import {
   accept,
   refuse,
@@ -85,7 +86,10 @@ function inspect(node: Node, dialect: CstDialect): Refusal | undefined {
     }
     case "identifier": {
       const danger = findDangerousRelation(dialect, node.name);
-      return danger ? refuseDangerousRelation(danger.name, danger.why) : undefined;
+      if (danger) return refuseDangerousRelation(danger.name, danger.why);
+      // A PRAGMA read as a table (`FROM pragma_database_list`) obeys the PRAGMA allow-list.
+      const pragma = dialect === "sqlite" ? tableValuedPragma(node.name) : undefined;
+      return pragma !== undefined && !READ_ONLY_PRAGMAS.has(pragma) ? refuse("pragma_not_allowed", pragmaNotAllowed(pragma)) : undefined;
     }
     case "binary_expr":
       return node.operator === ":=" ? refuseSession("Assigning a user variable (@var := ...)") : undefined;

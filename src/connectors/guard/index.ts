@@ -11,7 +11,7 @@ import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseEmpty, refuseTooLarge
 
 export type { GuardRule, GuardVerdict, ReadKind } from "./verdict.js";
 export { MAX_STATEMENT_LENGTH } from "./verdict.js";
-export { READ_ONLY_PRAGMAS } from "./sqlite.js";
+export { READ_ONLY_PRAGMAS } from "./sqlite-pragmas.js";
 export { LegacyStringsError, MAX_LEGACY_STRINGS, missingColumnOf, quotedIdentifierAsString } from "./sqlite-dqs.js";
 
 /** Call once at startup: loads PostgreSQL's parser (WASM) and warms the others. Idempotent. */

@@ -3,21 +3,10 @@
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { pragmaNotAllowed, READ_ONLY_PRAGMAS } from "./sqlite-pragmas.js";
 import { accept, refuse, refuseSession, type GuardVerdict } from "./verdict.js";
 
 const OPTIONS = { dialect: "sqlite", filename: "statement" } as const;
-
-/** Schema-describing PRAGMAs. database_list is left out: it shows server file paths and is
- * useless when ATTACH is refused; integrity_check and friends can scan the whole file. */
-export const READ_ONLY_PRAGMAS: ReadonlySet<string> = new Set([
-  "table_info",
-  "table_xinfo",
-  "table_list",
-  "index_list",
-  "index_info",
-  "index_xinfo",
-  "foreign_key_list",
-]);
 
 const classifyPragma: DialectHook = (statement) => {
   if (statement.type !== "pragma_stmt") return undefined;
@@ -27,10 +16,7 @@ const classifyPragma: DialectHook = (statement) => {
   const pragmaName = name.type === "identifier" && name.name !== undefined ? name.name.toLowerCase() : "";
   if (pragma.type === "pragma_assignment") return refuseSession(`PRAGMA ${pragmaName} = ...`);
   if (!READ_ONLY_PRAGMAS.has(pragmaName)) {
-    return refuse(
-      "pragma_not_allowed",
-      `PRAGMA ${pragmaName || "(unnamed)"} is not on the read-only allowlist (${[...READ_ONLY_PRAGMAS].join(", ")}).`,
-    );
+    return refuse("pragma_not_allowed", pragmaNotAllowed(pragmaName));
   }
   return accept("pragma");
 };
