@@ -9,7 +9,7 @@
 //   SOAK_MINUTES=1 npm run bench:soak        (a quick look)
 //   SOAK_NODE_OPTIONS=--max-old-space-size=192 npm run bench:soak   (RSS growth: lazy GC or a leak?)
 
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 
 import { CHINOOK_SQLITE } from "../tests/support/schema-fixtures.js";
@@ -19,7 +19,7 @@ import { startPrivateRedis } from "../tests/support/private-redis.js";
 import { startPulse, type RunningPulse } from "../tests/support/pulse-process.js";
 import { createPgDatabase, MARIADB, mariaAdmin, PG, pgAdmin } from "../tests/support/services.js";
 import { startTcpRelay } from "../tests/support/tcp-relay.js";
-import { machine, median, percentile, tempDir } from "./lib.js";
+import { machine, median, percentile, rssMb, tempDir } from "./lib.js";
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 6);
@@ -180,14 +180,11 @@ async function main() {
     const memory = (async () => {
       while (Date.now() < endsAt) {
         // Between an unexpected exit and its restart there is no process to read.
-        const status = (() => {
-          try {
-            return readFileSync(`/proc/${live().child.pid}/status`, "utf8");
-          } catch {
-            return null;
-          }
-        })();
-        if (status) rss.push({ minute: (Date.now() - startedAt) / 60_000, mb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024 });
+        try {
+          rss.push({ minute: (Date.now() - startedAt) / 60_000, mb: rssMb(live().child.pid) });
+        } catch {
+          // no process right now
+        }
         await sleep(10_000);
       }
     })();
