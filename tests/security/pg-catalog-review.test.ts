@@ -4,6 +4,7 @@
 // through both layers are refused at POST /query with their effect absent afterwards.
 
 import { readFileSync } from "node:fs";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { classifyStatement, loadGuard } from "../../src/connectors/guard/index.js";
@@ -38,16 +39,34 @@ const ALLOWED = [...REVIEW].filter(([, verdict]) => verdict !== "refused").map((
 /** PostgreSQL's own spelling of a quoted identifier with its first letter Unicode-escaped. */
 const unicodeEscaped = (name: string) => `U&"\\${name.charCodeAt(0).toString(16).padStart(4, "0")}${name.slice(1)}"`;
 
-let catalog: Awaited<ReturnType<typeof createPgDatabase>>;
+interface Catalog {
+  query<T>(sql: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** A fresh database on the test server, or, to review another PostgreSQL version, whatever
+ * database PG_CATALOG_REVIEW_URL names (only read). */
+async function openCatalog(): Promise<Catalog> {
+  const url = process.env.PG_CATALOG_REVIEW_URL;
+  if (url !== undefined) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    return { query: async <T>(sql: string) => (await client.query(sql)).rows as T[], close: () => client.end() };
+  }
+  const db = await createPgDatabase("pulse_catalog");
+  // adminpack installs its file functions into pg_catalog (PostgreSQL 16 and older).
+  const [adminpack] = await db.query("SELECT 1 FROM pg_available_extensions WHERE name = 'adminpack'");
+  if (adminpack) await db.query("CREATE EXTENSION adminpack");
+  return { query: (sql) => db.query(sql), close: () => db.drop() };
+}
+
+let catalog: Catalog;
 
 beforeAll(async () => {
   await loadGuard();
-  catalog = await createPgDatabase("pulse_catalog");
-  // adminpack installs its file functions into pg_catalog (PostgreSQL 16 and older).
-  const [adminpack] = await catalog.query("SELECT 1 FROM pg_available_extensions WHERE name = 'adminpack'");
-  if (adminpack) await catalog.query("CREATE EXTENSION adminpack");
+  catalog = await openCatalog();
 });
-afterAll(async () => catalog?.drop());
+afterAll(async () => catalog?.close());
 
 describe("the review of pg_catalog", () => {
   it("has a verdict for every function name in the server's pg_catalog", async () => {
