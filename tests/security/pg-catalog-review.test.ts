@@ -11,7 +11,9 @@ import { classifyStatement, loadGuard } from "../../src/connectors/guard/index.j
 import { createHarness, type Harness } from "../support/harness.js";
 import { createPgDatabase, PG } from "../support/services.js";
 
-type Verdict = "refused" | "allowed" | "allowed:internal" | "allowed:immutable" | "allowed:stable";
+const VERDICTS = ["refused", "allowed", "allowed:internal", "allowed:immutable", "allowed:stable"] as const;
+type Verdict = (typeof VERDICTS)[number];
+const isVerdict = (text: string): text is Verdict => (VERDICTS as readonly string[]).includes(text);
 
 /** postgres-catalog-review.txt: `[verdict] why` headers, then one name per line; `#` comments. */
 function readReview(): Map<string, Verdict> {
@@ -20,9 +22,10 @@ function readReview(): Map<string, Verdict> {
   let verdict: Verdict | undefined;
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
-    const header = /^\[([a-z:]+)\] /.exec(line);
-    if (header) {
-      verdict = header[1] as Verdict;
+    const header = /^\[([a-z:]+)\] /.exec(line)?.[1];
+    if (header !== undefined) {
+      if (!isVerdict(header)) throw new Error(`unknown verdict [${header}]`);
+      verdict = header;
       continue;
     }
     if (verdict === undefined) throw new Error(`"${line}" comes before any [verdict] header`);
