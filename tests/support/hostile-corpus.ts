@@ -26,6 +26,8 @@ export const GUARD_FIXTURE: Readonly<Record<Dialect, readonly string[]>> = {
   postgresql: [
     "CREATE TABLE guard_target (id integer primary key, v text)",
     "CREATE SEQUENCE guard_seq",
+    "CREATE INDEX guard_target_brin ON guard_target USING brin (id)",
+    "CREATE INDEX guard_target_gin ON guard_target USING gin (to_tsvector('simple', v)) WITH (fastupdate = on)",
     "INSERT INTO guard_target (id, v) VALUES (1, 'one'), (2, 'two')",
   ],
   mysql: [
@@ -189,6 +191,13 @@ const POSTGRES: readonly Row[] = [
   ["SELECT pg_file_write('/tmp/pulse_guard_adminpack', 'x', false)", "dangerous_function", "cannot_stop", "adminpack, when installed"],
   ["SELECT pg_stat_reset()", "dangerous_function", "cannot_stop"],
   ["SELECT ts_stat('SELECT pg_advisory_lock(3)::text::tsvector')", "dangerous_function", "cannot_stop", "ts_stat runs the query it is given"],
+  // Writes a read-only transaction allows and ROLLBACK keeps (seen on 15 with an owning role).
+  ["SELECT brin_summarize_new_values('guard_target_brin')", "dangerous_function", "cannot_stop", "summarizes BRIN ranges"],
+  ["SELECT pg_catalog.brin_summarize_range('guard_target_brin', 0)", "dangerous_function", "cannot_stop", "summarizes one BRIN range"],
+  ['SELECT "brin_desummarize_range"($$guard_target_brin$$, 0)', "dangerous_function", "cannot_stop", "drops a BRIN range's summary"],
+  ["SELECT * FROM gin_clean_pending_list('guard_target_gin')", "dangerous_function", "cannot_stop", "moves the GIN pending list into the index"],
+  ["SELECT pg_nextoid('pg_class', 'oid', 'pg_class_oid_index')", "dangerous_function", "cannot_stop", "advances the server-wide OID counter (superuser)"],
+  ["SELECT heap_force_kill('guard_target', ARRAY['(0,1)']::tid[])", "dangerous_function", "cannot_stop", "pg_surgery, when installed: deletes the row in place"],
 ];
 
 const MYSQL: readonly Row[] = [
