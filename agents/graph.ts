@@ -173,7 +173,7 @@ async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Par
   const last = state.messages.at(-1) as AIMessage;
   const results: ToolMessage[] = [];
   const unparsed = new Map((last.invalid_tool_calls ?? []).map((c) => [c.id, c]));
-  // One at a time: they share one connector and its per-connection budget.
+  // One at a time: they share one connector and its budgets.
   for (const call of last.tool_calls ?? []) {
     run.signal?.throwIfAborted();
     // Arguments that are not one complete JSON object never reach a tool (see tool-arguments.ts).

@@ -312,7 +312,7 @@ async function breakdown(): Promise<string[]> {
     { dialect: "sqlite", host: "", port: 0, database: "chinook.sqlite", username: "", password: "", ssl: false, connectTimeoutMs: 5000, filePath: file },
     { maxConnections: 1, idleTimeoutMs: 60_000 },
   );
-  const connector = new GuardedConnector(1, 1, driver, { maxRows: 1000, maxBytes: 16 * 1024 * 1024, timeoutMs: 30_000 }, createBudget({ concurrency: 4, maxWaiting: 32, perMinute: 10_000_000, maxWaitMs: 5000 }));
+  const connector = new GuardedConnector(1, 1, "chinook", driver, { maxRows: 1000, maxBytes: 16 * 1024 * 1024, timeoutMs: 30_000 }, createBudget({ concurrency: 4, maxWaiting: 32, perMinute: 10_000_000, maxWaitMs: 5000 }));
   const index = buildSchemaIndex(await connector.schema());
   const prompts = loadPrompts();
   const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs: 60_000 });
@@ -561,6 +561,8 @@ const commonEnv = (sqliteRoot: string, dataDir: string) => ({
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "10000",
   CONNECTION_QUERIES_PER_MINUTE: "10000000",
   CONNECTION_MAX_CONCURRENCY: String(Math.max(4, CONCURRENCY)),
+  USER_QUERIES_PER_MINUTE: "10000000",
+  USER_MAX_CONCURRENCY: String(Math.max(8, CONCURRENCY)),
 });
 
 const modes: Mode[] = [

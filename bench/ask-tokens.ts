@@ -190,6 +190,7 @@ async function pulseAgent(file: string): Promise<Agent> {
   const connector = new GuardedConnector(
     1,
     1,
+    "chinook",
     driver,
     config.query,
     createBudget({ concurrency: 4, maxWaiting: 32, perMinute: 10_000_000, maxWaitMs: 5000 }),

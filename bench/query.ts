@@ -63,6 +63,8 @@ async function startPulse(checkout?: string) {
       CONNECTION_POOL_SIZE: String(POOL_SIZE),
       CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
       CONNECTION_QUERIES_PER_MINUTE: "10000000",
+      USER_MAX_CONCURRENCY: String(POOL_SIZE),
+      USER_QUERIES_PER_MINUTE: "10000000",
     },
     checkout,
   );

@@ -82,6 +82,7 @@ async function main() {
       MONITOR_TICK_MS: "500",
       MONITOR_SCHEDULER: "on",
       CONNECTION_QUERIES_PER_MINUTE: "100000",
+      USER_QUERIES_PER_MINUTE: "100000",
       ASK_PER_MINUTE: "100000",
       // e.g. SOAK_NODE_OPTIONS=--max-old-space-size=192: a leak then ends the process (a restart).
       ...(process.env.SOAK_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SOAK_NODE_OPTIONS } : {}),

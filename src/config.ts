@@ -61,6 +61,9 @@ const envSchema = z.object({
   CONNECTION_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
   CONNECTION_MAX_WAITING: z.preprocess(emptyAsUndefined, intIn(0, 10_000).default(32)),
   CONNECTION_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(600)),
+  USER_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(8)),
+  USER_MAX_WAITING: z.preprocess(emptyAsUndefined, intIn(0, 10_000).default(32)),
+  USER_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(1200)),
   CONNECTION_POOL_SIZE: z.preprocess(emptyAsUndefined, intIn(1, 100).default(4)),
   CONNECTOR_CACHE_MAX: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(200)),
   CONNECTOR_IDLE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(300)),
@@ -136,8 +139,10 @@ export interface Config {
   /** The guard's bounds per statement: length, and the worker threads and time that long
    * statements are parsed with. */
   sqlGuard: { maxChars: number; threads: number; timeoutMs: number };
-  /** Per-connection budget of the whole deployment: each live instance takes an equal share. */
+  /** Budget of each target database (whichever saved connections reach it), and of each user
+   * across all their connections, for the whole deployment: each live instance takes an equal share. */
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
+  userBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -155,15 +160,15 @@ export interface Config {
   version: string;
 }
 
-/** The scheduler and the budget its checks run under (per connection; one instance at a time runs a
- * connection's checks, so the budget holds across instances). */
+/** The scheduler and the budget its checks run under (per target database in each instance; one
+ * instance at a time runs a connection's checks, so for one connection it holds across instances). */
 export interface MonitorConfig {
   /** Whether startService runs the scheduler in this instance. */
   scheduler: boolean;
   tickMs: number;
   /** Monitored tables whose checks run at once in this instance. */
   maxConcurrency: number;
-  /** Monitoring statements running at once on one connection (across instances: see above). */
+  /** Monitoring statements running at once on one database (across instances: see above). */
   connectionConcurrency: number;
   queriesPerMinute: number;
   statementTimeoutMs: number;
@@ -240,6 +245,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.CONNECTION_MAX_CONCURRENCY,
       maxWaiting: e.CONNECTION_MAX_WAITING,
       perMinute: e.CONNECTION_QUERIES_PER_MINUTE,
+    },
+    userBudget: {
+      concurrency: e.USER_MAX_CONCURRENCY,
+      maxWaiting: e.USER_MAX_WAITING,
+      perMinute: e.USER_QUERIES_PER_MINUTE,
     },
     connectors: {
       poolSize: e.CONNECTION_POOL_SIZE,

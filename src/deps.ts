@@ -23,7 +23,7 @@ export interface Deps {
   /** Null when no model server is configured: /ask answers 503, the rest works. */
   model: ChatOpenAI | null;
   prompts: Prompts;
-  /** Monitoring's clock, settings and per-connection budgets (the scheduler itself is started
+  /** Monitoring's clock, settings and per-database budgets (the scheduler itself is started
    * by startService, or driven by tests). */
   monitoring: Monitoring;
 }

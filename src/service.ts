@@ -53,6 +53,7 @@ export async function createConnectorCache(
       pool: { maxConnections: config.connectors.poolSize, idleTimeoutMs: 60_000, sqliteMemoryMb: config.connectors.sqliteMemoryMb },
       limits: config.query,
       budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },
+      userBudget: { ...config.userBudget, maxWaitMs: config.query.timeoutMs },
       guard: config.sqlGuard,
       instances: () => presence.count,
     },

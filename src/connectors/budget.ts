@@ -1,12 +1,12 @@
-// Per-connection query budget: a concurrency limit with a short, bounded wait queue, and a
-// queries-per-minute token bucket. Over budget is an immediate, explicit refusal: never an
-// unbounded queue building up in front of a customer database. The limits are the whole
-// deployment's: with n instances live, each takes an equal share of them.
+// A query budget (of a target database, or of a user): a concurrency limit with a short,
+// bounded wait queue, and a queries-per-minute token bucket. Over budget is an immediate,
+// explicit refusal: never an unbounded queue building up in front of a customer database. The
+// limits are the whole deployment's: with n instances live, each takes an equal share of them.
 
 import { RateLimitedError } from "../errors.js";
 
 export interface BudgetLimits {
-  /** Statements running at once on this connection. */
+  /** Statements running at once. */
   concurrency: number;
   /** Statements started per minute (token bucket of this capacity, refilled continuously). */
   perMinute: number;
@@ -18,17 +18,24 @@ export interface BudgetLimits {
 
 export type Release = () => void;
 
-export interface Budget {
-  /** charge() then enter(): a statement that will run. */
-  acquire(): Promise<Release>;
+/** What a statement takes: charge() as soon as it arrives, enter() once it may run. */
+export interface StatementBudget {
   /** Takes one statement from the per-minute allowance, whether or not it will run (a refused
    * statement cost its parse); throws budget_exceeded when it is spent. */
   charge(): void;
   /** Resolves with a release function once a slot is free, for a statement already charged;
    * rejects with budget_exceeded. */
   enter(): Promise<Release>;
+}
+
+export interface Budget extends StatementBudget {
+  /** charge() then enter(): a statement that will run. */
+  acquire(): Promise<Release>;
   readonly running: number;
   readonly waiting: number;
+  /** Nothing running or waiting and the bucket full again: forgetting this budget now and
+   * making a new one later changes nothing. */
+  atRest(): boolean;
 }
 
 /** This instance's part of `limits` when `instances` share them. Concurrency rounds down and
@@ -41,11 +48,17 @@ export function shareOf(limits: Pick<BudgetLimits, "concurrency" | "perMinute">,
 }
 
 /**
+ * `subject` names what the budget limits in its refusals ("this database", "your connections").
  * `instances` is read on every acquire (it is the last count of live instances, kept without a
  * round trip), so a change applies at once: running statements go on, a smaller share admits
  * no one until enough have finished, and tokens above the new capacity are dropped.
  */
-export function createBudget(limits: BudgetLimits, now: () => number = Date.now, instances: () => number = () => 1): Budget {
+export function createBudget(
+  limits: BudgetLimits,
+  now: () => number = Date.now,
+  instances: () => number = () => 1,
+  subject = "this database",
+): Budget {
   let running = 0;
   // Full; clipped to this instance's share at the first statement.
   let tokens = limits.perMinute;
@@ -67,7 +80,7 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now,
     if (tokens < 1) {
       const waitSeconds = Math.ceil(((1 - tokens) / perMinute) * 60);
       throw new RateLimitedError(
-        `Query budget of this connection is spent (${shareText(`${limits.perMinute} per minute`, share.instances)}); try again in ${waitSeconds} s`,
+        `Query budget of ${subject} is spent (${shareText(`${limits.perMinute} per minute`, share.instances)}); try again in ${waitSeconds} s`,
         waitSeconds,
         "budget_exceeded",
       );
@@ -105,14 +118,14 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now,
       return Promise.resolve(once(release));
     }
     if (waiters.length >= limits.maxWaiting) {
-      return Promise.reject(busy(limits, share));
+      return Promise.reject(busy(subject, limits, share));
     }
     return new Promise<Release>((resolve, reject) => {
       const waiter = {
         grant: resolve,
         timer: setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter), 1);
-          reject(busy(limits, currentShare()));
+          reject(busy(subject, limits, currentShare()));
         }, limits.maxWaitMs),
       };
       waiters.push(waiter);
@@ -132,6 +145,41 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now,
       charge();
       return enter();
     },
+    atRest() {
+      if (running > 0 || waiters.length > 0) return false;
+      const { perMinute, capacity } = currentShare();
+      return tokens + ((now() - refilledAt) / 60_000) * perMinute >= capacity;
+    },
+  };
+}
+
+/**
+ * Both budgets for each statement: `outer`'s charge and slot first, then `inner`'s. Always in
+ * this order, so no two statements wait on each other; a refusal by `inner` gives back
+ * `outer`'s slot at once (its charge stays spent, like any refused statement's). Outer is the
+ * user's budget: a statement that waits for its database holds its own user's slot, never one
+ * that another user needs.
+ */
+export function nestedBudget(outer: StatementBudget, inner: StatementBudget): StatementBudget {
+  return {
+    charge() {
+      outer.charge();
+      inner.charge();
+    },
+    enter() {
+      return outer.enter().then((releaseOuter) =>
+        inner.enter().then(
+          (releaseInner) => () => {
+            releaseInner();
+            releaseOuter();
+          },
+          (err: unknown) => {
+            releaseOuter();
+            throw err;
+          },
+        ),
+      );
+    },
   };
 }
 
@@ -139,10 +187,10 @@ export function createBudget(limits: BudgetLimits, now: () => number = Date.now,
 const shareText = (limit: string, instances: number) =>
   instances > 1 ? `this instance's share of ${limit} across ${instances} instances` : limit;
 
-const busy = (limits: BudgetLimits, share: { instances: number; concurrency: number }) => {
+const busy = (subject: string, limits: BudgetLimits, share: { instances: number; concurrency: number }) => {
   const divided = share.instances > 1 ? ` (${shareText(String(limits.concurrency), share.instances)})` : "";
   return new RateLimitedError(
-    `This connection is busy: ${share.concurrency} statements are running${divided} and ${limits.maxWaiting} waiting; try again shortly`,
+    `Too many statements on ${subject}: ${share.concurrency} running${divided} and ${limits.maxWaiting} waiting; try again shortly`,
     1,
     "budget_exceeded",
   );

@@ -1,12 +1,15 @@
 // Per-process cache of guarded connectors, one per saved connection: an LRU with a maximum
-// size that closes pools idle for too long and evicts on disconnect, update and delete.
+// size that closes pools idle for too long and evicts on disconnect, update and delete. Its
+// connectors charge the budgets of their target database and of their owner (shared-budgets.ts).
 
 import type { Logger } from "../logger.js";
-import { createBudget, type BudgetLimits } from "./budget.js";
+import type { BudgetLimits } from "./budget.js";
 import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
 import { GuardedConnector } from "./guarded.js";
 import { openDriver, type PoolOptions } from "./open.js";
+import { SharedBudgets } from "./shared-budgets.js";
+import { targetKey } from "./target-key.js";
 import type { ConnectionTarget, QueryLimits } from "./types.js";
 
 export interface ConnectorCacheOptions {
@@ -15,8 +18,10 @@ export interface ConnectorCacheOptions {
   idleMs: number;
   pool: PoolOptions;
   limits: QueryLimits;
-  /** Each connection's budget across the deployment... */
+  /** Each target database's budget across the deployment, whichever saved connections reach it... */
   budget: BudgetLimits;
+  /** ...and each user's, across all their connections... */
+  userBudget: BudgetLimits;
   /** ...shared equally by this many live instances (read on every statement; default 1). */
   instances?: () => number;
   /** Length limit and parser threads of the guard every connector here shares (default:
@@ -29,6 +34,7 @@ export class ConnectorCache {
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
+  private readonly budgets;
 
   constructor(
     private readonly options: ConnectorCacheOptions,
@@ -36,6 +42,7 @@ export class ConnectorCache {
     /** Tells the other instances to evict too (their caches are their own). */
     private readonly announceEviction: (connectionId: number) => Promise<void> = async () => {},
   ) {
+    this.budgets = new SharedBudgets({ target: options.budget, user: options.userBudget, instances: options.instances ?? (() => 1) });
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
     this.sweeper.unref();
     this.guard = createStatementGuard(options.guard ?? { maxChars: MAX_STATEMENT_LENGTH, threads: 2, timeoutMs: 5000 }, (err) =>
@@ -45,6 +52,11 @@ export class ConnectorCache {
 
   get size() {
     return this.entries.size;
+  }
+
+  /** Budgets this process remembers (targets and users), for tests. */
+  get budgetCount() {
+    return this.budgets.size;
   }
 
   /** The cached connector of `connectionId`, opening it with `loadTarget()` on a miss.
@@ -57,9 +69,12 @@ export class ConnectorCache {
       return cached;
     }
     const opening = (async () => {
-      const driver = await openDriver(await loadTarget(), this.options.pool);
-      const budget = createBudget(this.options.budget, Date.now, this.options.instances);
-      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, budget, this.guard);
+      const target = await loadTarget();
+      // Resolved once, at open: a connector keeps its budget for as long as it lives.
+      const key = await targetKey(target);
+      const driver = await openDriver(target, this.options.pool);
+      const budget = this.budgets.hold(key, ownerId);
+      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard);
     })();
     this.entries.set(connectionId, opening);
     opening.catch(() => {
@@ -89,25 +104,26 @@ export class ConnectorCache {
     const entry = this.entries.get(connectionId);
     if (!entry) return;
     this.entries.delete(connectionId);
-    await closeQuietly(entry, this.logger);
+    await this.closeQuietly(entry);
   }
 
-  /** Closes connectors idle for longer than `idleMs`. */
+  /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest. */
   async closeIdle(now = Date.now()): Promise<void> {
     for (const [id, entry] of [...this.entries]) {
       const connector = await entry.catch(() => undefined);
       if (connector && now - connector.lastUsedAt > this.options.idleMs && this.entries.get(id) === entry) {
         this.entries.delete(id);
-        await closeQuietly(entry, this.logger);
+        await this.closeQuietly(entry);
       }
     }
+    this.budgets.sweep();
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     const all = [...this.entries.values()];
     this.entries.clear();
-    await Promise.all(all.map((entry) => closeQuietly(entry, this.logger)));
+    await Promise.all(all.map((entry) => this.closeQuietly(entry)));
     await this.guard.close();
   }
 
@@ -115,15 +131,24 @@ export class ConnectorCache {
     while (this.entries.size > this.options.maxEntries) {
       const [oldestId, oldest] = this.entries.entries().next().value as [number, Promise<GuardedConnector>];
       this.entries.delete(oldestId);
-      await closeQuietly(oldest, this.logger);
+      await this.closeQuietly(oldest);
     }
   }
-}
 
-async function closeQuietly(entry: Promise<GuardedConnector>, logger: Logger) {
-  try {
-    await (await entry).close();
-  } catch (err) {
-    logger.debug({ err }, "closing a connector failed");
+  /** Closes a connector taken out of the cache (once: callers delete the entry first) and
+   * lets go of its budgets; statements still running on it keep their slots until they end. */
+  private async closeQuietly(entry: Promise<GuardedConnector>) {
+    let connector: GuardedConnector;
+    try {
+      connector = await entry;
+    } catch {
+      return; // a failed opening held nothing
+    }
+    this.budgets.release(connector.targetKey, connector.ownerId);
+    try {
+      await connector.close();
+    } catch (err) {
+      this.logger.debug({ err }, "closing a connector failed");
+    }
   }
 }

@@ -3,7 +3,7 @@
 // at the database, within the row, byte, time and budget limits.
 
 import { SqlRefusedError } from "../errors.js";
-import type { Budget } from "./budget.js";
+import type { StatementBudget } from "./budget.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
@@ -11,8 +11,9 @@ import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./
 export interface QueryOptions {
   maxRows?: number | undefined;
   timeoutMs?: number | undefined;
-  /** Monitoring passes its own, stricter budget; interactive callers share the default one. */
-  budget?: Budget | undefined;
+  /** Monitoring passes its own, stricter budget; interactive callers share the default one
+   * (their user's, then their target database's). */
+  budget?: StatementBudget | undefined;
 }
 
 export class GuardedConnector {
@@ -23,9 +24,11 @@ export class GuardedConnector {
     readonly connectionId: number,
     /** The user who owns the connection; checked on every cache hit. */
     readonly ownerId: number,
+    /** The database it reaches (target-key.ts): what budgets are kept per. */
+    readonly targetKey: string,
     readonly driver: DialectDriver,
     private readonly limits: QueryLimits,
-    private readonly budget: Budget,
+    private readonly budget: StatementBudget,
     /** Shared by every connector of the process (the connector cache owns it). */
     private readonly guard: StatementGuard = inlineStatementGuard,
   ) {}

@@ -1,5 +1,5 @@
 // Process-wide state of monitoring: its settings, its clock, its lease owner id, and the
-// per-connection budgets and replica reports that every check in this instance shares.
+// per-database budgets and per-connection replica reports that every check in this instance shares.
 
 import type { MonitorConfig } from "../config.js";
 import { createBudget, type Budget } from "../connectors/budget.js";
@@ -20,10 +20,12 @@ export interface Monitoring {
   /** Jitter added to a next run: up to a tenth of the interval, at most a minute, so tables
    * created together drift apart. */
   jitterMs(intervalSeconds: number): number;
-  /** The monitoring budget of one connection: separate from, and stricter than, the
+  /** The monitoring budget of one target database (GuardedConnector.targetKey), shared by the
+   * checks of every saved connection that reaches it: separate from, and stricter than, the
    * interactive one, so checks never crowd out /ask or /query (and the reverse). It lives in
-   * this process; connection affinity of the leases makes it hold across instances. */
-  budgetFor(connectionId: number): Budget;
+   * this process; connection affinity of the leases makes it hold across instances for one
+   * connection, not for several connections to one database leased by different instances. */
+  budgetFor(targetKey: string): Budget;
   /** Primary or replica, and replay lag: probed at most once a minute per connection. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
   /** The connection's schema, introspected again (under the monitoring budget) when this
@@ -42,7 +44,7 @@ const PROBE_MAX_AGE_MS = 60_000;
 const JITTER_RATIO = 0.1;
 const MAX_TRACKED_SERIES = 200_000;
 const MAX_JITTER_MS = 60_000;
-/** Beyond this many connections the least recently used budgets and probes are forgotten. */
+/** Beyond this many databases (budgets) or connections (probes) the least recently used are forgotten. */
 const MAX_TRACKED_CONNECTIONS = 10_000;
 
 export function createMonitoring(
@@ -51,14 +53,14 @@ export function createMonitoring(
 ): Monitoring {
   const now = options.now ?? Date.now;
   const instanceId = newInstanceId();
-  const budgets = new Map<number, Budget>();
+  const budgets = new Map<string, Budget>();
   const probes = new Map<number, { at: number; info: Promise<ProbeInfo> }>();
   const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot> }>();
 
-  const budgetFor = (connectionId: number): Budget => {
-    let budget = budgets.get(connectionId);
+  const budgetFor = (targetKey: string): Budget => {
+    let budget = budgets.get(targetKey);
     if (budget) {
-      budgets.delete(connectionId);
+      budgets.delete(targetKey);
     } else {
       budget = createBudget({
         concurrency: settings.connectionConcurrency,
@@ -69,7 +71,7 @@ export function createMonitoring(
       });
       if (budgets.size >= MAX_TRACKED_CONNECTIONS) budgets.delete(budgets.keys().next().value!);
     }
-    budgets.set(connectionId, budget);
+    budgets.set(targetKey, budget);
     return budget;
   };
 
@@ -94,7 +96,7 @@ export function createMonitoring(
       const last = schemas.get(connector);
       if (last && t - last.at < maxAgeMs) return last.snapshot;
       const snapshot = (async () => {
-        const release = await budgetFor(connector.connectionId).acquire();
+        const release = await budgetFor(connector.targetKey).acquire();
         try {
           return await connector.refreshSchema();
         } finally {
@@ -112,7 +114,7 @@ export function createMonitoring(
       const t = Date.now();
       if (cached && t - cached.at < PROBE_MAX_AGE_MS) return cached.info;
       const info = (async () => {
-        const release = await budgetFor(connector.connectionId).acquire();
+        const release = await budgetFor(connector.targetKey).acquire();
         try {
           return await connector.driver.probe();
         } finally {

@@ -1,4 +1,4 @@
-// A connection's interactive budget (CONNECTION_QUERIES_PER_MINUTE, CONNECTION_MAX_CONCURRENCY)
+// A database's interactive budget (CONNECTION_QUERIES_PER_MINUTE, CONNECTION_MAX_CONCURRENCY)
 // holds for the whole deployment: two instances sharing Redis and PostgreSQL each take half.
 
 import { describe, expect, it } from "vitest";

@@ -83,7 +83,7 @@ const limits = { maxRows: 10_000, maxBytes: 10_000_000, timeoutMs: 10_000 };
 const budget = () => createBudget({ concurrency: 2, maxWaiting: 4, perMinute: 10_000, maxWaitMs: 5000 });
 
 async function guarded(target: ConnectionTarget) {
-  return new GuardedConnector(1, 1, await openDriver(target, { maxConnections: 2, idleTimeoutMs: 10_000 }), limits, budget());
+  return new GuardedConnector(1, 1, "chinook", await openDriver(target, { maxConnections: 2, idleTimeoutMs: 10_000 }), limits, budget());
 }
 
 const sides: Record<Dialect, () => Promise<Side>> = {

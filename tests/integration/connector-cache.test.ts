@@ -16,6 +16,7 @@ const options = {
   pool: { maxConnections: 2, idleTimeoutMs: 60_000 },
   limits: { maxRows: 100, maxBytes: 1_000_000, timeoutMs: 5000 },
   budget: { concurrency: 2, maxWaiting: 2, perMinute: 1000, maxWaitMs: 1000 },
+  userBudget: { concurrency: 4, maxWaiting: 4, perMinute: 2000, maxWaitMs: 1000 },
 };
 
 let h: Harness;
@@ -76,6 +77,34 @@ describe("ConnectorCache", () => {
     await cache.closeIdle(Date.now() + 5000);
     expect(cache.has(1)).toBe(false);
     expect(connector.driver.openConnections()).toBe(0);
+    await cache.close();
+  });
+});
+
+describe("ConnectorCache budgets", () => {
+  it("gives connectors of one database one budget, and forgets it once none is open", async () => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const [target] = await sqliteTargets(1);
+    const [first, second] = [await cache.get(1, 1, async () => target!), await cache.get(2, 2, async () => target!)];
+    expect(first.targetKey).toBe(second.targetKey);
+    expect(cache.budgetCount).toEqual({ targets: 1, users: 2 });
+    await cache.evictHere(1);
+    expect(cache.budgetCount).toEqual({ targets: 1, users: 1 });
+    await cache.evictHere(2);
+    expect(cache.budgetCount).toEqual({ targets: 0, users: 0 });
+    await cache.close();
+  });
+
+  it("remembers a spent budget after its connectors close, so reopening gives no fresh allowance", async () => {
+    const spendable = { concurrency: 2, maxWaiting: 2, perMinute: 1, maxWaitMs: 1000 };
+    const cache = new ConnectorCache({ ...options, budget: spendable, userBudget: spendable }, createLogger("silent"));
+    const [target] = await sqliteTargets(1);
+    await (await cache.get(1, 1, async () => target!)).query("SELECT 1");
+    await cache.evictHere(1);
+    await cache.closeIdle();
+    expect(cache.budgetCount).toEqual({ targets: 1, users: 1 });
+    // Another user's connection: its own user budget is fresh, the database's is spent.
+    await expect((await cache.get(2, 2, async () => target!)).query("SELECT 1")).rejects.toThrow(/Query budget of this database is spent/);
     await cache.close();
   });
 });

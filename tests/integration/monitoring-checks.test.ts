@@ -144,14 +144,42 @@ describe("the monitoring budget", () => {
     const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
     // One budget slot went to introspecting the schema, two to checks; the rest were skipped.
     expect(outcomes.map((o: any) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
-    expect(outcomes[2].message).toMatch(/^skipped: Query budget of this connection is spent \(3 per minute\)/);
+    expect(outcomes[2].message).toMatch(/^skipped: Query budget of this database is spent \(3 per minute\)/);
     const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
     expect(runs.filter((r: any) => r.status === "skipped")).toHaveLength(3);
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
   });
 });
 
-describe("one monitoring statement at a time per connection", () => {
+describe("the monitoring budget of a database saved twice", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" } });
+    db = await pgMonitoredDb();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("is one budget for both saved connections, not one each", async () => {
+    const user = await h.newUser();
+    const checks = ["a", "b"].map((name) => ({ kind: "custom_sql", name, sql: "SELECT 1", max: 10 }));
+    const tables = [];
+    for (const host of ["127.0.0.1", "localhost"]) {
+      const connectionId = await addConnection(h, user.token, { ...db.body, host });
+      tables.push(await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks }));
+    }
+    const run = async (table: { id: number }) => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes.map((o: any) => o.status);
+    // An introspection and two checks spend the database's three statements a minute...
+    expect(await run(tables[0])).toEqual(["pass", "pass"]);
+    // ...so the other connection's introspection is refused, and its checks skipped.
+    expect(await run(tables[1])).toEqual(["skipped", "skipped"]);
+  });
+});
+
+describe("one monitoring statement at a time per database", () => {
   let h: Harness;
   let db: MonitoredDb;
   beforeAll(async () => {
@@ -174,7 +202,7 @@ describe("one monitoring statement at a time per connection", () => {
     const statuses = runs.map((r) => r.body.outcomes[0].status).sort();
     expect(statuses).toEqual(["pass", "pass", "skipped"]);
     const skipped = runs.find((r) => r.body.outcomes[0].status === "skipped")!;
-    expect(skipped.body.outcomes[0].message).toMatch(/busy: 1 statements are running and 1 waiting/);
+    expect(skipped.body.outcomes[0].message).toMatch(/Too many statements on this database: 1 running and 1 waiting/);
   });
 
   it("cancels a check at the statement timeout and records an error", async () => {

@@ -36,7 +36,7 @@ beforeAll(async () => {
       { dialect: "sqlite", host: "", port: 0, database: `${db}.sqlite`, username: "", password: "", ssl: false, filePath: dbPath(db), connectTimeoutMs: 10_000 },
       { maxConnections: 1, idleTimeoutMs: 60_000 },
     );
-    connectors.set(db, new GuardedConnector(0, 0, driver, { maxRows: 100_000, maxBytes: 100_000_000, timeoutMs: 20_000 }, createBudget({ concurrency: 1, maxWaiting: 1, perMinute: 1_000_000, maxWaitMs: 1000 })));
+    connectors.set(db, new GuardedConnector(0, 0, db, driver, { maxRows: 100_000, maxBytes: 100_000_000, timeoutMs: 20_000 }, createBudget({ concurrency: 1, maxWaiting: 1, perMinute: 1_000_000, maxWaitMs: 1000 })));
   }
 }, 120_000);
 afterAll(async () => {

@@ -1,17 +1,17 @@
 import { describe, expect, it } from "vitest";
 
-import { createBudget, shareOf, type Budget, type BudgetLimits, type Release } from "../../src/connectors/budget.js";
+import { createBudget, nestedBudget, shareOf, type Budget, type BudgetLimits, type Release } from "../../src/connectors/budget.js";
 import { RateLimitedError } from "../../src/errors.js";
 
 const MIN = 60_000;
 
 /** A budget on a clock and an instance count the test moves by hand. */
-function budgetOf(limits: Partial<BudgetLimits>, instances = 1) {
-  const world = { now: 0, instances };
+function budgetOf(limits: Partial<BudgetLimits>, instances = 1, world = { now: 0, instances }, subject?: string) {
   const budget = createBudget(
     { concurrency: 100, perMinute: 1000, maxWaiting: 0, maxWaitMs: 60_000, ...limits },
     () => world.now,
     () => world.instances,
+    subject,
   );
   return { budget, world };
 }
@@ -59,7 +59,7 @@ describe("queries per minute", () => {
     const { budget } = budgetOf({ perMinute: 3 });
     const outcomes = await starts(budget, 4);
     expect(outcomes.slice(0, 3)).toEqual(["ok", "ok", "ok"]);
-    expect(refusal(outcomes[3]).message).toBe("Query budget of this connection is spent (3 per minute); try again in 20 s");
+    expect(refusal(outcomes[3]).message).toBe("Query budget of this database is spent (3 per minute); try again in 20 s");
     expect(refusal(outcomes[3]).code).toBe("budget_exceeded");
   });
 
@@ -68,7 +68,7 @@ describe("queries per minute", () => {
     const outcomes = await starts(budget, 3);
     expect(outcomes.slice(0, 2)).toEqual(["ok", "ok"]);
     expect(refusal(outcomes[2]).message).toBe(
-      "Query budget of this connection is spent (this instance's share of 4 per minute across 2 instances); try again in 30 s",
+      "Query budget of this database is spent (this instance's share of 4 per minute across 2 instances); try again in 30 s",
     );
     expect(refusal(outcomes[2]).retryAfterSeconds).toBe(30);
     world.now += 29_000;
@@ -110,7 +110,7 @@ describe("concurrency", () => {
     const waiting = budget.acquire();
     expect([budget.running, budget.waiting]).toEqual([2, 1]);
     await expect(budget.acquire()).rejects.toThrow(
-      "This connection is busy: 2 statements are running (this instance's share of 4 across 2 instances) and 1 waiting; try again shortly",
+      "Too many statements on this database: 2 running (this instance's share of 4 across 2 instances) and 1 waiting; try again shortly",
     );
     running[0]!();
     (await waiting)();
@@ -121,7 +121,7 @@ describe("concurrency", () => {
   it("keeps the whole-budget refusal of one instance", async () => {
     const { budget } = budgetOf({ concurrency: 1, maxWaiting: 0 });
     const release = await budget.acquire();
-    await expect(budget.acquire()).rejects.toThrow("This connection is busy: 1 statements are running and 0 waiting; try again shortly");
+    await expect(budget.acquire()).rejects.toThrow("Too many statements on this database: 1 running and 0 waiting; try again shortly");
     release();
   });
 
@@ -169,7 +169,7 @@ describe("charge and enter: statements that never run pay too", () => {
     budget.charge();
     budget.charge();
     expect(await starts(budget, 2)).toEqual(["ok", expect.any(RateLimitedError)]);
-    expect(() => budget.charge()).toThrow(/Query budget of this connection is spent/);
+    expect(() => budget.charge()).toThrow(/Query budget of this database is spent/);
   });
 
   it("admits a charged statement without taking another token", async () => {
@@ -179,5 +179,86 @@ describe("charge and enter: statements that never run pay too", () => {
     expect(budget.running).toBe(1);
     release();
     expect(budget.running).toBe(0);
+  });
+});
+
+describe("atRest: whether forgetting a budget would change anything", () => {
+  it("is at rest when new, not while a statement runs or waits, nor until its bucket has refilled", async () => {
+    const { budget, world } = budgetOf({ perMinute: 2, concurrency: 1, maxWaiting: 1 });
+    expect(budget.atRest()).toBe(true);
+    const release = await budget.acquire();
+    const waiting = budget.acquire();
+    expect(budget.atRest()).toBe(false);
+    release();
+    (await waiting)();
+    expect(budget.atRest()).toBe(false); // two tokens spent
+    world.now += MIN / 2;
+    expect(budget.atRest()).toBe(false);
+    world.now += MIN / 2;
+    expect(budget.atRest()).toBe(true);
+  });
+});
+
+describe("nestedBudget: a user's budget, then a database's", () => {
+  /** A user's and a database's budget on one clock, and the two nested. */
+  function userAndDatabase(user: Partial<BudgetLimits>, database: Partial<BudgetLimits>) {
+    const world = { now: 0, instances: 1 };
+    const outer = budgetOf(user, 1, world, "your connections").budget;
+    const inner = budgetOf(database, 1, world, "this database").budget;
+    return { outer, inner, both: nestedBudget(outer, inner) };
+  }
+  const enterBoth = async (both: { charge(): void; enter(): Promise<Release> }) => {
+    both.charge();
+    return both.enter();
+  };
+
+  it("takes a slot of each and gives both back", async () => {
+    const { outer, inner, both } = userAndDatabase({ concurrency: 2 }, { concurrency: 2 });
+    const release = await enterBoth(both);
+    expect([outer.running, inner.running]).toEqual([1, 1]);
+    release();
+    release();
+    expect([outer.running, inner.running]).toEqual([0, 0]);
+  });
+
+  it("refuses in the user's words when the user's slots are taken, touching no database slot", async () => {
+    const { outer, inner, both } = userAndDatabase({ concurrency: 1 }, { concurrency: 5 });
+    const release = await enterBoth(both);
+    await expect(enterBoth(both)).rejects.toThrow("Too many statements on your connections: 1 running and 0 waiting; try again shortly");
+    expect([outer.running, inner.running]).toEqual([1, 1]);
+    release();
+  });
+
+  it("gives the user's slot back when the database refuses, so no slot leaks", async () => {
+    const { outer, inner, both } = userAndDatabase({ concurrency: 5 }, { concurrency: 1 });
+    const release = await enterBoth(both);
+    for (let i = 0; i < 3; i++) {
+      await expect(enterBoth(both)).rejects.toThrow("Too many statements on this database: 1 running and 0 waiting; try again shortly");
+    }
+    expect([outer.running, inner.running]).toEqual([1, 1]);
+    release();
+    expect([outer.running, inner.running]).toEqual([0, 0]);
+  });
+
+  it("charges the user first: a statement the database's bucket refuses still costs the user", () => {
+    const { outer, inner, both } = userAndDatabase({ perMinute: 3 }, { perMinute: 1 });
+    both.charge();
+    expect(() => both.charge()).toThrow(/Query budget of this database is spent/);
+    expect(() => outer.charge()).not.toThrow();
+    expect(() => outer.charge()).toThrow(/Query budget of your connections is spent/);
+    expect(() => inner.charge()).toThrow(/this database/);
+  });
+
+  it("lets a statement waiting for its database hold only its own user's slot, and go on when the database frees", async () => {
+    const world = { now: 0, instances: 1 };
+    const database = budgetOf({ concurrency: 1, maxWaiting: 4 }, 1, world).budget;
+    const [alice, bob] = [0, 1].map(() => nestedBudget(budgetOf({ concurrency: 1, maxWaiting: 0 }, 1, world, "your connections").budget, database));
+    const aliceRunning = await enterBoth(alice!);
+    const bobWaiting = enterBoth(bob!);
+    // Alice's other statements are refused by her own budget, not stuck behind Bob's.
+    await expect(enterBoth(alice!)).rejects.toThrow(/^Too many statements on your connections/);
+    aliceRunning();
+    (await bobWaiting)();
+    expect([database.running, database.waiting]).toEqual([0, 0]);
   });
 });

@@ -56,7 +56,7 @@ const responses = {
   408: errorResponse("Statement timeout"),
   409: errorResponse("No database connected for this session"),
   413: errorResponse("A single row exceeds the result size cap"),
-  429: errorResponse("The connection's query budget is spent; see Retry-After"),
+  429: errorResponse("The database's or your own query budget is spent; see Retry-After"),
   ...authErrors,
 };
 

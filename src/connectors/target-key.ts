@@ -1,0 +1,63 @@
+// Which database a connection reaches, as a key: saved connections (of any user) that reach
+// the same database share its budget, however they spell its host (LOCALHOST, 127.1,
+// ::ffff:127.0.0.1, a DNS name, the machine's own address).
+
+import { lookup } from "node:dns/promises";
+import { BlockList, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+
+import { DomainError } from "../errors.js";
+import type { ConnectionTarget } from "./types.js";
+
+/** The address a driver connects to for `host`: the first of the system's answers, as
+ * net.connect takes it. */
+export type ResolveHost = (host: string) => Promise<string>;
+
+export const resolveHost: ResolveHost = async (host) => {
+  try {
+    return (await lookup(host)).address;
+  } catch {
+    // The drivers' words for the same failure (a transient one, retried by monitoring).
+    throw new DomainError("connection_failed", `could not resolve host "${host}"`);
+  }
+};
+
+/** The key of `target`'s database: dialect, address, port and database; the real path of a
+ * SQLite file (already resolved inside SQLITE_ROOT). */
+export async function targetKey(target: ConnectionTarget, resolve: ResolveHost = resolveHost): Promise<string> {
+  if (target.dialect === "sqlite") return JSON.stringify(["sqlite", target.filePath]);
+  const address = hostIdentity(await resolve(target.host));
+  return JSON.stringify([target.dialect, address, target.port, target.database]);
+}
+
+/** Loopback, "unspecified" (0.0.0.0 and :: connect to the local host) and IPv4-mapped forms. */
+const thisHost = new BlockList();
+thisHost.addSubnet("127.0.0.0", 8, "ipv4");
+thisHost.addAddress("0.0.0.0", "ipv4");
+thisHost.addAddress("::1", "ipv6");
+thisHost.addAddress("::", "ipv6");
+
+/** "this host" for every address that reaches this machine (a server listening on all of
+ * them is one server), otherwise the address in one spelling. */
+function hostIdentity(address: string): string {
+  const canonical = canonicalAddress(address);
+  if (thisHost.check(canonical, isIP(canonical) === 6 ? "ipv6" : "ipv4")) return "this host";
+  const own = Object.values(networkInterfaces()).some((ifaces) => ifaces?.some((i) => canonicalAddress(i.address) === canonical));
+  return own ? "this host" : canonical;
+}
+
+/** One spelling per address: IPv6 as the WHATWG URL parser writes it (0:0::1 is ::1), and an
+ * IPv4-mapped IPv6 address (::ffff:10.0.0.1, which connects to 10.0.0.1) as its IPv4 address. */
+function canonicalAddress(address: string): string {
+  if (isIP(address) !== 6) return address;
+  let text: string;
+  try {
+    text = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase(); // a zone index (fe80::1%eth0): no URL form
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(text);
+  if (!mapped) return text;
+  const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join(".");
+}
