@@ -58,6 +58,8 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
 
   const forget = (revocation: Revocation) => {
     revocationsSeen++;
+    // A check from now on must not join a read that may have seen the state before.
+    reading.clear();
     if ("userId" in revocation) users.delete(revocation.userId);
     else sessions.delete(revocation.sessionId);
   };
@@ -96,11 +98,12 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
   return {
     cached,
     check(claims) {
-      let pending = reading.get(claims.sessionId);
-      if (!pending) {
-        pending = read(claims).finally(() => reading.delete(claims.sessionId));
-        reading.set(claims.sessionId, pending);
-      }
+      const joined = reading.get(claims.sessionId);
+      if (joined) return joined;
+      const pending: Promise<boolean> = read(claims).finally(() => {
+        if (reading.get(claims.sessionId) === pending) reading.delete(claims.sessionId);
+      });
+      reading.set(claims.sessionId, pending);
       return pending;
     },
     async revoked(revocation) {

@@ -115,6 +115,18 @@ describe("createTokenStanding", () => {
     expect(await t.standing.check(token())).toBe(false);
   });
 
+  it("does not let a check after a revocation join a read begun before it", async () => {
+    const t = await setup();
+    const release = t.holdReads();
+    const before = t.standing.check(token());
+    t.world.revoked.add("s-1");
+    await t.standing.revoked({ sessionId: "s-1" });
+    const after = t.standing.check(token());
+    release();
+    expect(await before).toBe(true);
+    expect(await after).toBe(false);
+  });
+
   it("shares one read among concurrent checks of a session", async () => {
     const t = await setup();
     const release = t.holdReads();
