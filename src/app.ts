@@ -5,6 +5,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 
 import type { Deps } from "./deps.js";
+import { requireAuth, type PublicRoute } from "./http/auth.js";
 import type { AppEnv } from "./http/context.js";
 import { notFoundHandler, onError, validationHook } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
@@ -23,10 +24,24 @@ import { mountSessions } from "./http/routes/sessions.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
+/** The only requests served without a token. Every other one needs a valid, unrevoked token,
+ * whatever route it reaches, so a route added anywhere is authenticated unless listed here;
+ * unknown paths too (401 before 404: no token, nothing learned about what exists). */
+export const PUBLIC_ROUTES: readonly PublicRoute[] = [
+  { method: "GET", path: "/health" },
+  { method: "GET", path: "/api/health" },
+  { method: "POST", path: "/users/" },
+  { method: "POST", path: "/users" },
+  { method: "POST", path: "/login" },
+  { method: "GET", path: "/openapi.json" },
+  { method: "GET", path: "/docs" },
+];
+
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
   app.use(requestEdge(deps.logger, MAX_BODY_BYTES));
+  app.use(requireAuth(deps, PUBLIC_ROUTES));
 
   mountHealth(app, deps);
   mountAccounts(app, deps);
@@ -42,8 +57,15 @@ export function createApp(deps: Deps) {
   mountMonitoringChannels(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  // The document says what the middleware does: a token everywhere, none on the public list.
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type !== "route") continue;
+    const { method, path } = definition.route;
+    if (PUBLIC_ROUTES.some((open) => open.method === method.toUpperCase() && open.path === path)) definition.route.security = [];
+  }
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
+    security: [{ bearer: [] }],
     info: {
       title: "Pulse",
       version: deps.config.version,

@@ -42,6 +42,7 @@ const envSchema = z.object({
   ),
   JWT_EXPIRES_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
   SESSION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
+  TOKEN_RECHECK_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 3600).default(10)),
   BCRYPT_ROUNDS: z.preprocess(emptyAsUndefined, intIn(4, 15).default(10)),
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(10)),
   LOGIN_MAX_ATTEMPTS_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(100)),
@@ -126,6 +127,9 @@ export interface Config {
   secretsKey: Buffer;
   jwtExpiresSeconds: number;
   sessionTtlSeconds: number;
+  /** How long an instance trusts that a token's user exists and it is not revoked, before
+   * asking the store again: the bound on a revocation whose announcement it missed. */
+  tokenRecheckSeconds: number;
   bcryptRounds: number;
   login: { maxPerAccount: number; maxPerClient: number; windowSeconds: number };
   /** Sign-ups per client address and in total (across instances) per window. */
@@ -225,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretsKey,
     jwtExpiresSeconds: e.JWT_EXPIRES_SECONDS,
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    tokenRecheckSeconds: e.TOKEN_RECHECK_SECONDS,
     bcryptRounds: e.BCRYPT_ROUNDS,
     login: {
       maxPerAccount: e.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,

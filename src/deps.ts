@@ -5,6 +5,7 @@ import type { ChatOpenAI } from "@langchain/openai";
 
 import type { Prompts } from "../agents/prompts.js";
 import type { PasswordHasher } from "./auth/passwords.js";
+import type { TokenStanding } from "./auth/token-standing.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
 import type { Logger } from "./logger.js";
@@ -20,6 +21,8 @@ export interface Deps {
   /** bcrypt in worker threads. */
   passwords: PasswordHasher;
   connectors: ConnectorCache;
+  /** Whether a verified token was revoked since, cached per process and told across instances. */
+  tokens: TokenStanding;
   /** Null when no model server is configured: /ask answers 503, the rest works. */
   model: ChatOpenAI | null;
   prompts: Prompts;

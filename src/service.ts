@@ -6,6 +6,7 @@ import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
 import { createPasswordHasher } from "./auth/passwords.js";
+import { createTokenStanding, type TokenStanding } from "./auth/token-standing.js";
 import type { ChatOpenAI } from "@langchain/openai";
 
 import { createChatModel, isModelConfigured } from "../agents/model.js";
@@ -22,6 +23,7 @@ import { createRedisSessionStore } from "./sessions/redis.js";
 import { connectRedis } from "./sessions/redis-client.js";
 import type { SessionStore } from "./sessions/types.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
+import { readStanding } from "./store/revocations.js";
 
 export async function openSessionStore(redisUrl: string | undefined, logger: Logger): Promise<SessionStore> {
   if (!redisUrl) return createMemorySessionStore();
@@ -64,6 +66,16 @@ export async function createConnectorCache(
   return cache;
 }
 
+/** Token revocations, read from `store` and told to the other instances through `sessions`. */
+export function createTokenStandingOf(config: Config, logger: Logger, store: Store, sessions: SessionStore): Promise<TokenStanding> {
+  return createTokenStanding({
+    maxAgeMs: config.tokenRecheckSeconds * 1000,
+    read: (userId, sessionId) => readStanding(store.db, userId, sessionId),
+    sessions,
+    onAnnounceError: (err) => logger.error({ err }, "telling other instances of a revoked token failed"),
+  });
+}
+
 export function modelFor(config: Config): ChatOpenAI | null {
   return isModelConfigured(config.openai) ? createChatModel(config.openai) : null;
 }
@@ -88,6 +100,7 @@ export async function buildDeps(
       logger,
       passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
       connectors: await createConnectorCache(config, logger, sessions, options),
+      tokens: await createTokenStandingOf(config, logger, store, sessions),
       model: modelFor(config),
       prompts,
       monitoring: createMonitoring(config.monitor),

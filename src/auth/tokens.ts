@@ -1,4 +1,5 @@
-// Access tokens: HS256 JWTs (jose) naming the user and the session they opened at login.
+// Access tokens: HS256 JWTs (jose) naming the user, the session they opened at login, and the
+// user's token generation at the time (raised to revoke all their tokens at once).
 
 import { errors, jwtVerify, SignJWT } from "jose";
 
@@ -7,6 +8,8 @@ import { DomainError } from "../errors.js";
 export interface TokenClaims {
   userId: number;
   sessionId: string;
+  /** The user's token generation when the token was issued (claim `gen`). */
+  generation: number;
 }
 
 export interface VerifiedToken extends TokenClaims {
@@ -15,7 +18,7 @@ export interface VerifiedToken extends TokenClaims {
 }
 
 export async function issueToken(claims: TokenClaims, secret: Uint8Array, expiresInSeconds: number): Promise<string> {
-  return new SignJWT({ sid: claims.sessionId })
+  return new SignJWT({ sid: claims.sessionId, gen: claims.generation })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(String(claims.userId))
     .setIssuedAt()
@@ -28,10 +31,20 @@ export async function verifyToken(token: string, secret: Uint8Array, now: number
   try {
     const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], currentDate: new Date(now) });
     const userId = Number(payload.sub);
-    if (!Number.isSafeInteger(userId) || userId <= 0 || typeof payload.sid !== "string" || typeof payload.exp !== "number") {
+    // Tokens issued before generations existed carry none: they belong to generation 0, which
+    // every user had then, so a password change since refuses them like any other.
+    const generation = payload.gen ?? 0;
+    if (
+      !Number.isSafeInteger(userId) ||
+      userId <= 0 ||
+      typeof payload.sid !== "string" ||
+      typeof payload.exp !== "number" ||
+      !Number.isSafeInteger(generation) ||
+      (generation as number) < 0
+    ) {
       throw new DomainError("unauthorized", "Token is missing its subject, session or expiry");
     }
-    return { userId, sessionId: payload.sid, expiresAt: payload.exp * 1000 };
+    return { userId, sessionId: payload.sid, generation: generation as number, expiresAt: payload.exp * 1000 };
   } catch (err) {
     if (err instanceof DomainError) throw err;
     if (err instanceof errors.JWTExpired) throw new DomainError("unauthorized", "Token has expired; log in again");
@@ -43,22 +56,22 @@ export async function verifyToken(token: string, secret: Uint8Array, now: number
  * every call, and an HMAC check through WebCrypto costs more than the rest of a small query's
  * overhead. The cache is keyed by the whole token, signature included, so only the exact
  * bytes that verified are trusted again. `cached` answers without a promise, for callers on a
- * hot path. */
+ * hot path. Whether a verified token was since revoked is another question (token-standing.ts). */
 export function createTokenVerifier(secret: Uint8Array, maxEntries = 10_000, now: () => number = Date.now) {
-  const verified = new Map<string, VerifiedToken>();
-  const cached = (token: string): TokenClaims | undefined => {
+  const verified = new Map<string, Readonly<VerifiedToken>>();
+  const cached = (token: string): Readonly<VerifiedToken> | undefined => {
     const hit = verified.get(token);
-    if (hit && hit.expiresAt > now()) return { userId: hit.userId, sessionId: hit.sessionId };
+    if (hit && hit.expiresAt > now()) return hit;
     if (hit) verified.delete(token);
     return undefined;
   };
-  const verify = async (token: string): Promise<TokenClaims> => {
+  const verify = async (token: string): Promise<Readonly<VerifiedToken>> => {
     const hit = cached(token);
     if (hit) return hit;
     const claims = await verifyToken(token, secret, now());
     if (verified.size >= maxEntries) verified.clear();
     verified.set(token, claims);
-    return { userId: claims.userId, sessionId: claims.sessionId };
+    return claims;
   };
   return Object.assign(verify, { cached });
 }

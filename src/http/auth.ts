@@ -1,9 +1,10 @@
-// Bearer-token middleware: verifies the JWT and renews the session's TTL, so a session lives
-// 24 h after its last authenticated call.
+// Bearer-token middleware, in front of every route but the public ones (src/app.ts): verifies
+// the JWT, refuses it once revoked (logout, password change, deleted user), and renews the
+// session's TTL, so a session lives 24 h after its last authenticated call.
 
 import type { Context, MiddlewareHandler, Next } from "hono";
 
-import { createTokenVerifier, type TokenClaims } from "../auth/tokens.js";
+import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
@@ -14,24 +15,24 @@ import { requestLogger } from "./request-log.js";
 const RENEW_EVERY_MS = 60_000;
 const MAX_TRACKED_SESSIONS = 100_000;
 
-const perApp = new WeakMap<Deps, MiddlewareHandler<AppEnv>>();
-
-/** One middleware (and so one token cache and renewal clock) per app, whichever router asks. */
-export function requireAuth(deps: Deps): MiddlewareHandler<AppEnv> {
-  let middleware = perApp.get(deps);
-  if (!middleware) perApp.set(deps, (middleware = createAuth(deps)));
-  return middleware;
-}
-
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-function createAuth(deps: Deps): MiddlewareHandler<AppEnv> {
+/** A route served without a token: its method and its path exactly as requested. */
+export interface PublicRoute {
+  method: "GET" | "POST";
+  path: string;
+}
+
+/** Authenticates every request, to a route or to no route at all, unless it is one of
+ * `publicRoutes`: a route added anywhere needs a token unless it is listed there. */
+export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): MiddlewareHandler<AppEnv> {
+  const publicMethods = new Map<string, Set<string>>();
+  for (const { method, path } of publicRoutes) publicMethods.set(path, (publicMethods.get(path) ?? new Set()).add(method));
   const renewedAt = new Map<string, number>();
   const verify = createTokenVerifier(deps.config.jwtSecret);
 
-  const admit = (c: Context<AppEnv>, claims: TokenClaims, next: Next) => {
+  const admit = (c: Context<AppEnv>, claims: VerifiedToken, next: Next, now: number) => {
     c.set("auth", claims);
-    const now = Date.now();
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
       if (renewedAt.size >= MAX_TRACKED_SESSIONS) renewedAt.clear();
       renewedAt.set(claims.sessionId, now);
@@ -43,15 +44,31 @@ function createAuth(deps: Deps): MiddlewareHandler<AppEnv> {
     return next();
   };
 
-  // Not an async function: a token verified before (nearly every call) passes without a
-  // promise or an extra turn of the microtask queue. A refusal thrown here reaches onError as
-  // one thrown from an async middleware would.
+  const revoked = () => new DomainError("unauthorized", "Token has been revoked; log in again");
+
+  const admitIfStanding = async (c: Context<AppEnv>, claims: VerifiedToken, next: Next) => {
+    if (!(await deps.tokens.check(claims))) throw revoked();
+    return admit(c, claims, next, Date.now());
+  };
+
+  // Not an async function: a token verified and found standing before (nearly every call)
+  // passes without a promise or an extra turn of the microtask queue. A refusal thrown here
+  // reaches onError as one thrown from an async middleware would.
   return (c, next) => {
+    // hono answers HEAD with the GET route.
+    const method = c.req.method === "HEAD" ? "GET" : c.req.method;
+    if (publicMethods.get(c.req.path)?.has(method)) return next();
     const match = BEARER.exec(c.req.header("authorization") ?? "");
     if (!match) throw new DomainError("unauthorized", "Missing bearer token: send 'Authorization: Bearer <access_token>'");
     const token = match[1]!;
     const known = verify.cached(token);
-    if (known) return admit(c, known, next);
-    return verify(token).then((claims) => admit(c, claims, next));
+    if (known) {
+      const now = Date.now();
+      const standing = deps.tokens.cached(known, now);
+      if (standing) return admit(c, known, next, now);
+      if (standing === false) throw revoked();
+      return admitIfStanding(c, known, next);
+    }
+    return verify(token).then((claims) => admitIfStanding(c, claims, next));
   };
 }

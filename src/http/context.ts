@@ -1,11 +1,10 @@
 // Hono environment shared by every router: per-request variables set by middleware.
 
+import type { VerifiedToken } from "../auth/tokens.js";
 import type { Logger } from "../logger.js";
 
-export interface AuthContext {
-  userId: number;
-  sessionId: string;
-}
+/** The caller's verified, unrevoked token. */
+export type AuthContext = Readonly<VerifiedToken>;
 
 export interface AppEnv {
   Variables: {

@@ -1,12 +1,15 @@
-// Account verbs: register, log in (opening a session), read oneself.
+// Account verbs: register, log in (opening a session), read oneself, and the ones that revoke
+// tokens: log out, change one's password, delete one's account.
 
 import { randomUUID } from "node:crypto";
 
-import { issueToken } from "../auth/tokens.js";
+import { issueToken, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound, RateLimitedError } from "../errors.js";
 import type { UserRow } from "../store/schema.js";
-import { findUserByEmail, getUser, insertUser } from "../store/users.js";
+import { revokeSession } from "../store/revocations.js";
+import { deleteUser, findUserByEmail, getUser, insertUser, setPassword } from "../store/users.js";
+import { disconnectSession } from "./database-sessions.js";
 
 export interface PublicUser {
   id: number;
@@ -45,7 +48,7 @@ export async function registerUser(
 export async function login(
   deps: Deps,
   input: { email: string; password: string; clientIp: string },
-): Promise<{ access_token: string; token_type: "bearer"; expires_in: number; session_id: string }> {
+): Promise<NewToken> {
   const { maxPerAccount, maxPerClient, windowSeconds } = deps.config.login;
   const email = input.email.toLowerCase();
   const client = await deps.sessions.hit(`login:client:${input.clientIp}`, windowSeconds);
@@ -62,10 +65,17 @@ export async function login(
     await deps.sessions.hit(accountKey, windowSeconds);
     throw new DomainError("unauthorized", "Incorrect email or password");
   }
+  return openSession(deps, user);
+}
+
+export type NewToken = { access_token: string; token_type: "bearer"; expires_in: number; session_id: string };
+
+/** A new session of `user` and its token, of the user's current token generation. */
+async function openSession(deps: Deps, user: UserRow): Promise<NewToken> {
   const sessionId = randomUUID();
   await deps.sessions.create(sessionId, user.id, deps.config.sessionTtlSeconds);
   const expiresIn = deps.config.jwtExpiresSeconds;
-  const accessToken = await issueToken({ userId: user.id, sessionId }, deps.config.jwtSecret, expiresIn);
+  const accessToken = await issueToken({ userId: user.id, sessionId, generation: user.tokenGeneration }, deps.config.jwtSecret, expiresIn);
   return { access_token: accessToken, token_type: "bearer", expires_in: expiresIn, session_id: sessionId };
 }
 
@@ -73,4 +83,56 @@ export async function getMe(deps: Deps, userId: number): Promise<PublicUser> {
   const row = await getUser(deps.store.db, userId);
   if (!row) throw notFound("User");
   return publicUser(row);
+}
+
+/** Revokes the caller's token (its session) for good, and ends the session as disconnecting
+ * does. */
+export async function logout(deps: Deps, auth: VerifiedToken): Promise<void> {
+  await revokeSession(deps.store.db, auth.sessionId, new Date(auth.expiresAt));
+  await deps.tokens.revoked({ sessionId: auth.sessionId });
+  await disconnectSession(deps, auth.userId, auth.sessionId);
+}
+
+/** Sets a new password and revokes every token of the user, this one included; answers a
+ * token of a new session. */
+export async function changePassword(
+  deps: Deps,
+  auth: VerifiedToken,
+  input: { currentPassword: string; newPassword: string },
+): Promise<NewToken> {
+  await confirmPassword(deps, auth.userId, input.currentPassword, "current_password");
+  const passwordHash = await deps.passwords.hash(input.newPassword, deps.config.bcryptRounds);
+  const user = await setPassword(deps.store.db, auth.userId, passwordHash);
+  if (!user) throw notFound("User");
+  await deps.tokens.revoked({ userId: auth.userId });
+  return openSession(deps, user);
+}
+
+/** Deletes the user and all they own, revokes their tokens, and closes their connectors on
+ * every instance, so nothing they opened keeps running. */
+export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: string): Promise<void> {
+  await confirmPassword(deps, auth.userId, password, "password");
+  const connectionIds = await deleteUser(deps.store.db, auth.userId);
+  if (!connectionIds) throw notFound("User");
+  await deps.tokens.revoked({ userId: auth.userId });
+  await Promise.all(connectionIds.map((id) => deps.connectors.evict(id)));
+  await deps.sessions.delete(auth.sessionId);
+}
+
+/** The user, once `password` is proven theirs. Failures count like a login's for the
+ * account, so a stolen token cannot be used to guess the password behind it. */
+async function confirmPassword(deps: Deps, userId: number, password: string, field: string): Promise<UserRow> {
+  const { maxPerAccount, windowSeconds } = deps.config.login;
+  const key = `reauth:user:${userId}`;
+  const failures = await deps.sessions.hit(key, windowSeconds, 0);
+  if (failures.count >= maxPerAccount) {
+    throw new RateLimitedError("Too many wrong passwords for this account; try again later", failures.resetsInSeconds);
+  }
+  const user = await getUser(deps.store.db, userId);
+  if (!user) throw notFound("User");
+  if (!(await deps.passwords.verify(password, user.passwordHash))) {
+    await deps.sessions.hit(key, windowSeconds);
+    throw new DomainError("forbidden", `Incorrect ${field}`, { errors: [{ path: `body.${field}`, message: "is incorrect" }] });
+  }
+  return user;
 }

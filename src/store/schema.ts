@@ -25,6 +25,9 @@ export const users = pgTable(
     /** Stored lower-cased, so uniqueness is case-insensitive. */
     email: text("email").notNull(),
     passwordHash: text("password_hash").notNull(),
+    /** Carried by every token as `gen`: raising it (password change) revokes all the user's
+     * tokens at once. */
+    tokenGeneration: integer("token_generation").notNull().default(0),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex("users_email_key").on(t.email)],
@@ -53,6 +56,17 @@ export const dbConnections = pgTable(
       .$onUpdate(() => sql`now()`),
   },
   (t) => [index("db_connections_owner_idx").on(t.ownerId)],
+);
+
+/** Sessions logged out before their token expired. A row is needed only until then: past
+ * `expires_at` the token is refused anyway, and the row is pruned. */
+export const revokedSessions = pgTable(
+  "revoked_sessions",
+  {
+    sessionId: text("session_id").primaryKey(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("revoked_sessions_expires_idx").on(t.expiresAt)],
 );
 
 export type UserRow = typeof users.$inferSelect;

@@ -1,9 +1,9 @@
 // Repository of user accounts.
 
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
-import { users, type UserRow } from "./schema.js";
+import { dbConnections, users, type UserRow } from "./schema.js";
 
 /** Inserts a user; null when the (lower-cased) email is taken. */
 export async function insertUser(
@@ -26,4 +26,25 @@ export async function findUserByEmail(db: Db, email: string): Promise<UserRow | 
 export async function getUser(db: Db, id: number): Promise<UserRow | null> {
   const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1);
   return row ?? null;
+}
+
+/** Sets a new password and raises the token generation, which revokes every token issued
+ * before; null when the user no longer exists. */
+export async function setPassword(db: Db, id: number, passwordHash: string): Promise<UserRow | null> {
+  const [row] = await db
+    .update(users)
+    .set({ passwordHash, tokenGeneration: sql`${users.tokenGeneration} + 1` })
+    .where(eq(users.id, id))
+    .returning();
+  return row ?? null;
+}
+
+/** Deletes a user and everything they own (rows cascade); the ids of the connections that went
+ * with them, so their connectors can be closed, or null when there was no such user. */
+export async function deleteUser(db: Db, id: number): Promise<number[] | null> {
+  return db.transaction(async (tx) => {
+    const connections = await tx.delete(dbConnections).where(eq(dbConnections.ownerId, id)).returning({ id: dbConnections.id });
+    const [user] = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+    return user ? connections.map((c) => c.id) : null;
+  });
 }

@@ -60,7 +60,10 @@ beforeAll(async () => {
   const target = await sqliteTarget(h.sqliteRoot);
   await h.call("POST", "/databases/add_db_connection", { token, json: target.body });
   const doc = (await h.call("GET", "/openapi.json")).body as { paths: Record<string, Record<string, unknown>> };
-  routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => ({ method: method.toUpperCase(), path })));
+  // Without /logout, which reads no body and would revoke the token the other routes are fed.
+  routes = Object.entries(doc.paths)
+    .flatMap(([path, ops]) => Object.keys(ops).map((method) => ({ method: method.toUpperCase(), path })))
+    .filter((route) => route.path !== "/logout");
 });
 afterAll(async () => h?.close());
 

@@ -90,8 +90,10 @@ describe("embedded health and docs", () => {
     expect(res.body.code).toBe("payload_too_large");
   });
 
-  it("answers unknown routes with a 404 in the error shape, and tags responses with a request id", async () => {
-    const res = await h.call("GET", "/no/such/route");
+  it("answers unknown routes with a 404 in the error shape (401 without a token), and tags responses with a request id", async () => {
+    expect((await h.call("GET", "/no/such/route")).status).toBe(401);
+    const { token } = await h.newUser();
+    const res = await h.call("GET", "/no/such/route", { token });
     expect(res.status).toBe(404);
     expect(res.body).toEqual({ detail: "No route for GET /no/such/route", code: "not_found" });
     expect(res.headers.get("x-request-id")).toBeTruthy();
@@ -126,7 +128,8 @@ describe("request ids over a real HTTP server", () => {
   });
 
   it("tags error responses too, next to their own headers", async () => {
-    const missing = await fetch(`${base}/no/such/route`);
+    const { token } = await h.newUser();
+    const missing = await fetch(`${base}/no/such/route`, { headers: { authorization: `Bearer ${token}` } });
     expect(missing.status).toBe(404);
     expect(missing.headers.get("x-request-id")).toBeTruthy();
     expect(await missing.json()).toEqual({ detail: "No route for GET /no/such/route", code: "not_found" });

@@ -14,7 +14,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createLogger } from "../../src/logger.js";
-import { createConnectorCache, modelFor } from "../../src/service.js";
+import { createConnectorCache, createTokenStandingOf, modelFor } from "../../src/service.js";
 import { loadPrompts } from "../../agents/prompts.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
@@ -133,7 +133,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, model: modelFor(config), prompts: loadPrompts(), monitoring };
+  const tokens = await createTokenStandingOf(config, logger, store, sessions);
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, model: modelFor(config), prompts: loadPrompts(), monitoring };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

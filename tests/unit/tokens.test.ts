@@ -4,22 +4,24 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 
-import { createTokenVerifier, issueToken } from "../../src/auth/tokens.js";
+import { SignJWT } from "jose";
+
+import { createTokenVerifier, issueToken, verifyToken } from "../../src/auth/tokens.js";
 
 const secret = randomBytes(32);
 
 describe("createTokenVerifier", () => {
   it("returns the claims of a valid token, from the cache on the second call", async () => {
     const verify = createTokenVerifier(secret);
-    const token = await issueToken({ userId: 7, sessionId: "s-1" }, secret, 60);
-    expect(await verify(token)).toEqual({ userId: 7, sessionId: "s-1" });
-    expect(await verify(token)).toEqual({ userId: 7, sessionId: "s-1" });
+    const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
+    expect(await verify(token)).toMatchObject({ userId: 7, sessionId: "s-1", generation: 2 });
+    expect(await verify(token)).toMatchObject({ userId: 7, sessionId: "s-1", generation: 2 });
   });
 
   it("rejects a token once it has expired, even after caching it", async () => {
     let clock = Date.now();
     const verify = createTokenVerifier(secret, 10, () => clock);
-    const token = await issueToken({ userId: 7, sessionId: "s-1" }, secret, 60);
+    const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
     await verify(token);
     clock += 61_000;
     await expect(verify(token)).rejects.toMatchObject({ code: "unauthorized" });
@@ -27,9 +29,22 @@ describe("createTokenVerifier", () => {
 
   it("does not trust a token that differs from a cached one in its signature", async () => {
     const verify = createTokenVerifier(secret);
-    const token = await issueToken({ userId: 7, sessionId: "s-1" }, secret, 60);
+    const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
     await verify(token);
     const forged = token.slice(0, -2) + (token.endsWith("A") ? "BB" : "AA");
     await expect(verify(forged)).rejects.toMatchObject({ code: "unauthorized" });
+  });
+});
+
+describe("verifyToken", () => {
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("7").setExpirationTime("60s").sign(secret);
+
+  it("reads a token without a generation (issued before generations existed) as generation 0", async () => {
+    expect(await verifyToken(await sign({ sid: "s-1" }), secret)).toMatchObject({ userId: 7, generation: 0 });
+  });
+
+  it.each([["negative", -1], ["fractional", 1.5], ["a string", "3"]])("refuses a %s generation", async (_, gen) => {
+    await expect(verifyToken(await sign({ sid: "s-1", gen }), secret)).rejects.toMatchObject({ code: "unauthorized" });
   });
 });

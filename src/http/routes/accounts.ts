@@ -1,4 +1,5 @@
-// Accounts (seed 004): register, log in, read oneself.
+// Accounts (seed 004): register, log in, read oneself; log out, change one's password and
+// delete one's account, which revoke tokens.
 
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
@@ -7,8 +8,7 @@ import type { Context } from "hono";
 import { MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH } from "../../auth/passwords.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
-import { getMe, login, registerUser } from "../../services/accounts.js";
-import { requireAuth } from "../auth.js";
+import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse, UserSchema } from "../schemas.js";
 
@@ -18,27 +18,38 @@ const tags = ["Accounts"];
  * so it is refused at sign-up and at login alike. */
 const withinBcryptBytes = [(p: string) => Buffer.byteLength(p) <= MAX_PASSWORD_BYTES, `must be at most ${MAX_PASSWORD_BYTES} bytes`] as const;
 
+/** The rules of a password being set, at sign-up and on a change. */
+const NewPassword = z
+  .string()
+  .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+  .refine(...withinBcryptBytes);
+
+/** A password given to prove who one is (login, re-authentication). */
+const GivenPassword = z
+  .string()
+  .min(1)
+  .refine(...withinBcryptBytes);
+
 const RegisterBody = z
   .object({
     name: z.string().trim().min(1).max(200).openapi({ example: "John Doe" }),
     email: z.email().max(254).openapi({ example: "john@example.com" }),
-    password: z
-      .string()
-      .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
-      .refine(...withinBcryptBytes)
-      .openapi({ example: "securepassword" }),
+    password: NewPassword.openapi({ example: "securepassword" }),
   })
   .openapi("RegisterUser");
 
 const LoginBody = z
   .object({
     username: z.string().min(1).max(254).openapi({ description: "The account's email", example: "john@example.com" }),
-    password: z
-      .string()
-      .min(1)
-      .refine(...withinBcryptBytes),
+    password: GivenPassword,
   })
   .openapi("Login");
+
+const PasswordChangeBody = z
+  .object({ current_password: GivenPassword, new_password: NewPassword.openapi({ example: "another secure password" }) })
+  .openapi("PasswordChange");
+
+const DeleteAccountBody = z.object({ password: GivenPassword }).openapi("DeleteAccount");
 
 const TokenSchema = z
   .object({
@@ -89,8 +100,36 @@ const me = createRoute({
   path: "/users/me",
   tags,
   summary: "The authenticated user",
-  security: [{ bearer: [] }],
   responses: { 200: jsonResponse(UserSchema, "The authenticated user"), ...authErrors },
+});
+
+const logoutRoute = createRoute({
+  method: "post",
+  path: "/logout",
+  tags,
+  summary: "Revoke this token for good and end its session",
+  responses: { 204: { description: "Logged out: the token is refused from now on, on every instance" }, ...authErrors },
+});
+
+const wrongPassword = errorResponse("The password given is not the account's");
+const tooManyWrong = errorResponse("Too many wrong passwords; see Retry-After");
+
+const changePasswordRoute = createRoute({
+  method: "put",
+  path: "/users/me/password",
+  tags,
+  summary: "Change your password: revokes every token of yours and answers a new one",
+  request: { body: jsonBody(PasswordChangeBody) },
+  responses: { 200: jsonResponse(TokenSchema, "Access token for a new session"), 403: wrongPassword, 429: tooManyWrong, ...authErrors },
+});
+
+const deleteMe = createRoute({
+  method: "delete",
+  path: "/users/me",
+  tags,
+  summary: "Delete your account and everything it owns; revokes every token of yours",
+  request: { body: jsonBody(DeleteAccountBody) },
+  responses: { 204: { description: "Deleted" }, 403: wrongPassword, 429: tooManyWrong, ...authErrors },
 });
 
 function clientIp(c: Context<AppEnv>, trustProxy: boolean): string {
@@ -130,6 +169,20 @@ export function mountAccounts(app: OpenAPIHono<AppEnv>, deps: Deps) {
     return c.json(token, 200);
   });
 
-  app.use(me.getRoutingPath(), requireAuth(deps));
   app.openapi(me, async (c) => c.json(await getMe(deps, c.get("auth").userId), 200));
+
+  app.openapi(logoutRoute, async (c) => {
+    await logout(deps, c.get("auth"));
+    return c.body(null, 204);
+  });
+
+  app.openapi(changePasswordRoute, async (c) => {
+    const body = c.req.valid("json");
+    return c.json(await changePassword(deps, c.get("auth"), { currentPassword: body.current_password, newPassword: body.new_password }), 200);
+  });
+
+  app.openapi(deleteMe, async (c) => {
+    await deleteAccount(deps, c.get("auth"), c.req.valid("json").password);
+    return c.body(null, 204);
+  });
 }

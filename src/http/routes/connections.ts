@@ -14,12 +14,10 @@ import {
   updateConnectionOf,
   type ConnectionInput,
 } from "../../services/connections.js";
-import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, requireServerFields, ConnectionSchema, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
 
 const tags = ["Databases"];
-const security = [{ bearer: [] }];
 
 const fields = {
   name: z.string().trim().min(1).max(200).optional().openapi({ example: "Shop replica" }),
@@ -62,7 +60,6 @@ const add = createRoute({
   method: "post",
   path: "/databases/add_db_connection",
   tags,
-  security,
   summary: "Save a database connection after proving it connects",
   request: { body: jsonBody(AddBody) },
   responses: {
@@ -80,7 +77,6 @@ const list = createRoute({
   method: "get",
   path: "/databases",
   tags,
-  security,
   summary: "Your saved connections",
   responses: { 200: jsonResponse(z.array(ConnectionSchema), "Your connections"), ...authErrors },
 });
@@ -89,7 +85,6 @@ const getOne = createRoute({
   method: "get",
   path: "/databases/{id}",
   tags,
-  security,
   request: { params: IdParams },
   responses: { 200: jsonResponse(ConnectionSchema, "The connection"), 404: notFoundResponse, ...authErrors },
 });
@@ -98,7 +93,6 @@ const update = createRoute({
   method: "put",
   path: "/databases/{id}",
   tags,
-  security,
   summary: "Change a connection; new connection settings are proven by connecting first",
   request: { params: IdParams, body: jsonBody(UpdateBody) },
   responses: {
@@ -113,7 +107,6 @@ const remove = createRoute({
   method: "delete",
   path: "/databases/{id}",
   tags,
-  security,
   request: { params: IdParams },
   responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
 });
@@ -122,7 +115,6 @@ const test = createRoute({
   method: "post",
   path: "/databases/{id}/test",
   tags,
-  security,
   summary: "Connect now and report latency, server version, read-only and replica status",
   request: { params: IdParams },
   responses: { 200: jsonResponse(ProbeSchema, "The server answered"), 400: connectFailed, 404: notFoundResponse, ...authErrors },
@@ -149,9 +141,6 @@ function inputOf(body: z.infer<typeof AddBody>, caller: number): ConnectionInput
 }
 
 export function mountConnections(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const auth = requireAuth(deps);
-  for (const route of [add, list, getOne, test, apiList]) app.use(route.getRoutingPath(), auth);
-
   app.openapi(add, async (c) => {
     const caller = c.get("auth").userId;
     const connection = await addConnection(deps, caller, inputOf(c.req.valid("json"), caller));

@@ -13,12 +13,10 @@ import {
   updateConnectionOf,
   type PublicConnection,
 } from "../../services/connections.js";
-import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 
 const tags = ["Instances (seed 000)"];
-const security = [{ bearer: [] }];
 
 const fields = {
   name: z.string().trim().min(1).max(200),
@@ -70,17 +68,15 @@ const toInput = <T extends { database?: string | undefined; password?: string | 
 const notFound = errorResponse("No such instance among yours");
 const base = "/api/v1/instances";
 const routes = {
-  create: createRoute({ method: "post", path: base, tags, security, request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
-  list: createRoute({ method: "get", path: base, tags, security, responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
-  get: createRoute({ method: "get", path: `${base}/{id}`, tags, security, request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
-  update: createRoute({ method: "put", path: `${base}/{id}`, tags, security, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
-  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, security, request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
-  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, security, request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  create: createRoute({ method: "post", path: base, tags, request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
+  list: createRoute({ method: "get", path: base, tags, responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
+  get: createRoute({ method: "get", path: `${base}/{id}`, tags, request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
+  update: createRoute({ method: "put", path: `${base}/{id}`, tags, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
+  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
 };
 
 export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const auth = requireAuth(deps);
-  for (const route of Object.values(routes)) app.use(route.getRoutingPath(), auth);
   const user = (c: { get(key: "auth"): { userId: number } }) => c.get("auth").userId;
 
   app.openapi(routes.create, async (c) => {

@@ -13,20 +13,17 @@ import {
   runMonitoredTableNow,
   updateMonitoredTableOf,
 } from "../../monitoring/tables.js";
-import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
-const security = [{ bearer: [] }];
 const notFoundResponse = errorResponse("No such monitored table (or connection) among yours");
 
 const list = createRoute({
   method: "get",
   path: "/api/tables",
   tags,
-  security,
   summary: "Your monitored tables",
   responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "Your monitored tables"), ...authErrors },
 });
@@ -35,7 +32,6 @@ const create = createRoute({
   method: "post",
   path: "/api/tables",
   tags,
-  security,
   summary: "Monitor a table: its checks are validated against the live database first",
   request: { body: jsonBody(NewTableBody) },
   responses: {
@@ -50,7 +46,6 @@ const getOne = createRoute({
   method: "get",
   path: "/api/tables/{id}",
   tags,
-  security,
   request: { params: IdParams },
   responses: { 200: jsonResponse(MonitoredTableSchema, "The monitored table"), 404: notFoundResponse, ...authErrors },
 });
@@ -59,7 +54,6 @@ const update = createRoute({
   method: "patch",
   path: "/api/tables/{id}",
   tags,
-  security,
   summary: "Change interval, checks, alert settings, or pause with enabled=false",
   request: { params: IdParams, body: jsonBody(TableUpdateBody) },
   responses: {
@@ -74,7 +68,6 @@ const remove = createRoute({
   method: "delete",
   path: "/api/tables/{id}",
   tags,
-  security,
   summary: "Stop monitoring a table (its runs and alerts go with it)",
   request: { params: IdParams },
   responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
@@ -84,7 +77,6 @@ const runNow = createRoute({
   method: "post",
   path: "/api/tables/{id}/run",
   tags,
-  security,
   summary: "Run the table's checks now and return their outcomes (recorded and alerted as usual)",
   request: { params: IdParams },
   responses: {
@@ -105,16 +97,12 @@ const runs = createRoute({
   method: "get",
   path: "/api/tables/{id}/runs",
   tags,
-  security,
   summary: "History of check runs with their metric values, newest first",
   request: { params: IdParams, query: RunsQuery },
   responses: { 200: jsonResponse(z.array(CheckRunSchema), "Check runs"), 404: notFoundResponse, ...authErrors },
 });
 
 export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const auth = requireAuth(deps);
-  for (const route of [list, getOne, runNow, runs]) app.use(route.getRoutingPath(), auth);
-
   app.openapi(list, async (c) => c.json(await listMonitoredTablesOf(deps, c.get("auth").userId), 200));
   app.openapi(create, async (c) => c.json(await createMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("json")), 201));
   app.openapi(getOne, async (c) => c.json(await getMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));

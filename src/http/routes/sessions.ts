@@ -5,12 +5,10 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
 import { connectSession, disconnectSession, sessionInfo, sessionStatus } from "../../services/database-sessions.js";
-import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonResponse } from "../schemas.js";
 
 const tags = ["Sessions"];
-const security = [{ bearer: [] }];
 
 const SessionIds = { session_id: z.string(), thread_id: z.string(), user_id: z.number().int() };
 
@@ -18,7 +16,6 @@ const connect = createRoute({
   method: "post",
   path: "/databases/connect_db/{id}",
   tags,
-  security,
   summary: "Connect your session to one of your databases (opens the pool, caches the schema)",
   request: { params: IdParams },
   responses: {
@@ -36,7 +33,6 @@ const status = createRoute({
   method: "get",
   path: "/databases/session-status",
   tags,
-  security,
   responses: {
     200: jsonResponse(z.object({ ...SessionIds, database_connected: z.boolean(), db_id: z.number().int().nullable() }), "Session state"),
     ...authErrors,
@@ -47,7 +43,6 @@ const info = createRoute({
   method: "get",
   path: "/databases/session-info/{session_id}",
   tags,
-  security,
   request: { params: z.object({ session_id: z.string().min(1).max(100).openapi({ param: { name: "session_id", in: "path" } }) }) },
   responses: {
     200: jsonResponse(
@@ -74,7 +69,6 @@ const disconnect = createRoute({
   method: "post",
   path: "/databases/disconnect-session",
   tags,
-  security,
   summary: "Remove the session record and close its cached connector",
   responses: {
     200: jsonResponse(z.object({ message: z.string(), ...SessionIds, redis_cleanup: z.boolean() }), "Disconnected"),
@@ -86,7 +80,6 @@ const sessionHealth = createRoute({
   method: "get",
   path: "/health/session",
   tags: ["Health"],
-  security,
   responses: {
     200: jsonResponse(
       z.object({ status: z.string(), message: z.string(), ...SessionIds, database_connected: z.boolean(), timestamp: z.string() }),
@@ -97,9 +90,6 @@ const sessionHealth = createRoute({
 });
 
 export function mountSessions(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const auth = requireAuth(deps);
-  for (const route of [connect, status, info, disconnect, sessionHealth]) app.use(route.getRoutingPath(), auth);
-
   app.openapi(connect, async (c) => {
     const { userId, sessionId } = c.get("auth");
     return c.json(await connectSession(deps, userId, sessionId, c.req.valid("param").id), 200);

@@ -1,0 +1,115 @@
+// Whether a verified token still stands: its user exists, has not revoked all their tokens
+// since it was issued (a password change raises their generation), and its session was not
+// logged out. Asked on every authenticated request, so it answers from a per-process cache;
+// the metadata store is the truth. Revocations are announced to every instance, which forget
+// what they knew at once; the cache's age limit bounds an instance that missed the news.
+
+import type { SessionStore } from "../sessions/types.js";
+import type { StoredStanding } from "../store/revocations.js";
+import type { TokenClaims } from "./tokens.js";
+
+/** Where instances tell each other of revocations ("user:<id>", "session:<id>"). */
+const REVOCATIONS_CHANNEL = "token-revocations";
+const MAX_ENTRIES = 100_000;
+
+export type Revocation = { userId: number } | { sessionId: string };
+
+export interface TokenStanding {
+  /** From the cache, without a promise: true (stands), false (revoked), or undefined when the
+   * store must be asked (`check`). */
+  cached(claims: TokenClaims, now: number): boolean | undefined;
+  /** Asks the store (concurrent asks about one session share a read), and caches the answer. */
+  check(claims: TokenClaims): Promise<boolean>;
+  /** Call once a revocation is committed to the store: forgets it here at once and tells the
+   * other instances. Telling them is best effort (`onAnnounceError`); the age limit covers a
+   * failure. */
+  revoked(revocation: Revocation): Promise<void>;
+}
+
+export interface TokenStandingOptions {
+  /** How long an answer that a token stands is trusted without asking the store again. */
+  maxAgeMs: number;
+  read: (userId: number, sessionId: string) => Promise<StoredStanding | null>;
+  sessions: Pick<SessionStore, "publish" | "subscribe">;
+  onAnnounceError: (err: unknown) => void;
+  now?: () => number;
+}
+
+/** Revocations are never undone (generations only grow, ids are not reused, a logged-out
+ * session stays out), so what was seen revoked is kept without an age limit; only what was
+ * seen standing goes stale. */
+interface UserEntry {
+  /** null: the user was deleted. */
+  generation: number | null;
+  at: number;
+}
+interface SessionEntry {
+  revoked: boolean;
+  at: number;
+}
+
+export async function createTokenStanding(options: TokenStandingOptions): Promise<TokenStanding> {
+  const now = options.now ?? Date.now;
+  const users = new Map<number, UserEntry>();
+  const sessions = new Map<string, SessionEntry>();
+  const reading = new Map<string, Promise<boolean>>();
+  /** Revocations seen so far: a read that overlapped one may have read the old state. */
+  let revocationsSeen = 0;
+
+  const forget = (revocation: Revocation) => {
+    revocationsSeen++;
+    // A check from now on must not join a read that may have seen the state before.
+    reading.clear();
+    if ("userId" in revocation) users.delete(revocation.userId);
+    else sessions.delete(revocation.sessionId);
+  };
+  await options.sessions.subscribe(REVOCATIONS_CHANNEL, (message) => {
+    const separator = message.indexOf(":");
+    const [kind, id] = [message.slice(0, separator), message.slice(separator + 1)];
+    if (kind === "user") forget({ userId: Number(id) });
+    else if (kind === "session") forget({ sessionId: id });
+  });
+
+  const cached = (claims: TokenClaims, at: number): boolean | undefined => {
+    const user = users.get(claims.userId);
+    const session = sessions.get(claims.sessionId);
+    if (session?.revoked || (user && (user.generation === null || claims.generation < user.generation))) return false;
+    if (!user || !session || user.generation !== claims.generation) return undefined;
+    if (at - user.at >= options.maxAgeMs || at - session.at >= options.maxAgeMs) return undefined;
+    return true;
+  };
+
+  const remember = <K, V>(map: Map<K, V>, key: K, value: V) => {
+    if (map.size >= MAX_ENTRIES) map.clear();
+    map.set(key, value);
+  };
+
+  const read = async (claims: TokenClaims): Promise<boolean> => {
+    const seen = revocationsSeen;
+    const stored = await options.read(claims.userId, claims.sessionId);
+    if (seen === revocationsSeen) {
+      const at = now();
+      remember(users, claims.userId, { generation: stored?.generation ?? null, at });
+      remember(sessions, claims.sessionId, { revoked: stored?.sessionRevoked ?? false, at });
+    }
+    return stored !== null && !stored.sessionRevoked && stored.generation === claims.generation;
+  };
+
+  return {
+    cached,
+    check(claims) {
+      const joined = reading.get(claims.sessionId);
+      if (joined) return joined;
+      const pending: Promise<boolean> = read(claims).finally(() => {
+        if (reading.get(claims.sessionId) === pending) reading.delete(claims.sessionId);
+      });
+      reading.set(claims.sessionId, pending);
+      return pending;
+    },
+    async revoked(revocation) {
+      forget(revocation);
+      const message = "userId" in revocation ? `user:${revocation.userId}` : `session:${revocation.sessionId}`;
+      await options.sessions.publish(REVOCATIONS_CHANNEL, message).catch(options.onAnnounceError);
+    },
+  };
+}
