@@ -10,7 +10,7 @@ import { DomainError } from "../../errors.js";
 import { getMe, login, registerUser } from "../../services/accounts.js";
 import { requireAuth } from "../auth.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse, UserSchema } from "../schemas.js";
+import { authErrors, errorResponse, jsonBody, jsonResponse, strictBody, UserSchema } from "../schemas.js";
 
 const tags = ["Accounts"];
 
@@ -37,6 +37,11 @@ const LoginBody = z
       .string()
       .min(1)
       .refine(...withinBcryptBytes),
+    // The rest of the OAuth2 password form, which standard clients send; not used.
+    grant_type: z.literal("password").optional(),
+    scope: z.string().max(1000).optional(),
+    client_id: z.string().max(1000).optional(),
+    client_secret: z.string().max(1000).optional(),
   })
   .openapi("Login");
 
@@ -71,8 +76,8 @@ const loginRoute = createRoute({
   request: {
     body: {
       content: {
-        "application/x-www-form-urlencoded": { schema: LoginBody },
-        "application/json": { schema: LoginBody },
+        "application/x-www-form-urlencoded": { schema: strictBody(LoginBody) },
+        "application/json": { schema: strictBody(LoginBody) },
       },
     },
   },
