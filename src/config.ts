@@ -45,6 +45,7 @@ const envSchema = z.object({
   TOKEN_RECHECK_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 3600).default(10)),
   BCRYPT_ROUNDS: z.preprocess(emptyAsUndefined, intIn(4, 15).default(10)),
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(10)),
+  LOGIN_MAX_ATTEMPTS_PER_ACCOUNT_ALL_CLIENTS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(500)),
   LOGIN_MAX_ATTEMPTS_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(100)),
   LOGIN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
   REGISTER_MAX_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
@@ -131,7 +132,9 @@ export interface Config {
    * asking the store again: the bound on a revocation whose announcement it missed. */
   tokenRecheckSeconds: number;
   bcryptRounds: number;
-  login: { maxPerAccount: number; maxPerClient: number; windowSeconds: number };
+  /** Login limits per window: failures per account from one client, failures per account from
+   * all clients it has not logged in from, and attempts per client. */
+  login: { maxPerAccount: number; maxPerAccountAllClients: number; maxPerClient: number; windowSeconds: number };
   /** Sign-ups per client address and in total (across instances) per window. */
   register: { maxPerClient: number; maxTotal: number; windowSeconds: number };
   /** Worker threads hashing and checking passwords. */
@@ -233,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bcryptRounds: e.BCRYPT_ROUNDS,
     login: {
       maxPerAccount: e.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT,
+      maxPerAccountAllClients: e.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT_ALL_CLIENTS,
       maxPerClient: e.LOGIN_MAX_ATTEMPTS_PER_CLIENT,
       windowSeconds: e.LOGIN_WINDOW_SECONDS,
     },

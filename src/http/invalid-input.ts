@@ -7,9 +7,12 @@ import type { ZodError } from "zod";
 
 /** The 422's detail and per-field errors for the problems zod found in one part of a request. */
 export function invalidInput(error: ZodError, target: string) {
-  const errors = error.issues.map((issue) => ({
-    path: [target, ...issue.path.map(String)].join("."),
-    message: issue.message,
-  }));
+  const at = (path: readonly PropertyKey[]) => [target, ...path.map(String)].join(".");
+  // One error per unknown field, at its own path, so that the 422 names each of them.
+  const errors = error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({ path: at([...issue.path, key]), message: "unknown field" }))
+      : [{ path: at(issue.path), message: issue.message }],
+  );
   return { detail: `Invalid input: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors };
 }

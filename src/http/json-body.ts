@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
 import { invalidInput } from "./invalid-input.js";
+import { strictBody } from "./schemas.js";
 
 /** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else). */
 const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
@@ -40,7 +41,7 @@ export async function jsonBodyOf<S extends z.ZodType>(c: Context<AppEnv>, schema
   } else if ((await c.req.arrayBuffer()).byteLength > 0) {
     throw new HTTPException(415, { message: "Unsupported Media Type" });
   }
-  const result = schema.safeParse(value);
+  const result = strictBody(schema).safeParse(value);
   if (!result.success) {
     const { detail, errors } = invalidInput(result.error, "body");
     throw new DomainError("invalid_input", detail, { errors });

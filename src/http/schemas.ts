@@ -20,8 +20,23 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
 });
 
+const strictBodies = new WeakMap<z.ZodType, z.ZodType>();
+
+/**
+ * The schema as a request body: an object refuses fields it does not declare (422 naming them),
+ * since a typo such as `instance_id` for `instance` would otherwise be dropped and the request
+ * run on a default. Nested objects declare their own strictness; an object with its own
+ * catchall keeps it. `catchall` (unlike `strict`) keeps the schema's OpenAPI name.
+ */
+export function strictBody<T extends z.ZodType>(schema: T): T {
+  if (!(schema instanceof z.ZodObject) || schema.def.catchall) return schema;
+  let strict = strictBodies.get(schema);
+  if (!strict) strictBodies.set(schema, (strict = schema.catchall(z.never())));
+  return strict as T;
+}
+
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({
-  content: { "application/json": { schema } },
+  content: { "application/json": { schema: strictBody(schema) } },
   required: true,
 });
 

@@ -45,25 +45,42 @@ export async function registerUser(
   return publicUser(row);
 }
 
+/** The addresses an account last logged in from, which the ceiling across clients spares; kept
+ * this long after the latest new one. */
+const KNOWN_CLIENT_SECONDS = 30 * 86_400;
+const KNOWN_CLIENTS_KEPT = 20;
+
 export async function login(
   deps: Deps,
   input: { email: string; password: string; clientIp: string },
 ): Promise<NewToken> {
-  const { maxPerAccount, maxPerClient, windowSeconds } = deps.config.login;
+  const { maxPerAccount, maxPerAccountAllClients, maxPerClient, windowSeconds } = deps.config.login;
   const email = input.email.toLowerCase();
   const client = await deps.sessions.hit(`login:client:${input.clientIp}`, windowSeconds);
   if (client.count > maxPerClient) {
     throw new RateLimitedError("Too many login attempts from this client; try again later", client.resetsInSeconds);
   }
+  // Failures lock an account per client, so that whoever hammers it from elsewhere cannot lock
+  // the owner out. The much higher ceiling across clients stops guesses spread over many
+  // addresses; it spares the addresses the account has logged in from.
+  const pairKey = `login:account-client:${email}:${input.clientIp}`;
   const accountKey = `login:account:${email}`;
-  const failures = await deps.sessions.hit(accountKey, windowSeconds, 0);
-  if (failures.count >= maxPerAccount) {
-    throw new RateLimitedError("Too many failed login attempts for this account; try again later", failures.resetsInSeconds);
+  const knownKey = `login:known-clients:${email}`;
+  const pair = await deps.sessions.hit(pairKey, windowSeconds, 0);
+  if (pair.count >= maxPerAccount) {
+    throw new RateLimitedError("Too many failed login attempts for this account from this client; try again later", pair.resetsInSeconds);
+  }
+  const all = await deps.sessions.hit(accountKey, windowSeconds, 0);
+  if (all.count >= maxPerAccountAllClients && !(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
+    throw new RateLimitedError("Too many failed login attempts for this account; try again later", all.resetsInSeconds);
   }
   const user = await findUserByEmail(deps.store.db, email);
   if (!(await deps.passwords.verify(input.password, user?.passwordHash ?? null)) || !user) {
-    await deps.sessions.hit(accountKey, windowSeconds);
+    await Promise.all([deps.sessions.hit(pairKey, windowSeconds), deps.sessions.hit(accountKey, windowSeconds)]);
     throw new DomainError("unauthorized", "Incorrect email or password");
+  }
+  if (!(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
+    await deps.sessions.pushBounded(knownKey, input.clientIp, KNOWN_CLIENTS_KEPT, KNOWN_CLIENT_SECONDS);
   }
   return openSession(deps, user);
 }

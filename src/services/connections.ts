@@ -7,7 +7,7 @@ import { checkSqliteName } from "../connectors/sqlite-path.js";
 import { sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
 import type { Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { notFound } from "../errors.js";
+import { DomainError, notFound } from "../errors.js";
 import {
   deleteConnection,
   getConnection,
@@ -124,11 +124,35 @@ export async function getConnectionOf(deps: Deps, ownerId: number, id: number): 
 
 const CONNECTION_FIELDS = ["db_type", "host", "port", "database_name", "username", "db_password", "ssl"] as const;
 
+/**
+ * The stored password is only ever sent where it was proven to work: a change of server
+ * (dialect, host, port), of user, or from TLS to plaintext needs the password in the same
+ * request, else whoever holds a token could point the connection at a server of theirs that
+ * asks for the password in clear. A new database on the same server is not a new recipient.
+ */
+function requirePasswordToMove(current: ConnectionSpec, next: ConnectionSpec, passwordField: string) {
+  if (next.dialect === "sqlite" || current.password === "") return;
+  const moved = [
+    next.dialect !== current.dialect && "db_type",
+    next.host !== current.host && "host",
+    next.port !== current.port && "port",
+    next.username !== current.username && "username",
+    current.ssl && !next.ssl && "ssl",
+  ].filter((field) => field !== false);
+  if (moved.length === 0) return;
+  const message = `required when changing ${moved.join(", ")}: the stored password is only sent to the server it was saved for`;
+  throw new DomainError("invalid_input", `Invalid input: body.${passwordField}: ${message}`, {
+    errors: [{ path: `body.${passwordField}`, message }],
+  });
+}
+
 export async function updateConnectionOf(
   deps: Deps,
   ownerId: number,
   id: number,
   update: ConnectionUpdate,
+  /** How the caller's API spells the password field, for the 422 that asks for it. */
+  passwordField = "db_password",
 ): Promise<PublicConnection> {
   const row = await ownedRow(deps, ownerId, id);
   const patch: ConnectionPatch = {};
@@ -144,6 +168,7 @@ export async function updateConnectionOf(
       db_password: update.db_password ?? current.password,
       ssl: update.ssl ?? current.ssl,
     });
+    if (update.db_password === undefined) requirePasswordToMove(current, spec, passwordField);
     await probeSpec(deps, spec);
     Object.assign(patch, rowValues(ownerId, spec, deps));
   }

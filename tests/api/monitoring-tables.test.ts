@@ -69,7 +69,7 @@ describe("POST /api/tables", () => {
     ["an unknown schema", { schema: "nope" }, "body.table"],
     ["an interval under the minimum", { interval_seconds: 5 }, "body.interval_seconds"],
     ["an unknown check kind", { checks: [{ kind: "row_magic" }] }, "body.checks.0.kind"],
-    ["a check with a typo'd field", { checks: [{ kind: "volume", min_row: 3 }] }, "body.checks.0"],
+    ["a check with a typo'd field", { checks: [{ kind: "volume", min_row: 3 }] }, "body.checks.0.min_row"],
     ["a freshness check without a column", { checks: [{ kind: "freshness" }] }, "body.checks.0.column"],
     ["a column the table does not have", { checks: [{ kind: "freshness", column: "created" }] }, "body.checks.0.column"],
     ["a null rate sampled by a missing column", { checks: [{ kind: "null_rate", column: "note", recent_by: "nope" }] }, "body.checks.0.recent_by"],

@@ -10,7 +10,7 @@ import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse, UserSchema } from "../schemas.js";
+import { authErrors, errorResponse, jsonBody, jsonResponse, strictBody, UserSchema } from "../schemas.js";
 
 const tags = ["Accounts"];
 
@@ -42,6 +42,11 @@ const LoginBody = z
   .object({
     username: z.string().min(1).max(254).openapi({ description: "The account's email", example: "john@example.com" }),
     password: GivenPassword,
+    // The rest of the OAuth2 password form, which standard clients send; not used.
+    grant_type: z.literal("password").optional(),
+    scope: z.string().max(1000).optional(),
+    client_id: z.string().max(1000).optional(),
+    client_secret: z.string().max(1000).optional(),
   })
   .openapi("Login");
 
@@ -82,8 +87,8 @@ const loginRoute = createRoute({
   request: {
     body: {
       content: {
-        "application/x-www-form-urlencoded": { schema: LoginBody },
-        "application/json": { schema: LoginBody },
+        "application/x-www-form-urlencoded": { schema: strictBody(LoginBody) },
+        "application/json": { schema: strictBody(LoginBody) },
       },
     },
   },

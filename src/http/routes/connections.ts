@@ -53,6 +53,9 @@ const ProbeSchema = z
   })
   .openapi("ConnectionTest");
 
+const REENTRY =
+  "Changing db_type, host, port or username, or turning ssl off, needs db_password in the same request (422 otherwise): the stored password is only sent to the server it was saved for.";
+
 const notFoundResponse = errorResponse("No such connection among yours");
 const connectFailed = errorResponse("Could not connect with these settings");
 
@@ -94,6 +97,7 @@ const update = createRoute({
   path: "/databases/{id}",
   tags,
   summary: "Change a connection; new connection settings are proven by connecting first",
+  description: REENTRY,
   request: { params: IdParams, body: jsonBody(UpdateBody) },
   responses: {
     200: jsonResponse(ConnectionSchema, "The updated connection"),

@@ -65,13 +65,15 @@ const toInput = <T extends { database?: string | undefined; password?: string | 
   return { ...rest, database_name: database, db_password: password };
 };
 
+const REENTRY =
+  "Changing db_type, host, port or username, or turning ssl off, needs password in the same request (422 otherwise): the stored password is only sent to the server it was saved for.";
 const notFound = errorResponse("No such instance among yours");
 const base = "/api/v1/instances";
 const routes = {
   create: createRoute({ method: "post", path: base, tags, request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
   list: createRoute({ method: "get", path: base, tags, responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
   get: createRoute({ method: "get", path: `${base}/{id}`, tags, request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
-  update: createRoute({ method: "put", path: `${base}/{id}`, tags, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  update: createRoute({ method: "put", path: `${base}/{id}`, tags, description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
   remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
   test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
 };
@@ -86,7 +88,7 @@ export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(routes.list, async (c) => c.json((await listConnectionsOf(deps, user(c))).map(instanceOf), 200));
   app.openapi(routes.get, async (c) => c.json(instanceOf(await getConnectionOf(deps, user(c), c.req.valid("param").id)), 200));
   app.openapi(routes.update, async (c) =>
-    c.json(instanceOf(await updateConnectionOf(deps, user(c), c.req.valid("param").id, toInput(c.req.valid("json")))), 200),
+    c.json(instanceOf(await updateConnectionOf(deps, user(c), c.req.valid("param").id, toInput(c.req.valid("json")), "password")), 200),
   );
   app.openapi(routes.remove, async (c) => {
     await removeConnection(deps, user(c), c.req.valid("param").id);

@@ -1,5 +1,6 @@
-// Ids in request bodies are Pulse's own PostgreSQL integers: one past 2^31 - 1 is invalid input
-// that names the field (422), never a failed store query (500).
+// Threat: ids past PostgreSQL's integer range made the store query fail (500, and a stack in
+// the log). Ids are Pulse's own PostgreSQL integers: one past 2^31 - 1 is invalid input that
+// names the field (422).
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 

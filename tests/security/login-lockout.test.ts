@@ -1,0 +1,79 @@
+// Threat: guessing passwords, and locking the owner out by failing on purpose. Failures lock an
+// account per client address, so an attacker elsewhere cannot lock the owner out; a higher
+// ceiling across addresses stops guesses spread over many, and spares addresses the account
+// has logged in from. Each harness request names its client with X-Forwarded-For.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { uniqueName } from "../support/services.js";
+
+describe.each(["memory", "redis"] as const)("POST /login with %s sessions", (sessions) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({
+      sessions,
+      env: {
+        LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "3",
+        LOGIN_MAX_ATTEMPTS_PER_ACCOUNT_ALL_CLIENTS: "6",
+        LOGIN_MAX_ATTEMPTS_PER_CLIENT: "8",
+        TRUST_PROXY: "true",
+      },
+    });
+  });
+  afterAll(async () => h?.close());
+
+  let nextAddress = 1;
+  /** A client address no other test uses. */
+  const newAddress = () => `198.18.${Math.floor(nextAddress / 250)}.${(nextAddress++ % 250) + 1}`;
+
+  const login = (email: string, password: string, address: string) =>
+    h.call("POST", "/login", { form: { username: email, password }, headers: { "x-forwarded-for": address } });
+
+  it("locks an account for the client that keeps failing, with Retry-After, even for the right password", async () => {
+    const user = await h.newUser();
+    const attacker = newAddress();
+    for (let i = 0; i < 3; i++) expect((await login(user.email, "wrong-password", attacker)).status).toBe(401);
+    const res = await login(user.email, user.password, attacker);
+    expect(res.status).toBe(429);
+    expect(res.body.code).toBe("rate_limited");
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("lets the owner in from their own address while an attacker elsewhere is locked out", async () => {
+    const user = await h.newUser();
+    const attacker = newAddress();
+    for (let i = 0; i < 5; i++) await login(user.email, "wrong-password", attacker);
+    expect((await login(user.email, "wrong-password", attacker)).status).toBe(429);
+    expect((await login(user.email, user.password, newAddress())).status).toBe(200);
+  });
+
+  it("stops guesses spread over many addresses, but not from an address the account logged in from", async () => {
+    const user = await h.newUser();
+    const home = newAddress();
+    expect((await login(user.email, user.password, home)).status).toBe(200);
+    // Six failures, two from each of three addresses: under each address's limit, at the ceiling.
+    for (let i = 0; i < 3; i++) {
+      const address = newAddress();
+      for (let j = 0; j < 2; j++) expect((await login(user.email, "wrong-password", address)).status).toBe(401);
+    }
+    const stranger = await login(user.email, user.password, newAddress());
+    expect(stranger.status).toBe(429);
+    expect(stranger.body.detail).toMatch(/failed login attempts for this account/);
+    expect((await login(user.email, user.password, home)).status).toBe(200);
+  });
+
+  it("limits attempts per client across accounts", async () => {
+    const statuses: number[] = [];
+    const address = newAddress();
+    for (let i = 0; i < 10; i++) {
+      const res = await h.call("POST", "/login", {
+        form: { username: `${uniqueName("x")}@example.com`, password: "whatever123" },
+        headers: { "x-forwarded-for": `${address}, 10.0.0.1` },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(8);
+  });
+});

@@ -1,0 +1,119 @@
+// Threat: a misspelt field is dropped and the request runs on a default, e.g.
+// `POST /api/v1/query {"instance_id": 5}` ran on the session's database instead of the one
+// meant. Every request body refuses fields it does not declare, with a 422 naming them.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { sqliteTarget } from "../support/targets.js";
+
+type Schema = { type?: string; properties?: Record<string, Schema>; additionalProperties?: unknown; items?: Schema; $ref?: string; oneOf?: Schema[]; anyOf?: Schema[]; allOf?: Schema[] };
+type Operation = { requestBody?: { content: Record<string, { schema: Schema }> } };
+type OpenApi = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, Schema> } };
+
+let h: Harness;
+let doc: OpenApi;
+
+beforeAll(async () => {
+  h = await createHarness();
+  doc = (await h.call("GET", "/openapi.json")).body;
+});
+afterAll(async () => h?.close());
+
+const operationsWithBodies = () =>
+  Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).flatMap(([method, op]) =>
+      Object.entries(op.requestBody?.content ?? {}).map(([type, { schema }]) => ({ method: method.toUpperCase(), path, type, schema })),
+    ),
+  );
+
+/** Every object schema reachable from `schema` whose unknown fields pass, by where it is. */
+function openObjects(schema: Schema, at: string, seen = new Set<string>()): string[] {
+  if (schema.$ref) {
+    const name = schema.$ref.split("/").pop()!;
+    if (seen.has(name)) return [];
+    seen.add(name);
+    return openObjects(doc.components.schemas[name]!, `${at}(${name})`, seen);
+  }
+  const open = schema.type === "object" && schema.additionalProperties !== false ? [at] : [];
+  const nested = [
+    ...Object.entries(schema.properties ?? {}).map(([key, s]) => openObjects(s, `${at}.${key}`, seen)),
+    ...(schema.items ? [openObjects(schema.items, `${at}[]`, seen)] : []),
+    ...[...(schema.oneOf ?? []), ...(schema.anyOf ?? []), ...(schema.allOf ?? [])].map((s, i) => openObjects(s, `${at}|${i}`, seen)),
+  ];
+  return [...open, ...nested.flat()];
+}
+
+describe("every documented request body", () => {
+  it("covers the routes that take a body", () => {
+    expect(operationsWithBodies().length).toBeGreaterThanOrEqual(10);
+  });
+
+  it("answers 422 naming an unknown field", async () => {
+    const user = await h.newUser();
+    for (const { method, path, type } of operationsWithBodies()) {
+      const url = path.replace(/\{[^}]+\}/g, "1");
+      const init =
+        type === "application/x-www-form-urlencoded"
+          ? { form: { pulse_unknown_field: "1" } }
+          : { json: { pulse_unknown_field: 1 }, headers: { "content-type": type } };
+      const res = await h.call(method, url, { token: user.token, ...init });
+      const label = `${method} ${path} (${type}) -> ${res.status} ${res.text.slice(0, 300)}`;
+      expect(res.status, label).toBe(422);
+      expect(res.body.errors, label).toContainEqual({ path: "body.pulse_unknown_field", message: "unknown field" });
+    }
+  });
+
+  it("documents every object in a body, nested ones too, as refusing unknown fields", () => {
+    const open = operationsWithBodies().flatMap(({ method, path, type, schema }) => openObjects(schema, `${method} ${path} ${type} body`));
+    expect(open).toEqual([]);
+  });
+});
+
+describe("the cases that bit", () => {
+  it("refuses POST /api/v1/query with a misspelt field instead of running on the session's database", async () => {
+    const user = await h.newConnectedUser();
+    const res = await h.call("POST", "/api/v1/query", { token: user.token, json: { instance_id: 5, sql: "SELECT 1 AS one" } });
+    expect(res.status).toBe(422);
+    expect(res.body).toMatchObject({ status: "error", code: "invalid_input", detail: "Invalid input: body.instance_id: unknown field" });
+    // The same body without the typo runs: the 422 was the field alone.
+    expect((await h.call("POST", "/api/v1/query", { token: user.token, json: { sql: "SELECT 1 AS one" } })).status).toBe(200);
+  });
+
+  it("names an unknown field inside a monitoring check", async () => {
+    const user = await h.newUser();
+    const target = await sqliteTarget(h.sqliteRoot);
+    const added = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
+    const res = await h.call("POST", "/api/tables", {
+      token: user.token,
+      json: { connection_id: added.body.db_connection.id, table: "Track", checks: [{ kind: "volume", min_rows: 1, max_row: 10 }] },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toContainEqual({ path: "body.checks.0.max_row", message: "unknown field" });
+  });
+
+  it("refuses an unknown field in the login form, but takes the rest of the OAuth2 password form", async () => {
+    const user = await h.newUser();
+    const extra = await h.call("POST", "/login", { form: { username: user.email, password: user.password, remember_me: "1" } });
+    expect(extra.status).toBe(422);
+    expect(extra.body.errors).toContainEqual({ path: "body.remember_me", message: "unknown field" });
+    const oauth2 = { username: user.email, password: user.password, grant_type: "password", scope: "", client_id: "", client_secret: "" };
+    expect((await h.call("POST", "/login", { form: oauth2 })).status).toBe(200);
+  });
+
+  it("still takes the bodies the seeds document", async () => {
+    const user = await h.newConnectedUser();
+    const target = await sqliteTarget(h.sqliteRoot);
+    const seed004 = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { ...target.body, owner_id: user.id } });
+    expect(seed004.status).toBe(201);
+    const id = seed004.body.db_connection.id;
+    const seed000 = await h.call("POST", "/api/v1/instances", {
+      token: user.token,
+      json: { name: "My SQLite DB", db_type: "sqlite", database: target.body.database_name },
+    });
+    expect(seed000.status).toBe(201);
+    expect((await h.call("PUT", `/api/v1/instances/${seed000.body.id}`, { token: user.token, json: { name: "Updated DB Name" } })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/query", { token: user.token, json: { connection_id: id, sql: "SELECT 1" } })).status).toBe(200);
+    expect((await h.call("POST", `/api/v1/instances/${id}/query`, { token: user.token, json: { sql: "SELECT COUNT(*) FROM Track" } })).status).toBe(200);
+  });
+});
