@@ -4,6 +4,7 @@
 import type { ChatOpenAI } from "@langchain/openai";
 
 import type { Prompts } from "../agents/prompts.js";
+import type { AuditTrail } from "./audit/trail.js";
 import type { PasswordHasher } from "./auth/passwords.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
@@ -26,4 +27,6 @@ export interface Deps {
   /** Monitoring's clock, settings and per-connection budgets (the scheduler itself is started
    * by startService, or driven by tests). */
   monitoring: Monitoring;
+  /** Records every statement sent to a customer database; null when AUDIT_TRAIL=off. */
+  audit: AuditTrail | null;
 }

@@ -7,6 +7,7 @@ import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
 import { GuardedConnector } from "./guarded.js";
 import { openDriver, type PoolOptions } from "./open.js";
+import type { StatementRecorder } from "./statement-recorder.js";
 import type { ConnectionTarget, QueryLimits } from "./types.js";
 
 export interface ConnectorCacheOptions {
@@ -22,6 +23,8 @@ export interface ConnectorCacheOptions {
   /** Length limit and parser threads of the guard every connector here shares (default:
    * QUERY_MAX_SQL_CHARS, QUERY_PARSE_THREADS and QUERY_PARSE_TIMEOUT_MS's defaults). */
   guard?: StatementGuardOptions;
+  /** The audit trail every connector here records its statements in (none: not recorded). */
+  recorder?: StatementRecorder | undefined;
 }
 
 export class ConnectorCache {
@@ -59,7 +62,7 @@ export class ConnectorCache {
     const opening = (async () => {
       const driver = await openDriver(await loadTarget(), this.options.pool);
       const budget = createBudget(this.options.budget, Date.now, this.options.instances);
-      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, budget, this.guard);
+      return new GuardedConnector(connectionId, ownerId, driver, this.options.limits, budget, this.guard, this.options.recorder);
     })();
     this.entries.set(connectionId, opening);
     opening.catch(() => {
