@@ -30,8 +30,12 @@ export interface AuditTrail extends StatementRecorder {
   close(): Promise<void>;
 }
 
+/** A statement waiting to be written; one longer than AUDIT_SQL_CHARS is kept cut, with what
+ * its record says about the whole. */
+type Pending = StatementRecord & { whole?: { length: number; sha256: string } };
+
 export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger): AuditTrail {
-  let buffer: NewAuditRecord[] = [];
+  let buffer: Pending[] = [];
   let flushing: Promise<boolean> | null = null;
   let warnedAt = Number.NEGATIVE_INFINITY;
   const warn = (fields: Record<string, unknown>, message: string) => {
@@ -59,14 +63,14 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
 
   async function writeAll(): Promise<boolean> {
     while (buffer.length > 0) {
-      const batch = buffer.slice(0, BATCH_ROWS);
+      const pending = buffer.slice(0, BATCH_ROWS);
       try {
-        await writeBatch(batch);
+        await writeBatch(pending.map(auditRow));
       } catch (err) {
         warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");
         return false;
       }
-      buffer.splice(0, batch.length);
+      buffer.splice(0, pending.length);
     }
     return true;
   }
@@ -98,7 +102,9 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
     record(statement) {
       // Admitted statements are always kept, so the buffer may pass its bound by the
       // statements that were running when it filled (bounded by the connection budgets).
-      buffer.push(auditRow(statement));
+      // Only the cut is done here (a long statement must not be held whole); the rest of the
+      // record is made when it is written.
+      buffer.push(statement.sql.length > AUDIT_SQL_CHARS ? cut(statement) : statement);
       if (buffer.length >= BATCH_ROWS) void flush();
     },
     flush,
@@ -112,18 +118,22 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
   };
 }
 
-function auditRow(s: StatementRecord): NewAuditRecord {
-  // PostgreSQL text cannot hold NUL: a statement carrying one must not poison its batch.
-  const sql = s.sql.includes("\0") ? s.sql.replaceAll("\0", "\uFFFD") : s.sql;
-  const cut = sql.length > AUDIT_SQL_CHARS;
+const cut = (s: StatementRecord): Pending => ({
+  ...s,
+  sql: s.sql.slice(0, AUDIT_SQL_CHARS),
+  whole: { length: s.sql.length, sha256: createHash("sha256").update(s.sql).digest("hex") },
+});
+
+function auditRow(s: Pending): NewAuditRecord {
   return {
     at: new Date(s.startedAt),
     ownerId: s.ownerId,
     connectionId: s.connectionId,
     source: s.source,
-    sql: cut ? sql.slice(0, AUDIT_SQL_CHARS) : sql,
-    sqlLength: s.sql.length,
-    sqlSha256: cut ? createHash("sha256").update(s.sql).digest("hex") : null,
+    // PostgreSQL text cannot hold NUL: a statement carrying one must not poison its batch.
+    sql: s.sql.includes("\0") ? s.sql.replaceAll("\0", "\uFFFD") : s.sql,
+    sqlLength: s.whole?.length ?? s.sql.length,
+    sqlSha256: s.whole?.sha256 ?? null,
     rowCount: s.rowCount,
     durationMs: Math.round(s.durationMs * 100) / 100,
     ...outcomeOf(s.error),

@@ -7,11 +7,12 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { startService } from "../../src/service.js";
 import { insertAuditRecords } from "../../src/store/audit.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { monitorTable } from "../support/monitoring.js";
-import { pgUrl } from "../support/services.js";
+import { pgAdmin, pgUrl } from "../support/services.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
 let h: Harness;
@@ -128,6 +129,14 @@ describe("what is recorded", () => {
     const [record] = (await audit(user)).records;
     expect(record).toMatchObject({ sql_length: sql.length, sql_truncated: true, sql_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(record!.sql).toBe(sql.slice(0, 4096));
+  });
+
+  it("records a statement carrying NUL characters without blocking the trail", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "sqlite");
+    await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1\u0000; DROP TABLE Artist" } });
+    expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 2" } })).status).toBe(200);
+    expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 2", "SELECT 1\uFFFD; DROP TABLE Artist"]);
   });
 });
 
@@ -246,6 +255,29 @@ describe("when the store cannot take records", () => {
     } finally {
       await locker.end().catch(() => undefined);
       await small.close();
+    }
+  });
+});
+
+describe("shutdown", () => {
+  it("writes the records still buffered before the store closes", async () => {
+    const own = await createHarness({ env: { PORT: "0", HOST: "127.0.0.1" } });
+    try {
+      const user = await own.newUser();
+      const target = await sqliteTarget(own.sqliteRoot);
+      const id = (await own.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+      const service = await startService(own.deps);
+      const res = await fetch(`http://127.0.0.1:${service.port}/databases/${id}/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ sql: "SELECT 'last words'" }),
+      });
+      expect(res.status).toBe(200);
+      await service.stop();
+      const rows = await pgAdmin<{ sql: string }>("SELECT sql FROM audit_records WHERE owner_id = $1", own.pgDatabase!.name, [user.id]);
+      expect(rows).toEqual([{ sql: "SELECT 'last words'" }]);
+    } finally {
+      await own.close();
     }
   });
 });
