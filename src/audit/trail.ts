@@ -61,8 +61,11 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
     }
   }
 
-  async function writeAll(): Promise<boolean> {
-    while (buffer.length > 0) {
+  /** Writes what waits, then goes on while full batches wait; with `everything`, until none
+   * does. A writer that went on with the few records arriving during each INSERT would write
+   * dozens of tiny batches a second, each a commit the store pays for. */
+  async function write(everything: boolean): Promise<boolean> {
+    for (let first = true; buffer.length > 0 && (first || everything || buffer.length >= BATCH_ROWS); first = false) {
       const pending = buffer.slice(0, BATCH_ROWS);
       try {
         await writeBatch(pending.map(auditRow));
@@ -75,16 +78,22 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
     return true;
   }
 
-  const flush = (): Promise<boolean> => {
+  /** One writer at a time; a write asked for while one runs is that one. */
+  const startWriting = (everything: boolean): Promise<boolean> => {
     if (flushing) return flushing;
-    const current = writeAll().finally(() => {
+    const current = write(everything).finally(() => {
       flushing = null;
     });
     flushing = current;
     return current;
   };
 
-  const timer = setInterval(() => void flush(), FLUSH_EVERY_MS);
+  const flush = async (): Promise<boolean> => {
+    while (flushing) await flushing;
+    return startWriting(true);
+  };
+
+  const timer = setInterval(() => void startWriting(false), FLUSH_EVERY_MS);
   timer.unref();
 
   return {
@@ -105,12 +114,11 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
       // Only the cut is done here (a long statement must not be held whole); the rest of the
       // record is made when it is written.
       buffer.push(statement.sql.length > AUDIT_SQL_CHARS ? cut(statement) : statement);
-      if (buffer.length >= BATCH_ROWS) void flush();
+      if (buffer.length >= BATCH_ROWS) void startWriting(false);
     },
     flush,
     async close() {
       clearInterval(timer);
-      await flushing;
       if (await flush()) return;
       logger.error({ lost: buffer.length }, "audit records could not be written before shutdown and are lost");
       buffer = [];
