@@ -117,7 +117,7 @@ const runQueryTool = defineTool({
     const emit = (event: AgentEvent) => ctx.onEvent?.(event);
     emit({ type: "sql", sql });
     try {
-      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel) });
+      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask" });
       const kept = result.rows.slice(0, ctx.apiMaxRows);
       const resultSet: ResultSet = {
         columns: result.columns.map((c) => c.name),
@@ -220,7 +220,7 @@ async function sampleLine(connector: GuardedConnector, table: TableSchema): Prom
   const from = table.schema ? `${quoteIdent(dialect, table.schema)}.${quoteIdent(dialect, table.name)}` : quoteIdent(dialect, table.name);
   const sql = `SELECT ${columns.map((c) => quoteIdent(dialect, c.name)).join(", ")} FROM ${from} LIMIT 20`;
   try {
-    const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000 });
+    const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000, source: "ask" });
     const parts = columns.map((c, i) => {
       const values = [...new Set(result.rows.map((r) => r[i]).filter((v): v is string => typeof v === "string"))].slice(0, 3);
       return values.length ? `${c.name}: ${values.map((v) => `'${v.slice(0, 40).replace(/\r?\n/g, " ")}'`).join(", ")}` : null;

@@ -12,6 +12,7 @@ import { requestEdge } from "./http/request-edge.js";
 import { RememberingRouter } from "./http/router.js";
 import { mountAccounts } from "./http/routes/accounts.js";
 import { mountAsk } from "./http/routes/ask.js";
+import { mountAudit } from "./http/routes/audit.js";
 import { mountConnections } from "./http/routes/connections.js";
 import { mountHealth } from "./http/routes/health.js";
 import { mountInstances } from "./http/routes/instances.js";
@@ -55,6 +56,7 @@ export function createApp(deps: Deps) {
   mountMonitoringTables(app, deps);
   mountMonitoringAlerts(app, deps);
   mountMonitoringChannels(app, deps);
+  mountAudit(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   // The document says what the middleware does: a token everywhere, none on the public list.

@@ -108,6 +108,9 @@ const envSchema = z.object({
   MONITOR_NOTIFY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
   MONITOR_RUN_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 3650).default(35)),
   WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
+  AUDIT_TRAIL: z.preprocess(emptyAsUndefined, z.enum(["on", "off"]).default("on")),
+  AUDIT_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 36_500).default(90)),
+  AUDIT_BUFFER_RECORDS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(10_000)),
 });
 
 /** Every environment variable Pulse reads. */
@@ -164,7 +167,17 @@ export interface Config {
   agent: { maxSteps: number; schemaTokens: number; rowsToModel: number };
   ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number };
   monitor: MonitorConfig;
+  audit: AuditConfig;
   version: string;
+}
+
+/** The audit trail of every statement sent to a customer database (src/audit/trail.ts). */
+export interface AuditConfig {
+  /** Off: statements are not recorded at all (benchmarks; the trail is lost). */
+  enabled: boolean;
+  retentionDays: number;
+  /** Records waiting to be written at most; past that, statements are refused (503). */
+  bufferRecords: number;
 }
 
 /** The scheduler and the budget its checks run under (per target database in each instance; one
@@ -299,6 +312,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === "true",
       runRetentionDays: e.MONITOR_RUN_RETENTION_DAYS,
     },
+    audit: { enabled: e.AUDIT_TRAIL === "on", retentionDays: e.AUDIT_RETENTION_DAYS, bufferRecords: e.AUDIT_BUFFER_RECORDS },
     version: packageVersion(),
   };
 }

@@ -4,6 +4,7 @@
 import type { ChatOpenAI } from "@langchain/openai";
 
 import type { Prompts } from "../agents/prompts.js";
+import type { AuditTrail } from "./audit/trail.js";
 import type { PasswordHasher } from "./auth/passwords.js";
 import type { TokenStanding } from "./auth/token-standing.js";
 import type { Config } from "./config.js";
@@ -29,4 +30,6 @@ export interface Deps {
   /** Monitoring's clock, settings and per-database budgets (the scheduler itself is started
    * by startService, or driven by tests). */
   monitoring: Monitoring;
+  /** Records every statement sent to a customer database; null when AUDIT_TRAIL=off. */
+  audit: AuditTrail | null;
 }

@@ -24,7 +24,9 @@ export type ErrorCode =
   /** Pulse's own metadata store (PostgreSQL or PGlite) cannot be reached. */
   | "store_unavailable"
   /** Redis (sessions, rate limits, conversation memory) cannot be reached. */
-  | "sessions_unavailable";
+  | "sessions_unavailable"
+  /** The audit trail cannot keep more records (its store is unreachable): nothing runs unrecorded. */
+  | "audit_unavailable";
 
 export class DomainError extends Error {
   constructor(

@@ -5,6 +5,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
+import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createPasswordHasher } from "./auth/passwords.js";
 import { createTokenStanding, type TokenStanding } from "./auth/token-standing.js";
 import type { ChatOpenAI } from "@langchain/openai";
@@ -40,7 +41,7 @@ export async function createConnectorCache(
   config: Config,
   logger: Logger,
   sessions: SessionStore,
-  options: { serving?: boolean } = {},
+  options: { serving?: boolean; audit?: AuditTrail | null } = {},
 ): Promise<ConnectorCache> {
   const presence =
     options.serving === false
@@ -58,6 +59,7 @@ export async function createConnectorCache(
       userBudget: { ...config.userBudget, maxWaitMs: config.query.timeoutMs },
       guard: config.sqlGuard,
       instances: () => presence.count,
+      recorder: options.audit ?? undefined,
     },
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
@@ -93,17 +95,19 @@ export async function buildDeps(
   try {
     store = await openStore(storeLocation(config));
     await store.migrate();
+    const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;
     return {
       config,
       store,
       sessions,
       logger,
       passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
-      connectors: await createConnectorCache(config, logger, sessions, options),
+      connectors: await createConnectorCache(config, logger, sessions, { ...options, audit }),
       tokens: await createTokenStandingOf(config, logger, store, sessions),
       model: modelFor(config),
       prompts,
       monitoring: createMonitoring(config.monitor),
+      audit,
     };
   } catch (err) {
     await sessions.close();
@@ -112,9 +116,11 @@ export async function buildDeps(
   }
 }
 
-/** Closes what buildDeps opened, in reverse order. */
+/** Closes what buildDeps opened, in reverse order; the audit trail writes its last records
+ * once no connector can add more, before the store closes. */
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.connectors.close();
+  await deps.audit?.close();
   await deps.passwords.close();
   await deps.sessions.close().catch((err: unknown) => deps.logger.error({ err }, "closing sessions failed"));
   await deps.store.close().catch((err: unknown) => deps.logger.error({ err }, "closing store failed"));

@@ -10,6 +10,7 @@ import { GuardedConnector } from "./guarded.js";
 import { openDriver, type PoolOptions } from "./open.js";
 import { SharedBudgets } from "./shared-budgets.js";
 import { targetKey } from "./target-key.js";
+import type { StatementRecorder } from "./statement-recorder.js";
 import type { ConnectionTarget, QueryLimits } from "./types.js";
 
 export interface ConnectorCacheOptions {
@@ -27,6 +28,8 @@ export interface ConnectorCacheOptions {
   /** Length limit and parser threads of the guard every connector here shares (default:
    * QUERY_MAX_SQL_CHARS, QUERY_PARSE_THREADS and QUERY_PARSE_TIMEOUT_MS's defaults). */
   guard?: StatementGuardOptions;
+  /** The audit trail every connector here records its statements in (none: not recorded). */
+  recorder?: StatementRecorder | undefined;
 }
 
 export class ConnectorCache {
@@ -74,7 +77,7 @@ export class ConnectorCache {
       const key = await targetKey(target);
       const driver = await openDriver(target, this.options.pool);
       const budget = this.budgets.hold(key, ownerId);
-      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard);
+      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder);
     })();
     this.entries.set(connectionId, opening);
     opening.catch(() => {

@@ -6,6 +6,7 @@ import { SqlRefusedError } from "../errors.js";
 import type { StatementBudget } from "./budget.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
+import type { StatementRecorder, StatementSource } from "./statement-recorder.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
 
 export interface QueryOptions {
@@ -14,7 +15,13 @@ export interface QueryOptions {
   /** Monitoring passes its own, stricter budget; interactive callers share the default one
    * (their user's, then their target database's). */
   budget?: StatementBudget | undefined;
+  /** Who asks, for the audit trail (default: a direct query). */
+  source?: StatementSource | undefined;
 }
+
+/** What an introspection is recorded as: it runs the dialect's catalog statements, not SQL
+ * of the user's. */
+export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
 export class GuardedConnector {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
@@ -31,6 +38,8 @@ export class GuardedConnector {
     private readonly budget: StatementBudget,
     /** Shared by every connector of the process (the connector cache owns it). */
     private readonly guard: StatementGuard = inlineStatementGuard,
+    /** The audit trail; none when AUDIT_TRAIL=off. */
+    private readonly recorder?: StatementRecorder,
   ) {}
 
   get dialect() {
@@ -40,7 +49,33 @@ export class GuardedConnector {
   /** Refuses anything but one read statement, then runs it read-only within the limits. */
   query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
     // Only SQLite may retry; the others skip the wrapper (an async frame on every query).
-    return this.driver.dialect === "sqlite" ? this.queryRetryingLegacyStrings(sql, options) : this.queryOnce(sql, options);
+    const run = () => (this.driver.dialect === "sqlite" ? this.queryRetryingLegacyStrings(sql, options) : this.queryOnce(sql, options));
+    return this.recorded(options.source ?? "query", sql, run, (result) => result.row_count);
+  }
+
+  /** Runs `run`, recording its outcome in the audit trail, which must first admit it. */
+  private recorded<T>(source: StatementSource, sql: string, run: () => Promise<T>, rowsOf: (result: T) => number): Promise<T> {
+    const recorder = this.recorder;
+    if (!recorder) return run();
+    try {
+      recorder.admit();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const { connectionId, ownerId } = this;
+    const startedAt = Date.now();
+    const started = performance.now();
+    // Whole literals, not a spread of shared fields: spreading cost microseconds per statement.
+    return run().then(
+      (result) => {
+        recorder.record({ connectionId, ownerId, source, sql, startedAt, durationMs: performance.now() - started, rowCount: rowsOf(result) });
+        return result;
+      },
+      (err: unknown) => {
+        recorder.record({ connectionId, ownerId, source, sql, startedAt, durationMs: performance.now() - started, rowCount: null, error: err });
+        throw err;
+      },
+    );
   }
 
   /** SQLite compiles a statement with legacy double-quoted strings read as strings (see
@@ -85,7 +120,7 @@ export class GuardedConnector {
   /** The database's schema, introspected once and kept until refreshed. */
   schema(): Promise<SchemaSnapshot> {
     this.lastUsedAt = Date.now();
-    this.schemaCache ??= this.driver.introspect().catch((err: unknown) => {
+    this.schemaCache ??= this.recorded("introspection", INTROSPECTION_SQL, () => this.driver.introspect(), (s) => s.tables.length).catch((err: unknown) => {
       this.schemaCache = undefined;
       throw err;
     });

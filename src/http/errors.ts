@@ -35,6 +35,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unavailable: 503,
   store_unavailable: 503,
   sessions_unavailable: 503,
+  audit_unavailable: 503,
 };
 
 export const statusOf = (code: ErrorCode) => STATUS[code];

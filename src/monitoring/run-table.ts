@@ -184,7 +184,7 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
     connector,
     table: found,
     now: at,
-    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget }),
+    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget, source: "monitor" }),
     judgeBaseline: (point, options) => {
       const points = "baseline" in check ? check.baseline?.window_points : undefined;
       return m.baselines.judge(`${table.id}:${key}`, point, options, (since) => loadHistory(deps, table.id, key, at, points, since));

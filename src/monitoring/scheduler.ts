@@ -2,12 +2,13 @@
 // (FOR UPDATE SKIP LOCKED, so each due table goes to one instance however many run), renews
 // the lease while a table's checks run, and then sets the next run from now plus the interval
 // plus jitter, so a long outage costs one catch-up run, not one per missed slot. It also
-// drains the notification outbox and prunes old check runs.
+// drains the notification outbox and prunes old check runs and audit records.
 // Connection affinity: it claims no table of a connection another instance holds a live lease
 // on, so one instance at a time runs a connection's checks and its monitoring budget, which
 // lives in the process, is the whole cluster's (src/store/monitoring-tables.ts).
 
 import type { Deps } from "../deps.js";
+import { pruneAuditRecords } from "../store/audit.js";
 import { pruneCheckRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
@@ -43,6 +44,8 @@ export interface SchedulerOptions {
 
 const PRUNE_EVERY_MS = 3_600_000;
 const PRUNE_BATCH = 10_000;
+/** The audit trail may grow by millions of records a day: up to this many batches an hour. */
+const AUDIT_PRUNE_MAX_BATCHES = 100;
 
 export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Scheduler {
   const m = deps.monitoring;
@@ -115,6 +118,10 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       prunedAt = now;
       const before = new Date(now - s.runRetentionDays * 86_400_000);
       await pruneCheckRuns(deps.store.db, before, PRUNE_BATCH).catch((err: unknown) => deps.logger.error({ err }, "pruning check runs failed"));
+      const auditBefore = new Date(now - deps.config.audit.retentionDays * 86_400_000);
+      await pruneAuditRecords(deps.store.db, auditBefore, PRUNE_BATCH, AUDIT_PRUNE_MAX_BATCHES).catch((err: unknown) =>
+        deps.logger.error({ err }, "pruning audit records failed"),
+      );
     }
   }
 

@@ -21,5 +21,5 @@ export async function runQuery(deps: Deps, userId: number, tokenSessionId: strin
     connectionId = connectedDb(session);
   }
   const connector = await connectorFor(deps, userId, connectionId);
-  return connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs });
+  return connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query" });
 }

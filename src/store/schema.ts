@@ -15,6 +15,7 @@ import {
   uniqueIndex,
 } from "drizzle-orm/pg-core";
 
+import { STATEMENT_SOURCES } from "../connectors/statement-recorder.js";
 import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "../monitoring/check-config.js";
 
 export const users = pgTable(
@@ -216,3 +217,41 @@ export type CheckRunRow = typeof checkRuns.$inferSelect;
 export type AlertRow = typeof alerts.$inferSelect;
 export type NotificationChannelRow = typeof notificationChannels.$inferSelect;
 export type SentNotificationRow = typeof sentNotifications.$inferSelect;
+
+// ---- The audit trail: every statement Pulse sent to a customer database for a user. ----
+
+export const AUDIT_OUTCOMES = ["ok", "refused", "budget_exceeded", "timeout", "error"] as const;
+
+/** No foreign keys: the trail outlives the connections and users it names, and a batch must
+ * never fail because one of its connections was deleted meanwhile. */
+export const auditRecords = pgTable(
+  "audit_records",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    /** When the statement was asked for (before the guard and the budget). */
+    at: timestamp("at", { withTimezone: true }).notNull(),
+    ownerId: integer("owner_id").notNull(),
+    connectionId: integer("connection_id").notNull(),
+    source: text("source", { enum: STATEMENT_SOURCES }).notNull(),
+    /** The statement's first AUDIT_SQL_CHARS characters; `sqlLength` and `sqlSha256` tell
+     * whether and what was cut (the hash only when it was). */
+    sql: text("sql").notNull(),
+    sqlLength: integer("sql_length").notNull(),
+    sqlSha256: text("sql_sha256"),
+    rowCount: integer("row_count"),
+    durationMs: doublePrecision("duration_ms").notNull(),
+    outcome: text("outcome", { enum: AUDIT_OUTCOMES }).notNull(),
+    /** The error's code when it did not succeed (sql_refused, query_timeout, sql_failed...). */
+    errorCode: text("error_code"),
+    /** The guard rule that refused it. */
+    rule: text("rule"),
+  },
+  (t) => [
+    index("audit_records_owner_idx").on(t.ownerId, t.id),
+    index("audit_records_connection_idx").on(t.ownerId, t.connectionId, t.id),
+    index("audit_records_outcome_idx").on(t.ownerId, t.outcome, t.id),
+    index("audit_records_at_idx").on(t.at),
+  ],
+);
+
+export type AuditRecordRow = typeof auditRecords.$inferSelect;

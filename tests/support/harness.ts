@@ -9,6 +9,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 
 import { createApp } from "../../src/app.js";
+import { createAuditTrail } from "../../src/audit/trail.js";
 import { createPasswordHasher } from "../../src/auth/passwords.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { Deps } from "../../src/deps.js";
@@ -128,13 +129,16 @@ export async function createHarness(options: HarnessOptions = {}) {
   }
 
   await loadGuard();
-  const connectors = await createConnectorCache(config, logger, sessions);
+  const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;
+  // Runs after the connectors close (cleanups run in reverse): their last records are written.
+  if (audit) cleanups.push(() => audit.close());
+  const connectors = await createConnectorCache(config, logger, sessions, { audit });
   cleanups.push(() => connectors.close());
   const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const tokens = await createTokenStandingOf(config, logger, store, sessions);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, model: modelFor(config), prompts: loadPrompts(), monitoring };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, model: modelFor(config), prompts: loadPrompts(), monitoring, audit };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

@@ -1,0 +1,179 @@
+// The audit trail's cost: POST /query throughput and latency with AUDIT_TRAIL=on against
+// AUDIT_TRAIL=off, two servers measured in the same run (alternating rounds, medians), on
+// Chinook in PostgreSQL; then the audit table's size per million statements of a mix.
+// Run: npm run bench:audit (ROUNDS, default 5, of DURATION seconds, default 4, per server;
+// STATEMENTS, default 20000, for the growth).
+
+import autocannon from "autocannon";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+import { loadChinookPostgres } from "../tests/support/chinook.js";
+import { cpuMs, machine, median, startServer, tempDir } from "./lib.js";
+
+const DURATION = Number(process.env.DURATION ?? 4);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
+const STATEMENTS = Number(process.env.STATEMENTS ?? 20_000);
+const POOL_SIZE = 10;
+const LOAD_SQL = "SELECT track_id, name, milliseconds FROM track WHERE track_id = 42";
+
+/** The growth mix: mostly short lookups, some joins and reports, a few refused writes. */
+const MIX: [weight: number, sql: string][] = [
+  [10, "SELECT track_id, name, milliseconds FROM track WHERE track_id = 42"],
+  [6, "SELECT c.first_name, c.last_name, i.invoice_date, i.total FROM customer c JOIN invoice i ON i.customer_id = c.customer_id WHERE c.country = 'Brazil' ORDER BY i.invoice_date DESC LIMIT 20"],
+  [
+    3,
+    `WITH sales AS (
+  SELECT il.track_id, sum(il.unit_price * il.quantity) AS revenue, count(*) AS lines
+  FROM invoice_line il JOIN invoice i ON i.invoice_id = il.invoice_id
+  WHERE i.invoice_date >= '2021-01-01' AND i.invoice_date < '2025-01-01'
+  GROUP BY il.track_id
+)
+SELECT g.name AS genre, ar.name AS artist, count(DISTINCT t.track_id) AS tracks,
+       sum(s.revenue) AS revenue, sum(s.lines) AS lines, avg(t.milliseconds) / 1000 AS avg_seconds
+FROM sales s
+JOIN track t ON t.track_id = s.track_id
+JOIN album al ON al.album_id = t.album_id
+JOIN artist ar ON ar.artist_id = al.artist_id
+LEFT JOIN genre g ON g.genre_id = t.genre_id
+WHERE t.milliseconds > 60000
+GROUP BY g.name, ar.name
+HAVING sum(s.revenue) > 1
+ORDER BY revenue DESC, tracks DESC
+LIMIT 25`,
+  ],
+  [1, "DELETE FROM invoice_line WHERE invoice_id = 1"],
+];
+
+const chinook = await loadChinookPostgres();
+const admin = new pg.Client({ host: "127.0.0.1", user: "postgres", database: "test" });
+await admin.connect();
+const metaDbs: string[] = [];
+
+/** A Pulse server on its own metadata database, with a user connected to Chinook. */
+async function startPulse(auditTrail: "on" | "off") {
+  const metaDb = `pulse_bench_audit_${randomBytes(4).toString("hex")}`;
+  await admin.query(`CREATE DATABASE ${metaDb}`);
+  metaDbs.push(metaDb);
+  const server = await startServer({
+    DATA_DIR: tempDir("pulse-bench-audit-"),
+    NODE_ENV: "production",
+    DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
+    REDIS_URL: "redis://127.0.0.1:6379/15",
+    JWT_SECRET: randomBytes(32).toString("hex"),
+    SECRETS_KEY: randomBytes(32).toString("hex"),
+    CONNECTION_POOL_SIZE: String(POOL_SIZE),
+    CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
+    CONNECTION_QUERIES_PER_MINUTE: "10000000",
+    AUDIT_TRAIL: auditTrail,
+  });
+  const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
+  await fetch(`${server.url}/users/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "B", email, password: "bench password" }) });
+  const login = await fetch(`${server.url}/login`, { method: "POST", body: new URLSearchParams({ username: email, password: "bench password" }) });
+  const { access_token: token } = (await login.json()) as { access_token: string };
+  const headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
+  const added = await fetch(`${server.url}/databases/add_db_connection`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ db_type: "postgresql", host: "127.0.0.1", port: 5432, database_name: chinook.name, username: "postgres", db_password: "x" }),
+  });
+  const connectionId = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
+  return { server, headers, connectionId, metaDb };
+}
+
+type Pulse = Awaited<ReturnType<typeof startPulse>>;
+
+async function load(p: Pulse) {
+  const pid = p.server.child.pid;
+  const cpuBefore = cpuMs(pid);
+  const result = await autocannon({
+    url: `${p.server.url}/query`,
+    method: "POST",
+    duration: DURATION,
+    connections: CONNECTIONS,
+    headers: p.headers,
+    body: JSON.stringify({ sql: LOAD_SQL, connection_id: p.connectionId }),
+  });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${result.non2xx} non-2xx, ${result.errors} errors`);
+  const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs };
+}
+
+/** STATEMENTS statements of the mix through /query; the audit table's size per statement. */
+async function growth(p: Pulse) {
+  const meta = new pg.Client({ host: "127.0.0.1", user: "postgres", database: p.metaDb });
+  await meta.connect();
+  try {
+    await meta.query("TRUNCATE audit_records");
+    const bodies = MIX.flatMap(([weight, sql]) => Array.from({ length: weight }, () => JSON.stringify({ sql, connection_id: p.connectionId })));
+    const result = await autocannon({
+      url: `${p.server.url}/query`,
+      method: "POST",
+      connections: CONNECTIONS,
+      amount: STATEMENTS,
+      headers: p.headers,
+      requests: bodies.map((body) => ({ body })),
+    });
+    if (result.errors > 0) throw new Error(`${result.errors} errors`);
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await meta.query<{ n: string }>("SELECT count(*) AS n FROM audit_records");
+      if (Number(rows[0]!.n) >= STATEMENTS) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await meta.query("ANALYZE audit_records");
+    const { rows } = await meta.query<{ n: string; total: string; indexes: string; avg_sql: string }>(
+      `SELECT count(*) AS n, pg_total_relation_size('audit_records') AS total, pg_indexes_size('audit_records') AS indexes,
+              avg(length(sql)) AS avg_sql FROM audit_records`,
+    );
+    const r = rows[0]!;
+    const n = Number(r.n);
+    return { n, total: Number(r.total) / n, indexes: Number(r.indexes) / n, avgSql: Number(r.avg_sql) };
+  } finally {
+    await meta.end();
+  }
+}
+
+const servers: Pulse[] = [];
+try {
+  const on = await startPulse("on");
+  servers.push(on);
+  const off = await startPulse("off");
+  servers.push(off);
+  const runs = new Map([
+    ["AUDIT_TRAIL=on", on],
+    ["AUDIT_TRAIL=off", off],
+  ]);
+  for (const p of runs.values()) await load(p); // warm-up: JIT, pools
+  const results = new Map<string, Awaited<ReturnType<typeof load>>[]>([...runs.keys()].map((k) => [k, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? [...runs] : [...runs].reverse();
+    for (const [name, p] of order) results.get(name)!.push(await load(p));
+  }
+  const of = (name: string, pick: (m: Awaited<ReturnType<typeof load>>) => number) => median(results.get(name)!.map(pick));
+  console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION} s (medians); "${LOAD_SQL}" by connection_id`);
+  console.log("| server | req/s | p50 ms | p99 ms | server CPU per request, µs |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const name of runs.keys()) {
+    console.log(`| ${name} | ${of(name, (m) => m.rps).toFixed(0)} | ${of(name, (m) => m.p50)} | ${of(name, (m) => m.p99)} | ${of(name, (m) => m.cpuUs).toFixed(0)} |`);
+  }
+  const ratio = of("AUDIT_TRAIL=on", (m) => m.rps) / of("AUDIT_TRAIL=off", (m) => m.rps);
+  const perRound = results.get("AUDIT_TRAIL=on")!.map((m, i) => (m.rps / results.get("AUDIT_TRAIL=off")![i]!.rps).toFixed(3));
+  console.log(`throughput on/off: ${ratio.toFixed(3)} (per round: ${perRound.join(", ")}; goal >= 0.95)`);
+
+  const g = await growth(on);
+  const mb = (bytesPerStatement: number) => ((bytesPerStatement * 1e6) / 2 ** 20).toFixed(0);
+  console.log(
+    `\naudit table growth after ${g.n} statements of the mix (${MIX.map(([w]) => w).join(":")} short lookup : join : report : refused DELETE; mean stored SQL ${g.avgSql.toFixed(0)} characters):`,
+  );
+  console.log("| part | bytes per statement | MiB per million statements |");
+  console.log("|---|---:|---:|");
+  console.log(`| table (heap + TOAST) | ${(g.total - g.indexes).toFixed(0)} | ${mb(g.total - g.indexes)} |`);
+  console.log(`| indexes (4) | ${g.indexes.toFixed(0)} | ${mb(g.indexes)} |`);
+  console.log(`| total | ${g.total.toFixed(0)} | ${mb(g.total)} |`);
+} finally {
+  for (const p of servers) await p.server.stop();
+  for (const db of metaDbs) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  await admin.end();
+  await chinook.drop();
+}

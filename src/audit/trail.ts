@@ -1,0 +1,157 @@
+// The audit trail's writer: the guarded connectors hand it every statement they are asked to
+// run, it keeps them in memory and writes them to the metadata store in multi-row INSERTs off
+// the request's path. The buffer is bounded: when the store stops taking records and the
+// buffer is full, new statements are refused (503 audit_unavailable) rather than run unrecorded.
+
+import { createHash } from "node:crypto";
+
+import type { AuditConfig } from "../config.js";
+import type { StatementRecord, StatementRecorder } from "../connectors/statement-recorder.js";
+import { DomainError, SqlRefusedError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { insertAuditRecords, type NewAuditRecord } from "../store/audit.js";
+import type { Db } from "../store/client.js";
+import { isStoreUnavailable } from "../store/unavailable.js";
+
+/** Characters of a statement kept; a longer one keeps its length and SHA-256 besides. */
+export const AUDIT_SQL_CHARS = 4096;
+/** A batch is written this often, or as soon as this many records wait. */
+const FLUSH_EVERY_MS = 200;
+const BATCH_ROWS = 500;
+const WARN_EVERY_MS = 10_000;
+
+export interface AuditTrail extends StatementRecorder {
+  /** Records not written yet. */
+  readonly pending: number;
+  /** Writes what waits now (and what arrives meanwhile); false when the store failed. */
+  flush(): Promise<boolean>;
+  /** Stops the timer and writes what is left, trying once; what cannot be written is logged
+   * as lost. */
+  close(): Promise<void>;
+}
+
+/** A statement waiting to be written; one longer than AUDIT_SQL_CHARS is kept cut, with what
+ * its record says about the whole. */
+type Pending = StatementRecord & { whole?: { length: number; sha256: string } };
+
+export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger): AuditTrail {
+  let buffer: Pending[] = [];
+  let flushing: Promise<boolean> | null = null;
+  let warnedAt = Number.NEGATIVE_INFINITY;
+  const warn = (fields: Record<string, unknown>, message: string) => {
+    const now = Date.now();
+    if (now - warnedAt < WARN_EVERY_MS) return;
+    warnedAt = now;
+    logger.warn(fields, message);
+  };
+
+  async function writeBatch(batch: NewAuditRecord[]): Promise<void> {
+    try {
+      await insertAuditRecords(db, batch);
+    } catch (err) {
+      if (isStoreUnavailable(err) || batch.length === 1) throw err;
+      // Not the store going away but a record it refuses: find it, so one bad record cannot
+      // keep the whole trail (and with it every statement) blocked.
+      for (const record of batch) {
+        await insertAuditRecords(db, [record]).catch((cause: unknown) => {
+          if (isStoreUnavailable(cause)) throw cause;
+          logger.error({ err: cause, owner_id: record.ownerId, connection_id: record.connectionId, at: record.at }, "an audit record was refused by the store and dropped");
+        });
+      }
+    }
+  }
+
+  /** Writes what waits, then goes on while full batches wait; with `everything`, until none
+   * does. A writer that went on with the few records arriving during each INSERT would write
+   * dozens of tiny batches a second, each a commit the store pays for. */
+  async function write(everything: boolean): Promise<boolean> {
+    for (let first = true; buffer.length > 0 && (first || everything || buffer.length >= BATCH_ROWS); first = false) {
+      const pending = buffer.slice(0, BATCH_ROWS);
+      try {
+        await writeBatch(pending.map(auditRow));
+      } catch (err) {
+        warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");
+        return false;
+      }
+      buffer.splice(0, pending.length);
+    }
+    return true;
+  }
+
+  /** One writer at a time; a write asked for while one runs is that one. */
+  const startWriting = (everything: boolean): Promise<boolean> => {
+    if (flushing) return flushing;
+    const current = write(everything).finally(() => {
+      flushing = null;
+    });
+    flushing = current;
+    return current;
+  };
+
+  const flush = async (): Promise<boolean> => {
+    while (flushing) await flushing;
+    return startWriting(true);
+  };
+
+  const timer = setInterval(() => void startWriting(false), FLUSH_EVERY_MS);
+  timer.unref();
+
+  return {
+    get pending() {
+      return buffer.length;
+    },
+    admit() {
+      if (buffer.length < settings.bufferRecords) return;
+      warn({ pending: buffer.length }, "audit trail full: refusing statements until the metadata store takes its records");
+      throw new DomainError(
+        "audit_unavailable",
+        "The audit trail cannot record more statements (Pulse's metadata store is not taking its records), so none runs; retry shortly",
+      );
+    },
+    record(statement) {
+      // Admitted statements are always kept, so the buffer may pass its bound by the
+      // statements that were running when it filled (bounded by the connection budgets).
+      // Only the cut is done here (a long statement must not be held whole); the rest of the
+      // record is made when it is written.
+      buffer.push(statement.sql.length > AUDIT_SQL_CHARS ? cut(statement) : statement);
+      if (buffer.length >= BATCH_ROWS) void startWriting(false);
+    },
+    flush,
+    async close() {
+      clearInterval(timer);
+      if (await flush()) return;
+      logger.error({ lost: buffer.length }, "audit records could not be written before shutdown and are lost");
+      buffer = [];
+    },
+  };
+}
+
+const cut = (s: StatementRecord): Pending => ({
+  ...s,
+  sql: s.sql.slice(0, AUDIT_SQL_CHARS),
+  whole: { length: s.sql.length, sha256: createHash("sha256").update(s.sql).digest("hex") },
+});
+
+function auditRow(s: Pending): NewAuditRecord {
+  return {
+    at: new Date(s.startedAt),
+    ownerId: s.ownerId,
+    connectionId: s.connectionId,
+    source: s.source,
+    // PostgreSQL text cannot hold NUL: a statement carrying one must not poison its batch.
+    sql: s.sql.includes("\0") ? s.sql.replaceAll("\0", "\uFFFD") : s.sql,
+    sqlLength: s.whole?.length ?? s.sql.length,
+    sqlSha256: s.whole?.sha256 ?? null,
+    rowCount: s.rowCount,
+    durationMs: Math.round(s.durationMs * 100) / 100,
+    ...outcomeOf(s.error),
+  };
+}
+
+function outcomeOf(error: unknown): Pick<NewAuditRecord, "outcome" | "errorCode" | "rule"> {
+  if (error === undefined) return { outcome: "ok", errorCode: null, rule: null };
+  if (error instanceof SqlRefusedError) return { outcome: "refused", errorCode: error.code, rule: error.rule };
+  if (!(error instanceof DomainError)) return { outcome: "error", errorCode: "internal", rule: null };
+  const outcome = error.code === "budget_exceeded" ? "budget_exceeded" : error.code === "query_timeout" ? "timeout" : "error";
+  return { outcome, errorCode: error.code, rule: null };
+}

@@ -1,0 +1,283 @@
+// Threat: statements sent to a customer database leave no trace, so nobody can tell who read
+// what, what the guard refused, or what an agent ran. Every statement Pulse sends for a user
+// (direct query, /ask tool call, monitoring check, introspection) is recorded in the metadata
+// store; GET /api/audit shows a user their own records only; records age out; and when the
+// store cannot take records, statements are refused rather than run unrecorded.
+
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { startService } from "../../src/service.js";
+import { insertAuditRecords } from "../../src/store/audit.js";
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { monitorTable } from "../support/monitoring.js";
+import { pgAdmin, pgUrl } from "../support/services.js";
+import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
+
+let h: Harness;
+let fake: FakeOpenAI;
+const replies: FakeReply[] = [];
+const targets: TargetDb[] = [];
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI(Array.from({ length: 50 }, () => (): FakeReply => replies.shift() ?? { fail: "http500" }));
+  h = await createHarness({
+    env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "1500", AUDIT_RETENTION_DAYS: "30" },
+  });
+});
+afterAll(async () => {
+  await h?.close();
+  await fake?.close();
+  for (const target of targets) await target.drop();
+});
+
+type User = Awaited<ReturnType<Harness["newUser"]>>;
+
+async function connectionOf(user: User, dialect: "postgresql" | "mysql" | "sqlite"): Promise<number> {
+  const target = dialect === "postgresql" ? await postgresTarget() : dialect === "mysql" ? await mariaTarget() : await sqliteTarget(h.sqliteRoot);
+  targets.push(target);
+  const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
+  if (res.status !== 200 && res.status !== 201) throw new Error(`adding a connection failed: ${res.status} ${res.text}`);
+  return res.body.db_connection.id as number;
+}
+
+/** The caller's audit trail once what was buffered has been written. */
+async function audit(user: User, query = "") {
+  await h.deps.audit!.flush();
+  const res = await h.call("GET", `/api/audit${query}`, { token: user.token });
+  expect(res.status, res.text).toBe(200);
+  return res.body as { records: Record<string, any>[]; next_cursor: number | null };
+}
+
+describe("what is recorded", () => {
+  for (const dialect of ["postgresql", "mysql", "sqlite"] as const) {
+    it(`records a direct query and a refused write with its rule (${dialect})`, async () => {
+      const user = await h.newUser();
+      const id = await connectionOf(user, dialect);
+      const table = dialect === "sqlite" ? "Artist" : "items";
+      const read = await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: `SELECT * FROM ${table} LIMIT 2` } });
+      expect(read.status).toBe(200);
+      const write = await h.call("POST", "/query", { token: user.token, json: { sql: `DELETE FROM ${table}`, connection_id: id } });
+      expect(write.status).toBe(400);
+
+      const { records } = await audit(user, "?source=query");
+      expect(records).toEqual([
+        expect.objectContaining({
+          user_id: user.id,
+          connection_id: id,
+          source: "query",
+          sql: `DELETE FROM ${table}`,
+          outcome: "refused",
+          error_code: "sql_refused",
+          rule: write.body.rule,
+          row_count: null,
+        }),
+        expect.objectContaining({ source: "query", sql: `SELECT * FROM ${table} LIMIT 2`, outcome: "ok", row_count: 2, rule: null, error_code: null }),
+      ]);
+      expect(write.body.rule).toEqual(expect.any(String));
+      expect(records[1]!.duration_ms).toBeGreaterThanOrEqual(0);
+      expect(Date.parse(records[1]!.at)).toBeGreaterThan(Date.now() - 60_000);
+    });
+  }
+
+  it("records an introspection once per catalog read, from connect_db and a schema refresh", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "postgresql");
+    expect((await h.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
+    // Served from the connector's cache: nothing is sent, nothing recorded.
+    expect((await h.call("GET", `/databases/${id}/schema`, { token: user.token })).status).toBe(200);
+    expect((await h.call("POST", `/databases/${id}/schema/refresh`, { token: user.token })).status).toBe(200);
+    const { records } = await audit(user, "?source=introspection");
+    expect(records).toHaveLength(2);
+    for (const record of records) expect(record).toMatchObject({ connection_id: id, source: "introspection", outcome: "ok", row_count: 1 });
+  });
+
+  it("records the statements of an /ask tool call, refused ones with their rule", async () => {
+    const user = await h.newConnectedUser();
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "DROP TABLE Album" } }] });
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) AS n FROM Album" } }] });
+    replies.push({ content: "347 albums." });
+    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "How many albums?", session_id: user.sessionId, user_id: user.id } });
+    expect(res.status, res.text).toBe(200);
+    const { records } = await audit(user, "?source=ask");
+    expect(records.map((r) => [r.sql, r.outcome, r.row_count])).toEqual([
+      ["SELECT COUNT(*) AS n FROM Album", "ok", 1],
+      ["DROP TABLE Album", "refused", null],
+    ]);
+    expect(records[1]!.rule).toEqual(expect.any(String));
+  });
+
+  it("records a monitoring check run's statements as source monitor", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "postgresql");
+    const table = await monitorTable(h, user.token, {
+      connection_id: id,
+      table: "items",
+      checks: [{ kind: "custom_sql", name: "ids", sql: "SELECT count(*) FROM items", max: 10 }],
+    });
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    const { records } = await audit(user, "?source=monitor");
+    expect(records).toEqual([expect.objectContaining({ connection_id: id, source: "monitor", sql: "SELECT count(*) FROM items", outcome: "ok", row_count: 1 })]);
+  });
+
+  it("keeps the first 4,096 characters of a long statement with its length and hash", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "sqlite");
+    const sql = `SELECT 1 ${" ".repeat(20_000)}-- end`;
+    expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql } })).status).toBe(200);
+    const [record] = (await audit(user)).records;
+    expect(record).toMatchObject({ sql_length: sql.length, sql_truncated: true, sql_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(record!.sql).toBe(sql.slice(0, 4096));
+  });
+
+  it("records a statement carrying NUL characters without blocking the trail", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "sqlite");
+    await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1\u0000; DROP TABLE Artist" } });
+    expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 2" } })).status).toBe(200);
+    expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 2", "SELECT 1\uFFFD; DROP TABLE Artist"]);
+  });
+});
+
+describe("GET /api/audit", () => {
+  it("shows a user none of another user's records", async () => {
+    const alice = await h.newUser();
+    const id = await connectionOf(alice, "sqlite");
+    expect((await h.call("POST", `/databases/${id}/query`, { token: alice.token, json: { sql: "SELECT 1" } })).status).toBe(200);
+    const bob = await h.newUser();
+    expect((await audit(alice)).records).toHaveLength(1);
+    expect(await audit(bob)).toEqual({ records: [], next_cursor: null });
+    expect((await audit(bob, `?connection_id=${id}`)).records).toEqual([]);
+  });
+
+  it("filters by connection, outcome and time, and pages with a cursor", async () => {
+    const user = await h.newUser();
+    const first = await connectionOf(user, "sqlite");
+    const second = await connectionOf(user, "sqlite");
+    const run = (id: number, sql: string) => h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql } });
+    for (let i = 0; i < 5; i++) await run(first, `SELECT ${i}`);
+    await run(second, "SELECT 'other'");
+    await run(second, "UPDATE Artist SET Name = 'x'");
+
+    expect((await audit(user, `?connection_id=${second}`)).records.map((r) => r.sql)).toEqual(["UPDATE Artist SET Name = 'x'", "SELECT 'other'"]);
+    expect((await audit(user, "?outcome=refused")).records.map((r) => r.sql)).toEqual(["UPDATE Artist SET Name = 'x'"]);
+    expect((await audit(user, "?from=2000-01-01T00:00:00Z&to=2000-12-31T00:00:00Z")).records).toEqual([]);
+    const recent = new Date(Date.now() - 60_000).toISOString();
+    expect((await audit(user, `?from=${recent}`)).records).toHaveLength(7);
+
+    const pages: string[][] = [];
+    let cursor: number | null = null;
+    do {
+      const page: Awaited<ReturnType<typeof audit>> = await audit(user, `?connection_id=${first}&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      pages.push(page.records.map((r) => r.sql));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    expect(pages.flat()).toEqual(["SELECT 4", "SELECT 3", "SELECT 2", "SELECT 1", "SELECT 0"]);
+    expect(pages[0]).toHaveLength(2);
+  });
+
+  it("answers 422 naming the field for bad filters, and 401 without a token", async () => {
+    const user = await h.newUser();
+    for (const [query, field] of [
+      ["?source=shell", "source"],
+      ["?outcome=maybe", "outcome"],
+      ["?from=yesterday", "from"],
+      ["?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", "to"],
+      ["?limit=5000", "limit"],
+      ["?cursor=-1", "cursor"],
+    ]) {
+      const res = await h.call("GET", `/api/audit${query}`, { token: user.token });
+      expect(res.status, query).toBe(422);
+      expect(JSON.stringify(res.body), query).toContain(field);
+    }
+    expect((await h.call("GET", "/api/audit")).status).toBe(401);
+  });
+
+  it("is documented in the OpenAPI document", async () => {
+    const doc = (await h.call("GET", "/openapi.json")).body;
+    const get = doc.paths["/api/audit"].get;
+    expect(get.security).toEqual([{ bearer: [] }]);
+    expect(get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(["connection_id", "cursor", "from", "limit", "outcome", "source", "to"]);
+  });
+});
+
+describe("retention", () => {
+  it("prunes records older than AUDIT_RETENTION_DAYS when the scheduler keeps house", async () => {
+    const user = await h.newUser();
+    const day = 86_400_000;
+    const record = (ageDays: number, sql: string) => ({
+      at: new Date(Date.now() - ageDays * day),
+      ownerId: user.id,
+      connectionId: 1,
+      source: "query" as const,
+      sql,
+      sqlLength: sql.length,
+      durationMs: 1,
+      outcome: "ok" as const,
+    });
+    await insertAuditRecords(h.deps.store.db, [record(31, "SELECT 'old'"), record(29, "SELECT 'kept'")]);
+    expect((await audit(user)).records).toHaveLength(2);
+    await h.scheduler.tick();
+    expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 'kept'"]);
+  });
+});
+
+describe("when the store cannot take records", () => {
+  it("refuses statements with 503 once the bounded buffer is full, runs nothing unrecorded, and recovers", async () => {
+    const small = await createHarness({ env: { AUDIT_BUFFER_RECORDS: "3" } });
+    const locker = new pg.Client({ connectionString: pgUrl(small.pgDatabase!.name) });
+    try {
+      const user = await small.newUser();
+      const target = await sqliteTarget(small.sqliteRoot);
+      const id = (await small.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+      const run = (sql: string) => small.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql } });
+      expect((await run("SELECT 0")).status).toBe(200);
+      await small.deps.audit!.flush();
+
+      // A store that stops answering: every INSERT into the trail waits behind this lock.
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      const statuses: number[] = [];
+      for (let i = 1; i <= 5; i++) statuses.push((await run(`SELECT ${i}`)).status);
+      expect(statuses).toEqual([200, 200, 200, 503, 503]);
+      const refused = await run("SELECT 6");
+      expect(refused.body).toMatchObject({ code: "audit_unavailable", detail: expect.stringContaining("audit trail") });
+
+      await locker.query("ROLLBACK");
+      expect(await small.deps.audit!.flush()).toBe(true);
+      expect((await run("SELECT 7")).status).toBe(200);
+      await small.deps.audit!.flush();
+      const page = await small.call("GET", "/api/audit", { token: user.token });
+      // Every statement that ran is in the trail; the refused ones never reached the database.
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 7", "SELECT 3", "SELECT 2", "SELECT 1", "SELECT 0"]);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await small.close();
+    }
+  });
+});
+
+describe("shutdown", () => {
+  it("writes the records still buffered before the store closes", async () => {
+    const own = await createHarness({ env: { PORT: "0", HOST: "127.0.0.1" } });
+    try {
+      const user = await own.newUser();
+      const target = await sqliteTarget(own.sqliteRoot);
+      const id = (await own.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+      const service = await startService(own.deps);
+      const res = await fetch(`http://127.0.0.1:${service.port}/databases/${id}/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ sql: "SELECT 'last words'" }),
+      });
+      expect(res.status).toBe(200);
+      await service.stop();
+      const rows = await pgAdmin<{ sql: string }>("SELECT sql FROM audit_records WHERE owner_id = $1", own.pgDatabase!.name, [user.id]);
+      expect(rows).toEqual([{ sql: "SELECT 'last words'" }]);
+    } finally {
+      await own.close();
+    }
+  });
+});
