@@ -7,6 +7,7 @@ import type { Prompts } from "../agents/prompts.js";
 import type { PasswordHasher } from "./auth/passwords.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
+import type { TargetGate } from "./connectors/target-gate.js";
 import type { Logger } from "./logger.js";
 import type { Monitoring } from "./monitoring/runtime.js";
 import type { SessionStore } from "./sessions/types.js";
@@ -20,6 +21,8 @@ export interface Deps {
   /** bcrypt in worker threads. */
   passwords: PasswordHasher;
   connectors: ConnectorCache;
+  /** Where connections to customer databases may go (network policy, Pulse's own servers). */
+  targetGate: TargetGate;
   /** Null when no model server is configured: /ask answers 503, the rest works. */
   model: ChatOpenAI | null;
   prompts: Prompts;
