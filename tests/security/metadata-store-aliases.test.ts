@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
-import { PG, REDIS_URL } from "../support/services.js";
+import { pgAdmin, PG, REDIS_URL, uniqueName } from "../support/services.js";
 import { postgresTarget, type TargetDb } from "../support/targets.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
@@ -56,6 +56,22 @@ describe("POST /databases/add_db_connection to the metadata database", () => {
     const res = await add(user.token, { host: "127.0.0.1", port: relay.port, database_name: metadataDb() });
     expect(res.status, res.text).toBe(403);
     expect(res.body.detail).toBe("This connection points at Pulse's own metadata database");
+  });
+
+  it("refuses a role that may not read the cluster's system identifier, by the server's start time", async () => {
+    const role = uniqueName("pulse_norole");
+    await pgAdmin(`CREATE ROLE ${role} LOGIN`);
+    // Function privileges live in each database's catalog: only the metadata database is changed.
+    await h.pgDatabase!.query("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_control_system() FROM PUBLIC");
+    try {
+      const user = await h.newUser();
+      const res = await add(user.token, { host: "127.0.0.1", port: relay.port, database_name: metadataDb(), username: role });
+      expect(res.status, res.text).toBe(403);
+      expect(res.body.detail).toBe("This connection points at Pulse's own metadata database");
+    } finally {
+      await h.pgDatabase!.query("GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO PUBLIC");
+      await pgAdmin(`DROP ROLE ${role}`);
+    }
   });
 
   it("refuses to move a saved connection onto it", async () => {
