@@ -16,8 +16,6 @@ import { findOwnServices, type OwnService, type OwnServices } from "./own-servic
 import type { ConnectionTarget } from "./types.js";
 
 export interface TargetGate {
-  /** Every address `target`'s host resolves to now, each one allowed; a 403 when any is not. */
-  addressesOf(target: ConnectionTarget): Promise<readonly { address: string }[]>;
   /** An unconnected socket for `target`: its connect(port, host) goes to checked addresses only. */
   socket(target: ConnectionTarget): Socket;
   /** After connecting to PostgreSQL: refuses a session in the metadata store's database. */
@@ -33,7 +31,8 @@ export async function createTargetGate(config: Pick<Config, "env" | "targets" | 
   return gateOf(networkPolicy(config), await findOwnServices(config, store), resolver);
 }
 
-export function gateOf(policy: NetworkPolicy, own: OwnServices, resolve: Resolver): TargetGate {
+function gateOf(policy: NetworkPolicy, own: OwnServices, resolve: Resolver): TargetGate {
+  /** Every address `target`'s host resolves to now, each one allowed; a 403 when any is not. */
   async function addressesOf(target: ConnectionTarget): Promise<readonly { address: string }[]> {
     const host = canonicalHost(target.host);
     if (host === null) throw new DomainError("invalid_input", `host: "${target.host}" is not a host name or an IP address`);
@@ -54,8 +53,7 @@ export function gateOf(policy: NetworkPolicy, own: OwnServices, resolve: Resolve
   }
 
   return {
-    addressesOf,
-    socket: (target) => new GatedSocket(target, () => addressesOf(target)),
+    socket: (target) => new GatedSocket(target, addressesOf),
     async checkPostgresSession(run) {
       if (!own.checksPostgres) return;
       let sameDatabase: boolean;
@@ -75,7 +73,7 @@ export function gateOf(policy: NetworkPolicy, own: OwnServices, resolve: Resolve
 class GatedSocket extends Socket {
   constructor(
     private readonly target: ConnectionTarget,
-    private readonly check: () => Promise<readonly { address: string }[]>,
+    private readonly check: (target: ConnectionTarget) => Promise<readonly { address: string }[]>,
   ) {
     super();
   }
@@ -86,7 +84,7 @@ class GatedSocket extends Socket {
       process.nextTick(() => this.destroy(new DomainError("invalid_input", "host: connections are made over TCP only")));
       return this;
     }
-    this.check().then(
+    this.check(this.target).then(
       (addresses) => {
         if (this.destroyed) return; // the driver gave up (connect timeout) meanwhile
         const lookup: LookupFunction = (_hostname, options, callback) => {
