@@ -65,6 +65,8 @@ async function startPulse(checkout?: string) {
       CONNECTION_QUERIES_PER_MINUTE: "10000000",
       USER_MAX_CONCURRENCY: String(POOL_SIZE),
       USER_QUERIES_PER_MINUTE: "10000000",
+      // The benchmark's databases are on this machine, which production refuses by default.
+      TARGET_ALLOW_NETWORKS: "127.0.0.0/8",
     },
     checkout,
   );

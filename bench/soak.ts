@@ -76,6 +76,8 @@ async function main() {
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_API_KEY: "sk-soak",
       NODE_ENV: "production",
+      // The soak's databases are on this machine, which production refuses by default.
+      TARGET_ALLOW_NETWORKS: "127.0.0.0/8",
       LOG_LEVEL: "warn",
       BCRYPT_ROUNDS: "4",
       MONITOR_MIN_INTERVAL_SECONDS: "1",

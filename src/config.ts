@@ -6,11 +6,24 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
+import { parseNetwork, type Network } from "./net/addresses.js";
+import { validDnsServers } from "./net/resolve.js";
 import { packageVersion } from "./paths.js";
 
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+const commaList = (text: string | undefined) => (text ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+/** Comma-separated CIDR ranges ("10.0.0.0/8, fd00::/8") or single addresses. */
+const networkList = z.preprocess(
+  emptyAsUndefined,
+  z
+    .string()
+    .optional()
+    .transform(commaList)
+    .refine((items) => items.every((item) => parseNetwork(item) !== null), "must be comma-separated address ranges such as 10.0.0.0/8 or fd00::/8")
+    .transform((items) => items.map((item) => parseNetwork(item)!)),
+);
 
 const envSchema = z.object({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(["development", "production", "test"]).default("development")),
@@ -111,6 +124,17 @@ const envSchema = z.object({
   AUDIT_TRAIL: z.preprocess(emptyAsUndefined, z.enum(["on", "off"]).default("on")),
   AUDIT_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 36_500).default(90)),
   AUDIT_BUFFER_RECORDS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(10_000)),
+  TARGET_ALLOW_NETWORKS: networkList,
+  TARGET_DENY_NETWORKS: networkList,
+  TARGET_DNS_SERVERS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .optional()
+      .transform(commaList)
+      .refine(validDnsServers, "must be comma-separated DNS server addresses such as 10.0.0.2 or [fd00::53]:5353"),
+  ),
+  CONNECTION_TESTS_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(10)),
 });
 
 /** Every environment variable Pulse reads. */
@@ -153,6 +177,7 @@ export interface Config {
    * across all their connections, for the whole deployment: each live instance takes an equal share. */
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   userBudget: { concurrency: number; maxWaiting: number; perMinute: number };
+  targets: TargetNetworkConfig;
   /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -204,6 +229,18 @@ export interface MonitorConfig {
    * default in every mode, since a channel's URL comes from a user (tests and local setups). */
   webhookAllowPrivate: boolean;
   runRetentionDays: number;
+}
+
+/** Where customer databases may be reached (src/connectors/network-policy.ts). */
+export interface TargetNetworkConfig {
+  /** Always allowed, even in a denied range or one refused by default (loopback in production). */
+  allowNetworks: Network[];
+  /** Refused unless allowed. */
+  denyNetworks: Network[];
+  /** Resolve host names with these servers instead of the system's resolver (none: the system's). */
+  dnsServers: string[];
+  /** Connections added, changed or tested per user and minute (each one connects). */
+  testsPerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -272,6 +309,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.USER_MAX_CONCURRENCY,
       maxWaiting: e.USER_MAX_WAITING,
       perMinute: e.USER_QUERIES_PER_MINUTE,
+    },
+    targets: {
+      allowNetworks: e.TARGET_ALLOW_NETWORKS,
+      denyNetworks: e.TARGET_DENY_NETWORKS,
+      dnsServers: e.TARGET_DNS_SERVERS,
+      testsPerMinute: e.CONNECTION_TESTS_PER_MINUTE,
     },
     connectors: {
       poolSize: e.CONNECTION_POOL_SIZE,

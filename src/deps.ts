@@ -9,6 +9,7 @@ import type { PasswordHasher } from "./auth/passwords.js";
 import type { TokenStanding } from "./auth/token-standing.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
+import type { TargetGate } from "./connectors/target-gate.js";
 import type { Logger } from "./logger.js";
 import type { Monitoring } from "./monitoring/runtime.js";
 import type { SessionStore } from "./sessions/types.js";
@@ -24,6 +25,8 @@ export interface Deps {
   connectors: ConnectorCache;
   /** Whether a verified token was revoked since, cached per process and told across instances. */
   tokens: TokenStanding;
+  /** Where connections to customer databases may go (network policy, Pulse's own servers). */
+  targetGate: TargetGate;
   /** Null when no model server is configured: /ask answers 503, the rest works. */
   model: ChatOpenAI | null;
   prompts: Prompts;

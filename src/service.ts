@@ -15,6 +15,7 @@ import { loadPrompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import { ConnectorCache } from "./connectors/cache.js";
 import { loadGuard } from "./connectors/guard/index.js";
+import { createTargetGate } from "./connectors/target-gate.js";
 import type { Deps } from "./deps.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMonitoring } from "./monitoring/runtime.js";
@@ -102,6 +103,7 @@ export async function buildDeps(
       sessions,
       logger,
       passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
+      targetGate: await createTargetGate(config, store),
       connectors: await createConnectorCache(config, logger, sessions, { ...options, audit }),
       tokens: await createTokenStandingOf(config, logger, store, sessions),
       model: modelFor(config),

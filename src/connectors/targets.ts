@@ -1,30 +1,39 @@
 // Builds the connection target of a saved (or about to be saved) connection: opens the sealed
-// password and resolves SQLite names inside SQLITE_ROOT.
+// password, resolves SQLite names inside SQLITE_ROOT, and sends server dialects through the
+// target gate (the network policy and Pulse's own servers, checked at every connect).
 
 import path from "node:path";
 
 import { openSecret } from "../auth/secrets.js";
 import type { Config } from "../config.js";
 import { DomainError } from "../errors.js";
+import { canonicalHost } from "../net/resolve.js";
 import { resolveSqlitePath } from "./sqlite-path.js";
+import type { TargetGate } from "./target-gate.js";
 import type { ConnectionTarget, Dialect } from "./types.js";
 
 /** What a saved connection says; the target adds what config and the file system decide. */
-export type ConnectionSpec = Omit<ConnectionTarget, "connectTimeoutMs" | "filePath">;
+export type ConnectionSpec = Omit<ConnectionTarget, "connectTimeoutMs" | "filePath" | "gate">;
 
 /** The context a connection's password is sealed under: its owner. */
 export const sealContext = (ownerId: number) => `db_connection:owner:${ownerId}`;
 
-export function targetFor(config: Config, spec: ConnectionSpec): ConnectionTarget {
+export function targetFor({ config, targetGate }: { config: Config; targetGate: TargetGate }, spec: ConnectionSpec): ConnectionTarget {
   const target: ConnectionTarget = { ...spec, connectTimeoutMs: config.connectTimeoutMs };
   if (spec.dialect === "sqlite") {
     target.filePath = resolveSqlitePath(config.sqliteRoot, spec.database, [
       path.join(config.dataDir, "pglite"),
       path.join(config.dataDir, "secrets.json"),
     ]);
-  } else if (isMetadataStore(config, spec)) {
-    throw new DomainError("forbidden", "This connection points at Pulse's own metadata database");
+    return target;
   }
+  // They travel in the server's handshake: a line break there could start a command in a
+  // server of another protocol (Redis reads lines).
+  for (const [field, value] of [["username", spec.username], ["database_name", spec.database]] as const) {
+    if (/\p{Cc}/u.test(value)) throw new DomainError("invalid_input", `${field}: must not contain control characters`);
+  }
+  if (canonicalHost(spec.host) === null) throw new DomainError("invalid_input", `host: "${spec.host}" is not a host name or an IP address`);
+  target.gate = targetGate;
   return target;
 }
 
@@ -50,13 +59,4 @@ export function specOfRow(
     password: openSecret(row.passwordSealed, config.secretsKey, sealContext(row.ownerId)),
     ssl: row.ssl,
   };
-}
-
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "[::1]"]);
-
-function isMetadataStore(config: Config, spec: ConnectionSpec): boolean {
-  if (!config.databaseUrl || spec.dialect !== "postgresql") return false;
-  const url = new URL(config.databaseUrl);
-  const sameHost = url.hostname === spec.host || (LOOPBACK.has(url.hostname) && LOOPBACK.has(spec.host));
-  return sameHost && Number(url.port || 5432) === spec.port && decodeURIComponent(url.pathname.slice(1)) === spec.database;
 }

@@ -1,6 +1,8 @@
 // Shared vocabulary of the connector layer: the only path by which SQL reaches a customer
 // database. Nothing here knows about HTTP, users or the metadata store.
 
+import type { TargetGate } from "./target-gate.js";
+
 export type Dialect = "postgresql" | "mysql" | "sqlite";
 
 export const DIALECTS: readonly Dialect[] = ["postgresql", "mysql", "sqlite"];
@@ -20,6 +22,9 @@ export interface ConnectionTarget {
   filePath?: string;
   /** Give up connecting after this long. */
   connectTimeoutMs: number;
+  /** Server dialects: every socket goes through it (resolved and checked at each connect).
+   * targetFor sets it on every customer connection; driver tests without one connect directly. */
+  gate?: TargetGate;
 }
 
 export interface QueryLimits {

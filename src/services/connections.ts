@@ -7,7 +7,7 @@ import { checkSqliteName } from "../connectors/sqlite-path.js";
 import { sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
 import type { Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { DomainError, notFound, RateLimitedError } from "../errors.js";
 import {
   deleteConnection,
   getConnection,
@@ -75,9 +75,14 @@ function specOfInput(input: ConnectionInput): ConnectionSpec {
   };
 }
 
-/** Connects once with the given settings and reports what the server said. */
-async function probeSpec(deps: Deps, spec: ConnectionSpec): Promise<ProbeInfo> {
-  const driver = await openDriver(targetFor(deps.config, spec), { maxConnections: 1, idleTimeoutMs: 1000 });
+/** Connects once with the given settings and reports what the server said. Limited per user:
+ * each try reaches a host and port of the user's choosing (otherwise a port scanner). */
+async function probeSpec(deps: Deps, ownerId: number, spec: ConnectionSpec): Promise<ProbeInfo> {
+  const tries = await deps.sessions.hit(`connection-tests:user:${ownerId}`, 60);
+  if (tries.count > deps.config.targets.testsPerMinute) {
+    throw new RateLimitedError("Too many connection tests; try again later", tries.resetsInSeconds);
+  }
+  const driver = await openDriver(targetFor(deps, spec), { maxConnections: 1, idleTimeoutMs: 1000 });
   try {
     return await driver.probe();
   } finally {
@@ -99,7 +104,7 @@ function rowValues(ownerId: number, spec: ConnectionSpec, deps: Deps) {
 
 export async function addConnection(deps: Deps, ownerId: number, input: ConnectionInput): Promise<PublicConnection> {
   const spec = specOfInput(input);
-  await probeSpec(deps, spec);
+  await probeSpec(deps, ownerId, spec);
   const row = await insertConnection(deps.store.db, {
     ownerId,
     name: input.name ?? `${input.db_type}:${input.database_name}`,
@@ -169,7 +174,7 @@ export async function updateConnectionOf(
       ssl: update.ssl ?? current.ssl,
     });
     if (update.db_password === undefined) requirePasswordToMove(current, spec, passwordField);
-    await probeSpec(deps, spec);
+    await probeSpec(deps, ownerId, spec);
     Object.assign(patch, rowValues(ownerId, spec, deps));
   }
   if (Object.keys(patch).length === 0) return publicConnection(row);
@@ -187,5 +192,5 @@ export async function removeConnection(deps: Deps, ownerId: number, id: number):
 
 export async function testConnection(deps: Deps, ownerId: number, id: number): Promise<{ ok: true } & ProbeInfo> {
   const row = await ownedRow(deps, ownerId, id);
-  return { ok: true, ...(await probeSpec(deps, specOfRow(deps.config, row))) };
+  return { ok: true, ...(await probeSpec(deps, ownerId, specOfRow(deps.config, row))) };
 }

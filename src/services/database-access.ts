@@ -13,7 +13,7 @@ export async function connectorFor(deps: Deps, userId: number, connectionId: num
   const connector = await deps.connectors.get(connectionId, userId, async () => {
     const row = await getConnection(deps.store.db, userId, connectionId);
     if (!row) throw notFound("Database connection");
-    return targetFor(deps.config, specOfRow(deps.config, row));
+    return targetFor(deps, specOfRow(deps.config, row));
   });
   if (connector.ownerId !== userId) throw notFound("Database connection");
   return connector;

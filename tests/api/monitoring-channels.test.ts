@@ -116,6 +116,11 @@ describe("private targets, refused by default (WEBHOOK_ALLOW_PRIVATE off)", () =
     "http://0.0.0.0/hook",
     "http://224.0.0.1/hook",
     "http://[::ffff:127.0.0.1]/hook",
+    "http://[::ffff:0:127.0.0.1]/hook", // IPv4-translated form of 127.0.0.1
+    "http://[::ffff:0:a9fe:a9fe]/latest/meta-data/",
+    "http://[64:ff9b::10.0.0.1]/hook", // NAT64 form of a private address
+    "http://[64:ff9b::7f00:1]/hook",
+    "http://[64:ff9b:1::a9fe:a9fe]/hook", // local-use NAT64
     "http://2130706433/hook", // 127.0.0.1 as one number
     "http://0x7f.1/hook",
   ])("refuses a channel posting to %s with 422 and the reason", async (url) => {

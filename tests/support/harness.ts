@@ -14,6 +14,7 @@ import { createPasswordHasher } from "../../src/auth/passwords.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
+import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
 import { createConnectorCache, createTokenStandingOf, modelFor } from "../../src/service.js";
 import { loadPrompts } from "../../agents/prompts.js";
@@ -22,7 +23,7 @@ import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import { openStore, type Store } from "../../src/store/client.js";
-import { createPgDatabase, pgAdmin, redisWithPrefix, uniqueName } from "./services.js";
+import { createPgDatabase, pgAdmin, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
 import { sqliteTarget } from "./targets.js";
 
 export interface HarnessOptions {
@@ -64,6 +65,9 @@ export async function createHarness(options: HarnessOptions = {}) {
   // Instances of one deployment share SQLITE_ROOT, like they share the stores.
   const sqliteRoot = shared?.config.sqliteRoot ?? path.join(dataDir, "sqlite");
   mkdirSync(sqliteRoot, { recursive: true });
+  const pgDatabase = !shared && (options.store ?? "postgresql") === "postgresql" ? await createPgDatabase("pulse_meta") : undefined;
+  const databaseUrl = shared ? shared.config.databaseUrl : pgDatabase?.url;
+  const sessionsKind = options.sessions ?? shared?.sessionsKind ?? "memory";
   const config = loadConfig({
     NODE_ENV: "test",
     DATA_DIR: dataDir,
@@ -78,6 +82,10 @@ export async function createHarness(options: HarnessOptions = {}) {
     // Every test registers its own users, all from one address (app.request has no socket).
     REGISTER_MAX_PER_CLIENT: "1000000",
     REGISTER_MAX_TOTAL: "10000000",
+    CONNECTION_TESTS_PER_MINUTE: "1000000",
+    // Pulse's own servers, which no connection may reach (tests/security/metadata-store-aliases.test.ts).
+    ...(databaseUrl && { DATABASE_URL: databaseUrl }),
+    ...(sessionsKind === "redis" && { REDIS_URL }),
     ...options.env,
   });
 
@@ -94,11 +102,9 @@ export async function createHarness(options: HarnessOptions = {}) {
 
   const cleanups: (() => Promise<void>)[] = [];
   let store: Store;
-  let pgDatabase: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
   if (shared) {
     store = shared.deps.store;
-  } else if ((options.store ?? "postgresql") === "postgresql") {
-    pgDatabase = await createPgDatabase("pulse_meta");
+  } else if (pgDatabase) {
     store = await openStore({ databaseUrl: pgDatabase.url });
     await store.migrate();
     cleanups.push(async () => {
@@ -106,8 +112,8 @@ export async function createHarness(options: HarnessOptions = {}) {
       // pg-pool's end() resolves before its clients' sessions have ended; dropping the
       // database WITH (FORCE) under them would surface as an uncaught 57P01 on a pool
       // without an 'error' listener. The monitoring suites keep many clients busy: wait.
-      await untilDisconnected(pgDatabase!.name);
-      await pgDatabase!.drop();
+      await untilDisconnected(pgDatabase.name);
+      await pgDatabase.drop();
     });
   } else {
     store = await openStore({ pgliteDir: null });
@@ -117,7 +123,7 @@ export async function createHarness(options: HarnessOptions = {}) {
 
   let redis: ReturnType<typeof redisWithPrefix> | undefined;
   let sessions;
-  if ((options.sessions ?? shared?.sessionsKind) === "redis") {
+  if (sessionsKind === "redis") {
     redis = shared?.redis ? { ...shared.redis } : redisWithPrefix();
     const { Redis } = await import("ioredis");
     const client = new Redis(redis!.redis.options);
@@ -138,7 +144,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const tokens = await createTokenStandingOf(config, logger, store, sessions);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, model: modelFor(config), prompts: loadPrompts(), monitoring, audit };
+  const targetGate = await createTargetGate(config, store);
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, targetGate, model: modelFor(config), prompts: loadPrompts(), monitoring, audit };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });
@@ -203,7 +210,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     scheduler,
     logs,
     redis,
-    sessionsKind: options.sessions ?? shared?.sessionsKind ?? ("memory" as "memory" | "redis"),
+    sessionsKind,
     pgDatabase,
     sqliteRoot,
     call,

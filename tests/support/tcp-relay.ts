@@ -6,10 +6,12 @@
 import net from "node:net";
 
 export interface TcpRelay {
-  /** The relay's own port on 127.0.0.1. */
+  /** The relay's own port (on 127.0.0.1 unless told otherwise). */
   port: number;
   /** Connections relayed right now. */
   readonly open: number;
+  /** Connections accepted so far. */
+  readonly accepted: number;
   /** Bytes relayed from the server so far. The relay reads only as fast as the client does
    * (plus socket buffers), so this is about what the client took in. */
   readonly bytesFromServer: number;
@@ -28,12 +30,15 @@ interface Pair {
   frozen: boolean;
 }
 
-export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
+/** `listen`: where the relay listens (default 127.0.0.1, any free port). */
+export async function startTcpRelay(target: { host: string; port: number }, listen: { host?: string; port?: number } = {}): Promise<TcpRelay> {
   const pairs = new Set<Pair>();
   let bytesFromServer = 0;
   let refusing = false;
+  let accepted = 0;
 
   const server = net.createServer((client) => {
+    accepted++;
     if (refusing) {
       client.resetAndDestroy();
       return;
@@ -63,7 +68,10 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
       socket.on("close", () => pair.frozen || drop());
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port ?? 0, listen.host ?? "127.0.0.1", resolve);
+  });
   const port = (server.address() as net.AddressInfo).port;
 
   const cut = () => {
@@ -77,6 +85,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     port,
     get open() {
       return pairs.size;
+    },
+    get accepted() {
+      return accepted;
     },
     get bytesFromServer() {
       return bytesFromServer;

@@ -51,6 +51,25 @@ describe("loadConfig", () => {
     expect(JSON.parse(readFileSync(file, "utf8"))).toHaveProperty("secretsKey");
   });
 
+  it("reads the network policy's ranges and DNS servers, and names a malformed one", () => {
+    const config = loadConfig({ DATA_DIR: tempDir(), TARGET_ALLOW_NETWORKS: "10.0.0.0/8, fd00::/8,192.0.2.7", TARGET_DNS_SERVERS: "10.0.0.2,[fd00::53]:5353" });
+    expect(config.targets.allowNetworks).toEqual([
+      { address: "10.0.0.0", prefix: 8, family: "ipv4" },
+      { address: "fd00::", prefix: 8, family: "ipv6" },
+      { address: "192.0.2.7", prefix: 32, family: "ipv4" },
+    ]);
+    expect(config.targets.denyNetworks).toEqual([]);
+    expect(config.targets.dnsServers).toEqual(["10.0.0.2", "[fd00::53]:5353"]);
+    for (const [name, value] of [
+      ["TARGET_DENY_NETWORKS", "10.0.0.0/33"],
+      ["TARGET_DENY_NETWORKS", "example.com"],
+      ["TARGET_ALLOW_NETWORKS", "10.0.0.0/8/8"],
+      ["TARGET_DNS_SERVERS", "dns.example"],
+    ] as const) {
+      expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).message).toContain(name);
+    }
+  });
+
   it("refuses to start in production without secrets, DATABASE_URL and REDIS_URL, naming each", () => {
     const err = errorOf(() => loadConfig({ NODE_ENV: "production", DATA_DIR: tempDir() }));
     for (const name of ["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"]) {

@@ -2,7 +2,9 @@
 // resolves to, unless private targets are allowed (WEBHOOK_ALLOW_PRIVATE).
 import { describe, expect, it } from "vitest";
 
-import { isPublicAddress, nonPublicLiteral, webhookTargetProblem, type Resolver } from "../../src/monitoring/webhook-targets.js";
+import { nonPublicLiteral, webhookTargetProblem } from "../../src/monitoring/webhook-targets.js";
+import { isPublicAddress } from "../../src/net/addresses.js";
+import type { Resolver } from "../../src/net/resolve.js";
 
 describe("isPublicAddress", () => {
   it.each([
@@ -56,6 +58,15 @@ describe("isPublicAddress", () => {
     ["::ffff:8.8.8.8", true],
     ["64:ff9b::10.0.0.1", false],
     ["64:ff9b::808:808", true],
+    ["::ffff:0:127.0.0.1", false], // IPv4-translated (::ffff:0:0:0/96)
+    ["::ffff:0:a9fe:a9fe", false],
+    ["::ffff:0:808:808", true],
+    ["64:ff9b::7f00:1", false], // NAT64 of 127.0.0.1
+    ["64:ff9b:1::10.0.0.1", false], // local-use NAT64 (64:ff9b:1::/48)
+    ["64:ff9b:1:abcd::1", false],
+    ["::127.0.0.1", false], // IPv4-compatible
+    ["2002:7f00:1::1", false], // 6to4 of 127.0.0.1
+    ["2002:808:808::1", true],
     ["2002:7f00:1::1", false], // 6to4 of 127.0.0.1
     ["2002:c0a8:101::1", false], // 6to4 of 192.168.1.1
     ["2002:808:808::1", true],

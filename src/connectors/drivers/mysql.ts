@@ -44,6 +44,7 @@ export interface MysqlPoolOptions {
 }
 
 export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoolOptions): Promise<DialectDriver> {
+  const gate = target.gate;
   const connection: mysql.ConnectionOptions = {
     host: target.host,
     port: target.port,
@@ -61,6 +62,8 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     dateStrings: true,
     jsonStrings: true,
     connectAttributes: { program_name: "pulse" },
+    // Each new connection goes to a checked address (the policy and Pulse's own servers).
+    ...(gate && { stream: () => gate.socket(target).connect(target.port, target.host).setNoDelay(true).setKeepAlive(true) }),
   };
   // mysql2's own idle reaper only runs with maxIdle < connectionLimit and then closes every
   // idle connection above maxIdle within a second, so it is off and ours closes by age only.

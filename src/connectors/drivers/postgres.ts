@@ -41,6 +41,7 @@ export interface PostgresPoolOptions {
 }
 
 export async function createPostgresDriver(target: ConnectionTarget, opts: PostgresPoolOptions): Promise<DialectDriver> {
+  const gate = target.gate;
   const pool = new pg.Pool({
     host: target.host,
     port: target.port,
@@ -56,6 +57,12 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     types: clientTypes,
     keepAlive: true,
     allowExitOnIdle: true,
+    // Each new connection: to a checked address, then not into the metadata store's database.
+    ...(gate && {
+      stream: () => gate.socket(target),
+      onConnect: (client: pg.ClientBase) =>
+        gate.checkPostgresSession(async (text) => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows),
+    }),
   });
   // An idle connection that dies (server restart, network) is already purged by the pool;
   // without a listener the 'error' event would crash the process.
