@@ -74,7 +74,7 @@ export class ConnectorCache {
     const opening = (async () => {
       const target = await loadTarget();
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
-      const key = await targetKey(target);
+      const key = await targetKey(target, target.gate && ((host) => target.gate!.address(host)));
       const driver = await openDriver(target, this.options.pool);
       const budget = this.budgets.hold(key, ownerId);
       return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder);

@@ -4,12 +4,11 @@
 // metadata store also by what the server says it is after connecting (postgres-identity.ts),
 // so no alias, DNS name or port-forward reaches it.
 
-import { networkInterfaces } from "node:os";
 import type { BlockList } from "node:net";
 import { sql } from "drizzle-orm";
 
 import type { Config } from "../config.js";
-import { addressKind, addressSet, inSet, parseNetwork, type Network } from "../net/addresses.js";
+import { addressSet, inSet, isThisMachine, parseNetwork } from "../net/addresses.js";
 import { systemResolver } from "../net/resolve.js";
 import type { Store } from "../store/client.js";
 import { postgresIdentity, type PostgresIdentity } from "./drivers/postgres-identity.js";
@@ -39,16 +38,13 @@ interface Endpoint {
 
 /** Resolves Pulse's own servers once, at start, and reads the metadata store's identity. */
 export async function findOwnServices(config: Pick<Config, "databaseUrl" | "redisUrl">, store: Store): Promise<OwnServices> {
-  const thisMachine = addressSet(interfaceNetworks());
-  const isThisMachine = (address: string) => ["loopback", "unspecified"].includes(addressKind(address)) || inSet(thisMachine, address);
-
   const endpoints: Endpoint[] = [];
   if (config.databaseUrl) {
     const url = new URL(config.databaseUrl);
     const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username);
-    endpoints.push({ service: "metadata store", database, ...(await endpointOf(url, 5432, isThisMachine)) });
+    endpoints.push({ service: "metadata store", database, ...(await endpointOf(url, 5432)) });
   }
-  if (config.redisUrl) endpoints.push({ service: "Redis", ...(await endpointOf(new URL(config.redisUrl), 6379, isThisMachine)) });
+  if (config.redisUrl) endpoints.push({ service: "Redis", ...(await endpointOf(new URL(config.redisUrl), 6379)) });
 
   const readStoreIdentity = () =>
     postgresIdentity(async (text) => ((await store.db.execute(sql.raw(text))) as unknown as { rows: Record<string, unknown>[] }).rows);
@@ -80,7 +76,7 @@ export async function findOwnServices(config: Pick<Config, "databaseUrl" | "redi
 }
 
 /** A URL's host and port as an endpoint. No host (a Unix socket) is this machine. */
-async function endpointOf(url: URL, defaultPort: number, isThisMachine: (address: string) => boolean) {
+async function endpointOf(url: URL, defaultPort: number) {
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const addresses = host ? (await systemResolver(host)).map((a) => a.address) : [];
   return {
@@ -88,12 +84,4 @@ async function endpointOf(url: URL, defaultPort: number, isThisMachine: (address
     addresses: addressSet(addresses.map((address) => parseNetwork(address)!)),
     local: addresses.length === 0 || addresses.some(isThisMachine),
   };
-}
-
-/** Every address of this machine's network interfaces. */
-function interfaceNetworks(): Network[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .map((info) => info && parseNetwork(info.address.replace(/%.*$/, "")))
-    .filter((network): network is Network => Boolean(network));
 }

@@ -18,6 +18,8 @@ import type { ConnectionTarget } from "./types.js";
 export interface TargetGate {
   /** An unconnected socket for `target`: its connect(port, host) goes to checked addresses only. */
   socket(target: ConnectionTarget): Socket;
+  /** The first address `host` resolves to, with the resolver sockets use (a budget's key). */
+  address(host: string): Promise<string>;
   /** After connecting to PostgreSQL: refuses a session in the metadata store's database. */
   checkPostgresSession(run: RunSql): Promise<void>;
 }
@@ -54,6 +56,13 @@ function gateOf(policy: NetworkPolicy, own: OwnServices, resolve: Resolver): Tar
 
   return {
     socket: (target) => new GatedSocket(target, addressesOf),
+    async address(host) {
+      const canonical = canonicalHost(host);
+      if (canonical !== null && isIP(canonical) !== 0) return canonical;
+      const first = await resolve(canonical ?? host).then((found) => found[0]?.address, () => undefined);
+      if (first === undefined) throw new DomainError("connection_failed", `could not resolve host "${host}"`);
+      return first;
+    },
     async checkPostgresSession(run) {
       if (!own.checksPostgres) return;
       let sameDatabase: boolean;

@@ -3,14 +3,14 @@
 // ::ffff:127.0.0.1, a DNS name, the machine's own address).
 
 import { lookup } from "node:dns/promises";
-import { BlockList, isIP } from "node:net";
-import { networkInterfaces } from "node:os";
+import { isIP } from "node:net";
 
 import { DomainError } from "../errors.js";
+import { isThisMachine } from "../net/addresses.js";
 import type { ConnectionTarget } from "./types.js";
 
-/** The address a driver connects to for `host`: the first of the system's answers, as
- * net.connect takes it. */
+/** The address a driver connects to for `host`: the first of the resolver's answers, as
+ * net.connect takes it. Connectors pass their target gate's (TARGET_DNS_SERVERS when set). */
 export type ResolveHost = (host: string) => Promise<string>;
 
 export const resolveHost: ResolveHost = async (host) => {
@@ -30,20 +30,11 @@ export async function targetKey(target: ConnectionTarget, resolve: ResolveHost =
   return JSON.stringify([target.dialect, address, target.port, target.database]);
 }
 
-/** Loopback, "unspecified" (0.0.0.0 and :: connect to the local host) and IPv4-mapped forms. */
-const thisHost = new BlockList();
-thisHost.addSubnet("127.0.0.0", 8, "ipv4");
-thisHost.addAddress("0.0.0.0", "ipv4");
-thisHost.addAddress("::1", "ipv6");
-thisHost.addAddress("::", "ipv6");
-
 /** "this host" for every address that reaches this machine (a server listening on all of
  * them is one server), otherwise the address in one spelling. */
 function hostIdentity(address: string): string {
   const canonical = canonicalAddress(address);
-  if (thisHost.check(canonical, isIP(canonical) === 6 ? "ipv6" : "ipv4")) return "this host";
-  const own = Object.values(networkInterfaces()).some((ifaces) => ifaces?.some((i) => canonicalAddress(i.address) === canonical));
-  return own ? "this host" : canonical;
+  return isThisMachine(canonical) ? "this host" : canonical;
 }
 
 /** One spelling per address: IPv6 as the WHATWG URL parser writes it (0:0::1 is ::1), and an

@@ -3,6 +3,7 @@
 // only) and customer databases (the network policy). The one table of special-purpose ranges.
 
 import { BlockList, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 
 /** Special-purpose kinds of address; every other address is "public". */
 export type AddressKind = "loopback" | "unspecified" | "link_local" | "multicast" | "reserved" | "private";
@@ -99,3 +100,20 @@ export const KIND_NAMES: Record<AddressKind, string> = {
   reserved: "a reserved address",
   private: "a private address",
 };
+
+/** Every address of this machine's network interfaces, read once. */
+let interfaces: BlockList | undefined;
+
+/** Whether a connection to `address` reaches this machine: loopback, unspecified (0.0.0.0 and
+ * :: connect here), or an address of one of its interfaces, in any IPv6 spelling. */
+export function isThisMachine(address: string): boolean {
+  const kind = addressKind(address);
+  if (kind === "loopback" || kind === "unspecified") return true;
+  interfaces ??= addressSet(
+    Object.values(networkInterfaces())
+      .flat()
+      .map((info) => info && parseNetwork(info.address.replace(/%.*$/, "")))
+      .filter((network): network is Network => Boolean(network)),
+  );
+  return inSet(interfaces, address);
+}
