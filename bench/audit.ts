@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { cpuMs, machine, median, startServer, tempDir } from "./lib.js";
+import { cpuMs, machine, median, productionEnv, startServer, tempDir } from "./lib.js";
 
 const DURATION = Number(process.env.DURATION ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -58,14 +58,7 @@ async function startPulse(auditTrail: "on" | "off") {
   metaDbs.push(metaDb);
   const server = await startServer({
     DATA_DIR: tempDir("pulse-bench-audit-"),
-    NODE_ENV: "production",
-    DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
-    REDIS_URL: "redis://127.0.0.1:6379/15",
-    JWT_SECRET: randomBytes(32).toString("hex"),
-    SECRETS_KEY: randomBytes(32).toString("hex"),
-    CONNECTION_POOL_SIZE: String(POOL_SIZE),
-    CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
-    CONNECTION_QUERIES_PER_MINUTE: "10000000",
+    ...productionEnv(metaDb, POOL_SIZE),
     AUDIT_TRAIL: auditTrail,
   });
   const email = `bench-${randomBytes(4).toString("hex")}@example.com`;

@@ -2,6 +2,7 @@
 // percentiles, and a line describing the machine (figures are only comparable on one).
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
@@ -15,6 +16,25 @@ export function machine(): string {
 }
 
 export const tempDir = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
+
+/** A production deployment on this machine's PostgreSQL (metadata in `metaDb`) and Redis, whose
+ * budgets let `poolSize` statements run at once without a per-minute limit: the benches
+ * measure Pulse, not its refusals. Loopback databases are allowed (production refuses them). */
+export function productionEnv(metaDb: string, poolSize: number): Record<string, string> {
+  return {
+    NODE_ENV: "production",
+    DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
+    REDIS_URL: "redis://127.0.0.1:6379/15",
+    JWT_SECRET: randomBytes(32).toString("hex"),
+    SECRETS_KEY: randomBytes(32).toString("hex"),
+    TARGET_ALLOW_NETWORKS: "127.0.0.0/8",
+    CONNECTION_POOL_SIZE: String(poolSize),
+    CONNECTION_MAX_CONCURRENCY: String(poolSize),
+    CONNECTION_QUERIES_PER_MINUTE: "10000000",
+    USER_MAX_CONCURRENCY: String(poolSize),
+    USER_QUERIES_PER_MINUTE: "10000000",
+  };
+}
 
 /** User + system CPU of a process so far, in ms (Linux: /proc/<pid>/stat, clock ticks of 10 ms). */
 export function cpuMs(pid: number | undefined): number {

@@ -14,7 +14,7 @@ import path from "node:path";
 import pg from "pg";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { cpuMs, machine, median, root, startServer, tempDir } from "./lib.js";
+import { cpuMs, machine, median, productionEnv, root, startServer, tempDir } from "./lib.js";
 
 const DURATION = Number(process.env.DURATION ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -55,18 +55,7 @@ async function startPulse(checkout?: string) {
   const server = await startServer(
     {
       DATA_DIR: tempDir("pulse-bench-query-"),
-      NODE_ENV: "production",
-      DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${metaDb}`,
-      REDIS_URL: "redis://127.0.0.1:6379/15",
-      JWT_SECRET: randomBytes(32).toString("hex"),
-      SECRETS_KEY: randomBytes(32).toString("hex"),
-      CONNECTION_POOL_SIZE: String(POOL_SIZE),
-      CONNECTION_MAX_CONCURRENCY: String(POOL_SIZE),
-      CONNECTION_QUERIES_PER_MINUTE: "10000000",
-      USER_MAX_CONCURRENCY: String(POOL_SIZE),
-      USER_QUERIES_PER_MINUTE: "10000000",
-      // The benchmark's databases are on this machine, which production refuses by default.
-      TARGET_ALLOW_NETWORKS: "127.0.0.0/8",
+      ...productionEnv(metaDb, POOL_SIZE),
     },
     checkout,
   );
