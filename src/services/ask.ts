@@ -10,8 +10,10 @@ import { connectedDb, connectorFor, sessionOf } from "./database-access.js";
 
 export interface AskInput {
   question: string;
-  session_id: string;
-  user_id: number;
+  /** Default: the token's session. */
+  session_id?: string | undefined;
+  /** Seed 004's field: redundant with the token, checked when sent. */
+  user_id?: number | undefined;
   thread_id?: string | undefined;
 }
 
@@ -54,19 +56,20 @@ export async function ask(
       "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
     );
   }
-  if (input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
+  if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
   const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs } = deps.config.ask;
   if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
     const message = `must be 1 to ${maxQuestionChars} characters`;
     throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
   }
-  const threadId = input.thread_id ?? input.session_id;
+  const sessionId = input.session_id ?? auth.sessionId;
+  const threadId = input.thread_id ?? sessionId;
   const key = historyKey(auth.userId, threadId);
   // Three independent reads of the session store at once: one round trip to Redis instead of
   // three. Their outcomes are checked in order, so a rate limit still wins over a bad session.
   const [rate, session, items] = await Promise.allSettled([
     deps.sessions.hit(`ask:user:${auth.userId}`, 60),
-    sessionOf(deps, auth.userId, input.session_id, auth.sessionId),
+    sessionOf(deps, auth.userId, sessionId, auth.sessionId),
     deps.sessions.listItems(key),
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
@@ -106,7 +109,7 @@ export async function ask(
     sql: outcome.sql,
     result: outcome.result,
     thread_id: threadId,
-    session_id: input.session_id,
+    session_id: sessionId,
     usage: outcome.usage,
     steps: outcome.steps,
     elapsed_ms: Math.round(performance.now() - started),

@@ -69,6 +69,21 @@ describe("POST /ask", () => {
     expect(system).toContain("Album(");
   });
 
+  it("takes the user and the session from the token when the body leaves them out", async () => {
+    const user = await connectedUser();
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "How many albums are there?" } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ sql: [COUNT_SQL], session_id: user.sessionId, thread_id: user.sessionId });
+    // Seed 004's fields still count when sent: someone else's user_id is 403 even without a session_id.
+    const other = await h.newUser();
+    const impostor = await h.call("POST", "/ask", { token: user.token, json: { question: "hi", user_id: other.id } });
+    expect(impostor.status).toBe(403);
+    // The default is the caller's own session: one that connected nothing answers seed 004's 409.
+    const idle = await h.call("POST", "/ask", { token: other.token, json: { question: "hi" } });
+    expect(idle.status).toBe(409);
+  });
+
   it("streams steps as server-sent events when asked to", async () => {
     const user = await connectedUser();
     replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] });

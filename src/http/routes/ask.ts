@@ -17,8 +17,13 @@ import { authErrors, errorResponse, jsonBody, RowId } from "../schemas.js";
 const AskBody = z
   .object({
     question: z.string().min(1).max(100_000).openapi({ example: "Show me all users who placed orders in the last 30 days" }),
-    session_id: z.string().min(1).max(100),
-    user_id: RowId.openapi({ description: "Must be the authenticated user" }),
+    session_id: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({ description: "Session whose database to ask (default: the token's session, the one `/login` opened)" }),
+    user_id: RowId.optional().openapi({ description: "Seed 004's field; the token already says who asks. If sent, must be the authenticated user (403 otherwise)" }),
     thread_id: z.string().min(1).max(100).optional().openapi({ description: "Conversation to continue (default: the session id)" }),
   })
   .openapi("AskRequest");
