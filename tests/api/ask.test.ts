@@ -188,6 +188,35 @@ describe("POST /ask limits and configuration", () => {
     }
   });
 
+  it("answers a streamed question's refusals with their real status as JSON, before any event", async () => {
+    const sse = { accept: "text/event-stream" };
+    const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1" } });
+    const bare = await createHarness();
+    try {
+      const alice = await connectedUser(tight);
+      // One user per refusal: each question counts against its asker's limit of 1.
+      const [bob, carol] = [await tight.newUser(), await tight.newUser()];
+      const refusals = [
+        [await tight.call("POST", "/ask", { token: bob.token, json: { question: "q", user_id: alice.id }, headers: sse }), 403, "forbidden"],
+        [await tight.call("POST", "/ask", { token: bob.token, json: { question: "q", session_id: alice.sessionId }, headers: sse }), 404, "not_found"],
+        [await tight.call("POST", "/ask", { token: carol.token, json: { question: "q" }, headers: sse }), 409, "no_database_connected"],
+      ] as const;
+      answerWithQuery();
+      expect((await tight.call("POST", "/ask", { token: alice.token, json: { question: "q1" }, headers: sse })).status).toBe(200);
+      const limited = await tight.call("POST", "/ask", { token: alice.token, json: { question: "q2" }, headers: sse });
+      const bareUser = await connectedUser(bare);
+      const noModel = await bare.call("POST", "/ask", { token: bareUser.token, json: { question: "q" }, headers: sse });
+      for (const [res, status, code] of [...refusals, [limited, 429, "rate_limited"], [noModel, 503, "model_not_configured"]] as const) {
+        expect({ status: res.status, type: res.headers.get("content-type"), code: res.body?.code }).toEqual({ status, type: "application/json", code });
+        expect(res.text).not.toContain("event:");
+      }
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    } finally {
+      await tight.close();
+      await bare.close();
+    }
+  });
+
   it("answers 503 saying how to configure a model when none is, while the rest works", async () => {
     const bare = await createHarness();
     try {
