@@ -1,7 +1,7 @@
 // POST /ask: a plain-language question answered by the SQL agent on the session's database,
 // with conversation memory per thread in the session store (shared by all instances).
 
-import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn } from "../../agents/graph.js";
+import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-context.js";
 import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
@@ -17,9 +17,24 @@ export interface AskInput {
   thread_id?: string | undefined;
 }
 
+/** One statement the model sent and what became of it: run, refused by the guard (nothing
+ * reached the database), or failed at the database (timeout, error, result too large). */
+export type AskStatement =
+  | { sql: string; outcome: "ok"; row_count: number }
+  | { sql: string; outcome: "refused"; rule: string; error: string }
+  | { sql: string; outcome: "error"; code: string; error: string };
+
+const statementOf = (q: RecordedQuery): AskStatement => {
+  if (q.ok) return { sql: q.sql, outcome: "ok", row_count: q.row_count ?? 0 };
+  if (q.code === "sql_refused") return { sql: q.sql, outcome: "refused", rule: q.rule ?? "", error: q.error ?? "" };
+  return { sql: q.sql, outcome: "error", code: q.code ?? "sql_failed", error: q.error ?? "" };
+};
+
 export interface AskAnswer {
   answer: string;
+  /** Every statement the model sent, in order, refused ones included. */
   sql: string[];
+  statements: AskStatement[];
   result: AgentResult["result"];
   thread_id: string;
   session_id: string;
@@ -107,6 +122,7 @@ export async function ask(
   return {
     answer: outcome.answer,
     sql: outcome.sql,
+    statements: outcome.queries.map(statementOf),
     result: outcome.result,
     thread_id: threadId,
     session_id: sessionId,

@@ -55,6 +55,7 @@ describe("POST /ask", () => {
     expect(res.body).toEqual({
       answer: "There are 347 albums.",
       sql: [COUNT_SQL],
+      statements: [{ sql: COUNT_SQL, outcome: "ok", row_count: 1 }],
       result: { columns: ["albums"], rows: [[347]], row_count: 1, truncated: false },
       thread_id: user.sessionId,
       session_id: user.sessionId,
@@ -110,6 +111,25 @@ describe("POST /ask", () => {
     answerWithQuery();
     const after = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums now?") });
     expect(after.body.result.rows).toEqual([[347]]);
+  });
+
+  it("says what became of each statement: run, refused by the guard, or failed at the database", async () => {
+    const user = await connectedUser();
+    const missing = "SELECT * FROM NoSuchTable";
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "DELETE FROM Album" } }] });
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: missing } }] });
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "How many albums, after deleting them?" } });
+    expect(res.status).toBe(200);
+    expect(res.body.sql).toEqual(["DELETE FROM Album", missing, COUNT_SQL]);
+    expect(res.body.statements).toEqual([
+      { sql: "DELETE FROM Album", outcome: "refused", rule: expect.any(String), error: expect.stringMatching(/read-only guard/) },
+      { sql: missing, outcome: "error", code: "sql_failed", error: expect.stringMatching(/NoSuchTable/) },
+      { sql: COUNT_SQL, outcome: "ok", row_count: 1 },
+    ]);
+    // The refusal's rule is the one /query names for the same statement.
+    const direct = await h.call("POST", "/query", { token: user.token, json: { sql: "DELETE FROM Album" } });
+    expect(res.body.statements[0].rule).toBe(direct.body.rule);
   });
 
   it("remembers the conversation per thread, across instances sharing Redis", async () => {
