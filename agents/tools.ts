@@ -34,6 +34,8 @@ export interface RecordedQuery {
   error?: string;
   /** sql_refused, sql_failed, query_timeout or result_too_large. */
   code?: string;
+  /** The guard's rule, for a refused statement. */
+  rule?: string;
   row_count?: number;
 }
 
@@ -132,7 +134,8 @@ const runQueryTool = defineTool({
     } catch (err) {
       if (!(err instanceof DomainError) || !CORRECTABLE.has(err.code)) throw err;
       const reason = err instanceof SqlRefusedError ? `refused by the read-only guard (${err.rule}): ${err.message}; nothing was run` : err.message;
-      ctx.recorder.queries.push({ sql, ok: false, error: reason, code: err.code });
+      const rule = err instanceof SqlRefusedError ? err.rule : undefined;
+      ctx.recorder.queries.push({ sql, ok: false, error: reason, code: err.code, ...(rule && { rule }) });
       ctx.recorder.lastError = reason;
       emit({ type: "sql_error", sql, error: reason });
       return `ERROR: ${reason}`;

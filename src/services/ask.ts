@@ -1,7 +1,7 @@
 // POST /ask: a plain-language question answered by the SQL agent on the session's database,
 // with conversation memory per thread in the session store (shared by all instances).
 
-import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn } from "../../agents/graph.js";
+import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-context.js";
 import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
@@ -10,14 +10,31 @@ import { connectedDb, connectorFor, sessionOf } from "./database-access.js";
 
 export interface AskInput {
   question: string;
-  session_id: string;
-  user_id: number;
+  /** Default: the token's session. */
+  session_id?: string | undefined;
+  /** Seed 004's field: redundant with the token, checked when sent. */
+  user_id?: number | undefined;
   thread_id?: string | undefined;
 }
 
+/** One statement the model sent and what became of it: run, refused by the guard (nothing
+ * reached the database), or failed at the database (timeout, error, result too large). */
+export type AskStatement =
+  | { sql: string; outcome: "ok"; row_count: number }
+  | { sql: string; outcome: "refused"; rule: string; error: string }
+  | { sql: string; outcome: "error"; code: string; error: string };
+
+const statementOf = (q: RecordedQuery): AskStatement => {
+  if (q.ok) return { sql: q.sql, outcome: "ok", row_count: q.row_count ?? 0 };
+  if (q.code === "sql_refused") return { sql: q.sql, outcome: "refused", rule: q.rule ?? "", error: q.error ?? "" };
+  return { sql: q.sql, outcome: "error", code: q.code ?? "sql_failed", error: q.error ?? "" };
+};
+
 export interface AskAnswer {
   answer: string;
+  /** Every statement the model sent, in order, refused ones included. */
   sql: string[];
+  statements: AskStatement[];
   result: AgentResult["result"];
   thread_id: string;
   session_id: string;
@@ -54,19 +71,20 @@ export async function ask(
       "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
     );
   }
-  if (input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
+  if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
   const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs } = deps.config.ask;
   if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
     const message = `must be 1 to ${maxQuestionChars} characters`;
     throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
   }
-  const threadId = input.thread_id ?? input.session_id;
+  const sessionId = input.session_id ?? auth.sessionId;
+  const threadId = input.thread_id ?? sessionId;
   const key = historyKey(auth.userId, threadId);
   // Three independent reads of the session store at once: one round trip to Redis instead of
   // three. Their outcomes are checked in order, so a rate limit still wins over a bad session.
   const [rate, session, items] = await Promise.allSettled([
     deps.sessions.hit(`ask:user:${auth.userId}`, 60),
-    sessionOf(deps, auth.userId, input.session_id, auth.sessionId),
+    sessionOf(deps, auth.userId, sessionId, auth.sessionId),
     deps.sessions.listItems(key),
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
@@ -104,9 +122,10 @@ export async function ask(
   return {
     answer: outcome.answer,
     sql: outcome.sql,
+    statements: outcome.queries.map(statementOf),
     result: outcome.result,
     thread_id: threadId,
-    session_id: input.session_id,
+    session_id: sessionId,
     usage: outcome.usage,
     steps: outcome.steps,
     elapsed_ms: Math.round(performance.now() - started),

@@ -55,6 +55,7 @@ describe("POST /ask", () => {
     expect(res.body).toEqual({
       answer: "There are 347 albums.",
       sql: [COUNT_SQL],
+      statements: [{ sql: COUNT_SQL, outcome: "ok", row_count: 1 }],
       result: { columns: ["albums"], rows: [[347]], row_count: 1, truncated: false },
       thread_id: user.sessionId,
       session_id: user.sessionId,
@@ -67,6 +68,21 @@ describe("POST /ask", () => {
     const system = textOf(fake.requests.at(-2)!.messages[0]);
     expect(system).toContain("SQLite");
     expect(system).toContain("Album(");
+  });
+
+  it("takes the user and the session from the token when the body leaves them out", async () => {
+    const user = await connectedUser();
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "How many albums are there?" } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ sql: [COUNT_SQL], session_id: user.sessionId, thread_id: user.sessionId });
+    // Seed 004's fields still count when sent: someone else's user_id is 403 even without a session_id.
+    const other = await h.newUser();
+    const impostor = await h.call("POST", "/ask", { token: user.token, json: { question: "hi", user_id: other.id } });
+    expect(impostor.status).toBe(403);
+    // The default is the caller's own session: one that connected nothing answers seed 004's 409.
+    const idle = await h.call("POST", "/ask", { token: other.token, json: { question: "hi" } });
+    expect(idle.status).toBe(409);
   });
 
   it("streams steps as server-sent events when asked to", async () => {
@@ -95,6 +111,25 @@ describe("POST /ask", () => {
     answerWithQuery();
     const after = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums now?") });
     expect(after.body.result.rows).toEqual([[347]]);
+  });
+
+  it("says what became of each statement: run, refused by the guard, or failed at the database", async () => {
+    const user = await connectedUser();
+    const missing = "SELECT * FROM NoSuchTable";
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "DELETE FROM Album" } }] });
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: missing } }] });
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "How many albums, after deleting them?" } });
+    expect(res.status).toBe(200);
+    expect(res.body.sql).toEqual(["DELETE FROM Album", missing, COUNT_SQL]);
+    expect(res.body.statements).toEqual([
+      { sql: "DELETE FROM Album", outcome: "refused", rule: expect.any(String), error: expect.stringMatching(/read-only guard/) },
+      { sql: missing, outcome: "error", code: "sql_failed", error: expect.stringMatching(/NoSuchTable/) },
+      { sql: COUNT_SQL, outcome: "ok", row_count: 1 },
+    ]);
+    // The refusal's rule is the one /query names for the same statement.
+    const direct = await h.call("POST", "/query", { token: user.token, json: { sql: "DELETE FROM Album" } });
+    expect(res.body.statements[0].rule).toBe(direct.body.rule);
   });
 
   it("remembers the conversation per thread, across instances sharing Redis", async () => {
@@ -170,6 +205,35 @@ describe("POST /ask limits and configuration", () => {
       expect(elsewhere.status).toBe(429);
     } finally {
       await tight.close();
+    }
+  });
+
+  it("answers a streamed question's refusals with their real status as JSON, before any event", async () => {
+    const sse = { accept: "text/event-stream" };
+    const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1" } });
+    const bare = await createHarness();
+    try {
+      const alice = await connectedUser(tight);
+      // One user per refusal: each question counts against its asker's limit of 1.
+      const [bob, carol] = [await tight.newUser(), await tight.newUser()];
+      const refusals = [
+        [await tight.call("POST", "/ask", { token: bob.token, json: { question: "q", user_id: alice.id }, headers: sse }), 403, "forbidden"],
+        [await tight.call("POST", "/ask", { token: bob.token, json: { question: "q", session_id: alice.sessionId }, headers: sse }), 404, "not_found"],
+        [await tight.call("POST", "/ask", { token: carol.token, json: { question: "q" }, headers: sse }), 409, "no_database_connected"],
+      ] as const;
+      answerWithQuery();
+      expect((await tight.call("POST", "/ask", { token: alice.token, json: { question: "q1" }, headers: sse })).status).toBe(200);
+      const limited = await tight.call("POST", "/ask", { token: alice.token, json: { question: "q2" }, headers: sse });
+      const bareUser = await connectedUser(bare);
+      const noModel = await bare.call("POST", "/ask", { token: bareUser.token, json: { question: "q" }, headers: sse });
+      for (const [res, status, code] of [...refusals, [limited, 429, "rate_limited"], [noModel, 503, "model_not_configured"]] as const) {
+        expect({ status: res.status, type: res.headers.get("content-type"), code: res.body?.code }).toEqual({ status, type: "application/json", code });
+        expect(res.text).not.toContain("event:");
+      }
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    } finally {
+      await tight.close();
+      await bare.close();
     }
   });
 

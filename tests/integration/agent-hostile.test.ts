@@ -87,7 +87,7 @@ describe("a hostile model on SQLite", () => {
     const toolResult = lastToolResult(fake.requests[1]);
     expect(toolResult).toMatch(/^ERROR: refused by the read-only guard \(/);
     expect(toolResult).toContain(`(${rule})`);
-    expect(result.queries).toEqual([{ sql, ok: false, code: "sql_refused", error: toolResult.slice("ERROR: ".length) }]);
+    expect(result.queries).toEqual([{ sql, ok: false, code: "sql_refused", rule, error: toolResult.slice("ERROR: ".length) }]);
     expect(result.result).toBeNull();
     expect(sha256()).toBe(pristine);
   });

@@ -17,8 +17,13 @@ import { authErrors, errorResponse, jsonBody, RowId } from "../schemas.js";
 const AskBody = z
   .object({
     question: z.string().min(1).max(100_000).openapi({ example: "Show me all users who placed orders in the last 30 days" }),
-    session_id: z.string().min(1).max(100),
-    user_id: RowId.openapi({ description: "Must be the authenticated user" }),
+    session_id: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({ description: "Session whose database to ask (default: the token's session, the one `/login` opened)" }),
+    user_id: RowId.optional().openapi({ description: "Seed 004's field; the token already says who asks. If sent, must be the authenticated user (403 otherwise)" }),
     thread_id: z.string().min(1).max(100).optional().openapi({ description: "Conversation to continue (default: the session id)" }),
   })
   .openapi("AskRequest");
@@ -27,7 +32,23 @@ const Cell = z.union([z.string(), z.number(), z.boolean(), z.null(), z.object({ 
 const AskResponse = z
   .object({
     answer: z.string(),
-    sql: z.array(z.string()).openapi({ description: "Every statement the agent ran, in order" }),
+    sql: z.array(z.string()).openapi({
+      description: "Every statement the model sent, in order, including those the guard refused; what became of each is in `statements`",
+    }),
+    statements: z
+      .array(
+        z.object({
+          sql: z.string(),
+          outcome: z.enum(["ok", "refused", "error"]).openapi({
+            description: "`ok`: ran; `refused`: the read-only guard stopped it, nothing reached the database; `error`: the database failed it",
+          }),
+          row_count: z.number().int().optional().openapi({ description: "Rows returned (`ok`)" }),
+          rule: z.string().optional().openapi({ description: "The guard's rule that refused it (`refused`)" }),
+          code: z.string().optional().openapi({ description: "sql_failed, query_timeout or result_too_large (`error`)" }),
+          error: z.string().optional().openapi({ description: "Why, as the model was told (`refused`, `error`)" }),
+        }),
+      )
+      .openapi({ description: "The statements of `sql`, in the same order, each with its outcome" }),
     result: z
       .object({ columns: z.array(z.string()), rows: z.array(z.array(Cell)), row_count: z.number().int(), truncated: z.boolean() })
       .nullable(),
