@@ -8,7 +8,7 @@ import { requireAuth, type PublicRoute } from "./http/auth.js";
 import type { AppEnv } from "./http/context.js";
 import { notFoundHandler, onError, validationHook } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
-import { RememberingRouter } from "./http/router.js";
+import { allowedMethods, RememberingRouter } from "./http/router.js";
 import { mountAccounts } from "./http/routes/accounts.js";
 import { mountAsk } from "./http/routes/ask.js";
 import { mountAudit } from "./http/routes/audit.js";
@@ -76,7 +76,7 @@ export function createApp(deps: Deps) {
   });
   mountDocs(app);
 
-  app.notFound(notFoundHandler);
+  app.notFound(notFoundHandler((path) => allowedMethods(app.router, path)));
   app.onError(onError);
   return app;
 }
