@@ -46,7 +46,19 @@ const Instance = z
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .openapi("Instance");
+  .openapi("Instance", {
+    example: {
+      id: 101,
+      name: "Shop replica",
+      db_type: "postgresql",
+      host: "localhost",
+      port: 5432,
+      database: "ecommerce_db",
+      username: "db_user",
+      created_at: "2026-01-05T10:00:00.000Z",
+      updated_at: "2026-01-05T10:00:00.000Z",
+    },
+  });
 
 const instanceOf = (c: PublicConnection) => ({
   id: c.id,

@@ -45,7 +45,23 @@ const QueryResponse = z
     }),
     error: z.null(),
   })
-  .openapi("QueryResult");
+  .openapi("QueryResult", {
+    example: {
+      status: "ok",
+      data: {
+        columns: ["id", "email"],
+        column_types: ["integer", "text"],
+        rows: [
+          [1, "ada@example.com"],
+          [2, "grace@example.com"],
+        ],
+        row_count: 2,
+        truncated: false,
+        execution_time_ms: 3.2,
+      },
+      error: null,
+    },
+  });
 
 const responses = {
   200: jsonResponse(QueryResponse, "Rows of the read"),
