@@ -2,18 +2,18 @@
 // freely around their own dependencies.
 
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 
 import type { Deps } from "./deps.js";
 import { requireAuth, type PublicRoute } from "./http/auth.js";
 import type { AppEnv } from "./http/context.js";
 import { notFoundHandler, onError, validationHook } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
-import { RememberingRouter } from "./http/router.js";
+import { allowedMethods, RememberingRouter } from "./http/router.js";
 import { mountAccounts } from "./http/routes/accounts.js";
 import { mountAsk } from "./http/routes/ask.js";
 import { mountAudit } from "./http/routes/audit.js";
 import { mountConnections } from "./http/routes/connections.js";
+import { DOCS_ROUTES, mountDocs } from "./http/routes/docs.js";
 import { mountHealth } from "./http/routes/health.js";
 import { mountInstances } from "./http/routes/instances.js";
 import { mountMonitoringAlerts } from "./http/routes/monitoring-alerts.js";
@@ -35,7 +35,7 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
   { method: "POST", path: "/users" },
   { method: "POST", path: "/login" },
   { method: "GET", path: "/openapi.json" },
-  { method: "GET", path: "/docs" },
+  ...DOCS_ROUTES,
 ];
 
 export function createApp(deps: Deps) {
@@ -74,9 +74,9 @@ export function createApp(deps: Deps) {
       description: "Ask production databases questions in plain language, read-only, and watch their health.",
     },
   });
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Pulse API" }));
+  mountDocs(app);
 
-  app.notFound(notFoundHandler);
+  app.notFound(notFoundHandler((path) => allowedMethods(app.router, path)));
   app.onError(onError);
   return app;
 }

@@ -73,8 +73,16 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   return c.json(errorBody("internal_error", "Internal server error", { request_id: requestId }), 500);
 };
 
-export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>
-  c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404);
+/** No route: 405 with an Allow header when the path exists under other methods (the caller got
+ * the method wrong, not the path), 404 otherwise. Auth runs first, so without a token both are 401. */
+export const notFoundHandler =
+  (methodsOf: (path: string) => string[]): NotFoundHandler<AppEnv> =>
+  (c) => {
+    const allowed = methodsOf(c.req.path);
+    if (allowed.length === 0) return c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404);
+    c.header("Allow", allowed.join(", "));
+    return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}`), 405);
+  };
 
 /** The validation hook of every route: 422 with each problem's location and message. */
 export function validationHook(

@@ -4,6 +4,7 @@
 // method and path, so a hit costs one map lookup.
 
 import type { Result, Router } from "hono/router";
+import type { RouterRoute } from "hono/types";
 import { RegExpRouter } from "hono/router/reg-exp-router";
 import { SmartRouter } from "hono/router/smart-router";
 import { TrieRouter } from "hono/router/trie-router";
@@ -42,4 +43,14 @@ export class RememberingRouter<T> implements Router<T> {
     this.remembered.clear();
     this.size = 0;
   }
+}
+
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/** The methods some route answers on `path` (middleware, registered as ALL, does not count),
+ * with HEAD wherever GET is, as hono answers it: what a 405's Allow header lists. */
+export function allowedMethods(router: Router<[unknown, RouterRoute]>, path: string): string[] {
+  const allowed: string[] = METHODS.filter((method) => router.match(method, path)[0].some(([[, route]]) => route.method !== "ALL"));
+  if (allowed.includes("GET")) allowed.splice(1 + allowed.indexOf("GET"), 0, "HEAD");
+  return allowed;
 }

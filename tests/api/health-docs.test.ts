@@ -81,6 +81,22 @@ describe("embedded health and docs", () => {
     expect(res.text).toContain("/openapi.json");
   });
 
+  it("serves every asset of the docs page itself, public and cached for good", async () => {
+    const page = await h.call("GET", "/docs");
+    // Nothing from a CDN: the page must work offline and behind a strict proxy.
+    expect(page.text).not.toMatch(/(https?:)?\/\/[a-z0-9]/i);
+    const assets = [...page.text.matchAll(/(?:src|href)="(\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.filter((a) => a.endsWith(".js"))).toHaveLength(1);
+    expect(assets.filter((a) => a.endsWith(".css"))).toHaveLength(1);
+    for (const asset of assets.filter((a) => a !== "/openapi.json")) {
+      const res = await h.call("GET", asset);
+      expect(res.status, asset).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(asset.endsWith(".js") ? /^text\/javascript/ : /^text\/css/);
+      expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+      expect(res.text.length).toBeGreaterThan(10_000);
+    }
+  });
+
   it.each([
     ["a declared Content-Length", { "content-length": String(2 * 1024 * 1024) }],
     ["a chunked body", { "transfer-encoding": "chunked" }],

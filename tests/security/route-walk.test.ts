@@ -3,12 +3,25 @@
 // the app registered and every operation its OpenAPI document describes, so a route added
 // anywhere, or a path added to the public list, fails here until this list agrees.
 
+import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { PUBLIC_ROUTES } from "../../src/app.js";
 import { createHarness, type Harness } from "../support/harness.js";
 
-const PUBLIC = new Set(["GET /health", "GET /api/health", "POST /users/", "POST /users", "POST /login", "GET /openapi.json", "GET /docs"]);
+/** The docs page's script and stylesheet, under the version of swagger-ui-dist that ships them. */
+const { version: docsAssetsVersion } = createRequire(import.meta.url)("swagger-ui-dist/package.json") as { version: string };
+const PUBLIC = new Set([
+  "GET /health",
+  "GET /api/health",
+  "POST /users/",
+  "POST /users",
+  "POST /login",
+  "GET /openapi.json",
+  "GET /docs",
+  `GET /docs/assets/${docsAssetsVersion}/swagger-ui-bundle.js`,
+  `GET /docs/assets/${docsAssetsVersion}/swagger-ui.css`,
+]);
 
 const FORGED = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoieCJ9.c2lnbmF0dXJl";
 
@@ -95,11 +108,29 @@ describe("requests to no route", () => {
     for (const [method, path] of [
       ["GET", "/no/such/route"],
       ["POST", "/users/me/nothing"],
-      ["GET", "/login"],
-      ["DELETE", "/health"],
+      ["GET", "/databases/1/nothing"],
     ] as const) {
       expect((await send(method, path)).status, `${method} ${path}`).toBe(401);
-      expect((await send(method, path, user.token)).status, `${method} ${path}`).toBe(404);
+      const res = await send(method, path, user.token);
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.body).toEqual({ detail: `No route for ${method} ${path}`, code: "not_found" });
+    }
+  });
+
+  it("on a known path with another method, answer 401 without a token, and 405 with Allow with one", async () => {
+    const user = await h.newUser();
+    for (const [method, path, allow] of [
+      ["GET", "/query", "POST"],
+      ["GET", "/login", "POST"],
+      ["DELETE", "/health", "GET, HEAD"],
+      ["POST", "/databases/7", "GET, HEAD, PUT, DELETE"],
+      ["PUT", "/api/tables/7", "GET, HEAD, PATCH, DELETE"],
+    ] as const) {
+      expect((await send(method, path)).status, `${method} ${path}`).toBe(401);
+      const res = await send(method, path, user.token);
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
+      expect(res.body).toEqual({ detail: `${method} is not allowed on ${path}; use ${allow}`, code: "method_not_allowed" });
     }
   });
 

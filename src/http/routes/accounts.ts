@@ -54,7 +54,7 @@ const PasswordChangeBody = z
   .object({ current_password: GivenPassword, new_password: NewPassword.openapi({ example: "another secure password" }) })
   .openapi("PasswordChange");
 
-const DeleteAccountBody = z.object({ password: GivenPassword }).openapi("DeleteAccount");
+const DeleteAccountBody = z.object({ password: GivenPassword.openapi({ example: "securepassword" }) }).openapi("DeleteAccount");
 
 const TokenSchema = z
   .object({

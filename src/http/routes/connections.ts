@@ -88,6 +88,7 @@ const getOne = createRoute({
   method: "get",
   path: "/databases/{id}",
   tags,
+  summary: "One of your connections",
   request: { params: IdParams },
   responses: { 200: jsonResponse(ConnectionSchema, "The connection"), 404: notFoundResponse, ...authErrors },
 });
@@ -111,6 +112,7 @@ const remove = createRoute({
   method: "delete",
   path: "/databases/{id}",
   tags,
+  summary: "Delete a connection, with its monitored tables, and close its pools",
   request: { params: IdParams },
   responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
 });

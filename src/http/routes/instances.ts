@@ -19,13 +19,13 @@ import { authErrors, requireServerFields, DIALECT, errorResponse, IdParams, json
 const tags = ["Instances (seed 000)"];
 
 const fields = {
-  name: z.string().trim().min(1).max(200),
+  name: z.string().trim().min(1).max(200).openapi({ example: "Shop replica" }),
   db_type: DIALECT,
-  host: z.string().trim().min(1).max(255).optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).max(1024),
-  username: z.string().max(255).optional(),
-  password: z.string().max(1024).optional(),
+  host: z.string().trim().min(1).max(255).optional().openapi({ example: "localhost" }),
+  port: z.number().int().min(1).max(65535).optional().openapi({ example: 5432 }),
+  database: z.string().min(1).max(1024).openapi({ description: "Database name; for SQLite, the file path relative to SQLITE_ROOT", example: "ecommerce_db" }),
+  username: z.string().max(255).optional().openapi({ example: "db_user" }),
+  password: z.string().max(1024).optional().openapi({ example: "db_pass123" }),
   ssl: z.boolean().optional(),
 };
 const CreateBody = z
@@ -46,7 +46,19 @@ const Instance = z
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .openapi("Instance");
+  .openapi("Instance", {
+    example: {
+      id: 101,
+      name: "Shop replica",
+      db_type: "postgresql",
+      host: "localhost",
+      port: 5432,
+      database: "ecommerce_db",
+      username: "db_user",
+      created_at: "2026-01-05T10:00:00.000Z",
+      updated_at: "2026-01-05T10:00:00.000Z",
+    },
+  });
 
 const instanceOf = (c: PublicConnection) => ({
   id: c.id,
@@ -70,12 +82,12 @@ const REENTRY =
 const notFound = errorResponse("No such instance among yours");
 const base = "/api/v1/instances";
 const routes = {
-  create: createRoute({ method: "post", path: base, tags, request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
-  list: createRoute({ method: "get", path: base, tags, responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
-  get: createRoute({ method: "get", path: `${base}/{id}`, tags, request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
-  update: createRoute({ method: "put", path: `${base}/{id}`, tags, description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
-  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
-  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  create: createRoute({ method: "post", path: base, tags, summary: "Save an instance after proving it connects (as POST /databases/add_db_connection)", request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
+  list: createRoute({ method: "get", path: base, tags, summary: "Your instances", responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
+  get: createRoute({ method: "get", path: `${base}/{id}`, tags, summary: "One of your instances", request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
+  update: createRoute({ method: "put", path: `${base}/{id}`, tags, summary: "Change an instance; new connection settings are proven by connecting first", description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, summary: "Delete an instance, with its monitored tables, and close its pools", request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
+  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, summary: "Connect now and report latency, server version, read-only and replica status", request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
 };
 
 export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {

@@ -32,6 +32,7 @@ const getOne = createRoute({
   method: "get",
   path: "/api/alerts/{id}",
   tags,
+  summary: "One of your alerts",
   request: { params: IdParams },
   responses: { 200: jsonResponse(AlertSchema, "The alert"), 404: notFoundResponse, ...authErrors },
 });

@@ -38,6 +38,7 @@ const remove = createRoute({
   method: "delete",
   path: "/api/channels/{id}",
   tags,
+  summary: "Delete a notification channel",
   request: { params: IdParams },
   responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
 });

@@ -46,6 +46,7 @@ const getOne = createRoute({
   method: "get",
   path: "/api/tables/{id}",
   tags,
+  summary: "One of your monitored tables",
   request: { params: IdParams },
   responses: { 200: jsonResponse(MonitoredTableSchema, "The monitored table"), 404: notFoundResponse, ...authErrors },
 });

@@ -45,7 +45,23 @@ const QueryResponse = z
     }),
     error: z.null(),
   })
-  .openapi("QueryResult");
+  .openapi("QueryResult", {
+    example: {
+      status: "ok",
+      data: {
+        columns: ["id", "email"],
+        column_types: ["integer", "text"],
+        rows: [
+          [1, "ada@example.com"],
+          [2, "grace@example.com"],
+        ],
+        row_count: 2,
+        truncated: false,
+        execution_time_ms: 3.2,
+      },
+      error: null,
+    },
+  });
 
 const responses = {
   200: jsonResponse(QueryResponse, "Rows of the read"),
@@ -58,11 +74,17 @@ const responses = {
   ...authErrors,
 };
 
-const query = createRoute({ method: "post", path: "/query", tags, request: { body: jsonBody(QueryBody) }, responses });
+const query = createRoute({
+  method: "post",
+  path: "/query",
+  tags,
+  summary: "Run one read-only statement on the session's database, or on connection_id",
+  request: { body: jsonBody(QueryBody) }, responses });
 const connectionQuery = createRoute({
   method: "post",
   path: "/databases/{id}/query",
   tags,
+  summary: "Run one read-only statement on one of your connections",
   request: { params: IdParams, body: jsonBody(ConnectionQueryBody) },
   responses,
 });
@@ -80,8 +102,11 @@ export const queryEnvelope = (result: QueryResult) => ({
   error: null,
 });
 
-const routes = [query, createRoute({ ...query, path: "/api/v1/query", hide: true })] as const;
-const connectionRoutes = [connectionQuery, createRoute({ ...connectionQuery, path: "/api/v1/instances/{id}/query", hide: true })] as const;
+const routes = [query, createRoute({ ...query, path: "/api/v1/query", summary: "Seed 000's name for POST /query" })] as const;
+const connectionRoutes = [
+  connectionQuery,
+  createRoute({ ...connectionQuery, path: "/api/v1/instances/{id}/query", summary: "Seed 000's name for POST /databases/{id}/query" }),
+] as const;
 
 /** Routing paths whose errors also carry seed 000's `{status, data, error}` fields. The error
  * handler looks the request's matched routes up here, rather than a middleware marking each

@@ -41,7 +41,14 @@ const responses = {
   ...authErrors,
 };
 
-const get = createRoute({ method: "get", path: "/databases/{id}/schema", tags, request: { params: IdParams }, responses });
+const get = createRoute({
+  method: "get",
+  path: "/databases/{id}/schema",
+  tags,
+  summary: "The connection's tables and views, introspected once and cached",
+  request: { params: IdParams },
+  responses,
+});
 const refresh = createRoute({
   method: "post",
   path: "/databases/{id}/schema/refresh",

@@ -33,6 +33,7 @@ const status = createRoute({
   method: "get",
   path: "/databases/session-status",
   tags,
+  summary: "Whether your session has a database connected, and which",
   responses: {
     200: jsonResponse(z.object({ ...SessionIds, database_connected: z.boolean(), db_id: z.number().int().nullable() }), "Session state"),
     ...authErrors,
@@ -43,6 +44,7 @@ const info = createRoute({
   method: "get",
   path: "/databases/session-info/{session_id}",
   tags,
+  summary: "One of your sessions: its connection string (password masked), state and cached schema",
   request: { params: z.object({ session_id: z.string().min(1).max(100).openapi({ param: { name: "session_id", in: "path" } }) }) },
   responses: {
     200: jsonResponse(
@@ -80,6 +82,7 @@ const sessionHealth = createRoute({
   method: "get",
   path: "/health/session",
   tags: ["Health"],
+  summary: "Service status with your session's state",
   responses: {
     200: jsonResponse(
       z.object({ status: z.string(), message: z.string(), ...SessionIds, database_connected: z.boolean(), timestamp: z.string() }),
