@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PUBLIC_ROUTES } from "../../src/app.js";
 import { createHarness, type Harness } from "../support/harness.js";
 
-const PUBLIC = new Set(["GET /health", "GET /api/health", "POST /users/", "POST /users", "POST /login", "GET /openapi.json", "GET /docs"]);
+const PUBLIC = new Set(["GET /health", "GET /api/health", "POST /users/", "POST /users", "POST /login", "GET /openapi.json", "GET /docs", "GET /metrics"]);
 
 const FORGED = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoieCJ9.c2lnbmF0dXJl";
 
