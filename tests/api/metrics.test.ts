@@ -101,22 +101,28 @@ describe("what it counts", () => {
       connection_id: connectionId,
       table: "events",
       checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 1 }],
+      alert: { open_after: 1 },
     });
+    const openBefore = sample((await scrape()).text, "pulse_alerts_open") ?? 0;
     expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
     const text = (await scrape()).text;
     expect(sample(text, 'pulse_monitor_runs_total{trigger="manual"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'pulse_monitor_checks_total{kind="custom_sql",status="fail"}')).toBeGreaterThanOrEqual(1);
-    expect(sample(text, "pulse_alerts_open")).toBeTypeOf("number");
+    expect(sample(text, "pulse_alerts_open")).toBe(openBefore + 1);
   });
 
-  it("counts model calls and the tokens the server reported", async () => {
+  it("counts model calls, the tokens the server reported, and failed calls by error code", async () => {
     const user = await h.newConnectedUser();
-    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "How many albums?", session_id: user.sessionId, user_id: user.id } });
-    expect(res.status).toBe(200);
-    const text = (await scrape()).text;
+    const ask = () => h.call("POST", "/ask", { token: user.token, json: { question: "How many albums?", session_id: user.sessionId, user_id: user.id } });
+    expect((await ask()).status).toBe(200);
+    let text = (await scrape()).text;
     expect(sample(text, 'pulse_model_calls_total{outcome="ok"}')).toBe(2);
     expect(sample(text, 'pulse_model_tokens_total{kind="prompt"}')).toBe(280);
     expect(sample(text, 'pulse_model_tokens_total{kind="completion"}')).toBe(23);
+    // The script is spent: the server answers 500 from now on.
+    expect((await ask()).status).toBe(502);
+    text = (await scrape()).text;
+    expect(sample(text, 'pulse_model_calls_total{outcome="model_failed"}')).toBe(1);
   });
 
   it("shows no secret: not the scrape token, a user's token, keys or passwords", async () => {
