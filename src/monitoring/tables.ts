@@ -20,8 +20,8 @@ import type { MonitoredTableRow } from "../store/schema.js";
 import { ALERT_DEFAULTS } from "./alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
 import { runTableNow } from "./run-now.js";
-import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "./schedule.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
+import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "./schedule.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
