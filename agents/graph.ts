@@ -12,6 +12,7 @@ import type { ChatOpenAI } from "@langchain/openai";
 
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Dialect } from "../src/connectors/types.js";
+import type { ModelCallCounts } from "../src/metrics.js";
 import { complete, NO_USAGE, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
 import { skipUnreadRunTrees } from "./run-trees.js";
@@ -60,6 +61,8 @@ export interface RunAgentInput {
   prompts?: Prompts | undefined;
   /** Sample values in describe_tables (one small guarded query per described table). */
   sampleValues?: boolean | undefined;
+  /** Told of each model call: its tokens, or its failure (GET /metrics). */
+  modelCalls?: ModelCallCounts | undefined;
 }
 
 export interface AgentResult {
@@ -138,6 +141,7 @@ interface AgentRun {
   signal: AbortSignal | undefined;
   onEvent: ((event: AgentEvent) => void) | undefined;
   usage: TokenUsage;
+  modelCalls: ModelCallCounts | undefined;
   /** Whether the newest model reply reached onEvent token by token. */
   lastReplyStreamed: boolean;
   /** Whether the step bound ended the run. */
@@ -160,7 +164,11 @@ async function agent(state: AgentStateT, config: RunnableConfig): Promise<Comman
           onEvent({ type: "answer_token", text });
         }
       : undefined,
+  }).catch((err: unknown) => {
+    run.modelCalls?.failed(err);
+    throw err;
   });
+  run.modelCalls?.called(usage);
   run.usage = addUsage(run.usage, usage);
   const steps = state.steps + 1;
   // Routed by a Command rather than a conditional edge: the same decision without LangGraph's
@@ -240,6 +248,7 @@ export async function runAgent(model: ChatOpenAI, input: RunAgentInput): Promise
     signal: input.signal,
     onEvent: input.onEvent,
     usage: NO_USAGE,
+    modelCalls: input.modelCalls,
     lastReplyStreamed: false,
     gaveUp: false,
   };

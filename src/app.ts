@@ -16,6 +16,7 @@ import { mountConnections } from "./http/routes/connections.js";
 import { DOCS_ROUTES, mountDocs } from "./http/routes/docs.js";
 import { mountHealth } from "./http/routes/health.js";
 import { mountInstances } from "./http/routes/instances.js";
+import { mountMetrics } from "./http/routes/metrics.js";
 import { mountMonitoringAlerts } from "./http/routes/monitoring-alerts.js";
 import { mountMonitoringChannels } from "./http/routes/monitoring-channels.js";
 import { mountMonitoringTables } from "./http/routes/monitoring-tables.js";
@@ -36,12 +37,14 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
   { method: "POST", path: "/login" },
   { method: "GET", path: "/openapi.json" },
   ...DOCS_ROUTES,
+  // Checks METRICS_TOKEN itself (src/http/routes/metrics.ts): scrapers have no user session.
+  { method: "GET", path: "/metrics" },
 ];
 
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
-  app.use(requestEdge(deps.logger, MAX_BODY_BYTES));
+  app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES));
   app.use(requireAuth(deps, PUBLIC_ROUTES));
 
   mountHealth(app, deps);
@@ -57,13 +60,15 @@ export function createApp(deps: Deps) {
   mountMonitoringAlerts(app, deps);
   mountMonitoringChannels(app, deps);
   mountAudit(app, deps);
+  mountMetrics(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   // The document says what the middleware does: a token everywhere, none on the public list.
   for (const definition of app.openAPIRegistry.definitions) {
     if (definition.type !== "route") continue;
     const { method, path } = definition.route;
-    if (PUBLIC_ROUTES.some((open) => open.method === method.toUpperCase() && open.path === path)) definition.route.security = [];
+    // A public route may still name a credential of its own (GET /metrics: METRICS_TOKEN).
+    if (PUBLIC_ROUTES.some((open) => open.method === method.toUpperCase() && open.path === path)) definition.route.security ??= [];
   }
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -135,6 +135,7 @@ const envSchema = z.object({
       .refine(validDnsServers, "must be comma-separated DNS server addresses such as 10.0.0.2 or [fd00::53]:5353"),
   ),
   CONNECTION_TESTS_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(10)),
+  METRICS_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, "must be at least 16 characters").optional()),
 });
 
 /** Every environment variable Pulse reads. */
@@ -193,6 +194,8 @@ export interface Config {
   ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number };
   monitor: MonitorConfig;
   audit: AuditConfig;
+  /** The bearer token GET /metrics asks for; unset, /metrics answers 404. */
+  metricsToken: string | undefined;
   version: string;
 }
 
@@ -356,6 +359,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       runRetentionDays: e.MONITOR_RUN_RETENTION_DAYS,
     },
     audit: { enabled: e.AUDIT_TRAIL === "on", retentionDays: e.AUDIT_RETENTION_DAYS, bufferRecords: e.AUDIT_BUFFER_RECORDS },
+    metricsToken: e.METRICS_TOKEN,
     version: packageVersion(),
   };
 }

@@ -11,6 +11,7 @@ import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
 import type { TargetGate } from "./connectors/target-gate.js";
 import type { Logger } from "./logger.js";
+import type { Metrics } from "./metrics.js";
 import type { Monitoring } from "./monitoring/runtime.js";
 import type { SessionStore } from "./sessions/types.js";
 import type { Store } from "./store/client.js";
@@ -35,4 +36,6 @@ export interface Deps {
   monitoring: Monitoring;
   /** Records every statement sent to a customer database; null when AUDIT_TRAIL=off. */
   audit: AuditTrail | null;
+  /** This app's Prometheus registry and counters (GET /metrics). */
+  metrics: Metrics;
 }

@@ -18,6 +18,7 @@ import { loadGuard } from "./connectors/guard/index.js";
 import { createTargetGate } from "./connectors/target-gate.js";
 import type { Deps } from "./deps.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { createMonitoring } from "./monitoring/runtime.js";
 import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
@@ -25,6 +26,7 @@ import { createRedisSessionStore } from "./sessions/redis.js";
 import { connectRedis } from "./sessions/redis-client.js";
 import type { SessionStore } from "./sessions/types.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
+import { countOpenAlerts } from "./store/monitoring-alerts.js";
 import { readStanding } from "./store/revocations.js";
 
 export async function openSessionStore(redisUrl: string | undefined, logger: Logger): Promise<SessionStore> {
@@ -42,7 +44,7 @@ export async function createConnectorCache(
   config: Config,
   logger: Logger,
   sessions: SessionStore,
-  options: { serving?: boolean; audit?: AuditTrail | null } = {},
+  options: { serving?: boolean; audit?: AuditTrail | null; metrics?: Metrics } = {},
 ): Promise<ConnectorCache> {
   const presence =
     options.serving === false
@@ -61,6 +63,7 @@ export async function createConnectorCache(
       guard: config.sqlGuard,
       instances: () => presence.count,
       recorder: options.audit ?? undefined,
+      metrics: options.metrics,
     },
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
@@ -83,6 +86,11 @@ export function modelFor(config: Config): ChatOpenAI | null {
   return isModelConfigured(config.openai) ? createChatModel(config.openai) : null;
 }
 
+/** The gauges read when /metrics is scraped. */
+export function watchGauges(metrics: Metrics, connectors: ConnectorCache, store: Store): void {
+  metrics.readAtScrape({ openConnectors: () => connectors.size, openAlerts: () => countOpenAlerts(store.db) });
+}
+
 export async function buildDeps(
   config: Config,
   logger: Logger = createLogger(config.logLevel),
@@ -97,6 +105,9 @@ export async function buildDeps(
     store = await openStore(storeLocation(config));
     await store.migrate();
     const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;
+    const metrics = createMetrics({ processMetrics: true });
+    const connectors = await createConnectorCache(config, logger, sessions, { ...options, audit, metrics });
+    watchGauges(metrics, connectors, store);
     return {
       config,
       store,
@@ -104,12 +115,13 @@ export async function buildDeps(
       logger,
       passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
       targetGate: await createTargetGate(config, store),
-      connectors: await createConnectorCache(config, logger, sessions, { ...options, audit }),
+      connectors,
       tokens: await createTokenStandingOf(config, logger, store, sessions),
       model: modelFor(config),
       prompts,
       monitoring: createMonitoring(config.monitor),
       audit,
+      metrics,
     };
   } catch (err) {
     await sessions.close();

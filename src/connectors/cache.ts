@@ -3,6 +3,7 @@
 // connectors charge the budgets of their target database and of their owner (shared-budgets.ts).
 
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import type { BudgetLimits } from "./budget.js";
 import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
@@ -30,6 +31,8 @@ export interface ConnectorCacheOptions {
   guard?: StatementGuardOptions;
   /** The audit trail every connector here records its statements in (none: not recorded). */
   recorder?: StatementRecorder | undefined;
+  /** Where its connectors count their statements (none: not counted). */
+  metrics?: Metrics | undefined;
 }
 
 export class ConnectorCache {
@@ -77,7 +80,8 @@ export class ConnectorCache {
       const key = await targetKey(target, target.gate && ((host) => target.gate!.address(host)));
       const driver = await openDriver(target, this.options.pool);
       const budget = this.budgets.hold(key, ownerId);
-      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder);
+      const counts = this.options.metrics?.statements(driver.dialect);
+      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts);
     })();
     this.entries.set(connectionId, opening);
     opening.catch(() => {

@@ -3,6 +3,7 @@
 // at the database, within the row, byte, time and budget limits.
 
 import { SqlRefusedError } from "../errors.js";
+import type { StatementCounts } from "../metrics.js";
 import type { StatementBudget } from "./budget.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
@@ -40,6 +41,8 @@ export class GuardedConnector {
     private readonly guard: StatementGuard = inlineStatementGuard,
     /** The audit trail; none when AUDIT_TRAIL=off. */
     private readonly recorder?: StatementRecorder,
+    /** Its dialect's statement counters (GET /metrics). */
+    private readonly counts?: StatementCounts,
   ) {}
 
   get dialect() {
@@ -91,24 +94,34 @@ export class GuardedConnector {
 
   private async queryOnce(sql: string, options: QueryOptions): Promise<QueryResult> {
     const budget = options.budget ?? this.budget;
-    // Charged before the guard: a refused statement cost its parse, so a flood of refused or
-    // unparseable statements runs out of budget like a flood of reads.
-    budget.charge();
-    const pending = this.guard.classify(this.driver.dialect, sql);
-    const verdict = pending instanceof Promise ? await pending : pending;
-    if (!verdict.ok) throw new SqlRefusedError(verdict.rule, verdict.reason);
-    const limits: QueryLimits = {
-      maxRows: Math.min(options.maxRows ?? this.limits.maxRows, this.limits.maxRows),
-      maxBytes: this.limits.maxBytes,
-      timeoutMs: Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs),
-    };
-    const release = await budget.enter();
-    this.lastUsedAt = Date.now();
+    // Counted in the async function the statement already runs in: no promise more per statement.
+    let release: (() => void) | undefined;
     try {
-      return await this.driver.query(sql, limits);
-    } finally {
-      release();
+      // Charged before the guard: a refused statement cost its parse, so a flood of refused or
+      // unparseable statements runs out of budget like a flood of reads.
+      budget.charge();
+      const pending = this.guard.classify(this.driver.dialect, sql);
+      const verdict = pending instanceof Promise ? await pending : pending;
+      if (!verdict.ok) throw new SqlRefusedError(verdict.rule, verdict.reason);
+      const limits: QueryLimits = {
+        maxRows: Math.min(options.maxRows ?? this.limits.maxRows, this.limits.maxRows),
+        maxBytes: this.limits.maxBytes,
+        timeoutMs: Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs),
+      };
+      release = await budget.enter();
       this.lastUsedAt = Date.now();
+      const result = await this.driver.query(sql, limits);
+      this.counts?.ok();
+      return result;
+    } catch (err) {
+      // SQLite's legacy strings are retried as a new text, which is counted then.
+      if (!(err instanceof LegacyStringsError)) this.counts?.failed(err);
+      throw err;
+    } finally {
+      if (release) {
+        release();
+        this.lastUsedAt = Date.now();
+      }
     }
   }
 

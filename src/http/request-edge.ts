@@ -1,11 +1,13 @@
 // What every request passes first: its request id (X-Request-Id, echoed or made), the body
-// size limit, and its log line. One middleware rather than three because each layer of hono's
+// size limit, its log line and its metrics. One middleware rather than three because each layer of hono's
 // chain costs an async call, a closure and a promise on every request.
 
 import type { HttpBindings } from "@hono/node-server";
 import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import { limitBody } from "./body-limit.js";
 import type { AppEnv } from "./context.js";
 import { logRequest } from "./request-log.js";
@@ -15,7 +17,7 @@ const REQUEST_ID_HEADER = "X-Request-Id";
 const MAX_CLIENT_ID_LENGTH = 255;
 const UNSAFE_ID = /[^\w\-=]/;
 
-export function requestEdge(logger: Logger, maxBodyBytes: number): MiddlewareHandler<AppEnv> {
+export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: number): MiddlewareHandler<AppEnv> {
   const checkBody = limitBody(maxBodyBytes);
   return async (c, next) => {
     const started = performance.now();
@@ -26,7 +28,16 @@ export function requestEdge(logger: Logger, maxBodyBytes: number): MiddlewareHan
     const refused = await checkBody(c, next);
     if (refused instanceof Response) c.res = refused;
     logRequest(logger, c, started);
+    metrics.request(c.req.method, routeOf(c), c.res.status, (performance.now() - started) / 1000);
   };
+}
+
+/** The pattern of the route the request matched ("/databases/:id"), whether or not it got
+ * past authentication; null when only middleware matched (no such route). */
+function routeOf(c: Context<AppEnv>): string | null {
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i--) if (routes[i]!.method !== "ALL") return routes[i]!.path;
+  return null;
 }
 
 function requestIdOf(c: Context<AppEnv>): string {

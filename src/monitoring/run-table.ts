@@ -87,6 +87,8 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
     });
   }
 
+  deps.metrics.monitorRun(trigger, runs);
+
   let saved: CheckRunRow[];
   try {
     saved = await insertCheckRuns(deps.store.db, runs);

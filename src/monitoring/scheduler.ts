@@ -1,8 +1,9 @@
 // The scheduler of one instance: every tick it leases due tables from the metadata store
 // (FOR UPDATE SKIP LOCKED, so each due table goes to one instance however many run), renews
-// the lease while a table's checks run, and then sets the next run from now plus the interval
-// plus jitter, so a long outage costs one catch-up run, not one per missed slot. It also
-// drains the notification outbox and prunes old check runs and audit records.
+// the lease while a table's checks run, and then sets the next run from now: plus the interval
+// and jitter, or the cron schedule's next time (schedule.ts), so a long outage costs one
+// catch-up run, not one per missed slot. It also drains the notification outbox and prunes
+// old check runs and audit records.
 // Connection affinity: it claims no table of a connection another instance holds a live lease
 // on, so one instance at a time runs a connection's checks and its monitoring budget, which
 // lives in the process, is the whole cluster's (src/store/monitoring-tables.ts).
@@ -15,6 +16,7 @@ import type { MonitoredTableRow } from "../store/schema.js";
 import { keepLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
 import { runTableChecks } from "./run-table.js";
+import { nextRunAfter } from "./schedule.js";
 
 export interface TickReport {
   /** Tables this instance leased in this tick (and ran, once the tick resolves). */
@@ -89,7 +91,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       const kept = await completeLease(deps.store.db, {
         id: table.id,
         owner: instanceId,
-        nextRunAt: new Date(now + table.intervalSeconds * 1000 + m.jitterMs(table.intervalSeconds)),
+        nextRunAt: nextRunAfter(m, table, now),
         lastRunAt: new Date(startedAt),
       });
       if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");

@@ -21,12 +21,16 @@ import { ALERT_DEFAULTS } from "./alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
 import { runTableNow } from "./run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
+import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "./schedule.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
   schema?: string | null | undefined;
   table: string;
   interval_seconds?: number | undefined;
+  /** A cron expression, instead of `interval_seconds`, read in `timezone` (IANA, default UTC). */
+  schedule?: string | undefined;
+  timezone?: string | undefined;
   enabled?: boolean | undefined;
   checks?: CheckConfig[] | undefined;
   alert?: TableAlertConfig | undefined;
@@ -40,7 +44,10 @@ export interface PublicMonitoredTable {
   connection_id: number;
   schema: string | null;
   table: string;
-  interval_seconds: number;
+  /** Null when the table runs on a schedule. */
+  interval_seconds: number | null;
+  schedule: string | null;
+  timezone: string | null;
   enabled: boolean;
   checks: CheckConfig[];
   alert: { open_after: number; resolve_after: number };
@@ -59,7 +66,9 @@ export function publicMonitoredTable(row: MonitoredTableRow): PublicMonitoredTab
     connection_id: row.connectionId,
     schema: row.schemaName,
     table: row.tableName,
-    interval_seconds: row.intervalSeconds,
+    interval_seconds: row.schedule === null ? row.intervalSeconds : null,
+    schedule: row.schedule,
+    timezone: row.timezone,
     enabled: row.enabled,
     checks: row.checks,
     alert: {
@@ -118,9 +127,35 @@ function checkInterval(deps: Deps, seconds: number) {
   if (seconds < min) throw invalid([{ path: "body.interval_seconds", message: `must be at least ${min} seconds` }]);
 }
 
+/** A cron schedule's timing, once its expression and zone are proven and it runs no closer
+ * together than the minimum interval; the interval stored is its shortest gap. */
+function scheduledTiming(deps: Deps, schedule: string, timezone: string): TableTiming {
+  const gap = scheduleGap(schedule, timezone, deps.monitoring.now());
+  if ("field" in gap) throw invalid([{ path: `body.${gap.field}`, message: gap.message }]);
+  const min = deps.config.monitor.minIntervalSeconds;
+  if (gap.seconds < min) throw invalid([{ path: "body.schedule", message: `runs ${gap.seconds} s apart; runs must be at least ${min} seconds apart` }]);
+  return { intervalSeconds: gap.seconds, schedule, timezone };
+}
+
+/** An interval or a schedule, never both; a time zone only goes with a schedule. */
+function checkOneTiming(sent: Pick<MonitoredTableInput, "interval_seconds" | "schedule" | "timezone">, scheduled: boolean) {
+  if (sent.schedule !== undefined && sent.interval_seconds !== undefined) {
+    throw invalid([{ path: "body.schedule", message: "send either schedule or interval_seconds, not both" }]);
+  }
+  if (sent.timezone !== undefined && sent.schedule === undefined && !scheduled) {
+    throw invalid([{ path: "body.timezone", message: "is the time zone of a schedule: send schedule with it" }]);
+  }
+}
+
 export async function createMonitoredTableOf(deps: Deps, ownerId: number, input: MonitoredTableInput): Promise<PublicMonitoredTable> {
-  const interval = input.interval_seconds ?? DEFAULT_INTERVAL_SECONDS;
-  checkInterval(deps, interval);
+  checkOneTiming(input, false);
+  let timing: TableTiming;
+  if (input.schedule !== undefined) {
+    timing = scheduledTiming(deps, input.schedule, input.timezone ?? DEFAULT_TIMEZONE);
+  } else {
+    timing = { intervalSeconds: input.interval_seconds ?? DEFAULT_INTERVAL_SECONDS, schedule: null, timezone: null };
+    checkInterval(deps, timing.intervalSeconds);
+  }
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
@@ -131,13 +166,17 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
     connectionId: input.connection_id,
     schemaName: table.schema,
     tableName: table.name,
-    intervalSeconds: interval,
+    ...timing,
     checks,
     alertConfig: input.alert ?? {},
     enabled: input.enabled ?? true,
-    // First run within one interval, at a random point of it: tables added together (a
-    // script adding a thousand) do not then all run in the same second of every interval.
-    nextRunAt: new Date(deps.monitoring.now() + deps.monitoring.random() * interval * 1000),
+    // On an interval, first run within one interval, at a random point of it: tables added
+    // together (a script adding a thousand) do not then all run in the same second of every
+    // interval. On a schedule, at its next time, as asked.
+    nextRunAt:
+      timing.schedule === null
+        ? new Date(deps.monitoring.now() + deps.monitoring.random() * timing.intervalSeconds * 1000)
+        : nextRunAfter(deps.monitoring, timing, deps.monitoring.now()),
   });
   return publicMonitoredTable(row);
 }
@@ -165,10 +204,16 @@ export async function updateMonitoredTableOf(
   const row = await ownedTable(deps, ownerId, id);
   const patch: MonitoredTablePatch = {};
   const now = deps.monitoring.now();
-  if (update.interval_seconds !== undefined && update.interval_seconds !== row.intervalSeconds) {
+  checkOneTiming(update, row.schedule !== null);
+  if (update.interval_seconds !== undefined && (update.interval_seconds !== row.intervalSeconds || row.schedule !== null)) {
     checkInterval(deps, update.interval_seconds);
-    patch.intervalSeconds = update.interval_seconds;
+    Object.assign(patch, { intervalSeconds: update.interval_seconds, schedule: null, timezone: null });
     patch.nextRunAt = new Date(Math.min(row.nextRunAt.getTime(), now + update.interval_seconds * 1000));
+  }
+  if (update.schedule !== undefined || update.timezone !== undefined) {
+    // A new zone keeps the schedule; a new schedule keeps the zone it had (UTC from an interval).
+    const timing = scheduledTiming(deps, update.schedule ?? row.schedule!, update.timezone ?? row.timezone ?? DEFAULT_TIMEZONE);
+    Object.assign(patch, timing, { nextRunAt: nextRunAfter(deps.monitoring, timing, now) });
   }
   if (update.enabled !== undefined) {
     patch.enabled = update.enabled;

@@ -111,6 +111,7 @@ export async function ask(
       signal,
       onEvent: options.onEvent,
       prompts: deps.prompts,
+      modelCalls: deps.metrics.model,
     });
   } catch (err) {
     if (deadline.aborted) throw new DomainError("model_timeout", `The question took longer than ${Math.round(timeoutMs / 1000)} s to answer`);

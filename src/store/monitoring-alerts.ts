@@ -14,6 +14,12 @@ export type AlertFields = Pick<
   "status" | "state" | "openedAt" | "acknowledgedAt" | "mutedUntil" | "resolvedAt" | "lastDetail"
 >;
 
+/** Alerts open now across the deployment (a resolving alert is still open). */
+export async function countOpenAlerts(db: Db): Promise<number> {
+  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(alerts).where(inArray(alerts.status, ["open", "resolving"]));
+  return row?.n ?? 0;
+}
+
 export async function alertsOfTable(db: Db, tableId: number): Promise<AlertRow[]> {
   return db.select().from(alerts).where(eq(alerts.tableId, tableId));
 }

@@ -17,7 +17,10 @@ export type NewMonitoredTable = Omit<
   "id" | "createdAt" | "updatedAt" | "leaseOwner" | "leaseUntil" | "lastRunAt" | "schemaSnapshot"
 >;
 export type MonitoredTablePatch = Partial<
-  Pick<MonitoredTableRow, "schemaName" | "tableName" | "intervalSeconds" | "checks" | "alertConfig" | "enabled" | "nextRunAt" | "schemaSnapshot">
+  Pick<
+    MonitoredTableRow,
+    "schemaName" | "tableName" | "intervalSeconds" | "schedule" | "timezone" | "checks" | "alertConfig" | "enabled" | "nextRunAt" | "schemaSnapshot"
+  >
 >;
 
 export async function insertMonitoredTable(db: Db, input: NewMonitoredTable): Promise<MonitoredTableRow> {

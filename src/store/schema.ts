@@ -88,7 +88,11 @@ export const monitoredTables = pgTable(
     /** PostgreSQL schema / MySQL database; null for SQLite (and "the connection's default"). */
     schemaName: text("schema_name"),
     tableName: text("table_name").notNull(),
+    /** Every this many seconds; for a table on a cron `schedule`, that schedule's shortest gap. */
     intervalSeconds: integer("interval_seconds").notNull(),
+    /** A cron expression the table runs on instead of its interval, read in `timezone` (IANA). */
+    schedule: text("schedule"),
+    timezone: text("timezone"),
     checks: jsonb("checks").$type<CheckConfig[]>().notNull(),
     alertConfig: jsonb("alert_config").$type<TableAlertConfig>().notNull().default({}),
     enabled: boolean("enabled").notNull().default(true),

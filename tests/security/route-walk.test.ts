@@ -19,6 +19,7 @@ const PUBLIC = new Set([
   "POST /login",
   "GET /openapi.json",
   "GET /docs",
+  "GET /metrics",
   `GET /docs/assets/${docsAssetsVersion}/swagger-ui-bundle.js`,
   `GET /docs/assets/${docsAssetsVersion}/swagger-ui.css`,
 ]);
@@ -96,7 +97,9 @@ describe("every operation in the OpenAPI document", () => {
     expect(doc.security).toEqual([{ bearer: [] }]);
     for (const { method, path, op } of operations()) {
       const key = `${method} ${path}`;
-      if (PUBLIC.has(key)) expect(op.security, key).toEqual([]);
+      // GET /metrics is public to users' tokens but needs the scraper's own.
+      if (key === "GET /metrics") expect(op.security, key).toEqual([{ metricsToken: [] }]);
+      else if (PUBLIC.has(key)) expect(op.security, key).toEqual([]);
       else expect(op.security ?? doc.security, key).toEqual([{ bearer: [] }]);
     }
   });

@@ -16,7 +16,8 @@ import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
-import { createConnectorCache, createTokenStandingOf, modelFor } from "../../src/service.js";
+import { createMetrics } from "../../src/metrics.js";
+import { createConnectorCache, createTokenStandingOf, modelFor, watchGauges } from "../../src/service.js";
 import { loadPrompts } from "../../agents/prompts.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
@@ -138,14 +139,16 @@ export async function createHarness(options: HarnessOptions = {}) {
   const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;
   // Runs after the connectors close (cleanups run in reverse): their last records are written.
   if (audit) cleanups.push(() => audit.close());
-  const connectors = await createConnectorCache(config, logger, sessions, { audit });
+  const metrics = createMetrics();
+  const connectors = await createConnectorCache(config, logger, sessions, { audit, metrics });
+  watchGauges(metrics, connectors, store);
   cleanups.push(() => connectors.close());
   const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const tokens = await createTokenStandingOf(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, targetGate, model: modelFor(config), prompts: loadPrompts(), monitoring, audit };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, targetGate, model: modelFor(config), prompts: loadPrompts(), monitoring, audit, metrics };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

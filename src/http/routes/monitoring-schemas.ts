@@ -79,7 +79,25 @@ const AlertSettings = z
 const tableFields = {
   schema: z.string().min(1).max(128).nullable().optional().openapi({ description: "Default: the only table of that name", example: "public" }),
   table: z.string().min(1).max(128).openapi({ example: "orders" }),
-  interval_seconds: z.number().int().min(1).max(7 * 86_400).optional().openapi({ description: "Default 300; at least MONITOR_MIN_INTERVAL_SECONDS", example: 300 }),
+  interval_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .optional()
+    .openapi({ description: "Default 300 (unless `schedule` is given); at least MONITOR_MIN_INTERVAL_SECONDS", example: 300 }),
+  schedule: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .openapi({ description: "A cron expression to run on instead of `interval_seconds` (not both); runs no closer than MONITOR_MIN_INTERVAL_SECONDS", example: "0 * * * *" }),
+  timezone: z
+    .string()
+    .min(1)
+    .max(64)
+    .optional()
+    .openapi({ description: "The IANA time zone `schedule` is read in; default UTC", example: "Europe/Paris" }),
   enabled: z.boolean().optional(),
   checks: z.array(CheckSchema).min(1).max(50).optional().openapi({ description: "Default: volume and schema_drift" }),
   alert: AlertSettings.optional(),
@@ -98,7 +116,9 @@ export const MonitoredTableSchema = z
     connection_id: z.number().int(),
     schema: z.string().nullable(),
     table: z.string(),
-    interval_seconds: z.number().int(),
+    interval_seconds: z.number().int().nullable().openapi({ description: "Null when the table runs on a `schedule`" }),
+    schedule: z.string().nullable(),
+    timezone: z.string().nullable(),
     enabled: z.boolean(),
     checks: z.array(CheckSchema),
     alert: z.object({ open_after: z.number().int(), resolve_after: z.number().int() }),

@@ -1,0 +1,61 @@
+// When a monitored table runs next: every `interval_seconds` (plus jitter, so tables added
+// together spread out), or at the times of a cron expression read in its IANA time zone
+// (croner), exactly then. Pure: the scheduler and the table verbs pass the time in.
+
+import { Cron } from "croner";
+
+import type { Monitoring } from "./runtime.js";
+
+export const DEFAULT_TIMEZONE = "UTC";
+/** How many upcoming runs a schedule's shortest gap is measured over. */
+const GAP_SAMPLE = 24;
+/** A scheduled table's stored interval (what schema drift's freshness goes by) is its gap, up
+ * to the longest interval a table may have. */
+const MAX_GAP_SECONDS = 7 * 86_400;
+
+/** What a table's schedule is stored as: a cron expression and its zone, or neither. */
+export interface TableTiming {
+  intervalSeconds: number;
+  schedule: string | null;
+  timezone: string | null;
+}
+
+/** A problem with a schedule, as the field it is in and what to fix. */
+export interface ScheduleIssue {
+  field: "schedule" | "timezone";
+  message: string;
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const cronOf = (schedule: string, timezone: string) => new Cron(schedule, { timezone, paused: true });
+
+/** The schedule's shortest gap between runs, in whole seconds (1 to 7 days), from `now`; or the
+ * issue that makes it unusable: a bad expression, an unknown zone, a schedule that never runs. */
+export function scheduleGap(schedule: string, timezone: string, now: number): { seconds: number } | ScheduleIssue {
+  if (!isTimeZone(timezone)) return { field: "timezone", message: `unknown time zone ${timezone}: use an IANA name such as Europe/Paris or UTC` };
+  let runs: Date[];
+  try {
+    runs = cronOf(schedule, timezone).nextRuns(GAP_SAMPLE, new Date(now));
+  } catch (err) {
+    return { field: "schedule", message: `not a cron expression (${(err as Error).message.replace(/^CronPattern: /, "")})` };
+  }
+  if (runs.length === 0) return { field: "schedule", message: "never runs: no date matches it" };
+  let gap = MAX_GAP_SECONDS * 1000;
+  for (let i = 1; i < runs.length; i++) gap = Math.min(gap, runs[i]!.getTime() - runs[i - 1]!.getTime());
+  return { seconds: Math.max(1, Math.floor(gap / 1000)) };
+}
+
+/** The first run after `now`: the schedule's next time, or the interval with jitter. A
+ * schedule that has no time left (its last date passed) is never due again. */
+export function nextRunAfter(m: Monitoring, table: TableTiming, now: number): Date {
+  if (table.schedule === null) return new Date(now + table.intervalSeconds * 1000 + m.jitterMs(table.intervalSeconds));
+  return cronOf(table.schedule, table.timezone ?? DEFAULT_TIMEZONE).nextRun(new Date(now)) ?? new Date(8.64e15);
+}

@@ -1,0 +1,136 @@
+// GET /metrics over HTTP: Prometheus's text format for a scraper holding METRICS_TOKEN, 401
+// for anyone else, 404 when no token is set; requests counted by route pattern, statements by
+// outcome and refusal rule, monitoring runs, model calls and tokens; nothing secret in it.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
+
+const METRICS_TOKEN = "scrape-token-0123456789abcdef";
+
+let h: Harness;
+let fake: FakeOpenAI;
+beforeAll(async () => {
+  fake = await startFakeOpenAI([
+    { toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) AS n FROM Album" } }], usage: { prompt_tokens: 120, completion_tokens: 15 } },
+    { content: "347 albums.", usage: { prompt_tokens: 160, completion_tokens: 8 } },
+  ]);
+  h = await createHarness({ env: { METRICS_TOKEN, OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model" } });
+});
+afterAll(async () => {
+  await h?.close();
+  await fake?.close();
+});
+
+const scrape = (token: string | null = METRICS_TOKEN) => h.call("GET", "/metrics", { token: token ?? undefined });
+
+/** The value of one sample: `name{labels}` exactly as Prometheus writes it (labels in order). */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe("GET /metrics", () => {
+  it("answers Prometheus's text format to the holder of METRICS_TOKEN", async () => {
+    const res = await scrape();
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.text).toContain("# TYPE pulse_http_requests_total counter");
+    expect(res.text).toContain("# TYPE pulse_http_request_duration_seconds histogram");
+  });
+
+  it("refuses a missing or wrong token with 401, a user's session token too", async () => {
+    const user = await h.newUser();
+    for (const token of [null, "wrong-token-0123456789abcdef", METRICS_TOKEN.slice(0, -1), user.token]) {
+      const res = await scrape(token);
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe("unauthorized");
+      expect(res.text).not.toContain("pulse_");
+    }
+  });
+
+  it("answers 404 when METRICS_TOKEN is not set, whatever the token", async () => {
+    const off = await createHarness();
+    try {
+      expect((await off.call("GET", "/metrics")).status).toBe(404);
+      expect((await off.call("GET", "/metrics", { token: METRICS_TOKEN })).status).toBe(404);
+    } finally {
+      await off.close();
+    }
+  });
+});
+
+describe("what it counts", () => {
+  it("counts requests by route pattern and status, never by raw path", async () => {
+    const user = await h.newUser();
+    const before = sample((await scrape()).text, 'pulse_http_requests_total{method="GET",route="/databases/:id",status="404"}') ?? 0;
+    for (const id of [987654, 987655, 987656]) expect((await h.call("GET", `/databases/${id}`, { token: user.token })).status).toBe(404);
+    await h.call("GET", "/no/such/route/123", { token: user.token });
+    const text = (await scrape()).text;
+    expect(sample(text, 'pulse_http_requests_total{method="GET",route="/databases/:id",status="404"}')).toBe(before + 3);
+    expect(text).toMatch(/pulse_http_request_duration_seconds_count\{method="GET",route="\/databases\/:id"\} \d+/);
+    expect(text).toMatch(/pulse_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+/);
+    expect(text).not.toContain("987654");
+    expect(text).not.toContain("/no/such/route");
+  });
+
+  it("counts statements by dialect and outcome, and refusals by the guard's rule", async () => {
+    const user = await h.newConnectedUser();
+    const series = (outcome: string) => `pulse_statements_total{dialect="sqlite",outcome="${outcome}"}`;
+    const before = (await scrape()).text;
+    expect((await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1 AS one" } })).status).toBe(200);
+    const refused = await h.call("POST", "/query", { token: user.token, json: { sql: "DELETE FROM Artist" } });
+    expect(refused.body.code).toBe("sql_refused");
+    const after = (await scrape()).text;
+    expect(sample(after, series("ok"))).toBe((sample(before, series("ok")) ?? 0) + 1);
+    expect(sample(after, series("refused"))).toBe((sample(before, series("refused")) ?? 0) + 1);
+    const rule = refused.body.rule as string;
+    expect(sample(after, `pulse_statements_refused_total{dialect="sqlite",rule="${rule}"}`)).toBeGreaterThanOrEqual(1);
+    expect(sample(after, "pulse_connectors_open")).toBeGreaterThanOrEqual(1);
+    // The statements themselves are never labels.
+    expect(after).not.toContain("DELETE FROM");
+  });
+
+  it("counts monitoring runs and their checks by status, and open alerts", async () => {
+    const user = await h.newUser();
+    const db = await sqliteMonitoredDb(h.sqliteRoot);
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 1 }],
+      alert: { open_after: 1 },
+    });
+    const openBefore = sample((await scrape()).text, "pulse_alerts_open") ?? 0;
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    const text = (await scrape()).text;
+    expect(sample(text, 'pulse_monitor_runs_total{trigger="manual"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'pulse_monitor_checks_total{kind="custom_sql",status="fail"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, "pulse_alerts_open")).toBe(openBefore + 1);
+  });
+
+  it("counts model calls, the tokens the server reported, and failed calls by error code", async () => {
+    const user = await h.newConnectedUser();
+    const ask = () => h.call("POST", "/ask", { token: user.token, json: { question: "How many albums?", session_id: user.sessionId, user_id: user.id } });
+    expect((await ask()).status).toBe(200);
+    let text = (await scrape()).text;
+    expect(sample(text, 'pulse_model_calls_total{outcome="ok"}')).toBe(2);
+    expect(sample(text, 'pulse_model_tokens_total{kind="prompt"}')).toBe(280);
+    expect(sample(text, 'pulse_model_tokens_total{kind="completion"}')).toBe(23);
+    // The script is spent: the server answers 500 from now on.
+    expect((await ask()).status).toBe(502);
+    text = (await scrape()).text;
+    expect(sample(text, 'pulse_model_calls_total{outcome="model_failed"}')).toBe(1);
+  });
+
+  it("shows no secret: not the scrape token, a user's token, keys or passwords", async () => {
+    const user = await h.newConnectedUser();
+    await h.call("GET", "/users/me", { token: user.token });
+    const text = (await scrape()).text;
+    for (const secret of [METRICS_TOKEN, user.token, user.password, user.email, h.config.secretsKey.toString("hex"), new TextDecoder().decode(h.config.jwtSecret)]) {
+      expect(text).not.toContain(secret);
+    }
+  });
+});
