@@ -74,15 +74,40 @@ describe("session status, info and disconnect", () => {
 
     const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
     expect(info.status).toBe(200);
-    expect(info.body.redis_data.connection_string).toBe(`postgresql://postgres:***@127.0.0.1:5432/${pgTarget.body.database_name}`);
-    expect(info.body.redis_data.db_schema).toContain("items(id integer PK, name text)");
+    expect(info.body.session_data.connection_string).toBe(`postgresql://postgres:***@127.0.0.1:5432/${pgTarget.body.database_name}`);
+    expect(info.body.session_data.db_schema).toContain("items(id integer PK, name text)");
+    expect(info.body.redis_data).toEqual(info.body.session_data);
     expect(info.text).not.toContain(pgTarget.password);
 
     const out = await h.call("POST", "/databases/disconnect-session", { token: user.token });
-    expect(out.body).toEqual({ message: "Session disconnected successfully", session_id: user.sessionId, thread_id: user.sessionId, user_id: user.id, redis_cleanup: true });
+    expect(out.body).toEqual({
+      message: "Session disconnected successfully",
+      session_id: user.sessionId,
+      thread_id: user.sessionId,
+      user_id: user.id,
+      session_removed: true,
+      redis_cleanup: true,
+    });
     expect(await h.redis!.raw.exists(`${h.redis!.prefix}session:${user.sessionId}`)).toBe(0);
     expect(h.deps.connectors.has(user.dbId)).toBe(false);
     expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
+  });
+
+  it("gives every time in ISO 8601", async () => {
+    const user = await userWith(chinook);
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    expect(info.body.session_data.created_at).toMatch(iso);
+    expect(info.body.db_session_created_at).toMatch(iso);
+    expect(Math.abs(Date.parse(info.body.session_data.created_at) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it("masks no password where the connection has none", async () => {
+    const user = await userWith({ ...pgTarget, body: { ...pgTarget.body, db_password: "" } });
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
+    expect(info.body.session_data.connection_string).toBe(`postgresql://postgres@127.0.0.1:5432/${pgTarget.body.database_name}`);
   });
 
   it("answers 404 with seed 004's message for another user's session or an unknown one", async () => {
