@@ -209,6 +209,15 @@ describe("POST /query", () => {
     expect(count.body.data.rows).toEqual([[2]]);
   });
 
+  it("answers a statement that does not parse with one short line naming the token and its position", async () => {
+    const user = await userWith(chinook);
+    const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT FROM Artist" } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_refused", rule: "parse_error" });
+    expect(res.body.detail).toContain('syntax error at or near "FROM" (line 1, column 8)');
+    expect(res.body.detail.length).toBeLessThan(200);
+  });
+
   it("answers 400 with the database's message for a failing read", async () => {
     const user = await userWith(pgTarget);
     const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT * FROM no_such_table" } });
@@ -224,7 +233,7 @@ describe("POST /query", () => {
       json: { sql: "SELECT count(*) FROM generate_series(1, 1000000000)", timeout_ms: 200 },
     });
     expect(res.status).toBe(408);
-    expect(res.body.code).toBe("query_timeout");
+    expect(res.body).toMatchObject({ code: "query_timeout", timeout_ms: 200 });
   });
 
   it("answers 409 with seed 004's message when the session has no database", async () => {

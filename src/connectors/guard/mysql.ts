@@ -5,6 +5,7 @@ import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
 import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
 import { classifyUnparsedMysql } from "./mysql-show.js";
+import { sqlParserCstError } from "./parse-errors.js";
 import type { GuardVerdict, Refusal } from "./verdict.js";
 
 const OPTIONS = { dialect: "mysql", includeComments: true, filename: "statement" } as const;
@@ -41,7 +42,7 @@ export function classifyMysql(sql: string): GuardVerdict {
   try {
     program = parse(sql, OPTIONS);
   } catch (error) {
-    if (error instanceof FormattedSyntaxError) return classifyUnparsedMysql(sql, error.message);
+    if (error instanceof FormattedSyntaxError) return classifyUnparsedMysql(sql, sqlParserCstError(error.message));
     throw error;
   }
   return findLexicalHazard(program) ?? classifyProgram(program, "mysql", noDialectStatements);

@@ -3,6 +3,7 @@
 
 import { loadModule, parseSync } from "libpg-query";
 import { findDangerousFunction } from "./dangerous-functions.js";
+import { postgresParseError } from "./parse-errors.js";
 import {
   accept,
   errorMessage,
@@ -216,7 +217,8 @@ export function classifyPostgres(sql: string): GuardVerdict {
     statements = Array.isArray(tree.stmts) ? tree.stmts : [];
   } catch (error) {
     if (error instanceof RangeError) throw error;
-    return refuse("parse_error", errorMessage(error));
+    const cursor = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition;
+    return postgresParseError(sql, errorMessage(error), cursor);
   }
   if (statements.length === 0) return refuseEmpty();
   if (statements.length > 1) return refuseMultiple(statements.length);
