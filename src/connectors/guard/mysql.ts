@@ -3,6 +3,7 @@
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { quoteKeywordFunctions } from "./mysql-keyword-functions.js";
 import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
 import { classifyUnparsedMysql } from "./mysql-show.js";
 import { sqlParserCstError } from "./parse-errors.js";
@@ -42,10 +43,25 @@ export function classifyMysql(sql: string): GuardVerdict {
   try {
     program = parse(sql, OPTIONS);
   } catch (error) {
-    if (error instanceof FormattedSyntaxError) return classifyUnparsedMysql(sql, sqlParserCstError(error.message));
-    throw error;
+    if (!(error instanceof FormattedSyntaxError)) throw error;
+    const reparsed = parseWithKeywordFunctionsQuoted(sql);
+    if (!reparsed) return classifyUnparsedMysql(sql, sqlParserCstError(error.message));
+    program = reparsed;
   }
   return findLexicalHazard(program) ?? classifyProgram(program, "mysql", noDialectStatements);
+}
+
+/** The second parse, for `SELECT REPLACE(...)` and the like; undefined when it fails too, and
+ * then the first parse's error is the one to report (its positions are the user's). */
+function parseWithKeywordFunctionsQuoted(sql: string): Program | undefined {
+  const quoted = quoteKeywordFunctions(sql);
+  if (quoted === undefined) return undefined;
+  try {
+    return parse(quoted, OPTIONS);
+  } catch (error) {
+    if (error instanceof FormattedSyntaxError) return undefined;
+    throw error;
+  }
 }
 
 /** Warms the parser so the first real request does not pay for JIT compilation. */
