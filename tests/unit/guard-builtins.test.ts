@@ -1,5 +1,5 @@
 // Reads the guard must not refuse: every built-in function of each dialect called in a SELECT,
-// and every form of EXPLAIN that only plans. The lists come from the real servers (MariaDB's
+// and the forms of EXPLAIN that only plan or only show the plan differently. The lists come from the real servers (MariaDB's
 // help tables, SQLite's pragma_function_list); a sample of each also runs on the real database,
 // so the read works end to end. Writes around the same calls are still refused.
 
@@ -98,6 +98,45 @@ describe("MySQL/MariaDB built-in functions", () => {
       rule: "parse_error",
       reason: 'syntax error at or near "REPLACE" (line 1, column 8)',
     });
+  });
+});
+
+describe("MySQL/MariaDB EXPLAIN forms", () => {
+  it.each([
+    ["EXPLAIN FORMAT=JSON SELECT * FROM users", "explain"],
+    ["EXPLAIN EXTENDED SELECT * FROM users", "explain"],
+    ["EXPLAIN PARTITIONS SELECT * FROM users", "explain"],
+    ["DESCRIBE FORMAT = JSON SELECT REPLACE(name, 'a', 'b') FROM users", "explain"],
+    ["EXPLAIN FORMAT=JSON DELETE FROM users", "explain"],
+    ["EXPLAIN EXTENDED UPDATE users SET name = 'x'", "explain"],
+    ["ANALYZE SELECT * FROM users", "select"],
+    ["ANALYZE FORMAT=JSON SELECT id FROM users WHERE MOD(id, 2) = 0", "select"],
+  ] as const)("accepts %s, and MariaDB answers it without a change", async (sql, kind) => {
+    expect(classifyStatement("mysql", sql)).toEqual({ ok: true, kind });
+    await expect(maria.query(sql)).resolves.toBeDefined();
+    expect(await maria.query("SELECT id, name FROM users ORDER BY id")).toEqual([
+      { id: 1, name: "ada" },
+      { id: 2, name: "bob" },
+    ]);
+  });
+
+  it("accepts MySQL 8's EXPLAIN FORMAT=TREE and EXPLAIN ANALYZE FORMAT=TREE of a read", () => {
+    expect(classifyStatement("mysql", "EXPLAIN FORMAT=TREE SELECT * FROM users")).toEqual({ ok: true, kind: "explain" });
+    expect(classifyStatement("mysql", "EXPLAIN ANALYZE FORMAT=TREE SELECT * FROM users")).toEqual({ ok: true, kind: "explain" });
+  });
+
+  it.each([
+    ["EXPLAIN ANALYZE FORMAT=TREE DELETE FROM users", "explain_analyze_write"],
+    ["ANALYZE DELETE FROM users", "not_read_only"],
+    ["ANALYZE FORMAT=JSON UPDATE users SET name = 'x'", "not_read_only"],
+    ["ANALYZE TABLE users", "not_read_only"],
+    ["ANALYZE SELECT * FROM users FOR UPDATE", "locking_clause"],
+    ["ANALYZE SELECT 1 INTO @x", "select_into"],
+    ["EXPLAIN FORMAT=JSON SELECT * INTO OUTFILE '/tmp/x' FROM users", "into_outfile"],
+    ["EXPLAIN FORMAT=JSON SELECT 1; DELETE FROM users", "multiple_statements"],
+    ["ANALYZE SELECT SLEEP(1)", "dangerous_function"],
+  ])("still refuses %s", (sql, rule) => {
+    expect(classifyStatement("mysql", sql)).toMatchObject({ ok: false, rule });
   });
 });
 

@@ -3,6 +3,7 @@
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { blankExplainModifiers } from "./mysql-explain-forms.js";
 import { quoteKeywordFunctions } from "./mysql-keyword-functions.js";
 import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
 import { classifyUnparsedMysql } from "./mysql-show.js";
@@ -44,20 +45,21 @@ export function classifyMysql(sql: string): GuardVerdict {
     program = parse(sql, OPTIONS);
   } catch (error) {
     if (!(error instanceof FormattedSyntaxError)) throw error;
-    const reparsed = parseWithKeywordFunctionsQuoted(sql);
+    const reparsed = reparse(sql);
     if (!reparsed) return classifyUnparsedMysql(sql, sqlParserCstError(error.message));
     program = reparsed;
   }
   return findLexicalHazard(program) ?? classifyProgram(program, "mysql", noDialectStatements);
 }
 
-/** The second parse, for `SELECT REPLACE(...)` and the like; undefined when it fails too, and
- * then the first parse's error is the one to report (its positions are the user's). */
-function parseWithKeywordFunctionsQuoted(sql: string): Program | undefined {
-  const quoted = quoteKeywordFunctions(sql);
-  if (quoted === undefined) return undefined;
+/** The second parse, for `SELECT REPLACE(...)`, `EXPLAIN FORMAT=JSON ...` and the like;
+ * undefined when it fails too, and then the first parse's error is the one to report. */
+function reparse(sql: string): Program | undefined {
+  const blanked = blankExplainModifiers(sql);
+  const rewritten = quoteKeywordFunctions(blanked ?? sql) ?? blanked;
+  if (rewritten === undefined) return undefined;
   try {
-    return parse(quoted, OPTIONS);
+    return parse(rewritten, OPTIONS);
   } catch (error) {
     if (error instanceof FormattedSyntaxError) return undefined;
     throw error;
