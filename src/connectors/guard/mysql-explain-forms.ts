@@ -7,6 +7,9 @@ import { tokenizeMysql, type Token } from "./mysql-tokens.js";
 
 const EXPLAIN_WORDS = new Set(["EXPLAIN", "DESCRIBE", "DESC"]);
 const FORMATS = new Set(["JSON", "TREE", "TRADITIONAL"]);
+const DISPLAY_WORDS = new Set(["EXTENDED", "PARTITIONS"]);
+const ANALYZE = new Set(["ANALYZE"]);
+const QUERY_STARTS = new Set(["SELECT", "WITH"]);
 
 const isWord = (token: Token | undefined, words: ReadonlySet<string>) => token?.kind === "word" && words.has(token.value);
 
@@ -22,14 +25,14 @@ export function blankExplainModifiers(sql: string): string | undefined {
   if (!Array.isArray(tokens)) return undefined;
   const blanked: Token[] = [];
   if (isWord(tokens[0], EXPLAIN_WORDS)) {
-    const at = tokens[1]?.kind === "word" && tokens[1].value === "ANALYZE" ? 2 : 1;
+    const at = isWord(tokens[1], ANALYZE) ? 2 : 1;
     const format = formatClause(tokens, at);
     if (format > 0) blanked.push(...tokens.slice(at, at + format));
-    else if (isWord(tokens[at], new Set(["EXTENDED", "PARTITIONS"]))) blanked.push(tokens[at]!);
-  } else if (isWord(tokens[0], new Set(["ANALYZE"]))) {
+    else if (isWord(tokens[at], DISPLAY_WORDS)) blanked.push(tokens[at]!);
+  } else if (isWord(tokens[0], ANALYZE)) {
     // Only before a query: ANALYZE TABLE is another statement, and TABLE t alone would read.
     const format = formatClause(tokens, 1);
-    if (isWord(tokens[1 + format], new Set(["SELECT", "WITH"]))) blanked.push(...tokens.slice(0, 1 + format));
+    if (isWord(tokens[1 + format], QUERY_STARTS)) blanked.push(...tokens.slice(0, 1 + format));
   }
   if (blanked.length === 0) return undefined;
   let text = sql;
