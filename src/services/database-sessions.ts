@@ -2,6 +2,7 @@
 // state, and disconnect it. The session hash caches the schema but never a credential.
 
 import { renderSchema } from "../connectors/schema-text.js";
+import { specOfRow } from "../connectors/targets.js";
 import type { Deps } from "../deps.js";
 import { notFound } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
@@ -41,29 +42,35 @@ export async function sessionStatus(deps: Deps, userId: number, sessionId: strin
   };
 }
 
-/** postgresql://user:***@host:port/db: what the session is connected to, password masked. */
-export function maskedConnectionString(row: DbConnectionRow): string {
+/** postgresql://user:***@host:port/db: what the session is connected to, password masked.
+ * Without a password there is nothing to mask, and `***` would claim there is one. */
+export function maskedConnectionString(row: DbConnectionRow, hasPassword: boolean): string {
   if (row.dbType === "sqlite") return `sqlite:///${row.databaseName}`;
-  const user = encodeURIComponent(row.username);
-  return `${row.dbType}://${user}:***@${row.host}:${row.port}/${encodeURIComponent(row.databaseName)}`;
+  const user = encodeURIComponent(row.username) + (hasPassword ? ":***" : "");
+  return `${row.dbType}://${user}@${row.host}:${row.port}/${encodeURIComponent(row.databaseName)}`;
 }
+
+const isoOfEpochSeconds = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 export async function sessionInfo(deps: Deps, userId: number, tokenSessionId: string, sessionId: string) {
   const session: SessionRecord = await sessionOf(deps, userId, sessionId, tokenSessionId, { withSchema: true });
   const row = session.db_id !== null ? await getConnection(deps.store.db, userId, session.db_id) : null;
+  const sessionData = {
+    connection_string: row ? maskedConnectionString(row, specOfRow(deps.config, row).password !== "") : null,
+    created_at: isoOfEpochSeconds(session.created_at),
+    status: session.status,
+    db_id: session.db_id,
+    db_schema: session.db_schema,
+  };
   return {
     session_id: sessionId,
     thread_id: sessionId,
     user_id: userId,
     database_connected: session.status === "connected",
-    redis_data: {
-      connection_string: row ? maskedConnectionString(row) : null,
-      created_at: String(session.created_at),
-      status: session.status,
-      db_id: session.db_id,
-      db_schema: session.db_schema,
-    },
-    db_session_created_at: session.connected_at !== null ? new Date(session.connected_at * 1000).toISOString() : null,
+    session_data: sessionData,
+    // Seed 004's name, kept for its clients whatever the session store is.
+    redis_data: sessionData,
+    db_session_created_at: session.connected_at !== null ? isoOfEpochSeconds(session.connected_at) : null,
   };
 }
 
@@ -76,6 +83,8 @@ export async function disconnectSession(deps: Deps, userId: number, sessionId: s
     session_id: sessionId,
     thread_id: sessionId,
     user_id: userId,
+    session_removed: removed,
+    // Seed 004's name for the same answer, whatever the session store is.
     redis_cleanup: removed,
   };
 }

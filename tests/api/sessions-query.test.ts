@@ -74,15 +74,40 @@ describe("session status, info and disconnect", () => {
 
     const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
     expect(info.status).toBe(200);
-    expect(info.body.redis_data.connection_string).toBe(`postgresql://postgres:***@127.0.0.1:5432/${pgTarget.body.database_name}`);
-    expect(info.body.redis_data.db_schema).toContain("items(id integer PK, name text)");
+    expect(info.body.session_data.connection_string).toBe(`postgresql://postgres:***@127.0.0.1:5432/${pgTarget.body.database_name}`);
+    expect(info.body.session_data.db_schema).toContain("items(id integer PK, name text)");
+    expect(info.body.redis_data).toEqual(info.body.session_data);
     expect(info.text).not.toContain(pgTarget.password);
 
     const out = await h.call("POST", "/databases/disconnect-session", { token: user.token });
-    expect(out.body).toEqual({ message: "Session disconnected successfully", session_id: user.sessionId, thread_id: user.sessionId, user_id: user.id, redis_cleanup: true });
+    expect(out.body).toEqual({
+      message: "Session disconnected successfully",
+      session_id: user.sessionId,
+      thread_id: user.sessionId,
+      user_id: user.id,
+      session_removed: true,
+      redis_cleanup: true,
+    });
     expect(await h.redis!.raw.exists(`${h.redis!.prefix}session:${user.sessionId}`)).toBe(0);
     expect(h.deps.connectors.has(user.dbId)).toBe(false);
     expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
+  });
+
+  it("gives every time in ISO 8601", async () => {
+    const user = await userWith(chinook);
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    expect(info.body.session_data.created_at).toMatch(iso);
+    expect(info.body.db_session_created_at).toMatch(iso);
+    expect(Math.abs(Date.parse(info.body.session_data.created_at) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it("masks no password where the connection has none", async () => {
+    const user = await userWith({ ...pgTarget, body: { ...pgTarget.body, db_password: "" } });
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
+    expect(info.body.session_data.connection_string).toBe(`postgresql://postgres@127.0.0.1:5432/${pgTarget.body.database_name}`);
   });
 
   it("answers 404 with seed 004's message for another user's session or an unknown one", async () => {
@@ -184,6 +209,15 @@ describe("POST /query", () => {
     expect(count.body.data.rows).toEqual([[2]]);
   });
 
+  it("answers a statement that does not parse with one short line naming the token and its position", async () => {
+    const user = await userWith(chinook);
+    const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT FROM Artist" } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_refused", rule: "parse_error" });
+    expect(res.body.detail).toContain('syntax error at or near "FROM" (line 1, column 8)');
+    expect(res.body.detail.length).toBeLessThan(200);
+  });
+
   it("answers 400 with the database's message for a failing read", async () => {
     const user = await userWith(pgTarget);
     const res = await h.call("POST", `/databases/${user.dbId}/query`, { token: user.token, json: { sql: "SELECT * FROM no_such_table" } });
@@ -199,7 +233,7 @@ describe("POST /query", () => {
       json: { sql: "SELECT count(*) FROM generate_series(1, 1000000000)", timeout_ms: 200 },
     });
     expect(res.status).toBe(408);
-    expect(res.body.code).toBe("query_timeout");
+    expect(res.body).toMatchObject({ code: "query_timeout", timeout_ms: 200 });
   });
 
   it("answers 409 with seed 004's message when the session has no database", async () => {

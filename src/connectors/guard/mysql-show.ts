@@ -10,6 +10,7 @@ import {
   refuseTransaction,
   refuseWrite,
   type GuardVerdict,
+  type Refusal,
   type GuardRule,
 } from "./verdict.js";
 
@@ -137,8 +138,8 @@ function refuseKnown(tokens: readonly Token[]): GuardVerdict | undefined {
   return refuseWrite(label);
 }
 
-/** Judges a MySQL statement that sql-parser-cst rejected with `parserMessage`. */
-export function classifyUnparsedMysql(sql: string, parserMessage: string): GuardVerdict {
+/** Judges a MySQL statement that sql-parser-cst rejected with `parseError`. */
+export function classifyUnparsedMysql(sql: string, parseError: Refusal): GuardVerdict {
   const scanned = tokenizeMysql(sql);
   if (!Array.isArray(scanned)) return scanned;
   const semicolon = scanned.findIndex((token) => token.kind === "punct" && token.value === ";");
@@ -158,5 +159,5 @@ export function classifyUnparsedMysql(sql: string, parserMessage: string): Guard
       );
     }
   }
-  return refuseKnown(tokens) ?? refuse("parse_error", parserMessage);
+  return refuseKnown(tokens) ?? parseError;
 }

@@ -1,5 +1,6 @@
 // A small MySQL tokenizer for what sql-parser-cst cannot parse (SHOW, DESCRIBE t, LOAD DATA...):
-// it feeds the closed SHOW/DESCRIBE grammar and names refusals, never judges a full query.
+// it feeds the closed SHOW/DESCRIBE grammar, names refusals and finds built-in functions the
+// parser takes for keywords (mysql-keyword-functions.ts); it never judges a full query.
 
 import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
 import { refuse, type Refusal } from "./verdict.js";
@@ -10,6 +11,9 @@ export interface Token {
   kind: TokenKind;
   /** Words upper-cased, identifiers and strings unquoted, punctuation as written. */
   value: string;
+  /** Where the token starts in the statement, and where it ends (exclusive). */
+  start: number;
+  end: number;
 }
 
 function isWordChar(code: number): boolean {
@@ -61,7 +65,7 @@ export function tokenizeMysql(sql: string): Token[] | Refusal {
       // Not a comment to MySQL (no space after the dashes): refuse rather than guess.
       const hazard = checkLineComment(sql.slice(i, i + 3));
       if (hazard) return hazard;
-      tokens.push({ kind: "punct", value: "-" });
+      tokens.push({ kind: "punct", value: "-", start: i, end: i + 1 });
       i++;
     } else if (char === "/" && sql[i + 1] === "*") {
       const end = sql.indexOf("*/", i + 2);
@@ -74,22 +78,22 @@ export function tokenizeMysql(sql: string): Token[] | Refusal {
       if (!read) return unterminated("string");
       const hazard = checkStringLiteral(sql.slice(i, read.end));
       if (hazard) return hazard;
-      tokens.push({ kind: "string", value: read.value });
+      tokens.push({ kind: "string", value: read.value, start: i, end: read.end });
       i = read.end;
     } else if (char === "`") {
       const read = readQuoted(sql, i, "`", false);
       if (!read) return unterminated("quoted identifier");
-      tokens.push({ kind: "quoted_identifier", value: read.value });
+      tokens.push({ kind: "quoted_identifier", value: read.value, start: i, end: read.end });
       i = read.end;
     } else if (isWordChar(code)) {
       let end = i + 1;
       while (end < sql.length && isWordChar(sql.charCodeAt(end))) end++;
       const text = sql.slice(i, end);
       const numeric = text.charCodeAt(0) >= 0x30 && text.charCodeAt(0) <= 0x39;
-      tokens.push({ kind: numeric ? "number" : "word", value: numeric ? text : text.toUpperCase() });
+      tokens.push({ kind: numeric ? "number" : "word", value: numeric ? text : text.toUpperCase(), start: i, end });
       i = end;
     } else {
-      tokens.push({ kind: "punct", value: char });
+      tokens.push({ kind: "punct", value: char, start: i, end: i + 1 });
       i++;
     }
   }

@@ -3,8 +3,11 @@
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { blankExplainModifiers } from "./mysql-explain-forms.js";
+import { quoteKeywordFunctions } from "./mysql-keyword-functions.js";
 import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
 import { classifyUnparsedMysql } from "./mysql-show.js";
+import { sqlParserCstError } from "./parse-errors.js";
 import type { GuardVerdict, Refusal } from "./verdict.js";
 
 const OPTIONS = { dialect: "mysql", includeComments: true, filename: "statement" } as const;
@@ -41,10 +44,26 @@ export function classifyMysql(sql: string): GuardVerdict {
   try {
     program = parse(sql, OPTIONS);
   } catch (error) {
-    if (error instanceof FormattedSyntaxError) return classifyUnparsedMysql(sql, error.message);
-    throw error;
+    if (!(error instanceof FormattedSyntaxError)) throw error;
+    const reparsed = reparse(sql);
+    if (!reparsed) return classifyUnparsedMysql(sql, sqlParserCstError(error.message));
+    program = reparsed;
   }
   return findLexicalHazard(program) ?? classifyProgram(program, "mysql", noDialectStatements);
+}
+
+/** The second parse, for `SELECT REPLACE(...)`, `EXPLAIN FORMAT=JSON ...` and the like;
+ * undefined when it fails too, and then the first parse's error is the one to report. */
+function reparse(sql: string): Program | undefined {
+  const blanked = blankExplainModifiers(sql);
+  const rewritten = quoteKeywordFunctions(blanked ?? sql) ?? blanked;
+  if (rewritten === undefined) return undefined;
+  try {
+    return parse(rewritten, OPTIONS);
+  } catch (error) {
+    if (error instanceof FormattedSyntaxError) return undefined;
+    throw error;
+  }
 }
 
 /** Warms the parser so the first real request does not pay for JIT compilation. */

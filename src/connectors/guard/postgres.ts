@@ -3,6 +3,7 @@
 
 import { loadModule, parseSync } from "libpg-query";
 import { findDangerousFunction } from "./dangerous-functions.js";
+import { postgresParseError } from "./parse-errors.js";
 import {
   accept,
   errorMessage,
@@ -163,8 +164,9 @@ function findRefusal(value: unknown): Refusal | undefined {
         if (found) return found;
       } else if (WRITES.has(key)) {
         return refuseCteWrite(labelOf(key, child));
-      } else if (key.endsWith("Stmt")) {
+      } else if (/^[A-Z]/.test(key) && key.endsWith("Stmt")) {
         // Nothing but the above can nest in a query; anything else is a surprise, so refuse.
+        // Node types only: a field such as InsertStmt's `selectStmt` is looked into below.
         return refuseWrite(labelOf(key, child));
       }
     }
@@ -176,10 +178,24 @@ function findRefusal(value: unknown): Refusal | undefined {
   return undefined;
 }
 
+/** Whether EXPLAIN runs the statement, as PostgreSQL's defGetBoolean reads the options: the
+ * last ANALYZE wins, and only 0, false and off (any case) turn it off. Anything else counts
+ * as on, including values the server would reject. */
+function explainRuns(options: unknown[]): boolean {
+  const analyze = options
+    .map((option) => (isNode(option) && isNode(option.DefElem) ? option.DefElem : undefined))
+    .filter((option) => option?.defname === "analyze")
+    .at(-1);
+  if (!analyze) return false;
+  const arg = analyze.arg;
+  if (!isNode(arg)) return true;
+  if (isNode(arg.Integer)) return (arg.Integer.ival ?? 0) !== 0;
+  if (isNode(arg.String) && typeof arg.String.sval === "string") return !/^(false|off)$/i.test(arg.String.sval);
+  return true;
+}
+
 function classifyExplain(explain: PgNode): GuardVerdict {
-  const options = Array.isArray(explain.options) ? explain.options : [];
-  // ANALYZE with any value counts: `(ANALYZE false)` is too rare to be worth the risk.
-  const analyze = options.some((option: unknown) => isNode(option) && isNode(option.DefElem) && option.DefElem.defname === "analyze");
+  const analyze = explainRuns(Array.isArray(explain.options) ? explain.options : []);
   const target = unwrap(explain.query);
   if (!target) return refuse("parse_error", "EXPLAIN without a statement to explain.");
   const [type, body] = target;
@@ -216,7 +232,8 @@ export function classifyPostgres(sql: string): GuardVerdict {
     statements = Array.isArray(tree.stmts) ? tree.stmts : [];
   } catch (error) {
     if (error instanceof RangeError) throw error;
-    return refuse("parse_error", errorMessage(error));
+    const cursor = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition;
+    return postgresParseError(sql, errorMessage(error), cursor);
   }
   if (statements.length === 0) return refuseEmpty();
   if (statements.length > 1) return refuseMultiple(statements.length);

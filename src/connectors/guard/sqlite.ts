@@ -3,6 +3,7 @@
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
+import { sqlParserCstError } from "./parse-errors.js";
 import { pragmaNotAllowed, READ_ONLY_PRAGMAS } from "./sqlite-pragmas.js";
 import { accept, refuse, refuseSession, type GuardVerdict } from "./verdict.js";
 
@@ -26,7 +27,7 @@ export function classifySqlite(sql: string): GuardVerdict {
   try {
     program = parse(sql, OPTIONS);
   } catch (error) {
-    if (error instanceof FormattedSyntaxError) return refuse("parse_error", error.message);
+    if (error instanceof FormattedSyntaxError) return sqlParserCstError(error.message);
     throw error;
   }
   return classifyProgram(program, "sqlite", classifyPragma);

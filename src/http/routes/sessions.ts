@@ -40,25 +40,31 @@ const status = createRoute({
   },
 });
 
+const SessionData = z
+  .object({
+    connection_string: z.string().nullable().openapi({ description: "Password masked as ***; no mask when the connection has no password" }),
+    created_at: z.string().openapi({ description: "ISO 8601", example: "2025-10-05T10:35:00.000Z" }),
+    status: z.string(),
+    db_id: z.number().int().nullable(),
+    db_schema: z.string().nullable(),
+  })
+  .openapi("SessionData");
+
 const info = createRoute({
   method: "get",
   path: "/databases/session-info/{session_id}",
   tags,
   summary: "One of your sessions: its connection string (password masked), state and cached schema",
+  description: "`redis_data` repeats `session_data` under seed 004's name, whatever the session store is. Times are ISO 8601.",
   request: { params: z.object({ session_id: z.string().min(1).max(100).openapi({ param: { name: "session_id", in: "path" } }) }) },
   responses: {
     200: jsonResponse(
       z.object({
         ...SessionIds,
         database_connected: z.boolean(),
-        redis_data: z.object({
-          connection_string: z.string().nullable(),
-          created_at: z.string(),
-          status: z.string(),
-          db_id: z.number().int().nullable(),
-          db_schema: z.string().nullable(),
-        }),
-        db_session_created_at: z.string().nullable(),
+        session_data: SessionData,
+        redis_data: SessionData,
+        db_session_created_at: z.string().nullable().openapi({ description: "ISO 8601: when the database was connected" }),
       }),
       "Session details (password masked)",
     ),
@@ -73,7 +79,12 @@ const disconnect = createRoute({
   tags,
   summary: "Remove the session record and close its cached connector",
   responses: {
-    200: jsonResponse(z.object({ message: z.string(), ...SessionIds, redis_cleanup: z.boolean() }), "Disconnected"),
+    200: jsonResponse(z.object({
+        message: z.string(),
+        ...SessionIds,
+        session_removed: z.boolean().openapi({ description: "The session record existed and was removed" }),
+        redis_cleanup: z.boolean().openapi({ description: "Seed 004's name for session_removed, whatever the session store", deprecated: true }),
+      }), "Disconnected"),
     ...authErrors,
   },
 });
