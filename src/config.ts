@@ -45,6 +45,13 @@ const envSchema = z.object({
       .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
       .optional(),
   ),
+  REDIS_PREFIX: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be 1 to 64 letters, digits or _ . : - (such as pulse: or pulse-staging:)")
+      .default("pulse:"),
+  ),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(32, "must be at least 32 characters").optional()),
   SECRETS_KEY: z.preprocess(
     emptyAsUndefined,
@@ -150,6 +157,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Unset: in-process sessions (single instance only). */
   redisUrl: string | undefined;
+  /** Put before every Redis key and channel, so deployments sharing a Redis do not meet. */
+  redisPrefix: string;
   jwtSecret: Uint8Array;
   /** AES-256 key sealing stored database passwords. */
   secretsKey: Buffer;
@@ -278,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     jwtSecret: new TextEncoder().encode(jwtSecret),
     secretsKey,
     jwtExpiresSeconds: e.JWT_EXPIRES_SECONDS,

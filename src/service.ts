@@ -23,13 +23,19 @@ import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
 import { connectRedis } from "./sessions/redis-client.js";
+import type { PresenceOptions } from "./sessions/presence.js";
 import type { SessionStore } from "./sessions/types.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
 import { readStanding } from "./store/revocations.js";
 
-export async function openSessionStore(redisUrl: string | undefined, logger: Logger): Promise<SessionStore> {
-  if (!redisUrl) return createMemorySessionStore();
-  return createRedisSessionStore(await connectRedis(redisUrl, logger));
+/** `presence` tunes the heartbeat of the instance count (tests shorten it). */
+export async function openSessionStore(
+  config: Pick<Config, "redisUrl" | "redisPrefix">,
+  logger: Logger,
+  presence?: PresenceOptions,
+): Promise<SessionStore> {
+  if (!config.redisUrl) return createMemorySessionStore();
+  return createRedisSessionStore(await connectRedis(config.redisUrl, config.redisPrefix, logger), presence);
 }
 
 /** Where instances tell each other which connectors to evict. */
@@ -91,7 +97,7 @@ export async function buildDeps(
   await loadGuard();
   const prompts = loadPrompts();
   // Redis first: it answers in milliseconds, so a wrong REDIS_URL does not wait for PGlite.
-  const sessions = await openSessionStore(config.redisUrl, logger);
+  const sessions = await openSessionStore(config, logger);
   let store: Store | undefined;
   try {
     store = await openStore(storeLocation(config));
