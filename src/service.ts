@@ -43,7 +43,7 @@ const EVICTIONS_CHANNEL = "connector-evictions";
 
 /** The connector cache, subscribed to the other instances' evictions through `sessions`, with
  * budgets divided among the live instances counted there. A process that serves no queries
- * (`npm run check`) passes `serving: false`: it does not count, so it takes no share. */
+ * (`pulse check`) passes `serving: false`: it does not count, so it takes no share. */
 export async function createConnectorCache(
   config: Config,
   logger: Logger,

@@ -1,7 +1,7 @@
 // Runs one monitored table's checks now: each through the guarded connector under the
 // connection's monitoring budget, transient connection failures retried with backoff, every
 // outcome recorded as a check run and fed to its alert. Used by the scheduler, by
-// `POST /api/tables/{id}/run` and by `npm run check`.
+// `POST /api/tables/{id}/run` and by `pulse check`.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { ProbeInfo, TableSchema } from "../connectors/types.js";
