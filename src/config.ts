@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
+import type { LogFormat } from "./logger.js";
 import { parseNetwork, type Network } from "./net/addresses.js";
 import { validDnsServers } from "./net/resolve.js";
 import { packageVersion } from "./paths.js";
@@ -100,6 +101,7 @@ const envSchema = z.object({
     emptyAsUndefined,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   ),
+  LOG_FORMAT: z.preprocess(emptyAsUndefined, z.enum(["json", "pretty"]).optional()),
   OPENAI_BASE_URL: z.preprocess(emptyAsUndefined, z.url().optional()),
   OPENAI_API_KEY: optionalString,
   OPENAI_MODEL: z.preprocess(emptyAsUndefined, z.string().default("gpt-4o-mini")),
@@ -190,6 +192,8 @@ export interface Config {
   /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Unset LOG_FORMAT: pretty on a terminal outside production, JSON lines otherwise. */
+  logFormat: LogFormat;
   openai: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -260,8 +264,9 @@ export class ConfigError extends Error {
 }
 
 /** Reads and validates the environment. Outside production, missing secrets are generated
- * once and kept in `$DATA_DIR/secrets.json` so restarts keep sessions and stored passwords. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+ * once and kept in `$DATA_DIR/secrets.json` so restarts keep sessions and stored passwords.
+ * `terminal`: whether logs go to a terminal (the default log format depends on it). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = process.stdout.isTTY === true): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
@@ -333,6 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sqliteMemoryMb: e.SQLITE_MEMORY_MB,
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT ?? (terminal && e.NODE_ENV !== "production" ? "pretty" : "json"),
     openai: {
       baseUrl: e.OPENAI_BASE_URL,
       apiKey: e.OPENAI_API_KEY,

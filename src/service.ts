@@ -91,7 +91,7 @@ export function modelFor(config: Config): ChatOpenAI | null {
 
 export async function buildDeps(
   config: Config,
-  logger: Logger = createLogger(config.logLevel),
+  logger: Logger = createLogger(config.logLevel, undefined, config.logFormat),
   options: { serving?: boolean } = {},
 ): Promise<Deps> {
   await loadGuard();

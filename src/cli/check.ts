@@ -44,7 +44,7 @@ export async function check(args: string[]): Promise<number> {
     const config = loadConfig();
     // Logs go to stderr, so stdout stays the report.
     // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
-    const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2)), { serving: false });
+    const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });
     try {
       const table = await findMonitoredTable(deps.store.db, id);
       if (!table) {
