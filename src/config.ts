@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
+import type { LogFormat } from "./logger.js";
 import { parseNetwork, type Network } from "./net/addresses.js";
 import { validDnsServers } from "./net/resolve.js";
 import { packageVersion } from "./paths.js";
@@ -44,6 +45,13 @@ const envSchema = z.object({
       .string()
       .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
       .optional(),
+  ),
+  REDIS_PREFIX: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be 1 to 64 letters, digits or _ . : - (such as pulse: or pulse-staging:)")
+      .default("pulse:"),
   ),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(32, "must be at least 32 characters").optional()),
   SECRETS_KEY: z.preprocess(
@@ -93,6 +101,7 @@ const envSchema = z.object({
     emptyAsUndefined,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   ),
+  LOG_FORMAT: z.preprocess(emptyAsUndefined, z.enum(["json", "pretty"]).optional()),
   OPENAI_BASE_URL: z.preprocess(emptyAsUndefined, z.url().optional()),
   OPENAI_API_KEY: optionalString,
   OPENAI_MODEL: z.preprocess(emptyAsUndefined, z.string().default("gpt-4o-mini")),
@@ -151,6 +160,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Unset: in-process sessions (single instance only). */
   redisUrl: string | undefined;
+  /** Put before every Redis key and channel, so deployments sharing a Redis do not meet. */
+  redisPrefix: string;
   jwtSecret: Uint8Array;
   /** AES-256 key sealing stored database passwords. */
   secretsKey: Buffer;
@@ -182,6 +193,8 @@ export interface Config {
   /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Unset LOG_FORMAT: pretty on a terminal outside production, JSON lines otherwise. */
+  logFormat: LogFormat;
   openai: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -254,8 +267,9 @@ export class ConfigError extends Error {
 }
 
 /** Reads and validates the environment. Outside production, missing secrets are generated
- * once and kept in `$DATA_DIR/secrets.json` so restarts keep sessions and stored passwords. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+ * once and kept in `$DATA_DIR/secrets.json` so restarts keep sessions and stored passwords.
+ * `terminal`: whether logs go to a terminal (the default log format depends on it). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = process.stdout.isTTY === true): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
@@ -281,6 +295,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     jwtSecret: new TextEncoder().encode(jwtSecret),
     secretsKey,
     jwtExpiresSeconds: e.JWT_EXPIRES_SECONDS,
@@ -326,6 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sqliteMemoryMb: e.SQLITE_MEMORY_MB,
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT ?? (terminal && e.NODE_ENV !== "production" ? "pretty" : "json"),
     openai: {
       baseUrl: e.OPENAI_BASE_URL,
       apiKey: e.OPENAI_API_KEY,

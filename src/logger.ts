@@ -1,9 +1,16 @@
 // Structured logs (pino). Credentials, tokens and passwords are redacted wherever they appear
-// in a logged object, as a net under the rule that they are never logged at all.
+// in a logged object, as a net under the rule that they are never logged at all. JSON lines
+// for machines; "pretty" for a developer's terminal, redacted the same way (pino redacts
+// before either format sees the line).
 
+import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
+import type PinoPretty from "pino-pretty";
 
 export type { Logger };
+
+/** LOG_FORMAT: one JSON object per line, or coloured human-readable lines (pino-pretty). */
+export type LogFormat = "json" | "pretty";
 
 const SECRET_KEYS = [
   "password",
@@ -19,7 +26,8 @@ const SECRET_KEYS = [
   "apiKey",
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+/** `destination`: stdout unless given (tests capture lines; the CLI logs to stderr). */
+export function createLogger(level: string, destination?: pino.DestinationStream, format: LogFormat = "json"): Logger {
   return pino(
     {
       level,
@@ -29,6 +37,19 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         censor: "[redacted]",
       },
     },
-    destination,
+    format === "pretty" ? prettyStream(destination) : destination,
   );
+}
+
+/** Loaded only when asked for: a JSON deployment does not pay for the prettifier at start. */
+function prettyStream(destination: pino.DestinationStream | undefined): pino.DestinationStream {
+  const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
+  return pretty({
+    destination: destination ?? 1,
+    // Synchronous, like pino's own stdout: nothing logged before an exit is lost.
+    sync: true,
+    colorize: destination === undefined && pretty.isColorSupported,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname,service",
+  });
 }

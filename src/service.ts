@@ -24,14 +24,20 @@ import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
 import { connectRedis } from "./sessions/redis-client.js";
+import type { PresenceOptions } from "./sessions/presence.js";
 import type { SessionStore } from "./sessions/types.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
 import { countOpenAlerts } from "./store/monitoring-alerts.js";
 import { readStanding } from "./store/revocations.js";
 
-export async function openSessionStore(redisUrl: string | undefined, logger: Logger): Promise<SessionStore> {
-  if (!redisUrl) return createMemorySessionStore();
-  return createRedisSessionStore(await connectRedis(redisUrl, logger));
+/** `presence` tunes the heartbeat of the instance count (tests shorten it). */
+export async function openSessionStore(
+  config: Pick<Config, "redisUrl" | "redisPrefix">,
+  logger: Logger,
+  presence?: PresenceOptions,
+): Promise<SessionStore> {
+  if (!config.redisUrl) return createMemorySessionStore();
+  return createRedisSessionStore(await connectRedis(config.redisUrl, config.redisPrefix, logger), presence);
 }
 
 /** Where instances tell each other which connectors to evict. */
@@ -39,7 +45,7 @@ const EVICTIONS_CHANNEL = "connector-evictions";
 
 /** The connector cache, subscribed to the other instances' evictions through `sessions`, with
  * budgets divided among the live instances counted there. A process that serves no queries
- * (`npm run check`) passes `serving: false`: it does not count, so it takes no share. */
+ * (`pulse check`) passes `serving: false`: it does not count, so it takes no share. */
 export async function createConnectorCache(
   config: Config,
   logger: Logger,
@@ -93,13 +99,13 @@ export function watchGauges(metrics: Metrics, connectors: ConnectorCache, store:
 
 export async function buildDeps(
   config: Config,
-  logger: Logger = createLogger(config.logLevel),
+  logger: Logger = createLogger(config.logLevel, undefined, config.logFormat),
   options: { serving?: boolean } = {},
 ): Promise<Deps> {
   await loadGuard();
   const prompts = loadPrompts();
   // Redis first: it answers in milliseconds, so a wrong REDIS_URL does not wait for PGlite.
-  const sessions = await openSessionStore(config.redisUrl, logger);
+  const sessions = await openSessionStore(config, logger);
   let store: Store | undefined;
   try {
     store = await openStore(storeLocation(config));

@@ -1,4 +1,4 @@
-// `npm run check -- <table_id> [--json]`: runs one monitored table's checks now, with the
+// `pulse check <table_id> [--json]`: runs one monitored table's checks now, with the
 // service's configuration, prints the outcomes, and exits 1 when a check failed or errored
 // (2 for a bad argument or an unknown table; 3 while an instance runs checks of the table's
 // connection, which this run would double: retry shortly; 4 while a server holds the
@@ -16,16 +16,7 @@ import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
 import { findMonitoredTable } from "../store/monitoring-tables.js";
 
-const args = process.argv.slice(2);
-const json = args.includes("--json");
-const idText = args.find((a) => !a.startsWith("--"));
-const id = Number(idText);
-if (!idText || !Number.isSafeInteger(id) || id <= 0) {
-  console.error("usage: npm run check -- <table_id> [--json]");
-  process.exit(2);
-}
-
-function print(report: TableRunReport) {
+function print(report: TableRunReport, json: boolean) {
   if (json) {
     console.log(JSON.stringify(report, null, 2));
     return;
@@ -38,42 +29,53 @@ function print(report: TableRunReport) {
   }
 }
 
-let code = 0;
-try {
-  const config = loadConfig();
-  // Logs go to stderr, so stdout stays the report.
-  // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
-  const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2)), { serving: false });
+/** The exit code (see above); the report on stdout, anything else on stderr. */
+export async function check(args: string[]): Promise<number> {
+  const json = args.includes("--json");
+  const idText = args.find((a) => !a.startsWith("--"));
+  const id = Number(idText);
+  if (!idText || !Number.isSafeInteger(id) || id <= 0) {
+    console.error("usage: pulse check <table_id> [--json]");
+    return 2;
+  }
+
+  let code = 0;
   try {
-    const table = await findMonitoredTable(deps.store.db, id);
-    if (!table) {
-      console.error(`no monitored table with id ${id}`);
-      code = 2;
-    } else {
-      try {
-        const report = await runTableNow(deps, table);
-        print(report);
-        code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
-      } catch (err) {
-        if (!(err instanceof DomainError && err.code === "conflict")) throw err;
-        console.error(err.message);
-        code = 3;
+    const config = loadConfig();
+    // Logs go to stderr, so stdout stays the report.
+    // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
+    const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });
+    try {
+      const table = await findMonitoredTable(deps.store.db, id);
+      if (!table) {
+        console.error(`no monitored table with id ${id}`);
+        code = 2;
+      } else {
+        try {
+          const report = await runTableNow(deps, table);
+          print(report, json);
+          code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
+        } catch (err) {
+          if (!(err instanceof DomainError && err.code === "conflict")) throw err;
+          console.error(err.message);
+          code = 3;
+        }
       }
+    } finally {
+      await closeDeps(deps);
     }
-  } finally {
-    await closeDeps(deps);
+  } catch (err) {
+    if (err instanceof StoreInUseError) {
+      // Asking the server to run them would need a user's token, which a shell does not have.
+      console.error(
+        `pulse check: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
+          `run the checks through that server (POST /api/tables/${id}/run with the owner's token), or stop it first`,
+      );
+      code = 4;
+    } else {
+      console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
+      code = 1;
+    }
   }
-} catch (err) {
-  if (err instanceof StoreInUseError) {
-    // Asking the server to run them would need a user's token, which a shell does not have.
-    console.error(
-      `npm run check: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
-        `run the checks through that server (POST /api/tables/${id}/run with the owner's token), or stop it first`,
-    );
-    code = 4;
-  } else {
-    console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
-    code = 1;
-  }
+  return code;
 }
-process.exit(code);

@@ -126,8 +126,10 @@ async function applyEvent(
   row: AlertRow,
   event: AlertEvent,
 ): Promise<{ row: AlertRow; queued: number }> {
-  const { state, notifications } = nextAlertState(stateOf(row), event, alertConfigOf(table));
+  const before = stateOf(row);
+  const { state, notifications } = nextAlertState(before, event, alertConfigOf(table));
   const saved = await saveAlert(tx, row.id, fieldsOf(state));
+  logTransition(deps, table, saved, before, state, event);
   if (notifications.length === 0) return { row: saved, queued: 0 };
   const channels = await enabledChannelIds(tx, table.ownerId);
   const queued = await enqueueNotifications(
@@ -144,6 +146,16 @@ async function applyEvent(
     ),
   );
   return { row: saved, queued };
+}
+
+/** An incident opening (warn) or ending (info) leaves one line, muted or not. */
+function logTransition(deps: Deps, table: MonitoredTableRow, row: AlertRow, before: AlertState, after: AlertState, event: AlertEvent) {
+  const fields = { alert_id: row.id, table_id: table.id, connection_id: table.connectionId, check_key: row.checkKey, sequence: after.sequence };
+  if (after.sequence !== before.sequence) {
+    deps.logger.warn({ ...fields, flapping: after.flapping, detail: after.lastDetail }, "monitoring alert opened");
+  } else if (after.lastResolvedAt !== before.lastResolvedAt) {
+    deps.logger.info({ ...fields, resolved_by: event.type === "resolve" ? event.by : "check" }, "monitoring alert resolved");
+  }
 }
 
 export interface FedOutcome {

@@ -126,14 +126,20 @@ export async function deliverDueNotifications(deps: Deps): Promise<number> {
     claimed.map(async (entry) => {
       const channel = channels.get(entry.channelId);
       if (!channel) return; // deleted meanwhile: the cascade removes the entry too
+      const payload = entry.payload as unknown as NotificationPayload;
+      // Never the URL: it holds the channel's token.
+      const fields = { channel_id: channel.id, channel_kind: channel.kind, alert_id: entry.alertId, event: payload.event, notification: entry.dedupKey, attempt: entry.attempts };
+      const clockStart = performance.now();
+      const durationMs = () => Math.round(performance.now() - clockStart);
       try {
-        await sendNotification(channel.kind, channelUrl(deps, channel), entry.payload as unknown as NotificationPayload, sendOptions(deps));
+        await sendNotification(channel.kind, channelUrl(deps, channel), payload, sendOptions(deps));
+        deps.logger.info({ ...fields, duration_ms: durationMs() }, "monitoring notification sent");
         await markNotificationSent(deps.store.db, entry.id, new Date(deps.monitoring.now()));
         sent += 1;
       } catch (err) {
         const reason = (err as Error).message;
         const final = entry.attempts >= MAX_ATTEMPTS;
-        deps.logger.warn({ channel_id: channel.id, notification: entry.dedupKey, attempt: entry.attempts, final, reason }, "notification not delivered");
+        deps.logger.warn({ ...fields, duration_ms: durationMs(), final, reason }, "monitoring notification not delivered");
         await markNotificationFailed(
           deps.store.db,
           entry.id,

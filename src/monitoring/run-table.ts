@@ -1,7 +1,7 @@
 // Runs one monitored table's checks now: each through the guarded connector under the
 // connection's monitoring budget, transient connection failures retried with backoff, every
 // outcome recorded as a check run and fed to its alert. Used by the scheduler, by
-// `POST /api/tables/{id}/run` and by `npm run check`.
+// `POST /api/tables/{id}/run` and by `pulse check`.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { ProbeInfo, TableSchema } from "../connectors/types.js";
@@ -57,6 +57,7 @@ const MISSING_RECHECK_MS = 60_000;
 export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger): Promise<TableRunReport> {
   const m = deps.monitoring;
   const startedAt = m.now();
+  const clockStart = performance.now();
   let connector: GuardedConnector | null = null;
   let unreachable: CheckResult | null = null;
   try {
@@ -106,8 +107,23 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   if (queued > 0) {
     await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
   }
+  logRun(deps, table, trigger, runs, Math.round(performance.now() - clockStart));
   const target = connector ? await m.targetInfo(connector).catch(() => null) : null;
   return { ...report(table, trigger, startedAt, m.now(), target, saved.map(outcomeOf)), notifications_queued: queued };
+}
+
+/** One line per run (debug while every check passes) and one warning per check that failed or
+ * errored, with the fields an operator filters on. */
+function logRun(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger, runs: Omit<CheckRunRow, "id">[], durationMs: number) {
+  const where = { table_id: table.id, connection_id: table.connectionId };
+  const failing = runs.filter((r) => r.status === "fail" || r.status === "error");
+  for (const r of failing) {
+    deps.logger.warn({ ...where, check_key: r.checkKey, status: r.status, value: r.value, reason: r.message }, "monitoring check failing");
+  }
+  const counts: Partial<Record<CheckStatus, number>> = {};
+  for (const r of runs) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  const level = failing.length > 0 ? "info" : "debug";
+  deps.logger[level]({ ...where, trigger, checks: runs.length, statuses: counts, duration_ms: durationMs }, "monitoring run finished");
 }
 
 function report(

@@ -13,15 +13,18 @@ const COMMAND_TIMEOUT_MS = 2_000;
 /** Reconnection backs off to this: Redis coming back is noticed within about a second. */
 const MAX_RECONNECT_DELAY_MS = 1_000;
 
-/** Connects once; a Redis that cannot be reached at start ends start-up with a StartupError
- * naming REDIS_URL and the reason (no retries: a wrong setting should not look like a hang). */
-export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+/** Connects once, with every key (and, through the session store, every channel) under
+ * `prefix` (REDIS_PREFIX). A Redis that cannot be reached at start ends start-up with a
+ * StartupError naming REDIS_URL and the reason (no retries: a wrong setting should not look
+ * like a hang). */
+export async function connectRedis(url: string, prefix: string, logger: Logger): Promise<Redis> {
   let started = false;
   let lastError: unknown;
   let redis: Redis;
   try {
     redis = new Redis(url, {
       lazyConnect: true,
+      keyPrefix: prefix,
       connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: COMMAND_TIMEOUT_MS,
       enableOfflineQueue: false,

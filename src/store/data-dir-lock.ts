@@ -94,7 +94,7 @@ function ownLock(lockPath: string): DataDirLock {
   return { release };
 }
 
-/** What the owner runs (the server, `npm run check`, ...), for the message of the next one. */
+/** What the owner runs (the server, `pulse check`, ...), for the message of the next one. */
 function commandLine(): string {
   return process.argv
     .slice(1)

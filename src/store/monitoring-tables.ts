@@ -195,7 +195,7 @@ export async function releaseLease(db: Db, args: { id: number; owner: string }):
     .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)));
 }
 
-/** A monitored table by id, whoever owns it: for operators' tools (`npm run check`), never the API. */
+/** A monitored table by id, whoever owns it: for operators' tools (`pulse check`), never the API. */
 export async function findMonitoredTable(db: Db, id: number): Promise<MonitoredTableRow | null> {
   const [row] = await db.select().from(monitoredTables).where(eq(monitoredTables.id, id)).limit(1);
   return row ?? null;

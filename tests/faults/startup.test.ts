@@ -92,16 +92,16 @@ describe("one process per embedded store", () => {
     expect((await fetch(`${server.base}/health`)).status).toBe(200);
   }, 90_000);
 
-  it("npm run check says why it cannot run beside the server and what to run instead", async () => {
-    const { code, stderr } = await run("src/cli/check.js", ["7"]);
+  it("pulse check says why it cannot run beside the server and what to run instead", async () => {
+    const { code, stderr } = await run("src/cli/pulse.js", ["check", "7"]);
     expect(code).toBe(4);
     expect(stderr.split("\n")).toHaveLength(1);
     expect(stderr).toContain(`in use by pid ${server.child.pid}`);
     expect(stderr).toContain("POST /api/tables/7/run");
   }, 90_000);
 
-  it("npm run migrate says the server applies migrations itself", async () => {
-    const { code, stderr } = await run("src/store/migrate-cli.js");
+  it("pulse migrate says the server applies migrations itself", async () => {
+    const { code, stderr } = await run("src/cli/pulse.js", ["migrate"]);
     expect(code).toBe(1);
     expect(stderr.split("\n")).toHaveLength(1);
     expect(stderr).toMatch(/in use by pid \d+ .*applies pending migrations itself/);

@@ -129,13 +129,14 @@ describe("a server whose stores fail at run time", () => {
 
     // The subscriptions (connector evictions, session changes) and the presence heartbeat
     // came back without a restart.
+    // Keys and channels are under the default REDIS_PREFIX.
     const raw = new Redis(redis.url);
     try {
       await until("the subscriptions to return", async () => {
-        const counts = (await raw.pubsub("NUMSUB", "connector-evictions", "session-changes")) as (string | number)[];
+        const counts = (await raw.pubsub("NUMSUB", "pulse:connector-evictions", "pulse:session-changes")) as (string | number)[];
         return Number(counts[1]) >= 1 && Number(counts[3]) >= 1;
       });
-      await until("the heartbeat to announce the instance again", async () => (await raw.zcard("instances")) >= 1, 15_000);
+      await until("the heartbeat to announce the instance again", async () => (await raw.zcard("pulse:instances")) >= 1, 15_000);
     } finally {
       raw.disconnect();
     }

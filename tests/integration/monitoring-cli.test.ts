@@ -1,5 +1,6 @@
-// `npm run check -- <table_id>` (src/cli/check.ts) as an operator runs it: the service's
-// configuration, one table's checks now, the outcomes printed, the exit code telling.
+// `pulse check <table_id>` (src/cli/check.ts) as an operator runs it, from the built `bin`
+// (run `npm run build` first): the service's configuration, one table's checks now, the
+// outcomes printed, the exit code telling.
 
 import { execFile } from "node:child_process";
 import path from "node:path";
@@ -12,7 +13,7 @@ import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+const PULSE = path.join(ROOT, "dist/src/cli/pulse.js");
 
 let h: Harness;
 let db: MonitoredDb;
@@ -26,7 +27,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function check(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `pulse check ...`, through npx as an operator would when `viaNpx`. */
+function pulse(args: string[], options: { viaNpx?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
     ...process.env,
     NODE_ENV: "test",
@@ -37,14 +39,17 @@ function check(...args: string[]): Promise<{ code: number; stdout: string; stder
     JWT_SECRET: new TextDecoder().decode(h.config.jwtSecret),
     LOG_LEVEL: "warn",
   };
+  // --offline: npx finds the project's own bin, and must never ask the registry for a "pulse".
+  const [file, argv] = options.viaNpx ? ["npx", ["--offline", "pulse", ...args]] : [process.execPath, [PULSE, ...args]];
   return new Promise((resolve) => {
-    execFile(TSX, ["src/cli/check.ts", ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(file, argv, { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
 }
+const check = (...args: string[]) => pulse(["check", ...args]);
 
-describe("npm run check -- <table_id>", () => {
+describe("pulse check <table_id>", () => {
   it("runs the table's checks, prints each outcome, exits 0 when all pass and 1 when one fails", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, db.body);
@@ -78,7 +83,7 @@ describe("npm run check -- <table_id>", () => {
     expect(unknown.stderr).toContain("no monitored table with id 987654321");
     const missing = await check();
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("usage: npm run check -- <table_id>");
+    expect(missing.stderr).toContain("usage: pulse check <table_id> [--json]");
   });
 
   it("exits 3 while another instance runs checks of the table's connection, and runs once it has finished", async () => {
@@ -97,5 +102,30 @@ describe("npm run check -- <table_id>", () => {
 
     await releaseLease(h.deps.store.db, lease);
     expect((await check(String(table.id))).code).toBe(0);
+  });
+});
+
+describe("npx pulse", () => {
+  it("lists its commands with --help and exits 0", async () => {
+    const help = await pulse(["--help"], { viaNpx: true });
+    expect(help.code).toBe(0);
+    for (const command of ["serve", "migrate", "check <table_id> [--json]"]) expect(help.stdout).toContain(command);
+  });
+
+  it("refuses an unknown command with exit 2 and the help on stderr", async () => {
+    const unknown = await pulse(["chek", "1"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "chek"');
+    expect(unknown.stdout).toBe("");
+  });
+
+  it("check --json prints the report and nothing else on stdout", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume", min_rows: 1 }] });
+    const { code, stdout } = await pulse(["check", String(table.id), "--json"], { viaNpx: true });
+    expect(code).toBe(0);
+    expect(stdout.trimStart().startsWith("{")).toBe(true);
+    expect(JSON.parse(stdout)).toMatchObject({ table_id: table.id, outcomes: [{ check: "volume", status: "pass" }] });
   });
 });

@@ -3,12 +3,16 @@
 
 import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
 
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { openSessionStore } from "../../src/service.js";
 import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import type { SessionStore } from "../../src/sessions/types.js";
-import { redisWithPrefix } from "../support/services.js";
+import { REDIS_URL, redisWithPrefix } from "../support/services.js";
 
 const redis = redisWithPrefix();
 afterAll(async () => redis.cleanup());
@@ -252,6 +256,49 @@ describe("redis session layout (seed 004)", () => {
       await expect.poll(async () => here.get(id)).toBeNull();
     } finally {
       await Promise.all([here.close(), there.close()]);
+    }
+  });
+});
+
+describe("REDIS_PREFIX: deployments sharing one Redis", () => {
+  /** An instance's session store, opened as start-up opens it, from the settings. */
+  const instanceOf = (prefix: string) =>
+    openSessionStore(
+      loadConfig({ NODE_ENV: "test", DATA_DIR: tmpdir(), JWT_SECRET: "j".repeat(32), SECRETS_KEY: "a".repeat(64), REDIS_URL, REDIS_PREFIX: prefix }),
+      createLogger("silent"),
+      { heartbeatMs: 50 },
+    );
+
+  it("keeps sessions, rate limits, instance counts and messages apart, each under its own prefix", async () => {
+    const [blue, green] = [redisWithPrefix(), redisWithPrefix()];
+    const [blue1, blue2, green1] = await Promise.all([instanceOf(blue.prefix), instanceOf(blue.prefix), instanceOf(green.prefix)]);
+    try {
+      const id = randomUUID();
+      await blue1.create(id, 1, 60);
+      expect((await blue2.get(id))?.user_id).toBe(1);
+      expect(await green1.get(id)).toBeNull();
+      expect(await blue.raw.exists(`${blue.prefix}session:${id}`)).toBe(1);
+      expect(await blue.raw.exists(`session:${id}`)).toBe(0);
+
+      for (let i = 0; i < 3; i++) await blue1.hit("login:someone", 60);
+      expect((await blue2.hit("login:someone", 60, 0)).count).toBe(3);
+      expect((await green1.hit("login:someone", 60, 0)).count).toBe(0);
+      expect(await blue.raw.get(`${blue.prefix}ratelimit:login:someone`)).toBe("3");
+
+      const [blueCount, , greenCount] = await Promise.all([blue1.instances(), blue2.instances(), green1.instances()]);
+      await expect.poll(() => blueCount.count).toBe(2);
+      expect(greenCount.count).toBe(1);
+
+      const got: string[] = [];
+      await blue2.subscribe("evictions", (m) => got.push(`blue:${m}`));
+      await green1.subscribe("evictions", (m) => got.push(`green:${m}`));
+      await blue1.publish("evictions", "7");
+      await expect.poll(() => got).toEqual(["blue:7"]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got).toEqual(["blue:7"]);
+    } finally {
+      await Promise.all([blue1.close(), blue2.close(), green1.close()]);
+      await Promise.all([blue.cleanup(), green.cleanup()]);
     }
   });
 });

@@ -17,12 +17,10 @@ import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
-import { createConnectorCache, createTokenStandingOf, modelFor, watchGauges } from "../../src/service.js";
+import { createConnectorCache, createTokenStandingOf, modelFor, openSessionStore, watchGauges } from "../../src/service.js";
 import { loadPrompts } from "../../agents/prompts.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
-import { createMemorySessionStore } from "../../src/sessions/memory.js";
-import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import { openStore, type Store } from "../../src/store/client.js";
 import { createPgDatabase, pgAdmin, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
 import { sqliteTarget } from "./targets.js";
@@ -69,6 +67,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   const pgDatabase = !shared && (options.store ?? "postgresql") === "postgresql" ? await createPgDatabase("pulse_meta") : undefined;
   const databaseUrl = shared ? shared.config.databaseUrl : pgDatabase?.url;
   const sessionsKind = options.sessions ?? shared?.sessionsKind ?? "memory";
+  // Each deployment (a harness and those sharing it) has its own Redis prefix.
+  const redis = sessionsKind === "redis" ? (shared?.redis ?? redisWithPrefix()) : undefined;
   const config = loadConfig({
     NODE_ENV: "test",
     DATA_DIR: dataDir,
@@ -86,7 +86,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     CONNECTION_TESTS_PER_MINUTE: "1000000",
     // Pulse's own servers, which no connection may reach (tests/security/metadata-store-aliases.test.ts).
     ...(databaseUrl && { DATABASE_URL: databaseUrl }),
-    ...(sessionsKind === "redis" && { REDIS_URL }),
+    ...(redis && { REDIS_URL, REDIS_PREFIX: redis.prefix }),
     ...options.env,
   });
 
@@ -122,18 +122,10 @@ export async function createHarness(options: HarnessOptions = {}) {
     cleanups.push(() => store.close());
   }
 
-  let redis: ReturnType<typeof redisWithPrefix> | undefined;
-  let sessions;
-  if (sessionsKind === "redis") {
-    redis = shared?.redis ? { ...shared.redis } : redisWithPrefix();
-    const { Redis } = await import("ioredis");
-    const client = new Redis(redis!.redis.options);
-    sessions = createRedisSessionStore(client, { heartbeatMs: options.heartbeatMs });
-    cleanups.push(() => sessions!.close());
-    if (!shared) cleanups.push(() => redis!.cleanup());
-  } else {
-    sessions = createMemorySessionStore();
-  }
+  // Opened as in production, from REDIS_URL and REDIS_PREFIX.
+  const sessions = await openSessionStore(config, logger, { heartbeatMs: options.heartbeatMs });
+  cleanups.push(() => sessions.close());
+  if (redis && !shared) cleanups.push(() => redis.cleanup());
 
   await loadGuard();
   const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;

@@ -117,6 +117,20 @@ describe("loadConfig", () => {
   });
 });
 
+describe("REDIS_PREFIX", () => {
+  const withPrefix = (prefix?: string) => loadConfig({ DATA_DIR: tempDir(), SECRETS_KEY: "a".repeat(64), JWT_SECRET: "j".repeat(32), ...(prefix !== undefined && { REDIS_PREFIX: prefix }) });
+
+  it("puts every deployment under pulse: unless told otherwise", () => {
+    expect(withPrefix().redisPrefix).toBe("pulse:");
+    expect(withPrefix("").redisPrefix).toBe("pulse:");
+    expect(withPrefix("pulse-staging:").redisPrefix).toBe("pulse-staging:");
+  });
+
+  it.each([["a space", "pulse staging:"], ["a glob character", "pulse*"], ["too long", "p".repeat(65)]])("refuses a prefix with %s, naming REDIS_PREFIX", (_what, prefix) => {
+    expect(errorOf(() => withPrefix(prefix)).message).toContain("REDIS_PREFIX");
+  });
+});
+
 describe(".env.example", () => {
   it("documents every setting the service reads", () => {
     const example = readFileSync(new URL("../../.env.example", import.meta.url), "utf8");

@@ -1,0 +1,31 @@
+// `pulse migrate`: applies pending migrations to the configured store and exits, for
+// operators who apply migrations apart from starting the service.
+
+import { ConfigError, loadConfig } from "../config.js";
+import { StartupError } from "../startup-error.js";
+import { openStore, storeLocation } from "../store/client.js";
+import { StoreInUseError } from "../store/data-dir-lock.js";
+
+/** The exit code: 0 once applied, 1 otherwise (with one line on stderr saying why). */
+export async function migrate(): Promise<number> {
+  try {
+    const store = await openStore(storeLocation(loadConfig()));
+    try {
+      await store.migrate();
+      console.log(`migrations applied to the ${store.kind} store`);
+    } finally {
+      await store.close();
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof StoreInUseError) {
+      console.error(
+        `pulse migrate: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
+          `a server applies pending migrations itself when it starts: stop it, then run this again (or just restart it)`,
+      );
+    } else {
+      console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// `pulse <command>`: the operator's commands in one executable (package.json `bin`), so
+// `npx pulse check 7 --json` prints only the report, without npm's banner.
+
+const HELP = `Usage: pulse <command> [options]
+
+Commands:
+  serve                      Start the HTTP service (what \`npm start\` runs)
+  migrate                    Apply pending migrations to the configured store, then exit
+  check <table_id> [--json]  Run one monitored table's checks now and print the outcomes;
+                             exit 1 when a check fails or errors, 2 for an unknown table,
+                             3 while an instance runs checks of its connection, 4 while a
+                             server holds the embedded store
+  help                       Show this text (also --help, -h)
+
+Settings are read from the environment, as the service reads them (see README, Settings).
+`;
+
+const [command, ...args] = process.argv.slice(2);
+
+async function run(): Promise<number | undefined> {
+  switch (command) {
+    case "serve":
+      // Runs until a signal; main.ts exits by itself.
+      await import("../main.js");
+      return undefined;
+    case "migrate":
+      return (await import("./migrate.js")).migrate();
+    case "check":
+      return (await import("./check.js")).check(args);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      process.stderr.write(`pulse: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+const code = await run();
+if (code !== undefined) process.exit(code);

@@ -1,0 +1,67 @@
+// Log formats: JSON lines for machines, pretty lines for a developer's terminal, and secrets
+// redacted in both; the default depends on where logs go and on NODE_ENV.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { afterAll, describe, expect, it } from "vitest";
+
+import { loadConfig } from "../../src/config.js";
+import { createLogger, type LogFormat } from "../../src/logger.js";
+
+function capture(format: LogFormat) {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      chunks.push(String(chunk));
+      done();
+    },
+  });
+  return { logger: createLogger("debug", destination, format), text: () => chunks.join("") };
+}
+
+const SECRET = "hunter2-do-not-log";
+
+describe("LOG_FORMAT", () => {
+  it("json writes one object per line with the structured fields", () => {
+    const { logger, text } = capture("json");
+    logger.warn({ table_id: 7, check_key: "volume" }, "monitoring check failing");
+    expect(JSON.parse(text())).toMatchObject({ level: 40, table_id: 7, check_key: "volume", msg: "monitoring check failing", service: "pulse" });
+  });
+
+  it("pretty writes a readable line with the level, message and fields, not JSON", () => {
+    const { logger, text } = capture("pretty");
+    logger.warn({ table_id: 7, check_key: "volume" }, "monitoring check failing");
+    const out = text();
+    expect(() => JSON.parse(out)).toThrow();
+    expect(out).toMatch(/WARN.*monitoring check failing/);
+    expect(out).toMatch(/table_id: 7/);
+    expect(out).toMatch(/check_key: "volume"/);
+  });
+
+  it.each<LogFormat>(["json", "pretty"])("%s redacts passwords, tokens and nested credentials", (format) => {
+    const { logger, text } = capture(format);
+    logger.info({ password: SECRET, connection: { db_password: SECRET }, headers: { authorization: `Bearer ${SECRET}` }, user: { auth: { token: SECRET } } }, "something");
+    expect(text()).not.toContain(SECRET);
+    expect(text()).toContain("[redacted]");
+  });
+});
+
+describe("LOG_FORMAT default", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "pulse-logfmt-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const env = (extra: Record<string, string>) => ({ DATA_DIR: dir, SECRETS_KEY: "a".repeat(64), JWT_SECRET: "j".repeat(32), ...extra });
+
+  it("is pretty on a terminal outside production, and json when piped or in production", () => {
+    expect(loadConfig(env({ NODE_ENV: "development" }), true).logFormat).toBe("pretty");
+    expect(loadConfig(env({ NODE_ENV: "development" }), false).logFormat).toBe("json");
+    expect(loadConfig(env({ NODE_ENV: "production", DATABASE_URL: "postgres://x/y", REDIS_URL: "redis://x" }), true).logFormat).toBe("json");
+  });
+
+  it("follows LOG_FORMAT when set, and refuses anything else naming it", () => {
+    expect(loadConfig(env({ LOG_FORMAT: "json" }), true).logFormat).toBe("json");
+    expect(loadConfig(env({ LOG_FORMAT: "pretty" }), false).logFormat).toBe("pretty");
+    expect(() => loadConfig(env({ LOG_FORMAT: "yaml" }))).toThrow(/LOG_FORMAT/);
+  });
+});
