@@ -89,6 +89,26 @@ describe("POST /api/tables", () => {
     expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
   });
 
+  it("keeps freshness checks on two columns apart: their runs and series are separate", async () => {
+    const { user, connectionId } = await owner();
+    await target.exec("CREATE TABLE IF NOT EXISTS visits (id serial primary key, created_at timestamptz not null, updated_at timestamptz not null)");
+    await target.exec("INSERT INTO visits (created_at, updated_at) VALUES (now() - interval '2 hours', now())");
+    const checks = [
+      { kind: "freshness", column: "created_at", max_lag_seconds: 3600 },
+      { kind: "freshness", column: "updated_at", max_lag_seconds: 3600 },
+    ];
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "visits", checks });
+    expect(table.checks).toEqual(checks);
+    const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(run.body.outcomes.map((o: any) => [o.check, o.status])).toEqual([["freshness:created_at", "fail"], ["freshness:updated_at", "pass"]]);
+    const series = await h.call("GET", `/api/tables/${table.id}/runs?check=freshness:updated_at`, { token: user.token });
+    expect(series.body.map((r: any) => r.status)).toEqual(["pass"]);
+
+    const twice = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "visits", checks: [checks[0], checks[0]] } });
+    expect(twice.status).toBe(422);
+    expect(twice.body.errors).toEqual([{ path: "body.checks.1", message: "duplicates check 0 (freshness:created_at)" }]);
+  });
+
   it("answers 404 for another user's connection, and saves nothing", async () => {
     const { connectionId } = await owner();
     const intruder = await h.newUser();
@@ -177,9 +197,9 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     expect(run.status).toBe(200);
     expect(run.body).toMatchObject({ table_id: table.id, trigger: "manual", target: { replica: false, replication_lag_seconds: null } });
     const byCheck = Object.fromEntries(run.body.outcomes.map((o: any) => [o.check, o]));
-    expect(Object.keys(byCheck)).toEqual(["freshness", "volume", "null_rate:amount", "schema_drift", "custom_sql:rows"]);
-    expect(byCheck.freshness).toMatchObject({ status: "pass", kind: "freshness", upper: 3600 });
-    expect(byCheck.freshness.value).toBeLessThan(120);
+    expect(Object.keys(byCheck)).toEqual(["freshness:ts", "volume", "null_rate:amount", "schema_drift", "custom_sql:rows"]);
+    expect(byCheck["freshness:ts"]).toMatchObject({ status: "pass", kind: "freshness", upper: 3600 });
+    expect(byCheck["freshness:ts"].value).toBeLessThan(120);
     expect(byCheck.volume).toMatchObject({ status: "pass", value: 10, details: { method: "exact", verdict: "learning" } });
     expect(byCheck["null_rate:amount"]).toMatchObject({ status: "fail", value: 1, upper: 0.5 });
     expect(byCheck.schema_drift).toMatchObject({ status: "pass", value: 0, message: "snapshot of 4 columns taken" });

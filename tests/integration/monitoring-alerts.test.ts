@@ -67,7 +67,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
       await nextMinute();
       [opened] = await alerts("open");
     }
-    expect(opened).toMatchObject({ check: "freshness", status: "open", sequence: 1 });
+    expect(opened).toMatchObject({ check: "freshness:ts", status: "open", sequence: 1 });
     const openedAt = Date.parse(opened.opened_at);
     expect(openedAt).toBeGreaterThan(threshold);
     expect(openedAt - threshold).toBeLessThanOrEqual(MINUTE);
@@ -76,7 +76,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
     // Still stale for a while: no second notice.
     for (let i = 0; i < 3; i++) await nextMinute();
     expect(events()).toEqual(["alert.opened"]);
-    expect(hooks.at(path)[0]!.body).toMatchObject({ table: { id: table.id, name: "events" }, check: "freshness", sequence: 1 });
+    expect(hooks.at(path)[0]!.body).toMatchObject({ table: { id: table.id, name: "events" }, check: "freshness:ts", sequence: 1 });
 
     // Inserts resume: two passing runs resolve it, with one recovery notice however long it stays fine.
     for (let i = 0; i < 6; i++) {

@@ -88,7 +88,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     const statuses = (await run(table)).outcomes.map((o: any) => [o.check, o.status, o.value]);
     expect(statuses).toEqual([
       ["volume", "pass", 2],
-      ["freshness", "pass", 120],
+      [`freshness:${col}`, "pass", 120],
       [`null_rate:${col}`, "pass", 0.5],
     ]);
   });
