@@ -153,6 +153,26 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
     expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
   });
 
+  it("dry-runs changed checks: one that cannot work is refused naming it, one that fails today is saved, neither leaves a run or an alert", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", alert: { open_after: 1 } });
+    const broken = { kind: "custom_sql", name: "late", sql: "SELECT count(*) FROM events WHERE shipped_at IS NULL", max: 0 };
+    const refused = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "volume" }, broken] } });
+    expect(refused.status).toBe(422);
+    expect(refused.body.errors).toEqual([{ path: "body.checks.1.sql", message: expect.stringMatching(/^check custom_sql:late cannot work: .*shipped_at/) }]);
+    const typed = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "freshness", column: "note", max_lag_seconds: 60 }] } });
+    expect(typed.status).toBe(422);
+    expect(typed.body.errors).toEqual([{ path: "body.checks.0.column", message: "check freshness:note cannot work: column note is text, not a timestamp, date or epoch number" }]);
+    expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
+
+    const failing = { kind: "custom_sql", name: "too_many", sql: "SELECT count(*) FROM events", max: 1 };
+    const saved = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [failing] } });
+    expect(saved.status).toBe(200);
+    expect(saved.body.checks).toEqual([failing]);
+    expect((await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body).toEqual([]);
+    expect((await h.call("GET", `/api/alerts?table_id=${table.id}`, { token: user.token })).body).toEqual([]);
+  });
+
   it("answers 404 to every verb on another user's table, and changes nothing", async () => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });
