@@ -239,6 +239,17 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     expect((await h.call("GET", `/api/tables/${table.id}/runs?before=yesterday`, { token: user.token })).status).toBe(422);
   });
 
+  it("sees the table as it is now: a column added just before is schema drift, not the cached shape", async () => {
+    const { user, connectionId } = await owner();
+    await target.exec("CREATE TABLE reshaped (id int)");
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "reshaped", interval_seconds: 3600, checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
+    const first = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(first.body.outcomes[0]).toMatchObject({ status: "pass", message: "snapshot of 1 columns taken" });
+    await target.exec("ALTER TABLE reshaped ADD COLUMN label text");
+    const second = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(second.body.outcomes[0]).toMatchObject({ status: "fail", value: 1, message: expect.stringMatching(/label/) });
+  });
+
   it("leaves the schedule alone", async () => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });
