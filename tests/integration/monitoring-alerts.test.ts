@@ -84,6 +84,11 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
       await nextMinute();
     }
     expect(events()).toEqual(["alert.opened", "alert.resolved"]);
+    // The recovery says what the check says now; the failure it recovered from goes along.
+    const recovery = hooks.at(path)[1]!.body;
+    expect(recovery.detail).toMatch(/^data lag \d+ (s|min) is within the limit of 5 min$/);
+    expect(recovery.last_failure).toMatch(/^data lag \d+ min is over the limit of 5 min$/);
+    expect(recovery.text).toContain(recovery.detail);
     expect(await alerts("open")).toEqual([]);
     expect(await alerts("resolved")).toMatchObject([{ id: opened.id, status: "resolved", sequence: 1 }]);
     const runs = (await h.call("GET", `/api/tables/${table.id}/runs?limit=1000`, { token: (await h.newUser()).token })).status;
