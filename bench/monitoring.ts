@@ -178,9 +178,9 @@ try {
   await scheduler.stop();
   GuardedConnector.prototype.query = query;
 
-  const [alert] = await sql<{ opened_at: Date }>(metaDb, "SELECT a.opened_at FROM alerts a JOIN monitored_tables t ON t.id = a.table_id WHERE t.table_name = $1 AND a.check_key = 'freshness'", [name(1)]);
+  const [alert] = await sql<{ opened_at: Date }>(metaDb, "SELECT a.opened_at FROM alerts a JOIN monitored_tables t ON t.id = a.table_id WHERE t.table_name = $1 AND a.check_key = 'freshness:ts'", [name(1)]);
   // Its volume check may alert too (rows kept arriving above the seeded history's level).
-  const notified = hooks.received.find((r) => r.body?.event === "alert.opened" && r.body?.table?.name === name(1) && r.body?.check === "freshness");
+  const notified = hooks.received.find((r) => r.body?.event === "alert.opened" && r.body?.table?.name === name(1) && r.body?.check === "freshness:ts");
   const gaps = await sql<{ gap: number }>(
     metaDb,
     `SELECT extract(epoch FROM started_at - lag(started_at) OVER (PARTITION BY table_id ORDER BY started_at))::float8 AS gap

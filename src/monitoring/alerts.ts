@@ -32,6 +32,9 @@ import { deliverDueNotifications, type NotificationPayload } from "./notifiers.j
 import type { CheckStatus } from "./checks/types.js";
 
 export type AlertListStatus = "open" | "acknowledged" | "muted" | "resolving" | "resolved";
+/** What a listing filters on: a shown status, or "active", every alert whose incident is
+ * still open whatever it shows (open, acknowledged, muted while open, resolving). */
+export type AlertListFilter = AlertListStatus | "active";
 
 export interface PublicAlert {
   id: number;
@@ -97,12 +100,16 @@ export function alertConfigOf(table: MonitoredTableRow): Partial<AlertConfig> {
   return config;
 }
 
-function payloadOf(table: MonitoredTableRow, row: AlertRow, n: Notification): NotificationPayload {
+/** `now`: what the event that caused the notification says, when a check run caused it. An
+ * opened alert is detailed by its failure; a resolved one by what its check says now (the
+ * failure it recovered from goes along as `last_failure`). */
+function payloadOf(table: MonitoredTableRow, row: AlertRow, n: Notification, now: string | null): NotificationPayload {
   const name = table.schemaName ? `${table.schemaName}.${table.tableName}` : table.tableName;
   const opened = n.kind === "opened";
+  const detail = opened ? n.detail : (now ?? (n.resolvedBy ? `resolved by ${n.resolvedBy}` : null));
   const text = opened
     ? `🔴 Pulse: ${row.checkKey} check failing on ${name}${n.flapping ? " (flapping)" : ""}: ${n.detail ?? "no detail"}`
-    : `✅ Pulse: ${row.checkKey} check on ${name} recovered${n.resolvedBy ? ` (resolved by ${n.resolvedBy})` : ""}`;
+    : `✅ Pulse: ${row.checkKey} check on ${name} recovered${n.resolvedBy ? ` (resolved by ${n.resolvedBy})` : ""}${now ? `: ${now}` : ""}`;
   return {
     event: opened ? "alert.opened" : "alert.resolved",
     text,
@@ -111,7 +118,8 @@ function payloadOf(table: MonitoredTableRow, row: AlertRow, n: Notification): No
     table: { id: table.id, schema: table.schemaName, name: table.tableName, connection_id: table.connectionId },
     check: row.checkKey,
     check_kind: row.checkKind,
-    detail: n.detail,
+    detail,
+    ...(!opened && { last_failure: n.detail }),
     flapping: n.flapping,
     resolved_by: n.resolvedBy,
     at: new Date(n.at).toISOString(),
@@ -140,7 +148,7 @@ async function applyEvent(
         dedupKey: `${n.dedupKey}:channel:${channelId}`,
         channelId,
         alertId: row.id,
-        payload: payloadOf(table, saved, n) as unknown as Record<string, unknown>,
+        payload: payloadOf(table, saved, n, event.type === "check" ? (event.detail ?? null) : null) as unknown as Record<string, unknown>,
         nextAttemptAt: new Date(deps.monitoring.now()),
       })),
     ),
@@ -198,6 +206,8 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
 /** The alert id a new row's state carries until the row has its own id. */
 const UNNAMED = "";
 
+const isOpenState = (s: AlertState) => s.status === "open" || s.status === "resolving";
+
 function isQuiet(s: AlertState): boolean {
   return s.status === "ok" && s.notifiedOpen === null && s.mutedUntil === null;
 }
@@ -205,12 +215,16 @@ function isQuiet(s: AlertState): boolean {
 export async function listAlertsOf(
   deps: Deps,
   ownerId: number,
-  filter: { status?: AlertListStatus | undefined; tableId?: number | undefined; limit?: number | undefined },
+  filter: { status?: AlertListFilter | undefined; tableId?: number | undefined; limit?: number | undefined },
 ): Promise<PublicAlert[]> {
   const now = deps.monitoring.now();
   const rows = await listAlerts(deps.store.db, ownerId, { tableId: filter.tableId, limit: filter.status ? 5000 : (filter.limit ?? 500) });
-  const all = rows.map((r) => publicAlert(r, now));
-  const matching = filter.status ? all.filter((a) => a.status === filter.status) : all;
+  const matches = (row: AlertRow, alert: PublicAlert) =>
+    filter.status === undefined || (filter.status === "active" ? isOpenState(stateOf(row)) : alert.status === filter.status);
+  const matching = rows.flatMap((row) => {
+    const alert = publicAlert(row, now);
+    return matches(row, alert) ? [alert] : [];
+  });
   return matching.slice(0, filter.limit ?? 500);
 }
 

@@ -5,7 +5,7 @@
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
-import { deleteChannel, getChannel, insertChannel, listChannels } from "../store/monitoring-channels.js";
+import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
 import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "./notifiers.js";
 import { TARGET_PROBLEMS, webhookTargetProblem } from "./webhook-targets.js";
@@ -62,6 +62,20 @@ export async function addChannel(deps: Deps, ownerId: number, input: ChannelInpu
 
 export async function listChannelsOf(deps: Deps, ownerId: number): Promise<PublicChannel[]> {
   return (await listChannels(deps.store.db, ownerId)).map(publicChannel);
+}
+
+export interface ChannelUpdate {
+  name?: string | undefined;
+  /** A disabled channel is sent nothing: no new notifications, and none still queued for it. */
+  enabled?: boolean | undefined;
+}
+
+/** Renames, disables or enables one of the owner's channels (its URL stays as it is). */
+export async function changeChannel(deps: Deps, ownerId: number, id: number, update: ChannelUpdate): Promise<PublicChannel> {
+  const patch = { ...(update.name !== undefined && { name: update.name }), ...(update.enabled !== undefined && { enabled: update.enabled }) };
+  const row = Object.keys(patch).length === 0 ? await getChannel(deps.store.db, ownerId, id) : await updateChannel(deps.store.db, ownerId, id, patch);
+  if (!row) throw notFound("Notification channel");
+  return publicChannel(row);
 }
 
 export async function removeChannel(deps: Deps, ownerId: number, id: number): Promise<void> {

@@ -80,9 +80,12 @@ export interface ColumnSnapshot {
 /** The checks a new monitored table gets when it names none: both need no column. */
 export const DEFAULT_CHECKS: CheckConfig[] = [{ kind: "volume" }, { kind: "schema_drift" }];
 
-/** Names a check within its table: the kind, plus the column or name where a table may have several. */
+/** Names a check within its table: the kind, plus the column or name where a table may have
+ * several (freshness of `created_at` and of `updated_at` are two checks, two series, two alerts). */
 export function checkKey(check: CheckConfig): string {
   switch (check.kind) {
+    case "freshness":
+      return `freshness:${check.column}`;
     case "null_rate":
       return `null_rate:${check.column}`;
     case "custom_sql":

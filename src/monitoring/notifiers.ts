@@ -28,7 +28,10 @@ export interface NotificationPayload {
   table?: { id: number; schema: string | null; name: string; connection_id: number };
   check?: string;
   check_kind?: string;
+  /** Opened: the failure. Resolved: what the check says now (or who resolved it by hand). */
   detail?: string | null;
+  /** Resolved only: the failure it recovered from. */
+  last_failure?: string | null;
   flapping?: boolean;
   resolved_by?: string | null;
   at: string;
@@ -126,6 +129,11 @@ export async function deliverDueNotifications(deps: Deps): Promise<number> {
     claimed.map(async (entry) => {
       const channel = channels.get(entry.channelId);
       if (!channel) return; // deleted meanwhile: the cascade removes the entry too
+      if (!channel.enabled) {
+        // Disabled after this was queued: its owner asked for silence, now rather than later.
+        await markNotificationFailed(deps.store.db, entry.id, "channel disabled", null);
+        return;
+      }
       const payload = entry.payload as unknown as NotificationPayload;
       // Never the URL: it holds the channel's token.
       const fields = { channel_id: channel.id, channel_kind: channel.kind, alert_id: entry.alertId, event: payload.event, notification: entry.dedupKey, attempt: entry.attempts };

@@ -66,6 +66,11 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
     unreachable = resultOfError(deps, err);
   }
 
+  // Someone asking for a run now means the table as it is now: right after an ALTER TABLE
+  // they expect the new shape, not one introspected up to half an interval ago. A failure
+  // here is met again, and reported, by the checks that need the schema.
+  if (connector && trigger === "manual") await withRetry(m, () => m.schemaOf(connector, 0)).catch(() => undefined);
+
   const runs: Omit<CheckRunRow, "id">[] = [];
   for (const check of table.checks) {
     const at = m.now();

@@ -29,8 +29,9 @@ export interface Monitoring {
   /** Primary or replica, and replay lag: probed at most once a minute per connection. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
   /** The connection's schema, introspected again (under the monitoring budget) when this
-   * instance's last look is older than `maxAgeMs` by the monitoring clock. Concurrent askers
-   * share one introspection, so a thousand tables on one database cost one per interval. */
+   * instance's last look is older than `maxAgeMs` by the monitoring clock (0: always, unless
+   * one is under way). Concurrent askers share one introspection, so a thousand tables on one
+   * database cost one per interval. */
   schemaOf(connector: GuardedConnector, maxAgeMs: number): Promise<SchemaSnapshot>;
   /** When each metric series began ("tableId:checkKey" → epoch ms): it never changes, so
    * baselines need not ask the store again. */
@@ -55,7 +56,7 @@ export function createMonitoring(
   const instanceId = newInstanceId();
   const budgets = new Map<string, Budget>();
   const probes = new Map<number, { at: number; info: Promise<ProbeInfo> }>();
-  const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot> }>();
+  const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot>; running: boolean }>();
 
   const budgetFor = (targetKey: string): Budget => {
     let budget = budgets.get(targetKey);
@@ -94,7 +95,8 @@ export function createMonitoring(
     schemaOf(connector, maxAgeMs) {
       const t = now();
       const last = schemas.get(connector);
-      if (last && t - last.at < maxAgeMs) return last.snapshot;
+      // A clock gone back (a test's, or a corrected one) cannot tell the age: look again.
+      if (last && (last.running || (t >= last.at && t - last.at < maxAgeMs))) return last.snapshot;
       const snapshot = (async () => {
         const release = await budgetFor(connector.targetKey).acquire();
         try {
@@ -103,10 +105,14 @@ export function createMonitoring(
           release();
         }
       })();
-      schemas.set(connector, { at: t, snapshot });
-      snapshot.catch(() => {
-        if (schemas.get(connector)?.snapshot === snapshot) schemas.delete(connector);
-      });
+      const entry = { at: t, snapshot, running: true };
+      schemas.set(connector, entry);
+      snapshot.then(
+        () => void (entry.running = false),
+        () => {
+          if (schemas.get(connector) === entry) schemas.delete(connector);
+        },
+      );
       return snapshot;
     },
     targetInfo(connector) {

@@ -1,6 +1,6 @@
 // Monitored-table verbs behind /api/tables: owner-scoped, and validated against the real
-// database before saving (the table and columns must exist, custom SQL must pass the guard),
-// so what the scheduler later runs was proven once already.
+// database before saving (the table and columns must exist, custom SQL must pass the guard,
+// each check must survive a dry run), so what the scheduler later runs was proven once already.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { TableSchema } from "../connectors/types.js";
@@ -19,6 +19,7 @@ import {
 import type { MonitoredTableRow } from "../store/schema.js";
 import { ALERT_DEFAULTS } from "./alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
+import { dryRunProblem } from "./dry-run.js";
 import { runTableNow } from "./run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
 import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "./schedule.js";
@@ -104,10 +105,13 @@ async function resolveTable(deps: Deps, connector: GuardedConnector, schema: str
   return found[0]!;
 }
 
-async function checkIssues(connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Promise<Issue[]> {
+/** What is wrong with `checks` on `table`: duplicates, unknown columns, SQL the guard refuses,
+ * and then, for a check otherwise fine, what its dry run (dry-run.ts) says. */
+async function checkIssues(deps: Deps, connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Promise<Issue[]> {
   const issues: Issue[] = [];
   const keys = new Map<string, number>();
   for (const [i, check] of checks.entries()) {
+    const found = issues.length;
     const key = checkKey(check);
     if (keys.has(key)) issues.push({ path: `body.checks.${i}`, message: `duplicates check ${keys.get(key)} (${key})` });
     keys.set(key, i);
@@ -118,6 +122,10 @@ async function checkIssues(connector: GuardedConnector, table: TableSchema, chec
       const verdict = await connector.classify(check.sql);
       if (!verdict.ok) issues.push({ path: `body.checks.${i}.sql`, message: `refused by the SQL guard: ${verdict.reason}` });
     }
+    if (issues.length > found) continue;
+    const problem = await dryRunProblem(deps, connector, table, check);
+    const field = check.kind === "custom_sql" ? ".sql" : check.kind === "freshness" ? ".column" : "";
+    if (problem !== null) issues.push({ path: `body.checks.${i}${field}`, message: `check ${key} cannot work: ${problem}` });
   }
   return issues;
 }
@@ -159,7 +167,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
-  const issues = await checkIssues(connector, table, checks);
+  const issues = await checkIssues(deps, connector, table, checks);
   if (issues.length > 0) throw invalid(issues);
   const row = await insertMonitoredTable(deps.store.db, {
     ownerId,
@@ -225,7 +233,7 @@ export async function updateMonitoredTableOf(
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
     const checks = update.checks ?? row.checks;
-    const issues = await checkIssues(connector, table, checks);
+    const issues = await checkIssues(deps, connector, table, checks);
     if (issues.length > 0) throw invalid(issues);
     patch.checks = checks;
     if (retarget) {

@@ -31,6 +31,20 @@ export async function channelsByIds(db: Db, ids: number[]): Promise<Notification
   return db.select().from(notificationChannels).where(inArray(notificationChannels.id, ids));
 }
 
+export async function updateChannel(
+  db: Db,
+  ownerId: number,
+  id: number,
+  patch: Partial<Pick<NotificationChannelRow, "name" | "enabled">>,
+): Promise<NotificationChannelRow | null> {
+  const [row] = await db
+    .update(notificationChannels)
+    .set(patch)
+    .where(and(eq(notificationChannels.id, id), eq(notificationChannels.ownerId, ownerId)))
+    .returning();
+  return row ?? null;
+}
+
 export async function deleteChannel(db: Db, ownerId: number, id: number): Promise<boolean> {
   const rows = await db
     .delete(notificationChannels)

@@ -124,7 +124,7 @@ export const checkRuns = pgTable(
     tableId: integer("table_id")
       .notNull()
       .references(() => monitoredTables.id, { onDelete: "cascade" }),
-    /** Which check of the table: "volume", "freshness", "schema_drift", "null_rate:email", "custom_sql:name". */
+    /** Which check of the table: "volume", "freshness:updated_at", "schema_drift", "null_rate:email", "custom_sql:name". */
     checkKey: text("check_key").notNull(),
     checkKind: text("check_kind").notNull(),
     status: text("status", { enum: ["pass", "fail", "error", "skipped"] }).notNull(),

@@ -3,8 +3,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { deliverDueNotifications } from "../../src/monitoring/notifiers.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { pgAdmin } from "../support/services.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 let h: Harness;
@@ -73,6 +75,34 @@ describe("GET /api/alerts", () => {
     expect((await get("?table_id=x")).status).toBe(422);
   });
 
+  it("lists every alert still open with status=active: acknowledged and muted ones too, not resolved ones", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, target.body);
+    const ids: number[] = [];
+    for (const name of ["plain", "acked", "muted", "fixed", "fixed_in_mute"]) {
+      const table = await monitorTable(h, user.token, {
+        connection_id: connectionId,
+        table: "events",
+        checks: [{ kind: "custom_sql", name, sql: "SELECT count(*) FROM events", max: 0 }],
+        alert: { open_after: 1 },
+      });
+      await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      ids.push((await h.call("GET", `/api/alerts?table_id=${table.id}`, { token: user.token })).body[0].id);
+    }
+    const [plain, acked, muted, fixed, fixedInMute] = ids as [number, number, number, number, number];
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    await h.call("POST", `/api/alerts/${acked}/ack`, { token: user.token });
+    await h.call("POST", `/api/alerts/${muted}/mute`, { token: user.token, json: { until } });
+    await h.call("POST", `/api/alerts/${fixed}/resolve`, { token: user.token });
+    await h.call("POST", `/api/alerts/${fixedInMute}/mute`, { token: user.token, json: { until } });
+    await h.call("POST", `/api/alerts/${fixedInMute}/resolve`, { token: user.token });
+    const listed = async (status: string) => (await h.call("GET", `/api/alerts?status=${status}`, { token: user.token })).body.map((a: any) => a.id).sort((a: number, b: number) => a - b);
+    expect(await listed("open")).toEqual([plain]);
+    expect(await listed("active")).toEqual([plain, acked, muted]);
+    expect(await listed("muted")).toEqual([muted, fixedInMute]);
+    expect(await listed("resolved")).toEqual([fixed]);
+  });
+
   it("does not list an alert whose check never failed enough to open", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, target.body);
@@ -83,6 +113,40 @@ describe("GET /api/alerts", () => {
     });
     await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+});
+
+describe("notifications and disabled channels", () => {
+  it("sends nothing to a disabled channel: neither new notifications nor ones queued before it was disabled", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, target.body);
+    const [on, off, later] = [`/on-${user.id}`, `/off-${user.id}`, `/later-${user.id}`];
+    await addWebhook(h, user.token, `${hooks.url}${on}`);
+    const offId = await addWebhook(h, user.token, `${hooks.url}${off}`);
+    const laterId = await addWebhook(h, user.token, `${hooks.url}${later}`);
+    expect((await h.call("PATCH", `/api/channels/${offId}`, { token: user.token, json: { enabled: false } })).status).toBe(200);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    hooks.failNext(2, 503); // the first sends (to /on and /later) fail: both stay queued for a retry
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    await h.call("PATCH", `/api/channels/${laterId}`, { token: user.token, json: { enabled: false } });
+    await pgAdmin("UPDATE sent_notifications SET next_attempt_at = now() WHERE status = 'pending' AND channel_id IN ($1, $2)", h.pgDatabase!.name, [laterId, offId]);
+    const [onId] = (await h.call("GET", "/api/channels", { token: user.token })).body.map((c: any) => c.id);
+    await pgAdmin("UPDATE sent_notifications SET next_attempt_at = now() WHERE status = 'pending' AND channel_id = $1", h.pgDatabase!.name, [onId]);
+    await deliverDueNotifications(h.deps);
+    expect(hooks.at(on).map((r) => r.body.event)).toEqual(["alert.opened"]);
+    expect(hooks.at(off)).toEqual([]);
+    expect(hooks.at(later)).toEqual([]);
+    const rows = await pgAdmin<{ channel_id: number; status: string; last_error: string }>(
+      "SELECT channel_id, status, last_error FROM sent_notifications WHERE channel_id = ANY($1::int[])",
+      h.pgDatabase!.name,
+      [[offId, laterId]],
+    );
+    expect(rows).toEqual([{ channel_id: laterId, status: "failed", last_error: "channel disabled" }]);
   });
 });
 
@@ -114,6 +178,8 @@ describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
       ["alert.opened", null],
       ["alert.resolved", `user:${user.id}`],
     ]);
+    // The failure stays in the opened notice and goes along as last_failure; the detail is now.
+    expect(hooks.at(path)[1]!.body).toMatchObject({ detail: `resolved by user:${user.id}`, last_failure: expect.stringContaining("rows 3 is outside the limit") });
   });
 
   it("answers 409 to ack or resolve an alert that is not open", async () => {

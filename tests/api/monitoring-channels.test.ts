@@ -91,6 +91,43 @@ describe("POST /api/channels/{id}/test", () => {
   });
 });
 
+describe("PATCH /api/channels/{id}", () => {
+  it("renames, disables and enables a channel again, leaving its URL as it is", async () => {
+    const user = await h.newUser();
+    const created = (await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", name: "Ops", url: `${hooks.url}/renamed` } })).body;
+    const renamed = await h.call("PATCH", `/api/channels/${created.id}`, { token: user.token, json: { name: "  On call  " } });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body).toEqual({ ...created, name: "On call" });
+    const disabled = await h.call("PATCH", `/api/channels/${created.id}`, { token: user.token, json: { enabled: false } });
+    expect(disabled.body).toEqual({ ...created, name: "On call", enabled: false });
+    expect((await h.call("GET", "/api/channels", { token: user.token })).body).toEqual([disabled.body]);
+    expect((await h.call("PATCH", `/api/channels/${created.id}`, { token: user.token, json: {} })).body).toEqual(disabled.body);
+    expect((await h.call("PATCH", `/api/channels/${created.id}`, { token: user.token, json: { enabled: true } })).body.enabled).toBe(true);
+  });
+
+  it.each([
+    [{ name: "" }, "body.name"],
+    [{ enabled: "no" }, "body.enabled"],
+    [{ url: "https://example.com/new" }, "body.url"],
+  ])("answers 422 for %j naming %s, and changes nothing", async (json, path) => {
+    const user = await h.newUser();
+    const created = (await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}/kept` } })).body;
+    const res = await h.call("PATCH", `/api/channels/${created.id}`, { token: user.token, json });
+    expect(res.status).toBe(422);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
+    expect((await h.call("GET", "/api/channels", { token: user.token })).body).toEqual([created]);
+  });
+
+  it("answers 404 to another user's channel and 401 without a token, changing nothing", async () => {
+    const user = await h.newUser();
+    const created = (await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}/mine` } })).body;
+    const intruder = await h.newUser();
+    expect((await h.call("PATCH", `/api/channels/${created.id}`, { token: intruder.token, json: { enabled: false } })).status).toBe(404);
+    expect((await h.call("PATCH", `/api/channels/${created.id}`, { json: { enabled: false } })).status).toBe(401);
+    expect((await h.call("GET", "/api/channels", { token: user.token })).body).toEqual([created]);
+  });
+});
+
 describe("DELETE /api/channels/{id}", () => {
   it("deletes a channel", async () => {
     const user = await h.newUser();

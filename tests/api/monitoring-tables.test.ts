@@ -89,6 +89,26 @@ describe("POST /api/tables", () => {
     expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
   });
 
+  it("keeps freshness checks on two columns apart: their runs and series are separate", async () => {
+    const { user, connectionId } = await owner();
+    await target.exec("CREATE TABLE IF NOT EXISTS visits (id serial primary key, created_at timestamptz not null, updated_at timestamptz not null)");
+    await target.exec("INSERT INTO visits (created_at, updated_at) VALUES (now() - interval '2 hours', now())");
+    const checks = [
+      { kind: "freshness", column: "created_at", max_lag_seconds: 3600 },
+      { kind: "freshness", column: "updated_at", max_lag_seconds: 3600 },
+    ];
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "visits", checks });
+    expect(table.checks).toEqual(checks);
+    const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(run.body.outcomes.map((o: any) => [o.check, o.status])).toEqual([["freshness:created_at", "fail"], ["freshness:updated_at", "pass"]]);
+    const series = await h.call("GET", `/api/tables/${table.id}/runs?check=freshness:updated_at`, { token: user.token });
+    expect(series.body.map((r: any) => r.status)).toEqual(["pass"]);
+
+    const twice = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "visits", checks: [checks[0], checks[0]] } });
+    expect(twice.status).toBe(422);
+    expect(twice.body.errors).toEqual([{ path: "body.checks.1", message: "duplicates check 0 (freshness:created_at)" }]);
+  });
+
   it("answers 404 for another user's connection, and saves nothing", async () => {
     const { connectionId } = await owner();
     const intruder = await h.newUser();
@@ -131,6 +151,26 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
     expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(["body.checks.0.column"]);
     expect((await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { interval_seconds: "60" } })).status).toBe(422);
     expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
+  });
+
+  it("dry-runs changed checks: one that cannot work is refused naming it, one that fails today is saved, neither leaves a run or an alert", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", alert: { open_after: 1 } });
+    const broken = { kind: "custom_sql", name: "late", sql: "SELECT count(*) FROM events WHERE shipped_at IS NULL", max: 0 };
+    const refused = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "volume" }, broken] } });
+    expect(refused.status).toBe(422);
+    expect(refused.body.errors).toEqual([{ path: "body.checks.1.sql", message: expect.stringMatching(/^check custom_sql:late cannot work: .*shipped_at/) }]);
+    const typed = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "freshness", column: "note", max_lag_seconds: 60 }] } });
+    expect(typed.status).toBe(422);
+    expect(typed.body.errors).toEqual([{ path: "body.checks.0.column", message: "check freshness:note cannot work: column note is text, not a timestamp, date or epoch number" }]);
+    expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
+
+    const failing = { kind: "custom_sql", name: "too_many", sql: "SELECT count(*) FROM events", max: 1 };
+    const saved = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [failing] } });
+    expect(saved.status).toBe(200);
+    expect(saved.body.checks).toEqual([failing]);
+    expect((await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body).toEqual([]);
+    expect((await h.call("GET", `/api/alerts?table_id=${table.id}`, { token: user.token })).body).toEqual([]);
   });
 
   it("answers 404 to every verb on another user's table, and changes nothing", async () => {
@@ -177,9 +217,9 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     expect(run.status).toBe(200);
     expect(run.body).toMatchObject({ table_id: table.id, trigger: "manual", target: { replica: false, replication_lag_seconds: null } });
     const byCheck = Object.fromEntries(run.body.outcomes.map((o: any) => [o.check, o]));
-    expect(Object.keys(byCheck)).toEqual(["freshness", "volume", "null_rate:amount", "schema_drift", "custom_sql:rows"]);
-    expect(byCheck.freshness).toMatchObject({ status: "pass", kind: "freshness", upper: 3600 });
-    expect(byCheck.freshness.value).toBeLessThan(120);
+    expect(Object.keys(byCheck)).toEqual(["freshness:ts", "volume", "null_rate:amount", "schema_drift", "custom_sql:rows"]);
+    expect(byCheck["freshness:ts"]).toMatchObject({ status: "pass", kind: "freshness", upper: 3600 });
+    expect(byCheck["freshness:ts"].value).toBeLessThan(120);
     expect(byCheck.volume).toMatchObject({ status: "pass", value: 10, details: { method: "exact", verdict: "learning" } });
     expect(byCheck["null_rate:amount"]).toMatchObject({ status: "fail", value: 1, upper: 0.5 });
     expect(byCheck.schema_drift).toMatchObject({ status: "pass", value: 0, message: "snapshot of 4 columns taken" });
@@ -197,6 +237,17 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     expect(older.body.every((r: any) => r.started_at < page.body[0].started_at)).toBe(true);
     expect((await h.call("GET", `/api/tables/${table.id}/runs?limit=0`, { token: user.token })).status).toBe(422);
     expect((await h.call("GET", `/api/tables/${table.id}/runs?before=yesterday`, { token: user.token })).status).toBe(422);
+  });
+
+  it("sees the table as it is now: a column added just before is schema drift, not the cached shape", async () => {
+    const { user, connectionId } = await owner();
+    await target.exec("CREATE TABLE reshaped (id int)");
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "reshaped", interval_seconds: 3600, checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
+    const first = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(first.body.outcomes[0]).toMatchObject({ status: "pass", message: "snapshot of 1 columns taken" });
+    await target.exec("ALTER TABLE reshaped ADD COLUMN label text");
+    const second = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(second.body.outcomes[0]).toMatchObject({ status: "fail", value: 1, message: expect.stringMatching(/label/) });
   });
 
   it("leaves the schedule alone", async () => {

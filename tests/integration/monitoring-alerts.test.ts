@@ -67,7 +67,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
       await nextMinute();
       [opened] = await alerts("open");
     }
-    expect(opened).toMatchObject({ check: "freshness", status: "open", sequence: 1 });
+    expect(opened).toMatchObject({ check: "freshness:ts", status: "open", sequence: 1 });
     const openedAt = Date.parse(opened.opened_at);
     expect(openedAt).toBeGreaterThan(threshold);
     expect(openedAt - threshold).toBeLessThanOrEqual(MINUTE);
@@ -76,7 +76,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
     // Still stale for a while: no second notice.
     for (let i = 0; i < 3; i++) await nextMinute();
     expect(events()).toEqual(["alert.opened"]);
-    expect(hooks.at(path)[0]!.body).toMatchObject({ table: { id: table.id, name: "events" }, check: "freshness", sequence: 1 });
+    expect(hooks.at(path)[0]!.body).toMatchObject({ table: { id: table.id, name: "events" }, check: "freshness:ts", sequence: 1 });
 
     // Inserts resume: two passing runs resolve it, with one recovery notice however long it stays fine.
     for (let i = 0; i < 6; i++) {
@@ -84,6 +84,11 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("alerts on %s", (diale
       await nextMinute();
     }
     expect(events()).toEqual(["alert.opened", "alert.resolved"]);
+    // The recovery says what the check says now; the failure it recovered from goes along.
+    const recovery = hooks.at(path)[1]!.body;
+    expect(recovery.detail).toMatch(/^data lag \d+ (s|min) is within the limit of 5 min$/);
+    expect(recovery.last_failure).toMatch(/^data lag \d+ min is over the limit of 5 min$/);
+    expect(recovery.text).toContain(recovery.detail);
     expect(await alerts("open")).toEqual([]);
     expect(await alerts("resolved")).toMatchObject([{ id: opened.id, status: "resolved", sequence: 1 }]);
     const runs = (await h.call("GET", `/api/tables/${table.id}/runs?limit=1000`, { token: (await h.newUser()).token })).status;

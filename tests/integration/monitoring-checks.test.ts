@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runTableChecks } from "../../src/monitoring/run-table.js";
 import { findMonitoredTable, updateMonitoredTable } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, monitoredDb, pgMonitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
+import { addConnection, monitorTable, monitorTableUnchecked, monitoredDb, pgMonitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
 
 const MINUTE = 60_000;
 
@@ -88,7 +88,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     const statuses = (await run(table)).outcomes.map((o: any) => [o.check, o.status, o.value]);
     expect(statuses).toEqual([
       ["volume", "pass", 2],
-      ["freshness", "pass", 120],
+      [`freshness:${col}`, "pass", 120],
       [`null_rate:${col}`, "pass", 0.5],
     ]);
   });
@@ -108,6 +108,27 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     expect(report.outcomes[0]!.details).toMatchObject({ code: "sql_refused", rule: "not_read_only" });
     const [volume] = (await run(await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume", min_rows: 0 }] }))).outcomes;
     expect(volume.value).toBe(7);
+  });
+
+  it.each([
+    ["custom SQL naming a missing column", { kind: "custom_sql", name: "typo", sql: "SELECT count(nope) FROM events", max: 1 }, "body.checks.0.sql", /^check custom_sql:typo cannot work: .*nope/],
+    ["custom SQL whose first column is text", { kind: "custom_sql", name: "words", sql: "SELECT note FROM events WHERE note IS NOT NULL", max: 1 }, "body.checks.0.sql", /^check custom_sql:words cannot work: the statement (must return exactly one row|'s first column must be a number)/],
+    ["custom SQL returning no row", { kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events WHERE id < 0 GROUP BY id", max: 1 }, "body.checks.0.sql", /^check custom_sql:none cannot work: the statement must return exactly one row; it returned 0$/],
+    ["custom SQL returning a text value", { kind: "custom_sql", name: "label", sql: "SELECT 'abc' AS label", max: 1 }, "body.checks.0.sql", /^check custom_sql:label cannot work: the statement's first column must be a number; it was "abc"$/],
+    ["freshness of a text column", { kind: "freshness", column: "note", max_lag_seconds: 60 }, "body.checks.0.column", /^check freshness:note cannot work: column note (is text|holds "x", which is not a timestamp)/],
+  ])("answers 422 for %s at creation, after a dry run that records nothing", async (_name, check, path, message) => {
+    const audited = async () => {
+      await h.deps.audit!.flush();
+      return (await h.call("GET", `/api/audit?source=monitor&connection_id=${connectionId}&limit=500`, { token: user.token })).body.records.length;
+    };
+    const before = await audited();
+    const res = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [check] } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path, message: expect.stringMatching(message) }]);
+    expect(res.body.detail).toContain(check.kind === "custom_sql" ? `custom_sql:${(check as { name: string }).name}` : "freshness:note");
+    const typeOnly = check.kind === "freshness" && dialect !== "sqlite"; // refused by the column's type, before any statement
+    expect((await audited()) - before).toBe(typeOnly ? 0 : 1);
+    expect((await h.call("GET", "/api/tables", { token: user.token })).body.map((t: any) => t.checks)).not.toContainEqual([check]);
   });
 
   it("records a check on a table that disappeared as an error naming it", async () => {
@@ -139,8 +160,8 @@ describe("the monitoring budget", () => {
   it("records checks over the per-minute budget as skipped, and opens no alert for them", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, db.body);
-    const checks = ["a", "b", "c", "d", "e"].map((name) => ({ kind: "custom_sql", name, sql: "SELECT 1", max: 10 }));
-    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks, alert: { open_after: 1 } });
+    const checks = ["a", "b", "c", "d", "e"].map((name) => ({ kind: "custom_sql" as const, name, sql: "SELECT 1", max: 10 }));
+    const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events", alert: { open_after: 1 } }, checks);
     const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
     // One budget slot went to introspecting the schema, two to checks; the rest were skipped.
     expect(outcomes.map((o: any) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
@@ -165,11 +186,11 @@ describe("the monitoring budget of a database saved twice", () => {
 
   it("is one budget for both saved connections, not one each", async () => {
     const user = await h.newUser();
-    const checks = ["a", "b"].map((name) => ({ kind: "custom_sql", name, sql: "SELECT 1", max: 10 }));
+    const checks = ["a", "b"].map((name) => ({ kind: "custom_sql" as const, name, sql: "SELECT 1", max: 10 }));
     const tables = [];
     for (const host of ["127.0.0.1", "localhost"]) {
       const connectionId = await addConnection(h, user.token, { ...db.body, host });
-      tables.push(await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks }));
+      tables.push(await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events" }, checks));
     }
     const run = async (table: { id: number }) => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes.map((o: any) => o.status);
     // An introspection and two checks spend the database's three statements a minute...
@@ -194,15 +215,18 @@ describe("one monitoring statement at a time per database", () => {
   it("lets one wait and skips the next instead of queueing without bound", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, db.body);
-    const slow = { kind: "custom_sql", name: "slow", sql: "SELECT count(*) FROM generate_series(1, 3000000)", min: 0 };
+    const slow = { kind: "custom_sql" as const, name: "slow", sql: "SELECT count(*) FROM generate_series(1, 3000000)", min: 0 };
     // Three tables of one connection: a table whose checks are running is not run again meanwhile.
-    const tables = await Promise.all([1, 2, 3].map(() => monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [slow] })));
+    const tables = await Promise.all([1, 2, 3].map(() => monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events" }, [slow])));
     await h.call("POST", `/api/tables/${tables[0].id}/run`, { token: user.token }); // introspection done, connector open
-    const runs = await Promise.all(tables.map((table) => h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })));
-    const statuses = runs.map((r) => r.body.outcomes[0].status).sort();
+    // Run as the scheduler runs them: on the schema already introspected (a manual run looks
+    // at the schema again first, which takes a turn of its own).
+    const rows = await Promise.all(tables.map(async (table) => (await findMonitoredTable(h.deps.store.db, table.id))!));
+    const runs = await Promise.all(rows.map((row) => runTableChecks(h.deps, row, "schedule")));
+    const statuses = runs.map((r) => r.outcomes[0]!.status).sort();
     expect(statuses).toEqual(["pass", "pass", "skipped"]);
-    const skipped = runs.find((r) => r.body.outcomes[0].status === "skipped")!;
-    expect(skipped.body.outcomes[0].message).toMatch(/Too many statements on this database: 1 running and 1 waiting/);
+    const skipped = runs.find((r) => r.outcomes[0]!.status === "skipped")!;
+    expect(skipped.outcomes[0]!.message).toMatch(/Too many statements on this database: 1 running and 1 waiting/);
   });
 
   it("cancels a check at the statement timeout and records an error", async () => {
@@ -210,8 +234,8 @@ describe("one monitoring statement at a time per database", () => {
     try {
       const user = await fast.newUser();
       const connectionId = await addConnection(fast, user.token, db.body);
-      const slow = { kind: "custom_sql", name: "slow", sql: "SELECT count(*) FROM generate_series(1, 50000000)", min: 0 };
-      const table = await monitorTable(fast, user.token, { connection_id: connectionId, table: "events", checks: [slow] });
+      const slow = { kind: "custom_sql" as const, name: "slow", sql: "SELECT count(*) FROM generate_series(1, 50000000)", min: 0 };
+      const table = await monitorTableUnchecked(fast, user, { connection_id: connectionId, table: "events" }, [slow]);
       const startedAt = Date.now();
       const [outcome] = (await fast.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes;
       expect(outcome).toMatchObject({ status: "error", details: { code: "query_timeout" } });

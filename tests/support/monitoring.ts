@@ -7,7 +7,9 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { expect } from "vitest";
 
+import type { CheckConfig } from "../../src/monitoring/check-config.js";
 import type { Scheduler } from "../../src/monitoring/scheduler.js";
+import { updateMonitoredTable } from "../../src/store/monitoring-tables.js";
 import type { Harness } from "./harness.js";
 import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, pgAdmin, uniqueName } from "./services.js";
 
@@ -120,6 +122,14 @@ export async function monitorTable(h: Harness, token: string, body: Record<strin
   const res = await h.call("POST", "/api/tables", { token, json: body });
   if (res.status !== 201) throw new Error(`monitoring a table failed: ${res.status} ${res.text}`);
   return res.body;
+}
+
+/** A monitored table whose `checks` are written to the store without the API's dry run: for
+ * tests whose budget (or statement timeout) is meant for the runs alone. */
+export async function monitorTableUnchecked(h: Harness, user: { id: number; token: string }, body: Record<string, unknown>, checks: CheckConfig[]): Promise<any> {
+  const table = await monitorTable(h, user.token, { ...body, checks: [{ kind: "schema_drift" }] });
+  await updateMonitoredTable(h.deps.store.db, user.id, table.id, { checks });
+  return { ...table, checks };
 }
 
 export async function addWebhook(h: Harness, token: string, url: string, kind: "webhook" | "slack" = "webhook"): Promise<number> {

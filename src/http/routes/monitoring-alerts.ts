@@ -14,7 +14,14 @@ const notFoundResponse = errorResponse("No such alert among yours");
 const notOpen = errorResponse("The alert is not open");
 
 const ListQuery = z.object({
-  status: z.enum(ALERT_STATUSES).optional().openapi({ param: { name: "status", in: "query" }, example: "open" }),
+  status: z
+    .enum([...ALERT_STATUSES, "active"])
+    .optional()
+    .openapi({
+      param: { name: "status", in: "query" },
+      example: "active",
+      description: "A shown status (open lists only unacknowledged, unmuted ones), or active: every alert still open, acknowledged, muted or resolving",
+    }),
   table_id: z.coerce.number().int().positive().max(MAX_ROW_ID).optional().openapi({ param: { name: "table_id", in: "query" } }),
   limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" } }),
 });

@@ -1,13 +1,13 @@
-// Notification channels (generic webhook, Slack incoming webhook): add, list, delete, and a
-// test send. URLs are secrets: sealed at rest, only their origin is ever returned.
+// Notification channels (generic webhook, Slack incoming webhook): add, list, rename or
+// disable, delete, and a test send. URLs are secrets: sealed at rest, only their origin is ever returned.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
-import { addChannel, listChannelsOf, removeChannel, testChannel } from "../../monitoring/channels.js";
+import { addChannel, changeChannel, listChannelsOf, removeChannel, testChannel } from "../../monitoring/channels.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
-import { ChannelSchema, NewChannelBody } from "./monitoring-schemas.js";
+import { ChannelSchema, ChannelUpdateBody, NewChannelBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such channel among yours");
@@ -32,6 +32,16 @@ const create = createRoute({
     ...authErrors,
     422: errorResponse("Invalid input, or a URL whose host is not a public address"),
   },
+});
+
+const update = createRoute({
+  method: "patch",
+  path: "/api/channels/{id}",
+  tags,
+  summary: "Rename a channel, or disable it (enabled=false: it is sent nothing until enabled again)",
+  description: "The URL cannot be changed: add a new channel and delete this one.",
+  request: { params: IdParams, body: jsonBody(ChannelUpdateBody) },
+  responses: { 200: jsonResponse(ChannelSchema, "The channel afterwards"), 404: notFoundResponse, ...authErrors },
 });
 
 const remove = createRoute({
@@ -60,6 +70,9 @@ const test = createRoute({
 export function mountMonitoringChannels(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(list, async (c) => c.json(await listChannelsOf(deps, c.get("auth").userId), 200));
   app.openapi(create, async (c) => c.json(await addChannel(deps, c.get("auth").userId, c.req.valid("json")), 201));
+  app.openapi(update, async (c) =>
+    c.json(await changeChannel(deps, c.get("auth").userId, c.req.valid("param").id, c.req.valid("json")), 200),
+  );
   app.openapi(remove, async (c) => {
     await removeChannel(deps, c.get("auth").userId, c.req.valid("param").id);
     return c.body(null, 204);

@@ -201,3 +201,10 @@ export const NewChannelBody = z
       .openapi({ example: "https://hooks.slack.com/services/T000/B000/XXXX" }),
   })
   .openapi("NewNotificationChannel");
+
+export const ChannelUpdateBody = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    enabled: z.boolean().optional().openapi({ description: "A disabled channel is sent nothing, including notifications still queued for it" }),
+  })
+  .openapi("NotificationChannelUpdate");

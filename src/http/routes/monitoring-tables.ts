@@ -33,6 +33,8 @@ const create = createRoute({
   path: "/api/tables",
   tags,
   summary: "Monitor a table: its checks are validated against the live database first",
+  description:
+    "Each freshness, null_rate and custom_sql check is dry-run once (under the monitoring budget, audited with source monitor, recorded as no run or alert): one that cannot work (a missing column, freshness of a non-timestamp column, custom SQL returning no row or no number) answers 422 naming the check and the reason. A check that merely fails today is saved. PATCH does the same when checks or the table change.",
   request: { body: jsonBody(NewTableBody) },
   responses: {
     201: jsonResponse(MonitoredTableSchema, "The monitored table; its first run is due within one interval"),

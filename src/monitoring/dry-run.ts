@@ -1,0 +1,65 @@
+// A check run once before it is saved (POST and PATCH /api/tables), so a check that can never
+// work (custom SQL with a typo'd column or no row, freshness of a text column) is refused with
+// its reason instead of failing at every run. Its statements go through the guarded connector
+// under the monitoring budget and are audited like any check's; nothing is recorded as a run
+// and no alert hears of it.
+
+import type { GuardedConnector } from "../connectors/guarded.js";
+import type { TableSchema } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { DomainError } from "../errors.js";
+import { judgeBaseline } from "./baselines.js";
+import type { CheckConfig } from "./check-config.js";
+import { runCustomSql } from "./checks/custom-sql.js";
+import { runFreshness } from "./checks/freshness.js";
+import { runNullRate } from "./checks/null-rate.js";
+import type { CheckContext, CheckResult } from "./checks/types.js";
+
+/** Database errors that say the check itself is wrong (not that the database is away or busy). */
+const CHECK_ERRORS = new Set(["sql_failed", "sql_refused", "query_timeout"]);
+
+/** Types whose max() is a point in time: timestamps, dates, epoch numbers. SQLite declares
+ * any type (or none) for anything, so there the values decide (the dry run reads them). */
+const TIMESTAMP_TYPE = /^(timestamp|datetime|date|year|integer|(tiny|small|medium|big)?int|int\d|numeric|decimal|double|real|float)\b/i;
+
+/** Why `check` cannot work on `table`, or null when its dry run went through (pass or fail). */
+export async function dryRunProblem(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig): Promise<string | null> {
+  // Neither names a column or a statement of the user's: drift reads the introspection done
+  // already, volume the catalog, whose only complaint (no row estimate yet) the table outgrows.
+  if (check.kind === "schema_drift" || check.kind === "volume") return null;
+  if (check.kind === "freshness" && connector.dialect !== "sqlite") {
+    const type = table.columns.find((c) => c.name === check.column)?.type ?? "";
+    if (!TIMESTAMP_TYPE.test(type)) return `column ${check.column} is ${type}, not a timestamp, date or epoch number`;
+  }
+  const m = deps.monitoring;
+  const ctx: CheckContext = {
+    connector,
+    table,
+    now: m.now(),
+    query: (sql, maxRows = 1) =>
+      connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector.targetKey), source: "monitor" }),
+    // No history yet: a learned baseline is still learning.
+    judgeBaseline: async (point, options) => judgeBaseline([], point, options),
+    replicationLagSeconds: async () => 0,
+  };
+  let result: CheckResult;
+  try {
+    result = await run(ctx, check);
+  } catch (err) {
+    if (err instanceof DomainError && CHECK_ERRORS.has(err.code)) return err.message;
+    throw err;
+  }
+  return result.status === "error" ? result.message : null;
+}
+
+function run(ctx: CheckContext, check: Exclude<CheckConfig, { kind: "schema_drift" | "volume" }>): Promise<CheckResult> {
+  switch (check.kind) {
+    case "freshness":
+      return runFreshness(ctx, check);
+    case "null_rate":
+      return runNullRate(ctx, check);
+    case "custom_sql":
+      return runCustomSql(ctx, check);
+  }
+}
+
