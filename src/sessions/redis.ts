@@ -31,8 +31,11 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
   const channelName = (channel: string) => `${redis.options.keyPrefix ?? ""}${channel}`;
   const handlers = new Map<string, Array<(message: string) => void>>();
   // A connection in subscriber mode can do nothing else: a second one.
-  // It may queue its (re)subscriptions until connected: nothing waits on them.
-  const subscriber = redis.duplicate({ enableOfflineQueue: true });
+  // It may queue its (re)subscriptions until connected: nothing waits on them. No ready check:
+  // ioredis sends SUBSCRIBE while the connection is still "connect"ing (it is allowed while
+  // Redis loads), and the check's INFO that follows is refused in subscriber mode, which
+  // ioredis treats as fatal (seen with two instances starting at once).
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, enableReadyCheck: false });
   subscriber.on("message", (name: string, message: string) => {
     for (const h of handlers.get(name) ?? []) h(message);
   });

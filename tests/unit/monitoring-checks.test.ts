@@ -155,7 +155,7 @@ describe("fixed bounds", () => {
 describe("check keys", () => {
   it("name one check per kind, or per column and name where a table has several", () => {
     expect(checkKey({ kind: "volume" })).toBe("volume");
-    expect(checkKey({ kind: "freshness", column: "ts" })).toBe("freshness");
+    expect(checkKey({ kind: "freshness", column: "ts" })).toBe("freshness:ts");
     expect(checkKey({ kind: "null_rate", column: "email" })).toBe("null_rate:email");
     expect(checkKey({ kind: "custom_sql", name: "neg", sql: "SELECT 1", max: 0 })).toBe("custom_sql:neg");
   });

@@ -207,4 +207,4 @@ export const ChannelUpdateBody = z
     name: z.string().trim().min(1).max(200).optional(),
     enabled: z.boolean().optional().openapi({ description: "A disabled channel is sent nothing, including notifications still queued for it" }),
   })
-  .openapi("NotificationChannelUpdate");
+  .openapi("NotificationChannelUpdate", { example: { name: "Ops (paused)", enabled: false } });
