@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 
 import { DomainError } from "../errors.js";
 import { isThisMachine } from "../net/addresses.js";
+import { canonicalHost } from "../net/resolve.js";
 import type { ConnectionTarget } from "./types.js";
 
 /** The address a driver connects to for `host`: the first of the resolver's answers, as
@@ -41,12 +42,8 @@ function hostIdentity(address: string): string {
  * IPv4-mapped IPv6 address (::ffff:10.0.0.1, which connects to 10.0.0.1) as its IPv4 address. */
 function canonicalAddress(address: string): string {
   if (isIP(address) !== 6) return address;
-  let text: string;
-  try {
-    text = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  } catch {
-    return address.toLowerCase(); // a zone index (fe80::1%eth0): no URL form
-  }
+  // Null for a zone index (fe80::1%eth0), which has no URL form.
+  const text = canonicalHost(address) ?? address.toLowerCase();
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(text);
   if (!mapped) return text;
   const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
