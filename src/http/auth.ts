@@ -4,6 +4,7 @@
 
 import type { Context, MiddlewareHandler, Next } from "hono";
 
+import { FULL_GRANT } from "../auth/grants.js";
 import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
@@ -33,6 +34,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
 
   const admit = (c: Context<AppEnv>, claims: VerifiedToken, next: Next, now: number) => {
     c.set("auth", claims);
+    c.set("grant", FULL_GRANT);
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
       if (renewedAt.size >= MAX_TRACKED_SESSIONS) renewedAt.clear();
       renewedAt.set(claims.sessionId, now);

@@ -1,5 +1,6 @@
 // Hono environment shared by every router: per-request variables set by middleware.
 
+import type { Grant } from "../auth/grants.js";
 import type { VerifiedToken } from "../auth/tokens.js";
 import type { Logger } from "../logger.js";
 
@@ -12,5 +13,7 @@ export interface AppEnv {
     /** The service logger; use requestLogger(c) to log about this request. */
     logger: Logger;
     auth: AuthContext;
+    /** What the credential allows (src/auth/grants.ts); a login token allows everything. */
+    grant: Grant;
   };
 }

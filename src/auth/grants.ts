@@ -1,0 +1,27 @@
+// What the credential a request came with allows. A login token (JWT) may do everything its
+// user may; an API key only what its scopes and its list of connections allow. Every edge
+// (HTTP routes, MCP tools) asks requireScope before it calls a verb, so one rule decides.
+
+import { DomainError } from "../errors.js";
+
+export const SCOPES = ["query", "ask", "monitoring:read", "monitoring:write"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface Grant {
+  scopes: ReadonlySet<Scope> | "all";
+  /** The connections the credential may reach; "all" for every connection of its user. */
+  connectionIds: ReadonlySet<number> | "all";
+}
+
+/** A user's own login: ownership checks in the services still apply. */
+export const FULL_GRANT: Grant = Object.freeze({ scopes: "all", connectionIds: "all" });
+
+/** Throws 403 unless `grant` allows `scope` (and, when given, reaching `connectionId`). */
+export function requireScope(grant: Grant, scope: Scope, connectionId?: number): void {
+  if (grant.scopes !== "all" && !grant.scopes.has(scope)) {
+    throw new DomainError("forbidden", `This credential lacks the '${scope}' scope`);
+  }
+  if (connectionId !== undefined && grant.connectionIds !== "all" && !grant.connectionIds.has(connectionId)) {
+    throw new DomainError("forbidden", `This credential may not use connection ${connectionId}`);
+  }
+}
