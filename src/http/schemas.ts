@@ -15,8 +15,10 @@ export const errorResponse = (description: string) => ({
   description,
 });
 
-export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
+/** A JSON response; `example` (typed by the schema, so it cannot drift from it) is for a schema
+ * that has none of its own, such as an inline object. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string, example?: z.output<T>) => ({
+  content: { "application/json": example === undefined ? { schema } : { schema, example } },
   description,
 });
 
@@ -56,7 +58,7 @@ export const UserSchema = z
     email: z.string(),
     created_at: z.string(),
   })
-  .openapi("User");
+  .openapi("User", { example: { id: 7, name: "Ada Lovelace", email: "ada@example.com", created_at: "2026-12-03T09:15:00.000Z" } });
 
 export const DIALECT = z.enum(["postgresql", "mysql", "sqlite"]);
 
@@ -82,7 +84,21 @@ export const ConnectionSchema = z
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .openapi("DatabaseConnection");
+  .openapi("DatabaseConnection", {
+    example: {
+      id: 101,
+      name: "Sales replica",
+      db_type: "postgresql",
+      host: "db.internal",
+      port: 5432,
+      database_name: "sales",
+      username: "pulse_reader",
+      ssl: true,
+      owner_id: 7,
+      created_at: "2026-12-03T09:15:00.000Z",
+      updated_at: "2026-12-03T09:15:00.000Z",
+    },
+  });
 
 export const authErrors = {
   401: errorResponse("Missing, invalid or expired token"),

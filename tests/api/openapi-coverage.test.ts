@@ -46,6 +46,34 @@ function hasExample(schema: unknown, seen = new Set<unknown>()): boolean {
   return Object.values(node).some((child) => hasExample(child, seen));
 }
 
+/** Where an example disagrees with its schema (resolving $refs): a required field missing, a
+ * field the schema does not declare, a wrong JSON type. Descends objects and arrays. */
+function exampleProblems(schema: unknown, example: unknown, at: string): string[] {
+  if (!schema || typeof schema !== "object") return [];
+  const node = schema as Record<string, unknown>;
+  if (typeof node.$ref === "string") return exampleProblems(doc.components?.schemas?.[node.$ref.replace("#/components/schemas/", "")], example, at);
+  if (node.type === "array" && Array.isArray(example)) return example.flatMap((item, i) => exampleProblems(node.items, item, `${at}[${i}]`));
+  if (node.type === "array") return [`${at}: not an array`];
+  if (node.type !== "object" || !node.properties) return [];
+  if (!example || typeof example !== "object" || Array.isArray(example)) return [`${at}: not an object`];
+  const properties = node.properties as Record<string, unknown>;
+  const given = example as Record<string, unknown>;
+  const problems = ((node.required as string[] | undefined) ?? []).filter((key) => !(key in given)).map((key) => `${at}.${key}: missing`);
+  for (const [key, value] of Object.entries(given)) {
+    if (key in properties) problems.push(...exampleProblems(properties[key], value, `${at}.${key}`));
+    else if (!node.additionalProperties) problems.push(`${at}.${key}: not in the schema`);
+  }
+  return problems;
+}
+
+/** The example shown for a response or body: the media type's own, else its schema's. */
+function exampleOf(media: { schema?: unknown; example?: unknown }): unknown {
+  if (media.example !== undefined) return media.example;
+  const schema = media.schema as Record<string, unknown> | undefined;
+  const target = typeof schema?.$ref === "string" ? doc.components?.schemas?.[schema.$ref.replace("#/components/schemas/", "")] : schema;
+  return (target as Record<string, unknown> | undefined)?.example;
+}
+
 describe("GET /openapi.json against the router", () => {
   const routes = () => {
     // Middleware is registered as ALL; hono writes a path parameter ":id" or ":id{pattern}".
@@ -87,6 +115,23 @@ describe("GET /openapi.json against the router", () => {
       .filter(({ op }) => !hasExample(op.requestBody!.content["application/json"]))
       .map(({ key }) => key);
     expect(missing).toEqual([]);
+  });
+
+  it("shows an example of every success response, and each agrees with its schema", () => {
+    const missing: string[] = [];
+    const wrong: string[] = [];
+    for (const { key, op } of operations()) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        if (Number(status) >= 300) continue;
+        for (const [type, media] of Object.entries((response as { content?: Record<string, { schema?: unknown; example?: unknown }> }).content ?? {})) {
+          if (!hasExample(media)) missing.push(`${key} ${status} ${type}`);
+          const example = exampleOf(media);
+          if (example !== undefined) wrong.push(...exampleProblems(media.schema, example, `${key} ${status}`));
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(wrong).toEqual([]);
   });
 });
 

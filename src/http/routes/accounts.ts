@@ -63,7 +63,9 @@ const TokenSchema = z
     expires_in: z.number().int(),
     session_id: z.string(),
   })
-  .openapi("AccessToken");
+  .openapi("AccessToken", {
+    example: { access_token: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzaWQiOi…", token_type: "bearer", expires_in: 86400, session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10" },
+  });
 
 const register = createRoute({
   method: "post",

@@ -58,7 +58,19 @@ const AskResponse = z
     steps: z.number().int(),
     elapsed_ms: z.number(),
   })
-  .openapi("AskResponse");
+  .openapi("AskResponse", {
+    example: {
+      answer: "Brazil has 13 customers.",
+      sql: ["SELECT count(*) AS customers FROM customer WHERE country = 'Brazil'"],
+      statements: [{ sql: "SELECT count(*) AS customers FROM customer WHERE country = 'Brazil'", outcome: "ok", row_count: 1 }],
+      result: { columns: ["customers"], rows: [[13]], row_count: 1, truncated: false },
+      thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10",
+      session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10",
+      usage: { prompt_tokens: 1840, completion_tokens: 64, total_tokens: 1904 },
+      steps: 3,
+      elapsed_ms: 2140.5,
+    },
+  });
 
 const route = createRoute({
   method: "post",
@@ -70,7 +82,18 @@ const route = createRoute({
   request: { body: jsonBody(AskBody) },
   responses: {
     200: {
-      content: { "application/json": { schema: AskResponse }, "text/event-stream": { schema: z.string() } },
+      content: {
+        "application/json": { schema: AskResponse },
+        "text/event-stream": {
+          schema: z.string(),
+          example:
+            'event: sql\ndata: {"type":"sql","sql":"SELECT count(*) AS customers FROM customer WHERE country = \'Brazil\'"}\n\n' +
+            'event: rows\ndata: {"type":"rows","columns":["customers"],"rows":[[13]],"row_count":1,"truncated":false}\n\n' +
+            'event: answer_token\ndata: {"type":"answer_token","text":"Brazil has 13 customers."}\n\n' +
+            'event: result\ndata: {"answer":"Brazil has 13 customers.", …}\n\n' +
+            "event: done\ndata: {}\n\n",
+        },
+      },
       description: "The answer, the SQL it ran and the last result",
     },
     403: errorResponse("user_id is not the authenticated user"),

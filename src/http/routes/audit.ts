@@ -58,7 +58,29 @@ const AuditPage = z
     records: z.array(AuditRecord),
     next_cursor: z.number().int().nullable().openapi({ description: "Pass as cursor for the next page; null at the end" }),
   })
-  .openapi("AuditPage");
+  .openapi("AuditPage", {
+    example: {
+      records: [
+        {
+          id: 5012,
+          at: "2026-12-03T09:15:00.000Z",
+          user_id: 7,
+          connection_id: 101,
+          source: "query",
+          sql: "SELECT track_id, name FROM track WHERE track_id = 42",
+          sql_length: 52,
+          sql_truncated: false,
+          sql_sha256: null,
+          row_count: 1,
+          duration_ms: 2.41,
+          outcome: "ok",
+          error_code: null,
+          rule: null,
+        },
+      ],
+      next_cursor: 5012,
+    },
+  });
 
 const list = createRoute({
   method: "get",

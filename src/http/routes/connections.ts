@@ -51,7 +51,9 @@ const ProbeSchema = z
     replica: z.boolean(),
     replication_lag_seconds: z.number().nullable(),
   })
-  .openapi("ConnectionTest");
+  .openapi("ConnectionTest", {
+    example: { ok: true, latency_ms: 3.2, server_version: "PostgreSQL 16.4", read_only: true, replica: true, replication_lag_seconds: 1.5 },
+  });
 
 const REENTRY =
   "Changing db_type, host, port or username, or turning ssl off, needs db_password in the same request (422 otherwise): the stored password is only sent to the server it was saved for.";

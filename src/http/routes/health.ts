@@ -17,7 +17,9 @@ const HealthSchema = z
     store_kind: z.enum(["pglite", "postgresql"]),
     sessions: z.enum(["redis", "in-process (single instance only)"]),
   })
-  .openapi("Health");
+  .openapi("Health", {
+    example: { status: "healthy", message: "Service is up and running", timestamp: "2026-12-03T09:15:00.000Z", version: "0.1.0", redis: "healthy", store: "healthy", store_kind: "postgresql", sessions: "redis" },
+  });
 
 const PROBE_TIMEOUT_MS = 2000;
 

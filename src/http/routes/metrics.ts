@@ -24,7 +24,16 @@ const route = createRoute({
   summary: "Prometheus metrics (requests, statements, connectors, monitoring, model calls) for a scraper holding METRICS_TOKEN",
   security: [{ metricsToken: [] }],
   responses: {
-    200: { content: { "text/plain": { schema: z.string() } }, description: "Prometheus text format" },
+    200: {
+      content: {
+        "text/plain": {
+          schema: z.string(),
+          example:
+            '# HELP pulse_http_requests_total HTTP requests answered, by method, route pattern and status\n# TYPE pulse_http_requests_total counter\npulse_http_requests_total{method="POST",route="/query",status="200"} 5120\n',
+        },
+      },
+      description: "Prometheus text format",
+    },
     401: errorResponse("Missing or wrong METRICS_TOKEN"),
     404: errorResponse("METRICS_TOKEN is not set: metrics are off"),
   },

@@ -60,7 +60,7 @@ const test = createRoute({
   summary: "Send a test notification now",
   request: { params: IdParams },
   responses: {
-    200: jsonResponse(z.object({ ok: z.literal(true), status_code: z.number().int() }), "Delivered"),
+    200: jsonResponse(z.object({ ok: z.literal(true), status_code: z.number().int() }), "Delivered", { ok: true, status_code: 200 }),
     400: errorResponse("Not delivered (code connection_failed, with the reason)"),
     404: notFoundResponse,
     ...authErrors,

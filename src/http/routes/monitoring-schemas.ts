@@ -178,7 +178,25 @@ export const AlertSchema = z
     last_detail: z.string().nullable(),
     updated_at: z.string(),
   })
-  .openapi("Alert");
+  .openapi("Alert", {
+    example: {
+      id: 12,
+      table_id: 4,
+      check: "volume",
+      check_kind: "volume",
+      status: "open",
+      sequence: 2,
+      flapping: false,
+      consecutive_failures: 3,
+      opened_at: "2026-12-03T09:15:00.000Z",
+      acknowledged_at: null,
+      acknowledged_by: null,
+      muted_until: null,
+      resolved_at: null,
+      last_detail: "1,204 rows arrived in the last hour; expected 9,800 to 11,300",
+      updated_at: "2026-12-03T09:15:00.000Z",
+    },
+  });
 
 export const ChannelSchema = z
   .object({

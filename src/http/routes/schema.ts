@@ -32,7 +32,28 @@ const SchemaSnapshot = z
       }),
     ),
   })
-  .openapi("Schema");
+  .openapi("Schema", {
+    example: {
+      dialect: "postgresql",
+      introspected_at: "2026-12-03T09:15:00.000Z",
+      tables: [
+        {
+          schema: "public",
+          name: "orders",
+          kind: "table",
+          comment: null,
+          estimated_rows: 120000,
+          columns: [
+            { name: "id", type: "integer", nullable: false, comment: null },
+            { name: "customer_id", type: "integer", nullable: false, comment: null },
+            { name: "total", type: "numeric(10,2)", nullable: true, comment: "Order total in EUR" },
+          ],
+          primary_key: ["id"],
+          foreign_keys: [{ columns: ["customer_id"], references: { schema: "public", table: "customers", columns: ["id"] } }],
+        },
+      ],
+    },
+  });
 
 const responses = {
   200: jsonResponse(SchemaSnapshot, "Tables and views with columns, keys, comments and estimated rows"),

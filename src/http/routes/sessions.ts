@@ -22,6 +22,7 @@ const connect = createRoute({
     200: jsonResponse(
       z.object({ message: z.string(), ...SessionIds, db_id: z.number().int(), database_name: z.string(), tables: z.number().int() }),
       "Connected",
+      { message: "Database connection successful and tools updated", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, db_id: 101, database_name: "sales", tables: 42 },
     ),
     400: errorResponse("Could not connect"),
     404: errorResponse("No such connection among yours"),
@@ -35,7 +36,11 @@ const status = createRoute({
   tags,
   summary: "Whether your session has a database connected, and which",
   responses: {
-    200: jsonResponse(z.object({ ...SessionIds, database_connected: z.boolean(), db_id: z.number().int().nullable() }), "Session state"),
+    200: jsonResponse(z.object({ ...SessionIds, database_connected: z.boolean(), db_id: z.number().int().nullable() }), "Session state", {
+      session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7,
+      database_connected: true,
+      db_id: 101,
+    }),
     ...authErrors,
   },
 });
@@ -48,7 +53,15 @@ const SessionData = z
     db_id: z.number().int().nullable(),
     db_schema: z.string().nullable(),
   })
-  .openapi("SessionData");
+  .openapi("SessionData", {
+    example: {
+      connection_string: "postgresql://pulse_reader:***@db.internal:5432/sales",
+      created_at: "2026-12-03T09:15:00.000Z",
+      status: "connected",
+      db_id: 101,
+      db_schema: "orders(id integer PK, customer_id integer NOT NULL -> customers.id, total numeric(10,2) /* Order total in EUR */) ~120000 rows",
+    },
+  });
 
 const info = createRoute({
   method: "get",
@@ -84,7 +97,7 @@ const disconnect = createRoute({
         ...SessionIds,
         session_removed: z.boolean().openapi({ description: "The session record existed and was removed" }),
         redis_cleanup: z.boolean().openapi({ description: "Seed 004's name for session_removed, whatever the session store", deprecated: true }),
-      }), "Disconnected"),
+      }), "Disconnected", { message: "Session disconnected successfully", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, session_removed: true, redis_cleanup: true }),
     ...authErrors,
   },
 });
@@ -98,6 +111,7 @@ const sessionHealth = createRoute({
     200: jsonResponse(
       z.object({ status: z.string(), message: z.string(), ...SessionIds, database_connected: z.boolean(), timestamp: z.string() }),
       "Service and session state",
+      { status: "healthy", message: "Service is up and running", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, database_connected: true, timestamp: "2026-12-03T09:15:00.000Z" },
     ),
     ...authErrors,
   },
