@@ -10,19 +10,27 @@ export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
 
 /** One multi-row INSERT with a parameter per column (arrays unnested by the store), not per
  * value: building a 500-row `insert().values()` costs drizzle about 85 µs a row of the
- * event loop, more than a whole /query; this costs a few. */
+ * event loop, more than a whole /query; this costs a few. Times go as epoch milliseconds and
+ * numbers as array literals made here (see numberArray): `toISOString` and pg's generic array
+ * encoder were most of what is left. */
 export async function insertAuditRecords(db: Db, records: NewAuditRecord[]): Promise<void> {
   if (records.length === 0) return;
-  const column = <T>(pick: (r: NewAuditRecord) => T) => records.map(pick);
+  const numbers = (pick: (r: NewAuditRecord) => number | null | undefined) => sql.param(numberArray(records.map(pick)));
+  const texts = (pick: (r: NewAuditRecord) => string | null | undefined) => sql.param(records.map((r) => pick(r) ?? null));
   await db.execute(sql`
     INSERT INTO audit_records (at, owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule)
-    SELECT * FROM unnest(
-      ${sql.param(column((r) => r.at.toISOString()))}::timestamptz[], ${sql.param(column((r) => r.ownerId))}::integer[], ${sql.param(column((r) => r.connectionId))}::integer[],
-      ${sql.param(column((r) => r.source))}::text[], ${sql.param(column((r) => r.sql))}::text[], ${sql.param(column((r) => r.sqlLength))}::integer[],
-      ${sql.param(column((r) => r.sqlSha256 ?? null))}::text[], ${sql.param(column((r) => r.rowCount ?? null))}::integer[], ${sql.param(column((r) => r.durationMs))}::double precision[],
-      ${sql.param(column((r) => r.outcome))}::text[], ${sql.param(column((r) => r.errorCode ?? null))}::text[], ${sql.param(column((r) => r.rule ?? null))}::text[]
-    )`);
+    SELECT to_timestamp(at_ms / 1000), owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule
+    FROM unnest(
+      ${numbers((r) => r.at.getTime())}::double precision[], ${numbers((r) => r.ownerId)}::integer[], ${numbers((r) => r.connectionId)}::integer[],
+      ${texts((r) => r.source)}::text[], ${texts((r) => r.sql)}::text[], ${numbers((r) => r.sqlLength)}::integer[],
+      ${texts((r) => r.sqlSha256)}::text[], ${numbers((r) => r.rowCount)}::integer[], ${numbers((r) => r.durationMs)}::double precision[],
+      ${texts((r) => r.outcome)}::text[], ${texts((r) => r.errorCode)}::text[], ${texts((r) => r.rule)}::text[]
+    ) AS r(at_ms, owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule)`);
 }
+
+/** A PostgreSQL array literal of numbers (`{1,2.5,NULL}`). pg's encoder quotes and escapes
+ * every element as if it were text, which a number never needs. */
+const numberArray = (values: (number | null | undefined)[]) => `{${values.map((v) => v ?? "NULL").join(",")}}`;
 
 export interface AuditFilter {
   ownerId: number;
