@@ -4,10 +4,10 @@
 // `POST /api/tables/{id}/run` and by `pulse check`.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { ProbeInfo, TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
-import { connectorFor } from "../services/database-access.js";
 import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";

@@ -3,10 +3,10 @@
 // each check must survive a dry run), so what the scheduler later runs was proven once already.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
-import { connectorFor } from "../services/database-access.js";
 import { listCheckRuns } from "../store/monitoring-runs.js";
 import {
   deleteMonitoredTable,
