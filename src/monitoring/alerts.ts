@@ -4,6 +4,7 @@
 
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
+import type { CheckKind } from "../store/column-types.js";
 import {
   alertsOfTable,
   enabledChannelIds,
@@ -27,7 +28,6 @@ import {
   type AlertState,
   type Notification,
 } from "./alert-state.js";
-import type { CheckKind } from "./check-config.js";
 import { deliverDueNotifications, type NotificationPayload } from "./notifiers.js";
 import type { CheckStatus } from "./checks/types.js";
 

@@ -7,6 +7,7 @@ import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
+import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns } from "../store/monitoring-runs.js";
 import {
   deleteMonitoredTable,
@@ -18,7 +19,7 @@ import {
 } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { ALERT_DEFAULTS } from "./alert-state.js";
-import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
+import { checkKey, columnsOf, DEFAULT_CHECKS } from "./check-config.js";
 import { dryRunProblem } from "./dry-run.js";
 import { runTableNow } from "./run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
