@@ -7,6 +7,12 @@ import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
+import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
+import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
+import { dryRunProblem } from "../monitoring/dry-run.js";
+import { runTableNow } from "../monitoring/run-now.js";
+import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
+import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "../monitoring/schedule.js";
 import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns } from "../store/monitoring-runs.js";
 import {
@@ -18,12 +24,6 @@ import {
   type MonitoredTablePatch,
 } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { ALERT_DEFAULTS } from "./alert-state.js";
-import { checkKey, columnsOf, DEFAULT_CHECKS } from "./check-config.js";
-import { dryRunProblem } from "./dry-run.js";
-import { runTableNow } from "./run-now.js";
-import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
-import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "./schedule.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
@@ -107,7 +107,7 @@ async function resolveTable(deps: Deps, connector: GuardedConnector, schema: str
 }
 
 /** What is wrong with `checks` on `table`: duplicates, unknown columns, SQL the guard refuses,
- * and then, for a check otherwise fine, what its dry run (dry-run.ts) says. */
+ * and then, for a check otherwise fine, what its dry run (monitoring/dry-run.ts) says. */
 async function checkIssues(deps: Deps, connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Promise<Issue[]> {
   const issues: Issue[] = [];
   const keys = new Map<string, number>();
