@@ -8,10 +8,10 @@ import { pino } from "pino";
 
 import { ConfigError, loadConfig } from "../config.js";
 import { DomainError } from "../errors.js";
+import { buildDeps, closeDeps } from "../lifecycle.js";
 import { createLogger } from "../logger.js";
 import { runTableNow } from "../monitoring/run-now.js";
 import type { TableRunReport } from "../monitoring/run-table.js";
-import { buildDeps, closeDeps } from "../service.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
 import { findMonitoredTable } from "../store/monitoring-tables.js";
