@@ -17,6 +17,7 @@ import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns } from "../store/monitoring-runs.js";
 import {
   deleteMonitoredTable,
+  findMonitoredTable,
   getMonitoredTable,
   insertMonitoredTable,
   listMonitoredTables,
@@ -255,6 +256,13 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
  * while another instance runs checks of its connection. */
 export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
   return runTableNow(deps, await ownedTable(deps, ownerId, id));
+}
+
+/** `pulse check`: runs a table's checks now for the operator, whoever owns the table (a shell
+ * has no user); null when no table has that id. `conflict` as above. */
+export async function runAnyMonitoredTableNow(deps: Deps, id: number): Promise<TableRunReport | null> {
+  const table = await findMonitoredTable(deps.store.db, id);
+  return table ? runTableNow(deps, table) : null;
 }
 
 export async function listRunsOf(
