@@ -17,7 +17,7 @@ import { createLogger } from "../src/logger.js";
 import { createBaselineCache, REUSE_POLICY } from "../src/monitoring/baseline-cache.js";
 import { BASELINE_DEFAULTS, judgeBaseline, type MetricPoint } from "../src/monitoring/baselines.js";
 import { createScheduler } from "../src/monitoring/scheduler.js";
-import { buildDeps, closeDeps } from "../src/service.js";
+import { buildDeps, closeDeps } from "../src/lifecycle.js";
 import { historyOf } from "../tests/support/history.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver } from "../tests/support/webhook-receiver.js";
 import { machine, percentile, tempDir } from "./lib.js";

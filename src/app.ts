@@ -6,7 +6,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Deps } from "./deps.js";
 import { requireAuth, type PublicRoute } from "./http/auth.js";
 import type { AppEnv } from "./http/context.js";
-import { notFoundHandler, onError, validationHook } from "./http/errors.js";
+import { errorHandling, notFoundHandler } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
 import { allowedMethods, RememberingRouter } from "./http/router.js";
 import { mountAccounts } from "./http/routes/accounts.js";
@@ -20,7 +20,7 @@ import { mountMetrics } from "./http/routes/metrics.js";
 import { mountMonitoringAlerts } from "./http/routes/monitoring-alerts.js";
 import { mountMonitoringChannels } from "./http/routes/monitoring-channels.js";
 import { mountMonitoringTables } from "./http/routes/monitoring-tables.js";
-import { mountQuery } from "./http/routes/query.js";
+import { mountQuery, queryRoutingPaths } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
 
@@ -42,6 +42,7 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
 ];
 
 export function createApp(deps: Deps) {
+  const { onError, validationHook } = errorHandling(queryRoutingPaths);
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
   app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES));

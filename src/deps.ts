@@ -1,4 +1,4 @@
-// What the app is built from: made once at start (src/service.ts) or by a test, then passed
+// What the app is built from: made once at start (src/lifecycle.ts) or by a test, then passed
 // in; nothing reads the environment or opens a connection at request time.
 
 import type { ChatOpenAI } from "@langchain/openai";

@@ -1,7 +1,7 @@
 // Process entry: config, dependencies, HTTP server, and graceful shutdown on SIGINT/SIGTERM.
 
 import { ConfigError, loadConfig } from "./config.js";
-import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./service.js";
+import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./lifecycle.js";
 import { StartupError } from "./startup-error.js";
 
 /** Past both shutdown phases, the process exits whatever is still running. */

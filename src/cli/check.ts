@@ -8,13 +8,12 @@ import { pino } from "pino";
 
 import { ConfigError, loadConfig } from "../config.js";
 import { DomainError } from "../errors.js";
+import { buildDeps, closeDeps } from "../lifecycle.js";
 import { createLogger } from "../logger.js";
-import { runTableNow } from "../monitoring/run-now.js";
 import type { TableRunReport } from "../monitoring/run-table.js";
-import { buildDeps, closeDeps } from "../service.js";
+import { runAnyMonitoredTableNow } from "../services/monitored-tables.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
-import { findMonitoredTable } from "../store/monitoring-tables.js";
 
 function print(report: TableRunReport, json: boolean) {
   if (json) {
@@ -46,21 +45,18 @@ export async function check(args: string[]): Promise<number> {
     // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
     const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });
     try {
-      const table = await findMonitoredTable(deps.store.db, id);
-      if (!table) {
+      const report = await runAnyMonitoredTableNow(deps, id);
+      if (!report) {
         console.error(`no monitored table with id ${id}`);
         code = 2;
       } else {
-        try {
-          const report = await runTableNow(deps, table);
-          print(report, json);
-          code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
-        } catch (err) {
-          if (!(err instanceof DomainError && err.code === "conflict")) throw err;
-          console.error(err.message);
-          code = 3;
-        }
+        print(report, json);
+        code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
       }
+    } catch (err) {
+      if (!(err instanceof DomainError && err.code === "conflict")) throw err;
+      console.error(err.message);
+      code = 3;
     } finally {
       await closeDeps(deps);
     }

@@ -12,7 +12,6 @@ import { isStoreUnavailable, storeUnavailable } from "../store/unavailable.js";
 import type { AppEnv } from "./context.js";
 import { invalidInput } from "./invalid-input.js";
 import { requestLogger } from "./request-log.js";
-import { queryRoutingPaths } from "./routes/query.js";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_input: 422,
@@ -44,35 +43,6 @@ export function errorBody(code: string, detail: string, extra: Record<string, un
   return { detail, code, ...extra };
 }
 
-/** Seed 000's error envelope for the query routes, around the usual `{detail, code}`. */
-const envelope = (c: Context<AppEnv>, body: Record<string, unknown>) =>
-  matchedRoutes(c).some((route) => queryRoutingPaths.has(route.path)) ? { status: "error", data: null, error: body.detail, ...body } : body;
-
-export const onError: ErrorHandler<AppEnv> = (err, c) => {
-  if (err instanceof DomainError) {
-    if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
-    if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
-    return c.json(envelope(c, errorBody(err.code, err.message, err.extra)), STATUS[err.code]);
-  }
-  if (err instanceof HTTPException) {
-    const status = err.status as ContentfulStatusCode;
-    const detail =
-      status === 400 && /json/i.test(err.message)
-        ? "Malformed JSON in request body"
-        : err.message || "Bad request";
-    return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
-  }
-  if (isStoreUnavailable(err)) {
-    // Not a bug: the metadata store went away; the pool reconnects on the next request.
-    requestLogger(c).warn({ err }, "metadata store unavailable");
-    const unavailable = storeUnavailable();
-    return c.json(envelope(c, errorBody(unavailable.code, unavailable.message)), 503);
-  }
-  const requestId = c.get("requestId");
-  requestLogger(c).error({ err }, "unhandled error");
-  return c.json(errorBody("internal_error", "Internal server error", { request_id: requestId }), 500);
-};
-
 /** No route: 405 with an Allow header when the path exists under other methods (the caller got
  * the method wrong, not the path), 404 otherwise. Auth runs first, so without a token both are 401. */
 export const notFoundHandler =
@@ -84,13 +54,45 @@ export const notFoundHandler =
     return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}`), 405);
   };
 
-/** The validation hook of every route: 422 with each problem's location and message. */
-export function validationHook(
-  result: { success: true } | { success: false; error: ZodError; target?: string },
-  c: Context<AppEnv>,
-) {
-  if (result.success) return;
-  const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
-  const { detail, errors } = invalidInput(result.error, target);
-  return c.json(envelope(c, errorBody("invalid_input", detail, { errors })), 422);
+/** The error handler and validation hook of one app. `enveloped`: the routing paths whose
+ * errors also carry seed 000's `{status, data, error}` fields around the usual `{detail, code}`
+ * (the query routes, given by createApp, so this module knows no route). */
+export function errorHandling(enveloped: ReadonlySet<string>) {
+  const envelope = (c: Context<AppEnv>, body: Record<string, unknown>) =>
+    matchedRoutes(c).some((route) => enveloped.has(route.path)) ? { status: "error", data: null, error: body.detail, ...body } : body;
+
+  const onError: ErrorHandler<AppEnv> = (err, c) => {
+    if (err instanceof DomainError) {
+      if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
+      if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
+      return c.json(envelope(c, errorBody(err.code, err.message, err.extra)), STATUS[err.code]);
+    }
+    if (err instanceof HTTPException) {
+      const status = err.status as ContentfulStatusCode;
+      const detail =
+        status === 400 && /json/i.test(err.message)
+          ? "Malformed JSON in request body"
+          : err.message || "Bad request";
+      return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
+    }
+    if (isStoreUnavailable(err)) {
+      // Not a bug: the metadata store went away; the pool reconnects on the next request.
+      requestLogger(c).warn({ err }, "metadata store unavailable");
+      const unavailable = storeUnavailable();
+      return c.json(envelope(c, errorBody(unavailable.code, unavailable.message)), 503);
+    }
+    const requestId = c.get("requestId");
+    requestLogger(c).error({ err }, "unhandled error");
+    return c.json(errorBody("internal_error", "Internal server error", { request_id: requestId }), 500);
+  };
+
+  /** The validation hook of every route: 422 with each problem's location and message. */
+  const validationHook = (result: { success: true } | { success: false; error: ZodError; target?: string }, c: Context<AppEnv>) => {
+    if (result.success) return;
+    const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
+    const { detail, errors } = invalidInput(result.error, target);
+    return c.json(envelope(c, errorBody("invalid_input", detail, { errors })), 422);
+  };
+
+  return { onError, validationHook };
 }

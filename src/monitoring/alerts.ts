@@ -1,25 +1,21 @@
 // Alerts: check outcomes and people's actions go through the alert reducer
 // (alert-state.ts) inside a transaction that locks the alert row, and the notifications it
-// emits are queued in the outbox in that same transaction, once per channel.
+// emits are queued in the outbox in that same transaction, once per channel. The verbs that
+// list alerts and act on them are in services/alerts.ts.
 
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import type { CheckKind } from "../store/column-types.js";
 import {
   alertsOfTable,
   enabledChannelIds,
   enqueueNotifications,
-  getAlert,
-  listAlerts,
-  lockAlert,
   lockAlertOfCheck,
   saveAlert,
   type AlertFields,
   type Tx,
 } from "../store/monitoring-alerts.js";
-import { getMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { AlertRow, MonitoredTableRow } from "../store/schema.js";
 import {
-  alertPhase,
   initialAlertState,
   nextAlertState,
   type AlertConfig,
@@ -27,57 +23,10 @@ import {
   type AlertState,
   type Notification,
 } from "./alert-state.js";
-import type { CheckKind } from "./check-config.js";
-import { deliverDueNotifications, type NotificationPayload } from "./notifiers.js";
+import type { NotificationPayload } from "./notifiers.js";
 import type { CheckStatus } from "./checks/types.js";
 
-export type AlertListStatus = "open" | "acknowledged" | "muted" | "resolving" | "resolved";
-/** What a listing filters on: a shown status, or "active", every alert whose incident is
- * still open whatever it shows (open, acknowledged, muted while open, resolving). */
-export type AlertListFilter = AlertListStatus | "active";
-
-export interface PublicAlert {
-  id: number;
-  table_id: number;
-  check: string;
-  check_kind: string;
-  status: AlertListStatus | "failing" | "ok";
-  sequence: number;
-  flapping: boolean;
-  consecutive_failures: number;
-  opened_at: string | null;
-  acknowledged_at: string | null;
-  acknowledged_by: string | null;
-  muted_until: string | null;
-  resolved_at: string | null;
-  last_detail: string | null;
-  updated_at: string;
-}
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
-const stateOf = (row: AlertRow) => row.state as unknown as AlertState;
-
-export function publicAlert(row: AlertRow, now: number): PublicAlert {
-  const state = stateOf(row);
-  const phase = alertPhase(state, now);
-  return {
-    id: row.id,
-    table_id: row.tableId,
-    check: row.checkKey,
-    check_kind: row.checkKind,
-    status: phase === "ok" && state.sequence > 0 ? "resolved" : phase,
-    sequence: state.sequence,
-    flapping: state.flapping,
-    consecutive_failures: state.consecutiveFailures,
-    opened_at: iso(row.openedAt),
-    acknowledged_at: iso(row.acknowledgedAt),
-    acknowledged_by: state.acknowledgedBy,
-    muted_until: iso(row.mutedUntil),
-    resolved_at: iso(row.resolvedAt),
-    last_detail: row.lastDetail,
-    updated_at: row.updatedAt.toISOString(),
-  };
-}
+export const stateOf = (row: AlertRow) => row.state as unknown as AlertState;
 
 const date = (ms: number | null) => (ms === null ? null : new Date(ms));
 
@@ -127,7 +76,7 @@ function payloadOf(table: MonitoredTableRow, row: AlertRow, n: Notification, now
 }
 
 /** Applies one event to a locked alert, saves it, and queues its notifications. */
-async function applyEvent(
+export async function applyEvent(
   deps: Deps,
   tx: Tx,
   table: MonitoredTableRow,
@@ -206,59 +155,7 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
 /** The alert id a new row's state carries until the row has its own id. */
 const UNNAMED = "";
 
-const isOpenState = (s: AlertState) => s.status === "open" || s.status === "resolving";
-
 function isQuiet(s: AlertState): boolean {
   return s.status === "ok" && s.notifiedOpen === null && s.mutedUntil === null;
 }
 
-export async function listAlertsOf(
-  deps: Deps,
-  ownerId: number,
-  filter: { status?: AlertListFilter | undefined; tableId?: number | undefined; limit?: number | undefined },
-): Promise<PublicAlert[]> {
-  const now = deps.monitoring.now();
-  const rows = await listAlerts(deps.store.db, ownerId, { tableId: filter.tableId, limit: filter.status ? 5000 : (filter.limit ?? 500) });
-  const matches = (row: AlertRow, alert: PublicAlert) =>
-    filter.status === undefined || (filter.status === "active" ? isOpenState(stateOf(row)) : alert.status === filter.status);
-  const matching = rows.flatMap((row) => {
-    const alert = publicAlert(row, now);
-    return matches(row, alert) ? [alert] : [];
-  });
-  return matching.slice(0, filter.limit ?? 500);
-}
-
-export async function getAlertOf(deps: Deps, ownerId: number, id: number): Promise<PublicAlert> {
-  const row = await getAlert(deps.store.db, ownerId, id);
-  if (!row) throw notFound("Alert");
-  return publicAlert(row, deps.monitoring.now());
-}
-
-type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: string } | { type: "resolve"; by: string };
-
-/** Acknowledge, mute or resolve one of the owner's alerts. Resolving a schema drift alert also
- * accepts the table's current shape: the next run takes it as the new snapshot. */
-export async function actOnAlert(deps: Deps, ownerId: number, id: number, action: Action): Promise<PublicAlert> {
-  const now = deps.monitoring.now();
-  const result = await deps.store.db.transaction(async (tx) => {
-    const row = await lockAlert(tx, ownerId, id);
-    if (!row) throw notFound("Alert");
-    const state = stateOf(row);
-    const open = state.status === "open" || state.status === "resolving";
-    if (action.type === "mute" && action.until <= now) {
-      throw new DomainError("invalid_input", "until must be in the future", { errors: [{ path: "body.until", message: "must be in the future" }] });
-    }
-    if ((action.type === "ack" || action.type === "resolve") && !open) {
-      throw new DomainError("conflict", `This alert is not open (it is ${publicAlert(row, now).status})`);
-    }
-    const table = await getMonitoredTable(tx, ownerId, row.tableId);
-    if (!table) throw notFound("Alert");
-    const { row: saved, queued } = await applyEvent(deps, tx, table, row, { ...action, at: now });
-    if (action.type === "resolve" && row.checkKind === "schema_drift") await saveSchemaSnapshot(tx, table.id, null);
-    return { saved, queued };
-  });
-  if (result.queued > 0) {
-    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
-  }
-  return publicAlert(result.saved, now);
-}

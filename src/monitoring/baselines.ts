@@ -2,6 +2,7 @@
 // (medians, MAD), trend-aware (Theil–Sen), seasonal (hour, weekday), and running totals judged
 // by their changes. The models live in baseline-models.ts. Pure, no I/O. Training is apart from
 // judging (trainBaseline, judgeTrained) so a caller may reuse a training (baseline-cache.ts).
+import type { Direction } from "../store/column-types.js";
 import { pickFit, trainModels, type Fit, type ModelKind, type TrainedModels } from "./baseline-models.js";
 import { phaseOf } from "./season-phases.js";
 import { MIN_PHASE_POINTS, type Seasonality } from "./seasonal-fits.js";
@@ -15,7 +16,6 @@ export interface MetricPoint {
   /** Set on points a previous judgement called anomalous; they stay out of the training set. */
   anomalous?: boolean;
 }
-export type Direction = "spike" | "drop" | "both";
 export type Verdict = "ok" | "anomaly" | "learning";
 
 export interface BaselineOptions {

@@ -4,16 +4,17 @@
 // `POST /api/tables/{id}/run` and by `pulse check`.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { ProbeInfo, TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
-import { connectorFor } from "../services/database-access.js";
+import type { CheckConfig, CheckKind } from "../store/column-types.js";
 import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
 import { feedOutcomes } from "./alerts.js";
 import { BASELINE_DEFAULTS, type MetricPoint } from "./baselines.js";
-import { checkKey, columnsOf, type CheckConfig, type CheckKind } from "./check-config.js";
+import { checkKey, columnsOf } from "./check-config.js";
 import { runCustomSql } from "./checks/custom-sql.js";
 import { runFreshness } from "./checks/freshness.js";
 import { runNullRate } from "./checks/null-rate.js";

@@ -1,7 +1,9 @@
 // The season a time falls in: its hour of the day or its weekday, in a time zone (business
 // days are local). Pure; zone lookups are cached, since they are slow and every fit asks.
 
-export type Seasonality = "none" | "hour_of_day" | "day_of_week" | "hour_and_weekday";
+import type { Seasonality } from "../store/column-types.js";
+
+export type { Seasonality };
 export type SingleSeason = Exclude<Seasonality, "hour_and_weekday">;
 
 const HOUR_MS = 3_600_000;

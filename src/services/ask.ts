@@ -3,10 +3,11 @@
 
 import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-context.js";
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
-import { connectedDb, connectorFor, sessionOf } from "./database-access.js";
+import { connectedDb, sessionOf } from "./database-access.js";
 
 export interface AskInput {
   question: string;

@@ -1,23 +1,9 @@
-// Reaching a user's database: the cached guarded connector of one of their connections, and
-// the session that says which connection they are working with.
+// Which database a user is working with: the session that says which of their connections it
+// is (the connector itself comes from connectors/saved-connection.ts).
 
-import type { GuardedConnector } from "../connectors/guarded.js";
-import { specOfRow, targetFor } from "../connectors/targets.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { DomainError } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
-import { getConnection } from "../store/connections.js";
-
-/** The guarded connector of `connectionId`, which must belong to `userId` (404 otherwise). */
-export async function connectorFor(deps: Deps, userId: number, connectionId: number): Promise<GuardedConnector> {
-  const connector = await deps.connectors.get(connectionId, userId, async () => {
-    const row = await getConnection(deps.store.db, userId, connectionId);
-    if (!row) throw notFound("Database connection");
-    return targetFor(deps, specOfRow(deps.config, row));
-  });
-  if (connector.ownerId !== userId) throw notFound("Database connection");
-  return connector;
-}
 
 const SESSION_NOT_FOUND = "Session ID does not belong to the authenticated user or session not found";
 

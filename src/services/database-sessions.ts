@@ -1,6 +1,7 @@
 // Database sessions (seed 004): connect a session to one of the user's databases, report its
 // state, and disconnect it. The session hash caches the schema but never a credential.
 
+import { connectorFor } from "../connectors/saved-connection.js";
 import { renderSchema } from "../connectors/schema-text.js";
 import { specOfRow } from "../connectors/targets.js";
 import type { Deps } from "../deps.js";
@@ -8,7 +9,7 @@ import { notFound } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
 import { getConnection } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
-import { connectorFor, sessionOf } from "./database-access.js";
+import { sessionOf } from "./database-access.js";
 
 export async function connectSession(deps: Deps, userId: number, sessionId: string, connectionId: number) {
   const connector = await connectorFor(deps, userId, connectionId);

@@ -1,9 +1,10 @@
 // Direct SQL (seed 000): one read-only statement through the user's guarded connector, on a
 // given connection or the session's connected one.
 
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { QueryResult } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { connectedDb, connectorFor, sessionOf } from "./database-access.js";
+import { connectedDb, sessionOf } from "./database-access.js";
 
 export interface QueryRequest {
   sql: string;

@@ -8,7 +8,7 @@
 import { and, asc, eq, gte, inArray, isNull, lt, lte, ne, notExists, or, sql } from "drizzle-orm";
 import { alias, type AnyPgColumn } from "drizzle-orm/pg-core";
 
-import type { ColumnSnapshot } from "../monitoring/check-config.js";
+import type { ColumnSnapshot } from "./column-types.js";
 import type { Db } from "./client.js";
 import { monitoredTables, type MonitoredTableRow } from "./schema.js";
 

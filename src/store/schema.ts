@@ -16,7 +16,7 @@ import {
 } from "drizzle-orm/pg-core";
 
 import { STATEMENT_SOURCES } from "../connectors/statement-recorder.js";
-import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "../monitoring/check-config.js";
+import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "./column-types.js";
 
 export const users = pgTable(
   "users",

@@ -10,7 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createScheduler } from "../../src/monitoring/scheduler.js";
-import { startService } from "../../src/service.js";
+import { startService } from "../../src/lifecycle.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, pgMonitoredDb, runsPerTable, testClock, tickTogetherUntilIdle, type MonitoredDb } from "../support/monitoring.js";
 import { PG, pgAdmin } from "../support/services.js";

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { loadConfig } from "../../src/config.js";
+import { openSessionStore } from "../../src/lifecycle.js";
 import { createLogger } from "../../src/logger.js";
-import { openSessionStore } from "../../src/service.js";
 import { createMemorySessionStore } from "../../src/sessions/memory.js";
 import { createRedisSessionStore } from "../../src/sessions/redis.js";
 import type { SessionStore } from "../../src/sessions/types.js";

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { startService, type RunningService } from "../../src/service.js";
+import { startService, type RunningService } from "../../src/lifecycle.js";
 import { createHarness, type Harness } from "../support/harness.js";
 
 describe("graceful shutdown", () => {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { sealSecret } from "../../src/auth/secrets.js";
-import { urlHint } from "../../src/monitoring/channels.js";
+import { urlHint } from "../../src/services/channels.js";
 import { channelSealContext, deliverDueNotifications } from "../../src/monitoring/notifiers.js";
 import { enqueueNotifications } from "../../src/store/monitoring-alerts.js";
 import { insertChannel } from "../../src/store/monitoring-channels.js";

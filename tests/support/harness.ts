@@ -17,7 +17,7 @@ import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
-import { createConnectorCache, createTokenStandingOf, modelFor, openSessionStore, watchGauges } from "../../src/service.js";
+import { createConnectorCache, createTokenStandingOf, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
 import { loadPrompts } from "../../agents/prompts.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";

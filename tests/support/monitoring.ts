@@ -7,7 +7,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { expect } from "vitest";
 
-import type { CheckConfig } from "../../src/monitoring/check-config.js";
+import type { CheckConfig } from "../../src/store/column-types.js";
 import type { Scheduler } from "../../src/monitoring/scheduler.js";
 import { updateMonitoredTable } from "../../src/store/monitoring-tables.js";
 import type { Harness } from "./harness.js";

@@ -4,7 +4,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
-import { actOnAlert, getAlertOf, listAlertsOf } from "../../monitoring/alerts.js";
+import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, MAX_ROW_ID } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";

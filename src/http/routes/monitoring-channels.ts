@@ -4,7 +4,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
-import { addChannel, changeChannel, listChannelsOf, removeChannel, testChannel } from "../../monitoring/channels.js";
+import { addChannel, changeChannel, listChannelsOf, removeChannel, testChannel } from "../../services/channels.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 import { ChannelSchema, ChannelUpdateBody, NewChannelBody } from "./monitoring-schemas.js";

@@ -12,7 +12,7 @@ import {
   removeMonitoredTable,
   runMonitoredTableNow,
   updateMonitoredTableOf,
-} from "../../monitoring/tables.js";
+} from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";

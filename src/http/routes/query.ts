@@ -109,8 +109,8 @@ const connectionRoutes = [
 ] as const;
 
 /** Routing paths whose errors also carry seed 000's `{status, data, error}` fields. The error
- * handler looks the request's matched routes up here, rather than a middleware marking each
- * request, which would cost a layer of hono's chain on every query. */
+ * handler (createApp gives it this set) looks the request's matched routes up here, rather than
+ * a middleware marking each request, which would cost a layer of hono's chain on every query. */
 export const queryRoutingPaths: ReadonlySet<string> = new Set([...routes, ...connectionRoutes].map((route) => route.getRoutingPath()));
 
 export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {

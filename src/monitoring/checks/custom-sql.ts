@@ -1,7 +1,7 @@
 // Custom SQL: the user's own read statement returning one number, judged against bounds.
 // It goes through the SQL guard like any other statement, so a write is refused there.
 
-import type { CustomSqlCheck } from "../check-config.js";
+import type { CustomSqlCheck } from "../../store/column-types.js";
 import { judgeFixedBounds } from "./judging.js";
 import { numberOf, type CheckContext, type CheckResult } from "./types.js";
 

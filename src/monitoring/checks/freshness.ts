@@ -4,7 +4,7 @@
 
 import { REPLAY_LAG_SECONDS_SQL } from "../../connectors/drivers/postgres-replica.js";
 import type { Cell, Dialect } from "../../connectors/types.js";
-import type { FreshnessCheck } from "../check-config.js";
+import type { FreshnessCheck } from "../../store/column-types.js";
 import { formatDuration, prepareFreshness } from "../freshness.js";
 import { baselineOptions } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";

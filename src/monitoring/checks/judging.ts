@@ -2,7 +2,7 @@
 // "learning" verdict passes: a check that has not seen enough history must stay quiet).
 
 import { formatNumber, type BaselineOptions } from "../baselines.js";
-import type { BaselineSettings } from "../check-config.js";
+import type { BaselineSettings } from "../../store/column-types.js";
 import type { CheckContext, CheckResult } from "./types.js";
 
 export function baselineOptions(settings: BaselineSettings | undefined): BaselineOptions {

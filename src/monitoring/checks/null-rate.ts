@@ -3,7 +3,7 @@
 // a full scan of a big table.
 
 import type { Dialect } from "../../connectors/types.js";
-import type { NullRateCheck } from "../check-config.js";
+import type { NullRateCheck } from "../../store/column-types.js";
 import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";

@@ -3,7 +3,7 @@
 // resolves the alert, which accepts the new shape; so the alert opens like any other.
 
 import type { ColumnSchema } from "../../connectors/types.js";
-import type { ColumnSnapshot } from "../check-config.js";
+import type { ColumnSnapshot } from "../../store/column-types.js";
 import type { CheckResult, DriftContext } from "./types.js";
 
 export interface SchemaDiff {

@@ -4,7 +4,7 @@
 import type { GuardedConnector } from "../../connectors/guarded.js";
 import type { Cell, QueryResult, TableSchema } from "../../connectors/types.js";
 import type { BaselineJudgement, BaselineOptions } from "../baselines.js";
-import type { ColumnSnapshot } from "../check-config.js";
+import type { ColumnSnapshot } from "../../store/column-types.js";
 
 export type CheckStatus = "pass" | "fail" | "error" | "skipped";
 

@@ -4,7 +4,7 @@
 
 import type { Cell, Dialect } from "../../connectors/types.js";
 import { formatNumber } from "../baselines.js";
-import type { VolumeCheck } from "../check-config.js";
+import type { VolumeCheck } from "../../store/column-types.js";
 import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
 import { qualifiedName, quoteLiteral } from "./sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";

@@ -3,13 +3,21 @@
 // each check must survive a dry run), so what the scheduler later runs was proven once already.
 
 import type { GuardedConnector } from "../connectors/guarded.js";
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
-import { connectorFor } from "../services/database-access.js";
+import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
+import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
+import { dryRunProblem } from "../monitoring/dry-run.js";
+import { runTableNow } from "../monitoring/run-now.js";
+import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
+import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "../monitoring/schedule.js";
+import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns } from "../store/monitoring-runs.js";
 import {
   deleteMonitoredTable,
+  findMonitoredTable,
   getMonitoredTable,
   insertMonitoredTable,
   listMonitoredTables,
@@ -17,12 +25,6 @@ import {
   type MonitoredTablePatch,
 } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { ALERT_DEFAULTS } from "./alert-state.js";
-import { checkKey, columnsOf, DEFAULT_CHECKS, type CheckConfig, type TableAlertConfig } from "./check-config.js";
-import { dryRunProblem } from "./dry-run.js";
-import { runTableNow } from "./run-now.js";
-import { outcomeOf, type CheckOutcome, type TableRunReport } from "./run-table.js";
-import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "./schedule.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
@@ -106,7 +108,7 @@ async function resolveTable(deps: Deps, connector: GuardedConnector, schema: str
 }
 
 /** What is wrong with `checks` on `table`: duplicates, unknown columns, SQL the guard refuses,
- * and then, for a check otherwise fine, what its dry run (dry-run.ts) says. */
+ * and then, for a check otherwise fine, what its dry run (monitoring/dry-run.ts) says. */
 async function checkIssues(deps: Deps, connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Promise<Issue[]> {
   const issues: Issue[] = [];
   const keys = new Map<string, number>();
@@ -254,6 +256,13 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
  * while another instance runs checks of its connection. */
 export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
   return runTableNow(deps, await ownedTable(deps, ownerId, id));
+}
+
+/** `pulse check`: runs a table's checks now for the operator, whoever owns the table (a shell
+ * has no user); null when no table has that id. `conflict` as above. */
+export async function runAnyMonitoredTableNow(deps: Deps, id: number): Promise<TableRunReport | null> {
+  const table = await findMonitoredTable(deps.store.db, id);
+  return table ? runTableNow(deps, table) : null;
 }
 
 export async function listRunsOf(

@@ -1,14 +1,14 @@
 // Notification channel verbs behind /api/channels. A webhook URL is a credential (Slack's
 // carries its token in the path): it is sealed at rest and only its origin is ever shown. It
-// must point at a public address (webhook-targets.ts).
+// must point at a public address (monitoring/webhook-targets.ts).
 
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
+import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "../monitoring/notifiers.js";
+import { TARGET_PROBLEMS, webhookTargetProblem } from "../monitoring/webhook-targets.js";
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
-import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "./notifiers.js";
-import { TARGET_PROBLEMS, webhookTargetProblem } from "./webhook-targets.js";
 
 export interface ChannelInput {
   kind: ChannelKind;

@@ -1,0 +1,112 @@
+// Alert verbs behind /api/alerts: list, show, and acknowledge, mute or resolve one of the
+// owner's alerts. An action goes through the same reducer and outbox as a check outcome
+// (monitoring/alerts.ts); the notifications it queues are sent right away.
+
+import type { Deps } from "../deps.js";
+import { DomainError, notFound } from "../errors.js";
+import { alertPhase, type AlertState } from "../monitoring/alert-state.js";
+import { applyEvent, stateOf } from "../monitoring/alerts.js";
+import { deliverDueNotifications } from "../monitoring/notifiers.js";
+import { getAlert, listAlerts, lockAlert } from "../store/monitoring-alerts.js";
+import { getMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
+import type { AlertRow } from "../store/schema.js";
+
+export type AlertListStatus = "open" | "acknowledged" | "muted" | "resolving" | "resolved";
+/** What a listing filters on: a shown status, or "active", every alert whose incident is
+ * still open whatever it shows (open, acknowledged, muted while open, resolving). */
+export type AlertListFilter = AlertListStatus | "active";
+
+export interface PublicAlert {
+  id: number;
+  table_id: number;
+  check: string;
+  check_kind: string;
+  status: AlertListStatus | "failing" | "ok";
+  sequence: number;
+  flapping: boolean;
+  consecutive_failures: number;
+  opened_at: string | null;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+  muted_until: string | null;
+  resolved_at: string | null;
+  last_detail: string | null;
+  updated_at: string;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function publicAlert(row: AlertRow, now: number): PublicAlert {
+  const state = stateOf(row);
+  const phase = alertPhase(state, now);
+  return {
+    id: row.id,
+    table_id: row.tableId,
+    check: row.checkKey,
+    check_kind: row.checkKind,
+    status: phase === "ok" && state.sequence > 0 ? "resolved" : phase,
+    sequence: state.sequence,
+    flapping: state.flapping,
+    consecutive_failures: state.consecutiveFailures,
+    opened_at: iso(row.openedAt),
+    acknowledged_at: iso(row.acknowledgedAt),
+    acknowledged_by: state.acknowledgedBy,
+    muted_until: iso(row.mutedUntil),
+    resolved_at: iso(row.resolvedAt),
+    last_detail: row.lastDetail,
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+const isOpenState = (s: AlertState) => s.status === "open" || s.status === "resolving";
+
+export async function listAlertsOf(
+  deps: Deps,
+  ownerId: number,
+  filter: { status?: AlertListFilter | undefined; tableId?: number | undefined; limit?: number | undefined },
+): Promise<PublicAlert[]> {
+  const now = deps.monitoring.now();
+  const rows = await listAlerts(deps.store.db, ownerId, { tableId: filter.tableId, limit: filter.status ? 5000 : (filter.limit ?? 500) });
+  const matches = (row: AlertRow, alert: PublicAlert) =>
+    filter.status === undefined || (filter.status === "active" ? isOpenState(stateOf(row)) : alert.status === filter.status);
+  const matching = rows.flatMap((row) => {
+    const alert = publicAlert(row, now);
+    return matches(row, alert) ? [alert] : [];
+  });
+  return matching.slice(0, filter.limit ?? 500);
+}
+
+export async function getAlertOf(deps: Deps, ownerId: number, id: number): Promise<PublicAlert> {
+  const row = await getAlert(deps.store.db, ownerId, id);
+  if (!row) throw notFound("Alert");
+  return publicAlert(row, deps.monitoring.now());
+}
+
+type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: string } | { type: "resolve"; by: string };
+
+/** Acknowledge, mute or resolve one of the owner's alerts. Resolving a schema drift alert also
+ * accepts the table's current shape: the next run takes it as the new snapshot. */
+export async function actOnAlert(deps: Deps, ownerId: number, id: number, action: Action): Promise<PublicAlert> {
+  const now = deps.monitoring.now();
+  const result = await deps.store.db.transaction(async (tx) => {
+    const row = await lockAlert(tx, ownerId, id);
+    if (!row) throw notFound("Alert");
+    const state = stateOf(row);
+    const open = state.status === "open" || state.status === "resolving";
+    if (action.type === "mute" && action.until <= now) {
+      throw new DomainError("invalid_input", "until must be in the future", { errors: [{ path: "body.until", message: "must be in the future" }] });
+    }
+    if ((action.type === "ack" || action.type === "resolve") && !open) {
+      throw new DomainError("conflict", `This alert is not open (it is ${publicAlert(row, now).status})`);
+    }
+    const table = await getMonitoredTable(tx, ownerId, row.tableId);
+    if (!table) throw notFound("Alert");
+    const { row: saved, queued } = await applyEvent(deps, tx, table, row, { ...action, at: now });
+    if (action.type === "resolve" && row.checkKind === "schema_drift") await saveSchemaSnapshot(tx, table.id, null);
+    return { saved, queued };
+  });
+  if (result.queued > 0) {
+    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
+  }
+  return publicAlert(result.saved, now);
+}
