@@ -1,7 +1,6 @@
 // Hono environment shared by every router: per-request variables set by middleware.
 
 import type { KeyAuth } from "../auth/api-keys.js";
-import { DomainError } from "../errors.js";
 import type { Grant } from "../auth/grants.js";
 import type { VerifiedToken } from "../auth/tokens.js";
 import type { Logger } from "../logger.js";
@@ -9,12 +8,6 @@ import type { Logger } from "../logger.js";
 /** The caller's verified, unrevoked credential: a login's token (`kind: "login"`) or an API key
  * (`kind: "key"`). Both name the user and a database session (a key's is its own). */
 export type AuthContext = Readonly<VerifiedToken> | Readonly<KeyAuth>;
-
-/** The caller's login token; 403 for an API key, which may not manage the account or its keys. */
-export function requireLogin(auth: AuthContext, what: string): Readonly<VerifiedToken> {
-  if (auth.kind !== "login") throw new DomainError("forbidden", `API keys cannot ${what}: use a login token`);
-  return auth;
-}
 
 export interface AppEnv {
   Variables: {

@@ -9,7 +9,8 @@ import { MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH } from "../../auth/passwords.js
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
-import { requireLogin, type AppEnv } from "../context.js";
+import type { AppEnv } from "../context.js";
+import { requireLogin } from "../credential-rules.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictBody, UserSchema } from "../schemas.js";
 
 const tags = ["Accounts"];

@@ -6,7 +6,8 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SCOPES } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { createApiKey, listApiKeysOf, revokeApiKey } from "../../services/api-keys.js";
-import { requireLogin, type AppEnv } from "../context.js";
+import type { AppEnv } from "../context.js";
+import { requireLogin } from "../credential-rules.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, loginOnly, RowId } from "../schemas.js";
 
 const tags = ["API keys"];
