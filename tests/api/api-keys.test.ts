@@ -3,10 +3,10 @@
 
 import { createHash } from "node:crypto";
 
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
+import { pgAdmin } from "../support/services.js";
 import { sqliteTarget } from "../support/targets.js";
 
 let h: Harness;
@@ -74,7 +74,7 @@ describe("POST /api/keys", () => {
   it("keeps only the key's SHA-256 in the store, never the key", async () => {
     const user = await h.newUser();
     const created = await createKey(user.token, { name: "hashed", scopes: ["query"] });
-    const rows = (await h.deps.store.db.execute(sql`select * from api_keys where id = ${created.id}`)).rows as Record<string, unknown>[];
+    const rows = await pgAdmin<Record<string, unknown>>("SELECT * FROM api_keys WHERE id = $1", h.pgDatabase!.name, [created.id]);
     expect(rows).toHaveLength(1);
     expect(JSON.stringify(rows)).not.toContain(created.key);
     expect(JSON.stringify(rows)).not.toContain(created.key.slice(10, -4));
