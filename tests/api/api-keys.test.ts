@@ -88,7 +88,8 @@ describe("POST /api/keys", () => {
     await h.call("DELETE", `/api/keys/${created.id}`, { token: user.token });
     await h.call("GET", "/databases", { token: created.key });
     const logs = h.logs.join("");
-    expect(logs).toContain(created.prefix);
+    // Request lines name the key by id and prefix.
+    expect(logs).toContain(`"key_id":${created.id},"key_prefix":"${created.prefix}"`);
     expect(logs).not.toContain(created.key);
   });
 
