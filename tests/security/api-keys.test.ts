@@ -216,14 +216,37 @@ describe("connections", () => {
     expect((await a.call("GET", "/databases", { token: user.token })).body).toHaveLength(2);
   });
 
-  it("keeps a limited key off the monitored tables of other connections", async () => {
-    const { user, allowed, other, key } = await limitedKey();
+  it("keeps a limited key off the monitored tables and alerts of other connections", async () => {
+    const { user, allowed, other, key, id: keyId } = await limitedKey();
+    /** A table whose check fails (347 albums, at most 0) and opens an alert at once. */
     const table = async (connection_id: number) => {
-      const res = await a.call("POST", "/api/tables", { token: user.token, json: { connection_id, table: "Album" } });
+      const res = await a.call("POST", "/api/tables", {
+        token: user.token,
+        json: {
+          connection_id,
+          table: "Album",
+          checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM Album", max: 0 }],
+          alert: { open_after: 1 },
+        },
+      });
       expect(res.status, res.text).toBe(201);
+      expect((await a.call("POST", `/api/tables/${res.body.id}/run`, { token: user.token })).status).toBe(200);
       return res.body.id as number;
     };
     const [mine, theirs] = [await table(allowed), await table(other)];
+    const alerts = (await a.call("GET", "/api/alerts", { token: user.token })).body as { id: number; table_id: number }[];
+    const alertOf = (tableId: number) => alerts.find((alert) => alert.table_id === tableId)!.id;
+    expect((await a.call("GET", "/api/alerts", { token: key })).body.map((alert: { id: number }) => alert.id)).toEqual([alertOf(mine)]);
+    for (const [method, url] of [
+      ["GET", `/api/alerts/${alertOf(theirs)}`],
+      ["POST", `/api/alerts/${alertOf(theirs)}/ack`],
+      ["POST", `/api/alerts/${alertOf(theirs)}/resolve`],
+    ] as const) {
+      expectStatus(await a.call(method, url, { token: key }), 403, "forbidden", `${method} ${url}`);
+    }
+    const acked = await a.call("POST", `/api/alerts/${alertOf(mine)}/ack`, { token: key });
+    expect(acked.status).toBe(200);
+    expect(acked.body.acknowledged_by).toBe(`key:${keyId}`);
     const listed = await a.call("GET", "/api/tables", { token: key });
     expect(listed.body.map((t: { id: number }) => t.id)).toEqual([mine]);
     expect((await a.call("GET", `/api/tables/${mine}`, { token: key })).status).toBe(200);
