@@ -71,7 +71,14 @@ async function startPulse(checkout?: string) {
   });
   const connectionId = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
   await fetch(`${server.url}/databases/connect_db/${connectionId}`, { method: "POST", headers: auth });
-  return { server, auth, connectionId };
+  // An API key for the same connection, where the checkout has them (a baseline may not).
+  const created = await fetch(`${server.url}/api/keys`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...auth },
+    body: JSON.stringify({ name: "bench", scopes: ["query"], connection_ids: [connectionId] }),
+  });
+  const keyAuth = created.status === 201 ? { authorization: `Bearer ${((await created.json()) as { key: string }).key}` } : null;
+  return { server, auth, keyAuth, connectionId };
 }
 
 const floorPort = 19_500 + Math.floor(Math.random() * 400);
@@ -104,6 +111,8 @@ try {
       const url = `${p.server.url}/query`;
       runs.set(`${name} /query (session)`, () => load(p.server.child.pid, url, { sql }, p.auth));
       runs.set(`${name} /query (connection_id)`, () => load(p.server.child.pid, url, { sql, connection_id: p.connectionId }, p.auth));
+      const { keyAuth } = p;
+      if (keyAuth) runs.set(`${name} /query (connection_id, API key)`, () => load(p.server.child.pid, url, { sql, connection_id: p.connectionId }, keyAuth));
     }
     for (const run of runs.values()) await run(); // warm-up: JIT, pools
     const results = new Map<string, Measured[]>([...runs.keys()].map((k) => [k, []]));

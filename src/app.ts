@@ -10,6 +10,7 @@ import { errorHandling, notFoundHandler } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
 import { allowedMethods, RememberingRouter } from "./http/router.js";
 import { mountAccounts } from "./http/routes/accounts.js";
+import { mountApiKeys } from "./http/routes/api-keys.js";
 import { mountAsk } from "./http/routes/ask.js";
 import { mountAudit } from "./http/routes/audit.js";
 import { mountConnections } from "./http/routes/connections.js";
@@ -61,9 +62,14 @@ export function createApp(deps: Deps) {
   mountMonitoringAlerts(app, deps);
   mountMonitoringChannels(app, deps);
   mountAudit(app, deps);
+  mountApiKeys(app, deps);
   mountMetrics(app, deps);
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "A login's access token (JWT), or an API key (`pulse_...`, POST /api/keys)",
+  });
   // The document says what the middleware does: a token everywhere, none on the public list.
   for (const definition of app.openAPIRegistry.definitions) {
     if (definition.type !== "route") continue;

@@ -4,6 +4,7 @@
 import type { ChatOpenAI } from "@langchain/openai";
 
 import type { Prompts } from "../agents/prompts.js";
+import type { ApiKeyVerifier } from "./auth/api-keys.js";
 import type { AuditTrail } from "./audit/trail.js";
 import type { PasswordHasher } from "./auth/passwords.js";
 import type { TokenStanding } from "./auth/token-standing.js";
@@ -26,6 +27,8 @@ export interface Deps {
   connectors: ConnectorCache;
   /** Whether a verified token was revoked since, cached per process and told across instances. */
   tokens: TokenStanding;
+  /** Verifies API keys, cached per process; revoked through `tokens.revoked({ keyId })`. */
+  apiKeys: ApiKeyVerifier;
   /** Where connections to customer databases may go (network policy, Pulse's own servers). */
   targetGate: TargetGate;
   /** Null when no model server is configured: /ask answers 503, the rest works. */

@@ -6,6 +6,7 @@ import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
+import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
 import { createPasswordHasher } from "./auth/passwords.js";
 import { createTokenStanding, type TokenStanding } from "./auth/token-standing.js";
 import type { ChatOpenAI } from "@langchain/openai";
@@ -26,6 +27,7 @@ import { createRedisSessionStore } from "./sessions/redis.js";
 import { connectRedis } from "./sessions/redis-client.js";
 import type { PresenceOptions } from "./sessions/presence.js";
 import type { SessionStore } from "./sessions/types.js";
+import { findApiKeyByHash, markApiKeyUsed } from "./store/api-keys.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
 import { countOpenAlerts } from "./store/monitoring-alerts.js";
 import { readStanding } from "./store/revocations.js";
@@ -78,14 +80,29 @@ export async function createConnectorCache(
   return cache;
 }
 
-/** Token revocations, read from `store` and told to the other instances through `sessions`. */
-export function createTokenStandingOf(config: Config, logger: Logger, store: Store, sessions: SessionStore): Promise<TokenStanding> {
-  return createTokenStanding({
-    maxAgeMs: config.tokenRecheckSeconds * 1000,
+/** Token and API key revocations, read from `store` and told to the other instances through
+ * `sessions`; an API key is trusted as long as a token's standing is. */
+export async function createCredentialChecks(
+  config: Config,
+  logger: Logger,
+  store: Store,
+  sessions: SessionStore,
+): Promise<{ tokens: TokenStanding; apiKeys: ApiKeyVerifier }> {
+  const maxAgeMs = config.tokenRecheckSeconds * 1000;
+  const apiKeys = createApiKeyVerifier({
+    maxAgeMs,
+    read: (secretHash) => findApiKeyByHash(store.db, secretHash),
+    markUsed: (keyId) => markApiKeyUsed(store.db, keyId),
+    onMarkError: (err) => logger.warn({ err }, "recording an API key's last use failed"),
+  });
+  const tokens = await createTokenStanding({
+    maxAgeMs,
     read: (userId, sessionId) => readStanding(store.db, userId, sessionId),
     sessions,
     onAnnounceError: (err) => logger.error({ err }, "telling other instances of a revoked token failed"),
+    alsoForget: apiKeys.forget,
   });
+  return { tokens, apiKeys };
 }
 
 export function modelFor(config: Config): ChatOpenAI | null {
@@ -122,7 +139,7 @@ export async function buildDeps(
       passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
       targetGate: await createTargetGate(config, store),
       connectors,
-      tokens: await createTokenStandingOf(config, logger, store, sessions),
+      ...(await createCredentialChecks(config, logger, store, sessions)),
       model: modelFor(config),
       prompts,
       monitoring: createMonitoring(config.monitor),

@@ -25,3 +25,8 @@ export function requireScope(grant: Grant, scope: Scope, connectionId?: number):
     throw new DomainError("forbidden", `This credential may not use connection ${connectionId}`);
   }
 }
+
+/** Whether `grant` may reach `connectionId` at all (for filtering listings). */
+export function mayReach(grant: Grant, connectionId: number): boolean {
+  return grant.connectionIds === "all" || grant.connectionIds.has(connectionId);
+}

@@ -3,16 +3,17 @@
 // logged out. Asked on every authenticated request, so it answers from a per-process cache;
 // the metadata store is the truth. Revocations are announced to every instance, which forget
 // what they knew at once; the cache's age limit bounds an instance that missed the news.
+// API keys are revoked through the same announcements (`alsoForget`: src/auth/api-keys.ts).
 
 import type { SessionStore } from "../sessions/types.js";
 import type { StoredStanding } from "../store/revocations.js";
 import type { TokenClaims } from "./tokens.js";
 
-/** Where instances tell each other of revocations ("user:<id>", "session:<id>"). */
+/** Where instances tell each other of revocations ("user:<id>", "session:<id>", "key:<id>"). */
 const REVOCATIONS_CHANNEL = "token-revocations";
 const MAX_ENTRIES = 100_000;
 
-export type Revocation = { userId: number } | { sessionId: string };
+export type Revocation = { userId: number } | { sessionId: string } | { keyId: number };
 
 export interface TokenStanding {
   /** From the cache, without a promise: true (stands), false (revoked), or undefined when the
@@ -32,6 +33,9 @@ export interface TokenStandingOptions {
   read: (userId: number, sessionId: string) => Promise<StoredStanding | null>;
   sessions: Pick<SessionStore, "publish" | "subscribe">;
   onAnnounceError: (err: unknown) => void;
+  /** Told of every revocation, this instance's and the others': another cache of credentials
+   * (API keys) that must forget at once too. */
+  alsoForget?: (revocation: Revocation) => void;
   now?: () => number;
 }
 
@@ -61,13 +65,15 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
     // A check from now on must not join a read that may have seen the state before.
     reading.clear();
     if ("userId" in revocation) users.delete(revocation.userId);
-    else sessions.delete(revocation.sessionId);
+    else if ("sessionId" in revocation) sessions.delete(revocation.sessionId);
+    options.alsoForget?.(revocation);
   };
   await options.sessions.subscribe(REVOCATIONS_CHANNEL, (message) => {
     const separator = message.indexOf(":");
     const [kind, id] = [message.slice(0, separator), message.slice(separator + 1)];
     if (kind === "user") forget({ userId: Number(id) });
     else if (kind === "session") forget({ sessionId: id });
+    else if (kind === "key") forget({ keyId: Number(id) });
   });
 
   const cached = (claims: TokenClaims, at: number): boolean | undefined => {
@@ -108,7 +114,8 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
     },
     async revoked(revocation) {
       forget(revocation);
-      const message = "userId" in revocation ? `user:${revocation.userId}` : `session:${revocation.sessionId}`;
+      const message =
+        "userId" in revocation ? `user:${revocation.userId}` : "keyId" in revocation ? `key:${revocation.keyId}` : `session:${revocation.sessionId}`;
       await options.sessions.publish(REVOCATIONS_CHANNEL, message).catch(options.onAnnounceError);
     },
   };

@@ -13,6 +13,8 @@ export interface TokenClaims {
 }
 
 export interface VerifiedToken extends TokenClaims {
+  /** A login's token, as opposed to an API key (src/auth/api-keys.ts). */
+  kind: "login";
   /** Epoch milliseconds. */
   expiresAt: number;
 }
@@ -44,7 +46,7 @@ export async function verifyToken(token: string, secret: Uint8Array, now: number
     ) {
       throw new DomainError("unauthorized", "Token is missing its subject, session or expiry");
     }
-    return { userId, sessionId: payload.sid, generation: generation as number, expiresAt: payload.exp * 1000 };
+    return { kind: "login", userId, sessionId: payload.sid, generation: generation as number, expiresAt: payload.exp * 1000 };
   } catch (err) {
     if (err instanceof DomainError) throw err;
     if (err instanceof errors.JWTExpired) throw new DomainError("unauthorized", "Token has expired; log in again");

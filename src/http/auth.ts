@@ -1,14 +1,16 @@
 // Bearer-token middleware, in front of every route but the public ones (src/app.ts): verifies
-// the JWT, refuses it once revoked (logout, password change, deleted user), and renews the
+// the JWT or the API key (`pulse_...`), refuses it once revoked (logout, password change,
+// deleted user, deleted key) or expired, sets what it allows (`grant`), and renews the
 // session's TTL, so a session lives 24 h after its last authenticated call.
 
 import type { Context, MiddlewareHandler, Next } from "hono";
 
+import { looksLikeApiKey, type VerifiedKey } from "../auth/api-keys.js";
 import { FULL_GRANT } from "../auth/grants.js";
 import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
-import type { AppEnv } from "./context.js";
+import type { AppEnv, AuthContext } from "./context.js";
 import { requestLogger } from "./request-log.js";
 
 /** Against a 24 h TTL, renewing once a minute is as good as on every call, and saves the
@@ -32,9 +34,9 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
   const renewedAt = new Map<string, number>();
   const verify = createTokenVerifier(deps.config.jwtSecret);
 
-  const admit = (c: Context<AppEnv>, claims: VerifiedToken, next: Next, now: number) => {
+  const admit = (c: Context<AppEnv>, claims: AuthContext, next: Next, now: number) => {
     c.set("auth", claims);
-    c.set("grant", FULL_GRANT);
+    if (claims.kind === "login") c.set("grant", FULL_GRANT);
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
       if (renewedAt.size >= MAX_TRACKED_SESSIONS) renewedAt.clear();
       renewedAt.set(claims.sessionId, now);
@@ -47,6 +49,12 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
   };
 
   const revoked = () => new DomainError("unauthorized", "Token has been revoked; log in again");
+
+  const admitKey = (c: Context<AppEnv>, key: VerifiedKey, next: Next, now: number) => {
+    c.set("grant", key.grant);
+    deps.apiKeys.used(key, now);
+    return admit(c, key.auth, next, now);
+  };
 
   const admitIfStanding = async (c: Context<AppEnv>, claims: VerifiedToken, next: Next) => {
     if (!(await deps.tokens.check(claims))) throw revoked();
@@ -61,8 +69,14 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     const method = c.req.method === "HEAD" ? "GET" : c.req.method;
     if (publicMethods.get(c.req.path)?.has(method)) return next();
     const match = BEARER.exec(c.req.header("authorization") ?? "");
-    if (!match) throw new DomainError("unauthorized", "Missing bearer token: send 'Authorization: Bearer <access_token>'");
+    if (!match) throw new DomainError("unauthorized", "Missing bearer token: send 'Authorization: Bearer <access_token or API key>'");
     const token = match[1]!;
+    if (looksLikeApiKey(token)) {
+      const now = Date.now();
+      const key = deps.apiKeys.cached(token, now);
+      if (key) return admitKey(c, key, next, now);
+      return deps.apiKeys.verify(token).then((verified) => admitKey(c, verified, next, Date.now()));
+    }
     const known = verify.cached(token);
     if (known) {
       const now = Date.now();

@@ -11,10 +11,11 @@ export function logRequest(logger: Logger, c: Context<AppEnv>, started: number):
   // Below the level pino would drop the line anyway; building it (the path means parsing
   // the URL) is most of its cost.
   if (!logger.isLevelEnabled("info")) return;
-  logger.info(
-    { request_id: c.get("requestId"), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
-    "request",
-  );
+  const line = { request_id: c.get("requestId"), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) };
+  // Which API key made the request, by id and prefix: never the key itself.
+  const auth = c.get("auth") as AppEnv["Variables"]["auth"] | undefined;
+  if (auth?.kind === "key") logger.info({ ...line, key_id: auth.keyId, key_prefix: auth.prefix }, "request");
+  else logger.info(line, "request");
 }
 
 /** The request's logger, tagged with its request id. Made on first use: most requests log

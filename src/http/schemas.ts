@@ -104,3 +104,9 @@ export const authErrors = {
   401: errorResponse("Missing, invalid or expired token"),
   422: errorResponse("Invalid input"),
 } as const;
+
+/** A route only a login token may use (README "API keys"): 403 with an API key. */
+export const loginOnly = { 403: errorResponse("Sent with an API key, which may not use this route: use a login token") } as const;
+
+/** A route an API key may use with `scope`: 403 without it or for a connection it may not reach. */
+export const scopeError = (scope: string) => ({ 403: errorResponse(`Sent with an API key that lacks the '${scope}' scope or may not reach this connection`) }) as const;

@@ -52,7 +52,10 @@ const indexOf = (snapshot: SchemaSnapshot) => {
   return index;
 };
 
-const historyKey = (userId: number, threadId: string) => `thread:${userId}:${threadId}`;
+/** An API key's conversations are kept apart from its user's logins': their history (fed to the
+ * model) may hold answers from connections the key may not reach. */
+const historyKey = (auth: { userId: number; sessionId: string; kind?: "login" | "key" }, threadId: string) =>
+  auth.kind === "key" ? `thread:${auth.userId}:${auth.sessionId}:${threadId}` : `thread:${auth.userId}:${threadId}`;
 
 const valueOf = <T>(outcome: PromiseSettledResult<T>): T => {
   if (outcome.status === "rejected") throw outcome.reason;
@@ -61,7 +64,8 @@ const valueOf = <T>(outcome: PromiseSettledResult<T>): T => {
 
 export async function ask(
   deps: Deps,
-  auth: { userId: number; sessionId: string },
+  /** `kind: "key"`: an API key, whose conversations are its own (see historyKey). */
+  auth: { userId: number; sessionId: string; kind?: "login" | "key" },
   input: AskInput,
   options: { onEvent?: (event: AgentEvent) => void; signal?: AbortSignal } = {},
 ): Promise<AskAnswer> {
@@ -80,7 +84,7 @@ export async function ask(
   }
   const sessionId = input.session_id ?? auth.sessionId;
   const threadId = input.thread_id ?? sessionId;
-  const key = historyKey(auth.userId, threadId);
+  const key = historyKey(auth, threadId);
   // Three independent reads of the session store at once: one round trip to Redis instead of
   // three. Their outcomes are checked in order, so a rate limit still wins over a bad session.
   const [rate, session, items] = await Promise.allSettled([

@@ -15,6 +15,7 @@ import {
   uniqueIndex,
 } from "drizzle-orm/pg-core";
 
+import type { Scope } from "../auth/grants.js";
 import { STATEMENT_SOURCES } from "../connectors/statement-recorder.js";
 import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "./column-types.js";
 
@@ -70,7 +71,34 @@ export const revokedSessions = pgTable(
   (t) => [index("revoked_sessions_expires_idx").on(t.expiresAt)],
 );
 
+/** API keys: long-lived credentials of a user for scripts and AI clients. Only the SHA-256 of
+ * the secret is kept (it is 256 random bits, so no slow hash is needed); `prefix` and
+ * `lastFour` are what may be shown to recognise it. Revoking deletes the row. */
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: integer("id").primaryKey().generatedAlwaysAsIdentity(),
+    ownerId: integer("owner_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** Hex SHA-256 of the whole key. */
+    secretHash: text("secret_hash").notNull(),
+    prefix: text("prefix").notNull(),
+    lastFour: text("last_four").notNull(),
+    scopes: text("scopes").array().$type<Scope[]>().notNull(),
+    /** The connections the key may reach; null for all of its owner's. Ids of connections
+     * deleted since stay listed: they are never reused, and an emptied list must not widen. */
+    connectionIds: integer("connection_ids").array(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("api_keys_secret_hash_key").on(t.secretHash), index("api_keys_owner_idx").on(t.ownerId)],
+);
+
 export type UserRow = typeof users.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type DbConnectionRow = typeof dbConnections.$inferSelect;
 
 // ---- Monitoring: monitored tables, their check runs, alerts, notification channels. ----

@@ -17,7 +17,7 @@ import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
-import { createConnectorCache, createTokenStandingOf, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
+import { createConnectorCache, createCredentialChecks, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
 import { loadPrompts } from "../../agents/prompts.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
@@ -138,9 +138,9 @@ export async function createHarness(options: HarnessOptions = {}) {
   const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
-  const tokens = await createTokenStandingOf(config, logger, store, sessions);
+  const { tokens, apiKeys } = await createCredentialChecks(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, targetGate, model: modelFor(config), prompts: loadPrompts(), monitoring, audit, metrics };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, apiKeys, targetGate, model: modelFor(config), prompts: loadPrompts(), monitoring, audit, metrics };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

@@ -10,7 +10,8 @@ import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse, strictBody, UserSchema } from "../schemas.js";
+import { requireLogin } from "../credential-rules.js";
+import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictBody, UserSchema } from "../schemas.js";
 
 const tags = ["Accounts"];
 
@@ -107,7 +108,7 @@ const me = createRoute({
   path: "/users/me",
   tags,
   summary: "The authenticated user",
-  responses: { 200: jsonResponse(UserSchema, "The authenticated user"), ...authErrors },
+  responses: { 200: jsonResponse(UserSchema, "The authenticated user"), ...loginOnly, ...authErrors },
 });
 
 const logoutRoute = createRoute({
@@ -115,10 +116,10 @@ const logoutRoute = createRoute({
   path: "/logout",
   tags,
   summary: "Revoke this token for good and end its session",
-  responses: { 204: { description: "Logged out: the token is refused from now on, on every instance" }, ...authErrors },
+  responses: { 204: { description: "Logged out: the token is refused from now on, on every instance" }, ...loginOnly, ...authErrors },
 });
 
-const wrongPassword = errorResponse("The password given is not the account's");
+const wrongPassword = errorResponse("The password given is not the account's, or sent with an API key (login tokens only)");
 const tooManyWrong = errorResponse("Too many wrong passwords; see Retry-After");
 
 const changePasswordRoute = createRoute({
@@ -176,20 +177,20 @@ export function mountAccounts(app: OpenAPIHono<AppEnv>, deps: Deps) {
     return c.json(token, 200);
   });
 
-  app.openapi(me, async (c) => c.json(await getMe(deps, c.get("auth").userId), 200));
+  app.openapi(me, async (c) => c.json(await getMe(deps, requireLogin(c.get("auth"), "read the account").userId), 200));
 
   app.openapi(logoutRoute, async (c) => {
-    await logout(deps, c.get("auth"));
+    await logout(deps, requireLogin(c.get("auth"), "log out: revoke the key instead"));
     return c.body(null, 204);
   });
 
   app.openapi(changePasswordRoute, async (c) => {
     const body = c.req.valid("json");
-    return c.json(await changePassword(deps, c.get("auth"), { currentPassword: body.current_password, newPassword: body.new_password }), 200);
+    return c.json(await changePassword(deps, requireLogin(c.get("auth"), "change the password"), { currentPassword: body.current_password, newPassword: body.new_password }), 200);
   });
 
   app.openapi(deleteMe, async (c) => {
-    await deleteAccount(deps, c.get("auth"), c.req.valid("json").password);
+    await deleteAccount(deps, requireLogin(c.get("auth"), "delete the account"), c.req.valid("json").password);
     return c.body(null, 204);
   });
 }

@@ -9,7 +9,9 @@ import type { AgentEvent } from "../../../agents/graph.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { ask, type AskInput } from "../../services/ask.js";
-import type { AppEnv } from "../context.js";
+import { requireScope } from "../../auth/grants.js";
+import type { AppEnv, AuthContext } from "../context.js";
+import { requestedSession } from "../credential-rules.js";
 import { errorBody, statusOf } from "../errors.js";
 import { requestLogger } from "../request-log.js";
 import { authErrors, errorResponse, jsonBody, RowId } from "../schemas.js";
@@ -96,7 +98,7 @@ const route = createRoute({
       },
       description: "The answer, the SQL it ran and the last result",
     },
-    403: errorResponse("user_id is not the authenticated user"),
+    403: errorResponse("user_id is not the authenticated user; or sent with an API key that lacks the 'ask' scope, or naming a session other than its own"),
     404: errorResponse("Session ID does not belong to the authenticated user or session not found"),
     409: errorResponse("No database connected for this session"),
     429: errorResponse("Too many questions; see Retry-After"),
@@ -111,6 +113,10 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const auth = c.get("auth");
+    // The session's connection: a key's own session is only ever connected to a connection it
+    // may reach (see sessions.ts).
+    requireScope(c.get("grant"), "ask");
+    requestedSession(auth, input.session_id);
     if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input)) as never;
     try {
       return c.json(await ask(deps, auth, input, { signal: c.req.raw.signal }), 200);
@@ -133,7 +139,7 @@ function logModelFailure(c: Context<AppEnv>, err: unknown) {
  * dead model server, no model, a foreign session) answers its real status as JSON; after the
  * first byte, a failure is an `error` event with the same detail and status, then `done`.
  */
-async function askStream(c: Context<AppEnv>, deps: Deps, auth: { userId: number; sessionId: string }, input: AskInput) {
+async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, input: AskInput) {
   const abort = new AbortController();
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
   const early: AgentEvent[] = [];

@@ -8,7 +8,8 @@ import { STATEMENT_SOURCES } from "../../connectors/statement-recorder.js";
 import type { Deps } from "../../deps.js";
 import { AUDIT_OUTCOMES } from "../../store/schema.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, jsonResponse, MAX_ROW_ID } from "../schemas.js";
+import { requireLogin } from "../credential-rules.js";
+import { authErrors, jsonResponse, loginOnly, MAX_ROW_ID } from "../schemas.js";
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -90,13 +91,13 @@ const list = createRoute({
   description:
     "Records are written in batches a fraction of a second after the statement; introspections are one record each. Records older than AUDIT_RETENTION_DAYS are pruned.",
   request: { query: AuditQuery },
-  responses: { 200: jsonResponse(AuditPage, "A page of records"), ...authErrors },
+  responses: { 200: jsonResponse(AuditPage, "A page of records"), ...loginOnly, ...authErrors },
 });
 
 export function mountAudit(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(list, async (c) => {
     const q = c.req.valid("query");
-    const page = await listAuditOf(deps, c.get("auth").userId, {
+    const page = await listAuditOf(deps, requireLogin(c.get("auth"), "read the audit trail").userId, {
       connectionId: q.connection_id,
       source: q.source,
       outcome: q.outcome,

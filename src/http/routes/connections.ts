@@ -14,8 +14,22 @@ import {
   updateConnectionOf,
   type ConnectionInput,
 } from "../../services/connections.js";
+import { mayReach, requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, requireServerFields, ConnectionSchema, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
+import { requireLogin, requireReach } from "../credential-rules.js";
+import {
+  authErrors,
+  requireServerFields,
+  ConnectionSchema,
+  DIALECT,
+  errorResponse,
+  IdParams,
+  jsonBody,
+  jsonResponse,
+  loginOnly,
+  RowId,
+  scopeError,
+} from "../schemas.js";
 
 const tags = ["Databases"];
 
@@ -73,7 +87,7 @@ const add = createRoute({
       "The saved connection (never its password)",
     ),
     400: connectFailed,
-    403: errorResponse("owner_id is not the caller"),
+    403: errorResponse("owner_id is not the caller, or sent with an API key (login tokens only)"),
     ...authErrors,
   },
 });
@@ -83,6 +97,7 @@ const list = createRoute({
   path: "/databases",
   tags,
   summary: "Your saved connections",
+  description: "With an API key limited to some connections: those.",
   responses: { 200: jsonResponse(z.array(ConnectionSchema), "Your connections"), ...authErrors },
 });
 
@@ -92,7 +107,12 @@ const getOne = createRoute({
   tags,
   summary: "One of your connections",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(ConnectionSchema, "The connection"), 404: notFoundResponse, ...authErrors },
+  responses: {
+    200: jsonResponse(ConnectionSchema, "The connection"),
+    403: errorResponse("Sent with an API key that may not reach this connection"),
+    404: notFoundResponse,
+    ...authErrors,
+  },
 });
 
 const update = createRoute({
@@ -105,6 +125,7 @@ const update = createRoute({
   responses: {
     200: jsonResponse(ConnectionSchema, "The updated connection"),
     400: connectFailed,
+    ...loginOnly,
     404: notFoundResponse,
     ...authErrors,
   },
@@ -116,7 +137,7 @@ const remove = createRoute({
   tags,
   summary: "Delete a connection, with its monitored tables, and close its pools",
   request: { params: IdParams },
-  responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
+  responses: { 204: { description: "Deleted" }, ...loginOnly, 404: notFoundResponse, ...authErrors },
 });
 
 const test = createRoute({
@@ -125,7 +146,7 @@ const test = createRoute({
   tags,
   summary: "Connect now and report latency, server version, read-only and replica status",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(ProbeSchema, "The server answered"), 400: connectFailed, 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(ProbeSchema, "The server answered"), 400: connectFailed, ...scopeError("query"), 404: notFoundResponse, ...authErrors },
 });
 
 const apiList = createRoute({ ...list, path: "/api/connections", tags: ["Monitoring"] });
@@ -149,28 +170,41 @@ function inputOf(body: z.infer<typeof AddBody>, caller: number): ConnectionInput
 }
 
 export function mountConnections(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const manage = "add, change or delete connections";
   app.openapi(add, async (c) => {
-    const caller = c.get("auth").userId;
+    const caller = requireLogin(c.get("auth"), manage).userId;
     const connection = await addConnection(deps, caller, inputOf(c.req.valid("json"), caller));
     return c.json({ message: "Database added successfully", db_connection: connection }, 201);
   });
-  app.openapi(list, async (c) => c.json(await listConnectionsOf(deps, c.get("auth").userId), 200));
-  app.openapi(getOne, async (c) => c.json(await getConnectionOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  for (const route of [list, apiList]) {
+    app.openapi(route, async (c) => {
+      const grant = c.get("grant");
+      return c.json((await listConnectionsOf(deps, c.get("auth").userId)).filter((row) => mayReach(grant, row.id)), 200);
+    });
+  }
+  app.openapi(getOne, async (c) => {
+    const { id } = c.req.valid("param");
+    requireReach(c.get("grant"), id);
+    return c.json(await getConnectionOf(deps, c.get("auth").userId, id), 200);
+  });
   app.openapi(update, async (c) => {
-    const caller = c.get("auth").userId;
+    const caller = requireLogin(c.get("auth"), manage).userId;
     const { owner_id, ...changes } = c.req.valid("json");
     checkOwner(owner_id, caller);
     return c.json(await updateConnectionOf(deps, caller, c.req.valid("param").id, changes), 200);
   });
   app.openapi(remove, async (c) => {
-    await removeConnection(deps, c.get("auth").userId, c.req.valid("param").id);
+    await removeConnection(deps, requireLogin(c.get("auth"), manage).userId, c.req.valid("param").id);
     return c.body(null, 204);
   });
-  app.openapi(test, async (c) => c.json(await testConnection(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(test, async (c) => {
+    const { id } = c.req.valid("param");
+    requireScope(c.get("grant"), "query", id);
+    return c.json(await testConnection(deps, c.get("auth").userId, id), 200);
+  });
 
-  app.openapi(apiList, async (c) => c.json(await listConnectionsOf(deps, c.get("auth").userId), 200));
   app.openapi(apiCreate, async (c) => {
-    const caller = c.get("auth").userId;
+    const caller = requireLogin(c.get("auth"), manage).userId;
     return c.json(await addConnection(deps, caller, inputOf(c.req.valid("json"), caller)), 201);
   });
 }

@@ -13,8 +13,10 @@ import {
   updateConnectionOf,
   type PublicConnection,
 } from "../../services/connections.js";
+import { mayReach, requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { requireLogin, requireReach } from "../credential-rules.js";
+import { authErrors, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, loginOnly, scopeError } from "../schemas.js";
 
 const tags = ["Instances (seed 000)"];
 
@@ -82,29 +84,41 @@ const REENTRY =
 const notFound = errorResponse("No such instance among yours");
 const base = "/api/v1/instances";
 const routes = {
-  create: createRoute({ method: "post", path: base, tags, summary: "Save an instance after proving it connects (as POST /databases/add_db_connection)", request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...authErrors } }),
-  list: createRoute({ method: "get", path: base, tags, summary: "Your instances", responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
-  get: createRoute({ method: "get", path: `${base}/{id}`, tags, summary: "One of your instances", request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 404: notFound, ...authErrors } }),
-  update: createRoute({ method: "put", path: `${base}/{id}`, tags, summary: "Change an instance; new connection settings are proven by connecting first", description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
-  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, summary: "Delete an instance, with its monitored tables, and close its pools", request: { params: IdParams }, responses: { 204: { description: "Deleted" }, 404: notFound, ...authErrors } }),
-  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, summary: "Connect now and report latency, server version, read-only and replica status", request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected", { ok: true, latency_ms: 3.2, server_version: "PostgreSQL 16.4", read_only: true, replica: true, replication_lag_seconds: 1.5 }), 400: errorResponse("Could not connect"), 404: notFound, ...authErrors } }),
+  create: createRoute({ method: "post", path: base, tags, summary: "Save an instance after proving it connects (as POST /databases/add_db_connection)", request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...loginOnly, ...authErrors } }),
+  list: createRoute({ method: "get", path: base, tags, summary: "Your instances", description: "With an API key limited to some connections: those.", responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
+  get: createRoute({ method: "get", path: `${base}/{id}`, tags, summary: "One of your instances", request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 403: errorResponse("Sent with an API key that may not reach this instance"), 404: notFound, ...authErrors } }),
+  update: createRoute({ method: "put", path: `${base}/{id}`, tags, summary: "Change an instance; new connection settings are proven by connecting first", description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), ...loginOnly, 404: notFound, ...authErrors } }),
+  remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, summary: "Delete an instance, with its monitored tables, and close its pools", request: { params: IdParams }, responses: { 204: { description: "Deleted" }, ...loginOnly, 404: notFound, ...authErrors } }),
+  test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, summary: "Connect now and report latency, server version, read-only and replica status", request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected", { ok: true, latency_ms: 3.2, server_version: "PostgreSQL 16.4", read_only: true, replica: true, replication_lag_seconds: 1.5 }), 400: errorResponse("Could not connect"), ...scopeError("query"), 404: notFound, ...authErrors } }),
 };
 
 export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {
   const user = (c: { get(key: "auth"): { userId: number } }) => c.get("auth").userId;
+  const manager = (c: { get(key: "auth"): AppEnv["Variables"]["auth"] }) => requireLogin(c.get("auth"), "add, change or delete instances").userId;
 
   app.openapi(routes.create, async (c) => {
     const body = toInput(c.req.valid("json"));
-    return c.json(instanceOf(await addConnection(deps, user(c), { ...body, database_name: body.database_name! })), 201);
+    return c.json(instanceOf(await addConnection(deps, manager(c), { ...body, database_name: body.database_name! })), 201);
   });
-  app.openapi(routes.list, async (c) => c.json((await listConnectionsOf(deps, user(c))).map(instanceOf), 200));
-  app.openapi(routes.get, async (c) => c.json(instanceOf(await getConnectionOf(deps, user(c), c.req.valid("param").id)), 200));
+  app.openapi(routes.list, async (c) => {
+    const grant = c.get("grant");
+    return c.json((await listConnectionsOf(deps, user(c))).filter((row) => mayReach(grant, row.id)).map(instanceOf), 200);
+  });
+  app.openapi(routes.get, async (c) => {
+    const { id } = c.req.valid("param");
+    requireReach(c.get("grant"), id);
+    return c.json(instanceOf(await getConnectionOf(deps, user(c), id)), 200);
+  });
   app.openapi(routes.update, async (c) =>
-    c.json(instanceOf(await updateConnectionOf(deps, user(c), c.req.valid("param").id, toInput(c.req.valid("json")), "password")), 200),
+    c.json(instanceOf(await updateConnectionOf(deps, manager(c), c.req.valid("param").id, toInput(c.req.valid("json")), "password")), 200),
   );
   app.openapi(routes.remove, async (c) => {
-    await removeConnection(deps, user(c), c.req.valid("param").id);
+    await removeConnection(deps, manager(c), c.req.valid("param").id);
     return c.body(null, 204);
   });
-  app.openapi(routes.test, async (c) => c.json(await testConnection(deps, user(c), c.req.valid("param").id), 200));
+  app.openapi(routes.test, async (c) => {
+    const { id } = c.req.valid("param");
+    requireScope(c.get("grant"), "query", id);
+    return c.json(await testConnection(deps, user(c), id), 200);
+  });
 }

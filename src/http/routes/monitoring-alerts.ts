@@ -2,12 +2,15 @@
 // time, resolve by hand. Owner-scoped: another user's alert answers 404.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 
+import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
-import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, MAX_ROW_ID } from "../schemas.js";
+import type { AppEnv, AuthContext } from "../context.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, MAX_ROW_ID, scopeError } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
+import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
 const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such alert among yours");
@@ -31,8 +34,9 @@ const list = createRoute({
   path: "/api/alerts",
   tags,
   summary: "Alerts that opened at least once, newest first",
+  description: "With an API key limited to some connections: the alerts of tables on those.",
   request: { query: ListQuery },
-  responses: { 200: jsonResponse(z.array(AlertSchema), "Alerts"), ...authErrors },
+  responses: { 200: jsonResponse(z.array(AlertSchema), "Alerts"), ...scopeError("monitoring:read"), ...authErrors },
 });
 
 const getOne = createRoute({
@@ -41,7 +45,7 @@ const getOne = createRoute({
   tags,
   summary: "One of your alerts",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(AlertSchema, "The alert"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(AlertSchema, "The alert"), ...scopeError("monitoring:read"), 404: notFoundResponse, ...authErrors },
 });
 
 const action = (path: string, summary: string) =>
@@ -51,7 +55,7 @@ const action = (path: string, summary: string) =>
     tags,
     summary,
     request: { params: IdParams },
-    responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), 404: notFoundResponse, 409: notOpen, ...authErrors },
+    responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, 409: notOpen, ...authErrors },
   });
 
 const MuteBody = z
@@ -65,29 +69,49 @@ const mute = createRoute({
   tags,
   summary: "Send no notifications for this alert until the given time",
   request: { params: IdParams, body: jsonBody(MuteBody) },
-  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, ...authErrors },
 });
 const resolve = action("/api/alerts/{id}/resolve", "Resolve an open alert by hand (for schema drift: accept the new schema)");
 
 export function mountMonitoringAlerts(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const by = (userId: number) => `user:${userId}`;
+  /** Who acted, as the alert shows it: the user, or the key that acted for them. */
+  const by = (auth: AuthContext) => (auth.kind === "key" ? `key:${auth.keyId}` : `user:${auth.userId}`);
+  /** 403 unless the credential has `scope` and may reach the alert's table's connection. */
+  const alertScope = async (c: Context<AppEnv>, scope: Scope, id: number) => {
+    const grant = c.get("grant");
+    requireScope(grant, scope);
+    if (grant.connectionIds === "all") return;
+    await requireTableScope(deps, c.get("auth"), grant, scope, (await getAlertOf(deps, c.get("auth").userId, id)).table_id);
+  };
 
   app.openapi(list, async (c) => {
     const q = c.req.valid("query");
-    return c.json(await listAlertsOf(deps, c.get("auth").userId, { status: q.status, tableId: q.table_id, limit: q.limit }), 200);
+    const { userId } = c.get("auth");
+    const grant = c.get("grant");
+    requireScope(grant, "monitoring:read");
+    const reachable = await reachableTableIds(deps, userId, grant);
+    const alerts = await listAlertsOf(deps, userId, { status: q.status, tableId: q.table_id, limit: q.limit });
+    return c.json(reachable ? alerts.filter((alert) => reachable.has(alert.table_id)) : alerts, 200);
   });
-  app.openapi(getOne, async (c) => c.json(await getAlertOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(getOne, async (c) => {
+    const { id } = c.req.valid("param");
+    await alertScope(c, "monitoring:read", id);
+    return c.json(await getAlertOf(deps, c.get("auth").userId, id), 200);
+  });
   app.openapi(ack, async (c) => {
-    const user = c.get("auth").userId;
-    return c.json(await actOnAlert(deps, user, c.req.valid("param").id, { type: "ack", by: by(user) }), 200);
+    const { id } = c.req.valid("param");
+    await alertScope(c, "monitoring:write", id);
+    return c.json(await actOnAlert(deps, c.get("auth").userId, id, { type: "ack", by: by(c.get("auth")) }), 200);
   });
   app.openapi(mute, async (c) => {
-    const user = c.get("auth").userId;
+    const { id } = c.req.valid("param");
+    await alertScope(c, "monitoring:write", id);
     const until = Date.parse(c.req.valid("json").until);
-    return c.json(await actOnAlert(deps, user, c.req.valid("param").id, { type: "mute", until, by: by(user) }), 200);
+    return c.json(await actOnAlert(deps, c.get("auth").userId, id, { type: "mute", until, by: by(c.get("auth")) }), 200);
   });
   app.openapi(resolve, async (c) => {
-    const user = c.get("auth").userId;
-    return c.json(await actOnAlert(deps, user, c.req.valid("param").id, { type: "resolve", by: by(user) }), 200);
+    const { id } = c.req.valid("param");
+    await alertScope(c, "monitoring:write", id);
+    return c.json(await actOnAlert(deps, c.get("auth").userId, id, { type: "resolve", by: by(c.get("auth")) }), 200);
   });
 }

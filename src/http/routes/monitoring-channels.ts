@@ -2,22 +2,30 @@
 // disable, delete, and a test send. URLs are secrets: sealed at rest, only their origin is ever returned.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 
+import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { addChannel, changeChannel, listChannelsOf, removeChannel, testChannel } from "../../services/channels.js";
 import type { AppEnv } from "../context.js";
+import { requireEveryConnection } from "../credential-rules.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 import { ChannelSchema, ChannelUpdateBody, NewChannelBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such channel among yours");
+const keyError = (scope: Scope) => ({
+  403: errorResponse(`Sent with an API key that lacks the '${scope}' scope, or is limited to some connections (a channel gets every alert)`),
+});
+const readError = keyError("monitoring:read");
+const writeError = keyError("monitoring:write");
 
 const list = createRoute({
   method: "get",
   path: "/api/channels",
   tags,
   summary: "Your notification channels",
-  responses: { 200: jsonResponse(z.array(ChannelSchema), "Your channels"), ...authErrors },
+  responses: { 200: jsonResponse(z.array(ChannelSchema), "Your channels"), ...readError, ...authErrors },
 });
 
 const create = createRoute({
@@ -29,6 +37,7 @@ const create = createRoute({
   request: { body: jsonBody(NewChannelBody) },
   responses: {
     201: jsonResponse(ChannelSchema, "The channel (never its URL)"),
+    ...writeError,
     ...authErrors,
     422: errorResponse("Invalid input, or a URL whose host is not a public address"),
   },
@@ -41,7 +50,7 @@ const update = createRoute({
   summary: "Rename a channel, or disable it (enabled=false: it is sent nothing until enabled again)",
   description: "The URL cannot be changed: add a new channel and delete this one.",
   request: { params: IdParams, body: jsonBody(ChannelUpdateBody) },
-  responses: { 200: jsonResponse(ChannelSchema, "The channel afterwards"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(ChannelSchema, "The channel afterwards"), ...writeError, 404: notFoundResponse, ...authErrors },
 });
 
 const remove = createRoute({
@@ -50,7 +59,7 @@ const remove = createRoute({
   tags,
   summary: "Delete a notification channel",
   request: { params: IdParams },
-  responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
+  responses: { 204: { description: "Deleted" }, ...writeError, 404: notFoundResponse, ...authErrors },
 });
 
 const test = createRoute({
@@ -62,20 +71,27 @@ const test = createRoute({
   responses: {
     200: jsonResponse(z.object({ ok: z.literal(true), status_code: z.number().int() }), "Delivered", { ok: true, status_code: 200 }),
     400: errorResponse("Not delivered (code connection_failed, with the reason)"),
+    ...writeError,
     404: notFoundResponse,
     ...authErrors,
   },
 });
 
 export function mountMonitoringChannels(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  app.openapi(list, async (c) => c.json(await listChannelsOf(deps, c.get("auth").userId), 200));
-  app.openapi(create, async (c) => c.json(await addChannel(deps, c.get("auth").userId, c.req.valid("json")), 201));
+  /** The caller, once its credential may use channels with `scope`. */
+  const caller = (c: Context<AppEnv>, scope: Scope) => {
+    requireScope(c.get("grant"), scope);
+    requireEveryConnection(c.get("grant"), "use notification channels");
+    return c.get("auth").userId;
+  };
+  app.openapi(list, async (c) => c.json(await listChannelsOf(deps, caller(c, "monitoring:read")), 200));
+  app.openapi(create, async (c) => c.json(await addChannel(deps, caller(c, "monitoring:write"), c.req.valid("json")), 201));
   app.openapi(update, async (c) =>
-    c.json(await changeChannel(deps, c.get("auth").userId, c.req.valid("param").id, c.req.valid("json")), 200),
+    c.json(await changeChannel(deps, caller(c, "monitoring:write"), c.req.valid("param").id, c.req.valid("json")), 200),
   );
   app.openapi(remove, async (c) => {
-    await removeChannel(deps, c.get("auth").userId, c.req.valid("param").id);
+    await removeChannel(deps, caller(c, "monitoring:write"), c.req.valid("param").id);
     return c.body(null, 204);
   });
-  app.openapi(test, async (c) => c.json(await testChannel(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(test, async (c) => c.json(await testChannel(deps, caller(c, "monitoring:write"), c.req.valid("param").id), 200));
 }

@@ -2,7 +2,9 @@
 // Owner-scoped: another user's table or connection answers 404.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 
+import { mayReach, requireScope, type Grant, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import {
   createMonitoredTableOf,
@@ -14,18 +16,35 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, scopeError } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such monitored table (or connection) among yours");
+const readError = scopeError("monitoring:read");
+const writeError = scopeError("monitoring:write");
+
+/** 403 unless the credential has `scope` and may reach the table's connection; reads the table
+ * only for a key limited to some connections. */
+export async function requireTableScope(deps: Deps, auth: { userId: number }, grant: Grant, scope: Scope, tableId: number): Promise<void> {
+  requireScope(grant, scope);
+  if (grant.connectionIds === "all") return;
+  requireScope(grant, scope, (await getMonitoredTableOf(deps, auth.userId, tableId)).connection_id);
+}
+
+/** The ids of the user's monitored tables that `grant` may reach; null: all of them. */
+export async function reachableTableIds(deps: Deps, userId: number, grant: Grant): Promise<Set<number> | null> {
+  if (grant.connectionIds === "all") return null;
+  return new Set((await listMonitoredTablesOf(deps, userId)).filter((t) => mayReach(grant, t.connection_id)).map((t) => t.id));
+}
 
 const list = createRoute({
   method: "get",
   path: "/api/tables",
   tags,
   summary: "Your monitored tables",
-  responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "Your monitored tables"), ...authErrors },
+  description: "With an API key limited to some connections: the tables on those.",
+  responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "Your monitored tables"), ...readError, ...authErrors },
 });
 
 const create = createRoute({
@@ -39,6 +58,7 @@ const create = createRoute({
   responses: {
     201: jsonResponse(MonitoredTableSchema, "The monitored table; its first run is due within one interval"),
     400: errorResponse("Could not connect to the database"),
+    ...writeError,
     404: notFoundResponse,
     ...authErrors,
   },
@@ -50,7 +70,7 @@ const getOne = createRoute({
   tags,
   summary: "One of your monitored tables",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(MonitoredTableSchema, "The monitored table"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(MonitoredTableSchema, "The monitored table"), ...readError, 404: notFoundResponse, ...authErrors },
 });
 
 const update = createRoute({
@@ -62,6 +82,7 @@ const update = createRoute({
   responses: {
     200: jsonResponse(MonitoredTableSchema, "The updated table"),
     400: errorResponse("Could not connect to the database"),
+    ...writeError,
     404: notFoundResponse,
     ...authErrors,
   },
@@ -73,7 +94,7 @@ const remove = createRoute({
   tags,
   summary: "Stop monitoring a table (its runs and alerts go with it)",
   request: { params: IdParams },
-  responses: { 204: { description: "Deleted" }, 404: notFoundResponse, ...authErrors },
+  responses: { 204: { description: "Deleted" }, ...writeError, 404: notFoundResponse, ...authErrors },
 });
 
 const runNow = createRoute({
@@ -84,6 +105,7 @@ const runNow = createRoute({
   request: { params: IdParams },
   responses: {
     200: jsonResponse(RunReportSchema, "The outcomes"),
+    ...writeError,
     404: notFoundResponse,
     409: errorResponse("Checks of the table's connection (busy: connection) or of the table itself (busy: table) are running; retry shortly"),
     ...authErrors,
@@ -102,22 +124,45 @@ const runs = createRoute({
   tags,
   summary: "History of check runs with their metric values, newest first",
   request: { params: IdParams, query: RunsQuery },
-  responses: { 200: jsonResponse(z.array(CheckRunSchema), "Check runs"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(z.array(CheckRunSchema), "Check runs"), ...readError, 404: notFoundResponse, ...authErrors },
 });
 
 export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  app.openapi(list, async (c) => c.json(await listMonitoredTablesOf(deps, c.get("auth").userId), 200));
-  app.openapi(create, async (c) => c.json(await createMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("json")), 201));
-  app.openapi(getOne, async (c) => c.json(await getMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));
-  app.openapi(update, async (c) =>
-    c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, c.req.valid("param").id, c.req.valid("json")), 200),
-  );
+  const tableScope = (c: Context<AppEnv>, scope: Scope, id: number) => requireTableScope(deps, c.get("auth"), c.get("grant"), scope, id);
+
+  app.openapi(list, async (c) => {
+    const grant = c.get("grant");
+    requireScope(grant, "monitoring:read");
+    return c.json((await listMonitoredTablesOf(deps, c.get("auth").userId)).filter((t) => mayReach(grant, t.connection_id)), 200);
+  });
+  app.openapi(create, async (c) => {
+    const body = c.req.valid("json");
+    requireScope(c.get("grant"), "monitoring:write", body.connection_id);
+    return c.json(await createMonitoredTableOf(deps, c.get("auth").userId, body), 201);
+  });
+  app.openapi(getOne, async (c) => {
+    const { id } = c.req.valid("param");
+    await tableScope(c, "monitoring:read", id);
+    return c.json(await getMonitoredTableOf(deps, c.get("auth").userId, id), 200);
+  });
+  app.openapi(update, async (c) => {
+    const { id } = c.req.valid("param");
+    await tableScope(c, "monitoring:write", id);
+    return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, c.req.valid("json")), 200);
+  });
   app.openapi(remove, async (c) => {
-    await removeMonitoredTable(deps, c.get("auth").userId, c.req.valid("param").id);
+    const { id } = c.req.valid("param");
+    await tableScope(c, "monitoring:write", id);
+    await removeMonitoredTable(deps, c.get("auth").userId, id);
     return c.body(null, 204);
   });
-  app.openapi(runNow, async (c) => c.json(await runMonitoredTableNow(deps, c.get("auth").userId, c.req.valid("param").id), 200));
+  app.openapi(runNow, async (c) => {
+    const { id } = c.req.valid("param");
+    await tableScope(c, "monitoring:write", id);
+    return c.json(await runMonitoredTableNow(deps, c.get("auth").userId, id), 200);
+  });
   app.openapi(runs, async (c) => {
+    await tableScope(c, "monitoring:read", c.req.valid("param").id);
     const q = c.req.valid("query");
     const options = { limit: q.limit, check: q.check, before: q.before ? new Date(q.before) : undefined };
     return c.json(await listRunsOf(deps, c.get("auth").userId, c.req.valid("param").id, options), 200);

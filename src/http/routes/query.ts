@@ -7,9 +7,11 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { QueryResult } from "../../connectors/types.js";
 import type { Deps } from "../../deps.js";
 import { runQuery } from "../../services/queries.js";
+import { requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
+import { requestedSession } from "../credential-rules.js";
 import { jsonBodyOf, withBodyInHandler } from "../json-body.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, RowId, scopeError } from "../schemas.js";
 
 const tags = ["Query"];
 
@@ -66,6 +68,7 @@ const QueryResponse = z
 const responses = {
   200: jsonResponse(QueryResponse, "Rows of the read"),
   400: errorResponse("Refused by the read-only guard (code sql_refused, with the rule) or failed in the database"),
+  ...scopeError("query"),
   404: errorResponse("No such connection or session among yours"),
   408: errorResponse("Statement timeout"),
   409: errorResponse("No database connected for this session"),
@@ -116,12 +119,15 @@ export const queryRoutingPaths: ReadonlySet<string> = new Set([...routes, ...con
 export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
   for (const route of routes) {
     app.openapi(withBodyInHandler(app, route), async (c) => {
-      const { userId, sessionId } = c.get("auth");
+      const auth = c.get("auth");
       const body = await jsonBodyOf(c, QueryBody);
-      const result = await runQuery(deps, userId, sessionId, {
+      // Without connection_id, the session's connection: a key's own session is only ever
+      // connected to a connection it may reach (see sessions.ts).
+      requireScope(c.get("grant"), "query", body.connection_id);
+      const result = await runQuery(deps, auth.userId, auth.sessionId, {
         sql: body.sql,
         connectionId: body.connection_id,
-        sessionId: body.session_id,
+        sessionId: requestedSession(auth, body.session_id),
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
       });
@@ -131,10 +137,12 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
   for (const route of connectionRoutes) {
     app.openapi(withBodyInHandler(app, route), async (c) => {
       const { userId, sessionId } = c.get("auth");
+      const connectionId = c.req.valid("param").id;
+      requireScope(c.get("grant"), "query", connectionId);
       const body = await jsonBodyOf(c, ConnectionQueryBody);
       const result = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
-        connectionId: c.req.valid("param").id,
+        connectionId,
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
       });

@@ -5,8 +5,9 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
 import { schemaOf } from "../../services/database-sessions.js";
+import { requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonResponse } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, jsonResponse, scopeError } from "../schemas.js";
 
 const tags = ["Databases"];
 
@@ -58,6 +59,7 @@ const SchemaSnapshot = z
 const responses = {
   200: jsonResponse(SchemaSnapshot, "Tables and views with columns, keys, comments and estimated rows"),
   400: errorResponse("Could not connect"),
+  ...scopeError("query"),
   404: errorResponse("No such connection among yours"),
   ...authErrors,
 };
@@ -80,6 +82,14 @@ const refresh = createRoute({
 });
 
 export function mountSchema(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  app.openapi(get, async (c) => c.json(await schemaOf(deps, c.get("auth").userId, c.req.valid("param").id), 200));
-  app.openapi(refresh, async (c) => c.json(await schemaOf(deps, c.get("auth").userId, c.req.valid("param").id, true), 200));
+  for (const [route, refreshing] of [
+    [get, false],
+    [refresh, true],
+  ] as const) {
+    app.openapi(route, async (c) => {
+      const { id } = c.req.valid("param");
+      requireScope(c.get("grant"), "query", id);
+      return c.json(await schemaOf(deps, c.get("auth").userId, id, refreshing), 200);
+    });
+  }
 }

@@ -5,8 +5,10 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
 import { connectSession, disconnectSession, sessionInfo, sessionStatus } from "../../services/database-sessions.js";
+import { requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonResponse } from "../schemas.js";
+import { requestedSession } from "../credential-rules.js";
+import { authErrors, errorResponse, IdParams, jsonResponse, scopeError } from "../schemas.js";
 
 const tags = ["Sessions"];
 
@@ -25,6 +27,7 @@ const connect = createRoute({
       { message: "Database connection successful and tools updated", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, db_id: 101, database_name: "sales", tables: 42 },
     ),
     400: errorResponse("Could not connect"),
+    ...scopeError("query"),
     404: errorResponse("No such connection among yours"),
     ...authErrors,
   },
@@ -41,6 +44,7 @@ const status = createRoute({
       database_connected: true,
       db_id: 101,
     }),
+    ...scopeError("query"),
     ...authErrors,
   },
 });
@@ -81,6 +85,7 @@ const info = createRoute({
       }),
       "Session details (password masked)",
     ),
+    ...scopeError("query"),
     404: errorResponse("Session ID does not belong to the authenticated user or session not found"),
     ...authErrors,
   },
@@ -98,6 +103,7 @@ const disconnect = createRoute({
         session_removed: z.boolean().openapi({ description: "The session record existed and was removed" }),
         redis_cleanup: z.boolean().openapi({ description: "Seed 004's name for session_removed, whatever the session store", deprecated: true }),
       }), "Disconnected", { message: "Session disconnected successfully", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, session_removed: true, redis_cleanup: true }),
+    ...scopeError("query"),
     ...authErrors,
   },
 });
@@ -113,28 +119,37 @@ const sessionHealth = createRoute({
       "Service and session state",
       { status: "healthy", message: "Service is up and running", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, database_connected: true, timestamp: "2026-12-03T09:15:00.000Z" },
     ),
+    ...scopeError("query"),
     ...authErrors,
   },
 });
 
 export function mountSessions(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  // A key's session is only ever connected here, to a connection the key may reach: what
+  // /query and /ask do on it stays within the key's connections.
   app.openapi(connect, async (c) => {
+    requireScope(c.get("grant"), "query", c.req.valid("param").id);
     const { userId, sessionId } = c.get("auth");
     return c.json(await connectSession(deps, userId, sessionId, c.req.valid("param").id), 200);
   });
   app.openapi(status, async (c) => {
+    requireScope(c.get("grant"), "query");
     const { userId, sessionId } = c.get("auth");
     return c.json(await sessionStatus(deps, userId, sessionId), 200);
   });
   app.openapi(info, async (c) => {
-    const { userId, sessionId } = c.get("auth");
-    return c.json(await sessionInfo(deps, userId, sessionId, c.req.valid("param").session_id), 200);
+    requireScope(c.get("grant"), "query");
+    const auth = c.get("auth");
+    const asked = requestedSession(auth, c.req.valid("param").session_id)!;
+    return c.json(await sessionInfo(deps, auth.userId, auth.sessionId, asked), 200);
   });
   app.openapi(disconnect, async (c) => {
+    requireScope(c.get("grant"), "query");
     const { userId, sessionId } = c.get("auth");
     return c.json(await disconnectSession(deps, userId, sessionId), 200);
   });
   app.openapi(sessionHealth, async (c) => {
+    requireScope(c.get("grant"), "query");
     const { userId, sessionId } = c.get("auth");
     const state = await sessionStatus(deps, userId, sessionId);
     return c.json(
