@@ -12,7 +12,7 @@ import { ask, type AskInput } from "../../services/ask.js";
 import type { AppEnv } from "../context.js";
 import { errorBody, statusOf } from "../errors.js";
 import { requestLogger } from "../request-log.js";
-import { authErrors, errorResponse, jsonBody, RowId } from "../schemas.js";
+import { authErrors, errorResponse, HealthSchema, jsonBody, RowId } from "../schemas.js";
 
 const AskBody = z
   .object({
@@ -57,6 +57,7 @@ const AskResponse = z
     usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() }),
     steps: z.number().int(),
     elapsed_ms: z.number(),
+    health: HealthSchema,
   })
   .openapi("AskResponse");
 

@@ -4,12 +4,11 @@
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
-import type { QueryResult } from "../../connectors/types.js";
 import type { Deps } from "../../deps.js";
-import { runQuery } from "../../services/queries.js";
+import { runQuery, type QueryAnswer } from "../../services/queries.js";
 import type { AppEnv } from "../context.js";
 import { jsonBodyOf, withBodyInHandler } from "../json-body.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
+import { authErrors, errorResponse, HealthSchema, IdParams, jsonBody, jsonResponse, RowId } from "../schemas.js";
 
 const tags = ["Query"];
 
@@ -44,6 +43,7 @@ const QueryResponse = z
       execution_time_ms: z.number(),
     }),
     error: z.null(),
+    health: HealthSchema,
   })
   .openapi("QueryResult", {
     example: {
@@ -60,6 +60,7 @@ const QueryResponse = z
         execution_time_ms: 3.2,
       },
       error: null,
+      health: [],
     },
   });
 
@@ -89,7 +90,7 @@ const connectionQuery = createRoute({
   responses,
 });
 
-export const queryEnvelope = (result: QueryResult) => ({
+export const queryEnvelope = ({ result, health }: QueryAnswer) => ({
   status: "ok" as const,
   data: {
     columns: result.columns.map((c) => c.name),
@@ -100,6 +101,7 @@ export const queryEnvelope = (result: QueryResult) => ({
     execution_time_ms: result.execution_time_ms,
   },
   error: null,
+  health,
 });
 
 const routes = [query, createRoute({ ...query, path: "/api/v1/query", summary: "Seed 000's name for POST /query" })] as const;
@@ -118,27 +120,27 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
     app.openapi(withBodyInHandler(app, route), async (c) => {
       const { userId, sessionId } = c.get("auth");
       const body = await jsonBodyOf(c, QueryBody);
-      const result = await runQuery(deps, userId, sessionId, {
+      const answer = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
         connectionId: body.connection_id,
         sessionId: body.session_id,
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
       });
-      return c.json(queryEnvelope(result), 200);
+      return c.json(queryEnvelope(answer), 200);
     });
   }
   for (const route of connectionRoutes) {
     app.openapi(withBodyInHandler(app, route), async (c) => {
       const { userId, sessionId } = c.get("auth");
       const body = await jsonBodyOf(c, ConnectionQueryBody);
-      const result = await runQuery(deps, userId, sessionId, {
+      const answer = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
         connectionId: c.req.valid("param").id,
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
       });
-      return c.json(queryEnvelope(result), 200);
+      return c.json(queryEnvelope(answer), 200);
     });
   }
 }
