@@ -23,6 +23,7 @@ import { mountMonitoringTables } from "./http/routes/monitoring-tables.js";
 import { mountQuery } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
+import { mountMcp } from "./mcp/route.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -60,6 +61,7 @@ export function createApp(deps: Deps) {
   mountMonitoringAlerts(app, deps);
   mountMonitoringChannels(app, deps);
   mountAudit(app, deps);
+  mountMcp(app, deps);
   mountMetrics(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });

@@ -2,11 +2,10 @@
 // with conversation memory per thread in the session store (shared by all instances).
 
 import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
-import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-context.js";
-import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import { connectedDb, connectorFor, sessionOf } from "./database-access.js";
+import { schemaIndexOf } from "./schema-context.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
 export interface AskInput {
@@ -47,14 +46,6 @@ export interface AskAnswer {
   /** Open monitoring alerts on the tables the statements that ran read. */
   health: TableAlert[];
 }
-
-/** One index per introspected schema: built once (tens of ms on 1,000 tables), dropped with it. */
-const indexes = new WeakMap<SchemaSnapshot, SchemaIndex>();
-const indexOf = (snapshot: SchemaSnapshot) => {
-  let index = indexes.get(snapshot);
-  if (!index) indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
-  return index;
-};
 
 const historyKey = (userId: number, threadId: string) => `thread:${userId}:${threadId}`;
 
@@ -98,7 +89,7 @@ export async function ask(
   const session = valueOf(sessionRead);
   const connectionId = session ? connectedDb(session) : input.connection_id!;
   const connector = await connectorFor(deps, auth.userId, connectionId);
-  const index = indexOf(await connector.schema());
+  const index = schemaIndexOf(await connector.schema());
   const history = valueOf(items).map((item) => JSON.parse(item) as HistoryTurn);
 
   const deadline = AbortSignal.timeout(timeoutMs);
