@@ -23,7 +23,8 @@ export function registerQueryTool(server: McpServer, deps: Deps, caller: McpCall
       description: `Run one read-only SQL statement (SELECT, WITH, EXPLAIN, SHOW) on a database; writes are refused. Returns up to max_rows rows (default ${DEFAULT_MCP_ROWS}) and warns of open data-quality alerts on the tables read.`,
       inputSchema: {
         connection_id: connectionId,
-        sql: z.string().min(1).max(1_000_000),
+        // An empty statement is the guard's to refuse, with its reason, like any other.
+        sql: z.string().max(1_000_000),
         max_rows: z.number().int().min(1).max(deps.config.query.maxRows).optional(),
         timeout_ms: z.number().int().min(100).max(deps.config.query.timeoutMs).optional(),
       },
