@@ -14,18 +14,21 @@ import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
 import { connectionId } from "./inputs.js";
 
+// Built once (every request builds its own server); ASK_MAX_QUESTION_CHARS is checked by ask().
+const config = {
+  description: "Answer a question about a database in plain language (Pulse's own read-only SQL agent). Returns the answer, the SQL it ran and a thread_id to continue.",
+  inputSchema: {
+    connection_id: connectionId,
+    question: z.string().min(1).max(100_000),
+    thread_id: z.string().min(1).max(100).optional(),
+  },
+  annotations: { readOnlyHint: true },
+};
+
 export function registerAskTool(server: McpServer, deps: Deps, caller: McpCaller) {
   server.registerTool(
     "ask",
-    {
-      description: "Answer a question about a database in plain language (Pulse's own read-only SQL agent). Returns the answer, the SQL it ran and a thread_id to continue.",
-      inputSchema: {
-        connection_id: connectionId,
-        question: z.string().min(1).max(deps.config.ask.maxQuestionChars),
-        thread_id: z.string().min(1).max(100).optional(),
-      },
-      annotations: { readOnlyHint: true },
-    },
+    config,
     (args, extra) =>
       answering(caller, async () => {
         requireScope(caller.grant, "ask", args.connection_id);

@@ -12,10 +12,23 @@ import type { McpCaller } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { connectionId } from "./inputs.js";
 
+// Built once: every request builds its own server (stateless), and building schemas costs.
+const listConfig = { description: "List your databases: id, name, dialect, database.", annotations: { readOnlyHint: true } };
+const describeConfig = {
+  description:
+    "Schema of a database, one line per table (columns, types, keys, ~rows). Large schemas: the tables most relevant to `question`, then other table names; pass names in `tables` for their full lines.",
+  inputSchema: {
+    connection_id: connectionId,
+    question: z.string().max(2000).optional(),
+    tables: z.array(z.string().max(300)).max(50).optional(),
+  },
+  annotations: { readOnlyHint: true },
+};
+
 export function registerConnectionTools(server: McpServer, deps: Deps, caller: McpCaller) {
   server.registerTool(
     "list_connections",
-    { description: "List your databases: id, name, dialect, database.", annotations: { readOnlyHint: true } },
+    listConfig,
     () =>
       answering(caller, async () => {
         requireScope(caller.grant, "query");
@@ -30,16 +43,7 @@ export function registerConnectionTools(server: McpServer, deps: Deps, caller: M
 
   server.registerTool(
     "describe_schema",
-    {
-      description:
-        "Schema of a database, one line per table (columns, types, keys, ~rows). Large schemas: the tables most relevant to `question`, then other table names; pass names in `tables` for their full lines.",
-      inputSchema: {
-        connection_id: connectionId,
-        question: z.string().max(2000).optional(),
-        tables: z.array(z.string().max(300)).max(50).optional(),
-      },
-      annotations: { readOnlyHint: true },
-    },
+    describeConfig,
     (args) =>
       answering(caller, async () => {
         requireScope(caller.grant, "query", args.connection_id);

@@ -21,14 +21,34 @@ const STATUSES = ["active", "open", "acknowledged", "muted", "resolving", "resol
 
 const tableNameOf = (t: { schema: string | null; table: string }) => (t.schema ? `${t.schema}.${t.table}` : t.table);
 
+// Built once: every request builds its own server (stateless), and building schemas costs.
+const listAlertsConfig = {
+  description: "Data-quality alerts on monitored tables. status: active (default: every incident not over), open, acknowledged, muted, resolving, resolved.",
+  inputSchema: { status: z.enum(STATUSES).optional() },
+  annotations: { readOnlyHint: true },
+};
+const tableHealthConfig = {
+  description: "A monitored table's health: latest result of each check and its open alerts.",
+  inputSchema: { table_id: z.number().int().positive() },
+  annotations: { readOnlyHint: true },
+};
+const createMonitorConfig = {
+  description:
+    "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
+  inputSchema: {
+    connection_id: connectionId,
+    table: z.string(),
+    schema: z.string().optional(),
+    interval_seconds: z.number().int().optional(),
+    schedule: z.string().optional().describe("cron, instead of interval_seconds"),
+    checks: z.array(z.record(z.string(), z.unknown())).optional(),
+  },
+};
+
 export function registerMonitoringTools(server: McpServer, deps: Deps, caller: McpCaller) {
   server.registerTool(
     "list_alerts",
-    {
-      description: "Data-quality alerts on monitored tables. status: active (default: every incident not over), open, acknowledged, muted, resolving, resolved.",
-      inputSchema: { status: z.enum(STATUSES).optional() },
-      annotations: { readOnlyHint: true },
-    },
+    listAlertsConfig,
     (args) =>
       answering(caller, async () => {
         requireScope(caller.grant, "monitoring:read");
@@ -52,11 +72,7 @@ export function registerMonitoringTools(server: McpServer, deps: Deps, caller: M
 
   server.registerTool(
     "table_health",
-    {
-      description: "A monitored table's health: latest result of each check and its open alerts.",
-      inputSchema: { table_id: z.number().int().positive() },
-      annotations: { readOnlyHint: true },
-    },
+    tableHealthConfig,
     (args) =>
       answering(caller, async () => {
         requireScope(caller.grant, "monitoring:read");
@@ -71,18 +87,7 @@ export function registerMonitoringTools(server: McpServer, deps: Deps, caller: M
 
   server.registerTool(
     "create_monitor",
-    {
-      description:
-        "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
-      inputSchema: {
-        connection_id: connectionId,
-        table: z.string(),
-        schema: z.string().optional(),
-        interval_seconds: z.number().int().optional(),
-        schedule: z.string().optional().describe("cron, instead of interval_seconds"),
-        checks: z.array(z.record(z.string(), z.unknown())).optional(),
-      },
-    },
+    createMonitorConfig,
     (args) =>
       answering(caller, async () => {
         requireScope(caller.grant, "monitoring:write", args.connection_id);

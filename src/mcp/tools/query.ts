@@ -16,20 +16,24 @@ import { connectionId } from "./inputs.js";
 /** Rows a call returns unless it asks for more: a model rarely needs more, and pays for each. */
 export const DEFAULT_MCP_ROWS = 100;
 
+// Built once: every request builds its own server (stateless), and building schemas costs.
+// The ceilings are the HTTP route's; QUERY_MAX_ROWS and QUERY_TIMEOUT_MS cap them in the connector.
+const config = {
+  description: `Run one read-only SQL statement (SELECT, WITH, EXPLAIN, SHOW) on a database; writes are refused. Returns up to max_rows rows (default ${DEFAULT_MCP_ROWS}) and warns of open data-quality alerts on the tables read.`,
+  inputSchema: {
+    connection_id: connectionId,
+    // An empty statement is the guard's to refuse, with its reason, like any other.
+    sql: z.string().max(1_000_000),
+    max_rows: z.number().int().min(1).max(100_000).optional(),
+    timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
+  },
+  annotations: { readOnlyHint: true },
+};
+
 export function registerQueryTool(server: McpServer, deps: Deps, caller: McpCaller) {
   server.registerTool(
     "run_query",
-    {
-      description: `Run one read-only SQL statement (SELECT, WITH, EXPLAIN, SHOW) on a database; writes are refused. Returns up to max_rows rows (default ${DEFAULT_MCP_ROWS}) and warns of open data-quality alerts on the tables read.`,
-      inputSchema: {
-        connection_id: connectionId,
-        // An empty statement is the guard's to refuse, with its reason, like any other.
-        sql: z.string().max(1_000_000),
-        max_rows: z.number().int().min(1).max(deps.config.query.maxRows).optional(),
-        timeout_ms: z.number().int().min(100).max(deps.config.query.timeoutMs).optional(),
-      },
-      annotations: { readOnlyHint: true },
-    },
+    config,
     (args) =>
       answering(caller, async () => {
         requireScope(caller.grant, "query", args.connection_id);
