@@ -1,5 +1,8 @@
 // Who calls a tool: the user and credential the HTTP edge authenticated (src/http/auth.ts), and
-// where to log about their request. Tools never see the token itself.
+// where to log about their request. It travels with each request through the SDK's `authInfo`
+// (servers are reused across requests: see route.ts); tools never see the token itself.
+
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 
 import type { Grant } from "../auth/grants.js";
 import type { Logger } from "../logger.js";
@@ -12,4 +15,14 @@ export interface McpCaller {
   /** The request's logger (with its request id). */
   logger: Logger;
   requestId: string;
+}
+
+/** What the route hands the transport: the caller, and no token (the SDK's field stays empty). */
+export const authInfoOf = (caller: McpCaller): AuthInfo => ({ token: "", clientId: String(caller.userId), scopes: [], extra: { caller } });
+
+/** The caller of a tool call; every request to /mcp carries one (route.ts). */
+export function callerOf(extra: { authInfo?: AuthInfo | undefined }): McpCaller {
+  const caller = extra.authInfo?.extra?.caller as McpCaller | undefined;
+  if (!caller) throw new Error("MCP request without its caller");
+  return caller;
 }

@@ -3,6 +3,7 @@
 // like every route (src/http/auth.ts); the body limit and request log of requestEdge apply.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 
 import type { Deps } from "../deps.js";
@@ -10,6 +11,7 @@ import type { AppEnv } from "../http/context.js";
 import { withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
+import { authInfoOf } from "./caller.js";
 import { createMcpServer } from "./server.js";
 
 const JsonRpcMessage = z
@@ -48,18 +50,29 @@ const route = createRoute({
   },
 });
 
+/** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
+ * costs more CPU than a small query. A server serves one request at a time; a burst beyond
+ * this many builds more, and only this many are kept. */
+const MAX_IDLE_SERVERS = 16;
+
 export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const idle: McpServer[] = [];
   app.openapi(withBodyInHandler(app, route), async (c) => {
     const { userId, sessionId } = c.get("auth");
     const caller = { userId, sessionId, grant: c.get("grant"), logger: requestLogger(c), requestId: c.get("requestId") };
-    const server = createMcpServer(deps, caller);
+    const server = idle.pop() ?? createMcpServer(deps);
+    // The SDK refuses to reuse a stateless transport (its message ids would collide): one per request.
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    let reusable = false;
     try {
       await server.connect(transport);
       // JSON responses: the Response is complete when this resolves, so closing after is safe.
-      return (await transport.handleRequest(c.req.raw)) as never;
+      const response = await transport.handleRequest(c.req.raw, { authInfo: authInfoOf(caller) });
+      reusable = true;
+      return response as never;
     } finally {
       await server.close();
+      if (reusable && idle.length < MAX_IDLE_SERVERS) idle.push(server);
     }
   });
 }

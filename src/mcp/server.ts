@@ -1,11 +1,10 @@
-// The MCP server of one request: Pulse's tools, bound to the caller the HTTP edge
-// authenticated. Stateless, so any instance answers any call: nothing outlives the request.
+// Pulse's MCP server: its tools, each answering the caller its request carries (caller.ts).
+// Stateless, so any instance answers any call: nothing but the tools outlives a request.
 
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 
 import type { Deps } from "../deps.js";
-import type { McpCaller } from "./caller.js";
 import { registerAskTool } from "./tools/ask.js";
 import { registerConnectionTools } from "./tools/connections.js";
 import { registerMonitoringTools } from "./tools/monitoring.js";
@@ -18,11 +17,11 @@ const INSTRUCTIONS =
  * does not use): 1.4 ms of every request's CPU, measured. One, shared, holds no request state. */
 const jsonSchemaValidator = new AjvJsonSchemaValidator();
 
-export function createMcpServer(deps: Deps, caller: McpCaller): McpServer {
+export function createMcpServer(deps: Deps): McpServer {
   const server = new McpServer({ name: "pulse", version: deps.config.version }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS, jsonSchemaValidator });
-  registerConnectionTools(server, deps, caller);
-  registerQueryTool(server, deps, caller);
-  registerAskTool(server, deps, caller);
-  registerMonitoringTools(server, deps, caller);
+  registerConnectionTools(server, deps);
+  registerQueryTool(server, deps);
+  registerAskTool(server, deps);
+  registerMonitoringTools(server, deps);
   return server;
 }

@@ -18,10 +18,10 @@ function toolError(code: string, detail: string, extra: Record<string, unknown> 
   return { content: [{ type: "text", text: `${code}${rule}: ${detail}` }], structuredContent: { code, detail, ...extra }, isError: true };
 }
 
-/** Runs a tool's body, turning every failure into a tool error. */
-export async function answering(caller: McpCaller, run: () => Promise<CallToolResult>): Promise<CallToolResult> {
+/** Runs a tool's body for `caller`, turning every failure into a tool error. */
+export async function answering(caller: McpCaller, run: (caller: McpCaller) => Promise<CallToolResult>): Promise<CallToolResult> {
   try {
-    return await run();
+    return await run(caller);
   } catch (err) {
     if (err instanceof DomainError) return toolError(err.code, err.message, err.extra);
     if (isStoreUnavailable(err)) {

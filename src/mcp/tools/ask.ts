@@ -9,7 +9,7 @@ import { z } from "zod";
 import { requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { ask } from "../../services/ask.js";
-import type { McpCaller } from "../caller.js";
+import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
 import { connectionId } from "./inputs.js";
@@ -25,12 +25,12 @@ const config = {
   annotations: { readOnlyHint: true },
 };
 
-export function registerAskTool(server: McpServer, deps: Deps, caller: McpCaller) {
+export function registerAskTool(server: McpServer, deps: Deps) {
   server.registerTool(
     "ask",
     config,
     (args, extra) =>
-      answering(caller, async () => {
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "ask", args.connection_id);
         const answer = await ask(
           deps,

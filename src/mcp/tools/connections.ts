@@ -8,7 +8,7 @@ import { requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { listConnectionsOf } from "../../services/connections.js";
 import { describeSchema } from "../../services/schema-context.js";
-import type { McpCaller } from "../caller.js";
+import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { connectionId } from "./inputs.js";
 
@@ -25,12 +25,12 @@ const describeConfig = {
   annotations: { readOnlyHint: true },
 };
 
-export function registerConnectionTools(server: McpServer, deps: Deps, caller: McpCaller) {
+export function registerConnectionTools(server: McpServer, deps: Deps) {
   server.registerTool(
     "list_connections",
     listConfig,
-    () =>
-      answering(caller, async () => {
+    (extra) =>
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "query");
         const allowed = caller.grant.connectionIds;
         const connections = (await listConnectionsOf(deps, caller.userId))
@@ -44,8 +44,8 @@ export function registerConnectionTools(server: McpServer, deps: Deps, caller: M
   server.registerTool(
     "describe_schema",
     describeConfig,
-    (args) =>
-      answering(caller, async () => {
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "query", args.connection_id);
         const schema = await describeSchema(deps, caller.userId, args.connection_id, args);
         return toolResult(`Dialect: ${schema.dialect}\n${schema.text}`, { ...schema });

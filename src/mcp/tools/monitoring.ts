@@ -13,7 +13,7 @@ import { strictBody } from "../../http/schemas.js";
 import { listAlertsOf, type AlertListFilter } from "../../monitoring/alerts.js";
 import { createMonitoredTableOf, listMonitoredTablesOf } from "../../monitoring/tables.js";
 import { monitoredTableHealth } from "../../services/table-health.js";
-import type { McpCaller } from "../caller.js";
+import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { connectionId } from "./inputs.js";
 
@@ -45,12 +45,12 @@ const createMonitorConfig = {
   },
 };
 
-export function registerMonitoringTools(server: McpServer, deps: Deps, caller: McpCaller) {
+export function registerMonitoringTools(server: McpServer, deps: Deps) {
   server.registerTool(
     "list_alerts",
     listAlertsConfig,
-    (args) =>
-      answering(caller, async () => {
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "monitoring:read");
         const allowed = caller.grant.connectionIds;
         const [alerts, tables] = await Promise.all([
@@ -73,8 +73,8 @@ export function registerMonitoringTools(server: McpServer, deps: Deps, caller: M
   server.registerTool(
     "table_health",
     tableHealthConfig,
-    (args) =>
-      answering(caller, async () => {
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "monitoring:read");
         const health = await monitoredTableHealth(deps, caller.userId, args.table_id);
         requireScope(caller.grant, "monitoring:read", health.table.connection_id);
@@ -88,8 +88,8 @@ export function registerMonitoringTools(server: McpServer, deps: Deps, caller: M
   server.registerTool(
     "create_monitor",
     createMonitorConfig,
-    (args) =>
-      answering(caller, async () => {
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "monitoring:write", args.connection_id);
         // The same validation as POST /api/tables, so both edges accept the same monitors.
         const parsed = strictBody(NewTableBody).safeParse(args);

@@ -8,7 +8,7 @@ import { renderRows } from "../../../agents/tools.js";
 import { requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { runQuery } from "../../services/queries.js";
-import type { McpCaller } from "../caller.js";
+import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
 import { connectionId } from "./inputs.js";
@@ -30,12 +30,12 @@ const config = {
   annotations: { readOnlyHint: true },
 };
 
-export function registerQueryTool(server: McpServer, deps: Deps, caller: McpCaller) {
+export function registerQueryTool(server: McpServer, deps: Deps) {
   server.registerTool(
     "run_query",
     config,
-    (args) =>
-      answering(caller, async () => {
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "query", args.connection_id);
         const maxRows = args.max_rows ?? DEFAULT_MCP_ROWS;
         const { result, health } = await runQuery(deps, caller.userId, caller.sessionId, {
