@@ -5,6 +5,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
@@ -69,7 +70,9 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       // JSON responses: the Response is complete when this resolves, so closing after is safe.
       const response = await transport.handleRequest(c.req.raw, { authInfo: authInfoOf(caller) });
       reusable = true;
-      return response as never;
+      // Answered as hono's own bodies are: the Node adapter writes those straight out, while
+      // a foreign Response goes through web streams (measured: a tenth of a call's CPU).
+      return c.body(await response.text(), response.status as ContentfulStatusCode, Object.fromEntries(response.headers)) as never;
     } finally {
       await server.close();
       if (reusable && idle.length < MAX_IDLE_SERVERS) idle.push(server);
