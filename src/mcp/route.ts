@@ -5,26 +5,26 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
-import { withBodyInHandler } from "../http/json-body.js";
+import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
 import { authInfoOf } from "./caller.js";
 import { createMcpServer } from "./server.js";
 
+/** A JSON-RPC request or notification, one per POST (what MCP clients send this server: it
+ * sends them no requests, so they send no responses). `params` is open by the protocol
+ * (`_meta`, each tool's arguments, which its own schema checks). */
 const JsonRpcMessage = z
   .object({
     jsonrpc: z.literal("2.0"),
     id: z.union([z.string(), z.number()]).optional(),
-    method: z.string(),
+    method: z.string().max(200),
     params: z.record(z.string(), z.unknown()).optional(),
   })
-  .catchall(z.unknown())
   .openapi("McpRequest", {
     example: { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "run_query", arguments: { connection_id: 1, sql: "SELECT 1" } } },
   });
@@ -45,7 +45,8 @@ const route = createRoute({
   responses: {
     200: jsonResponse(JsonRpcResponse, "The JSON-RPC response (a tool's failure is a result with isError)"),
     202: { description: "A notification or response from the client, accepted" },
-    400: errorResponse("Not a JSON-RPC message (a JSON-RPC error)"),
+    400: errorResponse("Malformed JSON, or refused by the transport (also a JSON-RPC error)"),
+    422: errorResponse("Not a JSON-RPC request or notification"),
     406: errorResponse("Accept must name application/json and text/event-stream"),
     413: errorResponse("Request body too large"),
     415: errorResponse("Content-Type must be application/json"),
@@ -53,14 +54,20 @@ const route = createRoute({
   },
 });
 
-/** The JSON body (400 when it is not JSON); the transport checks the media type and the
- * JSON-RPC shape. Within requestEdge's body limit. */
-async function mcpBodyOf(c: Context<AppEnv>): Promise<unknown> {
+const TRANSPORT_ERRORS: Record<number, string> = { 400: "bad_request", 406: "not_acceptable", 415: "unsupported_media_type" };
+
+/** The transport's refusals (Accept, Content-Type, protocol version) are JSON-RPC errors, which
+ * MCP clients read; they also get the API's `detail` and `code`, as every 4xx of Pulse does. */
+async function withErrorFields(response: Response): Promise<string> {
+  const text = await response.text();
+  if (response.status < 400) return text;
+  let body: { error?: { message?: string } } = {};
   try {
-    return await c.req.json();
+    body = JSON.parse(text) as typeof body;
   } catch {
-    throw new HTTPException(400, { message: "Malformed JSON in request body" });
+    // Not JSON: the detail below still says what happened.
   }
+  return JSON.stringify({ detail: body.error?.message ?? "Bad request", code: TRANSPORT_ERRORS[response.status] ?? "bad_request", ...body });
 }
 
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
@@ -73,6 +80,9 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(withBodyInHandler(app, route), async (c) => {
     const { userId, sessionId } = c.get("auth");
     const caller = { userId, sessionId, grant: c.get("grant"), logger: requestLogger(c), requestId: c.get("requestId") };
+    // Read and checked as every route's body is (415, 400, 422 with field paths); the transport
+    // reading it itself would go through a web Request body stream (measured: 8% of a call's CPU).
+    const body = await jsonBodyOf(c, JsonRpcMessage);
     const server = idle.pop() ?? createMcpServer(deps);
     // The SDK refuses to reuse a stateless transport (its message ids would collide): one per request.
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -80,13 +90,11 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
     try {
       await server.connect(transport);
       // JSON responses: the Response is complete when this resolves, so closing after is safe.
-      // Read by hono, as every route's body is: the transport reading it itself goes through a
-      // web Request body stream (measured: 8% of a call's CPU).
-      const response = await transport.handleRequest(c.req.raw, { authInfo: authInfoOf(caller), parsedBody: await mcpBodyOf(c) });
+      const response = await transport.handleRequest(c.req.raw, { authInfo: authInfoOf(caller), parsedBody: body });
       reusable = true;
       // Answered as hono's own bodies are: the Node adapter writes those straight out, while
       // a foreign Response goes through web streams (measured: a tenth of a call's CPU).
-      return c.body(await response.text(), response.status as ContentfulStatusCode, Object.fromEntries(response.headers)) as never;
+      return c.body(await withErrorFields(response), response.status as ContentfulStatusCode, Object.fromEntries(response.headers)) as never;
     } finally {
       await server.close();
       if (reusable && idle.length < MAX_IDLE_SERVERS) idle.push(server);

@@ -140,7 +140,7 @@ describe("POST /mcp: the protocol", () => {
     await client.close();
   });
 
-  it("answers GET with 405 (stateless: no server-initiated stream) and a non-JSON-RPC body with 400", async () => {
+  it("answers GET with 405 (stateless: no server-initiated stream), and bad bodies and headers with a 4xx naming what to fix", async () => {
     const user = await h.newUser();
     const get = await fetch(`${base}/mcp`, { headers: { authorization: `Bearer ${user.token}`, accept: "text/event-stream" } });
     expect(get.status).toBe(405);
@@ -151,6 +151,20 @@ describe("POST /mcp: the protocol", () => {
       body: "{not json",
     });
     expect(bad.status).toBe(400);
+    const notRpc = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, mehtod: "tools/list" }),
+    });
+    expect(notRpc.status).toBe(422);
+    expect(await notRpc.json()).toMatchObject({ code: "invalid_input", errors: expect.arrayContaining([{ path: "body.mehtod", message: "unknown field" }]) });
+    const noAccept = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(noAccept.status).toBe(406);
+    expect(await noAccept.json()).toMatchObject({ code: "not_acceptable", detail: expect.stringContaining("text/event-stream"), jsonrpc: "2.0", error: { code: -32000 } });
   });
 });
 
