@@ -24,6 +24,7 @@ import { mountMonitoringTables } from "./http/routes/monitoring-tables.js";
 import { mountQuery, queryRoutingPaths } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
+import { mountMcp } from "./mcp/route.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -63,6 +64,7 @@ export function createApp(deps: Deps) {
   mountMonitoringChannels(app, deps);
   mountAudit(app, deps);
   mountApiKeys(app, deps);
+  mountMcp(app, deps);
   mountMetrics(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

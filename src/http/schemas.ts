@@ -110,3 +110,24 @@ export const loginOnly = { 403: errorResponse("Sent with an API key, which may n
 
 /** A route an API key may use with `scope`: 403 without it or for a connection it may not reach. */
 export const scopeError = (scope: string) => ({ 403: errorResponse(`Sent with an API key that lacks the '${scope}' scope or may not reach this connection`) }) as const;
+
+/** Health-aware results (src/services/table-health.ts): open alerts on the tables a read read. */
+export const HealthSchema = z
+  .array(
+    z
+      .object({
+        table: z.string().openapi({ description: "The monitored table, `schema.table` (or `table` on SQLite)" }),
+        table_id: z.number().int(),
+        alert_id: z.number().int(),
+        check: z.string().openapi({ description: "The failing check, e.g. `freshness:updated_at`" }),
+        check_kind: z.string(),
+        status: z.string().openapi({ description: "open, acknowledged, muted or resolving" }),
+        since: z.string().nullable().openapi({ description: "When the alert opened (ISO 8601)" }),
+        detail: z.string().nullable().openapi({ description: "The check's last message" }),
+      })
+      .openapi("TableAlert"),
+  )
+  .openapi({
+    description:
+      "Open monitoring alerts on the tables the statement read (empty when none): the data may be stale, incomplete or malformed. Up to 5 s behind an alert opened or resolved elsewhere.",
+  });

@@ -2,12 +2,12 @@
 // with conversation memory per thread in the session store (shared by all instances).
 
 import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
-import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-context.js";
 import { connectorFor } from "../connectors/saved-connection.js";
-import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import { connectedDb, sessionOf } from "./database-access.js";
+import { schemaIndexOf } from "./schema-context.js";
+import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
 export interface AskInput {
   question: string;
@@ -16,6 +16,8 @@ export interface AskInput {
   /** Seed 004's field: redundant with the token, checked when sent. */
   user_id?: number | undefined;
   thread_id?: string | undefined;
+  /** Ask about this connection of the user's instead of the session's (MCP names one per call). */
+  connection_id?: number | undefined;
 }
 
 /** One statement the model sent and what became of it: run, refused by the guard (nothing
@@ -42,15 +44,9 @@ export interface AskAnswer {
   usage: AgentResult["usage"];
   steps: number;
   elapsed_ms: number;
+  /** Open monitoring alerts on the tables the statements that ran read. */
+  health: TableAlert[];
 }
-
-/** One index per introspected schema: built once (tens of ms on 1,000 tables), dropped with it. */
-const indexes = new WeakMap<SchemaSnapshot, SchemaIndex>();
-const indexOf = (snapshot: SchemaSnapshot) => {
-  let index = indexes.get(snapshot);
-  if (!index) indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
-  return index;
-};
 
 /** An API key's conversations are kept apart from its user's logins': their history (fed to the
  * model) may hold answers from connections the key may not reach. */
@@ -87,16 +83,18 @@ export async function ask(
   const key = historyKey(auth, threadId);
   // Three independent reads of the session store at once: one round trip to Redis instead of
   // three. Their outcomes are checked in order, so a rate limit still wins over a bad session.
-  const [rate, session, items] = await Promise.allSettled([
+  const [rate, sessionRead, items] = await Promise.allSettled([
     deps.sessions.hit(`ask:user:${auth.userId}`, 60),
-    sessionOf(deps, auth.userId, sessionId, auth.sessionId),
+    input.connection_id === undefined ? sessionOf(deps, auth.userId, sessionId, auth.sessionId) : null,
     deps.sessions.listItems(key),
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
   if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} questions per minute; try again shortly`, resetsInSeconds);
 
-  const connector = await connectorFor(deps, auth.userId, connectedDb(valueOf(session)));
-  const index = indexOf(await connector.schema());
+  const session = valueOf(sessionRead);
+  const connectionId = session ? connectedDb(session) : input.connection_id!;
+  const connector = await connectorFor(deps, auth.userId, connectionId);
+  const index = schemaIndexOf(await connector.schema());
   const history = valueOf(items).map((item) => JSON.parse(item) as HistoryTurn);
 
   const deadline = AbortSignal.timeout(timeoutMs);
@@ -125,6 +123,8 @@ export async function ask(
 
   const turn: HistoryTurn = { question: input.question, answer: outcome.answer, sql: outcome.sql };
   await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
+  const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
+  const health = await alertsOnTablesRead(deps, auth.userId, { id: connectionId, dialect: connector.dialect }, ran);
   return {
     answer: outcome.answer,
     sql: outcome.sql,
@@ -135,5 +135,6 @@ export async function ask(
     usage: outcome.usage,
     steps: outcome.steps,
     elapsed_ms: Math.round(performance.now() - started),
+    health,
   };
 }

@@ -1,10 +1,11 @@
 // Direct SQL (seed 000): one read-only statement through the user's guarded connector, on a
-// given connection or the session's connected one.
+// given connection or the session's connected one, with the open alerts on the tables it read.
 
 import { connectorFor } from "../connectors/saved-connection.js";
 import type { QueryResult } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { connectedDb, sessionOf } from "./database-access.js";
+import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
 export interface QueryRequest {
   sql: string;
@@ -15,12 +16,21 @@ export interface QueryRequest {
   timeoutMs?: number | undefined;
 }
 
-export async function runQuery(deps: Deps, userId: number, tokenSessionId: string, request: QueryRequest): Promise<QueryResult> {
+export interface QueryAnswer {
+  result: QueryResult;
+  /** Open monitoring alerts on the tables the statement read. */
+  health: TableAlert[];
+  connectionId: number;
+}
+
+export async function runQuery(deps: Deps, userId: number, tokenSessionId: string, request: QueryRequest): Promise<QueryAnswer> {
   let connectionId = request.connectionId;
   if (connectionId === undefined) {
     const session = await sessionOf(deps, userId, request.sessionId ?? tokenSessionId, tokenSessionId);
     connectionId = connectedDb(session);
   }
   const connector = await connectorFor(deps, userId, connectionId);
-  return connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query" });
+  const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query" });
+  const health = await alertsOnTablesRead(deps, userId, { id: connectionId, dialect: connector.dialect }, [request.sql]);
+  return { result, health, connectionId };
 }

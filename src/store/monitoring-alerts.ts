@@ -4,7 +4,7 @@
 import { and, asc, desc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
-import { alerts, notificationChannels, sentNotifications, type AlertRow, type SentNotificationRow } from "./schema.js";
+import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type SentNotificationRow } from "./schema.js";
 
 /** A transaction handle: repositories take it wherever they take a Db. */
 export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
@@ -18,6 +18,23 @@ export type AlertFields = Pick<
 export async function countOpenAlerts(db: Db): Promise<number> {
   const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(alerts).where(inArray(alerts.status, ["open", "resolving"]));
   return row?.n ?? 0;
+}
+
+/** An alert with the table it is about. */
+export interface AlertOnTable {
+  alert: AlertRow;
+  connectionId: number;
+  schemaName: string | null;
+  tableName: string;
+}
+
+/** The owner's alerts still open (acknowledged and muted ones included), with their tables. */
+export async function activeAlertsOnTables(db: Db, ownerId: number): Promise<AlertOnTable[]> {
+  return db
+    .select({ alert: alerts, connectionId: monitoredTables.connectionId, schemaName: monitoredTables.schemaName, tableName: monitoredTables.tableName })
+    .from(alerts)
+    .innerJoin(monitoredTables, eq(monitoredTables.id, alerts.tableId))
+    .where(and(eq(alerts.ownerId, ownerId), inArray(alerts.status, ["open", "resolving"])));
 }
 
 export async function alertsOfTable(db: Db, tableId: number): Promise<AlertRow[]> {

@@ -62,6 +62,8 @@ describe("POST /ask", () => {
       usage: { prompt_tokens: 280, completion_tokens: 23, total_tokens: 303 },
       steps: 2,
       elapsed_ms: expect.any(Number),
+      // No open alert on Album (health-aware results: tests/api/mcp.test.ts).
+      health: [],
     });
     // A JSON client reads nothing as it comes: plain completions, usage from their `usage`.
     expect(fake.requests.slice(-2).map((r) => r.stream ?? false)).toEqual([false, false]);

@@ -138,6 +138,7 @@ describe("POST /query", () => {
         execution_time_ms: expect.any(Number),
       },
       error: null,
+      health: [],
     });
   });
 

@@ -52,6 +52,17 @@ export function classifyMysql(sql: string): GuardVerdict {
   return findLexicalHazard(program) ?? classifyProgram(program, "mysql", noDialectStatements);
 }
 
+/** The tree the rules judge (after the second parse when the first fails); undefined when
+ * neither parses (SHOW forms the grammar lacks, or not SQL at all). */
+export function parseMysqlProgram(sql: string): Program | undefined {
+  try {
+    return parse(sql, OPTIONS);
+  } catch (error) {
+    if (!(error instanceof FormattedSyntaxError)) throw error;
+    return reparse(sql);
+  }
+}
+
 /** The second parse, for `SELECT REPLACE(...)`, `EXPLAIN FORMAT=JSON ...` and the like;
  * undefined when it fails too, and then the first parse's error is the one to report. */
 function reparse(sql: string): Program | undefined {

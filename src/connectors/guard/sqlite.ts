@@ -33,6 +33,16 @@ export function classifySqlite(sql: string): GuardVerdict {
   return classifyProgram(program, "sqlite", classifyPragma);
 }
 
+/** The tree the rules judge; undefined when the statement does not parse. */
+export function parseSqliteProgram(sql: string): Program | undefined {
+  try {
+    return parse(sql, OPTIONS);
+  } catch (error) {
+    if (error instanceof FormattedSyntaxError) return undefined;
+    throw error;
+  }
+}
+
 /** Warms the parser so the first real request does not pay for JIT compilation. */
 export function warmSqliteParser(): void {
   parse("SELECT a, COUNT(*) FROM t WHERE b = 'x' GROUP BY a ORDER BY 2 DESC LIMIT 5", OPTIONS);

@@ -14,7 +14,7 @@ import type { AppEnv, AuthContext } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { errorBody, statusOf } from "../errors.js";
 import { requestLogger } from "../request-log.js";
-import { authErrors, errorResponse, jsonBody, RowId } from "../schemas.js";
+import { authErrors, errorResponse, HealthSchema, jsonBody, RowId } from "../schemas.js";
 
 const AskBody = z
   .object({
@@ -59,6 +59,7 @@ const AskResponse = z
     usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() }),
     steps: z.number().int(),
     elapsed_ms: z.number(),
+    health: HealthSchema,
   })
   .openapi("AskResponse", {
     example: {

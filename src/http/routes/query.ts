@@ -4,14 +4,13 @@
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
-import type { QueryResult } from "../../connectors/types.js";
 import type { Deps } from "../../deps.js";
-import { runQuery } from "../../services/queries.js";
 import { requireScope } from "../../auth/grants.js";
+import { runQuery, type QueryAnswer } from "../../services/queries.js";
 import type { AppEnv } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { jsonBodyOf, withBodyInHandler } from "../json-body.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, RowId, scopeError } from "../schemas.js";
+import { authErrors, errorResponse, HealthSchema, IdParams, jsonBody, jsonResponse, RowId, scopeError } from "../schemas.js";
 
 const tags = ["Query"];
 
@@ -46,6 +45,7 @@ const QueryResponse = z
       execution_time_ms: z.number(),
     }),
     error: z.null(),
+    health: HealthSchema,
   })
   .openapi("QueryResult", {
     example: {
@@ -62,6 +62,7 @@ const QueryResponse = z
         execution_time_ms: 3.2,
       },
       error: null,
+      health: [],
     },
   });
 
@@ -92,7 +93,7 @@ const connectionQuery = createRoute({
   responses,
 });
 
-export const queryEnvelope = (result: QueryResult) => ({
+export const queryEnvelope = ({ result, health }: QueryAnswer) => ({
   status: "ok" as const,
   data: {
     columns: result.columns.map((c) => c.name),
@@ -103,6 +104,7 @@ export const queryEnvelope = (result: QueryResult) => ({
     execution_time_ms: result.execution_time_ms,
   },
   error: null,
+  health,
 });
 
 const routes = [query, createRoute({ ...query, path: "/api/v1/query", summary: "Seed 000's name for POST /query" })] as const;
@@ -124,14 +126,14 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
       // Without connection_id, the session's connection: a key's own session is only ever
       // connected to a connection it may reach (see sessions.ts).
       requireScope(c.get("grant"), "query", body.connection_id);
-      const result = await runQuery(deps, auth.userId, auth.sessionId, {
+      const answer = await runQuery(deps, auth.userId, auth.sessionId, {
         sql: body.sql,
         connectionId: body.connection_id,
         sessionId: requestedSession(auth, body.session_id),
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
       });
-      return c.json(queryEnvelope(result), 200);
+      return c.json(queryEnvelope(answer), 200);
     });
   }
   for (const route of connectionRoutes) {
@@ -140,13 +142,13 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
       const connectionId = c.req.valid("param").id;
       requireScope(c.get("grant"), "query", connectionId);
       const body = await jsonBodyOf(c, ConnectionQueryBody);
-      const result = await runQuery(deps, userId, sessionId, {
+      const answer = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
         connectionId,
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
       });
-      return c.json(queryEnvelope(result), 200);
+      return c.json(queryEnvelope(answer), 200);
     });
   }
 }

@@ -1,0 +1,35 @@
+// What a tool answers: compact text for the model's context plus the same facts as structured
+// content, and failures as MCP tool errors (`isError`), never transport failures, so a client
+// shows the reason to its model. Unexpected errors answer a generic message with the request
+// id, as the HTTP edge does: a driver's message never reaches a client.
+
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+
+import { DomainError } from "../errors.js";
+import { isStoreUnavailable, storeUnavailable } from "../store/unavailable.js";
+import type { McpCaller } from "./caller.js";
+
+export function toolResult(text: string, structured: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: "text", text }], structuredContent: structured };
+}
+
+function toolError(code: string, detail: string, extra: Record<string, unknown> = {}): CallToolResult {
+  const rule = typeof extra.rule === "string" ? ` (${extra.rule})` : "";
+  return { content: [{ type: "text", text: `${code}${rule}: ${detail}` }], structuredContent: { code, detail, ...extra }, isError: true };
+}
+
+/** Runs a tool's body for `caller`, turning every failure into a tool error. */
+export async function answering(caller: McpCaller, run: (caller: McpCaller) => Promise<CallToolResult>): Promise<CallToolResult> {
+  try {
+    return await run(caller);
+  } catch (err) {
+    if (err instanceof DomainError) return toolError(err.code, err.message, err.extra);
+    if (isStoreUnavailable(err)) {
+      caller.logger.warn({ err }, "metadata store unavailable");
+      const unavailable = storeUnavailable();
+      return toolError(unavailable.code, unavailable.message);
+    }
+    caller.logger.error({ err }, "unhandled error in an MCP tool");
+    return toolError("internal_error", "Internal server error", { request_id: caller.requestId });
+  }
+}

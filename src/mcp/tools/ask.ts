@@ -1,0 +1,47 @@
+// ask: the /ask agent on one database, when a model is configured (a tool error saying how to
+// configure one otherwise). A new conversation per call unless `thread_id` continues one.
+
+import { randomUUID } from "node:crypto";
+
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+
+import { requireScope } from "../../auth/grants.js";
+import type { Deps } from "../../deps.js";
+import { ask } from "../../services/ask.js";
+import { callerOf } from "../caller.js";
+import { answering, toolResult } from "../tool-results.js";
+import { withHealth } from "./health-text.js";
+import { connectionId } from "./inputs.js";
+
+// Built once (every request builds its own server); ASK_MAX_QUESTION_CHARS is checked by ask().
+const config = {
+  description: "Answer a question about a database in plain language (Pulse's own read-only SQL agent). Returns the answer, the SQL it ran and a thread_id to continue.",
+  inputSchema: {
+    connection_id: connectionId,
+    question: z.string().min(1).max(100_000),
+    thread_id: z.string().min(1).max(100).optional(),
+  },
+  annotations: { readOnlyHint: true },
+};
+
+export function registerAskTool(server: McpServer, deps: Deps) {
+  server.registerTool(
+    "ask",
+    config,
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
+        requireScope(caller.grant, "ask", args.connection_id);
+        const answer = await ask(
+          deps,
+          { userId: caller.userId, sessionId: caller.sessionId, kind: caller.kind },
+          { question: args.question, connection_id: args.connection_id, thread_id: args.thread_id ?? `mcp-${randomUUID()}` },
+          { signal: extra.signal },
+        );
+        const sql = answer.statements.map((s) => `${s.sql} -- ${s.outcome === "ok" ? `${s.row_count} rows` : s.outcome}`).join("\n");
+        const text = withHealth(`${answer.answer}${sql ? `\n\nSQL:\n${sql}` : ""}\n\nthread_id: ${answer.thread_id}`, answer.health);
+        const { answer: answerText, sql: sent, statements, result, thread_id, usage, health } = answer;
+        return toolResult(text, { answer: answerText, sql: sent, statements, result, thread_id, usage, health });
+      }),
+  );
+}

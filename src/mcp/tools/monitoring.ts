@@ -1,0 +1,104 @@
+// list_alerts, table_health and create_monitor: the monitoring verbs behind /api/alerts and
+// /api/tables. A credential limited to some connections sees and touches only their tables.
+
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+
+import { requireScope } from "../../auth/grants.js";
+import type { Deps } from "../../deps.js";
+import { DomainError } from "../../errors.js";
+import { invalidInput } from "../../http/invalid-input.js";
+import { NewTableBody } from "../../http/routes/monitoring-schemas.js";
+import { strictBody } from "../../http/schemas.js";
+import { listAlertsOf, type AlertListFilter } from "../../services/alerts.js";
+import { createMonitoredTableOf, listMonitoredTablesOf } from "../../services/monitored-tables.js";
+import { monitoredTableHealth } from "../../services/table-health.js";
+import { callerOf } from "../caller.js";
+import { answering, toolResult } from "../tool-results.js";
+import { connectionId } from "./inputs.js";
+
+const STATUSES = ["active", "open", "acknowledged", "muted", "resolving", "resolved"] as const satisfies readonly AlertListFilter[];
+
+const tableNameOf = (t: { schema: string | null; table: string }) => (t.schema ? `${t.schema}.${t.table}` : t.table);
+
+// Built once: every request builds its own server (stateless), and building schemas costs.
+const listAlertsConfig = {
+  description: "Data-quality alerts on monitored tables. status: active (default: every incident not over), open, acknowledged, muted, resolving, resolved.",
+  inputSchema: { status: z.enum(STATUSES).optional() },
+  annotations: { readOnlyHint: true },
+};
+const tableHealthConfig = {
+  description: "A monitored table's health: latest result of each check and its open alerts.",
+  inputSchema: { table_id: z.number().int().positive() },
+  annotations: { readOnlyHint: true },
+};
+const createMonitorConfig = {
+  description:
+    "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
+  inputSchema: {
+    connection_id: connectionId,
+    table: z.string(),
+    schema: z.string().optional(),
+    interval_seconds: z.number().int().optional(),
+    schedule: z.string().optional().describe("cron, instead of interval_seconds"),
+    checks: z.array(z.record(z.string(), z.unknown())).optional(),
+  },
+};
+
+export function registerMonitoringTools(server: McpServer, deps: Deps) {
+  server.registerTool(
+    "list_alerts",
+    listAlertsConfig,
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
+        requireScope(caller.grant, "monitoring:read");
+        const allowed = caller.grant.connectionIds;
+        const [alerts, tables] = await Promise.all([
+          listAlertsOf(deps, caller.userId, { status: args.status ?? "active", limit: 200 }),
+          listMonitoredTablesOf(deps, caller.userId),
+        ]);
+        const tableOf = new Map(tables.map((t) => [t.id, t]));
+        const visible = alerts.flatMap((a) => {
+          const table = tableOf.get(a.table_id);
+          if (!table || (allowed !== "all" && !allowed.has(table.connection_id))) return [];
+          return [{ ...a, table: tableNameOf(table), connection_id: table.connection_id }];
+        });
+        const text =
+          visible.map((a) => `#${a.id} ${a.table} (table ${a.table_id}) ${a.check}: ${a.status} since ${a.opened_at ?? "?"}${a.last_detail ? ` - ${a.last_detail}` : ""}`).join("\n") ||
+          "No alerts.";
+        return toolResult(text, { alerts: visible });
+      }),
+  );
+
+  server.registerTool(
+    "table_health",
+    tableHealthConfig,
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
+        requireScope(caller.grant, "monitoring:read");
+        const health = await monitoredTableHealth(deps, caller.userId, args.table_id);
+        requireScope(caller.grant, "monitoring:read", health.table.connection_id);
+        const runs = health.latest_runs.map((r) => `${r.check}: ${r.status} at ${r.finished_at} - ${r.message}`);
+        const alerts = health.open_alerts.map((a) => `ALERT #${a.id} ${a.check}: ${a.status} since ${a.opened_at ?? "?"}`);
+        const text = [`${tableNameOf(health.table)} (connection ${health.table.connection_id})`, ...runs, ...alerts].join("\n");
+        return toolResult(runs.length > 0 ? text : `${text}\nNo runs yet.`, { ...health });
+      }),
+  );
+
+  server.registerTool(
+    "create_monitor",
+    createMonitorConfig,
+    (args, extra) =>
+      answering(callerOf(extra), async (caller) => {
+        requireScope(caller.grant, "monitoring:write", args.connection_id);
+        // The same validation as POST /api/tables, so both edges accept the same monitors.
+        const parsed = strictBody(NewTableBody).safeParse(args);
+        if (!parsed.success) {
+          const { detail, errors } = invalidInput(parsed.error, "arguments");
+          throw new DomainError("invalid_input", detail, { errors });
+        }
+        const table = await createMonitoredTableOf(deps, caller.userId, parsed.data);
+        return toolResult(`Monitoring ${tableNameOf(table)} as table ${table.id}: ${table.checks.map((c) => c.kind).join(", ")}`, { table });
+      }),
+  );
+}

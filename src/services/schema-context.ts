@@ -1,0 +1,45 @@
+// The ranked, budgeted schema context the /ask agent starts from, for any client: the whole
+// schema when it fits the budget, else the tables most relevant to a question and the names of
+// the rest; or named tables in full.
+
+import { buildSchemaIndex, describeTables, schemaContext, type SchemaIndex } from "../../agents/schema-context.js";
+import type { SchemaSnapshot } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { connectorFor } from "../connectors/saved-connection.js";
+
+/** One index per introspected schema: built once (tens of ms on 1,000 tables), dropped with it. */
+const indexes = new WeakMap<SchemaSnapshot, SchemaIndex>();
+
+export function schemaIndexOf(snapshot: SchemaSnapshot): SchemaIndex {
+  let index = indexes.get(snapshot);
+  if (!index) indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
+  return index;
+}
+
+export interface SchemaDescription {
+  dialect: string;
+  /** One line per table (columns, types, keys, estimated rows), then maybe an "Other tables" line. */
+  text: string;
+  /** Tables described in full. */
+  tables: string[];
+  /** Tables left out of the text (named, as many as fit, on its "Other tables" line). */
+  omitted: number;
+  /** Names asked for that are not tables of the connection. */
+  unknown: string[];
+}
+
+export async function describeSchema(
+  deps: Deps,
+  userId: number,
+  connectionId: number,
+  request: { question?: string | undefined; tables?: string[] | undefined },
+): Promise<SchemaDescription> {
+  const connector = await connectorFor(deps, userId, connectionId);
+  const index = schemaIndexOf(await connector.schema());
+  if (request.tables && request.tables.length > 0) {
+    const described = describeTables(index, request.tables);
+    return { dialect: connector.dialect, text: described.text, tables: described.tables, omitted: 0, unknown: described.unknown };
+  }
+  const context = schemaContext(index, request.question ?? "", { maxTokens: deps.config.agent.schemaTokens });
+  return { dialect: connector.dialect, text: context.text, tables: context.tables, omitted: context.omitted, unknown: [] };
+}

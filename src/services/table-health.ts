@@ -1,0 +1,128 @@
+// Health-aware results: the open monitoring alerts on the tables a statement read, so that no
+// client (a person at /query, an agent at /ask, an AI client over MCP) builds on broken data
+// without being told. And the health of one monitored table: its latest runs and open alerts.
+
+import type { TableRef } from "../connectors/guard/tables-read.js";
+import { tablesRead } from "../connectors/guard/tables-read.js";
+import type { Dialect } from "../connectors/types.js";
+import type { Deps } from "../deps.js";
+import { listAlertsOf, publicAlert, type PublicAlert } from "./alerts.js";
+import type { CheckOutcome } from "../monitoring/run-table.js";
+import { getMonitoredTableOf, listRunsOf, type PublicMonitoredTable } from "./monitored-tables.js";
+import { activeAlertsOnTables, type AlertOnTable } from "../store/monitoring-alerts.js";
+
+/** One open alert on a table a statement read. */
+export interface TableAlert {
+  /** As monitored: `schema.table`, or `table` where there is no schema (SQLite). */
+  table: string;
+  table_id: number;
+  alert_id: number;
+  check: string;
+  check_kind: string;
+  /** open, acknowledged, muted or resolving: the incident is not over. */
+  status: string;
+  /** When the alert opened (ISO 8601). */
+  since: string | null;
+  detail: string | null;
+}
+
+/** How stale the open alerts a statement is checked against may be: an alert opened or
+ * resolved on another instance shows at most this much later. Checking the store on every
+ * statement would cost /query a round trip; most users have no open alert at all. */
+export const HEALTH_CACHE_MS = 5_000;
+const MAX_CACHED_USERS = 10_000;
+
+interface Cached {
+  at: number;
+  alerts: Promise<AlertOnTable[]>;
+}
+
+/** Per app (its store), per user: the user's active alerts, read at most every HEALTH_CACHE_MS. */
+const caches = new WeakMap<Deps["store"], Map<number, Cached>>();
+
+function activeAlertsOf(deps: Deps, userId: number): Promise<AlertOnTable[]> {
+  let cache = caches.get(deps.store);
+  if (!cache) caches.set(deps.store, (cache = new Map()));
+  const now = Date.now();
+  const cached = cache.get(userId);
+  if (cached && now - cached.at < HEALTH_CACHE_MS) return cached.alerts;
+  if (cache.size >= MAX_CACHED_USERS) cache.clear();
+  const alerts = activeAlertsOnTables(deps.store.db, userId);
+  cache.set(userId, { at: now, alerts });
+  // A failed read is not remembered: the next statement asks again.
+  alerts.catch(() => cache.delete(userId));
+  return alerts;
+}
+
+/** PostgreSQL keeps the case the statement gave (its parser folds unquoted names); MySQL and
+ * SQLite compare table names case-insensitively here, as SQLite and most MySQL setups do. */
+function sameName(dialect: Dialect, a: string, b: string): boolean {
+  return dialect === "postgresql" ? a === b : a.toLowerCase() === b.toLowerCase();
+}
+
+/** An unqualified name matches the table in whatever schema it is monitored in. */
+const reads = (dialect: Dialect, refs: readonly TableRef[], on: AlertOnTable) =>
+  refs.some((ref) => sameName(dialect, ref.name, on.tableName) && (ref.schema === null || (on.schemaName !== null && sameName(dialect, ref.schema, on.schemaName))));
+
+/**
+ * The open alerts on the tables `statements` read on connection `connectionId` of `userId`
+ * (statements the guard accepted). Costs nothing more than a cache lookup when the user has
+ * no open alert on that connection; otherwise one parse per statement (cached too). Empty,
+ * and logged, when the metadata store cannot be read.
+ */
+export async function alertsOnTablesRead(
+  deps: Deps,
+  userId: number,
+  connection: { id: number; dialect: Dialect },
+  statements: readonly string[],
+): Promise<TableAlert[]> {
+  let active: AlertOnTable[];
+  try {
+    active = await activeAlertsOf(deps, userId);
+  } catch (err) {
+    // The statement has run: its rows are worth more than a 503 for want of the alerts.
+    deps.logger.warn({ err, user_id: userId }, "open alerts could not be read for a result's health");
+    return [];
+  }
+  const onConnection = active.filter((a) => a.connectionId === connection.id);
+  if (onConnection.length === 0 || statements.length === 0) return [];
+  const refs = statements.flatMap((sql) => tablesRead(connection.dialect, sql) ?? []);
+  const now = deps.monitoring.now();
+  return onConnection
+    .filter((on) => reads(connection.dialect, refs, on))
+    .map((on) => {
+      const alert = publicAlert(on.alert, now);
+      return {
+        table: on.schemaName ? `${on.schemaName}.${on.tableName}` : on.tableName,
+        table_id: on.alert.tableId,
+        alert_id: alert.id,
+        check: alert.check,
+        check_kind: alert.check_kind,
+        status: alert.status,
+        since: alert.opened_at,
+        detail: alert.last_detail,
+      };
+    });
+}
+
+export interface MonitoredTableHealth {
+  table: PublicMonitoredTable;
+  /** The latest run of each check, newest first. */
+  latest_runs: CheckOutcome[];
+  /** Alerts whose incident is not over (open, acknowledged, muted, resolving). */
+  open_alerts: PublicAlert[];
+}
+
+/** How far back to look for each check's latest run: a table has a handful of checks. */
+const RECENT_RUNS = 200;
+
+export async function monitoredTableHealth(deps: Deps, ownerId: number, tableId: number): Promise<MonitoredTableHealth> {
+  const table = await getMonitoredTableOf(deps, ownerId, tableId);
+  const [runs, openAlerts] = await Promise.all([
+    listRunsOf(deps, ownerId, tableId, { limit: RECENT_RUNS }),
+    listAlertsOf(deps, ownerId, { status: "active", tableId }),
+  ]);
+  const seen = new Set<string>();
+  const latest = runs.filter((run) => !seen.has(run.check) && seen.add(run.check));
+  return { table, latest_runs: latest, open_alerts: openAlerts };
+}

@@ -1,0 +1,488 @@
+// POST /mcp with the official SDK's client (Client + StreamableHTTPClientTransport) against Pulse
+// served over real HTTP: the tools on PostgreSQL, MariaDB and SQLite (Chinook), failures as
+// tool errors, authentication, two instances behind one Redis, the hostile corpus replayed
+// through run_query, and health-aware results in run_query, /query and /ask.
+
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+
+import { serve, type ServerType } from "@hono/node-server";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+import { loadChinookMaria, loadChinookPostgres } from "../support/chinook.js";
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { GUARD_FIXTURE, HOSTILE_CORPUS } from "../support/hostile-corpus.js";
+import { addConnection, monitorTable } from "../support/monitoring.js";
+import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueName } from "../support/services.js";
+import { sqliteTarget } from "../support/targets.js";
+
+type Dialect = "postgresql" | "mysql" | "sqlite";
+
+/** Replies the next model request gets, in order; tests fill it. */
+const replies: FakeStep[] = [];
+let fake: FakeOpenAI;
+let h: Harness;
+let second: Harness;
+const servers: ServerType[] = [];
+let base: string;
+let secondBase: string;
+const drops: (() => Promise<void>)[] = [];
+
+async function serveApp(harness: Harness): Promise<string> {
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: harness.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+beforeAll(async () => {
+  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply => {
+    const step = replies.shift() ?? { fail: "http500" };
+    return typeof step === "function" ? step(request) : step;
+  };
+  fake = await startFakeOpenAI(Array.from({ length: 200 }, () => next));
+  const env = {
+    OPENAI_BASE_URL: fake.baseUrl,
+    OPENAI_MODEL: "fake-model",
+    OPENAI_TIMEOUT_MS: "3000",
+    ASK_PER_MINUTE: "1000",
+    QUERY_TIMEOUT_MS: "5000",
+    // The hostile corpus is hundreds of calls from one user to one database.
+    CONNECTION_QUERIES_PER_MINUTE: "100000",
+    USER_QUERIES_PER_MINUTE: "100000",
+  };
+  h = await createHarness({ store: "postgresql", sessions: "redis", env });
+  second = await createHarness({ shareWith: { config: h.config, deps: h.deps, redis: h.redis, sessionsKind: "redis" }, env });
+  base = await serveApp(h);
+  secondBase = await serveApp(second);
+}, 120_000);
+afterAll(async () => {
+  for (const server of servers) await new Promise((resolve) => server.close(resolve));
+  await second?.close();
+  await h?.close();
+  await fake?.close();
+  for (const drop of drops) await drop();
+});
+beforeEach(() => {
+  replies.length = 0;
+});
+
+/** An MCP client of `token`; `fetch` may spread its requests over several instances. */
+async function mcpClient(token: string, options: { url?: string; fetch?: typeof fetch } = {}) {
+  const transport = new StreamableHTTPClientTransport(new URL(`${options.url ?? base}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+    ...(options.fetch && { fetch: options.fetch }),
+  });
+  const client = new Client({ name: "pulse-test", version: "1.0.0" });
+  await client.connect(transport);
+  return client;
+}
+
+const call = async (client: Client, name: string, args: Record<string, unknown> = {}) => (await client.callTool({ name, arguments: args })) as CallToolResult;
+const textOf = (result: CallToolResult) => result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+const structured = (result: CallToolResult) => result.structuredContent as Record<string, any>;
+
+/** Chinook on each dialect, as a connection body; names as each script spells them. */
+interface Chinook {
+  body: Record<string, unknown>;
+  artists: string;
+  tracks: string;
+}
+
+async function chinookOf(dialect: Dialect): Promise<Chinook> {
+  if (dialect === "postgresql") {
+    const db = await loadChinookPostgres();
+    drops.push(() => db.drop());
+    return {
+      body: { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" },
+      artists: "SELECT name FROM artist ORDER BY artist_id LIMIT 3",
+      tracks: "SELECT * FROM track",
+    };
+  }
+  if (dialect === "mysql") {
+    const db = await loadChinookMaria();
+    const user = uniqueName("pulse_mcp").slice(0, 60);
+    const password = uniqueName("pw");
+    for (const host of ["%", "localhost"]) {
+      await mariaAdmin(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${password}'`);
+      await mariaAdmin(`GRANT SELECT ON \`${db.name}\`.* TO '${user}'@'${host}'`);
+    }
+    drops.push(async () => {
+      for (const host of ["%", "localhost"]) await mariaAdmin(`DROP USER IF EXISTS '${user}'@'${host}'`);
+      await db.drop();
+    });
+    return {
+      body: { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: user, db_password: password },
+      artists: "SELECT Name FROM Artist ORDER BY ArtistId LIMIT 3",
+      tracks: "SELECT * FROM Track",
+    };
+  }
+  const target = await sqliteTarget(h.sqliteRoot);
+  return { body: target.body, artists: "SELECT Name FROM Artist ORDER BY ArtistId LIMIT 3", tracks: "SELECT * FROM Track" };
+}
+
+describe("POST /mcp: the protocol", () => {
+  it("initializes and lists Pulse's seven tools, each with a short description", async () => {
+    const user = await h.newUser();
+    const client = await mcpClient(user.token);
+    expect(client.getServerVersion()?.name).toBe("pulse");
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(["ask", "create_monitor", "describe_schema", "list_alerts", "list_connections", "run_query", "table_health"]);
+    for (const tool of tools) expect(tool.description!.length).toBeLessThan(300);
+    await client.close();
+  });
+
+  it("answers GET with 405 (stateless: no server-initiated stream), and bad bodies and headers with a 4xx naming what to fix", async () => {
+    const user = await h.newUser();
+    const get = await fetch(`${base}/mcp`, { headers: { authorization: `Bearer ${user.token}`, accept: "text/event-stream" } });
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toContain("POST");
+    const bad = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: "{not json",
+    });
+    expect(bad.status).toBe(400);
+    const notRpc = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, mehtod: "tools/list" }),
+    });
+    expect(notRpc.status).toBe(422);
+    expect(await notRpc.json()).toMatchObject({ code: "invalid_input", errors: expect.arrayContaining([{ path: "body.mehtod", message: "unknown field" }]) });
+    const noAccept = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(noAccept.status).toBe(406);
+    expect(await noAccept.json()).toMatchObject({ code: "not_acceptable", detail: expect.stringContaining("text/event-stream"), jsonrpc: "2.0", error: { code: -32000 } });
+  });
+});
+
+describe.each(["postgresql", "mysql", "sqlite"] as const)("POST /mcp tools on %s", (dialect) => {
+  let chinook: Chinook;
+  let user: Awaited<ReturnType<Harness["newUser"]>>;
+  let connectionId: number;
+  let client: Client;
+  beforeAll(async () => {
+    chinook = await chinookOf(dialect);
+    user = await h.newUser();
+    connectionId = await addConnection(h, user.token, chinook.body);
+    client = await mcpClient(user.token);
+  }, 120_000);
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  it("list_connections lists the user's connection", async () => {
+    const result = await call(client, "list_connections");
+    expect(result.isError).toBeFalsy();
+    expect(structured(result).connections).toEqual([expect.objectContaining({ id: connectionId, dialect })]);
+    expect(textOf(result)).toContain(`${connectionId}: `);
+  });
+
+  it("describe_schema gives the ranked schema context, and named tables in full", async () => {
+    const whole = await call(client, "describe_schema", { connection_id: connectionId, question: "artists and their albums" });
+    expect(whole.isError).toBeFalsy();
+    expect(textOf(whole).toLowerCase()).toContain("artist(");
+    expect(structured(whole).tables.length).toBeGreaterThanOrEqual(11);
+    const named = await call(client, "describe_schema", { connection_id: connectionId, tables: [dialect === "postgresql" ? "album" : "Album", "nope"] });
+    expect(structured(named).tables).toHaveLength(1);
+    expect(structured(named).unknown).toEqual(["nope"]);
+  });
+
+  it("run_query returns compact text and the rows as structured content", async () => {
+    const result = await call(client, "run_query", { connection_id: connectionId, sql: chinook.artists });
+    expect(result.isError).toBeFalsy();
+    expect(structured(result)).toMatchObject({ rows: [["AC/DC"], ["Accept"], ["Aerosmith"]], row_count: 3, truncated: false, health: [] });
+    expect(textOf(result)).toContain("AC/DC\nAccept\nAerosmith");
+  });
+
+  it("run_query stops at the row cap and says it truncated", async () => {
+    const result = await call(client, "run_query", { connection_id: connectionId, sql: chinook.tracks, max_rows: 5 });
+    expect(structured(result)).toMatchObject({ row_count: 5, truncated: true });
+    expect(structured(result).rows).toHaveLength(5);
+    expect(textOf(result)).toContain("truncated");
+  });
+
+  it("run_query refuses a write as a tool error naming the guard's rule", async () => {
+    const result = await call(client, "run_query", { connection_id: connectionId, sql: "DELETE FROM Artist" });
+    expect(result.isError).toBe(true);
+    expect(structured(result)).toMatchObject({ code: "sql_refused", rule: "not_read_only" });
+    expect(textOf(result)).toMatch(/^sql_refused \(not_read_only\): /);
+  });
+
+  it("run_query reports a parse error and an unknown table as tool errors", async () => {
+    const parse = await call(client, "run_query", { connection_id: connectionId, sql: "SELEC 1" });
+    expect(parse.isError).toBe(true);
+    expect(structured(parse)).toMatchObject({ code: "sql_refused", rule: "parse_error" });
+    const missing = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT * FROM no_such_table" });
+    expect(missing.isError).toBe(true);
+    expect(structured(missing).code).toBe("sql_failed");
+  });
+
+  it("create_monitor, list_alerts and table_health work on the connection's table", async () => {
+    const table = dialect === "postgresql" ? "artist" : "Artist";
+    const created = await call(client, "create_monitor", { connection_id: connectionId, table });
+    expect(created.isError).toBeFalsy();
+    const tableId = structured(created).table.id as number;
+    expect(structured(created).table).toMatchObject({ connection_id: connectionId, table, checks: [{ kind: "volume" }, { kind: "schema_drift" }] });
+    const health = await call(client, "table_health", { table_id: tableId });
+    expect(health.isError).toBeFalsy();
+    expect(structured(health)).toMatchObject({ table: { id: tableId }, latest_runs: [], open_alerts: [] });
+    const run = await h.call("POST", `/api/tables/${tableId}/run`, { token: user.token });
+    expect(run.status).toBe(200);
+    const after = await call(client, "table_health", { table_id: tableId });
+    expect(structured(after).latest_runs.map((r: { check: string }) => r.check).sort()).toEqual(["schema_drift", "volume"]);
+    const alerts = await call(client, "list_alerts");
+    expect(alerts.isError).toBeFalsy();
+    expect(structured(alerts).alerts).toEqual([]);
+  });
+
+  it("ask runs the agent on the named connection", async () => {
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: chinook.artists } }] });
+    replies.push({ content: "AC/DC, Accept and Aerosmith." });
+    const result = await call(client, "ask", { connection_id: connectionId, question: "Name three artists" });
+    expect(result.isError).toBeFalsy();
+    expect(structured(result)).toMatchObject({
+      answer: "AC/DC, Accept and Aerosmith.",
+      sql: [chinook.artists],
+      statements: [{ outcome: "ok", row_count: 3 }],
+      thread_id: expect.stringMatching(/^mcp-/),
+      health: [],
+    });
+    expect(textOf(result)).toContain(chinook.artists);
+  });
+});
+
+describe("POST /mcp tool errors", () => {
+  it("answers a timeout, an unknown connection, invalid arguments and a bad monitor as tool errors", async () => {
+    const user = await h.newUser();
+    const db = await createPgDatabase("pulse_mcp");
+    drops.push(() => db.drop());
+    const connectionId = await addConnection(h, user.token, {
+      db_type: "postgresql",
+      host: PG.host,
+      port: PG.port,
+      database_name: db.name,
+      username: PG.user,
+      db_password: "unused",
+    });
+    const client = await mcpClient(user.token);
+    const slow = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT count(*) FROM generate_series(1, 1000000000)", timeout_ms: 200 });
+    expect(slow.isError).toBe(true);
+    expect(structured(slow)).toMatchObject({ code: "query_timeout" });
+    const unknown = await call(client, "run_query", { connection_id: 2_000_000_000, sql: "SELECT 1" });
+    expect(unknown.isError).toBe(true);
+    expect(structured(unknown).code).toBe("not_found");
+    const invalid = await call(client, "run_query", { connection_id: "one", sql: "SELECT 1" });
+    expect(invalid.isError).toBe(true);
+    expect(textOf(invalid)).toContain("connection_id");
+    const monitor = await call(client, "create_monitor", { connection_id: connectionId, table: "no_such_table" });
+    expect(monitor.isError).toBe(true);
+    expect(structured(monitor).code).toBe("invalid_input");
+    await client.close();
+  });
+
+  it("answers ask without a model as a tool error saying how to configure one", async () => {
+    const bare = await createHarness();
+    try {
+      const url = await serveApp(bare);
+      const user = await bare.newConnectedUser();
+      const [connection] = (await bare.call("GET", "/databases", { token: user.token })).body;
+      const client = await mcpClient(user.token, { url });
+      const result = await call(client, "ask", { connection_id: connection.id, question: "How many artists?" });
+      expect(result.isError).toBe(true);
+      expect(structured(result).code).toBe("model_not_configured");
+      expect(textOf(result)).toContain("OPENAI_BASE_URL");
+      await client.close();
+    } finally {
+      await bare.close();
+    }
+  }, 60_000);
+});
+
+describe("POST /mcp authentication", () => {
+  it("refuses a request without a token, and with a bad token, with 401", async () => {
+    for (const headers of [{}, { authorization: "Bearer not-a-token" }] as Record<string, string>[]) {
+      const res = await fetch(`${base}/mcp`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toContain("Bearer");
+    }
+    await expect(mcpClient("not-a-token")).rejects.toThrow();
+  });
+
+  it("never lets user B reach user A's connection or monitored table", async () => {
+    const a = await h.newUser();
+    const b = await h.newUser();
+    const target = await sqliteTarget(h.sqliteRoot);
+    const connectionId = await addConnection(h, a.token, target.body);
+    const table = await monitorTable(h, a.token, { connection_id: connectionId, table: "Artist" });
+    const client = await mcpClient(b.token);
+    expect(structured(await call(client, "list_connections")).connections).toEqual([]);
+    for (const [name, args] of [
+      ["run_query", { connection_id: connectionId, sql: "SELECT Name FROM Artist" }],
+      ["describe_schema", { connection_id: connectionId }],
+      ["ask", { connection_id: connectionId, question: "How many artists?" }],
+      ["create_monitor", { connection_id: connectionId, table: "Album" }],
+      ["table_health", { table_id: table.id }],
+    ] as const) {
+      const result = await call(client, name, args);
+      expect(result.isError, name).toBe(true);
+      expect(structured(result).code, name).toBe("not_found");
+      expect(textOf(result), name).not.toContain("AC/DC");
+    }
+    await client.close();
+  });
+});
+
+describe("POST /mcp on two instances behind one Redis", () => {
+  it("serves one client's calls spread across both instances", async () => {
+    const user = await h.newUser();
+    const target = await sqliteTarget(h.sqliteRoot);
+    const connectionId = await addConnection(h, user.token, target.body);
+    const hits = [0, 0];
+    let turn = 0;
+    // A round-robin load balancer in front of the two instances.
+    const spread: typeof fetch = (input, init) => {
+      const i = turn++ % 2;
+      hits[i]!++;
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const to = new URL(i === 0 ? base : secondBase);
+      url.host = to.host;
+      return fetch(url, init);
+    };
+    const client = await mcpClient(user.token, { fetch: spread });
+    for (let i = 0; i < 4; i++) {
+      const result = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT Name FROM Artist ORDER BY ArtistId LIMIT 1" });
+      expect(result.isError).toBeFalsy();
+      expect(structured(result).rows).toEqual([["AC/DC"]]);
+    }
+    expect((await client.listTools()).tools).toHaveLength(7);
+    await client.close();
+    expect(hits[0]).toBeGreaterThanOrEqual(3);
+    expect(hits[1]).toBeGreaterThanOrEqual(3);
+  });
+});
+
+/** A fingerprint of everything the corpus might change: rows, relations, sequence, files. */
+async function hostileFixture(dialect: Dialect): Promise<{ body: Record<string, unknown>; checksum(): Promise<string> }> {
+  if (dialect === "postgresql") {
+    const db = await createPgDatabase("pulse_mcp_hostile");
+    drops.push(() => db.drop());
+    for (const sql of GUARD_FIXTURE.postgresql) await db.query(sql);
+    return {
+      body: { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" },
+      async checksum() {
+        const [rows] = await db.query<{ c: string }>(`SELECT
+          (SELECT coalesce(string_agg(id || ':' || coalesce(v, 'NULL'), ',' ORDER BY id), '') FROM guard_target) || '|' ||
+          (SELECT string_agg(n.nspname || '.' || c.relname, ',' ORDER BY n.nspname, c.relname) FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')) || '|' ||
+          (SELECT last_value || ':' || is_called FROM guard_seq) AS c`);
+        return rows!.c;
+      },
+    };
+  }
+  if (dialect === "mysql") {
+    const db = await createMariaDatabase("pulse_mcp_hostile");
+    drops.push(() => db.drop());
+    for (const sql of GUARD_FIXTURE.mysql) await db.query(sql);
+    return {
+      body: { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: MARIADB.user },
+      async checksum() {
+        const rows = await db.query<{ c: string }>(`SELECT CONCAT(
+          (SELECT COALESCE(GROUP_CONCAT(id, ':', COALESCE(v, 'NULL') ORDER BY id), '') FROM guard_target), '|',
+          (SELECT COALESCE(GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE())) AS c`);
+        return rows[0]!.c;
+      },
+    };
+  }
+  const name = `${uniqueName("hostile")}.sqlite`;
+  const file = path.join(h.sqliteRoot, name);
+  const setup = new Database(file);
+  for (const sql of GUARD_FIXTURE.sqlite) setup.exec(sql);
+  setup.close();
+  return {
+    body: { db_type: "sqlite", database_name: name },
+    checksum: async () => createHash("sha256").update(readFileSync(file)).digest("hex"),
+  };
+}
+
+describe.each(["postgresql", "mysql", "sqlite"] as const)("the hostile corpus through run_query on %s", (dialect) => {
+  it("refuses every statement as a tool error with the guard's rule, and changes nothing", async () => {
+    const fixture = await hostileFixture(dialect);
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, fixture.body);
+    const client = await mcpClient(user.token);
+    const before = await fixture.checksum();
+    const entries = HOSTILE_CORPUS.filter((e) => e.dialect === dialect);
+    expect(entries.length).toBeGreaterThan(40);
+    const misses: string[] = [];
+    for (const entry of entries) {
+      const result = await call(client, "run_query", { connection_id: connectionId, sql: entry.sql });
+      const out = structured(result);
+      if (!result.isError || out?.code !== "sql_refused" || out.rule !== entry.rule) misses.push(`${entry.sql} -> ${textOf(result)}`);
+    }
+    expect(misses).toEqual([]);
+    expect(await fixture.checksum()).toBe(before);
+    await client.close();
+  }, 180_000);
+});
+
+describe("health-aware results", () => {
+  it("warns of an open alert on a table read, in run_query, POST /query and POST /ask", async () => {
+    const user = await h.newConnectedUser();
+    const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
+    const connectionId = connection.id as number;
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "Artist",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM Artist", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    const expected = {
+      table: "Artist",
+      table_id: table.id,
+      check: "custom_sql:rows",
+      status: "open",
+      since: expect.any(String),
+      detail: expect.stringContaining("outside the limit"),
+    };
+    const artistSql = "SELECT a.Name, count(*) FROM Artist a JOIN Album al ON al.ArtistId = a.ArtistId GROUP BY a.Name LIMIT 2";
+
+    const client = await mcpClient(user.token);
+    const read = await call(client, "run_query", { connection_id: connectionId, sql: artistSql });
+    expect(structured(read).health).toEqual([expect.objectContaining(expected)]);
+    expect(textOf(read)).toMatch(/WARNING: Artist has an open alert: custom_sql:rows failing since \S+/);
+    const other = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT count(*) FROM Album" });
+    expect(structured(other).health).toEqual([]);
+    expect(textOf(other)).not.toContain("WARNING");
+    await client.close();
+
+    const query = await h.call("POST", "/query", { token: user.token, json: { sql: artistSql } });
+    expect(query.status).toBe(200);
+    expect(query.body.health).toEqual([expect.objectContaining(expected)]);
+    const album = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT count(*) FROM Album" } });
+    expect(album.body.health).toEqual([]);
+
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "SELECT count(*) AS n FROM Artist" } }] });
+    replies.push({ content: "There are 275 artists." });
+    const ask = await h.call("POST", "/ask", { token: user.token, json: { question: "How many artists?" } });
+    expect(ask.status).toBe(200);
+    expect(ask.body.health).toEqual([expect.objectContaining(expected)]);
+  });
+});
