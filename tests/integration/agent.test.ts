@@ -203,7 +203,7 @@ describe("runAgent accounts for tokens", () => {
       { toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) FROM Artist" } }], usage: { prompt_tokens: 1350, completion_tokens: 21 } },
       { content: "There are 275 artists.", usage: { prompt_tokens: 1500, completion_tokens: 6 } },
     ]);
-    expect((await result).usage).toEqual({ prompt_tokens: 4050, completion_tokens: 44, total_tokens: 4094 });
+    expect((await result).usage).toEqual({ prompt_tokens: 4050, completion_tokens: 44, total_tokens: 4094, estimated: false });
     for (const req of fake.requests) expect([req.stream, req.stream_options]).toEqual([true, { include_usage: true }]);
   });
 
@@ -217,7 +217,7 @@ describe("runAgent accounts for tokens", () => {
       { onEvent: undefined },
     );
     const answer = await result;
-    expect(answer.usage).toEqual({ prompt_tokens: 2850, completion_tokens: 21, total_tokens: 2871 });
+    expect(answer.usage).toEqual({ prompt_tokens: 2850, completion_tokens: 21, total_tokens: 2871, estimated: false });
     expect(answer.answer).toBe("There are 275 artists.");
     expect(answer.result?.rows).toEqual([[275]]);
     expect(events).toEqual([]);
