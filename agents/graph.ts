@@ -13,7 +13,7 @@ import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Dialect } from "../src/connectors/types.js";
 import type { ModelCallCounts } from "../src/metrics.js";
 import { contextBudget } from "./context-budget.js";
-import { completeStep } from "./model-call.js";
+import { completeStep, isTextCall } from "./model-call.js";
 import { NO_USAGE, type ChatModel, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
 import { skipUnreadRunTrees } from "./run-trees.js";
@@ -199,7 +199,7 @@ async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Par
     // Arguments that are not one complete JSON object never reach a tool (see tool-arguments.ts).
     const invalid = unparsed.get(call.id);
     run.onEvent?.({ type: "tool_call", name: call.name, args: invalid ? invalid.args : call.args });
-    const content = invalid ? invalidArgumentsReply(invalid) : await callSqlTool(run.toolContext, run.offered, call.name, call.args);
+    const content = invalid ? invalidArgumentsReply(invalid, isTextCall(last)) : await callSqlTool(run.toolContext, run.offered, call.name, call.args);
     if (content.startsWith("ERROR:") && (invalid || call.name !== "run_query")) run.toolContext.recorder.lastError = content.slice(7);
     results.push(new ToolMessage({ content, tool_call_id: call.id ?? "", name: call.name }));
   }

@@ -24,6 +24,9 @@ export interface AgentCallOptions extends Omit<CompletionOptions, "toolChoice"> 
  * text it was, and its results as a user message. */
 const TEXT_CALL = "pulse_text_call";
 
+/** Whether a reply's calls were read from its text. */
+export const isTextCall = (message: AIMessage) => message.additional_kwargs?.[TEXT_CALL] === true;
+
 export async function completeStep(model: ChatModel, messages: BaseMessage[], options: AgentCallOptions): Promise<Completion> {
   for (let attempt = 0; ; attempt++) {
     const plan = model.server.plan(Boolean(options.onToken));
@@ -84,7 +87,7 @@ export function wireMessages(messages: BaseMessage[], plan: CallPlan, toolResult
   return messages.map((m) => {
     if (m instanceof SystemMessage && plan.protocol === "text") return new SystemMessage(`${m.text}\n\n${textProtocol}`);
     if (m instanceof AIMessage && (m.tool_calls?.length ?? 0) > 0) {
-      const fromText = m.additional_kwargs?.[TEXT_CALL] === true;
+      const fromText = isTextCall(m);
       if (!fromText && plan.protocol !== "text") return m;
       for (const call of m.tool_calls ?? []) if (call.id) textCalls.add(call.id);
       return new AIMessage(fromText ? m.text : [m.text, ...(m.tool_calls ?? []).map(callAsText)].filter(Boolean).join("\n\n"));
@@ -126,6 +129,6 @@ function gatedTokens(onToken: (text: string) => void, plan: CallPlan): (text: st
 function estimateUsage(wire: BaseMessage[], tools: CompletionOptions["tools"], reply: AIMessage): TokenUsage {
   let prompt = tools ? countTokens(JSON.stringify(tools)) : 0;
   for (const m of wire) prompt += TOKENS_PER_MESSAGE + countTokens(m.text) + (m instanceof AIMessage ? countTokens(JSON.stringify(m.tool_calls ?? [])) : 0);
-  const completion = countTokens(reply.text) + (reply.tool_calls?.length && reply.additional_kwargs?.[TEXT_CALL] !== true ? countTokens(JSON.stringify(reply.tool_calls.map((c) => c.args))) : 0);
+  const completion = countTokens(reply.text) + (reply.tool_calls?.length && !isTextCall(reply) ? countTokens(JSON.stringify(reply.tool_calls.map((c) => c.args))) : 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }

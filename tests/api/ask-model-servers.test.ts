@@ -250,7 +250,7 @@ describe("/ask when a call written as text is cut off", () => {
     expect(res.body.result.rows).toEqual([[347]]);
     expect(res.body.answer).toBe("There are 347 albums.");
     const told = (i: number) => String(fake.requests[i]!.messages.at(-1)!.content);
-    expect(told(1)).toMatch(/^\[run_query result\]\nERROR: the arguments of run_query were cut off: the <tool_call> was never closed, so nothing was run/);
+    expect(told(1)).toMatch(/^\[run_query result\]\nERROR: the arguments of run_query were cut off: the <tool_call> was never closed, so nothing was run\. You sent: .*\. Send one whole ```sql block \(or one whole call\) again\./);
     expect(told(2)).toMatch(/^\[run_query result\]\nERROR: the arguments of run_query were cut off: the ```sql block was never closed, so nothing was run/);
   });
 });
