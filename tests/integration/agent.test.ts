@@ -57,12 +57,12 @@ interface Run {
   result: Promise<AgentResult>;
 }
 
-function run(script: FakeStep[], overrides: Partial<RunAgentInput> & { timeoutMs?: number } = {}): Promise<Run> {
+function run(script: FakeStep[], overrides: Partial<RunAgentInput> & { timeoutMs?: number; contextTokens?: number } = {}): Promise<Run> {
   return startFakeOpenAI(script).then((fake) => {
     servers.push(fake);
     const events: AgentEvent[] = [];
-    const { timeoutMs = 5000, ...input } = overrides;
-    const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs });
+    const { timeoutMs = 5000, contextTokens, ...input } = overrides;
+    const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs, contextTokens });
     const before = fetched.length;
     const result = runAgent(model, {
       question: "Which countries have the most invoices?",
@@ -294,6 +294,32 @@ describe("runAgent tells the model where it is", () => {
       ["assistant", "There are 275 artists.\n\n[SQL run for this answer]\nSELECT COUNT(*) FROM Artist"],
       ["user", "And albums?"],
     ]);
+  });
+});
+
+describe("a small context window (MODEL_CONTEXT_TOKENS)", () => {
+  it("shrinks the schema, the rows the model sees and the history to fit, and says the schema is partial", async () => {
+    const history = Array.from({ length: 10 }, (_, i) => ({ question: `Earlier question ${i}?`, answer: `Earlier answer ${i}. ${"detail ".repeat(40)}`, sql: [] }));
+    const allTracks = "SELECT TrackId, Name FROM Track ORDER BY TrackId";
+    const { fake, result } = await run(
+      [{ toolCalls: [{ name: "run_query", args: { sql: allTracks } }] }, { content: "Many tracks." }],
+      { history, question: "List the tracks", contextTokens: 2048 },
+    );
+    const answer = await result;
+    // The API still gets its rows; the model saw a few.
+    expect(answer.result?.row_count).toBe(500);
+    const system = systemPromptOf(fake.requests[0]);
+    expect(system).toMatch(/schema below is partial/);
+    expect(fake.requests[0]!.tools?.map((t) => t.function.name)).toEqual(["find_tables", "describe_tables", "run_query"]);
+    const shown = lastToolResult(fake.requests[1]);
+    expect(Number(/\((\d+) of more than \d+ rows shown/.exec(shown)?.[1] ?? /\((\d+) of \d+ rows shown/.exec(shown)?.[1])).toBeLessThan(50);
+    const turns = fake.requests[0]!.messages.filter((m) => m.role === "user").length - 1;
+    expect(turns).toBeGreaterThan(0);
+    expect(turns).toBeLessThan(10);
+    // Only the newest turns are kept.
+    expect(textOf(fake.requests[0]!.messages.at(-2))).toMatch(/^Earlier answer 9\./);
+    // The whole request fits the window, by the same estimate the budgets use.
+    expect(JSON.stringify(fake.requests[1]!.messages).length / 3.5).toBeLessThan(2048);
   });
 });
 
