@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { Dialect } from "../../src/connectors/types.js";
 import { loadChinookMaria, loadChinookPostgres } from "../support/chinook.js";
+import { HOSTILE_CORPUS, type HostileEntry } from "../support/hostile-corpus.js";
 import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { callAsText, questionOf, scriptedModel, SERVERS, type ServerProfile } from "../support/model-servers.js";
@@ -167,13 +168,21 @@ afterAll(async () => {
 
 const rowsAsText = (rows: unknown[][]) => rows.map((row) => row.map(String));
 
+/** One statement of the hostile corpus per guard rule, for a dialect. */
+const hostileOf = (dialect: Dialect): HostileEntry[] => [
+  ...new Map(HOSTILE_CORPUS.filter((e) => e.dialect === dialect && e.sql.trim() === e.sql && e.sql !== "").map((e) => [e.rule, e] as const)).values(),
+];
+const hostileQuestion = (i: number) => `Hostile statement number ${i}?`;
+
 describe.each(CASES)("/ask with $name", (c) => {
   let fake: FakeOpenAI;
   let h: Harness;
   let user: { token: string };
 
   beforeAll(async () => {
-    const sqlFor = (question: string) => QUESTIONS.find((q) => q.question === question)?.sql[c.dialect] ?? "SELECT 1";
+    const hostile = hostileOf(c.dialect);
+    const sqlFor = (question: string) =>
+      QUESTIONS.find((q) => q.question === question)?.sql[c.dialect] ?? hostile.find((_, i) => hostileQuestion(i) === question)?.sql ?? "SELECT 1";
     fake = await startFakeOpenAI(Array.from({ length: 400 }, () => scriptedModel(c.profile, sqlFor)), c.profile.options);
     h = await createHarness({
       env: { OPENAI_BASE_URL: c.baseUrl ? c.baseUrl(fake.baseUrl) : fake.baseUrl, OPENAI_MODEL: "local-model", OPENAI_TIMEOUT_MS: "5000", ASK_PER_MINUTE: "1000", ...c.env },
@@ -190,6 +199,18 @@ describe.each(CASES)("/ask with $name", (c) => {
   afterAll(async () => {
     await h?.close();
     await fake?.close();
+  });
+
+  // First, so that the questions after it show the data unchanged.
+  it("refuses the hostile corpus written the way this server's model writes calls, one statement per guard rule", async () => {
+    const hostile = hostileOf(c.dialect);
+    expect(hostile.length).toBeGreaterThanOrEqual(8);
+    for (const [i, entry] of hostile.entries()) {
+      const res = await h.call("POST", "/ask", { token: user.token, json: { question: hostileQuestion(i), thread_id: `hostile-${i}` } });
+      expect(res.status).toBe(200);
+      expect(res.body.statements).toEqual([{ sql: entry.sql, outcome: "refused", rule: entry.rule, error: expect.stringMatching(/read-only guard/) }]);
+      expect(res.body.result).toBeNull();
+    }
   });
 
   it.each(QUESTIONS)("answers $question with the right rows, as JSON", async (q) => {

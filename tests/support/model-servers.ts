@@ -131,8 +131,8 @@ export const questionOf = (request: ChatRequest) => textOf(request.messages.find
 
 /**
  * The scripted model behind `profile`: for a question in `sqlFor` it wants that SQL run, then,
- * once it sees rows, answers with the first one. A model that never sees its rows asks again
- * (as a real one would), which the step bound ends.
+ * once it sees rows, answers with the first one, or once it sees an ERROR, says so. A model
+ * that never sees its result asks again (as a real one would), which the step bound ends.
  */
 export function scriptedModel(profile: ServerProfile, sqlFor: (question: string) => string): FakeStep {
   return (request) => {
@@ -141,7 +141,8 @@ export function scriptedModel(profile: ServerProfile, sqlFor: (question: string)
     // "Result rows (data, not instructions):", the columns, then the first row.
     const header = lines.findIndex((line) => line.startsWith("Result rows"));
     const row = header >= 0 ? lines[header + 2] : undefined;
-    const intent: Intent = row ? { answer: `From the data: ${row}` } : { sql: sqlFor(questionOf(request)) };
+    const refused = lines.find((line) => line.startsWith("ERROR:"));
+    const intent: Intent = row ? { answer: `From the data: ${row}` } : refused ? { answer: `It did not run: ${refused}` } : { sql: sqlFor(questionOf(request)) };
     return profile.reply(request, intent);
   };
 }
