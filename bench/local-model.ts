@@ -8,7 +8,9 @@
 //
 // bench/local-model/setup.sh installs both into a virtualenv outside the repository
 // (PULSE_LOCAL_MODEL_VENV, default ~/.cache/pulse-local-model/venv; the first run compiles
-// llama.cpp: 20+ minutes on 2 cores). LOCAL_MODEL_QUESTIONS=n asks only the first n questions.
+// llama.cpp: 20+ minutes on 2 cores). LOCAL_MODEL_QUESTIONS=n asks only the first n questions,
+// LOCAL_MODEL_MODES=native,text only those modes, LOCAL_MODEL_STEPS=n sets AGENT_MAX_STEPS (4):
+// on 2 busy cores one model call takes tens of seconds.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -34,11 +36,12 @@ const QUESTIONS: { question: string; gold: string }[] = [
   { question: "What is the name of the longest track?", gold: "SELECT Name FROM Track ORDER BY Milliseconds DESC LIMIT 1" },
 ].slice(0, Number(process.env.LOCAL_MODEL_QUESTIONS ?? Infinity));
 
-const MODES: { name: string; env: Record<string, string> }[] = [
-  { name: "tools (MODEL_TOOLS=native)", env: { MODEL_TOOLS: "native" } },
-  { name: "tools + text fallback (MODEL_TOOLS=auto)", env: { MODEL_TOOLS: "auto" } },
-  { name: "text protocol (MODEL_TOOLS=text)", env: { MODEL_TOOLS: "text" } },
-];
+const MODES = [
+  { tools: "native", name: "tools (MODEL_TOOLS=native)" },
+  { tools: "auto", name: "tools + text fallback (MODEL_TOOLS=auto)" },
+  { tools: "text", name: "text protocol (MODEL_TOOLS=text)" },
+].filter((m) => !process.env.LOCAL_MODEL_MODES || process.env.LOCAL_MODEL_MODES.split(",").includes(m.tools));
+const STEPS = process.env.LOCAL_MODEL_STEPS ?? "4";
 
 function setup(): void {
   const run = spawnSync("bash", [path.join(root, "bench/local-model/setup.sh")], { stdio: "inherit", env: { ...process.env, PULSE_LOCAL_MODEL_VENV: VENV } });
@@ -129,9 +132,9 @@ async function runMode(mode: (typeof MODES)[number], modelUrl: string): Promise<
     ASK_TIMEOUT_MS: "900000",
     MODEL_SERVER: "llama-cpp-python",
     MODEL_CONTEXT_TOKENS: String(CONTEXT),
-    AGENT_MAX_STEPS: "4",
+    AGENT_MAX_STEPS: STEPS,
     LOGIN_MAX_ATTEMPTS_PER_CLIENT: "100000",
-    ...mode.env,
+    MODEL_TOOLS: mode.tools,
   });
   try {
     const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
@@ -173,7 +176,7 @@ async function runMode(mode: (typeof MODES)[number], modelUrl: string): Promise<
 setup();
 const model = modelFile();
 const llama = await startModelServer(model);
-console.log(`model: ${path.basename(model)} on llama-cpp-python (n_ctx ${CONTEXT}, chatml-function-calling); ${machine()}`);
+console.log(`model: ${path.basename(model)} on llama-cpp-python (n_ctx ${CONTEXT}, chatml-function-calling), AGENT_MAX_STEPS=${STEPS}, OPENAI_MAX_TOKENS=${MAX_TOKENS}; ${machine()}`);
 const rows: string[] = [];
 try {
   for (const mode of MODES) {
