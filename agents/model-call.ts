@@ -9,6 +9,7 @@ import type { InvalidToolCall, ToolCall } from "@langchain/core/messages/tool";
 
 import { complete as serverCompletion, type ChatModel, type Completion, type CompletionOptions, type TokenUsage } from "./model.js";
 import type { CallPlan } from "./model-server.js";
+import { estimateTokens } from "./schema-index.js";
 import { callsInText } from "./text-calls.js";
 import { countTokens, TOKENS_PER_MESSAGE } from "./token-count.js";
 
@@ -30,7 +31,7 @@ export const isTextCall = (message: AIMessage) => message.additional_kwargs?.[TE
 export async function completeStep(model: ChatModel, messages: BaseMessage[], options: AgentCallOptions): Promise<Completion> {
   for (let attempt = 0; ; attempt++) {
     const plan = model.server.plan(Boolean(options.onToken));
-    const wire = wireMessages(messages, plan, model.server.profile.toolResultsAsUser, options.textProtocol);
+    const wire = fitToContext(wireMessages(messages, plan, model.server.profile.toolResultsAsUser, options.textProtocol), model);
     const tools = plan.protocol === "text" ? undefined : options.tools;
     try {
       const completion = await serverCompletion(model, wire, {
@@ -97,6 +98,31 @@ export function wireMessages(messages: BaseMessage[], plan: CallPlan, toolResult
     }
     return m;
   });
+}
+
+/** Room for the tool definitions and the server's own tool prompt around them. */
+const TOOL_PROMPT_TOKENS = 400;
+const OMITTED = "(an earlier result, left out to fit the model's context window)";
+
+/**
+ * With MODEL_CONTEXT_TOKENS set, results of earlier steps are left out, oldest first, until the
+ * request (by the schema budget's estimate) leaves room for the answer: each step adds a result,
+ * and the window holds only so many. The newest result always stays.
+ */
+function fitToContext(wire: BaseMessage[], model: ChatModel): BaseMessage[] {
+  if (model.contextTokens === undefined) return wire;
+  const room = model.contextTokens - TOOL_PROMPT_TOKENS - Math.min(model.maxTokens ?? 512, Math.floor(model.contextTokens / 4));
+  const isResult = (m: BaseMessage) => m instanceof ToolMessage || (m instanceof HumanMessage && m.text.startsWith("["));
+  const results = wire.flatMap((m, i) => (isResult(m) ? [i] : [])).slice(0, -1);
+  const fitted = [...wire];
+  let total = fitted.reduce((sum, m) => sum + TOKENS_PER_MESSAGE + estimateTokens(m.text), 0);
+  for (const i of results) {
+    if (total <= room) break;
+    const m = fitted[i]!;
+    total -= estimateTokens(m.text) - estimateTokens(OMITTED);
+    fitted[i] = m instanceof ToolMessage ? new ToolMessage({ content: OMITTED, tool_call_id: m.tool_call_id, name: m.name }) : new HumanMessage(`${m.text.split("\n")[0]}\n${OMITTED}`);
+  }
+  return fitted;
 }
 
 const callAsText = (call: ToolCall) =>

@@ -15,7 +15,7 @@ import { loadGuard } from "../../src/connectors/guard/index.js";
 import { GuardedConnector } from "../../src/connectors/guarded.js";
 import { openDriver } from "../../src/connectors/open.js";
 import { DomainError } from "../../src/errors.js";
-import { lastToolResult, startFakeOpenAI, systemPromptOf, textOf, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
+import { lastToolResult, startFakeOpenAI, systemPromptOf, textOf, toolResultsOf, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { CHINOOK_SQLITE } from "../support/targets.js";
 
 let dir: string;
@@ -302,7 +302,12 @@ describe("a small context window (MODEL_CONTEXT_TOKENS)", () => {
     const history = Array.from({ length: 10 }, (_, i) => ({ question: `Earlier question ${i}?`, answer: `Earlier answer ${i}. ${"detail ".repeat(40)}`, sql: [] }));
     const allTracks = "SELECT TrackId, Name FROM Track ORDER BY TrackId";
     const { fake, result } = await run(
-      [{ toolCalls: [{ name: "run_query", args: { sql: allTracks } }] }, { content: "Many tracks." }],
+      [
+        { toolCalls: [{ name: "run_query", args: { sql: allTracks } }] },
+        { toolCalls: [{ name: "run_query", args: { sql: `${allTracks} DESC` } }] },
+        { toolCalls: [{ name: "run_query", args: { sql: allTracks.replace("TrackId, Name", "Name, Composer") } }] },
+        { content: "Many tracks." },
+      ],
       { history, question: "List the tracks", contextTokens: 2048 },
     );
     const answer = await result;
@@ -318,8 +323,12 @@ describe("a small context window (MODEL_CONTEXT_TOKENS)", () => {
     expect(turns).toBeLessThan(10);
     // Only the newest turns are kept.
     expect(textOf(fake.requests[0]!.messages.at(-2))).toMatch(/^Earlier answer 9\./);
-    // The whole request fits the window, by the same estimate the budgets use.
-    expect(JSON.stringify(fake.requests[1]!.messages).length / 3.5).toBeLessThan(2048);
+    // Every request fits the window, by the same estimate the budgets use: older results are
+    // left out once the steps' results no longer fit, the newest always stays.
+    for (const request of fake.requests) expect(JSON.stringify(request.messages).length / 3.5).toBeLessThan(2048);
+    const last = toolResultsOf(fake.requests[3]);
+    expect(last[0]).toBe("(an earlier result, left out to fit the model's context window)");
+    expect(last.at(-1)).toMatch(/^Result rows/);
   });
 });
 
