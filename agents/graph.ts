@@ -8,16 +8,17 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 // entry registers (on Node 20 that puts async hooks on every promise in the process). Nodes take
 // what they need from their config argument, so nothing here relies on it.
 import { Annotation, Command, END, START, StateGraph } from "@langchain/langgraph/web";
-import type { ChatOpenAI } from "@langchain/openai";
 
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Dialect } from "../src/connectors/types.js";
 import type { ModelCallCounts } from "../src/metrics.js";
-import { complete, NO_USAGE, type TokenUsage } from "./model.js";
+import { contextBudget } from "./context-budget.js";
+import { completeStep, isTextCall } from "./model-call.js";
+import { NO_USAGE, type ChatModel, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
 import { skipUnreadRunTrees } from "./run-trees.js";
 import { invalidArgumentsReply } from "./tool-arguments.js";
-import { schemaContext } from "./schema-context.js";
+import { estimateTokens, schemaContext } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
 import {
   callSqlTool,
@@ -73,7 +74,8 @@ export interface AgentResult {
   queries: RecordedQuery[];
   /** The last successful result. */
   result: ResultSet | null;
-  /** Summed over every model call, from the server's usage fields. */
+  /** Summed over every model call, from the server's usage fields (estimated: counted locally
+   * for at least one call whose server sent none). */
   usage: TokenUsage;
   /** Model calls made. */
   steps: number;
@@ -105,13 +107,20 @@ const DIALECT_NAMES: Record<Dialect, { name: string; quote: string }> = {
 
 const SQL_IN_HISTORY_CHARS = 600;
 
-/** Earlier turns as they happened, the SQL folded into the answer so the model can reuse it. */
-export function historyMessages(history: HistoryTurn[]): BaseMessage[] {
-  return history.flatMap((turn) => {
+/** Earlier turns as they happened, the SQL folded into the answer so the model can reuse it;
+ * the newest turns that fit in `maxTokens`. */
+export function historyMessages(history: HistoryTurn[], maxTokens = Infinity): BaseMessage[] {
+  const kept: BaseMessage[][] = [];
+  let used = 0;
+  for (const turn of [...history].reverse()) {
     const sql = turn.sql.map((s) => (s.length > SQL_IN_HISTORY_CHARS ? `${s.slice(0, SQL_IN_HISTORY_CHARS)}…` : s));
     const ran = sql.length > 0 ? `\n\n[SQL run for this answer]\n${sql.join(";\n")}` : "";
-    return [new HumanMessage(turn.question), new AIMessage(`${turn.answer}${ran}`)];
-  });
+    const answer = `${turn.answer}${ran}`;
+    used += estimateTokens(turn.question) + estimateTokens(answer);
+    if (used > maxTokens) break;
+    kept.unshift([new HumanMessage(turn.question), new AIMessage(answer)]);
+  }
+  return kept.flat();
 }
 
 export function systemPrompt(input: Pick<RunAgentInput, "question" | "dialect" | "index" | "maxSteps" | "maxRowsToModel" | "schemaTokenBudget">, prompts: Prompts): string {
@@ -132,7 +141,8 @@ export function systemPrompt(input: Pick<RunAgentInput, "question" | "dialect" |
 
 /** What one ask's nodes share, passed as `configurable.run` so the compiled graph is reused. */
 interface AgentRun {
-  model: ChatOpenAI;
+  model: ChatModel;
+  textProtocol: string;
   offered: readonly SqlToolName[];
   tools: ToolDefinition[];
   toolContext: ToolContext;
@@ -154,8 +164,10 @@ async function agent(state: AgentStateT, config: RunnableConfig): Promise<Comman
   const run = runOf(config);
   run.lastReplyStreamed = false;
   const onEvent = run.onEvent;
-  const { message, usage } = await complete(run.model, state.messages, {
+  const { message, usage } = await completeStep(run.model, state.messages, {
     tools: run.tools,
+    offered: run.offered,
+    textProtocol: run.textProtocol,
     timeoutMs: run.timeoutMs,
     signal: run.signal,
     onToken: onEvent
@@ -187,7 +199,7 @@ async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Par
     // Arguments that are not one complete JSON object never reach a tool (see tool-arguments.ts).
     const invalid = unparsed.get(call.id);
     run.onEvent?.({ type: "tool_call", name: call.name, args: invalid ? invalid.args : call.args });
-    const content = invalid ? invalidArgumentsReply(invalid) : await callSqlTool(run.toolContext, run.offered, call.name, call.args);
+    const content = invalid ? invalidArgumentsReply(invalid, isTextCall(last)) : await callSqlTool(run.toolContext, run.offered, call.name, call.args);
     if (content.startsWith("ERROR:") && (invalid || call.name !== "run_query")) run.toolContext.recorder.lastError = content.slice(7);
     results.push(new ToolMessage({ content, tool_call_id: call.id ?? "", name: call.name }));
   }
@@ -223,22 +235,27 @@ function agentGraph() {
   return compiled;
 }
 
-export async function runAgent(model: ChatOpenAI, input: RunAgentInput): Promise<AgentResult> {
+export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<AgentResult> {
   const maxSteps = Math.max(1, Math.floor(input.maxSteps));
   const recorder = createRecorder();
+  // MODEL_CONTEXT_TOKENS: the schema, result rows and history shrink to fit the window.
+  const budget = contextBudget(model.contextTokens, { schemaTokens: input.schemaTokenBudget, rowsToModel: input.maxRowsToModel }, model.maxTokens);
   // With the whole schema in the prompt, the lookup tools only cost tokens on every request
   // (~200 of tool definitions): offer run_query alone.
-  const wholeSchemaShown = input.index.wholeTokens <= input.schemaTokenBudget;
+  const wholeSchemaShown = input.index.wholeTokens <= budget.schemaTokens;
   const offered: readonly SqlToolName[] = wholeSchemaShown ? ["run_query"] : SQL_TOOL_NAMES;
+  const prompts = input.prompts ?? defaultPrompts();
   const run: AgentRun = {
     model,
+    textProtocol: prompts.sqlAgentText,
     offered,
     tools: toolDefinitions(offered),
     toolContext: {
       connector: input.connector,
       index: input.index,
       recorder,
-      maxRowsToModel: input.maxRowsToModel,
+      maxRowsToModel: budget.rowsToModel,
+      resultChars: budget.resultChars,
       apiMaxRows: input.apiMaxRows,
       sampleValues: input.sampleValues ?? true,
       onEvent: input.onEvent,
@@ -253,9 +270,11 @@ export async function runAgent(model: ChatOpenAI, input: RunAgentInput): Promise
     gaveUp: false,
   };
 
-  const prompts = input.prompts ?? defaultPrompts();
-  const system = systemPrompt({ ...input, dialect: input.connector.dialect, maxSteps }, prompts);
-  const messages = [new SystemMessage(system), ...historyMessages(input.history), new HumanMessage(input.question)];
+  const system = systemPrompt(
+    { ...input, dialect: input.connector.dialect, maxSteps, maxRowsToModel: budget.rowsToModel, schemaTokenBudget: budget.schemaTokens },
+    prompts,
+  );
+  const messages = [new SystemMessage(system), ...historyMessages(input.history, budget.historyTokens), new HumanMessage(input.question)];
   // Each step is two graph super-steps (agent, tools), plus the give-up node.
   const final = await agentGraph().invoke({ messages }, { configurable: { run }, recursionLimit: 2 * maxSteps + 5, signal: input.signal });
 
@@ -279,4 +298,5 @@ const addUsage = (a: TokenUsage, b: TokenUsage): TokenUsage => ({
   prompt_tokens: a.prompt_tokens + b.prompt_tokens,
   completion_tokens: a.completion_tokens + b.completion_tokens,
   total_tokens: a.total_tokens + b.total_tokens,
+  estimated: a.estimated || b.estimated,
 });

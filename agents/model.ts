@@ -7,6 +7,7 @@ import { ChatOpenAI, type ChatOpenAICallOptions } from "@langchain/openai";
 import { DomainError } from "../src/errors.js";
 import { modelError, serverLabel, type ModelServer } from "./model-errors.js";
 import { checkedFetch, ModelServerFailure } from "./model-fetch.js";
+import { ModelServerAdapter, resolveServer, type ModelServerName, type ToolProtocol } from "./model-server.js";
 import { strictToolCalls } from "./tool-arguments.js";
 
 export interface ModelSettings {
@@ -18,7 +19,16 @@ export interface ModelSettings {
   /** Per request to the model server, and the longest silence allowed inside a streamed answer. */
   timeoutMs: number;
   maxTokens?: number | undefined;
+  /** Whose quirks to adapt to (agents/model-server.ts); default auto. */
+  server?: ModelServerName | undefined;
+  /** Tool calls, the fenced-SQL text protocol, or both (default auto). */
+  tools?: ToolProtocol | undefined;
+  /** The model's context window in tokens; unset: the agent's own budgets apply as set. */
+  contextTokens?: number | undefined;
 }
+
+/** The client, the adapter that knows how its server differs, and the model's context window. */
+export type ChatModel = ChatOpenAI & { readonly server: ModelServerAdapter; readonly contextTokens: number | undefined };
 
 const OPENAI_API = "https://api.openai.com/v1";
 
@@ -27,11 +37,13 @@ export function isModelConfigured(settings: Pick<ModelSettings, "baseUrl" | "api
   return Boolean(settings.baseUrl || settings.apiKey);
 }
 
-export function createChatModel(settings: ModelSettings): ChatOpenAI {
+export function createChatModel(settings: ModelSettings): ChatModel {
   if (!isModelConfigured(settings)) {
     throw new DomainError("model_not_configured", "No model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) or OPENAI_API_KEY");
   }
-  return new ChatOpenAI({
+  const profile = resolveServer(settings.server ?? "auto", settings.baseUrl);
+  const server = new ModelServerAdapter(profile, settings.tools ?? "auto");
+  const client = new ChatOpenAI({
     model: settings.model,
     temperature: settings.temperature,
     ...(settings.maxTokens !== undefined ? { maxTokens: settings.maxTokens } : {}),
@@ -42,7 +54,7 @@ export function createChatModel(settings: ModelSettings): ChatOpenAI {
     // Passed explicitly so OPENAI_API_KEY / OPENAI_BASE_URL / LANGSMITH_GATEWAY in the
     // environment never override the resolved configuration.
     apiKey: settings.apiKey || "not-needed",
-    configuration: { baseURL: settings.baseUrl || OPENAI_API, fetch: checkedFetch() },
+    configuration: { ...endpointOf(settings, profile.azureAuth), fetch: checkedFetch() },
     // Usage comes from the server's own `usage` fields: the `usage` of a plain completion, or
     // stream_options.include_usage when streaming. `streaming` stays off: with it, `.invoke()`
     // would estimate usage with tiktoken data fetched from the internet.
@@ -50,15 +62,33 @@ export function createChatModel(settings: ModelSettings): ChatOpenAI {
     // Chat Completions is what every compatible server speaks.
     useResponsesApi: false,
   });
+  return Object.assign(client, { server, contextTokens: settings.contextTokens });
+}
+
+/** Where requests go. Azure's deployment URLs carry `?api-version=...` and want the key in an
+ * `api-key` header: the query is kept on every request, the key sent both ways. */
+function endpointOf(settings: ModelSettings, azureAuth: boolean) {
+  const baseUrl = settings.baseUrl || OPENAI_API;
+  if (!azureAuth) return { baseURL: baseUrl };
+  const url = new URL(baseUrl);
+  const defaultQuery = Object.fromEntries(url.searchParams);
+  url.search = "";
+  return {
+    baseURL: url.toString().replace(/\/$/, ""),
+    ...(Object.keys(defaultQuery).length > 0 && { defaultQuery }),
+    ...(settings.apiKey && { defaultHeaders: { "api-key": settings.apiKey } }),
+  };
 }
 
 export interface TokenUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Counted locally (the server reported none): an estimate, not the server's count. */
+  estimated: boolean;
 }
 
-export const NO_USAGE: TokenUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+export const NO_USAGE: TokenUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, estimated: false };
 
 export interface CompletionOptions {
   /** The model's per-request timeout; also the longest silence allowed between streamed chunks. */
@@ -67,6 +97,8 @@ export interface CompletionOptions {
   /** Tool definitions offered to the model (OpenAI format, built once by the caller). Passed
    * with each call rather than through `bindTools()`, which wraps the model in one more Runnable. */
   tools?: ChatOpenAICallOptions["tools"];
+  /** Sent with the tools when set (some servers ignore tools without it). */
+  toolChoice?: "auto" | undefined;
 }
 
 export interface Completion {
@@ -132,7 +164,7 @@ async function underWatchdog<T>(
  * timeout covers each request until its headers; the watchdog bounds the whole call. */
 export async function invokeCompletion(model: ChatOpenAI, messages: BaseMessage[], options: CompletionOptions): Promise<Completion> {
   const reply = await underWatchdog(model, options, async (signal) => {
-    const reply = await model.invoke(messages, { signal, ...(options.tools ? { tools: options.tools } : {}) });
+    const reply = await model.invoke(messages, { signal, ...toolOptions(options) });
     if (!reply.text && !reply.tool_calls?.length && !reply.invalid_tool_calls?.length && !reply.response_metadata?.finish_reason) {
       throw new ModelServerFailure("not_chat_completion", "it returned a chat completion with no text, no tool call and no finish_reason");
     }
@@ -153,7 +185,7 @@ export async function streamCompletion(
     let sawToolCall = false;
     // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
     // afterwards would hang forever without the watchdog, re-armed on every chunk.
-    const stream = await model.stream(messages, { signal, ...(options.tools ? { tools: options.tools } : {}) });
+    const stream = await model.stream(messages, { signal, ...toolOptions(options) });
     for await (const chunk of stream) {
       rearm(options.timeoutMs);
       merged = merged ? merged.concat(chunk) : chunk;
@@ -172,6 +204,9 @@ export async function streamCompletion(
   return { message: toMessage(merged), usage: usageOf(merged) };
 }
 
+const toolOptions = (options: CompletionOptions): Partial<ChatOpenAICallOptions> =>
+  options.tools ? { tools: options.tools, ...(options.toolChoice && { tool_choice: options.toolChoice }) } : {};
+
 /** A plain AIMessage without the server's id (a server that reuses ids would make LangGraph
  * replace an earlier message), its tool calls parsed strictly from the raw argument text (those
  * that do not parse are in `invalid_tool_calls` and never run) and each with an id. */
@@ -187,5 +222,5 @@ function usageOf(reply: AIMessage | AIMessageChunk): TokenUsage {
   if (!u) return NO_USAGE;
   const prompt = u.input_tokens ?? 0;
   const completion = u.output_tokens ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: u.total_tokens ?? prompt + completion };
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: u.total_tokens ?? prompt + completion, estimated: false };
 }

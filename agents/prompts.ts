@@ -9,11 +9,14 @@ import { projectPath } from "../src/paths.js";
 export interface Prompts {
   /** System prompt of the SQL agent. */
   sqlAgent: string;
+  /** Added to the system prompt when SQL is run through fenced blocks instead of tool calls. */
+  sqlAgentText: string;
 }
 
 /** Every placeholder each file must contain: code fills these and nothing else. */
 const REQUIRED: Record<keyof Prompts, { file: string; placeholders: string[] }> = {
   sqlAgent: { file: "sql-agent.md", placeholders: ["dialect", "quote", "schema", "schema_scope", "max_rows", "max_steps"] },
+  sqlAgentText: { file: "sql-agent-text.md", placeholders: [] },
 };
 
 const PLACEHOLDER = /\{\{\s*([a-z_]+)\s*\}\}/g;

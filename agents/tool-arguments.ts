@@ -67,8 +67,10 @@ export function strictToolCalls(reply: AIMessage | AIMessageChunk, idPrefix: str
   return { calls, invalid };
 }
 
-/** What the model is told instead of running a call whose arguments did not parse. */
-export function invalidArgumentsReply(call: InvalidToolCall): string {
+/** What the model is told instead of running a call whose arguments did not parse; a call it
+ * wrote as text (agents/text-calls.ts) is asked for again in the same form. */
+export function invalidArgumentsReply(call: InvalidToolCall, writtenAsText = false): string {
   const sent = call.args ? `: ${excerpt(call.args, 300)}` : " (empty)";
-  return `ERROR: the arguments of ${call.name ?? "the tool"} were ${call.error ?? "not valid JSON"}, so nothing was run. You sent${sent}. Call the tool again with its complete arguments as one JSON object.`;
+  const again = writtenAsText ? "Send one whole ```sql block (or one whole call) again." : "Call the tool again with its complete arguments as one JSON object.";
+  return `ERROR: the arguments of ${call.name ?? "the tool"} were ${call.error ?? "not valid JSON"}, so nothing was run. You sent${sent}. ${again}`;
 }

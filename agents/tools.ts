@@ -9,6 +9,7 @@ import { z } from "zod";
 import { DomainError, SqlRefusedError } from "../src/errors.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Cell, Dialect, TableSchema } from "../src/connectors/types.js";
+import { DEFAULT_RESULT_CHARS } from "./context-budget.js";
 import { describeTables, findTables } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
 
@@ -56,6 +57,8 @@ export interface ToolContext {
   recorder: QueryRecorder;
   /** Rows the model sees per result. */
   maxRowsToModel: number;
+  /** Characters of a result the model sees (default 12,000). */
+  resultChars?: number | undefined;
   /** Rows kept for the API response. */
   apiMaxRows: number;
   /** Append a few sample values of text columns to describe_tables (one small query per table). */
@@ -66,7 +69,6 @@ export interface ToolContext {
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */
 const CORRECTABLE = new Set(["sql_refused", "sql_failed", "query_timeout", "result_too_large"]);
 const CELL_CHARS = 200;
-const RESULT_CHARS = 12_000;
 const SAMPLED_TABLES = 3;
 const SAMPLED_COLUMNS = 8;
 const TEXT_TYPE = /char|text|string|clob|enum|uuid|citext|name/i;
@@ -130,7 +132,7 @@ const runQueryTool = defineTool({
       ctx.recorder.queries.push({ sql, ok: true, row_count: result.row_count });
       ctx.recorder.lastResult = resultSet;
       emit({ type: "rows", ...resultSet });
-      return renderRows(resultSet.columns, result.rows, result.truncated, ctx.maxRowsToModel);
+      return renderRows(resultSet.columns, result.rows, result.truncated, ctx.maxRowsToModel, ctx.resultChars);
     } catch (err) {
       if (!(err instanceof DomainError) || !CORRECTABLE.has(err.code)) throw err;
       const reason = err instanceof SqlRefusedError ? `refused by the read-only guard (${err.rule}): ${err.message}; nothing was run` : err.message;
@@ -188,14 +190,14 @@ function summaryLine(name: string, table: TableSchema | undefined): string {
 }
 
 /** A compact, pipe-separated rendering with a cap on rows, cell length and total size. */
-export function renderRows(columns: string[], rows: Cell[][], truncated: boolean, maxRows: number): string {
+export function renderRows(columns: string[], rows: Cell[][], truncated: boolean, maxRows: number, maxChars = DEFAULT_RESULT_CHARS): string {
   if (rows.length === 0) return `Columns: ${columns.join(" | ")}\n(0 rows)`;
   const lines = [columns.join(" | ")];
   let size = lines[0]!.length;
   let shown = 0;
   for (const row of rows.slice(0, maxRows)) {
     const line = row.map(renderCell).join(" | ");
-    if (size + line.length > RESULT_CHARS) break;
+    if (size + line.length > maxChars) break;
     lines.push(line);
     size += line.length + 1;
     shown++;

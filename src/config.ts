@@ -10,6 +10,7 @@ import type { LogFormat } from "./logger.js";
 import { parseNetwork, type Network } from "./net/addresses.js";
 import { validDnsServers } from "./net/resolve.js";
 import { packageVersion } from "./paths.js";
+import { MODEL_SERVERS, TOOL_PROTOCOLS, type ModelServerName, type ToolProtocol } from "../agents/model-server.js";
 
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
@@ -108,6 +109,9 @@ const envSchema = z.object({
   OPENAI_TEMPERATURE: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(2).default(0)),
   OPENAI_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 600_000).default(60_000)),
   OPENAI_MAX_TOKENS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).optional()),
+  MODEL_SERVER: z.preprocess(emptyAsUndefined, z.enum(MODEL_SERVERS, { error: `must be one of ${MODEL_SERVERS.join(", ")}` }).default("auto")),
+  MODEL_TOOLS: z.preprocess(emptyAsUndefined, z.enum(TOOL_PROTOCOLS, { error: `must be one of ${TOOL_PROTOCOLS.join(", ")}` }).default("auto")),
+  MODEL_CONTEXT_TOKENS: z.preprocess(emptyAsUndefined, intIn(1024, 10_000_000).optional()),
   AGENT_MAX_STEPS: z.preprocess(emptyAsUndefined, intIn(1, 50).default(8)),
   AGENT_SCHEMA_TOKENS: z.preprocess(emptyAsUndefined, intIn(200, 100_000).default(4000)),
   AGENT_ROWS_TO_MODEL: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(50)),
@@ -202,6 +206,12 @@ export interface Config {
     temperature: number;
     timeoutMs: number;
     maxTokens: number | undefined;
+    /** Which server's quirks to adapt to (agents/model-server.ts); auto guesses from baseUrl. */
+    server: ModelServerName;
+    /** How the model runs SQL: tool calls, the fenced-SQL text protocol, or tools with text as fallback. */
+    tools: ToolProtocol;
+    /** The model's context window: schema, rows and history are fitted inside it when set. */
+    contextTokens: number | undefined;
   };
   agent: { maxSteps: number; schemaTokens: number; rowsToModel: number };
   ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number };
@@ -349,6 +359,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       temperature: e.OPENAI_TEMPERATURE,
       timeoutMs: e.OPENAI_TIMEOUT_MS,
       maxTokens: e.OPENAI_MAX_TOKENS,
+      server: e.MODEL_SERVER,
+      tools: e.MODEL_TOOLS,
+      contextTokens: e.MODEL_CONTEXT_TOKENS,
     },
     agent: { maxSteps: e.AGENT_MAX_STEPS, schemaTokens: e.AGENT_SCHEMA_TOKENS, rowsToModel: e.AGENT_ROWS_TO_MODEL },
     ask: {

@@ -1,8 +1,7 @@
 // What the app is built from: made once at start (src/lifecycle.ts) or by a test, then passed
 // in; nothing reads the environment or opens a connection at request time.
 
-import type { ChatOpenAI } from "@langchain/openai";
-
+import type { ChatModel } from "../agents/model.js";
 import type { Prompts } from "../agents/prompts.js";
 import type { ApiKeyVerifier } from "./auth/api-keys.js";
 import type { AuditTrail } from "./audit/trail.js";
@@ -32,7 +31,7 @@ export interface Deps {
   /** Where connections to customer databases may go (network policy, Pulse's own servers). */
   targetGate: TargetGate;
   /** Null when no model server is configured: /ask answers 503, the rest works. */
-  model: ChatOpenAI | null;
+  model: ChatModel | null;
   prompts: Prompts;
   /** Monitoring's clock, settings and per-database budgets (the scheduler itself is started
    * by startService, or driven by tests). */

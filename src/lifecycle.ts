@@ -9,9 +9,8 @@ import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
 import { createPasswordHasher } from "./auth/passwords.js";
 import { createTokenStanding, type TokenStanding } from "./auth/token-standing.js";
-import type { ChatOpenAI } from "@langchain/openai";
 
-import { createChatModel, isModelConfigured } from "../agents/model.js";
+import { createChatModel, isModelConfigured, type ChatModel } from "../agents/model.js";
 import { loadPrompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import { ConnectorCache } from "./connectors/cache.js";
@@ -105,7 +104,7 @@ export async function createCredentialChecks(
   return { tokens, apiKeys };
 }
 
-export function modelFor(config: Config): ChatOpenAI | null {
+export function modelFor(config: Config): ChatModel | null {
   return isModelConfigured(config.openai) ? createChatModel(config.openai) : null;
 }
 

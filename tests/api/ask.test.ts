@@ -59,7 +59,7 @@ describe("POST /ask", () => {
       result: { columns: ["albums"], rows: [[347]], row_count: 1, truncated: false },
       thread_id: user.sessionId,
       session_id: user.sessionId,
-      usage: { prompt_tokens: 280, completion_tokens: 23, total_tokens: 303 },
+      usage: { prompt_tokens: 280, completion_tokens: 23, total_tokens: 303, estimated: false },
       steps: 2,
       elapsed_ms: expect.any(Number),
       // No open alert on Album (health-aware results: tests/api/mcp.test.ts).

@@ -15,7 +15,7 @@ import { loadGuard } from "../../src/connectors/guard/index.js";
 import { GuardedConnector } from "../../src/connectors/guarded.js";
 import { openDriver } from "../../src/connectors/open.js";
 import { DomainError } from "../../src/errors.js";
-import { lastToolResult, startFakeOpenAI, systemPromptOf, textOf, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
+import { lastToolResult, startFakeOpenAI, systemPromptOf, textOf, toolResultsOf, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { CHINOOK_SQLITE } from "../support/targets.js";
 
 let dir: string;
@@ -57,12 +57,12 @@ interface Run {
   result: Promise<AgentResult>;
 }
 
-function run(script: FakeStep[], overrides: Partial<RunAgentInput> & { timeoutMs?: number } = {}): Promise<Run> {
+function run(script: FakeStep[], overrides: Partial<RunAgentInput> & { timeoutMs?: number; contextTokens?: number } = {}): Promise<Run> {
   return startFakeOpenAI(script).then((fake) => {
     servers.push(fake);
     const events: AgentEvent[] = [];
-    const { timeoutMs = 5000, ...input } = overrides;
-    const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs });
+    const { timeoutMs = 5000, contextTokens, ...input } = overrides;
+    const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs, contextTokens });
     const before = fetched.length;
     const result = runAgent(model, {
       question: "Which countries have the most invoices?",
@@ -203,7 +203,7 @@ describe("runAgent accounts for tokens", () => {
       { toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) FROM Artist" } }], usage: { prompt_tokens: 1350, completion_tokens: 21 } },
       { content: "There are 275 artists.", usage: { prompt_tokens: 1500, completion_tokens: 6 } },
     ]);
-    expect((await result).usage).toEqual({ prompt_tokens: 4050, completion_tokens: 44, total_tokens: 4094 });
+    expect((await result).usage).toEqual({ prompt_tokens: 4050, completion_tokens: 44, total_tokens: 4094, estimated: false });
     for (const req of fake.requests) expect([req.stream, req.stream_options]).toEqual([true, { include_usage: true }]);
   });
 
@@ -217,7 +217,7 @@ describe("runAgent accounts for tokens", () => {
       { onEvent: undefined },
     );
     const answer = await result;
-    expect(answer.usage).toEqual({ prompt_tokens: 2850, completion_tokens: 21, total_tokens: 2871 });
+    expect(answer.usage).toEqual({ prompt_tokens: 2850, completion_tokens: 21, total_tokens: 2871, estimated: false });
     expect(answer.answer).toBe("There are 275 artists.");
     expect(answer.result?.rows).toEqual([[275]]);
     expect(events).toEqual([]);
@@ -294,6 +294,41 @@ describe("runAgent tells the model where it is", () => {
       ["assistant", "There are 275 artists.\n\n[SQL run for this answer]\nSELECT COUNT(*) FROM Artist"],
       ["user", "And albums?"],
     ]);
+  });
+});
+
+describe("a small context window (MODEL_CONTEXT_TOKENS)", () => {
+  it("shrinks the schema, the rows the model sees and the history to fit, and says the schema is partial", async () => {
+    const history = Array.from({ length: 10 }, (_, i) => ({ question: `Earlier question ${i}?`, answer: `Earlier answer ${i}. ${"detail ".repeat(40)}`, sql: [] }));
+    const allTracks = "SELECT TrackId, Name FROM Track ORDER BY TrackId";
+    const { fake, result } = await run(
+      [
+        { toolCalls: [{ name: "run_query", args: { sql: allTracks } }] },
+        { toolCalls: [{ name: "run_query", args: { sql: `${allTracks} DESC` } }] },
+        { toolCalls: [{ name: "run_query", args: { sql: allTracks.replace("TrackId, Name", "Name, Composer") } }] },
+        { content: "Many tracks." },
+      ],
+      { history, question: "List the tracks", contextTokens: 2048 },
+    );
+    const answer = await result;
+    // The API still gets its rows; the model saw a few.
+    expect(answer.result?.row_count).toBe(500);
+    const system = systemPromptOf(fake.requests[0]);
+    expect(system).toMatch(/schema below is partial/);
+    expect(fake.requests[0]!.tools?.map((t) => t.function.name)).toEqual(["find_tables", "describe_tables", "run_query"]);
+    const shown = lastToolResult(fake.requests[1]);
+    expect(Number(/\((\d+) of more than \d+ rows shown/.exec(shown)?.[1] ?? /\((\d+) of \d+ rows shown/.exec(shown)?.[1])).toBeLessThan(50);
+    const turns = fake.requests[0]!.messages.filter((m) => m.role === "user").length - 1;
+    expect(turns).toBeGreaterThan(0);
+    expect(turns).toBeLessThan(10);
+    // Only the newest turns are kept.
+    expect(textOf(fake.requests[0]!.messages.at(-2))).toMatch(/^Earlier answer 9\./);
+    // Every request fits the window, by the same estimate the budgets use: older results are
+    // left out once the steps' results no longer fit, the newest always stays.
+    for (const request of fake.requests) expect(JSON.stringify(request.messages).length / 3.5).toBeLessThan(2048);
+    const last = toolResultsOf(fake.requests[3]);
+    expect(last[0]).toBe("(an earlier result, left out to fit the model's context window)");
+    expect(last.at(-1)).toMatch(/^Result rows/);
   });
 });
 

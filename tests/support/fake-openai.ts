@@ -2,7 +2,7 @@
 // real ChatOpenAI client over real HTTP and can assert exactly what the model was sent.
 
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface ChatMessageBody {
@@ -43,27 +43,41 @@ export interface FakeToolCall {
 export type FakeFailure = "http500" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood";
 
 export type FakeReply =
-  /** A final answer; streamed as `chunks` when given, else word by word. */
-  | { content: string; chunks?: string[]; usage?: FakeUsage }
-  | { toolCalls: FakeToolCall[]; usage?: FakeUsage; finishReason?: string }
+  /** A final answer; streamed as `chunks` when given, else word by word. `usage: null` sends
+   * none; `finishReason` "length" is an answer cut off by max_tokens. */
+  | { content: string; chunks?: string[]; usage?: FakeUsage | null; finishReason?: string }
+  | { toolCalls: FakeToolCall[]; usage?: FakeUsage | null; finishReason?: string }
   | { fail: FakeFailure }
   /** Any error status with this body. */
   | { status: number; body: string; contentType?: string };
 
 export type FakeStep = FakeReply | ((request: ChatRequest) => FakeReply);
 
+/** How the server differs from OpenAI's own API (tests/support/model-servers.ts). */
+export interface FakeServerOptions {
+  /** Whether a stream ends with usage when stream_options.include_usage asks (default true). */
+  streamUsage?: boolean;
+  /** Tool call arguments are streamed in two pieces (default), or whole in one chunk. */
+  wholeToolCallChunks?: boolean;
+}
+
 export interface FakeOpenAI {
   /** Ends with /v1, as OpenAI clients expect. */
   baseUrl: string;
   /** Every request body received, in order (also those answered with a failure). */
   requests: ChatRequest[];
+  /** The headers and URL (path and query) of each request, in the same order. */
+  requestHeaders: IncomingHttpHeaders[];
+  requestUrls: string[];
   close(): Promise<void>;
 }
 
 export const DEFAULT_USAGE: FakeUsage = { prompt_tokens: 100, completion_tokens: 10 };
 
-export async function startFakeOpenAI(script: FakeStep[]): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(script: FakeStep[], options: FakeServerOptions = {}): Promise<FakeOpenAI> {
   const requests: ChatRequest[] = [];
+  const requestHeaders: IncomingHttpHeaders[] = [];
+  const requestUrls: string[] = [];
   let next = 0;
   let completions = 0;
 
@@ -75,12 +89,14 @@ export async function startFakeOpenAI(script: FakeStep[]): Promise<FakeOpenAI> {
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
-    if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+    if (req.method !== "POST" || !new URL(req.url ?? "/", "http://fake").pathname.endsWith("/chat/completions")) {
       res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found" } }));
       return;
     }
     const body = JSON.parse(await readBody(req)) as ChatRequest;
     requests.push(body);
+    requestHeaders.push(req.headers);
+    requestUrls.push(req.url ?? "");
     const step = script[next++];
     if (step === undefined) {
       res.writeHead(500, { "content-type": "application/json" });
@@ -95,7 +111,7 @@ export async function startFakeOpenAI(script: FakeStep[]): Promise<FakeOpenAI> {
       res.writeHead(reply.status, { "content-type": reply.contentType ?? "text/plain" }).end(reply.body);
       return;
     }
-    if (body.stream) streamReply(reply, body, res, id);
+    if (body.stream) streamReply(reply, body, res, id, options);
     else jsonReply(reply, body, res, id);
   }
 
@@ -105,6 +121,8 @@ export async function startFakeOpenAI(script: FakeStep[]): Promise<FakeOpenAI> {
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    requestHeaders,
+    requestUrls,
     close: () =>
       new Promise<void>((resolve) => {
         // Hanging requests hold their sockets open; close them rather than wait.
@@ -133,7 +151,7 @@ const toolCallsOf = (reply: { toolCalls: FakeToolCall[] }, completionId: string)
   }));
 
 type Answer = Extract<FakeReply, { content: string } | { toolCalls: FakeToolCall[] }>;
-const finishOf = (reply: Answer) => ("content" in reply ? "stop" : (reply.finishReason ?? "tool_calls"));
+const finishOf = (reply: Answer) => reply.finishReason ?? ("content" in reply ? "stop" : "tool_calls");
 
 function jsonReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: string) {
   const message =
@@ -146,12 +164,12 @@ function jsonReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: st
       created: Math.floor(Date.now() / 1000),
       model: body.model,
       choices: [{ index: 0, message, finish_reason: finishOf(reply) }],
-      usage: usageOf(reply.usage),
+      ...(reply.usage !== null && { usage: usageOf(reply.usage) }),
     }),
   );
 }
 
-function streamReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: string) {
+function streamReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: string, options: FakeServerOptions) {
   const base = { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: body.model };
   const send = (choices: unknown[], extra: Record<string, unknown> = {}) => res.write(`data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`);
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
@@ -161,15 +179,15 @@ function streamReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: 
     for (const piece of pieces) send([{ index: 0, delta: { content: piece }, finish_reason: null }]);
   } else {
     toolCallsOf(reply, id).forEach((call, index) => {
-      // Arguments arrive in two pieces, as real servers split them.
+      // Arguments arrive in two pieces, as most servers split them (Ollama sends them whole).
       const args = call.function.arguments;
-      const half = Math.floor(args.length / 2);
+      const half = options.wholeToolCallChunks ? args.length : Math.floor(args.length / 2);
       send([{ index: 0, delta: { tool_calls: [{ index, id: call.id, type: "function", function: { name: call.function.name, arguments: args.slice(0, half) } }] }, finish_reason: null }]);
-      send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, finish_reason: null }]);
+      if (half < args.length) send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, finish_reason: null }]);
     });
   }
   send([{ index: 0, delta: {}, finish_reason: finishOf(reply) }]);
-  if (body.stream_options?.include_usage) send([], { usage: usageOf(reply.usage) });
+  if (body.stream_options?.include_usage && options.streamUsage !== false && reply.usage !== null) send([], { usage: usageOf(reply.usage) });
   res.end("data: [DONE]\n\n");
 }
 

@@ -70,6 +70,18 @@ describe("loadConfig", () => {
     }
   });
 
+  it("reads the model server settings, and refuses unknown servers, protocols and tiny context windows with one line each", () => {
+    const config = loadConfig({ DATA_DIR: tempDir(), MODEL_SERVER: "llama-cpp-python", MODEL_TOOLS: "text", MODEL_CONTEXT_TOKENS: "4096" });
+    expect(config.openai).toMatchObject({ server: "llama-cpp-python", tools: "text", contextTokens: 4096 });
+    expect(loadConfig({ DATA_DIR: tempDir() }).openai).toMatchObject({ server: "auto", tools: "auto", contextTokens: undefined });
+    const err = errorOf(() => loadConfig({ DATA_DIR: tempDir(), MODEL_SERVER: "llama.cpp", MODEL_TOOLS: "json", MODEL_CONTEXT_TOKENS: "512" }));
+    expect(err.problems).toEqual([
+      "MODEL_SERVER: must be one of auto, openai, azure, ollama, llamacpp, llama-cpp-python, vllm, lmstudio, litellm",
+      "MODEL_TOOLS: must be one of auto, native, text",
+      expect.stringMatching(/^MODEL_CONTEXT_TOKENS: .*1024/),
+    ]);
+  });
+
   it("refuses to start in production without secrets, DATABASE_URL and REDIS_URL, naming each", () => {
     const err = errorOf(() => loadConfig({ NODE_ENV: "production", DATA_DIR: tempDir() }));
     for (const name of ["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"]) {

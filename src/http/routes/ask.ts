@@ -56,7 +56,12 @@ const AskResponse = z
       .nullable(),
     thread_id: z.string(),
     session_id: z.string(),
-    usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() }),
+    usage: z.object({
+      prompt_tokens: z.number().int(),
+      completion_tokens: z.number().int(),
+      total_tokens: z.number().int(),
+      estimated: z.boolean().openapi({ description: "true: the model server reported no usage for some call, so Pulse counted its tokens locally (o200k_base): an estimate" }),
+    }),
     steps: z.number().int(),
     elapsed_ms: z.number(),
     health: HealthSchema,
