@@ -349,6 +349,79 @@ describe("POST /mcp authentication", () => {
   });
 });
 
+describe("POST /mcp with API keys", () => {
+  const sql = "SELECT Name FROM Artist ORDER BY ArtistId LIMIT 1";
+  async function createKey(token: string, json: Record<string, unknown>) {
+    const res = await h.call("POST", "/api/keys", { token, json: { name: "mcp client", ...json } });
+    expect(res.status, res.text).toBe(201);
+    return res.body as { id: number; key: string };
+  }
+  /** The raw status of a tools/list with `key`: refusals of the credential are HTTP 401s, before MCP. */
+  const statusWith = async (url: string, key: string) =>
+    (
+      await fetch(`${url}/mcp`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      })
+    ).status;
+  const expectToolError = (result: CallToolResult, code: string, what: string) => {
+    expect(result.isError, what).toBe(true);
+    expect(structured(result).code, what).toBe(code);
+    expect(textOf(result), what).not.toContain("AC/DC");
+  };
+
+  it("serves a key within its scopes and connections, and refuses the rest as tool errors", async () => {
+    const a = await h.newUser();
+    const allowed = await addConnection(h, a.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const other = await addConnection(h, a.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const { key } = await createKey(a.token, { scopes: ["query"], connection_ids: [allowed] });
+    const client = await mcpClient(key);
+    expect(textOf(await call(client, "run_query", { connection_id: allowed, sql }))).toContain("AC/DC");
+    expect(structured(await call(client, "list_connections")).connections.map((c: { id: number }) => c.id)).toEqual([allowed]);
+    expectToolError(await call(client, "run_query", { connection_id: other, sql }), "forbidden", "another connection");
+    expectToolError(await call(client, "describe_schema", { connection_id: other }), "forbidden", "another connection's schema");
+    for (const [name, args] of [
+      ["ask", { connection_id: allowed, question: "How many artists?" }],
+      ["list_alerts", {}],
+      ["create_monitor", { connection_id: allowed, table: "Album" }],
+    ] as const) {
+      expectToolError(await call(client, name, args), "forbidden", `${name} without its scope`);
+    }
+    await client.close();
+  });
+
+  it("refuses user B's key on user A's connection", async () => {
+    const a = await h.newUser();
+    const b = await h.newUser();
+    const connectionId = await addConnection(h, a.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const client = await mcpClient((await createKey(b.token, { scopes: ["query", "ask", "monitoring:read", "monitoring:write"] })).key);
+    expect(structured(await call(client, "list_connections")).connections).toEqual([]);
+    expectToolError(await call(client, "run_query", { connection_id: connectionId, sql }), "not_found", "user A's connection");
+    await client.close();
+  });
+
+  it("refuses a key revoked on one instance at once on the other, and a key once it has expired", async () => {
+    const a = await h.newUser();
+    const connectionId = await addConnection(h, a.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const revoked = await createKey(a.token, { scopes: ["query"] });
+    const onSecond = await mcpClient(revoked.key, { url: secondBase });
+    expect(textOf(await call(onSecond, "run_query", { connection_id: connectionId, sql }))).toContain("AC/DC");
+    expect((await h.call("DELETE", `/api/keys/${revoked.id}`, { token: a.token })).status).toBe(204);
+    await expect.poll(() => statusWith(secondBase, revoked.key), { timeout: 2000 }).toBe(401);
+    await expect(call(onSecond, "run_query", { connection_id: connectionId, sql })).rejects.toThrow();
+    await onSecond.close();
+
+    const expiring = await createKey(a.token, { scopes: ["query"], expires_at: new Date(Date.now() + 1500).toISOString() });
+    const client = await mcpClient(expiring.key);
+    expect(textOf(await call(client, "run_query", { connection_id: connectionId, sql }))).toContain("AC/DC");
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(await statusWith(base, expiring.key)).toBe(401);
+    await expect(call(client, "run_query", { connection_id: connectionId, sql })).rejects.toThrow();
+    await client.close();
+  });
+});
+
 describe("POST /mcp on two instances behind one Redis", () => {
   it("serves one client's calls spread across both instances", async () => {
     const user = await h.newUser();
