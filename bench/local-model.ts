@@ -150,7 +150,11 @@ async function runMode(mode: (typeof MODES)[number], modelUrl: string): Promise<
     const outcomes: Outcome[] = [];
     for (const [i, q] of QUESTIONS.entries()) {
       const started = performance.now();
-      const res = await fetch(`${server.url}/ask`, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ question: q.question, thread_id: `q${i}` }) });
+      // A question still unanswered when fetch gives up waiting (undici's 300 s for the headers,
+      // on a slow machine) is counted as failed; it must not end the run.
+      const res = await fetch(`${server.url}/ask`, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ question: q.question, thread_id: `q${i}` }) }).catch(
+        (err: unknown) => new Response(JSON.stringify({ detail: `no answer: ${String((err as Error).cause ?? err)}` }), { status: 599 }),
+      );
       const seconds = (performance.now() - started) / 1000;
       const body = (await res.json()) as AskBody & { detail?: string };
       const ran = res.ok && body.statements.some((s) => s.outcome === "ok");
