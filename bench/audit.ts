@@ -12,7 +12,7 @@ import { cpus } from "node:os";
 import pg from "pg";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { cpuMs, machine, median, productionEnv, startServer, tempDir } from "./lib.js";
+import { loadPost, machine, median, productionEnv, startServer, tempDir } from "./lib.js";
 
 const DURATION = Number(process.env.DURATION ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -107,21 +107,8 @@ async function place(layout: Layout, servers: Pulse[]) {
   for (const pid of execFileSync("pidof", ["redis-server"], { encoding: "utf8" }).trim().split(/\s+/)) pin(Number(pid), rest);
 }
 
-async function load(p: Pulse) {
-  const pid = p.server.child.pid;
-  const cpuBefore = cpuMs(pid);
-  const result = await autocannon({
-    url: `${p.server.url}/query`,
-    method: "POST",
-    duration: DURATION,
-    connections: CONNECTIONS,
-    headers: p.headers,
-    body: JSON.stringify({ sql: LOAD_SQL, connection_id: p.connectionId }),
-  });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${result.non2xx} non-2xx, ${result.errors} errors`);
-  const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs };
-}
+const load = (p: Pulse) =>
+  loadPost(p.server.child.pid, `${p.server.url}/query`, { sql: LOAD_SQL, connection_id: p.connectionId }, p.headers, { duration: DURATION, connections: CONNECTIONS });
 
 /** STATEMENTS statements of the mix through /query; the audit table's size per statement. */
 async function growth(p: Pulse) {

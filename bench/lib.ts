@@ -1,6 +1,7 @@
 // Shared bench helpers: start the compiled service as a child process, wait for health,
 // percentiles, and a line describing the machine (figures are only comparable on one).
 
+import autocannon from "autocannon";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -109,4 +110,36 @@ export async function startServer(env: Record<string, string>, checkout = root):
         child.kill("SIGTERM");
       }),
   };
+}
+
+export interface LoadFigures {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** The server's own CPU per request, µs: other load on the machine disturbs it far less
+   * than it disturbs throughput. */
+  cpuUs: number;
+}
+
+/** POSTs `body` to `url` at full speed for `duration` seconds over `connections` connections;
+ * any non-2xx answer or error fails the bench. `pid` is the server process measured. */
+export async function loadPost(
+  pid: number | undefined,
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+  { duration, connections }: { duration: number; connections: number },
+): Promise<LoadFigures> {
+  const cpuBefore = cpuMs(pid);
+  const result = await autocannon({
+    url,
+    method: "POST",
+    duration,
+    connections,
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs };
 }

@@ -4,14 +4,13 @@
 // list in its model's context. Run: npm run bench:mcp (ROUNDS, DURATION, CONNECTIONS as in
 // bench/query.ts).
 
-import autocannon from "autocannon";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { Tiktoken } from "js-tiktoken/lite";
 import o200k from "js-tiktoken/ranks/o200k_base";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { cpuMs, machine, median, productionEnv, startServer, tempDir } from "./lib.js";
+import { machine, loadPost, median, productionEnv, startServer, tempDir } from "./lib.js";
 
 const DURATION = Number(process.env.DURATION ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -22,20 +21,8 @@ const SQL = "SELECT track_id, name, milliseconds FROM track WHERE track_id = 42"
 const TOOLBOX_POSTGRES_TOKENS = 19_000;
 const MCP_HEADERS = { accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
 
-async function load(pid: number | undefined, url: string, body: unknown, headers: Record<string, string>) {
-  const cpuBefore = cpuMs(pid);
-  const result = await autocannon({
-    url,
-    method: "POST",
-    duration: DURATION,
-    connections: CONNECTIONS,
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs };
-}
+const load = (pid: number | undefined, url: string, body: unknown, headers: Record<string, string>) =>
+  loadPost(pid, url, body, headers, { duration: DURATION, connections: CONNECTIONS });
 
 const chinook = await loadChinookPostgres();
 const admin = new pg.Client({ host: "127.0.0.1", user: "postgres", database: "test" });

@@ -7,14 +7,13 @@
 // A/B against another version: git worktree add ../base <rev>, build it there, then
 // BENCH_BASELINE_CHECKOUT=../base npx tsx bench/query.ts
 
-import autocannon from "autocannon";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import pg from "pg";
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { cpuMs, machine, median, productionEnv, root, startServer, tempDir } from "./lib.js";
+import { machine, loadPost, median, productionEnv, root, startServer, tempDir } from "./lib.js";
 
 const DURATION = Number(process.env.DURATION ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -25,22 +24,8 @@ const QUERIES = {
   "1,000 rows": "SELECT track_id, name, composer, milliseconds, unit_price FROM track ORDER BY track_id LIMIT 1000",
 };
 
-/** Load at full speed; also the server's CPU per request, which the machine's other load
- * disturbs far less than throughput does. */
-async function load(pid: number | undefined, url: string, body: unknown, headers: Record<string, string> = {}) {
-  const cpuBefore = cpuMs(pid);
-  const result = await autocannon({
-    url,
-    method: "POST",
-    duration: DURATION,
-    connections: CONNECTIONS,
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs };
-}
+const load = (pid: number | undefined, url: string, body: unknown, headers: Record<string, string> = {}) =>
+  loadPost(pid, url, body, headers, { duration: DURATION, connections: CONNECTIONS });
 
 const chinook = await loadChinookPostgres();
 const admin = new pg.Client({ host: "127.0.0.1", user: "postgres", database: "test" });
