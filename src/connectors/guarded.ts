@@ -52,49 +52,30 @@ export class GuardedConnector {
   /** Refuses anything but one read statement, then runs it read-only within the limits. */
   query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
     // Only SQLite may retry; the others skip the wrapper (an async frame on every query).
-    const run = () => (this.driver.dialect === "sqlite" ? this.queryRetryingLegacyStrings(sql, options) : this.queryOnce(sql, options));
-    return this.recorded(options.source ?? "query", sql, run, (result) => result.row_count);
-  }
-
-  /** Runs `run`, recording its outcome in the audit trail, which must first admit it. */
-  private recorded<T>(source: StatementSource, sql: string, run: () => Promise<T>, rowsOf: (result: T) => number): Promise<T> {
-    const recorder = this.recorder;
-    if (!recorder) return run();
-    try {
-      recorder.admit();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    const { connectionId, ownerId } = this;
-    const startedAt = Date.now();
-    const started = performance.now();
-    // Whole literals, not a spread of shared fields: spreading cost microseconds per statement.
-    return run().then(
-      (result) => {
-        recorder.record({ connectionId, ownerId, source, sql, startedAt, durationMs: performance.now() - started, rowCount: rowsOf(result) });
-        return result;
-      },
-      (err: unknown) => {
-        recorder.record({ connectionId, ownerId, source, sql, startedAt, durationMs: performance.now() - started, rowCount: null, error: err });
-        throw err;
-      },
-    );
+    return this.driver.dialect === "sqlite" ? this.queryRetryingLegacyStrings(sql, options) : this.queryOnce(sql, options);
   }
 
   /** SQLite compiles a statement with legacy double-quoted strings read as strings (see
-   * guard/sqlite-dqs.ts) only as a new text, which runs once the guard has checked it too. */
+   * guard/sqlite-dqs.ts) only as a new text, which runs once the guard has checked it too. It
+   * is recorded once, as the user asked it, from the first attempt. */
   private async queryRetryingLegacyStrings(sql: string, options: QueryOptions): Promise<QueryResult> {
+    const started = performance.now();
     try {
       return await this.queryOnce(sql, options);
     } catch (err) {
       if (!(err instanceof LegacyStringsError)) throw err;
-      return this.queryOnce(err.sql, options);
+      return this.queryOnce(err.sql, options, sql, started);
     }
   }
 
-  private async queryOnce(sql: string, options: QueryOptions): Promise<QueryResult> {
+  /** `asked` and `started` are what the audit trail records: the user's text and when it was
+   * asked for (they differ from `sql` and now only for SQLite's rewritten retry). */
+  private async queryOnce(sql: string, options: QueryOptions, asked = sql, started = performance.now()): Promise<QueryResult> {
+    // Admitted before anything runs: no statement runs that the trail could not keep.
+    this.recorder?.admit();
     const budget = options.budget ?? this.budget;
-    // Counted in the async function the statement already runs in: no promise more per statement.
+    // Counted and recorded in the async function the statement already runs in: no promise
+    // or closure more per statement.
     let release: (() => void) | undefined;
     try {
       // Charged before the guard: a refused statement cost its parse, so a flood of refused or
@@ -112,10 +93,14 @@ export class GuardedConnector {
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);
       this.counts?.ok();
+      this.record(options.source ?? "query", asked, started, result.row_count);
       return result;
     } catch (err) {
-      // SQLite's legacy strings are retried as a new text, which is counted then.
-      if (!(err instanceof LegacyStringsError)) this.counts?.failed(err);
+      // SQLite's legacy strings are retried as a new text, which is counted and recorded then.
+      if (!(err instanceof LegacyStringsError)) {
+        this.counts?.failed(err);
+        this.record(options.source ?? "query", asked, started, null, err);
+      }
       throw err;
     } finally {
       if (release) {
@@ -123,6 +108,13 @@ export class GuardedConnector {
         this.lastUsedAt = Date.now();
       }
     }
+  }
+
+  /** Hands the audit trail (if on) the outcome of a statement asked for at `started`. */
+  private record(source: StatementSource, sql: string, started: number, rowCount: number | null, error?: unknown) {
+    if (!this.recorder) return;
+    const durationMs = performance.now() - started;
+    this.recorder.record({ connectionId: this.connectionId, ownerId: this.ownerId, source, sql, startedAt: Date.now() - durationMs, durationMs, rowCount, error });
   }
 
   /** The guard's verdict on `sql`, without running it (a monitoring check being saved). */
@@ -133,11 +125,25 @@ export class GuardedConnector {
   /** The database's schema, introspected once and kept until refreshed. */
   schema(): Promise<SchemaSnapshot> {
     this.lastUsedAt = Date.now();
-    this.schemaCache ??= this.recorded("introspection", INTROSPECTION_SQL, () => this.driver.introspect(), (s) => s.tables.length).catch((err: unknown) => {
+    this.schemaCache ??= this.introspect().catch((err: unknown) => {
       this.schemaCache = undefined;
       throw err;
     });
     return this.schemaCache;
+  }
+
+  /** One introspection, recorded as one statement (the catalog reads are the dialect's). */
+  private async introspect(): Promise<SchemaSnapshot> {
+    this.recorder?.admit();
+    const started = performance.now();
+    try {
+      const snapshot = await this.driver.introspect();
+      this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
+      return snapshot;
+    } catch (err) {
+      this.record("introspection", INTROSPECTION_SQL, started, null, err);
+      throw err;
+    }
   }
 
   refreshSchema(): Promise<SchemaSnapshot> {

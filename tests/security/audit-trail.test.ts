@@ -133,6 +133,14 @@ describe("what is recorded", () => {
     expect(record!.sql).toBe(sql.slice(0, 4096));
   });
 
+  it("records a SQLite statement run rewritten (legacy double-quoted strings) once, as asked", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "sqlite");
+    const sql = `SELECT count(*) FROM Artist WHERE Name = "no such artist"`;
+    expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql } })).status).toBe(200);
+    expect((await audit(user, "?source=query")).records).toEqual([expect.objectContaining({ sql, outcome: "ok", row_count: 1 })]);
+  });
+
   it("records a statement carrying NUL characters without blocking the trail", async () => {
     const user = await h.newUser();
     const id = await connectionOf(user, "sqlite");
