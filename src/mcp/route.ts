@@ -1,18 +1,21 @@
-// POST /mcp: the Model Context Protocol's Streamable HTTP transport (official SDK), stateless
-// with JSON responses, so any instance behind a load balancer answers any call. Authenticated
+// POST /mcp: the Model Context Protocol's Streamable HTTP transport, stateless with JSON
+// responses, so any instance behind a load balancer answers any call: the HTTP part here, the
+// MCP server (protocol, tools, their input validation) the official SDK's, on pooled servers
+// (exchange-transport.ts says why not the SDK's HTTP transport). Authenticated
 // like every route (src/http/auth.ts); the body limit and request log of requestEdge apply.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCNotification, type JSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Context } from "hono";
 
 import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
 import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
-import { authInfoOf } from "./caller.js";
+import { authInfoOf, type McpCaller } from "./caller.js";
+import { ExchangeTransport } from "./exchange-transport.js";
 import { createMcpServer } from "./server.js";
 
 /** A JSON-RPC request or notification, one per POST (what MCP clients send this server: it
@@ -54,20 +57,10 @@ const route = createRoute({
   },
 });
 
-const TRANSPORT_ERRORS: Record<number, string> = { 400: "bad_request", 406: "not_acceptable", 415: "unsupported_media_type" };
-
-/** The transport's refusals (Accept, Content-Type, protocol version) are JSON-RPC errors, which
- * MCP clients read; they also get the API's `detail` and `code`, as every 4xx of Pulse does. */
-async function withErrorFields(response: Response): Promise<string> {
-  const text = await response.text();
-  if (response.status < 400) return text;
-  let body: { error?: { message?: string } } = {};
-  try {
-    body = JSON.parse(text) as typeof body;
-  } catch {
-    // Not JSON: the detail below still says what happened.
-  }
-  return JSON.stringify({ detail: body.error?.message ?? "Bad request", code: TRANSPORT_ERRORS[response.status] ?? "bad_request", ...body });
+/** A refusal of the transport's (Accept, protocol version): a JSON-RPC error, which MCP clients
+ * read, that also carries the API's `detail` and `code`, as every 4xx of Pulse does. */
+function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, detail: string) {
+  return c.json({ detail, code, jsonrpc: "2.0", error: { code: -32000, message: detail }, id: null }, status);
 }
 
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
@@ -75,29 +68,59 @@ async function withErrorFields(response: Response): Promise<string> {
  * this many builds more, and only this many are kept. */
 const MAX_IDLE_SERVERS = 16;
 
+interface PooledServer {
+  server: McpServer;
+  transport: ExchangeTransport;
+}
+
 export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const idle: McpServer[] = [];
+  const idle: PooledServer[] = [];
+  const pooledServer = async (): Promise<PooledServer> => {
+    const kept = idle.pop();
+    if (kept) return kept;
+    const server = createMcpServer(deps);
+    const transport = new ExchangeTransport();
+    // Connected once, for good: the transport outlives every request it carries.
+    await server.connect(transport);
+    return { server, transport };
+  };
+
   app.openapi(withBodyInHandler(app, route), async (c) => {
+    // The Streamable HTTP rules for a stateless server answering in JSON (the SDK's transport
+    // applies the same): the client must accept both JSON and an event stream, and a protocol
+    // version it names must be one the SDK speaks (absent, the protocol's default applies).
+    const accept = c.req.header("accept");
+    if (!accept?.includes("application/json") || !accept.includes("text/event-stream")) {
+      return transportError(c, 406, "not_acceptable", "Not Acceptable: Client must accept both application/json and text/event-stream") as never;
+    }
+    const version = c.req.header("mcp-protocol-version");
+    if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      return transportError(c, 400, "bad_request", `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`) as never;
+    }
+    // Read and checked as every route's body is (415, 400, 422 with field paths).
+    const message = await jsonBodyOf(c, JsonRpcMessage);
     const { userId, sessionId, kind } = c.get("auth");
-    const caller = { userId, sessionId, kind, grant: c.get("grant"), logger: requestLogger(c), requestId: c.get("requestId") };
-    // Read and checked as every route's body is (415, 400, 422 with field paths); the transport
-    // reading it itself would go through a web Request body stream (measured: 8% of a call's CPU).
-    const body = await jsonBodyOf(c, JsonRpcMessage);
-    const server = idle.pop() ?? createMcpServer(deps);
-    // The SDK refuses to reuse a stateless transport (its message ids would collide): one per request.
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    let reusable = false;
+    const caller: McpCaller = {
+      userId,
+      sessionId,
+      kind,
+      grant: c.get("grant"),
+      // Made on first use: a tool logs only when it fails (see requestLogger).
+      get logger() {
+        return requestLogger(c);
+      },
+      requestId: c.get("requestId"),
+    };
+    const extra = { authInfo: authInfoOf(caller) };
+    const pooled = await pooledServer();
     try {
-      await server.connect(transport);
-      // JSON responses: the Response is complete when this resolves, so closing after is safe.
-      const response = await transport.handleRequest(c.req.raw, { authInfo: authInfoOf(caller), parsedBody: body });
-      reusable = true;
-      // Answered as hono's own bodies are: the Node adapter writes those straight out, while
-      // a foreign Response goes through web streams (measured: a tenth of a call's CPU).
-      return c.body(await withErrorFields(response), response.status as ContentfulStatusCode, Object.fromEntries(response.headers)) as never;
+      if (message.id === undefined) {
+        pooled.transport.notify(message as JSONRPCNotification, extra);
+        return c.body(null, 202) as never;
+      }
+      return c.json(await pooled.transport.request(message as JSONRPCRequest, extra), 200) as never;
     } finally {
-      await server.close();
-      if (reusable && idle.length < MAX_IDLE_SERVERS) idle.push(server);
+      if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }
   });
 }

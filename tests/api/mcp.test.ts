@@ -165,6 +165,39 @@ describe("POST /mcp: the protocol", () => {
     });
     expect(noAccept.status).toBe(406);
     expect(await noAccept.json()).toMatchObject({ code: "not_acceptable", detail: expect.stringContaining("text/event-stream"), jsonrpc: "2.0", error: { code: -32000 } });
+    const rpcHeaders = { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const oldVersion = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...rpcHeaders, "mcp-protocol-version": "1999-01-01" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(oldVersion.status).toBe(400);
+    expect(await oldVersion.json()).toMatchObject({ code: "bad_request", detail: expect.stringContaining("Unsupported protocol version: 1999-01-01"), error: { code: -32000 } });
+    const notification = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+    expect(notification.status).toBe(202);
+    expect(await notification.text()).toBe("");
+    const unknown = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify({ jsonrpc: "2.0", id: "x-1", method: "tools/nope" }) });
+    expect(unknown.status).toBe(200);
+    expect(await unknown.json()).toMatchObject({ jsonrpc: "2.0", id: "x-1", error: { code: -32601 } });
+  });
+
+  it("answers concurrent calls, all with the same JSON-RPC id, each with its own result", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const rpcHeaders = { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        fetch(`${base}/mcp`, {
+          method: "POST",
+          headers: rpcHeaders,
+          body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "run_query", arguments: { connection_id: connectionId, sql: `SELECT ${i} AS n` } } }),
+        }).then((r) => r.json() as Promise<{ id: number; result: { structuredContent: { rows: unknown[][] } } }>),
+      ),
+    );
+    answers.forEach((answer, i) => {
+      expect(answer.id).toBe(7);
+      expect(answer.result.structuredContent.rows).toEqual([[i]]);
+    });
   });
 });
 

@@ -1,0 +1,55 @@
+// The SDK transport under each pooled MCP server: one JSON-RPC message handed in by the route
+// (route.ts, which does the Streamable HTTP part: headers, body, status), and its response
+// handed back as a promise. The SDK's own WebStandardStreamableHTTPServerTransport does the same
+// through a web Request and Response, and cannot be reused across requests when stateless, so
+// every call paid for a Request, a Response read back through web streams, and a connect and
+// close (whose "Connection closed" error is built with a stack trace): measured at about a third
+// of a call's CPU (bench/RESULTS.md, issue 13). The server, its tools, their input validation
+// and the protocol stay the SDK's.
+
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, MessageExtraInfo } from "@modelcontextprotocol/sdk/types.js";
+
+export class ExchangeTransport implements Transport {
+  onmessage?: Transport["onmessage"];
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  /** The request in flight (a pooled server serves one at a time) and where its answer goes. */
+  private waiting: { id: JSONRPCRequest["id"]; answer: (message: JSONRPCMessage) => void } | undefined;
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The server's response to `request`. The protocol answers every request it is handed
+   * (a handler's failure as a JSON-RPC error), so this always settles. */
+  request(request: JSONRPCRequest, extra: MessageExtraInfo): Promise<JSONRPCMessage> {
+    if (this.waiting) return Promise.reject(new Error("an MCP server got a second request while serving one"));
+    return new Promise((answer) => {
+      this.waiting = { id: request.id, answer };
+      this.onmessage?.(request, extra);
+    });
+  }
+
+  /** A notification from the client: nothing answers it. */
+  notify(notification: JSONRPCNotification, extra: MessageExtraInfo): void {
+    this.onmessage?.(notification, extra);
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    // Only the response goes back: with no stream open to the client, what the server would
+    // send besides (progress or log notifications) has nowhere to go, as with the SDK's
+    // transport answering in JSON.
+    const waiting = this.waiting;
+    if (waiting && "id" in message && message.id === waiting.id && !("method" in message)) {
+      this.waiting = undefined;
+      waiting.answer(message);
+    }
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.onclose?.();
+    return Promise.resolve();
+  }
+}
