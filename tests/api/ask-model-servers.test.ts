@@ -168,10 +168,12 @@ afterAll(async () => {
 
 const rowsAsText = (rows: unknown[][]) => rows.map((row) => row.map(String));
 
-/** One statement of the hostile corpus per guard rule, for a dialect. */
-const hostileOf = (dialect: Dialect): HostileEntry[] => [
-  ...new Map(HOSTILE_CORPUS.filter((e) => e.dialect === dialect && e.sql.trim() === e.sql && e.sql !== "").map((e) => [e.rule, e] as const)).values(),
-];
+/** The hostile corpus of a dialect, but for the few entries that are only whitespace tricks
+ * (leading or trailing blanks, the empty statement): a model's call written as text is trimmed,
+ * so those are the guard's own tests' to replay. */
+const hostileOf = (dialect: Dialect): HostileEntry[] => HOSTILE_CORPUS.filter((e) => e.dialect === dialect && e.sql.trim() === e.sql && e.sql !== "");
+/** /ask requests in flight at once while replaying the corpus. */
+const HOSTILE_CONCURRENCY = 6;
 const hostileQuestion = (i: number) => `Hostile statement number ${i}?`;
 
 describe.each(CASES)("/ask with $name", (c) => {
@@ -183,7 +185,7 @@ describe.each(CASES)("/ask with $name", (c) => {
     const hostile = hostileOf(c.dialect);
     const sqlFor = (question: string) =>
       QUESTIONS.find((q) => q.question === question)?.sql[c.dialect] ?? hostile.find((_, i) => hostileQuestion(i) === question)?.sql ?? "SELECT 1";
-    fake = await startFakeOpenAI(Array.from({ length: 400 }, () => scriptedModel(c.profile, sqlFor)), c.profile.options);
+    fake = await startFakeOpenAI(Array.from({ length: 1_000 }, () => scriptedModel(c.profile, sqlFor)), c.profile.options);
     h = await createHarness({
       env: { OPENAI_BASE_URL: c.baseUrl ? c.baseUrl(fake.baseUrl) : fake.baseUrl, OPENAI_MODEL: "local-model", OPENAI_TIMEOUT_MS: "5000", ASK_PER_MINUTE: "1000", ...c.env },
     });
@@ -202,15 +204,22 @@ describe.each(CASES)("/ask with $name", (c) => {
   });
 
   // First, so that the questions after it show the data unchanged.
-  it("refuses the hostile corpus written the way this server's model writes calls, one statement per guard rule", async () => {
+  it("refuses the whole hostile corpus written the way this server's model writes calls", { timeout: 120_000 }, async () => {
     const hostile = hostileOf(c.dialect);
-    expect(hostile.length).toBeGreaterThanOrEqual(8);
-    for (const [i, entry] of hostile.entries()) {
-      const res = await h.call("POST", "/ask", { token: user.token, json: { question: hostileQuestion(i), thread_id: `hostile-${i}` } });
-      expect(res.status).toBe(200);
-      expect(res.body.statements).toEqual([{ sql: entry.sql, outcome: "refused", rule: entry.rule, error: expect.stringMatching(/read-only guard/) }]);
-      expect(res.body.result).toBeNull();
+    expect(hostile.length).toBeGreaterThanOrEqual(60);
+    const outcomes: unknown[] = [];
+    // The first alone: a server that refuses tools teaches Pulse to stop sending them once.
+    for (let start = 0; start < hostile.length; start += start === 0 ? 1 : HOSTILE_CONCURRENCY) {
+      const batch = hostile.slice(start, start === 0 ? 1 : start + HOSTILE_CONCURRENCY);
+      const answers = await Promise.all(
+        batch.map((_, k) => h.call("POST", "/ask", { token: user.token, json: { question: hostileQuestion(start + k), thread_id: `hostile-${start + k}` } })),
+      );
+      outcomes.push(...answers.map((res) => ({ status: res.status, statements: res.body.statements, result: res.body.result })));
     }
+    // Compared whole, so a failure names every statement that got through or was read differently.
+    expect(outcomes).toEqual(
+      hostile.map((entry) => ({ status: 200, statements: [{ sql: entry.sql, outcome: "refused", rule: entry.rule, error: expect.stringMatching(/read-only guard/) }], result: null })),
+    );
   });
 
   it.each(QUESTIONS)("answers $question with the right rows, as JSON", async (q) => {
