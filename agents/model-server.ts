@@ -98,6 +98,8 @@ export class ModelServerAdapter {
   constructor(
     readonly profile: ServerProfile,
     readonly protocol: ToolProtocol,
+    /** Told once of each change to how calls are made, with the server's refusal that taught it. */
+    private readonly onAdapt: (change: string, refusal: string) => void = () => {},
   ) {}
 
   plan(wantsStream: boolean): CallPlan {
@@ -116,10 +118,12 @@ export class ModelServerAdapter {
     if (typeof status !== "number" || status < 400) return false;
     if (plan.stream && NO_STREAMED_TOOLS.some((re) => re.test(err.message))) {
       this.streamedToolsRefused = true;
+      this.onAdapt("tool calls are no longer streamed to this model server", err.message);
       return true;
     }
     if (this.protocol === "auto" && NO_TOOLS.some((re) => re.test(err.message))) {
       this.toolsRefused = true;
+      this.onAdapt("switching to the text protocol (fenced SQL): this model server refused tool calls; set MODEL_TOOLS=text to start there", err.message);
       return true;
     }
     return false;

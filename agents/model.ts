@@ -37,12 +37,13 @@ export function isModelConfigured(settings: Pick<ModelSettings, "baseUrl" | "api
   return Boolean(settings.baseUrl || settings.apiKey);
 }
 
-export function createChatModel(settings: ModelSettings): ChatModel {
+/** `onAdapt` hears of each change the adapter makes to how calls are made (agents/model-server.ts). */
+export function createChatModel(settings: ModelSettings, onAdapt?: (change: string, refusal: string) => void): ChatModel {
   if (!isModelConfigured(settings)) {
     throw new DomainError("model_not_configured", "No model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) or OPENAI_API_KEY");
   }
   const profile = resolveServer(settings.server ?? "auto", settings.baseUrl);
-  const server = new ModelServerAdapter(profile, settings.tools ?? "auto");
+  const server = new ModelServerAdapter(profile, settings.tools ?? "auto", onAdapt);
   const client = new ChatOpenAI({
     model: settings.model,
     temperature: settings.temperature,

@@ -104,8 +104,9 @@ export async function createCredentialChecks(
   return { tokens, apiKeys };
 }
 
-export function modelFor(config: Config): ChatModel | null {
-  return isModelConfigured(config.openai) ? createChatModel(config.openai) : null;
+export function modelFor(config: Config, logger: Logger): ChatModel | null {
+  if (!isModelConfigured(config.openai)) return null;
+  return createChatModel(config.openai, (change, refusal) => logger.warn({ model_server: config.openai.server ?? "auto", refusal: refusal.slice(0, 300) }, change));
 }
 
 /** The gauges read when /metrics is scraped. */
@@ -139,7 +140,7 @@ export async function buildDeps(
       targetGate: await createTargetGate(config, store),
       connectors,
       ...(await createCredentialChecks(config, logger, store, sessions)),
-      model: modelFor(config),
+      model: modelFor(config, logger),
       prompts,
       monitoring: createMonitoring(config.monitor),
       audit,

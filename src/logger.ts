@@ -4,6 +4,7 @@
 // before either format sees the line).
 
 import { createRequire } from "node:module";
+import { format } from "node:util";
 import { pino, type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
 
@@ -52,4 +53,36 @@ function prettyStream(destination: pino.DestinationStream | undefined): pino.Des
     translateTime: "SYS:HH:MM:ss.l",
     ignore: "pid,hostname,service",
   });
+}
+
+/** Library notices known to mislead an operator, logged at debug with what they mean here. */
+const KNOWN_NOTICES: [RegExp, string][] = [
+  // @langchain/core says this whenever a server's tool call arguments did not parse as JSON;
+  // the agent answers such a call with an error and never runs it (agents/tool-arguments.ts).
+  [/^New LangChain packages are available/, "a model's tool call arguments were not valid JSON (LangChain's upgrade notice)"],
+];
+
+/** Sends what libraries write to the console (LangChain, drivers) through `logger`, so every line
+ * the process writes is structured and redacted like the rest. */
+export function routeConsoleTo(logger: Logger): void {
+  const line = (level: "debug" | "info" | "warn" | "error") => (...args: unknown[]) => {
+    // An object alone goes as a field, where redaction reaches it; text is as the library wrote it.
+    const [only] = args;
+    if (args.length === 1 && typeof only === "object" && only !== null) {
+      if (only instanceof Error) logger[level]({ via: "console", err: only }, only.message);
+      else logger[level]({ via: "console", value: only }, "console output");
+      return;
+    }
+    const text = format(...args);
+    const known = KNOWN_NOTICES.find(([re]) => re.test(text));
+    if (known) logger.debug({ via: "console", notice: text.slice(0, 200) }, known[1]);
+    else logger[level]({ via: "console" }, text);
+  };
+  /* eslint-disable no-console -- replacing the console's methods is the point */
+  console.debug = line("debug");
+  console.log = line("info");
+  console.info = line("info");
+  console.warn = line("warn");
+  console.error = line("error");
+  /* eslint-enable no-console */
 }

@@ -2,6 +2,7 @@
 
 import { ConfigError, loadConfig } from "./config.js";
 import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./lifecycle.js";
+import { routeConsoleTo } from "./logger.js";
 import { StartupError } from "./startup-error.js";
 
 /** Past both shutdown phases, the process exits whatever is still running. */
@@ -9,7 +10,9 @@ const EXIT_DEADLINE_MS = DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1_000;
 
 try {
   const config = loadConfig();
-  const service = await startService(await buildDeps(config));
+  const deps = await buildDeps(config);
+  routeConsoleTo(deps.logger);
+  const service = await startService(deps);
   let signalled = false;
   const shutdown = (signal: string) => {
     if (signalled) {

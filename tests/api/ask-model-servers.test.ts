@@ -60,7 +60,7 @@ interface Case {
   env: Record<string, string>;
   baseUrl?: (fakeBaseUrl: string) => string;
   /** What this server needed from Pulse, checked on the requests it received. */
-  check?: (fake: FakeOpenAI) => void;
+  check?: (fake: FakeOpenAI, logLines: string[]) => void;
   /** Whether Pulse had to count tokens itself for a streamed question. */
   estimatesStreamUsage?: boolean;
 }
@@ -91,8 +91,14 @@ const CASES: Case[] = [
     profile: SERVERS.ollama,
     dialect: "mysql",
     env: { MODEL_SERVER: "ollama" },
-    // Refused once, then the text protocol for good: one request with tools in the process.
-    check: (fake) => expect(withTools(fake)).toHaveLength(1),
+    // Refused once, then the text protocol for good: one request with tools in the process,
+    // and one warning that says so.
+    check: (fake, logs) => {
+      expect(withTools(fake)).toHaveLength(1);
+      const switched = logs.filter((l) => l.includes("switching to the text protocol"));
+      expect(switched).toHaveLength(1);
+      expect(JSON.parse(switched[0]!)).toMatchObject({ level: 40, model_server: "ollama", refusal: expect.stringContaining("does not support tools") });
+    },
   },
   {
     name: "llama.cpp llama-server, calls left in the text as <tool_call> tags after reasoning",
@@ -249,7 +255,7 @@ describe.each(CASES)("/ask with $name", (c) => {
   it("needed from Pulse what this server needs", () => {
     expect(fake.requests.length).toBeGreaterThan(0);
     expect(fake.requests.every((r) => questionOf(r) !== "")).toBe(true);
-    c.check?.(fake);
+    c.check?.(fake, h.logs.join("").split("\n"));
   });
 });
 

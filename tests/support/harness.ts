@@ -140,7 +140,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const { tokens, apiKeys } = await createCredentialChecks(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, apiKeys, targetGate, model: modelFor(config), prompts: loadPrompts(), monitoring, audit, metrics };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, apiKeys, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

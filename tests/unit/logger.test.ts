@@ -8,7 +8,7 @@ import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { loadConfig } from "../../src/config.js";
-import { createLogger, type LogFormat } from "../../src/logger.js";
+import { createLogger, routeConsoleTo, type LogFormat } from "../../src/logger.js";
 
 function capture(format: LogFormat) {
   const chunks: string[] = [];
@@ -64,4 +64,26 @@ describe("LOG_FORMAT default", () => {
     expect(loadConfig(env({ LOG_FORMAT: "pretty" }), false).logFormat).toBe("pretty");
     expect(() => loadConfig(env({ LOG_FORMAT: "yaml" }))).toThrow(/LOG_FORMAT/);
   });
+});
+
+describe("routeConsoleTo", () => {
+  /* eslint-disable no-console -- what a library prints is the input here */
+  it("sends what libraries print through the logger, redacted and structured, and downgrades known misleading notices", () => {
+    const { logger, text } = capture("json");
+    const saved = { debug: console.debug, log: console.log, info: console.info, warn: console.warn, error: console.error };
+    try {
+      routeConsoleTo(logger);
+      console.warn("pool %s: %d connections", "main", 3);
+      console.error({ password: SECRET });
+      console.warn("New LangChain packages are available that more efficiently handle tool calling.");
+    } finally {
+      Object.assign(console, saved);
+    }
+    const lines = text().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ level: 40, via: "console", msg: "pool main: 3 connections" });
+    expect(lines[1]).toMatchObject({ level: 50, via: "console" });
+    expect(text()).not.toContain(SECRET);
+    expect(lines[2]).toMatchObject({ level: 20, via: "console", msg: expect.stringContaining("tool call arguments were not valid JSON") });
+  });
+  /* eslint-enable no-console */
 });
