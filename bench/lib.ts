@@ -127,12 +127,18 @@ export interface LoadFigures {
   machineCpuUs: number;
 }
 
-/** CPU the machine has spent so far (user, nice, system, irq, softirq; not idle, I/O wait or
- * steal), in ms, less this process's own. */
-function othersCpuMs(): number {
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+/** CPU the machine (or the CPUs listed) has spent so far (user, nice, system, irq, softirq;
+ * not idle, I/O wait or steal), in ms, less this process's own. */
+function othersCpuMs(cpuList?: readonly number[]): number {
+  const lines = readFileSync("/proc/stat", "utf8").split("\n");
+  const wanted = cpuList ? lines.filter((l) => cpuList.some((n) => l.startsWith(`cpu${n} `))) : [lines[0]!];
+  let busy = 0;
+  for (const line of wanted) {
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+    busy += (user + nice + system + irq + softirq) * 10;
+  }
   const own = process.cpuUsage();
-  return (user + nice + system + irq + softirq) * 10 - (own.user + own.system) / 1000;
+  return busy - (own.user + own.system) / 1000;
 }
 
 /** POSTs `body` to `url` at full speed for `duration` seconds over `connections` connections;
@@ -142,10 +148,10 @@ export async function loadPost(
   url: string,
   body: unknown,
   headers: Record<string, string>,
-  { duration, connections }: { duration: number; connections: number },
+  { duration, connections, cpuList }: { duration: number; connections: number; /** CPUs whose work counts as the machine's (default all). */ cpuList?: readonly number[] | undefined },
 ): Promise<LoadFigures> {
   const cpuBefore = cpuMs(pid);
-  const othersBefore = othersCpuMs();
+  const othersBefore = othersCpuMs(cpuList);
   const result = await autocannon({
     url,
     method: "POST",
@@ -156,6 +162,6 @@ export async function loadPost(
   });
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
   const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / result.requests.total;
-  const machineCpuUs = ((othersCpuMs() - othersBefore) * 1000) / result.requests.total;
+  const machineCpuUs = ((othersCpuMs(cpuList) - othersBefore) * 1000) / result.requests.total;
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUs, machineCpuUs };
 }
