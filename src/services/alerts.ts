@@ -63,10 +63,20 @@ const isOpenState = (s: AlertState) => s.status === "open" || s.status === "reso
 export async function listAlertsOf(
   deps: Deps,
   ownerId: number,
-  filter: { status?: AlertListFilter | undefined; tableId?: number | undefined; limit?: number | undefined },
+  filter: {
+    status?: AlertListFilter | undefined;
+    tableId?: number | undefined;
+    /** Only these tables' alerts (what a limited credential reaches); null or absent: all. */
+    tableIds?: ReadonlySet<number> | null | undefined;
+    limit?: number | undefined;
+  },
 ): Promise<PublicAlert[]> {
   const now = deps.monitoring.now();
-  const rows = await listAlerts(deps.store.db, ownerId, { tableId: filter.tableId, limit: filter.status ? 5000 : (filter.limit ?? 500) });
+  const rows = await listAlerts(deps.store.db, ownerId, {
+    tableId: filter.tableId,
+    tableIds: filter.tableIds ? [...filter.tableIds] : undefined,
+    limit: filter.status ? 5000 : (filter.limit ?? 500),
+  });
   const matches = (row: AlertRow, alert: PublicAlert) =>
     filter.status === undefined || (filter.status === "active" ? isOpenState(stateOf(row)) : alert.status === filter.status);
   const matching = rows.flatMap((row) => {

@@ -85,9 +85,13 @@ export async function getAlert(db: Db, ownerId: number, id: number): Promise<Ale
 }
 
 /** The owner's alerts that ever opened, newest activity first. */
-export async function listAlerts(db: Db, ownerId: number, options: { tableId?: number | undefined; limit: number }): Promise<AlertRow[]> {
+/** `tableIds`: only alerts of these tables (a credential limited to some connections), before
+ * the limit, so a page is never cut short by alerts the caller may not see. */
+export async function listAlerts(db: Db, ownerId: number, options: { tableId?: number | undefined; tableIds?: readonly number[] | undefined; limit: number }): Promise<AlertRow[]> {
+  if (options.tableIds?.length === 0) return [];
   const conditions = [eq(alerts.ownerId, ownerId), isNotNull(alerts.openedAt)];
   if (options.tableId !== undefined) conditions.push(eq(alerts.tableId, options.tableId));
+  if (options.tableIds !== undefined) conditions.push(inArray(alerts.tableId, [...options.tableIds]));
   return db
     .select()
     .from(alerts)

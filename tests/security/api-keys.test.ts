@@ -237,6 +237,8 @@ describe("connections", () => {
     const alerts = (await a.call("GET", "/api/alerts", { token: user.token })).body as { id: number; table_id: number }[];
     const alertOf = (tableId: number) => alerts.find((alert) => alert.table_id === tableId)!.id;
     expect((await a.call("GET", "/api/alerts", { token: key })).body.map((alert: { id: number }) => alert.id)).toEqual([alertOf(mine)]);
+    // The other connection's alert is the newest: a page of one is still the key's own alert.
+    expect((await a.call("GET", "/api/alerts?limit=1", { token: key })).body.map((alert: { id: number }) => alert.id)).toEqual([alertOf(mine)]);
     for (const [method, url] of [
       ["GET", `/api/alerts/${alertOf(theirs)}`],
       ["POST", `/api/alerts/${alertOf(theirs)}/ack`],

@@ -90,8 +90,7 @@ export function mountMonitoringAlerts(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const grant = c.get("grant");
     requireScope(grant, "monitoring:read");
     const reachable = await reachableTableIds(deps, userId, grant);
-    const alerts = await listAlertsOf(deps, userId, { status: q.status, tableId: q.table_id, limit: q.limit });
-    return c.json(reachable ? alerts.filter((alert) => reachable.has(alert.table_id)) : alerts, 200);
+    return c.json(await listAlertsOf(deps, userId, { status: q.status, tableId: q.table_id, tableIds: reachable, limit: q.limit }), 200);
   });
   app.openapi(getOne, async (c) => {
     const { id } = c.req.valid("param");

@@ -4,7 +4,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
-import { requireScope } from "../../auth/grants.js";
+import { mayReach, requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { invalidInput } from "../../http/invalid-input.js";
@@ -52,16 +52,14 @@ export function registerMonitoringTools(server: McpServer, deps: Deps) {
     (args, extra) =>
       answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "monitoring:read");
-        const allowed = caller.grant.connectionIds;
-        const [alerts, tables] = await Promise.all([
-          listAlertsOf(deps, caller.userId, { status: args.status ?? "active", limit: 200 }),
-          listMonitoredTablesOf(deps, caller.userId),
-        ]);
-        const tableOf = new Map(tables.map((t) => [t.id, t]));
+        const reachable = (await listMonitoredTablesOf(deps, caller.userId)).filter((t) => mayReach(caller.grant, t.connection_id));
+        const tableOf = new Map(reachable.map((t) => [t.id, t]));
+        // Limited before the limit: a key's page is never cut short by alerts it may not see.
+        const tableIds = caller.grant.connectionIds === "all" ? null : new Set(tableOf.keys());
+        const alerts = await listAlertsOf(deps, caller.userId, { status: args.status ?? "active", tableIds, limit: 200 });
         const visible = alerts.flatMap((a) => {
           const table = tableOf.get(a.table_id);
-          if (!table || (allowed !== "all" && !allowed.has(table.connection_id))) return [];
-          return [{ ...a, table: tableNameOf(table), connection_id: table.connection_id }];
+          return table ? [{ ...a, table: tableNameOf(table), connection_id: table.connection_id }] : [];
         });
         const text =
           visible.map((a) => `#${a.id} ${a.table} (table ${a.table_id}) ${a.check}: ${a.status} since ${a.opened_at ?? "?"}${a.last_detail ? ` - ${a.last_detail}` : ""}`).join("\n") ||
