@@ -61,9 +61,11 @@ export interface SchemaContext {
 // When the schema does not fit, this share of the budget is kept for the names of the
 // tables left out: a name costs ~5 tokens, a full table 40-80.
 const NAMES_SHARE = 0.1;
-const OTHERS_PREFIX = "Other tables (use find_tables/describe_tables): ";
+/** How the reader of the context reaches the tables left out: the agent's own tools by default. */
+export const AGENT_LOOKUP = "use find_tables/describe_tables";
 
-export function schemaContext(index: SchemaIndex, question: string, budget: { maxTokens: number }): SchemaContext {
+/** `budget.lookup`: what the "Other tables" line tells the reader to do for one of them. */
+export function schemaContext(index: SchemaIndex, question: string, budget: { maxTokens: number; lookup?: string | undefined }): SchemaContext {
   if (index.wholeTokens <= budget.maxTokens) {
     // Snapshot order, identical for every question: a stable prompt prefix caches well.
     return { text: index.wholeText, tables: index.tables.map((t) => t.name), omitted: 0, tokens: index.wholeTokens };
@@ -82,17 +84,17 @@ export function schemaContext(index: SchemaIndex, question: string, budget: { ma
     } else others.push(table);
   }
   const lines = shown.map((t) => t.line);
-  const namesLine = othersLine(others, budget.maxTokens - used);
+  const namesLine = othersLine(others, budget.maxTokens - used, budget.lookup ?? AGENT_LOOKUP);
   if (namesLine) lines.push(namesLine);
   const text = lines.join("\n");
   return { text, tables: shown.map((t) => t.name), omitted: others.length, tokens: estimateTokens(text) };
 }
 
 /** "Other tables (...): a, b, c" in rank order, cut with "... (+N more)" to fit `room`. */
-function othersLine(others: IndexedTable[], room: number): string | null {
+function othersLine(others: IndexedTable[], room: number, lookup: string): string | null {
   if (others.length === 0) return null;
   const line = (count: number) => {
-    const names = OTHERS_PREFIX + others.slice(0, count).map((t) => t.name).join(", ");
+    const names = `Other tables (${lookup}): ` + others.slice(0, count).map((t) => t.name).join(", ");
     return count === others.length ? names : `${names}${count > 0 ? " " : ""}... (+${others.length - count} more)`;
   };
   // Longer with every name, so the most names that fit is found by bisection.

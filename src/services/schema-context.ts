@@ -33,6 +33,8 @@ export async function describeSchema(
   userId: number,
   connectionId: number,
   request: { question?: string | undefined; tables?: string[] | undefined },
+  /** What the "Other tables" line tells the client to do for one of them. */
+  lookup: string,
 ): Promise<SchemaDescription> {
   const connector = await connectorFor(deps, userId, connectionId);
   const index = schemaIndexOf(await connector.schema());
@@ -40,6 +42,6 @@ export async function describeSchema(
     const described = describeTables(index, request.tables);
     return { dialect: connector.dialect, text: described.text, tables: described.tables, omitted: 0, unknown: described.unknown };
   }
-  const context = schemaContext(index, request.question ?? "", { maxTokens: deps.config.agent.schemaTokens });
+  const context = schemaContext(index, request.question ?? "", { maxTokens: deps.config.agent.schemaTokens, lookup });
   return { dialect: connector.dialect, text: context.text, tables: context.tables, omitted: context.omitted, unknown: [] };
 }

@@ -185,6 +185,12 @@ describe("schemaContext", () => {
     expect(last.split(": ")[1]!.split(", ").sort()).toEqual(others.sort());
   });
 
+  it("tells a reader without the agent's tools how it reaches the others (MCP's describe_schema)", () => {
+    const ctx = schemaContext(chinookIndex, "Which tracks are on each playlist?", { maxTokens: 300, lookup: "describe_schema with tables: [...] gives them in full" });
+    expect(ctx.text.split("\n").at(-1)!.startsWith("Other tables (describe_schema with tables: [...] gives them in full): ")).toBe(true);
+    expect(ctx.text).not.toContain("find_tables");
+  });
+
   it("cuts the names line, best ranked first, when the names do not all fit", () => {
     const ctx = schemaContext(chinookIndex, "Which tracks are on each playlist?", { maxTokens: 200 });
     const ranked = names(rankTables(chinookIndex, "Which tracks are on each playlist?")).filter((n) => !ctx.tables.includes(n));

@@ -47,7 +47,7 @@ export function registerConnectionTools(server: McpServer, deps: Deps) {
     (args, extra) =>
       answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "query", args.connection_id);
-        const schema = await describeSchema(deps, caller.userId, args.connection_id, args);
+        const schema = await describeSchema(deps, caller.userId, args.connection_id, args, "describe_schema with tables: [...] gives them in full");
         return toolResult(`Dialect: ${schema.dialect}\n${schema.text}`, { ...schema });
       }),
   );
