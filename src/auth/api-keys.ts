@@ -96,6 +96,9 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   /** By the key's hash: the secrets themselves are not kept. */
   const entries = new Map<string, Entry>();
   const markedAt = new Map<number, number>();
+  /** Hashes the store did not know (never made, or revoked): a secret is random, so one refused
+   * stays refused, and a client retrying a revoked key costs no read per request. */
+  const unknown = new Set<string>();
   /** Revocations seen so far: a read that overlapped one may have read the old state. */
   let revocationsSeen = 0;
 
@@ -115,9 +118,14 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     async verify(secret) {
       if (secret.length !== API_KEY_PREFIX.length + SECRET_CHARS || !KEY_SHAPE.test(secret)) throw refused("Invalid API key");
       const secretHash = hashApiKey(secret);
+      if (unknown.has(secretHash)) throw refused("Invalid API key: unknown or revoked");
       const seen = revocationsSeen;
       const row = await options.read(secretHash);
-      if (!row) throw refused("Invalid API key: unknown or revoked");
+      if (!row) {
+        if (unknown.size >= MAX_ENTRIES) unknown.clear();
+        unknown.add(secretHash);
+        throw refused("Invalid API key: unknown or revoked");
+      }
       const at = now();
       if (row.expiresAt && row.expiresAt.getTime() <= at) throw refused("API key has expired; create a new one");
       const key: VerifiedKey = {

@@ -114,6 +114,13 @@ describe("createApiKeyVerifier", () => {
     expect(t.reads()).toBe(reads);
   });
 
+  it("remembers a key the store did not know, so retrying it costs no read", async () => {
+    const t = setup();
+    const { secret } = newKeySecret();
+    for (let i = 0; i < 3; i++) await expect(t.verifier.verify(secret)).rejects.toMatchObject({ code: "unauthorized", message: expect.stringContaining("unknown or revoked") });
+    expect(t.reads()).toBe(1);
+  });
+
   it("forgets a revoked key and every key of a revoked user at once", async () => {
     const t = setup();
     const [one, two, other] = [t.addKey(), t.addKey(), t.addKey({ ownerId: 8 })];
