@@ -43,7 +43,7 @@ const route = createRoute({
   tags: ["MCP"],
   summary: "Model Context Protocol endpoint (Streamable HTTP, stateless): Pulse's tools for AI clients",
   description:
-    "Send `Accept: application/json, text/event-stream`. Tools: list_connections, describe_schema, run_query, ask, list_alerts, table_health, create_monitor. A tool's failure is a result with `isError: true`; protocol errors are JSON-RPC errors.",
+    "Send `Accept: application/json, text/event-stream`. Tools: list_connections, describe_schema, run_query, ask, list_alerts, table_health, create_monitor; resources: each connection's schema (pulse://connections/{id}/schema). A tool's failure is a result with `isError: true`; protocol errors are JSON-RPC errors.",
   request: { body: jsonBody(JsonRpcMessage) },
   responses: {
     200: jsonResponse(JsonRpcResponse, "The JSON-RPC response (a tool's failure is a result with isError)"),

@@ -5,6 +5,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 
 import type { Deps } from "../deps.js";
+import { registerSchemaResources } from "./resources.js";
 import { registerAskTool } from "./tools/ask.js";
 import { registerConnectionTools } from "./tools/connections.js";
 import { registerMonitoringTools } from "./tools/monitoring.js";
@@ -23,5 +24,6 @@ export function createMcpServer(deps: Deps): McpServer {
   registerQueryTool(server, deps);
   registerAskTool(server, deps);
   registerMonitoringTools(server, deps);
+  registerSchemaResources(server, deps);
   return server;
 }

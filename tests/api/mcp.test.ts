@@ -424,6 +424,29 @@ describe("POST /mcp with API keys", () => {
     await client.close();
   });
 
+  it("offers each reachable connection's schema as a resource, and refuses the rest", async () => {
+    const a = await h.newUser();
+    const allowed = await addConnection(h, a.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const other = await addConnection(h, a.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const owner = await mcpClient(a.token);
+    expect((await owner.listResources()).resources.map((r) => r.uri).sort()).toEqual([`pulse://connections/${allowed}/schema`, `pulse://connections/${other}/schema`].sort());
+    const read = await owner.readResource({ uri: `pulse://connections/${other}/schema` });
+    expect(read.contents).toEqual([expect.objectContaining({ uri: `pulse://connections/${other}/schema`, mimeType: "text/plain" })]);
+    expect((read.contents[0] as { text: string }).text).toMatch(/^Dialect: sqlite\n[\s\S]*Artist\(/);
+    await owner.close();
+
+    const limited = await mcpClient((await createKey(a.token, { scopes: ["query"], connection_ids: [allowed] })).key);
+    expect((await limited.listResources()).resources.map((r) => r.uri)).toEqual([`pulse://connections/${allowed}/schema`]);
+    await expect(limited.readResource({ uri: `pulse://connections/${other}/schema` })).rejects.toThrow(/forbidden/);
+    await expect(limited.readResource({ uri: "pulse://connections/99999999999/schema" })).rejects.toThrow(/positive integer/);
+    await limited.close();
+
+    const stranger = await mcpClient((await h.newUser()).token);
+    expect((await stranger.listResources()).resources).toEqual([]);
+    await expect(stranger.readResource({ uri: `pulse://connections/${allowed}/schema` })).rejects.toThrow(/not_found/);
+    await stranger.close();
+  });
+
   it("refuses user B's key on user A's connection", async () => {
     const a = await h.newUser();
     const b = await h.newUser();
