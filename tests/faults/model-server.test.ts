@@ -225,3 +225,47 @@ describe("POST /ask after a model-server failure", () => {
     expect(res.body.sql).toEqual([COUNT_SQL]);
   });
 });
+
+describe("POST /ask with the text protocol (MODEL_TOOLS=text) when the model server fails mid-question", () => {
+  // Its own Pulse: the protocol is a setting of the process.
+  let text: Harness;
+  beforeAll(async () => {
+    text = await createHarness({ env: { ...settings(fake.baseUrl), MODEL_TOOLS: "text" } });
+  });
+  afterAll(async () => {
+    await text?.close();
+  });
+
+  /** The model's first reply: one statement in a fenced block, which runs; then `failure`. */
+  const script = (failure: FakeReply) => replies.push({ content: `\`\`\`sql\n${COUNT_SQL}\n\`\`\`` }, failure, failure);
+  const failures = FAILURES.filter((f) => "fail" in f.reply && (f.reply.fail === "cut" || f.reply.fail === "hang"));
+
+  it.each(failures)("answers JSON $status naming the server and the cause, after the statement ran: $name", async ({ reply, status, cause, detail }) => {
+    const user = await connectedUser(text);
+    script(reply);
+    const logFrom = text.logs.length;
+    const res = await ask(user, "json", text);
+    expect(res.status).toBe(status);
+    expectNamedFailure(text, logFrom, res.body, { status, cause, detail, server: fake.baseUrl });
+    // The text protocol sent no tools, and the statement the first reply asked for did run.
+    expect(fake.requests.at(-1)!.tools).toBeUndefined();
+    expect(JSON.stringify(fake.requests.at(-1)!.messages)).toContain("Result rows");
+    // Nothing is left broken: the next question is answered.
+    replies.push({ content: `\`\`\`sql\n${COUNT_SQL}\n\`\`\`` }, { content: "There are 130 such tracks." });
+    const next = await ask(user, "json", text);
+    expect(next.status).toBe(200);
+    expect(next.body.answer).toBe("There are 130 such tracks.");
+  });
+
+  it.each(failures)("sends SSE the statement's events, then an error event and done: $name", async ({ reply, status, cause, detail }) => {
+    const user = await connectedUser(text);
+    script(reply);
+    const logFrom = text.logs.length;
+    const res = await ask(user, "sse", text);
+    expect(res.status).toBe(200);
+    const events = eventsOf(res);
+    expect(events.map((e) => e.event).slice(0, 3)).toEqual(["tool_call", "sql", "rows"]);
+    expect(events.map((e) => e.event).slice(-2)).toEqual(["error", "done"]);
+    expectNamedFailure(text, logFrom, events.at(-2)!.data, { status, cause, detail, server: fake.baseUrl });
+  });
+});
