@@ -93,6 +93,7 @@ export async function createCredentialChecks(
     read: (secretHash) => findApiKeyByHash(store.db, secretHash),
     markUsed: (keyId) => markApiKeyUsed(store.db, keyId),
     onMarkError: (err) => logger.warn({ err }, "recording an API key's last use failed"),
+    listening: () => sessions.listening(),
   });
   const tokens = await createTokenStanding({
     maxAgeMs,

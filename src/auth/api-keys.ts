@@ -73,8 +73,9 @@ export interface ApiKeyVerifier {
   verify(secret: string): Promise<VerifiedKey>;
   /** Notes a use of the key: its last_used_at, written now and then, never on the request's path. */
   used(key: VerifiedKey, now: number): void;
-  /** Forgets what a revocation concerns (given to the token standing as `alsoForget`). */
-  forget(revocation: Revocation): void;
+  /** Forgets what a revocation concerns, or every key verified (given to the token standing as
+   * `alsoForget`). */
+  forget(revocation: Revocation | "everything"): void;
 }
 
 export interface ApiKeyVerifierOptions {
@@ -83,6 +84,9 @@ export interface ApiKeyVerifierOptions {
   read: (secretHash: string) => Promise<ApiKeyRow | null>;
   markUsed: (keyId: number) => Promise<void>;
   onMarkError: (err: unknown) => void;
+  /** Whether revocations announced now reach this instance (SessionStore.listening); while
+   * not, every request asks the store. Default: always. */
+  listening?: () => boolean;
   now?: () => number;
 }
 
@@ -93,6 +97,7 @@ interface Entry {
 
 export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVerifier {
   const now = options.now ?? Date.now;
+  const listening = options.listening ?? (() => true);
   /** By the key's hash: the secrets themselves are not kept. */
   const entries = new Map<string, Entry>();
   const markedAt = new Map<number, number>();
@@ -112,6 +117,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
   return {
     cached(secret, at) {
+      if (!listening()) return undefined;
       return fresh(entries.get(hashApiKey(secret)), at);
     },
 
@@ -139,7 +145,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
         }),
         grant: grantOf(row),
       };
-      if (seen === revocationsSeen) {
+      if (seen === revocationsSeen && listening()) {
         if (entries.size >= MAX_ENTRIES) entries.clear();
         entries.set(secretHash, { key, at });
       }
@@ -156,6 +162,10 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
     forget(revocation) {
       revocationsSeen++;
+      if (revocation === "everything") {
+        entries.clear();
+        return;
+      }
       const gone = (auth: KeyAuth) =>
         ("keyId" in revocation && auth.keyId === revocation.keyId) || ("userId" in revocation && auth.userId === revocation.userId);
       for (const [hash, entry] of entries) if (gone(entry.key.auth)) entries.delete(hash);

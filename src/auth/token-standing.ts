@@ -2,7 +2,9 @@
 // since it was issued (a password change raises their generation), and its session was not
 // logged out. Asked on every authenticated request, so it answers from a per-process cache;
 // the metadata store is the truth. Revocations are announced to every instance, which forget
-// what they knew at once; the cache's age limit bounds an instance that missed the news.
+// what they knew at once. An instance that cannot hear them (its subscription is down) asks the
+// store every time, and forgets everything once it hears again; the cache's age limit bounds
+// an instance that missed the news anyway (a message lost in flight).
 // API keys are revoked through the same announcements (`alsoForget`: src/auth/api-keys.ts).
 
 import type { SessionStore } from "../sessions/types.js";
@@ -31,11 +33,11 @@ export interface TokenStandingOptions {
   /** How long an answer that a token stands is trusted without asking the store again. */
   maxAgeMs: number;
   read: (userId: number, sessionId: string) => Promise<StoredStanding | null>;
-  sessions: Pick<SessionStore, "publish" | "subscribe">;
+  sessions: Pick<SessionStore, "publish" | "subscribe" | "listening" | "onSubscriptionGap">;
   onAnnounceError: (err: unknown) => void;
   /** Told of every revocation, this instance's and the others': another cache of credentials
    * (API keys) that must forget at once too. */
-  alsoForget?: (revocation: Revocation) => void;
+  alsoForget?: (revocation: Revocation | "everything") => void;
   now?: () => number;
 }
 
@@ -68,6 +70,14 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
     else if ("sessionId" in revocation) sessions.delete(revocation.sessionId);
     options.alsoForget?.(revocation);
   };
+  // Messages may have been missed: nothing known before (or learned during) the gap is kept.
+  options.sessions.onSubscriptionGap(() => {
+    revocationsSeen++;
+    reading.clear();
+    users.clear();
+    sessions.clear();
+    options.alsoForget?.("everything");
+  });
   await options.sessions.subscribe(REVOCATIONS_CHANNEL, (message) => {
     const separator = message.indexOf(":");
     const [kind, id] = [message.slice(0, separator), message.slice(separator + 1)];
@@ -77,6 +87,7 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
   });
 
   const cached = (claims: TokenClaims, at: number): boolean | undefined => {
+    if (!options.sessions.listening()) return undefined;
     const user = users.get(claims.userId);
     const session = sessions.get(claims.sessionId);
     if (session?.revoked || (user && (user.generation === null || claims.generation < user.generation))) return false;
@@ -93,7 +104,7 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
   const read = async (claims: TokenClaims): Promise<boolean> => {
     const seen = revocationsSeen;
     const stored = await options.read(claims.userId, claims.sessionId);
-    if (seen === revocationsSeen) {
+    if (seen === revocationsSeen && options.sessions.listening()) {
       const at = now();
       remember(users, claims.userId, { generation: stored?.generation ?? null, at });
       remember(sessions, claims.sessionId, { revoked: stored?.sessionRevoked ?? false, at });

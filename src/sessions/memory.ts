@@ -87,6 +87,9 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
     async subscribe(channel, handler) {
       subscribers.set(channel, [...(subscribers.get(channel) ?? []), handler]);
     },
+    // In-process delivery never misses a message.
+    listening: () => true,
+    onSubscriptionGap() {},
     // In-process sessions cannot be shared: this instance is the only one.
     async instances() {
       return { count: 1 };

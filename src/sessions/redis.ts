@@ -49,6 +49,10 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
   /** Announcements seen so far: a read that overlapped one may have read the old state. */
   let changesSeen = 0;
   let listening = false;
+  const gapListeners: (() => void)[] = [];
+  const gap = () => {
+    for (const listener of gapListeners) listener();
+  };
   const forget = (sessionId: string) => {
     changesSeen++;
     states.delete(sessionId);
@@ -57,14 +61,20 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
   // (Re)subscribing is idempotent; the cache serves only once Redis has confirmed it.
   const listen = () =>
     subscriber.subscribe(channelName(SESSION_CHANGES)).then(
-      () => (listening = true),
+      () => {
+        if (listening) return;
+        listening = true;
+        gap();
+      },
       () => undefined, // not listening: every read goes to Redis
     );
   subscriber.on("ready", () => void listen());
   subscriber.on("close", () => {
+    const was = listening;
     listening = false;
     changesSeen++;
     states.clear();
+    if (was) gap();
   });
   // The main connection reports Redis being down (health, requests); down here only means
   // not listening, which the "close" handler has dealt with.
@@ -147,6 +157,10 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
       await redis.publish(channelName(channel), message);
     },
     subscribe,
+    listening: () => listening,
+    onSubscriptionGap(listener) {
+      gapListeners.push(listener);
+    },
     instances: (onError) => instances.join(onError),
     async ping() {
       await redis.ping();

@@ -50,6 +50,12 @@ export interface SessionStore {
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` with each message published on `channel` from now on. */
   subscribe(channel: string, handler: (message: string) => void): Promise<void>;
+  /** Whether messages published now reach this instance's subscriptions (false while the
+   * subscribing connection is down or not yet subscribed again). */
+  listening(): boolean;
+  /** Calls `listener` when messages may have been missed: when the subscribing connection
+   * drops, and again once it listens again (what was learned in between may be stale too). */
+  onSubscriptionGap(listener: () => void): void;
   /** Announces this instance to the others sharing the store, until close(), and counts the
    * live ones (a heartbeat refreshes both); resolves after the first count. Every call shares
    * the same heartbeat. One that fails keeps the last count and tells `onError`. */

@@ -1,11 +1,13 @@
 // Threat: a token that outlives what it stood for. Logging out, changing one's password and
 // deleting one's account revoke tokens for good: in the metadata store (a Redis without its
 // data brings none back), at once on the instance that revoked, through Redis on the others,
-// and within TOKEN_RECHECK_SECONDS on an instance that missed the message.
+// within TOKEN_RECHECK_SECONDS on an instance that missed the message, and at once on one that
+// knows it could not hear (its Redis connection down).
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
+import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
 type User = Awaited<ReturnType<Harness["newConnectedUser"]>>;
 
@@ -235,4 +237,53 @@ describe("across instances", () => {
       await c.close();
     }
   });
+});
+
+describe("an instance whose Redis connection drops while a revocation is announced", () => {
+  let a: Harness;
+  let b: Harness;
+  let relay: TcpRelay;
+  beforeAll(async () => {
+    // B reaches Redis through a relay the test can cut; the recheck age is an hour, so only
+    // hearing the news, or knowing it could not, keeps B from admitting what A revoked.
+    relay = await startTcpRelay({ host: "127.0.0.1", port: 6379 });
+    a = await createHarness({ sessions: "redis", env: { TOKEN_RECHECK_SECONDS: "3600" } });
+    b = await createHarness({ shareWith: a, env: { TOKEN_RECHECK_SECONDS: "3600", REDIS_URL: `redis://127.0.0.1:${relay.port}` } });
+  });
+  afterAll(async () => {
+    relay?.refuse(false);
+    await b?.close();
+    await a?.close();
+    await relay?.close();
+  });
+
+  it("asks the store while it cannot hear, and forgets what it knew once it hears again", async () => {
+    const user = await a.newUser();
+    const other = await a.newUser();
+    const created = await a.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["query"] } });
+    expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    // B has admitted all three: each is in its caches.
+    await expectAdmitted(b, user.token);
+    await expectAdmitted(b, other.token);
+    expect((await b.call("GET", "/databases", { token: key })).status).toBe(200);
+    expect(b.deps.sessions.listening()).toBe(true);
+
+    relay.refuse(true);
+    relay.cut();
+    await vi.waitFor(() => expect(b.deps.sessions.listening()).toBe(false), { timeout: 5000, interval: 20 });
+    // Revoked on A while B is deaf: the announcements never reach B.
+    expect((await a.call("DELETE", `/api/keys/${created.body.id}`, { token: user.token })).status).toBe(204);
+    expect((await a.call("POST", "/logout", { token: user.token })).status).toBe(204);
+    expect((await b.call("GET", "/users/me", { token: user.token })).status).toBe(401);
+    expect((await b.call("GET", "/databases", { token: key })).status).toBe(401);
+    // What still stands is still admitted, from the store.
+    await expectAdmitted(b, other.token);
+
+    relay.refuse(false);
+    await vi.waitFor(() => expect(b.deps.sessions.listening()).toBe(true), { timeout: 15_000, interval: 50 });
+    expect((await b.call("GET", "/users/me", { token: user.token })).status).toBe(401);
+    expect((await b.call("GET", "/databases", { token: key })).status).toBe(401);
+    await expectAdmitted(b, other.token);
+  }, 30_000);
 });
