@@ -86,6 +86,8 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
   };
 
   app.openapi(withBodyInHandler(app, route), async (c) => {
+    // Read and checked first, as every route's body is (415, 400, 422 with field paths).
+    const message = await jsonBodyOf(c, JsonRpcMessage);
     // The Streamable HTTP rules for a stateless server answering in JSON (the SDK's transport
     // applies the same): the client must accept both JSON and an event stream, and a protocol
     // version it names must be one the SDK speaks (absent, the protocol's default applies).
@@ -97,8 +99,6 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
     if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return transportError(c, 400, "bad_request", `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`) as never;
     }
-    // Read and checked as every route's body is (415, 400, 422 with field paths).
-    const message = await jsonBodyOf(c, JsonRpcMessage);
     const { userId, sessionId, kind } = c.get("auth");
     const caller: McpCaller = {
       userId,
