@@ -1,5 +1,6 @@
 // The audit trail's cost: POST /query throughput and latency with AUDIT_TRAIL=on against
-// AUDIT_TRAIL=off, two servers measured in the same run (alternating rounds, medians), on
+// AUDIT_TRAIL=off, and a second AUDIT_TRAIL=off server as the control (the noise floor), all
+// measured in the same run (rotating rounds, medians), on
 // Chinook in PostgreSQL, in two layouts of the processes on the CPUs (see `place`); then the
 // audit table's size per million statements of a mix.
 // Run: npm run bench:audit (ROUNDS, default 5, of DURATION seconds, default 4, per server and
@@ -158,9 +159,14 @@ try {
   servers.push(on);
   const off = await startPulse("off");
   servers.push(off);
+  // A second server with the trail off, measured like the others: how far apart two identical
+  // servers come out in this run is the resolution of the on/off figure.
+  const control = await startPulse("off");
+  servers.push(control);
   const runs = new Map([
     ["AUDIT_TRAIL=on", on],
     ["AUDIT_TRAIL=off", off],
+    ["AUDIT_TRAIL=off (control)", control],
   ]);
   console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION} s (medians); "${LOAD_SQL}" by connection_id`);
   for (const layout of LAYOUTS) {
@@ -168,7 +174,8 @@ try {
     for (const p of runs.values()) await load(p, layout); // warm-up: JIT, pools
     const results = new Map<string, Awaited<ReturnType<typeof load>>[]>([...runs.keys()].map((k) => [k, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? [...runs] : [...runs].reverse();
+      // Each server takes each place in the order in turn.
+      const order = [...runs].map((_, i, all) => all[(i + round) % all.length]!);
       for (const [name, p] of order) {
         await place(layout, servers);
         results.get(name)!.push(await load(p, layout));
@@ -182,15 +189,21 @@ try {
       const figures = [of(name, (m) => m.rps).toFixed(0), of(name, (m) => m.p50), of(name, (m) => m.p99), of(name, (m) => m.cpuUs).toFixed(0), of(name, (m) => m.machineCpuUs).toFixed(0)];
       console.log(`| ${name} | ${figures.join(" | ")} |`);
     }
-    const [on, off] = [results.get("AUDIT_TRAIL=on")!, results.get("AUDIT_TRAIL=off")!];
-    const ratio = of("AUDIT_TRAIL=on", (m) => m.rps) / of("AUDIT_TRAIL=off", (m) => m.rps);
-    const perRound = on.map((m, i) => (m.rps / off[i]!.rps).toFixed(3));
-    console.log(`throughput on/off: ${ratio.toFixed(3)} (per round: ${perRound.join(", ")}; goal >= 0.95)`);
-    // On a saturated machine throughput is the inverse of the CPU each request costs all of it;
-    // CPU time is what the neighbours' steal disturbs least, so this is the steadier estimate.
-    const cpuRatio = of("AUDIT_TRAIL=off", (m) => m.machineCpuUs) / of("AUDIT_TRAIL=on", (m) => m.machineCpuUs);
-    const cpuPerRound = on.map((m, i) => (off[i]!.machineCpuUs / m.machineCpuUs).toFixed(3));
-    console.log(`${layout === "shared" ? "machine" : "non-store CPUs'"} CPU per request, off/on (throughput the CPU allows, on/off): ${cpuRatio.toFixed(3)} (per round: ${cpuPerRound.join(", ")}; goal >= 0.95)`);
+    const cpuName = layout === "shared" ? "machine" : "non-store CPUs'";
+    for (const [label, name] of [
+      ["on/off", "AUDIT_TRAIL=on"],
+      ["control/off (two identical servers)", "AUDIT_TRAIL=off (control)"],
+    ] as const) {
+      const [these, off] = [results.get(name)!, results.get("AUDIT_TRAIL=off")!];
+      const ratio = of(name, (m) => m.rps) / of("AUDIT_TRAIL=off", (m) => m.rps);
+      const perRound = these.map((m, i) => (m.rps / off[i]!.rps).toFixed(3));
+      // On a saturated machine throughput is the inverse of the CPU each request costs all of
+      // it; CPU time is what the neighbours' steal disturbs least, so this is the steadier one.
+      const cpuRatio = of("AUDIT_TRAIL=off", (m) => m.machineCpuUs) / of(name, (m) => m.machineCpuUs);
+      const cpuPerRound = these.map((m, i) => (off[i]!.machineCpuUs / m.machineCpuUs).toFixed(3));
+      console.log(`throughput ${label}: ${ratio.toFixed(3)} (per round: ${perRound.join(", ")})`);
+      console.log(`  by ${cpuName} CPU per request: ${cpuRatio.toFixed(3)} (per round: ${cpuPerRound.join(", ")})`);
+    }
   }
   const g = await growth(on);
   const mb = (bytesPerStatement: number) => ((bytesPerStatement * 1e6) / 2 ** 20).toFixed(0);
