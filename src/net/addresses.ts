@@ -117,3 +117,27 @@ export function isThisMachine(address: string): boolean {
   );
   return inSet(interfaces, address);
 }
+
+/**
+ * The key a client's rate limits are kept under: an IPv4 address as it is (also when written as
+ * IPv4-mapped IPv6), an IPv6 address by its /64. A /64 is what one subscriber is given, so an
+ * attacker could otherwise rotate through 2^64 addresses, each with limits of its own.
+ * Anything else (no socket address) is kept as it is, cut to a bounded length.
+ */
+export function clientKey(address: string): string {
+  const version = isIP(address);
+  if (version === 4) return address;
+  if (version !== 6) return address.slice(0, 100);
+  // The URL parser writes the address in its one canonical form (lower case, embedded IPv4 as hex).
+  const canonical = new URL(`http://[${address.replace(/%.*$/, "")}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped) {
+    const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  }
+  const [head = "", tail] = canonical.split("::");
+  const before = head ? head.split(":") : [];
+  const after = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? before : [...before, ...Array<string>(8 - before.length - after.length).fill("0"), ...after];
+  return `${groups.slice(0, 4).join(":")}::/64`;
+}

@@ -63,6 +63,16 @@ describe.each(["memory", "redis"] as const)("POST /login with %s sessions", (ses
     expect((await login(user.email, user.password, home)).status).toBe(200);
   });
 
+  it("counts every address of an IPv6 /64 as one client: rotating through them gains nothing", async () => {
+    const user = await h.newUser();
+    const prefix = `2001:db8:${(nextAddress++).toString(16)}:${sessions === "redis" ? "1" : "2"}`;
+    for (let i = 1; i <= 3; i++) expect((await login(user.email, "wrong-password", `${prefix}::${i}`)).status).toBe(401);
+    // A fourth address of the same /64 is the same client, locked out; the owner on another
+    // /64 is not.
+    expect((await login(user.email, user.password, `${prefix}:ffff:ffff:ffff:4`)).status).toBe(429);
+    expect((await login(user.email, user.password, `2001:db8:ffff:${(nextAddress++).toString(16)}::1`)).status).toBe(200);
+  });
+
   it("limits attempts per client across accounts", async () => {
     const statuses: number[] = [];
     const address = newAddress();

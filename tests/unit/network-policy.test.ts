@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 
 import { networkPolicy } from "../../src/connectors/network-policy.js";
-import { addressKind, parseNetwork } from "../../src/net/addresses.js";
+import { addressKind, clientKey, parseNetwork } from "../../src/net/addresses.js";
 import { canonicalHost } from "../../src/net/resolve.js";
 
 describe("addressKind", () => {
@@ -35,6 +35,32 @@ describe("addressKind", () => {
     ["64:ff9b::808:808", "public"],
   ])("%s is %s", (address, kind) => {
     expect(addressKind(address)).toBe(kind);
+  });
+});
+
+describe("clientKey", () => {
+  it.each([
+    ["203.0.113.7", "203.0.113.7"],
+    ["::ffff:203.0.113.7", "203.0.113.7"],
+    ["::FFFF:cb00:7107", "203.0.113.7"],
+    ["2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"],
+    ["2001:db8:1:2::ffff", "2001:db8:1:2::/64"],
+    ["2001:0DB8:0001:0002:aaaa::1", "2001:db8:1:2::/64"],
+    ["2001:db8::1", "2001:db8:0:0::/64"],
+    ["fe80::1%eth0", "fe80:0:0:0::/64"],
+    ["::1", "0:0:0:0::/64"],
+    ["unknown", "unknown"],
+  ])("keys %s as %s", (address, key) => {
+    expect(clientKey(address)).toBe(key);
+  });
+
+  it("keys every address of one /64 alike, and another /64 apart", () => {
+    expect(new Set(["2001:db8:a:b::1", "2001:db8:a:b:ffff:ffff:ffff:ffff", "2001:db8:a:b:1234::9"].map(clientKey)).size).toBe(1);
+    expect(clientKey("2001:db8:a:c::1")).not.toBe(clientKey("2001:db8:a:b::1"));
+  });
+
+  it("bounds what is not an address", () => {
+    expect(clientKey("x".repeat(10_000))).toHaveLength(100);
   });
 });
 

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH } from "../../auth/passwords.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
+import { clientKey } from "../../net/addresses.js";
 import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
@@ -140,13 +141,14 @@ const deleteMe = createRoute({
   responses: { 204: { description: "Deleted" }, 403: wrongPassword, 429: tooManyWrong, ...authErrors },
 });
 
+/** Who the client is for rate limits: its address, or an IPv6 address's /64 (clientKey). */
 function clientIp(c: Context<AppEnv>, trustProxy: boolean): string {
   if (trustProxy) {
     const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
-    if (forwarded) return forwarded;
+    if (forwarded) return clientKey(forwarded);
   }
   try {
-    return getConnInfo(c).remote.address ?? "unknown";
+    return clientKey(getConnInfo(c).remote.address ?? "unknown");
   } catch {
     return "unknown"; // app.request() in tests has no socket
   }
