@@ -75,19 +75,21 @@ function payloadOf(table: MonitoredTableRow, row: AlertRow, n: Notification, now
   };
 }
 
-/** Applies one event to a locked alert, saves it, and queues its notifications. */
+/** Applies one event to a locked alert, saves it, and queues its notifications. `logged` writes
+ * the transition's log line: call it once the transaction has committed, so no line tells of
+ * an alert that a rollback undid. */
 export async function applyEvent(
   deps: Deps,
   tx: Tx,
   table: MonitoredTableRow,
   row: AlertRow,
   event: AlertEvent,
-): Promise<{ row: AlertRow; queued: number }> {
+): Promise<{ row: AlertRow; queued: number; logged: () => void }> {
   const before = stateOf(row);
   const { state, notifications } = nextAlertState(before, event, alertConfigOf(table));
   const saved = await saveAlert(tx, row.id, fieldsOf(state));
-  logTransition(deps, table, saved, before, state, event);
-  if (notifications.length === 0) return { row: saved, queued: 0 };
+  const logged = () => logTransition(deps, table, saved, before, state, event);
+  if (notifications.length === 0) return { row: saved, queued: 0, logged };
   const channels = await enabledChannelIds(tx, table.ownerId);
   const queued = await enqueueNotifications(
     tx,
@@ -102,7 +104,7 @@ export async function applyEvent(
       })),
     ),
   );
-  return { row: saved, queued };
+  return { row: saved, queued, logged };
 }
 
 /** An incident opening (warn) or ending (info) leaves one line, muted or not. */
@@ -136,7 +138,7 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
     const current = existing.get(outcome.checkKey);
     const quiet = !current || isQuiet(stateOf(current));
     if (quiet && (outcome.status === "pass" || outcome.status === "skipped")) continue;
-    queued += await deps.store.db.transaction(async (tx) => {
+    const applied = await deps.store.db.transaction(async (tx) => {
       const initial = initialAlertState(UNNAMED);
       const row = await lockAlertOfCheck(
         tx,
@@ -146,8 +148,10 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
       // The reducer names notifications after the alert: its row id, stable for good.
       const named = stateOf(row).alertId === UNNAMED ? await saveAlert(tx, row.id, fieldsOf({ ...stateOf(row), alertId: `alert:${row.id}` })) : row;
       const event: AlertEvent = { type: "check", at: outcome.at, outcome: outcome.status, detail: outcome.message };
-      return (await applyEvent(deps, tx, table, named, event)).queued;
+      return applyEvent(deps, tx, table, named, event);
     });
+    applied.logged();
+    queued += applied.queued;
   }
   return queued;
 }

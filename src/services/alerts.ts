@@ -111,10 +111,11 @@ export async function actOnAlert(deps: Deps, ownerId: number, id: number, action
     }
     const table = await getMonitoredTable(tx, ownerId, row.tableId);
     if (!table) throw notFound("Alert");
-    const { row: saved, queued } = await applyEvent(deps, tx, table, row, { ...action, at: now });
+    const { row: saved, queued, logged } = await applyEvent(deps, tx, table, row, { ...action, at: now });
     if (action.type === "resolve" && row.checkKind === "schema_drift") await saveSchemaSnapshot(tx, table.id, null);
-    return { saved, queued };
+    return { saved, queued, logged };
   });
+  result.logged();
   if (result.queued > 0) {
     await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
   }

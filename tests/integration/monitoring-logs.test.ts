@@ -1,6 +1,7 @@
 // What monitoring tells the logs: each run, failing check, alert opening or resolving, and
 // notification sent or not leaves one structured line with the ids an operator filters on.
 
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
@@ -93,6 +94,24 @@ describe("monitoring logs", () => {
     ]);
     expect(recovered("monitoring notification sent")).toEqual([expect.objectContaining({ channel_id: channelId, event: "alert.resolved" })]);
     expect(recovered("monitoring run finished")).toEqual([expect.objectContaining({ level: LEVEL.debug, statuses: { pass: 1 } })]);
+  });
+
+  it("logs no alert opening that a failed transaction undid, and logs it once it holds", async () => {
+    await db.exec("DELETE FROM events");
+    const { tick, logged } = await watched(0, "/logs-rollback");
+    await db.insertEvents(1, clock.now());
+    // The outbox refuses the alert's notification: the transaction that opened it rolls back.
+    await h.deps.store.db.execute(sql.raw("CREATE FUNCTION pulse_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'outbox refused'; END $$"));
+    await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_refuse BEFORE INSERT ON sent_notifications FOR EACH ROW EXECUTE FUNCTION pulse_test_refuse()"));
+    try {
+      const undone = await logged(tick);
+      expect(undone("monitoring alert opened")).toEqual([]);
+    } finally {
+      await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_refuse ON sent_notifications"));
+      await h.deps.store.db.execute(sql.raw("DROP FUNCTION pulse_test_refuse()"));
+    }
+    const held = await logged(tick);
+    expect(held("monitoring alert opened")).toHaveLength(1);
   });
 
   it("warns of a notification not delivered, naming channel, alert and reason but never the URL", async () => {
