@@ -24,8 +24,9 @@ export interface StatementBudget {
    * statement cost its parse); throws budget_exceeded when it is spent. */
   charge(): void;
   /** Resolves with a release function once a slot is free, for a statement already charged;
-   * rejects with budget_exceeded. */
-  enter(): Promise<Release>;
+   * rejects with budget_exceeded. Waits at most the budget's maxWaitMs, or `waitAtMostMs` if
+   * shorter (what is left of a wait that began at another budget). */
+  enter(waitAtMostMs?: number): Promise<Release>;
 }
 
 export interface Budget extends StatementBudget {
@@ -109,7 +110,7 @@ export function createBudget(
     takeToken();
   };
 
-  const enter = (): Promise<Release> => {
+  const enter = (waitAtMostMs = Number.POSITIVE_INFINITY): Promise<Release> => {
     currentShare();
     // A share grown since the last release may have left waiters behind free slots.
     admit();
@@ -117,7 +118,8 @@ export function createBudget(
       running += 1;
       return Promise.resolve(once(release));
     }
-    if (waiters.length >= limits.maxWaiting) {
+    const waitMs = Math.min(limits.maxWaitMs, waitAtMostMs);
+    if (waiters.length >= limits.maxWaiting || waitMs <= 0) {
       return Promise.reject(busy(subject, limits, share));
     }
     return new Promise<Release>((resolve, reject) => {
@@ -126,7 +128,7 @@ export function createBudget(
         timer: setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter), 1);
           reject(busy(subject, limits, currentShare()));
-        }, limits.maxWaitMs),
+        }, waitMs),
       };
       waiters.push(waiter);
     });
@@ -158,17 +160,19 @@ export function createBudget(
  * this order, so no two statements wait on each other; a refusal by `inner` gives back
  * `outer`'s slot at once (its charge stays spent, like any refused statement's). Outer is the
  * user's budget: a statement that waits for its database holds its own user's slot, never one
- * that another user needs.
+ * that another user needs. The two waits together last at most `maxWaitMs` (each budget's own
+ * bound applies too): a wait for the user's slot leaves only the rest for the database's.
  */
-export function nestedBudget(outer: StatementBudget, inner: StatementBudget): StatementBudget {
+export function nestedBudget(outer: StatementBudget, inner: StatementBudget, maxWaitMs = Number.POSITIVE_INFINITY): StatementBudget {
   return {
     charge() {
       outer.charge();
       inner.charge();
     },
-    enter() {
-      return outer.enter().then((releaseOuter) =>
-        inner.enter().then(
+    enter(waitAtMostMs = maxWaitMs) {
+      const started = Date.now();
+      return outer.enter(waitAtMostMs).then((releaseOuter) =>
+        inner.enter(waitAtMostMs - (Date.now() - started)).then(
           (releaseInner) => () => {
             releaseInner();
             releaseOuter();

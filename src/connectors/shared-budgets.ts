@@ -19,8 +19,11 @@ export interface SharedBudgetOptions {
 export class SharedBudgets {
   private readonly targets;
   private readonly users;
+  /** The longest a statement waits for its slots, both budgets' waits together. */
+  private readonly maxWaitMs: number;
 
   constructor(options: SharedBudgetOptions) {
+    this.maxWaitMs = Math.max(options.target.maxWaitMs, options.user.maxWaitMs);
     const now = options.now ?? Date.now;
     this.targets = new HeldBudgets<string>(() => createBudget(options.target, now, options.instances, "this database"));
     this.users = new HeldBudgets<number>(() => createBudget(options.user, now, options.instances, "your connections"));
@@ -29,7 +32,7 @@ export class SharedBudgets {
   /** What a connector of `userId` to the database `targetKey` charges its statements to: the
    * user's budget, then the database's. Held until release() with the same arguments. */
   hold(targetKey: string, userId: number): StatementBudget {
-    return nestedBudget(this.users.hold(userId), this.targets.hold(targetKey));
+    return nestedBudget(this.users.hold(userId), this.targets.hold(targetKey), this.maxWaitMs);
   }
 
   release(targetKey: string, userId: number): void {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 import { createBudget, nestedBudget, shareOf, type Budget, type BudgetLimits, type Release } from "../../src/connectors/budget.js";
 import { RateLimitedError } from "../../src/errors.js";
@@ -247,6 +247,33 @@ describe("nestedBudget: a user's budget, then a database's", () => {
     expect(() => outer.charge()).not.toThrow();
     expect(() => outer.charge()).toThrow(/Query budget of your connections is spent/);
     expect(() => inner.charge()).toThrow(/this database/);
+  });
+
+  it("waits at most maxWaitMs for both slots together, not for each in turn", async () => {
+    vi.useFakeTimers();
+    try {
+      const world = { now: 0, instances: 1 };
+      const user = budgetOf({ concurrency: 1, maxWaiting: 1, maxWaitMs: 1000 }, 1, world, "your connections").budget;
+      const database = budgetOf({ concurrency: 1, maxWaiting: 1, maxWaitMs: 1000 }, 1, world).budget;
+      const releaseUser = await user.acquire(); // the user's other statement
+      const releaseDatabase = await database.acquire(); // another user's statement on the database
+      const both = nestedBudget(user, database, 1000);
+      both.charge();
+      let outcome: unknown = "waiting";
+      both.enter().then(
+        () => (outcome = "entered"),
+        (err: unknown) => (outcome = err),
+      );
+      await vi.advanceTimersByTimeAsync(900);
+      releaseUser(); // the user's slot frees after 900 ms: 100 ms are left for the database's
+      await vi.advanceTimersByTimeAsync(150);
+      expect(outcome).toBeInstanceOf(Error);
+      expect(String(outcome)).toMatch(/Too many statements on this database/);
+      expect([user.running, database.running, database.waiting]).toEqual([0, 1, 0]);
+      releaseDatabase();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("lets a statement waiting for its database hold only its own user's slot, and go on when the database frees", async () => {
