@@ -18,18 +18,26 @@ function toolError(code: string, detail: string, extra: Record<string, unknown> 
   return { content: [{ type: "text", text: `${code}${rule}: ${detail}` }], structuredContent: { code, detail, ...extra }, isError: true };
 }
 
+/** What a client is told of a failure: a domain error's code and reason; for the store being
+ * away or anything unexpected (logged here), a generic message, with the request id. `ours`:
+ * the failure is Pulse's (the store, a bug), not something the caller asked wrong. */
+export function failureOf(caller: McpCaller, err: unknown): { code: string; detail: string; extra: Record<string, unknown>; ours: boolean } {
+  if (err instanceof DomainError) return { code: err.code, detail: err.message, extra: err.extra, ours: false };
+  if (isStoreUnavailable(err)) {
+    caller.logger.warn({ err }, "metadata store unavailable");
+    const unavailable = storeUnavailable();
+    return { code: unavailable.code, detail: unavailable.message, extra: {}, ours: true };
+  }
+  caller.logger.error({ err }, "unhandled error in an MCP tool or resource");
+  return { code: "internal_error", detail: "Internal server error", extra: { request_id: caller.requestId }, ours: true };
+}
+
 /** Runs a tool's body for `caller`, turning every failure into a tool error. */
 export async function answering(caller: McpCaller, run: (caller: McpCaller) => Promise<CallToolResult>): Promise<CallToolResult> {
   try {
     return await run(caller);
   } catch (err) {
-    if (err instanceof DomainError) return toolError(err.code, err.message, err.extra);
-    if (isStoreUnavailable(err)) {
-      caller.logger.warn({ err }, "metadata store unavailable");
-      const unavailable = storeUnavailable();
-      return toolError(unavailable.code, unavailable.message);
-    }
-    caller.logger.error({ err }, "unhandled error in an MCP tool");
-    return toolError("internal_error", "Internal server error", { request_id: caller.requestId });
+    const failure = failureOf(caller, err);
+    return toolError(failure.code, failure.detail, failure.extra);
   }
 }

@@ -4,11 +4,11 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
-import { requireScope } from "../../auth/grants.js";
+import { mayReach, requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { listConnectionsOf } from "../../services/connections.js";
 import { describeSchema } from "../../services/schema-context.js";
-import { callerOf } from "../caller.js";
+import { callerOf, type McpCaller } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { connectionId } from "./inputs.js";
 
@@ -25,17 +25,28 @@ const describeConfig = {
   annotations: { readOnlyHint: true },
 };
 
+/** The caller's connections that its credential may query (the `query` scope, a key's
+ * connections): what list_connections and the schema resources list. */
+export async function queryableConnections(deps: Deps, caller: McpCaller) {
+  requireScope(caller.grant, "query");
+  return (await listConnectionsOf(deps, caller.userId)).filter((c) => mayReach(caller.grant, c.id));
+}
+
+/** A connection's schema as a client without the /ask agent's tools reads it (describe_schema,
+ * the schema resource): the description, and its text after a line naming the dialect. */
+export async function schemaForClient(deps: Deps, caller: McpCaller, id: number, request: { question?: string | undefined; tables?: string[] | undefined }) {
+  requireScope(caller.grant, "query", id);
+  const schema = await describeSchema(deps, caller.userId, id, request, "describe_schema with tables: [...] gives them in full");
+  return { schema, text: `Dialect: ${schema.dialect}\n${schema.text}` };
+}
+
 export function registerConnectionTools(server: McpServer, deps: Deps) {
   server.registerTool(
     "list_connections",
     listConfig,
     (extra) =>
       answering(callerOf(extra), async (caller) => {
-        requireScope(caller.grant, "query");
-        const allowed = caller.grant.connectionIds;
-        const connections = (await listConnectionsOf(deps, caller.userId))
-          .filter((c) => allowed === "all" || allowed.has(c.id))
-          .map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
+        const connections = (await queryableConnections(deps, caller)).map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
         const text = connections.map((c) => `${c.id}: ${c.name} (${c.dialect}, ${c.database})`).join("\n") || "No connections.";
         return toolResult(text, { connections });
       }),
@@ -46,9 +57,8 @@ export function registerConnectionTools(server: McpServer, deps: Deps) {
     describeConfig,
     (args, extra) =>
       answering(callerOf(extra), async (caller) => {
-        requireScope(caller.grant, "query", args.connection_id);
-        const schema = await describeSchema(deps, caller.userId, args.connection_id, args, "describe_schema with tables: [...] gives them in full");
-        return toolResult(`Dialect: ${schema.dialect}\n${schema.text}`, { ...schema });
+        const { schema, text } = await schemaForClient(deps, caller, args.connection_id, args);
+        return toolResult(text, { ...schema });
       }),
   );
 }
