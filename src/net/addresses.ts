@@ -5,6 +5,8 @@
 import { BlockList, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 
+import { canonicalHost } from "./resolve.js";
+
 /** Special-purpose kinds of address; every other address is "public". */
 export type AddressKind = "loopback" | "unspecified" | "link_local" | "multicast" | "reserved" | "private";
 
@@ -128,8 +130,9 @@ export function clientKey(address: string): string {
   const version = isIP(address);
   if (version === 4) return address;
   if (version !== 6) return address.slice(0, 100);
-  // The URL parser writes the address in its one canonical form (lower case, embedded IPv4 as hex).
-  const canonical = new URL(`http://[${address.replace(/%.*$/, "")}]/`).hostname.slice(1, -1);
+  // One canonical spelling (lower case, embedded IPv4 as hex); a zone names no other client.
+  const canonical = canonicalHost(address.replace(/%.*$/, ""));
+  if (canonical === null) return address.slice(0, 100);
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
   if (mapped) {
     const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
