@@ -128,7 +128,7 @@ export async function buildDeps(
   try {
     store = await openStore(storeLocation(config));
     await store.migrate();
-    const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;
+    const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
     const metrics = createMetrics({ processMetrics: true });
     const connectors = await createConnectorCache(config, logger, sessions, { ...options, audit, metrics });
     watchGauges(metrics, connectors, store);

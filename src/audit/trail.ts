@@ -1,5 +1,5 @@
 // The audit trail's writer: the guarded connectors hand it every statement they are asked to
-// run, it keeps them in memory and writes them to the metadata store in multi-row INSERTs off
+// run, it keeps them in memory and writes them to the metadata store in batches (COPY) off
 // the request's path. The buffer is bounded: when the store stops taking records and the
 // buffer is full, new statements are refused (503 audit_unavailable) rather than run unrecorded.
 
@@ -9,8 +9,8 @@ import type { AuditConfig } from "../config.js";
 import type { StatementRecord, StatementRecorder } from "../connectors/statement-recorder.js";
 import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { insertAuditRecords, type NewAuditRecord } from "../store/audit.js";
-import type { Db } from "../store/client.js";
+import { appendAuditRecords, type NewAuditRecord } from "../store/audit.js";
+import type { Store } from "../store/client.js";
 import { isStoreUnavailable } from "../store/unavailable.js";
 
 /** Characters of a statement kept; a longer one keeps its length and SHA-256 besides. */
@@ -34,7 +34,7 @@ export interface AuditTrail extends StatementRecorder {
  * its record says about the whole. */
 type Pending = StatementRecord & { whole?: { length: number; sha256: string } };
 
-export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger): AuditTrail {
+export function createAuditTrail(store: Pick<Store, "copyRows">, settings: AuditConfig, logger: Logger): AuditTrail {
   let buffer: Pending[] = [];
   let flushing: Promise<boolean> | null = null;
   let warnedAt = Number.NEGATIVE_INFINITY;
@@ -47,13 +47,13 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
 
   async function writeBatch(batch: NewAuditRecord[]): Promise<void> {
     try {
-      await insertAuditRecords(db, batch);
+      await appendAuditRecords(store, batch);
     } catch (err) {
       if (isStoreUnavailable(err) || batch.length === 1) throw err;
       // Not the store going away but a record it refuses: find it, so one bad record cannot
       // keep the whole trail (and with it every statement) blocked.
       for (const record of batch) {
-        await insertAuditRecords(db, [record]).catch((cause: unknown) => {
+        await appendAuditRecords(store, [record]).catch((cause: unknown) => {
           if (isStoreUnavailable(cause)) throw cause;
           logger.error({ err: cause, owner_id: record.ownerId, connection_id: record.connectionId, at: record.at }, "an audit record was refused by the store and dropped");
         });
@@ -62,7 +62,7 @@ export function createAuditTrail(db: Db, settings: AuditConfig, logger: Logger):
   }
 
   /** Writes what waits, then goes on while full batches wait; with `everything`, until none
-   * does. A writer that went on with the few records arriving during each INSERT would write
+   * does. A writer that went on with the few records arriving during each write would write
    * dozens of tiny batches a second, each a commit the store pays for. */
   async function write(everything: boolean): Promise<boolean> {
     for (let first = true; buffer.length > 0 && (first || everything || buffer.length >= BATCH_ROWS); first = false) {

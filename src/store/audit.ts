@@ -1,36 +1,33 @@
-// Repository of the audit trail: batched inserts, the owner's filtered pages (newest first,
+// Repository of the audit trail: batches appended by COPY, the owner's filtered pages (newest first,
 // keyset on id), and retention in bounded batches.
 
-import { and, asc, desc, eq, gte, inArray, lt, lte, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 
-import type { Db } from "./client.js";
+import type { Db, Store } from "./client.js";
 import { auditRecords, type AuditRecordRow } from "./schema.js";
 
 export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
 
-/** One multi-row INSERT with a parameter per column (arrays unnested by the store), not per
- * value: building a 500-row `insert().values()` costs drizzle about 85 µs a row of the
- * event loop, more than a whole /query; this costs a few. Times go as epoch milliseconds and
- * numbers as array literals made here (see numberArray): `toISOString` and pg's generic array
- * encoder were most of what is left. */
-export async function insertAuditRecords(db: Db, records: NewAuditRecord[]): Promise<void> {
-  if (records.length === 0) return;
-  const numbers = (pick: (r: NewAuditRecord) => number | null | undefined) => sql.param(numberArray(records.map(pick)));
-  const texts = (pick: (r: NewAuditRecord) => string | null | undefined) => sql.param(records.map((r) => pick(r) ?? null));
-  await db.execute(sql`
-    INSERT INTO audit_records (at, owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule)
-    SELECT to_timestamp(at_ms / 1000), owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule
-    FROM unnest(
-      ${numbers((r) => r.at.getTime())}::double precision[], ${numbers((r) => r.ownerId)}::integer[], ${numbers((r) => r.connectionId)}::integer[],
-      ${texts((r) => r.source)}::text[], ${texts((r) => r.sql)}::text[], ${numbers((r) => r.sqlLength)}::integer[],
-      ${texts((r) => r.sqlSha256)}::text[], ${numbers((r) => r.rowCount)}::integer[], ${numbers((r) => r.durationMs)}::double precision[],
-      ${texts((r) => r.outcome)}::text[], ${texts((r) => r.errorCode)}::text[], ${texts((r) => r.rule)}::text[]
-    ) AS r(at_ms, owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule)`);
-}
+const COLUMNS = ["at", "owner_id", "connection_id", "source", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "outcome", "error_code", "rule"] as const;
 
-/** A PostgreSQL array literal of numbers (`{1,2.5,NULL}`). pg's encoder quotes and escapes
- * every element as if it were text, which a number never needs. */
-const numberArray = (values: (number | null | undefined)[]) => `{${values.map((v) => v ?? "NULL").join(",")}}`;
+/** COPY's text format's NULL. */
+const NULL = "\\N";
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+/** A value in COPY's text format: backslash, newline, carriage return and tab escaped (a
+ * statement's text has all four), so `\N` written by a user stays text and never reads as NULL. */
+const copyText = (value: string | null | undefined) => (value == null ? NULL : value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!));
+
+/** Appends records by COPY, one line each: about 2 µs a record less of the store's CPU than the
+ * INSERT ... SELECT FROM unnest(arrays) it replaces, which already cost Pulse a few µs where
+ * drizzle's `insert().values()` cost about 85 (bench/RESULTS.md, issue 11). */
+export async function appendAuditRecords(store: Pick<Store, "copyRows">, records: NewAuditRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  let rows = "";
+  for (const r of records) {
+    rows += `${r.at.toISOString()}\t${r.ownerId}\t${r.connectionId}\t${copyText(r.source)}\t${copyText(r.sql)}\t${r.sqlLength}\t${copyText(r.sqlSha256)}\t${r.rowCount ?? NULL}\t${r.durationMs}\t${copyText(r.outcome)}\t${copyText(r.errorCode)}\t${copyText(r.rule)}\n`;
+  }
+  await store.copyRows("audit_records", COLUMNS, rows);
+}
 
 export interface AuditFilter {
   ownerId: number;
@@ -49,6 +46,8 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
   if (filter.connectionId !== undefined) conditions.push(eq(auditRecords.connectionId, filter.connectionId));
   if (filter.source !== undefined) conditions.push(eq(auditRecords.source, filter.source));
   if (filter.outcome !== undefined) conditions.push(eq(auditRecords.outcome, filter.outcome));
+  // Spelled out so that the partial outcome index, which holds no `ok` record, serves the rest.
+  if (filter.outcome !== undefined && filter.outcome !== "ok") conditions.push(sql`${auditRecords.outcome} <> 'ok'`);
   if (filter.from !== undefined) conditions.push(gte(auditRecords.at, filter.from));
   if (filter.to !== undefined) conditions.push(lte(auditRecords.at, filter.to));
   if (filter.before !== undefined) conditions.push(lt(auditRecords.id, filter.before));
@@ -65,10 +64,19 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
 export async function pruneAuditRecords(db: Db, before: Date, batch: number, maxBatches: number): Promise<number> {
   let pruned = 0;
   for (let i = 0; i < maxBatches; i++) {
-    const old = db.select({ id: auditRecords.id }).from(auditRecords).where(lt(auditRecords.at, before)).orderBy(asc(auditRecords.at)).limit(batch);
-    const rows = await db.delete(auditRecords).where(inArray(auditRecords.id, old)).returning({ id: auditRecords.id });
-    pruned += rows.length;
-    if (rows.length < batch) break;
+    // By row address: the key is (owner, id), and a record is never updated, so its address
+    // holds for the statement.
+    const result = await db.execute(sql`
+      WITH gone AS (
+        DELETE FROM audit_records
+        WHERE ctid = ANY (ARRAY(SELECT ctid FROM audit_records WHERE at < ${before.toISOString()} ORDER BY at LIMIT ${batch}))
+        RETURNING 1
+      )
+      SELECT count(*)::int AS n FROM gone`);
+    // Both drivers (node-postgres, PGlite) answer `{ rows }`.
+    const n = (result as unknown as { rows: { n: number }[] }).rows[0]?.n ?? 0;
+    pruned += n;
+    if (n < batch) break;
   }
   return pruned;
 }

@@ -8,7 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startService } from "../../src/lifecycle.js";
-import { insertAuditRecords } from "../../src/store/audit.js";
+import { appendAuditRecords } from "../../src/store/audit.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { monitorTable } from "../support/monitoring.js";
@@ -148,6 +148,14 @@ describe("what is recorded", () => {
     expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 2" } })).status).toBe(200);
     expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 2", "SELECT 1\uFFFD; DROP TABLE Artist"]);
   });
+
+  it("records tabs, line breaks, backslashes and a literal \\N in a statement verbatim, and NULLs as null", async () => {
+    const user = await h.newUser();
+    const id = await connectionOf(user, "sqlite");
+    const sql = "SELECT 'a\tb' AS \"x\\N\",\r\n  '\\N' AS y -- C:\\temp\\new\n";
+    expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql } })).status).toBe(200);
+    expect((await audit(user)).records).toEqual([expect.objectContaining({ sql, sql_length: sql.length, sql_sha256: null, error_code: null, rule: null })]);
+  });
 });
 
 describe("GET /api/audit", () => {
@@ -228,7 +236,7 @@ describe("retention", () => {
       durationMs: 1,
       outcome: "ok" as const,
     });
-    await insertAuditRecords(h.deps.store.db, [record(31, "SELECT 'old'"), record(29, "SELECT 'kept'")]);
+    await appendAuditRecords(h.deps.store, [record(31, "SELECT 'old'"), record(29, "SELECT 'kept'")]);
     expect((await audit(user)).records).toHaveLength(2);
     await h.scheduler.tick();
     expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 'kept'"]);
@@ -267,6 +275,26 @@ describe("when the store cannot take records", () => {
     } finally {
       await locker.end().catch(() => undefined);
       await small.close();
+    }
+  });
+});
+
+describe("on the embedded store (PGlite)", () => {
+  it("records, lists and prunes as on PostgreSQL", async () => {
+    const embedded = await createHarness({ store: "pglite", env: { AUDIT_RETENTION_DAYS: "30" } });
+    try {
+      const user = await embedded.newConnectedUser();
+      const sql = "SELECT 'tab\there' AS \"back\\slash\"";
+      expect((await embedded.call("POST", "/query", { token: user.token, json: { sql } })).status).toBe(200);
+      const old = { at: new Date(Date.now() - 31 * 86_400_000), ownerId: user.id, connectionId: 1, source: "query" as const, sql: "SELECT 'old'", sqlLength: 12, durationMs: 1, outcome: "ok" as const };
+      await appendAuditRecords(embedded.deps.store, [old]);
+      await embedded.deps.audit!.flush();
+      const list = async () => (await embedded.call("GET", "/api/audit?source=query", { token: user.token })).body.records.map((r: { sql: string }) => r.sql);
+      expect(await list()).toEqual([sql, "SELECT 'old'"]);
+      await embedded.scheduler.tick();
+      expect(await list()).toEqual([sql]);
+    } finally {
+      await embedded.close();
     }
   });
 });

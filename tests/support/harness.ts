@@ -128,7 +128,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   if (redis && !shared) cleanups.push(() => redis.cleanup());
 
   await loadGuard();
-  const audit = config.audit.enabled ? createAuditTrail(store.db, config.audit, logger) : null;
+  const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
   // Runs after the connectors close (cleanups run in reverse): their last records are written.
   if (audit) cleanups.push(() => audit.close());
   const metrics = createMetrics();

@@ -1,0 +1,9 @@
+-- The audit trail's indexes are paid for on every statement Pulse runs: five full btrees become
+-- the owner's key, a connection's pages, the rare outcomes only (partial) and time.
+ALTER TABLE "audit_records" DROP CONSTRAINT "audit_records_pkey";--> statement-breakpoint
+DROP INDEX "audit_records_owner_idx";--> statement-breakpoint
+DROP INDEX "audit_records_connection_idx";--> statement-breakpoint
+DROP INDEX "audit_records_outcome_idx";--> statement-breakpoint
+ALTER TABLE "audit_records" ADD CONSTRAINT "audit_records_owner_id_id_pk" PRIMARY KEY("owner_id","id");--> statement-breakpoint
+CREATE INDEX "audit_records_connection_idx" ON "audit_records" USING btree ("connection_id","id");--> statement-breakpoint
+CREATE INDEX "audit_records_outcome_idx" ON "audit_records" USING btree ("owner_id","outcome","id") WHERE "audit_records"."outcome" <> 'ok';
