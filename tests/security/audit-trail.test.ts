@@ -158,6 +158,17 @@ describe("what is recorded", () => {
   });
 });
 
+describe("record times", () => {
+  it("keeps each record's time to the millisecond, within and across seconds", async () => {
+    const user = await h.newUser();
+    const times = ["2026-03-01T23:59:59.999Z", "2026-03-02T00:00:00.000Z", "2026-03-02T00:00:00.007Z", "2026-03-02T00:00:00.070Z", "2026-03-02T00:00:01.500Z"];
+    const record = (at: string) => ({ at: new Date(at), ownerId: user.id, connectionId: 1, source: "query" as const, sql: at, sqlLength: at.length, durationMs: 1, outcome: "ok" as const });
+    await appendAuditRecords(h.deps.store, times.map(record));
+    const { records } = await audit(user);
+    expect(records.map((r) => [r.sql, r.at])).toEqual(times.map((t) => [t, t]).reverse());
+  });
+});
+
 describe("GET /api/audit", () => {
   it("shows a user none of another user's records", async () => {
     const alice = await h.newUser();
