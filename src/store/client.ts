@@ -12,8 +12,7 @@ import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished } from "node:stream/promises";
 
 import { projectPath } from "../paths.js";
 import { reasonOf, StartupError, whereOf } from "../startup-error.js";
@@ -94,13 +93,21 @@ async function openPostgres(url: string): Promise<Store> {
     },
     async copyRows(table, columns, rows) {
       const client = await pool.connect();
+      // A checked-out client has no listener of the pool's: a session lost mid-COPY would be
+      // an unhandled 'error' event, which ends the process. The COPY fails with it (below).
+      const ignore = () => undefined;
+      client.on("error", ignore);
       try {
-        await pipeline(Readable.from([rows]), client.query(copyFrom(copyStatement(table, columns, "STDIN"))));
+        const copy = client.query(copyFrom(copyStatement(table, columns, "STDIN")));
+        copy.end(rows);
+        await finished(copy);
         client.release();
       } catch (err) {
         // A COPY cut short can leave the session mid-protocol: never hand it to another query.
         client.release(err instanceof Error ? err : true);
         throw err;
+      } finally {
+        client.off("error", ignore);
       }
     },
     async close() {

@@ -9,10 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startService } from "../../src/lifecycle.js";
 import { appendAuditRecords } from "../../src/store/audit.js";
+import { openStore } from "../../src/store/client.js";
+import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { monitorTable } from "../support/monitoring.js";
-import { pgAdmin, pgUrl } from "../support/services.js";
+import { createPgDatabase, PG, pgAdmin, pgUrl } from "../support/services.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
 let h: Harness;
@@ -286,6 +289,83 @@ describe("when the store cannot take records", () => {
     } finally {
       await locker.end().catch(() => undefined);
       await small.close();
+    }
+  });
+});
+
+/** The audit writer's COPY sessions in `database` waiting for a lock. */
+const copyWaiting = (database: string) =>
+  pgAdmin<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND wait_event_type = 'Lock' AND query LIKE 'COPY audit_records%'",
+    "test",
+    [database],
+  );
+
+describe("when the store loses the writer's session mid-write", () => {
+  it("keeps the records, keeps serving, and writes them on the next flush", async () => {
+    const own = await createHarness();
+    const locker = new pg.Client({ connectionString: pgUrl(own.pgDatabase!.name) });
+    try {
+      const user = await own.newConnectedUser();
+      expect((await own.call("POST", "/query", { token: user.token, json: { sql: "SELECT 'kept'" } })).status).toBe(200);
+      // The COPY waits behind this lock, on a session of its own, until that session is killed.
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      const waiting = own.deps.audit!.pending;
+      expect(waiting).toBeGreaterThan(0);
+      const writing = own.deps.audit!.flush();
+      let writer: { pid: number }[] = [];
+      for (let i = 0; i < 100 && writer.length === 0; i++) {
+        writer = await copyWaiting(own.pgDatabase!.name);
+        if (writer.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(writer).toHaveLength(1);
+      await pgAdmin("SELECT pg_terminate_backend($1)", "test", [writer[0]!.pid]);
+      expect(await writing).toBe(false);
+      expect(own.deps.audit!.pending).toBe(waiting);
+
+      await locker.query("ROLLBACK");
+      expect((await own.call("POST", "/query", { token: user.token, json: { sql: "SELECT 'after'" } })).status).toBe(200);
+      expect(await own.deps.audit!.flush()).toBe(true);
+      const page = await own.call("GET", "/api/audit?source=query", { token: user.token });
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 'after'", "SELECT 'kept'"]);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await own.close();
+    }
+  });
+});
+
+describe("when the network to the store is cut mid-write", () => {
+  it("fails that write as the store being unavailable, without ending the process, and the next one succeeds", async () => {
+    const database = await createPgDatabase("pulse_audit_cut");
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}` });
+    const locker = new pg.Client({ connectionString: database.url });
+    try {
+      await store.migrate();
+      const record = { at: new Date(), ownerId: 1, connectionId: 1, source: "query" as const, sql: "SELECT 1", sqlLength: 8, durationMs: 1, outcome: "ok" as const };
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      const writing = appendAuditRecords(store, [record]).then(
+        () => "written",
+        (err: unknown) => (isStoreUnavailable(err) ? "unavailable" : `failed otherwise: ${String(err)}`),
+      );
+      for (let i = 0; i < 100 && (await copyWaiting(database.name)).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await copyWaiting(database.name)).toHaveLength(1);
+      // The pool's client is checked out: with no listener of ours, pg's 'error' event would end the process.
+      relay.cut();
+      expect(await writing).toBe("unavailable");
+      await locker.query("ROLLBACK");
+      await appendAuditRecords(store, [record]);
+      expect(await pgAdmin("SELECT sql FROM audit_records", database.name)).toEqual([{ sql: "SELECT 1" }]);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await store.close();
+      await relay.close();
+      await database.drop();
     }
   });
 });
