@@ -5,7 +5,7 @@
 // SELECT FROM unnest(arrays) Pulse used before, today's indexes by that INSERT, and today's
 // indexes by COPY (appendAuditRecords, what Pulse runs). Autovacuum is off on the three tables
 // so that it does not land on one round and not another.
-// Run: npx tsx bench/audit-writes.ts (ROUNDS, BATCHES).
+// Run: npx tsx bench/audit-writes.ts (ROUNDS, BATCHES), or npm run bench:audit with bench/audit.ts.
 
 import { readFileSync } from "node:fs";
 
