@@ -22,10 +22,14 @@ const NEEDS_ESCAPE = /[\\\n\r\t]/;
 /** Epoch milliseconds as COPY text of a timestamptz. `toISOString` cost about as much as the
  * rest of a record's line; the records of a batch share their second, so each second's text
  * is made once. */
+const FIRST_4_DIGIT_YEAR_MS = Date.parse("0001-01-01T00:00:00Z");
+const PAST_4_DIGIT_YEARS_MS = Date.parse("+010000-01-01T00:00:00Z");
 function isoTimes(): (ms: number) => string {
   let second = Number.NaN;
   let prefix = "";
   return (ms) => {
+    // A year outside 1-9999 (never Date.now()'s) is not four digits: spelled in full.
+    if (ms < FIRST_4_DIGIT_YEAR_MS || ms >= PAST_4_DIGIT_YEARS_MS) return new Date(ms).toISOString();
     const s = Math.floor(ms / 1000);
     if (s !== second) {
       second = s;
@@ -60,7 +64,8 @@ export interface AuditFilter {
   limit: number;
 }
 
-export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<AuditRecordRow[]> {
+/** One page of the owner's records, newest first (awaitable; `toSQL()` shows the statement). */
+export function listAuditRecords(db: Db, filter: AuditFilter) {
   const conditions: SQL[] = [eq(auditRecords.ownerId, filter.ownerId)];
   if (filter.connectionId !== undefined) conditions.push(eq(auditRecords.connectionId, filter.connectionId));
   if (filter.source !== undefined) conditions.push(eq(auditRecords.source, filter.source));

@@ -46,8 +46,18 @@ export type StoreLocation = { databaseUrl: string } | { pgliteDir: string | null
 export const storeLocation = (config: { databaseUrl: string | undefined; dataDir: string }): StoreLocation =>
   config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: path.join(config.dataDir, "pglite") };
 
-export async function openStore(location: StoreLocation): Promise<Store> {
-  if ("databaseUrl" in location) return openPostgres(location.databaseUrl);
+export interface StoreOptions {
+  /** How long one COPY (copyRows) may take before it fails as the store being unavailable. */
+  copyTimeoutMs?: number;
+}
+
+/** A batch of the audit trail takes milliseconds; a COPY still running after this is talking to
+ * a store that went silent (a network fault TCP has not noticed: keepalive takes minutes), and
+ * the trail's single writer must not wait on it while its buffer fills. */
+const COPY_TIMEOUT_MS = 30_000;
+
+export async function openStore(location: StoreLocation, options: StoreOptions = {}): Promise<Store> {
+  if ("databaseUrl" in location) return openPostgres(location.databaseUrl, options.copyTimeoutMs ?? COPY_TIMEOUT_MS);
   return openPglite(location.pgliteDir);
 }
 
@@ -55,13 +65,16 @@ export async function openStore(location: StoreLocation): Promise<Store> {
  * before it answers 503 store_unavailable. */
 const CONNECTION_TIMEOUT_MS = 10_000;
 
-async function openPostgres(url: string): Promise<Store> {
+async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
     application_name: "pulse",
     connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
     keepAlive: true,
+    // TCP keepalive starts after 10 s idle instead of the system's 2 hours: a session to a
+    // store that vanished without a word is found dead in about a minute.
+    keepAliveInitialDelayMillis: 10_000,
   });
   // An idle connection killed by the server (restart, failover) is already dropped by the
   // pool; without a listener its 'error' event would crash the process. The next query
@@ -98,7 +111,8 @@ async function openPostgres(url: string): Promise<Store> {
       const ignore = () => undefined;
       client.on("error", ignore);
       try {
-        const copy = client.query(copyFrom(copyStatement(table, columns, "STDIN")));
+        // pg fails a query still unanswered after its query_timeout ("Query read timeout").
+        const copy = client.query(Object.assign(copyFrom(copyStatement(table, columns, "STDIN")), { query_timeout: copyTimeoutMs }));
         copy.end(rows);
         await finished(copy);
         client.release();

@@ -259,8 +259,9 @@ export const AUDIT_OUTCOMES = ["ok", "refused", "budget_exceeded", "timeout", "e
  * never fail because one of its connections was deleted meanwhile.
  * Every index is paid for on each statement Pulse runs, so there are few: the owner's pages
  * (the key), a connection's (a connection has one owner), the rare outcomes (partial: an `ok`
- * record, nearly all of them, is not in it) and time (retention). Five full btrees cost the
- * store about 10.6 µs of CPU a record, these 8.0, written by COPY 5.8 (bench/RESULTS.md). */
+ * record, nearly all of them, is not in it) and time (retention). Written by INSERT, five full
+ * btrees cost the store about 15.6 µs of CPU a record, these 10.8; by COPY, 8.8
+ * (bench/audit-writes.ts, bench/RESULTS.md). */
 export const auditRecords = pgTable(
   "audit_records",
   {
@@ -285,7 +286,8 @@ export const auditRecords = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.ownerId, t.id] }),
-    index("audit_records_connection_idx").on(t.connectionId, t.id),
+    // With the owner: a filter on another user's connection finds nothing at once.
+    index("audit_records_connection_idx").on(t.connectionId, t.ownerId, t.id),
     index("audit_records_outcome_idx").on(t.ownerId, t.outcome, t.id).where(sql`${t.outcome} <> 'ok'`),
     index("audit_records_at_idx").on(t.at),
   ],

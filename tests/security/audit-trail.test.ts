@@ -8,7 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startService } from "../../src/lifecycle.js";
-import { appendAuditRecords } from "../../src/store/audit.js";
+import { appendAuditRecords, listAuditRecords } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
@@ -236,6 +236,45 @@ describe("GET /api/audit", () => {
   });
 });
 
+describe("the statements behind GET /api/audit", () => {
+  it("reach an owner's records by index: their pages, a connection's (even another user's) and the rare outcomes", async () => {
+    const [alice, bob] = [await h.newUser(), await h.newUser()];
+    const records = [alice, bob].flatMap((user, u) =>
+      Array.from({ length: 3000 }, (_, i) => ({
+        at: new Date(Date.now() - i * 1000),
+        ownerId: user.id,
+        connectionId: 900_000 + u * 10 + (i % 3),
+        source: "query" as const,
+        sql: `SELECT ${i}`,
+        sqlLength: 8,
+        durationMs: 1,
+        outcome: i % 100 === 0 ? ("refused" as const) : ("ok" as const),
+      })),
+    );
+    await appendAuditRecords(h.deps.store, records);
+    const client = new pg.Client({ connectionString: pgUrl(h.pgDatabase!.name) });
+    await client.connect();
+    try {
+      await client.query("ANALYZE audit_records");
+      // Whether an index can answer, not whether the planner prefers it on a table this small.
+      await client.query("SET enable_seqscan = off");
+      const plan = async (filter: Omit<Parameters<typeof listAuditRecords>[1], "limit">) => {
+        const { sql, params } = listAuditRecords(h.deps.store.db, { limit: 50, ...filter }).toSQL();
+        const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+        return JSON.stringify(rows[0]["QUERY PLAN"]);
+      };
+      expect(await plan({ ownerId: alice.id })).toContain('"Index Name":"audit_records_owner_id_id_pk"');
+      expect(await plan({ ownerId: alice.id, before: 1_000_000_000 })).toContain('"Index Name":"audit_records_owner_id_id_pk"');
+      const othersConnection = await plan({ ownerId: alice.id, connectionId: 900_010 });
+      expect(othersConnection).toContain('"Index Name":"audit_records_connection_idx"');
+      expect(othersConnection).toMatch(/"Index Cond":"\(\(connection_id = \d+\) AND \(owner_id = \d+\)\)"/);
+      expect(await plan({ ownerId: alice.id, outcome: "refused" })).toContain('"Index Name":"audit_records_outcome_idx"');
+    } finally {
+      await client.end();
+    }
+  });
+});
+
 describe("retention", () => {
   it("prunes records older than AUDIT_RETENTION_DAYS when the scheduler keeps house", async () => {
     const user = await h.newUser();
@@ -370,6 +409,33 @@ describe("when the network to the store is cut mid-write", () => {
   });
 });
 
+describe("when the store goes silent mid-write", () => {
+  it("fails that write within the COPY bound as the store being unavailable, and the next one succeeds", async () => {
+    const database = await createPgDatabase("pulse_audit_silent");
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}` }, { copyTimeoutMs: 500 });
+    try {
+      await store.migrate();
+      const record = { at: new Date(), ownerId: 1, connectionId: 1, source: "query" as const, sql: "SELECT 1", sqlLength: 8, durationMs: 1, outcome: "ok" as const };
+      await appendAuditRecords(store, [record]);
+      relay.freeze();
+      const started = Date.now();
+      const outcome = await appendAuditRecords(store, [record]).then(
+        () => "written",
+        (err: unknown) => (isStoreUnavailable(err) ? "unavailable" : `failed otherwise: ${String(err)}`),
+      );
+      expect(outcome).toBe("unavailable");
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await appendAuditRecords(store, [record]);
+      expect(await pgAdmin("SELECT count(*)::int AS n FROM audit_records", database.name)).toEqual([{ n: 2 }]);
+    } finally {
+      await store.close();
+      await relay.close();
+      await database.drop();
+    }
+  });
+});
+
 describe("on the embedded store (PGlite)", () => {
   it("records, lists and prunes as on PostgreSQL", async () => {
     const embedded = await createHarness({ store: "pglite", env: { AUDIT_RETENTION_DAYS: "30" } });
@@ -377,11 +443,11 @@ describe("on the embedded store (PGlite)", () => {
       const user = await embedded.newConnectedUser();
       const sql = "SELECT 'tab\there' AS \"back\\slash\"";
       expect((await embedded.call("POST", "/query", { token: user.token, json: { sql } })).status).toBe(200);
+      await embedded.deps.audit!.flush(); // so the query's record comes first, whatever the writer's timer does
       const old = { at: new Date(Date.now() - 31 * 86_400_000), ownerId: user.id, connectionId: 1, source: "query" as const, sql: "SELECT 'old'", sqlLength: 12, durationMs: 1, outcome: "ok" as const };
       await appendAuditRecords(embedded.deps.store, [old]);
-      await embedded.deps.audit!.flush();
       const list = async () => (await embedded.call("GET", "/api/audit?source=query", { token: user.token })).body.records.map((r: { sql: string }) => r.sql);
-      expect(await list()).toEqual([sql, "SELECT 'old'"]);
+      expect(await list()).toEqual(["SELECT 'old'", sql]);
       await embedded.scheduler.tick();
       expect(await list()).toEqual([sql]);
     } finally {
