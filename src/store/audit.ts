@@ -19,11 +19,12 @@ const copyText = (value: string | null | undefined) =>
   value == null ? NULL : NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
 const NEEDS_ESCAPE = /[\\\n\r\t]/;
 
+const FIRST_4_DIGIT_YEAR_MS = Date.parse("0001-01-01T00:00:00Z");
+const PAST_4_DIGIT_YEARS_MS = Date.parse("+010000-01-01T00:00:00Z");
+
 /** Epoch milliseconds as COPY text of a timestamptz. `toISOString` cost about as much as the
  * rest of a record's line; the records of a batch share their second, so each second's text
  * is made once. */
-const FIRST_4_DIGIT_YEAR_MS = Date.parse("0001-01-01T00:00:00Z");
-const PAST_4_DIGIT_YEARS_MS = Date.parse("+010000-01-01T00:00:00Z");
 function isoTimes(): (ms: number) => string {
   let second = Number.NaN;
   let prefix = "";
@@ -39,9 +40,9 @@ function isoTimes(): (ms: number) => string {
   };
 }
 
-/** Appends records by COPY, one line each: about 2 µs a record less of the store's CPU than the
- * INSERT ... SELECT FROM unnest(arrays) it replaces, which already cost Pulse a few µs where
- * drizzle's `insert().values()` cost about 85 (bench/RESULTS.md, issue 11). */
+/** Appends records by COPY, one line each: 1-2 µs a record less of the store's CPU than the
+ * INSERT ... SELECT FROM unnest(arrays) it replaces, for the same of Pulse's (about 3 µs; where
+ * drizzle's `insert().values()` cost about 85): bench/audit-writes.ts, bench/RESULTS.md. */
 export async function appendAuditRecords(store: Pick<Store, "copyRows">, records: NewAuditRecord[]): Promise<void> {
   if (records.length === 0) return;
   const iso = isoTimes();
