@@ -204,6 +204,9 @@ try {
       console.log(`throughput ${label}: ${ratio.toFixed(3)} (per round: ${perRound.join(", ")})`);
       console.log(`  by ${cpuName} CPU per request: ${cpuRatio.toFixed(3)} (per round: ${cpuPerRound.join(", ")})`);
     }
+    // Against the mean of both servers without the trail: the estimate that uses both.
+    const bothOff = (of("AUDIT_TRAIL=off", (m) => m.rps) + of("AUDIT_TRAIL=off (control)", (m) => m.rps)) / 2;
+    console.log(`throughput on / both off: ${(of("AUDIT_TRAIL=on", (m) => m.rps) / bothOff).toFixed(3)}`);
   }
   const g = await growth(on);
   const mb = (bytesPerStatement: number) => ((bytesPerStatement * 1e6) / 2 ** 20).toFixed(0);
