@@ -14,7 +14,6 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 
-import { DEFAULT_STORE_QUERY_TIMEOUT_MS } from "../config.js";
 import { projectPath } from "../paths.js";
 import { reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
@@ -41,14 +40,24 @@ const migrationsFolder = projectPath("migrations");
 /** Arbitrary constant: instances starting together take turns applying migrations. */
 const MIGRATION_LOCK_KEY = 7_311_520_431;
 
-export type StoreLocation = { databaseUrl: string; queryTimeoutMs?: number } | { pgliteDir: string | null };
+export type StoreLocation = { databaseUrl: string } | { pgliteDir: string | null };
 
 /** Where the configured store lives: DATABASE_URL, else PGlite under DATA_DIR. */
-export const storeLocation = (config: { databaseUrl: string | undefined; storeQueryTimeoutMs: number; dataDir: string }): StoreLocation =>
-  config.databaseUrl ? { databaseUrl: config.databaseUrl, queryTimeoutMs: config.storeQueryTimeoutMs } : { pgliteDir: path.join(config.dataDir, "pglite") };
+export const storeLocation = (config: { databaseUrl: string | undefined; dataDir: string }): StoreLocation =>
+  config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: path.join(config.dataDir, "pglite") };
 
-export async function openStore(location: StoreLocation): Promise<Store> {
-  if ("databaseUrl" in location) return openPostgres(location.databaseUrl, location.queryTimeoutMs ?? DEFAULT_STORE_QUERY_TIMEOUT_MS);
+export interface StoreOptions {
+  /** How long one COPY (copyRows) may take before it fails as the store being unavailable. */
+  copyTimeoutMs?: number;
+}
+
+/** A batch of the audit trail takes milliseconds; a COPY still running after this is talking to
+ * a store that went silent (a network fault TCP has not noticed: keepalive takes minutes), and
+ * the trail's single writer must not wait on it while its buffer fills. */
+const COPY_TIMEOUT_MS = 30_000;
+
+export async function openStore(location: StoreLocation, options: StoreOptions = {}): Promise<Store> {
+  if ("databaseUrl" in location) return openPostgres(location.databaseUrl, options.copyTimeoutMs ?? COPY_TIMEOUT_MS);
   return openPglite(location.pgliteDir);
 }
 
@@ -56,16 +65,12 @@ export async function openStore(location: StoreLocation): Promise<Store> {
  * before it answers 503 store_unavailable. */
 const CONNECTION_TIMEOUT_MS = 10_000;
 
-async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store> {
+async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
     application_name: "pulse",
     connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
-    // Every query, the audit trail's COPY included, is bounded: pg fails one still unanswered
-    // after this ("Query read timeout", a store unavailable: 503), and the pool discards its
-    // session. A store gone silent would otherwise hold each request until TCP gives up.
-    query_timeout: queryTimeoutMs,
     keepAlive: true,
     // TCP keepalive starts after 10 s idle instead of the system's 2 hours: a session to a
     // store that vanished without a word is found dead in minutes (with Linux's defaults,
@@ -107,8 +112,8 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
       const ignore = () => undefined;
       client.on("error", ignore);
       try {
-        // Bounded by the pool's query_timeout, as every query.
-        const copy = client.query(copyFrom(copyStatement(table, columns, "STDIN")));
+        // pg fails a query still unanswered after its query_timeout ("Query read timeout").
+        const copy = client.query(Object.assign(copyFrom(copyStatement(table, columns, "STDIN")), { query_timeout: copyTimeoutMs }));
         copy.end(rows);
         await finished(copy);
         client.release();
