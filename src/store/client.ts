@@ -81,6 +81,10 @@ async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> 
   // pool; without a listener its 'error' event would crash the process. The next query
   // opens a fresh connection, and /health reports the store if that fails.
   pool.on("error", () => {});
+  // A checked-out client has no listener of the pool's (it takes its own off at checkout): a
+  // session lost mid-COPY or mid-transaction would emit an unhandled 'error', which ends the
+  // process. The statement in flight fails with the loss itself; this only keeps the process.
+  pool.on("connect", (client) => client.on("error", () => {}));
   try {
     await pool.query("SELECT 1");
   } catch (err) {
@@ -107,10 +111,6 @@ async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> 
     },
     async copyRows(table, columns, rows) {
       const client = await pool.connect();
-      // A checked-out client has no listener of the pool's: a session lost mid-COPY would be
-      // an unhandled 'error' event, which ends the process. The COPY fails with it (below).
-      const ignore = () => undefined;
-      client.on("error", ignore);
       try {
         // pg fails a query still unanswered after its query_timeout ("Query read timeout").
         const copy = client.query(Object.assign(copyFrom(copyStatement(table, columns, "STDIN")), { query_timeout: copyTimeoutMs }));
@@ -121,8 +121,6 @@ async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> 
         // A COPY cut short can leave the session mid-protocol: never hand it to another query.
         client.release(err instanceof Error ? err : true);
         throw err;
-      } finally {
-        client.off("error", ignore);
       }
     },
     async close() {
