@@ -8,7 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startService } from "../../src/lifecycle.js";
-import { appendAuditRecords, listAuditRecords } from "../../src/store/audit.js";
+import { appendAuditRecords, listAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
@@ -43,6 +43,11 @@ async function connectionOf(user: User, dialect: "postgresql" | "mysql" | "sqlit
   const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
   if (res.status !== 200 && res.status !== 201) throw new Error(`adding a connection failed: ${res.status} ${res.text}`);
   return res.body.db_connection.id as number;
+}
+
+/** A record as the trail writes it: a direct query that ran, on connection 1, now, unless told. */
+function recordOf(fields: Pick<NewAuditRecord, "ownerId" | "sql"> & Partial<NewAuditRecord>): NewAuditRecord {
+  return { at: new Date(), connectionId: 1, source: "query", sqlLength: fields.sql.length, durationMs: 1, outcome: "ok", ...fields };
 }
 
 /** The caller's audit trail once what was buffered has been written. */
@@ -165,8 +170,7 @@ describe("record times", () => {
   it("keeps each record's time to the millisecond, within and across seconds", async () => {
     const user = await h.newUser();
     const times = ["2026-03-01T23:59:59.999Z", "2026-03-02T00:00:00.000Z", "2026-03-02T00:00:00.007Z", "2026-03-02T00:00:00.070Z", "2026-03-02T00:00:01.500Z"];
-    const record = (at: string) => ({ at: new Date(at), ownerId: user.id, connectionId: 1, source: "query" as const, sql: at, sqlLength: at.length, durationMs: 1, outcome: "ok" as const });
-    await appendAuditRecords(h.deps.store, times.map(record));
+    await appendAuditRecords(h.deps.store, times.map((at) => recordOf({ at: new Date(at), ownerId: user.id, sql: at })));
     const { records } = await audit(user);
     expect(records.map((r) => [r.sql, r.at])).toEqual(times.map((t) => [t, t]).reverse());
   });
@@ -240,16 +244,15 @@ describe("the statements behind GET /api/audit", () => {
   it("reach an owner's records by index: their pages, a connection's (even another user's) and the rare outcomes", async () => {
     const [alice, bob] = [await h.newUser(), await h.newUser()];
     const records = [alice, bob].flatMap((user, u) =>
-      Array.from({ length: 3000 }, (_, i) => ({
-        at: new Date(Date.now() - i * 1000),
-        ownerId: user.id,
-        connectionId: 900_000 + u * 10 + (i % 3),
-        source: "query" as const,
-        sql: `SELECT ${i}`,
-        sqlLength: 8,
-        durationMs: 1,
-        outcome: i % 100 === 0 ? ("refused" as const) : ("ok" as const),
-      })),
+      Array.from({ length: 3000 }, (_, i) =>
+        recordOf({
+          at: new Date(Date.now() - i * 1000),
+          ownerId: user.id,
+          connectionId: 900_000 + u * 10 + (i % 3),
+          sql: `SELECT ${i}`,
+          outcome: i % 100 === 0 ? "refused" : "ok",
+        }),
+      ),
     );
     await appendAuditRecords(h.deps.store, records);
     const client = new pg.Client({ connectionString: pgUrl(h.pgDatabase!.name) });
@@ -279,16 +282,7 @@ describe("retention", () => {
   it("prunes records older than AUDIT_RETENTION_DAYS when the scheduler keeps house", async () => {
     const user = await h.newUser();
     const day = 86_400_000;
-    const record = (ageDays: number, sql: string) => ({
-      at: new Date(Date.now() - ageDays * day),
-      ownerId: user.id,
-      connectionId: 1,
-      source: "query" as const,
-      sql,
-      sqlLength: sql.length,
-      durationMs: 1,
-      outcome: "ok" as const,
-    });
+    const record = (ageDays: number, sql: string) => recordOf({ at: new Date(Date.now() - ageDays * day), ownerId: user.id, sql });
     await appendAuditRecords(h.deps.store, [record(31, "SELECT 'old'"), record(29, "SELECT 'kept'")]);
     expect((await audit(user)).records).toHaveLength(2);
     await h.scheduler.tick();
@@ -384,7 +378,7 @@ describe("when the network to the store is cut mid-write", () => {
     const locker = new pg.Client({ connectionString: database.url });
     try {
       await store.migrate();
-      const record = { at: new Date(), ownerId: 1, connectionId: 1, source: "query" as const, sql: "SELECT 1", sqlLength: 8, durationMs: 1, outcome: "ok" as const };
+      const record = recordOf({ ownerId: 1, sql: "SELECT 1" });
       await locker.connect();
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
@@ -416,7 +410,7 @@ describe("when the store goes silent mid-write", () => {
     const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}` }, { copyTimeoutMs: 500 });
     try {
       await store.migrate();
-      const record = { at: new Date(), ownerId: 1, connectionId: 1, source: "query" as const, sql: "SELECT 1", sqlLength: 8, durationMs: 1, outcome: "ok" as const };
+      const record = recordOf({ ownerId: 1, sql: "SELECT 1" });
       await appendAuditRecords(store, [record]);
       relay.freeze();
       const started = Date.now();
@@ -444,7 +438,7 @@ describe("on the embedded store (PGlite)", () => {
       const sql = "SELECT 'tab\there' AS \"back\\slash\"";
       expect((await embedded.call("POST", "/query", { token: user.token, json: { sql } })).status).toBe(200);
       await embedded.deps.audit!.flush(); // so the query's record comes first, whatever the writer's timer does
-      const old = { at: new Date(Date.now() - 31 * 86_400_000), ownerId: user.id, connectionId: 1, source: "query" as const, sql: "SELECT 'old'", sqlLength: 12, durationMs: 1, outcome: "ok" as const };
+      const old = recordOf({ at: new Date(Date.now() - 31 * 86_400_000), ownerId: user.id, sql: "SELECT 'old'" });
       await appendAuditRecords(embedded.deps.store, [old]);
       const list = async () => (await embedded.call("GET", "/api/audit?source=query", { token: user.token })).body.records.map((r: { sql: string }) => r.sql);
       expect(await list()).toEqual(["SELECT 'old'", sql]);
