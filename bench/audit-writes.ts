@@ -7,14 +7,12 @@
 // so that it does not land on one round and not another.
 // Run: npx tsx bench/audit-writes.ts (ROUNDS, BATCHES), or npm run bench:audit with bench/audit.ts.
 
-import { readFileSync } from "node:fs";
-
 import { sql } from "drizzle-orm";
 
 import { appendAuditRecords, type NewAuditRecord } from "../src/store/audit.js";
 import { openStore, type Store } from "../src/store/client.js";
 import { createPgDatabase, pgAdmin } from "../tests/support/services.js";
-import { machine, median } from "./lib.js";
+import { cpuMs, machine, median } from "./lib.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const BATCHES = Number(process.env.BATCHES ?? 100);
@@ -87,15 +85,10 @@ try {
     ["today's indexes, COPY (appendAuditRecords)", (r) => appendAuditRecords(store, r)],
   ];
 
-  /** CPU so far of every backend serving the bench's database, in µs (clock ticks of 10 ms). */
+  /** CPU so far of every backend serving the bench's database, in µs. */
   const storeCpuUs = async () => {
     const backends = await pgAdmin<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", "test", [database.name]);
-    let total = 0;
-    for (const { pid } of backends) {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) * 10_000;
-    }
-    return total;
+    return backends.reduce((total, { pid }) => total + cpuMs(pid) * 1000, 0);
   };
 
   for (const [, write] of ways) for (let i = 0; i < 10; i++) await write(batch()); // warm-up
