@@ -15,9 +15,9 @@ const NULL = "\\N";
 const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 /** A value in COPY's text format: backslash, newline, carriage return and tab escaped (a
  * statement's text has all four), so `\N` written by a user stays text and never reads as NULL. */
+const NEEDS_ESCAPE = /[\\\n\r\t]/;
 const copyText = (value: string | null | undefined) =>
   value == null ? NULL : NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
-const NEEDS_ESCAPE = /[\\\n\r\t]/;
 
 const FIRST_4_DIGIT_YEAR_MS = Date.parse("0001-01-01T00:00:00Z");
 const PAST_4_DIGIT_YEARS_MS = Date.parse("+010000-01-01T00:00:00Z");

@@ -258,7 +258,7 @@ export const AUDIT_OUTCOMES = ["ok", "refused", "budget_exceeded", "timeout", "e
 /** No foreign keys: the trail outlives the connections and users it names, and a batch must
  * never fail because one of its connections was deleted meanwhile.
  * Every index is paid for on each statement Pulse runs, so there are few: the owner's pages
- * (the key), a connection's (a connection has one owner), the rare outcomes (partial: an `ok`
+ * (the key), a connection's (with the owner), the rare outcomes (partial: an `ok`
  * record, nearly all of them, is not in it) and time (retention). Written by INSERT, five full
  * btrees cost the store about 15.6 µs of CPU a record, these 10.8; by COPY, 8.8
  * (bench/audit-writes.ts, bench/RESULTS.md). */
