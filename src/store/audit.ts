@@ -13,9 +13,9 @@ const COLUMNS = ["at", "owner_id", "connection_id", "source", "sql", "sql_length
 /** COPY's text format's NULL. */
 const NULL = "\\N";
 const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+const NEEDS_ESCAPE = /[\\\n\r\t]/;
 /** A value in COPY's text format: backslash, newline, carriage return and tab escaped (a
  * statement's text has all four), so `\N` written by a user stays text and never reads as NULL. */
-const NEEDS_ESCAPE = /[\\\n\r\t]/;
 const copyText = (value: string | null | undefined) =>
   value == null ? NULL : NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
 
