@@ -27,6 +27,9 @@ const networkList = z.preprocess(
     .transform((items) => items.map((item) => parseNetwork(item)!)),
 );
 
+/** STORE_QUERY_TIMEOUT_MS unless set. */
+export const DEFAULT_STORE_QUERY_TIMEOUT_MS = 15_000;
+
 const envSchema = z.object({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(["development", "production", "test"]).default("development")),
   HOST: z.preprocess(emptyAsUndefined, z.string().default("0.0.0.0")),
@@ -40,6 +43,7 @@ const envSchema = z.object({
       .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
       .optional(),
   ),
+  STORE_QUERY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 600_000).default(DEFAULT_STORE_QUERY_TIMEOUT_MS)),
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
     z
@@ -162,6 +166,9 @@ export interface Config {
   sqliteRoot: string;
   /** Unset: embedded PGlite under dataDir. */
   databaseUrl: string | undefined;
+  /** A query to the metadata PostgreSQL still unanswered after this fails as the store being
+   * unavailable (503), rather than waiting for TCP to notice a store gone silent. */
+  storeQueryTimeoutMs: number;
   /** Unset: in-process sessions (single instance only). */
   redisUrl: string | undefined;
   /** Put before every Redis key and channel, so deployments sharing a Redis do not meet. */
@@ -304,6 +311,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     dataDir,
     sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),
     databaseUrl: e.DATABASE_URL,
+    storeQueryTimeoutMs: e.STORE_QUERY_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     jwtSecret: new TextEncoder().encode(jwtSecret),

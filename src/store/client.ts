@@ -14,9 +14,11 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 
+import { DEFAULT_STORE_QUERY_TIMEOUT_MS } from "../config.js";
 import { projectPath } from "../paths.js";
 import { reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
+import { isStoreUnavailable } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import * as schema from "./schema.js";
 
@@ -40,24 +42,14 @@ const migrationsFolder = projectPath("migrations");
 /** Arbitrary constant: instances starting together take turns applying migrations. */
 const MIGRATION_LOCK_KEY = 7_311_520_431;
 
-export type StoreLocation = { databaseUrl: string } | { pgliteDir: string | null };
+export type StoreLocation = { databaseUrl: string; queryTimeoutMs?: number } | { pgliteDir: string | null };
 
 /** Where the configured store lives: DATABASE_URL, else PGlite under DATA_DIR. */
-export const storeLocation = (config: { databaseUrl: string | undefined; dataDir: string }): StoreLocation =>
-  config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: path.join(config.dataDir, "pglite") };
+export const storeLocation = (config: { databaseUrl: string | undefined; storeQueryTimeoutMs: number; dataDir: string }): StoreLocation =>
+  config.databaseUrl ? { databaseUrl: config.databaseUrl, queryTimeoutMs: config.storeQueryTimeoutMs } : { pgliteDir: path.join(config.dataDir, "pglite") };
 
-export interface StoreOptions {
-  /** How long one COPY (copyRows) may take before it fails as the store being unavailable. */
-  copyTimeoutMs?: number;
-}
-
-/** A batch of the audit trail takes milliseconds; a COPY still running after this is talking to
- * a store that went silent (a network fault TCP has not noticed: keepalive takes minutes), and
- * the trail's single writer must not wait on it while its buffer fills. */
-const COPY_TIMEOUT_MS = 30_000;
-
-export async function openStore(location: StoreLocation, options: StoreOptions = {}): Promise<Store> {
-  if ("databaseUrl" in location) return openPostgres(location.databaseUrl, options.copyTimeoutMs ?? COPY_TIMEOUT_MS);
+export async function openStore(location: StoreLocation): Promise<Store> {
+  if ("databaseUrl" in location) return openPostgres(location.databaseUrl, location.queryTimeoutMs ?? DEFAULT_STORE_QUERY_TIMEOUT_MS);
   return openPglite(location.pgliteDir);
 }
 
@@ -65,12 +57,16 @@ export async function openStore(location: StoreLocation, options: StoreOptions =
  * before it answers 503 store_unavailable. */
 const CONNECTION_TIMEOUT_MS = 10_000;
 
-async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> {
+async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
     application_name: "pulse",
     connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+    // Every query, the audit trail's COPY included, is bounded: pg fails one still unanswered
+    // after this ("Query read timeout", a store unavailable: 503), and the pool discards its
+    // session. A store gone silent would otherwise hold each request until TCP gives up.
+    query_timeout: queryTimeoutMs,
     keepAlive: true,
     // TCP keepalive starts after 10 s idle instead of the system's 2 hours: a session to a
     // store that vanished without a word is found dead in minutes (with Linux's defaults,
@@ -92,6 +88,7 @@ async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> 
     throw new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${whereOf(url)} (${reasonOf(err)})`);
   }
   const db = drizzlePg(pool, { schema }) as unknown as Db;
+  db.transaction = (work, config) => onOwnSession(pool, (client) => (drizzlePg(client, { schema }) as unknown as Db).transaction(work, config));
   return {
     db,
     kind: "postgresql",
@@ -112,8 +109,8 @@ async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> 
     async copyRows(table, columns, rows) {
       const client = await pool.connect();
       try {
-        // pg fails a query still unanswered after its query_timeout ("Query read timeout").
-        const copy = client.query(Object.assign(copyFrom(copyStatement(table, columns, "STDIN")), { query_timeout: copyTimeoutMs }));
+        // Bounded by the pool's query_timeout, as every query.
+        const copy = client.query(copyFrom(copyStatement(table, columns, "STDIN")));
         copy.end(rows);
         await finished(copy);
         client.release();
@@ -127,6 +124,29 @@ async function openPostgres(url: string, copyTimeoutMs: number): Promise<Store> 
       if (!pool.ended) await pool.end();
     },
   };
+}
+
+/**
+ * Runs `work` on a session of its own, and hands the session back to the pool only if it is
+ * idle. Drizzle's own transaction on a pool is not safe against a store that fails: a BEGIN
+ * that fails (a lost connection, a query timeout) never releases its session, a slot lost
+ * for good, and a session whose statement timed out goes back to the pool while the
+ * statement still runs, or mid-transaction when the ROLLBACK failed too, for the next request
+ * to run into.
+ */
+async function onOwnSession<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    const result = await work(client);
+    client.release();
+    return result;
+  } catch (err) {
+    // A failed transaction that ROLLBACK ended leaves an idle session, worth keeping; any other
+    // is destroyed (an Error passed to release does that).
+    const reusable = !isStoreUnavailable(err) && client.getTransactionStatus() === "I";
+    client.release(reusable ? undefined : err instanceof Error ? err : true);
+    throw err;
+  }
 }
 
 /** `table` and `columns` are Pulse's own names, never a user's. */

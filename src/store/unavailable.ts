@@ -7,8 +7,8 @@ import { DomainError } from "../errors.js";
  * (class 08), admin/crash shutdown and cannot-connect-now (57P01-57P03), too many connections. */
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
 const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
-/** node-postgres reports these as plain Errors without a code (a read timeout: a COPY of the
- * audit trail's to a store gone silent, see client.ts). */
+/** node-postgres reports these as plain Errors without a code (a read timeout: a query to a
+ * store gone silent, see client.ts's query_timeout). */
 const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed|Cannot use a pool after calling end/i;
 
 function isUnavailable(err: unknown): boolean {

@@ -72,6 +72,8 @@ describe("a server whose stores fail at run time", () => {
       DATA_DIR: dataDir,
       REDIS_URL: redis.url,
       DATABASE_URL: `postgresql://postgres@127.0.0.1:${relay.port}/${meta.name}`,
+      // A store gone silent answers 503 after this, not after TCP gives up (minutes).
+      STORE_QUERY_TIMEOUT_MS: "1000",
     });
     const email = `${uniqueName("user")}@example.com`;
     const password = "correct horse battery";
@@ -170,6 +172,25 @@ describe("a server whose stores fail at run time", () => {
     relay.refuse(false);
     await until("/health to be healthy again", async () => (await call(server.base, "GET", "/health")).status === 200);
     expect((await call(server.base, "GET", "/databases", { token: user.token })).status).toBe(200);
+  }, 60_000);
+
+  it("survives its metadata store going silent: 503 store_unavailable within STORE_QUERY_TIMEOUT_MS, then recovers by itself", async () => {
+    const seen = answers.length;
+    // Every session open now stops answering and stays open: no error, no close, for TCP to see.
+    // The load keeps sessions open, so requests go on to use frozen ones; sessions opened from
+    // now on are relayed again, as after a network fault that healed.
+    relay.freeze();
+    const frozenAt = Date.now();
+    const storeUnavailable = (a: Answer) => a.status === 503 && a.body?.code === "store_unavailable";
+    await until(
+      "a request on a frozen session to answer 503 store_unavailable",
+      async () => answers.slice(seen).some(storeUnavailable) || storeUnavailable(await call(server.base, "GET", "/databases", { token: user.token })),
+      REQUEST_TIMEOUT_MS,
+    );
+    // The 1 s bound, for a query that may first wait behind another's: far from a hang.
+    expect(Date.now() - frozenAt).toBeLessThan(REQUEST_TIMEOUT_MS);
+    await until("the store to answer again", async () => (await call(server.base, "GET", "/databases", { token: user.token })).status === 200);
+    await until("/health to be healthy again", async () => (await call(server.base, "GET", "/health")).status === 200);
   }, 60_000);
 
   it("never crashed, hung or answered 500 under that load", async () => {

@@ -404,10 +404,10 @@ describe("when the network to the store is cut mid-write", () => {
 });
 
 describe("when the store goes silent mid-write", () => {
-  it("fails that write within the COPY bound as the store being unavailable, and the next one succeeds", async () => {
+  it("fails that write within the store's query bound as the store being unavailable, and the next one succeeds", async () => {
     const database = await createPgDatabase("pulse_audit_silent");
     const relay = await startTcpRelay({ host: PG.host, port: PG.port });
-    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}` }, { copyTimeoutMs: 500 });
+    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}`, queryTimeoutMs: 500 });
     try {
       await store.migrate();
       const record = recordOf({ ownerId: 1, sql: "SELECT 1" });

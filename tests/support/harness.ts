@@ -106,7 +106,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   if (shared) {
     store = shared.deps.store;
   } else if (pgDatabase) {
-    store = await openStore({ databaseUrl: pgDatabase.url });
+    store = await openStore({ databaseUrl: pgDatabase.url, queryTimeoutMs: config.storeQueryTimeoutMs });
     await store.migrate();
     cleanups.push(async () => {
       await store.close();

@@ -1,0 +1,107 @@
+// Transactions on the metadata PostgreSQL when it fails mid-way: a session whose BEGIN or
+// statement timed out must never go back to the pool, or the pool runs dry (a slot lost per
+// fault, until a restart) or hands the next request a session still inside the abandoned
+// transaction (its writes never committed). A transaction failing on its own error (a unique
+// violation) rolls back and keeps its session.
+
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { openStore } from "../../src/store/client.js";
+import { isStoreUnavailable } from "../../src/store/unavailable.js";
+import { createPgDatabase, pgAdmin, PG } from "../support/services.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
+
+/** The pool's size (src/store/client.ts). */
+const POOL_SIZE = 10;
+
+let database: Awaited<ReturnType<typeof createPgDatabase>>;
+
+beforeAll(async () => {
+  database = await createPgDatabase("pulse_store_tx");
+  await pgAdmin("CREATE TABLE marks (n int PRIMARY KEY)", database.name);
+});
+
+afterAll(async () => {
+  await database?.drop();
+});
+
+const outcomeOf = (work: Promise<unknown>) =>
+  work.then(
+    () => "committed",
+    (err: unknown) => (isStoreUnavailable(err) ? "unavailable" : `failed otherwise: ${String(err)}`),
+  );
+
+const marks = async () => (await pgAdmin<{ n: number }>("SELECT n FROM marks ORDER BY n", database.name)).map((r) => r.n);
+
+describe("metadata store transactions when the store fails", () => {
+  it("gives back the sessions of transactions whose BEGIN timed out: the pool does not run dry", async () => {
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}`, queryTimeoutMs: 300 });
+    try {
+      // Fill the pool with idle sessions, then silence all of them.
+      await Promise.all(Array.from({ length: POOL_SIZE }, () => store.db.execute(sql`SELECT pg_sleep(0.05)`)));
+      expect(relay.open).toBe(POOL_SIZE);
+      relay.freeze();
+      const frozen = await Promise.all(Array.from({ length: POOL_SIZE }, () => outcomeOf(store.db.transaction((tx) => tx.execute(sql`SELECT 1`)))));
+      expect(frozen).toEqual(Array(POOL_SIZE).fill("unavailable"));
+      // Sessions opened now are relayed again. A pool that lost a slot per frozen BEGIN has
+      // none left: these would wait for a session until the pool's connection timeout.
+      const started = Date.now();
+      const after = await Promise.all(
+        Array.from({ length: POOL_SIZE }, (_, i) => outcomeOf(store.db.transaction((tx) => tx.execute(sql`INSERT INTO marks VALUES (${100 + i})`)))),
+      );
+      expect(after).toEqual(Array(POOL_SIZE).fill("committed"));
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await marks()).filter((n) => n >= 100)).toHaveLength(POOL_SIZE);
+    } finally {
+      await store.close();
+      await relay.close();
+    }
+  }, 30_000);
+
+  it("never hands on a session whose statement timed out mid-transaction: the next write commits", async () => {
+    // One session in the pool (openStore's own check), so the next query gets the same one
+    // unless it was discarded.
+    const store = await openStore({ databaseUrl: database.url, queryTimeoutMs: 300 });
+    try {
+      const failed = await outcomeOf(
+        store.db.transaction(async (tx) => {
+          await tx.execute(sql`INSERT INTO marks VALUES (1)`);
+          await tx.execute(sql`SELECT pg_sleep(1)`);
+        }),
+      );
+      expect(failed).toBe("unavailable");
+      // Past the sleep: a session kept would now sit idle inside the abandoned transaction.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await store.db.execute(sql`INSERT INTO marks VALUES (2)`);
+      const seen = await marks();
+      expect(seen).toContain(2);
+      expect(seen).not.toContain(1);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it("rolls back a transaction that fails on its own error and keeps its session", async () => {
+    const store = await openStore({ databaseUrl: database.url, queryTimeoutMs: 5_000 });
+    try {
+      const pid = async () => ((await store.db.execute(sql`SELECT pg_backend_pid() AS pid`)) as unknown as { rows: { pid: number }[] }).rows[0]!.pid;
+      const before = await pid();
+      const failed = await store.db
+        .transaction(async (tx) => {
+          await tx.execute(sql`INSERT INTO marks VALUES (3)`);
+          await tx.execute(sql`INSERT INTO marks VALUES (3)`);
+        })
+        .then(
+          () => "committed",
+          (err: unknown) => (err as { cause?: { code?: string } }).cause?.code ?? String(err),
+        );
+      expect(failed).toBe("23505");
+      expect(await marks()).not.toContain(3);
+      expect(await pid()).toBe(before);
+    } finally {
+      await store.close();
+    }
+  });
+});
