@@ -56,6 +56,9 @@ export async function openStore(location: StoreLocation): Promise<Store> {
 /** A request waits this long for a connection (a saturated pool, an unreachable server)
  * before it answers 503 store_unavailable. */
 const CONNECTION_TIMEOUT_MS = 10_000;
+/** How much longer than the store's own statement timeout pg waits for an answer: past it, the
+ * store is not slow but gone silent. */
+const SILENT_STORE_GRACE_MS = 2_000;
 
 async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store> {
   const pool = new pg.Pool({
@@ -63,10 +66,15 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
     max: 10,
     application_name: "pulse",
     connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
-    // Every query, the audit trail's COPY included, is bounded: pg fails one still unanswered
-    // after this ("Query read timeout", a store unavailable: 503), and the pool discards its
-    // session. A store gone silent would otherwise hold each request until TCP gives up.
-    query_timeout: queryTimeoutMs,
+    // Every statement, the audit trail's COPY included, is bounded twice. The store cancels
+    // one still running after queryTimeoutMs and rolls it back (57014: a write that timed out
+    // never commits behind the 503 that said it failed), and a session idle inside a
+    // transaction whose client vanished is ended, so it holds no lock. A store gone silent
+    // cancels nothing: pg gives up on it a little later ("Query read timeout") and the pool
+    // discards the session, where TCP would take minutes. Both answer 503 store_unavailable.
+    statement_timeout: queryTimeoutMs,
+    idle_in_transaction_session_timeout: queryTimeoutMs,
+    query_timeout: queryTimeoutMs + SILENT_STORE_GRACE_MS,
     keepAlive: true,
     // TCP keepalive starts after 10 s idle instead of the system's 2 hours: a session to a
     // store that vanished without a word is found dead in minutes (with Linux's defaults,

@@ -3,13 +3,17 @@
 
 import { DomainError } from "../errors.js";
 
-/** SQLSTATEs of a server that is going away or refusing sessions: connection exceptions
- * (class 08), admin/crash shutdown and cannot-connect-now (57P01-57P03), too many connections. */
-const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+/** SQLSTATEs of a store that cannot serve Pulse now, though Pulse asked nothing wrong:
+ * connection exceptions (class 08); shutdown, cannot-connect-now, database dropped (57P01-04);
+ * a statement cancelled, as the pool's statement_timeout does (57014); out of resources
+ * (class 53: disk full, out of memory, too many connections); system errors (class 58: I/O); a
+ * read-only server (25006: failed over to a standby); a lock or serialization conflict that a
+ * retry resolves (55P03, 40001, 40P01). */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-4]|57014|53...|58...|25006|55P03|40001|40P01)$/;
 const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 /** node-postgres reports these as plain Errors without a code (a read timeout: a query to a
  * store gone silent, see client.ts's query_timeout). */
-const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed|Cannot use a pool after calling end/i;
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed|Cannot use a pool after calling end|PGlite is closed/i;
 
 function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
@@ -28,4 +32,4 @@ export function isStoreUnavailable(err: unknown): boolean {
 }
 
 export const storeUnavailable = () =>
-  new DomainError("store_unavailable", "Pulse's metadata store is unreachable; retry shortly");
+  new DomainError("store_unavailable", "Pulse's metadata store is unavailable or did not answer in time; retry shortly");

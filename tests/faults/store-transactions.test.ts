@@ -1,7 +1,8 @@
-// Transactions on the metadata PostgreSQL when it fails mid-way: a session whose BEGIN or
+// The metadata PostgreSQL failing under a statement or a transaction: a session whose BEGIN or
 // statement timed out must never go back to the pool, or the pool runs dry (a slot lost per
-// fault, until a restart) or hands the next request a session still inside the abandoned
-// transaction (its writes never committed). A transaction failing on its own error (a unique
+// fault, until a restart) or hands the next request a dead session still inside the abandoned
+// transaction. A statement past the bound is cancelled by the store itself, so a write that
+// answered "unavailable" never commits later. A transaction failing on its own error (a unique
 // violation) rolls back and keeps its session.
 
 import { sql } from "drizzle-orm";
@@ -60,28 +61,44 @@ describe("metadata store transactions when the store fails", () => {
     }
   }, 30_000);
 
-  it("never hands on a session whose statement timed out mid-transaction: the next write commits", async () => {
+  it("never hands on a session that went silent mid-transaction: the next write gets a live one and commits", async () => {
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
     // One session in the pool (openStore's own check), so the next query gets the same one
     // unless it was discarded.
-    const store = await openStore({ databaseUrl: database.url, queryTimeoutMs: 300 });
+    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}`, queryTimeoutMs: 300 });
     try {
       const failed = await outcomeOf(
         store.db.transaction(async (tx) => {
           await tx.execute(sql`INSERT INTO marks VALUES (1)`);
-          await tx.execute(sql`SELECT pg_sleep(1)`);
+          relay.freeze();
+          await tx.execute(sql`SELECT 1`);
         }),
       );
       expect(failed).toBe("unavailable");
-      // Past the sleep: a session kept would now sit idle inside the abandoned transaction.
-      await new Promise((resolve) => setTimeout(resolve, 1_200));
-      await store.db.execute(sql`INSERT INTO marks VALUES (2)`);
+      // A session kept would be the frozen one, still inside the transaction.
+      expect(await outcomeOf(store.db.execute(sql`INSERT INTO marks VALUES (2)`))).toBe("committed");
       const seen = await marks();
       expect(seen).toContain(2);
       expect(seen).not.toContain(1);
     } finally {
       await store.close();
+      await relay.close();
     }
   }, 30_000);
+
+  it("lets the store cancel a statement past the bound: a write that answered 503 never commits", async () => {
+    const store = await openStore({ databaseUrl: database.url, queryTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      expect(await outcomeOf(store.db.execute(sql`INSERT INTO marks SELECT 5 FROM pg_sleep(1)`))).toBe("unavailable");
+      expect(Date.now() - started).toBeLessThan(1_000);
+      // Past the sleep: a statement pg merely stopped waiting for would have committed by now.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      expect(await marks()).not.toContain(5);
+    } finally {
+      await store.close();
+    }
+  });
 
   it("rolls back a transaction that fails on its own error and keeps its session", async () => {
     const store = await openStore({ databaseUrl: database.url, queryTimeoutMs: 5_000 });
