@@ -11,7 +11,7 @@ import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { appendAuditRecords, type NewAuditRecord } from "../store/audit.js";
 import type { Store } from "../store/client.js";
-import { isStoreUnavailable } from "../store/unavailable.js";
+import { sqlStateOf } from "../store/unavailable.js";
 
 /** Characters of a statement kept; a longer one keeps its length and SHA-256 besides. */
 export const AUDIT_SQL_CHARS = 4096;
@@ -45,17 +45,23 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
     logger.warn(fields, message);
   };
 
+  const drop = (record: NewAuditRecord, err: unknown) =>
+    logger.error({ err, owner_id: record.ownerId, connection_id: record.connectionId, at: record.at }, "an audit record was refused by the store and dropped");
+
   async function writeBatch(batch: NewAuditRecord[]): Promise<void> {
     try {
       await appendAuditRecords(store, batch);
     } catch (err) {
-      if (isStoreUnavailable(err) || batch.length === 1) throw err;
-      // Not the store going away but a record it refuses: find it, so one bad record cannot
-      // keep the whole trail (and with it every statement) blocked.
+      // Anything but a record's own data (the store away, read-only, full, a permission
+      // revoked): the records wait, and statements are refused once the buffer is full.
+      if (!refusesData(err)) throw err;
+      // A record the store refuses: find it, so one bad record cannot keep the whole trail
+      // (and with it every statement) blocked.
+      if (batch.length === 1) return drop(batch[0]!, err);
       for (const record of batch) {
         await appendAuditRecords(store, [record]).catch((cause: unknown) => {
-          if (isStoreUnavailable(cause)) throw cause;
-          logger.error({ err: cause, owner_id: record.ownerId, connection_id: record.connectionId, at: record.at }, "an audit record was refused by the store and dropped");
+          if (!refusesData(cause)) throw cause;
+          drop(record, cause);
         });
       }
     }
@@ -155,3 +161,7 @@ function outcomeOf(error: unknown): Pick<NewAuditRecord, "outcome" | "errorCode"
   const outcome = error.code === "budget_exceeded" ? "budget_exceeded" : error.code === "query_timeout" ? "timeout" : "error";
   return { outcome, errorCode: error.code, rule: null };
 }
+
+/** A data exception or an integrity violation (SQLSTATE classes 22 and 23): the record, not the
+ * store, is at fault. */
+const refusesData = (err: unknown) => /^2[23]/.test(sqlStateOf(err) ?? "");

@@ -31,5 +31,18 @@ export function isStoreUnavailable(err: unknown): boolean {
   return false;
 }
 
+/** PostgreSQL's error classes (not an errno such as EPIPE, which is as long). */
+const SQLSTATE = /^([0-5][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/;
+
+/** The SQLSTATE the store answered with, on the error or its cause; undefined for a failure
+ * with none (a lost connection, a timeout). */
+export function sqlStateOf(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && SQLSTATE.test(code)) return code;
+  }
+  return undefined;
+}
+
 export const storeUnavailable = () =>
   new DomainError("store_unavailable", "Pulse's metadata store is unavailable or did not answer in time; retry shortly");

@@ -4,6 +4,7 @@
 // store; GET /api/audit shows a user their own records only; records age out; and when the
 // store cannot take records, statements are refused rather than run unrecorded.
 
+import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -322,6 +323,66 @@ describe("when the store cannot take records", () => {
     } finally {
       await locker.end().catch(() => undefined);
       await small.close();
+    }
+  });
+});
+
+describe("when the store refuses the trail's writes", () => {
+  /** Makes the store refuse every audit record whose SQL matches `pattern` with `sqlstate`, as a
+   * revoked permission (42501) or a value it cannot take (22023) does. */
+  async function refuse(h: Harness, sqlstate: string, pattern: string) {
+    await h.deps.store.db.execute(
+      sql.raw(`CREATE FUNCTION pulse_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.sql LIKE '${pattern}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '${sqlstate}'; END IF; RETURN NEW; END $$`),
+    );
+    await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_refuse BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION pulse_test_refuse()"));
+    return async () => {
+      await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_refuse ON audit_records"));
+      await h.deps.store.db.execute(sql.raw("DROP FUNCTION pulse_test_refuse()"));
+    };
+  }
+
+  it("keeps every record while the store refuses them for a reason of its own (a revoked permission), and refuses statements once full", async () => {
+    const small = await createHarness({ env: { AUDIT_BUFFER_RECORDS: "3" } });
+    try {
+      const user = await small.newConnectedUser();
+      const run = (sql: string) => small.call("POST", "/query", { token: user.token, json: { sql } });
+      expect(await small.deps.audit!.flush()).toBe(true); // the connection's introspection
+      const allow = await refuse(small, "42501", "%");
+      const statuses: number[] = [];
+      for (let i = 1; i <= 4; i++) {
+        statuses.push((await run(`SELECT ${i}`)).status);
+        expect(await small.deps.audit!.flush()).toBe(false);
+      }
+      expect(statuses).toEqual([200, 200, 200, 503]);
+      expect(small.deps.audit!.pending).toBe(3);
+      await allow();
+      expect(await small.deps.audit!.flush()).toBe(true);
+      const page = await small.call("GET", "/api/audit?source=query", { token: user.token });
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 3", "SELECT 2", "SELECT 1"]);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it("drops and logs only a record the store refuses as data, and writes the rest of its batch", async () => {
+    const own = await createHarness();
+    try {
+      const user = await own.newConnectedUser();
+      const run = (sql: string) => own.call("POST", "/query", { token: user.token, json: { sql } });
+      const allow = await refuse(own, "22023", "%poison%");
+      try {
+        for (const statement of ["SELECT 'before'", "SELECT 'poison'", "SELECT 'after'"]) expect((await run(statement)).status).toBe(200);
+        expect(await own.deps.audit!.flush()).toBe(true);
+      } finally {
+        await allow();
+      }
+      const page = await own.call("GET", "/api/audit?source=query", { token: user.token });
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 'after'", "SELECT 'before'"]);
+      const dropped = own.logs.join("").split("\n").filter((line) => line.includes("an audit record was refused by the store and dropped"));
+      expect(dropped).toHaveLength(1);
+      expect(JSON.parse(dropped[0]!)).toMatchObject({ owner_id: user.id, err: expect.objectContaining({ message: expect.stringContaining("refused") }) });
+    } finally {
+      await own.close();
     }
   });
 });
