@@ -102,7 +102,11 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
     kind: "postgresql",
     async migrate() {
       // The migrator runs on one dedicated connection that holds the advisory lock.
-      const client = new pg.Client({ connectionString: url, application_name: "pulse-migrate", connectionTimeoutMillis: CONNECTION_TIMEOUT_MS });
+      // Not bounded like the pool: a migration may rightly take long (README, Upgrading). A lost
+      // session fails the statement waiting on it; the listener keeps its 'error' event from
+      // ending the process, so start-up reports it in one line instead.
+      const client = new pg.Client({ connectionString: url, application_name: "pulse-migrate", connectionTimeoutMillis: CONNECTION_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+      client.on("error", () => {});
       await client.connect();
       try {
         await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);

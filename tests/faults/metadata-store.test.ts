@@ -3,9 +3,11 @@
 // fault, until a restart) or hands the next request a dead session still inside the abandoned
 // transaction. A statement past the bound is cancelled by the store itself, so a write that
 // answered "unavailable" never commits later. A transaction failing on its own error (a unique
-// violation) rolls back and keeps its session.
+// violation) rolls back and keeps its session. A migration whose session is lost fails; the
+// process goes on to report it.
 
 import { sql } from "drizzle-orm";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { openStore } from "../../src/store/client.js";
@@ -119,6 +121,31 @@ describe("metadata store transactions when the store fails", () => {
       expect(await pid()).toBe(before);
     } finally {
       await store.close();
+    }
+  });
+});
+
+const migrationWaiting = async () =>
+  (await pgAdmin("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse-migrate' AND wait_event_type = 'Lock'", "test", [database.name])).length === 1;
+
+describe("migrations when the store fails", () => {
+  it("fails a migration whose session is lost, without ending the process", async () => {
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}` });
+    // Another instance migrating holds the lock (src/store/client.ts's key): this one waits.
+    const other = new pg.Client({ connectionString: database.url });
+    await other.connect();
+    await other.query("SELECT pg_advisory_lock(7311520431)");
+    try {
+      const migrating = outcomeOf(store.migrate());
+      for (let i = 0; i < 100 && !(await migrationWaiting()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await migrationWaiting()).toBe(true);
+      relay.cut();
+      expect(await migrating).toBe("unavailable");
+    } finally {
+      await other.end();
+      await store.close();
+      await relay.close();
     }
   });
 });
