@@ -12,6 +12,7 @@ import type { CheckConfig, CheckKind } from "../store/column-types.js";
 import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
+import { isStoreUnavailable } from "../store/unavailable.js";
 import { feedOutcomes } from "./alerts.js";
 import { BASELINE_DEFAULTS, type MetricPoint } from "./baselines.js";
 import { checkKey, columnsOf } from "./check-config.js";
@@ -277,8 +278,11 @@ export async function withRetry<T>(m: Monitoring, fn: () => Promise<T>): Promise
   }
 }
 
-/** How a failure reads as a check result: an exhausted budget is a skip, not a failure. */
+/** How a failure reads as a check result: an exhausted budget, or Pulse's own metadata store
+ * failing under the check (its history, its snapshot), is a skip, not a failure of the table:
+ * a store restart must not open alerts on healthy tables. */
 export function resultOfError(deps: Deps, err: unknown): CheckResult {
+  if (isStoreUnavailable(err)) return { status: "skipped", value: null, message: "skipped: Pulse's metadata store was unavailable" };
   if (err instanceof DomainError) {
     if (err.code === "budget_exceeded") return { status: "skipped", value: null, message: `skipped: ${err.message}` };
     if (err.code === "sql_refused") {

@@ -1,6 +1,7 @@
 // /api/tables over HTTP against a real PostgreSQL target: CRUD, run now, run history; inputs
 // validated against the live database (422 with field paths); other users' ids are 404.
 
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
@@ -200,6 +201,28 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
 });
 
 describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
+  it("counts a check that Pulse's metadata store failed under as skipped, not as a failure of the table", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "schema_drift" }] });
+    // The store shutting down (57P01) just as the check saves the table's first snapshot.
+    await h.deps.store.db.execute(
+      sql.raw(
+        "CREATE FUNCTION pulse_test_store_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.schema_snapshot IS DISTINCT FROM OLD.schema_snapshot THEN RAISE EXCEPTION 'terminating connection due to administrator command' USING ERRCODE = '57P01'; END IF; RETURN NEW; END $$",
+      ),
+    );
+    await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_store_down BEFORE UPDATE ON monitored_tables FOR EACH ROW EXECUTE FUNCTION pulse_test_store_down()"));
+    try {
+      const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      expect(run.status).toBe(200);
+      expect(run.body.outcomes).toEqual([expect.objectContaining({ check: "schema_drift", status: "skipped", message: expect.stringContaining("metadata store") })]);
+    } finally {
+      await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_store_down ON monitored_tables"));
+      await h.deps.store.db.execute(sql.raw("DROP FUNCTION pulse_test_store_down()"));
+    }
+    const again = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(again.body.outcomes).toEqual([expect.objectContaining({ check: "schema_drift", status: "pass", message: "snapshot of 4 columns taken" })]);
+  });
+
   it("runs every check now and keeps the outcomes as history with their values", async () => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, {
