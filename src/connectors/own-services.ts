@@ -11,6 +11,7 @@ import type { Config } from "../config.js";
 import { addressSet, inSet, isThisMachine, parseNetwork } from "../net/addresses.js";
 import { systemResolver } from "../net/resolve.js";
 import type { Store } from "../store/client.js";
+import { rowsOf } from "../store/rows.js";
 import { postgresIdentity, type PostgresIdentity } from "./drivers/postgres-identity.js";
 import type { Dialect } from "./types.js";
 
@@ -47,7 +48,7 @@ export async function findOwnServices(config: Pick<Config, "databaseUrl" | "redi
   if (config.redisUrl) endpoints.push({ service: "Redis", ...(await endpointOf(new URL(config.redisUrl), 6379)) });
 
   const readStoreIdentity = () =>
-    postgresIdentity(async (text) => ((await store.db.execute(sql.raw(text))) as unknown as { rows: Record<string, unknown>[] }).rows);
+    postgresIdentity(async (text) => rowsOf<Record<string, unknown>>(await store.db.execute(sql.raw(text))));
   let storeIdentity = config.databaseUrl && store.kind === "postgresql" ? await readStoreIdentity() : null;
 
   return {

@@ -98,19 +98,21 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   deps.metrics.monitorRun(trigger, runs);
 
   let saved: CheckRunRow[];
+  let queued: number;
   try {
     saved = await insertCheckRuns(deps.store.db, runs);
+    queued = await feedOutcomes(
+      deps,
+      table,
+      runs.map((r) => ({ checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() })),
+    );
   } catch (err) {
-    // Deleted while its checks ran: nothing left to record or alert on.
+    // Deleted while its checks ran: an alert for it fails on its key to the table, and the
+    // runs just saved go with the rest of its history (purgeOrphanedRuns).
     if (!isForeignKeyViolation(err)) throw err;
     deps.logger.info({ table_id: table.id }, "monitored table deleted during its run; outcomes dropped");
     return { ...report(table, trigger, startedAt, m.now(), null, runs.map((r) => ({ ...outcomeOf({ ...r, id: 0 }), run_id: null }))), notifications_queued: 0 };
   }
-  const queued = await feedOutcomes(
-    deps,
-    table,
-    runs.map((r) => ({ checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() })),
-  );
   if (queued > 0) {
     await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
   }

@@ -10,7 +10,7 @@
 
 import type { Deps } from "../deps.js";
 import { pruneAuditRecords } from "../store/audit.js";
-import { pruneCheckRuns } from "../store/monitoring-runs.js";
+import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { keepLease } from "./keep-lease.js";
@@ -46,8 +46,9 @@ export interface SchedulerOptions {
 
 const PRUNE_EVERY_MS = 3_600_000;
 const PRUNE_BATCH = 10_000;
-/** The audit trail may grow by millions of records a day: up to this many batches an hour. */
-const AUDIT_PRUNE_MAX_BATCHES = 100;
+/** The audit trail and the check runs may each grow by millions of rows a day: up to this many
+ * batches of each an hour. */
+const PRUNE_MAX_BATCHES = 100;
 
 export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Scheduler {
   const m = deps.monitoring;
@@ -118,12 +119,26 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
     if (now - prunedAt >= PRUNE_EVERY_MS) {
       prunedAt = now;
-      const before = new Date(now - s.runRetentionDays * 86_400_000);
-      await pruneCheckRuns(deps.store.db, before, PRUNE_BATCH).catch((err: unknown) => deps.logger.error({ err }, "pruning check runs failed"));
+      const db = deps.store.db;
+      const runsBefore = new Date(now - s.runRetentionDays * 86_400_000);
+      await inBatches("pruning check runs", () => pruneCheckRuns(db, runsBefore, PRUNE_BATCH));
+      await inBatches("purging the runs of deleted tables", async () => {
+        const gone = await orphanedRunTables(db);
+        return gone.length === 0 ? 0 : purgeOrphanedRuns(db, gone, PRUNE_BATCH);
+      });
       const auditBefore = new Date(now - deps.config.audit.retentionDays * 86_400_000);
-      await pruneAuditRecords(deps.store.db, auditBefore, PRUNE_BATCH, AUDIT_PRUNE_MAX_BATCHES).catch((err: unknown) =>
-        deps.logger.error({ err }, "pruning audit records failed"),
-      );
+      await inBatches("pruning audit records", () => pruneAuditRecords(db, auditBefore, PRUNE_BATCH));
+    }
+  }
+
+  /** Deletes by `batch` while whole batches go, at most PRUNE_MAX_BATCHES, and stops as soon as
+   * the scheduler does: a shutdown never waits for a backlog (the audit trail's last records
+   * are written after this). */
+  async function inBatches(what: string, batch: () => Promise<number>): Promise<void> {
+    try {
+      for (let i = 0; i < PRUNE_MAX_BATCHES && !stopping; i++) if ((await batch()) < PRUNE_BATCH) break;
+    } catch (err) {
+      deps.logger.error({ err }, `${what} failed`);
     }
   }
 

@@ -4,6 +4,7 @@
 import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 
 import type { Db, Store } from "./client.js";
+import { countOf } from "./rows.js";
 import { auditRecords, type AuditRecordRow } from "./schema.js";
 
 export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
@@ -84,24 +85,18 @@ export function listAuditRecords(db: Db, filter: AuditFilter) {
     .limit(filter.limit);
 }
 
-/** Deletes records older than `before`, `batch` at a time and at most `maxBatches` batches
- * (so a backlog never holds long locks nor one housekeeping pass); returns how many went. */
-export async function pruneAuditRecords(db: Db, before: Date, batch: number, maxBatches: number): Promise<number> {
-  let pruned = 0;
-  for (let i = 0; i < maxBatches; i++) {
-    // By row address: the key is (owner, id), and a record is never updated, so its address
-    // holds for the statement.
-    const result = await db.execute(sql`
-      WITH gone AS (
-        DELETE FROM audit_records
-        WHERE ctid = ANY (ARRAY(SELECT ctid FROM audit_records WHERE at < ${before.toISOString()} ORDER BY at LIMIT ${batch}))
-        RETURNING 1
-      )
-      SELECT count(*)::int AS n FROM gone`);
-    // Both drivers (node-postgres, PGlite) answer `{ rows }`.
-    const n = (result as unknown as { rows: { n: number }[] }).rows[0]?.n ?? 0;
-    pruned += n;
-    if (n < batch) break;
-  }
-  return pruned;
+/** Deletes up to `limit` of the records older than `before`, oldest first; returns how many
+ * went. The caller repeats it while whole batches go (src/monitoring/scheduler.ts), so a
+ * backlog never holds long locks nor runs past the store's statement timeout. */
+export async function pruneAuditRecords(db: Db, before: Date, limit: number): Promise<number> {
+  // By row address: the key is (owner, id), and a record is never updated, so its address
+  // holds for the statement.
+  const result = await db.execute(sql`
+    WITH gone AS (
+      DELETE FROM audit_records
+      WHERE ctid = ANY (ARRAY(SELECT ctid FROM audit_records WHERE at < ${before.toISOString()} ORDER BY at LIMIT ${limit}))
+      RETURNING 1
+    )
+    SELECT count(*)::int AS n FROM gone`);
+  return countOf(result);
 }

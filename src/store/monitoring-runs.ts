@@ -4,6 +4,7 @@
 import { and, asc, desc, eq, gte, inArray, lt, min, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
+import { rowsOf } from "./rows.js";
 import { checkRuns, type CheckRunRow } from "./schema.js";
 
 export type NewCheckRun = Omit<typeof checkRuns.$inferInsert, "id">;
@@ -73,10 +74,34 @@ export async function seriesStart(db: Db, args: { tableId: number; checkKey: str
   return first?.at ? first.at.getTime() : null;
 }
 
-/** Deletes runs older than `before`, at most `limit` at a time (so a big backlog never holds
- * long locks); returns how many went. */
+/** Deletes up to `limit` of the runs older than `before`, oldest first; returns how many went.
+ * The caller repeats it while whole batches go (src/monitoring/scheduler.ts), so a backlog
+ * never holds long locks nor runs past the store's statement timeout. */
 export async function pruneCheckRuns(db: Db, before: Date, limit: number): Promise<number> {
   const old = db.select({ id: checkRuns.id }).from(checkRuns).where(lt(checkRuns.startedAt, before)).orderBy(asc(checkRuns.startedAt)).limit(limit);
   const rows = await db.delete(checkRuns).where(inArray(checkRuns.id, old)).returning({ id: checkRuns.id });
+  return rows.length;
+}
+
+/**
+ * The tables that have runs but are gone (deleted on their own, with their connection or with
+ * their owner: runs have no foreign key, see schema.ts). One probe of the series index per
+ * table with runs (a loose index scan), not a scan of the runs.
+ */
+export async function orphanedRunTables(db: Db): Promise<number[]> {
+  const result = await db.execute(sql`
+    WITH RECURSIVE ids AS (
+      (SELECT table_id AS id FROM check_runs ORDER BY table_id LIMIT 1)
+      UNION ALL
+      SELECT (SELECT table_id FROM check_runs WHERE table_id > ids.id ORDER BY table_id LIMIT 1) FROM ids WHERE ids.id IS NOT NULL
+    )
+    SELECT id FROM ids WHERE id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM monitored_tables t WHERE t.id = ids.id)`);
+  return rowsOf<{ id: number }>(result).map((r) => r.id);
+}
+
+/** Deletes up to `limit` runs of the tables `tableIds`; returns how many went. */
+export async function purgeOrphanedRuns(db: Db, tableIds: number[], limit: number): Promise<number> {
+  const some = db.select({ id: checkRuns.id }).from(checkRuns).where(inArray(checkRuns.tableId, tableIds)).limit(limit);
+  const rows = await db.delete(checkRuns).where(inArray(checkRuns.id, some)).returning({ id: checkRuns.id });
   return rows.length;
 }

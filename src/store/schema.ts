@@ -150,9 +150,12 @@ export const checkRuns = pgTable(
   "check_runs",
   {
     id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
-    tableId: integer("table_id")
-      .notNull()
-      .references(() => monitoredTables.id, { onDelete: "cascade" }),
+    /** No foreign key: a table's history can be millions of runs, and a cascade would delete
+     * them in the statement that deletes the table (or its connection, or its owner), past the
+     * store's statement timeout. The runs of a table that is gone are purged in batches by the
+     * scheduler instead (purgeOrphanedRuns); ids are never reused, and nothing reads runs but
+     * through their table. */
+    tableId: integer("table_id").notNull(),
     /** Which check of the table: "volume", "freshness:updated_at", "schema_drift", "null_rate:email", "custom_sql:name". */
     checkKey: text("check_key").notNull(),
     checkKind: text("check_kind").notNull(),
@@ -242,6 +245,9 @@ export const sentNotifications = pgTable(
   (t) => [
     uniqueIndex("sent_notifications_dedup_key").on(t.dedupKey),
     index("sent_notifications_pending_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    // For the cascades: deleting a channel or an alert would otherwise scan the whole outbox.
+    index("sent_notifications_channel_idx").on(t.channelId),
+    index("sent_notifications_alert_idx").on(t.alertId),
   ],
 );
 

@@ -5,7 +5,8 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { addConnection, monitorTable, pgMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
+import { pgAdmin } from "../support/services.js";
 
 let h: Harness;
 let target: MonitoredDb;
@@ -288,5 +289,75 @@ describe("the API description", () => {
     for (const path of ["/api/tables", "/api/tables/{id}", "/api/tables/{id}/run", "/api/tables/{id}/runs", "/api/alerts", "/api/alerts/{id}/ack", "/api/alerts/{id}/mute", "/api/alerts/{id}/resolve", "/api/channels", "/api/channels/{id}", "/api/channels/{id}/test"]) {
       expect(doc.paths[path], path).toBeDefined();
     }
+  });
+});
+
+describe("a monitored table's history when the table goes", () => {
+  /** Runs of one table: about three weeks of a one-minute check. */
+  const HISTORY = 30_000;
+  const HOUR = 3_600_000;
+  let purging: Harness;
+  const clock = testClock();
+
+  beforeAll(async () => {
+    purging = await createHarness({ now: clock.now });
+  });
+  afterAll(async () => {
+    await purging?.close();
+  });
+
+  /** `count` runs of `tableId`, one a minute back from `until`, written straight into the store. */
+  const writeHistory = (tableId: number, count: number, until = new Date()) =>
+    pgAdmin(
+      `INSERT INTO check_runs (table_id, check_key, check_kind, status, value, message, trigger, started_at, finished_at)
+       SELECT $1, 'volume', 'volume', 'pass', 10, 'row count 10', 'schedule', $3::timestamptz - i * interval '1 minute', $3::timestamptz - i * interval '1 minute'
+       FROM generate_series(1, $2) AS i`,
+      purging.pgDatabase!.name,
+      [tableId, count, until.toISOString()],
+    );
+  const runsOf = async (tableId: number) =>
+    (await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM check_runs WHERE table_id = $1", purging.pgDatabase!.name, [tableId]))[0]!.n;
+
+  type Removal = (user: { token: string; password: string }, connectionId: number, tableId: number) => Promise<{ status: number }>;
+  /** Each way a table goes, and what its runs then answer to its owner's token. */
+  const removals: [string, Removal, number][] = [
+    ["the table", (user, _, tableId) => purging.call("DELETE", `/api/tables/${tableId}`, { token: user.token }), 404],
+    ["its connection", (user, connectionId) => purging.call("DELETE", `/databases/${connectionId}`, { token: user.token }), 404],
+    ["its owner's account", (user) => purging.call("DELETE", "/users/me", { token: user.token, json: { password: user.password } }), 401],
+  ];
+
+  it.each(removals)("deleting %s does not wait on the runs (no cascade that could outrun the store's bound); the next housekeeping purges them in batches", async (_, remove, runsAfter) => {
+    const user = await purging.newUser();
+    const connectionId = await addConnection(purging, user.token, target.body);
+    const table = await monitorTable(purging, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume" }] });
+    const other = await purging.newUser();
+    const stays = await monitorTable(purging, other.token, { connection_id: await addConnection(purging, other.token, target.body), table: "events", checks: [{ kind: "volume" }] });
+    await writeHistory(table.id, HISTORY);
+    await writeHistory(stays.id, 10);
+
+    expect((await remove(user, connectionId, table.id)).status).toBe(204);
+    // Left to the scheduler: a cascade in the delete's own statement grows with the history
+    // (millions of runs for a connection's tables) and could run past STORE_QUERY_TIMEOUT_MS.
+    expect(await runsOf(table.id)).toBe(HISTORY);
+    expect((await purging.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).status).toBe(runsAfter);
+    // Housekeeping runs once an hour.
+    clock.advance(HOUR);
+    await purging.scheduler.tick();
+    expect(await runsOf(table.id)).toBe(0);
+    expect(await runsOf(stays.id)).toBeGreaterThanOrEqual(10);
+  });
+
+  it("keeps retention up with a deployment that writes more than one batch of runs an hour", async () => {
+    const user = await purging.newUser();
+    const table = await monitorTable(purging, user.token, { connection_id: await addConnection(purging, user.token, target.body), table: "events", checks: [{ kind: "volume" }] });
+    const retentionDays = purging.config.monitor.runRetentionDays;
+    const expired = new Date(clock.now() - (retentionDays + 1) * 86_400_000);
+    await writeHistory(table.id, 25_000, expired);
+    await writeHistory(table.id, 10);
+    clock.advance(HOUR);
+    await purging.scheduler.tick();
+    // The ten recent ones stay, plus what the tick itself ran.
+    expect(await runsOf(table.id)).toBeGreaterThanOrEqual(10);
+    expect(await runsOf(table.id)).toBeLessThan(20);
   });
 });
