@@ -7,10 +7,14 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 
 import type { Dialect } from "./connectors/types.js";
 import { DomainError, SqlRefusedError } from "./errors.js";
+import { within } from "./within.js";
 
 const DIALECTS: readonly Dialect[] = ["postgresql", "mysql", "sqlite"];
 const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
 /** Seconds; /query answers in milliseconds, /ask in tens of seconds. */
+/** A scrape waits this long for the count of open alerts (one indexed count on the store);
+ * scrapers time out at a few seconds. */
+const ALERTS_READ_WAIT_MS = 1_000;
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Counts of one dialect's statements, made once per connector: the /query path only
@@ -108,8 +112,8 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     help: "Alerts open (or resolving) across the deployment",
     registers: [registry],
     async collect() {
-      // The store unreachable: the scrape still answers, with the last count.
-      if (sources) await sources.openAlerts().then((n) => this.set(n), () => {});
+      // The store unreachable or slow: the scrape still answers, at once, with the last count.
+      if (sources) await within(sources.openAlerts(), ALERTS_READ_WAIT_MS, "counting open alerts").then((n) => this.set(n), () => {});
     },
   });
 

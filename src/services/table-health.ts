@@ -10,6 +10,7 @@ import { listAlertsOf, publicAlert, type PublicAlert } from "./alerts.js";
 import type { CheckOutcome } from "../monitoring/run-table.js";
 import { getMonitoredTableOf, listRunsOf, type PublicMonitoredTable } from "./monitored-tables.js";
 import { activeAlertsOnTables, type AlertOnTable } from "../store/monitoring-alerts.js";
+import { within } from "../within.js";
 
 /** One open alert on a table a statement read. */
 export interface TableAlert {
@@ -31,6 +32,9 @@ export interface TableAlert {
  * statement would cost /query a round trip; most users have no open alert at all. */
 export const HEALTH_CACHE_MS = 5_000;
 const MAX_CACHED_USERS = 10_000;
+/** How long a result waits for the open alerts when the store is slow: the read is one indexed
+ * lookup, milliseconds when the store is well. */
+const HEALTH_READ_WAIT_MS = 1_000;
 
 interface Cached {
   at: number;
@@ -78,9 +82,10 @@ export async function alertsOnTablesRead(
 ): Promise<TableAlert[]> {
   let active: AlertOnTable[];
   try {
-    active = await activeAlertsOf(deps, userId);
+    active = await within(activeAlertsOf(deps, userId), HEALTH_READ_WAIT_MS, "reading the open alerts");
   } catch (err) {
-    // The statement has run: its rows are worth more than a 503 for want of the alerts.
+    // The statement has run: its rows are worth more than a 503, or a wait on a store gone
+    // silent, for want of the alerts.
     deps.logger.warn({ err, user_id: userId }, "open alerts could not be read for a result's health");
     return [];
   }

@@ -4,7 +4,8 @@
 // transaction. A statement past the bound is cancelled by the store itself, so a write that
 // answered "unavailable" never commits later. A transaction failing on its own error (a unique
 // violation) rolls back and keeps its session. A migration whose session is lost fails; the
-// process goes on to report it.
+// process goes on to report it. And what a response can do without (a result's open alerts,
+// the alert count of /metrics) is waited for a second at most.
 
 import { sql } from "drizzle-orm";
 import pg from "pg";
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
+import { createHarness } from "../support/harness.js";
 import { createPgDatabase, pgAdmin, PG } from "../support/services.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
 
@@ -148,4 +150,31 @@ describe("migrations when the store fails", () => {
       await relay.close();
     }
   });
+});
+
+describe("reads a response can do without, when the store is slow", () => {
+  it("answers /query and /metrics at once, without the open alerts, while the alerts cannot be read", async () => {
+    const metricsToken = "scrape-token-0123456789abcdef";
+    const h = await createHarness({ env: { METRICS_TOKEN: metricsToken } });
+    const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
+    try {
+      const user = await h.newConnectedUser();
+      // Every read of the alerts waits behind this lock until the store's statement timeout.
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE");
+      const started = Date.now();
+      const answered = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1 AS one" } });
+      expect(answered.status).toBe(200);
+      expect(answered.body).toMatchObject({ data: { rows: [[1]] }, health: [] });
+      const scraped = await h.call("GET", "/metrics", { token: metricsToken });
+      expect(scraped.status).toBe(200);
+      // Bounded at 1 s each, far from STORE_QUERY_TIMEOUT_MS (15 s).
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(h.logs.join("")).toContain("open alerts could not be read for a result's health");
+    } finally {
+      await locker.end().catch(() => undefined);
+      await h.close();
+    }
+  }, 30_000);
 });

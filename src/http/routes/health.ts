@@ -5,6 +5,7 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Deps } from "../../deps.js";
 import type { AppEnv } from "../context.js";
 import { jsonResponse } from "../schemas.js";
+import { within } from "../../within.js";
 
 const HealthSchema = z
   .object({
@@ -24,17 +25,11 @@ const HealthSchema = z
 const PROBE_TIMEOUT_MS = 2000;
 
 async function healthy(check: () => Promise<void>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("timeout")), PROBE_TIMEOUT_MS);
-  });
   try {
-    await Promise.race([check(), timeout]);
+    await within(check(), PROBE_TIMEOUT_MS, "the probe");
     return true;
   } catch {
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
