@@ -10,6 +10,7 @@
 
 import type { Deps } from "../deps.js";
 import { pruneAuditRecords } from "../store/audit.js";
+import { pruneNotifications } from "../store/monitoring-alerts.js";
 import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
@@ -126,6 +127,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
         const gone = await orphanedRunTables(db);
         return gone.length === 0 ? 0 : purgeOrphanedRuns(db, gone, PRUNE_BATCH);
       });
+      await inBatches("pruning sent notifications", () => pruneNotifications(db, runsBefore, PRUNE_BATCH));
       const auditBefore = new Date(now - deps.config.audit.retentionDays * 86_400_000);
       await inBatches("pruning audit records", () => pruneAuditRecords(db, auditBefore, PRUNE_BATCH));
     }

@@ -96,6 +96,7 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
     throw new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${whereOf(url)} (${reasonOf(err)})`);
   }
   const db = drizzlePg(pool, { schema }) as unknown as Db;
+  // Every transaction on a session of its own, never handed back broken (onOwnSession says why).
   db.transaction = (work, config) => onOwnSession(pool, (client) => (drizzlePg(client, { schema }) as unknown as Db).transaction(work, config));
   return {
     db,

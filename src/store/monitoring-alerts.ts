@@ -1,7 +1,7 @@
 // Repository of alerts (one row per monitored table and check, carrying the alert reducer's
 // state) and of the notification outbox that their transitions fill.
 
-import { and, asc, desc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, lt, lte, ne, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
 import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type SentNotificationRow } from "./schema.js";
@@ -151,6 +151,20 @@ export async function markNotificationFailed(db: Db, id: number, error: string, 
     .update(sentNotifications)
     .set(retryAt ? { lastError: error, nextAttemptAt: retryAt } : { lastError: error, status: "failed" })
     .where(eq(sentNotifications.id, id));
+}
+
+/** Deletes up to `limit` of the notifications sent, or given up on, before `before`; returns how
+ * many went. Their dedup keys (alert, event, sequence) never recur, so none is sent again; a
+ * pending one stays whatever its age. */
+export async function pruneNotifications(db: Db, before: Date, limit: number): Promise<number> {
+  const old = db
+    .select({ id: sentNotifications.id })
+    .from(sentNotifications)
+    .where(and(ne(sentNotifications.status, "pending"), lt(sentNotifications.createdAt, before)))
+    .orderBy(asc(sentNotifications.id))
+    .limit(limit);
+  const rows = await db.delete(sentNotifications).where(inArray(sentNotifications.id, old)).returning({ id: sentNotifications.id });
+  return rows.length;
 }
 
 export async function notificationsOfAlert(db: Db, alertId: number): Promise<SentNotificationRow[]> {

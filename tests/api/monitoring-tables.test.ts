@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, pgMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
+import { addConnection, addWebhook, monitorTable, pgMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
 import { pgAdmin } from "../support/services.js";
 
 let h: Harness;
@@ -300,7 +300,7 @@ describe("a monitored table's history when the table goes", () => {
   const clock = testClock();
 
   beforeAll(async () => {
-    purging = await createHarness({ now: clock.now });
+    purging = await createHarness({ now: clock.now, env: { WEBHOOK_ALLOW_PRIVATE: "true" } });
   });
   afterAll(async () => {
     await purging?.close();
@@ -359,5 +359,28 @@ describe("a monitored table's history when the table goes", () => {
     // The ten recent ones stay, plus what the tick itself ran.
     expect(await runsOf(table.id)).toBeGreaterThanOrEqual(10);
     expect(await runsOf(table.id)).toBeLessThan(20);
+  });
+
+  it("prunes the notifications sent or given up on past retention, never a pending one", async () => {
+    const user = await purging.newUser();
+    const channel = await addWebhook(purging, user.token, "http://127.0.0.1:9/hook");
+    const old = new Date(clock.now() - (purging.config.monitor.runRetentionDays + 1) * 86_400_000);
+    const later = new Date(Date.now() + 86_400_000);
+    for (const [key, status, createdAt] of [
+      ["sent-long-ago", "sent", old],
+      ["failed-long-ago", "failed", old],
+      ["pending-long-ago", "pending", old],
+      ["sent-yesterday", "sent", new Date(Date.now() - 86_400_000)],
+    ] as const) {
+      await pgAdmin(
+        "INSERT INTO sent_notifications (dedup_key, channel_id, payload, status, next_attempt_at, created_at) VALUES ($1, $2, '{}', $3, $4, $5)",
+        purging.pgDatabase!.name,
+        [`${channel}:${key}`, channel, status, later.toISOString(), createdAt.toISOString()],
+      );
+    }
+    clock.advance(HOUR);
+    await purging.scheduler.tick();
+    const left = await pgAdmin<{ dedup_key: string }>("SELECT dedup_key FROM sent_notifications WHERE channel_id = $1 ORDER BY id", purging.pgDatabase!.name, [channel]);
+    expect(left.map((r) => r.dedup_key)).toEqual([`${channel}:pending-long-ago`, `${channel}:sent-yesterday`]);
   });
 });
