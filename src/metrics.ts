@@ -11,10 +11,10 @@ import { within } from "./within.js";
 
 const DIALECTS: readonly Dialect[] = ["postgresql", "mysql", "sqlite"];
 const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
-/** Seconds; /query answers in milliseconds, /ask in tens of seconds. */
 /** A scrape waits this long for the count of open alerts (one indexed count on the store);
  * scrapers time out at a few seconds. */
 const ALERTS_READ_WAIT_MS = 1_000;
+/** Seconds; /query answers in milliseconds, /ask in tens of seconds. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Counts of one dialect's statements, made once per connector: the /query path only

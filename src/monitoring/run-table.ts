@@ -12,7 +12,7 @@ import type { CheckConfig, CheckKind } from "../store/column-types.js";
 import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
-import { isStoreUnavailable } from "../store/unavailable.js";
+import { isStoreUnavailable, sqlStateOf } from "../store/unavailable.js";
 import { feedOutcomes } from "./alerts.js";
 import { BASELINE_DEFAULTS, type MetricPoint } from "./baselines.js";
 import { checkKey, columnsOf } from "./check-config.js";
@@ -153,10 +153,7 @@ function report(
   };
 }
 
-function isForeignKeyViolation(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return e?.code === "23503" || e?.cause?.code === "23503";
-}
+const isForeignKeyViolation = (err: unknown) => sqlStateOf(err) === "23503";
 
 export function outcomeOf(row: CheckRunRow): CheckOutcome {
   return {

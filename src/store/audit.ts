@@ -4,7 +4,7 @@
 import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 
 import type { Db, Store } from "./client.js";
-import { countOf } from "./rows.js";
+import { rowsOf } from "./rows.js";
 import { auditRecords, type AuditRecordRow } from "./schema.js";
 
 export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
@@ -98,5 +98,5 @@ export async function pruneAuditRecords(db: Db, before: Date, limit: number): Pr
       RETURNING 1
     )
     SELECT count(*)::int AS n FROM gone`);
-  return countOf(result);
+  return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
 }
