@@ -62,6 +62,9 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   let started = false;
   let stopping = false;
   let claiming: Promise<{ claimed: number[]; runs: Promise<void>[] }> | null = null;
+  /** Delivering the outbox and pruning, each at most once at a time, beside the claims: an
+   * hour's pruning (hundreds of batches) or a slow webhook never delays a due table. */
+  const chores = new Map<string, Promise<void>>();
   let prunedAt = 0;
   /** The last claim filled every free slot, so more tables may be due. */
   let backlog = false;
@@ -116,10 +119,22 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     return run;
   }
 
-  async function housekeeping(now: number) {
-    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
-    if (now - prunedAt >= PRUNE_EVERY_MS) {
-      prunedAt = now;
+  /** Starts `work` unless the chore is still going from an earlier tick. */
+  function chore(name: string, work: () => Promise<void>): void {
+    if (chores.has(name)) return;
+    const done = work()
+      .catch((err: unknown) => deps.logger.error({ err }, `${name} failed`))
+      .finally(() => chores.delete(name));
+    chores.set(name, done);
+  }
+
+  function housekeeping(now: number): void {
+    chore("delivering notifications", async () => {
+      await deliverDueNotifications(deps);
+    });
+    if (now - prunedAt < PRUNE_EVERY_MS) return;
+    prunedAt = now;
+    chore("pruning", async () => {
       const db = deps.store.db;
       const runsBefore = new Date(now - s.runRetentionDays * 86_400_000);
       await inBatches("pruning check runs", () => pruneCheckRuns(db, runsBefore, PRUNE_BATCH));
@@ -130,7 +145,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       await inBatches("pruning sent notifications", () => pruneNotifications(db, runsBefore, PRUNE_BATCH));
       const auditBefore = new Date(now - deps.config.audit.retentionDays * 86_400_000);
       await inBatches("pruning audit records", () => pruneAuditRecords(db, auditBefore, PRUNE_BATCH));
-    }
+    });
   }
 
   /** Deletes by `batch` while whole batches go, at most PRUNE_MAX_BATCHES, and stops as soon as
@@ -162,7 +177,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       // Refills between ticks skip the outbox and pruning: once per tick is enough.
       if (housekeepingDue) {
         housekeptAt = now;
-        await housekeeping(now);
+        housekeeping(now);
       }
       return { claimed: tables.map((t) => t.id), runs };
     } catch (err) {
@@ -200,24 +215,26 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     },
     async tick() {
       const { claimed, runs } = await claimAndStart();
-      await Promise.all(runs);
+      await Promise.all([...runs, ...chores.values()]);
       return { claimed };
     },
     async stop(timeoutMs = s.stopTimeoutMs) {
       stopping = true;
       clearTimeout(timer);
       await claiming;
-      if (inFlight.size === 0) return;
+      // Chores end at their next batch once stopping; a webhook or a statement under way is
+      // waited for like a running check.
+      if (inFlight.size === 0 && chores.size === 0) return;
       let timeout: NodeJS.Timeout | undefined;
       const finished = await Promise.race([
-        Promise.allSettled([...inFlight]).then(() => true),
+        Promise.allSettled([...inFlight, ...chores.values()]).then(() => true),
         new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs))),
       ]);
       clearTimeout(timeout);
       if (!finished) {
         // The store closes next: leave the leases to expire so another instance takes over.
         for (const stopRenewing of [...renewals]) stopRenewing();
-        deps.logger.warn({ running: inFlight.size }, "scheduler stopped with checks still running; their leases will expire");
+        deps.logger.warn({ running: inFlight.size, chores: [...chores.keys()] }, "scheduler stopped with checks or chores still running; the leases will expire");
       }
     },
   };

@@ -1,7 +1,7 @@
 // The scheduler against a real PostgreSQL metadata store: leases with FOR UPDATE SKIP LOCKED
 // so two instances run every due table exactly once, renewed while a run outlasts them; the
 // same SQL (advisory lock included) on PGlite; transient connection failures retried with
-// backoff; startService runs and stops it in order.
+// backoff; housekeeping never holds up a claim; startService runs and stops it in order.
 // (Restarts and outages: monitoring-restart.test.ts; connection affinity: monitoring-affinity.test.ts.)
 
 import { createServer, connect, type Server, type Socket } from "node:net";
@@ -194,6 +194,44 @@ describe("transient connection failures", () => {
     refuse = 0;
   });
 });
+
+describe("housekeeping beside the claims", () => {
+  it("runs a table that comes due while an hour's pruning is stuck behind a lock", async () => {
+    const h = await createHarness({ random: () => 0, env: { MONITOR_TICK_MS: "100", STORE_QUERY_TIMEOUT_MS: "60000" } });
+    const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
+    await locker.connect();
+    const scheduler = createScheduler(h.deps, { instanceId: "housekeeper" });
+    try {
+      // The audit trail's pruning, the last of the hour's chores, waits on this lock.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      scheduler.start();
+      const pruneWaits = async () =>
+        (await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE '%audit_records%'", PG.database, [h.pgDatabase!.name]))[0]!.n > 0;
+      await until(pruneWaits, 10_000);
+
+      const user = await h.newUser();
+      const connectionId = await addConnection(h, user.token, db.body);
+      const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", interval_seconds: 60, checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 }] });
+      await until(async () => (await runsPerTable(h, [table.id])).get(table.id) === 1, 10_000);
+      expect(await pruneWaits()).toBe(true);
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      await locker.end();
+      await scheduler.stop();
+      await h.close();
+    }
+  });
+});
+
+/** Polls `done` every 20 ms until it holds; fails after `timeoutMs`. */
+async function until(done: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`not done within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe("on the embedded PGlite store", () => {
   it("claims and runs due tables with the same SQL", async () => {
