@@ -19,6 +19,9 @@ export const AUDIT_SQL_CHARS = 4096;
 const FLUSH_EVERY_MS = 200;
 const BATCH_ROWS = 500;
 const WARN_EVERY_MS = 10_000;
+/** Writes spent finding the records a store refuses as data, per batch: a few bad records
+ * cost about 2 log2(BATCH_ROWS) each; more than this many means the store, not the records. */
+const MAX_WRITES_PER_BATCH = 64;
 
 export interface AuditTrail extends StatementRecorder {
   /** Records not written yet. */
@@ -48,22 +51,35 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
   const drop = (record: NewAuditRecord, err: unknown) =>
     logger.error({ err, owner_id: record.ownerId, connection_id: record.connectionId, at: record.at }, "an audit record was refused by the store and dropped");
 
-  async function writeBatch(batch: NewAuditRecord[]): Promise<void> {
-    try {
-      await appendAuditRecords(store, batch);
-    } catch (err) {
-      // Anything but a record's own data (the store away, read-only, full, a permission
-      // revoked): the records wait, and statements are refused once the buffer is full.
-      if (!refusesData(err)) throw err;
-      // A record the store refuses: find it, so one bad record cannot keep the whole trail
-      // (and with it every statement) blocked.
-      if (batch.length === 1) return drop(batch[0]!, err);
-      for (const record of batch) {
-        await appendAuditRecords(store, [record]).catch((cause: unknown) => {
-          if (!refusesData(cause)) throw cause;
-          drop(record, cause);
-        });
+  /** Writes `batch`; on a refusal as data, finds the records at fault by halves and drops them,
+   * but only when the store took others of the batch: a store that refuses every record (a
+   * constraint or trigger an operator added, a column changed) is a store failure, and the
+   * records wait. `written` collects what went, so that a failure midway loses and repeats
+   * nothing. */
+  async function writeBatch(batch: NewAuditRecord[], written: Set<NewAuditRecord>): Promise<void> {
+    const refused: [NewAuditRecord, unknown][] = [];
+    let writes = 0;
+    const bisect = async (part: NewAuditRecord[]): Promise<void> => {
+      if (++writes > MAX_WRITES_PER_BATCH) throw new Error("the metadata store refuses most of the audit trail's records as data");
+      try {
+        await appendAuditRecords(store, part);
+        for (const record of part) written.add(record);
+      } catch (err) {
+        // Anything but a record's own data (the store away, read-only, full, a permission
+        // revoked): the records wait, and statements are refused once the buffer is full.
+        if (!refusesData(err)) throw err;
+        if (part.length === 1) return void refused.push([part[0]!, err]);
+        const half = Math.ceil(part.length / 2);
+        await bisect(part.slice(0, half));
+        await bisect(part.slice(half));
       }
+    };
+    await bisect(batch);
+    if (refused.length === 0) return;
+    if (written.size === 0) throw refused[0]![1];
+    for (const [record, err] of refused) {
+      drop(record, err);
+      written.add(record);
     }
   }
 
@@ -73,9 +89,12 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
   async function write(everything: boolean): Promise<boolean> {
     for (let first = true; buffer.length > 0 && (first || everything || buffer.length >= BATCH_ROWS); first = false) {
       const pending = buffer.slice(0, BATCH_ROWS);
+      const rows = pending.map(auditRow);
+      const written = new Set<NewAuditRecord>();
       try {
-        await writeBatch(pending.map(auditRow));
+        await writeBatch(rows, written);
       } catch (err) {
+        if (written.size > 0) buffer = buffer.filter((_, i) => i >= pending.length || !written.has(rows[i]!));
         warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");
         return false;
       }

@@ -328,12 +328,11 @@ describe("when the store cannot take records", () => {
 });
 
 describe("when the store refuses the trail's writes", () => {
-  /** Makes the store refuse every audit record whose SQL matches `pattern` with `sqlstate`, as a
-   * revoked permission (42501) or a value it cannot take (22023) does. */
-  async function refuse(h: Harness, sqlstate: string, pattern: string) {
-    await h.deps.store.db.execute(
-      sql.raw(`CREATE FUNCTION pulse_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.sql LIKE '${pattern}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '${sqlstate}'; END IF; RETURN NEW; END $$`),
-    );
+  /** Makes the store refuse every audit record whose SQL matches a rule's pattern with its
+   * SQLSTATE, as a revoked permission (42501) or a value it cannot take (22023) does. */
+  async function refuse(h: Harness, ...rules: [sqlstate: string, pattern: string][]) {
+    const checks = rules.map(([sqlstate, pattern]) => `IF NEW.sql LIKE '${pattern}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '${sqlstate}'; END IF;`);
+    await h.deps.store.db.execute(sql.raw(`CREATE FUNCTION pulse_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${checks.join(" ")} RETURN NEW; END $$`));
     await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_refuse BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION pulse_test_refuse()"));
     return async () => {
       await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_refuse ON audit_records"));
@@ -341,13 +340,16 @@ describe("when the store refuses the trail's writes", () => {
     };
   }
 
-  it("keeps every record while the store refuses them for a reason of its own (a revoked permission), and refuses statements once full", async () => {
+  it.each([
+    ["a revoked permission", "42501"],
+    ["a constraint every record fails, refused as data", "23514"],
+  ])("keeps every record while the store refuses them all (%s), and refuses statements once full", async (_, sqlstate) => {
     const small = await createHarness({ env: { AUDIT_BUFFER_RECORDS: "3" } });
     try {
       const user = await small.newConnectedUser();
       const run = (sql: string) => small.call("POST", "/query", { token: user.token, json: { sql } });
       expect(await small.deps.audit!.flush()).toBe(true); // the connection's introspection
-      const allow = await refuse(small, "42501", "%");
+      const allow = await refuse(small, [sqlstate, "%"]);
       const statuses: number[] = [];
       for (let i = 1; i <= 4; i++) {
         statuses.push((await run(`SELECT ${i}`)).status);
@@ -369,7 +371,7 @@ describe("when the store refuses the trail's writes", () => {
     try {
       const user = await own.newConnectedUser();
       const run = (sql: string) => own.call("POST", "/query", { token: user.token, json: { sql } });
-      const allow = await refuse(own, "22023", "%poison%");
+      const allow = await refuse(own, ["22023", "%poison%"]);
       try {
         for (const statement of ["SELECT 'before'", "SELECT 'poison'", "SELECT 'after'"]) expect((await run(statement)).status).toBe(200);
         expect(await own.deps.audit!.flush()).toBe(true);
@@ -381,6 +383,54 @@ describe("when the store refuses the trail's writes", () => {
       const dropped = own.logs.join("").split("\n").filter((line) => line.includes("an audit record was refused by the store and dropped"));
       expect(dropped).toHaveLength(1);
       expect(JSON.parse(dropped[0]!)).toMatchObject({ owner_id: user.id, err: expect.objectContaining({ message: expect.stringContaining("refused") }) });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("writes each record once when the store fails midway through finding the one it refuses", async () => {
+    const own = await createHarness();
+    try {
+      const user = await own.newConnectedUser();
+      const run = (sql: string) => own.call("POST", "/query", { token: user.token, json: { sql } });
+      expect(await own.deps.audit!.flush()).toBe(true);
+      const allow = await refuse(own, ["22023", "%poison%"], ["42501", "%denied%"]);
+      try {
+        for (const statement of ["SELECT 'first'", "SELECT 'poison'", "SELECT 'denied'"]) expect((await run(statement)).status).toBe(200);
+        // 'first' goes; the store then fails on 'denied' before 'poison' can be judged.
+        expect(await own.deps.audit!.flush()).toBe(false);
+        expect(own.deps.audit!.pending).toBe(2);
+      } finally {
+        await allow();
+      }
+      expect(await own.deps.audit!.flush()).toBe(true);
+      const page = await own.call("GET", "/api/audit?source=query", { token: user.token });
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 'denied'", "SELECT 'poison'", "SELECT 'first'"]);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("drops a refused record only once the store has taken another of its batch", async () => {
+    const own = await createHarness();
+    try {
+      const user = await own.newConnectedUser();
+      const run = (sql: string) => own.call("POST", "/query", { token: user.token, json: { sql } });
+      expect(await own.deps.audit!.flush()).toBe(true);
+      const allow = await refuse(own, ["22023", "%poison%"]);
+      try {
+        expect((await run("SELECT 'poison'")).status).toBe(200);
+        // Alone, it cannot tell a bad record from a store that refuses every record: it waits.
+        expect(await own.deps.audit!.flush()).toBe(false);
+        expect(own.deps.audit!.pending).toBe(1);
+        expect((await run("SELECT 'after'")).status).toBe(200);
+        expect(await own.deps.audit!.flush()).toBe(true);
+      } finally {
+        await allow();
+      }
+      const page = await own.call("GET", "/api/audit?source=query", { token: user.token });
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 'after'"]);
+      expect(own.logs.join("").split("an audit record was refused by the store and dropped")).toHaveLength(2);
     } finally {
       await own.close();
     }
