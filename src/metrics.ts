@@ -99,6 +99,9 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     registers: [registry],
   });
   let sources: Parameters<Metrics["readAtScrape"]>[0] | undefined;
+  /** The count being read: scrapes while the store is slow share it rather than each adding a
+   * read that waits for the store's statement timeout. */
+  let counting: Promise<number> | undefined;
   new Gauge({
     name: "pulse_connectors_open",
     help: "Connectors (connection pools) open in this process's cache",
@@ -113,7 +116,9 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     registers: [registry],
     async collect() {
       // The store unreachable or slow: the scrape still answers, at once, with the last count.
-      if (sources) await within(sources.openAlerts(), ALERTS_READ_WAIT_MS, "counting open alerts").then((n) => this.set(n), () => {});
+      if (!sources) return;
+      counting ??= sources.openAlerts().finally(() => (counting = undefined));
+      await within(counting, ALERTS_READ_WAIT_MS, "counting open alerts").then((n) => this.set(n), () => {});
     },
   });
 

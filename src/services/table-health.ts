@@ -39,6 +39,9 @@ const HEALTH_READ_WAIT_MS = 1_000;
 interface Cached {
   at: number;
   alerts: Promise<AlertOnTable[]>;
+  /** Not settled yet: shared however old, so a slow store gets one read per user at a time,
+   * not one more every HEALTH_CACHE_MS until its statement timeout. */
+  pending: boolean;
 }
 
 /** Per app (its store), per user: the user's active alerts, read at most every HEALTH_CACHE_MS. */
@@ -49,12 +52,16 @@ function activeAlertsOf(deps: Deps, userId: number): Promise<AlertOnTable[]> {
   if (!cache) caches.set(deps.store, (cache = new Map()));
   const now = Date.now();
   const cached = cache.get(userId);
-  if (cached && now - cached.at < HEALTH_CACHE_MS) return cached.alerts;
+  if (cached && (cached.pending || now - cached.at < HEALTH_CACHE_MS)) return cached.alerts;
   if (cache.size >= MAX_CACHED_USERS) cache.clear();
   const alerts = activeAlertsOnTables(deps.store.db, userId);
-  cache.set(userId, { at: now, alerts });
-  // A failed read is not remembered: the next statement asks again.
-  alerts.catch(() => cache.delete(userId));
+  const entry: Cached = { at: now, alerts, pending: true };
+  cache.set(userId, entry);
+  alerts.then(
+    () => (entry.pending = false),
+    // A failed read is not remembered: the next statement asks again.
+    () => cache.get(userId) === entry && cache.delete(userId),
+  );
   return alerts;
 }
 

@@ -5,13 +5,14 @@
 // answered "unavailable" never commits later. A transaction failing on its own error (a unique
 // violation) rolls back and keeps its session. A migration whose session is lost fails; the
 // process goes on to report it. And what a response can do without (a result's open alerts,
-// the alert count of /metrics) is waited for a second at most.
+// the alert count of /metrics) is waited for a second at most, one read at a time.
 
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { openStore } from "../../src/store/client.js";
+import { HEALTH_CACHE_MS } from "../../src/services/table-health.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { createHarness } from "../support/harness.js";
 import { createPgDatabase, pgAdmin, PG } from "../support/services.js";
@@ -177,4 +178,27 @@ describe("reads a response can do without, when the store is slow", () => {
       await h.close();
     }
   }, 30_000);
+
+  it("keeps one read of a user's alerts and one count for /metrics waiting, however many requests come meanwhile", async () => {
+    const metricsToken = "scrape-token-0123456789abcdef";
+    const h = await createHarness({ env: { METRICS_TOKEN: metricsToken, STORE_QUERY_TIMEOUT_MS: "30000" } });
+    const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
+    try {
+      const user = await h.newConnectedUser();
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE");
+      const query = () => h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1 AS one" } });
+      for (let i = 0; i < 3; i++) expect((await h.call("GET", "/metrics", { token: metricsToken })).status).toBe(200);
+      expect((await query()).status).toBe(200);
+      // Past the health cache's age: the first read still waits, and is what the next result gets.
+      await new Promise((resolve) => setTimeout(resolve, HEALTH_CACHE_MS + 200));
+      expect((await query()).status).toBe(200);
+      const waiting = await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", PG.database, [h.pgDatabase!.name]);
+      expect(waiting[0]!.n).toBe(2);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await h.close();
+    }
+  }, 60_000);
 });
