@@ -15,6 +15,7 @@ import {
   type Tx,
 } from "../store/monitoring-alerts.js";
 import type { AlertRow, MonitoredTableRow } from "../store/schema.js";
+import { violatesForeignKey } from "../store/unavailable.js";
 import {
   initialAlertState,
   nextAlertState,
@@ -138,7 +139,7 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
     const current = existing.get(outcome.checkKey);
     const quiet = !current || isQuiet(stateOf(current));
     if (quiet && (outcome.status === "pass" || outcome.status === "skipped")) continue;
-    const applied = await deps.store.db.transaction(async (tx) => {
+    const apply = () => deps.store.db.transaction(async (tx) => {
       const initial = initialAlertState(UNNAMED);
       const row = await lockAlertOfCheck(
         tx,
@@ -149,6 +150,12 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
       const named = stateOf(row).alertId === UNNAMED ? await saveAlert(tx, row.id, fieldsOf({ ...stateOf(row), alertId: `alert:${row.id}` })) : row;
       const event: AlertEvent = { type: "check", at: outcome.at, outcome: outcome.status, detail: outcome.message };
       return applyEvent(deps, tx, table, named, event);
+    });
+    // A channel deleted between the read of the owner's channels and the insert of its
+    // notification: once more, with the channels as they are now.
+    const applied = await apply().catch((err: unknown) => {
+      if (!violatesForeignKey(err, "sent_notifications_channel_id_notification_channels_id_fk")) throw err;
+      return apply();
     });
     applied.logged();
     queued += applied.queued;

@@ -12,7 +12,7 @@ import type { CheckConfig, CheckKind } from "../store/column-types.js";
 import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
-import { isStoreUnavailable, sqlStateOf } from "../store/unavailable.js";
+import { isStoreUnavailable, violatesForeignKey } from "../store/unavailable.js";
 import { feedOutcomes } from "./alerts.js";
 import { BASELINE_DEFAULTS, type MetricPoint } from "./baselines.js";
 import { checkKey, columnsOf } from "./check-config.js";
@@ -109,7 +109,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   } catch (err) {
     // Deleted while its checks ran: an alert for it fails on its key to the table, and the
     // runs just saved go with the rest of its history (purgeOrphanedRuns).
-    if (!isForeignKeyViolation(err)) throw err;
+    if (!violatesForeignKey(err, "alerts_table_id_monitored_tables_id_fk")) throw err;
     deps.logger.info({ table_id: table.id }, "monitored table deleted during its run; outcomes dropped");
     return { ...report(table, trigger, startedAt, m.now(), null, runs.map((r) => ({ ...outcomeOf({ ...r, id: 0 }), run_id: null }))), notifications_queued: 0 };
   }
@@ -152,8 +152,6 @@ function report(
     outcomes,
   };
 }
-
-const isForeignKeyViolation = (err: unknown) => sqlStateOf(err) === "23503";
 
 export function outcomeOf(row: CheckRunRow): CheckOutcome {
   return {

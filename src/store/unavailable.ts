@@ -34,14 +34,30 @@ export function isStoreUnavailable(err: unknown): boolean {
 /** PostgreSQL's error classes (not an errno such as EPIPE, which is as long). */
 const SQLSTATE = /^([0-5][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/;
 
-/** The SQLSTATE the store answered with, on the error or its cause; undefined for a failure
- * with none (a lost connection, a timeout). */
-export function sqlStateOf(err: unknown): string | undefined {
+interface StoreError {
+  code: string;
+  /** The constraint violated, where the error is a constraint's. */
+  constraint?: string;
+}
+
+/** The store's own error, the error or its cause; undefined for a failure with none (a lost
+ * connection, a timeout). */
+function storeErrorOf(err: unknown): StoreError | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && SQLSTATE.test(code)) return code;
+    if (typeof code === "string" && SQLSTATE.test(code)) return e as StoreError;
   }
   return undefined;
+}
+
+/** The SQLSTATE the store answered with. */
+export const sqlStateOf = (err: unknown): string | undefined => storeErrorOf(err)?.code;
+
+/** Whether the store refused a write on the foreign key `constraint`: what it refers to was
+ * deleted meanwhile. */
+export function violatesForeignKey(err: unknown, constraint: string): boolean {
+  const e = storeErrorOf(err);
+  return e?.code === "23503" && e.constraint === constraint;
 }
 
 export const storeUnavailable = () =>

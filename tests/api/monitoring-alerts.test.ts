@@ -1,12 +1,14 @@
 // /api/alerts over HTTP: alerts open from failing checks, then are listed by status and table,
-// acknowledged, muted until a time, resolved by hand; other users' alerts are 404.
+// acknowledged, muted until a time, resolved by hand; other users' alerts are 404. A run that
+// races the deletion of its table or of a channel.
 
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { deliverDueNotifications } from "../../src/monitoring/notifiers.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
-import { pgAdmin } from "../support/services.js";
+import { PG, pgAdmin } from "../support/services.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 let h: Harness;
@@ -147,6 +149,84 @@ describe("notifications and disabled channels", () => {
       [[offId, laterId]],
     );
     expect(rows).toEqual([{ channel_id: laterId, status: "failed", last_error: "channel disabled" }]);
+  });
+});
+
+describe("a run that races a deletion", () => {
+  /** A session of its own on `database`, for holding locks. */
+  async function sessionOn(database: string) {
+    const client = new pg.Client({ host: PG.host, port: PG.port, user: PG.user, database });
+    await client.connect();
+    return client;
+  }
+  /** Waits until a session of `database` waits on a lock with a statement matching `like`. */
+  async function untilWaiting(database: string, like: string) {
+    for (let i = 0; i < 200; i++) {
+      const rows = await pgAdmin("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE $2", PG.database, [database, like]);
+      if (rows.length > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`nothing waited on ${like} in ${database}`);
+  }
+
+  it("notifies the channels left when one is deleted between the read of the channels and the notification's insert", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, target.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    const gone = await addWebhook(h, user.token, `${hooks.url}/gone-${user.id}`);
+    const kept = await addWebhook(h, user.token, `${hooks.url}/kept-${user.id}`);
+    const store = h.pgDatabase!.name;
+    const deleter = await sessionOn(store);
+    try {
+      // Deleted, not yet committed: the run reads the channel, and its insert waits on the row.
+      await deleter.query("BEGIN");
+      await deleter.query("DELETE FROM notification_channels WHERE id = $1", [gone]);
+      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      await untilWaiting(store, "%sent_notifications%");
+      await deleter.query("COMMIT");
+      const run = await running;
+      expect(run.status).toBe(200);
+      expect(run.body.outcomes[0]).toMatchObject({ status: "fail", run_id: expect.any(Number) });
+      expect(run.body.notifications_queued).toBe(1);
+    } finally {
+      await deleter.end();
+    }
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([expect.objectContaining({ table_id: table.id, status: "open" })]);
+    const queued = await pgAdmin<{ channel_id: number }>("SELECT channel_id FROM sent_notifications WHERE channel_id = ANY($1)", store, [[gone, kept]]);
+    expect(queued).toEqual([{ channel_id: kept }]);
+  });
+
+  it("drops the outcomes of a table deleted while its checks ran, and answers with them unsaved", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, target.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    const monitored = target.body.database_name as string;
+    const locker = await sessionOn(monitored);
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      await untilWaiting(monitored, "%count(*)%");
+      expect((await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })).status).toBe(204);
+      await locker.query("ROLLBACK");
+      const run = await running;
+      expect(run.status).toBe(200);
+      expect(run.body.outcomes).toEqual([expect.objectContaining({ status: "fail", run_id: null })]);
+    } finally {
+      await locker.end();
+    }
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+    expect(h.logs.join("")).toContain("monitored table deleted during its run");
   });
 });
 
