@@ -18,7 +18,7 @@ import { DEFAULT_STORE_QUERY_TIMEOUT_MS } from "../config.js";
 import { projectPath } from "../paths.js";
 import { reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
-import { isStoreUnavailable } from "./unavailable.js";
+import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import * as schema from "./schema.js";
 
@@ -41,6 +41,11 @@ export interface Store {
 const migrationsFolder = projectPath("migrations");
 /** Arbitrary constant: instances starting together take turns applying migrations. */
 const MIGRATION_LOCK_KEY = 7_311_520_431;
+/** How long a migration's statement waits for a table's lock, and how many times the migration
+ * is tried (each failed try rolls back whole; the waits between grow: 5, 10, 15, 20 s). */
+const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
+const MIGRATION_ATTEMPTS = 5;
+const LOCK_NOT_AVAILABLE = "55P03";
 
 export type StoreLocation = { databaseUrl: string; queryTimeoutMs?: number } | { pgliteDir: string | null };
 
@@ -111,7 +116,19 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
       await client.connect();
       try {
         await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
-        await migratePg(drizzlePg(client), { migrationsFolder });
+        // A migration's DDL waits for the tables it changes behind the running instances'
+        // statements, and every later statement on them queues behind the DDL: a long wait
+        // would stall the running instances. So it waits briefly, lets go, and tries again.
+        await client.query(`SET lock_timeout = ${MIGRATION_LOCK_TIMEOUT_MS}`);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await migratePg(drizzlePg(client), { migrationsFolder });
+            break;
+          } catch (err) {
+            if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE || attempt === MIGRATION_ATTEMPTS) throw err;
+            await new Promise((resolve) => setTimeout(resolve, attempt * MIGRATION_LOCK_TIMEOUT_MS));
+          }
+        }
       } finally {
         await client.end();
       }

@@ -153,6 +153,47 @@ describe("migrations when the store fails", () => {
   });
 });
 
+describe("a migration beside running instances", () => {
+  it("does not queue the running instances' statements behind its wait for a table, and applies once the table is free", async () => {
+    const own = await createPgDatabase("pulse_store_migrate");
+    const store = await openStore({ databaseUrl: own.url });
+    const reader = new pg.Client({ connectionString: own.url });
+    const instance = new pg.Client({ connectionString: own.url });
+    try {
+      await store.migrate();
+      // Migration 0008 made pending again: its foreign key back, its indexes gone, its record gone.
+      await own.query(`
+        ALTER TABLE check_runs ADD CONSTRAINT check_runs_table_id_monitored_tables_id_fk FOREIGN KEY (table_id) REFERENCES monitored_tables(id) ON DELETE CASCADE;
+        DROP INDEX sent_notifications_channel_idx;
+        DROP INDEX sent_notifications_alert_idx;
+        DELETE FROM drizzle.__drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM drizzle.__drizzle_migrations)`);
+      // A long report on check_runs, as a running instance's history read can be.
+      await reader.connect();
+      await reader.query("BEGIN");
+      await reader.query("SELECT count(*) FROM check_runs");
+      const migrating = store.migrate();
+      migrating.catch(() => {}); // awaited below; not left unhandled if an expectation fails first
+      const waiting = () => pgAdmin("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse-migrate' AND wait_event_type = 'Lock'", PG.database, [own.name]);
+      for (let i = 0; i < 100 && (await waiting()).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await waiting()).toHaveLength(1);
+      // Queued behind the migration's request for the table, this waits only until the migration lets go.
+      await instance.connect();
+      const read = instance.query("SELECT count(*) FROM check_runs").then(() => "read");
+      const outcome = await Promise.race([read, new Promise((resolve) => setTimeout(() => resolve("still queued"), 15_000))]);
+      expect(outcome).toBe("read");
+      await reader.query("COMMIT");
+      await migrating;
+      const indexes = await own.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE indexname IN ('sent_notifications_alert_idx', 'sent_notifications_channel_idx')");
+      expect(indexes).toHaveLength(2);
+    } finally {
+      await reader.end().catch(() => undefined);
+      await instance.end().catch(() => undefined);
+      await store.close();
+      await own.drop();
+    }
+  }, 60_000);
+});
+
 describe("reads a response can do without, when the store is slow", () => {
   it("answers /query and /metrics at once, without the open alerts, while the alerts cannot be read", async () => {
     const metricsToken = "scrape-token-0123456789abcdef";
