@@ -4,12 +4,12 @@
 import { DomainError } from "../errors.js";
 
 /** SQLSTATEs of a store that cannot serve Pulse now, though Pulse asked nothing wrong:
- * connection exceptions (class 08); shutdown, cannot-connect-now, database dropped (57P01-04);
- * a statement cancelled, as the pool's statement_timeout does (57014); out of resources
+ * connection exceptions (class 08); shutdown, cannot-connect-now, database dropped, an idle
+ * session ended (57P01-05); a statement cancelled, as the pool's statement_timeout does (57014); out of resources
  * (class 53: disk full, out of memory, too many connections); system errors (class 58: I/O); a
  * read-only server (25006: failed over to a standby); a lock or serialization conflict that a
  * retry resolves (55P03, 40001, 40P01). */
-const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-4]|57014|53...|58...|25006|55P03|40001|40P01)$/;
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-5]|57014|53...|58...|25006|55P03|40001|40P01)$/;
 const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 /** node-postgres reports these as plain Errors without a code (a read timeout: a query to a
  * store gone silent, see client.ts's query_timeout). */

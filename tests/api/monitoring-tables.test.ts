@@ -202,13 +202,16 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
 });
 
 describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
-  it("counts a check that Pulse's metadata store failed under as skipped, not as a failure of the table", async () => {
+  it.each([
+    ["57P01", "terminating connection due to administrator command"],
+    ["57P05", "terminating connection due to idle-session timeout"],
+  ])("counts a check that Pulse's metadata store failed under (%s) as skipped, not as a failure of the table", async (sqlstate, message) => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "schema_drift" }] });
-    // The store shutting down (57P01) just as the check saves the table's first snapshot.
+    // The store ending the session just as the check saves the table's first snapshot.
     await h.deps.store.db.execute(
       sql.raw(
-        "CREATE FUNCTION pulse_test_store_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.schema_snapshot IS DISTINCT FROM OLD.schema_snapshot THEN RAISE EXCEPTION 'terminating connection due to administrator command' USING ERRCODE = '57P01'; END IF; RETURN NEW; END $$",
+        `CREATE FUNCTION pulse_test_store_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.schema_snapshot IS DISTINCT FROM OLD.schema_snapshot THEN RAISE EXCEPTION '${message}' USING ERRCODE = '${sqlstate}'; END IF; RETURN NEW; END $$`,
       ),
     );
     await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_store_down BEFORE UPDATE ON monitored_tables FOR EACH ROW EXECUTE FUNCTION pulse_test_store_down()"));
