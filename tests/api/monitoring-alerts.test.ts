@@ -27,16 +27,21 @@ afterAll(async () => {
   await hooks?.close();
 });
 
-/** A user with a table whose custom check fails (3 rows, at most 0) and opens on its first failure. */
-async function failingTable() {
-  const user = await h.newUser();
+/** A table of `user`'s whose custom check fails (3 rows, at most 0) and opens on its first failure. */
+async function addFailingTable(user: { token: string }) {
   const connectionId = await addConnection(h, user.token, target.body);
-  const table = await monitorTable(h, user.token, {
+  return monitorTable(h, user.token, {
     connection_id: connectionId,
     table: "events",
     checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
     alert: { open_after: 1 },
   });
+}
+
+/** A user with a failing table, notified by webhook, run once: its alert is open. */
+async function failingTable() {
+  const user = await h.newUser();
+  const table = await addFailingTable(user);
   const path = `/hook-${user.id}`;
   await addWebhook(h, user.token, `${hooks.url}${path}`);
   const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
@@ -171,13 +176,7 @@ describe("a run that races a deletion", () => {
 
   it("notifies the channels left when one is deleted between the read of the channels and the notification's insert", async () => {
     const user = await h.newUser();
-    const connectionId = await addConnection(h, user.token, target.body);
-    const table = await monitorTable(h, user.token, {
-      connection_id: connectionId,
-      table: "events",
-      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
-      alert: { open_after: 1 },
-    });
+    const table = await addFailingTable(user);
     const gone = await addWebhook(h, user.token, `${hooks.url}/gone-${user.id}`);
     const kept = await addWebhook(h, user.token, `${hooks.url}/kept-${user.id}`);
     const store = h.pgDatabase!.name;
@@ -203,13 +202,7 @@ describe("a run that races a deletion", () => {
 
   it("drops the outcomes of a table deleted while its checks ran, and answers with them unsaved", async () => {
     const user = await h.newUser();
-    const connectionId = await addConnection(h, user.token, target.body);
-    const table = await monitorTable(h, user.token, {
-      connection_id: connectionId,
-      table: "events",
-      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 0 }],
-      alert: { open_after: 1 },
-    });
+    const table = await addFailingTable(user);
     const monitored = target.body.database_name as string;
     const locker = await sessionOn(monitored);
     try {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/client.js";
 import { HEALTH_CACHE_MS } from "../../src/services/table-health.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
-import { createHarness } from "../support/harness.js";
+import { createHarness, type Harness } from "../support/harness.js";
 import { createPgDatabase, pgAdmin, PG } from "../support/services.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
 
@@ -195,16 +195,27 @@ describe("a migration beside running instances", () => {
 });
 
 describe("reads a response can do without, when the store is slow", () => {
-  it("answers /query and /metrics at once, without the open alerts, while the alerts cannot be read", async () => {
-    const metricsToken = "scrape-token-0123456789abcdef";
-    const h = await createHarness({ env: { METRICS_TOKEN: metricsToken } });
+  const metricsToken = "scrape-token-0123456789abcdef";
+  type User = Awaited<ReturnType<Harness["newConnectedUser"]>>;
+  /** Runs `test` while the store's alerts table is locked: every read of the alerts waits behind
+   * the lock until the store's statement timeout. */
+  async function withAlertsLocked(env: Record<string, string>, test: (h: Harness, user: User) => Promise<void>) {
+    const h = await createHarness({ env: { METRICS_TOKEN: metricsToken, ...env } });
     const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
     try {
       const user = await h.newConnectedUser();
-      // Every read of the alerts waits behind this lock until the store's statement timeout.
       await locker.connect();
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE");
+      await test(h, user);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await h.close();
+    }
+  }
+
+  it("answers /query and /metrics at once, without the open alerts, while the alerts cannot be read", () =>
+    withAlertsLocked({}, async (h, user) => {
       const started = Date.now();
       const answered = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1 AS one" } });
       expect(answered.status).toBe(200);
@@ -214,21 +225,10 @@ describe("reads a response can do without, when the store is slow", () => {
       // Bounded at 1 s each, far from STORE_QUERY_TIMEOUT_MS (15 s).
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(h.logs.join("")).toContain("open alerts could not be read for a result's health");
-    } finally {
-      await locker.end().catch(() => undefined);
-      await h.close();
-    }
-  }, 30_000);
+    }), 30_000);
 
-  it("keeps one read of a user's alerts and one count for /metrics waiting, however many requests come meanwhile", async () => {
-    const metricsToken = "scrape-token-0123456789abcdef";
-    const h = await createHarness({ env: { METRICS_TOKEN: metricsToken, STORE_QUERY_TIMEOUT_MS: "30000" } });
-    const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
-    try {
-      const user = await h.newConnectedUser();
-      await locker.connect();
-      await locker.query("BEGIN");
-      await locker.query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE");
+  it("keeps one read of a user's alerts and one count for /metrics waiting, however many requests come meanwhile", () =>
+    withAlertsLocked({ STORE_QUERY_TIMEOUT_MS: "30000" }, async (h, user) => {
       const query = () => h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1 AS one" } });
       for (let i = 0; i < 3; i++) expect((await h.call("GET", "/metrics", { token: metricsToken })).status).toBe(200);
       expect((await query()).status).toBe(200);
@@ -237,9 +237,6 @@ describe("reads a response can do without, when the store is slow", () => {
       expect((await query()).status).toBe(200);
       const waiting = await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", PG.database, [h.pgDatabase!.name]);
       expect(waiting[0]!.n).toBe(2);
-    } finally {
-      await locker.end().catch(() => undefined);
-      await h.close();
-    }
-  }, 60_000);
+    }), 60_000);
 });
+
