@@ -2,7 +2,7 @@
 // (every backend of the bench's database, from /proc) and Pulse's own (this process), per
 // record, for batches of 500 records in the mix of bench/audit.ts. Three ways, interleaved in
 // rounds, each into its own table: the indexes of migration 0003 written by the INSERT ...
-// SELECT FROM unnest(arrays) Pulse used before, today's indexes by that INSERT, and today's
+// SELECT FROM unnest(arrays) Pulse used first, migration 0007's indexes by COPY, and today's
 // indexes by COPY (appendAuditRecords, what Pulse runs). Autovacuum is off on the three tables
 // so that it does not land on one round and not another.
 // Run: npx tsx bench/audit-writes.ts (ROUNDS, BATCHES), or npm run bench:audit with bench/audit.ts.
@@ -47,7 +47,7 @@ function batch(): NewAuditRecord[] {
   });
 }
 
-/** The writer before this change (commit 34a4e42's insertAuditRecords), into `table`. */
+/** The first writer (commit 34a4e42's insertAuditRecords), into `table`. */
 async function insertByUnnest(store: Store, table: string, records: NewAuditRecord[]): Promise<void> {
   const numbers = (pick: (r: NewAuditRecord) => number | null | undefined) => sql.param(`{${records.map((r) => pick(r) ?? "NULL").join(",")}}`);
   const texts = (pick: (r: NewAuditRecord) => string | null | undefined) => sql.param(records.map((r) => pick(r) ?? null));
@@ -74,15 +74,20 @@ try {
     CREATE INDEX ON audit_records_0003 (owner_id, connection_id, id);
     CREATE INDEX ON audit_records_0003 (owner_id, outcome, id);
     CREATE INDEX ON audit_records_0003 (at);
-    CREATE TABLE audit_records_unnest (LIKE audit_records INCLUDING ALL);
+    CREATE TABLE audit_records_0007 (LIKE audit_records INCLUDING DEFAULTS INCLUDING IDENTITY);
+    ALTER TABLE audit_records_0007 ADD PRIMARY KEY (owner_id, id);
+    CREATE INDEX ON audit_records_0007 (connection_id, owner_id, id);
+    CREATE INDEX ON audit_records_0007 (owner_id, outcome, id) WHERE outcome <> 'ok';
+    CREATE INDEX ON audit_records_0007 (at);
     ALTER TABLE audit_records SET (autovacuum_enabled = false);
     ALTER TABLE audit_records_0003 SET (autovacuum_enabled = false);
-    ALTER TABLE audit_records_unnest SET (autovacuum_enabled = false);`));
+    ALTER TABLE audit_records_0007 SET (autovacuum_enabled = false);`));
+  const into0007: Pick<Store, "copyRows"> = { copyRows: (_, columns, rows) => store.copyRows("audit_records_0007", columns, rows) };
 
   const ways: [string, (records: NewAuditRecord[]) => Promise<void>][] = [
-    ["0003 indexes (id key + 4 btrees), INSERT ... unnest (before)", (r) => insertByUnnest(store, "audit_records_0003", r)],
-    ["today's indexes, INSERT ... unnest", (r) => insertByUnnest(store, "audit_records_unnest", r)],
-    ["today's indexes, COPY (appendAuditRecords)", (r) => appendAuditRecords(store, r)],
+    ["0003 indexes (id key + 4 btrees), INSERT ... unnest (the first writer)", (r) => insertByUnnest(store, "audit_records_0003", r)],
+    ["0007 indexes (time alone), COPY", (r) => appendAuditRecords(into0007, r)],
+    ["today's indexes (0009: owner and time), COPY (appendAuditRecords)", (r) => appendAuditRecords(store, r)],
   ];
 
   /** CPU so far of every backend serving the bench's database, in µs. */

@@ -1,7 +1,7 @@
 // Repository of the audit trail: batches appended by COPY, the owner's filtered pages (newest first,
-// keyset on id), and retention in bounded batches.
+// keyset on time and id), and retention in bounded batches.
 
-import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, lte, sql, type SQL } from "drizzle-orm";
 
 import type { Db, Store } from "./client.js";
 import { rowsOf } from "./rows.js";
@@ -61,12 +61,14 @@ export interface AuditFilter {
   outcome?: AuditRecordRow["outcome"] | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
-  /** Only records older than this id (the previous page's last). */
+  /** Only records after this one in page order (the previous page's last record's id). */
   before?: number | undefined;
   limit: number;
 }
 
-/** One page of the owner's records, newest first (awaitable; `toSQL()` shows the statement). */
+/** One page of the owner's records, newest first by time, then by id (awaitable; `toSQL()`
+ * shows the statement). A cursor whose record was pruned meanwhile ends the listing: what
+ * followed it is older still. */
 export function listAuditRecords(db: Db, filter: AuditFilter) {
   const conditions: SQL[] = [eq(auditRecords.ownerId, filter.ownerId)];
   if (filter.connectionId !== undefined) conditions.push(eq(auditRecords.connectionId, filter.connectionId));
@@ -76,25 +78,36 @@ export function listAuditRecords(db: Db, filter: AuditFilter) {
   if (filter.outcome !== undefined && filter.outcome !== "ok") conditions.push(sql`${auditRecords.outcome} <> 'ok'`);
   if (filter.from !== undefined) conditions.push(gte(auditRecords.at, filter.from));
   if (filter.to !== undefined) conditions.push(lte(auditRecords.at, filter.to));
-  if (filter.before !== undefined) conditions.push(lt(auditRecords.id, filter.before));
+  if (filter.before !== undefined) {
+    conditions.push(sql`(${auditRecords.at}, ${auditRecords.id}) < (SELECT at, id FROM audit_records WHERE owner_id = ${filter.ownerId} AND id = ${filter.before})`);
+  }
   return db
     .select()
     .from(auditRecords)
     .where(and(...conditions))
-    .orderBy(desc(auditRecords.id))
+    .orderBy(desc(auditRecords.at), desc(auditRecords.id))
     .limit(filter.limit);
 }
 
-/** Deletes up to `limit` of the records older than `before`, oldest first; returns how many
- * went. The caller repeats it while whole batches go (src/monitoring/scheduler.ts), so a
- * backlog never holds long locks nor runs past the store's statement timeout. */
+/** Deletes up to `limit` of the records older than `before`, each owner's oldest first;
+ * returns how many went. The caller repeats it while whole batches go
+ * (src/monitoring/scheduler.ts), so a backlog never holds long locks nor runs past the store's
+ * statement timeout. */
 export async function pruneAuditRecords(db: Db, before: Date, limit: number): Promise<number> {
-  // By row address: the key is (owner, id), and a record is never updated, so its address
-  // holds for the statement.
+  // Owner by owner on (owner_id, at, id): the owners are found by skipping through the index
+  // (one probe each), and a record is never updated, so its row address holds for the statement.
   const result = await db.execute(sql`
-    WITH gone AS (
+    WITH RECURSIVE owners AS (
+      (SELECT owner_id AS id FROM audit_records ORDER BY owner_id LIMIT 1)
+      UNION ALL
+      SELECT (SELECT owner_id FROM audit_records WHERE owner_id > owners.id ORDER BY owner_id LIMIT 1) FROM owners WHERE owners.id IS NOT NULL
+    ),
+    gone AS (
       DELETE FROM audit_records
-      WHERE ctid = ANY (ARRAY(SELECT ctid FROM audit_records WHERE at < ${before.toISOString()} ORDER BY at LIMIT ${limit}))
+      WHERE ctid = ANY (ARRAY(
+        SELECT old.ctid FROM owners
+        CROSS JOIN LATERAL (SELECT ctid FROM audit_records WHERE owner_id = owners.id AND at < ${before.toISOString()} ORDER BY at LIMIT ${limit}) old
+        LIMIT ${limit}))
       RETURNING 1
     )
     SELECT count(*)::int AS n FROM gone`);

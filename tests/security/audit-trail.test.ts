@@ -9,7 +9,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startService } from "../../src/lifecycle.js";
-import { appendAuditRecords, listAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
+import { appendAuditRecords, listAuditRecords, pruneAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
@@ -214,6 +214,23 @@ describe("GET /api/audit", () => {
     expect(pages[0]).toHaveLength(2);
   });
 
+  it("lists by the statements' time, a record written late in its place, and pages through records of the same millisecond", async () => {
+    const user = await h.newUser();
+    const at = new Date(Date.now() - 3_600_000);
+    // Written in this order: the late one (buffered through a store outage) last.
+    const same = Array.from({ length: 5 }, (_, i) => recordOf({ at, ownerId: user.id, sql: `SELECT 'same ${i}'` }));
+    await appendAuditRecords(h.deps.store, [recordOf({ ownerId: user.id, sql: "SELECT 'now'" }), ...same]);
+    await appendAuditRecords(h.deps.store, [recordOf({ at: new Date(at.getTime() - 1), ownerId: user.id, sql: "SELECT 'late'" })]);
+    const pages: string[][] = [];
+    let cursor: number | null = null;
+    do {
+      const page: Awaited<ReturnType<typeof audit>> = await audit(user, `?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      pages.push(page.records.map((r) => r.sql));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    expect(pages.flat()).toEqual(["SELECT 'now'", "SELECT 'same 4'", "SELECT 'same 3'", "SELECT 'same 2'", "SELECT 'same 1'", "SELECT 'same 0'", "SELECT 'late'"]);
+  });
+
   it("answers 422 naming the field for bad filters, and 401 without a token", async () => {
     const user = await h.newUser();
     for (const [query, field] of [
@@ -242,7 +259,7 @@ describe("GET /api/audit", () => {
 });
 
 describe("the statements behind GET /api/audit", () => {
-  it("reach an owner's records by index: their pages, a connection's (even another user's) and the rare outcomes", async () => {
+  it("reach an owner's records by index in page order: their pages, a time window however far back, a connection's (even another user's) and the rare outcomes", async () => {
     const [alice, bob] = [await h.newUser(), await h.newUser()];
     const records = [alice, bob].flatMap((user, u) =>
       Array.from({ length: 3000 }, (_, i) =>
@@ -267,11 +284,25 @@ describe("the statements behind GET /api/audit", () => {
         const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${sql}`, params);
         return JSON.stringify(rows[0]["QUERY PLAN"]);
       };
-      expect(await plan({ ownerId: alice.id })).toContain('"Index Name":"audit_records_owner_id_id_pk"');
-      expect(await plan({ ownerId: alice.id, before: 1_000_000_000 })).toContain('"Index Name":"audit_records_owner_id_id_pk"');
+      // In page order (ties in the same millisecond sorted as read, "Incremental Sort"): no
+      // sort of everything found, so a page reads about a page of records.
+      const inOrder = (index: string, p: string) => {
+        expect(p).toContain(`"Index Name":"${index}"`);
+        expect(p).not.toContain('"Node Type":"Sort"');
+        expect(p).toContain('"Scan Direction":"Backward"');
+      };
+      inOrder("audit_records_owner_at_idx", await plan({ ownerId: alice.id }));
+      // A window far back is a range of the index, not a filter applied to every newer record.
+      const longAgo = await plan({ ownerId: alice.id, from: new Date(Date.now() - 2_900_000), to: new Date(Date.now() - 2_800_000) });
+      inOrder("audit_records_owner_at_idx", longAgo);
+      expect(longAgo).toMatch(/"Index Cond":"\(\(owner_id = \d+\) AND \(at >= [^"]*\) AND \(at <= [^"]*\)\)"/);
+      const nextPage = await plan({ ownerId: alice.id, before: 1_000_000_000 });
+      inOrder("audit_records_owner_at_idx", nextPage);
+      expect(nextPage).toContain('"Index Name":"audit_records_owner_id_id_pk"'); // the cursor's record
       const othersConnection = await plan({ ownerId: alice.id, connectionId: 900_010 });
-      expect(othersConnection).toContain('"Index Name":"audit_records_connection_idx"');
+      inOrder("audit_records_connection_idx", othersConnection);
       expect(othersConnection).toMatch(/"Index Cond":"\(\(connection_id = \d+\) AND \(owner_id = \d+\)\)"/);
+      // Few enough here that the planner sorts them whole.
       expect(await plan({ ownerId: alice.id, outcome: "refused" })).toContain('"Index Name":"audit_records_outcome_idx"');
     } finally {
       await client.end();
@@ -288,6 +319,22 @@ describe("retention", () => {
     expect((await audit(user)).records).toHaveLength(2);
     await h.scheduler.tick();
     expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 'kept'"]);
+  });
+
+  it("prunes in bounded batches across every owner, and keeps what is within retention", async () => {
+    const day = 86_400_000;
+    const cutoff = new Date(Date.now() - 30 * day);
+    const users = [await h.newUser(), await h.newUser(), await h.newUser()];
+    for (const [i, user] of users.entries()) {
+      const old = Array.from({ length: 3 + i }, (_, k) => recordOf({ at: new Date(cutoff.getTime() - (k + 1) * day), ownerId: user.id, sql: `SELECT 'old ${k}'` }));
+      await appendAuditRecords(h.deps.store, [...old, recordOf({ at: new Date(cutoff.getTime() + day), ownerId: user.id, sql: "SELECT 'kept'" })]);
+    }
+    const batches: number[] = [];
+    for (let n = await pruneAuditRecords(h.deps.store.db, cutoff, 4); n > 0; n = await pruneAuditRecords(h.deps.store.db, cutoff, 4)) batches.push(n);
+    // 12 of these users' (and any other test's older than the cutoff), four at a time.
+    expect(batches.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(12);
+    expect(batches.slice(0, -1).every((n) => n === 4)).toBe(true);
+    for (const user of users) expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 'kept'"]);
   });
 });
 
@@ -548,11 +595,12 @@ describe("on the embedded store (PGlite)", () => {
       const user = await embedded.newConnectedUser();
       const sql = "SELECT 'tab\there' AS \"back\\slash\"";
       expect((await embedded.call("POST", "/query", { token: user.token, json: { sql } })).status).toBe(200);
-      await embedded.deps.audit!.flush(); // so the query's record comes first, whatever the writer's timer does
+      await embedded.deps.audit!.flush();
+      // Written last, listed by its time: after the query's.
       const old = recordOf({ at: new Date(Date.now() - 31 * 86_400_000), ownerId: user.id, sql: "SELECT 'old'" });
       await appendAuditRecords(embedded.deps.store, [old]);
       const list = async () => (await embedded.call("GET", "/api/audit?source=query", { token: user.token })).body.records.map((r: { sql: string }) => r.sql);
-      expect(await list()).toEqual(["SELECT 'old'", sql]);
+      expect(await list()).toEqual([sql, "SELECT 'old'"]);
       await embedded.scheduler.tick();
       expect(await list()).toEqual([sql]);
     } finally {
