@@ -16,19 +16,35 @@ export class ExchangeTransport implements Transport {
   onerror?: (error: Error) => void;
   /** The request in flight (a pooled server serves one at a time) and where its answer goes. */
   private waiting: { id: JSONRPCRequest["id"]; answer: (message: JSONRPCMessage) => void } | undefined;
+  /** Fails the request being handed in: set only while the server takes it. */
+  private refuse: ((error: Error) => void) | undefined;
 
   start(): Promise<void> {
     return Promise.resolve();
   }
 
-  /** The server's response to `request`. The protocol answers every request it is handed
-   * (a handler's failure as a JSON-RPC error), so this always settles. */
+  /** The server's response to `request`. The protocol answers every request it takes (a
+   * handler's failure as a JSON-RPC error); one it will not take it reports as it is handed in
+   * (serverFailed), which fails this, so it always settles. */
   request(request: JSONRPCRequest, extra: MessageExtraInfo): Promise<JSONRPCMessage> {
     if (this.waiting) return Promise.reject(new Error("an MCP server got a second request while serving one"));
-    return new Promise((answer) => {
+    return new Promise((answer, reject) => {
       this.waiting = { id: request.id, answer };
-      this.onmessage?.(request, extra);
+      this.refuse = (error) => {
+        this.waiting = undefined;
+        reject(error);
+      };
+      try {
+        this.onmessage?.(request, extra);
+      } finally {
+        this.refuse = undefined;
+      }
     });
+  }
+
+  /** The server's `onerror`: an error while it takes a request means it will not answer it. */
+  serverFailed(error: Error): void {
+    this.refuse?.(error);
   }
 
   /** A notification from the client: nothing answers it. */

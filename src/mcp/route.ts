@@ -6,7 +6,7 @@
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCNotification, type JSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
+import { isJSONRPCNotification, isJSONRPCRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { Context } from "hono";
 
 import type { Deps } from "../deps.js";
@@ -57,10 +57,11 @@ const route = createRoute({
   },
 });
 
-/** A refusal of the transport's (Accept, protocol version): a JSON-RPC error, which MCP clients
- * read, that also carries the API's `detail` and `code`, as every 4xx of Pulse does. */
-function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, detail: string) {
-  return c.json({ detail, code, jsonrpc: "2.0", error: { code: -32000, message: detail }, id: null }, status);
+/** A refusal of the transport's (Accept, protocol version, a message the SDK would not take):
+ * a JSON-RPC error, which MCP clients read, that also carries the API's `detail` and `code`, as
+ * every 4xx of Pulse does. */
+function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, detail: string, rpcCode = -32000) {
+  return c.json({ detail, code, jsonrpc: "2.0", error: { code: rpcCode, message: detail }, id: null }, status);
 }
 
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
@@ -80,6 +81,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
     if (kept) return kept;
     const server = createMcpServer(deps);
     const transport = new ExchangeTransport();
+    server.server.onerror = (error) => transport.serverFailed(error);
     // Connected once, for good: the transport outlives every request it carries.
     await server.connect(transport);
     return { server, transport };
@@ -88,6 +90,12 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(withBodyInHandler(app, route), async (c) => {
     // Read and checked first, as every route's body is (415, 400, 422 with field paths).
     const message = await jsonBodyOf(c, JsonRpcMessage);
+    // The SDK's own rules too (an id a safe integer, `_meta` an object, ...): a message they
+    // refuse would reach no handler and never be answered. Its transport answers the same.
+    const isRequest = isJSONRPCRequest(message);
+    if (!isRequest && !isJSONRPCNotification(message)) {
+      return transportError(c, 400, "invalid_message", "Parse error: Invalid JSON-RPC message (an id is a string or a safe integer, params._meta an object)", -32700) as never;
+    }
     // The Streamable HTTP rules for a stateless server answering in JSON (the SDK's transport
     // applies the same): the client must accept both JSON and an event stream, and a protocol
     // version it names must be one the SDK speaks (absent, the protocol's default applies).
@@ -114,11 +122,11 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const extra = { authInfo: authInfoOf(caller) };
     const pooled = await pooledServer();
     try {
-      if (message.id === undefined) {
-        pooled.transport.notify(message as JSONRPCNotification, extra);
+      if (!isRequest) {
+        pooled.transport.notify(message, extra);
         return c.body(null, 202) as never;
       }
-      return c.json(await pooled.transport.request(message as JSONRPCRequest, extra), 200) as never;
+      return c.json(await pooled.transport.request(message, extra), 200) as never;
     } finally {
       if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }

@@ -176,6 +176,16 @@ describe("POST /mcp: the protocol", () => {
     const notification = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
     expect(notification.status).toBe(202);
     expect(await notification.text()).toBe("");
+    // Messages the body's schema takes but the SDK would not (no handler would ever answer them).
+    for (const message of [
+      { jsonrpc: "2.0", id: 1.5, method: "tools/list" },
+      { jsonrpc: "2.0", id: 2 ** 53, method: "tools/list" },
+      { jsonrpc: "2.0", id: 3, method: "tools/list", params: { _meta: "x" } },
+    ]) {
+      const refused = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify(message), signal: AbortSignal.timeout(5_000) });
+      expect(refused.status, JSON.stringify(message)).toBe(400);
+      expect(await refused.json()).toMatchObject({ code: "invalid_message", detail: expect.stringContaining("safe integer"), jsonrpc: "2.0", error: { code: -32700 }, id: null });
+    }
     const unknown = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify({ jsonrpc: "2.0", id: "x-1", method: "tools/nope" }) });
     expect(unknown.status).toBe(200);
     expect(await unknown.json()).toMatchObject({ jsonrpc: "2.0", id: "x-1", error: { code: -32601 } });
