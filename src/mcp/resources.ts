@@ -10,7 +10,7 @@ import type { Deps } from "../deps.js";
 import { callerOf, type McpCaller } from "./caller.js";
 import { failureOf } from "./tool-results.js";
 import { queryableConnections, schemaForClient } from "./tools/connections.js";
-import { connectionId } from "./tools/inputs.js";
+import { rowId } from "./tools/inputs.js";
 
 const schemaUri = (id: number) => `pulse://connections/${id}/schema`;
 
@@ -45,7 +45,7 @@ export function registerSchemaResources(server: McpServer, deps: Deps) {
     { title: "Database schema", description: "One line per table (columns, types, keys, ~rows); large schemas ranked and budgeted as describe_schema does.", mimeType: "text/plain" },
     (uri, variables, extra) =>
       reading(callerOf(extra), async (caller) => {
-        const id = connectionId.safeParse(Number(variables.connection_id));
+        const id = rowId.safeParse(Number(variables.connection_id));
         if (!id.success) throw new McpError(ErrorCode.InvalidParams, `No such resource: ${uri.href} (the connection id must be a positive integer)`);
         const { text } = await schemaForClient(deps, caller, id.data, {});
         return { contents: [{ uri: schemaUri(id.data), mimeType: "text/plain", text }] };

@@ -15,7 +15,7 @@ import { createMonitoredTableOf, listMonitoredTablesOf } from "../../services/mo
 import { monitoredTableHealth } from "../../services/table-health.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
-import { connectionId } from "./inputs.js";
+import { rowId } from "./inputs.js";
 
 const STATUSES = ["active", "open", "acknowledged", "muted", "resolving", "resolved"] as const satisfies readonly AlertListFilter[];
 
@@ -29,14 +29,14 @@ const listAlertsConfig = {
 };
 const tableHealthConfig = {
   description: "A monitored table's health: latest result of each check and its open alerts.",
-  inputSchema: { table_id: z.number().int().positive() },
+  inputSchema: { table_id: rowId },
   annotations: { readOnlyHint: true },
 };
 const createMonitorConfig = {
   description:
     "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
   inputSchema: {
-    connection_id: connectionId,
+    connection_id: rowId,
     table: z.string(),
     schema: z.string().optional(),
     interval_seconds: z.number().int().optional(),

@@ -11,7 +11,7 @@ import { runQuery } from "../../services/queries.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
-import { connectionId } from "./inputs.js";
+import { rowId } from "./inputs.js";
 
 /** Rows a call returns unless it asks for more: a model rarely needs more, and pays for each. */
 export const DEFAULT_MCP_ROWS = 100;
@@ -21,7 +21,7 @@ export const DEFAULT_MCP_ROWS = 100;
 const config = {
   description: `Run one read-only SQL statement (SELECT, WITH, EXPLAIN, SHOW) on a database; writes are refused. Returns up to max_rows rows (default ${DEFAULT_MCP_ROWS}) and warns of open data-quality alerts on the tables read.`,
   inputSchema: {
-    connection_id: connectionId,
+    connection_id: rowId,
     // An empty statement is the guard's to refuse, with its reason, like any other.
     sql: z.string().max(1_000_000),
     max_rows: z.number().int().min(1).max(100_000).optional(),
