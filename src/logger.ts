@@ -27,12 +27,31 @@ const SECRET_KEYS = [
   "apiKey",
 ];
 
+/** Where a query error (drizzle's "Failed query: ...\nparams: ...") lists its bound values. */
+const BOUND_VALUES_IN_MESSAGE = /\nparams: [\s\S]*$/;
+const BOUND_VALUES_IN_STACK = /\nparams: [\s\S]*?(?=\n {4}at |$)/;
+
+/** A logged error without the bound values of the statement that failed: they can be a
+ * password's hash, an API key's digest, a user's text. The statement itself stays. */
+function errWithoutBoundValues(err: Error): unknown {
+  const scrub = (e: Record<string, unknown>, depth: number): Record<string, unknown> => {
+    const { params: _params, ...kept } = e;
+    if (typeof kept.message === "string") kept.message = kept.message.replace(BOUND_VALUES_IN_MESSAGE, "");
+    if (typeof kept.stack === "string") kept.stack = kept.stack.replace(BOUND_VALUES_IN_STACK, "");
+    if (kept.cause && typeof kept.cause === "object" && depth < 4) kept.cause = scrub(kept.cause as Record<string, unknown>, depth + 1);
+    return kept;
+  };
+  const serialized = pino.stdSerializers.err(err);
+  return serialized && typeof serialized === "object" ? scrub(serialized as unknown as Record<string, unknown>, 0) : serialized;
+}
+
 /** `destination`: stdout unless given (tests capture lines; the CLI logs to stderr). */
 export function createLogger(level: string, destination?: pino.DestinationStream, format: LogFormat = "json"): Logger {
   return pino(
     {
       level,
       base: { service: "pulse" },
+      serializers: { err: errWithoutBoundValues },
       redact: {
         paths: [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), ...SECRET_KEYS.map((k) => `*.*.${k}`)],
         censor: "[redacted]",

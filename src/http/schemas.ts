@@ -31,10 +31,24 @@ const strictBodies = new WeakMap<z.ZodType, z.ZodType>();
  * catchall keeps it. `catchall` (unlike `strict`) keeps the schema's OpenAPI name.
  */
 export function strictBody<T extends z.ZodType>(schema: T): T {
-  if (!(schema instanceof z.ZodObject) || schema.def.catchall) return schema;
   let strict = strictBodies.get(schema);
-  if (!strict) strictBodies.set(schema, (strict = schema.catchall(z.never())));
+  if (!strict) {
+    const closed = schema instanceof z.ZodObject && !schema.def.catchall ? schema.catchall(z.never()) : schema;
+    strictBodies.set(schema, (strict = closed.superRefine(refuseNul)));
+  }
   return strict as T;
+}
+
+/** PostgreSQL text cannot hold NUL: a string carrying one would fail in the store (500) rather
+ * than be refused as input, whichever field it is in. */
+function refuseNul(value: unknown, ctx: z.RefinementCtx, path: (string | number)[] = []): void {
+  if (typeof value === "string") {
+    if (value.includes("\0")) ctx.addIssue({ code: "custom", path, message: "must not contain NUL (\\u0000) characters" });
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => refuseNul(item, ctx, [...path, i]));
+  } else if (value && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) refuseNul(item, ctx, [...path, key]);
+  }
 }
 
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({

@@ -150,12 +150,16 @@ describe("what is recorded", () => {
     expect((await audit(user, "?source=query")).records).toEqual([expect.objectContaining({ sql, outcome: "ok", row_count: 1 })]);
   });
 
-  it("records a statement carrying NUL characters without blocking the trail", async () => {
-    const user = await h.newUser();
-    const id = await connectionOf(user, "sqlite");
-    await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1\u0000; DROP TABLE Artist" } });
-    expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 2" } })).status).toBe(200);
-    expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 2", "SELECT 1\uFFFD; DROP TABLE Artist"]);
+  it("records a statement carrying NUL characters (a model's: the API refuses them) without blocking the trail", async () => {
+    const user = await h.newConnectedUser();
+    const refused = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1\u0000; DROP TABLE Artist" } });
+    expect(refused.status).toBe(422);
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "SELECT 1\u0000; DROP TABLE Artist" } }] });
+    replies.push({ content: "Done." });
+    expect((await h.call("POST", "/ask", { token: user.token, json: { question: "Anything?", session_id: user.sessionId, user_id: user.id } })).status).toBe(200);
+    expect((await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 2" } })).status).toBe(200);
+    const records = (await audit(user)).records.filter((r) => r.source !== "introspection");
+    expect(records.map((r) => r.sql)).toEqual(["SELECT 2", "SELECT 1\uFFFD; DROP TABLE Artist"]);
   });
 
   it("records tabs, line breaks, backslashes and a literal \\N in a statement verbatim, and NULLs as null", async () => {
