@@ -85,12 +85,15 @@ async function takeLeaseTurn(tx: Tx): Promise<void> {
 const leasedByOther = (t: { leaseOwner: AnyPgColumn; leaseUntil: AnyPgColumn }, owner: string, now: Date) => and(ne(t.leaseOwner, owner), gte(t.leaseUntil, now));
 
 /**
- * Leases up to `limit` due tables to `owner` until `leaseUntil`, oldest due first, skipping
- * the tables of connections another owner holds a live lease on (connection affinity; the
- * owner's own leases do not stop it, its local budget serializes those). Rows another
- * transaction has locked are skipped (SKIP LOCKED), and rows with a live lease are not due:
- * so each due table goes to exactly one instance. Times come from the caller's clock
- * (instances are expected to keep theirs NTP-synchronised; leases are minutes).
+ * Leases up to `limit` due tables to `owner` until `leaseUntil`, skipping the tables of
+ * connections another owner holds a live lease on (connection affinity; the owner's own leases
+ * do not stop it, its local budget serializes those). Users take turns: each user's oldest due
+ * table first, then each one's second, counting the tables `owner` runs for them already, so one
+ * user's many (or slow) tables hold up another's by one table run at most, not by all of them.
+ * Within a turn, oldest due first. Rows another transaction has locked are skipped (SKIP LOCKED),
+ * and rows with a live lease are not due: so each due table goes to exactly one instance. Times
+ * come from the caller's clock (instances are expected to keep theirs NTP-synchronised; leases
+ * are minutes).
  */
 export async function claimDueTables(
   db: Db,
@@ -100,24 +103,41 @@ export async function claimDueTables(
   return db.transaction(async (tx) => {
     await takeLeaseTurn(tx);
     const other = alias(monitoredTables, "other");
+    const dueNow = and(
+      eq(monitoredTables.enabled, true),
+      lte(monitoredTables.nextRunAt, args.now),
+      or(isNull(monitoredTables.leaseUntil), lt(monitoredTables.leaseUntil, args.now)),
+      notExists(
+        tx
+          .select({ id: other.id })
+          .from(other)
+          .where(and(eq(other.connectionId, monitoredTables.connectionId), leasedByOther(other, args.owner, args.now))),
+      ),
+    );
+    const mine = alias(monitoredTables, "mine");
+    const running = tx
+      .select({ userId: mine.ownerId, tables: sql<number>`count(*)`.as("tables") })
+      .from(mine)
+      .where(and(eq(mine.leaseOwner, args.owner), gte(mine.leaseUntil, args.now)))
+      .groupBy(mine.ownerId)
+      .as("running");
+    const turns = tx
+      .select({
+        id: monitoredTables.id,
+        nextRunAt: monitoredTables.nextRunAt,
+        turn: sql<number>`row_number() OVER (PARTITION BY ${monitoredTables.ownerId} ORDER BY ${monitoredTables.nextRunAt}) + coalesce(${running.tables}, 0)`.as("turn"),
+      })
+      .from(monitoredTables)
+      .leftJoin(running, eq(running.userId, monitoredTables.ownerId))
+      .where(dueNow)
+      .as("turns");
+    const fairest = tx.select({ id: turns.id }).from(turns).orderBy(asc(turns.turn), asc(turns.nextRunAt)).limit(args.limit);
+    // Locked apart from the ranking (FOR UPDATE cannot go with a window function); claims take
+    // turns (takeLeaseTurn), so what was ranked is still due unless the API changed it meanwhile.
     const due = tx
       .select({ id: monitoredTables.id })
       .from(monitoredTables)
-      .where(
-        and(
-          eq(monitoredTables.enabled, true),
-          lte(monitoredTables.nextRunAt, args.now),
-          or(isNull(monitoredTables.leaseUntil), lt(monitoredTables.leaseUntil, args.now)),
-          notExists(
-            tx
-              .select({ id: other.id })
-              .from(other)
-              .where(and(eq(other.connectionId, monitoredTables.connectionId), leasedByOther(other, args.owner, args.now))),
-          ),
-        ),
-      )
-      .orderBy(asc(monitoredTables.nextRunAt))
-      .limit(args.limit)
+      .where(and(inArray(monitoredTables.id, fairest), dueNow))
       .for("update", { skipLocked: true });
     return tx
       .update(monitoredTables)

@@ -1,7 +1,7 @@
 // The scheduler against a real PostgreSQL metadata store: leases with FOR UPDATE SKIP LOCKED
 // so two instances run every due table exactly once, renewed while a run outlasts them; the
 // same SQL (advisory lock included) on PGlite; transient connection failures retried with
-// backoff; housekeeping never holds up a claim; startService runs and stops it in order.
+// backoff; users take turns; housekeeping never holds up a claim; startService runs and stops it in order.
 // (Restarts and outages: monitoring-restart.test.ts; connection affinity: monitoring-affinity.test.ts.)
 
 import { createServer, connect, type Server, type Socket } from "node:net";
@@ -192,6 +192,31 @@ describe("transient connection failures", () => {
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
     expect((await h.call("GET", "/api/alerts?status=open", { token: user.token })).body).toHaveLength(1);
     refuse = 0;
+  });
+});
+
+describe("users taking turns", () => {
+  it("claims each user's oldest due table before anyone's second, however many one user has", async () => {
+    const clock = testClock();
+    const h = await createHarness({ now: clock.now, random: () => 0, env: { MONITOR_MAX_CONCURRENCY: "2" } });
+    try {
+      const check = { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 };
+      const many = await h.newUser();
+      const manyConnection = await addConnection(h, many.token, db.body);
+      const manys: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        manys.push((await monitorTable(h, many.token, { connection_id: manyConnection, table: "events", checks: [check] })).id);
+        clock.advance(1_000); // so that each is due before the next
+      }
+      const one = await h.newUser();
+      const ones = (await monitorTable(h, one.token, { connection_id: await addConnection(h, one.token, db.body), table: "events", checks: [check] })).id;
+      clock.advance(1_000);
+      const { claimed } = await h.scheduler.tick();
+      // Oldest first alone would have claimed two of the first user's.
+      expect(claimed.sort((a, b) => a - b)).toEqual([manys[0], ones].sort((a, b) => a - b));
+    } finally {
+      await h.close();
+    }
   });
 });
 
