@@ -89,7 +89,7 @@ const list = createRoute({
   tags: ["Audit"],
   summary: "Your audit trail: every statement sent to your databases, newest first",
   description:
-    "Records are written in batches a fraction of a second after the statement; introspections are one record each. Records older than AUDIT_RETENTION_DAYS are pruned.",
+    "Newest first by `at` (when the statement was asked for), then by id. Records are written in batches a fraction of a second after the statement; introspections are one record each. Records older than AUDIT_RETENTION_DAYS are pruned; a cursor whose record was pruned ends the listing.",
   request: { query: AuditQuery },
   responses: { 200: jsonResponse(AuditPage, "A page of records"), ...loginOnly, ...authErrors },
 });
