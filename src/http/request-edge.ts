@@ -32,11 +32,13 @@ export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: numb
   };
 }
 
-/** The pattern of the route the request matched ("/databases/:id"), whether or not it got
- * past authentication; null when only middleware matched (no such route). */
+/** The pattern of the route that answered ("/databases/:id"), or, when a middleware answered
+ * (authentication), of the first route it stood in front of; null when only middleware matched
+ * (no such route). Not the last route matched: "/databases/session-status" matches
+ * "/databases/:id" too, after it. */
 function routeOf(c: Context<AppEnv>): string | null {
   const routes = matchedRoutes(c);
-  for (let i = routes.length - 1; i >= 0; i--) if (routes[i]!.method !== "ALL") return routes[i]!.path;
+  for (let i = Math.max(c.req.routeIndex, 0); i < routes.length; i++) if (routes[i]!.method !== "ALL") return routes[i]!.path;
   return null;
 }
 

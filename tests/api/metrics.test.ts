@@ -54,7 +54,9 @@ describe("GET /metrics", () => {
   it("answers 404 when METRICS_TOKEN is not set, whatever the token", async () => {
     const off = await createHarness();
     try {
-      expect((await off.call("GET", "/metrics")).status).toBe(404);
+      const answer = await off.call("GET", "/metrics");
+      expect(answer.status).toBe(404);
+      expect(answer.body.detail).toContain("set METRICS_TOKEN");
       expect((await off.call("GET", "/metrics", { token: METRICS_TOKEN })).status).toBe(404);
     } finally {
       await off.close();
@@ -74,6 +76,17 @@ describe("what it counts", () => {
     expect(text).toMatch(/pulse_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+/);
     expect(text).not.toContain("987654");
     expect(text).not.toContain("/no/such/route");
+  });
+
+  it("counts a request under the route that answered it, not a later one its path also matches, with or without a token", async () => {
+    const user = await h.newUser();
+    const series = (status: number) => `pulse_http_requests_total{method="GET",route="/databases/session-status",status="${status}"}`;
+    const before = (await scrape()).text;
+    // "/databases/session-status" also matches "/databases/:id", registered after it.
+    await h.call("GET", "/databases/session-status", { token: user.token });
+    await h.call("GET", "/databases/session-status");
+    const after = (await scrape()).text;
+    for (const status of [200, 401]) expect(sample(after, series(status)), String(status)).toBe((sample(before, series(status)) ?? 0) + 1);
   });
 
   it("counts statements by dialect and outcome, and refusals by the guard's rule", async () => {

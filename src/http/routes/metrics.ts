@@ -1,6 +1,6 @@
 // GET /metrics: Prometheus's text format, for a scraper holding METRICS_TOKEN. On the public
 // list (src/app.ts) because a scraper has no user session; it checks its own token instead.
-// Without METRICS_TOKEN it answers like a route that does not exist.
+// Without METRICS_TOKEN it answers 404 saying how to turn metrics on.
 
 import { createHash, timingSafeEqual } from "node:crypto";
 
@@ -44,7 +44,7 @@ export function mountMetrics(app: OpenAPIHono<AppEnv>, deps: Deps) {
   const registry = deps.metrics.registry;
   app.openAPIRegistry.registerComponent("securitySchemes", "metricsToken", { type: "http", scheme: "bearer", description: "METRICS_TOKEN" });
   app.openapi(route, async (c) => {
-    if (!expected) return c.json(errorBody("not_found", "No route for GET /metrics"), 404);
+    if (!expected) return c.json(errorBody("not_found", "Metrics are off: set METRICS_TOKEN to serve GET /metrics"), 404);
     const sent = BEARER.exec(c.req.header("authorization") ?? "")?.[1];
     if (!sent || !timingSafeEqual(digest(sent), expected)) {
       throw new DomainError("unauthorized", "GET /metrics needs 'Authorization: Bearer <METRICS_TOKEN>'");
