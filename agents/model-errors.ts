@@ -104,7 +104,10 @@ export function modelError(err: unknown, server: ModelServer, timeoutMs: number,
   const where = `The model server at ${server.url}`;
   if (judged.reason === "timeout") {
     const how = judged.words ? `: ${scrub(judged.words, server.apiKey)}` : "";
-    return new DomainError("model_timeout", `${where} did not answer within ${timeoutMs} ms (OPENAI_TIMEOUT_MS)${how}`, {
+    // The client tries a request that timed out once more (agents/model.ts), unless the
+    // watchdog stopped a stream gone silent.
+    const within = stalled ? `within ${timeoutMs} ms (OPENAI_TIMEOUT_MS)` : `within ${timeoutMs} ms on two tries (OPENAI_TIMEOUT_MS each)`;
+    return new DomainError("model_timeout", `${where} did not answer ${within}${how}`, {
       timeout_ms: timeoutMs,
       model_server: server.url,
       model_cause: judged.reason,

@@ -2,6 +2,7 @@
 // with conversation memory per thread in the session store (shared by all instances).
 
 import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
+import { modelServerOf } from "../../agents/model.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
@@ -66,13 +67,14 @@ export async function ask(
   options: { onEvent?: (event: AgentEvent) => void; signal?: AbortSignal } = {},
 ): Promise<AskAnswer> {
   const started = performance.now();
+  // Who may ask before whether Pulse can answer: a request naming another user is refused as such.
+  if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
   if (!deps.model) {
     throw new DomainError(
       "model_not_configured",
       "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
     );
   }
-  if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
   const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs } = deps.config.ask;
   if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
     const message = `must be 1 to ${maxQuestionChars} characters`;
@@ -117,7 +119,14 @@ export async function ask(
       modelCalls: deps.metrics.model,
     });
   } catch (err) {
-    if (deadline.aborted) throw new DomainError("model_timeout", `The question took longer than ${Math.round(timeoutMs / 1000)} s to answer`);
+    if (deadline.aborted) {
+      // Most of a question's time is the model's: name the server, as its own timeouts do.
+      const server = modelServerOf(deps.model).url;
+      throw new DomainError("model_timeout", `The question took longer than ${Math.round(timeoutMs / 1000)} s to answer (ASK_TIMEOUT_MS), waiting on the model server at ${server} and the queries it asked for`, {
+        timeout_ms: timeoutMs,
+        model_server: server,
+      });
+    }
     throw err;
   }
 

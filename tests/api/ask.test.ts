@@ -248,6 +248,9 @@ describe("POST /ask limits and configuration", () => {
       expect(res.body.code).toBe("model_not_configured");
       expect(res.body.detail).toMatch(/OPENAI_BASE_URL/);
       expect((await bare.call("POST", "/query", { token: user.token, json: { sql: COUNT_SQL } })).body.data.rows).toEqual([[347]]);
+      // Who may ask comes first: another user's user_id is refused as such, model or not.
+      const impostor = await bare.call("POST", "/ask", { token: user.token, json: { question: "How many albums?", user_id: user.id + 1 } });
+      expect({ status: impostor.status, code: impostor.body.code }).toEqual({ status: 403, code: "forbidden" });
     } finally {
       await bare.close();
     }

@@ -159,7 +159,20 @@ describe("POST /ask when nothing usable listens at the base URL", () => {
       // Two attempts and one backoff of 1-2 s at most; generous.
       expect(Date.now() - started).toBeLessThan(2 * TIMEOUT_MS + 2500 + 3000);
       expect(res.status).toBe(504);
-      expectNamedFailure(other, logFrom, res.body, { status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms`), server: muteUrl });
+      expectNamedFailure(other, logFrom, res.body, { status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms on two tries`), server: muteUrl });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("a question past ASK_TIMEOUT_MS while the server is silent gives 504 naming the server", async () => {
+    const other = await createHarness({ env: { ...settings(muteUrl), OPENAI_TIMEOUT_MS: "60000", ASK_TIMEOUT_MS: "1000" } });
+    try {
+      const user = await connectedUser(other);
+      const res = await ask(user, "json", other);
+      expect(res.status).toBe(504);
+      expect(res.body).toMatchObject({ code: "model_timeout", model_server: muteUrl, timeout_ms: 1000 });
+      expect(res.body.detail).toContain(`ASK_TIMEOUT_MS), waiting on the model server at ${muteUrl}`);
     } finally {
       await other.close();
     }
