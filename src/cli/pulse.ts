@@ -13,7 +13,7 @@ Commands:
                              server holds the embedded store
   help                       Show this text (also --help, -h)
 
-Settings are read from the environment, as the service reads them (see README, Settings).
+Settings are read from the environment, as the service reads them (see README, Configuration).
 `;
 
 const [command, ...args] = process.argv.slice(2);

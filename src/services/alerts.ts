@@ -52,7 +52,8 @@ export function publicAlert(row: AlertRow, now: number): PublicAlert {
     acknowledged_at: iso(row.acknowledgedAt),
     acknowledged_by: state.acknowledgedBy,
     muted_until: iso(row.mutedUntil),
-    resolved_at: iso(row.resolvedAt),
+    // The last resolution, until the incident opens again.
+    resolved_at: isOpenState(state) ? null : iso(row.resolvedAt),
     last_detail: row.lastDetail,
     updated_at: row.updatedAt.toISOString(),
   };

@@ -606,7 +606,7 @@ describe("health-aware results", () => {
     const client = await mcpClient(user.token);
     const read = await call(client, "run_query", { connection_id: connectionId, sql: artistSql });
     expect(structured(read).health).toEqual([expect.objectContaining(expected)]);
-    expect(textOf(read)).toMatch(/WARNING: Artist has an open alert: custom_sql:rows failing since \S+/);
+    expect(textOf(read)).toMatch(/WARNING: Artist has an alert \(open\): custom_sql:rows failing since \S+/);
     const other = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT count(*) FROM Album" });
     expect(structured(other).health).toEqual([]);
     expect(textOf(other)).not.toContain("WARNING");

@@ -255,6 +255,14 @@ describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
     expect(hooks.at(path)[1]!.body).toMatchObject({ detail: `resolved by user:${user.id}`, last_failure: expect.stringContaining("rows 3 is outside the limit") });
   });
 
+  it("shows no resolved_at once the alert opens again", async () => {
+    const { user, table, alert } = await failingTable();
+    await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    const [reopened] = (await h.call("GET", "/api/alerts", { token: user.token })).body;
+    expect(reopened).toMatchObject({ id: alert.id, status: "open", sequence: 2, resolved_at: null });
+  });
+
   it("answers 409 to ack or resolve an alert that is not open", async () => {
     const { user, alert } = await failingTable();
     await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });

@@ -4,7 +4,7 @@ import type { TableAlert } from "../../services/table-health.js";
 
 export function healthLines(health: readonly TableAlert[]): string {
   return health
-    .map((a) => `WARNING: ${a.table} has an ${a.status} alert: ${a.check} failing since ${a.since ?? "?"}${a.detail ? ` (${a.detail})` : ""}`)
+    .map((a) => `WARNING: ${a.table} has an alert (${a.status}): ${a.check} failing since ${a.since ?? "?"}${a.detail ? ` (${a.detail})` : ""}`)
     .join("\n");
 }
 
