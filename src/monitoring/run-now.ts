@@ -14,7 +14,7 @@ const BUSY = {
   table: "This table's checks are running already; retry shortly",
 } as const;
 
-/** Runs `table`'s checks now, leaving its schedule as it is. Throws `conflict` while another
+/** Runs `table`'s checks now, leaving its schedule as it is (last_run_at says it ran). Throws `conflict` while another
  * instance runs checks of its connection, or this table's checks are running already. */
 export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise<TableRunReport> {
   const m = deps.monitoring;
@@ -24,11 +24,15 @@ export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise
   if (!lease) throw notFound("Monitored table");
   if ("busy" in lease) throw new DomainError("conflict", BUSY[lease.busy], { busy: lease.busy });
   const stopRenewing = keepLease(deps, { id: table.id, owner });
+  let ranAt: Date | undefined;
   try {
-    return await runTableChecks(deps, lease.leased, "manual");
+    const report = await runTableChecks(deps, lease.leased, "manual");
+    ranAt = new Date(report.started_at);
+    return report;
   } finally {
     stopRenewing();
-    await releaseLease(deps.store.db, { id: table.id, owner }).catch((err: unknown) =>
+    // The schedule stays; last_run_at says the checks ran.
+    await releaseLease(deps.store.db, { id: table.id, owner, lastRunAt: ranAt }).catch((err: unknown) =>
       deps.logger.error({ err, table_id: table.id }, "releasing a manual run's lease failed; it will expire"),
     );
   }

@@ -208,10 +208,10 @@ export async function completeLease(
 
 /** Ends a lease taken for a run outside the schedule, leaving the schedule as it is. Only
  * `owner`'s lease is cleared: one lost meanwhile belongs to whoever took it. */
-export async function releaseLease(db: Db, args: { id: number; owner: string }): Promise<void> {
+export async function releaseLease(db: Db, args: { id: number; owner: string; lastRunAt?: Date | undefined }): Promise<void> {
   await db
     .update(monitoredTables)
-    .set({ leaseOwner: null, leaseUntil: null, updatedAt: sql`${monitoredTables.updatedAt}` })
+    .set({ leaseOwner: null, leaseUntil: null, ...(args.lastRunAt ? { lastRunAt: args.lastRunAt } : {}), updatedAt: sql`${monitoredTables.updatedAt}` })
     .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)));
 }
 

@@ -240,9 +240,13 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
         { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 1 },
       ],
     });
+    expect(table.last_run_at).toBeNull();
     const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
     expect(run.status).toBe(200);
     expect(run.body).toMatchObject({ table_id: table.id, trigger: "manual", target: { replica: false, replication_lag_seconds: null } });
+    // The schedule is left as it was; last_run_at says the checks ran.
+    const after = (await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body;
+    expect(after).toMatchObject({ last_run_at: run.body.started_at, next_run_at: table.next_run_at });
     const byCheck = Object.fromEntries(run.body.outcomes.map((o: any) => [o.check, o]));
     expect(Object.keys(byCheck)).toEqual(["freshness:ts", "volume", "null_rate:amount", "schema_drift", "custom_sql:rows"]);
     expect(byCheck["freshness:ts"]).toMatchObject({ status: "pass", kind: "freshness", upper: 3600 });
