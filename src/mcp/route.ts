@@ -8,6 +8,7 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { isJSONRPCNotification, isJSONRPCRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 
 import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
@@ -89,7 +90,12 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
 
   app.openapi(withBodyInHandler(app, route), async (c) => {
     // Read and checked first, as every route's body is (415, 400, 422 with field paths).
-    const message = await jsonBodyOf(c, JsonRpcMessage);
+    const message = await jsonBodyOf(c, JsonRpcMessage).catch((err: unknown) => {
+      // Not JSON at all: a JSON-RPC parse error too, which MCP clients read.
+      if (err instanceof HTTPException && err.status === 400) return null;
+      throw err;
+    });
+    if (message === null) return transportError(c, 400, "bad_request", "Malformed JSON in request body", -32700) as never;
     // The SDK's own rules too (an id a safe integer, `_meta` an object, ...): a message they
     // refuse would reach no handler and never be answered. Its transport answers the same.
     const isRequest = isJSONRPCRequest(message);

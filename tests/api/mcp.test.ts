@@ -151,6 +151,7 @@ describe("POST /mcp: the protocol", () => {
       body: "{not json",
     });
     expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ code: "bad_request", detail: "Malformed JSON in request body", jsonrpc: "2.0", error: { code: -32700 }, id: null });
     const notRpc = await fetch(`${base}/mcp`, {
       method: "POST",
       headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
