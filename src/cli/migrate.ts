@@ -6,7 +6,8 @@ import { StartupError } from "../startup-error.js";
 import { openStore, storeLocation } from "../store/client.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
 
-/** The exit code: 0 once applied, 1 otherwise (with one line on stderr saying why). */
+/** The exit code: 0 once applied, 4 while a server holds the embedded store (as `pulse check`),
+ * 1 otherwise (with one line on stderr saying why). */
 export async function migrate(): Promise<number> {
   try {
     const store = await openStore(storeLocation(loadConfig()));
@@ -23,6 +24,7 @@ export async function migrate(): Promise<number> {
         `pulse migrate: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
           `a server applies pending migrations itself when it starts: stop it, then run this again (or just restart it)`,
       );
+      return 4;
     } else {
       console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
     }

@@ -6,7 +6,8 @@ const HELP = `Usage: pulse <command> [options]
 
 Commands:
   serve                      Start the HTTP service (what \`npm start\` runs)
-  migrate                    Apply pending migrations to the configured store, then exit
+  migrate                    Apply pending migrations to the configured store, then exit;
+                             exit 1 when that fails, 4 while a server holds the embedded store
   check <table_id> [--json]  Run one monitored table's checks now and print the outcomes;
                              exit 1 when a check fails or errors, 2 for an unknown table,
                              3 while an instance runs checks of its connection, 4 while a

@@ -4,7 +4,9 @@
 // a crash, a reboot) is stale and taken over, so an abrupt end never blocks the next start.
 
 import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 
+import { projectRoot } from "../paths.js";
 import { StartupError } from "../startup-error.js";
 
 interface Owner {
@@ -95,9 +97,11 @@ function ownLock(lockPath: string): DataDirLock {
 }
 
 /** What the owner runs (the server, `pulse check`, ...), for the message of the next one. */
+/** The process's script and arguments, a file of the project named from the project's root
+ * (dist/src/main.js), any other by its last two parts. */
 function commandLine(): string {
   return process.argv
     .slice(1)
-    .map((arg) => arg.split("/").slice(-2).join("/"))
+    .map((arg) => (arg.startsWith(projectRoot + path.sep) ? path.relative(projectRoot, arg) : arg.split("/").slice(-2).join("/")))
     .join(" ");
 }
