@@ -81,6 +81,10 @@ function judge(err: unknown, stalled: boolean): Judged {
     if (known) return { ...known, words: `${known.words} (${causeText(err)})` };
     if (/CERT|TLS|SSL|SELF_SIGNED/i.test(code)) return { reason: "tls_failure", words: `TLS failed: ${causeText(err)}` };
   }
+  // fetch refuses the ports browsers block (9, 25, 6000 and others) before any connection.
+  if (chain.some((e) => (e as Error).message === "bad port")) {
+    return { reason: "connection_failed", words: `bad port: the HTTP client refuses to connect to this port (one of those browsers block, such as 9, 25 or 6000); serve the model on another port` };
+  }
   if (chain.some((e) => e instanceof SyntaxError)) {
     return { reason: "not_chat_completion", words: `it sent a streamed event that is not JSON (${causeText(err)})` };
   }

@@ -149,6 +149,19 @@ describe("POST /ask when nothing usable listens at the base URL", () => {
     }
   });
 
+  it("a port the HTTP client refuses (9, as browsers do) answers 502 saying so", async () => {
+    const blockedUrl = "http://127.0.0.1:9/v1";
+    const other = await createHarness({ env: settings(blockedUrl) });
+    try {
+      const user = await connectedUser(other);
+      const logFrom = other.logs.length;
+      const res = await ask(user, "json", other);
+      expectNamedFailure(other, logFrom, res.body, { status: 502, cause: "connection_failed", detail: /failed: bad port: the HTTP client refuses to connect to this port/, server: blockedUrl });
+    } finally {
+      await other.close();
+    }
+  });
+
   it.each(["json", "sse"] as const)("a server that accepts and never answers gives 504 within the bound of OPENAI_TIMEOUT_MS (%s)", async (path) => {
     const other = await createHarness({ env: settings(muteUrl) });
     try {
