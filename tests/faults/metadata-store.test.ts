@@ -7,10 +7,17 @@
 // process goes on to report it. And what a response can do without (a result's open alerts,
 // the alert count of /metrics) is waited for a second at most, one read at a time.
 
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
 import { sql } from "drizzle-orm";
+import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
+import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { projectPath } from "../../src/paths.js";
 import { openStore } from "../../src/store/client.js";
 import { HEALTH_CACHE_MS } from "../../src/services/table-health.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
@@ -154,45 +161,68 @@ describe("migrations when the store fails", () => {
 });
 
 describe("a migration beside running instances", () => {
+  /** The project's migrations but the last, in a folder of their own. */
+  function allButLastMigration(): string {
+    const folder = mkdtempSync(path.join(tmpdir(), "pulse-migrations-"));
+    cpSync(projectPath("migrations"), folder, { recursive: true });
+    const journalPath = path.join(folder, "meta", "_journal.json");
+    const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: { tag: string }[] };
+    const last = journal.entries.pop()!;
+    rmSync(path.join(folder, `${last.tag}.sql`));
+    writeFileSync(journalPath, JSON.stringify(journal));
+    return folder;
+  }
+
   it("does not queue the running instances' statements behind its wait for a table, and applies once the table is free", async () => {
     const own = await createPgDatabase("pulse_store_migrate");
     const store = await openStore({ databaseUrl: own.url });
-    const reader = new pg.Client({ connectionString: own.url });
+    const earlier = allButLastMigration();
+    const writer = new pg.Client({ connectionString: own.url });
     const instance = new pg.Client({ connectionString: own.url });
     try {
-      await store.migrate();
-      // Migration 0008 made pending again: its foreign key back, its indexes gone, its record gone.
-      await own.query(`
-        ALTER TABLE check_runs ADD CONSTRAINT check_runs_table_id_monitored_tables_id_fk FOREIGN KEY (table_id) REFERENCES monitored_tables(id) ON DELETE CASCADE;
-        DROP INDEX sent_notifications_channel_idx;
-        DROP INDEX sent_notifications_alert_idx;
-        DELETE FROM drizzle.__drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM drizzle.__drizzle_migrations)`);
-      // A long report on check_runs, as a running instance's history read can be.
-      await reader.connect();
-      await reader.query("BEGIN");
-      await reader.query("SELECT count(*) FROM check_runs");
+      // The store as the version before this one left it: the last migration is pending.
+      await writer.connect();
+      await migratePg(drizzlePg(writer), { migrationsFolder: earlier });
+      // A long transaction that wrote to every table, as a running instance's can be: any
+      // migration's DDL waits for it.
+      const tables = await writer.query<{ name: string }>("SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'");
+      await writer.query("BEGIN");
+      await writer.query(`LOCK TABLE ${tables.rows.map((t) => t.name).join(", ")} IN ROW EXCLUSIVE MODE`);
       const migrating = store.migrate();
       migrating.catch(() => {}); // awaited below; not left unhandled if an expectation fails first
-      const waiting = () => pgAdmin("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse-migrate' AND wait_event_type = 'Lock'", PG.database, [own.name]);
-      for (let i = 0; i < 100 && (await waiting()).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(await waiting()).toHaveLength(1);
+      // The table the migration waits for. It waits 5 s at a time with pauses between (a busy
+      // machine's polls can miss one wait).
+      const waitedFor = async () =>
+        (
+          await own.query<{ name: string }>(
+            "SELECT l.relation::regclass::text AS name FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND a.application_name = 'pulse-migrate' AND NOT l.granted AND l.relation IS NOT NULL",
+          )
+        )[0]?.name;
+      let table: string | undefined;
+      for (const deadline = Date.now() + 40_000; !table && Date.now() < deadline; ) {
+        table = await waitedFor();
+        if (!table) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(table).toBeDefined();
       // Queued behind the migration's request for the table, this waits only until the migration lets go.
       await instance.connect();
-      const read = instance.query("SELECT count(*) FROM check_runs").then(() => "read");
+      const read = instance.query(`SELECT count(*) FROM ${table}`).then(() => "read");
       const outcome = await Promise.race([read, new Promise((resolve) => setTimeout(() => resolve("still queued"), 15_000))]);
       expect(outcome).toBe("read");
-      await reader.query("COMMIT");
+      await writer.query("COMMIT");
       await migrating;
-      const indexes = await own.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE indexname IN ('sent_notifications_alert_idx', 'sent_notifications_channel_idx')");
-      expect(indexes).toHaveLength(2);
+      const applied = await own.query<{ n: number }>("SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations");
+      expect(applied[0]!.n).toBe(readdirSync(projectPath("migrations")).filter((f) => f.endsWith(".sql")).length);
     } finally {
-      await reader.end().catch(() => undefined);
+      await writer.end().catch(() => undefined);
       await instance.end().catch(() => undefined);
       await store.close();
       await own.drop();
+      rmSync(earlier, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 90_000);
 });
+
 
 describe("reads a response can do without, when the store is slow", () => {
   const metricsToken = "scrape-token-0123456789abcdef";
