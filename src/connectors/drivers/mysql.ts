@@ -16,13 +16,14 @@ import type { Connection as CoreConnection } from "mysql2";
 import mysql from "mysql2/promise";
 import type { PoolConnection } from "mysql2/promise";
 
+import { DomainError } from "../../errors.js";
 import type { ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { isFatal, toDomainError } from "./mysql-errors.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
 import { streamOf, streamRows } from "./mysql-stream.js";
 import { columnTypeName } from "./mysql-values.js";
-import { wireLimitOf } from "./wire-limit.js";
+import { wireLimitOf, withinOwnWireLimit } from "./wire-limit.js";
 
 /** Timeout of the driver's own catalog queries (probe, introspection). */
 const OWN_STATEMENT_TIMEOUT_MS = 30_000;
@@ -179,7 +180,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     const sql = (text: string) => command(conn, text, OWN_STATEMENT_TIMEOUT_MS);
     try {
       await sql(sessionGuards(OWN_STATEMENT_TIMEOUT_MS, null));
-      return await run(sql);
+      return await withinOwnWireLimit(streamOf(coreOf(conn)), () => run(sql));
     } catch (err) {
       reusable = !isFatal(err);
       throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS, true);
@@ -198,7 +199,8 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
         const startedAt = performance.now();
         const rows = await sql(PROBE_SQL);
         const latency = performance.now() - startedAt;
-        const row = rows[0]!;
+        const row = rows[0];
+        if (!row) throw new DomainError("connection_failed", `The server at ${where} answered Pulse's probe with no row: not a MySQL or MariaDB server Pulse can use`);
         const replica = await replicaStatus(sql);
         return {
           latency_ms: Math.round(latency * 100) / 100,

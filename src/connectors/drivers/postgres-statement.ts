@@ -121,7 +121,18 @@ export class ReadOnlyStatement implements Submittable {
 
   handleDataRow(msg: { fields: Array<string | null> }): void {
     if (this.stage !== "statement" || !this.wantRows) return; // rows past the cap: not even parsed
-    const row = msg.fields.map((text, i) => (text === null ? null : this.parsers[i]!(text)));
+    let row: unknown[];
+    try {
+      if (msg.fields.length !== this.parsers.length) throw new Error(`the server sent a row of ${msg.fields.length} values for ${this.parsers.length} columns`);
+      row = msg.fields.map((text, i) => (text === null ? null : this.parsers[i]!(text)));
+    } catch (err) {
+      // Thrown here, inside pg's socket handler, it would end the process. A row the server
+      // got wrong fails the statement with an error that has no SQLSTATE, so the connection
+      // is dropped rather than trusted with the next one.
+      this.wantRows = false;
+      this.settle(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
     if (!this.collector.push(row)) this.wantRows = false;
   }
 

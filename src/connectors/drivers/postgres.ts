@@ -12,7 +12,7 @@ import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postg
 import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
 import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
-import { watchReceivedBytes, wireLimitOf } from "./wire-limit.js";
+import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit, type WatchedStream } from "./wire-limit.js";
 
 export const APPLICATION_NAME = "pulse";
 
@@ -61,7 +61,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     ...(gate && {
       stream: () => gate.socket(target),
       onConnect: (client: pg.ClientBase) =>
-        gate.checkPostgresSession(async (text) => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows),
+        gate.checkPostgresSession((text) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows)),
     }),
   });
   // An idle connection that dies (server restart, network) is already purged by the pool;
@@ -120,7 +120,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
         query_timeout: OWN_STATEMENT_TIMEOUT_MS + BACKSTOP_GRACE_MS,
       };
       const startedAt = performance.now();
-      const { rows } = await client.query<T>(config);
+      const { rows } = await withinOwnWireLimit(streamOf(client), () => client.query<T>(config));
       return { rows, ms: performance.now() - startedAt };
     } catch (err) {
       broken = connectionLost(err);
@@ -198,7 +198,8 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
 
     async probe(): Promise<ProbeInfo> {
       const { rows, ms } = await ownQuery<ProbeRow>(PROBE_SQL);
-      const row = rows[0]!;
+      const row = rows[0];
+      if (!row) throw new DomainError("connection_failed", `The server at ${where} answered Pulse's probe with no row: not a PostgreSQL server Pulse can use`);
       return {
         latency_ms: Math.round(ms * 100) / 100,
         server_version: row.server_version,
@@ -287,6 +288,9 @@ function statementError(err: unknown, timeoutMs: number, target: ConnectionTarge
 
 /** The error ended the connection, not just the statement: no SQLSTATE (a socket error, "Connection
  * terminated unexpectedly"), or one that ends the session (pg_terminate_backend's 57P01). */
+/** A client's socket (plain or TLS; not in pg's typings). */
+const streamOf = (client: pg.ClientBase): WatchedStream => (client as unknown as { connection: { stream: WatchedStream } }).connection.stream;
+
 function connectionLost(err: unknown): boolean {
   const code = (err as PgError).code;
   return typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code) || endsSession(code);
