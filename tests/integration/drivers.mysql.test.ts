@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKSTOP_GRACE_MS, createMysqlDriver } from "../../src/connectors/drivers/mysql.js";
 import type { ConnectionTarget, DialectDriver, QueryLimits } from "../../src/connectors/types.js";
 import { DomainError } from "../../src/errors.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 
 const DB = `pulse_t_${randomBytes(4).toString("hex")}`;
 const RO_USER = `${DB}_ro`;
@@ -209,6 +210,23 @@ describe("query", () => {
     expect(Number(running!.n)).toBe(0); // the server stopped (KILL QUERY), not merely disconnected
     expect((await driver.query("SELECT 1 AS one", LIMITS)).rows).toEqual([[1]]);
   });
+
+  it("answers, and drops the connection, when the KILL that stops an overrun is swallowed by the network", async () => {
+    const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
+    relay.freezeOn("KILL QUERY");
+    const through = await createMysqlDriver(target({ port: relay.port }), { ...POOL, maxConnections: 1 });
+    try {
+      const result = await through.query("SELECT a.n, b.n FROM numbers a, numbers b LIMIT 4000000", { ...LIMITS, maxRows: 10 });
+      expect(result).toMatchObject({ row_count: 10, truncated: true });
+      // The one pooled connection was dropped, not kept with a KILL on its way: the next
+      // statement gets a fresh one and is not killed.
+      relay.freezeOn(null);
+      expect((await through.query("SELECT 1 AS one", LIMITS)).rows).toEqual([[1]]);
+    } finally {
+      await through.close();
+      await relay.close();
+    }
+  }, 30_000);
 
   it("stops adding rows at the byte cap and reports truncated", async () => {
     const maxBytes = 10_000;

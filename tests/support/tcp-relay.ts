@@ -1,6 +1,7 @@
 // A TCP relay between Pulse and a real database server, so a test can break the network
 // without touching the shared server: cut() drops every connection open now, freeze() leaves
-// them open but silent (nothing forwarded either way, nothing closed). Connections opened
+// them open but silent (nothing forwarded either way, nothing closed); freezeOn() does that to
+// a connection when its client sends a given text. Connections opened
 // afterwards are relayed normally, as after a network fault that healed.
 
 import net from "node:net";
@@ -21,6 +22,9 @@ export interface TcpRelay {
   freeze(): void;
   /** While true, connections opened are dropped at once: a server that is down. */
   refuse(down: boolean): void;
+  /** From now on, a connection whose client sends `text` goes silent at that moment, as
+   * freeze() does to it alone (`null` stops watching). */
+  freezeOn(text: string | null): void;
   close(): Promise<void>;
 }
 
@@ -36,6 +40,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
   let bytesFromServer = 0;
   let refusing = false;
   let accepted = 0;
+  let freezeText: string | null = null;
 
   const server = net.createServer((client) => {
     accepted++;
@@ -56,6 +61,9 @@ export async function startTcpRelay(target: { host: string; port: number }, list
           to.once("drain", () => from.resume());
         }
       });
+    client.prependListener("data", (chunk: Buffer) => {
+      if (freezeText !== null && chunk.includes(freezeText)) pair.frozen = true;
+    });
     forward(client, upstream, () => {});
     forward(upstream, client, (bytes) => (bytesFromServer += bytes));
     const drop = () => {
@@ -95,6 +103,9 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     cut,
     freeze() {
       for (const pair of pairs) pair.frozen = true;
+    },
+    freezeOn(text) {
+      freezeText = text;
     },
     refuse(down) {
       refusing = down;

@@ -1,6 +1,8 @@
 // Streams one statement's rows from a MySQL/MariaDB connection into a RowCollector without
 // holding the whole result, and stops the server once we want no more rows.
 
+import { setTimeout as delay } from "node:timers/promises";
+
 import type { Connection as CoreConnection, FieldPacket } from "mysql2";
 
 import type { RowCollector } from "./collect.js";
@@ -110,8 +112,10 @@ export async function streamRows(
   } finally {
     stopWatching();
     conn.removeListener("error", onConnectionError);
-    // A KILL still on its way would hit the connection's next statement: wait for it.
-    if (interruption && !(await interruption)) ended = false;
+    // A KILL still on its way would hit the connection's next statement: wait for it, a
+    // while; one that does not arrive by then (a network gone silent) leaves the connection
+    // to be dropped, and the kill's own timeout ends it.
+    if (interruption && !(await Promise.race([interruption, delay(INTERRUPT_WAIT_MS, false)]))) ended = false;
   }
   return { fields, complete: ended };
 }

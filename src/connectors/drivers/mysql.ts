@@ -30,6 +30,9 @@ const OWN_STATEMENT_TIMEOUT_MS = 30_000;
 /** Client-side backstop past a statement's own timeout, for a server that stopped answering:
  * mysql2 drops the connection. */
 export const BACKSTOP_GRACE_MS = 2_000;
+/** How long a KILL QUERY may take to be answered (its connection is bounded by the target's
+ * connect timeout): a server or network that swallows it must not hold the killer for good. */
+const KILL_TIMEOUT_MS = 5_000;
 
 type Flavour = "mariadb" | "mysql";
 
@@ -167,7 +170,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     const killer = await mysql.createConnection(connection);
     killer.on("error", () => {}); // a socket error between uses would otherwise end the process
     try {
-      await killer.query(`KILL QUERY ${threadId}`);
+      await killer.query({ sql: `KILL QUERY ${threadId}`, timeout: KILL_TIMEOUT_MS });
     } finally {
       killer.destroy();
     }
