@@ -142,8 +142,9 @@ export class ConnectorCache {
     }
   }
 
-  /** Closes a connector taken out of the cache (once: callers delete the entry first) and
-   * lets go of its budgets; statements still running on it keep their slots until they end. */
+  /** Closes a connector taken out of the cache (once: callers delete the entry first) once
+   * its running statements end, and lets go of its budgets; those statements keep their slots
+   * until they end. */
   private async closeQuietly(entry: Promise<GuardedConnector>) {
     let connector: GuardedConnector;
     try {

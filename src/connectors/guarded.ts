@@ -27,6 +27,9 @@ export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 export class GuardedConnector {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
   lastUsedAt = Date.now();
+  /** Driver calls under way, and what close() waits on once they are all done. */
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
 
   constructor(
     readonly connectionId: number,
@@ -91,7 +94,7 @@ export class GuardedConnector {
       };
       release = await budget.enter();
       this.lastUsedAt = Date.now();
-      const result = await this.driver.query(sql, limits);
+      const result = await this.onDriver(() => this.driver.query(sql, limits));
       this.counts?.ok();
       this.record(options.source ?? "query", asked, started, result.row_count);
       return result;
@@ -137,7 +140,7 @@ export class GuardedConnector {
     this.recorder?.admit();
     const started = performance.now();
     try {
-      const snapshot = await this.driver.introspect();
+      const snapshot = await this.onDriver(() => this.driver.introspect());
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
     } catch (err) {
@@ -151,7 +154,21 @@ export class GuardedConnector {
     return this.schema();
   }
 
-  close(): Promise<void> {
-    return this.driver.close();
+  /** Counts `call` as under way until it settles. */
+  private async onDriver<T>(call: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await call();
+    } finally {
+      if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** Closes the driver once what runs on it has ended (each statement within its own
+   * timeout): a connector the cache let go of (evicted for room, idle, its connection
+   * changed) finishes its statements rather than failing them. */
+  async close(): Promise<void> {
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await this.driver.close();
   }
 }

@@ -51,6 +51,36 @@ describe("ConnectorCache", () => {
     expect(connectors.every((c) => c.driver.openConnections() === 0)).toBe(true);
   });
 
+  it.each(["sqlite", "mysql"] as const)("lets a connector evicted for room finish the statement running on it (%s), then closes it", async (dialect) => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const owned: TargetDb[] = [];
+    const targetOf = async (): Promise<ConnectionTarget> => {
+      if (dialect === "sqlite") return (await sqliteTargets(1))[0]!;
+      const t = await mariaTarget();
+      owned.push(t);
+      return { dialect: "mysql", host: String(t.body.host), port: Number(t.body.port), database: String(t.body.database_name), username: String(t.body.username), password: t.password, ssl: false, connectTimeoutMs: 10_000 };
+    };
+    try {
+      const targets = [await targetOf(), await targetOf(), await targetOf(), await targetOf()];
+      const busy = await cache.get(1, 1, async () => targets[0]!);
+      const slow =
+        dialect === "sqlite"
+          ? "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000) SELECT count(*) AS n FROM c"
+          : "SELECT sum(seq % 7) AS n FROM seq_1_to_30000000";
+      const running = busy.query(slow);
+      await new Promise((r) => setTimeout(r, 200));
+      // Three more connections: the busy one is the least recently used, and goes.
+      for (const id of [2, 3, 4]) await cache.get(id, 1, async () => targets[id - 1]!);
+      expect(cache.has(1)).toBe(false);
+      expect((await running).row_count).toBe(1);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(busy.driver.openConnections()).toBe(0);
+    } finally {
+      await cache.close();
+      for (const t of owned) await t.drop();
+    }
+  }, 30_000);
+
   it("shares one opening between concurrent misses and forgets a failed opening", async () => {
     const cache = new ConnectorCache(options, createLogger("silent"));
     const [target] = await sqliteTargets(1);
