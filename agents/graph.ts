@@ -106,6 +106,18 @@ const DIALECT_NAMES: Record<Dialect, { name: string; quote: string }> = {
 };
 
 const SQL_IN_HISTORY_CHARS = 600;
+/** What a turn keeps of its answer for the conversation: enough for the model to build on;
+ * a model that answered megabytes must not make every later question of the thread carry them. */
+const ANSWER_IN_HISTORY_CHARS = 8_000;
+/** Statements a turn keeps (the latest). */
+const SQL_IN_HISTORY_STATEMENTS = 20;
+
+const cut = (text: string, chars: number) => (text.length > chars ? `${text.slice(0, chars)}…` : text);
+
+/** A turn as the conversation keeps it: its answer and SQL cut to what later questions need. */
+export function turnForHistory(question: string, answer: string, sql: string[]): HistoryTurn {
+  return { question, answer: cut(answer, ANSWER_IN_HISTORY_CHARS), sql: sql.slice(-SQL_IN_HISTORY_STATEMENTS).map((s) => cut(s, SQL_IN_HISTORY_CHARS)) };
+}
 
 /** Earlier turns as they happened, the SQL folded into the answer so the model can reuse it;
  * the newest turns that fit in `maxTokens`. */
@@ -113,7 +125,7 @@ export function historyMessages(history: HistoryTurn[], maxTokens = Infinity): B
   const kept: BaseMessage[][] = [];
   let used = 0;
   for (const turn of [...history].reverse()) {
-    const sql = turn.sql.map((s) => (s.length > SQL_IN_HISTORY_CHARS ? `${s.slice(0, SQL_IN_HISTORY_CHARS)}…` : s));
+    const sql = turn.sql.map((s) => cut(s, SQL_IN_HISTORY_CHARS));
     const ran = sql.length > 0 ? `\n\n[SQL run for this answer]\n${sql.join(";\n")}` : "";
     const answer = `${turn.answer}${ran}`;
     used += estimateTokens(turn.question) + estimateTokens(answer);
@@ -183,9 +195,32 @@ async function agent(state: AgentStateT, config: RunnableConfig): Promise<Comman
   run.modelCalls?.called(usage);
   run.usage = addUsage(run.usage, usage);
   const steps = state.steps + 1;
+  const bounded = withBoundedToolCalls(message);
   // Routed by a Command rather than a conditional edge: the same decision without LangGraph's
   // branch runnables (two more Runnable rounds per model call).
-  return new Command({ update: { messages: [message], steps }, goto: routeAfterAgent({ messages: [message], steps }, run.maxSteps) });
+  return new Command({ update: { messages: [bounded], steps }, goto: routeAfterAgent({ messages: [bounded], steps }, run.maxSteps) });
+}
+
+/** Tool calls of one reply that run; a model rarely needs more than a few at once. */
+export const MAX_TOOL_CALLS_PER_REPLY = 16;
+
+/** The reply with at most MAX_TOOL_CALLS_PER_REPLY calls, as if the model had asked no more:
+ * a reply of thousands would run thousands of tools on the event loop and send them all back
+ * in the next request. */
+function withBoundedToolCalls(message: AIMessage): AIMessage {
+  const calls = message.tool_calls ?? [];
+  const invalid = message.invalid_tool_calls ?? [];
+  if (calls.length + invalid.length <= MAX_TOOL_CALLS_PER_REPLY) return message;
+  const { tool_calls: _raw, ...kwargs } = message.additional_kwargs;
+  return new AIMessage({
+    content: message.content,
+    id: message.id,
+    additional_kwargs: kwargs,
+    response_metadata: message.response_metadata,
+    usage_metadata: message.usage_metadata,
+    tool_calls: calls.slice(0, MAX_TOOL_CALLS_PER_REPLY),
+    invalid_tool_calls: invalid.slice(0, Math.max(0, MAX_TOOL_CALLS_PER_REPLY - calls.length)),
+  });
 }
 
 async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Partial<AgentStateT>> {

@@ -1,7 +1,7 @@
 // POST /ask: a plain-language question answered by the SQL agent on the session's database,
 // with conversation memory per thread in the session store (shared by all instances).
 
-import { runAgent, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
+import { runAgent, turnForHistory, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { modelServerOf } from "../../agents/model.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import type { Deps } from "../deps.js";
@@ -130,7 +130,7 @@ export async function ask(
     throw err;
   }
 
-  const turn: HistoryTurn = { question: input.question, answer: outcome.answer, sql: outcome.sql };
+  const turn = turnForHistory(input.question, outcome.answer, outcome.sql);
   await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
   const health = await alertsOnTablesRead(deps, auth.userId, { id: connectionId, dialect: connector.dialect }, ran);

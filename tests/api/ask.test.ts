@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
+import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/graph.js";
 import { startFakeOpenAI, textOf, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 
@@ -189,6 +190,29 @@ describe("POST /ask", () => {
     const long = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "x".repeat(2001)) });
     expect(long.status).toBe(422);
     expect(long.body.errors[0].path).toBe("body.question");
+  });
+});
+
+describe("POST /ask against a model that asks too much", () => {
+  it(`runs at most ${MAX_TOOL_CALLS_PER_REPLY} tool calls of one reply, and sends back only theirs`, async () => {
+    const user = await connectedUser();
+    replies.push({ toolCalls: Array.from({ length: 60 }, (_, i) => ({ name: "run_query", args: { sql: `SELECT ${i} AS n` } })) });
+    replies.push({ content: "Done." });
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Count, many times") });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.statements).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
+    expect(fake.requests.at(-1)!.messages.filter((m) => m.role === "tool")).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
+  });
+
+  it("keeps a few thousand characters of an answer for the conversation, not megabytes", async () => {
+    const user = await connectedUser();
+    replies.push({ content: "x".repeat(200_000) });
+    expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Say a lot") })).status).toBe(200);
+    replies.push({ content: "Short." });
+    expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, "And now?") })).status).toBe(200);
+    const earlier = fake.requests.at(-1)!.messages.find((m) => m.role === "assistant");
+    expect(textOf(earlier).length).toBeGreaterThan(1_000);
+    expect(textOf(earlier).length).toBeLessThan(10_000);
   });
 });
 
