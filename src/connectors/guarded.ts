@@ -84,7 +84,7 @@ export class GuardedConnector {
       // Charged before the guard: a refused statement cost its parse, so a flood of refused or
       // unparseable statements runs out of budget like a flood of reads.
       budget.charge();
-      const pending = this.guard.classify(this.driver.dialect, sql);
+      const pending = this.guard.classify(this.driver.dialect, sql, this.ownerId);
       const verdict = pending instanceof Promise ? await pending : pending;
       if (!verdict.ok) throw new SqlRefusedError(verdict.rule, verdict.reason);
       const limits: QueryLimits = {
@@ -122,7 +122,7 @@ export class GuardedConnector {
 
   /** The guard's verdict on `sql`, without running it (a monitoring check being saved). */
   async classify(sql: string): Promise<GuardVerdict> {
-    return this.guard.classify(this.driver.dialect, sql);
+    return this.guard.classify(this.driver.dialect, sql, this.ownerId);
   }
 
   /** The database's schema, introspected once and kept until refreshed. */

@@ -1,6 +1,6 @@
 // The guard as requests use it (statement-guard.ts): a statement parsed in a worker thread gets
 // the verdict it gets inline, a long statement past the limit is refused unparsed, and a short
-// one never leaves the caller's thread.
+// one never leaves the caller's thread; one user's long statements are analysed one at a time.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -31,6 +31,15 @@ describe("createStatementGuard", () => {
     expect(guard.classify("mysql", long)).toBeInstanceOf(Promise);
     await guard.classify("mysql", long);
     expect(guard.classify("mysql", long)).toEqual({ ok: true, kind: "select" });
+  });
+
+  it("analyses one long statement of a user at a time, and tells a second to wait, while others' go on", async () => {
+    const first = guard.classify("sqlite", padded("SELECT 'user 7, first'"), 7);
+    await expect(Promise.resolve().then(() => guard.classify("sqlite", padded("SELECT 'user 7, second'"), 7))).rejects.toMatchObject({ code: "rate_limited" });
+    expect(await guard.classify("sqlite", padded("SELECT 'user 8'"), 8)).toEqual({ ok: true, kind: "select" });
+    expect(await first).toEqual({ ok: true, kind: "select" });
+    // Done with the first: the user's next one is analysed.
+    expect(await guard.classify("sqlite", padded("SELECT 'user 7, third'"), 7)).toEqual({ ok: true, kind: "select" });
   });
 
   it("refuses a statement over its limit without parsing it, naming the limit", () => {

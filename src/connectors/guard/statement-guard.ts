@@ -20,6 +20,9 @@ export const INLINE_PARSE_MAX_CHARS = 512;
 
 /** Statements waiting for a parser thread; beyond, callers are told to come back. */
 const MAX_QUEUED_PARSES = 64;
+/** Long statements of one user analysed at once: a flood of one user's long statements (each
+ * up to half a second of a thread) must leave threads for everyone else's. */
+const MAX_PARSES_PER_USER = 1;
 
 /** A thread's heap: a parse allocating past it ends that thread, not the service. */
 const PARSER_HEAP_MB = 512;
@@ -34,8 +37,9 @@ export interface StatementGuardOptions {
 
 export interface StatementGuard {
   /** A verdict, synchronous when the statement was short or seen recently. Never rejects
-   * for any statement; rejects with rate_limited when the parser threads are saturated. */
-  classify(dialect: Dialect, sql: string): GuardVerdict | Promise<GuardVerdict>;
+   * for any statement; rejects with rate_limited when the parser threads are saturated, or
+   * `userId` has a long statement being analysed already. */
+  classify(dialect: Dialect, sql: string, userId?: number): GuardVerdict | Promise<GuardVerdict>;
   close(): Promise<void>;
 }
 
@@ -57,7 +61,29 @@ export function createStatementGuard(options: StatementGuardOptions, onError: (e
       onError,
     ));
 
-  async function classifyOffThread(dialect: Dialect, sql: string): Promise<GuardVerdict> {
+  /** Long statements being analysed, per user. */
+  const parsing = new Map<number, number>();
+
+  async function classifyOffThread(dialect: Dialect, sql: string, userId: number | undefined): Promise<GuardVerdict> {
+    if (userId !== undefined) {
+      const mine = parsing.get(userId) ?? 0;
+      if (mine >= MAX_PARSES_PER_USER) {
+        throw new RateLimitedError("Another long statement of yours is being analysed by the SQL guard; send this one once it is done", 1);
+      }
+      parsing.set(userId, mine + 1);
+    }
+    try {
+      return await parseOffThread(dialect, sql);
+    } finally {
+      if (userId !== undefined) {
+        const left = parsing.get(userId)! - 1;
+        if (left === 0) parsing.delete(userId);
+        else parsing.set(userId, left);
+      }
+    }
+  }
+
+  async function parseOffThread(dialect: Dialect, sql: string): Promise<GuardVerdict> {
     let verdict: GuardVerdict;
     try {
       const task: ParseTask = { dialect, sql };
@@ -77,11 +103,11 @@ export function createStatementGuard(options: StatementGuardOptions, onError: (e
   }
 
   return {
-    classify(dialect, sql) {
+    classify(dialect, sql, userId) {
       if (sql.length <= INLINE_PARSE_MAX_CHARS || sql.length > options.maxChars) {
         return classifyStatement(dialect, sql, options.maxChars);
       }
-      return cachedVerdict(dialect, sql) ?? classifyOffThread(dialect, sql);
+      return cachedVerdict(dialect, sql) ?? classifyOffThread(dialect, sql, userId);
     },
     async close() {
       await pool?.destroy();
