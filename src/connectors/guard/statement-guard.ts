@@ -20,9 +20,7 @@ export const INLINE_PARSE_MAX_CHARS = 512;
 
 /** Statements waiting for a parser thread; beyond, callers are told to come back. */
 const MAX_QUEUED_PARSES = 64;
-/** Long statements of one user analysed at once: a flood of one user's long statements (each
- * up to half a second of a thread) must leave threads for everyone else's. */
-const MAX_PARSES_PER_USER = 1;
+
 
 /** A thread's heap: a parse allocating past it ends that thread, not the service. */
 const PARSER_HEAP_MB = 512;
@@ -37,8 +35,8 @@ export interface StatementGuardOptions {
 
 export interface StatementGuard {
   /** A verdict, synchronous when the statement was short or seen recently. Never rejects
-   * for any statement; rejects with rate_limited when the parser threads are saturated, or
-   * `userId` has a long statement being analysed already. */
+   * for any statement; rejects with rate_limited when the parser threads are saturated. The
+   * long statements of one `userId` are parsed one after the other, within the time budget. */
   classify(dialect: Dialect, sql: string, userId?: number): GuardVerdict | Promise<GuardVerdict>;
   close(): Promise<void>;
 }
@@ -61,33 +59,27 @@ export function createStatementGuard(options: StatementGuardOptions, onError: (e
       onError,
     ));
 
-  /** Long statements being analysed, per user. */
-  const parsing = new Map<number, number>();
+  /** Per user, the end of their last long statement's parse: the next one waits for it, so a
+   * flood of one user's long statements (each up to half a second of a thread) holds one
+   * thread at most and queues behind itself, not in front of everyone else's. */
+  const lanes = new Map<number, Promise<unknown>>();
 
-  async function classifyOffThread(dialect: Dialect, sql: string, userId: number | undefined): Promise<GuardVerdict> {
-    if (userId !== undefined) {
-      const mine = parsing.get(userId) ?? 0;
-      if (mine >= MAX_PARSES_PER_USER) {
-        throw new RateLimitedError("Another long statement of yours is being analysed by the SQL guard; send this one once it is done", 1);
-      }
-      parsing.set(userId, mine + 1);
-    }
-    try {
-      return await parseOffThread(dialect, sql);
-    } finally {
-      if (userId !== undefined) {
-        const left = parsing.get(userId)! - 1;
-        if (left === 0) parsing.delete(userId);
-        else parsing.set(userId, left);
-      }
-    }
+  function classifyOffThread(dialect: Dialect, sql: string, userId: number | undefined): Promise<GuardVerdict> {
+    // From the call: the wait in the user's lane counts against the time budget.
+    const deadline = AbortSignal.timeout(options.timeoutMs);
+    if (userId === undefined) return parseOffThread(dialect, sql, deadline);
+    const verdict = (lanes.get(userId) ?? Promise.resolve()).then(() => parseOffThread(dialect, sql, deadline));
+    const done = verdict.catch(() => {});
+    lanes.set(userId, done);
+    void done.then(() => lanes.get(userId) === done && lanes.delete(userId));
+    return verdict;
   }
 
-  async function parseOffThread(dialect: Dialect, sql: string): Promise<GuardVerdict> {
+  async function parseOffThread(dialect: Dialect, sql: string, deadline: AbortSignal): Promise<GuardVerdict> {
     let verdict: GuardVerdict;
     try {
       const task: ParseTask = { dialect, sql };
-      verdict = (await parsers().run(task, { signal: AbortSignal.timeout(options.timeoutMs) })) as GuardVerdict;
+      verdict = (await parsers().run(task, { signal: deadline })) as GuardVerdict;
     } catch (err) {
       // Aborted: piscina ends the thread that was parsing it and starts another.
       if (isAborted(err)) return refuseParseTimeout(options.timeoutMs);
