@@ -93,8 +93,9 @@ export class GuardedConnector {
         timeoutMs: Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs),
       };
       release = await budget.enter();
+      this.inFlight++; // until `release` runs, below
       this.lastUsedAt = Date.now();
-      const result = await this.onDriver(() => this.driver.query(sql, limits));
+      const result = await this.driver.query(sql, limits);
       this.counts?.ok();
       this.record(options.source ?? "query", asked, started, result.row_count);
       return result;
@@ -109,6 +110,7 @@ export class GuardedConnector {
       if (release) {
         release();
         this.lastUsedAt = Date.now();
+        this.leftDriver();
       }
     }
   }
@@ -139,13 +141,16 @@ export class GuardedConnector {
   private async introspect(): Promise<SchemaSnapshot> {
     this.recorder?.admit();
     const started = performance.now();
+    this.inFlight++;
     try {
-      const snapshot = await this.onDriver(() => this.driver.introspect());
+      const snapshot = await this.driver.introspect();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
     } catch (err) {
       this.record("introspection", INTROSPECTION_SQL, started, null, err);
       throw err;
+    } finally {
+      this.leftDriver();
     }
   }
 
@@ -154,14 +159,10 @@ export class GuardedConnector {
     return this.schema();
   }
 
-  /** Counts `call` as under way until it settles. */
-  private async onDriver<T>(call: () => Promise<T>): Promise<T> {
-    this.inFlight++;
-    try {
-      return await call();
-    } finally {
-      if (--this.inFlight === 0) this.drained?.();
-    }
+  /** A driver call counted in `inFlight` has ended. (Counted inline where it runs: no promise
+   * more per statement.) */
+  private leftDriver(): void {
+    if (--this.inFlight === 0) this.drained?.();
   }
 
   /** Closes the driver once what runs on it has ended (each statement within its own
