@@ -31,14 +31,20 @@ async function call(base: string, method: string, url: string, init: { token?: s
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   if (init.json !== undefined) headers["content-type"] = "application/json";
   // A request that does not answer in time fails the test: "never a hang".
-  const res = await fetch(`${base}${url}`, {
-    method,
-    headers,
-    body: init.json === undefined ? undefined : JSON.stringify(init.json),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+  const started = Date.now();
+  try {
+    const res = await fetch(`${base}${url}`, {
+      method,
+      headers,
+      body: init.json === undefined ? undefined : JSON.stringify(init.json),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  } catch (err) {
+    // Which request, started when: what a failure report needs to be read.
+    throw new Error(`${method} ${url} started at ${new Date(started).toISOString()}: ${String(err)}`);
+  }
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000) {
@@ -61,6 +67,8 @@ describe("a server whose stores fail at run time", () => {
   const failures: string[] = [];
   let loading = true;
   let load: Promise<void>;
+  /** The fault under way, named in a failure of the load. */
+  let phase = "start-up";
 
   const login = () => call(server.base, "POST", "/login", { json: { username: user.email, password: user.password } });
 
@@ -90,7 +98,7 @@ describe("a server whose stores fail at run time", () => {
         ]);
         for (const r of results) {
           if (r.status === "fulfilled") answers.push(r.value);
-          else failures.push(String(r.reason));
+          else failures.push(`during ${phase}: ${String(r.reason)}`);
         }
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -108,6 +116,7 @@ describe("a server whose stores fail at run time", () => {
   });
 
   it("survives Redis stopping: /health degraded, 503 sessions_unavailable, then recovers by itself", async () => {
+    phase = "Redis stopping";
     await redis.stop();
     await until("/health to report Redis down", async () => {
       const health = await call(server.base, "GET", "/health");
@@ -145,6 +154,7 @@ describe("a server whose stores fail at run time", () => {
   }, 90_000);
 
   it("survives its metadata store's sessions being terminated", async () => {
+    phase = "its metadata store's sessions being terminated";
     for (let round = 0; round < 3; round++) {
       const killed = await pgAdmin<{ pid: number }>(
         "SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
@@ -159,6 +169,7 @@ describe("a server whose stores fail at run time", () => {
   }, 60_000);
 
   it("survives its metadata store going away: /health degraded, 503 store_unavailable, then recovers by itself", async () => {
+    phase = "its metadata store going away";
     relay.refuse(true);
     relay.cut();
     await until("/health to report the store down", async () => {
@@ -175,10 +186,14 @@ describe("a server whose stores fail at run time", () => {
   }, 60_000);
 
   it("survives its metadata store going silent: 503 store_unavailable within STORE_QUERY_TIMEOUT_MS, then recovers by itself", async () => {
+    phase = "its metadata store going silent";
     const seen = answers.length;
+    // Several sessions open and idle in Pulse's pool, so that requests go on to take frozen ones:
+    // with a single one, /health's ping could take it and every other request a fresh session.
+    await Promise.all(Array.from({ length: 8 }, () => call(server.base, "GET", "/databases", { token: user.token })));
+    expect(relay.open).toBeGreaterThanOrEqual(4);
     // Every session open now stops answering and stays open: no error, no close, for TCP to see.
-    // The load keeps sessions open, so requests go on to use frozen ones; sessions opened from
-    // now on are relayed again, as after a network fault that healed.
+    // Sessions opened from now on are relayed again, as after a network fault that healed.
     relay.freeze();
     const frozenAt = Date.now();
     const storeUnavailable = (a: Answer) => a.status === 503 && a.body?.code === "store_unavailable";
