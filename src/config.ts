@@ -152,6 +152,10 @@ const envSchema = z.object({
       .refine(validDnsServers, "must be comma-separated DNS server addresses such as 10.0.0.2 or [fd00::53]:5353"),
   ),
   CONNECTION_TESTS_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(10)),
+  USER_MAX_CONNECTIONS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(100)),
+  USER_MAX_MONITORED_TABLES: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(2_000)),
+  USER_MAX_CHANNELS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(50)),
+  USER_MAX_API_KEYS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(100)),
   METRICS_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, "must be at least 16 characters").optional()),
 });
 
@@ -201,6 +205,8 @@ export interface Config {
   connectionBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   userBudget: { concurrency: number; maxWaiting: number; perMinute: number };
   targets: TargetNetworkConfig;
+  /** What one user may keep at most (src/store/quotas.ts). */
+  quotas: QuotaConfig;
   /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
   connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -227,6 +233,14 @@ export interface Config {
   /** The bearer token GET /metrics asks for; unset, /metrics answers 404. */
   metricsToken: string | undefined;
   version: string;
+}
+
+/** Saved connections, monitored tables, notification channels and API keys one user may keep. */
+export interface QuotaConfig {
+  connections: number;
+  monitoredTables: number;
+  channels: number;
+  apiKeys: number;
 }
 
 /** The audit trail of every statement sent to a customer database (src/audit/trail.ts). */
@@ -351,6 +365,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       denyNetworks: e.TARGET_DENY_NETWORKS,
       dnsServers: e.TARGET_DNS_SERVERS,
       testsPerMinute: e.CONNECTION_TESTS_PER_MINUTE,
+    },
+    quotas: {
+      connections: e.USER_MAX_CONNECTIONS,
+      monitoredTables: e.USER_MAX_MONITORED_TABLES,
+      channels: e.USER_MAX_CHANNELS,
+      apiKeys: e.USER_MAX_API_KEYS,
     },
     connectors: {
       poolSize: e.CONNECTION_POOL_SIZE,

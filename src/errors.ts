@@ -7,6 +7,8 @@ export type ErrorCode =
   | "forbidden"
   | "not_found"
   | "conflict"
+  /** The user keeps the most of something allowed (USER_MAX_*). */
+  | "quota_exceeded"
   | "rate_limited"
   | "budget_exceeded"
   | "sql_refused"

@@ -19,6 +19,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  quota_exceeded: 409,
   rate_limited: 429,
   budget_exceeded: 429,
   sql_refused: 400,

@@ -5,12 +5,10 @@ import { newKeySecret, keySessionId } from "../auth/api-keys.js";
 import type { Scope } from "../auth/grants.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
-import { countApiKeys, deleteApiKey, insertApiKey, listApiKeys } from "../store/api-keys.js";
+import { deleteApiKey, insertApiKey, listApiKeys } from "../store/api-keys.js";
 import { listConnections } from "../store/connections.js";
 import type { ApiKeyRow } from "../store/schema.js";
-
-/** Keys a user may hold at once: enough for every client, few enough to list and audit. */
-export const MAX_KEYS_PER_USER = 100;
+import { insertWithinQuota } from "../store/quotas.js";
 
 export interface ApiKeyInput {
   name: string;
@@ -72,18 +70,17 @@ export async function createApiKey(deps: Deps, userId: number, input: ApiKeyInpu
     // Another user's ids read exactly as unknown ones, as everywhere.
     if (foreign.length > 0) throw invalid("body.connection_ids", `no connection ${foreign.join(", ")} among yours`);
   }
-  if ((await countApiKeys(deps.store.db, userId)) >= MAX_KEYS_PER_USER) {
-    throw new DomainError("conflict", `At most ${MAX_KEYS_PER_USER} API keys per user: revoke one first`);
-  }
   const { secret, ...stored } = newKeySecret();
-  const row = await insertApiKey(deps.store.db, {
-    ownerId: userId,
-    name: input.name,
-    ...stored,
-    scopes: [...new Set(input.scopes)],
-    connectionIds,
-    expiresAt,
-  });
+  const row = await insertWithinQuota(deps.store.db, deps.config.quotas, userId, "apiKeys", (tx) =>
+    insertApiKey(tx, {
+      ownerId: userId,
+      name: input.name,
+      ...stored,
+      scopes: [...new Set(input.scopes)],
+      connectionIds,
+      expiresAt,
+    }),
+  );
   deps.logger.info({ userId, keyId: row.id, prefix: row.prefix }, "API key created");
   return { ...publicApiKey(row), key: secret };
 }

@@ -9,6 +9,7 @@ import { channelSealContext, channelUrl, sendNotification, sendOptions, type Cha
 import { TARGET_PROBLEMS, webhookTargetProblem } from "../monitoring/webhook-targets.js";
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
+import { insertWithinQuota } from "../store/quotas.js";
 
 export interface ChannelInput {
   kind: ChannelKind;
@@ -49,14 +50,16 @@ export async function assertWebhookTarget(deps: Deps, url: string): Promise<void
 
 export async function addChannel(deps: Deps, ownerId: number, input: ChannelInput): Promise<PublicChannel> {
   await assertWebhookTarget(deps, input.url);
-  const row = await insertChannel(deps.store.db, {
-    ownerId,
-    kind: input.kind,
-    name: input.name ?? `${input.kind} ${new URL(input.url).host}`,
-    urlSealed: sealSecret(input.url, deps.config.secretsKey, channelSealContext(ownerId)),
-    urlHint: urlHint(input.url),
-    enabled: true,
-  });
+  const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "channels", (tx) =>
+    insertChannel(tx, {
+      ownerId,
+      kind: input.kind,
+      name: input.name ?? `${input.kind} ${new URL(input.url).host}`,
+      urlSealed: sealSecret(input.url, deps.config.secretsKey, channelSealContext(ownerId)),
+      urlHint: urlHint(input.url),
+      enabled: true,
+    }),
+  );
   return publicChannel(row);
 }
 

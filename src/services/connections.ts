@@ -17,6 +17,7 @@ import {
   type ConnectionPatch,
 } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
+import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
 
 export interface ConnectionInput {
   name?: string | undefined;
@@ -104,12 +105,15 @@ function rowValues(ownerId: number, spec: ConnectionSpec, deps: Deps) {
 
 export async function addConnection(deps: Deps, ownerId: number, input: ConnectionInput): Promise<PublicConnection> {
   const spec = specOfInput(input);
+  await assertUnderQuota(deps.store.db, deps.config.quotas, ownerId, "connections");
   await probeSpec(deps, ownerId, spec);
-  const row = await insertConnection(deps.store.db, {
-    ownerId,
-    name: input.name ?? `${input.db_type}:${input.database_name}`,
-    ...rowValues(ownerId, spec, deps),
-  });
+  const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "connections", (tx) =>
+    insertConnection(tx, {
+      ownerId,
+      name: input.name ?? `${input.db_type}:${input.database_name}`,
+      ...rowValues(ownerId, spec, deps),
+    }),
+  );
   return publicConnection(row);
 }
 

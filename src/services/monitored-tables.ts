@@ -25,6 +25,7 @@ import {
   type MonitoredTablePatch,
 } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
+import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
@@ -166,12 +167,13 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
     timing = { intervalSeconds: input.interval_seconds ?? DEFAULT_INTERVAL_SECONDS, schedule: null, timezone: null };
     checkInterval(deps, timing.intervalSeconds);
   }
+  await assertUnderQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables");
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
   const issues = await checkIssues(deps, connector, table, checks);
   if (issues.length > 0) throw invalid(issues);
-  const row = await insertMonitoredTable(deps.store.db, {
+  const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", (tx) => insertMonitoredTable(tx, {
     ownerId,
     connectionId: input.connection_id,
     schemaName: table.schema,
@@ -187,7 +189,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
       timing.schedule === null
         ? new Date(deps.monitoring.now() + deps.monitoring.random() * timing.intervalSeconds * 1000)
         : nextRunAfter(deps.monitoring, timing, deps.monitoring.now()),
-  });
+  }));
   return publicMonitoredTable(row);
 }
 

@@ -1,6 +1,6 @@
 // Repository of API keys, owner-scoped, and the lookup by secret hash that authenticates one.
 
-import { and, asc, count, eq, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
 import { apiKeys, type ApiKeyRow } from "./schema.js";
@@ -14,11 +14,6 @@ export async function insertApiKey(db: Db, input: NewApiKey): Promise<ApiKeyRow>
 
 export async function listApiKeys(db: Db, ownerId: number): Promise<ApiKeyRow[]> {
   return db.select().from(apiKeys).where(eq(apiKeys.ownerId, ownerId)).orderBy(asc(apiKeys.id));
-}
-
-export async function countApiKeys(db: Db, ownerId: number): Promise<number> {
-  const [row] = await db.select({ n: count() }).from(apiKeys).where(eq(apiKeys.ownerId, ownerId));
-  return row?.n ?? 0;
 }
 
 export async function deleteApiKey(db: Db, ownerId: number, id: number): Promise<boolean> {

@@ -66,7 +66,7 @@ const create = createRoute({
   responses: {
     201: jsonResponse(CreatedApiKey, "The key, with its secret"),
     ...loginOnly,
-    409: errorResponse("You already hold the most keys allowed"),
+    409: errorResponse("quota_exceeded: you hold the most keys allowed (USER_MAX_API_KEYS)"),
     ...authErrors,
     422: errorResponse("Invalid input: an unknown scope, a connection not among yours, an expiry in the past"),
   },

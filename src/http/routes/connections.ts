@@ -88,6 +88,7 @@ const add = createRoute({
     ),
     400: connectFailed,
     403: errorResponse("owner_id is not the caller, or sent with an API key (login tokens only)"),
+    409: errorResponse("quota_exceeded: you keep the most connections allowed (USER_MAX_CONNECTIONS)"),
     ...authErrors,
   },
 });

@@ -38,6 +38,7 @@ const create = createRoute({
   responses: {
     201: jsonResponse(ChannelSchema, "The channel (never its URL)"),
     ...writeError,
+    409: errorResponse("quota_exceeded: you keep the most channels allowed (USER_MAX_CHANNELS)"),
     ...authErrors,
     422: errorResponse("Invalid input, or a URL whose host is not a public address"),
   },

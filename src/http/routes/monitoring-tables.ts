@@ -60,6 +60,7 @@ const create = createRoute({
     400: errorResponse("Could not connect to the database"),
     ...writeError,
     404: notFoundResponse,
+    409: errorResponse("quota_exceeded: you monitor the most tables allowed (USER_MAX_MONITORED_TABLES)"),
     ...authErrors,
   },
 });

@@ -1,0 +1,154 @@
+// Threat: one account (or a script of theirs gone wrong) filling the metadata store and the
+// scheduler: connections, monitored tables, channels and API keys without end. Each is capped
+// per user (USER_MAX_*): past the cap, 409 quota_exceeded naming the cap and what to do; other
+// users are not affected; deleting one makes room; requests at once cannot pass the cap together.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { sqliteMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { sqliteTarget } from "../support/targets.js";
+
+const CAP = 2;
+
+let h: Harness;
+let target: MonitoredDb;
+
+beforeAll(async () => {
+  h = await createHarness({
+    env: {
+      USER_MAX_CONNECTIONS: String(CAP),
+      USER_MAX_MONITORED_TABLES: String(CAP),
+      USER_MAX_CHANNELS: String(CAP),
+      USER_MAX_API_KEYS: String(CAP),
+      // Channels are never sent to here: no alert opens.
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      CONNECTION_TESTS_PER_MINUTE: "1000",
+    },
+  });
+  target = await sqliteMonitoredDb(h.sqliteRoot);
+  // Three more tables, so a user can ask to monitor more than the cap.
+  for (const name of ["a", "b", "c"]) await target.exec(`CREATE TABLE ${name} (id integer primary key, ts text)`);
+});
+afterAll(async () => {
+  await target?.drop();
+  await h?.close();
+});
+
+type User = Awaited<ReturnType<Harness["newUser"]>>;
+
+/** Each kind: where it is listed and created, how the i-th is made, where one is deleted, and the cap's setting. */
+const kinds: [string, string, (user: User, i: number) => Promise<Record<string, unknown>>, string, string][] = [
+  ["connections", "/api/connections", async () => target.body, "/databases", "USER_MAX_CONNECTIONS"],
+  [
+    "monitored tables",
+    "/api/tables",
+    async (user, i) => ({ connection_id: await connectionOf(user), table: ["events", "a", "b", "c"][i], checks: [{ kind: "schema_drift" }] }),
+    "/api/tables",
+    "USER_MAX_MONITORED_TABLES",
+  ],
+  ["channels", "/api/channels", async (_, i) => ({ kind: "webhook", url: `http://127.0.0.1:9/hook-${i}` }), "/api/channels", "USER_MAX_CHANNELS"],
+  ["API keys", "/api/keys", async (_, i) => ({ name: `key ${i}`, scopes: ["query"] }), "/api/keys", "USER_MAX_API_KEYS"],
+];
+
+const connections = new Map<number, number>();
+async function connectionOf(user: User): Promise<number> {
+  let id = connections.get(user.id);
+  if (id === undefined) {
+    const res = await h.call("POST", "/api/connections", { token: user.token, json: target.body });
+    expect(res.status, res.text).toBe(201);
+    id = res.body.id as number;
+    connections.set(user.id, id);
+  }
+  return id;
+}
+
+async function listed(user: User, url: string): Promise<{ id: number }[]> {
+  const res = await h.call("GET", url, { token: user.token });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+describe.each(kinds)("%s per user", (what, url, bodyOf, deleteUrl, setting) => {
+  it(`refuses one past ${setting} with 409 quota_exceeded, leaves others' alone, and takes one again after a delete`, async () => {
+    const user = await h.newUser();
+    for (let i = 0; i < CAP; i++) {
+      const res = await h.call("POST", url, { token: user.token, json: await bodyOf(user, i) });
+      expect(res.status, res.text).toBe(201);
+    }
+    const over = await h.call("POST", url, { token: user.token, json: await bodyOf(user, CAP) });
+    expect(over.status, over.text).toBe(409);
+    expect(over.body).toMatchObject({ code: "quota_exceeded", limit: CAP, detail: expect.stringContaining(`${what} allowed (${CAP} per user)`) });
+    const kept = await listed(user, url);
+    expect(kept).toHaveLength(CAP);
+
+    // Another user's count is their own.
+    const other = await h.newUser();
+    expect((await h.call("POST", url, { token: other.token, json: await bodyOf(other, 0) })).status).toBe(201);
+
+    // Deleting one makes room for one.
+    expect((await h.call("DELETE", `${deleteUrl}/${kept[0]!.id}`, { token: user.token })).status).toBe(204);
+    if (what === "connections") connections.delete(user.id);
+    const again = await h.call("POST", url, { token: user.token, json: await bodyOf(user, CAP) });
+    expect(again.status, again.text).toBe(201);
+  });
+
+  it("lets no more than the cap through when the requests come at once", async () => {
+    const user = await h.newUser();
+    const bodies = [];
+    for (let i = 0; i < 8; i++) bodies.push(await bodyOf(user, i % 4));
+    const answers = await Promise.all(bodies.map((json) => h.call("POST", url, { token: user.token, json })));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(CAP);
+    expect(statuses.filter((s) => s !== 201).every((s) => s === 409)).toBe(true);
+    expect(await listed(user, url)).toHaveLength(CAP);
+  });
+});
+
+describe("the cap on connections", () => {
+  it("refuses before connecting: a user at the cap learns of it, not of a database that cannot be reached", async () => {
+    const user = await h.newUser();
+    for (let i = 0; i < CAP; i++) {
+      const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(h.sqliteRoot)).body });
+      expect(res.status, res.text).toBe(201);
+    }
+    const unreachable = { db_type: "sqlite", database_name: "no-such-file.sqlite" };
+    const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: unreachable });
+    expect(res.status, res.text).toBe(409);
+    expect(res.body.code).toBe("quota_exceeded");
+  });
+});
+
+describe("the cap on monitored tables over MCP", () => {
+  it("answers create_monitor past the cap with a quota_exceeded tool error", async () => {
+    const user = await h.newUser();
+    const connectionId = await connectionOf(user);
+    const call = (table: string) =>
+      h.call("POST", "/mcp", {
+        token: user.token,
+        headers: { accept: "application/json, text/event-stream" },
+        json: { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "create_monitor", arguments: { connection_id: connectionId, table, checks: [{ kind: "schema_drift" }] } } },
+      });
+    for (const table of ["a", "b"]) expect((await call(table)).body.result.isError, table).toBeFalsy();
+    const over = await call("c");
+    expect(over.status).toBe(200);
+    expect(over.body.result.isError).toBe(true);
+    expect(over.body.result.structuredContent).toMatchObject({ code: "quota_exceeded", limit: CAP });
+  });
+});
+
+describe("the caps on the embedded store (PGlite)", () => {
+  let embedded: Harness;
+  beforeAll(async () => {
+    embedded = await createHarness({ store: "pglite", env: { USER_MAX_API_KEYS: String(CAP) } });
+  });
+  afterAll(async () => embedded?.close());
+
+  it("holds for requests at once as on PostgreSQL", async () => {
+    const user = await embedded.newUser();
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => embedded.call("POST", "/api/keys", { token: user.token, json: { name: `key ${i}`, scopes: ["query"] } })),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 201, 409, 409, 409, 409]);
+  });
+});
