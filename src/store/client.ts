@@ -166,18 +166,39 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
  */
 async function onOwnSession<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  const query = client.query;
+  // A statement the store left unanswered (query_timeout: it went silent) ends the session at
+  // once. The ROLLBACK drizzle sends next would otherwise queue behind that statement and wait
+  // out a timeout of its own: twice the bound for the request, and for the pool slot.
+  client.query = function (...args: unknown[]) {
+    const pending: unknown = Reflect.apply(query, client, args);
+    if (pending instanceof Promise) {
+      pending.catch((err: unknown) => {
+        if (err instanceof Error && err.message === QUERY_READ_TIMEOUT) (client as unknown as pg.Client).connection.stream.destroy();
+      });
+    }
+    return pending;
+  } as typeof query;
+  const release = (err?: Error | boolean) => {
+    // The pool's next user gets the client's own query again.
+    delete (client as Partial<pg.PoolClient>).query;
+    client.release(err);
+  };
   try {
     const result = await work(client);
-    client.release();
+    release();
     return result;
   } catch (err) {
     // A failed transaction that ROLLBACK ended leaves an idle session, worth keeping; any other
     // is destroyed (an Error passed to release does that).
     const reusable = !isStoreUnavailable(err) && client.getTransactionStatus() === "I";
-    client.release(reusable ? undefined : err instanceof Error ? err : true);
+    release(reusable ? undefined : err instanceof Error ? err : true);
     throw err;
   }
 }
+
+/** node-postgres's error for a statement unanswered past query_timeout. */
+const QUERY_READ_TIMEOUT = "Query read timeout";
 
 /** `table` and `columns` are Pulse's own names, never a user's. */
 const copyStatement = (table: string, columns: readonly string[], source: string) =>

@@ -79,14 +79,19 @@ describe("metadata store transactions when the store fails", () => {
     // unless it was discarded.
     const store = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}`, queryTimeoutMs: 300 });
     try {
+      let frozenAt = 0;
       const failed = await outcomeOf(
         store.db.transaction(async (tx) => {
           await tx.execute(sql`INSERT INTO marks VALUES (1)`);
           relay.freeze();
+          frozenAt = Date.now();
           await tx.execute(sql`SELECT 1`);
         }),
       );
       expect(failed).toBe("unavailable");
+      // Within one bound (300 ms, plus the 2 s pg waits past it for a silent store), not two: the
+      // ROLLBACK that follows must not wait its own turn on the silent session.
+      expect(Date.now() - frozenAt).toBeLessThan(3_800);
       // A session kept would be the frozen one, still inside the transaction.
       expect(await outcomeOf(store.db.execute(sql`INSERT INTO marks VALUES (2)`))).toBe("committed");
       const seen = await marks();
