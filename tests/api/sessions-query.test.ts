@@ -142,6 +142,17 @@ describe("POST /query", () => {
     });
   });
 
+  it("names SQLite expression columns by what they hold, as the other dialects name a result's types", async () => {
+    const user = await userWith(chinook);
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    // SQLite declares no type for an expression: each takes its first non-null value's storage
+    // class, and one with none stays "".
+    const sql = "SELECT count(*) AS n, avg(Milliseconds) AS mean, max(Name) || '!' AS shout, NULL AS missing, max(Name) AS named FROM Track WHERE GenreId = 1";
+    const res = await h.call("POST", "/query", { token: user.token, json: { sql } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.column_types).toEqual(["integer", "real", "text", "", "text"]);
+  });
+
   it("runs on a named connection, at /databases/{id}/query and the /api/v1 aliases too", async () => {
     const user = await userWith(pgTarget);
     const sql = "SELECT id, name FROM items ORDER BY id";

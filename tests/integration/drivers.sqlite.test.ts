@@ -72,7 +72,8 @@ describe("query", () => {
       { name: "t", type: "text" },
       { name: "b", type: "blob" },
       { name: "n", type: "integer" },
-      { name: "expr", type: "" },
+      // An expression declares no type: its first value's storage class names it.
+      { name: "expr", type: "integer" },
     ]);
     expect(result.rows).toEqual([
       ["9007199254740993", 3.25, "héllo 世界 🎉", { $binary: "AAH/" }, null, "9007199254740993"],

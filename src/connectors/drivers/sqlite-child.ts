@@ -214,7 +214,9 @@ function collect(
 ): QueryResult {
   const collector = new RowCollector(limits);
   const deadline = startedAt + limits.timeoutMs;
+  let untyped = columns.flatMap((column, i) => (column.type === "" ? [i] : []));
   for (const row of source) {
+    if (untyped.length > 0) untyped = untyped.filter((i) => !typedByValue(columns, i, row[i]));
     const blob = largestBlob(row);
     if (blob > limits.maxBytes) {
       // Base64 would allocate a third more than the blob before the collector could size it.
@@ -231,6 +233,17 @@ function collect(
     }
   }
   return collector.result(columns, startedAt);
+}
+
+/** SQLite declares no type for an expression (count(*), a || b): such a column is named by the
+ * storage class of its first non-null value, as the other dialects name every column's type.
+ * Whether `value` gave column `i` its type. */
+function typedByValue(columns: QueryResult["columns"], i: number, value: unknown): boolean {
+  const type =
+    typeof value === "bigint" ? "integer" : typeof value === "number" ? "real" : typeof value === "string" ? "text" : value instanceof Uint8Array ? "blob" : null;
+  if (type === null) return false;
+  columns[i] = { ...columns[i]!, type };
+  return true;
 }
 
 /** The JSON size of the row's largest BLOB once base64-encoded; 0 without one. */
