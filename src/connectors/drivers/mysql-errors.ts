@@ -3,6 +3,7 @@
 
 import { DomainError } from "../../errors.js";
 import type { ConnectionTarget } from "../types.js";
+import { driverMessage } from "./driver-message.js";
 
 interface MysqlError {
   code?: string;
@@ -36,7 +37,7 @@ const CONNECTION_ERRNOS = new Set([1044, 1045, 1049, 1040, 1129, 1130, 1203, 122
 export function toDomainError(err: unknown, target: ConnectionTarget, where: string, timeoutMs: number, duringStatement = false): DomainError {
   if (err instanceof DomainError) return err;
   const e = err as MysqlError;
-  const message = scrub(e.sqlMessage ?? e.message ?? String(err), target);
+  const message = driverMessage(e.sqlMessage ?? e.message ?? String(err), target);
   if (duringStatement && connectionLost(e)) {
     return new DomainError("connection_lost", `The connection to ${where} was lost during the statement: ${message}`);
   }
@@ -66,9 +67,4 @@ export function toDomainError(err: unknown, target: ConnectionTarget, where: str
     default:
       return new DomainError("connection_failed", message);
   }
-}
-
-/** Belt and braces: no message leaves with the password in it. */
-function scrub(message: string, target: ConnectionTarget): string {
-  return target.password.length >= 3 ? message.split(target.password).join("***") : message;
 }

@@ -7,6 +7,7 @@ import type { PoolClient, QueryConfig, QueryResultRow } from "pg";
 
 import { DomainError } from "../../errors.js";
 import type { ColumnInfo, ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
+import { driverMessage } from "./driver-message.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
 import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
@@ -276,13 +277,13 @@ function statementError(err: unknown, timeoutMs: number, target: ConnectionTarge
   }
   if (!connectionLost(err)) {
     const extra: Record<string, unknown> = { sqlstate: e.code };
-    if (e.hint) extra.hint = e.hint;
+    if (e.hint) extra.hint = driverMessage(e.hint, target);
     if (e.position) extra.position = Number(e.position);
-    return new DomainError("sql_failed", scrub(e.message, target), extra);
+    return new DomainError("sql_failed", driverMessage(e.message, target), extra);
   }
   return new DomainError(
     "connection_lost",
-    scrub(`The connection to ${target.host}:${target.port} was lost during the statement: ${e.message}`, target),
+    driverMessage(`The connection to ${target.host}:${target.port} was lost during the statement: ${e.message}`, target),
   );
 }
 
@@ -322,10 +323,5 @@ function connectionError(err: unknown, target: ConnectionTarget, where: string, 
   } else {
     detail = message;
   }
-  return new DomainError("connection_failed", scrub(detail, target));
-}
-
-/** Belt and braces: no message leaves with the password in it. */
-function scrub(message: string, target: ConnectionTarget): string {
-  return target.password.length >= 3 ? message.split(target.password).join("***") : message;
+  return new DomainError("connection_failed", driverMessage(detail, target));
 }

@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { DomainError, type ErrorCode } from "../../errors.js";
 import type { QueryResult, TableSchema } from "../types.js";
 import { RowCollector } from "./collect.js";
+import { driverMessage } from "./driver-message.js";
 import { introspect } from "./sqlite-introspect.js";
 
 export interface SqliteChildArgs {
@@ -71,7 +72,7 @@ function failure(id: number, error: unknown): SqliteReply {
   const tooLarge = tooLargeError(error);
   if (tooLarge) return { kind: "reply", id, ok: false, code: "result_too_large", message: tooLarge.message, extra: {}, recycle: tooLarge.recycle };
   // SQLite's message is the answer to a bad statement (the agent corrects itself from it).
-  return { kind: "reply", id, ok: false, code: "sql_failed", message: error instanceof Error ? error.message : String(error), extra: {} };
+  return { kind: "reply", id, ok: false, code: "sql_failed", message: driverMessage(error instanceof Error ? error.message : String(error)), extra: {} };
 }
 
 /** SQLite's "string or blob too big" and "out of memory", and V8's allocation failures, all
