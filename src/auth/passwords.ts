@@ -28,13 +28,20 @@ export interface PasswordHasher {
   close(): Promise<void>;
 }
 
+/** Tasks waiting for a thread at most: about 6 s of work for two threads at the default cost.
+ * Past it a login answers 503 at once rather than wait behind a flood (the rate limits bound
+ * what each client and account can add; this bounds them all together). */
+const MAX_QUEUED_TASKS = 256;
+
 /** Threads start on the first hash, so a process that never hashes (a CLI, most tests) pays
- * nothing. The queue is not bounded here: login and sign-up rate limits bound what arrives. */
+ * nothing. */
 export function createPasswordHasher(options: { threads: number; logger: Logger }): PasswordHasher {
   let pool: Piscina | undefined;
   const onError = (err: unknown) => options.logger.error({ err }, "a password hashing thread failed");
   const run = async (task: PasswordTask) => {
     pool ??= createThreadPool(new URL("./password-worker.js", import.meta.url), { threads: options.threads, maxQueue: Infinity }, onError);
+    // A flood, not a fault: nothing to log.
+    if (pool.queueSize >= MAX_QUEUED_TASKS) throw new DomainError("unavailable", "Too many passwords are being checked right now; try again in a few seconds");
     try {
       return (await pool.run(task, { signal: AbortSignal.timeout(TASK_TIMEOUT_MS) })) as unknown;
     } catch (err) {

@@ -136,19 +136,20 @@ export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: s
   await deps.sessions.delete(auth.sessionId);
 }
 
-/** The user, once `password` is proven theirs. Failures count like a login's for the
- * account, so a stolen token cannot be used to guess the password behind it. */
+/** The user, once `password` is proven theirs. Every try counts, as many per window as a
+ * login's failures for the account: a stolen token cannot be used to guess the password behind
+ * it, and requests sent at once (each a bcrypt hash, a right one also a new session) cannot
+ * queue without end behind everyone's logins. Counted before the check, so they cannot all pass
+ * it together. */
 async function confirmPassword(deps: Deps, userId: number, password: string, field: string): Promise<UserRow> {
   const { maxPerAccount, windowSeconds } = deps.config.login;
-  const key = `reauth:user:${userId}`;
-  const failures = await deps.sessions.hit(key, windowSeconds, 0);
-  if (failures.count >= maxPerAccount) {
-    throw new RateLimitedError("Too many wrong passwords for this account; try again later", failures.resetsInSeconds);
+  const tries = await deps.sessions.hit(`reauth:user:${userId}`, windowSeconds);
+  if (tries.count > maxPerAccount) {
+    throw new RateLimitedError("Too many password confirmations for this account; try again later", tries.resetsInSeconds);
   }
   const user = await getUser(deps.store.db, userId);
   if (!user) throw notFound("User");
   if (!(await deps.passwords.verify(password, user.passwordHash))) {
-    await deps.sessions.hit(key, windowSeconds);
     throw new DomainError("forbidden", `Incorrect ${field}`, { errors: [{ path: `body.${field}`, message: "is incorrect" }] });
   }
   return user;

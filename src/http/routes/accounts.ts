@@ -121,7 +121,7 @@ const logoutRoute = createRoute({
 });
 
 const wrongPassword = errorResponse("The password given is not the account's, or sent with an API key (login tokens only)");
-const tooManyWrong = errorResponse("Too many wrong passwords; see Retry-After");
+const tooManyWrong = errorResponse("Too many password confirmations (LOGIN_MAX_ATTEMPTS_PER_ACCOUNT per window, right or wrong); see Retry-After");
 
 const changePasswordRoute = createRoute({
   method: "put",
