@@ -19,6 +19,8 @@ export const AUDIT_SQL_CHARS = 4096;
 const FLUSH_EVERY_MS = 200;
 const BATCH_ROWS = 500;
 const WARN_EVERY_MS = 10_000;
+/** Users whose last budget refusal's second is remembered at most (then forgotten together). */
+const MAX_REFUSING_USERS = 10_000;
 /** Writes spent finding the records a store refuses as data, per batch: a few bad records
  * cost about 2 log2(BATCH_ROWS) each; more than this many means the store, not the records. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -39,6 +41,8 @@ type Pending = StatementRecord & { whole?: { length: number; sha256: string } };
 
 export function createAuditTrail(store: Pick<Store, "copyRows">, settings: AuditConfig, logger: Logger): AuditTrail {
   let buffer: Pending[] = [];
+  /** The second of each user's last budget refusal recorded (see `repeatsBudgetRefusal`). */
+  const budgetRefusedAt = new Map<number, number>();
   let flushing: Promise<boolean> | null = null;
   let warnedAt = Number.NEGATIVE_INFINITY;
   const warn = (fields: Record<string, unknown>, message: string) => {
@@ -118,6 +122,19 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
     return startWriting(true);
   };
 
+  /** A user's budget refusals are recorded once a second. Nothing of them ran or was parsed,
+   * and each costs about what a 429 does, so a flood of them would add records as fast as the
+   * server answers (millions an hour), where the budget bounds everything else the trail keeps.
+   * The others are counted in /metrics (pulse_statements_total, outcome budget_exceeded). */
+  const repeatsBudgetRefusal = (statement: StatementRecord): boolean => {
+    if (!(statement.error instanceof DomainError) || statement.error.code !== "budget_exceeded") return false;
+    const second = Math.floor(statement.startedAt / 1000);
+    if (budgetRefusedAt.get(statement.ownerId) === second) return true;
+    if (budgetRefusedAt.size >= MAX_REFUSING_USERS) budgetRefusedAt.clear();
+    budgetRefusedAt.set(statement.ownerId, second);
+    return false;
+  };
+
   const timer = setInterval(() => void startWriting(false), FLUSH_EVERY_MS);
   timer.unref();
 
@@ -134,6 +151,7 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
       );
     },
     record(statement) {
+      if (repeatsBudgetRefusal(statement)) return;
       // Admitted statements are always kept, so the buffer may pass its bound by the
       // statements that were running when it filled (bounded by the connection budgets).
       // Only the cut is done here (a long statement must not be held whole); the rest of the

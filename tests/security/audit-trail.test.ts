@@ -314,6 +314,34 @@ describe("the statements behind GET /api/audit", () => {
   });
 });
 
+describe("budget refusals", () => {
+  let tight: Harness;
+  beforeAll(async () => {
+    tight = await createHarness({ env: { USER_QUERIES_PER_MINUTE: "2" } });
+  });
+  afterAll(async () => tight?.close());
+
+  it("are recorded once a second per user, so a flood of 429s cannot fill the trail", async () => {
+    const user = await tight.newUser();
+    const target = await sqliteTarget(tight.sqliteRoot);
+    const id = (await tight.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => tight.call("POST", "/query", { token: user.token, json: { connection_id: id, sql: `SELECT ${i}` } })),
+    );
+    const refused = answers.filter((a) => a.status === 429).length;
+    expect(refused).toBeGreaterThanOrEqual(38);
+    await tight.deps.audit!.flush();
+    const res = await tight.call("GET", "/api/audit?outcome=budget_exceeded", { token: user.token });
+    const records = res.body.records as { at: string }[];
+    const seconds = new Set(records.map((r) => r.at.slice(0, 19)));
+    expect(records.length).toBeGreaterThanOrEqual(1);
+    expect(records.length).toBe(seconds.size);
+    expect(records.length).toBeLessThan(refused);
+    // What ran is recorded whole.
+    expect((await tight.call("GET", "/api/audit?outcome=ok&source=query", { token: user.token })).body.records).toHaveLength(40 - refused);
+  });
+});
+
 describe("retention", () => {
   it("prunes records older than AUDIT_RETENTION_DAYS when the scheduler keeps house", async () => {
     const user = await h.newUser();
