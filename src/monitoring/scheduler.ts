@@ -43,18 +43,22 @@ export interface SchedulerOptions {
   /** How often a running table's lease is renewed, in real time (default: a third of
    * MONITOR_LEASE_SECONDS, so two renewals may fail before it expires). */
   renewEveryMs?: number;
+  /** Rows per batch and batches per prune (default 10,000 and 100; tests take fewer). */
+  prune?: { batchRows: number; maxBatches: number };
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
+/** The audit trail and the check runs may each grow by millions of rows a day: a prune deletes
+ * up to PRUNE_MAX_BATCHES of each, and one that leaves a backlog is followed by another at the
+ * next tick, until the backlog is gone. */
 const PRUNE_BATCH = 10_000;
-/** The audit trail and the check runs may each grow by millions of rows a day: up to this many
- * batches of each an hour. */
 const PRUNE_MAX_BATCHES = 100;
 
 export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Scheduler {
   const m = deps.monitoring;
   const s = m.settings;
   const instanceId = options.instanceId ?? m.instanceId;
+  const { batchRows, maxBatches } = options.prune ?? { batchRows: PRUNE_BATCH, maxBatches: PRUNE_MAX_BATCHES };
   const inFlight = new Set<Promise<void>>();
   /** Stops renewing the lease of each table running here. */
   const renewals = new Set<() => void>();
@@ -137,25 +141,32 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     chore("pruning", async () => {
       const db = deps.store.db;
       const runsBefore = new Date(now - s.runRetentionDays * 86_400_000);
-      await inBatches("pruning check runs", () => pruneCheckRuns(db, runsBefore, PRUNE_BATCH));
-      await inBatches("purging the runs of deleted tables", async () => {
-        const gone = await orphanedRunTables(db);
-        return gone.length === 0 ? 0 : purgeOrphanedRuns(db, gone, PRUNE_BATCH);
-      });
-      await inBatches("pruning sent notifications", () => pruneNotifications(db, runsBefore, PRUNE_BATCH));
       const auditBefore = new Date(now - deps.config.audit.retentionDays * 86_400_000);
-      await inBatches("pruning audit records", () => pruneAuditRecords(db, auditBefore, PRUNE_BATCH));
+      const caughtUp = [
+        await inBatches("pruning check runs", () => pruneCheckRuns(db, runsBefore, batchRows)),
+        await inBatches("purging the runs of deleted tables", async () => {
+          const gone = await orphanedRunTables(db);
+          return gone.length === 0 ? 0 : purgeOrphanedRuns(db, gone, batchRows);
+        }),
+        await inBatches("pruning sent notifications", () => pruneNotifications(db, runsBefore, batchRows)),
+        await inBatches("pruning audit records", () => pruneAuditRecords(db, auditBefore, batchRows)),
+      ];
+      // A backlog left: prune again at the next tick, not in an hour.
+      if (caughtUp.includes(false)) prunedAt = Number.NEGATIVE_INFINITY;
     });
   }
 
-  /** Deletes by `batch` while whole batches go, at most PRUNE_MAX_BATCHES, and stops as soon as
-   * the scheduler does: a shutdown never waits for a backlog (the audit trail's last records
-   * are written after this). */
-  async function inBatches(what: string, batch: () => Promise<number>): Promise<void> {
+  /** Deletes by `batch` while whole batches go, at most `maxBatches`, and stops as soon as the
+   * scheduler does: a shutdown never waits for a backlog (the audit trail's last records are
+   * written after this). Whether nothing was left (a failure counts as caught up: it is logged,
+   * and tried again in an hour). */
+  async function inBatches(what: string, batch: () => Promise<number>): Promise<boolean> {
     try {
-      for (let i = 0; i < PRUNE_MAX_BATCHES && !stopping; i++) if ((await batch()) < PRUNE_BATCH) break;
+      for (let i = 0; i < maxBatches && !stopping; i++) if ((await batch()) < batchRows) return true;
+      return false;
     } catch (err) {
       deps.logger.error({ err }, `${what} failed`);
+      return true;
     }
   }
 

@@ -9,13 +9,14 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startService } from "../../src/lifecycle.js";
+import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { appendAuditRecords, listAuditRecords, pruneAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { monitorTable } from "../support/monitoring.js";
-import { createPgDatabase, PG, pgAdmin, pgUrl } from "../support/services.js";
+import { createPgDatabase, PG, pgAdmin, pgUrl, uniqueName } from "../support/services.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
@@ -351,6 +352,23 @@ describe("retention", () => {
     expect((await audit(user)).records).toHaveLength(2);
     await h.scheduler.tick();
     expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 'kept'"]);
+  });
+
+  it("prunes again at the next tick, not in an hour, while a backlog is left", async () => {
+    const user = await h.newUser();
+    const day = 86_400_000;
+    const old = Array.from({ length: 9 }, (_, k) => recordOf({ at: new Date(Date.now() - (31 + k) * day), ownerId: user.id, sql: `SELECT 'old ${k}'` }));
+    await appendAuditRecords(h.deps.store, [...old, recordOf({ ownerId: user.id, sql: "SELECT 'kept'" })]);
+    // Two batches of two rows a prune: a backlog after the first.
+    const scheduler = createScheduler(h.deps, { instanceId: uniqueName("pruner"), prune: { batchRows: 2, maxBatches: 2 } });
+    try {
+      await scheduler.tick();
+      expect((await audit(user)).records.length).toBeGreaterThanOrEqual(6);
+      for (let i = 0; i < 6; i++) await scheduler.tick();
+      expect((await audit(user)).records.map((r) => r.sql)).toEqual(["SELECT 'kept'"]);
+    } finally {
+      await scheduler.stop();
+    }
   });
 
   it("prunes in bounded batches across every owner, and keeps what is within retention", async () => {
