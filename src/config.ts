@@ -137,6 +137,7 @@ const envSchema = z.object({
   MONITOR_MIN_INTERVAL_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(60)),
   MONITOR_NOTIFY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
   MONITOR_RUN_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 3650).default(35)),
+  MONITOR_MANUAL_RUNS_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(30)),
   WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
   AUDIT_TRAIL: z.preprocess(emptyAsUndefined, z.enum(["on", "off"]).default("on")),
   AUDIT_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 36_500).default(90)),
@@ -276,6 +277,8 @@ export interface MonitorConfig {
    * default in every mode, since a channel's URL comes from a user (tests and local setups). */
   webhookAllowPrivate: boolean;
   runRetentionDays: number;
+  /** Runs a user may ask for (POST /api/tables/{id}/run) per minute, across their tables. */
+  manualRunsPerMinute: number;
 }
 
 /** Where customer databases may be reached (src/connectors/network-policy.ts). */
@@ -414,6 +417,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       notifyTimeoutMs: e.MONITOR_NOTIFY_TIMEOUT_MS,
       webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === "true",
       runRetentionDays: e.MONITOR_RUN_RETENTION_DAYS,
+      manualRunsPerMinute: e.MONITOR_MANUAL_RUNS_PER_MINUTE,
     },
     audit: { enabled: e.AUDIT_TRAIL === "on", retentionDays: e.AUDIT_RETENTION_DAYS, bufferRecords: e.AUDIT_BUFFER_RECORDS },
     metricsToken: e.METRICS_TOKEN,

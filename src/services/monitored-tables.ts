@@ -6,7 +6,7 @@ import type { GuardedConnector } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { DomainError, notFound, RateLimitedError } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
 import { dryRunProblem } from "../monitoring/dry-run.js";
@@ -255,8 +255,12 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
 }
 
 /** Runs the table's checks now, outside the schedule (which it leaves as it is); `conflict`
- * while another instance runs checks of its connection. */
+ * while another instance runs checks of its connection. Limited per user: each run records a
+ * row per check, skipped ones too, so runs asked for without end would fill the store. */
 export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
+  const perMinute = deps.config.monitor.manualRunsPerMinute;
+  const { count, resetsInSeconds } = await deps.sessions.hit(`manual-runs:user:${ownerId}`, 60);
+  if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} runs asked for per minute (MONITOR_MANUAL_RUNS_PER_MINUTE); try again shortly`, resetsInSeconds);
   return runTableNow(deps, await ownedTable(deps, ownerId, id));
 }
 

@@ -2,6 +2,7 @@
 // scheduler: connections, monitored tables, channels and API keys without end. Each is capped
 // per user (USER_MAX_*): past the cap, 409 quota_exceeded naming the cap and what to do; other
 // users are not affected; deleting one makes room; requests at once cannot pass the cap together.
+// Runs asked for, each a row per check, are limited per minute (MONITOR_MANUAL_RUNS_PER_MINUTE).
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -134,6 +135,36 @@ describe("the cap on monitored tables over MCP", () => {
     expect(over.status).toBe(200);
     expect(over.body.result.isError).toBe(true);
     expect(over.body.result.structuredContent).toMatchObject({ code: "quota_exceeded", limit: CAP });
+  });
+});
+
+describe("runs asked for", () => {
+  let limited: Harness;
+  beforeAll(async () => {
+    limited = await createHarness({ env: { MONITOR_MANUAL_RUNS_PER_MINUTE: "3" } });
+  });
+  afterAll(async () => limited?.close());
+
+  it("are limited per user per minute (each records a row per check), with Retry-After, others' untouched", async () => {
+    const run = async (user: User) => {
+      const db = await sqliteMonitoredDb(limited.sqliteRoot);
+      const connection = await limited.call("POST", "/api/connections", { token: user.token, json: db.body });
+      const table = await limited.call("POST", "/api/tables", { token: user.token, json: { connection_id: connection.body.id, table: "events", checks: [{ kind: "schema_drift" }] } });
+      expect(table.status, table.text).toBe(201);
+      return () => limited.call("POST", `/api/tables/${table.body.id}/run`, { token: user.token });
+    };
+    const user = await limited.newUser();
+    const runOwn = await run(user);
+    for (let i = 0; i < 3; i++) expect((await runOwn()).status).toBe(200);
+    const refused = await runOwn();
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ code: "rate_limited", detail: expect.stringContaining("MONITOR_MANUAL_RUNS_PER_MINUTE") });
+    expect(refused.headers.get("retry-after")).toBeTruthy();
+    const runs = await limited.call("GET", `/api/tables/${(await limited.call("GET", "/api/tables", { token: user.token })).body[0].id}/runs`, { token: user.token });
+    expect(runs.body).toHaveLength(3);
+
+    const other = await limited.newUser();
+    expect((await (await run(other))()).status).toBe(200);
   });
 });
 

@@ -109,6 +109,7 @@ const runNow = createRoute({
     ...writeError,
     404: notFoundResponse,
     409: errorResponse("Checks of the table's connection (busy: connection) or of the table itself (busy: table) are running; retry shortly"),
+    429: errorResponse("More runs asked for this minute than MONITOR_MANUAL_RUNS_PER_MINUTE; see Retry-After"),
     ...authErrors,
   },
 });
