@@ -20,6 +20,7 @@ import {
   findMonitoredTable,
   getMonitoredTable,
   insertMonitoredTable,
+  listMonitoredTableConnections,
   listMonitoredTables,
   updateMonitoredTable,
   type MonitoredTablePatch,
@@ -191,6 +192,12 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
         : nextRunAfter(deps.monitoring, timing, deps.monitoring.now()),
   }));
   return publicMonitoredTable(row);
+}
+
+/** The ids of the owner's tables on the connections `reaches` accepts, without loading their
+ * checks (which may be large). */
+export async function monitoredTableIdsOn(deps: Deps, ownerId: number, reaches: (connectionId: number) => boolean): Promise<Set<number>> {
+  return new Set((await listMonitoredTableConnections(deps.store.db, ownerId)).filter((t) => reaches(t.connectionId)).map((t) => t.id));
 }
 
 export async function listMonitoredTablesOf(deps: Deps, ownerId: number): Promise<PublicMonitoredTable[]> {

@@ -32,6 +32,11 @@ export async function listMonitoredTables(db: Db, ownerId: number): Promise<Moni
   return db.select().from(monitoredTables).where(eq(monitoredTables.ownerId, ownerId)).orderBy(asc(monitoredTables.id));
 }
 
+/** Each of the owner's tables' id and connection, without their checks (which may be large). */
+export async function listMonitoredTableConnections(db: Db, ownerId: number): Promise<{ id: number; connectionId: number }[]> {
+  return db.select({ id: monitoredTables.id, connectionId: monitoredTables.connectionId }).from(monitoredTables).where(eq(monitoredTables.ownerId, ownerId));
+}
+
 export async function getMonitoredTable(db: Db, ownerId: number, id: number): Promise<MonitoredTableRow | null> {
   const [row] = await db
     .select()

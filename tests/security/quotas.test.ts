@@ -138,6 +138,22 @@ describe("the cap on monitored tables over MCP", () => {
   });
 });
 
+describe("a table's checks", () => {
+  it("hold at most 20,000 characters of custom SQL together (422 naming the field), so tables cannot carry gigabytes", async () => {
+    const user = await h.newUser();
+    const connectionId = await connectionOf(user);
+    // Three checks of 8,000 characters: each within its own limit, too much together.
+    const padded = (i: number) => ({ kind: "custom_sql", name: `c${i}`, sql: `SELECT ${i} /* ${"x".repeat(7_980)} */`, max: 10 });
+    const res = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [0, 1, 2].map(padded) } });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors).toEqual([{ path: "body.checks", message: expect.stringContaining("20000 characters of SQL together") }]);
+    const two = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [0, 1].map(padded) } });
+    expect(two.status, two.text).toBe(201);
+    const grown = await h.call("PATCH", `/api/tables/${two.body.id}`, { token: user.token, json: { checks: [0, 1, 2].map(padded) } });
+    expect(grown.status).toBe(422);
+  });
+});
+
 describe("runs asked for", () => {
   let limited: Harness;
   beforeAll(async () => {

@@ -69,6 +69,10 @@ export const CheckSchema = z
   ])
   .openapi("Check");
 
+/** Characters of custom SQL one table's checks may hold together. */
+export const MAX_CUSTOM_SQL_CHARS_PER_TABLE = 20_000;
+const customSqlChars = (checks: z.infer<typeof CheckSchema>[]) => checks.reduce((sum, check) => sum + (check.kind === "custom_sql" ? check.sql.length : 0), 0);
+
 const AlertSettings = z
   .object({
     open_after: z.number().int().min(1).max(100).optional().openapi({ description: "Consecutive failures that open an alert (default 2)" }),
@@ -99,7 +103,17 @@ const tableFields = {
     .optional()
     .openapi({ description: "The IANA time zone `schedule` is read in; default UTC", example: "Europe/Paris" }),
   enabled: z.boolean().optional(),
-  checks: z.array(CheckSchema).min(1).max(50).optional().openapi({ description: "Default: volume and schema_drift" }),
+  checks: z
+    .array(CheckSchema)
+    .min(1)
+    .max(50)
+    // Each table's checks are kept and listed whole: without this a user's tables could carry
+    // a gigabyte of SQL (50 checks of 10,000 characters, times USER_MAX_MONITORED_TABLES).
+    .refine((checks) => customSqlChars(checks) <= MAX_CUSTOM_SQL_CHARS_PER_TABLE, {
+      message: `the custom_sql checks of a table may hold ${MAX_CUSTOM_SQL_CHARS_PER_TABLE} characters of SQL together`,
+    })
+    .optional()
+    .openapi({ description: `Default: volume and schema_drift. At most 50, with ${MAX_CUSTOM_SQL_CHARS_PER_TABLE} characters of custom SQL together` }),
   alert: AlertSettings.optional(),
 };
 

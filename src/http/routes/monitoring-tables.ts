@@ -11,6 +11,7 @@ import {
   getMonitoredTableOf,
   listMonitoredTablesOf,
   listRunsOf,
+  monitoredTableIdsOn,
   removeMonitoredTable,
   runMonitoredTableNow,
   updateMonitoredTableOf,
@@ -35,7 +36,7 @@ export async function requireTableScope(deps: Deps, auth: { userId: number }, gr
 /** The ids of the user's monitored tables that `grant` may reach; null: all of them. */
 export async function reachableTableIds(deps: Deps, userId: number, grant: Grant): Promise<Set<number> | null> {
   if (grant.connectionIds === "all") return null;
-  return new Set((await listMonitoredTablesOf(deps, userId)).filter((t) => mayReach(grant, t.connection_id)).map((t) => t.id));
+  return monitoredTableIdsOn(deps, userId, (connectionId) => mayReach(grant, connectionId));
 }
 
 const list = createRoute({
