@@ -4,7 +4,7 @@
 
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { DomainError, notFound, RateLimitedError } from "../errors.js";
 import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "../monitoring/notifiers.js";
 import { TARGET_PROBLEMS, webhookTargetProblem } from "../monitoring/webhook-targets.js";
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
@@ -86,7 +86,13 @@ export async function removeChannel(deps: Deps, ownerId: number, id: number): Pr
 }
 
 /** Sends a test message now; a failure answers 400 with the reason (never the URL). */
+/** Test notifications a user may send per minute: each is a request to a URL of their choosing,
+ * which Pulse must not be made to send without end. */
+export const CHANNEL_TESTS_PER_MINUTE = 10;
+
 export async function testChannel(deps: Deps, ownerId: number, id: number): Promise<{ ok: true; status_code: number }> {
+  const { count, resetsInSeconds } = await deps.sessions.hit(`channel-tests:user:${ownerId}`, 60);
+  if (count > CHANNEL_TESTS_PER_MINUTE) throw new RateLimitedError(`At most ${CHANNEL_TESTS_PER_MINUTE} test notifications per minute; try again shortly`, resetsInSeconds);
   const row = await getChannel(deps.store.db, ownerId, id);
   if (!row) throw notFound("Notification channel");
   const at = new Date(deps.monitoring.now()).toISOString();

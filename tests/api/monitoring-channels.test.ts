@@ -91,6 +91,20 @@ describe("POST /api/channels/{id}/test", () => {
   });
 });
 
+describe("test notifications", () => {
+  it("are limited to 10 a minute per user (each is a request Pulse sends), with Retry-After", async () => {
+    const user = await h.newUser();
+    const path = `/limited-${user.id}`;
+    const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `${hooks.url}${path}` } });
+    const answers = await Promise.all(Array.from({ length: 14 }, () => h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token })));
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(10);
+    const refused = answers.filter((a) => a.status === 429);
+    expect(refused).toHaveLength(4);
+    expect(refused[0]!.headers.get("retry-after")).toBeTruthy();
+    expect(hooks.at(path)).toHaveLength(10);
+  });
+});
+
 describe("PATCH /api/channels/{id}", () => {
   it("renames, disables and enables a channel again, leaving its URL as it is", async () => {
     const user = await h.newUser();

@@ -74,6 +74,7 @@ const test = createRoute({
     400: errorResponse("Not delivered (code connection_failed, with the reason)"),
     ...writeError,
     404: notFoundResponse,
+    429: errorResponse("More than 10 test notifications this minute; see Retry-After"),
     ...authErrors,
   },
 });
