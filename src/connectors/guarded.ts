@@ -26,6 +26,8 @@ export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
 export class GuardedConnector {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
+  /** The introspection under way, if any (a refresh joins it). */
+  private introspecting: Promise<SchemaSnapshot> | undefined;
   lastUsedAt = Date.now();
   /** Driver calls under way, and what close() waits on once they are all done. */
   private inFlight = 0;
@@ -130,19 +132,41 @@ export class GuardedConnector {
   /** The database's schema, introspected once and kept until refreshed. */
   schema(): Promise<SchemaSnapshot> {
     this.lastUsedAt = Date.now();
-    this.schemaCache ??= this.introspect().catch((err: unknown) => {
-      this.schemaCache = undefined;
-      throw err;
-    });
-    return this.schemaCache;
+    return this.schemaCache ?? this.startIntrospection(this.budget);
   }
 
-  /** One introspection, recorded as one statement (the catalog reads are the dialect's). */
-  private async introspect(): Promise<SchemaSnapshot> {
+  /** Reads the catalog again, under `budget` (the interactive one unless given: monitoring
+   * gives its own). One under way is joined: it reads the catalog as of now anyway, and a loop
+   * of refreshes must not start catalog reads faster than they end. */
+  refreshSchema(budget: StatementBudget = this.budget): Promise<SchemaSnapshot> {
+    this.lastUsedAt = Date.now();
+    return this.introspecting ?? this.startIntrospection(budget);
+  }
+
+  private startIntrospection(budget: StatementBudget): Promise<SchemaSnapshot> {
+    const pending = this.introspect(budget);
+    this.schemaCache = this.introspecting = pending;
+    const settled = () => {
+      if (this.introspecting === pending) this.introspecting = undefined;
+    };
+    pending.then(settled, () => {
+      settled();
+      // Not kept: the next call reads the catalog again.
+      if (this.schemaCache === pending) this.schemaCache = undefined;
+    });
+    return pending;
+  }
+
+  /** One introspection, recorded as one statement (the catalog reads are the dialect's), and
+   * charged and admitted by `budget` like one: a catalog read is work for the database too. */
+  private async introspect(budget: StatementBudget): Promise<SchemaSnapshot> {
     this.recorder?.admit();
     const started = performance.now();
-    this.inFlight++;
+    let release: (() => void) | undefined;
     try {
+      budget.charge();
+      release = await budget.enter();
+      this.inFlight++; // until `release` runs, below
       const snapshot = await this.driver.introspect();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
@@ -150,13 +174,11 @@ export class GuardedConnector {
       this.record("introspection", INTROSPECTION_SQL, started, null, err);
       throw err;
     } finally {
-      this.leftDriver();
+      if (release) {
+        release();
+        this.leftDriver();
+      }
     }
-  }
-
-  refreshSchema(): Promise<SchemaSnapshot> {
-    this.schemaCache = undefined;
-    return this.schema();
   }
 
   /** A driver call counted in `inFlight` has ended. (Counted inline where it runs: no promise

@@ -97,14 +97,7 @@ export function createMonitoring(
       const last = schemas.get(connector);
       // A clock gone back (a test's, or a corrected one) cannot tell the age: look again.
       if (last && (last.running || (t >= last.at && t - last.at < maxAgeMs))) return last.snapshot;
-      const snapshot = (async () => {
-        const release = await budgetFor(connector.targetKey).acquire();
-        try {
-          return await connector.refreshSchema();
-        } finally {
-          release();
-        }
-      })();
+      const snapshot = connector.refreshSchema(budgetFor(connector.targetKey));
       const entry = { at: t, snapshot, running: true };
       schemas.set(connector, entry);
       snapshot.then(

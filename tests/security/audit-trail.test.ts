@@ -341,6 +341,22 @@ describe("budget refusals", () => {
     // What ran is recorded whole.
     expect((await tight.call("GET", "/api/audit?outcome=ok&source=query", { token: user.token })).body.records).toHaveLength(40 - refused);
   });
+
+  it("come for catalog reads too, and refreshes asked at once share one read", async () => {
+    const user = await tight.newUser();
+    const target = await sqliteTarget(tight.sqliteRoot);
+    const id = (await tight.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+    // Ten at once: one catalog read, one budget charge.
+    const together = await Promise.all(Array.from({ length: 10 }, () => tight.call("POST", `/databases/${id}/schema/refresh`, { token: user.token })));
+    expect(together.map((a) => a.status)).toEqual(Array(10).fill(200));
+    await tight.deps.audit!.flush();
+    expect((await tight.call("GET", "/api/audit?source=introspection", { token: user.token })).body.records).toHaveLength(1);
+    // One after another, each a read: the second is the budget's last (2 a minute).
+    expect((await tight.call("POST", `/databases/${id}/schema/refresh`, { token: user.token })).status).toBe(200);
+    const refused = await tight.call("POST", `/databases/${id}/schema/refresh`, { token: user.token });
+    expect(refused.status).toBe(429);
+    expect(refused.body.code).toBe("budget_exceeded");
+  });
 });
 
 describe("retention", () => {

@@ -61,6 +61,7 @@ const responses = {
   400: errorResponse("Could not connect"),
   ...scopeError("query"),
   404: errorResponse("No such connection among yours"),
+  429: errorResponse("budget_exceeded: a catalog read is charged to your budget and the database's like a statement; see Retry-After"),
   ...authErrors,
 };
 
