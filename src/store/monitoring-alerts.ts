@@ -126,14 +126,28 @@ export async function enabledChannelIds(tx: Tx | Db, ownerId: number): Promise<n
 }
 
 /** Takes up to `limit` due notifications for sending: their next attempt moves to
- * `retryAt`, so a crash mid-send retries them then and nobody else sends them meanwhile. */
+ * `retryAt`, so a crash mid-send retries them then and nobody else sends them meanwhile. Users
+ * take turns (each one's oldest first, then each one's second...), so one user's flood of
+ * notifications cannot hold up everyone else's alerts. */
 export async function claimDueNotifications(db: Db, args: { now: Date; retryAt: Date; limit: number }): Promise<SentNotificationRow[]> {
+  const dueNow = and(eq(sentNotifications.status, "pending"), lte(sentNotifications.nextAttemptAt, args.now));
+  const turns = db
+    .select({
+      id: sentNotifications.id,
+      nextAttemptAt: sentNotifications.nextAttemptAt,
+      turn: sql<number>`row_number() OVER (PARTITION BY ${notificationChannels.ownerId} ORDER BY ${sentNotifications.nextAttemptAt})`.as("turn"),
+    })
+    .from(sentNotifications)
+    .innerJoin(notificationChannels, eq(notificationChannels.id, sentNotifications.channelId))
+    .where(dueNow)
+    .as("turns");
+  const fairest = db.select({ id: turns.id }).from(turns).orderBy(asc(turns.turn), asc(turns.nextAttemptAt)).limit(args.limit);
+  // Locked apart from the ranking (FOR UPDATE cannot go with a window function); what another
+  // claim took meanwhile is locked (skipped) or no longer due (its next attempt moved).
   const due = db
     .select({ id: sentNotifications.id })
     .from(sentNotifications)
-    .where(and(eq(sentNotifications.status, "pending"), lte(sentNotifications.nextAttemptAt, args.now)))
-    .orderBy(asc(sentNotifications.nextAttemptAt))
-    .limit(args.limit)
+    .where(and(inArray(sentNotifications.id, fairest), dueNow))
     .for("update", { skipLocked: true });
   return db
     .update(sentNotifications)

@@ -1,0 +1,77 @@
+// Threat: one user's flood of notifications (alerts opened and resolved again and again, to
+// fifty channels) holding up everyone else's alerts, and Pulse sending requests without bound.
+// The outbox is claimed with users taking turns, and one delivery runs at a time per process:
+// actions asking for one meanwhile share the next.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { sealSecret } from "../../src/auth/secrets.js";
+import { channelSealContext, deliverDueNotifications } from "../../src/monitoring/notifiers.js";
+import { urlHint } from "../../src/services/channels.js";
+import { enqueueNotifications } from "../../src/store/monitoring-alerts.js";
+import { insertChannel } from "../../src/store/monitoring-channels.js";
+import { createHarness, type Harness } from "../support/harness.js";
+import { uniqueName } from "../support/services.js";
+import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
+
+let h: Harness;
+let hooks: WebhookReceiver;
+
+beforeAll(async () => {
+  hooks = await startWebhookReceiver();
+  h = await createHarness({ env: { ...LOCAL_RECEIVER_ENV } });
+});
+afterAll(async () => {
+  await h?.close();
+  await hooks?.close();
+});
+
+/** A channel of a new user posting to `path`, with `count` notifications due since `dueAt`. */
+async function floodOf(path: string, count: number, dueAt: number): Promise<void> {
+  const user = await h.newUser();
+  const url = `${hooks.url}${path}`;
+  const channel = await insertChannel(h.deps.store.db, {
+    ownerId: user.id,
+    kind: "webhook",
+    name: path,
+    enabled: true,
+    urlHint: urlHint(url),
+    urlSealed: sealSecret(url, h.config.secretsKey, channelSealContext(user.id)),
+  });
+  const tag = uniqueName("n");
+  await enqueueNotifications(
+    h.deps.store.db,
+    Array.from({ length: count }, (_, i) => ({
+      dedupKey: `${tag}:${i}`,
+      channelId: channel.id,
+      alertId: null,
+      payload: { event: "test", text: `${path} ${i}`, at: "" },
+      nextAttemptAt: new Date(dueAt + i),
+    })),
+  );
+}
+
+describe("the notification outbox", () => {
+  it("lets users take turns: another user's one alert goes out in the first delivery behind a flood", async () => {
+    const flood = `/flood-${uniqueName("a")}`;
+    const single = `/single-${uniqueName("b")}`;
+    const long = Date.now() - 3_600_000;
+    await floodOf(flood, 60, long);
+    // Queued after all of the flood.
+    await floodOf(single, 1, long + 1_000);
+    expect(await deliverDueNotifications(h.deps)).toBe(50);
+    expect(hooks.at(single)).toHaveLength(1);
+    expect(hooks.at(flood)).toHaveLength(49);
+    await deliverDueNotifications(h.deps);
+    expect(hooks.at(flood)).toHaveLength(60);
+  });
+
+  it("runs one delivery at a time: calls meanwhile share the next, so requests at once cannot multiply the sends", async () => {
+    const flood = `/many-${uniqueName("c")}`;
+    await floodOf(flood, 160, Date.now() - 60_000);
+    const sent = await Promise.all(Array.from({ length: 6 }, () => deliverDueNotifications(h.deps)));
+    // The first delivery and the one after it: 50 each, where six at once sent all 160.
+    expect(sent).toEqual([50, 50, 50, 50, 50, 50]);
+    expect(hooks.at(flood)).toHaveLength(100);
+  });
+});
