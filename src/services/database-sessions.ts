@@ -4,12 +4,35 @@
 import { connectorFor } from "../connectors/saved-connection.js";
 import { renderSchema } from "../connectors/schema-text.js";
 import { specOfRow } from "../connectors/targets.js";
+import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { notFound } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
 import { getConnection } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
 import { sessionOf } from "./database-access.js";
+
+/** Characters of the schema a session keeps (`db_schema`, seed 004's cached schema). Every
+ * session holds its own copy in Redis, and a user may open many: a large schema's text whole in
+ * each would let one user fill Redis. The agent reads the connector's schema, not this. */
+export const SESSION_SCHEMA_CHARS = 16_000;
+
+/** The schema as the session keeps it: whole tables, as many as fit in SESSION_SCHEMA_CHARS,
+ * then how many were left out and where they are. */
+export function sessionSchemaText(schema: SchemaSnapshot, connectionId: number): string {
+  const lines: string[] = [];
+  let chars = 0;
+  for (const [i, table] of schema.tables.entries()) {
+    const line = renderSchema(schema, [table]);
+    if (chars + line.length > SESSION_SCHEMA_CHARS) {
+      lines.push(`-- ${schema.tables.length - i} more tables: GET /databases/${connectionId}/schema has them all`);
+      break;
+    }
+    lines.push(line);
+    chars += line.length + 1;
+  }
+  return lines.join("\n");
+}
 
 export async function connectSession(deps: Deps, userId: number, sessionId: string, connectionId: number) {
   const connector = await connectorFor(deps, userId, connectionId);
@@ -18,7 +41,7 @@ export async function connectSession(deps: Deps, userId: number, sessionId: stri
   await deps.sessions.update(
     sessionId,
     userId,
-    { status: "connected", db_id: connectionId, connected_at: Math.floor(Date.now() / 1000), db_schema: renderSchema(schema) },
+    { status: "connected", db_id: connectionId, connected_at: Math.floor(Date.now() / 1000), db_schema: sessionSchemaText(schema, connectionId) },
     deps.config.sessionTtlSeconds,
   );
   return {
