@@ -38,6 +38,8 @@ export interface ConnectorCacheOptions {
 export class ConnectorCache {
   /** Insertion order is recency order: a hit moves its entry to the end. */
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
+  /** Whose each entry is (the connection's owner), for the share one user may hold. */
+  private readonly owners = new Map<number, number>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
   private readonly budgets;
@@ -84,8 +86,9 @@ export class ConnectorCache {
       return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts);
     })();
     this.entries.set(connectionId, opening);
+    this.owners.set(connectionId, ownerId);
     opening.catch(() => {
-      if (this.entries.get(connectionId) === opening) this.entries.delete(connectionId);
+      if (this.entries.get(connectionId) === opening) this.forget(connectionId);
     });
     void this.trim();
     return opening;
@@ -110,7 +113,7 @@ export class ConnectorCache {
   async evictHere(connectionId: number): Promise<void> {
     const entry = this.entries.get(connectionId);
     if (!entry) return;
-    this.entries.delete(connectionId);
+    this.forget(connectionId);
     await this.closeQuietly(entry);
   }
 
@@ -119,7 +122,7 @@ export class ConnectorCache {
     for (const [id, entry] of [...this.entries]) {
       const connector = await entry.catch(() => undefined);
       if (connector && now - connector.lastUsedAt > this.options.idleMs && this.entries.get(id) === entry) {
-        this.entries.delete(id);
+        this.forget(id);
         await this.closeQuietly(entry);
       }
     }
@@ -130,16 +133,35 @@ export class ConnectorCache {
     clearInterval(this.sweeper);
     const all = [...this.entries.values()];
     this.entries.clear();
+    this.owners.clear();
     await Promise.all(all.map((entry) => this.closeQuietly(entry)));
     await this.guard.close();
   }
 
+  private forget(connectionId: number): void {
+    this.entries.delete(connectionId);
+    this.owners.delete(connectionId);
+  }
+
   private async trim() {
-    while (this.entries.size > this.options.maxEntries) {
-      const [oldestId, oldest] = this.entries.entries().next().value as [number, Promise<GuardedConnector>];
-      this.entries.delete(oldestId);
-      await this.closeQuietly(oldest);
+    while (this.entries.size > this.options.maxEntries) await this.evictHere(this.victim());
+  }
+
+  /** The connector to close for room: the least recently used of whoever holds the most, if
+   * that is more than a quarter of the cache; else the least recently used of all. So one
+   * user's many connections cannot push everyone else's out (each costs a reconnect), while a
+   * user alone may still fill the cache. */
+  private victim(): number {
+    const held = new Map<number, number[]>();
+    for (const id of this.entries.keys()) {
+      const owner = this.owners.get(id)!;
+      const ids = held.get(owner) ?? [];
+      ids.push(id);
+      held.set(owner, ids);
     }
+    let most: number[] = [];
+    for (const ids of held.values()) if (ids.length > most.length) most = ids;
+    return most.length > Math.max(1, Math.floor(this.options.maxEntries / 4)) ? most[0]! : this.entries.keys().next().value!;
   }
 
   /** Closes a connector taken out of the cache (once: callers delete the entry first) once

@@ -51,6 +51,21 @@ describe("ConnectorCache", () => {
     expect(connectors.every((c) => c.driver.openConnections() === 0)).toBe(true);
   });
 
+  it("makes room from whoever holds more than a quarter of it, so one user's many connections do not push another's out", async () => {
+    const cache = new ConnectorCache({ ...options, maxEntries: 8 }, createLogger("silent"));
+    const targets = await sqliteTargets(10);
+    // User 2's connector is the least recently used of all when user 1 opens its ninth.
+    await cache.get(100, 2, async () => targets[0]!);
+    for (let i = 1; i <= 8; i++) await cache.get(i, 1, async () => targets[i]!);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(cache.size).toBe(8);
+    expect(cache.has(100)).toBe(true);
+    expect(cache.has(1)).toBe(false);
+    // Only its own oldest made room.
+    for (let i = 2; i <= 8; i++) expect(cache.has(i)).toBe(true);
+    await cache.close();
+  });
+
   it.each(["sqlite", "mysql"] as const)("lets a connector evicted for room finish the statement running on it (%s), then closes it", async (dialect) => {
     const cache = new ConnectorCache(options, createLogger("silent"));
     const owned: TargetDb[] = [];
