@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { MAX_DRIVER_MESSAGE_CHARS } from "../../src/connectors/drivers/driver-message.js";
+import { driverMessage, MAX_DRIVER_MESSAGE_CHARS } from "../../src/connectors/drivers/driver-message.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, pgMonitoredDb, sqliteMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 
@@ -29,6 +29,14 @@ afterAll(async () => {
 });
 
 describe("a database's error message", () => {
+  it("is never cut between the halves of an emoji (the store refuses JSON holding half of one)", () => {
+    const message = `${"x".repeat(MAX_DRIVER_MESSAGE_CHARS - 1)}😀 and more`;
+    const cut = driverMessage(message);
+    expect(cut.startsWith(`${"x".repeat(MAX_DRIVER_MESSAGE_CHARS - 1)}…`)).toBe(true);
+    // No lone half: JSON.stringify writes one as \udXXX, which PostgreSQL's jsonb refuses.
+    expect(JSON.stringify(cut)).not.toMatch(/\\ud[89ab]/i);
+  });
+
   it("is cut on POST /query (PostgreSQL), saying how much was left out", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, pg.body);
