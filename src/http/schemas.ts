@@ -34,20 +34,25 @@ export function strictBody<T extends z.ZodType>(schema: T): T {
   let strict = strictBodies.get(schema);
   if (!strict) {
     const closed = schema instanceof z.ZodObject && !schema.def.catchall ? schema.catchall(z.never()) : schema;
-    strictBodies.set(schema, (strict = closed.superRefine(refuseNul)));
+    strictBodies.set(schema, (strict = closed.superRefine(refuseUnstorable)));
   }
   return strict as T;
 }
 
-/** PostgreSQL text cannot hold NUL: a string carrying one would fail in the store (500) rather
- * than be refused as input, whichever field it is in. */
-function refuseNul(value: unknown, ctx: z.RefinementCtx, path: (string | number)[] = []): void {
+/** Half of a UTF-16 surrogate pair on its own (JSON's "\\ud800"): no character at all. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** What the store cannot hold, whichever field it is in: NUL in text, and a lone surrogate in
+ * JSON (jsonb refuses one, so a check or an alert holding one failed to save). Either would
+ * fail in the store (500) rather than be refused as input. */
+function refuseUnstorable(value: unknown, ctx: z.RefinementCtx, path: (string | number)[] = []): void {
   if (typeof value === "string") {
     if (value.includes("\0")) ctx.addIssue({ code: "custom", path, message: "must not contain NUL (\\u0000) characters" });
+    if (LONE_SURROGATE.test(value)) ctx.addIssue({ code: "custom", path, message: "must not contain half of a surrogate pair (such as \\ud800 alone): it is no character" });
   } else if (Array.isArray(value)) {
-    value.forEach((item, i) => refuseNul(item, ctx, [...path, i]));
+    value.forEach((item, i) => refuseUnstorable(item, ctx, [...path, i]));
   } else if (value && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) refuseNul(item, ctx, [...path, key]);
+    for (const [key, item] of Object.entries(value)) refuseUnstorable(item, ctx, [...path, key]);
   }
 }
 

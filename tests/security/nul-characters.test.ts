@@ -2,6 +2,7 @@
 // hold one in text: the write failed as a 500, and its error, logged with the statement's bound
 // values, put a new user's bcrypt hash or an API key's digest in the log. Every JSON or form
 // body now refuses it with a 422 naming the field, and a store error never logs bound values.
+// Half of a UTF-16 surrogate pair alone is refused the same way: jsonb cannot hold one.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -40,6 +41,17 @@ describe("NUL characters in text fields", () => {
     });
     expect(res.status).toBe(422);
     expect(res.body.errors).toContainEqual({ path: "body.params.arguments.sql", message: expect.stringContaining("NUL") });
+  });
+
+  it("answers 422 for half of a surrogate pair, which the store's JSON cannot hold, and takes a whole one", async () => {
+    const user = await h.newUser();
+    const lone = "\ud800";
+    const check = { kind: "custom_sql", name: "x", sql: `SELECT 0 /* ${lone} */`, max: 0 };
+    const table = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: 1, table: "events", checks: [check] } });
+    expect(table.status, table.text).toBe(422);
+    expect(table.body.errors).toContainEqual({ path: "body.checks.0.sql", message: expect.stringContaining("surrogate") });
+    expect((await h.call("POST", "/api/keys", { token: user.token, json: { name: `a${lone}b`, scopes: ["query"] } })).status).toBe(422);
+    expect((await h.call("POST", "/api/keys", { token: user.token, json: { name: "key 😀", scopes: ["query"] } })).status).toBe(201);
   });
 
   it("logs a failed store statement without its bound values", async () => {
