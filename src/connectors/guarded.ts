@@ -24,10 +24,15 @@ export interface QueryOptions {
  * of the user's. */
 export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
+interface Introspection {
+  read: Promise<SchemaSnapshot>;
+  next?: Promise<SchemaSnapshot>;
+}
+
 export class GuardedConnector {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
-  /** The introspection under way, if any (a refresh joins it). */
-  private introspecting: Promise<SchemaSnapshot> | undefined;
+  /** The introspection under way, if any, and the one asked for after it. */
+  private introspecting: Introspection | undefined;
   lastUsedAt = Date.now();
   /** Driver calls under way, and what close() waits on once they are all done. */
   private inFlight = 0;
@@ -136,25 +141,32 @@ export class GuardedConnector {
   }
 
   /** Reads the catalog again, under `budget` (the interactive one unless given: monitoring
-   * gives its own). One under way is joined: it reads the catalog as of now anyway, and a loop
-   * of refreshes must not start catalog reads faster than they end. */
+   * gives its own). Asked while a read runs, the answer is the read after it, which every such
+   * call shares: it sees what changed before the call (an ALTER just made), and a loop of
+   * refreshes cannot start catalog reads faster than they end. */
   refreshSchema(budget: StatementBudget = this.budget): Promise<SchemaSnapshot> {
     this.lastUsedAt = Date.now();
-    return this.introspecting ?? this.startIntrospection(budget);
+    const running = this.introspecting;
+    if (!running) return this.startIntrospection(budget);
+    const again = () => this.startIntrospection(budget);
+    return (running.next ??= running.read.then(again, again));
   }
 
   private startIntrospection(budget: StatementBudget): Promise<SchemaSnapshot> {
-    const pending = this.introspect(budget);
-    this.schemaCache = this.introspecting = pending;
+    // Kept while the read runs, and again if it fails (a refresh refused by a budget, say).
+    const previous = this.schemaCache;
+    const read = this.introspect(budget);
+    const introspecting: Introspection = { read };
+    this.schemaCache = read;
+    this.introspecting = introspecting;
     const settled = () => {
-      if (this.introspecting === pending) this.introspecting = undefined;
+      if (this.introspecting === introspecting) this.introspecting = undefined;
     };
-    pending.then(settled, () => {
+    read.then(settled, () => {
       settled();
-      // Not kept: the next call reads the catalog again.
-      if (this.schemaCache === pending) this.schemaCache = undefined;
+      if (this.schemaCache === read) this.schemaCache = previous;
     });
-    return pending;
+    return read;
   }
 
   /** One introspection, recorded as one statement (the catalog reads are the dialect's), and
@@ -168,9 +180,11 @@ export class GuardedConnector {
       release = await budget.enter();
       this.inFlight++; // until `release` runs, below
       const snapshot = await this.driver.introspect();
+      this.counts?.ok();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
     } catch (err) {
+      this.counts?.failed(err);
       this.record("introspection", INTROSPECTION_SQL, started, null, err);
       throw err;
     } finally {
