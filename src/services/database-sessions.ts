@@ -2,7 +2,7 @@
 // state, and disconnect it. The session hash caches the schema but never a credential.
 
 import { connectorFor } from "../connectors/saved-connection.js";
-import { renderSchema } from "../connectors/schema-text.js";
+import { defaultSchemaOf, renderTable } from "../connectors/schema-text.js";
 import { specOfRow } from "../connectors/targets.js";
 import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
@@ -20,10 +20,11 @@ export const SESSION_SCHEMA_CHARS = 16_000;
 /** The schema as the session keeps it: whole tables, as many as fit in SESSION_SCHEMA_CHARS,
  * then how many were left out and where they are. */
 export function sessionSchemaText(schema: SchemaSnapshot, connectionId: number): string {
+  const defaultSchema = defaultSchemaOf(schema);
   const lines: string[] = [];
   let chars = 0;
   for (const [i, table] of schema.tables.entries()) {
-    const line = renderSchema(schema, [table]);
+    const line = renderTable(table, defaultSchema);
     if (chars + line.length > SESSION_SCHEMA_CHARS) {
       lines.push(`-- ${schema.tables.length - i} more tables: GET /databases/${connectionId}/schema has them all`);
       break;

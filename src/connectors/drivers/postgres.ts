@@ -287,11 +287,11 @@ function statementError(err: unknown, timeoutMs: number, target: ConnectionTarge
   );
 }
 
-/** The error ended the connection, not just the statement: no SQLSTATE (a socket error, "Connection
- * terminated unexpectedly"), or one that ends the session (pg_terminate_backend's 57P01). */
 /** A client's socket (plain or TLS; not in pg's typings). */
 const streamOf = (client: pg.ClientBase): WatchedStream => (client as unknown as { connection: { stream: WatchedStream } }).connection.stream;
 
+/** The error ended the connection, not just the statement: no SQLSTATE (a socket error, "Connection
+ * terminated unexpectedly"), or one that ends the session (pg_terminate_backend's 57P01). */
 function connectionLost(err: unknown): boolean {
   const code = (err as PgError).code;
   return typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code) || endsSession(code);

@@ -21,7 +21,6 @@ export const INLINE_PARSE_MAX_CHARS = 512;
 /** Statements waiting for a parser thread; beyond, callers are told to come back. */
 const MAX_QUEUED_PARSES = 64;
 
-
 /** A thread's heap: a parse allocating past it ends that thread, not the service. */
 const PARSER_HEAP_MB = 512;
 
