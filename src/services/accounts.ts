@@ -10,6 +10,7 @@ import type { UserRow } from "../store/schema.js";
 import { revokeSession } from "../store/revocations.js";
 import { deleteUser, findUserByEmail, getUser, insertUser, setPassword } from "../store/users.js";
 import { disconnectSession } from "./database-sessions.js";
+import { countTry } from "./rate-limits.js";
 
 export interface PublicUser {
   id: number;
@@ -31,14 +32,8 @@ export async function registerUser(
 ): Promise<PublicUser> {
   // Each sign-up costs a bcrypt hash and a row: limited per address and in total, like logins.
   const { maxPerClient, maxTotal, windowSeconds } = deps.config.register;
-  const client = await deps.sessions.hit(`register:client:${input.clientIp}`, windowSeconds);
-  if (client.count > maxPerClient) {
-    throw new RateLimitedError("Too many sign-ups from this client; try again later", client.resetsInSeconds);
-  }
-  const total = await deps.sessions.hit("register:total", windowSeconds);
-  if (total.count > maxTotal) {
-    throw new RateLimitedError("Too many sign-ups right now; try again later", total.resetsInSeconds);
-  }
+  await countTry(deps, `register:client:${input.clientIp}`, { max: maxPerClient, windowSeconds }, "Too many sign-ups from this client; try again later");
+  await countTry(deps, "register:total", { max: maxTotal, windowSeconds }, "Too many sign-ups right now; try again later");
   const passwordHash = await deps.passwords.hash(input.password, deps.config.bcryptRounds);
   const row = await insertUser(deps.store.db, { name: input.name, email: input.email, passwordHash });
   if (!row) throw new DomainError("conflict", "A user with this email already exists");
@@ -56,10 +51,7 @@ export async function login(
 ): Promise<NewToken> {
   const { maxPerAccount, maxPerAccountAllClients, maxPerClient, windowSeconds } = deps.config.login;
   const email = input.email.toLowerCase();
-  const client = await deps.sessions.hit(`login:client:${input.clientIp}`, windowSeconds);
-  if (client.count > maxPerClient) {
-    throw new RateLimitedError("Too many login attempts from this client; try again later", client.resetsInSeconds);
-  }
+  await countTry(deps, `login:client:${input.clientIp}`, { max: maxPerClient, windowSeconds }, "Too many login attempts from this client; try again later");
   // Failures lock an account per client, so that whoever hammers it from elsewhere cannot lock
   // the owner out. The much higher ceiling across clients stops guesses spread over many
   // addresses; it spares the addresses the account has logged in from.
@@ -143,10 +135,7 @@ export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: s
  * it together. */
 async function confirmPassword(deps: Deps, userId: number, password: string, field: string): Promise<UserRow> {
   const { maxPerAccount, windowSeconds } = deps.config.login;
-  const tries = await deps.sessions.hit(`reauth:user:${userId}`, windowSeconds);
-  if (tries.count > maxPerAccount) {
-    throw new RateLimitedError("Too many password confirmations for this account; try again later", tries.resetsInSeconds);
-  }
+  await countTry(deps, `reauth:user:${userId}`, { max: maxPerAccount, windowSeconds }, "Too many password confirmations for this account; try again later");
   const user = await getUser(deps.store.db, userId);
   if (!user) throw notFound("User");
   if (!(await deps.passwords.verify(password, user.passwordHash))) {

@@ -4,12 +4,13 @@
 
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound, RateLimitedError } from "../errors.js";
+import { DomainError, notFound } from "../errors.js";
 import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "../monitoring/notifiers.js";
 import { TARGET_PROBLEMS, webhookTargetProblem } from "../monitoring/webhook-targets.js";
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
 import { insertWithinQuota } from "../store/quotas.js";
+import { countTry } from "./rate-limits.js";
 
 export interface ChannelInput {
   kind: ChannelKind;
@@ -91,8 +92,7 @@ export async function removeChannel(deps: Deps, ownerId: number, id: number): Pr
 export const CHANNEL_TESTS_PER_MINUTE = 10;
 
 export async function testChannel(deps: Deps, ownerId: number, id: number): Promise<{ ok: true; status_code: number }> {
-  const { count, resetsInSeconds } = await deps.sessions.hit(`channel-tests:user:${ownerId}`, 60);
-  if (count > CHANNEL_TESTS_PER_MINUTE) throw new RateLimitedError(`At most ${CHANNEL_TESTS_PER_MINUTE} test notifications per minute; try again shortly`, resetsInSeconds);
+  await countTry(deps, `channel-tests:user:${ownerId}`, { max: CHANNEL_TESTS_PER_MINUTE, windowSeconds: 60 }, `At most ${CHANNEL_TESTS_PER_MINUTE} test notifications per minute; try again shortly`);
   const row = await getChannel(deps.store.db, ownerId, id);
   if (!row) throw notFound("Notification channel");
   const at = new Date(deps.monitoring.now()).toISOString();

@@ -7,7 +7,7 @@ import { checkSqliteName } from "../connectors/sqlite-path.js";
 import { sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
 import type { Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound, RateLimitedError } from "../errors.js";
+import { DomainError, notFound } from "../errors.js";
 import {
   deleteConnection,
   getConnection,
@@ -18,6 +18,7 @@ import {
 } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
 import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
+import { countTry } from "./rate-limits.js";
 
 export interface ConnectionInput {
   name?: string | undefined;
@@ -79,10 +80,7 @@ function specOfInput(input: ConnectionInput): ConnectionSpec {
 /** Connects once with the given settings and reports what the server said. Limited per user:
  * each try reaches a host and port of the user's choosing (otherwise a port scanner). */
 async function probeSpec(deps: Deps, ownerId: number, spec: ConnectionSpec): Promise<ProbeInfo> {
-  const tries = await deps.sessions.hit(`connection-tests:user:${ownerId}`, 60);
-  if (tries.count > deps.config.targets.testsPerMinute) {
-    throw new RateLimitedError("Too many connection tests; try again later", tries.resetsInSeconds);
-  }
+  await countTry(deps, `connection-tests:user:${ownerId}`, { max: deps.config.targets.testsPerMinute, windowSeconds: 60 }, "Too many connection tests; try again later");
   const driver = await openDriver(targetFor(deps, spec), { maxConnections: 1, idleTimeoutMs: 1000 });
   try {
     return await driver.probe();

@@ -6,7 +6,7 @@ import type { GuardedConnector } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound, RateLimitedError } from "../errors.js";
+import { DomainError, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
 import { dryRunProblem } from "../monitoring/dry-run.js";
@@ -27,6 +27,7 @@ import {
 } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
+import { countTry } from "./rate-limits.js";
 
 export interface MonitoredTableInput {
   connection_id: number;
@@ -266,8 +267,7 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
  * row per check, skipped ones too, so runs asked for without end would fill the store. */
 export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
   const perMinute = deps.config.monitor.manualRunsPerMinute;
-  const { count, resetsInSeconds } = await deps.sessions.hit(`manual-runs:user:${ownerId}`, 60);
-  if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} runs asked for per minute (MONITOR_MANUAL_RUNS_PER_MINUTE); try again shortly`, resetsInSeconds);
+  await countTry(deps, `manual-runs:user:${ownerId}`, { max: perMinute, windowSeconds: 60 }, `At most ${perMinute} runs asked for per minute (MONITOR_MANUAL_RUNS_PER_MINUTE); try again shortly`);
   return runTableNow(deps, await ownedTable(deps, ownerId, id));
 }
 
