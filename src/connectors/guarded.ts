@@ -4,6 +4,7 @@
 
 import { SqlRefusedError } from "../errors.js";
 import type { StatementCounts } from "../metrics.js";
+import { OneAtATime } from "../one-at-a-time.js";
 import type { StatementBudget } from "./budget.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
@@ -24,15 +25,10 @@ export interface QueryOptions {
  * of the user's. */
 export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
-interface Introspection {
-  read: Promise<SchemaSnapshot>;
-  next?: Promise<SchemaSnapshot>;
-}
-
 export class GuardedConnector {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
-  /** The introspection under way, if any, and the one asked for after it. */
-  private introspecting: Introspection | undefined;
+  /** Catalog reads, one at a time (see refreshSchema). */
+  private readonly reads = new OneAtATime<SchemaSnapshot>();
   lastUsedAt = Date.now();
   /** Driver calls under way, and what close() waits on once they are all done. */
   private inFlight = 0;
@@ -137,7 +133,7 @@ export class GuardedConnector {
   /** The database's schema, introspected once and kept until refreshed. */
   schema(): Promise<SchemaSnapshot> {
     this.lastUsedAt = Date.now();
-    return this.schemaCache ?? this.startIntrospection(this.budget);
+    return this.schemaCache ?? this.reads.run(() => this.startIntrospection(this.budget));
   }
 
   /** Reads the catalog again, under `budget` (the interactive one unless given: monitoring
@@ -146,24 +142,16 @@ export class GuardedConnector {
    * refreshes cannot start catalog reads faster than they end. */
   refreshSchema(budget: StatementBudget = this.budget): Promise<SchemaSnapshot> {
     this.lastUsedAt = Date.now();
-    const running = this.introspecting;
-    if (!running) return this.startIntrospection(budget);
-    const again = () => this.startIntrospection(budget);
-    return (running.next ??= running.read.then(again, again));
+    return this.reads.run(() => this.startIntrospection(budget));
   }
 
+  /** A read that becomes the cached schema; if it fails (a refresh refused by a budget, say),
+   * the schema read before is kept. */
   private startIntrospection(budget: StatementBudget): Promise<SchemaSnapshot> {
-    // Kept while the read runs, and again if it fails (a refresh refused by a budget, say).
     const previous = this.schemaCache;
     const read = this.introspect(budget);
-    const introspecting: Introspection = { read };
     this.schemaCache = read;
-    this.introspecting = introspecting;
-    const settled = () => {
-      if (this.introspecting === introspecting) this.introspecting = undefined;
-    };
-    read.then(settled, () => {
-      settled();
+    read.catch(() => {
       if (this.schemaCache === read) this.schemaCache = previous;
     });
     return read;

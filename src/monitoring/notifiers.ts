@@ -8,6 +8,7 @@ import { request as httpsRequest } from "node:https";
 
 import { openSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
+import { OneAtATime } from "../one-at-a-time.js";
 import {
   claimDueNotifications,
   markNotificationFailed,
@@ -113,13 +114,8 @@ export const channelUrl = (deps: Deps, channel: NotificationChannelRow) =>
 
 const retryDelayMs = (attempts: number) => Math.min(30_000 * 2 ** (attempts - 1), 3_600_000);
 
-interface Delivery {
-  done: Promise<number>;
-  /** The one that starts when this one ends, for what was queued meanwhile. */
-  next?: Promise<number>;
-}
-/** The delivery under way in each app (keyed by its monitoring runtime). */
-const deliveries = new WeakMap<object, Delivery>();
+/** Each app's deliveries (keyed by its monitoring runtime). */
+const deliveries = new WeakMap<object, OneAtATime<number>>();
 
 /** Sends what is due in the outbox; returns how many were sent. Failures are logged (never
  * the URL: it holds the channel's token) and retried later, up to MAX_ATTEMPTS. One delivery at
@@ -127,18 +123,9 @@ const deliveries = new WeakMap<object, Delivery>();
  * requests at once, so actions at once must not multiply them. Asked during one, the answer is
  * the next, which starts when it ends and serves every such call. */
 export function deliverDueNotifications(deps: Deps): Promise<number> {
-  const running = deliveries.get(deps.monitoring);
-  if (running) {
-    const again = () => deliverDueNotifications(deps);
-    return (running.next ??= running.done.then(again, again));
-  }
-  const delivery: Delivery = {
-    done: deliverOnce(deps).finally(() => {
-      if (deliveries.get(deps.monitoring) === delivery) deliveries.delete(deps.monitoring);
-    }),
-  };
-  deliveries.set(deps.monitoring, delivery);
-  return delivery.done;
+  let one = deliveries.get(deps.monitoring);
+  if (!one) deliveries.set(deps.monitoring, (one = new OneAtATime()));
+  return one.run(() => deliverOnce(deps));
 }
 
 async function deliverOnce(deps: Deps): Promise<number> {
