@@ -77,6 +77,8 @@ const envSchema = z.object({
   REGISTER_MAX_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
   REGISTER_MAX_TOTAL: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(1000)),
   REGISTER_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(3600)),
+  API_KEY_MAX_UNKNOWN_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
+  API_KEY_UNKNOWN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
   PASSWORD_HASH_THREADS: z.preprocess(emptyAsUndefined, intIn(1, 64).default(2)),
   TRUST_PROXY: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
   CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
@@ -192,6 +194,8 @@ export interface Config {
   login: { maxPerAccount: number; maxPerAccountAllClients: number; maxPerClient: number; windowSeconds: number };
   /** Sign-ups per client address and in total (across instances) per window. */
   register: { maxPerClient: number; maxTotal: number; windowSeconds: number };
+  /** API keys the store did not know, per client address and window: each costs a store read. */
+  unknownApiKeys: { maxPerClient: number; windowSeconds: number };
   /** Worker threads hashing and checking passwords. */
   passwordHashThreads: number;
   trustProxy: boolean;
@@ -348,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       maxTotal: e.REGISTER_MAX_TOTAL,
       windowSeconds: e.REGISTER_WINDOW_SECONDS,
     },
+    unknownApiKeys: { maxPerClient: e.API_KEY_MAX_UNKNOWN_PER_CLIENT, windowSeconds: e.API_KEY_UNKNOWN_WINDOW_SECONDS },
     passwordHashThreads: e.PASSWORD_HASH_THREADS,
     trustProxy: e.TRUST_PROXY === "true",
     connectTimeoutMs: e.CONNECT_TIMEOUT_MS,

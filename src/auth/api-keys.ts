@@ -64,13 +64,21 @@ export function grantOf(row: Pick<ApiKeyRow, "scopes" | "connectionIds">): Grant
   return Object.freeze({ scopes: new Set(row.scopes), connectionIds: row.connectionIds ? new Set(row.connectionIds) : "all" });
 }
 
+/** Bounds the store reads a client can cause with keys the store does not know (random guesses
+ * cost one read each): `admit` refuses a client past its limit before the read, `count` notes
+ * one more unknown key of its. */
+export interface UnknownKeyGate {
+  admit(): Promise<void>;
+  count(): Promise<void>;
+}
+
 export interface ApiKeyVerifier {
   /** From the cache, without a promise: the key when it was verified less than the age limit
    * ago and has not expired since; undefined when `verify` must ask the store. */
   cached(secret: string, now: number): VerifiedKey | undefined;
   /** Asks the store, and caches the answer; throws 401 for a key that is unknown, revoked or
-   * expired. */
-  verify(secret: string): Promise<VerifiedKey>;
+   * expired. A key of the right shape that is in no cache passes `gate` before the read. */
+  verify(secret: string, gate: UnknownKeyGate): Promise<VerifiedKey>;
   /** Notes a use of the key: its last_used_at, written now and then, never on the request's path. */
   used(key: VerifiedKey, now: number): void;
   /** Forgets what a revocation concerns, or every key verified (given to the token standing as
@@ -121,15 +129,17 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       return fresh(entries.get(hashApiKey(secret)), at);
     },
 
-    async verify(secret) {
+    async verify(secret, gate) {
       if (secret.length !== API_KEY_PREFIX.length + SECRET_CHARS || !KEY_SHAPE.test(secret)) throw refused("Invalid API key");
       const secretHash = hashApiKey(secret);
       if (unknown.has(secretHash)) throw refused("Invalid API key: unknown or revoked");
+      await gate.admit();
       const seen = revocationsSeen;
       const row = await options.read(secretHash);
       if (!row) {
         if (unknown.size >= MAX_ENTRIES) unknown.clear();
         unknown.add(secretHash);
+        await gate.count();
         throw refused("Invalid API key: unknown or revoked");
       }
       const at = now();

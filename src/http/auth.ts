@@ -5,11 +5,12 @@
 
 import type { Context, MiddlewareHandler, Next } from "hono";
 
-import { looksLikeApiKey, type VerifiedKey } from "../auth/api-keys.js";
+import { looksLikeApiKey, type UnknownKeyGate, type VerifiedKey } from "../auth/api-keys.js";
 import { FULL_GRANT } from "../auth/grants.js";
 import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
-import { DomainError } from "../errors.js";
+import { DomainError, RateLimitedError } from "../errors.js";
+import { clientIp } from "./client-ip.js";
 import type { AppEnv, AuthContext } from "./context.js";
 import { requestLogger } from "./request-log.js";
 
@@ -48,6 +49,22 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     return next();
   };
 
+  /** A client's unknown keys are counted, and refused past the limit before the store is read. */
+  const unknownKeyGate = (c: Context<AppEnv>): UnknownKeyGate => {
+    const limit = deps.config.unknownApiKeys;
+    const key = `api-key-unknown:client:${clientIp(c, deps.config.trustProxy)}`;
+    const refusal = "Too many unknown API keys from this client; try again later";
+    return {
+      admit: async () => {
+        const { count, resetsInSeconds } = await deps.sessions.hit(key, limit.windowSeconds, 0);
+        if (count >= limit.maxPerClient) throw new RateLimitedError(refusal, resetsInSeconds);
+      },
+      count: async () => {
+        await deps.sessions.hit(key, limit.windowSeconds);
+      },
+    };
+  };
+
   const revoked = () => new DomainError("unauthorized", "Token has been revoked; log in again");
 
   const admitKey = (c: Context<AppEnv>, key: VerifiedKey, next: Next, now: number) => {
@@ -75,7 +92,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
       const now = Date.now();
       const key = deps.apiKeys.cached(token, now);
       if (key) return admitKey(c, key, next, now);
-      return deps.apiKeys.verify(token).then((verified) => admitKey(c, verified, next, Date.now()));
+      return deps.apiKeys.verify(token, unknownKeyGate(c)).then((verified) => admitKey(c, verified, next, Date.now()));
     }
     const known = verify.cached(token);
     if (known) {

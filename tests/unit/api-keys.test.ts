@@ -1,12 +1,14 @@
 // The API key cache behind every request made with a key: what it answers without the store,
 // when it asks again, what a revocation makes it forget, and what it refuses unread.
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
-import { createApiKeyVerifier, hashApiKey, newKeySecret } from "../../src/auth/api-keys.js";
+import { createApiKeyVerifier, hashApiKey, newKeySecret, type UnknownKeyGate } from "../../src/auth/api-keys.js";
 import type { ApiKeyRow } from "../../src/store/schema.js";
 
 const MAX_AGE_MS = 10_000;
+/** A gate that admits every client and counts nothing. */
+const OPEN: UnknownKeyGate = { admit: async () => undefined, count: async () => undefined };
 
 function setup() {
   const rows = new Map<string, ApiKeyRow>();
@@ -83,7 +85,7 @@ describe("createApiKeyVerifier", () => {
     const t = setup();
     const { secret, row } = t.addKey({ connectionIds: [3] });
     expect(t.verifier.cached(secret, t.now())).toBeUndefined();
-    const key = await t.verifier.verify(secret);
+    const key = await t.verifier.verify(secret, OPEN);
     expect(key.auth).toEqual({ kind: "key", userId: 7, keyId: row.id, sessionId: `key:${row.id}`, prefix: row.prefix, expiresAt: null });
     expect([...(key.grant.scopes as Set<string>)]).toEqual(["query"]);
     expect([...(key.grant.connectionIds as Set<number>)]).toEqual([3]);
@@ -94,7 +96,7 @@ describe("createApiKeyVerifier", () => {
   it("asks again once its answer is older than the age limit", async () => {
     const t = setup();
     const { secret } = t.addKey();
-    await t.verifier.verify(secret);
+    await t.verifier.verify(secret, OPEN);
     t.tick(MAX_AGE_MS);
     expect(t.verifier.cached(secret, t.now())).toBeUndefined();
   });
@@ -102,14 +104,14 @@ describe("createApiKeyVerifier", () => {
   it("refuses unknown, malformed and expired keys with 401", async () => {
     const t = setup();
     const { secret } = t.addKey({ expiresAt: new Date(t.now() + 1000) });
-    await t.verifier.verify(secret);
+    await t.verifier.verify(secret, OPEN);
     t.tick(1000);
     expect(t.verifier.cached(secret, t.now())).toBeUndefined();
-    await expect(t.verifier.verify(secret)).rejects.toMatchObject({ code: "unauthorized", message: expect.stringContaining("expired") });
-    await expect(t.verifier.verify(newKeySecret().secret)).rejects.toMatchObject({ code: "unauthorized" });
+    await expect(t.verifier.verify(secret, OPEN)).rejects.toMatchObject({ code: "unauthorized", message: expect.stringContaining("expired") });
+    await expect(t.verifier.verify(newKeySecret().secret, OPEN)).rejects.toMatchObject({ code: "unauthorized" });
     const reads = t.reads();
     for (const bad of ["pulse_", "pulse_short", `pulse_${"!".repeat(43)}`, `pulse_${"a".repeat(44)}`]) {
-      await expect(t.verifier.verify(bad)).rejects.toMatchObject({ code: "unauthorized" });
+      await expect(t.verifier.verify(bad, OPEN)).rejects.toMatchObject({ code: "unauthorized" });
     }
     expect(t.reads()).toBe(reads);
   });
@@ -117,14 +119,29 @@ describe("createApiKeyVerifier", () => {
   it("remembers a key the store did not know, so retrying it costs no read", async () => {
     const t = setup();
     const { secret } = newKeySecret();
-    for (let i = 0; i < 3; i++) await expect(t.verifier.verify(secret)).rejects.toMatchObject({ code: "unauthorized", message: expect.stringContaining("unknown or revoked") });
+    for (let i = 0; i < 3; i++) await expect(t.verifier.verify(secret, OPEN)).rejects.toMatchObject({ code: "unauthorized", message: expect.stringContaining("unknown or revoked") });
     expect(t.reads()).toBe(1);
+  });
+
+  it("passes a well-formed key it does not know through the gate before the read, and counts it there once unknown", async () => {
+    const t = setup();
+    const events: string[] = [];
+    const gate: UnknownKeyGate = { admit: async () => void events.push(`admit@${t.reads()}`), count: async () => void events.push(`count@${t.reads()}`) };
+    const { secret } = t.addKey();
+    await t.verifier.verify(secret, gate);
+    await expect(t.verifier.verify(newKeySecret().secret, gate)).rejects.toMatchObject({ code: "unauthorized" });
+    expect(events).toEqual(["admit@0", "admit@1", "count@2"]);
+    await expect(t.verifier.verify("pulse_short", gate)).rejects.toMatchObject({ code: "unauthorized" });
+    const refusing: UnknownKeyGate = { admit: () => Promise.reject(new Error("over the limit")), count: async () => undefined };
+    await expect(t.verifier.verify(newKeySecret().secret, refusing)).rejects.toThrow("over the limit");
+    expect(t.reads()).toBe(2);
+    expect(events).toHaveLength(3);
   });
 
   it("forgets a revoked key and every key of a revoked user at once", async () => {
     const t = setup();
     const [one, two, other] = [t.addKey(), t.addKey(), t.addKey({ ownerId: 8 })];
-    for (const k of [one, two, other]) await t.verifier.verify(k.secret);
+    for (const k of [one, two, other]) await t.verifier.verify(k.secret, OPEN);
     t.verifier.forget({ keyId: one.row.id });
     expect(t.verifier.cached(one.secret, t.now())).toBeUndefined();
     expect(t.verifier.cached(two.secret, t.now())).toBeDefined();
@@ -137,7 +154,8 @@ describe("createApiKeyVerifier", () => {
     const t = setup();
     const { secret, row } = t.addKey();
     const release = t.holdReads();
-    const pending = t.verifier.verify(secret);
+    const pending = t.verifier.verify(secret, OPEN);
+    await vi.waitFor(() => expect(t.reads()).toBe(1));
     t.verifier.forget({ keyId: row.id });
     release();
     await pending;
@@ -147,7 +165,7 @@ describe("createApiKeyVerifier", () => {
   it("records a key's use at most once a minute", async () => {
     const t = setup();
     const { secret, row } = t.addKey();
-    const key = await t.verifier.verify(secret);
+    const key = await t.verifier.verify(secret, OPEN);
     t.verifier.used(key, t.now());
     t.verifier.used(key, t.now() + 59_000);
     t.verifier.used(key, t.now() + 60_000);

@@ -1,15 +1,14 @@
 // Accounts (seed 004): register, log in, read oneself; log out, change one's password and
 // delete one's account, which revoke tokens.
 
-import { getConnInfo } from "@hono/node-server/conninfo";
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 
 import { MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH } from "../../auth/passwords.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
-import { clientKey } from "../../net/addresses.js";
 import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
+import { clientIp } from "../client-ip.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictBody, UserSchema } from "../schemas.js";
@@ -140,19 +139,6 @@ const deleteMe = createRoute({
   request: { body: jsonBody(DeleteAccountBody) },
   responses: { 204: { description: "Deleted" }, 403: wrongPassword, 429: tooManyWrong, ...authErrors },
 });
-
-/** Who the client is for rate limits: its address, or an IPv6 address's /64 (clientKey). */
-function clientIp(c: Context<AppEnv>, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
-    if (forwarded) return clientKey(forwarded);
-  }
-  try {
-    return clientKey(getConnInfo(c).remote.address ?? "unknown");
-  } catch {
-    return "unknown"; // app.request() in tests has no socket
-  }
-}
 
 export function mountAccounts(app: OpenAPIHono<AppEnv>, deps: Deps) {
   const signUp = async (c: Context<AppEnv>, body: z.infer<typeof RegisterBody>) =>
