@@ -5,6 +5,8 @@
 
 import { createHash, randomBytes } from "node:crypto";
 
+import { createLRU } from "lru.min";
+
 import { DomainError } from "../errors.js";
 import type { ApiKeyRow } from "../store/schema.js";
 import type { Grant } from "./grants.js";
@@ -18,6 +20,8 @@ const KEY_SHAPE = /^pulse_[A-Za-z0-9_-]{43}$/;
 /** What of a key is kept in clear to recognise it: the prefix and a few characters each side. */
 const SHOWN_START = API_KEY_PREFIX.length + 4;
 const SHOWN_END = 4;
+/** Each cache below drops its least recently used entry past this: keys in use stay cached
+ * however many others (or made-up ones) pass. */
 const MAX_ENTRIES = 10_000;
 /** last_used_at is written at most this often per key and instance: it only has to be roughly right. */
 const MARK_USED_EVERY_MS = 60_000;
@@ -107,11 +111,11 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   const now = options.now ?? Date.now;
   const listening = options.listening ?? (() => true);
   /** By the key's hash: the secrets themselves are not kept. */
-  const entries = new Map<string, Entry>();
-  const markedAt = new Map<number, number>();
+  const entries = createLRU<string, Entry>({ max: MAX_ENTRIES });
+  const markedAt = createLRU<number, number>({ max: MAX_ENTRIES });
   /** Hashes the store did not know (never made, or revoked): a secret is random, so one refused
    * stays refused, and a client retrying a revoked key costs no read per request. */
-  const unknown = new Set<string>();
+  const unknown = createLRU<string, true>({ max: MAX_ENTRIES });
   /** Revocations seen so far: a read that overlapped one may have read the old state. */
   let revocationsSeen = 0;
 
@@ -132,13 +136,12 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     async verify(secret, gate) {
       if (secret.length !== API_KEY_PREFIX.length + SECRET_CHARS || !KEY_SHAPE.test(secret)) throw refused("Invalid API key");
       const secretHash = hashApiKey(secret);
-      if (unknown.has(secretHash)) throw refused("Invalid API key: unknown or revoked");
+      if (unknown.get(secretHash)) throw refused("Invalid API key: unknown or revoked");
       await gate.admit();
       const seen = revocationsSeen;
       const row = await options.read(secretHash);
       if (!row) {
-        if (unknown.size >= MAX_ENTRIES) unknown.clear();
-        unknown.add(secretHash);
+        unknown.set(secretHash, true);
         await gate.count();
         throw refused("Invalid API key: unknown or revoked");
       }
@@ -156,7 +159,6 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
         grant: grantOf(row),
       };
       if (seen === revocationsSeen && listening()) {
-        if (entries.size >= MAX_ENTRIES) entries.clear();
         entries.set(secretHash, { key, at });
       }
       return key;
@@ -165,7 +167,6 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     used(key, at) {
       const { keyId } = key.auth;
       if (at - (markedAt.get(keyId) ?? 0) < MARK_USED_EVERY_MS) return;
-      if (markedAt.size >= MAX_ENTRIES) markedAt.clear();
       markedAt.set(keyId, at);
       options.markUsed(keyId).catch(options.onMarkError);
     },
@@ -178,7 +179,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       }
       const gone = (auth: KeyAuth) =>
         ("keyId" in revocation && auth.keyId === revocation.keyId) || ("userId" in revocation && auth.userId === revocation.userId);
-      for (const [hash, entry] of entries) if (gone(entry.key.auth)) entries.delete(hash);
+      const goneHashes = [...entries.entries()].filter(([, entry]) => gone(entry.key.auth)).map(([hash]) => hash);
+      for (const hash of goneHashes) entries.delete(hash);
     },
   };
 }

@@ -7,12 +7,16 @@
 // an instance that missed the news anyway (a message lost in flight).
 // API keys are revoked through the same announcements (`alsoForget`: src/auth/api-keys.ts).
 
+import { createLRU } from "lru.min";
+
 import type { SessionStore } from "../sessions/types.js";
 import type { StoredStanding } from "../store/revocations.js";
 import type { TokenClaims } from "./tokens.js";
 
 /** Where instances tell each other of revocations ("user:<id>", "session:<id>", "key:<id>"). */
 const REVOCATIONS_CHANNEL = "token-revocations";
+/** Users and sessions known, each: past it the least recently used is dropped, so those in use
+ * stay known however many others pass. */
 const MAX_ENTRIES = 100_000;
 
 export type Revocation = { userId: number } | { sessionId: string } | { keyId: number };
@@ -56,8 +60,8 @@ interface SessionEntry {
 
 export async function createTokenStanding(options: TokenStandingOptions): Promise<TokenStanding> {
   const now = options.now ?? Date.now;
-  const users = new Map<number, UserEntry>();
-  const sessions = new Map<string, SessionEntry>();
+  const users = createLRU<number, UserEntry>({ max: MAX_ENTRIES });
+  const sessions = createLRU<string, SessionEntry>({ max: MAX_ENTRIES });
   const reading = new Map<string, Promise<boolean>>();
   /** Revocations seen so far: a read that overlapped one may have read the old state. */
   let revocationsSeen = 0;
@@ -96,18 +100,13 @@ export async function createTokenStanding(options: TokenStandingOptions): Promis
     return true;
   };
 
-  const remember = <K, V>(map: Map<K, V>, key: K, value: V) => {
-    if (map.size >= MAX_ENTRIES) map.clear();
-    map.set(key, value);
-  };
-
   const read = async (claims: TokenClaims): Promise<boolean> => {
     const seen = revocationsSeen;
     const stored = await options.read(claims.userId, claims.sessionId);
     if (seen === revocationsSeen && options.sessions.listening()) {
       const at = now();
-      remember(users, claims.userId, { generation: stored?.generation ?? null, at });
-      remember(sessions, claims.sessionId, { revoked: stored?.sessionRevoked ?? false, at });
+      users.set(claims.userId, { generation: stored?.generation ?? null, at });
+      sessions.set(claims.sessionId, { revoked: stored?.sessionRevoked ?? false, at });
     }
     return stored !== null && !stored.sessionRevoked && stored.generation === claims.generation;
   };

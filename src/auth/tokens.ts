@@ -2,6 +2,7 @@
 // user's token generation at the time (raised to revoke all their tokens at once).
 
 import { errors, jwtVerify, SignJWT } from "jose";
+import { createLRU } from "lru.min";
 
 import { DomainError } from "../errors.js";
 
@@ -60,7 +61,8 @@ export async function verifyToken(token: string, secret: Uint8Array, now: number
  * bytes that verified are trusted again. `cached` answers without a promise, for callers on a
  * hot path. Whether a verified token was since revoked is another question (token-standing.ts). */
 export function createTokenVerifier(secret: Uint8Array, maxEntries = 10_000, now: () => number = Date.now) {
-  const verified = new Map<string, Readonly<VerifiedToken>>();
+  // Least recently used out first: tokens in use stay, however many others were verified.
+  const verified = createLRU<string, Readonly<VerifiedToken>>({ max: maxEntries });
   const cached = (token: string): Readonly<VerifiedToken> | undefined => {
     const hit = verified.get(token);
     if (hit && hit.expiresAt > now()) return hit;
@@ -71,7 +73,6 @@ export function createTokenVerifier(secret: Uint8Array, maxEntries = 10_000, now
     const hit = cached(token);
     if (hit) return hit;
     const claims = await verifyToken(token, secret, now());
-    if (verified.size >= maxEntries) verified.clear();
     verified.set(token, claims);
     return claims;
   };

@@ -4,6 +4,7 @@
 // session's TTL, so a session lives 24 h after its last authenticated call.
 
 import type { Context, MiddlewareHandler, Next } from "hono";
+import { createLRU } from "lru.min";
 
 import { looksLikeApiKey, type UnknownKeyGate, type VerifiedKey } from "../auth/api-keys.js";
 import { FULL_GRANT } from "../auth/grants.js";
@@ -32,14 +33,14 @@ export interface PublicRoute {
 export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): MiddlewareHandler<AppEnv> {
   const publicMethods = new Map<string, Set<string>>();
   for (const { method, path } of publicRoutes) publicMethods.set(path, (publicMethods.get(path) ?? new Set()).add(method));
-  const renewedAt = new Map<string, number>();
+  // Least recently used out first, so sessions in use keep their renewal pace.
+  const renewedAt = createLRU<string, number>({ max: MAX_TRACKED_SESSIONS });
   const verify = createTokenVerifier(deps.config.jwtSecret);
 
   const admit = (c: Context<AppEnv>, claims: AuthContext, next: Next, now: number) => {
     c.set("auth", claims);
     if (claims.kind === "login") c.set("grant", FULL_GRANT);
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
-      if (renewedAt.size >= MAX_TRACKED_SESSIONS) renewedAt.clear();
       renewedAt.set(claims.sessionId, now);
       // Renewal is not on the request's critical path; a failure only shortens the session.
       deps.sessions.touch(claims.sessionId, deps.config.sessionTtlSeconds).catch((err: unknown) => {
@@ -49,18 +50,22 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     return next();
   };
 
-  /** A client's unknown keys are counted, and refused past the limit before the store is read. */
+  /** A client's unknown keys are counted, and refused past the limit before the store is read.
+   * While Redis cannot count, keys are verified uncounted: the store still answers them, and
+   * refusing every key not cached would turn a Redis outage into an API key outage. */
   const unknownKeyGate = (c: Context<AppEnv>): UnknownKeyGate => {
     const limit = deps.config.unknownApiKeys;
     const key = `api-key-unknown:client:${clientIp(c, deps.config.trustProxy)}`;
-    const refusal = "Too many unknown API keys from this client; try again later";
+    const uncounted = () => undefined;
     return {
       admit: async () => {
-        const { count, resetsInSeconds } = await deps.sessions.hit(key, limit.windowSeconds, 0);
-        if (count >= limit.maxPerClient) throw new RateLimitedError(refusal, resetsInSeconds);
+        const counted = await deps.sessions.hit(key, limit.windowSeconds, 0).catch(uncounted);
+        if (counted && counted.count >= limit.maxPerClient) {
+          throw new RateLimitedError("Too many unknown API keys from this client; try again later", counted.resetsInSeconds);
+        }
       },
       count: async () => {
-        await deps.sessions.hit(key, limit.windowSeconds);
+        await deps.sessions.hit(key, limit.windowSeconds).catch(uncounted);
       },
     };
   };

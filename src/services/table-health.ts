@@ -2,6 +2,8 @@
 // client (a person at /query, an agent at /ask, an AI client over MCP) builds on broken data
 // without being told. And the health of one monitored table: its latest runs and open alerts.
 
+import { createLRU } from "lru.min";
+
 import type { TableRef } from "../connectors/guard/tables-read.js";
 import { tablesRead } from "../connectors/guard/tables-read.js";
 import type { Dialect } from "../connectors/types.js";
@@ -45,15 +47,15 @@ interface Cached {
 }
 
 /** Per app (its store), per user: the user's active alerts, read at most every HEALTH_CACHE_MS. */
-const caches = new WeakMap<Deps["store"], Map<number, Cached>>();
+const caches = new WeakMap<Deps["store"], ReturnType<typeof createLRU<number, Cached>>>();
 
 function activeAlertsOf(deps: Deps, userId: number): Promise<AlertOnTable[]> {
   let cache = caches.get(deps.store);
-  if (!cache) caches.set(deps.store, (cache = new Map()));
+  // Least recently used out first: the users asking now keep their entry, pending reads included.
+  if (!cache) caches.set(deps.store, (cache = createLRU<number, Cached>({ max: MAX_CACHED_USERS })));
   const now = Date.now();
   const cached = cache.get(userId);
   if (cached && (cached.pending || now - cached.at < HEALTH_CACHE_MS)) return cached.alerts;
-  if (cache.size >= MAX_CACHED_USERS) cache.clear();
   const alerts = activeAlertsOnTables(deps.store.db, userId);
   const entry: Cached = { at: now, alerts, pending: true };
   cache.set(userId, entry);

@@ -123,6 +123,23 @@ describe("createApiKeyVerifier", () => {
     expect(t.reads()).toBe(1);
   });
 
+  it("keeps the keys in use when its caches are full, however many others pass", async () => {
+    const t = setup();
+    const used = t.addKey();
+    const revoked = newKeySecret().secret;
+    await t.verifier.verify(used.secret, OPEN);
+    await expect(t.verifier.verify(revoked, OPEN)).rejects.toMatchObject({ code: "unauthorized" });
+    for (let i = 1; i <= 10_000; i++) {
+      await t.verifier.verify(t.addKey().secret, OPEN);
+      await expect(t.verifier.verify(newKeySecret().secret, OPEN)).rejects.toMatchObject({ code: "unauthorized" });
+      if (i % 1000 === 0) {
+        expect(t.verifier.cached(used.secret, t.now()), `after ${i} other keys`).toBeDefined();
+        await expect(t.verifier.verify(revoked, OPEN)).rejects.toMatchObject({ code: "unauthorized" });
+      }
+    }
+    expect(t.reads(), "the revoked key was read once").toBe(2 + 2 * 10_000);
+  });
+
   it("passes a well-formed key it does not know through the gate before the read, and counts it there once unknown", async () => {
     const t = setup();
     const events: string[] = [];

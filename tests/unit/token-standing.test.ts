@@ -56,6 +56,16 @@ describe("createTokenStanding", () => {
     expect(t.reads()).toBe(1);
   });
 
+  it("keeps the tokens in use when full, however many others pass", async () => {
+    const t = await setup();
+    expect(await t.standing.check(token())).toBe(true);
+    for (let i = 1; i <= 100_000; i++) {
+      await t.standing.check(token({ sessionId: `other-${i}` }));
+      if (i % 10_000 === 0) expect(t.standing.cached(token(), t.now()), `after ${i} other sessions`).toBe(true);
+    }
+    expect(t.reads()).toBe(1 + 100_000);
+  });
+
   it("asks again once its answer is older than the age limit", async () => {
     const t = await setup();
     await t.standing.check(token());

@@ -27,6 +27,18 @@ describe("createTokenVerifier", () => {
     await expect(verify(token)).rejects.toMatchObject({ code: "unauthorized" });
   });
 
+  it("keeps the tokens in use when full, dropping the least recently used", async () => {
+    const verify = createTokenVerifier(secret, 2);
+    const [a, b, c] = await Promise.all(["s-a", "s-b", "s-c"].map((sessionId) => issueToken({ userId: 7, sessionId, generation: 0 }, secret, 60)));
+    await verify(a!);
+    await verify(b!);
+    expect(verify.cached(a!)).toBeDefined();
+    await verify(c!);
+    expect(verify.cached(a!), "used since b").toBeDefined();
+    expect(verify.cached(b!)).toBeUndefined();
+    expect(verify.cached(c!)).toBeDefined();
+  });
+
   it("does not trust a token that differs from a cached one in its signature", async () => {
     const verify = createTokenVerifier(secret);
     const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
