@@ -245,6 +245,8 @@ export const sentNotifications = pgTable(
   (t) => [
     uniqueIndex("sent_notifications_dedup_key").on(t.dedupKey),
     index("sent_notifications_pending_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    // Each channel's oldest pending, found without reading the others' (claimDueNotifications).
+    index("sent_notifications_channel_pending_idx").on(t.channelId, t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
     // For the cascades: deleting a channel or an alert would otherwise scan the whole outbox.
     index("sent_notifications_channel_idx").on(t.channelId),
     index("sent_notifications_alert_idx").on(t.alertId),

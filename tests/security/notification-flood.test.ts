@@ -66,6 +66,19 @@ describe("the notification outbox", () => {
     expect(hooks.at(flood)).toHaveLength(60);
   });
 
+  it("sends another user's alert in the next delivery however large a flood queued before it", async () => {
+    const flood = `/backlog-${uniqueName("d")}`;
+    const single = `/behind-${uniqueName("e")}`;
+    const long = Date.now() - 7_200_000;
+    // More than a claim ranks from the oldest (1,000): the one alert is not among them.
+    await floodOf(flood, 1_500, long);
+    await floodOf(single, 1, long + 10_000);
+    expect(await deliverDueNotifications(h.deps)).toBe(50);
+    expect(hooks.at(single)).toHaveLength(1);
+    for (let i = 0; i < 30 && hooks.at(flood).length < 1_500; i++) await deliverDueNotifications(h.deps);
+    expect(hooks.at(flood)).toHaveLength(1_500);
+  }, 60_000);
+
   it("runs one delivery at a time: calls meanwhile share the next, so requests at once cannot multiply the sends", async () => {
     const flood = `/many-${uniqueName("c")}`;
     await floodOf(flood, 160, Date.now() - 60_000);

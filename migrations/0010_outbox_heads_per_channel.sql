@@ -1,0 +1,1 @@
+CREATE INDEX "sent_notifications_channel_pending_idx" ON "sent_notifications" USING btree ("channel_id","next_attempt_at") WHERE "sent_notifications"."status" = 'pending';
