@@ -42,17 +42,42 @@ export function strictBody<T extends z.ZodType>(schema: T): T {
 /** Half of a UTF-16 surrogate pair on its own (JSON's "\\ud800"): no character at all. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** Deeper than any body Pulse declares: a body nested further is refused before anything walks it. */
+export const MAX_BODY_DEPTH = 64;
+
+interface Visit {
+  value: unknown;
+  key: string | number | undefined;
+  parent: Visit | undefined;
+  depth: number;
+}
+
+const pathOf = (visit: Visit): (string | number)[] => {
+  const path: (string | number)[] = [];
+  for (let at: Visit | undefined = visit; at?.key !== undefined; at = at.parent) path.unshift(at.key);
+  return path;
+};
+
 /** What the store cannot hold, whichever field it is in: NUL in text, and a lone surrogate in
  * JSON (jsonb refuses one, so a check or an alert holding one failed to save). Either would
- * fail in the store (500) rather than be refused as input. */
-function refuseUnstorable(value: unknown, ctx: z.RefinementCtx, path: (string | number)[] = []): void {
-  if (typeof value === "string") {
-    if (value.includes("\0")) ctx.addIssue({ code: "custom", path, message: "must not contain NUL (\\u0000) characters" });
-    if (LONE_SURROGATE.test(value)) ctx.addIssue({ code: "custom", path, message: "must not contain half of a surrogate pair (such as \\ud800 alone): it is no character" });
-  } else if (Array.isArray(value)) {
-    value.forEach((item, i) => refuseUnstorable(item, ctx, [...path, i]));
-  } else if (value && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) refuseUnstorable(item, ctx, [...path, key]);
+ * fail in the store (500) rather than be refused as input. Also nesting past MAX_BODY_DEPTH,
+ * which costs every walk of the value (and a recursive one its stack) for nothing a route takes.
+ * Walked with a stack of its own, each value once, so the cost follows the body's size. */
+function refuseUnstorable(body: unknown, ctx: z.RefinementCtx): void {
+  const pending: Visit[] = [{ value: body, key: undefined, parent: undefined, depth: 0 }];
+  for (let visit = pending.pop(); visit; visit = pending.pop()) {
+    const { value, depth } = visit;
+    if (typeof value === "string") {
+      if (value.includes("\0")) ctx.addIssue({ code: "custom", path: pathOf(visit), message: "must not contain NUL (\\u0000) characters" });
+      if (LONE_SURROGATE.test(value)) ctx.addIssue({ code: "custom", path: pathOf(visit), message: "must not contain half of a surrogate pair (such as \\ud800 alone): it is no character" });
+    } else if (value && typeof value === "object") {
+      if (depth === MAX_BODY_DEPTH) {
+        ctx.addIssue({ code: "custom", path: pathOf(visit), message: `nests deeper than ${MAX_BODY_DEPTH} levels` });
+        return;
+      }
+      const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((item, i) => [i, item]) : Object.entries(value);
+      for (let i = entries.length - 1; i >= 0; i--) pending.push({ value: entries[i]![1], key: entries[i]![0], parent: visit, depth: depth + 1 });
+    }
   }
 }
 
