@@ -2,6 +2,7 @@
 // size that closes pools idle for too long and evicts on disconnect, update and delete. Its
 // connectors charge the budgets of their target database and of their owner (shared-budgets.ts).
 
+import { DomainError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { BudgetLimits } from "./budget.js";
@@ -40,6 +41,9 @@ export class ConnectorCache {
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
   /** Whose each entry is (the connection's owner), for the share one user may hold. */
   private readonly owners = new Map<number, number>();
+  /** Targets being loaded on a miss, per connection (see get). */
+  private readonly loads = new Map<number, Set<{ stale: boolean }>>();
+  private closed = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
   private readonly budgets;
@@ -67,17 +71,41 @@ export class ConnectorCache {
     return this.budgets.size;
   }
 
-  /** The cached connector of `connectionId`, opening it with `loadTarget()` on a miss.
-   * Concurrent misses share one opening. Callers check `ownerId` on what they get. */
+  /** The cached connector of `connectionId`, opening it with `loadTarget()` on a miss. On a
+   * miss each caller loads the target itself (which proves it is the owner's to load) before
+   * it may start or share an opening: another user's failing load never becomes the owner's
+   * answer. Concurrent misses share the first opening. Callers check `ownerId` on what they get. */
   get(connectionId: number, ownerId: number, loadTarget: () => Promise<ConnectionTarget>): Promise<GuardedConnector> {
+    const cached = this.touch(connectionId);
+    if (cached) return cached;
+    // An eviction during the load (the connection updated, say) makes what was loaded stale.
+    const load = { stale: false };
+    const loads = this.loads.get(connectionId) ?? new Set();
+    this.loads.set(connectionId, loads.add(load));
+    const loaded = () => {
+      loads.delete(load);
+      if (loads.size === 0 && this.loads.get(connectionId) === loads) this.loads.delete(connectionId);
+    };
+    return loadTarget()
+      .finally(loaded)
+      .then((target) => {
+        if (this.closed) throw new DomainError("unavailable", "Pulse is shutting down; retry on another instance");
+        return this.touch(connectionId) ?? (load.stale ? this.get(connectionId, ownerId, loadTarget) : this.open(connectionId, ownerId, target));
+      });
+  }
+
+  /** The entry of `connectionId`, now the most recently used; undefined on a miss. */
+  private touch(connectionId: number): Promise<GuardedConnector> | undefined {
     const cached = this.entries.get(connectionId);
     if (cached) {
       this.entries.delete(connectionId);
       this.entries.set(connectionId, cached);
-      return cached;
     }
+    return cached;
+  }
+
+  private open(connectionId: number, ownerId: number, target: ConnectionTarget): Promise<GuardedConnector> {
     const opening = (async () => {
-      const target = await loadTarget();
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
       const key = await targetKey(target, target.gate && ((host) => target.gate!.address(host)));
       const driver = await openDriver(target, this.options.pool);
@@ -109,8 +137,14 @@ export class ConnectorCache {
     });
   }
 
-  /** Closes and forgets a connection's connector in this process only. */
+  /** Closes and forgets a connection's connector in this process only; a target being loaded
+   * for it is loaded again. */
   async evictHere(connectionId: number): Promise<void> {
+    for (const load of this.loads.get(connectionId) ?? []) load.stale = true;
+    await this.drop(connectionId);
+  }
+
+  private async drop(connectionId: number): Promise<void> {
     const entry = this.entries.get(connectionId);
     if (!entry) return;
     this.forget(connectionId);
@@ -130,6 +164,7 @@ export class ConnectorCache {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     const all = [...this.entries.values()];
     this.entries.clear();
@@ -144,7 +179,7 @@ export class ConnectorCache {
   }
 
   private async trim() {
-    while (this.entries.size > this.options.maxEntries) await this.evictHere(this.victim());
+    while (this.entries.size > this.options.maxEntries) await this.drop(this.victim());
   }
 
   /** The connector to close for room: the least recently used of whoever holds the most, if

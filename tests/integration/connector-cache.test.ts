@@ -99,16 +99,39 @@ describe("ConnectorCache", () => {
   it("shares one opening between concurrent misses and forgets a failed opening", async () => {
     const cache = new ConnectorCache(options, createLogger("silent"));
     const [target] = await sqliteTargets(1);
-    let opened = 0;
-    const load = async () => {
-      opened++;
-      return target!;
-    };
-    const [a, b] = await Promise.all([cache.get(9, 1, load), cache.get(9, 1, load)]);
+    const [a, b] = await Promise.all([cache.get(9, 1, async () => target!), cache.get(9, 1, async () => target!)]);
     expect(a).toBe(b);
-    expect(opened).toBe(1);
+    expect(a.driver.openConnections()).toBeLessThanOrEqual(1);
     await expect(cache.get(10, 1, async () => ({ ...target!, filePath: "/nonexistent/x.sqlite", database: "x.sqlite" }))).rejects.toThrow();
     expect(cache.has(10)).toBe(false);
+    await cache.close();
+  });
+
+  it("never answers the owner with another user's failed load of the same connection", async () => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const [target] = await sqliteTargets(1);
+    // Another user asks for connection 11 first: their load (the ownership read) fails, slowly.
+    const stranger = cache.get(11, 2, () => new Promise((_, reject) => setTimeout(() => reject(new Error("Database connection not found")), 100)));
+    const owner = cache.get(11, 1, async () => target!);
+    await expect(stranger).rejects.toThrow("not found");
+    const connector = await owner;
+    expect(connector.ownerId).toBe(1);
+    expect(await cache.get(11, 2, async () => target!)).toBe(connector);
+    await cache.close();
+  });
+
+  it("loads the target again when the connection is evicted (updated) while it was being loaded", async () => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const [before, after] = await sqliteTargets(2);
+    const served = [before!, after!];
+    const load = () => new Promise<ConnectionTarget>((resolve) => setTimeout(() => resolve(served.shift()!), 50));
+    const pending = cache.get(12, 1, load);
+    await new Promise((r) => setTimeout(r, 10));
+    await cache.evictHere(12);
+    const connector = await pending;
+    expect(served).toHaveLength(0);
+    expect(connector.targetKey).toContain(after!.database);
+    expect(await cache.get(12, 1, load)).toBe(connector);
     await cache.close();
   });
 
