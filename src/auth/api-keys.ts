@@ -69,11 +69,12 @@ export function grantOf(row: Pick<ApiKeyRow, "scopes" | "connectionIds">): Grant
 }
 
 /** Bounds the store reads a client can cause with keys the store does not know (random guesses
- * cost one read each): `admit` refuses a client past its limit before the read, `count` notes
- * one more unknown key of its. */
+ * cost one read each): `admit` counts the key as unknown before the read, and refuses a client
+ * past its limit; `refund` gives the count back when the store knew the key (or did not
+ * answer). Counted first, so keys sent at once cannot all pass a count not yet raised. */
 export interface UnknownKeyGate {
   admit(): Promise<void>;
-  count(): Promise<void>;
+  refund(): Promise<void>;
 }
 
 export interface ApiKeyVerifier {
@@ -139,12 +140,15 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       if (unknown.get(secretHash)) throw refused("Invalid API key: unknown or revoked");
       await gate.admit();
       const seen = revocationsSeen;
-      const row = await options.read(secretHash);
+      const row = await options.read(secretHash).catch(async (err: unknown) => {
+        await gate.refund();
+        throw err;
+      });
       if (!row) {
         unknown.set(secretHash, true);
-        await gate.count();
         throw refused("Invalid API key: unknown or revoked");
       }
+      await gate.refund();
       const at = now();
       if (row.expiresAt && row.expiresAt.getTime() <= at) throw refused("API key has expired; create a new one");
       const key: VerifiedKey = {

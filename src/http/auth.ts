@@ -50,22 +50,23 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     return next();
   };
 
-  /** A client's unknown keys are counted, and refused past the limit before the store is read.
-   * While Redis cannot count, keys are verified uncounted: the store still answers them, and
-   * refusing every key not cached would turn a Redis outage into an API key outage. */
+  /** A client's unknown keys are counted, and refused past the limit before the store is read
+   * (UnknownKeyGate). While Redis cannot count, keys are verified uncounted: the store still
+   * answers them, and refusing every key not cached would turn a Redis outage into an API key
+   * outage. */
   const unknownKeyGate = (c: Context<AppEnv>): UnknownKeyGate => {
     const limit = deps.config.unknownApiKeys;
     const key = `api-key-unknown:client:${clientIp(c, deps.config.trustProxy)}`;
     const uncounted = () => undefined;
     return {
       admit: async () => {
-        const counted = await deps.sessions.hit(key, limit.windowSeconds, 0).catch(uncounted);
-        if (counted && counted.count >= limit.maxPerClient) {
+        const counted = await deps.sessions.hit(key, limit.windowSeconds).catch(uncounted);
+        if (counted && counted.count > limit.maxPerClient) {
           throw new RateLimitedError("Too many unknown API keys from this client; try again later", counted.resetsInSeconds);
         }
       },
-      count: async () => {
-        await deps.sessions.hit(key, limit.windowSeconds).catch(uncounted);
+      refund: async () => {
+        await deps.sessions.hit(key, limit.windowSeconds, -1).catch(uncounted);
       },
     };
   };

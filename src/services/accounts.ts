@@ -58,19 +58,23 @@ export async function login(
   const pairKey = `login:account-client:${email}:${input.clientIp}`;
   const accountKey = `login:account:${email}`;
   const knownKey = `login:known-clients:${email}`;
-  const pair = await deps.sessions.hit(pairKey, windowSeconds, 0);
-  if (pair.count >= maxPerAccount) {
+  // Each attempt counts as a failure before the password is checked, and is given back once it
+  // proves right: attempts sent at once cannot all pass a count that only failures raised.
+  const giveBack = (...keys: string[]) => Promise.all(keys.map((key) => deps.sessions.hit(key, windowSeconds, -1)));
+  const pair = await deps.sessions.hit(pairKey, windowSeconds);
+  if (pair.count > maxPerAccount) {
     throw new RateLimitedError("Too many failed login attempts for this account from this client; try again later", pair.resetsInSeconds);
   }
-  const all = await deps.sessions.hit(accountKey, windowSeconds, 0);
-  if (all.count >= maxPerAccountAllClients && !(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
+  const all = await deps.sessions.hit(accountKey, windowSeconds);
+  if (all.count > maxPerAccountAllClients && !(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
+    await giveBack(pairKey, accountKey);
     throw new RateLimitedError("Too many failed login attempts for this account; try again later", all.resetsInSeconds);
   }
   const user = await findUserByEmail(deps.store.db, email);
   if (!(await deps.passwords.verify(input.password, user?.passwordHash ?? null)) || !user) {
-    await Promise.all([deps.sessions.hit(pairKey, windowSeconds), deps.sessions.hit(accountKey, windowSeconds)]);
     throw new DomainError("unauthorized", "Incorrect email or password");
   }
+  await giveBack(pairKey, accountKey);
   if (!(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
     await deps.sessions.pushBounded(knownKey, input.clientIp, KNOWN_CLIENTS_KEPT, KNOWN_CLIENT_SECONDS);
   }

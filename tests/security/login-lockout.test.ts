@@ -40,6 +40,22 @@ describe.each(["memory", "redis"] as const)("POST /login with %s sessions", (ses
     expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
   });
 
+  it("counts guesses sent at once: no more than the limit are checked", async () => {
+    const user = await h.newUser();
+    const attacker = newAddress();
+    const statuses = (await Promise.all(Array.from({ length: 12 }, (_, i) => login(user.email, `wrong-${i}`, attacker)))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+  });
+
+  it("does not count logins with the right password against the limit", async () => {
+    const user = await h.newUser();
+    const home = newAddress();
+    for (let i = 0; i < 5; i++) expect((await login(user.email, user.password, home)).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await login(user.email, "wrong-password", home)).status).toBe(401);
+    expect((await login(user.email, user.password, home)).status).toBe(200);
+  });
+
   it("lets the owner in from their own address while an attacker elsewhere is locked out", async () => {
     const user = await h.newUser();
     const attacker = newAddress();

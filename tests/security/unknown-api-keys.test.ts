@@ -36,6 +36,13 @@ describe("unknown API keys per client", () => {
     }
   });
 
+  it("counts unknown keys sent at once: no more than the limit reach the store", async () => {
+    const client = "203.0.113.43";
+    const statuses = (await Promise.all(Array.from({ length: 12 }, (_, i) => withKey(i % 2 ? b : a, newKeySecret().secret, client)))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+  });
+
   it("does not count a key it already refused, nor limit another client or a key already verified", async () => {
     const user = await a.newUser();
     const created = await a.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["query"] } });

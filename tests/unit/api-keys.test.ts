@@ -8,7 +8,7 @@ import type { ApiKeyRow } from "../../src/store/schema.js";
 
 const MAX_AGE_MS = 10_000;
 /** A gate that admits every client and counts nothing. */
-const OPEN: UnknownKeyGate = { admit: async () => undefined, count: async () => undefined };
+const OPEN: UnknownKeyGate = { admit: async () => undefined, refund: async () => undefined };
 
 function setup() {
   const rows = new Map<string, ApiKeyRow>();
@@ -140,16 +140,16 @@ describe("createApiKeyVerifier", () => {
     expect(t.reads(), "the revoked key was read once").toBe(2 + 2 * 10_000);
   });
 
-  it("passes a well-formed key it does not know through the gate before the read, and counts it there once unknown", async () => {
+  it("passes a well-formed key it does not know through the gate before the read, and gets the count back for a known key", async () => {
     const t = setup();
     const events: string[] = [];
-    const gate: UnknownKeyGate = { admit: async () => void events.push(`admit@${t.reads()}`), count: async () => void events.push(`count@${t.reads()}`) };
+    const gate: UnknownKeyGate = { admit: async () => void events.push(`admit@${t.reads()}`), refund: async () => void events.push(`refund@${t.reads()}`) };
     const { secret } = t.addKey();
     await t.verifier.verify(secret, gate);
     await expect(t.verifier.verify(newKeySecret().secret, gate)).rejects.toMatchObject({ code: "unauthorized" });
-    expect(events).toEqual(["admit@0", "admit@1", "count@2"]);
+    expect(events).toEqual(["admit@0", "refund@1", "admit@1"]);
     await expect(t.verifier.verify("pulse_short", gate)).rejects.toMatchObject({ code: "unauthorized" });
-    const refusing: UnknownKeyGate = { admit: () => Promise.reject(new Error("over the limit")), count: async () => undefined };
+    const refusing: UnknownKeyGate = { admit: () => Promise.reject(new Error("over the limit")), refund: async () => undefined };
     await expect(t.verifier.verify(newKeySecret().secret, refusing)).rejects.toThrow("over the limit");
     expect(t.reads()).toBe(2);
     expect(events).toHaveLength(3);
