@@ -7,10 +7,12 @@ import { clientKey } from "../net/addresses.js";
 import type { AppEnv } from "./context.js";
 
 /** The client's address, or an IPv6 address's /64 (clientKey); behind a trusted proxy, the
- * first address of X-Forwarded-For. */
+ * last address of X-Forwarded-For: the one that proxy saw and appended. Those before it are
+ * whatever the client sent, so taking the first would let a client pick its own address for
+ * every per-client limit (or someone else's, to lock them out). */
 export function clientIp(c: Context<AppEnv>, trustProxy: boolean): string {
   if (trustProxy) {
-    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
+    const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim();
     if (forwarded) return clientKey(forwarded);
   }
   try {
