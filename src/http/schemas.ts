@@ -86,6 +86,13 @@ export const jsonBody = <T extends z.ZodType>(schema: T) => ({
   required: true,
 });
 
+/** A point in time as ISO 8601 with its offset, within years 1 to 9999 in UTC: the store keeps
+ * no year 0, and a later year (9999-12-31T23:59-23:59 is in 10000) has no ISO form it reads. */
+export const Instant = z.iso.datetime({ offset: true }).refine((value) => {
+  const year = new Date(value).getUTCFullYear();
+  return year >= 1 && year <= 9999;
+}, "must fall within years 1 to 9999 (UTC)");
+
 /** The ids of Pulse's own rows are PostgreSQL `integer`s: a larger one is invalid input (422),
  * not a query that fails in the store (500). */
 export const MAX_ROW_ID = 2 ** 31 - 1;

@@ -8,7 +8,7 @@ import type { Deps } from "../../deps.js";
 import { createApiKey, listApiKeysOf, revokeApiKey } from "../../services/api-keys.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, loginOnly, RowId } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, loginOnly, RowId } from "../schemas.js";
 
 const tags = ["API keys"];
 const MANAGE = "manage API keys";
@@ -30,7 +30,7 @@ const NewApiKeyBody = z
       .max(1000)
       .optional()
       .openapi({ description: "Limit the key to these of your connections (default: all of them, present and future)", example: [1] }),
-    expires_at: z.iso.datetime({ offset: true }).optional().openapi({ description: "ISO 8601, in the future", example: "2026-12-31T23:59:59Z" }),
+    expires_at: Instant.optional().openapi({ description: "ISO 8601, in the future", example: "2026-12-31T23:59:59Z" }),
     expires_in_days: z.number().int().min(1).max(3650).optional().openapi({ description: "Instead of expires_at", example: 90 }),
   })
   .openapi("NewApiKey");

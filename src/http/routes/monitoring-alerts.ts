@@ -8,7 +8,7 @@ import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv, AuthContext } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, MAX_ROW_ID, scopeError } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
@@ -59,7 +59,7 @@ const action = (path: string, summary: string) =>
   });
 
 const MuteBody = z
-  .object({ until: z.iso.datetime({ offset: true }).openapi({ example: "2030-01-01T00:00:00Z", description: "No notifications until then" }) })
+  .object({ until: Instant.openapi({ example: "2030-01-01T00:00:00Z", description: "No notifications until then" }) })
   .openapi("AlertMute");
 
 const ack = action("/api/alerts/{id}/ack", "Acknowledge an open alert (it stays open, notifications already sent stand)");

@@ -17,7 +17,7 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse, scopeError } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, scopeError } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
@@ -118,7 +118,7 @@ const runNow = createRoute({
 const RunsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
   check: z.string().max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
-  before: z.iso.datetime({ offset: true }).optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
+  before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
 });
 
 const runs = createRoute({
