@@ -37,7 +37,9 @@ export function sessionSchemaText(schema: SchemaSnapshot, connectionId: number):
 
 export async function connectSession(deps: Deps, userId: number, sessionId: string, connectionId: number) {
   const connector = await connectorFor(deps, userId, connectionId);
-  const row = (await getConnection(deps.store.db, userId, connectionId))!;
+  const row = await getConnection(deps.store.db, userId, connectionId);
+  // Deleted since its connector was found (a cached one outlives the row until evicted).
+  if (!row) throw notFound("Database connection");
   const schema = await connector.schema();
   await deps.sessions.update(
     sessionId,

@@ -56,6 +56,23 @@ describe("POST /databases/connect_db/{id}", () => {
     const res = await h.call("POST", `/databases/connect_db/${alice.dbId}`, { token: bob.token });
     expect(res.status).toBe(404);
   });
+
+  it("answers 404, never 500, when the connection is deleted while it connects", async () => {
+    const user = await h.newUser();
+    const statuses = new Set<number>();
+    for (let i = 0; i < 15; i++) {
+      const created = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(h.sqliteRoot)).body });
+      const id = created.body.db_connection.id as number;
+      // Connected once, so its connector is cached and the next connect is quick to reach the row.
+      expect((await h.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
+      const [connect] = await Promise.all([
+        h.call("POST", `/databases/connect_db/${id}`, { token: user.token }),
+        h.call("DELETE", `/databases/${id}`, { token: user.token }),
+      ]);
+      statuses.add(connect.status);
+    }
+    expect([...statuses].filter((s) => s !== 200 && s !== 404)).toEqual([]);
+  });
 });
 
 describe("session status, info and disconnect", () => {
