@@ -74,6 +74,8 @@ const envSchema = z.object({
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT_ALL_CLIENTS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(500)),
   LOGIN_MAX_ATTEMPTS_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(100)),
   LOGIN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
+  LOGIN_MAX_SESSIONS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(100)),
+  LOGIN_SESSIONS_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
   REGISTER_MAX_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
   REGISTER_MAX_TOTAL: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(1000)),
   REGISTER_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(3600)),
@@ -192,6 +194,9 @@ export interface Config {
   /** Login limits per window: failures per account from one client, failures per account from
    * all clients it has not logged in from, and attempts per client. */
   login: { maxPerAccount: number; maxPerAccountAllClients: number; maxPerClient: number; windowSeconds: number };
+  /** Sessions one account may open (successful logins) per window: each is a Redis hash that
+   * lives as long as its token is used, and may hold a schema of up to 16,000 characters. */
+  sessionsPerAccount: { max: number; windowSeconds: number };
   /** Sign-ups per client address and in total (across instances) per window. */
   register: { maxPerClient: number; maxTotal: number; windowSeconds: number };
   /** API keys the store did not know, per client address and window: each costs a store read. */
@@ -347,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       maxPerClient: e.LOGIN_MAX_ATTEMPTS_PER_CLIENT,
       windowSeconds: e.LOGIN_WINDOW_SECONDS,
     },
+    sessionsPerAccount: { max: e.LOGIN_MAX_SESSIONS_PER_ACCOUNT, windowSeconds: e.LOGIN_SESSIONS_WINDOW_SECONDS },
     register: {
       maxPerClient: e.REGISTER_MAX_PER_CLIENT,
       maxTotal: e.REGISTER_MAX_TOTAL,

@@ -75,6 +75,12 @@ export async function login(
     throw new DomainError("unauthorized", "Incorrect email or password");
   }
   await giveBack(pairKey, accountKey);
+  await countTry(
+    deps,
+    `login:sessions:${user.id}`,
+    deps.config.sessionsPerAccount,
+    "Too many sessions opened for this account; reuse a token you have, or give scripts an API key",
+  );
   if (!(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
     await deps.sessions.pushBounded(knownKey, input.clientIp, KNOWN_CLIENTS_KEPT, KNOWN_CLIENT_SECONDS);
   }
