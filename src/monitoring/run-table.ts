@@ -8,6 +8,7 @@ import { connectorFor } from "../connectors/saved-connection.js";
 import type { ProbeInfo, TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
+import { cutText } from "../text-cut.js";
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
 import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
@@ -26,6 +27,19 @@ import { deliverDueNotifications } from "./notifiers.js";
 import type { Monitoring } from "./runtime.js";
 
 export type RunTrigger = "schedule" | "manual";
+
+/** What a run keeps of a check's message and details. They can carry what the database holds
+ * (a column's name: SQLite's have no length limit) and go on to the store, the table's alert,
+ * every channel's notification and the log. */
+const MAX_CHECK_MESSAGE_CHARS = 2_000;
+const MAX_CHECK_DETAILS_CHARS = 8_000;
+
+/** The details, or in their place the start of their JSON when they are longer than that. */
+function boundedDetails(details: CheckResult["details"]): Record<string, unknown> | null {
+  if (!details) return null;
+  const json = JSON.stringify(details);
+  return json.length <= MAX_CHECK_DETAILS_CHARS ? details : { cut: true, excerpt: cutText(json, MAX_CHECK_MESSAGE_CHARS) };
+}
 
 export interface CheckOutcome {
   run_id: number | null;
@@ -87,8 +101,8 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
       lowerBound: finiteOrNull(result.lower),
       upperBound: finiteOrNull(result.upper),
       anomalous: result.anomalous ?? false,
-      message: result.message,
-      details: result.details ?? null,
+      message: cutText(result.message, MAX_CHECK_MESSAGE_CHARS),
+      details: boundedDetails(result.details),
       trigger,
       startedAt: new Date(at),
       finishedAt: new Date(Math.max(at, m.now())),

@@ -3,21 +3,16 @@
 // size), and the message goes on to the response, the audit trail, a check run, an alert, its
 // notifications and the log: a user could fill the store with a few failing checks.
 
+import { cutText } from "../../text-cut.js";
 import type { ConnectionTarget } from "../types.js";
 
 /** Characters of a database's message kept; plenty for any real error and its context. */
 export const MAX_DRIVER_MESSAGE_CHARS = 2_000;
-
-const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
 
 /** `message` cut to MAX_DRIVER_MESSAGE_CHARS (saying how much was left out) and, belt and
  * braces, without the connection's password. */
 export function driverMessage(message: string, target?: Pick<ConnectionTarget, "password">): string {
   // Scrubbed before it is cut: a password across the cut would otherwise leave its first half.
   const scrubbed = target && target.password.length >= 3 ? message.split(target.password).join("***") : message;
-  if (scrubbed.length <= MAX_DRIVER_MESSAGE_CHARS) return scrubbed;
-  // Never between the two halves of a character beyond the BMP (an emoji): half of one would
-  // make the JSON it goes into (an alert, a notification) one the store refuses.
-  const end = isHighSurrogate(scrubbed.charCodeAt(MAX_DRIVER_MESSAGE_CHARS - 1)) ? MAX_DRIVER_MESSAGE_CHARS - 1 : MAX_DRIVER_MESSAGE_CHARS;
-  return `${scrubbed.slice(0, end)}… (${scrubbed.length - end} more characters)`;
+  return cutText(scrubbed, MAX_DRIVER_MESSAGE_CHARS);
 }

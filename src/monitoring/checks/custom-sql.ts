@@ -3,7 +3,7 @@
 
 import type { CustomSqlCheck } from "../../store/column-types.js";
 import { judgeFixedBounds } from "./judging.js";
-import { numberOf, type CheckContext, type CheckResult } from "./types.js";
+import { numberOf, printedCell, type CheckContext, type CheckResult } from "./types.js";
 
 export async function runCustomSql(ctx: CheckContext, check: CustomSqlCheck): Promise<CheckResult> {
   const result = await ctx.query(check.sql, 2);
@@ -13,7 +13,7 @@ export async function runCustomSql(ctx: CheckContext, check: CustomSqlCheck): Pr
   }
   const value = numberOf(first[0]);
   if (value === null) {
-    return { status: "error", value: null, message: `the statement's first column must be a number; it was ${JSON.stringify(first[0])}` };
+    return { status: "error", value: null, message: `the statement's first column must be a number; it was ${printedCell(first[0])}` };
   }
   return judgeFixedBounds(value, check.min, check.max, check.name);
 }

@@ -8,7 +8,7 @@ import type { FreshnessCheck } from "../../store/column-types.js";
 import { formatDuration, prepareFreshness } from "../freshness.js";
 import { baselineOptions } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";
-import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
+import { firstRow, numberOf, printedCell, type CheckContext, type CheckResult } from "./types.js";
 
 /** On PostgreSQL the standby's lag comes with the newest timestamp, measured as the probe
  * measures it (a caught-up standby is 0 behind, however idle its primary: see postgres-replica.ts). */
@@ -23,12 +23,18 @@ ${from}`;
 
 const HAS_ZONE = /(Z|[+-]\d\d(:?\d\d)?)$/i;
 
+/** The furthest a JavaScript date reaches either side of 1970, in ms. */
+const MAX_DATE_MS = 8.64e15;
+
 /** A timestamp cell as epoch ms. Values without a zone (timestamp, DATETIME, SQLite text) are
  * read as UTC, the zone Pulse's sessions run in; numbers are epoch seconds, or milliseconds
- * when too large to be seconds. */
+ * when too large to be seconds, and no timestamp past what a date can hold. */
 export function timestampOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
-  if (typeof cell === "number") return cell > 1e11 ? cell : cell * 1000;
+  if (typeof cell === "number") {
+    const ms = cell > 1e11 ? cell : cell * 1000;
+    return Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS ? ms : null;
+  }
   if (typeof cell !== "string") return null;
   const text = cell.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return timestampOf(Number(text));
@@ -45,7 +51,7 @@ export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Pr
   const raw = row.latest ?? null;
   const latest = timestampOf(raw);
   if (raw !== null && latest === null) {
-    return { status: "error", value: null, message: `column ${check.column} holds ${JSON.stringify(raw)}, which is not a timestamp` };
+    return { status: "error", value: null, message: `column ${check.column} holds ${printedCell(raw)}, which is not a timestamp` };
   }
   const replicaLag =
     dialect === "postgresql" ? (numberOf(row.replica_lag_seconds) ?? 0) : dialect === "mysql" ? await ctx.replicationLagSeconds() : 0;

@@ -5,6 +5,7 @@ import type { GuardedConnector } from "../../connectors/guarded.js";
 import type { Cell, QueryResult, TableSchema } from "../../connectors/types.js";
 import type { BaselineJudgement, BaselineOptions } from "../baselines.js";
 import type { ColumnSnapshot } from "../../store/column-types.js";
+import { cutText } from "../../text-cut.js";
 
 export type CheckStatus = "pass" | "fail" | "error" | "skipped";
 
@@ -46,6 +47,12 @@ export interface DriftContext {
 }
 
 /** A cell read as a number: integers and decimals arrive as numbers or exact strings. */
+/** Characters of a cell a message shows: enough to recognise the value, however large it is. */
+const PRINTED_CELL_CHARS = 200;
+
+/** A cell as a message shows it (JSON), cut to PRINTED_CELL_CHARS. */
+export const printedCell = (cell: Cell | undefined): string => cutText(JSON.stringify(cell) ?? "undefined", PRINTED_CELL_CHARS);
+
 export function numberOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") return cell;
