@@ -53,9 +53,13 @@ export function scheduleGap(schedule: string, timezone: string, now: number): { 
   return { seconds: Math.max(1, Math.floor(gap / 1000)) };
 }
 
+/** When a schedule with no time left is due: never, as the store can say it (it keeps no year
+ * past 9999 that it can read back from a JavaScript date). */
+const NEVER = new Date("9999-12-31T00:00:00Z");
+
 /** The first run after `now`: the schedule's next time, or the interval with jitter. A
  * schedule that has no time left (its last date passed) is never due again. */
 export function nextRunAfter(m: Monitoring, table: TableTiming, now: number): Date {
   if (table.schedule === null) return new Date(now + table.intervalSeconds * 1000 + m.jitterMs(table.intervalSeconds));
-  return cronOf(table.schedule, table.timezone ?? DEFAULT_TIMEZONE).nextRun(new Date(now)) ?? new Date(8.64e15);
+  return cronOf(table.schedule, table.timezone ?? DEFAULT_TIMEZONE).nextRun(new Date(now)) ?? NEVER;
 }

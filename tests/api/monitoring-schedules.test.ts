@@ -109,4 +109,19 @@ describe("the scheduler, on a schedule", () => {
     const runs = await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token });
     expect(runs.body).toHaveLength(2);
   });
+
+  it("runs a schedule with one date left once, then is never due again", async () => {
+    const { user, connectionId } = await ownerOf(h);
+    const at = new Date(clock.now() + 30 * MINUTE);
+    const once = `0 ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} * ${at.getUTCFullYear()}`;
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: once, checks: ROWS_CHECK });
+    clock.advance(30 * MINUTE);
+    const logsBefore = h.logs.length;
+    expect((await h.scheduler.tick()).claimed).toEqual([table.id]);
+    const after = await h.call("GET", `/api/tables/${table.id}`, { token: user.token });
+    expect(after.body).toMatchObject({ next_run_at: "9999-12-31T00:00:00.000Z", last_run_at: at.toISOString() });
+    clock.advance(60 * MINUTE);
+    expect((await h.scheduler.tick()).claimed).toEqual([]);
+    expect(h.logs.slice(logsBefore).join("")).not.toMatch(/"level":(50|40)/);
+  });
 });
