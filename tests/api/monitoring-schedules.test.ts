@@ -117,11 +117,12 @@ describe("the scheduler, on a schedule", () => {
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: once, checks: ROWS_CHECK });
     clock.advance(30 * MINUTE);
     const logsBefore = h.logs.length;
-    expect((await h.scheduler.tick()).claimed).toEqual([table.id]);
+    // (The hourly table of the test before is due too.)
+    expect((await h.scheduler.tick()).claimed).toContain(table.id);
     const after = await h.call("GET", `/api/tables/${table.id}`, { token: user.token });
     expect(after.body).toMatchObject({ next_run_at: "9999-12-31T00:00:00.000Z", last_run_at: at.toISOString() });
     clock.advance(60 * MINUTE);
-    expect((await h.scheduler.tick()).claimed).toEqual([]);
+    expect((await h.scheduler.tick()).claimed).not.toContain(table.id);
     expect(h.logs.slice(logsBefore).join("")).not.toMatch(/"level":(50|40)/);
   });
 });
