@@ -12,6 +12,9 @@ try {
   const config = loadConfig();
   const deps = await buildDeps(config);
   routeConsoleTo(deps.logger);
+  // A promise rejected with no one to catch it is a bug to log and fix, not a reason to end
+  // every request in flight (Node's default): the tests fail on one.
+  process.on("unhandledRejection", (err: unknown) => deps.logger.error({ err }, "unhandled promise rejection"));
   const service = await startService(deps);
   let signalled = false;
   const shutdown = (signal: string) => {

@@ -1,7 +1,8 @@
 // The Redis connection of the session store, with every wait bounded: a request that needs
 // Redis while it is away fails at once (503 sessions_unavailable) instead of queueing, a
-// command on a connection that stopped answering fails after COMMAND_TIMEOUT_MS, and the
-// client reconnects by itself, forever, once it has started.
+// command on a connection that stopped answering fails after COMMAND_TIMEOUT_MS, the connection
+// itself is replaced after SOCKET_TIMEOUT_MS, and the client reconnects by itself, forever,
+// once it has started.
 
 import { Redis } from "ioredis";
 
@@ -10,6 +11,11 @@ import { reasonOf, StartupError, whereOf } from "../startup-error.js";
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const COMMAND_TIMEOUT_MS = 2_000;
+/** A connection that answers nothing this long after a command is dropped and replaced: a
+ * command timing out does not end its connection, and a silent socket (a NAT or load balancer
+ * that forgot it, a paused VM, a failover) would otherwise be kept for ever. The session store
+ * pings its subscriber as often (SUBSCRIBER_PING_MS), so that one is found out too. */
+export const SOCKET_TIMEOUT_MS = 5_000;
 /** Reconnection backs off to this: Redis coming back is noticed within about a second. */
 const MAX_RECONNECT_DELAY_MS = 1_000;
 
@@ -27,6 +33,7 @@ export async function connectRedis(url: string, prefix: string, logger: Logger):
       keyPrefix: prefix,
       connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: COMMAND_TIMEOUT_MS,
+      socketTimeout: SOCKET_TIMEOUT_MS,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       // A command that failed its request must not run later, after a reconnect.

@@ -7,6 +7,7 @@ import { createLRU } from "lru.min";
 import { DomainError } from "../errors.js";
 
 import { createRedisPresence, type PresenceOptions } from "./presence.js";
+import { SOCKET_TIMEOUT_MS } from "./redis-client.js";
 import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionRecord, type SessionStore } from "./types.js";
 
 const sessionKey = (id: string) => `session:${id}`;
@@ -22,6 +23,8 @@ const SESSION_CHANGES = "session-changes";
  * (TTL expiry is not announced). Nothing is kept while the subscriber is not listening.
  */
 const STATE_CACHE_MS = 2_000;
+/** How often the subscriber is pinged: as often as a silent connection is given to answer. */
+const SUBSCRIBER_PING_MS = SOCKET_TIMEOUT_MS;
 const STATE_CACHE_MAX = 10_000;
 
 /** `presence` tunes the heartbeat of instances() (tests shorten it). */
@@ -34,8 +37,11 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
   // It may queue its (re)subscriptions until connected: nothing waits on them. No ready check:
   // ioredis sends SUBSCRIBE while the connection is still "connect"ing (it is allowed while
   // Redis loads), and the check's INFO that follows is refused in subscriber mode, which
-  // ioredis treats as fatal (seen with two instances starting at once).
-  const subscriber = redis.duplicate({ enableOfflineQueue: true, enableReadyCheck: false });
+  // ioredis treats as fatal (seen with two instances starting at once). No automatic
+  // re-subscription either: ioredis sends it after a reconnect and drops its promise, so one
+  // that timed out (a Redis slow to answer) was an unhandled rejection, which ends the process;
+  // `listen` re-subscribes instead.
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, enableReadyCheck: false, autoResubscribe: false });
   subscriber.on("message", (name: string, message: string) => {
     for (const h of handlers.get(name) ?? []) h(message);
   });
@@ -58,17 +64,26 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
     states.delete(sessionId);
   };
   handlers.set(channelName(SESSION_CHANGES), [forget]);
-  // (Re)subscribing is idempotent; the cache serves only once Redis has confirmed it.
+  // (Re)subscribing to every channel is idempotent; the cache serves only once Redis has
+  // confirmed it.
   const listen = () =>
-    subscriber.subscribe(channelName(SESSION_CHANGES)).then(
+    subscriber.subscribe(...handlers.keys()).then(
       () => {
         if (listening) return;
         listening = true;
         gap();
       },
-      () => undefined, // not listening: every read goes to Redis
+      () => undefined, // not listening: every read goes to Redis; the next ping tries again
     );
   subscriber.on("ready", () => void listen());
+  // Pings find a silent subscriber out (its socket times out, and it reconnects), and a
+  // subscription that failed is tried again.
+  const pinger = setInterval(() => {
+    if (subscriber.status !== "ready") return;
+    if (!listening) void listen();
+    else subscriber.ping().catch(() => undefined);
+  }, SUBSCRIBER_PING_MS);
+  pinger.unref();
   subscriber.on("close", () => {
     const was = listening;
     listening = false;
@@ -166,6 +181,7 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
       await redis.ping();
     },
     async close() {
+      clearInterval(pinger);
       await instances.leave();
       // A Redis that is away cannot be told goodbye: just drop the connections.
       await Promise.all([subscriber, redis].map((client) => client.quit().catch(() => client.disconnect())));

@@ -1,0 +1,70 @@
+// Redis failing in the ways a network does, not by stopping: a connection that goes silent (a
+// NAT or load balancer dropping it, a paused VM, a failover that leaves the old socket open),
+// and a reconnect whose re-subscription is not answered in time. The process must survive and
+// recover by itself, without a restart.
+
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { startPrivateRedis } from "../support/private-redis.js";
+import { startPulse, type RunningPulse } from "../support/pulse-process.js";
+import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("a server whose Redis connections go silent", () => {
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  let relay: TcpRelay;
+  let server: RunningPulse;
+  let raw: Redis;
+
+  /** Running, and no promise rejected unhandled (which main.ts logs instead of exiting). */
+  const alive = () => server.child.exitCode === null && server.child.signalCode === null && !server.stdout().includes("unhandled promise rejection");
+  const healthy = async () => (await fetch(`${server.base}/health`, { signal: AbortSignal.timeout(5_000) })).status === 200;
+  /** Whether this server's subscriber listens to session changes again. */
+  const subscribed = async () => Number(((await raw.pubsub("NUMSUB", "pulse:session-changes")) as (string | number)[])[1]) >= 1;
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    relay = await startTcpRelay({ host: "127.0.0.1", port: redis.port });
+    server = await startPulse({ REDIS_URL: `redis://127.0.0.1:${relay.port}` });
+    raw = new Redis(redis.url);
+  }, 120_000);
+
+  afterAll(async () => {
+    raw?.disconnect();
+    await server?.stop();
+    await relay?.close();
+    await redis?.stop();
+  });
+
+  it("survives a reconnect whose re-subscription is not answered, and subscribes again once Redis answers", async () => {
+    expect(await subscribed()).toBe(true);
+    relay.freezeOn("subscribe");
+    relay.cut();
+    // Long enough for several re-subscriptions to time out.
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect(alive(), server.stderr()).toBe(true);
+    relay.freezeOn(null);
+    await until("the subscription to return", subscribed);
+    await until("/health to be healthy", healthy);
+    expect(alive(), server.stderr()).toBe(true);
+  }, 60_000);
+
+  it("reconnects by itself when its connections go silent", async () => {
+    expect(await healthy()).toBe(true);
+    relay.freeze();
+    // A silent connection answers nothing: found out, dropped and replaced, since connections
+    // opened from now on are relayed again.
+    await until("/health to be healthy on new connections", healthy);
+    await until("the subscription to return", subscribed);
+    expect(relay.accepted).toBeGreaterThan(2);
+    expect(alive(), server.stderr()).toBe(true);
+  }, 60_000);
+});
