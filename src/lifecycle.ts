@@ -76,6 +76,9 @@ export async function createConnectorCache(
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
   );
   await sessions.subscribe(EVICTIONS_CHANNEL, (message) => void cache.evictHere(Number(message)));
+  // Evictions may have been missed (a connection deleted, or moved to another server, on another
+  // instance): no connector opened before is trusted. They reopen on their next use.
+  sessions.onSubscriptionGap(() => void cache.evictAllHere());
   return cache;
 }
 

@@ -151,6 +151,11 @@ export class ConnectorCache {
     await this.closeQuietly(entry);
   }
 
+  /** Closes and forgets every connector in this process (evictHere for each). */
+  async evictAllHere(): Promise<void> {
+    await Promise.all([...new Set([...this.entries.keys(), ...this.loads.keys()])].map((id) => this.evictHere(id)));
+  }
+
   /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest. */
   async closeIdle(now = Date.now()): Promise<void> {
     for (const [id, entry] of [...this.entries]) {
