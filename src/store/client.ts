@@ -46,12 +46,46 @@ const MIGRATION_LOCK_KEY = 7_311_520_431;
 const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
 const MIGRATION_ATTEMPTS = 5;
 const LOCK_NOT_AVAILABLE = "55P03";
+/** How long an instance waits for another's migration (it holds the lock while it migrates)
+ * before start-up gives up, and how often it asks whether the lock is free. */
+const MIGRATION_LOCK_WAIT_MS = 15 * 60_000;
+const MIGRATION_LOCK_POLL_MS = 1_000;
+/** What a migration's statement may take, whatever it is: a store gone silent mid-migration
+ * ends start-up after this instead of holding it for ever. An index on a large table may
+ * rightly take long (README, Upgrading). */
+const MIGRATION_STATEMENT_TIMEOUT_MS = 60 * 60_000;
 
 export type StoreLocation = { databaseUrl: string; queryTimeoutMs?: number } | { pgliteDir: string | null };
 
 /** Where the configured store lives: DATABASE_URL, else PGlite under DATA_DIR. */
 export const storeLocation = (config: { databaseUrl: string | undefined; storeQueryTimeoutMs: number; dataDir: string }): StoreLocation =>
   config.databaseUrl ? { databaseUrl: config.databaseUrl, queryTimeoutMs: config.storeQueryTimeoutMs } : { pgliteDir: path.join(config.dataDir, "pglite") };
+
+/** Takes the migration lock, waiting while another instance migrates (MIGRATION_LOCK_WAIT_MS
+ * at most); each question bounded, so a store that stops answering ends start-up in one line. */
+async function takeMigrationLock(client: pg.Client, url: string): Promise<void> {
+  const deadline = Date.now() + MIGRATION_LOCK_WAIT_MS;
+  // pg reads query_timeout per query too, though its types do not say so.
+  const question: pg.QueryConfig<number[]> & { query_timeout: number } = {
+    text: "SELECT pg_try_advisory_lock($1) AS taken",
+    values: [MIGRATION_LOCK_KEY],
+    query_timeout: CONNECTION_TIMEOUT_MS,
+  };
+  for (;;) {
+    let taken: boolean;
+    try {
+      const result = await client.query<{ taken: boolean }>(question);
+      taken = result.rows[0]!.taken;
+    } catch (err) {
+      throw new StartupError(`DATABASE_URL: PostgreSQL at ${whereOf(url)} did not answer the migration lock within ${CONNECTION_TIMEOUT_MS / 1000} s (${reasonOf(err)})`);
+    }
+    if (taken) return;
+    if (Date.now() > deadline) {
+      throw new StartupError(`DATABASE_URL: another instance has been migrating the store at ${whereOf(url)} for ${MIGRATION_LOCK_WAIT_MS / 60_000} minutes; start this one once it has finished`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+  }
+}
 
 export async function openStore(location: StoreLocation): Promise<Store> {
   if ("databaseUrl" in location) return openPostgres(location.databaseUrl, location.queryTimeoutMs ?? DEFAULT_STORE_QUERY_TIMEOUT_MS);
@@ -111,11 +145,18 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
       // Not bounded like the pool: a migration may rightly take long (README, Upgrading). A lost
       // session fails the statement waiting on it; the listener keeps its 'error' event from
       // ending the process, so start-up reports it in one line instead.
-      const client = new pg.Client({ connectionString: url, application_name: "pulse-migrate", connectionTimeoutMillis: CONNECTION_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+      const client = new pg.Client({
+        connectionString: url,
+        application_name: "pulse-migrate",
+        connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+        query_timeout: MIGRATION_STATEMENT_TIMEOUT_MS,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+      });
       client.on("error", () => {});
       await client.connect();
       try {
-        await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+        await takeMigrationLock(client, url);
         // A migration's DDL waits for the tables it changes behind the running instances'
         // statements, and every later statement on them queues behind the DDL: a long wait
         // would stall the running instances. So it waits briefly, lets go, and tries again.
@@ -130,7 +171,8 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
           }
         }
       } finally {
-        await client.end();
+        // A silent server never acknowledges the goodbye: start-up goes on (or ends) regardless.
+        await Promise.race([client.end(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
       }
     },
     async ping() {

@@ -6,7 +6,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import pg from "pg";
+
 import { spawnPulse, startPulse, type RunningPulse } from "../support/pulse-process.js";
+import { createPgDatabase, PG } from "../support/services.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -66,6 +70,52 @@ describe("start-up with a wrong DATABASE_URL", () => {
     expectOneLine(stderr, "DATABASE_URL", /connection refused/);
     expect(stderr).not.toContain("hunter2secret");
   });
+});
+
+describe("start-up while another instance holds the migration lock, or the store stops answering", () => {
+  const dbs: Awaited<ReturnType<typeof createPgDatabase>>[] = [];
+  afterAll(async () => {
+    for (const db of dbs) await db.drop();
+  });
+  const metaDb = async () => {
+    const db = await createPgDatabase("pulse_meta");
+    dbs.push(db);
+    return db;
+  };
+
+  it("ends with one line naming DATABASE_URL when the store stops answering at the migration lock", async () => {
+    const db = await metaDb();
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    try {
+      relay.freezeOn("pg_try_advisory_lock");
+      const { code, signal, stderr } = await failedStart({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${relay.port}/${db.name}` }, 40_000);
+      expect(signal).toBeNull();
+      expect(code).not.toBe(0);
+      expectOneLine(stderr, "DATABASE_URL", /did not answer the migration lock within 10 s/);
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
+
+  it("waits while another instance migrates, and starts once the lock is free", async () => {
+    const db = await metaDb();
+    const holder = new pg.Client({ host: PG.host, port: PG.port, user: PG.user, database: db.name });
+    await holder.connect();
+    let server: RunningPulse | undefined;
+    try {
+      await holder.query("SELECT pg_advisory_lock(7311520431)");
+      const starting = startPulse({ DATA_DIR: tempDir(), DATABASE_URL: `postgresql://postgres@${PG.host}:${PG.port}/${db.name}` }, 60_000);
+      await new Promise((r) => setTimeout(r, 3_000));
+      const tables = await holder.query("SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'users'");
+      expect(tables.rows[0].n, "no migration while the lock is held").toBe(0);
+      await holder.query("SELECT pg_advisory_unlock(7311520431)");
+      server = await starting;
+      expect((await server.call("GET", "/health")).status).toBe(200);
+    } finally {
+      await server?.stop();
+      await holder.end();
+    }
+  }, 90_000);
 });
 
 describe("one process per embedded store", () => {
