@@ -10,6 +10,7 @@ import {
   enabledChannelIds,
   enqueueNotifications,
   lockAlertOfCheck,
+  lockChecksOfTable,
   saveAlert,
   type AlertFields,
   type Tx,
@@ -25,6 +26,7 @@ import {
   type Notification,
 } from "./alert-state.js";
 import type { NotificationPayload } from "./notifiers.js";
+import { checkKey } from "./check-config.js";
 import type { CheckStatus } from "./checks/types.js";
 
 export const stateOf = (row: AlertRow) => row.state as unknown as AlertState;
@@ -140,6 +142,10 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
     const quiet = !current || isQuiet(stateOf(current));
     if (quiet && (outcome.status === "pass" || outcome.status === "skipped")) continue;
     const apply = () => deps.store.db.transaction(async (tx) => {
+      // A check removed from the table while it ran (its alert went with it) opens none again.
+      // (A table deleted meanwhile fails below, on the alert's key to it: run-table drops the run.)
+      const checks = await lockChecksOfTable(tx, table.id);
+      if (checks && !checks.some((check) => checkKey(check) === outcome.checkKey)) return NOTHING_APPLIED;
       const initial = initialAlertState(UNNAMED);
       const row = await lockAlertOfCheck(
         tx,
@@ -162,6 +168,9 @@ export async function feedOutcomes(deps: Deps, table: MonitoredTableRow, outcome
   }
   return queued;
 }
+
+/** What feeding an outcome of a check the table no longer has comes to. */
+const NOTHING_APPLIED: { queued: number; logged: () => void } = { queued: 0, logged: () => undefined };
 
 /** The alert id a new row's state carries until the row has its own id. */
 const UNNAMED = "";

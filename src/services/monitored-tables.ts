@@ -253,7 +253,7 @@ export async function updateMonitoredTableOf(
     }
   }
   if (Object.keys(patch).length === 0) return publicMonitoredTable(row);
-  const updated = await updateMonitoredTable(deps.store.db, ownerId, id, patch);
+  const updated = await updateMonitoredTable(deps.store.db, ownerId, id, patch, patch.checks?.map(checkKey));
   if (!updated) throw notFound("Monitored table");
   return publicMonitoredTable(updated);
 }

@@ -4,6 +4,7 @@
 import { and, asc, desc, eq, inArray, isNotNull, lt, lte, ne, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
+import type { CheckConfig } from "./column-types.js";
 import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type SentNotificationRow } from "./schema.js";
 
 /** A transaction handle: repositories take it wherever they take a Db. */
@@ -35,6 +36,13 @@ export async function activeAlertsOnTables(db: Db, ownerId: number): Promise<Ale
     .from(alerts)
     .innerJoin(monitoredTables, eq(monitoredTables.id, alerts.tableId))
     .where(and(eq(alerts.ownerId, ownerId), inArray(alerts.status, ["open", "resolving"])));
+}
+
+/** The table's checks as they are now, its row locked against a change until the transaction
+ * ends; null once the table is deleted. */
+export async function lockChecksOfTable(tx: Tx, tableId: number): Promise<CheckConfig[] | null> {
+  const [row] = await tx.select({ checks: monitoredTables.checks }).from(monitoredTables).where(eq(monitoredTables.id, tableId)).for("share");
+  return row?.checks ?? null;
 }
 
 export async function alertsOfTable(db: Db, tableId: number): Promise<AlertRow[]> {

@@ -5,12 +5,12 @@
 // tables, because the monitoring budget that protects a customer database lives in each
 // process; with one instance per connection, that instance's budget is the cluster's.
 
-import { and, asc, eq, gte, inArray, isNull, lt, lte, ne, notExists, or, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNull, lt, lte, ne, notExists, notInArray, or, sql } from "drizzle-orm";
 import { alias, type AnyPgColumn } from "drizzle-orm/pg-core";
 
 import type { ColumnSnapshot } from "./column-types.js";
 import type { Db } from "./client.js";
-import { monitoredTables, type MonitoredTableRow } from "./schema.js";
+import { alerts, monitoredTables, type MonitoredTableRow } from "./schema.js";
 
 export type NewMonitoredTable = Omit<
   typeof monitoredTables.$inferInsert,
@@ -46,18 +46,24 @@ export async function getMonitoredTable(db: Db, ownerId: number, id: number): Pr
   return row ?? null;
 }
 
+/** Applies `patch`; with new checks, the alerts of checks no longer among them (`checkKeys`)
+ * go in the same transaction, their pending notifications with them. */
 export async function updateMonitoredTable(
   db: Db,
   ownerId: number,
   id: number,
   patch: MonitoredTablePatch,
+  checkKeys?: string[],
 ): Promise<MonitoredTableRow | null> {
-  const [row] = await db
-    .update(monitoredTables)
-    .set(patch)
-    .where(and(eq(monitoredTables.id, id), eq(monitoredTables.ownerId, ownerId)))
-    .returning();
-  return row ?? null;
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(monitoredTables)
+      .set(patch)
+      .where(and(eq(monitoredTables.id, id), eq(monitoredTables.ownerId, ownerId)))
+      .returning();
+    if (row && checkKeys) await tx.delete(alerts).where(and(eq(alerts.tableId, id), notInArray(alerts.checkKey, checkKeys)));
+    return row ?? null;
+  });
 }
 
 export async function deleteMonitoredTable(db: Db, ownerId: number, id: number): Promise<boolean> {

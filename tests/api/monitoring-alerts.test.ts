@@ -221,6 +221,36 @@ describe("a run that races a deletion", () => {
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
     expect(h.logs.join("")).toContain("monitored table deleted during its run");
   });
+
+  it("deletes the alerts of checks taken off the table, also when the change comes while they run", async () => {
+    const user = await h.newUser();
+    const table = await addFailingTable(user);
+    const alertsNow = async () => (await h.call("GET", "/api/alerts", { token: user.token })).body as { check: string }[];
+    const setChecks = (checks: unknown[]) => h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks } });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(await alertsNow()).toHaveLength(1);
+
+    // Renamed: the old name's alert goes at once.
+    expect((await setChecks([{ kind: "custom_sql", name: "rows_again", sql: "SELECT count(*) FROM events", max: 0 }])).status).toBe(200);
+    expect(await alertsNow()).toEqual([]);
+
+    // Taken off while a run of it waits on the table: its outcome opens no alert again.
+    const monitored = target.body.database_name as string;
+    const locker = await sessionOn(monitored);
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      await untilWaiting(monitored, "%count(*)%");
+      // (Schema drift needs no trial run, which would wait for the run's share of the budget.)
+      expect((await setChecks([{ kind: "schema_drift" }])).status).toBe(200);
+      await locker.query("ROLLBACK");
+      expect((await running).body.outcomes).toEqual([expect.objectContaining({ status: "fail" })]);
+    } finally {
+      await locker.end();
+    }
+    expect(await alertsNow()).toEqual([]);
+  });
 });
 
 describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
