@@ -37,7 +37,7 @@ export async function dryRunProblem(deps: Deps, connector: GuardedConnector, tab
     table,
     now: m.now(),
     query: (sql, maxRows = 1) =>
-      connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector.targetKey), source: "monitor" }),
+      connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector), source: "monitor" }),
     // No history yet: a learned baseline is still learning.
     judgeBaseline: async (point, options) => judgeBaseline([], point, options),
     replicationLagSeconds: async () => 0,

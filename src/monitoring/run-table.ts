@@ -214,7 +214,7 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
   const absent = columnsOf(check).find(({ column }) => !found.columns.some((c) => c.name === column));
   if (absent) return { status: "error", value: null, message: `column ${absent.column} not found in ${name}` };
 
-  const budget = m.budgetFor(connector.targetKey);
+  const budget = m.budgetFor(connector);
   const key = checkKey(check);
   const ctx: CheckContext = {
     connector,

@@ -2,7 +2,9 @@
 // per-database budgets and per-connection replica reports that every check in this instance shares.
 
 import type { MonitorConfig } from "../config.js";
-import { createBudget, type Budget } from "../connectors/budget.js";
+import { createLRU } from "lru.min";
+
+import { createBudget, nestedBudget, type Budget, type StatementBudget } from "../connectors/budget.js";
 import type { GuardedConnector } from "../connectors/guarded.js";
 import type { ProbeInfo, SchemaSnapshot } from "../connectors/types.js";
 import { newInstanceId } from "../instance-id.js";
@@ -22,10 +24,13 @@ export interface Monitoring {
   jitterMs(intervalSeconds: number): number;
   /** The monitoring budget of one target database (GuardedConnector.targetKey), shared by the
    * checks of every saved connection that reaches it: separate from, and stricter than, the
-   * interactive one, so checks never crowd out /ask or /query (and the reverse). It lives in
-   * this process; connection affinity of the leases makes it hold across instances for one
-   * connection, not for several connections to one database leased by different instances. */
-  budgetFor(targetKey: string): Budget;
+   * interactive one, so checks never crowd out /ask or /query (and the reverse). Each user
+   * spends at most OWNER_SHARE of its statements a minute (their share is charged first), so
+   * one user's checks on a shared database cannot spend it all and leave another's skipped. It
+   * lives in this process; connection affinity of the leases makes it hold across instances
+   * for one connection, not for several connections to one database leased by different
+   * instances. */
+  budgetFor(connector: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget;
   /** Primary or replica, and replay lag: probed at most once a minute per connection. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
   /** The connection's schema, introspected again (under the monitoring budget) when this
@@ -42,6 +47,8 @@ export interface Monitoring {
 }
 
 const PROBE_MAX_AGE_MS = 60_000;
+/** What of a database's monitoring statements a minute one user may spend. */
+const OWNER_SHARE = 0.5;
 const JITTER_RATIO = 0.1;
 const MAX_TRACKED_SERIES = 200_000;
 const MAX_JITTER_MS = 60_000;
@@ -54,27 +61,32 @@ export function createMonitoring(
 ): Monitoring {
   const now = options.now ?? Date.now;
   const instanceId = newInstanceId();
-  const budgets = new Map<string, Budget>();
-  const probes = new Map<number, { at: number; info: Promise<ProbeInfo> }>();
+  const targets = createLRU<string, Budget>({ max: MAX_TRACKED_CONNECTIONS });
+  const owners = createLRU<string, Budget>({ max: MAX_TRACKED_CONNECTIONS });
+  const probes = createLRU<number, { at: number; info: Promise<ProbeInfo> }>({ max: MAX_TRACKED_CONNECTIONS });
   const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot>; running: boolean }>();
 
-  const budgetFor = (targetKey: string): Budget => {
-    let budget = budgets.get(targetKey);
-    if (budget) {
-      budgets.delete(targetKey);
-    } else {
-      budget = createBudget({
+  const held = (budgets: typeof targets, key: string, perMinute: number, subject: string): Budget => {
+    let budget = budgets.get(key);
+    if (!budget) {
+      const limits = {
         concurrency: settings.connectionConcurrency,
-        perMinute: settings.queriesPerMinute,
+        perMinute,
         // A bounded queue: at most one waiting check per table this instance runs at once.
         maxWaiting: settings.maxConcurrency,
         maxWaitMs: settings.statementTimeoutMs,
-      });
-      if (budgets.size >= MAX_TRACKED_CONNECTIONS) budgets.delete(budgets.keys().next().value!);
+      };
+      budget = createBudget(limits, Date.now, () => 1, subject);
+      budgets.set(key, budget);
     }
-    budgets.set(targetKey, budget);
     return budget;
   };
+  const budgetFor = ({ targetKey, ownerId }: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget =>
+    nestedBudget(
+      held(owners, `${ownerId}\u0000${targetKey}`, Math.max(1, Math.floor(settings.queriesPerMinute * OWNER_SHARE)), "this database for your checks"),
+      held(targets, targetKey, settings.queriesPerMinute, "this database"),
+      settings.statementTimeoutMs,
+    );
 
   const random = options.random ?? Math.random;
   const seriesStarts = new Map<string, number>();
@@ -97,7 +109,7 @@ export function createMonitoring(
       const last = schemas.get(connector);
       // A clock gone back (a test's, or a corrected one) cannot tell the age: look again.
       if (last && (last.running || (t >= last.at && t - last.at < maxAgeMs))) return last.snapshot;
-      const snapshot = connector.refreshSchema(budgetFor(connector.targetKey));
+      const snapshot = connector.refreshSchema(budgetFor(connector));
       const entry = { at: t, snapshot, running: true };
       schemas.set(connector, entry);
       snapshot.then(
@@ -113,14 +125,15 @@ export function createMonitoring(
       const t = Date.now();
       if (cached && t - cached.at < PROBE_MAX_AGE_MS) return cached.info;
       const info = (async () => {
-        const release = await budgetFor(connector.targetKey).acquire();
+        const budget = budgetFor(connector);
+        budget.charge();
+        const release = await budget.enter();
         try {
           return await connector.driver.probe();
         } finally {
           release();
         }
       })();
-      if (probes.size >= MAX_TRACKED_CONNECTIONS) probes.clear();
       probes.set(connector.connectionId, { at: t, info });
       info.catch(() => {
         if (probes.get(connector.connectionId)?.info === info) probes.delete(connector.connectionId);

@@ -148,7 +148,8 @@ describe("the monitoring budget", () => {
   let h: Harness;
   let db: MonitoredDb;
   beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" } });
+    // A user may spend half of it: 3 a minute.
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "6", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" } });
     db = await pgMonitoredDb();
     await db.insertEvents(5, Date.now());
   });
@@ -165,7 +166,7 @@ describe("the monitoring budget", () => {
     const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
     // One budget slot went to introspecting the schema, two to checks; the rest were skipped.
     expect(outcomes.map((o: any) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
-    expect(outcomes[2].message).toMatch(/^skipped: Query budget of this database is spent \(3 per minute\)/);
+    expect(outcomes[2].message).toMatch(/^skipped: Query budget of this database for your checks is spent \(3 per minute\)/);
     const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
     expect(runs.filter((r: any) => r.status === "skipped")).toHaveLength(3);
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
@@ -176,7 +177,8 @@ describe("the monitoring budget of a database saved twice", () => {
   let h: Harness;
   let db: MonitoredDb;
   beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" } });
+    // A user may spend half of it: 3 a minute.
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "6", MONITOR_MAX_CONCURRENCY: "1" } });
     db = await pgMonitoredDb();
   });
   afterAll(async () => {
@@ -226,7 +228,7 @@ describe("one monitoring statement at a time per database", () => {
     const statuses = runs.map((r) => r.outcomes[0]!.status).sort();
     expect(statuses).toEqual(["pass", "pass", "skipped"]);
     const skipped = runs.find((r) => r.outcomes[0]!.status === "skipped")!;
-    expect(skipped.outcomes[0]!.message).toMatch(/Too many statements on this database: 1 running and 1 waiting/);
+    expect(skipped.outcomes[0]!.message).toMatch(/Too many statements on this database for your checks: 1 running and 1 waiting/);
   });
 
   it("cancels a check at the statement timeout and records an error", async () => {
