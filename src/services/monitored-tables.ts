@@ -16,11 +16,12 @@ import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from ".
 import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns } from "../store/monitoring-runs.js";
 import {
+  type MonitoredTableName,
   deleteMonitoredTable,
   findMonitoredTable,
   getMonitoredTable,
   insertMonitoredTable,
-  listMonitoredTableConnections,
+  listMonitoredTableNames,
   listMonitoredTables,
   updateMonitoredTable,
   type MonitoredTablePatch,
@@ -195,14 +196,21 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   return publicMonitoredTable(row);
 }
 
-/** The ids of the owner's tables on the connections `reaches` accepts, without loading their
- * checks (which may be large). */
-export async function monitoredTableIdsOn(deps: Deps, ownerId: number, reaches: (connectionId: number) => boolean): Promise<Set<number>> {
-  return new Set((await listMonitoredTableConnections(deps.store.db, ownerId)).filter((t) => reaches(t.connectionId)).map((t) => t.id));
+/** The owner's tables by id, a page at a time: those after `afterId`, on `connectionIds` (an API
+ * key's) if limited. */
+export async function listMonitoredTablesOf(
+  deps: Deps,
+  ownerId: number,
+  page: { afterId: number; limit: number; connectionIds: ReadonlySet<number> | "all" },
+): Promise<PublicMonitoredTable[]> {
+  const connectionIds = page.connectionIds === "all" ? "all" : [...page.connectionIds];
+  return (await listMonitoredTables(deps.store.db, ownerId, { ...page, connectionIds })).map(publicMonitoredTable);
 }
 
-export async function listMonitoredTablesOf(deps: Deps, ownerId: number): Promise<PublicMonitoredTable[]> {
-  return (await listMonitoredTables(deps.store.db, ownerId)).map(publicMonitoredTable);
+/** Each of the owner's tables' id, connection and name (no checks), on the connections
+ * `reaches` accepts. */
+export async function monitoredTableNamesOn(deps: Deps, ownerId: number, reaches: (connectionId: number) => boolean): Promise<MonitoredTableName[]> {
+  return (await listMonitoredTableNames(deps.store.db, ownerId)).filter((t) => reaches(t.connectionId));
 }
 
 async function ownedTable(deps: Deps, ownerId: number, id: number): Promise<MonitoredTableRow> {

@@ -5,7 +5,7 @@
 // tables, because the monitoring budget that protects a customer database lives in each
 // process; with one instance per connection, that instance's budget is the cluster's.
 
-import { and, asc, eq, gte, inArray, isNull, lt, lte, ne, notExists, notInArray, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNull, lt, lte, ne, notExists, notInArray, or, sql } from "drizzle-orm";
 import { alias, type AnyPgColumn } from "drizzle-orm/pg-core";
 
 import type { ColumnSnapshot } from "./column-types.js";
@@ -28,13 +28,40 @@ export async function insertMonitoredTable(db: Db, input: NewMonitoredTable): Pr
   return row!;
 }
 
-export async function listMonitoredTables(db: Db, ownerId: number): Promise<MonitoredTableRow[]> {
-  return db.select().from(monitoredTables).where(eq(monitoredTables.ownerId, ownerId)).orderBy(asc(monitoredTables.id));
+/** A page of the owner's tables by id: those after `afterId`, on `connectionIds` if given. */
+export async function listMonitoredTables(
+  db: Db,
+  ownerId: number,
+  page: { afterId: number; limit: number; connectionIds: readonly number[] | "all" },
+): Promise<MonitoredTableRow[]> {
+  return db
+    .select()
+    .from(monitoredTables)
+    .where(
+      and(
+        eq(monitoredTables.ownerId, ownerId),
+        gt(monitoredTables.id, page.afterId),
+        page.connectionIds === "all" ? undefined : inArray(monitoredTables.connectionId, [...page.connectionIds]),
+      ),
+    )
+    .orderBy(asc(monitoredTables.id))
+    .limit(page.limit);
 }
 
-/** Each of the owner's tables' id and connection, without their checks (which may be large). */
-export async function listMonitoredTableConnections(db: Db, ownerId: number): Promise<{ id: number; connectionId: number }[]> {
-  return db.select({ id: monitoredTables.id, connectionId: monitoredTables.connectionId }).from(monitoredTables).where(eq(monitoredTables.ownerId, ownerId));
+export interface MonitoredTableName {
+  id: number;
+  connectionId: number;
+  schemaName: string | null;
+  tableName: string;
+}
+
+/** Each of the owner's tables' id, connection and name, without their checks (which may be large). */
+export async function listMonitoredTableNames(db: Db, ownerId: number): Promise<MonitoredTableName[]> {
+  return db
+    .select({ id: monitoredTables.id, connectionId: monitoredTables.connectionId, schemaName: monitoredTables.schemaName, tableName: monitoredTables.tableName })
+    .from(monitoredTables)
+    .where(eq(monitoredTables.ownerId, ownerId))
+    .orderBy(asc(monitoredTables.id));
 }
 
 export async function getMonitoredTable(db: Db, ownerId: number, id: number): Promise<MonitoredTableRow | null> {

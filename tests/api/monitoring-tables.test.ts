@@ -136,6 +136,28 @@ describe("POST /api/tables", () => {
   });
 });
 
+describe("GET /api/tables", () => {
+  it("lists the tables a page at a time, by id, naming the next page in a Link header", async () => {
+    const { user, connectionId } = await owner();
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "schema_drift" }] })).id);
+    const pages: number[][] = [];
+    let next: string | null = "/api/tables?limit=2";
+    while (next) {
+      const res = await h.call("GET", next, { token: user.token });
+      expect(res.status).toBe(200);
+      pages.push(res.body.map((t: { id: number }) => t.id));
+      next = /^<([^>]+)>; rel="next"$/.exec(res.headers.get("link") ?? "")?.[1] ?? null;
+    }
+    expect(pages).toEqual([ids.slice(0, 2), ids.slice(2, 4), ids.slice(4)]);
+    // The default page is 100; past 500 is refused.
+    expect((await h.call("GET", "/api/tables", { token: user.token })).body).toHaveLength(5);
+    const tooMany = await h.call("GET", "/api/tables?limit=501", { token: user.token });
+    expect(tooMany.status).toBe(422);
+    expect(tooMany.body.errors).toContainEqual({ path: "query.limit", message: expect.any(String) });
+  });
+});
+
 describe("GET, PATCH, DELETE /api/tables/{id}", () => {
   it("lists, reads, changes and deletes a monitored table", async () => {
     const { user, connectionId } = await owner();

@@ -11,13 +11,13 @@ import {
   getMonitoredTableOf,
   listMonitoredTablesOf,
   listRunsOf,
-  monitoredTableIdsOn,
+  monitoredTableNamesOn,
   removeMonitoredTable,
   runMonitoredTableNow,
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, scopeError } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
@@ -36,16 +36,38 @@ export async function requireTableScope(deps: Deps, auth: { userId: number }, gr
 /** The ids of the user's monitored tables that `grant` may reach; null: all of them. */
 export async function reachableTableIds(deps: Deps, userId: number, grant: Grant): Promise<Set<number> | null> {
   if (grant.connectionIds === "all") return null;
-  return monitoredTableIdsOn(deps, userId, (connectionId) => mayReach(grant, connectionId));
+  return new Set((await monitoredTableNamesOn(deps, userId, (connectionId) => mayReach(grant, connectionId))).map((t) => t.id));
 }
+
+/** Tables a page holds at most: each may carry up to 50 checks and 20,000 characters of SQL. */
+const MAX_TABLES_PAGE = 500;
+
+const ListQuery = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_TABLES_PAGE)
+    .default(100)
+    .openapi({ param: { name: "limit", in: "query" }, description: `Tables per page, at most ${MAX_TABLES_PAGE}`, example: 100 }),
+  after_id: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_ROW_ID)
+    .default(0)
+    .openapi({ param: { name: "after_id", in: "query" }, description: "The last id of the previous page (the Link header's next page names it)" }),
+});
 
 const list = createRoute({
   method: "get",
   path: "/api/tables",
   tags,
-  summary: "Your monitored tables",
-  description: "With an API key limited to some connections: the tables on those.",
-  responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "Your monitored tables"), ...readError, ...authErrors },
+  summary: "Your monitored tables, by id, a page at a time",
+  description:
+    "With an API key limited to some connections: the tables on those. A full page comes with `Link: <...>; rel=\"next\"` naming the next one.",
+  request: { query: ListQuery },
+  responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "A page of your monitored tables"), ...readError, ...authErrors },
 });
 
 const create = createRoute({
@@ -136,7 +158,10 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(list, async (c) => {
     const grant = c.get("grant");
     requireScope(grant, "monitoring:read");
-    return c.json((await listMonitoredTablesOf(deps, c.get("auth").userId)).filter((t) => mayReach(grant, t.connection_id)), 200);
+    const { limit, after_id: afterId } = c.req.valid("query");
+    const page = await listMonitoredTablesOf(deps, c.get("auth").userId, { afterId, limit, connectionIds: grant.connectionIds });
+    if (page.length === limit) c.header("Link", `</api/tables?limit=${limit}&after_id=${page.at(-1)!.id}>; rel="next"`);
+    return c.json(page, 200);
   });
   app.openapi(create, async (c) => {
     const body = c.req.valid("json");

@@ -11,7 +11,7 @@ import { invalidInput } from "../../http/invalid-input.js";
 import { NewTableBody } from "../../http/routes/monitoring-schemas.js";
 import { strictBody } from "../../http/schemas.js";
 import { listAlertsOf, type AlertListFilter } from "../../services/alerts.js";
-import { createMonitoredTableOf, listMonitoredTablesOf } from "../../services/monitored-tables.js";
+import { createMonitoredTableOf, monitoredTableNamesOn } from "../../services/monitored-tables.js";
 import { monitoredTableHealth } from "../../services/table-health.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
@@ -52,8 +52,8 @@ export function registerMonitoringTools(server: McpServer, deps: Deps) {
     (args, extra) =>
       answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "monitoring:read");
-        const reachable = (await listMonitoredTablesOf(deps, caller.userId)).filter((t) => mayReach(caller.grant, t.connection_id));
-        const tableOf = new Map(reachable.map((t) => [t.id, t]));
+        const reachable = await monitoredTableNamesOn(deps, caller.userId, (connectionId) => mayReach(caller.grant, connectionId));
+        const tableOf = new Map(reachable.map((t) => [t.id, { schema: t.schemaName, table: t.tableName, connection_id: t.connectionId }]));
         // Limited before the limit: a key's page is never cut short by alerts it may not see.
         const tableIds = caller.grant.connectionIds === "all" ? null : new Set(tableOf.keys());
         const alerts = await listAlertsOf(deps, caller.userId, { status: args.status ?? "active", tableIds, limit: 200 });
