@@ -4,7 +4,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { createHarness, type Harness } from "../support/harness.js";
+import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
 import { pgAdmin } from "../support/services.js";
 
@@ -144,9 +144,9 @@ describe("GET /api/tables", () => {
     const pages: number[][] = [];
     let next: string | null = "/api/tables?limit=2";
     while (next) {
-      const res = await h.call("GET", next, { token: user.token });
+      const res: ApiResponse<{ id: number }[]> = await h.call("GET", next, { token: user.token });
       expect(res.status).toBe(200);
-      pages.push(res.body.map((t: { id: number }) => t.id));
+      pages.push(res.body.map((t) => t.id));
       next = /^<([^>]+)>; rel="next"$/.exec(res.headers.get("link") ?? "")?.[1] ?? null;
     }
     expect(pages).toEqual([ids.slice(0, 2), ids.slice(2, 4), ids.slice(4)]);
