@@ -3,11 +3,18 @@
 
 import type { ForeignKey, TableSchema } from "../types.js";
 
+/** Characters of a table's or column's comment kept. A comment is there to tell the agent what
+ * the data means, and a connection's schema is kept in memory (and in its sessions): without a
+ * cut, forty 1 MB comments cost 40 MB per connection to that database. (MySQL caps comments at
+ * 2,048 characters itself; SQLite has none.) */
+export const MAX_COMMENT_CHARS = 1_000;
+
 /** One row per table or view of every non-system schema. Partitions are left out (their
  * parent stands for them). Key columns come back as attribute numbers and are named here from
  * the columns already fetched (a per-constraint name lookup in SQL was a fifth of the time);
  * only a foreign key to a partition, whose columns are not listed, is named in SQL. Comments
- * are hash-joined from pg_description once, not looked up per column. */
+ * are hash-joined from pg_description once, not looked up per column, and cut to
+ * MAX_COMMENT_CHARS. */
 export const INTROSPECTION_SQL = `
 WITH rels AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples
@@ -18,7 +25,7 @@ WITH rels AS (
      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
 ), descs AS MATERIALIZED (
-  SELECT objoid, objsubid, description FROM pg_description WHERE classoid = 'pg_class'::regclass
+  SELECT objoid, objsubid, left(description, ${MAX_COMMENT_CHARS}) AS description FROM pg_description WHERE classoid = 'pg_class'::regclass
 ), cols AS (
   SELECT a.attrelid,
          json_agg(json_build_array(a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, d.description)
