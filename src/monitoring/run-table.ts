@@ -88,9 +88,16 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   if (connector && trigger === "manual") await withRetry(m, () => m.schemaOf(connector, 0)).catch(() => undefined);
 
   const runs: Omit<CheckRunRow, "id">[] = [];
+  // On the real clock: what it bounds is real time.
+  const deadline = clockStart + m.settings.runTimeoutMs;
   for (const check of table.checks) {
     const at = m.now();
-    const result = connector ? await runOne(deps, connector, table, check, at).catch((err: unknown) => resultOfError(deps, err)) : unreachable!;
+    const result =
+      performance.now() > deadline
+        ? { status: "skipped" as const, value: null, message: `skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (${m.settings.runTimeoutMs} ms)` }
+        : connector
+          ? await runOne(deps, connector, table, check, at).catch((err: unknown) => resultOfError(deps, err))
+          : unreachable!;
     runs.push({
       tableId: table.id,
       checkKey: checkKey(check),

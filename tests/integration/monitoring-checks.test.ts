@@ -202,6 +202,31 @@ describe("the monitoring budget of a database saved twice", () => {
   });
 });
 
+describe("a table's run time", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_RUN_TIMEOUT_MS: "500" } });
+    db = await pgMonitoredDb();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("starts no check past MONITOR_RUN_TIMEOUT_MS, and records the rest as skipped", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    // Each takes longer than the whole run may.
+    const slow = (name: string) => ({ kind: "custom_sql" as const, name, sql: "SELECT count(*) FROM generate_series(1, 20000000)", min: 0 });
+    const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events", alert: { open_after: 1 } }, [slow("a"), slow("b"), slow("c")]);
+    const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
+    expect(outcomes.map((o: { status: string }) => o.status)).toEqual(["pass", "skipped", "skipped"]);
+    expect(outcomes[2].message).toBe("skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (500 ms)");
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+});
+
 describe("one monitoring statement at a time per database", () => {
   let h: Harness;
   let db: MonitoredDb;
