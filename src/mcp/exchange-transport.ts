@@ -10,6 +10,9 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, MessageExtraInfo } from "@modelcontextprotocol/sdk/types.js";
 
+/** JSON-RPC's code for a request cancelled (LSP's, which MCP clients know). */
+const REQUEST_CANCELLED = -32800;
+
 export class ExchangeTransport implements Transport {
   onmessage?: Transport["onmessage"];
   onclose?: () => void;
@@ -45,6 +48,17 @@ export class ExchangeTransport implements Transport {
   /** The server's `onerror`: an error while it takes a request means it will not answer it. */
   serverFailed(error: Error): void {
     this.refuse?.(error);
+  }
+
+  /** The client of `id` is gone: the server is told the request is cancelled (the protocol's
+   * notifications/cancelled, which aborts its handler's signal), and the request settles with
+   * the protocol's error for it, since the server sends nothing for a request it cancelled. */
+  cancel(id: JSONRPCRequest["id"], reason: string): void {
+    const waiting = this.waiting;
+    if (!waiting || waiting.id !== id) return;
+    this.waiting = undefined;
+    this.onmessage?.({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason } });
+    waiting.answer({ jsonrpc: "2.0", id, error: { code: REQUEST_CANCELLED, message: `Request cancelled: ${reason}` } });
   }
 
   /** A notification from the client: nothing answers it. */

@@ -132,7 +132,14 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         pooled.transport.notify(message, extra);
         return c.body(null, 202) as never;
       }
-      return c.json(await pooled.transport.request(message, extra), 200) as never;
+      // A client that hangs up cancels its call (ask stops calling the model), as POST /ask does.
+      const gone = () => pooled.transport.cancel(message.id, "the client closed the request");
+      c.req.raw.signal.addEventListener("abort", gone, { once: true });
+      try {
+        return c.json(await pooled.transport.request(message, extra), 200) as never;
+      } finally {
+        c.req.raw.signal.removeEventListener("abort", gone);
+      }
     } finally {
       if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }

@@ -69,6 +69,8 @@ export interface FakeOpenAI {
   /** The headers and URL (path and query) of each request, in the same order. */
   requestHeaders: IncomingHttpHeaders[];
   requestUrls: string[];
+  /** Requests whose client hung up before they were answered (a hang, a stall, a flood). */
+  readonly hungUp: number;
   close(): Promise<void>;
 }
 
@@ -81,7 +83,11 @@ export async function startFakeOpenAI(script: FakeStep[], options: FakeServerOpt
   let next = 0;
   let completions = 0;
 
+  let hungUp = 0;
   const server = createServer((req, res) => {
+    res.on("close", () => {
+      if (!res.writableEnded) hungUp += 1;
+    });
     void handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { message: String(err), type: "fake_server_error" } }));
@@ -121,6 +127,9 @@ export async function startFakeOpenAI(script: FakeStep[], options: FakeServerOpt
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    get hungUp() {
+      return hungUp;
+    },
     requestHeaders,
     requestUrls,
     close: () =>
