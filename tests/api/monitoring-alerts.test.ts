@@ -164,6 +164,23 @@ describe("a run that races a deletion", () => {
     await client.connect();
     return client;
   }
+  /** Runs the table's checks now, and does `meanwhile` while its count(*) waits on a lock of
+   * the events table; answers the run. */
+  async function runWhile(user: { token: string }, table: { id: number }, meanwhile: () => Promise<void>) {
+    const monitored = target.body.database_name as string;
+    const locker = await sessionOn(monitored);
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      await untilWaiting(monitored, "%count(*)%");
+      await meanwhile();
+      await locker.query("ROLLBACK");
+      return await running;
+    } finally {
+      await locker.end();
+    }
+  }
   /** Waits until a session of `database` waits on a lock with a statement matching `like`. */
   async function untilWaiting(database: string, like: string) {
     for (let i = 0; i < 200; i++) {
@@ -203,21 +220,11 @@ describe("a run that races a deletion", () => {
   it("drops the outcomes of a table deleted while its checks ran, and answers with them unsaved", async () => {
     const user = await h.newUser();
     const table = await addFailingTable(user);
-    const monitored = target.body.database_name as string;
-    const locker = await sessionOn(monitored);
-    try {
-      await locker.query("BEGIN");
-      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
-      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
-      await untilWaiting(monitored, "%count(*)%");
+    const run = await runWhile(user, table, async () => {
       expect((await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })).status).toBe(204);
-      await locker.query("ROLLBACK");
-      const run = await running;
-      expect(run.status).toBe(200);
-      expect(run.body.outcomes).toEqual([expect.objectContaining({ status: "fail", run_id: null })]);
-    } finally {
-      await locker.end();
-    }
+    });
+    expect(run.status).toBe(200);
+    expect(run.body.outcomes).toEqual([expect.objectContaining({ status: "fail", run_id: null })]);
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
     expect(h.logs.join("")).toContain("monitored table deleted during its run");
   });
@@ -235,20 +242,11 @@ describe("a run that races a deletion", () => {
     expect(await alertsNow()).toEqual([]);
 
     // Taken off while a run of it waits on the table: its outcome opens no alert again.
-    const monitored = target.body.database_name as string;
-    const locker = await sessionOn(monitored);
-    try {
-      await locker.query("BEGIN");
-      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
-      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
-      await untilWaiting(monitored, "%count(*)%");
+    const run = await runWhile(user, table, async () => {
       // (Schema drift needs no trial run, which would wait for the run's share of the budget.)
       expect((await setChecks([{ kind: "schema_drift" }])).status).toBe(200);
-      await locker.query("ROLLBACK");
-      expect((await running).body.outcomes).toEqual([expect.objectContaining({ status: "fail" })]);
-    } finally {
-      await locker.end();
-    }
+    });
+    expect(run.body.outcomes).toEqual([expect.objectContaining({ status: "fail" })]);
     expect(await alertsNow()).toEqual([]);
   });
 });

@@ -4,19 +4,15 @@
 // recover by itself, without a restart.
 
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { startPrivateRedis } from "../support/private-redis.js";
 import { startPulse, type RunningPulse } from "../support/pulse-process.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Waits (30 s at most) for `check` to answer true. */
+const until = (what: string, check: () => Promise<boolean>) =>
+  vi.waitFor(async () => expect(await check().catch(() => false), what).toBe(true), { timeout: 30_000, interval: 100 });
 
 describe("a server whose Redis connections go silent", () => {
   let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
