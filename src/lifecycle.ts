@@ -77,8 +77,8 @@ export async function createConnectorCache(
   );
   await sessions.subscribe(EVICTIONS_CHANNEL, (message) => void cache.evictHere(Number(message)));
   // Evictions may have been missed (a connection deleted, or moved to another server, on another
-  // instance): no connector opened before is trusted. They reopen on their next use.
-  sessions.onSubscriptionGap(() => void cache.evictAllHere());
+  // instance): each connector opened before is checked against its connection on its next use.
+  sessions.onSubscriptionGap(() => cache.suspectAll());
   return cache;
 }
 

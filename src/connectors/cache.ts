@@ -43,6 +43,9 @@ export class ConnectorCache {
   private readonly owners = new Map<number, number>();
   /** Targets being loaded on a miss, per connection (see get). */
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
+  /** What each entry was opened for, and the entries that may be out of date (suspectAll). */
+  private readonly targets = new Map<number, ConnectionTarget>();
+  private readonly suspects = new Set<number>();
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
@@ -115,6 +118,7 @@ export class ConnectorCache {
     })();
     this.entries.set(connectionId, opening);
     this.owners.set(connectionId, ownerId);
+    this.targets.set(connectionId, target);
     opening.catch(() => {
       if (this.entries.get(connectionId) === opening) this.forget(connectionId);
     });
@@ -151,9 +155,28 @@ export class ConnectorCache {
     await this.closeQuietly(entry);
   }
 
-  /** Closes and forgets every connector in this process (evictHere for each). */
-  async evictAllHere(): Promise<void> {
-    await Promise.all([...new Set([...this.entries.keys(), ...this.loads.keys()])].map((id) => this.evictHere(id)));
+  /** Marks every connector (and every target being loaded) as possibly out of date: evictions
+   * announced while this process could not hear were missed. Each is checked against its
+   * connection on its next use (saved-connection.ts), not closed: a check or an agent using
+   * it now goes on. */
+  suspectAll(): void {
+    for (const id of this.entries.keys()) this.suspects.add(id);
+    for (const loads of this.loads.values()) for (const load of loads) load.stale = true;
+  }
+
+  /** Whether the connector of `connectionId` must be checked against its connection first. */
+  isSuspect(connectionId: number): boolean {
+    return this.suspects.has(connectionId);
+  }
+
+  /** What the cached connector of `connectionId` was opened for. */
+  targetOf(connectionId: number): ConnectionTarget | undefined {
+    return this.targets.get(connectionId);
+  }
+
+  /** The connector of `connectionId` was found up to date. */
+  confirm(connectionId: number): void {
+    this.suspects.delete(connectionId);
   }
 
   /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest. */
@@ -174,6 +197,8 @@ export class ConnectorCache {
     const all = [...this.entries.values()];
     this.entries.clear();
     this.owners.clear();
+    this.targets.clear();
+    this.suspects.clear();
     await Promise.all(all.map((entry) => this.closeQuietly(entry)));
     await this.guard.close();
   }
@@ -181,6 +206,8 @@ export class ConnectorCache {
   private forget(connectionId: number): void {
     this.entries.delete(connectionId);
     this.owners.delete(connectionId);
+    this.targets.delete(connectionId);
+    this.suspects.delete(connectionId);
   }
 
   private async trim() {

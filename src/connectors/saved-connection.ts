@@ -3,12 +3,13 @@
 // monitoring engine both reach customer databases through it.
 
 import type { Config } from "../config.js";
-import { notFound } from "../errors.js";
+import { DomainError, notFound } from "../errors.js";
 import type { Store } from "../store/client.js";
 import { getConnection } from "../store/connections.js";
 import type { ConnectorCache } from "./cache.js";
 import type { GuardedConnector } from "./guarded.js";
 import type { TargetGate } from "./target-gate.js";
+import type { ConnectionTarget } from "./types.js";
 import { specOfRow, targetFor } from "./targets.js";
 
 /** What building a saved connection's connector needs (a subset of the app's deps). */
@@ -21,11 +22,39 @@ export interface SavedConnectionDeps {
 
 /** The guarded connector of `connectionId`, which must belong to `userId` (404 otherwise). */
 export async function connectorFor(deps: SavedConnectionDeps, userId: number, connectionId: number): Promise<GuardedConnector> {
-  const connector = await deps.connectors.get(connectionId, userId, async () => {
+  const load = async () => {
     const row = await getConnection(deps.store.db, userId, connectionId);
     if (!row) throw notFound("Database connection");
     return targetFor(deps, specOfRow(deps.config, row));
-  });
+  };
+  const connector = await deps.connectors.get(connectionId, userId, load);
   if (connector.ownerId !== userId) throw notFound("Database connection");
-  return connector;
+  if (!deps.connectors.isSuspect(connectionId)) return connector;
+  // Opened before a gap in the news from other instances: still the connection's?
+  const current = await load().catch(async (err: unknown) => {
+    // Deleted meanwhile: its connector goes. (A store that cannot answer now proves nothing.)
+    if (err instanceof DomainError && err.code === "not_found") await deps.connectors.evictHere(connectionId);
+    throw err;
+  });
+  const opened = deps.connectors.targetOf(connectionId);
+  if (opened && sameTarget(opened, current)) {
+    deps.connectors.confirm(connectionId);
+    return connector;
+  }
+  await deps.connectors.evictHere(connectionId);
+  return connectorFor(deps, userId, connectionId);
+}
+
+/** Whether two targets reach the same database as the same user. */
+function sameTarget(a: ConnectionTarget, b: ConnectionTarget): boolean {
+  return (
+    a.dialect === b.dialect &&
+    a.host === b.host &&
+    a.port === b.port &&
+    a.database === b.database &&
+    a.username === b.username &&
+    a.password === b.password &&
+    a.ssl === b.ssl &&
+    a.filePath === b.filePath
+  );
 }

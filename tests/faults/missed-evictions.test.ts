@@ -1,7 +1,8 @@
 // An instance that cannot hear the others for a while (its Redis subscription dropped) may miss
 // the news that a connection was deleted or moved to another server: its cached connector would
-// go on reaching the old target. When the subscription drops, it closes every cached connector;
-// each reopens from the connection's row on its next use.
+// go on reaching the old target. After such a gap each cached connector is checked against its
+// connection on its next use: closed if the connection is gone or changed, kept (with whatever
+// runs on it) if not.
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
@@ -25,23 +26,26 @@ describe("connector evictions missed while an instance could not hear", () => {
     await relay?.close();
   });
 
-  it("closes its cached connectors when its subscription drops, so a connection deleted meanwhile is not reached", async () => {
+  it("checks each connector against its connection on its next use: a deleted one is not reached, an unchanged one is kept", async () => {
     const user = await a.newUser();
-    const created = await a.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(a.sqliteRoot)).body });
-    const id = created.body.db_connection.id as number;
-    const query = () => b.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1 AS one" } });
-    expect((await query()).status).toBe(200);
-    expect(b.deps.connectors.has(id)).toBe(true);
+    const add = async () =>
+      (await a.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(a.sqliteRoot)).body })).body.db_connection.id as number;
+    const [deleted, unchanged] = [await add(), await add()];
+    const query = (id: number) => b.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1 AS one" } });
+    for (const id of [deleted, unchanged]) expect((await query(id)).status).toBe(200);
+    const kept = await b.deps.connectors.get(unchanged, user.id, () => Promise.reject(new Error("cached")));
 
     relay.refuse(true);
     relay.cut();
     await vi.waitFor(() => expect(b.deps.sessions.listening()).toBe(false), { timeout: 5000, interval: 20 });
     // Deleted on A while B is deaf: the eviction never reaches B.
-    expect((await a.call("DELETE", `/databases/${id}`, { token: user.token })).status).toBe(204);
-    await vi.waitFor(() => expect(b.deps.connectors.has(id)).toBe(false), { timeout: 5000, interval: 20 });
-
+    expect((await a.call("DELETE", `/databases/${deleted}`, { token: user.token })).status).toBe(204);
     relay.refuse(false);
     await vi.waitFor(() => expect(b.deps.sessions.listening()).toBe(true), { timeout: 15_000, interval: 50 });
-    expect((await query()).status).toBe(404);
+
+    expect((await query(deleted)).status).toBe(404);
+    expect(b.deps.connectors.has(deleted)).toBe(false);
+    expect((await query(unchanged)).status).toBe(200);
+    expect(await b.deps.connectors.get(unchanged, user.id, () => Promise.reject(new Error("cached")))).toBe(kept);
   }, 30_000);
 });
