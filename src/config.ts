@@ -74,7 +74,7 @@ const envSchema = z.object({
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT_ALL_CLIENTS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(500)),
   LOGIN_MAX_ATTEMPTS_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(100)),
   LOGIN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
-  LOGIN_MAX_SESSIONS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(100)),
+  LOGIN_MAX_SESSIONS_PER_ACCOUNT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(1000)),
   LOGIN_SESSIONS_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
   REGISTER_MAX_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
   REGISTER_MAX_TOTAL: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(1000)),

@@ -70,10 +70,17 @@ export async function login(
     await giveBack(pairKey, accountKey);
     throw new RateLimitedError("Too many failed login attempts for this account; try again later", all.resetsInSeconds);
   }
-  const user = await findUserByEmail(deps.store.db, email);
-  if (!(await deps.passwords.verify(input.password, user?.passwordHash ?? null)) || !user) {
-    throw new DomainError("unauthorized", "Incorrect email or password");
+  let user: UserRow | null;
+  let right: boolean;
+  try {
+    user = await findUserByEmail(deps.store.db, email);
+    right = await deps.passwords.verify(input.password, user?.passwordHash ?? null);
+  } catch (err) {
+    // The store or the hashers failed (503): that was no wrong password.
+    await giveBack(pairKey, accountKey).catch(() => undefined);
+    throw err;
   }
+  if (!right || !user) throw new DomainError("unauthorized", "Incorrect email or password");
   await giveBack(pairKey, accountKey);
   await countTry(
     deps,

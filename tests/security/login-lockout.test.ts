@@ -3,6 +3,7 @@
 // ceiling across addresses stops guesses spread over many, and spares addresses the account
 // has logged in from. Each harness request names its client with X-Forwarded-For.
 
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
@@ -101,5 +102,31 @@ describe.each(["memory", "redis"] as const)("POST /login with %s sessions", (ses
     }
     expect(statuses).toContain(429);
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(8);
+  });
+});
+
+describe("POST /login while the metadata store cannot answer", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ env: { LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "2", STORE_QUERY_TIMEOUT_MS: "300" } });
+  });
+  afterAll(async () => h?.close());
+
+  it("answers 503 and counts no failure: the owner gets in once it answers again", async () => {
+    const user = await h.newUser();
+    const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+      for (let i = 0; i < 3; i++) {
+        const res = await h.call("POST", "/login", { form: { username: user.email, password: user.password } });
+        expect(res.status).toBe(503);
+      }
+      await locker.query("ROLLBACK");
+    } finally {
+      await locker.end();
+    }
+    expect((await h.call("POST", "/login", { form: { username: user.email, password: user.password } })).status).toBe(200);
   });
 });
