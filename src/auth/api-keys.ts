@@ -128,6 +128,46 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     return expiresAt !== null && expiresAt <= at ? undefined : entry.key;
   };
 
+  /** Reads of the store under way, by the key's hash. */
+  const readings = new Map<string, Promise<VerifiedKey>>();
+  /** Hashes the store knew when last asked here: their checks skip the unknown-key gate, so a
+   * client's known keys are never refused for the made-up ones sent from its address. (Only the
+   * gate: whether one still stands is the store's answer, asked as for any key.) */
+  const proven = createLRU<string, true>({ max: MAX_ENTRIES });
+
+  const readKey = async (secretHash: string, gate: UnknownKeyGate): Promise<VerifiedKey> => {
+    const gated = !proven.get(secretHash);
+    if (gated) await gate.admit();
+    const giveBack = () => (gated ? gate.refund() : Promise.resolve());
+    const seen = revocationsSeen;
+    const row = await options.read(secretHash).catch(async (err: unknown) => {
+      await giveBack();
+      throw err;
+    });
+    if (!row) {
+      unknown.set(secretHash, true);
+      proven.delete(secretHash);
+      throw refused("Invalid API key: unknown or revoked");
+    }
+    await giveBack();
+    proven.set(secretHash, true);
+    const at = now();
+    if (row.expiresAt && row.expiresAt.getTime() <= at) throw refused("API key has expired; create a new one");
+    const key: VerifiedKey = {
+      auth: Object.freeze({
+        kind: "key",
+        userId: row.ownerId,
+        keyId: row.id,
+        sessionId: keySessionId(row.id),
+        prefix: row.prefix,
+        expiresAt: row.expiresAt?.getTime() ?? null,
+      }),
+      grant: grantOf(row),
+    };
+    if (seen === revocationsSeen && listening()) entries.set(secretHash, { key, at });
+    return key;
+  };
+
   return {
     cached(secret, at) {
       if (!listening()) return undefined;
@@ -138,34 +178,13 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       if (secret.length !== API_KEY_PREFIX.length + SECRET_CHARS || !KEY_SHAPE.test(secret)) throw refused("Invalid API key");
       const secretHash = hashApiKey(secret);
       if (unknown.get(secretHash)) throw refused("Invalid API key: unknown or revoked");
-      await gate.admit();
-      const seen = revocationsSeen;
-      const row = await options.read(secretHash).catch(async (err: unknown) => {
-        await gate.refund();
-        throw err;
-      });
-      if (!row) {
-        unknown.set(secretHash, true);
-        throw refused("Invalid API key: unknown or revoked");
+      // Checks of one key at once share one read, and count (at most) once.
+      let reading = readings.get(secretHash);
+      if (!reading) {
+        reading = readKey(secretHash, gate).finally(() => readings.delete(secretHash));
+        readings.set(secretHash, reading);
       }
-      await gate.refund();
-      const at = now();
-      if (row.expiresAt && row.expiresAt.getTime() <= at) throw refused("API key has expired; create a new one");
-      const key: VerifiedKey = {
-        auth: Object.freeze({
-          kind: "key",
-          userId: row.ownerId,
-          keyId: row.id,
-          sessionId: keySessionId(row.id),
-          prefix: row.prefix,
-          expiresAt: row.expiresAt?.getTime() ?? null,
-        }),
-        grant: grantOf(row),
-      };
-      if (seen === revocationsSeen && listening()) {
-        entries.set(secretHash, { key, at });
-      }
-      return key;
+      return reading;
     },
 
     used(key, at) {

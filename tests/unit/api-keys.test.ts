@@ -155,6 +155,29 @@ describe("createApiKeyVerifier", () => {
     expect(events).toHaveLength(3);
   });
 
+  it("shares one read and one count among checks of one key at once", async () => {
+    const t = setup();
+    let admitted = 0;
+    const gate: UnknownKeyGate = { admit: async () => void admitted++, refund: async () => undefined };
+    const { secret } = t.addKey();
+    const release = t.holdReads();
+    const checks = Array.from({ length: 30 }, () => t.verifier.verify(secret, gate));
+    await vi.waitFor(() => expect(t.reads()).toBe(1));
+    release();
+    expect(new Set(await Promise.all(checks)).size).toBe(1);
+    expect([t.reads(), admitted]).toEqual([1, 1]);
+  });
+
+  it("lets a key the store knew skip the gate when it asks again, so made-up keys from its address never lock it out", async () => {
+    const t = setup();
+    const { secret } = t.addKey();
+    await t.verifier.verify(secret, OPEN);
+    t.tick(MAX_AGE_MS);
+    const refusing: UnknownKeyGate = { admit: () => Promise.reject(new Error("over the limit")), refund: async () => undefined };
+    await expect(t.verifier.verify(secret, refusing)).resolves.toBeDefined();
+    expect(t.reads()).toBe(2);
+  });
+
   it("forgets a revoked key and every key of a revoked user at once", async () => {
     const t = setup();
     const [one, two, other] = [t.addKey(), t.addKey(), t.addKey({ ownerId: 8 })];
