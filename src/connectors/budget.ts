@@ -59,6 +59,7 @@ export function createBudget(
   now: () => number = Date.now,
   instances: () => number = () => 1,
   subject = "this database",
+  sharers: Sharers = "instances",
 ): Budget {
   let running = 0;
   // Full; clipped to this instance's share at the first statement.
@@ -81,7 +82,7 @@ export function createBudget(
     if (tokens < 1) {
       const waitSeconds = Math.ceil(((1 - tokens) / perMinute) * 60);
       throw new RateLimitedError(
-        `Query budget of ${subject} is spent (${shareText(`${limits.perMinute} per minute`, share.instances)}); try again in ${waitSeconds} s`,
+        `Query budget of ${subject} is spent (${shareText(`${limits.perMinute} per minute`, share.instances, sharers)}); try again in ${waitSeconds} s`,
         waitSeconds,
         "budget_exceeded",
       );
@@ -120,14 +121,14 @@ export function createBudget(
     }
     const waitMs = Math.min(limits.maxWaitMs, waitAtMostMs);
     if (waiters.length >= limits.maxWaiting || waitMs <= 0) {
-      return Promise.reject(busy(subject, limits, share));
+      return Promise.reject(busy(subject, limits, share, sharers));
     }
     return new Promise<Release>((resolve, reject) => {
       const waiter = {
         grant: resolve,
         timer: setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter), 1);
-          reject(busy(subject, limits, currentShare()));
+          reject(busy(subject, limits, currentShare(), sharers));
         }, waitMs),
       };
       waiters.push(waiter);
@@ -187,12 +188,16 @@ export function nestedBudget(outer: StatementBudget, inner: StatementBudget, max
   };
 }
 
-/** A limit in a refusal, naming the division when there is one so the number adds up. */
-const shareText = (limit: string, instances: number) =>
-  instances > 1 ? `this instance's share of ${limit} across ${instances} instances` : limit;
+/** What divides a budget equally (`instances` in createBudget counts them): the live instances
+ * of the deployment, or the users whose checks use one database (monitoring/runtime.ts). */
+export type Sharers = "instances" | "users";
 
-const busy = (subject: string, limits: BudgetLimits, share: { instances: number; concurrency: number }) => {
-  const divided = share.instances > 1 ? ` (${shareText(String(limits.concurrency), share.instances)})` : "";
+/** A limit in a refusal, naming the division when there is one so the number adds up. */
+const shareText = (limit: string, n: number, sharers: Sharers) =>
+  n <= 1 ? limit : sharers === "instances" ? `this instance's share of ${limit} across ${n} instances` : `your share of ${limit} across ${n} users`;
+
+const busy = (subject: string, limits: BudgetLimits, share: { instances: number; concurrency: number }, sharers: Sharers) => {
+  const divided = share.instances > 1 ? ` (${shareText(String(limits.concurrency), share.instances, sharers)})` : "";
   return new RateLimitedError(
     `Too many statements on ${subject}: ${share.concurrency} running${divided} and ${limits.maxWaiting} waiting; try again shortly`,
     1,

@@ -24,10 +24,10 @@ export interface Monitoring {
   jitterMs(intervalSeconds: number): number;
   /** The monitoring budget of one target database (GuardedConnector.targetKey), shared by the
    * checks of every saved connection that reaches it: separate from, and stricter than, the
-   * interactive one, so checks never crowd out /ask or /query (and the reverse). Each user
-   * spends at most OWNER_SHARE of its statements a minute (their share is charged first), so
-   * one user's checks on a shared database cannot spend it all and leave another's skipped. It
-   * lives in this process; connection affinity of the leases makes it hold across instances
+   * interactive one, so checks never crowd out /ask or /query (and the reverse). The users whose
+   * checks used it in the last hour share it equally (each one's share is charged first): a user
+   * alone has all of it, and one user's checks on a shared database cannot spend it all and leave
+   * another's skipped. It lives in this process; connection affinity of the leases makes it hold across instances
    * for one connection, not for several connections to one database leased by different
    * instances. */
   budgetFor(connector: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget;
@@ -47,8 +47,9 @@ export interface Monitoring {
 }
 
 const PROBE_MAX_AGE_MS = 60_000;
-/** What of a database's monitoring statements a minute one user may spend. */
-const OWNER_SHARE = 0.5;
+/** A user whose checks used a database this recently shares its monitoring budget: longer than
+ * a table's usual interval, so a user with tables there keeps their share between runs. */
+const SHARING_MS = 3_600_000;
 const JITTER_RATIO = 0.1;
 const MAX_TRACKED_SERIES = 200_000;
 const MAX_JITTER_MS = 60_000;
@@ -66,27 +67,42 @@ export function createMonitoring(
   const probes = createLRU<number, { at: number; info: Promise<ProbeInfo> }>({ max: MAX_TRACKED_CONNECTIONS });
   const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot>; running: boolean }>();
 
-  const held = (budgets: typeof targets, key: string, perMinute: number, subject: string): Budget => {
-    let budget = budgets.get(key);
-    if (!budget) {
-      const limits = {
-        concurrency: settings.connectionConcurrency,
-        perMinute,
-        // A bounded queue: at most one waiting check per table this instance runs at once.
-        maxWaiting: settings.maxConcurrency,
-        maxWaitMs: settings.statementTimeoutMs,
-      };
-      budget = createBudget(limits, Date.now, () => 1, subject);
-      budgets.set(key, budget);
+  /** Per database, when each user's checks last asked for its budget (Date.now). */
+  const lastAsked = createLRU<string, Map<number, number>>({ max: MAX_TRACKED_CONNECTIONS });
+  /** How many users share the database now: those who asked within SHARING_MS, at least one. */
+  const sharersOf = (targetKey: string) => () => {
+    const asked = lastAsked.peek(targetKey);
+    if (!asked) return 1;
+    const t = Date.now();
+    let n = 0;
+    for (const [owner, at] of asked) {
+      if (t - at < SHARING_MS) n += 1;
+      else asked.delete(owner);
     }
+    return Math.max(1, n);
+  };
+  const limits = {
+    concurrency: settings.connectionConcurrency,
+    perMinute: settings.queriesPerMinute,
+    // A bounded queue: at most one waiting check per table this instance runs at once.
+    maxWaiting: settings.maxConcurrency,
+    maxWaitMs: settings.statementTimeoutMs,
+  };
+  const held = (budgets: typeof targets, key: string, make: () => Budget): Budget => {
+    let budget = budgets.get(key);
+    if (!budget) budgets.set(key, (budget = make()));
     return budget;
   };
-  const budgetFor = ({ targetKey, ownerId }: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget =>
-    nestedBudget(
-      held(owners, `${ownerId}\u0000${targetKey}`, Math.max(1, Math.floor(settings.queriesPerMinute * OWNER_SHARE)), "this database for your checks"),
-      held(targets, targetKey, settings.queriesPerMinute, "this database"),
+  const budgetFor = ({ targetKey, ownerId }: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget => {
+    let asked = lastAsked.get(targetKey);
+    if (!asked) lastAsked.set(targetKey, (asked = new Map()));
+    asked.set(ownerId, Date.now());
+    return nestedBudget(
+      held(owners, `${ownerId}\u0000${targetKey}`, () => createBudget(limits, Date.now, sharersOf(targetKey), "this database for your checks", "users")),
+      held(targets, targetKey, () => createBudget(limits, Date.now, () => 1, "this database")),
       settings.statementTimeoutMs,
     );
+  };
 
   const random = options.random ?? Math.random;
   const seriesStarts = new Map<string, number>();

@@ -148,8 +148,7 @@ describe("the monitoring budget", () => {
   let h: Harness;
   let db: MonitoredDb;
   beforeAll(async () => {
-    // A user may spend half of it: 3 a minute.
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "6", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" } });
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" } });
     db = await pgMonitoredDb();
     await db.insertEvents(5, Date.now());
   });
@@ -177,8 +176,7 @@ describe("the monitoring budget of a database saved twice", () => {
   let h: Harness;
   let db: MonitoredDb;
   beforeAll(async () => {
-    // A user may spend half of it: 3 a minute.
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "6", MONITOR_MAX_CONCURRENCY: "1" } });
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" } });
     db = await pgMonitoredDb();
   });
   afterAll(async () => {
