@@ -207,6 +207,27 @@ export async function listMonitoredTablesOf(
   return (await listMonitoredTables(deps.store.db, ownerId, { ...page, connectionIds })).map(publicMonitoredTable);
 }
 
+/** Full listings being read, by owner and what they may reach: asked again meanwhile (a client
+ * retrying, several at once), they share the read, so one user holds at most one copy of
+ * their tables (up to USER_MAX_MONITORED_TABLES, each up to 50 checks and 20,000 characters
+ * of SQL) per kind of listing. */
+const fullListings = new WeakMap<Deps["store"], Map<string, Promise<PublicMonitoredTable[]>>>();
+
+/** All of the owner's tables by id (as many as USER_MAX_MONITORED_TABLES), on `connectionIds`
+ * (an API key's) if limited. */
+export function listAllMonitoredTablesOf(deps: Deps, ownerId: number, connectionIds: ReadonlySet<number> | "all"): Promise<PublicMonitoredTable[]> {
+  let reading = fullListings.get(deps.store);
+  if (!reading) fullListings.set(deps.store, (reading = new Map()));
+  const key = `${ownerId}:${connectionIds === "all" ? "all" : [...connectionIds].sort((a, b) => a - b).join(",")}`;
+  let listing = reading.get(key);
+  if (!listing) {
+    const limit = deps.config.quotas.monitoredTables;
+    listing = listMonitoredTablesOf(deps, ownerId, { afterId: 0, limit, connectionIds }).finally(() => reading.delete(key));
+    reading.set(key, listing);
+  }
+  return listing;
+}
+
 /** Each of the owner's tables' id, connection and name (no checks), on the connections
  * `reaches` accepts. */
 export async function monitoredTableNamesOn(deps: Deps, ownerId: number, reaches: (connectionId: number) => boolean): Promise<MonitoredTableName[]> {

@@ -9,6 +9,7 @@ import type { Deps } from "../../deps.js";
 import {
   createMonitoredTableOf,
   getMonitoredTableOf,
+  listAllMonitoredTablesOf,
   listMonitoredTablesOf,
   listRunsOf,
   monitoredTableNamesOn,
@@ -48,24 +49,27 @@ const ListQuery = z.object({
     .int()
     .min(1)
     .max(MAX_TABLES_PAGE)
-    .default(100)
-    .openapi({ param: { name: "limit", in: "query" }, description: `Tables per page, at most ${MAX_TABLES_PAGE}`, example: 100 }),
+    .optional()
+    .openapi({ param: { name: "limit", in: "query" }, description: `Tables per page, at most ${MAX_TABLES_PAGE}; without it (nor after_id), all of them`, example: 100 }),
   after_id: z.coerce
     .number()
     .int()
     .min(0)
     .max(MAX_ROW_ID)
-    .default(0)
+    .optional()
     .openapi({ param: { name: "after_id", in: "query" }, description: "The last id of the previous page (the Link header's next page names it)" }),
 });
+
+/** A page's size when only after_id is given. */
+const DEFAULT_TABLES_PAGE = 100;
 
 const list = createRoute({
   method: "get",
   path: "/api/tables",
   tags,
-  summary: "Your monitored tables, by id, a page at a time",
+  summary: "Your monitored tables, by id: all of them, or a page at a time",
   description:
-    "With an API key limited to some connections: the tables on those. A full page comes with `Link: <...>; rel=\"next\"` naming the next one.",
+    "With an API key limited to some connections: the tables on those. Without `limit` or `after_id`, every table (as many as USER_MAX_MONITORED_TABLES); with them, a page, and a full page comes with `Link: <...>; rel=\"next\"` naming the next one.",
   request: { query: ListQuery },
   responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "A page of your monitored tables"), ...readError, ...authErrors },
 });
@@ -158,8 +162,11 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(list, async (c) => {
     const grant = c.get("grant");
     requireScope(grant, "monitoring:read");
-    const { limit, after_id: afterId } = c.req.valid("query");
-    const page = await listMonitoredTablesOf(deps, c.get("auth").userId, { afterId, limit, connectionIds: grant.connectionIds });
+    const query = c.req.valid("query");
+    const userId = c.get("auth").userId;
+    if (query.limit === undefined && query.after_id === undefined) return c.json(await listAllMonitoredTablesOf(deps, userId, grant.connectionIds), 200);
+    const limit = query.limit ?? DEFAULT_TABLES_PAGE;
+    const page = await listMonitoredTablesOf(deps, userId, { afterId: query.after_id ?? 0, limit, connectionIds: grant.connectionIds });
     if (page.length === limit) c.header("Link", `</api/tables?limit=${limit}&after_id=${page.at(-1)!.id}>; rel="next"`);
     return c.json(page, 200);
   });
