@@ -82,7 +82,13 @@ const envSchema = z.object({
   API_KEY_MAX_UNKNOWN_PER_CLIENT: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(20)),
   API_KEY_UNKNOWN_WINDOW_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86400).default(900)),
   PASSWORD_HASH_THREADS: z.preprocess(emptyAsUndefined, intIn(1, 64).default(2)),
-  TRUST_PROXY: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
+  TRUST_PROXY: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^(true|false|[1-9])$/, "must be false, true (one proxy) or the number of proxies in front of Pulse (1 to 9)")
+      .default("false"),
+  ),
   CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
   QUERY_MAX_ROWS: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(1000)),
   QUERY_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(1024, 512 * 1024 * 1024).default(16 * 1024 * 1024)),
@@ -204,7 +210,8 @@ export interface Config {
   unknownApiKeys: { maxPerClient: number; windowSeconds: number };
   /** Worker threads hashing and checking passwords. */
   passwordHashThreads: number;
-  trustProxy: boolean;
+  /** Proxies in front of Pulse whose X-Forwarded-For entries are trusted (0: none). */
+  trustedProxies: number;
   connectTimeoutMs: number;
   /** Defaults and ceilings of every statement sent to a customer database. */
   query: { maxRows: number; maxBytes: number; timeoutMs: number };
@@ -364,7 +371,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     },
     unknownApiKeys: { maxPerClient: e.API_KEY_MAX_UNKNOWN_PER_CLIENT, windowSeconds: e.API_KEY_UNKNOWN_WINDOW_SECONDS },
     passwordHashThreads: e.PASSWORD_HASH_THREADS,
-    trustProxy: e.TRUST_PROXY === "true",
+    trustedProxies: e.TRUST_PROXY === "false" ? 0 : e.TRUST_PROXY === "true" ? 1 : Number(e.TRUST_PROXY),
     connectTimeoutMs: e.CONNECT_TIMEOUT_MS,
     query: { maxRows: e.QUERY_MAX_ROWS, maxBytes: e.QUERY_MAX_BYTES, timeoutMs: e.QUERY_TIMEOUT_MS },
     sqlGuard: { maxChars: e.QUERY_MAX_SQL_CHARS, threads: e.QUERY_PARSE_THREADS, timeoutMs: e.QUERY_PARSE_TIMEOUT_MS },

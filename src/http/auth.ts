@@ -56,7 +56,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
    * outage. */
   const unknownKeyGate = (c: Context<AppEnv>): UnknownKeyGate => {
     const limit = deps.config.unknownApiKeys;
-    const key = `api-key-unknown:client:${clientIp(c, deps.config.trustProxy)}`;
+    const key = `api-key-unknown:client:${clientIp(c, deps.config.trustedProxies)}`;
     const uncounted = () => undefined;
     return {
       admit: async () => {

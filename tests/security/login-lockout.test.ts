@@ -130,3 +130,21 @@ describe("POST /login while the metadata store cannot answer", () => {
     expect((await h.call("POST", "/login", { form: { username: user.email, password: user.password } })).status).toBe(200);
   });
 });
+
+describe("POST /login behind two proxies (TRUST_PROXY=2)", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ env: { LOGIN_MAX_ATTEMPTS_PER_CLIENT: "3", TRUST_PROXY: "2" } });
+  });
+  afterAll(async () => h?.close());
+
+  it("limits the client by the address the outer proxy appended, not the inner proxy's nor what the client wrote", async () => {
+    const attempt = (forwarded: string) =>
+      h.call("POST", "/login", { form: { username: `${uniqueName("x")}@example.com`, password: "whatever123" }, headers: { "x-forwarded-for": forwarded } });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await attempt(`198.18.9.${i}, 203.0.113.77, 10.0.0.9`)).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    // Another client behind the same inner proxy is not limited.
+    expect((await attempt("203.0.113.78, 10.0.0.9")).status).toBe(401);
+  });
+});

@@ -142,7 +142,7 @@ const deleteMe = createRoute({
 
 export function mountAccounts(app: OpenAPIHono<AppEnv>, deps: Deps) {
   const signUp = async (c: Context<AppEnv>, body: z.infer<typeof RegisterBody>) =>
-    c.json(await registerUser(deps, { ...body, clientIp: clientIp(c, deps.config.trustProxy) }), 201);
+    c.json(await registerUser(deps, { ...body, clientIp: clientIp(c, deps.config.trustedProxies) }), 201);
   app.openapi(register, (c) => signUp(c, c.req.valid("json")));
   // Without a trailing slash too: clients differ on it.
   app.openapi({ ...register, path: "/users", hide: true }, (c) => signUp(c, c.req.valid("json")));
@@ -160,7 +160,7 @@ export function mountAccounts(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const token = await login(deps, {
       email: creds.username,
       password: creds.password,
-      clientIp: clientIp(c, deps.config.trustProxy),
+      clientIp: clientIp(c, deps.config.trustedProxies),
     });
     return c.json(token, 200);
   });
