@@ -134,9 +134,12 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       }
       // A client that hangs up cancels its call (ask stops calling the model), as POST /ask does.
       const gone = () => pooled.transport.cancel(message.id, "the client closed the request");
+      const answer = pooled.transport.request(message, extra);
       c.req.raw.signal.addEventListener("abort", gone, { once: true });
+      // Gone already, before there was anything to cancel.
+      if (c.req.raw.signal.aborted) gone();
       try {
-        return c.json(await pooled.transport.request(message, extra), 200) as never;
+        return c.json(await answer, 200) as never;
       } finally {
         c.req.raw.signal.removeEventListener("abort", gone);
       }

@@ -46,14 +46,15 @@ const MIGRATION_LOCK_KEY = 7_311_520_431;
 const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
 const MIGRATION_ATTEMPTS = 5;
 const LOCK_NOT_AVAILABLE = "55P03";
-/** How long an instance waits for another's migration (it holds the lock while it migrates)
- * before start-up gives up, and how often it asks whether the lock is free. */
-const MIGRATION_LOCK_WAIT_MS = 15 * 60_000;
-const MIGRATION_LOCK_POLL_MS = 1_000;
-/** What a migration's statement may take, whatever it is: a store gone silent mid-migration
- * ends start-up after this instead of holding it for ever. An index on a large table may
- * rightly take long (README, Upgrading). */
+/** What a migration's statement may take, whatever it is: the store cancels it past this (its
+ * statement_timeout), and a store gone silent mid-migration ends start-up after this instead
+ * of holding it for ever. An index on a large table may rightly take long (README, Upgrading). */
 const MIGRATION_STATEMENT_TIMEOUT_MS = 60 * 60_000;
+/** How long an instance waits for another's migration (it holds the lock while it migrates)
+ * before start-up gives up: longer than one of its statements may take. And how often it asks
+ * whether the lock is free. */
+const MIGRATION_LOCK_WAIT_MS = MIGRATION_STATEMENT_TIMEOUT_MS + 5 * 60_000;
+const MIGRATION_LOCK_POLL_MS = 1_000;
 
 export type StoreLocation = { databaseUrl: string; queryTimeoutMs?: number } | { pgliteDir: string | null };
 
@@ -161,6 +162,7 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
         // statements, and every later statement on them queues behind the DDL: a long wait
         // would stall the running instances. So it waits briefly, lets go, and tries again.
         await client.query(`SET lock_timeout = ${MIGRATION_LOCK_TIMEOUT_MS}`);
+        await client.query(`SET statement_timeout = ${MIGRATION_STATEMENT_TIMEOUT_MS}`);
         for (let attempt = 1; ; attempt++) {
           try {
             await migratePg(drizzlePg(client), { migrationsFolder });
