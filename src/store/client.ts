@@ -78,7 +78,7 @@ async function takeMigrationLock(client: pg.Client, url: string): Promise<void> 
       const result = await client.query<{ taken: boolean }>(question);
       taken = result.rows[0]!.taken;
     } catch (err) {
-      throw new StartupError(`DATABASE_URL: PostgreSQL at ${whereOf(url)} did not answer the migration lock within ${CONNECTION_TIMEOUT_MS / 1000} s (${reasonOf(err)})`);
+      throw new StartupError(`DATABASE_URL: PostgreSQL at ${whereOf(url)} stopped answering while this instance waited for the migration lock (${reasonOf(err)})`);
     }
     if (taken) return;
     if (Date.now() > deadline) {
