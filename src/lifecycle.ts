@@ -176,8 +176,8 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Shutdown's bounds: in-flight requests get DRAIN_TIMEOUT_MS to finish, then closing the
- * scheduler, pools and stores gets CLOSE_TIMEOUT_MS. Past either, shutdown goes on without
+/** Shutdown's bounds: in-flight requests and running checks get DRAIN_TIMEOUT_MS to finish,
+ * then closing the pools and stores gets CLOSE_TIMEOUT_MS. Past either, shutdown goes on without
  * waiting (a stuck statement or an unreachable Redis must not keep a process alive). */
 export const DRAIN_TIMEOUT_MS = 10_000;
 export const CLOSE_TIMEOUT_MS = 2_000;
@@ -199,17 +199,14 @@ export async function startService(
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      deps.logger.info("shutting down: draining HTTP");
-      await drain(server as Server, options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS);
+      deps.logger.info("shutting down: draining HTTP and running checks");
+      // What is in flight finishes first, within the drain's bound: requests, and the checks
+      // running now (no more are claimed), which would otherwise take the close's bound and
+      // leave the pools, the audit trail's last write and the stores unclosed.
+      const drainTimeoutMs = options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
+      await Promise.all([drain(server as Server, drainTimeoutMs), scheduler && settlesWithin(scheduler.stop(), drainTimeoutMs)]);
       const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
-      const closed = await settlesWithin(
-        (async () => {
-          // Running checks finish (or time out) before the pools and stores they use close.
-          await scheduler?.stop();
-          await closeDeps(deps);
-        })(),
-        closeTimeoutMs,
-      );
+      const closed = await settlesWithin(closeDeps(deps), closeTimeoutMs);
       if (closed) deps.logger.info("shut down");
       else deps.logger.warn({ close_timeout_ms: closeTimeoutMs }, "shut down without waiting for everything to close");
     })());

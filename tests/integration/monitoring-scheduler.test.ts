@@ -297,4 +297,25 @@ describe("startService", () => {
       await h.close().catch(() => {});
     }
   });
+
+  it("lets a check running at shutdown finish with the requests in flight, then closes everything within the close bound", async () => {
+    const h = await createHarness({ random: () => 0, env: { MONITOR_SCHEDULER: "on", MONITOR_TICK_MS: "100", PORT: "0", HOST: "127.0.0.1" } });
+    try {
+      const user = await h.newUser();
+      const connectionId = await addConnection(h, user.token, db.body);
+      // Longer than the close bound below, well within the drain's.
+      const longer = "SELECT count(*) FROM generate_series(1, 25000000)";
+      const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", interval_seconds: 60, checks: [{ kind: "custom_sql", name: "slower", sql: longer, min: 0 }] });
+      const service = await startService(h.deps, { closeTimeoutMs: 1000 });
+      const deadline = Date.now() + 10_000;
+      while (service.scheduler!.running === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const logsBefore = h.logs.length;
+      await service.stop();
+      expect((await runsPerTable(h, [table.id])).get(table.id)).toBe(1);
+      expect(h.logs.slice(logsBefore).join("")).toContain('"msg":"shut down"');
+      await expect(h.deps.store.ping()).rejects.toThrow();
+    } finally {
+      await h.close().catch(() => {});
+    }
+  });
 });
