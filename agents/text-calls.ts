@@ -18,8 +18,7 @@ export interface TextCallOptions {
 }
 
 /** Reasoning some models print before acting; never a call, and never part of one. */
-const REASONING = /<(think|thinking|reasoning)>[\s\S]*?<\/\1>/gi;
-const OPEN_REASONING = /<(think|thinking|reasoning)>[\s\S]*$/i;
+const REASONING_OPEN = /<(think|thinking|reasoning)>/g;
 
 const TAGGED: { open: RegExp; close: string; name: string }[] = [
   { open: /<tool_call>/gi, close: "</tool_call>", name: "<tool_call>" },
@@ -30,9 +29,11 @@ const SQL_FENCE = /```[ \t]*(sql|sqlite|postgresql|postgres|mysql|mariadb)?[ \t]
 const OPEN_SQL_FENCE = /```[ \t]*(?:sql|sqlite|postgresql|postgres|mysql|mariadb)\b/i;
 const LOOKS_LIKE_SQL = /^\s*(select|with)\b/i;
 
-/** The calls a text reply spells out, or [] when it is an answer. */
+/** The calls a text reply spells out, or [] when it is an answer. Every reading below is linear
+ * in the reply's length (a reply is up to 16 MiB of whatever the model server sends): no pattern
+ * that scans to the end from each of many starts. */
 export function callsInText(text: string, options: TextCallOptions): TextCall[] {
-  const visible = text.replace(REASONING, "").replace(OPEN_REASONING, "");
+  const visible = withoutReasoning(text);
   const tagged = taggedCalls(visible, options.offered);
   if (tagged.length > 0) return tagged;
   const prefixed = prefixedCalls(visible, options.offered);
@@ -40,6 +41,25 @@ export function callsInText(text: string, options: TextCallOptions): TextCall[] 
   const json = jsonCalls(visible, options.offered);
   if (json.length > 0) return json;
   return options.offered.includes("run_query") ? sqlBlockCall(visible, options.anySqlBlock) : [];
+}
+
+/** The text without the reasoning blocks, and without one left open (everything after it). */
+function withoutReasoning(text: string): string {
+  // Tags in any case; the lower-case copy has the same offsets.
+  const lower = text.toLowerCase();
+  const open = new RegExp(REASONING_OPEN.source, "g");
+  const kept: string[] = [];
+  let from = 0;
+  for (let m = open.exec(lower); m; m = open.exec(lower)) {
+    kept.push(text.slice(from, m.index));
+    const closeTag = `</${m[1]!}>`;
+    const close = lower.indexOf(closeTag, m.index + m[0].length);
+    if (close === -1) return kept.join("");
+    from = close + closeTag.length;
+    open.lastIndex = from;
+  }
+  kept.push(text.slice(from));
+  return kept.join("");
 }
 
 function taggedCalls(text: string, offered: readonly string[]): TextCall[] {
@@ -51,7 +71,9 @@ function taggedCalls(text: string, offered: readonly string[]): TextCall[] {
       const body = end === -1 ? text.slice(start) : text.slice(start, end);
       const call = callFromJson(body, offered);
       if (end === -1) {
+        // Everything after it is its body: the tags in there open nothing more.
         calls.push({ name: call && "name" in call ? call.name : "unknown", raw: body.trim(), error: `cut off: the ${tag.name} was never closed` });
+        break;
       } else if (call) calls.push(call);
       else calls.push({ name: "unknown", raw: body.trim(), error: `not a call of ${offered.join(" or ")} as JSON {"name": ..., "arguments": {...}}` });
     }
@@ -66,13 +88,16 @@ function prefixedCalls(text: string, offered: readonly string[]): TextCall[] {
     const calls = callsFromJsonText(mistral[1]!, offered);
     return calls.length > 0 ? calls : [{ name: "unknown", raw: mistral[1]!.trim(), error: "not valid JSON (cut off or malformed)" }];
   }
+  // Each call starts a line; its arguments run to the next such line or the end.
+  const starts = [...text.matchAll(/^[ \t]*functions\.([A-Za-z_]\w*):[ \t]*\r?\n?/gm)];
   const calls: TextCall[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*functions\.([A-Za-z_][\w]*):\s*\n?(\{[\s\S]*?)(?=\n\s*functions\.|$)/g)) {
+  starts.forEach((m, i) => {
     const name = m[1]!;
-    if (!offered.includes(name)) continue;
-    const args = parseObject(m[2]!);
-    calls.push(args ? { name, args } : { name, raw: m[2]!.trim(), error: "not valid JSON (cut off or malformed)" });
-  }
+    const body = text.slice(m.index + m[0].length, i + 1 < starts.length ? starts[i + 1]!.index : text.length).trimEnd();
+    if (!offered.includes(name) || !body.startsWith("{")) return;
+    const args = parseObject(body);
+    calls.push(args ? { name, args } : { name, raw: body.trim(), error: "not valid JSON (cut off or malformed)" });
+  });
   return calls;
 }
 

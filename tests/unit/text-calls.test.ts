@@ -12,6 +12,20 @@ const auto = { offered: ["find_tables", "describe_tables", "run_query"], anySqlB
 const text = { offered: ["run_query"], anySqlBlock: true };
 
 describe("callsInText", () => {
+  // A reply is up to 16 MiB of whatever the model server sends. Each of these took the reading
+  // minutes to days (work growing with the square of the length), with every request waiting;
+  // now they end at once (the test's own timeout is the bound).
+  it.each([
+    ["newlines", "\n".repeat(2_000_000) + "x", 0],
+    ["unclosed reasoning tags", "<think>".repeat(300_000), 0],
+    ["closed reasoning blocks", "<think></think>".repeat(200_000) + "ok", 0],
+    ["unclosed tool_call tags", "<tool_call>".repeat(300_000), 1],
+    ["functions. lines", "functions.run_query:\n{\n".repeat(100_000), 100_000],
+    ["trailing whitespace after a call", "functions.run_query:\n{" + " ".repeat(2_000_000) + "x", 1],
+  ])("reads a hostile reply of %s in time proportional to its length", (_what, reply, calls) => {
+    expect(callsInText(reply, auto)).toHaveLength(calls);
+  });
+
   it.each(["fenced", "reasoning-fenced", "json", "tool_call-tags", "tool-request"] satisfies TextCallStyle[])("reads a %s call", (style) => {
     const sql = style === "fenced" || style === "reasoning-fenced" ? "SELECT COUNT(*) AS n FROM Album" : SQL;
     expect(callsInText(callAsText(style, sql), auto)).toEqual([{ name: "run_query", args: { sql } }]);
