@@ -144,20 +144,32 @@ export interface DescribedTables {
   unknown: string[];
 }
 
+/** Tables one bare name describes at most: a name in thousands of schemas would fill the
+ * model's context (and be sent again at every later step). */
+const MAX_TABLES_PER_NAME = 20;
+
 /** Full lines of the named tables (case-insensitive; schema-qualified or bare; a bare name
- * present in several schemas describes each). Unknown names come back with suggestions. */
+ * present in several schemas describes each, up to MAX_TABLES_PER_NAME). Unknown names come
+ * back with suggestions. */
 export function describeTables(index: SchemaIndex, names: string[]): DescribedTables {
   const found = new Set<number>();
   const unknown: string[] = [];
+  const more: string[] = [];
   for (const raw of names) {
     const parts = nameParts(raw).map((p) => p.toLowerCase());
     const key = parts.length === 2 ? `${parts[0]}.${parts[1]}` : (parts[0] ?? "");
     const positions = index.byName.get(key) ?? index.byName.get(raw.trim().toLowerCase());
-    if (positions && key !== "") for (const p of positions) found.add(p);
-    else unknown.push(raw);
+    if (!positions || key === "") {
+      unknown.push(raw);
+      continue;
+    }
+    for (const p of positions.slice(0, MAX_TABLES_PER_NAME)) found.add(p);
+    if (positions.length > MAX_TABLES_PER_NAME) {
+      more.push(`${positions.length - MAX_TABLES_PER_NAME} more tables are named ${raw}: name one with its schema (schema.${raw})`);
+    }
   }
   const shown = [...found].map((p) => index.tables[p]!);
-  const lines = shown.map((t) => t.line);
+  const lines = [...shown.map((t) => t.line), ...more];
   for (const name of unknown) {
     const similar = findTables(index, wordPieces(name).join(" "), 3).map((t) => t.name);
     lines.push(`Unknown table: ${name}${similar.length ? ` (similar: ${similar.join(", ")})` : ""}`);

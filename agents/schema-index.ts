@@ -120,7 +120,13 @@ function neighboursOf(snapshot: SchemaSnapshot, byName: Map<string, number[]>): 
 export function buildSchemaIndex(snapshot: SchemaSnapshot): SchemaIndex {
   const defaultSchema = defaultSchemaOf(snapshot);
   const byName = new Map<string, number[]>();
-  const addName = (key: string, i: number) => byName.set(key, [...(byName.get(key) ?? []), i]);
+  // Appended in place: a copy per table made a schema of many same-named tables (30,000
+  // schemas with an `orders` each) cost seconds of the event loop.
+  const addName = (key: string, i: number) => {
+    const named = byName.get(key);
+    if (named) named.push(i);
+    else byName.set(key, [i]);
+  };
   snapshot.tables.forEach((t, i) => {
     addName(lower(t.name), i);
     if (t.schema !== null) addName(`${lower(t.schema)}.${lower(t.name)}`, i);

@@ -7,6 +7,7 @@ import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import { z } from "zod";
 
 import { DomainError, SqlRefusedError } from "../src/errors.js";
+import { cutText } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Cell, Dialect, TableSchema } from "../src/connectors/types.js";
 import { DEFAULT_RESULT_CHARS } from "./context-budget.js";
@@ -104,12 +105,14 @@ const describeTablesTool = defineTool({
   schema: z.object({ names: z.array(z.string().min(1)).min(1).max(20).describe("table names as shown in the schema") }),
   async run({ names }, ctx) {
     const described = describeTables(ctx.index, names);
-    if (ctx.sampleValues === false || described.tables.length === 0) return described.text;
+    // Cut like a result: it is sent to the model again at every later step.
+    const cut = (text: string) => cutText(text, ctx.resultChars ?? DEFAULT_RESULT_CHARS);
+    if (ctx.sampleValues === false || described.tables.length === 0) return cut(described.text);
     const shown = new Set(described.tables);
     const tables = ctx.index.tables.filter((t) => shown.has(t.name) && t.table.kind === "table").slice(0, SAMPLED_TABLES);
     const samples = await Promise.all(tables.map((t) => sampleLine(ctx.connector, t.table)));
     const lines = tables.flatMap((t, i) => (samples[i] ? [`${t.name} sample values: ${samples[i]}`] : []));
-    return [described.text, ...lines].join("\n");
+    return cut([described.text, ...lines].join("\n"));
   },
 });
 
