@@ -134,6 +134,7 @@ const envSchema = z.object({
   ASK_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(20)),
   CONVERSATION_MAX_TURNS: z.preprocess(emptyAsUndefined, intIn(1, 200).default(10)),
   CONVERSATION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
+  CONVERSATION_MAX_NEW_PER_USER: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(500)),
   MONITOR_SCHEDULER: z.preprocess(emptyAsUndefined, z.enum(["on", "off"]).default("on")),
   MONITOR_TICK_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(5000)),
   MONITOR_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
@@ -245,7 +246,9 @@ export interface Config {
     contextTokens: number | undefined;
   };
   agent: { maxSteps: number; schemaTokens: number; rowsToModel: number };
-  ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number };
+  /** `maxNewConversations`: conversations one user may start per conversationTtlSeconds; each is
+   * a Redis list of up to maxTurns turns, so this bounds what one user keeps there. */
+  ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxTurns: number; conversationTtlSeconds: number; maxNewConversations: number };
   monitor: MonitorConfig;
   audit: AuditConfig;
   /** The bearer token GET /metrics asks for; unset, /metrics answers 404. */
@@ -423,6 +426,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       perMinute: e.ASK_PER_MINUTE,
       maxTurns: e.CONVERSATION_MAX_TURNS,
       conversationTtlSeconds: e.CONVERSATION_TTL_SECONDS,
+      maxNewConversations: e.CONVERSATION_MAX_NEW_PER_USER,
     },
     monitor: {
       scheduler: e.MONITOR_SCHEDULER === "on",

@@ -7,6 +7,7 @@ import { connectorFor } from "../connectors/saved-connection.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import { connectedDb, sessionOf } from "./database-access.js";
+import { countTry } from "./rate-limits.js";
 import { schemaIndexOf } from "./schema-context.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
@@ -75,7 +76,7 @@ export async function ask(
       "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
     );
   }
-  const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs } = deps.config.ask;
+  const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs, maxNewConversations } = deps.config.ask;
   if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
     const message = `must be 1 to ${maxQuestionChars} characters`;
     throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
@@ -92,6 +93,16 @@ export async function ask(
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
   if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} questions per minute; try again shortly`, resetsInSeconds);
+  if (valueOf(items).length === 0) {
+    // A new conversation: a Redis list kept CONVERSATION_TTL_SECONDS. Each is bounded by
+    // CONVERSATION_MAX_TURNS, and how many one user starts by this.
+    await countTry(
+      deps,
+      `ask:conversations:user:${auth.userId}`,
+      { max: maxNewConversations, windowSeconds: conversationTtlSeconds },
+      `At most ${maxNewConversations} new conversations per user in ${conversationTtlSeconds} s (CONVERSATION_MAX_NEW_PER_USER); continue one by its thread_id`,
+    );
+  }
 
   const session = valueOf(sessionRead);
   const connectionId = session ? connectedDb(session) : input.connection_id!;

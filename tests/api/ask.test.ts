@@ -234,6 +234,24 @@ describe("POST /ask limits and configuration", () => {
     }
   });
 
+  it("limits the new conversations a user starts (each is a list kept in Redis), not the turns of one", async () => {
+    const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1000", CONVERSATION_MAX_NEW_PER_USER: "2" } });
+    try {
+      const user = await connectedUser(tight);
+      const ask = (thread: string) => tight.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?", { thread_id: thread }) });
+      for (const thread of ["c-1", "c-2", "c-1", "c-2"]) {
+        answerWithQuery();
+        expect((await ask(thread)).status, thread).toBe(200);
+      }
+      const third = await ask("c-3");
+      expect(third.status).toBe(429);
+      expect(third.body).toMatchObject({ code: "rate_limited", detail: expect.stringContaining("CONVERSATION_MAX_NEW_PER_USER") });
+      expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
+    } finally {
+      await tight.close();
+    }
+  });
+
   it("answers a streamed question's refusals with their real status as JSON, before any event", async () => {
     const sse = { accept: "text/event-stream" };
     const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1" } });
