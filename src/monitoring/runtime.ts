@@ -27,9 +27,9 @@ export interface Monitoring {
    * interactive one, so checks never crowd out /ask or /query (and the reverse). The users whose
    * checks used it in the last hour share it equally (each one's share is charged first): a user
    * alone has all of it, and one user's checks on a shared database cannot spend it all and leave
-   * another's skipped. It lives in this process; connection affinity of the leases makes it hold across instances
-   * for one connection, not for several connections to one database leased by different
-   * instances. */
+   * another's skipped. It lives in this process; connection affinity of the leases makes it hold
+   * across instances for one connection, not for several connections to one database leased by
+   * different instances. */
   budgetFor(connector: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget;
   /** Primary or replica, and replay lag: probed at most once a minute per connection. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;

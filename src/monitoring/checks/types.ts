@@ -46,13 +46,13 @@ export interface DriftContext {
   acceptColumns(columns: ColumnSnapshot[]): Promise<void>;
 }
 
-/** A cell read as a number: integers and decimals arrive as numbers or exact strings. */
 /** Characters of a cell a message shows: enough to recognise the value, however large it is. */
 const PRINTED_CELL_CHARS = 200;
 
 /** A cell as a message shows it (JSON), cut to PRINTED_CELL_CHARS. */
 export const printedCell = (cell: Cell | undefined): string => cutText(JSON.stringify(cell) ?? "undefined", PRINTED_CELL_CHARS);
 
+/** A cell read as a number: integers and decimals arrive as numbers or exact strings. */
 export function numberOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") return cell;
