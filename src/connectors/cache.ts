@@ -39,12 +39,12 @@ export interface ConnectorCacheOptions {
 export class ConnectorCache {
   /** Insertion order is recency order: a hit moves its entry to the end. */
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
-  /** Whose each entry is (the connection's owner), for the share one user may hold. */
-  private readonly owners = new Map<number, number>();
+  /** What each entry was opened for: its owner (for the share one user may hold) and target
+   * (to tell whether the connection changed since: suspectAll). */
+  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget }>();
   /** Targets being loaded on a miss, per connection (see get). */
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
-  /** What each entry was opened for, and the entries that may be out of date (suspectAll). */
-  private readonly targets = new Map<number, ConnectionTarget>();
+  /** The entries that may be out of date (suspectAll). */
   private readonly suspects = new Set<number>();
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
@@ -117,8 +117,7 @@ export class ConnectorCache {
       return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts);
     })();
     this.entries.set(connectionId, opening);
-    this.owners.set(connectionId, ownerId);
-    this.targets.set(connectionId, target);
+    this.opened.set(connectionId, { ownerId, target });
     opening.catch(() => {
       if (this.entries.get(connectionId) === opening) this.forget(connectionId);
     });
@@ -171,7 +170,7 @@ export class ConnectorCache {
 
   /** What the cached connector of `connectionId` was opened for. */
   targetOf(connectionId: number): ConnectionTarget | undefined {
-    return this.targets.get(connectionId);
+    return this.opened.get(connectionId)?.target;
   }
 
   /** The connector of `connectionId` was found up to date. */
@@ -196,8 +195,7 @@ export class ConnectorCache {
     clearInterval(this.sweeper);
     const all = [...this.entries.values()];
     this.entries.clear();
-    this.owners.clear();
-    this.targets.clear();
+    this.opened.clear();
     this.suspects.clear();
     await Promise.all(all.map((entry) => this.closeQuietly(entry)));
     await this.guard.close();
@@ -205,8 +203,7 @@ export class ConnectorCache {
 
   private forget(connectionId: number): void {
     this.entries.delete(connectionId);
-    this.owners.delete(connectionId);
-    this.targets.delete(connectionId);
+    this.opened.delete(connectionId);
     this.suspects.delete(connectionId);
   }
 
@@ -221,7 +218,7 @@ export class ConnectorCache {
   private victim(): number {
     const held = new Map<number, number[]>();
     for (const id of this.entries.keys()) {
-      const owner = this.owners.get(id)!;
+      const owner = this.opened.get(id)!.ownerId;
       const ids = held.get(owner) ?? [];
       ids.push(id);
       held.set(owner, ids);
