@@ -11,6 +11,7 @@ import { FULL_GRANT } from "../auth/grants.js";
 import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
+import { countTry, giveTryBack } from "../services/rate-limits.js";
 import { clientIp } from "./client-ip.js";
 import type { AppEnv, AuthContext } from "./context.js";
 import { requestLogger } from "./request-log.js";
@@ -55,19 +56,14 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
    * answers them, and refusing every key not cached would turn a Redis outage into an API key
    * outage. */
   const unknownKeyGate = (c: Context<AppEnv>): UnknownKeyGate => {
-    const limit = deps.config.unknownApiKeys;
+    const { maxPerClient, windowSeconds } = deps.config.unknownApiKeys;
     const key = `api-key-unknown:client:${clientIp(c, deps.config.trustedProxies)}`;
-    const uncounted = () => undefined;
     return {
-      admit: async () => {
-        const counted = await deps.sessions.hit(key, limit.windowSeconds).catch(uncounted);
-        if (counted && counted.count > limit.maxPerClient) {
-          throw new RateLimitedError("Too many unknown API keys from this client; try again later", counted.resetsInSeconds);
-        }
-      },
-      refund: async () => {
-        await deps.sessions.hit(key, limit.windowSeconds, -1).catch(uncounted);
-      },
+      admit: () =>
+        countTry(deps, key, { max: maxPerClient, windowSeconds }, "Too many unknown API keys from this client; try again later").catch((err: unknown) => {
+          if (err instanceof RateLimitedError) throw err;
+        }),
+      refund: () => giveTryBack(deps, key, windowSeconds).catch(() => undefined),
     };
   };
 

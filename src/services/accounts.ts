@@ -10,7 +10,7 @@ import type { UserRow } from "../store/schema.js";
 import { revokeSession } from "../store/revocations.js";
 import { deleteUser, findUserByEmail, getUser, insertUser, setPassword } from "../store/users.js";
 import { disconnectSession } from "./database-sessions.js";
-import { countTry } from "./rate-limits.js";
+import { countTry, giveTryBack } from "./rate-limits.js";
 
 export interface PublicUser {
   id: number;
@@ -60,11 +60,8 @@ export async function login(
   const knownKey = `login:known-clients:${email}`;
   // Each attempt counts as a failure before the password is checked, and is given back once it
   // proves right: attempts sent at once cannot all pass a count that only failures raised.
-  const giveBack = (...keys: string[]) => Promise.all(keys.map((key) => deps.sessions.hit(key, windowSeconds, -1)));
-  const pair = await deps.sessions.hit(pairKey, windowSeconds);
-  if (pair.count > maxPerAccount) {
-    throw new RateLimitedError("Too many failed login attempts for this account from this client; try again later", pair.resetsInSeconds);
-  }
+  const giveBack = (...keys: string[]) => Promise.all(keys.map((key) => giveTryBack(deps, key, windowSeconds)));
+  await countTry(deps, pairKey, { max: maxPerAccount, windowSeconds }, "Too many failed login attempts for this account from this client; try again later");
   const all = await deps.sessions.hit(accountKey, windowSeconds);
   if (all.count > maxPerAccountAllClients && !(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
     await giveBack(pairKey, accountKey);
