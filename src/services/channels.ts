@@ -86,11 +86,11 @@ export async function removeChannel(deps: Deps, ownerId: number, id: number): Pr
   if (!(await deleteChannel(deps.store.db, ownerId, id))) throw notFound("Notification channel");
 }
 
-/** Sends a test message now; a failure answers 400 with the reason (never the URL). */
 /** Test notifications a user may send per minute: each is a request to a URL of their choosing,
  * which Pulse must not be made to send without end. */
 export const CHANNEL_TESTS_PER_MINUTE = 10;
 
+/** Sends a test message now; a failure answers 400 with the reason (never the URL). */
 export async function testChannel(deps: Deps, ownerId: number, id: number): Promise<{ ok: true; status_code: number }> {
   await countTry(deps, `channel-tests:user:${ownerId}`, { max: CHANNEL_TESTS_PER_MINUTE, windowSeconds: 60 }, `At most ${CHANNEL_TESTS_PER_MINUTE} test notifications per minute; try again shortly`);
   const row = await getChannel(deps.store.db, ownerId, id);
