@@ -17,9 +17,6 @@ export interface TextCallOptions {
   anySqlBlock: boolean;
 }
 
-/** Reasoning some models print before acting; never a call, and never part of one. */
-const REASONING_OPEN = /<(think|thinking|reasoning)>/g;
-
 const TAGGED: { open: RegExp; close: string; name: string }[] = [
   { open: /<tool_call>/gi, close: "</tool_call>", name: "<tool_call>" },
   { open: /\[TOOL_REQUEST\]/gi, close: "[END_TOOL_REQUEST]", name: "[TOOL_REQUEST]" },
@@ -43,11 +40,12 @@ export function callsInText(text: string, options: TextCallOptions): TextCall[] 
   return options.offered.includes("run_query") ? sqlBlockCall(visible, options.anySqlBlock) : [];
 }
 
-/** The text without the reasoning blocks, and without one left open (everything after it). */
+/** The text without the reasoning blocks some models print before acting (never a call, nor
+ * part of one), and without one left open (everything after it). */
 function withoutReasoning(text: string): string {
   // Tags in any case; the lower-case copy has the same offsets.
   const lower = text.toLowerCase();
-  const open = new RegExp(REASONING_OPEN.source, "g");
+  const open = /<(think|thinking|reasoning)>/g;
   const kept: string[] = [];
   let from = 0;
   for (let m = open.exec(lower); m; m = open.exec(lower)) {
