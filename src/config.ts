@@ -142,6 +142,7 @@ const envSchema = z.object({
   MONITOR_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(120)),
   MONITOR_STATEMENT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(10_000)),
   MONITOR_RUN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 24 * 3_600_000).default(300_000)),
+  MONITOR_ALERT_AFTER_SKIPS: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(3)),
   MONITOR_LEASE_SECONDS: z.preprocess(emptyAsUndefined, intIn(10, 86_400).default(300)),
   MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 3_600_000).default(15_000)),
   MONITOR_RETRY_ATTEMPTS: z.preprocess(emptyAsUndefined, intIn(1, 10).default(3)),
@@ -288,6 +289,9 @@ export interface MonitorConfig {
   /** A table's run starts no check past this (the rest are recorded as skipped), so one table
    * holds a scheduler slot, or a request, for a bounded time whatever its checks wait for. */
   runTimeoutMs: number;
+  /** A check skipped this many runs in a row (budget, run timeout) counts as an error from then
+   * on, so a check that never gets to run opens its alert instead of going quiet. */
+  alertAfterSkips: number;
   leaseSeconds: number;
   /** How long stopping waits for running checks before leaving their leases to expire. */
   stopTimeoutMs: number;
@@ -436,6 +440,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       queriesPerMinute: e.MONITOR_QUERIES_PER_MINUTE,
       statementTimeoutMs: e.MONITOR_STATEMENT_TIMEOUT_MS,
       runTimeoutMs: e.MONITOR_RUN_TIMEOUT_MS,
+      alertAfterSkips: e.MONITOR_ALERT_AFTER_SKIPS,
       leaseSeconds: e.MONITOR_LEASE_SECONDS,
       stopTimeoutMs: e.MONITOR_STOP_TIMEOUT_MS,
       retryAttempts: e.MONITOR_RETRY_ATTEMPTS,

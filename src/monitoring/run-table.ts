@@ -10,7 +10,7 @@ import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { cutText } from "../text-cut.js";
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
-import { insertCheckRuns, metricPoints, seriesStart } from "../store/monitoring-runs.js";
+import { insertCheckRuns, metricPoints, seriesStart, skippedInARow } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
 import { isStoreUnavailable, violatesForeignKey } from "../store/unavailable.js";
@@ -94,7 +94,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
     const at = m.now();
     const result =
       performance.now() > deadline
-        ? { status: "skipped" as const, value: null, message: `skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (${m.settings.runTimeoutMs} ms)` }
+        ? { status: "skipped" as const, value: null, message: `skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (${m.settings.runTimeoutMs} ms)`, details: { code: "run_timeout" } }
         : connector
           ? await runOne(deps, connector, table, check, at).catch((err: unknown) => resultOfError(deps, err))
           : unreachable!;
@@ -122,10 +122,15 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   let queued: number;
   try {
     saved = await insertCheckRuns(deps.store.db, runs);
+    const stuck = await stuckChecks(deps, table, runs);
     queued = await feedOutcomes(
       deps,
       table,
-      runs.map((r) => ({ checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() })),
+      runs.map((r) => {
+        const outcome = { checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() };
+        if (!stuck.has(r.checkKey)) return outcome;
+        return { ...outcome, status: "error" as const, message: `not run in its last ${m.settings.alertAfterSkips} runs: ${r.message}` };
+      }),
     );
   } catch (err) {
     // Deleted while its checks ran: an alert for it fails on its key to the table, and the
@@ -140,6 +145,18 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   logRun(deps, table, trigger, runs, Math.round(performance.now() - clockStart));
   const target = connector ? await m.targetInfo(connector).catch(() => null) : null;
   return { ...report(table, trigger, startedAt, m.now(), target, saved.map(outcomeOf)), notifications_queued: queued };
+}
+
+/**
+ * The checks of this run skipped MONITOR_ALERT_AFTER_SKIPS runs in a row, this one included:
+ * fed to their alerts as errors, so a check that never gets to run (its database's budget taken,
+ * its table's run out of time) opens its alert rather than going quiet for good. The run itself
+ * stays recorded as skipped. Skips under Pulse's own store failing count for nothing here: a
+ * store restart opens no alerts.
+ */
+async function stuckChecks(deps: Deps, table: MonitoredTableRow, runs: Omit<CheckRunRow, "id">[]): Promise<Set<string>> {
+  const skipped = runs.filter((r) => r.status === "skipped" && r.details?.code !== STORE_UNAVAILABLE).map((r) => r.checkKey);
+  return skippedInARow(deps.store.db, table.id, skipped, deps.monitoring.settings.alertAfterSkips);
 }
 
 /** One line per run (debug while every check passes) and one warning per check that failed or
@@ -296,13 +313,16 @@ export async function withRetry<T>(m: Monitoring, fn: () => Promise<T>): Promise
   }
 }
 
+/** The code in the details of a check skipped because Pulse's own store failed under it. */
+const STORE_UNAVAILABLE = "store_unavailable";
+
 /** How a failure reads as a check result: an exhausted budget, or Pulse's own metadata store
  * failing under the check (its history, its snapshot), is a skip, not a failure of the table:
  * a store restart must not open alerts on healthy tables. */
 export function resultOfError(deps: Deps, err: unknown): CheckResult {
-  if (isStoreUnavailable(err)) return { status: "skipped", value: null, message: "skipped: Pulse's metadata store was unavailable" };
+  if (isStoreUnavailable(err)) return { status: "skipped", value: null, message: "skipped: Pulse's metadata store was unavailable", details: { code: STORE_UNAVAILABLE } };
   if (err instanceof DomainError) {
-    if (err.code === "budget_exceeded") return { status: "skipped", value: null, message: `skipped: ${err.message}` };
+    if (err.code === "budget_exceeded") return { status: "skipped", value: null, message: `skipped: ${err.message}`, details: { code: err.code } };
     if (err.code === "sql_refused") {
       return { status: "error", value: null, message: `refused by the SQL guard: ${err.message}`, details: { code: err.code, ...err.extra } };
     }

@@ -74,6 +74,23 @@ export async function seriesStart(db: Db, args: { tableId: number; checkKey: str
   return first?.at ? first.at.getTime() : null;
 }
 
+/**
+ * Of `keys`, the checks of the table whose newest `runs` runs were all skipped (so at least
+ * that many ran). One probe of the series index per key, whatever the history's length.
+ */
+export async function skippedInARow(db: Db, tableId: number, keys: string[], runs: number): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const result = await db.execute(sql`
+    SELECT k.key AS check_key
+    FROM (VALUES ${sql.join(keys.map((key) => sql`(${key})`), sql`, `)}) AS k(key)
+    CROSS JOIN LATERAL (
+      SELECT count(*)::int AS runs, count(*) FILTER (WHERE r.status = 'skipped')::int AS skipped
+      FROM (SELECT status FROM check_runs WHERE table_id = ${tableId} AND check_key = k.key ORDER BY started_at DESC LIMIT ${runs}) r
+    ) s
+    WHERE s.runs = ${runs} AND s.skipped = ${runs}`);
+  return new Set(rowsOf<{ check_key: string }>(result).map((r) => r.check_key));
+}
+
 /** Deletes up to `limit` of the runs older than `before`, oldest first; returns how many went.
  * The caller repeats it while whole batches go (src/monitoring/scheduler.ts), so a backlog
  * never holds long locks nor runs past the store's statement timeout. */

@@ -12,7 +12,8 @@ let h: Harness;
 let target: MonitoredDb;
 
 beforeAll(async () => {
-  h = await createHarness({ env: { MONITOR_MIN_INTERVAL_SECONDS: "30" } });
+  // Every skip counts towards an alert at once, but not a skip under the store failing.
+  h = await createHarness({ env: { MONITOR_MIN_INTERVAL_SECONDS: "30", MONITOR_ALERT_AFTER_SKIPS: "1" } });
   target = await pgMonitoredDb();
   await target.exec("ALTER TABLE events ADD COLUMN amount numeric");
   await target.insertEvents(10, Date.now());
@@ -241,7 +242,7 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     ["57P05", "terminating connection due to idle-session timeout"],
   ])("counts a check that Pulse's metadata store failed under (%s) as skipped, not as a failure of the table", async (sqlstate, message) => {
     const { user, connectionId } = await owner();
-    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "schema_drift" }] });
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
     // The store ending the session just as the check saves the table's first snapshot.
     await h.deps.store.db.execute(
       sql.raw(
@@ -253,6 +254,7 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
       const run = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
       expect(run.status).toBe(200);
       expect(run.body.outcomes).toEqual([expect.objectContaining({ check: "schema_drift", status: "skipped", message: expect.stringContaining("metadata store") })]);
+      expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
     } finally {
       await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_store_down ON monitored_tables"));
       await h.deps.store.db.execute(sql.raw("DROP FUNCTION pulse_test_store_down()"));

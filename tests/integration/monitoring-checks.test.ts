@@ -172,6 +172,40 @@ describe("the monitoring budget", () => {
   });
 });
 
+describe("a check its database's budget never lets run", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "2", MONITOR_ALERT_AFTER_SKIPS: "3" } });
+    db = await pgMonitoredDb();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("opens its alert once it was skipped MONITOR_ALERT_AFTER_SKIPS runs in a row", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const checks = ["a", "b"].map((name) => ({ kind: "custom_sql" as const, name, sql: "SELECT 1", max: 10 }));
+    const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events", alert: { open_after: 1 } }, checks);
+    const run = async () => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes.map((o: any) => o.status);
+    const alerts = async () => (await h.call("GET", "/api/alerts", { token: user.token })).body;
+    // The introspection and check a take the minute's two statements; b is skipped every time.
+    expect(await run()).toEqual(["pass", "skipped"]);
+    expect(await run()).toEqual(["skipped", "skipped"]);
+    expect(await alerts()).toEqual([]);
+    expect(await run()).toEqual(["skipped", "skipped"]);
+    // b: three skips in a row; a ran in the first run.
+    const [alert, ...others] = await alerts();
+    expect(others).toEqual([]);
+    expect(alert).toMatchObject({ check: "custom_sql:b", status: "open" });
+    expect(alert.last_detail).toMatch(/^not run in its last 3 runs: skipped: Query budget of this database for your checks is spent \(2 per minute\)/);
+    const runs = (await h.call("GET", `/api/tables/${table.id}/runs?check=custom_sql:b`, { token: user.token })).body;
+    expect(runs.map((r: any) => r.status)).toEqual(["skipped", "skipped", "skipped"]);
+  });
+});
+
 describe("the monitoring budget of a database saved twice", () => {
   let h: Harness;
   let db: MonitoredDb;
@@ -204,7 +238,7 @@ describe("a table's run time", () => {
   let h: Harness;
   let db: MonitoredDb;
   beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_RUN_TIMEOUT_MS: "500" } });
+    h = await createHarness({ env: { MONITOR_RUN_TIMEOUT_MS: "500", MONITOR_ALERT_AFTER_SKIPS: "2" } });
     db = await pgMonitoredDb();
   });
   afterAll(async () => {
@@ -222,6 +256,14 @@ describe("a table's run time", () => {
     expect(outcomes.map((o: { status: string }) => o.status)).toEqual(["pass", "skipped", "skipped"]);
     expect(outcomes[2].message).toBe("skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (500 ms)");
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+
+    // Skipped twice in a row (MONITOR_ALERT_AFTER_SKIPS): a check that never gets to run is
+    // not left quiet. The runs stay recorded as skipped.
+    const again = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes;
+    expect(again.map((o: { status: string }) => o.status)).toEqual(["pass", "skipped", "skipped"]);
+    const alerts = (await h.call("GET", "/api/alerts", { token: user.token })).body;
+    expect(alerts.map((a: any) => [a.check, a.status]).sort()).toEqual([["custom_sql:b", "open"], ["custom_sql:c", "open"]]);
+    expect(alerts[0].last_detail).toBe("not run in its last 2 runs: skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (500 ms)");
   });
 });
 
