@@ -11,7 +11,7 @@ export type KnownServer = Exclude<ModelServerName, "auto">;
 
 /** native: tool calls only; text: one ```sql block per reply (no tools sent); auto: tools, with
  * text replies that spell out a call (JSON, <tool_call> tags, a closing ```sql block) taken as
- * calls, and the text protocol for good once the server refuses tools. */
+ * calls, and the text protocol for REFUSAL_HOLDS_MS once the server refuses tools. */
 export const TOOL_PROTOCOLS = ["auto", "native", "text"] as const;
 export type ToolProtocol = (typeof TOOL_PROTOCOLS)[number];
 
@@ -89,24 +89,34 @@ const NO_TOOLS = [
 /** Refusals that say tools work, but not streamed. */
 const NO_STREAMED_TOOLS = [/streaming tool choice is not supported/i, /tools? (?:are|is) not supported (?:when|with|in) stream/i];
 
+/** How long what a refusal taught holds. Then the refused way is tried again (one refused call,
+ * retried the learnt way), so a server changed meanwhile (llama-server restarted with --jinja,
+ * a model with a tool template pulled) gets tools back without a restart of Pulse, and a
+ * refusal that was not what it seemed (a server's message quoting what a user wrote) costs
+ * every user of the process the text protocol for this long only. */
+export const REFUSAL_HOLDS_MS = 10 * 60_000;
+
 /** One per configured model: the profile, the protocol setting, and what the server's own
- * refusals taught (kept for the life of the process, so each is paid for once). */
+ * refusals taught (kept REFUSAL_HOLDS_MS, so each is paid for once in that time). */
 export class ModelServerAdapter {
-  private toolsRefused = false;
-  private streamedToolsRefused = false;
+  /** Epoch ms until which the refusals hold (0: none). */
+  private toolsRefusedUntil = 0;
+  private streamedToolsRefusedUntil = 0;
 
   constructor(
     readonly profile: ServerProfile,
     readonly protocol: ToolProtocol,
-    /** Told once of each change to how calls are made, with the server's refusal that taught it. */
+    /** Told of each change to how calls are made, with the server's refusal that taught it. */
     private readonly onAdapt: (change: string, refusal: string) => void = () => {},
+    private readonly now: () => number = Date.now,
   ) {}
 
   plan(wantsStream: boolean): CallPlan {
-    const text = this.protocol === "text" || (this.protocol === "auto" && this.toolsRefused);
+    const now = this.now();
+    const text = this.protocol === "text" || (this.protocol === "auto" && now < this.toolsRefusedUntil);
     // The text protocol is not streamed: a reply is a call or an answer only once it is whole,
     // and a call must not reach the client as answer tokens.
-    const stream = wantsStream && !text && this.profile.streamTools && !this.streamedToolsRefused;
+    const stream = wantsStream && !text && this.profile.streamTools && now >= this.streamedToolsRefusedUntil;
     return { protocol: text ? "text" : "native", stream, toolChoice: text ? undefined : this.profile.toolChoice, readTextCalls: this.protocol !== "native" };
   }
 
@@ -117,13 +127,16 @@ export class ModelServerAdapter {
     const status = err.extra.model_status;
     if (typeof status !== "number" || status < 400) return false;
     if (plan.stream && NO_STREAMED_TOOLS.some((re) => re.test(err.message))) {
-      this.streamedToolsRefused = true;
-      this.onAdapt("tool calls are no longer streamed to this model server", err.message);
+      this.streamedToolsRefusedUntil = this.now() + REFUSAL_HOLDS_MS;
+      this.onAdapt(`tool calls are not streamed to this model server for ${REFUSAL_HOLDS_MS / 60_000} minutes`, err.message);
       return true;
     }
     if (this.protocol === "auto" && NO_TOOLS.some((re) => re.test(err.message))) {
-      this.toolsRefused = true;
-      this.onAdapt("switching to the text protocol (fenced SQL): this model server refused tool calls; set MODEL_TOOLS=text to start there", err.message);
+      this.toolsRefusedUntil = this.now() + REFUSAL_HOLDS_MS;
+      this.onAdapt(
+        `switching to the text protocol (fenced SQL) for ${REFUSAL_HOLDS_MS / 60_000} minutes: this model server refused tool calls; set MODEL_TOOLS=text to start there`,
+        err.message,
+      );
       return true;
     }
     return false;

@@ -91,7 +91,7 @@ const CASES: Case[] = [
     profile: SERVERS.ollama,
     dialect: "mysql",
     env: { MODEL_SERVER: "ollama" },
-    // Refused once, then the text protocol for good: one request with tools in the process,
+    // Refused once, then the text protocol (for REFUSAL_HOLDS_MS): one request with tools in the process,
     // and one warning that says so.
     check: (fake, logs) => {
       expect(withTools(fake)).toHaveLength(1);
