@@ -232,6 +232,29 @@ describe.each([
     await expectNextQueryWorks(id);
   });
 
+  it("ends the statement on the server once its connection is cut, rather than at its timeout", async () => {
+    const id = await connection("relay");
+    const marker = uniqueName("orphan");
+    const release = await kit.holdLock();
+    try {
+      const pending = query(id, `SELECT id, '${marker}' AS marker FROM items`);
+      for (let i = 0; i < 200 && (await kit.runningSession(marker)) === undefined; i++) await sleep(25);
+      expect(await kit.runningSession(marker), "the statement never started").toBeDefined();
+      relay.cut();
+      expectCleanError(await pending, 502, "connection_lost");
+      // Still waiting on the lock, 15 s from its timeout: the server ends it because Pulse is gone.
+      let running: number | undefined = 0;
+      for (let i = 0; i < 40 && running !== undefined; i++) {
+        await sleep(100);
+        running = await kit.runningSession(marker);
+      }
+      expect(running, "the statement still runs on the server").toBeUndefined();
+    } finally {
+      await release();
+    }
+    await expectNextQueryWorks(id);
+  });
+
   it("answers 408 within the backstop when the network goes silent mid-query, then reconnects", async () => {
     const id = await connection("relay");
     const startedAt = Date.now();

@@ -36,6 +36,14 @@ const STARTUP_OPTIONS = [
   .map((option) => `-c ${option}`)
   .join(" ");
 
+/** The server checks every second, while a statement runs, that Pulse is still connected, and
+ * ends the statement once it is not. Without it a statement that sends nothing for a while (a
+ * lock wait, a long aggregate) runs on to its timeout after Pulse drops the connection (the
+ * backstop, a cut-off result, a shutdown) or dies. PostgreSQL 14 and later; a session setting,
+ * not a startup option, since an older server refuses the whole connection for one it does
+ * not know. */
+const CHECK_CLIENT_GONE = "SET client_connection_check_interval = 1000";
+
 export interface PostgresPoolOptions {
   maxConnections: number;
   idleTimeoutMs: number;
@@ -59,11 +67,16 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     keepAlive: true,
     allowExitOnIdle: true,
     // Each new connection: to a checked address, then not into the metadata store's database.
-    ...(gate && {
-      stream: () => gate.socket(target),
-      onConnect: (client: pg.ClientBase) =>
-        gate.checkPostgresSession((text) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows)),
-    }),
+    ...(gate && { stream: () => gate.socket(target) }),
+    onConnect: async (client: pg.ClientBase) => {
+      const run = (text: string) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows);
+      await gate?.checkPostgresSession(run);
+      await run(CHECK_CLIENT_GONE).catch((err: unknown) => {
+        // Refused by the server (before 14: no such setting; a platform without the check):
+        // the statement timeout alone bounds the work left behind, as it did.
+        if (connectionLost(err)) throw err;
+      });
+    },
   });
   // An idle connection that dies (server restart, network) is already purged by the pool;
   // without a listener the 'error' event would crash the process.
