@@ -180,9 +180,10 @@ function reconcile(s: AlertState, at: number, resolvedBy: string | null): AlertT
 
 export type AlertPhase = "ok" | "failing" | "open" | "acknowledged" | "muted" | "resolving";
 
-/** One word for a UI or an API listing; muting shows over acknowledgement over the status. */
+/** One word for a UI or an API listing; muting shows over acknowledgement over the status, while
+ * the incident is open: a mute silences an incident, and once it is over the alert says so. */
 export function alertPhase(s: AlertState, now: number): AlertPhase {
-  if (s.mutedUntil !== null && now < s.mutedUntil) return "muted";
+  if (isOpen(s) && s.mutedUntil !== null && now < s.mutedUntil) return "muted";
   if (s.status === "open" && s.acknowledgedAt !== null) return "acknowledged";
   return s.status;
 }

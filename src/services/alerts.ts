@@ -1,4 +1,4 @@
-// Alert verbs behind /api/alerts: list, show, and acknowledge, mute or resolve one of the
+// Alert verbs behind /api/alerts: list, show, and acknowledge, mute, unmute or resolve one of the
 // owner's alerts. An action goes through the same reducer and outbox as a check outcome
 // (monitoring/alerts.ts); the notifications it queues are sent right away.
 
@@ -93,9 +93,9 @@ export async function getAlertOf(deps: Deps, ownerId: number, id: number): Promi
   return publicAlert(row, deps.monitoring.now());
 }
 
-type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: string } | { type: "resolve"; by: string };
+type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: string } | { type: "unmute" } | { type: "resolve"; by: string };
 
-/** Acknowledge, mute or resolve one of the owner's alerts. Resolving a schema drift alert also
+/** Acknowledge, mute, unmute or resolve one of the owner's alerts. Resolving a schema drift alert also
  * accepts the table's current shape: the next run takes it as the new snapshot. */
 export async function actOnAlert(deps: Deps, ownerId: number, id: number, action: Action): Promise<PublicAlert> {
   const now = deps.monitoring.now();

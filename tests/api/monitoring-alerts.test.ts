@@ -106,8 +106,9 @@ describe("GET /api/alerts", () => {
     const listed = async (status: string) => (await h.call("GET", `/api/alerts?status=${status}`, { token: user.token })).body.map((a: any) => a.id).sort((a: number, b: number) => a - b);
     expect(await listed("open")).toEqual([plain]);
     expect(await listed("active")).toEqual([plain, acked, muted]);
-    expect(await listed("muted")).toEqual([muted, fixedInMute]);
-    expect(await listed("resolved")).toEqual([fixed]);
+    // A mute silences an incident; one resolved within it shows as resolved.
+    expect(await listed("muted")).toEqual([muted]);
+    expect(await listed("resolved")).toEqual([fixed, fixedInMute]);
   });
 
   it("does not list an alert whose check never failed enough to open", async () => {
@@ -266,9 +267,35 @@ describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
 
     const resolved = await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
     expect(resolved.status).toBe(200);
-    // Resolved during the mute: the recovery is not sent now.
-    expect(resolved.body).toMatchObject({ status: "muted", resolved_at: expect.any(String) });
+    // Resolved during the mute: the recovery is not sent now, and the mute holds on (for a
+    // new incident before it ends), but the alert shows what it is: resolved.
+    expect(resolved.body).toMatchObject({ status: "resolved", resolved_at: expect.any(String), muted_until: until });
     expect(hooks.at(path).map((r) => r.body.event)).toEqual(["alert.opened"]);
+    const conflict = await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    expect(conflict.status).toBe(409);
+    expect(conflict.body.detail).toBe("This alert is not open (it is resolved)");
+  });
+
+  it("ends a mute by hand: the alert shows open again, and an incident that opened under the mute is notified then, once", async () => {
+    const { user, table, alert, path } = await failingTable();
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    // Muted by mistake for an hour; the check fails again meanwhile (a new incident, silenced).
+    await h.call("POST", `/api/alerts/${alert.id}/mute`, { token: user.token, json: { until } });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect((await h.call("GET", `/api/alerts/${alert.id}`, { token: user.token })).body).toMatchObject({ status: "muted", sequence: 2 });
+    expect(hooks.at(path).map((r) => r.body.event)).toEqual(["alert.opened", "alert.resolved"]);
+
+    const unmuted = await h.call("POST", `/api/alerts/${alert.id}/unmute`, { token: user.token });
+    expect(unmuted.status).toBe(200);
+    expect(unmuted.body).toMatchObject({ status: "open", sequence: 2, muted_until: null });
+    await expect.poll(() => hooks.at(path).map((r) => r.body.event)).toEqual(["alert.opened", "alert.resolved", "alert.opened"]);
+    // Again: nothing more to tell.
+    expect((await h.call("POST", `/api/alerts/${alert.id}/unmute`, { token: user.token })).body).toMatchObject({ status: "open", muted_until: null });
+    expect(hooks.at(path)).toHaveLength(3);
+    const stranger = await h.newUser();
+    expect((await h.call("POST", `/api/alerts/${alert.id}/unmute`, { token: stranger.token })).status).toBe(404);
   });
 
   it("sends the recovery when resolved by hand outside a mute", async () => {

@@ -213,6 +213,12 @@ describe("mute", () => {
     expect(alertPhase(state, T0 + 30 * MIN)).toBe("muted");
     expect(alertPhase(state, T0 + HOUR)).toBe("open");
   });
+
+  it("shows what it is once its incident is over, muted or not", () => {
+    const { state } = play([mute(T0, T0 + HOUR), ...checks("FFPP", T0 + MIN)]);
+    expect(state.mutedUntil).toBe(T0 + HOUR);
+    expect(alertPhase(state, T0 + 30 * MIN)).toBe("ok");
+  });
 });
 
 describe("manual resolve", () => {

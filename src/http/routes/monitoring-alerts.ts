@@ -71,6 +71,14 @@ const mute = createRoute({
   request: { params: IdParams, body: jsonBody(MuteBody) },
   responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, ...authErrors },
 });
+const unmute = createRoute({
+  method: "post",
+  path: "/api/alerts/{id}/unmute",
+  tags,
+  summary: "End this alert's mute now (an incident still open is notified then, once)",
+  request: { params: IdParams },
+  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, ...authErrors },
+});
 const resolve = action("/api/alerts/{id}/resolve", "Resolve an open alert by hand (for schema drift: accept the new schema)");
 
 export function mountMonitoringAlerts(app: OpenAPIHono<AppEnv>, deps: Deps) {
@@ -107,6 +115,11 @@ export function mountMonitoringAlerts(app: OpenAPIHono<AppEnv>, deps: Deps) {
     await alertScope(c, "monitoring:write", id);
     const until = Date.parse(c.req.valid("json").until);
     return c.json(await actOnAlert(deps, c.get("auth").userId, id, { type: "mute", until, by: by(c.get("auth")) }), 200);
+  });
+  app.openapi(unmute, async (c) => {
+    const { id } = c.req.valid("param");
+    await alertScope(c, "monitoring:write", id);
+    return c.json(await actOnAlert(deps, c.get("auth").userId, id, { type: "unmute" }), 200);
   });
   app.openapi(resolve, async (c) => {
     const { id } = c.req.valid("param");
