@@ -27,6 +27,7 @@ import { connectRedis } from "./sessions/redis-client.js";
 import type { PresenceOptions } from "./sessions/presence.js";
 import type { SessionStore } from "./sessions/types.js";
 import { findApiKeyByHash, markApiKeyUsed } from "./store/api-keys.js";
+import { reasonOf, StartupError } from "./startup-error.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
 import { countOpenAlerts } from "./store/monitoring-alerts.js";
 import { readStanding } from "./store/revocations.js";
@@ -187,8 +188,15 @@ export async function startService(
   options: { drainTimeoutMs?: number; closeTimeoutMs?: number } = {},
 ): Promise<RunningService> {
   const app = createApp(deps);
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: deps.config.port, hostname: deps.config.host }, () => resolve(s));
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: deps.config.port, hostname: deps.config.host }, () => {
+      s.off("error", refused);
+      resolve(s);
+    });
+    // Before listening, an 'error' is the address refused (in use, not this machine's, a
+    // privileged port): one line naming the settings, as for any other that points wrong.
+    const refused = (err: NodeJS.ErrnoException) => reject(listenError(err, deps.config.host, deps.config.port));
+    s.once("error", refused);
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : deps.config.port;
@@ -227,6 +235,17 @@ function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
 
 /** Stops accepting connections and resolves when in-flight requests have finished (or the
  * timeout passed, after which remaining connections are cut). */
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: "address already in use (another process listens there: stop it, or set PORT to a free port)",
+  EACCES: "permission denied (a port below 1024 needs privileges: set PORT to 1024 or above)",
+  EADDRNOTAVAIL: "address not available on this machine (set HOST to one of its addresses, or 0.0.0.0)",
+};
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const reason = (err.code && LISTEN_REASONS[err.code]) ?? reasonOf(err);
+  return new StartupError(`${err.code === "EADDRNOTAVAIL" ? "HOST" : "PORT"}: cannot listen on ${host}:${port}: ${reason}`);
+}
+
 function drain(server: Server, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

@@ -1,5 +1,7 @@
 // Process entry: config, dependencies, HTTP server, and graceful shutdown on SIGINT/SIGTERM.
 
+import { inspect } from "node:util";
+
 import { ConfigError, loadConfig } from "./config.js";
 import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./lifecycle.js";
 import { routeConsoleTo } from "./logger.js";
@@ -40,7 +42,8 @@ try {
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
 } catch (err) {
-  // A wrong setting is one line naming it; anything else keeps its stack.
-  console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
+  // A wrong setting is one line naming it; anything else keeps its stack. Written to stderr
+  // itself: by the time the server listens, console goes to the log.
+  process.stderr.write(`${err instanceof ConfigError || err instanceof StartupError ? err.message : inspect(err)}\n`);
   process.exit(1);
 }

@@ -2,6 +2,7 @@
 // each case is a real process (dist/, so `npm run build` first), judged by its exit and stderr.
 
 import { readdirSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,6 +50,28 @@ describe("start-up with a wrong REDIS_URL", () => {
     expect(code).not.toBe(0);
     expectOneLine(stderr, "REDIS_URL", reason);
     expect(ms).toBeLessThan(20_000);
+  });
+});
+
+describe("start-up where it cannot listen", () => {
+  it("ends with one line naming PORT when another process listens on it", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const { code, signal, stderr } = await failedStart({ PORT: String(port) }, 30_000);
+      expect(signal).toBeNull();
+      expect(code).toBe(1);
+      expectOneLine(stderr, "PORT", new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: address already in use`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it("ends with one line naming HOST when the address is not this machine's", async () => {
+    const { code, stderr } = await failedStart({ HOST: "192.0.2.1" }, 30_000);
+    expect(code).toBe(1);
+    expectOneLine(stderr, "HOST", /cannot listen on 192\.0\.2\.1:0: address not available on this machine/);
   });
 });
 
