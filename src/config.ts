@@ -105,6 +105,8 @@ const envSchema = z.object({
   CONNECTION_POOL_SIZE: z.preprocess(emptyAsUndefined, intIn(1, 100).default(4)),
   CONNECTOR_CACHE_MAX: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(200)),
   CONNECTOR_IDLE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(300)),
+  SCHEMA_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(65_536, 1024 * 1024 * 1024).default(32 * 1024 * 1024)),
+  SCHEMA_CACHE_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(65_536, 64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024)),
   // Node itself reserves about 800 MiB of address space: less can not even start.
   SQLITE_MEMORY_MB: z.preprocess(
     emptyAsUndefined,
@@ -228,7 +230,15 @@ export interface Config {
   /** What one user may keep at most (src/store/quotas.ts). */
   quotas: QuotaConfig;
   /** `sqliteMemoryMb`: address space of each SQLite process, 0 for no bound. */
-  connectors: { poolSize: number; cacheMax: number; idleSeconds: number; sqliteMemoryMb: number };
+  connectors: {
+    poolSize: number;
+    cacheMax: number;
+    idleSeconds: number;
+    sqliteMemoryMb: number;
+    /** One connection's cached schema at most, and all of them together (schema-memory.ts). */
+    schemaMaxBytes: number;
+    schemaCacheMaxBytes: number;
+  };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Unset LOG_FORMAT: pretty on a terminal outside production, JSON lines otherwise. */
   logFormat: LogFormat;
@@ -409,6 +419,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       cacheMax: e.CONNECTOR_CACHE_MAX,
       idleSeconds: e.CONNECTOR_IDLE_SECONDS,
       sqliteMemoryMb: e.SQLITE_MEMORY_MB,
+      schemaMaxBytes: e.SCHEMA_MAX_BYTES,
+      schemaCacheMaxBytes: e.SCHEMA_CACHE_MAX_BYTES,
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT ?? (terminal && e.NODE_ENV !== "production" ? "pretty" : "json"),

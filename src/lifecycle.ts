@@ -64,6 +64,7 @@ export async function createConnectorCache(
     {
       maxEntries: config.connectors.cacheMax,
       idleMs: config.connectors.idleSeconds * 1000,
+      schemaMemory: { maxBytes: config.connectors.schemaMaxBytes, maxTotalBytes: config.connectors.schemaCacheMaxBytes },
       pool: { maxConnections: config.connectors.poolSize, idleTimeoutMs: 60_000, sqliteMemoryMb: config.connectors.sqliteMemoryMb },
       limits: config.query,
       budget: { ...config.connectionBudget, maxWaitMs: config.query.timeoutMs },

@@ -10,6 +10,7 @@ import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
 import { GuardedConnector } from "./guarded.js";
 import { openDriver, type PoolOptions } from "./open.js";
+import { SchemaMemory, type SchemaMemoryLimits } from "./schema-memory.js";
 import { SharedBudgets } from "./shared-budgets.js";
 import { targetKey } from "./target-key.js";
 import type { StatementRecorder } from "./statement-recorder.js";
@@ -34,6 +35,8 @@ export interface ConnectorCacheOptions {
   recorder?: StatementRecorder | undefined;
   /** Where its connectors count their statements (none: not counted). */
   metrics?: Metrics | undefined;
+  /** What its connectors' cached schemas may hold (none: unbounded, for tests of one connector). */
+  schemaMemory?: SchemaMemoryLimits;
 }
 
 export class ConnectorCache {
@@ -50,6 +53,7 @@ export class ConnectorCache {
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
   private readonly budgets;
+  private readonly schemas: SchemaMemory | undefined;
 
   constructor(
     private readonly options: ConnectorCacheOptions,
@@ -57,6 +61,7 @@ export class ConnectorCache {
     /** Tells the other instances to evict too (their caches are their own). */
     private readonly announceEviction: (connectionId: number) => Promise<void> = async () => {},
   ) {
+    this.schemas = options.schemaMemory && new SchemaMemory(options.schemaMemory);
     this.budgets = new SharedBudgets({ target: options.budget, user: options.userBudget, instances: options.instances ?? (() => 1) });
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
     this.sweeper.unref();
@@ -67,6 +72,11 @@ export class ConnectorCache {
 
   get size() {
     return this.entries.size;
+  }
+
+  /** Bytes of schema its connectors keep now (schema-memory.ts), for tests. */
+  get schemaBytes() {
+    return this.schemas?.heldBytes ?? 0;
   }
 
   /** Budgets this process remembers (targets and users), for tests. */
@@ -114,7 +124,7 @@ export class ConnectorCache {
       const driver = await openDriver(target, this.options.pool);
       const budget = this.budgets.hold(key, ownerId);
       const counts = this.options.metrics?.statements(driver.dialect);
-      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts);
+      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas);
     })();
     this.entries.set(connectionId, opening);
     this.opened.set(connectionId, { ownerId, target });

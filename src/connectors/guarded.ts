@@ -8,6 +8,7 @@ import { OneAtATime } from "../one-at-a-time.js";
 import type { StatementBudget } from "./budget.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
+import type { SchemaHolder, SchemaMemory } from "./schema-memory.js";
 import type { StatementRecorder, StatementSource } from "./statement-recorder.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
 
@@ -25,7 +26,7 @@ export interface QueryOptions {
  * of the user's. */
 export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
-export class GuardedConnector {
+export class GuardedConnector implements SchemaHolder {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
   /** Catalog reads, one at a time (see refreshSchema). */
   private readonly reads = new OneAtATime<SchemaSnapshot>();
@@ -49,6 +50,8 @@ export class GuardedConnector {
     private readonly recorder?: StatementRecorder,
     /** Its dialect's statement counters (GET /metrics). */
     private readonly counts?: StatementCounts,
+    /** What every connector's cached schema may hold together (none: unbounded). */
+    private readonly schemas?: SchemaMemory,
   ) {}
 
   get dialect() {
@@ -132,8 +135,19 @@ export class GuardedConnector {
 
   /** The database's schema, introspected once and kept until refreshed. */
   schema(): Promise<SchemaSnapshot> {
+    return this.cachedSchema() ?? this.reads.run(() => this.startIntrospection(this.budget));
+  }
+
+  /** The cached schema, if there is one now, without reading the catalog. */
+  cachedSchema(): Promise<SchemaSnapshot> | undefined {
     this.lastUsedAt = Date.now();
-    return this.schemaCache ?? this.reads.run(() => this.startIntrospection(this.budget));
+    if (this.schemaCache) this.schemas?.touch(this);
+    return this.schemaCache;
+  }
+
+  /** Drops the cached schema for room (schema-memory.ts): the next use reads the catalog again. */
+  forgetSchema(): void {
+    this.schemaCache = undefined;
   }
 
   /** Reads the catalog again, under `budget` (the interactive one unless given: monitoring
@@ -168,6 +182,8 @@ export class GuardedConnector {
       release = await budget.enter();
       this.inFlight++; // until `release` runs, below
       const snapshot = await this.driver.introspect();
+      // Refused past SCHEMA_MAX_BYTES: the schema read before, if any, stays.
+      this.schemas?.keep(this, snapshot);
       this.counts?.ok();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
@@ -193,6 +209,8 @@ export class GuardedConnector {
    * timeout): a connector the cache let go of (evicted for room, idle, its connection
    * changed) finishes its statements rather than failing them. */
   async close(): Promise<void> {
+    this.schemas?.release(this);
+    this.schemaCache = undefined;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     await this.driver.close();
   }

@@ -65,7 +65,9 @@ export function createMonitoring(
   const targets = createLRU<string, Budget>({ max: MAX_TRACKED_CONNECTIONS });
   const owners = createLRU<string, Budget>({ max: MAX_TRACKED_CONNECTIONS });
   const probes = createLRU<number, { at: number; info: Promise<ProbeInfo> }>({ max: MAX_TRACKED_CONNECTIONS });
-  const schemas = new WeakMap<GuardedConnector, { at: number; snapshot: Promise<SchemaSnapshot>; running: boolean }>();
+  /** When monitoring last read each connector's catalog, and the read while it runs. Not the
+   * snapshot itself: that is the connector's to keep or forget (schema-memory.ts). */
+  const schemaReads = new WeakMap<GuardedConnector, { at: number; running: Promise<SchemaSnapshot> | undefined }>();
 
   /** Per database, when each user's checks last asked for its budget (Date.now). */
   const lastAsked = createLRU<string, Map<number, number>>({ max: MAX_TRACKED_CONNECTIONS });
@@ -122,16 +124,18 @@ export function createMonitoring(
     budgetFor,
     schemaOf(connector, maxAgeMs) {
       const t = now();
-      const last = schemas.get(connector);
+      const last = schemaReads.get(connector);
+      if (last?.running) return last.running;
       // A clock gone back (a test's, or a corrected one) cannot tell the age: look again.
-      if (last && (last.running || (t >= last.at && t - last.at < maxAgeMs))) return last.snapshot;
+      const cached = last && t >= last.at && t - last.at < maxAgeMs ? connector.cachedSchema() : undefined;
+      if (cached) return cached;
       const snapshot = connector.refreshSchema(budgetFor(connector));
-      const entry = { at: t, snapshot, running: true };
-      schemas.set(connector, entry);
+      const entry: { at: number; running: Promise<SchemaSnapshot> | undefined } = { at: t, running: snapshot };
+      schemaReads.set(connector, entry);
       snapshot.then(
-        () => void (entry.running = false),
+        () => void (entry.running = undefined),
         () => {
-          if (schemas.get(connector) === entry) schemas.delete(connector);
+          if (schemaReads.get(connector) === entry) schemaReads.delete(connector);
         },
       );
       return snapshot;

@@ -1,0 +1,66 @@
+// Threat: one user's connections to large catalogs take the heap. Each connector keeps its
+// database's introspected schema, a catalog is the database's to size (thousands of tables,
+// 1,000-character comments), and a user may save the same large database many times: measured,
+// twenty connections to a 162 MB catalog ended the process out of memory. One schema is kept up
+// to SCHEMA_MAX_BYTES, past which it is refused naming the setting; all together up to
+// SCHEMA_CACHE_MAX_BYTES, the least recently used forgotten (and read again when next used).
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+
+/** A table of `columns` columns, each with a 1,000-character comment: about 1 kB a column. */
+async function commentedTable(db: MonitoredDb, name: string, columns: number) {
+  await db.exec(`CREATE TABLE ${name} (${Array.from({ length: columns }, (_, i) => `c${i} int`).join(", ")})`);
+  for (let i = 0; i < columns; i++) await db.exec(`COMMENT ON COLUMN ${name}.c${i} IS '${String(i).padEnd(1000, "x")}'`);
+}
+
+describe("the schemas one process keeps", () => {
+  let h: Harness;
+  let large: MonitoredDb;
+  let medium: MonitoredDb;
+  beforeAll(async () => {
+    // One schema up to 64 KiB; three of about 43 kB fit together, a fourth does not.
+    h = await createHarness({ env: { SCHEMA_MAX_BYTES: "65536", SCHEMA_CACHE_MAX_BYTES: "150000" } });
+    [large, medium] = await Promise.all([pgMonitoredDb(), pgMonitoredDb()]);
+    await Promise.all([commentedTable(large, "wide", 80), commentedTable(medium, "wide", 40)]);
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+    await Promise.all([large?.drop(), medium?.drop()]);
+  });
+
+  it("refuses a schema past SCHEMA_MAX_BYTES with 413, naming the setting, and keeps nothing of it", async () => {
+    const user = await h.newUser();
+    const id = await addConnection(h, user.token, large.body);
+    for (const [method, path] of [
+      ["GET", `/databases/${id}/schema`],
+      ["POST", `/databases/connect_db/${id}`],
+    ] as const) {
+      const res = await h.call(method, path, { token: user.token });
+      expect(res.status, res.text).toBe(413);
+      expect(res.body).toMatchObject({ code: "result_too_large", detail: expect.stringMatching(/schema is about 0\.\d MiB \(2 tables, 83 columns\), more than the 0\.1 MiB .*SCHEMA_MAX_BYTES/) });
+    }
+    expect(h.deps.connectors.schemaBytes).toBe(0);
+  });
+
+  it("keeps the schemas of many connections within SCHEMA_CACHE_MAX_BYTES, reading a forgotten one again", async () => {
+    const user = await h.newUser();
+    const ids: number[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await addConnection(h, user.token, medium.body));
+    const columnsOf = async (id: number) => {
+      const res = await h.call("GET", `/databases/${id}/schema`, { token: user.token });
+      expect(res.status, res.text).toBe(200);
+      return res.body.tables.find((t: { name: string }) => t.name === "wide").columns.length;
+    };
+    for (const id of ids) {
+      expect(await columnsOf(id)).toBe(40);
+      expect(h.deps.connectors.schemaBytes).toBeGreaterThan(40_000);
+      expect(h.deps.connectors.schemaBytes).toBeLessThanOrEqual(150_000);
+    }
+    // The first was forgotten for the fourth: read again, whole.
+    expect(await columnsOf(ids[0]!)).toBe(40);
+    expect(h.deps.connectors.schemaBytes).toBeLessThanOrEqual(150_000);
+  });
+});
