@@ -34,6 +34,7 @@ const envSchema = z.object({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(["development", "production", "test"]).default("development")),
   HOST: z.preprocess(emptyAsUndefined, z.string().default("0.0.0.0")),
   PORT: z.preprocess(emptyAsUndefined, intIn(0, 65535).default(8000)),
+  HTTP_SEND_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(30_000)),
   DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default("./data")),
   SQLITE_ROOT: optionalString,
   DATABASE_URL: z.preprocess(
@@ -182,6 +183,8 @@ export interface Config {
   env: "development" | "production" | "test";
   host: string;
   port: number;
+  /** A response the client stops reading is dropped after this long without progress. */
+  sendTimeoutMs: number;
   dataDir: string;
   sqliteRoot: string;
   /** Unset: embedded PGlite under dataDir. */
@@ -362,6 +365,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     env: e.NODE_ENV,
     host: e.HOST,
     port: e.PORT,
+    sendTimeoutMs: e.HTTP_SEND_TIMEOUT_MS,
     dataDir,
     sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),
     databaseUrl: e.DATABASE_URL,
