@@ -70,16 +70,17 @@ export async function ask(
   const started = performance.now();
   // Who may ask before whether Pulse can answer: a request naming another user is refused as such.
   if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
+  // And a question that could never be asked is told so (422) before whether Pulse can answer.
+  const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs, maxNewConversations } = deps.config.ask;
+  if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
+    const message = `must be 1 to ${maxQuestionChars} characters`;
+    throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
+  }
   if (!deps.model) {
     throw new DomainError(
       "model_not_configured",
       "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
     );
-  }
-  const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs, maxNewConversations } = deps.config.ask;
-  if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
-    const message = `must be 1 to ${maxQuestionChars} characters`;
-    throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
   }
   const sessionId = input.session_id ?? auth.sessionId;
   const threadId = input.thread_id ?? sessionId;

@@ -293,6 +293,13 @@ describe("POST /ask limits and configuration", () => {
       // Who may ask comes first: another user's user_id is refused as such, model or not.
       const impostor = await bare.call("POST", "/ask", { token: user.token, json: { question: "How many albums?", user_id: user.id + 1 } });
       expect({ status: impostor.status, code: impostor.body.code }).toEqual({ status: 403, code: "forbidden" });
+      // So is a question that could never be asked: what to fix in the request, model or not.
+      const long = await bare.call("POST", "/ask", { token: user.token, json: askBody(user, "x".repeat(2001)) });
+      expect({ status: long.status, code: long.body.code, detail: long.body.detail }).toEqual({
+        status: 422,
+        code: "invalid_input",
+        detail: "Invalid input: body.question: must be 1 to 2000 characters",
+      });
     } finally {
       await bare.close();
     }
