@@ -40,7 +40,9 @@ export async function connectSession(deps: Deps, userId: number, sessionId: stri
   const row = await getConnection(deps.store.db, userId, connectionId);
   // Deleted since its connector was found (a cached one outlives the row until evicted).
   if (!row) throw notFound("Database connection");
-  const schema = await connector.schema();
+  // Read now, not the schema cached since the connector opened: connecting is when a user
+  // expects the database as it is (and to hear that it is gone, if it is).
+  const schema = await connector.refreshSchema();
   await deps.sessions.update(
     sessionId,
     userId,

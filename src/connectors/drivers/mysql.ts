@@ -34,6 +34,11 @@ export const BACKSTOP_GRACE_MS = 2_000;
  * connect timeout): a server or network that swallows it must not hold the killer for good. */
 const KILL_TIMEOUT_MS = 5_000;
 
+/** "No database selected": MySQL's answer on a connection whose database was dropped. */
+const ER_NO_DB_ERROR = 1046;
+/** Whether the connection's database still exists. */
+const DATABASE_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()) AS present";
+
 type Flavour = "mariadb" | "mysql";
 
 /** The parts of mysql2's pool we read (not in its typings). */
@@ -157,7 +162,8 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       result.columns = fields.map((f) => ({ name: f.name, type: columnTypeName(f) }));
       return result;
     } catch (err) {
-      if (reusable) reusable = !isFatal(err) && (await rolledBack(conn));
+      // No database selected (MySQL): it was dropped since the connection opened (see ownQuery).
+      if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await rolledBack(conn));
       throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
       if (reusable) conn.release();
@@ -178,18 +184,28 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
 
   /** Runs the driver's own read-only catalog statements on one connection. */
   async function ownQuery<T>(run: (sql: (text: string) => Promise<mysql.RowDataPacket[]>) => Promise<T>): Promise<T> {
-    const conn = await checkout();
-    let reusable = true;
-    const sql = (text: string) => command(conn, text, OWN_STATEMENT_TIMEOUT_MS);
-    try {
-      await sql(sessionGuards(OWN_STATEMENT_TIMEOUT_MS, null));
-      return await withinOwnWireLimit(streamOf(coreOf(conn)), () => run(sql));
-    } catch (err) {
-      reusable = !isFatal(err);
-      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS, true);
-    } finally {
-      if (reusable) conn.release();
-      else discard(conn);
+    // A database dropped since a pooled connection opened is still its database (MariaDB) or
+    // none (MySQL): its catalog would read as empty, and the probe as fine. Such connections are
+    // let go, until a new one says what is wrong (a dropped database fails to connect).
+    for (;;) {
+      const conn = await checkout();
+      let reusable = true;
+      const sql = (text: string) => command(conn, text, OWN_STATEMENT_TIMEOUT_MS);
+      try {
+        await sql(sessionGuards(OWN_STATEMENT_TIMEOUT_MS, null));
+        const [selected] = await sql(DATABASE_EXISTS_SQL);
+        if (Number(selected?.present) !== 1) {
+          reusable = false;
+          continue;
+        }
+        return await withinOwnWireLimit(streamOf(coreOf(conn)), () => run(sql));
+      } catch (err) {
+        reusable = !isFatal(err);
+        throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS, true);
+      } finally {
+        if (reusable) conn.release();
+        else discard(conn);
+      }
     }
   }
 
