@@ -9,6 +9,7 @@ import { tablesRead } from "../connectors/guard/tables-read.js";
 import type { Dialect } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { listAlertsOf, publicAlert, type PublicAlert } from "./alerts.js";
+import { checkKey } from "../monitoring/check-config.js";
 import type { CheckOutcome } from "../monitoring/run-table.js";
 import { getMonitoredTableOf, listRunsOf, type PublicMonitoredTable } from "./monitored-tables.js";
 import { activeAlertsOnTables, type AlertOnTable } from "../store/monitoring-alerts.js";
@@ -136,7 +137,9 @@ export async function monitoredTableHealth(deps: Deps, ownerId: number, tableId:
     listRunsOf(deps, ownerId, tableId, { limit: RECENT_RUNS }),
     listAlertsOf(deps, ownerId, { status: "active", tableId }),
   ]);
+  // Of the checks the table has now: a check removed keeps its history, not a say in its health.
+  const current = new Set(table.checks.map(checkKey));
   const seen = new Set<string>();
-  const latest = runs.filter((run) => !seen.has(run.check) && seen.add(run.check));
+  const latest = runs.filter((run) => current.has(run.check) && !seen.has(run.check) && seen.add(run.check));
   return { table, latest_runs: latest, open_alerts: openAlerts };
 }

@@ -287,6 +287,11 @@ describe.each(["postgresql", "mysql", "sqlite"] as const)("POST /mcp tools on %s
     expect(run.status).toBe(200);
     const after = await call(client, "table_health", { table_id: tableId });
     expect(structured(after).latest_runs.map((r: { check: string }) => r.check).sort()).toEqual(["schema_drift", "volume"]);
+    // A check taken off the table no longer speaks for its health (its runs stay in the history).
+    const changed = await h.call("PATCH", `/api/tables/${tableId}`, { token: user.token, json: { checks: [{ kind: "volume" }] } });
+    expect(changed.status, changed.text).toBe(200);
+    const now = await call(client, "table_health", { table_id: tableId });
+    expect(structured(now).latest_runs.map((r: { check: string }) => r.check)).toEqual(["volume"]);
     const alerts = await call(client, "list_alerts");
     expect(alerts.isError).toBeFalsy();
     expect(structured(alerts).alerts).toEqual([]);
