@@ -81,6 +81,14 @@ describe("embedded health and docs", () => {
     expect(res.text).toContain("/openapi.json");
   });
 
+  it("sends /redoc (seed 003) and /docs/ to the docs page, without a token", async () => {
+    for (const path of ["/redoc", "/docs/"]) {
+      const res = await h.call("GET", path);
+      expect(res.status, path).toBe(301);
+      expect(res.headers.get("location")).toBe("/docs");
+    }
+  });
+
   it("serves every asset of the docs page itself, public and cached for good", async () => {
     const page = await h.call("GET", "/docs");
     // Nothing from a CDN: the page must work offline and behind a strict proxy.

@@ -20,7 +20,7 @@ interface Document {
 }
 
 /** Served, but not API operations: the document itself and the page that renders it. */
-const isDocsRoute = (path: string) => path === "/openapi.json" || path === "/docs" || path.startsWith("/docs/");
+const isDocsRoute = (path: string) => path === "/openapi.json" || path === "/docs" || path === "/redoc" || path.startsWith("/docs/");
 
 let h: Harness;
 let doc: Document;

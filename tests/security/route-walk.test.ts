@@ -19,6 +19,8 @@ const PUBLIC = new Set([
   "POST /login",
   "GET /openapi.json",
   "GET /docs",
+  "GET /redoc",
+  "GET /docs/",
   "GET /metrics",
   `GET /docs/assets/${docsAssetsVersion}/swagger-ui-bundle.js`,
   `GET /docs/assets/${docsAssetsVersion}/swagger-ui.css`,
