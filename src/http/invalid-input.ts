@@ -5,14 +5,45 @@
 
 import type { ZodError } from "zod";
 
+type Issue = ZodError["issues"][number];
+
 /** The 422's detail and per-field errors for the problems zod found in one part of a request. */
 export function invalidInput(error: ZodError, target: string) {
   const at = (path: readonly PropertyKey[]) => [target, ...path.map(String)].join(".");
   // One error per unknown field, at its own path, so that the 422 names each of them.
-  const errors = error.issues.flatMap((issue) =>
+  const errors = mainIssues(error.issues).flatMap((issue) =>
     issue.code === "unrecognized_keys"
       ? issue.keys.map((key) => ({ path: at([...issue.path, key]), message: "unknown field" }))
-      : [{ path: at(issue.path), message: issue.message }],
+      : [{ path: at(issue.path), message: readable(issue) }],
   );
   return { detail: `Invalid input: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors };
+}
+
+/** One problem per field, the one that says what to fix: the first found (a date that does not
+ * parse is not also out of range), or of several maximums the lowest (an id's 2,147,483,647, not
+ * also the largest safe integer). */
+function mainIssues(issues: readonly Issue[]): Issue[] {
+  const kept: Issue[] = [];
+  const slots = new Map<string, number>();
+  for (const issue of issues) {
+    const key = issue.code === "unrecognized_keys" ? null : issue.path.map(String).join("\u0000");
+    const slot = key === null ? undefined : slots.get(key);
+    if (slot === undefined) {
+      if (key !== null) slots.set(key, kept.length);
+      kept.push(issue);
+    } else {
+      const first = kept[slot]!;
+      if (first.code === "too_big" && issue.code === "too_big" && Number(issue.maximum) < Number(first.maximum)) kept[slot] = issue;
+    }
+  }
+  return kept;
+}
+
+/** zod's wording where it reads as the parser's rather than the user's. */
+function readable(issue: Issue): string {
+  if (issue.code === "invalid_type") {
+    if (issue.message.endsWith("received undefined")) return "required";
+    if (issue.message.endsWith("received NaN")) return `must be a ${issue.expected === "int" ? "whole number" : issue.expected}`;
+  }
+  return issue.message;
 }

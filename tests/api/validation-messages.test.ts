@@ -1,0 +1,31 @@
+// What a 422 says: one problem per field, in the user's words: "required" rather than "expected
+// string, received undefined", "must be a number" rather than "received NaN", an id's own
+// maximum rather than also the largest safe integer, a date that does not parse not also "out of
+// range".
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+
+let h: Harness;
+let token: string;
+beforeAll(async () => {
+  h = await createHarness({ store: "pglite" });
+  token = (await h.newUser()).token;
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe("422 messages", () => {
+  it.each([
+    ["a missing field", "POST", "/users/", { name: "Ana", password: "secure123" }, [["body.email", "required"]]],
+    ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a number"]]],
+    ["an id past its maximum", "POST", "/query", { sql: "SELECT 1", connection_id: 2147483648 }, [["body.connection_id", expect.stringMatching(/2147483647$/)]]],
+    ["a time that does not parse", "GET", "/api/audit?from=notadate", undefined, [["query.from", expect.not.stringMatching(/years/)]]],
+  ])("%s: one problem per field, in words", async (_what, method, path, json, errors) => {
+    const res = await h.call(method as "GET" | "POST", path, { token: path === "/users/" ? undefined : token, json });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors.map((e: { path: string; message: string }) => [e.path, e.message])).toEqual(errors);
+  });
+});
