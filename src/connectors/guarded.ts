@@ -34,6 +34,7 @@ export class GuardedConnector implements SchemaHolder {
   /** Driver calls under way, and what close() waits on once they are all done. */
   private inFlight = 0;
   private drained: (() => void) | undefined;
+  private closing = false;
 
   constructor(
     readonly connectionId: number,
@@ -182,8 +183,9 @@ export class GuardedConnector implements SchemaHolder {
       release = await budget.enter();
       this.inFlight++; // until `release` runs, below
       const snapshot = await this.driver.introspect();
-      // Refused past SCHEMA_MAX_BYTES: the schema read before, if any, stays.
-      this.schemas?.keep(this, snapshot);
+      // Refused past SCHEMA_MAX_BYTES: the schema read before, if any, stays. A read that ends
+      // after close() began is not kept: nothing would ever let go of it.
+      if (!this.closing) this.schemas?.keep(this, snapshot);
       this.counts?.ok();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
@@ -209,8 +211,8 @@ export class GuardedConnector implements SchemaHolder {
    * timeout): a connector the cache let go of (evicted for room, idle, its connection
    * changed) finishes its statements rather than failing them. */
   async close(): Promise<void> {
+    this.closing = true;
     this.schemas?.release(this);
-    this.schemaCache = undefined;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     await this.driver.close();
   }

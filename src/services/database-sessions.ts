@@ -42,7 +42,11 @@ export async function connectSession(deps: Deps, userId: number, sessionId: stri
   if (!row) throw notFound("Database connection");
   // Read now, not the schema cached since the connector opened: connecting is when a user
   // expects the database as it is (and to hear that it is gone, if it is).
-  const schema = await connector.refreshSchema();
+  const schema = await connector.refreshSchema().catch(async (err: unknown) => {
+    // Deleted while its schema was read (its connector closed under the read): gone, not failed.
+    if (!(await getConnection(deps.store.db, userId, connectionId))) throw notFound("Database connection");
+    throw err;
+  });
   await deps.sessions.update(
     sessionId,
     userId,
