@@ -186,8 +186,9 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   async function ownQuery<T>(run: (sql: (text: string) => Promise<mysql.RowDataPacket[]>) => Promise<T>): Promise<T> {
     // A database dropped since a pooled connection opened is still its database (MariaDB) or
     // none (MySQL): its catalog would read as empty, and the probe as fine. Such connections are
-    // let go, until a new one says what is wrong (a dropped database fails to connect).
-    for (;;) {
+    // let go, until a new one says what is wrong (a dropped database fails to connect); past the
+    // pool's size, a server that keeps saying so is taken at its word.
+    for (let attempt = 0; ; attempt++) {
       const conn = await checkout();
       let reusable = true;
       const sql = (text: string) => command(conn, text, OWN_STATEMENT_TIMEOUT_MS);
@@ -196,7 +197,8 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
         const [selected] = await sql(DATABASE_EXISTS_SQL);
         if (Number(selected?.present) !== 1) {
           reusable = false;
-          continue;
+          if (attempt < opts.maxConnections) continue;
+          throw new DomainError("connection_failed", `The database ${target.database} on ${where} does not exist, or this account cannot see it`);
         }
         return await withinOwnWireLimit(streamOf(coreOf(conn)), () => run(sql));
       } catch (err) {
