@@ -355,6 +355,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     }
   }
+  if (e.SCHEMA_MAX_BYTES > e.SCHEMA_CACHE_MAX_BYTES) {
+    // One schema over the total would push every other connection's out and still not fit.
+    throw new ConfigError([`SCHEMA_MAX_BYTES: must be at most SCHEMA_CACHE_MAX_BYTES (${e.SCHEMA_CACHE_MAX_BYTES})`]);
+  }
   const dataDir = path.resolve(e.DATA_DIR);
   const needGenerated = !e.JWT_SECRET || !e.SECRETS_KEY;
   const generated = needGenerated ? devSecrets(dataDir) : undefined;

@@ -234,19 +234,21 @@ function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   });
 }
 
-/** Stops accepting connections and resolves when in-flight requests have finished (or the
- * timeout passed, after which remaining connections are cut). */
-const LISTEN_REASONS: Record<string, string> = {
-  EADDRINUSE: "address already in use (another process listens there: stop it, or set PORT to a free port)",
-  EACCES: "permission denied (a port below 1024 needs privileges: set PORT to 1024 or above)",
-  EADDRNOTAVAIL: "address not available on this machine (set HOST to one of its addresses, or 0.0.0.0)",
+/** Why an address could not be listened on, and which setting to change. */
+const LISTEN_REASONS: Record<string, { setting: "PORT" | "HOST"; reason: string }> = {
+  EADDRINUSE: { setting: "PORT", reason: "address already in use (another process listens there: stop it, or set PORT to a free port)" },
+  EACCES: { setting: "PORT", reason: "permission denied (a port below 1024 needs privileges: set PORT to 1024 or above)" },
+  EADDRNOTAVAIL: { setting: "HOST", reason: "address not available on this machine (set HOST to one of its addresses, or 0.0.0.0)" },
 };
 
+/** Anything else (a HOST that does not resolve, an address family the machine lacks) is HOST's. */
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
-  const reason = (err.code && LISTEN_REASONS[err.code]) ?? reasonOf(err);
-  return new StartupError(`${err.code === "EADDRNOTAVAIL" ? "HOST" : "PORT"}: cannot listen on ${host}:${port}: ${reason}`);
+  const known = err.code ? LISTEN_REASONS[err.code] : undefined;
+  return new StartupError(`${known?.setting ?? "HOST"}: cannot listen on ${host}:${port}: ${known?.reason ?? reasonOf(err)}`);
 }
 
+/** Stops accepting connections and resolves when in-flight requests have finished (or the
+ * timeout passed, after which remaining connections are cut). */
 function drain(server: Server, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

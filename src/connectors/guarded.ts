@@ -164,7 +164,14 @@ export class GuardedConnector implements SchemaHolder {
    * the schema read before is kept. */
   private startIntrospection(budget: StatementBudget): Promise<SchemaSnapshot> {
     const previous = this.schemaCache;
-    const read = this.introspect(budget);
+    const read: Promise<SchemaSnapshot> = this.introspect(budget).then((snapshot) => {
+      // Refused past SCHEMA_MAX_BYTES, whoever asked: the schema read before, if any, stays.
+      const bytes = this.schemas?.measure(snapshot);
+      // Counted only while it is what this connector keeps: not once forgotten for room while
+      // it was read, nor after close() began (nothing would ever let go of it).
+      if (bytes !== undefined && this.schemaCache === read && !this.closing) this.schemas!.keep(this, bytes);
+      return snapshot;
+    });
     this.schemaCache = read;
     read.catch(() => {
       if (this.schemaCache === read) this.schemaCache = previous;
@@ -183,9 +190,6 @@ export class GuardedConnector implements SchemaHolder {
       release = await budget.enter();
       this.inFlight++; // until `release` runs, below
       const snapshot = await this.driver.introspect();
-      // Refused past SCHEMA_MAX_BYTES: the schema read before, if any, stays. A read that ends
-      // after close() began is not kept: nothing would ever let go of it.
-      if (!this.closing) this.schemas?.keep(this, snapshot);
       this.counts?.ok();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;

@@ -45,9 +45,8 @@ export class SchemaMemory {
 
   constructor(readonly limits: SchemaMemoryLimits) {}
 
-  /** `holder` keeps `snapshot` from now on (in place of any it kept): refused past the limit of
-   * one, and others forgotten until all fit. */
-  keep(holder: SchemaHolder, snapshot: SchemaSnapshot): void {
+  /** The bytes of `snapshot`; refused past the limit of one. */
+  measure(snapshot: SchemaSnapshot): number {
     const bytes = schemaBytes(snapshot);
     if (bytes > this.limits.maxBytes) {
       const columns = snapshot.tables.reduce((n, t) => n + t.columns.length, 0);
@@ -57,6 +56,12 @@ export class SchemaMemory {
         { schema_bytes: bytes, max_bytes: this.limits.maxBytes },
       );
     }
+    return bytes;
+  }
+
+  /** `holder` keeps a snapshot of `bytes` (measured) from now on, in place of any it kept;
+   * others are forgotten until all fit. */
+  keep(holder: SchemaHolder, bytes: number): void {
     this.release(holder);
     this.held.set(holder, bytes);
     this.total += bytes;

@@ -39,7 +39,10 @@ function mainIssues(issues: readonly Issue[]): Issue[] {
   return kept;
 }
 
-/** zod's wording where it reads as the parser's rather than the user's. */
+/** zod's wording where it reads as the parser's rather than the user's. Read from its message:
+ * zod 4 leaves the input out of an issue unless asked (reportInput), and asking would put every
+ * invalid value, passwords included, in the issue. tests/api/validation-messages.test.ts fails
+ * if zod words it otherwise. */
 function readable(issue: Issue): string {
   if (issue.code === "invalid_type") {
     if (issue.message.endsWith("received undefined")) return "required";

@@ -10,7 +10,7 @@ import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { cutText } from "../text-cut.js";
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
-import { insertCheckRuns, metricPoints, seriesStart, skippedInARow } from "../store/monitoring-runs.js";
+import { insertCheckRuns, metricPoints, seriesStart, skippedInARow, STORE_UNAVAILABLE } from "../store/monitoring-runs.js";
 import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
 import { isStoreUnavailable, violatesForeignKey } from "../store/unavailable.js";
@@ -122,7 +122,9 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   let queued: number;
   try {
     saved = await insertCheckRuns(deps.store.db, runs);
-    const stuck = await stuckChecks(deps, table, runs);
+    // A store failing here fails feedOutcomes too; if only this read fails, the run's real
+    // outcomes still reach their alerts.
+    const stuck = await stuckChecks(deps, table, runs).catch(() => new Set<string>());
     queued = await feedOutcomes(
       deps,
       table,
@@ -312,9 +314,6 @@ export async function withRetry<T>(m: Monitoring, fn: () => Promise<T>): Promise
     }
   }
 }
-
-/** The code in the details of a check skipped because Pulse's own store failed under it. */
-const STORE_UNAVAILABLE = "store_unavailable";
 
 /** How a failure reads as a check result: an exhausted budget, or Pulse's own metadata store
  * failing under the check (its history, its snapshot), is a skip, not a failure of the table:

@@ -126,19 +126,23 @@ export function createMonitoring(
       const t = now();
       const last = schemaReads.get(connector);
       if (last?.running) return last.running;
+      const read = () => {
+        const snapshot = connector.refreshSchema(budgetFor(connector));
+        const entry: { at: number; running: Promise<SchemaSnapshot> | undefined } = { at: t, running: snapshot };
+        schemaReads.set(connector, entry);
+        snapshot.then(
+          () => void (entry.running = undefined),
+          () => {
+            if (schemaReads.get(connector) === entry) schemaReads.delete(connector);
+          },
+        );
+        return snapshot;
+      };
       // A clock gone back (a test's, or a corrected one) cannot tell the age: look again.
       const cached = last && t >= last.at && t - last.at < maxAgeMs ? connector.cachedSchema() : undefined;
-      if (cached) return cached;
-      const snapshot = connector.refreshSchema(budgetFor(connector));
-      const entry: { at: number; running: Promise<SchemaSnapshot> | undefined } = { at: t, running: snapshot };
-      schemaReads.set(connector, entry);
-      snapshot.then(
-        () => void (entry.running = undefined),
-        () => {
-          if (schemaReads.get(connector) === entry) schemaReads.delete(connector);
-        },
-      );
-      return snapshot;
+      // The cached one may be a user's read still running, under their budget: if that fails,
+      // monitoring reads under its own.
+      return cached ? cached.catch(read) : read();
     },
     targetInfo(connector) {
       const cached = probes.get(connector.connectionId);

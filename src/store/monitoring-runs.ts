@@ -76,16 +76,21 @@ export async function seriesStart(db: Db, args: { tableId: number; checkKey: str
 
 /**
  * Of `keys`, the checks of the table whose newest `runs` runs were all skipped (so at least
- * that many ran). One probe of the series index per key, whatever the history's length.
+ * that many ran), none of them because Pulse's own store failed (a store restart opens no
+ * alerts). One probe of the series index per key, whatever the history's length.
  */
+/** The code in the details of a run skipped because Pulse's own store failed under its check. */
+export const STORE_UNAVAILABLE = "store_unavailable";
+
 export async function skippedInARow(db: Db, tableId: number, keys: string[], runs: number): Promise<Set<string>> {
   if (keys.length === 0) return new Set();
   const result = await db.execute(sql`
     SELECT k.key AS check_key
     FROM (VALUES ${sql.join(keys.map((key) => sql`(${key})`), sql`, `)}) AS k(key)
     CROSS JOIN LATERAL (
-      SELECT count(*)::int AS runs, count(*) FILTER (WHERE r.status = 'skipped')::int AS skipped
-      FROM (SELECT status FROM check_runs WHERE table_id = ${tableId} AND check_key = k.key ORDER BY started_at DESC LIMIT ${runs}) r
+      SELECT count(*)::int AS runs,
+             count(*) FILTER (WHERE r.status = 'skipped' AND r.details->>'code' IS DISTINCT FROM ${STORE_UNAVAILABLE})::int AS skipped
+      FROM (SELECT status, details FROM check_runs WHERE table_id = ${tableId} AND check_key = k.key ORDER BY started_at DESC LIMIT ${runs}) r
     ) s
     WHERE s.runs = ${runs} AND s.skipped = ${runs}`);
   return new Set(rowsOf<{ check_key: string }>(result).map((r) => r.check_key));

@@ -570,11 +570,13 @@ describe("when the store loses the writer's session mid-write", () => {
     const locker = new pg.Client({ connectionString: pgUrl(own.pgDatabase!.name) });
     try {
       const user = await own.newConnectedUser();
-      expect((await own.call("POST", "/query", { token: user.token, json: { sql: "SELECT 'kept'" } })).status).toBe(200);
+      await own.deps.audit!.flush();
       // The COPY waits behind this lock, on a session of its own, until that session is killed.
+      // Taken before the statement, so that no timed flush writes its record first.
       await locker.connect();
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      expect((await own.call("POST", "/query", { token: user.token, json: { sql: "SELECT 'kept'" } })).status).toBe(200);
       const waiting = own.deps.audit!.pending;
       expect(waiting).toBeGreaterThan(0);
       const writing = own.deps.audit!.flush();

@@ -120,6 +120,12 @@ describe("loadConfig", () => {
     }
   });
 
+  it("refuses one schema allowed more room than all of them together", () => {
+    const err = errorOf(() => loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_BYTES: "2000000", SCHEMA_CACHE_MAX_BYTES: "1000000" }));
+    expect(err.message).toContain("SCHEMA_MAX_BYTES: must be at most SCHEMA_CACHE_MAX_BYTES (1000000)");
+    expect(loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_BYTES: "1000000", SCHEMA_CACHE_MAX_BYTES: "1000000" }).connectors.schemaMaxBytes).toBe(1_000_000);
+  });
+
   it("accepts a base64 SECRETS_KEY and treats empty variables as unset", () => {
     const key = Buffer.alloc(32, 7).toString("base64");
     const config = loadConfig({ DATA_DIR: tempDir(), SECRETS_KEY: key, JWT_SECRET: "j".repeat(32), PORT: "", REDIS_URL: "" });
