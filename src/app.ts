@@ -47,7 +47,7 @@ export function createApp(deps: Deps) {
   const { onError, validationHook } = errorHandling(queryRoutingPaths);
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
-  app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES, deps.config.sendTimeoutMs));
+  app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES));
   app.use(requireAuth(deps, PUBLIC_ROUTES));
 
   mountHealth(app, deps);

@@ -1,10 +1,11 @@
 // Builds the dependencies from config, serves HTTP, and shuts everything down in order:
 // stop accepting, finish in-flight requests, then close what they used.
 
-import { serve, type ServerType } from "@hono/node-server";
+import type { ServerType } from "@hono/node-server";
 import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
+import { serveApp } from "./http/unread-responses.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
 import { createPasswordHasher } from "./auth/passwords.js";
@@ -190,7 +191,7 @@ export async function startService(
 ): Promise<RunningService> {
   const app = createApp(deps);
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: deps.config.port, hostname: deps.config.host }, () => {
+    const s = serveApp(app.fetch, { port: deps.config.port, hostname: deps.config.host, sendTimeoutMs: deps.config.sendTimeoutMs }, () => {
       s.off("error", refused);
       resolve(s);
     });

@@ -3,7 +3,6 @@
 // chain costs an async call, a closure and a promise on every request.
 
 import type { HttpBindings } from "@hono/node-server";
-import type { ServerResponse } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 
@@ -18,7 +17,7 @@ const REQUEST_ID_HEADER = "X-Request-Id";
 const MAX_CLIENT_ID_LENGTH = 255;
 const UNSAFE_ID = /[^\w\-=]/;
 
-export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: number, sendTimeoutMs: number): MiddlewareHandler<AppEnv> {
+export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: number): MiddlewareHandler<AppEnv> {
   const checkBody = limitBody(maxBodyBytes);
   return async (c, next) => {
     const started = performance.now();
@@ -28,39 +27,9 @@ export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: numb
     tagResponse(c, id);
     const refused = await checkBody(c, next);
     if (refused instanceof Response) c.res = refused;
-    const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
-    // Not an event stream: its pauses are the agent's, and its events small.
-    if (outgoing && !c.res.headers.get("content-type")?.startsWith("text/event-stream")) dropIfUnread(outgoing, sendTimeoutMs);
     logRequest(logger, c, started);
     metrics.request(c.req.method, routeOf(c), c.res.status, (performance.now() - started) / 1000);
   };
-}
-
-/**
- * A response is written whole once its handler returns, and Node keeps what the socket cannot
- * take yet: a client that stops reading would hold it in this process for as long as it keeps
- * the socket open (measured: 52 MB for one schema, until the client closed). So until the
- * response is out, what waits in Node's buffer must shrink within each `timeoutMs`, or the
- * socket is destroyed; a slow reader that makes progress is not cut. A timer of its own, not the
- * socket's timeout, which Node uses for keep-alive and would carry over to a pipelined request.
- */
-function dropIfUnread(outgoing: ServerResponse, timeoutMs: number): void {
-  const socket = outgoing.socket;
-  if (!socket) return;
-  let waiting = Number.POSITIVE_INFINITY;
-  const timer = setTimeout(function check() {
-    const now = socket.writableLength;
-    if (now > 0 && now >= waiting) {
-      socket.destroy();
-      return;
-    }
-    waiting = now;
-    timer.refresh();
-  }, timeoutMs);
-  timer.unref();
-  const stop = () => clearTimeout(timer);
-  outgoing.once("finish", stop);
-  outgoing.once("close", stop);
 }
 
 /** The pattern of the route that answered ("/databases/:id"), or, when a middleware answered

@@ -4,11 +4,12 @@
 // the client closed). The socket is dropped after HTTP_SEND_TIMEOUT_MS without progress; a
 // client that reads, however large the answer, gets all of it. Real server, raw sockets.
 
-import { serve, type ServerType } from "@hono/node-server";
+import type { ServerType } from "@hono/node-server";
 import net, { type AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { serveApp } from "../../src/http/unread-responses.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { PG } from "../support/services.js";
@@ -28,8 +29,9 @@ describe("a client that stops reading a large answer", () => {
   beforeAll(async () => {
     h = await createHarness({ env: { HTTP_SEND_TIMEOUT_MS: "1000", QUERY_MAX_BYTES: String(64 * 1024 * 1024) } });
     target = await pgMonitoredDb();
+    // As the service serves it (src/lifecycle.ts).
     server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: h.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+      const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", sendTimeoutMs: h.deps.config.sendTimeoutMs }, () => resolve(s));
     });
     port = (server.address() as AddressInfo).port;
     const user = await h.newUser();
