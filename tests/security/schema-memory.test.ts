@@ -59,8 +59,15 @@ describe("the schemas one process keeps", () => {
       expect(h.deps.connectors.schemaBytes).toBeGreaterThan(40_000);
       expect(h.deps.connectors.schemaBytes).toBeLessThanOrEqual(150_000);
     }
-    // The first was forgotten for the fourth: read again, whole.
+    // The first was forgotten for the fourth: read again, whole. The audit trail shows the
+    // second catalog read; the fourth connection's, still kept, was read once.
     expect(await columnsOf(ids[0]!)).toBe(40);
+    expect(await columnsOf(ids[3]!)).toBe(40);
     expect(h.deps.connectors.schemaBytes).toBeLessThanOrEqual(150_000);
+    await h.deps.audit!.flush();
+    const reads = async (id: number) =>
+      (await h.call("GET", `/api/audit?connection_id=${id}&source=introspection`, { token: user.token })).body.records.length;
+    expect(await reads(ids[0]!)).toBe(2);
+    expect(await reads(ids[3]!)).toBe(1);
   });
 });
