@@ -134,7 +134,8 @@ export class GuardedConnector implements SchemaHolder {
     return this.guard.classify(this.driver.dialect, sql, this.ownerId);
   }
 
-  /** The database's schema, introspected once and kept until refreshed. */
+  /** The database's schema, introspected once and kept until refreshed (or forgotten for room:
+   * schema-memory.ts). */
   schema(): Promise<SchemaSnapshot> {
     return this.cachedSchema() ?? this.reads.run(() => this.startIntrospection(this.budget));
   }
