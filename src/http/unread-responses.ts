@@ -33,11 +33,6 @@ export class UnreadResponses {
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
   }
 
-  /** Responses watched now, for tests. */
-  get size(): number {
-    return this.sending.size;
-  }
-
   private sweep(): void {
     const now = performance.now();
     for (const [response, progress] of this.sending) {

@@ -157,7 +157,8 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
  * store restart opens no alerts.
  */
 async function stuckChecks(deps: Deps, table: MonitoredTableRow, runs: Omit<CheckRunRow, "id">[]): Promise<Set<string>> {
-  const skipped = runs.filter((r) => r.status === "skipped" && r.details?.code !== STORE_UNAVAILABLE).map((r) => r.checkKey);
+  // This run is in the history by now: skippedInARow leaves out its store skips with the rest.
+  const skipped = runs.filter((r) => r.status === "skipped").map((r) => r.checkKey);
   return skippedInARow(deps.store.db, table.id, skipped, deps.monitoring.settings.alertAfterSkips);
 }
 
