@@ -11,9 +11,7 @@ import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
 import { invalidInput } from "./invalid-input.js";
 import { strictBody } from "./schemas.js";
-
-/** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else). */
-const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
+import { JSON_MEDIA_TYPE } from "./utf8-body.js";
 
 /**
  * The route as app.openapi() should mount it: documented with its body, validated without it

@@ -1,6 +1,7 @@
 // What every request passes first: its request id (X-Request-Id, echoed or made), the body
-// size limit, its log line and its metrics. One middleware rather than three because each layer of hono's
-// chain costs an async call, a closure and a promise on every request.
+// size limit, strict UTF-8 for a JSON body, its log line and its metrics. One middleware rather
+// than several because each layer of hono's chain costs an async call, a closure and a promise
+// on every request.
 
 import type { HttpBindings } from "@hono/node-server";
 import type { Context, MiddlewareHandler } from "hono";
@@ -11,6 +12,7 @@ import type { Metrics } from "../metrics.js";
 import { limitBody } from "./body-limit.js";
 import type { AppEnv } from "./context.js";
 import { logRequest } from "./request-log.js";
+import { decodeJsonBodyStrictly } from "./utf8-body.js";
 
 const REQUEST_ID_HEADER = "X-Request-Id";
 /** A client's own id is kept when it is short and plain (hono's requestId rule). */
@@ -25,6 +27,7 @@ export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: numb
     c.set("requestId", id);
     c.set("logger", logger);
     tagResponse(c, id);
+    decodeJsonBodyStrictly(c.req);
     const refused = await checkBody(c, next);
     if (refused instanceof Response) c.res = refused;
     logRequest(logger, c, started);
