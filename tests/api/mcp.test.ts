@@ -484,10 +484,10 @@ describe("POST /mcp with API keys", () => {
     await expect(call(onSecond, "run_query", { connection_id: connectionId, sql })).rejects.toThrow();
     await onSecond.close();
 
-    const expiring = await createKey(a.token, { scopes: ["query"], expires_at: new Date(Date.now() + 1500).toISOString() });
+    const expiring = await createKey(a.token, { scopes: ["query"], expires_at: new Date(Date.now() + 4000).toISOString() });
     const client = await mcpClient(expiring.key);
     expect(textOf(await call(client, "run_query", { connection_id: connectionId, sql }))).toContain("AC/DC");
-    await new Promise((resolve) => setTimeout(resolve, 1600));
+    await new Promise((resolve) => setTimeout(resolve, 4100));
     expect(await statusWith(base, expiring.key)).toBe(401);
     await expect(call(client, "run_query", { connection_id: connectionId, sql })).rejects.toThrow();
     await client.close();

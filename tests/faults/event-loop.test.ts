@@ -17,8 +17,9 @@ const DEEP_SUM = `SELECT ${"1+".repeat(15_990)}1`;
 const LONG_READ = `SELECT ${Array.from({ length: 60 }, (_, i) => `${i} AS c${i}`).join(", ")}`;
 /** Measured on the shared 2-core machine at load average 12: with parsing and hashing on the
  * event loop, the burst below delayed it by 2.1 s (/health took 2.0 s, or answered 503); off
- * it, by 0.2-0.25 s at most, which is that load's own scheduling noise. */
-const MAX_EVENT_LOOP_DELAY_MS = 500;
+ * it, by 0.2-0.25 s at most, which is that load's own scheduling noise. Half the 2.1 s: other test
+ * files run beside this one. */
+const MAX_EVENT_LOOP_DELAY_MS = 1_000;
 /** Ten parses of a second or two on two threads, on a machine other test runs load too. */
 const SLOW_TEST_MS = 180_000;
 /** Share of the time the event loop is busy during a burst of bcrypt work: 1.0 with bcrypt on

@@ -218,7 +218,8 @@ describe("SQLite driver close()", () => {
 
       const startedAt = performance.now();
       await driver.close();
-      expect(performance.now() - startedAt).toBeLessThan(1500);
+      // Far below the statement's 60 s, with room for a machine loaded by other test files.
+      expect(performance.now() - startedAt).toBeLessThan(3000);
       expect(await pending).toMatchObject({ code: "connection_failed" });
       expect(running(pid)).toBe(false);
       expect(driver.openConnections()).toBe(0);

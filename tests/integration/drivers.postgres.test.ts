@@ -43,7 +43,9 @@ async function failure(promise: Promise<unknown>): Promise<DomainError> {
   throw new Error("expected a DomainError");
 }
 
-/** Everything a write could touch in the test database, as one comparable value. */
+/** Everything a write could touch in the test database, as one comparable value. The
+ * server-wide catalogs are read for this file's names only: other files create and drop
+ * databases and roles at the same time. */
 async function fingerprint(): Promise<unknown> {
   const { rows } = await admin.query(`
     SELECT (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) FROM target t) AS data,
@@ -51,8 +53,8 @@ async function fingerprint(): Promise<unknown> {
            (SELECT string_agg(c.relname || ':' || c.relkind::text || ':' || c.relnatts, ',' ORDER BY c.relname)
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public') AS relations,
            (SELECT count(*) FROM pg_description) AS comments,
-           (SELECT count(*) FROM pg_roles) AS roles,
-           (SELECT count(*) FROM pg_database) AS databases`);
+           (SELECT count(*) FROM pg_roles WHERE rolname = 'pulse_intruder') AS roles,
+           (SELECT count(*) FROM pg_database WHERE datname = current_database()) AS databases`);
   return rows[0];
 }
 
@@ -314,7 +316,10 @@ describe("read-only at the database, without the guard", () => {
     const single = await createPostgresDriver(target(), { ...POOL, maxConnections: 1 });
     try {
       await single.query("SELECT pg_advisory_lock(4242)", LIMITS);
-      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
+      // pg_locks is server-wide: other files hold advisory locks of their own databases meanwhile.
+      const { rows } = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+      );
       expect(rows[0].n).toBe(0);
     } finally {
       await single.close();

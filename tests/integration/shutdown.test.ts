@@ -25,7 +25,8 @@ describe("graceful shutdown", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: "Late", email: `late-${Date.now()}@example.com`, password: "long enough pw" }),
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // Time to arrive on a loaded machine (other test files run beside this one); the hash takes longer.
+    await new Promise((r) => setTimeout(r, 250));
     const stopped = service.stop();
 
     const res = await inFlight;
