@@ -10,7 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { DomainError } from "../errors.js";
 import type { AppEnv } from "./context.js";
 import { invalidInput } from "./invalid-input.js";
-import { strictBody } from "./schemas.js";
+import { strictInput } from "./schemas.js";
 import { JSON_MEDIA_TYPE } from "./utf8-body.js";
 
 /**
@@ -39,7 +39,7 @@ export async function jsonBodyOf<S extends z.ZodType>(c: Context<AppEnv>, schema
   } else if ((await c.req.arrayBuffer()).byteLength > 0) {
     throw new HTTPException(415, { message: "Unsupported Media Type" });
   }
-  const result = strictBody(schema).safeParse(value);
+  const result = strictInput(schema).safeParse(value);
   if (!result.success) {
     const { detail, errors } = invalidInput(result.error, "body");
     throw new DomainError("invalid_input", detail, { errors });

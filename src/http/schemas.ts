@@ -22,19 +22,20 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
 });
 
-const strictBodies = new WeakMap<z.ZodType, z.ZodType>();
+const strictSchemas = new WeakMap<z.ZodType, z.ZodType>();
 
 /**
- * The schema as a request body: an object refuses fields it does not declare (422 naming them),
- * since a typo such as `instance_id` for `instance` would otherwise be dropped and the request
- * run on a default. Nested objects declare their own strictness; an object with its own
- * catchall keeps it. `catchall` (unlike `strict`) keeps the schema's OpenAPI name.
+ * The schema as a request body or query string: an object refuses fields it does not declare
+ * (422 naming them), since a typo such as `instance_id` for `instance` (or `staus` for a list's
+ * `status` filter) would otherwise be dropped and the request run on a default; and no value
+ * may hold what the store cannot (a NUL in a filter failed in the store, 500). Nested objects
+ * declare their own strictness; an object with its own catchall keeps it. `catchall` (unlike `strict`) keeps the schema's OpenAPI name.
  */
-export function strictBody<T extends z.ZodType>(schema: T): T {
-  let strict = strictBodies.get(schema);
+export function strictInput<T extends z.ZodType>(schema: T): T {
+  let strict = strictSchemas.get(schema);
   if (!strict) {
     const closed = schema instanceof z.ZodObject && !schema.def.catchall ? schema.catchall(z.never()) : schema;
-    strictBodies.set(schema, (strict = closed.superRefine(refuseUnstorable)));
+    strictSchemas.set(schema, (strict = closed.superRefine(refuseUnstorable)));
   }
   return strict as T;
 }
@@ -82,7 +83,7 @@ function refuseUnstorable(body: unknown, ctx: z.RefinementCtx): void {
 }
 
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({
-  content: { "application/json": { schema: strictBody(schema) } },
+  content: { "application/json": { schema: strictInput(schema) } },
   required: true,
 });
 

@@ -14,7 +14,7 @@ import { runTableNow } from "../monitoring/run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
 import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "../monitoring/schedule.js";
 import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
-import { listCheckRuns } from "../store/monitoring-runs.js";
+import { listCheckRuns, type RunsBefore } from "../store/monitoring-runs.js";
 import {
   type MonitoredTableName,
   deleteMonitoredTable,
@@ -311,7 +311,7 @@ export async function listRunsOf(
   deps: Deps,
   ownerId: number,
   id: number,
-  options: { limit?: number | undefined; check?: string | undefined; before?: Date | undefined },
+  options: { limit?: number | undefined; check?: string | undefined; before?: RunsBefore | undefined },
 ): Promise<CheckOutcome[]> {
   const row = await ownedTable(deps, ownerId, id);
   const runs = await listCheckRuns(deps.store.db, row.id, { limit: options.limit ?? 100, checkKey: options.check, before: options.before });

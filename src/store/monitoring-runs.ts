@@ -14,14 +14,23 @@ export async function insertCheckRuns(db: Db, runs: NewCheckRun[]): Promise<Chec
   return db.insert(checkRuns).values(runs).returning();
 }
 
+/** Where a page of runs (newest first) ends: before this start time, or, with `id`, before
+ * this run in the same order (started_at, then id). */
+export interface RunsBefore {
+  at: Date;
+  id?: number | undefined;
+}
+
 export async function listCheckRuns(
   db: Db,
   tableId: number,
-  options: { limit: number; checkKey?: string | undefined; before?: Date | undefined },
+  options: { limit: number; checkKey?: string | undefined; before?: RunsBefore | undefined },
 ): Promise<CheckRunRow[]> {
   const conditions = [eq(checkRuns.tableId, tableId)];
   if (options.checkKey !== undefined) conditions.push(eq(checkRuns.checkKey, options.checkKey));
-  if (options.before !== undefined) conditions.push(lt(checkRuns.startedAt, options.before));
+  const before = options.before;
+  if (before?.id !== undefined) conditions.push(sql`(${checkRuns.startedAt}, ${checkRuns.id}) < (${before.at.toISOString()}::timestamptz, ${before.id})`);
+  else if (before) conditions.push(lt(checkRuns.startedAt, before.at));
   return db
     .select()
     .from(checkRuns)

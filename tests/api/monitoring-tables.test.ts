@@ -302,6 +302,23 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     expect(page.body).toHaveLength(1);
     const older = await h.call("GET", `/api/tables/${table.id}/runs?before=${encodeURIComponent(page.body[0].started_at)}`, { token: user.token });
     expect(older.body.every((r: any) => r.started_at < page.body[0].started_at)).toBe(true);
+
+    // Checks of one run often start in the same millisecond (all ten runs here, to be sure):
+    // paged by the last run's started_at and run_id, no run is skipped nor shown twice.
+    await h.deps.store.db.execute(sql`UPDATE check_runs SET started_at = ${runs.body[0].started_at}::timestamptz WHERE table_id = ${table.id}`);
+    const seen: number[] = [];
+    for (let last: any = null, pages = 0; pages < 10; pages++) {
+      const cursor = last ? `&before=${encodeURIComponent(last.started_at)}&before_id=${last.run_id}` : "";
+      const next = await h.call("GET", `/api/tables/${table.id}/runs?limit=3${cursor}`, { token: user.token });
+      expect(next.status).toBe(200);
+      if (next.body.length === 0) break;
+      seen.push(...next.body.map((r: any) => r.run_id));
+      last = next.body.at(-1);
+    }
+    expect(seen).toEqual(runs.body.map((r: any) => r.run_id).sort((a: number, b: number) => b - a));
+    const noTime = await h.call("GET", `/api/tables/${table.id}/runs?before_id=5`, { token: user.token });
+    expect(noTime.status).toBe(422);
+    expect(noTime.body.errors).toEqual([{ path: "query.before_id", message: "needs before (the same run's started_at)" }]);
     expect((await h.call("GET", `/api/tables/${table.id}/runs?limit=0`, { token: user.token })).status).toBe(422);
     expect((await h.call("GET", `/api/tables/${table.id}/runs?before=yesterday`, { token: user.token })).status).toBe(422);
   });

@@ -23,6 +23,13 @@ describe("422 messages", () => {
     ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a number"]]],
     ["an id past its maximum", "POST", "/query", { sql: "SELECT 1", connection_id: 2147483648 }, [["body.connection_id", expect.stringMatching(/2147483647$/)]]],
     ["a time that does not parse", "GET", "/api/audit?from=notadate", undefined, [["query.from", expect.not.stringMatching(/years/)]]],
+    // A typo in a filter would otherwise list everything, as if there were no filter.
+    ["a misspelt filter", "GET", "/api/alerts?staus=open", undefined, [["query.staus", "unknown field"]]],
+    ["a misspelt audit filter", "GET", "/api/audit?outcom=error", undefined, [["query.outcom", "unknown field"]]],
+    ["a misspelt page size", "GET", "/api/tables?limt=5", undefined, [["query.limt", "unknown field"]]],
+    // The store cannot hold NUL: it failed there (500) rather than as input.
+    ["NUL in a filter", "GET", "/api/tables/1/runs?check=a%00b", undefined, [["query.check", "must not contain NUL (\\u0000) characters"]]],
+    ["an empty filter", "GET", "/api/tables/1/runs?check=", undefined, [["query.check", expect.stringMatching(/>=1 char/)]]],
   ])("%s: one problem per field, in words", async (_what, method, path, json, errors) => {
     const res = await h.call(method as "GET" | "POST", path, { token: path === "/users/" ? undefined : token, json });
     expect(res.status, res.text).toBe(422);

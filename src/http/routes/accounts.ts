@@ -11,7 +11,7 @@ import { changePassword, deleteAccount, getMe, login, logout, registerUser } fro
 import { clientIp } from "../client-ip.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictBody, UserSchema } from "../schemas.js";
+import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictInput, UserSchema } from "../schemas.js";
 
 const tags = ["Accounts"];
 
@@ -90,8 +90,8 @@ const loginRoute = createRoute({
   request: {
     body: {
       content: {
-        "application/x-www-form-urlencoded": { schema: strictBody(LoginBody) },
-        "application/json": { schema: strictBody(LoginBody) },
+        "application/x-www-form-urlencoded": { schema: strictInput(LoginBody) },
+        "application/json": { schema: strictInput(LoginBody) },
       },
     },
   },

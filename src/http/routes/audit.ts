@@ -9,7 +9,7 @@ import type { Deps } from "../../deps.js";
 import { AUDIT_OUTCOMES } from "../../store/schema.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, Instant, jsonResponse, loginOnly, MAX_ROW_ID } from "../schemas.js";
+import { authErrors, Instant, jsonResponse, loginOnly, MAX_ROW_ID, strictInput } from "../schemas.js";
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -89,7 +89,7 @@ const list = createRoute({
   summary: "Your audit trail: every statement sent to your databases, newest first",
   description:
     "Newest first by `at` (when the statement was asked for), then by id. Records are written in batches a fraction of a second after the statement; introspections are one record each. Records older than AUDIT_RETENTION_DAYS are pruned; a cursor whose record was pruned ends the listing.",
-  request: { query: AuditQuery },
+  request: { query: strictInput(AuditQuery) },
   responses: { 200: jsonResponse(AuditPage, "A page of records"), ...loginOnly, ...authErrors },
 });
 

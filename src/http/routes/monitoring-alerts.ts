@@ -8,7 +8,7 @@ import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv, AuthContext } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
@@ -35,7 +35,7 @@ const list = createRoute({
   tags,
   summary: "Alerts that opened at least once, newest first",
   description: "With an API key limited to some connections: the alerts of tables on those.",
-  request: { query: ListQuery },
+  request: { query: strictInput(ListQuery) },
   responses: { 200: jsonResponse(z.array(AlertSchema), "Alerts"), ...scopeError("monitoring:read"), ...authErrors },
 });
 

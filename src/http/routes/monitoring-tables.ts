@@ -18,7 +18,7 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
@@ -70,7 +70,7 @@ const list = createRoute({
   summary: "Your monitored tables, by id: all of them, or a page at a time",
   description:
     "With an API key limited to some connections: the tables on those. Without `limit` or `after_id`, every table (as many as USER_MAX_MONITORED_TABLES); with them, a page, and a full page comes with `Link: <...>; rel=\"next\"` naming the next one.",
-  request: { query: ListQuery },
+  request: { query: strictInput(ListQuery) },
   responses: { 200: jsonResponse(z.array(MonitoredTableSchema), "A page of your monitored tables"), ...readError, ...authErrors },
 });
 
@@ -141,18 +141,31 @@ const runNow = createRoute({
   },
 });
 
-const RunsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
-  check: z.string().max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
-  before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
-});
+const RunsQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
+    check: z.string().min(1).max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
+    before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
+    before_id: z.coerce
+      .number()
+      .int()
+      .positive()
+      .max(MAX_ROW_ID)
+      .optional()
+      .openapi({
+        param: { name: "before_id", in: "query" },
+        description:
+          "With before: also the runs started at that very time whose run_id is lower. Pass the last run's started_at and run_id to page on: checks of one table often start in the same millisecond, and before alone would skip the rest of them",
+      }),
+  })
+  .refine((q) => q.before_id === undefined || q.before !== undefined, { path: ["before_id"], message: "needs before (the same run's started_at)" });
 
 const runs = createRoute({
   method: "get",
   path: "/api/tables/{id}/runs",
   tags,
   summary: "History of check runs with their metric values, newest first",
-  request: { params: IdParams, query: RunsQuery },
+  request: { params: IdParams, query: strictInput(RunsQuery) },
   responses: { 200: jsonResponse(z.array(CheckRunSchema), "Check runs"), ...readError, 404: notFoundResponse, ...authErrors },
 });
 
@@ -199,7 +212,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(runs, async (c) => {
     await tableScope(c, "monitoring:read", c.req.valid("param").id);
     const q = c.req.valid("query");
-    const options = { limit: q.limit, check: q.check, before: q.before ? new Date(q.before) : undefined };
+    const options = { limit: q.limit, check: q.check, before: q.before ? { at: new Date(q.before), id: q.before_id } : undefined };
     return c.json(await listRunsOf(deps, c.get("auth").userId, c.req.valid("param").id, options), 200);
   });
 }

@@ -9,7 +9,7 @@ import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { invalidInput } from "../../http/invalid-input.js";
 import { NewTableBody } from "../../http/routes/monitoring-schemas.js";
-import { strictBody } from "../../http/schemas.js";
+import { strictInput } from "../../http/schemas.js";
 import { listAlertsOf, type AlertListFilter } from "../../services/alerts.js";
 import { createMonitoredTableOf, monitoredTableNamesOn } from "../../services/monitored-tables.js";
 import { monitoredTableHealth } from "../../services/table-health.js";
@@ -90,7 +90,7 @@ export function registerMonitoringTools(server: McpServer, deps: Deps) {
       answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "monitoring:write", args.connection_id);
         // The same validation as POST /api/tables, so both edges accept the same monitors.
-        const parsed = strictBody(NewTableBody).safeParse(args);
+        const parsed = strictInput(NewTableBody).safeParse(args);
         if (!parsed.success) {
           const { detail, errors } = invalidInput(parsed.error, "arguments");
           throw new DomainError("invalid_input", detail, { errors });
