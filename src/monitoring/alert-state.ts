@@ -112,7 +112,9 @@ export function nextAlertState(
       // "skipped" (and ignored errors) only let time pass: counters stay as they are.
       break;
     case "ack":
-      if (isOpen(s)) s = { ...s, acknowledgedAt: at, acknowledgedBy: event.by ?? null };
+      // The first acknowledgement of an incident stands: who took it on, and when, is not
+      // rewritten by a second one (a retry, or someone else's click).
+      if (isOpen(s) && s.acknowledgedAt === null) s = { ...s, acknowledgedAt: at, acknowledgedBy: event.by ?? null };
       break;
     case "mute":
       if (event.until > at) s.mutedUntil = event.until;

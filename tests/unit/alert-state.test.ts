@@ -155,6 +155,13 @@ describe("acknowledge", () => {
     expect(alertPhase(acked.state, T0 + HOUR)).toBe("acknowledged");
   });
 
+  it("keeps the first acknowledgement of an incident: a second one rewrites neither who nor when", () => {
+    const acked = nextAlertState(play(checks("FF")).state, { type: "ack", at: T0 + HOUR, by: "ana" }).state;
+    const again = nextAlertState(acked, { type: "ack", at: T0 + 2 * HOUR, by: "key:ci" });
+    expect(again.state).toMatchObject({ acknowledgedBy: "ana", acknowledgedAt: T0 + HOUR });
+    expect(again.notifications).toEqual([]);
+  });
+
   it("does nothing when nothing is open", () => {
     for (const pattern of ["", "F", "FFPP"]) {
       const before = play(checks(pattern)).state;
