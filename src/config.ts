@@ -35,6 +35,7 @@ const envSchema = z.object({
   HOST: z.preprocess(emptyAsUndefined, z.string().default("0.0.0.0")),
   PORT: z.preprocess(emptyAsUndefined, intIn(0, 65535).default(8000)),
   HTTP_SEND_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(30_000)),
+  HTTP_UNSENT_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(1024 * 1024, 64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024)),
   DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default("./data")),
   SQLITE_ROOT: optionalString,
   DATABASE_URL: z.preprocess(
@@ -185,6 +186,8 @@ export interface Config {
   port: number;
   /** A response the client stops reading is dropped after this long without progress. */
   sendTimeoutMs: number;
+  /** At most this much of the responses being sent is kept waiting for their clients. */
+  unsentMaxBytes: number;
   dataDir: string;
   sqliteRoot: string;
   /** Unset: embedded PGlite under dataDir. */
@@ -370,6 +373,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     host: e.HOST,
     port: e.PORT,
     sendTimeoutMs: e.HTTP_SEND_TIMEOUT_MS,
+    unsentMaxBytes: e.HTTP_UNSENT_MAX_BYTES,
     dataDir,
     sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),
     databaseUrl: e.DATABASE_URL,

@@ -2,7 +2,9 @@
 // once its handler returns, and Node keeps what the socket cannot take yet: a client that stops
 // reading would hold it in this process for as long as it keeps the socket open (measured: 52 MB
 // for one schema, until the client closed). What waits in Node's buffer must shrink within each
-// send timeout, or the socket is destroyed; a slow reader that makes progress is not cut.
+// send timeout, or the socket is destroyed; a slow reader that makes progress is not cut. And
+// all that waits, across sockets, is bounded: a client reading a byte now and then on each of
+// many sockets makes progress on every one, and held 52 MB a socket.
 //
 // Only a response still being sent once the adapter has written it is watched (most are out by
 // then: nothing to pay), by one sweep a second rather than a timer and listeners each. Not the
@@ -12,25 +14,81 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+
 const SWEEP_MS = 1_000;
+
+/** A new response's pace is not known yet: it is not dropped for room before this. */
+const PACE_AFTER_MS = 1_000;
 
 interface Progress {
   /** Bytes waiting in Node's buffer when they last went down. */
   waiting: number;
   since: number;
+  /** Bytes waiting when watching began, and when that was: the pace a client reads at. */
+  first: number;
+  watchedAt: number;
 }
+
+export interface UnsentLimits {
+  /** HTTP_SEND_TIMEOUT_MS. */
+  sendTimeoutMs: number;
+  /** HTTP_UNSENT_MAX_BYTES. */
+  unsentMaxBytes: number;
+  logger: Logger;
+}
+
+export const unsentLimits = (deps: { config: Config; logger: Logger }): UnsentLimits => ({
+  sendTimeoutMs: deps.config.sendTimeoutMs,
+  unsentMaxBytes: deps.config.unsentMaxBytes,
+  logger: deps.logger,
+});
+
+/** What `response` keeps in this process: in its socket's buffer, or its own while a pipelined
+ * response waits its turn. */
+const unsent = (response: ServerResponse) => response.writableLength;
 
 export class UnreadResponses {
   private readonly sending = new Map<ServerResponse, Progress>();
   private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(private readonly limits: UnsentLimits) {}
 
   /** Watches `response` until it is out (or its socket gone). */
   watch(response: ServerResponse): void {
-    this.sending.set(response, { waiting: Number.POSITIVE_INFINITY, since: performance.now() });
+    const now = performance.now();
+    this.sending.set(response, { waiting: Number.POSITIVE_INFINITY, since: now, first: unsent(response), watchedAt: now });
     // Only while there is something to watch: no timer in an idle process.
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    this.keepWithinLimit(now);
+  }
+
+  /** Past HTTP_UNSENT_MAX_BYTES in all, drops the responses read the slowest first (bytes a
+   * second since watched; the largest first among equals): a pile of unread answers goes, the
+   * clients that read theirs keep them. Checked as each one is watched, so the total never
+   * passes the limit by more than one response. */
+  private keepWithinLimit(now: number): void {
+    const held = [...this.sending].filter(([response]) => !response.writableFinished && !response.destroyed);
+    let total = held.reduce((sum, [response]) => sum + unsent(response), 0);
+    if (total <= this.limits.unsentMaxBytes) return;
+    const pace = (response: ServerResponse, p: Progress) =>
+      now - p.watchedAt < PACE_AFTER_MS ? Number.POSITIVE_INFINITY : ((p.first - unsent(response)) / (now - p.watchedAt)) * 1000;
+    const slowestFirst = held
+      .map(([response, p]) => ({ response, pace: pace(response, p), bytes: unsent(response) }))
+      .sort((a, b) => a.pace - b.pace || b.bytes - a.bytes);
+    for (const { response, bytes } of slowestFirst) {
+      if (total <= this.limits.unsentMaxBytes) break;
+      this.drop(response, "HTTP_UNSENT_MAX_BYTES reached: the response read the slowest dropped", bytes);
+      total -= bytes;
+    }
+  }
+
+  private drop(response: ServerResponse, reason: string, bytes: number): void {
+    this.limits.logger.warn({ unsent_bytes: bytes, client: response.req.socket.remoteAddress }, reason);
+    // The connection's socket: a pipelined response waiting its turn has none of its own yet.
+    response.req.socket.destroy();
+    this.sending.delete(response);
   }
 
   private sweep(): void {
@@ -46,9 +104,8 @@ export class UnreadResponses {
       if (socket.writableLength < progress.waiting) {
         progress.waiting = socket.writableLength;
         progress.since = now;
-      } else if (now - progress.since >= this.timeoutMs) {
-        socket.destroy();
-        this.sending.delete(response);
+      } else if (now - progress.since >= this.limits.sendTimeoutMs) {
+        this.drop(response, "HTTP_SEND_TIMEOUT_MS without progress: the client stopped reading", socket.writableLength);
       }
     }
     if (this.sending.size === 0) {
@@ -58,16 +115,14 @@ export class UnreadResponses {
   }
 }
 
-export interface ServeOptions {
+export interface ServeOptions extends UnsentLimits {
   port: number;
   hostname: string;
-  /** HTTP_SEND_TIMEOUT_MS. */
-  sendTimeoutMs: number;
 }
 
 /** `fetch` served as @hono/node-server serves it, with unread responses dropped. */
 export function serveApp(fetch: (request: Request) => Response | Promise<Response>, options: ServeOptions, onListening: () => void): ServerType {
-  const unread = new UnreadResponses(options.sendTimeoutMs);
+  const unread = new UnreadResponses(options);
   return serve(
     {
       fetch,

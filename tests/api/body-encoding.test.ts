@@ -8,7 +8,7 @@ import type { ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { serveApp } from "../../src/http/unread-responses.js";
+import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { uniqueName } from "../support/services.js";
 
@@ -19,7 +19,7 @@ let base: string;
 beforeAll(async () => {
   h = await createHarness();
   server = await new Promise<ServerType>((resolve) => {
-    const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", sendTimeoutMs: h.deps.config.sendTimeoutMs }, () => resolve(s));
+    const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", ...unsentLimits(h.deps) }, () => resolve(s));
   });
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });

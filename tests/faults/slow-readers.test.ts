@@ -2,14 +2,15 @@
 // take yet, so without a bound the answer stays in Pulse's memory for as long as the client
 // keeps the socket open (measured: 52 MB per socket for a schema, 11 MB for a query, held until
 // the client closed). The socket is dropped after HTTP_SEND_TIMEOUT_MS without progress; a
-// client that reads, however large the answer, gets all of it. Real server, raw sockets.
+// client that reads, however large the answer, gets all of it; and all that waits for clients
+// stays under HTTP_UNSENT_MAX_BYTES. Real server, raw sockets.
 
 import type { ServerType } from "@hono/node-server";
 import net, { type AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { serveApp } from "../../src/http/unread-responses.js";
+import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { PG } from "../support/services.js";
@@ -19,50 +20,76 @@ const LARGE_SQL = "SELECT repeat('x', 1000000) AS v FROM generate_series(1, 24)"
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+interface Served {
+  h: Harness;
+  target: MonitoredDb;
+  server: ServerType;
+  port: number;
+  token: string;
+  connectionId: number;
+}
+
+/** A harness served as the service serves it (src/lifecycle.ts), with a user and a connection. */
+async function served(env: Record<string, string>): Promise<Served> {
+  const h = await createHarness({ env: { QUERY_MAX_BYTES: String(64 * 1024 * 1024), ...env } });
+  const target = await pgMonitoredDb();
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", ...unsentLimits(h.deps) }, () => resolve(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  const token = (await h.newUser()).token;
+  return { h, target, server, port, token, connectionId: await addConnection(h, token, target.body) };
+}
+
+async function close(s: Served | undefined): Promise<void> {
+  await new Promise((resolve) => s?.server.close(resolve) ?? resolve(undefined));
+  await s?.h.close();
+  await s?.target.drop();
+}
+
+/** Sends the large query on a raw socket and reads nothing until `finish`, which reads to the
+ * end: the bytes that arrived, and whether the response was whole. */
+function rawQuery(s: Served): { finish: () => Promise<{ bytes: number; whole: boolean }> } {
+  const body = JSON.stringify({ sql: LARGE_SQL });
+  const socket = net.connect(s.port, "127.0.0.1");
+  socket.pause();
+  socket.write(
+    `POST /databases/${s.connectionId}/query HTTP/1.1\r\nHost: pulse\r\nAuthorization: Bearer ${s.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  const chunks: Buffer[] = [];
+  const closed = new Promise<void>((resolve) => {
+    socket.on("close", () => resolve());
+    socket.on("error", () => resolve());
+  });
+  return {
+    async finish() {
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      socket.resume();
+      await closed;
+      const text = Buffer.concat(chunks).toString("latin1");
+      return { bytes: text.length, whole: text.startsWith("HTTP/1.1 200") && text.trimEnd().endsWith("}") };
+    },
+  };
+}
+
 describe("a client that stops reading a large answer", () => {
+  let s: Served;
   let h: Harness;
   let target: MonitoredDb;
-  let server: ServerType;
   let port: number;
   let token: string;
   let connectionId: number;
   beforeAll(async () => {
-    h = await createHarness({ env: { HTTP_SEND_TIMEOUT_MS: "1000", QUERY_MAX_BYTES: String(64 * 1024 * 1024) } });
-    target = await pgMonitoredDb();
-    // As the service serves it (src/lifecycle.ts).
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", sendTimeoutMs: h.deps.config.sendTimeoutMs }, () => resolve(s));
-    });
-    port = (server.address() as AddressInfo).port;
-    const user = await h.newUser();
-    token = user.token;
-    connectionId = await addConnection(h, token, target.body);
+    s = await served({ HTTP_SEND_TIMEOUT_MS: "1000" });
+    ({ h, target, port, token, connectionId } = s);
   });
-  afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
-    await h?.close();
-    await target?.drop();
-  });
+  afterAll(() => close(s));
 
-  /** Sends the query on a raw socket, reads nothing for `pauseMs`, then reads to the end: the
-   * bytes that arrived, and whether the response was whole. */
+  /** The large query on a raw socket, read after `pauseMs`. */
   async function queryOnRawSocket(pauseMs: number): Promise<{ bytes: number; whole: boolean }> {
-    const body = JSON.stringify({ sql: LARGE_SQL });
-    const socket = net.connect(port, "127.0.0.1");
-    socket.pause();
-    socket.write(
-      `POST /databases/${connectionId}/query HTTP/1.1\r\nHost: pulse\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    const query = rawQuery(s);
     await sleep(pauseMs);
-    const chunks: Buffer[] = [];
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.resume();
-    await new Promise<void>((resolve) => {
-      socket.on("close", () => resolve());
-      socket.on("error", () => resolve());
-    });
-    const text = Buffer.concat(chunks).toString("latin1");
-    return { bytes: text.length, whole: text.startsWith("HTTP/1.1 200") && text.trimEnd().endsWith("}") };
+    return query.finish();
   }
 
   it("drops the socket after HTTP_SEND_TIMEOUT_MS without progress, freeing the answer", async () => {
@@ -122,5 +149,25 @@ describe("a client that stops reading a large answer", () => {
     const { bytes, whole } = await queryOnRawSocket(0);
     expect(whole).toBe(true);
     expect(bytes).toBeGreaterThan(24_000_000);
+  });
+});
+
+describe("many answers left unread at once", () => {
+  let s: Served;
+  // Room for one ~24 MB answer, not two; a send timeout far longer than the test.
+  beforeAll(async () => (s = await served({ HTTP_SEND_TIMEOUT_MS: "600000", HTTP_UNSENT_MAX_BYTES: String(40 * 1024 * 1024) })));
+  afterAll(() => close(s));
+
+  it("keeps what waits for clients under HTTP_UNSENT_MAX_BYTES: the answer read the slowest is dropped, the others are sent whole", async () => {
+    const unread = rawQuery(s);
+    // Long enough for its pace to be known: nothing read in a second and more.
+    await sleep(2_500);
+    const next = rawQuery(s);
+    await sleep(2_500);
+    const [first, second] = await Promise.all([unread.finish(), next.finish()]);
+    expect(first.whole).toBe(false);
+    expect(first.bytes).toBeLessThan(24_000_000);
+    expect(second.whole).toBe(true);
+    expect(s.h.logs.join("")).toContain("HTTP_UNSENT_MAX_BYTES reached");
   });
 });
