@@ -73,7 +73,9 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
       const detail =
         status === 400 && /json/i.test(err.message)
           ? "Malformed JSON in request body"
-          : err.message || "Bad request";
+          : status === 415
+            ? "Unsupported Media Type: send the body as JSON, with Content-Type: application/json"
+            : err.message || "Bad request";
       return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
     }
     if (isStoreUnavailable(err)) {

@@ -7,13 +7,22 @@ import type { ZodError } from "zod";
 
 type Issue = ZodError["issues"][number];
 
+/** A field name worth repeating in an answer. */
+const PLAIN_NAME = /^[A-Za-z_$][\w$.-]{0,63}$/;
+
 /** The 422's detail and per-field errors for the problems zod found in one part of a request. */
 export function invalidInput(error: ZodError, target: string) {
   const at = (path: readonly PropertyKey[]) => [target, ...path.map(String)].join(".");
-  // One error per unknown field, at its own path, so that the 422 names each of them.
+  // One error per unknown field, at its own path, so that the 422 names each of them; a name
+  // that is no plain name is not repeated (JSON sent as a form arrives as one field named by
+  // the whole JSON text, password and all).
   const errors = mainIssues(error.issues).flatMap((issue) =>
     issue.code === "unrecognized_keys"
-      ? issue.keys.map((key) => ({ path: at([...issue.path, key]), message: "unknown field" }))
+      ? issue.keys.map((key) =>
+          PLAIN_NAME.test(key)
+            ? { path: at([...issue.path, key]), message: "unknown field" }
+            : { path: at(issue.path), message: `unknown field, its ${key.length}-character name not shown (it is no plain name: was the body sent with the wrong Content-Type?)` },
+        )
       : [{ path: at(issue.path), message: readable(issue) }],
   );
   return { detail: `Invalid input: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors };

@@ -7,8 +7,9 @@
 
 import type { HonoRequest } from "hono";
 
-/** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else). */
-export const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
+/** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else), with the
+ * optional white space before a parameter's ";" that HTTP allows. */
+export const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(\s*;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

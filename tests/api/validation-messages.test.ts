@@ -18,6 +18,13 @@ afterAll(async () => {
 });
 
 describe("422 messages", () => {
+  it("does not repeat a field name that is no plain name: JSON sent as a form is one field named by all of it, password too", async () => {
+    const res = await h.call("POST", "/login", { body: JSON.stringify({ username: "ana@example.com", password: "hunter2-secret" }), headers: { "content-type": "application/x-www-form-urlencoded" } });
+    expect(res.status).toBe(422);
+    expect(res.text).not.toContain("hunter2-secret");
+    expect(res.body.errors).toContainEqual({ path: "body", message: expect.stringMatching(/name not shown.*Content-Type/) });
+  });
+
   it.each([
     ["a missing field", "POST", "/users/", { name: "Ana", password: "secure123" }, [["body.email", "required"]]],
     ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a number"]]],
