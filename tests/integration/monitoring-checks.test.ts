@@ -115,6 +115,9 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     ["custom SQL whose first column is text", { kind: "custom_sql", name: "words", sql: "SELECT note FROM events WHERE note IS NOT NULL", max: 1 }, "body.checks.0.sql", /^check custom_sql:words cannot work: the statement (must return exactly one row|'s first column must be a number)/],
     ["custom SQL returning no row", { kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events WHERE id < 0 GROUP BY id", max: 1 }, "body.checks.0.sql", /^check custom_sql:none cannot work: the statement must return exactly one row; it returned 0$/],
     ["custom SQL returning a text value", { kind: "custom_sql", name: "label", sql: "SELECT 'abc' AS label", max: 1 }, "body.checks.0.sql", /^check custom_sql:label cannot work: the statement's first column must be a number; it was "abc"$/],
+    // JavaScript's Number() would read these as 16 and 5.
+    ["custom SQL returning hexadecimal text", { kind: "custom_sql", name: "hex", sql: "SELECT '0x10' AS hex", max: 1 }, "body.checks.0.sql", /^check custom_sql:hex cannot work: the statement's first column must be a number; it was "0x10"$/],
+    ["custom SQL returning padded text", { kind: "custom_sql", name: "padded", sql: "SELECT ' 5 ' AS padded", max: 1 }, "body.checks.0.sql", /^check custom_sql:padded cannot work: the statement's first column must be a number; it was " 5 "$/],
     ["freshness of a text column", { kind: "freshness", column: "note", max_lag_seconds: 60 }, "body.checks.0.column", /^check freshness:note cannot work: column note (is text|holds "x", which is not a timestamp)/],
   ])("answers 422 for %s at creation, after a dry run that records nothing", async (_name, check, path, message) => {
     const audited = async () => {

@@ -52,12 +52,16 @@ const PRINTED_CELL_CHARS = 200;
 /** A cell as a message shows it (JSON), cut to PRINTED_CELL_CHARS. */
 export const printedCell = (cell: Cell | undefined): string => cutText(JSON.stringify(cell) ?? "undefined", PRINTED_CELL_CHARS);
 
+/** A decimal as the drivers write a bigint or a numeric. Not JavaScript's Number() reading of
+ * text, which takes "0x10" for 16 and " 5 " for 5: text a statement returns is not a number. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 /** A cell read as a number: integers and decimals arrive as numbers or exact strings. */
 export function numberOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") return cell;
   if (typeof cell === "boolean") return cell ? 1 : 0;
-  if (typeof cell === "string" && cell.trim() !== "") {
+  if (typeof cell === "string" && DECIMAL.test(cell)) {
     const n = Number(cell);
     return Number.isFinite(n) ? n : null;
   }
