@@ -10,10 +10,11 @@ import { isPublicAddress } from "../net/addresses.js";
 import { systemResolver, type Resolver } from "../net/resolve.js";
 
 /** Why a URL is refused as a webhook target, or null when it is acceptable. */
-export type TargetProblem = "scheme" | "unresolved" | "not_public";
+export type TargetProblem = "scheme" | "port" | "unresolved" | "not_public";
 
 export const TARGET_PROBLEMS: Record<TargetProblem, string> = {
   scheme: "only http and https URLs are allowed",
+  port: "port 0 is no port a notification can reach: give the real one, or none for the scheme's own",
   unresolved: "its host name could not be resolved",
   not_public:
     "its host is not a public address (loopback, private, link-local, unique-local, unspecified and multicast addresses are refused; " +
@@ -39,6 +40,8 @@ export async function webhookTargetProblem(
     return "scheme";
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return "scheme";
+  // Accepted, every notification to it would fail to connect, with nothing said when it was saved.
+  if (parsed.port === "0") return "port";
   if (options.allowPrivate) return null;
   const host = hostOf(parsed);
   if (isIP(host) !== 0) return isPublicAddress(host) ? null : "not_public";

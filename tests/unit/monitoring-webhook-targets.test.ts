@@ -122,6 +122,8 @@ describe("webhookTargetProblem", () => {
     ["gopher://127.0.0.1:6379/_FLUSHALL", "scheme"],
     ["javascript:alert(1)", "scheme"],
     ["not a url", "scheme"],
+    ["http://1.1.1.1:0/hook", "port"],
+    ["https://hooks.slack.com:0/services/x", "port"],
   ])("%s: %s", async (url, problem) => {
     expect(await webhookTargetProblem(url, { allowPrivate: false, resolve: dns })).toBe(problem);
   });
@@ -132,6 +134,7 @@ describe("webhookTargetProblem", () => {
     expect(await webhookTargetProblem("https://intranet.example/hook", options)).toBeNull();
     expect(await webhookTargetProblem("https://nowhere.example/hook", options)).toBeNull(); // not looked up
     expect(await webhookTargetProblem("ftp://127.0.0.1/x", options)).toBe("scheme");
+    expect(await webhookTargetProblem("http://127.0.0.1:0/x", options)).toBe("port");
   });
 
   it("resolves names with the system resolver by default (localhost is loopback)", async () => {
