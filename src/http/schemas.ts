@@ -29,7 +29,8 @@ const strictSchemas = new WeakMap<z.ZodType, z.ZodType>();
  * (422 naming them), since a typo such as `instance_id` for `instance` (or `staus` for a list's
  * `status` filter) would otherwise be dropped and the request run on a default; and no value
  * may hold what the store cannot (a NUL in a filter failed in the store, 500). Nested objects
- * declare their own strictness; an object with its own catchall keeps it. `catchall` (unlike `strict`) keeps the schema's OpenAPI name.
+ * declare their own strictness; an object with its own catchall keeps it. `catchall` (unlike
+ * `strict`) keeps the schema's OpenAPI name.
  */
 export function strictInput<T extends z.ZodType>(schema: T): T {
   let strict = strictSchemas.get(schema);
