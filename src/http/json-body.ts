@@ -25,8 +25,9 @@ export function withBodyInHandler<R extends RouteConfig>(app: OpenAPIHono<AppEnv
   return { ...route, request, hide: true } as R;
 }
 
-/** The request's JSON body, valid for `schema`; throws what zod-openapi's validators answer. */
-export async function jsonBodyOf<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.output<S>> {
+/** The request's JSON body, valid for `schema` as `checked` makes it (strictInput unless the
+ * route checks parts of the body elsewhere); throws what zod-openapi's validators answer. */
+export async function jsonBodyOf<S extends z.ZodType>(c: Context<AppEnv>, schema: S, checked: (schema: S) => S = strictInput): Promise<z.output<S>> {
   const type = c.req.header("content-type");
   let value: unknown = {};
   if (type) {
@@ -39,7 +40,7 @@ export async function jsonBodyOf<S extends z.ZodType>(c: Context<AppEnv>, schema
   } else if ((await c.req.arrayBuffer()).byteLength > 0) {
     throw new HTTPException(415, { message: "Unsupported Media Type" });
   }
-  const result = strictInput(schema).safeParse(value);
+  const result = checked(schema).safeParse(value);
   if (!result.success) {
     const { detail, errors } = invalidInput(result.error, "body");
     throw new DomainError("invalid_input", detail, { errors });

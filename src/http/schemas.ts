@@ -23,23 +23,49 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 });
 
 const strictSchemas = new WeakMap<z.ZodType, z.ZodType>();
+const boundedSchemas = new WeakMap<z.ZodType, z.ZodType>();
+
+/** The schema refusing fields it does not declare (422 naming them), since a typo such as
+ * `instance_id` for `instance` (or `staus` for a list's `status` filter) would otherwise be
+ * dropped and the request run on a default. Nested objects declare their own strictness; an
+ * object with its own catchall keeps it. `catchall` (unlike `strict`) keeps the schema's
+ * OpenAPI name. */
+const closed = (schema: z.ZodType) => (schema instanceof z.ZodObject && !schema.def.catchall ? schema.catchall(z.never()) : schema);
 
 /**
- * The schema as a request body or query string: an object refuses fields it does not declare
- * (422 naming them), since a typo such as `instance_id` for `instance` (or `staus` for a list's
- * `status` filter) would otherwise be dropped and the request run on a default; and no value
- * may hold what the store cannot (a NUL in a filter failed in the store, 500). Nested objects
- * declare their own strictness; an object with its own catchall keeps it. `catchall` (unlike
- * `strict`) keeps the schema's OpenAPI name.
+ * The schema as a request body or query string: closed, nested at most MAX_BODY_DEPTH levels,
+ * and no value may hold what the store cannot (a NUL in a filter failed in the store, 500).
+ * Built once per schema: requests reuse it.
  */
 export function strictInput<T extends z.ZodType>(schema: T): T {
   let strict = strictSchemas.get(schema);
-  if (!strict) {
-    const closed = schema instanceof z.ZodObject && !schema.def.catchall ? schema.catchall(z.never()) : schema;
-    strictSchemas.set(schema, (strict = closed.superRefine(refuseUnstorable)));
-  }
+  if (!strict) strictSchemas.set(schema, (strict = closed(schema).superRefine((body, ctx) => walkBody(body, ctx, true))));
   return strict as T;
 }
+
+/** As strictInput, but text is left to the route to check: for a body whose open parts are
+ * checked where they are used (an MCP tool's arguments, by the tool: its error is what the
+ * client's model reads, where a refused request would be a transport failure). */
+export function boundedInput<T extends z.ZodType>(schema: T): T {
+  let bounded = boundedSchemas.get(schema);
+  if (!bounded) boundedSchemas.set(schema, (bounded = closed(schema).superRefine((body, ctx) => walkBody(body, ctx, false))));
+  return bounded as T;
+}
+
+/** What makes `text` unstorable, or null: NUL, or half of a surrogate pair. */
+function unstorableText(text: string): string | null {
+  if (text.includes("\0")) return "must not contain NUL (\\u0000) characters";
+  if (LONE_SURROGATE.test(text)) return "must not contain half of a surrogate pair (such as \\ud800 alone): it is no character";
+  return null;
+}
+
+/** A text argument whose value the store can hold, for inputs boundedInput leaves to the route
+ * (an MCP tool's arguments). */
+export const storableText = () =>
+  z.string().superRefine((text, ctx) => {
+    const problem = unstorableText(text);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 /** Half of a UTF-16 surrogate pair on its own (JSON's "\\ud800"): no character at all. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -60,18 +86,20 @@ const pathOf = (visit: Visit): (string | number)[] => {
   return path;
 };
 
-/** What the store cannot hold, whichever field it is in: NUL in text, and a lone surrogate in
- * JSON (jsonb refuses one, so a check or an alert holding one failed to save). Either would
- * fail in the store (500) rather than be refused as input. Also nesting past MAX_BODY_DEPTH,
- * which costs every walk of the value (and a recursive one its stack) for nothing a route takes.
- * Walked with a stack of its own, each value once, so the cost follows the body's size. */
-function refuseUnstorable(body: unknown, ctx: z.RefinementCtx): void {
+/** Nesting past MAX_BODY_DEPTH, which costs every walk of the value (and a recursive one its
+ * stack) for nothing a route takes; and, with `texts`, what the store cannot hold, whichever
+ * field it is in: NUL in text, and a lone surrogate in JSON (jsonb refuses one, so a check or
+ * an alert holding one failed to save). Either would fail in the store (500) rather than be
+ * refused as input. Walked with a stack of its own, each value once, so the cost follows the
+ * body's size. */
+function walkBody(body: unknown, ctx: z.RefinementCtx, texts: boolean): void {
   const pending: Visit[] = [{ value: body, key: undefined, parent: undefined, depth: 0 }];
   for (let visit = pending.pop(); visit; visit = pending.pop()) {
     const { value, depth } = visit;
     if (typeof value === "string") {
-      if (value.includes("\0")) ctx.addIssue({ code: "custom", path: pathOf(visit), message: "must not contain NUL (\\u0000) characters" });
-      if (LONE_SURROGATE.test(value)) ctx.addIssue({ code: "custom", path: pathOf(visit), message: "must not contain half of a surrogate pair (such as \\ud800 alone): it is no character" });
+      if (!texts) continue;
+      const problem = unstorableText(value);
+      if (problem) ctx.addIssue({ code: "custom", path: pathOf(visit), message: problem });
     } else if (value && typeof value === "object") {
       if (depth === MAX_BODY_DEPTH) {
         ctx.addIssue({ code: "custom", path: pathOf(visit), message: `nests deeper than ${MAX_BODY_DEPTH} levels` });

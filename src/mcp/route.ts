@@ -14,7 +14,7 @@ import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
 import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
+import { authErrors, boundedInput, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
 import { authInfoOf, type McpCaller } from "./caller.js";
 import { ExchangeTransport } from "./exchange-transport.js";
 import { createMcpServer } from "./server.js";
@@ -89,8 +89,10 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
   };
 
   app.openapi(withBodyInHandler(app, route), async (c) => {
-    // Read and checked first, as every route's body is (415, 400, 422 with field paths).
-    const message = await jsonBodyOf(c, JsonRpcMessage).catch((err: unknown) => {
+    // Read and checked first, as every route's body is (415, 400, 422 with field paths), but for
+    // text: a NUL in a tool's argument is that tool's error, which the client's model reads, not
+    // a failure of the whole request.
+    const message = await jsonBodyOf(c, JsonRpcMessage, boundedInput).catch((err: unknown) => {
       // Not JSON at all: a JSON-RPC parse error too, which MCP clients read.
       if (err instanceof HTTPException && err.status === 400) return null;
       throw err;

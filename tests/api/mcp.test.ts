@@ -265,6 +265,17 @@ describe.each(["postgresql", "mysql", "sqlite"] as const)("POST /mcp tools on %s
     expect(textOf(result)).toMatch(/^sql_refused \(not_read_only\): /);
   });
 
+  it("refuses a NUL or half a surrogate pair in an argument as a tool error the client's model reads, not a failed request", async () => {
+    for (const sql of ["SELECT 'a\u0000b'", "SELECT '\ud800'"]) {
+      const result = await call(client, "run_query", { connection_id: connectionId, sql });
+      expect(result.isError, sql).toBe(true);
+      expect(textOf(result)).toMatch(/(NUL|surrogate).*at sql/s);
+    }
+    const described = await call(client, "describe_schema", { connection_id: connectionId, question: "tracks \ud83d" });
+    expect(described.isError).toBe(true);
+    expect(textOf(described)).toMatch(/surrogate.*at question/s);
+  });
+
   it("run_query reports a parse error and an unknown table as tool errors", async () => {
     const parse = await call(client, "run_query", { connection_id: connectionId, sql: "SELEC 1" });
     expect(parse.isError).toBe(true);

@@ -27,6 +27,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** npx reads the project's whole dependency tree before it runs anything: 0.7 s on a quiet
+ * machine, past 30 s beside other test files (a CI run timed out there). */
+const NPX_MS = 150_000;
+
 /** Runs `pulse check ...`, through npx as an operator would when `viaNpx`. */
 function pulse(args: string[], options: { viaNpx?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
@@ -42,7 +46,7 @@ function pulse(args: string[], options: { viaNpx?: boolean } = {}): Promise<{ co
   // --offline: npx finds the project's own bin, and must never ask the registry for a "pulse".
   const [file, argv] = options.viaNpx ? ["npx", ["--offline", "pulse", ...args]] : [process.execPath, [PULSE, ...args]];
   return new Promise((resolve) => {
-    execFile(file, argv, { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(file, argv, { cwd: ROOT, env, timeout: NPX_MS }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -106,7 +110,7 @@ describe("pulse check <table_id>", () => {
 });
 
 describe("npx pulse", () => {
-  it("lists its commands with --help and exits 0", async () => {
+  it("lists its commands with --help and exits 0", { timeout: NPX_MS + 10_000 }, async () => {
     const help = await pulse(["--help"], { viaNpx: true });
     expect(help.code).toBe(0);
     for (const command of ["serve", "migrate", "check <table_id> [--json]"]) expect(help.stdout).toContain(command);
@@ -119,7 +123,7 @@ describe("npx pulse", () => {
     expect(unknown.stdout).toBe("");
   });
 
-  it("check --json prints the report and nothing else on stdout", async () => {
+  it("check --json prints the report and nothing else on stdout", { timeout: NPX_MS + 10_000 }, async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, db.body);
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume", min_rows: 1 }] });

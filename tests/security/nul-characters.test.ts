@@ -1,7 +1,8 @@
 // Threat: a NUL character (\u0000) in any text field reached the metadata store, which cannot
 // hold one in text: the write failed as a 500, and its error, logged with the statement's bound
 // values, put a new user's bcrypt hash or an API key's digest in the log. Every JSON or form
-// body now refuses it with a 422 naming the field, and a store error never logs bound values.
+// body now refuses it with a 422 naming the field (an MCP tool, with a tool error naming its
+// argument), and a store error never logs bound values.
 // Half of a UTF-16 surrogate pair alone is refused the same way: jsonb cannot hold one.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,15 +33,17 @@ describe("NUL characters in text fields", () => {
     expect(h.logs.slice(before).join("")).not.toContain('"level":50');
   });
 
-  it("answers 422 for one nested in an MCP tool's arguments", async () => {
+  it("answers a tool error naming the argument for one in an MCP tool's arguments: what the client's model reads, where a 422 would be a transport failure", async () => {
     const user = await h.newConnectedUser();
+    const before = h.logs.length;
     const res = await h.call("POST", "/mcp", {
       token: user.token,
       headers: { accept: "application/json, text/event-stream" },
       json: { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "run_query", arguments: { connection_id: 1, sql: `SELECT '${NUL}'` } } },
     });
-    expect(res.status).toBe(422);
-    expect(res.body.errors).toContainEqual({ path: "body.params.arguments.sql", message: expect.stringContaining("NUL") });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ jsonrpc: "2.0", id: 1, result: { isError: true, content: [{ type: "text", text: expect.stringMatching(/NUL.*at sql/) }] } });
+    expect(h.logs.slice(before).join("")).not.toContain('"level":50');
   });
 
   it("answers 422 for half of a surrogate pair, which the store's JSON cannot hold, and takes a whole one", async () => {

@@ -15,7 +15,7 @@ import { createMonitoredTableOf, monitoredTableNamesOn } from "../../services/mo
 import { monitoredTableHealth } from "../../services/table-health.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
-import { rowId } from "./inputs.js";
+import { rowId, textArg } from "./inputs.js";
 
 const STATUSES = ["active", "open", "acknowledged", "muted", "resolving", "resolved"] as const satisfies readonly AlertListFilter[];
 
@@ -37,10 +37,10 @@ const createMonitorConfig = {
     "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
   inputSchema: {
     connection_id: rowId,
-    table: z.string(),
-    schema: z.string().optional(),
+    table: textArg(),
+    schema: textArg().optional(),
     interval_seconds: z.number().int().optional(),
-    schedule: z.string().optional().describe("cron, instead of interval_seconds"),
+    schedule: textArg().optional().describe("cron, instead of interval_seconds"),
     checks: z.array(z.record(z.string(), z.unknown())).optional(),
   },
 };

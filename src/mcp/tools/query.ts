@@ -11,7 +11,7 @@ import { runQuery } from "../../services/queries.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
-import { rowId } from "./inputs.js";
+import { rowId, textArg } from "./inputs.js";
 
 /** Rows a call returns unless it asks for more: a model rarely needs more, and pays for each. */
 export const DEFAULT_MCP_ROWS = 100;
@@ -23,7 +23,7 @@ const config = {
   inputSchema: {
     connection_id: rowId,
     // An empty statement is the guard's to refuse, with its reason, like any other.
-    sql: z.string().max(1_000_000),
+    sql: textArg().max(1_000_000),
     max_rows: z.number().int().min(1).max(100_000).optional(),
     timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
   },
