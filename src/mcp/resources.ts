@@ -45,7 +45,9 @@ export function registerSchemaResources(server: McpServer, deps: Deps) {
     { title: "Database schema", description: "One line per table (columns, types, keys, ~rows); large schemas ranked and budgeted as describe_schema does.", mimeType: "text/plain" },
     (uri, variables, extra) =>
       reading(callerOf(extra), async (caller) => {
-        const id = rowId.safeParse(Number(variables.connection_id));
+        // Digits only, as schemaUri writes them: Number() would take 0x1 and 1.0 for 1.
+        const digits = String(variables.connection_id);
+        const id = rowId.safeParse(/^[1-9]\d*$/.test(digits) ? Number(digits) : Number.NaN);
         if (!id.success) throw new McpError(ErrorCode.InvalidParams, `No such resource: ${uri.href} (the connection id must be a positive integer)`);
         const { text } = await schemaForClient(deps, caller, id.data, {});
         return { contents: [{ uri: schemaUri(id.data), mimeType: "text/plain", text }] };

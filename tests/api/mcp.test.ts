@@ -466,6 +466,10 @@ describe("POST /mcp with API keys", () => {
     expect((await limited.listResources()).resources.map((r) => r.uri)).toEqual([`pulse://connections/${allowed}/schema`]);
     await expect(limited.readResource({ uri: `pulse://connections/${other}/schema` })).rejects.toThrow(/forbidden/);
     await expect(limited.readResource({ uri: "pulse://connections/99999999999/schema" })).rejects.toThrow(/positive integer/);
+    // Only the digits schemaUri writes: not another spelling of an id.
+    for (const spelling of [`0x${allowed.toString(16)}`, `${allowed}.0`, `0${allowed}`]) {
+      await expect(limited.readResource({ uri: `pulse://connections/${spelling}/schema` }), spelling).rejects.toThrow(/positive integer/);
+    }
     await limited.close();
 
     const stranger = await mcpClient((await h.newUser()).token);
