@@ -28,6 +28,8 @@ export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
 export class GuardedConnector implements SchemaHolder {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
+  /** The snapshot kept now, the bytes it is counted as, and its JSON once asked for. */
+  private kept: { snapshot: SchemaSnapshot; bytes: number; json?: Uint8Array<ArrayBuffer> } | undefined;
   /** Catalog reads, one at a time (see refreshSchema). */
   private readonly reads = new OneAtATime<SchemaSnapshot>();
   lastUsedAt = Date.now();
@@ -150,6 +152,24 @@ export class GuardedConnector implements SchemaHolder {
   /** Drops the cached schema for room (schema-memory.ts): the next use reads the catalog again. */
   forgetSchema(): void {
     this.schemaCache = undefined;
+    this.kept = undefined;
+  }
+
+  /** `snapshot` (as schema() or refreshSchema() answered it) as JSON, in UTF-8: written once
+   * while it is the schema kept, and counted beside it in SCHEMA_CACHE_MAX_BYTES. Each
+   * GET /databases/{id}/schema wrote and encoded it anew: bench/schema-get.ts measured 52 ms of
+   * the event loop a request for an 11 MB answer, for any user to ask for again and again. */
+  schemaJson(snapshot: SchemaSnapshot): Uint8Array<ArrayBuffer> {
+    const kept = this.kept;
+    if (kept?.snapshot !== snapshot) return Buffer.from(JSON.stringify(snapshot));
+    if (kept.json !== undefined) return kept.json;
+    const json = Buffer.from(JSON.stringify(snapshot));
+    const bytes = kept.bytes + json.byteLength;
+    // Kept only while the two fit where all schemas do, as one snapshot alone always does.
+    if (this.closing || (this.schemas && bytes > this.schemas.limits.maxTotalBytes)) return json;
+    kept.json = json;
+    this.schemas?.keep(this, bytes);
+    return json;
   }
 
   /** Reads the catalog again, under `budget` (the interactive one unless given: monitoring
@@ -170,7 +190,10 @@ export class GuardedConnector implements SchemaHolder {
       const bytes = this.schemas?.measure(snapshot);
       // Counted only while it is what this connector keeps: not once forgotten for room while
       // it was read, nor after close() began (nothing would ever let go of it).
-      if (bytes !== undefined && this.schemaCache === read && !this.closing) this.schemas!.keep(this, bytes);
+      if (this.schemaCache === read && !this.closing) {
+        this.kept = { snapshot, bytes: bytes ?? 0 };
+        if (bytes !== undefined) this.schemas!.keep(this, bytes);
+      }
       return snapshot;
     });
     this.schemaCache = read;
@@ -217,6 +240,7 @@ export class GuardedConnector implements SchemaHolder {
    * changed) finishes its statements rather than failing them. */
   async close(): Promise<void> {
     this.closing = true;
+    this.kept = undefined;
     this.schemas?.release(this);
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     await this.driver.close();

@@ -122,10 +122,10 @@ export async function disconnectSession(deps: Deps, userId: number, sessionId: s
   };
 }
 
-export async function schemaOf(deps: Deps, userId: number, connectionId: number, refresh = false) {
+/** The connection's schema as its JSON answer (kept with the schema: see schemaJson). */
+export async function schemaJsonOf(deps: Deps, userId: number, connectionId: number, refresh = false): Promise<Uint8Array<ArrayBuffer>> {
   const connector = await connectorFor(deps, userId, connectionId);
-  const snapshot = refresh ? await connector.refreshSchema() : await connector.schema();
-  return snapshot;
+  return connector.schemaJson(refresh ? await connector.refreshSchema() : await connector.schema());
 }
 
 export async function requireOwnConnection(deps: Deps, userId: number, connectionId: number) {

@@ -4,7 +4,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
-import { schemaOf } from "../../services/database-sessions.js";
+import { schemaJsonOf } from "../../services/database-sessions.js";
 import { requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, jsonResponse, scopeError } from "../schemas.js";
@@ -90,7 +90,9 @@ export function mountSchema(app: OpenAPIHono<AppEnv>, deps: Deps) {
     app.openapi(route, async (c) => {
       const { id } = c.req.valid("param");
       requireScope(c.get("grant"), "query", id);
-      return c.json(await schemaOf(deps, c.get("auth").userId, id, refreshing), 200);
+      const json = await schemaJsonOf(deps, c.get("auth").userId, id, refreshing);
+      // Written as is: the JSON answer is kept with the schema (c.json would write it anew).
+      return c.body(json, 200, { "content-type": "application/json" }) as never;
     });
   }
 }
