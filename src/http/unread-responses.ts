@@ -3,8 +3,9 @@
 // reading would hold it in this process for as long as it keeps the socket open (measured: 52 MB
 // for one schema, until the client closed). What waits in Node's buffer must shrink within each
 // send timeout, or the socket is destroyed; a slow reader that makes progress is not cut. And
-// all that waits, across sockets, is bounded: a client reading a byte now and then on each of
-// many sockets makes progress on every one, and held 52 MB a socket.
+// past a bound on all that waits, across sockets, the responses whose clients are not reading
+// are dropped: a client reading a byte now and then on each of many sockets makes progress on
+// every one, and held 52 MB a socket.
 //
 // Only a response still being sent once the adapter has written it is watched (most are out by
 // then: nothing to pay), by one sweep a second rather than a timer and listeners each. Not the
@@ -21,6 +22,10 @@ const SWEEP_MS = 1_000;
 
 /** A new response's pace is not known yet: it is not dropped for room before this. */
 const PACE_AFTER_MS = 1_000;
+/** Slower than this, a client is not reading (a slow mobile link takes about 125 kB a second):
+ * only such responses are dropped for room. A client reading faster empties its buffer soon,
+ * and several sockets sending one shared answer (a cached schema) each count its whole size. */
+const MIN_PACE_BYTES_PER_S = 64 * 1024;
 
 interface Progress {
   /** Bytes waiting in Node's buffer when they last went down. */
@@ -64,22 +69,23 @@ export class UnreadResponses {
     this.keepWithinLimit(now);
   }
 
-  /** Past HTTP_UNSENT_MAX_BYTES in all, drops the responses read the slowest first (bytes a
-   * second since watched; the largest first among equals): a pile of unread answers goes, the
-   * clients that read theirs keep them. Checked as each one is watched, so the total never
-   * passes the limit by more than one response. */
+  /** Past HTTP_UNSENT_MAX_BYTES in all, drops the responses whose clients are not reading
+   * (slower than MIN_PACE_BYTES_PER_S since watched), the slowest first, the largest first among
+   * equals: a pile of unread answers goes, the clients that read theirs keep them. Checked as
+   * each one is watched. */
   private keepWithinLimit(now: number): void {
     const held = [...this.sending].filter(([response]) => !response.writableFinished && !response.destroyed);
     let total = held.reduce((sum, [response]) => sum + unsent(response), 0);
     if (total <= this.limits.unsentMaxBytes) return;
-    const pace = (response: ServerResponse, p: Progress) =>
-      now - p.watchedAt < PACE_AFTER_MS ? Number.POSITIVE_INFINITY : ((p.first - unsent(response)) / (now - p.watchedAt)) * 1000;
+    const pace = (response: ServerResponse, p: Progress) => ((p.first - unsent(response)) / (now - p.watchedAt)) * 1000;
     const slowestFirst = held
+      .filter(([, p]) => now - p.watchedAt >= PACE_AFTER_MS)
       .map(([response, p]) => ({ response, pace: pace(response, p), bytes: unsent(response) }))
+      .filter((r) => r.pace < MIN_PACE_BYTES_PER_S)
       .sort((a, b) => a.pace - b.pace || b.bytes - a.bytes);
     for (const { response, bytes } of slowestFirst) {
       if (total <= this.limits.unsentMaxBytes) break;
-      this.drop(response, "HTTP_UNSENT_MAX_BYTES reached: the response read the slowest dropped", bytes);
+      this.drop(response, "HTTP_UNSENT_MAX_BYTES reached: a response its client is not reading dropped", bytes);
       total -= bytes;
     }
   }
