@@ -21,7 +21,7 @@ export function invalidInput(error: ZodError, target: string) {
       ? issue.keys.map((key) =>
           PLAIN_NAME.test(key)
             ? { path: at([...issue.path, key]), message: "unknown field" }
-            : { path: at(issue.path), message: `unknown field, its ${key.length}-character name not shown (it is no plain name: was the body sent with the wrong Content-Type?)` },
+            : { path: at(issue.path), message: `unknown field, its ${key.length}-character name not shown (it is no plain name${target === "body" ? ": was the body sent with the wrong Content-Type?" : ""})` },
         )
       : [{ path: at(issue.path), message: readable(issue) }],
   );

@@ -7,9 +7,9 @@
 
 import type { HonoRequest } from "hono";
 
-/** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else), with the
- * optional white space before a parameter's ";" that HTTP allows. */
-export const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(\s*;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
+/** zod-openapi's test of a declared JSON media type (parameters allowed, nothing else): the
+ * same on every route, whichever checks its body. */
+export const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -20,8 +20,12 @@ export function decodeJsonBodyStrictly(req: HonoRequest): void {
   if (!type || !JSON_MEDIA_TYPE.test(type)) return;
   let text: Promise<string> | undefined;
   const read = () => (text ??= req.raw.arrayBuffer().then((bytes) => utf8.decode(bytes)));
-  // A thenable rather than a promise, so that nothing is read before a reader asks; hono only
-  // awaits the entry or calls its then().
-  const lazy: PromiseLike<string> = { then: (ok, fail) => read().then(ok, fail) };
-  (req.bodyCache as { text?: PromiseLike<string> }).text = lazy;
+  // Promise-like rather than a promise, so that nothing is read before a reader asks (hono
+  // awaits the entry or calls its then()).
+  const lazy = {
+    then: (ok, fail) => read().then(ok, fail),
+    catch: (fail) => read().catch(fail),
+    finally: (done) => read().finally(done),
+  } as Pick<Promise<string>, "then" | "catch" | "finally">;
+  (req.bodyCache as { text?: typeof lazy }).text = lazy;
 }

@@ -53,8 +53,7 @@ async function fingerprint(): Promise<unknown> {
            (SELECT string_agg(c.relname || ':' || c.relkind::text || ':' || c.relnatts, ',' ORDER BY c.relname)
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public') AS relations,
            (SELECT count(*) FROM pg_description) AS comments,
-           (SELECT count(*) FROM pg_roles WHERE rolname = 'pulse_intruder') AS roles,
-           (SELECT count(*) FROM pg_database WHERE datname = current_database()) AS databases`);
+           (SELECT count(*) FROM pg_roles WHERE rolname = 'pulse_intruder') AS roles`);
   return rows[0];
 }
 

@@ -150,7 +150,8 @@ const RunsQuery = z
       .number()
       .int()
       .positive()
-      .max(MAX_ROW_ID)
+      // check_runs.id is a bigint: past 2^31 within a busy deployment's life.
+      .max(Number.MAX_SAFE_INTEGER)
       .optional()
       .openapi({
         param: { name: "before_id", in: "query" },
