@@ -280,13 +280,18 @@ function describeBasis(fit: Fit, samples: number): string {
 }
 
 const NUMBER_FORMATS = [
+  new Intl.NumberFormat("en-US", { notation: "scientific", maximumSignificantDigits: 3 }),
   new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 }),
   new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 }),
   new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 }),
 ] as const;
 
-/** 10,300 for counts, 2 decimals for small values, 3 significant digits below 1. */
+/** Past this, digits in full say nothing (a bound of 1e308 was 411 characters in a message). */
+const SCIENTIFIC_FROM = 1e15;
+
+/** 10,300 for counts, 2 decimals for small values, 3 significant digits below 1, and 1.23E20
+ * for the very large. */
 export function formatNumber(n: number): string {
   const abs = Math.abs(n);
-  return NUMBER_FORMATS[abs >= 100 ? 0 : abs >= 1 ? 1 : 2].format(n);
+  return NUMBER_FORMATS[abs >= SCIENTIFIC_FROM ? 0 : abs >= 100 ? 1 : abs >= 1 ? 2 : 3].format(n);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { judgeBaseline, type BaselineOptions, type MetricPoint } from "../../src/monitoring/baselines.js";
+import { formatNumber, judgeBaseline, type BaselineOptions, type MetricPoint } from "../../src/monitoring/baselines.js";
 import { formatDuration, judgeFreshness } from "../../src/monitoring/freshness.js";
 import { median, robustSigma, studentQuantile, theilSenSlope } from "../../src/monitoring/robust-stats.js";
 import { phaseOf } from "../../src/monitoring/season-phases.js";
@@ -416,5 +416,13 @@ describe("freshness", () => {
     [187_200, "2 d 4 h"],
   ])("formats %i seconds as %s", (seconds, text) => {
     expect(formatDuration(seconds)).toBe(text);
+  });
+});
+
+describe("numbers in messages", () => {
+  it("reads as people write them, and the very large stay short (a bound of 1e308 was 411 characters)", () => {
+    expect([10_300, 42.125, 0.012345, -7].map(formatNumber)).toEqual(["10,300", "42.13", "0.0123", "-7"]);
+    expect([1e308, -2.5e20, 1.234_567e17].map(formatNumber)).toEqual(["1E308", "-2.5E20", "1.23E17"]);
+    expect(formatNumber(999_999_999_999_999)).toBe("999,999,999,999,999");
   });
 });
