@@ -4,27 +4,19 @@
 // app.request() and through a real server (the Node adapter reads bodies its own way), with a
 // declared length and chunked.
 
-import type { ServerType } from "@hono/node-server";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { uniqueName } from "../support/services.js";
 
 let h: Harness;
-let server: ServerType;
 let base: string;
 
 beforeAll(async () => {
   h = await createHarness();
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", ...unsentLimits(h.deps) }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = (await h.serve()).url;
 });
 afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
   await h?.close();
 });
 

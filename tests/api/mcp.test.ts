@@ -5,10 +5,8 @@
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 
-import { serve, type ServerType } from "@hono/node-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -30,18 +28,9 @@ const replies: FakeStep[] = [];
 let fake: FakeOpenAI;
 let h: Harness;
 let second: Harness;
-const servers: ServerType[] = [];
 let base: string;
 let secondBase: string;
 const drops: (() => Promise<void>)[] = [];
-
-async function serveApp(harness: Harness): Promise<string> {
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: harness.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
-  });
-  servers.push(server);
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
 
 beforeAll(async () => {
   const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply => {
@@ -61,11 +50,10 @@ beforeAll(async () => {
   };
   h = await createHarness({ store: "postgresql", sessions: "redis", env });
   second = await createHarness({ shareWith: { config: h.config, deps: h.deps, redis: h.redis, sessionsKind: "redis" }, env });
-  base = await serveApp(h);
-  secondBase = await serveApp(second);
+  base = (await h.serve()).url;
+  secondBase = (await second.serve()).url;
 }, 120_000);
 afterAll(async () => {
-  for (const server of servers) await new Promise((resolve) => server.close(resolve));
   await second?.close();
   await h?.close();
   await fake?.close();
@@ -356,7 +344,7 @@ describe("POST /mcp tool errors", () => {
   it("answers ask without a model as a tool error saying how to configure one", async () => {
     const bare = await createHarness();
     try {
-      const url = await serveApp(bare);
+      const url = (await bare.serve()).url;
       const user = await bare.newConnectedUser();
       const [connection] = (await bare.call("GET", "/databases", { token: user.token })).body;
       const client = await mcpClient(user.token, { url });

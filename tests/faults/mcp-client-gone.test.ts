@@ -1,8 +1,6 @@
 // An MCP client that hangs up while its tool runs: the tool is cancelled, as POST /ask is when
 // its client goes, instead of going on calling the model until ASK_TIMEOUT_MS.
 
-import { serve, type ServerType } from "@hono/node-server";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
@@ -12,19 +10,14 @@ import { sqliteTarget } from "../support/targets.js";
 describe("an MCP client that hangs up during ask", () => {
   let fake: FakeOpenAI;
   let h: Harness;
-  let server: ServerType;
   let base: string;
   beforeAll(async () => {
     fake = await startFakeOpenAI([{ fail: "hang" }]);
     // Far longer than the test waits: only the client's hang-up can end the model's request.
     h = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "60000", ASK_TIMEOUT_MS: "120000" } });
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: h.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = (await h.serve()).url;
   });
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
     await h?.close();
     await fake?.close();
   });

@@ -5,12 +5,10 @@
 // client that reads, however large the answer, gets all of it; and all that waits for clients
 // stays under HTTP_UNSENT_MAX_BYTES. Real server, raw sockets.
 
-import type { ServerType } from "@hono/node-server";
-import net, { type AddressInfo } from "node:net";
+import net from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { PG } from "../support/services.js";
@@ -23,26 +21,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface Served {
   h: Harness;
   target: MonitoredDb;
-  server: ServerType;
   port: number;
   token: string;
   connectionId: number;
 }
 
-/** A harness served as the service serves it (src/lifecycle.ts), with a user and a connection. */
+/** A harness served as the service serves it, with a user and a connection. */
 async function served(env: Record<string, string>): Promise<Served> {
   const h = await createHarness({ env: { QUERY_MAX_BYTES: String(64 * 1024 * 1024), ...env } });
   const target = await pgMonitoredDb();
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serveApp(h.app.fetch, { port: 0, hostname: "127.0.0.1", ...unsentLimits(h.deps) }, () => resolve(s));
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port } = await h.serve();
   const token = (await h.newUser()).token;
-  return { h, target, server, port, token, connectionId: await addConnection(h, token, target.body) };
+  return { h, target, port, token, connectionId: await addConnection(h, token, target.body) };
 }
 
 async function close(s: Served | undefined): Promise<void> {
-  await new Promise((resolve) => s?.server.close(resolve) ?? resolve(undefined));
   await s?.h.close();
   await s?.target.drop();
 }

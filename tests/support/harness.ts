@@ -4,9 +4,12 @@
 
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+
+import type { ServerType } from "@hono/node-server";
 
 import { createApp } from "../../src/app.js";
 import { createAuditTrail } from "../../src/audit/trail.js";
@@ -16,6 +19,7 @@ import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
+import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createConnectorCache, createCredentialChecks, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
 import { loadPrompts } from "../../agents/prompts.js";
@@ -172,6 +176,17 @@ export async function createHarness(options: HarnessOptions = {}) {
     return { status: res.status, body: parsed as T, headers: res.headers, text };
   }
 
+  /** The app served as the service serves it (serveApp, src/lifecycle.ts) on a free port of
+   * 127.0.0.1, for tests that need real sockets; closed first when the harness closes. */
+  async function serve(): Promise<{ url: string; port: number }> {
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serveApp(app.fetch, { port: 0, hostname: "127.0.0.1", ...unsentLimits(deps) }, () => resolve(s));
+    });
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, port };
+  }
+
   /** Registers a unique user and logs in; returns the token and the user. */
   async function newUser(password = "correct horse battery") {
     const email = `${uniqueName("user")}@example.com`;
@@ -209,6 +224,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     pgDatabase,
     sqliteRoot,
     call,
+    serve,
     newUser,
     newConnectedUser,
     async close() {
