@@ -11,15 +11,16 @@ import { ask } from "../../services/ask.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
-import { rowId, textArg } from "./inputs.js";
+import { storableText } from "../../http/schemas.js";
+import { rowId } from "./inputs.js";
 
 // Built once (every request builds its own server); ASK_MAX_QUESTION_CHARS is checked by ask().
 const config = {
   description: "Answer a question about a database in plain language (Pulse's own read-only SQL agent). Returns the answer, the SQL it ran and a thread_id to continue.",
   inputSchema: {
     connection_id: rowId,
-    question: textArg().min(1).max(100_000),
-    thread_id: textArg().min(1).max(100).optional(),
+    question: storableText().min(1).max(100_000),
+    thread_id: storableText().min(1).max(100).optional(),
   },
   annotations: { readOnlyHint: true },
 };

@@ -10,7 +10,8 @@ import { listConnectionsOf } from "../../services/connections.js";
 import { describeSchema } from "../../services/schema-context.js";
 import { callerOf, type McpCaller } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
-import { rowId, textArg } from "./inputs.js";
+import { storableText } from "../../http/schemas.js";
+import { rowId } from "./inputs.js";
 
 // Built once: every request builds its own server (stateless), and building schemas costs.
 const listConfig = { description: "List your databases: id, name, dialect, database.", annotations: { readOnlyHint: true } };
@@ -19,8 +20,8 @@ const describeConfig = {
     "Schema of a database, one line per table (columns, types, keys, ~rows). Large schemas: the tables most relevant to `question`, then other table names; pass names in `tables` for their full lines.",
   inputSchema: {
     connection_id: rowId,
-    question: textArg().max(2000).optional(),
-    tables: z.array(textArg().max(300)).max(50).optional(),
+    question: storableText().max(2000).optional(),
+    tables: z.array(storableText().max(300)).max(50).optional(),
   },
   annotations: { readOnlyHint: true },
 };

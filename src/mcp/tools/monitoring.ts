@@ -9,13 +9,13 @@ import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { invalidInput } from "../../http/invalid-input.js";
 import { NewTableBody } from "../../http/routes/monitoring-schemas.js";
-import { strictInput } from "../../http/schemas.js";
+import { storableText, strictInput } from "../../http/schemas.js";
 import { listAlertsOf, type AlertListFilter } from "../../services/alerts.js";
 import { createMonitoredTableOf, monitoredTableNamesOn } from "../../services/monitored-tables.js";
 import { monitoredTableHealth } from "../../services/table-health.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
-import { rowId, textArg } from "./inputs.js";
+import { rowId } from "./inputs.js";
 
 const STATUSES = ["active", "open", "acknowledged", "muted", "resolving", "resolved"] as const satisfies readonly AlertListFilter[];
 
@@ -37,10 +37,10 @@ const createMonitorConfig = {
     "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
   inputSchema: {
     connection_id: rowId,
-    table: textArg(),
-    schema: textArg().optional(),
+    table: storableText(),
+    schema: storableText().optional(),
     interval_seconds: z.number().int().optional(),
-    schedule: textArg().optional().describe("cron, instead of interval_seconds"),
+    schedule: storableText().optional().describe("cron, instead of interval_seconds"),
     checks: z.array(z.record(z.string(), z.unknown())).optional(),
   },
 };

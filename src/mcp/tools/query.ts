@@ -11,7 +11,8 @@ import { runQuery } from "../../services/queries.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "./health-text.js";
-import { rowId, textArg } from "./inputs.js";
+import { storableText } from "../../http/schemas.js";
+import { rowId } from "./inputs.js";
 
 /** Rows a call returns unless it asks for more: a model rarely needs more, and pays for each. */
 export const DEFAULT_MCP_ROWS = 100;
@@ -23,7 +24,7 @@ const config = {
   inputSchema: {
     connection_id: rowId,
     // An empty statement is the guard's to refuse, with its reason, like any other.
-    sql: textArg().max(1_000_000),
+    sql: storableText().max(1_000_000),
     max_rows: z.number().int().min(1).max(100_000).optional(),
     timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
   },
