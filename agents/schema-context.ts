@@ -68,7 +68,7 @@ export const AGENT_LOOKUP = "use find_tables/describe_tables";
 export function schemaContext(index: SchemaIndex, question: string, budget: { maxTokens: number; lookup?: string | undefined }): SchemaContext {
   if (index.wholeTokens <= budget.maxTokens) {
     // Snapshot order, identical for every question: a stable prompt prefix caches well.
-    return { text: index.wholeText, tables: index.tables.map((t) => t.name), omitted: 0, tokens: index.wholeTokens };
+    return { text: index.tables.map((t) => t.line).join("\n"), tables: index.tables.map((t) => t.name), omitted: 0, tokens: index.wholeTokens };
   }
   const ranked = rank(index, question).map((r) => index.tables[r.position]!);
   const tableBudget = Math.floor(budget.maxTokens * (1 - NAMES_SHARE));

@@ -1,10 +1,11 @@
 // Lexical index over a schema's tables (BM25F over table name, column names, comments and
-// foreign-key neighbours), built once per schema (~40 ms for 1,000 tables) so that ranking
+// foreign-key neighbours), built once per schema (~40 ms for 1,000 tables, in slices) so that ranking
 // a question costs about a millisecond.
 // No embedding service: word pieces, light stemming and abbreviation/compound matching.
 
 import { defaultSchemaOf, renderTable, tableName } from "../src/connectors/schema-text.js";
 import type { SchemaSnapshot, TableSchema } from "../src/connectors/types.js";
+import { forEachInSlices } from "../src/in-slices.js";
 
 /** Words that say what to compute or how to ask ("how many", "list", "total", "number of"),
  * not where the data is: dropped from questions so that they never pull in a table for its
@@ -54,10 +55,16 @@ export function wordPieces(text: string, opts: { dropStopWords?: boolean } = {})
  * Chinook and padded Spider schemas in bench/schema-context.ts); non-ASCII characters
  * count one token each. */
 export function estimateTokens(text: string): number {
-  let nonAscii = 0;
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) nonAscii++;
-  return Math.ceil((text.length - nonAscii) / 3.5 + nonAscii);
+  return tokenEstimate(text.length, nonAsciiIn(text));
 }
+
+function nonAsciiIn(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) count++;
+  return count;
+}
+
+const tokenEstimate = (chars: number, nonAscii: number) => Math.ceil((chars - nonAscii) / 3.5 + nonAscii);
 
 export interface IndexedTable {
   table: TableSchema;
@@ -78,8 +85,7 @@ export interface SchemaIndex {
   defaultSchema: string | null;
   /** In snapshot order. */
   tables: IndexedTable[];
-  /** Every line, in snapshot order, and its `estimateTokens`. */
-  wholeText: string;
+  /** `estimateTokens` of every line, in snapshot order, one per line. */
   wholeTokens: number;
   /** term -> [table position, BM25F contribution of the term to that table] */
   postings: Map<string, [number, number][]>;
@@ -117,7 +123,9 @@ function neighboursOf(snapshot: SchemaSnapshot, byName: Map<string, number[]>): 
   return sets.map((s) => [...s].sort((a, b) => a - b));
 }
 
-export function buildSchemaIndex(snapshot: SchemaSnapshot): SchemaIndex {
+/** Builds the index in slices (src/in-slices.ts): a schema may be tens of MB, and indexing it
+ * at once held the event loop for seconds. */
+export async function buildSchemaIndex(snapshot: SchemaSnapshot): Promise<SchemaIndex> {
   const defaultSchema = defaultSchemaOf(snapshot);
   const byName = new Map<string, number[]>();
   // Appended in place: a copy per table made a schema of many same-named tables (30,000
@@ -127,36 +135,51 @@ export function buildSchemaIndex(snapshot: SchemaSnapshot): SchemaIndex {
     if (named) named.push(i);
     else byName.set(key, [i]);
   };
-  snapshot.tables.forEach((t, i) => {
+  await forEachInSlices(snapshot.tables, (t, i) => {
     addName(lower(t.name), i);
     if (t.schema !== null) addName(`${lower(t.schema)}.${lower(t.name)}`, i);
   });
   const neighbours = neighboursOf(snapshot, byName);
-  const tables = snapshot.tables.map((table, i): IndexedTable => {
+  // Names repeat (`id`, `created_at`, and each table's name among its neighbours'): each is
+  // split once.
+  const namePieces = new Map<string, string[]>();
+  const piecesOfName = (name: string) => {
+    let pieces = namePieces.get(name);
+    if (!pieces) namePieces.set(name, (pieces = wordPieces(name)));
+    return pieces;
+  };
+  const tables: IndexedTable[] = [];
+  // Term frequencies per field, for BM25F's pseudo-frequency per (term, table) below.
+  const fieldTerms: Record<Field, string[]>[] = [];
+  let chars = 0;
+  let nonAscii = 0;
+  await forEachInSlices(snapshot.tables, (table, i) => {
     const line = renderTable(table, defaultSchema, { typeSizes: false });
-    return {
+    const lineNonAscii = nonAsciiIn(line);
+    chars += line.length + 1;
+    nonAscii += lineNonAscii;
+    tables.push({
       table,
       name: tableName(table, defaultSchema),
       line,
-      tokens: estimateTokens(line),
+      tokens: tokenEstimate(line.length, lineNonAscii),
       neighbours: neighbours[i]!,
-      namePieces: [...new Set(wordPieces(table.name))],
-    };
+      namePieces: [...new Set(piecesOfName(table.name))],
+    });
+    fieldTerms.push({
+      name: piecesOfName(table.name),
+      columns: table.columns.flatMap((c) => piecesOfName(c.name)),
+      comments: [table.comment, ...table.columns.map((c) => c.comment)].flatMap((c) => (c ? wordPieces(c, { dropStopWords: true }) : [])),
+      neighbours: neighbours[i]!.flatMap((j) => piecesOfName(snapshot.tables[j]!.name)),
+    });
   });
 
-  // Term frequencies per field, then BM25F pseudo-frequency per (term, table).
-  const fieldTerms: Record<Field, string[]>[] = tables.map(({ table }, i) => ({
-    name: wordPieces(table.name),
-    columns: table.columns.flatMap((c) => wordPieces(c.name)),
-    comments: [table.comment, ...table.columns.map((c) => c.comment)].flatMap((c) => (c ? wordPieces(c, { dropStopWords: true }) : [])),
-    neighbours: neighbours[i]!.flatMap((j) => wordPieces(snapshot.tables[j]!.name)),
-  }));
   const n = Math.max(1, tables.length);
   const avgLength = Object.fromEntries(
     FIELDS.map((f) => [f.key, Math.max(1, fieldTerms.reduce((sum, d) => sum + d[f.key].length, 0) / n)]),
   ) as Record<Field, number>;
   const pseudoTf = new Map<string, Map<number, number>>();
-  fieldTerms.forEach((doc, i) => {
+  await forEachInSlices(fieldTerms, (doc, i) => {
     for (const field of FIELDS) {
       const terms = doc[field.key];
       const norm = 1 - field.b + (field.b * terms.length) / avgLength[field.key];
@@ -168,15 +191,19 @@ export function buildSchemaIndex(snapshot: SchemaSnapshot): SchemaIndex {
     }
   });
   const postings = new Map<string, [number, number][]>();
-  for (const [term, perTable] of pseudoTf) {
+  const vocabulary: string[] = [];
+  await forEachInSlices(pseudoTf, ([term, perTable]) => {
     const idf = Math.log(1 + (n - perTable.size + 0.5) / (perTable.size + 0.5));
     postings.set(
       term,
       [...perTable].map(([i, tf]): [number, number] => [i, (idf * tf * (K1 + 1)) / (K1 + tf)]),
     );
-  }
-  const wholeText = tables.map((t) => t.line).join("\n");
-  return { snapshot, defaultSchema, tables, wholeText, wholeTokens: estimateTokens(wholeText), postings, vocabulary: [...postings.keys()].filter((t) => !/\d/.test(t)), byName };
+    if (!/\d/.test(term)) vocabulary.push(term);
+  });
+  // The whole text's estimate, from its lines': the text itself is joined only when it fits a
+  // budget (schemaContext), never for a schema of tens of MB.
+  const wholeTokens = tokenEstimate(Math.max(0, chars - 1), nonAscii);
+  return { snapshot, defaultSchema, tables, wholeTokens, postings, vocabulary, byName };
 }
 
 /** Weight of a partial match (abbreviation, derived word, compound) against an exact one. */

@@ -313,7 +313,7 @@ async function breakdown(): Promise<string[]> {
     { maxConnections: 1, idleTimeoutMs: 60_000 },
   );
   const connector = new GuardedConnector(1, 1, "chinook", driver, { maxRows: 1000, maxBytes: 16 * 1024 * 1024, timeoutMs: 30_000 }, createBudget({ concurrency: 4, maxWaiting: 32, perMinute: 10_000_000, maxWaitMs: 5000 }));
-  const index = buildSchemaIndex(await connector.schema());
+  const index = await buildSchemaIndex(await connector.schema());
   const prompts = loadPrompts();
   const model = createChatModel({ baseUrl: fake.baseUrl, model: "fake-model", temperature: 0, timeoutMs: 60_000 });
   const toolContext = { connector, index, recorder: createRecorder(), maxRowsToModel: 50, apiMaxRows: 1000 };

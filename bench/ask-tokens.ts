@@ -195,7 +195,7 @@ async function pulseAgent(file: string): Promise<Agent> {
     config.query,
     createBudget({ concurrency: 4, maxWaiting: 32, perMinute: 10_000_000, maxWaitMs: 5000 }),
   );
-  const index = buildSchemaIndex(await connector.schema());
+  const index = await buildSchemaIndex(await connector.schema());
   const model = createChatModel({ ...config.openai, baseUrl: fake.baseUrl, model: "fake-model" });
   return {
     name: "Pulse",

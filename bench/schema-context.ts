@@ -47,13 +47,13 @@ interface Run {
   contextUs: number[];
 }
 
-function measure(label: string, schemaOf: (db: string) => SchemaSnapshot, budget: number): Run {
+async function measure(label: string, schemaOf: (db: string) => SchemaSnapshot, budget: number): Promise<Run> {
   const indexes = new Map<string, SchemaIndex>();
   const buildTimes: number[] = [];
   for (const db of snapshots.keys()) {
     const snapshot = schemaOf(db);
     const t0 = performance.now();
-    indexes.set(db, buildSchemaIndex(snapshot));
+    indexes.set(db, await buildSchemaIndex(snapshot));
     buildTimes.push(performance.now() - t0);
   }
   const run: Run = { label, complete: 0, perTable: 0, named: 0, topK: 0, estimated: [], real: [], shown: [], overBudget: 0, buildMs: median(buildTimes), contextUs: [] };
@@ -183,7 +183,7 @@ async function compareWithLangChain(): Promise<void> {
         const what = rows === 3 ? "all tables, 3 sample rows: the default" : "all tables, sampleRowsInTableInfo: 0";
         console.log(`| ${c.label} | LangChain getTableInfo() (${what}) | ${estimateTokens(info)} | ${realTokens(info)} | all |`);
       }
-      const index = buildSchemaIndex(introspectSqliteFile(c.file));
+      const index = await buildSchemaIndex(introspectSqliteFile(c.file));
       for (const q of c.qs) {
         const ctx = schemaContext(index, q.question, { maxTokens: BUDGET });
         const shown = q.gold.filter((t) => ctx.tables.includes(t)).length;
@@ -210,15 +210,16 @@ estimatorCalibration();
 console.log("");
 console.log(`### Gold-table recall and context size, budget ${BUDGET}`);
 console.log("");
-printRuns([
-  measure("original (2-5 tables)", (db) => snapshots.get(db)!, BUDGET),
-  ...REPORT_SEEDS.map((seed) => measure(`padded to ${TABLES}, seed ${seed}`, (db) => padSchema(snapshots.get(db)!, TABLES, seed), BUDGET)),
-  measure(`padded to ${TABLES}, seed ${TUNE_SEED} (tuning seed)`, (db) => padSchema(snapshots.get(db)!, TABLES, TUNE_SEED), BUDGET),
-]);
+const runs: Run[] = [await measure("original (2-5 tables)", (db) => snapshots.get(db)!, BUDGET)];
+for (const seed of REPORT_SEEDS) runs.push(await measure(`padded to ${TABLES}, seed ${seed}`, (db) => padSchema(snapshots.get(db)!, TABLES, seed), BUDGET));
+runs.push(await measure(`padded to ${TABLES}, seed ${TUNE_SEED} (tuning seed)`, (db) => padSchema(snapshots.get(db)!, TABLES, TUNE_SEED), BUDGET));
+printRuns(runs);
 console.log("");
 console.log(`### Budget curve, padded to ${TABLES} tables, seed ${REPORT_SEEDS[0]}`);
 console.log("");
-printRuns([1000, 2000, 4000, 8000].map((b) => measure(`budget ${b}`, (db) => padSchema(snapshots.get(db)!, TABLES, REPORT_SEEDS[0]!), b)));
+const curve: Run[] = [];
+for (const b of [1000, 2000, 4000, 8000]) curve.push(await measure(`budget ${b}`, (db) => padSchema(snapshots.get(db)!, TABLES, REPORT_SEEDS[0]!), b));
+printRuns(curve);
 console.log("");
 console.log("### Against LangChain's SQL agent prompt (SqlDatabase.getTableInfo, typeorm better-sqlite3, read-only)");
 console.log("");

@@ -8,6 +8,7 @@ import { OneAtATime } from "../one-at-a-time.js";
 import type { StatementBudget } from "./budget.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
+import { schemaJsonInSlices } from "./schema-json.js";
 import type { SchemaHolder, SchemaMemory } from "./schema-memory.js";
 import type { StatementRecorder, StatementSource } from "./statement-recorder.js";
 import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
@@ -29,7 +30,7 @@ export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 export class GuardedConnector implements SchemaHolder {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
   /** The snapshot kept now, the bytes it is counted as, and its JSON once asked for. */
-  private kept: { snapshot: SchemaSnapshot; bytes: number; json?: Uint8Array<ArrayBuffer> } | undefined;
+  private kept: { snapshot: SchemaSnapshot; bytes: number; json?: Promise<Uint8Array<ArrayBuffer>> } | undefined;
   /** Catalog reads, one at a time (see refreshSchema). */
   private readonly reads = new OneAtATime<SchemaSnapshot>();
   lastUsedAt = Date.now();
@@ -156,21 +157,30 @@ export class GuardedConnector implements SchemaHolder {
   }
 
   /** `snapshot` (as schema() or refreshSchema() answered it) as JSON, in UTF-8: written once
-   * while it is the schema kept, and counted beside it in SCHEMA_CACHE_MAX_BYTES. Each
-   * GET /databases/{id}/schema wrote and encoded it anew: bench/schema-get.ts measured 50 ms of
-   * the event loop a request for an 11 MB answer, for any user to ask for again and again. */
-  schemaJson(snapshot: SchemaSnapshot): Uint8Array<ArrayBuffer> {
+   * while it is the schema kept (by the first caller for all who ask while it is written), and
+   * counted beside it in SCHEMA_CACHE_MAX_BYTES. Each GET /databases/{id}/schema wrote and
+   * encoded it anew: bench/schema-get.ts measured 50 ms of the event loop a request for an 11 MB
+   * answer, for any user to ask for again and again. */
+  schemaJson(snapshot: SchemaSnapshot): Promise<Uint8Array<ArrayBuffer>> {
     const kept = this.kept;
-    if (kept?.snapshot !== snapshot) return Buffer.from(JSON.stringify(snapshot));
+    if (kept?.snapshot !== snapshot) return schemaJsonInSlices(snapshot);
     if (kept.json !== undefined) return kept.json;
-    const json = Buffer.from(JSON.stringify(snapshot));
-    const bytes = kept.bytes + json.byteLength;
-    // Kept only while the two fit where all schemas together do (one snapshot alone fits:
-    // SCHEMA_MAX_BYTES is at most SCHEMA_CACHE_MAX_BYTES, config.ts).
-    if (this.closing || (this.schemas && bytes > this.schemas.limits.maxTotalBytes)) return json;
-    kept.json = json;
-    this.schemas?.keep(this, bytes);
-    return json;
+    const written = schemaJsonInSlices(snapshot).then(
+      (json) => {
+        const bytes = kept.bytes + json.byteLength;
+        // Kept only while it is still this schema's and the two fit where all schemas together
+        // do (one snapshot alone fits: SCHEMA_MAX_BYTES is at most SCHEMA_CACHE_MAX_BYTES).
+        if (this.kept !== kept || this.closing || (this.schemas && bytes > this.schemas.limits.maxTotalBytes)) kept.json = undefined;
+        else this.schemas?.keep(this, bytes);
+        return json;
+      },
+      (err: unknown) => {
+        kept.json = undefined;
+        throw err;
+      },
+    );
+    kept.json = written;
+    return written;
   }
 
   /** Reads the catalog again, under `budget` (the interactive one unless given: monitoring
@@ -186,9 +196,9 @@ export class GuardedConnector implements SchemaHolder {
    * the schema read before is kept. */
   private startIntrospection(budget: StatementBudget): Promise<SchemaSnapshot> {
     const previous = this.schemaCache;
-    const read: Promise<SchemaSnapshot> = this.introspect(budget).then((snapshot) => {
+    const read: Promise<SchemaSnapshot> = this.introspect(budget).then(async (snapshot) => {
       // Refused past SCHEMA_MAX_BYTES, whoever asked: the schema read before, if any, stays.
-      const bytes = this.schemas?.measure(snapshot);
+      const bytes = await this.schemas?.measure(snapshot);
       // Counted only while it is what this connector keeps: not once forgotten for room while
       // it was read, nor after close() began (nothing would ever let go of it).
       if (this.schemaCache === read && !this.closing) {

@@ -6,6 +6,7 @@
 // least recently used forgotten first (read again on next use, at the cost of a catalog read).
 
 import { DomainError } from "../errors.js";
+import { forEachInSlices } from "../in-slices.js";
 import type { SchemaSnapshot } from "./types.js";
 
 /** A connector as the memory sees it: something that can drop its cached schema. */
@@ -21,10 +22,11 @@ export interface SchemaMemoryLimits {
 }
 
 /** About what a snapshot takes as JSON (and about as much in the heap, measured): its strings,
- * and a few dozen bytes for each object around them. Linear, and far cheaper than serialising. */
-export function schemaBytes(snapshot: SchemaSnapshot): number {
+ * and a few dozen bytes for each object around them. Linear, far cheaper than serialising, and
+ * in slices (src/in-slices.ts): a catalog may have 100,000 tables. */
+export async function schemaBytes(snapshot: SchemaSnapshot): Promise<number> {
   let bytes = 64;
-  for (const t of snapshot.tables) {
+  await forEachInSlices(snapshot.tables, (t) => {
     bytes += 120 + t.name.length + (t.schema?.length ?? 0) + (t.comment?.length ?? 0);
     for (const c of t.columns) bytes += 56 + c.name.length + c.type.length + (c.comment?.length ?? 0);
     for (const k of t.primary_key) bytes += 3 + k.length;
@@ -32,7 +34,7 @@ export function schemaBytes(snapshot: SchemaSnapshot): number {
       bytes += 80 + fk.references.table.length + (fk.references.schema?.length ?? 0);
       for (const column of [...fk.columns, ...fk.references.columns]) bytes += 3 + column.length;
     }
-  }
+  });
   return bytes;
 }
 
@@ -46,8 +48,8 @@ export class SchemaMemory {
   constructor(readonly limits: SchemaMemoryLimits) {}
 
   /** The bytes of `snapshot`; refused past the limit of one. */
-  measure(snapshot: SchemaSnapshot): number {
-    const bytes = schemaBytes(snapshot);
+  async measure(snapshot: SchemaSnapshot): Promise<number> {
+    const bytes = await schemaBytes(snapshot);
     if (bytes > this.limits.maxBytes) {
       const columns = snapshot.tables.reduce((n, t) => n + t.columns.length, 0);
       throw new DomainError(

@@ -108,7 +108,7 @@ export async function ask(
   const session = valueOf(sessionRead);
   const connectionId = session ? connectedDb(session) : input.connection_id!;
   const connector = await connectorFor(deps, auth.userId, connectionId);
-  const index = schemaIndexOf(await connector.schema());
+  const index = await schemaIndexOf(await connector.schema());
   const history = valueOf(items).map((item) => JSON.parse(item) as HistoryTurn);
 
   const deadline = AbortSignal.timeout(timeoutMs);

@@ -7,10 +7,11 @@ import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 
-/** One index per introspected schema: built once (tens of ms on 1,000 tables), dropped with it. */
-const indexes = new WeakMap<SchemaSnapshot, SchemaIndex>();
+/** One index per introspected schema: built once (tens of ms on 1,000 tables), by the first
+ * caller for all who ask while it is built, dropped with the schema. */
+const indexes = new WeakMap<SchemaSnapshot, Promise<SchemaIndex>>();
 
-export function schemaIndexOf(snapshot: SchemaSnapshot): SchemaIndex {
+export function schemaIndexOf(snapshot: SchemaSnapshot): Promise<SchemaIndex> {
   let index = indexes.get(snapshot);
   if (!index) indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
   return index;
@@ -37,7 +38,7 @@ export async function describeSchema(
   lookup: string,
 ): Promise<SchemaDescription> {
   const connector = await connectorFor(deps, userId, connectionId);
-  const index = schemaIndexOf(await connector.schema());
+  const index = await schemaIndexOf(await connector.schema());
   if (request.tables && request.tables.length > 0) {
     const described = describeTables(index, request.tables);
     return { dialect: connector.dialect, text: described.text, tables: described.tables, omitted: 0, unknown: described.unknown };

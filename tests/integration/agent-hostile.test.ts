@@ -45,7 +45,7 @@ beforeAll(async () => {
   const target = { dialect: "sqlite" as const, host: "", port: 0, database: "guard.sqlite", username: "", password: "", ssl: false, connectTimeoutMs: 5000, filePath: file };
   const driver = await openDriver(target, { maxConnections: 1, idleTimeoutMs: 10_000 });
   connector = new GuardedConnector(1, 1, "target", driver, { maxRows: 100, maxBytes: 1_000_000, timeoutMs: 3000 }, createBudget({ concurrency: 1, maxWaiting: 8, perMinute: 100_000, maxWaitMs: 5000 }));
-  index = buildSchemaIndex(await connector.schema());
+  index = await buildSchemaIndex(await connector.schema());
 });
 
 afterEach(async () => {

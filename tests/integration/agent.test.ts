@@ -38,7 +38,7 @@ beforeAll(async () => {
   const target = { dialect: "sqlite" as const, host: "", port: 0, database: "chinook.sqlite", username: "", password: "", ssl: false, connectTimeoutMs: 5000, filePath: file };
   const driver = await openDriver(target, { maxConnections: 1, idleTimeoutMs: 10_000 });
   connector = new GuardedConnector(1, 1, "target", driver, { maxRows: 1000, maxBytes: 5_000_000, timeoutMs: 5000 }, createBudget({ concurrency: 2, maxWaiting: 8, perMinute: 10_000, maxWaitMs: 5000 }));
-  index = buildSchemaIndex(await connector.schema());
+  index = await buildSchemaIndex(await connector.schema());
 });
 
 afterEach(async () => {

@@ -1,7 +1,7 @@
 // Schema context for the agent: word pieces, ranking tables by a question (Chinook), the
 // foreign-key neighbour boost, the token budget, and the lookups behind the agent's tools.
 
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 
 import {
   buildSchemaIndex,
@@ -11,6 +11,7 @@ import {
   nameParts,
   rankTables,
   schemaContext,
+  type SchemaIndex,
 } from "../../agents/schema-context.js";
 import { stem, wordPieces } from "../../agents/schema-index.js";
 import { renderSchema } from "../../src/connectors/schema-text.js";
@@ -19,7 +20,7 @@ import { CHINOOK_SQLITE, introspectSqliteFile } from "../support/schema-fixtures
 import { padSchema } from "../support/schema-padding.js";
 
 const chinook = introspectSqliteFile(CHINOOK_SQLITE);
-const chinookIndex = buildSchemaIndex(chinook);
+const chinookIndex = await buildSchemaIndex(chinook);
 
 function table(name: string, columns: string[], refs: Record<string, string> = {}, schema: string | null = null): TableSchema {
   return {
@@ -56,15 +57,16 @@ describe("a schema of many tables of one name (30,000 schemas with an orders tab
     })),
   };
 
-  it("is indexed (a copy of the name's list per table made this take 20 s; the suite's duration shows a return of it)", () => {
-    expect(buildSchemaIndex(many).byName.get("orders")).toHaveLength(60_000);
+  it("is indexed (a copy of the name's list per table made this take 20 s; the suite's duration shows a return of it)", async () => {
+    expect((await buildSchemaIndex(many)).byName.get("orders")).toHaveLength(60_000);
   });
 
-  it("describes at most 20 tables of a bare name, and says how to name the others", () => {
-    const described = describeTables(buildSchemaIndex(many), ["orders"]);
+  it("describes at most 20 tables of a bare name, and says how to name the others", async () => {
+    const index = await buildSchemaIndex(many);
+    const described = describeTables(index, ["orders"]);
     expect(described.tables).toHaveLength(20);
     expect(described.text).toContain("59980 more tables are named orders: name one with its schema (schema.orders)");
-    expect(describeTables(buildSchemaIndex(many), ["s59999.orders"]).tables).toEqual(["s59999.orders"]);
+    expect(describeTables(index, ["s59999.orders"]).tables).toEqual(["s59999.orders"]);
   });
 });
 
@@ -139,14 +141,14 @@ describe("rankTables on Chinook", () => {
     expect(ranked.map((r) => r.score)).toEqual([...ranked.map((r) => r.score)].sort((a, b) => b - a));
   });
 
-  it("is deterministic and breaks ties by relations, then name", () => {
+  it("is deterministic and breaks ties by relations, then name", async () => {
     const a = rankTables(chinookIndex, "nothing in common here");
     expect(rankTables(chinookIndex, "nothing in common here")).toEqual(a);
     expect(a.every((r) => r.score === 0)).toBe(true);
     // Track has the most relations (Album, Genre, MediaType, InvoiceLine, PlaylistTrack).
     expect(a[0]!.table.name).toBe("Track");
     const twins = snapshotOf([table("zeta", ["id", "x"]), table("alpha", ["id", "x"])]);
-    expect(names(rankTables(buildSchemaIndex(twins), "x"))).toEqual(["alpha", "zeta"]);
+    expect(names(rankTables(await buildSchemaIndex(twins), "x"))).toEqual(["alpha", "zeta"]);
   });
 });
 
@@ -158,7 +160,10 @@ describe("foreign-key neighbour boost", () => {
     table("products", ["id", "title", "year"]),
     table("warehouses", ["id", "city"]),
   ]);
-  const index = buildSchemaIndex(shop);
+  let index: SchemaIndex;
+  beforeAll(async () => {
+    index = await buildSchemaIndex(shop);
+  });
 
   it("ranks the neighbour of the top hit above a table matching only a minor word", () => {
     const ranked = names(rankTables(index, "largest orders of the year"));
@@ -171,8 +176,8 @@ describe("foreign-key neighbour boost", () => {
     expect(customers!.score).toBeGreaterThan(0);
   });
 
-  it("ranks a junction table between two hits with them, whatever its columns are called", () => {
-    const music = buildSchemaIndex(
+  it("ranks a junction table between two hits with them, whatever its columns are called", async () => {
+    const music = await buildSchemaIndex(
       snapshotOf([
         table("singers", ["id", "name", "country"]),
         table("concerts", ["id", "title", "year"]),
@@ -229,7 +234,10 @@ describe("schemaContext", () => {
     expect(Number(match![2])).toBe(ranked.length - listed.length);
   });
 
-  const padded = buildSchemaIndex(padSchema(chinook, 1000, 7));
+  let padded: SchemaIndex;
+  beforeAll(async () => {
+    padded = await buildSchemaIndex(padSchema(chinook, 1000, 7));
+  });
   it.each([300, 1000, 2000, 4000, 8000])("stays within a budget of %i tokens on 1,000 tables", (maxTokens) => {
     const ctx = schemaContext(padded, "Which customers bought the most rock tracks?", { maxTokens });
     expect(ctx.tokens).toBeLessThanOrEqual(maxTokens);
@@ -277,16 +285,19 @@ describe("describeTables", () => {
     expect(found.text).toContain("Unknown table: nope");
   });
 
-  const schemas = buildSchemaIndex(
-    snapshotOf(
-      [
-        table("orders", ["id", "total"], {}, "public"),
-        table("orders", ["id", "total", "region"], {}, "sales"),
-        table("My.Table", ["id"], {}, "Odd Schema"),
-      ],
-      "postgresql",
-    ),
-  );
+  let schemas: SchemaIndex;
+  beforeAll(async () => {
+    schemas = await buildSchemaIndex(
+      snapshotOf(
+        [
+          table("orders", ["id", "total"], {}, "public"),
+          table("orders", ["id", "total", "region"], {}, "sales"),
+          table("My.Table", ["id"], {}, "Odd Schema"),
+        ],
+        "postgresql",
+      ),
+    );
+  });
   it.each([
     [["sales.orders"], ["sales.orders"]],
     [["SALES.Orders"], ["sales.orders"]],
