@@ -42,7 +42,7 @@ export async function completeStep(model: ChatModel, messages: BaseMessage[], op
         onToken: plan.stream && options.onToken ? gatedTokens(options.onToken, plan) : undefined,
       });
       const message = plan.readTextCalls ? withTextCalls(completion.message, plan, options.offered) : completion.message;
-      const usage = completion.usage.total_tokens > 0 ? completion.usage : estimateUsage(wire, tools, message);
+      const usage = completion.usage.total_tokens > 0 ? completion.usage : await estimateUsage(wire, tools, message);
       return { message, usage };
     } catch (err) {
       if (attempt === 0 && model.server.learn(err, plan)) continue;
@@ -152,9 +152,12 @@ function gatedTokens(onToken: (text: string) => void, plan: CallPlan): (text: st
 
 /** Prompt: every message as sent plus the tool definitions; completion: the reply's text and
  * call arguments. */
-function estimateUsage(wire: BaseMessage[], tools: CompletionOptions["tools"], reply: AIMessage): TokenUsage {
-  let prompt = tools ? countTokens(JSON.stringify(tools)) : 0;
-  for (const m of wire) prompt += TOKENS_PER_MESSAGE + countTokens(m.text) + (m instanceof AIMessage ? countTokens(JSON.stringify(m.tool_calls ?? [])) : 0);
-  const completion = countTokens(reply.text) + (reply.tool_calls?.length && !isTextCall(reply) ? countTokens(JSON.stringify(reply.tool_calls.map((c) => c.args))) : 0);
+async function estimateUsage(wire: BaseMessage[], tools: CompletionOptions["tools"], reply: AIMessage): Promise<TokenUsage> {
+  const promptTexts = [tools ? JSON.stringify(tools) : "", ...wire.flatMap((m) => [m.text, m instanceof AIMessage ? JSON.stringify(m.tool_calls ?? []) : ""])];
+  const completionTexts = [reply.text, reply.tool_calls?.length && !isTextCall(reply) ? JSON.stringify(reply.tool_calls.map((c) => c.args)) : ""];
+  const counts = await countTokens([...promptTexts, ...completionTexts]);
+  const sum = (from: number, to?: number) => counts.slice(from, to).reduce((total, n) => total + n, 0);
+  const prompt = wire.length * TOKENS_PER_MESSAGE + sum(0, promptTexts.length);
+  const completion = sum(promptTexts.length);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }

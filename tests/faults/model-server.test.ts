@@ -295,3 +295,31 @@ describe("POST /ask with the text protocol (MODEL_TOOLS=text) when the model ser
     expectNamedFailure(text, logFrom, events.at(-2)!.data, { status, cause, detail, server: fake.baseUrl });
   });
 });
+
+describe("POST /ask when the model server reports no token usage", () => {
+  it("counts the tokens itself without holding the event loop, however the text is written", async () => {
+    // Counted whole by BPE on the event loop, this question took 3.9 s and this reply 11.5 s
+    // (a run without spaces is one word to BPE, and its cost grows with the square of its length).
+    const user = await connectedUser();
+    replies.push({ content: "x".repeat(8_000), usage: null });
+    let last = performance.now();
+    let stall = 0;
+    const timer = setInterval(() => {
+      stall = Math.max(stall, performance.now() - last);
+      last = performance.now();
+    }, 5);
+    let res: ApiResponse;
+    try {
+      res = await h.call("POST", "/ask", { token: user.token, json: { question: "中".repeat(2_000) } });
+    } finally {
+      clearInterval(timer);
+    }
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.usage.estimated).toBe(true);
+    // o200k: about one token per "中" (and the prompt around it), one per eight "x".
+    expect(res.body.usage.prompt_tokens).toBeGreaterThan(2_000);
+    expect(res.body.usage.completion_tokens).toBeGreaterThan(900);
+    expect(res.body.usage.completion_tokens).toBeLessThan(1_200);
+    expect(stall, `the event loop stood still for ${Math.round(stall)} ms`).toBeLessThan(1_000);
+  });
+});
