@@ -6,7 +6,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 
-import { isPublicAddress } from "../net/addresses.js";
+import { isPublicAddress, isThisMachine } from "../net/addresses.js";
 import { systemResolver, type Resolver } from "../net/resolve.js";
 
 /** Why a URL is refused as a webhook target, or null when it is acceptable. */
@@ -17,9 +17,15 @@ export const TARGET_PROBLEMS: Record<TargetProblem, string> = {
   port: "port 0 is no port a notification can reach: give the real one, or none for the scheme's own",
   unresolved: "its host name could not be resolved",
   not_public:
-    "its host is not a public address (loopback, private, link-local, unique-local, unspecified and multicast addresses are refused; " +
-    "WEBHOOK_ALLOW_PRIVATE=true allows them)",
+    "its host is not a public address (loopback, private, link-local, unique-local, unspecified, multicast and documentation addresses, " +
+    "and this machine's own, are refused; WEBHOOK_ALLOW_PRIVATE=true allows them)",
 };
+
+/** Where a notification may go: a public address that is not this machine's own. On a host whose
+ * network card carries its public address, that address reaches every service listening on all
+ * interfaces (admin ports, metrics, Pulse itself), and a channel's test answer (refused, 404,
+ * timeout) would tell a user which ports are open. */
+const isTarget = (address: string) => isPublicAddress(address) && !isThisMachine(address);
 
 /** The host of a URL as an address or a name: brackets off IPv6 literals. The WHATWG parser
  * has already turned 0x7f.1 and 2130706433 into 127.0.0.1. */
@@ -44,7 +50,7 @@ export async function webhookTargetProblem(
   if (parsed.port === "0") return "port";
   if (options.allowPrivate) return null;
   const host = hostOf(parsed);
-  if (isIP(host) !== 0) return isPublicAddress(host) ? null : "not_public";
+  if (isIP(host) !== 0) return isTarget(host) ? null : "not_public";
   let addresses: readonly { address: string }[];
   try {
     addresses = await (options.resolve ?? systemResolver)(host);
@@ -52,7 +58,7 @@ export async function webhookTargetProblem(
     return "unresolved";
   }
   if (addresses.length === 0) return "unresolved";
-  return addresses.every((a) => isPublicAddress(a.address)) ? null : "not_public";
+  return addresses.every((a) => isTarget(a.address)) ? null : "not_public";
 }
 
 /** Thrown by publicOnlyLookup: the connection never starts. */
@@ -71,15 +77,15 @@ export class NonPublicTargetError extends Error {
 export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
   dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
     if (err) return callback(err, "", 0);
-    if (addresses.length === 0 || !addresses.every((a) => isPublicAddress(a.address))) return callback(new NonPublicTargetError(), "", 0);
+    if (addresses.length === 0 || !addresses.every((a) => isTarget(a.address))) return callback(new NonPublicTargetError(), "", 0);
     if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, addresses);
     callback(null, addresses[0]!.address, addresses[0]!.family);
   });
 };
 
-/** Whether the host of `url` is an address literal that is not public (connecting to one
- * needs no lookup, so publicOnlyLookup never sees it). */
+/** Whether the host of `url` is an address literal that is no target (connecting to one needs
+ * no lookup, so publicOnlyLookup never sees it). */
 export function nonPublicLiteral(url: URL): boolean {
   const host = hostOf(url);
-  return isIP(host) !== 0 && !isPublicAddress(host);
+  return isIP(host) !== 0 && !isTarget(host);
 }

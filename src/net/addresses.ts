@@ -26,6 +26,12 @@ const SPECIAL_RANGES: readonly [kind: AddressKind, networks: readonly string[]][
       "192.0.0.0/24", // IETF protocol assignments
       "192.168.0.0/16", // RFC 1918
       "198.18.0.0/15", // benchmarking
+      // Documentation (RFC 5737, RFC 3849): never on the internet, so a host carrying one is on
+      // the operator's own network.
+      "192.0.2.0/24",
+      "198.51.100.0/24",
+      "203.0.113.0/24",
+      "2001:db8::/32",
       "fc00::/7", // unique local
       "fec0::/10", // site-local (deprecated, still routed by some)
       "64:ff9b:1::/48", // local-use NAT64 (RFC 8215): translates to addresses of this network
