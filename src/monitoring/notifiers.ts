@@ -46,8 +46,15 @@ const CLAIM_LIMIT = 50;
 /** A claimed notification whose send has not been recorded by then is tried again. */
 const IN_FLIGHT_MS = 60_000;
 
+/** Slack reads `<!channel>`, `<https://...|label>` and `<@U123>` in a message's text as a
+ * mention or a link; a check's message carries what the monitored database says (a value, an
+ * error naming one), which anyone who can write a row there chooses. So the three characters
+ * Slack gives meaning are escaped, as its formatting reference asks: the text is shown, never
+ * acted on. */
+const slackText = (text: string) => text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+
 export function bodyFor(kind: ChannelKind, payload: NotificationPayload): unknown {
-  return kind === "slack" ? { text: payload.text } : payload;
+  return kind === "slack" ? { text: slackText(payload.text) } : payload;
 }
 
 export interface SendOptions {

@@ -71,6 +71,29 @@ describe("GET /api/alerts", () => {
     expect(hooks.at(path)[0]!.body).toMatchObject({ alert_id: alert.id, check: "custom_sql:rows", table: { id: table.id, name: "events" } });
   });
 
+  it("escapes what the database says in a Slack message, so a row cannot mention @channel or post a link", async () => {
+    const user = await h.newUser();
+    const table = `slack_${user.id}`;
+    const hostile = "<!channel> session expired: <https://evil.example/login|log in again> & more";
+    await target.exec(`CREATE TABLE ${table} (id int, note text)`);
+    await target.exec(`INSERT INTO ${table} VALUES (1, '0')`);
+    const connectionId = await addConnection(h, user.token, target.body);
+    const monitored = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table,
+      checks: [{ kind: "custom_sql", name: "notes", sql: `SELECT CAST(max(note) AS int) FROM ${table}`, max: 0 }],
+      alert: { open_after: 1 },
+    });
+    const path = `/slack-${user.id}`;
+    await addWebhook(h, user.token, `${hooks.url}${path}`, "slack");
+    // Written by anyone who can write a row, once the check was accepted.
+    await target.exec(`UPDATE ${table} SET note = '${hostile}'`);
+    await h.call("POST", `/api/tables/${monitored.id}/run`, { token: user.token });
+    const [message] = hooks.at(path).map((r) => r.body as { text: string });
+    expect(message!.text).toContain("&lt;!channel&gt; session expired: &lt;https://evil.example/login|log in again&gt; &amp; more");
+    expect(message!.text).not.toMatch(/[<>]/);
+  });
+
   it("filters by status and by table", async () => {
     const { user, table, alert } = await failingTable();
     const get = (query: string) => h.call("GET", `/api/alerts${query}`, { token: user.token });
