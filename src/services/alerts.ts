@@ -7,14 +7,12 @@ import { DomainError, notFound } from "../errors.js";
 import { alertPhase, type AlertState } from "../monitoring/alert-state.js";
 import { applyEvent, stateOf } from "../monitoring/alerts.js";
 import { deliverDueNotifications } from "../monitoring/notifiers.js";
-import { getAlert, listAlerts, lockAlert } from "../store/monitoring-alerts.js";
+import { getAlert, listAlerts, lockAlert, type AlertListFilter } from "../store/monitoring-alerts.js";
 import { getMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { AlertRow } from "../store/schema.js";
 
-export type AlertListStatus = "open" | "acknowledged" | "muted" | "resolving" | "resolved";
-/** What a listing filters on: a shown status, or "active", every alert whose incident is
- * still open whatever it shows (open, acknowledged, muted while open, resolving). */
-export type AlertListFilter = AlertListStatus | "active";
+export type AlertListStatus = Exclude<AlertListFilter, "active">;
+export type { AlertListFilter };
 
 export interface PublicAlert {
   id: number;
@@ -74,17 +72,13 @@ export async function listAlertsOf(
 ): Promise<PublicAlert[]> {
   const now = deps.monitoring.now();
   const rows = await listAlerts(deps.store.db, ownerId, {
+    status: filter.status,
+    now: new Date(now),
     tableId: filter.tableId,
     tableIds: filter.tableIds ? [...filter.tableIds] : undefined,
-    limit: filter.status ? 5000 : (filter.limit ?? 500),
+    limit: filter.limit ?? 500,
   });
-  const matches = (row: AlertRow, alert: PublicAlert) =>
-    filter.status === undefined || (filter.status === "active" ? isOpenState(stateOf(row)) : alert.status === filter.status);
-  const matching = rows.flatMap((row) => {
-    const alert = publicAlert(row, now);
-    return matches(row, alert) ? [alert] : [];
-  });
-  return matching.slice(0, filter.limit ?? 500);
+  return rows.map((row) => publicAlert(row, now));
 }
 
 export async function getAlertOf(deps: Deps, ownerId: number, id: number): Promise<PublicAlert> {

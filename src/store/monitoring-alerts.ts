@@ -1,7 +1,7 @@
 // Repository of alerts (one row per monitored table and check, carrying the alert reducer's
 // state) and of the notification outbox that their transitions fill.
 
-import { and, asc, desc, eq, inArray, isNotNull, lt, lte, ne, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
 import type { CheckConfig } from "./column-types.js";
@@ -95,9 +95,43 @@ export async function getAlert(db: Db, ownerId: number, id: number): Promise<Ale
 /** The owner's alerts that ever opened, newest activity first. */
 /** `tableIds`: only alerts of these tables (a credential limited to some connections), before
  * the limit, so a page is never cut short by alerts the caller may not see. */
-export async function listAlerts(db: Db, ownerId: number, options: { tableId?: number | undefined; tableIds?: readonly number[] | undefined; limit: number }): Promise<AlertRow[]> {
+/** What a listing filters on: a status as shown (alert-state.ts alertPhase: muting shows over
+ * acknowledgement over the status while the incident is open), or "active", every alert whose
+ * incident is still open whatever it shows. */
+export type AlertListFilter = "open" | "acknowledged" | "muted" | "resolving" | "resolved" | "active";
+
+/** alertPhase in SQL, so that a filter finds every matching alert however many others the owner
+ * has (a filter applied to the newest few thousand left older open ones out). The columns mirror
+ * the reducer's state (monitoring/alerts.ts fieldsOf). */
+function phaseIs(filter: AlertListFilter, now: Date) {
+  const incident = inArray(alerts.status, ["open", "resolving"]);
+  const notMuted = or(isNull(alerts.mutedUntil), lte(alerts.mutedUntil, now))!;
+  switch (filter) {
+    case "active":
+      return incident;
+    case "muted":
+      return and(incident, gt(alerts.mutedUntil, now))!;
+    case "acknowledged":
+      return and(eq(alerts.status, "open"), isNotNull(alerts.acknowledgedAt), notMuted)!;
+    case "open":
+      return and(eq(alerts.status, "open"), isNull(alerts.acknowledgedAt), notMuted)!;
+    case "resolving":
+      return and(eq(alerts.status, "resolving"), notMuted)!;
+    case "resolved":
+      // Opened once (the listing's own condition), over now.
+      return eq(alerts.status, "ok");
+  }
+}
+
+/** The owner's alerts that ever opened, most recently opened first. */
+export async function listAlerts(
+  db: Db,
+  ownerId: number,
+  options: { status?: AlertListFilter | undefined; now: Date; tableId?: number | undefined; tableIds?: readonly number[] | undefined; limit: number },
+): Promise<AlertRow[]> {
   if (options.tableIds?.length === 0) return [];
   const conditions = [eq(alerts.ownerId, ownerId), isNotNull(alerts.openedAt)];
+  if (options.status !== undefined) conditions.push(phaseIs(options.status, options.now));
   if (options.tableId !== undefined) conditions.push(eq(alerts.tableId, options.tableId));
   if (options.tableIds !== undefined) conditions.push(inArray(alerts.tableId, [...options.tableIds]));
   return db

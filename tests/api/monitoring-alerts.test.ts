@@ -128,10 +128,29 @@ describe("GET /api/alerts", () => {
     await h.call("POST", `/api/alerts/${fixedInMute}/resolve`, { token: user.token });
     const listed = async (status: string) => (await h.call("GET", `/api/alerts?status=${status}`, { token: user.token })).body.map((a: any) => a.id).sort((a: number, b: number) => a - b);
     expect(await listed("open")).toEqual([plain]);
+    expect(await listed("acknowledged")).toEqual([acked]);
     expect(await listed("active")).toEqual([plain, acked, muted]);
     // A mute silences an incident; one resolved within it shows as resolved.
     expect(await listed("muted")).toEqual([muted]);
     expect(await listed("resolved")).toEqual([fixed, fixedInMute]);
+  });
+
+  it("finds an open alert by status behind thousands of newer resolved ones", async () => {
+    const { user, table, alert } = await failingTable();
+    const store = h.pgDatabase!.name;
+    await pgAdmin("UPDATE alerts SET opened_at = now() - interval '1 day' WHERE id = $1", store, [alert.id]);
+    await pgAdmin(
+      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
+       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), now() - interval '1 hour', now()
+         FROM alerts, generate_series(1, 5001) g WHERE id = $1`,
+      store,
+      [alert.id],
+    );
+    for (const query of ["?status=active", "?status=open", `?status=open&table_id=${table.id}`]) {
+      const res = await h.call("GET", `/api/alerts${query}`, { token: user.token });
+      expect(res.body.map((a: any) => a.id), query).toEqual([alert.id]);
+    }
+    expect((await h.call("GET", "/api/alerts?status=resolved&limit=10", { token: user.token })).body).toHaveLength(10);
   });
 
   it("does not list an alert whose check never failed enough to open", async () => {
