@@ -294,6 +294,7 @@ export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<
       apiMaxRows: input.apiMaxRows,
       sampleValues: input.sampleValues ?? true,
       onEvent: input.onEvent,
+      signal: input.signal,
     },
     maxSteps,
     timeoutMs: model.timeout ?? 60_000,

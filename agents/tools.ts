@@ -65,6 +65,9 @@ export interface ToolContext {
   /** Append a few sample values of text columns to describe_tables (one small query per table). */
   sampleValues?: boolean;
   onEvent?: ((event: AgentEvent) => void) | undefined;
+  /** The question's: aborted when its client goes away or its time is up, which stops a
+   * statement running for it at the database. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */
@@ -110,7 +113,7 @@ const describeTablesTool = defineTool({
     if (ctx.sampleValues === false || described.tables.length === 0) return cut(described.text);
     const shown = new Set(described.tables);
     const tables = ctx.index.tables.filter((t) => shown.has(t.name) && t.table.kind === "table").slice(0, SAMPLED_TABLES);
-    const samples = await Promise.all(tables.map((t) => sampleLine(ctx.connector, t.table)));
+    const samples = await Promise.all(tables.map((t) => sampleLine(ctx.connector, t.table, ctx.signal)));
     const lines = tables.flatMap((t, i) => (samples[i] ? [`${t.name} sample values: ${samples[i]}`] : []));
     return cut([described.text, ...lines].join("\n"));
   },
@@ -124,7 +127,7 @@ const runQueryTool = defineTool({
     const emit = (event: AgentEvent) => ctx.onEvent?.(event);
     emit({ type: "sql", sql });
     try {
-      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask" });
+      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask", signal: ctx.signal });
       const kept = result.rows.slice(0, ctx.apiMaxRows);
       const resultSet: ResultSet = {
         columns: result.columns.map((c) => c.name),
@@ -221,14 +224,14 @@ const quoteIdent = (dialect: Dialect, name: string) => (dialect === "mysql" ? `\
 
 /** Up to 3 distinct values of each text column from the table's first rows: one bounded,
  * guarded read that tells the model how values are spelled ("USA" or "United States"). */
-async function sampleLine(connector: GuardedConnector, table: TableSchema): Promise<string | null> {
+async function sampleLine(connector: GuardedConnector, table: TableSchema, signal: AbortSignal | undefined): Promise<string | null> {
   const columns = table.columns.filter((c) => TEXT_TYPE.test(c.type)).slice(0, SAMPLED_COLUMNS);
   if (columns.length === 0) return null;
   const dialect = connector.dialect;
   const from = table.schema ? `${quoteIdent(dialect, table.schema)}.${quoteIdent(dialect, table.name)}` : quoteIdent(dialect, table.name);
   const sql = `SELECT ${columns.map((c) => quoteIdent(dialect, c.name)).join(", ")} FROM ${from} LIMIT 20`;
   try {
-    const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000, source: "ask" });
+    const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000, source: "ask", signal });
     const parts = columns.map((c, i) => {
       const values = [...new Set(result.rows.map((r) => r[i]).filter((v): v is string => typeof v === "string"))].slice(0, 3);
       return values.length ? `${c.name}: ${values.map((v) => `'${v.slice(0, 40).replace(/\r?\n/g, " ")}'`).join(", ")}` : null;

@@ -14,6 +14,8 @@ export type ErrorCode =
   | "sql_refused"
   | "sql_failed"
   | "query_timeout"
+  /** Its caller went away (a client that hung up, an /ask past its time): it was stopped. */
+  | "query_cancelled"
   | "result_too_large"
   | "connection_failed"
   /** An established connection to a customer database broke under a statement. */

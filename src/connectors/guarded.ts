@@ -11,7 +11,7 @@ import { inlineStatementGuard, type StatementGuard } from "./guard/statement-gua
 import { schemaJsonInSlices } from "./schema-json.js";
 import type { SchemaHolder, SchemaMemory } from "./schema-memory.js";
 import type { StatementRecorder, StatementSource } from "./statement-recorder.js";
-import type { DialectDriver, QueryLimits, QueryResult, SchemaSnapshot } from "./types.js";
+import { cancelledError, type DialectDriver, type QueryLimits, type QueryResult, type SchemaSnapshot } from "./types.js";
 
 export interface QueryOptions {
   maxRows?: number | undefined;
@@ -21,6 +21,10 @@ export interface QueryOptions {
   budget?: StatementBudget | undefined;
   /** Who asks, for the audit trail (default: a direct query). */
   source?: StatementSource | undefined;
+  /** Aborted when the caller goes away (a client hanging up, an /ask past its time): the
+   * statement is stopped at the database rather than run on to its timeout, holding one of
+   * the database's few slots (QueryLimits.signal). */
+  signal?: AbortSignal | undefined;
 }
 
 /** What an introspection is recorded as: it runs the dialect's catalog statements, not SQL
@@ -101,8 +105,10 @@ export class GuardedConnector implements SchemaHolder {
         maxRows: Math.min(options.maxRows ?? this.limits.maxRows, this.limits.maxRows),
         maxBytes: this.limits.maxBytes,
         timeoutMs: Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs),
+        signal: options.signal,
       };
       release = await budget.enter();
+      if (options.signal?.aborted) throw cancelledError();
       this.inFlight++; // until `release` runs, below
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);

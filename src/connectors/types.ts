@@ -1,6 +1,7 @@
 // Shared vocabulary of the connector layer: the only path by which SQL reaches a customer
 // database. Nothing here knows about HTTP, users or the metadata store.
 
+import { DomainError } from "../errors.js";
 import type { TargetGate } from "./target-gate.js";
 
 export type Dialect = "postgresql" | "mysql" | "sqlite";
@@ -34,7 +35,13 @@ export interface QueryLimits {
   maxBytes: number;
   /** Enforced by the database itself (statement_timeout, max_statement_time, progress handler). */
   timeoutMs: number;
+  /** Aborted when its caller goes away: the statement is stopped at the database, and the query
+   * fails with query_cancelled. */
+  signal?: AbortSignal | undefined;
 }
+
+/** What a query stopped because its caller went away fails with. */
+export const cancelledError = () => new DomainError("query_cancelled", "The query was stopped: whoever asked for it went away");
 
 export interface ColumnInfo {
   name: string;

@@ -25,6 +25,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   sql_refused: 400,
   sql_failed: 400,
   query_timeout: 408,
+  // The caller is gone; what is left to read this is a log line.
+  query_cancelled: 408,
   result_too_large: 413,
   connection_failed: 400,
   connection_lost: 502,

@@ -14,6 +14,8 @@ export interface QueryRequest {
   sessionId?: string | undefined;
   maxRows?: number | undefined;
   timeoutMs?: number | undefined;
+  /** Aborted when the client goes away: the statement is stopped at the database. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface QueryAnswer {
@@ -30,7 +32,7 @@ export async function runQuery(deps: Deps, userId: number, tokenSessionId: strin
     connectionId = connectedDb(session);
   }
   const connector = await connectorFor(deps, userId, connectionId);
-  const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query" });
+  const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query", signal: request.signal });
   const health = await alertsOnTablesRead(deps, userId, { id: connectionId, dialect: connector.dialect }, [request.sql]);
   return { result, health, connectionId };
 }

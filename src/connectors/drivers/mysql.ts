@@ -17,7 +17,7 @@ import mysql from "mysql2/promise";
 import type { PoolConnection } from "mysql2/promise";
 
 import { DomainError } from "../../errors.js";
-import type { ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
+import { cancelledError, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { isFatal, toDomainError } from "./mysql-errors.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
@@ -144,10 +144,15 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     const conn = await checkout();
     const collector = new RowCollector(limits);
     let reusable = true;
+    let stop: (() => void) | undefined;
     try {
       await command(conn, sessionGuards(limits.timeoutMs, limits.maxRows + 1), limits.timeoutMs);
       await command(conn, "START TRANSACTION READ ONLY", limits.timeoutMs);
       const threadId = Number(coreOf(conn).threadId);
+      // Its caller gone, the statement is killed as at the backstop; the stream then ends.
+      stop = () => void killQuery(threadId).catch(() => {});
+      limits.signal?.addEventListener("abort", stop, { once: true });
+      if (limits.signal?.aborted) throw cancelledError();
       const { fields, complete } = await streamRows(
         coreOf(conn),
         sql,
@@ -164,8 +169,10 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     } catch (err) {
       // No database selected (MySQL): it was dropped since the connection opened (see ownQuery).
       if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await rolledBack(conn));
+      if (limits.signal?.aborted) throw cancelledError();
       throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
+      if (stop) limits.signal?.removeEventListener("abort", stop);
       if (reusable) conn.release();
       else discard(conn);
     }

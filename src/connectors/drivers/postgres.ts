@@ -6,7 +6,7 @@ import pg from "pg";
 import type { PoolClient, QueryConfig, QueryResultRow } from "pg";
 
 import { DomainError } from "../../errors.js";
-import type { ColumnInfo, ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot } from "../types.js";
+import { cancelledError, type ColumnInfo, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { driverMessage } from "./driver-message.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
@@ -162,6 +162,9 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       backstopHit = true;
       drop();
     }, limits.timeoutMs + BACKSTOP_GRACE_MS);
+    // The server ends the statement within a second of the socket closing (CHECK_CLIENT_GONE).
+    limits.signal?.addEventListener("abort", drop, { once: true });
+    if (limits.signal?.aborted) drop();
     // TLS swaps the socket at connect; by now `stream` is the one that delivers the rows.
     const stopWatching = watchReceivedBytes(client.connection.stream, wireLimitOf(limits.maxBytes), (received) => {
       cutOff = true;
@@ -174,6 +177,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       try {
         fields = await statement.done;
       } catch (err) {
+        if (limits.signal?.aborted) throw cancelledError();
         if (backstopHit) {
           throw new DomainError("query_timeout", `The database did not answer within ${limits.timeoutMs} ms`, {
             timeout_ms: limits.timeoutMs,
@@ -200,6 +204,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       return result;
     } finally {
       clearTimeout(backstop);
+      limits.signal?.removeEventListener("abort", drop);
       stopWatching();
       // Only a connection back at "idle, no transaction" returns to the pool.
       client.release(destroy || client.getTransactionStatus() !== "I");

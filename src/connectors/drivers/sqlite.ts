@@ -13,7 +13,7 @@ import path from "node:path";
 
 import { DomainError } from "../../errors.js";
 import { LegacyStringsError } from "../guard/sqlite-dqs.js";
-import type { ConnectionTarget, DialectDriver, ProbeInfo, QueryLimits, QueryResult, SchemaSnapshot, TableSchema } from "../types.js";
+import { cancelledError, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot, type TableSchema } from "../types.js";
 import type { ProbeReply, SqliteChildArgs, SqliteReply, SqliteRequest } from "./sqlite-child.js";
 import { SqliteProcess, type ProcessExit } from "./sqlite-process.js";
 
@@ -43,6 +43,8 @@ interface Pending {
   timeoutMs: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** Its caller went away while it waited for the process to start. */
+  cancelled?: boolean;
 }
 
 export async function createSqliteDriver(target: ConnectionTarget, opts: SqliteDriverOptions = {}): Promise<DialectDriver> {
@@ -88,8 +90,8 @@ class SqliteDriver implements DialectDriver {
   }
 
   async query(sql: string, limits: QueryLimits): Promise<QueryResult> {
-    const { maxRows, maxBytes, timeoutMs } = limits;
-    return (await this.send({ kind: "query", sql, maxRows, maxBytes, timeoutMs }, timeoutMs)) as QueryResult;
+    const { maxRows, maxBytes, timeoutMs, signal } = limits;
+    return (await this.send({ kind: "query", sql, maxRows, maxBytes, timeoutMs }, timeoutMs, signal)) as QueryResult;
   }
 
   async introspect(): Promise<SchemaSnapshot> {
@@ -138,13 +140,38 @@ class SqliteDriver implements DialectDriver {
     clearTimeout(timer);
   }
 
-  private send(request: Request, timeoutMs: number): Promise<unknown> {
+  private send(request: Request, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
     if (this.closing) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(cancelledError());
     return new Promise((resolve, reject) => {
-      this.queue.push({ request, timeoutMs, resolve, reject });
+      const cancel = () => this.cancel(pending);
+      const settled = () => signal?.removeEventListener("abort", cancel);
+      const pending: Pending = {
+        request,
+        timeoutMs,
+        resolve: (value) => (settled(), resolve(value)),
+        reject: (error) => (settled(), reject(error)),
+      };
+      signal?.addEventListener("abort", cancel, { once: true });
+      this.queue.push(pending);
       this.clearIdleTimer();
       void this.pump();
     });
+  }
+
+  /** Its caller went away: a queued request leaves the queue; a running one is stopped the only
+   * way SQLite can be, its process killed (and a fresh one started), as at a timeout. */
+  private cancel(pending: Pending): void {
+    pending.cancelled = true;
+    const queued = this.queue.indexOf(pending);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      pending.reject(cancelledError());
+    } else if (this.running?.pending === pending) {
+      pending.reject(cancelledError());
+      this.kill();
+      void this.pump();
+    }
   }
 
   /** Starts the next queued request when the process is free: one statement at a time. */
@@ -163,6 +190,10 @@ class SqliteDriver implements DialectDriver {
     }
     this.dispatching = false;
     if (this.closing) return pending.reject(closedError());
+    if (pending.cancelled) {
+      pending.reject(cancelledError());
+      return this.pump();
+    }
     const id = this.nextId++;
     const timer = setTimeout(() => this.timeOut(), pending.timeoutMs + DEADLINE_GRACE_MS);
     this.running = { pending, id, proc, timer };

@@ -132,6 +132,8 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
         sessionId: requestedSession(auth, body.session_id),
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
+        // Aborted by the Node adapter when the client hangs up before its answer.
+        signal: c.req.raw.signal,
       });
       return c.json(queryEnvelope(answer), 200);
     });
@@ -147,6 +149,8 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
         connectionId,
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,
+        // Aborted by the Node adapter when the client hangs up before its answer.
+        signal: c.req.raw.signal,
       });
       return c.json(queryEnvelope(answer), 200);
     });

@@ -44,6 +44,8 @@ export function registerQueryTool(server: McpServer, deps: Deps) {
           connectionId: args.connection_id,
           maxRows,
           timeoutMs: args.timeout_ms,
+          // Aborted when the client hangs up or cancels the call (route.ts).
+          signal: extra.signal,
         });
         const columns = result.columns.map((c) => c.name);
         const text = withHealth(renderRows(columns, result.rows, result.truncated, maxRows), health);
