@@ -4,7 +4,7 @@
 import { STATUS_CODES } from "node:http";
 
 import { DomainError } from "../src/errors.js";
-import { causeText, errorBodyOf, excerpt, ModelServerFailure, type ModelFailureReason } from "./model-fetch.js";
+import { causeText, errorBodyOf, excerpt, ModelServerFailure, retryAfterOf, type ModelFailureReason } from "./model-fetch.js";
 
 export interface ModelServer {
   /** The base URL as configured, without credentials or query (safe to show and log). */
@@ -115,6 +115,16 @@ export function modelError(err: unknown, server: ModelServer, timeoutMs: number,
       timeout_ms: timeoutMs,
       model_server: server.url,
       model_cause: judged.reason,
+    });
+  }
+  // Busy, and saying so: the client hears how long to wait, as from Pulse itself.
+  const wait = retryAfterOf((err as { headers?: unknown }).headers);
+  if (judged.status === 429 || (judged.status !== undefined && wait !== undefined)) {
+    return new DomainError("model_rate_limited", `${where} is busy: ${scrub(judged.words, server.apiKey)}${wait !== undefined ? `; it asks to wait ${wait} s` : ""}`, {
+      model_server: server.url,
+      model_cause: judged.reason,
+      model_status: judged.status,
+      ...(wait !== undefined ? { retry_after_seconds: wait } : {}),
     });
   }
   return new DomainError("model_failed", `${where} failed: ${scrub(judged.words, server.apiKey)}`, {

@@ -38,6 +38,19 @@ const errorBodies = new WeakMap<Headers, string>();
 /** The start of an error response's body, for an APIError that came from this fetch. */
 export const errorBodyOf = (headers: unknown): string | undefined => (headers instanceof Headers ? errorBodies.get(headers) : undefined);
 
+
+/** Seconds an error response asks the client to wait (Retry-After-Ms, or Retry-After in seconds
+ * or as a date), if it says. */
+export function retryAfterOf(headers: unknown): number | undefined {
+  if (!(headers instanceof Headers)) return undefined;
+  const ms = Number.parseFloat(headers.get("retry-after-ms") ?? "");
+  if (Number.isFinite(ms) && ms >= 0) return Math.ceil(ms / 1000);
+  const value = headers.get("retry-after");
+  if (value === null) return undefined;
+  const seconds = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number.parseFloat(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isFinite(seconds) ? Math.max(0, Math.ceil(seconds)) : undefined;
+}
+
 /** Whitespace folded and cut to a short quote. */
 export function excerpt(text: string, chars = EXCERPT_CHARS): string {
   const flat = text.replace(/\s+/g, " ").trim();

@@ -3,10 +3,11 @@
 
 import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
 import { ChatOpenAI, type ChatOpenAICallOptions } from "@langchain/openai";
+import { AsyncCaller } from "@langchain/core/utils/async_caller";
 
 import { DomainError } from "../src/errors.js";
 import { modelError, serverLabel, type ModelServer } from "./model-errors.js";
-import { checkedFetch, ModelServerFailure } from "./model-fetch.js";
+import { checkedFetch, ModelServerFailure, retryAfterOf } from "./model-fetch.js";
 import { ModelServerAdapter, resolveServer, type ModelServerName, type ToolProtocol } from "./model-server.js";
 import { strictToolCalls } from "./tool-arguments.js";
 
@@ -51,6 +52,7 @@ export function createChatModel(settings: ModelSettings, onAdapt?: (change: stri
     timeout: settings.timeoutMs,
     // One retry absorbs a blip; more would hide a failing server behind minutes of backoff.
     maxRetries: 1,
+    onFailedAttempt: retryOnlyShortWaits,
     // Local servers (Ollama, vLLM, llama.cpp) ignore the key but the client insists on one.
     // Passed explicitly so OPENAI_API_KEY / OPENAI_BASE_URL / LANGSMITH_GATEWAY in the
     // environment never override the resolved configuration.
@@ -64,6 +66,26 @@ export function createChatModel(settings: ModelSettings, onAdapt?: (change: stri
     useResponsesApi: false,
   });
   return Object.assign(client, { server, contextTokens: settings.contextTokens });
+}
+
+/** LangChain's handler of a failed attempt, as every model gets it by default. */
+class DefaultAttempts extends AsyncCaller {
+  get handler() {
+    return this.onFailedAttempt!;
+  }
+}
+const defaultAttempt = new DefaultAttempts({}).handler;
+
+/** LangChain retries after waiting as long as a server's Retry-After asks (up to a minute), and
+ * that wait takes no signal: a 429 asking for 30 s held a question until ASK_TIMEOUT_MS, then
+ * asked again for a client that might be gone. Past MAX_RETRY_WAIT_MS the call is not retried;
+ * the client hears how long to wait instead (model-errors.ts). */
+const MAX_RETRY_WAIT_MS = 2_000;
+
+function retryOnlyShortWaits(error: unknown): void {
+  const wait = retryAfterOf((error as { headers?: unknown } | null)?.headers);
+  if (wait !== undefined && wait * 1000 > MAX_RETRY_WAIT_MS) throw error;
+  defaultAttempt(error);
 }
 
 /** Where requests go. Azure's deployment URLs carry `?api-version=...` and want the key in an

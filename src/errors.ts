@@ -23,6 +23,8 @@ export type ErrorCode =
   | "no_database_connected"
   | "model_not_configured"
   | "model_failed"
+  /** The model server answered 429, or asked to wait (Retry-After): passed on with the wait. */
+  | "model_rate_limited"
   | "model_timeout"
   | "unavailable"
   /** Pulse's own metadata store (PostgreSQL or PGlite) cannot be reached. */

@@ -33,6 +33,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   no_database_connected: 409,
   model_not_configured: 503,
   model_failed: 502,
+  model_rate_limited: 503,
   model_timeout: 504,
   unavailable: 503,
   store_unavailable: 503,
@@ -66,7 +67,9 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
 
   const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (err instanceof DomainError) {
-      if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
+      // Pulse's own limits, and a model server's asking to wait (agents/model-errors.ts).
+      const retryAfter = err instanceof RateLimitedError ? err.retryAfterSeconds : err.extra.retry_after_seconds;
+      if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
       if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
       return c.json(envelope(c, errorBody(err.code, err.message, err.extra)), STATUS[err.code]);
     }

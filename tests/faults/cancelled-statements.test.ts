@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { startFakeOpenAI, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { mariaAdmin, pgAdmin } from "../support/services.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
@@ -19,7 +19,7 @@ const SLOW = {
 /** PostgreSQL notices a closed connection within a second (client_connection_check_interval). */
 const STOPPED_WITHIN_MS = 5_000;
 
-const replies: FakeStep[] = [];
+const replies: FakeReply[] = [];
 let fake: FakeOpenAI;
 let h: Harness;
 const targets: TargetDb[] = [];

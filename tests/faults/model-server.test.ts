@@ -323,3 +323,20 @@ describe("POST /ask when the model server reports no token usage", () => {
     expect(stall, `the event loop stood still for ${Math.round(stall)} ms`).toBeLessThan(1_000);
   });
 });
+
+describe.each(["json", "sse"] as const)("POST /ask when the model server is busy and asks to wait (%s)", (path) => {
+  it("answers 503 at once with the server's Retry-After, without waiting it out to ask again", async () => {
+    // LangChain waited the 30 s (with no way to stop it), then asked again for a question whose
+    // client might be gone; a wait past 2 s is now the client's to decide.
+    const user = await connectedUser();
+    replies.push({ fail: "busy" }, { content: "late answer" });
+    const before = fake.requests.length;
+    const res = await ask(user, path);
+    expect(fake.requests.length - before).toBe(1);
+    // Nothing was sent before the failure, so SSE answers a real status too.
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("30");
+    expect(res.body).toMatchObject({ code: "model_rate_limited", model_status: 429, retry_after_seconds: 30 });
+    expect(res.body.detail).toMatch(/is busy: HTTP 429 Too Many Requests: .*Rate limit reached.*; it asks to wait 30 s$/);
+  });
+});

@@ -34,13 +34,13 @@ export interface FakeToolCall {
   id?: string;
 }
 
-/** http500: an error status with an OpenAI error body; malformed: a body (or SSE event) that is
+/** http500: an error status with an OpenAI error body; busy: 429 asking to wait 30 s; malformed: a body (or SSE event) that is
  * not JSON; hang: reads the request, never answers; stall: streams the first chunk, then never
  * another; not_openai: 200 with JSON that is not a chat completion (another API); html: 200 with
  * a web page; cut: starts the answer, then destroys the socket; ended: starts a stream, then
  * closes it cleanly without a finish_reason or [DONE]; flood: sends 64 KiB pieces of one endless
  * answer until the client hangs up (64 MiB at most). */
-export type FakeFailure = "http500" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood";
+export type FakeFailure = "http500" | "busy" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood";
 
 export type FakeReply =
   /** A final answer; streamed as `chunks` when given, else word by word. `usage: null` sends
@@ -243,6 +243,10 @@ function fail(mode: FakeFailure, body: ChatRequest, res: ServerResponse, id: str
     case "ended":
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.end(firstChunk(id, body));
+      return;
+    case "busy":
+      res.writeHead(429, { "content-type": "application/json", "retry-after": "30" });
+      res.end(JSON.stringify({ error: { message: "Rate limit reached for requests", type: "requests", code: "rate_limit_exceeded" } }));
       return;
     case "http500":
       res.writeHead(500, { "content-type": "application/json" });
