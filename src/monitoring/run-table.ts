@@ -75,6 +75,9 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   const startedAt = m.now();
   const clockStart = performance.now();
   let connector: GuardedConnector | null = null;
+  // Once the database could not be reached (after the retries), the run's other checks report
+  // that without trying: each trying again cost its retries, so one database dropping
+  // connections held a run (and a scheduler slot, or a person's request) for minutes.
   let unreachable: CheckResult | null = null;
   try {
     connector = await withRetry(m, () => connectorFor(deps, table.ownerId, table.connectionId));
@@ -85,7 +88,11 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   // Someone asking for a run now means the table as it is now: right after an ALTER TABLE
   // they expect the new shape, not one introspected up to half an interval ago. A failure
   // here is met again, and reported, by the checks that need the schema.
-  if (connector && trigger === "manual") await withRetry(m, () => m.schemaOf(connector, 0)).catch(() => undefined);
+  if (connector && trigger === "manual") {
+    await withRetry(m, () => m.schemaOf(connector!, 0)).catch((err: unknown) => {
+      if (isTransient(err)) unreachable = resultOfError(deps, err);
+    });
+  }
 
   const runs: Omit<CheckRunRow, "id">[] = [];
   // On the real clock: what it bounds is real time.
@@ -95,8 +102,12 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
     const result =
       performance.now() > deadline
         ? { status: "skipped" as const, value: null, message: `skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (${m.settings.runTimeoutMs} ms)`, details: { code: "run_timeout" } }
-        : connector
-          ? await runOne(deps, connector, table, check, at).catch((err: unknown) => resultOfError(deps, err))
+        : connector && !unreachable
+          ? await runOne(deps, connector, table, check, at).catch((err: unknown) => {
+              const result = resultOfError(deps, err);
+              if (isTransient(err)) unreachable = result;
+              return result;
+            })
           : unreachable!;
     runs.push({
       tableId: table.id,
