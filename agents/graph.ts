@@ -12,6 +12,7 @@ import { Annotation, Command, END, START, StateGraph } from "@langchain/langgrap
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Dialect } from "../src/connectors/types.js";
 import type { ModelCallCounts } from "../src/metrics.js";
+import type { TableAlert } from "../src/services/table-health.js";
 import { contextBudget } from "./context-budget.js";
 import { completeStep, isTextCall } from "./model-call.js";
 import { NO_USAGE, type ChatModel, type TokenUsage } from "./model.js";
@@ -64,6 +65,8 @@ export interface RunAgentInput {
   sampleValues?: boolean | undefined;
   /** Told of each model call: its tokens, or its failure (GET /metrics). */
   modelCalls?: ModelCallCounts | undefined;
+  /** Open alerts on the tables a statement read: the model is warned of them with its rows. */
+  healthOf?: ((sql: string) => Promise<TableAlert[]>) | undefined;
 }
 
 export interface AgentResult {
@@ -295,6 +298,7 @@ export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<
       sampleValues: input.sampleValues ?? true,
       onEvent: input.onEvent,
       signal: input.signal,
+      healthOf: input.healthOf,
     },
     maxSteps,
     timeoutMs: model.timeout ?? 60_000,

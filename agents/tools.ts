@@ -10,6 +10,8 @@ import { DomainError, SqlRefusedError } from "../src/errors.js";
 import { cutText } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Cell, Dialect, TableSchema } from "../src/connectors/types.js";
+import { withHealth } from "../src/services/health-text.js";
+import type { TableAlert } from "../src/services/table-health.js";
 import { DEFAULT_RESULT_CHARS } from "./context-budget.js";
 import { describeTables, findTables } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
@@ -68,6 +70,8 @@ export interface ToolContext {
   /** The question's: aborted when its client goes away or its time is up, which stops a
    * statement running for it at the database. */
   signal?: AbortSignal | undefined;
+  /** Open alerts on the tables a statement read (none when not given). */
+  healthOf?: ((sql: string) => Promise<TableAlert[]>) | undefined;
 }
 
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */
@@ -138,7 +142,10 @@ const runQueryTool = defineTool({
       ctx.recorder.queries.push({ sql, ok: true, row_count: result.row_count });
       ctx.recorder.lastResult = resultSet;
       emit({ type: "rows", ...resultSet });
-      return renderRows(resultSet.columns, result.rows, result.truncated, ctx.maxRowsToModel, ctx.resultChars);
+      // An open alert on a table read is said with the rows, as to any AI client (MCP run_query):
+      // an answer built on them should say the data may be wrong.
+      const health = (await ctx.healthOf?.(sql)) ?? [];
+      return withHealth(renderRows(resultSet.columns, result.rows, result.truncated, ctx.maxRowsToModel, ctx.resultChars), health);
     } catch (err) {
       if (!(err instanceof DomainError) || !CORRECTABLE.has(err.code)) throw err;
       const reason = err instanceof SqlRefusedError ? `refused by the read-only guard (${err.rule}): ${err.message}; nothing was run` : err.message;

@@ -129,6 +129,7 @@ export async function ask(
       onEvent: options.onEvent,
       prompts: deps.prompts,
       modelCalls: deps.metrics.model,
+      healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, { id: connectionId, dialect: connector.dialect }, [sql]),
     });
   } catch (err) {
     if (deadline.aborted) {

@@ -14,7 +14,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { loadChinookMaria, loadChinookPostgres } from "../support/chinook.js";
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { lastToolResult, startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { GUARD_FIXTURE, HOSTILE_CORPUS } from "../support/hostile-corpus.js";
 import { addConnection, monitorTable } from "../support/monitoring.js";
@@ -632,5 +632,7 @@ describe("health-aware results", () => {
     const ask = await h.call("POST", "/ask", { token: user.token, json: { question: "How many artists?" } });
     expect(ask.status).toBe(200);
     expect(ask.body.health).toEqual([expect.objectContaining(expected)]);
+    // The model was warned with the rows, so that its answer can say the data may be wrong.
+    expect(lastToolResult(fake.requests.at(-1)!)).toMatch(/275[\s\S]*\nWARNING: Artist has an alert \(open\): custom_sql:rows failing since \S+/);
   });
 });

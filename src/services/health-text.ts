@@ -1,6 +1,6 @@
 // Health-aware results as a model reads them: one warning line per open alert on a table read.
 
-import type { TableAlert } from "../../services/table-health.js";
+import type { TableAlert } from "./table-health.js";
 
 export function healthLines(health: readonly TableAlert[]): string {
   return health
