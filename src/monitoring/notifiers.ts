@@ -61,6 +61,9 @@ export interface SendOptions {
   timeoutMs: number;
   /** WEBHOOK_ALLOW_PRIVATE: also connect to loopback, private and link-local addresses. */
   allowPrivate: boolean;
+  /** The notification's own key, sent as X-Pulse-Notification: delivery is at least once, and a
+   * receiver that sees a key again can drop the repeat. */
+  notificationKey?: string | undefined;
 }
 
 /**
@@ -78,7 +81,12 @@ export async function sendNotification(kind: ChannelKind, url: string, payload: 
   return new Promise<number>((resolve, reject) => {
     const req = send(target, {
       method: "POST",
-      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), "user-agent": "pulse-monitoring" },
+      headers: {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        "user-agent": "pulse-monitoring",
+        ...(options.notificationKey !== undefined ? { "x-pulse-notification": options.notificationKey } : {}),
+      },
       ...(options.allowPrivate ? {} : { lookup: publicOnlyLookup }),
     });
     const timer = setTimeout(() => req.destroy(new SendTimeout(options.timeoutMs)), options.timeoutMs);
@@ -160,10 +168,7 @@ async function deliverOnce(deps: Deps): Promise<number> {
       const clockStart = performance.now();
       const durationMs = () => Math.round(performance.now() - clockStart);
       try {
-        await sendNotification(channel.kind, channelUrl(deps, channel), payload, sendOptions(deps));
-        deps.logger.info({ ...fields, duration_ms: durationMs() }, "monitoring notification sent");
-        await markNotificationSent(deps.store.db, entry.id, new Date(deps.monitoring.now()));
-        sent += 1;
+        await sendNotification(channel.kind, channelUrl(deps, channel), payload, { ...sendOptions(deps), notificationKey: entry.dedupKey });
       } catch (err) {
         const reason = (err as Error).message;
         const final = entry.attempts >= MAX_ATTEMPTS;
@@ -174,7 +179,16 @@ async function deliverOnce(deps: Deps): Promise<number> {
           reason,
           final ? null : new Date(deps.monitoring.now() + retryDelayMs(entry.attempts)),
         ).catch((e: unknown) => deps.logger.error({ err: e }, "recording a failed notification failed"));
+        return;
       }
+      deps.logger.info({ ...fields, duration_ms: durationMs() }, "monitoring notification sent");
+      sent += 1;
+      // Delivered: only the record of it can fail now. Recorded as failed, it was sent again at
+      // its next retry; left claimed, it is sent again only once the claim runs out
+      // (IN_FLIGHT_MS), with the same X-Pulse-Notification.
+      await markNotificationSent(deps.store.db, entry.id, new Date(deps.monitoring.now())).catch((e: unknown) =>
+        deps.logger.error({ ...fields, err: e }, "recording a sent notification failed"),
+      );
     }),
   );
   return sent;

@@ -166,6 +166,38 @@ describe("GET /api/alerts", () => {
   });
 });
 
+describe("notification delivery", () => {
+  it("names each notification in X-Pulse-Notification, and a delivery the store fails to record is not counted as failed", async () => {
+    const store = h.pgDatabase!.name;
+    const trigger = `refuse_sent_${Date.now()}`;
+    // The store fails exactly when a delivery is recorded: a hiccup right after the POST.
+    await pgAdmin(
+      `CREATE FUNCTION ${trigger}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.status = 'sent' THEN RAISE EXCEPTION 'store hiccup'; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER ${trigger} BEFORE UPDATE ON sent_notifications FOR EACH ROW EXECUTE FUNCTION ${trigger}();`,
+      store,
+    );
+    const logFrom = h.logs.length;
+    try {
+      const { path } = await failingTable();
+      const [sent] = hooks.at(path);
+      const [row] = await pgAdmin<{ dedup_key: string; status: string; last_error: string | null; attempts: number }>(
+        "SELECT dedup_key, status, last_error, attempts FROM sent_notifications WHERE dedup_key = $1",
+        store,
+        [sent!.headers["x-pulse-notification"]],
+      );
+      // Left as claimed: not marked failed (which sent it again at its next retry), not sent again now.
+      expect(row).toMatchObject({ status: "pending", last_error: null, attempts: 1 });
+      await deliverDueNotifications(h.deps);
+      expect(hooks.at(path)).toHaveLength(1);
+      const said = h.logs.slice(logFrom).join("");
+      expect(said).toContain("recording a sent notification failed");
+      expect(said).not.toContain("monitoring notification not delivered");
+    } finally {
+      await pgAdmin(`DROP TRIGGER ${trigger} ON sent_notifications; DROP FUNCTION ${trigger}();`, store);
+    }
+  });
+});
+
 describe("notifications and disabled channels", () => {
   it("sends nothing to a disabled channel: neither new notifications nor ones queued before it was disabled", async () => {
     const user = await h.newUser();
