@@ -79,7 +79,7 @@ export async function ask(
   if (!deps.model) {
     throw new DomainError(
       "model_not_configured",
-      "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY, and OPENAI_MODEL, then restart",
+      "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY (OPENAI_MODEL names the model, gpt-4o-mini unless set), then restart",
     );
   }
   const sessionId = input.session_id ?? auth.sessionId;
