@@ -50,15 +50,20 @@ export function parseToolArguments(raw: string): { args: Record<string, unknown>
 }
 
 /**
- * Every tool call of a reply, each with an id. Calls whose arguments do not parse stay in
+ * Every tool call of a reply, each with an id of its own. Calls whose arguments do not parse stay in
  * `tool_calls` with empty arguments (every call needs an answer the server can match) and are
  * listed in `invalid_tool_calls` with the raw text and the reason; they must never run.
  */
 export function strictToolCalls(reply: AIMessage | AIMessageChunk, idPrefix: string): { calls: ToolCall[]; invalid: InvalidToolCall[] } {
   const calls: ToolCall[] = [];
   const invalid: InvalidToolCall[] = [];
+  const ids = new Set<string>();
   rawToolCalls(reply).forEach((raw, i) => {
-    const id = raw.id || `${idPrefix}_${i}`;
+    // Ids are how answers find their calls (and invalid calls theirs): a repeated one made
+    // every call of that id read as the invalid one, and strict servers refuse repeated answers.
+    let id = raw.id || `${idPrefix}_${i}`;
+    while (ids.has(id)) id = `${id}_${i}`;
+    ids.add(id);
     const name = raw.name || "unknown";
     const parsed = parseToolArguments(raw.args);
     calls.push({ name, args: "args" in parsed ? parsed.args : {}, id, type: "tool_call" });

@@ -227,6 +227,31 @@ describe.each(["json", "sse"] as const)("POST /ask with tool arguments that are 
     expect(answer.steps).toBe(3);
   });
 
+  it("runs each call of a reply whose calls share one id, and answers each under an id of its own", async () => {
+    const user = await connectedUser();
+    const before = fake.requests.length;
+    const albums = "SELECT count(*) AS albums FROM Album";
+    replies.push({
+      toolCalls: [
+        { name: "run_query", args: { sql: COUNT_SQL }, id: "dup" },
+        { name: "run_query", rawArgs: CUT_ARGS, id: "dup" },
+        { name: "run_query", args: { sql: albums }, id: "dup" },
+      ],
+    });
+    replies.push({ content: "Done." });
+    const res = await ask(user, path);
+    expect(res.status).toBe(200);
+    const answer = path === "sse" ? eventsOf(res).find((e) => e.event === "result")!.data : res.body;
+    // The two whole calls ran; the cut one did not.
+    expect(answer.sql).toEqual([COUNT_SQL, albums]);
+    const sent = fake.requests[before + 1]!.messages;
+    const ids = sent.findLast((m) => m.role === "assistant")!.tool_calls!.map((c) => c.id);
+    expect(new Set(ids).size).toBe(3);
+    const answers = sent.filter((m) => m.role === "tool");
+    expect(answers.map((m) => m.tool_call_id)).toEqual(ids);
+    expect(answers.map((m) => String(m.content).startsWith("ERROR:"))).toEqual([false, true, false]);
+  });
+
   it("refuses arguments that are valid JSON but not an object", async () => {
     const user = await connectedUser();
     const before = fake.requests.length;
