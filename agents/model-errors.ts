@@ -98,8 +98,33 @@ function scrub(text: string, apiKey: string | undefined): string {
     .replace(/Bearer\s+[\w.~+/=-]+/gi, "Bearer [redacted]")
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@"]+@/gi, "$1")
     .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s?"]*)\?[^\s"]*/gi, "$1");
-  if (apiKey && apiKey.length >= 4) clean = clean.split(apiKey).join("[redacted]");
-  return clean;
+  if (apiKey && apiKey.length >= 4) clean = withoutKey(clean.split(apiKey).join("[redacted]"), apiKey);
+  return clean.replace(/\bsk-[\w-]{8,}/g, "[redacted]");
+}
+
+/** Characters of the key that, found together in a text, are taken for (part of) the key. */
+const KEY_PART_CHARS = 12;
+
+/** `text` with every run of it that is a piece of `key` at least KEY_PART_CHARS long cut out: a
+ * proxy that echoes the key reformatted (its prefix dropped, cut short) does not echo it whole. */
+function withoutKey(text: string, key: string): string {
+  if (key.length < KEY_PART_CHARS || text.length < KEY_PART_CHARS) return text;
+  const parts = new Set<string>();
+  for (let i = 0; i + KEY_PART_CHARS <= key.length; i++) parts.add(key.slice(i, i + KEY_PART_CHARS));
+  const hidden = new Uint8Array(text.length);
+  let found = false;
+  for (let j = 0; j + KEY_PART_CHARS <= text.length; j++) {
+    if (!parts.has(text.slice(j, j + KEY_PART_CHARS))) continue;
+    hidden.fill(1, j, j + KEY_PART_CHARS);
+    found = true;
+  }
+  if (!found) return text;
+  let out = "";
+  for (let j = 0; j < text.length; j++) {
+    if (!hidden[j]) out += text[j];
+    else if (j === 0 || !hidden[j - 1]) out += "[redacted]";
+  }
+  return out;
 }
 
 export function modelError(err: unknown, server: ModelServer, timeoutMs: number, stalled = false): DomainError {

@@ -91,6 +91,8 @@ describe("modelError", () => {
     ["a judged answer", chain(new Error("Connection error."), new ModelServerFailure("not_chat_completion", 'answered HTTP 200 with text/html that is not JSON, so not a chat completion: "<html>"')), "model_failed", "not_chat_completion", /failed: answered HTTP 200 with text\/html/],
     ["an HTTP status", Object.assign(new Error("503 overloaded"), { status: 503 }), "model_failed", "http_status", /failed: HTTP 503 Service Unavailable: "overloaded"$/],
     ["an echoed key", Object.assign(new Error("401 Incorrect API key provided: sk-live-0123456789 (Bearer sk-other)"), { status: 401 }), "model_failed", "http_status", /provided: \[redacted\] \(Bearer \[redacted\]\)/],
+    ["a key echoed reformatted", Object.assign(new Error("401 bad key=live-0123456789 for user"), { status: 401 }), "model_failed", "http_status", /bad key=\[redacted\] for user/],
+    ["someone else's key", Object.assign(new Error("401 key sk-proj-AbCdEf0123456789 is revoked"), { status: 401 }), "model_failed", "http_status", /key \[redacted\] is revoked/],
     ["a URL with credentials", new TypeError("Request cannot be constructed from a URL that includes credentials: http://u:pw@llm.internal:8000/v1?key=k"), "model_failed", "connection_failed", /credentials: http:\/\/llm\.internal:8000\/v1$/],
   ])("%s", (_name, err, code, cause, detail) => {
     const mapped = modelError(err, server, 1500);
