@@ -6,6 +6,7 @@
 import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import { z } from "zod";
 
+import { MAX_STATEMENT_LENGTH } from "../src/connectors/guard/verdict.js";
 import { DomainError, SqlRefusedError } from "../src/errors.js";
 import { cutText } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
@@ -77,6 +78,9 @@ export interface ToolContext {
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */
 const CORRECTABLE = new Set(["sql_refused", "sql_failed", "query_timeout", "result_too_large"]);
 const CELL_CHARS = 200;
+/** Characters shown of a statement longer than the guard's default limit (as the audit trail
+ * keeps of any statement). */
+const SHOWN_LONG_SQL_CHARS = 4_096;
 const SAMPLED_TABLES = 3;
 const SAMPLED_COLUMNS = 8;
 const TEXT_TYPE = /char|text|string|clob|enum|uuid|citext|name/i;
@@ -129,7 +133,11 @@ const runQueryTool = defineTool({
   schema: z.object({ sql: z.string().describe("exactly one SELECT / WITH ... SELECT statement") }),
   async run({ sql }, ctx) {
     const emit = (event: AgentEvent) => ctx.onEvent?.(event);
-    emit({ type: "sql", sql });
+    // How the statement is shown back (the answer's `sql` and `statements`, the events): one past
+    // the guard's default length never runs, and a model sending megabytes of it made the answer
+    // carry them twice.
+    const shown = sql.length > MAX_STATEMENT_LENGTH ? cutText(sql, SHOWN_LONG_SQL_CHARS) : sql;
+    emit({ type: "sql", sql: shown });
     try {
       const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask", signal: ctx.signal });
       const kept = result.rows.slice(0, ctx.apiMaxRows);
@@ -139,7 +147,7 @@ const runQueryTool = defineTool({
         row_count: kept.length,
         truncated: result.truncated || kept.length < result.rows.length,
       };
-      ctx.recorder.queries.push({ sql, ok: true, row_count: result.row_count });
+      ctx.recorder.queries.push({ sql: shown, ok: true, row_count: result.row_count });
       ctx.recorder.lastResult = resultSet;
       emit({ type: "rows", ...resultSet });
       // An open alert on a table read is said with the rows, as to any AI client (MCP run_query):
@@ -150,9 +158,9 @@ const runQueryTool = defineTool({
       if (!(err instanceof DomainError) || !CORRECTABLE.has(err.code)) throw err;
       const reason = err instanceof SqlRefusedError ? `refused by the read-only guard (${err.rule}): ${err.message}; nothing was run` : err.message;
       const rule = err instanceof SqlRefusedError ? err.rule : undefined;
-      ctx.recorder.queries.push({ sql, ok: false, error: reason, code: err.code, ...(rule && { rule }) });
+      ctx.recorder.queries.push({ sql: shown, ok: false, error: reason, code: err.code, ...(rule && { rule }) });
       ctx.recorder.lastError = reason;
-      emit({ type: "sql_error", sql, error: reason });
+      emit({ type: "sql_error", sql: shown, error: reason });
       return `ERROR: ${reason}`;
     }
   },

@@ -135,6 +135,18 @@ describe("POST /ask", () => {
     expect(res.body.statements[0].rule).toBe(direct.body.rule);
   });
 
+  it("shows a statement too long to run by its first 4,096 characters, not the megabytes the model sent", async () => {
+    const user = await connectedUser();
+    const huge = `SELECT 1 AS n${" ".repeat(2_000_000)}`;
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: huge } }] });
+    replies.push({ content: "Nothing ran." });
+    const res = await h.call("POST", "/ask", { token: user.token, json: { question: "Run my long statement" } });
+    expect(res.status).toBe(200);
+    expect(res.body.statements).toEqual([{ sql: expect.stringMatching(/^SELECT 1 AS n {4083}… \(1995917 more characters\)$/), outcome: "refused", rule: "too_large", error: expect.any(String) }]);
+    expect(res.body.sql).toEqual([res.body.statements[0].sql]);
+    expect(res.text.length).toBeLessThan(20_000);
+  });
+
   it("remembers the conversation per thread, across instances sharing Redis", async () => {
     const user = await connectedUser();
     const second = await createHarness({ shareWith: h, env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_TIMEOUT_MS: "1500" } });
