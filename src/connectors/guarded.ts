@@ -108,8 +108,9 @@ export class GuardedConnector implements SchemaHolder {
         signal: options.signal,
       };
       release = await budget.enter();
-      if (options.signal?.aborted) throw cancelledError();
       this.inFlight++; // until `release` runs, below
+      // Gone while it waited for a slot: counted in, so that `finally` counts it out.
+      if (options.signal?.aborted) throw cancelledError();
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);
       this.counts?.ok();

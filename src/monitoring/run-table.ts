@@ -90,7 +90,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   // here is met again, and reported, by the checks that need the schema.
   if (connector && trigger === "manual") {
     await withRetry(m, () => m.schemaOf(connector!, 0)).catch((err: unknown) => {
-      if (isTransient(err)) unreachable = resultOfError(deps, err);
+      if (unreachableError(err)) unreachable = resultOfError(deps, err);
     });
   }
 
@@ -105,7 +105,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
         : connector && !unreachable
           ? await runOne(deps, connector, table, check, at).catch((err: unknown) => {
               const result = resultOfError(deps, err);
-              if (isTransient(err)) unreachable = result;
+              if (unreachableError(err)) unreachable = result;
               return result;
             })
           : unreachable!;
@@ -312,6 +312,9 @@ async function loadHistory(
 }
 
 const isTransient = (err: unknown) => err instanceof DomainError && (err.code === "connection_failed" || err.code === "connection_lost");
+/** No connection could be made, after the retries: a connection lost under one statement (its
+ * backend ended, say) says nothing of the next. */
+const unreachableError = (err: unknown) => err instanceof DomainError && err.code === "connection_failed";
 
 /** Retries a transient connection failure with exponential backoff and jitter; anything else,
  * or the last failure, is thrown. */

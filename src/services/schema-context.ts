@@ -13,7 +13,11 @@ const indexes = new WeakMap<SchemaSnapshot, Promise<SchemaIndex>>();
 
 export function schemaIndexOf(snapshot: SchemaSnapshot): Promise<SchemaIndex> {
   let index = indexes.get(snapshot);
-  if (!index) indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
+  if (!index) {
+    indexes.set(snapshot, (index = buildSchemaIndex(snapshot)));
+    // A failed build is not kept: the next question tries again.
+    index.catch(() => indexes.delete(snapshot));
+  }
   return index;
 }
 

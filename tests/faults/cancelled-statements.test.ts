@@ -114,3 +114,58 @@ describe("POST /ask past ASK_TIMEOUT_MS", () => {
     expect(await until(async () => !(await stillRunning.postgresql(String(n))), STOPPED_WITHIN_MS), "still running after the answer").toBe(true);
   }, 60_000);
 });
+
+describe("a query whose caller went away while it waited for a slot", () => {
+  it("leaves the connector's count of running statements right, so closing it still waits for the next one", async () => {
+    const { GuardedConnector } = await import("../../src/connectors/guarded.js");
+    const { createBudget } = await import("../../src/connectors/budget.js");
+    const { createSqliteDriver } = await import("../../src/connectors/drivers/sqlite.js");
+    const target = await sqliteTarget(h.sqliteRoot);
+    const driver = await createSqliteDriver({
+      dialect: "sqlite", host: "", port: 0, database: String(target.body.database_name), username: "", password: "", ssl: false,
+      filePath: `${h.sqliteRoot}/${target.body.database_name}`, connectTimeoutMs: 10_000,
+    });
+    const budget = createBudget({ concurrency: 1, perMinute: 1000, maxWaiting: 5, maxWaitMs: 30_000 });
+    const connector = new GuardedConnector(1, 1, "sqlite:test", driver, { maxRows: 10, maxBytes: 1_000_000, timeoutMs: 30_000 }, budget);
+    // The slot is taken; the second caller waits for it, and goes away meanwhile.
+    const holding = connector.query(SLOW.sqlite(3_000_000), { timeoutMs: 10_000 });
+    const gone = new AbortController();
+    const waiting = connector.query("SELECT 1", { signal: gone.signal });
+    gone.abort();
+    await expect(waiting).rejects.toMatchObject({ code: "query_cancelled" });
+    await holding;
+    // Closing waits for what runs on the connector: this statement finishes rather than fail.
+    const running = connector.query(SLOW.sqlite(1_000_000), { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    await connector.close();
+    await expect(running).resolves.toMatchObject({ row_count: 1 });
+  }, 60_000);
+});
+
+describe("a MySQL statement stopped for its caller", () => {
+  it("lets its connection go: a KILL QUERY still on its way would stop the connection's next statement", async () => {
+    const { createMysqlDriver } = await import("../../src/connectors/drivers/mysql.js");
+    const target = await mariaTarget();
+    targets.push(target);
+    const driver = await createMysqlDriver(
+      {
+        dialect: "mysql", host: String(target.body.host), port: Number(target.body.port), database: String(target.body.database_name),
+        username: String(target.body.username), password: target.password, ssl: false, connectTimeoutMs: 10_000,
+      },
+      { maxConnections: 1, idleTimeoutMs: 60_000 },
+    );
+    try {
+      const limits = { maxRows: 10, maxBytes: 1_000_000, timeoutMs: 30_000 };
+      const idOf = async () => (await driver.query("SELECT CONNECTION_ID() AS id", limits)).rows[0]![0];
+      const before = await idOf();
+      const gone = new AbortController();
+      const stopped = driver.query(SLOW.mysql(900_000_000), { ...limits, signal: gone.signal });
+      await new Promise((r) => setTimeout(r, 300));
+      gone.abort();
+      await expect(stopped).rejects.toMatchObject({ code: "query_cancelled" });
+      expect(await idOf()).not.toBe(before);
+    } finally {
+      await driver.close();
+    }
+  }, 60_000);
+});

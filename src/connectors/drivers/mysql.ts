@@ -173,6 +173,9 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
       if (stop) limits.signal?.removeEventListener("abort", stop);
+      // A KILL QUERY sent for its caller may arrive after the statement ended: it would stop the
+      // connection's next statement, someone else's. Not worth the risk: the connection goes.
+      if (limits.signal?.aborted) reusable = false;
       if (reusable) conn.release();
       else discard(conn);
     }

@@ -197,6 +197,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
         try {
           await lookUpTypeNames(client, fields);
         } catch (err) {
+          if (limits.signal?.aborted) throw cancelledError();
           throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
         }
       }

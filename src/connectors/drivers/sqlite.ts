@@ -171,6 +171,9 @@ class SqliteDriver implements DialectDriver {
       pending.reject(cancelledError());
       this.kill();
       void this.pump();
+    } else {
+      // Waiting for its process to start: answered now, and skipped once it has (pump).
+      pending.reject(cancelledError());
     }
   }
 
