@@ -3,6 +3,8 @@
 
 import { STATUS_CODES } from "node:http";
 
+import { classifyRateLimitError } from "@langchain/core/utils/async_caller";
+
 import { DomainError } from "../src/errors.js";
 import { causeText, errorBodyOf, excerpt, ModelServerFailure, retryAfterOf, type ModelFailureReason } from "./model-fetch.js";
 
@@ -142,9 +144,11 @@ export function modelError(err: unknown, server: ModelServer, timeoutMs: number,
       model_cause: judged.reason,
     });
   }
-  // Busy, and saying so: the client hears how long to wait, as from Pulse itself.
+  // Busy, and saying so: the client hears how long to wait, as from Pulse itself. Not a quota
+  // or bill run out (a 429 too, which LangChain tells apart): waiting would not help.
   const wait = retryAfterOf((err as { headers?: unknown }).headers);
-  if (judged.status === 429 || (judged.status !== undefined && wait !== undefined)) {
+  const outOfQuota = classifyRateLimitError(err)?.action === "stop";
+  if (!outOfQuota && (judged.status === 429 || (judged.status !== undefined && wait !== undefined))) {
     return new DomainError("model_rate_limited", `${where} is busy: ${scrub(judged.words, server.apiKey)}${wait !== undefined ? `; it asks to wait ${wait} s` : ""}`, {
       model_server: server.url,
       model_cause: judged.reason,

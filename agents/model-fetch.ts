@@ -39,16 +39,25 @@ const errorBodies = new WeakMap<Headers, string>();
 export const errorBodyOf = (headers: unknown): string | undefined => (headers instanceof Headers ? errorBodies.get(headers) : undefined);
 
 
-/** Seconds an error response asks the client to wait (Retry-After-Ms, or Retry-After in seconds
- * or as a date), if it says. */
+/** Longest wait passed on: a server asking for more (a date years ahead, 1e23 seconds) is
+ * asking for something no client should be told to do. */
+const MAX_RETRY_AFTER_SECONDS = 3_600;
+const SECONDS = /^\s*\d+(\.\d+)?\s*$/;
+/** An HTTP date (RFC 9110's IMF-fixdate): Date.parse alone takes "-5" for a year. */
+const HTTP_DATE = /^\s*[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\s*$/;
+
+/** Whole seconds an error response asks the client to wait (Retry-After-Ms, or Retry-After in
+ * seconds or as an HTTP date), at most MAX_RETRY_AFTER_SECONDS; undefined when it says nothing
+ * that reads as one. */
 export function retryAfterOf(headers: unknown): number | undefined {
   if (!(headers instanceof Headers)) return undefined;
-  const ms = Number.parseFloat(headers.get("retry-after-ms") ?? "");
-  if (Number.isFinite(ms) && ms >= 0) return Math.ceil(ms / 1000);
+  const ms = headers.get("retry-after-ms");
   const value = headers.get("retry-after");
-  if (value === null) return undefined;
-  const seconds = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number.parseFloat(value) : (Date.parse(value) - Date.now()) / 1000;
-  return Number.isFinite(seconds) ? Math.max(0, Math.ceil(seconds)) : undefined;
+  let seconds: number | undefined;
+  if (ms !== null && SECONDS.test(ms)) seconds = Number.parseFloat(ms) / 1000;
+  else if (value !== null && SECONDS.test(value)) seconds = Number.parseFloat(value);
+  else if (value !== null && HTTP_DATE.test(value)) seconds = Math.max(0, (Date.parse(value) - Date.now()) / 1000);
+  return seconds === undefined || !Number.isFinite(seconds) ? undefined : Math.min(MAX_RETRY_AFTER_SECONDS, Math.ceil(seconds));
 }
 
 /** Whitespace folded and cut to a short quote. */

@@ -5,7 +5,7 @@ import { AIMessage, AIMessageChunk } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
 
 import { modelError, serverLabel } from "../../agents/model-errors.js";
-import { ModelServerFailure } from "../../agents/model-fetch.js";
+import { ModelServerFailure, retryAfterOf } from "../../agents/model-fetch.js";
 import { invalidArgumentsReply, parseToolArguments, strictToolCalls } from "../../agents/tool-arguments.js";
 
 describe("parseToolArguments", () => {
@@ -78,6 +78,30 @@ describe("serverLabel", () => {
   });
 });
 
+describe("retryAfterOf", () => {
+  const headers = (h: Record<string, string>) => new Headers(h);
+  it.each([
+    [{ "retry-after": "30" }, 30],
+    [{ "retry-after": "1.5" }, 2],
+    [{ "retry-after-ms": "2500" }, 3],
+    [{ "retry-after-ms": "soon", "retry-after": "7" }, 7],
+    [{ "retry-after": new Date(Date.now() + 60_000).toUTCString() }, 60],
+    [{ "retry-after": "Wed, 21 Oct 2015 07:28:00 GMT" }, 0],
+    // Past any sensible wait: capped at an hour.
+    [{ "retry-after": "99999999999999999999999" }, 3600],
+    [{ "retry-after-ms": "1e30" }, undefined],
+    [{ "retry-after": "Fri, 01 Jan 2100 00:00:00 GMT" }, 3600],
+    // Nothing that reads as a wait: no wait (Date.parse takes "-5" for a year).
+    [{ "retry-after": "-5" }, undefined],
+    [{ "retry-after": "later" }, undefined],
+    [{}, undefined],
+  ])("%j: %s", (h, seconds) => {
+    const got = retryAfterOf(headers(h));
+    if (seconds === 60) expect(got).toBeGreaterThanOrEqual(59);
+    else expect(got).toBe(seconds);
+  });
+});
+
 describe("modelError", () => {
   const server = { url: "http://llm.internal:8000/v1", apiKey: "sk-live-0123456789" };
   const chain = (...errors: object[]) => errors.reduceRight<unknown>((cause, e) => Object.assign(e, cause ? { cause } : {}), undefined);
@@ -93,6 +117,7 @@ describe("modelError", () => {
     ["an echoed key", Object.assign(new Error("401 Incorrect API key provided: sk-live-0123456789 (Bearer sk-other)"), { status: 401 }), "model_failed", "http_status", /provided: \[redacted\] \(Bearer \[redacted\]\)/],
     ["a key echoed reformatted", Object.assign(new Error("401 bad key=live-0123456789 for user"), { status: 401 }), "model_failed", "http_status", /bad key=\[redacted\] for user/],
     ["someone else's key", Object.assign(new Error("401 key sk-proj-AbCdEf0123456789 is revoked"), { status: 401 }), "model_failed", "http_status", /key \[redacted\] is revoked/],
+    ["a quota run out (429, but no wait helps)", Object.assign(new Error("429 You exceeded your current quota, please check your plan and billing details."), { status: 429, code: "insufficient_quota" }), "model_failed", "http_status", /HTTP 429 Too Many Requests/],
     ["a URL with credentials", new TypeError("Request cannot be constructed from a URL that includes credentials: http://u:pw@llm.internal:8000/v1?key=k"), "model_failed", "connection_failed", /credentials: http:\/\/llm\.internal:8000\/v1$/],
   ])("%s", (_name, err, code, cause, detail) => {
     const mapped = modelError(err, server, 1500);
