@@ -92,9 +92,6 @@ export async function getAlert(db: Db, ownerId: number, id: number): Promise<Ale
   return row ?? null;
 }
 
-/** The owner's alerts that ever opened, newest activity first. */
-/** `tableIds`: only alerts of these tables (a credential limited to some connections), before
- * the limit, so a page is never cut short by alerts the caller may not see. */
 /** What a listing filters on: a status as shown (alert-state.ts alertPhase: muting shows over
  * acknowledgement over the status while the incident is open), or "active", every alert whose
  * incident is still open whatever it shows. */
@@ -123,7 +120,9 @@ function phaseIs(filter: AlertListFilter, now: Date) {
   }
 }
 
-/** The owner's alerts that ever opened, most recently opened first. */
+/** The owner's alerts that ever opened, most recently opened first. `status` and `tableIds` (only
+ * alerts of these tables: a credential limited to some connections) apply before the limit, so
+ * a page is never cut short by alerts that do not match or that the caller may not see. */
 export async function listAlerts(
   db: Db,
   ownerId: number,
