@@ -12,8 +12,8 @@ import { Annotation, Command, END, START, StateGraph } from "@langchain/langgrap
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Dialect } from "../src/connectors/types.js";
 import type { ModelCallCounts } from "../src/metrics.js";
-import type { TableAlert } from "../src/services/table-health.js";
 import { contextBudget } from "./context-budget.js";
+import type { HealthWarning } from "./health-text.js";
 import { completeStep, isTextCall } from "./model-call.js";
 import { NO_USAGE, type ChatModel, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
@@ -66,7 +66,7 @@ export interface RunAgentInput {
   /** Told of each model call: its tokens, or its failure (GET /metrics). */
   modelCalls?: ModelCallCounts | undefined;
   /** Open alerts on the tables a statement read: the model is warned of them with its rows. */
-  healthOf?: ((sql: string) => Promise<TableAlert[]>) | undefined;
+  healthOf?: ((sql: string) => Promise<HealthWarning[]>) | undefined;
 }
 
 export interface AgentResult {

@@ -11,8 +11,7 @@ import { DomainError, SqlRefusedError } from "../src/errors.js";
 import { cutText } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import type { Cell, Dialect, TableSchema } from "../src/connectors/types.js";
-import { withHealth } from "../src/services/health-text.js";
-import type { TableAlert } from "../src/services/table-health.js";
+import { withHealth, type HealthWarning } from "./health-text.js";
 import { DEFAULT_RESULT_CHARS } from "./context-budget.js";
 import { describeTables, findTables } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
@@ -72,7 +71,7 @@ export interface ToolContext {
    * statement running for it at the database. */
   signal?: AbortSignal | undefined;
   /** Open alerts on the tables a statement read (none when not given). */
-  healthOf?: ((sql: string) => Promise<TableAlert[]>) | undefined;
+  healthOf?: ((sql: string) => Promise<HealthWarning[]>) | undefined;
 }
 
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */

@@ -14,7 +14,9 @@ const options = {
   maxEntries: 3,
   idleMs: 60_000,
   pool: { maxConnections: 2, idleTimeoutMs: 60_000 },
-  limits: { maxRows: 100, maxBytes: 1_000_000, timeoutMs: 5000 },
+  // Far above the slow statements below (1-2 s on a quiet machine, over 5 s with three other
+  // test files on the same two cores): they must finish, not time out.
+  limits: { maxRows: 100, maxBytes: 1_000_000, timeoutMs: 30_000 },
   budget: { concurrency: 2, maxWaiting: 2, perMinute: 1000, maxWaitMs: 1000 },
   userBudget: { concurrency: 4, maxWaiting: 4, perMinute: 2000, maxWaitMs: 1000 },
 };
@@ -94,7 +96,7 @@ describe("ConnectorCache", () => {
       await cache.close();
       for (const t of owned) await t.drop();
     }
-  }, 30_000);
+  }, 60_000);
 
   it("shares one opening between concurrent misses and forgets a failed opening", async () => {
     const cache = new ConnectorCache(options, createLogger("silent"));

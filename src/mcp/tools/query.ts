@@ -10,7 +10,7 @@ import type { Deps } from "../../deps.js";
 import { runQuery } from "../../services/queries.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
-import { withHealth } from "../../services/health-text.js";
+import { withHealth } from "../../../agents/health-text.js";
 import { storableText } from "../../http/schemas.js";
 import { rowId } from "./inputs.js";
 
