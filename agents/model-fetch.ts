@@ -38,7 +38,6 @@ const errorBodies = new WeakMap<Headers, string>();
 /** The start of an error response's body, for an APIError that came from this fetch. */
 export const errorBodyOf = (headers: unknown): string | undefined => (headers instanceof Headers ? errorBodies.get(headers) : undefined);
 
-
 /** Longest wait passed on: a server asking for more (a date years ahead, 1e23 seconds) is
  * asking for something no client should be told to do. */
 const MAX_RETRY_AFTER_SECONDS = 3_600;

@@ -85,7 +85,7 @@ export interface SchemaIndex {
   defaultSchema: string | null;
   /** In snapshot order. */
   tables: IndexedTable[];
-  /** `estimateTokens` of every line, in snapshot order, one per line. */
+  /** `estimateTokens` of the lines joined by newlines: the text shown when the schema fits whole. */
   wholeTokens: number;
   /** term -> [table position, BM25F contribution of the term to that table] */
   postings: Map<string, [number, number][]>;

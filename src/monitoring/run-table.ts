@@ -86,8 +86,9 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   }
 
   // Someone asking for a run now means the table as it is now: right after an ALTER TABLE
-  // they expect the new shape, not one introspected up to half an interval ago. A failure
-  // here is met again, and reported, by the checks that need the schema.
+  // they expect the new shape, not one introspected up to half an interval ago. A database that
+  // takes no connection is reported by every check without trying; any other failure is met
+  // again, and reported, by the checks that need the schema.
   if (connector && trigger === "manual") {
     await withRetry(m, () => m.schemaOf(connector!, 0)).catch((err: unknown) => {
       if (unreachableError(err)) unreachable = resultOfError(deps, err);

@@ -159,21 +159,17 @@ class SqliteDriver implements DialectDriver {
     });
   }
 
-  /** Its caller went away: a queued request leaves the queue; a running one is stopped the only
-   * way SQLite can be, its process killed (and a fresh one started), as at a timeout. */
+  /** Its caller went away: answered at once. A queued request leaves the queue; a running one
+   * is stopped the only way SQLite can be, its process killed (and a fresh one started), as at a
+   * timeout; one waiting for its process to start is skipped once it has (pump). */
   private cancel(pending: Pending): void {
     pending.cancelled = true;
+    pending.reject(cancelledError());
     const queued = this.queue.indexOf(pending);
-    if (queued >= 0) {
-      this.queue.splice(queued, 1);
-      pending.reject(cancelledError());
-    } else if (this.running?.pending === pending) {
-      pending.reject(cancelledError());
+    if (queued >= 0) this.queue.splice(queued, 1);
+    else if (this.running?.pending === pending) {
       this.kill();
       void this.pump();
-    } else {
-      // Waiting for its process to start: answered now, and skipped once it has (pump).
-      pending.reject(cancelledError());
     }
   }
 
@@ -193,10 +189,7 @@ class SqliteDriver implements DialectDriver {
     }
     this.dispatching = false;
     if (this.closing) return pending.reject(closedError());
-    if (pending.cancelled) {
-      pending.reject(cancelledError());
-      return this.pump();
-    }
+    if (pending.cancelled) return this.pump();
     const id = this.nextId++;
     const timer = setTimeout(() => this.timeOut(), pending.timeoutMs + DEADLINE_GRACE_MS);
     this.running = { pending, id, proc, timer };
