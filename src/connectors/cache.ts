@@ -120,7 +120,7 @@ export class ConnectorCache {
   private open(connectionId: number, ownerId: number, target: ConnectionTarget): Promise<GuardedConnector> {
     const opening = (async () => {
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
-      const key = await targetKey(target, target.gate && ((host) => target.gate!.address(host)));
+      const key = await targetKey(target);
       const driver = await openDriver(target, this.options.pool);
       const budget = this.budgets.hold(key, ownerId);
       const counts = this.options.metrics?.statements(driver.dialect);

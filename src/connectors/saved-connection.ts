@@ -9,6 +9,7 @@ import { getConnection } from "../store/connections.js";
 import type { ConnectorCache } from "./cache.js";
 import type { GuardedConnector } from "./guarded.js";
 import type { TargetGate } from "./target-gate.js";
+import { targetKey } from "./target-key.js";
 import type { ConnectionTarget } from "./types.js";
 import { specOfRow, targetFor } from "./targets.js";
 
@@ -43,6 +44,21 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
   }
   await deps.connectors.evictHere(connectionId);
   return connectorFor(deps, userId, connectionId);
+}
+
+/** The database `connectionId` (of `userId`) reaches, as its connector's `targetKey`, without
+ * opening one: from the saved row, its host resolved through the target gate. Null when the
+ * connection is gone or its target is refused now. */
+export async function savedTargetKey(deps: SavedConnectionDeps, userId: number, connectionId: number): Promise<string | null> {
+  const row = await getConnection(deps.store.db, userId, connectionId);
+  if (!row) return null;
+  try {
+    const target = targetFor(deps, specOfRow(deps.config, row));
+    return await targetKey(target);
+  } catch (err) {
+    if (err instanceof DomainError) return null;
+    throw err;
+  }
 }
 
 /** Whether two targets reach the same database as the same user. */

@@ -24,12 +24,15 @@ export const resolveHost: ResolveHost = async (host) => {
 };
 
 /** The key of `target`'s database: dialect, address, port and database; the real path of a
- * SQLite file (already resolved inside SQLITE_ROOT). */
-export async function targetKey(target: ConnectionTarget, resolve: ResolveHost = resolveHost): Promise<string> {
+ * SQLite file (already resolved inside SQLITE_ROOT). The host is resolved as its connections
+ * will be: through the target's gate when it has one. */
+export async function targetKey(target: ConnectionTarget, resolve: ResolveHost = gateOrDns(target)): Promise<string> {
   if (target.dialect === "sqlite") return JSON.stringify(["sqlite", target.filePath]);
   const address = hostIdentity(await resolve(target.host));
   return JSON.stringify([target.dialect, address, target.port, target.database]);
 }
+
+const gateOrDns = (target: ConnectionTarget): ResolveHost => (target.gate ? (host) => target.gate!.address(host) : resolveHost);
 
 /** "this host" for every address that reaches this machine (a server listening on all of
  * them is one server), otherwise the address in one spelling. */

@@ -129,7 +129,7 @@ export async function ask(
       onEvent: options.onEvent,
       prompts: deps.prompts,
       modelCalls: deps.metrics.model,
-      healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, { id: connectionId, dialect: connector.dialect }, [sql]),
+      healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, connector, [sql]),
     });
   } catch (err) {
     if (deadline.aborted) {
@@ -146,7 +146,7 @@ export async function ask(
   const turn = turnForHistory(input.question, outcome.answer, outcome.sql);
   await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
-  const health = await alertsOnTablesRead(deps, auth.userId, { id: connectionId, dialect: connector.dialect }, ran);
+  const health = await alertsOnTablesRead(deps, auth.userId, connector, ran);
   return {
     answer: outcome.answer,
     sql: outcome.sql,

@@ -33,6 +33,6 @@ export async function runQuery(deps: Deps, userId: number, tokenSessionId: strin
   }
   const connector = await connectorFor(deps, userId, connectionId);
   const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query", signal: request.signal });
-  const health = await alertsOnTablesRead(deps, userId, { id: connectionId, dialect: connector.dialect }, [request.sql]);
+  const health = await alertsOnTablesRead(deps, userId, connector, [request.sql]);
   return { result, health, connectionId };
 }

@@ -6,6 +6,8 @@ import { createLRU } from "lru.min";
 
 import type { TableRef } from "../connectors/guard/tables-read.js";
 import { tablesRead } from "../connectors/guard/tables-read.js";
+import type { GuardedConnector } from "../connectors/guarded.js";
+import { savedTargetKey } from "../connectors/saved-connection.js";
 import type { Dialect } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { listAlertsOf, publicAlert, type PublicAlert } from "./alerts.js";
@@ -68,6 +70,58 @@ function activeAlertsOf(deps: Deps, userId: number): Promise<AlertOnTable[]> {
   return alerts;
 }
 
+/** How long the database another of the user's connections reaches is remembered (its host
+ * resolved): an alert found through a connection edited since shows, or stops showing, at most
+ * this much later. */
+const TARGET_KEY_CACHE_MS = 60_000;
+const MAX_CACHED_KEYS = 10_000;
+
+interface CachedKey {
+  at: number;
+  ownerId: number;
+  key: Promise<string | null>;
+}
+
+/** Per app, per saved connection: the database it reaches (savedTargetKey). */
+const keyCaches = new WeakMap<Deps["store"], ReturnType<typeof createLRU<number, CachedKey>>>();
+
+function targetKeyOf(deps: Deps, userId: number, connectionId: number): Promise<string | null> {
+  let cache = keyCaches.get(deps.store);
+  if (!cache) keyCaches.set(deps.store, (cache = createLRU<number, CachedKey>({ max: MAX_CACHED_KEYS })));
+  const now = Date.now();
+  const cached = cache.get(connectionId);
+  if (cached && cached.ownerId === userId && now - cached.at < TARGET_KEY_CACHE_MS) return cached.key;
+  const entry: CachedKey = { at: now, ownerId: userId, key: savedTargetKey(deps, userId, connectionId) };
+  cache.set(connectionId, entry);
+  // A failed read is not remembered: the next statement asks again.
+  entry.key.catch(() => cache.get(connectionId) === entry && cache.delete(connectionId));
+  return entry.key;
+}
+
+/** The alerts of `active` on the database `connector` reaches: found through the connector's own
+ * connection, or through another of the user's connections to the same database (a monitoring
+ * role beside a reading one, the host spelled another way), however that database is reached. */
+async function alertsOnDatabaseOf(
+  deps: Deps,
+  userId: number,
+  connector: Pick<GuardedConnector, "connectionId" | "dialect" | "targetKey">,
+  active: AlertOnTable[],
+): Promise<AlertOnTable[]> {
+  const others = [...new Set(active.filter((a) => a.connectionId !== connector.connectionId).map((a) => a.connectionId))];
+  const sameDatabase = new Set([connector.connectionId]);
+  await Promise.all(
+    others.map(async (id) => {
+      try {
+        if ((await within(targetKeyOf(deps, userId, id), HEALTH_READ_WAIT_MS, "resolving a connection's database")) === connector.targetKey) sameDatabase.add(id);
+      } catch (err) {
+        // As for the alerts themselves: the rows are worth more than a wait on a resolver.
+        deps.logger.warn({ err, user_id: userId, connection_id: id }, "the database of a connection with open alerts could not be resolved for a result's health");
+      }
+    }),
+  );
+  return active.filter((a) => sameDatabase.has(a.connectionId));
+}
+
 /** PostgreSQL keeps the case the statement gave (its parser folds unquoted names); MySQL and
  * SQLite compare table names case-insensitively here, as SQLite and most MySQL setups do. */
 function sameName(dialect: Dialect, a: string, b: string): boolean {
@@ -79,15 +133,16 @@ const reads = (dialect: Dialect, refs: readonly TableRef[], on: AlertOnTable) =>
   refs.some((ref) => sameName(dialect, ref.name, on.tableName) && (ref.schema === null || (on.schemaName !== null && sameName(dialect, ref.schema, on.schemaName))));
 
 /**
- * The open alerts on the tables `statements` read on connection `connectionId` of `userId`
- * (statements the guard accepted). Costs nothing more than a cache lookup when the user has
- * no open alert on that connection; otherwise one parse per statement (cached too). Empty,
- * and logged, when the metadata store cannot be read.
+ * The open alerts on the tables `statements` read through `connector` of `userId` (statements
+ * the guard accepted), whichever of the user's saved connections to that database monitors
+ * them. Costs nothing more than a cache lookup when the user has no open alert on that
+ * database; otherwise one parse per statement (cached too). Empty, and logged, when the
+ * metadata store cannot be read.
  */
 export async function alertsOnTablesRead(
   deps: Deps,
   userId: number,
-  connection: { id: number; dialect: Dialect },
+  connector: Pick<GuardedConnector, "connectionId" | "dialect" | "targetKey">,
   statements: readonly string[],
 ): Promise<TableAlert[]> {
   let active: AlertOnTable[];
@@ -99,12 +154,12 @@ export async function alertsOnTablesRead(
     deps.logger.warn({ err, user_id: userId }, "open alerts could not be read for a result's health");
     return [];
   }
-  const onConnection = active.filter((a) => a.connectionId === connection.id);
+  const onConnection = await alertsOnDatabaseOf(deps, userId, connector, active);
   if (onConnection.length === 0 || statements.length === 0) return [];
-  const refs = statements.flatMap((sql) => tablesRead(connection.dialect, sql) ?? []);
+  const refs = statements.flatMap((sql) => tablesRead(connector.dialect, sql) ?? []);
   const now = deps.monitoring.now();
   return onConnection
-    .filter((on) => reads(connection.dialect, refs, on))
+    .filter((on) => reads(connector.dialect, refs, on))
     .map((on) => {
       const alert = publicAlert(on.alert, now);
       return {

@@ -635,4 +635,32 @@ describe("health-aware results", () => {
     // The model was warned with the rows, so that its answer can say the data may be wrong.
     expect(lastToolResult(fake.requests.at(-1)!)).toMatch(/275[\s\S]*\nWARNING: Artist has an alert \(open\): custom_sql:rows failing since \S+/);
   });
+
+  it("warns of an alert found through another of the user's connections to the same database, not through a copy", async () => {
+    const user = await h.newConnectedUser();
+    const [monitoring] = (await h.call("GET", "/databases", { token: user.token })).body;
+    const table = await monitorTable(h, user.token, {
+      connection_id: monitoring.id,
+      table: "Artist",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM Artist", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    // The same file, named another way: a reading connection beside the monitoring one.
+    const reading = await addConnection(h, user.token, { db_type: "sqlite", database_name: `./${monitoring.database_name}` });
+    const copy = await addConnection(h, user.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const stranger = await h.newUser();
+    const theirs = await addConnection(h, stranger.token, { db_type: "sqlite", database_name: monitoring.database_name });
+    const sql = "SELECT count(*) FROM Artist";
+    const healthVia = async (token: string, connectionId: number) => {
+      const res = await h.call("POST", "/query", { token, json: { sql, connection_id: connectionId } });
+      expect(res.status).toBe(200);
+      return res.body.health;
+    };
+
+    expect(await healthVia(user.token, reading)).toEqual([expect.objectContaining({ table: "Artist", table_id: table.id, check: "custom_sql:rows", status: "open" })]);
+    expect(await healthVia(user.token, copy)).toEqual([]);
+    // Another user reading the same file is not told of this user's monitoring.
+    expect(await healthVia(stranger.token, theirs)).toEqual([]);
+  });
 });
