@@ -50,6 +50,10 @@ export interface AskAnswer {
   health: TableAlert[];
 }
 
+/** A turn as kept in the session store: with the connection it was asked on (turns saved
+ * before that was kept have none, and count for every connection). */
+type StoredTurn = HistoryTurn & { connection_id?: number };
+
 /** An API key's conversations are kept apart from its user's logins': their history (fed to the
  * model) may hold answers from connections the key may not reach. */
 const historyKey = (auth: { userId: number; sessionId: string; kind?: "login" | "key" }, threadId: string) =>
@@ -76,12 +80,6 @@ export async function ask(
     const message = `must be 1 to ${maxQuestionChars} characters`;
     throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
   }
-  if (!deps.model) {
-    throw new DomainError(
-      "model_not_configured",
-      "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY (OPENAI_MODEL names the model, gpt-4o-mini unless set), then restart",
-    );
-  }
   const sessionId = input.session_id ?? auth.sessionId;
   const threadId = input.thread_id ?? sessionId;
   const key = historyKey(auth, threadId);
@@ -94,6 +92,16 @@ export async function ask(
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
   if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} questions per minute; try again shortly`, resetsInSeconds);
+  // A session that is not the caller's (404, as seed 004 checks it first), or has no database,
+  // is told so before whether Pulse can answer at all.
+  const session = valueOf(sessionRead);
+  const connectionId = session ? connectedDb(session) : input.connection_id!;
+  if (!deps.model) {
+    throw new DomainError(
+      "model_not_configured",
+      "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY (OPENAI_MODEL names the model, gpt-4o-mini unless set), then restart",
+    );
+  }
   if (valueOf(items).length === 0) {
     // A new conversation: a Redis list kept CONVERSATION_TTL_SECONDS. Each is bounded by
     // CONVERSATION_MAX_TURNS, and how many one user starts by this.
@@ -105,11 +113,13 @@ export async function ask(
     );
   }
 
-  const session = valueOf(sessionRead);
-  const connectionId = session ? connectedDb(session) : input.connection_id!;
   const connector = await connectorFor(deps, auth.userId, connectionId);
   const index = await schemaIndexOf(await connector.schema());
-  const history = valueOf(items).map((item) => JSON.parse(item) as HistoryTurn);
+  // Only the turns on this connection: after connect_db to another database the same thread
+  // goes on, and its earlier answers (and their SQL) are about tables this one may not have.
+  const history = valueOf(items)
+    .map((item) => JSON.parse(item) as StoredTurn)
+    .filter((turn) => turn.connection_id === undefined || turn.connection_id === connectionId);
 
   const deadline = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
@@ -143,7 +153,7 @@ export async function ask(
     throw err;
   }
 
-  const turn = turnForHistory(input.question, outcome.answer, outcome.sql);
+  const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId };
   await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
   const health = await alertsOnTablesRead(deps, auth.userId, connector, ran);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/graph.js";
 import { startFakeOpenAI, textOf, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
+import { sqliteTarget } from "../support/targets.js";
 
 /** Replies the next model request gets, in order; tests fill it. */
 const replies: FakeStep[] = [];
@@ -171,6 +172,25 @@ describe("POST /ask", () => {
     }
   });
 
+  it("keeps a thread's turns on one database out of its questions on another (connect_db between them)", async () => {
+    const user = await connectedUser();
+    const other = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(h.sqliteRoot)).body })).body.db_connection.id;
+    const [first] = (await h.call("GET", "/databases", { token: user.token })).body;
+    const historyOf = async (question: string) => {
+      answerWithQuery();
+      const seen = fake.requests.length;
+      expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, question) })).status).toBe(200);
+      return fake.requests[seen]!.messages.map(textOf).join("\n");
+    };
+    await historyOf("How many albums on the first?");
+    expect((await h.call("POST", `/databases/connect_db/${other}`, { token: user.token })).status).toBe(200);
+    expect(await historyOf("How many albums on the second?")).not.toContain("How many albums on the first?");
+    expect((await h.call("POST", `/databases/connect_db/${first.id}`, { token: user.token })).status).toBe(200);
+    const back = await historyOf("And again on the first?");
+    expect(back).toContain("How many albums on the first?");
+    expect(back).not.toContain("How many albums on the second?");
+  });
+
   it("answers seed 004's errors: another user's session, no database connected, a user_id that is not yours", async () => {
     const alice = await connectedUser();
     const bob = await h.newUser();
@@ -312,6 +332,12 @@ describe("POST /ask limits and configuration", () => {
         code: "invalid_input",
         detail: "Invalid input: body.question: must be 1 to 2000 characters",
       });
+      // And a session that is not the user's (seed 004 validates it first), or has no database.
+      const stranger = await bare.newUser();
+      const theirs = await bare.call("POST", "/ask", { token: stranger.token, json: { question: "How many albums?", session_id: user.sessionId } });
+      expect({ status: theirs.status, code: theirs.body.code }).toEqual({ status: 404, code: "not_found" });
+      const unconnected = await bare.call("POST", "/ask", { token: stranger.token, json: { question: "How many albums?" } });
+      expect({ status: unconnected.status, code: unconnected.body.code }).toEqual({ status: 409, code: "no_database_connected" });
     } finally {
       await bare.close();
     }
