@@ -58,12 +58,15 @@ export const notFoundHandler =
     return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}`), 405);
   };
 
+/** Seed 000's `error`: the detail, a database's failure introduced as that seed words it. */
+const envelopeError = (body: Record<string, unknown>) => (body.code === "sql_failed" ? `SQL execution failed: ${String(body.detail)}` : body.detail);
+
 /** The error handler and validation hook of one app. `enveloped`: the routing paths whose
  * errors also carry seed 000's `{status, data, error}` fields around the usual `{detail, code}`
  * (the query routes, given by createApp, so this module knows no route). */
 export function errorHandling(enveloped: ReadonlySet<string>) {
   const envelope = (c: Context<AppEnv>, body: Record<string, unknown>) =>
-    matchedRoutes(c).some((route) => enveloped.has(route.path)) ? { status: "error", data: null, error: body.detail, ...body } : body;
+    matchedRoutes(c).some((route) => enveloped.has(route.path)) ? { status: "error", data: null, error: envelopeError(body), ...body } : body;
 
   const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (err instanceof DomainError) {

@@ -275,6 +275,8 @@ describe("POST /query", () => {
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ status: "error", code: "sql_failed" });
     expect(res.body.detail).toMatch(/no_such_table/);
+    // Seed 000's words for it in the envelope.
+    expect(res.body.error).toBe(`SQL execution failed: ${res.body.detail}`);
   });
 
   it("answers 408 when the statement times out", async () => {
