@@ -21,6 +21,7 @@ import type { Deps } from "./deps.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createMonitoring } from "./monitoring/runtime.js";
+import { deliveriesSettled } from "./monitoring/notifiers.js";
 import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
@@ -163,6 +164,8 @@ export async function buildDeps(
 /** Closes what buildDeps opened, in reverse order; the audit trail writes its last records
  * once no connector can add more, before the store closes. */
 export async function closeDeps(deps: Deps): Promise<void> {
+  // Notifications being sent are recorded as sent (or failed) before the store closes.
+  await deliveriesSettled(deps);
   await deps.connectors.close();
   await deps.audit?.close();
   await deps.passwords.close();

@@ -22,4 +22,9 @@ export class OneAtATime<T> {
     this.running = current;
     return current.done;
   }
+
+  /** Resolves once no run is under way or asked for (whatever their outcome). */
+  async settled(): Promise<void> {
+    while (this.running) await (this.running.next ?? this.running.done).catch(() => undefined);
+  }
 }

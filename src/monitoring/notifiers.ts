@@ -132,6 +132,19 @@ const retryDelayMs = (attempts: number) => Math.min(30_000 * 2 ** (attempts - 1)
 /** Each app's deliveries (keyed by its monitoring runtime). */
 const deliveries = new WeakMap<object, OneAtATime<number>>();
 
+/** Starts sending what is due without waiting for it: a run or an alert action answers its
+ * caller at once, not after the slowest webhook of everyone's due notifications (each send
+ * may take MONITOR_NOTIFY_TIMEOUT_MS, and one asked for during a delivery waits for it to
+ * end). closeDeps waits for what was started (deliveriesSettled). */
+export function deliverSoon(deps: Deps): void {
+  deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
+}
+
+/** Resolves once the deliveries started or asked for in this app have ended. */
+export function deliveriesSettled(deps: Deps): Promise<void> {
+  return deliveries.get(deps.monitoring)?.settled() ?? Promise.resolve();
+}
+
 /** Sends what is due in the outbox; returns how many were sent. Failures are logged (never
  * the URL: it holds the channel's token) and retried later, up to MAX_ATTEMPTS. One delivery at
  * a time per app: every run and alert action asks for one, and each sends up to CLAIM_LIMIT

@@ -23,7 +23,7 @@ import { runNullRate } from "./checks/null-rate.js";
 import { runSchemaDrift, snapshotOf } from "./checks/schema-drift.js";
 import type { CheckContext, CheckResult, CheckStatus } from "./checks/types.js";
 import { runVolume } from "./checks/volume.js";
-import { deliverDueNotifications } from "./notifiers.js";
+import { deliverSoon } from "./notifiers.js";
 import type { Monitoring } from "./runtime.js";
 
 export type RunTrigger = "schedule" | "manual";
@@ -153,9 +153,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
     deps.logger.info({ table_id: table.id }, "monitored table deleted during its run; outcomes dropped");
     return { ...report(table, trigger, startedAt, m.now(), null, runs.map((r) => ({ ...outcomeOf({ ...r, id: 0 }), run_id: null }))), notifications_queued: 0 };
   }
-  if (queued > 0) {
-    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
-  }
+  if (queued > 0) deliverSoon(deps);
   logRun(deps, table, trigger, runs, Math.round(performance.now() - clockStart));
   const target = connector ? await m.targetInfo(connector).catch(() => null) : null;
   return { ...report(table, trigger, startedAt, m.now(), target, saved.map(outcomeOf)), notifications_queued: queued };

@@ -6,7 +6,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { alertPhase, type AlertState } from "../monitoring/alert-state.js";
 import { applyEvent, stateOf } from "../monitoring/alerts.js";
-import { deliverDueNotifications } from "../monitoring/notifiers.js";
+import { deliverSoon } from "../monitoring/notifiers.js";
 import { getAlert, listAlerts, lockAlert, type AlertListFilter } from "../store/monitoring-alerts.js";
 import { getMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { AlertRow } from "../store/schema.js";
@@ -111,8 +111,6 @@ export async function actOnAlert(deps: Deps, ownerId: number, id: number, action
     return { saved, queued, logged };
   });
   result.logged();
-  if (result.queued > 0) {
-    await deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
-  }
+  if (result.queued > 0) deliverSoon(deps);
   return publicAlert(result.saved, now);
 }

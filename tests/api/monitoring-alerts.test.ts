@@ -5,7 +5,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { deliverDueNotifications } from "../../src/monitoring/notifiers.js";
+import { deliverDueNotifications, deliveriesSettled } from "../../src/monitoring/notifiers.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { PG, pgAdmin } from "../support/services.js";
@@ -327,6 +327,28 @@ describe("a run that races a deletion", () => {
 });
 
 describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
+  it("answers a run and an alert action without waiting for a webhook that hangs", async () => {
+    const user = await h.newUser();
+    const table = await addFailingTable(user);
+    await addWebhook(h, user.token, `${hooks.url}/hanging-${user.id}`);
+    const post = (path: string) => h.app.request(path, { method: "POST", headers: { authorization: `Bearer ${user.token}` } });
+    /** Whether the notification the answer queued is still being sent once the answer is in. */
+    const answeredWhileSending = async (res: Response) => {
+      expect(res.status).toBe(200);
+      let settled = false;
+      void deliveriesSettled(h.deps).then(() => (settled = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      const sending = !settled;
+      await deliveriesSettled(h.deps);
+      return sending;
+    };
+    hooks.hangNext(1);
+    expect(await answeredWhileSending(await post(`/api/tables/${table.id}/run`))).toBe(true);
+    const [alert] = (await h.call("GET", "/api/alerts", { token: user.token })).body;
+    hooks.hangNext(1);
+    expect(await answeredWhileSending(await post(`/api/alerts/${alert.id}/resolve`))).toBe(true);
+  });
+
   it("acknowledges, mutes until a time, and resolves with one recovery notice", async () => {
     const { user, alert, path } = await failingTable();
     const ack = await h.call("POST", `/api/alerts/${alert.id}/ack`, { token: user.token });

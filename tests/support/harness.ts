@@ -23,6 +23,7 @@ import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createConnectorCache, createCredentialChecks, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
 import { loadPrompts } from "../../agents/prompts.js";
+import { deliveriesSettled } from "../../src/monitoring/notifiers.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { openStore, type Store } from "../../src/store/client.js";
@@ -148,6 +149,9 @@ export async function createHarness(options: HarnessOptions = {}) {
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });
+  // A tick resolves once its runs' notifications are sent too, as a call does (see call()).
+  const tick = scheduler.tick.bind(scheduler);
+  scheduler.tick = () => tick().then(async (report) => (await deliveriesSettled(deps), report));
   cleanups.push(() => scheduler.stop());
 
   async function call<T = any>(
@@ -167,6 +171,9 @@ export async function createHarness(options: HarnessOptions = {}) {
     }
     const res = await app.request(url, { method, headers, body });
     const text = await res.text();
+    // A run or an alert action answers before its notifications are sent (deliverSoon): a test
+    // reads what the receiver got once they have been.
+    await deliveriesSettled(deps);
     let parsed: unknown = text;
     try {
       parsed = text ? JSON.parse(text) : null;

@@ -29,4 +29,22 @@ describe("OneAtATime", () => {
     await expect(failing).rejects.toThrow("first failed");
     await expect(after).resolves.toBe("second");
   });
+
+  it("settles once the run under way and the one asked for after it have ended, failed or not", async () => {
+    const one = new OneAtATime<string>();
+    await one.settled(); // idle: at once
+    const ended: string[] = [];
+    const later = (name: string, fail = false) => async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      ended.push(name);
+      if (fail) throw new Error(name);
+      return name;
+    };
+    const first = one.run(later("first", true));
+    const second = one.run(later("second"));
+    await one.settled();
+    expect(ended).toEqual(["first", "second"]);
+    await expect(first).rejects.toThrow("first");
+    await expect(second).resolves.toBe("second");
+  });
 });
