@@ -5,6 +5,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "./deps.js";
 import { requireAuth, type PublicRoute } from "./http/auth.js";
+import { MAX_BODY_BYTES } from "./http/body-limit.js";
 import type { AppEnv } from "./http/context.js";
 import { errorHandling, notFoundHandler } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
@@ -25,8 +26,6 @@ import { mountQuery, queryRoutingPaths } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
 import { mountMcp } from "./mcp/route.js";
-
-const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The only requests served without a token. Every other one needs a valid, unrevoked token,
  * whatever route it reaches, so a route added anywhere is authenticated unless listed here;

@@ -35,6 +35,8 @@ const envSchema = z.object({
   HOST: z.preprocess(emptyAsUndefined, z.string().default("0.0.0.0")),
   PORT: z.preprocess(emptyAsUndefined, intIn(0, 65535).default(8000)),
   HTTP_SEND_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(30_000)),
+  HTTP_HEADERS_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(1000, 600_000).default(20_000)),
+  HTTP_REQUEST_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(1000, 3_600_000).default(60_000)),
   HTTP_UNSENT_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(1024 * 1024, 64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024)),
   DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default("./data")),
   SQLITE_ROOT: optionalString,
@@ -186,6 +188,9 @@ export interface Config {
   port: number;
   /** A response the client stops reading is dropped after this long without progress. */
   sendTimeoutMs: number;
+  /** A request's headers, and the whole request, must arrive within these (408 otherwise). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   /** At most this much of the responses being sent is kept waiting for their clients. */
   unsentMaxBytes: number;
   dataDir: string;
@@ -362,6 +367,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     // One schema over the total would push every other connection's out and still not fit.
     throw new ConfigError([`SCHEMA_MAX_BYTES: must be at most SCHEMA_CACHE_MAX_BYTES (${e.SCHEMA_CACHE_MAX_BYTES})`]);
   }
+  if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS) {
+    // Node refuses a server whose headers may take longer than the whole request.
+    throw new ConfigError([`HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS})`]);
+  }
   const dataDir = path.resolve(e.DATA_DIR);
   const needGenerated = !e.JWT_SECRET || !e.SECRETS_KEY;
   const generated = needGenerated ? devSecrets(dataDir) : undefined;
@@ -373,6 +382,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     host: e.HOST,
     port: e.PORT,
     sendTimeoutMs: e.HTTP_SEND_TIMEOUT_MS,
+    headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
     unsentMaxBytes: e.HTTP_UNSENT_MAX_BYTES,
     dataDir,
     sqliteRoot: path.resolve(e.SQLITE_ROOT ?? path.join(dataDir, "sqlite")),

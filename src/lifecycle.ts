@@ -5,7 +5,7 @@ import type { ServerType } from "@hono/node-server";
 import type { Server } from "node:http";
 
 import { createApp } from "./app.js";
-import { serveApp, unsentLimits } from "./http/unread-responses.js";
+import { serveApp, serveLimits } from "./http/unread-responses.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
 import { createPasswordHasher } from "./auth/passwords.js";
@@ -194,7 +194,7 @@ export async function startService(
 ): Promise<RunningService> {
   const app = createApp(deps);
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serveApp(app.fetch, { port: deps.config.port, hostname: deps.config.host, ...unsentLimits(deps) }, () => {
+    const s = serveApp(app.fetch, { port: deps.config.port, hostname: deps.config.host, ...serveLimits(deps) }, () => {
       s.off("error", refused);
       resolve(s);
     });

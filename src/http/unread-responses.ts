@@ -17,6 +17,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import { MAX_BODY_BYTES } from "./body-limit.js";
+import { answerClientErrors, receiveOptions, type ReceiveLimits } from "./client-errors.js";
 
 const SWEEP_MS = 1_000;
 
@@ -44,9 +46,14 @@ export interface UnsentLimits {
   logger: Logger;
 }
 
-export const unsentLimits = (deps: { config: Config; logger: Logger }): UnsentLimits => ({
+/** What serving the app is bounded by: unread responses here, requests received in
+ * client-errors.ts. */
+export const serveLimits = (deps: { config: Config; logger: Logger }): UnsentLimits & ReceiveLimits => ({
   sendTimeoutMs: deps.config.sendTimeoutMs,
   unsentMaxBytes: deps.config.unsentMaxBytes,
+  headersTimeoutMs: deps.config.headersTimeoutMs,
+  requestTimeoutMs: deps.config.requestTimeoutMs,
+  maxBodyBytes: MAX_BODY_BYTES,
   logger: deps.logger,
 });
 
@@ -121,7 +128,7 @@ export class UnreadResponses {
   }
 }
 
-export interface ServeOptions extends UnsentLimits {
+export interface ServeOptions extends UnsentLimits, ReceiveLimits {
   port: number;
   hostname: string;
 }
@@ -134,12 +141,15 @@ export function serveApp(fetch: (request: Request) => Response | Promise<Respons
       fetch,
       port: options.port,
       hostname: options.hostname,
-      createServer: ((serverOptions: object, listener: (req: IncomingMessage, res: ServerResponse) => Promise<void>) =>
-        createServer(serverOptions, (req, res) => {
+      createServer: ((serverOptions: object, listener: (req: IncomingMessage, res: ServerResponse) => Promise<void>) => {
+        const server = createServer({ ...serverOptions, ...receiveOptions(options) }, (req, res) => {
           void listener(req, res).then(() => {
             if (!res.writableFinished && !res.destroyed) unread.watch(res);
           });
-        })) as unknown as typeof createServer,
+        });
+        answerClientErrors(server, options);
+        return server;
+      }) as unknown as typeof createServer,
     },
     onListening,
   );

@@ -19,7 +19,7 @@ import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
-import { serveApp, unsentLimits } from "../../src/http/unread-responses.js";
+import { serveApp, serveLimits } from "../../src/http/unread-responses.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createConnectorCache, createCredentialChecks, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
 import { loadPrompts } from "../../agents/prompts.js";
@@ -187,7 +187,7 @@ export async function createHarness(options: HarnessOptions = {}) {
    * 127.0.0.1, for tests that need real sockets; closed first when the harness closes. */
   async function serve(): Promise<{ url: string; port: number }> {
     const server = await new Promise<ServerType>((resolve) => {
-      const s = serveApp(app.fetch, { port: 0, hostname: "127.0.0.1", ...unsentLimits(deps) }, () => resolve(s));
+      const s = serveApp(app.fetch, { port: 0, hostname: "127.0.0.1", ...serveLimits(deps) }, () => resolve(s));
     });
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const { port } = server.address() as AddressInfo;

@@ -126,6 +126,12 @@ describe("loadConfig", () => {
     expect(loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_BYTES: "1000000", SCHEMA_CACHE_MAX_BYTES: "1000000" }).connectors.schemaMaxBytes).toBe(1_000_000);
   });
 
+  it("refuses headers allowed longer than the whole request (Node would not start the server)", () => {
+    const err = errorOf(() => loadConfig({ DATA_DIR: tempDir(), HTTP_HEADERS_TIMEOUT_MS: "30000", HTTP_REQUEST_TIMEOUT_MS: "20000" }));
+    expect(err.message).toContain("HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (20000)");
+    expect(loadConfig({ DATA_DIR: tempDir() })).toMatchObject({ headersTimeoutMs: 20_000, requestTimeoutMs: 60_000 });
+  });
+
   it("accepts a base64 SECRETS_KEY and treats empty variables as unset", () => {
     const key = Buffer.alloc(32, 7).toString("base64");
     const config = loadConfig({ DATA_DIR: tempDir(), SECRETS_KEY: key, JWT_SECRET: "j".repeat(32), PORT: "", REDIS_URL: "" });

@@ -1,0 +1,92 @@
+// What Node's HTTP server answers by itself, before any route sees a request: a request it
+// cannot parse (400), headers larger than it takes (431), a request not received in time
+// (408), an Expect it does not know (417), and 100-continue. Node answers those with an empty
+// body; here they are JSON {detail, code} like every other error, so a client can tell what to
+// fix, and a body announced larger than Pulse takes is refused before it is sent.
+
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+
+import type { Logger } from "../logger.js";
+import { errorBody } from "./errors.js";
+
+export interface ReceiveLimits {
+  /** HTTP_HEADERS_TIMEOUT_MS. */
+  headersTimeoutMs: number;
+  /** HTTP_REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs: number;
+  maxBodyBytes: number;
+  logger: Logger;
+}
+
+/** How often Node looks for requests past their timeouts (its default, 30 s, would let a
+ * request take up to 30 s more than its limit). */
+const CHECK_EVERY_MS = 1000;
+
+/** createServer's options for `limits`. */
+export const receiveOptions = (limits: ReceiveLimits) => ({
+  headersTimeout: limits.headersTimeoutMs,
+  requestTimeout: limits.requestTimeoutMs,
+  connectionsCheckingInterval: CHECK_EVERY_MS,
+});
+
+/** A whole response for a socket no ServerResponse owns, closing the connection. */
+function rawResponse(status: number, code: string, detail: string): string {
+  const body = JSON.stringify(errorBody(code, detail));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+function answer(res: ServerResponse, status: number, code: string, detail: string): void {
+  const body = JSON.stringify(errorBody(code, detail));
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), Connection: "close" }).end(body);
+}
+
+/** What went wrong with a request Node could not take, as the status Node would answer. */
+function clientErrorOf(err: NodeJS.ErrnoException & { reason?: string }, limits: ReceiveLimits): [number, string, string] {
+  switch (err.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return [431, "headers_too_large", "The request's headers (its URL and cookies included) are larger than this server takes (16 KiB)"];
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return [413, "payload_too_large", "The request's chunk extensions are larger than this server takes"];
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return [
+        408,
+        "request_timeout",
+        `The request did not arrive in time: headers within ${limits.headersTimeoutMs} ms (HTTP_HEADERS_TIMEOUT_MS), the whole request within ${limits.requestTimeoutMs} ms (HTTP_REQUEST_TIMEOUT_MS)`,
+      ];
+    default:
+      return [400, "bad_request", `The request is not valid HTTP/1.1: ${err.reason ?? err.code ?? err.message}`];
+  }
+}
+
+/** Installs the answers on `server`. */
+export function answerClientErrors(server: Server, limits: ReceiveLimits): void {
+  server.on("clientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex) => {
+    // As Node's own handler: no answer once the peer is gone, or once a response on this
+    // socket has begun (a second one would corrupt it).
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, detail] = clientErrorOf(err, limits);
+    limits.logger.info({ status, code, reason: err.reason ?? err.code }, "request refused by the HTTP parser");
+    socket.end(rawResponse(status, code, detail));
+  });
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    answer(res, 417, "expectation_failed", `Expect: ${req.headers.expect} is not supported; send the request without it (or with Expect: 100-continue)`);
+  });
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    // Refused before the client sends a body that would be refused anyway.
+    const length = Number(req.headers["content-length"]);
+    if (length > limits.maxBodyBytes) {
+      answer(res, 413, "payload_too_large", `Request body larger than ${limits.maxBodyBytes} bytes`);
+      return;
+    }
+    res.writeContinue();
+    server.emit("request", req, res);
+  });
+}

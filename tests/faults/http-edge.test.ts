@@ -1,0 +1,145 @@
+// What a served Pulse answers to requests that never reach a route whole: headers too large, a
+// body Node cannot parse, an Expect it does not know, 100-continue for a body too large,
+// headers or a body that do not arrive in time, and a body the client cuts off. Each is a JSON
+// {detail, code} (never Node's empty body), logged as the client's doing, never as the
+// metadata store failing, and Pulse goes on answering.
+
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+
+let h: Harness;
+let port: number;
+
+beforeAll(async () => {
+  h = await createHarness({ env: { HTTP_HEADERS_TIMEOUT_MS: "1000", HTTP_REQUEST_TIMEOUT_MS: "2000" } });
+  ({ port } = await h.serve());
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+interface RawAnswer {
+  status: number;
+  head: string;
+  body: string;
+  /** All the server sent, a 100 Continue included. */
+  text: string;
+}
+
+/** Sends `parts` on a new socket (`gapMs` apart), then waits for the server to answer and close,
+ * or `closeAfterMs` to close it itself. */
+async function raw(parts: string[], options: { gapMs?: number; closeAfterMs?: number } = {}): Promise<RawAnswer | null> {
+  const socket = net.connect(port, "127.0.0.1");
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => chunks.push(c));
+  socket.on("error", () => undefined);
+  const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+  await new Promise<void>((resolve) => socket.on("connect", () => resolve()));
+  for (const part of parts) {
+    socket.write(part);
+    if (options.gapMs) await new Promise((r) => setTimeout(r, options.gapMs));
+  }
+  if (options.closeAfterMs !== undefined) setTimeout(() => socket.destroy(), options.closeAfterMs);
+  await closed;
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (!text) return null;
+  // A 100 Continue comes before the answer.
+  const final = text.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, "");
+  const [head, body = ""] = final.split("\r\n\r\n", 2);
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head!)?.[1]), head: head!, body, text };
+}
+
+const jsonOf = (answer: RawAnswer | null) => {
+  expect(answer?.head).toMatch(/content-type: application\/json/i);
+  return JSON.parse(answer!.body) as { code: string; detail: string };
+};
+
+/** The request lines and store warnings logged from `from` on. */
+function logged(from: number): { requests: Record<string, unknown>[]; storeWarnings: number } {
+  const lines = h.logs.slice(from).flatMap((chunk) => chunk.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+  return { requests: lines.filter((l) => l.msg === "request"), storeWarnings: lines.filter((l) => l.msg === "metadata store unavailable").length };
+}
+
+async function stillServing() {
+  expect((await h.call("GET", "/health")).status).toBe(200);
+}
+
+describe("requests Node's parser refuses", () => {
+  it("answers headers larger than it takes with a JSON 431", async () => {
+    const answer = await raw([`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`]);
+    expect(answer?.status).toBe(431);
+    expect(jsonOf(answer)).toMatchObject({ code: "headers_too_large", detail: expect.stringContaining("16 KiB") });
+    await stillServing();
+  });
+
+  it("answers a malformed chunked body with a JSON 400 naming what is wrong", async () => {
+    const answer = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"]);
+    expect(answer?.status).toBe(400);
+    expect(jsonOf(answer)).toMatchObject({ code: "bad_request", detail: expect.stringMatching(/^The request is not valid HTTP\/1\.1: .*chunk/i) });
+    await stillServing();
+  });
+
+  it("answers an unknown Expect with a JSON 417", async () => {
+    const answer = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n{}"]);
+    expect(answer?.status).toBe(417);
+    expect(jsonOf(answer)).toMatchObject({ code: "expectation_failed", detail: expect.stringContaining("something-else") });
+  });
+
+  it("refuses a body announced too large before 100-continue asks for it, and continues one that fits", async () => {
+    const large = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"]);
+    expect(large?.status).toBe(413);
+    expect(large?.text).not.toContain("100 Continue");
+    expect(jsonOf(large)).toMatchObject({ code: "payload_too_large" });
+
+    const body = JSON.stringify({ username: "nobody@example.com", password: "not the password" });
+    const socket = net.connect(port, "127.0.0.1");
+    const text = await new Promise<string>((resolve) => {
+      let seen = "";
+      socket.on("data", (c: Buffer) => {
+        seen += c.toString();
+        // The body goes once the server asks for it.
+        if (seen === "HTTP/1.1 100 Continue\r\n\r\n") socket.write(body);
+        if (/\r\n\r\n[\s\S]*}$/.test(seen.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ""))) resolve(seen);
+      });
+      socket.write(
+        `POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      );
+    });
+    socket.destroy();
+    expect(text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 401 /);
+  });
+});
+
+describe("requests that do not arrive in time", () => {
+  it("answers headers that trickle past HTTP_HEADERS_TIMEOUT_MS with a JSON 408", async () => {
+    const parts = ["GET /health HTTP/1.1\r\n", ...Array.from({ length: 8 }, (_, i) => `X-Slow-${i}: a\r\n`)];
+    const answer = await raw(parts, { gapMs: 250 });
+    expect(answer?.status).toBe(408);
+    expect(jsonOf(answer)).toMatchObject({ code: "request_timeout", detail: expect.stringContaining("HTTP_HEADERS_TIMEOUT_MS") });
+    await stillServing();
+  });
+
+  it("answers a body left unfinished past HTTP_REQUEST_TIMEOUT_MS with a JSON 408, and logs no store failure", async () => {
+    const from = h.logs.length;
+    const answer = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"]);
+    expect(answer?.status).toBe(408);
+    expect(jsonOf(answer)).toMatchObject({ code: "request_timeout" });
+    await stillServing();
+    expect(logged(from).storeWarnings).toBe(0);
+  });
+});
+
+describe("a body the client cuts off", () => {
+  it.each([
+    ["chunked", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"],
+    ["with a Content-Length", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":"],
+  ])("(%s) is logged as the client's 400, not as the metadata store failing", async (_kind, request) => {
+    const from = h.logs.length;
+    await raw([request], { closeAfterMs: 100 });
+    await expect.poll(() => logged(from).requests.find((l) => l.path === "/login"), { timeout: 5000 }).toMatchObject({ status: 400 });
+    expect(logged(from).storeWarnings).toBe(0);
+    await stillServing();
+  });
+});
