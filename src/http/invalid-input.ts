@@ -25,8 +25,15 @@ export function invalidInput(error: ZodError, target: string) {
         )
       : [{ path: at(issue.path), message: readable(issue) }],
   );
-  return { detail: `Invalid input: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors };
+  // A body of 80,000 unknown fields named each in a 422 of megabytes: the first few say what
+  // to fix; the rest are counted.
+  const shown = errors.slice(0, MAX_PROBLEMS_SHOWN);
+  if (errors.length > shown.length) shown.push({ path: target, message: `and ${errors.length - shown.length} more problems not listed` });
+  return { detail: `Invalid input: ${shown.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors: shown };
 }
+
+/** Problems named in one 422 at most. */
+const MAX_PROBLEMS_SHOWN = 20;
 
 /** One problem per field, the one that says what to fix: the first found (a date that does not
  * parse is not also out of range), or of several maximums the lowest (an id's 2,147,483,647, not

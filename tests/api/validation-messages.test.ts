@@ -25,6 +25,16 @@ describe("422 messages", () => {
     expect(res.body.errors).toContainEqual({ path: "body", message: expect.stringMatching(/name not shown.*Content-Type/) });
   });
 
+  it("names the first 20 problems and counts the rest: 80,000 unknown fields are not a 422 of megabytes", async () => {
+    const json = Object.fromEntries(Array.from({ length: 80_000 }, (_, i) => [`k${i}`, 1]));
+    const res = await h.call("POST", "/users/", { json: { name: "Ana", email: "ana-many@example.com", password: "secure123", ...json } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toHaveLength(21);
+    expect(res.body.errors.slice(0, 2)).toEqual([{ path: "body.k0", message: "unknown field" }, { path: "body.k1", message: "unknown field" }]);
+    expect(res.body.errors[20]).toEqual({ path: "body", message: "and 79980 more problems not listed" });
+    expect(res.text.length).toBeLessThan(4000);
+  });
+
   it.each([
     ["a missing field", "POST", "/users/", { name: "Ana", password: "secure123" }, [["body.email", "required"]]],
     ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a number"]]],
