@@ -128,8 +128,24 @@ export const Instant = z.iso.datetime({ offset: true }).refine((value) => {
 export const MAX_ROW_ID = 2 ** 31 - 1;
 export const RowId = z.number().int().positive().max(MAX_ROW_ID);
 
+/** A whole number as a path or query string gives it: digits only. "0x2", "1e0", "+1", "01" and
+ * "1 " are refused rather than read as 2, 1, 1, 1 and 1 (one number, one spelling, as everywhere
+ * else a number is read), a parameter given twice is refused as such, and a number too long to
+ * read is refused by the schema's maximum. */
+export const wholeNumberText = <T extends z.ZodNumber>(number: T) =>
+  z.preprocess((value, ctx) => {
+    if (Array.isArray(value)) {
+      ctx.addIssue({ code: "custom", message: "given more than once; send it once" });
+      return value;
+    }
+    if (typeof value !== "string") return value;
+    if (/^(0|[1-9]\d*)$/.test(value)) return Math.min(Number(value), Number.MAX_VALUE);
+    ctx.addIssue({ code: "custom", message: value === "" ? "is empty: give a whole number, or leave it out" : "must be a whole number, written in digits only" });
+    return value;
+  }, number);
+
 export const IdParams = z.object({
-  id: z.coerce.number().int().positive().max(MAX_ROW_ID).openapi({ param: { name: "id", in: "path" }, example: 101 }),
+  id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).openapi({ param: { name: "id", in: "path" }, example: 101 }),
 });
 
 export const UserSchema = z

@@ -36,8 +36,26 @@ describe("422 messages", () => {
   });
 
   it.each([
+    ["/databases/0x2", "param.id", "must be a whole number, written in digits only"],
+    ["/databases/1e0", "param.id", "must be a whole number, written in digits only"],
+    ["/databases/%2B1", "param.id", "must be a whole number, written in digits only"],
+    ["/databases/01", "param.id", "must be a whole number, written in digits only"],
+    ["/databases/1%20", "param.id", "must be a whole number, written in digits only"],
+    [`/databases/${"9".repeat(400)}`, "param.id", "Too big: expected number to be <=2147483647"],
+    ["/api/alerts?limit=0x10", "query.limit", "must be a whole number, written in digits only"],
+    ["/api/alerts?limit=5&limit=6", "query.limit", "given more than once; send it once"],
+    ["/api/alerts?limit=", "query.limit", "is empty: give a whole number, or leave it out"],
+    ["/api/audit?cursor=1e3", "query.cursor", "must be a whole number, written in digits only"],
+    ["/api/tables/1/runs?before_id=+7", "query.before_id", "must be a whole number, written in digits only"],
+  ])("reads a number in %s only as digits: one number, one spelling", async (path, at, message) => {
+    const res = await h.call("GET", path, { token });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors).toEqual([{ path: at, message }]);
+  });
+
+  it.each([
     ["a missing field", "POST", "/users/", { name: "Ana", password: "secure123" }, [["body.email", "required"]]],
-    ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a number"]]],
+    ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a whole number, written in digits only"]]],
     ["an id past its maximum", "POST", "/query", { sql: "SELECT 1", connection_id: 2147483648 }, [["body.connection_id", expect.stringMatching(/2147483647$/)]]],
     ["a time that does not parse", "GET", "/api/audit?from=notadate", undefined, [["query.from", expect.not.stringMatching(/years/)]]],
     // A typo in a filter would otherwise list everything, as if there were no filter.

@@ -9,7 +9,7 @@ import type { Deps } from "../../deps.js";
 import { AUDIT_OUTCOMES } from "../../store/schema.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, Instant, jsonResponse, loginOnly, MAX_ROW_ID, strictInput } from "../schemas.js";
+import { authErrors, Instant, jsonResponse, loginOnly, MAX_ROW_ID, strictInput, wholeNumberText } from "../schemas.js";
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -18,17 +18,13 @@ const queryParam = (name: string) => ({ param: { name, in: "query" as const } })
 
 const AuditQuery = z
   .object({
-    connection_id: z.coerce.number().int().positive().max(MAX_ROW_ID).optional().openapi(queryParam("connection_id")),
+    connection_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).optional().openapi(queryParam("connection_id")),
     source: z.enum(STATEMENT_SOURCES).optional().openapi(queryParam("source")),
     outcome: z.enum(AUDIT_OUTCOMES).optional().openapi(queryParam("outcome")),
     from: Instant.optional().openapi({ ...queryParam("from"), description: "At or after this time (ISO 8601)", example: "2030-01-01T00:00:00Z" }),
     to: Instant.optional().openapi({ ...queryParam("to"), description: "At or before this time (ISO 8601)" }),
-    limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT).openapi({ ...queryParam("limit"), description: `At most ${MAX_LIMIT}` }),
-    cursor: z.coerce
-      .number()
-      .int()
-      .positive()
-      .max(Number.MAX_SAFE_INTEGER)
+    limit: wholeNumberText(z.number().int().min(1).max(MAX_LIMIT)).default(DEFAULT_LIMIT).openapi({ ...queryParam("limit"), description: `At most ${MAX_LIMIT}` }),
+    cursor: wholeNumberText(z.number().int().positive().max(Number.MAX_SAFE_INTEGER))
       .optional()
       .openapi({ ...queryParam("cursor"), description: "The previous page's next_cursor" }),
   })

@@ -8,7 +8,7 @@ import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv, AuthContext } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
@@ -25,8 +25,8 @@ const ListQuery = z.object({
       example: "active",
       description: "A shown status (open lists only unacknowledged, unmuted ones), or active: every alert still open, acknowledged, muted or resolving",
     }),
-  table_id: z.coerce.number().int().positive().max(MAX_ROW_ID).optional().openapi({ param: { name: "table_id", in: "query" } }),
-  limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" } }),
+  table_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).optional().openapi({ param: { name: "table_id", in: "query" } }),
+  limit: wholeNumberText(z.number().int().min(1).max(1000)).optional().openapi({ param: { name: "limit", in: "query" } }),
 });
 
 const list = createRoute({

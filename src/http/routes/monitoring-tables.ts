@@ -18,7 +18,7 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
@@ -44,18 +44,10 @@ export async function reachableTableIds(deps: Deps, userId: number, grant: Grant
 const MAX_TABLES_PAGE = 500;
 
 const ListQuery = z.object({
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_TABLES_PAGE)
+  limit: wholeNumberText(z.number().int().min(1).max(MAX_TABLES_PAGE))
     .optional()
     .openapi({ param: { name: "limit", in: "query" }, description: `Tables per page, at most ${MAX_TABLES_PAGE}; without it (nor after_id), all of them`, example: 100 }),
-  after_id: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(MAX_ROW_ID)
+  after_id: wholeNumberText(z.number().int().min(0).max(MAX_ROW_ID))
     .optional()
     .openapi({ param: { name: "after_id", in: "query" }, description: "The last id of the previous page (the Link header's next page names it)" }),
 });
@@ -143,15 +135,11 @@ const runNow = createRoute({
 
 const RunsQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
+    limit: wholeNumberText(z.number().int().min(1).max(1000)).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
     check: z.string().min(1).max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
     before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
-    before_id: z.coerce
-      .number()
-      .int()
-      .positive()
-      // check_runs.id is a bigint: past 2^31 within a busy deployment's life.
-      .max(Number.MAX_SAFE_INTEGER)
+    // check_runs.id is a bigint: past 2^31 within a busy deployment's life.
+    before_id: wholeNumberText(z.number().int().positive().max(Number.MAX_SAFE_INTEGER))
       .optional()
       .openapi({
         param: { name: "before_id", in: "query" },
