@@ -23,6 +23,15 @@ const MAX_TRACKED_SESSIONS = 100_000;
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
+/** Why an Authorization header gives no token. Two headers arrive joined by ", " (the web
+ * Headers rule), which no token contains. */
+function unusableAuthorization(header: string): string {
+  const send = "send 'Authorization: Bearer <access_token or API key>'";
+  if (header === "") return `Missing bearer token: ${send}`;
+  if (/^Bearer\s+\S+\s*,/i.test(header)) return `More than one Authorization header (or one with several values): ${send} once`;
+  return `The Authorization header is not a bearer token: ${send}`;
+}
+
 /** A route served without a token: its method and its path exactly as requested. */
 export interface PublicRoute {
   method: "GET" | "POST";
@@ -87,8 +96,9 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     // hono answers HEAD with the GET route.
     const method = c.req.method === "HEAD" ? "GET" : c.req.method;
     if (publicMethods.get(c.req.path)?.has(method)) return next();
-    const match = BEARER.exec(c.req.header("authorization") ?? "");
-    if (!match) throw new DomainError("unauthorized", "Missing bearer token: send 'Authorization: Bearer <access_token or API key>'");
+    const header = c.req.header("authorization") ?? "";
+    const match = BEARER.exec(header);
+    if (!match) throw new DomainError("unauthorized", unusableAuthorization(header));
     const token = match[1]!;
     if (looksLikeApiKey(token)) {
       const now = Date.now();
