@@ -1,4 +1,6 @@
-// Request body size limit. A declared Content-Length is checked from the header alone: hono's
+// What a request body may be: uncompressed, in UTF-8, and within the size limit.
+//
+// Size limit. A declared Content-Length is checked from the header alone: hono's
 // bodyLimit reads `req.raw.body`, which makes the Node adapter build a full web Request for
 // every request (measured: ~15% of a small /query's CPU). Only chunked bodies, whose size is
 // unknown up front, go through hono's streaming check.
@@ -19,6 +21,8 @@ export function limitBody(maxBytes: number): (c: Context<AppEnv>, next: Next) =>
   const tooLarge = (c: Context<AppEnv>) => c.json(errorBody("payload_too_large", `Request body larger than ${maxBytes} bytes`), 413);
   const streaming: MiddlewareHandler<AppEnv> = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
+    const unreadable = unreadableBody(c);
+    if (unreadable) return c.json(errorBody("unsupported_media_type", unreadable), 415);
     if (c.req.header("transfer-encoding")) {
       // The streaming check reads the whole body before `next`: a body cut off fails here, out
       // of the request's own handling (and its log line) unless answered here.
@@ -31,4 +35,17 @@ export function limitBody(maxBytes: number): (c: Context<AppEnv>, next: Next) =>
     if (length !== undefined && !(Number(length) <= maxBytes)) return tooLarge(c);
     return next();
   };
+}
+
+/** Why a body cannot be read as sent, or null. Node hands the bytes on as they came: a
+ * compressed body would be read as malformed JSON, and one in another charset decoded as UTF-8
+ * (a Latin-1 password no longer the one it was). */
+function unreadableBody(c: Context<AppEnv>): string | null {
+  const encoding = c.req.header("content-encoding");
+  if (encoding && encoding.trim().toLowerCase() !== "identity") {
+    return `Content-Encoding ${encoding.slice(0, 40)} is not supported: send the body uncompressed`;
+  }
+  const charset = /;\s*charset\s*=\s*"?([^;"\s]*)/i.exec(c.req.header("content-type") ?? "")?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) return `charset=${charset.slice(0, 40)} is not supported: send the body as UTF-8`;
+  return null;
 }

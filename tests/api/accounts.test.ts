@@ -145,13 +145,12 @@ describe.each(backends)("accounts on $store + $sessions", (backend) => {
 
     it("says what is wrong with an Authorization header that gives no token", async () => {
       const user = await h.newUser();
-      const detailFor = async (authorization: string | undefined) =>
-        (await h.app.request("/users/me", { headers: authorization === undefined ? {} : { authorization } }).then((r) => r.json())).detail;
-      expect(await detailFor(undefined)).toMatch(/^Missing bearer token/);
+      const detailFor = async (headers: Headers | Record<string, string>) => ((await (await h.app.request("/users/me", { headers })).json()) as { detail: string }).detail;
+      expect(await detailFor({})).toMatch(/^Missing bearer token/);
       // Two headers reach the app joined into one, as web Headers join them.
       const twice = new Headers([["authorization", `Bearer ${user.token}`], ["authorization", `Bearer ${user.token}`]]);
-      expect((await (await h.app.request("/users/me", { headers: twice })).json()).detail).toMatch(/^More than one Authorization header/);
-      expect(await detailFor(`Basic ${Buffer.from("a:b").toString("base64")}`)).toMatch(/^The Authorization header is not a bearer token/);
+      expect(await detailFor(twice)).toMatch(/^More than one Authorization header/);
+      expect(await detailFor({ authorization: `Basic ${Buffer.from("a:b").toString("base64")}` })).toMatch(/^The Authorization header is not a bearer token/);
     });
   });
 });

@@ -86,3 +86,25 @@ describe("a JSON body that is not UTF-8", () => {
     expect(await mcp.json()).toMatchObject({ code: "bad_request", error: { code: -32700 }, id: null });
   });
 });
+
+describe("a body sent compressed or in another charset", () => {
+  it.each([
+    [{ "content-encoding": "gzip" }, "Content-Encoding gzip is not supported: send the body uncompressed"],
+    [{ "content-encoding": "br" }, "Content-Encoding br is not supported: send the body uncompressed"],
+    [{ "content-type": "application/json; charset=utf-16" }, "charset=utf-16 is not supported: send the body as UTF-8"],
+    [{ "content-type": "application/x-www-form-urlencoded; charset=iso-8859-1" }, "charset=iso-8859-1 is not supported: send the body as UTF-8"],
+  ])("is refused with 415 saying what to send (%j), not read as malformed or as something else", async (headers, detail) => {
+    const email = `${uniqueName("enc")}@example.com`;
+    const res = await send("/users/", utf8(`{"name":"Enc","email":"${email}","password":"correct horse battery"}`), { headers });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toMatchObject({ code: "unsupported_media_type", detail });
+    // Nothing was stored: the same account registers afterwards, sent plainly.
+    expect((await send("/users/", utf8(`{"name":"Enc","email":"${email}","password":"correct horse battery"}`))).status).toBe(201);
+  });
+
+  it("takes an explicit UTF-8 charset and identity encoding", async () => {
+    const email = `${uniqueName("utf8")}@example.com`;
+    const headers = { "content-type": 'application/json; charset="UTF-8"', "content-encoding": "identity" };
+    expect((await send("/users/", utf8(`{"name":"U","email":"${email}","password":"correct horse battery"}`), { headers })).status).toBe(201);
+  });
+});
