@@ -6,12 +6,21 @@
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { isJSONRPCNotification, isJSONRPCRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import {
+  ClientRequestSchema,
+  ErrorCode,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 
 import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
+import { invalidInput } from "../http/invalid-input.js";
 import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
 import { authErrors, boundedInput, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
@@ -63,6 +72,20 @@ const route = createRoute({
  * every 4xx of Pulse does. */
 function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, detail: string, rpcCode = -32000) {
   return c.json({ detail, code, jsonrpc: "2.0", error: { code: rpcCode, message: detail }, id: null }, status);
+}
+
+/** The SDK's schema of each request a client may send, by method. */
+const REQUEST_SCHEMAS = new Map(ClientRequestSchema.options.map((schema) => [schema.shape.method.value as string, schema]));
+
+/** The SDK answers a request whose params fail its own schema (`tools/call` with `arguments:
+ * null`, `initialize` without `params.protocolVersion`) as an internal error (-32603) with zod's
+ * issues dumped as JSON for its message. It is the client's to fix: invalid params (-32602),
+ * saying what to fix. Looked into only when the SDK answers -32603, so a good call pays nothing. */
+function asClientsError(request: JSONRPCRequest, response: JSONRPCMessage): JSONRPCMessage {
+  if (!("error" in response) || response.error.code !== ErrorCode.InternalError) return response;
+  const parsed = REQUEST_SCHEMAS.get(request.method)?.safeParse(request);
+  if (!parsed || parsed.success) return response;
+  return { ...response, error: { code: ErrorCode.InvalidParams, message: invalidInput(parsed.error, "request").detail } };
 }
 
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
@@ -141,7 +164,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       // Gone already, before there was anything to cancel.
       if (c.req.raw.signal.aborted) gone();
       try {
-        return c.json(await answer, 200) as never;
+        return c.json(asClientsError(message, await answer), 200) as never;
       } finally {
         c.req.raw.signal.removeEventListener("abort", gone);
       }

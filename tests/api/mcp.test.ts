@@ -178,6 +178,18 @@ describe("POST /mcp: the protocol", () => {
     const unknown = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify({ jsonrpc: "2.0", id: "x-1", method: "tools/nope" }) });
     expect(unknown.status).toBe(200);
     expect(await unknown.json()).toMatchObject({ jsonrpc: "2.0", id: "x-1", error: { code: -32601 } });
+    // Params the SDK's own schema refuses: invalid params saying what to fix, not an internal error.
+    for (const [message, says] of [
+      [{ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "run_query", arguments: null } }, /^Invalid input: request\.params\.arguments: /],
+      [{ jsonrpc: "2.0", id: 5, method: "tools/call", params: {} }, /^Invalid input: request\.params\.name: required/],
+      [{ jsonrpc: "2.0", id: 6, method: "initialize", params: {} }, /^Invalid input: request\.params\.protocolVersion: required/],
+    ] as const) {
+      const res = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify(message) });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { error: { code: number; message: string } };
+      expect(body.error.code, JSON.stringify(message)).toBe(-32602);
+      expect(body.error.message).toMatch(says);
+    }
   });
 
   it("answers concurrent calls, all with the same JSON-RPC id, each with its own result", async () => {
