@@ -323,6 +323,13 @@ export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<
   if (!answer) answer = "The model gave no answer.";
   // The model's answer was streamed as it came; the give-up (or a stand-in) answer still reaches SSE clients.
   if (run.gaveUp || !run.lastReplyStreamed) input.onEvent?.({ type: "answer_token", text: answer });
+  // An answer that ran into max_tokens ends mid-sentence: the reader is told it is not whole.
+  if (last instanceof AIMessage && last.response_metadata?.finish_reason === "length") {
+    const limit = model.maxTokens === undefined ? "its output limit" : `its limit of ${model.maxTokens} tokens (OPENAI_MAX_TOKENS)`;
+    const note = `\n\n[The answer was cut off: the model reached ${limit}.]`;
+    answer += note;
+    input.onEvent?.({ type: "answer_token", text: note });
+  }
   input.onEvent?.({ type: "done" });
   return {
     answer,

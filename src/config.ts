@@ -128,7 +128,7 @@ const envSchema = z.object({
   OPENAI_MODEL: z.preprocess(emptyAsUndefined, z.string().default("gpt-4o-mini")),
   OPENAI_TEMPERATURE: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(2).default(0)),
   OPENAI_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 600_000).default(60_000)),
-  OPENAI_MAX_TOKENS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).optional()),
+  OPENAI_MAX_TOKENS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(4096)),
   MODEL_SERVER: z.preprocess(emptyAsUndefined, z.enum(MODEL_SERVERS, { error: `must be one of ${MODEL_SERVERS.join(", ")}` }).default("auto")),
   MODEL_TOOLS: z.preprocess(emptyAsUndefined, z.enum(TOOL_PROTOCOLS, { error: `must be one of ${TOOL_PROTOCOLS.join(", ")}` }).default("auto")),
   MODEL_CONTEXT_TOKENS: z.preprocess(emptyAsUndefined, intIn(1024, 10_000_000).optional()),
@@ -259,7 +259,7 @@ export interface Config {
     model: string;
     temperature: number;
     timeoutMs: number;
-    maxTokens: number | undefined;
+    maxTokens: number;
     /** Which server's quirks to adapt to (agents/model-server.ts); auto guesses from baseUrl. */
     server: ModelServerName;
     /** How the model runs SQL: tool calls, the fenced-SQL text protocol, or tools with text as fallback. */

@@ -236,6 +236,18 @@ describe("POST /ask against a model that asks too much", () => {
     expect(fake.requests.at(-1)!.messages.filter((m) => m.role === "tool")).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
   });
 
+  it("asks for at most OPENAI_MAX_TOKENS (4,096 unless set), and says so when an answer ran into it", async () => {
+    const user = await connectedUser();
+    replies.push({ content: "The albums are: Let There Be Rock, Big Ones, Jagged Little", finishReason: "length" });
+    const before = fake.requests.length;
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "List every album") });
+    expect(res.status, res.text).toBe(200);
+    expect(fake.requests[before]!.max_tokens).toBe(4096);
+    expect(res.body.answer).toBe(
+      "The albums are: Let There Be Rock, Big Ones, Jagged Little\n\n[The answer was cut off: the model reached its limit of 4096 tokens (OPENAI_MAX_TOKENS).]",
+    );
+  });
+
   it("keeps a few thousand characters of an answer for the conversation, not megabytes", async () => {
     const user = await connectedUser();
     replies.push({ content: "x".repeat(200_000) });
