@@ -43,10 +43,10 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
 ];
 
 export function createApp(deps: Deps) {
-  const { onError, validationHook } = errorHandling(queryRoutingPaths);
+  const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths);
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
-  app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES));
+  app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES, refuse));
   app.use(requireAuth(deps, PUBLIC_ROUTES));
 
   mountHealth(app, deps);

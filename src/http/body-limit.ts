@@ -9,7 +9,7 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { bodyLimit } from "hono/body-limit";
 
 import type { AppEnv } from "./context.js";
-import { bodyCutOff, cutOffBody, errorBody } from "./errors.js";
+import { bodyCutOff, CUT_OFF, type Refuse } from "./errors.js";
 
 /** The largest request body Pulse takes (a statement, a question, a connection's settings). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -17,17 +17,17 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 /** Runs `next` when the body may be within `maxBytes`; answers the 413 response otherwise.
  * A plain function, not a middleware: requestEdge calls it inline, saving a layer of hono's
  * middleware chain on every request. */
-export function limitBody(maxBytes: number): (c: Context<AppEnv>, next: Next) => Promise<unknown> | Response {
-  const tooLarge = (c: Context<AppEnv>) => c.json(errorBody("payload_too_large", `Request body larger than ${maxBytes} bytes`), 413);
+export function limitBody(maxBytes: number, refuse: Refuse): (c: Context<AppEnv>, next: Next) => Promise<unknown> | Response {
+  const tooLarge = (c: Context<AppEnv>) => refuse(c, 413, "payload_too_large", `Request body larger than ${maxBytes} bytes`);
   const streaming: MiddlewareHandler<AppEnv> = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
     const unreadable = unreadableBody(c);
-    if (unreadable) return c.json(errorBody("unsupported_media_type", unreadable), 415);
+    if (unreadable) return refuse(c, 415, "unsupported_media_type", unreadable);
     if (c.req.header("transfer-encoding")) {
       // The streaming check reads the whole body before `next`: a body cut off fails here, out
       // of the request's own handling (and its log line) unless answered here.
       return (streaming(c, next) as Promise<unknown>).catch((err: unknown) => {
-        if (bodyCutOff(c)) return cutOffBody(c);
+        if (bodyCutOff(c)) return refuse(c, 400, "bad_request", CUT_OFF);
         throw err;
       });
     }

@@ -52,8 +52,11 @@ export function bodyCutOff(c: Context<AppEnv>): boolean {
   return (c.env as Partial<HttpBindings> | undefined)?.incoming?.readableAborted === true;
 }
 
-const CUT_OFF = "The request body ended before it was complete: the connection closed mid-body, or a chunk was malformed";
-export const cutOffBody = (c: Context<AppEnv>) => c.json(errorBody("bad_request", CUT_OFF), 400);
+export const CUT_OFF = "The request body ended before it was complete: the connection closed mid-body, or a chunk was malformed";
+
+/** An error answered before any route runs (the body's checks in requestEdge), in the same shape
+ * as the error handler's: seed 000's envelope too on the query routes. */
+export type Refuse = (c: Context<AppEnv>, status: ContentfulStatusCode, code: string, detail: string) => Response;
 
 export function errorBody(code: string, detail: string, extra: Record<string, unknown> = {}) {
   return { detail, code, ...extra };
@@ -119,5 +122,7 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
     return c.json(envelope(c, errorBody("invalid_input", detail, { errors })), 422);
   };
 
-  return { onError, validationHook };
+  const refuse: Refuse = (c, status, code, detail) => c.json(envelope(c, errorBody(code, detail)), status);
+
+  return { onError, validationHook, refuse };
 }

@@ -11,6 +11,7 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { limitBody } from "./body-limit.js";
 import type { AppEnv } from "./context.js";
+import type { Refuse } from "./errors.js";
 import { logRequest } from "./request-log.js";
 import { decodeJsonBodyStrictly } from "./utf8-body.js";
 
@@ -19,8 +20,8 @@ const REQUEST_ID_HEADER = "X-Request-Id";
 const MAX_CLIENT_ID_LENGTH = 255;
 const UNSAFE_ID = /[^\w\-=]/;
 
-export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: number): MiddlewareHandler<AppEnv> {
-  const checkBody = limitBody(maxBodyBytes);
+export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: number, refuse: Refuse): MiddlewareHandler<AppEnv> {
+  const checkBody = limitBody(maxBodyBytes, refuse);
   return async (c, next) => {
     const started = performance.now();
     const id = requestIdOf(c);

@@ -112,6 +112,10 @@ describe("embedded health and docs", () => {
     const res = await h.call("POST", "/users/", { body: "x".repeat(2 * 1024 * 1024), headers: { "content-type": "application/json", ...headers } });
     expect(res.status).toBe(413);
     expect(res.body.code).toBe("payload_too_large");
+    // On a query route, in seed 000's envelope as every other error there.
+    const query = await h.call("POST", "/api/v1/query", { body: "x".repeat(2 * 1024 * 1024), headers: { "content-type": "application/json", ...headers } });
+    expect(query.status).toBe(413);
+    expect(query.body).toMatchObject({ status: "error", data: null, code: "payload_too_large", error: query.body.detail });
   });
 
   it("answers unknown routes with a 404 in the error shape (401 without a token), and tags responses with a request id", async () => {
