@@ -97,7 +97,7 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
         status === 400 && /json/i.test(err.message)
           ? "Malformed JSON in request body"
           : status === 415
-            ? "Unsupported Media Type: send the body as JSON, with Content-Type: application/json"
+            ? "Unsupported Media Type: send the body as JSON, with Content-Type: application/json (POST /login also takes application/x-www-form-urlencoded)"
             : err.message || "Bad request";
       return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
     }

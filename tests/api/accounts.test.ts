@@ -95,6 +95,8 @@ describe.each(backends)("accounts on $store + $sessions", (backend) => {
       const res = await h.call("POST", "/login", { body: "x", headers: { "content-type": "text/plain" } });
       expect(res.status).toBe(415);
       expect(res.body.code).toBe("unsupported_media_type");
+      // Both the media types login takes are named.
+      expect(res.body.detail).toMatch(/application\/json.*application\/x-www-form-urlencoded/);
     });
   });
 
