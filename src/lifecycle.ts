@@ -164,8 +164,6 @@ export async function buildDeps(
 /** Closes what buildDeps opened, in reverse order; the audit trail writes its last records
  * once no connector can add more, before the store closes. */
 export async function closeDeps(deps: Deps): Promise<void> {
-  // Notifications being sent are recorded as sent (or failed) before the store closes.
-  await deliveriesSettled(deps);
   await deps.connectors.close();
   await deps.audit?.close();
   await deps.passwords.close();
@@ -217,7 +215,12 @@ export async function startService(
       // running now (no more are claimed), which would otherwise take the close's bound and
       // leave the pools, the audit trail's last write and the stores unclosed.
       const drainTimeoutMs = options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
+      const drainUntil = Date.now() + drainTimeoutMs;
       await Promise.all([drain(server as Server, drainTimeoutMs), scheduler && settlesWithin(scheduler.stop(), drainTimeoutMs)]);
+      // Then the notifications those requests and runs started (they answered without waiting
+      // for them), in what is left of the drain's bound: one cut short is sent again after its
+      // claim runs out, with the same X-Pulse-Notification.
+      await settlesWithin(deliveriesSettled(deps), Math.max(0, drainUntil - Date.now()));
       const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
       const closed = await settlesWithin(closeDeps(deps), closeTimeoutMs);
       if (closed) deps.logger.info("shut down");

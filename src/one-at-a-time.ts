@@ -23,8 +23,10 @@ export class OneAtATime<T> {
     return current.done;
   }
 
-  /** Resolves once no run is under way or asked for (whatever their outcome). */
+  /** Resolves once the run under way now, and the one asked for after it, have ended (whatever
+   * their outcome). Not the runs asked for later: under constant calls it would never resolve. */
   async settled(): Promise<void> {
-    while (this.running) await (this.running.next ?? this.running.done).catch(() => undefined);
+    const running = this.running;
+    if (running) await (running.next ?? running.done).catch(() => undefined);
   }
 }

@@ -11,6 +11,7 @@ import { DomainError } from "../errors.js";
 import { buildDeps, closeDeps } from "../lifecycle.js";
 import { createLogger } from "../logger.js";
 import type { TableRunReport } from "../monitoring/run-table.js";
+import { deliveriesSettled } from "../monitoring/notifiers.js";
 import { runAnyMonitoredTableNow } from "../services/monitored-tables.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
@@ -58,6 +59,8 @@ export async function check(args: string[]): Promise<number> {
       console.error(err.message);
       code = 3;
     } finally {
+      // The run's notifications are sent (or recorded as failed) before the process exits.
+      await deliveriesSettled(deps);
       await closeDeps(deps);
     }
   } catch (err) {

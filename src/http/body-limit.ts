@@ -5,11 +5,23 @@
 // every request (measured: ~15% of a small /query's CPU). Only chunked bodies, whose size is
 // unknown up front, go through hono's streaming check.
 
+import type { HttpBindings } from "@hono/node-server";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { bodyLimit } from "hono/body-limit";
 
 import type { AppEnv } from "./context.js";
-import { bodyCutOff, CUT_OFF, type Refuse } from "./errors.js";
+import type { Refuse } from "./errors.js";
+
+/** Whether the request's body ended before it was whole: the client went away mid-body, or
+ * sent a chunked body Node could not parse. Reading it then fails with Node's "aborted"
+ * ECONNRESET, which the error handler would take for the metadata store's lost connection.
+ * Not complete as well: a request without a body whose client left is aborted too. */
+function bodyCutOff(c: Context<AppEnv>): boolean {
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  return incoming !== undefined && !incoming.complete && incoming.readableAborted;
+}
+
+const CUT_OFF = "The request body ended before it was complete: the connection closed mid-body, or a chunk was malformed";
 
 /** The largest request body Pulse takes (a statement, a question, a connection's settings). */
 export const MAX_BODY_BYTES = 1024 * 1024;

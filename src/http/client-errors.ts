@@ -4,7 +4,7 @@
 // body; here they are JSON {detail, code} like every other error, so a client can tell what to
 // fix, and a body announced larger than Pulse takes is refused before it is sent.
 
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 
 import type { Logger } from "../logger.js";
@@ -48,7 +48,7 @@ function answer(res: ServerResponse, status: number, code: string, detail: strin
 function clientErrorOf(err: NodeJS.ErrnoException & { reason?: string }, limits: ReceiveLimits): [number, string, string] {
   switch (err.code) {
     case "HPE_HEADER_OVERFLOW":
-      return [431, "headers_too_large", "The request's headers (its URL and cookies included) are larger than this server takes (16 KiB)"];
+      return [431, "headers_too_large", `The request's headers (its URL and cookies included) are larger than this server takes (${maxHeaderSize / 1024} KiB)`];
     case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
       return [413, "payload_too_large", "The request's chunk extensions are larger than this server takes"];
     case "ERR_HTTP_REQUEST_TIMEOUT":
@@ -74,7 +74,11 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
     }
     const [status, code, detail] = clientErrorOf(err, limits);
     limits.logger.info({ status, code, reason: err.reason ?? err.code }, "request refused by the HTTP parser");
-    socket.end(rawResponse(status, code, detail));
+    // Written, then destroyed as Node's own handler does: end() would only half-close a socket
+    // (the server allows half-open ones), leaving the client to finish a request it was told
+    // timed out, which would then run, on a connection no timeout watches any more.
+    socket.write(rawResponse(status, code, detail));
+    socket.destroy();
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     answer(res, 417, "expectation_failed", `Expect: ${req.headers.expect} is not supported; send the request without it (or with Expect: 100-continue)`);

@@ -1,7 +1,6 @@
 // The one place where failures become HTTP responses: domain errors by code, validation
 // errors as 422 with field paths, anything unexpected as a generic 500 with a request id.
 
-import type { HttpBindings } from "@hono/node-server";
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { matchedRoutes } from "hono/route";
@@ -43,16 +42,6 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
 };
 
 export const statusOf = (code: ErrorCode) => STATUS[code];
-
-/** Whether the request's body ended before it was whole: the client went away mid-body, or
- * sent a chunked body Node could not parse. Reading it then fails with Node's "aborted"
- * ECONNRESET, which must not read as the metadata store's lost connection. Only a served
- * request can tell; app.request() has no socket. */
-export function bodyCutOff(c: Context<AppEnv>): boolean {
-  return (c.env as Partial<HttpBindings> | undefined)?.incoming?.readableAborted === true;
-}
-
-export const CUT_OFF = "The request body ended before it was complete: the connection closed mid-body, or a chunk was malformed";
 
 /** An error answered before any route runs (the body's checks in requestEdge), in the same shape
  * as the error handler's: seed 000's envelope too on the query routes. */
@@ -101,8 +90,6 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
             : err.message || "Bad request";
       return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
     }
-    // Before the store's check: a body cut off fails its read with ECONNRESET too.
-    if (bodyCutOff(c)) return c.json(envelope(c, errorBody("bad_request", CUT_OFF)), 400);
     if (isStoreUnavailable(err)) {
       // Not a bug: the metadata store went away; the pool reconnects on the next request.
       requestLogger(c).warn({ err }, "metadata store unavailable");

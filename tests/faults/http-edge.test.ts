@@ -121,6 +121,27 @@ describe("requests that do not arrive in time", () => {
     await stillServing();
   });
 
+  it("closes the connection after a 408: a client that goes on sending never gets its request run", async () => {
+    // A sign-up whose headers are not all there in time; the client keeps its side open after
+    // the server's answer (allowHalfOpen), then sends the rest of the request it was told timed out.
+    const email = `late-${Date.now()}@example.com`;
+    const body = JSON.stringify({ name: "Late", email, password: "correct horse battery" });
+    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    socket.on("error", () => undefined);
+    let text = "";
+    socket.on("data", (c: Buffer) => (text += c.toString()));
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write("POST /users/ HTTP/1.1\r\nHost: x\r\n");
+    await expect.poll(() => text, { timeout: 5000 }).toMatch(/^HTTP\/1\.1 408 /);
+    socket.write(`Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await new Promise((r) => setTimeout(r, 500));
+    socket.destroy();
+    await closed;
+    expect(text.match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 408"]);
+    // Never registered: the address is free.
+    expect((await h.call("POST", "/users/", { json: JSON.parse(body) })).status).toBe(201);
+  });
+
   it("answers a body left unfinished past HTTP_REQUEST_TIMEOUT_MS with a JSON 408, and logs no store failure", async () => {
     const from = h.logs.length;
     const answer = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"]);
@@ -135,6 +156,7 @@ describe("a body the client cuts off", () => {
   it.each([
     ["chunked", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"],
     ["with a Content-Length", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":"],
+    ["a form", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=a"],
   ])("(%s) is logged as the client's 400, not as the metadata store failing", async (_kind, request) => {
     const from = h.logs.length;
     await raw([request], { closeAfterMs: 100 });

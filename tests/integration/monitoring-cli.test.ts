@@ -10,21 +10,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { leaseTableForRun, releaseLease } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { pgAdmin } from "../support/services.js";
+import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const PULSE = path.join(ROOT, "dist/src/cli/pulse.js");
 
 let h: Harness;
 let db: MonitoredDb;
+let hooks: WebhookReceiver;
 beforeAll(async () => {
-  h = await createHarness();
+  hooks = await startWebhookReceiver();
+  h = await createHarness({ env: LOCAL_RECEIVER_ENV });
   db = await pgMonitoredDb();
   await db.insertEvents(4, Date.now());
 });
 afterAll(async () => {
   await h?.close();
   await db?.drop();
+  await hooks?.close();
 });
 
 /** npx reads the project's whole dependency tree before it runs anything: 0.7 s on a quiet
@@ -42,6 +47,7 @@ function pulse(args: string[], options: { viaNpx?: boolean } = {}): Promise<{ co
     SECRETS_KEY: h.config.secretsKey.toString("hex"),
     JWT_SECRET: new TextDecoder().decode(h.config.jwtSecret),
     LOG_LEVEL: "warn",
+    ...LOCAL_RECEIVER_ENV,
   };
   // --offline: npx finds the project's own bin, and must never ask the registry for a "pulse".
   const [file, argv] = options.viaNpx ? ["npx", ["--offline", "pulse", ...args]] : [process.execPath, [PULSE, ...args]];
@@ -114,6 +120,31 @@ describe("npx pulse", () => {
     const help = await pulse(["--help"], { viaNpx: true });
     expect(help.code).toBe(0);
     for (const command of ["serve", "migrate", "check <table_id> [--json]"]) expect(help.stdout).toContain(command);
+  });
+
+  it("sends the notifications of the alerts its run opened before it exits", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const path = `/cli-${user.id}`;
+    await addWebhook(h, user.token, `${hooks.url}${path}`);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    // A receiver slow to answer: the process must wait for it to record the send.
+    hooks.delayNext(1, 1000);
+    expect((await check(String(table.id))).code).toBe(1);
+    // Delivered by the process itself (it has exited, and nothing else here sends), and
+    // recorded as sent, not left to be sent again once its claim runs out.
+    expect(hooks.at(path).map((r) => r.body.event)).toEqual(["alert.opened"]);
+    const rows = await pgAdmin<{ status: string }>(
+      "SELECT n.status FROM sent_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.table_id = $1",
+      h.pgDatabase!.name,
+      [table.id],
+    );
+    expect(rows).toEqual([{ status: "sent" }]);
   });
 
   it("refuses an unknown command with exit 2 and the help on stderr", async () => {

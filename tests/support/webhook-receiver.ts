@@ -24,6 +24,8 @@ export interface WebhookReceiver {
   failNext(count: number, status?: number): void;
   /** Do not answer the next `count` requests at all (the sender's timeout must end them). */
   hangNext(count: number): void;
+  /** Record the next `count` requests as they arrive, but answer them `ms` later. */
+  delayNext(count: number, ms: number): void;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received: ReceivedHook[] = [];
   let failures: { count: number; status: number } = { count: 0, status: 500 };
   let hangs = 0;
+  let delays = { count: 0, ms: 0 };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -52,7 +55,11 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         return;
       }
       received.push({ path: req.url ?? "/", headers: req.headers, body, at: Date.now() });
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+      const answer = () => res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+      if (delays.count > 0) {
+        delays.count -= 1;
+        setTimeout(answer, delays.ms);
+      } else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -66,6 +73,9 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     },
     hangNext(count) {
       hangs = count;
+    },
+    delayNext(count, ms) {
+      delays = { count, ms };
     },
     close: () =>
       new Promise<void>((resolve) => {
