@@ -48,7 +48,8 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
 
 /** The database `connectionId` (of `userId`) reaches, as its connector's `targetKey`, without
  * opening one: from the saved row, its host resolved through the target gate. Null when the
- * connection is gone or its target is refused now. */
+ * connection is gone or its target is refused; a failure that may pass (a host that does not
+ * resolve now, a SQLite file not there yet) is thrown, so that it is not taken for an answer. */
 export async function savedTargetKey(deps: SavedConnectionDeps, userId: number, connectionId: number): Promise<string | null> {
   const row = await getConnection(deps.store.db, userId, connectionId);
   if (!row) return null;
@@ -56,7 +57,7 @@ export async function savedTargetKey(deps: SavedConnectionDeps, userId: number, 
     const target = targetFor(deps, specOfRow(deps.config, row));
     return await targetKey(target);
   } catch (err) {
-    if (err instanceof DomainError) return null;
+    if (err instanceof DomainError && err.code !== "connection_failed") return null;
     throw err;
   }
 }

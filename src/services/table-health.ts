@@ -106,13 +106,15 @@ async function alertsOnDatabaseOf(
   userId: number,
   connector: Pick<GuardedConnector, "connectionId" | "dialect" | "targetKey">,
   active: AlertOnTable[],
+  deadline: number,
 ): Promise<AlertOnTable[]> {
   const others = [...new Set(active.filter((a) => a.connectionId !== connector.connectionId).map((a) => a.connectionId))];
   const sameDatabase = new Set([connector.connectionId]);
   await Promise.all(
     others.map(async (id) => {
       try {
-        if ((await within(targetKeyOf(deps, userId, id), HEALTH_READ_WAIT_MS, "resolving a connection's database")) === connector.targetKey) sameDatabase.add(id);
+        const key = await within(targetKeyOf(deps, userId, id), Math.max(0, deadline - Date.now()), "resolving a connection's database");
+        if (key === connector.targetKey) sameDatabase.add(id);
       } catch (err) {
         // As for the alerts themselves: the rows are worth more than a wait on a resolver.
         deps.logger.warn({ err, user_id: userId, connection_id: id }, "the database of a connection with open alerts could not be resolved for a result's health");
@@ -135,9 +137,10 @@ const reads = (dialect: Dialect, refs: readonly TableRef[], on: AlertOnTable) =>
 /**
  * The open alerts on the tables `statements` read through `connector` of `userId` (statements
  * the guard accepted), whichever of the user's saved connections to that database monitors
- * them. Costs nothing more than a cache lookup when the user has no open alert on that
- * database; otherwise one parse per statement (cached too). Empty, and logged, when the
- * metadata store cannot be read.
+ * them. Costs nothing more than a cache lookup when the user has no open alert; otherwise one
+ * parse per statement (cached too), and for an alert on a table of a name read through another
+ * connection, which database that one reaches (cached a minute). Waits at most
+ * HEALTH_READ_WAIT_MS in all; empty, and logged, when the metadata store cannot be read.
  */
 export async function alertsOnTablesRead(
   deps: Deps,
@@ -145,6 +148,8 @@ export async function alertsOnTablesRead(
   connector: Pick<GuardedConnector, "connectionId" | "dialect" | "targetKey">,
   statements: readonly string[],
 ): Promise<TableAlert[]> {
+  // One bound for all the waiting a result may do for its health.
+  const deadline = Date.now() + HEALTH_READ_WAIT_MS;
   let active: AlertOnTable[];
   try {
     active = await within(activeAlertsOf(deps, userId), HEALTH_READ_WAIT_MS, "reading the open alerts");
@@ -154,25 +159,27 @@ export async function alertsOnTablesRead(
     deps.logger.warn({ err, user_id: userId }, "open alerts could not be read for a result's health");
     return [];
   }
-  const onConnection = await alertsOnDatabaseOf(deps, userId, connector, active);
-  if (onConnection.length === 0 || statements.length === 0) return [];
+  if (active.length === 0 || statements.length === 0) return [];
   const refs = statements.flatMap((sql) => tablesRead(connector.dialect, sql) ?? []);
+  // The tables read first: which database another connection reaches is looked up only for
+  // alerts on a table of the same name.
+  const onTablesRead = active.filter((on) => reads(connector.dialect, refs, on));
+  if (onTablesRead.length === 0) return [];
   const now = deps.monitoring.now();
-  return onConnection
-    .filter((on) => reads(connector.dialect, refs, on))
-    .map((on) => {
-      const alert = publicAlert(on.alert, now);
-      return {
-        table: on.schemaName ? `${on.schemaName}.${on.tableName}` : on.tableName,
-        table_id: on.alert.tableId,
-        alert_id: alert.id,
-        check: alert.check,
-        check_kind: alert.check_kind,
-        status: alert.status,
-        since: alert.opened_at,
-        detail: alert.last_detail,
-      };
-    });
+  const onDatabase = await alertsOnDatabaseOf(deps, userId, connector, onTablesRead, deadline);
+  return onDatabase.map((on) => {
+    const alert = publicAlert(on.alert, now);
+    return {
+      table: on.schemaName ? `${on.schemaName}.${on.tableName}` : on.tableName,
+      table_id: on.alert.tableId,
+      alert_id: alert.id,
+      check: alert.check,
+      check_kind: alert.check_kind,
+      status: alert.status,
+      since: alert.opened_at,
+      detail: alert.last_detail,
+    };
+  });
 }
 
 export interface MonitoredTableHealth {
