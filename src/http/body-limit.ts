@@ -58,6 +58,7 @@ function unreadableBody(c: Context<AppEnv>): string | null {
     return `Content-Encoding ${encoding.slice(0, 40)} is not supported: send the body uncompressed`;
   }
   const charset = /;\s*charset\s*=\s*"?([^;"\s]*)/i.exec(c.req.header("content-type") ?? "")?.[1];
-  if (charset !== undefined && !/^utf-?8$/i.test(charset)) return `charset=${charset.slice(0, 40)} is not supported: send the body as UTF-8`;
+  // US-ASCII is UTF-8 too.
+  if (charset !== undefined && !/^(utf-?8|us-ascii)$/i.test(charset)) return `charset=${charset.slice(0, 40)} is not supported: send the body as UTF-8`;
   return null;
 }
