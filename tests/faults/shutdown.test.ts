@@ -1,6 +1,6 @@
 // SIGTERM ends a real Pulse process within its documented bound whatever is in flight: a
 // statement that runs for minutes on PostgreSQL, a runaway SQLite statement, and an /ask
-// stream whose model server never answers.
+// stream whose model server never answers; and a notification being sent is finished first.
 
 import Database from "better-sqlite3";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -9,8 +9,10 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
+import { pgMonitoredDb } from "../support/monitoring.js";
 import { startPulse, userToken } from "../support/pulse-process.js";
-import { createPgDatabase, PG, uniqueName } from "../support/services.js";
+import { createPgDatabase, PG, pgAdmin, uniqueName } from "../support/services.js";
+import { LOCAL_RECEIVER_ENV, startWebhookReceiver } from "../support/webhook-receiver.js";
 
 /** DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1 s (src/main.ts), plus slack for a loaded machine. */
 const EXIT_BOUND_MS = 13_000 + 3_000;
@@ -77,6 +79,48 @@ describe("SIGTERM with work in flight", () => {
       await Promise.all(inFlight);
     } finally {
       pulse.child.kill("SIGKILL");
+    }
+  }, 60_000);
+});
+
+describe("SIGTERM right after a run that opened an alert", () => {
+  it("sends its notification and records it as sent before the process exits", async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), "pulse-fault-"));
+    const meta = await createPgDatabase("pulse_meta");
+    const target = await pgMonitoredDb();
+    await target.insertEvents(3, Date.now());
+    const hooks = await startWebhookReceiver();
+    const pulse = await startPulse({ DATA_DIR: dataDir, BCRYPT_ROUNDS: "4", DATABASE_URL: meta.url, ...LOCAL_RECEIVER_ENV });
+    try {
+      const token = await userToken(pulse, `${uniqueName("notify")}@example.com`);
+      const created = async (route: string, json: unknown) => {
+        const res = await pulse.call("POST", route, { token, json });
+        expect(res.status, await res.clone().text()).toBe(201);
+        return ((await res.json()) as { id: number }).id;
+      };
+      const connectionId = await created("/api/connections", target.body);
+      await created("/api/channels", { kind: "webhook", url: `${hooks.url}/shutdown` });
+      const tableId = await created("/api/tables", {
+        connection_id: connectionId,
+        table: "events",
+        checks: [{ kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events", max: 0 }],
+        alert: { open_after: 1 },
+      });
+      // The receiver answers a while after the run has: the send is still under way at SIGTERM.
+      hooks.delayNext(1, 1_500);
+      expect((await pulse.call("POST", `/api/tables/${tableId}/run`, { token })).status).toBe(200);
+      pulse.child.kill("SIGTERM");
+      const exit = await Promise.race([pulse.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_BOUND_MS))]);
+      expect(exit, pulse.stdout() + pulse.stderr()).not.toBeNull();
+      expect(hooks.at("/shutdown").map((r) => r.body.event)).toEqual(["alert.opened"]);
+      // Recorded as sent, not left to be sent again once its claim runs out.
+      expect(await pgAdmin("SELECT status FROM sent_notifications", meta.name)).toEqual([{ status: "sent" }]);
+    } finally {
+      pulse.child.kill("SIGKILL");
+      await hooks.close();
+      await target.drop();
+      await meta.drop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   }, 60_000);
 });
