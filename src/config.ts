@@ -147,6 +147,7 @@ const envSchema = z.object({
   MONITOR_CONNECTION_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 100).default(1)),
   MONITOR_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(120)),
   MONITOR_STATEMENT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 3_600_000).default(10_000)),
+  MONITOR_SLOW_CHECK_MS: z.preprocess(emptyAsUndefined, intIn(1, 3_600_000).default(1_000)),
   MONITOR_RUN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 24 * 3_600_000).default(300_000)),
   MONITOR_ALERT_AFTER_SKIPS: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(3)),
   MONITOR_LEASE_SECONDS: z.preprocess(emptyAsUndefined, intIn(10, 86_400).default(300)),
@@ -307,6 +308,9 @@ export interface MonitorConfig {
   connectionConcurrency: number;
   queriesPerMinute: number;
   statementTimeoutMs: number;
+  /** A check whose dry run takes longer is saved with a warning: it costs the monitored
+   * database about that at every run. */
+  slowCheckMs: number;
   /** A table's run starts no check past this (the rest are recorded as skipped), so one table
    * holds a scheduler slot, or a request, for a bounded time whatever its checks wait for. */
   runTimeoutMs: number;
@@ -474,6 +478,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       connectionConcurrency: e.MONITOR_CONNECTION_CONCURRENCY,
       queriesPerMinute: e.MONITOR_QUERIES_PER_MINUTE,
       statementTimeoutMs: e.MONITOR_STATEMENT_TIMEOUT_MS,
+      slowCheckMs: e.MONITOR_SLOW_CHECK_MS,
       runTimeoutMs: e.MONITOR_RUN_TIMEOUT_MS,
       alertAfterSkips: e.MONITOR_ALERT_AFTER_SKIPS,
       leaseSeconds: e.MONITOR_LEASE_SECONDS,

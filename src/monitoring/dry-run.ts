@@ -22,14 +22,24 @@ const CHECK_ERRORS = new Set(["sql_failed", "sql_refused", "query_timeout"]);
  * any type (or none) for anything, so there the values decide (the dry run reads them). */
 const TIMESTAMP_TYPE = /^(timestamp|datetime|date|year|integer|(tiny|small|medium|big)?int|int\d|numeric|decimal|double|real|float)\b/i;
 
-/** Why `check` cannot work on `table`, or null when its dry run went through (pass or fail). */
-export async function dryRunProblem(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig): Promise<string | null> {
+export interface DryRun {
+  /** Why the check cannot work on the table, or null when it went through (pass or fail). */
+  problem: string | null;
+  /** How long its statements took (a wait for the monitoring budget included, rarely any on a
+   * dry run): about what each run will cost the monitored database. */
+  ms: number;
+}
+
+const NO_STATEMENT: DryRun = { problem: null, ms: 0 };
+
+/** `check` run once on `table`, nothing recorded. */
+export async function dryRun(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig): Promise<DryRun> {
   // Neither names a column or a statement of the user's: drift reads the introspection done
   // already, volume the catalog, whose only complaint (no row estimate yet) the table outgrows.
-  if (check.kind === "schema_drift" || check.kind === "volume") return null;
+  if (check.kind === "schema_drift" || check.kind === "volume") return NO_STATEMENT;
   if (check.kind === "freshness" && connector.dialect !== "sqlite") {
     const type = table.columns.find((c) => c.name === check.column)?.type ?? "";
-    if (!TIMESTAMP_TYPE.test(type)) return `column ${check.column} is ${type}, not a timestamp, date or epoch number`;
+    if (!TIMESTAMP_TYPE.test(type)) return { problem: `column ${check.column} is ${type}, not a timestamp, date or epoch number`, ms: 0 };
   }
   const m = deps.monitoring;
   const ctx: CheckContext = {
@@ -42,14 +52,16 @@ export async function dryRunProblem(deps: Deps, connector: GuardedConnector, tab
     judgeBaseline: async (point, options) => judgeBaseline([], point, options),
     replicationLagSeconds: async () => 0,
   };
+  const started = performance.now();
+  const took = () => Math.round(performance.now() - started);
   let result: CheckResult;
   try {
     result = await run(ctx, check);
   } catch (err) {
-    if (err instanceof DomainError && CHECK_ERRORS.has(err.code)) return err.message;
+    if (err instanceof DomainError && CHECK_ERRORS.has(err.code)) return { problem: err.message, ms: took() };
     throw err;
   }
-  return result.status === "error" ? result.message : null;
+  return { problem: result.status === "error" ? result.message : null, ms: took() };
 }
 
 function run(ctx: CheckContext, check: Exclude<CheckConfig, { kind: "schema_drift" | "volume" }>): Promise<CheckResult> {

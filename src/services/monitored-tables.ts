@@ -9,7 +9,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
-import { dryRunProblem } from "../monitoring/dry-run.js";
+import { dryRun } from "../monitoring/dry-run.js";
 import { runTableNow } from "../monitoring/run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
 import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "../monitoring/schedule.js";
@@ -62,6 +62,8 @@ export interface PublicMonitoredTable {
   last_run_at: string | null;
   created_at: string;
   updated_at: string;
+  /** Only in the answer to a create or an update: checks whose dry run was slow. */
+  warnings?: string[];
 }
 
 export const DEFAULT_INTERVAL_SECONDS = 300;
@@ -112,9 +114,17 @@ async function resolveTable(deps: Deps, connector: GuardedConnector, schema: str
 }
 
 /** What is wrong with `checks` on `table`: duplicates, unknown columns, SQL the guard refuses,
- * and then, for a check otherwise fine, what its dry run (monitoring/dry-run.ts) says. */
-async function checkIssues(deps: Deps, connector: GuardedConnector, table: TableSchema, checks: CheckConfig[]): Promise<Issue[]> {
+ * and then, for a check otherwise fine, what its dry run (monitoring/dry-run.ts) says; and the
+ * checks whose dry run took longer than MONITOR_SLOW_CHECK_MS, as warnings (saved all the same:
+ * the user is told what each run will cost their database). */
+async function checkIssues(
+  deps: Deps,
+  connector: GuardedConnector,
+  table: TableSchema,
+  checks: CheckConfig[],
+): Promise<{ issues: Issue[]; warnings: string[] }> {
   const issues: Issue[] = [];
+  const warnings: string[] = [];
   const keys = new Map<string, number>();
   for (const [i, check] of checks.entries()) {
     const found = issues.length;
@@ -129,11 +139,19 @@ async function checkIssues(deps: Deps, connector: GuardedConnector, table: Table
       if (!verdict.ok) issues.push({ path: `body.checks.${i}.sql`, message: `refused by the SQL guard: ${verdict.reason}` });
     }
     if (issues.length > found) continue;
-    const problem = await dryRunProblem(deps, connector, table, check);
+    const { problem, ms } = await dryRun(deps, connector, table, check);
     const field = check.kind === "custom_sql" ? ".sql" : check.kind === "freshness" ? ".column" : "";
     if (problem !== null) issues.push({ path: `body.checks.${i}${field}`, message: `check ${key} cannot work: ${problem}` });
+    else if (ms > deps.monitoring.settings.slowCheckMs) warnings.push(slowCheckWarning(key, check, ms, deps.monitoring.settings.slowCheckMs));
   }
-  return issues;
+  return { issues, warnings };
+}
+
+/** A check that took `ms` on its dry run, and what would make it cheap where Pulse knows. */
+function slowCheckWarning(key: string, check: CheckConfig, ms: number, limitMs: number): string {
+  const column = check.kind === "freshness" ? check.column : check.kind === "null_rate" ? check.recent_by : undefined;
+  const cheaper = column ? `; an index on ${column} would make it cheap` : "";
+  return `check ${key} took ${(ms / 1000).toFixed(1)} s on its dry run (over MONITOR_SLOW_CHECK_MS, ${limitMs} ms): each run will cost the monitored database about as much${cheaper}`;
 }
 
 function checkInterval(deps: Deps, seconds: number) {
@@ -174,7 +192,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
-  const issues = await checkIssues(deps, connector, table, checks);
+  const { issues, warnings } = await checkIssues(deps, connector, table, checks);
   if (issues.length > 0) throw invalid(issues);
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", (tx) => insertMonitoredTable(tx, {
     ownerId,
@@ -193,8 +211,12 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
         ? new Date(deps.monitoring.now() + deps.monitoring.random() * timing.intervalSeconds * 1000)
         : nextRunAfter(deps.monitoring, timing, deps.monitoring.now()),
   }));
-  return publicMonitoredTable(row);
+  return withWarnings(publicMonitoredTable(row), warnings);
 }
+
+/** A saved table's answer, with what its checks' dry runs warned of (only when they did). */
+const withWarnings = (table: PublicMonitoredTable, warnings: string[]): PublicMonitoredTable =>
+  warnings.length > 0 ? { ...table, warnings } : table;
 
 /** The owner's tables by id, a page at a time: those after `afterId`, on `connectionIds` (an API
  * key's) if limited. */
@@ -252,6 +274,7 @@ export async function updateMonitoredTableOf(
 ): Promise<PublicMonitoredTable> {
   const row = await ownedTable(deps, ownerId, id);
   const patch: MonitoredTablePatch = {};
+  let warnings: string[] = [];
   const now = deps.monitoring.now();
   checkOneTiming(update, row.schedule !== null);
   if (update.interval_seconds !== undefined && (update.interval_seconds !== row.intervalSeconds || row.schedule !== null)) {
@@ -274,8 +297,9 @@ export async function updateMonitoredTableOf(
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
     const checks = update.checks ?? row.checks;
-    const issues = await checkIssues(deps, connector, table, checks);
-    if (issues.length > 0) throw invalid(issues);
+    const checked = await checkIssues(deps, connector, table, checks);
+    if (checked.issues.length > 0) throw invalid(checked.issues);
+    warnings = checked.warnings;
     patch.checks = checks;
     if (retarget) {
       Object.assign(patch, { schemaName: table.schema, tableName: table.name, schemaSnapshot: null, nextRunAt: new Date(now) });
@@ -284,7 +308,7 @@ export async function updateMonitoredTableOf(
   if (Object.keys(patch).length === 0) return publicMonitoredTable(row);
   const updated = await updateMonitoredTable(deps.store.db, ownerId, id, patch, patch.checks?.map(checkKey));
   if (!updated) throw notFound("Monitored table");
-  return publicMonitoredTable(updated);
+  return withWarnings(publicMonitoredTable(updated), warnings);
 }
 
 export async function removeMonitoredTable(deps: Deps, ownerId: number, id: number): Promise<void> {

@@ -444,3 +444,32 @@ describe("a monitored table's history when the table goes", () => {
     expect(left.map((r) => r.dedup_key)).toEqual([`${channel}:pending-long-ago`, `${channel}:sent-yesterday`]);
   });
 });
+
+describe("a check whose dry run is slow", () => {
+  let slow: Harness;
+  beforeAll(async () => {
+    slow = await createHarness({ env: { MONITOR_SLOW_CHECK_MS: "100" } });
+  });
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  it("is saved with a warning of what each run will cost the monitored database; a check with no statement never warns", async () => {
+    const user = await slow.newUser();
+    const connectionId = await addConnection(slow, user.token, target.body);
+    const heavy = "SELECT count(*) FROM generate_series(1, 5000000)";
+    const created = await slow.call("POST", "/api/tables", {
+      token: user.token,
+      json: { connection_id: connectionId, table: "events", checks: [{ kind: "volume" }, { kind: "custom_sql", name: "heavy", sql: heavy, min: 0 }] },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.warnings).toEqual([
+      expect.stringMatching(/^check custom_sql:heavy took \d+\.\d s on its dry run \(over MONITOR_SLOW_CHECK_MS, 100 ms\): each run will cost the monitored database about as much$/),
+    ]);
+    // Said once, when it is saved: not part of the table.
+    expect((await slow.call("GET", `/api/tables/${created.body.id}`, { token: user.token })).body).not.toHaveProperty("warnings");
+    const cheap = await slow.call("PATCH", `/api/tables/${created.body.id}`, { token: user.token, json: { checks: [{ kind: "volume" }] } });
+    expect(cheap.status, cheap.text).toBe(200);
+    expect(cheap.body).not.toHaveProperty("warnings");
+  });
+});

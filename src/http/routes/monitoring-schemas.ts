@@ -140,6 +140,10 @@ export const MonitoredTableSchema = z
     last_run_at: z.string().nullable(),
     created_at: z.string(),
     updated_at: z.string(),
+    warnings: z
+      .array(z.string())
+      .optional()
+      .openapi({ description: "Only in the answer to a create or an update: checks whose dry run took longer than MONITOR_SLOW_CHECK_MS (saved all the same)" }),
   })
   .openapi("MonitoredTable");
 
