@@ -88,10 +88,13 @@ describe("requests Node's parser refuses", () => {
   });
 
   it("refuses a body announced too large before 100-continue asks for it, and continues one that fits", async () => {
+    const from = h.logs.length;
     const large = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"]);
     expect(large?.status).toBe(413);
     expect(large?.text).not.toContain("100 Continue");
     expect(jsonOf(large)).toMatchObject({ code: "payload_too_large" });
+    // Logged, though no route saw it.
+    expect(h.logs.slice(from).join("")).toContain('"msg":"request refused before its body was sent"');
 
     const body = JSON.stringify({ username: "nobody@example.com", password: "not the password" });
     const socket = net.connect(port, "127.0.0.1");
