@@ -325,7 +325,7 @@ export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<
   if (run.gaveUp || !run.lastReplyStreamed) input.onEvent?.({ type: "answer_token", text: answer });
   // An answer that ran into max_tokens ends mid-sentence: the reader is told it is not whole.
   if (last instanceof AIMessage && last.response_metadata?.finish_reason === "length") {
-    const limit = model.maxTokens === undefined ? "its output limit" : `its limit of ${model.maxTokens} tokens (OPENAI_MAX_TOKENS)`;
+    const limit = model.maxTokens === undefined ? "its output limit" : `its limit of ${model.maxTokens} tokens a reply (OPENAI_MAX_TOKENS, at most a quarter of MODEL_CONTEXT_TOKENS)`;
     const note = `\n\n[The answer was cut off: the model reached ${limit}.]`;
     answer += note;
     input.onEvent?.({ type: "answer_token", text: note });

@@ -38,6 +38,12 @@ export function isModelConfigured(settings: Pick<ModelSettings, "baseUrl" | "api
   return Boolean(settings.baseUrl || settings.apiKey);
 }
 
+/** The most a reply may be: OPENAI_MAX_TOKENS, and at most a quarter of a known context window
+ * (MODEL_CONTEXT_TOKENS), the room the prompt is sized to leave (context-budget.ts). A server
+ * refuses to be asked for a reply that could not fit (vLLM: "'max_tokens' is too large"). */
+const replyTokens = (maxTokens: number, contextTokens: number | undefined) =>
+  contextTokens === undefined ? maxTokens : Math.min(maxTokens, Math.floor(contextTokens / 4));
+
 /** `onAdapt` hears of each change the adapter makes to how calls are made (agents/model-server.ts). */
 export function createChatModel(settings: ModelSettings, onAdapt?: (change: string, refusal: string) => void): ChatModel {
   if (!isModelConfigured(settings)) {
@@ -48,7 +54,7 @@ export function createChatModel(settings: ModelSettings, onAdapt?: (change: stri
   const client = new ChatOpenAI({
     model: settings.model,
     temperature: settings.temperature,
-    ...(settings.maxTokens !== undefined ? { maxTokens: settings.maxTokens } : {}),
+    ...(settings.maxTokens !== undefined ? { maxTokens: replyTokens(settings.maxTokens, settings.contextTokens) } : {}),
     timeout: settings.timeoutMs,
     // One retry absorbs a blip; more would hide a failing server behind minutes of backoff.
     maxRetries: 1,

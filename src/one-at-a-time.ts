@@ -23,8 +23,9 @@ export class OneAtATime<T> {
     return current.done;
   }
 
-  /** Resolves once the run under way now, and the one asked for after it, have ended (whatever
-   * their outcome). Not the runs asked for later: under constant calls it would never resolve. */
+  /** Resolves once the runs asked for so far have ended (the one under way, and the one after it
+   * if asked for already), whatever their outcome. Not runs asked for after this call: under
+   * constant calls it would never resolve. */
   async settled(): Promise<void> {
     const running = this.running;
     if (running) await (running.next ?? running.done).catch(() => undefined);

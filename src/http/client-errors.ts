@@ -87,8 +87,9 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
     // Refused before the client sends a body that would be refused anyway.
     const length = Number(req.headers["content-length"]);
     if (length > limits.maxBodyBytes) {
-      // Answered before the app sees the request, so logged here as the parser's refusals are.
-      limits.logger.info({ status: 413, code: "payload_too_large", method: req.method, path: req.url?.slice(0, 200) }, "request refused before its body was sent");
+      // Answered before the app sees the request, so logged here as the parser's refusals are
+      // (the path without its query string, which may carry a token, as request-log.ts does).
+      limits.logger.info({ status: 413, code: "payload_too_large", method: req.method, path: req.url?.split("?", 1)[0]?.slice(0, 200) }, "request refused before its body was sent");
       answer(res, 413, "payload_too_large", `Request body larger than ${limits.maxBodyBytes} bytes`);
       return;
     }

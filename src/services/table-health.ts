@@ -91,10 +91,19 @@ function targetKeyOf(deps: Deps, userId: number, connectionId: number): Promise<
   const now = Date.now();
   const cached = cache.get(connectionId);
   if (cached && cached.ownerId === userId && now - cached.at < TARGET_KEY_CACHE_MS) return cached.key;
-  const entry: CachedKey = { at: now, ownerId: userId, key: savedTargetKey(deps, userId, connectionId) };
+  const entry: CachedKey = {
+    at: now,
+    ownerId: userId,
+    key: savedTargetKey(deps, userId, connectionId).catch((err: unknown) => {
+      // A failure that may pass (a host that does not resolve now, the store away): taken for
+      // another database, logged once, and asked again HEALTH_CACHE_MS later, not at every
+      // statement nor only a minute later.
+      deps.logger.warn({ err, user_id: userId, connection_id: connectionId }, "the database of a connection with open alerts could not be resolved for a result's health");
+      entry.at = Date.now() - TARGET_KEY_CACHE_MS + HEALTH_CACHE_MS;
+      return null;
+    }),
+  };
   cache.set(connectionId, entry);
-  // A failed read is not remembered: the next statement asks again.
-  entry.key.catch(() => cache.get(connectionId) === entry && cache.delete(connectionId));
   return entry.key;
 }
 
@@ -116,8 +125,9 @@ async function alertsOnDatabaseOf(
         const key = await within(targetKeyOf(deps, userId, id), Math.max(0, deadline - Date.now()), "resolving a connection's database");
         if (key === connector.targetKey) sameDatabase.add(id);
       } catch (err) {
-        // As for the alerts themselves: the rows are worth more than a wait on a resolver.
-        deps.logger.warn({ err, user_id: userId, connection_id: id }, "the database of a connection with open alerts could not be resolved for a result's health");
+        // Still resolving past the bound: as for the alerts themselves, the rows are worth more
+        // than a wait on a resolver.
+        deps.logger.warn({ err, user_id: userId, connection_id: id }, "the database of a connection with open alerts took too long to resolve for a result's health");
       }
     }),
   );

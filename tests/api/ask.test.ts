@@ -244,8 +244,24 @@ describe("POST /ask against a model that asks too much", () => {
     expect(res.status, res.text).toBe(200);
     expect(fake.requests[before]!.max_tokens).toBe(4096);
     expect(res.body.answer).toBe(
-      "The albums are: Let There Be Rock, Big Ones, Jagged Little\n\n[The answer was cut off: the model reached its limit of 4096 tokens (OPENAI_MAX_TOKENS).]",
+      "The albums are: Let There Be Rock, Big Ones, Jagged Little\n\n[The answer was cut off: the model reached its limit of 4096 tokens a reply (OPENAI_MAX_TOKENS, at most a quarter of MODEL_CONTEXT_TOKENS).]",
     );
+  });
+
+  it("asks for no more than a quarter of a known context window, which the prompt leaves for the reply", async () => {
+    // A server with a 4,096-token window (vLLM --max-model-len 4096) refuses max_tokens 4096.
+    const small = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_TIMEOUT_MS: "1500", MODEL_CONTEXT_TOKENS: "4096" } });
+    try {
+      const user = await small.newConnectedUser();
+      replies.push({ content: "Cut", finishReason: "length" });
+      const before = fake.requests.length;
+      const res = await small.call("POST", "/ask", { token: user.token, json: { question: "List every album" } });
+      expect(res.status, res.text).toBe(200);
+      expect(fake.requests[before]!.max_tokens).toBe(1024);
+      expect(res.body.answer).toBe("Cut\n\n[The answer was cut off: the model reached its limit of 1024 tokens a reply (OPENAI_MAX_TOKENS, at most a quarter of MODEL_CONTEXT_TOKENS).]");
+    } finally {
+      await small.close();
+    }
   });
 
   it("keeps a few thousand characters of an answer for the conversation, not megabytes", async () => {

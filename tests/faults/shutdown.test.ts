@@ -106,8 +106,10 @@ describe("SIGTERM right after a run that opened an alert", () => {
         checks: [{ kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events", max: 0 }],
         alert: { open_after: 1 },
       });
-      // The receiver answers a while after the run has: the send is still under way at SIGTERM.
-      hooks.delayNext(1, 1_500);
+      // The receiver answers a while after the run has, longer than the close's own bound
+      // (CLOSE_TIMEOUT_MS, 2 s): the send is still under way at SIGTERM, and only the drain's
+      // bound leaves it time to finish.
+      hooks.delayNext(1, 4_000);
       expect((await pulse.call("POST", `/api/tables/${tableId}/run`, { token })).status).toBe(200);
       pulse.child.kill("SIGTERM");
       const exit = await Promise.race([pulse.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_BOUND_MS))]);
