@@ -49,13 +49,23 @@ interface Cached {
   pending: boolean;
 }
 
-/** Per app (its store), per user: the user's active alerts, read at most every HEALTH_CACHE_MS. */
-const caches = new WeakMap<Deps["store"], ReturnType<typeof createLRU<number, Cached>>>();
+/** A cache of at most `max` entries per app (its store: a test process runs several apps), the
+ * least recently used out first. */
+function perApp<V>(max: number): (deps: Deps) => ReturnType<typeof createLRU<number, V>> {
+  const caches = new WeakMap<Deps["store"], ReturnType<typeof createLRU<number, V>>>();
+  return (deps) => {
+    let cache = caches.get(deps.store);
+    if (!cache) caches.set(deps.store, (cache = createLRU<number, V>({ max })));
+    return cache;
+  };
+}
+
+/** Per user: the user's active alerts, read at most every HEALTH_CACHE_MS. The users asking now
+ * keep their entry, pending reads included. */
+const alertCache = perApp<Cached>(MAX_CACHED_USERS);
 
 function activeAlertsOf(deps: Deps, userId: number): Promise<AlertOnTable[]> {
-  let cache = caches.get(deps.store);
-  // Least recently used out first: the users asking now keep their entry, pending reads included.
-  if (!cache) caches.set(deps.store, (cache = createLRU<number, Cached>({ max: MAX_CACHED_USERS })));
+  const cache = alertCache(deps);
   const now = Date.now();
   const cached = cache.get(userId);
   if (cached && (cached.pending || now - cached.at < HEALTH_CACHE_MS)) return cached.alerts;
@@ -82,12 +92,11 @@ interface CachedKey {
   key: Promise<string | null>;
 }
 
-/** Per app, per saved connection: the database it reaches (savedTargetKey). */
-const keyCaches = new WeakMap<Deps["store"], ReturnType<typeof createLRU<number, CachedKey>>>();
+/** Per saved connection: the database it reaches (savedTargetKey). */
+const keyCache = perApp<CachedKey>(MAX_CACHED_KEYS);
 
 function targetKeyOf(deps: Deps, userId: number, connectionId: number): Promise<string | null> {
-  let cache = keyCaches.get(deps.store);
-  if (!cache) keyCaches.set(deps.store, (cache = createLRU<number, CachedKey>({ max: MAX_CACHED_KEYS })));
+  const cache = keyCache(deps);
   const now = Date.now();
   const cached = cache.get(connectionId);
   if (cached && cached.ownerId === userId && now - cached.at < TARGET_KEY_CACHE_MS) return cached.key;
