@@ -26,11 +26,14 @@ const CUT_OFF = "The request body ended before it was complete: the connection c
 /** The largest request body Pulse takes (a statement, a question, a connection's settings). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+/** The 413's detail, here and where 100-continue refuses the body before it is sent. */
+export const tooLargeDetail = (maxBytes: number) => `Request body larger than ${maxBytes} bytes`;
+
 /** Runs `next` when the body may be within `maxBytes`; answers the 413 response otherwise.
  * A plain function, not a middleware: requestEdge calls it inline, saving a layer of hono's
  * middleware chain on every request. */
 export function limitBody(maxBytes: number, refuse: Refuse): (c: Context<AppEnv>, next: Next) => Promise<unknown> | Response {
-  const tooLarge = (c: Context<AppEnv>) => refuse(c, 413, "payload_too_large", `Request body larger than ${maxBytes} bytes`);
+  const tooLarge = (c: Context<AppEnv>) => refuse(c, 413, "payload_too_large", tooLargeDetail(maxBytes));
   const streaming: MiddlewareHandler<AppEnv> = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
     const unreadable = unreadableBody(c);

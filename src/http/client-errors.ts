@@ -8,6 +8,7 @@ import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type Se
 import type { Duplex } from "node:stream";
 
 import type { Logger } from "../logger.js";
+import { tooLargeDetail } from "./body-limit.js";
 import { errorBody } from "./errors.js";
 
 export interface ReceiveLimits {
@@ -90,7 +91,7 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
       // Answered before the app sees the request, so logged here as the parser's refusals are
       // (the path without its query string, which may carry a token, as request-log.ts does).
       limits.logger.info({ status: 413, code: "payload_too_large", method: req.method, path: req.url?.split("?", 1)[0]?.slice(0, 200) }, "request refused before its body was sent");
-      answer(res, 413, "payload_too_large", `Request body larger than ${limits.maxBodyBytes} bytes`);
+      answer(res, 413, "payload_too_large", tooLargeDetail(limits.maxBodyBytes));
       return;
     }
     res.writeContinue();
