@@ -11,7 +11,7 @@ import type { GuardedConnector } from "./guarded.js";
 import type { TargetGate } from "./target-gate.js";
 import { targetKey } from "./target-key.js";
 import type { ConnectionTarget } from "./types.js";
-import { specOfRow, targetFor } from "./targets.js";
+import { placeOfRow, specOfRow, targetFor } from "./targets.js";
 
 /** What building a saved connection's connector needs (a subset of the app's deps). */
 export interface SavedConnectionDeps {
@@ -54,7 +54,8 @@ export async function savedTargetKey(deps: SavedConnectionDeps, userId: number, 
   const row = await getConnection(deps.store.db, userId, connectionId);
   if (!row) return null;
   try {
-    const target = targetFor(deps, specOfRow(deps.config, row));
+    // The key names the database, not the login: no password needed.
+    const target = targetFor(deps, { ...placeOfRow(row), password: "" });
     return await targetKey(target);
   } catch (err) {
     if (err instanceof DomainError && err.code !== "connection_failed") return null;

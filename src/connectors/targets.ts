@@ -37,26 +37,24 @@ export function targetFor({ config, targetGate }: { config: Config; targetGate: 
   return target;
 }
 
-export function specOfRow(
-  config: Config,
-  row: {
-    ownerId: number;
-    dbType: Dialect;
-    host: string;
-    port: number;
-    databaseName: string;
-    username: string;
-    passwordSealed: string;
-    ssl: boolean;
-  },
-): ConnectionSpec {
-  return {
-    dialect: row.dbType,
-    host: row.host,
-    port: row.port,
-    database: row.databaseName,
-    username: row.username,
-    password: openSecret(row.passwordSealed, config.secretsKey, sealContext(row.ownerId)),
-    ssl: row.ssl,
-  };
+/** The columns of a saved connection's row that say where it reaches. */
+interface SavedRow {
+  ownerId: number;
+  dbType: Dialect;
+  host: string;
+  port: number;
+  databaseName: string;
+  username: string;
+  passwordSealed: string;
+  ssl: boolean;
+}
+
+export function specOfRow(config: Config, row: SavedRow): ConnectionSpec {
+  return { ...placeOfRow(row), password: openSecret(row.passwordSealed, config.secretsKey, sealContext(row.ownerId)) };
+}
+
+/** Where a saved connection reaches, without opening its password: for what only needs to know
+ * which database it is (a target key), so the secret is not opened for nothing. */
+export function placeOfRow(row: SavedRow): Omit<ConnectionSpec, "password"> {
+  return { dialect: row.dbType, host: row.host, port: row.port, database: row.databaseName, username: row.username, ssl: row.ssl };
 }
