@@ -33,8 +33,9 @@ export interface ModelCallCounts {
 
 export interface Metrics {
   readonly registry: Registry;
-  /** One answered request: its method, route pattern (null: no route matched), status. */
-  request(method: string, route: string | null, status: number, seconds: number): void;
+  /** One answered request: its method, route pattern (null: no route matched), status, and the
+   * time taken (null: refused by the HTTP server before it was read, so not timed). */
+  request(method: string, route: string | null, status: number, seconds: number | null): void;
   statements(dialect: Dialect): StatementCounts;
   /** One monitored table's run and the statuses of its checks. */
   monitorRun(trigger: "schedule" | "manual", checks: readonly { checkKind: string; status: string }[]): void;
@@ -163,7 +164,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       let children = httpChildren.get(key);
       if (!children) httpChildren.set(key, (children = { count: requests.labels(m, r, String(status)), latency: latency.labels(m, r) }));
       children.count.inc();
-      children.latency.observe(seconds);
+      if (seconds !== null) children.latency.observe(seconds);
     },
     statements: (dialect) => byDialect.get(dialect)!,
     monitorRun(trigger, checks) {

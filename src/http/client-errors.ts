@@ -8,6 +8,7 @@ import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type Se
 import type { Duplex } from "node:stream";
 
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import { tooLargeDetail } from "./body-limit.js";
 import { errorBody } from "./errors.js";
 
@@ -18,6 +19,9 @@ export interface ReceiveLimits {
   requestTimeoutMs: number;
   maxBodyBytes: number;
   logger: Logger;
+  /** Counts these answers with the app's (route "unmatched"): a flood of 408s is how a slow
+   * client attack shows. */
+  metrics: Pick<Metrics, "request">;
 }
 
 /** How often Node looks for requests past their timeouts (its default, 30 s, would let a
@@ -75,6 +79,8 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
     }
     const [status, code, detail] = clientErrorOf(err, limits);
     limits.logger.info({ status, code, reason: err.reason ?? err.code }, "request refused by the HTTP parser");
+    // The method may not have been read: "other".
+    limits.metrics.request("other", null, status, null);
     // Written, then destroyed as Node's own handler does: end() would only half-close a socket
     // (the server allows half-open ones), leaving the client to finish a request it was told
     // timed out, which would then run, on a connection no timeout watches any more.
@@ -82,6 +88,7 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
     socket.destroy();
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    limits.metrics.request(req.method ?? "other", null, 417, null);
     answer(res, 417, "expectation_failed", `Expect: ${req.headers.expect} is not supported; send the request without it (or with Expect: 100-continue)`);
   });
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
@@ -91,6 +98,7 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
       // Answered before the app sees the request, so logged here as the parser's refusals are
       // (the path without its query string, which may carry a token, as request-log.ts does).
       limits.logger.info({ status: 413, code: "payload_too_large", method: req.method, path: req.url?.split("?", 1)[0]?.slice(0, 200) }, "request refused before its body was sent");
+      limits.metrics.request(req.method ?? "other", null, 413, null);
       answer(res, 413, "payload_too_large", tooLargeDetail(limits.maxBodyBytes));
       return;
     }

@@ -17,6 +17,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import { MAX_BODY_BYTES } from "./body-limit.js";
 import { answerClientErrors, receiveOptions, type ReceiveLimits } from "./client-errors.js";
 
@@ -48,13 +49,14 @@ export interface UnsentLimits {
 
 /** What serving the app is bounded by: unread responses here, requests received in
  * client-errors.ts. */
-export const serveLimits = (deps: { config: Config; logger: Logger }): UnsentLimits & ReceiveLimits => ({
+export const serveLimits = (deps: { config: Config; logger: Logger; metrics: Metrics }): UnsentLimits & ReceiveLimits => ({
   sendTimeoutMs: deps.config.sendTimeoutMs,
   unsentMaxBytes: deps.config.unsentMaxBytes,
   headersTimeoutMs: deps.config.headersTimeoutMs,
   requestTimeoutMs: deps.config.requestTimeoutMs,
   maxBodyBytes: MAX_BODY_BYTES,
   logger: deps.logger,
+  metrics: deps.metrics,
 });
 
 /** What `response` keeps in this process: in its socket's buffer, or its own while a pipelined

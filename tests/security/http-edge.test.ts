@@ -9,11 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
 
+const METRICS_TOKEN = "scrape-token-0123456789abcdef";
 let h: Harness;
 let port: number;
 
 beforeAll(async () => {
-  h = await createHarness({ env: { HTTP_HEADERS_TIMEOUT_MS: "1000", HTTP_REQUEST_TIMEOUT_MS: "2000" } });
+  h = await createHarness({ env: { HTTP_HEADERS_TIMEOUT_MS: "1000", HTTP_REQUEST_TIMEOUT_MS: "2000", METRICS_TOKEN } });
   ({ port } = await h.serve());
 });
 afterAll(async () => {
@@ -112,6 +113,30 @@ describe("requests Node's parser refuses", () => {
     });
     socket.destroy();
     expect(text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 401 /);
+  });
+});
+
+describe("the answers no route gave", () => {
+  /** pulse_http_requests_total for requests no route matched, by status. */
+  async function unmatched(): Promise<Record<string, number>> {
+    const res = await h.call("GET", "/metrics", { token: METRICS_TOKEN });
+    expect(res.status).toBe(200);
+    const counts: Record<string, number> = {};
+    for (const [, method, status, n] of res.text.matchAll(/^pulse_http_requests_total\{method="(\w+)",route="unmatched",status="(\d+)"\} (\d+)$/gm)) {
+      counts[`${method} ${status}`] = (counts[`${method} ${status}`] ?? 0) + Number(n);
+    }
+    return counts;
+  }
+
+  it("counts them in pulse_http_requests_total, so an operator sees a flood of them", async () => {
+    const before = await unmatched();
+    await raw(["POST /login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"]);
+    await raw([`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`]);
+    await raw(["POST /login HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n{}"]);
+    await raw(["GET /health HTTP/1.1\r\n"], { closeAfterMs: 3000 });
+    const after = await unmatched();
+    const added = (key: string) => (after[key] ?? 0) - (before[key] ?? 0);
+    expect([added("POST 413"), added("other 431"), added("POST 417"), added("other 408")]).toEqual([1, 1, 1, 1]);
   });
 });
 
