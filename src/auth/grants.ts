@@ -18,13 +18,16 @@ export const FULL_GRANT: Grant = Object.freeze({ scopes: "all", connectionIds: "
 
 /** Throws 403 unless `grant` allows `scope` (and, when given, reaching `connectionId`). */
 export function requireScope(grant: Grant, scope: Scope, connectionId?: number): void {
-  if (grant.scopes !== "all" && !grant.scopes.has(scope)) {
+  if (!hasScope(grant, scope)) {
     throw new DomainError("forbidden", `This credential lacks the '${scope}' scope`);
   }
   if (connectionId !== undefined && grant.connectionIds !== "all" && !grant.connectionIds.has(connectionId)) {
     throw new DomainError("forbidden", `This credential may not use connection ${connectionId}`);
   }
 }
+
+/** Whether `grant` has `scope` (for listings, which show what a credential lacks nothing for). */
+export const hasScope = (grant: Grant, scope: Scope): boolean => grant.scopes === "all" || grant.scopes.has(scope);
 
 /** Whether `grant` may reach `connectionId` at all (for filtering listings). */
 export function mayReach(grant: Grant, connectionId: number): boolean {

@@ -353,6 +353,25 @@ describe("POST /mcp tool errors", () => {
     await client.close();
   });
 
+  it("refuses a misspelt or unknown argument as a tool error naming it, never running on the default instead", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, (await sqliteTarget(h.sqliteRoot)).body);
+    const client = await mcpClient(user.token);
+    const query = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT Name FROM Artist", max_row: 1 });
+    expect(query.isError).toBe(true);
+    expect(textOf(query)).toContain("max_row");
+    expect(textOf(query)).not.toContain("AC/DC");
+    const monitor = await call(client, "create_monitor", { connection_id: connectionId, table: "Album", intervl_seconds: 60 });
+    expect(monitor.isError).toBe(true);
+    expect(textOf(monitor)).toContain("intervl_seconds");
+    // Nothing was made with the default interval.
+    expect((await h.call("GET", "/api/tables", { token: user.token })).body).toEqual([]);
+    // The tool list says so to clients that read it.
+    const { tools } = await client.listTools();
+    expect(tools.every((t) => t.inputSchema.additionalProperties === false || t.name === "list_connections")).toBe(true);
+    await client.close();
+  });
+
   it("answers ask without a model as a tool error saying how to configure one", async () => {
     const bare = await createHarness();
     try {
@@ -471,6 +490,13 @@ describe("POST /mcp with API keys", () => {
       await expect(limited.readResource({ uri: `pulse://connections/${spelling}/schema` }), spelling).rejects.toThrow(/positive integer/);
     }
     await limited.close();
+
+    // A key for monitoring only: its connections listed as GET /databases lists them, and no
+    // schema resources (it may not query), rather than an error at the client's connect.
+    const monitoring = await mcpClient((await createKey(a.token, { scopes: ["monitoring:read"], connection_ids: [allowed] })).key);
+    expect((await monitoring.listResources()).resources).toEqual([]);
+    expect(structured(await call(monitoring, "list_connections")).connections.map((c: { id: number }) => c.id)).toEqual([allowed]);
+    await monitoring.close();
 
     const stranger = await mcpClient((await h.newUser()).token);
     expect((await stranger.listResources()).resources).toEqual([]);

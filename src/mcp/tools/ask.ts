@@ -12,16 +12,16 @@ import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "../../../agents/health-text.js";
 import { storableText } from "../../http/schemas.js";
-import { rowId } from "./inputs.js";
+import { rowId, toolInput } from "./inputs.js";
 
 // Built once (every request builds its own server); ASK_MAX_QUESTION_CHARS is checked by ask().
 const config = {
   description: "Answer a question about a database in plain language (Pulse's own read-only SQL agent). Returns the answer, the SQL it ran and a thread_id to continue.",
-  inputSchema: {
+  inputSchema: toolInput({
     connection_id: rowId,
     question: storableText().min(1).max(100_000),
     thread_id: storableText().min(1).max(100).optional(),
-  },
+  }),
   annotations: { readOnlyHint: true },
 };
 

@@ -4,33 +4,38 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
-import { mayReach, requireScope } from "../../auth/grants.js";
+import { hasScope, mayReach, requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { listConnectionsOf } from "../../services/connections.js";
 import { describeSchema } from "../../services/schema-context.js";
 import { callerOf, type McpCaller } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { storableText } from "../../http/schemas.js";
-import { rowId } from "./inputs.js";
+import { rowId, toolInput } from "./inputs.js";
 
 // Built once: every request builds its own server (stateless), and building schemas costs.
 const listConfig = { description: "List your databases: id, name, dialect, database.", annotations: { readOnlyHint: true } };
 const describeConfig = {
   description:
     "Schema of a database, one line per table (columns, types, keys, ~rows). Large schemas: the tables most relevant to `question`, then other table names; pass names in `tables` for their full lines.",
-  inputSchema: {
+  inputSchema: toolInput({
     connection_id: rowId,
     question: storableText().max(2000).optional(),
     tables: z.array(storableText().max(300)).max(50).optional(),
-  },
+  }),
   annotations: { readOnlyHint: true },
 };
 
-/** The caller's connections that its credential may query (the `query` scope, a key's
- * connections): what list_connections and the schema resources list. */
-export async function queryableConnections(deps: Deps, caller: McpCaller) {
-  requireScope(caller.grant, "query");
+/** The caller's connections its credential may reach: what list_connections lists, as
+ * GET /databases does for any key. */
+async function reachableConnections(deps: Deps, caller: McpCaller) {
   return (await listConnectionsOf(deps, caller.userId)).filter((c) => mayReach(caller.grant, c.id));
+}
+
+/** Of those, the ones it may query (the `query` scope): what the schema resources list. A key
+ * without it lists none, rather than failing the resources/list a client sends on connecting. */
+export async function queryableConnections(deps: Deps, caller: McpCaller) {
+  return hasScope(caller.grant, "query") ? reachableConnections(deps, caller) : [];
 }
 
 /** A connection's schema as a client without the /ask agent's tools reads it (describe_schema,
@@ -47,7 +52,7 @@ export function registerConnectionTools(server: McpServer, deps: Deps) {
     listConfig,
     (extra) =>
       answering(callerOf(extra), async (caller) => {
-        const connections = (await queryableConnections(deps, caller)).map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
+        const connections = (await reachableConnections(deps, caller)).map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
         const text = connections.map((c) => `${c.id}: ${c.name} (${c.dialect}, ${c.database})`).join("\n") || "No connections.";
         return toolResult(text, { connections });
       }),

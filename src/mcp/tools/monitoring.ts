@@ -15,7 +15,7 @@ import { createMonitoredTableOf, monitoredTableNamesOn } from "../../services/mo
 import { monitoredTableHealth } from "../../services/table-health.js";
 import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
-import { rowId } from "./inputs.js";
+import { rowId, toolInput } from "./inputs.js";
 
 const STATUSES = ["active", "open", "acknowledged", "muted", "resolving", "resolved"] as const satisfies readonly AlertListFilter[];
 
@@ -24,25 +24,25 @@ const tableNameOf = (t: { schema: string | null; table: string }) => (t.schema ?
 // Built once: every request builds its own server (stateless), and building schemas costs.
 const listAlertsConfig = {
   description: "Data-quality alerts on monitored tables. status: active (default: every incident not over), open, acknowledged, muted, resolving, resolved.",
-  inputSchema: { status: z.enum(STATUSES).optional() },
+  inputSchema: toolInput({ status: z.enum(STATUSES).optional() }),
   annotations: { readOnlyHint: true },
 };
 const tableHealthConfig = {
   description: "A monitored table's health: latest result of each check and its open alerts.",
-  inputSchema: { table_id: rowId },
+  inputSchema: toolInput({ table_id: rowId }),
   annotations: { readOnlyHint: true },
 };
 const createMonitorConfig = {
   description:
     "Monitor a table: its checks run on a schedule and open alerts when they fail. checks as in POST /api/tables (default volume and schema_drift), e.g. {kind:'freshness',column:'updated_at'}, {kind:'null_rate',column:'email'}.",
-  inputSchema: {
+  inputSchema: toolInput({
     connection_id: rowId,
     table: storableText(),
     schema: storableText().optional(),
     interval_seconds: z.number().int().optional(),
     schedule: storableText().optional().describe("cron, instead of interval_seconds"),
     checks: z.array(z.record(z.string(), z.unknown())).optional(),
-  },
+  }),
 };
 
 export function registerMonitoringTools(server: McpServer, deps: Deps) {

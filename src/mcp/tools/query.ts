@@ -12,7 +12,7 @@ import { callerOf } from "../caller.js";
 import { answering, toolResult } from "../tool-results.js";
 import { withHealth } from "../../../agents/health-text.js";
 import { storableText } from "../../http/schemas.js";
-import { rowId } from "./inputs.js";
+import { rowId, toolInput } from "./inputs.js";
 
 /** Rows a call returns unless it asks for more: a model rarely needs more, and pays for each. */
 export const DEFAULT_MCP_ROWS = 100;
@@ -21,13 +21,13 @@ export const DEFAULT_MCP_ROWS = 100;
 // The ceilings are the HTTP route's; QUERY_MAX_ROWS and QUERY_TIMEOUT_MS cap them in the connector.
 const config = {
   description: `Run one read-only SQL statement (SELECT, WITH, EXPLAIN, SHOW) on a database; writes are refused. Returns up to max_rows rows (default ${DEFAULT_MCP_ROWS}) and warns of open data-quality alerts on the tables read.`,
-  inputSchema: {
+  inputSchema: toolInput({
     connection_id: rowId,
     // An empty statement is the guard's to refuse, with its reason, like any other.
     sql: storableText().max(1_000_000),
     max_rows: z.number().int().min(1).max(100_000).optional(),
     timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
-  },
+  }),
   annotations: { readOnlyHint: true },
 };
 
