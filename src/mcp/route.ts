@@ -84,8 +84,12 @@ const REQUEST_SCHEMAS = new Map(ClientRequestSchema.options.map((schema) => [sch
 function asClientsError(request: JSONRPCRequest, response: JSONRPCMessage): JSONRPCMessage {
   if (!("error" in response) || response.error.code !== ErrorCode.InternalError) return response;
   const parsed = REQUEST_SCHEMAS.get(request.method)?.safeParse(request);
-  if (!parsed || parsed.success) return response;
-  return { ...response, error: { code: ErrorCode.InvalidParams, message: invalidInput(parsed.error, "request").detail } };
+  if (parsed && !parsed.success) return { ...response, error: { code: ErrorCode.InvalidParams, message: invalidInput(parsed.error, "request").detail } };
+  // Any string passes the schema's uri; the SDK's new URL() then throws.
+  if (parsed?.data.method === "resources/read" && !URL.canParse(parsed.data.params.uri)) {
+    return { ...response, error: { code: ErrorCode.InvalidParams, message: "request.params.uri: not a URI; resources are pulse://connections/{id}/schema" } };
+  }
+  return response;
 }
 
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)

@@ -25,5 +25,8 @@ export function createMcpServer(deps: Deps): McpServer {
   registerAskTool(server, deps);
   registerMonitoringTools(server, deps);
   registerSchemaResources(server, deps);
+  // The SDK announces list changes with its first tool and resource; a stateless server has no
+  // stream to send them on (GET /mcp is 405), and its lists change only with a deploy.
+  server.server.registerCapabilities({ tools: { listChanged: false }, resources: { listChanged: false } });
   return server;
 }

@@ -122,6 +122,8 @@ describe("POST /mcp: the protocol", () => {
     const user = await h.newUser();
     const client = await mcpClient(user.token);
     expect(client.getServerVersion()?.name).toBe("pulse");
+    // No list-change notifications promised: a stateless server has no stream to send them on.
+    expect(client.getServerCapabilities()).toMatchObject({ tools: { listChanged: false }, resources: { listChanged: false } });
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(["ask", "create_monitor", "describe_schema", "list_alerts", "list_connections", "run_query", "table_health"]);
     for (const tool of tools) expect(tool.description!.length).toBeLessThan(300);
@@ -485,6 +487,8 @@ describe("POST /mcp with API keys", () => {
     expect((await limited.listResources()).resources.map((r) => r.uri)).toEqual([`pulse://connections/${allowed}/schema`]);
     await expect(limited.readResource({ uri: `pulse://connections/${other}/schema` })).rejects.toThrow(/forbidden/);
     await expect(limited.readResource({ uri: "pulse://connections/99999999999/schema" })).rejects.toThrow(/positive integer/);
+    // Not a URI at all: the client's to fix (invalid params), not an internal error.
+    await expect(limited.readResource({ uri: "not a uri" })).rejects.toMatchObject({ code: -32602, message: expect.stringContaining("params.uri") });
     // Only the digits schemaUri writes: not another spelling of an id.
     for (const spelling of [`0x${allowed.toString(16)}`, `${allowed}.0`, `0${allowed}`]) {
       await expect(limited.readResource({ uri: `pulse://connections/${spelling}/schema` }), spelling).rejects.toThrow(/positive integer/);
