@@ -33,3 +33,12 @@ export const hasScope = (grant: Grant, scope: Scope): boolean => grant.scopes ==
 export function mayReach(grant: Grant, connectionId: number): boolean {
   return grant.connectionIds === "all" || grant.connectionIds.has(connectionId);
 }
+
+/** A custom_sql check runs SQL of the user's own and can show what it read (its value, a dry
+ * run's refusal quoting a cell): for a key, that is the `query` scope's to allow, not only
+ * monitoring's. */
+export function requireCustomSqlScope(grant: Grant, checks: readonly { kind: string }[] | undefined): void {
+  if (checks?.some((check) => check.kind === "custom_sql") && !hasScope(grant, "query")) {
+    throw new DomainError("forbidden", "custom_sql checks run SQL of their own: this credential needs the 'query' scope for them, besides 'monitoring:write'");
+  }
+}

@@ -470,6 +470,11 @@ describe("POST /mcp with API keys", () => {
       expectToolError(await call(client, name, args), "forbidden", `${name} without its scope`);
     }
     await client.close();
+    // Monitoring without query: no custom SQL, whose value or dry-run refusal shows what it read.
+    const monitoring = await mcpClient((await createKey(a.token, { scopes: ["monitoring:write"], connection_ids: [allowed] })).key);
+    const sqlCheck = { kind: "custom_sql", name: "leak", sql: "SELECT Name FROM Artist WHERE ArtistId = 1", max: 0 };
+    expectToolError(await call(monitoring, "create_monitor", { connection_id: allowed, table: "Artist", checks: [sqlCheck] }), "forbidden", "custom_sql without query");
+    await monitoring.close();
   });
 
   it("offers each reachable connection's schema as a resource, and refuses the rest", async () => {

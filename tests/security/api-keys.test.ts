@@ -164,6 +164,27 @@ describe("scopes", () => {
     expect((await a.call("GET", `/databases/${db}/schema`, { token: queryOnly })).status).toBe(200);
   });
 
+  it("refuses custom_sql checks to a key without the query scope: they would read what the key may not", async () => {
+    const user = await a.newUser();
+    const db = await newConnection(user.token);
+    const monitoring = (await createKey(user.token, { scopes: ["monitoring:read", "monitoring:write"] })).key;
+    const both = (await createKey(user.token, { scopes: ["monitoring:write", "query"] })).key;
+    // A text cell read through a check's dry run would be quoted in its 422.
+    const sqlCheck = { kind: "custom_sql", name: "leak", sql: "SELECT Name FROM Artist WHERE ArtistId = 1", max: 0 };
+    const refused = await a.call("POST", "/api/tables", { token: monitoring, json: { connection_id: db, table: "Artist", checks: [sqlCheck] } });
+    expectStatus(refused, 403, "forbidden", "custom_sql without query");
+    expect(refused.text).toContain("'query' scope");
+    expect(refused.text).not.toContain("AC/DC");
+    // The rest of monitoring is the key's to set up, and a custom_sql check with both scopes.
+    const made = await a.call("POST", "/api/tables", { token: monitoring, json: { connection_id: db, table: "Artist", checks: [{ kind: "volume" }] } });
+    expect(made.status, made.text).toBe(201);
+    const patched = await a.call("PATCH", `/api/tables/${made.body.id}`, { token: monitoring, json: { checks: [{ ...sqlCheck, sql: "SELECT length(Name) FROM Artist WHERE ArtistId = 1" }] } });
+    expectStatus(patched, 403, "forbidden", "custom_sql by PATCH without query");
+    expect((await a.call("GET", `/api/tables/${made.body.id}`, { token: user.token })).body.checks).toEqual([expect.objectContaining({ kind: "volume" })]);
+    const withQuery = await a.call("PATCH", `/api/tables/${made.body.id}`, { token: both, json: { checks: [{ ...sqlCheck, sql: "SELECT count(*) FROM Artist" }] } });
+    expect(withQuery.status, withQuery.text).toBe(200);
+  });
+
   it("refuses the account, key, connection management and audit routes to any key with 403", async () => {
     const user = await a.newUser();
     const db = await newConnection(user.token);

@@ -4,7 +4,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 
-import { mayReach, requireScope, type Grant, type Scope } from "../../auth/grants.js";
+import { mayReach, requireCustomSqlScope, requireScope, type Grant, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import {
   createMonitoredTableOf,
@@ -25,6 +25,9 @@ const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such monitored table (or connection) among yours");
 const readError = scopeError("monitoring:read");
 const writeError = scopeError("monitoring:write");
+const writeWithSqlError = {
+  403: errorResponse("Sent with an API key that lacks the 'monitoring:write' scope, may not reach this connection, or sends custom_sql checks without the 'query' scope"),
+} as const;
 
 /** 403 unless the credential has `scope` and may reach the table's connection; reads the table
  * only for a key limited to some connections. */
@@ -77,7 +80,7 @@ const create = createRoute({
   responses: {
     201: jsonResponse(MonitoredTableSchema, "The monitored table; its first run is due within one interval"),
     400: errorResponse("Could not connect to the database"),
-    ...writeError,
+    ...writeWithSqlError,
     404: notFoundResponse,
     409: errorResponse("quota_exceeded: you monitor the most tables allowed (USER_MAX_MONITORED_TABLES)"),
     ...authErrors,
@@ -102,7 +105,7 @@ const update = createRoute({
   responses: {
     200: jsonResponse(MonitoredTableSchema, "The updated table"),
     400: errorResponse("Could not connect to the database"),
-    ...writeError,
+    ...writeWithSqlError,
     404: notFoundResponse,
     ...authErrors,
   },
@@ -175,6 +178,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(create, async (c) => {
     const body = c.req.valid("json");
     requireScope(c.get("grant"), "monitoring:write", body.connection_id);
+    requireCustomSqlScope(c.get("grant"), body.checks);
     return c.json(await createMonitoredTableOf(deps, c.get("auth").userId, body), 201);
   });
   app.openapi(getOne, async (c) => {
@@ -185,7 +189,9 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(update, async (c) => {
     const { id } = c.req.valid("param");
     await tableScope(c, "monitoring:write", id);
-    return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, c.req.valid("json")), 200);
+    const body = c.req.valid("json");
+    requireCustomSqlScope(c.get("grant"), body.checks);
+    return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body), 200);
   });
   app.openapi(remove, async (c) => {
     const { id } = c.req.valid("param");
