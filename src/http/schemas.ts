@@ -123,6 +123,14 @@ export const Instant = z.iso.datetime({ offset: true }).refine((value) => {
   return year >= 1 && year <= 9999;
 }, "must fall within years 1 to 9999 (UTC)");
 
+/** The first millisecond at or after `instant` (an Instant's text): times are kept to the
+ * millisecond, and new Date() drops finer digits, so `from=…33.1005Z` would take in 33.100. */
+export function millisecondAtOrAfter(instant: string): Date {
+  const date = new Date(instant);
+  const finer = /\.\d{3}(\d+)/.exec(instant)?.[1];
+  return finer && /[1-9]/.test(finer) ? new Date(date.getTime() + 1) : date;
+}
+
 /** The ids of Pulse's own rows are PostgreSQL `integer`s: a larger one is invalid input (422),
  * not a query that fails in the store (500). */
 export const MAX_ROW_ID = 2 ** 31 - 1;

@@ -207,6 +207,13 @@ describe("GET /api/audit", () => {
     expect((await audit(user, "?from=2000-01-01T00:00:00Z&to=2000-12-31T00:00:00Z")).records).toEqual([]);
     const recent = new Date(Date.now() - 60_000).toISOString();
     expect((await audit(user, `?from=${recent}`)).records).toHaveLength(7);
+    // Bounds finer than the millisecond the records keep: from takes in nothing before it, to
+    // everything at or before it (a client's microseconds, as Python's isoformat writes them).
+    const newest = (await audit(user)).records[0]!.at as string;
+    const finer = (at: string, digits: string) => at.replace(/Z$/, `${digits}Z`);
+    expect((await audit(user, `?from=${finer(newest, "500")}`)).records).toEqual([]);
+    expect((await audit(user, `?from=${finer(newest, "000")}`)).records.map((r) => r.at)).toContain(newest);
+    expect((await audit(user, `?to=${finer(newest, "999")}`)).records.map((r) => r.at)).toContain(newest);
 
     const pages: string[][] = [];
     let cursor: number | null = null;

@@ -9,7 +9,7 @@ import type { Deps } from "../../deps.js";
 import { AUDIT_OUTCOMES } from "../../store/schema.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, Instant, jsonResponse, loginOnly, MAX_ROW_ID, strictInput, wholeNumberText } from "../schemas.js";
+import { authErrors, Instant, jsonResponse, loginOnly, MAX_ROW_ID, millisecondAtOrAfter, strictInput, wholeNumberText } from "../schemas.js";
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -96,7 +96,8 @@ export function mountAudit(app: OpenAPIHono<AppEnv>, deps: Deps) {
       connectionId: q.connection_id,
       source: q.source,
       outcome: q.outcome,
-      from: q.from ? new Date(q.from) : undefined,
+      from: q.from ? millisecondAtOrAfter(q.from) : undefined,
+      // Dropping finer digits is right for an upper bound taken in.
       to: q.to ? new Date(q.to) : undefined,
       before: q.cursor,
       limit: q.limit,
