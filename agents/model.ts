@@ -245,11 +245,17 @@ function toMessage(merged: AIMessage | AIMessageChunk): AIMessage {
 }
 
 /** A plain completion's usage_metadata leaves out fields the server sent as 0 (or all of them
- * when it sent no `usage`): count those as 0. */
+ * when it sent no `usage`): count those as 0. Counts that are no token count (negative,
+ * fractional, past 2^53: a broken server's) are taken as none sent, so the reply is counted
+ * locally: they would fail the metrics' counters and the user's usage. */
 function usageOf(reply: AIMessage | AIMessageChunk): TokenUsage {
   const u = reply.usage_metadata;
   if (!u) return NO_USAGE;
   const prompt = u.input_tokens ?? 0;
   const completion = u.output_tokens ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: u.total_tokens ?? prompt + completion, estimated: false };
+  const total = u.total_tokens ?? prompt + completion;
+  if (![prompt, completion, total].every(isTokenCount)) return NO_USAGE;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total, estimated: false };
 }
+
+const isTokenCount = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;

@@ -6,6 +6,7 @@
 import { AIMessageChunk, type AIMessage } from "@langchain/core/messages";
 import type { InvalidToolCall, ToolCall } from "@langchain/core/messages/tool";
 
+import { cutText } from "../src/text-cut.js";
 import { excerpt } from "./model-fetch.js";
 
 interface RawToolCall {
@@ -15,10 +16,20 @@ interface RawToolCall {
   args: string;
 }
 
+const MAX_TOOL_NAME_CHARS = 64;
+
+/** A server's `tool_calls` entry as it came: typed by nothing but the server. */
 interface OpenAIToolCall {
-  id?: string;
-  function?: { name?: string; arguments?: string };
+  id?: unknown;
+  function?: { name?: unknown; arguments?: unknown };
 }
+
+const textOrUndefined = (value: unknown) => (typeof value === "string" ? value : undefined);
+
+/** A call's arguments as JSON text: what the API says they are. Some servers send the object
+ * itself, which is as complete as its text; anything else becomes text that will not parse as
+ * an object (a number stays "123": refused with its type), never a crash. */
+const argumentsText = (value: unknown) => (typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value));
 
 /** The tool calls of a reply with their raw argument text: merged chunks of a stream, or the
  * server's own `tool_calls` of a plain completion (kept by LangChain in additional_kwargs). */
@@ -26,8 +37,10 @@ function rawToolCalls(reply: AIMessage | AIMessageChunk): RawToolCall[] {
   if (AIMessageChunk.isInstance(reply)) {
     return (reply.tool_call_chunks ?? []).map((c) => ({ id: c.id, name: c.name, args: c.args ?? "" }));
   }
-  const raw = reply.additional_kwargs?.tool_calls as OpenAIToolCall[] | undefined;
-  if (raw) return raw.map((c) => ({ id: c.id, name: c.function?.name, args: c.function?.arguments ?? "" }));
+  const raw = reply.additional_kwargs?.tool_calls as unknown;
+  if (Array.isArray(raw)) {
+    return (raw as (OpenAIToolCall | null)[]).map((c) => ({ id: textOrUndefined(c?.id), name: textOrUndefined(c?.function?.name), args: argumentsText(c?.function?.arguments) }));
+  }
   // A message not made from a server's answer: its parsed calls are all there is.
   return [
     ...(reply.tool_calls ?? []).map((c) => ({ id: c.id, name: c.name, args: JSON.stringify(c.args) })),
@@ -64,7 +77,9 @@ export function strictToolCalls(reply: AIMessage | AIMessageChunk, idPrefix: str
     let id = raw.id || `${idPrefix}_${i}`;
     while (ids.has(id)) id = `${id}_${i}`;
     ids.add(id);
-    const name = raw.name || "unknown";
+    // OpenAI's names are at most 64 characters: a longer one is no tool's, and is cut rather
+    // than sent back with the history and quoted in the answer to it at whatever length.
+    const name = raw.name ? cutText(raw.name, MAX_TOOL_NAME_CHARS) : "unknown";
     const parsed = parseToolArguments(raw.args);
     calls.push({ name, args: "args" in parsed ? parsed.args : {}, id, type: "tool_call" });
     if ("error" in parsed) invalid.push({ name, args: raw.args, id, error: parsed.error, type: "invalid_tool_call" });

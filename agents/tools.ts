@@ -102,7 +102,7 @@ const findTablesTool = defineTool({
     const found = findTables(ctx.index, query, 10);
     if (found.length === 0) {
       const names = ctx.index.tables.slice(0, 50).map((t) => t.name);
-      return `No table matches "${query}". Some tables: ${names.join(", ")}${ctx.index.tables.length > 50 ? ", ..." : ""}`;
+      return `No table matches "${cutText(query, 200)}". Some tables: ${names.join(", ")}${ctx.index.tables.length > 50 ? ", ..." : ""}`;
     }
     const byName = new Map(ctx.index.tables.map((t) => [t.name, t.table]));
     return found.map((f) => summaryLine(f.name, byName.get(f.name))).join("\n");

@@ -264,6 +264,54 @@ describe.each(["json", "sse"] as const)("POST /ask with tool arguments that are 
   });
 });
 
+/** A plain chat completion with `message` as the server wrote it, however odd. */
+const rawCompletion = (message: Record<string, unknown>, usage: unknown = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }): FakeReply => ({
+  status: 200,
+  contentType: "application/json",
+  body: JSON.stringify({ id: `chatcmpl-raw-${randomBytes(4).toString("hex")}`, object: "chat.completion", created: 0, model: "fake-model", choices: [{ index: 0, message, finish_reason: "tool_calls" }], usage }),
+});
+const rawCall = (fn: Record<string, unknown>) => rawCompletion({ role: "assistant", content: null, tool_calls: [{ id: "call_raw", type: "function", function: fn }] });
+
+describe("POST /ask with a model server that writes its calls oddly", () => {
+  it("runs a call whose arguments came as a JSON object rather than its text, and refuses a number, never failing the question", async () => {
+    const user = await connectedUser();
+    const before = fake.requests.length;
+    replies.push(rawCall({ name: "run_query", arguments: { sql: COUNT_SQL } }));
+    replies.push(rawCall({ name: "run_query", arguments: 123 }));
+    replies.push({ content: "Done." });
+    const res = await ask(user, "json");
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.sql).toEqual([COUNT_SQL]);
+    expect(lastToolResult(fake.requests[before + 2])).toMatch(/^ERROR: the arguments of run_query were not a JSON object \(got number\), so nothing was run/);
+  });
+
+  it("answers a tool name of megabytes with a short error, not the name again", async () => {
+    const user = await connectedUser();
+    const before = fake.requests.length;
+    replies.push({ toolCalls: [{ name: "x".repeat(1_000_000), args: { sql: COUNT_SQL } }] });
+    replies.push({ toolCalls: [{ name: "find_tables", args: { query: "y".repeat(1_000_000) } }] });
+    replies.push({ content: "Done." });
+    const res = await ask(user, "json");
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.sql).toEqual([]);
+    const unknown = lastToolResult(fake.requests[before + 1]);
+    expect(unknown).toMatch(/^ERROR: there is no tool named "x+… \(\d+ more characters\)"; use /);
+    expect(unknown.length).toBeLessThan(500);
+    expect(lastToolResult(fake.requests[before + 2]).length).toBeLessThan(5_000);
+  });
+
+  it("counts tokens itself when the server's usage is no count (negative, fractional), never failing the question", async () => {
+    for (const usage of [{ prompt_tokens: -5, completion_tokens: 10, total_tokens: 5 }, { prompt_tokens: 1.5, completion_tokens: 2, total_tokens: 3.5 }]) {
+      const user = await connectedUser();
+      replies.push(rawCompletion({ role: "assistant", content: "There are 17 tracks." }, usage));
+      const res = await ask(user, "json");
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.usage).toMatchObject({ estimated: true });
+      expect(res.body.usage.prompt_tokens).toBeGreaterThan(0);
+    }
+  });
+});
+
 describe("POST /ask after a model-server failure", () => {
   it("answers the next question and /health as usual", async () => {
     const user = await connectedUser();
