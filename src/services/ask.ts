@@ -4,6 +4,7 @@
 import { runAgent, turnForHistory, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { modelServerOf } from "../../agents/model.js";
 import { connectorFor } from "../connectors/saved-connection.js";
+import { cancelledError } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import { connectedDb, sessionOf } from "./database-access.js";
@@ -150,6 +151,9 @@ export async function ask(
         model_server: server,
       });
     }
+    // The client hung up: whatever the model call or statement then threw (an abort, or the
+    // HTTP client's own error), it is the client's leaving, answered and logged as /query's.
+    if (options.signal?.aborted) throw cancelledError();
     throw err;
   }
 

@@ -1,5 +1,5 @@
 // A statement whose caller went away is stopped at the database (red-team pass): a client that
-// hangs up on /query, and an /ask past ASK_TIMEOUT_MS. Before, the statement ran on to its own
+// hangs up on /query or /ask, and an /ask past ASK_TIMEOUT_MS. Before, the statement ran on to its own
 // timeout (QUERY_TIMEOUT_MS, 30 s by default) holding one of the database's few slots, so asking
 // and hanging up again and again starved every other user of that database.
 
@@ -113,6 +113,30 @@ describe("POST /ask past ASK_TIMEOUT_MS", () => {
     expect(res.status, res.text).toBe(504);
     expect(await until(async () => !(await stillRunning.postgresql(String(n))), STOPPED_WITHIN_MS), "still running after the answer").toBe(true);
   }, 60_000);
+});
+
+describe("POST /ask when the client hangs up", () => {
+  it("stops the question and logs it as the client's leaving (408, info), not an unhandled error", async () => {
+    const user = await h.newConnectedUser();
+    const { url } = await h.serve();
+    const from = h.logs.length;
+    const asked = fake.requests.length;
+    replies.push({ fail: "hang" });
+    const hangUp = new AbortController();
+    const answer = fetch(`${url}/ask`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ question: "How many?" }),
+      signal: hangUp.signal,
+    }).catch(() => "hung up");
+    expect(await until(async () => fake.requests.length > asked, 5_000), "the model was never asked").toBe(true);
+    hangUp.abort();
+    expect(await answer).toBe("hung up");
+    const lines = () => h.logs.slice(from).flatMap((chunk) => chunk.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+    expect(await until(async () => lines().some((l) => l.msg === "request" && l.path === "/ask"), 5_000), "the request was never logged").toBe(true);
+    expect(lines().filter((l) => l.msg === "request" && l.path === "/ask")).toEqual([expect.objectContaining({ status: 408, level: 30 })]);
+    expect(lines().filter((l) => Number(l.level) >= 50)).toEqual([]);
+  }, 30_000);
 });
 
 describe("a query whose caller went away while it waited for a slot", () => {
