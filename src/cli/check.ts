@@ -4,10 +4,13 @@
 // connection, which this run would double: retry shortly; 4 while a server holds the
 // embedded store, which PGlite lets one process open). Seed 003's manual worker.
 
+import { parseArgs } from "node:util";
+
 import { pino } from "pino";
 
 import { ConfigError, loadConfig } from "../config.js";
 import { DomainError } from "../errors.js";
+import { MAX_ROW_ID } from "../http/schemas.js";
 import { buildDeps, closeDeps } from "../lifecycle.js";
 import { createLogger } from "../logger.js";
 import type { TableRunReport } from "../monitoring/run-table.js";
@@ -29,17 +32,39 @@ function print(report: TableRunReport, json: boolean) {
   }
 }
 
-/** The exit code (see above); the report on stdout, anything else on stderr. */
-export async function check(args: string[]): Promise<number> {
-  const json = args.includes("--json");
-  const idText = args.find((a) => !a.startsWith("--"));
-  const id = Number(idText);
-  if (!idText || !Number.isSafeInteger(id) || id <= 0) {
-    console.error("usage: pulse check <table_id> [--json]");
-    return 2;
-  }
+const USAGE = "usage: pulse check <table_id> [--json]";
 
-  let code = 0;
+/** The table id and --json, or why the arguments are not those (node's own parser: an unknown
+ * option, such as a misspelt --jsn, is refused rather than ignored). */
+function parsed(args: string[]): { id: number; json: boolean } | { error: string; json: boolean } {
+  let values: { json?: boolean | undefined };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args, options: { json: { type: "boolean" } }, allowPositionals: true, strict: true }));
+  } catch (err) {
+    return { error: `${(err as Error).message}; ${USAGE}`, json: args.includes("--json") };
+  }
+  const json = values.json === true;
+  // Digits only, within the store's ids: not 0x1 or 1e0 read as 1, nor an id the store cannot hold.
+  const [idText, ...rest] = positionals;
+  if (idText === undefined || rest.length > 0) return { error: USAGE, json };
+  if (!/^[1-9]\d{0,9}$/.test(idText) || Number(idText) > MAX_ROW_ID) return { error: `table_id must be a whole number from 1 to ${MAX_ROW_ID}; ${USAGE}`, json };
+  return { id: Number(idText), json };
+}
+
+/** The exit code (see above); the report on stdout, anything else on stderr (and with --json,
+ * on stdout too as {"error", "detail"}, so that a pipe always gets JSON). */
+export async function check(args: string[]): Promise<number> {
+  const parsedArgs = parsed(args);
+  const json = parsedArgs.json;
+  const fail = (code: number, error: string, detail: string) => {
+    console.error(detail);
+    if (json) console.log(JSON.stringify({ error, detail }));
+    return code;
+  };
+  if ("error" in parsedArgs) return fail(2, "bad_argument", parsedArgs.error);
+  const { id } = parsedArgs;
+
   try {
     const config = loadConfig();
     // Logs go to stderr, so stdout stays the report.
@@ -47,17 +72,12 @@ export async function check(args: string[]): Promise<number> {
     const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });
     try {
       const report = await runAnyMonitoredTableNow(deps, id);
-      if (!report) {
-        console.error(`no monitored table with id ${id}`);
-        code = 2;
-      } else {
-        print(report, json);
-        code = report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
-      }
+      if (!report) return fail(2, "not_found", `no monitored table with id ${id}`);
+      print(report, json);
+      return report.outcomes.some((o) => o.status === "fail" || o.status === "error") ? 1 : 0;
     } catch (err) {
       if (!(err instanceof DomainError && err.code === "conflict")) throw err;
-      console.error(err.message);
-      code = 3;
+      return fail(3, "conflict", err.message);
     } finally {
       // The run's notifications are sent (or recorded as failed) before the process exits.
       await deliveriesSettled(deps);
@@ -66,15 +86,17 @@ export async function check(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof StoreInUseError) {
       // Asking the server to run them would need a user's token, which a shell does not have.
-      console.error(
+      return fail(
+        4,
+        "store_in_use",
         `pulse check: the embedded store ${err.dir} is in use by pid ${err.owner.pid} (${err.owner.command}), and PGlite allows one process; ` +
           `run the checks through that server (POST /api/tables/${id}/run with the owner's token), or stop it first`,
       );
-      code = 4;
-    } else {
-      console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
-      code = 1;
     }
+    if (err instanceof ConfigError || err instanceof StartupError) return fail(1, "failed", err.message);
+    // Unforeseen: the whole error (its stack) on stderr for whoever debugs it.
+    console.error(err);
+    if (json) console.log(JSON.stringify({ error: "failed", detail: err instanceof Error ? err.message : String(err) }));
+    return 1;
   }
-  return code;
 }

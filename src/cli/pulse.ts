@@ -8,25 +8,36 @@ Commands:
   serve                      Start the HTTP service (what \`npm start\` runs)
   migrate                    Apply pending migrations to the configured store, then exit;
                              exit 1 when that fails, 4 while a server holds the embedded store
-  check <table_id> [--json]  Run one monitored table's checks now and print the outcomes;
+  check <table_id> [--json]  Run one monitored table's checks now and print the outcomes
+                             (with --json, errors too, as {"error", "detail"});
                              exit 1 when a check fails or errors, 2 for an unknown table,
                              3 while an instance runs checks of its connection, 4 while a
                              server holds the embedded store
   help                       Show this text (also --help, -h)
 
-Settings are read from the environment, as the service reads them (see README, Configuration).
+Exit 2 also for an unknown command or a bad argument. Settings are read from the environment,
+as the service reads them (see README, Configuration), never from arguments.
 `;
 
 const [command, ...args] = process.argv.slice(2);
 
+/** serve and migrate take no arguments: one given is a setting misplaced (`--port 9`), which
+ * must not be ignored while the command runs on the defaults. */
+function noArguments(): number | null {
+  if (args.length === 0) return null;
+  process.stderr.write(`pulse ${command}: takes no arguments (got ${args.join(" ")}); settings come from the environment, e.g. PORT=9000 npx pulse ${command}\n`);
+  return 2;
+}
+
 async function run(): Promise<number | undefined> {
   switch (command) {
     case "serve":
+      if (args.length > 0) return noArguments()!;
       // Runs until a signal; main.ts exits by itself.
       await import("../main.js");
       return undefined;
     case "migrate":
-      return (await import("./migrate.js")).migrate();
+      return noArguments() ?? (await import("./migrate.js")).migrate();
     case "check":
       return (await import("./check.js")).check(args);
     case undefined:

@@ -20,6 +20,7 @@ import { reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
 import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
+import { rowsOf } from "./rows.js";
 import * as schema from "./schema.js";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -309,4 +310,11 @@ function pgliteStore(client: PGlite, unlock: () => void): Store {
       }
     },
   };
+}
+
+/** How many migrations the store has had (drizzle's journal; none yet in a new store). */
+export async function appliedMigrations(db: Db): Promise<number> {
+  const journal = rowsOf<{ present: boolean }>(await db.execute(sql`SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present`));
+  if (!journal[0]?.present) return 0;
+  return rowsOf<{ n: number }>(await db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`))[0]?.n ?? 0;
 }

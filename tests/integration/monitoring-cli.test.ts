@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { leaseTableForRun, releaseLease } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { pgAdmin } from "../support/services.js";
+import { createPgDatabase, pgAdmin } from "../support/services.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -37,7 +37,7 @@ afterAll(async () => {
 const NPX_MS = 150_000;
 
 /** Runs `pulse check ...`, through npx as an operator would when `viaNpx`. */
-function pulse(args: string[], options: { viaNpx?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function pulse(args: string[], options: { viaNpx?: boolean; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
     ...process.env,
     NODE_ENV: "test",
@@ -48,6 +48,7 @@ function pulse(args: string[], options: { viaNpx?: boolean } = {}): Promise<{ co
     JWT_SECRET: new TextDecoder().decode(h.config.jwtSecret),
     LOG_LEVEL: "warn",
     ...LOCAL_RECEIVER_ENV,
+    ...options.env,
   };
   // --offline: npx finds the project's own bin, and must never ask the registry for a "pulse".
   const [file, argv] = options.viaNpx ? ["npx", ["--offline", "pulse", ...args]] : [process.execPath, [PULSE, ...args]];
@@ -94,6 +95,31 @@ describe("pulse check <table_id>", () => {
     const missing = await check();
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("usage: pulse check <table_id> [--json]");
+  });
+
+  it("refuses what it does not take with exit 2 and the reason, never running on a guess", async () => {
+    for (const [args, reason] of [
+      [["1", "--jsn"], /--jsn/],
+      [["0x1"], /table_id must be a whole number from 1 to 2147483647/],
+      [["1e0"], /table_id must be a whole number/],
+      [["2147483648"], /table_id must be a whole number from 1 to 2147483647/],
+      [["1", "2"], /usage: pulse check <table_id> \[--json\]/],
+    ] as const) {
+      const run = await check(...args);
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.stderr, args.join(" ")).toMatch(reason);
+      expect(run.stderr, args.join(" ")).not.toMatch(/\n\s+at /);
+      expect(run.stdout, args.join(" ")).toBe("");
+    }
+  });
+
+  it("with --json, says what went wrong as JSON on stdout too", async () => {
+    const unknown = await check("987654321", "--json");
+    expect(unknown.code).toBe(2);
+    expect(JSON.parse(unknown.stdout)).toEqual({ error: "not_found", detail: "no monitored table with id 987654321" });
+    const bad = await check("x", "--json");
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ error: "bad_argument" });
   });
 
   it("exits 3 while another instance runs checks of the table's connection, and runs once it has finished", async () => {
@@ -145,6 +171,31 @@ describe("npx pulse", () => {
       [table.id],
     );
     expect(rows).toEqual([{ status: "sent" }]);
+  });
+
+  it("serve and migrate refuse arguments (a misplaced setting) instead of running on the defaults", async () => {
+    for (const command of ["serve", "migrate"]) {
+      const run = await pulse([command, "--port", "9"]);
+      expect(run.code, command).toBe(2);
+      expect(run.stderr, command).toContain("takes no arguments");
+      expect(run.stderr, command).toContain(`PORT=9000 npx pulse ${command}`);
+    }
+  });
+
+  it("migrate says how many migrations it applied, and that there was nothing to apply", async () => {
+    const fresh = await createPgDatabase("pulse_cli");
+    try {
+      const first = await pulse(["migrate"], { env: { DATABASE_URL: fresh.url } });
+      expect(first.code, first.stderr).toBe(0);
+      const applied = /^(\d+) migrations applied to the postgresql store \((\d+) in all\)$/.exec(first.stdout.trim());
+      expect(applied, first.stdout).not.toBeNull();
+      expect(applied![1]).toBe(applied![2]);
+      const again = await pulse(["migrate"], { env: { DATABASE_URL: fresh.url } });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout.trim()).toBe(`the postgresql store is up to date (${applied![2]} migrations), nothing to apply`);
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it("refuses an unknown command with exit 2 and the help on stderr", async () => {
