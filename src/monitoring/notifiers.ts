@@ -63,7 +63,7 @@ export interface SendOptions {
   allowPrivate: boolean;
   /** The notification's own key, sent as X-Pulse-Notification: delivery is at least once, and a
    * receiver that sees a key again can drop the repeat. */
-  notificationKey?: string | undefined;
+  notificationKey: string;
 }
 
 /**
@@ -85,7 +85,7 @@ export async function sendNotification(kind: ChannelKind, url: string, payload: 
         "content-type": "application/json",
         "content-length": Buffer.byteLength(body),
         "user-agent": "pulse-monitoring",
-        ...(options.notificationKey !== undefined ? { "x-pulse-notification": options.notificationKey } : {}),
+        "x-pulse-notification": options.notificationKey,
       },
       ...(options.allowPrivate ? {} : { lookup: publicOnlyLookup }),
     });
@@ -119,7 +119,8 @@ function causeOf(err: unknown): string {
   return e?.code ?? e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
 
-export const sendOptions = (deps: Deps): SendOptions => ({
+export const sendOptions = (deps: Deps, notificationKey: string): SendOptions => ({
+  notificationKey,
   timeoutMs: deps.config.monitor.notifyTimeoutMs,
   allowPrivate: deps.config.monitor.webhookAllowPrivate,
 });
@@ -181,7 +182,7 @@ async function deliverOnce(deps: Deps): Promise<number> {
       const clockStart = performance.now();
       const durationMs = () => Math.round(performance.now() - clockStart);
       try {
-        await sendNotification(channel.kind, channelUrl(deps, channel), payload, { ...sendOptions(deps), notificationKey: entry.dedupKey });
+        await sendNotification(channel.kind, channelUrl(deps, channel), payload, sendOptions(deps, entry.dedupKey));
       } catch (err) {
         const reason = (err as Error).message;
         const final = entry.attempts >= MAX_ATTEMPTS;

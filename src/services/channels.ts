@@ -2,6 +2,8 @@
 // carries its token in the path): it is sealed at rest and only its origin is ever shown. It
 // must point at a public address (monitoring/webhook-targets.ts).
 
+import { randomUUID } from "node:crypto";
+
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
@@ -101,7 +103,9 @@ export async function testChannel(deps: Deps, ownerId: number, id: number): Prom
       row.kind,
       channelUrl(deps, row),
       { event: "test", text: `Pulse test notification for channel "${row.name}"`, at },
-      sendOptions(deps),
+      // A key of its own, as every notification has: a receiver that drops repeats by it must
+      // not take a second test for a repeat of the first.
+      sendOptions(deps, `test:channel:${row.id}:${randomUUID()}`),
     );
     return { ok: true, status_code: status };
   } catch (err) {

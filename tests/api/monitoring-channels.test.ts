@@ -61,6 +61,12 @@ describe("POST /api/channels/{id}/test", () => {
     const [hook] = hooks.at(path);
     expect(hook!.headers["content-type"]).toMatch(/application\/json/);
     expect(hook!.body).toMatchObject({ event: "test", text: expect.stringContaining("Pulse test notification"), at: expect.any(String) });
+    // Keyed as every notification is, each test by a key of its own (a receiver dropping repeats
+    // by it keeps both).
+    expect((await h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token })).status).toBe(200);
+    const keys = hooks.at(path).map((r) => r.headers["x-pulse-notification"]);
+    expect(keys).toEqual([expect.stringMatching(new RegExp(`^test:channel:${created.body.id}:`)), expect.any(String)]);
+    expect(new Set(keys).size).toBe(2);
   });
 
   it("posts only {text} to a Slack incoming webhook", async () => {
