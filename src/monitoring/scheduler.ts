@@ -102,6 +102,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
         owner: instanceId,
         nextRunAt: nextRunAfter(m, table, now),
         lastRunAt: new Date(startedAt),
+        claimed: table,
       });
       if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
     } catch (err) {

@@ -230,15 +230,27 @@ export async function renewLease(db: Db, args: { id: number; owner: string; leas
   return rows.length > 0;
 }
 
-/** Ends a lease after a run: the next run is due at `nextRunAt`. False when the lease was
- * lost meanwhile (expired and taken by another instance), which then owns the schedule. */
+/** Ends a lease after a run: the next run is due at `nextRunAt`, computed from the table as it
+ * was `claimed`, unless its timing or target changed while it ran (a PATCH set the next run
+ * then, which stands). False when the lease was lost meanwhile (expired and taken by another
+ * instance), which then owns the schedule. */
 export async function completeLease(
   db: Db,
-  args: { id: number; owner: string; nextRunAt: Date; lastRunAt: Date },
+  args: { id: number; owner: string; nextRunAt: Date; lastRunAt: Date; claimed: Pick<MonitoredTableRow, "intervalSeconds" | "schedule" | "timezone" | "schemaName" | "tableName"> },
 ): Promise<boolean> {
+  const t = monitoredTables;
+  const { claimed } = args;
+  const unchanged = sql`${t.intervalSeconds} IS NOT DISTINCT FROM ${claimed.intervalSeconds}::integer AND ${t.schedule} IS NOT DISTINCT FROM ${claimed.schedule}::text
+    AND ${t.timezone} IS NOT DISTINCT FROM ${claimed.timezone}::text AND ${t.schemaName} IS NOT DISTINCT FROM ${claimed.schemaName}::text AND ${t.tableName} = ${claimed.tableName}`;
   const rows = await db
     .update(monitoredTables)
-    .set({ nextRunAt: args.nextRunAt, lastRunAt: args.lastRunAt, leaseOwner: null, leaseUntil: null, updatedAt: sql`${monitoredTables.updatedAt}` })
+    .set({
+      nextRunAt: sql`CASE WHEN ${unchanged} THEN ${args.nextRunAt.toISOString()}::timestamptz ELSE ${t.nextRunAt} END`,
+      lastRunAt: args.lastRunAt,
+      leaseOwner: null,
+      leaseUntil: null,
+      updatedAt: sql`${t.updatedAt}`,
+    })
     .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)))
     .returning({ id: monitoredTables.id });
   return rows.length > 0;

@@ -129,6 +129,34 @@ describe("a run longer than the lease", () => {
       await locker.end();
     }
   });
+  it("keeps a change of timing made while the table ran, rather than the schedule it was claimed with", async () => {
+    await db.exec("CREATE TABLE IF NOT EXISTS locked_timing (id int)");
+    const locker = new pg.Client({ ...PG, database: db.body.database_name as string });
+    await locker.connect();
+    try {
+      const user = await a.newUser();
+      const connectionId = await addConnection(a, user.token, db.body);
+      const week = 7 * 24 * 3600;
+      const table = await monitorTable(a, user.token, { connection_id: connectionId, table: "locked_timing", interval_seconds: week, checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM locked_timing", min: 0 }] });
+      const scheduler = createScheduler(a.deps, { instanceId: "timing", renewEveryMs: 50 });
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE locked_timing IN ACCESS EXCLUSIVE MODE");
+      clock.advance(week * 1000 + 3_600_000);
+      const running = scheduler.tick();
+      await until(async () => (await leaseOf(table.id)).lease_owner === "timing", "the table runs");
+      const patched = await a.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { interval_seconds: 60 } });
+      expect(patched.status, patched.text).toBe(200);
+      await locker.query("COMMIT");
+      expect((await running).claimed).toContain(table.id);
+      const after = (await a.call("GET", `/api/tables/${table.id}`, { token: user.token })).body;
+      expect(after.interval_seconds).toBe(60);
+      // Due within the new interval, not a week after this run.
+      expect(Date.parse(after.next_run_at)).toBeLessThanOrEqual(clock.now() + CYCLE);
+      await scheduler.stop();
+    } finally {
+      await locker.end();
+    }
+  });
 });
 
 describe("transient connection failures", () => {
