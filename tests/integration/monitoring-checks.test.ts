@@ -315,3 +315,44 @@ describe("one monitoring statement at a time per database", () => {
     }
   });
 });
+
+describe("volume of what PostgreSQL keeps no estimate for", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  let user: Awaited<ReturnType<Harness["newUser"]>>;
+  let connectionId: number;
+  beforeAll(async () => {
+    h = await createHarness();
+    db = await pgMonitoredDb();
+    // Autovacuum analyzes the partitions, never their parent, whose reltuples stays -1.
+    await db.exec("CREATE TABLE parted (id int NOT NULL) PARTITION BY RANGE (id)");
+    await db.exec("CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (200)");
+    await db.exec("CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (200) TO (1000)");
+    await db.exec("INSERT INTO parted SELECT g FROM generate_series(0, 299) g");
+    await db.exec("ANALYZE parted_low");
+    await db.exec("ANALYZE parted_high");
+    await db.exec("CREATE VIEW parted_view AS SELECT id FROM parted");
+    user = await h.newUser();
+    connectionId = await addConnection(h, user.token, db.body);
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  // exact_count_below 100: 300 rows are too many to count, as 300,000 would be at the default.
+  const volumeOf = async (table: string) => {
+    const monitored = await monitorTable(h, user.token, { connection_id: connectionId, table, checks: [{ kind: "volume", min_rows: 1, exact_count_below: 100 }] });
+    return (await h.call("POST", `/api/tables/${monitored.id}/run`, { token: user.token })).body.outcomes[0];
+  };
+
+  it("takes a partitioned table's rows from its partitions' estimates", async () => {
+    expect(await volumeOf("parted")).toMatchObject({ status: "pass", value: 300, details: { method: expect.stringMatching(/^(n_live_tup|reltuples)$/) } });
+  });
+
+  it("says a view too large to count has no estimate, and what to do instead of ANALYZE", async () => {
+    const outcome = await volumeOf("parted_view");
+    expect(outcome).toMatchObject({ status: "error" });
+    expect(outcome.message).toMatch(/a view has none: raise exact_count_below/);
+  });
+});

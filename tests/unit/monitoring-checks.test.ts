@@ -66,7 +66,7 @@ describe("statements", () => {
 
   it("count exactly only below the bound, and read the estimate otherwise (PostgreSQL)", () => {
     const sql = volumeStatement("postgresql", "public", "orders", 50_000);
-    expect(sql).toContain("CASE WHEN c.reltuples < 50000 THEN (SELECT count(*) FROM (SELECT 1 FROM \"public\".\"orders\" LIMIT 50001) bounded) END");
+    expect(sql).toContain("CASE WHEN e.reltuples < 50000 THEN (SELECT count(*) FROM (SELECT 1 FROM \"public\".\"orders\" LIMIT 50001) bounded) END");
     expect(sql).toContain("pg_stat_user_tables");
     expect(sql).toContain("n.nspname = 'public' AND c.relname = 'orders'");
   });

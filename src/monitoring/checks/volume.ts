@@ -22,7 +22,10 @@ export const EXACT_COUNT_BELOW = 100_000;
  *   on a primary only, and only when it has seen anything.
  * - MySQL/MariaDB `information_schema.TABLES.TABLE_ROWS` is a sampled InnoDB estimate that
  *   can be off by half (and MySQL 8 caches it for `information_schema_stats_expiry`, a day).
- * - Partitioned PostgreSQL parents carry no estimate of their own (reltuples -1): counted.
+ * - Partitioned PostgreSQL parents carry no estimate of their own (reltuples -1, and autovacuum
+ *   never analyzes them): their leaf partitions' estimates are added up (none while any leaf has
+ *   none), and so are their live tuples.
+ * - A view has no statistics at all: it can only be counted.
  * So tables under `exact_count_below` estimated rows (or with no estimate) are counted exactly
  * with a count(*) bounded by LIMIT, in the same statement; when that count hits its bound
  * the estimate is used after all. SQLite keeps no statistics worth the name: count(*).
@@ -32,14 +35,24 @@ export function volumeStatement(dialect: Dialect, schema: string | null, table: 
   const bounded = `(SELECT count(*) FROM (SELECT 1 FROM ${name} LIMIT ${exactBelow + 1}) bounded)`;
   switch (dialect) {
     case "postgresql":
-      return `SELECT c.reltuples::float8 AS reltuples, s.n_live_tup::float8 AS live_tuples, pg_is_in_recovery() AS replica,
-  CASE WHEN c.reltuples < ${exactBelow} THEN ${bounded} END AS bounded_count
+      return `SELECT e.reltuples, e.live_tuples, pg_is_in_recovery() AS replica, e.relkind::text AS kind,
+  CASE WHEN e.reltuples < ${exactBelow} THEN ${bounded} END AS bounded_count
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
+CROSS JOIN LATERAL (
+  SELECT c.relkind, c.reltuples::float8 AS reltuples, s.n_live_tup::float8 AS live_tuples WHERE c.relkind <> 'p'
+  UNION ALL
+  SELECT c.relkind, CASE WHEN bool_and(l.reltuples >= 0) THEN sum(l.reltuples)::float8 ELSE -1 END, sum(ls.n_live_tup)::float8
+  FROM pg_catalog.pg_partition_tree(c.oid) pt
+  JOIN pg_catalog.pg_class l ON l.oid = pt.relid
+  LEFT JOIN pg_catalog.pg_stat_user_tables ls ON ls.relid = pt.relid
+  WHERE pt.isleaf
+  HAVING c.relkind = 'p'
+) e
 WHERE n.nspname = ${quoteLiteral(dialect, schema ?? "public")} AND c.relname = ${quoteLiteral(dialect, table)}`;
     case "mysql":
-      return `SELECT t.TABLE_ROWS AS estimate,
+      return `SELECT t.TABLE_ROWS AS estimate, t.TABLE_TYPE AS kind,
   CASE WHEN t.TABLE_ROWS IS NULL OR t.TABLE_ROWS < ${exactBelow} THEN ${bounded} END AS bounded_count
 FROM information_schema.TABLES t
 WHERE t.TABLE_SCHEMA = ${quoteLiteral(dialect, schema ?? "")} AND t.TABLE_NAME = ${quoteLiteral(dialect, table)}`;
@@ -77,11 +90,11 @@ export async function runVolume(ctx: CheckContext, check: VolumeCheck): Promise<
   if (!row) return { status: "error", value: null, message: "the table was not found in the catalog" };
   const count = rowCountOf(dialect, row, exactBelow);
   if (!count) {
-    return {
-      status: "error",
-      value: null,
-      message: `more than ${formatNumber(exactBelow)} rows and no row estimate: run ANALYZE on the table (on the primary)`,
-    };
+    const view = row.kind === "v" || row.kind === "VIEW";
+    const remedy = view
+      ? `a view has none: raise exact_count_below above its row count to count it, or monitor the tables it reads`
+      : `run ANALYZE on the table (on the primary)`;
+    return { status: "error", value: null, message: `more than ${formatNumber(exactBelow)} rows and no row estimate: ${remedy}` };
   }
   const details = { method: count.method };
   if (check.min_rows !== undefined || check.max_rows !== undefined) {
