@@ -190,6 +190,18 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
     expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
   });
 
+  it("refuses a baseline that could never judge: more samples needed than its window holds", async () => {
+    const { user, connectionId } = await owner();
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });
+    for (const baseline of [{ min_samples: 10_000, window_points: 3 }, { min_samples: 2_000 }]) {
+      const res = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "volume", baseline }] } });
+      expect(res.status, JSON.stringify(baseline)).toBe(422);
+      expect(res.body.errors).toEqual([{ path: "body.checks.0.baseline.min_samples", message: expect.stringContaining("at most window_points") }]);
+    }
+    const fine = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "volume", baseline: { min_samples: 20, window_points: 50 } }] } });
+    expect(fine.status, fine.text).toBe(200);
+  });
+
   it("dry-runs changed checks: one that cannot work is refused naming it, one that fails today is saved, neither leaves a run or an alert", async () => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", alert: { open_after: 1 } });

@@ -3,21 +3,41 @@
 
 import { z } from "@hono/zod-openapi";
 
+import { BASELINE_DEFAULTS } from "../../monitoring/baselines.js";
 import { RowId } from "../schemas.js";
 
 const ColumnName = z.string().min(1).max(128);
 
+const DEFAULTS = BASELINE_DEFAULTS;
+
 const Baseline = z
   .object({
-    sensitivity: z.number().positive().max(100).optional().openapi({ description: "Robust z beyond which a value is anomalous (default 3.5)" }),
+    sensitivity: z.number().positive().max(100).optional().openapi({ description: `Robust z beyond which a value is anomalous (default ${DEFAULTS.sensitivity})` }),
     direction: z.enum(["spike", "drop", "both"]).optional(),
-    min_samples: z.number().int().min(3).max(10_000).optional().openapi({ description: "History points needed before judging (default 14)" }),
+    min_samples: z
+      .number()
+      .int()
+      .min(3)
+      .max(10_000)
+      .optional()
+      .openapi({ description: `History points needed before judging (default ${DEFAULTS.minSamples}); at most window_points` }),
     seasonality: z.enum(["auto", "none", "hour_of_day", "day_of_week", "hour_and_weekday"]).optional().openapi({
       description: "auto (default) waits for a week of history and keeps a seasonal model only when it predicts better",
     }),
-    window_points: z.number().int().min(3).max(5000).optional(),
+    window_points: z
+      .number()
+      .int()
+      .min(3)
+      .max(5000)
+      .optional()
+      .openapi({ description: `History points the baseline is learned from (default ${DEFAULTS.window.points}, and no older than MONITOR_RUN_RETENTION_DAYS)` }),
   })
   .strict()
+  // A window never holds more points than its size: the check would stay learning, and pass, for ever.
+  .refine((b) => (b.min_samples ?? DEFAULTS.minSamples) <= (b.window_points ?? DEFAULTS.window.points), {
+    path: ["min_samples"],
+    message: `must be at most window_points (default ${DEFAULTS.window.points}): a baseline never holds more points than its window, so it would never judge`,
+  })
   .openapi("BaselineSettings");
 
 const bounds = (v: { min?: number | undefined; max?: number | undefined }) => v.min === undefined || v.max === undefined || v.min <= v.max;
