@@ -16,11 +16,12 @@ import { runNullRate } from "./checks/null-rate.js";
 import type { CheckContext, CheckResult } from "./checks/types.js";
 
 /** Database errors that say the check itself is wrong (not that the database is away or busy). */
-const CHECK_ERRORS = new Set(["sql_failed", "sql_refused", "query_timeout"]);
+const CHECK_ERRORS = new Set(["sql_failed", "sql_refused", "query_timeout", "result_too_large"]);
 
 /** Types whose max() is a point in time: timestamps, dates, epoch numbers. SQLite declares
- * any type (or none) for anything, so there the values decide (the dry run reads them). */
-const TIMESTAMP_TYPE = /^(timestamp|datetime|date|year|integer|(tiny|small|medium|big)?int|int\d|numeric|decimal|double|real|float)\b/i;
+ * any type (or none) for anything, so there the values decide (the dry run reads them). Not
+ * MySQL's YEAR: its 2026 is no epoch number, and a year is no timestamp to measure a lag from. */
+const TIMESTAMP_TYPE = /^(timestamp|datetime|date|integer|(tiny|small|medium|big)?int|int\d|numeric|decimal|double|real|float)\b/i;
 
 export interface DryRun {
   /** Why the check cannot work on the table, or null when it went through (pass or fail). */

@@ -1,11 +1,11 @@
-// /api/tables over HTTP against a real PostgreSQL target: CRUD, run now, run history; inputs
+// /api/tables over HTTP against a real PostgreSQL target (and MariaDB and SQLite for dry runs): CRUD, run now, run history; inputs
 // validated against the live database (422 with field paths); other users' ids are 404.
 
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
-import { addConnection, addWebhook, monitorTable, pgMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
+import { addConnection, addWebhook, mariaMonitoredDb, monitorTable, pgMonitoredDb, sqliteMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
 import { pgAdmin } from "../support/services.js";
 
 let h: Harness;
@@ -483,5 +483,39 @@ describe("a check whose dry run is slow", () => {
     const cheap = await slow.call("PATCH", `/api/tables/${created.body.id}`, { token: user.token, json: { checks: [{ kind: "volume" }] } });
     expect(cheap.status, cheap.text).toBe(200);
     expect(cheap.body).not.toHaveProperty("warnings");
+  });
+});
+
+describe("dry runs of checks that cannot work on MariaDB and SQLite", () => {
+  let small: Harness;
+  let maria: MonitoredDb;
+  beforeAll(async () => {
+    // Results over 1 KiB are too large.
+    small = await createHarness({ env: { QUERY_MAX_BYTES: "1024" } });
+    maria = await mariaMonitoredDb();
+    await maria.exec("ALTER TABLE events ADD COLUMN y YEAR");
+    await maria.exec("INSERT INTO events (ts, y) VALUES (NOW(3), 2026)");
+  });
+  afterAll(async () => {
+    await small?.close();
+    await maria?.drop();
+  });
+
+  it("refuses freshness of a YEAR column, which is no timestamp, naming it", async () => {
+    const user = await small.newUser();
+    const connectionId = await addConnection(small, user.token, maria.body);
+    const res = await small.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [{ kind: "freshness", column: "y" }] } });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors).toEqual([{ path: "body.checks.0.column", message: expect.stringContaining("year") }]);
+  });
+
+  it("refuses custom SQL whose result is too large with 422 naming the check, not a bare 413", async () => {
+    const user = await small.newUser();
+    const sqlite = await sqliteMonitoredDb(small.sqliteRoot);
+    const connectionId = await addConnection(small, user.token, sqlite.body);
+    const sql = "SELECT printf('%.5000c', 'x')";
+    const res = await small.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [{ kind: "custom_sql", name: "wide", sql, max: 0 }] } });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors).toEqual([{ path: "body.checks.0.sql", message: expect.stringMatching(/^check custom_sql:wide cannot work: .*result limit/) }]);
   });
 });

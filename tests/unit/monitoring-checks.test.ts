@@ -111,6 +111,10 @@ describe("timestamps", () => {
     ["2025-01-06", Date.UTC(2025, 0, 6)],
     [t / 1000, t], // epoch seconds
     [t, t], // epoch milliseconds
+    [t * 1000, t], // epoch microseconds (not a time 50,000 years ahead)
+    [t * 1e6, t], // epoch nanoseconds
+    ["2025-01-06 09:30:15.250+00", t], // PostgreSQL's text of a timestamptz, an hour-only offset
+    ["2025-01-06 14:30:15.250+05", t],
     [String(t / 1000), t],
     [null, null],
     ["not a time", null],

@@ -26,20 +26,33 @@ const HAS_ZONE = /(Z|[+-]\d\d(:?\d\d)?)$/i;
 /** The furthest a JavaScript date reaches either side of 1970, in ms. */
 const MAX_DATE_MS = 8.64e15;
 
+/** Epoch numbers by size: up to 1e11 seconds (to the year 5138), then milliseconds, then
+ * microseconds (PostgreSQL's and many event pipelines'), then nanoseconds. Read in the wrong
+ * unit, a stale column of microseconds was a time 50,000 years ahead, fresh for ever. */
+const EPOCH_UNITS: readonly [below: number, toMs: (n: number) => number][] = [
+  [1e11, (s) => s * 1000],
+  [1e14, (ms) => ms],
+  [1e17, (us) => Math.round(us / 1e3)],
+  [Infinity, (ns) => Math.round(ns / 1e6)],
+];
+
 /** A timestamp cell as epoch ms. Values without a zone (timestamp, DATETIME, SQLite text) are
- * read as UTC, the zone Pulse's sessions run in; numbers are epoch seconds, or milliseconds
- * when too large to be seconds, and no timestamp past what a date can hold. */
+ * read as UTC, the zone Pulse's sessions run in; numbers are epoch seconds, milliseconds,
+ * microseconds or nanoseconds by their size, and no timestamp past what a date can hold. */
 export function timestampOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") {
-    const ms = cell > 1e11 ? cell : cell * 1000;
+    const [, toMs] = EPOCH_UNITS.find(([below]) => Math.abs(cell) < below)!;
+    const ms = toMs(cell);
     return Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS ? ms : null;
   }
   if (typeof cell !== "string") return null;
   const text = cell.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return timestampOf(Number(text));
   const iso = text.includes("T") || !/^\d{4}-\d\d-\d\d \d/.test(text) ? text : text.replace(" ", "T");
-  const withZone = /T/.test(iso) && !HAS_ZONE.test(iso) ? `${iso}Z` : iso;
+  // PostgreSQL's own text of a timestamptz ends in an hour-only offset (+00, +05), which
+  // Date.parse does not take: as +00:00.
+  const withZone = !/T/.test(iso) ? iso : HAS_ZONE.test(iso) ? iso.replace(/([+-]\d\d)$/, "$1:00") : `${iso}Z`;
   const ms = Date.parse(withZone);
   return Number.isFinite(ms) ? ms : null;
 }
