@@ -25,7 +25,7 @@ import {
   type AlertState,
   type Notification,
 } from "./alert-state.js";
-import type { NotificationPayload } from "./notifiers.js";
+import { deliverSoon, type NotificationPayload } from "./notifiers.js";
 import { checkKey } from "./check-config.js";
 import type { CheckStatus } from "./checks/types.js";
 
@@ -87,6 +87,9 @@ export async function applyEvent(
   table: MonitoredTableRow,
   row: AlertRow,
   event: AlertEvent,
+  /** The alert is deleted in this transaction: its notifications are queued apart from it, or
+   * the delete's cascade would take them along. */
+  options: { alertDeleted?: boolean } = {},
 ): Promise<{ row: AlertRow; queued: number; logged: () => void }> {
   const before = stateOf(row);
   const { state, notifications } = nextAlertState(before, event, alertConfigOf(table));
@@ -101,13 +104,49 @@ export async function applyEvent(
         // The reducer's key names the notification; one delivery of it per channel.
         dedupKey: `${n.dedupKey}:channel:${channelId}`,
         channelId,
-        alertId: row.id,
+        alertId: options.alertDeleted ? null : row.id,
         payload: payloadOf(table, saved, n, event.type === "check" ? (event.detail ?? null) : null) as unknown as Record<string, unknown>,
         nextAttemptAt: new Date(deps.monitoring.now()),
       })),
     ),
   );
   return { row: saved, queued, logged };
+}
+
+/** What a removal found in its transaction: the alerts it is about to delete (locked, with their
+ * tables), what deletes them (`by`, as the resolution will say), and the delete, whose answer
+ * is the removal's. */
+export interface Removal<T> {
+  doomed: readonly { alert: AlertRow; table: MonitoredTableRow }[];
+  by: string;
+  remove: () => Promise<T>;
+}
+
+/**
+ * Runs a removal that deletes alerts with their check, table or connection, in one transaction:
+ * `plan` locks what it removes and returns it; each alert with an incident open is then resolved
+ * (by what removed it) before the delete, so a receiver told that it opened is told that it is
+ * over, rather than keep an incident open for good. Its notifications are queued apart from the
+ * alert (the delete's cascade would take them along) and sent once the transaction commits.
+ */
+export async function removeWithAlerts<T>(deps: Deps, plan: (tx: Tx) => Promise<Removal<T>>): Promise<T> {
+  const done = await deps.store.db.transaction(async (tx) => {
+    const removal = await plan(tx);
+    const at = deps.monitoring.now();
+    let queued = 0;
+    const lines: (() => void)[] = [];
+    for (const { alert, table } of removal.doomed) {
+      const { status } = stateOf(alert);
+      if (status !== "open" && status !== "resolving") continue;
+      const applied = await applyEvent(deps, tx, table, alert, { type: "resolve", at, by: removal.by }, { alertDeleted: true });
+      queued += applied.queued;
+      lines.push(applied.logged);
+    }
+    return { result: await removal.remove(), queued, lines };
+  });
+  done.lines.forEach((logged) => logged());
+  if (done.queued > 0) deliverSoon(deps);
+  return done.result;
 }
 
 /** An incident opening (warn) or ending (info) leaves one line, muted or not. */

@@ -8,6 +8,7 @@ import { sealContext, specOfRow, targetFor, type ConnectionSpec } from "../conne
 import type { Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
+import { removeWithAlerts } from "../monitoring/alerts.js";
 import {
   deleteConnection,
   getConnection,
@@ -16,6 +17,8 @@ import {
   updateConnection,
   type ConnectionPatch,
 } from "../store/connections.js";
+import { lockAlertsOfTables } from "../store/monitoring-alerts.js";
+import { lockMonitoredTablesOfConnection } from "../store/monitoring-tables.js";
 import type { DbConnectionRow } from "../store/schema.js";
 import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
 import { countTry } from "./rate-limits.js";
@@ -188,7 +191,14 @@ export async function updateConnectionOf(
 }
 
 export async function removeConnection(deps: Deps, ownerId: number, id: number): Promise<void> {
-  if (!(await deleteConnection(deps.store.db, ownerId, id))) throw notFound("Database connection");
+  // Its monitored tables go with it (the store's cascade), and so do their alerts.
+  const removed = await removeWithAlerts(deps, async (tx) => {
+    // Its tables' rows first, as a run locks them (then their alerts).
+    const tables = await lockMonitoredTablesOfConnection(tx, ownerId, id);
+    const doomed = tables.length > 0 ? await lockAlertsOfTables(tx, ownerId, { connectionId: id }) : [];
+    return { doomed, by: "its connection being deleted", remove: () => deleteConnection(tx, ownerId, id) };
+  });
+  if (!removed) throw notFound("Database connection");
   await deps.connectors.evict(id);
 }
 

@@ -9,6 +9,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
+import { removeWithAlerts } from "../monitoring/alerts.js";
 import { dryRun } from "../monitoring/dry-run.js";
 import { runTableNow } from "../monitoring/run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
@@ -17,15 +18,18 @@ import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns, type RunsBefore } from "../store/monitoring-runs.js";
 import {
   type MonitoredTableName,
+  deleteAlertsOfOtherChecks,
   deleteMonitoredTable,
   findMonitoredTable,
   getMonitoredTable,
   insertMonitoredTable,
   listMonitoredTableNames,
   listMonitoredTables,
+  lockMonitoredTable,
   updateMonitoredTable,
   type MonitoredTablePatch,
 } from "../store/monitoring-tables.js";
+import { lockAlertsOfTables } from "../store/monitoring-alerts.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
 import { countTry } from "./rate-limits.js";
@@ -306,13 +310,31 @@ export async function updateMonitoredTableOf(
     }
   }
   if (Object.keys(patch).length === 0) return publicMonitoredTable(row);
-  const updated = await updateMonitoredTable(deps.store.db, ownerId, id, patch, patch.checks?.map(checkKey));
+  const keys = patch.checks?.map(checkKey);
+  const updated = await removeWithAlerts(deps, async (tx) => {
+    // The table's row first, as a run locks it (then its alerts): never the other way round.
+    const table = await updateMonitoredTable(tx, ownerId, id, patch);
+    const doomed = table && keys ? (await lockAlertsOfTables(tx, ownerId, { tableId: id })).filter(({ alert }) => !keys.includes(alert.checkKey)) : [];
+    return {
+      doomed,
+      by: "its check being removed",
+      remove: async () => {
+        if (table && keys) await deleteAlertsOfOtherChecks(tx, id, keys);
+        return table;
+      },
+    };
+  });
   if (!updated) throw notFound("Monitored table");
   return withWarnings(publicMonitoredTable(updated), warnings);
 }
 
 export async function removeMonitoredTable(deps: Deps, ownerId: number, id: number): Promise<void> {
-  if (!(await deleteMonitoredTable(deps.store.db, ownerId, id))) throw notFound("Monitored table");
+  const removed = await removeWithAlerts(deps, async (tx) => {
+    const table = await lockMonitoredTable(tx, ownerId, id);
+    const doomed = table ? await lockAlertsOfTables(tx, ownerId, { tableId: id }) : [];
+    return { doomed, by: "its table being deleted", remove: () => deleteMonitoredTable(tx, ownerId, id) };
+  });
+  if (!removed) throw notFound("Monitored table");
 }
 
 /** Runs the table's checks now, outside the schedule (which it leaves as it is); `conflict`

@@ -5,7 +5,7 @@ import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, or, sq
 
 import type { Db } from "./client.js";
 import type { CheckConfig } from "./column-types.js";
-import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type SentNotificationRow } from "./schema.js";
+import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type MonitoredTableRow, type SentNotificationRow } from "./schema.js";
 
 /** A transaction handle: repositories take it wherever they take a Db. */
 export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
@@ -66,6 +66,24 @@ export async function lockAlertOfCheck(
     .where(and(eq(alerts.tableId, key.tableId), eq(alerts.checkKey, key.checkKey)))
     .for("update");
   return row!;
+}
+
+/** Locks the alerts of the owner's monitored tables that are about to be deleted (the tables of
+ * `where`: one table, or every table of a connection) for the rest of the transaction, with
+ * their tables. */
+export async function lockAlertsOfTables(
+  tx: Tx,
+  ownerId: number,
+  where: { tableId: number } | { connectionId: number },
+): Promise<{ alert: AlertRow; table: MonitoredTableRow }[]> {
+  const tableFilter = "tableId" in where ? eq(monitoredTables.id, where.tableId) : eq(monitoredTables.connectionId, where.connectionId);
+  return tx
+    .select({ alert: alerts, table: monitoredTables })
+    .from(alerts)
+    .innerJoin(monitoredTables, eq(monitoredTables.id, alerts.tableId))
+    .where(and(eq(alerts.ownerId, ownerId), eq(monitoredTables.ownerId, ownerId), tableFilter))
+    .orderBy(asc(alerts.id))
+    .for("update", { of: alerts });
 }
 
 /** Locks one of the owner's alerts for the rest of the transaction; null if not theirs. */

@@ -75,22 +75,39 @@ export async function getMonitoredTable(db: Db, ownerId: number, id: number): Pr
 
 /** Applies `patch`; with new checks, the alerts of checks no longer among them (`checkKeys`)
  * go in the same transaction, their pending notifications with them. */
-export async function updateMonitoredTable(
-  db: Db,
-  ownerId: number,
-  id: number,
-  patch: MonitoredTablePatch,
-  checkKeys?: string[],
-): Promise<MonitoredTableRow | null> {
-  return db.transaction(async (tx) => {
-    const [row] = await tx
-      .update(monitoredTables)
-      .set(patch)
-      .where(and(eq(monitoredTables.id, id), eq(monitoredTables.ownerId, ownerId)))
-      .returning();
-    if (row && checkKeys) await tx.delete(alerts).where(and(eq(alerts.tableId, id), notInArray(alerts.checkKey, checkKeys)));
-    return row ?? null;
-  });
+export async function updateMonitoredTable(db: Db, ownerId: number, id: number, patch: MonitoredTablePatch): Promise<MonitoredTableRow | null> {
+  const [row] = await db
+    .update(monitoredTables)
+    .set(patch)
+    .where(and(eq(monitoredTables.id, id), eq(monitoredTables.ownerId, ownerId)))
+    .returning();
+  return row ?? null;
+}
+
+/** Deletes the alerts of the table's checks that are no longer among `checkKeys`. */
+export async function deleteAlertsOfOtherChecks(db: Db, tableId: number, checkKeys: string[]): Promise<void> {
+  await db.delete(alerts).where(and(eq(alerts.tableId, tableId), notInArray(alerts.checkKey, checkKeys)));
+}
+
+/** One of the owner's monitored tables, locked for the rest of the transaction (before its
+ * alerts, in the order a run locks them). */
+export async function lockMonitoredTable(db: Db, ownerId: number, id: number): Promise<MonitoredTableRow | null> {
+  const [row] = await db
+    .select()
+    .from(monitoredTables)
+    .where(and(eq(monitoredTables.id, id), eq(monitoredTables.ownerId, ownerId)))
+    .for("update");
+  return row ?? null;
+}
+
+/** The owner's monitored tables on a connection, locked for the rest of the transaction. */
+export async function lockMonitoredTablesOfConnection(db: Db, ownerId: number, connectionId: number): Promise<MonitoredTableRow[]> {
+  return db
+    .select()
+    .from(monitoredTables)
+    .where(and(eq(monitoredTables.connectionId, connectionId), eq(monitoredTables.ownerId, ownerId)))
+    .orderBy(asc(monitoredTables.id))
+    .for("update");
 }
 
 export async function deleteMonitoredTable(db: Db, ownerId: number, id: number): Promise<boolean> {

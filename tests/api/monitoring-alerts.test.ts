@@ -326,6 +326,36 @@ describe("a run that races a deletion", () => {
   });
 });
 
+describe("alerts deleted with their check, table or connection", () => {
+  const events = (path: string) => hooks.at(path).map((r) => [r.body.event, r.body.resolved_by]);
+
+  it.each([
+    ["its table is deleted", "its table being deleted", (user: { token: string }, table: { id: number; connection_id: number }) => h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })],
+    ["its check is taken off", "its check being removed", (user: { token: string }, table: { id: number }) => h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "schema_drift" }] } })],
+    ["its connection is deleted", "its connection being deleted", (user: { token: string }, table: { connection_id: number }) => h.call("DELETE", `/databases/${table.connection_id}`, { token: user.token })],
+  ] as const)("tells the channels an open incident is over when %s, rather than leave it open for good", async (_what, by, remove) => {
+    const { user, table, path } = await failingTable();
+    expect(events(path)).toEqual([["alert.opened", null]]);
+    const res = await remove(user, table);
+    expect(res.status, res.text).toBeLessThan(300);
+    expect(events(path)).toEqual([
+      ["alert.opened", null],
+      ["alert.resolved", by],
+    ]);
+    expect(hooks.at(path)[1]!.body).toMatchObject({ table: { id: table.id }, check: "custom_sql:rows" });
+    expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+
+  it("tells nothing of an alert that was not open", async () => {
+    const user = await h.newUser();
+    const table = await addFailingTable(user);
+    const path = `/quiet-${user.id}`;
+    await addWebhook(h, user.token, `${hooks.url}${path}`);
+    expect((await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })).status).toBe(204);
+    expect(hooks.at(path)).toEqual([]);
+  });
+});
+
 describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
   it("answers a run and an alert action without waiting for a webhook that hangs", async () => {
     const user = await h.newUser();
