@@ -4,10 +4,11 @@
 // outside fails one statement only.
 
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { createSqliteDriver } from "../../src/connectors/drivers/sqlite.js";
@@ -130,6 +131,27 @@ describe("POST /databases/{id}/query: runaway statements", () => {
     const next = await db.query("SELECT count(*) FROM Genre");
     expect(next.status).toBe(200);
     expect(next.body.data.rows).toEqual([[25]]);
+  });
+});
+
+describe("POST /databases/{id}/query: a file replaced under its connection", () => {
+  it("reads the new file once a copy is moved over the old one, and says so once the file is gone", async () => {
+    const { query, file } = await chinookConnection();
+    const where = path.join(h.sqliteRoot, file);
+    expect((await query("SELECT count(*) FROM Genre")).body.data.rows).toEqual([[25]]);
+    // A fresh copy with one more genre, renamed over the file as backups and ETL jobs do.
+    const next = `${where}.next`;
+    copyFileSync(where, next);
+    const writer = new Database(next);
+    writer.prepare("INSERT INTO Genre (GenreId, Name) VALUES (26, 'Replaced')").run();
+    writer.close();
+    renameSync(next, where);
+    expect((await query("SELECT count(*) FROM Genre")).body.data.rows).toEqual([[26]]);
+    rmSync(where);
+    const gone = await query("SELECT count(*) FROM Genre");
+    expect(gone.status).toBe(400);
+    expect(gone.body.detail).toContain("no longer exists");
+    expect(gone.text).not.toContain(h.sqliteRoot);
   });
 });
 

@@ -4,6 +4,8 @@
 // they never block, and can never outlive, the service. sqlite.ts talks to this process over
 // the IPC channel with the small request/reply protocol below.
 
+import { statSync } from "node:fs";
+
 import Database from "better-sqlite3";
 
 import { DomainError, type ErrorCode } from "../../errors.js";
@@ -53,10 +55,24 @@ const { filePath, displayName } = JSON.parse(process.argv[2] ?? "{}") as SqliteC
 // The service closing or gone: nothing else will ever ask this process anything.
 process.on("disconnect", () => process.exit(0));
 
-const db = openReadOnly();
+// Which file was opened: taken first, so a replacement racing the open is found at the next request.
+let opened = identityOf(filePath);
+let db = openReadOnly();
 if (db) {
   process.on("message", (request: SqliteRequest) => {
-    void handle(db, request).then(
+    void (async () => {
+      // A file replaced by a rename (a fresh copy moved over it, as backups and ETL jobs do)
+      // would otherwise be read from the old, deleted inode for as long as this process lives.
+      const now = identityOf(filePath);
+      if (now === null) throw new DomainError("connection_failed", `SQLite file "${displayName}" no longer exists`);
+      if (now !== opened) {
+        const fresh = openReadOnly({ quiet: true });
+        if (!fresh) throw new DomainError("connection_failed", `SQLite file "${displayName}" was replaced by one that can not be opened`);
+        db!.close();
+        [db, opened] = [fresh, now];
+      }
+      return handle(db!, request);
+    })().then(
       (value) => post({ kind: "reply", id: request.id, ok: true, value }),
       (error: unknown) => post(failure(request.id, error)),
     );
@@ -64,6 +80,12 @@ if (db) {
   post({ kind: "ready" });
 } else {
   process.disconnect();
+}
+
+/** Which file `file` names now (device and inode), or null when there is none: a stat, a few µs. */
+function identityOf(file: string): string | null {
+  const stat = statSync(file, { throwIfNoEntry: false, bigint: true });
+  return stat ? `${stat.dev}:${stat.ino}` : null;
 }
 
 function failure(id: number, error: unknown): SqliteReply {
@@ -89,7 +111,9 @@ function tooLargeError(error: unknown): { message: string; recycle: boolean } | 
   };
 }
 
-function openReadOnly(): Database.Database | null {
+/** The file opened read-only, or null when it can not be (said to the parent at start-up;
+ * `quiet` when reopening, where the statement's error says it). */
+function openReadOnly(options: { quiet?: boolean } = {}): Database.Database | null {
   let opened: Database.Database | undefined;
   try {
     opened = new Database(filePath, { readonly: true, fileMustExist: true });
@@ -99,7 +123,7 @@ function openReadOnly(): Database.Database | null {
     return opened;
   } catch (error) {
     opened?.close();
-    post({ kind: "open_failed", message: openFailure(error) });
+    if (!options.quiet) post({ kind: "open_failed", message: openFailure(error) });
     return null;
   }
 }
