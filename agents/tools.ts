@@ -6,7 +6,6 @@
 import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import { z } from "zod";
 
-import { MAX_STATEMENT_LENGTH } from "../src/connectors/guard/verdict.js";
 import { DomainError, SqlRefusedError } from "../src/errors.js";
 import { cutText } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
@@ -132,10 +131,10 @@ const runQueryTool = defineTool({
   schema: z.object({ sql: z.string().describe("exactly one SELECT / WITH ... SELECT statement") }),
   async run({ sql }, ctx) {
     const emit = (event: AgentEvent) => ctx.onEvent?.(event);
-    // How the statement is shown back (the answer's `sql` and `statements`, the events): one past
-    // the guard's default length never runs, and a model sending megabytes of it made the answer
-    // carry them twice.
-    const shown = sql.length > MAX_STATEMENT_LENGTH ? cutText(sql, SHOWN_LONG_SQL_CHARS) : sql;
+    // How the statement is shown back (the answer's `sql` and `statements`, the events): whole if
+    // it may run; cut if the guard refuses it unread for its length, as a model sending megabytes
+    // made the answer carry them twice.
+    const shown = sql.length > ctx.connector.maxSqlChars ? cutText(sql, SHOWN_LONG_SQL_CHARS) : sql;
     emit({ type: "sql", sql: shown });
     try {
       const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask", signal: ctx.signal });

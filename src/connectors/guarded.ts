@@ -66,6 +66,11 @@ export class GuardedConnector implements SchemaHolder {
     return this.driver.dialect;
   }
 
+  /** The longest statement it runs (QUERY_MAX_SQL_CHARS): longer ones are refused unread. */
+  get maxSqlChars() {
+    return this.guard.maxChars;
+  }
+
   /** Refuses anything but one read statement, then runs it read-only within the limits. */
   query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
     // Only SQLite may retry; the others skip the wrapper (an async frame on every query).

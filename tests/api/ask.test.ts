@@ -148,6 +148,22 @@ describe("POST /ask", () => {
     expect(res.text.length).toBeLessThan(20_000);
   });
 
+  it("shows a long statement that ran whole, where QUERY_MAX_SQL_CHARS lets it run", async () => {
+    const roomy = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "1500", QUERY_MAX_SQL_CHARS: "300000" } });
+    try {
+      const user = await roomy.newConnectedUser();
+      const long = `SELECT 1 AS n${" ".repeat(150_000)}`;
+      replies.push({ toolCalls: [{ name: "run_query", args: { sql: long } }] });
+      replies.push({ content: "One." });
+      const res = await roomy.call("POST", "/ask", { token: user.token, json: { question: "Run my long statement" } });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.statements).toEqual([expect.objectContaining({ outcome: "ok" })]);
+      expect(res.body.sql).toEqual([long]);
+    } finally {
+      await roomy.close();
+    }
+  });
+
   it("remembers the conversation per thread, across instances sharing Redis", async () => {
     const user = await connectedUser();
     const second = await createHarness({ shareWith: h, env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_TIMEOUT_MS: "1500" } });

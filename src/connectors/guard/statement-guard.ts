@@ -10,7 +10,7 @@ import { createThreadPool, isAborted, isQueueFull } from "../../threads.js";
 import type { Dialect } from "../types.js";
 import { cachedVerdict, classifyStatement, rememberVerdict } from "./index.js";
 import type { ParseTask } from "./parse-worker.js";
-import { errorMessage, refuse, refuseParseTimeout, type GuardVerdict } from "./verdict.js";
+import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseParseTimeout, type GuardVerdict } from "./verdict.js";
 
 /** Measured on the shared 2-core machine with the costliest shapes found (deep `1+1+...`,
  * nested parentheses or calls, long CASE and column lists), warmed up: 2-4 ms at 512
@@ -37,6 +37,8 @@ export interface StatementGuard {
    * for any statement; rejects with rate_limited when the parser threads are saturated. The
    * long statements of one `userId` are parsed one after the other, within the time budget. */
   classify(dialect: Dialect, sql: string, userId?: number): GuardVerdict | Promise<GuardVerdict>;
+  /** The longest statement it lets through (QUERY_MAX_SQL_CHARS); longer ones are refused unread. */
+  readonly maxChars: number;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export interface StatementGuard {
  * connector by hand. */
 export const inlineStatementGuard: StatementGuard = {
   classify: (dialect, sql) => classifyStatement(dialect, sql),
+  maxChars: MAX_STATEMENT_LENGTH,
   close: async () => {},
 };
 
@@ -100,6 +103,7 @@ export function createStatementGuard(options: StatementGuardOptions, onError: (e
       }
       return cachedVerdict(dialect, sql) ?? classifyOffThread(dialect, sql, userId);
     },
+    maxChars: options.maxChars,
     async close() {
       await pool?.destroy();
       pool = undefined;
