@@ -154,6 +154,20 @@ function chatCompletionProblem(text: string): string | null {
   if (reply && typeof reply === "object" && reply.error) return `carrying an error (${excerpt(String(reply.error.message ?? JSON.stringify(reply.error)), 120)})`;
   const first = Array.isArray(reply?.choices) ? (reply.choices[0] as { message?: unknown } | undefined) : undefined;
   if (!first || typeof first.message !== "object" || first.message === null) return "that is not a chat completion (no choices[0].message)";
+  // The shapes the client reads without checking: wrong, they failed it as a TypeError (read
+  // as a failed connection) deep inside.
+  const message = first.message as { content?: unknown; tool_calls?: unknown };
+  const content = message.content;
+  if (content !== undefined && content !== null && typeof content !== "string" && !Array.isArray(content)) {
+    return "that is not a chat completion (choices[0].message.content is neither text, parts nor null)";
+  }
+  const calls = message.tool_calls;
+  if (calls !== undefined && calls !== null) {
+    if (!Array.isArray(calls)) return "that is not a chat completion (choices[0].message.tool_calls is not a list)";
+    if (!calls.every((c: unknown) => typeof c === "object" && c !== null && typeof (c as { function?: unknown }).function === "object" && (c as { function: unknown }).function !== null)) {
+      return "that is not a chat completion (a tool call in choices[0].message.tool_calls has no function)";
+    }
+  }
   return null;
 }
 

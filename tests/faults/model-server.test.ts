@@ -300,6 +300,21 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
     expect(lastToolResult(fake.requests[before + 2]).length).toBeLessThan(5_000);
   });
 
+  it("names an answer of the wrong shape as not a chat completion, not as a failed connection", async () => {
+    for (const message of [
+      { role: "assistant", content: null, tool_calls: [{ id: "x", type: "function" }] },
+      { role: "assistant", content: { weird: 1 } },
+    ]) {
+      const user = await connectedUser();
+      // Twice: the client tries once more, as it does any failed call.
+      replies.push(rawCompletion(message), rawCompletion(message));
+      const res = await ask(user, "json");
+      expect(res.status, res.text).toBe(502);
+      expect(res.body, JSON.stringify(message)).toMatchObject({ code: "model_failed", model_cause: "not_chat_completion" });
+      expect(res.body.detail).toMatch(/that is not a chat completion \((a tool call in )?choices\[0\]\.message\./);
+    }
+  });
+
   it("counts tokens itself when the server's usage is no count (negative, fractional), never failing the question", async () => {
     for (const usage of [{ prompt_tokens: -5, completion_tokens: 10, total_tokens: 5 }, { prompt_tokens: 1.5, completion_tokens: 2, total_tokens: 3.5 }]) {
       const user = await connectedUser();
