@@ -34,11 +34,23 @@ export function mayReach(grant: Grant, connectionId: number): boolean {
   return grant.connectionIds === "all" || grant.connectionIds.has(connectionId);
 }
 
-/** A custom_sql check runs SQL of the user's own and can show what it read (its value, a dry
- * run's refusal quoting a cell): for a key, that is the `query` scope's to allow, not only
- * monitoring's. */
-export function requireCustomSqlScope(grant: Grant, checks: readonly { kind: string }[] | undefined): void {
-  if (checks?.some((check) => check.kind === "custom_sql") && !hasScope(grant, "query")) {
-    throw new DomainError("forbidden", "custom_sql checks run SQL of their own: this credential needs the 'query' scope for them, besides 'monitoring:write'");
+/** Checks that read the table's values of the caller's choosing and show them: custom_sql (any
+ * SQL; its value, and a dry run's refusal quoting the cell it read) and freshness (max() of any
+ * column, shown as its latest time, or quoted when it is no time). For a key that is the `query`
+ * scope's to allow, not only monitoring's; volume, null_rate and schema_drift show counts and
+ * names. Checks already on the table, sent back unchanged with a PATCH, are not new reads. */
+const READS_VALUES = new Set(["custom_sql", "freshness"]);
+
+/** JSON with every object's keys in order: a check read back from the store (jsonb orders keys
+ * its own way) equals the same check as sent. */
+const canonical = (value: unknown) =>
+  JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
+
+export function requireValueReadScope(grant: Grant, checks: readonly { kind: string }[] | undefined, existing: readonly unknown[] = []): void {
+  if (!checks || hasScope(grant, "query")) return;
+  const kept = new Set(existing.map(canonical));
+  const reading = checks.find((check) => READS_VALUES.has(check.kind) && !kept.has(canonical(check)));
+  if (reading) {
+    throw new DomainError("forbidden", `${reading.kind} checks read the table's values: this credential needs the 'query' scope for them, besides 'monitoring:write'`);
   }
 }

@@ -164,7 +164,7 @@ describe("scopes", () => {
     expect((await a.call("GET", `/databases/${db}/schema`, { token: queryOnly })).status).toBe(200);
   });
 
-  it("refuses custom_sql checks to a key without the query scope: they would read what the key may not", async () => {
+  it("refuses checks that read values (custom_sql, freshness) to a key without the query scope: they would read what the key may not", async () => {
     const user = await a.newUser();
     const db = await newConnection(user.token);
     const monitoring = (await createKey(user.token, { scopes: ["monitoring:read", "monitoring:write"] })).key;
@@ -183,6 +183,18 @@ describe("scopes", () => {
     expect((await a.call("GET", `/api/tables/${made.body.id}`, { token: user.token })).body.checks).toEqual([expect.objectContaining({ kind: "volume" })]);
     const withQuery = await a.call("PATCH", `/api/tables/${made.body.id}`, { token: both, json: { checks: [{ ...sqlCheck, sql: "SELECT count(*) FROM Artist" }] } });
     expect(withQuery.status, withQuery.text).toBe(200);
+    // freshness reads max() of any column: a text one quoted back, a number shown as a time.
+    for (const column of ["Name", "ArtistId"]) {
+      const fresh = await a.call("POST", "/api/tables", { token: monitoring, json: { connection_id: db, table: "Artist", checks: [{ kind: "freshness", column }] } });
+      expectStatus(fresh, 403, "forbidden", `freshness of ${column} without query`);
+      expect(fresh.text).not.toContain("Zeca");
+    }
+    // The check already there, sent back unchanged beside a change the key may make, is no new read.
+    const kept = await a.call("PATCH", `/api/tables/${made.body.id}`, {
+      token: monitoring,
+      json: { checks: [{ ...sqlCheck, sql: "SELECT count(*) FROM Artist" }, { kind: "volume", min_rows: 1 }] },
+    });
+    expect(kept.status, kept.text).toBe(200);
   });
 
   it("refuses the account, key, connection management and audit routes to any key with 403", async () => {

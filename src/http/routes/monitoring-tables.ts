@@ -4,7 +4,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 
-import { mayReach, requireCustomSqlScope, requireScope, type Grant, type Scope } from "../../auth/grants.js";
+import { hasScope, mayReach, requireScope, requireValueReadScope, type Grant, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import {
   createMonitoredTableOf,
@@ -26,7 +26,7 @@ const notFoundResponse = errorResponse("No such monitored table (or connection) 
 const readError = scopeError("monitoring:read");
 const writeError = scopeError("monitoring:write");
 const writeWithSqlError = {
-  403: errorResponse("Sent with an API key that lacks the 'monitoring:write' scope, may not reach this connection, or sends custom_sql checks without the 'query' scope"),
+  403: errorResponse("Sent with an API key that lacks the 'monitoring:write' scope, may not reach this connection, or adds custom_sql or freshness checks without the 'query' scope"),
 } as const;
 
 /** 403 unless the credential has `scope` and may reach the table's connection; reads the table
@@ -178,7 +178,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(create, async (c) => {
     const body = c.req.valid("json");
     requireScope(c.get("grant"), "monitoring:write", body.connection_id);
-    requireCustomSqlScope(c.get("grant"), body.checks);
+    requireValueReadScope(c.get("grant"), body.checks);
     return c.json(await createMonitoredTableOf(deps, c.get("auth").userId, body), 201);
   });
   app.openapi(getOne, async (c) => {
@@ -190,7 +190,8 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const { id } = c.req.valid("param");
     await tableScope(c, "monitoring:write", id);
     const body = c.req.valid("json");
-    requireCustomSqlScope(c.get("grant"), body.checks);
+    const grant = c.get("grant");
+    if (body.checks && !hasScope(grant, "query")) requireValueReadScope(grant, body.checks, (await getMonitoredTableOf(deps, c.get("auth").userId, id)).checks);
     return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body), 200);
   });
   app.openapi(remove, async (c) => {

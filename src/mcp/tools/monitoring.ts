@@ -4,7 +4,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
-import { mayReach, requireCustomSqlScope, requireScope } from "../../auth/grants.js";
+import { mayReach, requireScope, requireValueReadScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { invalidInput } from "../../http/invalid-input.js";
@@ -95,7 +95,7 @@ export function registerMonitoringTools(server: McpServer, deps: Deps) {
           const { detail, errors } = invalidInput(parsed.error, "arguments");
           throw new DomainError("invalid_input", detail, { errors });
         }
-        requireCustomSqlScope(caller.grant, parsed.data.checks);
+        requireValueReadScope(caller.grant, parsed.data.checks);
         const table = await createMonitoredTableOf(deps, caller.userId, parsed.data);
         return toolResult(`Monitoring ${tableNameOf(table)} as table ${table.id}: ${table.checks.map((c) => c.kind).join(", ")}`, { table });
       }),
