@@ -10,6 +10,9 @@ export type AlertEvent =
   | { type: "mute"; at: number; until: number; by?: string }
   | { type: "unmute"; at: number }
   | { type: "resolve"; at: number; by?: string }
+  /** The alert is being deleted with its check, table or connection: whatever a mute held back,
+   * whoever was told it opened is told it is over. */
+  | { type: "removed"; at: number; by: string }
   | { type: "tick"; at: number };
 
 /** "resolving" is still open to the outside world: it has seen successes, not yet enough. */
@@ -129,6 +132,11 @@ export function nextAlertState(
       } else if (s.status === "failing") {
         s = { ...s, status: "ok", consecutiveFailures: 0 };
       }
+      break;
+    case "removed":
+      s.mutedUntil = null;
+      if (isOpen(s)) s = closeIncident(s, at);
+      resolvedBy = event.by;
       break;
     case "tick":
       break;

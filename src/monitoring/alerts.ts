@@ -124,9 +124,9 @@ export interface Removal<T> {
 
 /**
  * Runs a removal that deletes alerts with their check, table or connection, in one transaction:
- * `plan` locks what it removes and returns it; each alert with an incident open is then resolved
- * (by what removed it) before the delete, so a receiver told that it opened is told that it is
- * over, rather than keep an incident open for good. Its notifications are queued apart from the
+ * `plan` locks what it removes and returns it; each alert whose incident a receiver was told of
+ * is then resolved (by what removed it, whatever a mute held back) before the delete, so a
+ * receiver told that it opened is told that it is over, rather than keep an incident open for good. Its notifications are queued apart from the
  * alert (the delete's cascade would take them along) and sent once the transaction commits.
  */
 export async function removeWithAlerts<T>(deps: Deps, plan: (tx: Tx) => Promise<Removal<T>>): Promise<T> {
@@ -136,9 +136,10 @@ export async function removeWithAlerts<T>(deps: Deps, plan: (tx: Tx) => Promise<
     let queued = 0;
     const lines: (() => void)[] = [];
     for (const { alert, table } of removal.doomed) {
-      const { status } = stateOf(alert);
-      if (status !== "open" && status !== "resolving") continue;
-      const applied = await applyEvent(deps, tx, table, alert, { type: "resolve", at, by: removal.by }, { alertDeleted: true });
+      // Only an incident someone was told of (open, muted since, or over under a mute) has
+      // anyone to tell.
+      if (stateOf(alert).notifiedOpen === null) continue;
+      const applied = await applyEvent(deps, tx, table, alert, { type: "removed", at, by: removal.by }, { alertDeleted: true });
       queued += applied.queued;
       lines.push(applied.logged);
     }
@@ -155,7 +156,7 @@ function logTransition(deps: Deps, table: MonitoredTableRow, row: AlertRow, befo
   if (after.sequence !== before.sequence) {
     deps.logger.warn({ ...fields, flapping: after.flapping, detail: after.lastDetail }, "monitoring alert opened");
   } else if (after.lastResolvedAt !== before.lastResolvedAt) {
-    deps.logger.info({ ...fields, resolved_by: event.type === "resolve" ? event.by : "check" }, "monitoring alert resolved");
+    deps.logger.info({ ...fields, resolved_by: event.type === "resolve" || event.type === "removed" ? event.by : "check" }, "monitoring alert resolved");
   }
 }
 

@@ -16,7 +16,9 @@ let target: MonitoredDb;
 let hooks: WebhookReceiver;
 
 beforeAll(async () => {
-  h = await createHarness({ env: LOCAL_RECEIVER_ENV });
+  // Every test's runs and dry runs share the one target database: its monitoring budget is
+  // not what these tests are about.
+  h = await createHarness({ env: { ...LOCAL_RECEIVER_ENV, MONITOR_QUERIES_PER_MINUTE: "100000" } });
   target = await pgMonitoredDb();
   await target.insertEvents(3, Date.now());
   hooks = await startWebhookReceiver();
@@ -344,6 +346,17 @@ describe("alerts deleted with their check, table or connection", () => {
     ]);
     expect(hooks.at(path)[1]!.body).toMatchObject({ table: { id: table.id }, check: "custom_sql:rows" });
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+
+  it("tells the channels an incident they were told of is over, even under a mute", async () => {
+    const { user, table, alert, path } = await failingTable();
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    expect((await h.call("POST", `/api/alerts/${alert.id}/mute`, { token: user.token, json: { until } })).status).toBe(200);
+    expect((await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token })).status).toBe(204);
+    expect(events(path)).toEqual([
+      ["alert.opened", null],
+      ["alert.resolved", "its table being deleted"],
+    ]);
   });
 
   it("tells nothing of an alert that was not open", async () => {
