@@ -8,7 +8,7 @@ import { alertPhase, type AlertState } from "../monitoring/alert-state.js";
 import { applyEvent, stateOf } from "../monitoring/alerts.js";
 import { deliverSoon } from "../monitoring/notifiers.js";
 import { getAlert, listAlerts, lockAlert, type AlertListFilter } from "../store/monitoring-alerts.js";
-import { getMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
+import { lockMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { AlertRow } from "../store/schema.js";
 
 export type AlertListStatus = Exclude<AlertListFilter, "active">;
@@ -94,8 +94,12 @@ type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: s
 export async function actOnAlert(deps: Deps, ownerId: number, id: number, action: Action): Promise<PublicAlert> {
   const now = deps.monitoring.now();
   const result = await deps.store.db.transaction(async (tx) => {
-    const row = await lockAlert(tx, ownerId, id);
-    if (!row) throw notFound("Alert");
+    // Its table first, then the alert, the order runs and removals lock them in (a schema
+    // drift resolve writes the table): the other way round, a removal and this deadlocked.
+    const seen = await getAlert(tx, ownerId, id);
+    const table = seen && (await lockMonitoredTable(tx, ownerId, seen.tableId));
+    const row = table && (await lockAlert(tx, ownerId, id));
+    if (!table || !row) throw notFound("Alert");
     const state = stateOf(row);
     const open = state.status === "open" || state.status === "resolving";
     if (action.type === "mute" && action.until <= now) {
@@ -104,8 +108,6 @@ export async function actOnAlert(deps: Deps, ownerId: number, id: number, action
     if ((action.type === "ack" || action.type === "resolve") && !open) {
       throw new DomainError("conflict", `This alert is not open (it is ${publicAlert(row, now).status})`);
     }
-    const table = await getMonitoredTable(tx, ownerId, row.tableId);
-    if (!table) throw notFound("Alert");
     const { row: saved, queued, logged } = await applyEvent(deps, tx, table, row, { ...action, at: now });
     if (action.type === "resolve" && row.checkKind === "schema_drift") await saveSchemaSnapshot(tx, table.id, null);
     return { saved, queued, logged };

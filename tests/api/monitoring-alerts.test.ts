@@ -294,6 +294,36 @@ describe("a run that races a deletion", () => {
     expect(queued).toEqual([{ channel_id: kept }]);
   });
 
+  it("resolves a schema drift alert while its table is deleted without a deadlock: both lock the table before the alert", async () => {
+    const user = await h.newUser();
+    const name = `drift_${user.id}`;
+    await target.exec(`CREATE TABLE ${name} (id int)`);
+    const connectionId = await addConnection(h, user.token, target.body);
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: name, checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
+    const channel = await addWebhook(h, user.token, `${hooks.url}/drift-${user.id}`);
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    await target.exec(`ALTER TABLE ${name} ADD COLUMN added int`);
+    await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    const [alert] = (await h.call("GET", "/api/alerts", { token: user.token })).body;
+    expect(alert).toMatchObject({ check: "schema_drift", status: "open" });
+    const store = h.pgDatabase!.name;
+    const blocker = await sessionOn(store);
+    try {
+      // The resolve's notification waits on the channel's row, its locks held; the delete comes then.
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT 1 FROM notification_channels WHERE id = $1 FOR UPDATE", [channel]);
+      const resolving = h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+      await untilWaiting(store, "%sent_notifications%");
+      const deleting = h.call("DELETE", `/api/tables/${table.id}`, { token: user.token });
+      await new Promise((r) => setTimeout(r, 300));
+      await blocker.query("COMMIT");
+      expect((await resolving).status).toBe(200);
+      expect((await deleting).status).toBe(204);
+    } finally {
+      await blocker.end();
+    }
+  });
+
   it("drops the outcomes of a table deleted while its checks ran, and answers with them unsaved", async () => {
     const user = await h.newUser();
     const table = await addFailingTable(user);
