@@ -100,9 +100,10 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       const kept = await completeLease(deps.store.db, {
         id: table.id,
         owner: instanceId,
-        nextRunAt: nextRunAfter(m, table, now),
         lastRunAt: new Date(startedAt),
         claimed: table,
+        nextRunAfter: (timing) => nextRunAfter(m, timing, now),
+        now: new Date(now),
       });
       if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
     } catch (err) {

@@ -247,30 +247,37 @@ export async function renewLease(db: Db, args: { id: number; owner: string; leas
   return rows.length > 0;
 }
 
-/** Ends a lease after a run: the next run is due at `nextRunAt`, computed from the table as it
- * was `claimed`, unless its timing or target changed while it ran (a PATCH set the next run
- * then, which stands). False when the lease was lost meanwhile (expired and taken by another
- * instance), which then owns the schedule. */
+/** Ends a lease after a run, its next run set by `nextRunAfter` from the table's timing as it is
+ * now: a PATCH of the interval, schedule or zone made while it ran counts from this run's end
+ * (the PATCH cannot: it saw the table due), and a table moved to another table or schema while
+ * it ran is due at once, the run that ended having read the old one. False when the lease was
+ * lost meanwhile (expired and taken by another instance), which then owns the schedule. */
 export async function completeLease(
   db: Db,
-  args: { id: number; owner: string; nextRunAt: Date; lastRunAt: Date; claimed: Pick<MonitoredTableRow, "intervalSeconds" | "schedule" | "timezone" | "schemaName" | "tableName"> },
+  args: {
+    id: number;
+    owner: string;
+    lastRunAt: Date;
+    claimed: Pick<MonitoredTableRow, "schemaName" | "tableName">;
+    nextRunAfter: (timing: Pick<MonitoredTableRow, "intervalSeconds" | "schedule" | "timezone">) => Date;
+    now: Date;
+  },
 ): Promise<boolean> {
   const t = monitoredTables;
-  const { claimed } = args;
-  const unchanged = sql`${t.intervalSeconds} IS NOT DISTINCT FROM ${claimed.intervalSeconds}::integer AND ${t.schedule} IS NOT DISTINCT FROM ${claimed.schedule}::text
-    AND ${t.timezone} IS NOT DISTINCT FROM ${claimed.timezone}::text AND ${t.schemaName} IS NOT DISTINCT FROM ${claimed.schemaName}::text AND ${t.tableName} = ${claimed.tableName}`;
-  const rows = await db
-    .update(monitoredTables)
-    .set({
-      nextRunAt: sql`CASE WHEN ${unchanged} THEN ${args.nextRunAt.toISOString()}::timestamptz ELSE ${t.nextRunAt} END`,
-      lastRunAt: args.lastRunAt,
-      leaseOwner: null,
-      leaseUntil: null,
-      updatedAt: sql`${t.updatedAt}`,
-    })
-    .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)))
-    .returning({ id: monitoredTables.id });
-  return rows.length > 0;
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .select({ intervalSeconds: t.intervalSeconds, schedule: t.schedule, timezone: t.timezone, schemaName: t.schemaName, tableName: t.tableName })
+      .from(t)
+      .where(and(eq(t.id, args.id), eq(t.leaseOwner, args.owner)))
+      .for("update");
+    if (!row) return false;
+    const moved = row.schemaName !== args.claimed.schemaName || row.tableName !== args.claimed.tableName;
+    await tx
+      .update(t)
+      .set({ nextRunAt: moved ? args.now : args.nextRunAfter(row), lastRunAt: args.lastRunAt, leaseOwner: null, leaseUntil: null, updatedAt: sql`${t.updatedAt}` })
+      .where(eq(t.id, args.id));
+    return true;
+  });
 }
 
 /** Ends a lease taken for a run outside the schedule, leaving the schedule as it is. Only

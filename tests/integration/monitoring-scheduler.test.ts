@@ -150,8 +150,34 @@ describe("a run longer than the lease", () => {
       expect((await running).claimed).toContain(table.id);
       const after = (await a.call("GET", `/api/tables/${table.id}`, { token: user.token })).body;
       expect(after.interval_seconds).toBe(60);
-      // Due within the new interval, not a week after this run.
+      // Due one new interval after this run: not a week after it, nor at once again.
+      expect(Date.parse(after.next_run_at)).toBeGreaterThanOrEqual(clock.now() + MINUTE);
       expect(Date.parse(after.next_run_at)).toBeLessThanOrEqual(clock.now() + CYCLE);
+      await scheduler.stop();
+    } finally {
+      await locker.end();
+    }
+  });
+  it("runs a table moved to another table while it ran at once after, the run that ended having read the old one", async () => {
+    await db.exec("CREATE TABLE IF NOT EXISTS locked_moved (id int)");
+    const locker = new pg.Client({ ...PG, database: db.body.database_name as string });
+    await locker.connect();
+    try {
+      const user = await a.newUser();
+      const connectionId = await addConnection(a, user.token, db.body);
+      const table = await monitorTable(a, user.token, { connection_id: connectionId, table: "locked_moved", interval_seconds: 3600, checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM locked_moved", min: 0 }] });
+      const scheduler = createScheduler(a.deps, { instanceId: "moved", renewEveryMs: 50 });
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE locked_moved IN ACCESS EXCLUSIVE MODE");
+      clock.advance(2 * 3_600_000);
+      const running = scheduler.tick();
+      await until(async () => (await leaseOf(table.id)).lease_owner === "moved", "the table runs");
+      const moved = await a.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { table: "events", checks: [{ kind: "schema_drift" }] } });
+      expect(moved.status, moved.text).toBe(200);
+      await locker.query("COMMIT");
+      expect((await running).claimed).toContain(table.id);
+      const after = (await a.call("GET", `/api/tables/${table.id}`, { token: user.token })).body;
+      expect(Date.parse(after.next_run_at)).toBe(clock.now());
       await scheduler.stop();
     } finally {
       await locker.end();
