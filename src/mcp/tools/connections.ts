@@ -14,7 +14,7 @@ import { storableText } from "../../http/schemas.js";
 import { rowId, toolInput } from "./inputs.js";
 
 // Built once: every request builds its own server (stateless), and building schemas costs.
-const listConfig = { description: "List your databases: id, name, dialect, database.", annotations: { readOnlyHint: true } };
+const listConfig = { description: "List your databases: id, name, dialect, database.", inputSchema: toolInput({}), annotations: { readOnlyHint: true } };
 const describeConfig = {
   description:
     "Schema of a database, one line per table (columns, types, keys, ~rows). Large schemas: the tables most relevant to `question`, then other table names; pass names in `tables` for their full lines.",
@@ -50,7 +50,7 @@ export function registerConnectionTools(server: McpServer, deps: Deps) {
   server.registerTool(
     "list_connections",
     listConfig,
-    (extra) =>
+    (_args, extra) =>
       answering(callerOf(extra), async (caller) => {
         const connections = (await reachableConnections(deps, caller)).map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
         const text = connections.map((c) => `${c.id}: ${c.name} (${c.dialect}, ${c.database})`).join("\n") || "No connections.";

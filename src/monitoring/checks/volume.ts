@@ -25,7 +25,8 @@ export const EXACT_COUNT_BELOW = 100_000;
  * - Partitioned PostgreSQL parents carry no estimate of their own (reltuples -1, and autovacuum
  *   never analyzes them): their leaf partitions' estimates are added up (none while any leaf has
  *   none), and so are their live tuples.
- * - A view has no statistics at all: it can only be counted.
+ * - A view has no statistics at all (reltuples -1, or 0 before PostgreSQL 14): it can only be
+ *   counted.
  * So tables under `exact_count_below` estimated rows (or with no estimate) are counted exactly
  * with a count(*) bounded by LIMIT, in the same statement; when that count hits its bound
  * the estimate is used after all. SQLite keeps no statistics worth the name: count(*).
@@ -41,9 +42,9 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
 CROSS JOIN LATERAL (
-  SELECT c.relkind, c.reltuples::float8 AS reltuples, s.n_live_tup::float8 AS live_tuples WHERE c.relkind <> 'p'
+  SELECT c.relkind, CASE WHEN c.relkind = 'v' THEN -1 ELSE c.reltuples::float8 END AS reltuples, s.n_live_tup::float8 AS live_tuples WHERE c.relkind <> 'p'
   UNION ALL
-  SELECT c.relkind, CASE WHEN bool_and(l.reltuples >= 0) THEN sum(l.reltuples)::float8 ELSE -1 END, sum(ls.n_live_tup)::float8
+  SELECT c.relkind, CASE WHEN bool_and(l.reltuples >= 0) THEN sum(l.reltuples::float8) ELSE -1 END, sum(ls.n_live_tup)::float8
   FROM pg_catalog.pg_partition_tree(c.oid) pt
   JOIN pg_catalog.pg_class l ON l.oid = pt.relid
   LEFT JOIN pg_catalog.pg_stat_user_tables ls ON ls.relid = pt.relid
