@@ -197,6 +197,12 @@ async function agent(state: AgentStateT, config: RunnableConfig): Promise<Comman
   });
   run.modelCalls?.called(usage);
   run.usage = addUsage(run.usage, usage);
+  // Words streamed before a call ("Let me look that up", a ```sql block read as one) were not the
+  // answer: the client is told to drop them, so what it shows ends as `answer` does.
+  if (run.lastReplyStreamed && (message.tool_calls?.length ?? 0) > 0) {
+    run.lastReplyStreamed = false;
+    onEvent?.({ type: "answer_reset" });
+  }
   const steps = state.steps + 1;
   const bounded = withBoundedToolCalls(message);
   // Routed by a Command rather than a conditional edge: the same decision without LangGraph's

@@ -28,6 +28,9 @@ export type AgentEvent =
   | ({ type: "rows" } & ResultSet)
   | { type: "sql_error"; sql: string; error: string }
   | { type: "answer_token"; text: string }
+  /** The answer_token text since the last reset was the model's words before a tool call (or a
+   * call written as text), not its answer: discard it. */
+  | { type: "answer_reset" }
   | { type: "done" };
 
 export interface RecordedQuery {

@@ -103,6 +103,23 @@ describe("POST /ask", () => {
     expect(result).toMatchObject({ answer: "347 albums.", sql: [COUNT_SQL] });
   });
 
+  it("tells an SSE client to drop what the model said before a call, so what it shows ends as the answer", async () => {
+    const user = await connectedUser();
+    replies.push({ preamble: "Let me check that for you.", toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] });
+    replies.push({ content: "347 albums.", chunks: ["347 ", "albums."] });
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?"), headers: { accept: "text/event-stream" } });
+    expect(res.status).toBe(200);
+    const events = [...res.text.matchAll(/^event: (\S+)\ndata: (.*)$/gm)].map((m) => ({ event: m[1]!, data: JSON.parse(m[2]!) }));
+    const names = events.map((e) => e.event);
+    expect(names.slice(0, names.indexOf("tool_call") + 1)).toEqual([...names.slice(0, names.indexOf("answer_reset")), "answer_reset", "tool_call"]);
+    expect(names.indexOf("answer_reset")).toBeGreaterThan(0);
+    // What a client shows: the tokens after the last reset.
+    const shown = events.slice(names.lastIndexOf("answer_reset") + 1).filter((e) => e.event === "answer_token").map((e) => e.data.text).join("");
+    const result = events.find((e) => e.event === "result")!.data;
+    expect(result.sql).toEqual([COUNT_SQL]);
+    expect(shown).toBe(result.answer);
+  });
+
   it("refuses a write the model was tricked into, and says so", async () => {
     const user = await connectedUser();
     replies.push({ toolCalls: [{ name: "run_query", args: { sql: "DROP TABLE Album" } }] });

@@ -46,7 +46,8 @@ export type FakeReply =
   /** A final answer; streamed as `chunks` when given, else word by word. `usage: null` sends
    * none; `finishReason` "length" is an answer cut off by max_tokens. */
   | { content: string; chunks?: string[]; usage?: FakeUsage | null; finishReason?: string }
-  | { toolCalls: FakeToolCall[]; usage?: FakeUsage | null; finishReason?: string }
+  /** `preamble`: words before the calls, as models say "Let me look that up" first. */
+  | { toolCalls: FakeToolCall[]; preamble?: string; usage?: FakeUsage | null; finishReason?: string }
   | { fail: FakeFailure }
   /** Any error status with this body. */
   | { status: number; body: string; contentType?: string };
@@ -164,7 +165,7 @@ const finishOf = (reply: Answer) => reply.finishReason ?? ("content" in reply ? 
 
 function jsonReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: string) {
   const message =
-    "content" in reply ? { role: "assistant", content: reply.content } : { role: "assistant", content: null, tool_calls: toolCallsOf(reply, id) };
+    "content" in reply ? { role: "assistant", content: reply.content } : { role: "assistant", content: reply.preamble ?? null, tool_calls: toolCallsOf(reply, id) };
   res.writeHead(200, { "content-type": "application/json" });
   res.end(
     JSON.stringify({
@@ -187,6 +188,7 @@ function streamReply(reply: Answer, body: ChatRequest, res: ServerResponse, id: 
     const pieces = reply.chunks ?? reply.content.match(/\s*\S+/g) ?? [reply.content];
     for (const piece of pieces) send([{ index: 0, delta: { content: piece }, finish_reason: null }]);
   } else {
+    for (const piece of reply.preamble?.match(/\s*\S+/g) ?? []) send([{ index: 0, delta: { content: piece }, finish_reason: null }]);
     toolCallsOf(reply, id).forEach((call, index) => {
       // Arguments arrive in two pieces, as most servers split them (Ollama sends them whole).
       const args = call.function.arguments;

@@ -87,7 +87,7 @@ const route = createRoute({
   tags: ["Ask"],
   summary: "Ask a question in plain language; answered read-only by the SQL agent",
   description:
-    "Send `Accept: text/event-stream` to receive tool_call, sql, rows, sql_error, answer_token, result and done events. The stream starts with the first event: a failure before it answers its status as JSON, a failure after it is an `error` event (with `status`) before `done`.",
+    "Send `Accept: text/event-stream` to receive tool_call, sql, rows, sql_error, answer_token (answer_reset: drop the answer tokens so far, which were the model's words before a tool call), result and done events. The stream starts with the first event: a failure before it answers its status as JSON, a failure after it is an `error` event (with `status`) before `done`.",
   request: { body: jsonBody(AskBody) },
   responses: {
     200: {
