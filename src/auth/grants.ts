@@ -38,7 +38,8 @@ export function mayReach(grant: Grant, connectionId: number): boolean {
  * SQL; its value, and a dry run's refusal quoting the cell it read) and freshness (max() of any
  * column, shown as its latest time, or quoted when it is no time). For a key that is the `query`
  * scope's to allow, not only monitoring's; volume, null_rate and schema_drift show counts and
- * names. Checks already on the table, sent back unchanged with a PATCH, are not new reads. */
+ * names. Checks `existing` on the table, sent back unchanged by a PATCH that keeps its table, are
+ * not new reads (the caller passes none when the PATCH moves the table). */
 const READS_VALUES = new Set(["custom_sql", "freshness"]);
 
 /** JSON with every object's keys in order: a check read back from the store (jsonb orders keys

@@ -195,6 +195,12 @@ describe("scopes", () => {
       json: { checks: [{ ...sqlCheck, sql: "SELECT count(*) FROM Artist" }, { kind: "volume", min_rows: 1 }] },
     });
     expect(kept.status, kept.text).toBe(200);
+    // Kept, but pointed at another table by moving the monitored table: a new read.
+    const freshness = await a.call("POST", "/api/tables", { token: user.token, json: { connection_id: db, table: "InvoiceLine", checks: [{ kind: "freshness", column: "UnitPrice" }] } });
+    expect(freshness.status, freshness.text).toBe(201);
+    const moved = await a.call("PATCH", `/api/tables/${freshness.body.id}`, { token: monitoring, json: { table: "Track" } });
+    expectStatus(moved, 403, "forbidden", "a freshness check moved to another table without query");
+    expect((await a.call("GET", `/api/tables/${freshness.body.id}`, { token: user.token })).body.table).toBe("InvoiceLine");
   });
 
   it("refuses the account, key, connection management and audit routes to any key with 403", async () => {

@@ -191,7 +191,13 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
     await tableScope(c, "monitoring:write", id);
     const body = c.req.valid("json");
     const grant = c.get("grant");
-    if (body.checks && !hasScope(grant, "query")) requireValueReadScope(grant, body.checks, (await getMonitoredTableOf(deps, c.get("auth").userId, id)).checks);
+    if (!hasScope(grant, "query") && (body.checks !== undefined || body.table !== undefined || body.schema !== undefined)) {
+      // The checks it will have, and the ones it keeps reading what they read: none, once it
+      // reads another table (a freshness check kept, pointed at a table of the key's choosing).
+      const current = await getMonitoredTableOf(deps, c.get("auth").userId, id);
+      const moved = (body.table !== undefined && body.table !== current.table) || (body.schema !== undefined && body.schema !== current.schema);
+      requireValueReadScope(grant, body.checks ?? current.checks, moved ? [] : current.checks);
+    }
     return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body), 200);
   });
   app.openapi(remove, async (c) => {
