@@ -4,7 +4,7 @@
 // outside fails one statement only.
 
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -152,6 +152,24 @@ describe("POST /databases/{id}/query: a file replaced under its connection", () 
     expect(gone.status).toBe(400);
     expect(gone.body.detail).toContain("no longer exists");
     expect(gone.text).not.toContain(h.sqliteRoot);
+  });
+
+  it("says a file in a directory replaced by a plain file no longer exists, without the server's path", async () => {
+    const dir = mkdtempSync(path.join(h.sqliteRoot, "sub-"));
+    const name = `${path.basename(dir)}/chinook.sqlite`;
+    copyFileSync(CHINOOK_SQLITE, path.join(h.sqliteRoot, name));
+    const user = await h.newUser();
+    const added = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { db_type: "sqlite", database_name: name } });
+    expect(added.status, added.text).toBe(201);
+    const query = () => h.call("POST", `/databases/${added.body.db_connection.id}/query`, { token: user.token, json: { sql: "SELECT count(*) FROM Genre" } });
+    expect((await query()).body.data.rows).toEqual([[25]]);
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, "not a directory");
+    const gone = await query();
+    expect(gone.status, gone.text).toBe(400);
+    expect(gone.body.detail).toContain("no longer exists");
+    expect(gone.text).not.toContain(h.sqliteRoot);
+    rmSync(dir);
   });
 });
 

@@ -82,10 +82,16 @@ if (db) {
   process.disconnect();
 }
 
-/** Which file `file` names now (device and inode), or null when there is none: a stat, a few µs. */
+/** Which file `file` names now (device and inode), or null when none can be reached there (gone,
+ * a directory on its path replaced by a file, no permission): a stat, a few µs. Node's own error
+ * would name the absolute path, which no message may. */
 function identityOf(file: string): string | null {
-  const stat = statSync(file, { throwIfNoEntry: false, bigint: true });
-  return stat ? `${stat.dev}:${stat.ino}` : null;
+  try {
+    const stat = statSync(file, { throwIfNoEntry: false, bigint: true });
+    return stat ? `${stat.dev}:${stat.ino}` : null;
+  } catch {
+    return null;
+  }
 }
 
 function failure(id: number, error: unknown): SqliteReply {
