@@ -141,6 +141,10 @@ function isStreamRequest(body: unknown): boolean {
   }
 }
 
+/** A part of a message's content as the API defines it: an object, and text where it says so. */
+const isContentPart = (part: unknown) =>
+  typeof part === "object" && part !== null && ((part as { type?: unknown }).type !== "text" || typeof (part as { text?: unknown }).text === "string");
+
 /** Why `text` is not a chat completion, or null when it is one. */
 function chatCompletionProblem(text: string): string | null {
   let body: unknown;
@@ -160,6 +164,9 @@ function chatCompletionProblem(text: string): string | null {
   const content = message.content;
   if (content !== undefined && content !== null && typeof content !== "string" && !Array.isArray(content)) {
     return "that is not a chat completion (choices[0].message.content is neither text, parts nor null)";
+  }
+  if (Array.isArray(content) && !content.every(isContentPart)) {
+    return "that is not a chat completion (a part of choices[0].message.content is not an object, or a text part has no text)";
   }
   const calls = message.tool_calls;
   if (calls !== undefined && calls !== null) {

@@ -304,6 +304,7 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
     for (const message of [
       { role: "assistant", content: null, tool_calls: [{ id: "x", type: "function" }] },
       { role: "assistant", content: { weird: 1 } },
+      { role: "assistant", content: [{ type: "text" }] },
     ]) {
       const user = await connectedUser();
       // Twice: the client tries once more, as it does any failed call.
@@ -311,7 +312,7 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
       const res = await ask(user, "json");
       expect(res.status, res.text).toBe(502);
       expect(res.body, JSON.stringify(message)).toMatchObject({ code: "model_failed", model_cause: "not_chat_completion" });
-      expect(res.body.detail).toMatch(/that is not a chat completion \((a tool call in )?choices\[0\]\.message\./);
+      expect(res.body.detail).toMatch(/that is not a chat completion \((a tool call in |a part of )?choices\[0\]\.message\./);
     }
   });
 
