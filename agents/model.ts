@@ -63,8 +63,8 @@ export function createChatModel(settings: ModelSettings, onAdapt?: (change: stri
     // Passed explicitly so OPENAI_API_KEY / OPENAI_BASE_URL / LANGSMITH_GATEWAY in the
     // environment never override the resolved configuration.
     apiKey: settings.apiKey || "not-needed",
-    // logLevel off: the SDK would write an unparsable event (the model's own text) to stderr
-    // twice, outside Pulse's JSON log, where the failure is already one structured line.
+    // logLevel off: the SDK would write an unparsable event (the model's own text) to the
+    // console twice, which Pulse logs as errors, beside the one line the failure already gets.
     configuration: { ...endpointOf(settings, profile.azureAuth), fetch: checkedFetch(), logLevel: "off" },
     // Usage comes from the server's own `usage` fields: the `usage` of a plain completion, or
     // stream_options.include_usage when streaming. `streaming` stays off: with it, `.invoke()`

@@ -5,11 +5,16 @@
 // tool arguments that are not complete JSON never run, streamed or not.
 
 import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { lastToolResult, startFakeOpenAI, type ChatRequest, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
+import { startPulse, userToken, type RunningPulse } from "../support/pulse-process.js";
+import { CHINOOK_SQLITE } from "../support/targets.js";
 
 const KEY = `sk-test-${randomBytes(16).toString("hex")}`;
 const TIMEOUT_MS = 500;
@@ -428,4 +433,36 @@ describe.each(["json", "sse"] as const)("POST /ask when the model server is busy
     expect(res.body).toMatchObject({ code: "model_rate_limited", model_status: 429, retry_after_seconds: 30 });
     expect(res.body.detail).toMatch(/is busy: HTTP 429 Too Many Requests: .*Rate limit reached.*; it asks to wait 30 s$/);
   });
+});
+
+describe("a served Pulse whose model server streams an event that is not JSON", () => {
+  let server: RunningPulse;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), "pulse-model-"));
+    mkdirSync(path.join(dataDir, "sqlite"));
+    copyFileSync(CHINOOK_SQLITE, path.join(dataDir, "sqlite", "chinook.sqlite"));
+    server = await startPulse({ DATA_DIR: dataDir, OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_API_KEY: KEY });
+  }, 120_000);
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("answers 502 and logs the failure once, not the OpenAI client's two lines quoting the event", async () => {
+    const token = await userToken(server, `stderr-${Date.now()}@example.com`);
+    const added = await server.call("POST", "/databases/add_db_connection", { token, json: { db_type: "sqlite", database_name: "chinook.sqlite" } });
+    const id = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
+    expect((await server.call("POST", `/databases/connect_db/${id}`, { token })).status).toBe(200);
+    replies.push({ fail: "malformed" }, { fail: "malformed" });
+    const res = await server.call("POST", "/ask", { token, json: { question: "How many?" }, headers: { accept: "text/event-stream" } });
+    // Before any event: answered with its status, as JSON.
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({ code: "model_failed", model_cause: "not_chat_completion" });
+    await vi.waitFor(() => expect(server.stdout()).toContain('"msg":"model server failed"'), { timeout: 5_000 });
+    // Once: not again by the OpenAI client, whose console lines Pulse would log as errors.
+    expect(server.stdout().match(/"msg":"model server failed"/g)).toHaveLength(1);
+    expect(server.stdout()).not.toContain("Could not parse message into JSON");
+    expect(server.stderr()).toBe("");
+  }, 60_000);
 });
