@@ -8,6 +8,7 @@ import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
+import { BASELINE_DEFAULTS } from "../monitoring/baselines.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
 import { dryRun } from "../monitoring/dry-run.js";
@@ -158,6 +159,28 @@ function slowCheckWarning(key: string, check: CheckConfig, ms: number, limitMs: 
   return `check ${key} took ${(ms / 1000).toFixed(1)} s on its dry run (over MONITOR_SLOW_CHECK_MS, ${limitMs} ms): each run will cost the monitored database about as much${cheaper}`;
 }
 
+/** Checks judged by a learned baseline (no fixed bounds given) that can never judge at this
+ * timing: the baseline waits for `min_samples` runs, and MONITOR_RUN_RETENTION_DAYS keeps fewer
+ * than that at this interval (a weekly table keeps 5 runs in 35 days, against the default 14).
+ * Such a check stays "learning", and passes, for ever: said, as a warning, when it is saved. */
+function baselineWarnings(deps: Deps, timing: TableTiming, checks: readonly CheckConfig[]): string[] {
+  const days = deps.config.monitor.runRetentionDays;
+  const gap = timing.schedule === null ? { seconds: timing.intervalSeconds } : scheduleGap(timing.schedule, timing.timezone ?? DEFAULT_TIMEZONE, deps.monitoring.now());
+  if (!("seconds" in gap)) return [];
+  const kept = Math.floor((days * 86_400) / gap.seconds);
+  return checks.flatMap((check) => {
+    const learned =
+      (check.kind === "volume" && check.min_rows === undefined && check.max_rows === undefined) ||
+      (check.kind === "freshness" && check.max_lag_seconds === undefined) ||
+      (check.kind === "null_rate" && check.max_rate === undefined);
+    const needed = "baseline" in check ? (check.baseline?.min_samples ?? BASELINE_DEFAULTS.minSamples) : BASELINE_DEFAULTS.minSamples;
+    if (!learned || needed <= kept) return [];
+    return [
+      `check ${checkKey(check)} is judged by a baseline that needs ${needed} runs, and MONITOR_RUN_RETENTION_DAYS (${days}) keeps ${kept} at this ${timing.schedule === null ? "interval" : "schedule"}: it will never judge, and will pass; give it fixed bounds or run it more often`,
+    ];
+  });
+}
+
 function checkInterval(deps: Deps, seconds: number) {
   const min = deps.config.monitor.minIntervalSeconds;
   if (seconds < min) throw invalid([{ path: "body.interval_seconds", message: `must be at least ${min} seconds` }]);
@@ -198,6 +221,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const checks = input.checks ?? DEFAULT_CHECKS;
   const { issues, warnings } = await checkIssues(deps, connector, table, checks);
   if (issues.length > 0) throw invalid(issues);
+  warnings.push(...baselineWarnings(deps, timing, checks));
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", (tx) => insertMonitoredTable(tx, {
     ownerId,
     connectionId: input.connection_id,
@@ -310,6 +334,10 @@ export async function updateMonitoredTableOf(
     }
   }
   if (Object.keys(patch).length === 0) return publicMonitoredTable(row);
+  if (patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.schedule !== undefined || patch.timezone !== undefined) {
+    const timing = { intervalSeconds: patch.intervalSeconds ?? row.intervalSeconds, schedule: patch.schedule !== undefined ? patch.schedule : row.schedule, timezone: patch.timezone !== undefined ? patch.timezone : row.timezone };
+    warnings.push(...baselineWarnings(deps, timing, patch.checks ?? row.checks));
+  }
   const keys = patch.checks?.map(checkKey);
   const updated = await removeWithAlerts(deps, async (tx) => {
     // The table's row first, as a run locks it (then its alerts): never the other way round.

@@ -191,6 +191,22 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
     expect((await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body).toEqual(table);
   });
 
+  it("warns of a baseline that can never judge at the table's interval, and not of fixed bounds", async () => {
+    const { user, connectionId } = await owner();
+    const week = 7 * 24 * 3600;
+    const weekly = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", interval_seconds: week } });
+    expect(weekly.status, weekly.text).toBe(201);
+    expect(weekly.body.warnings).toEqual([expect.stringMatching(/^check volume is judged by a baseline that needs 14 runs, and MONITOR_RUN_RETENTION_DAYS \(35\) keeps 5 at this interval/)]);
+    const bounded = await h.call("PATCH", `/api/tables/${weekly.body.id}`, { token: user.token, json: { checks: [{ kind: "volume", min_rows: 1 }] } });
+    expect(bounded.status, bounded.text).toBe(200);
+    expect(bounded.body.warnings).toBeUndefined();
+    const hourly = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", interval_seconds: 3600 } });
+    expect(hourly.body.warnings).toBeUndefined();
+    // Made weekly by a PATCH: said then.
+    const slowed = await h.call("PATCH", `/api/tables/${hourly.body.id}`, { token: user.token, json: { interval_seconds: week } });
+    expect(slowed.body.warnings).toEqual([expect.stringContaining("check volume is judged by a baseline")]);
+  });
+
   it("refuses a baseline that could never judge: more samples needed than its window holds", async () => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events" });

@@ -163,7 +163,10 @@ export const MonitoredTableSchema = z
     warnings: z
       .array(z.string())
       .optional()
-      .openapi({ description: "Only in the answer to a create or an update: checks whose dry run took longer than MONITOR_SLOW_CHECK_MS (saved all the same)" }),
+      .openapi({
+        description:
+          "Only in the answer to a create or an update, saved all the same: checks whose dry run took longer than MONITOR_SLOW_CHECK_MS, and checks whose baseline can never judge at this interval (MONITOR_RUN_RETENTION_DAYS keeps fewer runs than it needs)",
+      }),
   })
   .openapi("MonitoredTable");
 
