@@ -8,6 +8,7 @@ import { count, eq, sql } from "drizzle-orm";
 import type { QuotaConfig } from "../config.js";
 import { DomainError } from "../errors.js";
 import type { Db } from "./client.js";
+import { violatesForeignKey } from "./unavailable.js";
 import { apiKeys, dbConnections, monitoredTables, notificationChannels } from "./schema.js";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
@@ -45,9 +46,16 @@ export async function assertUnderQuota(db: Db, quotas: QuotaConfig, userId: numb
 /** Runs `insert` unless the user already keeps the most allowed: the count and the insert in one
  * transaction holding a lock of that user's, so requests at once cannot pass the ceiling together. */
 export async function insertWithinQuota<R>(db: Db, quotas: QuotaConfig, userId: number, kind: QuotaKind, insert: (tx: Db) => Promise<R>): Promise<R> {
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK_CLASS}::int, ${userId}::int)`);
-    if ((await held(tx, userId, kind)) >= quotas[kind]) throw refusal(quotas, kind);
-    return insert(tx);
-  });
+  try {
+    return await db.transaction(async (tx) => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK_CLASS}::int, ${userId}::int)`);
+      if ((await held(tx, userId, kind)) >= quotas[kind]) throw refusal(quotas, kind);
+      return insert(tx);
+    });
+  } catch (err) {
+    // What it would belong to (the account, a monitored table's connection) was deleted while
+    // the request checked it and connected: the client's race, not the store failing.
+    if (violatesForeignKey(err)) throw new DomainError("not_found", "What it would belong to (its account, or the connection it is on) was deleted meanwhile");
+    throw err;
+  }
 }

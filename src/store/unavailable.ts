@@ -53,11 +53,11 @@ function storeErrorOf(err: unknown): StoreError | undefined {
 /** The SQLSTATE the store answered with. */
 export const sqlStateOf = (err: unknown): string | undefined => storeErrorOf(err)?.code;
 
-/** Whether the store refused a write on the foreign key `constraint`: what it refers to was
- * deleted meanwhile. */
-export function violatesForeignKey(err: unknown, constraint: string): boolean {
+/** Whether the store refused a write on the foreign key `constraint` (any, when not named):
+ * what it refers to was deleted meanwhile. */
+export function violatesForeignKey(err: unknown, constraint?: string): boolean {
   const e = storeErrorOf(err);
-  return e?.code === "23503" && e.constraint === constraint;
+  return e?.code === "23503" && (constraint === undefined || e.constraint === constraint);
 }
 
 export const storeUnavailable = () =>

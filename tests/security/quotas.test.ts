@@ -6,6 +6,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { insertApiKey } from "../../src/store/api-keys.js";
+import { insertWithinQuota } from "../../src/store/quotas.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { sqliteMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { sqliteTarget } from "../support/targets.js";
@@ -103,6 +105,18 @@ describe.each(kinds)("%s per user", (what, url, bodyOf, deleteUrl, setting) => {
     expect(statuses.filter((s) => s === 201)).toHaveLength(CAP);
     expect(statuses.filter((s) => s !== 201).every((s) => s === 409)).toBe(true);
     expect(await listed(user, url)).toHaveLength(CAP);
+  });
+});
+
+describe("an insert whose account was deleted meanwhile", () => {
+  it("is 404 naming what went, not a 500 from the store's foreign key", async () => {
+    const user = await h.newUser();
+    expect((await h.call("DELETE", "/users/me", { token: user.token, json: { password: user.password } })).status).toBe(204);
+    // What add_db_connection, POST /api/keys and the rest do once their checks and probes are over.
+    const inserting = insertWithinQuota(h.deps.store.db, h.config.quotas, user.id, "apiKeys", (tx) =>
+      insertApiKey(tx, { ownerId: user.id, name: "late", secretHash: "x", prefix: "pulse_late", lastFour: "late", scopes: ["query"], connectionIds: null, expiresAt: null }),
+    );
+    await expect(inserting).rejects.toMatchObject({ code: "not_found", message: expect.stringContaining("deleted meanwhile") });
   });
 });
 
