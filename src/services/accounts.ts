@@ -123,10 +123,17 @@ export async function changePassword(
   auth: VerifiedToken,
   input: { currentPassword: string; newPassword: string },
 ): Promise<NewToken> {
-  await confirmPassword(deps, auth.userId, input.currentPassword, "current_password");
+  const confirmed = await confirmPassword(deps, auth.userId, input.currentPassword, "current_password");
   const passwordHash = await deps.passwords.hash(input.newPassword, deps.config.bcryptRounds);
-  const user = await setPassword(deps.store.db, auth.userId, passwordHash);
-  if (!user) throw notFound("User");
+  // Only over the password just confirmed: of two changes at once, the second was confirmed
+  // against a password that is no longer current.
+  const user = await setPassword(deps.store.db, auth.userId, passwordHash, confirmed.passwordHash);
+  if (!user) {
+    if (!(await getUser(deps.store.db, auth.userId))) throw notFound("User");
+    throw new DomainError("conflict", "The password was changed meanwhile (by another request): current_password is no longer current; log in with the new password", {
+      errors: [{ path: "body.current_password", message: "is no longer current" }],
+    });
+  }
   await deps.tokens.revoked({ userId: auth.userId });
   return openSession(deps, user);
 }

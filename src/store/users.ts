@@ -1,6 +1,6 @@
 // Repository of user accounts.
 
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
 import { dbConnections, users, type UserRow } from "./schema.js";
@@ -30,11 +30,13 @@ export async function getUser(db: Db, id: number): Promise<UserRow | null> {
 
 /** Sets a new password and raises the token generation, which revokes every token issued
  * before; null when the user no longer exists. */
-export async function setPassword(db: Db, id: number, passwordHash: string): Promise<UserRow | null> {
+/** Sets the user's password if it is still `previousHash` (the one the caller confirmed): null
+ * when it is not, or when there is no such user. */
+export async function setPassword(db: Db, id: number, passwordHash: string, previousHash: string): Promise<UserRow | null> {
   const [row] = await db
     .update(users)
     .set({ passwordHash, tokenGeneration: sql`${users.tokenGeneration} + 1` })
-    .where(eq(users.id, id))
+    .where(and(eq(users.id, id), eq(users.passwordHash, previousHash)))
     .returning();
   return row ?? null;
 }

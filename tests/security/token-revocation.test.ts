@@ -106,6 +106,18 @@ describe("on one instance", () => {
       await loginAgain(h, { email: user.email, password: "a brand new passphrase" });
     });
 
+    it("lets one of two changes at once through, and answers the other 409: its current password no longer was", async () => {
+      const user = await h.newUser();
+      const change = (next: string) => h.call("PUT", "/users/me/password", { token: user.token, json: { current_password: user.password, new_password: next } });
+      const answers = await Promise.all([change("first new passphrase"), change("second new passphrase")]);
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+      const won = answers[0]!.status === 200 ? "first new passphrase" : "second new passphrase";
+      expect(answers.find((r) => r.status === 409)!.body.errors).toEqual([{ path: "body.current_password", message: "is no longer current" }]);
+      // The password is the one the answered 200 says, and its token works.
+      await expectAdmitted(h, answers.find((r) => r.status === 200)!.body.access_token as string);
+      await loginAgain(h, { email: user.email, password: won });
+    });
+
     it("answers 403 for a wrong current password and changes nothing", async () => {
       const user = await h.newUser();
       const res = await h.call("PUT", "/users/me/password", {

@@ -128,7 +128,13 @@ const changePasswordRoute = createRoute({
   tags,
   summary: "Change your password: revokes every token of yours and answers a new one",
   request: { body: jsonBody(PasswordChangeBody) },
-  responses: { 200: jsonResponse(TokenSchema, "Access token for a new session"), 403: wrongPassword, 429: tooManyWrong, ...authErrors },
+  responses: {
+    200: jsonResponse(TokenSchema, "Access token for a new session"),
+    403: wrongPassword,
+    409: errorResponse("The password was changed by another request meanwhile: log in with the new one"),
+    429: tooManyWrong,
+    ...authErrors,
+  },
 });
 
 const deleteMe = createRoute({
