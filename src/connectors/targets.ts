@@ -30,9 +30,11 @@ export function targetFor({ config, targetGate }: { config: Config; targetGate: 
   // They travel in the server's handshake: a line break there could start a command in a
   // server of another protocol (Redis reads lines).
   for (const [field, value] of [["username", spec.username], ["database_name", spec.database]] as const) {
-    if (/\p{Cc}/u.test(value)) throw new DomainError("invalid_input", `${field}: must not contain control characters`);
+    if (/\p{Cc}/u.test(value)) throw invalidField(field, "must not contain control characters");
   }
-  if (canonicalHost(spec.host) === null) throw new DomainError("invalid_input", `host: "${spec.host}" is not a host name or an IP address`);
+  if (canonicalHost(spec.host) === null) {
+    throw invalidField("host", `"${spec.host.slice(0, 300)}" is not a host name or an IP address (no port, path or scheme: the port goes in port)`);
+  }
   target.gate = targetGate;
   return target;
 }
@@ -48,6 +50,9 @@ interface SavedRow {
   passwordSealed: string;
   ssl: boolean;
 }
+
+/** A 422 naming the field, with the errors list every invalid input carries. */
+const invalidField = (field: string, message: string) => new DomainError("invalid_input", `${field}: ${message}`, { errors: [{ path: `body.${field}`, message }] });
 
 export function specOfRow(config: Config, row: SavedRow): ConnectionSpec {
   return { ...placeOfRow(row), password: openSecret(row.passwordSealed, config.secretsKey, sealContext(row.ownerId)) };

@@ -121,6 +121,13 @@ describe("POST /databases/add_db_connection to Pulse's Redis", () => {
       const res = await add(user.token, { host: "127.0.0.1", port: relay.port, database_name: "x", [field]: `x\r\nSET ${key} 1\r\n` });
       expect(res.status, res.text).toBe(422);
       expect(res.body.detail).toMatch(new RegExp(`^${field}: must not contain control characters`));
+      expect(res.body.errors).toEqual([{ path: `body.${field}`, message: "must not contain control characters" }]);
+    }
+    // A host with its port or a scheme: named, with what to do instead.
+    for (const host of ["127.0.0.1:5432", "postgres://db.example.com"]) {
+      const res = await add(user.token, { host, port: relay.port, database_name: "x" });
+      expect(res.status, res.text).toBe(422);
+      expect(res.body.errors).toEqual([{ path: "body.host", message: expect.stringContaining("the port goes in port") }]);
     }
     expect(await h.redis!.raw.exists(key)).toBe(0);
   });
