@@ -3,11 +3,10 @@
 
 import { runAgent, turnForHistory, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { modelServerOf } from "../../agents/model.js";
-import { connectorFor } from "../connectors/saved-connection.js";
 import { cancelledError } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
-import { connectedDb, sessionOf } from "./database-access.js";
+import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
 import { countTry } from "./rate-limits.js";
 import { schemaIndexOf } from "./schema-context.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
@@ -114,7 +113,7 @@ export async function ask(
     );
   }
 
-  const connector = await connectorFor(deps, auth.userId, connectionId);
+  const connector = await workingConnector(deps, auth.userId, connectionId, Boolean(session));
   const index = await schemaIndexOf(await connector.schema());
   // Only the turns on this connection: after connect_db to another database the same thread
   // goes on, and its earlier answers (and their SQL) are about tables this one may not have.

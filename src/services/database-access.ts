@@ -1,6 +1,8 @@
 // Which database a user is working with: the session that says which of their connections it
 // is (the connector itself comes from connectors/saved-connection.ts).
 
+import type { GuardedConnector } from "../connectors/guarded.js";
+import { connectorFor } from "../connectors/saved-connection.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
@@ -31,4 +33,16 @@ export function connectedDb(session: SessionRecord): number {
     throw new DomainError("no_database_connected", "No database connected for this session. Please connect a database first.");
   }
   return session.db_id;
+}
+
+/** The connector of `connectionId`, of `userId`; `fromSession`: named by the caller's session,
+ * whose connection deleted since is said as such, with what to do (a bare "not found" left the
+ * caller to guess which). */
+export async function workingConnector(deps: Deps, userId: number, connectionId: number, fromSession: boolean): Promise<GuardedConnector> {
+  try {
+    return await connectorFor(deps, userId, connectionId);
+  } catch (err) {
+    if (!fromSession || !(err instanceof DomainError) || err.code !== "not_found") throw err;
+    throw new DomainError("not_found", `This session's database connection ${connectionId} no longer exists (it was deleted): connect another with POST /databases/connect_db/{id}`);
+  }
 }

@@ -1,10 +1,9 @@
 // Direct SQL (seed 000): one read-only statement through the user's guarded connector, on a
 // given connection or the session's connected one, with the open alerts on the tables it read.
 
-import { connectorFor } from "../connectors/saved-connection.js";
 import type { QueryResult } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { connectedDb, sessionOf } from "./database-access.js";
+import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
 export interface QueryRequest {
@@ -31,7 +30,7 @@ export async function runQuery(deps: Deps, userId: number, tokenSessionId: strin
     const session = await sessionOf(deps, userId, request.sessionId ?? tokenSessionId, tokenSessionId);
     connectionId = connectedDb(session);
   }
-  const connector = await connectorFor(deps, userId, connectionId);
+  const connector = await workingConnector(deps, userId, connectionId, request.connectionId === undefined);
   const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query", signal: request.signal });
   const health = await alertsOnTablesRead(deps, userId, connector, [request.sql]);
   return { result, health, connectionId };

@@ -296,6 +296,15 @@ describe("POST /query", () => {
     expect(res.body.detail).toBe("No database connected for this session. Please connect a database first.");
   });
 
+  it("answers 404 saying what to do when the session's connection was deleted since", async () => {
+    const user = await h.newConnectedUser();
+    const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
+    expect((await h.call("DELETE", `/databases/${connection.id}`, { token: user.token })).status).toBe(204);
+    const res = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1" } });
+    expect(res.status).toBe(404);
+    expect(res.body.detail).toBe(`This session's database connection ${connection.id} no longer exists (it was deleted): connect another with POST /databases/connect_db/{id}`);
+  });
+
   it("answers 404 for another user's connection or session", async () => {
     const alice = await userWith(chinook);
     const bob = await h.newUser();
