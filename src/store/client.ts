@@ -95,7 +95,9 @@ export async function openStore(location: StoreLocation): Promise<Store> {
 }
 
 /** A request waits this long for a connection (a saturated pool, an unreachable server)
- * before it answers 503 store_unavailable. */
+ * before it answers 503 store_unavailable; no longer than a query may take (STORE_QUERY_TIMEOUT_MS
+ * and the grace below), so that behind a store gone silent, a request queued for a session
+ * answers within the bound a query on one does. */
 const CONNECTION_TIMEOUT_MS = 10_000;
 /** How much longer than the store's own statement timeout pg waits for an answer: past it, the
  * store is not slow but gone silent. */
@@ -106,7 +108,7 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
     connectionString: url,
     max: 10,
     application_name: "pulse",
-    connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+    connectionTimeoutMillis: Math.min(CONNECTION_TIMEOUT_MS, queryTimeoutMs + SILENT_STORE_GRACE_MS),
     // Every statement, the audit trail's COPY included, is bounded twice. The store cancels
     // one still running after queryTimeoutMs and rolls it back (57014: a write that timed out
     // never commits behind the 503 that said it failed), and a session idle inside a
