@@ -73,8 +73,8 @@ export async function getMonitoredTable(db: Db, ownerId: number, id: number): Pr
   return row ?? null;
 }
 
-/** Applies `patch`; with new checks, the alerts of checks no longer among them (`checkKeys`)
- * go in the same transaction, their pending notifications with them. */
+/** Applies `patch` (the alerts of checks taken off go by deleteAlertsOfOtherChecks, in the
+ * caller's transaction). */
 export async function updateMonitoredTable(db: Db, ownerId: number, id: number, patch: MonitoredTablePatch): Promise<MonitoredTableRow | null> {
   const [row] = await db
     .update(monitoredTables)
