@@ -50,6 +50,10 @@ export interface MonitoredTableInput {
 
 export type MonitoredTableUpdate = Partial<Omit<MonitoredTableInput, "connection_id">>;
 
+/** Whether `update` points the monitored table `current` at another table or schema. */
+export const movesTable = (current: { schema: string | null; table: string }, update: Pick<MonitoredTableUpdate, "schema" | "table">): boolean =>
+  (update.table !== undefined && update.table !== current.table) || (update.schema !== undefined && update.schema !== current.schema);
+
 export interface PublicMonitoredTable {
   id: number;
   owner_id: number;
@@ -320,7 +324,7 @@ export async function updateMonitoredTableOf(
     if (update.enabled && !row.enabled) patch.nextRunAt = new Date(now);
   }
   if (update.alert !== undefined) patch.alertConfig = update.alert;
-  const retarget = (update.table !== undefined && update.table !== row.tableName) || (update.schema !== undefined && update.schema !== row.schemaName);
+  const retarget = movesTable({ schema: row.schemaName, table: row.tableName }, update);
   if (retarget || update.checks !== undefined) {
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);

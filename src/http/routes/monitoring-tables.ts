@@ -13,6 +13,7 @@ import {
   listMonitoredTablesOf,
   listRunsOf,
   monitoredTableNamesOn,
+  movesTable,
   removeMonitoredTable,
   runMonitoredTableNow,
   updateMonitoredTableOf,
@@ -195,8 +196,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
       // The checks it will have, and the ones it keeps reading what they read: none, once it
       // reads another table (a freshness check kept, pointed at a table of the key's choosing).
       const current = await getMonitoredTableOf(deps, c.get("auth").userId, id);
-      const moved = (body.table !== undefined && body.table !== current.table) || (body.schema !== undefined && body.schema !== current.schema);
-      requireValueReadScope(grant, body.checks ?? current.checks, moved ? [] : current.checks);
+      requireValueReadScope(grant, body.checks ?? current.checks, movesTable(current, body) ? [] : current.checks);
     }
     return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body), 200);
   });
