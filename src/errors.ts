@@ -48,6 +48,11 @@ export class DomainError extends Error {
 
 export const notFound = (what: string) => new DomainError("not_found", `${what} not found`);
 
+/** 422 for input a schema could not judge alone (it needed the database, the clock, another
+ * field), with the errors list every invalid input carries. */
+export const invalidFields = (issues: readonly { path: string; message: string }[]) =>
+  new DomainError("invalid_input", `Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { errors: [...issues] });
+
 /** Refused before it reached the database; `rule` names the guard rule that refused it. */
 export class SqlRefusedError extends DomainError {
   constructor(

@@ -4,7 +4,7 @@
 import { newKeySecret, keySessionId } from "../auth/api-keys.js";
 import type { Scope } from "../auth/grants.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { invalidFields, notFound } from "../errors.js";
 import { deleteApiKey, insertApiKey, listApiKeys } from "../store/api-keys.js";
 import { listConnections } from "../store/connections.js";
 import type { ApiKeyRow } from "../store/schema.js";
@@ -46,8 +46,7 @@ export const publicApiKey = (row: ApiKeyRow): PublicApiKey => ({
   last_used_at: iso(row.lastUsedAt),
 });
 
-const invalid = (path: string, message: string) =>
-  new DomainError("invalid_input", `Invalid input: ${path}: ${message}`, { errors: [{ path, message }] });
+const invalid = (path: string, message: string) => invalidFields([{ path, message }]);
 
 function expiryOf(input: ApiKeyInput, now: number): Date | null {
   if (input.expires_at !== undefined && input.expires_in_days !== undefined) {

@@ -6,7 +6,7 @@ import type { GuardedConnector } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { BASELINE_DEFAULTS } from "../monitoring/baselines.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
@@ -105,19 +105,15 @@ interface Issue {
   message: string;
 }
 
-function invalid(issues: Issue[]): DomainError {
-  return new DomainError("invalid_input", `Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { errors: issues });
-}
-
 /** The table as the database knows it: named schema, or the only table of that name. */
 async function resolveTable(deps: Deps, connector: GuardedConnector, schema: string | null | undefined, table: string): Promise<TableSchema> {
   const matches = (tables: TableSchema[]) =>
     tables.filter((t) => t.name === table && (schema === undefined || schema === null || t.schema === schema));
   let found = matches((await connector.schema()).tables);
   if (found.length === 0) found = matches((await deps.monitoring.schemaOf(connector, 0)).tables);
-  if (found.length === 0) throw invalid([{ path: "body.table", message: `no table ${schema ? `${schema}.` : ""}${table} in this database` }]);
+  if (found.length === 0) throw invalidFields([{ path: "body.table", message: `no table ${schema ? `${schema}.` : ""}${table} in this database` }]);
   if (found.length > 1) {
-    throw invalid([{ path: "body.schema", message: `${table} exists in several schemas (${found.map((t) => t.schema).join(", ")}): name one` }]);
+    throw invalidFields([{ path: "body.schema", message: `${table} exists in several schemas (${found.map((t) => t.schema).join(", ")}): name one` }]);
   }
   return found[0]!;
 }
@@ -187,26 +183,26 @@ function baselineWarnings(deps: Deps, timing: TableTiming, checks: readonly Chec
 
 function checkInterval(deps: Deps, seconds: number) {
   const min = deps.config.monitor.minIntervalSeconds;
-  if (seconds < min) throw invalid([{ path: "body.interval_seconds", message: `must be at least ${min} seconds` }]);
+  if (seconds < min) throw invalidFields([{ path: "body.interval_seconds", message: `must be at least ${min} seconds` }]);
 }
 
 /** A cron schedule's timing, once its expression and zone are proven and it runs no closer
  * together than the minimum interval; the interval stored is its shortest gap. */
 function scheduledTiming(deps: Deps, schedule: string, timezone: string): TableTiming {
   const gap = scheduleGap(schedule, timezone, deps.monitoring.now());
-  if ("field" in gap) throw invalid([{ path: `body.${gap.field}`, message: gap.message }]);
+  if ("field" in gap) throw invalidFields([{ path: `body.${gap.field}`, message: gap.message }]);
   const min = deps.config.monitor.minIntervalSeconds;
-  if (gap.seconds < min) throw invalid([{ path: "body.schedule", message: `runs ${gap.seconds} s apart; runs must be at least ${min} seconds apart` }]);
+  if (gap.seconds < min) throw invalidFields([{ path: "body.schedule", message: `runs ${gap.seconds} s apart; runs must be at least ${min} seconds apart` }]);
   return { intervalSeconds: gap.seconds, schedule, timezone };
 }
 
 /** An interval or a schedule, never both; a time zone only goes with a schedule. */
 function checkOneTiming(sent: Pick<MonitoredTableInput, "interval_seconds" | "schedule" | "timezone">, scheduled: boolean) {
   if (sent.schedule !== undefined && sent.interval_seconds !== undefined) {
-    throw invalid([{ path: "body.schedule", message: "send either schedule or interval_seconds, not both" }]);
+    throw invalidFields([{ path: "body.schedule", message: "send either schedule or interval_seconds, not both" }]);
   }
   if (sent.timezone !== undefined && sent.schedule === undefined && !scheduled) {
-    throw invalid([{ path: "body.timezone", message: "is the time zone of a schedule: send schedule with it" }]);
+    throw invalidFields([{ path: "body.timezone", message: "is the time zone of a schedule: send schedule with it" }]);
   }
 }
 
@@ -224,7 +220,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
   const { issues, warnings } = await checkIssues(deps, connector, table, checks);
-  if (issues.length > 0) throw invalid(issues);
+  if (issues.length > 0) throw invalidFields(issues);
   warnings.push(...baselineWarnings(deps, timing, checks));
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", (tx) => insertMonitoredTable(tx, {
     ownerId,
@@ -330,7 +326,7 @@ export async function updateMonitoredTableOf(
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
     const checks = update.checks ?? row.checks;
     const checked = await checkIssues(deps, connector, table, checks);
-    if (checked.issues.length > 0) throw invalid(checked.issues);
+    if (checked.issues.length > 0) throw invalidFields(checked.issues);
     warnings = checked.warnings;
     patch.checks = checks;
     if (retarget) {
