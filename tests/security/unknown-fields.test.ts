@@ -1,6 +1,7 @@
 // Threat: a misspelt field is dropped and the request runs on a default, e.g.
 // `POST /api/v1/query {"instance_id": 5}` ran on the session's database instead of the one
-// meant. Every request body refuses fields it does not declare, with a 422 naming them.
+// meant. Every request body refuses fields it does not declare, with a 422 naming them; a
+// route that takes no body refuses one with fields the same way, rather than drop it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -72,7 +73,60 @@ describe("every documented request body", () => {
   });
 });
 
+const bodylessOperations = () =>
+  Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops)
+      .filter(([method, op]) => ["post", "put", "patch", "delete"].includes(method) && !op.requestBody)
+      .map(([method]) => ({ method: method.toUpperCase(), path })),
+  );
+
+describe("every documented POST, PUT, PATCH and DELETE that takes no body", () => {
+  it("covers them all", () => {
+    expect(bodylessOperations().length).toBeGreaterThanOrEqual(16);
+  });
+
+  it("answers 422 naming a field sent anyway, and does nothing", async () => {
+    const user = await h.newConnectedUser();
+    for (const { method, path } of bodylessOperations()) {
+      const res = await h.call(method, path.replace(/\{[^}]+\}/g, "1"), { token: user.token, json: { pulse_unknown_field: 1 } });
+      const label = `${method} ${path} -> ${res.status} ${res.text.slice(0, 300)}`;
+      expect(res.status, label).toBe(422);
+      expect(res.body.errors, label).toContainEqual({ path: "body.pulse_unknown_field", message: "unknown field" });
+    }
+    // Neither POST /logout nor disconnect-session ran.
+    const status = await h.call("GET", "/databases/session-status", { token: user.token });
+    expect(status.status).toBe(200);
+    expect(status.body.database_connected).toBe(true);
+  });
+
+  it("takes no body, an empty one under a JSON media type, or {}", async () => {
+    const user = await h.newUser();
+    for (const init of [{}, { body: "", headers: { "content-type": "application/json" } }, { json: {} }]) {
+      const res = await h.call("DELETE", "/api/keys/999999", { token: user.token, ...init });
+      expect(res.status, JSON.stringify(init)).toBe(404);
+    }
+  });
+
+  it("refuses a body that is not a JSON object as other routes do", async () => {
+    const user = await h.newUser();
+    const refused = async (init: { body: string; headers?: Record<string, string> }) =>
+      (await h.call("POST", "/databases/1/test", { token: user.token, ...init })).status;
+    expect(await refused({ body: "[]", headers: { "content-type": "application/json" } })).toBe(422);
+    expect(await refused({ body: "{", headers: { "content-type": "application/json" } })).toBe(400);
+    expect(await refused({ body: "session_id=x" })).toBe(415);
+  });
+});
+
 describe("the cases that bit", () => {
+  it("refuses disconnect-session naming a session instead of closing the caller's own", async () => {
+    const user = await h.newConnectedUser();
+    const other = await h.newConnectedUser();
+    const res = await h.call("POST", "/databases/disconnect-session", { token: user.token, json: { session_id: other.sessionId } });
+    expect(res.status).toBe(422);
+    expect(res.body.detail).toBe("Invalid input: body.session_id: unknown field");
+    for (const who of [user, other]) expect((await h.call("GET", "/databases/session-status", { token: who.token })).body.database_connected).toBe(true);
+  });
+
   it("refuses POST /api/v1/query with a misspelt field instead of running on the session's database", async () => {
     const user = await h.newConnectedUser();
     const res = await h.call("POST", "/api/v1/query", { token: user.token, json: { instance_id: 5, sql: "SELECT 1 AS one" } });
