@@ -64,14 +64,23 @@ export async function connectSession(deps: Deps, userId: number, sessionId: stri
   };
 }
 
+/** The session's connection, while the session is connected and the connection exists. A
+ * deleted connection leaves the records of the sessions connected to it as they were (they are
+ * not indexed by connection): such a session is not connected to anything, whatever its record
+ * says, as /query answers it (404, connect another). */
+async function connectionOf(deps: Deps, userId: number, session: SessionRecord): Promise<DbConnectionRow | null> {
+  if (session.status !== "connected" || session.db_id === null) return null;
+  return (await getConnection(deps.store.db, userId, session.db_id)) ?? null;
+}
+
 export async function sessionStatus(deps: Deps, userId: number, sessionId: string) {
-  const session = await sessionOf(deps, userId, sessionId, sessionId);
+  const row = await connectionOf(deps, userId, await sessionOf(deps, userId, sessionId, sessionId));
   return {
     user_id: userId,
     session_id: sessionId,
     thread_id: sessionId,
-    database_connected: session.status === "connected",
-    db_id: session.db_id,
+    database_connected: row !== null,
+    db_id: row?.id ?? null,
   };
 }
 
@@ -86,24 +95,24 @@ export function maskedConnectionString(row: DbConnectionRow, hasPassword: boolea
 const isoOfEpochSeconds = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 export async function sessionInfo(deps: Deps, userId: number, tokenSessionId: string, sessionId: string) {
-  const session: SessionRecord = await sessionOf(deps, userId, sessionId, tokenSessionId, { withSchema: true });
-  const row = session.db_id !== null ? await getConnection(deps.store.db, userId, session.db_id) : null;
+  const session = await sessionOf(deps, userId, sessionId, tokenSessionId, { withSchema: true });
+  const row = await connectionOf(deps, userId, session);
   const sessionData = {
     connection_string: row ? maskedConnectionString(row, specOfRow(deps.config, row).password !== "") : null,
     created_at: isoOfEpochSeconds(session.created_at),
-    status: session.status,
-    db_id: session.db_id,
-    db_schema: session.db_schema,
+    status: row ? session.status : "idle",
+    db_id: row?.id ?? null,
+    db_schema: row ? session.db_schema : null,
   };
   return {
     session_id: sessionId,
     thread_id: sessionId,
     user_id: userId,
-    database_connected: session.status === "connected",
+    database_connected: row !== null,
     session_data: sessionData,
     // Seed 004's name, kept for its clients whatever the session store is.
     redis_data: sessionData,
-    db_session_created_at: session.connected_at !== null ? isoOfEpochSeconds(session.connected_at) : null,
+    db_session_created_at: row && session.connected_at !== null ? isoOfEpochSeconds(session.connected_at) : null,
   };
 }
 

@@ -305,6 +305,18 @@ describe("POST /query", () => {
     expect(res.body.detail).toBe(`This session's database connection ${connection.id} no longer exists (it was deleted): connect another with POST /databases/connect_db/{id}`);
   });
 
+  it("reports a session whose connection was deleted since as not connected, wherever it shows", async () => {
+    const user = await h.newConnectedUser();
+    const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
+    expect((await h.call("GET", "/databases/session-status", { token: user.token })).body).toMatchObject({ database_connected: true, db_id: connection.id });
+    expect((await h.call("DELETE", `/databases/${connection.id}`, { token: user.token })).status).toBe(204);
+    expect((await h.call("GET", "/databases/session-status", { token: user.token })).body).toMatchObject({ database_connected: false, db_id: null });
+    expect((await h.call("GET", "/health/session", { token: user.token })).body.database_connected).toBe(false);
+    const info = await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token });
+    expect(info.body).toMatchObject({ database_connected: false, db_session_created_at: null });
+    expect(info.body.session_data).toMatchObject({ status: "idle", db_id: null, connection_string: null, db_schema: null });
+  });
+
   it("answers 404 for another user's connection or session", async () => {
     const alice = await userWith(chinook);
     const bob = await h.newUser();
