@@ -18,6 +18,11 @@ export type ConnectionSpec = Omit<ConnectionTarget, "connectTimeoutMs" | "filePa
 /** The context a connection's password is sealed under: its owner. */
 export const sealContext = (ownerId: number) => `db_connection:owner:${ownerId}`;
 
+/** The fields a server dialect needs that a connection leaves empty (SQLite names only a file). */
+export function missingServerFields(dialect: string, fields: { host?: string | undefined; username?: string | undefined }): ("host" | "username")[] {
+  return dialect === "sqlite" ? [] : (["host", "username"] as const).filter((field) => !fields[field]);
+}
+
 export function targetFor({ config, targetGate }: { config: Config; targetGate: TargetGate }, spec: ConnectionSpec): ConnectionTarget {
   const target: ConnectionTarget = { ...spec, connectTimeoutMs: config.connectTimeoutMs };
   if (spec.dialect === "sqlite") {

@@ -2,6 +2,8 @@
 
 import { z } from "@hono/zod-openapi";
 
+import { missingServerFields } from "../connectors/targets.js";
+
 export const ErrorSchema = z
   .object({
     detail: z.string().openapi({ example: "Database connection not found" }),
@@ -169,10 +171,7 @@ export const DIALECT = z.enum(["postgresql", "mysql", "sqlite"]);
 
 /** Server dialects need a host and a user; SQLite names only a file. */
 export function requireServerFields(v: { db_type: string; host?: string | undefined; username?: string | undefined }, ctx: z.RefinementCtx) {
-  if (v.db_type === "sqlite") return;
-  for (const field of ["host", "username"] as const) {
-    if (!v[field]) ctx.addIssue({ code: "custom", path: [field], message: `required for ${v.db_type}` });
-  }
+  for (const field of missingServerFields(v.db_type, v)) ctx.addIssue({ code: "custom", path: [field], message: `required for ${v.db_type}` });
 }
 
 export const ConnectionSchema = z

@@ -4,10 +4,10 @@
 import { sealSecret } from "../auth/secrets.js";
 import { openDriver } from "../connectors/open.js";
 import { checkSqliteName } from "../connectors/sqlite-path.js";
-import { sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
+import { missingServerFields, sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
 import type { Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { DomainError, invalidFields, notFound } from "../errors.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
 import {
   deleteConnection,
@@ -178,6 +178,10 @@ export async function updateConnectionOf(
       db_password: update.db_password ?? current.password,
       ssl: update.ssl ?? current.ssl,
     });
+    // A move from SQLite to a server dialect must bring what SQLite never had (else the
+    // server's own refusal, "Access denied for user ''", would be the answer).
+    const missing = missingServerFields(spec.dialect, spec);
+    if (missing.length > 0) throw invalidFields(missing.map((field) => ({ path: `body.${field}`, message: `required for ${spec.dialect}` })));
     if (update.db_password === undefined) requirePasswordToMove(current, spec, passwordField);
     await probeSpec(deps, ownerId, spec);
     Object.assign(patch, rowValues(ownerId, spec, deps));

@@ -170,6 +170,21 @@ describe("PUT /databases/{id}", () => {
     expect(moved.body).toMatchObject({ db_type: "postgresql", port: PG.port });
     expect((await h.call("POST", `/databases/${id}/test`, { token: user.token })).body.server_version).toMatch(/^1\d/);
   });
+
+  it("asks for the host and user a move from SQLite to a server needs, naming them, and keeps the file", async () => {
+    const user = await h.newUser();
+    const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: targets.sqlite!.body })).body.db_connection.id;
+    const { host, port, database_name, db_password } = targets.mysql!.body as Record<string, unknown>;
+    for (const [body, missing] of [
+      [{ db_type: "mysql", host, port, database_name, db_password }, ["username"]],
+      [{ db_type: "postgresql", database_name: "x", db_password: "p" }, ["host", "username"]],
+    ] as const) {
+      const res = await h.call("PUT", `/databases/${id}`, { token: user.token, json: body });
+      expect(res.status, res.text).toBe(422);
+      expect(res.body.errors).toEqual(missing.map((field) => ({ path: `body.${field}`, message: `required for ${body.db_type}` })));
+    }
+    expect((await h.call("GET", `/databases/${id}`, { token: user.token })).body).toMatchObject({ db_type: "sqlite", database_name: targets.sqlite!.body.database_name });
+  });
 });
 
 describe("ownership", () => {
