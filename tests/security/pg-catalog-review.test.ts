@@ -1,5 +1,6 @@
 // Threat: a PostgreSQL function whose effect BEGIN READ ONLY ... ROLLBACK does not stop (issue 11,
-// item 4). Every function name in the server's pg_catalog must have a reviewed verdict, the guard
+// item 4). Every function name in the server's pg_catalog, and every function of the contrib
+// extensions it ships (all installed into the test's database), must have a reviewed verdict, the guard
 // must refuse exactly the refused ones in any spelling, and the five that were seen writing
 // through both layers are refused at POST /query with their effect absent afterwards.
 
@@ -47,8 +48,8 @@ interface Catalog {
   close(): Promise<void>;
 }
 
-/** A fresh database on the test server, or, to review another PostgreSQL version, whatever
- * database PG_CATALOG_REVIEW_URL names (only read). */
+/** A fresh database on the test server with every extension the server ships installed, or, to
+ * review another PostgreSQL version, whatever database PG_CATALOG_REVIEW_URL names (only read). */
 async function openCatalog(): Promise<Catalog> {
   const url = process.env.PG_CATALOG_REVIEW_URL;
   if (url !== undefined) {
@@ -57,11 +58,18 @@ async function openCatalog(): Promise<Catalog> {
     return { query: async <T>(sql: string) => (await client.query(sql)).rows as T[], close: () => client.end() };
   }
   const db = await createPgDatabase("pulse_catalog");
+  // A target may have any of them installed (xml2's xpath_table ran SQL text behind the guard).
   // adminpack installs its file functions into pg_catalog (PostgreSQL 16 and older).
-  const [adminpack] = await db.query("SELECT 1 FROM pg_available_extensions WHERE name = 'adminpack'");
-  if (adminpack) await db.query("CREATE EXTENSION adminpack");
+  for (const { name } of await db.query<{ name: string }>("SELECT name FROM pg_available_extensions WHERE installed_version IS NULL ORDER BY name")) {
+    await db.query(`CREATE EXTENSION IF NOT EXISTS "${name}" CASCADE`);
+  }
   return { query: (sql) => db.query(sql), close: () => db.drop() };
 }
+
+/** Objects reviewed: pg_catalog's, and those an extension owns (pg_depend's 'e' entries). */
+const ofExtension = (alias: string, catalogTable: string) =>
+  `${alias}.oid IN (SELECT objid FROM pg_depend WHERE classid = '${catalogTable}'::regclass AND deptype = 'e')`;
+const reviewedFunction = (p: string) => `(${p}.pronamespace = 'pg_catalog'::regnamespace OR ${ofExtension(p, "pg_proc")})`;
 
 let catalog: Catalog;
 
@@ -73,7 +81,7 @@ afterAll(async () => catalog?.close());
 
 describe("the review of pg_catalog", () => {
   it("has a verdict for every function name in the server's pg_catalog", async () => {
-    const rows = await catalog.query<{ name: string }>("SELECT DISTINCT proname AS name FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace");
+    const rows = await catalog.query<{ name: string }>(`SELECT DISTINCT proname AS name FROM pg_proc p WHERE ${reviewedFunction("p")}`);
     expect(rows.length).toBeGreaterThan(2000);
     const unreviewed = rows.map((row) => row.name).filter((name) => !REVIEW.has(name)).sort();
     // Each name here needs a verdict in src/connectors/guard/postgres-catalog-review.txt.
@@ -86,7 +94,7 @@ describe("the review of pg_catalog", () => {
              NOT ('internal'::regtype = ANY (proargtypes::regtype[])
                   OR prorettype::regtype::text IN ('trigger', 'event_trigger', 'language_handler', 'fdw_handler',
                                                    'index_am_handler', 'table_am_handler', 'tsm_handler')) AS callable
-        FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace`);
+        FROM pg_proc p WHERE ${reviewedFunction("p")}`);
     const broken = forms.filter(({ name, callable, volatility, parallel }) => {
       const verdict = REVIEW.get(name);
       if (!callable) return false;
@@ -140,9 +148,9 @@ describe("the review of pg_catalog", () => {
     // guard never sees.
     const bodies = await catalog.query<{ what: string; body: string }>(`
       SELECT 'view ' || c.oid::regclass AS what, pg_get_viewdef(c.oid) AS body FROM pg_class c
-       WHERE c.relkind IN ('v', 'm') AND c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+       WHERE c.relkind IN ('v', 'm') AND (c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) OR ${ofExtension("c", "pg_class")})
       UNION ALL SELECT 'function ' || p.oid::regprocedure, pg_get_functiondef(p.oid) FROM pg_proc p
-       WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')`);
+       WHERE ${reviewedFunction("p")} AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')`);
     expect(bodies.length).toBeGreaterThan(100);
     const calls = (body: string) => REFUSED.filter((name) => new RegExp(`\\b${name}\\s*\\(`, "i").test(body));
     const leaks = bodies
@@ -154,7 +162,7 @@ describe("the review of pg_catalog", () => {
   it("leaves no refused function callable in attribute notation (row.function), which is no call in the parse tree", async () => {
     const forms = await catalog.query<{ name: string }>(`
       SELECT p.proname AS name FROM pg_proc p JOIN pg_type t ON t.oid = p.proargtypes[0]
-       WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.pronargs = 1
+       WHERE ${reviewedFunction("p")} AND p.pronargs = 1
          AND (t.typtype = 'c' OR t.oid IN ('record'::regtype, 'anyelement'::regtype, '"any"'::regtype,
                                            'anycompatible'::regtype, 'anynonarray'::regtype, 'anycompatiblenonarray'::regtype))`);
     expect(forms.length).toBeGreaterThan(10);
@@ -230,5 +238,51 @@ describe("POST /query on a connection that owns a BRIN and a GIN index", () => {
     const after = await single("SELECT pg_nextoid('pg_class', 'oid', 'pg_class_oid_index')");
     // Other sessions on this server take OIDs too, but nowhere near this many meanwhile.
     expect(after - before).toBeLessThan(calls);
+  });
+});
+
+describe("POST /query on a connection whose database has xml2 and pg_prewarm installed", () => {
+  let h: Harness;
+  let target: Awaited<ReturnType<typeof createPgDatabase>>;
+  let token: string;
+  let connectionId: number;
+  const LOCK_KEY = 434_343;
+
+  beforeAll(async () => {
+    h = await createHarness();
+    target = await createPgDatabase("pulse_contrib_target");
+    await target.query("CREATE EXTENSION xml2");
+    await target.query("CREATE EXTENSION pg_prewarm");
+    await target.query("CREATE TABLE docs (id int, doc text)");
+    await target.query("INSERT INTO docs VALUES (1, '<a>x</a>')");
+    const user = await h.newUser();
+    token = user.token;
+    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: target.name, username: PG.user, db_password: "unused" };
+    connectionId = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+  });
+  afterAll(async () => {
+    await h?.close();
+    await target?.drop();
+  });
+
+  const advisoryLocksHeld = async () =>
+    Number((await target.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${LOCK_KEY}`))[0]!.n);
+
+  it("refuses xpath_table, which runs a query built from its text arguments, and no lock is left behind", async () => {
+    // The criteria become `WHERE pg_advisory_lock(...) IS NOT NULL`: a session-level lock that
+    // ROLLBACK keeps, taken where neither the guard nor the driver's text check could see it.
+    const criteria = `replace('pg_advXsory_lock(${LOCK_KEY}) IS NOT NULL', 'X', 'i')`;
+    const sql = `SELECT * FROM xpath_table('id', 'doc', 'docs', '/a', ${criteria}) AS x(id int, a text)`;
+    const res = await h.call("POST", "/query", { token, json: { sql, connection_id: connectionId } });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_refused", rule: "dangerous_function" });
+    expect(res.body.detail).toContain("xpath_table");
+    expect(await advisoryLocksHeld()).toBe(0);
+  });
+
+  it("refuses autoprewarm_dump_now, which writes a file on the database server", async () => {
+    const res = await h.call("POST", "/query", { token, json: { sql: "SELECT autoprewarm_dump_now()", connection_id: connectionId } });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_refused", rule: "dangerous_function" });
   });
 });
