@@ -7,6 +7,7 @@ import type { Deps } from "./deps.js";
 import { requireAuth, type PublicRoute } from "./http/auth.js";
 import { MAX_BODY_BYTES } from "./http/body-limit.js";
 import type { AppEnv } from "./http/context.js";
+import { refuseUndeclaredInput } from "./http/declared-input.js";
 import { errorHandling, notFoundHandler } from "./http/errors.js";
 import { requestEdge } from "./http/request-edge.js";
 import { allowedMethods, RememberingRouter } from "./http/router.js";
@@ -48,6 +49,7 @@ export function createApp(deps: Deps) {
 
   app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES, refuse));
   app.use(requireAuth(deps, PUBLIC_ROUTES));
+  app.use(refuseUndeclaredInput(app));
 
   mountHealth(app, deps);
   mountAccounts(app, deps);

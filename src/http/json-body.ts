@@ -3,8 +3,8 @@
 // zod-openapi's validators do, which otherwise cost two more layers of middleware per request
 // (a media-type gate, then hono's validator with an async parse and a hook call).
 
-import { z, type OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
-import type { Context, MiddlewareHandler } from "hono";
+import type { OpenAPIHono, RouteConfig, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 
 import { DomainError } from "../errors.js";
@@ -47,23 +47,3 @@ export async function jsonBodyOf<S extends z.ZodType>(c: Context<AppEnv>, schema
   }
   return result.data;
 }
-
-const NO_FIELDS = z.object({});
-
-/**
- * The middleware of a POST, PUT, PATCH or DELETE route that takes no body: a body sent anyway
- * is checked like any route's, as an object with no fields, so a field in it is refused with
- * a 422 naming it instead of being dropped (`{"session_id": ...}` sent to disconnect-session
- * would otherwise close the caller's own session). No body, or `{}`, passes.
- */
-export const refuseBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  let sent: string;
-  try {
-    sent = await c.req.text();
-  } catch {
-    // A JSON body that is not UTF-8 (utf8-body.ts).
-    throw new HTTPException(400, { message: "Malformed JSON in request body" });
-  }
-  if (sent.length > 0) await jsonBodyOf(c, NO_FIELDS);
-  await next();
-};

@@ -9,7 +9,7 @@ import { createHarness, type Harness } from "../support/harness.js";
 import { sqliteTarget } from "../support/targets.js";
 
 type Schema = { type?: string; properties?: Record<string, Schema>; additionalProperties?: unknown; items?: Schema; $ref?: string; oneOf?: Schema[]; anyOf?: Schema[]; allOf?: Schema[] };
-type Operation = { requestBody?: { content: Record<string, { schema: Schema }> } };
+type Operation = { requestBody?: { content: Record<string, { schema: Schema }> }; parameters?: { in: string }[] };
 type OpenApi = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, Schema> } };
 
 let h: Harness;
@@ -114,6 +114,33 @@ describe("every documented POST, PUT, PATCH and DELETE that takes no body", () =
     expect(await refused({ body: "[]", headers: { "content-type": "application/json" } })).toBe(422);
     expect(await refused({ body: "{", headers: { "content-type": "application/json" } })).toBe(400);
     expect(await refused({ body: "session_id=x" })).toBe(415);
+  });
+});
+
+describe("every documented route that declares no query parameters", () => {
+  const queryless = () =>
+    Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops)
+        .filter(([, op]) => !(op.parameters ?? []).some((p) => p.in === "query"))
+        .map(([method]) => ({ method: method.toUpperCase(), path })),
+    );
+
+  it("answers 422 naming a parameter sent anyway, and does nothing", async () => {
+    const user = await h.newUser();
+    expect(queryless().length).toBeGreaterThanOrEqual(40);
+    for (const { method, path } of queryless()) {
+      const res = await h.call(method, `${path.replace(/\{[^}]+\}/g, "1")}?pulse_unknown_param=1`, { token: user.token });
+      const label = `${method} ${path} -> ${res.status} ${res.text.slice(0, 300)}`;
+      expect(res.status, label).toBe(422);
+      expect(res.body.errors, label).toContainEqual({ path: "query.pulse_unknown_param", message: "unknown field" });
+    }
+    // POST /logout did not run.
+    expect((await h.call("GET", "/databases", { token: user.token })).status).toBe(200);
+  });
+
+  it("takes a bare ? as no query string", async () => {
+    const user = await h.newUser();
+    expect((await h.call("GET", "/databases?", { token: user.token })).status).toBe(200);
   });
 });
 

@@ -10,7 +10,6 @@ import { DomainError } from "../../errors.js";
 import { changePassword, deleteAccount, getMe, login, logout, registerUser } from "../../services/accounts.js";
 import { clientIp } from "../client-ip.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { requireLogin } from "../credential-rules.js";
 import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictInput, UserSchema } from "../schemas.js";
 
@@ -115,7 +114,6 @@ const me = createRoute({
 const logoutRoute = createRoute({
   method: "post",
   path: "/logout",
-  middleware: refuseBody,
   tags,
   summary: "Revoke this token for good and end its session",
   responses: { 204: { description: "Logged out: the token is refused from now on, on every instance" }, ...loginOnly, ...authErrors },

@@ -7,7 +7,6 @@ import { SCOPES } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { createApiKey, listApiKeysOf, revokeApiKey } from "../../services/api-keys.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { requireLogin } from "../credential-rules.js";
 import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, loginOnly, RowId } from "../schemas.js";
 
@@ -84,7 +83,6 @@ const list = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/api/keys/{id}",
-  middleware: refuseBody,
   tags,
   summary: "Revoke an API key: refused from the next request on, on every instance",
   request: { params: IdParams },

@@ -16,7 +16,6 @@ import {
 } from "../../services/connections.js";
 import { mayReach, requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { requireLogin, requireReach } from "../credential-rules.js";
 import {
   authErrors,
@@ -136,7 +135,6 @@ const update = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/databases/{id}",
-  middleware: refuseBody,
   tags,
   summary: "Delete a connection, with its monitored tables, and close its pools",
   request: { params: IdParams },
@@ -146,7 +144,6 @@ const remove = createRoute({
 const test = createRoute({
   method: "post",
   path: "/databases/{id}/test",
-  middleware: refuseBody,
   tags,
   summary: "Connect now and report latency, server version, read-only and replica status",
   request: { params: IdParams },

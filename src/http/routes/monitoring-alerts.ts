@@ -8,7 +8,6 @@ import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv, AuthContext } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
@@ -53,7 +52,6 @@ const action = (path: string, summary: string) =>
   createRoute({
     method: "post",
     path,
-    middleware: refuseBody,
     tags,
     summary,
     request: { params: IdParams },
@@ -76,7 +74,6 @@ const mute = createRoute({
 const unmute = createRoute({
   method: "post",
   path: "/api/alerts/{id}/unmute",
-  middleware: refuseBody,
   tags,
   summary: "End this alert's mute now (an incident still open is notified then, once)",
   request: { params: IdParams },

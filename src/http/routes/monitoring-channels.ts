@@ -8,7 +8,6 @@ import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { addChannel, changeChannel, listChannelsOf, removeChannel, testChannel } from "../../services/channels.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { requireEveryConnection } from "../credential-rules.js";
 import { authErrors, errorResponse, IdParams, jsonBody, jsonResponse } from "../schemas.js";
 import { ChannelSchema, ChannelUpdateBody, NewChannelBody } from "./monitoring-schemas.js";
@@ -58,7 +57,6 @@ const update = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/api/channels/{id}",
-  middleware: refuseBody,
   tags,
   summary: "Delete a notification channel",
   request: { params: IdParams },
@@ -68,7 +66,6 @@ const remove = createRoute({
 const test = createRoute({
   method: "post",
   path: "/api/channels/{id}/test",
-  middleware: refuseBody,
   tags,
   summary: "Send a test notification now",
   request: { params: IdParams },

@@ -19,7 +19,6 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
@@ -116,7 +115,6 @@ const update = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/api/tables/{id}",
-  middleware: refuseBody,
   tags,
   summary: "Stop monitoring a table (its runs and alerts go with it)",
   request: { params: IdParams },
@@ -126,7 +124,6 @@ const remove = createRoute({
 const runNow = createRoute({
   method: "post",
   path: "/api/tables/{id}/run",
-  middleware: refuseBody,
   tags,
   summary: "Run the table's checks now and return their outcomes (recorded and alerted as usual)",
   request: { params: IdParams },

@@ -7,7 +7,6 @@ import type { Deps } from "../../deps.js";
 import { schemaJsonOf } from "../../services/database-sessions.js";
 import { requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { authErrors, errorResponse, IdParams, jsonResponse, scopeError } from "../schemas.js";
 
 const tags = ["Databases"];
@@ -77,7 +76,6 @@ const get = createRoute({
 const refresh = createRoute({
   method: "post",
   path: "/databases/{id}/schema/refresh",
-  middleware: refuseBody,
   tags,
   summary: "Introspect again, replacing the cached schema",
   request: { params: IdParams },

@@ -7,7 +7,6 @@ import type { Deps } from "../../deps.js";
 import { connectSession, disconnectSession, sessionInfo, sessionStatus } from "../../services/database-sessions.js";
 import { requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
-import { refuseBody } from "../json-body.js";
 import { requestedSession } from "../credential-rules.js";
 import { authErrors, errorResponse, IdParams, jsonResponse, scopeError } from "../schemas.js";
 
@@ -18,7 +17,6 @@ const SessionIds = { session_id: z.string(), thread_id: z.string(), user_id: z.n
 const connect = createRoute({
   method: "post",
   path: "/databases/connect_db/{id}",
-  middleware: refuseBody,
   tags,
   summary: "Connect your session to one of your databases (opens the pool, caches the schema)",
   request: { params: IdParams },
@@ -96,7 +94,6 @@ const info = createRoute({
 const disconnect = createRoute({
   method: "post",
   path: "/databases/disconnect-session",
-  middleware: refuseBody,
   tags,
   summary: "Remove the session record and close its cached connector",
   responses: {
