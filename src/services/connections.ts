@@ -7,7 +7,7 @@ import { checkSqliteName } from "../connectors/sqlite-path.js";
 import { missingServerFields, sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
 import type { Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { DomainError, invalidFields, notFound } from "../errors.js";
+import { invalidFields, notFound } from "../errors.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
 import {
   deleteConnection,
@@ -66,6 +66,17 @@ export const publicConnection = (row: DbConnectionRow): PublicConnection => ({
 
 const DEFAULT_PORTS: Record<Dialect, number> = { postgresql: 5432, mysql: 3306, sqlite: 0 };
 
+const SERVER_ONLY_FIELDS = ["host", "port", "username", "db_password", "ssl"] as const;
+
+/** Fields only a server takes, sent for a SQLite connection: refused rather than dropped
+ * (`ssl: true` was stored as false without a word). Empty values, as forms send, pass. */
+function refuseServerFieldsForSqlite(dialect: Dialect, sent: ConnectionUpdate): void {
+  if (dialect !== "sqlite") return;
+  const given = SERVER_ONLY_FIELDS.filter((field) => sent[field] !== undefined && sent[field] !== "" && sent[field] !== false);
+  const message = "not taken for sqlite: a SQLite connection names only a file, in database_name";
+  if (given.length > 0) throw invalidFields(given.map((field) => ({ path: `body.${field}`, message })));
+}
+
 function specOfInput(input: ConnectionInput): ConnectionSpec {
   const sqlite = input.db_type === "sqlite";
   if (sqlite) checkSqliteName(input.database_name);
@@ -105,6 +116,7 @@ function rowValues(ownerId: number, spec: ConnectionSpec, deps: Deps) {
 }
 
 export async function addConnection(deps: Deps, ownerId: number, input: ConnectionInput): Promise<PublicConnection> {
+  refuseServerFieldsForSqlite(input.db_type, input);
   const spec = specOfInput(input);
   await assertUnderQuota(deps.store.db, deps.config.quotas, ownerId, "connections");
   await probeSpec(deps, ownerId, spec);
@@ -140,7 +152,7 @@ const CONNECTION_FIELDS = ["db_type", "host", "port", "database_name", "username
  * request, else whoever holds a token could point the connection at a server of theirs that
  * asks for the password in clear. A new database on the same server is not a new recipient.
  */
-function requirePasswordToMove(current: ConnectionSpec, next: ConnectionSpec, passwordField: string) {
+function requirePasswordToMove(current: ConnectionSpec, next: ConnectionSpec) {
   if (next.dialect === "sqlite" || current.password === "") return;
   const moved = [
     next.dialect !== current.dialect && "db_type",
@@ -151,9 +163,7 @@ function requirePasswordToMove(current: ConnectionSpec, next: ConnectionSpec, pa
   ].filter((field) => field !== false);
   if (moved.length === 0) return;
   const message = `required when changing ${moved.join(", ")}: the stored password is only sent to the server it was saved for`;
-  throw new DomainError("invalid_input", `Invalid input: body.${passwordField}: ${message}`, {
-    errors: [{ path: `body.${passwordField}`, message }],
-  });
+  throw invalidFields([{ path: "body.db_password", message }]);
 }
 
 export async function updateConnectionOf(
@@ -161,8 +171,6 @@ export async function updateConnectionOf(
   ownerId: number,
   id: number,
   update: ConnectionUpdate,
-  /** How the caller's API spells the password field, for the 422 that asks for it. */
-  passwordField = "db_password",
 ): Promise<PublicConnection> {
   const row = await ownedRow(deps, ownerId, id);
   const patch: ConnectionPatch = {};
@@ -180,9 +188,10 @@ export async function updateConnectionOf(
     });
     // A move from SQLite to a server dialect must bring what SQLite never had (else the
     // server's own refusal, "Access denied for user ''", would be the answer).
+    refuseServerFieldsForSqlite(spec.dialect, update);
     const missing = missingServerFields(spec.dialect, spec);
     if (missing.length > 0) throw invalidFields(missing.map((field) => ({ path: `body.${field}`, message: `required for ${spec.dialect}` })));
-    if (update.db_password === undefined) requirePasswordToMove(current, spec, passwordField);
+    if (update.db_password === undefined) requirePasswordToMove(current, spec);
     await probeSpec(deps, ownerId, spec);
     Object.assign(patch, rowValues(ownerId, spec, deps));
   }

@@ -237,4 +237,38 @@ describe("seed 000: /api/v1/instances", () => {
     expect((await h.call("DELETE", `/api/v1/instances/${id}`, { token: user.token })).status).toBe(204);
     expect((await h.call("GET", `/api/v1/instances/${id}`, { token: user.token })).status).toBe(404);
   });
+
+  it("names seed 000's fields in the errors the connection service finds", async () => {
+    const user = await h.newUser();
+    const outside = await h.call("POST", "/api/v1/instances", { token: user.token, json: { name: "Out", db_type: "sqlite", database: "../escape.sqlite" } });
+    expect(outside.status).toBe(422);
+    expect(outside.body.errors.map((e: { path: string }) => e.path)).toEqual(["body.database"]);
+    expect(outside.body.detail).not.toContain("database_name");
+    const withPassword = await h.call("POST", "/api/v1/instances", {
+      token: user.token,
+      json: { name: "Pw", db_type: "sqlite", database: targets.sqlite!.body.database_name, password: "x" },
+    });
+    expect(withPassword.status).toBe(422);
+    expect(withPassword.body.errors).toEqual([{ path: "body.password", message: "not taken for sqlite: a SQLite connection names only a file, in database" }]);
+  });
+});
+
+describe("a SQLite connection", () => {
+  it("refuses the fields only a server takes instead of dropping them (ssl: true was stored as false)", async () => {
+    const user = await h.newUser();
+    const sqlite = targets.sqlite!.body;
+    const res = await h.call("POST", "/databases/add_db_connection", {
+      token: user.token,
+      json: { ...sqlite, host: "db.example", port: 5432, username: "u", db_password: "p", ssl: true },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(["body.host", "body.port", "body.username", "body.db_password", "body.ssl"]);
+    expect((await h.call("GET", "/databases", { token: user.token })).body).toEqual([]);
+    // The empty values a form sends for them are no request for anything.
+    const blank = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { ...sqlite, username: "", db_password: "", ssl: false } });
+    expect(blank.status, blank.text).toBe(201);
+    const changed = await h.call("PUT", `/databases/${blank.body.db_connection.id}`, { token: user.token, json: { ssl: true } });
+    expect(changed.status).toBe(422);
+    expect(changed.body.errors).toEqual([{ path: "body.ssl", message: "not taken for sqlite: a SQLite connection names only a file, in database_name" }]);
+  });
 });

@@ -4,6 +4,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import type { Deps } from "../../deps.js";
+import { DomainError } from "../../errors.js";
 import {
   addConnection,
   getConnectionOf,
@@ -79,6 +80,17 @@ const toInput = <T extends { database?: string | undefined; password?: string | 
   return { ...rest, database_name: database, db_password: password };
 };
 
+/** The connection service names its fields as /databases does; here its errors name seed 000's
+ * (`body.database`, not `body.database_name`). */
+function inSeed000Terms(err: unknown): never {
+  if (!(err instanceof DomainError)) throw err;
+  const rename = (text: string) => text.replace(/\b(?:database_name|db_password)\b/g, (name) => (name === "db_password" ? "password" : "database"));
+  const errors = err.extra.errors as { path: string; message: string }[] | undefined;
+  const renamed = errors?.map((e) => ({ path: rename(e.path), message: rename(e.message) }));
+  if (rename(err.message) === err.message && JSON.stringify(renamed) === JSON.stringify(errors)) throw err;
+  throw new DomainError(err.code, rename(err.message), { ...err.extra, ...(renamed && { errors: renamed }) });
+}
+
 const REENTRY =
   "Changing db_type, host, port or username, or turning ssl off, needs password in the same request (422 otherwise): the stored password is only sent to the server it was saved for.";
 const notFound = errorResponse("No such instance among yours");
@@ -98,7 +110,7 @@ export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {
 
   app.openapi(routes.create, async (c) => {
     const body = toInput(c.req.valid("json"));
-    return c.json(instanceOf(await addConnection(deps, manager(c), { ...body, database_name: body.database_name! })), 201);
+    return c.json(instanceOf(await addConnection(deps, manager(c), { ...body, database_name: body.database_name! }).catch(inSeed000Terms)), 201);
   });
   app.openapi(routes.list, async (c) => {
     const grant = c.get("grant");
@@ -110,7 +122,7 @@ export function mountInstances(app: OpenAPIHono<AppEnv>, deps: Deps) {
     return c.json(instanceOf(await getConnectionOf(deps, user(c), id)), 200);
   });
   app.openapi(routes.update, async (c) =>
-    c.json(instanceOf(await updateConnectionOf(deps, manager(c), c.req.valid("param").id, toInput(c.req.valid("json")), "password")), 200),
+    c.json(instanceOf(await updateConnectionOf(deps, manager(c), c.req.valid("param").id, toInput(c.req.valid("json"))).catch(inSeed000Terms)), 200),
   );
   app.openapi(routes.remove, async (c) => {
     await removeConnection(deps, manager(c), c.req.valid("param").id);
