@@ -26,6 +26,7 @@ import { mountMonitoringTables } from "./http/routes/monitoring-tables.js";
 import { mountQuery, queryRoutingPaths } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
+import { errorResponse } from "./http/schemas.js";
 import { mountMcp } from "./mcp/route.js";
 
 /** The only requests served without a token. Every other one needs a valid, unrevoked token,
@@ -42,6 +43,12 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
   // Checks METRICS_TOKEN itself (src/http/routes/metrics.ts): scrapers have no user session.
   { method: "GET", path: "/metrics" },
 ];
+
+const BODY_REFUSALS = {
+  400: errorResponse("Malformed JSON in request body (or a body that is not UTF-8)"),
+  413: errorResponse(`Request body larger than ${MAX_BODY_BYTES} bytes`),
+  415: errorResponse("Unsupported Media Type: send the Content-Type the route documents"),
+};
 
 export function createApp(deps: Deps) {
   const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths);
@@ -73,10 +80,12 @@ export function createApp(deps: Deps) {
     scheme: "bearer",
     description: "A login's access token (JWT), or an API key (`pulse_...`, POST /api/keys)",
   });
-  // The document says what the middleware does: a token everywhere, none on the public list.
+  // The document says what the middleware does: a token everywhere, none on the public list;
+  // and what the body reader answers before any handler, where a route takes a body.
   for (const definition of app.openAPIRegistry.definitions) {
     if (definition.type !== "route") continue;
-    const { method, path } = definition.route;
+    const { method, path, request, responses } = definition.route;
+    if (request?.body) for (const [status, response] of Object.entries(BODY_REFUSALS)) responses[status] ??= response;
     // A public route may still name a credential of its own (GET /metrics: METRICS_TOKEN).
     if (PUBLIC_ROUTES.some((open) => open.method === method.toUpperCase() && open.path === path)) definition.route.security ??= [];
   }

@@ -209,6 +209,9 @@ export const authErrors = {
   422: errorResponse("Invalid input"),
 } as const;
 
+/** A route that connects to the settings given or saved: limited per user (a port scanner else). */
+export const connectionTestLimit = { 429: errorResponse("More connection attempts this minute than CONNECTION_TESTS_PER_MINUTE; see Retry-After") } as const;
+
 /** A route only a login token may use (README "API keys"): 403 with an API key. */
 export const loginOnly = { 403: errorResponse("Sent with an API key, which may not use this route: use a login token") } as const;
 

@@ -109,6 +109,19 @@ describe("GET /openapi.json against the router", () => {
     expect(problems).toEqual([]);
   });
 
+  it("documents the body reader's refusals (400, 413, 415) on every operation that takes a body", () => {
+    const missing = operations()
+      .filter(({ op }) => op.requestBody)
+      .flatMap(({ key, op }) => ["400", "413", "415"].filter((status) => !op.responses?.[status]).map((status) => `${key}: no ${status}`));
+    expect(missing).toEqual([]);
+  });
+
+  it("documents the 429 of the connection-test limit where a route connects to settings", () => {
+    const connecting = ["POST /databases/add_db_connection", "PUT /databases/{id}", "POST /databases/{id}/test", "POST /api/v1/instances", "PUT /api/v1/instances/{id}", "POST /api/v1/instances/{id}/test"];
+    const ops = new Map(operations().map(({ key, op }) => [key, op]));
+    expect(connecting.filter((key) => !ops.get(key)?.responses?.["429"])).toEqual([]);
+  });
+
   it("shows an example of every JSON request body", () => {
     const missing = operations()
       .filter(({ op }) => op.requestBody?.content["application/json"])

@@ -21,6 +21,7 @@ import {
   authErrors,
   requireServerFields,
   ConnectionSchema,
+  connectionTestLimit,
   DIALECT,
   errorResponse,
   IdParams,
@@ -86,7 +87,7 @@ const add = createRoute({
       z.object({ message: z.string(), db_connection: ConnectionSchema }),
       "The saved connection (never its password)",
     ),
-    400: connectFailed,
+    400: connectFailed, ...connectionTestLimit,
     403: errorResponse("owner_id is not the caller, or sent with an API key (login tokens only)"),
     409: errorResponse("quota_exceeded: you keep the most connections allowed (USER_MAX_CONNECTIONS)"),
     ...authErrors,
@@ -125,7 +126,7 @@ const update = createRoute({
   request: { params: IdParams, body: jsonBody(UpdateBody) },
   responses: {
     200: jsonResponse(ConnectionSchema, "The updated connection"),
-    400: connectFailed,
+    400: connectFailed, ...connectionTestLimit,
     ...loginOnly,
     404: notFoundResponse,
     ...authErrors,
@@ -147,7 +148,7 @@ const test = createRoute({
   tags,
   summary: "Connect now and report latency, server version, read-only and replica status",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(ProbeSchema, "The server answered"), 400: connectFailed, ...scopeError("query"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(ProbeSchema, "The server answered"), 400: connectFailed, ...connectionTestLimit, ...scopeError("query"), 404: notFoundResponse, ...authErrors },
 });
 
 const apiList = createRoute({ ...list, path: "/api/connections", tags: ["Monitoring"] });
