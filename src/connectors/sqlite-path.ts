@@ -5,17 +5,17 @@
 import { realpathSync, statSync } from "node:fs";
 import path from "node:path";
 
-import { DomainError } from "../errors.js";
+import { DomainError, invalidFields } from "../errors.js";
 
-const invalid = (message: string) => new DomainError("invalid_input", message, { errors: [{ path: "body.database_name", message }] });
+const invalid = (message: string) => invalidFields([{ path: "body.database_name", message }]);
 
 /** Checks the name's form alone (no file system access), for validation before saving. */
 export function checkSqliteName(name: string): void {
-  if (name.includes("\0")) throw invalid("database_name must not contain NUL characters");
+  if (name.includes("\0")) throw invalid("must not contain NUL characters");
   if (path.isAbsolute(name) || /^[a-zA-Z]:/.test(name)) {
-    throw invalid("database_name must be a path relative to SQLITE_ROOT, not an absolute path");
+    throw invalid("must be a path relative to SQLITE_ROOT, not an absolute path");
   }
-  if (name.split(/[\\/]/).includes("..")) throw invalid("database_name must not contain '..' segments");
+  if (name.split(/[\\/]/).includes("..")) throw invalid("must not contain '..' segments");
 }
 
 /** The absolute, link-free path of `name` inside `root`; throws when it leaves the root,
@@ -31,7 +31,7 @@ export function resolveSqlitePath(root: string, name: string, forbidden: string[
     throw new DomainError("connection_failed", `SQLite file "${name}" does not exist under SQLITE_ROOT`);
   }
   const inside = (dir: string) => real === dir || real.startsWith(dir + path.sep);
-  if (!inside(realRoot)) throw invalid(`database_name "${name}" resolves outside SQLITE_ROOT`);
+  if (!inside(realRoot)) throw invalid(`"${name}" resolves outside SQLITE_ROOT`);
   for (const dir of forbidden) {
     let realDir: string;
     try {
@@ -39,7 +39,7 @@ export function resolveSqlitePath(root: string, name: string, forbidden: string[
     } catch {
       continue;
     }
-    if (inside(realDir)) throw invalid(`database_name "${name}" points into Pulse's own data`);
+    if (inside(realDir)) throw invalid(`"${name}" points into Pulse's own data`);
   }
   if (!statSync(real).isFile()) throw new DomainError("connection_failed", `"${name}" is not a file`);
   return real;

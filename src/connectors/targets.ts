@@ -6,7 +6,7 @@ import path from "node:path";
 
 import { openSecret } from "../auth/secrets.js";
 import type { Config } from "../config.js";
-import { DomainError } from "../errors.js";
+import { invalidFields } from "../errors.js";
 import { canonicalHost } from "../net/resolve.js";
 import { resolveSqlitePath } from "./sqlite-path.js";
 import type { TargetGate } from "./target-gate.js";
@@ -56,8 +56,7 @@ interface SavedRow {
   ssl: boolean;
 }
 
-/** A 422 naming the field, with the errors list every invalid input carries. */
-const invalidField = (field: string, message: string) => new DomainError("invalid_input", `${field}: ${message}`, { errors: [{ path: `body.${field}`, message }] });
+const invalidField = (field: string, message: string) => invalidFields([{ path: `body.${field}`, message }]);
 
 export function specOfRow(config: Config, row: SavedRow): ConnectionSpec {
   return { ...placeOfRow(row), password: openSecret(row.passwordSealed, config.secretsKey, sealContext(row.ownerId)) };

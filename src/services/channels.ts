@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 
 import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
-import { DomainError, notFound } from "../errors.js";
+import { DomainError, invalidFields, notFound } from "../errors.js";
 import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "../monitoring/notifiers.js";
 import { TARGET_PROBLEMS, webhookTargetProblem } from "../monitoring/webhook-targets.js";
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
@@ -48,7 +48,7 @@ export const urlHint = (url: string) => {
  * public address unless WEBHOOK_ALLOW_PRIVATE. Sending checks again: DNS answers change. */
 export async function assertWebhookTarget(deps: Deps, url: string): Promise<void> {
   const problem = await webhookTargetProblem(url, { allowPrivate: deps.config.monitor.webhookAllowPrivate });
-  if (problem !== null) throw new DomainError("invalid_input", `Webhook URL refused: ${TARGET_PROBLEMS[problem]}`);
+  if (problem !== null) throw invalidFields([{ path: "body.url", message: `refused: ${TARGET_PROBLEMS[problem]}` }]);
 }
 
 export async function addChannel(deps: Deps, ownerId: number, input: ChannelInput): Promise<PublicChannel> {

@@ -120,7 +120,7 @@ describe("POST /databases/add_db_connection to Pulse's Redis", () => {
     for (const field of ["username", "database_name"]) {
       const res = await add(user.token, { host: "127.0.0.1", port: relay.port, database_name: "x", [field]: `x\r\nSET ${key} 1\r\n` });
       expect(res.status, res.text).toBe(422);
-      expect(res.body.detail).toMatch(new RegExp(`^${field}: must not contain control characters`));
+      expect(res.body.detail).toBe(`Invalid input: body.${field}: must not contain control characters`);
       expect(res.body.errors).toEqual([{ path: `body.${field}`, message: "must not contain control characters" }]);
     }
     // A host with its port or a scheme: named, with what to do instead.

@@ -66,7 +66,8 @@ describe("private targets, refused by default (WEBHOOK_ALLOW_PRIVATE off)", () =
     for (const kind of ["webhook", "slack"]) {
       const res = await strict.call("POST", "/api/channels", { token: user.token, json: { kind, url } });
       expect(res.status).toBe(422);
-      expect(res.body).toMatchObject({ code: "invalid_input", detail: expect.stringMatching(/^Webhook URL refused: its host is not a public address/) });
+      expect(res.body).toMatchObject({ code: "invalid_input", detail: expect.stringMatching(/^Invalid input: body\.url: refused: its host is not a public address/) });
+      expect(res.body.errors).toEqual([{ path: "body.url", message: expect.stringMatching(/^refused: its host is not a public address/) }]);
     }
     expect((await strict.call("GET", "/api/channels", { token: user.token })).body).toEqual([]);
   });
@@ -78,14 +79,14 @@ describe("private targets, refused by default (WEBHOOK_ALLOW_PRIVATE off)", () =
     const user = await strict.newUser();
     const res = await strict.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `http://${ownAddress}:8000/hook` } });
     expect(res.status).toBe(422);
-    expect(res.body.detail).toMatch(/^Webhook URL refused: its host is not a public address/);
+    expect(res.body.detail).toMatch(/^Invalid input: body\.url: refused: its host is not a public address/);
   });
 
   it("refuses a host name that does not resolve", async () => {
     const user = await strict.newUser();
     const res = await strict.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: "https://no-such-host.invalid/hook" } });
     expect(res.status).toBe(422);
-    expect(res.body.detail).toBe("Webhook URL refused: its host name could not be resolved");
+    expect(res.body.detail).toBe("Invalid input: body.url: refused: its host name could not be resolved");
   });
 
   it("never connects to a private address when sending, whether named or literal", async () => {
