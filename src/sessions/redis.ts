@@ -40,8 +40,12 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
   // ioredis treats as fatal (seen with two instances starting at once). No automatic
   // re-subscription either: ioredis sends it after a reconnect and drops its promise, so one
   // that timed out (a Redis slow to answer) was an unhandled rejection, which ends the process;
-  // `listen` re-subscribes instead.
-  const subscriber = redis.duplicate({ enableOfflineQueue: true, enableReadyCheck: false, autoResubscribe: false });
+  // `listen` re-subscribes instead. No CLIENT SETINFO on connect: without a ready check,
+  // ioredis declares the connection ready once those two answer or fail, without checking that
+  // it is still the same connection; when it closed first (its setup swallowed by the network,
+  // then cut), the dead one was declared ready, which cancels the reconnect for good (ioredis
+  // issue 2099, fixed in 6.0).
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, enableReadyCheck: false, autoResubscribe: false, disableClientInfo: true });
   subscriber.on("message", (name: string, message: string) => {
     for (const h of handlers.get(name) ?? []) h(message);
   });

@@ -53,6 +53,19 @@ describe("a server whose Redis connections go silent", () => {
     expect(alive(), server.stderr()).toBe(true);
   }, 60_000);
 
+  it("listens again after a while of swallowed connections ended by a cut (its subscriber was left 'ready' without a socket)", async () => {
+    await until("the subscription to be there", subscribed);
+    relay.blackhole(true);
+    relay.freeze();
+    // Long enough for the silent subscriber to be found out and for reconnects to be swallowed.
+    await new Promise((r) => setTimeout(r, 15_000));
+    relay.cut();
+    relay.blackhole(false);
+    await until("the subscription to return", subscribed);
+    await until("/health to be healthy", healthy);
+    expect(alive(), server.stderr()).toBe(true);
+  }, 90_000);
+
   it("reconnects by itself when its connections go silent", async () => {
     expect(await healthy()).toBe(true);
     relay.freeze();

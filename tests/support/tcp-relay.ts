@@ -22,6 +22,9 @@ export interface TcpRelay {
   freeze(): void;
   /** While true, connections opened are dropped at once: a server that is down. */
   refuse(down: boolean): void;
+  /** While true, connections opened are accepted and frozen from the start: a network path
+   * that swallows everything (freeze() only silences those open already). */
+  blackhole(on: boolean): void;
   /** From now on, a connection whose client sends `text` goes silent at that moment, as
    * freeze() does to it alone (`null` stops watching). */
   freezeOn(text: string | null): void;
@@ -39,6 +42,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
   const pairs = new Set<Pair>();
   let bytesFromServer = 0;
   let refusing = false;
+  let blackholing = false;
   let accepted = 0;
   let freezeText: string | null = null;
 
@@ -49,7 +53,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
       return;
     }
     const upstream = net.connect(target.port, target.host);
-    const pair: Pair = { client, server: upstream, frozen: false };
+    const pair: Pair = { client, server: upstream, frozen: blackholing };
     pairs.add(pair);
     // Frozen: bytes are read and dropped, so neither peer sees back-pressure or a close.
     const forward = (from: net.Socket, to: net.Socket, count: (bytes: number) => void) =>
@@ -109,6 +113,9 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     },
     refuse(down) {
       refusing = down;
+    },
+    blackhole(on) {
+      blackholing = on;
     },
     async close() {
       cut();
