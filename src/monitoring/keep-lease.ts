@@ -1,5 +1,8 @@
 // Renews a table's lease while its checks run, however long they take, so no other instance
-// claims a run still going: shared by the scheduler and manual runs.
+// claims a run still going, and ends it once they are done, trying again while the store is
+// away: shared by the scheduler and manual runs.
+
+import { setTimeout as sleep } from "node:timers/promises";
 
 import type { Deps } from "../deps.js";
 import { renewLease } from "../store/monitoring-tables.js";
@@ -28,4 +31,35 @@ export function keepLease(deps: Deps, args: { id: number; owner: string; renewEv
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+/** The waits between tries to end a lease: doubling from the first, up to the last. */
+const END_RETRY_FIRST_MS = 500;
+const END_RETRY_MAX_MS = 30_000;
+
+/**
+ * Ends table `id`'s lease with `end`, and while the store fails, tries again, backing off, for
+ * as long as the lease itself would have lasted (MONITOR_LEASE_SECONDS): a store that was away
+ * for seconds would otherwise leave the table unscheduled, and refused to manual runs, until the
+ * lease expired (five minutes by default). Stops early when `signal` aborts (the scheduler
+ * stopping: the lease then expires). Resolves to what `end` answered, or undefined if it never
+ * succeeded; never rejects.
+ */
+export async function endLease<T>(deps: Deps, id: number, end: () => Promise<T>, signal?: AbortSignal): Promise<T | undefined> {
+  const deadline = Date.now() + deps.monitoring.settings.leaseSeconds * 1000;
+  for (let wait = END_RETRY_FIRST_MS; ; wait = Math.min(wait * 2, END_RETRY_MAX_MS)) {
+    try {
+      return await end();
+    } catch (err) {
+      const givingUp = signal?.aborted === true || Date.now() + wait >= deadline;
+      deps.logger.error({ err, table_id: id }, givingUp ? "ending a lease failed; it will expire" : "ending a lease failed; trying again");
+      if (givingUp) return undefined;
+    }
+    try {
+      await sleep(wait, undefined, { signal, ref: false });
+    } catch {
+      deps.logger.warn({ table_id: id }, "stopped trying to end a lease; it will expire");
+      return undefined;
+    }
+  }
 }

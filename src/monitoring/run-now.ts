@@ -6,7 +6,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { leaseTableForRun, releaseLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { keepLease } from "./keep-lease.js";
+import { endLease, keepLease } from "./keep-lease.js";
 import { runTableChecks, type TableRunReport } from "./run-table.js";
 
 const BUSY = {
@@ -32,8 +32,8 @@ export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise
   } finally {
     stopRenewing();
     // The schedule stays; last_run_at says the checks ran.
-    await releaseLease(deps.store.db, { id: table.id, owner, lastRunAt: ranAt }).catch((err: unknown) =>
-      deps.logger.error({ err, table_id: table.id }, "releasing a manual run's lease failed; it will expire"),
-    );
+    const release = () => releaseLease(deps.store.db, { id: table.id, owner, lastRunAt: ranAt });
+    // The answer waits for one try; while the store is away, more follow in the background.
+    await release().catch(() => void endLease(deps, table.id, release));
   }
 }

@@ -14,7 +14,7 @@ import { pruneNotifications } from "../store/monitoring-alerts.js";
 import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { keepLease } from "./keep-lease.js";
+import { endLease, keepLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
 import { runTableChecks } from "./run-table.js";
 import { nextRunAfter } from "./schedule.js";
@@ -65,6 +65,8 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   let timer: NodeJS.Timeout | undefined;
   let started = false;
   let stopping = false;
+  /** Aborted when the scheduler stops: a lease not yet ended is left to expire. */
+  const halted = new AbortController();
   let claiming: Promise<{ claimed: number[]; runs: Promise<void>[] }> | null = null;
   /** Delivering the outbox and pruning, each at most once at a time, beside the claims: an
    * hour's pruning (hundreds of batches) or a slow webhook never delays a due table. */
@@ -96,19 +98,21 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       stopRenewing();
     }
     const now = m.now();
-    try {
-      const kept = await completeLease(deps.store.db, {
-        id: table.id,
-        owner: instanceId,
-        lastRunAt: new Date(startedAt),
-        claimed: table,
-        nextRunAfter: (timing) => nextRunAfter(m, timing, now),
-        now: new Date(now),
-      });
-      if (!kept) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
-    } catch (err) {
-      deps.logger.error({ err, table_id: table.id }, "releasing a lease failed; it will expire");
-    }
+    const kept = await endLease(
+      deps,
+      table.id,
+      () =>
+        completeLease(deps.store.db, {
+          id: table.id,
+          owner: instanceId,
+          lastRunAt: new Date(startedAt),
+          claimed: table,
+          nextRunAfter: (timing) => nextRunAfter(m, timing, now),
+          now: new Date(now),
+        }),
+      halted.signal,
+    );
+    if (kept === false) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
   }
 
   function track(run: Promise<void>): Promise<void> {
@@ -233,6 +237,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     },
     async stop(timeoutMs = s.stopTimeoutMs) {
       stopping = true;
+      halted.abort();
       clearTimeout(timer);
       await claiming;
       // Chores end at their next batch once stopping; a webhook or a statement under way is
