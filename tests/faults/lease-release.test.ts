@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { openStore, type Store } from "../../src/store/client.js";
+import { rowsOf } from "../../src/store/rows.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable } from "../support/monitoring.js";
 import { PG } from "../support/services.js";
@@ -47,10 +48,9 @@ describe("a scheduled run whose lease cannot be ended at once", () => {
     relay.freezeOn(null);
     const { claimed } = await tick;
     expect(claimed).toEqual([table.id]);
-    const [row] = (await h.deps.store.db.execute(sql`SELECT lease_owner, next_run_at > now() AS scheduled FROM monitored_tables WHERE id = ${table.id}`)).rows as {
-      lease_owner: string | null;
-      scheduled: boolean;
-    }[];
+    const [row] = rowsOf<{ lease_owner: string | null; scheduled: boolean }>(
+      await h.deps.store.db.execute(sql`SELECT lease_owner, next_run_at > now() AS scheduled FROM monitored_tables WHERE id = ${table.id}`),
+    );
     expect(row).toEqual({ lease_owner: null, scheduled: true });
     // Nothing holds the table: a manual run is not refused as "running already".
     expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
