@@ -3,13 +3,13 @@
 // the request's path. The buffer is bounded: when the store stops taking records and the
 // buffer is full, new statements are refused (503 audit_unavailable) rather than run unrecorded.
 
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 
 import type { AuditConfig } from "../config.js";
 import type { StatementRecord, StatementRecorder } from "../connectors/statement-recorder.js";
 import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { appendAuditRecords, type NewAuditRecord } from "../store/audit.js";
+import { appendAuditRecords, lastAuditBatch, type NewAuditRecord } from "../store/audit.js";
 import type { Store } from "../store/client.js";
 import { sqlStateOf } from "../store/unavailable.js";
 
@@ -39,8 +39,14 @@ export interface AuditTrail extends StatementRecorder {
  * its record says about the whole. */
 type Pending = StatementRecord & { whole?: { length: number; sha256: string } };
 
-export function createAuditTrail(store: Pick<Store, "copyRows">, settings: AuditConfig, logger: Logger): AuditTrail {
+export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings: AuditConfig, logger: Logger): AuditTrail {
   let buffer: Pending[] = [];
+  /** This process's name for the batches it marks (appendAuditRecords). */
+  const writer = randomUUID();
+  /** The last batch whose write failed other than on its data: it may have committed all the
+   * same (the reply lost with the connection). Its records stay in the buffer until the store
+   * says whether it took them. */
+  let inDoubt: { batch: string; records: Set<Pending> } | null = null;
   /** The second of each user's last budget refusal recorded (see `repeatsBudgetRefusal`). */
   const budgetRefusedAt = new Map<number, number>();
   let flushing: Promise<boolean> | null = null;
@@ -59,19 +65,23 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
    * but only when the store took others of the batch: a store that refuses every record (a
    * constraint or trigger an operator added, a column changed) is a store failure, and the
    * records wait. `written` collects what went, so that a failure midway loses and repeats
-   * nothing. */
-  async function writeBatch(batch: NewAuditRecord[], written: Set<NewAuditRecord>): Promise<void> {
+   * nothing; `doubt` hears of the write that failed otherwise than on its data. */
+  async function writeBatch(batch: NewAuditRecord[], written: Set<NewAuditRecord>, doubt: (batch: string, part: NewAuditRecord[]) => void): Promise<void> {
     const refused: [NewAuditRecord, unknown][] = [];
     let writes = 0;
     const bisect = async (part: NewAuditRecord[]): Promise<void> => {
       if (++writes > MAX_WRITES_PER_BATCH) throw new Error("the metadata store refuses most of the audit trail's records as data");
+      const mark = { writer, batch: randomUUID() };
       try {
-        await appendAuditRecords(store, part);
+        await appendAuditRecords(store, part, mark);
         for (const record of part) written.add(record);
       } catch (err) {
         // Anything but a record's own data (the store away, read-only, full, a permission
         // revoked): the records wait, and statements are refused once the buffer is full.
-        if (!refusesData(err)) throw err;
+        if (!refusesData(err)) {
+          doubt(mark.batch, part);
+          throw err;
+        }
         if (part.length === 1) return void refused.push([part[0]!, err]);
         const half = Math.ceil(part.length / 2);
         await bisect(part.slice(0, half));
@@ -91,12 +101,22 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
    * does. A writer that went on with the few records arriving during each write would write
    * dozens of tiny batches a second, each a commit the store pays for. */
   async function write(everything: boolean): Promise<boolean> {
+    try {
+      await settleDoubt();
+    } catch (err) {
+      warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");
+      return false;
+    }
     for (let first = true; buffer.length > 0 && (first || everything || buffer.length >= BATCH_ROWS); first = false) {
       const pending = buffer.slice(0, BATCH_ROWS);
       const rows = pending.map(auditRow);
       const written = new Set<NewAuditRecord>();
+      const doubt = (batch: string, part: NewAuditRecord[]) => {
+        const inPart = new Set(part);
+        inDoubt = { batch, records: new Set(pending.filter((_, i) => inPart.has(rows[i]!))) };
+      };
       try {
-        await writeBatch(rows, written);
+        await writeBatch(rows, written, doubt);
       } catch (err) {
         if (written.size > 0) buffer = buffer.filter((_, i) => i >= pending.length || !written.has(rows[i]!));
         warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");
@@ -105,6 +125,14 @@ export function createAuditTrail(store: Pick<Store, "copyRows">, settings: Audit
       buffer.splice(0, pending.length);
     }
     return true;
+  }
+
+  /** Finds out whether the batch in doubt committed; if it did, its records are done. */
+  async function settleDoubt(): Promise<void> {
+    if (!inDoubt) return;
+    const { batch, records } = inDoubt;
+    if ((await lastAuditBatch(store.db, writer)) === batch) buffer = buffer.filter((record) => !records.has(record));
+    inDoubt = null;
   }
 
   /** One writer at a time; a write asked for while one runs is that one. */

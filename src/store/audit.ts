@@ -1,11 +1,11 @@
 // Repository of the audit trail: batches appended by COPY, the owner's filtered pages (newest first,
 // keyset on time and id), and retention in bounded batches.
 
-import { and, desc, eq, gte, lte, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 
 import type { Db, Store } from "./client.js";
 import { rowsOf } from "./rows.js";
-import { auditRecords, type AuditRecordRow } from "./schema.js";
+import { auditRecords, auditWrites, type AuditRecordRow } from "./schema.js";
 
 export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
 
@@ -43,15 +43,30 @@ function isoTimes(): (ms: number) => string {
 
 /** Appends records by COPY, one line each: 1-2 µs a record less of the store's CPU than the
  * INSERT ... SELECT FROM unnest(arrays) it replaces, for the same of Pulse's (about 3 µs; where
- * drizzle's `insert().values()` cost about 85): bench/audit-writes.ts, bench/RESULTS.md. */
-export async function appendAuditRecords(store: Pick<Store, "copyRows">, records: NewAuditRecord[]): Promise<void> {
+ * drizzle's `insert().values()` cost about 85): bench/audit-writes.ts, bench/RESULTS.md. In the
+ * same transaction, `mark` becomes its writer's last batch (lastAuditBatch). */
+export async function appendAuditRecords(store: Pick<Store, "copyRows">, records: NewAuditRecord[], mark?: { writer: string; batch: string }): Promise<void> {
   if (records.length === 0) return;
   const iso = isoTimes();
   let rows = "";
   for (const r of records) {
     rows += `${iso(r.at.getTime())}\t${r.ownerId}\t${r.connectionId}\t${copyText(r.source)}\t${copyText(r.sql)}\t${r.sqlLength}\t${copyText(r.sqlSha256)}\t${r.rowCount ?? NULL}\t${r.durationMs}\t${copyText(r.outcome)}\t${copyText(r.errorCode)}\t${copyText(r.rule)}\n`;
   }
-  await store.copyRows("audit_records", COLUMNS, rows);
+  await store.copyRows(
+    "audit_records",
+    COLUMNS,
+    rows,
+    mark && {
+      text: "INSERT INTO audit_writes (writer, batch, at) VALUES ($1, $2, now()) ON CONFLICT (writer) DO UPDATE SET batch = EXCLUDED.batch, at = EXCLUDED.at",
+      values: [mark.writer, mark.batch],
+    },
+  );
+}
+
+/** The last batch `writer` committed, if any. */
+export async function lastAuditBatch(db: Db, writer: string): Promise<string | null> {
+  const [row] = await db.select({ batch: auditWrites.batch }).from(auditWrites).where(eq(auditWrites.writer, writer));
+  return row?.batch ?? null;
 }
 
 export interface AuditFilter {
@@ -111,5 +126,7 @@ export async function pruneAuditRecords(db: Db, before: Date, limit: number): Pr
       RETURNING 1
     )
     SELECT count(*)::int AS n FROM gone`);
+  // The marks of writers that wrote nothing since (their process ended): one row each.
+  await db.delete(auditWrites).where(lt(auditWrites.at, before));
   return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
 }

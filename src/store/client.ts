@@ -34,8 +34,9 @@ export interface Store {
   ping(): Promise<void>;
   /** Appends rows to `table` by COPY: `rows` in COPY's text format, one line per row, the
    * columns in `columns`' order. Cheaper for the store than an INSERT per batch (the audit
-   * trail's writer, bench/RESULTS.md). */
-  copyRows(table: string, columns: readonly string[], rows: string): Promise<void>;
+   * trail's writer, bench/RESULTS.md). `andThen`, a statement, commits with the rows or not
+   * at all. */
+  copyRows(table: string, columns: readonly string[], rows: string, andThen?: Statement): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,6 +57,12 @@ const MIGRATION_STATEMENT_TIMEOUT_MS = 60 * 60_000;
  * whether the lock is free. */
 const MIGRATION_LOCK_WAIT_MS = MIGRATION_STATEMENT_TIMEOUT_MS + 5 * 60_000;
 const MIGRATION_LOCK_POLL_MS = 1_000;
+
+/** A statement with its parameters ($1, $2...). */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
 
 export type StoreLocation = { databaseUrl: string; queryTimeoutMs?: number } | { pgliteDir: string | null };
 
@@ -183,16 +190,22 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
     async ping() {
       await db.execute(sql`SELECT 1`);
     },
-    async copyRows(table, columns, rows) {
+    async copyRows(table, columns, rows, andThen) {
       const client = await pool.connect();
       try {
         // Bounded by the pool's query_timeout, as every query.
+        if (andThen) await client.query("BEGIN");
         const copy = client.query(copyFrom(copyStatement(table, columns, "STDIN")));
         copy.end(rows);
         await finished(copy);
+        if (andThen) {
+          await client.query(andThen.text, andThen.values);
+          await client.query("COMMIT");
+        }
         client.release();
       } catch (err) {
-        // A COPY cut short can leave the session mid-protocol: never hand it to another query.
+        // A COPY cut short can leave the session mid-protocol, or inside the transaction: never
+      // hand it to another query (the server rolls back what did not commit as it closes).
         client.release(err instanceof Error ? err : true);
         throw err;
       }
@@ -300,9 +313,14 @@ function pgliteStore(client: PGlite, unlock: () => void): Store {
     async ping() {
       await db.execute(sql`SELECT 1`);
     },
-    async copyRows(table, columns, rows) {
+    async copyRows(table, columns, rows, andThen) {
       // PGlite has no client stream: COPY reads the rows from its virtual /dev/blob file.
-      await client.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob: new Blob([rows]) });
+      const copy = copyStatement(table, columns, "'/dev/blob'");
+      if (!andThen) return void (await client.query(copy, [], { blob: new Blob([rows]) }));
+      await client.transaction(async (tx) => {
+        await tx.query(copy, [], { blob: new Blob([rows]) });
+        await tx.query(andThen.text, andThen.values);
+      });
     },
     async close() {
       try {

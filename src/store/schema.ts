@@ -14,6 +14,7 @@ import {
   text,
   timestamp,
   uniqueIndex,
+  uuid,
 } from "drizzle-orm/pg-core";
 
 import type { Scope } from "../auth/grants.js";
@@ -307,3 +308,13 @@ export const auditRecords = pgTable(
 );
 
 export type AuditRecordRow = typeof auditRecords.$inferSelect;
+
+/** The last batch each audit writer (one per process) committed, written in the batch's own
+ * transaction: a batch whose commit was not confirmed (the reply lost with the connection) is
+ * looked up here before its records are written again, so they are never written twice. Rows of
+ * writers gone quiet are pruned with the records. */
+export const auditWrites = pgTable("audit_writes", {
+  writer: uuid("writer").primaryKey(),
+  batch: uuid("batch").notNull(),
+  at: timestamp("at", { withTimezone: true }).notNull(),
+});

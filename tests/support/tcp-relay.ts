@@ -28,6 +28,9 @@ export interface TcpRelay {
   /** From now on, a connection whose client sends `text` goes silent at that moment, as
    * freeze() does to it alone (`null` stops watching). */
   freezeOn(text: string | null): void;
+  /** As freezeOn, but what carries `text` still reaches the server: its answer is what is lost
+   * (a commit whose reply never arrives). */
+  freezeAfter(text: string | null): void;
   close(): Promise<void>;
 }
 
@@ -45,6 +48,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
   let blackholing = false;
   let accepted = 0;
   let freezeText: string | null = null;
+  let freezeAfterText: string | null = null;
 
   const server = net.createServer((client) => {
     accepted++;
@@ -66,7 +70,12 @@ export async function startTcpRelay(target: { host: string; port: number }, list
         }
       });
     client.prependListener("data", (chunk: Buffer) => {
+      if (pair.frozen) return;
       if (freezeText !== null && chunk.includes(freezeText)) pair.frozen = true;
+      else if (freezeAfterText !== null && chunk.includes(freezeAfterText)) {
+        upstream.write(chunk);
+        pair.frozen = true;
+      }
     });
     forward(client, upstream, () => {});
     forward(upstream, client, (bytes) => (bytesFromServer += bytes));
@@ -110,6 +119,9 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     },
     freezeOn(text) {
       freezeText = text;
+    },
+    freezeAfter(text) {
+      freezeAfterText = text;
     },
     refuse(down) {
       refusing = down;

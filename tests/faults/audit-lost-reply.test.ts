@@ -1,0 +1,71 @@
+// The metadata store taking a batch of audit records while its answer is lost on the way back
+// (red-team pass): the batch was written again once the store answered, so the trail showed
+// those statements twice. A batch whose write failed otherwise than on its data is now looked up
+// (its writer's last committed batch, recorded in the batch's own transaction) before its
+// records are written again.
+
+import { Writable } from "node:stream";
+
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createAuditTrail, type AuditTrail } from "../../src/audit/trail.js";
+import { createLogger } from "../../src/logger.js";
+import { openStore, type Store } from "../../src/store/client.js";
+import { rowsOf } from "../../src/store/rows.js";
+import { createPgDatabase, PG } from "../support/services.js";
+import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
+
+let database: Awaited<ReturnType<typeof createPgDatabase>>;
+let direct: Store;
+let relay: TcpRelay;
+let relayed: Store;
+let trail: AuditTrail;
+const quiet = createLogger("error", new Writable({ write: (_chunk, _enc, done) => done() }));
+
+beforeAll(async () => {
+  database = await createPgDatabase("pulse_audit_reply");
+  direct = await openStore({ databaseUrl: database.url });
+  await direct.migrate();
+  relay = await startTcpRelay({ host: PG.host, port: PG.port });
+  relayed = await openStore({ databaseUrl: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${database.name}`, queryTimeoutMs: 500 });
+  trail = createAuditTrail(relayed, { enabled: true, retentionDays: 30, bufferRecords: 1_000 }, quiet);
+});
+afterAll(async () => {
+  await trail?.close();
+  await relayed?.close();
+  await relay?.close();
+  await direct?.close();
+  await database?.drop();
+});
+
+const recordsOf = async (connectionId: number) =>
+  rowsOf<{ n: number }>(await direct.db.execute(sql`SELECT count(*)::int AS n FROM audit_records WHERE connection_id = ${connectionId}`))[0]!.n;
+
+const record = (connectionId: number, n: number) => {
+  for (let i = 0; i < n; i++) {
+    trail.record({ connectionId, ownerId: 1, source: "query", sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
+  }
+};
+
+describe("an audit batch whose write fails", () => {
+  it("is not written twice when the store took it but its answer was lost", async () => {
+    record(101, 3);
+    relay.freezeAfter("COMMIT");
+    expect(await trail.flush()).toBe(false);
+    relay.freezeAfter(null);
+    expect(await trail.flush()).toBe(true);
+    expect(trail.pending).toBe(0);
+    expect(await recordsOf(101)).toBe(3);
+  });
+
+  it("is written once the store answers when it never reached it", async () => {
+    record(102, 3);
+    relay.freezeOn("COMMIT");
+    expect(await trail.flush()).toBe(false);
+    relay.freezeOn(null);
+    expect(await trail.flush()).toBe(true);
+    expect(trail.pending).toBe(0);
+    expect(await recordsOf(102)).toBe(3);
+  });
+});
