@@ -113,7 +113,12 @@ export async function getMe(deps: Deps, userId: number): Promise<PublicUser> {
 export async function logout(deps: Deps, auth: VerifiedToken): Promise<void> {
   await revokeSession(deps.store.db, auth.sessionId, new Date(auth.expiresAt));
   await deps.tokens.revoked({ sessionId: auth.sessionId });
-  await disconnectSession(deps, auth.userId, auth.sessionId);
+  // The token is dead from here on. A session store that is away leaves the session's record
+  // to its TTL (it holds no credential) rather than answer that the logout failed.
+  await disconnectSession(deps, auth.userId, auth.sessionId).catch((err: unknown) => {
+    if (!(err instanceof DomainError && err.code === "sessions_unavailable")) throw err;
+    deps.logger.warn({ err, user_id: auth.userId }, "logout: the session store is away; the session's record is left to expire");
+  });
 }
 
 /** Sets a new password and revokes every token of the user, this one included; answers a

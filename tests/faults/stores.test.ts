@@ -117,6 +117,7 @@ describe("a server whose stores fail at run time", () => {
 
   it("survives Redis stopping: /health degraded, 503 sessions_unavailable, then recovers by itself", async () => {
     phase = "Redis stopping";
+    const other: string = (await login()).body.access_token;
     await redis.stop();
     await until("/health to report Redis down", async () => {
       const health = await call(server.base, "GET", "/health");
@@ -128,6 +129,8 @@ describe("a server whose stores fail at run time", () => {
     expect((await login()).body.code).toBe("sessions_unavailable");
     // The metadata store does not need Redis.
     expect((await call(server.base, "GET", "/databases", { token: user.token })).status).toBe(200);
+    // A logout revokes the token in the metadata store: it succeeds, and says so.
+    expect((await call(server.base, "POST", "/logout", { token: other })).status).toBe(204);
 
     await redis.start();
     await until("/health to be healthy again", async () => (await call(server.base, "GET", "/health")).status === 200);
@@ -137,6 +140,7 @@ describe("a server whose stores fail at run time", () => {
     expect(after.status).toBe(200);
     expect(after.body.database_connected).toBe(false);
     expect((await login()).status).toBe(200);
+    expect((await call(server.base, "GET", "/databases", { token: other })).status).toBe(401);
 
     // The subscriptions (connector evictions, session changes) and the presence heartbeat
     // came back without a restart.
