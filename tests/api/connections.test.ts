@@ -60,8 +60,14 @@ describe.each(["postgresql", "mysql", "sqlite"])("connection CRUD on %s", (diale
 describe("POST /databases/add_db_connection failures", () => {
   let silent: Server;
   let silentPort: number;
+  let resetting: Server;
+  let resettingPort: number;
   const openSockets = new Set<Socket>();
   beforeAll(async () => {
+    // Resets every connection it accepts.
+    resetting = createServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+    resettingPort = (resetting.address() as { port: number }).port;
     // Accepts TCP connections and never answers: the connect timeout must end the wait.
     silent = createServer((socket) => {
       socket.resume(); // read and drop what clients send, so their closing is seen
@@ -74,6 +80,7 @@ describe("POST /databases/add_db_connection failures", () => {
   afterAll(async () => {
     for (const socket of openSockets) socket.destroy();
     await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await new Promise<void>((resolve) => resetting.close(() => resolve()));
   });
 
   it("answers 400 with the server's reason for a wrong MariaDB password, saving nothing", async () => {
@@ -92,12 +99,25 @@ describe("POST /databases/add_db_connection failures", () => {
     ["an unknown MariaDB database", { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: "no_such_db_xyz", username: "root" }, /no_such_db_xyz|unknown database/i],
     ["a closed port", { db_type: "postgresql", host: "127.0.0.1", port: 1, database_name: "x", username: "u" }, /127\.0\.0\.1:1/],
     ["a missing SQLite file", { db_type: "sqlite", database_name: "missing.sqlite" }, /missing\.sqlite/],
+    ["MariaDB's port given as PostgreSQL's", { db_type: "postgresql", host: MARIADB.host, port: MARIADB.port, database_name: "x", username: "u" }, /127\.0\.0\.1:3306/],
+    ["PostgreSQL's port given as MariaDB's", { db_type: "mysql", host: PG.host, port: PG.port, database_name: "x", username: "u" }, /127\.0\.0\.1:5432/],
   ])("answers 400 for %s", async (_, body, reason) => {
     const user = await h.newUser();
     const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: body });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe("connection_failed");
     expect(res.body.detail).toMatch(reason);
+  });
+
+  it.each(["postgresql", "mysql"])("names the server that reset a %s connection", async (dbType) => {
+    const user = await h.newUser();
+    const res = await h.call("POST", "/databases/add_db_connection", {
+      token: user.token,
+      json: { db_type: dbType, host: "127.0.0.1", port: resettingPort, database_name: "x", username: "u", db_password: "p" },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe("connection_failed");
+    expect(res.body.detail).toContain(`127.0.0.1:${resettingPort}`);
   });
 
   it.each(["postgresql", "mysql"])("gives up on a silent %s host within the connect timeout", async (dbType) => {

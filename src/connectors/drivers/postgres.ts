@@ -340,7 +340,9 @@ function connectionError(err: unknown, target: ConnectionTarget, where: string, 
   } else if (typeof e.code === "string" && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code)) {
     detail = `the server's TLS certificate is not trusted (${e.code})`;
   } else {
-    detail = message;
+    // A reset or a server that is not PostgreSQL: the socket's words alone ("read ECONNRESET")
+    // do not say which server.
+    detail = `could not connect to ${where}: ${message}`;
   }
   return new DomainError("connection_failed", driverMessage(detail, target));
 }
