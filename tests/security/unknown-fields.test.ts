@@ -163,6 +163,17 @@ describe("the cases that bit", () => {
     expect((await h.call("POST", "/api/v1/query", { token: user.token, json: { sql: "SELECT 1 AS one" } })).status).toBe(200);
   });
 
+  it("refuses POST /query naming both a session and a connection instead of dropping the session", async () => {
+    const user = await h.newConnectedUser();
+    const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
+    const res = await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1", session_id: "no-such-session", connection_id: connection.id } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path: "body.session_id", message: expect.stringMatching(/^send session_id or connection_id, not both/) }]);
+    // Either alone runs.
+    expect((await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1", connection_id: connection.id } })).status).toBe(200);
+    expect((await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT 1", session_id: user.sessionId } })).status).toBe(200);
+  });
+
   it("names an unknown field inside a monitoring check", async () => {
     const user = await h.newUser();
     const target = await sqliteTarget(h.sqliteRoot);

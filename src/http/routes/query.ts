@@ -28,6 +28,12 @@ const QueryBody = z
     max_rows: maxRows,
     timeout_ms: timeoutMs,
   })
+  // connection_id alone decides where the statement runs: a session_id beside it would be
+  // dropped, where the caller may have meant that session's database.
+  .refine((body) => body.connection_id === undefined || body.session_id === undefined, {
+    path: ["session_id"],
+    message: "send session_id or connection_id, not both (connection_id runs on that connection, whatever the session)",
+  })
   .openapi("QueryRequest");
 
 const ConnectionQueryBody = z.object({ sql, max_rows: maxRows, timeout_ms: timeoutMs }).openapi("ConnectionQueryRequest");
