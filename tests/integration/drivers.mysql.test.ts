@@ -230,6 +230,29 @@ describe("query", () => {
     }
   }, 30_000);
 
+  it("bounds the whole statement, the round trips around it included, by its timeout and the grace, on a slow link", async () => {
+    const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
+    const through = await createMysqlDriver(target({ port: relay.port }), { ...POOL, maxConnections: 1 });
+    try {
+      // Each of the four round trips (guards, START TRANSACTION, the statement, ROLLBACK) takes
+      // 1.5 s, under its own bound: 6 s in all when each had one of its own.
+      relay.delay(1_500);
+      const timeoutMs = 2_000;
+      const started = Date.now();
+      const outcome = await through.query("SELECT 1 AS one", { ...LIMITS, timeoutMs }).then(
+        () => "answered",
+        (err: unknown) => (err instanceof DomainError ? err.code : String(err)),
+      );
+      expect(Date.now() - started).toBeLessThan(timeoutMs + BACKSTOP_GRACE_MS + 750);
+      expect(outcome).toBe("query_timeout");
+      relay.delay(0);
+      expect((await through.query("SELECT 1 AS one", LIMITS)).rows).toEqual([[1]]);
+    } finally {
+      await through.close();
+      await relay.close();
+    }
+  }, 30_000);
+
   it("stops adding rows at the byte cap and reports truncated", async () => {
     const maxBytes = 10_000;
     const result = await driver.query("SELECT n, REPEAT('x', 100) FROM numbers ORDER BY n", { ...LIMITS, maxBytes });

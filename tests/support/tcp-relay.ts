@@ -31,6 +31,9 @@ export interface TcpRelay {
   /** As freezeOn, but what carries `text` still reaches the server: its answer is what is lost
    * (a commit whose reply never arrives). */
   freezeAfter(text: string | null): void;
+  /** Holds each answer of the server this long before passing it on (0: none), in order: a
+   * slow link, on which every round trip costs `ms`. */
+  delay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +52,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
   let accepted = 0;
   let freezeText: string | null = null;
   let freezeAfterText: string | null = null;
+  let delayMs = 0;
 
   const server = net.createServer((client) => {
     accepted++;
@@ -60,10 +64,13 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     const pair: Pair = { client, server: upstream, frozen: blackholing };
     pairs.add(pair);
     // Frozen: bytes are read and dropped, so neither peer sees back-pressure or a close.
-    const forward = (from: net.Socket, to: net.Socket, count: (bytes: number) => void) =>
+    const forward = (from: net.Socket, to: net.Socket, count: (bytes: number) => void, delay = () => 0) =>
       from.on("data", (chunk: Buffer) => {
         if (pair.frozen) return;
         count(chunk.length);
+        const ms = delay();
+        // Timers of one delay fire in order, so the stream's order holds.
+        if (ms > 0) return void setTimeout(() => pair.frozen || to.destroyed || to.write(chunk), ms);
         if (!to.write(chunk)) {
           from.pause();
           to.once("drain", () => from.resume());
@@ -78,7 +85,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
       }
     });
     forward(client, upstream, () => {});
-    forward(upstream, client, (bytes) => (bytesFromServer += bytes));
+    forward(upstream, client, (bytes) => (bytesFromServer += bytes), () => delayMs);
     const drop = () => {
       pairs.delete(pair);
       client.destroy();
@@ -122,6 +129,9 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     },
     freezeAfter(text) {
       freezeAfterText = text;
+    },
+    delay(ms) {
+      delayMs = ms;
     },
     refuse(down) {
       refusing = down;

@@ -142,33 +142,31 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
     const startedAt = performance.now();
     const conn = await checkout();
+    // One bound for the statement and the round trips around it, as PostgreSQL's pipeline has:
+    // each with a bound of its own, a slow link made a request take four times its timeout.
+    const deadline = performance.now() + limits.timeoutMs + BACKSTOP_GRACE_MS;
+    const left = () => Math.max(1, deadline - performance.now());
     const collector = new RowCollector(limits);
     let reusable = true;
     let stop: (() => void) | undefined;
     try {
-      await command(conn, sessionGuards(limits.timeoutMs, limits.maxRows + 1), limits.timeoutMs);
-      await command(conn, "START TRANSACTION READ ONLY", limits.timeoutMs);
+      await commandWithin(conn, sessionGuards(limits.timeoutMs, limits.maxRows + 1), left());
+      await commandWithin(conn, "START TRANSACTION READ ONLY", left());
       const threadId = Number(coreOf(conn).threadId);
       // Its caller gone, the statement is killed as at the backstop; the stream then ends.
       stop = () => void killQuery(threadId).catch(() => {});
       limits.signal?.addEventListener("abort", stop, { once: true });
       if (limits.signal?.aborted) throw cancelledError();
-      const { fields, complete } = await streamRows(
-        coreOf(conn),
-        sql,
-        limits.timeoutMs + BACKSTOP_GRACE_MS,
-        wireLimitOf(limits.maxBytes),
-        collector,
-        () => killQuery(threadId),
-      );
-      if (complete) await command(conn, "ROLLBACK", limits.timeoutMs);
-      else reusable = false; // the open transaction dies with the connection
+      const { fields, complete } = await streamRows(coreOf(conn), sql, left(), wireLimitOf(limits.maxBytes), collector, () => killQuery(threadId));
+      // Rolled back within what is left of the bound; past it, the connection goes rather than
+      // the answer wait (the open transaction dies with it).
+      reusable = complete && (await rollsBack(conn, left()));
       const result = collector.result([], startedAt);
       result.columns = fields.map((f) => ({ name: f.name, type: columnTypeName(f) }));
       return result;
     } catch (err) {
       // No database selected (MySQL): it was dropped since the connection opened (see ownQuery).
-      if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await rolledBack(conn));
+      if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await rollsBack(conn, left()));
       if (limits.signal?.aborted) throw cancelledError();
       throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
@@ -300,7 +298,22 @@ async function replicaStatus(sql: (text: string) => Promise<mysql.RowDataPacket[
 /** A statement of the driver's own, with mysql2's client-side timeout past the server's, for a
  * server that stopped answering. */
 async function command(conn: PoolConnection, sql: string, timeoutMs: number): Promise<mysql.RowDataPacket[]> {
-  const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql, timeout: timeoutMs + BACKSTOP_GRACE_MS });
+  return commandWithin(conn, sql, timeoutMs + BACKSTOP_GRACE_MS);
+}
+
+/** Whether the connection's transaction was rolled back within `ms`, so that it may be pooled again. */
+async function rollsBack(conn: PoolConnection, ms: number): Promise<boolean> {
+  try {
+    await commandWithin(conn, "ROLLBACK", ms);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A statement the client waits for `ms` at most (mysql2 then ends the connection). */
+async function commandWithin(conn: PoolConnection, sql: string, ms: number): Promise<mysql.RowDataPacket[]> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql, timeout: ms });
   return rows;
 }
 
@@ -316,11 +329,4 @@ function discard(conn: PoolConnection): void {
   streamOf(coreOf(conn)).destroy();
 }
 
-async function rolledBack(conn: PoolConnection): Promise<boolean> {
-  try {
-    await command(conn, "ROLLBACK", OWN_STATEMENT_TIMEOUT_MS);
-    return true;
-  } catch {
-    return false;
-  }
-}
+
