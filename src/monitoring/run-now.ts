@@ -20,20 +20,20 @@ export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise
   const m = deps.monitoring;
   const owner = m.instanceId;
   const now = m.now();
-  const lease = await leaseTableForRun(deps.store.db, { id: table.id, owner, now: new Date(now), leaseUntil: new Date(now + m.settings.leaseSeconds * 1000) });
-  if (!lease) throw notFound("Monitored table");
-  if ("busy" in lease) throw new DomainError("conflict", BUSY[lease.busy], { busy: lease.busy });
-  const stopRenewing = keepLease(deps, { id: table.id, owner });
+  const leased = await leaseTableForRun(deps.store.db, { id: table.id, owner, now: new Date(now), leaseUntil: new Date(now + m.settings.leaseSeconds * 1000) });
+  if (!leased) throw notFound("Monitored table");
+  if ("busy" in leased) throw new DomainError("conflict", BUSY[leased.busy], { busy: leased.busy });
+  const lease = keepLease(deps, { id: table.id, owner, until: leased.leased.leaseUntil! });
   let ranAt: Date | undefined;
   try {
-    const report = await runTableChecks(deps, lease.leased, "manual");
+    const report = await runTableChecks(deps, leased.leased, "manual");
     ranAt = new Date(report.started_at);
     return report;
   } finally {
-    stopRenewing();
+    lease.stop();
     // The schedule stays; last_run_at says the checks ran.
-    const release = () => releaseLease(deps.store.db, { id: table.id, owner, lastRunAt: ranAt });
+    const release = (leaseUntil: Date | null) => releaseLease(deps.store.db, { id: table.id, owner, lastRunAt: ranAt, leaseUntil });
     // The answer waits for one try; while the store is away, more follow in the background.
-    await release().catch(() => void endLease(deps, table.id, release));
+    await release(lease.until()).catch(() => void endLease(deps, table.id, lease, release));
   }
 }

@@ -14,7 +14,7 @@ import { pruneNotifications } from "../store/monitoring-alerts.js";
 import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { endLease, keepLease } from "./keep-lease.js";
+import { endLease, keepLease, type KeptLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
 import { runTableChecks } from "./run-table.js";
 import { nextRunAfter } from "./schedule.js";
@@ -76,32 +76,34 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   let backlog = false;
   let housekeptAt = Number.NEGATIVE_INFINITY;
 
-  /** Keeps this instance's lease on `table` while its checks run; stop() ends it early. */
-  function keepLeaseHere(table: MonitoredTableRow): () => void {
-    const stopLease = keepLease(deps, { id: table.id, owner: instanceId, renewEveryMs: options.renewEveryMs });
+  /** Keeps this instance's lease on `table`, as claimed, while its checks run; stop() ends
+   * the renewals early. */
+  function keepLeaseHere(table: MonitoredTableRow): KeptLease {
+    const lease = keepLease(deps, { id: table.id, owner: instanceId, until: table.leaseUntil!, renewEveryMs: options.renewEveryMs });
     const stop = () => {
-      stopLease();
+      lease.stop();
       renewals.delete(stop);
     };
     renewals.add(stop);
-    return stop;
+    return { stop, until: lease.until };
   }
 
   async function runLeased(table: MonitoredTableRow): Promise<void> {
     const startedAt = m.now();
-    const stopRenewing = keepLeaseHere(table);
+    const lease = keepLeaseHere(table);
     try {
       await runTableChecks(deps, table, "schedule");
     } catch (err) {
       deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
     } finally {
-      stopRenewing();
+      lease.stop();
     }
     const now = m.now();
     const kept = await endLease(
       deps,
       table.id,
-      () =>
+      lease,
+      (leaseUntil) =>
         completeLease(deps.store.db, {
           id: table.id,
           owner: instanceId,
@@ -109,6 +111,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
           claimed: table,
           nextRunAfter: (timing) => nextRunAfter(m, timing, now),
           now: new Date(now),
+          leaseUntil,
         }),
       halted.signal,
     );

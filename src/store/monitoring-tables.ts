@@ -261,6 +261,8 @@ export async function completeLease(
     claimed: Pick<MonitoredTableRow, "schemaName" | "tableName">;
     nextRunAfter: (timing: Pick<MonitoredTableRow, "intervalSeconds" | "schedule" | "timezone">) => Date;
     now: Date;
+    /** The lease's end as this owner last set it, when known: only that lease is ended. */
+    leaseUntil?: Date | null | undefined;
   },
 ): Promise<boolean> {
   const t = monitoredTables;
@@ -268,7 +270,7 @@ export async function completeLease(
     const [row] = await tx
       .select({ intervalSeconds: t.intervalSeconds, schedule: t.schedule, timezone: t.timezone, schemaName: t.schemaName, tableName: t.tableName })
       .from(t)
-      .where(and(eq(t.id, args.id), eq(t.leaseOwner, args.owner)))
+      .where(and(eq(t.id, args.id), eq(t.leaseOwner, args.owner), args.leaseUntil ? eq(t.leaseUntil, args.leaseUntil) : undefined))
       .for("update");
     if (!row) return false;
     const moved = row.schemaName !== args.claimed.schemaName || row.tableName !== args.claimed.tableName;
@@ -281,12 +283,15 @@ export async function completeLease(
 }
 
 /** Ends a lease taken for a run outside the schedule, leaving the schedule as it is. Only
- * `owner`'s lease is cleared: one lost meanwhile belongs to whoever took it. */
-export async function releaseLease(db: Db, args: { id: number; owner: string; lastRunAt?: Date | undefined }): Promise<void> {
+ * `owner`'s lease is cleared (and, when `leaseUntil` is known, only the lease ending then): one
+ * lost meanwhile belongs to whoever took it. */
+export async function releaseLease(db: Db, args: { id: number; owner: string; lastRunAt?: Date | undefined; leaseUntil?: Date | null | undefined }): Promise<void> {
   await db
     .update(monitoredTables)
     .set({ leaseOwner: null, leaseUntil: null, ...(args.lastRunAt ? { lastRunAt: args.lastRunAt } : {}), updatedAt: sql`${monitoredTables.updatedAt}` })
-    .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)));
+    .where(
+      and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner), args.leaseUntil ? eq(monitoredTables.leaseUntil, args.leaseUntil) : undefined),
+    );
 }
 
 /** A monitored table by id, whoever owns it: for operators' tools (`pulse check`), never the API. */
