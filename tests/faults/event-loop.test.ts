@@ -107,6 +107,20 @@ describe("a burst of long statements and logins", () => {
     expect(busy).toBeLessThan(MAX_LOGIN_BURST_UTILIZATION);
   }, SLOW_TEST_MS);
 
+  it("refuses a short MySQL or SQLite statement nested too deep before parsing it, without stalling the loop", async () => {
+    // 33 characters: a failing parse of it took sql-parser-cst 23 s, on the event loop.
+    const sql = `SELECT ${"(".repeat(25)}7`;
+    const answers: Awaited<ReturnType<Harness["call"]>>[] = [];
+    const delay = await maxLoopDelayDuring(async () => {
+      for (const id of ids.slice(1)) answers.push(await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql } }));
+    });
+    for (const res of answers) {
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ code: "sql_refused", rule: "too_deeply_nested" });
+    }
+    expect(delay).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
+  }, SLOW_TEST_MS);
+
   it("refuses SQL longer than QUERY_MAX_SQL_CHARS with 400, naming the limit, before parsing it", async () => {
     const sql = `SELECT ${"1+".repeat(50_000)}1`;
     const res = await h.call("POST", `/databases/${ids[0]}/query`, { token: user.token, json: { sql } });

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { classifyUncached, loadGuard } from "../../src/connectors/guard/index.js";
+import { INLINE_PAREN_DEPTH, MAX_PAREN_DEPTH, parenDepth } from "../../src/connectors/guard/nesting.js";
 import { createStatementGuard, INLINE_PARSE_MAX_CHARS } from "../../src/connectors/guard/statement-guard.js";
 import { HOSTILE_CORPUS, LEGITIMATE_READS } from "../support/hostile-corpus.js";
 
@@ -31,6 +32,30 @@ describe("createStatementGuard", () => {
     expect(guard.classify("mysql", long)).toBeInstanceOf(Promise);
     await guard.classify("mysql", long);
     expect(guard.classify("mysql", long)).toEqual({ ok: true, kind: "select" });
+  });
+
+  it("parses short MySQL and SQLite statements off the caller's thread when they nest deep, and refuses deeper ones unparsed", async () => {
+    // A failing parse of sql-parser-cst doubles in time with each level of parentheses.
+    const failing = (depth: number) => `SELECT ${"(".repeat(depth)}7 +${")".repeat(depth)}`;
+    for (const dialect of ["mysql", "sqlite"] as const) {
+      expect(guard.classify(dialect, failing(MAX_PAREN_DEPTH - 2))).toBeInstanceOf(Promise);
+      expect(await guard.classify(dialect, failing(MAX_PAREN_DEPTH - 2))).toMatchObject({ ok: false, rule: "parse_error" });
+      expect(guard.classify(dialect, failing(MAX_PAREN_DEPTH + 1))).toMatchObject({ ok: false, rule: "too_deeply_nested" });
+      expect(guard.classify(dialect, `SELECT ${"(".repeat(25)}7`)).toMatchObject({ ok: false, rule: "too_deeply_nested" });
+      // Shallow ones stay inline; deep valid ones still read.
+      expect(guard.classify(dialect, `SELECT ${"(".repeat(INLINE_PAREN_DEPTH)}7${")".repeat(INLINE_PAREN_DEPTH)}`)).toEqual({ ok: true, kind: "select" });
+      expect(await guard.classify(dialect, `SELECT ${"(".repeat(MAX_PAREN_DEPTH)}7${")".repeat(MAX_PAREN_DEPTH)}`)).toEqual({ ok: true, kind: "select" });
+    }
+    // PostgreSQL's parser has no such cost: a deep statement is judged inline.
+    expect(guard.classify("postgresql", `SELECT ${"(".repeat(25)}7${")".repeat(25)}`)).toEqual({ ok: true, kind: "select" });
+  });
+
+  it("reads the depth outside quoted text and comments", () => {
+    expect(parenDepth("SELECT ((1)) AS x", "sqlite")).toBe(2);
+    expect(parenDepth("SELECT '((((' AS x, \"((((\", `((((`, [((((] -- ((((\n /* (((( */ (1)", "sqlite")).toBe(1);
+    expect(parenDepth("SELECT 'it''s (', \"a\\\"(\" # ((((\n, (1)", "mysql")).toBe(1);
+    // A quote the text opens and never closes hides nothing from the parse that follows.
+    expect(parenDepth("SELECT ((( 'x", "sqlite")).toBe(3);
   });
 
   it("parses one user's long statements one after the other, so another user's does not wait behind them all", async () => {

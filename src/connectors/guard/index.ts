@@ -6,8 +6,9 @@ import { createLRU } from "lru.min";
 import type { Dialect } from "../types.js";
 import { classifyMysql, warmMysqlParser } from "./mysql.js";
 import { classifyPostgres, isPostgresParserLoaded, loadPostgresParser } from "./postgres.js";
+import { MAX_PAREN_DEPTH, parenDepth } from "./nesting.js";
 import { classifySqlite, warmSqliteParser } from "./sqlite.js";
-import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseEmpty, refuseTooLarge, type GuardVerdict } from "./verdict.js";
+import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseEmpty, refuseTooDeeplyNested, refuseTooLarge, type GuardVerdict } from "./verdict.js";
 
 export type { GuardRule, GuardVerdict, ReadKind } from "./verdict.js";
 export { MAX_STATEMENT_LENGTH } from "./verdict.js";
@@ -60,9 +61,11 @@ export function classifyUncached(dialect: Dialect, sql: string): GuardVerdict {
       case "postgresql":
         return classifyPostgres(sql);
       case "mysql":
-        return classifyMysql(sql);
-      case "sqlite":
-        return classifySqlite(sql);
+      case "sqlite": {
+        const depth = parenDepth(sql, dialect);
+        if (depth > MAX_PAREN_DEPTH) return refuseTooDeeplyNested(depth, MAX_PAREN_DEPTH);
+        return dialect === "mysql" ? classifyMysql(sql) : classifySqlite(sql);
+      }
     }
   } catch (error) {
     // A stack overflow on absurd nesting, or a parser bug: fail closed.

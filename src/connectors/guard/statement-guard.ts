@@ -9,6 +9,7 @@ import { RateLimitedError } from "../../errors.js";
 import { createThreadPool, isAborted, isQueueFull } from "../../threads.js";
 import type { Dialect } from "../types.js";
 import { cachedVerdict, classifyStatement, rememberVerdict } from "./index.js";
+import { INLINE_PAREN_DEPTH, MAX_PAREN_DEPTH, parenDepth } from "./nesting.js";
 import type { ParseTask } from "./parse-worker.js";
 import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseParseTimeout, type GuardVerdict } from "./verdict.js";
 
@@ -17,6 +18,14 @@ import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseParseTimeout, type Gu
  * characters and 4-10 ms at 1024 with sql-parser-cst (libpg-query about half that, or less);
  * everyday statements are shorter and cheaper per character. */
 export const INLINE_PARSE_MAX_CHARS = 512;
+
+/** A short statement is parsed inline unless nested deep enough that a failing parse of it
+ * would be slow (MySQL and SQLite: nesting.ts); one too deep for any parse is refused inline. */
+const parsesInline = (dialect: Dialect, sql: string) => {
+  if (dialect === "postgresql") return true;
+  const depth = parenDepth(sql, dialect);
+  return depth <= INLINE_PAREN_DEPTH || depth > MAX_PAREN_DEPTH;
+};
 
 /** Statements waiting for a parser thread; beyond, callers are told to come back. */
 const MAX_QUEUED_PARSES = 64;
@@ -98,7 +107,7 @@ export function createStatementGuard(options: StatementGuardOptions, onError: (e
 
   return {
     classify(dialect, sql, userId) {
-      if (sql.length <= INLINE_PARSE_MAX_CHARS || sql.length > options.maxChars) {
+      if (sql.length > options.maxChars || (sql.length <= INLINE_PARSE_MAX_CHARS && parsesInline(dialect, sql))) {
         return classifyStatement(dialect, sql, options.maxChars);
       }
       return cachedVerdict(dialect, sql) ?? classifyOffThread(dialect, sql, userId);

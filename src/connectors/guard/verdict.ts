@@ -6,6 +6,7 @@ export type ReadKind = "select" | "explain" | "show" | "describe" | "pragma";
 export type GuardRule =
   | "empty"
   | "too_large"
+  | "too_deeply_nested"
   | "parse_timeout"
   | "parse_error"
   | "multiple_statements"
@@ -48,6 +49,10 @@ export function refuseEmpty(): Refusal {
 
 export function refuseTooLarge(length: number, limit: number): Refusal {
   return refuse("too_large", `The statement is ${length} characters long; statements longer than ${limit} characters are refused.`);
+}
+
+export function refuseTooDeeplyNested(depth: number, limit: number): Refusal {
+  return refuse("too_deeply_nested", `The statement nests parentheses ${depth} deep; more than ${limit} are refused unparsed (they cost the parser seconds). Flatten it: a CTE (WITH) or fewer redundant parentheses.`);
 }
 
 export function refuseParseTimeout(timeoutMs: number): Refusal {
