@@ -1,17 +1,18 @@
 // How deep a MySQL or SQLite statement nests its parentheses, read before it is parsed. The
 // grammars of sql-parser-cst backtrack through every reading of a parenthesis when a statement
-// fails to parse inside nested ones, so a failing parse doubles in time with each level
-// (measured: 60 ms at 16 levels, 0.8 s at 20, 23 s at 25: `SELECT (((((((((((((((((((((((((7`,
-// 33 characters, held the event loop for 23 s). A statement that parses is fast however deep
-// (under a millisecond at 18 levels). So a shallow statement is parsed inline as before, a
+// fails to parse inside nested ones, so a failing parse doubles in time with each level: bare
+// parentheses 0.8 s at 20 levels and 23 s at 25 (`SELECT (((((((((((((((((((((((((7`, 33
+// characters, held the event loop for 23 s), and some shapes sooner (MySQL's `CAST(CAST(...`
+// and SQLite's `1 IN (1 IN (...`: 10-20 ms at 7 levels, 0.2-0.5 s at 12). A statement that
+// parses is fast however deep (under a millisecond at 18 levels). So a shallow statement is parsed inline as before, a
 // deeper one in a worker thread within the parse time budget, and one deeper than any query
 // needs is refused unparsed. PostgreSQL's parser (libpg-query) has no such cost.
 
-/** Deeper than this, refused unparsed: a failing parse would cost a parser thread most of a
- * second at 20 levels, and two users sending such statements would hold both threads. */
-export const MAX_PAREN_DEPTH = 16;
-/** Up to this depth a failing parse costs a few milliseconds: inline. */
-export const INLINE_PAREN_DEPTH = 10;
+/** Deeper than this, refused unparsed: a failing parse would cost a parser thread seconds, and
+ * two users sending such statements would hold both threads. */
+export const MAX_PAREN_DEPTH = 12;
+/** Up to this depth a failing parse costs under 10 ms: inline. */
+export const INLINE_PAREN_DEPTH = 6;
 
 /**
  * The deepest parenthesis nesting of `sql` outside quoted text and comments, as MySQL and
