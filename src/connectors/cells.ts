@@ -29,11 +29,20 @@ export function toCell(value: unknown): Cell {
   }
 }
 
+/** Characters JSON writes in more than two bytes: control characters and lone surrogates as
+ * \uXXXX (six), and the rest of the BMP past U+07FF as three bytes of UTF-8. */
+const WIDE_IN_JSON = /[\u0000-\u001f\u0800-\uffff]/;
+
 /** Cheap upper-bound estimate of a cell's JSON size, used to enforce the byte cap without
- * serialising every row twice. */
+ * serialising every row twice: two bytes a character, measured exactly only for text with
+ * characters JSON writes wider (a string of control characters came out three times over the
+ * cap). */
 export function cellSize(cell: Cell): number {
   if (cell === null) return 4;
-  if (typeof cell === "string") return cell.length * 2 + 2;
+  if (typeof cell === "string") {
+    const estimate = cell.length * 2 + 2;
+    return WIDE_IN_JSON.test(cell) ? Math.max(estimate, Buffer.byteLength(JSON.stringify(cell))) : estimate;
+  }
   if (typeof cell === "number") return 24;
   if (typeof cell === "boolean") return 5;
   return cell.$binary.length + 14;

@@ -209,6 +209,17 @@ describe("query", () => {
     expect(JSON.stringify(result.rows).length).toBeLessThanOrEqual(maxBytes);
   });
 
+  it.each([
+    ["control characters", "chr(1)"],
+    ["CJK text", "chr(19968)"],
+  ])("keeps %s, which JSON writes wider than two bytes each, within the byte cap", async (_, char) => {
+    const maxBytes = 20_000;
+    const result = await driver.query(`SELECT g, repeat(${char}, 100) FROM generate_series(1, 1000) g`, { ...LIMITS, maxBytes });
+    expect(result.truncated).toBe(true);
+    expect(result.row_count).toBeGreaterThan(10);
+    expect(Buffer.byteLength(JSON.stringify(result.rows))).toBeLessThanOrEqual(maxBytes);
+  });
+
   it("refuses a first row larger than the byte cap with result_too_large", async () => {
     const err = await failure(driver.query("SELECT repeat('x', 100000) AS wide", { ...LIMITS, maxBytes: 1_000 }));
     expect(err.code).toBe("result_too_large");
