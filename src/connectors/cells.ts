@@ -31,6 +31,7 @@ export function toCell(value: unknown): Cell {
 
 /** Characters JSON writes in more than two bytes: control characters and lone surrogates as
  * \uXXXX (six), and the rest of the BMP past U+07FF as three bytes of UTF-8. */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const WIDE_IN_JSON = /[\u0000-\u001f\u0800-\uffff]/;
 
 /** Cheap upper-bound estimate of a cell's JSON size, used to enforce the byte cap without

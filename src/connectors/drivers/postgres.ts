@@ -339,6 +339,9 @@ function connectionError(err: unknown, target: ConnectionTarget, where: string, 
     detail = `could not resolve host "${target.host}"`;
   } else if (typeof e.code === "string" && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code)) {
     detail = `the server's TLS certificate is not trusted (${e.code})`;
+  } else if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) {
+    // The server's own answer (an unknown database or role, a wrong password).
+    detail = message;
   } else {
     // A reset or a server that is not PostgreSQL: the socket's words alone ("read ECONNRESET")
     // do not say which server.
