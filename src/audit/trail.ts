@@ -9,7 +9,7 @@ import type { AuditConfig } from "../config.js";
 import type { StatementRecord, StatementRecorder } from "../connectors/statement-recorder.js";
 import { DomainError, SqlRefusedError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { appendAuditRecords, lastAuditBatch, type NewAuditRecord } from "../store/audit.js";
+import { appendAuditRecords, lastAuditBatch, registerAuditWriter, type NewAuditRecord } from "../store/audit.js";
 import type { Store } from "../store/client.js";
 import { sqlStateOf } from "../store/unavailable.js";
 
@@ -47,6 +47,7 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
    * same (the reply lost with the connection). Its records stay in the buffer until the store
    * says whether it took them. */
   let inDoubt: { batch: string; records: Set<Pending> } | null = null;
+  let registered = false;
   /** The second of each user's last budget refusal recorded (see `repeatsBudgetRefusal`). */
   const budgetRefusedAt = new Map<number, number>();
   let flushing: Promise<boolean> | null = null;
@@ -101,7 +102,10 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
    * does. A writer that went on with the few records arriving during each write would write
    * dozens of tiny batches a second, each a commit the store pays for. */
   async function write(everything: boolean): Promise<boolean> {
+    if (buffer.length === 0) return true;
     try {
+      if (!registered) await registerAuditWriter(store.db, writer);
+      registered = true;
       await settleDoubt();
     } catch (err) {
       warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");

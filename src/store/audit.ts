@@ -63,9 +63,19 @@ export async function appendAuditRecords(store: Pick<Store, "copyRows">, records
   );
 }
 
-/** The last batch `writer` committed, if any. */
+/** Gives `writer` its row before its first batch, so that each batch's mark updates a row that
+ * exists: a batch still committing then holds that row's lock, which lastAuditBatch waits for. */
+export async function registerAuditWriter(db: Db, writer: string): Promise<void> {
+  await db.insert(auditWrites).values({ writer, batch: NO_BATCH, at: new Date() }).onConflictDoNothing();
+}
+
+const NO_BATCH = "00000000-0000-0000-0000-000000000000";
+
+/** The last batch `writer` committed (NO_BATCH before its first). Waits for a batch of the
+ * writer's still committing (its answer lost, the server not done), as the store's query
+ * timeout allows: a read that did not wait would take it for one that never committed. */
 export async function lastAuditBatch(db: Db, writer: string): Promise<string | null> {
-  const [row] = await db.select({ batch: auditWrites.batch }).from(auditWrites).where(eq(auditWrites.writer, writer));
+  const [row] = await db.select({ batch: auditWrites.batch }).from(auditWrites).where(eq(auditWrites.writer, writer)).for("share");
   return row?.batch ?? null;
 }
 

@@ -69,3 +69,51 @@ describe("an audit batch whose write fails", () => {
     expect(await recordsOf(102)).toBe(3);
   });
 });
+
+describe("an audit batch whose commit outlives the writer's wait for it", () => {
+  let slow: Awaited<ReturnType<typeof createPgDatabase>>;
+  let slowDirect: Store;
+  let slowStore: Store;
+  let slowTrail: AuditTrail;
+
+  beforeAll(async () => {
+    slow = await createPgDatabase("pulse_audit_slow_commit");
+    slowDirect = await openStore({ databaseUrl: slow.url });
+    await slowDirect.migrate();
+    // The first batch's commit takes seconds on the server (as a stalled disk would make it),
+    // long past the writer's wait: its answer is lost while it is still committing.
+    await slowDirect.db.execute(
+      sql.raw(`
+        CREATE SEQUENCE slow_commits;
+        CREATE FUNCTION slow_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('slow_commits') = 1 THEN
+            BEGIN PERFORM pg_sleep(3); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(3); END;
+          END IF;
+          RETURN NULL;
+        END $$;
+        CREATE CONSTRAINT TRIGGER slow_first_commit AFTER UPDATE ON audit_writes DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION slow_first_commit();`),
+    );
+    slowStore = await openStore({ databaseUrl: slow.url, queryTimeoutMs: 500 });
+    slowTrail = createAuditTrail(slowStore, { enabled: true, retentionDays: 30, bufferRecords: 1_000 }, quiet);
+  });
+  afterAll(async () => {
+    await slowTrail?.close();
+    await slowStore?.close();
+    await slowDirect?.close();
+    await slow?.drop();
+  });
+
+  it("waits to learn whether it committed instead of writing its records again meanwhile", async () => {
+    for (let i = 0; i < 3; i++) slowTrail.record({ connectionId: 103, ownerId: 1, source: "query", sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
+    expect(await slowTrail.flush()).toBe(false);
+    // Until the commit is done, its outcome is unknown: the records wait.
+    await slowTrail.flush();
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    expect(await slowTrail.flush()).toBe(true);
+    expect(slowTrail.pending).toBe(0);
+    const [row] = rowsOf<{ n: number }>(await slowDirect.db.execute(sql`SELECT count(*)::int AS n FROM audit_records WHERE connection_id = 103`));
+    expect(row!.n).toBe(3);
+  }, 60_000);
+});
