@@ -22,16 +22,17 @@ interface Declared {
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 const NO_FIELDS = z.object({});
 
-/** Refuses what the answering route does not declare. Routes the document does not list (its
- * hidden twins, the docs pages) are left to themselves. Costs a map lookup per request, and a
- * read of the body only where a route takes none. */
+/** Refuses what the answering route does not declare. A route's twin without its trailing
+ * slash (POST /users for POST /users/) is held to the same; routes the document does not list
+ * at all (the docs pages) are left to themselves. Costs a map lookup per request, and a read of
+ * the body only where a route takes none. */
 export function refuseUndeclaredInput(app: OpenAPIHono<AppEnv>): MiddlewareHandler<AppEnv> {
   // Built on the first request, once every route is mounted.
   let routes: Map<string, Declared> | undefined;
   return async (c, next) => {
     routes ??= declaredInputs(app);
     const route = matchedRoutes(c).find((r) => r.method !== "ALL");
-    const declared = route && routes.get(`${route.method} ${route.path}`);
+    const declared = route && routes.get(`${route.method} ${withoutTrailingSlash(route.path)}`);
     if (declared) {
       if (!declared.query && c.req.url.includes("?")) {
         const sent = Object.keys(c.req.queries());
@@ -50,10 +51,15 @@ function declaredInputs(app: OpenAPIHono<AppEnv>): Map<string, Declared> {
     if (definition.type !== "route") continue;
     const { method, path, request } = definition.route;
     // zod-openapi's own rule for the path it mounts a route on.
-    routes.set(`${method.toUpperCase()} ${path.replaceAll(/\/{(.+?)}/g, "/:$1")}`, { query: request?.query !== undefined, body: request?.body !== undefined });
+    routes.set(`${method.toUpperCase()} ${withoutTrailingSlash(path.replaceAll(/\/{(.+?)}/g, "/:$1"))}`, {
+      query: request?.query !== undefined,
+      body: request?.body !== undefined,
+    });
   }
   return routes;
 }
+
+const withoutTrailingSlash = (path: string) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path);
 
 async function bodyText(req: { text(): Promise<string> }): Promise<string> {
   try {

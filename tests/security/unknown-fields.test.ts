@@ -138,6 +138,14 @@ describe("every documented route that declares no query parameters", () => {
     expect((await h.call("GET", "/databases", { token: user.token })).status).toBe(200);
   });
 
+  it("holds a route's twin without its trailing slash to the same (POST /users)", async () => {
+    const json = { name: "Twin", email: `twin-${Date.now()}@example.com`, password: "correct horse battery" };
+    const res = await h.call("POST", "/users?pulse_unknown_param=1", { json });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toContainEqual({ path: "query.pulse_unknown_param", message: "unknown field" });
+    expect((await h.call("POST", "/users", { json })).status).toBe(201);
+  });
+
   it("takes a bare ? as no query string", async () => {
     const user = await h.newUser();
     expect((await h.call("GET", "/databases?", { token: user.token })).status).toBe(200);
