@@ -50,13 +50,20 @@ const BODY_REFUSALS = {
   415: errorResponse("Unsupported Media Type: send the Content-Type the route documents"),
 };
 
+/** Read by machines that may decorate the URL (a load balancer's health check, a scraper). */
+const PROBES = [
+  { method: "GET", path: "/health" },
+  { method: "GET", path: "/api/health" },
+  { method: "GET", path: "/metrics" },
+];
+
 export function createApp(deps: Deps) {
   const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths);
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
   app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES, refuse));
   app.use(requireAuth(deps, PUBLIC_ROUTES));
-  app.use(refuseUndeclaredInput(app));
+  app.use(refuseUndeclaredInput(app, PROBES));
 
   mountHealth(app, deps);
   mountAccounts(app, deps);

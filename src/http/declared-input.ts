@@ -26,11 +26,11 @@ const NO_FIELDS = z.object({});
  * slash (POST /users for POST /users/) is held to the same; routes the document does not list
  * at all (the docs pages) are left to themselves. Costs a map lookup per request, and a read of
  * the body only where a route takes none. */
-export function refuseUndeclaredInput(app: OpenAPIHono<AppEnv>): MiddlewareHandler<AppEnv> {
+export function refuseUndeclaredInput(app: OpenAPIHono<AppEnv>, probes: readonly { method: string; path: string }[]): MiddlewareHandler<AppEnv> {
   // Built on the first request, once every route is mounted.
   let routes: Map<string, Declared> | undefined;
   return async (c, next) => {
-    routes ??= declaredInputs(app);
+    routes ??= declaredInputs(app, probes);
     const route = matchedRoutes(c).find((r) => r.method !== "ALL");
     const declared = route && routes.get(`${route.method} ${withoutTrailingSlash(route.path)}`);
     if (declared) {
@@ -44,11 +44,14 @@ export function refuseUndeclaredInput(app: OpenAPIHono<AppEnv>): MiddlewareHandl
   };
 }
 
-/** What each documented route declares, by method and routing path ("GET /databases/:id"). */
-function declaredInputs(app: OpenAPIHono<AppEnv>): Map<string, Declared> {
+/** What each documented route declares, by method and routing path ("GET /databases/:id").
+ * `probes` (health checks and scrapes, which read nothing and change nothing) are left out: an
+ * uptime checker adding a cache-busting `?_=...` must not see them fail. */
+function declaredInputs(app: OpenAPIHono<AppEnv>, probes: readonly { method: string; path: string }[]): Map<string, Declared> {
   const routes = new Map<string, Declared>();
   for (const definition of app.openAPIRegistry.definitions) {
     if (definition.type !== "route") continue;
+    if (probes.some((probe) => probe.method === definition.route.method.toUpperCase() && probe.path === definition.route.path)) continue;
     const { method, path, request } = definition.route;
     // zod-openapi's own rule for the path it mounts a route on.
     routes.set(`${method.toUpperCase()} ${withoutTrailingSlash(path.replaceAll(/\/{(.+?)}/g, "/:$1"))}`, {
