@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { classifyUncached, loadGuard } from "../../src/connectors/guard/index.js";
-import { INLINE_PAREN_DEPTH, MAX_PAREN_DEPTH, parenDepth } from "../../src/connectors/guard/nesting.js";
+import { MAX_PAREN_DEPTH, parenNesting } from "../../src/connectors/guard/nesting.js";
 import { createStatementGuard, INLINE_PARSE_MAX_CHARS } from "../../src/connectors/guard/statement-guard.js";
 import { HOSTILE_CORPUS, LEGITIMATE_READS } from "../support/hostile-corpus.js";
 
@@ -42,20 +42,23 @@ describe("createStatementGuard", () => {
       expect(await guard.classify(dialect, failing(MAX_PAREN_DEPTH - 2))).toMatchObject({ ok: false, rule: "parse_error" });
       expect(guard.classify(dialect, failing(MAX_PAREN_DEPTH + 1))).toMatchObject({ ok: false, rule: "too_deeply_nested" });
       expect(guard.classify(dialect, `SELECT ${"(".repeat(25)}7`)).toMatchObject({ ok: false, rule: "too_deeply_nested" });
-      // Shallow ones stay inline; deep valid ones still read.
-      expect(guard.classify(dialect, `SELECT ${"(".repeat(INLINE_PAREN_DEPTH)}7${")".repeat(INLINE_PAREN_DEPTH)}`)).toEqual({ ok: true, kind: "select" });
+      // Shallow ones stay inline; several groups 6 deep of LIKE, slow to parse even when
+      // valid, do not; deep valid ones still read.
+      expect(guard.classify(dialect, `SELECT ${"(".repeat(6)}7${")".repeat(6)}`)).toEqual({ ok: true, kind: "select" });
+      const like = `${"1 LIKE (".repeat(6)}7${")".repeat(6)}`;
+      expect(guard.classify(dialect, `SELECT ${like}, ${like}`)).toBeInstanceOf(Promise);
       expect(await guard.classify(dialect, `SELECT ${"(".repeat(MAX_PAREN_DEPTH)}7${")".repeat(MAX_PAREN_DEPTH)}`)).toEqual({ ok: true, kind: "select" });
     }
     // PostgreSQL's parser has no such cost: a deep statement is judged inline.
     expect(guard.classify("postgresql", `SELECT ${"(".repeat(25)}7${")".repeat(25)}`)).toEqual({ ok: true, kind: "select" });
   });
 
-  it("reads the depth outside quoted text and comments", () => {
-    expect(parenDepth("SELECT ((1)) AS x", "sqlite")).toBe(2);
-    expect(parenDepth("SELECT '((((' AS x, \"((((\", `((((`, [((((] -- ((((\n /* (((( */ (1)", "sqlite")).toBe(1);
-    expect(parenDepth("SELECT 'it''s (', \"a\\\"(\" # ((((\n, (1)", "mysql")).toBe(1);
+  it("reads the nesting outside quoted text and comments", () => {
+    expect(parenNesting("SELECT ((1)) AS x, (2)", "sqlite")).toEqual({ depth: 2, weight: 2 + 4 + 2 });
+    expect(parenNesting("SELECT '((((' AS x, \"((((\", `((((`, [((((] -- ((((\n /* (((( */ (1)", "sqlite").depth).toBe(1);
+    expect(parenNesting("SELECT 'it''s (', \"a\\\"(\" # ((((\n, (1)", "mysql").depth).toBe(1);
     // A quote the text opens and never closes hides nothing from the parse that follows.
-    expect(parenDepth("SELECT ((( 'x", "sqlite")).toBe(3);
+    expect(parenNesting("SELECT ((( 'x", "sqlite").depth).toBe(3);
   });
 
   it("parses one user's long statements one after the other, so another user's does not wait behind them all", async () => {

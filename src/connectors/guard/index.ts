@@ -6,7 +6,7 @@ import { createLRU } from "lru.min";
 import type { Dialect } from "../types.js";
 import { classifyMysql, warmMysqlParser } from "./mysql.js";
 import { classifyPostgres, isPostgresParserLoaded, loadPostgresParser } from "./postgres.js";
-import { MAX_PAREN_DEPTH, parenDepth } from "./nesting.js";
+import { MAX_PAREN_DEPTH, parenNesting } from "./nesting.js";
 import { classifySqlite, warmSqliteParser } from "./sqlite.js";
 import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseEmpty, refuseTooDeeplyNested, refuseTooLarge, type GuardVerdict } from "./verdict.js";
 
@@ -62,7 +62,7 @@ export function classifyUncached(dialect: Dialect, sql: string): GuardVerdict {
         return classifyPostgres(sql);
       case "mysql":
       case "sqlite": {
-        const depth = parenDepth(sql, dialect);
+        const { depth } = parenNesting(sql, dialect);
         if (depth > MAX_PAREN_DEPTH) return refuseTooDeeplyNested(depth, MAX_PAREN_DEPTH);
         return dialect === "mysql" ? classifyMysql(sql) : classifySqlite(sql);
       }

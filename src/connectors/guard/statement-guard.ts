@@ -9,7 +9,7 @@ import { RateLimitedError } from "../../errors.js";
 import { createThreadPool, isAborted, isQueueFull } from "../../threads.js";
 import type { Dialect } from "../types.js";
 import { cachedVerdict, classifyStatement, rememberVerdict } from "./index.js";
-import { INLINE_PAREN_DEPTH, MAX_PAREN_DEPTH, parenDepth } from "./nesting.js";
+import { INLINE_PAREN_WEIGHT, MAX_PAREN_DEPTH, parenNesting } from "./nesting.js";
 import type { ParseTask } from "./parse-worker.js";
 import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseParseTimeout, type GuardVerdict } from "./verdict.js";
 
@@ -19,12 +19,12 @@ import { errorMessage, MAX_STATEMENT_LENGTH, refuse, refuseParseTimeout, type Gu
  * everyday statements are shorter and cheaper per character. */
 export const INLINE_PARSE_MAX_CHARS = 512;
 
-/** A short statement is parsed inline unless nested deep enough that a failing parse of it
- * would be slow (MySQL and SQLite: nesting.ts); one too deep for any parse is refused inline. */
+/** A short statement is parsed inline unless its parentheses could make the parse slow (MySQL
+ * and SQLite: nesting.ts); one too deep for any parse is refused inline. */
 const parsesInline = (dialect: Dialect, sql: string) => {
   if (dialect === "postgresql") return true;
-  const depth = parenDepth(sql, dialect);
-  return depth <= INLINE_PAREN_DEPTH || depth > MAX_PAREN_DEPTH;
+  const { depth, weight } = parenNesting(sql, dialect);
+  return weight <= INLINE_PAREN_WEIGHT || depth > MAX_PAREN_DEPTH;
 };
 
 /** Statements waiting for a parser thread; beyond, callers are told to come back. */
