@@ -9,8 +9,9 @@ import { renewLease } from "../store/monitoring-tables.js";
 
 /** A lease kept while a run goes. */
 export interface KeptLease {
-  /** Stops renewing it. */
-  stop(): void;
+  /** Stops renewing it; resolves once a renewal under way has settled, so that until() is
+   * what the store holds. */
+  stop(): Promise<void>;
   /** The lease's end as last set: what tells this run's lease from a later one of the same
    * owner (a manual run on the same instance). Null while a renewal's outcome is unknown. */
   until(): Date | null;
@@ -27,6 +28,7 @@ export function keepLease(deps: Deps, args: { id: number; owner: string; until: 
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let until: Date | null = args.until;
+  let renewing: Promise<void> | undefined;
   const renew = async () => {
     const next = new Date(m.now() + m.settings.leaseSeconds * 1000);
     try {
@@ -38,13 +40,17 @@ export function keepLease(deps: Deps, args: { id: number; owner: string; until: 
       until = null;
       if (!stopped) deps.logger.error({ err, table_id: args.id }, "renewing a lease failed; retrying at the next renewal");
     }
-    if (!stopped) timer = setTimeout(() => void renew(), renewEveryMs);
+    if (!stopped) timer = setTimeout(renewNow, renewEveryMs);
   };
-  timer = setTimeout(() => void renew(), renewEveryMs);
+  const renewNow = () => {
+    renewing = renew().finally(() => (renewing = undefined));
+  };
+  timer = setTimeout(renewNow, renewEveryMs);
   return {
-    stop() {
+    async stop() {
       stopped = true;
       clearTimeout(timer);
+      await renewing;
     },
     until: () => until,
   };

@@ -30,7 +30,7 @@ export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise
     ranAt = new Date(report.started_at);
     return report;
   } finally {
-    lease.stop();
+    await lease.stop();
     // The schedule stays; last_run_at says the checks ran.
     const release = (leaseUntil: Date | null) => releaseLease(deps.store.db, { id: table.id, owner, lastRunAt: ranAt, leaseUntil });
     // The answer waits for one try; while the store is away, more follow in the background.

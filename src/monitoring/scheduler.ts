@@ -61,7 +61,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   const { batchRows, maxBatches } = options.prune ?? { batchRows: PRUNE_BATCH, maxBatches: PRUNE_MAX_BATCHES };
   const inFlight = new Set<Promise<void>>();
   /** Stops renewing the lease of each table running here. */
-  const renewals = new Set<() => void>();
+  const renewals = new Set<() => Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
   let started = false;
   let stopping = false;
@@ -81,8 +81,8 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   function keepLeaseHere(table: MonitoredTableRow): KeptLease {
     const lease = keepLease(deps, { id: table.id, owner: instanceId, until: table.leaseUntil!, renewEveryMs: options.renewEveryMs });
     const stop = () => {
-      lease.stop();
       renewals.delete(stop);
+      return lease.stop();
     };
     renewals.add(stop);
     return { stop, until: lease.until };
@@ -96,7 +96,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     } catch (err) {
       deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
     } finally {
-      lease.stop();
+      await lease.stop();
     }
     const now = m.now();
     const kept = await endLease(
@@ -254,7 +254,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       clearTimeout(timeout);
       if (!finished) {
         // The store closes next: leave the leases to expire so another instance takes over.
-        for (const stopRenewing of [...renewals]) stopRenewing();
+        for (const stopRenewing of [...renewals]) void stopRenewing();
         deps.logger.warn({ running: inFlight.size, chores: [...chores.keys()] }, "scheduler stopped with checks or chores still running; the leases will expire");
       }
     },
