@@ -15,7 +15,8 @@ import { dryRun } from "../monitoring/dry-run.js";
 import { runTableNow } from "../monitoring/run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
 import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "../monitoring/schedule.js";
-import type { CheckConfig, TableAlertConfig } from "../store/column-types.js";
+import { snapshotOf } from "../monitoring/checks/schema-drift.js";
+import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns, type RunsBefore } from "../store/monitoring-runs.js";
 import {
   type MonitoredTableName,
@@ -116,6 +117,18 @@ async function resolveTable(deps: Deps, connector: GuardedConnector, schema: str
     throw invalidFields([{ path: "body.schema", message: `${table} exists in several schemas (${found.map((t) => t.schema).join(", ")}): name one` }]);
   }
   return found[0]!;
+}
+
+/** How old the introspection a new table's schema snapshot comes from may be: tables added
+ * together (a script adding a hundred) share one, which monitoring's budget pays for. */
+const SNAPSHOT_MAX_AGE_MS = 60_000;
+
+/** The table's columns as they are now, which a schema_drift check then holds the table to:
+ * taken when the table is added, so that a change before its first run is drift too (the first
+ * run used to take the snapshot, accepting whatever had changed since). */
+async function columnsNow(deps: Deps, connector: GuardedConnector, table: TableSchema): Promise<ColumnSnapshot[]> {
+  const now = (await deps.monitoring.schemaOf(connector, SNAPSHOT_MAX_AGE_MS)).tables.find((t) => t.schema === table.schema && t.name === table.name);
+  return snapshotOf((now ?? table).columns);
 }
 
 /** What is wrong with `checks` on `table`: duplicates, unknown columns, SQL the guard refuses,
@@ -222,6 +235,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const { issues, warnings } = await checkIssues(deps, connector, table, checks);
   if (issues.length > 0) throw invalidFields(issues);
   warnings.push(...baselineWarnings(deps, timing, checks));
+  const schemaSnapshot = checks.some((check) => check.kind === "schema_drift") ? await columnsNow(deps, connector, table) : null;
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", (tx) => insertMonitoredTable(tx, {
     ownerId,
     connectionId: input.connection_id,
@@ -231,6 +245,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
     checks,
     alertConfig: input.alert ?? {},
     enabled: input.enabled ?? true,
+    schemaSnapshot,
     // On an interval, first run within one interval, at a random point of it: tables added
     // together (a script adding a thousand) do not then all run in the same second of every
     // interval. On a schedule, at its next time, as asked.

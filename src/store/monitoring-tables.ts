@@ -14,7 +14,7 @@ import { alerts, monitoredTables, type MonitoredTableRow } from "./schema.js";
 
 export type NewMonitoredTable = Omit<
   typeof monitoredTables.$inferInsert,
-  "id" | "createdAt" | "updatedAt" | "leaseOwner" | "leaseUntil" | "lastRunAt" | "schemaSnapshot"
+  "id" | "createdAt" | "updatedAt" | "leaseOwner" | "leaseUntil" | "lastRunAt"
 >;
 export type MonitoredTablePatch = Partial<
   Pick<

@@ -13,7 +13,9 @@ let target: MonitoredDb;
 
 beforeAll(async () => {
   // Every skip counts towards an alert at once, but not a skip under the store failing.
-  h = await createHarness({ env: { MONITOR_MIN_INTERVAL_SECONDS: "30", MONITOR_ALERT_AFTER_SKIPS: "1" } });
+  // Every user here monitors the same database: its monitoring budget (tests/security has its
+  // own) would be shared by them all within the minute.
+  h = await createHarness({ env: { MONITOR_MIN_INTERVAL_SECONDS: "30", MONITOR_ALERT_AFTER_SKIPS: "1", MONITOR_QUERIES_PER_MINUTE: "100000" } });
   target = await pgMonitoredDb();
   await target.exec("ALTER TABLE events ADD COLUMN amount numeric");
   await target.insertEvents(10, Date.now());
@@ -272,7 +274,9 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
   ])("counts a check that Pulse's metadata store failed under (%s) as skipped, not as a failure of the table", async (sqlstate, message) => {
     const { user, connectionId } = await owner();
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
-    // The store ending the session just as the check saves the table's first snapshot.
+    // No snapshot yet, as after a resolve or a move to another table: the run takes one.
+    await h.deps.store.db.execute(sql`UPDATE monitored_tables SET schema_snapshot = NULL WHERE id = ${table.id}`);
+    // The store ending the session just as the check saves the table's snapshot.
     await h.deps.store.db.execute(
       sql.raw(
         `CREATE FUNCTION pulse_test_store_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.schema_snapshot IS DISTINCT FROM OLD.schema_snapshot THEN RAISE EXCEPTION '${message}' USING ERRCODE = '${sqlstate}'; END IF; RETURN NEW; END $$`,
@@ -318,7 +322,7 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     expect(byCheck["freshness:ts"].value).toBeLessThan(120);
     expect(byCheck.volume).toMatchObject({ status: "pass", value: 10, details: { method: "exact", verdict: "learning" } });
     expect(byCheck["null_rate:amount"]).toMatchObject({ status: "fail", value: 1, upper: 0.5 });
-    expect(byCheck.schema_drift).toMatchObject({ status: "pass", value: 0, message: "snapshot of 4 columns taken" });
+    expect(byCheck.schema_drift).toMatchObject({ status: "pass", value: 0, message: "4 columns, as accepted" });
     expect(byCheck["custom_sql:rows"]).toMatchObject({ status: "pass", value: 10, lower: 1 });
 
     await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
@@ -357,10 +361,19 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     await target.exec("CREATE TABLE reshaped (id int)");
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "reshaped", interval_seconds: 3600, checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
     const first = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
-    expect(first.body.outcomes[0]).toMatchObject({ status: "pass", message: "snapshot of 1 columns taken" });
+    expect(first.body.outcomes[0]).toMatchObject({ status: "pass", message: "1 columns, as accepted" });
     await target.exec("ALTER TABLE reshaped ADD COLUMN label text");
     const second = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
     expect(second.body.outcomes[0]).toMatchObject({ status: "fail", value: 1, message: expect.stringMatching(/label/) });
+  });
+
+  it("holds the table to its shape when it was added: a change before the first run is drift", async () => {
+    const { user, connectionId } = await owner();
+    await target.exec("CREATE TABLE reshaped_early (id int)");
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "reshaped_early", interval_seconds: 3600, checks: [{ kind: "schema_drift" }] });
+    await target.exec("ALTER TABLE reshaped_early ADD COLUMN label text");
+    const first = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect(first.body.outcomes[0]).toMatchObject({ status: "fail", value: 1, message: "schema drift: added label (text)" });
   });
 
   it("leaves the schedule alone", async () => {

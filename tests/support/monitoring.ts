@@ -127,7 +127,8 @@ export async function monitorTable(h: Harness, token: string, body: Record<strin
 /** A monitored table whose `checks` are written to the store without the API's dry run: for
  * tests whose budget (or statement timeout) is meant for the runs alone. */
 export async function monitorTableUnchecked(h: Harness, user: { id: number; token: string }, body: Record<string, unknown>, checks: CheckConfig[]): Promise<any> {
-  const table = await monitorTable(h, user.token, { ...body, checks: [{ kind: "schema_drift" }] });
+  // A volume check: neither dry-run nor snapshotted when saved, so the budget is the runs'.
+  const table = await monitorTable(h, user.token, { ...body, checks: [{ kind: "volume" }] });
   await updateMonitoredTable(h.deps.store.db, user.id, table.id, { checks });
   return { ...table, checks };
 }
