@@ -18,7 +18,7 @@ import { completeStep, isTextCall } from "./model-call.js";
 import { NO_USAGE, type ChatModel, type TokenUsage } from "./model.js";
 import { defaultPrompts, renderPrompt, type Prompts } from "./prompts.js";
 import { skipUnreadRunTrees } from "./run-trees.js";
-import { invalidArgumentsReply } from "./tool-arguments.js";
+import { invalidArgumentsReply, MAX_TOOL_CALLS_PER_REPLY } from "./tool-arguments.js";
 import { estimateTokens, schemaContext } from "./schema-context.js";
 import type { SchemaIndex } from "./schema-index.js";
 import {
@@ -210,8 +210,8 @@ async function agent(state: AgentStateT, config: RunnableConfig): Promise<Comman
   return new Command({ update: { messages: [bounded], steps }, goto: routeAfterAgent({ messages: [bounded], steps }, run.maxSteps) });
 }
 
-/** Tool calls of one reply that run; a model rarely needs more than a few at once. */
-export const MAX_TOOL_CALLS_PER_REPLY = 16;
+
+export { MAX_TOOL_CALLS_PER_REPLY };
 
 /** The reply with at most MAX_TOOL_CALLS_PER_REPLY calls, as if the model had asked no more:
  * a reply of thousands would run thousands of tools on the event loop and send them all back

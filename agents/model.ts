@@ -9,6 +9,7 @@ import { DomainError } from "../src/errors.js";
 import { modelError, serverLabel, type ModelServer } from "./model-errors.js";
 import { checkedFetch, ModelServerFailure, retryAfterOf } from "./model-fetch.js";
 import { ModelServerAdapter, resolveServer, type ModelServerName, type ToolProtocol } from "./model-server.js";
+import { StreamedReply } from "./streamed-reply.js";
 import { strictToolCalls } from "./tool-arguments.js";
 
 export interface ModelSettings {
@@ -212,19 +213,19 @@ export async function streamCompletion(
   options: CompletionOptions & { onToken?: ((text: string) => void) | undefined },
 ): Promise<Completion> {
   const merged = await underWatchdog(model, options, async (signal, rearm) => {
-    let merged: AIMessageChunk | undefined;
-    let sawToolCall = false;
+    const reply = new StreamedReply();
     // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
     // afterwards would hang forever without the watchdog, re-armed on every chunk.
     const stream = await model.stream(messages, { signal, ...toolOptions(options) });
     for await (const chunk of stream) {
       rearm(options.timeoutMs);
-      merged = merged ? merged.concat(chunk) : chunk;
-      if (chunk.tool_call_chunks?.length) sawToolCall = true;
+      // Ending the loop ends the stream (its request is aborted).
+      if (!reply.add(chunk)) break;
       const text = chunk.text;
-      if (text && !sawToolCall) options.onToken?.(text);
+      if (text && !reply.calling) options.onToken?.(text);
     }
-    if (!merged) throw new ModelServerFailure("not_chat_completion", "its event stream ended without a single chat completion chunk");
+    if (reply.empty) throw new ModelServerFailure("not_chat_completion", "its event stream ended without a single chat completion chunk");
+    const merged = reply.message();
     // Every compatible server ends an answer with a finish_reason; a stream that stops without
     // one was cut off (a clean close midway), and its partial text or tool call must not count.
     if (!merged.response_metadata?.finish_reason) {

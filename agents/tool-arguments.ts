@@ -48,6 +48,9 @@ function rawToolCalls(reply: AIMessage | AIMessageChunk): RawToolCall[] {
   ];
 }
 
+/** Tool calls of one reply that run; a model rarely needs more than a few at once. */
+export const MAX_TOOL_CALLS_PER_REPLY = 16;
+
 /** Arguments that are one complete JSON object, or why they are not. */
 export function parseToolArguments(raw: string): { args: Record<string, unknown> } | { error: string } {
   let value: unknown;

@@ -1,6 +1,8 @@
 // POST /ask over HTTP (seed 004): the real ChatOpenAI client against a scripted
 // OpenAI-compatible server, the real guard and a real Chinook SQLite database.
 
+import { monitorEventLoopDelay } from "node:perf_hooks";
+
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/graph.js";
@@ -267,6 +269,23 @@ describe("POST /ask against a model that asks too much", () => {
     expect(res.status, res.text).toBe(200);
     expect(res.body.statements).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
     expect(fake.requests.at(-1)!.messages.filter((m) => m.role === "tool")).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
+  });
+
+  it(`streamed, a reply of thousands of tool calls costs the event loop little, and ${MAX_TOOL_CALLS_PER_REPLY} of them run`, async () => {
+    const user = await connectedUser();
+    // Two chunks a call (the fake splits each call's arguments): merged chunk by chunk by
+    // LangChain, 5,000 calls held the event loop for tens of seconds.
+    replies.push({ toolCalls: Array.from({ length: 5_000 }, (_, i) => ({ name: "run_query", args: { sql: `SELECT ${i} AS n` } })) });
+    replies.push({ content: "Done." });
+    const histogram = monitorEventLoopDelay({ resolution: 10 });
+    histogram.enable();
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Count, many times"), headers: { accept: "text/event-stream" } });
+    histogram.disable();
+    expect(res.status).toBe(200);
+    const result = JSON.parse(/event: result\ndata: (.*)/.exec(res.text)![1]!);
+    expect(result.statements).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
+    expect(result.statements[15].sql).toBe("SELECT 15 AS n");
+    expect(histogram.max / 1e6).toBeLessThan(1_000);
   });
 
   it("asks for at most OPENAI_MAX_TOKENS (4,096 unless set), and says so when an answer ran into it", async () => {
