@@ -260,6 +260,29 @@ describe("POST /ask", () => {
   });
 });
 
+describe("POST /ask, a user's questions at once", () => {
+  it("answers 429 past ASK_MAX_CONCURRENT (4) of one user's questions under way, and frees each turn with its answer", async () => {
+    const user = await connectedUser();
+    const other = await connectedUser();
+    // Four questions whose model never answers (each tried twice), held until the model's timeout.
+    for (let i = 0; i < 8; i++) replies.push({ fail: "hang" });
+    const ask = (who: typeof user, sse: boolean) =>
+      h.call("POST", "/ask", { token: who.token, json: askBody(who, "Anything?"), headers: sse ? { accept: "text/event-stream" } : {} });
+    const held = [ask(user, false), ask(user, true), ask(user, false), ask(user, true)];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await ask(user, false);
+    expect(refused.status).toBe(429);
+    expect(refused.body.detail).toMatch(/^At most 4 questions at once per user \(ASK_MAX_CONCURRENT\)/);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect((await Promise.all(held)).map((r) => r.status)).toEqual([504, 504, 504, 504]);
+    // Every turn came back, however its question ended; another user never waited on them.
+    answerWithQuery();
+    expect((await ask(user, true)).status).toBe(200);
+    answerWithQuery();
+    expect((await ask(other, false)).status).toBe(200);
+  });
+});
+
 describe("POST /ask against a model that asks too much", () => {
   it(`runs at most ${MAX_TOOL_CALLS_PER_REPLY} tool calls of one reply, and sends back only theirs`, async () => {
     const user = await connectedUser();

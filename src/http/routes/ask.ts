@@ -7,7 +7,7 @@ import { streamSSE } from "hono/streaming";
 
 import type { AgentEvent } from "../../../agents/graph.js";
 import type { Deps } from "../../deps.js";
-import { DomainError } from "../../errors.js";
+import { DomainError, RateLimitedError } from "../../errors.js";
 import { ask, type AskInput } from "../../services/ask.js";
 import { requireScope } from "../../auth/grants.js";
 import type { AppEnv, AuthContext } from "../context.js";
@@ -117,6 +117,26 @@ const route = createRoute({
 });
 
 export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
+  const asking = new Map<number, number>();
+  /** One of the user's ASK_MAX_CONCURRENT questions at once in this instance, or 429: each holds
+   * its answer in memory until its client has it (an event stream never read, for as long as the
+   * client keeps it open). Returns the release. */
+  const takeTurn = (userId: number) => {
+    const now = asking.get(userId) ?? 0;
+    if (now >= deps.config.ask.maxConcurrent) {
+      throw new RateLimitedError(`At most ${deps.config.ask.maxConcurrent} questions at once per user (ASK_MAX_CONCURRENT); wait for one to be answered`, 1);
+    }
+    asking.set(userId, now + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (asking.get(userId) ?? 1) - 1;
+      if (left === 0) asking.delete(userId);
+      else asking.set(userId, left);
+    };
+  };
+
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const auth = c.get("auth");
@@ -124,12 +144,15 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
     // may reach (see sessions.ts).
     requireScope(c.get("grant"), "ask");
     requestedSession(auth, input.session_id);
-    if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input)) as never;
+    const release = takeTurn(auth.userId);
+    if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input, release)) as never;
     try {
       return c.json(await ask(deps, auth, input, { signal: c.req.raw.signal }), 200);
     } catch (err) {
       logModelFailure(c, err);
       throw err;
+    } finally {
+      release();
     }
   });
 }
@@ -146,7 +169,7 @@ function logModelFailure(c: Context<AppEnv>, err: unknown) {
  * dead model server, no model, a foreign session) answers its real status as JSON; after the
  * first byte, a failure is an `error` event with the same detail and status, then `done`.
  */
-async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, input: AskInput) {
+async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, input: AskInput, release: () => void) {
   const abort = new AbortController();
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
   const early: AgentEvent[] = [];
@@ -168,12 +191,16 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, inpu
     try {
       await answer;
     } catch (err) {
+      release();
       logModelFailure(c, err);
       throw err;
     }
   }
   return streamSSE(c, async (stream) => {
-    stream.onAbort(() => abort.abort());
+    stream.onAbort(() => {
+      abort.abort();
+      release();
+    });
     // Writes in order, whoever sends: the agent's events, then the result or the error.
     let written = Promise.resolve();
     const send = (event: string, data: unknown) => (written = written.then(() => stream.writeSSE({ event, data: JSON.stringify(data) })));
@@ -193,5 +220,7 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, inpu
       );
     }
     await send("done", {});
+    // Written, or given up with the client: either way the question no longer holds its turn.
+    release();
   });
 }
