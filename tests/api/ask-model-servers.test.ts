@@ -193,7 +193,7 @@ describe.each(CASES)("/ask with $name", (c) => {
       QUESTIONS.find((q) => q.question === question)?.sql[c.dialect] ?? hostile.find((_, i) => hostileQuestion(i) === question)?.sql ?? "SELECT 1";
     fake = await startFakeOpenAI(Array.from({ length: 1_000 }, () => scriptedModel(c.profile, sqlFor)), c.profile.options);
     h = await createHarness({
-      env: { OPENAI_BASE_URL: c.baseUrl ? c.baseUrl(fake.baseUrl) : fake.baseUrl, OPENAI_MODEL: "local-model", OPENAI_TIMEOUT_MS: "5000", ASK_PER_MINUTE: "1000", ...c.env },
+      env: { OPENAI_BASE_URL: c.baseUrl ? c.baseUrl(fake.baseUrl) : fake.baseUrl, OPENAI_MODEL: "local-model", OPENAI_TIMEOUT_MS: "5000", ASK_PER_MINUTE: "1000", ASK_MAX_CONCURRENT: "100", ...c.env },
     });
     const registered = await h.newUser();
     const body = c.dialect === "sqlite" ? (await sqliteTarget(h.sqliteRoot)).body : await targets[c.dialect]!();
