@@ -210,9 +210,6 @@ async function agent(state: AgentStateT, config: RunnableConfig): Promise<Comman
   return new Command({ update: { messages: [bounded], steps }, goto: routeAfterAgent({ messages: [bounded], steps }, run.maxSteps) });
 }
 
-
-export { MAX_TOOL_CALLS_PER_REPLY };
-
 /** The reply with at most MAX_TOOL_CALLS_PER_REPLY calls, as if the model had asked no more:
  * a reply of thousands would run thousands of tools on the event loop and send them all back
  * in the next request. */

@@ -36,7 +36,7 @@ export class StreamedReply {
   private chunks = 0;
   private callChunks = 0;
   /** Set once a call past MAX_TOOL_CALLS_PER_REPLY began: the reply is complete as it stands. */
-  full = false;
+  private full = false;
 
   /** Takes the next chunk; false once the reply holds all the calls that can run (stop reading). */
   add(chunk: AIMessageChunk): boolean {

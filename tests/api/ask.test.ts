@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/graph.js";
+import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/tool-arguments.js";
 import { startFakeOpenAI, textOf, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { sqliteTarget } from "../support/targets.js";
