@@ -328,5 +328,3 @@ function discard(conn: PoolConnection): void {
   conn.destroy();
   streamOf(coreOf(conn)).destroy();
 }
-
-

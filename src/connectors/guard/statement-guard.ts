@@ -107,10 +107,12 @@ export function createStatementGuard(options: StatementGuardOptions, onError: (e
 
   return {
     classify(dialect, sql, userId) {
-      if (sql.length > options.maxChars || (sql.length <= INLINE_PARSE_MAX_CHARS && parsesInline(dialect, sql))) {
-        return classifyStatement(dialect, sql, options.maxChars);
-      }
-      return cachedVerdict(dialect, sql) ?? classifyOffThread(dialect, sql, userId);
+      if (sql.length > options.maxChars) return classifyStatement(dialect, sql, options.maxChars);
+      // A statement seen recently is answered before its parentheses are read (the hot path).
+      const cached = cachedVerdict(dialect, sql);
+      if (cached) return cached;
+      if (sql.length <= INLINE_PARSE_MAX_CHARS && parsesInline(dialect, sql)) return classifyStatement(dialect, sql, options.maxChars);
+      return classifyOffThread(dialect, sql, userId);
     },
     maxChars: options.maxChars,
     async close() {
