@@ -38,3 +38,18 @@ export function columnsOf(check: CheckConfig): { column: string; field: string }
       return [];
   }
 }
+
+/** Whether a check is judged by its learned baseline: a volume, freshness or null-rate check
+ * given no fixed bounds. The runners judge by it, and saving warns when it can never judge. */
+export function judgedByBaseline(check: CheckConfig): boolean {
+  switch (check.kind) {
+    case "volume":
+      return check.min_rows === undefined && check.max_rows === undefined;
+    case "freshness":
+      return check.max_lag_seconds === undefined;
+    case "null_rate":
+      return check.max_rate === undefined;
+    default:
+      return false;
+  }
+}

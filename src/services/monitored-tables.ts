@@ -9,7 +9,7 @@ import type { Deps } from "../deps.js";
 import { invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { BASELINE_DEFAULTS } from "../monitoring/baselines.js";
-import { checkKey, columnsOf, DEFAULT_CHECKS } from "../monitoring/check-config.js";
+import { checkKey, columnsOf, DEFAULT_CHECKS, judgedByBaseline } from "../monitoring/check-config.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
 import { dryRun } from "../monitoring/dry-run.js";
 import { runTableNow } from "../monitoring/run-now.js";
@@ -182,12 +182,8 @@ function baselineWarnings(deps: Deps, timing: TableTiming, checks: readonly Chec
   if (!("seconds" in gap)) return [];
   const kept = Math.floor((days * 86_400) / gap.seconds);
   return checks.flatMap((check) => {
-    const learned =
-      (check.kind === "volume" && check.min_rows === undefined && check.max_rows === undefined) ||
-      (check.kind === "freshness" && check.max_lag_seconds === undefined) ||
-      (check.kind === "null_rate" && check.max_rate === undefined);
     const needed = "baseline" in check ? (check.baseline?.min_samples ?? BASELINE_DEFAULTS.minSamples) : BASELINE_DEFAULTS.minSamples;
-    if (!learned || needed <= kept) return [];
+    if (!judgedByBaseline(check) || needed <= kept) return [];
     return [
       `check ${checkKey(check)} is judged by a baseline that needs ${needed} runs, and MONITOR_RUN_RETENTION_DAYS (${days}) keeps ${kept} at this ${timing.schedule === null ? "interval" : "schedule"}: it will never judge, and will pass; give it fixed bounds or run it more often`,
     ];

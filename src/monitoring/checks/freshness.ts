@@ -5,6 +5,7 @@
 import { REPLAY_LAG_SECONDS_SQL } from "../../connectors/drivers/postgres-replica.js";
 import type { Cell, Dialect } from "../../connectors/types.js";
 import type { FreshnessCheck } from "../../store/column-types.js";
+import { judgedByBaseline } from "../check-config.js";
 import { formatDuration, prepareFreshness } from "../freshness.js";
 import { baselineOptions } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";
@@ -68,7 +69,7 @@ export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Pr
   }
   const replicaLag =
     dialect === "postgresql" ? (numberOf(row.replica_lag_seconds) ?? 0) : dialect === "mysql" ? await ctx.replicationLagSeconds() : 0;
-  const fixed = check.max_lag_seconds !== undefined;
+  const fixed = !judgedByBaseline(check);
   const step = prepareFreshness({
     latest,
     now: ctx.now,

@@ -4,6 +4,7 @@
 
 import type { Dialect } from "../../connectors/types.js";
 import type { NullRateCheck } from "../../store/column-types.js";
+import { judgedByBaseline } from "../check-config.js";
 import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
 import { qualifiedName, quoteIdent } from "./sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
@@ -35,7 +36,7 @@ export async function runNullRate(ctx: CheckContext, check: NullRateCheck): Prom
   const rate = (total - nonNull) / total;
   const details = { sampled_rows: total, null_rows: total - nonNull };
   const label = `null rate of ${check.column}`;
-  if (check.max_rate !== undefined) return { ...judgeFixedBounds(rate, undefined, check.max_rate, label, percent), details };
+  if (!judgedByBaseline(check)) return { ...judgeFixedBounds(rate, undefined, check.max_rate, label, percent), details };
   const judged = await judgeAgainstBaseline(ctx, rate, check.baseline, {
     label,
     direction: "spike",

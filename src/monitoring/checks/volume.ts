@@ -5,6 +5,7 @@
 import type { Cell, Dialect } from "../../connectors/types.js";
 import { formatNumber } from "../baselines.js";
 import type { VolumeCheck } from "../../store/column-types.js";
+import { judgedByBaseline } from "../check-config.js";
 import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
 import { qualifiedName, quoteLiteral } from "./sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
@@ -98,7 +99,7 @@ export async function runVolume(ctx: CheckContext, check: VolumeCheck): Promise<
     return { status: "error", value: null, message: `more than ${formatNumber(exactBelow)} rows and no row estimate: ${remedy}` };
   }
   const details = { method: count.method };
-  if (check.min_rows !== undefined || check.max_rows !== undefined) {
+  if (!judgedByBaseline(check)) {
     return { ...judgeFixedBounds(count.rows, check.min_rows, check.max_rows, "row count"), details };
   }
   const judged = await judgeAgainstBaseline(ctx, count.rows, check.baseline, { label: "row count" });
