@@ -9,6 +9,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { keepLease } from "../../src/monitoring/keep-lease.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { startService } from "../../src/lifecycle.js";
 import { createHarness, type Harness } from "../support/harness.js";
@@ -156,6 +157,34 @@ describe("a run longer than the lease", () => {
       await locker.end();
     }
   }
+
+  it("waits, when the run stops renewing, for a renewal under way, so the lease it then ends is the one the store holds", async () => {
+    const user = await a.newUser();
+    const connectionId = await addConnection(a, user.token, db.body);
+    const table = await monitorTable(a, user.token, { connection_id: connectionId, table: "events", interval_seconds: 60 });
+    const taken = new Date(clock.now() + LEASE_SECONDS * 1000);
+    await pgAdmin("UPDATE monitored_tables SET lease_owner = 'renewer', lease_until = $2 WHERE id = $1", a.pgDatabase!.name, [table.id, taken]);
+    // A row lock the test holds makes the next renewal wait in the store.
+    const locker = new pg.Client({ ...PG, database: a.pgDatabase!.name });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM monitored_tables WHERE id = $1 FOR UPDATE", [table.id]);
+      clock.advance(1000);
+      const lease = keepLease(a.deps, { id: table.id, owner: "renewer", until: taken, renewEveryMs: 10 });
+      await until(
+        async () => (await pgAdmin("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'update \"monitored_tables\"%'", a.pgDatabase!.name)).length > 0,
+        "a renewal waits on the row lock",
+      );
+      const stopped = lease.stop();
+      setTimeout(() => void locker.query("COMMIT"), 100);
+      await stopped;
+      expect(lease.until()?.getTime()).toBe((await leaseOf(table.id)).lease_until?.getTime());
+      expect(lease.until()?.getTime()).toBe(clock.now() + LEASE_SECONDS * 1000);
+    } finally {
+      await locker.end();
+    }
+  });
 
   it("keeps a change of timing made while the table ran, rather than the schedule it was claimed with", async () => {
     const after = await changedWhileRunning("locked_timing", 7 * 24 * 3600, async (user, table) => {
