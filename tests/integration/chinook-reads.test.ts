@@ -1,6 +1,6 @@
 // Realistic reads on Chinook in all three dialects (window functions, lateral joins, recursive
 // CTEs, JSON functions) pass the guard and return through the guarded connector exactly what
-// the database returns to its own driver.
+// the database returns to its own driver, line endings included.
 
 import Database from "better-sqlite3";
 import mysql from "mysql2/promise";
@@ -145,5 +145,14 @@ describe.each(["postgresql", "mysql", "sqlite"] as const)("Chinook reads on %s",
     expect(direct.length).toBeGreaterThan(0);
     expect(viaPulse.truncated).toBe(false);
     expect(normalise(viaPulse.rows)).toEqual(normalise(direct));
+  });
+
+  it("reads bare carriage returns as the server does: a space, and the end of a line comment only on PostgreSQL", async () => {
+    const lines = "SELECT 1 AS a\r, 2 AS b\r";
+    const commented = "SELECT 1 AS a -- the first\r, 2 AS b";
+    for (const sql of [lines, commented]) {
+      expect(normalise((await side.connector.query(sql)).rows)).toEqual(normalise(await side.direct(sql)));
+    }
+    expect(normalise((await side.connector.query(commented)).rows)).toEqual(dialect === "postgresql" ? [["1", "2"]] : [["1"]]);
   });
 });

@@ -207,6 +207,7 @@ const MYSQL: readonly Row[] = [
   ["SELECT 1; DELETE FROM guard_target", "multiple_statements", "stops"],
   ["SELECT ';'; DROP TABLE guard_target", "multiple_statements", "stops"],
   ["SHOW TABLES; DROP TABLE guard_target", "multiple_statements", "stops"],
+  ["SELECT 1 -- a comment the server ends only at a line feed\r'\n; DROP TABLE guard_target; -- '", "multiple_statements", "stops", "a bare carriage return does not end a comment"],
   // Executable comments and lexing differences between our parser and the server.
   ["/*!50000 DROP TABLE guard_target */", "executable_comment", "cannot_stop", "DDL commits implicitly"],
   ["SELECT 1 /*!50000 , SLEEP(5) */", "executable_comment", "cannot_stop"],
@@ -315,6 +316,7 @@ const SQLITE: readonly Row[] = [
   ["SELECT 1; DELETE FROM guard_target", "multiple_statements", "stops"],
   ["SELECT ';'; DROP TABLE guard_target", "multiple_statements", "stops"],
   ["SELECT * FROM guard_target; ATTACH DATABASE '/tmp/pulse_guard_other.db' AS other", "multiple_statements", "stops"],
+  ["SELECT 1 -- a comment the server ends only at a line feed\r'\n; DROP TABLE guard_target; -- '", "multiple_statements", "stops", "a bare carriage return does not end a comment"],
   // Files and other databases.
   ["ATTACH DATABASE '/tmp/pulse_guard_other.db' AS other", "not_read_only", "cannot_stop", "attaching an existing file succeeds read-only and exposes it"],
   ["ATTACH ':memory:' AS scratch", "not_read_only", "cannot_stop"],

@@ -2,6 +2,7 @@
 // with comments kept so that text the server would execute cannot hide in one.
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
+import { carriageReturnsAsSpaces } from "./carriage-returns.js";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
 import { blankExplainModifiers } from "./mysql-explain-forms.js";
 import { quoteKeywordFunctions } from "./mysql-keyword-functions.js";
@@ -39,7 +40,8 @@ function findLexicalHazard(value: unknown): Refusal | undefined {
 
 const noDialectStatements: DialectHook = () => undefined;
 
-export function classifyMysql(sql: string): GuardVerdict {
+export function classifyMysql(statement: string): GuardVerdict {
+  const sql = carriageReturnsAsSpaces(statement);
   let program: Program;
   try {
     program = parse(sql, OPTIONS);
@@ -54,7 +56,8 @@ export function classifyMysql(sql: string): GuardVerdict {
 
 /** The tree the rules judge (after the second parse when the first fails); undefined when
  * neither parses (SHOW forms the grammar lacks, or not SQL at all). */
-export function parseMysqlProgram(sql: string): Program | undefined {
+export function parseMysqlProgram(statement: string): Program | undefined {
+  const sql = carriageReturnsAsSpaces(statement);
   try {
     return parse(sql, OPTIONS);
   } catch (error) {

@@ -7,6 +7,7 @@
 import { parse } from "sql-parser-cst";
 
 import { DomainError } from "../../errors.js";
+import { carriageReturnsAsSpaces } from "./carriage-returns.js";
 
 /** Distinct double-quoted names one statement may have read as strings. Each costs SQLite
  * one more compile of the statement; generated SQL uses one to three (Spider: at most 3). */
@@ -24,7 +25,7 @@ interface Ranged {
 export function doubleQuotedIdentifiers(sql: string): Map<string, [number, number][]> | null {
   let program: unknown;
   try {
-    program = parse(sql, { dialect: "sqlite", includeRange: true });
+    program = parse(carriageReturnsAsSpaces(sql), { dialect: "sqlite", includeRange: true });
   } catch {
     return null;
   }
