@@ -147,8 +147,8 @@ describe.each(["postgresql", "mysql", "sqlite"] as const)("Chinook reads on %s",
     expect(normalise(viaPulse.rows)).toEqual(normalise(direct));
   });
 
-  it("reads bare carriage returns as the server does: a space, and the end of a line comment only on PostgreSQL", async () => {
-    const lines = "SELECT 1 AS a\r, 2 AS b\r";
+  it("reads bare carriage returns and form feeds as the server does: a space, and a carriage return the end of a line comment only on PostgreSQL", async () => {
+    const lines = "SELECT 1 AS a\r,\f2 AS b\r";
     const commented = "SELECT 1 AS a -- the first\r, 2 AS b";
     for (const sql of [lines, commented]) {
       expect(normalise((await side.connector.query(sql)).rows)).toEqual(normalise(await side.direct(sql)));

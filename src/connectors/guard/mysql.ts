@@ -2,7 +2,7 @@
 // with comments kept so that text the server would execute cannot hide in one.
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
-import { carriageReturnsAsSpaces } from "./carriage-returns.js";
+import { serverWhitespaceAsSpaces } from "./server-whitespace.js";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
 import { blankExplainModifiers } from "./mysql-explain-forms.js";
 import { quoteKeywordFunctions } from "./mysql-keyword-functions.js";
@@ -41,7 +41,7 @@ function findLexicalHazard(value: unknown): Refusal | undefined {
 const noDialectStatements: DialectHook = () => undefined;
 
 export function classifyMysql(statement: string): GuardVerdict {
-  const sql = carriageReturnsAsSpaces(statement);
+  const sql = serverWhitespaceAsSpaces("mysql", statement);
   let program: Program;
   try {
     program = parse(sql, OPTIONS);
@@ -57,7 +57,7 @@ export function classifyMysql(statement: string): GuardVerdict {
 /** The tree the rules judge (after the second parse when the first fails); undefined when
  * neither parses (SHOW forms the grammar lacks, or not SQL at all). */
 export function parseMysqlProgram(statement: string): Program | undefined {
-  const sql = carriageReturnsAsSpaces(statement);
+  const sql = serverWhitespaceAsSpaces("mysql", statement);
   try {
     return parse(sql, OPTIONS);
   } catch (error) {

@@ -7,7 +7,7 @@
 import { parse } from "sql-parser-cst";
 
 import { DomainError } from "../../errors.js";
-import { carriageReturnsAsSpaces } from "./carriage-returns.js";
+import { serverWhitespaceAsSpaces } from "./server-whitespace.js";
 
 /** Distinct double-quoted names one statement may have read as strings. Each costs SQLite
  * one more compile of the statement; generated SQL uses one to three (Spider: at most 3). */
@@ -25,7 +25,7 @@ interface Ranged {
 export function doubleQuotedIdentifiers(sql: string): Map<string, [number, number][]> | null {
   let program: unknown;
   try {
-    program = parse(carriageReturnsAsSpaces(sql), { dialect: "sqlite", includeRange: true });
+    program = parse(serverWhitespaceAsSpaces("sqlite", sql), { dialect: "sqlite", includeRange: true });
   } catch {
     return null;
   }

@@ -2,7 +2,7 @@
 // PRAGMAs that only describe the schema. SQLite has no executable comments, so none are kept.
 
 import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
-import { carriageReturnsAsSpaces } from "./carriage-returns.js";
+import { serverWhitespaceAsSpaces } from "./server-whitespace.js";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
 import { sqlParserCstError } from "./parse-errors.js";
 import { pragmaNotAllowed, READ_ONLY_PRAGMAS } from "./sqlite-pragmas.js";
@@ -26,7 +26,7 @@ const classifyPragma: DialectHook = (statement) => {
 export function classifySqlite(sql: string): GuardVerdict {
   let program: Program;
   try {
-    program = parse(carriageReturnsAsSpaces(sql), OPTIONS);
+    program = parse(serverWhitespaceAsSpaces("sqlite", sql), OPTIONS);
   } catch (error) {
     if (error instanceof FormattedSyntaxError) return sqlParserCstError(error.message);
     throw error;
@@ -37,7 +37,7 @@ export function classifySqlite(sql: string): GuardVerdict {
 /** The tree the rules judge; undefined when the statement does not parse. */
 export function parseSqliteProgram(sql: string): Program | undefined {
   try {
-    return parse(carriageReturnsAsSpaces(sql), OPTIONS);
+    return parse(serverWhitespaceAsSpaces("sqlite", sql), OPTIONS);
   } catch (error) {
     if (error instanceof FormattedSyntaxError) return undefined;
     throw error;
