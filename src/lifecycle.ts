@@ -79,7 +79,7 @@ export async function createConnectorCache(
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
   );
-  await sessions.subscribe(EVICTIONS_CHANNEL, (message) => void cache.evictHere(Number(message)));
+  await sessions.subscribe(EVICTIONS_CHANNEL, (message) => cache.evictHere(Number(message)));
   // Evictions may have been missed (a connection deleted, or moved to another server, on another
   // instance): each connector opened before is checked against its connection on its next use.
   sessions.onSubscriptionGap(() => cache.suspectAll());

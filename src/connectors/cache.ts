@@ -42,9 +42,10 @@ export interface ConnectorCacheOptions {
 export class ConnectorCache {
   /** Insertion order is recency order: a hit moves its entry to the end. */
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
-  /** What each entry was opened for: its owner (for the share one user may hold) and target
-   * (to tell whether the connection changed since: suspectAll). */
-  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget }>();
+  /** What each entry was opened for: its owner (for the share one user may hold), target
+   * (to tell whether the connection changed since: suspectAll) and how its target is loaded
+   * (to open its successor: see successorOf). */
+  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget; load: () => Promise<ConnectionTarget> }>();
   /** Targets being loaded on a miss, per connection (see get). */
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
   /** The entries that may be out of date (suspectAll). */
@@ -103,7 +104,7 @@ export class ConnectorCache {
       .finally(loaded)
       .then((target) => {
         if (this.closed) throw new DomainError("unavailable", "Pulse is shutting down; retry on another instance");
-        return this.touch(connectionId) ?? (load.stale ? this.get(connectionId, ownerId, loadTarget) : this.open(connectionId, ownerId, target));
+        return this.touch(connectionId) ?? (load.stale ? this.get(connectionId, ownerId, loadTarget) : this.open(connectionId, ownerId, target, loadTarget));
       });
   }
 
@@ -117,7 +118,7 @@ export class ConnectorCache {
     return cached;
   }
 
-  private open(connectionId: number, ownerId: number, target: ConnectionTarget): Promise<GuardedConnector> {
+  private open(connectionId: number, ownerId: number, target: ConnectionTarget, load: () => Promise<ConnectionTarget>): Promise<GuardedConnector> {
     const opening = (async () => {
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
       const key = await targetKey(target);
@@ -127,11 +128,11 @@ export class ConnectorCache {
       return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas);
     })();
     this.entries.set(connectionId, opening);
-    this.opened.set(connectionId, { ownerId, target });
+    this.opened.set(connectionId, { ownerId, target, load });
     opening.catch(() => {
       if (this.entries.get(connectionId) === opening) this.forget(connectionId);
     });
-    void this.trim();
+    this.trim();
     return opening;
   }
 
@@ -139,29 +140,40 @@ export class ConnectorCache {
     return this.entries.has(connectionId);
   }
 
-  /** Closes and forgets a connection's connector here and on every other instance
-   * (disconnect, update, delete): none may go on using a deleted connection or an old target.
-   * The announcement is best effort; an instance that misses it closes the connector when it
-   * has been idle for `idleMs`. */
+  /** Forgets a connection's connector here and on every other instance (disconnect, update,
+   * delete), each closing it once its statements end: none may go on using a deleted
+   * connection or an old target. The announcement is best effort; an instance that misses it
+   * closes the connector when it has been idle for `idleMs`. */
   async evict(connectionId: number): Promise<void> {
-    await this.evictHere(connectionId);
+    this.evictHere(connectionId);
     await this.announceEviction(connectionId).catch((err: unknown) => {
       this.logger.error({ err, connection_id: connectionId }, "telling other instances to evict a connector failed");
     });
   }
 
-  /** Closes and forgets a connection's connector in this process only; a target being loaded
-   * for it is loaded again. */
-  async evictHere(connectionId: number): Promise<void> {
+  /** Forgets a connection's connector in this process only, closing it once its statements
+   * end (the caller does not wait for them: a DELETE is not held up by another session's long
+   * read); a target being loaded for it is loaded again. */
+  evictHere(connectionId: number): void {
     for (const load of this.loads.get(connectionId) ?? []) load.stale = true;
-    await this.drop(connectionId);
+    void this.drop(connectionId);
   }
 
-  private async drop(connectionId: number): Promise<void> {
+  /** Forgets the connector of `connectionId`; resolves once it is closed. */
+  private drop(connectionId: number): Promise<void> {
     const entry = this.entries.get(connectionId);
-    if (!entry) return;
+    if (!entry) return Promise.resolve();
+    const successor = this.successorOf(connectionId);
     this.forget(connectionId);
-    await this.closeQuietly(entry);
+    return this.closeQuietly(entry, successor);
+  }
+
+  /** What runs the statements asked of the connector of `connectionId` once it is let go of:
+   * the connection's connector then, opened anew (for its target then: a connection updated
+   * meanwhile runs on its new one, and one deleted answers 404). Taken before it is forgotten. */
+  private successorOf(connectionId: number): () => Promise<GuardedConnector> {
+    const { ownerId, load } = this.opened.get(connectionId)!;
+    return () => this.get(connectionId, ownerId, load);
   }
 
   /** Marks every connector (and every target being loaded) as possibly out of date: evictions
@@ -190,13 +202,12 @@ export class ConnectorCache {
 
   /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest. */
   async closeIdle(now = Date.now()): Promise<void> {
+    const closing: Promise<void>[] = [];
     for (const [id, entry] of [...this.entries]) {
       const connector = await entry.catch(() => undefined);
-      if (connector && now - connector.lastUsedAt > this.options.idleMs && this.entries.get(id) === entry) {
-        this.forget(id);
-        await this.closeQuietly(entry);
-      }
+      if (connector && now - connector.lastUsedAt > this.options.idleMs && this.entries.get(id) === entry) closing.push(this.drop(id));
     }
+    await Promise.all(closing);
     this.budgets.sweep();
   }
 
@@ -217,8 +228,8 @@ export class ConnectorCache {
     this.suspects.delete(connectionId);
   }
 
-  private async trim() {
-    while (this.entries.size > this.options.maxEntries) await this.drop(this.victim());
+  private trim(): void {
+    while (this.entries.size > this.options.maxEntries) void this.drop(this.victim());
   }
 
   /** The connector to close for room: the least recently used of whoever holds the most, if
@@ -240,8 +251,9 @@ export class ConnectorCache {
 
   /** Closes a connector taken out of the cache (once: callers delete the entry first) once
    * its running statements end, and lets go of its budgets; those statements keep their slots
-   * until they end. */
-  private async closeQuietly(entry: Promise<GuardedConnector>) {
+   * until they end. What is asked of it later runs on `successor` (none: refused, as Pulse is
+   * shutting down). */
+  private async closeQuietly(entry: Promise<GuardedConnector>, successor?: () => Promise<GuardedConnector>) {
     let connector: GuardedConnector;
     try {
       connector = await entry;
@@ -250,7 +262,7 @@ export class ConnectorCache {
     }
     this.budgets.release(connector.targetKey, connector.ownerId);
     try {
-      await connector.close();
+      await connector.close(successor);
     } catch (err) {
       this.logger.debug({ err }, "closing a connector failed");
     }

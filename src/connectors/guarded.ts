@@ -2,7 +2,7 @@
 // Layer 1 (the guard) decides from the parse tree; layer 2 (the driver) runs it read-only
 // at the database, within the row, byte, time and budget limits.
 
-import { SqlRefusedError } from "../errors.js";
+import { DomainError, SqlRefusedError } from "../errors.js";
 import type { StatementCounts } from "../metrics.js";
 import { OneAtATime } from "../one-at-a-time.js";
 import type { StatementBudget } from "./budget.js";
@@ -11,7 +11,7 @@ import { inlineStatementGuard, type StatementGuard } from "./guard/statement-gua
 import { schemaJsonInSlices } from "./schema-json.js";
 import type { SchemaHolder, SchemaMemory } from "./schema-memory.js";
 import type { StatementRecorder, StatementSource } from "./statement-recorder.js";
-import { cancelledError, type DialectDriver, type QueryLimits, type QueryResult, type SchemaSnapshot } from "./types.js";
+import { cancelledError, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "./types.js";
 
 export interface QueryOptions {
   maxRows?: number | undefined;
@@ -38,10 +38,13 @@ export class GuardedConnector implements SchemaHolder {
   /** Catalog reads, one at a time (see refreshSchema). */
   private readonly reads = new OneAtATime<SchemaSnapshot>();
   lastUsedAt = Date.now();
-  /** Driver calls under way, and what close() waits on once they are all done. */
+  /** Statements and catalog reads under way (from the guard on), and what close() waits on
+   * once they are all done. */
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private closing = false;
+  /** Where what is asked of it runs once it is closing (see close). */
+  private successor: (() => Promise<GuardedConnector>) | undefined;
 
   constructor(
     readonly connectionId: number,
@@ -93,8 +96,12 @@ export class GuardedConnector implements SchemaHolder {
   /** `asked` and `started` are what the audit trail records: the user's text and when it was
    * asked for (they differ from `sql` and now only for SQLite's rewritten retry). */
   private async queryOnce(sql: string, options: QueryOptions, asked = sql, started = performance.now()): Promise<QueryResult> {
+    if (this.closing) return (await this.succeeded()).queryOnce(sql, options, asked, started);
     // Admitted before anything runs: no statement runs that the trail could not keep.
     this.recorder?.admit();
+    // Counted from here, before the first wait, so that close() cannot end the driver while
+    // the statement is in the guard or waiting for a slot.
+    this.inFlight++;
     const budget = options.budget ?? this.budget;
     // Counted and recorded in the async function the statement already runs in: no promise
     // or closure more per statement.
@@ -113,8 +120,7 @@ export class GuardedConnector implements SchemaHolder {
         signal: options.signal,
       };
       release = await budget.enter();
-      this.inFlight++; // until `release` runs, below
-      // Gone while it waited for a slot: counted in, so that `finally` counts it out.
+      // Gone while it waited for a slot: `finally` gives the slot back.
       if (options.signal?.aborted) throw cancelledError();
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);
@@ -132,8 +138,8 @@ export class GuardedConnector implements SchemaHolder {
       if (release) {
         release();
         this.lastUsedAt = Date.now();
-        this.leftDriver();
       }
+      this.leftDriver();
     }
   }
 
@@ -229,13 +235,17 @@ export class GuardedConnector implements SchemaHolder {
   /** One introspection, recorded as one statement (the catalog reads are the dialect's), and
    * charged and admitted by `budget` like one: a catalog read is work for the database too. */
   private async introspect(budget: StatementBudget): Promise<SchemaSnapshot> {
+    if (this.closing) {
+      const next = await this.succeeded();
+      return next.introspect(budget === this.budget ? next.budget : budget);
+    }
     this.recorder?.admit();
+    this.inFlight++;
     const started = performance.now();
     let release: (() => void) | undefined;
     try {
       budget.charge();
       release = await budget.enter();
-      this.inFlight++; // until `release` runs, below
       const snapshot = await this.driver.introspect();
       this.counts?.ok();
       this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
@@ -245,23 +255,50 @@ export class GuardedConnector implements SchemaHolder {
       this.record("introspection", INTROSPECTION_SQL, started, null, err);
       throw err;
     } finally {
-      if (release) {
-        release();
-        this.leftDriver();
-      }
+      release?.();
+      this.leftDriver();
     }
   }
 
-  /** A driver call counted in `inFlight` has ended. (Counted inline where it runs: no promise
-   * more per statement.) */
+  /** Whether the database is a primary or a replica, and its replay lag, under `budget`
+   * (monitoring's). */
+  async probe(budget: StatementBudget): Promise<ProbeInfo> {
+    if (this.closing) {
+      const next = await this.succeeded();
+      return next.probe(budget === this.budget ? next.budget : budget);
+    }
+    this.inFlight++;
+    let release: (() => void) | undefined;
+    try {
+      budget.charge();
+      release = await budget.enter();
+      return await this.driver.probe();
+    } finally {
+      release?.();
+      this.leftDriver();
+    }
+  }
+
+  /** A call counted in `inFlight` has ended. (Counted inline where it runs: no promise more
+   * per statement.) */
   private leftDriver(): void {
     if (--this.inFlight === 0) this.drained?.();
   }
 
+  /** The connector that runs what is asked of this one once it is closing. */
+  private succeeded(): Promise<GuardedConnector> {
+    if (this.successor) return this.successor();
+    return Promise.reject(new DomainError("unavailable", "This database connection was closed as Pulse shuts down; retry on another instance"));
+  }
+
   /** Closes the driver once what runs on it has ended (each statement within its own
    * timeout): a connector the cache let go of (evicted for room, idle, its connection
-   * changed) finishes its statements rather than failing them. */
-  async close(): Promise<void> {
+   * changed) finishes its statements rather than failing them. What is asked of it from now
+   * on (by an agent or a check run holding it between statements) runs on `successor`: the
+   * connection's connector now, opened anew for its current target, or a 404 once the
+   * connection is deleted. None: refused as unavailable (Pulse shutting down). */
+  async close(successor?: () => Promise<GuardedConnector>): Promise<void> {
+    this.successor = successor;
     this.closing = true;
     this.kept = undefined;
     this.schemas?.release(this);

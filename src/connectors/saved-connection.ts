@@ -34,7 +34,7 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
   // Opened before a gap in the news from other instances: still the connection's?
   const current = await load().catch(async (err: unknown) => {
     // Deleted meanwhile: its connector goes. (A store that cannot answer now proves nothing.)
-    if (err instanceof DomainError && err.code === "not_found") await deps.connectors.evictHere(connectionId);
+    if (err instanceof DomainError && err.code === "not_found") deps.connectors.evictHere(connectionId);
     throw err;
   });
   const opened = deps.connectors.targetOf(connectionId);
@@ -42,7 +42,7 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
     deps.connectors.confirm(connectionId);
     return connector;
   }
-  await deps.connectors.evictHere(connectionId);
+  deps.connectors.evictHere(connectionId);
   return connectorFor(deps, userId, connectionId);
 }
 

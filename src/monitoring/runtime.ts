@@ -148,16 +148,7 @@ export function createMonitoring(
       const cached = probes.get(connector.connectionId);
       const t = Date.now();
       if (cached && t - cached.at < PROBE_MAX_AGE_MS) return cached.info;
-      const info = (async () => {
-        const budget = budgetFor(connector);
-        budget.charge();
-        const release = await budget.enter();
-        try {
-          return await connector.driver.probe();
-        } finally {
-          release();
-        }
-      })();
+      const info = connector.probe(budgetFor(connector));
       probes.set(connector.connectionId, { at: t, info });
       info.catch(() => {
         if (probes.get(connector.connectionId)?.info === info) probes.delete(connector.connectionId);
