@@ -59,6 +59,10 @@ export interface RunAgentInput {
   schemaTokenBudget: number;
   signal?: AbortSignal | undefined;
   onEvent?: ((event: AgentEvent) => void) | undefined;
+  /** Resolves once whoever reads the events has taken enough of them: awaited before each
+   * model and tool call, so that the agent does not run ahead of a slow client, its events
+   * waiting in memory. */
+  caughtUp?: (() => Promise<void>) | undefined;
   /** Defaults to the project's prompts/ (loaded once). */
   prompts?: Prompts | undefined;
   /** Sample values in describe_tables (one small guarded query per described table). */
@@ -165,6 +169,7 @@ interface AgentRun {
   timeoutMs: number;
   signal: AbortSignal | undefined;
   onEvent: ((event: AgentEvent) => void) | undefined;
+  caughtUp: (() => Promise<void>) | undefined;
   usage: TokenUsage;
   modelCalls: ModelCallCounts | undefined;
   /** Whether the newest model reply reached onEvent token by token. */
@@ -177,6 +182,8 @@ const runOf = (config: RunnableConfig): AgentRun => (config.configurable as { ru
 
 async function agent(state: AgentStateT, config: RunnableConfig): Promise<Command> {
   const run = runOf(config);
+  await run.caughtUp?.();
+  run.signal?.throwIfAborted();
   run.lastReplyStreamed = false;
   const onEvent = run.onEvent;
   const { message, usage } = await completeStep(run.model, state.messages, {
@@ -236,6 +243,7 @@ async function runTools(state: AgentStateT, config: RunnableConfig): Promise<Par
   const unparsed = new Map((last.invalid_tool_calls ?? []).map((c) => [c.id, c]));
   // One at a time: they share one connector and its budgets.
   for (const call of last.tool_calls ?? []) {
+    await run.caughtUp?.();
     run.signal?.throwIfAborted();
     // Arguments that are not one complete JSON object never reach a tool (see tool-arguments.ts).
     const invalid = unparsed.get(call.id);
@@ -307,6 +315,7 @@ export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<
     timeoutMs: model.timeout ?? 60_000,
     signal: input.signal,
     onEvent: input.onEvent,
+    caughtUp: input.caughtUp,
     usage: NO_USAGE,
     modelCalls: input.modelCalls,
     lastReplyStreamed: false,

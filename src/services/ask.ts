@@ -69,7 +69,8 @@ export async function ask(
   /** `kind: "key"`: an API key, whose conversations are its own (see historyKey). */
   auth: { userId: number; sessionId: string; kind?: "login" | "key" },
   input: AskInput,
-  options: { onEvent?: (event: AgentEvent) => void; signal?: AbortSignal } = {},
+  /** `caughtUp`: see AgentRunInput (an event stream's client). */
+  options: { onEvent?: (event: AgentEvent) => void; caughtUp?: () => Promise<void>; signal?: AbortSignal } = {},
 ): Promise<AskAnswer> {
   const started = performance.now();
   // Who may ask before whether Pulse can answer: a request naming another user is refused as such.
@@ -137,6 +138,7 @@ export async function ask(
       schemaTokenBudget: deps.config.agent.schemaTokens,
       signal,
       onEvent: options.onEvent,
+      caughtUp: options.caughtUp,
       prompts: deps.prompts,
       modelCalls: deps.metrics.model,
       healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, connector, [sql]),

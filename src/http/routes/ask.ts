@@ -13,6 +13,7 @@ import { requireScope } from "../../auth/grants.js";
 import type { AppEnv, AuthContext } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { errorBody, statusOf } from "../errors.js";
+import { pacedEvents, type PacedEvents } from "../event-stream.js";
 import { requestLogger } from "../request-log.js";
 import { authErrors, errorResponse, HealthSchema, jsonBody, RowId } from "../schemas.js";
 
@@ -174,10 +175,12 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, inpu
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
   const early: AgentEvent[] = [];
   let forward: ((event: AgentEvent) => void) | undefined;
+  let events: PacedEvents | undefined;
   let started!: () => void;
   const firstEvent = new Promise<void>((resolve) => (started = resolve));
   const answer = ask(deps, auth, input, {
     signal: abort.signal,
+    caughtUp: () => events?.caughtUp() ?? Promise.resolve(),
     onEvent: (e) => {
       if (e.type === "done") return;
       if (forward) return forward(e);
@@ -201,9 +204,13 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, inpu
       abort.abort();
       release();
     });
-    // Writes in order, whoever sends: the agent's events, then the result or the error.
-    let written = Promise.resolve();
-    const send = (event: string, data: unknown) => (written = written.then(() => stream.writeSSE({ event, data: JSON.stringify(data) })));
+    // Writes in order, whoever sends: the agent's events, then the result or the error; a
+    // client that stops taking them is let go (event-stream.ts), which aborts the stream.
+    const limits = { sendTimeoutMs: deps.config.sendTimeoutMs, maxBehindChars: deps.config.query.maxBytes };
+    const paced = pacedEvents(c, stream, limits, (reason) => requestLogger(c).warn(reason));
+    // The agent waits for the client from here on (before, its first events wait in `early`).
+    events = paced;
+    const send = (event: string, data: unknown) => paced.send(event, data);
     for (const e of early.splice(0)) void send(e.type, e);
     forward = (e) => void send(e.type, e);
     try {
@@ -220,6 +227,7 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, inpu
       );
     }
     await send("done", {});
+    paced.close();
     // Written, or given up with the client: either way the question no longer holds its turn.
     release();
   });
