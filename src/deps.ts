@@ -13,6 +13,7 @@ import type { TargetGate } from "./connectors/target-gate.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
 import type { Monitoring } from "./monitoring/runtime.js";
+import type { AskTurns } from "./services/ask-turns.js";
 import type { SessionStore } from "./sessions/types.js";
 import type { Store } from "./store/client.js";
 
@@ -40,4 +41,6 @@ export interface Deps {
   audit: AuditTrail | null;
   /** This app's Prometheus registry and counters (GET /metrics). */
   metrics: Metrics;
+  /** Each user's questions under way in this instance (ASK_MAX_CONCURRENT). */
+  askTurns: AskTurns;
 }

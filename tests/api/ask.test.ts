@@ -283,6 +283,31 @@ describe("POST /ask, a user's questions at once", () => {
   });
 });
 
+describe("the MCP ask tool, a user's questions at once", () => {
+  it("shares the user's ASK_MAX_CONCURRENT turns with POST /ask: past them, a tool error saying so", async () => {
+    const user = await connectedUser();
+    const connectionId = (await h.call("GET", "/databases", { token: user.token })).body[0].id as number;
+    for (let i = 0; i < 8; i++) replies.push({ fail: "hang" });
+    const mcpAsk = (id: number) =>
+      h.call("POST", "/mcp", {
+        token: user.token,
+        headers: { accept: "application/json, text/event-stream" },
+        json: { jsonrpc: "2.0", id, method: "tools/call", params: { name: "ask", arguments: { connection_id: connectionId, question: "Anything?" } } },
+      });
+    const held = [mcpAsk(1), mcpAsk(2), h.call("POST", "/ask", { token: user.token, json: askBody(user, "Anything?") }), mcpAsk(3)];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, "Anything?") })).status).toBe(429);
+    const refused = (await mcpAsk(4)).body.result;
+    expect(refused.isError).toBe(true);
+    expect(refused.structuredContent).toMatchObject({ code: "rate_limited" });
+    expect(refused.structuredContent.detail).toMatch(/^At most 4 questions at once per user \(ASK_MAX_CONCURRENT\)/);
+    await Promise.all(held);
+    // Each MCP question gave its turn back when it ended.
+    answerWithQuery();
+    expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?") })).status).toBe(200);
+  });
+});
+
 describe("POST /ask against a model that asks too much", () => {
   it(`runs at most ${MAX_TOOL_CALLS_PER_REPLY} tool calls of one reply, and sends back only theirs`, async () => {
     const user = await connectedUser();

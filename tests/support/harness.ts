@@ -26,6 +26,7 @@ import { loadPrompts } from "../../agents/prompts.js";
 import { deliveriesSettled } from "../../src/monitoring/notifiers.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
+import { AskTurns } from "../../src/services/ask-turns.js";
 import { openStore, type Store } from "../../src/store/client.js";
 import { createPgDatabase, pgAdmin, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
 import { sqliteTarget } from "./targets.js";
@@ -145,7 +146,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const { tokens, apiKeys } = await createCredentialChecks(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, apiKeys, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, tokens, apiKeys, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent) };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });

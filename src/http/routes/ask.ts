@@ -7,7 +7,7 @@ import { streamSSE } from "hono/streaming";
 
 import type { AgentEvent } from "../../../agents/graph.js";
 import type { Deps } from "../../deps.js";
-import { DomainError, RateLimitedError } from "../../errors.js";
+import { DomainError } from "../../errors.js";
 import { ask, type AskInput } from "../../services/ask.js";
 import { requireScope } from "../../auth/grants.js";
 import type { AppEnv, AuthContext } from "../context.js";
@@ -118,26 +118,6 @@ const route = createRoute({
 });
 
 export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
-  const asking = new Map<number, number>();
-  /** One of the user's ASK_MAX_CONCURRENT questions at once in this instance, or 429: each holds
-   * its answer in memory until its client has it (an event stream never read, for as long as the
-   * client keeps it open). Returns the release. */
-  const takeTurn = (userId: number) => {
-    const now = asking.get(userId) ?? 0;
-    if (now >= deps.config.ask.maxConcurrent) {
-      throw new RateLimitedError(`At most ${deps.config.ask.maxConcurrent} questions at once per user (ASK_MAX_CONCURRENT); wait for one to be answered`, 1);
-    }
-    asking.set(userId, now + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (asking.get(userId) ?? 1) - 1;
-      if (left === 0) asking.delete(userId);
-      else asking.set(userId, left);
-    };
-  };
-
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const auth = c.get("auth");
@@ -145,7 +125,7 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
     // may reach (see sessions.ts).
     requireScope(c.get("grant"), "ask");
     requestedSession(auth, input.session_id);
-    const release = takeTurn(auth.userId);
+    const release = deps.askTurns.take(auth.userId);
     if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input, release)) as never;
     try {
       return c.json(await ask(deps, auth, input, { signal: c.req.raw.signal }), 200);

@@ -32,12 +32,13 @@ export function registerAskTool(server: McpServer, deps: Deps) {
     (args, extra) =>
       answering(callerOf(extra), async (caller) => {
         requireScope(caller.grant, "ask", args.connection_id);
+        const release = deps.askTurns.take(caller.userId);
         const answer = await ask(
           deps,
           { userId: caller.userId, sessionId: caller.sessionId, kind: caller.kind },
           { question: args.question, connection_id: args.connection_id, thread_id: args.thread_id ?? `mcp-${randomUUID()}` },
           { signal: extra.signal },
-        );
+        ).finally(release);
         const sql = answer.statements.map((s) => `${s.sql} -- ${s.outcome === "ok" ? `${s.row_count} rows` : s.outcome}`).join("\n");
         const text = withHealth(`${answer.answer}${sql ? `\n\nSQL:\n${sql}` : ""}\n\nthread_id: ${answer.thread_id}`, answer.health);
         const { answer: answerText, sql: sent, statements, result, thread_id, usage, health } = answer;
