@@ -74,6 +74,8 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   let prunedAt = 0;
   /** The last claim filled every free slot, so more tables may be due. */
   let backlog = false;
+  /** The runs the last claim started that are still going. */
+  let lastClaimed = new Set<Promise<void>>();
   let housekeptAt = Number.NEGATIVE_INFINITY;
 
   /** Keeps this instance's lease on `table`, as claimed, while its checks run; stop() ends
@@ -122,12 +124,16 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     inFlight.add(run);
     void run.finally(() => {
       inFlight.delete(run);
+      lastClaimed.delete(run);
       // More tables were due than there were slots: refill now rather than at the next tick,
       // so throughput follows how fast checks run, not MONITOR_MAX_CONCURRENCY per tick. Once
       // half the slots are free, not at every finished run: a claim is a transaction of four
       // statements on the store (it waits its turn behind other instances' claims), and
-      // claiming in halves makes that one per several runs.
-      if (started && !stopping && backlog && inFlight.size <= s.maxConcurrency / 2) void claimAndStart();
+      // claiming in halves makes that one per several runs. Or once all the last claim started
+      // are done: runs that outlast it (a database where statements wait on a lock, to the
+      // run's timeout) may hold more than half the slots for minutes, and the slots left must
+      // not wait for a tick each time.
+      if (started && !stopping && backlog && (inFlight.size <= s.maxConcurrency / 2 || lastClaimed.size === 0)) void claimAndStart();
     });
     return run;
   }
@@ -182,19 +188,25 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   /** Leases as many due tables as there are free slots and starts them. */
   async function claimOnce(): Promise<{ claimed: number[]; runs: Promise<void>[] }> {
     try {
+      if (stopping) return { claimed: [], runs: [] };
       const free = s.maxConcurrency - inFlight.size;
-      if (stopping || free <= 0) return { claimed: [], runs: [] };
       const now = m.now();
       const housekeepingDue = !started || now - housekeptAt >= s.tickMs;
-      const tables = await claimDueTables(deps.store.db, {
-        owner: instanceId,
-        now: new Date(now),
-        leaseUntil: new Date(now + s.leaseSeconds * 1000),
-        limit: free,
-      });
-      backlog = tables.length === free;
-      const runs = tables.map((t) => track(runLeased(t)));
-      // Refills between ticks skip the outbox and pruning: once per tick is enough.
+      let runs: Promise<void>[] = [];
+      let tables: MonitoredTableRow[] = [];
+      if (free > 0) {
+        tables = await claimDueTables(deps.store.db, {
+          owner: instanceId,
+          now: new Date(now),
+          leaseUntil: new Date(now + s.leaseSeconds * 1000),
+          limit: free,
+        });
+        backlog = tables.length === free;
+        runs = tables.map((t) => track(runLeased(t)));
+        lastClaimed = new Set(runs);
+      }
+      // Refills between ticks skip the outbox and pruning: once per tick is enough. A tick
+      // with every slot taken still has them: retries and pruning do not wait for a slot.
       if (housekeepingDue) {
         housekeptAt = now;
         housekeeping(now);

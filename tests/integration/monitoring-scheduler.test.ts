@@ -295,7 +295,93 @@ describe("users taking turns", () => {
   });
 });
 
+describe("a user whose runs hold most of the slots", () => {
+  it("leaves the free slot to others' due tables run after run, not one table per tick", async () => {
+    const clock = testClock();
+    const slow = await pgMonitoredDb();
+    // One tick only (at start): every later claim is a refill.
+    const h = await createHarness({ now: clock.now, random: () => 0, env: { MONITOR_MAX_CONCURRENCY: "4", MONITOR_TICK_MS: "3600000", MONITOR_STATEMENT_TIMEOUT_MS: "60000" } });
+    const locker = new pg.Client({ ...PG, database: slow.body.database_name as string });
+    await locker.connect();
+    try {
+      const check = { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 };
+      const a = await h.newUser();
+      const aConnection = await addConnection(h, a.token, slow.body);
+      const held: number[] = [];
+      for (let i = 0; i < 3; i++) held.push((await monitorTable(h, a.token, { connection_id: aConnection, table: "events", interval_seconds: 60, checks: [check] })).id);
+      const b = await h.newUser();
+      const bConnection = await addConnection(h, b.token, db.body);
+      const others: number[] = [];
+      for (let i = 0; i < 6; i++) others.push((await monitorTable(h, b.token, { connection_id: bConnection, table: "events", interval_seconds: 60, checks: [check] })).id);
+      const meta = h.pgDatabase!.name;
+      await pgAdmin("UPDATE monitored_tables SET next_run_at = now() + interval '1 day' WHERE id = ANY($1::int[])", meta, [others]);
+
+      // The first user's three runs wait on a lock the test holds, in three of the four slots.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      clock.advance(CYCLE);
+      h.scheduler.start();
+      for (const deadline = Date.now() + 10_000; h.scheduler.running < 3; await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() > deadline) throw new Error("the first user's tables never ran");
+      }
+
+      // The other user's six come due; one claim takes the free slot, and each run that ends
+      // hands it on.
+      await pgAdmin("UPDATE monitored_tables SET next_run_at = $2 WHERE id = ANY($1::int[])", meta, [others, new Date(clock.now() - 1000)]);
+      await h.scheduler.tick();
+      for (const deadline = Date.now() + 15_000; ; await new Promise((r) => setTimeout(r, 50))) {
+        const runs = await runsPerTable(h, others);
+        if (others.every((id) => runs.get(id) === 1)) break;
+        if (Date.now() > deadline) throw new Error(`only ${runs.size} of the other user's 6 tables ran`);
+      }
+      expect(h.scheduler.running).toBe(3);
+    } finally {
+      await locker.query("COMMIT").catch(() => undefined);
+      await locker.end();
+      await h.close();
+      await slow.drop();
+    }
+  });
+});
+
 describe("housekeeping beside the claims", () => {
+  it("prunes on time while every slot is taken by runs that wait", async () => {
+    const clock = testClock();
+    const slow = await pgMonitoredDb();
+    const h = await createHarness({ now: clock.now, random: () => 0, env: { MONITOR_MAX_CONCURRENCY: "1", MONITOR_TICK_MS: "3600000", MONITOR_STATEMENT_TIMEOUT_MS: "60000" } });
+    const locker = new pg.Client({ ...PG, database: slow.body.database_name as string });
+    await locker.connect();
+    try {
+      const check = { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 };
+      const user = await h.newUser();
+      const kept = await monitorTable(h, user.token, { connection_id: await addConnection(h, user.token, db.body), table: "events", interval_seconds: 60, checks: [check] });
+      expect((await h.call("POST", `/api/tables/${kept.id}/run`, { token: user.token })).status).toBe(200);
+      const meta = h.pgDatabase!.name;
+      await pgAdmin("UPDATE monitored_tables SET next_run_at = now() + interval '1 day' WHERE id = $1", meta, [kept.id]);
+      await monitorTable(h, user.token, { connection_id: await addConnection(h, user.token, slow.body), table: "events", interval_seconds: 60, checks: [check] });
+
+      // The one slot waits on a lock the test holds; the first tick's housekeeping is done.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      clock.advance(CYCLE);
+      h.scheduler.start();
+      await until(async () => h.scheduler.running === 1, 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+
+      // A run past its retention, and the hour's pruning due, with no slot free.
+      await pgAdmin("UPDATE check_runs SET started_at = started_at - interval '400 days' WHERE table_id = $1", meta, [kept.id]);
+      clock.advance(2 * 3_600_000);
+      await h.scheduler.tick();
+      expect((await runsPerTable(h, [kept.id])).get(kept.id)).toBe(0);
+      expect(h.scheduler.running).toBe(1);
+    } finally {
+      await locker.query("COMMIT").catch(() => undefined);
+      await locker.end();
+      await h.close();
+      await slow.drop();
+    }
+  });
+
   it("runs a table that comes due while an hour's pruning is stuck behind a lock", async () => {
     const h = await createHarness({ random: () => 0, env: { MONITOR_TICK_MS: "100", STORE_QUERY_TIMEOUT_MS: "60000" } });
     const locker = new pg.Client({ connectionString: h.pgDatabase!.url });
