@@ -178,6 +178,7 @@ const envSchema = z.object({
   USER_MAX_MONITORED_TABLES: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(2_000)),
   USER_MAX_CHANNELS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(50)),
   USER_MAX_API_KEYS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(100)),
+  USER_MAX_CHECK_RUNS_PER_HOUR: z.preprocess(emptyAsUndefined, intIn(1, 100_000_000).default(50_000)),
   METRICS_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, "must be at least 16 characters").optional()),
 });
 
@@ -280,12 +281,14 @@ export interface Config {
   version: string;
 }
 
-/** Saved connections, monitored tables, notification channels and API keys one user may keep. */
+/** Saved connections, monitored tables, notification channels and API keys one user may keep,
+ * and the check runs an hour their enabled tables may make. */
 export interface QuotaConfig {
   connections: number;
   monitoredTables: number;
   channels: number;
   apiKeys: number;
+  checkRunsPerHour: number;
 }
 
 /** The audit trail of every statement sent to a customer database (src/audit/trail.ts). */
@@ -441,6 +444,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       monitoredTables: e.USER_MAX_MONITORED_TABLES,
       channels: e.USER_MAX_CHANNELS,
       apiKeys: e.USER_MAX_API_KEYS,
+      checkRunsPerHour: e.USER_MAX_CHECK_RUNS_PER_HOUR,
     },
     connectors: {
       poolSize: e.CONNECTION_POOL_SIZE,

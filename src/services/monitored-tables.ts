@@ -33,7 +33,7 @@ import {
 } from "../store/monitoring-tables.js";
 import { lockAlertsOfTables } from "../store/monitoring-alerts.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
+import { assertCheckRunsWithin, assertUnderQuota, insertWithinQuota, lockQuotasOf } from "../store/quotas.js";
 import { countTry } from "./rate-limits.js";
 
 export interface MonitoredTableInput {
@@ -232,24 +232,28 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   if (issues.length > 0) throw invalidFields(issues);
   warnings.push(...baselineWarnings(deps, timing, checks));
   const schemaSnapshot = checks.some((check) => check.kind === "schema_drift") ? await columnsNow(deps, connector, table) : null;
-  const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", (tx) => insertMonitoredTable(tx, {
-    ownerId,
-    connectionId: input.connection_id,
-    schemaName: table.schema,
-    tableName: table.name,
-    ...timing,
-    checks,
-    alertConfig: input.alert ?? {},
-    enabled: input.enabled ?? true,
-    schemaSnapshot,
-    // On an interval, first run within one interval, at a random point of it: tables added
-    // together (a script adding a thousand) do not then all run in the same second of every
-    // interval. On a schedule, at its next time, as asked.
-    nextRunAt:
-      timing.schedule === null
-        ? new Date(deps.monitoring.now() + deps.monitoring.random() * timing.intervalSeconds * 1000)
-        : nextRunAfter(deps.monitoring, timing, deps.monitoring.now()),
-  }));
+  const enabled = input.enabled ?? true;
+  const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", async (tx) => {
+    if (enabled) await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { checks: checks.length, intervalSeconds: timing.intervalSeconds });
+    return insertMonitoredTable(tx, {
+      ownerId,
+      connectionId: input.connection_id,
+      schemaName: table.schema,
+      tableName: table.name,
+      ...timing,
+      checks,
+      alertConfig: input.alert ?? {},
+      enabled,
+      schemaSnapshot,
+      // On an interval, first run within one interval, at a random point of it: tables added
+      // together (a script adding a thousand) do not then all run in the same second of every
+      // interval. On a schedule, at its next time, as asked.
+      nextRunAt:
+        timing.schedule === null
+          ? new Date(deps.monitoring.now() + deps.monitoring.random() * timing.intervalSeconds * 1000)
+          : nextRunAfter(deps.monitoring, timing, deps.monitoring.now()),
+    });
+  });
   return withWarnings(publicMonitoredTable(row), warnings);
 }
 
@@ -350,7 +354,14 @@ export async function updateMonitoredTableOf(
     warnings.push(...baselineWarnings(deps, timing, patch.checks ?? row.checks));
   }
   const keys = patch.checks?.map(checkKey);
+  // More check runs an hour than before: counted against the user's others, under their lock.
+  const busier = (patch.enabled ?? row.enabled) && (patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.enabled === true);
   const updated = await removeWithAlerts(deps, async (tx) => {
+    if (busier) {
+      await lockQuotasOf(tx, ownerId);
+      const checks = (patch.checks ?? row.checks).length;
+      await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { checks, intervalSeconds: patch.intervalSeconds ?? row.intervalSeconds, replacing: id });
+    }
     // The table's row first, as a run locks it (then its alerts): never the other way round.
     const table = await updateMonitoredTable(tx, ownerId, id, patch);
     const doomed = table && keys ? (await lockAlertsOfTables(tx, ownerId, { tableId: id })).filter(({ alert }) => !keys.includes(alert.checkKey)) : [];

@@ -1,9 +1,11 @@
 // What one user may keep in the metadata store: saved connections, monitored tables,
-// notification channels, API keys (USER_MAX_*, README's Configuration). Without a ceiling one
-// account, or a script of theirs gone wrong, could fill the store, give the scheduler work
-// without end, and make its own listings (not paged) as large as it liked.
+// notification channels, API keys, and the check runs an hour their tables make (USER_MAX_*,
+// README's Configuration). Without a ceiling one account, or a script of theirs gone wrong,
+// could fill the store, give the scheduler work without end, and make its own listings (not
+// paged) as large as it liked. Each check run is a row kept MONITOR_RUN_RETENTION_DAYS, skipped
+// ones too: 2,000 tables of 50 checks a minute wrote 100,000 rows a minute.
 
-import { count, eq, sql } from "drizzle-orm";
+import { and, count, eq, ne, sql } from "drizzle-orm";
 
 import type { QuotaConfig } from "../config.js";
 import { DomainError } from "../errors.js";
@@ -43,12 +45,43 @@ export async function assertUnderQuota(db: Db, quotas: QuotaConfig, userId: numb
   if ((await held(db, userId, kind)) >= quotas[kind]) throw refusal(quotas, kind);
 }
 
+/** Holds, until the transaction ends, the lock under which a user's quotas are checked and
+ * changed: requests at once cannot pass a ceiling together. */
+export async function lockQuotasOf(tx: Db | Tx, userId: number): Promise<void> {
+  await tx.execute(sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK_CLASS}::int, ${userId}::int)`);
+}
+
+/** Refuses a monitored table whose checks (`checks` every `intervalSeconds`: a schedule's
+ * shortest gap) would take the user's enabled tables past USER_MAX_CHECK_RUNS_PER_HOUR; the
+ * table `replacing` (being changed) counts as it will be. Call under lockQuotasOf. */
+export async function assertCheckRunsWithin(
+  tx: Db | Tx,
+  quotas: QuotaConfig,
+  userId: number,
+  table: { checks: number; intervalSeconds: number; replacing?: number | undefined },
+): Promise<void> {
+  const others = and(eq(monitoredTables.ownerId, userId), eq(monitoredTables.enabled, true), table.replacing === undefined ? undefined : ne(monitoredTables.id, table.replacing));
+  const [row] = await tx
+    .select({ perHour: sql<string | number | null>`sum(jsonb_array_length(${monitoredTables.checks}) * 3600.0 / ${monitoredTables.intervalSeconds})` })
+    .from(monitoredTables)
+    .where(others);
+  const perHour = Number(row?.perHour ?? 0) + (table.checks * 3600) / table.intervalSeconds;
+  const limit = quotas.checkRunsPerHour;
+  if (perHour > limit) {
+    throw new DomainError(
+      "quota_exceeded",
+      `Your enabled monitored tables would run ${Math.ceil(perHour)} checks an hour, past the ${limit} allowed per user (USER_MAX_CHECK_RUNS_PER_HOUR): run them less often, with fewer checks, or disable some`,
+      { limit },
+    );
+  }
+}
+
 /** Runs `insert` unless the user already keeps the most allowed: the count and the insert in one
  * transaction holding a lock of that user's, so requests at once cannot pass the ceiling together. */
 export async function insertWithinQuota<R>(db: Db, quotas: QuotaConfig, userId: number, kind: QuotaKind, insert: (tx: Db) => Promise<R>): Promise<R> {
   try {
     return await db.transaction(async (tx) => {
-      await tx.execute(sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK_CLASS}::int, ${userId}::int)`);
+      await lockQuotasOf(tx, userId);
       if ((await held(tx, userId, kind)) >= quotas[kind]) throw refusal(quotas, kind);
       return insert(tx);
     });

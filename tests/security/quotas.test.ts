@@ -108,6 +108,73 @@ describe.each(kinds)("%s per user", (what, url, bodyOf, deleteUrl, setting) => {
   });
 });
 
+describe("check runs an hour per user", () => {
+  const LIMIT = 100;
+  let hq: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    hq = await createHarness({ env: { USER_MAX_CHECK_RUNS_PER_HOUR: String(LIMIT) } });
+    db = await sqliteMonitoredDb(hq.sqliteRoot);
+  });
+  afterAll(async () => {
+    await db?.drop();
+    await hq?.close();
+  });
+  /** One schema_drift check every `interval` seconds: 3600 / interval runs an hour. */
+  const tableBody = (connectionId: number, interval: number, extra: Record<string, unknown> = {}) => ({
+    connection_id: connectionId,
+    table: "events",
+    interval_seconds: interval,
+    checks: [{ kind: "schema_drift" }],
+    ...extra,
+  });
+  const userWithConnection = async () => {
+    const user = await hq.newUser();
+    const res = await hq.call("POST", "/api/connections", { token: user.token, json: db.body });
+    expect(res.status, res.text).toBe(201);
+    return { user, connectionId: res.body.id as number };
+  };
+
+  it("refuses a table that would take the user's enabled tables past USER_MAX_CHECK_RUNS_PER_HOUR, with 409 saying what to do", async () => {
+    const { user, connectionId } = await userWithConnection();
+    const first = await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 60) });
+    expect(first.status, first.text).toBe(201);
+    const refused = await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 60) });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: "quota_exceeded", limit: LIMIT });
+    expect(refused.body.detail).toBe(
+      `Your enabled monitored tables would run 120 checks an hour, past the ${LIMIT} allowed per user (USER_MAX_CHECK_RUNS_PER_HOUR): run them less often, with fewer checks, or disable some`,
+    );
+    // Less often fits; a paused table runs nothing; another user has their own allowance.
+    expect((await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 3600) })).status).toBe(201);
+    expect((await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 60, { enabled: false }) })).status).toBe(201);
+    const other = await userWithConnection();
+    expect((await hq.call("POST", "/api/tables", { token: other.user.token, json: tableBody(other.connectionId, 60) })).status).toBe(201);
+  });
+
+  it("counts a change that runs a table more: more often, more checks, or enabled again", async () => {
+    const { user, connectionId } = await userWithConnection();
+    const busy = (await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 60) })).body.id as number;
+    const quiet = (await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 3600) })).body.id as number;
+    const patch = (id: number, json: Record<string, unknown>) => hq.call("PATCH", `/api/tables/${id}`, { token: user.token, json });
+    expect((await patch(quiet, { interval_seconds: 60 })).status).toBe(409);
+    expect((await patch(quiet, { checks: [{ kind: "schema_drift" }, { kind: "volume" }] })).status).toBe(200);
+    expect((await patch(busy, { enabled: false })).status).toBe(200);
+    expect((await patch(quiet, { interval_seconds: 120 })).status).toBe(200);
+    const again = await patch(busy, { enabled: true });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe("quota_exceeded");
+    // A table's own change counts it once, as it will be (80 an hour, not 60 + 80).
+    expect((await patch(quiet, { interval_seconds: 90 })).status).toBe(200);
+  });
+
+  it("lets no more through than fit when the requests come at once", async () => {
+    const { user, connectionId } = await userWithConnection();
+    const answers = await Promise.all(Array.from({ length: 4 }, () => hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 60) })));
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409]);
+  });
+});
+
 describe("an insert whose account was deleted meanwhile", () => {
   it("is 404 naming what went, not a 500 from the store's foreign key", async () => {
     const user = await h.newUser();

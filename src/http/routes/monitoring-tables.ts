@@ -83,7 +83,7 @@ const create = createRoute({
     400: errorResponse("Could not connect to the database"),
     ...writeWithSqlError,
     404: notFoundResponse,
-    409: errorResponse("quota_exceeded: you monitor the most tables allowed (USER_MAX_MONITORED_TABLES)"),
+    409: errorResponse("quota_exceeded: you monitor the most tables allowed (USER_MAX_MONITORED_TABLES), or they would run more checks an hour than allowed (USER_MAX_CHECK_RUNS_PER_HOUR)"),
     ...authErrors,
   },
 });
@@ -108,6 +108,7 @@ const update = createRoute({
     400: errorResponse("Could not connect to the database"),
     ...writeWithSqlError,
     404: notFoundResponse,
+    409: errorResponse("quota_exceeded: the user's enabled tables would run more checks an hour than allowed (USER_MAX_CHECK_RUNS_PER_HOUR)"),
     ...authErrors,
   },
 });
