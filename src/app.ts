@@ -27,7 +27,7 @@ import { mountQuery, queryRoutingPaths } from "./http/routes/query.js";
 import { mountSchema } from "./http/routes/schema.js";
 import { mountSessions } from "./http/routes/sessions.js";
 import { errorResponse } from "./http/schemas.js";
-import { mountMcp } from "./mcp/route.js";
+import { MCP_PATH, mountMcp } from "./mcp/route.js";
 
 /** The only requests served without a token. Every other one needs a valid, unrevoked token,
  * whatever route it reaches, so a route added anywhere is authenticated unless listed here;
@@ -58,7 +58,7 @@ const PROBES = [
 ];
 
 export function createApp(deps: Deps) {
-  const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths);
+  const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths, new Set([MCP_PATH]));
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
   app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES, refuse));

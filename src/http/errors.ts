@@ -62,15 +62,26 @@ export const notFoundHandler =
     return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}`), 405);
   };
 
+/** Statuses that say the request was wrong as sent. */
+const CLIENT_MISTAKES = new Set([400, 413, 415, 422]);
+
 /** Seed 000's `error`: the detail, a database's failure introduced as that seed words it. */
 const envelopeError = (body: Record<string, unknown>) => (body.code === "sql_failed" ? `SQL execution failed: ${String(body.detail)}` : body.detail);
 
 /** The error handler and validation hook of one app. `enveloped`: the routing paths whose
  * errors also carry seed 000's `{status, data, error}` fields around the usual `{detail, code}`
- * (the query routes, given by createApp, so this module knows no route). */
-export function errorHandling(enveloped: ReadonlySet<string>) {
-  const envelope = (c: Context<AppEnv>, body: Record<string, unknown>) =>
-    matchedRoutes(c).some((route) => enveloped.has(route.path)) ? { status: "error", data: null, error: envelopeError(body), ...body } : body;
+ * (the query routes); `jsonRpc`: those whose errors also carry a JSON-RPC error, which is what
+ * an MCP client reads, whatever refused the request (a query string, a batch, a body too large).
+ * Both given by createApp, so this module knows no route. */
+export function errorHandling(enveloped: ReadonlySet<string>, jsonRpc: ReadonlySet<string>) {
+  const envelope = (c: Context<AppEnv>, body: Record<string, unknown>, status: number) => {
+    const paths = matchedRoutes(c).map((route) => route.path);
+    if (paths.some((path) => enveloped.has(path))) return { status: "error", data: null, error: envelopeError(body), ...body };
+    // Invalid Request for what the client sent wrong, a server error (as the SDK's transport
+    // answers) for the rest.
+    if (paths.some((path) => jsonRpc.has(path))) return { ...body, jsonrpc: "2.0", error: { code: CLIENT_MISTAKES.has(status) ? -32600 : -32000, message: body.detail }, id: null };
+    return body;
+  };
 
   const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (err instanceof DomainError) {
@@ -78,7 +89,7 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
       const retryAfter = err instanceof RateLimitedError ? err.retryAfterSeconds : err.extra.retry_after_seconds;
       if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
       if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
-      return c.json(envelope(c, errorBody(err.code, err.message, err.extra)), STATUS[err.code]);
+      return c.json(envelope(c, errorBody(err.code, err.message, err.extra), STATUS[err.code]), STATUS[err.code]);
     }
     if (err instanceof HTTPException) {
       const status = err.status as ContentfulStatusCode;
@@ -88,13 +99,13 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
           : status === 415
             ? "Unsupported Media Type: send the body as JSON, with Content-Type: application/json (POST /login also takes application/x-www-form-urlencoded)"
             : err.message || "Bad request";
-      return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail)), status);
+      return c.json(envelope(c, errorBody(status === 415 ? "unsupported_media_type" : "bad_request", detail), status), status);
     }
     if (isStoreUnavailable(err)) {
       // Not a bug: the metadata store went away; the pool reconnects on the next request.
       requestLogger(c).warn({ err }, "metadata store unavailable");
       const unavailable = storeUnavailable();
-      return c.json(envelope(c, errorBody(unavailable.code, unavailable.message)), 503);
+      return c.json(envelope(c, errorBody(unavailable.code, unavailable.message), 503), 503);
     }
     const requestId = c.get("requestId");
     requestLogger(c).error({ err }, "unhandled error");
@@ -106,10 +117,10 @@ export function errorHandling(enveloped: ReadonlySet<string>) {
     if (result.success) return;
     const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
     const { detail, errors } = invalidInput(result.error, target);
-    return c.json(envelope(c, errorBody("invalid_input", detail, { errors })), 422);
+    return c.json(envelope(c, errorBody("invalid_input", detail, { errors }), 422), 422);
   };
 
-  const refuse: Refuse = (c, status, code, detail) => c.json(envelope(c, errorBody(code, detail)), status);
+  const refuse: Refuse = (c, status, code, detail) => c.json(envelope(c, errorBody(code, detail), status), status);
 
   return { onError, validationHook, refuse };
 }

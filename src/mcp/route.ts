@@ -47,9 +47,12 @@ const JsonRpcResponse = z
   .catchall(z.unknown())
   .openapi("McpResponse", { example: { jsonrpc: "2.0", id: 2, result: { content: [{ type: "text", text: "?column?\n1\n(1 rows)" }] } } });
 
+/** Where Pulse serves MCP; its refusals carry a JSON-RPC error, whoever makes them (app.ts). */
+export const MCP_PATH = "/mcp";
+
 const route = createRoute({
   method: "post",
-  path: "/mcp",
+  path: MCP_PATH,
   tags: ["MCP"],
   summary: "Model Context Protocol endpoint (Streamable HTTP, stateless): Pulse's tools for AI clients",
   description:

@@ -148,7 +148,23 @@ describe("POST /mcp: the protocol", () => {
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, mehtod: "tools/list" }),
     });
     expect(notRpc.status).toBe(422);
-    expect(await notRpc.json()).toMatchObject({ code: "invalid_input", errors: expect.arrayContaining([{ path: "body.mehtod", message: "unknown field" }]) });
+    expect(await notRpc.json()).toMatchObject({ code: "invalid_input", errors: expect.arrayContaining([{ path: "body.mehtod", message: "unknown field" }]), jsonrpc: "2.0", error: { code: -32600 }, id: null });
+    // Whatever refuses it (a query string, a batch, another media type, no token), an MCP client
+    // reads a JSON-RPC error saying why.
+    const asSent = { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const tools = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
+    for (const [init, url, status] of [
+      [{ headers: asSent, body: tools }, `${base}/mcp?session=1`, 422],
+      [{ headers: asSent, body: `[${tools}]` }, `${base}/mcp`, 422],
+      [{ headers: { ...asSent, "content-type": "text/plain" }, body: tools }, `${base}/mcp`, 415],
+      [{ headers: { ...asSent, authorization: "Bearer nope" }, body: tools }, `${base}/mcp`, 401],
+    ] as const) {
+      const refused = await fetch(url, { method: "POST", ...init });
+      expect(refused.status, url).toBe(status);
+      const body = (await refused.json()) as { detail: string; error: { message: string } };
+      expect(body, `${status} ${url}`).toMatchObject({ jsonrpc: "2.0", error: { code: status === 401 ? -32000 : -32600 }, id: null });
+      expect(body.error.message).toBe(body.detail);
+    }
     const noAccept = await fetch(`${base}/mcp`, {
       method: "POST",
       headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
