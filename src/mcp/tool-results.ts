@@ -5,7 +5,7 @@
 
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 
-import { DomainError } from "../errors.js";
+import { DomainError, invalidFields } from "../errors.js";
 import { isStoreUnavailable, storeUnavailable } from "../store/unavailable.js";
 import type { McpCaller } from "./caller.js";
 
@@ -22,7 +22,7 @@ function toolError(code: string, detail: string, extra: Record<string, unknown> 
  * away or anything unexpected (logged here), a generic message, with the request id. `ours`:
  * the failure is Pulse's (the store, a bug), not something the caller asked wrong. */
 export function failureOf(caller: McpCaller, err: unknown): { code: string; detail: string; extra: Record<string, unknown>; ours: boolean } {
-  if (err instanceof DomainError) return { code: err.code, detail: err.message, extra: err.extra, ours: false };
+  if (err instanceof DomainError) return asArguments(err) ?? { code: err.code, detail: err.message, extra: err.extra, ours: false };
   if (isStoreUnavailable(err)) {
     caller.logger.warn({ err }, "metadata store unavailable");
     const unavailable = storeUnavailable();
@@ -30,6 +30,15 @@ export function failureOf(caller: McpCaller, err: unknown): { code: string; deta
   }
   caller.logger.error({ err }, "unhandled error in an MCP tool or resource");
   return { code: "internal_error", detail: "Internal server error", extra: { request_id: caller.requestId }, ours: true };
+}
+
+/** An invalid input named as the HTTP API names it (`body.table`), named as the client sent it:
+ * a tool's `arguments.table`. Undefined for any other error. */
+function asArguments(err: DomainError): ReturnType<typeof failureOf> | undefined {
+  const errors = err.extra.errors;
+  if (err.code !== "invalid_input" || !Array.isArray(errors)) return undefined;
+  const named = invalidFields((errors as { path: string; message: string }[]).map(({ path, message }) => ({ path: path.replace(/^body\./, "arguments."), message })));
+  return { code: named.code, detail: named.message, extra: { ...err.extra, ...named.extra }, ours: false };
 }
 
 /** Runs a tool's body for `caller`, turning every failure into a tool error. */

@@ -368,6 +368,9 @@ describe("POST /mcp tool errors", () => {
     const monitor = await call(client, "create_monitor", { connection_id: connectionId, table: "no_such_table" });
     expect(monitor.isError).toBe(true);
     expect(structured(monitor).code).toBe("invalid_input");
+    // Named as the client sent it: a tool's arguments, not an HTTP body.
+    expect(structured(monitor).errors).toEqual([{ path: "arguments.table", message: expect.stringContaining("no_such_table") }]);
+    expect(textOf(monitor)).toContain("Invalid input: arguments.table: ");
     await client.close();
   });
 
