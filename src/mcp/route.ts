@@ -60,7 +60,7 @@ const route = createRoute({
   request: { body: jsonBody(JsonRpcMessage) },
   responses: {
     200: jsonResponse(JsonRpcResponse, "The JSON-RPC response (a tool's failure is a result with isError)"),
-    202: { description: "A notification or response from the client, accepted" },
+    202: { description: "A notification from the client, accepted (Pulse sends clients no requests, so takes no responses)" },
     400: errorResponse("Malformed JSON, or refused by the transport (also a JSON-RPC error)"),
     422: errorResponse("Not a JSON-RPC request or notification"),
     406: errorResponse("Accept must name application/json and text/event-stream"),
