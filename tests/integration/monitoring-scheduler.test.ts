@@ -295,30 +295,50 @@ describe("users taking turns", () => {
   });
 });
 
+/** A harness on a test clock with `slots` (MONITOR_MAX_CONCURRENCY) that ticks once, when
+ * started (every later claim is a refill), and a database whose `events` the test locks with
+ * `lock()`, so that checks reading it wait: `body` runs with them, then all is closed. */
+async function withSlotsHeld(
+  slots: number,
+  body: (ctx: { h: Harness; clock: ReturnType<typeof testClock>; slow: MonitoredDb; lock: () => Promise<void> }) => Promise<void>,
+): Promise<void> {
+  const clock = testClock();
+  const slow = await pgMonitoredDb();
+  const h = await createHarness({ now: clock.now, random: () => 0, env: { MONITOR_MAX_CONCURRENCY: String(slots), MONITOR_TICK_MS: "3600000", MONITOR_STATEMENT_TIMEOUT_MS: "60000" } });
+  const locker = new pg.Client({ ...PG, database: slow.body.database_name as string });
+  await locker.connect();
+  const lock = async () => {
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+  };
+  try {
+    await body({ h, clock, slow, lock });
+  } finally {
+    await locker.query("COMMIT").catch(() => undefined);
+    await locker.end();
+    await h.close();
+    await slow.drop();
+  }
+}
+
+const COUNT_EVENTS = { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 };
+
 describe("a user whose runs hold most of the slots", () => {
   it("leaves the free slot to others' due tables run after run, not one table per tick", async () => {
-    const clock = testClock();
-    const slow = await pgMonitoredDb();
-    // One tick only (at start): every later claim is a refill.
-    const h = await createHarness({ now: clock.now, random: () => 0, env: { MONITOR_MAX_CONCURRENCY: "4", MONITOR_TICK_MS: "3600000", MONITOR_STATEMENT_TIMEOUT_MS: "60000" } });
-    const locker = new pg.Client({ ...PG, database: slow.body.database_name as string });
-    await locker.connect();
-    try {
-      const check = { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 };
+    await withSlotsHeld(4, async ({ h, clock, slow, lock }) => {
       const a = await h.newUser();
       const aConnection = await addConnection(h, a.token, slow.body);
       const held: number[] = [];
-      for (let i = 0; i < 3; i++) held.push((await monitorTable(h, a.token, { connection_id: aConnection, table: "events", interval_seconds: 60, checks: [check] })).id);
+      for (let i = 0; i < 3; i++) held.push((await monitorTable(h, a.token, { connection_id: aConnection, table: "events", interval_seconds: 60, checks: [COUNT_EVENTS] })).id);
       const b = await h.newUser();
       const bConnection = await addConnection(h, b.token, db.body);
       const others: number[] = [];
-      for (let i = 0; i < 6; i++) others.push((await monitorTable(h, b.token, { connection_id: bConnection, table: "events", interval_seconds: 60, checks: [check] })).id);
+      for (let i = 0; i < 6; i++) others.push((await monitorTable(h, b.token, { connection_id: bConnection, table: "events", interval_seconds: 60, checks: [COUNT_EVENTS] })).id);
       const meta = h.pgDatabase!.name;
       await pgAdmin("UPDATE monitored_tables SET next_run_at = now() + interval '1 day' WHERE id = ANY($1::int[])", meta, [others]);
 
       // The first user's three runs wait on a lock the test holds, in three of the four slots.
-      await locker.query("BEGIN");
-      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      await lock();
       clock.advance(CYCLE);
       h.scheduler.start();
       for (const deadline = Date.now() + 10_000; h.scheduler.running < 3; await new Promise((r) => setTimeout(r, 20))) {
@@ -335,34 +355,22 @@ describe("a user whose runs hold most of the slots", () => {
         if (Date.now() > deadline) throw new Error(`only ${runs.size} of the other user's 6 tables ran`);
       }
       expect(h.scheduler.running).toBe(3);
-    } finally {
-      await locker.query("COMMIT").catch(() => undefined);
-      await locker.end();
-      await h.close();
-      await slow.drop();
-    }
+    });
   });
 });
 
 describe("housekeeping beside the claims", () => {
   it("prunes on time while every slot is taken by runs that wait", async () => {
-    const clock = testClock();
-    const slow = await pgMonitoredDb();
-    const h = await createHarness({ now: clock.now, random: () => 0, env: { MONITOR_MAX_CONCURRENCY: "1", MONITOR_TICK_MS: "3600000", MONITOR_STATEMENT_TIMEOUT_MS: "60000" } });
-    const locker = new pg.Client({ ...PG, database: slow.body.database_name as string });
-    await locker.connect();
-    try {
-      const check = { kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 0 };
+    await withSlotsHeld(1, async ({ h, clock, slow, lock }) => {
       const user = await h.newUser();
-      const kept = await monitorTable(h, user.token, { connection_id: await addConnection(h, user.token, db.body), table: "events", interval_seconds: 60, checks: [check] });
+      const kept = await monitorTable(h, user.token, { connection_id: await addConnection(h, user.token, db.body), table: "events", interval_seconds: 60, checks: [COUNT_EVENTS] });
       expect((await h.call("POST", `/api/tables/${kept.id}/run`, { token: user.token })).status).toBe(200);
       const meta = h.pgDatabase!.name;
       await pgAdmin("UPDATE monitored_tables SET next_run_at = now() + interval '1 day' WHERE id = $1", meta, [kept.id]);
-      await monitorTable(h, user.token, { connection_id: await addConnection(h, user.token, slow.body), table: "events", interval_seconds: 60, checks: [check] });
+      await monitorTable(h, user.token, { connection_id: await addConnection(h, user.token, slow.body), table: "events", interval_seconds: 60, checks: [COUNT_EVENTS] });
 
       // The one slot waits on a lock the test holds; the first tick's housekeeping is done.
-      await locker.query("BEGIN");
-      await locker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      await lock();
       clock.advance(CYCLE);
       h.scheduler.start();
       await until(async () => h.scheduler.running === 1, 10_000);
@@ -374,12 +382,7 @@ describe("housekeeping beside the claims", () => {
       await h.scheduler.tick();
       expect((await runsPerTable(h, [kept.id])).get(kept.id)).toBe(0);
       expect(h.scheduler.running).toBe(1);
-    } finally {
-      await locker.query("COMMIT").catch(() => undefined);
-      await locker.end();
-      await h.close();
-      await slow.drop();
-    }
+    });
   });
 
   it("runs a table that comes due while an hour's pruning is stuck behind a lock", async () => {
