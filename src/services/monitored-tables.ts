@@ -33,7 +33,7 @@ import {
 } from "../store/monitoring-tables.js";
 import { lockAlertsOfTables } from "../store/monitoring-alerts.js";
 import type { MonitoredTableRow } from "../store/schema.js";
-import { assertCheckRunsWithin, assertUnderQuota, insertWithinQuota, lockQuotasOf } from "../store/quotas.js";
+import { assertCheckRunsWithin, assertUnderQuota, checkRunsPerHour, insertWithinQuota, lockQuotasOf } from "../store/quotas.js";
 import { countTry } from "./rate-limits.js";
 
 export interface MonitoredTableInput {
@@ -354,13 +354,19 @@ export async function updateMonitoredTableOf(
     warnings.push(...baselineWarnings(deps, timing, patch.checks ?? row.checks));
   }
   const keys = patch.checks?.map(checkKey);
-  // More check runs an hour than before: counted against the user's others, under their lock.
-  const busier = (patch.enabled ?? row.enabled) && (patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.enabled === true);
+  const ratesChange = patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.enabled !== undefined;
   const updated = await removeWithAlerts(deps, async (tx) => {
-    if (busier) {
+    // More check runs an hour than the table makes now: counted against the user's others,
+    // under their quota lock, from the table as it is under that lock (another change of it
+    // sent at the same time read it as it was, and the two passed together), then its row.
+    if (ratesChange) {
       await lockQuotasOf(tx, ownerId);
-      const checks = (patch.checks ?? row.checks).length;
-      await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { checks, intervalSeconds: patch.intervalSeconds ?? row.intervalSeconds, replacing: id });
+      const current = await lockMonitoredTable(tx, ownerId, id);
+      if (current) {
+        const before = current.enabled ? checkRunsPerHour({ checks: current.checks.length, intervalSeconds: current.intervalSeconds }) : 0;
+        const after = { checks: (patch.checks ?? current.checks).length, intervalSeconds: patch.intervalSeconds ?? current.intervalSeconds };
+        if ((patch.enabled ?? current.enabled) && checkRunsPerHour(after) > before) await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { ...after, replacing: id });
+      }
     }
     // The table's row first, as a run locks it (then its alerts): never the other way round.
     const table = await updateMonitoredTable(tx, ownerId, id, patch);

@@ -51,6 +51,9 @@ export async function lockQuotasOf(tx: Db | Tx, userId: number): Promise<void> {
   await tx.execute(sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK_CLASS}::int, ${userId}::int)`);
 }
 
+/** The check runs an hour of a table running `checks` every `intervalSeconds`. */
+export const checkRunsPerHour = (table: { checks: number; intervalSeconds: number }) => (table.checks * 3600) / table.intervalSeconds;
+
 /** Refuses a monitored table whose checks (`checks` every `intervalSeconds`: a schedule's
  * shortest gap) would take the user's enabled tables past USER_MAX_CHECK_RUNS_PER_HOUR; the
  * table `replacing` (being changed) counts as it will be. Call under lockQuotasOf. */
@@ -65,7 +68,7 @@ export async function assertCheckRunsWithin(
     .select({ perHour: sql<string | number | null>`sum(jsonb_array_length(${monitoredTables.checks}) * 3600.0 / ${monitoredTables.intervalSeconds})` })
     .from(monitoredTables)
     .where(others);
-  const perHour = Number(row?.perHour ?? 0) + (table.checks * 3600) / table.intervalSeconds;
+  const perHour = Number(row?.perHour ?? 0) + checkRunsPerHour(table);
   const limit = quotas.checkRunsPerHour;
   if (perHour > limit) {
     throw new DomainError(

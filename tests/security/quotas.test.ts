@@ -168,6 +168,19 @@ describe("check runs an hour per user", () => {
     expect((await patch(quiet, { interval_seconds: 90 })).status).toBe(200);
   });
 
+  it("lets two changes of one table sent at once not pass it together", async () => {
+    for (let i = 0; i < 3; i++) {
+      const { user, connectionId } = await userWithConnection();
+      const id = (await hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 3600) })).body.id as number;
+      const patch = (json: Record<string, unknown>) => hq.call("PATCH", `/api/tables/${id}`, { token: user.token, json });
+      // Each alone fits (2 an hour, or 60); together, 120.
+      const statuses = (await Promise.all([patch({ checks: [{ kind: "schema_drift" }, { kind: "volume" }] }), patch({ interval_seconds: 60 })])).map((r) => r.status);
+      expect(statuses.sort()).toEqual([200, 409]);
+      const table = (await hq.call("GET", `/api/tables/${id}`, { token: user.token })).body;
+      expect((table.checks.length * 3600) / table.interval_seconds).toBeLessThanOrEqual(LIMIT);
+    }
+  });
+
   it("lets no more through than fit when the requests come at once", async () => {
     const { user, connectionId } = await userWithConnection();
     const answers = await Promise.all(Array.from({ length: 4 }, () => hq.call("POST", "/api/tables", { token: user.token, json: tableBody(connectionId, 60) })));
