@@ -50,6 +50,9 @@ export class ConnectorCache {
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
   /** The entries that may be out of date (suspectAll). */
   private readonly suspects = new Set<number>();
+  /** Connectors let go of and still closing (their statements running): close() waits for
+   * them, so none records in the audit trail or asks the guard after those close. */
+  private readonly closing = new Set<Promise<void>>();
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
@@ -165,7 +168,10 @@ export class ConnectorCache {
     if (!entry) return Promise.resolve();
     const successor = this.successorOf(connectionId);
     this.forget(connectionId);
-    return this.closeQuietly(entry, successor);
+    const closed = this.closeQuietly(entry, successor);
+    this.closing.add(closed);
+    void closed.finally(() => this.closing.delete(closed));
+    return closed;
   }
 
   /** What runs the statements asked of the connector of `connectionId` once it is let go of:
@@ -218,7 +224,7 @@ export class ConnectorCache {
     this.entries.clear();
     this.opened.clear();
     this.suspects.clear();
-    await Promise.all(all.map((entry) => this.closeQuietly(entry)));
+    await Promise.all([...all.map((entry) => this.closeQuietly(entry)), ...this.closing]);
     await this.guard.close();
   }
 

@@ -98,6 +98,20 @@ describe("ConnectorCache", () => {
     }
   }, 60_000);
 
+  it("waits, as it closes, for the statements still running on connectors it let go of", async () => {
+    const cache = new ConnectorCache(options, createLogger("silent"));
+    const [target] = await sqliteTargets(1);
+    const busy = await cache.get(1, 1, async () => target!);
+    const running = busy.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000) SELECT count(*) AS n FROM c");
+    let ended = false;
+    void running.then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 200));
+    cache.evictHere(1);
+    await cache.close();
+    expect(ended).toBe(true);
+    expect((await running).row_count).toBe(1);
+  });
+
   it("shares one opening between concurrent misses and forgets a failed opening", async () => {
     const cache = new ConnectorCache(options, createLogger("silent"));
     const [target] = await sqliteTargets(1);
