@@ -39,13 +39,16 @@ export interface ConnectorCacheOptions {
   schemaMemory?: SchemaMemoryLimits;
 }
 
+/** Finds a connection's connector again (see get). */
+type Reopen = () => Promise<GuardedConnector>;
+
 export class ConnectorCache {
   /** Insertion order is recency order: a hit moves its entry to the end. */
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
   /** What each entry was opened for: its owner (for the share one user may hold), target
-   * (to tell whether the connection changed since: suspectAll) and how its target is loaded
-   * (to open its successor: see successorOf). */
-  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget; load: () => Promise<ConnectionTarget> }>();
+   * (to tell whether the connection changed since: suspectAll) and what takes over from it
+   * once it is let go of (see drop). */
+  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget; successor: Reopen }>();
   /** Targets being loaded on a miss, per connection (see get). */
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
   /** The entries that may be out of date (suspectAll). */
@@ -91,8 +94,11 @@ export class ConnectorCache {
   /** The cached connector of `connectionId`, opening it with `loadTarget()` on a miss. On a
    * miss each caller loads the target itself (which proves it is the owner's to load) before
    * it may start or share an opening: another user's failing load never becomes the owner's
-   * answer. Concurrent misses share the first opening. Callers check `ownerId` on what they get. */
-  get(connectionId: number, ownerId: number, loadTarget: () => Promise<ConnectionTarget>): Promise<GuardedConnector> {
+   * answer. Concurrent misses share the first opening. Callers check `ownerId` on what they get.
+   * `reopen` finds the connection's connector as the opener would (saved-connection.ts: checked
+   * against its connection if suspect): what runs the statements asked of one let go of, from
+   * then on (default: get it here again). */
+  get(connectionId: number, ownerId: number, loadTarget: () => Promise<ConnectionTarget>, reopen?: Reopen): Promise<GuardedConnector> {
     const cached = this.touch(connectionId);
     if (cached) return cached;
     // An eviction during the load (the connection updated, say) makes what was loaded stale.
@@ -107,7 +113,8 @@ export class ConnectorCache {
       .finally(loaded)
       .then((target) => {
         if (this.closed) throw new DomainError("unavailable", "Pulse is shutting down; retry on another instance");
-        return this.touch(connectionId) ?? (load.stale ? this.get(connectionId, ownerId, loadTarget) : this.open(connectionId, ownerId, target, loadTarget));
+        if (load.stale) return this.touch(connectionId) ?? this.get(connectionId, ownerId, loadTarget, reopen);
+        return this.touch(connectionId) ?? this.open(connectionId, ownerId, target, reopen ?? (() => this.get(connectionId, ownerId, loadTarget)));
       });
   }
 
@@ -121,7 +128,7 @@ export class ConnectorCache {
     return cached;
   }
 
-  private open(connectionId: number, ownerId: number, target: ConnectionTarget, load: () => Promise<ConnectionTarget>): Promise<GuardedConnector> {
+  private open(connectionId: number, ownerId: number, target: ConnectionTarget, successor: Reopen): Promise<GuardedConnector> {
     const opening = (async () => {
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
       const key = await targetKey(target);
@@ -131,7 +138,7 @@ export class ConnectorCache {
       return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas);
     })();
     this.entries.set(connectionId, opening);
-    this.opened.set(connectionId, { ownerId, target, load });
+    this.opened.set(connectionId, { ownerId, target, successor });
     opening.catch(() => {
       if (this.entries.get(connectionId) === opening) this.forget(connectionId);
     });
@@ -166,20 +173,14 @@ export class ConnectorCache {
   private drop(connectionId: number): Promise<void> {
     const entry = this.entries.get(connectionId);
     if (!entry) return Promise.resolve();
-    const successor = this.successorOf(connectionId);
+    // Taken before it is forgotten: the connection's connector then, opened anew for its target
+    // then (one updated meanwhile runs on its new one; one deleted answers 404).
+    const { successor } = this.opened.get(connectionId)!;
     this.forget(connectionId);
     const closed = this.closeQuietly(entry, successor);
     this.closing.add(closed);
     void closed.finally(() => this.closing.delete(closed));
     return closed;
-  }
-
-  /** What runs the statements asked of the connector of `connectionId` once it is let go of:
-   * the connection's connector then, opened anew (for its target then: a connection updated
-   * meanwhile runs on its new one, and one deleted answers 404). Taken before it is forgotten. */
-  private successorOf(connectionId: number): () => Promise<GuardedConnector> {
-    const { ownerId, load } = this.opened.get(connectionId)!;
-    return () => this.get(connectionId, ownerId, load);
   }
 
   /** Marks every connector (and every target being loaded) as possibly out of date: evictions

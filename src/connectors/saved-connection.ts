@@ -28,7 +28,7 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
     if (!row) throw notFound("Database connection");
     return targetFor(deps, specOfRow(deps.config, row));
   };
-  const connector = await deps.connectors.get(connectionId, userId, load);
+  const connector = await deps.connectors.get(connectionId, userId, load, () => connectorFor(deps, userId, connectionId));
   if (connector.ownerId !== userId) throw notFound("Database connection");
   if (!deps.connectors.isSuspect(connectionId)) return connector;
   // Opened before a gap in the news from other instances: still the connection's?
