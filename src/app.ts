@@ -57,8 +57,11 @@ const PROBES = [
   { method: "GET", path: "/metrics" },
 ];
 
+/** Where every refusal carries a JSON-RPC error too. */
+const JSON_RPC_PATHS: ReadonlySet<string> = new Set([MCP_PATH]);
+
 export function createApp(deps: Deps) {
-  const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths, new Set([MCP_PATH]));
+  const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths, JSON_RPC_PATHS);
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new RememberingRouter() });
 
   app.use(requestEdge(deps.logger, deps.metrics, MAX_BODY_BYTES, refuse));
@@ -107,7 +110,7 @@ export function createApp(deps: Deps) {
   });
   mountDocs(app);
 
-  app.notFound(notFoundHandler((path) => allowedMethods(app.router, path)));
+  app.notFound(notFoundHandler((path) => allowedMethods(app.router, path), JSON_RPC_PATHS));
   app.onError(onError);
   return app;
 }

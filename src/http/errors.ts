@@ -54,13 +54,23 @@ export function errorBody(code: string, detail: string, extra: Record<string, un
 /** No route: 405 with an Allow header when the path exists under other methods (the caller got
  * the method wrong, not the path), 404 otherwise. Auth runs first, so without a token both are 401. */
 export const notFoundHandler =
-  (methodsOf: (path: string) => string[]): NotFoundHandler<AppEnv> =>
+  (methodsOf: (path: string) => string[], jsonRpc: ReadonlySet<string>): NotFoundHandler<AppEnv> =>
   (c) => {
     const allowed = methodsOf(c.req.path);
     if (allowed.length === 0) return c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404);
     c.header("Allow", allowed.join(", "));
-    return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}`), 405);
+    const body = errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}`);
+    return c.json(jsonRpc.has(c.req.path) ? withJsonRpcError(body, 405) : body, 405);
   };
+
+/** `body` with the JSON-RPC error an MCP client reads: Invalid Request for what the client sent
+ * wrong, a server error (as the SDK's transport answers) for the rest. */
+const withJsonRpcError = (body: Record<string, unknown>, status: number) => ({
+  ...body,
+  jsonrpc: "2.0",
+  error: { code: CLIENT_MISTAKES.has(status) ? -32600 : -32000, message: body.detail },
+  id: null,
+});
 
 /** Statuses that say the request was wrong as sent. */
 const CLIENT_MISTAKES = new Set([400, 413, 415, 422]);
@@ -77,10 +87,7 @@ export function errorHandling(enveloped: ReadonlySet<string>, jsonRpc: ReadonlyS
   const envelope = (c: Context<AppEnv>, body: Record<string, unknown>, status: number) => {
     const paths = matchedRoutes(c).map((route) => route.path);
     if (paths.some((path) => enveloped.has(path))) return { status: "error", data: null, error: envelopeError(body), ...body };
-    // Invalid Request for what the client sent wrong, a server error (as the SDK's transport
-    // answers) for the rest.
-    if (paths.some((path) => jsonRpc.has(path))) return { ...body, jsonrpc: "2.0", error: { code: CLIENT_MISTAKES.has(status) ? -32600 : -32000, message: body.detail }, id: null };
-    return body;
+    return paths.some((path) => jsonRpc.has(path)) ? withJsonRpcError(body, status) : body;
   };
 
   const onError: ErrorHandler<AppEnv> = (err, c) => {

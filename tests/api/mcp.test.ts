@@ -135,6 +135,7 @@ describe("POST /mcp: the protocol", () => {
     const get = await fetch(`${base}/mcp`, { headers: { authorization: `Bearer ${user.token}`, accept: "text/event-stream" } });
     expect(get.status).toBe(405);
     expect(get.headers.get("allow")).toContain("POST");
+    expect(await get.json()).toMatchObject({ code: "method_not_allowed", jsonrpc: "2.0", error: { code: -32000 }, id: null });
     const bad = await fetch(`${base}/mcp`, {
       method: "POST",
       headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "application/json, text/event-stream" },

@@ -81,9 +81,9 @@ beforeAll(async () => {
     { content: ANSWER },
   ]);
   dir = mkdtempSync(path.join(tmpdir(), "pulse-walkthrough-"));
+  // SQLITE_ROOT left to its default, $DATA_DIR/sqlite, which the walk-through must find.
   pulse = await startPulse({
     DATA_DIR: path.join(dir, "data"),
-    SQLITE_ROOT: path.join(dir, "sqlite"),
     BCRYPT_ROUNDS: "4",
     OPENAI_BASE_URL: fake.baseUrl,
     OPENAI_MODEL: "fake-model",
@@ -110,7 +110,7 @@ describe("README walk-through", () => {
     const run = await runBash(`set -euo pipefail\n${RECORDING_CURL}\n${script.replaceAll("localhost:8000", pulse.base.replace("http://", ""))}`, {
       PATH: process.env.PATH ?? "",
       WALK_LOG: log,
-      SQLITE_ROOT: path.join(dir, "sqlite"),
+      DATA_DIR: path.join(dir, "data"),
     });
     expect(run.status, `bash failed:\n${run.stderr}\n${run.stdout}`).toBe(0);
     expect(run.stderr).toBe("");
@@ -145,6 +145,6 @@ describe("README walk-through", () => {
       result: { columns: ["Name", "albums"], rows: [["Iron Maiden", 21], ["Led Zeppelin", 14], ["Deep Purple", 11]] },
     });
     // The sample went to the server's SQLITE_ROOT, not into the repository's data/.
-    expect(readdirSync(path.join(dir, "sqlite"))).toContain("chinook.sqlite");
+    expect(readdirSync(path.join(dir, "data", "sqlite"))).toContain("chinook.sqlite");
   }, 90_000);
 });
