@@ -325,6 +325,10 @@ describe.each(["postgresql", "mysql", "sqlite"] as const)("POST /mcp tools on %s
     const alerts = await call(client, "list_alerts");
     expect(alerts.isError).toBeFalsy();
     expect(structured(alerts).alerts).toEqual([]);
+    // What POST /api/tables takes: a schedule read in a zone, and when alerts open and resolve.
+    const scheduled = await call(client, "create_monitor", { connection_id: connectionId, table, schedule: "0 9 * * *", timezone: "Europe/Paris", alert: { open_after: 3, resolve_after: 1 } });
+    expect(scheduled.isError, textOf(scheduled)).toBeFalsy();
+    expect(structured(scheduled).table).toMatchObject({ schedule: "0 9 * * *", timezone: "Europe/Paris", alert: { open_after: 3, resolve_after: 1 } });
   });
 
   it("ask runs the agent on the named connection", async () => {

@@ -41,7 +41,9 @@ const createMonitorConfig = {
     schema: storableText().optional(),
     interval_seconds: z.number().int().optional(),
     schedule: storableText().optional().describe("cron, instead of interval_seconds"),
+    timezone: storableText().optional().describe("IANA zone of schedule; default UTC"),
     checks: z.array(z.record(z.string(), z.unknown())).optional(),
+    alert: z.record(z.string(), z.unknown()).optional().describe("{open_after, resolve_after}: failures to open, passes to resolve"),
   }),
 };
 
