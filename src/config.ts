@@ -2,7 +2,7 @@
 // misconfigured deployment fails with one message naming every problem.
 
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
@@ -359,7 +359,10 @@ export class ConfigError extends Error {
 /** Reads and validates the environment. Outside production, missing secrets are generated
  * once and kept in `$DATA_DIR/secrets.json` so restarts keep sessions and stored passwords.
  * `terminal`: whether logs go to a terminal (the default log format depends on it). */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = process.stdout.isTTY === true): Config {
+/** `existingStore`: the store (and the generated secrets, if those are not given) must be there
+ * already, not be made: `pulse check` run without the server's DATA_DIR made a new, empty
+ * store and secrets file where it ran, and then found no table. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = process.stdout.isTTY === true, options: { existingStore?: boolean } = {}): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
@@ -381,6 +384,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
   }
   const dataDir = path.resolve(e.DATA_DIR);
   const needGenerated = !e.JWT_SECRET || !e.SECRETS_KEY;
+  if (options.existingStore) {
+    const missing = [
+      ...(needGenerated ? [path.join(dataDir, "secrets.json")] : []),
+      ...(e.DATABASE_URL ? [] : [path.join(dataDir, "pglite")]),
+    ].filter((file) => !existsSync(file));
+    if (missing.length > 0) {
+      throw new ConfigError([`DATA_DIR: no Pulse store at ${dataDir} (${missing.join(" and ")} missing): run this with the server's settings (its DATA_DIR, or DATABASE_URL with JWT_SECRET and SECRETS_KEY)`]);
+    }
+  }
   const generated = needGenerated ? devSecrets(dataDir) : undefined;
   const jwtSecret = e.JWT_SECRET ?? generated!.jwtSecret;
   const secretsKey = decodeKey(e.SECRETS_KEY ?? generated!.secretsKey)!;

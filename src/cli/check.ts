@@ -66,7 +66,7 @@ export async function check(args: string[]): Promise<number> {
   const { id } = parsedArgs;
 
   try {
-    const config = loadConfig();
+    const config = loadConfig(process.env, process.stdout.isTTY === true, { existingStore: true });
     // Logs go to stderr, so stdout stays the report.
     // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
     const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });

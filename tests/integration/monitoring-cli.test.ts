@@ -3,6 +3,8 @@
 // outcomes printed, the exit code telling.
 
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -111,6 +113,14 @@ describe("pulse check <table_id>", () => {
       expect(run.stderr, args.join(" ")).not.toMatch(/\n\s+at /);
       expect(run.stdout, args.join(" ")).toBe("");
     }
+  });
+
+  it("refuses a DATA_DIR with no store in it, making none there (not the server's: it would find no table)", async () => {
+    const elsewhere = path.join(tmpdir(), `pulse-no-store-${process.pid}-${Date.now()}`);
+    const run = await pulse(["check", "1", "--json"], { env: { DATA_DIR: elsewhere, DATABASE_URL: "", JWT_SECRET: "", SECRETS_KEY: "" } });
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ error: "failed", detail: expect.stringContaining(`no Pulse store at ${elsewhere}`) });
+    expect(existsSync(elsewhere)).toBe(false);
   });
 
   it("with --json, says what went wrong as JSON on stdout too", async () => {
