@@ -13,7 +13,7 @@ import type { TargetGate } from "./connectors/target-gate.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
 import type { Monitoring } from "./monitoring/runtime.js";
-import type { AskTurns } from "./services/ask-turns.js";
+import type { AskTurns } from "./ask-turns.js";
 import type { SessionStore } from "./sessions/types.js";
 import type { Store } from "./store/client.js";
 

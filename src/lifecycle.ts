@@ -29,7 +29,7 @@ import { connectRedis } from "./sessions/redis-client.js";
 import type { PresenceOptions } from "./sessions/presence.js";
 import type { SessionStore } from "./sessions/types.js";
 import { findApiKeyByHash, markApiKeyUsed } from "./store/api-keys.js";
-import { AskTurns } from "./services/ask-turns.js";
+import { AskTurns } from "./ask-turns.js";
 import { reasonOf, StartupError } from "./startup-error.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
 import { countOpenAlerts } from "./store/monitoring-alerts.js";

@@ -26,7 +26,7 @@ import { loadPrompts } from "../../agents/prompts.js";
 import { deliveriesSettled } from "../../src/monitoring/notifiers.js";
 import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
-import { AskTurns } from "../../src/services/ask-turns.js";
+import { AskTurns } from "../../src/ask-turns.js";
 import { openStore, type Store } from "../../src/store/client.js";
 import { createPgDatabase, pgAdmin, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
 import { sqliteTarget } from "./targets.js";

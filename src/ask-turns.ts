@@ -3,7 +3,7 @@
 // its answer in memory until its client has it; ASK_PER_MINUTE alone let one user keep some
 // forty runs going at once.
 
-import { RateLimitedError } from "../errors.js";
+import { RateLimitedError } from "./errors.js";
 
 export class AskTurns {
   private readonly asking = new Map<number, number>();
