@@ -1,6 +1,7 @@
 // Per-process cache of guarded connectors, one per saved connection: an LRU with a maximum
 // size that closes pools idle for too long and evicts on disconnect, update and delete. Its
-// connectors charge the budgets of their target database and of their owner (shared-budgets.ts).
+// connectors charge the budgets of their target database and of their owner (shared-budgets.ts),
+// and those that reach one database with one login share its pool (shared-drivers.ts).
 
 import { DomainError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -9,9 +10,10 @@ import type { BudgetLimits } from "./budget.js";
 import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
 import { GuardedConnector } from "./guarded.js";
-import { openDriver, type PoolOptions } from "./open.js";
+import type { PoolOptions } from "./open.js";
 import { SchemaMemory, type SchemaMemoryLimits } from "./schema-memory.js";
 import { SharedBudgets } from "./shared-budgets.js";
+import { SharedDrivers } from "./shared-drivers.js";
 import { targetKey } from "./target-key.js";
 import type { StatementRecorder } from "./statement-recorder.js";
 import type { ConnectionTarget, QueryLimits } from "./types.js";
@@ -60,6 +62,8 @@ export class ConnectorCache {
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
   private readonly budgets;
+  /** One pool per database and login, whichever connections reach it. */
+  private readonly drivers: SharedDrivers;
   private readonly schemas: SchemaMemory | undefined;
 
   constructor(
@@ -69,6 +73,7 @@ export class ConnectorCache {
     private readonly announceEviction: (connectionId: number) => Promise<void> = async () => {},
   ) {
     this.schemas = options.schemaMemory && new SchemaMemory(options.schemaMemory);
+    this.drivers = new SharedDrivers(options.pool);
     this.budgets = new SharedBudgets({ target: options.budget, user: options.userBudget, instances: options.instances ?? (() => 1) });
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
     this.sweeper.unref();
@@ -84,6 +89,11 @@ export class ConnectorCache {
   /** Bytes of schema its connectors keep now (schema-memory.ts), for tests. */
   get schemaBytes() {
     return this.schemas?.heldBytes ?? 0;
+  }
+
+  /** Pools open now (one per database and login), for tests. */
+  get poolCount() {
+    return this.drivers.size;
   }
 
   /** Budgets this process remembers (targets and users), for tests. */
@@ -132,7 +142,7 @@ export class ConnectorCache {
     const opening = (async () => {
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
       const key = await targetKey(target);
-      const driver = await openDriver(target, this.options.pool);
+      const driver = await this.drivers.open(key, target);
       const budget = this.budgets.hold(key, ownerId);
       const counts = this.options.metrics?.statements(driver.dialect);
       return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas);

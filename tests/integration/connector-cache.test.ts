@@ -7,7 +7,7 @@ import { ConnectorCache } from "../../src/connectors/cache.js";
 import type { ConnectionTarget } from "../../src/connectors/types.js";
 import { createLogger } from "../../src/logger.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { mariaAdmin, pgAdmin } from "../support/services.js";
+import { mariaAdmin, pgAdmin, uniqueName } from "../support/services.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
 const options = {
@@ -193,6 +193,63 @@ describe("ConnectorCache budgets", () => {
     await cache.close();
   });
 });
+
+describe("saved connections to one database", () => {
+  it.each(["postgresql", "mysql"] as const)("share one pool per login on %s: the database sees the sockets of one", async (dialect) => {
+    const target = dialect === "postgresql" ? await postgresTarget() : await mariaTarget();
+    const other = await mariaOrPgLogin(dialect, target);
+    try {
+      const owner = await h.newUser();
+      const add = async (body: Record<string, unknown>) => (await h.call("POST", "/databases/add_db_connection", { token: owner.token, json: body })).body.db_connection.id as number;
+      const ids = [];
+      for (let i = 0; i < 6; i++) ids.push(await add({ ...target.body, name: `copy ${i}` }));
+      const pools = h.deps.connectors.poolCount;
+      // A statement on each, two at a time: six pools would each keep a socket open.
+      for (let i = 0; i < ids.length; i += 2) {
+        const answers = await Promise.all(ids.slice(i, i + 2).map((id) => h.call("POST", `/databases/${id}/query`, { token: owner.token, json: { sql: "SELECT 1 AS one" } })));
+        expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      }
+      expect(h.deps.connectors.poolCount - pools).toBe(1);
+      expect(await backends(dialect, target)).toBeLessThanOrEqual(2);
+      // Another login to the same database has a pool of its own.
+      const otherId = await add({ ...target.body, ...other.body });
+      expect((await h.call("POST", `/databases/${otherId}/query`, { token: owner.token, json: { sql: "SELECT 1 AS one" } })).status).toBe(200);
+      expect(h.deps.connectors.poolCount - pools).toBe(2);
+    } finally {
+      await other.drop();
+      await target.drop();
+    }
+  });
+});
+
+/** Backends of `target`'s database (PostgreSQL) or of its user (MariaDB) now. */
+async function backends(dialect: "postgresql" | "mysql", target: TargetDb): Promise<number> {
+  if (dialect === "postgresql") {
+    return Number((await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", "test", [target.body.database_name]))[0]!.n);
+  }
+  return Number((await mariaAdmin<{ n: number }>(`SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE USER = '${target.body.username}'`))[0]!.n);
+}
+
+/** A second login to `target`'s database: another role (PostgreSQL) or user (MariaDB). */
+async function mariaOrPgLogin(dialect: "postgresql" | "mysql", target: TargetDb): Promise<{ body: Record<string, unknown>; drop: () => Promise<void> }> {
+  const name = uniqueName("pulse_other").slice(0, 60);
+  if (dialect === "postgresql") {
+    await pgAdmin(`CREATE ROLE ${name} LOGIN PASSWORD 'other'`, "test");
+    await pgAdmin(`GRANT CONNECT ON DATABASE ${String(target.body.database_name)} TO ${name}`, "test");
+    return { body: { username: name, db_password: "other" }, drop: async () => void (await pgAdmin(`DROP ROLE IF EXISTS ${name}`, "test").catch(() => undefined)) };
+  }
+  await mariaAdmin(`CREATE USER '${name}'@'%' IDENTIFIED BY 'other'`);
+  await mariaAdmin(`CREATE USER '${name}'@'localhost' IDENTIFIED BY 'other'`);
+  await mariaAdmin(`GRANT SELECT ON \`${String(target.body.database_name)}\`.* TO '${name}'@'%'`);
+  await mariaAdmin(`GRANT SELECT ON \`${String(target.body.database_name)}\`.* TO '${name}'@'localhost'`);
+  return {
+    body: { username: name, db_password: "other" },
+    drop: async () => {
+      await mariaAdmin(`DROP USER IF EXISTS '${name}'@'%'`);
+      await mariaAdmin(`DROP USER IF EXISTS '${name}'@'localhost'`);
+    },
+  };
+}
 
 describe("server connections after 100 sessions", () => {
   const servers: [string, () => Promise<TargetDb>, (t: TargetDb) => Promise<number>][] = [
