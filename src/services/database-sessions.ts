@@ -12,25 +12,28 @@ import { getConnection } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
 import { sessionOf } from "./database-access.js";
 
-/** Characters of the schema a session keeps (`db_schema`, seed 004's cached schema). Every
+/** Bytes (UTF-8) of the schema a session keeps (`db_schema`, seed 004's cached schema). Every
  * session holds its own copy in Redis, and a user may open many: a large schema's text whole in
- * each would let one user fill Redis. The agent reads the connector's schema, not this. */
-export const SESSION_SCHEMA_CHARS = 16_000;
+ * each would let one user fill Redis. Bytes, not characters: names in CJK scripts take three
+ * bytes a character, and a cap of characters kept three times as much. The agent reads the
+ * connector's schema, not this. */
+export const SESSION_SCHEMA_BYTES = 16_000;
 
-/** The schema as the session keeps it: whole tables, as many as fit in SESSION_SCHEMA_CHARS,
+/** The schema as the session keeps it: whole tables, as many as fit in SESSION_SCHEMA_BYTES,
  * then how many were left out and where they are. */
 export function sessionSchemaText(schema: SchemaSnapshot, connectionId: number): string {
   const defaultSchema = defaultSchemaOf(schema);
   const lines: string[] = [];
-  let chars = 0;
+  let bytes = 0;
   for (const [i, table] of schema.tables.entries()) {
     const line = renderTable(table, defaultSchema);
-    if (chars + line.length > SESSION_SCHEMA_CHARS) {
+    const size = Buffer.byteLength(line);
+    if (bytes + size > SESSION_SCHEMA_BYTES) {
       lines.push(`-- ${schema.tables.length - i} more tables: GET /databases/${connectionId}/schema has them all`);
       break;
     }
     lines.push(line);
-    chars += line.length + 1;
+    bytes += size + 1;
   }
   return lines.join("\n");
 }

@@ -112,11 +112,12 @@ describe("session status, info and disconnect", () => {
     expect((await h.call("GET", "/databases/session-status", { token: user.token })).body.database_connected).toBe(false);
   });
 
-  it("keeps 16,000 characters of a large schema in the session, whole tables, and says where the rest is", async () => {
+  it("keeps 16,000 bytes of a large schema in the session, whole tables, and says where the rest is", async () => {
     const name = `${uniqueName("wide")}.sqlite`;
     const file = new Database(path.join(h.sqliteRoot, name));
     file.transaction(() => {
-      for (let i = 0; i < 600; i++) file.exec(`CREATE TABLE table_${i} (id integer primary key, customer_name text, amount real, created_at text)`);
+      // Names of three bytes a character in UTF-8, as in CJK scripts.
+      for (let i = 0; i < 600; i++) file.exec(`CREATE TABLE table_${i} (id integer primary key, 顧客名 text, amount real, created_at text)`);
     })();
     file.close();
     const user = await h.newUser();
@@ -125,9 +126,10 @@ describe("session status, info and disconnect", () => {
     expect((await h.call("POST", `/databases/connect_db/${id}`, { token: user.token })).status).toBe(200);
     const kept = (await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token })).body.session_data.db_schema as string;
     const lines = kept.split("\n");
-    expect(kept.length).toBeLessThanOrEqual(16_000 + 100);
+    expect(Buffer.byteLength(kept)).toBeLessThanOrEqual(16_000 + 100);
+    expect(Buffer.byteLength(kept)).toBeGreaterThan(15_000);
     expect(lines.at(-1)).toMatch(new RegExp(`^-- \\d+ more tables: GET /databases/${id}/schema has them all$`));
-    expect(lines.slice(0, -1).every((line) => /^table_\d+\(id integer PK, customer_name text, amount real, created_at text\)/.test(line))).toBe(true);
+    expect(lines.slice(0, -1).every((line) => /^table_\d+\(id integer PK, "顧客名" text, amount real, created_at text\)/.test(line))).toBe(true);
     // The schema itself is whole.
     expect((await h.call("GET", `/databases/${id}/schema`, { token: user.token })).body.tables).toHaveLength(600);
   });
