@@ -514,6 +514,24 @@ describe("a check whose dry run is slow", () => {
     expect(cheap.status, cheap.text).toBe(200);
     expect(cheap.body).not.toHaveProperty("warnings");
   });
+
+  it("stops dry-running once MONITOR_RUN_TIMEOUT_MS has passed, saving the rest untried with a warning each", async () => {
+    const bounded = await createHarness({ env: { MONITOR_RUN_TIMEOUT_MS: "100", MONITOR_SLOW_CHECK_MS: "600000" } });
+    try {
+      const user = await bounded.newUser();
+      const connectionId = await addConnection(bounded, user.token, target.body);
+      const heavy = (name: string) => ({ kind: "custom_sql", name, sql: "SELECT count(*) FROM generate_series(1, 5000000)", min: 0 });
+      const created = await bounded.call("POST", "/api/tables", {
+        token: user.token,
+        json: { connection_id: connectionId, table: "events", checks: [heavy("first"), heavy("second"), heavy("third")] },
+      });
+      expect(created.status, created.text).toBe(201);
+      const untried = (key: string) => `check ${key} was saved untried: the dry runs before it passed MONITOR_RUN_TIMEOUT_MS (100 ms); its runs will say whether it works`;
+      expect(created.body.warnings).toEqual([untried("custom_sql:second"), untried("custom_sql:third")]);
+    } finally {
+      await bounded.close();
+    }
+  });
 });
 
 describe("dry runs of checks that cannot work on MariaDB and SQLite", () => {
