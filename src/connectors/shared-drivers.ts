@@ -1,12 +1,19 @@
-// One pool per database and login in this process, however many saved connections reach it.
-// Each saved connection had its own: a user's twenty connections to one database held twenty
-// pools' idle sockets there (a red-team pass counted 12 backends with a cache of 12, where the
-// database's budget lets 4 statements run at once), and a database's max_connections is the
+// One pool per server, database and login in this process, however many saved connections
+// reach it. Each saved connection had its own: a user's twenty connections to one database held
+// twenty pools' idle sockets there (a red-team pass counted 12 backends with a cache of 12, where
+// the database's budget lets 4 statements run at once), and a database's max_connections is the
 // customer's to spend, not Pulse's. Connections that share a login share what the database
 // sees anyway; each keeps its own connector (owner, limits, budgets, audit).
+//
+// The host as written is part of the key, not only the address it resolves to: a shared pool
+// connects, checks TLS names and words its errors by the host of whoever opened it, and a name
+// one user controls must never carry another's statements. SQLite is not shared: its driver is
+// one process running one statement at a time, so one user's slow read would hold every other
+// user of the same file (a review measured a 500 ms statement answering after 1.9 s).
 
 import { createHash } from "node:crypto";
 
+import { canonicalHost } from "../net/resolve.js";
 import { openDriver, type PoolOptions } from "./open.js";
 import type { ConnectionTarget, DialectDriver } from "./types.js";
 
@@ -29,6 +36,7 @@ export class SharedDrivers {
    * database and login, opened on first use. Its close() lets go of this hold; the pool closes
    * with the last. */
   async open(targetKey: string, target: ConnectionTarget): Promise<DialectDriver> {
+    if (target.dialect === "sqlite") return openDriver(target, this.pool);
     const key = loginKey(targetKey, target);
     let entry = this.held.get(key);
     if (!entry) {
@@ -69,9 +77,10 @@ export class SharedDrivers {
   }
 }
 
-/** The database and the login that reaches it: connections alike in both share a pool. The
- * password as a digest, so no key holds it. */
+/** The database, the host as written and the login that reaches it: connections alike in all
+ * share a pool. The password as a digest, so no key holds it. */
 function loginKey(targetKey: string, target: ConnectionTarget): string {
   const password = createHash("sha256").update(target.password).digest("base64url");
-  return JSON.stringify([targetKey, target.username, password, target.ssl, target.connectTimeoutMs]);
+  const host = canonicalHost(target.host) ?? target.host;
+  return JSON.stringify([targetKey, host, target.username, password, target.ssl, target.connectTimeoutMs]);
 }

@@ -87,7 +87,8 @@ export function errorHandling(enveloped: ReadonlySet<string>, jsonRpc: ReadonlyS
   const envelope = (c: Context<AppEnv>, body: Record<string, unknown>, status: number) => {
     const paths = matchedRoutes(c).map((route) => route.path);
     if (paths.some((path) => enveloped.has(path))) return { status: "error", data: null, error: envelopeError(body), ...body };
-    return paths.some((path) => jsonRpc.has(path)) ? withJsonRpcError(body, status) : body;
+    // By the request's path, not its matched routes: a GET without a token matches none.
+    return jsonRpc.has(c.req.path) ? withJsonRpcError(body, status) : body;
   };
 
   const onError: ErrorHandler<AppEnv> = (err, c) => {

@@ -159,6 +159,7 @@ describe("POST /mcp: the protocol", () => {
       [{ headers: asSent, body: `[${tools}]` }, `${base}/mcp`, 422],
       [{ headers: { ...asSent, "content-type": "text/plain" }, body: tools }, `${base}/mcp`, 415],
       [{ headers: { ...asSent, authorization: "Bearer nope" }, body: tools }, `${base}/mcp`, 401],
+      [{ method: "GET", headers: { accept: "text/event-stream" } }, `${base}/mcp`, 401],
     ] as const) {
       const refused = await fetch(url, { method: "POST", ...init });
       expect(refused.status, url).toBe(status);

@@ -1,13 +1,15 @@
 // The connector cache: LRU bound, idle close, eviction, and no leaked server connections after
 // many sessions are opened and closed on real PostgreSQL and MariaDB.
 
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { ConnectorCache } from "../../src/connectors/cache.js";
+import { connectorFor } from "../../src/connectors/saved-connection.js";
 import type { ConnectionTarget } from "../../src/connectors/types.js";
 import { createLogger } from "../../src/logger.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { mariaAdmin, pgAdmin, uniqueName } from "../support/services.js";
+import { mariaAdmin, PG, pgAdmin, uniqueName } from "../support/services.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
 const options = {
@@ -219,6 +221,58 @@ describe("saved connections to one database", () => {
       await other.drop();
       await target.drop();
     }
+  });
+});
+
+describe("a pool shared by two users' connections", () => {
+  it("keeps a socket for monitoring when the other user's reads fill the interactive share", async () => {
+    const target = await postgresTarget();
+    const locker = new pg.Client({ ...PG, database: String(target.body.database_name) });
+    await locker.connect();
+    try {
+      const [a, b] = [await h.newUser(), await h.newUser()];
+      const add = async (user: { token: string }) => (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+      const [aId, bId] = [await add(a), await add(b)];
+      const [aConnector, bConnector] = [await connectorFor(h.deps, a.id, aId), await connectorFor(h.deps, b.id, bId)];
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+      // The first user's reads take every slot their budget allows (CONNECTION_MAX_CONCURRENCY).
+      const waiting = Array.from({ length: 4 }, () => aConnector.query("SELECT count(*) FROM items").catch((err: unknown) => err));
+      await new Promise((r) => setTimeout(r, 300));
+      const check = await bConnector.query("SELECT 1 AS one", { budget: h.deps.monitoring.budgetFor(bConnector), source: "monitor" });
+      expect(check.rows).toEqual([[1]]);
+      await locker.query("COMMIT");
+      await Promise.all(waiting);
+    } finally {
+      await locker.end();
+      await target.drop();
+    }
+  });
+
+  it("keeps apart connections that name the host differently, and SQLite files, whose one process runs one statement at a time", async () => {
+    const target = await postgresTarget();
+    try {
+      const user = await h.newUser();
+      const pools = h.deps.connectors.poolCount;
+      for (const host of ["localhost", "127.0.0.1"]) {
+        const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { ...target.body, host } })).body.db_connection.id as number;
+        expect((await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1 AS one" } })).status).toBe(200);
+      }
+      expect(h.deps.connectors.poolCount - pools).toBe(2);
+    } finally {
+      await target.drop();
+    }
+    // One user's long read of a SQLite file holds no other user's read of it.
+    const file = await sqliteTarget(h.sqliteRoot);
+    const [a, b] = [await h.newUser(), await h.newUser()];
+    const add = async (user: { token: string }) => (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: file.body })).body.db_connection.id as number;
+    const [aConnector, bConnector] = [await connectorFor(h.deps, a.id, await add(a)), await connectorFor(h.deps, b.id, await add(b))];
+    const long = aConnector.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) AS n FROM c").catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    expect((await bConnector.query("SELECT 1 AS one")).rows).toEqual([[1]]);
+    expect(performance.now() - started).toBeLessThan(1000);
+    await long;
   });
 });
 
