@@ -1,7 +1,8 @@
 // Per-process cache of guarded connectors, one per saved connection: an LRU with a maximum
 // size that closes pools idle for too long and evicts on disconnect, update and delete. Its
 // connectors charge the budgets of their target database and of their owner (shared-budgets.ts),
-// and those that reach one database with one login share its pool (shared-drivers.ts).
+// and those that reach one server database by one host name and login share its pool
+// (shared-drivers.ts).
 
 import { DomainError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -62,7 +63,7 @@ export class ConnectorCache {
   private readonly sweeper: NodeJS.Timeout;
   private readonly guard;
   private readonly budgets;
-  /** One pool per database and login, whichever connections reach it. */
+  /** One pool per database, host name and login, whichever connections reach it (SQLite: one each). */
   private readonly drivers: SharedDrivers;
   private readonly schemas: SchemaMemory | undefined;
 
@@ -91,7 +92,7 @@ export class ConnectorCache {
     return this.schemas?.heldBytes ?? 0;
   }
 
-  /** Pools open now (one per database and login), for tests. */
+  /** Shared pools open now, for tests. */
   get poolCount() {
     return this.drivers.size;
   }
