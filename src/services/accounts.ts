@@ -128,16 +128,14 @@ export async function changePassword(
   auth: VerifiedToken,
   input: { currentPassword: string; newPassword: string },
 ): Promise<NewToken> {
-  const confirmed = await confirmPassword(deps, auth.userId, input.currentPassword, "current_password");
+  const confirmed = await confirmPassword(deps, auth, input.currentPassword, "current_password");
   const passwordHash = await deps.passwords.hash(input.newPassword, deps.config.bcryptRounds);
   // Only over the password just confirmed: of two changes at once, the second was confirmed
   // against a password that is no longer current.
   const user = await setPassword(deps.store.db, auth.userId, passwordHash, confirmed.passwordHash);
   if (!user) {
     if (!(await getUser(deps.store.db, auth.userId))) throw notFound("User");
-    throw new DomainError("conflict", "The password was changed meanwhile (by another request): current_password is no longer current; log in with the new password", {
-      errors: [{ path: "body.current_password", message: "is no longer current" }],
-    });
+    throw passwordChangedMeanwhile("current_password");
   }
   await deps.tokens.revoked({ userId: auth.userId });
   return openSession(deps, user);
@@ -146,7 +144,7 @@ export async function changePassword(
 /** Deletes the user and all they own, revokes their tokens, and closes their connectors on
  * every instance, so nothing they opened keeps running. */
 export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: string): Promise<void> {
-  await confirmPassword(deps, auth.userId, password, "password");
+  await confirmPassword(deps, auth, password, "password");
   const connectionIds = await deleteUser(deps.store.db, auth.userId);
   if (!connectionIds) throw notFound("User");
   await deps.tokens.revoked({ userId: auth.userId });
@@ -159,13 +157,21 @@ export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: s
  * it, and requests sent at once (each a bcrypt hash, a right one also a new session) cannot
  * queue without end behind everyone's logins. Counted before the check, so they cannot all pass
  * it together. */
-async function confirmPassword(deps: Deps, userId: number, password: string, field: string): Promise<UserRow> {
+async function confirmPassword(deps: Deps, auth: VerifiedToken, password: string, field: string): Promise<UserRow> {
   const { maxPerAccount, windowSeconds } = deps.config.login;
-  await countTry(deps, `reauth:user:${userId}`, { max: maxPerAccount, windowSeconds }, "Too many password confirmations for this account; try again later");
-  const user = await getUser(deps.store.db, userId);
+  await countTry(deps, `reauth:user:${auth.userId}`, { max: maxPerAccount, windowSeconds }, "Too many password confirmations for this account; try again later");
+  const user = await getUser(deps.store.db, auth.userId);
   if (!user) throw notFound("User");
   if (!(await deps.passwords.verify(password, user.passwordHash))) {
+    // Changed since this token was issued (by a request sent at the same time, say): the
+    // password given may well have been the current one when it was sent.
+    if (user.tokenGeneration !== auth.generation) throw passwordChangedMeanwhile(field);
     throw new DomainError("forbidden", `Incorrect ${field}`, { errors: [{ path: `body.${field}`, message: "is incorrect" }] });
   }
   return user;
 }
+
+const passwordChangedMeanwhile = (field: string) =>
+  new DomainError("conflict", `The password was changed meanwhile (by another request): ${field} is no longer current; log in with the new password`, {
+    errors: [{ path: `body.${field}`, message: "is no longer current" }],
+  });

@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
+import { changePassword, deleteAccount } from "../../src/services/accounts.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
@@ -104,6 +105,20 @@ describe("on one instance", () => {
       expect((await h.call("POST", `/databases/${db}/query`, { token: fresh, json: SQL })).status).toBe(200);
       expect((await h.call("POST", "/login", { form: { username: user.email, password: user.password } })).status).toBe(401);
       await loginAgain(h, { email: user.email, password: "a brand new passphrase" });
+    });
+
+    it("answers 409, not 403, to a confirmation checked after another request changed the password", async () => {
+      // The interleaving that two requests at once may take: both admitted with the same token,
+      // the second reads the user only once the first has changed the password.
+      const user = await h.newUser();
+      const auth = { kind: "login" as const, userId: user.id, sessionId: user.sessionId, generation: 0, expiresAt: Date.now() + 60_000 };
+      await changePassword(h.deps, auth, { currentPassword: user.password, newPassword: "first new passphrase" });
+      for (const late of [
+        () => changePassword(h.deps, auth, { currentPassword: user.password, newPassword: "second new passphrase" }),
+        () => deleteAccount(h.deps, auth, user.password),
+      ]) {
+        await expect(late()).rejects.toMatchObject({ code: "conflict", extra: { errors: [{ message: "is no longer current" }] } });
+      }
     });
 
     it("lets one of two changes at once through, and answers the other 409: its current password no longer was", async () => {
