@@ -4,7 +4,7 @@
 import autocannon from "autocannon";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,18 @@ export function machine(): string {
   return `${cpu[0]?.model ?? "unknown CPU"} x${cpu.length}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}`;
 }
 
-export const tempDir = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
+/** Folders a bench made (its servers' DATA_DIRs, SQLite roots): removed as it exits, so that
+ * bench runs do not pile up stores in the system's temporary folder. */
+const madeDirs: string[] = [];
+process.on("exit", () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
 
 /** A production deployment on this machine's PostgreSQL (metadata in `metaDb`) and Redis, whose
  * budgets let `poolSize` statements run at once without a per-minute limit: the benches
