@@ -63,12 +63,12 @@ export const notFoundHandler =
     return c.json(jsonRpc.has(c.req.path) ? withJsonRpcError(body, 405) : body, 405);
   };
 
-/** `body` with the JSON-RPC error an MCP client reads: Invalid Request for what the client sent
- * wrong, a server error (as the SDK's transport answers) for the rest. */
-const withJsonRpcError = (body: Record<string, unknown>, status: number) => ({
+/** `body` with the JSON-RPC error an MCP client reads: by default Invalid Request for what the
+ * client sent wrong, a server error (as the SDK's transport answers) for the rest. */
+export const withJsonRpcError = (body: Record<string, unknown>, status: number, rpcCode = CLIENT_MISTAKES.has(status) ? -32600 : -32000) => ({
   ...body,
   jsonrpc: "2.0",
-  error: { code: CLIENT_MISTAKES.has(status) ? -32600 : -32000, message: body.detail },
+  error: { code: rpcCode, message: body.detail },
   id: null,
 });
 

@@ -20,6 +20,7 @@ import { HTTPException } from "hono/http-exception";
 
 import type { Deps } from "../deps.js";
 import type { AppEnv } from "../http/context.js";
+import { errorBody, withJsonRpcError } from "../http/errors.js";
 import { invalidInput } from "../http/invalid-input.js";
 import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
@@ -74,7 +75,7 @@ const route = createRoute({
  * a JSON-RPC error, which MCP clients read, that also carries the API's `detail` and `code`, as
  * every 4xx of Pulse does. */
 function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, detail: string, rpcCode = -32000) {
-  return c.json({ detail, code, jsonrpc: "2.0", error: { code: rpcCode, message: detail }, id: null }, status);
+  return c.json(withJsonRpcError(errorBody(code, detail), status, rpcCode), status);
 }
 
 /** The SDK's schema of each request a client may send, by method. */
