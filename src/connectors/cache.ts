@@ -10,7 +10,7 @@ import type { Metrics } from "../metrics.js";
 import type { BudgetLimits } from "./budget.js";
 import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
-import { GuardedConnector } from "./guarded.js";
+import { GuardedConnector, type Successor } from "./guarded.js";
 import type { PoolOptions } from "./open.js";
 import { SchemaMemory, type SchemaMemoryLimits } from "./schema-memory.js";
 import { SharedBudgets } from "./shared-budgets.js";
@@ -42,16 +42,13 @@ export interface ConnectorCacheOptions {
   schemaMemory?: SchemaMemoryLimits;
 }
 
-/** Finds a connection's connector again (see get). */
-type Reopen = () => Promise<GuardedConnector>;
-
 export class ConnectorCache {
   /** Insertion order is recency order: a hit moves its entry to the end. */
   private readonly entries = new Map<number, Promise<GuardedConnector>>();
   /** What each entry was opened for: its owner (for the share one user may hold), target
    * (to tell whether the connection changed since: suspectAll) and what takes over from it
    * once it is let go of (see drop). */
-  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget; successor: Reopen }>();
+  private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget; successor: Successor }>();
   /** Targets being loaded on a miss, per connection (see get). */
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
   /** The entries that may be out of date (suspectAll). */
@@ -109,7 +106,7 @@ export class ConnectorCache {
    * `reopen` finds the connection's connector as the opener would (saved-connection.ts: checked
    * against its connection if suspect): what runs the statements asked of one let go of, from
    * then on (default: get it here again). */
-  get(connectionId: number, ownerId: number, loadTarget: () => Promise<ConnectionTarget>, reopen?: Reopen): Promise<GuardedConnector> {
+  get(connectionId: number, ownerId: number, loadTarget: () => Promise<ConnectionTarget>, reopen?: Successor): Promise<GuardedConnector> {
     const cached = this.touch(connectionId);
     if (cached) return cached;
     // An eviction during the load (the connection updated, say) makes what was loaded stale.
@@ -139,7 +136,7 @@ export class ConnectorCache {
     return cached;
   }
 
-  private open(connectionId: number, ownerId: number, target: ConnectionTarget, successor: Reopen): Promise<GuardedConnector> {
+  private open(connectionId: number, ownerId: number, target: ConnectionTarget, successor: Successor): Promise<GuardedConnector> {
     const opening = (async () => {
       // Resolved once, at open: a connector keeps its budget for as long as it lives.
       const key = await targetKey(target);
@@ -271,7 +268,7 @@ export class ConnectorCache {
    * its running statements end, and lets go of its budgets; those statements keep their slots
    * until they end. What is asked of it later runs on `successor` (none: refused, as Pulse is
    * shutting down). */
-  private async closeQuietly(entry: Promise<GuardedConnector>, successor?: () => Promise<GuardedConnector>) {
+  private async closeQuietly(entry: Promise<GuardedConnector>, successor?: Successor) {
     let connector: GuardedConnector;
     try {
       connector = await entry;

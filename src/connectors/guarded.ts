@@ -31,6 +31,9 @@ export interface QueryOptions {
  * of the user's. */
 export const INTROSPECTION_SQL = "-- schema introspection (catalog statements)";
 
+/** Finds a connection's connector anew: what runs the statements asked of one let go of. */
+export type Successor = () => Promise<GuardedConnector>;
+
 export class GuardedConnector implements SchemaHolder {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
   /** The snapshot kept now, the bytes it is counted as, and its JSON once asked for. */
@@ -44,7 +47,7 @@ export class GuardedConnector implements SchemaHolder {
   private drained: (() => void) | undefined;
   private closing = false;
   /** Where what is asked of it runs once it is closing (see close). */
-  private successor: (() => Promise<GuardedConnector>) | undefined;
+  private successor: Successor | undefined;
 
   constructor(
     readonly connectionId: number,
@@ -297,7 +300,7 @@ export class GuardedConnector implements SchemaHolder {
    * on (by an agent or a check run holding it between statements) runs on `successor`: the
    * connection's connector now, opened anew for its current target, or a 404 once the
    * connection is deleted. None: refused as unavailable (Pulse shutting down). */
-  async close(successor?: () => Promise<GuardedConnector>): Promise<void> {
+  async close(successor?: Successor): Promise<void> {
     this.successor = successor;
     this.closing = true;
     this.kept = undefined;
