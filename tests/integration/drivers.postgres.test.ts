@@ -405,6 +405,7 @@ describe("connections", () => {
   });
 
   it("gives up on a server that stops answering mid-query, shortly after the query's timeout", async () => {
+    const before = await pulseConnections();
     const proxy = await freezableProxy(SERVER.port);
     const viaProxy = await createPostgresDriver(target({ port: proxy.port }), { ...POOL, maxConnections: 1 });
     try {
@@ -421,6 +422,8 @@ describe("connections", () => {
       await viaProxy.close();
       await proxy.close();
     }
+    // The server notices the cut socket a moment later; the next tests count from here.
+    expect(await eventually(async () => (await pulseConnections()) === before)).toBe(true);
   });
 
   it("counts its pooled connections and leaves the server at its baseline after close", async () => {
