@@ -3,6 +3,7 @@
 
 import { runAgent, turnForHistory, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { modelServerOf } from "../../agents/model.js";
+import type { Grant } from "../auth/grants.js";
 import { cancelledError } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
@@ -67,7 +68,7 @@ const valueOf = <T>(outcome: PromiseSettledResult<T>): T => {
 export async function ask(
   deps: Deps,
   /** `kind: "key"`: an API key, whose conversations are its own (see historyKey). */
-  auth: { userId: number; sessionId: string; kind?: "login" | "key" },
+  auth: { userId: number; sessionId: string; kind?: "login" | "key"; grant: Grant },
   input: AskInput,
   /** `caughtUp`: see AgentRunInput (an event stream's client). */
   options: { onEvent?: (event: AgentEvent) => void; caughtUp?: () => Promise<void>; signal?: AbortSignal } = {},
@@ -141,7 +142,7 @@ export async function ask(
       caughtUp: options.caughtUp,
       prompts: deps.prompts,
       modelCalls: deps.metrics.model,
-      healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, connector, [sql]),
+      healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, auth.grant, connector, [sql]),
     });
   } catch (err) {
     if (deadline.aborted) {
@@ -161,7 +162,7 @@ export async function ask(
   const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId };
   await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
-  const health = await alertsOnTablesRead(deps, auth.userId, connector, ran);
+  const health = await alertsOnTablesRead(deps, auth.userId, auth.grant, connector, ran);
   return {
     answer: outcome.answer,
     sql: outcome.sql,

@@ -1,6 +1,7 @@
 // Direct SQL (seed 000): one read-only statement through the user's guarded connector, on a
 // given connection or the session's connected one, with the open alerts on the tables it read.
 
+import type { Grant } from "../auth/grants.js";
 import type { QueryResult } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
@@ -8,6 +9,8 @@ import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
 export interface QueryRequest {
   sql: string;
+  /** The credential's: which connections' alerts the answer's health may show. */
+  grant: Grant;
   connectionId?: number | undefined;
   /** The session whose database to use when no connection is named (default: the token's). */
   sessionId?: string | undefined;
@@ -32,6 +35,6 @@ export async function runQuery(deps: Deps, userId: number, tokenSessionId: strin
   }
   const connector = await workingConnector(deps, userId, connectionId, request.connectionId === undefined);
   const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query", signal: request.signal });
-  const health = await alertsOnTablesRead(deps, userId, connector, [request.sql]);
+  const health = await alertsOnTablesRead(deps, userId, request.grant, connector, [request.sql]);
   return { result, health, connectionId };
 }

@@ -4,6 +4,8 @@
 
 import { createLRU } from "lru.min";
 
+import { mayReach, type Grant } from "../auth/grants.js";
+
 import type { TableRef } from "../connectors/guard/tables-read.js";
 import { tablesRead } from "../connectors/guard/tables-read.js";
 import type { GuardedConnector } from "../connectors/guarded.js";
@@ -160,10 +162,15 @@ const reads = (dialect: Dialect, refs: readonly TableRef[], on: AlertOnTable) =>
  * parse per statement (cached too), and for an alert on a table of a name read through another
  * connection, which database that one reaches (cached a minute). Waits at most
  * HEALTH_READ_WAIT_MS in all; empty, and logged, when the metadata store cannot be read.
+ *
+ * Only alerts of tables monitored through connections `grant` may reach: an API key limited to
+ * some connections is not told of another's tables, checks or measured values (whatever its
+ * scopes: the alert is about rows it just read, which is what `query` and `ask` are for).
  */
 export async function alertsOnTablesRead(
   deps: Deps,
   userId: number,
+  grant: Grant,
   connector: Pick<GuardedConnector, "connectionId" | "dialect" | "targetKey">,
   statements: readonly string[],
 ): Promise<TableAlert[]> {
@@ -182,7 +189,7 @@ export async function alertsOnTablesRead(
   const refs = statements.flatMap((sql) => tablesRead(connector.dialect, sql) ?? []);
   // The tables read first: which database another connection reaches is looked up only for
   // alerts on a table of the same name.
-  const onTablesRead = active.filter((on) => reads(connector.dialect, refs, on));
+  const onTablesRead = active.filter((on) => mayReach(grant, on.connectionId) && reads(connector.dialect, refs, on));
   if (onTablesRead.length === 0) return [];
   const now = deps.monitoring.now();
   const onDatabase = await alertsOnDatabaseOf(deps, userId, connector, onTablesRead, deadline);

@@ -455,13 +455,14 @@ describe("POST /mcp authentication", () => {
   });
 });
 
+async function createKey(token: string, json: Record<string, unknown>) {
+  const res = await h.call("POST", "/api/keys", { token, json: { name: "mcp client", ...json } });
+  expect(res.status, res.text).toBe(201);
+  return res.body as { id: number; key: string };
+}
+
 describe("POST /mcp with API keys", () => {
   const sql = "SELECT Name FROM Artist ORDER BY ArtistId LIMIT 1";
-  async function createKey(token: string, json: Record<string, unknown>) {
-    const res = await h.call("POST", "/api/keys", { token, json: { name: "mcp client", ...json } });
-    expect(res.status, res.text).toBe(201);
-    return res.body as { id: number; key: string };
-  }
   /** The raw status of a tools/list with `key`: refusals of the credential are HTTP 401s, before MCP. */
   const statusWith = async (url: string, key: string) =>
     (
@@ -730,9 +731,19 @@ describe("health-aware results", () => {
       return res.body.health;
     };
 
-    expect(await healthVia(user.token, reading)).toEqual([expect.objectContaining({ table: "Artist", table_id: table.id, check: "custom_sql:rows", status: "open" })]);
+    const alerted = [expect.objectContaining({ table: "Artist", table_id: table.id, check: "custom_sql:rows", status: "open" })];
+    expect(await healthVia(user.token, reading)).toEqual(alerted);
     expect(await healthVia(user.token, copy)).toEqual([]);
     // Another user reading the same file is not told of this user's monitoring.
     expect(await healthVia(stranger.token, theirs)).toEqual([]);
+    // Nor is a key of this user's limited to the reading connection: the alert, its check and
+    // what it measured are the monitoring connection's (which may read more than this one).
+    const readingOnly = await createKey(user.token, { scopes: ["query"], connection_ids: [reading] });
+    expect(await healthVia(readingOnly.key, reading)).toEqual([]);
+    const both = await createKey(user.token, { scopes: ["query"], connection_ids: [reading, monitoring.id] });
+    expect(await healthVia(both.key, reading)).toEqual(alerted);
+    const client = await mcpClient(readingOnly.key);
+    expect(structured(await call(client, "run_query", { connection_id: reading, sql })).health).toEqual([]);
+    await client.close();
   });
 });

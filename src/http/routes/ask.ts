@@ -9,7 +9,7 @@ import type { AgentEvent } from "../../../agents/graph.js";
 import type { Deps } from "../../deps.js";
 import { DomainError } from "../../errors.js";
 import { ask, type AskInput } from "../../services/ask.js";
-import { requireScope } from "../../auth/grants.js";
+import { requireScope, type Grant } from "../../auth/grants.js";
 import type { AppEnv, AuthContext } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { errorBody, statusOf } from "../errors.js";
@@ -120,7 +120,7 @@ const route = createRoute({
 export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
-    const auth = c.get("auth");
+    const auth = { ...c.get("auth"), grant: c.get("grant") };
     // The session's connection: a key's own session is only ever connected to a connection it
     // may reach (see sessions.ts).
     requireScope(c.get("grant"), "ask");
@@ -150,7 +150,7 @@ function logModelFailure(c: Context<AppEnv>, err: unknown) {
  * dead model server, no model, a foreign session) answers its real status as JSON; after the
  * first byte, a failure is an `error` event with the same detail and status, then `done`.
  */
-async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext, input: AskInput, release: () => void) {
+async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { grant: Grant }, input: AskInput, release: () => void) {
   const abort = new AbortController();
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
   const early: AgentEvent[] = [];

@@ -134,6 +134,7 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
       requireScope(c.get("grant"), "query", body.connection_id);
       const answer = await runQuery(deps, auth.userId, auth.sessionId, {
         sql: body.sql,
+        grant: c.get("grant"),
         connectionId: body.connection_id,
         sessionId: requestedSession(auth, body.session_id),
         maxRows: body.max_rows,
@@ -152,6 +153,7 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
       const body = await jsonBodyOf(c, ConnectionQueryBody);
       const answer = await runQuery(deps, userId, sessionId, {
         sql: body.sql,
+        grant: c.get("grant"),
         connectionId,
         maxRows: body.max_rows,
         timeoutMs: body.timeout_ms,

@@ -35,7 +35,7 @@ export function registerAskTool(server: McpServer, deps: Deps) {
         const release = deps.askTurns.take(caller.userId);
         const answer = await ask(
           deps,
-          { userId: caller.userId, sessionId: caller.sessionId, kind: caller.kind },
+          { userId: caller.userId, sessionId: caller.sessionId, kind: caller.kind, grant: caller.grant },
           { question: args.question, connection_id: args.connection_id, thread_id: args.thread_id ?? `mcp-${randomUUID()}` },
           { signal: extra.signal },
         ).finally(release);

@@ -41,6 +41,7 @@ export function registerQueryTool(server: McpServer, deps: Deps) {
         const maxRows = args.max_rows ?? DEFAULT_MCP_ROWS;
         const { result, health } = await runQuery(deps, caller.userId, caller.sessionId, {
           sql: args.sql,
+          grant: caller.grant,
           connectionId: args.connection_id,
           maxRows,
           timeoutMs: args.timeout_ms,
