@@ -181,8 +181,10 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       // Checks of one key at once share one read, and count (at most) once.
       let reading = readings.get(secretHash);
       if (!reading) {
-        reading = readKey(secretHash, gate).finally(() => readings.delete(secretHash));
-        readings.set(secretHash, reading);
+        const pending: Promise<VerifiedKey> = readKey(secretHash, gate).finally(() => {
+          if (readings.get(secretHash) === pending) readings.delete(secretHash);
+        });
+        readings.set(secretHash, (reading = pending));
       }
       return reading;
     },
@@ -196,6 +198,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
     forget(revocation) {
       revocationsSeen++;
+      // A check from now on must not join a read that may have seen the key before it went.
+      readings.clear();
       if (revocation === "everything") {
         entries.clear();
         return;

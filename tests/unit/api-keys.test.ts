@@ -202,6 +202,21 @@ describe("createApiKeyVerifier", () => {
     expect(t.verifier.cached(secret, t.now())).toBeUndefined();
   });
 
+  it("does not let a check made after a revocation join a read that began before it", async () => {
+    const t = setup();
+    const { secret, row } = t.addKey();
+    const release = t.holdReads();
+    const before = t.verifier.verify(secret, OPEN);
+    await vi.waitFor(() => expect(t.reads()).toBe(1)); // it has read the key as it stood
+    t.rows.delete(row.secretHash);
+    t.verifier.forget({ keyId: row.id });
+    const after = t.verifier.verify(secret, OPEN);
+    release();
+    await expect(before).resolves.toBeDefined();
+    await expect(after).rejects.toMatchObject({ code: "unauthorized" });
+    expect(t.reads()).toBe(2);
+  });
+
   it("records a key's use at most once a minute", async () => {
     const t = setup();
     const { secret, row } = t.addKey();
