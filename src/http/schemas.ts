@@ -125,12 +125,16 @@ export const Instant = z.iso.datetime({ offset: true }).refine((value) => {
   return year >= 1 && year <= 9999;
 }, "must fall within years 1 to 9999 (UTC)");
 
+/** The last millisecond an Instant may name: the store refuses a later time (year 10000). */
+const LAST_MILLISECOND = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 /** The first millisecond at or after `instant` (an Instant's text): times are kept to the
- * millisecond, and new Date() drops finer digits, so `from=…33.1005Z` would take in 33.100. */
+ * millisecond, and new Date() drops finer digits, so `from=…33.1005Z` would take in 33.100.
+ * Past the last one there is none: the last stands for it (no time is kept that late). */
 export function millisecondAtOrAfter(instant: string): Date {
   const date = new Date(instant);
   const finer = /\.\d{3}(\d+)/.exec(instant)?.[1];
-  return finer && /[1-9]/.test(finer) ? new Date(date.getTime() + 1) : date;
+  return finer && /[1-9]/.test(finer) ? new Date(Math.min(date.getTime() + 1, LAST_MILLISECOND)) : date;
 }
 
 /** The ids of Pulse's own rows are PostgreSQL `integer`s: a larger one is invalid input (422),
