@@ -287,6 +287,13 @@ const MYSQL: readonly Row[] = [
   ["EXECUTE guard_s", "session_control", "cannot_stop", "would run the prepared DDL"],
   ["DEALLOCATE PREPARE guard_s", "session_control", "cannot_stop"],
   ["SHOW TABLES WHERE SLEEP(5) = 0", "unsupported_statement", "cannot_stop"],
+  // What an earlier statement left on the pooled connection, maybe another user's.
+  ["SHOW WARNINGS", "session_control", "cannot_stop", "the diagnostics of the connection's previous statement"],
+  ["SHOW ERRORS", "session_control", "cannot_stop"],
+  ["SHOW STATUS LIKE 'Last_query_cost'", "session_control", "cannot_stop", "the session's counters"],
+  ["SHOW LOCAL STATUS", "session_control", "cannot_stop"],
+  ["SELECT FOUND_ROWS()", "dangerous_function", "cannot_stop"],
+  ["SELECT ROW_COUNT() AS n", "dangerous_function", "cannot_stop"],
   // Dangerous functions, in every position.
   ["SELECT SLEEP(100)", "dangerous_function", "cannot_stop", "max_execution_time interrupts it"],
   ["SELECT BENCHMARK(100000000, MD5('x'))", "dangerous_function", "cannot_stop"],

@@ -183,6 +183,10 @@ const MYSQL: readonly DangerGroup[] = [
     names: ["last_insert_id"],
   },
   {
+    why: "it reads what the connection's previous statement left, which on Pulse's shared connections is not yours",
+    names: ["found_rows", "row_count"],
+  },
+  {
     why: "it advances or sets a MariaDB sequence, a write",
     names: ["nextval", "setval"],
   },

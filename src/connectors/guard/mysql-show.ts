@@ -29,14 +29,15 @@ const SHOW_FORMS: readonly string[] = [
   "SHOW TRIGGERS $from $like",
   "SHOW EVENTS $from $like",
   "SHOW CREATE TABLE|VIEW|DATABASE|SCHEMA|PROCEDURE|FUNCTION|TRIGGER|EVENT $name",
-  "SHOW GLOBAL|SESSION|LOCAL? VARIABLES|STATUS $like",
+  "SHOW GLOBAL|SESSION|LOCAL? VARIABLES $like",
+  "SHOW GLOBAL STATUS $like",
   "SHOW PROCEDURE|FUNCTION STATUS $like",
   "SHOW FULL? PROCESSLIST",
   "SHOW STORAGE? ENGINES",
   "SHOW ENGINE INNODB STATUS",
   "SHOW CHARACTER SET $like",
   "SHOW CHARSET|COLLATION $like",
-  "SHOW PLUGINS|PRIVILEGES|GRANTS|WARNINGS|ERRORS",
+  "SHOW PLUGINS|PRIVILEGES|GRANTS",
   "SHOW MASTER|REPLICA|SLAVE STATUS",
   "SHOW ALL REPLICAS|SLAVES STATUS",
   "SHOW BINARY LOG STATUS",
@@ -45,6 +46,12 @@ const SHOW_FORMS: readonly string[] = [
 ];
 
 const COMPILED_FORMS = SHOW_FORMS.map((form) => form.split(" "));
+
+/** Forms that read what earlier statements left on the connection (the diagnostics area, the
+ * session's counters): Pulse's pooled connections carry other statements between a user's, other
+ * users' among them (saved connections to one database share a pool), so these would show one
+ * user another's literals, row values and table names. */
+const LEFT_BY_EARLIER_FORMS = ["SHOW WARNINGS|ERRORS", "SHOW SESSION|LOCAL? STATUS $like"].map((form) => form.split(" "));
 
 /** Leading keywords of statements the parser rejects but whose nature we know. */
 const KNOWN_REFUSALS: ReadonlyMap<string, GuardRule> = new Map<string, GuardRule>([
@@ -152,6 +159,12 @@ export function classifyUnparsedMysql(sql: string, parseError: Refusal): GuardVe
   if (first === "SHOW" || first === "DESCRIBE" || first === "DESC" || first === "EXPLAIN") {
     const form = COMPILED_FORMS.find((candidate) => matchForm(candidate, tokens));
     if (form) return accept(form[0] === "SHOW" ? "show" : "describe");
+    if (LEFT_BY_EARLIER_FORMS.some((candidate) => matchForm(candidate, tokens))) {
+      return refuse(
+        "session_control",
+        "This SHOW reads what earlier statements left on the connection, which Pulse shares between statements (and users): it would not describe yours. Use SHOW GLOBAL STATUS for the server's counters.",
+      );
+    }
     if (first === "SHOW") {
       return refuse(
         "unsupported_statement",
