@@ -106,7 +106,8 @@ const envSchema = z.object({
   USER_MAX_CONCURRENCY: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(8)),
   USER_MAX_WAITING: z.preprocess(emptyAsUndefined, intIn(0, 10_000).default(32)),
   USER_QUERIES_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 10_000_000).default(1200)),
-  CONNECTION_POOL_SIZE: z.preprocess(emptyAsUndefined, intIn(1, 100).default(4)),
+  // Default: CONNECTION_MAX_CONCURRENCY (see loadConfig).
+  CONNECTION_POOL_SIZE: z.preprocess(emptyAsUndefined, intIn(1, 1000).optional()),
   CONNECTOR_CACHE_MAX: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(200)),
   CONNECTOR_IDLE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(300)),
   SCHEMA_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(65_536, 1024 * 1024 * 1024).default(32 * 1024 * 1024)),
@@ -382,6 +383,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     // Node refuses a server whose headers may take longer than the whole request.
     throw new ConfigError([`HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS})`]);
   }
+  // A pool's sockets beside monitoring's are what the database's interactive budget lets run at
+  // once in an instance (at most all of it): fewer, and those statements would queue for a
+  // socket ahead of monitoring's checks, which must not wait behind other users' reads.
+  if (e.CONNECTION_POOL_SIZE !== undefined && e.CONNECTION_POOL_SIZE < e.CONNECTION_MAX_CONCURRENCY) {
+    throw new ConfigError([
+      `CONNECTION_POOL_SIZE: must be at least CONNECTION_MAX_CONCURRENCY (${e.CONNECTION_MAX_CONCURRENCY}); to hold fewer connections to a database, lower CONNECTION_MAX_CONCURRENCY`,
+    ]);
+  }
+
   const dataDir = path.resolve(e.DATA_DIR);
   const needGenerated = !e.JWT_SECRET || !e.SECRETS_KEY;
   if (options.existingStore) {
@@ -459,7 +469,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       checkRunsPerHour: e.USER_MAX_CHECK_RUNS_PER_HOUR,
     },
     connectors: {
-      poolSize: e.CONNECTION_POOL_SIZE,
+      poolSize: e.CONNECTION_POOL_SIZE ?? e.CONNECTION_MAX_CONCURRENCY,
       cacheMax: e.CONNECTOR_CACHE_MAX,
       idleSeconds: e.CONNECTOR_IDLE_SECONDS,
       sqliteMemoryMb: e.SQLITE_MEMORY_MB,

@@ -69,7 +69,7 @@ export async function createConnectorCache(
       idleMs: config.connectors.idleSeconds * 1000,
       schemaMemory: { maxBytes: config.connectors.schemaMaxBytes, maxTotalBytes: config.connectors.schemaCacheMaxBytes },
       // Room for monitoring beside the interactive statements a database's budget lets run
-      // (CONNECTION_MAX_CONCURRENCY, the pool's default size): checks have a budget of their
+      // (CONNECTION_MAX_CONCURRENCY, at most the pool's size): checks have a budget of their
       // own, and must not wait for a socket behind other users' reads of a shared pool.
       pool: { maxConnections: config.connectors.poolSize + config.monitor.connectionConcurrency, idleTimeoutMs: 60_000, sqliteMemoryMb: config.connectors.sqliteMemoryMb },
       limits: config.query,

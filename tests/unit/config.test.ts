@@ -126,6 +126,15 @@ describe("loadConfig", () => {
     expect(loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_BYTES: "1000000", SCHEMA_CACHE_MAX_BYTES: "1000000" }).connectors.schemaMaxBytes).toBe(1_000_000);
   });
 
+  it("sizes pools for the statements a database's budget lets run, and refuses fewer sockets than that", () => {
+    expect(loadConfig({ DATA_DIR: tempDir() }).connectors.poolSize).toBe(4);
+    expect(loadConfig({ DATA_DIR: tempDir(), CONNECTION_MAX_CONCURRENCY: "12" }).connectors.poolSize).toBe(12);
+    expect(loadConfig({ DATA_DIR: tempDir(), CONNECTION_MAX_CONCURRENCY: "2", CONNECTION_POOL_SIZE: "6" }).connectors.poolSize).toBe(6);
+    // Fewer, and interactive reads would queue for a socket ahead of monitoring's checks.
+    const err = errorOf(() => loadConfig({ DATA_DIR: tempDir(), CONNECTION_POOL_SIZE: "1" }));
+    expect(err.message).toContain("CONNECTION_POOL_SIZE: must be at least CONNECTION_MAX_CONCURRENCY (4); to hold fewer connections to a database, lower CONNECTION_MAX_CONCURRENCY");
+  });
+
   it("refuses headers allowed longer than the whole request (Node would not start the server)", () => {
     const err = errorOf(() => loadConfig({ DATA_DIR: tempDir(), HTTP_HEADERS_TIMEOUT_MS: "30000", HTTP_REQUEST_TIMEOUT_MS: "20000" }));
     expect(err.message).toContain("HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (20000)");
