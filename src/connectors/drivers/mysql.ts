@@ -131,17 +131,35 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     );
   }
 
-  async function checkout(): Promise<PoolConnection> {
-    try {
-      return await pool.getConnection();
-    } catch (err) {
-      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
-    }
+  /** A pooled connection within `ms`: mysql2 has no bound on the wait for one, and those ahead
+   * may hold every socket for their whole timeout. One that comes free too late goes back. */
+  function checkout(ms: number): Promise<PoolConnection> {
+    return new Promise((resolve, reject) => {
+      let waiting = true;
+      const timer = setTimeout(() => {
+        waiting = false;
+        reject(new DomainError("query_timeout", `No connection to ${where} came free within ${ms} ms: statements ahead hold all ${opts.maxConnections}`, { timeout_ms: ms }));
+      }, ms);
+      pool.getConnection().then(
+        (conn) => {
+          if (!waiting) return conn.release();
+          waiting = false;
+          clearTimeout(timer);
+          resolve(conn);
+        },
+        (err: unknown) => {
+          if (!waiting) return;
+          waiting = false;
+          clearTimeout(timer);
+          reject(toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS));
+        },
+      );
+    });
   }
 
   async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
     const startedAt = performance.now();
-    const conn = await checkout();
+    const conn = await checkout(limits.timeoutMs);
     // One bound for the statement and the round trips around it, as PostgreSQL's pipeline has:
     // each with a bound of its own, a slow link made a request take four times its timeout.
     const deadline = performance.now() + limits.timeoutMs + BACKSTOP_GRACE_MS;
@@ -197,7 +215,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     // let go, until a new one says what is wrong (a dropped database fails to connect); past the
     // pool's size, a server that keeps saying so is taken at its word.
     for (let attempt = 0; ; attempt++) {
-      const conn = await checkout();
+      const conn = await checkout(OWN_STATEMENT_TIMEOUT_MS);
       let reusable = true;
       const sql = (text: string) => command(conn, text, OWN_STATEMENT_TIMEOUT_MS);
       try {
