@@ -4,7 +4,7 @@
 // they never block, and can never outlive, the service. sqlite.ts talks to this process over
 // the IPC channel with the small request/reply protocol below.
 
-import { statSync } from "node:fs";
+import { readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 
 import Database from "better-sqlite3";
 
@@ -15,6 +15,8 @@ import { driverMessage } from "./driver-message.js";
 import { introspect } from "./sqlite-introspect.js";
 
 export interface SqliteChildArgs {
+  /** Absolute and link-free, checked to be inside SQLITE_ROOT when the connection was opened
+   * (sqlite-path.ts): every open here holds the file to that. */
   filePath: string;
   /** What error messages may call the file: never the absolute server path. */
   displayName: string;
@@ -52,6 +54,13 @@ if (!send) throw new Error("sqlite-child.ts runs only as a child process with an
 const post = (reply: SqliteReply) => send(reply);
 const { filePath, displayName } = JSON.parse(process.argv[2] ?? "{}") as SqliteChildArgs;
 
+/** The file at the checked path is gone, or is no longer a regular file reached without links
+ * (declared before the first open, below, uses it). */
+class MovedAway extends Error {}
+
+const movedAwayMessage = () =>
+  `SQLite file "${displayName}" is no longer a file inside SQLITE_ROOT (a link or something else replaced it, or a directory on its path)`;
+
 // The service closing or gone: nothing else will ever ask this process anything.
 process.on("disconnect", () => process.exit(0));
 
@@ -67,7 +76,9 @@ if (db) {
       if (now === null) throw new DomainError("connection_failed", `SQLite file "${displayName}" no longer exists`);
       if (now !== opened) {
         const fresh = openReadOnly({ quiet: true });
-        if (!fresh) throw new DomainError("connection_failed", `SQLite file "${displayName}" was replaced by one that can not be opened`);
+        if (!fresh) {
+          throw new DomainError("connection_failed", stillTheCheckedFile() ? `SQLite file "${displayName}" was replaced by one that can not be opened` : movedAwayMessage());
+        }
         db!.close();
         [db, opened] = [fresh, now];
       }
@@ -122,7 +133,12 @@ function tooLargeError(error: unknown): { message: string; recycle: boolean } | 
 function openReadOnly(options: { quiet?: boolean } = {}): Database.Database | null {
   let opened: Database.Database | undefined;
   try {
+    // The path was checked once, but a directory on it or the file itself may since have been
+    // swapped for a link out of SQLITE_ROOT, or for a FIFO that would hold the open for ever.
+    if (!stillTheCheckedFile()) throw new MovedAway();
     opened = new Database(filePath, { readonly: true, fileMustExist: true });
+    // And swapped between that look and the open: what SQLite holds must be at the path.
+    if (!holdsTheCheckedFile()) throw new MovedAway();
     restoreSafety(opened);
     // Opening is lazy: reading the schema is what finds out the file is not a database.
     opened.prepare("SELECT count(*) FROM sqlite_schema").get();
@@ -134,7 +150,36 @@ function openReadOnly(options: { quiet?: boolean } = {}): Database.Database | nu
   }
 }
 
+function stillTheCheckedFile(): boolean {
+  try {
+    return realpathSync(filePath) === filePath && statSync(filePath).isFile();
+  } catch (error) {
+    // Gone: the open says so, in its own words.
+    return (error as NodeJS.ErrnoException).code === "ENOENT";
+  }
+}
+
+/** Whether the file this process has open is the one at `filePath` (Linux, where the service
+ * runs: each open descriptor names its file's path in /proc). Elsewhere, the look before the
+ * open is all there is. */
+function holdsTheCheckedFile(): boolean {
+  let descriptors: string[];
+  try {
+    descriptors = readdirSync("/proc/self/fd");
+  } catch {
+    return true;
+  }
+  return descriptors.some((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === filePath;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function openFailure(error: unknown): string {
+  if (error instanceof MovedAway) return movedAwayMessage();
   // SQLite's own messages may carry the absolute path; say what happened in our words.
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
   if (code === "SQLITE_NOTADB") return `"${displayName}" is not a SQLite database`;
