@@ -132,6 +132,18 @@ describe("timeout", () => {
     await driver.close();
     expect(driver.openConnections()).toBe(0);
   });
+
+  it("answers a statement waiting behind another within its own timeout, without running it", async () => {
+    const driver = await openDriver(copyChinook());
+    const ahead = driver.query(LONG_STEP, { ...LIMITS, timeoutMs: 1500 }).catch((e: unknown) => e);
+    const startedAt = performance.now();
+    const error: unknown = await driver.query("SELECT count(*) FROM Track", { ...LIMITS, timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "query_timeout", extra: { timeout_ms: 200 }, message: expect.stringContaining("waited 200 ms") });
+    expect(performance.now() - startedAt).toBeLessThan(1000);
+    expect(await ahead).toMatchObject({ code: "query_timeout", extra: { timeout_ms: 1500 } });
+    // The one given up was not run later either: the next statement is answered next.
+    expect(await driver.query("SELECT count(*) FROM Genre", LIMITS)).toMatchObject({ rows: [[25]] });
+  });
 });
 
 describe("read-only at the database alone (layer 2)", () => {

@@ -43,8 +43,11 @@ interface Pending {
   timeoutMs: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
-  /** Its caller went away while it waited for the process to start. */
+  /** Its caller went away, or its wait ran out, while it waited for the process to start. */
   cancelled?: boolean;
+  /** Ends its wait for the process (behind other statements, or for the file to open) after
+   * its own timeout: cleared once it runs, when the statement's own deadline takes over. */
+  waiting?: NodeJS.Timeout;
 }
 
 export async function createSqliteDriver(target: ConnectionTarget, opts: SqliteDriverOptions = {}): Promise<DialectDriver> {
@@ -64,6 +67,10 @@ function safeName(target: ConnectionTarget): string {
 const closedError = () => new DomainError("connection_failed", "The SQLite connection was closed");
 const timeoutError = (timeoutMs: number) =>
   new DomainError("query_timeout", `The query ran longer than ${timeoutMs} ms and was stopped`, { timeout_ms: timeoutMs });
+const waitedTooLongError = (timeoutMs: number) =>
+  new DomainError("query_timeout", `The query waited ${timeoutMs} ms for this SQLite file's connection (busy with other statements, or the file slow to open) and was not run`, {
+    timeout_ms: timeoutMs,
+  });
 
 class SqliteDriver implements DialectDriver {
   readonly dialect = "sqlite" as const;
@@ -145,7 +152,10 @@ class SqliteDriver implements DialectDriver {
     if (signal?.aborted) return Promise.reject(cancelledError());
     return new Promise((resolve, reject) => {
       const cancel = () => this.cancel(pending);
-      const settled = () => signal?.removeEventListener("abort", cancel);
+      const settled = () => {
+        clearTimeout(pending.waiting);
+        signal?.removeEventListener("abort", cancel);
+      };
       const pending: Pending = {
         request,
         timeoutMs,
@@ -153,6 +163,7 @@ class SqliteDriver implements DialectDriver {
         reject: (error) => (settled(), reject(error)),
       };
       signal?.addEventListener("abort", cancel, { once: true });
+      pending.waiting = setTimeout(() => this.giveUp(pending), timeoutMs + DEADLINE_GRACE_MS);
       this.queue.push(pending);
       this.clearIdleTimer();
       void this.pump();
@@ -173,6 +184,15 @@ class SqliteDriver implements DialectDriver {
     }
   }
 
+  /** Its wait for the process ran out: answered, and skipped if its process then starts. */
+  private giveUp(pending: Pending): void {
+    if (this.running?.pending === pending) return;
+    pending.cancelled = true;
+    pending.reject(waitedTooLongError(pending.timeoutMs));
+    const queued = this.queue.indexOf(pending);
+    if (queued >= 0) this.queue.splice(queued, 1);
+  }
+
   /** Starts the next queued request when the process is free: one statement at a time. */
   private async pump(): Promise<void> {
     if (this.running || this.dispatching || this.closing) return;
@@ -190,6 +210,7 @@ class SqliteDriver implements DialectDriver {
     this.dispatching = false;
     if (this.closing) return pending.reject(closedError());
     if (pending.cancelled) return this.pump();
+    clearTimeout(pending.waiting);
     const id = this.nextId++;
     const timer = setTimeout(() => this.timeOut(), pending.timeoutMs + DEADLINE_GRACE_MS);
     this.running = { pending, id, proc, timer };
