@@ -404,6 +404,25 @@ describe("connections", () => {
     }
   });
 
+  it("gives up waiting for a free connection within the statement's timeout, and hands the late one back", async () => {
+    const pool = await createPostgresDriver(target(), { ...POOL, maxConnections: 1 });
+    try {
+      const holding = pool.query("SELECT pg_sleep(1.5)::text AS slept", LIMITS);
+      const startedAt = Date.now();
+      const err = await failure(pool.query("SELECT 1 AS one", { ...LIMITS, timeoutMs: 300 }));
+      const elapsed = Date.now() - startedAt;
+      expect(err).toMatchObject({ code: "query_timeout", message: `No connection to 127.0.0.1:${SERVER.port} came free within 300 ms: statements ahead hold all 1` });
+      expect(elapsed).toBeGreaterThanOrEqual(290);
+      expect(elapsed).toBeLessThan(1_200);
+      expect((await holding).rows).toEqual([[""]]);
+      // The connection the given-up wait would have had is back in the pool, for the next one.
+      expect((await pool.query("SELECT 2 AS two", LIMITS)).rows).toEqual([[2]]);
+      expect(pool.openConnections()).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it("gives up on a server that stops answering mid-query, shortly after the query's timeout", async () => {
     const before = await pulseConnections();
     const proxy = await freezableProxy(SERVER.port);

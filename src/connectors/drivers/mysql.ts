@@ -19,6 +19,7 @@ import type { PoolConnection } from "mysql2/promise";
 import { DomainError } from "../../errors.js";
 import { cancelledError, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
+import { connectionWithin } from "./pool-wait.js";
 import { isFatal, toDomainError } from "./mysql-errors.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
 import { streamOf, streamRows } from "./mysql-stream.js";
@@ -131,30 +132,12 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     );
   }
 
-  /** A pooled connection within `ms`: mysql2 has no bound on the wait for one, and those ahead
-   * may hold every socket for their whole timeout. One that comes free too late goes back. */
-  function checkout(ms: number): Promise<PoolConnection> {
-    return new Promise((resolve, reject) => {
-      let waiting = true;
-      const timer = setTimeout(() => {
-        waiting = false;
-        reject(new DomainError("query_timeout", `No connection to ${where} came free within ${ms} ms: statements ahead hold all ${opts.maxConnections}`, { timeout_ms: ms }));
-      }, ms);
-      pool.getConnection().then(
-        (conn) => {
-          if (!waiting) return conn.release();
-          waiting = false;
-          clearTimeout(timer);
-          resolve(conn);
-        },
-        (err: unknown) => {
-          if (!waiting) return;
-          waiting = false;
-          clearTimeout(timer);
-          reject(toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS));
-        },
-      );
-    });
+  async function checkout(ms: number): Promise<PoolConnection> {
+    try {
+      return await connectionWithin(() => pool.getConnection(), (conn) => conn.release(), ms, where, opts.maxConnections);
+    } catch (err) {
+      throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
+    }
   }
 
   async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {

@@ -11,6 +11,7 @@ import { driverMessage } from "./driver-message.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
 import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
+import { connectionWithin } from "./pool-wait.js";
 import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
 import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit, type WatchedStream } from "./wire-limit.js";
@@ -101,9 +102,9 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
 
   const typeNames = new Map(BUILTIN_TYPE_NAMES);
 
-  async function checkout(): Promise<PoolClient> {
+  async function checkout(ms: number): Promise<PoolClient> {
     try {
-      return await pool.connect();
+      return await connectionWithin(() => pool.connect(), (client) => client.release(), ms, where, opts.maxConnections);
     } catch (err) {
       throw failure(err, "checkout");
     }
@@ -126,7 +127,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
   /** One of the driver's own catalog statements, in the session's defaults (read-only, 30 s
    * timeout), with a client-side read timeout for a server that stopped answering. */
   async function ownQuery<T extends QueryResultRow>(text: string): Promise<{ rows: T[]; ms: number }> {
-    const client = await checkout();
+    const client = await checkout(OWN_STATEMENT_TIMEOUT_MS);
     let broken = false;
     try {
       const config: QueryConfig & { query_timeout: number } = {
@@ -146,7 +147,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
 
   async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
     const startedAt = performance.now();
-    const client = await checkout();
+    const client = await checkout(limits.timeoutMs);
     const collector = new RowCollector(limits);
     const statement = new ReadOnlyStatement(sql, limits.timeoutMs, limits.maxRows, limits.maxBytes, collector, textParserFor);
     let destroy = false;
