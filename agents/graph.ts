@@ -71,6 +71,8 @@ export interface RunAgentInput {
   modelCalls?: ModelCallCounts | undefined;
   /** Open alerts on the tables a statement read: the model is warned of them with its rows. */
   healthOf?: ((sql: string) => Promise<HealthWarning[]>) | undefined;
+  /** The API key the question came with, recorded with each statement in the audit trail. */
+  apiKeyId?: number | null | undefined;
 }
 
 export interface AgentResult {
@@ -310,6 +312,7 @@ export async function runAgent(model: ChatModel, input: RunAgentInput): Promise<
       onEvent: input.onEvent,
       signal: input.signal,
       healthOf: input.healthOf,
+      apiKeyId: input.apiKeyId,
     },
     maxSteps,
     timeoutMs: model.timeout ?? 60_000,

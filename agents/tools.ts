@@ -74,6 +74,8 @@ export interface ToolContext {
   signal?: AbortSignal | undefined;
   /** Open alerts on the tables a statement read (none when not given). */
   healthOf?: ((sql: string) => Promise<HealthWarning[]>) | undefined;
+  /** The API key the question came with, for the audit trail (none: a login's). */
+  apiKeyId?: number | null | undefined;
 }
 
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */
@@ -122,7 +124,7 @@ const describeTablesTool = defineTool({
     if (ctx.sampleValues === false || described.tables.length === 0) return cut(described.text);
     const shown = new Set(described.tables);
     const tables = ctx.index.tables.filter((t) => shown.has(t.name) && t.table.kind === "table").slice(0, SAMPLED_TABLES);
-    const samples = await Promise.all(tables.map((t) => sampleLine(ctx.connector, t.table, ctx.signal)));
+    const samples = await Promise.all(tables.map((t) => sampleLine(ctx, t.table)));
     const lines = tables.flatMap((t, i) => (samples[i] ? [`${t.name} sample values: ${samples[i]}`] : []));
     return cut([described.text, ...lines].join("\n"));
   },
@@ -140,7 +142,7 @@ const runQueryTool = defineTool({
     const shown = sql.length > ctx.connector.maxSqlChars ? cutText(sql, SHOWN_LONG_SQL_CHARS) : sql;
     emit({ type: "sql", sql: shown });
     try {
-      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask", signal: ctx.signal });
+      const result = await ctx.connector.query(sql, { maxRows: Math.max(ctx.apiMaxRows, ctx.maxRowsToModel), source: "ask", apiKeyId: ctx.apiKeyId, signal: ctx.signal });
       const kept = result.rows.slice(0, ctx.apiMaxRows);
       const resultSet: ResultSet = {
         columns: result.columns.map((c) => c.name),
@@ -240,14 +242,14 @@ const quoteIdent = (dialect: Dialect, name: string) => (dialect === "mysql" ? `\
 
 /** Up to 3 distinct values of each text column from the table's first rows: one bounded,
  * guarded read that tells the model how values are spelled ("USA" or "United States"). */
-async function sampleLine(connector: GuardedConnector, table: TableSchema, signal: AbortSignal | undefined): Promise<string | null> {
+async function sampleLine({ connector, signal, apiKeyId }: ToolContext, table: TableSchema): Promise<string | null> {
   const columns = table.columns.filter((c) => TEXT_TYPE.test(c.type)).slice(0, SAMPLED_COLUMNS);
   if (columns.length === 0) return null;
   const dialect = connector.dialect;
   const from = table.schema ? `${quoteIdent(dialect, table.schema)}.${quoteIdent(dialect, table.name)}` : quoteIdent(dialect, table.name);
   const sql = `SELECT ${columns.map((c) => quoteIdent(dialect, c.name)).join(", ")} FROM ${from} LIMIT 20`;
   try {
-    const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000, source: "ask", signal });
+    const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000, source: "ask", apiKeyId, signal });
     const parts = columns.map((c, i) => {
       const values = [...new Set(result.rows.map((r) => r[i]).filter((v): v is string => typeof v === "string"))].slice(0, 3);
       return values.length ? `${c.name}: ${values.map((v) => `'${v.slice(0, 40).replace(/\r?\n/g, " ")}'`).join(", ")}` : null;

@@ -10,6 +10,7 @@ export interface PublicAuditRecord {
   user_id: number;
   connection_id: number;
   source: AuditRecordRow["source"];
+  api_key_id: number | null;
   sql: string;
   sql_length: number;
   sql_truncated: boolean;
@@ -27,6 +28,7 @@ const publicRecord = (row: AuditRecordRow): PublicAuditRecord => ({
   user_id: row.ownerId,
   connection_id: row.connectionId,
   source: row.source,
+  api_key_id: row.apiKeyId,
   sql: row.sql,
   sql_length: row.sqlLength,
   sql_truncated: row.sqlLength > row.sql.length,

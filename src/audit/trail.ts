@@ -213,6 +213,7 @@ function auditRow(s: Pending): NewAuditRecord {
     ownerId: s.ownerId,
     connectionId: s.connectionId,
     source: s.source,
+    apiKeyId: s.apiKeyId,
     // PostgreSQL text cannot hold NUL: a statement carrying one must not poison its batch.
     sql: s.sql.includes("\0") ? s.sql.replaceAll("\0", "\uFFFD") : s.sql,
     sqlLength: s.whole?.length ?? s.sql.length,

@@ -64,8 +64,8 @@ export function newKeySecret(): NewKeySecret {
   return { secret, secretHash: hashApiKey(secret), prefix: secret.slice(0, SHOWN_START), lastFour: secret.slice(-SHOWN_END) };
 }
 
-export function grantOf(row: Pick<ApiKeyRow, "scopes" | "connectionIds">): Grant {
-  return Object.freeze({ scopes: new Set(row.scopes), connectionIds: row.connectionIds ? new Set(row.connectionIds) : "all" });
+export function grantOf(row: Pick<ApiKeyRow, "id" | "scopes" | "connectionIds">): Grant {
+  return Object.freeze({ scopes: new Set(row.scopes), connectionIds: row.connectionIds ? new Set(row.connectionIds) : "all", apiKeyId: row.id });
 }
 
 /** Bounds the store reads a client can cause with keys the store does not know (random guesses

@@ -11,10 +11,13 @@ export interface Grant {
   scopes: ReadonlySet<Scope> | "all";
   /** The connections the credential may reach; "all" for every connection of its user. */
   connectionIds: ReadonlySet<number> | "all";
+  /** The API key the credential is (null: a login), which the audit trail records with each
+   * statement the credential sends. */
+  apiKeyId: number | null;
 }
 
 /** A user's own login: ownership checks in the services still apply. */
-export const FULL_GRANT: Grant = Object.freeze({ scopes: "all", connectionIds: "all" });
+export const FULL_GRANT: Grant = Object.freeze({ scopes: "all", connectionIds: "all", apiKeyId: null });
 
 /** Throws 403 unless `grant` allows `scope` (and, when given, reaching `connectionId`). */
 export function requireScope(grant: Grant, scope: Scope, connectionId?: number): void {

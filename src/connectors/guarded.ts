@@ -19,8 +19,10 @@ export interface QueryOptions {
   /** Monitoring passes its own, stricter budget; interactive callers share the default one
    * (their user's, then their target database's). */
   budget?: StatementBudget | undefined;
-  /** Who asks, for the audit trail (default: a direct query). */
+  /** Who asks, for the audit trail (default: a direct query)... */
   source?: StatementSource | undefined;
+  /** ...and with which API key (default: none, a login's or Pulse's own). */
+  apiKeyId?: number | null | undefined;
   /** Aborted when the caller goes away (a client hanging up, an /ask past its time): the
    * statement is stopped at the database rather than run on to its timeout, holding one of
    * the database's few slots (QueryLimits.signal). */
@@ -128,13 +130,13 @@ export class GuardedConnector implements SchemaHolder {
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);
       this.counts?.ok();
-      this.record(options.source ?? "query", asked, started, result.row_count);
+      this.record(options.source ?? "query", options.apiKeyId ?? null, asked, started, result.row_count);
       return result;
     } catch (err) {
       // SQLite's legacy strings are retried as a new text, which is counted and recorded then.
       if (!(err instanceof LegacyStringsError)) {
         this.counts?.failed(err);
-        this.record(options.source ?? "query", asked, started, null, err);
+        this.record(options.source ?? "query", options.apiKeyId ?? null, asked, started, null, err);
       }
       throw err;
     } finally {
@@ -147,10 +149,10 @@ export class GuardedConnector implements SchemaHolder {
   }
 
   /** Hands the audit trail (if on) the outcome of a statement asked for at `started`. */
-  private record(source: StatementSource, sql: string, started: number, rowCount: number | null, error?: unknown) {
+  private record(source: StatementSource, apiKeyId: number | null, sql: string, started: number, rowCount: number | null, error?: unknown) {
     if (!this.recorder) return;
     const durationMs = performance.now() - started;
-    this.recorder.record({ connectionId: this.connectionId, ownerId: this.ownerId, source, sql, startedAt: Date.now() - durationMs, durationMs, rowCount, error });
+    this.recorder.record({ connectionId: this.connectionId, ownerId: this.ownerId, source, apiKeyId, sql, startedAt: Date.now() - durationMs, durationMs, rowCount, error });
   }
 
   /** The guard's verdict on `sql`, without running it (a monitoring check being saved). */
@@ -251,11 +253,11 @@ export class GuardedConnector implements SchemaHolder {
       release = await budget.enter();
       const snapshot = await this.driver.introspect();
       this.counts?.ok();
-      this.record("introspection", INTROSPECTION_SQL, started, snapshot.tables.length);
+      this.record("introspection", null, INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
     } catch (err) {
       this.counts?.failed(err);
-      this.record("introspection", INTROSPECTION_SQL, started, null, err);
+      this.record("introspection", null, INTROSPECTION_SQL, started, null, err);
       throw err;
     } finally {
       release?.();

@@ -10,6 +10,8 @@ export interface StatementRecord {
   connectionId: number;
   ownerId: number;
   source: StatementSource;
+  /** The API key that sent it; null for a login's, and for Pulse's own (monitoring, introspection). */
+  apiKeyId: number | null;
   sql: string;
   /** Epoch ms when it was asked for, before the guard and the budget. */
   startedAt: number;

@@ -143,6 +143,7 @@ export async function ask(
       prompts: deps.prompts,
       modelCalls: deps.metrics.model,
       healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, auth.grant, connector, [sql]),
+      apiKeyId: auth.grant.apiKeyId,
     });
   } catch (err) {
     if (deadline.aborted) {

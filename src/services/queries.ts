@@ -9,7 +9,8 @@ import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 
 export interface QueryRequest {
   sql: string;
-  /** The credential's: which connections' alerts the answer's health may show. */
+  /** The credential's: which connections' alerts the answer's health may show, and the API key
+   * (if it is one) the audit trail records. */
   grant: Grant;
   connectionId?: number | undefined;
   /** The session whose database to use when no connection is named (default: the token's). */
@@ -34,7 +35,7 @@ export async function runQuery(deps: Deps, userId: number, tokenSessionId: strin
     connectionId = connectedDb(session);
   }
   const connector = await workingConnector(deps, userId, connectionId, request.connectionId === undefined);
-  const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query", signal: request.signal });
+  const result = await connector.query(request.sql, { maxRows: request.maxRows, timeoutMs: request.timeoutMs, source: "query", apiKeyId: request.grant.apiKeyId, signal: request.signal });
   const health = await alertsOnTablesRead(deps, userId, request.grant, connector, [request.sql]);
   return { result, health, connectionId };
 }

@@ -9,7 +9,7 @@ import { auditRecords, auditWrites, type AuditRecordRow } from "./schema.js";
 
 export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
 
-const COLUMNS = ["at", "owner_id", "connection_id", "source", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "outcome", "error_code", "rule"] as const;
+const COLUMNS = ["at", "owner_id", "connection_id", "source", "api_key_id", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "outcome", "error_code", "rule"] as const;
 
 /** COPY's text format's NULL. */
 const NULL = "\\N";
@@ -50,7 +50,7 @@ export async function appendAuditRecords(store: Pick<Store, "copyRows">, records
   const iso = isoTimes();
   let rows = "";
   for (const r of records) {
-    rows += `${iso(r.at.getTime())}\t${r.ownerId}\t${r.connectionId}\t${copyText(r.source)}\t${copyText(r.sql)}\t${r.sqlLength}\t${copyText(r.sqlSha256)}\t${r.rowCount ?? NULL}\t${r.durationMs}\t${copyText(r.outcome)}\t${copyText(r.errorCode)}\t${copyText(r.rule)}\n`;
+    rows += `${iso(r.at.getTime())}\t${r.ownerId}\t${r.connectionId}\t${copyText(r.source)}\t${r.apiKeyId ?? NULL}\t${copyText(r.sql)}\t${r.sqlLength}\t${copyText(r.sqlSha256)}\t${r.rowCount ?? NULL}\t${r.durationMs}\t${copyText(r.outcome)}\t${copyText(r.errorCode)}\t${copyText(r.rule)}\n`;
   }
   await store.copyRows(
     "audit_records",
@@ -84,6 +84,7 @@ export interface AuditFilter {
   connectionId?: number | undefined;
   source?: AuditRecordRow["source"] | undefined;
   outcome?: AuditRecordRow["outcome"] | undefined;
+  apiKeyId?: number | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
   /** Only records after this one in page order (the previous page's last record's id). */
@@ -101,6 +102,8 @@ export function listAuditRecords(db: Db, filter: AuditFilter) {
   if (filter.outcome !== undefined) conditions.push(eq(auditRecords.outcome, filter.outcome));
   // Spelled out so that the partial outcome index, which holds no `ok` record, serves the rest.
   if (filter.outcome !== undefined && filter.outcome !== "ok") conditions.push(sql`${auditRecords.outcome} <> 'ok'`);
+  // (Equality implies IS NOT NULL to the planner, so the partial index serves it as written.)
+  if (filter.apiKeyId !== undefined) conditions.push(eq(auditRecords.apiKeyId, filter.apiKeyId));
   if (filter.from !== undefined) conditions.push(gte(auditRecords.at, filter.from));
   if (filter.to !== undefined) conditions.push(lte(auditRecords.at, filter.to));
   if (filter.before !== undefined) {

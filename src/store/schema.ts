@@ -280,6 +280,9 @@ export const auditRecords = pgTable(
     ownerId: integer("owner_id").notNull(),
     connectionId: integer("connection_id").notNull(),
     source: text("source", { enum: STATEMENT_SOURCES }).notNull(),
+    /** The API key that sent it (kept when the key is deleted: what a leaked key ran is what
+     * its records are for); null for a login's statements and Pulse's own. */
+    apiKeyId: integer("api_key_id"),
     /** The statement's first AUDIT_SQL_CHARS characters; `sqlLength` and `sqlSha256` tell
      * whether and what was cut (the hash only when it was). */
     sql: text("sql").notNull(),
@@ -304,6 +307,8 @@ export const auditRecords = pgTable(
     // With the owner: a filter on another user's connection finds nothing at once.
     index("audit_records_connection_idx").on(t.connectionId, t.ownerId, t.at),
     index("audit_records_outcome_idx").on(t.ownerId, t.outcome, t.at).where(sql`${t.outcome} <> 'ok'`),
+    // Partial, as the outcome one: a login's records (most) are not in it.
+    index("audit_records_api_key_idx").on(t.ownerId, t.apiKeyId, t.at).where(sql`${t.apiKeyId} IS NOT NULL`),
   ],
 );
 

@@ -44,7 +44,7 @@ const recordsOf = async (connectionId: number) =>
 
 const record = (connectionId: number, n: number) => {
   for (let i = 0; i < n; i++) {
-    trail.record({ connectionId, ownerId: 1, source: "query", sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
+    trail.record({ connectionId, ownerId: 1, source: "query", apiKeyId: null, sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
   }
 };
 
@@ -106,7 +106,7 @@ describe("an audit batch whose commit outlives the writer's wait for it", () => 
   });
 
   it("waits to learn whether it committed instead of writing its records again meanwhile", async () => {
-    for (let i = 0; i < 3; i++) slowTrail.record({ connectionId: 103, ownerId: 1, source: "query", sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
+    for (let i = 0; i < 3; i++) slowTrail.record({ connectionId: 103, ownerId: 1, source: "query", apiKeyId: null, sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
     expect(await slowTrail.flush()).toBe(false);
     // Until the commit is done, its outcome is unknown: the records wait.
     await slowTrail.flush();

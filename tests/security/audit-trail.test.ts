@@ -103,6 +103,36 @@ describe("what is recorded", () => {
     for (const record of records) expect(record).toMatchObject({ connection_id: id, source: "introspection", outcome: "ok", row_count: 1 });
   });
 
+  it("names the API key that sent a statement, filters by it, and keeps it once the key is deleted", async () => {
+    const user = await h.newConnectedUser();
+    const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
+    const created = await h.call("POST", "/api/keys", { token: user.token, json: { name: "script", scopes: ["query", "ask"] } });
+    expect(created.status, created.text).toBe(201);
+    const key = created.body as { id: number; key: string };
+    const run = (token: string, sql: string) => h.call("POST", `/databases/${connection.id}/query`, { token, json: { sql } });
+    expect((await run(key.key, "SELECT 1 AS by_key")).status).toBe(200);
+    expect((await run(user.token, "SELECT 2 AS by_login")).status).toBe(200);
+    expect((await h.call("POST", `/databases/connect_db/${connection.id}`, { token: key.key })).status).toBe(200);
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "SELECT 3 AS asked_by_key" } }] });
+    replies.push({ content: "3." });
+    expect((await h.call("POST", "/ask", { token: key.key, json: { question: "Three?" } })).status).toBe(200);
+    expect((await h.call("DELETE", `/api/keys/${key.id}`, { token: user.token })).status).toBe(204);
+
+    const { records } = await audit(user, "?source=query");
+    expect(records.map((r) => [r.sql, r.api_key_id])).toEqual([
+      ["SELECT 2 AS by_login", null],
+      ["SELECT 1 AS by_key", key.id],
+    ]);
+    const byKey = await audit(user, `?api_key_id=${key.id}`);
+    expect(byKey.records.map((r) => [r.source, r.sql])).toEqual([
+      ["ask", "SELECT 3 AS asked_by_key"],
+      ["query", "SELECT 1 AS by_key"],
+    ]);
+    // Another user naming this key finds none of it.
+    const stranger = await h.newUser();
+    expect((await audit(stranger, `?api_key_id=${key.id}`)).records).toEqual([]);
+  });
+
   it("records the statements of an /ask tool call, refused ones with their rule", async () => {
     const user = await h.newConnectedUser();
     replies.push({ toolCalls: [{ name: "run_query", args: { sql: "DROP TABLE Album" } }] });
@@ -266,12 +296,12 @@ describe("GET /api/audit", () => {
     // Not on the public list, so the document's default (bearer) applies.
     expect(get.security).toBeUndefined();
     expect(doc.security).toEqual([{ bearer: [] }]);
-    expect(get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(["connection_id", "cursor", "from", "limit", "outcome", "source", "to"]);
+    expect(get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(["api_key_id", "connection_id", "cursor", "from", "limit", "outcome", "source", "to"]);
   });
 });
 
 describe("the statements behind GET /api/audit", () => {
-  it("reach an owner's records by index in page order: their pages, a time window however far back, a connection's (even another user's) and the rare outcomes", async () => {
+  it("reach an owner's records by index in page order: their pages, a time window however far back, a connection's (even another user's), the rare outcomes and an API key's", async () => {
     const [alice, bob] = [await h.newUser(), await h.newUser()];
     const records = [alice, bob].flatMap((user, u) =>
       Array.from({ length: 3000 }, (_, i) =>
@@ -281,6 +311,7 @@ describe("the statements behind GET /api/audit", () => {
           connectionId: 900_000 + u * 10 + (i % 3),
           sql: `SELECT ${i}`,
           outcome: i % 100 === 0 ? "refused" : "ok",
+          apiKeyId: i % 50 === 0 ? 7 : null,
         }),
       ),
     );
@@ -316,6 +347,7 @@ describe("the statements behind GET /api/audit", () => {
       expect(othersConnection).toMatch(/"Index Cond":"\(\(connection_id = \d+\) AND \(owner_id = \d+\)\)"/);
       // Few enough here that the planner sorts them whole.
       expect(await plan({ ownerId: alice.id, outcome: "refused" })).toContain('"Index Name":"audit_records_outcome_idx"');
+      expect(await plan({ ownerId: alice.id, apiKeyId: 7 })).toContain('"Index Name":"audit_records_api_key_idx"');
     } finally {
       await client.end();
     }

@@ -1,5 +1,6 @@
 // GET /api/audit: the caller's own audit trail (every statement Pulse sent to their
-// databases), filtered by connection, source, outcome and time, newest first, keyset-paginated.
+// databases), filtered by connection, source, outcome, API key and time, newest first,
+// keyset-paginated.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
@@ -21,6 +22,9 @@ const AuditQuery = z
     connection_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).optional().openapi(queryParam("connection_id")),
     source: z.enum(STATEMENT_SOURCES).optional().openapi(queryParam("source")),
     outcome: z.enum(AUDIT_OUTCOMES).optional().openapi(queryParam("outcome")),
+    api_key_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID))
+      .optional()
+      .openapi({ ...queryParam("api_key_id"), description: "Only the statements this API key sent (a deleted key's too)" }),
     from: Instant.optional().openapi({ ...queryParam("from"), description: "At or after this time (ISO 8601)", example: "2030-01-01T00:00:00Z" }),
     to: Instant.optional().openapi({ ...queryParam("to"), description: "At or before this time (ISO 8601)" }),
     limit: wholeNumberText(z.number().int().min(1).max(MAX_LIMIT)).default(DEFAULT_LIMIT).openapi({ ...queryParam("limit"), description: `At most ${MAX_LIMIT}` }),
@@ -37,6 +41,7 @@ const AuditRecord = z
     user_id: z.number().int(),
     connection_id: z.number().int(),
     source: z.enum(STATEMENT_SOURCES),
+    api_key_id: z.number().int().nullable().openapi({ description: "The API key that sent it (query, ask); null for a login's statements and for monitoring and introspection" }),
     sql: z.string().openapi({ description: "The statement, cut to its first 4,096 characters" }),
     sql_length: z.number().int(),
     sql_truncated: z.boolean(),
@@ -63,6 +68,7 @@ const AuditPage = z
           user_id: 7,
           connection_id: 101,
           source: "query",
+          api_key_id: 3,
           sql: "SELECT track_id, name FROM track WHERE track_id = 42",
           sql_length: 52,
           sql_truncated: false,
@@ -96,6 +102,7 @@ export function mountAudit(app: OpenAPIHono<AppEnv>, deps: Deps) {
       connectionId: q.connection_id,
       source: q.source,
       outcome: q.outcome,
+      apiKeyId: q.api_key_id,
       from: q.from ? millisecondAtOrAfter(q.from) : undefined,
       // Dropping finer digits is right for an upper bound taken in.
       to: q.to ? new Date(q.to) : undefined,

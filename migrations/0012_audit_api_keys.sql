@@ -1,0 +1,2 @@
+ALTER TABLE "audit_records" ADD COLUMN "api_key_id" integer;--> statement-breakpoint
+CREATE INDEX "audit_records_api_key_idx" ON "audit_records" USING btree ("owner_id","api_key_id","at") WHERE "audit_records"."api_key_id" IS NOT NULL;
