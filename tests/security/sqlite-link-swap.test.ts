@@ -3,12 +3,14 @@
 // must not be read: every open of the file holds it to the checked path.
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setImmediate as turn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { createSqliteDriver } from "../../src/connectors/drivers/sqlite.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { uniqueName } from "../support/services.js";
 
@@ -82,5 +84,55 @@ describe("a SQLite file swapped after its connection was opened", () => {
     expect(res.status, res.text).toBe(400);
     expect(res.body.detail).toEqual(movedAway);
     expect(Date.now() - startedAt).toBeLessThan(5_000);
+  });
+});
+
+describe("a directory swapped back and forth under a SQLite file being read", () => {
+  it("never has its link's file read, whatever the timing of the swaps", async () => {
+    const root = realpathSync(mkdtempSync(path.join(tmpdir(), "pulse-swap-root-")));
+    const elsewhere = realpathSync(mkdtempSync(path.join(tmpdir(), "pulse-swap-out-")));
+    try {
+      mkdirSync(path.join(root, "swap"));
+      makeDb(path.join(root, "swap", "a.sqlite"), "t");
+      mkdirSync(path.join(elsewhere, "swap"));
+      const secret = new Database(path.join(elsewhere, "swap", "a.sqlite"));
+      secret.exec("CREATE TABLE t (v text); INSERT INTO t VALUES ('secret row')");
+      secret.close();
+      const [dir, aside, link] = [path.join(root, "swap"), path.join(root, "swap.orig"), path.join(root, "swap.link")];
+      symlinkSync(path.join(elsewhere, "swap"), link);
+      const filePath = path.join(dir, "a.sqlite");
+      const driver = await createSqliteDriver({ dialect: "sqlite", host: "", port: 0, database: "swap/a.sqlite", username: "", password: "", ssl: false, filePath, connectTimeoutMs: 10_000 });
+      let swapping = true;
+      const swapper = (async () => {
+        while (swapping) {
+          renameSync(dir, aside);
+          renameSync(link, dir);
+          await turn();
+          renameSync(dir, link);
+          renameSync(aside, dir);
+          await turn();
+        }
+      })();
+      const seen = new Map<string, number>();
+      const until = Date.now() + 2_000;
+      try {
+        while (Date.now() < until) {
+          const answer = await driver.query("SELECT v FROM t", { maxRows: 10, maxBytes: 10_000, timeoutMs: 2_000 }).then(
+            (r) => String(r.rows[0]?.[0]),
+            (e: unknown) => (e as Error).message.replace(/^SQLite file "[^"]*" /, ""),
+          );
+          seen.set(answer, (seen.get(answer) ?? 0) + 1);
+        }
+      } finally {
+        swapping = false;
+        await swapper;
+        await driver.close();
+      }
+      expect([...seen.keys()]).not.toContain("secret row");
+      expect(seen.get("t row")).toBeGreaterThan(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });

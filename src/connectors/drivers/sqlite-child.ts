@@ -74,15 +74,17 @@ if (db) {
       // would otherwise be read from the old, deleted inode for as long as this process lives.
       const now = identityOf(filePath);
       if (now === null) throw new DomainError("connection_failed", `SQLite file "${displayName}" no longer exists`);
-      if (now !== opened) {
-        const fresh = openReadOnly({ quiet: true });
-        if (!fresh) {
+      if (now !== opened || !db) {
+        // Closed first: its descriptor, at the checked path again once a swap is undone, would
+        // pass the check of what the new open holds (holdsTheCheckedFile) for a file elsewhere.
+        db?.close();
+        db = openReadOnly({ quiet: true });
+        if (!db) {
           throw new DomainError("connection_failed", stillTheCheckedFile() ? `SQLite file "${displayName}" was replaced by one that can not be opened` : movedAwayMessage());
         }
-        db!.close();
-        [db, opened] = [fresh, now];
+        opened = now;
       }
-      return handle(db!, request);
+      return handle(db, request);
     })().then(
       (value) => post({ kind: "reply", id: request.id, ok: true, value }),
       (error: unknown) => post(failure(request.id, error)),
