@@ -19,7 +19,7 @@ import type { PoolConnection } from "mysql2/promise";
 import { DomainError } from "../../errors.js";
 import { cancelledError, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
-import { connectionWithin } from "./pool-wait.js";
+import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
 import { isFatal, toDomainError } from "./mysql-errors.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
 import { streamOf, streamRows } from "./mysql-stream.js";
@@ -132,9 +132,17 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     );
   }
 
+  const waitable: PoolToWaitOn<PoolConnection> = {
+    acquire: () => pool.getConnection(),
+    giveBack: (conn) => conn.release(),
+    full: () => internals._allConnections.length >= opts.maxConnections && internals._freeConnections.length === 0,
+    size: opts.maxConnections,
+    where,
+  };
+
   async function checkout(ms: number): Promise<PoolConnection> {
     try {
-      return await connectionWithin(() => pool.getConnection(), (conn) => conn.release(), ms, where, opts.maxConnections);
+      return await connectionWithin(waitable, ms);
     } catch (err) {
       throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
     }

@@ -11,7 +11,7 @@ import { driverMessage } from "./driver-message.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
 import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
-import { connectionWithin } from "./pool-wait.js";
+import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
 import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
 import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit, type WatchedStream } from "./wire-limit.js";
@@ -102,9 +102,18 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
 
   const typeNames = new Map(BUILTIN_TYPE_NAMES);
 
+  const waitable: PoolToWaitOn<PoolClient> = {
+    acquire: () => pool.connect(),
+    giveBack: (client) => client.release(),
+    // pg hands idle clients out a tick after connect(): those already asked for are not free.
+    full: () => pool.totalCount >= opts.maxConnections && pool.idleCount <= pool.waitingCount,
+    size: opts.maxConnections,
+    where,
+  };
+
   async function checkout(ms: number): Promise<PoolClient> {
     try {
-      return await connectionWithin(() => pool.connect(), (client) => client.release(), ms, where, opts.maxConnections);
+      return await connectionWithin(waitable, ms);
     } catch (err) {
       throw failure(err, "checkout");
     }
