@@ -294,6 +294,8 @@ const MYSQL: readonly Row[] = [
   ["SHOW LOCAL STATUS", "session_control", "cannot_stop"],
   ["SELECT FOUND_ROWS()", "dangerous_function", "cannot_stop"],
   ["SELECT ROW_COUNT() AS n", "dangerous_function", "cannot_stop"],
+  ["SELECT * FROM information_schema.SESSION_STATUS", "session_control", "cannot_stop"],
+  ["SELECT VARIABLE_VALUE FROM `performance_schema`.`session_status` WHERE VARIABLE_NAME = 'Rows_sent'", "session_control", "cannot_stop", "MySQL"],
   // Dangerous functions, in every position.
   ["SELECT SLEEP(100)", "dangerous_function", "cannot_stop", "max_execution_time interrupts it"],
   ["SELECT BENCHMARK(100000000, MD5('x'))", "dangerous_function", "cannot_stop"],
@@ -477,6 +479,8 @@ export const LEGITIMATE_READS: readonly ReadEntry[] = [
     ["SHOW CREATE TABLE `shop`.`guard_target`;", "show"],
     ["SHOW DATABASES", "show"],
     ["SHOW GLOBAL STATUS LIKE 'Threads_connected'", "show"],
+    ["SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'", "select"],
+    ["SELECT s.session_status FROM guard_target s", "select"],
     ["SHOW REPLICA STATUS", "show"],
     ["show full processlist", "show"],
     ["DESCRIBE guard_target", "describe"],

@@ -76,6 +76,21 @@ function lastName(name: Node): string | undefined {
   return undefined;
 }
 
+/** The session's counters (MySQL/MariaDB), which earlier statements on the connection moved:
+ * `SHOW SESSION STATUS` as a table (mysql-show.ts refuses the statement). */
+const SESSION_STATUS_SCHEMAS = new Set(["information_schema", "performance_schema"]);
+const SESSION_STATUS_REFUSAL =
+  "The session_status table reads what earlier statements left on the connection, which Pulse shares between statements (and users): it would not describe yours. Use global_status for the server's counters.";
+
+function readsSessionStatus({ object, property }: Extract<Node, { type: "member_expr" }>): boolean {
+  return (
+    object.type === "identifier" &&
+    SESSION_STATUS_SCHEMAS.has(object.name.toLowerCase()) &&
+    property.type === "identifier" &&
+    property.name.toLowerCase() === "session_status"
+  );
+}
+
 /** The check for one node, before its children are visited. */
 function inspect(node: Node, dialect: CstDialect): Refusal | undefined {
   switch (node.type) {
@@ -91,6 +106,8 @@ function inspect(node: Node, dialect: CstDialect): Refusal | undefined {
       const pragma = dialect === "sqlite" ? tableValuedPragma(node.name) : undefined;
       return pragma !== undefined && !READ_ONLY_PRAGMAS.has(pragma) ? refuse("pragma_not_allowed", pragmaNotAllowed(pragma)) : undefined;
     }
+    case "member_expr":
+      return dialect === "mysql" && readsSessionStatus(node) ? refuse("session_control", SESSION_STATUS_REFUSAL) : undefined;
     case "binary_expr":
       return node.operator === ":=" ? refuseSession("Assigning a user variable (@var := ...)") : undefined;
     case "into_table_clause":
