@@ -68,7 +68,7 @@ const closedError = () => new DomainError("connection_failed", "The SQLite conne
 const timeoutError = (timeoutMs: number) =>
   new DomainError("query_timeout", `The query ran longer than ${timeoutMs} ms and was stopped`, { timeout_ms: timeoutMs });
 const waitedTooLongError = (timeoutMs: number) =>
-  new DomainError("query_timeout", `The query waited ${timeoutMs} ms for this SQLite file's connection (busy with other statements, or the file slow to open) and was not run`, {
+  new DomainError("query_timeout", `The statement waited ${timeoutMs} ms for this SQLite file's connection (busy with other statements, or the file slow to open) and was not run`, {
     timeout_ms: timeoutMs,
   });
 
