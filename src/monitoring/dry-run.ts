@@ -33,8 +33,9 @@ export interface DryRun {
 
 const NO_STATEMENT: DryRun = { problem: null, ms: 0 };
 
-/** `check` run once on `table`, nothing recorded. */
-export async function dryRun(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig): Promise<DryRun> {
+/** `check` run once on `table`, nothing recorded (but in the audit trail, with the API key
+ * that saved it: a custom_sql check's dry run reads what its SQL asks). */
+export async function dryRun(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig, apiKeyId: number | null): Promise<DryRun> {
   // Neither names a column or a statement of the user's: drift reads the introspection done
   // already, volume the catalog, whose only complaint (no row estimate yet) the table outgrows.
   if (check.kind === "schema_drift" || check.kind === "volume") return NO_STATEMENT;
@@ -49,7 +50,7 @@ export async function dryRun(deps: Deps, connector: GuardedConnector, table: Tab
     table,
     now: m.now(),
     query: async (sql, maxRows = 1) => {
-      const result = await connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector), source: "monitor" });
+      const result = await connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector), source: "monitor", apiKeyId });
       ms += result.execution_time_ms;
       return result;
     },

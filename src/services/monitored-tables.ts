@@ -140,6 +140,7 @@ async function checkIssues(
   connector: GuardedConnector,
   table: TableSchema,
   checks: CheckConfig[],
+  apiKeyId: number | null,
 ): Promise<{ issues: Issue[]; warnings: string[] }> {
   const issues: Issue[] = [];
   const warnings: string[] = [];
@@ -165,7 +166,7 @@ async function checkIssues(
       warnings.push(`check ${key} was saved untried: the dry runs before it passed MONITOR_RUN_TIMEOUT_MS (${runTimeoutMs} ms); its runs will say whether it works`);
       continue;
     }
-    const { problem, ms } = await dryRun(deps, connector, table, check);
+    const { problem, ms } = await dryRun(deps, connector, table, check, apiKeyId);
     const field = check.kind === "custom_sql" ? ".sql" : check.kind === "freshness" ? ".column" : "";
     if (problem !== null) issues.push({ path: `body.checks.${i}${field}`, message: `check ${key} cannot work: ${problem}` });
     else if (ms > deps.monitoring.settings.slowCheckMs) warnings.push(slowCheckWarning(key, check, ms, deps.monitoring.settings.slowCheckMs));
@@ -223,7 +224,9 @@ function checkOneTiming(sent: Pick<MonitoredTableInput, "interval_seconds" | "sc
   }
 }
 
-export async function createMonitoredTableOf(deps: Deps, ownerId: number, input: MonitoredTableInput): Promise<PublicMonitoredTable> {
+/** `apiKeyId`: the API key saving it (null: a login), which the audit trail records with the
+ * checks' dry runs. */
+export async function createMonitoredTableOf(deps: Deps, ownerId: number, input: MonitoredTableInput, apiKeyId: number | null): Promise<PublicMonitoredTable> {
   checkOneTiming(input, false);
   let timing: TableTiming;
   if (input.schedule !== undefined) {
@@ -236,7 +239,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
-  const { issues, warnings } = await checkIssues(deps, connector, table, checks);
+  const { issues, warnings } = await checkIssues(deps, connector, table, checks, apiKeyId);
   if (issues.length > 0) throw invalidFields(issues);
   warnings.push(...baselineWarnings(deps, timing, checks));
   const schemaSnapshot = checks.some((check) => check.kind === "schema_drift") ? await columnsNow(deps, connector, table) : null;
@@ -322,6 +325,8 @@ export async function updateMonitoredTableOf(
   ownerId: number,
   id: number,
   update: MonitoredTableUpdate,
+  /** As createMonitoredTableOf's. */
+  apiKeyId: number | null,
 ): Promise<PublicMonitoredTable> {
   const row = await ownedTable(deps, ownerId, id);
   const patch: MonitoredTablePatch = {};
@@ -348,7 +353,7 @@ export async function updateMonitoredTableOf(
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
     const checks = update.checks ?? row.checks;
-    const checked = await checkIssues(deps, connector, table, checks);
+    const checked = await checkIssues(deps, connector, table, checks, apiKeyId);
     if (checked.issues.length > 0) throw invalidFields(checked.issues);
     warnings = checked.warnings;
     patch.checks = checks;

@@ -106,7 +106,7 @@ describe("what is recorded", () => {
   it("names the API key that sent a statement, filters by it, and keeps it once the key is deleted", async () => {
     const user = await h.newConnectedUser();
     const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
-    const created = await h.call("POST", "/api/keys", { token: user.token, json: { name: "script", scopes: ["query", "ask"] } });
+    const created = await h.call("POST", "/api/keys", { token: user.token, json: { name: "script", scopes: ["query", "ask", "monitoring:write"] } });
     expect(created.status, created.text).toBe(201);
     const key = created.body as { id: number; key: string };
     const run = (token: string, sql: string) => h.call("POST", `/databases/${connection.id}/query`, { token, json: { sql } });
@@ -116,6 +116,10 @@ describe("what is recorded", () => {
     replies.push({ toolCalls: [{ name: "run_query", args: { sql: "SELECT 3 AS asked_by_key" } }] });
     replies.push({ content: "3." });
     expect((await h.call("POST", "/ask", { token: key.key, json: { question: "Three?" } })).status).toBe(200);
+    // A check's dry run reads what its SQL asks: the key that saved it is named too.
+    const check = { kind: "custom_sql", name: "n", sql: "SELECT 4 AS dry_run_by_key", max: 10 };
+    const monitored = await h.call("POST", "/api/tables", { token: key.key, json: { connection_id: connection.id, table: "Artist", checks: [check] } });
+    expect(monitored.status, monitored.text).toBe(201);
     expect((await h.call("DELETE", `/api/keys/${key.id}`, { token: user.token })).status).toBe(204);
 
     const { records } = await audit(user, "?source=query");
@@ -125,6 +129,7 @@ describe("what is recorded", () => {
     ]);
     const byKey = await audit(user, `?api_key_id=${key.id}`);
     expect(byKey.records.map((r) => [r.source, r.sql])).toEqual([
+      ["monitor", "SELECT 4 AS dry_run_by_key"],
       ["ask", "SELECT 3 AS asked_by_key"],
       ["query", "SELECT 1 AS by_key"],
     ]);

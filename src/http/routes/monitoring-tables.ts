@@ -181,7 +181,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const body = c.req.valid("json");
     requireScope(c.get("grant"), "monitoring:write", body.connection_id);
     requireValueReadScope(c.get("grant"), body.checks);
-    return c.json(await createMonitoredTableOf(deps, c.get("auth").userId, body), 201);
+    return c.json(await createMonitoredTableOf(deps, c.get("auth").userId, body, c.get("grant").apiKeyId), 201);
   });
   app.openapi(getOne, async (c) => {
     const { id } = c.req.valid("param");
@@ -199,7 +199,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
       const current = await getMonitoredTableOf(deps, c.get("auth").userId, id);
       requireValueReadScope(grant, body.checks ?? current.checks, movesTable(current, body) ? [] : current.checks);
     }
-    return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body), 200);
+    return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body, c.get("grant").apiKeyId), 200);
   });
   app.openapi(remove, async (c) => {
     const { id } = c.req.valid("param");

@@ -98,7 +98,7 @@ export function registerMonitoringTools(server: McpServer, deps: Deps) {
           throw new DomainError("invalid_input", detail, { errors });
         }
         requireValueReadScope(caller.grant, parsed.data.checks);
-        const table = await createMonitoredTableOf(deps, caller.userId, parsed.data);
+        const table = await createMonitoredTableOf(deps, caller.userId, parsed.data, caller.grant.apiKeyId);
         return toolResult(`Monitoring ${tableNameOf(table)} as table ${table.id}: ${table.checks.map((c) => c.kind).join(", ")}`, { table });
       }),
   );
