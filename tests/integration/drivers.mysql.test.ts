@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 
 import mysql from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { BACKSTOP_GRACE_MS, createMysqlDriver } from "../../src/connectors/drivers/mysql.js";
 import type { ConnectionTarget, DialectDriver, QueryLimits } from "../../src/connectors/types.js";
@@ -216,6 +216,29 @@ describe("query", () => {
       await relay.close();
     }
   }, 30_000);
+
+  it("works again once a server that swallowed every connect answers, its timed-out connects let go", async () => {
+    const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
+    const through = await createMysqlDriver(target({ port: relay.port, connectTimeoutMs: 600 }), { ...POOL, maxConnections: 2 });
+    try {
+      relay.cut();
+      relay.blackhole(true);
+      for (let round = 0; round < 3; round++) {
+        const outcomes = await Promise.all([1, 2, 3].map(() => failure(through.query("SELECT 1 AS one", { ...LIMITS, timeoutMs: 300 }))));
+        // Lost (the pooled one the cut closed), failed to connect, or no connection within 300 ms.
+        for (const err of outcomes) expect(["connection_lost", "connection_failed", "query_timeout"]).toContain(err.code);
+      }
+      relay.blackhole(false);
+      // The connects under way give up within their timeout and leave the pool room.
+      await vi.waitFor(async () => expect((await through.query("SELECT 1 AS one", { ...LIMITS, timeoutMs: 300 })).rows).toEqual([[1]]), { timeout: 3_000, interval: 100 });
+      // Those that timed out are gone from the pool (one may still be timing out just now).
+      await vi.waitFor(() => expect(through.openConnections()).toBe(1), { timeout: 3_000, interval: 100 });
+    } finally {
+      // Closing answers though connections whose connect failed answer end() with that error.
+      await through.close();
+      await relay.close();
+    }
+  });
 
   it("bounds the whole statement, the round trips around it included, by its timeout and the grace, on a slow link", async () => {
     const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
