@@ -16,7 +16,7 @@ const BUSY = {
 
 /** Runs `table`'s checks now, leaving its schedule as it is (last_run_at says it ran). Throws `conflict` while another
  * instance runs checks of its connection, or this table's checks are running already. */
-export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise<TableRunReport> {
+export async function runTableNow(deps: Deps, table: MonitoredTableRow, apiKeyId: number | null): Promise<TableRunReport> {
   const m = deps.monitoring;
   const owner = m.instanceId;
   const now = m.now();
@@ -26,7 +26,7 @@ export async function runTableNow(deps: Deps, table: MonitoredTableRow): Promise
   const lease = keepLease(deps, { id: table.id, owner, until: leased.leased.leaseUntil! });
   let ranAt: Date | undefined;
   try {
-    const report = await runTableChecks(deps, leased.leased, "manual");
+    const report = await runTableChecks(deps, leased.leased, "manual", apiKeyId);
     ranAt = new Date(report.started_at);
     return report;
   } finally {

@@ -70,7 +70,9 @@ export interface TableRunReport {
 /** Re-introspect at most this often when a table or column is missing from what we know. */
 const MISSING_RECHECK_MS = 60_000;
 
-export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger): Promise<TableRunReport> {
+/** `apiKeyId`: the API key that asked for a manual run, which the audit trail records with its
+ * statements (none: a schedule's, or a login's). */
+export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger, apiKeyId: number | null = null): Promise<TableRunReport> {
   const m = deps.monitoring;
   const startedAt = m.now();
   const clockStart = performance.now();
@@ -104,7 +106,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
       performance.now() > deadline
         ? { status: "skipped" as const, value: null, message: `skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (${m.settings.runTimeoutMs} ms)`, details: { code: "run_timeout" } }
         : connector && !unreachable
-          ? await runOne(deps, connector, table, check, at).catch((err: unknown) => {
+          ? await runOne(deps, connector, table, check, at, apiKeyId).catch((err: unknown) => {
               const result = resultOfError(deps, err);
               if (unreachableError(err)) unreachable = result;
               return result;
@@ -223,7 +225,7 @@ export function outcomeOf(row: CheckRunRow): CheckOutcome {
 
 const finiteOrNull = (n: number | null | undefined) => (typeof n === "number" && Number.isFinite(n) ? n : null);
 
-async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredTableRow, check: CheckConfig, at: number): Promise<CheckResult> {
+async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredTableRow, check: CheckConfig, at: number, apiKeyId: number | null): Promise<CheckResult> {
   const m = deps.monitoring;
   const find = (tables: TableSchema[]) => tables.find((t) => t.name === table.tableName && t.schema === table.schemaName) ?? null;
 
@@ -257,7 +259,7 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
     connector,
     table: found,
     now: at,
-    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget, source: "monitor" }),
+    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget, source: "monitor", apiKeyId }),
     judgeBaseline: (point, options) => {
       const points = "baseline" in check ? check.baseline?.window_points : undefined;
       return m.baselines.judge(`${table.id}:${key}`, point, options, (since) => loadHistory(deps, table.id, key, at, points, since));

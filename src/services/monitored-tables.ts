@@ -409,17 +409,17 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
 /** Runs the table's checks now, outside the schedule (which it leaves as it is); `conflict`
  * while another instance runs checks of its connection. Limited per user: each run records a
  * row per check, skipped ones too, so runs asked for without end would fill the store. */
-export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number): Promise<TableRunReport> {
+export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number, apiKeyId: number | null): Promise<TableRunReport> {
   const perMinute = deps.config.monitor.manualRunsPerMinute;
   await countTry(deps, `manual-runs:user:${ownerId}`, { max: perMinute, windowSeconds: 60 }, `At most ${perMinute} runs asked for per minute (MONITOR_MANUAL_RUNS_PER_MINUTE); try again shortly`);
-  return runTableNow(deps, await ownedTable(deps, ownerId, id));
+  return runTableNow(deps, await ownedTable(deps, ownerId, id), apiKeyId);
 }
 
 /** `pulse check`: runs a table's checks now for the operator, whoever owns the table (a shell
  * has no user); null when no table has that id. `conflict` as above. */
 export async function runAnyMonitoredTableNow(deps: Deps, id: number): Promise<TableRunReport | null> {
   const table = await findMonitoredTable(deps.store.db, id);
-  return table ? runTableNow(deps, table) : null;
+  return table ? runTableNow(deps, table, null) : null;
 }
 
 export async function listRunsOf(

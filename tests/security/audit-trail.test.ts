@@ -117,9 +117,11 @@ describe("what is recorded", () => {
     replies.push({ content: "3." });
     expect((await h.call("POST", "/ask", { token: key.key, json: { question: "Three?" } })).status).toBe(200);
     // A check's dry run reads what its SQL asks: the key that saved it is named too.
-    const check = { kind: "custom_sql", name: "n", sql: "SELECT 4 AS dry_run_by_key", max: 10 };
+    const check = { kind: "custom_sql", name: "n", sql: "SELECT 4 AS checked_by_key", max: 10 };
     const monitored = await h.call("POST", "/api/tables", { token: key.key, json: { connection_id: connection.id, table: "Artist", checks: [check] } });
     expect(monitored.status, monitored.text).toBe(201);
+    // So is one that asks for a run now.
+    expect((await h.call("POST", `/api/tables/${monitored.body.id}/run`, { token: key.key })).status).toBe(200);
     expect((await h.call("DELETE", `/api/keys/${key.id}`, { token: user.token })).status).toBe(204);
 
     const { records } = await audit(user, "?source=query");
@@ -129,7 +131,8 @@ describe("what is recorded", () => {
     ]);
     const byKey = await audit(user, `?api_key_id=${key.id}`);
     expect(byKey.records.map((r) => [r.source, r.sql])).toEqual([
-      ["monitor", "SELECT 4 AS dry_run_by_key"],
+      ["monitor", "SELECT 4 AS checked_by_key"],
+      ["monitor", "SELECT 4 AS checked_by_key"],
       ["ask", "SELECT 3 AS asked_by_key"],
       ["query", "SELECT 1 AS by_key"],
     ]);

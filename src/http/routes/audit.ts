@@ -41,7 +41,7 @@ const AuditRecord = z
     user_id: z.number().int(),
     connection_id: z.number().int(),
     source: z.enum(STATEMENT_SOURCES),
-    api_key_id: z.number().int().nullable().openapi({ description: "The API key that sent it (query, ask, and the dry runs of checks it saved); null for a login's statements, and for check runs and introspection" }),
+    api_key_id: z.number().int().nullable().openapi({ description: "The API key that sent it (query, ask, and the dry runs of checks it saved and the runs it asked for); null for a login's statements, and for scheduled check runs and introspection" }),
     sql: z.string().openapi({ description: "The statement, cut to its first 4,096 characters" }),
     sql_length: z.number().int(),
     sql_truncated: z.boolean(),

@@ -210,7 +210,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(runNow, async (c) => {
     const { id } = c.req.valid("param");
     await tableScope(c, "monitoring:write", id);
-    return c.json(await runMonitoredTableNow(deps, c.get("auth").userId, id), 200);
+    return c.json(await runMonitoredTableNow(deps, c.get("auth").userId, id, c.get("grant").apiKeyId), 200);
   });
   app.openapi(runs, async (c) => {
     await tableScope(c, "monitoring:read", c.req.valid("param").id);
