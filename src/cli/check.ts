@@ -54,6 +54,9 @@ function parsed(args: string[]): { id: number; json: boolean } | { error: string
 
 /** The exit code (see above); the report on stdout, anything else on stderr (and with --json,
  * on stdout too as {"error", "detail"}, so that a pipe always gets JSON). */
+/** The configuration, the store or Pulse itself kept the checks from running. */
+const COULD_NOT_RUN = 5;
+
 export async function check(args: string[]): Promise<number> {
   const parsedArgs = parsed(args);
   const json = parsedArgs.json;
@@ -93,10 +96,11 @@ export async function check(args: string[]): Promise<number> {
           `run the checks through that server (POST /api/tables/${id}/run with the owner's token), or stop it first`,
       );
     }
-    if (err instanceof ConfigError || err instanceof StartupError) return fail(1, "failed", err.message);
+    // Exit 5, not 1: a cron job must tell "pulse could not run" from "a check failed".
+    if (err instanceof ConfigError || err instanceof StartupError) return fail(COULD_NOT_RUN, "failed", err.message);
     // Unforeseen: the whole error (its stack) on stderr for whoever debugs it.
     console.error(err);
     if (json) console.log(JSON.stringify({ error: "failed", detail: err instanceof Error ? err.message : String(err) }));
-    return 1;
+    return COULD_NOT_RUN;
   }
 }

@@ -115,10 +115,10 @@ describe("pulse check <table_id>", () => {
     }
   });
 
-  it("refuses a DATA_DIR with no store in it, making none there (not the server's: it would find no table)", async () => {
+  it("refuses a DATA_DIR with no store in it with exit 5 (not a failing check's 1), making none there (not the server's: it would find no table)", async () => {
     const elsewhere = path.join(tmpdir(), `pulse-no-store-${process.pid}-${Date.now()}`);
     const run = await pulse(["check", "1", "--json"], { env: { DATA_DIR: elsewhere, DATABASE_URL: "", JWT_SECRET: "", SECRETS_KEY: "" } });
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(5);
     expect(JSON.parse(run.stdout)).toMatchObject({ error: "failed", detail: expect.stringContaining(`no Pulse store at ${elsewhere}`) });
     expect(existsSync(elsewhere)).toBe(false);
   });
