@@ -49,7 +49,8 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
   let inDoubt: { batch: string; records: Set<Pending> } | null = null;
   let registered = false;
   /** The second of each user's last budget refusal recorded (see `repeatsBudgetRefusal`). */
-  const budgetRefusedAt = new Map<number, number>();
+  /** By user and credential (a login, or which API key). */
+  const budgetRefusedAt = new Map<string, number>();
   let flushing: Promise<boolean> | null = null;
   let warnedAt = Number.NEGATIVE_INFINITY;
   const warn = (fields: Record<string, unknown>, message: string) => {
@@ -154,16 +155,18 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
     return startWriting(true);
   };
 
-  /** A user's budget refusals are recorded once a second. Nothing of them ran or was parsed,
+  /** A credential's budget refusals are recorded once a second (each key's apart from its
+   * user's login, so one flooding does not hide the other's). Nothing of them ran or was parsed,
    * and each costs about what a 429 does, so a flood of them would add records as fast as the
    * server answers (millions an hour), where the budget bounds everything else the trail keeps.
    * The others are counted in /metrics (pulse_statements_total, outcome budget_exceeded). */
   const repeatsBudgetRefusal = (statement: StatementRecord): boolean => {
     if (!(statement.error instanceof DomainError) || statement.error.code !== "budget_exceeded") return false;
     const second = Math.floor(statement.startedAt / 1000);
-    if (budgetRefusedAt.get(statement.ownerId) === second) return true;
+    const who = `${statement.ownerId}:${statement.apiKeyId ?? "login"}`;
+    if (budgetRefusedAt.get(who) === second) return true;
     if (budgetRefusedAt.size >= MAX_REFUSING_USERS) budgetRefusedAt.clear();
-    budgetRefusedAt.set(statement.ownerId, second);
+    budgetRefusedAt.set(who, second);
     return false;
   };
 

@@ -389,6 +389,22 @@ describe("budget refusals", () => {
     expect((await tight.call("GET", "/api/audit?outcome=ok&source=query", { token: user.token })).body.records).toHaveLength(40 - refused);
   });
 
+  it("are recorded once a second per credential: a key flooding does not hide its user's login's", async () => {
+    const user = await tight.newUser();
+    const target = await sqliteTarget(tight.sqliteRoot);
+    const id = (await tight.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+    const key = (await tight.call("POST", "/api/keys", { token: user.token, json: { name: "flood", scopes: ["query"] } })).body as { id: number; key: string };
+    const answers = await Promise.all(
+      [user.token, key.key].flatMap((token) => Array.from({ length: 20 }, (_, i) => tight.call("POST", "/query", { token, json: { connection_id: id, sql: `SELECT ${i}` } }))),
+    );
+    expect(answers.filter((a) => a.status === 429).length).toBeGreaterThanOrEqual(38);
+    await tight.deps.audit!.flush();
+    const records = (await tight.call("GET", "/api/audit?outcome=budget_exceeded", { token: user.token })).body.records as { at: string; api_key_id: number | null }[];
+    expect(new Set(records.map((r) => r.api_key_id))).toEqual(new Set([null, key.id]));
+    const perSecond = records.map((r) => `${r.at.slice(0, 19)} ${r.api_key_id}`);
+    expect(perSecond.length).toBe(new Set(perSecond).size);
+  });
+
   it("come for catalog reads too, and refreshes asked during a read share the one after it", async () => {
     const user = await tight.newUser();
     const target = await sqliteTarget(tight.sqliteRoot);
