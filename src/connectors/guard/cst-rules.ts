@@ -12,6 +12,7 @@ import {
   refuseDangerousRelation,
   refuseEmpty,
   refuseExplainAnalyzeWrite,
+  refuseLeftByEarlier,
   refuseLocking,
   refuseMultiple,
   refuseSession,
@@ -79,8 +80,6 @@ function lastName(name: Node): string | undefined {
 /** The session's counters (MySQL/MariaDB), which earlier statements on the connection moved:
  * `SHOW SESSION STATUS` as a table (mysql-show.ts refuses the statement). */
 const SESSION_STATUS_SCHEMAS = new Set(["information_schema", "performance_schema"]);
-const SESSION_STATUS_REFUSAL =
-  "The session_status table reads what earlier statements left on the connection, which Pulse shares between statements (and users): it would not describe yours. Use global_status for the server's counters.";
 
 function readsSessionStatus({ object, property }: Extract<Node, { type: "member_expr" }>): boolean {
   return (
@@ -107,7 +106,7 @@ function inspect(node: Node, dialect: CstDialect): Refusal | undefined {
       return pragma !== undefined && !READ_ONLY_PRAGMAS.has(pragma) ? refuse("pragma_not_allowed", pragmaNotAllowed(pragma)) : undefined;
     }
     case "member_expr":
-      return dialect === "mysql" && readsSessionStatus(node) ? refuse("session_control", SESSION_STATUS_REFUSAL) : undefined;
+      return dialect === "mysql" && readsSessionStatus(node) ? refuseLeftByEarlier("The session_status table", "Use global_status for the server's counters.") : undefined;
     case "binary_expr":
       return node.operator === ":=" ? refuseSession("Assigning a user variable (@var := ...)") : undefined;
     case "into_table_clause":

@@ -5,6 +5,7 @@ import { tokenizeMysql, type Token } from "./mysql-tokens.js";
 import {
   accept,
   refuse,
+  refuseLeftByEarlier,
   refuseMultiple,
   refuseSession,
   refuseTransaction,
@@ -47,10 +48,8 @@ const SHOW_FORMS: readonly string[] = [
 
 const COMPILED_FORMS = SHOW_FORMS.map((form) => form.split(" "));
 
-/** Forms that read what earlier statements left on the connection (the diagnostics area, the
- * session's counters): Pulse's pooled connections carry other statements between a user's, other
- * users' among them (saved connections to one database share a pool), so these would show one
- * user another's literals, row values and table names. */
+/** Forms that read what earlier statements left on the connection: the diagnostics area, the
+ * session's counters (see refuseLeftByEarlier). */
 const LEFT_BY_EARLIER_FORMS = ["SHOW WARNINGS|ERRORS", "SHOW SESSION|LOCAL? STATUS $like"].map((form) => form.split(" "));
 
 /** Leading keywords of statements the parser rejects but whose nature we know. */
@@ -160,10 +159,7 @@ export function classifyUnparsedMysql(sql: string, parseError: Refusal): GuardVe
     const form = COMPILED_FORMS.find((candidate) => matchForm(candidate, tokens));
     if (form) return accept(form[0] === "SHOW" ? "show" : "describe");
     if (LEFT_BY_EARLIER_FORMS.some((candidate) => matchForm(candidate, tokens))) {
-      return refuse(
-        "session_control",
-        "This SHOW reads what earlier statements left on the connection, which Pulse shares between statements (and users): it would not describe yours. Use SHOW GLOBAL STATUS for the server's counters.",
-      );
+      return refuseLeftByEarlier("This SHOW", "Use SHOW GLOBAL STATUS for the server's counters.");
     }
     if (first === "SHOW") {
       return refuse(

@@ -87,6 +87,16 @@ export function refuseTransaction(label: string): Refusal {
   );
 }
 
+/** A read of what earlier statements left on the connection (MySQL's diagnostics area, the
+ * session's counters): Pulse's pooled connections carry other statements between a user's,
+ * other users' among them, so it would show one user another's literals, values and names. */
+export function refuseLeftByEarlier(what: string, instead: string): Refusal {
+  return refuse(
+    "session_control",
+    `${what} reads what earlier statements left on the connection, which Pulse shares between statements (and users): it would not describe yours. ${instead}`,
+  );
+}
+
 export function refuseSession(label: string): Refusal {
   return refuse(
     "session_control",
