@@ -48,8 +48,8 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
    * says whether it took them. */
   let inDoubt: { batch: string; records: Set<Pending> } | null = null;
   let registered = false;
-  /** The second of each user's last budget refusal recorded (see `repeatsBudgetRefusal`). */
-  /** By user and credential (a login, or which API key). */
+  /** The second of each credential's last budget refusal recorded, by user and login or API key
+   * (see `repeatsBudgetRefusal`). */
   const budgetRefusedAt = new Map<string, number>();
   let flushing: Promise<boolean> | null = null;
   let warnedAt = Number.NEGATIVE_INFINITY;

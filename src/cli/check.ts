@@ -2,7 +2,8 @@
 // service's configuration, prints the outcomes, and exits 1 when a check failed or errored
 // (2 for a bad argument or an unknown table; 3 while an instance runs checks of the table's
 // connection, which this run would double: retry shortly; 4 while a server holds the
-// embedded store, which PGlite lets one process open). Seed 003's manual worker.
+// embedded store, which PGlite lets one process open; 5 when it could not run at all: its
+// settings, its store). Seed 003's manual worker.
 
 import { parseArgs } from "node:util";
 
@@ -52,11 +53,11 @@ function parsed(args: string[]): { id: number; json: boolean } | { error: string
   return { id: Number(idText), json };
 }
 
-/** The exit code (see above); the report on stdout, anything else on stderr (and with --json,
- * on stdout too as {"error", "detail"}, so that a pipe always gets JSON). */
 /** The configuration, the store or Pulse itself kept the checks from running. */
 const COULD_NOT_RUN = 5;
 
+/** The exit code (see above); the report on stdout, anything else on stderr (and with --json,
+ * on stdout too as {"error", "detail"}, so that a pipe always gets JSON). */
 export async function check(args: string[]): Promise<number> {
   const parsedArgs = parsed(args);
   const json = parsedArgs.json;
