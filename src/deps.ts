@@ -6,6 +6,7 @@ import type { Prompts } from "../agents/prompts.js";
 import type { ApiKeyVerifier } from "./auth/api-keys.js";
 import type { AuditTrail } from "./audit/trail.js";
 import type { PasswordHasher } from "./auth/passwords.js";
+import type { RevocationWatch } from "./auth/revocation-watch.js";
 import type { TokenStanding } from "./auth/token-standing.js";
 import type { Config } from "./config.js";
 import type { ConnectorCache } from "./connectors/cache.js";
@@ -29,6 +30,8 @@ export interface Deps {
   tokens: TokenStanding;
   /** Verifies API keys, cached per process; revoked through `tokens.revoked({ keyId })`. */
   apiKeys: ApiKeyVerifier;
+  /** Work under way for a credential, stopped when it is revoked (src/http/standing.ts). */
+  revocations: RevocationWatch;
   /** Where connections to customer databases may go (network policy, Pulse's own servers). */
   targetGate: TargetGate;
   /** Null when no model server is configured: /ask answers 503, the rest works. */

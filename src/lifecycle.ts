@@ -9,6 +9,7 @@ import { serveApp, serveLimits } from "./http/unread-responses.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
 import { createPasswordHasher } from "./auth/passwords.js";
+import { createRevocationWatch, type RevocationWatch } from "./auth/revocation-watch.js";
 import { createTokenStanding, type TokenStanding } from "./auth/token-standing.js";
 
 import { createChatModel, isModelConfigured, type ChatModel } from "../agents/model.js";
@@ -91,13 +92,14 @@ export async function createConnectorCache(
 }
 
 /** Token and API key revocations, read from `store` and told to the other instances through
- * `sessions`; an API key is trusted as long as a token's standing is. */
+ * `sessions`; an API key is trusted as long as a token's standing is. Work under way for a
+ * credential hears of its revocation too. */
 export async function createCredentialChecks(
   config: Config,
   logger: Logger,
   store: Store,
   sessions: SessionStore,
-): Promise<{ tokens: TokenStanding; apiKeys: ApiKeyVerifier }> {
+): Promise<{ tokens: TokenStanding; apiKeys: ApiKeyVerifier; revocations: RevocationWatch }> {
   const maxAgeMs = config.tokenRecheckSeconds * 1000;
   const apiKeys = createApiKeyVerifier({
     maxAgeMs,
@@ -106,14 +108,18 @@ export async function createCredentialChecks(
     onMarkError: (err) => logger.warn({ err }, "recording an API key's last use failed"),
     listening: () => sessions.listening(),
   });
+  const revocations = createRevocationWatch((err) => logger.warn({ err }, "checking whether a credential still stands failed; its work goes on"));
   const tokens = await createTokenStanding({
     maxAgeMs,
     read: (userId, sessionId) => readStanding(store.db, userId, sessionId),
     sessions,
     onAnnounceError: (err) => logger.error({ err }, "telling other instances of a revoked token failed"),
-    alsoForget: apiKeys.forget,
+    alsoForget: (revocation) => {
+      apiKeys.forget(revocation);
+      revocations.revoked(revocation);
+    },
   });
-  return { tokens, apiKeys };
+  return { tokens, apiKeys, revocations };
 }
 
 export function modelFor(config: Config, logger: Logger): ChatModel | null {

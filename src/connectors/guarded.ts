@@ -23,11 +23,16 @@ export interface QueryOptions {
   source?: StatementSource | undefined;
   /** ...and with which API key (default: none, a login's or Pulse's own). */
   apiKeyId?: number | null | undefined;
-  /** Aborted when the caller goes away (a client hanging up, an /ask past its time): the
-   * statement is stopped at the database rather than run on to its timeout, holding one of
-   * the database's few slots (QueryLimits.signal). */
+  /** Aborted when the caller goes away (a client hanging up, an /ask past its time) or its
+   * credential is revoked: the statement is stopped at the database rather than run on to its
+   * timeout, holding one of the database's few slots (QueryLimits.signal). */
   signal?: AbortSignal | undefined;
 }
+
+/** For whom work of several statements runs (a manual run, a save's dry runs): the API key its
+ * statements are recorded with (null: a login, or Pulse's own schedule) and the signal that
+ * stops it. */
+export type Requester = Pick<QueryOptions, "signal"> & { apiKeyId: number | null };
 
 /** What an introspection is recorded as: it runs the dialect's catalog statements, not SQL
  * of the user's. */
@@ -126,7 +131,7 @@ export class GuardedConnector implements SchemaHolder {
       };
       release = await budget.enter();
       // Gone while it waited for a slot: `finally` gives the slot back.
-      if (options.signal?.aborted) throw cancelledError();
+      if (options.signal?.aborted) throw cancelledError(options.signal);
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);
       this.counts?.ok();

@@ -35,13 +35,16 @@ export interface QueryLimits {
   maxBytes: number;
   /** Enforced by the database itself (statement_timeout, max_statement_time, progress handler). */
   timeoutMs: number;
-  /** Aborted when its caller goes away: the statement is stopped at the database, and the query
-   * fails with query_cancelled. */
+  /** Aborted when its caller goes away, or its credential is revoked: the statement is stopped
+   * at the database, and the query fails with cancelledError(signal). */
   signal?: AbortSignal | undefined;
 }
 
-/** What a query stopped because its caller went away fails with. */
-export const cancelledError = () => new DomainError("query_cancelled", "The query was stopped: whoever asked for it went away");
+/** What a query stopped by `signal` fails with: the signal's reason when that is one of Pulse's
+ * own errors (a revoked credential's 401, src/auth/revocation-watch.ts), else query_cancelled
+ * (its caller went away). */
+export const cancelledError = (signal: AbortSignal | undefined) =>
+  signal?.reason instanceof DomainError ? signal.reason : new DomainError("query_cancelled", "The query was stopped: whoever asked for it went away");
 
 export interface ColumnInfo {
   name: string;

@@ -8,6 +8,7 @@ import { createLRU } from "lru.min";
 
 import { looksLikeApiKey, type UnknownKeyGate, type VerifiedKey } from "../auth/api-keys.js";
 import { FULL_GRANT } from "../auth/grants.js";
+import { revokedError } from "../auth/revocation-watch.js";
 import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
@@ -22,6 +23,9 @@ const RENEW_EVERY_MS = 60_000;
 const MAX_TRACKED_SESSIONS = 100_000;
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The token of an Authorization header, if it is a bearer token. */
+export const bearerToken = (header: string): string | undefined => BEARER.exec(header)?.[1];
 
 /** Why an Authorization header gives no token. Two headers arrive joined by ", " (the web
  * Headers rule), which no token contains. */
@@ -76,7 +80,6 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     };
   };
 
-  const revoked = () => new DomainError("unauthorized", "Token has been revoked; log in again");
 
   const admitKey = (c: Context<AppEnv>, key: VerifiedKey, next: Next, now: number) => {
     c.set("grant", key.grant);
@@ -85,7 +88,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
   };
 
   const admitIfStanding = async (c: Context<AppEnv>, claims: VerifiedToken, next: Next) => {
-    if (!(await deps.tokens.check(claims))) throw revoked();
+    if (!(await deps.tokens.check(claims))) throw revokedError();
     return admit(c, claims, next, Date.now());
   };
 
@@ -97,9 +100,8 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     const method = c.req.method === "HEAD" ? "GET" : c.req.method;
     if (publicMethods.get(c.req.path)?.has(method)) return next();
     const header = c.req.header("authorization") ?? "";
-    const match = BEARER.exec(header);
-    if (!match) throw new DomainError("unauthorized", unusableAuthorization(header));
-    const token = match[1]!;
+    const token = bearerToken(header);
+    if (token === undefined) throw new DomainError("unauthorized", unusableAuthorization(header));
     if (looksLikeApiKey(token)) {
       const now = Date.now();
       const key = deps.apiKeys.cached(token, now);
@@ -111,7 +113,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
       const now = Date.now();
       const standing = deps.tokens.cached(known, now);
       if (standing) return admit(c, known, next, now);
-      if (standing === false) throw revoked();
+      if (standing === false) throw revokedError();
       return admitIfStanding(c, known, next);
     }
     return verify(token).then((claims) => admitIfStanding(c, claims, next));

@@ -19,12 +19,14 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 
 import type { Deps } from "../deps.js";
+import { DomainError } from "../errors.js";
 import type { AppEnv } from "../http/context.js";
 import { errorBody, withJsonRpcError } from "../http/errors.js";
 import { invalidInput } from "../http/invalid-input.js";
 import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { requestLogger } from "../http/request-log.js";
 import { authErrors, boundedInput, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
+import { whileStanding } from "../http/standing.js";
 import { authInfoOf, type McpCaller } from "./caller.js";
 import { ExchangeTransport } from "./exchange-transport.js";
 import { createMcpServer } from "./server.js";
@@ -165,17 +167,17 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         pooled.transport.notify(message, extra);
         return c.body(null, 202) as never;
       }
-      // A client that hangs up cancels its call (ask stops calling the model), as POST /ask does.
-      const gone = () => pooled.transport.cancel(message.id, "the client closed the request");
-      const answer = pooled.transport.request(message, extra);
-      c.req.raw.signal.addEventListener("abort", gone, { once: true });
-      // Gone already, before there was anything to cancel.
-      if (c.req.raw.signal.aborted) gone();
-      try {
-        return c.json(asClientsError(message, await answer), 200) as never;
-      } finally {
-        c.req.raw.signal.removeEventListener("abort", gone);
-      }
+      // A client that hangs up cancels its call (ask stops calling the model), as POST /ask
+      // does, and so does its credential's revocation (its tool sends no statement after).
+      const answer = await whileStanding(c, deps, (signal) => {
+        const stop = () => pooled.transport.cancel(message.id, signal.reason instanceof DomainError ? signal.reason.message : "the client closed the request");
+        const answered = pooled.transport.request(message, extra);
+        // Stopped already, before there was anything to cancel.
+        if (signal.aborted) stop();
+        else signal.addEventListener("abort", stop, { once: true });
+        return answered;
+      });
+      return c.json(asClientsError(message, answer), 200) as never;
     } finally {
       if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }

@@ -4,7 +4,7 @@
 // under the monitoring budget and are audited like any check's; nothing is recorded as a run
 // and no alert hears of it.
 
-import type { GuardedConnector } from "../connectors/guarded.js";
+import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import type { TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
@@ -35,7 +35,7 @@ const NO_STATEMENT: DryRun = { problem: null, ms: 0 };
 
 /** `check` run once on `table`, nothing recorded (but in the audit trail, with the API key
  * that saved it: a custom_sql check's dry run reads what its SQL asks). */
-export async function dryRun(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig, apiKeyId: number | null): Promise<DryRun> {
+export async function dryRun(deps: Deps, connector: GuardedConnector, table: TableSchema, check: CheckConfig, requester: Requester): Promise<DryRun> {
   // Neither names a column or a statement of the user's: drift reads the introspection done
   // already, volume the catalog, whose only complaint (no row estimate yet) the table outgrows.
   if (check.kind === "schema_drift" || check.kind === "volume") return NO_STATEMENT;
@@ -50,7 +50,7 @@ export async function dryRun(deps: Deps, connector: GuardedConnector, table: Tab
     table,
     now: m.now(),
     query: async (sql, maxRows = 1) => {
-      const result = await connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector), source: "monitor", apiKeyId });
+      const result = await connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget: m.budgetFor(connector), source: "monitor", ...requester });
       ms += result.execution_time_ms;
       return result;
     },

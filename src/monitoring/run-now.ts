@@ -2,6 +2,7 @@
 // under the scheduler's rule: the run holds the table's lease while it goes, and is refused
 // while another instance runs checks of the table's connection, whose budget would be doubled.
 
+import type { Requester } from "../connectors/guarded.js";
 import type { Deps } from "../deps.js";
 import { DomainError, notFound } from "../errors.js";
 import { leaseTableForRun, releaseLease } from "../store/monitoring-tables.js";
@@ -16,7 +17,7 @@ const BUSY = {
 
 /** Runs `table`'s checks now, leaving its schedule as it is (last_run_at says it ran). Throws `conflict` while another
  * instance runs checks of its connection, or this table's checks are running already. */
-export async function runTableNow(deps: Deps, table: MonitoredTableRow, apiKeyId: number | null): Promise<TableRunReport> {
+export async function runTableNow(deps: Deps, table: MonitoredTableRow, requester: Requester): Promise<TableRunReport> {
   const m = deps.monitoring;
   const owner = m.instanceId;
   const now = m.now();
@@ -26,7 +27,7 @@ export async function runTableNow(deps: Deps, table: MonitoredTableRow, apiKeyId
   const lease = keepLease(deps, { id: table.id, owner, until: leased.leased.leaseUntil! });
   let ranAt: Date | undefined;
   try {
-    const report = await runTableChecks(deps, leased.leased, "manual", apiKeyId);
+    const report = await runTableChecks(deps, leased.leased, "manual", requester);
     ranAt = new Date(report.started_at);
     return report;
   } finally {

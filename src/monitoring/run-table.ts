@@ -3,9 +3,9 @@
 // outcome recorded as a check run and fed to its alert. Used by the scheduler, by
 // `POST /api/tables/{id}/run` and by `pulse check`.
 
-import type { GuardedConnector } from "../connectors/guarded.js";
+import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
-import type { ProbeInfo, TableSchema } from "../connectors/types.js";
+import { cancelledError, type ProbeInfo, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { cutText } from "../text-cut.js";
@@ -70,9 +70,10 @@ export interface TableRunReport {
 /** Re-introspect at most this often when a table or column is missing from what we know. */
 const MISSING_RECHECK_MS = 60_000;
 
-/** `apiKeyId`: the API key that asked for a manual run, which the audit trail records with its
- * statements (none: a schedule's, or a login's). */
-export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger, apiKeyId: number | null = null): Promise<TableRunReport> {
+/** `requester`: who asked for a manual run: the API key the audit trail records with its
+ * statements (none: a schedule's, or a login's), and the signal that stops it (its client gone,
+ * its credential revoked), after which it sends no statement and records nothing. */
+export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger, requester: Requester = { apiKeyId: null }): Promise<TableRunReport> {
   const m = deps.monitoring;
   const startedAt = m.now();
   const clockStart = performance.now();
@@ -100,13 +101,17 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   const runs: Omit<CheckRunRow, "id">[] = [];
   // On the real clock: what it bounds is real time.
   const deadline = clockStart + m.settings.runTimeoutMs;
+  const { signal } = requester;
   for (const check of table.checks) {
+    if (signal?.aborted) throw cancelledError(signal);
     const at = m.now();
     const result =
       performance.now() > deadline
         ? { status: "skipped" as const, value: null, message: `skipped: the table's run passed MONITOR_RUN_TIMEOUT_MS (${m.settings.runTimeoutMs} ms)`, details: { code: "run_timeout" } }
         : connector && !unreachable
-          ? await runOne(deps, connector, table, check, at, apiKeyId).catch((err: unknown) => {
+          ? await runOne(deps, connector, table, check, at, requester).catch((err: unknown) => {
+              // Stopped, not failed: no outcome of the table's.
+              if (signal?.aborted) throw cancelledError(signal);
               const result = resultOfError(deps, err);
               if (unreachableError(err)) unreachable = result;
               return result;
@@ -149,10 +154,11 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
       }),
     );
   } catch (err) {
-    // Deleted while its checks ran: an alert for it fails on its key to the table, and the
-    // runs just saved go with the rest of its history (purgeOrphanedRuns).
-    if (!violatesForeignKey(err, "alerts_table_id_monitored_tables_id_fk")) throw err;
-    deps.logger.info({ table_id: table.id }, "monitored table deleted during its run; outcomes dropped");
+    // Deleted while its checks ran, or its owner was: an alert for it fails on its key to the
+    // table or to the user, and the runs just saved go with the rest of its history
+    // (purgeOrphanedRuns).
+    if (!violatesForeignKey(err, "alerts_table_id_monitored_tables_id_fk") && !violatesForeignKey(err, "alerts_owner_id_users_id_fk")) throw err;
+    deps.logger.info({ table_id: table.id }, "monitored table (or its owner) deleted during its run; outcomes dropped");
     return { ...report(table, trigger, startedAt, m.now(), null, runs.map((r) => ({ ...outcomeOf({ ...r, id: 0 }), run_id: null }))), notifications_queued: 0 };
   }
   if (queued > 0) deliverSoon(deps);
@@ -225,7 +231,7 @@ export function outcomeOf(row: CheckRunRow): CheckOutcome {
 
 const finiteOrNull = (n: number | null | undefined) => (typeof n === "number" && Number.isFinite(n) ? n : null);
 
-async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredTableRow, check: CheckConfig, at: number, apiKeyId: number | null): Promise<CheckResult> {
+async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredTableRow, check: CheckConfig, at: number, requester: Requester): Promise<CheckResult> {
   const m = deps.monitoring;
   const find = (tables: TableSchema[]) => tables.find((t) => t.name === table.tableName && t.schema === table.schemaName) ?? null;
 
@@ -259,7 +265,7 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
     connector,
     table: found,
     now: at,
-    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget, source: "monitor", apiKeyId }),
+    query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget, source: "monitor", ...requester }),
     judgeBaseline: (point, options) => {
       const points = "baseline" in check ? check.baseline?.window_points : undefined;
       return m.baselines.judge(`${table.id}:${key}`, point, options, (since) => loadHistory(deps, table.id, key, at, points, since));

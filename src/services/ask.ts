@@ -156,7 +156,7 @@ export async function ask(
     }
     // The client hung up: whatever the model call or statement then threw (an abort, or the
     // HTTP client's own error), it is the client's leaving, answered and logged as /query's.
-    if (options.signal?.aborted) throw cancelledError();
+    if (options.signal?.aborted) throw cancelledError(options.signal);
     throw err;
   }
 

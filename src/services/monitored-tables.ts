@@ -2,9 +2,9 @@
 // database before saving (the table and columns must exist, custom SQL must pass the guard,
 // each check must survive a dry run), so what the scheduler later runs was proven once already.
 
-import type { GuardedConnector } from "../connectors/guarded.js";
+import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
-import type { TableSchema } from "../connectors/types.js";
+import { cancelledError, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
@@ -140,7 +140,7 @@ async function checkIssues(
   connector: GuardedConnector,
   table: TableSchema,
   checks: CheckConfig[],
-  apiKeyId: number | null,
+  requester: Requester,
 ): Promise<{ issues: Issue[]; warnings: string[] }> {
   const issues: Issue[] = [];
   const warnings: string[] = [];
@@ -166,7 +166,7 @@ async function checkIssues(
       warnings.push(`check ${key} was saved untried: the dry runs before it passed MONITOR_RUN_TIMEOUT_MS (${runTimeoutMs} ms); its runs will say whether it works`);
       continue;
     }
-    const { problem, ms } = await dryRun(deps, connector, table, check, apiKeyId);
+    const { problem, ms } = await dryRun(deps, connector, table, check, requester);
     const field = check.kind === "custom_sql" ? ".sql" : check.kind === "freshness" ? ".column" : "";
     if (problem !== null) issues.push({ path: `body.checks.${i}${field}`, message: `check ${key} cannot work: ${problem}` });
     else if (ms > deps.monitoring.settings.slowCheckMs) warnings.push(slowCheckWarning(key, check, ms, deps.monitoring.settings.slowCheckMs));
@@ -224,9 +224,10 @@ function checkOneTiming(sent: Pick<MonitoredTableInput, "interval_seconds" | "sc
   }
 }
 
-/** `apiKeyId`: the API key saving it (null: a login), which the audit trail records with the
- * checks' dry runs. */
-export async function createMonitoredTableOf(deps: Deps, ownerId: number, input: MonitoredTableInput, apiKeyId: number | null): Promise<PublicMonitoredTable> {
+/** `requester`: the API key saving it (null: a login), which the audit trail records with the
+ * checks' dry runs, and the signal that stops them (its client gone, its credential revoked:
+ * then nothing is saved). */
+export async function createMonitoredTableOf(deps: Deps, ownerId: number, input: MonitoredTableInput, requester: Requester): Promise<PublicMonitoredTable> {
   checkOneTiming(input, false);
   let timing: TableTiming;
   if (input.schedule !== undefined) {
@@ -239,8 +240,10 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
   const checks = input.checks ?? DEFAULT_CHECKS;
-  const { issues, warnings } = await checkIssues(deps, connector, table, checks, apiKeyId);
+  const { issues, warnings } = await checkIssues(deps, connector, table, checks, requester);
   if (issues.length > 0) throw invalidFields(issues);
+  // Revoked during its dry runs (seconds, for slow checks): a table saved now would run for ever.
+  if (requester.signal?.aborted) throw cancelledError(requester.signal);
   warnings.push(...baselineWarnings(deps, timing, checks));
   const schemaSnapshot = checks.some((check) => check.kind === "schema_drift") ? await columnsNow(deps, connector, table) : null;
   const enabled = input.enabled ?? true;
@@ -326,7 +329,7 @@ export async function updateMonitoredTableOf(
   id: number,
   update: MonitoredTableUpdate,
   /** As createMonitoredTableOf's. */
-  apiKeyId: number | null,
+  requester: Requester,
 ): Promise<PublicMonitoredTable> {
   const row = await ownedTable(deps, ownerId, id);
   const patch: MonitoredTablePatch = {};
@@ -353,8 +356,9 @@ export async function updateMonitoredTableOf(
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
     const checks = update.checks ?? row.checks;
-    const checked = await checkIssues(deps, connector, table, checks, apiKeyId);
+    const checked = await checkIssues(deps, connector, table, checks, requester);
     if (checked.issues.length > 0) throw invalidFields(checked.issues);
+    if (requester.signal?.aborted) throw cancelledError(requester.signal);
     warnings = checked.warnings;
     patch.checks = checks;
     if (retarget) {
@@ -409,17 +413,17 @@ export async function removeMonitoredTable(deps: Deps, ownerId: number, id: numb
 /** Runs the table's checks now, outside the schedule (which it leaves as it is); `conflict`
  * while another instance runs checks of its connection. Limited per user: each run records a
  * row per check, skipped ones too, so runs asked for without end would fill the store. */
-export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number, apiKeyId: number | null): Promise<TableRunReport> {
+export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: number, requester: Requester): Promise<TableRunReport> {
   const perMinute = deps.config.monitor.manualRunsPerMinute;
   await countTry(deps, `manual-runs:user:${ownerId}`, { max: perMinute, windowSeconds: 60 }, `At most ${perMinute} runs asked for per minute (MONITOR_MANUAL_RUNS_PER_MINUTE); try again shortly`);
-  return runTableNow(deps, await ownedTable(deps, ownerId, id), apiKeyId);
+  return runTableNow(deps, await ownedTable(deps, ownerId, id), requester);
 }
 
 /** `pulse check`: runs a table's checks now for the operator, whoever owns the table (a shell
  * has no user); null when no table has that id. `conflict` as above. */
 export async function runAnyMonitoredTableNow(deps: Deps, id: number): Promise<TableRunReport | null> {
   const table = await findMonitoredTable(deps.store.db, id);
-  return table ? runTableNow(deps, table, null) : null;
+  return table ? runTableNow(deps, table, { apiKeyId: null }) : null;
 }
 
 export async function listRunsOf(

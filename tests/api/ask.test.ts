@@ -22,7 +22,7 @@ const answerWithQuery = (sql = COUNT_SQL, answer = "There are 347 albums.") => {
 };
 
 beforeAll(async () => {
-  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply => {
+  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply | Promise<FakeReply> => {
     const step = replies.shift() ?? { fail: "http500" };
     return typeof step === "function" ? step(request) : step;
   };

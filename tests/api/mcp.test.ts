@@ -33,7 +33,7 @@ let secondBase: string;
 const drops: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
-  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply => {
+  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply | Promise<FakeReply> => {
     const step = replies.shift() ?? { fail: "http500" };
     return typeof step === "function" ? step(request) : step;
   };

@@ -1,5 +1,5 @@
 // A statement whose caller went away is stopped at the database (red-team pass): a client that
-// hangs up on /query or /ask, and an /ask past ASK_TIMEOUT_MS. Before, the statement ran on to its own
+// hangs up on /query, /ask or a manual run, and an /ask past ASK_TIMEOUT_MS. Before, the statement ran on to its own
 // timeout (QUERY_TIMEOUT_MS, 30 s by default) holding one of the database's few slots, so asking
 // and hanging up again and again starved every other user of that database.
 
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
+import { addConnection, monitorTableUnchecked, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { mariaAdmin, pgAdmin } from "../support/services.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 
@@ -23,6 +24,7 @@ const replies: FakeReply[] = [];
 let fake: FakeOpenAI;
 let h: Harness;
 const targets: TargetDb[] = [];
+const monitored: MonitoredDb[] = [];
 
 beforeAll(async () => {
   fake = await startFakeOpenAI(Array.from({ length: 20 }, () => () => replies.shift() ?? { content: "done" }));
@@ -32,6 +34,7 @@ afterAll(async () => {
   await h?.close();
   await fake?.close();
   for (const target of targets) await target.drop();
+  for (const db of monitored) await db.drop();
 });
 
 /** A new user with a connection to `target`; its id. */
@@ -100,6 +103,25 @@ describe("POST /databases/{id}/query when the client hangs up", () => {
     const next = await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT count(*) AS n FROM Album", timeout_ms: 10_000 } });
     expect(next.status, next.text).toBe(200);
     expect(next.body.data.rows).toEqual([[347]]);
+  }, 60_000);
+});
+
+describe("POST /api/tables/{id}/run when the client hangs up", () => {
+  it("stops the check's statement at the database and records no outcome", async () => {
+    const db = await pgMonitoredDb();
+    monitored.push(db);
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const n = 900_000_000 + Math.floor(Math.random() * 99_999_999);
+    const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events" }, [{ kind: "custom_sql", name: "slow", sql: SLOW.postgresql(n), max: 0 }]);
+    const { url } = await h.serve();
+    const hangUp = new AbortController();
+    const asked = fetch(`${url}/api/tables/${table.id}/run`, { method: "POST", headers: { authorization: `Bearer ${user.token}` }, signal: hangUp.signal }).catch(() => "hung up");
+    expect(await until(() => stillRunning.postgresql(String(n)), 10_000), "the statement never started").toBe(true);
+    hangUp.abort();
+    expect(await asked).toBe("hung up");
+    expect(await until(async () => !(await stillRunning.postgresql(String(n))), STOPPED_WITHIN_MS), "still running after the client hung up").toBe(true);
+    expect((await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body).toEqual([]);
   }, 60_000);
 });
 

@@ -29,7 +29,7 @@ let h: Harness;
 const settings = (baseUrl: string) => ({ OPENAI_BASE_URL: baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: String(TIMEOUT_MS), ASK_PER_MINUTE: "1000" });
 
 beforeAll(async () => {
-  const next = (request: ChatRequest): FakeReply => {
+  const next = (request: ChatRequest): FakeReply | Promise<FakeReply> => {
     const step = replies.shift() ?? { fail: "http500" };
     return typeof step === "function" ? step(request) : step;
   };

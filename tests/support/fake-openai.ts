@@ -52,7 +52,8 @@ export type FakeReply =
   /** Any error status with this body. */
   | { status: number; body: string; contentType?: string };
 
-export type FakeStep = FakeReply | ((request: ChatRequest) => FakeReply);
+/** A function may answer later (a promise): a test holds the model's reply while it acts. */
+export type FakeStep = FakeReply | ((request: ChatRequest) => FakeReply | Promise<FakeReply>);
 
 /** How the server differs from OpenAI's own API (tests/support/model-servers.ts). */
 export interface FakeServerOptions {
@@ -110,7 +111,7 @@ export async function startFakeOpenAI(script: FakeStep[], options: FakeServerOpt
       res.end(JSON.stringify({ error: { message: `fake script exhausted after ${script.length} steps`, type: "server_error" } }));
       return;
     }
-    const reply = typeof step === "function" ? step(body) : step;
+    const reply = typeof step === "function" ? await step(body) : step;
     // A fresh id per completion: LangGraph replaces messages that share an id.
     const id = `chatcmpl-fake-${++completions}-${randomUUID().slice(0, 8)}`;
     if ("fail" in reply) return fail(reply.fail, body, res, id);

@@ -187,7 +187,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       try {
         fields = await statement.done;
       } catch (err) {
-        if (limits.signal?.aborted) throw cancelledError();
+        if (limits.signal?.aborted) throw cancelledError(limits.signal);
         if (backstopHit) {
           throw new DomainError("query_timeout", `The database did not answer within ${limits.timeoutMs} ms`, {
             timeout_ms: limits.timeoutMs,
@@ -207,7 +207,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
         try {
           await lookUpTypeNames(client, fields);
         } catch (err) {
-          if (limits.signal?.aborted) throw cancelledError();
+          if (limits.signal?.aborted) throw cancelledError(limits.signal);
           throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
         }
       }

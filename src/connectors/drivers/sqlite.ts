@@ -149,9 +149,9 @@ class SqliteDriver implements DialectDriver {
 
   private send(request: Request, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
     if (this.closing) return Promise.reject(closedError());
-    if (signal?.aborted) return Promise.reject(cancelledError());
+    if (signal?.aborted) return Promise.reject(cancelledError(signal));
     return new Promise((resolve, reject) => {
-      const cancel = () => this.cancel(pending);
+      const cancel = () => this.cancel(pending, signal!);
       const settled = () => {
         clearTimeout(pending.waiting);
         signal?.removeEventListener("abort", cancel);
@@ -173,9 +173,9 @@ class SqliteDriver implements DialectDriver {
   /** Its caller went away: answered at once. A queued request leaves the queue; a running one
    * is stopped the only way SQLite can be, its process killed (and a fresh one started), as at a
    * timeout; one waiting for its process to start is skipped once it has (pump). */
-  private cancel(pending: Pending): void {
+  private cancel(pending: Pending, signal: AbortSignal): void {
     pending.cancelled = true;
-    pending.reject(cancelledError());
+    pending.reject(cancelledError(signal));
     const queued = this.queue.indexOf(pending);
     if (queued >= 0) this.queue.splice(queued, 1);
     else if (this.running?.pending === pending) {

@@ -16,6 +16,7 @@ import { errorBody, statusOf } from "../errors.js";
 import { pacedEvents, type PacedEvents } from "../event-stream.js";
 import { requestLogger } from "../request-log.js";
 import { authErrors, errorResponse, HealthSchema, jsonBody, RowId } from "../schemas.js";
+import { watchStanding, whileStanding } from "../standing.js";
 
 const AskBody = z
   .object({
@@ -128,7 +129,7 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const release = deps.askTurns.take(auth.userId);
     if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input, release)) as never;
     try {
-      return c.json(await ask(deps, auth, input, { signal: c.req.raw.signal }), 200);
+      return c.json(await whileStanding(c, deps, (signal) => ask(deps, auth, input, { signal })), 200);
     } catch (err) {
       logModelFailure(c, err);
       throw err;
@@ -153,6 +154,8 @@ function logModelFailure(c: Context<AppEnv>, err: unknown) {
 async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { grant: Grant }, input: AskInput, release: () => void) {
   const abort = new AbortController();
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
+  // The agent's work outlives this handler: watched until the answer settles.
+  const unwatch = watchStanding(c, deps, abort);
   const early: AgentEvent[] = [];
   let forward: ((event: AgentEvent) => void) | undefined;
   let events: PacedEvents | undefined;
@@ -168,6 +171,7 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { g
       started();
     },
   });
+  void answer.then(unwatch, unwatch);
   // Whichever comes first: the first event, or the end (a failure is read just below).
   await Promise.race([answer.catch(() => undefined), firstEvent]);
   if (early.length === 0) {

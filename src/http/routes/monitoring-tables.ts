@@ -20,6 +20,7 @@ import {
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
 import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
+import { whileStanding } from "../standing.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
 const tags = ["Monitoring"];
@@ -181,7 +182,8 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const body = c.req.valid("json");
     requireScope(c.get("grant"), "monitoring:write", body.connection_id);
     requireValueReadScope(c.get("grant"), body.checks);
-    return c.json(await createMonitoredTableOf(deps, c.get("auth").userId, body, c.get("grant").apiKeyId), 201);
+    const table = await whileStanding(c, deps, (signal) => createMonitoredTableOf(deps, c.get("auth").userId, body, { apiKeyId: c.get("grant").apiKeyId, signal }));
+    return c.json(table, 201);
   });
   app.openapi(getOne, async (c) => {
     const { id } = c.req.valid("param");
@@ -199,7 +201,8 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
       const current = await getMonitoredTableOf(deps, c.get("auth").userId, id);
       requireValueReadScope(grant, body.checks ?? current.checks, movesTable(current, body) ? [] : current.checks);
     }
-    return c.json(await updateMonitoredTableOf(deps, c.get("auth").userId, id, body, c.get("grant").apiKeyId), 200);
+    const table = await whileStanding(c, deps, (signal) => updateMonitoredTableOf(deps, c.get("auth").userId, id, body, { apiKeyId: grant.apiKeyId, signal }));
+    return c.json(table, 200);
   });
   app.openapi(remove, async (c) => {
     const { id } = c.req.valid("param");
@@ -210,7 +213,8 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(runNow, async (c) => {
     const { id } = c.req.valid("param");
     await tableScope(c, "monitoring:write", id);
-    return c.json(await runMonitoredTableNow(deps, c.get("auth").userId, id, c.get("grant").apiKeyId), 200);
+    const report = await whileStanding(c, deps, (signal) => runMonitoredTableNow(deps, c.get("auth").userId, id, { apiKeyId: c.get("grant").apiKeyId, signal }));
+    return c.json(report, 200);
   });
   app.openapi(runs, async (c) => {
     await tableScope(c, "monitoring:read", c.req.valid("param").id);

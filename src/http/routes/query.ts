@@ -11,6 +11,7 @@ import type { AppEnv } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { jsonBodyOf, withBodyInHandler } from "../json-body.js";
 import { authErrors, errorResponse, HealthSchema, IdParams, jsonBody, jsonResponse, RowId, scopeError } from "../schemas.js";
+import { whileStanding } from "../standing.js";
 
 const tags = ["Query"];
 
@@ -132,16 +133,18 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
       // Without connection_id, the session's connection: a key's own session is only ever
       // connected to a connection it may reach (see sessions.ts).
       requireScope(c.get("grant"), "query", body.connection_id);
-      const answer = await runQuery(deps, auth.userId, auth.sessionId, {
-        sql: body.sql,
-        grant: c.get("grant"),
-        connectionId: body.connection_id,
-        sessionId: requestedSession(auth, body.session_id),
-        maxRows: body.max_rows,
-        timeoutMs: body.timeout_ms,
-        // Aborted by the Node adapter when the client hangs up before its answer.
-        signal: c.req.raw.signal,
-      });
+      const sessionId = requestedSession(auth, body.session_id);
+      const answer = await whileStanding(c, deps, (signal) =>
+        runQuery(deps, auth.userId, auth.sessionId, {
+          sql: body.sql,
+          grant: c.get("grant"),
+          connectionId: body.connection_id,
+          sessionId,
+          maxRows: body.max_rows,
+          timeoutMs: body.timeout_ms,
+          signal,
+        }),
+      );
       return c.json(queryEnvelope(answer), 200);
     });
   }
@@ -151,15 +154,9 @@ export function mountQuery(app: OpenAPIHono<AppEnv>, deps: Deps) {
       const connectionId = c.req.valid("param").id;
       requireScope(c.get("grant"), "query", connectionId);
       const body = await jsonBodyOf(c, ConnectionQueryBody);
-      const answer = await runQuery(deps, userId, sessionId, {
-        sql: body.sql,
-        grant: c.get("grant"),
-        connectionId,
-        maxRows: body.max_rows,
-        timeoutMs: body.timeout_ms,
-        // Aborted by the Node adapter when the client hangs up before its answer.
-        signal: c.req.raw.signal,
-      });
+      const answer = await whileStanding(c, deps, (signal) =>
+        runQuery(deps, userId, sessionId, { sql: body.sql, grant: c.get("grant"), connectionId, maxRows: body.max_rows, timeoutMs: body.timeout_ms, signal }),
+      );
       return c.json(queryEnvelope(answer), 200);
     });
   }

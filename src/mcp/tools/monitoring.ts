@@ -98,7 +98,8 @@ export function registerMonitoringTools(server: McpServer, deps: Deps) {
           throw new DomainError("invalid_input", detail, { errors });
         }
         requireValueReadScope(caller.grant, parsed.data.checks);
-        const table = await createMonitoredTableOf(deps, caller.userId, parsed.data, caller.grant.apiKeyId);
+        // The signal stops its dry runs when the client goes or its key is revoked (route.ts).
+        const table = await createMonitoredTableOf(deps, caller.userId, parsed.data, { apiKeyId: caller.grant.apiKeyId, signal: extra.signal });
         return toolResult(`Monitoring ${tableNameOf(table)} as table ${table.id}: ${table.checks.map((c) => c.kind).join(", ")}`, { table });
       }),
   );

@@ -1,0 +1,69 @@
+// Work under way on behalf of a credential, stopped when the credential is revoked. The HTTP
+// edge checks a credential once, as its request arrives; an /ask, a manual run of a table's
+// checks or a save's dry runs then send statement after statement for seconds or minutes. A
+// revocation (a deleted key, a logout, a password change, a deleted user) aborts their signal,
+// here or on another instance (token-standing.ts tells every instance), so that none of them
+// sends a statement after the revocation has answered. A statement already running is stopped
+// at the database, as when its caller hangs up.
+
+import { DomainError } from "../errors.js";
+import type { Revocation } from "./token-standing.js";
+
+/** The credential some work runs for. */
+export interface WatchedCredential {
+  userId: number;
+  sessionId: string;
+  /** Null for a login. */
+  keyId: number | null;
+  /** Asks the metadata store whether it still stands, after a revocation that may concern it
+   * (a user's: a password change leaves the user's keys and new tokens standing). */
+  stands(): Promise<boolean>;
+}
+
+export interface RevocationWatch {
+  /** Aborts `controller` (its reason a 401) once `credential` is revoked, until the returned
+   * function is called. */
+  watch(credential: WatchedCredential, controller: AbortController): () => void;
+  /** Every revocation this instance hears of, its own and the others' (TokenStanding's
+   * `alsoForget`); "everything" after announcements may have been missed. */
+  revoked(revocation: Revocation | "everything"): void;
+}
+
+export const revokedError = () => new DomainError("unauthorized", "Token has been revoked; log in again");
+
+interface Watched {
+  credential: WatchedCredential;
+  controller: AbortController;
+}
+
+export function createRevocationWatch(onCheckError: (err: unknown) => void): RevocationWatch {
+  const watched = new Set<Watched>();
+  const stop = (entry: Watched) => {
+    watched.delete(entry);
+    entry.controller.abort(revokedError());
+  };
+  // A store that cannot answer leaves the work running: nothing says the credential went.
+  const recheck = (entry: Watched) =>
+    void entry.credential.stands().then((stands) => {
+      if (!stands) stop(entry);
+    }, onCheckError);
+
+  return {
+    watch(credential, controller) {
+      const entry = { credential, controller };
+      watched.add(entry);
+      return () => void watched.delete(entry);
+    },
+    revoked(revocation) {
+      for (const entry of [...watched]) {
+        const { credential } = entry;
+        if (revocation === "everything") recheck(entry);
+        else if ("keyId" in revocation) {
+          if (credential.keyId === revocation.keyId) stop(entry);
+        } else if ("sessionId" in revocation) {
+          if (credential.sessionId === revocation.sessionId) stop(entry);
+        } else if (credential.userId === revocation.userId) recheck(entry);
+      }
+    },
+  };
+}

@@ -1,0 +1,61 @@
+// The signal of work a request starts on a customer database: aborted when the client hangs
+// up (query_cancelled), or with a 401 as its reason when the request's credential is revoked
+// while the work goes on (src/auth/revocation-watch.ts), so that an /ask, a manual run or a
+// save's dry runs send no statement after a logout, a password change or a key's deletion.
+
+import type { Context } from "hono";
+
+import type { UnknownKeyGate } from "../auth/api-keys.js";
+import type { WatchedCredential } from "../auth/revocation-watch.js";
+import type { Deps } from "../deps.js";
+import { DomainError } from "../errors.js";
+import { bearerToken } from "./auth.js";
+import type { AppEnv } from "./context.js";
+
+type StandingDeps = Pick<Deps, "revocations" | "tokens" | "apiKeys">;
+
+/** A key that authenticated this request: the store knew it, so its re-reading is not counted
+ * among a client's unknown keys. */
+const KNOWN_KEY: UnknownKeyGate = { admit: async () => undefined, refund: async () => undefined };
+
+/** The request's credential, and how to ask the store whether it still stands. */
+function credentialOf(c: Context<AppEnv>, deps: StandingDeps): WatchedCredential {
+  const auth = c.get("auth");
+  if (auth.kind === "login") return { userId: auth.userId, sessionId: auth.sessionId, keyId: null, stands: () => deps.tokens.check(auth) };
+  // The key itself is only in the request that sent it: the verifier knows keys by hash.
+  const secret = bearerToken(c.req.header("authorization") ?? "") ?? "";
+  return {
+    userId: auth.userId,
+    sessionId: auth.sessionId,
+    keyId: auth.keyId,
+    stands: () =>
+      deps.apiKeys.verify(secret, KNOWN_KEY).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof DomainError && err.code === "unauthorized") return false;
+          throw err;
+        },
+      ),
+  };
+}
+
+/** Aborts `controller` (a 401 its reason) once the request's credential is revoked, until the
+ * returned function is called: for work that ends after its handler returns (a streamed answer). */
+export const watchStanding = (c: Context<AppEnv>, deps: StandingDeps, controller: AbortController): (() => void) =>
+  deps.revocations.watch(credentialOf(c, deps), controller);
+
+/** Runs `work` with a signal aborted when the client hangs up or the credential is revoked. */
+export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const hangUp = c.req.raw.signal;
+  const goneAway = () => controller.abort(hangUp.reason);
+  if (hangUp.aborted) goneAway();
+  else hangUp.addEventListener("abort", goneAway, { once: true });
+  const unwatch = watchStanding(c, deps, controller);
+  try {
+    return await work(controller.signal);
+  } finally {
+    unwatch();
+    hangUp.removeEventListener("abort", goneAway);
+  }
+}
