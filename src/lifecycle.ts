@@ -2,7 +2,7 @@
 // stop accepting, finish in-flight requests, then close what they used.
 
 import type { ServerType } from "@hono/node-server";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 
 import { createApp } from "./app.js";
 import { serveApp, serveLimits } from "./http/unread-responses.js";
@@ -23,7 +23,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createMonitoring } from "./monitoring/runtime.js";
 import { deliveriesSettled } from "./monitoring/notifiers.js";
-import { createScheduler, type Scheduler } from "./monitoring/scheduler.js";
+import { CANCEL_GRACE_MS, createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
 import { connectRedis } from "./sessions/redis-client.js";
@@ -227,7 +227,10 @@ export async function startService(
       // leave the pools, the audit trail's last write and the stores unclosed.
       const drainTimeoutMs = options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
       const drainUntil = Date.now() + drainTimeoutMs;
-      await Promise.all([drain(server as Server, drainTimeoutMs), scheduler && settlesWithin(scheduler.stop(), drainTimeoutMs)]);
+      // Checks still running a moment before the drain's end are stopped, in time for their
+      // statements' records to be written and their tables released.
+      const checksWithinMs = Math.max(0, Math.min(deps.config.monitor.stopTimeoutMs, drainTimeoutMs - CANCEL_GRACE_MS));
+      await Promise.all([drain(server as Server, drainTimeoutMs), scheduler && settlesWithin(scheduler.stop(checksWithinMs), drainTimeoutMs)]);
       // Then the notifications those requests and runs started (they answered without waiting
       // for them), in what is left of the drain's bound: one cut short is sent again after its
       // claim runs out, with the same X-Pulse-Notification.
@@ -235,10 +238,14 @@ export async function startService(
       const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
       const closed = await settlesWithin(closeDeps(deps), closeTimeoutMs);
       if (closed) deps.logger.info("shut down");
-      else deps.logger.warn({ close_timeout_ms: closeTimeoutMs }, "shut down without waiting for everything to close");
+      else deps.logger.warn({ close_timeout_ms: closeTimeoutMs, ...unwritten(deps) }, "shut down without waiting for everything to close");
     })());
   return { deps, server, port, scheduler, stop };
 }
+
+/** What an exit now loses of the audit trail (the process ends without its last write): said
+ * in the log line of every exit that does not wait for it. */
+export const unwritten = (deps: Pick<Deps, "audit">) => ({ audit_records_lost: deps.audit?.pending ?? 0 });
 
 /** Whether `work` settled (either way) within `ms`; it is left to finish on its own if not. */
 function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
@@ -265,19 +272,31 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Er
   return new StartupError(`${known?.setting ?? "HOST"}: cannot listen on ${host}:${port}: ${known?.reason ?? reasonOf(err)}`);
 }
 
+/** How often a draining server closes the kept-alive sockets whose request has finished. */
+const CLOSE_IDLE_EVERY_MS = 100;
+
 /** Stops accepting connections and resolves when in-flight requests have finished (or the
  * timeout passed, after which remaining connections are cut). */
 function drain(server: Server, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      server.closeAllConnections();
-      resolve();
-    }, timeoutMs);
-    server.close(() => {
+    // A kept-alive socket would carry new requests into a draining server (a pooling proxy
+    // sends them as long as it may) and, idle, hold close() open for its keep-alive timeout:
+    // what arrives on one now is answered with Connection: close, and each is closed as soon
+    // as its request is done.
+    server.on("request", (_req: IncomingMessage, res: ServerResponse) => {
+      res.shouldKeepAlive = false;
+    });
+    const closingIdle = setInterval(() => server.closeIdleConnections(), CLOSE_IDLE_EVERY_MS);
+    const done = () => {
+      clearInterval(closingIdle);
       clearTimeout(timer);
       resolve();
-    });
-    // Keep-alive sockets with no request in flight would otherwise hold close() open.
+    };
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      done();
+    }, timeoutMs);
+    server.close(done);
     server.closeIdleConnections();
   });
 }

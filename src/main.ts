@@ -3,7 +3,7 @@
 import { inspect } from "node:util";
 
 import { ConfigError, loadConfig } from "./config.js";
-import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./lifecycle.js";
+import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService, unwritten } from "./lifecycle.js";
 import { routeConsoleTo } from "./logger.js";
 import { StartupError } from "./startup-error.js";
 
@@ -22,13 +22,13 @@ try {
   const shutdown = (signal: string) => {
     if (signalled) {
       // A second signal: the operator does not want to wait.
-      service.deps.logger.warn({ signal }, "second signal: exiting now");
+      service.deps.logger.warn({ signal, ...unwritten(service.deps) }, "second signal: exiting now");
       process.exit(1);
     }
     signalled = true;
     service.deps.logger.info({ signal }, "signal received");
     setTimeout(() => {
-      service.deps.logger.error({ deadline_ms: EXIT_DEADLINE_MS }, "shutdown deadline passed: exiting");
+      service.deps.logger.error({ deadline_ms: EXIT_DEADLINE_MS, ...unwritten(service.deps) }, "shutdown deadline passed: exiting");
       process.exit(1);
     }, EXIT_DEADLINE_MS).unref();
     service.stop().then(

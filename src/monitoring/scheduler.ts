@@ -12,7 +12,7 @@ import type { Deps } from "../deps.js";
 import { pruneAuditRecords } from "../store/audit.js";
 import { pruneNotifications } from "../store/monitoring-alerts.js";
 import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
-import { claimDueTables, completeLease } from "../store/monitoring-tables.js";
+import { claimDueTables, completeLease, releaseLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { endLease, keepLease, type KeptLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
@@ -32,8 +32,10 @@ export interface Scheduler {
   start(): void;
   /** One tick, resolving once the tables it claimed have run (tests drive the scheduler so). */
   tick(): Promise<TickReport>;
-  /** Claims nothing more and waits for running checks, at most `timeoutMs`; a run still going
-   * then stops renewing its lease, which expires and lets another instance run the table. */
+  /** Claims nothing more and waits for running checks, at most `timeoutMs`; the runs still going
+   * are then stopped (their statements too, at the database) and their tables released for
+   * another instance, within CANCEL_GRACE_MS more. One that does not stop even so is left to
+   * its lease, which expires. */
   stop(timeoutMs?: number): Promise<void>;
 }
 
@@ -46,6 +48,10 @@ export interface SchedulerOptions {
   /** Rows per batch and batches per prune (default 10,000 and 100; tests take fewer). */
   prune?: { batchRows: number; maxBatches: number };
 }
+
+/** What stop() gives the runs it stops to end (a statement stopped at its database, the lease
+ * released), past its `timeoutMs`. */
+export const CANCEL_GRACE_MS = 2_000;
 
 const PRUNE_EVERY_MS = 3_600_000;
 /** The audit trail and the check runs may each grow by millions of rows a day: a prune deletes
@@ -67,6 +73,8 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   let stopping = false;
   /** Aborted when the scheduler stops: a lease not yet ended is left to expire. */
   const halted = new AbortController();
+  /** Aborted when stop() has waited its bound for the runs still going: they stop. */
+  const cancelled = new AbortController();
   let claiming: Promise<{ claimed: number[]; runs: Promise<void>[] }> | null = null;
   /** Delivering the outbox and pruning, each at most once at a time, beside the claims: an
    * hour's pruning (hundreds of batches) or a slow webhook never delays a due table. */
@@ -94,11 +102,17 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     const startedAt = m.now();
     const lease = keepLeaseHere(table);
     try {
-      await runTableChecks(deps, table, "schedule");
+      await runTableChecks(deps, table, "schedule", { apiKeyId: null, signal: cancelled.signal });
     } catch (err) {
-      deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
+      if (!cancelled.signal.aborted) deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
     } finally {
       await lease.stop();
+    }
+    if (cancelled.signal.aborted) {
+      // Stopped with the instance, its outcomes unrecorded: still due, and another instance's
+      // to run at its next tick rather than once the lease expires. One try (the store closes next).
+      await endLease(deps, table.id, lease, (leaseUntil) => releaseLease(deps.store.db, { id: table.id, owner: instanceId, leaseUntil }), halted.signal);
+      return;
     }
     const now = m.now();
     const kept = await endLease(
@@ -264,11 +278,22 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
         new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs))),
       ]);
       clearTimeout(timeout);
-      if (!finished) {
-        // The store closes next: leave the leases to expire so another instance takes over.
-        for (const stopRenewing of [...renewals]) void stopRenewing();
-        deps.logger.warn({ running: inFlight.size, chores: [...chores.keys()] }, "scheduler stopped with checks or chores still running; the leases will expire");
+      if (finished) return;
+      const running = inFlight.size;
+      if (running === 0) return void deps.logger.warn({ chores: [...chores.keys()] }, "scheduler stopped with chores still running");
+      cancelled.abort();
+      const stopped = await Promise.race([
+        Promise.allSettled([...inFlight]).then(() => true),
+        new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), CANCEL_GRACE_MS))),
+      ]);
+      clearTimeout(timeout);
+      if (stopped) {
+        deps.logger.info({ stopped: running, chores: [...chores.keys()] }, "scheduler stopped the checks still running; their tables are released for another instance");
+        return;
       }
+      // The store closes next: leave the leases to expire so another instance takes over.
+      for (const stopRenewing of [...renewals]) void stopRenewing();
+      deps.logger.warn({ running: inFlight.size, chores: [...chores.keys()] }, "scheduler stopped with checks still running; their leases will expire");
     },
   };
 }

@@ -767,4 +767,35 @@ describe("shutdown", () => {
       await own.close();
     }
   });
+
+  it("says how many records it could not write when the store does not take them within the close bound", async () => {
+    const own = await createHarness({ env: { PORT: "0", HOST: "127.0.0.1" } });
+    const locker = new pg.Client({ connectionString: pgUrl(own.pgDatabase!.name) });
+    await locker.connect();
+    try {
+      const user = await own.newUser();
+      const target = await sqliteTarget(own.sqliteRoot);
+      const id = (await own.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+      await own.deps.audit!.flush();
+      // The trail's last write waits on this lock past the close's bound.
+      await locker.query("BEGIN; LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      const service = await startService(own.deps, { closeTimeoutMs: 500 });
+      for (const n of [1, 2, 3]) {
+        const res = await fetch(`http://127.0.0.1:${service.port}/databases/${id}/query`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ sql: `SELECT ${n}` }),
+        });
+        expect(res.status).toBe(200);
+      }
+      const from = own.logs.length;
+      await service.stop();
+      const lines = own.logs.slice(from).join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toContainEqual(expect.objectContaining({ msg: "shut down without waiting for everything to close", audit_records_lost: 3 }));
+    } finally {
+      await locker.query("ROLLBACK");
+      await locker.end();
+      await own.close().catch(() => {});
+    }
+  });
 });
