@@ -43,7 +43,9 @@ export const channelSealContext = (ownerId: number) => `notification_channel:own
 
 const MAX_ATTEMPTS = 8;
 const CLAIM_LIMIT = 50;
-/** A claimed notification whose send has not been recorded by then is tried again. */
+/** A claimed notification whose send has not been recorded by then is tried again: this, or
+ * twice MONITOR_NOTIFY_TIMEOUT_MS if longer, so that no send still under way is claimed again
+ * (and sent twice) by another instance. */
 const IN_FLIGHT_MS = 60_000;
 
 /** Slack reads `<!channel>`, `<https://...|label>` and `<@U123>` in a message's text as a
@@ -89,7 +91,25 @@ export async function sendNotification(kind: ChannelKind, url: string, payload: 
       },
       ...(options.allowPrivate ? {} : { lookup: publicOnlyLookup }),
     });
-    const timer = setTimeout(() => req.destroy(new SendTimeout(options.timeoutMs)), options.timeoutMs);
+    const timer = setTimeout(() => {
+      const late = new SendTimeout(options.timeoutMs);
+      // Settled here too: a request Node has already destroyed (see "close") ignores destroy().
+      req.destroy(late);
+      reject(late);
+    }, options.timeoutMs);
+    // An answer switching protocols (101) is no answer to a POST: Node hands over the socket
+    // here, and without a listener destroys it, with neither a response nor an error.
+    req.on("upgrade", (res, socket) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new Error(`the endpoint answered HTTP ${res.statusCode ?? 101}`));
+    });
+    // Whatever else ends the request without a response or an error settles it too: a send
+    // that never settles held the one delivery at a time, and every user's notifications.
+    req.on("close", () => {
+      clearTimeout(timer);
+      reject(new Error("could not reach the endpoint (closed without an answer)"));
+    });
     req.on("response", (res) => {
       clearTimeout(timer);
       // The answer's body is not read: an endpoint streaming forever must not hold us.
@@ -161,7 +181,7 @@ async function deliverOnce(deps: Deps): Promise<number> {
   const now = deps.monitoring.now();
   const claimed = await claimDueNotifications(deps.store.db, {
     now: new Date(now),
-    retryAt: new Date(now + IN_FLIGHT_MS),
+    retryAt: new Date(now + Math.max(IN_FLIGHT_MS, 2 * deps.config.monitor.notifyTimeoutMs)),
     limit: CLAIM_LIMIT,
   });
   if (claimed.length === 0) return 0;

@@ -2,6 +2,8 @@
 // URLs are secrets (sealed at rest, never returned); other users' channels are 404. Private
 // targets (refused) are tests/security/webhook-targets.test.ts.
 
+import { createServer, type AddressInfo } from "node:net";
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { pgAdmin } from "../support/services.js";
@@ -94,6 +96,28 @@ describe("POST /api/channels/{id}/test", () => {
     expect(unreachable.status).toBe(400);
     expect(unreachable.body.detail).toMatch(/could not reach/);
     for (const res of [failing, hanging, unreachable]) expect(res.text).not.toContain("secret");
+  });
+
+  it("answers 400 when the endpoint switches protocols (101), which once left the send, and every delivery after it, waiting for ever", async () => {
+    const switching = createServer((socket) => {
+      socket.on("error", () => undefined);
+      socket.once("data", () => socket.write("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: x\r\n\r\n"));
+    });
+    await new Promise<void>((resolve) => switching.listen(0, "127.0.0.1", resolve));
+    try {
+      const user = await h.newUser();
+      const { port } = switching.address() as AddressInfo;
+      const created = await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `http://127.0.0.1:${port}/hook` } });
+      const res = await Promise.race([
+        h.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token }),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000)),
+      ]);
+      expect(res, "no answer within 5 s").not.toBeNull();
+      expect(res!.status).toBe(400);
+      expect(res!.body.detail).toMatch(/HTTP 101/);
+    } finally {
+      switching.close();
+    }
   });
 });
 

@@ -3,12 +3,12 @@
 // The outbox is claimed with users taking turns, and one delivery runs at a time per process:
 // actions asking for one meanwhile share the next.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { sealSecret } from "../../src/auth/secrets.js";
 import { channelSealContext, deliverDueNotifications } from "../../src/monitoring/notifiers.js";
 import { urlHint } from "../../src/services/channels.js";
-import { enqueueNotifications } from "../../src/store/monitoring-alerts.js";
+import { claimDueNotifications, enqueueNotifications } from "../../src/store/monitoring-alerts.js";
 import { insertChannel } from "../../src/store/monitoring-channels.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { uniqueName } from "../support/services.js";
@@ -27,20 +27,20 @@ afterAll(async () => {
 });
 
 /** A channel of a new user posting to `path`, with `count` notifications due since `dueAt`. */
-async function floodOf(path: string, count: number, dueAt: number): Promise<void> {
-  const user = await h.newUser();
-  const url = `${hooks.url}${path}`;
-  const channel = await insertChannel(h.deps.store.db, {
+async function floodOf(path: string, count: number, dueAt: number, on: Harness = h, receiver: WebhookReceiver = hooks): Promise<void> {
+  const user = await on.newUser();
+  const url = `${receiver.url}${path}`;
+  const channel = await insertChannel(on.deps.store.db, {
     ownerId: user.id,
     kind: "webhook",
     name: path,
     enabled: true,
     urlHint: urlHint(url),
-    urlSealed: sealSecret(url, h.config.secretsKey, channelSealContext(user.id)),
+    urlSealed: sealSecret(url, on.config.secretsKey, channelSealContext(user.id)),
   });
   const tag = uniqueName("n");
   await enqueueNotifications(
-    h.deps.store.db,
+    on.deps.store.db,
     Array.from({ length: count }, (_, i) => ({
       dedupKey: `${tag}:${i}`,
       channelId: channel.id,
@@ -86,5 +86,28 @@ describe("the notification outbox", () => {
     // The first delivery and the one after it: 50 each, where six at once sent all 160.
     expect(sent).toEqual([50, 50, 50, 50, 50, 50]);
     expect(hooks.at(flood)).toHaveLength(100);
+  });
+});
+
+describe("a notification still being sent", () => {
+  it("is not claimed again (and sent twice) while its send may last, however long MONITOR_NOTIFY_TIMEOUT_MS lets it", async () => {
+    let ahead = 0;
+    const slow = await startWebhookReceiver();
+    const own = await createHarness({ env: { ...LOCAL_RECEIVER_ENV, MONITOR_NOTIFY_TIMEOUT_MS: "90000" }, now: () => Date.now() + ahead });
+    try {
+      const path = `/slow-${uniqueName("s")}`;
+      await floodOf(path, 1, Date.now() - 1_000, own, slow);
+      slow.delayNext(1, 3_000);
+      const delivering = deliverDueNotifications(own.deps);
+      await vi.waitFor(() => expect(slow.at(path)).toHaveLength(1));
+      // Another instance, a minute later, while the first send still waits for its answer.
+      ahead += 61_000;
+      const now = own.deps.monitoring.now();
+      expect(await claimDueNotifications(own.deps.store.db, { now: new Date(now), retryAt: new Date(now + 60_000), limit: 50 })).toEqual([]);
+      expect(await delivering).toBe(1);
+    } finally {
+      await slow.close();
+      await own.close();
+    }
   });
 });
