@@ -8,7 +8,7 @@ import { Socket, isIP, type LookupFunction } from "node:net";
 
 import type { Config } from "../config.js";
 import { DomainError } from "../errors.js";
-import { canonicalHost, serversResolver, systemResolver, type Resolver } from "../net/resolve.js";
+import { canonicalHost, dnsResolver, type Resolver } from "../net/resolve.js";
 import type { Store } from "../store/client.js";
 import { postgresIdentity, type RunSql } from "./drivers/postgres-identity.js";
 import { networkPolicy, type NetworkPolicy } from "./network-policy.js";
@@ -28,8 +28,8 @@ const ownServiceRefusal = (service: OwnService) =>
   new DomainError("forbidden", `This connection points at Pulse's own ${service === "Redis" ? "Redis" : "metadata database"}`);
 
 export async function createTargetGate(config: Pick<Config, "env" | "targets" | "databaseUrl" | "redisUrl" | "connectTimeoutMs">, store: Store): Promise<TargetGate> {
-  const resolver =
-    config.targets.dnsServers.length > 0 ? serversResolver(config.targets.dnsServers, Math.ceil(config.connectTimeoutMs / 2)) : systemResolver;
+  // Two tries of a quarter each, the second's wait doubled: about the connect timeout in all.
+  const resolver = dnsResolver(Math.ceil(config.connectTimeoutMs / 4), config.targets.dnsServers.length > 0 ? config.targets.dnsServers : undefined);
   return gateOf(networkPolicy(config), await findOwnServices(config, store), resolver);
 }
 

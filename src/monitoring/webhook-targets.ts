@@ -3,11 +3,11 @@
 // to cloud metadata (169.254.169.254), an admin port on localhost or any private service.
 // Checked when a channel is added, and again on every connection (DNS answers change).
 
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import type { LookupAddress } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 
 import { isPublicAddress, isThisMachine } from "../net/addresses.js";
-import { systemResolver, type Resolver } from "../net/resolve.js";
+import { dnsResolver, type Resolver } from "../net/resolve.js";
 
 /** Why a URL is refused as a webhook target, or null when it is acceptable. */
 export type TargetProblem = "scheme" | "port" | "unresolved" | "not_public";
@@ -35,10 +35,7 @@ const hostOf = (url: URL) => url.hostname.replace(/^\[(.*)\]$/, "$1");
  * What is wrong with `url` as a notification target, null when nothing. Every address its host
  * resolves to must be public, so a name with one public and one private address is refused.
  */
-export async function webhookTargetProblem(
-  url: string,
-  options: { allowPrivate: boolean; resolve?: Resolver },
-): Promise<TargetProblem | null> {
+export async function webhookTargetProblem(url: string, options: { allowPrivate: boolean; resolve: Resolver }): Promise<TargetProblem | null> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -53,7 +50,7 @@ export async function webhookTargetProblem(
   if (isIP(host) !== 0) return isTarget(host) ? null : "not_public";
   let addresses: readonly { address: string }[];
   try {
-    addresses = await (options.resolve ?? systemResolver)(host);
+    addresses = await options.resolve(host);
   } catch {
     return "unresolved";
   }
@@ -69,19 +66,33 @@ export class NonPublicTargetError extends Error {
   }
 }
 
+/** The resolver of webhook hosts (net/resolve.ts: in the event loop, each of its two tries
+ * within a quarter of the send's timeout), one per timeout. */
+const resolvers = new Map<number, Resolver>();
+export function webhookResolver(sendTimeoutMs: number): Resolver {
+  let resolver = resolvers.get(sendTimeoutMs);
+  if (!resolver) resolvers.set(sendTimeoutMs, (resolver = dnsResolver(Math.ceil(sendTimeoutMs / 4))));
+  return resolver;
+}
+
 /**
- * A `lookup` for http(s).request that resolves as usual but fails unless every address is
+ * A `lookup` for http(s).request that resolves with `resolve` but fails unless every address is
  * public: the check and the connection use the same answer, so a name re-pointed at a private
  * address after the channel was added (DNS rebinding) is never connected to.
  */
-export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-    if (err) return callback(err, "", 0);
-    if (addresses.length === 0 || !addresses.every((a) => isTarget(a.address))) return callback(new NonPublicTargetError(), "", 0);
-    if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, addresses);
-    callback(null, addresses[0]!.address, addresses[0]!.family);
-  });
-};
+export const publicOnlyLookup =
+  (resolve: Resolver): LookupFunction =>
+  (hostname, options, callback) => {
+    resolve(hostname).then(
+      (found) => {
+        const addresses: LookupAddress[] = found.map(({ address }) => ({ address, family: isIP(address) })).filter((a) => !options.family || a.family === options.family);
+        if (addresses.length === 0 || !addresses.every((a) => isTarget(a.address))) return callback(new NonPublicTargetError(), "", 0);
+        if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, addresses);
+        callback(null, addresses[0]!.address, addresses[0]!.family);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, "", 0),
+    );
+  };
 
 /** Whether the host of `url` is an address literal that is no target (connecting to one needs
  * no lookup, so publicOnlyLookup never sees it). */

@@ -1,23 +1,47 @@
-// Turning a host name into every address it has: with the system's resolver (hosts file
-// included), or with given DNS servers (TARGET_DNS_SERVERS).
+// Turning a host name into every address it has: Pulse's own servers' names with the system's
+// resolver (hosts file included); names users give (a customer database's host, a webhook's)
+// from DNS servers asked in the event loop (c-ares), never holding one of libuv's threads.
 
-import { lookup, Resolver as DnsResolver } from "node:dns/promises";
+import { getServers, lookup, Resolver as DnsResolver } from "node:dns/promises";
 import { isIP } from "node:net";
+
+import { within } from "../within.js";
 
 /** Every address of a host name; rejects when it has none. */
 export type Resolver = (hostname: string) => Promise<readonly { address: string }[]>;
 
+/** For names the operator gives (DATABASE_URL, REDIS_URL): as connecting to them does. */
 export const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
-/** Asks `servers` ("1.2.3.4", "1.2.3.4:53", "[::1]:53") for A and AAAA records, IPv4 first. */
-export function serversResolver(servers: readonly string[], timeoutMs: number): Resolver {
+/** DNS answers meaning the name has no address there (the servers did answer). */
+const NOT_IN_DNS = new Set(["ENOTFOUND", "ENODATA"]);
+
+/** The system's lookups (getaddrinfo) of names users give run one after another: each holds a
+ * thread of libuv's four (which file reads and other lookups share) until it ends. */
+let systemLookups: Promise<unknown> = Promise.resolve();
+
+/**
+ * For names users give: asks `servers` (the system's DNS servers unless given: "1.2.3.4",
+ * "1.2.3.4:53", "[::1]:53") for A and AAAA records, IPv4 first, each try bounded by
+ * `timeoutMs` (two tries). The system's resolver, getaddrinfo, holds a thread of libuv's pool
+ * until the name's DNS servers answer, and cannot be cancelled: four names whose servers never
+ * answer, sent by one user, held every lookup and file read of the process for 30 s. Without
+ * `servers`, a name the DNS answers it does not know is looked up as the system would (hosts
+ * file, mDNS: `localhost`, aliases an orchestrator writes there), one such lookup at a time and
+ * within `timeoutMs`.
+ */
+export function dnsResolver(timeoutMs: number, servers?: readonly string[]): Resolver {
   const resolver = new DnsResolver({ timeout: timeoutMs, tries: 2 });
-  resolver.setServers(servers);
+  resolver.setServers(servers ?? getServers());
   return async (hostname) => {
     const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
     const addresses = [...(v4.status === "fulfilled" ? v4.value : []), ...(v6.status === "fulfilled" ? v6.value : [])].map((address) => ({ address }));
-    if (addresses.length === 0) throw v4.status === "rejected" ? v4.reason : new Error(`${hostname} has no address`);
-    return addresses;
+    if (addresses.length > 0) return addresses;
+    const unknown = [v4, v6].every((r) => r.status === "rejected" && NOT_IN_DNS.has((r.reason as { code?: string }).code ?? ""));
+    if (servers || !unknown) throw v4.status === "rejected" ? v4.reason : new Error(`${hostname} has no address`);
+    const looked = systemLookups.then(() => systemResolver(hostname));
+    systemLookups = looked.catch(() => undefined);
+    return within(looked, timeoutMs, `looking ${hostname} up`);
   };
 }
 

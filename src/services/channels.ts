@@ -8,7 +8,7 @@ import { sealSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
 import { DomainError, invalidFields, notFound } from "../errors.js";
 import { channelSealContext, channelUrl, sendNotification, sendOptions, type ChannelKind } from "../monitoring/notifiers.js";
-import { TARGET_PROBLEMS, webhookTargetProblem } from "../monitoring/webhook-targets.js";
+import { TARGET_PROBLEMS, webhookResolver, webhookTargetProblem } from "../monitoring/webhook-targets.js";
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
 import { insertWithinQuota } from "../store/quotas.js";
@@ -47,7 +47,7 @@ export const urlHint = (url: string) => {
 /** Refuses (422) a URL notifications must not go to: not http(s), or a host that is not a
  * public address unless WEBHOOK_ALLOW_PRIVATE. Sending checks again: DNS answers change. */
 export async function assertWebhookTarget(deps: Deps, url: string): Promise<void> {
-  const problem = await webhookTargetProblem(url, { allowPrivate: deps.config.monitor.webhookAllowPrivate });
+  const problem = await webhookTargetProblem(url, { allowPrivate: deps.config.monitor.webhookAllowPrivate, resolve: webhookResolver(deps.config.monitor.notifyTimeoutMs) });
   if (problem !== null) throw invalidFields([{ path: "body.url", message: `refused: ${TARGET_PROBLEMS[problem]}` }]);
 }
 

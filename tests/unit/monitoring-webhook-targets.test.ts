@@ -2,7 +2,7 @@
 // resolves to, unless private targets are allowed (WEBHOOK_ALLOW_PRIVATE).
 import { describe, expect, it } from "vitest";
 
-import { nonPublicLiteral, webhookTargetProblem } from "../../src/monitoring/webhook-targets.js";
+import { nonPublicLiteral, webhookResolver, webhookTargetProblem } from "../../src/monitoring/webhook-targets.js";
 import { isPublicAddress } from "../../src/net/addresses.js";
 import type { Resolver } from "../../src/net/resolve.js";
 
@@ -137,8 +137,8 @@ describe("webhookTargetProblem", () => {
     expect(await webhookTargetProblem("http://127.0.0.1:0/x", options)).toBe("port");
   });
 
-  it("resolves names with the system resolver by default (localhost is loopback)", async () => {
-    expect(await webhookTargetProblem("http://localhost:8000/hook", { allowPrivate: false })).toBe("not_public");
+  it("resolves with the webhooks' resolver a name the DNS does not know as the system would (localhost is loopback)", async () => {
+    expect(await webhookTargetProblem("http://localhost:8000/hook", { allowPrivate: false, resolve: webhookResolver(5000) })).toBe("not_public");
   });
 });
 
