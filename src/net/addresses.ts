@@ -16,7 +16,7 @@ const SPECIAL_RANGES: readonly [kind: AddressKind, networks: readonly string[]][
   ["unspecified", ["0.0.0.0/8", "::/128"]], // 0.0.0.0 connects to this machine
   ["link_local", ["169.254.0.0/16", "fe80::/10"]], // cloud metadata lives at 169.254.169.254
   ["multicast", ["224.0.0.0/4", "ff00::/8"]],
-  ["reserved", ["240.0.0.0/4"]], // and the broadcast address
+  ["reserved", ["240.0.0.0/4", "100::/64"]], // and the broadcast address; IPv6 discard-only
   [
     "private",
     [
@@ -35,6 +35,11 @@ const SPECIAL_RANGES: readonly [kind: AddressKind, networks: readonly string[]][
       "fc00::/7", // unique local
       "fec0::/10", // site-local (deprecated, still routed by some)
       "64:ff9b:1::/48", // local-use NAT64 (RFC 8215): translates to addresses of this network
+      "3fff::/20", // documentation (RFC 9637)
+      // IETF protocol assignments: Teredo (2001::/32, which carries an IPv4 address obfuscated),
+      // benchmarking, ORCHID; and the deprecated 6to4 relay anycast.
+      "2001::/23",
+      "192.88.99.0/24",
     ],
   ],
 ];

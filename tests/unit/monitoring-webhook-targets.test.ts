@@ -71,6 +71,19 @@ describe("isPublicAddress", () => {
     ["2002:c0a8:101::1", false], // 6to4 of 192.168.1.1
     ["2002:808:808::1", true],
     ["::127.0.0.1", false],
+    // IETF special-purpose IPv6 and IPv4 ranges, and their public neighbours.
+    ["2001:0:4136:e378:8000:63bf:80ff:fffe", false], // Teredo, carrying 127.0.0.1 obfuscated
+    ["2001:2::1", false], // benchmarking
+    ["2001:10::1", false], // ORCHID
+    ["2001:1ff:ffff::1", false],
+    ["2001:200::1", true],
+    ["100::1", false], // discard-only
+    ["100:0:0:1::1", true],
+    ["3fff::1", false], // documentation (RFC 9637)
+    ["3fff:fff:ffff::1", false],
+    ["3fff:1000::1", true],
+    ["192.88.99.1", false], // 6to4 relay anycast (deprecated)
+    ["192.88.100.1", true],
     // Not addresses at all.
     ["localhost", false],
     ["", false],
