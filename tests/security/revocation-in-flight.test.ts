@@ -35,7 +35,15 @@ beforeAll(async () => {
   };
   fake = await startFakeOpenAI(Array.from({ length: 200 }, () => next));
   // A long recheck age: only the revocation itself can stop the work.
-  const env = { TOKEN_RECHECK_SECONDS: "3600", OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "10000", ASK_PER_MINUTE: "1000" };
+  // One statement at a time per database: a second waits for the first's slot.
+  const env = {
+    TOKEN_RECHECK_SECONDS: "3600",
+    OPENAI_BASE_URL: fake.baseUrl,
+    OPENAI_MODEL: "fake-model",
+    OPENAI_TIMEOUT_MS: "10000",
+    ASK_PER_MINUTE: "1000",
+    CONNECTION_MAX_CONCURRENCY: "1",
+  };
   a = await createHarness({ sessions: "redis", env });
   b = await createHarness({ shareWith: a, env });
 });
@@ -198,6 +206,30 @@ describe("monitoring under way", () => {
     { kind: "custom_sql", name: "first", sql: "SELECT count(*) AS n FROM events", max: 1000 },
     { kind: "custom_sql", name: "second", sql: `SELECT count(*) AS ${MARKER} FROM events`, max: 1000 },
   ];
+
+  it("a /query waiting for its database's slot when its key is deleted never runs", async () => {
+    const user = await a.newUser();
+    const { db, lock, unlock, blocked, close } = await lockableDb();
+    const connectionId = (await a.call("POST", "/databases/add_db_connection", { token: user.token, json: db.body })).body.db_connection.id as number;
+    const { key, id } = await newKey(a, user.token, ["query"]);
+    await lock();
+    try {
+      // The login's statement takes the database's one slot, and waits on the lock.
+      const first = a.call("POST", `/databases/${connectionId}/query`, { token: user.token, json: { sql: "SELECT count(*) AS n FROM events" } });
+      await blocked();
+      const waiting = a.call("POST", `/databases/${connectionId}/query`, { token: key, json: { sql: `SELECT count(*) AS ${MARKER} FROM events` } });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await b.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await unlock();
+      expect((await first).status).toBe(200);
+      const res = await waiting;
+      expect(res.status, res.text).toBe(401);
+      expect(await ran(user.id, MARKER)).toBe(0);
+    } finally {
+      await close();
+    }
+  });
 
   it("a manual run stops once the key that asked for it is deleted: no further check, nothing recorded", async () => {
     const user = await a.newUser();
