@@ -23,6 +23,9 @@ export function missingServerFields(dialect: string, fields: { host?: string | u
   return dialect === "sqlite" ? [] : (["host", "username"] as const).filter((field) => !fields[field]);
 }
 
+/** MySQL/MariaDB schemas no connection may make its default database. */
+const MYSQL_CONNECTION_SCHEMAS = new Set(["information_schema", "performance_schema"]);
+
 export function targetFor({ config, targetGate }: { config: Config; targetGate: TargetGate }, spec: ConnectionSpec): ConnectionTarget {
   const target: ConnectionTarget = { ...spec, connectTimeoutMs: config.connectTimeoutMs };
   if (spec.dialect === "sqlite") {
@@ -36,6 +39,11 @@ export function targetFor({ config, targetGate }: { config: Config; targetGate: 
   // server of another protocol (Redis reads lines).
   for (const [field, value] of [["username", spec.username], ["database_name", spec.database]] as const) {
     if (/\p{Cc}/u.test(value)) throw invalidField(field, "must not contain control characters");
+  }
+  // Unqualified, their tables read the connection's own state (session_status: what earlier
+  // statements left), which the guard refuses only when a table is named with its schema.
+  if (spec.dialect === "mysql" && MYSQL_CONNECTION_SCHEMAS.has(spec.database.toLowerCase())) {
+    throw invalidField("database_name", `${spec.database} is the server's catalog, not a database of yours: connect to one of yours (the catalog stays readable as ${spec.database}.<table>)`);
   }
   if (canonicalHost(spec.host) === null) {
     throw invalidField("host", `"${spec.host.slice(0, 300)}" is not a host name or an IP address (no port, path or scheme: the port goes in port)`);

@@ -205,6 +205,13 @@ describe("PUT /databases/{id}", () => {
     }
     expect((await h.call("GET", `/databases/${id}`, { token: user.token })).body).toMatchObject({ db_type: "sqlite", database_name: targets.sqlite!.body.database_name });
   });
+
+  it.each(["information_schema", "PERFORMANCE_SCHEMA"])("refuses %s as a MySQL connection's database: its unqualified session_status reads what other statements left", async (database_name) => {
+    const user = await h.newUser();
+    const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { ...targets.mysql!.body, database_name } });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors).toEqual([{ path: "body.database_name", message: expect.stringContaining("the server's catalog") }]);
+  });
 });
 
 describe("ownership", () => {
