@@ -1,10 +1,11 @@
 // Work under way on behalf of a credential, stopped when the credential is revoked. The HTTP
 // edge checks a credential once, as its request arrives; an /ask, a manual run of a table's
 // checks or a save's dry runs then send statement after statement for seconds or minutes. A
-// revocation (a deleted key, a logout, a password change, a deleted user) aborts their signal,
-// here or on another instance (token-standing.ts tells every instance), so that none of them
-// sends a statement after the revocation has answered. A statement already running is stopped
-// at the database, as when its caller hangs up.
+// revocation (a deleted key, a logout, a password change, a deleted user) aborts their signal
+// as soon as this instance hears of it (token-standing.ts tells every instance), so that none
+// of them sends a statement after. A statement already running is stopped at the database, as
+// when its caller hangs up. A revocation heard of between a request's admission and the start of
+// its watch is caught by `seen` (src/http/standing.ts).
 
 import { DomainError } from "../errors.js";
 import type { Revocation } from "./token-standing.js";
@@ -21,6 +22,9 @@ export interface WatchedCredential {
 }
 
 export interface RevocationWatch {
+  /** Revocations heard of so far: a request notes it when let in, and work it starts after
+   * more were heard asks whether its credential still stands (one may have been its own). */
+  readonly seen: number;
   /** Aborts `controller` (its reason a 401) once `credential` is revoked, until the returned
    * function is called. */
   watch(credential: WatchedCredential, controller: AbortController): () => void;
@@ -48,13 +52,18 @@ export function createRevocationWatch(onCheckError: (err: unknown) => void): Rev
       if (!stands) stop(entry);
     }, onCheckError);
 
+  let seen = 0;
   return {
+    get seen() {
+      return seen;
+    },
     watch(credential, controller) {
       const entry = { credential, controller };
       watched.add(entry);
       return () => void watched.delete(entry);
     },
     revoked(revocation) {
+      seen++;
       for (const entry of [...watched]) {
         const { credential } = entry;
         if (revocation === "everything") recheck(entry);

@@ -53,6 +53,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
 
   const admit = (c: Context<AppEnv>, claims: AuthContext, next: Next, now: number) => {
     c.set("auth", claims);
+    c.set("revocationsSeen", deps.revocations.seen);
     if (claims.kind === "login") c.set("grant", FULL_GRANT);
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
       renewedAt.set(claims.sessionId, now);

@@ -17,5 +17,7 @@ export interface AppEnv {
     auth: AuthContext;
     /** What the credential allows (src/auth/grants.ts); a login token allows everything. */
     grant: Grant;
+    /** RevocationWatch.seen when the credential was found standing (src/http/standing.ts). */
+    revocationsSeen: number;
   };
 }

@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 
 import type { UnknownKeyGate } from "../auth/api-keys.js";
-import type { WatchedCredential } from "../auth/revocation-watch.js";
+import { revokedError, type WatchedCredential } from "../auth/revocation-watch.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { bearerToken } from "./auth.js";
@@ -18,31 +18,45 @@ type StandingDeps = Pick<Deps, "revocations" | "tokens" | "apiKeys">;
  * among a client's unknown keys. */
 const KNOWN_KEY: UnknownKeyGate = { admit: async () => undefined, refund: async () => undefined };
 
-/** The request's credential, and how to ask the store whether it still stands. */
+/** The request's credential, and how to ask whether it still stands: from the caches, which
+ * a revocation concerning it has emptied, else from the store. */
 function credentialOf(c: Context<AppEnv>, deps: StandingDeps): WatchedCredential {
   const auth = c.get("auth");
-  if (auth.kind === "login") return { userId: auth.userId, sessionId: auth.sessionId, keyId: null, stands: () => deps.tokens.check(auth) };
+  if (auth.kind === "login") {
+    return { userId: auth.userId, sessionId: auth.sessionId, keyId: null, stands: async () => deps.tokens.cached(auth, Date.now()) ?? deps.tokens.check(auth) };
+  }
   // The key itself is only in the request that sent it: the verifier knows keys by hash.
   const secret = bearerToken(c.req.header("authorization") ?? "") ?? "";
   return {
     userId: auth.userId,
     sessionId: auth.sessionId,
     keyId: auth.keyId,
-    stands: () =>
-      deps.apiKeys.verify(secret, KNOWN_KEY).then(
+    stands: async () => {
+      if (deps.apiKeys.cached(secret, Date.now())) return true;
+      return deps.apiKeys.verify(secret, KNOWN_KEY).then(
         () => true,
         (err: unknown) => {
           if (err instanceof DomainError && err.code === "unauthorized") return false;
           throw err;
         },
-      ),
+      );
+    },
   };
 }
 
 /** Aborts `controller` (a 401 its reason) once the request's credential is revoked, until the
- * returned function is called: for work that ends after its handler returns (a streamed answer). */
-export const watchStanding = (c: Context<AppEnv>, deps: StandingDeps, controller: AbortController): (() => void) =>
-  deps.revocations.watch(credentialOf(c, deps), controller);
+ * returned function is called. A revocation heard of since the request was let in may have been
+ * its own, before anything watched: then the credential is asked about first (401 if it went).
+ * A store that cannot answer leaves it standing, as the watch does. */
+export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, controller: AbortController): Promise<() => void> {
+  const credential = credentialOf(c, deps);
+  const unwatch = deps.revocations.watch(credential, controller);
+  if (deps.revocations.seen !== c.get("revocationsSeen") && !(await credential.stands().catch(() => true))) {
+    unwatch();
+    throw revokedError();
+  }
+  return unwatch;
+}
 
 /** Runs `work` with a signal aborted when the client hangs up or the credential is revoked. */
 export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -51,11 +65,12 @@ export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, w
   const goneAway = () => controller.abort(hangUp.reason);
   if (hangUp.aborted) goneAway();
   else hangUp.addEventListener("abort", goneAway, { once: true });
-  const unwatch = watchStanding(c, deps, controller);
+  let unwatch: (() => void) | undefined;
   try {
+    unwatch = await watchStanding(c, deps, controller);
     return await work(controller.signal);
   } finally {
-    unwatch();
+    unwatch?.();
     hangUp.removeEventListener("abort", goneAway);
   }
 }

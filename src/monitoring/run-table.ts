@@ -93,6 +93,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   // takes no connection is reported by every check without trying; any other failure is met
   // again, and reported, by the checks that need the schema.
   if (connector && trigger === "manual") {
+    if (requester.signal?.aborted) throw cancelledError(requester.signal);
     await withRetry(m, () => m.schemaOf(connector!, 0)).catch((err: unknown) => {
       if (unreachableError(err)) unreachable = resultOfError(deps, err);
     });

@@ -242,10 +242,10 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   const checks = input.checks ?? DEFAULT_CHECKS;
   const { issues, warnings } = await checkIssues(deps, connector, table, checks, requester);
   if (issues.length > 0) throw invalidFields(issues);
-  // Revoked during its dry runs (seconds, for slow checks): a table saved now would run for ever.
-  if (requester.signal?.aborted) throw cancelledError(requester.signal);
   warnings.push(...baselineWarnings(deps, timing, checks));
   const schemaSnapshot = checks.some((check) => check.kind === "schema_drift") ? await columnsNow(deps, connector, table) : null;
+  // Revoked during its dry runs (seconds, for slow checks): a table saved now would run for ever.
+  if (requester.signal?.aborted) throw cancelledError(requester.signal);
   const enabled = input.enabled ?? true;
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", async (tx) => {
     if (enabled) await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { checks: checks.length, intervalSeconds: timing.intervalSeconds });
@@ -358,7 +358,6 @@ export async function updateMonitoredTableOf(
     const checks = update.checks ?? row.checks;
     const checked = await checkIssues(deps, connector, table, checks, requester);
     if (checked.issues.length > 0) throw invalidFields(checked.issues);
-    if (requester.signal?.aborted) throw cancelledError(requester.signal);
     warnings = checked.warnings;
     patch.checks = checks;
     if (retarget) {
@@ -370,6 +369,8 @@ export async function updateMonitoredTableOf(
     const timing = { intervalSeconds: patch.intervalSeconds ?? row.intervalSeconds, schedule: patch.schedule !== undefined ? patch.schedule : row.schedule, timezone: patch.timezone !== undefined ? patch.timezone : row.timezone };
     warnings.push(...baselineWarnings(deps, timing, patch.checks ?? row.checks));
   }
+  // As a save's (createMonitoredTableOf).
+  if (requester.signal?.aborted) throw cancelledError(requester.signal);
   const keys = patch.checks?.map(checkKey);
   const ratesChange = patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.enabled !== undefined;
   const updated = await removeWithAlerts(deps, async (tx) => {

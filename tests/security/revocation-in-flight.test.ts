@@ -157,7 +157,7 @@ describe("an /ask under way", () => {
     expect(await ran(user.id, MARKER)).toBe(1);
   });
 
-  it("over MCP, is cancelled once its API key is deleted", async () => {
+  it("over MCP, is cancelled once its API key is deleted, and answered 401", async () => {
     const user = await userWithChinook();
     const { key, id } = await newKey(a, user.token, ["ask"]);
     const { held, release } = scriptHeldAsk();
@@ -170,8 +170,35 @@ describe("an /ask under way", () => {
     expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
     release();
     const res = await asking;
-    expect(res.status).toBe(200);
-    expect(res.body.error.message).toContain("revoked");
+    expect(res.status, res.text).toBe(401);
+    expect(res.body.code).toBe("unauthorized");
+    expect(await ran(user.id, MARKER)).toBe(0);
+  });
+});
+
+describe("a request let in before its credential's revocation", () => {
+  it("runs no statement when the revocation came while its body was still arriving", async () => {
+    const user = await userWithChinook();
+    const { key, id } = await newKey(a, user.token, ["query"]);
+    let push!: (text: string | null) => void;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        push = (text) => (text === null ? controller.close() : controller.enqueue(new TextEncoder().encode(text)));
+      },
+    });
+    const asked = a.app.request(`/databases/${user.connectionId}/query`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    push(`{"sql": "SELECT 4242 AS ${MARKER}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
+    push(`"}`);
+    push(null);
+    const res = await asked;
+    expect(res.status, await res.clone().text()).toBe(401);
     expect(await ran(user.id, MARKER)).toBe(0);
   });
 });

@@ -155,7 +155,10 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { g
   const abort = new AbortController();
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
   // The agent's work outlives this handler: watched until the answer settles.
-  const unwatch = watchStanding(c, deps, abort);
+  const unwatch = await watchStanding(c, deps, abort).catch((err: unknown) => {
+    release();
+    throw err;
+  });
   const early: AgentEvent[] = [];
   let forward: ((event: AgentEvent) => void) | undefined;
   let events: PacedEvents | undefined;
