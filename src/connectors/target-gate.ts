@@ -28,7 +28,7 @@ const ownServiceRefusal = (service: OwnService) =>
   new DomainError("forbidden", `This connection points at Pulse's own ${service === "Redis" ? "Redis" : "metadata database"}`);
 
 export async function createTargetGate(config: Pick<Config, "env" | "targets" | "databaseUrl" | "redisUrl" | "connectTimeoutMs">, store: Store): Promise<TargetGate> {
-  // Two tries of a quarter each, the second's wait doubled: about the connect timeout in all.
+  // Two tries of a quarter each, the second's wait doubled: about the connect timeout per server.
   const resolver = dnsResolver(Math.ceil(config.connectTimeoutMs / 4), config.targets.dnsServers.length > 0 ? config.targets.dnsServers : undefined);
   return gateOf(networkPolicy(config), await findOwnServices(config, store), resolver);
 }

@@ -219,7 +219,7 @@ async function deliverOnce(deps: Deps): Promise<number> {
       sent += 1;
       // Delivered: only the record of it can fail now. Recorded as failed, it was sent again at
       // its next retry; left claimed, it is sent again only once the claim runs out
-      // (IN_FLIGHT_MS), with the same X-Pulse-Notification.
+      // (see IN_FLIGHT_MS), with the same X-Pulse-Notification.
       await markNotificationSent(deps.store.db, entry.id, new Date(deps.monitoring.now())).catch((e: unknown) =>
         deps.logger.error({ ...fields, err: e }, "recording a sent notification failed"),
       );

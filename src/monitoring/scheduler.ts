@@ -101,14 +101,17 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
   async function runLeased(table: MonitoredTableRow): Promise<void> {
     const startedAt = m.now();
     const lease = keepLeaseHere(table);
+    /** Stopped by stop() before its outcomes were recorded (one that got past its checks ends as usual). */
+    let stopped = false;
     try {
       await runTableChecks(deps, table, "schedule", { apiKeyId: null, signal: cancelled.signal });
     } catch (err) {
-      if (!cancelled.signal.aborted) deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
+      stopped = cancelled.signal.aborted;
+      if (!stopped) deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
     } finally {
       await lease.stop();
     }
-    if (cancelled.signal.aborted) {
+    if (stopped) {
       // Stopped with the instance, its outcomes unrecorded: still due, and another instance's
       // to run at its next tick rather than once the lease expires. One try (the store closes next).
       await endLease(deps, table.id, lease, (leaseUntil) => releaseLease(deps.store.db, { id: table.id, owner: instanceId, leaseUntil }), halted.signal);

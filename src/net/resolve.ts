@@ -2,7 +2,7 @@
 // resolver (hosts file included); names users give (a customer database's host, a webhook's)
 // from DNS servers asked in the event loop (c-ares), never holding one of libuv's threads.
 
-import { getServers, lookup, Resolver as DnsResolver } from "node:dns/promises";
+import dnsPromises, { lookup, Resolver as DnsResolver } from "node:dns/promises";
 import { isIP } from "node:net";
 
 import { within } from "../within.js";
@@ -13,35 +13,67 @@ export type Resolver = (hostname: string) => Promise<readonly { address: string 
 /** For names the operator gives (DATABASE_URL, REDIS_URL): as connecting to them does. */
 export const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
-/** DNS answers meaning the name has no address there (the servers did answer). */
-const NOT_IN_DNS = new Set(["ENOTFOUND", "ENODATA"]);
+/** How the DNS failed when it answered at once (no such name, no address of that family, a
+ * server failing or refusing, none listening): a name the system may still know otherwise. A
+ * timeout is not among them: names whose servers never answer are the attack (see dnsResolver). */
+const ANSWERED_WITHOUT_ADDRESS = new Set(["ENOTFOUND", "ENODATA", "ESERVFAIL", "EREFUSED", "ECONNREFUSED"]);
+/** The system's lookups waiting their turn at most; past it, one more is refused at once. */
+const MAX_SYSTEM_LOOKUPS_WAITING = 16;
 
-/** The system's lookups (getaddrinfo) of names users give run one after another: each holds a
- * thread of libuv's four (which file reads and other lookups share) until it ends. */
-let systemLookups: Promise<unknown> = Promise.resolve();
+/** Lookups through `lookup` one after another, each within its caller's bound; at most
+ * `maxWaiting` wait their turn (one more is refused at once), and one whose caller stopped
+ * waiting is skipped when its turn comes. */
+export class LookupsInTurn {
+  private last: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(
+    private readonly lookup: Resolver,
+    private readonly maxWaiting: number,
+  ) {}
+
+  run(hostname: string, timeoutMs: number): Promise<readonly { address: string }[]> {
+    if (this.waiting >= this.maxWaiting) return Promise.reject(new Error(`too many host names waiting to be looked up (${hostname})`));
+    this.waiting++;
+    let abandoned = false;
+    const looked = this.last.then(() => {
+      this.waiting--;
+      return abandoned ? [] : this.lookup(hostname);
+    });
+    this.last = looked.catch(() => undefined);
+    return within(looked, timeoutMs, `looking ${hostname} up`).catch((err: unknown) => {
+      abandoned = true;
+      throw err;
+    });
+  }
+}
+
+/** The system's lookups (getaddrinfo) of names users give: each holds a thread of libuv's four
+ * (which file reads and other lookups share) until it ends. */
+const systemLookups = new LookupsInTurn(systemResolver, MAX_SYSTEM_LOOKUPS_WAITING);
 
 /**
  * For names users give: asks `servers` (the system's DNS servers unless given: "1.2.3.4",
  * "1.2.3.4:53", "[::1]:53") for A and AAAA records, IPv4 first, each try bounded by
- * `timeoutMs` (two tries). The system's resolver, getaddrinfo, holds a thread of libuv's pool
- * until the name's DNS servers answer, and cannot be cancelled: four names whose servers never
- * answer, sent by one user, held every lookup and file read of the process for 30 s. Without
- * `servers`, a name the DNS answers it does not know is looked up as the system would (hosts
- * file, mDNS: `localhost`, aliases an orchestrator writes there), one such lookup at a time and
- * within `timeoutMs`.
+ * `timeoutMs` (two tries per server). The system's resolver, getaddrinfo, holds a thread of
+ * libuv's pool until the name's DNS servers answer, and cannot be cancelled: six names whose
+ * servers never answer, sent by one user, held every lookup and file read of the process for
+ * 30 s. Without `servers`, a name the DNS answered for without an address (or could not answer
+ * for at once) is looked up as the system would (hosts file, mDNS: `localhost`, aliases an
+ * orchestrator writes there), one such lookup at a time and within `timeoutMs`.
  */
 export function dnsResolver(timeoutMs: number, servers?: readonly string[]): Resolver {
   const resolver = new DnsResolver({ timeout: timeoutMs, tries: 2 });
-  resolver.setServers(servers ?? getServers());
+  // Read through the module (its named export keeps the servers of its first resolver, which
+  // dns.promises.setServers replaces).
+  resolver.setServers(servers ?? dnsPromises.getServers());
   return async (hostname) => {
     const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
     const addresses = [...(v4.status === "fulfilled" ? v4.value : []), ...(v6.status === "fulfilled" ? v6.value : [])].map((address) => ({ address }));
     if (addresses.length > 0) return addresses;
-    const unknown = [v4, v6].every((r) => r.status === "rejected" && NOT_IN_DNS.has((r.reason as { code?: string }).code ?? ""));
-    if (servers || !unknown) throw v4.status === "rejected" ? v4.reason : new Error(`${hostname} has no address`);
-    const looked = systemLookups.then(() => systemResolver(hostname));
-    systemLookups = looked.catch(() => undefined);
-    return within(looked, timeoutMs, `looking ${hostname} up`);
+    const elsewhere = [v4, v6].every((r) => r.status === "rejected" && ANSWERED_WITHOUT_ADDRESS.has((r.reason as { code?: string }).code ?? ""));
+    if (servers || !elsewhere) throw v4.status === "rejected" ? v4.reason : new Error(`${hostname} has no address`);
+    return systemLookups.run(hostname, timeoutMs);
   };
 }
 

@@ -71,4 +71,34 @@ describe("stopping the scheduler while a check runs past the stop's bound", () =
       await locker.end();
     }
   }, 60_000);
+
+  it("ends as usual a run that got past its checks, its outcomes being written when the bound passed", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events" }, [
+      { kind: "custom_sql", name: "quick", sql: "SELECT count(*) AS n FROM events", max: 1000 },
+    ]);
+    // The run's outcomes wait on this lock, in Pulse's own store, until after the stop's bound.
+    const locker = new pg.Client({ connectionString: h.config.databaseUrl });
+    await locker.connect();
+    await locker.query("BEGIN; LOCK TABLE check_runs IN ACCESS EXCLUSIVE MODE");
+    const scheduler = createScheduler(h.deps, { instanceId: uniqueName("finishing") });
+    const tick = scheduler.tick();
+    try {
+      await vi.waitFor(() => expect(scheduler.running).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const stopping = scheduler.stop(200);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await locker.query("COMMIT");
+      await stopping;
+      await tick;
+    } finally {
+      await locker.end();
+    }
+    const [row] = rowsOf<{ lease_owner: string | null; due: boolean; ran: boolean }>(
+      await h.deps.store.db.execute(sql`SELECT lease_owner, next_run_at <= now() AS due, last_run_at IS NOT NULL AS ran FROM monitored_tables WHERE id = ${table.id}`),
+    );
+    expect(row).toEqual({ lease_owner: null, due: false, ran: true });
+    expect((await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body).toHaveLength(1);
+  }, 60_000);
 });
