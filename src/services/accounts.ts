@@ -86,7 +86,7 @@ export async function login(
     "Too many sessions opened for this account; reuse a token you have, or give scripts an API key",
   );
   if (!(await deps.sessions.listItems(knownKey)).includes(input.clientIp)) {
-    await deps.sessions.pushBounded(knownKey, input.clientIp, KNOWN_CLIENTS_KEPT, KNOWN_CLIENT_SECONDS);
+    await deps.sessions.pushBounded(knownKey, input.clientIp, KNOWN_CLIENTS_KEPT, KNOWN_CLIENT_SECONDS, "renewed");
   }
   return openSession(deps, user);
 }

@@ -161,7 +161,9 @@ export async function ask(
   }
 
   const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId };
-  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds);
+  // Kept CONVERSATION_TTL_SECONDS from its first turn, not its last: a conversation continued
+  // for ever would outlive the count of new ones per TTL, which bounds what a user keeps.
+  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, "from-first");
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
   const health = await alertsOnTablesRead(deps, auth.userId, auth.grant, connector, ran);
   return {

@@ -70,12 +70,13 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       counters.set(key, counter);
       return { count: counter.count, resetsInSeconds: Math.max(1, Math.ceil((counter.expiresAt - now()) / 1000)) };
     },
-    async pushBounded(key, value, maxItems, ttlSeconds) {
+    async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
       sweep();
-      const list = live(lists, key) ?? { items: [], expiresAt: 0 };
+      const kept = live(lists, key);
+      const list = kept ?? { items: [], expiresAt: 0 };
       list.items.push(value);
       list.items.splice(0, Math.max(0, list.items.length - maxItems));
-      list.expiresAt = now() + ttlSeconds * 1000;
+      if (!kept || ttl === "renewed") list.expiresAt = now() + ttlSeconds * 1000;
       lists.set(key, list);
     },
     async listItems(key) {

@@ -166,8 +166,11 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
         .exec()) ?? [[null, 0], [null, 0], [null, windowSeconds]];
       return { count: Number(results[0]?.[1]), resetsInSeconds: Math.max(1, Number(results[2]?.[1])) };
     },
-    async pushBounded(key, value, maxItems, ttlSeconds) {
-      await redis.multi().rpush(`list:${key}`, value).ltrim(`list:${key}`, -maxItems, -1).expire(`list:${key}`, ttlSeconds).exec();
+    async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
+      const tx = redis.multi().rpush(`list:${key}`, value).ltrim(`list:${key}`, -maxItems, -1);
+      if (ttl === "renewed") tx.expire(`list:${key}`, ttlSeconds);
+      else tx.expire(`list:${key}`, ttlSeconds, "NX");
+      await tx.exec();
     },
     async listItems(key) {
       return redis.lrange(`list:${key}`, 0, -1);

@@ -41,8 +41,10 @@ export interface SessionStore {
   /** Fixed-window counter for rate limits: adds `by` (default 1; 0 reads) to `key`, starting a
    * window on the first hit. */
   hit(key: string, windowSeconds: number, by?: number): Promise<CounterHit>;
-  /** Appends to a list kept to its newest `maxItems`, renewing its TTL (conversation memory). */
-  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number): Promise<void>;
+  /** Appends to a list kept to its newest `maxItems`. `ttl: "renewed"` sets the list's TTL again
+   * on every push; `"from-first"` only on the push that makes the list, so it lives at most
+   * `ttlSeconds` however often it is pushed to. */
+  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first"): Promise<void>;
   /** The list, oldest first; empty when missing or expired. */
   listItems(key: string): Promise<string[]>;
   /** Tells `message` to every subscriber of `channel` on every instance sharing this store,

@@ -88,15 +88,27 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
   it("keeps a bounded list, newest items only, oldest first", async () => {
     const key = `thread:${randomUUID()}`;
     expect(await store.listItems(key)).toEqual([]);
-    for (const item of ["a", "b", "c", "d"]) await store.pushBounded(key, item, 3, 60);
+    for (const item of ["a", "b", "c", "d"]) await store.pushBounded(key, item, 3, 60, "renewed");
     expect(await store.listItems(key)).toEqual(["b", "c", "d"]);
   });
 
   it("expires a bounded list after its TTL", async () => {
     const key = `thread:${randomUUID()}`;
-    await store.pushBounded(key, "x", 3, 1);
+    await store.pushBounded(key, "x", 3, 1, "renewed");
     await new Promise((r) => setTimeout(r, 1100));
     expect(await store.listItems(key)).toEqual([]);
+  });
+
+  it("renews a bounded list's TTL on every push, or counts it from the first push only", async () => {
+    const renewed = `thread:${randomUUID()}`;
+    const fromFirst = `thread:${randomUUID()}`;
+    for (const key of [renewed, fromFirst]) await store.pushBounded(key, "a", 3, 2, key === renewed ? "renewed" : "from-first");
+    await new Promise((r) => setTimeout(r, 1200));
+    for (const key of [renewed, fromFirst]) await store.pushBounded(key, "b", 3, 2, key === renewed ? "renewed" : "from-first");
+    await new Promise((r) => setTimeout(r, 1200));
+    // 2.4 s after the first push, 1.2 s after the second.
+    expect(await store.listItems(renewed)).toEqual(["a", "b"]);
+    expect(await store.listItems(fromFirst)).toEqual([]);
   });
 
   it("starts a new window after the old one ends", async () => {
