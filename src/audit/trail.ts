@@ -19,8 +19,12 @@ export const AUDIT_SQL_CHARS = 4096;
 const FLUSH_EVERY_MS = 200;
 const BATCH_ROWS = 500;
 const WARN_EVERY_MS = 10_000;
-/** Users whose last budget refusal's second is remembered at most (then forgotten together). */
+/** Credentials whose last budget refusal's second is remembered at most (then forgotten together). */
 const MAX_REFUSING_USERS = 10_000;
+/** Budget refusals recorded per user and second at most, however many credentials (a login and
+ * its API keys) send them: with a record a second per credential, a user's hundred keys made a
+ * hundred records a second. */
+export const MAX_BUDGET_REFUSALS_PER_USER_SECOND = 5;
 /** Writes spent finding the records a store refuses as data, per batch: a few bad records
  * cost about 2 log2(BATCH_ROWS) each; more than this many means the store, not the records. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -51,6 +55,8 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
   /** The second of each credential's last budget refusal recorded, by user and login or API key
    * (see `repeatsBudgetRefusal`). */
   const budgetRefusedAt = new Map<string, number>();
+  /** Each user's budget refusals recorded in its last second with one. */
+  const userRefusals = new Map<number, { second: number; count: number }>();
   let flushing: Promise<boolean> | null = null;
   let warnedAt = Number.NEGATIVE_INFINITY;
   const warn = (fields: Record<string, unknown>, message: string) => {
@@ -156,17 +162,23 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
   };
 
   /** A credential's budget refusals are recorded once a second (each key's apart from its
-   * user's login, so one flooding does not hide the other's). Nothing of them ran or was parsed,
-   * and each costs about what a 429 does, so a flood of them would add records as fast as the
-   * server answers (millions an hour), where the budget bounds everything else the trail keeps.
-   * The others are counted in /metrics (pulse_statements_total, outcome budget_exceeded). */
+   * user's login, so one flooding does not hide the other's), a user's at most
+   * MAX_BUDGET_REFUSALS_PER_USER_SECOND. Nothing of them ran or was parsed, and each costs about
+   * what a 429 does, so a flood of them would add records as fast as the server answers
+   * (millions an hour), where the budget bounds everything else the trail keeps. The others are
+   * counted in /metrics (pulse_statements_total, outcome budget_exceeded). */
   const repeatsBudgetRefusal = (statement: StatementRecord): boolean => {
     if (!(statement.error instanceof DomainError) || statement.error.code !== "budget_exceeded") return false;
     const second = Math.floor(statement.startedAt / 1000);
     const who = `${statement.ownerId}:${statement.apiKeyId ?? "login"}`;
     if (budgetRefusedAt.get(who) === second) return true;
+    const user = userRefusals.get(statement.ownerId);
+    const count = user?.second === second ? user.count : 0;
+    if (count >= MAX_BUDGET_REFUSALS_PER_USER_SECOND) return true;
     if (budgetRefusedAt.size >= MAX_REFUSING_USERS) budgetRefusedAt.clear();
+    if (userRefusals.size >= MAX_REFUSING_USERS) userRefusals.clear();
     budgetRefusedAt.set(who, second);
+    userRefusals.set(statement.ownerId, { second, count: count + 1 });
     return false;
   };
 

@@ -8,6 +8,7 @@ import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { MAX_BUDGET_REFUSALS_PER_USER_SECOND } from "../../src/audit/trail.js";
 import { startService } from "../../src/lifecycle.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { appendAuditRecords, listAuditRecords, pruneAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
@@ -403,6 +404,24 @@ describe("budget refusals", () => {
     expect(new Set(records.map((r) => r.api_key_id))).toEqual(new Set([null, key.id]));
     const perSecond = records.map((r) => `${r.at.slice(0, 19)} ${r.api_key_id}`);
     expect(perSecond.length).toBe(new Set(perSecond).size);
+  });
+
+  it(`are recorded at most ${MAX_BUDGET_REFUSALS_PER_USER_SECOND} a second per user, however many keys send them`, async () => {
+    const user = await tight.newUser();
+    const target = await sqliteTarget(tight.sqliteRoot);
+    const id = (await tight.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+    const keys: string[] = [];
+    for (let i = 0; i < 2 * MAX_BUDGET_REFUSALS_PER_USER_SECOND; i++) {
+      keys.push((await tight.call("POST", "/api/keys", { token: user.token, json: { name: `flood ${i}`, scopes: ["query"] } })).body.key as string);
+    }
+    const answers = await Promise.all(keys.flatMap((token) => Array.from({ length: 4 }, (_, i) => tight.call("POST", "/query", { token, json: { connection_id: id, sql: `SELECT ${i}` } }))));
+    expect(answers.filter((a) => a.status === 429).length).toBeGreaterThanOrEqual(answers.length - 2);
+    await tight.deps.audit!.flush();
+    const records = (await tight.call("GET", "/api/audit?outcome=budget_exceeded", { token: user.token })).body.records as { at: string }[];
+    const perSecond = new Map<string, number>();
+    for (const r of records) perSecond.set(r.at.slice(0, 19), (perSecond.get(r.at.slice(0, 19)) ?? 0) + 1);
+    expect(records.length).toBeGreaterThan(0);
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(MAX_BUDGET_REFUSALS_PER_USER_SECOND);
   });
 
   it("come for catalog reads too, and refreshes asked during a read share the one after it", async () => {
