@@ -160,6 +160,7 @@ const envSchema = z.object({
   MONITOR_NOTIFY_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 120_000).default(5000)),
   MONITOR_RUN_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 3650).default(35)),
   MONITOR_MANUAL_RUNS_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(30)),
+  MONITOR_ALERT_ACTIONS_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(60)),
   WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, z.enum(["true", "false"]).default("false")),
   AUDIT_TRAIL: z.preprocess(emptyAsUndefined, z.enum(["on", "off"]).default("on")),
   AUDIT_RETENTION_DAYS: z.preprocess(emptyAsUndefined, intIn(1, 36_500).default(90)),
@@ -336,6 +337,8 @@ export interface MonitorConfig {
   runRetentionDays: number;
   /** Runs a user may ask for (POST /api/tables/{id}/run) per minute, across their tables. */
   manualRunsPerMinute: number;
+  /** Alert actions (acknowledge, mute, unmute, resolve) a user may take per minute. */
+  alertActionsPerMinute: number;
 }
 
 /** Where customer databases may be reached (src/connectors/network-policy.ts). */
@@ -518,6 +521,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === "true",
       runRetentionDays: e.MONITOR_RUN_RETENTION_DAYS,
       manualRunsPerMinute: e.MONITOR_MANUAL_RUNS_PER_MINUTE,
+      alertActionsPerMinute: e.MONITOR_ALERT_ACTIONS_PER_MINUTE,
     },
     audit: { enabled: e.AUDIT_TRAIL === "on", retentionDays: e.AUDIT_RETENTION_DAYS, bufferRecords: e.AUDIT_BUFFER_RECORDS },
     metricsToken: e.METRICS_TOKEN,

@@ -10,6 +10,7 @@ import { deliverSoon } from "../monitoring/notifiers.js";
 import { getAlert, listAlerts, lockAlert, type AlertListFilter } from "../store/monitoring-alerts.js";
 import { lockMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { AlertRow } from "../store/schema.js";
+import { countTry } from "./rate-limits.js";
 
 export type AlertListStatus = Exclude<AlertListFilter, "active">;
 export type { AlertListFilter };
@@ -92,6 +93,11 @@ type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: s
 /** Acknowledge, mute, unmute or resolve one of the owner's alerts. Resolving a schema drift alert also
  * accepts the table's current shape: the next run takes it as the new snapshot. */
 export async function actOnAlert(deps: Deps, ownerId: number, id: number, action: Action): Promise<PublicAlert> {
+  // A resolve by hand ends an incident however its check flaps, and the next failing run opens
+  // it again, notifying every channel: resolves without end sent thousands of notifications a
+  // minute where the flap damping allows a pair an hour.
+  const perMinute = deps.config.monitor.alertActionsPerMinute;
+  await countTry(deps, `alert-actions:user:${ownerId}`, { max: perMinute, windowSeconds: 60 }, `At most ${perMinute} alert actions per minute (MONITOR_ALERT_ACTIONS_PER_MINUTE); try again shortly`);
   const now = deps.monitoring.now();
   const result = await deps.store.db.transaction(async (tx) => {
     // Its table first, then the alert, the order runs and removals lock them in (a schema

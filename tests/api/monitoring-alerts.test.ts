@@ -333,7 +333,7 @@ describe("a run that races a deletion", () => {
     expect(run.status).toBe(200);
     expect(run.body.outcomes).toEqual([expect.objectContaining({ status: "fail", run_id: null })]);
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
-    expect(h.logs.join("")).toContain("monitored table deleted during its run");
+    expect(h.logs.join("")).toContain("monitored table (or its owner) deleted during its run");
   });
 
   it("deletes the alerts of checks taken off the table, also when the change comes while they run", async () => {
@@ -400,6 +400,23 @@ describe("alerts deleted with their check, table or connection", () => {
 });
 
 describe("POST /api/alerts/{id}/ack, /mute, /resolve", () => {
+  it("takes at most MONITOR_ALERT_ACTIONS_PER_MINUTE actions a minute from a user (429 with Retry-After past it)", async () => {
+    const { user, alert } = await failingTable();
+    const limit = h.config.monitor.alertActionsPerMinute;
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    for (let i = 0; i < limit; i++) {
+      const res = await h.call("POST", `/api/alerts/${alert.id}/${i % 2 === 0 ? "mute" : "unmute"}`, { token: user.token, json: i % 2 === 0 ? { until } : undefined });
+      expect(res.status, `action ${i + 1}: ${res.text}`).toBe(200);
+    }
+    const refused = await h.call("POST", `/api/alerts/${alert.id}/resolve`, { token: user.token });
+    expect(refused.status).toBe(429);
+    expect(refused.body.detail).toMatch(/MONITOR_ALERT_ACTIONS_PER_MINUTE/);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Another user's actions are theirs to count.
+    const other = await failingTable();
+    expect((await h.call("POST", `/api/alerts/${other.alert.id}/ack`, { token: other.user.token })).status).toBe(200);
+  });
+
   it("answers a run and an alert action without waiting for a webhook that hangs", async () => {
     const user = await h.newUser();
     const table = await addFailingTable(user);

@@ -12,6 +12,7 @@ import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, M
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
+const tooManyActions = errorResponse("More alert actions this minute than MONITOR_ALERT_ACTIONS_PER_MINUTE; see Retry-After");
 const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such alert among yours");
 const notOpen = errorResponse("The alert is not open");
@@ -55,7 +56,7 @@ const action = (path: string, summary: string) =>
     tags,
     summary,
     request: { params: IdParams },
-    responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, 409: notOpen, ...authErrors },
+    responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, 429: tooManyActions, 409: notOpen, ...authErrors },
   });
 
 const MuteBody = z
@@ -69,7 +70,7 @@ const mute = createRoute({
   tags,
   summary: "Send no notifications for this alert until the given time",
   request: { params: IdParams, body: jsonBody(MuteBody) },
-  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, 429: tooManyActions, ...authErrors },
 });
 const unmute = createRoute({
   method: "post",
@@ -77,7 +78,7 @@ const unmute = createRoute({
   tags,
   summary: "End this alert's mute now (an incident still open is notified then, once)",
   request: { params: IdParams },
-  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, ...authErrors },
+  responses: { 200: jsonResponse(AlertSchema, "The alert afterwards"), ...scopeError("monitoring:write"), 404: notFoundResponse, 429: tooManyActions, ...authErrors },
 });
 const resolve = action("/api/alerts/{id}/resolve", "Resolve an open alert by hand (for schema drift: accept the new schema)");
 
