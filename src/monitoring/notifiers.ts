@@ -16,7 +16,7 @@ import {
 } from "../store/monitoring-alerts.js";
 import { channelsByIds } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
-import { NonPublicTargetError, nonPublicLiteral, publicOnlyLookup, TARGET_PROBLEMS, webhookResolver } from "./webhook-targets.js";
+import { NonPublicTargetError, nonPublicLiteral, TARGET_PROBLEMS, webhookLookup, webhookResolver } from "./webhook-targets.js";
 
 export type ChannelKind = NotificationChannelRow["kind"];
 
@@ -89,7 +89,7 @@ export async function sendNotification(kind: ChannelKind, url: string, payload: 
         "user-agent": "pulse-monitoring",
         "x-pulse-notification": options.notificationKey,
       },
-      ...(options.allowPrivate ? {} : { lookup: publicOnlyLookup(webhookResolver(options.timeoutMs)) }),
+      lookup: webhookLookup(webhookResolver(options.timeoutMs), options.allowPrivate),
     });
     const timer = setTimeout(() => {
       const late = new SendTimeout(options.timeoutMs);

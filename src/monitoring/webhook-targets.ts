@@ -58,7 +58,7 @@ export async function webhookTargetProblem(url: string, options: { allowPrivate:
   return addresses.every((a) => isTarget(a.address)) ? null : "not_public";
 }
 
-/** Thrown by publicOnlyLookup: the connection never starts. */
+/** Thrown by webhookLookup: the connection never starts. */
 export class NonPublicTargetError extends Error {
   constructor() {
     super(`refused: ${TARGET_PROBLEMS.not_public}`);
@@ -76,17 +76,19 @@ export function webhookResolver(sendTimeoutMs: number): Resolver {
 }
 
 /**
- * A `lookup` for http(s).request that resolves with `resolve` but fails unless every address is
- * public: the check and the connection use the same answer, so a name re-pointed at a private
- * address after the channel was added (DNS rebinding) is never connected to.
+ * A `lookup` for http(s).request that resolves with `resolve` (in the event loop, not the
+ * system's getaddrinfo on libuv's threads) and, unless private targets are allowed, fails
+ * unless every address is public: the check and the connection use the same answer, so a name
+ * re-pointed at a private address after the channel was added (DNS rebinding) is never
+ * connected to.
  */
-export const publicOnlyLookup =
-  (resolve: Resolver): LookupFunction =>
+export const webhookLookup =
+  (resolve: Resolver, allowPrivate: boolean): LookupFunction =>
   (hostname, options, callback) => {
     resolve(hostname).then(
       (found) => {
         const addresses: LookupAddress[] = found.map(({ address }) => ({ address, family: isIP(address) })).filter((a) => !options.family || a.family === options.family);
-        if (addresses.length === 0 || !addresses.every((a) => isTarget(a.address))) return callback(new NonPublicTargetError(), "", 0);
+        if (addresses.length === 0 || !(allowPrivate || addresses.every((a) => isTarget(a.address)))) return callback(new NonPublicTargetError(), "", 0);
         if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, addresses);
         callback(null, addresses[0]!.address, addresses[0]!.family);
       },
@@ -95,7 +97,7 @@ export const publicOnlyLookup =
   };
 
 /** Whether the host of `url` is an address literal that is no target (connecting to one needs
- * no lookup, so publicOnlyLookup never sees it). */
+ * no lookup, so webhookLookup never sees it). */
 export function nonPublicLiteral(url: URL): boolean {
   const host = hostOf(url);
   return isIP(host) !== 0 && !isTarget(host);

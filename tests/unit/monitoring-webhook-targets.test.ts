@@ -2,7 +2,7 @@
 // resolves to, unless private targets are allowed (WEBHOOK_ALLOW_PRIVATE).
 import { describe, expect, it } from "vitest";
 
-import { nonPublicLiteral, webhookResolver, webhookTargetProblem } from "../../src/monitoring/webhook-targets.js";
+import { NonPublicTargetError, nonPublicLiteral, webhookLookup, webhookResolver, webhookTargetProblem } from "../../src/monitoring/webhook-targets.js";
 import { isPublicAddress } from "../../src/net/addresses.js";
 import type { Resolver } from "../../src/net/resolve.js";
 
@@ -152,6 +152,22 @@ describe("webhookTargetProblem", () => {
 
   it("resolves with the webhooks' resolver a name the DNS does not know as the system would (localhost is loopback)", async () => {
     expect(await webhookTargetProblem("http://localhost:8000/hook", { allowPrivate: false, resolve: webhookResolver(5000) })).toBe("not_public");
+  });
+});
+
+describe("webhookLookup", () => {
+  const lookUp = (hostname: string, allowPrivate: boolean) =>
+    new Promise<{ err: Error | null; address: string; family: number }>((resolve) =>
+      webhookLookup(dns, allowPrivate)(hostname, {}, (err, address, family) => resolve({ err, address: address as string, family: family ?? 0 })),
+    );
+
+  it("answers from the resolver it is given (never the system's), refusing private addresses unless allowed", async () => {
+    expect(await lookUp("hooks.slack.com", false)).toEqual({ err: null, address: "52.89.214.238", family: 4 });
+    expect((await lookUp("intranet.example", false)).err).toBeInstanceOf(NonPublicTargetError);
+    expect((await lookUp("split.example", false)).err).toBeInstanceOf(NonPublicTargetError);
+    // WEBHOOK_ALLOW_PRIVATE: the same resolver, no refusal.
+    expect(await lookUp("intranet.example", true)).toEqual({ err: null, address: "10.1.2.3", family: 4 });
+    expect((await lookUp("nowhere.example", true)).err).toMatchObject({ code: "ENOTFOUND" });
   });
 });
 
