@@ -26,7 +26,15 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
   const load = async () => {
     const row = await getConnection(deps.store.db, userId, connectionId);
     if (!row) throw notFound("Database connection");
-    return targetFor(deps, specOfRow(deps.config, row));
+    try {
+      return targetFor(deps, specOfRow(deps.config, row));
+    } catch (err) {
+      // Saved before a rule that now refuses it (a MySQL catalog as its database): the saved
+      // connection's fault, not the request's body, and what to do about it.
+      if (!(err instanceof DomainError && err.code === "invalid_input")) throw err;
+      const why = (err.extra?.errors as { path: string; message: string }[] | undefined)?.map((e) => `${e.path.replace(/^body\./, "")}: ${e.message}`).join("; ") ?? err.message;
+      throw new DomainError("conflict", `Database connection ${connectionId} cannot be used as saved (${why}); change it with PUT /databases/${connectionId}`);
+    }
   };
   const connector = await deps.connectors.get(connectionId, userId, load, () => connectorFor(deps, userId, connectionId));
   if (connector.ownerId !== userId) throw notFound("Database connection");

@@ -6,6 +6,9 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { eq } from "drizzle-orm";
+
+import { dbConnections } from "../../src/store/schema.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 import { MARIADB, PG } from "../support/services.js";
@@ -211,6 +214,16 @@ describe("PUT /databases/{id}", () => {
     const res = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { ...targets.mysql!.body, database_name } });
     expect(res.status, res.text).toBe(422);
     expect(res.body.errors).toEqual([{ path: "body.database_name", message: expect.stringContaining("the server's catalog") }]);
+  });
+
+  it("answers a connection saved to information_schema before that was refused with 409 naming it and how to change it", async () => {
+    const user = await h.newUser();
+    const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: targets.mysql!.body })).body.db_connection.id as number;
+    await h.deps.store.db.update(dbConnections).set({ databaseName: "information_schema" }).where(eq(dbConnections.id, id));
+    h.deps.connectors.evictHere(id);
+    const res = await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1" } });
+    expect(res.status, res.text).toBe(409);
+    expect(res.body.detail).toMatch(new RegExp(`^Database connection ${id} cannot be used as saved \\(database_name: information_schema is the server's catalog.*change it with PUT /databases/${id}$`));
   });
 });
 
