@@ -153,7 +153,7 @@ const envSchema = z.object({
   MONITOR_RUN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 24 * 3_600_000).default(300_000)),
   MONITOR_ALERT_AFTER_SKIPS: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(3)),
   MONITOR_LEASE_SECONDS: z.preprocess(emptyAsUndefined, intIn(10, 86_400).default(300)),
-  MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 3_600_000).default(15_000)),
+  MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 3_600_000).default(8_000)),
   MONITOR_RETRY_ATTEMPTS: z.preprocess(emptyAsUndefined, intIn(1, 10).default(3)),
   MONITOR_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, intIn(0, 60_000).default(500)),
   MONITOR_MIN_INTERVAL_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(60)),
