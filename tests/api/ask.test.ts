@@ -6,7 +6,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/tool-arguments.js";
-import { startFakeOpenAI, textOf, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { startQueuedFakeOpenAI, textOf, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { sqliteTarget } from "../support/targets.js";
 
@@ -22,11 +22,7 @@ const answerWithQuery = (sql = COUNT_SQL, answer = "There are 347 albums.") => {
 };
 
 beforeAll(async () => {
-  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply | Promise<FakeReply> => {
-    const step = replies.shift() ?? { fail: "http500" };
-    return typeof step === "function" ? step(request) : step;
-  };
-  fake = await startFakeOpenAI(Array.from({ length: 500 }, () => next));
+  fake = await startQueuedFakeOpenAI(replies);
   h = await createHarness({
     store: "postgresql",
     sessions: "redis",

@@ -14,7 +14,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { loadChinookMaria, loadChinookPostgres } from "../support/chinook.js";
-import { lastToolResult, startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { lastToolResult, startQueuedFakeOpenAI, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { GUARD_FIXTURE, HOSTILE_CORPUS } from "../support/hostile-corpus.js";
 import { addConnection, monitorTable } from "../support/monitoring.js";
@@ -33,11 +33,7 @@ let secondBase: string;
 const drops: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
-  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply | Promise<FakeReply> => {
-    const step = replies.shift() ?? { fail: "http500" };
-    return typeof step === "function" ? step(request) : step;
-  };
-  fake = await startFakeOpenAI(Array.from({ length: 200 }, () => next));
+  fake = await startQueuedFakeOpenAI(replies);
   const env = {
     OPENAI_BASE_URL: fake.baseUrl,
     OPENAI_MODEL: "fake-model",

@@ -11,7 +11,7 @@ import path from "node:path";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { lastToolResult, startFakeOpenAI, type ChatRequest, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { lastToolResult, startQueuedFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
 import { startPulse, userToken, type RunningPulse } from "../support/pulse-process.js";
 import { CHINOOK_SQLITE } from "../support/targets.js";
@@ -29,11 +29,7 @@ let h: Harness;
 const settings = (baseUrl: string) => ({ OPENAI_BASE_URL: baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: String(TIMEOUT_MS), ASK_PER_MINUTE: "1000" });
 
 beforeAll(async () => {
-  const next = (request: ChatRequest): FakeReply | Promise<FakeReply> => {
-    const step = replies.shift() ?? { fail: "http500" };
-    return typeof step === "function" ? step(request) : step;
-  };
-  fake = await startFakeOpenAI(Array.from({ length: 500 }, () => next));
+  fake = await startQueuedFakeOpenAI(replies);
   h = await createHarness({ env: settings(fake.baseUrl) });
 });
 afterAll(async () => {

@@ -7,7 +7,7 @@
 import net from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
+import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 
 const replies: FakeReply[] = [];
@@ -16,7 +16,7 @@ let h: Harness;
 let port: number;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI(Array.from({ length: 100 }, () => (): FakeReply => replies.shift() ?? { fail: "http500" }));
+  fake = await startQueuedFakeOpenAI(replies);
   h = await createHarness({
     env: {
       OPENAI_BASE_URL: fake.baseUrl,

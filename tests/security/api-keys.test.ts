@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { API_KEY_PREFIX } from "../../src/auth/api-keys.js";
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
+import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { sqliteTarget } from "../support/targets.js";
 
@@ -22,7 +22,7 @@ let a: Harness;
 let b: Harness;
 beforeAll(async () => {
   replies = [];
-  fake = await startFakeOpenAI(Array.from({ length: 100 }, () => () => replies.shift() ?? { fail: "http500" }));
+  fake = await startQueuedFakeOpenAI(replies);
   const env = { TOKEN_RECHECK_SECONDS: "3600", OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "5000" };
   a = await createHarness({ sessions: "redis", env });
   b = await createHarness({ shareWith: a, env });

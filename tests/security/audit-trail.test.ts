@@ -14,7 +14,7 @@ import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { appendAuditRecords, listAuditRecords, pruneAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
+import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { monitorTable } from "../support/monitoring.js";
 import { createPgDatabase, PG, pgAdmin, pgUrl, uniqueName } from "../support/services.js";
@@ -27,7 +27,7 @@ const replies: FakeReply[] = [];
 const targets: TargetDb[] = [];
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI(Array.from({ length: 50 }, () => (): FakeReply => replies.shift() ?? { fail: "http500" }));
+  fake = await startQueuedFakeOpenAI(replies);
   h = await createHarness({
     env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model", OPENAI_TIMEOUT_MS: "1500", AUDIT_RETENTION_DAYS: "30" },
   });

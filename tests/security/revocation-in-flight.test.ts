@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runTableChecks } from "../../src/monitoring/run-table.js";
 import { getMonitoredTable } from "../../src/store/monitoring-tables.js";
 import { auditRecords } from "../../src/store/schema.js";
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeStep } from "../support/fake-openai.js";
+import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTableUnchecked, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { pgAdmin, pgUrl } from "../support/services.js";
@@ -29,11 +29,7 @@ let b: Harness;
 const dbs: MonitoredDb[] = [];
 
 beforeAll(async () => {
-  const next = (request: Parameters<Extract<FakeStep, (...args: never[]) => unknown>>[0]): FakeReply | Promise<FakeReply> => {
-    const step = replies.shift() ?? { fail: "http500" };
-    return typeof step === "function" ? step(request) : step;
-  };
-  fake = await startFakeOpenAI(Array.from({ length: 200 }, () => next));
+  fake = await startQueuedFakeOpenAI(replies);
   // A long recheck age: only the revocation itself can stop the work.
   // One statement at a time per database: a second waits for the first's slot.
   const env = {

@@ -143,6 +143,16 @@ export async function startFakeOpenAI(script: FakeStep[], options: FakeServerOpt
   };
 }
 
+/** A fake server answering each request with the next step of `queue`, which the test fills as
+ * it goes (a function step is called with the request); an empty queue answers 500. */
+export function startQueuedFakeOpenAI(queue: FakeStep[], options: FakeServerOptions = {}): Promise<FakeOpenAI> {
+  const next = (request: ChatRequest): FakeReply | Promise<FakeReply> => {
+    const step = queue.shift() ?? { fail: "http500" };
+    return typeof step === "function" ? step(request) : step;
+  };
+  return startFakeOpenAI(Array.from({ length: 10_000 }, () => next), options);
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
