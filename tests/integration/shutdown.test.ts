@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import { connect } from "node:net";
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { startService, type RunningService } from "../../src/lifecycle.js";
 import { createHarness, type Harness } from "../support/harness.js";
@@ -12,12 +12,13 @@ import { createHarness, type Harness } from "../support/harness.js";
 describe("graceful shutdown", () => {
   let h: Harness;
   let service: RunningService;
-  beforeAll(async () => {
+  // Each test stops its own server.
+  beforeEach(async () => {
     // Slow hashing makes registration a request that is still running when shutdown starts.
     h = await createHarness({ env: { PORT: "0", HOST: "127.0.0.1", BCRYPT_ROUNDS: "13" } });
     service = await startService(h.deps);
   });
-  afterAll(async () => h?.close());
+  afterEach(async () => h?.close());
 
   it("finishes in-flight requests, refuses new ones, then closes the stores", async () => {
     const base = `http://127.0.0.1:${service.port}`;
@@ -39,16 +40,6 @@ describe("graceful shutdown", () => {
     await expect(fetch(`${base}/health`)).rejects.toThrow();
     await expect(h.deps.store.ping()).rejects.toThrow();
   });
-});
-
-describe("graceful shutdown of kept-alive connections", () => {
-  let h: Harness;
-  let service: RunningService;
-  beforeAll(async () => {
-    h = await createHarness({ env: { PORT: "0", HOST: "127.0.0.1", BCRYPT_ROUNDS: "13" } });
-    service = await startService(h.deps);
-  });
-  afterAll(async () => h?.close());
 
   it("answers a request arriving on a kept-alive socket with Connection: close, and closes the socket once done", async () => {
     const socket = connect(service.port, "127.0.0.1");
