@@ -137,18 +137,23 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   }
 
   deps.metrics.monitorRun(trigger, runs);
+  // A manual run's checks skipped for the monitoring budget are answered, not kept: runs asked
+  // for without end (MONITOR_MANUAL_RUNS_PER_MINUTE) kept a row per check each time, three
+  // times the check runs an hour the user's quota allows. A schedule's are kept: they count
+  // towards MONITOR_ALERT_AFTER_SKIPS.
+  const kept = trigger === "manual" ? runs.filter((r) => !(r.status === "skipped" && r.details?.code === "budget_exceeded")) : runs;
 
   let saved: CheckRunRow[];
   let queued: number;
   try {
-    saved = await insertCheckRuns(deps.store.db, runs);
+    saved = await insertCheckRuns(deps.store.db, kept);
     // A store failing here fails feedOutcomes too; if only this read fails, the run's real
     // outcomes still reach their alerts.
-    const stuck = await stuckChecks(deps, table, runs).catch(() => new Set<string>());
+    const stuck = await stuckChecks(deps, table, kept).catch(() => new Set<string>());
     queued = await feedOutcomes(
       deps,
       table,
-      runs.map((r) => {
+      kept.map((r) => {
         const outcome = { checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() };
         if (!stuck.has(r.checkKey)) return outcome;
         return { ...outcome, status: "error" as const, message: `not run in its last ${m.settings.alertAfterSkips} runs: ${r.message}` };
@@ -165,7 +170,10 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   if (queued > 0) deliverSoon(deps);
   logRun(deps, table, trigger, runs, Math.round(performance.now() - clockStart));
   const target = connector ? await m.targetInfo(connector).catch(() => null) : null;
-  return { ...report(table, trigger, startedAt, m.now(), target, saved.map(outcomeOf)), notifications_queued: queued };
+  // In the run's order; one not kept has no run id.
+  let next = 0;
+  const outcomes = runs.map((r) => (kept[next] === r ? outcomeOf(saved[next++]!) : { ...outcomeOf({ ...r, id: 0 }), run_id: null }));
+  return { ...report(table, trigger, startedAt, m.now(), target, outcomes), notifications_queued: queued };
 }
 
 /**

@@ -165,13 +165,38 @@ describe("the monitoring budget", () => {
     const connectionId = await addConnection(h, user.token, db.body);
     const checks = ["a", "b", "c", "d", "e"].map((name) => ({ kind: "custom_sql" as const, name, sql: "SELECT 1", max: 10 }));
     const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events", alert: { open_after: 1 } }, checks);
-    const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
+    const { outcomes } = await runTableChecks(h.deps, (await findMonitoredTable(h.deps.store.db, table.id))!, "schedule");
     // One budget slot went to introspecting the schema, two to checks; the rest were skipped.
-    expect(outcomes.map((o: any) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
-    expect(outcomes[2].message).toMatch(/^skipped: Query budget of this database for your checks is spent \(3 per minute\)/);
+    expect(outcomes.map((o) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
+    expect(outcomes[2]!.message).toMatch(/^skipped: Query budget of this database for your checks is spent \(3 per minute\)/);
     const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
     expect(runs.filter((r: any) => r.status === "skipped")).toHaveLength(3);
     expect((await h.call("GET", "/api/alerts", { token: user.token })).body).toEqual([]);
+  });
+});
+
+describe("a manual run past its database's budget", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" } });
+    db = await pgMonitoredDb();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("answers a manual run's checks skipped for the budget without keeping them: runs asked for without end would fill the history", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const checks = ["a", "b", "c", "d", "e"].map((name) => ({ kind: "custom_sql" as const, name, sql: "SELECT 1", max: 10 }));
+    const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events" }, checks);
+    const { outcomes } = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body;
+    expect(outcomes.map((o: any) => o.status)).toEqual(["pass", "pass", "skipped", "skipped", "skipped"]);
+    expect(outcomes.map((o: any) => o.run_id === null)).toEqual([false, false, true, true, true]);
+    const runs = (await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body;
+    expect(runs.map((r: any) => r.status)).toEqual(["pass", "pass"]);
   });
 });
 
@@ -192,7 +217,7 @@ describe("a check its database's budget never lets run", () => {
     const connectionId = await addConnection(h, user.token, db.body);
     const checks = ["a", "b"].map((name) => ({ kind: "custom_sql" as const, name, sql: "SELECT 1", max: 10 }));
     const table = await monitorTableUnchecked(h, user, { connection_id: connectionId, table: "events", alert: { open_after: 1 } }, checks);
-    const run = async () => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes.map((o: any) => o.status);
+    const run = async () => (await runTableChecks(h.deps, (await findMonitoredTable(h.deps.store.db, table.id))!, "schedule")).outcomes.map((o) => o.status);
     const alerts = async () => (await h.call("GET", "/api/alerts", { token: user.token })).body;
     // The introspection and check a take the minute's two statements; b is skipped every time.
     expect(await run()).toEqual(["pass", "skipped"]);
