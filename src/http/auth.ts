@@ -53,7 +53,6 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
 
   const admit = (c: Context<AppEnv>, claims: AuthContext, next: Next, now: number) => {
     c.set("auth", claims);
-    c.set("revocationsSeen", deps.revocations.seen);
     if (claims.kind === "login") c.set("grant", FULL_GRANT);
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
       renewedAt.set(claims.sessionId, now);
@@ -100,6 +99,9 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     // hono answers HEAD with the GET route.
     const method = c.req.method === "HEAD" ? "GET" : c.req.method;
     if (publicMethods.get(c.req.path)?.has(method)) return next();
+    // Before the credential is looked up: a revocation heard while the store is read for it may
+    // not be in the answer, and the work the request starts must ask again (standing.ts).
+    c.set("revocationsSeen", deps.revocations.seen);
     const header = c.req.header("authorization") ?? "";
     const token = bearerToken(header);
     if (token === undefined) throw new DomainError("unauthorized", unusableAuthorization(header));

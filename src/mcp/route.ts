@@ -170,15 +170,20 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       // A client that hangs up cancels its call (ask stops calling the model), as POST /ask
       // does, and so does its credential's revocation (its tool sends no statement after).
       const answer = await whileStanding(c, deps, async (signal) => {
-        const stop = () => pooled.transport.cancel(message.id, signal.reason instanceof DomainError ? signal.reason.message : "the client closed the request");
+        let stopped = false;
+        const stop = () => {
+          stopped = true;
+          pooled.transport.cancel(message.id, signal.reason instanceof DomainError ? signal.reason.message : "the client closed the request");
+        };
         const answered = pooled.transport.request(message, extra);
         // Stopped already, before there was anything to cancel.
         if (signal.aborted) stop();
         else signal.addEventListener("abort", stop, { once: true });
         const reply = await answered;
-        // Revoked meanwhile: answered 401 as any request of the credential now is, so that the
-        // client authenticates again rather than take it for a cancellation.
-        if (signal.reason instanceof DomainError) throw signal.reason;
+        // Cut short by a revocation: answered 401 as any request of the credential now is, so
+        // that the client authenticates again rather than take it for a cancellation. (A call
+        // that finished first keeps its answer: a monitor it saved is saved.)
+        if (stopped && signal.reason instanceof DomainError) throw signal.reason;
         return reply;
       });
       return c.json(asClientsError(message, answer), 200) as never;

@@ -199,6 +199,36 @@ describe("a request let in before its credential's revocation", () => {
   });
 });
 
+describe("a request whose credential is read from the store while it is revoked", () => {
+  it("runs no statement: the read's answer may predate the revocation", async () => {
+    const user = await userWithChinook();
+    const { key, id } = await newKey(a, user.token, ["query"]);
+    // The key's first use reads the store; its answer is held until the key is deleted.
+    const verify = a.deps.apiKeys.verify.bind(a.deps.apiKeys);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let read!: () => void;
+    const wasRead = new Promise<void>((resolve) => (read = resolve));
+    a.deps.apiKeys.verify = async (secret, gate) => {
+      const verified = await verify(secret, gate);
+      read();
+      await held;
+      return verified;
+    };
+    try {
+      const asked = a.call("POST", `/databases/${user.connectionId}/query`, { token: key, json: { sql: `SELECT 4242 AS ${MARKER}` } });
+      await wasRead;
+      a.deps.apiKeys.verify = verify;
+      expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
+      release();
+      expect((await asked).status).toBe(401);
+      expect(await ran(user.id, MARKER)).toBe(0);
+    } finally {
+      a.deps.apiKeys.verify = verify;
+    }
+  });
+});
+
 describe("monitoring under way", () => {
   /** A monitored PostgreSQL database whose `events` the test can lock: a check's statement on
    * it then waits until the lock goes. */
