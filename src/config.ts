@@ -337,7 +337,7 @@ export interface MonitorConfig {
   runRetentionDays: number;
   /** Runs a user may ask for (POST /api/tables/{id}/run) per minute, across their tables. */
   manualRunsPerMinute: number;
-  /** Alert actions (acknowledge, mute, unmute, resolve) a user may take per minute. */
+  /** Resolves and unmutes a user may make per minute (acknowledging and muting are free). */
   alertActionsPerMinute: number;
 }
 

@@ -6,6 +6,7 @@ import type { Config } from "../config.js";
 import { DomainError, notFound } from "../errors.js";
 import type { Store } from "../store/client.js";
 import { getConnection } from "../store/connections.js";
+import type { DbConnectionRow } from "../store/schema.js";
 import type { ConnectorCache } from "./cache.js";
 import type { GuardedConnector } from "./guarded.js";
 import type { TargetGate } from "./target-gate.js";
@@ -26,15 +27,7 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
   const load = async () => {
     const row = await getConnection(deps.store.db, userId, connectionId);
     if (!row) throw notFound("Database connection");
-    try {
-      return targetFor(deps, specOfRow(deps.config, row));
-    } catch (err) {
-      // Saved before a rule that now refuses it (a MySQL catalog as its database): the saved
-      // connection's fault, not the request's body, and what to do about it.
-      if (!(err instanceof DomainError && err.code === "invalid_input")) throw err;
-      const why = (err.extra?.errors as { path: string; message: string }[] | undefined)?.map((e) => `${e.path.replace(/^body\./, "")}: ${e.message}`).join("; ") ?? err.message;
-      throw new DomainError("conflict", `Database connection ${connectionId} cannot be used as saved (${why}); change it with PUT /databases/${connectionId}`);
-    }
+    return savedTarget(deps, row);
   };
   const connector = await deps.connectors.get(connectionId, userId, load, () => connectorFor(deps, userId, connectionId));
   if (connector.ownerId !== userId) throw notFound("Database connection");
@@ -52,6 +45,19 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
   }
   deps.connectors.evictHere(connectionId);
   return connectorFor(deps, userId, connectionId);
+}
+
+/** Where a saved connection reaches. One saved before a rule that now refuses it (a MySQL
+ * catalog as its database) is answered as the saved connection's fault, with what to do about
+ * it, not as a field of the request's body. */
+export function savedTarget(deps: Pick<SavedConnectionDeps, "config" | "targetGate">, row: DbConnectionRow): ConnectionTarget {
+  try {
+    return targetFor(deps, specOfRow(deps.config, row));
+  } catch (err) {
+    if (!(err instanceof DomainError && err.code === "invalid_input")) throw err;
+    const why = (err.extra.errors as { path: string; message: string }[] | undefined)?.map((e) => `${e.path.replace(/^body\./, "")}: ${e.message}`).join("; ") ?? err.message;
+    throw new DomainError("conflict", `Database connection ${row.id} cannot be used as saved (${why}); change it with PUT /databases/${row.id}`);
+  }
 }
 
 /** The database `connectionId` (of `userId`) reaches, as its connector's `targetKey`, without

@@ -14,9 +14,10 @@ export type Resolver = (hostname: string) => Promise<readonly { address: string 
 export const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
 /** How the DNS failed when it answered at once (no such name, no address of that family, a
- * server failing or refusing, none listening): a name the system may still know otherwise. A
- * timeout is not among them: names whose servers never answer are the attack (see dnsResolver). */
-const ANSWERED_WITHOUT_ADDRESS = new Set(["ENOTFOUND", "ENODATA", "ESERVFAIL", "EREFUSED", "ECONNREFUSED"]);
+ * server refusing, none listening): a name the system may still know otherwise. Neither a
+ * timeout nor a server failure is among them: names whose servers never answer are the attack
+ * (see dnsResolver), and a resolver answers a silent upstream with SERVFAIL. */
+const ANSWERED_WITHOUT_ADDRESS = new Set(["ENOTFOUND", "ENODATA", "EREFUSED", "ECONNREFUSED"]);
 /** The system's lookups waiting their turn at most; past it, one more is refused at once. */
 const MAX_SYSTEM_LOOKUPS_WAITING = 16;
 

@@ -95,9 +95,12 @@ type Action = { type: "ack"; by: string } | { type: "mute"; until: number; by: s
 export async function actOnAlert(deps: Deps, ownerId: number, id: number, action: Action): Promise<PublicAlert> {
   // A resolve by hand ends an incident however its check flaps, and the next failing run opens
   // it again, notifying every channel: resolves without end sent thousands of notifications a
-  // minute where the flap damping allows a pair an hour.
-  const perMinute = deps.config.monitor.alertActionsPerMinute;
-  await countTry(deps, `alert-actions:user:${ownerId}`, { max: perMinute, windowSeconds: 60 }, `At most ${perMinute} alert actions per minute (MONITOR_ALERT_ACTIONS_PER_MINUTE); try again shortly`);
+  // minute where the flap damping allows a pair an hour. An unmute may notify too. Acknowledging
+  // and muting, which quiet an outage, are not counted.
+  if (action.type === "resolve" || action.type === "unmute") {
+    const perMinute = deps.config.monitor.alertActionsPerMinute;
+    await countTry(deps, `alert-actions:user:${ownerId}`, { max: perMinute, windowSeconds: 60 }, `At most ${perMinute} resolves and unmutes per minute (MONITOR_ALERT_ACTIONS_PER_MINUTE); try again shortly`);
+  }
   const now = deps.monitoring.now();
   const result = await deps.store.db.transaction(async (tx) => {
     // Its table first, then the alert, the order runs and removals lock them in (a schema

@@ -3,9 +3,10 @@
 
 import { sealSecret } from "../auth/secrets.js";
 import { openDriver } from "../connectors/open.js";
+import { savedTarget } from "../connectors/saved-connection.js";
 import { checkSqliteName } from "../connectors/sqlite-path.js";
 import { missingServerFields, sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
-import type { Dialect, ProbeInfo } from "../connectors/types.js";
+import type { ConnectionTarget, Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { invalidFields, notFound } from "../errors.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
@@ -93,9 +94,9 @@ function specOfInput(input: ConnectionInput): ConnectionSpec {
 
 /** Connects once with the given settings and reports what the server said. Limited per user:
  * each try reaches a host and port of the user's choosing (otherwise a port scanner). */
-async function probeSpec(deps: Deps, ownerId: number, spec: ConnectionSpec): Promise<ProbeInfo> {
+async function probeTarget(deps: Deps, ownerId: number, target: ConnectionTarget): Promise<ProbeInfo> {
   await countTry(deps, `connection-tests:user:${ownerId}`, { max: deps.config.targets.testsPerMinute, windowSeconds: 60 }, "Too many connection tests; try again later");
-  const driver = await openDriver(targetFor(deps, spec), { maxConnections: 1, idleTimeoutMs: 1000 });
+  const driver = await openDriver(target, { maxConnections: 1, idleTimeoutMs: 1000 });
   try {
     return await driver.probe();
   } finally {
@@ -119,7 +120,7 @@ export async function addConnection(deps: Deps, ownerId: number, input: Connecti
   refuseServerFieldsForSqlite(input.db_type, input);
   const spec = specOfInput(input);
   await assertUnderQuota(deps.store.db, deps.config.quotas, ownerId, "connections");
-  await probeSpec(deps, ownerId, spec);
+  await probeTarget(deps, ownerId, targetFor(deps, spec));
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "connections", (tx) =>
     insertConnection(tx, {
       ownerId,
@@ -192,7 +193,7 @@ export async function updateConnectionOf(
     const missing = missingServerFields(spec.dialect, spec);
     if (missing.length > 0) throw invalidFields(missing.map((field) => ({ path: `body.${field}`, message: `required for ${spec.dialect}` })));
     if (update.db_password === undefined) requirePasswordToMove(current, spec);
-    await probeSpec(deps, ownerId, spec);
+    await probeTarget(deps, ownerId, targetFor(deps, spec));
     Object.assign(patch, rowValues(ownerId, spec, deps));
   }
   if (Object.keys(patch).length === 0) return publicConnection(row);
@@ -217,5 +218,5 @@ export async function removeConnection(deps: Deps, ownerId: number, id: number):
 
 export async function testConnection(deps: Deps, ownerId: number, id: number): Promise<{ ok: true } & ProbeInfo> {
   const row = await ownedRow(deps, ownerId, id);
-  return { ok: true, ...(await probeSpec(deps, ownerId, specOfRow(deps.config, row))) };
+  return { ok: true, ...(await probeTarget(deps, ownerId, savedTarget(deps, row))) };
 }

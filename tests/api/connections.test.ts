@@ -221,9 +221,14 @@ describe("PUT /databases/{id}", () => {
     const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: targets.mysql!.body })).body.db_connection.id as number;
     await h.deps.store.db.update(dbConnections).set({ databaseName: "information_schema" }).where(eq(dbConnections.id, id));
     h.deps.connectors.evictHere(id);
-    const res = await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1" } });
-    expect(res.status, res.text).toBe(409);
-    expect(res.body.detail).toMatch(new RegExp(`^Database connection ${id} cannot be used as saved \\(database_name: information_schema is the server's catalog.*change it with PUT /databases/${id}$`));
+    for (const [method, url, json] of [
+      ["POST", `/databases/${id}/query`, { sql: "SELECT 1" }],
+      ["POST", `/databases/${id}/test`, undefined],
+    ] as const) {
+      const res = await h.call(method, url, { token: user.token, json });
+      expect(res.status, `${url}: ${res.text}`).toBe(409);
+      expect(res.body.detail).toMatch(new RegExp(`^Database connection ${id} cannot be used as saved \\(database_name: information_schema is the server's catalog.*change it with PUT /databases/${id}$`));
+    }
   });
 });
 

@@ -2,10 +2,12 @@
 // URLs are secrets (sealed at rest, never returned); other users' channels are 404. Private
 // targets (refused) are tests/security/webhook-targets.test.ts.
 
+import dnsPromises from "node:dns/promises";
 import { createServer, type AddressInfo } from "node:net";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { startDnsServer } from "../support/dns-server.js";
 import { pgAdmin } from "../support/services.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
@@ -117,6 +119,31 @@ describe("POST /api/channels/{id}/test", () => {
       expect(res!.body.detail).toMatch(/HTTP 101/);
     } finally {
       switching.close();
+    }
+  });
+});
+
+describe("webhook hosts under WEBHOOK_ALLOW_PRIVATE", () => {
+  it("are resolved from the event loop as any other's (DNS servers asked, not the system's thread-pool lookup)", async () => {
+    const dns = await startDnsServer();
+    const saved = dnsPromises.getServers();
+    dnsPromises.setServers([dns.address]);
+    // Its own send timeout: a resolver of its own, made while the stand-in is the system's DNS.
+    const own = await createHarness({ env: { MONITOR_NOTIFY_TIMEOUT_MS: "1237", ...LOCAL_RECEIVER_ENV } });
+    try {
+      dns.answers.set("hooks.pulse-test.example", ["127.0.0.1"]);
+      const user = await own.newUser();
+      const { port } = new URL(hooks.url);
+      const created = await own.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url: `http://hooks.pulse-test.example:${port}/by-name-${user.id}` } });
+      expect(created.status, created.text).toBe(201);
+      const sent = await own.call("POST", `/api/channels/${created.body.id}/test`, { token: user.token });
+      expect(sent.status, sent.text).toBe(200);
+      expect(hooks.at(`/by-name-${user.id}`)).toHaveLength(1);
+      expect(dns.asked).toContain("A hooks.pulse-test.example");
+    } finally {
+      dnsPromises.setServers(saved);
+      await own.close();
+      await dns.close();
     }
   });
 });

@@ -12,7 +12,7 @@ import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, M
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
-const tooManyActions = errorResponse("More alert actions this minute than MONITOR_ALERT_ACTIONS_PER_MINUTE; see Retry-After");
+const tooManyActions = errorResponse("More resolves and unmutes this minute than MONITOR_ALERT_ACTIONS_PER_MINUTE; see Retry-After");
 const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such alert among yours");
 const notOpen = errorResponse("The alert is not open");
