@@ -1,5 +1,5 @@
 // Graceful shutdown of a real server: in-flight requests finish, new connections are refused,
-// then the stores are closed.
+// kept-alive ones take no more work and close once idle, then the stores are closed.
 
 import { once } from "node:events";
 import { connect } from "node:net";
