@@ -183,10 +183,13 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         // Cut short by a revocation: answered 401 as any request of the credential now is, so
         // that the client authenticates again rather than take it for a cancellation. (A call
         // that finished first keeps its answer: a monitor it saved is saved.)
-        if (stopped && signal.reason instanceof DomainError) throw signal.reason;
-        return reply;
+        return { reply, revoked: stopped && signal.reason instanceof DomainError ? signal.reason : null };
       });
-      return c.json(asClientsError(message, answer), 200) as never;
+      if (answer.revoked) {
+        c.header("WWW-Authenticate", 'Bearer realm="pulse"');
+        return c.json({ ...withJsonRpcError(errorBody(answer.revoked.code, answer.revoked.message), 401), id: message.id }, 401) as never;
+      }
+      return c.json(asClientsError(message, answer.reply), 200) as never;
     } finally {
       if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }

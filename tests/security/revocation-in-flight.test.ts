@@ -167,7 +167,8 @@ describe("an /ask under way", () => {
     release();
     const res = await asking;
     expect(res.status, res.text).toBe(401);
-    expect(res.body.code).toBe("unauthorized");
+    expect(res.body).toMatchObject({ code: "unauthorized", jsonrpc: "2.0", id: 7, error: { code: -32000 } });
+    expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
     expect(await ran(user.id, MARKER)).toBe(0);
   });
 });
