@@ -80,6 +80,7 @@ export async function createConnectorCache(
       instances: () => presence.count,
       recorder: options.audit ?? undefined,
       metrics: options.metrics,
+      recheckMs: config.tokenRecheckSeconds * 1000,
     },
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),

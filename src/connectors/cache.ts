@@ -40,6 +40,10 @@ export interface ConnectorCacheOptions {
   metrics?: Metrics | undefined;
   /** What its connectors' cached schemas may hold (none: unbounded, for tests of one connector). */
   schemaMemory?: SchemaMemoryLimits;
+  /** How long a connector is trusted to be its connection's without reading the connection
+   * again (TOKEN_RECHECK_SECONDS): evictions are announced, but an announcement the evicting
+   * instance could not send is lost, with no gap here to tell of it. None: for ever. */
+  recheckMs?: number;
 }
 
 export class ConnectorCache {
@@ -53,6 +57,8 @@ export class ConnectorCache {
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
   /** The entries that may be out of date (suspectAll). */
   private readonly suspects = new Set<number>();
+  /** When each entry was last found to be its connection's (opened, or confirmed). */
+  private readonly checkedAt = new Map<number, number>();
   /** Connectors let go of and still closing (their statements running): close() waits for
    * them, so none records in the audit trail or asks the guard after those close. */
   private readonly closing = new Set<Promise<void>>();
@@ -147,6 +153,7 @@ export class ConnectorCache {
     })();
     this.entries.set(connectionId, opening);
     this.opened.set(connectionId, { ownerId, target, successor });
+    this.checkedAt.set(connectionId, Date.now());
     opening.catch(() => {
       if (this.entries.get(connectionId) === opening) this.forget(connectionId);
     });
@@ -161,7 +168,7 @@ export class ConnectorCache {
   /** Forgets a connection's connector here and on every other instance (disconnect, update,
    * delete), each closing it once its statements end: none may go on using a deleted
    * connection or an old target. The announcement is best effort; an instance that misses it
-   * closes the connector when it has been idle for `idleMs`. */
+   * checks the connector against its connection within `recheckMs` (isSuspect). */
   async evict(connectionId: number): Promise<void> {
     this.evictHere(connectionId);
     await this.announceEviction(connectionId).catch((err: unknown) => {
@@ -200,9 +207,11 @@ export class ConnectorCache {
     for (const loads of this.loads.values()) for (const load of loads) load.stale = true;
   }
 
-  /** Whether the connector of `connectionId` must be checked against its connection first. */
+  /** Whether the connector of `connectionId` must be checked against its connection first: a
+   * gap in the news, or longer than `recheckMs` since it last was. */
   isSuspect(connectionId: number): boolean {
-    return this.suspects.has(connectionId);
+    const { recheckMs } = this.options;
+    return this.suspects.has(connectionId) || (recheckMs !== undefined && Date.now() - (this.checkedAt.get(connectionId) ?? 0) >= recheckMs);
   }
 
   /** What the cached connector of `connectionId` was opened for. */
@@ -213,6 +222,7 @@ export class ConnectorCache {
   /** The connector of `connectionId` was found up to date. */
   confirm(connectionId: number): void {
     this.suspects.delete(connectionId);
+    if (this.entries.has(connectionId)) this.checkedAt.set(connectionId, Date.now());
   }
 
   /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest. */
@@ -233,6 +243,7 @@ export class ConnectorCache {
     this.entries.clear();
     this.opened.clear();
     this.suspects.clear();
+    this.checkedAt.clear();
     await Promise.all([...all.map((entry) => this.closeQuietly(entry)), ...this.closing]);
     await this.guard.close();
   }
@@ -241,6 +252,7 @@ export class ConnectorCache {
     this.entries.delete(connectionId);
     this.opened.delete(connectionId);
     this.suspects.delete(connectionId);
+    this.checkedAt.delete(connectionId);
   }
 
   private trim(): void {

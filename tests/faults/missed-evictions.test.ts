@@ -49,3 +49,35 @@ describe("connector evictions missed while an instance could not hear", () => {
     expect(await b.deps.connectors.get(unchanged, user.id, () => Promise.reject(new Error("cached")))).toBe(kept);
   }, 30_000);
 });
+
+describe("a connector eviction its instance could not announce", () => {
+  let a: Harness;
+  let b: Harness;
+  let relay: TcpRelay;
+  beforeAll(async () => {
+    relay = await startTcpRelay({ host: "127.0.0.1", port: 6379 });
+    // B hears everything (no gap); A, which deletes, cannot tell it.
+    b = await createHarness({ sessions: "redis", env: { TOKEN_RECHECK_SECONDS: "1" } });
+    a = await createHarness({ shareWith: b, env: { REDIS_URL: `redis://127.0.0.1:${relay.port}` } });
+  });
+  afterAll(async () => {
+    relay?.refuse(false);
+    await a?.close();
+    await b?.close();
+    await relay?.close();
+  });
+
+  it("is caught by the other instance within TOKEN_RECHECK_SECONDS, when it reads the connection again", async () => {
+    const user = await b.newUser();
+    const id = (await b.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(b.sqliteRoot)).body })).body.db_connection.id as number;
+    const query = () => b.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1 AS one" } });
+    expect((await query()).status).toBe(200);
+    relay.refuse(true);
+    relay.cut();
+    await vi.waitFor(() => expect(a.deps.sessions.listening()).toBe(false), { timeout: 5000, interval: 20 });
+    expect((await a.call("DELETE", `/databases/${id}`, { token: user.token })).status).toBe(204);
+    expect(b.deps.sessions.listening()).toBe(true);
+    await vi.waitFor(async () => expect((await query()).status).toBe(404), { timeout: 5000, interval: 250 });
+    expect(b.deps.connectors.has(id)).toBe(false);
+  }, 30_000);
+});
