@@ -33,10 +33,13 @@ export interface FreshnessJudgement extends BaselineJudgement {
 /**
  * Learned limits only watch spikes (data getting fresher is never a problem) and ignore
  * changes under a minute or under half the usual lag, so an hourly batch job that lands a
- * few minutes late does not page anyone.
+ * few minutes late does not page anyone. A lag is judged as a level: it is no running total,
+ * and as one (the "change" model, for counters) a feed that stopped, its lag growing a second
+ * a second, read as "the usual change" and passed for days.
  */
 export const FRESHNESS_BASELINE_DEFAULTS: BaselineOptions = {
   direction: "spike",
+  model: "level",
   minDeviation: { absolute: 60, relative: 0.5 },
   label: "data lag",
 };

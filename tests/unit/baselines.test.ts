@@ -408,6 +408,27 @@ describe("freshness", () => {
     expect(judgeFreshness({ latest: now - 2 * HOUR, now, history: lags.slice(0, 3) }).verdict).toBe("learning");
   });
 
+  it("notices a feed that stops, and says so for the next twelve hours: a lag is no running total to extrapolate", async () => {
+    // An hourly batch checked every 5 minutes for ten days: the lag climbs 0 to 55 min and falls back.
+    const STEP = 5 * 60_000;
+    // Stopped on a Wednesday at noon, a weekday the window (1,000 points: 3.5 days) has seen.
+    const stopped = MONDAY + 9 * DAY + 12 * HOUR;
+    const history: MetricPoint[] = series(10 * 24 * 12, STEP, stopped, (_t, i) => (i % 12) * 300);
+    const verdicts: string[] = [];
+    // The batch last landed an hour before `stopped`... and then never again: each run's lag is
+    // judged against the history, kept with its verdict as a run keeps it.
+    for (let at = stopped; at <= stopped + 12 * HOUR; at += STEP) {
+      const judged = judgeFreshness({ latest: stopped - HOUR, now: at, history });
+      verdicts.push(judged.verdict);
+      history.push({ at, value: judged.dataLagSeconds!, anomalous: judged.verdict === "anomaly" });
+    }
+    // Anomalous within four hours (the usual peak is 55 min; its spread is wide), and from
+    // then on for the twelve hours (two passes in a row would resolve the alert).
+    const fromFourHours = verdicts.slice(4 * 12);
+    expect(fromFourHours).toEqual(Array(fromFourHours.length).fill("anomaly"));
+    expect(verdicts.slice(0, 4 * 12).join(",")).not.toMatch(/anomaly,ok,ok/);
+  });
+
   it.each([
     [45, "45 s"],
     [720, "12 min"],
