@@ -381,3 +381,32 @@ describe("volume of what PostgreSQL keeps no estimate for", () => {
     expect(outcome.message).toMatch(/a view has none: raise exact_count_below/);
   });
 });
+
+describe("freshness with timestamps in the future", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "100000" } });
+    db = await pgMonitoredDb();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("takes a clock or a zone a few hours ahead as fresh, and refuses a sentinel that would read as fresh for ever", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    await db.insertEvents(1, Date.now() + 5 * 3_600_000);
+    const check = { kind: "freshness", column: "ts", max_lag_seconds: 3600 };
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [check] });
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes[0].status).toBe("pass");
+    await db.insertEvents(1, Date.parse("9999-12-31T00:00:00Z"));
+    const run = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes[0];
+    expect(run).toMatchObject({ status: "error", message: expect.stringMatching(/^the newest ts is 9999-12-31T00:00:00.000Z, .* in the future: a sentinel or scheduled row hides how fresh the data is/) });
+    // And so a save's dry run refuses it.
+    const saved = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [{ ...check, max_lag_seconds: 7200 }] } });
+    expect(saved.status).toBe(422);
+    expect(saved.body.detail).toMatch(/in the future/);
+  });
+});

@@ -58,6 +58,8 @@ export function timestampOf(cell: Cell | undefined): number | null {
   return Number.isFinite(ms) ? ms : null;
 }
 
+const FUTURE_TOLERANCE_MS = 86_400_000;
+
 export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Promise<CheckResult> {
   const dialect = ctx.connector.dialect;
   const result = await ctx.query(freshnessStatement(dialect, ctx.table.schema, ctx.table.name, check.column), 1);
@@ -66,6 +68,16 @@ export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Pr
   const latest = timestampOf(raw);
   if (raw !== null && latest === null) {
     return { status: "error", value: null, message: `column ${check.column} holds ${printedCell(raw)}, which is not a timestamp` };
+  }
+  // Up to a day ahead is a clock or a time zone (a column without one is read as UTC), and
+  // reads as fresh; past that, a sentinel (9999-12-31, a far "valid until") or a scheduled row
+  // would read as fresh for ever, and the check could never see the data go stale.
+  if (latest !== null && latest - ctx.now > FUTURE_TOLERANCE_MS) {
+    return {
+      status: "error",
+      value: null,
+      message: `the newest ${check.column} is ${new Date(latest).toISOString()}, ${formatDuration((latest - ctx.now) / 1000)} in the future: a sentinel or scheduled row hides how fresh the data is; watch a column that holds only past times, or a custom_sql check that leaves future rows out`,
+    };
   }
   const replicaLag =
     dialect === "postgresql" ? (numberOf(row.replica_lag_seconds) ?? 0) : dialect === "mysql" ? await ctx.replicationLagSeconds() : 0;
