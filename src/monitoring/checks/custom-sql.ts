@@ -12,6 +12,10 @@ export async function runCustomSql(ctx: CheckContext, check: CustomSqlCheck): Pr
     return { status: "error", value: null, message: `the statement must return exactly one row; it returned ${result.truncated ? "more than one" : result.rows.length}` };
   }
   const value = numberOf(first[0]);
+  // sum() and max() over no rows (a window empty for now) give NULL, not 0.
+  if (first[0] === null) {
+    return { status: "error", value: null, message: "the statement returned NULL, not a number: an aggregate over no rows? Wrap it in COALESCE(..., 0) if none means 0" };
+  }
   if (value === null) {
     return { status: "error", value: null, message: `the statement's first column must be a number; it was ${printedCell(first[0])}` };
   }
