@@ -11,7 +11,7 @@ import { DomainError } from "../errors.js";
 import { cutText } from "../text-cut.js";
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
 import { insertCheckRuns, metricPoints, seriesStart, skippedInARow, STORE_UNAVAILABLE } from "../store/monitoring-runs.js";
-import { saveSchemaSnapshot } from "../store/monitoring-tables.js";
+import { takeSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { CheckRunRow, MonitoredTableRow } from "../store/schema.js";
 import { isStoreUnavailable, violatesForeignKey } from "../store/unavailable.js";
 import { feedOutcomes } from "./alerts.js";
@@ -253,7 +253,7 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
           return found && snapshotOf(found.columns);
         },
         acceptedColumns: table.schemaSnapshot,
-        acceptColumns: (columns) => saveSchemaSnapshot(deps.store.db, table.id, columns),
+        acceptColumns: (columns) => takeSchemaSnapshot(deps.store.db, table, columns),
       }),
     );
   }

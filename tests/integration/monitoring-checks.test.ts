@@ -2,12 +2,14 @@
 // per dialect, writes refused by the guard and recorded as errors, the monitoring budget
 // (spent budget and busy connection recorded as skipped) and the statement timeout.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { runTableChecks } from "../../src/monitoring/run-table.js";
 import { findMonitoredTable, updateMonitoredTable } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, monitorTableUnchecked, monitoredDb, pgMonitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
+import { pgAdmin, pgUrl } from "../support/services.js";
 
 const MINUTE = 60_000;
 
@@ -409,5 +411,47 @@ describe("freshness with timestamps in the future", () => {
     const saved = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [{ ...check, max_lag_seconds: 7200 }] } });
     expect(saved.status).toBe(422);
     expect(saved.body.detail).toMatch(/in the future/);
+  });
+});
+
+describe("a table moved while its run is under way", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "100000" } });
+    db = await pgMonitoredDb();
+    for (const name of ["t_a", "t_b", "t_c"]) await db.exec(`CREATE TABLE ${name} (id int, ${name.slice(2)} text)`);
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("keeps no schema snapshot of the table the run read: the next run takes the new table's", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "t_a", checks: [{ kind: "volume" }, { kind: "schema_drift" }] });
+    expect((await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { table: "t_b" } })).status).toBe(200);
+    const locker = new pg.Client({ connectionString: pgUrl(db.body.database_name as string) });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN; LOCK TABLE t_b IN ACCESS EXCLUSIVE MODE");
+      const running = h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+      await vi.waitFor(
+        async () => {
+          const [row] = await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", "postgres", [db.body.database_name]);
+          expect(Number(row!.n)).toBeGreaterThan(0);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      expect((await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { table: "t_c" } })).status).toBe(200);
+      await locker.query("ROLLBACK");
+      await running;
+    } finally {
+      await locker.end();
+    }
+    const next = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes;
+    expect(next.find((o: any) => o.kind === "schema_drift")).toMatchObject({ status: "pass" });
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes.find((o: any) => o.kind === "schema_drift")).toMatchObject({ status: "pass" });
   });
 });
