@@ -31,7 +31,7 @@ export interface Monitoring {
    * across instances for one connection, not for several connections to one database leased by
    * different instances. */
   budgetFor(connector: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget;
-  /** Primary or replica, and replay lag: probed at most once a minute per connection. */
+  /** Primary or replica, and replay lag: probed at most once a minute per database reached. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
   /** The connection's schema, introspected again (under the monitoring budget) when this
    * instance's last look is older than `maxAgeMs` by the monitoring clock (0: always, unless
@@ -64,7 +64,7 @@ export function createMonitoring(
   const instanceId = newInstanceId();
   const targets = createLRU<string, Budget>({ max: MAX_TRACKED_CONNECTIONS });
   const owners = createLRU<string, Budget>({ max: MAX_TRACKED_CONNECTIONS });
-  const probes = createLRU<number, { at: number; info: Promise<ProbeInfo> }>({ max: MAX_TRACKED_CONNECTIONS });
+  const probes = createLRU<string, { at: number; info: Promise<ProbeInfo> }>({ max: MAX_TRACKED_CONNECTIONS });
   /** When monitoring last read each connector's catalog, and the read while it runs. Not the
    * snapshot itself: that is the connector's to keep or forget (schema-memory.ts). */
   const schemaReads = new WeakMap<GuardedConnector, { at: number; running: Promise<SchemaSnapshot> | undefined }>();
@@ -145,13 +145,16 @@ export function createMonitoring(
       return cached ? cached.catch(read) : read();
     },
     targetInfo(connector) {
-      const cached = probes.get(connector.connectionId);
+      // By the database reached, not the connection: one moved to another server (from a
+      // replica to its primary, say) is probed anew.
+      const key = connector.targetKey;
+      const cached = probes.get(key);
       const t = Date.now();
       if (cached && t - cached.at < PROBE_MAX_AGE_MS) return cached.info;
       const info = connector.probe(budgetFor(connector));
-      probes.set(connector.connectionId, { at: t, info });
+      probes.set(key, { at: t, info });
       info.catch(() => {
-        if (probes.get(connector.connectionId)?.info === info) probes.delete(connector.connectionId);
+        if (probes.get(key)?.info === info) probes.delete(key);
       });
       return info;
     },
