@@ -31,7 +31,7 @@ export interface Monitoring {
    * across instances for one connection, not for several connections to one database leased by
    * different instances. */
   budgetFor(connector: Pick<GuardedConnector, "targetKey" | "ownerId">): StatementBudget;
-  /** Primary or replica, and replay lag: probed at most once a minute per database reached. */
+  /** Primary or replica, and replay lag: probed at most once a minute per connection and target. */
   targetInfo(connector: GuardedConnector): Promise<ProbeInfo>;
   /** The connection's schema, introspected again (under the monitoring budget) when this
    * instance's last look is older than `maxAgeMs` by the monitoring clock (0: always, unless
@@ -145,9 +145,9 @@ export function createMonitoring(
       return cached ? cached.catch(read) : read();
     },
     targetInfo(connector) {
-      // By the database reached, not the connection: one moved to another server (from a
-      // replica to its primary, say) is probed anew.
-      const key = connector.targetKey;
+      // By connection and the database it reaches: one moved to another server (from a replica
+      // to its primary, say) is probed anew.
+      const key = `${connector.connectionId}\u0000${connector.targetKey}`;
       const cached = probes.get(key);
       const t = Date.now();
       if (cached && t - cached.at < PROBE_MAX_AGE_MS) return cached.info;

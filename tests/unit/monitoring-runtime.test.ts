@@ -1,5 +1,5 @@
-// What the monitoring runtime remembers between runs: a database's primary-or-replica probe is
-// kept for a minute per database reached, so a connection moved to another server (from a
+// What the monitoring runtime remembers between runs: a connection's primary-or-replica probe is
+// kept for a minute per database it reaches, so a connection moved to another server (from a
 // replica to its primary) is probed anew rather than judged by the old server's replay lag.
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -25,12 +25,12 @@ const connectorOn = (targetKey: string, replica: boolean) =>
   }) as unknown as GuardedConnector;
 
 describe("targetInfo", () => {
-  it("probes a connection moved to another database anew, and one database once a minute", async () => {
+  it("probes a connection moved to another database anew, and each once a minute", async () => {
     const monitoring = createMonitoring(loadConfig({ DATA_DIR: dataDir }).monitor);
     expect(await monitoring.targetInfo(connectorOn("replica", true))).toMatchObject({ replica: true });
     // The same connection, moved to its primary.
     expect(await monitoring.targetInfo(connectorOn("primary", false))).toMatchObject({ replica: false });
-    // Within the minute, the first database's probe is kept.
+    // Within the minute, its probe of the first database is kept.
     expect(await monitoring.targetInfo(connectorOn("replica", false))).toMatchObject({ replica: true });
   });
 });
