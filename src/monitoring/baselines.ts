@@ -40,6 +40,10 @@ export interface BaselineOptions {
   /** A deviation must also exceed these, so +1 row on a flat series is never an anomaly. */
   minDeviation?: { absolute?: number; relative?: number };
   trend?: boolean;
+  /** Whether points judged anomalous come back into training once most points of their window,
+   * weekday or hour are (a lasting new level becomes the normal). Off for a value that only
+   * grows while its incident lasts (a data lag): the incident would become the pattern. */
+  relearnAnomalies?: boolean;
   /** IANA zone whose hours and weekdays define the seasons (business days are local). */
   timeZone?: string;
   /** Metric name for the reason sentence, e.g. "row count". */
@@ -76,6 +80,7 @@ export const BASELINE_DEFAULTS = {
   model: "auto",
   minDeviation: { absolute: 1, relative: 0.001 },
   trend: true,
+  relearnAnomalies: true,
   timeZone: "UTC",
   label: "value",
 } as const;
@@ -223,6 +228,7 @@ function resolveOptions(options: BaselineOptions): Resolved {
     model: options.model ?? d.model,
     minDeviation: { ...d.minDeviation, ...options.minDeviation },
     trend: options.trend ?? d.trend,
+    relearnAnomalies: options.relearnAnomalies ?? d.relearnAnomalies,
     timeZone: options.timeZone ?? d.timeZone,
     label: options.label ?? d.label,
     formatValue: options.formatValue ?? formatNumber,
@@ -238,12 +244,16 @@ function resolveOptions(options: BaselineOptions): Resolved {
  */
 function trainingSet(history: readonly MetricPoint[], now: number, o: Resolved) {
   const inWindow: { t: number; v: number; anomalous: boolean }[] = [];
-  for (let i = history.length - 1; i >= 0 && inWindow.length < o.window.points; i--) {
+  // Without relearning, anomalous points never train: the window's points are counted among
+  // the others, so a long incident does not leave only its own first points to learn from.
+  let counted = 0;
+  for (let i = history.length - 1; i >= 0 && counted < o.window.points; i--) {
     const p = history[i]!;
     const t = toMs(p.at);
     if (t >= now || !Number.isFinite(p.value)) continue;
     if (now - t > o.window.durationMs) break;
     inWindow.push({ t, v: p.value, anomalous: p.anomalous === true });
+    if (o.relearnAnomalies || p.anomalous !== true) counted++;
   }
   inWindow.reverse();
   const mostlyFlagged = (season: "none" | "hour_of_day" | "day_of_week") => {
@@ -255,7 +265,7 @@ function trainingSet(history: readonly MetricPoint[], now: number, o: Resolved) 
     return (t: number) => (balance.get(phaseOf(t, season, o.timeZone)) ?? 0) > 0;
   };
   // Balances only matter for flagged points, and most windows hold none.
-  const patterns = inWindow.some((p) => p.anomalous) ? (["none", "day_of_week", "hour_of_day"] as const).map(mostlyFlagged) : [];
+  const patterns = o.relearnAnomalies && inWindow.some((p) => p.anomalous) ? (["none", "day_of_week", "hour_of_day"] as const).map(mostlyFlagged) : [];
   const train: TimedValue[] = inWindow
     .filter((p) => !p.anomalous || patterns.some((isPattern) => isPattern(p.t)))
     .map(({ t, v }) => ({ t, v }));

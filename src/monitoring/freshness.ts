@@ -33,13 +33,17 @@ export interface FreshnessJudgement extends BaselineJudgement {
 /**
  * Learned limits only watch spikes (data getting fresher is never a problem) and ignore
  * changes under a minute or under half the usual lag, so an hourly batch job that lands a
- * few minutes late does not page anyone. A lag is judged as a level: it is no running total,
- * and as one (the "change" model, for counters) a feed that stopped, its lag growing a second
- * a second, read as "the usual change" and passed for days.
+ * few minutes late does not page anyone. A lag is judged as a level, and its anomalous points
+ * never become the pattern: a feed that stopped has a lag growing a second a second, which as
+ * a running total (the "change" model) read as "the usual change", and once most of a weekday
+ * or of the window was flagged, was learnt as that weekday's normal; either way the stop
+ * passed within hours. It stays anomalous until data arrives again (or a fixed
+ * `max_lag_seconds` says what is acceptable).
  */
 export const FRESHNESS_BASELINE_DEFAULTS: BaselineOptions = {
   direction: "spike",
   model: "level",
+  relearnAnomalies: false,
   minDeviation: { absolute: 60, relative: 0.5 },
   label: "data lag",
 };
