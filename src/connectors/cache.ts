@@ -59,6 +59,8 @@ export class ConnectorCache {
   private readonly suspects = new Set<number>();
   /** When each entry was last found to be its connection's (opened, or confirmed). */
   private readonly checkedAt = new Map<number, number>();
+  /** Checks of entries against their connections under way (checkOnce). */
+  private readonly checks = new Map<number, Promise<boolean>>();
   /** Connectors let go of and still closing (their statements running): close() waits for
    * them, so none records in the audit trail or asks the guard after those close. */
   private readonly closing = new Set<Promise<void>>();
@@ -217,6 +219,19 @@ export class ConnectorCache {
   /** What the cached connector of `connectionId` was opened for. */
   targetOf(connectionId: number): ConnectionTarget | undefined {
     return this.opened.get(connectionId)?.target;
+  }
+
+  /** `check` of the connector of `connectionId` (saved-connection.ts), run once for all who
+   * ask while it runs: a busy connection's requests, all finding it unchecked at once, each
+   * read the store and opened its password. */
+  checkOnce(connectionId: number, check: () => Promise<boolean>): Promise<boolean> {
+    const running = this.checks.get(connectionId);
+    if (running) return running;
+    const checking = check().finally(() => {
+      if (this.checks.get(connectionId) === checking) this.checks.delete(connectionId);
+    });
+    this.checks.set(connectionId, checking);
+    return checking;
   }
 
   /** The connector of `connectionId` was found up to date. */

@@ -32,19 +32,23 @@ export async function connectorFor(deps: SavedConnectionDeps, userId: number, co
   const connector = await deps.connectors.get(connectionId, userId, load, () => connectorFor(deps, userId, connectionId));
   if (connector.ownerId !== userId) throw notFound("Database connection");
   if (!deps.connectors.isSuspect(connectionId)) return connector;
-  // Opened before a gap in the news from other instances: still the connection's?
-  const current = await load().catch(async (err: unknown) => {
-    // Deleted meanwhile: its connector goes. (A store that cannot answer now proves nothing.)
-    if (err instanceof DomainError && err.code === "not_found") deps.connectors.evictHere(connectionId);
-    throw err;
+  // Opened before a gap in the news from other instances, or unchecked for
+  // TOKEN_RECHECK_SECONDS: still the connection's? One read for all who ask meanwhile.
+  const kept = await deps.connectors.checkOnce(connectionId, async () => {
+    const current = await load().catch(async (err: unknown) => {
+      // Deleted meanwhile: its connector goes. (A store that cannot answer now proves nothing.)
+      if (err instanceof DomainError && err.code === "not_found") deps.connectors.evictHere(connectionId);
+      throw err;
+    });
+    const opened = deps.connectors.targetOf(connectionId);
+    if (opened && sameTarget(opened, current)) {
+      deps.connectors.confirm(connectionId);
+      return true;
+    }
+    deps.connectors.evictHere(connectionId);
+    return false;
   });
-  const opened = deps.connectors.targetOf(connectionId);
-  if (opened && sameTarget(opened, current)) {
-    deps.connectors.confirm(connectionId);
-    return connector;
-  }
-  deps.connectors.evictHere(connectionId);
-  return connectorFor(deps, userId, connectionId);
+  return kept ? connector : connectorFor(deps, userId, connectionId);
 }
 
 /** Where a saved connection reaches. One saved before a rule that now refuses it (a MySQL

@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
+import { connectorFor } from "../../src/connectors/saved-connection.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { sqliteTarget } from "../support/targets.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
@@ -80,4 +81,23 @@ describe("a connector eviction its instance could not announce", () => {
     await vi.waitFor(async () => expect((await query()).status).toBe(404), { timeout: 5000, interval: 250 });
     expect(b.deps.connectors.has(id)).toBe(false);
   }, 30_000);
+
+  it("checks a busy connection once for all the requests that find it unchecked at once", async () => {
+    const user = await b.newUser();
+    const id = (await b.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(b.sqliteRoot)).body })).body.db_connection.id as number;
+    expect((await b.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT 1" } })).status).toBe(200);
+    // The store's reads, counted.
+    let reads = 0;
+    const db = new Proxy(b.deps.store.db, {
+      get(target, property, receiver) {
+        if (property === "select") reads++;
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    const deps = { ...b.deps, store: { ...b.deps.store, db } };
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // past TOKEN_RECHECK_SECONDS
+    const connectors = await Promise.all(Array.from({ length: 50 }, () => connectorFor(deps, user.id, id)));
+    expect(new Set(connectors).size).toBe(1);
+    expect(reads).toBe(1);
+  });
 });
