@@ -122,15 +122,17 @@ export async function saveSchemaSnapshot(db: Db, id: number, columns: ColumnSnap
   await db.update(monitoredTables).set({ schemaSnapshot: columns }).where(eq(monitoredTables.id, id));
 }
 
-/** A run's first snapshot of the table it read: taken only while the row has none and still
- * names that table. A run under way when the table was moved (PATCH `table`, which drops the
+/** A run's first snapshot of the table it read: taken (true) only while the row has none and
+ * still names that table. A run under way when the table was moved (PATCH `table`, which drops the
  * snapshot) read the old one: its columns, kept, made every later run report drift. */
-export async function takeSchemaSnapshot(db: Db, read: { id: number; schemaName: string | null; tableName: string }, columns: ColumnSnapshot[]): Promise<void> {
+export async function takeSchemaSnapshot(db: Db, read: { id: number; schemaName: string | null; tableName: string }, columns: ColumnSnapshot[]): Promise<boolean> {
   const t = monitoredTables;
-  await db
+  const taken = await db
     .update(t)
     .set({ schemaSnapshot: columns })
-    .where(and(eq(t.id, read.id), isNull(t.schemaSnapshot), eq(t.tableName, read.tableName), read.schemaName === null ? isNull(t.schemaName) : eq(t.schemaName, read.schemaName)));
+    .where(and(eq(t.id, read.id), isNull(t.schemaSnapshot), eq(t.tableName, read.tableName), read.schemaName === null ? isNull(t.schemaName) : eq(t.schemaName, read.schemaName)))
+    .returning({ id: t.id });
+  return taken.length > 0;
 }
 
 /** Arbitrary constant, apart from the migration lock's: claims and manual leases take turns. */

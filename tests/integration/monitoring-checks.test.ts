@@ -446,7 +446,8 @@ describe("a table moved while its run is under way", () => {
       );
       expect((await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { table: "t_c" } })).status).toBe(200);
       await locker.query("ROLLBACK");
-      await running;
+      const moved = (await running).body.outcomes.find((o: any) => o.kind === "schema_drift");
+      expect(moved.message).toMatch(/^no snapshot taken: the table was moved/);
     } finally {
       await locker.end();
     }

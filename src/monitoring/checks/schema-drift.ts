@@ -48,8 +48,13 @@ export async function runSchemaDrift(ctx: DriftContext): Promise<CheckResult> {
     return { status: "fail", value: null, message: "the table no longer exists", details: { removed_table: true } };
   }
   if (ctx.acceptedColumns === null) {
-    await ctx.acceptColumns(columns);
-    return { status: "pass", value: 0, message: `snapshot of ${columns.length} columns taken`, details: { columns: columns.length } };
+    const taken = await ctx.acceptColumns(columns);
+    return {
+      status: "pass",
+      value: 0,
+      message: taken ? `snapshot of ${columns.length} columns taken` : "no snapshot taken: the table was moved, or its snapshot taken, during this run; the next run compares",
+      details: { columns: columns.length },
+    };
   }
   const diff = diffColumns(ctx.acceptedColumns, columns);
   const changes = changesIn(diff);

@@ -43,7 +43,7 @@ export interface DriftContext {
   freshColumns(): Promise<ColumnSnapshot[] | null>;
   /** Columns accepted as the table's shape; null before the first run (or after a resolve). */
   acceptedColumns: ColumnSnapshot[] | null;
-  acceptColumns(columns: ColumnSnapshot[]): Promise<void>;
+  acceptColumns(columns: ColumnSnapshot[]): Promise<boolean>;
 }
 
 /** Characters of a cell a message shows: enough to recognise the value, however large it is. */
