@@ -169,7 +169,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       }
       // A client that hangs up cancels its call (ask stops calling the model), as POST /ask
       // does, and so does its credential's revocation (its tool sends no statement after).
-      const answer = await whileStanding(c, deps, async (signal) => {
+      const answer = await whileStanding(c, deps, async (signal): Promise<{ reply: JSONRPCMessage; revoked: DomainError | null }> => {
         let stopped = false;
         const stop = () => {
           stopped = true;
@@ -184,12 +184,16 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         // that the client authenticates again rather than take it for a cancellation. (A call
         // that finished first keeps its answer: a monitor it saved is saved.)
         return { reply, revoked: stopped && signal.reason instanceof DomainError ? signal.reason : null };
+      }).catch((err: unknown) => {
+        // Found revoked before the call could start (standing.ts): answered as one cut short.
+        if (err instanceof DomainError && err.code === "unauthorized") return { reply: null, revoked: err };
+        throw err;
       });
       if (answer.revoked) {
         c.header("WWW-Authenticate", 'Bearer realm="pulse"');
         return c.json({ ...withJsonRpcError(errorBody(answer.revoked.code, answer.revoked.message), 401), id: message.id }, 401) as never;
       }
-      return c.json(asClientsError(message, answer.reply), 200) as never;
+      return c.json(asClientsError(message, answer.reply!), 200) as never;
     } finally {
       if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }

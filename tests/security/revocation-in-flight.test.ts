@@ -200,6 +200,34 @@ describe("a request let in before its credential's revocation", () => {
   });
 });
 
+describe("an MCP call whose key is deleted while its body is still arriving", () => {
+  it("is answered 401 with its JSON-RPC id, and runs nothing", async () => {
+    const user = await userWithChinook();
+    const { key, id } = await newKey(a, user.token, ["query"]);
+    let push!: (text: string | null) => void;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        push = (text) => (text === null ? controller.close() : controller.enqueue(new TextEncoder().encode(text)));
+      },
+    });
+    const asked = a.app.request("/mcp", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    push(`{"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "run_query", "arguments": {"connection_id": ${user.connectionId}, "sql": "SELECT 4242 AS ${MARKER}"`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
+    push("}}}");
+    push(null);
+    const res = await asked;
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: "unauthorized", id: 41 });
+    expect(await ran(user.id, MARKER)).toBe(0);
+  });
+});
+
 describe("a request whose credential is read from the store while it is revoked", () => {
   it("runs no statement: the read's answer may predate the revocation", async () => {
     const user = await userWithChinook();
