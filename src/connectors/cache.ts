@@ -55,9 +55,8 @@ export class ConnectorCache {
   private readonly opened = new Map<number, { ownerId: number; target: ConnectionTarget; successor: Successor }>();
   /** Targets being loaded on a miss, per connection (see get). */
   private readonly loads = new Map<number, Set<{ stale: boolean }>>();
-  /** The entries that may be out of date (suspectAll). */
-  private readonly suspects = new Set<number>();
-  /** When each entry was last found to be its connection's (opened, or confirmed). */
+  /** When each entry was last found to be its connection's (opened, or confirmed); never, once
+   * a gap in the news made it suspect (suspectAll). */
   private readonly checkedAt = new Map<number, number>();
   /** Checks of entries against their connections under way (checkOnce). */
   private readonly checks = new Map<number, Promise<boolean>>();
@@ -205,15 +204,14 @@ export class ConnectorCache {
    * connection on its next use (saved-connection.ts), not closed: a check or an agent using
    * it now goes on. */
   suspectAll(): void {
-    for (const id of this.entries.keys()) this.suspects.add(id);
+    for (const id of this.entries.keys()) this.checkedAt.set(id, Number.NEGATIVE_INFINITY);
     for (const loads of this.loads.values()) for (const load of loads) load.stale = true;
   }
 
   /** Whether the connector of `connectionId` must be checked against its connection first: a
    * gap in the news, or longer than `recheckMs` since it last was. */
   isSuspect(connectionId: number): boolean {
-    const { recheckMs } = this.options;
-    return this.suspects.has(connectionId) || (recheckMs !== undefined && Date.now() - (this.checkedAt.get(connectionId) ?? 0) >= recheckMs);
+    return Date.now() - (this.checkedAt.get(connectionId) ?? 0) >= (this.options.recheckMs ?? Number.POSITIVE_INFINITY);
   }
 
   /** What the cached connector of `connectionId` was opened for. */
@@ -236,7 +234,6 @@ export class ConnectorCache {
 
   /** The connector of `connectionId` was found up to date. */
   confirm(connectionId: number): void {
-    this.suspects.delete(connectionId);
     if (this.entries.has(connectionId)) this.checkedAt.set(connectionId, Date.now());
   }
 
@@ -257,7 +254,6 @@ export class ConnectorCache {
     const all = [...this.entries.values()];
     this.entries.clear();
     this.opened.clear();
-    this.suspects.clear();
     this.checkedAt.clear();
     await Promise.all([...all.map((entry) => this.closeQuietly(entry)), ...this.closing]);
     await this.guard.close();
@@ -266,7 +262,6 @@ export class ConnectorCache {
   private forget(connectionId: number): void {
     this.entries.delete(connectionId);
     this.opened.delete(connectionId);
-    this.suspects.delete(connectionId);
     this.checkedAt.delete(connectionId);
   }
 
