@@ -35,6 +35,7 @@ import { reasonOf, StartupError } from "./startup-error.js";
 import { openStore, storeLocation, type Store } from "./store/client.js";
 import { countOpenAlerts } from "./store/monitoring-alerts.js";
 import { readStanding } from "./store/revocations.js";
+import { settlesWithin } from "./within.js";
 
 /** `presence` tunes the heartbeat of the instance count (tests shorten it). */
 export async function openSessionStore(
@@ -248,17 +249,6 @@ export async function startService(
  * in the log line of every exit that does not wait for it. */
 export const unwritten = (deps: Pick<Deps, "audit">) => ({ audit_records_lost: deps.audit?.pending ?? 0 });
 
-/** Whether `work` settled (either way) within `ms`; it is left to finish on its own if not. */
-function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    work.then(done, done);
-  });
-}
 
 /** Why an address could not be listened on, and which setting to change. */
 const LISTEN_REASONS: Record<string, { setting: "PORT" | "HOST"; reason: string }> = {

@@ -11,7 +11,7 @@ import { inlineStatementGuard, type StatementGuard } from "./guard/statement-gua
 import { schemaJsonInSlices } from "./schema-json.js";
 import type { SchemaHolder, SchemaMemory } from "./schema-memory.js";
 import type { StatementRecorder, StatementSource } from "./statement-recorder.js";
-import { cancelledError, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "./types.js";
+import { throwIfCancelled, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "./types.js";
 
 export interface QueryOptions {
   maxRows?: number | undefined;
@@ -131,7 +131,7 @@ export class GuardedConnector implements SchemaHolder {
       };
       release = await budget.enter();
       // Gone while it waited for a slot: `finally` gives the slot back.
-      if (options.signal?.aborted) throw cancelledError(options.signal);
+      throwIfCancelled(options.signal);
       this.lastUsedAt = Date.now();
       const result = await this.driver.query(sql, limits);
       this.counts?.ok();

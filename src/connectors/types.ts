@@ -46,6 +46,12 @@ export interface QueryLimits {
 export const cancelledError = (signal: AbortSignal | undefined) =>
   signal?.reason instanceof DomainError ? signal.reason : new DomainError("query_cancelled", "The query was stopped: whoever asked for it went away");
 
+/** Throws cancelledError(signal) once `signal` has aborted: work that sends several statements
+ * asks before each. */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelledError(signal);
+}
+
 export interface ColumnInfo {
   name: string;
   /** The database's own type name, lower case (e.g. "integer", "varchar", "numeric"). */

@@ -80,7 +80,6 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     };
   };
 
-
   const admitKey = (c: Context<AppEnv>, key: VerifiedKey, next: Next, now: number) => {
     c.set("grant", key.grant);
     deps.apiKeys.used(key, now);

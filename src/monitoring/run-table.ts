@@ -5,7 +5,7 @@
 
 import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
-import { cancelledError, type ProbeInfo, type TableSchema } from "../connectors/types.js";
+import { throwIfCancelled, type ProbeInfo, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { cutText } from "../text-cut.js";
@@ -93,7 +93,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   // takes no connection is reported by every check without trying; any other failure is met
   // again, and reported, by the checks that need the schema.
   if (connector && trigger === "manual") {
-    if (requester.signal?.aborted) throw cancelledError(requester.signal);
+    throwIfCancelled(requester.signal);
     await withRetry(m, () => m.schemaOf(connector!, 0)).catch((err: unknown) => {
       if (unreachableError(err)) unreachable = resultOfError(deps, err);
     });
@@ -104,7 +104,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
   const deadline = clockStart + m.settings.runTimeoutMs;
   const { signal } = requester;
   for (const check of table.checks) {
-    if (signal?.aborted) throw cancelledError(signal);
+    throwIfCancelled(signal);
     const at = m.now();
     const result =
       performance.now() > deadline
@@ -112,7 +112,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
         : connector && !unreachable
           ? await runOne(deps, connector, table, check, at, requester).catch((err: unknown) => {
               // Stopped, not failed: no outcome of the table's.
-              if (signal?.aborted) throw cancelledError(signal);
+              throwIfCancelled(signal);
               const result = resultOfError(deps, err);
               if (unreachableError(err)) unreachable = result;
               return result;
@@ -165,14 +165,14 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
     // (purgeOrphanedRuns).
     if (!violatesForeignKey(err, "alerts_table_id_monitored_tables_id_fk") && !violatesForeignKey(err, "alerts_owner_id_users_id_fk")) throw err;
     deps.logger.info({ table_id: table.id }, "monitored table (or its owner) deleted during its run; outcomes dropped");
-    return { ...report(table, trigger, startedAt, m.now(), null, runs.map((r) => ({ ...outcomeOf({ ...r, id: 0 }), run_id: null }))), notifications_queued: 0 };
+    return { ...report(table, trigger, startedAt, m.now(), null, runs.map(unsavedOutcome)), notifications_queued: 0 };
   }
   if (queued > 0) deliverSoon(deps);
   logRun(deps, table, trigger, runs, Math.round(performance.now() - clockStart));
   const target = connector ? await m.targetInfo(connector).catch(() => null) : null;
   // In the run's order; one not kept has no run id.
   let next = 0;
-  const outcomes = runs.map((r) => (kept[next] === r ? outcomeOf(saved[next++]!) : { ...outcomeOf({ ...r, id: 0 }), run_id: null }));
+  const outcomes = runs.map((r) => (kept[next] === r ? outcomeOf(saved[next++]!) : unsavedOutcome(r)));
   return { ...report(table, trigger, startedAt, m.now(), target, outcomes), notifications_queued: queued };
 }
 
@@ -237,6 +237,9 @@ export function outcomeOf(row: CheckRunRow): CheckOutcome {
     finished_at: row.finishedAt.toISOString(),
   };
 }
+
+/** A run's outcome it did not keep: answered, with no run id. */
+const unsavedOutcome = (run: Omit<CheckRunRow, "id">): CheckOutcome => ({ ...outcomeOf({ ...run, id: 0 }), run_id: null });
 
 const finiteOrNull = (n: number | null | undefined) => (typeof n === "number" && Number.isFinite(n) ? n : null);
 

@@ -14,6 +14,7 @@ import { pruneNotifications } from "../store/monitoring-alerts.js";
 import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease, releaseLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
+import { settlesWithin } from "../within.js";
 import { endLease, keepLease, type KeptLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
 import { runTableChecks } from "./run-table.js";
@@ -275,22 +276,11 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
       // Chores end at their next batch once stopping; a webhook or a statement under way is
       // waited for like a running check.
       if (inFlight.size === 0 && chores.size === 0) return;
-      let timeout: NodeJS.Timeout | undefined;
-      const finished = await Promise.race([
-        Promise.allSettled([...inFlight, ...chores.values()]).then(() => true),
-        new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs))),
-      ]);
-      clearTimeout(timeout);
-      if (finished) return;
+      if (await settlesWithin(Promise.allSettled([...inFlight, ...chores.values()]), timeoutMs)) return;
       const running = inFlight.size;
       if (running === 0) return void deps.logger.warn({ chores: [...chores.keys()] }, "scheduler stopped with chores still running");
       cancelled.abort();
-      const stopped = await Promise.race([
-        Promise.allSettled([...inFlight]).then(() => true),
-        new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), CANCEL_GRACE_MS))),
-      ]);
-      clearTimeout(timeout);
-      if (stopped) {
+      if (await settlesWithin(Promise.allSettled([...inFlight]), CANCEL_GRACE_MS)) {
         deps.logger.info({ stopped: running, chores: [...chores.keys()] }, "scheduler stopped the checks still running; their tables are released for another instance");
         return;
       }

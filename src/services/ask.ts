@@ -4,7 +4,7 @@
 import { runAgent, turnForHistory, type AgentEvent, type AgentResult, type HistoryTurn, type RecordedQuery } from "../../agents/graph.js";
 import { modelServerOf } from "../../agents/model.js";
 import type { Grant } from "../auth/grants.js";
-import { cancelledError } from "../connectors/types.js";
+import { throwIfCancelled } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
@@ -156,7 +156,7 @@ export async function ask(
     }
     // The client hung up: whatever the model call or statement then threw (an abort, or the
     // HTTP client's own error), it is the client's leaving, answered and logged as /query's.
-    if (options.signal?.aborted) throw cancelledError(options.signal);
+    throwIfCancelled(options.signal);
     throw err;
   }
 

@@ -4,7 +4,7 @@
 
 import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
-import { cancelledError, type TableSchema } from "../connectors/types.js";
+import { throwIfCancelled, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
@@ -245,7 +245,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   warnings.push(...baselineWarnings(deps, timing, checks));
   const schemaSnapshot = checks.some((check) => check.kind === "schema_drift") ? await columnsNow(deps, connector, table) : null;
   // Revoked during its dry runs (seconds, for slow checks): a table saved now would run for ever.
-  if (requester.signal?.aborted) throw cancelledError(requester.signal);
+  throwIfCancelled(requester.signal);
   const enabled = input.enabled ?? true;
   const row = await insertWithinQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables", async (tx) => {
     if (enabled) await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { checks: checks.length, intervalSeconds: timing.intervalSeconds });
@@ -370,7 +370,7 @@ export async function updateMonitoredTableOf(
     warnings.push(...baselineWarnings(deps, timing, patch.checks ?? row.checks));
   }
   // As a save's (createMonitoredTableOf).
-  if (requester.signal?.aborted) throw cancelledError(requester.signal);
+  throwIfCancelled(requester.signal);
   const keys = patch.checks?.map(checkKey);
   const ratesChange = patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.enabled !== undefined;
   const updated = await removeWithAlerts(deps, async (tx) => {

@@ -17,7 +17,7 @@ import mysql from "mysql2/promise";
 import type { PoolConnection } from "mysql2/promise";
 
 import { DomainError } from "../../errors.js";
-import { cancelledError, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
+import { throwIfCancelled, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
 import { isFatal, toDomainError } from "./mysql-errors.js";
@@ -165,7 +165,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       // Its caller gone, the statement is killed as at the backstop; the stream then ends.
       stop = () => void killQuery(threadId).catch(() => {});
       limits.signal?.addEventListener("abort", stop, { once: true });
-      if (limits.signal?.aborted) throw cancelledError(limits.signal);
+      throwIfCancelled(limits.signal);
       const { fields, complete } = await streamRows(coreOf(conn), sql, left(), wireLimitOf(limits.maxBytes), collector, () => killQuery(threadId));
       // Rolled back within what is left of the bound; past it, the connection goes rather than
       // the answer wait (the open transaction dies with it).
@@ -176,7 +176,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     } catch (err) {
       // No database selected (MySQL): it was dropped since the connection opened (see ownQuery).
       if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await rollsBack(conn, left()));
-      if (limits.signal?.aborted) throw cancelledError(limits.signal);
+      throwIfCancelled(limits.signal);
       throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
       if (stop) limits.signal?.removeEventListener("abort", stop);

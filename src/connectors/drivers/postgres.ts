@@ -6,7 +6,7 @@ import pg from "pg";
 import type { PoolClient, QueryConfig, QueryResultRow } from "pg";
 
 import { DomainError } from "../../errors.js";
-import { cancelledError, type ColumnInfo, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
+import { throwIfCancelled, type ColumnInfo, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { driverMessage } from "./driver-message.js";
 import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
@@ -187,7 +187,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
       try {
         fields = await statement.done;
       } catch (err) {
-        if (limits.signal?.aborted) throw cancelledError(limits.signal);
+        throwIfCancelled(limits.signal);
         if (backstopHit) {
           throw new DomainError("query_timeout", `The database did not answer within ${limits.timeoutMs} ms`, {
             timeout_ms: limits.timeoutMs,
@@ -207,7 +207,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
         try {
           await lookUpTypeNames(client, fields);
         } catch (err) {
-          if (limits.signal?.aborted) throw cancelledError(limits.signal);
+          throwIfCancelled(limits.signal);
           throw statementError(err, OWN_STATEMENT_TIMEOUT_MS, target);
         }
       }
