@@ -173,28 +173,31 @@ describe("an /ask under way", () => {
   });
 });
 
+/** A POST to `url` on instance A whose JSON body is sent in two parts: the first now, the rest
+ * once `between` (a revocation) has answered. */
+async function revokedWhileSending(url: string, headers: Record<string, string>, first: string, rest: string, between: () => Promise<void>): Promise<Response> {
+  let push!: (text: string | null) => void;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      push = (text) => (text === null ? controller.close() : controller.enqueue(new TextEncoder().encode(text)));
+    },
+  });
+  const asked = a.app.request(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body, duplex: "half" } as RequestInit);
+  push(first);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await between();
+  push(rest);
+  push(null);
+  return asked;
+}
+
 describe("a request let in before its credential's revocation", () => {
   it("runs no statement when the revocation came while its body was still arriving", async () => {
     const user = await userWithChinook();
     const { key, id } = await newKey(a, user.token, ["query"]);
-    let push!: (text: string | null) => void;
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        push = (text) => (text === null ? controller.close() : controller.enqueue(new TextEncoder().encode(text)));
-      },
+    const res = await revokedWhileSending(`/databases/${user.connectionId}/query`, { authorization: `Bearer ${key}` }, `{"sql": "SELECT 4242 AS ${MARKER}`, `"}`, async () => {
+      expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
     });
-    const asked = a.app.request(`/databases/${user.connectionId}/query`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body,
-      duplex: "half",
-    } as RequestInit);
-    push(`{"sql": "SELECT 4242 AS ${MARKER}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
-    push(`"}`);
-    push(null);
-    const res = await asked;
     expect(res.status, await res.clone().text()).toBe(401);
     expect(await ran(user.id, MARKER)).toBe(0);
   });
@@ -204,24 +207,15 @@ describe("an MCP call whose key is deleted while its body is still arriving", ()
   it("is answered 401 with its JSON-RPC id, and runs nothing", async () => {
     const user = await userWithChinook();
     const { key, id } = await newKey(a, user.token, ["query"]);
-    let push!: (text: string | null) => void;
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        push = (text) => (text === null ? controller.close() : controller.enqueue(new TextEncoder().encode(text)));
+    const res = await revokedWhileSending(
+      "/mcp",
+      { authorization: `Bearer ${key}`, accept: "application/json, text/event-stream" },
+      `{"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "run_query", "arguments": {"connection_id": ${user.connectionId}, "sql": "SELECT 4242 AS ${MARKER}"`,
+      "}}}",
+      async () => {
+        expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
       },
-    });
-    const asked = a.app.request("/mcp", {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
-      body,
-      duplex: "half",
-    } as RequestInit);
-    push(`{"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "run_query", "arguments": {"connection_id": ${user.connectionId}, "sql": "SELECT 4242 AS ${MARKER}"`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await a.call("DELETE", `/api/keys/${id}`, { token: user.token })).status).toBe(204);
-    push("}}}");
-    push(null);
-    const res = await asked;
+    );
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ code: "unauthorized", id: 41 });
     expect(await ran(user.id, MARKER)).toBe(0);
