@@ -104,7 +104,8 @@ export async function ask(
       "No language model is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and/or OPENAI_API_KEY (OPENAI_MODEL names the model, gpt-4o-mini unless set), then restart",
     );
   }
-  if (valueOf(items).length === 0) {
+  const startsConversation = valueOf(items).length === 0;
+  if (startsConversation) {
     // A new conversation: a Redis list kept CONVERSATION_TTL_SECONDS. Each is bounded by
     // CONVERSATION_MAX_TURNS, and how many one user starts by this.
     await countTry(
@@ -162,8 +163,10 @@ export async function ask(
 
   const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId };
   // Kept CONVERSATION_TTL_SECONDS from its first turn, not its last: a conversation continued
-  // for ever would outlive the count of new ones per TTL, which bounds what a user keeps.
-  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, "from-first");
+  // for ever would outlive the count of new ones per TTL, which bounds what a user keeps. For
+  // the same reason a conversation that expired while this question ran is not made again
+  // (uncounted): the answer stands, and the thread's next question starts a new one.
+  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, startsConversation ? "from-first" : "while-kept");
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
   const health = await alertsOnTablesRead(deps, auth.userId, auth.grant, connector, ran);
   return {

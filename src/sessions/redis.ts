@@ -167,10 +167,14 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
       return { count: Number(results[0]?.[1]), resetsInSeconds: Math.max(1, Number(results[2]?.[1])) };
     },
     async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
-      const tx = redis.multi().rpush(`list:${key}`, value).ltrim(`list:${key}`, -maxItems, -1);
-      if (ttl === "renewed") tx.expire(`list:${key}`, ttlSeconds);
-      else tx.expire(`list:${key}`, ttlSeconds, "NX");
-      await tx.exec();
+      const list = `list:${key}`;
+      const tx = ttl === "while-kept" ? redis.multi().rpushx(list, value) : redis.multi().rpush(list, value);
+      tx.ltrim(list, -maxItems, -1);
+      if (ttl === "renewed") tx.expire(list, ttlSeconds);
+      else if (ttl === "from-first") tx.expire(list, ttlSeconds, "NX");
+      const results = (await tx.exec()) ?? [];
+      // RPUSHX answers 0 when the list is gone (and LTRIM of a missing key makes none).
+      return Number(results[0]?.[1]) > 0;
     },
     async listItems(key) {
       return redis.lrange(`list:${key}`, 0, -1);

@@ -43,8 +43,9 @@ export interface SessionStore {
   hit(key: string, windowSeconds: number, by?: number): Promise<CounterHit>;
   /** Appends to a list kept to its newest `maxItems`. `ttl: "renewed"` sets the list's TTL again
    * on every push; `"from-first"` only on the push that makes the list, so it lives at most
-   * `ttlSeconds` however often it is pushed to. */
-  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first"): Promise<void>;
+   * `ttlSeconds` however often it is pushed to; `"while-kept"` appends only to a list that still
+   * exists (keeping its TTL) and answers false, making none, when it has expired. */
+  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first" | "while-kept"): Promise<boolean>;
   /** The list, oldest first; empty when missing or expired. */
   listItems(key: string): Promise<string[]>;
   /** Tells `message` to every subscriber of `channel` on every instance sharing this store,

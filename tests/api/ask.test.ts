@@ -408,6 +408,41 @@ describe("POST /ask limits and configuration", () => {
     }
   });
 
+  it("keeps a conversation from its first turn, and does not make again one that expired during a question", async () => {
+    const tight = await createHarness({
+      store: "postgresql",
+      sessions: "redis",
+      env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1000", CONVERSATION_MAX_NEW_PER_USER: "1", CONVERSATION_TTL_SECONDS: "600" },
+    });
+    try {
+      const user = await connectedUser(tight);
+      const list = `${tight.redis!.prefix}list:thread:${user.id}:c-1`;
+      const ask = () => tight.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?", { thread_id: "c-1" }) });
+      answerWithQuery();
+      expect((await ask()).status).toBe(200);
+      // A later turn does not renew the conversation's TTL: it is counted from the first.
+      await tight.redis!.raw.expire(list, 100);
+      answerWithQuery();
+      expect((await ask()).status).toBe(200);
+      expect(await tight.redis!.raw.lrange(list, 0, -1)).toHaveLength(2);
+      expect(await tight.redis!.raw.ttl(list)).toBeLessThanOrEqual(100);
+      // The conversation expires while the model thinks: the answer stands, the list is not made
+      // again uncounted, and the thread's next question is a new conversation (over the limit of 1).
+      replies.push(async () => {
+        await tight.redis!.raw.del(list);
+        return { toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] };
+      });
+      replies.push({ content: "There are 347 albums." });
+      const expired = await ask();
+      expect({ status: expired.status, answer: expired.body.answer }).toEqual({ status: 200, answer: "There are 347 albums." });
+      expect(await tight.redis!.raw.exists(list)).toBe(0);
+      const next = await ask();
+      expect({ status: next.status, code: next.body.code }).toEqual({ status: 429, code: "rate_limited" });
+    } finally {
+      await tight.close();
+    }
+  });
+
   it("answers a streamed question's refusals with their real status as JSON, before any event", async () => {
     const sse = { accept: "text/event-stream" };
     const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1" } });

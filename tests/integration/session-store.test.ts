@@ -111,6 +111,21 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
     expect(await store.listItems(fromFirst)).toEqual([]);
   });
 
+  it("appends while-kept only to a list that still exists, keeping its TTL", async () => {
+    const key = `thread:${randomUUID()}`;
+    expect(await store.pushBounded(key, "a", 3, 60, "while-kept")).toBe(false);
+    expect(await store.listItems(key)).toEqual([]);
+    expect(await store.pushBounded(key, "a", 3, 2, "from-first")).toBe(true);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await store.pushBounded(key, "b", 3, 60, "while-kept")).toBe(true);
+    expect(await store.listItems(key)).toEqual(["a", "b"]);
+    await new Promise((r) => setTimeout(r, 1200));
+    // 2.4 s after the first push: gone, and not made again.
+    expect(await store.listItems(key)).toEqual([]);
+    expect(await store.pushBounded(key, "c", 3, 60, "while-kept")).toBe(false);
+    expect(await store.listItems(key)).toEqual([]);
+  });
+
   it("starts a new window after the old one ends", async () => {
     const key = `test:${randomUUID()}`;
     await store.hit(key, 1);
