@@ -13,6 +13,23 @@ import { pgAdmin, pgUrl } from "../support/services.js";
 
 const MINUTE = 60_000;
 
+/** For a describe block: a harness on `env` and a PostgreSQL database to monitor (`prepare`d
+ * before its tests), handed to `assign`, closed and dropped after them. */
+function withPgMonitoring(env: Record<string, string>, assign: (made: { h: Harness; db: MonitoredDb }) => void, prepare?: (db: MonitoredDb) => Promise<unknown>) {
+  let h: Harness | undefined;
+  let db: MonitoredDb | undefined;
+  beforeAll(async () => {
+    h = await createHarness({ env });
+    db = await pgMonitoredDb();
+    await prepare?.(db);
+    assign({ h, db });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+}
+
 describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (dialect) => {
   let h: Harness;
   let db: MonitoredDb;
@@ -153,15 +170,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
 describe("the monitoring budget", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" } });
-    db = await pgMonitoredDb();
-    await db.insertEvents(5, Date.now());
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "3000" }, (made) => ({ h, db } = made), (db) => db.insertEvents(5, Date.now()));
 
   it("records checks over the per-minute budget as skipped, and opens no alert for them", async () => {
     const user = await h.newUser();
@@ -181,14 +190,7 @@ describe("the monitoring budget", () => {
 describe("a manual run past its database's budget", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" } });
-    db = await pgMonitoredDb();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" }, (made) => ({ h, db } = made));
 
   it("answers a manual run's checks skipped for the budget without keeping them: runs asked for without end would fill the history", async () => {
     const user = await h.newUser();
@@ -206,14 +208,7 @@ describe("a manual run past its database's budget", () => {
 describe("a check its database's budget never lets run", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "2", MONITOR_ALERT_AFTER_SKIPS: "3" } });
-    db = await pgMonitoredDb();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "2", MONITOR_ALERT_AFTER_SKIPS: "3" }, (made) => ({ h, db } = made));
 
   it("opens its alert once it was skipped MONITOR_ALERT_AFTER_SKIPS runs in a row", async () => {
     const user = await h.newUser();
@@ -240,14 +235,7 @@ describe("a check its database's budget never lets run", () => {
 describe("the monitoring budget of a database saved twice", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" } });
-    db = await pgMonitoredDb();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "3", MONITOR_MAX_CONCURRENCY: "1" }, (made) => ({ h, db } = made));
 
   it("is one budget for both saved connections, not one each", async () => {
     const user = await h.newUser();
@@ -268,14 +256,7 @@ describe("the monitoring budget of a database saved twice", () => {
 describe("a table's run time", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_RUN_TIMEOUT_MS: "500", MONITOR_ALERT_AFTER_SKIPS: "2" } });
-    db = await pgMonitoredDb();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_RUN_TIMEOUT_MS: "500", MONITOR_ALERT_AFTER_SKIPS: "2" }, (made) => ({ h, db } = made));
 
   it("starts no check past MONITOR_RUN_TIMEOUT_MS, and records the rest as skipped", async () => {
     const user = await h.newUser();
@@ -301,14 +282,7 @@ describe("a table's run time", () => {
 describe("one monitoring statement at a time per database", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "5000" } });
-    db = await pgMonitoredDb();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_MAX_CONCURRENCY: "1", MONITOR_STATEMENT_TIMEOUT_MS: "5000" }, (made) => ({ h, db } = made));
 
   it("lets one wait and skips the next instead of queueing without bound", async () => {
     const user = await h.newUser();
@@ -388,14 +362,7 @@ describe("volume of what PostgreSQL keeps no estimate for", () => {
 describe("freshness with timestamps in the future", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "100000" } });
-    db = await pgMonitoredDb();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "100000" }, (made) => ({ h, db } = made));
 
   it("takes a clock or a zone a few hours ahead as fresh, and refuses a sentinel that would read as fresh for ever", async () => {
     const user = await h.newUser();
@@ -417,14 +384,8 @@ describe("freshness with timestamps in the future", () => {
 describe("a table moved while its run is under way", () => {
   let h: Harness;
   let db: MonitoredDb;
-  beforeAll(async () => {
-    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "100000" } });
-    db = await pgMonitoredDb();
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "100000" }, (made) => ({ h, db } = made), async (db) => {
     for (const name of ["t_a", "t_b", "t_c"]) await db.exec(`CREATE TABLE ${name} (id int, ${name.slice(2)} text)`);
-  });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
   });
 
   it("keeps no schema snapshot of the table the run read: the next run takes the new table's", async () => {
