@@ -2,6 +2,8 @@
 // server that is not an OpenAI-compatible one (a web page, another API, a proxy's error page)
 // is named for what it answered instead of failing deep inside the client with a TypeError.
 
+import { nestsDeeperThan } from "../src/json-depth.js";
+
 /** Why a model call failed, in one word the API and the logs share. */
 export type ModelFailureReason =
   | "connection_refused"
@@ -145,6 +147,10 @@ function isStreamRequest(body: unknown): boolean {
 const isContentPart = (part: unknown) =>
   typeof part === "object" && part !== null && ((part as { type?: unknown }).type !== "text" || typeof (part as { text?: unknown }).text === "string");
 
+/** A completion's own nesting (choices[0].message.tool_calls[0].function.arguments is six
+ * levels) with room for arguments sent as an object. */
+const MAX_COMPLETION_DEPTH = 64;
+
 /** Why `text` is not a chat completion, or null when it is one. */
 function chatCompletionProblem(text: string): string | null {
   let body: unknown;
@@ -153,6 +159,7 @@ function chatCompletionProblem(text: string): string | null {
   } catch {
     return "that is not JSON, so not a chat completion";
   }
+  if (nestsDeeperThan(body, MAX_COMPLETION_DEPTH)) return `that is not a chat completion (nested deeper than ${MAX_COMPLETION_DEPTH} levels)`;
   const reply = body as { choices?: unknown; error?: { message?: unknown } } | null;
   // Some proxies answer 200 with an OpenAI-style error body.
   if (reply && typeof reply === "object" && reply.error) return `carrying an error (${excerpt(String(reply.error.message ?? JSON.stringify(reply.error)), 120)})`;

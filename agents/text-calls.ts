@@ -4,6 +4,9 @@
 // ```sql block. This finds such calls by their markup only: the SQL inside is never judged
 // here; it goes to run_query and the guard's real parser like every statement.
 
+import { nestsDeeperThan } from "../src/json-depth.js";
+import { MAX_ARGUMENT_DEPTH } from "./tool-arguments.js";
+
 export type TextCall =
   | { name: string; args: Record<string, unknown> }
   /** A call that was cut off or malformed: it never runs; the model is told why. */
@@ -167,9 +170,11 @@ function callFromValue(value: unknown, offered: readonly string[]): TextCall | n
   return { name, args: rawArgs as Record<string, unknown> };
 }
 
+/** The value, or undefined when the text is no JSON or nests deeper than any call does. */
 function parseJson(text: string): unknown {
   try {
-    return JSON.parse(text);
+    const value: unknown = JSON.parse(text);
+    return nestsDeeperThan(value, MAX_ARGUMENT_DEPTH) ? undefined : value;
   } catch {
     return undefined;
   }

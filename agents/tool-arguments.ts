@@ -6,6 +6,7 @@
 import { AIMessageChunk, type AIMessage } from "@langchain/core/messages";
 import type { InvalidToolCall, ToolCall } from "@langchain/core/messages/tool";
 
+import { nestsDeeperThan } from "../src/json-depth.js";
 import { cutText } from "../src/text-cut.js";
 import { excerpt } from "./model-fetch.js";
 
@@ -51,6 +52,9 @@ function rawToolCalls(reply: AIMessage | AIMessageChunk): RawToolCall[] {
 /** Tool calls of one reply that run; a model rarely needs more than a few at once. */
 export const MAX_TOOL_CALLS_PER_REPLY = 16;
 
+/** Deeper than any tool's arguments (each takes a few flat fields). */
+export const MAX_ARGUMENT_DEPTH = 32;
+
 /** Arguments that are one complete JSON object, or why they are not. */
 export function parseToolArguments(raw: string): { args: Record<string, unknown> } | { error: string } {
   let value: unknown;
@@ -62,6 +66,7 @@ export function parseToolArguments(raw: string): { args: Record<string, unknown>
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { error: `not a JSON object (got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value})` };
   }
+  if (nestsDeeperThan(value, MAX_ARGUMENT_DEPTH)) return { error: `nested deeper than ${MAX_ARGUMENT_DEPTH} levels` };
   return { args: value as Record<string, unknown> };
 }
 

@@ -11,6 +11,8 @@ import type { HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
 import type { SSEStreamingApi } from "hono/streaming";
 
+import { errorBody } from "./errors.js";
+
 /** How often a stream's progress is looked at: the send timeout is met within this. */
 const CHECK_MS = 1_000;
 
@@ -84,10 +86,10 @@ export function pacedEvents(c: Context, stream: SSEStreamingApi, limits: EventSt
   return {
     send(event, data) {
       if (letGo) return written;
-      const text = JSON.stringify(data);
+      const [name, text] = encoded(event, data);
       behind += text.length;
       written = written.then(async () => {
-        if (!letGo) await stream.writeSSE({ event, data: text });
+        if (!letGo) await stream.writeSSE({ event: name, data: text });
         behind -= text.length;
         taken += text.length;
         tellCaughtUp();
@@ -102,4 +104,14 @@ export function pacedEvents(c: Context, stream: SSEStreamingApi, limits: EventSt
       clearInterval(watch);
     },
   };
+}
+
+/** An event's data as JSON; one that has none (a cycle, nesting past the call stack) is sent as
+ * an `error` event saying so, rather than failing the stream with its turn still held. */
+function encoded(event: string, data: unknown): [event: string, data: string] {
+  try {
+    return [event, JSON.stringify(data)];
+  } catch {
+    return ["error", JSON.stringify({ ...errorBody("internal_error", `A ${event} event could not be written as JSON`), status: 500 })];
+  }
 }

@@ -56,9 +56,10 @@ export interface AskAnswer {
 type StoredTurn = HistoryTurn & { connection_id?: number };
 
 /** An API key's conversations are kept apart from its user's logins': their history (fed to the
- * model) may hold answers from connections the key may not reach. */
+ * model) may hold answers from connections the key may not reach. Apart by a prefix of their
+ * own: under the login's, a login naming thread_id "key:7:t1" read and continued key 7's t1. */
 const historyKey = (auth: { userId: number; sessionId: string; kind?: "login" | "key" }, threadId: string) =>
-  auth.kind === "key" ? `thread:${auth.userId}:${auth.sessionId}:${threadId}` : `thread:${auth.userId}:${threadId}`;
+  auth.kind === "key" ? `key-thread:${auth.userId}:${auth.sessionId}:${threadId}` : `thread:${auth.userId}:${threadId}`;
 
 const valueOf = <T>(outcome: PromiseSettledResult<T>): T => {
   if (outcome.status === "rejected") throw outcome.reason;
@@ -78,8 +79,9 @@ export async function ask(
   if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
   // And a question that could never be asked is told so (422) before whether Pulse can answer.
   const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs, maxNewConversations } = deps.config.ask;
-  if (input.question.trim().length === 0 || input.question.length > maxQuestionChars) {
-    const message = `must be 1 to ${maxQuestionChars} characters`;
+  const blank = input.question.trim().length === 0;
+  if (blank || input.question.length > maxQuestionChars) {
+    const message = blank ? "must not be blank (only spaces)" : `must be 1 to ${maxQuestionChars} characters`;
     throw new DomainError("invalid_input", `Invalid input: body.question: ${message}`, { errors: [{ path: "body.question", message }] });
   }
   const sessionId = input.session_id ?? auth.sessionId;

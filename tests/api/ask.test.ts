@@ -443,6 +443,47 @@ describe("POST /ask limits and configuration", () => {
     }
   });
 
+  it("refuses tool-call arguments nested past any tool's as an invalid call, streamed or not, and gives the turn back", async () => {
+    const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1000", ASK_MAX_CONCURRENT: "1" } });
+    try {
+      const user = await connectedUser(tight);
+      // 40 KB of valid JSON that a recursive walk (JSON.stringify) cannot take.
+      const deep = `{"sql":"SELECT 1","x":${'{"a":'.repeat(6000)}1${"}".repeat(6000)}}`;
+      for (const accept of ["text/event-stream", "application/json"]) {
+        replies.push({ toolCalls: [{ name: "run_query", rawArgs: deep }], usage: null });
+        replies.push({ content: "Nothing ran.", usage: null });
+        const res = await tight.call("POST", "/ask", { token: user.token, json: askBody(user, "q"), headers: { accept } });
+        expect(res.status, accept).toBe(200);
+        if (accept === "application/json") expect(res.body).toMatchObject({ answer: "Nothing ran.", sql: [] });
+        else expect(res.text).toMatch(/event: result\ndata: \{"answer":"Nothing ran\."/);
+        // The model was told why nothing ran.
+        expect(JSON.stringify(fake.requests.at(-1)!.messages)).toContain("nested deeper than 32 levels");
+      }
+      // Both questions gave their one turn (ASK_MAX_CONCURRENT) back.
+      answerWithQuery();
+      expect((await tight.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?") })).status).toBe(200);
+    } finally {
+      await tight.close();
+    }
+  });
+
+  it("keeps an API key's conversations apart from its user's logins', whatever thread_id the login names", async () => {
+    const user = await connectedUser();
+    const created = await h.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["query", "ask"] } });
+    expect(created.status).toBe(201);
+    const connectionId = (await h.call("GET", "/databases", { token: user.token })).body[0].id;
+    expect((await h.call("POST", `/databases/connect_db/${connectionId}`, { token: created.body.key })).status).toBe(200);
+    answerWithQuery(COUNT_SQL, "The key's own answer.");
+    const byKey = await h.call("POST", "/ask", { token: created.body.key, json: { question: "How many albums?", thread_id: "t1" } });
+    expect(byKey.status, byKey.text).toBe(200);
+    // The login names the thread as the key's is kept (`key:<id>:t1` under the user), and its own t1.
+    for (const thread of [`key:${created.body.id}:t1`, "t1"]) {
+      answerWithQuery();
+      expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, "And artists?", { thread_id: thread }) })).status).toBe(200);
+      expect(JSON.stringify(fake.requests.at(-2)!.messages)).not.toContain("The key's own answer.");
+    }
+  });
+
   it("answers a streamed question's refusals with their real status as JSON, before any event", async () => {
     const sse = { accept: "text/event-stream" };
     const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1" } });
@@ -491,6 +532,8 @@ describe("POST /ask limits and configuration", () => {
         code: "invalid_input",
         detail: "Invalid input: body.question: must be 1 to 2000 characters",
       });
+      const blank = await bare.call("POST", "/ask", { token: user.token, json: askBody(user, " \u3000\n") });
+      expect({ status: blank.status, detail: blank.body.detail }).toEqual({ status: 422, detail: "Invalid input: body.question: must not be blank (only spaces)" });
       // And a session that is not the user's (seed 004 validates it first), or has no database.
       const stranger = await bare.newUser();
       const theirs = await bare.call("POST", "/ask", { token: stranger.token, json: { question: "How many albums?", session_id: user.sessionId } });

@@ -96,6 +96,19 @@ describe.each(["json", "sse"] as const)("POST /ask when the model server fails b
   });
 });
 
+describe("POST /ask when the model server answers a completion nested thousands of levels deep", () => {
+  it("answers 502 saying so, instead of failing on it deep inside the client", async () => {
+    const user = await connectedUser();
+    const deep = `{"choices":[{"index":0,"message":{"role":"assistant","content":"hi","x":${"[".repeat(6000)}${"]".repeat(6000)}},"finish_reason":"stop"}]}`;
+    const reply: FakeReply = { status: 200, contentType: "application/json", body: deep };
+    replies.push(reply, reply);
+    const logFrom = h.logs.length;
+    const res = await ask(user, "json");
+    expect(res.status).toBe(502);
+    expectNamedFailure(h, logFrom, res.body, { status: 502, cause: "not_chat_completion", detail: /that is not a chat completion \(nested deeper than 64 levels\)/, server: fake.baseUrl });
+  });
+});
+
 describe("POST /ask over SSE when the model server fails after the first byte", () => {
   it.each([...FAILURES, { name: "a stream closed cleanly before its finish_reason", reply: { fail: "ended" } as FakeReply, status: 502, cause: "stream_cut_off", detail: /ended before the answer was finished/ }])(
     "sends an error event with the same detail, then done: $name",

@@ -22,6 +22,8 @@ describe("parseToolArguments", () => {
     ['["SELECT 1"]', { error: "not a JSON object (got an array)" }],
     ["null", { error: "not a JSON object (got null)" }],
     ["42", { error: "not a JSON object (got number)" }],
+    [`{"sql": "SELECT 1", "x": ${"[".repeat(32)}${"]".repeat(32)}}`, { error: "nested deeper than 32 levels" }],
+    [`{"sql": "SELECT 1", "x": ${"[".repeat(31)}${"]".repeat(31)}}`, { args: { sql: "SELECT 1", x: expect.any(Array) } }],
   ])("%j", (raw, expected) => {
     expect(parseToolArguments(raw)).toEqual(expected);
   });

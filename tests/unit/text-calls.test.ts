@@ -50,6 +50,11 @@ describe("callsInText", () => {
     ]);
   });
 
+  it("runs no call whose JSON nests deeper than any tool's arguments", () => {
+    const deep = `{"name": "run_query", "arguments": {"sql": "SELECT 1", "x": ${'{"a":'.repeat(6000)}1${"}".repeat(6000)}}}`;
+    expect(callsInText(`<tool_call>${deep}</tool_call>`, auto)).toEqual([{ name: "run_query", raw: deep, error: "not valid JSON (cut off or malformed)" }]);
+  });
+
   it("takes no answer for a call: SQL quoted mid-text, inline SQL, unknown tools, reasoning alone", () => {
     const quoted = "There are 347 albums; I ran\n```sql\nSELECT COUNT(*) FROM Album\n```\nwhich counts every row.";
     expect(callsInText(quoted, auto)).toEqual([]);

@@ -195,27 +195,35 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { g
     // client that stops taking them is let go (event-stream.ts), which aborts the stream.
     const limits = { sendTimeoutMs: deps.config.sendTimeoutMs, maxBehindChars: deps.config.query.maxBytes };
     const paced = pacedEvents(c, stream, limits, (reason) => requestLogger(c).warn(reason));
-    // The agent waits for the client from here on (before, its first events wait in `early`).
-    events = paced;
-    const send = (event: string, data: unknown) => paced.send(event, data);
-    for (const e of early.splice(0)) void send(e.type, e);
-    forward = (e) => void send(e.type, e);
+    let settled = false;
     try {
-      void send("result", await answer);
-    } catch (err) {
-      const known = err instanceof DomainError;
-      if (known) logModelFailure(c, err);
-      else requestLogger(c).error({ err }, "ask stream failed");
-      void send(
-        "error",
-        known
-          ? { ...errorBody(err.code, err.message, err.extra), status: statusOf(err.code) }
-          : errorBody("internal_error", "Internal server error", { request_id: c.get("requestId"), status: 500 }),
-      );
+      // The agent waits for the client from here on (before, its first events wait in `early`).
+      events = paced;
+      const send = (event: string, data: unknown) => paced.send(event, data);
+      for (const e of early.splice(0)) void send(e.type, e);
+      forward = (e) => void send(e.type, e);
+      try {
+        void send("result", await answer);
+      } catch (err) {
+        const known = err instanceof DomainError;
+        if (known) logModelFailure(c, err);
+        else requestLogger(c).error({ err }, "ask stream failed");
+        void send(
+          "error",
+          known
+            ? { ...errorBody(err.code, err.message, err.extra), status: statusOf(err.code) }
+            : errorBody("internal_error", "Internal server error", { request_id: c.get("requestId"), status: 500 }),
+        );
+      }
+      settled = true;
+      await send("done", {});
+    } finally {
+      // A stream that failed before the answer: the agent stops too.
+      if (!settled) abort.abort();
+      paced.close();
+      // Written, given up with the client, or failed here: however the stream ends, the question
+      // no longer holds its turn (a turn kept by a throw was the user's for the process's life).
+      release();
     }
-    await send("done", {});
-    paced.close();
-    // Written, or given up with the client: either way the question no longer holds its turn.
-    release();
   });
 }
