@@ -12,6 +12,7 @@ import type { Logger } from "../logger.js";
 import { appendAuditRecords, lastAuditBatch, registerAuditWriter, type NewAuditRecord } from "../store/audit.js";
 import type { Store } from "../store/client.js";
 import { sqlStateOf } from "../store/unavailable.js";
+import { prefixOf } from "../text-cut.js";
 
 /** Characters of a statement kept; a longer one keeps its length and SHA-256 besides. */
 export const AUDIT_SQL_CHARS = 4096;
@@ -39,9 +40,13 @@ export interface AuditTrail extends StatementRecorder {
   close(): Promise<void>;
 }
 
-/** A statement waiting to be written; one longer than AUDIT_SQL_CHARS is kept cut, with what
- * its record says about the whole. */
-type Pending = StatementRecord & { whole?: { length: number; sha256: string } };
+type Outcome = Pick<NewAuditRecord, "outcome" | "errorCode" | "rule">;
+
+/** A statement waiting to be written: its record with the outcome of its error, not the error
+ * (whose stack's frames hold what the request held, its body included: a refused statement of
+ * a million characters kept 2 MB while the store was away). One longer than AUDIT_SQL_CHARS is
+ * kept cut, with what its record says about the whole. */
+type Pending = Omit<StatementRecord, "error"> & { outcome: Outcome; whole?: { length: number; sha256: string } };
 
 export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings: AuditConfig, logger: Logger): AuditTrail {
   let buffer: Pending[] = [];
@@ -201,9 +206,9 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
       if (repeatsBudgetRefusal(statement)) return;
       // Admitted statements are always kept, so the buffer may pass its bound by the
       // statements that were running when it filled (bounded by the connection budgets).
-      // Only the cut is done here (a long statement must not be held whole); the rest of the
-      // record is made when it is written.
-      buffer.push(statement.sql.length > AUDIT_SQL_CHARS ? cut(statement) : statement);
+      // Only what must not be held whole is reduced here; the rest of the record is made when
+      // it is written.
+      buffer.push(pendingOf(statement));
       if (buffer.length >= BATCH_ROWS) void startWriting(false);
     },
     flush,
@@ -216,11 +221,12 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
   };
 }
 
-const cut = (s: StatementRecord): Pending => ({
-  ...s,
-  sql: s.sql.slice(0, AUDIT_SQL_CHARS),
-  whole: { length: s.sql.length, sha256: createHash("sha256").update(s.sql).digest("hex") },
-});
+function pendingOf(statement: StatementRecord): Pending {
+  const { error, sql, ...rest } = statement;
+  if (sql.length <= AUDIT_SQL_CHARS) return { ...rest, sql, outcome: outcomeOf(error) };
+  const whole = { length: sql.length, sha256: createHash("sha256").update(sql).digest("hex") };
+  return { ...rest, sql: prefixOf(sql, AUDIT_SQL_CHARS), whole, outcome: outcomeOf(error) };
+}
 
 function auditRow(s: Pending): NewAuditRecord {
   return {
@@ -235,11 +241,11 @@ function auditRow(s: Pending): NewAuditRecord {
     sqlSha256: s.whole?.sha256 ?? null,
     rowCount: s.rowCount,
     durationMs: Math.round(s.durationMs * 100) / 100,
-    ...outcomeOf(s.error),
+    ...s.outcome,
   };
 }
 
-function outcomeOf(error: unknown): Pick<NewAuditRecord, "outcome" | "errorCode" | "rule"> {
+function outcomeOf(error: unknown): Outcome {
   if (error === undefined) return { outcome: "ok", errorCode: null, rule: null };
   if (error instanceof SqlRefusedError) return { outcome: "refused", errorCode: error.code, rule: error.rule };
   if (!(error instanceof DomainError)) return { outcome: "error", errorCode: "internal", rule: null };

@@ -6,6 +6,8 @@
 
 import { sql } from "drizzle-orm";
 import pg from "pg";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { MAX_BUDGET_REFUSALS_PER_USER_SECOND } from "../../src/audit/trail.js";
@@ -60,6 +62,9 @@ async function audit(user: User, query = "") {
   expect(res.status, res.text).toBe(200);
   return res.body as { records: Record<string, any>[]; next_cursor: number | null };
 }
+
+v8.setFlagsFromString("--expose-gc");
+const collectGarbage = vm.runInNewContext("gc") as () => void;
 
 describe("what is recorded", () => {
   for (const dialect of ["postgresql", "mysql", "sqlite"] as const) {
@@ -521,6 +526,41 @@ describe("when the store cannot take records", () => {
       const page = await small.call("GET", "/api/audit", { token: user.token });
       // Every statement that ran is in the trail; the refused ones never reached the database.
       expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 7", "SELECT 3", "SELECT 2", "SELECT 1", "SELECT 0"]);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await small.close();
+    }
+  });
+});
+
+describe("a long statement waiting for the store", () => {
+  it("is held as the part the record keeps, not whole: memory follows the records, not what was sent", async () => {
+    const waiting = 30;
+    const small = await createHarness({ env: { AUDIT_BUFFER_RECORDS: String(waiting) } });
+    const locker = new pg.Client({ connectionString: pgUrl(small.pgDatabase!.name) });
+    try {
+      const user = await small.newUser();
+      const target = await sqliteTarget(small.sqliteRoot);
+      const id = (await small.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body })).body.db_connection.id as number;
+      expect(await small.deps.audit!.flush()).toBe(true);
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      collectGarbage();
+      const before = v8.getHeapStatistics().used_heap_size;
+      // Each a million characters, refused as too large and recorded all the same.
+      for (let i = 0; i < waiting; i++) {
+        const res = await small.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: `SELECT ${i} -- ${"x".repeat(999_980)}` } });
+        expect(res.body.rule, res.text).toBe("too_large");
+      }
+      expect(small.deps.audit!.pending).toBe(waiting);
+      collectGarbage();
+      // 30 records of 4,096 characters: well under a megabyte. Held whole, 30 MB and more.
+      expect(v8.getHeapStatistics().used_heap_size - before).toBeLessThan(10_000_000);
+      await locker.query("ROLLBACK");
+      expect(await small.deps.audit!.flush()).toBe(true);
+      const [record] = (await small.call("GET", "/api/audit?limit=1", { token: user.token })).body.records;
+      expect({ length: record.sql.length, whole: record.sql_length }).toEqual({ length: 4096, whole: `SELECT ${waiting - 1} -- `.length + 999_980 });
     } finally {
       await locker.end().catch(() => undefined);
       await small.close();
