@@ -18,6 +18,12 @@ import { prefixOf } from "../text-cut.js";
 export const AUDIT_SQL_CHARS = 4096;
 /** A batch is written this often, or as soon as this many records wait. */
 const FLUSH_EVERY_MS = 200;
+/** How old this writer's row in audit_writes may be when a write begins before it is made
+ * recent again: far less than the shortest retention (a day), past which pruneAuditRecords
+ * deletes the rows of writers that wrote nothing (their process ended). A live writer idle that
+ * long lost its row, so its next batch's mark was an INSERT, which lastAuditBatch does not wait
+ * for: a batch whose answer was lost read as not written, and was written twice. */
+const MARK_REFRESH_MS = 3_600_000;
 const BATCH_ROWS = 500;
 const WARN_EVERY_MS = 10_000;
 /** Credentials whose last budget refusal's second is remembered at most (then forgotten together). */
@@ -56,7 +62,8 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
    * same (the reply lost with the connection). Its records stay in the buffer until the store
    * says whether it took them. */
   let inDoubt: { batch: string; records: Set<Pending> } | null = null;
-  let registered = false;
+  /** When this writer's row was last made recent (registered, or marked by a batch). */
+  let markedAt = Number.NEGATIVE_INFINITY;
   /** The second of each credential's last budget refusal recorded, by user and login or API key
    * (see `repeatsBudgetRefusal`). */
   const budgetRefusedAt = new Map<string, number>();
@@ -116,8 +123,10 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
   async function write(everything: boolean): Promise<boolean> {
     if (buffer.length === 0) return true;
     try {
-      if (!registered) await registerAuditWriter(store.db, writer);
-      registered = true;
+      if (Date.now() - markedAt >= MARK_REFRESH_MS) {
+        await registerAuditWriter(store.db, writer);
+        markedAt = Date.now();
+      }
       await settleDoubt();
     } catch (err) {
       warn({ err, pending: buffer.length, max: settings.bufferRecords }, "writing the audit trail failed; records wait in memory");
@@ -139,6 +148,7 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
         return false;
       }
       buffer.splice(0, pending.length);
+      markedAt = Date.now();
     }
     return true;
   }

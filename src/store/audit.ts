@@ -64,9 +64,13 @@ export async function appendAuditRecords(store: Pick<Store, "copyRows">, records
 }
 
 /** Gives `writer` its row before its first batch, so that each batch's mark updates a row that
- * exists: a batch still committing then holds that row's lock, which lastAuditBatch waits for. */
+ * exists: a batch still committing then holds that row's lock, which lastAuditBatch waits for.
+ * Again on a row it has: as recent, so that pruneAuditRecords leaves it. */
 export async function registerAuditWriter(db: Db, writer: string): Promise<void> {
-  await db.insert(auditWrites).values({ writer, batch: NO_BATCH, at: new Date() }).onConflictDoNothing();
+  await db
+    .insert(auditWrites)
+    .values({ writer, batch: NO_BATCH, at: sql`now()` })
+    .onConflictDoUpdate({ target: auditWrites.writer, set: { at: sql`now()` } });
 }
 
 const NO_BATCH = "00000000-0000-0000-0000-000000000000";

@@ -7,10 +7,11 @@
 import { Writable } from "node:stream";
 
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { createAuditTrail, type AuditTrail } from "../../src/audit/trail.js";
 import { createLogger } from "../../src/logger.js";
+import { pruneAuditRecords } from "../../src/store/audit.js";
 import { openStore, type Store } from "../../src/store/client.js";
 import { rowsOf } from "../../src/store/rows.js";
 import { createPgDatabase, PG } from "../support/services.js";
@@ -114,6 +115,64 @@ describe("an audit batch whose commit outlives the writer's wait for it", () => 
     expect(await slowTrail.flush()).toBe(true);
     expect(slowTrail.pending).toBe(0);
     const [row] = rowsOf<{ n: number }>(await slowDirect.db.execute(sql`SELECT count(*)::int AS n FROM audit_records WHERE connection_id = 103`));
+    expect(row!.n).toBe(3);
+  }, 60_000);
+});
+
+describe("an audit batch whose commit outlives the wait, from a writer idle past retention", () => {
+  let idle: Awaited<ReturnType<typeof createPgDatabase>>;
+  let idleDirect: Store;
+  let idleStore: Store;
+  let idleTrail: AuditTrail;
+
+  beforeAll(async () => {
+    idle = await createPgDatabase("pulse_audit_idle_writer");
+    idleDirect = await openStore({ databaseUrl: idle.url });
+    await idleDirect.migrate();
+    idleStore = await openStore({ databaseUrl: idle.url, queryTimeoutMs: 500 });
+    idleTrail = createAuditTrail(idleStore, { enabled: true, retentionDays: 1, bufferRecords: 1_000 }, quiet);
+  });
+  afterAll(async () => {
+    vi.useRealTimers();
+    await idleTrail?.close();
+    await idleStore?.close();
+    await idleDirect?.close();
+    await idle?.drop();
+  });
+
+  const recordOn = (connectionId: number, n: number) => {
+    for (let i = 0; i < n; i++) idleTrail.record({ connectionId, ownerId: 1, source: "query", apiKeyId: null, sql: `SELECT ${i}`, startedAt: Date.now(), durationMs: 1, rowCount: 1 });
+  };
+
+  it("has its writer's row again before the batch, so the batch is still not written twice", async () => {
+    recordOn(104, 1);
+    expect(await idleTrail.flush()).toBe(true);
+    // Two days without a statement: the retention's prune deletes the idle writer's row.
+    await idleDirect.db.execute(sql`UPDATE audit_writes SET at = now() - interval '2 days'`);
+    await pruneAuditRecords(idleDirect.db, new Date(Date.now() - 86_400_000), 1_000);
+    expect(rowsOf(await idleDirect.db.execute(sql`SELECT 1 FROM audit_writes`))).toHaveLength(0);
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 2 * 86_400_000 });
+    // Then a batch's mark commits for seconds, past the writer's wait.
+    await idleDirect.db.execute(
+      sql.raw(`
+        CREATE SEQUENCE slow_marks;
+        CREATE FUNCTION slow_first_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.batch <> '00000000-0000-0000-0000-000000000000' AND nextval('slow_marks') = 1 THEN
+            BEGIN PERFORM pg_sleep(3); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(3); END;
+          END IF;
+          RETURN NULL;
+        END $$;
+        CREATE CONSTRAINT TRIGGER slow_first_mark AFTER INSERT OR UPDATE ON audit_writes DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION slow_first_mark();`),
+    );
+    recordOn(105, 3);
+    expect(await idleTrail.flush()).toBe(false);
+    await idleTrail.flush();
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    expect(await idleTrail.flush()).toBe(true);
+    expect(idleTrail.pending).toBe(0);
+    const [row] = rowsOf<{ n: number }>(await idleDirect.db.execute(sql`SELECT count(*)::int AS n FROM audit_records WHERE connection_id = 105`));
     expect(row!.n).toBe(3);
   }, 60_000);
 });
