@@ -57,8 +57,9 @@ const PROBES = [
   { method: "GET", path: "/metrics" },
 ];
 
-/** Where every refusal carries a JSON-RPC error too. */
-const JSON_RPC_PATHS: ReadonlySet<string> = new Set([MCP_PATH]);
+/** Where every refusal carries a JSON-RPC error too (the server's own refusals included:
+ * serveLimits). */
+export const JSON_RPC_PATHS: ReadonlySet<string> = new Set([MCP_PATH]);
 
 export function createApp(deps: Deps) {
   const { onError, validationHook, refuse } = errorHandling(queryRoutingPaths, JSON_RPC_PATHS);

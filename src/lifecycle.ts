@@ -4,7 +4,7 @@
 import type { ServerType } from "@hono/node-server";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 
-import { createApp } from "./app.js";
+import { createApp, JSON_RPC_PATHS } from "./app.js";
 import { serveApp, serveLimits } from "./http/unread-responses.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
@@ -205,7 +205,7 @@ export async function startService(
 ): Promise<RunningService> {
   const app = createApp(deps);
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serveApp(app.fetch, { port: deps.config.port, hostname: deps.config.host, ...serveLimits(deps) }, () => {
+    const s = serveApp(app.fetch, { port: deps.config.port, hostname: deps.config.host, ...serveLimits(deps, JSON_RPC_PATHS) }, () => {
       s.off("error", refused);
       resolve(s);
     });

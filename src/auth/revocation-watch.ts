@@ -33,7 +33,9 @@ export interface RevocationWatch {
   revoked(revocation: Revocation | "everything"): void;
 }
 
-export const revokedError = () => new DomainError("unauthorized", "Token has been revoked; log in again");
+/** The 401 of a credential revoked: a key has no login to go back to. */
+export const revokedError = (credential: { keyId: number | null }) =>
+  new DomainError("unauthorized", credential.keyId === null ? "Token has been revoked; log in again" : "API key has been revoked; create a new one");
 
 interface Watched {
   credential: WatchedCredential;
@@ -44,7 +46,7 @@ export function createRevocationWatch(onCheckError: (err: unknown) => void): Rev
   const watched = new Set<Watched>();
   const stop = (entry: Watched) => {
     watched.delete(entry);
-    entry.controller.abort(revokedError());
+    entry.controller.abort(revokedError(entry.credential));
   };
   // A store that cannot answer leaves the work running: nothing says the credential went.
   const recheck = (entry: Watched) =>

@@ -87,7 +87,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
   };
 
   const admitIfStanding = async (c: Context<AppEnv>, claims: VerifiedToken, next: Next) => {
-    if (!(await deps.tokens.check(claims))) throw revokedError();
+    if (!(await deps.tokens.check(claims))) throw revokedError({ keyId: null });
     return admit(c, claims, next, Date.now());
   };
 
@@ -115,7 +115,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
       const now = Date.now();
       const standing = deps.tokens.cached(known, now);
       if (standing) return admit(c, known, next, now);
-      if (standing === false) throw revokedError();
+      if (standing === false) throw revokedError({ keyId: null });
       return admitIfStanding(c, known, next);
     }
     return verify(token).then((claims) => admitIfStanding(c, claims, next));

@@ -10,7 +10,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { tooLargeDetail } from "./body-limit.js";
-import { errorBody } from "./errors.js";
+import { errorBody, withJsonRpcError } from "./errors.js";
 
 export interface ReceiveLimits {
   /** HTTP_HEADERS_TIMEOUT_MS. */
@@ -22,6 +22,8 @@ export interface ReceiveLimits {
   /** Counts these answers with the app's (route "unmatched"): a flood of 408s is how a slow
    * client attack shows. */
   metrics: Pick<Metrics, "request">;
+  /** Paths whose refusals carry a JSON-RPC error too (errors.ts), these among them. */
+  jsonRpcPaths: ReadonlySet<string>;
 }
 
 /** How often Node looks for requests past their timeouts (its default, 30 s, would let a
@@ -35,17 +37,22 @@ export const receiveOptions = (limits: ReceiveLimits) => ({
   connectionsCheckingInterval: CHECK_EVERY_MS,
 });
 
+/** The error body for a request to `url` (unknown when Node could not read it). */
+function bodyFor(limits: ReceiveLimits, url: string | undefined, status: number, code: string, detail: string): string {
+  const body = errorBody(code, detail);
+  const path = url?.split("?", 1)[0];
+  return JSON.stringify(path !== undefined && limits.jsonRpcPaths.has(path) ? withJsonRpcError(body, status) : body);
+}
+
 /** A whole response for a socket no ServerResponse owns, closing the connection. */
-function rawResponse(status: number, code: string, detail: string): string {
-  const body = JSON.stringify(errorBody(code, detail));
+function rawResponse(status: number, body: string): string {
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
     `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   );
 }
 
-function answer(res: ServerResponse, status: number, code: string, detail: string): void {
-  const body = JSON.stringify(errorBody(code, detail));
+function answer(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), Connection: "close" }).end(body);
 }
 
@@ -84,12 +91,13 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
     // Written, then destroyed as Node's own handler does: end() would only half-close a socket
     // (the server allows half-open ones), leaving the client to finish a request it was told
     // timed out, which would then run, on a connection no timeout watches any more.
-    socket.write(rawResponse(status, code, detail));
+    // The request's path, when Node had read it (a body that never came in time).
+    socket.write(rawResponse(status, bodyFor(limits, inFlight?.req?.url, status, code, detail)));
     socket.destroy();
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     limits.metrics.request(req.method ?? "other", null, 417, null);
-    answer(res, 417, "expectation_failed", `Expect: ${req.headers.expect} is not supported; send the request without it (or with Expect: 100-continue)`);
+    answer(res, 417, bodyFor(limits, req.url, 417, "expectation_failed", `Expect: ${req.headers.expect} is not supported; send the request without it (or with Expect: 100-continue)`));
   });
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     // Refused before the client sends a body that would be refused anyway.
@@ -99,7 +107,7 @@ export function answerClientErrors(server: Server, limits: ReceiveLimits): void 
       // (the path without its query string, which may carry a token, as request-log.ts does).
       limits.logger.info({ status: 413, code: "payload_too_large", method: req.method, path: req.url?.split("?", 1)[0]?.slice(0, 200) }, "request refused before its body was sent");
       limits.metrics.request(req.method ?? "other", null, 413, null);
-      answer(res, 413, "payload_too_large", tooLargeDetail(limits.maxBodyBytes));
+      answer(res, 413, bodyFor(limits, req.url, 413, "payload_too_large", tooLargeDetail(limits.maxBodyBytes)));
       return;
     }
     res.writeContinue();

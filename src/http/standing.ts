@@ -53,7 +53,7 @@ export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, cont
   const unwatch = deps.revocations.watch(credential, controller);
   if (deps.revocations.seen !== c.get("revocationsSeen") && !(await credential.stands().catch(() => true))) {
     unwatch();
-    throw revokedError();
+    throw revokedError(credential);
   }
   return unwatch;
 }

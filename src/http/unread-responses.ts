@@ -49,7 +49,7 @@ export interface UnsentLimits {
 
 /** What serving the app is bounded by: unread responses here, requests received in
  * client-errors.ts. */
-export const serveLimits = (deps: { config: Config; logger: Logger; metrics: Metrics }): UnsentLimits & ReceiveLimits => ({
+export const serveLimits = (deps: { config: Config; logger: Logger; metrics: Metrics }, jsonRpcPaths: ReadonlySet<string>): UnsentLimits & ReceiveLimits => ({
   sendTimeoutMs: deps.config.sendTimeoutMs,
   unsentMaxBytes: deps.config.unsentMaxBytes,
   headersTimeoutMs: deps.config.headersTimeoutMs,
@@ -57,6 +57,7 @@ export const serveLimits = (deps: { config: Config; logger: Logger; metrics: Met
   maxBodyBytes: MAX_BODY_BYTES,
   logger: deps.logger,
   metrics: deps.metrics,
+  jsonRpcPaths,
 });
 
 /** What `response` keeps in this process: in its socket's buffer, or its own while a pipelined

@@ -180,6 +180,28 @@ describe("requests that do not arrive in time", () => {
   });
 });
 
+describe("the same answers on /mcp", () => {
+  // An MCP client reads the JSON-RPC error: there as on every other refusal of /mcp.
+  const mcpHead = "POST /mcp HTTP/1.1\r\nHost: x\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n";
+
+  it.each([
+    ["a body announced too large before 100-continue", [`${mcpHead}Expect: 100-continue\r\nContent-Length: 2000000\r\n\r\n`], 413, "payload_too_large", -32600],
+    ["an unknown Expect", [`${mcpHead}Expect: something-else\r\nContent-Length: 2\r\n\r\n{}`], 417, "expectation_failed", -32000],
+    ["a body left unfinished past HTTP_REQUEST_TIMEOUT_MS", [`${mcpHead}Content-Length: 100\r\n\r\n{"jsonrpc":`], 408, "request_timeout", -32000],
+  ])("carry a JSON-RPC error: %s", async (_name, parts, status, code, rpcCode) => {
+    // Signed in, so that a request read whole would be served: the refusal is the server's.
+    const { token } = await h.newUser();
+    const answer = await raw(parts.map((part) => part.replace("Host: x\r\n", `Host: x\r\nAuthorization: Bearer ${token}\r\n`)));
+    expect(answer?.status).toBe(status);
+    expect(jsonOf(answer)).toMatchObject({ code, jsonrpc: "2.0", error: { code: rpcCode, message: expect.any(String) }, id: null });
+  });
+
+  it("leave the other paths' answers as they were", async () => {
+    const answer = await raw(["POST /login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n"]);
+    expect(Object.keys(jsonOf(answer)).sort()).toEqual(["code", "detail"]);
+  });
+});
+
 describe("a body the client cuts off", () => {
   it.each([
     ["chunked", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"],

@@ -102,7 +102,7 @@ describe("an /ask under way", () => {
     release();
     const res = await asking;
     expect(res.status, res.text).toBe(401);
-    expect(res.body.code).toBe("unauthorized");
+    expect(res.body).toMatchObject({ code: "unauthorized", detail: "Token has been revoked; log in again" });
     expect(await ran(user.id, BEFORE_SQL)).toBe(1);
     expect(await ran(user.id, MARKER)).toBe(0);
   });
@@ -167,7 +167,8 @@ describe("an /ask under way", () => {
     release();
     const res = await asking;
     expect(res.status, res.text).toBe(401);
-    expect(res.body).toMatchObject({ code: "unauthorized", jsonrpc: "2.0", id: 7, error: { code: -32000 } });
+    // A key has no login to go back to.
+    expect(res.body).toMatchObject({ code: "unauthorized", detail: "API key has been revoked; create a new one", jsonrpc: "2.0", id: 7, error: { code: -32000 } });
     expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
     expect(await ran(user.id, MARKER)).toBe(0);
   });

@@ -11,7 +11,7 @@ import { Writable } from "node:stream";
 
 import type { ServerType } from "@hono/node-server";
 
-import { createApp } from "../../src/app.js";
+import { createApp, JSON_RPC_PATHS } from "../../src/app.js";
 import { createAuditTrail } from "../../src/audit/trail.js";
 import { createPasswordHasher } from "../../src/auth/passwords.js";
 import { loadConfig, type Config } from "../../src/config.js";
@@ -188,7 +188,7 @@ export async function createHarness(options: HarnessOptions = {}) {
    * 127.0.0.1, for tests that need real sockets; closed first when the harness closes. */
   async function serve(): Promise<{ url: string; port: number }> {
     const server = await new Promise<ServerType>((resolve) => {
-      const s = serveApp(app.fetch, { port: 0, hostname: "127.0.0.1", ...serveLimits(deps) }, () => resolve(s));
+      const s = serveApp(app.fetch, { port: 0, hostname: "127.0.0.1", ...serveLimits(deps, JSON_RPC_PATHS) }, () => resolve(s));
     });
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const { port } = server.address() as AddressInfo;
