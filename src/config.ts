@@ -12,8 +12,18 @@ import { validDnsServers } from "./net/resolve.js";
 import { packageVersion } from "./paths.js";
 import { MODEL_SERVERS, TOOL_PROTOCOLS, type ModelServerName, type ToolProtocol } from "../agents/model-server.js";
 
-const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
+/** A whole number written in digits, as the HTTP API takes them: coercion read " " as 0 (PORT=" "
+ * listened on a random port, SQLITE_MEMORY_MB=" " bounded nothing), "0x1F40" as 8000 and "1e4"
+ * as 10000. Spaces around the digits are allowed. */
+const intIn = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number written in digits (such as 30000)")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+/** Unset, as a line `NAME=` of an env file leaves it; or only spaces, which no setting means. */
+const emptyAsUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
 const commaList = (text: string | undefined) => (text ?? "").split(",").map((item) => item.trim()).filter(Boolean);
 /** Comma-separated CIDR ranges ("10.0.0.0/8, fd00::/8") or single addresses. */
@@ -26,6 +36,18 @@ const networkList = z.preprocess(
     .refine((items) => items.every((item) => parseNetwork(item) !== null), "must be comma-separated address ranges such as 10.0.0.0/8 or fd00::/8")
     .transform((items) => items.map((item) => parseNetwork(item)!)),
 );
+
+/** A Redis URL's path is the database's number: ioredis took "/abc" as a command Redis refused,
+ * uncaught. (A URL that does not parse is refused at connect, with the reason.) */
+function numberedDatabase(url: string): boolean {
+  if (!URL.canParse(url)) return true;
+  return /^\/?(\d+)?$/.test(new URL(url).pathname);
+}
+
+/** A secret made by hand as a placeholder (32 spaces, 64 zeros, "changeme" repeated) has few
+ * different characters; a random one of 32 characters or bytes has some 25 to 30. */
+const MIN_DISTINCT_IN_SECRET = 8;
+const distinctIn = (secret: string | Buffer) => new Set<string | number>(typeof secret === "string" ? secret : secret.values()).size;
 
 /** STORE_QUERY_TIMEOUT_MS unless set. */
 export const DEFAULT_STORE_QUERY_TIMEOUT_MS = 15_000;
@@ -53,6 +75,7 @@ const envSchema = z.object({
     z
       .string()
       .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+      .refine(numberedDatabase, "must name its database by number (such as redis://host:6379/0), or none")
       .optional(),
   ),
   REDIS_PREFIX: z.preprocess(
@@ -127,7 +150,16 @@ const envSchema = z.object({
   OPENAI_BASE_URL: z.preprocess(emptyAsUndefined, z.url().optional()),
   OPENAI_API_KEY: optionalString,
   OPENAI_MODEL: z.preprocess(emptyAsUndefined, z.string().default("gpt-4o-mini")),
-  OPENAI_TEMPERATURE: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(2).default(0)),
+  OPENAI_TEMPERATURE: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .trim()
+      .regex(/^\d+(\.\d+)?$/, "must be a number written in digits (such as 0.2)")
+      .transform(Number)
+      .pipe(z.number().max(2))
+      .default(0),
+  ),
   OPENAI_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 600_000).default(60_000)),
   OPENAI_MAX_TOKENS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(4096)),
   MODEL_SERVER: z.preprocess(emptyAsUndefined, z.enum(MODEL_SERVERS, { error: `must be one of ${MODEL_SERVERS.join(", ")}` }).default("auto")),
@@ -153,7 +185,8 @@ const envSchema = z.object({
   MONITOR_RUN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 24 * 3_600_000).default(300_000)),
   MONITOR_ALERT_AFTER_SKIPS: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(3)),
   MONITOR_LEASE_SECONDS: z.preprocess(emptyAsUndefined, intIn(10, 86_400).default(300)),
-  MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 3_600_000).default(8_000)),
+  // At most the drain's 10 s less the 2 s its stopped checks are given (lifecycle.ts).
+  MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 8_000).default(8_000)),
   MONITOR_RETRY_ATTEMPTS: z.preprocess(emptyAsUndefined, intIn(1, 10).default(3)),
   MONITOR_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, intIn(0, 60_000).default(500)),
   MONITOR_MIN_INTERVAL_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(60)),
@@ -377,6 +410,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     if (missing.length > 0) {
       throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     }
+    const plain = [
+      ...(distinctIn(e.JWT_SECRET!) < MIN_DISTINCT_IN_SECRET ? ["JWT_SECRET: too plain to be a secret (fewer than 8 different characters); generate one, such as with `openssl rand -base64 48`"] : []),
+      ...(distinctIn(decodeKey(e.SECRETS_KEY!)!) < MIN_DISTINCT_IN_SECRET ? ["SECRETS_KEY: too plain to be a key (fewer than 8 different bytes); generate one, such as with `openssl rand -hex 32`"] : []),
+    ];
+    if (plain.length > 0) throw new ConfigError(plain);
   }
   if (e.SCHEMA_MAX_BYTES > e.SCHEMA_CACHE_MAX_BYTES) {
     // One schema over the total would push every other connection's out and still not fit.

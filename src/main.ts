@@ -4,7 +4,7 @@ import { inspect } from "node:util";
 
 import { ConfigError, loadConfig } from "./config.js";
 import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService, unwritten } from "./lifecycle.js";
-import { routeConsoleTo } from "./logger.js";
+import { createLogger, routeConsoleTo } from "./logger.js";
 import { StartupError } from "./startup-error.js";
 
 /** Past both shutdown phases, the process exits whatever is still running. */
@@ -12,8 +12,11 @@ const EXIT_DEADLINE_MS = DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS + 1_000;
 
 try {
   const config = loadConfig();
-  const deps = await buildDeps(config);
-  routeConsoleTo(deps.logger);
+  // Before anything connects: a driver warns as it connects (ioredis of a password Redis does
+  // not ask for), and its lines belong in the log as JSON like everyone's.
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  routeConsoleTo(logger);
+  const deps = await buildDeps(config, logger);
   // A promise rejected with no one to catch it is a bug to log and fix, not a reason to end
   // every request in flight (Node's default): the tests fail on one.
   process.on("unhandledRejection", (err: unknown) => deps.logger.error({ err }, "unhandled promise rejection"));

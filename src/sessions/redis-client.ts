@@ -62,6 +62,15 @@ export async function connectRedis(url: string, prefix: string, logger: Logger):
     redis.disconnect();
     throw new StartupError(`REDIS_URL: cannot connect to Redis at ${whereOf(url)} (${reasonOf(lastError ?? err)})`);
   }
+  // ioredis selects the URL's database itself, and hears a refusal (a number past the server's
+  // `databases`) only as an error event: it went on in database 0, beside whatever uses that.
+  const database = redis.options.db ?? 0;
+  try {
+    await redis.select(database);
+  } catch (err) {
+    redis.disconnect();
+    throw new StartupError(`REDIS_URL: Redis at ${whereOf(url)} has no database ${database} (${reasonOf(err)}); its 'databases' setting says how many it has`);
+  }
   started = true;
   return redis;
 }

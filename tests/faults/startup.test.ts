@@ -7,10 +7,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { Redis } from "ioredis";
 import pg from "pg";
 
 import { spawnPulse, startPulse, type RunningPulse } from "../support/pulse-process.js";
-import { createPgDatabase, PG } from "../support/services.js";
+import { createPgDatabase, PG, REDIS_URL, uniqueName } from "../support/services.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
 
 const dirs: string[] = [];
@@ -44,12 +45,36 @@ describe("start-up with a wrong REDIS_URL", () => {
     ["a closed port", "redis://127.0.0.1:1", /127\.0\.0\.1:1 \(connection refused\)/],
     ["an unknown host", "redis://no-such-host.invalid:6379", /no-such-host\.invalid:6379 \(host not found|host name lookup failed\)/],
     ["a malformed URL", "redis://127.0.0.1:notaport", /not a valid URL/],
+    // ioredis went on in database 0 (beside whatever uses it) when the server refused the number.
+    ["a database the server does not have", "redis://127.0.0.1:6379/99", /Redis at 127\.0\.0\.1:6379\/99 has no database 99 \(.*DB index is out of range/],
   ])("ends with one line naming REDIS_URL for %s", async (_what, url, reason) => {
     const { code, signal, stderr, ms } = await failedStart({ REDIS_URL: url }, 20_000);
     expect(signal).toBeNull();
     expect(code).not.toBe(0);
     expectOneLine(stderr, "REDIS_URL", reason);
     expect(ms).toBeLessThan(20_000);
+  });
+});
+
+describe("what a driver writes to the console while connecting", () => {
+  it("goes to the log as JSON lines like the rest", async () => {
+    const prefix = `${uniqueName("pulse_console")}:`;
+    // A password this Redis does not ask for: ioredis warns on the console as it connects.
+    const pulse = await startPulse({ DATA_DIR: tempDir(), REDIS_URL: "redis://:not-needed@127.0.0.1:6379/0", REDIS_PREFIX: prefix, LOG_FORMAT: "json" });
+    try {
+      await pulse.stop();
+      const lines = pulse.stdout().trim().split("\n");
+      for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+      expect(lines.map((line) => JSON.parse(line) as { via?: string; msg: string })).toContainEqual(
+        expect.objectContaining({ via: "console", msg: expect.stringMatching(/does not require a password/) }),
+      );
+    } finally {
+      await pulse.stop();
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
   });
 });
 

@@ -94,13 +94,51 @@ describe("loadConfig", () => {
     const config = loadConfig({
       NODE_ENV: "production",
       DATA_DIR: tempDir(),
-      JWT_SECRET: "s".repeat(40),
-      SECRETS_KEY: "ab".repeat(32),
+      JWT_SECRET: "a-production-secret-0123456789-abcdef",
+      SECRETS_KEY: "0123456789abcdef".repeat(4),
       DATABASE_URL: "postgresql://pulse@db/pulse",
       REDIS_URL: "redis://cache:6379",
     });
     expect(config.env).toBe("production");
-    expect(config.secretsKey.toString("hex")).toBe("ab".repeat(32));
+    expect(config.secretsKey.toString("hex")).toBe("0123456789abcdef".repeat(4));
+  });
+
+  it("refuses placeholder secrets in production, saying how to make real ones", () => {
+    const production = { NODE_ENV: "production", DATA_DIR: tempDir(), DATABASE_URL: "postgresql://pulse@db/pulse", REDIS_URL: "redis://cache:6379" };
+    const err = errorOf(() => loadConfig({ ...production, JWT_SECRET: "changeme".repeat(4), SECRETS_KEY: "0".repeat(64) }));
+    expect(err.problems).toEqual([
+      "JWT_SECRET: too plain to be a secret (fewer than 8 different characters); generate one, such as with `openssl rand -base64 48`",
+      "SECRETS_KEY: too plain to be a key (fewer than 8 different bytes); generate one, such as with `openssl rand -hex 32`",
+    ]);
+    // Spaces alone are no value at all: missing.
+    expect(errorOf(() => loadConfig({ ...production, JWT_SECRET: " ".repeat(32), SECRETS_KEY: "0123456789abcdef".repeat(4) })).problems).toEqual([
+      "JWT_SECRET: required when NODE_ENV=production",
+    ]);
+  });
+
+  it("reads numbers only as digits: no blank as 0, no hex or exponent", () => {
+    expect(loadConfig({ DATA_DIR: tempDir(), PORT: " 8123 ", SQLITE_MEMORY_MB: "  " })).toMatchObject({ port: 8123 });
+    expect(loadConfig({ DATA_DIR: tempDir(), SQLITE_MEMORY_MB: "\t" }).connectors.sqliteMemoryMb).toBe(loadConfig({ DATA_DIR: tempDir() }).connectors.sqliteMemoryMb);
+    for (const [name, value] of [
+      ["PORT", "0x1F40"],
+      ["PORT", "1e4"],
+      ["PORT", "-1"],
+      ["QUERY_TIMEOUT_MS", "30s"],
+      ["CONNECTION_MAX_WAITING", "1.5"],
+      ["OPENAI_TEMPERATURE", "0x1"],
+      ["OPENAI_TEMPERATURE", "-0.5"],
+    ] as const) {
+      expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).problems, `${name}=${value}`).toEqual([expect.stringMatching(new RegExp(`^${name}: must be a (whole )?number written in digits`))]);
+    }
+    expect(loadConfig({ DATA_DIR: tempDir(), OPENAI_TEMPERATURE: "0.2" }).openai).toMatchObject({ temperature: 0.2 });
+  });
+
+  it("refuses a REDIS_URL whose database is not a number, and MONITOR_STOP_TIMEOUT_MS past what stopping allows", () => {
+    expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), REDIS_URL: "redis://127.0.0.1:6379/abc" })).problems).toEqual([
+      "REDIS_URL: must name its database by number (such as redis://host:6379/0), or none",
+    ]);
+    for (const url of ["redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/3"]) expect(loadConfig({ DATA_DIR: tempDir(), REDIS_URL: url }).redisUrl).toBe(url);
+    expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), MONITOR_STOP_TIMEOUT_MS: "600000" })).problems).toEqual([expect.stringMatching(/^MONITOR_STOP_TIMEOUT_MS: .*8000/)]);
   });
 
   it("names every invalid variable at once", () => {

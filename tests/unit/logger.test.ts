@@ -51,7 +51,7 @@ describe("LOG_FORMAT", () => {
 describe("LOG_FORMAT default", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "pulse-logfmt-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const env = (extra: Record<string, string>) => ({ DATA_DIR: dir, SECRETS_KEY: "a".repeat(64), JWT_SECRET: "j".repeat(32), ...extra });
+  const env = (extra: Record<string, string>) => ({ DATA_DIR: dir, SECRETS_KEY: "0123456789abcdef".repeat(4), JWT_SECRET: "a-logger-test-secret-0123456789-abc", ...extra });
 
   it("is pretty on a terminal outside production, and json when piped or in production", () => {
     expect(loadConfig(env({ NODE_ENV: "development" }), true).logFormat).toBe("pretty");
