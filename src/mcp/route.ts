@@ -83,10 +83,34 @@ function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, det
 /** The SDK's schema of each request a client may send, by method. */
 const REQUEST_SCHEMAS = new Map(ClientRequestSchema.options.map((schema) => [schema.shape.method.value as string, schema]));
 
+/** The SDK's answer as Pulse words its own: the SDK's refusals of a call (an unknown tool,
+ * arguments its schema refuses) as tool errors with `code` and `detail` like Pulse's tools'
+ * (tool-results.ts), and its errors' messages without its "MCP error -32602: " before them.
+ * Looked into only for what the SDK answered that way, so a good call pays a property check. */
+function inPulsesWords(request: JSONRPCRequest, response: JSONRPCMessage): JSONRPCMessage {
+  if ("error" in response) return asClientsError(request, { ...response, error: { ...response.error, message: withoutSdkPrefix(response.error.message) } });
+  if ("result" in response && response.result.isError === true && response.result.structuredContent === undefined) {
+    const text = (response.result.content as { text?: unknown }[] | undefined)?.[0]?.text;
+    return typeof text === "string" ? { ...response, result: { ...response.result, ...sdkToolError(withoutSdkPrefix(text)) } } : response;
+  }
+  return response;
+}
+
+const withoutSdkPrefix = (message: string) => message.replace(/^MCP error -?\d+: /, "");
+
+/** An SDK refusal of a call as a Pulse tool error. The SDK finds a tool by its name on a plain
+ * object, so `__proto__` is "disabled" rather than not found: both are no tool of Pulse's. */
+function sdkToolError(message: string): { content: { type: "text"; text: string }[]; structuredContent: Record<string, unknown> } {
+  const tool = /^Tool (.*) (?:not found|disabled)$/.exec(message);
+  const [code, detail] = tool ? ["not_found", `No tool named ${JSON.stringify(tool[1])}; tools/list names Pulse's`] : ["invalid_input", message];
+  return { content: [{ type: "text", text: `${code}: ${detail}` }], structuredContent: { code, detail } };
+}
+
 /** The SDK answers a request whose params fail its own schema (`tools/call` with `arguments:
  * null`, `initialize` without `params.protocolVersion`) as an internal error (-32603) with zod's
- * issues dumped as JSON for its message. It is the client's to fix: invalid params (-32602),
- * saying what to fix. Looked into only when the SDK answers -32603, so a good call pays nothing. */
+ * issues dumped as JSON for its message; and a call asking for a task (which Pulse's tools do
+ * not run as) likewise. It is the client's to fix: invalid params (-32602), saying what to fix.
+ * Looked into only when the SDK answers -32603, so a good call pays nothing. */
 function asClientsError(request: JSONRPCRequest, response: JSONRPCMessage): JSONRPCMessage {
   if (!("error" in response) || response.error.code !== ErrorCode.InternalError) return response;
   const parsed = REQUEST_SCHEMAS.get(request.method)?.safeParse(request);
@@ -94,6 +118,9 @@ function asClientsError(request: JSONRPCRequest, response: JSONRPCMessage): JSON
   // Any string passes the schema's uri; the SDK's new URL() then throws.
   if (parsed?.data.method === "resources/read" && !URL.canParse(parsed.data.params.uri)) {
     return { ...response, error: { code: ErrorCode.InvalidParams, message: "request.params.uri: not a URI; resources are pulse://connections/{id}/schema" } };
+  }
+  if (parsed?.data.method === "tools/call" && parsed.data.params.task !== undefined) {
+    return { ...response, error: { code: ErrorCode.InvalidParams, message: "request.params.task: Pulse's tools run only as plain calls, not as tasks; send the call without task" } };
   }
   return response;
 }
@@ -193,7 +220,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         c.header("WWW-Authenticate", 'Bearer realm="pulse"');
         return c.json({ ...withJsonRpcError(errorBody(answer.revoked.code, answer.revoked.message), 401), id: message.id }, 401) as never;
       }
-      return c.json(asClientsError(message, answer.reply!), 200) as never;
+      return c.json(inPulsesWords(message, answer.reply!), 200) as never;
     } finally {
       if (idle.length < MAX_IDLE_SERVERS) idle.push(pooled);
     }

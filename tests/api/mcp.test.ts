@@ -199,6 +199,7 @@ describe("POST /mcp: the protocol", () => {
       [{ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "run_query", arguments: null } }, /^Invalid input: request\.params\.arguments: /],
       [{ jsonrpc: "2.0", id: 5, method: "tools/call", params: {} }, /^Invalid input: request\.params\.name: required/],
       [{ jsonrpc: "2.0", id: 6, method: "initialize", params: {} }, /^Invalid input: request\.params\.protocolVersion: required/],
+      [{ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "list_connections", task: { ttl: 1000 } } }, /^request\.params\.task: .*send the call without task$/],
     ] as const) {
       const res = await fetch(`${base}/mcp`, { method: "POST", headers: rpcHeaders, body: JSON.stringify(message) });
       expect(res.status).toBe(200);
@@ -206,6 +207,13 @@ describe("POST /mcp: the protocol", () => {
       expect(body.error.code, JSON.stringify(message)).toBe(-32602);
       expect(body.error.message).toMatch(says);
     }
+    // Pulse's refusals in its own words, without the SDK's "MCP error -32602: " before them.
+    const foreign = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: rpcHeaders,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 8, method: "resources/read", params: { uri: "pulse://connections/2000000000/schema" } }),
+    });
+    expect(((await foreign.json()) as { error: unknown }).error).toEqual({ code: -32602, message: "not_found: Database connection not found" });
   });
 
   it("answers concurrent calls, all with the same JSON-RPC id, each with its own result", async () => {
@@ -384,13 +392,19 @@ describe("POST /mcp tool errors", () => {
     const client = await mcpClient(user.token);
     const query = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT Name FROM Artist", max_row: 1 });
     expect(query.isError).toBe(true);
-    expect(textOf(query)).toContain("max_row");
+    // Worded as Pulse's own tool errors are, though the SDK's schema check refused it.
+    expect(structured(query)).toEqual({ code: "invalid_input", detail: expect.stringContaining('Unrecognized key: "max_row"') });
+    expect(textOf(query)).toMatch(/^invalid_input: /);
     expect(textOf(query)).not.toContain("AC/DC");
     const monitor = await call(client, "create_monitor", { connection_id: connectionId, table: "Album", intervl_seconds: 60 });
     expect(monitor.isError).toBe(true);
     expect(textOf(monitor)).toContain("intervl_seconds");
     // Nothing was made with the default interval.
     expect((await h.call("GET", "/api/tables", { token: user.token })).body).toEqual([]);
+    // A tool Pulse does not have, whatever its name.
+    for (const name of ["drop_everything", "__proto__", "constructor"]) {
+      expect(structured(await call(client, name)), name).toEqual({ code: "not_found", detail: `No tool named "${name}"; tools/list names Pulse's` });
+    }
     // The tool list says so to clients that read it.
     const { tools } = await client.listTools();
     expect(tools.filter((t) => t.inputSchema.additionalProperties !== false)).toEqual([]);
