@@ -49,6 +49,25 @@ const record = (connectionId: number, n: number) => {
   }
 };
 
+/** From now on, the first batch's commit in `store` takes seconds on the server (as a stalled disk
+ * would make it), long past the writer's wait: its answer is lost while it is still committing.
+ * A batch is known by its mark (a writer's registration marks none). */
+async function slowFirstBatchCommit(store: Store) {
+  await store.db.execute(
+    sql.raw(`
+      CREATE SEQUENCE slow_commits;
+      CREATE FUNCTION slow_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.batch <> '00000000-0000-0000-0000-000000000000' AND nextval('slow_commits') = 1 THEN
+          BEGIN PERFORM pg_sleep(3); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(3); END;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER slow_first_commit AFTER INSERT OR UPDATE ON audit_writes DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION slow_first_commit();`),
+  );
+}
+
 describe("an audit batch whose write fails", () => {
   it("is not written twice when the store took it but its answer was lost", async () => {
     record(101, 3);
@@ -81,21 +100,7 @@ describe("an audit batch whose commit outlives the writer's wait for it", () => 
     slow = await createPgDatabase("pulse_audit_slow_commit");
     slowDirect = await openStore({ databaseUrl: slow.url });
     await slowDirect.migrate();
-    // The first batch's commit takes seconds on the server (as a stalled disk would make it),
-    // long past the writer's wait: its answer is lost while it is still committing.
-    await slowDirect.db.execute(
-      sql.raw(`
-        CREATE SEQUENCE slow_commits;
-        CREATE FUNCTION slow_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF nextval('slow_commits') = 1 THEN
-            BEGIN PERFORM pg_sleep(3); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(3); END;
-          END IF;
-          RETURN NULL;
-        END $$;
-        CREATE CONSTRAINT TRIGGER slow_first_commit AFTER UPDATE ON audit_writes DEFERRABLE INITIALLY DEFERRED
-          FOR EACH ROW EXECUTE FUNCTION slow_first_commit();`),
-    );
+    await slowFirstBatchCommit(slowDirect);
     slowStore = await openStore({ databaseUrl: slow.url, queryTimeoutMs: 500 });
     slowTrail = createAuditTrail(slowStore, { enabled: true, retentionDays: 30, bufferRecords: 1_000 }, quiet);
   });
@@ -152,20 +157,7 @@ describe("an audit batch whose commit outlives the wait, from a writer idle past
     await pruneAuditRecords(idleDirect.db, new Date(Date.now() - 86_400_000), 1_000);
     expect(rowsOf(await idleDirect.db.execute(sql`SELECT 1 FROM audit_writes`))).toHaveLength(0);
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 2 * 86_400_000 });
-    // Then a batch's mark commits for seconds, past the writer's wait.
-    await idleDirect.db.execute(
-      sql.raw(`
-        CREATE SEQUENCE slow_marks;
-        CREATE FUNCTION slow_first_mark() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF NEW.batch <> '00000000-0000-0000-0000-000000000000' AND nextval('slow_marks') = 1 THEN
-            BEGIN PERFORM pg_sleep(3); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(3); END;
-          END IF;
-          RETURN NULL;
-        END $$;
-        CREATE CONSTRAINT TRIGGER slow_first_mark AFTER INSERT OR UPDATE ON audit_writes DEFERRABLE INITIALLY DEFERRED
-          FOR EACH ROW EXECUTE FUNCTION slow_first_mark();`),
-    );
+    await slowFirstBatchCommit(idleDirect);
     recordOn(105, 3);
     expect(await idleTrail.flush()).toBe(false);
     await idleTrail.flush();
