@@ -3,7 +3,7 @@
 // a question costs about a millisecond.
 // No embedding service: word pieces, light stemming and abbreviation/compound matching.
 
-import { defaultSchemaOf, renderTable, tableName } from "../src/connectors/schema-text.js";
+import { namingOf, renderTable, tableName, type Naming } from "../src/connectors/schema-text.js";
 import type { SchemaSnapshot, TableSchema } from "../src/connectors/types.js";
 import { forEachInSlices } from "../src/in-slices.js";
 
@@ -82,7 +82,8 @@ export interface IndexedTable {
 
 export interface SchemaIndex {
   snapshot: SchemaSnapshot;
-  defaultSchema: string | null;
+  /** How the snapshot's names are shown (and so written by the model). */
+  naming: Naming;
   /** In snapshot order. */
   tables: IndexedTable[];
   /** `estimateTokens` of the lines joined by newlines: the text shown when the schema fits whole. */
@@ -126,7 +127,7 @@ function neighboursOf(snapshot: SchemaSnapshot, byName: Map<string, number[]>): 
 /** Builds the index in slices (src/in-slices.ts): a schema may be tens of MB, and indexing it
  * at once held the event loop for seconds. */
 export async function buildSchemaIndex(snapshot: SchemaSnapshot): Promise<SchemaIndex> {
-  const defaultSchema = defaultSchemaOf(snapshot);
+  const naming = namingOf(snapshot);
   const byName = new Map<string, number[]>();
   // Appended in place: a copy per table made a schema of many same-named tables (30,000
   // schemas with an `orders` each) cost seconds of the event loop.
@@ -154,13 +155,13 @@ export async function buildSchemaIndex(snapshot: SchemaSnapshot): Promise<Schema
   let chars = 0;
   let nonAscii = 0;
   await forEachInSlices(snapshot.tables, (table, i) => {
-    const line = renderTable(table, defaultSchema, { typeSizes: false });
+    const line = renderTable(table, naming, { typeSizes: false });
     const lineNonAscii = nonAsciiIn(line);
     chars += line.length + 1;
     nonAscii += lineNonAscii;
     tables.push({
       table,
-      name: tableName(table, defaultSchema),
+      name: tableName(table, naming),
       line,
       tokens: tokenEstimate(line.length, lineNonAscii),
       neighbours: neighbours[i]!,
@@ -203,7 +204,7 @@ export async function buildSchemaIndex(snapshot: SchemaSnapshot): Promise<Schema
   // The whole text's estimate, from its lines': the text itself is joined only when it fits a
   // budget (schemaContext), never for a schema of tens of MB.
   const wholeTokens = tokenEstimate(Math.max(0, chars - 1), nonAscii);
-  return { snapshot, defaultSchema, tables, wholeTokens, postings, vocabulary, byName };
+  return { snapshot, naming, tables, wholeTokens, postings, vocabulary, byName };
 }
 
 /** Weight of a partial match (abbreviation, derived word, compound) against an exact one. */

@@ -9,6 +9,8 @@ import { z } from "zod";
 import { DomainError, SqlRefusedError } from "../src/errors.js";
 import { cutText } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
+import { oneLine, shownName } from "../src/connectors/schema-text.js";
+import { qualifiedName, quoteIdent } from "../src/connectors/sql-text.js";
 import type { Cell, Dialect, TableSchema } from "../src/connectors/types.js";
 import { withHealth, type HealthWarning } from "./health-text.js";
 import { DEFAULT_RESULT_CHARS } from "./context-budget.js";
@@ -109,7 +111,7 @@ const findTablesTool = defineTool({
       return `No table matches "${cutText(query, 200)}". Some tables: ${names.join(", ")}${ctx.index.tables.length > 50 ? ", ..." : ""}`;
     }
     const byName = new Map(ctx.index.tables.map((t) => [t.name, t.table]));
-    return found.map((f) => summaryLine(f.name, byName.get(f.name))).join("\n");
+    return found.map((f) => summaryLine(f.name, byName.get(f.name), ctx.index.naming.dialect)).join("\n");
   },
 });
 
@@ -206,11 +208,11 @@ export async function callSqlTool(ctx: ToolContext, offered: readonly SqlToolNam
   return String(await spec.run(parsed.data, ctx));
 }
 
-function summaryLine(name: string, table: TableSchema | undefined): string {
+function summaryLine(name: string, table: TableSchema | undefined, dialect: Dialect): string {
   if (!table) return name;
   const rows = table.estimated_rows !== null ? ` ~${table.estimated_rows} rows` : "";
-  const comment = table.comment ? ` -- ${table.comment.replaceAll("\n", " ").slice(0, 120)}` : "";
-  return `${table.kind === "view" ? "VIEW " : ""}${name}(${table.columns.map((c) => c.name).join(", ")})${rows}${comment}`;
+  const comment = table.comment ? ` -- ${oneLine(table.comment).slice(0, 120)}` : "";
+  return `${table.kind === "view" ? "VIEW " : ""}${name}(${table.columns.map((c) => shownName(c.name, dialect)).join(", ")})${rows}${comment}`;
 }
 
 /** A compact, pipe-separated rendering with a cap on rows, cell length and total size. */
@@ -238,21 +240,18 @@ function renderCell(cell: Cell): string {
   return text.length > CELL_CHARS ? `${text.slice(0, CELL_CHARS)}…` : text;
 }
 
-const quoteIdent = (dialect: Dialect, name: string) => (dialect === "mysql" ? `\`${name.replaceAll("`", "``")}\`` : `"${name.replaceAll('"', '""')}"`);
-
 /** Up to 3 distinct values of each text column from the table's first rows: one bounded,
  * guarded read that tells the model how values are spelled ("USA" or "United States"). */
 async function sampleLine({ connector, signal, apiKeyId }: ToolContext, table: TableSchema): Promise<string | null> {
   const columns = table.columns.filter((c) => TEXT_TYPE.test(c.type)).slice(0, SAMPLED_COLUMNS);
   if (columns.length === 0) return null;
   const dialect = connector.dialect;
-  const from = table.schema ? `${quoteIdent(dialect, table.schema)}.${quoteIdent(dialect, table.name)}` : quoteIdent(dialect, table.name);
-  const sql = `SELECT ${columns.map((c) => quoteIdent(dialect, c.name)).join(", ")} FROM ${from} LIMIT 20`;
   try {
+    const sql = `SELECT ${columns.map((c) => quoteIdent(dialect, c.name)).join(", ")} FROM ${qualifiedName(dialect, table.schema, table.name)} LIMIT 20`;
     const result = await connector.query(sql, { maxRows: 20, timeoutMs: 2000, source: "ask", apiKeyId, signal });
     const parts = columns.map((c, i) => {
       const values = [...new Set(result.rows.map((r) => r[i]).filter((v): v is string => typeof v === "string"))].slice(0, 3);
-      return values.length ? `${c.name}: ${values.map((v) => `'${v.slice(0, 40).replace(/\r?\n/g, " ")}'`).join(", ")}` : null;
+      return values.length ? `${shownName(c.name, dialect)}: ${values.map((v) => `'${oneLine(v.slice(0, 40))}'`).join(", ")}` : null;
     });
     const text = parts.filter((p) => p !== null).join("; ");
     return text || null;

@@ -110,6 +110,9 @@ export interface SchemaSnapshot {
   dialect: Dialect;
   tables: TableSchema[];
   introspected_at: string;
+  /** PostgreSQL: the schema unqualified names resolve to (the first of the role's search_path
+   * that exists; null when none does). */
+  default_schema?: string | null;
 }
 
 /** A live pool to one customer database. Implementations execute read-only at the database

@@ -2,7 +2,7 @@
 // state, and disconnect it. The session hash caches the schema but never a credential.
 
 import { connectorFor } from "../connectors/saved-connection.js";
-import { defaultSchemaOf, renderTable } from "../connectors/schema-text.js";
+import { namingOf, renderTable } from "../connectors/schema-text.js";
 import { specOfRow } from "../connectors/targets.js";
 import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
@@ -22,11 +22,11 @@ export const SESSION_SCHEMA_BYTES = 16_000;
 /** The schema as the session keeps it: whole tables, as many as fit in SESSION_SCHEMA_BYTES,
  * then how many were left out and where they are. */
 export function sessionSchemaText(schema: SchemaSnapshot, connectionId: number): string {
-  const defaultSchema = defaultSchemaOf(schema);
+  const naming = namingOf(schema);
   const lines: string[] = [];
   let bytes = 0;
   for (const [i, table] of schema.tables.entries()) {
-    const line = renderTable(table, defaultSchema);
+    const line = renderTable(table, naming);
     const size = Buffer.byteLength(line);
     if (bytes + size > SESSION_SCHEMA_BYTES) {
       lines.push(`-- ${schema.tables.length - i} more tables: GET /databases/${connectionId}/schema has them all`);

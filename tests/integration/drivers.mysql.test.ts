@@ -556,6 +556,23 @@ describe("introspect", () => {
     expect(byName.get("big_orders")).toMatchObject({ kind: "view", comment: null, estimated_rows: null, primary_key: [] });
     expect(byName.get("big_orders")!.columns.map((c) => c.name)).toEqual(["id", "amount"]);
   });
+
+  it("keeps apart tables, and databases, whose names differ only in case (lower_case_table_names=0)", async () => {
+    const twin = DB.toUpperCase();
+    await adminRows(`CREATE TABLE \`${DB}\`.\`Cased\` (id int PRIMARY KEY, \`Upper\` int)`);
+    await adminRows(`CREATE TABLE \`${DB}\`.cased (id int, lower_only int)`);
+    await adminRows(`CREATE DATABASE \`${twin}\``);
+    try {
+      await adminRows(`CREATE TABLE \`${twin}\`.twin_only (id int)`);
+      const byName = new Map((await driver.introspect()).tables.map((t) => [t.name, t]));
+      expect(byName.get("Cased")).toMatchObject({ columns: [{ name: "id" }, { name: "Upper" }], primary_key: ["id"] });
+      expect(byName.get("cased")).toMatchObject({ columns: [{ name: "id" }, { name: "lower_only" }], primary_key: [] });
+      expect(byName.has("twin_only")).toBe(false);
+    } finally {
+      await adminRows(`DROP DATABASE \`${twin}\``);
+      await adminRows(`DROP TABLE \`${DB}\`.\`Cased\`, \`${DB}\`.cased`);
+    }
+  });
 });
 
 /** A TCP server that accepts connections and never says a word. */

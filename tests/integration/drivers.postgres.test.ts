@@ -506,6 +506,19 @@ describe("probe", () => {
 });
 
 describe("introspect", () => {
+  it("says which schema unqualified names resolve to: the first of the role's search_path", async () => {
+    expect((await driver.introspect()).default_schema).toBe("public");
+    const role = `${DB}_path`;
+    await admin.query(`CREATE ROLE ${role} LOGIN; ALTER ROLE ${role} SET search_path = sales, public; GRANT USAGE ON SCHEMA sales, hr TO ${role}`);
+    const pathed = await createPostgresDriver(target({ username: role }), POOL);
+    try {
+      expect((await pathed.introspect()).default_schema).toBe("sales");
+    } finally {
+      await pathed.close();
+      await admin.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
   it("returns the tables and views of every non-system schema with columns, keys and comments", async () => {
     const snapshot = await driver.introspect();
     expect(snapshot.dialect).toBe("postgresql");

@@ -10,7 +10,7 @@ import { freshnessStatement, timestampOf } from "../../src/monitoring/checks/fre
 import { judgeFixedBounds } from "../../src/monitoring/checks/judging.js";
 import { nullRateStatement } from "../../src/monitoring/checks/null-rate.js";
 import { changesIn, describeDiff, diffColumns } from "../../src/monitoring/checks/schema-drift.js";
-import { qualifiedName, quoteIdent, quoteLiteral } from "../../src/monitoring/checks/sql-text.js";
+import { qualifiedName, quoteIdent, quoteLiteral } from "../../src/connectors/sql-text.js";
 import { rowCountOf, volumeStatement } from "../../src/monitoring/checks/volume.js";
 
 beforeAll(() => loadGuard());

@@ -14,7 +14,8 @@ export const MAX_COMMENT_CHARS = 1_000;
  * the columns already fetched (a per-constraint name lookup in SQL was a fifth of the time);
  * only a foreign key to a partition, whose columns are not listed, is named in SQL. Comments
  * are hash-joined from pg_description once, not looked up per column, and cut to
- * MAX_COMMENT_CHARS. */
+ * MAX_COMMENT_CHARS. Each row also says which schema unqualified names resolve to (the role's
+ * search_path may put another before public). */
 export const INTROSPECTION_SQL = `
 WITH rels AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples
@@ -52,7 +53,7 @@ WITH rels AS (
    WHERE con.contype IN ('p', 'f')
    GROUP BY con.conrelid
 )
-SELECT r.oid::int8 AS oid, r.nspname AS schema, r.relname AS name, r.relkind AS kind, d.description AS comment,
+SELECT r.oid::int8 AS oid, r.nspname AS schema, r.relname AS name, r.relkind AS kind, d.description AS comment, current_schema() AS default_schema,
        CASE WHEN r.relkind = 'v' OR r.reltuples < 0 THEN NULL ELSE r.reltuples::int8 END AS estimated_rows,
        coalesce(cols.columns, '[]') AS columns, coalesce(keys.keys, '[]') AS keys
   FROM rels r
@@ -68,6 +69,8 @@ export interface CatalogRow {
   name: string;
   kind: string;
   comment: string | null;
+  /** The same on every row: the first schema of the role's search_path that exists. */
+  default_schema: string | null;
   estimated_rows: string | null;
   /** json arrives as text (the driver's parsers keep it exact). */
   columns: string;

@@ -15,6 +15,7 @@ const SchemaSnapshot = z
   .object({
     dialect: z.enum(["postgresql", "mysql", "sqlite"]),
     introspected_at: z.string(),
+    default_schema: z.string().nullable().optional().describe("PostgreSQL: the schema unqualified names resolve to (the first of the role's search_path that exists)"),
     tables: z.array(
       z.object({
         schema: z.string().nullable(),

@@ -8,7 +8,7 @@ import type { FreshnessCheck } from "../../store/column-types.js";
 import { judgedByBaseline } from "../check-config.js";
 import { formatDuration, prepareFreshness } from "../freshness.js";
 import { baselineOptions } from "./judging.js";
-import { qualifiedName, quoteIdent } from "./sql-text.js";
+import { qualifiedName, quoteIdent } from "../../connectors/sql-text.js";
 import { firstRow, numberOf, printedCell, type CheckContext, type CheckResult } from "./types.js";
 
 /** On PostgreSQL the standby's lag comes with the newest timestamp, measured as the probe

@@ -6,7 +6,7 @@ import type { Dialect } from "../../connectors/types.js";
 import type { NullRateCheck } from "../../store/column-types.js";
 import { judgedByBaseline } from "../check-config.js";
 import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
-import { qualifiedName, quoteIdent } from "./sql-text.js";
+import { qualifiedName, quoteIdent } from "../../connectors/sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
 
 export const NULL_RATE_SAMPLE_ROWS = 100_000;

@@ -7,7 +7,7 @@ import { formatNumber } from "../baselines.js";
 import type { VolumeCheck } from "../../store/column-types.js";
 import { judgedByBaseline } from "../check-config.js";
 import { judgeAgainstBaseline, judgeFixedBounds } from "./judging.js";
-import { qualifiedName, quoteLiteral } from "./sql-text.js";
+import { qualifiedName, quoteLiteral } from "../../connectors/sql-text.js";
 import { firstRow, numberOf, type CheckContext, type CheckResult } from "./types.js";
 
 /** Below this many estimated rows a bounded count(*) is cheap and exact (a few ms). */
@@ -57,7 +57,8 @@ WHERE n.nspname = ${quoteLiteral(dialect, schema ?? "public")} AND c.relname = $
       return `SELECT t.TABLE_ROWS AS estimate, t.TABLE_TYPE AS kind,
   CASE WHEN t.TABLE_ROWS IS NULL OR t.TABLE_ROWS < ${exactBelow} THEN ${bounded} END AS bounded_count
 FROM information_schema.TABLES t
-WHERE t.TABLE_SCHEMA = ${quoteLiteral(dialect, schema ?? "")} AND t.TABLE_NAME = ${quoteLiteral(dialect, table)}`;
+WHERE t.TABLE_SCHEMA = ${quoteLiteral(dialect, schema ?? "")} AND t.TABLE_NAME = ${quoteLiteral(dialect, table)}
+  AND CAST(t.TABLE_SCHEMA AS BINARY) = CAST(${quoteLiteral(dialect, schema ?? "")} AS BINARY) AND CAST(t.TABLE_NAME AS BINARY) = CAST(${quoteLiteral(dialect, table)} AS BINARY)`;
     case "sqlite":
       return `SELECT count(*) AS bounded_count FROM ${name}`;
   }

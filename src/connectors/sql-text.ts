@@ -1,8 +1,9 @@
-// Quoting of the names checks put into SQL, per dialect. Names come from users, so they are
-// first matched against the introspected schema (checks/target.ts) and then quoted here;
-// nothing a user typed reaches a statement any other way.
+// Quoting of the names Pulse puts into SQL itself, per dialect (monitoring checks, the agent's
+// sample values). Names come from users, so they are first matched against the introspected
+// schema (monitoring/checks/target.ts) and then quoted here; nothing a user typed reaches a
+// statement any other way.
 
-import type { Dialect } from "../../connectors/types.js";
+import type { Dialect } from "./types.js";
 
 /** A quoted identifier: "a""b" (PostgreSQL, SQLite) or `a``b` (MySQL). */
 export function quoteIdent(dialect: Dialect, name: string): string {
