@@ -83,6 +83,8 @@ export interface ToolContext {
 /** Errors the model can act on; anything else (budget spent, connection lost) ends the run. */
 const CORRECTABLE = new Set(["sql_refused", "sql_failed", "query_timeout", "result_too_large"]);
 const CELL_CHARS = 200;
+/** Characters of a column's name shown (PostgreSQL's own names stop at 63 bytes). */
+const COLUMN_NAME_CHARS = 64;
 /** Characters shown of a statement longer than the guard's default limit (as the audit trail
  * keeps of any statement). */
 const SHOWN_LONG_SQL_CHARS = 4_096;
@@ -217,8 +219,9 @@ function summaryLine(name: string, table: TableSchema | undefined, dialect: Dial
 
 /** A compact, pipe-separated rendering with a cap on rows, cell length and total size. */
 export function renderRows(columns: string[], rows: Cell[][], truncated: boolean, maxRows: number, maxChars = DEFAULT_RESULT_CHARS): string {
-  if (rows.length === 0) return `Columns: ${columns.join(" | ")}\n(0 rows)`;
-  const lines = [columns.join(" | ")];
+  const header = headerLine(columns, maxChars);
+  if (rows.length === 0) return `Columns: ${header}\n(0 rows)`;
+  const lines = [header];
   let size = lines[0]!.length;
   let shown = 0;
   for (const row of rows.slice(0, maxRows)) {
@@ -238,6 +241,25 @@ function renderCell(cell: Cell): string {
   if (typeof cell === "object") return `<binary ${Math.floor((cell.$binary.length * 3) / 4)} bytes>`;
   const text = String(cell).replace(/\r?\n/g, "\\n").replaceAll("|", "\\|");
   return text.length > CELL_CHARS ? `${text.slice(0, CELL_CHARS)}…` : text;
+}
+
+/** The column names within half of `maxChars`, then how many more there are: the header was
+ * never counted, and 1,600 columns of 63-character names made a 105,713-character result of one
+ * row (SQLite's unbounded names, 10 MB). */
+function headerLine(columns: string[], maxChars: number): string {
+  const room = Math.floor(maxChars / 2);
+  const shown: string[] = [];
+  let size = 0;
+  for (const [i, column] of columns.entries()) {
+    const name = renderCell(column.length > COLUMN_NAME_CHARS ? `${column.slice(0, COLUMN_NAME_CHARS)}…` : column);
+    if (size + name.length > room) {
+      shown.push(`… ${columns.length - i} more columns`);
+      break;
+    }
+    shown.push(name);
+    size += name.length + 3;
+  }
+  return shown.join(" | ");
 }
 
 /** Up to 3 distinct values of each text column from the table's first rows: one bounded,

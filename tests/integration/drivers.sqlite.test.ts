@@ -100,6 +100,17 @@ describe("query", () => {
     await expect(driver.query(wide, { ...LIMITS, maxBytes: 500 })).rejects.toMatchObject({ code: "result_too_large" });
   });
 
+  it("counts column names and declared types, which SQLite lets be any length, against the byte cap", async () => {
+    const long = (i: number, what: string) => `"c${i}_${"n".repeat(1_000)}" "${what}${"t".repeat(1_000)}"`;
+    const driver = await openDriver(buildDatabase(`CREATE TABLE w (${Array.from({ length: 100 }, (_, i) => long(i, "int")).join(", ")}); INSERT INTO w DEFAULT VALUES;`));
+    // 100 columns of about 2,000 characters each: some 200 KB of names and types for one row of NULLs.
+    await expect(driver.query("SELECT * FROM w", { ...LIMITS, maxBytes: 100_000 })).rejects.toMatchObject({
+      code: "result_too_large",
+      message: expect.stringMatching(/column names and types alone are about \d+ bytes/),
+    });
+    expect((await driver.query("SELECT * FROM w", { ...LIMITS, maxBytes: 1_000_000 })).row_count).toBe(1);
+  });
+
   it("answers several queries sent at once, one at a time", async () => {
     const driver = await openDriver(copyChinook());
     const ids = [1, 2, 3, 4, 5, 6];

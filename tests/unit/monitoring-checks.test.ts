@@ -11,6 +11,7 @@ import { judgeFixedBounds } from "../../src/monitoring/checks/judging.js";
 import { nullRateStatement } from "../../src/monitoring/checks/null-rate.js";
 import { changesIn, describeDiff, diffColumns } from "../../src/monitoring/checks/schema-drift.js";
 import { qualifiedName, quoteIdent, quoteLiteral } from "../../src/connectors/sql-text.js";
+import { numberOf } from "../../src/monitoring/checks/types.js";
 import { rowCountOf, volumeStatement } from "../../src/monitoring/checks/volume.js";
 
 beforeAll(() => loadGuard());
@@ -81,6 +82,20 @@ describe("statements", () => {
     expect(nullRateStatement("postgresql", "public", "t", "email", 100, "created_at")).toBe(
       'SELECT count(*) AS total, count("email") AS non_null FROM (SELECT "email" FROM "public"."t" ORDER BY "created_at" DESC LIMIT 100) sample',
     );
+  });
+});
+
+describe("cells read as numbers", () => {
+  it("reads decimals and exponents, and nothing else", () => {
+    expect(["42", "-1.5", "+.5", "1.", "2e3", "1.5E-2"].map(numberOf)).toEqual([42, -1.5, 0.5, 1, 2000, 0.015]);
+    expect(["", ".", "1.2.3", "0x10", "1e", "12 apples", "Infinity"].map(numberOf)).toEqual([null, null, null, null, null, null, null]);
+  });
+
+  it("turns down a long run of digits at once: a check's cell is anyone's who writes the table", () => {
+    // Each took time growing with the square of its length (200,000 digits: minutes of the event loop).
+    expect(numberOf(`${"1".repeat(200_000)}x`)).toBeNull();
+    expect(numberOf(`${"1".repeat(399)}x`)).toBeNull();
+    expect(numberOf("1".repeat(401))).toBeNull();
   });
 });
 

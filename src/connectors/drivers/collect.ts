@@ -16,7 +16,14 @@ export class RowCollector {
   /** Set when the driver cut the result off on the wire (see wire-limit.ts) before any row fit. */
   private cutOffAtWireBytes = 0;
 
-  constructor(private readonly limits: Pick<QueryLimits, "maxRows" | "maxBytes">) {}
+  /** `reservedBytes`: what the answer holds besides its rows (SQLite's column names and declared
+   * types, which have no length limit), counted against `maxBytes` first. */
+  constructor(
+    private readonly limits: Pick<QueryLimits, "maxRows" | "maxBytes">,
+    reservedBytes = 0,
+  ) {
+    this.bytes = reservedBytes;
+  }
 
   /** Offers the next row; answers whether more rows are wanted. After `false`, further rows
    * are ignored, so a driver may drain what is already in flight without checking. The row is

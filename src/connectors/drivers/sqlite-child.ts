@@ -9,7 +9,7 @@ import { readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 
 import { DomainError, type ErrorCode } from "../../errors.js";
-import type { QueryResult, TableSchema } from "../types.js";
+import type { QueryLimits, QueryResult, TableSchema } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { driverMessage } from "./driver-message.js";
 import { introspect } from "./sqlite-introspect.js";
@@ -265,7 +265,9 @@ function runStatement(conn: Database.Database, request: Extract<SqliteRequest, {
     if (stmt.reader) {
       stmt.raw(true).safeIntegers(true);
       const columns = stmt.columns().map((c) => ({ name: c.name, type: (c.type ?? "").toLowerCase() }));
-      result = collect(stmt.iterate() as Iterable<unknown[]>, request, startedAt, columns);
+      // Before the rows are asked for: a statement left iterating keeps the connection busy.
+      const headerBytes = headerBytesOf(columns, request);
+      result = collect(stmt.iterate() as Iterable<unknown[]>, request, startedAt, columns, headerBytes);
     } else {
       // Not a read. Layer 2 must not rely on layer 1 having refused it: let the database
       // itself answer (readonly + query_only refuse writes with SQLITE_READONLY).
@@ -281,6 +283,21 @@ function runStatement(conn: Database.Database, request: Extract<SqliteRequest, {
   return result;
 }
 
+/** About what a result's column names and declared types add to its JSON. SQLite lets both be
+ * any length: 2,000 columns of 5,000-character ones made a 20 MB answer of one row of NULLs,
+ * past a 16 MiB cap. Past the cap alone, result_too_large. */
+function headerBytesOf(columns: QueryResult["columns"], limits: Pick<QueryLimits, "maxBytes">): number {
+  const bytes = columns.reduce((sum, column) => sum + column.name.length + column.type.length + 8, 0);
+  if (bytes > limits.maxBytes) {
+    throw new DomainError(
+      "result_too_large",
+      `The result's column names and types alone are about ${bytes} bytes, over the ${limits.maxBytes}-byte result limit; select fewer columns, or name them with AS`,
+      { max_bytes: limits.maxBytes },
+    );
+  }
+  return bytes;
+}
+
 /** Steps through the rows only as far as the caps want (so a huge result is never
  * materialised), and gives up at the deadline whenever SQLite hands back a row; a statement
  * stuck inside one step is sqlite.ts's to stop. */
@@ -289,8 +306,9 @@ function collect(
   limits: Extract<SqliteRequest, { kind: "query" }>,
   startedAt: number,
   columns: QueryResult["columns"],
+  headerBytes: number,
 ): QueryResult {
-  const collector = new RowCollector(limits);
+  const collector = new RowCollector(limits, headerBytes);
   const deadline = startedAt + limits.timeoutMs;
   let untyped = columns.flatMap((column, i) => (column.type === "" ? [i] : []));
   for (const row of source) {

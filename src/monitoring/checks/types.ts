@@ -54,14 +54,19 @@ export const printedCell = (cell: Cell | undefined): string => cutText(JSON.stri
 
 /** A decimal as the drivers write a bigint or a numeric. Not JavaScript's Number() reading of
  * text, which takes "0x10" for 16 and " 5 " for 5: text a statement returns is not a number. */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** Linear in the text's length: the digits before a point can be read one way only. Its first
+ * form (`\d+\.?\d*`) split a run of digits every way before failing on what followed it, and a
+ * check's cell of 60,000 digits and an `x` held the event loop for 7 s. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** Longer than any number a double holds to the digit (DECIMAL(65,30) is 67 characters). */
+const MAX_NUMBER_CHARS = 400;
 
 /** A cell read as a number: integers and decimals arrive as numbers or exact strings. */
 export function numberOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") return cell;
   if (typeof cell === "boolean") return cell ? 1 : 0;
-  if (typeof cell === "string" && DECIMAL.test(cell)) {
+  if (typeof cell === "string" && cell.length <= MAX_NUMBER_CHARS && DECIMAL.test(cell)) {
     const n = Number(cell);
     return Number.isFinite(n) ? n : null;
   }
