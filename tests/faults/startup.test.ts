@@ -141,6 +141,33 @@ describe("start-up while another instance holds the migration lock, or the store
   }, 90_000);
 });
 
+describe("start-up on a store this Pulse cannot serve", () => {
+  const dbs: Awaited<ReturnType<typeof createPgDatabase>>[] = [];
+  afterAll(async () => {
+    for (const db of dbs) await db.drop();
+  });
+
+  it("ends with one line naming DATABASE_URL when a newer Pulse migrated the store", async () => {
+    const db = await createPgDatabase("pulse_newer");
+    dbs.push(db);
+    const server = await startPulse({ DATA_DIR: tempDir(), DATABASE_URL: db.url });
+    await server.stop();
+    await db.query("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('future', 9999999999999)");
+    const { code, stderr } = await failedStart({ DATABASE_URL: db.url }, 30_000);
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATABASE_URL", /the store's schema is newer than this Pulse \(\d+ migrations applied, this build knows \d+\); run the newer Pulse or restore a backup/);
+  }, 90_000);
+
+  it("ends with one line naming DATABASE_URL when the database is not Pulse's", async () => {
+    const db = await createPgDatabase("pulse_foreign");
+    dbs.push(db);
+    await db.query("CREATE TABLE users (id int)");
+    const { code, stderr } = await failedStart({ DATABASE_URL: db.url }, 30_000);
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATABASE_URL", /the database is not Pulse's/);
+  }, 60_000);
+});
+
 describe("one process per embedded store", () => {
   const dataDir = tempDir();
   let server: RunningPulse;
