@@ -368,9 +368,7 @@ export class ConfigError extends Error {
  * store and secrets file where it ran, and then found no table. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = process.stdout.isTTY === true, options: { existingStore?: boolean } = {}): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
-  }
+  if (!parsed.success) throw invalidSettings(parsed.error);
   const e = parsed.data;
   if (e.NODE_ENV === "production") {
     const missing = (["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"] as const).filter((k) => !e[k]);
@@ -527,6 +525,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     metricsToken: e.METRICS_TOKEN,
     version: packageVersion(),
   };
+}
+
+const invalidSettings = (error: z.ZodError) => new ConfigError(error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+
+/** The settings that name the metadata store. */
+export type StoreConfig = Pick<Config, "dataDir" | "databaseUrl" | "storeQueryTimeoutMs">;
+
+const storeSchema = envSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, STORE_QUERY_TIMEOUT_MS: true });
+
+/** Only the store's settings, for `pulse migrate`: it uses no secrets, Redis or model, so it
+ * neither demands them in production nor generates a secrets.json wherever it is run. */
+export function loadStoreConfig(env: NodeJS.ProcessEnv = process.env): StoreConfig {
+  const parsed = storeSchema.safeParse(env);
+  if (!parsed.success) throw invalidSettings(parsed.error);
+  const e = parsed.data;
+  // Production refuses the embedded store (loadConfig): migrating one there helps no server.
+  if (e.NODE_ENV === "production" && !e.DATABASE_URL) throw new ConfigError(["DATABASE_URL: required when NODE_ENV=production"]);
+  return { dataDir: path.resolve(e.DATA_DIR), databaseUrl: e.DATABASE_URL, storeQueryTimeoutMs: e.STORE_QUERY_TIMEOUT_MS };
 }
 
 /** A 32-byte key given as 64 hex characters or as base64; null when it is neither. */

@@ -1,7 +1,7 @@
 // `pulse migrate`: applies pending migrations to the configured store and exits, for
 // operators who apply migrations apart from starting the service.
 
-import { ConfigError, loadConfig } from "../config.js";
+import { ConfigError, loadStoreConfig } from "../config.js";
 import { StartupError } from "../startup-error.js";
 import { openStore, storeLocation } from "../store/client.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
@@ -10,7 +10,7 @@ import { StoreInUseError } from "../store/data-dir-lock.js";
  * 1 otherwise (with one line on stderr saying why). */
 export async function migrate(): Promise<number> {
   try {
-    const store = await openStore(storeLocation(loadConfig()));
+    const store = await openStore(storeLocation(loadStoreConfig()));
     try {
       // Counted under the migration lock: of runs started together, only the one that applied
       // them says so.

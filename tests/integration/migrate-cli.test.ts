@@ -2,7 +2,7 @@
 // `npm run build` first): what it applied, what it refuses, and what it needs and leaves behind.
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -99,4 +99,29 @@ describe("pulse migrate", () => {
     expect(code).toBe(1);
     expectOneLine(stderr, "DATABASE_URL", /^DATABASE_URL: migration 0012_audit_api_keys failed \(column "api_key_id" of relation "\w+" already exists\); no pending migration was applied/);
   });
+});
+
+describe("what pulse migrate needs", () => {
+  it("needs only DATABASE_URL, in production too, and writes nothing where it runs", async () => {
+    const db = await freshDb();
+    const cwd = tempDir();
+    const { code, stderr } = await migrate({ NODE_ENV: "production", DATABASE_URL: db.url }, cwd);
+    expect(code, stderr).toBe(0);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it("still names DATABASE_URL missing in production", async () => {
+    const { code, stderr } = await migrate({ NODE_ENV: "production" });
+    expect(code).toBe(1);
+    expect(stderr).toContain("DATABASE_URL: required when NODE_ENV=production");
+  });
+
+  it("migrates the embedded store in DATA_DIR without generating secrets there", async () => {
+    const dataDir = path.join(tempDir(), "data");
+    const first = await migrate({ DATA_DIR: dataDir });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toBe(`${KNOWN} migrations applied to the pglite store (${KNOWN} in all)`);
+    expect(existsSync(path.join(dataDir, "pglite", "PG_VERSION"))).toBe(true);
+    expect(existsSync(path.join(dataDir, "secrets.json"))).toBe(false);
+  }, 120_000);
 });
