@@ -10,13 +10,13 @@ import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 
 import { DEFAULT_STORE_QUERY_TIMEOUT_MS } from "../config.js";
 import { projectPath } from "../paths.js";
-import { reasonOf, StartupError, whereOf } from "../startup-error.js";
+import { dataDirError, reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
 import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
@@ -269,7 +269,11 @@ const copyStatement = (table: string, columns: readonly string[], source: string
 
 async function openPglite(dir: string | null): Promise<Store> {
   if (!dir) return pgliteStore(await openPgliteClient(null), () => undefined);
-  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw dataDirError("create", path.dirname(dir), err);
+  }
   const lock = lockDataDir(dir);
   try {
     const client = await openPgliteClient(dir);
@@ -288,7 +292,17 @@ async function openPglite(dir: string | null): Promise<Store> {
   }
 }
 
+/** PGlite reports a store directory it may not enter as a bare Emscripten errno, with no path. */
+function refuseInaccessible(dir: string): void {
+  try {
+    accessSync(dir, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw dataDirError("open", dir, err);
+  }
+}
+
 async function openPgliteClient(dir: string | null): Promise<PGlite> {
+  if (dir) refuseInaccessible(dir);
   const existing = dir !== null && existsSync(path.join(dir, "PG_VERSION"));
   const client = dir ? new PGlite(dir) : new PGlite();
   try {
