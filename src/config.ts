@@ -1,11 +1,11 @@
 // Every setting, read from the environment once at start and validated as a whole, so a
 // misconfigured deployment fails with one message naming every problem.
 
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
+import { decodeKey, generatedSecrets, MIN_JWT_SECRET_CHARS } from "./generated-secrets.js";
 import type { LogFormat } from "./logger.js";
 import { parseNetwork, type Network } from "./net/addresses.js";
 import { validDnsServers } from "./net/resolve.js";
@@ -85,7 +85,7 @@ const envSchema = z.object({
       .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be 1 to 64 letters, digits or _ . : - (such as pulse: or pulse-staging:)")
       .default("pulse:"),
   ),
-  JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(32, "must be at least 32 characters").optional()),
+  JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(MIN_JWT_SECRET_CHARS, `must be at least ${MIN_JWT_SECRET_CHARS} characters`).optional()),
   SECRETS_KEY: z.preprocess(
     emptyAsUndefined,
     z
@@ -401,9 +401,7 @@ export class ConfigError extends Error {
  * store and secrets file where it ran, and then found no table. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = process.stdout.isTTY === true, options: { existingStore?: boolean } = {}): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
-  }
+  if (!parsed.success) throw invalidSettings(parsed.error);
   const e = parsed.data;
   if (e.NODE_ENV === "production") {
     const missing = (["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"] as const).filter((k) => !e[k]);
@@ -444,7 +442,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       throw new ConfigError([`DATA_DIR: no Pulse store at ${dataDir} (${missing.join(" and ")} missing): run this with the server's settings (its DATA_DIR, or DATABASE_URL with JWT_SECRET and SECRETS_KEY)`]);
     }
   }
-  const generated = needGenerated ? devSecrets(dataDir) : undefined;
+  const generated = needGenerated ? generatedSecrets(dataDir) : undefined;
   const jwtSecret = e.JWT_SECRET ?? generated!.jwtSecret;
   const secretsKey = decodeKey(e.SECRETS_KEY ?? generated!.secretsKey)!;
 
@@ -567,37 +565,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
   };
 }
 
-/** A 32-byte key given as 64 hex characters or as base64; null when it is neither. */
-export function decodeKey(text: string): Buffer | null {
-  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
-  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
-    const key = Buffer.from(text, "base64");
-    if (key.length === 32) return key;
-  }
-  return null;
-}
+const invalidSettings = (error: z.ZodError) => new ConfigError(error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
 
-interface DevSecrets {
-  jwtSecret: string;
-  secretsKey: string;
-}
+/** The settings that name the metadata store. */
+export type StoreConfig = Pick<Config, "dataDir" | "databaseUrl" | "storeQueryTimeoutMs">;
 
-function devSecrets(dataDir: string): DevSecrets {
-  const file = path.join(dataDir, "secrets.json");
-  try {
-    return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
-  } catch {
-    const secrets: DevSecrets = {
-      jwtSecret: randomBytes(48).toString("base64url"),
-      secretsKey: randomBytes(32).toString("hex"),
-    };
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    // "wx": two processes starting at once must not overwrite each other's key.
-    try {
-      writeFileSync(file, JSON.stringify(secrets), { mode: 0o600, flag: "wx" });
-      return secrets;
-    } catch {
-      return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
-    }
-  }
+const storeSchema = envSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, STORE_QUERY_TIMEOUT_MS: true });
+
+/** Only the store's settings, for `pulse migrate`: it uses no secrets, Redis or model, so it
+ * neither demands them in production nor generates a secrets.json wherever it is run. */
+export function loadStoreConfig(env: NodeJS.ProcessEnv = process.env): StoreConfig {
+  const parsed = storeSchema.safeParse(env);
+  if (!parsed.success) throw invalidSettings(parsed.error);
+  const e = parsed.data;
+  // Production refuses the embedded store (loadConfig): migrating one there helps no server.
+  if (e.NODE_ENV === "production" && !e.DATABASE_URL) throw new ConfigError(["DATABASE_URL: required when NODE_ENV=production"]);
+  return { dataDir: path.resolve(e.DATA_DIR), databaseUrl: e.DATABASE_URL, storeQueryTimeoutMs: e.STORE_QUERY_TIMEOUT_MS };
 }

@@ -17,6 +17,12 @@ const REASONS: Record<string, string> = {
   EHOSTUNREACH: "host unreachable",
   ENETUNREACH: "network unreachable",
   ERR_INVALID_URL: "not a valid URL",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on device",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  EISDIR: "it is a directory",
 };
 
 /** A driver error as a few words: the cause of an errno, else the first line of its message. */
@@ -35,4 +41,13 @@ export function whereOf(url: string): string {
   } catch {
     return "an unparseable URL";
   }
+}
+
+/** A file under DATA_DIR that could not be made, read or written, as one line: what, where,
+ * why, and what to do. */
+export function dataDirError(doing: "create" | "read" | "write" | "lock" | "open", file: string, err: unknown): StartupError {
+  // mkdir's EEXIST: the directory's name is taken by a file.
+  const reason = (err as { code?: unknown } | null)?.code === "EEXIST" ? "a file is there, not a directory" : reasonOf(err);
+  const user = process.getuid ? ` (uid ${process.getuid()})` : "";
+  return new StartupError(`DATA_DIR: cannot ${doing} ${file} (${reason}); point DATA_DIR at a directory this user${user} may write, or fix that path's owner and permissions`);
 }

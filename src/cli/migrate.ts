@@ -1,24 +1,24 @@
 // `pulse migrate`: applies pending migrations to the configured store and exits, for
 // operators who apply migrations apart from starting the service.
 
-import { ConfigError, loadConfig } from "../config.js";
+import { ConfigError, loadStoreConfig } from "../config.js";
 import { StartupError } from "../startup-error.js";
-import { appliedMigrations, openStore, storeLocation } from "../store/client.js";
+import { openStore, storeLocation } from "../store/client.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
 
 /** The exit code: 0 once applied, 4 while a server holds the embedded store (as `pulse check`),
  * 1 otherwise (with one line on stderr saying why). */
 export async function migrate(): Promise<number> {
   try {
-    const store = await openStore(storeLocation(loadConfig()));
+    const store = await openStore(storeLocation(loadStoreConfig()));
     try {
-      const before = await appliedMigrations(store.db);
-      await store.migrate();
-      const after = await appliedMigrations(store.db);
+      // Counted under the migration lock: of runs started together, only the one that applied
+      // them says so.
+      const { applied, total } = await store.migrate();
       console.log(
-        after === before
-          ? `the ${store.kind} store is up to date (${after} migrations), nothing to apply`
-          : `${after - before} migrations applied to the ${store.kind} store (${after} in all)`,
+        applied === 0
+          ? `the ${store.kind} store is up to date (${total} migrations), nothing to apply`
+          : `${applied} migrations applied to the ${store.kind} store (${total} in all)`,
       );
     } finally {
       await store.close();

@@ -10,17 +10,17 @@ import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 
 import { DEFAULT_STORE_QUERY_TIMEOUT_MS } from "../config.js";
 import { projectPath } from "../paths.js";
-import { reasonOf, StartupError, whereOf } from "../startup-error.js";
+import { dataDirError, reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
 import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
-import { rowsOf } from "./rows.js";
+import { migrateChecked, type MigrationCount } from "./migration-journal.js";
 import * as schema from "./schema.js";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -28,8 +28,9 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface Store {
   db: Db;
   kind: "pglite" | "postgresql";
-  /** Applies pending migrations; safe to call from several instances at once. */
-  migrate(): Promise<void>;
+  /** Applies pending migrations; safe to call from several instances at once. Refuses a store
+   * a newer Pulse migrated, and a database that is not Pulse's (StartupError). */
+  migrate(): Promise<MigrationCount>;
   /** One cheap round trip, for /health. */
   ping(): Promise<void>;
   /** Appends rows to `table` by COPY: `rows` in COPY's text format, one line per row, the
@@ -173,15 +174,17 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
         // would stall the running instances. So it waits briefly, lets go, and tries again.
         await client.query(`SET lock_timeout = ${MIGRATION_LOCK_TIMEOUT_MS}`);
         await client.query(`SET statement_timeout = ${MIGRATION_STATEMENT_TIMEOUT_MS}`);
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await migratePg(drizzlePg(client), { migrationsFolder });
-            break;
-          } catch (err) {
-            if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE || attempt === MIGRATION_ATTEMPTS) throw err;
-            await new Promise((resolve) => setTimeout(resolve, attempt * MIGRATION_LOCK_TIMEOUT_MS));
+        const run = async <T>(text: string) => (await client.query(text)).rows as T[];
+        return await migrateChecked("DATABASE_URL", migrationsFolder, run, async () => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              return await migratePg(drizzlePg(client), { migrationsFolder });
+            } catch (err) {
+              if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE || attempt === MIGRATION_ATTEMPTS) throw err;
+              await new Promise((resolve) => setTimeout(resolve, attempt * MIGRATION_LOCK_TIMEOUT_MS));
+            }
           }
-        }
+        });
       } finally {
         // A silent server never acknowledges the goodbye: start-up goes on (or ends) regardless.
         await Promise.race([client.end(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
@@ -266,7 +269,11 @@ const copyStatement = (table: string, columns: readonly string[], source: string
 
 async function openPglite(dir: string | null): Promise<Store> {
   if (!dir) return pgliteStore(await openPgliteClient(null), () => undefined);
-  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw dataDirError("create", path.dirname(dir), err);
+  }
   const lock = lockDataDir(dir);
   try {
     const client = await openPgliteClient(dir);
@@ -285,7 +292,17 @@ async function openPglite(dir: string | null): Promise<Store> {
   }
 }
 
+/** PGlite reports a store directory it may not enter as a bare Emscripten errno, with no path. */
+function refuseInaccessible(dir: string): void {
+  try {
+    accessSync(dir, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw dataDirError("open", dir, err);
+  }
+}
+
 async function openPgliteClient(dir: string | null): Promise<PGlite> {
+  if (dir) refuseInaccessible(dir);
   const existing = dir !== null && existsSync(path.join(dir, "PG_VERSION"));
   const client = dir ? new PGlite(dir) : new PGlite();
   try {
@@ -308,7 +325,9 @@ function pgliteStore(client: PGlite, unlock: () => void): Store {
     db,
     kind: "pglite",
     async migrate() {
-      await migratePglite(drizzlePglite(client), { migrationsFolder });
+      // One process per embedded store (data-dir-lock.ts): no migration lock to take.
+      const run = async <T>(text: string) => (await client.query<T>(text)).rows;
+      return migrateChecked("DATA_DIR", migrationsFolder, run, () => migratePglite(drizzlePglite(client), { migrationsFolder }));
     },
     async ping() {
       await db.execute(sql`SELECT 1`);
@@ -330,11 +349,4 @@ function pgliteStore(client: PGlite, unlock: () => void): Store {
       }
     },
   };
-}
-
-/** How many migrations the store has had (drizzle's journal; none yet in a new store). */
-export async function appliedMigrations(db: Db): Promise<number> {
-  const journal = rowsOf<{ present: boolean }>(await db.execute(sql`SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present`));
-  if (!journal[0]?.present) return 0;
-  return rowsOf<{ n: number }>(await db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`))[0]?.n ?? 0;
 }

@@ -7,7 +7,7 @@ import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 import { projectRoot } from "../paths.js";
-import { StartupError } from "../startup-error.js";
+import { dataDirError, StartupError } from "../startup-error.js";
 
 interface Owner {
   pid: number;
@@ -63,7 +63,11 @@ export function lockDataDir(dir: string): DataDirLock {
   // Written whole under a private name, then linked into place: link() fails if the lock
   // exists, so two starting processes cannot both take it, and no one reads half a file.
   const mine = `${lockPath}.${process.pid}`;
-  writeFileSync(mine, JSON.stringify(owner));
+  try {
+    writeFileSync(mine, JSON.stringify(owner));
+  } catch (err) {
+    throw dataDirError("lock", dir, err);
+  }
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {

@@ -1,7 +1,8 @@
 // How Pulse starts when a setting points at nothing, and who may open an embedded store:
 // each case is a real process (dist/, so `npm run build` first), judged by its exit and stderr.
 
-import { readdirSync, mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import pg from "pg";
 
+import { projectPath } from "../../src/paths.js";
 import { spawnPulse, startPulse, type RunningPulse } from "../support/pulse-process.js";
 import { createPgDatabase, PG, REDIS_URL, uniqueName } from "../support/services.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
@@ -163,6 +165,80 @@ describe("start-up while another instance holds the migration lock, or the store
       await server?.stop();
       await holder.end();
     }
+  }, 90_000);
+});
+
+describe("start-up on a store this Pulse cannot serve", () => {
+  const dbs: Awaited<ReturnType<typeof createPgDatabase>>[] = [];
+  afterAll(async () => {
+    for (const db of dbs) await db.drop();
+  });
+
+  it("ends with one line naming DATABASE_URL when a newer Pulse migrated the store", async () => {
+    const db = await createPgDatabase("pulse_newer");
+    dbs.push(db);
+    const server = await startPulse({ DATA_DIR: tempDir(), DATABASE_URL: db.url });
+    await server.stop();
+    await db.query("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('future', 9999999999999)");
+    const { code, stderr } = await failedStart({ DATABASE_URL: db.url }, 30_000);
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATABASE_URL", /the store's schema is newer than this Pulse \(\d+ migrations applied, this build knows \d+\); run the newer Pulse or restore a backup/);
+  }, 90_000);
+
+  it("ends with one line naming DATABASE_URL when the database is not Pulse's", async () => {
+    const db = await createPgDatabase("pulse_foreign");
+    dbs.push(db);
+    await db.query("CREATE TABLE users (id int)");
+    const { code, stderr } = await failedStart({ DATABASE_URL: db.url }, 30_000);
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATABASE_URL", /the database is not Pulse's/);
+  }, 60_000);
+});
+
+describe("start-up on a DATA_DIR it cannot use", () => {
+  /** Runs `src/main.js` as nobody (the tests run as root, whom no permission stops). */
+  function startAsNobody(env: Record<string, string>) {
+    return new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(
+        "setpriv",
+        ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, projectPath("dist/src/main.js")],
+        { env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...env }, timeout: 60_000 },
+        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: stderr.trim() }),
+      );
+    });
+  }
+  /** A directory nobody may enter but not write. */
+  const readOnlyDir = () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o755);
+    return dir;
+  };
+  const asRoot = process.getuid?.() === 0;
+
+  it("ends with one line naming DATA_DIR when it is a file", async () => {
+    const file = path.join(tempDir(), "data");
+    writeFileSync(file, "");
+    const { code, stderr } = await failedStart({ DATA_DIR: file }, 20_000);
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATA_DIR", new RegExp(`${file}/secrets\\.json \\(a part of the path is a file, not a directory\\)`));
+  });
+
+  it.skipIf(!asRoot)("names the write it was refused in a read-only DATA_DIR, not a missing file", async () => {
+    const dataDir = readOnlyDir();
+    const { code, stderr } = await startAsNobody({ DATA_DIR: dataDir });
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATA_DIR", new RegExp(`cannot write ${dataDir}/secrets\\.json \\(permission denied\\)`));
+  });
+
+  it.skipIf(!asRoot)("names the store it may not open, instead of an Emscripten errno", async () => {
+    const dataDir = tempDir();
+    const made = spawnPulse({ DATA_DIR: dataDir }, "src/cli/pulse.js", ["migrate"]);
+    expect((await made.exited).code, made.stderr()).toBe(0);
+    chmodSync(dataDir, 0o777); // the store itself stays root's, 0700
+    const secrets = { JWT_SECRET: "j".repeat(32), SECRETS_KEY: "a".repeat(64) };
+    const { code, stderr } = await startAsNobody({ DATA_DIR: dataDir, ...secrets });
+    expect(code).toBe(1);
+    expectOneLine(stderr, "DATA_DIR", new RegExp(`cannot open ${dataDir}/pglite \\(permission denied\\)`));
   }, 90_000);
 });
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { leaseTableForRun, releaseLease } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { createPgDatabase, pgAdmin } from "../support/services.js";
+import { pgAdmin } from "../support/services.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -189,22 +189,6 @@ describe("npx pulse", () => {
       expect(run.code, command).toBe(2);
       expect(run.stderr, command).toContain("takes no arguments");
       expect(run.stderr, command).toContain(`PORT=9000 npx pulse ${command}`);
-    }
-  });
-
-  it("migrate says how many migrations it applied, and that there was nothing to apply", async () => {
-    const fresh = await createPgDatabase("pulse_cli");
-    try {
-      const first = await pulse(["migrate"], { env: { DATABASE_URL: fresh.url } });
-      expect(first.code, first.stderr).toBe(0);
-      const applied = /^(\d+) migrations applied to the postgresql store \((\d+) in all\)$/.exec(first.stdout.trim());
-      expect(applied, first.stdout).not.toBeNull();
-      expect(applied![1]).toBe(applied![2]);
-      const again = await pulse(["migrate"], { env: { DATABASE_URL: fresh.url } });
-      expect(again.code, again.stderr).toBe(0);
-      expect(again.stdout.trim()).toBe(`the postgresql store is up to date (${applied![2]} migrations), nothing to apply`);
-    } finally {
-      await fresh.drop();
     }
   });
 

@@ -1,6 +1,7 @@
 // The metadata store behaves the same on embedded PGlite and on PostgreSQL: migrations apply
 // (repeatedly and concurrently), constraints hold, and repositories scope by owner.
 
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { openStore, type Store } from "../../src/store/client.js";
@@ -50,6 +51,17 @@ describe.each(kinds)("metadata store contract: %s", (kind, make) => {
   it("applies migrations idempotently, also when two instances race", async () => {
     await Promise.all([made.store.migrate(), made.store.migrate()]);
     await made.store.migrate();
+  });
+
+  it("refuses a store a newer Pulse migrated, naming the setting of its kind", async () => {
+    const setting = kind === "pglite" ? "DATA_DIR" : "DATABASE_URL";
+    await made.store.db.execute(sql`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('from-a-newer-pulse', 9999999999999)`);
+    try {
+      await expect(made.store.migrate()).rejects.toThrow(new RegExp(`^${setting}: the store's schema is newer than this Pulse \\(\\d+ migrations applied, this build knows \\d+\\)`));
+    } finally {
+      await made.store.db.execute(sql`DELETE FROM drizzle.__drizzle_migrations WHERE hash = 'from-a-newer-pulse'`);
+    }
+    expect(await made.store.migrate()).toMatchObject({ applied: 0 });
   });
 
   it("keeps emails unique case-insensitively", async () => {

@@ -1,12 +1,13 @@
 // Configuration: embedded defaults with no setting at all, generated dev secrets that
 // survive restarts, and production refusing to start without explicit settings.
 
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+import { StartupError } from "../../src/startup-error.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -185,6 +186,49 @@ describe("loadConfig", () => {
     expect(config.secretsKey.equals(Buffer.alloc(32, 7))).toBe(true);
     expect(config.port).toBe(8000);
     expect(config.redisUrl).toBeUndefined();
+  });
+});
+
+describe("generated secrets ($DATA_DIR/secrets.json)", () => {
+  const startWith = (content: string) => {
+    const dataDir = tempDir();
+    writeFileSync(path.join(dataDir, "secrets.json"), content);
+    return () => loadConfig({ DATA_DIR: dataDir });
+  };
+  const usable = { jwtSecret: "j".repeat(32), secretsKey: "a".repeat(64) };
+
+  it.each([
+    ["empty (a crash between creating and writing it)", "", /it is empty/],
+    ["cut short", '{"jwtSecret":', /it is not JSON/],
+    ["null", "null", /jwtSecret is not a string/],
+    ["an object without keys", "{}", /jwtSecret is not a string/],
+    ["a JWT key of one character", JSON.stringify({ ...usable, jwtSecret: "x" }), /jwtSecret is not a string of at least 32 characters/],
+    ["a sealing key of the wrong size", JSON.stringify({ ...usable, secretsKey: "abcd" }), /secretsKey is not 32 bytes/],
+  ])("refuses a file that is %s, in one line saying what to do and what deleting it costs", (_what, content, problem) => {
+    const start = startWith(content);
+    expect(start).toThrow(StartupError);
+    expect(start).toThrow(problem);
+    expect(start).toThrow(/^DATA_DIR: \/\S+\/secrets\.json does not hold usable generated secrets .*delete it to have new ones made \(.*stored connection passwords become unreadable/);
+    expect(start).not.toThrow(/\n/);
+  });
+
+  it("uses a file holding two usable keys", () => {
+    const config = startWith(JSON.stringify(usable))();
+    expect(config.secretsKey.equals(Buffer.from(usable.secretsKey, "hex"))).toBe(true);
+  });
+
+  it("writes the file whole under a name of its own, leaving nothing else behind", () => {
+    const dataDir = tempDir();
+    loadConfig({ DATA_DIR: dataDir });
+    expect(readdirSync(dataDir)).toEqual(["secrets.json"]);
+  });
+
+  it("names DATA_DIR, the path and the reason when DATA_DIR is a file", () => {
+    const file = path.join(tempDir(), "data");
+    writeFileSync(file, "not a directory");
+    const start = () => loadConfig({ DATA_DIR: file });
+    expect(start).toThrow(StartupError);
+    expect(start).toThrow(new RegExp(`^DATA_DIR: cannot read ${file}/secrets\\.json \\(a part of the path is a file, not a directory\\); point DATA_DIR at a directory`));
   });
 });
 

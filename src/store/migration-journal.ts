@@ -1,0 +1,90 @@
+// Applies this build's migrations with what the store's journal (drizzle.__drizzle_migrations)
+// says checked first: a store a newer Pulse migrated, or a database that is not Pulse's, is
+// refused before anything is written, and a failure is one line naming its migration.
+
+import { readMigrationFiles } from "drizzle-orm/migrator";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+import { reasonOf, StartupError } from "../startup-error.js";
+
+/** One statement's rows, on the session that migrates (pg.Client or PGlite). */
+export type RunQuery = <T>(text: string) => Promise<T[]>;
+
+/** What a migration run did, counted on the session holding the migration lock: an instance
+ * that waited for another's run counts none of that run's. */
+export interface MigrationCount {
+  applied: number;
+  /** Migrations the store has had, these included. */
+  total: number;
+}
+
+interface KnownMigration {
+  tag: string;
+  /** Drizzle records it as the journal row's created_at. */
+  when: number;
+}
+
+function knownMigrations(folder: string): KnownMigration[] {
+  return (JSON.parse(readFileSync(path.join(folder, "meta", "_journal.json"), "utf8")) as { entries: KnownMigration[] }).entries;
+}
+
+/** created_at of every migration the store records; none in a store never migrated. */
+async function appliedTimes(run: RunQuery): Promise<number[]> {
+  const [journal] = await run<{ present: boolean }>("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present");
+  if (!journal?.present) return [];
+  return (await run<{ created_at: string | null }>("SELECT created_at FROM drizzle.__drizzle_migrations")).map((row) => Number(row.created_at));
+}
+
+/** Drizzle applies only migrations newer than the store's last, so under a newer Pulse's
+ * journal it applies nothing and reports success: the running code would then meet a schema
+ * it does not know. */
+function refuseNewer(setting: string, applied: number[], known: KnownMigration[]): void {
+  const knownTimes = new Set(known.map((m) => m.when));
+  if (applied.every((when) => knownTimes.has(when))) return;
+  throw new StartupError(
+    `${setting}: the store's schema is newer than this Pulse (${applied.length} migrations applied, this build knows ${known.length}); run the newer Pulse or restore a backup`,
+  );
+}
+
+/** A database with tables but no journal is someone else's: Pulse's first migration would fail
+ * halfway on a name taken (users) or, worse, succeed beside their tables. */
+async function refuseForeign(setting: string, run: RunQuery): Promise<void> {
+  const tables = await run<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename LIMIT 4");
+  if (tables.length === 0) return;
+  const names = tables.slice(0, 3).map((t) => t.name).join(", ") + (tables.length > 3 ? ", ..." : "");
+  throw new StartupError(
+    `${setting}: the database is not Pulse's (its public schema has tables, ${names}, but no Pulse migrations); point ${setting} at an empty database of Pulse's own`,
+  );
+}
+
+/** The innermost error: the store's own message, not Drizzle's "Failed query: <the whole DDL>". */
+function rootCause(err: unknown): unknown {
+  let e = err;
+  for (let depth = 0; depth < 4 && (e as { cause?: unknown } | null)?.cause; depth++) e = (e as { cause: unknown }).cause;
+  return e;
+}
+
+/** One line naming the migration whose statement failed (the one whose text Drizzle reports). */
+function migrationFailed(setting: string, err: unknown, folder: string, known: KnownMigration[]): StartupError {
+  const query = (err as { query?: unknown } | null)?.query;
+  const index = typeof query === "string" ? readMigrationFiles({ migrationsFolder: folder }).findIndex((m) => m.sql.includes(query)) : -1;
+  const which = index >= 0 ? `migration ${known[index]!.tag}` : "migrating the store";
+  // Drizzle runs every pending migration in one transaction: a failure rolls them all back.
+  return new StartupError(`${setting}: ${which} failed (${reasonOf(rootCause(err))}); no pending migration was applied: fix the cause, then start or migrate again`);
+}
+
+/** Applies the migrations in `folder` by `apply`, on the session `run` queries. */
+export async function migrateChecked(setting: string, folder: string, run: RunQuery, apply: () => Promise<void>): Promise<MigrationCount> {
+  const known = knownMigrations(folder);
+  const before = await appliedTimes(run);
+  refuseNewer(setting, before, known);
+  if (before.length === 0) await refuseForeign(setting, run);
+  try {
+    await apply();
+  } catch (err) {
+    throw err instanceof StartupError ? err : migrationFailed(setting, err, folder, known);
+  }
+  const total = (await appliedTimes(run)).length;
+  return { applied: total - before.length, total };
+}
