@@ -196,24 +196,28 @@ describe("start-up on a store this Pulse cannot serve", () => {
 });
 
 describe("start-up on a DATA_DIR it cannot use", () => {
-  /** Runs `src/main.js` as nobody (the tests run as root, whom no permission stops). */
-  function startAsNobody(env: Record<string, string>) {
+  /** Runs `src/main.js` as a user permissions stop: this one, or nobody when the tests run as
+   * root (whom no permission stops). */
+  function startUnprivileged(env: Record<string, string>) {
+    const asRoot = process.getuid?.() === 0;
+    const [command, args] = asRoot
+      ? ["setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, projectPath("dist/src/main.js")]]
+      : [process.execPath, [projectPath("dist/src/main.js")]];
     return new Promise<{ code: number; stderr: string }>((resolve) => {
       execFile(
-        "setpriv",
-        ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, projectPath("dist/src/main.js")],
+        command,
+        args,
         { env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...env }, timeout: 60_000 },
         (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: stderr.trim() }),
       );
     });
   }
-  /** A directory nobody may enter but not write. */
+  /** A directory anyone may enter but no one but root write. */
   const readOnlyDir = () => {
     const dir = tempDir();
-    chmodSync(dir, 0o755);
+    chmodSync(dir, 0o555);
     return dir;
   };
-  const asRoot = process.getuid?.() === 0;
 
   it("ends with one line naming DATA_DIR when it is a file", async () => {
     const file = path.join(tempDir(), "data");
@@ -223,22 +227,28 @@ describe("start-up on a DATA_DIR it cannot use", () => {
     expectOneLine(stderr, "DATA_DIR", new RegExp(`${file}/secrets\\.json \\(a part of the path is a file, not a directory\\)`));
   });
 
-  it.skipIf(!asRoot)("names the write it was refused in a read-only DATA_DIR, not a missing file", async () => {
+  it("names the write it was refused in a read-only DATA_DIR, not a missing file", async () => {
     const dataDir = readOnlyDir();
-    const { code, stderr } = await startAsNobody({ DATA_DIR: dataDir });
+    const { code, stderr } = await startUnprivileged({ DATA_DIR: dataDir });
     expect(code).toBe(1);
     expectOneLine(stderr, "DATA_DIR", new RegExp(`cannot write ${dataDir}/secrets\\.json \\(permission denied\\)`));
   });
 
-  it.skipIf(!asRoot)("names the store it may not open, instead of an Emscripten errno", async () => {
+  it("names the store it may not open, instead of an Emscripten errno", async () => {
     const dataDir = tempDir();
     const made = spawnPulse({ DATA_DIR: dataDir }, "src/cli/pulse.js", ["migrate"]);
     expect((await made.exited).code, made.stderr()).toBe(0);
-    chmodSync(dataDir, 0o777); // the store itself stays root's, 0700
-    const secrets = { JWT_SECRET: "j".repeat(32), SECRETS_KEY: "a".repeat(64) };
-    const { code, stderr } = await startAsNobody({ DATA_DIR: dataDir, ...secrets });
-    expect(code).toBe(1);
-    expectOneLine(stderr, "DATA_DIR", new RegExp(`cannot open ${dataDir}/pglite \\(permission denied\\)`));
+    chmodSync(dataDir, 0o777);
+    const store = path.join(dataDir, "pglite");
+    chmodSync(store, 0o000);
+    try {
+      const secrets = { JWT_SECRET: "j".repeat(32), SECRETS_KEY: "a".repeat(64) };
+      const { code, stderr } = await startUnprivileged({ DATA_DIR: dataDir, ...secrets });
+      expect(code).toBe(1);
+      expectOneLine(stderr, "DATA_DIR", new RegExp(`cannot open ${store} \\(permission denied\\)`));
+    } finally {
+      chmodSync(store, 0o700); // for the clean-up
+    }
   }, 90_000);
 });
 
