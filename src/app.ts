@@ -44,6 +44,13 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
   { method: "GET", path: "/metrics" },
 ];
 
+/** What any route that reads Pulse's own state may answer while that state is out of reach. */
+const UNAVAILABLE = errorResponse(
+  "A service Pulse depends on is away: Redis (sessions_unavailable), the metadata store (store_unavailable), or the audit trail cannot record (audit_unavailable); retry shortly",
+);
+/** Served without reading Pulse's state: nothing of theirs is ever unavailable. */
+const STATELESS_PATHS = new Set(["/openapi.json", "/metrics", ...DOCS_ROUTES.map((route) => route.path)]);
+
 const BODY_REFUSALS = {
   400: errorResponse("Malformed JSON in request body (or a body that is not UTF-8)"),
   413: errorResponse(`Request body larger than ${MAX_BODY_BYTES} bytes`),
@@ -92,11 +99,13 @@ export function createApp(deps: Deps) {
     description: "A login's access token (JWT), or an API key (`pulse_...`, POST /api/keys)",
   });
   // The document says what the middleware does: a token everywhere, none on the public list;
-  // and what the body reader answers before any handler, where a route takes a body.
+  // what the body reader answers before any handler, where a route takes a body; and 503
+  // wherever Pulse's own state (Redis, the metadata store) may be out of reach.
   for (const definition of app.openAPIRegistry.definitions) {
     if (definition.type !== "route") continue;
     const { method, path, request, responses } = definition.route;
     if (request?.body) for (const [status, response] of Object.entries(BODY_REFUSALS)) responses[status] ??= response;
+    if (!STATELESS_PATHS.has(path)) responses[503] ??= UNAVAILABLE;
     // A public route may still name a credential of its own (GET /metrics: METRICS_TOKEN).
     if (PUBLIC_ROUTES.some((open) => open.method === method.toUpperCase() && open.path === path)) definition.route.security ??= [];
   }

@@ -116,6 +116,13 @@ describe("GET /openapi.json against the router", () => {
     expect(missing).toEqual([]);
   });
 
+  it("documents 503 wherever Pulse's state may be out of reach, and 502 (connection_lost) on the query routes", () => {
+    const ops = new Map(operations().map(({ key, op }) => [key, op]));
+    expect([...ops].filter(([key, op]) => key !== "GET /metrics" && !op.responses?.["503"]).map(([key]) => key)).toEqual([]);
+    const queries = ["POST /query", "POST /api/v1/query", "POST /databases/{id}/query", "POST /api/v1/instances/{id}/query"];
+    expect(queries.filter((key) => !ops.get(key)?.responses?.["502"])).toEqual([]);
+  });
+
   it("documents the 429 of the connection-test limit where a route connects to settings", () => {
     const connecting = ["POST /databases/add_db_connection", "PUT /databases/{id}", "POST /databases/{id}/test", "POST /api/v1/instances", "PUT /api/v1/instances/{id}", "POST /api/v1/instances/{id}/test"];
     const ops = new Map(operations().map(({ key, op }) => [key, op]));

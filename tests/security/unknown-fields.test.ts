@@ -207,6 +207,9 @@ describe("the cases that bit", () => {
     expect(extra.body.errors).toContainEqual({ path: "body.remember_me", message: "unknown field" });
     const oauth2 = { username: user.email, password: user.password, grant_type: "password", scope: "", client_id: "", client_secret: "" };
     expect((await h.call("POST", "/login", { form: oauth2 })).status).toBe(200);
+    // As FastAPI's OAuth2PasswordRequestForm clients send it when not set: empty.
+    expect((await h.call("POST", "/login", { form: { ...oauth2, grant_type: "" } })).status).toBe(200);
+    expect((await h.call("POST", "/login", { form: { ...oauth2, grant_type: "client_credentials" } })).status).toBe(422);
   });
 
   it("still takes the bodies the seeds document", async () => {

@@ -44,7 +44,8 @@ const LoginBody = z
     username: z.string().min(1).max(254).openapi({ description: "The account's email", example: "john@example.com" }),
     password: GivenPassword,
     // The rest of the OAuth2 password form, which standard clients send; not used.
-    grant_type: z.literal("password").optional(),
+    // Empty as FastAPI's OAuth2PasswordRequestForm clients send it when not set.
+    grant_type: z.enum(["password", ""]).optional(),
     scope: z.string().max(1000).optional(),
     client_id: z.string().max(1000).optional(),
     client_secret: z.string().max(1000).optional(),

@@ -112,7 +112,7 @@ const route = createRoute({
     409: errorResponse("No database connected for this session"),
     429: errorResponse("Too many questions; see Retry-After"),
     502: errorResponse("The model server failed or answered nonsense"),
-    503: errorResponse("No model configured"),
+    503: errorResponse("No model configured (model_not_configured), the model server asks to wait (model_rate_limited; see Retry-After), or a service Pulse depends on is away (sessions_unavailable, store_unavailable, audit_unavailable)"),
     504: errorResponse("The model or the whole question took too long"),
     ...authErrors,
   },

@@ -82,6 +82,7 @@ const responses = {
   409: errorResponse("No database connected for this session"),
   413: errorResponse("A single row exceeds the result size cap"),
   429: errorResponse("The database's or your own query budget is spent; see Retry-After"),
+  502: errorResponse("The connection to the database was lost during the statement (connection_lost)"),
   ...authErrors,
 };
 

@@ -115,9 +115,9 @@ const sessionHealth = createRoute({
   summary: "Service status with your session's state",
   responses: {
     200: jsonResponse(
-      z.object({ status: z.string(), message: z.string(), ...SessionIds, database_connected: z.boolean(), timestamp: z.string() }),
+      z.object({ status: z.string(), message: z.string(), ...SessionIds, database_connected: z.boolean(), db_id: z.number().int().nullable(), timestamp: z.string() }),
       "Service and session state",
-      { status: "healthy", message: "Service is up and running", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, database_connected: true, timestamp: "2026-12-03T09:15:00.000Z" },
+      { status: "healthy", message: "Service is up and running", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, database_connected: true, db_id: 101, timestamp: "2026-12-03T09:15:00.000Z" },
     ),
     ...scopeError("query"),
     ...authErrors,
