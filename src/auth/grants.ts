@@ -20,9 +20,10 @@ export interface Grant {
 export const FULL_GRANT: Grant = Object.freeze({ scopes: "all", connectionIds: "all", apiKeyId: null });
 
 /** Throws 403 unless `grant` allows `scope` (and, when given, reaching `connectionId`). */
-export function requireScope(grant: Grant, scope: Scope, connectionId?: number): void {
-  if (!hasScope(grant, scope)) {
-    throw new DomainError("forbidden", `This credential lacks the '${scope}' scope`);
+export function requireScope(grant: Grant, scope: Scope | readonly Scope[], connectionId?: number): void {
+  const anyOf = typeof scope === "string" ? [scope] : scope;
+  if (!anyOf.some((s) => hasScope(grant, s))) {
+    throw new DomainError("forbidden", `This credential lacks the ${anyOf.map((s) => `'${s}'`).join(" or the ")} scope`);
   }
   if (connectionId !== undefined && grant.connectionIds !== "all" && !grant.connectionIds.has(connectionId)) {
     throw new DomainError("forbidden", `This credential may not use connection ${connectionId}`);

@@ -469,10 +469,13 @@ describe("POST /ask limits and configuration", () => {
 
   it("keeps an API key's conversations apart from its user's logins', whatever thread_id the login names", async () => {
     const user = await connectedUser();
-    const created = await h.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["query", "ask"] } });
-    expect(created.status).toBe(201);
     const connectionId = (await h.call("GET", "/databases", { token: user.token })).body[0].id;
+    // A key for /ask alone: it connects its own session, and runs no SQL of its own.
+    const created = await h.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["ask"], connection_ids: [connectionId] } });
+    expect(created.status).toBe(201);
     expect((await h.call("POST", `/databases/connect_db/${connectionId}`, { token: created.body.key })).status).toBe(200);
+    expect((await h.call("GET", "/databases/session-status", { token: created.body.key })).body).toMatchObject({ database_connected: true, db_id: connectionId });
+    expect((await h.call("POST", "/query", { token: created.body.key, json: { sql: COUNT_SQL } })).status).toBe(403);
     answerWithQuery(COUNT_SQL, "The key's own answer.");
     const byKey = await h.call("POST", "/ask", { token: created.body.key, json: { question: "How many albums?", thread_id: "t1" } });
     expect(byKey.status, byKey.text).toBe(200);

@@ -10,6 +10,10 @@ import type { AppEnv } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { authErrors, errorResponse, IdParams, jsonResponse, scopeError } from "../schemas.js";
 
+/** Who may connect a session and see its state: what /query and /ask both read. (Its info,
+ * with the schema's text, is the `query` scope's.) */
+const SESSION_SCOPES = ["query", "ask"] as const;
+
 const tags = ["Sessions"];
 
 const SessionIds = { session_id: z.string(), thread_id: z.string(), user_id: z.number().int() };
@@ -27,7 +31,7 @@ const connect = createRoute({
       { message: "Database connection successful and tools updated", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, db_id: 101, database_name: "sales", tables: 42 },
     ),
     400: errorResponse("Could not connect"),
-    ...scopeError("query"),
+    ...scopeError(SESSION_SCOPES),
     404: errorResponse("No such connection among yours"),
     ...authErrors,
   },
@@ -44,7 +48,7 @@ const status = createRoute({
       database_connected: true,
       db_id: 101,
     }),
-    ...scopeError("query"),
+    ...scopeError(SESSION_SCOPES),
     ...authErrors,
   },
 });
@@ -103,7 +107,7 @@ const disconnect = createRoute({
         session_removed: z.boolean().openapi({ description: "The session record existed and was removed" }),
         redis_cleanup: z.boolean().openapi({ description: "Seed 004's name for session_removed, whatever the session store", deprecated: true }),
       }), "Disconnected", { message: "Session disconnected successfully", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, session_removed: true, redis_cleanup: true }),
-    ...scopeError("query"),
+    ...scopeError(SESSION_SCOPES),
     ...authErrors,
   },
 });
@@ -119,21 +123,22 @@ const sessionHealth = createRoute({
       "Service and session state",
       { status: "healthy", message: "Service is up and running", session_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", thread_id: "3f6c2a1e-8d4b-4f0a-9c57-2b1e7d9a4c10", user_id: 7, database_connected: true, db_id: 101, timestamp: "2026-12-03T09:15:00.000Z" },
     ),
-    ...scopeError("query"),
+    ...scopeError(SESSION_SCOPES),
     ...authErrors,
   },
 });
 
 export function mountSessions(app: OpenAPIHono<AppEnv>, deps: Deps) {
   // A key's session is only ever connected here, to a connection the key may reach: what
-  // /query and /ask do on it stays within the key's connections.
+  // /query and /ask do on it stays within the key's connections. A key for /ask alone connects
+  // its session too (POST /ask reads the session's database), and may see and end its state.
   app.openapi(connect, async (c) => {
-    requireScope(c.get("grant"), "query", c.req.valid("param").id);
+    requireScope(c.get("grant"), SESSION_SCOPES, c.req.valid("param").id);
     const { userId, sessionId } = c.get("auth");
     return c.json(await connectSession(deps, userId, sessionId, c.req.valid("param").id), 200);
   });
   app.openapi(status, async (c) => {
-    requireScope(c.get("grant"), "query");
+    requireScope(c.get("grant"), SESSION_SCOPES);
     const { userId, sessionId } = c.get("auth");
     return c.json(await sessionStatus(deps, userId, sessionId), 200);
   });
@@ -144,12 +149,12 @@ export function mountSessions(app: OpenAPIHono<AppEnv>, deps: Deps) {
     return c.json(await sessionInfo(deps, auth.userId, auth.sessionId, asked), 200);
   });
   app.openapi(disconnect, async (c) => {
-    requireScope(c.get("grant"), "query");
+    requireScope(c.get("grant"), SESSION_SCOPES);
     const { userId, sessionId } = c.get("auth");
     return c.json(await disconnectSession(deps, userId, sessionId), 200);
   });
   app.openapi(sessionHealth, async (c) => {
-    requireScope(c.get("grant"), "query");
+    requireScope(c.get("grant"), SESSION_SCOPES);
     const { userId, sessionId } = c.get("auth");
     const state = await sessionStatus(deps, userId, sessionId);
     return c.json(
