@@ -25,6 +25,7 @@ import type { CheckContext, CheckResult, CheckStatus } from "./checks/types.js";
 import { runVolume } from "./checks/volume.js";
 import { deliverSoon } from "./notifiers.js";
 import type { Monitoring } from "./runtime.js";
+import { DEFAULT_TIMEZONE } from "./schedule.js";
 
 export type RunTrigger = "schedule" | "manual";
 
@@ -280,7 +281,10 @@ async function runOne(deps: Deps, connector: GuardedConnector, table: MonitoredT
     query: (sql, maxRows = 1) => connector.query(sql, { maxRows, timeoutMs: m.settings.statementTimeoutMs, budget, source: "monitor", ...requester }),
     judgeBaseline: (point, options) => {
       const points = "baseline" in check ? check.baseline?.window_points : undefined;
-      return m.baselines.judge(`${table.id}:${key}`, point, options, (since) => loadHistory(deps, table.id, key, at, points, since));
+      // Seasons (hour of the day, day of the week) in the table's zone: a business's day is local,
+      // and read in UTC its pattern sat at the wrong hours, an hour further off after a DST change.
+      const zoned = { ...options, timeZone: table.timezone ?? DEFAULT_TIMEZONE };
+      return m.baselines.judge(`${table.id}:${key}`, point, zoned, (since) => loadHistory(deps, table.id, key, at, points, since));
     },
     replicationLagSeconds: async () => (await m.targetInfo(connector)).replication_lag_seconds ?? 0,
   };

@@ -35,23 +35,36 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
-const cronOf = (schedule: string, timezone: string) => new Cron(schedule, { timezone, paused: true });
+/** Five fields or six (seconds first), as the README promises: croner's seventh field (years)
+ * made an impossible schedule search every year to 9999 (2 s of the event loop a request), and
+ * its one-shot ISO dates are no schedule. A time given as a list or range (`30 2,14 * * *`) is
+ * kept on DST days as a single one is, once, and at the first time after a skipped one (as Vixie
+ * cron does); croner's default ran such a time twice at fall-back and skipped it at spring-forward. */
+const cronOf = (schedule: string, timezone: string) => new Cron(schedule, { timezone, paused: true, mode: "5-or-6-parts", fixedTimeRule: "no-wildcard" });
+
+/** A nickname (`@hourly`) or fields: a single word otherwise is croner's one-shot date. */
+const CRON_SHAPE = /^(?:@\w+|\S+(?:\s+\S+)+)$/;
 
 /** The schedule's shortest gap between runs, in whole seconds (1 to 7 days), from `now`; or the
  * issue that makes it unusable: a bad expression, an unknown zone, a schedule that never runs. */
 export function scheduleGap(schedule: string, timezone: string, now: number): { seconds: number } | ScheduleIssue {
   if (!isTimeZone(timezone)) return { field: "timezone", message: `unknown time zone ${timezone}: use an IANA name such as Europe/Paris or UTC` };
+  if (!CRON_SHAPE.test(schedule)) return { field: "schedule", message: "not a cron expression: five fields (minute, hour, day of month, month, day of week), six with seconds first, or @hourly and such" };
   let runs: Date[];
   try {
     runs = cronOf(schedule, timezone).nextRuns(GAP_SAMPLE, new Date(now));
   } catch (err) {
-    return { field: "schedule", message: `not a cron expression (${(err as Error).message.replace(/^CronPattern: /, "")})` };
+    return { field: "schedule", message: `not a cron expression (${cronProblem((err as Error).message)})` };
   }
   if (runs.length === 0) return { field: "schedule", message: "never runs: no date matches it" };
   let gap = MAX_GAP_SECONDS * 1000;
   for (let i = 1; i < runs.length; i++) gap = Math.min(gap, runs[i]!.getTime() - runs[i - 1]!.getTime());
   return { seconds: Math.max(1, Math.floor(gap / 1000)) };
 }
+
+/** croner's reason, in words that hold: it names the largest value allowed as the one refused
+ * ("Invalid value for day: 31" for a 32). */
+const cronProblem = (message: string) => message.replace(/^CronPattern: /, "").replace(/^Invalid value for (\w+): \d+$/, "a $1 out of its range");
 
 /** When a schedule with no time left is due: never, as the store can say it (it keeps no year
  * past 9999 that it can read back from a JavaScript date). */

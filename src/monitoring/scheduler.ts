@@ -129,7 +129,9 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
           owner: instanceId,
           lastRunAt: new Date(startedAt),
           claimed: table,
-          nextRunAfter: (timing) => nextRunAfter(m, timing, now),
+          // A schedule's next time after the one just run, even if the clock was stepped back
+          // meanwhile (which made the same slot due again); an interval's from now.
+          nextRunAfter: (timing) => nextRunAfter(m, timing, timing.schedule === null ? now : Math.max(now, table.nextRunAt.getTime())),
           now: new Date(now),
           leaseUntil,
         }),

@@ -206,7 +206,10 @@ function checkInterval(deps: Deps, seconds: number) {
 
 /** A cron schedule's timing, once its expression and zone are proven and it runs no closer
  * together than the minimum interval; the interval stored is its shortest gap. */
-function scheduledTiming(deps: Deps, schedule: string, timezone: string): TableTiming {
+/** The timing a schedule and zone make; the expression kept without the spaces around it (a
+ * pasted line's newline). */
+function scheduledTiming(deps: Deps, sentSchedule: string, timezone: string): TableTiming {
+  const schedule = sentSchedule.trim();
   const gap = scheduleGap(schedule, timezone, deps.monitoring.now());
   if ("field" in gap) throw invalidFields([{ path: `body.${gap.field}`, message: gap.message }]);
   const min = deps.config.monitor.minIntervalSeconds;
@@ -344,7 +347,9 @@ export async function updateMonitoredTableOf(
   if (update.schedule !== undefined || update.timezone !== undefined) {
     // A new zone keeps the schedule; a new schedule keeps the zone it had (UTC from an interval).
     const timing = scheduledTiming(deps, update.schedule ?? row.schedule!, update.timezone ?? row.timezone ?? DEFAULT_TIMEZONE);
-    Object.assign(patch, timing, { nextRunAt: nextRunAfter(deps.monitoring, timing, now) });
+    // The same schedule sent again (a client PATCHing the whole table) keeps a run already due.
+    const unchanged = timing.schedule === row.schedule && timing.timezone === row.timezone;
+    Object.assign(patch, timing, { nextRunAt: unchanged ? row.nextRunAt : nextRunAfter(deps.monitoring, timing, now) });
   }
   if (update.enabled !== undefined) {
     patch.enabled = update.enabled;

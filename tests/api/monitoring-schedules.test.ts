@@ -54,12 +54,55 @@ describe("/api/tables with a schedule", () => {
     ["an unknown time zone", { schedule: "0 * * * *", timezone: "Mars/Olympus" }, "body.timezone"],
     ["both a schedule and an interval", { schedule: "0 * * * *", interval_seconds: 300 }, "body.schedule"],
     ["a time zone without a schedule", { timezone: "Europe/Paris" }, "body.timezone"],
+    // croner's seventh field made this one search every year to 9999: seconds of the event loop.
+    ["a seventh field (years)", { schedule: "0 0 0 L * +1#1 2024-9999" }, "body.schedule"],
+    ["a one-shot date", { schedule: "2030-01-23T00:00:00" }, "body.schedule"],
   ])("answers 422 for %s, naming %s", async (_name, change, path) => {
     const { user, connectionId } = await ownerOf(h);
     const res = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", ...change } });
     expect(res.status).toBe(422);
     expect(res.body.code).toBe("invalid_input");
     expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
+  });
+
+  it("says which field is out of range as sent, and keeps a schedule without the spaces around it", async () => {
+    const { user, connectionId } = await ownerOf(h);
+    const post = (json: Record<string, unknown>) => h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: ROWS_CHECK, ...json } });
+    // croner says "Invalid value for day: 31" of a 32.
+    expect((await post({ schedule: "0 0 32 * *" })).body.errors).toEqual([{ path: "body.schedule", message: "not a cron expression (a day out of its range)" }]);
+    const pasted = await post({ schedule: " 0 12 * * *\n", timezone: "Europe/Paris" });
+    expect(pasted.body).toMatchObject({ schedule: "0 12 * * *", timezone: "Europe/Paris" });
+  });
+
+  it("keeps a run already due when PATCH sends the same schedule again", async () => {
+    const { user, connectionId } = await ownerOf(h);
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: "0 * * * *", checks: ROWS_CHECK });
+    const due = table.next_run_at;
+    clock.advance(40 * MINUTE + 30_000); // 11:00:30: due, not yet claimed
+    try {
+      const same = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { schedule: "0 * * * *", timezone: "UTC" } });
+      expect(same.body.next_run_at).toBe(due);
+    } finally {
+      clock.advance(-(40 * MINUTE + 30_000));
+    }
+  });
+
+  it("learns a scheduled table's seasons (hour of day, day of week) in its time zone", async () => {
+    const { user, connectionId } = await ownerOf(h);
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: "0 * * * *", timezone: "America/New_York", checks: [{ kind: "volume" }] });
+    const baselines = h.deps.monitoring.baselines;
+    const judge = baselines.judge.bind(baselines);
+    const zones: (string | undefined)[] = [];
+    baselines.judge = (series, point, options, load) => {
+      zones.push(options.timeZone);
+      return judge(series, point, options, load);
+    };
+    try {
+      expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    } finally {
+      baselines.judge = judge;
+    }
+    expect(zones).toEqual(["America/New_York"]);
   });
 
   it("switches between a schedule and an interval with PATCH", async () => {
@@ -110,19 +153,49 @@ describe("the scheduler, on a schedule", () => {
     expect(runs.body).toHaveLength(2);
   });
 
-  it("runs a schedule with one date left once, then is never due again", async () => {
+  it("goes on to the schedule's next time when the clock is stepped back during a run, not the same time again", async () => {
     const { user, connectionId } = await ownerOf(h);
-    const at = new Date(clock.now() + 30 * MINUTE);
-    const once = `0 ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} * ${at.getUTCFullYear()}`;
-    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: once, checks: ROWS_CHECK });
-    clock.advance(30 * MINUTE);
-    const logsBefore = h.logs.length;
-    // (The hourly table of the test before is due too.)
-    expect((await h.scheduler.tick()).claimed).toContain(table.id);
-    const after = await h.call("GET", `/api/tables/${table.id}`, { token: user.token });
-    expect(after.body).toMatchObject({ next_run_at: "9999-12-31T00:00:00.000Z", last_run_at: at.toISOString() });
-    clock.advance(60 * MINUTE);
-    expect((await h.scheduler.tick()).claimed).not.toContain(table.id);
-    expect(h.logs.slice(logsBefore).join("")).not.toMatch(/"level":(50|40)/);
+    const slow = { kind: "custom_sql", name: "slow", sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) FROM c", min: 0 };
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: "0 * * * *", checks: [slow] });
+    const due = Date.parse(table.next_run_at);
+    const back = clock.now();
+    clock.advance(due - back);
+    try {
+      const ticking = h.scheduler.tick();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      clock.advance(-5_000); // NTP steps the clock back while the check runs
+      expect((await ticking).claimed).toContain(table.id);
+      const after = await h.call("GET", `/api/tables/${table.id}`, { token: user.token });
+      expect(after.body.next_run_at).toBe(new Date(due + 60 * MINUTE).toISOString());
+    } finally {
+      clock.advance(back - clock.now());
+      await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token });
+    }
+  });
+
+  it("runs a time of a list once on DST days, as a single time: not twice at fall-back, nor never at spring-forward", async () => {
+    const { user, connectionId } = await ownerOf(h);
+    const runsOn = async (schedule: string, from: number, to: number) => {
+      const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule, timezone: "America/New_York", checks: ROWS_CHECK });
+      const times: string[] = [];
+      const back = clock.now();
+      clock.advance(from - back);
+      try {
+        await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { schedule: "0 0 1 1 *" } });
+        await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { schedule } });
+        for (let t = from; t < to; t += 15 * MINUTE) {
+          clock.advance(t - clock.now());
+          if ((await h.scheduler.tick()).claimed.includes(table.id)) times.push(new Date(t).toISOString().slice(11, 16));
+        }
+      } finally {
+        clock.advance(back - clock.now());
+        await h.call("DELETE", `/api/tables/${table.id}`, { token: user.token });
+      }
+      return times;
+    };
+    // Fall-back, 3 November 2024: 01:30 comes twice (05:30 and 06:30 UTC).
+    expect(await runsOn("30 1,13 * * *", Date.UTC(2024, 10, 3, 4), Date.UTC(2024, 10, 3, 19))).toEqual(["05:30", "18:30"]);
+    // Spring-forward, 10 March 2024: 02:30 never comes; it runs at 03:00 (07:00 UTC).
+    expect(await runsOn("30 2,14 * * *", Date.UTC(2024, 2, 10, 5), Date.UTC(2024, 2, 10, 19))).toEqual(["07:00", "18:30"]);
   });
 });
