@@ -131,21 +131,26 @@ const callAsText = (call: ToolCall) =>
 /** Forwards streamed text, except a reply that opens like a call written as text (a fence, a
  * tag, a JSON object, `functions.`): that one is held back, and if it turns out to be an answer
  * the graph sends it whole. The first characters decide. */
-function gatedTokens(onToken: (text: string) => void, plan: CallPlan): (text: string) => void {
+export function gatedTokens(onToken: (text: string) => void, plan: Pick<CallPlan, "readTextCalls">): (text: string) => void {
   if (!plan.readTextCalls) return onToken;
   const CALL_OPENINGS = ["```", "<", "{", "[", "functions."];
-  let head = "";
+  /** The white space before the first character, and the text from it on: kept apart, so that a
+   * reply opening with a long run of spaces is not trimmed again at every chunk (quadratic). */
+  let blank = "";
+  let start = "";
   let state: "deciding" | "open" | "held" = "deciding";
   return (text) => {
     if (state === "open") return onToken(text);
     if (state === "held") return;
-    head += text;
-    const start = head.trimStart();
-    if (start === "") return;
+    if (start === "") {
+      start = text.trimStart();
+      blank += text.slice(0, text.length - start.length);
+      if (start === "") return;
+    } else start += text;
     if (CALL_OPENINGS.some((o) => start.startsWith(o))) state = "held";
     else if (!CALL_OPENINGS.some((o) => o.startsWith(start.slice(0, o.length)))) {
       state = "open";
-      onToken(head);
+      onToken(blank + start);
     }
   };
 }

@@ -125,13 +125,15 @@ export function findTables(index: SchemaIndex, query: string, limit = 10): Found
     });
 }
 
-/** Splits `schema.table`, `"My Schema"."My.Table"`, `` `db`.`t` `` or `[dbo].[t]` into parts. */
+/** Splits `schema.table`, `"My Schema"."My.Table"`, `` `db`.`t` `` or `[dbo].[t]` into parts.
+ * The leading spaces and a bare name are each taken whole (`(?=(x))\1`, JavaScript's atomic
+ * group): both match spaces, and 4,000 of them before a `[` were split every way (20 s). */
 export function nameParts(raw: string): string[] {
   const parts: string[] = [];
-  const re = /\s*(?:"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|\[([^\]]*)\]|([^."`[]+))\s*(?:\.|$)/gy;
+  const re = /(?=(\s*))\1(?:"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|\[([^\]]*)\]|(?=([^."`[]+))\5)\s*(?:\.|$)/gy;
   let m: RegExpExecArray | null;
   while (re.lastIndex < raw.length && (m = re.exec(raw)) !== null) {
-    parts.push(m[1]?.replaceAll('""', '"') ?? m[2]?.replaceAll("``", "`") ?? m[3] ?? m[4]!.trim());
+    parts.push(m[2]?.replaceAll('""', '"') ?? m[3]?.replaceAll("``", "`") ?? m[4] ?? m[5]!.trim());
     if (m[0].length === 0) break;
   }
   return parts;

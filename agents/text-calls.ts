@@ -5,7 +5,7 @@
 // here; it goes to run_query and the guard's real parser like every statement.
 
 import { nestsDeeperThan } from "../src/json-depth.js";
-import { MAX_ARGUMENT_DEPTH } from "./tool-arguments.js";
+import { MAX_ARGUMENT_DEPTH, MAX_TOOL_CALLS_PER_REPLY } from "./tool-arguments.js";
 
 export type TextCall =
   | { name: string; args: Record<string, unknown> }
@@ -21,11 +21,16 @@ export interface TextCallOptions {
 }
 
 const TAGGED: { open: RegExp; close: string; name: string }[] = [
-  { open: /<tool_call>/gi, close: "</tool_call>", name: "<tool_call>" },
-  { open: /\[TOOL_REQUEST\]/gi, close: "[END_TOOL_REQUEST]", name: "[TOOL_REQUEST]" },
+  { open: /<tool_call>/i, close: "</tool_call>", name: "<tool_call>" },
+  { open: /\[TOOL_REQUEST\]/i, close: "[END_TOOL_REQUEST]", name: "[TOOL_REQUEST]" },
 ];
 
-const SQL_FENCE = /```[ \t]*(sql|sqlite|postgresql|postgres|mysql|mariadb)?[ \t]*\r?\n?([\s\S]*?)```/gi;
+/** A fenced block: its language (group 2) and body (group 4). The spaces around the language
+ * are taken whole, `(?=([ \t]*))\1` being JavaScript's atomic group: as `[ \t]*` beside an
+ * optional language and a lazy body, a fence and 4,000 spaces with no closing fence were split
+ * every way (4 s of the event loop, cubic in the spaces). `sqlite` before `sql`, which would
+ * read a ```sqlite block's statement as "ite ...". */
+const SQL_FENCE = /```(?=([ \t]*))\1(?:(sqlite|sql|postgresql|postgres|mysql|mariadb)\b(?=([ \t]*))\3)?\r?\n?([\s\S]*?)```/gi;
 const OPEN_SQL_FENCE = /```[ \t]*(?:sql|sqlite|postgresql|postgres|mysql|mariadb)\b/i;
 const LOOKS_LIKE_SQL = /^\s*(select|with)\b/i;
 
@@ -63,10 +68,14 @@ function withoutReasoning(text: string): string {
   return kept.join("");
 }
 
+/** Each tagged call once: the next tag is looked for after the call's closing one (a reply of
+ * thousands of opening tags and one closing one read the rest of the text again from each), and
+ * no further than one call past what a reply may run. */
 function taggedCalls(text: string, offered: readonly string[]): TextCall[] {
   const calls: TextCall[] = [];
   for (const tag of TAGGED) {
-    for (const m of text.matchAll(tag.open)) {
+    const open = new RegExp(tag.open.source, "gi");
+    for (let m = open.exec(text); m && calls.length <= MAX_TOOL_CALLS_PER_REPLY; m = open.exec(text)) {
       const start = m.index + m[0].length;
       const end = text.indexOf(tag.close, start);
       const body = end === -1 ? text.slice(start) : text.slice(start, end);
@@ -77,6 +86,7 @@ function taggedCalls(text: string, offered: readonly string[]): TextCall[] {
         break;
       } else if (call) calls.push(call);
       else calls.push({ name: "unknown", raw: body.trim(), error: `not a call of ${offered.join(" or ")} as JSON {"name": ..., "arguments": {...}}` });
+      open.lastIndex = end + tag.close.length;
     }
   }
   return calls;
@@ -117,7 +127,7 @@ function jsonCalls(text: string, offered: readonly string[]): TextCall[] {
 }
 
 function sqlBlockCall(text: string, anyBlock: boolean): TextCall[] {
-  const blocks = [...text.matchAll(SQL_FENCE)].filter((m) => m[1] !== undefined || LOOKS_LIKE_SQL.test(m[2]!));
+  const blocks = [...text.matchAll(SQL_FENCE)].filter((m) => m[2] !== undefined || LOOKS_LIKE_SQL.test(m[4]!));
   const closed = blocks.length > 0 ? blocks.at(-1)!.index + blocks.at(-1)![0].length : 0;
   const rest = text.slice(closed);
   if (OPEN_SQL_FENCE.test(rest)) {
@@ -129,10 +139,10 @@ function sqlBlockCall(text: string, anyBlock: boolean): TextCall[] {
   if (blocks.length === 0) return [];
   if (!anyBlock && rest.trim() !== "") return [];
   if (blocks.length > 1) {
-    return [{ name: "run_query", raw: blocks.map((b) => b[2]!.trim()).join("\n---\n"), error: `${blocks.length} sql blocks in one reply; send exactly one` }];
+    return [{ name: "run_query", raw: blocks.map((b) => b[4]!.trim()).join("\n---\n"), error: `${blocks.length} sql blocks in one reply; send exactly one` }];
   }
   // Even an empty block goes to run_query: the guard, not this markup reader, judges statements.
-  return [{ name: "run_query", args: { sql: blocks[0]![2]!.trim() } }];
+  return [{ name: "run_query", args: { sql: blocks[0]![4]!.trim() } }];
 }
 
 function callsFromJsonText(text: string, offered: readonly string[]): TextCall[] {

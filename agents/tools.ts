@@ -105,7 +105,7 @@ const defineTool = <const N extends string, S extends z.ZodType>(spec: SqlTool<N
 const findTablesTool = defineTool({
   name: "find_tables",
   description: "Find tables relevant to a few keywords (table, column or business terms). Returns table names with their columns.",
-  schema: z.object({ query: z.string().min(1).describe("keywords, e.g. 'invoice customer country'") }),
+  schema: z.object({ query: z.string().min(1).max(1000).describe("keywords, e.g. 'invoice customer country'") }),
   run({ query }, ctx) {
     const found = findTables(ctx.index, query, 10);
     if (found.length === 0) {
@@ -120,7 +120,7 @@ const findTablesTool = defineTool({
 const describeTablesTool = defineTool({
   name: "describe_tables",
   description: "Full definitions (columns, types, keys, comments) of the named tables, with a few sample values of text columns.",
-  schema: z.object({ names: z.array(z.string().min(1)).min(1).max(20).describe("table names as shown in the schema") }),
+  schema: z.object({ names: z.array(z.string().min(1).max(512)).min(1).max(20).describe("table names as shown in the schema") }),
   async run({ names }, ctx) {
     const described = describeTables(ctx.index, names);
     // Cut like a result: it is sent to the model again at every later step.

@@ -83,8 +83,14 @@ describe("wordPieces", () => {
     ["ref_Template_Types", ["ref", "template", "type"]],
     ["Straße_Nummer", ["straße", "nummer"]],
     ["  --  ", []],
+    ["XMLHttpRequest", ["xml", "http", "request"]],
+    ["ABCDef", ["abc", "def"]],
   ])("splits %j into %j", (text, expected) => {
     expect(wordPieces(text)).toEqual(expected);
+  });
+
+  it("splits a long run of capitals in time linear in its length", () => {
+    expect(wordPieces(`${"A".repeat(200_000)}b`)).toHaveLength(2);
   });
 
   it.each([
@@ -316,7 +322,14 @@ describe("describeTables", () => {
     ["`db`.`t`", ["db", "t"]],
     ["[dbo].[t]", ["dbo", "t"]],
     [" spaced . name ", ["spaced", "name"]],
+    ["a b.c", ["a b", "c"]],
   ])("splits %j into %j", (raw, expected) => {
     expect(nameParts(raw)).toEqual(expected);
+  });
+
+  it("splits a name of a model's choosing in time linear in its length", () => {
+    // Spaces then "[": split every way before failing, 20 s at 4,000 characters.
+    expect(nameParts(`${" ".repeat(100_000)}[`)).toEqual([]);
+    expect(nameParts(`a${" ".repeat(100_000)}[`)).toEqual([]);
   });
 });

@@ -4,7 +4,9 @@
 import { describe, expect, it } from "vitest";
 
 import { contextBudget } from "../../agents/context-budget.js";
+import { gatedTokens } from "../../agents/model-call.js";
 import { callsInText } from "../../agents/text-calls.js";
+import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/tool-arguments.js";
 import { callAsText, type TextCallStyle } from "../support/model-servers.js";
 
 const SQL = "SELECT COUNT(*) AS n FROM Album WHERE Title LIKE '%```%'";
@@ -86,5 +88,28 @@ describe("contextBudget", () => {
     expect(budget.schemaTokens).toBeGreaterThanOrEqual(100);
     const large = contextBudget(128_000, configured, 1000);
     expect(large).toMatchObject({ schemaTokens: 4000, rowsToModel: 50, resultChars: 12_000 });
+  });
+});
+
+describe("text from a hostile model server, read in time linear in its length", () => {
+  // Each of these held the event loop for seconds to minutes (quadratic or cubic patterns).
+  it("reads a fence followed by a long run of spaces, and many opening tags, as no call", () => {
+    expect(callsInText(`Here:\n\`\`\`${" ".repeat(200_000)}`, auto)).toEqual([]);
+    expect(callsInText(`\`\`\`\t${"\t".repeat(200_000)}x`, text)).toEqual([]);
+    const tags = callsInText(`${"<tool_call>".repeat(200_000)}</tool_call>`, auto);
+    expect(tags.length).toBeLessThanOrEqual(MAX_TOOL_CALLS_PER_REPLY + 1);
+  });
+
+  it("reads a ```sqlite block's statement whole", () => {
+    expect(callsInText("```sqlite\nSELECT 1\n```", text)).toEqual([{ name: "run_query", args: { sql: "SELECT 1" } }]);
+  });
+
+  it("passes on streamed text that opens with a long run of spaces once it knows it is no call", () => {
+    const seen: string[] = [];
+    const gate = gatedTokens((t) => seen.push(t), { readTextCalls: true });
+    for (let i = 0; i < 200_000; i++) gate(" ");
+    gate("The answer");
+    gate(" is 4.");
+    expect(seen).toEqual([`${" ".repeat(200_000)}The answer`, " is 4."]);
   });
 });
