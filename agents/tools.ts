@@ -7,7 +7,7 @@ import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import { z } from "zod";
 
 import { DomainError, SqlRefusedError } from "../src/errors.js";
-import { cutText } from "../src/text-cut.js";
+import { cutText, prefixOf } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import { oneLine, shownName } from "../src/connectors/schema-text.js";
 import { qualifiedName, quoteIdent } from "../src/connectors/sql-text.js";
@@ -251,7 +251,9 @@ function headerLine(columns: string[], maxChars: number): string {
   const shown: string[] = [];
   let size = 0;
   for (const [i, column] of columns.entries()) {
-    const name = renderCell(column.length > COLUMN_NAME_CHARS ? `${column.slice(0, COLUMN_NAME_CHARS)}…` : column);
+    // On the header's one line, as the schema text shows names (SQLite's may hold anything).
+    const flat = oneLine(column);
+    const name = renderCell(flat.length > COLUMN_NAME_CHARS ? `${prefixOf(flat, COLUMN_NAME_CHARS)}…` : flat);
     if (size + name.length > room) {
       shown.push(`… ${columns.length - i} more columns`);
       break;

@@ -1,7 +1,7 @@
 // Quoting of the names Pulse puts into SQL itself, per dialect (monitoring checks, the agent's
 // sample values). Names come from users, so they are first matched against the introspected
-// schema (monitoring/checks/target.ts) and then quoted here; nothing a user typed reaches a
-// statement any other way.
+// schema (resolveTable in services/monitored-tables.ts) and then quoted here; nothing a user
+// typed reaches a statement any other way.
 
 import type { Dialect } from "./types.js";
 

@@ -99,10 +99,15 @@ function inPulsesWords(request: JSONRPCRequest, response: JSONRPCMessage): JSONR
 const withoutSdkPrefix = (message: string) => message.replace(/^MCP error -?\d+: /, "");
 
 /** An SDK refusal of a call as a Pulse tool error. The SDK finds a tool by its name on a plain
- * object, so `__proto__` is "disabled" rather than not found: both are no tool of Pulse's. */
+ * object, so `__proto__` is "disabled" rather than not found: both are no tool of Pulse's. What
+ * else the SDK fails (a result its own schema refuses) is Pulse's fault, not the caller's. */
 function sdkToolError(message: string): { content: { type: "text"; text: string }[]; structuredContent: Record<string, unknown> } {
   const tool = /^Tool (.*) (?:not found|disabled)$/.exec(message);
-  const [code, detail] = tool ? ["not_found", `No tool named ${JSON.stringify(tool[1])}; tools/list names Pulse's`] : ["invalid_input", message];
+  const [code, detail] = tool
+    ? ["not_found", `No tool named ${JSON.stringify(tool[1])}; tools/list names Pulse's`]
+    : message.startsWith("Input validation error")
+      ? ["invalid_input", message]
+      : ["internal_error", message];
   return { content: [{ type: "text", text: `${code}: ${detail}` }], structuredContent: { code, detail } };
 }
 

@@ -41,6 +41,10 @@ function isTimeZone(zone: string): boolean {
  * kept on DST days as a single one is, once, and at the first time after a skipped one (as Vixie
  * cron does); croner's default ran such a time twice at fall-back and skipped it at spring-forward. */
 const cronOf = (schedule: string, timezone: string) => new Cron(schedule, { timezone, paused: true, mode: "5-or-6-parts", fixedTimeRule: "no-wildcard" });
+/** A schedule already saved: one saved before the five-or-six rule may have a seventh field (it
+ * was validated, so it runs), and must still be read, or its table would run again at every
+ * lease's end, its next time never set. */
+const savedCronOf = (schedule: string, timezone: string) => new Cron(schedule, { timezone, paused: true, fixedTimeRule: "no-wildcard" });
 
 /** A nickname (`@hourly`) or fields: a single word otherwise is croner's one-shot date. */
 const CRON_SHAPE = /^(?:@\w+|\S+(?:\s+\S+)+)$/;
@@ -74,5 +78,5 @@ const NEVER = new Date("9999-12-31T00:00:00Z");
  * schedule that has no time left (its last date passed) is never due again. */
 export function nextRunAfter(m: Monitoring, table: TableTiming, now: number): Date {
   if (table.schedule === null) return new Date(now + table.intervalSeconds * 1000 + m.jitterMs(table.intervalSeconds));
-  return cronOf(table.schedule, table.timezone ?? DEFAULT_TIMEZONE).nextRun(new Date(now)) ?? NEVER;
+  return savedCronOf(table.schedule, table.timezone ?? DEFAULT_TIMEZONE).nextRun(new Date(now)) ?? NEVER;
 }

@@ -64,12 +64,15 @@ export async function connectRedis(url: string, prefix: string, logger: Logger):
   }
   // ioredis selects the URL's database itself, and hears a refusal (a number past the server's
   // `databases`) only as an error event: it went on in database 0, beside whatever uses that.
+  // (Database 0 is never selected: proxies that take no SELECT serve it.)
   const database = redis.options.db ?? 0;
-  try {
-    await redis.select(database);
-  } catch (err) {
-    redis.disconnect();
-    throw new StartupError(`REDIS_URL: Redis at ${whereOf(url)} has no database ${database} (${reasonOf(err)}); its 'databases' setting says how many it has`);
+  if (database !== 0) {
+    try {
+      await redis.select(database);
+    } catch (err) {
+      redis.disconnect();
+      throw new StartupError(`REDIS_URL: Redis at ${whereOf(url)} has no database ${database} (${reasonOf(err)}); its 'databases' setting says how many it has`);
+    }
   }
   started = true;
   return redis;

@@ -50,7 +50,14 @@ function refuseNewer(setting: string, applied: number[], known: KnownMigration[]
 /** A database with tables but no journal is someone else's: Pulse's first migration would fail
  * halfway on a name taken (users) or, worse, succeed beside their tables. */
 async function refuseForeign(setting: string, run: RunQuery): Promise<void> {
-  const tables = await run<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename LIMIT 4");
+  // An extension's own tables (PostGIS's spatial_ref_sys, which its images install in every new
+  // database) are no one's data.
+  const tables = await run<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY c.relname LIMIT 4`,
+  );
   if (tables.length === 0) return;
   const names = tables.slice(0, 3).map((t) => t.name).join(", ") + (tables.length > 3 ? ", ..." : "");
   throw new StartupError(

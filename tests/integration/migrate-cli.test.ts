@@ -90,6 +90,16 @@ describe("pulse migrate", () => {
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'drizzle'")).toEqual([]);
   });
 
+  it("migrates a new database whose public schema holds only an extension's tables (PostGIS's spatial_ref_sys)", async () => {
+    const db = await freshDb();
+    // As PostGIS's images leave every new database: a table that is the extension's own.
+    await db.query("CREATE EXTENSION citext");
+    await db.query("CREATE TABLE spatial_ref_sys (srid int PRIMARY KEY)");
+    await db.query("ALTER EXTENSION citext ADD TABLE spatial_ref_sys");
+    const { code, stderr } = await migrate({ DATABASE_URL: db.url });
+    expect(code, stderr).toBe(0);
+  });
+
   it("names the migration that failed and the store's reason in one line", async () => {
     const db = await freshDb();
     expect((await migrate({ DATABASE_URL: db.url })).code).toBe(0);

@@ -20,7 +20,7 @@ export class RowCollector {
    * types, which have no length limit), counted against `maxBytes` first. */
   constructor(
     private readonly limits: Pick<QueryLimits, "maxRows" | "maxBytes">,
-    reservedBytes = 0,
+    private readonly reservedBytes = 0,
   ) {
     this.bytes = reservedBytes;
   }
@@ -69,11 +69,11 @@ export class RowCollector {
    * an empty "truncated" answer, which would read as "no data". */
   result(columns: ColumnInfo[], startedAt: number): QueryResult {
     if (this.firstRowBytes > 0) {
-      throw new DomainError(
-        "result_too_large",
-        `The first row alone is about ${this.firstRowBytes} bytes, over the ${this.limits.maxBytes}-byte result limit; select fewer or narrower columns`,
-        { max_bytes: this.limits.maxBytes },
-      );
+      const what =
+        this.reservedBytes > 0
+          ? `The column names and types (about ${this.reservedBytes} bytes) and the first row (about ${this.firstRowBytes}) are`
+          : `The first row alone is about ${this.firstRowBytes} bytes,`;
+      throw new DomainError("result_too_large", `${what} over the ${this.limits.maxBytes}-byte result limit; select fewer or narrower columns`, { max_bytes: this.limits.maxBytes });
     }
     if (this.cutOffAtWireBytes > 0) {
       throw new DomainError(

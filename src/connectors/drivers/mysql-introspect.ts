@@ -4,8 +4,9 @@
 // are sorted here. Names are matched as bytes: information_schema compares them without case,
 // and where the server keeps them as written (lower_case_table_names=0), `Orders` and `orders`
 // are two tables, which got each other's columns (and databases `Shop` and `shop` each other's
-// tables). The comparisons without case stay beside them: the server reads only the named
-// database's tables for those.
+// tables). Databases are matched as bytes only there: elsewhere DATABASE() may be spelled as the
+// client wrote it, not as kept. The comparisons without case stay beside them: the server reads
+// only the named database's tables for those.
 
 import type { ForeignKey, TableSchema } from "../types.js";
 
@@ -16,16 +17,16 @@ SELECT t.TABLE_SCHEMA AS \`schema\`, t.TABLE_NAME AS name, t.TABLE_TYPE AS kind,
   LEFT JOIN (SELECT CAST(TABLE_NAME AS BINARY) AS name_bytes,
                     JSON_ARRAYAGG(JSON_ARRAY(ORDINAL_POSITION, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT)) AS cols
                FROM information_schema.COLUMNS
-              WHERE TABLE_SCHEMA = DATABASE() AND CAST(TABLE_SCHEMA AS BINARY) = CAST(DATABASE() AS BINARY)
+              WHERE TABLE_SCHEMA = DATABASE() AND (@@lower_case_table_names <> 0 OR CAST(TABLE_SCHEMA AS BINARY) = CAST(DATABASE() AS BINARY))
               GROUP BY name_bytes) c ON c.name_bytes = CAST(t.TABLE_NAME AS BINARY)
   LEFT JOIN (SELECT CAST(TABLE_NAME AS BINARY) AS name_bytes,
                     JSON_ARRAYAGG(JSON_ARRAY(CONSTRAINT_NAME, ORDINAL_POSITION, COLUMN_NAME,
                                              REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME)) AS keys_
                FROM information_schema.KEY_COLUMN_USAGE
-              WHERE TABLE_SCHEMA = DATABASE() AND CAST(TABLE_SCHEMA AS BINARY) = CAST(DATABASE() AS BINARY)
+              WHERE TABLE_SCHEMA = DATABASE() AND (@@lower_case_table_names <> 0 OR CAST(TABLE_SCHEMA AS BINARY) = CAST(DATABASE() AS BINARY))
                 AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)
               GROUP BY name_bytes) k ON k.name_bytes = CAST(t.TABLE_NAME AS BINARY)
- WHERE t.TABLE_SCHEMA = DATABASE() AND CAST(t.TABLE_SCHEMA AS BINARY) = CAST(DATABASE() AS BINARY)
+ WHERE t.TABLE_SCHEMA = DATABASE() AND (@@lower_case_table_names <> 0 OR CAST(t.TABLE_SCHEMA AS BINARY) = CAST(DATABASE() AS BINARY))
    AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'VIEW')
  ORDER BY t.TABLE_NAME, CAST(t.TABLE_NAME AS BINARY)`;
 
