@@ -54,17 +54,27 @@ const CRON_SHAPE = /^(?:@\w+|\S+(?:\s+\S+)+)$/;
 export function scheduleGap(schedule: string, timezone: string, now: number): { seconds: number } | ScheduleIssue {
   if (!isTimeZone(timezone)) return { field: "timezone", message: `unknown time zone ${timezone}: use an IANA name such as Europe/Paris or UTC` };
   if (!CRON_SHAPE.test(schedule)) return { field: "schedule", message: "not a cron expression: five fields (minute, hour, day of month, month, day of week), six with seconds first, or @hourly and such" };
+  let cron: Cron;
   let runs: Date[];
   try {
-    runs = cronOf(schedule, timezone).nextRuns(GAP_SAMPLE, new Date(now));
+    cron = cronOf(schedule, timezone);
+    runs = cron.nextRuns(GAP_SAMPLE, new Date(now));
   } catch (err) {
     return { field: "schedule", message: `not a cron expression (${cronProblem((err as Error).message)})` };
   }
   if (runs.length === 0) return { field: "schedule", message: "never runs: no date matches it" };
+  // Also across the next turn of a day, a month and a year in its zone: a gap only a turn shows
+  // (`0,30,59 0-20/2,23 * * *` runs 23:59 then 00:00) is not among the first runs from now.
+  const turns = TURNS.map((turn) => cronOf(turn, timezone).nextRun(new Date(now))!.getTime() - TURN_LEAD_MS);
+  const sampled = [runs, ...turns.map((start) => cron.nextRuns(GAP_SAMPLE, new Date(start)))];
   let gap = MAX_GAP_SECONDS * 1000;
-  for (let i = 1; i < runs.length; i++) gap = Math.min(gap, runs[i]!.getTime() - runs[i - 1]!.getTime());
+  for (const sample of sampled) for (let i = 1; i < sample.length; i++) gap = Math.min(gap, sample[i]!.getTime() - sample[i - 1]!.getTime());
   return { seconds: Math.max(1, Math.floor(gap / 1000)) };
 }
+
+/** The turns of a day, a month and a year, and how long before one its runs are sampled from. */
+const TURNS = ["0 0 * * *", "0 0 1 * *", "0 0 1 1 *"];
+const TURN_LEAD_MS = 3_600_000;
 
 /** croner's reason, in words that hold: it names the largest value allowed as the one refused
  * ("Invalid value for day: 31" for a 32). */

@@ -15,4 +15,11 @@ describe("schedules", () => {
     // Else its table ran again at every lease's end, its next time never set.
     expect(nextRunAfter(m, { schedule: "0 0 9 * * * *", timezone: "UTC", intervalSeconds: 86_400 }, NOW).toISOString()).toBe("2026-03-01T09:00:00.000Z");
   });
+
+  it("finds a schedule's shortest gap where only the turn of a day or a year shows it", () => {
+    // From 01:00, its first 24 runs are 29 minutes or more apart; 23:59 and 00:00 are a minute.
+    expect(scheduleGap("0,30,59 0-20/2,23 * * *", "UTC", Date.parse("2027-01-04T01:00:00Z"))).toEqual({ seconds: 60 });
+    expect(scheduleGap("0,59 0,23 1-31/2 1,12 *", "Asia/Kathmandu", Date.parse("2027-01-04T01:00:00Z"))).toEqual({ seconds: 60 });
+    expect(scheduleGap("0 9 * * *", "Europe/Paris", NOW)).toEqual({ seconds: 86_400 });
+  });
 });
