@@ -187,9 +187,8 @@ function slowCheckWarning(key: string, check: CheckConfig, ms: number, limitMs: 
  * Such a check stays "learning", and passes, for ever: said, as a warning, when it is saved. */
 function baselineWarnings(deps: Deps, timing: TableTiming, checks: readonly CheckConfig[]): string[] {
   const days = deps.config.monitor.runRetentionDays;
-  const gap = timing.schedule === null ? { seconds: timing.intervalSeconds } : scheduleGap(timing.schedule, timing.timezone ?? DEFAULT_TIMEZONE, deps.monitoring.now());
-  if (!("seconds" in gap)) return [];
-  const kept = Math.floor((days * 86_400) / gap.seconds);
+  // A schedule's interval is its shortest gap, measured when it was set (scheduledTiming).
+  const kept = Math.floor((days * 86_400) / timing.intervalSeconds);
   return checks.flatMap((check) => {
     const needed = "baseline" in check ? (check.baseline?.min_samples ?? BASELINE_DEFAULTS.minSamples) : BASELINE_DEFAULTS.minSamples;
     if (!judgedByBaseline(check) || needed <= kept) return [];

@@ -207,6 +207,9 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
     // Made weekly by a PATCH: said then.
     const slowed = await h.call("PATCH", `/api/tables/${hourly.body.id}`, { token: user.token, json: { interval_seconds: week } });
     expect(slowed.body.warnings).toEqual([expect.stringContaining("check volume is judged by a baseline")]);
+    // A weekly schedule, by its shortest gap.
+    const scheduled = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", schedule: "0 9 * * 1" } });
+    expect(scheduled.body.warnings).toEqual([expect.stringMatching(/keeps 5 at this schedule: it will never judge/)]);
   });
 
   it("refuses a baseline that could never judge: more samples needed than its window holds", async () => {
