@@ -23,12 +23,15 @@ export const FULL_GRANT: Grant = Object.freeze({ scopes: "all", connectionIds: "
 export function requireScope(grant: Grant, scope: Scope | readonly Scope[], connectionId?: number): void {
   const anyOf = typeof scope === "string" ? [scope] : scope;
   if (!anyOf.some((s) => hasScope(grant, s))) {
-    throw new DomainError("forbidden", `This credential lacks the ${anyOf.map((s) => `'${s}'`).join(" or the ")} scope`);
+    throw new DomainError("forbidden", `This credential lacks the ${scopesNamed(scope)} scope`);
   }
   if (connectionId !== undefined && grant.connectionIds !== "all" && !grant.connectionIds.has(connectionId)) {
     throw new DomainError("forbidden", `This credential may not use connection ${connectionId}`);
   }
 }
+
+/** "'query'", or "'query' or the 'ask'": the scopes a refusal names. */
+export const scopesNamed = (scopes: Scope | readonly Scope[]) => (typeof scopes === "string" ? [scopes] : scopes).map((s) => `'${s}'`).join(" or the ");
 
 /** Whether `grant` has `scope` (for listings, which show what a credential lacks nothing for). */
 export const hasScope = (grant: Grant, scope: Scope): boolean => grant.scopes === "all" || grant.scopes.has(scope);

@@ -2,6 +2,7 @@
 
 import { z } from "@hono/zod-openapi";
 
+import { scopesNamed, type Scope } from "../auth/grants.js";
 import { missingServerFields } from "../connectors/targets.js";
 
 export const ErrorSchema = z
@@ -220,8 +221,8 @@ export const connectionTestLimit = { 429: errorResponse("More connection attempt
 export const loginOnly = { 403: errorResponse("Sent with an API key, which may not use this route: use a login token") } as const;
 
 /** A route an API key may use with `scope`: 403 without it or for a connection it may not reach. */
-export const scopeError = (scope: string | readonly string[]) =>
-  ({ 403: errorResponse(`Sent with an API key that lacks the ${(typeof scope === "string" ? [scope] : scope).map((s) => `'${s}'`).join(" or the ")} scope or may not reach this connection`) }) as const;
+export const scopeError = (scope: Scope | readonly Scope[]) =>
+  ({ 403: errorResponse(`Sent with an API key that lacks the ${scopesNamed(scope)} scope or may not reach this connection`) }) as const;
 
 /** Health-aware results (src/services/table-health.ts): open alerts on the tables a read read. */
 export const HealthSchema = z

@@ -12,6 +12,7 @@ import {
   isJSONRPCNotification,
   isJSONRPCRequest,
   SUPPORTED_PROTOCOL_VERSIONS,
+  type CallToolResult,
   type JSONRPCMessage,
   type JSONRPCRequest,
 } from "@modelcontextprotocol/sdk/types.js";
@@ -30,6 +31,7 @@ import { whileStanding } from "../http/standing.js";
 import { authInfoOf, type McpCaller } from "./caller.js";
 import { ExchangeTransport } from "./exchange-transport.js";
 import { createMcpServer } from "./server.js";
+import { toolError } from "./tool-results.js";
 
 /** A JSON-RPC request or notification, one per POST (what MCP clients send this server: it
  * sends them no requests, so they send no responses). `params` is open by the protocol
@@ -91,7 +93,7 @@ function inPulsesWords(request: JSONRPCRequest, response: JSONRPCMessage): JSONR
   if ("error" in response) return asClientsError(request, { ...response, error: { ...response.error, message: withoutSdkPrefix(response.error.message) } });
   if ("result" in response && response.result.isError === true && response.result.structuredContent === undefined) {
     const text = (response.result.content as { text?: unknown }[] | undefined)?.[0]?.text;
-    return typeof text === "string" ? { ...response, result: { ...response.result, ...sdkToolError(withoutSdkPrefix(text)) } } : response;
+    return typeof text === "string" ? { ...response, result: sdkToolError(withoutSdkPrefix(text)) } : response;
   }
   return response;
 }
@@ -101,14 +103,10 @@ const withoutSdkPrefix = (message: string) => message.replace(/^MCP error -?\d+:
 /** An SDK refusal of a call as a Pulse tool error. The SDK finds a tool by its name on a plain
  * object, so `__proto__` is "disabled" rather than not found: both are no tool of Pulse's. What
  * else the SDK fails (a result its own schema refuses) is Pulse's fault, not the caller's. */
-function sdkToolError(message: string): { content: { type: "text"; text: string }[]; structuredContent: Record<string, unknown> } {
+function sdkToolError(message: string): CallToolResult {
   const tool = /^Tool (.*) (?:not found|disabled)$/.exec(message);
-  const [code, detail] = tool
-    ? ["not_found", `No tool named ${JSON.stringify(tool[1])}; tools/list names Pulse's`]
-    : message.startsWith("Input validation error")
-      ? ["invalid_input", message]
-      : ["internal_error", message];
-  return { content: [{ type: "text", text: `${code}: ${detail}` }], structuredContent: { code, detail } };
+  if (tool) return toolError("not_found", `No tool named ${JSON.stringify(tool[1])}; tools/list names Pulse's`);
+  return toolError(message.startsWith("Input validation error") ? "invalid_input" : "internal_error", message);
 }
 
 /** The SDK answers a request whose params fail its own schema (`tools/call` with `arguments:

@@ -13,7 +13,7 @@ export function toolResult(text: string, structured: Record<string, unknown>): C
   return { content: [{ type: "text", text }], structuredContent: structured };
 }
 
-function toolError(code: string, detail: string, extra: Record<string, unknown> = {}): CallToolResult {
+export function toolError(code: string, detail: string, extra: Record<string, unknown> = {}): CallToolResult {
   const rule = typeof extra.rule === "string" ? ` (${extra.rule})` : "";
   return { content: [{ type: "text", text: `${code}${rule}: ${detail}` }], structuredContent: { code, detail, ...extra }, isError: true };
 }
