@@ -409,8 +409,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     }
     const plain = [
-      ...(distinctIn(e.JWT_SECRET!) < MIN_DISTINCT_IN_SECRET ? ["JWT_SECRET: too plain to be a secret (fewer than 8 different characters); generate one, such as with `openssl rand -base64 48`"] : []),
-      ...(distinctIn(decodeKey(e.SECRETS_KEY!)!) < MIN_DISTINCT_IN_SECRET ? ["SECRETS_KEY: too plain to be a key (fewer than 8 different bytes); generate one, such as with `openssl rand -hex 32`"] : []),
+      ...(distinctIn(e.JWT_SECRET!) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET: too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters); generate one, such as with \`openssl rand -base64 48\``] : []),
+      ...(distinctIn(decodeKey(e.SECRETS_KEY!)!) < MIN_DISTINCT_IN_SECRET ? [`SECRETS_KEY: too plain to be a key (fewer than ${MIN_DISTINCT_IN_SECRET} different bytes); generate one, such as with \`openssl rand -hex 32\``] : []),
     ];
     if (plain.length > 0) throw new ConfigError(plain);
   }

@@ -73,13 +73,12 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
     async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
       sweep();
       const kept = live(lists, key);
-      if (!kept && ttl === "while-kept") return false;
+      if (!kept && ttl === "while-kept") return;
       const list = kept ?? { items: [], expiresAt: 0 };
       list.items.push(value);
       list.items.splice(0, Math.max(0, list.items.length - maxItems));
       if (!kept || ttl === "renewed") list.expiresAt = now() + ttlSeconds * 1000;
       lists.set(key, list);
-      return true;
     },
     async listItems(key) {
       return [...(live(lists, key)?.items ?? [])];

@@ -168,13 +168,12 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
     },
     async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
       const list = `list:${key}`;
+      // RPUSHX makes no list (and LTRIM of a missing key makes none).
       const tx = ttl === "while-kept" ? redis.multi().rpushx(list, value) : redis.multi().rpush(list, value);
       tx.ltrim(list, -maxItems, -1);
       if (ttl === "renewed") tx.expire(list, ttlSeconds);
       else if (ttl === "from-first") tx.expire(list, ttlSeconds, "NX");
-      const results = (await tx.exec()) ?? [];
-      // RPUSHX answers 0 when the list is gone (and LTRIM of a missing key makes none).
-      return Number(results[0]?.[1]) > 0;
+      await tx.exec();
     },
     async listItems(key) {
       return redis.lrange(`list:${key}`, 0, -1);

@@ -44,8 +44,8 @@ export interface SessionStore {
   /** Appends to a list kept to its newest `maxItems`. `ttl: "renewed"` sets the list's TTL again
    * on every push; `"from-first"` only on the push that makes the list, so it lives at most
    * `ttlSeconds` however often it is pushed to; `"while-kept"` appends only to a list that still
-   * exists (keeping its TTL) and answers false, making none, when it has expired. */
-  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first" | "while-kept"): Promise<boolean>;
+   * exists (keeping its TTL), making none when it has expired. */
+  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first" | "while-kept"): Promise<void>;
   /** The list, oldest first; empty when missing or expired. */
   listItems(key: string): Promise<string[]>;
   /** Tells `message` to every subscriber of `channel` on every instance sharing this store,
