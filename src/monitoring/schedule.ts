@@ -26,12 +26,16 @@ export interface ScheduleIssue {
   message: string;
 }
 
-function isTimeZone(zone: string): boolean {
+/** The zone as the time zone database spells it, when the name sent differs only in case
+ * (`europe/paris` is stored and shown as Europe/Paris, so one zone reads the same everywhere and
+ * PATCH with either spelling is the same schedule); an alias (US/Pacific) stays as sent; null
+ * for no zone. */
+export function zoneSpelling(zone: string): string | null {
   try {
-    new Intl.DateTimeFormat("en-US", { timeZone: zone });
-    return true;
+    const known = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+    return known.toLowerCase() === zone.toLowerCase() ? known : zone;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -52,7 +56,7 @@ const CRON_SHAPE = /^(?:@\w+|\S+(?:\s+\S+)+)$/;
 /** The schedule's shortest gap between runs, in whole seconds (1 to 7 days), from `now`; or the
  * issue that makes it unusable: a bad expression, an unknown zone, a schedule that never runs. */
 export function scheduleGap(schedule: string, timezone: string, now: number): { seconds: number } | ScheduleIssue {
-  if (!isTimeZone(timezone)) return { field: "timezone", message: `unknown time zone ${timezone}: use an IANA name such as Europe/Paris or UTC` };
+  if (zoneSpelling(timezone) === null) return { field: "timezone", message: `unknown time zone ${timezone}: use an IANA name such as Europe/Paris or UTC` };
   if (!CRON_SHAPE.test(schedule)) return { field: "schedule", message: "not a cron expression: five fields (minute, hour, day of month, month, day of week), six with seconds first, or @hourly and such" };
   let cron: Cron;
   let runs: Date[];

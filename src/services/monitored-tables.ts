@@ -14,7 +14,7 @@ import { removeWithAlerts } from "../monitoring/alerts.js";
 import { dryRun } from "../monitoring/dry-run.js";
 import { runTableNow } from "../monitoring/run-now.js";
 import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring/run-table.js";
-import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming } from "../monitoring/schedule.js";
+import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming, zoneSpelling } from "../monitoring/schedule.js";
 import { snapshotOf } from "../monitoring/checks/schema-drift.js";
 import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "../store/column-types.js";
 import { listCheckRuns, type RunsBefore } from "../store/monitoring-runs.js";
@@ -204,16 +204,15 @@ function checkInterval(deps: Deps, seconds: number) {
 }
 
 /** A cron schedule's timing, once its expression and zone are proven and it runs no closer
- * together than the minimum interval; the interval stored is its shortest gap. */
-/** The timing a schedule and zone make; the expression kept without the spaces around it (a
- * pasted line's newline). */
+ * together than the minimum interval; the interval stored is its shortest gap. The expression is
+ * kept without the spaces around it (a pasted line's newline), the zone in its usual spelling. */
 function scheduledTiming(deps: Deps, sentSchedule: string, timezone: string): TableTiming {
   const schedule = sentSchedule.trim();
   const gap = scheduleGap(schedule, timezone, deps.monitoring.now());
   if ("field" in gap) throw invalidFields([{ path: `body.${gap.field}`, message: gap.message }]);
   const min = deps.config.monitor.minIntervalSeconds;
   if (gap.seconds < min) throw invalidFields([{ path: "body.schedule", message: `runs ${gap.seconds} s apart; runs must be at least ${min} seconds apart` }]);
-  return { intervalSeconds: gap.seconds, schedule, timezone };
+  return { intervalSeconds: gap.seconds, schedule, timezone: zoneSpelling(timezone)! };
 }
 
 /** An interval or a schedule, never both; a time zone only goes with a schedule. */

@@ -65,6 +65,14 @@ describe("/api/tables with a schedule", () => {
     expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
   });
 
+  it("keeps a time zone sent in another case in its usual spelling, and an alias as sent", async () => {
+    const { user, connectionId } = await ownerOf(h);
+    const lower = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: "0 12 * * *", timezone: "europe/paris", checks: ROWS_CHECK });
+    expect(lower).toMatchObject({ timezone: "Europe/Paris", next_run_at: "2027-01-04T11:00:00.000Z" });
+    const alias = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", schedule: "0 12 * * *", timezone: "US/Pacific", checks: ROWS_CHECK });
+    expect(alias).toMatchObject({ timezone: "US/Pacific", next_run_at: "2027-01-04T20:00:00.000Z" });
+  });
+
   it("says which field is out of range as sent, and keeps a schedule without the spaces around it", async () => {
     const { user, connectionId } = await ownerOf(h);
     const post = (json: Record<string, unknown>) => h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: ROWS_CHECK, ...json } });
