@@ -53,7 +53,9 @@ export interface AskAnswer {
 
 /** A turn as kept in the session store: with the connection it was asked on (turns saved
  * before that was kept have none, and count for every connection). */
-type StoredTurn = HistoryTurn & { connection_id?: number };
+/** A turn, with the connection it was asked on and the database that connection then reached
+ * (its connector's targetKey: no credentials); turns stored before either was kept lack it. */
+type StoredTurn = HistoryTurn & { connection_id?: number; target?: string };
 
 /** An API key's conversations are kept apart from its user's logins': their history (fed to the
  * model) may hold answers from connections the key may not reach. Apart by a prefix of their
@@ -120,11 +122,12 @@ export async function ask(
 
   const connector = await workingConnector(deps, auth.userId, connectionId, Boolean(session));
   const index = await schemaIndexOf(await connector.schema());
-  // Only the turns on this connection: after connect_db to another database the same thread
-  // goes on, and its earlier answers (and their SQL) are about tables this one may not have.
+  // Only the turns on this connection and the database it reaches now: after connect_db to
+  // another connection, or a PUT moving this one to another database, the same thread goes on,
+  // and its earlier answers (and their SQL, and their rows) are about tables this one may not have.
   const history = valueOf(items)
     .map((item) => JSON.parse(item) as StoredTurn)
-    .filter((turn) => turn.connection_id === undefined || turn.connection_id === connectionId);
+    .filter((turn) => (turn.connection_id ?? connectionId) === connectionId && (turn.target ?? connector.targetKey) === connector.targetKey);
 
   const deadline = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
@@ -163,7 +166,7 @@ export async function ask(
     throw err;
   }
 
-  const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId };
+  const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId, target: connector.targetKey };
   // Kept CONVERSATION_TTL_SECONDS from its first turn, not its last: a conversation continued
   // for ever would outlive the count of new ones per TTL, which bounds what a user keeps. For
   // the same reason a conversation that expired while this question ran is not made again

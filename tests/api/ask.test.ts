@@ -222,6 +222,25 @@ describe("POST /ask", () => {
     expect(back).not.toContain("How many albums on the second?");
   });
 
+  it("keeps a thread's turns on one database out of its questions once its connection is moved to another (PUT)", async () => {
+    const user = await connectedUser();
+    const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
+    const historyOf = async (question: string) => {
+      answerWithQuery();
+      const seen = fake.requests.length;
+      expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, question) })).status).toBe(200);
+      return fake.requests[seen]!.messages.map(textOf).join("\n");
+    };
+    const moveTo = async (databaseName: string) => expect((await h.call("PUT", `/databases/${connection.id}`, { token: user.token, json: { database_name: databaseName } })).status).toBe(200);
+    await historyOf("How many albums before the move?");
+    await moveTo((await sqliteTarget(h.sqliteRoot)).body.database_name as string);
+    expect(await historyOf("How many albums after the move?")).not.toContain("How many albums before the move?");
+    await moveTo(connection.database_name);
+    const back = await historyOf("And back where it was?");
+    expect(back).toContain("How many albums before the move?");
+    expect(back).not.toContain("How many albums after the move?");
+  });
+
   it("answers seed 004's errors: another user's session, no database connected, a user_id that is not yours", async () => {
     const alice = await connectedUser();
     const bob = await h.newUser();
