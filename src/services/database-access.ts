@@ -24,7 +24,7 @@ export async function sessionOf(
     return record;
   }
   if (sessionId !== tokenSessionId) throw new DomainError("not_found", SESSION_NOT_FOUND);
-  return { session_id: sessionId, user_id: userId, created_at: Math.floor(Date.now() / 1000), status: "idle", db_id: null, connected_at: null, db_schema: null };
+  return { session_id: sessionId, user_id: userId, created_at: Math.floor(Date.now() / 1000), status: "idle", db_id: null, connected_at: null, db_schema: null, connection_string: null };
 }
 
 /** The connection a session is connected to (seed 004's error when none). */

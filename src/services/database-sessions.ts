@@ -53,7 +53,13 @@ export async function connectSession(deps: Deps, userId: number, sessionId: stri
   await deps.sessions.update(
     sessionId,
     userId,
-    { status: "connected", db_id: connectionId, connected_at: Math.floor(Date.now() / 1000), db_schema: sessionSchemaText(schema, connectionId) },
+    {
+      status: "connected",
+      db_id: connectionId,
+      connected_at: Math.floor(Date.now() / 1000),
+      db_schema: sessionSchemaText(schema, connectionId),
+      connection_string: shownConnectionString(deps, row),
+    },
     deps.config.sessionTtlSeconds,
   );
   return {
@@ -95,17 +101,23 @@ export function maskedConnectionString(row: DbConnectionRow, hasPassword: boolea
   return `${row.dbType}://${user}@${row.host}:${row.port}/${encodeURIComponent(row.databaseName)}`;
 }
 
+const shownConnectionString = (deps: Deps, row: DbConnectionRow) => maskedConnectionString(row, specOfRow(deps.config, row).password !== "");
+
 const isoOfEpochSeconds = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 export async function sessionInfo(deps: Deps, userId: number, tokenSessionId: string, sessionId: string) {
   const session = await sessionOf(deps, userId, sessionId, tokenSessionId, { withSchema: true });
   const row = await connectionOf(deps, userId, session);
+  const connectionString = row ? shownConnectionString(deps, row) : null;
   const sessionData = {
-    connection_string: row ? maskedConnectionString(row, specOfRow(deps.config, row).password !== "") : null,
+    connection_string: connectionString,
     created_at: isoOfEpochSeconds(session.created_at),
     status: row ? session.status : "idle",
     db_id: row?.id ?? null,
-    db_schema: row ? session.db_schema : null,
+    // The schema cached at connect_db, while the connection still reaches what it reached then
+    // (a PUT since may have moved it to another database: connect_db again caches that one's).
+    // A session connected before this was recorded shows its schema as before.
+    db_schema: row && (session.connection_string ?? connectionString) === connectionString ? session.db_schema : null,
   };
   return {
     session_id: sessionId,

@@ -43,7 +43,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       const entry = live(sessions, sessionId);
       if (!entry) return null;
       const record = recordFromHash(sessionId, entry.hash);
-      return record && !options.withSchema ? { ...record, db_schema: null } : record;
+      return record && !options.withSchema ? { ...record, db_schema: null, connection_string: null } : record;
     },
     async touch(sessionId, ttlSeconds) {
       const entry = live(sessions, sessionId);

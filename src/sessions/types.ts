@@ -11,9 +11,12 @@ export interface SessionRecord {
   connected_at: number | null;
   /** Cached schema of the connected database, as rendered text/JSON. */
   db_schema: string | null;
+  /** What `db_schema` is the schema of: the connection as it was at connect_db, as session-info
+   * shows it (password masked; seed 004's hash field). Read with the schema. */
+  connection_string: string | null;
 }
 
-export type SessionFields = Partial<Pick<SessionRecord, "status" | "db_id" | "connected_at" | "db_schema">>;
+export type SessionFields = Partial<Pick<SessionRecord, "status" | "db_id" | "connected_at" | "db_schema" | "connection_string">>;
 
 export interface CounterHit {
   count: number;
@@ -81,6 +84,7 @@ export function recordFromHash(sessionId: string, hash: Record<string, string>):
     db_id: hash.db_id ? Number(hash.db_id) : null,
     connected_at: hash.connected_at ? Number(hash.connected_at) : null,
     db_schema: hash.db_schema ?? null,
+    connection_string: hash.connection_string ?? null,
   };
 }
 
@@ -95,7 +99,7 @@ export function hashFromFields(fields: SessionFields): { set: Record<string, str
   return { set, remove };
 }
 
-/** The hash fields of a session other than its cached schema. */
+/** The hash fields of a session other than its cached schema and what it is of. */
 export const STATE_FIELDS = ["user_id", "created_at", "status", "db_id", "connected_at"] as const;
 
 export const newSessionHash = (userId: number) => ({

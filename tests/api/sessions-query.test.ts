@@ -144,6 +144,24 @@ describe("session status, info and disconnect", () => {
     expect(Math.abs(Date.parse(info.body.session_data.created_at) - Date.now())).toBeLessThan(60_000);
   });
 
+  it("shows no cached schema once the connection is moved to another database, until connect_db caches that one's", async () => {
+    const user = await userWith(chinook);
+    const other = await sqliteTarget(h.sqliteRoot);
+    const file = new Database(path.join(h.sqliteRoot, other.body.database_name as string));
+    file.exec("CREATE TABLE moved_here (id integer primary key)");
+    file.close();
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    const infoOf = async () => (await h.call("GET", `/databases/session-info/${user.sessionId}`, { token: user.token })).body.session_data;
+    expect((await infoOf()).db_schema).toContain("Album(");
+    // Renamed only: still the same database, and its schema.
+    expect((await h.call("PUT", `/databases/${user.dbId}`, { token: user.token, json: { name: "renamed" } })).status).toBe(200);
+    expect((await infoOf()).db_schema).toContain("Album(");
+    expect((await h.call("PUT", `/databases/${user.dbId}`, { token: user.token, json: { database_name: other.body.database_name } })).status).toBe(200);
+    expect(await infoOf()).toMatchObject({ connection_string: `sqlite:///${other.body.database_name}`, status: "connected", db_schema: null });
+    await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
+    expect((await infoOf()).db_schema).toContain("moved_here(");
+  });
+
   it("masks no password where the connection has none", async () => {
     const user = await userWith({ ...pgTarget, body: { ...pgTarget.body, db_password: "" } });
     await h.call("POST", `/databases/connect_db/${user.dbId}`, { token: user.token });
