@@ -32,9 +32,9 @@ export function keepLease(deps: Deps, args: { id: number; owner: string; until: 
   const renew = async () => {
     const next = new Date(m.now() + m.settings.leaseSeconds * 1000);
     try {
-      const kept = await renewLease(deps.store.db, { id: args.id, owner: args.owner, leaseUntil: next });
-      if (kept) until = next;
-      else if (!stopped) deps.logger.warn({ table_id: args.id }, "lease lost while the checks ran: another instance may run the table too");
+      const fate = await renewLease(deps.store.db, { id: args.id, owner: args.owner, leaseUntil: next });
+      if (fate === "kept") until = next;
+      else if (fate === "lost" && !stopped) deps.logger.warn({ table_id: args.id }, "lease lost while the checks ran: another instance may run the table too");
     } catch (err) {
       // It may have been renewed all the same.
       until = null;

@@ -137,7 +137,7 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
         }),
       halted.signal,
     );
-    if (kept === false) deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
+    if (kept === "lost") deps.logger.warn({ table_id: table.id }, "lease lost before the run finished (its renewals failed for longer than MONITOR_LEASE_SECONDS)");
   }
 
   function track(run: Promise<void>): Promise<void> {

@@ -251,20 +251,29 @@ export async function leaseTableForRun(
 
 /** Extends `owner`'s lease on a running table to `leaseUntil`. False when the lease was lost
  * meanwhile (expired and taken by another instance, or completed). */
-export async function renewLease(db: Db, args: { id: number; owner: string; leaseUntil: Date }): Promise<boolean> {
+export async function renewLease(db: Db, args: { id: number; owner: string; leaseUntil: Date }): Promise<LeaseFate> {
   const rows = await db
     .update(monitoredTables)
     .set({ leaseUntil: args.leaseUntil, updatedAt: sql`${monitoredTables.updatedAt}` })
     .where(and(eq(monitoredTables.id, args.id), eq(monitoredTables.leaseOwner, args.owner)))
     .returning({ id: monitoredTables.id });
-  return rows.length > 0;
+  return rows.length > 0 ? "kept" : lostOrGone(db, args.id);
+}
+
+/** What became of a lease an instance renewed or ended: `kept` (as asked), `lost` (expired and
+ * taken by another instance, which now owns the table's schedule), or `gone` with its table,
+ * deleted meanwhile (nothing amiss: the run's outcomes are dropped). */
+export type LeaseFate = "kept" | "lost" | "gone";
+
+async function lostOrGone(db: Db, id: number): Promise<LeaseFate> {
+  const [row] = await db.select({ id: monitoredTables.id }).from(monitoredTables).where(eq(monitoredTables.id, id));
+  return row ? "lost" : "gone";
 }
 
 /** Ends a lease after a run, its next run set by `nextRunAfter` from the table's timing as it is
  * now: a PATCH of the interval, schedule or zone made while it ran counts from this run's end
  * (the PATCH cannot: it saw the table due), and a table moved to another table or schema while
- * it ran is due at once, the run that ended having read the old one. False when the lease was
- * lost meanwhile (expired and taken by another instance), which then owns the schedule. */
+ * it ran is due at once, the run that ended having read the old one. */
 export async function completeLease(
   db: Db,
   args: {
@@ -277,7 +286,7 @@ export async function completeLease(
     /** The lease's end as this owner last set it, when known: only that lease is ended. */
     leaseUntil?: Date | null | undefined;
   },
-): Promise<boolean> {
+): Promise<LeaseFate> {
   const t = monitoredTables;
   return db.transaction(async (tx) => {
     const [row] = await tx
@@ -285,13 +294,13 @@ export async function completeLease(
       .from(t)
       .where(and(eq(t.id, args.id), eq(t.leaseOwner, args.owner), args.leaseUntil ? eq(t.leaseUntil, args.leaseUntil) : undefined))
       .for("update");
-    if (!row) return false;
+    if (!row) return lostOrGone(tx, args.id);
     const moved = row.schemaName !== args.claimed.schemaName || row.tableName !== args.claimed.tableName;
     await tx
       .update(t)
       .set({ nextRunAt: moved ? args.now : args.nextRunAfter(row), lastRunAt: args.lastRunAt, leaseOwner: null, leaseUntil: null, updatedAt: sql`${t.updatedAt}` })
       .where(eq(t.id, args.id));
-    return true;
+    return "kept";
   });
 }
 
