@@ -52,6 +52,13 @@ describe("POST /api/channels", () => {
     expect(res.status).toBe(422);
     expect(res.body.errors.map((e: { path: string }) => e.path)).toContain(path);
   });
+
+  it("says what is wrong with a URL: too long is not 'not a URL'", async () => {
+    const user = await h.newUser();
+    const send = async (url: string) => (await h.call("POST", "/api/channels", { token: user.token, json: { kind: "webhook", url } })).body.errors;
+    expect(await send(`https://example.com/${"a".repeat(3000)}`)).toEqual([{ path: "body.url", message: "Too big: expected string to have <=2048 characters" }]);
+    expect(await send("ftp://example.com/x")).toEqual([{ path: "body.url", message: "must be an http(s) URL" }]);
+  });
 });
 
 describe("POST /api/channels/{id}/test", () => {

@@ -255,7 +255,8 @@ export const NewChannelBody = z
     kind: z.enum(["webhook", "slack"]),
     name: z.string().trim().min(1).max(200).optional(),
     url: z
-      .url({ protocol: /^https?$/, message: "must be an http(s) URL" })
+      // Worded for a URL that does not parse only: the length has its own message.
+      .url({ protocol: /^https?$/, error: (issue) => (issue.code === "invalid_format" ? "must be an http(s) URL" : undefined) })
       .max(2048)
       .openapi({ example: "https://hooks.slack.com/services/T000/B000/XXXX" }),
   })
