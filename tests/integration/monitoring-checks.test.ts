@@ -352,6 +352,27 @@ describe("volume of what PostgreSQL keeps no estimate for", () => {
     expect(await volumeOf("parted")).toMatchObject({ status: "pass", value: 300, details: { method: expect.stringMatching(/^(n_live_tup|reltuples)$/) } });
   });
 
+  it("counts a big table emptied by DELETE as empty, though its estimate still says full", async () => {
+    await db.exec("CREATE TABLE emptied AS SELECT g AS id FROM generate_series(1, 300) g");
+    await db.exec("ANALYZE emptied");
+    await db.exec("DELETE FROM emptied");
+    // The live count follows the DELETE once its session's statistics are flushed (within a
+    // second of it going idle); reltuples stays 300 until a VACUUM or ANALYZE.
+    for (let tries = 0; ; tries++) {
+      const [row] = await pgAdmin<{ live: string; est: number }>(
+        "SELECT s.n_live_tup AS live, c.reltuples AS est FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'emptied'",
+        db.body.database_name as string,
+      );
+      if (Number(row!.live) === 0) {
+        expect(row!.est).toBe(300);
+        break;
+      }
+      expect(tries).toBeLessThan(100);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await volumeOf("emptied")).toMatchObject({ status: "fail", value: 0, details: { method: "exact" } });
+  });
+
   it("says a view too large to count has no estimate, and what to do instead of ANALYZE", async () => {
     const outcome = await volumeOf("parted_view");
     expect(outcome).toMatchObject({ status: "error" });

@@ -65,9 +65,11 @@ describe("statements", () => {
     }
   });
 
-  it("count exactly only below the bound, and read the estimate otherwise (PostgreSQL)", () => {
+  it("count exactly only below the bound (or where a primary counts no live rows), and read the estimate otherwise (PostgreSQL)", () => {
     const sql = volumeStatement("postgresql", "public", "orders", 50_000);
-    expect(sql).toContain("CASE WHEN e.reltuples < 50000 THEN (SELECT count(*) FROM (SELECT 1 FROM \"public\".\"orders\" LIMIT 50001) bounded) END");
+    expect(sql).toContain(
+      "CASE WHEN e.reltuples < 50000 OR (e.live_tuples = 0 AND NOT pg_is_in_recovery()) THEN (SELECT count(*) FROM (SELECT 1 FROM \"public\".\"orders\" LIMIT 50001) bounded) END",
+    );
     expect(sql).toContain("pg_stat_user_tables");
     expect(sql).toContain("n.nspname = 'public' AND c.relname = 'orders'");
   });
