@@ -112,6 +112,21 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     ]);
   });
 
+  it("samples the newest rows by recent_by among those that have a value, not the rows without one", async () => {
+    const type = dialect === "mysql" ? "datetime(3)" : dialect === "postgresql" ? "timestamptz" : "text";
+    const stamp = new Date(started - MINUTE).toISOString();
+    const literal = dialect === "mysql" ? `'${stamp.replace("T", " ").replace("Z", "")}'` : `'${stamp}'`;
+    await db.exec(`CREATE TABLE stamped (email text, updated_at ${type})`);
+    // The five newest rows have lost their email; five older ones, never stamped, have theirs.
+    for (let i = 0; i < 5; i++) await db.exec(`INSERT INTO stamped VALUES ('a@example.com', NULL), (NULL, ${literal})`);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "stamped",
+      checks: [{ kind: "null_rate", column: "email", max_rate: 0.1, recent_by: "updated_at", sample_rows: 5 }],
+    });
+    expect((await run(table)).outcomes[0]).toMatchObject({ status: "fail", value: 1, details: { sampled_rows: 5, null_rows: 5 } });
+  });
+
   it("refuses a stored custom SQL that writes: recorded as an error, nothing changed", async () => {
     const table = await monitorTable(h, user.token, {
       connection_id: connectionId,

@@ -82,7 +82,7 @@ describe("statements", () => {
 
   it("sample the newest rows for a null rate when asked", () => {
     expect(nullRateStatement("postgresql", "public", "t", "email", 100, "created_at")).toBe(
-      'SELECT count(*) AS total, count("email") AS non_null FROM (SELECT "email" FROM "public"."t" ORDER BY "created_at" DESC LIMIT 100) sample',
+      'SELECT count(*) AS total, count("email") AS non_null FROM (SELECT "email" FROM "public"."t" WHERE "created_at" IS NOT NULL ORDER BY "created_at" DESC LIMIT 100) sample',
     );
   });
 });

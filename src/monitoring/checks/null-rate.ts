@@ -1,6 +1,8 @@
 // Null rate of a column over a bounded sample: the newest `sample_rows` rows by `recent_by`
 // when given (an index on it makes this cheap), else the first rows the scan returns. Never
-// a full scan of a big table.
+// a full scan of a big table. A row without a `recent_by` value is not among the newest:
+// PostgreSQL sorts NULLs first in a descending order, so its sample was the rows without one
+// (`NULLS LAST` would cost the index, which `IS NOT NULL` keeps).
 
 import type { Dialect } from "../../connectors/types.js";
 import type { NullRateCheck } from "../../store/column-types.js";
@@ -20,8 +22,9 @@ export function nullRateStatement(
   recentBy?: string,
 ): string {
   const col = quoteIdent(dialect, column);
-  const order = recentBy ? ` ORDER BY ${quoteIdent(dialect, recentBy)} DESC` : "";
-  return `SELECT count(*) AS total, count(${col}) AS non_null FROM (SELECT ${col} FROM ${qualifiedName(dialect, schema, table)}${order} LIMIT ${sampleRows}) sample`;
+  const recent = recentBy ? quoteIdent(dialect, recentBy) : null;
+  const newest = recent ? ` WHERE ${recent} IS NOT NULL ORDER BY ${recent} DESC` : "";
+  return `SELECT count(*) AS total, count(${col}) AS non_null FROM (SELECT ${col} FROM ${qualifiedName(dialect, schema, table)}${newest} LIMIT ${sampleRows}) sample`;
 }
 
 const percent = (rate: number) => `${(rate * 100).toFixed(rate < 0.001 && rate > 0 ? 3 : 1)}%`;
@@ -32,7 +35,10 @@ export async function runNullRate(ctx: CheckContext, check: NullRateCheck): Prom
   const row = firstRow(await ctx.query(sql, 1)) ?? {};
   const total = numberOf(row.total) ?? 0;
   const nonNull = numberOf(row.non_null) ?? 0;
-  if (total === 0) return { status: "pass", value: null, message: "the table is empty: no null rate to judge" };
+  if (total === 0) {
+    const none = check.recent_by ? `the table has no row with a ${check.recent_by} value` : "the table is empty";
+    return { status: "pass", value: null, message: `${none}: no null rate to judge` };
+  }
   const rate = (total - nonNull) / total;
   const details = { sampled_rows: total, null_rows: total - nonNull };
   const label = `null rate of ${check.column}`;
