@@ -130,6 +130,10 @@ describe("timestamps", () => {
     [t, t], // epoch milliseconds
     [t * 1000, t], // epoch microseconds (not a time 50,000 years ahead)
     [t * 1e6, t], // epoch nanoseconds
+    [t / 86_400_000 + 2_440_587.5, t], // Julian days (SQLite's julianday()), not a few weeks of 1970
+    [String(t / 86_400_000 + 2_440_587.5), t],
+    [1_999_999, 1_999_999_000], // epoch seconds outside Julian days' range
+    [-2_500_000, -2_500_000_000],
     ["2025-01-06 09:30:15.250+00", t], // PostgreSQL's text of a timestamptz, an hour-only offset
     ["2025-01-06 14:30:15.250+05", t],
     [String(t / 1000), t],

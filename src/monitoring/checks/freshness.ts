@@ -27,6 +27,11 @@ const HAS_ZONE = /(Z|[+-]\d\d(:?\d\d)?)$/i;
 /** The furthest a JavaScript date reaches either side of 1970, in ms. */
 const MAX_DATE_MS = 8.64e15;
 
+/** Julian days (SQLite's julianday(), PostgreSQL's `julian`) from the years 763 to 3501: as
+ * epoch seconds, a few weeks of 1970, which no column means; read so, a feed stamped a minute
+ * ago lagged 57 years. */
+const JULIAN_DAYS = { from: 2e6, below: 3e6, unixEpoch: 2_440_587.5 };
+
 /** Epoch numbers by size: up to 1e11 seconds (to the year 5138), then milliseconds, then
  * microseconds (PostgreSQL's and many event pipelines'), then nanoseconds. Read in the wrong
  * unit, a stale column of microseconds was a time 50,000 years ahead, fresh for ever. */
@@ -38,13 +43,15 @@ const EPOCH_UNITS: readonly [below: number, toMs: (n: number) => number][] = [
 ];
 
 /** A timestamp cell as epoch ms. Values without a zone (timestamp, DATETIME, SQLite text) are
- * read as UTC, the zone Pulse's sessions run in; numbers are epoch seconds, milliseconds,
- * microseconds or nanoseconds by their size, and no timestamp past what a date can hold. */
+ * read as UTC, the zone Pulse's sessions run in; numbers are Julian days or epoch seconds,
+ * milliseconds, microseconds or nanoseconds by their size, and no timestamp past what a date
+ * can hold. */
 export function timestampOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") {
+    const julian = cell >= JULIAN_DAYS.from && cell < JULIAN_DAYS.below;
     const [, toMs] = EPOCH_UNITS.find(([below]) => Math.abs(cell) < below)!;
-    const ms = toMs(cell);
+    const ms = julian ? Math.round((cell - JULIAN_DAYS.unixEpoch) * 86_400_000) : toMs(cell);
     return Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS ? ms : null;
   }
   if (typeof cell !== "string") return null;
