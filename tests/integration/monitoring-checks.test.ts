@@ -144,7 +144,13 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     expect(volume.value).toBe(7);
   });
 
-  it.each([
+  type RefusedCheck = [string, { kind: string; name?: string; sql?: string; column?: string; max?: number; max_lag_seconds?: number }, string, RegExp];
+  // PostgreSQL alone selects no column at all.
+  const noColumn: RefusedCheck[] =
+    dialect === "postgresql"
+      ? [["custom SQL returning no column", { kind: "custom_sql", name: "bare", sql: "SELECT FROM events LIMIT 1", max: 1 }, "body.checks.0.sql", /^check custom_sql:bare cannot work: the statement returned no column: select the number to judge$/]]
+      : [];
+  it.each<RefusedCheck>([
     ["custom SQL naming a missing column", { kind: "custom_sql", name: "typo", sql: "SELECT count(nope) FROM events", max: 1 }, "body.checks.0.sql", /^check custom_sql:typo cannot work: .*nope/],
     ["custom SQL whose first column is text", { kind: "custom_sql", name: "words", sql: "SELECT note FROM events WHERE note IS NOT NULL", max: 1 }, "body.checks.0.sql", /^check custom_sql:words cannot work: the statement (must return exactly one row|'s first column must be a number)/],
     ["custom SQL returning no row", { kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events WHERE id < 0 GROUP BY id", max: 1 }, "body.checks.0.sql", /^check custom_sql:none cannot work: the statement must return exactly one row; it returned 0$/],
@@ -154,6 +160,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     ["custom SQL returning hexadecimal text", { kind: "custom_sql", name: "hex", sql: "SELECT '0x10' AS hex", max: 1 }, "body.checks.0.sql", /^check custom_sql:hex cannot work: the statement's first column must be a number; it was "0x10"$/],
     ["custom SQL returning padded text", { kind: "custom_sql", name: "padded", sql: "SELECT ' 5 ' AS padded", max: 1 }, "body.checks.0.sql", /^check custom_sql:padded cannot work: the statement's first column must be a number; it was " 5 "$/],
     ["freshness of a text column", { kind: "freshness", column: "note", max_lag_seconds: 60 }, "body.checks.0.column", /^check freshness:note cannot work: column note (is text|holds "x", which is not a timestamp)/],
+    ...noColumn,
   ])("answers 422 for %s at creation, after a dry run that records nothing", async (_name, check, path, message) => {
     const audited = async () => {
       await h.deps.audit!.flush();
@@ -163,7 +170,7 @@ describe.each<Dialect>(["postgresql", "mysql", "sqlite"])("checks on %s", (diale
     const res = await h.call("POST", "/api/tables", { token: user.token, json: { connection_id: connectionId, table: "events", checks: [check] } });
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([{ path, message: expect.stringMatching(message) }]);
-    expect(res.body.detail).toContain(check.kind === "custom_sql" ? `custom_sql:${(check as { name: string }).name}` : "freshness:note");
+    expect(res.body.detail).toContain(check.kind === "custom_sql" ? `custom_sql:${check.name}` : "freshness:note");
     const typeOnly = check.kind === "freshness" && dialect !== "sqlite"; // refused by the column's type, before any statement
     expect((await audited()) - before).toBe(typeOnly ? 0 : 1);
     expect((await h.call("GET", "/api/tables", { token: user.token })).body.map((t: any) => t.checks)).not.toContainEqual([check]);

@@ -8,9 +8,10 @@ import { numberOf, printedCell, type CheckContext, type CheckResult } from "./ty
 export async function runCustomSql(ctx: CheckContext, check: CustomSqlCheck): Promise<CheckResult> {
   const result = await ctx.query(check.sql, 2);
   const first = result.rows[0];
-  if (result.rows.length !== 1 || result.truncated || !first || first.length === 0) {
+  if (result.rows.length !== 1 || result.truncated || !first) {
     return { status: "error", value: null, message: `the statement must return exactly one row; it returned ${result.truncated ? "more than one" : result.rows.length}` };
   }
+  if (first.length === 0) return { status: "error", value: null, message: "the statement returned no column: select the number to judge" };
   const value = numberOf(first[0]);
   // sum() and max() over no rows (a window empty for now) give NULL, not 0.
   if (first[0] === null) {
