@@ -110,7 +110,7 @@ describe.each(backends)("accounts on $store + $sessions", (backend) => {
 
     it("renews the session TTL on each authenticated call", async () => {
       const user = await h.newUser();
-      await h.deps.sessions.touch(user.sessionId, 5);
+      await h.deps.sessions.touch(user.sessionId, user.id, 5);
       await h.call("GET", "/users/me", { token: user.token });
       await new Promise((r) => setTimeout(r, 50));
       if (h.redis) {
