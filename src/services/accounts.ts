@@ -45,6 +45,9 @@ export async function registerUser(
 const KNOWN_CLIENT_SECONDS = 30 * 86_400;
 const KNOWN_CLIENTS_KEPT = 20;
 
+/** What login keeps per (lower-case) email: failures across clients, and the known clients. */
+const loginKeysOf = (email: string) => ({ accountKey: `login:account:${email}`, knownKey: `login:known-clients:${email}` });
+
 export async function login(
   deps: Deps,
   input: { email: string; password: string; clientIp: string },
@@ -56,8 +59,7 @@ export async function login(
   // the owner out. The much higher ceiling across clients stops guesses spread over many
   // addresses; it spares the addresses the account has logged in from.
   const pairKey = `login:account-client:${email}:${input.clientIp}`;
-  const accountKey = `login:account:${email}`;
-  const knownKey = `login:known-clients:${email}`;
+  const { accountKey, knownKey } = loginKeysOf(email);
   // Each attempt counts as a failure before the password is checked, and is given back once it
   // proves right: attempts sent at once cannot all pass a count that only failures raised.
   const giveBack = (...keys: string[]) => Promise.all(keys.map((key) => giveTryBack(deps, key, windowSeconds)));
@@ -142,14 +144,17 @@ export async function changePassword(
 }
 
 /** Deletes the user and all they own, revokes their tokens, and closes their connectors on
- * every instance, so nothing they opened keeps running. */
+ * every instance, so nothing they opened keeps running. Then what the session store keeps for
+ * them: every session (keys' too) with its cached schema, their conversations, and what login
+ * knows of their email (a new account with it starts afresh). */
 export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: string): Promise<void> {
-  await confirmPassword(deps, auth, password, "password");
+  const user = await confirmPassword(deps, auth, password, "password");
   const connectionIds = await deleteUser(deps.store.db, auth.userId);
   if (!connectionIds) throw notFound("User");
   await deps.tokens.revoked({ userId: auth.userId });
   await Promise.all(connectionIds.map((id) => deps.connectors.evict(id)));
-  await deps.sessions.delete(auth.sessionId);
+  const { accountKey, knownKey } = loginKeysOf(user.email);
+  await Promise.all([deps.sessions.deleteOwned(auth.userId), deps.sessions.deleteKeys({ lists: [knownKey], counters: [accountKey] })]);
 }
 
 /** The user, once `password` is proven theirs. Every try counts, as many per window as a

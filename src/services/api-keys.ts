@@ -88,10 +88,11 @@ export async function listApiKeysOf(deps: Deps, userId: number): Promise<PublicA
   return (await listApiKeys(deps.store.db, userId)).map(publicApiKey);
 }
 
-/** Deletes the key, refuses it on every instance at once, and ends its database session. */
+/** Deletes the key, refuses it on every instance at once, and ends its database session and its
+ * conversations. */
 export async function revokeApiKey(deps: Deps, userId: number, keyId: number): Promise<void> {
   if (!(await deleteApiKey(deps.store.db, userId, keyId))) throw notFound("API key");
   await deps.tokens.revoked({ keyId });
-  await deps.sessions.delete(keySessionId(keyId));
+  await deps.sessions.deleteOwned(userId, keySessionId(keyId));
   deps.logger.info({ userId, keyId }, "API key revoked");
 }
