@@ -11,6 +11,7 @@ import { revokeSession } from "../store/revocations.js";
 import { deleteUser, findUserByEmail, getUser, insertUser, setPassword } from "../store/users.js";
 import { disconnectSession } from "./database-sessions.js";
 import { countTry, giveTryBack } from "./rate-limits.js";
+import { removeLeftovers } from "./session-leftovers.js";
 
 export interface PublicUser {
   id: number;
@@ -115,12 +116,8 @@ export async function getMe(deps: Deps, userId: number): Promise<PublicUser> {
 export async function logout(deps: Deps, auth: VerifiedToken): Promise<void> {
   await revokeSession(deps.store.db, auth.sessionId, new Date(auth.expiresAt));
   await deps.tokens.revoked({ sessionId: auth.sessionId });
-  // The token is dead from here on. A session store that is away leaves the session's record
-  // to its TTL (it holds no credential) rather than answer that the logout failed.
-  await disconnectSession(deps, auth.userId, auth.sessionId).catch((err: unknown) => {
-    if (!(err instanceof DomainError && err.code === "sessions_unavailable")) throw err;
-    deps.logger.warn({ err, user_id: auth.userId }, "logout: the session store is away; the session's record is left to expire");
-  });
+  // The token is dead from here on.
+  await removeLeftovers(deps, () => disconnectSession(deps, auth.userId, auth.sessionId), "logout: the session store is away; the session's record is left to expire", { user_id: auth.userId });
 }
 
 /** Sets a new password and revokes every token of the user, this one included; answers a
@@ -154,7 +151,12 @@ export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: s
   await deps.tokens.revoked({ userId: auth.userId });
   await Promise.all(connectionIds.map((id) => deps.connectors.evict(id)));
   const { accountKey, knownKey } = loginKeysOf(user.email);
-  await Promise.all([deps.sessions.deleteOwned(auth.userId), deps.sessions.deleteKeys({ lists: [knownKey], counters: [accountKey] })]);
+  await removeLeftovers(
+    deps,
+    () => Promise.all([deps.sessions.deleteOwned(auth.userId), deps.sessions.deleteKeys({ lists: [knownKey], counters: [accountKey] })]),
+    "delete account: the session store is away; the user's sessions and conversations are left to expire",
+    { user_id: auth.userId },
+  );
 }
 
 /** The user, once `password` is proven theirs. Every try counts, as many per window as a
