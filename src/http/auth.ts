@@ -57,7 +57,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
     if (now - (renewedAt.get(claims.sessionId) ?? 0) > RENEW_EVERY_MS) {
       renewedAt.set(claims.sessionId, now);
       // Renewal is not on the request's critical path; a failure only shortens the session.
-      deps.sessions.touch(claims.sessionId, deps.config.sessionTtlSeconds).catch((err: unknown) => {
+      deps.sessions.touch(claims.sessionId, claims.userId, deps.config.sessionTtlSeconds).catch((err: unknown) => {
         requestLogger(c).warn({ err }, "session renewal failed");
       });
     }

@@ -11,6 +11,7 @@ import { revokeSession } from "../store/revocations.js";
 import { deleteUser, findUserByEmail, getUser, insertUser, setPassword } from "../store/users.js";
 import { disconnectSession } from "./database-sessions.js";
 import { countTry, giveTryBack } from "./rate-limits.js";
+import { removeLeftovers } from "./session-leftovers.js";
 
 export interface PublicUser {
   id: number;
@@ -45,6 +46,9 @@ export async function registerUser(
 const KNOWN_CLIENT_SECONDS = 30 * 86_400;
 const KNOWN_CLIENTS_KEPT = 20;
 
+/** What login keeps per (lower-case) email: failures across clients, and the known clients. */
+const loginKeysOf = (email: string) => ({ accountKey: `login:account:${email}`, knownKey: `login:known-clients:${email}` });
+
 export async function login(
   deps: Deps,
   input: { email: string; password: string; clientIp: string },
@@ -56,8 +60,7 @@ export async function login(
   // the owner out. The much higher ceiling across clients stops guesses spread over many
   // addresses; it spares the addresses the account has logged in from.
   const pairKey = `login:account-client:${email}:${input.clientIp}`;
-  const accountKey = `login:account:${email}`;
-  const knownKey = `login:known-clients:${email}`;
+  const { accountKey, knownKey } = loginKeysOf(email);
   // Each attempt counts as a failure before the password is checked, and is given back once it
   // proves right: attempts sent at once cannot all pass a count that only failures raised.
   const giveBack = (...keys: string[]) => Promise.all(keys.map((key) => giveTryBack(deps, key, windowSeconds)));
@@ -113,12 +116,8 @@ export async function getMe(deps: Deps, userId: number): Promise<PublicUser> {
 export async function logout(deps: Deps, auth: VerifiedToken): Promise<void> {
   await revokeSession(deps.store.db, auth.sessionId, new Date(auth.expiresAt));
   await deps.tokens.revoked({ sessionId: auth.sessionId });
-  // The token is dead from here on. A session store that is away leaves the session's record
-  // to its TTL (it holds no credential) rather than answer that the logout failed.
-  await disconnectSession(deps, auth.userId, auth.sessionId).catch((err: unknown) => {
-    if (!(err instanceof DomainError && err.code === "sessions_unavailable")) throw err;
-    deps.logger.warn({ err, user_id: auth.userId }, "logout: the session store is away; the session's record is left to expire");
-  });
+  // The token is dead from here on.
+  await removeLeftovers(deps, () => disconnectSession(deps, auth.userId, auth.sessionId), "logout: the session store is away; the session's record is left to expire", { user_id: auth.userId });
 }
 
 /** Sets a new password and revokes every token of the user, this one included; answers a
@@ -142,14 +141,22 @@ export async function changePassword(
 }
 
 /** Deletes the user and all they own, revokes their tokens, and closes their connectors on
- * every instance, so nothing they opened keeps running. */
+ * every instance, so nothing they opened keeps running. Then what the session store keeps for
+ * them: every session (keys' too) with its cached schema, their conversations, and what login
+ * knows of their email (a new account with it starts afresh). */
 export async function deleteAccount(deps: Deps, auth: VerifiedToken, password: string): Promise<void> {
-  await confirmPassword(deps, auth, password, "password");
+  const user = await confirmPassword(deps, auth, password, "password");
   const connectionIds = await deleteUser(deps.store.db, auth.userId);
   if (!connectionIds) throw notFound("User");
   await deps.tokens.revoked({ userId: auth.userId });
   await Promise.all(connectionIds.map((id) => deps.connectors.evict(id)));
-  await deps.sessions.delete(auth.sessionId);
+  const { accountKey, knownKey } = loginKeysOf(user.email);
+  await removeLeftovers(
+    deps,
+    () => Promise.all([deps.sessions.deleteOwned(auth.userId), deps.sessions.deleteKeys({ lists: [knownKey], counters: [accountKey] })]),
+    "delete account: the session store is away; the user's sessions and conversations are left to expire",
+    { user_id: auth.userId },
+  );
 }
 
 /** The user, once `password` is proven theirs. Every try counts, as many per window as a

@@ -9,6 +9,7 @@ import { deleteApiKey, insertApiKey, listApiKeys } from "../store/api-keys.js";
 import { listConnections } from "../store/connections.js";
 import type { ApiKeyRow } from "../store/schema.js";
 import { insertWithinQuota } from "../store/quotas.js";
+import { removeLeftovers } from "./session-leftovers.js";
 
 export interface ApiKeyInput {
   name: string;
@@ -88,10 +89,11 @@ export async function listApiKeysOf(deps: Deps, userId: number): Promise<PublicA
   return (await listApiKeys(deps.store.db, userId)).map(publicApiKey);
 }
 
-/** Deletes the key, refuses it on every instance at once, and ends its database session. */
+/** Deletes the key, refuses it on every instance at once, and ends its database session and its
+ * conversations. */
 export async function revokeApiKey(deps: Deps, userId: number, keyId: number): Promise<void> {
   if (!(await deleteApiKey(deps.store.db, userId, keyId))) throw notFound("API key");
   await deps.tokens.revoked({ keyId });
-  await deps.sessions.delete(keySessionId(keyId));
   deps.logger.info({ userId, keyId }, "API key revoked");
+  await removeLeftovers(deps, () => deps.sessions.deleteOwned(userId, keySessionId(keyId)), "revoke API key: the session store is away; the key's session and conversations are left to expire", { user_id: userId, key_id: keyId });
 }

@@ -7,6 +7,7 @@ import type { Grant } from "../auth/grants.js";
 import { throwIfCancelled } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
+import type { Owner } from "../sessions/types.js";
 import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
 import { countTry } from "./rate-limits.js";
 import { schemaIndexOf } from "./schema-context.js";
@@ -62,6 +63,10 @@ type StoredTurn = HistoryTurn & { connection_id?: number; target?: string };
  * own: under the login's, a login naming thread_id "key:7:t1" read and continued key 7's t1. */
 const historyKey = (auth: { userId: number; sessionId: string; kind?: "login" | "key" }, threadId: string) =>
   auth.kind === "key" ? `key-thread:${auth.userId}:${auth.sessionId}:${threadId}` : `thread:${auth.userId}:${threadId}`;
+
+/** Whom a conversation is deleted with: its user, and an API key's also with the key (revoked). */
+const historyOwner = (auth: { userId: number; sessionId: string; kind?: "login" | "key" }): Owner =>
+  auth.kind === "key" ? { userId: auth.userId, sessionId: auth.sessionId } : { userId: auth.userId };
 
 const valueOf = <T>(outcome: PromiseSettledResult<T>): T => {
   if (outcome.status === "rejected") throw outcome.reason;
@@ -171,7 +176,7 @@ export async function ask(
   // for ever would outlive the count of new ones per TTL, which bounds what a user keeps. For
   // the same reason a conversation that expired while this question ran is not made again
   // (uncounted): the answer stands, and the thread's next question starts a new one.
-  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, startsConversation ? "from-first" : "while-kept");
+  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, startsConversation ? "from-first" : "while-kept", historyOwner(auth));
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
   const health = await alertsOnTablesRead(deps, auth.userId, auth.grant, connector, ran);
   return {

@@ -1,11 +1,19 @@
 // Sessions in process memory, for the embedded single-instance mode (no REDIS_URL). Same
 // contract as the Redis store; entries expire lazily and in a periodic sweep.
 
-import { hashFromFields, newSessionHash, recordFromHash, type SessionStore } from "./types.js";
+import { hashFromFields, newSessionHash, recordFromHash, type Owner, type SessionStore } from "./types.js";
 
 interface Entry {
   hash: Record<string, string>;
   expiresAt: number;
+}
+
+/** A session record or a list a user owns (deleteOwned), and the session it is of ("" for the
+ * user's own). */
+interface Owned {
+  map: Map<string, unknown>;
+  key: string;
+  sessionId: string;
 }
 
 export function createMemorySessionStore(now: () => number = Date.now): SessionStore {
@@ -13,7 +21,15 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
   const counters = new Map<string, { count: number; expiresAt: number }>();
   const lists = new Map<string, { items: string[]; expiresAt: number }>();
   const subscribers = new Map<string, Array<(message: string) => void>>();
+  /** Per user, what they own, by map and key; pruned of what is gone at each sweep. */
+  const owned = new Map<number, Map<string, Owned>>();
   let lastSweep = now();
+
+  const own = (owner: Owner, map: Map<string, unknown>, key: string) => {
+    const index = owned.get(owner.userId) ?? new Map<string, Owned>();
+    index.set(`${map === sessions ? "session" : "list"}:${key}`, { map, key, sessionId: owner.sessionId ?? "" });
+    owned.set(owner.userId, index);
+  };
 
   const live = <T extends { expiresAt: number }>(map: Map<string, T>, key: string): T | undefined => {
     const entry = map.get(key);
@@ -29,6 +45,10 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
     for (const map of [sessions, counters, lists] as Map<string, { expiresAt: number }>[]) {
       for (const [key, entry] of map) if (entry.expiresAt <= lastSweep) map.delete(key);
     }
+    for (const [userId, index] of owned) {
+      for (const [name, entry] of index) if (!entry.map.has(entry.key)) index.delete(name);
+      if (index.size === 0) owned.delete(userId);
+    }
   };
 
   return {
@@ -37,6 +57,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       sweep();
       const hash = newSessionHash(userId);
       sessions.set(sessionId, { hash, expiresAt: now() + ttlSeconds * 1000 });
+      own({ userId, sessionId }, sessions, sessionId);
       return recordFromHash(sessionId, hash)!;
     },
     async get(sessionId, options = {}) {
@@ -45,7 +66,8 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       const record = recordFromHash(sessionId, entry.hash);
       return record && !options.withSchema ? { ...record, db_schema: null, connection_string: null } : record;
     },
-    async touch(sessionId, ttlSeconds) {
+    // The index here keeps what still exists, however long: a renewal changes nothing in it.
+    async touch(sessionId, _userId, ttlSeconds) {
       const entry = live(sessions, sessionId);
       if (entry) entry.expiresAt = now() + ttlSeconds * 1000;
       return entry !== undefined;
@@ -58,6 +80,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       for (const field of remove) delete entry.hash[field];
       entry.expiresAt = now() + ttlSeconds * 1000;
       sessions.set(sessionId, entry);
+      own({ userId, sessionId }, sessions, sessionId);
       return recordFromHash(sessionId, entry.hash)!;
     },
     async delete(sessionId) {
@@ -70,7 +93,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       counters.set(key, counter);
       return { count: counter.count, resetsInSeconds: Math.max(1, Math.ceil((counter.expiresAt - now()) / 1000)) };
     },
-    async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
+    async pushBounded(key, value, maxItems, ttlSeconds, ttl, owner) {
       sweep();
       const kept = live(lists, key);
       if (!kept && ttl === "while-kept") return;
@@ -79,9 +102,23 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       list.items.splice(0, Math.max(0, list.items.length - maxItems));
       if (!kept || ttl === "renewed") list.expiresAt = now() + ttlSeconds * 1000;
       lists.set(key, list);
+      if (owner) own(owner, lists, key);
     },
     async listItems(key) {
       return [...(live(lists, key)?.items ?? [])];
+    },
+    async deleteOwned(userId, sessionId) {
+      const index = owned.get(userId) ?? new Map<string, Owned>();
+      for (const [name, entry] of index) {
+        if (sessionId !== undefined && entry.sessionId !== sessionId) continue;
+        entry.map.delete(entry.key);
+        index.delete(name);
+      }
+      if (sessionId !== undefined) sessions.delete(sessionId);
+    },
+    async deleteKeys({ lists: listKeys = [], counters: counterKeys = [] }) {
+      for (const key of listKeys) lists.delete(key);
+      for (const key of counterKeys) counters.delete(key);
     },
     async publish(channel, message) {
       for (const handler of subscribers.get(channel) ?? []) handler(message);
@@ -102,6 +139,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       sessions.clear();
       counters.clear();
       lists.clear();
+      owned.clear();
     },
   };
 }

@@ -1,16 +1,38 @@
 // Sessions in Redis: hash `session:{id}` with a TTL renewed on each authenticated call, so any
 // instance can serve any session. Also messages between instances, and their count.
 
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import { createLRU } from "lru.min";
 
 import { DomainError } from "../errors.js";
 
 import { createRedisPresence, type PresenceOptions } from "./presence.js";
 import { SOCKET_TIMEOUT_MS } from "./redis-client.js";
-import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type SessionRecord, type SessionStore } from "./types.js";
+import { hashFromFields, newSessionHash, recordFromHash, STATE_FIELDS, type Owner, type SessionRecord, type SessionStore } from "./types.js";
 
 const sessionKey = (id: string) => `session:${id}`;
+
+/** What a user owns here (deleteOwned): a sorted set of [session id or "", key], each scored
+ * with when its key expires at the latest, so keys long gone are dropped from it. */
+const ownedKey = (userId: number) => `owned:${userId}`;
+const ownedEntry = (owner: Owner, key: string) => JSON.stringify([owner.sessionId ?? "", key]);
+const readOwnedEntry = (entry: string) => {
+  const [sessionId, key] = JSON.parse(entry) as [string, string];
+  return { entry, sessionId, key };
+};
+
+/** Adds `key`, kept `ttlSeconds` from now at most, to its owner's index in `tx`. The index is
+ * kept as long as its longest-lived key (EXPIRE NX gives a new one its TTL, GT only lengthens
+ * it), and drops what has expired whenever it grows, so it stays as small as what they own. */
+function indexOwned(tx: ChainableCommander, owner: Owner, key: string, ttlSeconds: number): ChainableCommander {
+  const index = ownedKey(owner.userId);
+  const now = Math.floor(Date.now() / 1000);
+  return tx
+    .zremrangebyscore(index, "-inf", now)
+    .zadd(index, "GT", now + ttlSeconds, ownedEntry(owner, key))
+    .expire(index, ttlSeconds, "NX")
+    .expire(index, ttlSeconds, "GT");
+}
 
 /** Where every change to a session is announced, in the same transaction as the change. */
 const SESSION_CHANGES = "session-changes";
@@ -116,10 +138,8 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
     async create(sessionId, userId, ttlSeconds) {
       const hash = newSessionHash(userId);
       forget(sessionId);
-      await redis
-        .multi()
-        .hset(sessionKey(sessionId), hash)
-        .expire(sessionKey(sessionId), ttlSeconds)
+      const tx = redis.multi().hset(sessionKey(sessionId), hash).expire(sessionKey(sessionId), ttlSeconds);
+      await indexOwned(tx, { userId, sessionId }, sessionKey(sessionId), ttlSeconds)
         .publish(...announce(sessionId))
         .exec();
       return recordFromHash(sessionId, hash)!;
@@ -134,8 +154,12 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
       if (listening && seen === changesSeen) states.set(sessionId, { record, at: now });
       return record && { ...record };
     },
-    async touch(sessionId, ttlSeconds) {
-      return (await redis.expire(sessionKey(sessionId), ttlSeconds)) === 1;
+    async touch(sessionId, userId, ttlSeconds) {
+      // Indexed again too: its index must outlive it. A session that has expired is indexed
+      // for nothing, until its time in the index passes.
+      const tx = redis.multi().expire(sessionKey(sessionId), ttlSeconds);
+      const results = (await indexOwned(tx, { userId, sessionId }, sessionKey(sessionId), ttlSeconds).exec()) ?? [];
+      return results[0]?.[1] === 1;
     },
     async update(sessionId, userId, fields, ttlSeconds) {
       const key = sessionKey(sessionId);
@@ -147,6 +171,7 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
       for (const [field, value] of Object.entries(newSessionHash(userId))) tx.hsetnx(key, field, value);
       if (Object.keys(set).length > 0) tx.hset(key, set);
       if (remove.length > 0) tx.hdel(key, ...remove);
+      indexOwned(tx, { userId, sessionId }, key, ttlSeconds);
       tx.expire(key, ttlSeconds).hgetall(key).publish(...announce(sessionId));
       const results = (await tx.exec()) ?? [];
       const hash = results.at(-2)?.[1] as Record<string, string>;
@@ -166,17 +191,42 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
         .exec()) ?? [[null, 0], [null, 0], [null, windowSeconds]];
       return { count: Number(results[0]?.[1]), resetsInSeconds: Math.max(1, Number(results[2]?.[1])) };
     },
-    async pushBounded(key, value, maxItems, ttlSeconds, ttl) {
+    async pushBounded(key, value, maxItems, ttlSeconds, ttl, owner) {
       const list = `list:${key}`;
       // RPUSHX makes no list (and LTRIM of a missing key makes none).
       const tx = ttl === "while-kept" ? redis.multi().rpushx(list, value) : redis.multi().rpush(list, value);
       tx.ltrim(list, -maxItems, -1);
       if (ttl === "renewed") tx.expire(list, ttlSeconds);
       else if (ttl === "from-first") tx.expire(list, ttlSeconds, "NX");
+      // A list kept while it exists was indexed when it was made; one counted from its first
+      // push is indexed for a TTL from now, which lasts at least as long as the list.
+      if (owner && ttl !== "while-kept") indexOwned(tx, owner, list, ttlSeconds);
       await tx.exec();
     },
     async listItems(key) {
       return redis.lrange(`list:${key}`, 0, -1);
+    },
+    async deleteOwned(userId, sessionId) {
+      const index = ownedKey(userId);
+      const entries = (await redis.zrange(index, 0, -1)).map(readOwnedEntry).filter((owned) => sessionId === undefined || owned.sessionId === sessionId);
+      const keys = entries.map((owned) => owned.key);
+      // A session's own record goes with it, indexed or not (made before the index was kept).
+      if (sessionId !== undefined) keys.push(sessionKey(sessionId));
+      if (keys.length === 0) return;
+      const tx = redis.multi().del(...keys);
+      // Only what was read: a key indexed meanwhile stays indexed.
+      if (entries.length > 0) tx.zrem(index, ...entries.map((owned) => owned.entry));
+      // Every instance drops its copy of the deleted sessions' state.
+      const sessions = keys.filter((key) => key.startsWith(sessionKey(""))).map((key) => key.slice(sessionKey("").length));
+      for (const id of new Set(sessions)) {
+        forget(id);
+        tx.publish(...announce(id));
+      }
+      await tx.exec();
+    },
+    async deleteKeys({ lists = [], counters = [] }) {
+      const keys = [...lists.map((key) => `list:${key}`), ...counters.map((key) => `ratelimit:${key}`)];
+      if (keys.length > 0) await redis.del(...keys);
     },
     async publish(channel, message) {
       await redis.publish(channelName(channel), message);
@@ -202,7 +252,7 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
 
 /** The calls a request waits on: while Redis is away they fail as 503 sessions_unavailable
  * (the HTTP edge's answer), not as a driver error that would be a 500. */
-const REQUEST_CALLS = ["create", "get", "touch", "update", "delete", "hit", "pushBounded", "listItems", "publish", "ping"] as const;
+const REQUEST_CALLS = ["create", "get", "touch", "update", "delete", "hit", "pushBounded", "listItems", "deleteOwned", "deleteKeys", "publish", "ping"] as const;
 
 function unavailableWhenDown(store: SessionStore): Pick<SessionStore, (typeof REQUEST_CALLS)[number]> {
   const wrapped: Record<string, unknown> = {};

@@ -24,6 +24,13 @@ export interface CounterHit {
   resetsInSeconds: number;
 }
 
+/** Whom a session record or a list was made for, so that deleteOwned finds it without a scan:
+ * the user, and the session when it is that session's alone (an API key's conversations). */
+export interface Owner {
+  userId: number;
+  sessionId?: string;
+}
+
 /** The live instances sharing a session store, as a count kept without a round trip. */
 export interface Presence {
   /** This instance included, so at least 1; as of the last heartbeat. */
@@ -36,8 +43,9 @@ export interface SessionStore {
   /** The session without its cached schema, which can be large and is rarely needed; ask for
    * it with `withSchema`. */
   get(sessionId: string, options?: { withSchema?: boolean }): Promise<SessionRecord | null>;
-  /** Renews the TTL; false when the session does not exist (expired or disconnected). */
-  touch(sessionId: string, ttlSeconds: number): Promise<boolean>;
+  /** Renews the TTL, and keeps the session in `userId`'s index (deleteOwned) as long; false when
+   * the session does not exist (expired or disconnected). */
+  touch(sessionId: string, userId: number, ttlSeconds: number): Promise<boolean>;
   /** Sets fields (null removes one) and renews the TTL; creates nothing if missing. */
   update(sessionId: string, userId: number, fields: SessionFields, ttlSeconds: number): Promise<SessionRecord>;
   delete(sessionId: string): Promise<boolean>;
@@ -47,10 +55,17 @@ export interface SessionStore {
   /** Appends to a list kept to its newest `maxItems`. `ttl: "renewed"` sets the list's TTL again
    * on every push; `"from-first"` only on the push that makes the list, so it lives at most
    * `ttlSeconds` however often it is pushed to; `"while-kept"` appends only to a list that still
-   * exists (keeping its TTL), making none when it has expired. */
-  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first" | "while-kept"): Promise<void>;
+   * exists (keeping its TTL), making none when it has expired. A list with an `owner` is deleted
+   * with what they own. */
+  pushBounded(key: string, value: string, maxItems: number, ttlSeconds: number, ttl: "renewed" | "from-first" | "while-kept", owner?: Owner): Promise<void>;
   /** The list, oldest first; empty when missing or expired. */
   listItems(key: string): Promise<string[]>;
+  /** Deletes the session records of `userId` and the lists pushed for them (their owner), or
+   * with `sessionId` only that session's record and the lists pushed for it. Each user's index
+   * of what they own lives as long as the longest-lived of it, and no longer. */
+  deleteOwned(userId: number, sessionId?: string): Promise<void>;
+  /** Deletes lists (pushBounded's keys) and counters (hit's keys). */
+  deleteKeys(keys: { lists?: string[]; counters?: string[] }): Promise<void>;
   /** Tells `message` to every subscriber of `channel` on every instance sharing this store,
    * this one included. Delivery is at most once: a subscriber that is disconnected misses it. */
   publish(channel: string, message: string): Promise<void>;

@@ -1,11 +1,14 @@
 // Accounts over HTTP (seed 004): register, login (form and JSON), /users/me and token checks,
-// on both backend pairs (embedded and production). Login rate limits: tests/security.
+// on both backend pairs (embedded and production); what deleting an account removes from Redis.
+// Login rate limits: tests/security.
 
 import { SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { uniqueName } from "../support/services.js";
+import { sqliteTarget } from "../support/targets.js";
 
 const backends = [
   { store: "pglite", sessions: "memory" },
@@ -110,7 +113,7 @@ describe.each(backends)("accounts on $store + $sessions", (backend) => {
 
     it("renews the session TTL on each authenticated call", async () => {
       const user = await h.newUser();
-      await h.deps.sessions.touch(user.sessionId, 5);
+      await h.deps.sessions.touch(user.sessionId, user.id, 5);
       await h.call("GET", "/users/me", { token: user.token });
       await new Promise((r) => setTimeout(r, 50));
       if (h.redis) {
@@ -154,5 +157,83 @@ describe.each(backends)("accounts on $store + $sessions", (backend) => {
       expect(await detailFor(twice)).toMatch(/^More than one Authorization header/);
       expect(await detailFor({ authorization: `Basic ${Buffer.from("a:b").toString("base64")}` })).toMatch(/^The Authorization header is not a bearer token/);
     });
+  });
+});
+
+describe("DELETE /users/me: what the session store kept for the user", () => {
+  /** Replies the next model request gets, in order. */
+  const replies: FakeStep[] = [];
+  let fake: FakeOpenAI;
+  let h: Harness;
+  beforeAll(async () => {
+    fake = await startQueuedFakeOpenAI(replies);
+    h = await createHarness({
+      store: "postgresql",
+      sessions: "redis",
+      env: {
+        OPENAI_BASE_URL: fake.baseUrl,
+        OPENAI_MODEL: "fake-model",
+        TRUST_PROXY: "true",
+        LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "3",
+        LOGIN_MAX_ATTEMPTS_PER_ACCOUNT_ALL_CLIENTS: "6",
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await fake?.close();
+  });
+
+  const COUNT_SQL = "SELECT COUNT(*) AS albums FROM Album";
+  const ask = async (token: string, threadId: string) => {
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] }, { content: "There are 347 albums." });
+    const res = await h.call("POST", "/ask", { token, json: { question: "How many albums?", thread_id: threadId } });
+    expect(res.status, res.text).toBe(200);
+  };
+  const login = async (email: string, password: string, address = "192.0.2.1") =>
+    h.call("POST", "/login", { form: { username: email, password }, headers: { "x-forwarded-for": address } });
+  const deleteAccount = (user: { token: string; password: string }) => h.call("DELETE", "/users/me", { token: user.token, json: { password: user.password } });
+
+  it("deletes every session (API keys' too) with its cached schema, the conversations, and what login knew of the email", async () => {
+    const user = await h.newUser();
+    const second = (await login(user.email, user.password)).body as { access_token: string; session_id: string };
+    const connectionId = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(h.sqliteRoot)).body })).body.db_connection.id;
+    const key = (await h.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["ask"], connection_ids: [connectionId] } })).body;
+    for (const token of [user.token, second.access_token, key.key]) {
+      expect((await h.call("POST", `/databases/connect_db/${connectionId}`, { token })).status).toBe(200);
+    }
+    await ask(user.token, "t1");
+    await ask(key.key, "t1");
+
+    const { raw, prefix } = h.redis!;
+    const kept = [
+      `session:${user.sessionId}`,
+      `session:${second.session_id}`,
+      `session:key:${key.id}`,
+      `list:thread:${user.id}:t1`,
+      `list:key-thread:${user.id}:key:${key.id}:t1`,
+      `list:login:known-clients:${user.email}`,
+      `ratelimit:login:account:${user.email}`,
+    ].map((name) => `${prefix}${name}`);
+    for (const name of kept) expect(await raw.exists(name), name).toBe(1);
+    expect(await raw.hget(`${prefix}session:${second.session_id}`, "db_schema")).toContain("Album");
+
+    expect((await deleteAccount(user)).status).toBe(204);
+    // The index of what they owned goes too.
+    for (const name of [...kept, `${prefix}owned:${user.id}`]) expect(await raw.exists(name), name).toBe(0);
+  });
+
+  it("gives a new account with the same email none of the old one's known clients", async () => {
+    const user = await h.newUser();
+    const home = "192.0.2.10";
+    expect((await login(user.email, user.password, home)).status).toBe(200);
+    expect((await deleteAccount(user)).status).toBe(204);
+    expect((await h.call("POST", "/users/", { json: { name: "Someone else", email: user.email, password: "another password" } })).status).toBe(201);
+    // Six failures, two from each of three addresses: the ceiling across clients, which spares
+    // only the addresses this account (not the deleted one) logged in from.
+    for (const address of ["192.0.2.11", "192.0.2.12", "192.0.2.13"]) {
+      for (let i = 0; i < 2; i++) expect((await login(user.email, "wrong-password", address)).status).toBe(401);
+    }
+    expect((await login(user.email, "another password", home)).status).toBe(429);
   });
 });

@@ -1,10 +1,12 @@
 // POST/GET/DELETE /api/keys: a key is created with its scopes, connections and expiry, its
-// secret answered once and stored only as a hash, listed without it, and revoked for good.
+// secret answered once and stored only as a hash, listed without it, and revoked for good, with
+// what Redis kept for it.
 
 import { createHash } from "node:crypto";
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
+import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { pgAdmin } from "../support/services.js";
 import { sqliteTarget } from "../support/targets.js";
@@ -167,6 +169,46 @@ describe("DELETE /api/keys/{id}", () => {
     const other = await h.newUser();
     expect((await h.call("DELETE", `/api/keys/${created.id}`, { token: other.token })).status).toBe(404);
     expect((await h.call("GET", "/databases", { token: created.key })).status).toBe(200);
+  });
+});
+
+describe("DELETE /api/keys/{id}: what the session store kept for the key", () => {
+  /** Replies the next model request gets, in order. */
+  const replies: FakeStep[] = [];
+  let fake: FakeOpenAI;
+  let r: Harness;
+  beforeAll(async () => {
+    fake = await startQueuedFakeOpenAI(replies);
+    r = await createHarness({ store: "postgresql", sessions: "redis", env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: "fake-model" } });
+  });
+  afterAll(async () => {
+    await r?.close();
+    await fake?.close();
+  });
+
+  const ask = async (token: string, threadId: string) => {
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) AS albums FROM Album" } }] }, { content: "There are 347 albums." });
+    const res = await r.call("POST", "/ask", { token, json: { question: "How many albums?", thread_id: threadId } });
+    expect(res.status, res.text).toBe(200);
+  };
+
+  it("deletes the key's session and its conversations, and leaves its user's", async () => {
+    const user = await r.newConnectedUser();
+    const connectionId = (await r.call("GET", "/databases", { token: user.token })).body[0].id;
+    const created = (await r.call("POST", "/api/keys", { token: user.token, json: { name: "k", scopes: ["ask"], connection_ids: [connectionId] } })).body;
+    expect((await r.call("POST", `/databases/connect_db/${connectionId}`, { token: created.key })).status).toBe(200);
+    await ask(created.key, "t1");
+    await ask(created.key, "t2");
+    await ask(user.token, "t1");
+
+    const { raw, prefix } = r.redis!;
+    const keys = [`session:key:${created.id}`, `list:key-thread:${user.id}:key:${created.id}:t1`, `list:key-thread:${user.id}:key:${created.id}:t2`].map((name) => `${prefix}${name}`);
+    const users = [`session:${user.sessionId}`, `list:thread:${user.id}:t1`].map((name) => `${prefix}${name}`);
+    for (const name of [...keys, ...users]) expect(await raw.exists(name), name).toBe(1);
+
+    expect((await r.call("DELETE", `/api/keys/${created.id}`, { token: user.token })).status).toBe(204);
+    for (const name of keys) expect(await raw.exists(name), name).toBe(0);
+    for (const name of users) expect(await raw.exists(name), name).toBe(1);
   });
 });
 

@@ -2,7 +2,7 @@
 // must behave the same for sessions, rate-limit counters, messages and the instance count.
 
 import { Redis } from "ioredis";
-import { randomUUID } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
 
@@ -16,6 +16,9 @@ import { REDIS_URL, redisWithPrefix } from "../support/services.js";
 
 const redis = redisWithPrefix();
 afterAll(async () => redis.cleanup());
+
+/** A user of its own per test: what one user owns must not be another test's. */
+const newUserId = () => randomInt(1, 2 ** 31);
 
 const stores: [string, () => SessionStore][] = [
   ["memory", () => createMemorySessionStore()],
@@ -44,7 +47,7 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
 
   it("returns null for an unknown session and false when touching it", async () => {
     expect(await store.get(randomUUID())).toBeNull();
-    expect(await store.touch(randomUUID(), 60)).toBe(false);
+    expect(await store.touch(randomUUID(), 1, 60)).toBe(false);
   });
 
   it("updates fields, removes fields set to null, and keeps owner and creation time", async () => {
@@ -69,7 +72,7 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
   it("expires sessions after their TTL unless touched", async () => {
     const id = randomUUID();
     await store.create(id, 1, 1);
-    expect(await store.touch(id, 1)).toBe(true);
+    expect(await store.touch(id, 1, 1)).toBe(true);
     await new Promise((r) => setTimeout(r, 1100));
     expect(await store.get(id)).toBeNull();
   });
@@ -124,6 +127,80 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
     expect(await store.listItems(key)).toEqual([]);
     await store.pushBounded(key, "c", 3, 60, "while-kept");
     expect(await store.listItems(key)).toEqual([]);
+  });
+
+  describe("deleteOwned", () => {
+    /** A user with two logins (one connected), an API key's session, a conversation of theirs
+     * and one of the key's; and another user's session and conversation. */
+    async function owners() {
+      const [userId, otherId] = [newUserId(), newUserId()];
+      const [login, connected, key, other] = [randomUUID(), randomUUID(), `key:${randomUUID()}`, randomUUID()];
+      await store.create(login, userId, 60);
+      await store.create(connected, userId, 60);
+      await store.update(connected, userId, { status: "connected", db_id: 1, db_schema: "t(a int)" }, 60);
+      await store.update(key, userId, { status: "connected", db_id: 1 }, 60);
+      await store.create(other, otherId, 60);
+      const threads = { user: `thread:${randomUUID()}`, key: `thread:${randomUUID()}`, other: `thread:${randomUUID()}` };
+      await store.pushBounded(threads.user, "a", 3, 60, "from-first", { userId });
+      await store.pushBounded(threads.key, "a", 3, 60, "from-first", { userId, sessionId: key });
+      await store.pushBounded(threads.other, "a", 3, 60, "from-first", { userId: otherId });
+      return { userId, sessions: { login, connected, key, other }, threads };
+    }
+
+    it("deletes every session record and list of the user, and nothing of another user's", async () => {
+      const { userId, sessions, threads } = await owners();
+      await store.deleteOwned(userId);
+      for (const id of [sessions.login, sessions.connected, sessions.key]) expect(await store.get(id, { withSchema: true })).toBeNull();
+      expect(await store.listItems(threads.user)).toEqual([]);
+      expect(await store.listItems(threads.key)).toEqual([]);
+      expect(await store.get(sessions.other)).not.toBeNull();
+      expect(await store.listItems(threads.other)).toEqual(["a"]);
+    });
+
+    it("deletes only a session's record and the lists pushed for it when it names the session", async () => {
+      const { userId, sessions, threads } = await owners();
+      await store.deleteOwned(userId, sessions.key);
+      expect(await store.get(sessions.key)).toBeNull();
+      expect(await store.listItems(threads.key)).toEqual([]);
+      expect(await store.get(sessions.login)).not.toBeNull();
+      expect(await store.listItems(threads.user)).toEqual(["a"]);
+    });
+
+    it("deletes a named session's record even when it was never indexed as the user's", async () => {
+      const id = randomUUID();
+      await store.create(id, newUserId(), 60);
+      await store.deleteOwned(newUserId(), id);
+      expect(await store.get(id)).toBeNull();
+    });
+
+    it("deletes what was made again after a deletion, and what a session recreated by update holds", async () => {
+      const userId = newUserId();
+      const id = randomUUID();
+      await store.create(id, userId, 60);
+      await store.deleteOwned(userId);
+      await store.update(id, userId, { status: "connected", db_id: 2 }, 60);
+      await store.deleteOwned(userId);
+      expect(await store.get(id)).toBeNull();
+    });
+
+    it("leaves a list pushed without an owner", async () => {
+      const userId = newUserId();
+      const key = `thread:${randomUUID()}`;
+      await store.pushBounded(key, "a", 3, 60, "renewed");
+      await store.deleteOwned(userId);
+      expect(await store.listItems(key)).toEqual(["a"]);
+    });
+  });
+
+  it("deletes lists and counters by their keys", async () => {
+    const [list, counter, kept] = [`known:${randomUUID()}`, `test:${randomUUID()}`, `test:${randomUUID()}`];
+    await store.pushBounded(list, "a", 3, 60, "renewed");
+    await store.hit(counter, 60);
+    await store.hit(kept, 60);
+    await store.deleteKeys({ lists: [list], counters: [counter] });
+    expect(await store.listItems(list)).toEqual([]);
+    expect((await store.hit(counter, 60, 0)).count).toBe(0);
+    expect((await store.hit(kept, 60, 0)).count).toBe(1);
   });
 
   it("starts a new window after the old one ends", async () => {
@@ -256,6 +333,32 @@ describe("redis session layout (seed 004)", () => {
       expect(await redis.raw.hgetall(key)).toMatchObject({ user_id: "5", status: "idle" });
       const ttl = await redis.raw.ttl(key);
       expect(ttl).toBeGreaterThan(86000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("indexes what a user owns in owned:{user id}, kept as long as its longest-lived key and pruned of expired ones", async () => {
+    const store = createRedisSessionStore(new Redis(redis.redis.options));
+    try {
+      const userId = newUserId();
+      const index = `${redis.prefix}owned:${userId}`;
+      const [shortLived, renewed] = [randomUUID(), randomUUID()];
+      await store.create(shortLived, userId, 1);
+      await store.create(renewed, userId, 60);
+      expect(await redis.raw.ttl(index)).toBeGreaterThan(55);
+      // A renewal lengthens the index with the session; a key kept less long does not shorten it.
+      await store.touch(renewed, userId, 3600);
+      expect(await redis.raw.ttl(index)).toBeGreaterThan(3500);
+      await store.pushBounded(`thread:${randomUUID()}`, "a", 3, 60, "from-first", { userId });
+      expect(await redis.raw.ttl(index)).toBeGreaterThan(3500);
+      expect(await redis.raw.zcard(index)).toBe(3);
+      await new Promise((r) => setTimeout(r, 2100));
+      await store.create(randomUUID(), userId, 60);
+      // The expired session is dropped as the index grows.
+      expect(await redis.raw.zcard(index)).toBe(3);
+      await store.deleteOwned(userId);
+      expect(await redis.raw.exists(index)).toBe(0);
     } finally {
       await store.close();
     }
