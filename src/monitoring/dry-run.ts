@@ -10,6 +10,7 @@ import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import type { CheckConfig } from "../store/column-types.js";
 import { judgeBaseline } from "./baselines.js";
+import { formatDuration } from "./freshness.js";
 import { runCustomSql } from "./checks/custom-sql.js";
 import { runFreshness } from "./checks/freshness.js";
 import { runNullRate } from "./checks/null-rate.js";
@@ -29,9 +30,15 @@ export interface DryRun {
   /** How long its statements ran on the database (a wait for the monitoring budget not
    * counted): about what each run will cost the monitored database. */
   ms: number;
+  /** What the check found that will make it judge wrong, though it works. */
+  warning?: string | undefined;
 }
 
 const NO_STATEMENT: DryRun = { problem: null, ms: 0 };
+
+/** A newest timestamp further ahead than this is no clock's drift: local time read as UTC (every
+ * zone but UTC's is at least half an hour off it), or rows stamped for later. */
+const AHEAD_WARNING_MS = 15 * 60_000;
 
 /** `check` run once on `table`, nothing recorded (but in the audit trail, with the API key
  * that saved it: a custom_sql check's dry run reads what its SQL asks). */
@@ -65,7 +72,17 @@ export async function dryRun(deps: Deps, connector: GuardedConnector, table: Tab
     if (err instanceof DomainError && CHECK_ERRORS.has(err.code)) return { problem: err.message, ms: Math.round(ms) };
     throw err;
   }
-  return { problem: result.status === "error" ? result.message : null, ms: Math.round(ms) };
+  if (result.status === "error") return { problem: result.message, ms: Math.round(ms) };
+  return { problem: null, ms: Math.round(ms), warning: check.kind === "freshness" ? aheadWarning(check.column, result, ctx.now) : undefined };
+}
+
+/** Up to a day ahead reads as fresh (freshness.ts), which hides a lag of as long: a column
+ * written in local time, read as UTC, passes for hours after its feed stopped. Said once, when
+ * the check is saved. */
+function aheadWarning(column: string, result: CheckResult, now: number): string | undefined {
+  const latest = Date.parse(String(result.details?.latest));
+  if (!(latest - now > AHEAD_WARNING_MS)) return undefined;
+  return `check freshness:${column}: its newest value, ${new Date(latest).toISOString()}, is ${formatDuration((latest - now) / 1000)} ahead of now, and reads as fresh: if the column holds local time without a time zone (read as UTC), a feed that stopped will pass for as long; store UTC or a time zone, or watch another column`;
 }
 
 function run(ctx: CheckContext, check: Exclude<CheckConfig, { kind: "schema_drift" | "volume" }>): Promise<CheckResult> {

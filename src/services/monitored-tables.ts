@@ -166,10 +166,14 @@ async function checkIssues(
       warnings.push(`check ${key} was saved untried: the dry runs before it passed MONITOR_RUN_TIMEOUT_MS (${runTimeoutMs} ms); its runs will say whether it works`);
       continue;
     }
-    const { problem, ms } = await dryRun(deps, connector, table, check, requester);
+    const { problem, ms, warning } = await dryRun(deps, connector, table, check, requester);
     const field = check.kind === "custom_sql" ? ".sql" : check.kind === "freshness" ? ".column" : "";
-    if (problem !== null) issues.push({ path: `body.checks.${i}${field}`, message: `check ${key} cannot work: ${problem}` });
-    else if (ms > deps.monitoring.settings.slowCheckMs) warnings.push(slowCheckWarning(key, check, ms, deps.monitoring.settings.slowCheckMs));
+    if (problem !== null) {
+      issues.push({ path: `body.checks.${i}${field}`, message: `check ${key} cannot work: ${problem}` });
+      continue;
+    }
+    if (ms > deps.monitoring.settings.slowCheckMs) warnings.push(slowCheckWarning(key, check, ms, deps.monitoring.settings.slowCheckMs));
+    if (warning) warnings.push(warning);
   }
   return { issues, warnings };
 }

@@ -413,6 +413,8 @@ describe("freshness with timestamps in the future", () => {
     await db.insertEvents(1, Date.now() + 5 * 3_600_000);
     const check = { kind: "freshness", column: "ts", max_lag_seconds: 3600 };
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [check] });
+    // Saved, with what a column of local time read as UTC would hide.
+    expect(table.warnings).toEqual([expect.stringMatching(/^check freshness:ts: its newest value, \S+, is (4 h 59 min|5 h) ahead of now, and reads as fresh: if the column holds local time/)]);
     expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes[0].status).toBe("pass");
     await db.insertEvents(1, Date.parse("9999-12-31T00:00:00Z"));
     const run = (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes[0];
