@@ -203,16 +203,19 @@ describe("POST /ask", () => {
     }
   });
 
+  /** What the model was sent with `question`, asked in `user`'s thread: the history it got. */
+  const historySeenBy = async (user: { id: number; sessionId: string; token: string }, question: string) => {
+    answerWithQuery();
+    const seen = fake.requests.length;
+    expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, question) })).status).toBe(200);
+    return fake.requests[seen]!.messages.map(textOf).join("\n");
+  };
+
   it("keeps a thread's turns on one database out of its questions on another (connect_db between them)", async () => {
     const user = await connectedUser();
     const other = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: (await sqliteTarget(h.sqliteRoot)).body })).body.db_connection.id;
     const [first] = (await h.call("GET", "/databases", { token: user.token })).body;
-    const historyOf = async (question: string) => {
-      answerWithQuery();
-      const seen = fake.requests.length;
-      expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, question) })).status).toBe(200);
-      return fake.requests[seen]!.messages.map(textOf).join("\n");
-    };
+    const historyOf = (question: string) => historySeenBy(user, question);
     await historyOf("How many albums on the first?");
     expect((await h.call("POST", `/databases/connect_db/${other}`, { token: user.token })).status).toBe(200);
     expect(await historyOf("How many albums on the second?")).not.toContain("How many albums on the first?");
@@ -225,12 +228,7 @@ describe("POST /ask", () => {
   it("keeps a thread's turns on one database out of its questions once its connection is moved to another (PUT)", async () => {
     const user = await connectedUser();
     const [connection] = (await h.call("GET", "/databases", { token: user.token })).body;
-    const historyOf = async (question: string) => {
-      answerWithQuery();
-      const seen = fake.requests.length;
-      expect((await h.call("POST", "/ask", { token: user.token, json: askBody(user, question) })).status).toBe(200);
-      return fake.requests[seen]!.messages.map(textOf).join("\n");
-    };
+    const historyOf = (question: string) => historySeenBy(user, question);
     const moveTo = async (databaseName: string) => expect((await h.call("PUT", `/databases/${connection.id}`, { token: user.token, json: { database_name: databaseName } })).status).toBe(200);
     await historyOf("How many albums before the move?");
     await moveTo((await sqliteTarget(h.sqliteRoot)).body.database_name as string);
