@@ -11,6 +11,18 @@ describe("renderRows", () => {
     expect(renderRows(["id"], [], false, 10)).toBe("Columns: id\n(0 rows)");
   });
 
+  it("tells every value from every other: NULL from the text 'NULL', a line break from a backslash and n, bytes by their count", () => {
+    const cells = [null, "NULL", "", " ", "'NULL'", "a\nb", "a\\nb", "a\rb", "x|y", "<binary 3 bytes>", { $binary: "AA==" }, { $binary: "AAECAwQFBgc=" }, "plain"];
+    const lines = renderRows(["v"], cells.map((cell) => [cell as never]), false, 20).split("\n").slice(2, -1);
+    expect(lines).toEqual(["NULL", "'NULL'", "''", "' '", "'''NULL'''", "a\\nb", "a\\\\nb", "a\\rb", "x\\|y", "'<binary 3 bytes>'", "<binary 1 bytes>", "<binary 8 bytes>", "plain"]);
+    expect(new Set(lines).size).toBe(cells.length);
+  });
+
+  it("says how many values it cut", () => {
+    expect(renderRows(["a", "b"], [["x".repeat(300), "y".repeat(201)], ["z", "ok"]], false, 10)).toMatch(/\n\(2 rows; 2 values cut at 200 characters \(…\)\)$/);
+    expect(renderRows(["a"], [["x".repeat(300)], ["z"]], true, 1)).toMatch(/\(1 of more than 2 rows shown; 1 value cut at 200 characters \(…\); truncated: /);
+  });
+
   it("keeps the column names within the size too, saying how many more there are", () => {
     const columns = Array.from({ length: 1600 }, (_, i) => `c${String(i).padStart(4, "0")}_${"x".repeat(57)}`);
     for (const rows of [[columns.map(() => null)], []]) {
