@@ -264,6 +264,12 @@ describe("query", () => {
     }
   }, 30_000);
 
+  it("reads columns named like a JavaScript object's own properties, whole", async () => {
+    const result = await driver.query("SELECT 1 AS `__proto__`, 2 AS `__defineGetter__`, 3 AS `constructor`, 4 AS `__proto__`", LIMITS);
+    expect(result.columns.map((c) => c.name)).toEqual(["__proto__", "__defineGetter__", "constructor", "__proto__"]);
+    expect(result.rows).toEqual([[1, 2, 3, 4]]);
+  });
+
   it("stops adding rows at the byte cap and reports truncated", async () => {
     const maxBytes = 10_000;
     const result = await driver.query("SELECT n, REPEAT('x', 100) FROM numbers ORDER BY n", { ...LIMITS, maxBytes });

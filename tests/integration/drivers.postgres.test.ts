@@ -78,6 +78,8 @@ beforeAll(async () => {
   const root = new pg.Client({ ...SERVER, database: "test" });
   await root.connect();
   await root.query(`CREATE DATABASE ${DB}`);
+  // As a server before PostgreSQL 12 prints doubles, by default: 15 digits.
+  await root.query(`ALTER DATABASE ${DB} SET extra_float_digits = 0`);
   await root.end();
   admin = new pg.Client({ ...SERVER, database: DB, application_name: "pulse-test-admin" });
   await admin.connect();
@@ -166,6 +168,11 @@ describe("query", () => {
     expect(result.truncated).toBe(false);
     expect(result.row_count).toBe(2);
     expect(JSON.parse(JSON.stringify(result.rows))).toEqual(result.rows);
+  });
+
+  it("returns every double whole, whatever extra_float_digits the database sets", async () => {
+    const result = await driver.query("SELECT 1.0 / 3.0::float8 AS third, 123456789.123456789::float8 AS big, 0.1::float4 AS single", LIMITS);
+    expect(result.rows).toEqual([[0.3333333333333333, 123456789.12345679, 0.1]]);
   });
 
   it("names user-defined result types from the catalog", async () => {

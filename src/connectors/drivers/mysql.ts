@@ -71,6 +71,10 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     decimalNumbers: false,
     dateStrings: true,
     jsonStrings: true,
+    // Rows read by mysql2's plain parser, not one it writes as code from the result's column
+    // names: that one refused a column named __proto__ (or __defineGetter__ ...) by breaking the
+    // connection, and a customer's table with one could not be read.
+    disableEval: true,
     connectAttributes: { program_name: "pulse" },
     // Each new connection goes to a checked address (the policy and Pulse's own servers).
     ...(gate && { stream: () => gate.socket(target).connect(target.port, target.host).setNoDelay(true).setKeepAlive(true) }),

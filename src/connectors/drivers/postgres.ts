@@ -33,6 +33,9 @@ const STARTUP_OPTIONS = [
   "TimeZone=UTC",
   "DateStyle=ISO,YMD",
   "bytea_output=hex",
+  // Every double in the shortest text that reads back as itself: a database (or a server before
+  // PostgreSQL 12) set to 0 printed 15 digits, and 1/3 lost its last two, silently.
+  "extra_float_digits=3",
 ]
   .map((option) => `-c ${option}`)
   .join(" ");
