@@ -154,7 +154,8 @@ export async function removeWithAlerts<T>(deps: Deps, plan: (tx: Tx) => Promise<
 function logTransition(deps: Deps, table: MonitoredTableRow, row: AlertRow, before: AlertState, after: AlertState, event: AlertEvent) {
   const fields = { alert_id: row.id, table_id: table.id, connection_id: table.connectionId, check_key: row.checkKey, sequence: after.sequence };
   if (after.sequence !== before.sequence) {
-    deps.logger.warn({ ...fields, flapping: after.flapping, detail: after.lastDetail }, "monitoring alert opened");
+    // Without the check's message, as the check's own line (run-table.ts logRun).
+    deps.logger.warn({ ...fields, flapping: after.flapping }, "monitoring alert opened");
   } else if (after.lastResolvedAt !== before.lastResolvedAt) {
     deps.logger.info({ ...fields, resolved_by: event.type === "resolve" || event.type === "removed" ? event.by : "check" }, "monitoring alert resolved");
   }

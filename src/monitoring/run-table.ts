@@ -191,12 +191,15 @@ async function stuckChecks(deps: Deps, table: MonitoredTableRow, runs: Omit<Chec
 }
 
 /** One line per run (debug while every check passes) and one warning per check that failed or
- * errored, with the fields an operator filters on. */
+ * errored, with the fields an operator filters on. Not the check's message: it may quote the
+ * monitored database (a custom SQL's text value, a driver's error naming a row's value), which
+ * /query never logs either; its user reads it in the table's runs. */
 function logRun(deps: Deps, table: MonitoredTableRow, trigger: RunTrigger, runs: Omit<CheckRunRow, "id">[], durationMs: number) {
   const where = { table_id: table.id, connection_id: table.connectionId };
   const failing = runs.filter((r) => r.status === "fail" || r.status === "error");
   for (const r of failing) {
-    deps.logger.warn({ ...where, check_key: r.checkKey, status: r.status, value: r.value, reason: r.message }, "monitoring check failing");
+    const code = typeof r.details?.code === "string" ? { code: r.details.code } : {};
+    deps.logger.warn({ ...where, check_key: r.checkKey, status: r.status, value: r.value, ...code }, "monitoring check failing");
   }
   const counts: Partial<Record<CheckStatus, number>> = {};
   for (const r of runs) counts[r.status] = (counts[r.status] ?? 0) + 1;

@@ -55,7 +55,7 @@ async function watched(max: number, webhookPath: string) {
     return h.scheduler.tick();
   };
   const ours = { tableId: table.id as number, channelId };
-  return { connectionId, channelId, table, logged: (step: () => Promise<unknown>) => linesOf(step, ours), tick };
+  return { user, connectionId, channelId, table, logged: (step: () => Promise<unknown>) => linesOf(step, ours), tick };
 }
 
 describe("monitoring logs", () => {
@@ -73,7 +73,7 @@ describe("monitoring logs", () => {
     await db.insertEvents(5, clock.now());
     const failing = await logged(tick);
     expect(failing("monitoring check failing")).toEqual([
-      expect.objectContaining({ level: LEVEL.warn, ...ids, check_key: "custom_sql:few", status: "fail", value: 5, reason: expect.any(String) }),
+      expect.objectContaining({ level: LEVEL.warn, ...ids, check_key: "custom_sql:few", status: "fail", value: 5 }),
     ]);
     expect(failing("monitoring run finished")).toEqual([expect.objectContaining({ level: LEVEL.info, ...ids, statuses: { fail: 1 } })]);
     const [opened] = failing("monitoring alert opened");
@@ -94,6 +94,20 @@ describe("monitoring logs", () => {
     ]);
     expect(recovered("monitoring notification sent")).toEqual([expect.objectContaining({ channel_id: channelId, event: "alert.resolved" })]);
     expect(recovered("monitoring run finished")).toEqual([expect.objectContaining({ level: LEVEL.debug, statuses: { pass: 1 } })]);
+  });
+
+  it("names a failing check by its key, status and code, never by its message, which may quote the monitored data", async () => {
+    await db.exec("DELETE FROM events");
+    const { user, table, tick, logged } = await watched(3, "/logs-private");
+    await h.deps.store.db.execute(sql`UPDATE monitored_tables SET checks = ${JSON.stringify([{ kind: "custom_sql", name: "noted", sql: "SELECT note FROM events" }])}::jsonb WHERE id = ${table.id}`);
+    await db.insertEvents(1, clock.now(), "private note of alice@example.com");
+    const lines = await logged(tick);
+    expect(lines("monitoring check failing")).toEqual([expect.objectContaining({ level: LEVEL.warn, check_key: "custom_sql:noted", status: "error" })]);
+    expect(lines("monitoring alert opened")).toHaveLength(1);
+    expect(h.logs.join("")).not.toContain("alice@example.com");
+    // Its user reads it where it was kept.
+    const runs = await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token });
+    expect(JSON.stringify(runs.body)).toContain("alice@example.com");
   });
 
   it("logs no alert opening that a failed transaction undid, and logs it once it holds", async () => {
