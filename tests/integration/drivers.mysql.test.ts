@@ -270,6 +270,19 @@ describe("query", () => {
     expect(result.rows).toEqual([[1, 2, 3, 4]]);
   });
 
+  it("returns a geometry's bytes whole, its SRID and kind included", async () => {
+    const shapes = ["ST_GeomFromText('LINESTRING(1 1,2 2)')", "ST_GeomFromText('MULTIPOINT(1 1,2 2)')", "ST_GeomFromText('POINT(1 2)', 4326)", "ST_GeomFromText('POINT(1 2)')"];
+    const result = await driver.query(`SELECT ${shapes.join(", ")}`, LIMITS);
+    const wkb = await driver.query(`SELECT ${shapes.map((g) => `ST_SRID(${g}), ST_AsBinary(${g})`).join(", ")}`, LIMITS);
+    const expected = shapes.map((_, i) => {
+      const srid = Buffer.alloc(4);
+      srid.writeUInt32LE(wkb.rows[0]![2 * i] as number);
+      return { $binary: Buffer.concat([srid, Buffer.from((wkb.rows[0]![2 * i + 1] as { $binary: string }).$binary, "base64")]).toString("base64") };
+    });
+    expect(result.rows).toEqual([expected]);
+    expect(new Set(expected.map((e) => e.$binary)).size).toBe(4);
+  });
+
   it("stops adding rows at the byte cap and reports truncated", async () => {
     const maxBytes = 10_000;
     const result = await driver.query("SELECT n, REPEAT('x', 100) FROM numbers ORDER BY n", { ...LIMITS, maxBytes });

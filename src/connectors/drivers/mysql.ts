@@ -75,6 +75,10 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     // names: that one refused a column named __proto__ (or __defineGetter__ ...) by breaking the
     // connection, and a customer's table with one could not be read.
     disableEval: true,
+    // A geometry as its bytes, as the server keeps it (its SRID, then its WKB): mysql2's points
+    // dropped the SRID and the kind, so a LINESTRING and a MULTIPOINT of the same points were one
+    // value. ST_AsText(column) reads it as text.
+    typeCast: (field, next) => (field.type === "GEOMETRY" ? field.buffer() : next()),
     connectAttributes: { program_name: "pulse" },
     // Each new connection goes to a checked address (the policy and Pulse's own servers).
     ...(gate && { stream: () => gate.socket(target).connect(target.port, target.host).setNoDelay(true).setKeepAlive(true) }),
