@@ -18,6 +18,9 @@ export const errorResponse = (description: string) => ({
   description,
 });
 
+/** A 409 of a change made from a row another request changed meanwhile (errors.ts changedMeanwhile). */
+export const CHANGED_MEANWHILE = "Another request changed it while this change was checked: read it again and send the change anew";
+
 /** A JSON response; `example` (typed by the schema, so it cannot drift from it) is for a schema
  * that has none of its own, such as an inline object. */
 export const jsonResponse = <T extends z.ZodType>(schema: T, description: string, example?: z.output<T>) => ({

@@ -8,7 +8,7 @@ import { checkSqliteName } from "../connectors/sqlite-path.js";
 import { missingServerFields, sealContext, specOfRow, targetFor, type ConnectionSpec } from "../connectors/targets.js";
 import type { ConnectionTarget, Dialect, ProbeInfo } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { invalidFields, notFound } from "../errors.js";
+import { changedMeanwhile, invalidFields, notFound } from "../errors.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
 import {
   deleteConnection,
@@ -197,7 +197,8 @@ export async function updateConnectionOf(
     Object.assign(patch, rowValues(ownerId, spec, deps));
   }
   if (Object.keys(patch).length === 0) return publicConnection(row);
-  const updated = await updateConnection(deps.store.db, ownerId, id, patch);
+  const updated = await updateConnection(deps.store.db, ownerId, id, patch, row.updatedAt);
+  if (updated === "changed") throw changedMeanwhile(`Database connection ${id}`, `/databases/${id}`);
   if (!updated) throw notFound("Database connection");
   // The cached pool still holds the old settings.
   await deps.connectors.evict(id);

@@ -6,7 +6,7 @@ import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import { throwIfCancelled, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { invalidFields, notFound } from "../errors.js";
+import { changedMeanwhile, invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { BASELINE_DEFAULTS } from "../monitoring/baselines.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS, judgedByBaseline } from "../monitoring/check-config.js";
@@ -381,20 +381,21 @@ export async function updateMonitoredTableOf(
   const keys = patch.checks?.map(checkKey);
   const ratesChange = patch.checks !== undefined || patch.intervalSeconds !== undefined || patch.enabled !== undefined;
   const updated = await removeWithAlerts(deps, async (tx) => {
-    // More check runs an hour than the table makes now: counted against the user's others,
-    // under their quota lock, from the table as it is under that lock (another change of it
-    // sent at the same time read it as it was, and the two passed together), then its row.
-    if (ratesChange) {
-      await lockQuotasOf(tx, ownerId);
-      const current = await lockMonitoredTable(tx, ownerId, id);
-      if (current) {
-        const before = current.enabled ? checkRunsPerHour({ checks: current.checks.length, intervalSeconds: current.intervalSeconds }) : 0;
-        const after = { checks: (patch.checks ?? current.checks).length, intervalSeconds: patch.intervalSeconds ?? current.intervalSeconds };
-        if ((patch.enabled ?? current.enabled) && checkRunsPerHour(after) > before) await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { ...after, replacing: id });
-      }
+    // The user's quota lock first (when the check runs an hour may grow), then the table's row,
+    // as a run locks it (then its alerts): never the other way round.
+    if (ratesChange) await lockQuotasOf(tx, ownerId);
+    const current = await lockMonitoredTable(tx, ownerId, id);
+    // The patch was made, and its checks tried, from the row read first: a change of the table
+    // saved since (another PATCH: its checks, the table it watches, its timing) would be undone,
+    // or leave checks never tried on the table it moved to.
+    if (current && current.updatedAt.getTime() !== row.updatedAt.getTime()) throw changedMeanwhile(`Monitored table ${id}`, `/api/tables/${id}`);
+    // More check runs an hour than the table makes now: counted against the user's others.
+    if (current && ratesChange) {
+      const before = current.enabled ? checkRunsPerHour({ checks: current.checks.length, intervalSeconds: current.intervalSeconds }) : 0;
+      const after = { checks: (patch.checks ?? current.checks).length, intervalSeconds: patch.intervalSeconds ?? current.intervalSeconds };
+      if ((patch.enabled ?? current.enabled) && checkRunsPerHour(after) > before) await assertCheckRunsWithin(tx, deps.config.quotas, ownerId, { ...after, replacing: id });
     }
-    // The table's row first, as a run locks it (then its alerts): never the other way round.
-    const table = await updateMonitoredTable(tx, ownerId, id, patch);
+    const table = current && (await updateMonitoredTable(tx, ownerId, id, patch));
     const doomed = table && keys ? (await lockAlertsOfTables(tx, ownerId, { tableId: id })).filter(({ alert }) => !keys.includes(alert.checkKey)) : [];
     return {
       doomed,

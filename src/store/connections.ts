@@ -27,18 +27,24 @@ export async function getConnection(db: Db, ownerId: number, id: number): Promis
   return row ?? null;
 }
 
+/** Saves `patch`, made from the connection as read at `readAt` (its updated_at then): null when
+ * it is gone, "changed" when another change was saved since (the patch carries every setting of
+ * the row it was made from, and would undo that one). */
 export async function updateConnection(
   db: Db,
   ownerId: number,
   id: number,
   patch: ConnectionPatch,
-): Promise<DbConnectionRow | null> {
-  const [row] = await db
-    .update(dbConnections)
-    .set(patch)
-    .where(and(eq(dbConnections.id, id), eq(dbConnections.ownerId, ownerId)))
-    .returning();
-  return row ?? null;
+  readAt: Date,
+): Promise<DbConnectionRow | null | "changed"> {
+  const owned = and(eq(dbConnections.id, id), eq(dbConnections.ownerId, ownerId));
+  return db.transaction(async (tx) => {
+    const [current] = await tx.select({ updatedAt: dbConnections.updatedAt }).from(dbConnections).where(owned).for("update");
+    if (!current) return null;
+    if (current.updatedAt.getTime() !== readAt.getTime()) return "changed";
+    const [row] = await tx.update(dbConnections).set(patch).where(owned).returning();
+    return row ?? null;
+  });
 }
 
 export async function deleteConnection(db: Db, ownerId: number, id: number): Promise<boolean> {

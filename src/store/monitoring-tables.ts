@@ -129,7 +129,8 @@ export async function takeSchemaSnapshot(db: Db, read: { id: number; schemaName:
   const t = monitoredTables;
   const taken = await db
     .update(t)
-    .set({ schemaSnapshot: columns })
+    // A run's bookkeeping, as a lease's: not a change of the table a PATCH made meanwhile would undo.
+    .set({ schemaSnapshot: columns, updatedAt: sql`${t.updatedAt}` })
     .where(and(eq(t.id, read.id), isNull(t.schemaSnapshot), eq(t.tableName, read.tableName), read.schemaName === null ? isNull(t.schemaName) : eq(t.schemaName, read.schemaName)))
     .returning({ id: t.id });
   return taken.length > 0;

@@ -4,7 +4,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { eq } from "drizzle-orm";
 
@@ -12,6 +12,7 @@ import { dbConnections } from "../../src/store/schema.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { mariaTarget, postgresTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 import { MARIADB, PG } from "../support/services.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 
 let h: Harness;
 const targets: Record<string, TargetDb> = {};
@@ -192,6 +193,28 @@ describe("PUT /databases/{id}", () => {
     expect(moved.status).toBe(200);
     expect(moved.body).toMatchObject({ db_type: "postgresql", port: PG.port });
     expect((await h.call("POST", `/databases/${id}/test`, { token: user.token })).body.server_version).toMatch(/^1\d/);
+  });
+
+  it("refuses (409) settings proven against the connection as it was, once another change of it was saved meanwhile", async () => {
+    const user = await h.newUser();
+    const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: targets.postgresql!.body })).body.db_connection.id;
+    const other = await postgresTarget();
+    // The same server on a slow link: proving the new port takes a few slow round trips.
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    relay.delay(200);
+    try {
+      const slow = h.call("PUT", `/databases/${id}`, { token: user.token, json: { port: relay.port, db_password: targets.postgresql!.password } });
+      await vi.waitFor(() => expect(relay.accepted).toBeGreaterThan(0), { timeout: 5000, interval: 20 });
+      const moved = await h.call("PUT", `/databases/${id}`, { token: user.token, json: { database_name: other.body.database_name } });
+      expect(moved.status).toBe(200);
+      const res = await slow;
+      expect(res.status).toBe(409);
+      expect(res.body.detail).toBe(`Database connection ${id} was changed by another request while this change was checked; GET /databases/${id} and send this change again`);
+    } finally {
+      await relay.close();
+      await other.drop();
+    }
+    expect((await h.call("GET", `/databases/${id}`, { token: user.token })).body).toMatchObject({ port: PG.port, database_name: other.body.database_name });
   });
 
   it("asks for the host and user a move from SQLite to a server needs, naming them, and keeps the file", async () => {

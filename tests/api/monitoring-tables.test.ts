@@ -2,11 +2,12 @@
 // validated against the live database (422 with field paths); other users' ids are 404.
 
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, mariaMonitoredDb, monitorTable, pgMonitoredDb, sqliteMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
-import { pgAdmin } from "../support/services.js";
+import { pgAdmin, pgUrl } from "../support/services.js";
 
 let h: Harness;
 let target: MonitoredDb;
@@ -242,6 +243,33 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
     expect(saved.body.checks).toEqual([failing]);
     expect((await h.call("GET", `/api/tables/${table.id}/runs`, { token: user.token })).body).toEqual([]);
     expect((await h.call("GET", `/api/alerts?table_id=${table.id}`, { token: user.token })).body).toEqual([]);
+  });
+
+  it("refuses (409) a change checked against the table as it was, once another change of it was saved meanwhile", async () => {
+    const { user, connectionId } = await owner();
+    const path = `/api/tables/${(await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume" }] })).id}`;
+    // The new check's dry run waits on a lock the test holds; another change is saved meanwhile.
+    const locker = new pg.Client({ connectionString: pgUrl(target.body.database_name as string) });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+      const checked = h.call("PATCH", path, { token: user.token, json: { checks: [{ kind: "volume" }, { kind: "custom_sql", name: "n", sql: "SELECT count(*) FROM events", max: 1000 }] } });
+      await vi.waitFor(
+        async () => {
+          const [row] = await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", "postgres", [target.body.database_name]);
+          expect(Number(row!.n)).toBeGreaterThan(0);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      expect((await h.call("PATCH", path, { token: user.token, json: { enabled: false } })).status).toBe(200);
+      await locker.query("COMMIT");
+      const res = await checked;
+      expect(res.status).toBe(409);
+      expect(res.body.detail).toBe(`Monitored table ${path.split("/").at(-1)} was changed by another request while this change was checked; GET ${path} and send this change again`);
+    } finally {
+      await locker.end();
+    }
+    expect((await h.call("GET", path, { token: user.token })).body).toMatchObject({ enabled: false, checks: [{ kind: "volume" }] });
   });
 
   it("answers 404 to every verb on another user's table, and changes nothing", async () => {

@@ -87,12 +87,16 @@ describe.each(kinds)("metadata store contract: %s", (kind, make) => {
       ssl: false,
     });
     expect(await getConnection(made.store.db, b.id, conn.id)).toBeNull();
-    expect(await updateConnection(made.store.db, b.id, conn.id, { name: "stolen" })).toBeNull();
+    expect(await updateConnection(made.store.db, b.id, conn.id, { name: "stolen" }, conn.updatedAt)).toBeNull();
     expect(await deleteConnection(made.store.db, b.id, conn.id)).toBe(false);
     expect(await listConnections(made.store.db, b.id)).toEqual([]);
-    const updated = await updateConnection(made.store.db, a.id, conn.id, { name: "renamed" });
-    expect(updated?.name).toBe("renamed");
-    expect(updated!.updatedAt.getTime()).toBeGreaterThanOrEqual(conn.updatedAt.getTime());
+    const updated = await updateConnection(made.store.db, a.id, conn.id, { name: "renamed" }, conn.updatedAt);
+    expect(updated).toMatchObject({ name: "renamed" });
+    const renamedAt = (updated as typeof conn).updatedAt;
+    expect(renamedAt.getTime()).toBeGreaterThanOrEqual(conn.updatedAt.getTime());
+    // Made from the row before the rename: it would undo it.
+    expect(await updateConnection(made.store.db, a.id, conn.id, { name: "stale" }, new Date(conn.updatedAt.getTime() - 1))).toBe("changed");
+    expect((await getConnection(made.store.db, a.id, conn.id))?.name).toBe("renamed");
     expect(await deleteConnection(made.store.db, a.id, conn.id)).toBe(true);
   });
 });

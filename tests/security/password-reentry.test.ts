@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { updateConnection } from "../../src/store/connections.js";
+import { getConnection, updateConnection } from "../../src/store/connections.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { postgresTarget, type TargetDb } from "../support/targets.js";
 
@@ -100,7 +100,7 @@ describe("PUT /databases/{id}", () => {
   it("asks for the password again when TLS is turned off, since it would then cross the network in clear", async () => {
     const { user, id } = await savedConnection();
     // The local server has no TLS to prove a saved `ssl: true` with, so the row says it directly.
-    await updateConnection(h.deps.store.db, user.id, id, { ssl: true });
+    await updateConnection(h.deps.store.db, user.id, id, { ssl: true }, (await getConnection(h.deps.store.db, user.id, id))!.updatedAt);
     const res = await h.call("PUT", `/databases/${id}`, { token: user.token, json: { ssl: false } });
     expect(res.status).toBe(422);
     expect(res.body.detail).toMatch(/body\.db_password: required when changing ssl/);

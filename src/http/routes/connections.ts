@@ -27,6 +27,7 @@ import {
   IdParams,
   jsonBody,
   jsonResponse,
+  CHANGED_MEANWHILE,
   loginOnly,
   RowId,
   scopeError,
@@ -129,6 +130,7 @@ const update = createRoute({
     400: connectFailed, ...connectionTestLimit,
     ...loginOnly,
     404: notFoundResponse,
+    409: errorResponse(CHANGED_MEANWHILE),
     ...authErrors,
   },
 });

@@ -17,7 +17,7 @@ import {
 import { mayReach, requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin, requireReach } from "../credential-rules.js";
-import { authErrors, connectionTestLimit, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, loginOnly, scopeError } from "../schemas.js";
+import { authErrors, CHANGED_MEANWHILE, connectionTestLimit, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, loginOnly, scopeError } from "../schemas.js";
 
 const tags = ["Instances (seed 000)"];
 
@@ -99,7 +99,7 @@ const routes = {
   create: createRoute({ method: "post", path: base, tags, summary: "Save an instance after proving it connects (as POST /databases/add_db_connection)", request: { body: jsonBody(CreateBody) }, responses: { 201: jsonResponse(Instance, "Saved"), 400: errorResponse("Could not connect"), ...connectionTestLimit, ...loginOnly, 409: errorResponse("quota_exceeded: you keep the most connections allowed (USER_MAX_CONNECTIONS)"), ...authErrors } }),
   list: createRoute({ method: "get", path: base, tags, summary: "Your instances", description: "With an API key limited to some connections: those.", responses: { 200: jsonResponse(z.array(Instance), "Your instances"), ...authErrors } }),
   get: createRoute({ method: "get", path: `${base}/{id}`, tags, summary: "One of your instances", request: { params: IdParams }, responses: { 200: jsonResponse(Instance, "The instance"), 403: errorResponse("Sent with an API key that may not reach this instance"), 404: notFound, ...authErrors } }),
-  update: createRoute({ method: "put", path: `${base}/{id}`, tags, summary: "Change an instance; new connection settings are proven by connecting first", description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), ...connectionTestLimit, ...loginOnly, 404: notFound, ...authErrors } }),
+  update: createRoute({ method: "put", path: `${base}/{id}`, tags, summary: "Change an instance; new connection settings are proven by connecting first", description: REENTRY, request: { params: IdParams, body: jsonBody(UpdateBody) }, responses: { 200: jsonResponse(Instance, "Updated"), 400: errorResponse("Could not connect"), ...connectionTestLimit, ...loginOnly, 404: notFound, 409: errorResponse(CHANGED_MEANWHILE), ...authErrors } }),
   remove: createRoute({ method: "delete", path: `${base}/{id}`, tags, summary: "Delete an instance, with its monitored tables, and close its pools", request: { params: IdParams }, responses: { 204: { description: "Deleted" }, ...loginOnly, 404: notFound, ...authErrors } }),
   test: createRoute({ method: "post", path: `${base}/{id}/test`, tags, summary: "Connect now and report latency, server version, read-only and replica status", request: { params: IdParams }, responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }).passthrough(), "Connected", { ok: true, latency_ms: 3.2, server_version: "PostgreSQL 16.4", read_only: true, replica: true, replication_lag_seconds: 1.5 }), 400: errorResponse("Could not connect"), ...connectionTestLimit, ...scopeError("query"), 404: notFound, ...authErrors } }),
 };

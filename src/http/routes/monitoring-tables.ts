@@ -19,7 +19,7 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
+import { authErrors, CHANGED_MEANWHILE, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
 import { whileStanding } from "../standing.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
@@ -109,7 +109,7 @@ const update = createRoute({
     400: errorResponse("Could not connect to the database"),
     ...writeWithSqlError,
     404: notFoundResponse,
-    409: errorResponse("quota_exceeded: the user's enabled tables would run more checks an hour than allowed (USER_MAX_CHECK_RUNS_PER_HOUR)"),
+    409: errorResponse(`quota_exceeded: the user's enabled tables would run more checks an hour than allowed (USER_MAX_CHECK_RUNS_PER_HOUR); or conflict: ${CHANGED_MEANWHILE}`),
     ...authErrors,
   },
 });
