@@ -198,9 +198,10 @@ export function createRedisSessionStore(redis: Redis, presence: PresenceOptions 
       tx.ltrim(list, -maxItems, -1);
       if (ttl === "renewed") tx.expire(list, ttlSeconds);
       else if (ttl === "from-first") tx.expire(list, ttlSeconds, "NX");
-      // A list kept while it exists was indexed when it was made; one counted from its first
-      // push is indexed for a TTL from now, which lasts at least as long as the list.
-      if (owner && ttl !== "while-kept") indexOwned(tx, owner, list, ttlSeconds);
+      // Indexed for a TTL from now, which lasts at least as long as the list (it lives at most
+      // that long from its first push); at every push, so that one made before the index was
+      // kept (or by an instance that keeps none, in a rolling upgrade) is found too.
+      if (owner) indexOwned(tx, owner, list, ttlSeconds);
       await tx.exec();
     },
     async listItems(key) {

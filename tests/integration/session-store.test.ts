@@ -190,6 +190,15 @@ describe.each(stores)("session store contract: %s", (_kind, make) => {
       await store.deleteOwned(userId);
       expect(await store.listItems(key)).toEqual(["a"]);
     });
+
+    it("deletes a list made without an owner once it is pushed to with one (a conversation started before the index was kept)", async () => {
+      const userId = newUserId();
+      const key = `thread:${randomUUID()}`;
+      await store.pushBounded(key, "a", 3, 60, "from-first");
+      await store.pushBounded(key, "b", 3, 60, "while-kept", { userId });
+      await store.deleteOwned(userId);
+      expect(await store.listItems(key)).toEqual([]);
+    });
   });
 
   it("deletes lists and counters by their keys", async () => {
