@@ -50,8 +50,8 @@ export const notFound = (what: string) => new DomainError("not_found", `${what} 
 
 /** A change made from a row that another change has replaced since: saved, it would undo that
  * one (or stand on checks made against what is no longer there). */
-export const changedMeanwhile = (what: string, path: string) =>
-  new DomainError("conflict", `${what} was changed by another request while this change was checked; GET ${path} and send this change again`);
+export const changedMeanwhile = (what: string) =>
+  new DomainError("conflict", `${what} was changed by another request while this change was checked; read it again and send this change anew`);
 
 /** 422 for input a schema could not judge alone (it needed the database, the clock, another
  * field), with the errors list every invalid input carries. */

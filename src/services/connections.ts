@@ -198,7 +198,7 @@ export async function updateConnectionOf(
   }
   if (Object.keys(patch).length === 0) return publicConnection(row);
   const updated = await updateConnection(deps.store.db, ownerId, id, patch, row.updatedAt);
-  if (updated === "changed") throw changedMeanwhile(`Database connection ${id}`, `/databases/${id}`);
+  if (updated === "changed") throw changedMeanwhile(`Database connection ${id}`);
   if (!updated) throw notFound("Database connection");
   // The cached pool still holds the old settings.
   await deps.connectors.evict(id);

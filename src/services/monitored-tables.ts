@@ -388,7 +388,7 @@ export async function updateMonitoredTableOf(
     // The patch was made, and its checks tried, from the row read first: a change of the table
     // saved since (another PATCH: its checks, the table it watches, its timing) would be undone,
     // or leave checks never tried on the table it moved to.
-    if (current && current.updatedAt.getTime() !== row.updatedAt.getTime()) throw changedMeanwhile(`Monitored table ${id}`, `/api/tables/${id}`);
+    if (current && current.updatedAt.getTime() !== row.updatedAt.getTime()) throw changedMeanwhile(`Monitored table ${id}`);
     // More check runs an hour than the table makes now: counted against the user's others.
     if (current && ratesChange) {
       const before = current.enabled ? checkRunsPerHour({ checks: current.checks.length, intervalSeconds: current.intervalSeconds }) : 0;

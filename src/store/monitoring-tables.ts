@@ -118,8 +118,10 @@ export async function deleteMonitoredTable(db: Db, ownerId: number, id: number):
   return rows.length > 0;
 }
 
+/** Monitoring's state, as a lease is (its updated_at kept): not a change of the table's settings
+ * that a PATCH made from them would undo. */
 export async function saveSchemaSnapshot(db: Db, id: number, columns: ColumnSnapshot[] | null): Promise<void> {
-  await db.update(monitoredTables).set({ schemaSnapshot: columns }).where(eq(monitoredTables.id, id));
+  await db.update(monitoredTables).set({ schemaSnapshot: columns, updatedAt: sql`${monitoredTables.updatedAt}` }).where(eq(monitoredTables.id, id));
 }
 
 /** A run's first snapshot of the table it read: taken (true) only while the row has none and
@@ -129,7 +131,7 @@ export async function takeSchemaSnapshot(db: Db, read: { id: number; schemaName:
   const t = monitoredTables;
   const taken = await db
     .update(t)
-    // A run's bookkeeping, as a lease's: not a change of the table a PATCH made meanwhile would undo.
+    // As saveSchemaSnapshot's.
     .set({ schemaSnapshot: columns, updatedAt: sql`${t.updatedAt}` })
     .where(and(eq(t.id, read.id), isNull(t.schemaSnapshot), eq(t.tableName, read.tableName), read.schemaName === null ? isNull(t.schemaName) : eq(t.schemaName, read.schemaName)))
     .returning({ id: t.id });

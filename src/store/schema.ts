@@ -21,6 +21,12 @@ import type { Scope } from "../auth/grants.js";
 import { STATEMENT_SOURCES } from "../connectors/statement-recorder.js";
 import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "./column-types.js";
 
+/** updated_at of a row changed by the API: later than before by a millisecond at least, whatever
+ * the clock says (PGlite's now() ticks in milliseconds, and drizzle reads microseconds as
+ * milliseconds), so that a change made from the row as read tells a change saved since
+ * (updateConnection, updateMonitoredTableOf: 409). */
+const changedAt = () => sql`greatest(now(), "updated_at" + interval '1 millisecond')`;
+
 export const users = pgTable(
   "users",
   {
@@ -57,7 +63,7 @@ export const dbConnections = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true })
       .notNull()
       .defaultNow()
-      .$onUpdate(() => sql`now()`),
+      .$onUpdate(changedAt),
   },
   (t) => [index("db_connections_owner_idx").on(t.ownerId)],
 );
@@ -137,7 +143,7 @@ export const monitoredTables = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true })
       .notNull()
       .defaultNow()
-      .$onUpdate(() => sql`now()`),
+      .$onUpdate(changedAt),
   },
   (t) => [
     index("monitored_tables_owner_idx").on(t.ownerId),

@@ -209,7 +209,7 @@ describe("PUT /databases/{id}", () => {
       expect(moved.status).toBe(200);
       const res = await slow;
       expect(res.status).toBe(409);
-      expect(res.body.detail).toBe(`Database connection ${id} was changed by another request while this change was checked; GET /databases/${id} and send this change again`);
+      expect(res.body.detail).toBe(`Database connection ${id} was changed by another request while this change was checked; read it again and send this change anew`);
     } finally {
       await relay.close();
       await other.drop();

@@ -265,7 +265,7 @@ describe("GET, PATCH, DELETE /api/tables/{id}", () => {
       await locker.query("COMMIT");
       const res = await checked;
       expect(res.status).toBe(409);
-      expect(res.body.detail).toBe(`Monitored table ${path.split("/").at(-1)} was changed by another request while this change was checked; GET ${path} and send this change again`);
+      expect(res.body.detail).toBe(`Monitored table ${path.split("/").at(-1)} was changed by another request while this change was checked; read it again and send this change anew`);
     } finally {
       await locker.end();
     }
