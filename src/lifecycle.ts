@@ -19,6 +19,7 @@ import { ConnectorCache } from "./connectors/cache.js";
 import { loadGuard } from "./connectors/guard/index.js";
 import { createTargetGate } from "./connectors/target-gate.js";
 import type { Deps } from "./deps.js";
+import { newInstanceId } from "./instance-id.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createMonitoring } from "./monitoring/runtime.js";
@@ -49,6 +50,9 @@ export async function openSessionStore(
 
 /** Where instances tell each other which connectors to evict. */
 const EVICTIONS_CHANNEL = "connector-evictions";
+/** Where instances tell each other whose catalogs they read anew (connectors' schemaReadAnew);
+ * each message names its sender, which keeps the schema it just read. */
+const SCHEMA_READS_CHANNEL = "schema-reads";
 
 /** The connector cache, subscribed to the other instances' evictions through `sessions`, with
  * budgets divided among the live instances counted there. A process that serves no queries
@@ -65,6 +69,7 @@ export async function createConnectorCache(
       : await sessions.instances((err) => {
           logger.warn({ err }, "counting live instances failed; connection budgets keep the last count");
         });
+  const self = newInstanceId();
   const cache = new ConnectorCache(
     {
       maxEntries: config.connectors.cacheMax,
@@ -85,8 +90,13 @@ export async function createConnectorCache(
     },
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),
+    (connectionId) => sessions.publish(SCHEMA_READS_CHANNEL, `${self} ${connectionId}`),
   );
   await sessions.subscribe(EVICTIONS_CHANNEL, (message) => cache.evictHere(Number(message)));
+  await sessions.subscribe(SCHEMA_READS_CHANNEL, (message) => {
+    const [from, connectionId] = message.split(" ");
+    if (from !== self) cache.discardSchemaHere(Number(connectionId));
+  });
   // Evictions may have been missed (a connection deleted, or moved to another server, on another
   // instance): each connector opened before is checked against its connection on its next use.
   sessions.onSubscriptionGap(() => cache.suspectAll());

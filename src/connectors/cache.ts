@@ -76,6 +76,8 @@ export class ConnectorCache {
     private readonly logger: Logger,
     /** Tells the other instances to evict too (their caches are their own). */
     private readonly announceEviction: (connectionId: number) => Promise<void> = async () => {},
+    /** Tells the other instances that this one read a connection's catalog anew (see schemaReadAnew). */
+    private readonly announceSchemaRead: (connectionId: number) => Promise<void> = async () => {},
   ) {
     this.schemas = options.schemaMemory && new SchemaMemory(options.schemaMemory);
     this.drivers = new SharedDrivers(options.pool);
@@ -175,6 +177,25 @@ export class ConnectorCache {
     await this.announceEviction(connectionId).catch((err: unknown) => {
       this.logger.error({ err, connection_id: connectionId }, "telling other instances to evict a connector failed");
     });
+  }
+
+  /** This instance read `connectionId`'s catalog anew because its user asked to see it as it is
+   * (a refresh, connect_db): every other instance drops the schema it keeps, which may be older
+   * (a table dropped since stayed in /ask's context there, for as long as the connector was in
+   * use). Best effort, as an eviction's news is. */
+  async schemaReadAnew(connectionId: number): Promise<void> {
+    await this.announceSchemaRead(connectionId).catch((err: unknown) => {
+      this.logger.warn({ err, connection_id: connectionId }, "telling other instances of a schema read anew failed");
+    });
+  }
+
+  /** Another instance read `connectionId`'s catalog anew: the schema kept here is read again on
+   * next use. */
+  discardSchemaHere(connectionId: number): void {
+    void this.entries.get(connectionId)?.then(
+      (connector) => connector.discardSchema(),
+      () => undefined,
+    );
   }
 
   /** Forgets a connection's connector in this process only, closing it once its statements

@@ -184,6 +184,13 @@ export class GuardedConnector implements SchemaHolder {
     this.kept = undefined;
   }
 
+  /** Drops the cached schema as older than one read since elsewhere (another instance's refresh
+   * or connect_db): the next use reads the catalog again. */
+  discardSchema(): void {
+    this.schemas?.release(this);
+    this.forgetSchema();
+  }
+
   /** `snapshot` (as schema() or refreshSchema() answered it) as JSON, in UTF-8: written once
    * while it is the schema kept (by the first caller for all who ask while it is written), and
    * counted beside it in SCHEMA_CACHE_MAX_BYTES. Each GET /databases/{id}/schema wrote and

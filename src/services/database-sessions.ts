@@ -39,10 +39,12 @@ export function sessionSchemaText(schema: SchemaSnapshot, connectionId: number):
 }
 
 export async function connectSession(deps: Deps, userId: number, sessionId: string, connectionId: number) {
-  const connector = await connectorFor(deps, userId, connectionId);
+  // The row before its connector: a PUT between the two leaves the session the connection string
+  // it had, which session-info then finds is not the connection's any more (no schema shown),
+  // rather than the old database's schema beside the new connection string.
   const row = await getConnection(deps.store.db, userId, connectionId);
-  // Deleted since its connector was found (a cached one outlives the row until evicted).
   if (!row) throw notFound("Database connection");
+  const connector = await connectorFor(deps, userId, connectionId);
   // Read now, not the schema cached since the connector opened: connecting is when a user
   // expects the database as it is (and to hear that it is gone, if it is).
   const schema = await connector.refreshSchema().catch(async (err: unknown) => {
@@ -50,6 +52,7 @@ export async function connectSession(deps: Deps, userId: number, sessionId: stri
     if (!(await getConnection(deps.store.db, userId, connectionId))) throw notFound("Database connection");
     throw err;
   });
+  await deps.connectors.schemaReadAnew(connectionId);
   await deps.sessions.update(
     sessionId,
     userId,
@@ -149,7 +152,10 @@ export async function disconnectSession(deps: Deps, userId: number, sessionId: s
 /** The connection's schema as its JSON answer (kept with the schema: see schemaJson). */
 export async function schemaJsonOf(deps: Deps, userId: number, connectionId: number, refresh = false): Promise<Uint8Array<ArrayBuffer>> {
   const connector = await connectorFor(deps, userId, connectionId);
-  return connector.schemaJson(refresh ? await connector.refreshSchema() : await connector.schema());
+  if (!refresh) return connector.schemaJson(await connector.schema());
+  const schema = await connector.refreshSchema();
+  await deps.connectors.schemaReadAnew(connectionId);
+  return connector.schemaJson(schema);
 }
 
 export async function requireOwnConnection(deps: Deps, userId: number, connectionId: number) {

@@ -413,6 +413,28 @@ describe("two instances sharing Redis and PostgreSQL", () => {
     }
   });
 
+  it("shows every instance the schema one read anew (a refresh, connect_db), not the one it kept", async () => {
+    const second = await createHarness({ shareWith: h });
+    try {
+      const user = await h.newUser();
+      const name = `${uniqueName("ddl")}.sqlite`;
+      const file = new Database(path.join(h.sqliteRoot, name));
+      file.exec("CREATE TABLE old_t (id INTEGER PRIMARY KEY)");
+      const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: { db_type: "sqlite", database_name: name } })).body.db_connection.id;
+      const tablesOn = async (instance: Harness) => (await instance.call("GET", `/databases/${id}/schema`, { token: user.token })).body.tables.map((t: { name: string }) => t.name);
+      expect(await tablesOn(second)).toEqual(["old_t"]); // kept by the second instance
+      file.exec("DROP TABLE old_t; CREATE TABLE new_t (id INTEGER PRIMARY KEY)");
+      expect((await h.call("POST", `/databases/${id}/schema/refresh`, { token: user.token })).body.tables.map((t: { name: string }) => t.name)).toEqual(["new_t"]);
+      await expect.poll(() => tablesOn(second)).toEqual(["new_t"]);
+      file.exec("CREATE TABLE newer_t (id INTEGER PRIMARY KEY)");
+      await h.call("POST", `/databases/connect_db/${id}`, { token: user.token });
+      await expect.poll(() => tablesOn(second)).toEqual(["new_t", "newer_t"]);
+      file.close();
+    } finally {
+      await second.close();
+    }
+  });
+
   it("evicts on every instance a connection updated or deleted on one", async () => {
     const second = await createHarness({ shareWith: h });
     try {
