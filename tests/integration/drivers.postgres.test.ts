@@ -516,12 +516,31 @@ describe("introspect", () => {
   it("says which schema unqualified names resolve to: the first of the role's search_path", async () => {
     expect((await driver.introspect()).default_schema).toBe("public");
     const role = `${DB}_path`;
-    await admin.query(`CREATE ROLE ${role} LOGIN; ALTER ROLE ${role} SET search_path = sales, public; GRANT USAGE ON SCHEMA sales, hr TO ${role}`);
+    await admin.query(`CREATE ROLE ${role} LOGIN; ALTER ROLE ${role} SET search_path = sales, public; GRANT USAGE ON SCHEMA sales, hr TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA sales TO ${role}`);
     const pathed = await createPostgresDriver(target({ username: role }), POOL);
     try {
       expect((await pathed.introspect()).default_schema).toBe("sales");
     } finally {
       await pathed.close();
+      await admin.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it("returns only what the login may read: no schema without USAGE, no table without SELECT, only the columns granted", async () => {
+    const role = `${DB}_few`;
+    await admin.query(`CREATE ROLE ${role} LOGIN; GRANT USAGE ON SCHEMA sales TO ${role}; GRANT SELECT ON sales.orders TO ${role};
+      GRANT SELECT (sku) ON sales.order_lines TO ${role}; GRANT SELECT ON hr.departments TO ${role}`);
+    const few = await createPostgresDriver(target({ username: role }), POOL);
+    try {
+      const tables = (await few.introspect()).tables;
+      // hr.departments is granted, but hr itself is not: it cannot be read.
+      expect(tables.map((t) => `${t.schema}.${t.name}`)).toEqual(["sales.order_lines", "sales.orders"]);
+      expect(tables[0]!.columns.map((c) => c.name)).toEqual(["sku"]);
+      // No key naming what it may not read: order_lines' key columns, orders' department in hr.
+      expect(tables[0]).toMatchObject({ primary_key: [], foreign_keys: [] });
+      expect(tables[1]).toMatchObject({ primary_key: ["id"], foreign_keys: [] });
+    } finally {
+      await few.close();
       await admin.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
     }
   });

@@ -15,16 +15,20 @@ export const MAX_COMMENT_CHARS = 1_000;
  * only a foreign key to a partition, whose columns are not listed, is named in SQL. Comments
  * are hash-joined from pg_description once, not looked up per column, and cut to
  * MAX_COMMENT_CHARS. Each row also says which schema unqualified names resolve to (the role's
- * search_path may put another before public). */
+ * search_path may put another before public). Only what the login may read: pg_class shows every
+ * role every table, and one it may not read put in /ask's context was a query certain to fail
+ * (a table in a schema it has no USAGE on, a column it is not granted). */
 export const INTROSPECTION_SQL = `
 WITH rels AS (
-  SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples
+  SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples, has_table_privilege(c.oid, 'SELECT') AS readable
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
      AND NOT c.relispartition
      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+     AND has_schema_privilege(n.oid, 'USAGE')
+     AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
 ), descs AS MATERIALIZED (
   SELECT objoid, objsubid, left(description, ${MAX_COMMENT_CHARS}) AS description FROM pg_description WHERE classoid = 'pg_class'::regclass
 ), cols AS (
@@ -34,7 +38,7 @@ WITH rels AS (
     FROM pg_attribute a
     JOIN rels r ON r.oid = a.attrelid
     LEFT JOIN descs d ON d.objoid = a.attrelid AND d.objsubid = a.attnum
-   WHERE a.attnum > 0 AND NOT a.attisdropped
+   WHERE a.attnum > 0 AND NOT a.attisdropped AND (r.readable OR has_column_privilege(a.attrelid, a.attnum, 'SELECT'))
    GROUP BY a.attrelid
 ), keys AS (
   SELECT con.conrelid,
@@ -92,18 +96,23 @@ export function tablesOfCatalogRows(rows: CatalogRow[]): TableSchema[] {
   const parsed = rows.map((row) => ({ row, columns: JSON.parse(row.columns) as ColumnTuple[], keys: JSON.parse(row.keys) as KeyTuple[] }));
   const namesByOid = new Map<number, Map<number, string>>();
   for (const { row, columns } of parsed) namesByOid.set(Number(row.oid), new Map(columns.map(([attnum, name]) => [attnum, name])));
-  const named = (oid: number | null, attnums: number[] | null) =>
-    (attnums ?? []).map((attnum) => namesByOid.get(oid ?? -1)?.get(attnum) ?? `#${attnum}`);
+  /** The columns' names, or null when one is not among those listed: a column (or a table) the
+   * login may not read, which a key naming it would send the agent to. */
+  const named = (oid: number | null, attnums: number[] | null): string[] | null => {
+    const names = (attnums ?? []).map((attnum) => namesByOid.get(oid ?? -1)?.get(attnum));
+    return names.every((name) => name !== undefined) ? (names as string[]) : null;
+  };
 
   return parsed.map(({ row, columns, keys }) => {
     const oid = Number(row.oid);
     const primary = keys.find((k) => k[0] === "p");
     const foreignKeys: ForeignKey[] = keys
       .filter((k) => k[0] === "f")
-      .map(([, attnums, schema, table, refOid, refAttnums, refNames]) => ({
-        columns: named(oid, attnums),
-        references: { schema, table: table ?? "", columns: refNames ?? named(refOid, refAttnums) },
-      }));
+      .flatMap(([, attnums, schema, table, refOid, refAttnums, refNames]) => {
+        const local = named(oid, attnums);
+        const referenced = refNames ?? named(refOid, refAttnums);
+        return local && referenced ? [{ columns: local, references: { schema, table: table ?? "", columns: referenced } }] : [];
+      });
     return {
       schema: row.schema,
       name: row.name,
@@ -111,7 +120,7 @@ export function tablesOfCatalogRows(rows: CatalogRow[]): TableSchema[] {
       comment: row.comment,
       estimated_rows: row.estimated_rows === null ? null : Number(row.estimated_rows),
       columns: columns.map(([, name, type, nullable, comment]) => ({ name, type, nullable, comment })),
-      primary_key: primary ? named(oid, primary[1]) : [],
+      primary_key: (primary && named(oid, primary[1])) ?? [],
       foreign_keys: foreignKeys,
     };
   });
