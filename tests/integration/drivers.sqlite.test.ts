@@ -276,6 +276,13 @@ describe("introspect", () => {
       { name: "shout", type: "", nullable: true, comment: null },
     ]);
   });
+
+  it("lists a full-text index as one table, without the tables it keeps its data in", async () => {
+    const file = buildDatabase("CREATE VIRTUAL TABLE docs USING fts5(title, body); CREATE TABLE notes (id INTEGER PRIMARY KEY);");
+    const { tables } = await (await openDriver(file)).introspect();
+    expect(tables.map((t) => t.name)).toEqual(["docs", "notes"]);
+    expect(tables[0]!.columns.map((c) => c.name)).toEqual(["title", "body"]);
+  });
 });
 
 describe("Chinook queries", () => {

@@ -45,6 +45,8 @@ export function introspect(conn: Database.Database): TableSchema[] {
     });
   }
   const estimates = rowEstimates(conn);
+  const shadows = shadowTables(conn);
+  catalog = catalog.filter((row) => !shadows.has(row.name));
   const tables = catalog.map((row): TableSchema => {
     // Hidden 1 marks a virtual table's hidden columns; 2 and 3 are generated columns, kept.
     const cols = (JSON.parse(row.cols) as [string, string, number, number, number][]).filter((c) => c[4] !== 1);
@@ -86,6 +88,18 @@ function foreignKeys(
     if (fk.references.columns.length === 0) fk.references.columns = [...(tables.get(fk.references.table)?.primary_key ?? [])];
   }
   return [...byId.values()];
+}
+
+/** The tables a virtual table keeps its data in (FTS5's docs_data, docs_idx, ...): its own, not
+ * the user's, so not shown (five of them cluttered /ask's context for each full-text index).
+ * None known when SQLite cannot tell (a virtual table of a module this build lacks). */
+function shadowTables(conn: Database.Database): Set<string> {
+  try {
+    const rows = conn.prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow'").all() as { name: string }[];
+    return new Set(rows.map((r) => r.name));
+  } catch {
+    return new Set();
+  }
 }
 
 /** Rows per table from sqlite_stat1 when ANALYZE has run: the first number of a table's
