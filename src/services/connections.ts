@@ -92,10 +92,22 @@ function specOfInput(input: ConnectionInput): ConnectionSpec {
   };
 }
 
-/** Connects once with the given settings and reports what the server said. Limited per user:
- * each try reaches a host and port of the user's choosing (otherwise a port scanner). */
+/** One of a user's CONNECTION_TESTS_PER_MINUTE: a connection tried (each try reaches a host and
+ * port of the user's choosing: otherwise a port scanner), or a schema read anew on demand (a
+ * large catalog costs Pulse a third of a second of CPU each time, however cheap it is for the
+ * database's budget, where it counts as one statement). */
+export async function countConnectionAttempt(deps: Deps, ownerId: number): Promise<void> {
+  await countTry(
+    deps,
+    `connection-tests:user:${ownerId}`,
+    { max: deps.config.targets.testsPerMinute, windowSeconds: 60 },
+    "Too many connection tests and schema refreshes this minute (CONNECTION_TESTS_PER_MINUTE); try again later",
+  );
+}
+
+/** Connects once with the given settings and reports what the server said. */
 async function probeTarget(deps: Deps, ownerId: number, target: ConnectionTarget): Promise<ProbeInfo> {
-  await countTry(deps, `connection-tests:user:${ownerId}`, { max: deps.config.targets.testsPerMinute, windowSeconds: 60 }, "Too many connection tests; try again later");
+  await countConnectionAttempt(deps, ownerId);
   const driver = await openDriver(target, { maxConnections: 1, idleTimeoutMs: 1000 });
   try {
     return await driver.probe();

@@ -10,6 +10,7 @@ import { notFound } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
 import { getConnection } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
+import { countConnectionAttempt } from "./connections.js";
 import { sessionOf } from "./database-access.js";
 
 /** Bytes (UTF-8) of the schema a session keeps (`db_schema`, seed 004's cached schema). Every
@@ -153,6 +154,7 @@ export async function disconnectSession(deps: Deps, userId: number, sessionId: s
 export async function schemaJsonOf(deps: Deps, userId: number, connectionId: number, refresh = false): Promise<Uint8Array<ArrayBuffer>> {
   const connector = await connectorFor(deps, userId, connectionId);
   if (!refresh) return connector.schemaJson(await connector.schema());
+  await countConnectionAttempt(deps, userId);
   const schema = await connector.refreshSchema();
   await deps.connectors.schemaReadAnew(connectionId);
   return connector.schemaJson(schema);

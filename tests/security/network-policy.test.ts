@@ -140,6 +140,17 @@ describe("a host name that resolves differently on the second look (DNS rebindin
 });
 
 describe("connection tests per user (CONNECTION_TESTS_PER_MINUTE)", () => {
+  it("counts a schema read anew on demand as one, not a plain read of the schema kept", async () => {
+    const h = await harness({ CONNECTION_TESTS_PER_MINUTE: "2" });
+    const user = await h.newUser();
+    const id = (await add(h, user.token, {})).body.db_connection.id as number; // one
+    for (let i = 0; i < 5; i++) expect((await h.call("GET", `/databases/${id}/schema`, { token: user.token })).status).toBe(200);
+    expect((await h.call("POST", `/databases/${id}/schema/refresh`, { token: user.token })).status).toBe(200); // two
+    const refused = await h.call("POST", `/databases/${id}/schema/refresh`, { token: user.token });
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ code: "rate_limited", detail: "Too many connection tests and schema refreshes this minute (CONNECTION_TESTS_PER_MINUTE); try again later" });
+  });
+
   it("answers 429 with Retry-After past the limit, counting adds, changes and tests alike", async () => {
     const h = await harness({ CONNECTION_TESTS_PER_MINUTE: "3" });
     const scanner = await h.newUser();

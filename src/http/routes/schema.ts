@@ -78,9 +78,14 @@ const refresh = createRoute({
   method: "post",
   path: "/databases/{id}/schema/refresh",
   tags,
-  summary: "Introspect again, replacing the cached schema",
+  summary: "Introspect again, replacing the cached schema (on every instance)",
   request: { params: IdParams },
-  responses,
+  responses: {
+    ...responses,
+    429: errorResponse(
+      "budget_exceeded: a catalog read is charged to your budget and the database's like a statement; or rate_limited: more connection tests and schema refreshes this minute than CONNECTION_TESTS_PER_MINUTE. See Retry-After",
+    ),
+  },
 });
 
 export function mountSchema(app: OpenAPIHono<AppEnv>, deps: Deps) {
