@@ -8,6 +8,7 @@
 // client wrote it, not as kept. The comparisons without case stay beside them: the server reads
 // only the named database's tables for those.
 
+import { forEachInSlices } from "../../in-slices.js";
 import type { ForeignKey, TableSchema } from "../types.js";
 
 export const INTROSPECTION_SQL = `
@@ -50,35 +51,40 @@ type KeyTuple = [
   refColumn: string | null,
 ];
 
-export function tablesOfCatalogRows(rows: CatalogRow[]): TableSchema[] {
-  return rows.map((row) => {
-    const view = row.kind === "VIEW";
-    const columns = (JSON.parse(row.columns ?? "[]") as ColumnTuple[])
-      .sort((a, b) => a[0] - b[0])
-      .map(([, name, type, nullable, comment]) => ({ name, type, nullable: nullable === "YES", comment: comment || null }));
-    const keys = (JSON.parse(row.keys ?? "[]") as KeyTuple[]).sort((a, b) => a[1] - b[1]);
-    const primaryKey = keys.filter((k) => k[0] === "PRIMARY").map((k) => k[2]);
-    const foreign = new Map<string, ForeignKey>();
-    for (const [constraint, , column, refSchema, refTable, refColumn] of keys) {
-      if (constraint === "PRIMARY" || refTable === null) continue;
-      let fk = foreign.get(constraint);
-      if (!fk) {
-        fk = { columns: [], references: { schema: refSchema, table: refTable, columns: [] } };
-        foreign.set(constraint, fk);
-      }
-      fk.columns.push(column);
-      fk.references.columns.push(refColumn ?? "");
+/** The tables of the catalog's rows, in slices (src/in-slices.ts), as PostgreSQL's. */
+export async function tablesOfCatalogRows(rows: CatalogRow[]): Promise<TableSchema[]> {
+  const tables: TableSchema[] = [];
+  await forEachInSlices(rows, (row) => tables.push(tableOf(row)));
+  return tables;
+}
+
+function tableOf(row: CatalogRow): TableSchema {
+  const view = row.kind === "VIEW";
+  const columns = (JSON.parse(row.columns ?? "[]") as ColumnTuple[])
+    .sort((a, b) => a[0] - b[0])
+    .map(([, name, type, nullable, comment]) => ({ name, type, nullable: nullable === "YES", comment: comment || null }));
+  const keys = (JSON.parse(row.keys ?? "[]") as KeyTuple[]).sort((a, b) => a[1] - b[1]);
+  const primaryKey = keys.filter((k) => k[0] === "PRIMARY").map((k) => k[2]);
+  const foreign = new Map<string, ForeignKey>();
+  for (const [constraint, , column, refSchema, refTable, refColumn] of keys) {
+    if (constraint === "PRIMARY" || refTable === null) continue;
+    let fk = foreign.get(constraint);
+    if (!fk) {
+      fk = { columns: [], references: { schema: refSchema, table: refTable, columns: [] } };
+      foreign.set(constraint, fk);
     }
-    return {
-      schema: row.schema,
-      name: row.name,
-      kind: view ? "view" : "table",
-      // Views carry the comment 'VIEW' in information_schema; it says nothing.
-      comment: view || !row.comment ? null : row.comment,
-      estimated_rows: view || row.estimated_rows === null ? null : Number(row.estimated_rows),
-      columns,
-      primary_key: primaryKey,
-      foreign_keys: [...foreign.values()],
-    };
-  });
+    fk.columns.push(column);
+    fk.references.columns.push(refColumn ?? "");
+  }
+  return {
+    schema: row.schema,
+    name: row.name,
+    kind: view ? "view" : "table",
+    // Views carry the comment 'VIEW' in information_schema; it says nothing.
+    comment: view || !row.comment ? null : row.comment,
+    estimated_rows: view || row.estimated_rows === null ? null : Number(row.estimated_rows),
+    columns,
+    primary_key: primaryKey,
+    foreign_keys: [...foreign.values()],
+  };
 }

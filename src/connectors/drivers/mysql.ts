@@ -260,7 +260,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     introspect: () =>
       ownQuery(async (sql): Promise<SchemaSnapshot> => {
         const rows = (await sql(INTROSPECTION_SQL)) as (CatalogRow & mysql.RowDataPacket)[];
-        return { dialect: "mysql", tables: tablesOfCatalogRows(rows), introspected_at: new Date().toISOString() };
+        return { dialect: "mysql", tables: await tablesOfCatalogRows(rows), introspected_at: new Date().toISOString() };
       }),
 
     // mysql2 keeps ended connections in its list after pool.end(), hence `closed`.

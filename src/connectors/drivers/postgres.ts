@@ -244,7 +244,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
 
     async introspect(): Promise<SchemaSnapshot> {
       const { rows } = await ownQuery<CatalogRow>(INTROSPECTION_SQL);
-      return { dialect: "postgresql", tables: tablesOfCatalogRows(rows), introspected_at: new Date().toISOString(), default_schema: rows.length > 0 ? rows[0]!.default_schema : "public" };
+      return { dialect: "postgresql", tables: await tablesOfCatalogRows(rows), introspected_at: new Date().toISOString(), default_schema: rows.length > 0 ? rows[0]!.default_schema : "public" };
     },
 
     openConnections: () => pool.totalCount,
