@@ -21,6 +21,11 @@ const readOwnedEntry = (entry: string) => {
   return { entry, sessionId, key };
 };
 
+/** How long past its score (its key's expiry, by the clock of the instance that wrote it) an
+ * entry is kept: instances' clocks may differ, and one ahead must not drop the entry of a key
+ * that still lives. */
+const CLOCK_SKEW_SECONDS = 300;
+
 /** Adds `key`, kept `ttlSeconds` from now at most, to its owner's index in `tx`. The index is
  * kept as long as its longest-lived key (EXPIRE NX gives a new one its TTL, GT only lengthens
  * it), and drops what has expired whenever it grows, so it stays as small as what they own. */
@@ -28,7 +33,7 @@ function indexOwned(tx: ChainableCommander, owner: Owner, key: string, ttlSecond
   const index = ownedKey(owner.userId);
   const now = Math.floor(Date.now() / 1000);
   return tx
-    .zremrangebyscore(index, "-inf", now)
+    .zremrangebyscore(index, "-inf", now - CLOCK_SKEW_SECONDS)
     .zadd(index, "GT", now + ttlSeconds, ownedEntry(owner, key))
     .expire(index, ttlSeconds, "NX")
     .expire(index, ttlSeconds, "GT");
