@@ -12,7 +12,8 @@ Commands:
                              (with --json, errors too, as {"error", "detail"});
                              exit 1 when a check fails or errors, 2 for an unknown table,
                              3 while an instance runs checks of its connection, 4 while a
-                             server holds the embedded store
+                             server holds the embedded store, 5 when it could not run at
+                             all (settings, the store unreachable)
   help                       Show this text (also --help, -h)
 
 Exit 2 also for an unknown command or a bad argument. Settings are read from the environment,

@@ -156,6 +156,8 @@ describe("npx pulse", () => {
     const help = await pulse(["--help"], { viaNpx: true });
     expect(help.code).toBe(0);
     for (const command of ["serve", "migrate", "check <table_id> [--json]"]) expect(help.stdout).toContain(command);
+    // Every exit code check has (check.ts), 5 included.
+    expect(help.stdout).toMatch(/5 when it could not run at\s+all/);
   });
 
   it("sends the notifications of the alerts its run opened before it exits", async () => {
