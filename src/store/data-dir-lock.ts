@@ -3,7 +3,7 @@
 // lock is a file next to the store naming its owner; a lock whose process is gone (kill -9,
 // a crash, a reboot) is stale and taken over, so an abrupt end never blocks the next start.
 
-import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 import { projectRoot } from "../paths.js";
@@ -41,19 +41,62 @@ const held = new Set<string>();
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: alive, owned by another user.
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  // Killed but not yet reaped by its parent (a zombie: a container's pid 1 that reaps nothing
+  // keeps it for good), it answers signal 0 as if alive, and holds nothing.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch {
+    return true; // no /proc (not Linux): signal 0 is all there is
+  }
 }
 
-function readOwner(lockPath: string): Owner | null {
+function readText(file: string): string | null {
   try {
-    const owner = JSON.parse(readFileSync(lockPath, "utf8")) as Owner;
+    return readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+function ownerOf(text: string | null): Owner | null {
+  try {
+    const owner = JSON.parse(text ?? "") as Owner;
     return Number.isSafeInteger(owner.pid) ? owner : null;
   } catch {
     return null; // vanished, or half-written by an owner killed while writing it: stale
+  }
+}
+
+const readOwner = (lockPath: string) => ownerOf(readText(lockPath));
+
+/** Takes the stale lock read as `seen` out of the way: renamed aside (which one process at a time
+ * can do), then deleted only if it is still that lock. Another process that found it stale too
+ * may have taken it over meanwhile (deleted it and linked its own): deleting by name removed that
+ * fresh lock, and both processes went on as the store's only writer. Such a lock is put back
+ * instead (false), and the caller finds the store in use. */
+export function clearStaleLock(lockPath: string, seen: string | null): boolean {
+  const aside = `${lockPath}.stale.${process.pid}`;
+  try {
+    renameSync(lockPath, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return true; // cleared by another already
+    throw err;
+  }
+  try {
+    if (readText(aside) === seen) return true;
+    try {
+      linkSync(aside, lockPath);
+    } catch {
+      // Yet another process took the place meanwhile: its lock stands.
+    }
+    return false;
+  } finally {
+    rmSync(aside, { force: true });
   }
 }
 
@@ -77,10 +120,12 @@ export function lockDataDir(dir: string): DataDirLock {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       }
-      const holder = readOwner(lockPath);
+      const seen = readText(lockPath);
+      const holder = ownerOf(seen);
       const stale = !holder || (holder.pid === process.pid ? !held.has(lockPath) : !isAlive(holder.pid));
       if (!stale) throw new StoreInUseError(dir, lockPath, holder);
-      rmSync(lockPath, { force: true });
+      // Not taken over (another process took it first): the next attempt finds that one's lock.
+      clearStaleLock(lockPath, seen);
     }
     throw new StartupError(`DATA_DIR: could not lock the embedded store ${dir} (${lockPath} keeps reappearing)`);
   } finally {

@@ -5,17 +5,17 @@
 // And the embedded store keeps every acknowledged write across kill -9.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { startPrivateRedis } from "../support/private-redis.js";
 import { startPulse, type RunningPulse } from "../support/pulse-process.js";
 import { openStore } from "../../src/store/client.js";
-import { lockDataDir, StoreInUseError } from "../../src/store/data-dir-lock.js";
+import { clearStaleLock, lockDataDir, StoreInUseError } from "../../src/store/data-dir-lock.js";
 import { createPgDatabase, pgAdmin, PG, uniqueName } from "../support/services.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
@@ -311,6 +311,36 @@ describe("the embedded store's lock", () => {
     expect(() => lockDataDir(dir)).toThrow(StoreInUseError);
     lock.release();
     expect(existsSync(`${dir}.lock`)).toBe(false);
+  });
+
+  it("deletes a stale lock only while it is still the one found stale, never another process's fresh one", () => {
+    const lockPath = `${dir}.lock`;
+    const stale = JSON.stringify({ pid: 999_999_999, since: "2026-01-01T00:00:00.000Z", command: "pulse" });
+    // Another process found it stale first, and took the store: its own lock is in the place now.
+    const fresh = JSON.stringify({ pid: process.ppid, since: new Date().toISOString(), command: "pulse" });
+    writeFileSync(lockPath, fresh);
+    expect(clearStaleLock(lockPath, stale)).toBe(false);
+    expect(readFileSync(lockPath, "utf8")).toBe(fresh);
+    expect(readdirSync(path.dirname(dir)).filter((name) => name.includes(".stale."))).toEqual([]);
+    // Still the stale one: cleared.
+    writeFileSync(lockPath, stale);
+    expect(clearStaleLock(lockPath, stale)).toBe(true);
+    expect(existsSync(lockPath)).toBe(false);
+  });
+
+  it("takes over a lock whose owner was killed and not yet reaped (a zombie, which signal 0 calls alive)", async () => {
+    // The background sleep's parent becomes the second sleep (exec), which never reaps it.
+    const parent = spawn("sh", ["-c", "sleep 0.05 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const zombie = Number((await new Promise<Buffer>((resolve) => parent.stdout!.once("data", resolve))).toString().trim());
+      await vi.waitFor(() => expect(readFileSync(`/proc/${zombie}/stat`, "utf8")).toMatch(/\) Z /), { timeout: 5000, interval: 20 });
+      writeFileSync(`${dir}.lock`, JSON.stringify({ pid: zombie, since: new Date().toISOString(), command: "pulse" }));
+      const lock = lockDataDir(dir);
+      expect(JSON.parse(readFileSync(`${dir}.lock`, "utf8")).pid).toBe(process.pid);
+      lock.release();
+    } finally {
+      parent.kill("SIGKILL");
+    }
   });
 
   it("takes over a lock file left half-written", () => {
