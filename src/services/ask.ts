@@ -52,10 +52,9 @@ export interface AskAnswer {
   health: TableAlert[];
 }
 
-/** A turn as kept in the session store: with the connection it was asked on (turns saved
- * before that was kept have none, and count for every connection). */
-/** A turn, with the connection it was asked on and the database that connection then reached
- * (its connector's targetKey: no credentials); turns stored before either was kept lack it. */
+/** A turn as kept in the session store: with the connection it was asked on and the database
+ * that connection then reached (its connector's targetKey: no credentials). Turns saved before
+ * either was kept lack it, and count for every connection and database. */
 type StoredTurn = HistoryTurn & { connection_id?: number; target?: string };
 
 /** An API key's conversations are kept apart from its user's logins': their history (fed to the
