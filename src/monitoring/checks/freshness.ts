@@ -49,9 +49,10 @@ const EPOCH_UNITS: readonly [below: number, toMs: (n: number) => number][] = [
 export function timestampOf(cell: Cell | undefined): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") {
-    const julian = cell >= JULIAN_DAYS.from && cell < JULIAN_DAYS.below;
-    const [, toMs] = EPOCH_UNITS.find(([below]) => Math.abs(cell) < below)!;
-    const ms = julian ? Math.round((cell - JULIAN_DAYS.unixEpoch) * 86_400_000) : toMs(cell);
+    const ms =
+      cell >= JULIAN_DAYS.from && cell < JULIAN_DAYS.below
+        ? Math.round((cell - JULIAN_DAYS.unixEpoch) * 86_400_000)
+        : EPOCH_UNITS.find(([below]) => Math.abs(cell) < below)![1](cell);
     return Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS ? ms : null;
   }
   if (typeof cell !== "string") return null;
