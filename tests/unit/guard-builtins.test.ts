@@ -66,6 +66,10 @@ describe("MySQL/MariaDB built-in functions", () => {
     "SELECT CONVERT(name USING utf8mb4), CONVERT(id, SIGNED), CHAR(65 USING utf8mb4) FROM users",
     "SELECT GROUP_CONCAT(name ORDER BY id SEPARATOR ', '), GROUP_CONCAT(DISTINCT name SEPARATOR '') FROM users",
     "SELECT u.name FROM users u JOIN users v USING (id) WHERE REPEAT(u.name, 1) = v.name",
+    // Casts to the types the grammar lacks.
+    "SELECT CAST(id AS SIGNED), CAST('7' AS UNSIGNED), cast(id as signed integer), CAST(id AS UNSIGNED INT) FROM users",
+    "SELECT CONVERT(id, CHAR), CONVERT(name, CHAR CHARACTER SET utf8mb4), CAST(name AS CHAR(10) CHARSET latin1) FROM users",
+    "SELECT REPLACE(CAST(id AS CHAR(3)), '1', 'x'), MOD(CAST(name AS SIGNED), 2) FROM users",
   ];
 
   it("covers every keyword-named function", () => {
@@ -91,6 +95,9 @@ describe("MySQL/MariaDB built-in functions", () => {
     ["SELECT GROUP_CONCAT(name SEPARATOR '\\' ') FROM users", "ambiguous_lexing"],
     ["SELECT GROUP_CONCAT(SLEEP(1) SEPARATOR ',') FROM users", "dangerous_function"],
     ["DELETE FROM users USING users JOIN users v ON users.id = v.id", "not_read_only"],
+    ["UPDATE users SET id = CAST('3' AS UNSIGNED)", "not_read_only"],
+    ["SELECT CAST(SLEEP(1) AS SIGNED)", "dangerous_function"],
+    ["SELECT CONVERT(name, CHAR CHARACTER SET utf8mb4) FROM users FOR UPDATE", "locking_clause"],
   ])("still refuses %s", (sql, rule) => {
     expect(classifyStatement("mysql", sql)).toMatchObject({ ok: false, rule });
   });
