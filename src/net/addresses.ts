@@ -8,7 +8,7 @@ import { networkInterfaces } from "node:os";
 import { canonicalHost } from "./resolve.js";
 
 /** Special-purpose kinds of address; every other address is "public". */
-export type AddressKind = "loopback" | "unspecified" | "link_local" | "multicast" | "reserved" | "private";
+export type AddressKind = "loopback" | "unspecified" | "link_local" | "multicast" | "reserved" | "metadata" | "private";
 
 /** In the order they are looked up: IPv4-compatible ::1 is loopback before it is in ::/104. */
 const SPECIAL_RANGES: readonly [kind: AddressKind, networks: readonly string[]][] = [
@@ -17,6 +17,9 @@ const SPECIAL_RANGES: readonly [kind: AddressKind, networks: readonly string[]][
   ["link_local", ["169.254.0.0/16", "fe80::/10"]], // cloud metadata lives at 169.254.169.254
   ["multicast", ["224.0.0.0/4", "ff00::/8"]],
   ["reserved", ["240.0.0.0/4", "100::/64"]], // and the broadcast address; IPv6 discard-only
+  // Cloud metadata endpoints outside link-local, in ranges that are otherwise private: AWS's over
+  // IPv6, Alibaba Cloud's, Oracle Cloud's.
+  ["metadata", ["fd00:ec2::254/128", "100.100.100.200/32", "192.0.0.192/32"]],
   [
     "private",
     [
@@ -111,24 +114,29 @@ export const KIND_NAMES: Record<AddressKind, string> = {
   link_local: "a link-local address (cloud metadata endpoints live there)",
   multicast: "a multicast address",
   reserved: "a reserved address",
+  metadata: "a cloud metadata endpoint",
   private: "a private address",
 };
 
-/** Every address of this machine's network interfaces, read once. */
-let interfaces: BlockList | undefined;
+/** How long the addresses of this machine's interfaces are kept before they are read again: an
+ * address gained since (a network attached late, a DHCP lease changed) is this machine's too. */
+const INTERFACES_MAX_AGE_MS = 10_000;
+let interfaces: { set: BlockList; at: number } | undefined;
 
 /** Whether a connection to `address` reaches this machine: loopback, unspecified (0.0.0.0 and
  * :: connect here), or an address of one of its interfaces, in any IPv6 spelling. */
 export function isThisMachine(address: string): boolean {
   const kind = addressKind(address);
   if (kind === "loopback" || kind === "unspecified") return true;
-  interfaces ??= addressSet(
-    Object.values(networkInterfaces())
+  const now = Date.now();
+  if (!interfaces || now - interfaces.at > INTERFACES_MAX_AGE_MS) {
+    const networks = Object.values(networkInterfaces())
       .flat()
       .map((info) => info && parseNetwork(info.address.replace(/%.*$/, "")))
-      .filter((network): network is Network => Boolean(network)),
-  );
-  return inSet(interfaces, address);
+      .filter((network): network is Network => Boolean(network));
+    interfaces = { set: addressSet(networks), at: now };
+  }
+  return inSet(interfaces.set, address);
 }
 
 /**

@@ -1,6 +1,7 @@
 // Security: connections to customer databases obey the network policy (TARGET_ALLOW_NETWORKS,
 // TARGET_DENY_NETWORKS and the defaults) on the address a host resolves to at every connect,
 // not only when the connection is saved, and a user can not use connection tests to scan ports.
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
@@ -68,6 +69,30 @@ describe("POST /databases/add_db_connection", () => {
     const allowing = await harness({ NODE_ENV: "production", TARGET_ALLOW_NETWORKS: "127.0.0.1/32" }, "redis");
     const other = await allowing.newUser();
     expect((await add(allowing, other.token, { host: "localhost" })).status).toBe(201);
+  });
+
+  it("in production, refuses this machine's own interface address (a service listening on all interfaces) unless allowed", async () => {
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .find((info) => info?.family === "IPv4" && !info.internal)?.address;
+    expect(own, "this test needs a non-loopback IPv4 interface").toBeDefined();
+    // The customer database, reachable on every interface of this machine.
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port }, { host: "0.0.0.0" });
+    try {
+      const production = await harness({ NODE_ENV: "production" }, "redis");
+      const user = await production.newUser();
+      for (const host of [own!, `::ffff:${own!}`]) {
+        const res = await add(production, user.token, { host, port: relay.port });
+        expect(res.status, `${host}: ${res.text}`).toBe(403);
+        expect(res.body.detail).toMatch(/address of the machine Pulse runs on.*TARGET_ALLOW_NETWORKS/);
+      }
+      const allowing = await harness({ NODE_ENV: "production", TARGET_ALLOW_NETWORKS: own! }, "redis");
+      const other = await allowing.newUser();
+      const allowed = await add(allowing, other.token, { host: own!, port: relay.port });
+      expect(allowed.status, allowed.text).toBe(201);
+    } finally {
+      await relay.close();
+    }
   });
 
   it("refuses every spelling and name of an address in TARGET_DENY_NETWORKS, for PostgreSQL and MySQL", async () => {

@@ -1,5 +1,7 @@
 // The network policy for customer databases: what each kind of address is, and which the
 // defaults, TARGET_ALLOW_NETWORKS and TARGET_DENY_NETWORKS let a connection reach.
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { describe, expect, it } from "vitest";
 
 import { networkPolicy } from "../../src/connectors/network-policy.js";
@@ -107,9 +109,29 @@ describe("networkPolicy", () => {
     ["production", ["10.0.0.0/8"], ["0.0.0.0/0", "::/0"], "192.168.1.1", "TARGET_DENY_NETWORKS"], // allow-list only
     ["production", [], ["fd00::/8"], "fd00::5", "TARGET_DENY_NETWORKS"],
     ["production", [], [], "8.8.8.8", null],
+    ["production", [], [], "fd00:ec2::254", "TARGET_ALLOW_NETWORKS"], // cloud metadata in private ranges
+    ["development", [], [], "100.100.100.200", "TARGET_ALLOW_NETWORKS"],
+    ["development", [], [], "192.0.0.192", "TARGET_ALLOW_NETWORKS"],
+    ["production", [], [], "100.100.100.201", null],
   ] as const)("%s, allow %j, deny %j: %s refused by %s", (env, allow, deny, address, setting) => {
     const refusal = policy(env, [...allow], [...deny]).refusal(address);
     if (setting === null) expect(refusal).toBeNull();
     else expect(refusal).toContain(setting);
+  });
+
+  // An interface's address reaches every service listening here on all interfaces, as loopback
+  // would: refused where loopback is.
+  const ownAddresses = Object.values(networkInterfaces())
+    .flat()
+    .filter((info) => info !== undefined && !info.internal)
+    .map((info) => info!.address);
+
+  it("refuses this machine's own interface addresses in production, in any spelling, unless allowed", () => {
+    const own = ownAddresses.find((address) => isIP(address) === 4);
+    expect(own, "this test needs a non-loopback IPv4 interface").toBeDefined();
+    expect(policy("production").refusal(own!)).toContain("an address of the machine Pulse runs on");
+    expect(policy("production").refusal(`::ffff:${own!}`)).toContain("an address of the machine Pulse runs on");
+    expect(policy("production", [own!]).refusal(own!)).toBeNull();
+    expect(policy("development").refusal(own!)).toBeNull();
   });
 });
