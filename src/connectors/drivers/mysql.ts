@@ -53,6 +53,20 @@ export interface MysqlPoolOptions {
   idleTimeoutMs: number;
 }
 
+/**
+ * sql_mode flags under which the server lexes a statement otherwise than the guard's parser
+ * does (MySQL's defaults): ANSI_QUOTES reads "a\" as an identifier that ends at the backslash,
+ * NO_BACKSLASH_ESCAPES ends 'a\' there, so text the guard read inside a string or a quoted alias
+ * would run. The composite modes that include ANSI_QUOTES go too (MariaDB lists them beside
+ * their members and would apply them again; ORACLE also switches the grammar); their other
+ * members stay.
+ */
+const LEXING_MODES = ["ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI", "DB2", "MAXDB", "MSSQL", "ORACLE", "POSTGRESQL"];
+
+/** The session's sql_mode without LEXING_MODES: each appears at most once in the list, so one
+ * REPLACE per flag (no REGEXP_REPLACE, which MySQL 5.7 lacks). */
+const LEXED_AS_THE_GUARD = `TRIM(BOTH ',' FROM ${LEXING_MODES.reduce((list, mode) => `REPLACE(${list}, ',${mode},', ',')`, "CONCAT(',', @@SESSION.sql_mode, ',')")})`;
+
 export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoolOptions): Promise<DialectDriver> {
   const gate = target.gate;
   const connection: mysql.ConnectionOptions = {
@@ -123,7 +137,9 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   }
 
   /** One SET for every guard variable: re-applied before each statement (one round trip),
-   * because the statement before may have changed any of them for the session. */
+   * because the statement before may have changed any of them for the session. The sql_mode
+   * keeps the database's modes but those that change how text is lexed (LEXING_MODES): the
+   * server must read a statement as the guard did. */
   function sessionGuards(timeoutMs: number, selectLimit: number | null): string {
     const limit = selectLimit === null ? "DEFAULT" : String(selectLimit);
     const timeout =
@@ -135,7 +151,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     // are dropped here, at the connection's next use, at no extra round trip.
     // group_concat_max_len: MariaDB's JSON_ARRAYAGG (introspection) obeys it.
     return (
-      `SET SESSION ${readOnly}, autocommit = 1, ${timeout}, sql_select_limit = ${limit}, time_zone = '+00:00', ` +
+      `SET SESSION ${readOnly}, autocommit = 1, ${timeout}, sql_select_limit = ${limit}, time_zone = '+00:00', sql_mode = ${LEXED_AS_THE_GUARD}, ` +
       "group_concat_max_len = 1073741824, @pulse_released_locks = RELEASE_ALL_LOCKS()"
     );
   }

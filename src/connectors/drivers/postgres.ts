@@ -36,6 +36,10 @@ const STARTUP_OPTIONS = [
   // Every double in the shortest text that reads back as itself: a database (or a server before
   // PostgreSQL 12) set to 0 printed 15 digits, and 1/3 lost its last two, silently.
   "extra_float_digits=3",
+  // The guard's parser lexes 'a\' as a whole string, as PostgreSQL does with this on (the default
+  // since 9.1); a database or role set to off would read the backslash as escaping the quote,
+  // and SQL the guard took for text would run. quoteLiteral (sql-text.ts) relies on it too.
+  "standard_conforming_strings=on",
 ]
   .map((option) => `-c ${option}`)
   .join(" ");

@@ -27,7 +27,8 @@ function findLexicalHazard(value: unknown): Refusal | undefined {
   if (typeof node.text === "string") {
     if (node.type === "block_comment") return checkBlockComment(node.text);
     if (node.type === "line_comment") return checkLineComment(node.text);
-    if (node.type === "string_literal") return checkStringLiteral(node.text);
+    // A quoted alias (`AS 'a'`, `AS "a"`) is lexed as a string is: the same escapes apply.
+    if (node.type === "string_literal" || (node.type === "identifier" && /^['"]/.test(node.text))) return checkStringLiteral(node.text);
   }
   for (const child of Object.values(value)) {
     if (typeof child === "object" && child !== null) {
