@@ -70,6 +70,10 @@ describe("MySQL/MariaDB built-in functions", () => {
     "SELECT CAST(id AS SIGNED), CAST('7' AS UNSIGNED), cast(id as signed integer), CAST(id AS UNSIGNED INT) FROM users",
     "SELECT CONVERT(id, CHAR), CONVERT(name, CHAR CHARACTER SET utf8mb4), CAST(name AS CHAR(10) CHARSET latin1) FROM users",
     "SELECT REPLACE(CAST(id AS CHAR(3)), '1', 'x'), MOD(CAST(name AS SIGNED), 2) FROM users",
+    // TRIM's and SUBSTRING's standard arguments, and system variables.
+    "SELECT TRIM(LEADING 'a' FROM name), TRIM(BOTH FROM name), trim(trailing 'b' from name) FROM users",
+    "SELECT SUBSTRING(name FROM 2 FOR 1), SUBSTR(name FROM 2), SUBSTRING((SELECT name FROM users LIMIT 1) FROM 1 FOR 2) FROM users",
+    "SELECT @@version, @@SESSION.sql_mode, @@global.max_connections, REPLACE(@@version, '-', ' ')",
   ];
 
   it("covers every keyword-named function", () => {
@@ -98,6 +102,13 @@ describe("MySQL/MariaDB built-in functions", () => {
     ["UPDATE users SET id = CAST('3' AS UNSIGNED)", "not_read_only"],
     ["SELECT CAST(SLEEP(1) AS SIGNED)", "dangerous_function"],
     ["SELECT CONVERT(name, CHAR CHARACTER SET utf8mb4) FROM users FOR UPDATE", "locking_clause"],
+    ["SELECT SUBSTRING(name FROM (SELECT SLEEP(1))) FROM users", "dangerous_function"],
+    ["SELECT TRIM(LEADING (SELECT name FROM users FOR UPDATE) FROM name) FROM users", "locking_clause"],
+    ["SELECT @@version FROM users; DELETE FROM users", "multiple_statements"],
+    // What the connection's previous statement left, and assignments, stay unparsed.
+    ["SELECT @@warning_count", "parse_error"],
+    ["SELECT @@SESSION.error_count, @@identity", "parse_error"],
+    ["SELECT @@session.sql_mode := ''", "parse_error"],
   ])("still refuses %s", (sql, rule) => {
     expect(classifyStatement("mysql", sql)).toMatchObject({ ok: false, rule });
   });

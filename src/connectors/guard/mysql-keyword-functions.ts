@@ -1,12 +1,16 @@
 // sql-parser-cst reads some MySQL/MariaDB built-in functions as the keywords they share a name
 // with (REPLACE and INSERT the statements, REPEAT the loop, CURRENT_DATE without parentheses),
-// so `SELECT REPLACE(name, 'a', 'b')` does not parse, and lacks some argument forms:
-// `GROUP_CONCAT(... SEPARATOR ',')`, `CONVERT(x USING utf8mb4)`, a character set after a cast's
-// type (`CAST(x AS CHAR CHARACTER SET utf8mb4)`) and the integer types of a cast
-// (`CAST(x AS SIGNED)`, `AS UNSIGNED INTEGER`), and CHAR as CONVERT's type. For a second parse only, each call of one is
-// written as a quoted name, which the grammar reads as an ordinary function call, the separator
-// or character set (a constant) is blanked out, and a cast's SIGNED or UNSIGNED is read as INT
-// (a type name: nothing there runs); the statement the server runs is the one the user wrote.
+// so `SELECT REPLACE(name, 'a', 'b')` does not parse, and lacks some forms: `GROUP_CONCAT(...
+// SEPARATOR ',')`, `CONVERT(x USING utf8mb4)`, a character set after a cast's type (`CAST(x AS
+// CHAR CHARACTER SET utf8mb4)`), the integer types of a cast (`CAST(x AS SIGNED)`, `AS UNSIGNED
+// INTEGER`), CHAR as CONVERT's type, the SQL-standard arguments of TRIM and SUBSTRING
+// (`TRIM(LEADING '0' FROM x)`, `SUBSTRING(x FROM 2 FOR 3)`) and system variables (`@@version`).
+// For a second parse only, each call of one is written as a quoted name, which the grammar reads
+// as an ordinary function call; the separator or character set (a constant) and TRIM's side are
+// blanked out; a cast's SIGNED or UNSIGNED is read as INT (a type name: nothing there runs);
+// TRIM's and SUBSTRING's FROM and FOR become commas (their arguments stay, each still judged);
+// and `@@name` becomes a column name (reading a system variable changes nothing). The statement
+// the server runs is the one the user wrote.
 
 import { tokenizeMysql, type Token } from "./mysql-tokens.js";
 
@@ -37,38 +41,84 @@ export const KEYWORD_FUNCTIONS: ReadonlySet<string> = new Set([
   "UTC_TIMESTAMP",
 ]);
 
-/** The statement with every call of a keyword-named function quoted, those constant arguments
- * blanked and a cast's integer type read as INT, or undefined when there is none of them. The first word is never touched: it is the statement's verb (REPLACE INTO, INSERT). */
-export function quoteKeywordFunctions(sql: string): string | undefined {
+/** Functions whose arguments may be separated by FROM and FOR (and TRIM's also preceded by a
+ * side), as `TRIM(LEADING '0' FROM x)`. */
+const STANDARD_ARGUMENT_FUNCTIONS: ReadonlySet<string> = new Set(["TRIM", "SUBSTRING", "SUBSTR"]);
+const TRIM_SIDES: ReadonlySet<string> = new Set(["LEADING", "TRAILING", "BOTH"]);
+
+/** The statement as the grammar can read it (see above), or undefined when nothing in it needs
+ * rewriting. Lengths are kept where they can be, so that a parse error still points at the
+ * user's own text. The first word is never touched: it is the statement's verb (REPLACE INTO,
+ * INSERT). */
+export function secondParseText(sql: string): string | undefined {
   const tokens = tokenizeMysql(sql);
   if (!Array.isArray(tokens)) return undefined;
-  let quoted = "";
+  let rewritten = "";
   let copied = 0;
+  const put = (start: number, end: number, text: string) => {
+    rewritten += sql.slice(copied, start) + text;
+    copied = end;
+  };
+  /** The calls of STANDARD_ARGUMENT_FUNCTIONS open around the token, by parenthesis depth. */
+  const calls: { name: string; depth: number }[] = [];
+  let depth = 0;
   for (let i = 1; i < tokens.length - 1; i++) {
     const token = tokens[i]!;
     const next = tokens[i + 1]!;
+    if (token.kind === "punct") {
+      if (token.value === "(") depth++;
+      if (token.value === ")") {
+        if (calls.at(-1)?.depth === depth) calls.pop();
+        depth--;
+      }
+      if (isSystemVariable(tokens, i)) {
+        put(token.start, next.end, "__");
+        i++;
+      }
+      continue;
+    }
     if (token.kind !== "word") continue;
+    const opensCall = next.kind === "punct" && next.value === "(";
+    const call = calls.at(-1)?.depth === depth ? calls.at(-1) : undefined;
     const castType = isCastAs(token) ? integerCastType(tokens, i + 1) : undefined;
     if (castType) {
-      // Padded to the same length, so that a parse error still points at the user's own text.
-      quoted += sql.slice(copied, next.start) + "INT".padEnd(castType.end - next.start);
-      copied = castType.end;
+      put(next.start, castType.end, "INT".padEnd(castType.end - next.start));
       i = castType.last;
-    } else if (
-      (KEYWORD_FUNCTIONS.has(token.value) && next.kind === "punct" && next.value === "(" && !isCastAs(tokens[i - 1])) ||
-      isConvertedToChar(tokens, i)
-    ) {
-      quoted += `${sql.slice(copied, token.start)}\`${sql.slice(token.start, token.end)}\``;
-      copied = token.end;
+    } else if ((KEYWORD_FUNCTIONS.has(token.value) && opensCall && !isCastAs(tokens[i - 1])) || isConvertedToChar(tokens, i)) {
+      put(token.start, token.end, `\`${sql.slice(token.start, token.end)}\``);
+    } else if (STANDARD_ARGUMENT_FUNCTIONS.has(token.value) && opensCall) {
+      calls.push({ name: token.value, depth: depth + 1 });
+    } else if (call?.name === "TRIM" && TRIM_SIDES.has(token.value)) {
+      put(token.start, token.end, " ".repeat(token.end - token.start));
+    } else if (call && (token.value === "FROM" || token.value === "FOR")) {
+      // TRIM(BOTH FROM x) trims spaces: no argument before FROM, no comma.
+      const previous = tokens[i - 1]!;
+      const first = previous.value === "(" || (previous.kind === "word" && TRIM_SIDES.has(previous.value));
+      put(token.start, token.end, (first ? " " : ",").padEnd(token.end - token.start));
     } else {
       const constant = constantArgument(tokens, i);
       if (constant === undefined) continue;
-      quoted += sql.slice(copied, token.start) + " ".repeat(tokens[constant]!.end - token.start);
-      copied = tokens[constant]!.end;
+      put(token.start, tokens[constant]!.end, " ".repeat(tokens[constant]!.end - token.start));
       i = constant;
     }
   }
-  return copied === 0 ? undefined : quoted + sql.slice(copied);
+  return copied === 0 ? undefined : rewritten + sql.slice(copied);
+}
+
+/** System variables that hold what the connection's previous statement left (as FOUND_ROWS()
+ * does, see dangerous-functions.ts): on Pulse's shared connections, not the user's. */
+const STATEMENT_STATE_VARIABLES: ReadonlySet<string> = new Set(["WARNING_COUNT", "ERROR_COUNT", "IDENTITY", "LAST_INSERT_ID", "INSERT_ID", "LAST_GTID"]);
+
+/** `@@name` or `@@scope.name`, written together, not assigned to (`@@x := 1`) and not one of
+ * STATEMENT_STATE_VARIABLES: the others, left as they are, do not parse and are refused. */
+function isSystemVariable(tokens: readonly Token[], at: number): boolean {
+  const [before, first, second, word] = [tokens[at - 1], tokens[at]!, tokens[at + 1], tokens[at + 2]];
+  if (first.value !== "@" || second?.kind !== "punct" || second.value !== "@" || second.start !== first.end) return false;
+  if (word?.kind !== "word" || word.start !== second.end || (before?.kind === "punct" && before.value === "@" && before.end === first.start)) return false;
+  const scoped = tokens[at + 3]?.value === ".";
+  const name = scoped ? tokens[at + 4] : word;
+  const after = scoped ? tokens[at + 5] : tokens[at + 3];
+  return name?.kind === "word" && !STATEMENT_STATE_VARIABLES.has(name.value) && !(after?.kind === "punct" && after.value === ":");
 }
 
 /** AS, after which CHAR(10) is a cast's type rather than a call of CHAR(). */

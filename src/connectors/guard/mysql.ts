@@ -5,7 +5,7 @@ import { FormattedSyntaxError, parse, type Program } from "sql-parser-cst";
 import { serverWhitespaceAsSpaces } from "./server-whitespace.js";
 import { classifyProgram, type DialectHook } from "./cst-rules.js";
 import { blankExplainModifiers } from "./mysql-explain-forms.js";
-import { quoteKeywordFunctions } from "./mysql-keyword-functions.js";
+import { secondParseText } from "./mysql-keyword-functions.js";
 import { checkBlockComment, checkLineComment, checkStringLiteral } from "./mysql-lexing.js";
 import { classifyUnparsedMysql } from "./mysql-show.js";
 import { sqlParserCstError } from "./parse-errors.js";
@@ -71,7 +71,7 @@ export function parseMysqlProgram(statement: string): Program | undefined {
  * undefined when it fails too, and then the first parse's error is the one to report. */
 function reparse(sql: string): Program | undefined {
   const blanked = blankExplainModifiers(sql);
-  const rewritten = quoteKeywordFunctions(blanked ?? sql) ?? blanked;
+  const rewritten = secondParseText(blanked ?? sql) ?? blanked;
   if (rewritten === undefined) return undefined;
   try {
     return parse(rewritten, OPTIONS);
