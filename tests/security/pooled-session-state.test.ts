@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
-import { createPgDatabase, PG } from "../support/services.js";
+import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueName } from "../support/services.js";
 
 const LOCK_KEY = 73_115_888;
 const ENV = { CONNECTION_MAX_CONCURRENCY: "1" };
@@ -75,5 +75,68 @@ describe("PostgreSQL: state a view or function leaves on the pooled connection",
     expect(res.body).toMatchObject({ code: "sql_failed" });
     expect(await advisoryLocks()).toEqual([]);
     expect(await rowsOf("SELECT pg_backend_pid()")).toEqual([[pid]]);
+  });
+});
+
+describe("MariaDB: state a stored function leaves on the pooled connection", () => {
+  let h: Harness;
+  let db: Awaited<ReturnType<typeof createMariaDatabase>>;
+  const user = uniqueName("pulse_s").slice(0, 60);
+  const password = uniqueName("pw");
+  let token: string;
+  let id: number;
+
+  beforeAll(async () => {
+    db = await createMariaDatabase("pulse_state");
+    for (const host of ["%", "localhost"]) {
+      await mariaAdmin(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${password}'`);
+      await mariaAdmin(`GRANT SELECT, EXECUTE ON \`${db.name}\`.* TO '${user}'@'${host}'`);
+    }
+    // GET_LOCK names are server-wide: the database's name is this test's own.
+    await db.query(`CREATE FUNCTION leave_state() RETURNS INT NO SQL
+      BEGIN
+        SET @pulse_left_behind = 'secret of the previous user';
+        RETURN GET_LOCK('${db.name}', 0);
+      END`);
+    await db.query(`CREATE FUNCTION lock_then_fail() RETURNS INT NO SQL
+      BEGIN
+        SET @pulse_left_behind = 'secret of the previous user';
+        DO GET_LOCK('${db.name}', 0);
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'failed after taking the lock';
+        RETURN 1;
+      END`);
+    h = await createHarness({ env: ENV });
+    token = (await h.newUser()).token;
+    const body = { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: user, db_password: password };
+    id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+  });
+  afterAll(async () => {
+    await h?.close();
+    for (const host of ["%", "localhost"]) await mariaAdmin(`DROP USER IF EXISTS '${user}'@'${host}'`);
+    await db?.drop();
+  });
+
+  const run = async (sql: string) => h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
+  const rowsOf = async (sql: string) => {
+    const res = await run(sql);
+    expect(res.status, res.text).toBe(200);
+    return res.body.data.rows as unknown[][];
+  };
+  const lockHeld = async () => (await mariaAdmin<{ held: number }>(`SELECT IS_USED_LOCK('${db.name}') IS NOT NULL AS held`))[0]!.held === 1;
+
+  it("releases the GET_LOCK lock and forgets the user variable before the next statement", async () => {
+    const [[locked, connection]] = (await rowsOf("SELECT leave_state(), CONNECTION_ID()")) as [[number, number]];
+    expect(locked).toBe(1);
+    expect(await lockHeld()).toBe(false);
+    expect(await rowsOf("SELECT @pulse_left_behind, CONNECTION_ID()")).toEqual([[null, connection]]);
+  });
+
+  it("does the same after a statement that failed", async () => {
+    const [[connection]] = (await rowsOf("SELECT CONNECTION_ID()")) as [[number]];
+    const res = await run("SELECT lock_then_fail()");
+    expect(res.status, res.text).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_failed" });
+    expect(await lockHeld()).toBe(false);
+    expect(await rowsOf("SELECT @pulse_left_behind, CONNECTION_ID()")).toEqual([[null, connection]]);
   });
 });
