@@ -217,6 +217,23 @@ describe("query", () => {
     }
   }, 30_000);
 
+  it("answers, and drops the connection, when the reset that ends a statement is swallowed by the network", async () => {
+    const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
+    const through = await createMysqlDriver(target({ port: relay.port }), { ...POOL, maxConnections: 1 });
+    try {
+      // COM_RESET_CONNECTION: a packet of one byte (0x1f), the first of its command.
+      relay.freezeOn("\x01\x00\x00\x00\x1f");
+      expect((await through.query("SELECT 1 AS one", { ...LIMITS, timeoutMs: 300 })).rows).toEqual([[1]]);
+      relay.freezeOn(null);
+      // The one pooled connection was dropped, not kept waiting for the reset's answer.
+      expect((await through.query("SELECT 2 AS two", LIMITS)).rows).toEqual([[2]]);
+      expect(relay.accepted).toBe(2);
+    } finally {
+      await through.close();
+      await relay.close();
+    }
+  }, 30_000);
+
   it("works again once a server that swallowed every connect answers, and closes", async () => {
     const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
     const through = await createMysqlDriver(target({ port: relay.port, connectTimeoutMs: 600 }), { ...POOL, maxConnections: 2 });
@@ -245,7 +262,7 @@ describe("query", () => {
     const relay = await startTcpRelay({ host: SERVER.host, port: SERVER.port });
     const through = await createMysqlDriver(target({ port: relay.port }), { ...POOL, maxConnections: 1 });
     try {
-      // Each of the four round trips (guards, START TRANSACTION, the statement, ROLLBACK) takes
+      // Each of the four round trips (guards, START TRANSACTION, the statement, the reset) takes
       // 1.5 s, under its own bound: 6 s in all when each had one of its own.
       relay.delay(1_500);
       const timeoutMs = 2_000;
@@ -382,13 +399,12 @@ describe("read-only at the database, without the guard", () => {
     }
   });
 
-  it("drops GET_LOCK locks a statement left behind when the connection is next used", async () => {
+  it("drops GET_LOCK locks and user variables a statement left behind before the connection is pooled again", async () => {
     const single = await createMysqlDriver(target(), { ...POOL, maxConnections: 1 });
     try {
-      await single.query(`DO GET_LOCK('${DB}', 0)`, LIMITS);
-      expect((await adminRows(`SELECT IS_USED_LOCK('${DB}') IS NOT NULL AS held`))[0]!.held).toBe(1);
-      await single.query("SELECT 1", LIMITS);
+      await single.query(`SELECT GET_LOCK('${DB}', 0), @left_behind := 'x'`, LIMITS);
       expect((await adminRows(`SELECT IS_USED_LOCK('${DB}') IS NOT NULL AS held`))[0]!.held).toBe(0);
+      expect((await single.query("SELECT @left_behind", LIMITS)).rows).toEqual([[null]]);
     } finally {
       await single.close();
     }

@@ -98,12 +98,14 @@ export async function startHostilePostgres(mode: HostileMode, hugeBytes = 300 * 
   }
 
   function answerPipeline(socket: Socket): void {
-    // BEGIN, the statement (one column described, two values sent), ROLLBACK: ParseComplete and
-    // BindComplete before each.
+    // BEGIN, the statement (one column described, two values sent), ROLLBACK and the session's
+    // cleanup: ParseComplete and BindComplete before each.
     socket.write(Buffer.concat([
       message("1"), message("2"), message("C", cstr("BEGIN")),
       message("1"), message("2"), describeRow([["a", TEXT]]), dataRow(["x", "y"]), message("C", cstr("SELECT 1")),
       message("1"), message("2"), message("C", cstr("ROLLBACK")),
+      message("1"), message("2"), dataRow([""]), message("C", cstr("SELECT 1")),
+      message("1"), message("2"), message("C", cstr("DEALLOCATE ALL")),
       READY,
     ]));
   }

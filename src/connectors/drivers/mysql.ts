@@ -10,7 +10,8 @@
 // for itself (it then writes), SET GLOBAL, SELECT ... INTO OUTFILE/DUMPFILE, FLUSH, ANALYZE
 // TABLE, KILL, GET_LOCK, HANDLER, SET SESSION. (MySQL's manual adds CREATE TEMPORARY TABLE.)
 // Session variables a statement changes are re-set before every statement, so no statement
-// can switch off the timeout, the row limit or read-only for the next one.
+// can switch off the timeout, the row limit or read-only for the next one; and the connection
+// is reset before it is pooled again, so none leaves a lock or a user variable to the next one.
 
 import type { Connection as CoreConnection } from "mysql2";
 import mysql from "mysql2/promise";
@@ -147,12 +148,12 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
         ? `max_statement_time = ${(Math.max(1, timeoutMs) / 1000).toFixed(3)}`
         : `max_execution_time = ${Math.max(1, Math.ceil(timeoutMs))}`;
     const readOnly = flavour === "mariadb" ? "tx_read_only = 1" : "transaction_read_only = 1";
-    // RELEASE_ALL_LOCKS(): GET_LOCK locks outlive ROLLBACK; those a previous statement took
-    // are dropped here, at the connection's next use, at no extra round trip.
+    // NAMES: the character set mysql2 asks for at connect (its default), which resetting the
+    // connection sets back to the server's default on MySQL (MariaDB keeps it).
     // group_concat_max_len: MariaDB's JSON_ARRAYAGG (introspection) obeys it.
     return (
       `SET SESSION ${readOnly}, autocommit = 1, ${timeout}, sql_select_limit = ${limit}, time_zone = '+00:00', sql_mode = ${LEXED_AS_THE_GUARD}, ` +
-      "group_concat_max_len = 1073741824, @pulse_released_locks = RELEASE_ALL_LOCKS()"
+      "group_concat_max_len = 1073741824, NAMES utf8mb4 COLLATE utf8mb4_unicode_ci"
     );
   }
 
@@ -191,15 +192,15 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       limits.signal?.addEventListener("abort", stop, { once: true });
       throwIfCancelled(limits.signal);
       const { fields, complete } = await streamRows(coreOf(conn), sql, left(), wireLimitOf(limits.maxBytes), collector, () => killQuery(threadId));
-      // Rolled back within what is left of the bound; past it, the connection goes rather than
-      // the answer wait (the open transaction dies with it).
-      reusable = complete && (await rollsBack(conn, left()));
+      // Reset within what is left of the bound; past it, the connection goes rather than the
+      // answer wait (the open transaction dies with it).
+      reusable = complete && (await resets(conn, left()));
       const result = collector.result([], startedAt);
       result.columns = fields.map((f) => ({ name: f.name, type: columnTypeName(f) }));
       return result;
     } catch (err) {
       // No database selected (MySQL): it was dropped since the connection opened (see ownQuery).
-      if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await rollsBack(conn, left()));
+      if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await resets(conn, left()));
       throwIfCancelled(limits.signal);
       throw toDomainError(err, target, where, limits.timeoutMs, true);
     } finally {
@@ -334,13 +335,25 @@ async function command(conn: PoolConnection, sql: string, timeoutMs: number): Pr
   return commandWithin(conn, sql, timeoutMs + BACKSTOP_GRACE_MS);
 }
 
-/** Whether the connection's transaction was rolled back within `ms`, so that it may be pooled again. */
-async function rollsBack(conn: PoolConnection, ms: number): Promise<boolean> {
+/** Whether the connection was reset within `ms`, so that it may be pooled again. The reset
+ * (COM_RESET_CONNECTION) rolls the transaction back, in the one round trip ROLLBACK took, and
+ * also undoes what ROLLBACK leaves, which a stored function the guard cannot see into may have
+ * set: GET_LOCK locks, which the idle connection would hold, and user variables, which the next
+ * statement on it (another user's) would read. Session variables go back to the server's
+ * defaults too: sessionGuards sets Pulse's again before every statement. A server before MySQL
+ * 5.7.3 or MariaDB 10.2.4 refuses the reset: its connections are not reused. */
+async function resets(conn: PoolConnection, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
   try {
-    await commandWithin(conn, "ROLLBACK", ms);
-    return true;
+    // Past `ms` the caller destroys the connection, which fails the reset still waiting.
+    return await Promise.race([conn.reset().then(() => true), late]);
   } catch {
     return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -4,7 +4,7 @@
 //   Parse/Bind/Execute  BEGIN READ ONLY
 //   Parse/Bind/Execute  SET LOCAL statement_timeout = N        (unless N is the session's)
 //   Parse/Bind/Describe/Execute(rows = batch)   the user's statement, in an unnamed portal
-//   Parse/Bind/Execute  ROLLBACK; [SELECT pg_advisory_unlock_all();] Sync
+//   Parse/Bind/Execute  ROLLBACK; SELECT pg_advisory_unlock_all(); DEALLOCATE ALL; Sync
 //                       (in the first round trip already when its batch covers maxRows+1)
 //
 // Why not three client.query() calls (BEGIN + SET; statement; ROLLBACK)? node-postgres waits
@@ -45,7 +45,15 @@ export interface ResultField {
 const FIRST_BATCH = 1_001;
 const MAX_BATCH = 10_000;
 
-type Stage = "begin" | "timeout" | "statement" | "rollback" | "unlock" | "done";
+type Stage = "begin" | "timeout" | "statement" | "rollback" | "unlock" | "deallocate" | "done";
+
+/** What a statement can leave on a pooled session that ROLLBACK does not undo, undone after
+ * every statement whatever its text says: a view or a function (which neither the guard nor the
+ * text can see into) may take a session advisory lock, which the idle connection would hold, or
+ * PREPARE a statement (PL/pgSQL EXECUTE), which would outlive it. Pulse's own queries use no
+ * named prepared statements, so DEALLOCATE ALL drops none that node-postgres counts on. Each
+ * runs in an implicit transaction of its own, in the pipeline's round trip. */
+export const SESSION_CLEANUP = ["SELECT pg_advisory_unlock_all()", "DEALLOCATE ALL"] as const;
 
 /** statement_timeout every pooled session starts with (postgres.ts sends it at startup). */
 export const SESSION_STATEMENT_TIMEOUT_MS = 30_000;
@@ -83,7 +91,8 @@ export class ReadOnlyStatement implements Submittable {
       ...(timeoutMs === SESSION_STATEMENT_TIMEOUT_MS ? [] : (["timeout"] as const)),
       "statement",
       "rollback",
-      ...(/advisory/i.test(sql) ? (["unlock"] as const) : []),
+      "unlock",
+      "deallocate",
       "done",
     ];
     this.done = new Promise((resolve, reject) => {
@@ -184,11 +193,7 @@ export class ReadOnlyStatement implements Submittable {
   private finish(wire: Wire): void {
     inOneWrite(wire, () => {
       simple(wire, "ROLLBACK");
-      // Session-level advisory locks are the one thing a read-only statement can leave behind
-      // on a pooled connection (ROLLBACK does not release them). Releasing them costs a whole
-      // extra transaction, so only statements that name them pay it; the guard refuses them
-      // anyway, and a lock taken inside a view or function lives until the connection closes.
-      if (this.stages.includes("unlock")) simple(wire, "SELECT pg_advisory_unlock_all()");
+      for (const text of SESSION_CLEANUP) simple(wire, text);
       wire.sync();
     });
     this.synced = true;
@@ -232,7 +237,7 @@ function encodeSimple(text: string): Buffer {
 }
 
 /** The statements every pipeline sends, encoded once: three messages each, on every query. */
-const ENCODED = new Map(["BEGIN READ ONLY", "ROLLBACK", "SELECT pg_advisory_unlock_all()"].map((text) => [text, encodeSimple(text)]));
+const ENCODED = new Map(["BEGIN READ ONLY", "ROLLBACK", ...SESSION_CLEANUP].map((text) => [text, encodeSimple(text)]));
 
 function simple(wire: Wire, text: string): void {
   wire.stream.write(ENCODED.get(text) ?? encodeSimple(text));

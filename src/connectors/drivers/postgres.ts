@@ -12,7 +12,7 @@ import { RowCollector } from "./collect.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./postgres-introspect.js";
 import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
-import { ReadOnlyStatement, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
+import { ReadOnlyStatement, SESSION_CLEANUP, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
 import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit, type WatchedStream } from "./wire-limit.js";
 
@@ -283,10 +283,12 @@ SELECT current_setting('server_version') AS server_version,
                        AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')) AS can_write,
        (${REPLAY_LAG_SECONDS_SQL})::text AS lag_seconds`;
 
-/** Ends a failed statement's transaction; answers whether the connection is clean again. */
+/** Ends a failed statement's transaction, and undoes what it left on the session before it
+ * failed (a lock taken, then an error), in one round trip; answers whether the connection is
+ * clean again. */
 async function rolledBack(client: PoolClient): Promise<boolean> {
   try {
-    await client.query("ROLLBACK");
+    await client.query(["ROLLBACK", ...SESSION_CLEANUP].join("; "));
     return client.getTransactionStatus() === "I";
   } catch {
     return false;

@@ -1,0 +1,142 @@
+// Threat: a database object the guard cannot see into (a view, a function) leaves session state
+// on a pooled connection that ROLLBACK does not undo: a session advisory lock or a prepared
+// statement (PostgreSQL), a GET_LOCK lock or a user variable (MariaDB). The lock would stay held
+// by an idle connection (others' sessions wait on it), and the variable would be read by the
+// next statement on that connection, another user's. With one statement at a time (as here)
+// every request runs on the same pooled connection, which each test checks by its id.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { createHarness, type Harness } from "../support/harness.js";
+import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueName } from "../support/services.js";
+
+const LOCK_KEY = 73_115_888;
+const ENV = { CONNECTION_MAX_CONCURRENCY: "1" };
+
+describe("PostgreSQL: state a view or function leaves on the pooled connection", () => {
+  let h: Harness;
+  let db: Awaited<ReturnType<typeof createPgDatabase>>;
+  let token: string;
+  let id: number;
+
+  beforeAll(async () => {
+    db = await createPgDatabase("pulse_state");
+    await db.query(`CREATE VIEW held AS SELECT pg_try_advisory_lock(${LOCK_KEY}) AS locked`);
+    await db.query(`CREATE FUNCTION leave_state() RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_advisory_lock(${LOCK_KEY} + 1);
+        EXECUTE 'PREPARE left_behind AS SELECT 1';
+        RETURN true;
+      END $$`);
+    await db.query(`CREATE FUNCTION lock_then_fail() RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_advisory_lock(${LOCK_KEY} + 2);
+        RAISE EXCEPTION 'failed after taking the lock';
+      END $$`);
+    h = await createHarness({ env: ENV });
+    token = (await h.newUser()).token;
+    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
+    id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  const run = async (sql: string) => h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
+  const rowsOf = async (sql: string) => {
+    const res = await run(sql);
+    expect(res.status, res.text).toBe(200);
+    return res.body.data.rows as unknown[][];
+  };
+  /** Advisory locks held in the test's database, seen from a connection of its own. */
+  const advisoryLocks = async () =>
+    (await db.query<{ objid: number }>("SELECT objid::int8 AS objid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY objid")).map((r) => Number(r.objid));
+
+  it("releases an advisory lock taken inside a view once the query has answered", async () => {
+    const [[locked, pid]] = (await rowsOf("SELECT locked, pg_backend_pid() FROM held")) as [[boolean, number]];
+    expect(locked).toBe(true);
+    expect(await advisoryLocks()).toEqual([]);
+    // The next statement runs on the same connection, and the lock is free for it too.
+    expect(await rowsOf("SELECT locked, pg_backend_pid() FROM held")).toEqual([[true, pid]]);
+    expect(await advisoryLocks()).toEqual([]);
+  });
+
+  it("releases the lock and drops the prepared statement a function left, for the next statement", async () => {
+    const [[, pid]] = (await rowsOf("SELECT leave_state(), pg_backend_pid()")) as [[boolean, number]];
+    expect(await advisoryLocks()).toEqual([]);
+    expect(await rowsOf("SELECT count(*)::int, pg_backend_pid() FROM pg_prepared_statements")).toEqual([[0, pid]]);
+  });
+
+  it("releases an advisory lock taken by a statement that then failed", async () => {
+    const [[pid]] = (await rowsOf("SELECT pg_backend_pid()")) as [[number]];
+    const res = await run("SELECT lock_then_fail()");
+    expect(res.status, res.text).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_failed" });
+    expect(await advisoryLocks()).toEqual([]);
+    expect(await rowsOf("SELECT pg_backend_pid()")).toEqual([[pid]]);
+  });
+});
+
+describe("MariaDB: state a stored function leaves on the pooled connection", () => {
+  let h: Harness;
+  let db: Awaited<ReturnType<typeof createMariaDatabase>>;
+  const user = uniqueName("pulse_s").slice(0, 60);
+  const password = uniqueName("pw");
+  let token: string;
+  let id: number;
+
+  beforeAll(async () => {
+    db = await createMariaDatabase("pulse_state");
+    for (const host of ["%", "localhost"]) {
+      await mariaAdmin(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${password}'`);
+      await mariaAdmin(`GRANT SELECT, EXECUTE ON \`${db.name}\`.* TO '${user}'@'${host}'`);
+    }
+    // GET_LOCK names are server-wide: the database's name is this test's own.
+    await db.query(`CREATE FUNCTION leave_state() RETURNS INT NO SQL
+      BEGIN
+        SET @pulse_left_behind = 'secret of the previous user';
+        RETURN GET_LOCK('${db.name}', 0);
+      END`);
+    await db.query(`CREATE FUNCTION lock_then_fail() RETURNS INT NO SQL
+      BEGIN
+        SET @pulse_left_behind = 'secret of the previous user';
+        DO GET_LOCK('${db.name}', 0);
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'failed after taking the lock';
+        RETURN 1;
+      END`);
+    h = await createHarness({ env: ENV });
+    token = (await h.newUser()).token;
+    const body = { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: user, db_password: password };
+    id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+  });
+  afterAll(async () => {
+    await h?.close();
+    for (const host of ["%", "localhost"]) await mariaAdmin(`DROP USER IF EXISTS '${user}'@'${host}'`);
+    await db?.drop();
+  });
+
+  const run = async (sql: string) => h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
+  const rowsOf = async (sql: string) => {
+    const res = await run(sql);
+    expect(res.status, res.text).toBe(200);
+    return res.body.data.rows as unknown[][];
+  };
+  const lockHeld = async () => (await mariaAdmin<{ held: number }>(`SELECT IS_USED_LOCK('${db.name}') IS NOT NULL AS held`))[0]!.held === 1;
+
+  it("releases the GET_LOCK lock and forgets the user variable before the next statement", async () => {
+    const [[locked, connection]] = (await rowsOf("SELECT leave_state(), CONNECTION_ID()")) as [[number, number]];
+    expect(locked).toBe(1);
+    expect(await lockHeld()).toBe(false);
+    expect(await rowsOf("SELECT @pulse_left_behind, CONNECTION_ID()")).toEqual([[null, connection]]);
+  });
+
+  it("does the same after a statement that failed", async () => {
+    const [[connection]] = (await rowsOf("SELECT CONNECTION_ID()")) as [[number]];
+    const res = await run("SELECT lock_then_fail()");
+    expect(res.status, res.text).toBe(400);
+    expect(res.body).toMatchObject({ code: "sql_failed" });
+    expect(await lockHeld()).toBe(false);
+    expect(await rowsOf("SELECT @pulse_left_behind, CONNECTION_ID()")).toEqual([[null, connection]]);
+  });
+});
