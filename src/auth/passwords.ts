@@ -17,14 +17,17 @@ export const MIN_PASSWORD_LENGTH = 8;
  * burst's wait: only a pool that cannot run at all gets there. */
 const TASK_TIMEOUT_MS = 60_000;
 
-// Compared against when the account does not exist, so an unknown email costs the same time
-// as a wrong password and response times do not reveal which emails are registered.
-const DUMMY_HASH = bcrypt.hashSync("pulse-dummy-password", 10);
-
 export interface PasswordHasher {
-  hash(password: string, rounds: number): Promise<string>;
+  /** A hash of `password` at the configured cost (BCRYPT_ROUNDS). */
+  hash(password: string): Promise<string>;
   /** False for a null hash (no such account), after the same work as a wrong password. */
   verify(password: string, hash: string | null): Promise<boolean>;
+  /** Whether `hash` was made at another cost than the configured one: its password, once
+   * proven, is worth hashing again, so that every account costs the same to check. */
+  outdated(hash: string): boolean;
+  /** What a password is checked against when the account does not exist: a hash at the
+   * configured cost, made on first need. */
+  standInHash(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -35,8 +38,11 @@ const MAX_QUEUED_TASKS = 256;
 
 /** Threads start on the first hash, so a process that never hashes (a CLI, most tests) pays
  * nothing. */
-export function createPasswordHasher(options: { threads: number; logger: Logger }): PasswordHasher {
+export function createPasswordHasher(options: { threads: number; rounds: number; logger: Logger }): PasswordHasher {
   let pool: Piscina | undefined;
+  // At the cost of real hashes, so that an unknown email takes as long as a wrong password and
+  // response times do not reveal which emails are registered.
+  let standIn: Promise<string> | undefined;
   const onError = (err: unknown) => options.logger.error({ err }, "a password hashing thread failed");
   const run = async (task: PasswordTask) => {
     pool ??= createThreadPool(new URL("./password-worker.js", import.meta.url), { threads: options.threads, maxQueue: Infinity }, onError);
@@ -49,12 +55,21 @@ export function createPasswordHasher(options: { threads: number; logger: Logger 
       throw new DomainError("unavailable", "Passwords cannot be checked right now; try again later");
     }
   };
+  const hash = async (password: string) => (await run({ op: "hash", password, rounds: options.rounds })) as string;
+  const standInHash = () =>
+    (standIn ??= hash("pulse-stand-in-password").catch((err: unknown) => {
+      // Made again on the next need.
+      standIn = undefined;
+      throw err;
+    }));
   return {
-    hash: async (password, rounds) => (await run({ op: "hash", password, rounds })) as string,
-    async verify(password, hash) {
-      const ok = (await run({ op: "compare", password, hash: hash ?? DUMMY_HASH })) as boolean;
-      return ok && hash !== null;
+    hash,
+    async verify(password, stored) {
+      const ok = (await run({ op: "compare", password, hash: stored ?? (await standInHash()) })) as boolean;
+      return ok && stored !== null;
     },
+    outdated: (stored) => bcrypt.getRounds(stored) !== options.rounds,
+    standInHash,
     async close() {
       await pool?.destroy();
       pool = undefined;

@@ -50,7 +50,7 @@ describe("password confirmations", () => {
 });
 
 describe("the password hashing queue", () => {
-  const hasher = createPasswordHasher({ threads: 1, logger: pino({ level: "silent" }) });
+  const hasher = createPasswordHasher({ threads: 1, rounds: 4, logger: pino({ level: "silent" }) });
   afterAll(() => hasher.close());
 
   it("answers 'unavailable' at once past its bound instead of queueing without end", async () => {

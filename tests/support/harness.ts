@@ -144,7 +144,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const connectors = await createConnectorCache(config, logger, sessions, { audit, metrics });
   watchGauges(metrics, connectors, store);
   cleanups.push(() => connectors.close());
-  const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
+  const passwords = createPasswordHasher({ threads: config.passwordHashThreads, rounds: config.bcryptRounds, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const credentials = await createCredentialChecks(config, logger, store, sessions);
