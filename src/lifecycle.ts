@@ -166,7 +166,7 @@ export async function buildDeps(
       store,
       sessions,
       logger,
-      passwords: createPasswordHasher({ threads: config.passwordHashThreads, logger }),
+      passwords: createPasswordHasher({ threads: config.passwordHashThreads, rounds: config.bcryptRounds, logger }),
       targetGate: await createTargetGate(config, store),
       connectors,
       ...(await createCredentialChecks(config, logger, store, sessions)),

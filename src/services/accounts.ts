@@ -8,7 +8,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, notFound, RateLimitedError } from "../errors.js";
 import type { UserRow } from "../store/schema.js";
 import { revokeSession } from "../store/revocations.js";
-import { deleteUser, findUserByEmail, getUser, insertUser, setPassword } from "../store/users.js";
+import { deleteUser, findUserByEmail, getUser, insertUser, rehashPassword, setPassword } from "../store/users.js";
 import { disconnectSession } from "./database-sessions.js";
 import { countTry, giveTryBack } from "./rate-limits.js";
 import { removeLeftovers } from "./session-leftovers.js";
@@ -35,7 +35,7 @@ export async function registerUser(
   const { maxPerClient, maxTotal, windowSeconds } = deps.config.register;
   await countTry(deps, `register:client:${input.clientIp}`, { max: maxPerClient, windowSeconds }, "Too many sign-ups from this client; try again later");
   await countTry(deps, "register:total", { max: maxTotal, windowSeconds }, "Too many sign-ups right now; try again later");
-  const passwordHash = await deps.passwords.hash(input.password, deps.config.bcryptRounds);
+  const passwordHash = await deps.passwords.hash(input.password);
   const row = await insertUser(deps.store.db, { name: input.name, email: input.email, passwordHash });
   if (!row) throw new DomainError("conflict", "A user with this email already exists");
   return publicUser(row);
@@ -82,6 +82,7 @@ export async function login(
   }
   if (!right || !user) throw new DomainError("unauthorized", "Incorrect email or password");
   await giveBack(pairKey, accountKey);
+  if (deps.passwords.outdated(user.passwordHash)) await rehash(deps, user, input.password);
   await countTry(
     deps,
     `login:sessions:${user.id}`,
@@ -92,6 +93,17 @@ export async function login(
     await deps.sessions.pushBounded(knownKey, input.clientIp, KNOWN_CLIENTS_KEPT, KNOWN_CLIENT_SECONDS, "renewed");
   }
   return openSession(deps, user);
+}
+
+/** Hashes a proven password again at BCRYPT_ROUNDS, once that has changed: accounts converge on
+ * one cost, so none is quicker to check than an unknown email. The login goes on if this fails;
+ * the next one tries again. */
+async function rehash(deps: Deps, user: UserRow, password: string): Promise<void> {
+  try {
+    await rehashPassword(deps.store.db, user.id, await deps.passwords.hash(password), user.passwordHash);
+  } catch (err) {
+    deps.logger.warn({ err, user_id: user.id }, "a password hash could not be remade at BCRYPT_ROUNDS; the next login tries again");
+  }
 }
 
 export type NewToken = { access_token: string; token_type: "bearer"; expires_in: number; session_id: string };
@@ -128,7 +140,7 @@ export async function changePassword(
   input: { currentPassword: string; newPassword: string },
 ): Promise<NewToken> {
   const confirmed = await confirmPassword(deps, auth, input.currentPassword, "current_password");
-  const passwordHash = await deps.passwords.hash(input.newPassword, deps.config.bcryptRounds);
+  const passwordHash = await deps.passwords.hash(input.newPassword);
   // Only over the password just confirmed: of two changes at once, the second was confirmed
   // against a password that is no longer current.
   const user = await setPassword(deps.store.db, auth.userId, passwordHash, confirmed.passwordHash);

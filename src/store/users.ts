@@ -41,6 +41,15 @@ export async function setPassword(db: Db, id: number, passwordHash: string, prev
   return row ?? null;
 }
 
+/** Replaces the user's password hash by one of the same password at another cost, if it is still
+ * `previousHash` (a change of password meanwhile wins); tokens stay valid. */
+export async function rehashPassword(db: Db, id: number, passwordHash: string, previousHash: string): Promise<void> {
+  await db
+    .update(users)
+    .set({ passwordHash })
+    .where(and(eq(users.id, id), eq(users.passwordHash, previousHash)));
+}
+
 /** Deletes a user and everything they own (rows cascade); the ids of the connections that went
  * with them, so their connectors can be closed, or null when there was no such user. */
 export async function deleteUser(db: Db, id: number): Promise<number[] | null> {

@@ -50,7 +50,7 @@ describe("password confirmations", () => {
 });
 
 describe("the password hashing queue", () => {
-  const hasher = createPasswordHasher({ threads: 1, logger: pino({ level: "silent" }) });
+  const hasher = createPasswordHasher({ threads: 1, rounds: 4, logger: pino({ level: "silent" }) });
   afterAll(() => hasher.close());
 
   it("answers 'unavailable' at once past its bound instead of queueing without end", async () => {
@@ -69,4 +69,27 @@ describe("the password hashing queue", () => {
     expect(checked).toBeLessThanOrEqual(257);
     expect(outcomes.filter((o) => o === "unavailable")).toHaveLength(400 - checked);
   });
+});
+
+describe("the password hashing queue at a high cost", () => {
+  let slow: Harness;
+  beforeAll(async () => {
+    slow = await createHarness({ env: { BCRYPT_ROUNDS: "12", PASSWORD_HASH_THREADS: "1", LOGIN_MAX_ATTEMPTS_PER_CLIENT: "100000" } });
+  });
+  afterAll(async () => slow?.close());
+
+  it("refuses logins at once when those queued would take more than a few seconds, and logs no fault", async () => {
+    // A sign-up times a hash at this cost (hundreds of milliseconds on one thread).
+    await slow.newUser();
+    const logins = 200;
+    const answers = await Promise.all(
+      Array.from({ length: logins }, (_, i) => slow.call("POST", "/login", { form: { username: `nobody-${i}@example.com`, password: "some password" } })),
+    );
+    const refused = answers.filter((a) => a.status === 503);
+    // The queue let in a few seconds of work, far fewer than its former fixed 256 tasks.
+    expect(refused.length).toBeGreaterThan(logins / 2);
+    expect(answers.filter((a) => a.status !== 503).map((a) => a.status)).toEqual(Array(logins - refused.length).fill(401));
+    for (const r of refused) expect(r.body).toEqual({ code: "unavailable", detail: "Too many passwords are being checked right now; try again in a few seconds" });
+    expect(slow.logs.filter((line) => JSON.parse(line).level >= 50)).toEqual([]);
+  }, 120_000);
 });

@@ -28,7 +28,7 @@ import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { AskTurns } from "../../src/ask-turns.js";
 import { openStore, type Store } from "../../src/store/client.js";
-import { createPgDatabase, pgAdmin, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
+import { createPgDatabase, pgAdmin, PG, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
 import { sqliteTarget } from "./targets.js";
 
 export interface HarnessOptions {
@@ -44,6 +44,8 @@ export interface HarnessOptions {
   random?: () => number;
   /** The scheduler's instance id (default: unique per harness). */
   instanceId?: string;
+  /** Reach the metadata PostgreSQL through this port of 127.0.0.1 (a tcp-relay in front of it). */
+  storePort?: number;
   /** How often a Redis session store renews this instance's presence (default 5 s). */
   heartbeatMs?: number;
 }
@@ -112,7 +114,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   if (shared) {
     store = shared.deps.store;
   } else if (pgDatabase) {
-    store = await openStore({ databaseUrl: pgDatabase.url, queryTimeoutMs: config.storeQueryTimeoutMs });
+    const storeUrl = options.storePort ? `postgresql://${PG.user}@127.0.0.1:${options.storePort}/${pgDatabase.name}` : pgDatabase.url;
+    store = await openStore({ databaseUrl: storeUrl, queryTimeoutMs: config.storeQueryTimeoutMs });
     await store.migrate();
     cleanups.push(async () => {
       await store.close();
@@ -141,7 +144,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const connectors = await createConnectorCache(config, logger, sessions, { audit, metrics });
   watchGauges(metrics, connectors, store);
   cleanups.push(() => connectors.close());
-  const passwords = createPasswordHasher({ threads: config.passwordHashThreads, logger });
+  const passwords = createPasswordHasher({ threads: config.passwordHashThreads, rounds: config.bcryptRounds, logger });
   cleanups.push(() => passwords.close());
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const credentials = await createCredentialChecks(config, logger, store, sessions);

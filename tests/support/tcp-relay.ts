@@ -31,6 +31,9 @@ export interface TcpRelay {
   /** As freezeOn, but what carries `text` still reaches the server: its answer is what is lost
    * (a commit whose reply never arrives). */
   freezeAfter(text: string | null): void;
+  /** Counts, from now on, how often what clients send carries `text` (a statement's text: the
+   * message that sends it carries it whole); the function returned reads the count so far. */
+  countSent(text: string): () => number;
   /** Holds each answer of the server this long before passing it on (0: none), in order: a
    * slow link, on which every round trip costs `ms`. */
   delay(ms: number): void;
@@ -53,6 +56,7 @@ export async function startTcpRelay(target: { host: string; port: number }, list
   let freezeText: string | null = null;
   let freezeAfterText: string | null = null;
   let delayMs = 0;
+  const counters: { text: Buffer; count: number }[] = [];
 
   const server = net.createServer((client) => {
     accepted++;
@@ -78,6 +82,9 @@ export async function startTcpRelay(target: { host: string; port: number }, list
       });
     client.prependListener("data", (chunk: Buffer) => {
       if (pair.frozen) return;
+      for (const counter of counters) {
+        for (let at = chunk.indexOf(counter.text); at !== -1; at = chunk.indexOf(counter.text, at + 1)) counter.count++;
+      }
       if (freezeText !== null && chunk.includes(freezeText)) pair.frozen = true;
       else if (freezeAfterText !== null && chunk.includes(freezeAfterText)) {
         upstream.write(chunk);
@@ -129,6 +136,11 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     },
     freezeAfter(text) {
       freezeAfterText = text;
+    },
+    countSent(text) {
+      const counter = { text: Buffer.from(text), count: 0 };
+      counters.push(counter);
+      return () => counter.count;
     },
     delay(ms) {
       delayMs = ms;
