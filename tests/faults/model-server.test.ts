@@ -332,7 +332,8 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
     const user = await connectedUser();
     const before = fake.requests.length;
     replies.push({ toolCalls: [{ name: "x".repeat(1_000_000), args: { sql: COUNT_SQL } }] });
-    replies.push({ toolCalls: [{ name: "find_tables", args: { query: "y".repeat(1_000_000) } }] });
+    // As long as a call's arguments may be (256 KiB); longer fail the reply.
+    replies.push({ toolCalls: [{ name: "find_tables", args: { query: "y".repeat(250_000) } }] });
     replies.push({ content: "Done." });
     const res = await ask(user, "json");
     expect(res.status, res.text).toBe(200);
