@@ -101,6 +101,21 @@ describe("POST /ask", () => {
     expect(result).toMatchObject({ answer: "347 albums.", sql: [COUNT_SQL] });
   });
 
+  it.each([
+    { accept: "TEXT/EVENT-STREAM", form: "text/event-stream" },
+    { accept: "application/json, text/event-stream", form: "text/event-stream" },
+    { accept: "application/json;q=0.5, text/event-stream", form: "text/event-stream" },
+    { accept: "text/event-stream;q=0, application/json", form: "application/json" },
+    { accept: "text/event-stream;q=0.5, */*", form: "application/json" },
+    { accept: "*/*", form: "application/json" },
+  ])("reads Accept as media types with their q values: $accept answers $form", async ({ accept, form }) => {
+    const user = await connectedUser();
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?"), headers: { accept } });
+    expect(res.status, res.text.slice(0, 300)).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(new RegExp(`^${form}`));
+  });
+
   it("tells an SSE client to drop what the model said before a call, so what it shows ends as the answer", async () => {
     const user = await connectedUser();
     replies.push({ preamble: "Let me check that for you.", toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] });
