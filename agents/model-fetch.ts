@@ -120,15 +120,43 @@ function checkedCompletion(res: Response, signal: AbortSignal | null | undefined
 
 const tooLarge = () => new ModelServerFailure("not_chat_completion", `answered more than ${MAX_REPLY_BYTES / 1024 / 1024} MiB, far more than a chat completion`);
 
+/** A streamed chunk is a few KB, a tool call's arguments at most MAX_TOOL_ARGUMENT_CHARS
+ * (256 KiB) in all: an event longer than this is not a chat completion chunk. */
+const MAX_EVENT_BYTES = 1024 * 1024;
+/** The blank lines that end an event, as the SDK's decoder finds them. */
+const EVENT_ENDS = ["\n\n", "\r\r", "\r\n\r\n"].map((end) => Buffer.from(end));
+/** Room for the start of an event's end in the bytes before a chunk. */
+const SEAM_BYTES = 3;
+
+/** The offset just past the last event end in `bytes`, or -1 when there is none. */
+function pastLastEventEnd(bytes: Buffer): number {
+  return Math.max(...EVENT_ENDS.map((end) => {
+    const at = bytes.lastIndexOf(end);
+    return at < 0 ? -1 : at + end.length;
+  }));
+}
+
 /** An event stream that fails past MAX_REPLY_BYTES: a server that never stops sending must not
- * fill memory until the question's deadline. The source is cancelled, closing the connection. */
+ * fill memory until the question's deadline. It fails too on an event past MAX_EVENT_BYTES: the
+ * SDK looks for an event's end through all it holds of it on every chunk that arrives, so 12 MiB
+ * in one event held the event loop for seconds (misread as the server's silence). The source is
+ * cancelled, closing the connection. */
 function capped(res: Response): Response {
   let size = 0;
+  /** Bytes since the last event end, and the last few bytes read (an end may span two chunks). */
+  let inEvent = 0;
+  let seam = Buffer.alloc(0);
   const counted = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       size += chunk.byteLength;
+      const bytes = Buffer.concat([seam, chunk]);
+      const past = pastLastEventEnd(bytes);
+      inEvent = past < 0 ? inEvent + chunk.byteLength : bytes.length - past;
+      seam = bytes.subarray(-SEAM_BYTES);
       if (size > MAX_REPLY_BYTES) controller.error(tooLarge());
-      else controller.enqueue(chunk);
+      else if (inEvent > MAX_EVENT_BYTES) {
+        controller.error(new ModelServerFailure("not_chat_completion", `sent an event of more than ${MAX_EVENT_BYTES / 1024 / 1024} MiB (no blank line ending it), far more than a chat completion chunk`));
+      } else controller.enqueue(chunk);
     },
   });
   return new Response(res.body?.pipeThrough(counted) ?? null, { status: res.status, statusText: res.statusText, headers: res.headers });

@@ -195,14 +195,13 @@ async function underWatchdog<T>(
 /** One plain (non-streamed) completion with usage from the server's `usage` field. The SDK's
  * timeout covers each request until its headers; the watchdog bounds the whole call. */
 export async function invokeCompletion(model: ChatOpenAI, messages: BaseMessage[], options: CompletionOptions): Promise<Completion> {
-  const reply = await underWatchdog(model, options, async (signal) => {
+  return underWatchdog(model, options, async (signal) => {
     const reply = await model.invoke(messages, { signal, ...toolOptions(options) });
     if (!reply.text && !reply.tool_calls?.length && !reply.invalid_tool_calls?.length && !reply.response_metadata?.finish_reason) {
       throw new ModelServerFailure("not_chat_completion", "it returned a chat completion with no text, no tool call and no finish_reason");
     }
-    return reply;
+    return completionOf(reply);
   });
-  return { message: toMessage(reply), usage: usageOf(reply) };
 }
 
 /** One model call through `.stream()`, text passed to `onToken` as it arrives (until a tool call
@@ -212,7 +211,7 @@ export async function streamCompletion(
   messages: BaseMessage[],
   options: CompletionOptions & { onToken?: ((text: string) => void) | undefined },
 ): Promise<Completion> {
-  const merged = await underWatchdog(model, options, async (signal, rearm) => {
+  return underWatchdog(model, options, async (signal, rearm) => {
     const reply = new StreamedReply();
     // The SDK's timeout covers a request until its headers arrive; a stream that goes silent
     // afterwards would hang forever without the watchdog, re-armed on every chunk.
@@ -231,13 +230,18 @@ export async function streamCompletion(
     if (!merged.response_metadata?.finish_reason) {
       throw new ModelServerFailure("stream_cut_off", "its event stream ended before the answer was finished (no finish_reason: stream cut off)");
     }
-    return merged;
+    return completionOf(merged);
   });
-  return { message: toMessage(merged), usage: usageOf(merged) };
 }
 
 const toolOptions = (options: CompletionOptions): Partial<ChatOpenAICallOptions> =>
   options.tools ? { tools: options.tools, ...(options.toolChoice && { tool_choice: options.toolChoice }) } : {};
+
+/** The completion of a server's reply. Made inside the watchdog: a reply whose tool calls fail
+ * strictToolCalls (arguments past MAX_TOOL_ARGUMENT_CHARS) is the server's failure, named so. */
+function completionOf(reply: AIMessage | AIMessageChunk): Completion {
+  return { message: toMessage(reply), usage: usageOf(reply) };
+}
 
 /** A plain AIMessage without the server's id (a server that reuses ids would make LangGraph
  * replace an earlier message), its tool calls parsed strictly from the raw argument text (those

@@ -12,10 +12,8 @@
 import { AIMessageChunk, mergeResponseMetadata, mergeUsageMetadata, type UsageMetadata } from "@langchain/core/messages";
 
 import { ModelServerFailure } from "./model-fetch.js";
-import { MAX_TOOL_CALLS_PER_REPLY } from "./tool-arguments.js";
+import { checkArgumentsLength, MAX_TOOL_CALLS_PER_REPLY } from "./tool-arguments.js";
 
-/** Far past any tool's arguments (a statement is at most QUERY_MAX_SQL_CHARS, 100,000). */
-export const MAX_TOOL_ARGUMENT_CHARS = 256 * 1024;
 /** A model streams a token or so a chunk, and replies at most OPENAI_MAX_TOKENS (4,096 unless
  * set) of them. */
 export const MAX_TOOL_CALL_CHUNKS = 20_000;
@@ -62,9 +60,7 @@ export class StreamedReply {
       if (part.name) call.name = part.name;
       if (part.args) {
         call.chars += part.args.length;
-        if (call.chars > MAX_TOOL_ARGUMENT_CHARS) {
-          throw new ModelServerFailure("not_chat_completion", `sent a tool call whose arguments are longer than ${MAX_TOOL_ARGUMENT_CHARS} characters, far more than any tool takes`);
-        }
+        checkArgumentsLength(call.chars);
         call.args.push(part.args);
       }
     }

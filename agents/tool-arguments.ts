@@ -8,7 +8,7 @@ import type { InvalidToolCall, ToolCall } from "@langchain/core/messages/tool";
 
 import { nestsDeeperThan } from "../src/json-depth.js";
 import { cutText } from "../src/text-cut.js";
-import { excerpt } from "./model-fetch.js";
+import { excerpt, ModelServerFailure } from "./model-fetch.js";
 
 interface RawToolCall {
   id?: string | undefined;
@@ -52,6 +52,17 @@ function rawToolCalls(reply: AIMessage | AIMessageChunk): RawToolCall[] {
 /** Tool calls of one reply that run; a model rarely needs more than a few at once. */
 export const MAX_TOOL_CALLS_PER_REPLY = 16;
 
+/** Far past any tool's arguments (a statement is at most QUERY_MAX_SQL_CHARS, 100,000). */
+export const MAX_TOOL_ARGUMENT_CHARS = 256 * 1024;
+
+/** Fails the reply of a call whose arguments pass MAX_TOOL_ARGUMENT_CHARS, streamed (checked as
+ * they grow) or not: they are no tool's, and would go back to the model with every later step. */
+export function checkArgumentsLength(chars: number): void {
+  if (chars > MAX_TOOL_ARGUMENT_CHARS) {
+    throw new ModelServerFailure("not_chat_completion", `sent a tool call whose arguments are longer than ${MAX_TOOL_ARGUMENT_CHARS} characters, far more than any tool takes`);
+  }
+}
+
 /** Deeper than any tool's arguments (each takes a few flat fields). */
 export const MAX_ARGUMENT_DEPTH = 32;
 
@@ -73,7 +84,8 @@ export function parseToolArguments(raw: string): { args: Record<string, unknown>
 /**
  * Every tool call of a reply, each with an id of its own. Calls whose arguments do not parse stay in
  * `tool_calls` with empty arguments (every call needs an answer the server can match) and are
- * listed in `invalid_tool_calls` with the raw text and the reason; they must never run.
+ * listed in `invalid_tool_calls` with the raw text and the reason; they must never run. Arguments
+ * past MAX_TOOL_ARGUMENT_CHARS fail the whole reply (checkArgumentsLength).
  */
 export function strictToolCalls(reply: AIMessage | AIMessageChunk, idPrefix: string): { calls: ToolCall[]; invalid: InvalidToolCall[] } {
   const calls: ToolCall[] = [];
@@ -88,6 +100,7 @@ export function strictToolCalls(reply: AIMessage | AIMessageChunk, idPrefix: str
     // OpenAI's names are at most 64 characters: a longer one is no tool's, and is cut rather
     // than sent back with the history and quoted in the answer to it at whatever length.
     const name = raw.name ? cutText(raw.name, MAX_TOOL_NAME_CHARS) : "unknown";
+    checkArgumentsLength(raw.args.length);
     const parsed = parseToolArguments(raw.args);
     calls.push({ name, args: "args" in parsed ? parsed.args : {}, id, type: "tool_call" });
     if ("error" in parsed) invalid.push({ name, args: raw.args, id, error: parsed.error, type: "invalid_tool_call" });

@@ -101,6 +101,21 @@ describe("POST /ask", () => {
     expect(result).toMatchObject({ answer: "347 albums.", sql: [COUNT_SQL] });
   });
 
+  it.each([
+    { accept: "TEXT/EVENT-STREAM", form: "text/event-stream" },
+    { accept: "application/json, text/event-stream", form: "text/event-stream" },
+    { accept: "application/json;q=0.5, text/event-stream", form: "text/event-stream" },
+    { accept: "text/event-stream;q=0, application/json", form: "application/json" },
+    { accept: "text/event-stream;q=0.5, */*", form: "application/json" },
+    { accept: "*/*", form: "application/json" },
+  ])("reads Accept as media types with their q values: $accept answers $form", async ({ accept, form }) => {
+    const user = await connectedUser();
+    answerWithQuery();
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "How many albums?"), headers: { accept } });
+    expect(res.status, res.text.slice(0, 300)).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(new RegExp(`^${form}`));
+  });
+
   it("tells an SSE client to drop what the model said before a call, so what it shows ends as the answer", async () => {
     const user = await connectedUser();
     replies.push({ preamble: "Let me check that for you.", toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] });
@@ -151,14 +166,15 @@ describe("POST /ask", () => {
     expect(res.body.statements[0].rule).toBe(direct.body.rule);
   });
 
-  it("shows a statement too long to run by its first 4,096 characters, not the megabytes the model sent", async () => {
+  it("shows a statement too long to run by its first 4,096 characters, not the hundreds of KB the model sent", async () => {
     const user = await connectedUser();
-    const huge = `SELECT 1 AS n${" ".repeat(2_000_000)}`;
+    // Past QUERY_MAX_SQL_CHARS (100,000), within the 256 KiB a call's arguments may be.
+    const huge = `SELECT 1 AS n${" ".repeat(200_000)}`;
     replies.push({ toolCalls: [{ name: "run_query", args: { sql: huge } }] });
     replies.push({ content: "Nothing ran." });
     const res = await h.call("POST", "/ask", { token: user.token, json: { question: "Run my long statement" } });
     expect(res.status).toBe(200);
-    expect(res.body.statements).toEqual([{ sql: expect.stringMatching(/^SELECT 1 AS n {4083}… \(1995917 more characters\)$/), outcome: "refused", rule: "too_large", error: expect.any(String) }]);
+    expect(res.body.statements).toEqual([{ sql: expect.stringMatching(/^SELECT 1 AS n {4083}… \(195917 more characters\)$/), outcome: "refused", rule: "too_large", error: expect.any(String) }]);
     expect(res.body.sql).toEqual([res.body.statements[0].sql]);
     expect(res.text.length).toBeLessThan(20_000);
   });
@@ -347,6 +363,20 @@ describe("POST /ask against a model that asks too much", () => {
     expect(result.statements).toHaveLength(MAX_TOOL_CALLS_PER_REPLY);
     expect(result.statements[15].sql).toBe("SELECT 15 AS n");
     expect(histogram.max / 1e6).toBeLessThan(1_000);
+  });
+
+  it.each(["application/json", "text/event-stream"])("fails a reply whose tool-call arguments pass 256 KiB as a broken model server (%s)", async (accept) => {
+    const user = await connectedUser();
+    const before = fake.requests.length;
+    // 600 KB, streamed in two events of 300 KB (each under the 1 MiB an event may be).
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: `SELECT '${"x".repeat(600_000)}'` } }] });
+    replies.push({ content: "Done." });
+    const res = await h.call("POST", "/ask", { token: user.token, json: askBody(user, "q"), headers: { accept } });
+    expect(res.status, res.text.slice(0, 500)).toBe(502);
+    expect(res.body).toMatchObject({ code: "model_failed", model_cause: "not_chat_completion" });
+    expect(res.body.detail).toMatch(/sent a tool call whose arguments are longer than 262144 characters/);
+    // Never sent back to the model with the history.
+    expect(fake.requests.length).toBe(before + 1);
   });
 
   it("asks for at most OPENAI_MAX_TOKENS (4,096 unless set), and says so when an answer ran into it", async () => {

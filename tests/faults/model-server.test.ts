@@ -128,6 +128,35 @@ describe("POST /ask over SSE when the model server fails after the first byte", 
   );
 });
 
+describe("POST /ask over SSE when the model server streams one event of megabytes", () => {
+  // The OpenAI client looks for an event's end through all it holds on every piece that
+  // arrives: 12 MiB in one event held the event loop for seconds, misread as a silent server.
+  const detail = /failed: sent an event of more than 1 MiB \(no blank line ending it\)/;
+
+  it("answers 502 before the first event, and an error event after it, then the next question works", { timeout: 20_000 }, async () => {
+    const user = await connectedUser();
+    replies.push({ fail: "giant_event" });
+    let logFrom = h.logs.length;
+    const before = await ask(user, "sse");
+    expect(before.status, before.text).toBe(502);
+    expectNamedFailure(h, logFrom, before.body, { status: 502, cause: "not_chat_completion", detail, server: fake.baseUrl });
+
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] }, { fail: "giant_event" });
+    logFrom = h.logs.length;
+    const after = await ask(user, "sse");
+    expect(after.status).toBe(200);
+    const events = eventsOf(after);
+    expect(events.map((e) => e.event).slice(-2)).toEqual(["error", "done"]);
+    expect(events.at(-2)!.data.status).toBe(502);
+    expectNamedFailure(h, logFrom, events.at(-2)!.data, { status: 502, cause: "not_chat_completion", detail, server: fake.baseUrl });
+
+    replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] }, { content: "Done." });
+    const next = await ask(user, "sse");
+    expect(next.status).toBe(200);
+    expect(eventsOf(next).map((e) => e.event).slice(-2)).toEqual(["result", "done"]);
+  });
+});
+
 describe("POST /ask when nothing usable listens at the base URL", () => {
   let closedUrl: string;
   let mute: Server;
@@ -303,7 +332,8 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
     const user = await connectedUser();
     const before = fake.requests.length;
     replies.push({ toolCalls: [{ name: "x".repeat(1_000_000), args: { sql: COUNT_SQL } }] });
-    replies.push({ toolCalls: [{ name: "find_tables", args: { query: "y".repeat(1_000_000) } }] });
+    // As long as a call's arguments may be (256 KiB); longer fail the reply.
+    replies.push({ toolCalls: [{ name: "find_tables", args: { query: "y".repeat(250_000) } }] });
     replies.push({ content: "Done." });
     const res = await ask(user, "json");
     expect(res.status, res.text).toBe(200);

@@ -39,8 +39,9 @@ export interface FakeToolCall {
  * another; not_openai: 200 with JSON that is not a chat completion (another API); html: 200 with
  * a web page; cut: starts the answer, then destroys the socket; ended: starts a stream, then
  * closes it cleanly without a finish_reason or [DONE]; flood: sends 64 KiB pieces of one endless
- * answer until the client hangs up (64 MiB at most). */
-export type FakeFailure = "http500" | "busy" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood";
+ * answer until the client hangs up (64 MiB at most); giant_event: one answer of 12 MiB, streamed as a
+ * single event (in 64 KiB pieces, no blank line until its end), or as one plain completion. */
+export type FakeFailure = "http500" | "busy" | "malformed" | "hang" | "stall" | "not_openai" | "html" | "cut" | "ended" | "flood" | "giant_event";
 
 export type FakeReply =
   /** A final answer; streamed as `chunks` when given, else word by word. `usage: null` sends
@@ -249,6 +250,25 @@ function fail(mode: FakeFailure, body: ChatRequest, res: ServerResponse, id: str
       const pump = () => {
         while (!res.destroyed && sent < 1024 && res.write(piece)) sent++;
         if (!res.destroyed && sent < 1024) res.once("drain", pump);
+      };
+      pump();
+      return;
+    }
+    case "giant_event": {
+      const filler = "x".repeat(64 * 1024);
+      const [start, end] = body.stream
+        ? [`data: {"id": "${id}", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "`, '"}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n']
+        : [`{"id": "${id}", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "`, '"}, "finish_reason": "stop"}]}'];
+      res.writeHead(200, { "content-type": body.stream ? "text/event-stream" : "application/json" });
+      res.write(start);
+      let sent = 0;
+      // Written as fast as the client reads, never faster (backpressure).
+      const pump = () => {
+        while (!res.destroyed && sent < 192) {
+          sent++;
+          if (!res.write(filler)) return void res.once("drain", pump);
+        }
+        if (!res.destroyed) res.end(end);
       };
       pump();
       return;

@@ -5,8 +5,8 @@ import { AIMessageChunk } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
 
 import { ModelServerFailure } from "../../agents/model-fetch.js";
-import { MAX_TOOL_ARGUMENT_CHARS, MAX_TOOL_CALL_CHUNKS, StreamedReply } from "../../agents/streamed-reply.js";
-import { MAX_TOOL_CALLS_PER_REPLY } from "../../agents/tool-arguments.js";
+import { MAX_TOOL_CALL_CHUNKS, StreamedReply } from "../../agents/streamed-reply.js";
+import { MAX_TOOL_ARGUMENT_CHARS, MAX_TOOL_CALLS_PER_REPLY } from "../../agents/tool-arguments.js";
 
 const call = (index: number, args: string, id?: string, name?: string) =>
   new AIMessageChunk({ content: "", tool_call_chunks: [{ type: "tool_call_chunk", index, args, ...(id && { id }), ...(name && { name }) }] });

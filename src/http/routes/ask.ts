@@ -3,6 +3,7 @@
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { accepts } from "hono/accepts";
 import { streamSSE } from "hono/streaming";
 
 import type { AgentEvent } from "../../../agents/graph.js";
@@ -127,7 +128,7 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
     requireScope(c.get("grant"), "ask");
     requestedSession(auth, input.session_id);
     const release = deps.askTurns.take(auth.userId);
-    if ((c.req.header("accept") ?? "").includes("text/event-stream")) return (await askStream(c, deps, auth, input, release)) as never;
+    if (wantsEventStream(c)) return (await askStream(c, deps, auth, input, release)) as never;
     try {
       return c.json(await whileStanding(c, deps, (signal) => ask(deps, auth, input, { signal })), 200);
     } catch (err) {
@@ -137,6 +138,25 @@ export function mountAsk(app: OpenAPIHono<AppEnv>, deps: Deps) {
       release();
     }
   });
+}
+
+const EVENT_STREAM = "text/event-stream";
+const JSON_TYPE = "application/json";
+
+/** Whether Accept asks for the steps as server-sent events: text/event-stream named (in any
+ * case) at a q above 0 and at least JSON's (application/json, else application/*, else *\/*).
+ * No Accept or *\/* alone answers JSON; a tie (`application/json, text/event-stream`) streams,
+ * as naming the stream always did. */
+const wantsEventStream = (c: Context<AppEnv>) =>
+  accepts(c, { header: "Accept", supports: [EVENT_STREAM, JSON_TYPE], default: JSON_TYPE, match: streamOrJson }) === EVENT_STREAM;
+
+/** Accept's entries as hono parses them: type, params and q, the highest q first. */
+type AcceptEntries = Parameters<NonNullable<Parameters<typeof accepts>[1]["match"]>>[0];
+
+function streamOrJson(entries: AcceptEntries): string {
+  const q = (type: string) => entries.find((e) => e.type.toLowerCase() === type)?.q;
+  const stream = q(EVENT_STREAM) ?? 0;
+  return stream > 0 && stream >= (q(JSON_TYPE) ?? q("application/*") ?? q("*/*") ?? 0) ? EVENT_STREAM : JSON_TYPE;
 }
 
 /** One structured line per failed model call, with the server and the cause: the response says
