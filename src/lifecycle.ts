@@ -16,6 +16,7 @@ import { createChatModel, isModelConfigured, type ChatModel } from "../agents/mo
 import { loadPrompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import { ConnectorCache } from "./connectors/cache.js";
+import { countConnectionAttempt } from "./connectors/connect-failures.js";
 import { loadGuard } from "./connectors/guard/index.js";
 import { createTargetGate } from "./connectors/target-gate.js";
 import type { Deps } from "./deps.js";
@@ -87,6 +88,7 @@ export async function createConnectorCache(
       recorder: options.audit ?? undefined,
       metrics: options.metrics,
       recheckMs: config.tokenRecheckSeconds * 1000,
+      countConnectAttempt: (ownerId) => countConnectionAttempt({ config, sessions }, ownerId),
     },
     logger,
     (connectionId) => sessions.publish(EVICTIONS_CHANNEL, String(connectionId)),

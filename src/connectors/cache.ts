@@ -8,6 +8,7 @@ import { DomainError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { BudgetLimits } from "./budget.js";
+import { ConnectFailures, type CountConnectAttempt } from "./connect-failures.js";
 import { MAX_STATEMENT_LENGTH } from "./guard/index.js";
 import { createStatementGuard, type StatementGuardOptions } from "./guard/statement-guard.js";
 import { GuardedConnector, type Successor } from "./guarded.js";
@@ -17,7 +18,7 @@ import { SharedBudgets } from "./shared-budgets.js";
 import { SharedDrivers } from "./shared-drivers.js";
 import { targetKey } from "./target-key.js";
 import type { StatementRecorder } from "./statement-recorder.js";
-import type { ConnectionTarget, QueryLimits } from "./types.js";
+import type { ConnectionTarget, DialectDriver, QueryLimits } from "./types.js";
 
 export interface ConnectorCacheOptions {
   maxEntries: number;
@@ -44,6 +45,9 @@ export interface ConnectorCacheOptions {
    * again (TOKEN_RECHECK_SECONDS): evictions are announced, but an announcement the evicting
    * instance could not send is lost, with no gap here to tell of it. None: for ever. */
   recheckMs?: number;
+  /** Counts a connection to a saved connection's database that could not be made against its
+   * owner's CONNECTION_TESTS_PER_MINUTE (connect-failures.ts). None: neither counted nor refused. */
+  countConnectAttempt?: CountConnectAttempt;
 }
 
 export class ConnectorCache {
@@ -70,6 +74,8 @@ export class ConnectorCache {
   /** One pool per database, host name and login, whichever connections reach it (SQLite: one each). */
   private readonly drivers: SharedDrivers;
   private readonly schemas: SchemaMemory | undefined;
+  /** Kept per connection, not per connector: a connector let go of and opened anew is refused alike. */
+  private readonly failures: ConnectFailures | undefined;
 
   constructor(
     private readonly options: ConnectorCacheOptions,
@@ -80,6 +86,7 @@ export class ConnectorCache {
     private readonly announceSchemaRead: (connectionId: number) => Promise<void> = async () => {},
   ) {
     this.schemas = options.schemaMemory && new SchemaMemory(options.schemaMemory);
+    this.failures = options.countConnectAttempt && new ConnectFailures(options.countConnectAttempt);
     this.drivers = new SharedDrivers(options.pool);
     this.budgets = new SharedBudgets({ target: options.budget, user: options.userBudget, instances: options.instances ?? (() => 1) });
     this.sweeper = setInterval(() => void this.closeIdle(), Math.min(options.idleMs, 30_000));
@@ -146,13 +153,23 @@ export class ConnectorCache {
   }
 
   private open(connectionId: number, ownerId: number, target: ConnectionTarget, successor: Successor): Promise<GuardedConnector> {
+    // Opening a driver connects (a shared pool already open does not).
+    this.failures?.refuse(connectionId);
     const opening = (async () => {
-      // Resolved once, at open: a connector keeps its budget for as long as it lives.
-      const key = await targetKey(target);
-      const driver = await this.drivers.open(key, target);
+      const started = performance.now();
+      let key: string;
+      let driver: DialectDriver;
+      try {
+        // Resolved once, at open: a connector keeps its budget for as long as it lives.
+        key = await targetKey(target);
+        driver = await this.drivers.open(key, target);
+      } catch (err) {
+        throw this.failures ? await this.failures.failure(connectionId, ownerId, err) : err;
+      }
+      this.failures?.reached(connectionId, started);
       const budget = this.budgets.hold(key, ownerId);
       const counts = this.options.metrics?.statements(driver.dialect);
-      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas);
+      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas, this.failures);
     })();
     this.entries.set(connectionId, opening);
     this.opened.set(connectionId, { ownerId, target, successor });
@@ -258,7 +275,8 @@ export class ConnectorCache {
     if (this.entries.has(connectionId)) this.checkedAt.set(connectionId, Date.now());
   }
 
-  /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest. */
+  /** Closes connectors idle for longer than `idleMs`, and forgets budgets come to rest and
+   * connection failures past (connect-failures.ts). */
   async closeIdle(now = Date.now()): Promise<void> {
     const closing: Promise<void>[] = [];
     for (const [id, entry] of [...this.entries]) {
@@ -267,6 +285,7 @@ export class ConnectorCache {
     }
     await Promise.all(closing);
     this.budgets.sweep();
+    this.failures?.sweep();
   }
 
   async close(): Promise<void> {

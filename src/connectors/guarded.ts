@@ -6,6 +6,7 @@ import { DomainError, SqlRefusedError } from "../errors.js";
 import type { StatementCounts } from "../metrics.js";
 import { OneAtATime } from "../one-at-a-time.js";
 import type { StatementBudget } from "./budget.js";
+import type { ConnectFailures } from "./connect-failures.js";
 import { LegacyStringsError, type GuardVerdict } from "./guard/index.js";
 import { inlineStatementGuard, type StatementGuard } from "./guard/statement-guard.js";
 import { schemaJsonInSlices } from "./schema-json.js";
@@ -73,6 +74,9 @@ export class GuardedConnector implements SchemaHolder {
     private readonly counts?: StatementCounts,
     /** What every connector's cached schema may hold together (none: unbounded). */
     private readonly schemas?: SchemaMemory,
+    /** Connections that could not be made, counted and refused past CONNECTION_TESTS_PER_MINUTE
+     * (none: neither). Each pool connection resolves the host anew: any call may connect. */
+    private readonly failures?: ConnectFailures,
   ) {}
 
   get dialect() {
@@ -133,11 +137,14 @@ export class GuardedConnector implements SchemaHolder {
       // Gone while it waited for a slot: `finally` gives the slot back.
       throwIfCancelled(options.signal);
       this.lastUsedAt = Date.now();
+      this.failures?.refuse(this.connectionId);
       const result = await this.driver.query(sql, limits);
+      this.failures?.reached(this.connectionId, started);
       this.counts?.ok();
       this.record(options.source ?? "query", options.apiKeyId ?? null, asked, started, result.row_count);
       return result;
-    } catch (err) {
+    } catch (caught) {
+      const err = await this.failed(caught);
       // SQLite's legacy strings are retried as a new text, which is counted and recorded then.
       if (!(err instanceof LegacyStringsError)) {
         this.counts?.failed(err);
@@ -263,11 +270,14 @@ export class GuardedConnector implements SchemaHolder {
     try {
       budget.charge();
       release = await budget.enter();
+      this.failures?.refuse(this.connectionId);
       const snapshot = await this.driver.introspect();
+      this.failures?.reached(this.connectionId, started);
       this.counts?.ok();
       this.record("introspection", null, INTROSPECTION_SQL, started, snapshot.tables.length);
       return snapshot;
-    } catch (err) {
+    } catch (caught) {
+      const err = await this.failed(caught);
       this.counts?.failed(err);
       this.record("introspection", null, INTROSPECTION_SQL, started, null, err);
       throw err;
@@ -285,15 +295,27 @@ export class GuardedConnector implements SchemaHolder {
       return next.probe(budget === this.budget ? next.budget : budget);
     }
     this.inFlight++;
+    const started = performance.now();
     let release: (() => void) | undefined;
     try {
       budget.charge();
       release = await budget.enter();
-      return await this.driver.probe();
+      this.failures?.refuse(this.connectionId);
+      const info = await this.driver.probe();
+      this.failures?.reached(this.connectionId, started);
+      return info;
+    } catch (err) {
+      throw await this.failed(err);
     } finally {
       release?.();
       this.leftDriver();
     }
+  }
+
+  /** What to answer for `err`, met by the driver: a connection that could not be made is counted
+   * against the owner's CONNECTION_TESTS_PER_MINUTE (connect-failures.ts). */
+  private async failed(err: unknown): Promise<unknown> {
+    return this.failures ? this.failures.failure(this.connectionId, this.ownerId, err) : err;
   }
 
   /** A call counted in `inFlight` has ended. (Counted inline where it runs: no promise more

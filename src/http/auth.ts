@@ -12,7 +12,7 @@ import { revokedError } from "../auth/revocation-watch.js";
 import { createTokenVerifier, type VerifiedToken } from "../auth/tokens.js";
 import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
-import { countTry, giveTryBack } from "../services/rate-limits.js";
+import { countTry, giveTryBack } from "../rate-limits.js";
 import { clientIp } from "./client-ip.js";
 import type { AppEnv, AuthContext } from "./context.js";
 import { requestLogger } from "./request-log.js";

@@ -3,6 +3,7 @@
 // outcome recorded as a check run and fed to its alert. Used by the scheduler, by
 // `POST /api/tables/{id}/run` and by `pulse check`.
 
+import { UnreachableTooOftenError } from "../connectors/connect-failures.js";
 import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import { throwIfCancelled, type ProbeInfo, type TableSchema } from "../connectors/types.js";
@@ -338,9 +339,10 @@ async function loadHistory(
 }
 
 const isTransient = (err: unknown) => err instanceof DomainError && (err.code === "connection_failed" || err.code === "connection_lost");
-/** No connection could be made, after the retries: a connection lost under one statement (its
- * backend ended, say) says nothing of the next. */
-const unreachableError = (err: unknown) => err instanceof DomainError && err.code === "connection_failed";
+/** No connection could be made, after the retries, or none may be tried now (its database not
+ * reached too often: connect-failures.ts): a connection lost under one statement (its backend
+ * ended, say) says nothing of the next. */
+const unreachableError = (err: unknown) => (err instanceof DomainError && err.code === "connection_failed") || err instanceof UnreachableTooOftenError;
 
 /** Retries a transient connection failure with exponential backoff and jitter; anything else,
  * or the last failure, is thrown. */

@@ -10,7 +10,7 @@ import type { UserRow } from "../store/schema.js";
 import { revokeSession } from "../store/revocations.js";
 import { deleteUser, findUserByEmail, getUser, insertUser, rehashPassword, setPassword } from "../store/users.js";
 import { disconnectSession } from "./database-sessions.js";
-import { countTry, giveTryBack } from "./rate-limits.js";
+import { countTry, giveTryBack } from "../rate-limits.js";
 import { removeLeftovers } from "./session-leftovers.js";
 
 export interface PublicUser {

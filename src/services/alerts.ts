@@ -10,7 +10,7 @@ import { deliverSoon } from "../monitoring/notifiers.js";
 import { getAlert, listAlerts, lockAlert, type AlertListFilter } from "../store/monitoring-alerts.js";
 import { lockMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
 import type { AlertRow } from "../store/schema.js";
-import { countTry } from "./rate-limits.js";
+import { countTry } from "../rate-limits.js";
 
 export type AlertListStatus = Exclude<AlertListFilter, "active">;
 export type { AlertListFilter };

@@ -9,7 +9,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import type { Owner } from "../sessions/types.js";
 import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
-import { countTry } from "./rate-limits.js";
+import { countTry } from "../rate-limits.js";
 import { schemaIndexOf } from "./schema-context.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
 

@@ -12,7 +12,7 @@ import { TARGET_PROBLEMS, webhookResolver, webhookTargetProblem } from "../monit
 import { deleteChannel, getChannel, insertChannel, listChannels, updateChannel } from "../store/monitoring-channels.js";
 import type { NotificationChannelRow } from "../store/schema.js";
 import { insertWithinQuota } from "../store/quotas.js";
-import { countTry } from "./rate-limits.js";
+import { countTry } from "../rate-limits.js";
 
 export interface ChannelInput {
   kind: ChannelKind;

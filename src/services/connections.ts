@@ -2,6 +2,7 @@
 // password is sealed at rest and never leaves this module in a response.
 
 import { sealSecret } from "../auth/secrets.js";
+import { countConnectionAttempt } from "../connectors/connect-failures.js";
 import { openDriver } from "../connectors/open.js";
 import { savedTarget } from "../connectors/saved-connection.js";
 import { checkSqliteName } from "../connectors/sqlite-path.js";
@@ -22,7 +23,6 @@ import { lockAlertsOfTables } from "../store/monitoring-alerts.js";
 import { lockMonitoredTablesOfConnection } from "../store/monitoring-tables.js";
 import type { DbConnectionRow } from "../store/schema.js";
 import { assertUnderQuota, insertWithinQuota } from "../store/quotas.js";
-import { countTry } from "./rate-limits.js";
 
 export interface ConnectionInput {
   name?: string | undefined;
@@ -90,19 +90,6 @@ function specOfInput(input: ConnectionInput): ConnectionSpec {
     password: sqlite ? "" : (input.db_password ?? ""),
     ssl: sqlite ? false : (input.ssl ?? false),
   };
-}
-
-/** One of a user's CONNECTION_TESTS_PER_MINUTE: a connection tried (each try reaches a host and
- * port of the user's choosing: otherwise a port scanner), or a schema read anew on demand (a
- * large catalog costs Pulse a third of a second of CPU each time, however cheap it is for the
- * database's budget, where it counts as one statement). */
-export async function countConnectionAttempt(deps: Deps, ownerId: number): Promise<void> {
-  await countTry(
-    deps,
-    `connection-tests:user:${ownerId}`,
-    { max: deps.config.targets.testsPerMinute, windowSeconds: 60 },
-    "Too many connection tests and schema refreshes this minute (CONNECTION_TESTS_PER_MINUTE); try again later",
-  );
 }
 
 /** Connects once with the given settings and reports what the server said. */

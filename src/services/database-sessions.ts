@@ -1,6 +1,7 @@
 // Database sessions (seed 004): connect a session to one of the user's databases, report its
 // state, and disconnect it. The session hash caches the schema but never a credential.
 
+import { countConnectionAttempt } from "../connectors/connect-failures.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import { namingOf, renderTable } from "../connectors/schema-text.js";
 import { specOfRow } from "../connectors/targets.js";
@@ -10,7 +11,6 @@ import { notFound } from "../errors.js";
 import type { SessionRecord } from "../sessions/types.js";
 import { getConnection } from "../store/connections.js";
 import type { DbConnectionRow } from "../store/schema.js";
-import { countConnectionAttempt } from "./connections.js";
 import { sessionOf } from "./database-access.js";
 
 /** Bytes (UTF-8) of the schema a session keeps (`db_schema`, seed 004's cached schema). Every

@@ -34,7 +34,7 @@ import {
 import { lockAlertsOfTables } from "../store/monitoring-alerts.js";
 import type { MonitoredTableRow } from "../store/schema.js";
 import { assertCheckRunsWithin, assertUnderQuota, checkRunsPerHour, insertWithinQuota, lockQuotasOf } from "../store/quotas.js";
-import { countTry } from "./rate-limits.js";
+import { countTry } from "../rate-limits.js";
 
 export interface MonitoredTableInput {
   connection_id: number;

@@ -1,11 +1,13 @@
 // Security: connections to customer databases obey the network policy (TARGET_ALLOW_NETWORKS,
 // TARGET_DENY_NETWORKS and the defaults) on the address a host resolves to at every connect,
-// not only when the connection is saved, and a user can not use connection tests to scan ports.
+// not only when the connection is saved, and a user can not use connection tests, or saved
+// connections re-pointed by their DNS, to scan ports.
 import { networkInterfaces } from "node:os";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { createHarness, type Harness } from "../support/harness.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
+import { monitorTable } from "../support/monitoring.js";
 import { PG } from "../support/services.js";
 import { postgresTarget, type TargetDb } from "../support/targets.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
@@ -173,7 +175,7 @@ describe("connection tests per user (CONNECTION_TESTS_PER_MINUTE)", () => {
     expect((await h.call("POST", `/databases/${id}/schema/refresh`, { token: user.token })).status).toBe(200); // two
     const refused = await h.call("POST", `/databases/${id}/schema/refresh`, { token: user.token });
     expect(refused.status).toBe(429);
-    expect(refused.body).toMatchObject({ code: "rate_limited", detail: "Too many connection tests and schema refreshes this minute (CONNECTION_TESTS_PER_MINUTE); try again later" });
+    expect(refused.body).toMatchObject({ code: "rate_limited", detail: "Too many connection tests, schema refreshes and failed connections this minute (CONNECTION_TESTS_PER_MINUTE); try again later" });
   });
 
   it("answers 429 with Retry-After past the limit, counting adds, changes and tests alike", async () => {
@@ -200,4 +202,114 @@ describe("connection tests per user (CONNECTION_TESTS_PER_MINUTE)", () => {
     const other = await h.newUser();
     expect((await add(h, other.token, closedPort)).status).toBe(400);
   });
+});
+
+describe("a saved connection whose name is re-pointed before each use (CONNECTION_TESTS_PER_MINUTE)", () => {
+  let dns: DnsServer;
+  let pg: TcpRelay;
+  /** Another service on the saved port of another address: accepts, then hangs up (not PostgreSQL). */
+  let other: TcpRelay;
+  let h: Harness;
+
+  beforeAll(async () => {
+    dns = await startDnsServer();
+    pg = await startTcpRelay({ host: PG.host, port: PG.port });
+    other = await startTcpRelay({ host: "127.0.0.1", port: 1 }, { host: "127.0.0.2", port: pg.port });
+    other.refuse(true);
+    h = await harness({ TARGET_DNS_SERVERS: dns.address, CONNECTION_TESTS_PER_MINUTE: "3" });
+  });
+  afterAll(async () => {
+    vi.useRealTimers();
+    await other?.close();
+    await pg?.close();
+    await dns?.close();
+  });
+
+  const asked = (name: string) => dns.asked.filter((q) => q.endsWith(` ${name}`)).length;
+
+  it("counts each connection that could not be made, then refuses it unconnected till the window ends; a healthy one answers", async () => {
+    const [a, b] = ["a.rt-scan.test", "b.rt-scan.test"];
+    dns.answers.set(a, ["127.0.0.1"]);
+    dns.answers.set(b, ["127.0.0.1"]);
+    const user = await h.newUser();
+    const ids: number[] = [];
+    for (const body of [{ host: a, port: pg.port }, { host: b, port: pg.port }, {}]) {
+      const saved = await add(h, user.token, body); // the limit's three tries
+      expect(saved.status, saved.text).toBe(201);
+      ids.push(saved.body.db_connection.id as number);
+    }
+    const [idA, idB, healthy] = ids as [number, number, number];
+    const query = (id: number) => h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: "SELECT count(*) AS n FROM items" } });
+    expect((await query(idA)).status).toBe(200); // its connector opened, its pool connected
+    expect((await query(healthy)).status).toBe(200);
+    expect((await h.call("POST", `/databases/${healthy}/test`, { token: user.token })).status).toBe(429);
+
+    // A's pool connects anew (its connections cut), B opens: both to the other address.
+    const reached = pg.accepted;
+    dns.answers.set(a, ["127.0.0.2"]);
+    dns.answers.set(b, ["127.0.0.2"]);
+    pg.cut();
+    for (const id of [idA, idB]) {
+      const accepted = other.accepted;
+      let res = await query(id);
+      for (let i = 0; i < 3 && res.status === 502; i++) res = await query(id); // a connection that broke under a statement
+      // Connected once (it was healthy), and answered as refused: not with what the port said.
+      expect(other.accepted).toBe(accepted + 1);
+      expect(res.status, res.text).toBe(429);
+      expect(res.body.code).toBe("rate_limited");
+      expect(res.body.detail).toMatch(/^This database could not be reached too often this minute .*CONNECTION_TESTS_PER_MINUTE.*; retry in \d+ s$/);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+
+    // Re-pointed again: refused before the name is even looked up.
+    const seen = other.accepted;
+    const lookups = asked(a) + asked(b);
+    for (const ip of ["127.0.0.2", "127.0.0.3", "127.0.0.1"]) {
+      dns.answers.set(a, [ip]);
+      dns.answers.set(b, [ip]);
+      for (const id of [idA, idB]) {
+        const res = await query(id);
+        expect(res.status, res.text).toBe(429);
+        expect(res.body.detail).toMatch(/could not be reached too often/);
+      }
+    }
+    expect(other.accepted).toBe(seen);
+    expect(pg.accepted).toBe(reached);
+    expect(asked(a) + asked(b)).toBe(lookups);
+    expect((await query(healthy)).status).toBe(200);
+
+    // Once the window has passed, each is tried again.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 61_000 });
+    for (const id of [idA, idB]) {
+      const res = await query(id);
+      expect(res.status, res.text).toBe(200);
+    }
+    expect(pg.accepted).toBe(reached + 2);
+    vi.useRealTimers();
+  }, 60_000);
+
+  it("holds monitoring runs to it too: a run reports the refusal for every check without connecting", async () => {
+    const c = "c.rt-scan.test";
+    dns.answers.set(c, ["127.0.0.1"]);
+    const user = await h.newUser();
+    const saved = await add(h, user.token, { host: c, port: pg.port });
+    expect(saved.status, saved.text).toBe(201);
+    const table = await monitorTable(h, user.token, { connection_id: saved.body.db_connection.id, table: "items", checks: [{ kind: "volume" }, { kind: "schema_drift" }] });
+    const run = () => h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
+    expect((await run()).body.outcomes.map((o: any) => o.status)).toEqual(["pass", "pass"]);
+    for (let i = 0; i < 2; i++) await h.call("POST", `/databases/${saved.body.db_connection.id}/test`, { token: user.token });
+
+    dns.answers.set(c, ["127.0.0.2"]);
+    pg.cut();
+    const accepted = other.accepted;
+    for (let i = 0; i < 3; i++) {
+      const res = await run();
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.outcomes).toEqual([
+        expect.objectContaining({ status: "error", message: expect.stringMatching(/^This database could not be reached too often this minute/) }),
+        expect.objectContaining({ status: "error", message: expect.stringMatching(/^This database could not be reached too often this minute/) }),
+      ]);
+    }
+    expect(other.accepted).toBe(accepted + 1); // the run that found it unreachable, answered as refused
+  }, 60_000);
 });

@@ -81,7 +81,7 @@ const responses = {
   408: errorResponse("Statement timeout"),
   409: errorResponse("No database connected for this session"),
   413: errorResponse("A single row exceeds the result size cap"),
-  429: errorResponse("The database's or your own query budget is spent; see Retry-After"),
+  429: errorResponse("The database's or your own query budget is spent (budget_exceeded), or the database could not be reached too often this minute (rate_limited, CONNECTION_TESTS_PER_MINUTE); see Retry-After"),
   502: errorResponse("The connection to the database was lost during the statement (connection_lost)"),
   ...authErrors,
 };

@@ -62,7 +62,9 @@ const responses = {
   400: errorResponse("Could not connect"),
   ...scopeError("query"),
   404: errorResponse("No such connection among yours"),
-  429: errorResponse("budget_exceeded: a catalog read is charged to your budget and the database's like a statement; see Retry-After"),
+  429: errorResponse(
+    "budget_exceeded: a catalog read is charged to your budget and the database's like a statement; or rate_limited: the database could not be reached too often this minute (CONNECTION_TESTS_PER_MINUTE). See Retry-After",
+  ),
   ...authErrors,
 };
 
@@ -83,7 +85,7 @@ const refresh = createRoute({
   responses: {
     ...responses,
     429: errorResponse(
-      "budget_exceeded: a catalog read is charged to your budget and the database's like a statement; or rate_limited: more connection tests and schema refreshes this minute than CONNECTION_TESTS_PER_MINUTE. See Retry-After",
+      "budget_exceeded: a catalog read is charged to your budget and the database's like a statement; or rate_limited: more connection tests, schema refreshes and failed connections this minute than CONNECTION_TESTS_PER_MINUTE. See Retry-After",
     ),
   },
 });

@@ -1,9 +1,10 @@
 // The one way Pulse limits how often a user or a client does something, across instances: a
 // counter per window in the session store (Redis), refused with 429 and Retry-After past the
-// limit. Each try counts, the refused ones too, before the work it guards.
+// limit. Each try counts, the refused ones too, before the work it guards (a saved
+// connection's failure to connect, counted once met, is the exception: connect-failures.ts).
 
-import type { Deps } from "../deps.js";
-import { RateLimitedError } from "../errors.js";
+import type { Deps } from "./deps.js";
+import { RateLimitedError } from "./errors.js";
 
 /** Gives a counted try back: one that proved not to be what the limit counts (a right password,
  * a key the store knew), counted before it was known so that tries sent at once cannot all pass. */
