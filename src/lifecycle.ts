@@ -156,7 +156,8 @@ export async function buildDeps(
   let store: Store | undefined;
   try {
     store = await openStore(storeLocation(config));
-    await store.migrate();
+    // A migration may take long (README, Upgrading): the log says why start-up waits.
+    await store.migrate((pending) => logger.info({ pending }, `applying ${pending} migrations`));
     const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
     const metrics = createMetrics({ processMetrics: true });
     const connectors = await createConnectorCache(config, logger, sessions, { ...options, audit, metrics });
