@@ -25,7 +25,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   sql_refused: 400,
   sql_failed: 400,
   query_timeout: 408,
-  // The caller is gone; what is left to read this is a log line.
+  // The caller is gone; what is left to read this is a log line, which (as the request's
+  // metrics) says 499 instead (request-edge.ts).
   query_cancelled: 408,
   result_too_large: 413,
   connection_failed: 400,
