@@ -37,6 +37,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   model_rate_limited: 503,
   model_timeout: 504,
   unavailable: 503,
+  shutting_down: 503,
   store_unavailable: 503,
   sessions_unavailable: 503,
   audit_unavailable: 503,
@@ -98,6 +99,8 @@ export function errorHandling(enveloped: ReadonlySet<string>, jsonRpc: ReadonlyS
       const retryAfter = err instanceof RateLimitedError ? err.retryAfterSeconds : err.extra.retry_after_seconds;
       if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
       if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
+      // The client's next request goes to a new connection, to an instance that serves it.
+      if (err.code === "shutting_down") c.header("Connection", "close");
       return c.json(envelope(c, errorBody(err.code, err.message, err.extra), STATUS[err.code]), STATUS[err.code]);
     }
     if (err instanceof HTTPException) {
