@@ -46,7 +46,7 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
 
 /** What any route that reads Pulse's own state may answer while that state is out of reach. */
 const UNAVAILABLE = errorResponse(
-  "A service Pulse depends on is away: Redis (sessions_unavailable), the metadata store (store_unavailable), or the audit trail cannot record (audit_unavailable); retry shortly",
+  "A service Pulse depends on is away: Redis (sessions_unavailable), the metadata store (store_unavailable), or the audit trail cannot record (audit_unavailable); or this instance is shutting down and stopped the request (shutting_down); retry shortly",
 );
 /** Served without reading Pulse's state: nothing of theirs is ever unavailable. */
 const STATELESS_PATHS = new Set(["/openapi.json", "/metrics", ...DOCS_ROUTES.map((route) => route.path)]);

@@ -46,4 +46,7 @@ export interface Deps {
   metrics: Metrics;
   /** Each user's questions under way in this instance (ASK_MAX_CONCURRENT). */
   askTurns: AskTurns;
+  /** Aborted, a 503 shutting_down its reason, as shutdown's drain nears its end: the work of
+   * requests still running stops (src/http/standing.ts), and they are answered, not cut. */
+  shuttingDown: AbortController;
 }

@@ -27,6 +27,9 @@ export type ErrorCode =
   | "model_rate_limited"
   | "model_timeout"
   | "unavailable"
+  /** The instance stops: the work of a request still running as its drain ends is stopped, and
+   * the request answered with this rather than cut (src/lifecycle.ts). */
+  | "shutting_down"
   /** Pulse's own metadata store (PostgreSQL or PGlite) cannot be reached. */
   | "store_unavailable"
   /** Redis (sessions, rate limits, conversation memory) cannot be reached. */

@@ -25,6 +25,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createMonitoring } from "./monitoring/runtime.js";
 import { deliveriesSettled } from "./monitoring/notifiers.js";
+import { DomainError } from "./errors.js";
 import { CANCEL_GRACE_MS, createScheduler, type Scheduler } from "./monitoring/scheduler.js";
 import { createMemorySessionStore } from "./sessions/memory.js";
 import { createRedisSessionStore } from "./sessions/redis.js";
@@ -158,7 +159,8 @@ export async function buildDeps(
   let store: Store | undefined;
   try {
     store = await openStore(storeLocation(config));
-    await store.migrate();
+    // A migration may take long (README, Upgrading): the log says why start-up waits.
+    await store.migrate((pending) => logger.info({ pending }, `applying ${pending} migrations`));
     const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
     const metrics = createMetrics({ processMetrics: true });
     const connectors = await createConnectorCache(config, logger, sessions, { ...options, audit, metrics });
@@ -178,6 +180,7 @@ export async function buildDeps(
       audit,
       metrics,
       askTurns: new AskTurns(config.ask.maxConcurrent),
+      shuttingDown: new AbortController(),
     };
   } catch (err) {
     await sessions.close();
@@ -244,7 +247,14 @@ export async function startService(
       // Checks still running a moment before the drain's end are stopped, in time for their
       // statements' records to be written and their tables released.
       const checksWithinMs = Math.max(0, Math.min(deps.config.monitor.stopTimeoutMs, drainTimeoutMs - CANCEL_GRACE_MS));
+      // Requests still running then are stopped too, in time to answer 503 shutting_down (and
+      // cancel their statements) before the drain cuts their connections.
+      const stopRequests = setTimeout(
+        () => deps.shuttingDown.abort(new DomainError("shutting_down", "This Pulse instance is shutting down and stopped the request: send it again")),
+        Math.max(0, drainTimeoutMs - CANCEL_GRACE_MS),
+      );
       await Promise.all([drain(server as Server, drainTimeoutMs), scheduler && settlesWithin(scheduler.stop(checksWithinMs), drainTimeoutMs)]);
+      clearTimeout(stopRequests);
       // Then the notifications those requests and runs started (they answered without waiting
       // for them), in what is left of the drain's bound: one cut short is sent again after its
       // claim runs out, with the same X-Pulse-Notification.

@@ -25,7 +25,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   sql_refused: 400,
   sql_failed: 400,
   query_timeout: 408,
-  // The caller is gone; what is left to read this is a log line.
+  // The caller is gone; what is left to read this is a log line, which (as the request's
+  // metrics) says 499 instead (request-edge.ts).
   query_cancelled: 408,
   result_too_large: 413,
   connection_failed: 400,
@@ -36,6 +37,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   model_rate_limited: 503,
   model_timeout: 504,
   unavailable: 503,
+  shutting_down: 503,
   store_unavailable: 503,
   sessions_unavailable: 503,
   audit_unavailable: 503,
@@ -97,6 +99,8 @@ export function errorHandling(enveloped: ReadonlySet<string>, jsonRpc: ReadonlyS
       const retryAfter = err instanceof RateLimitedError ? err.retryAfterSeconds : err.extra.retry_after_seconds;
       if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
       if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="pulse"');
+      // The client's next request goes to a new connection, to an instance that serves it.
+      if (err.code === "shutting_down") c.header("Connection", "close");
       return c.json(envelope(c, errorBody(err.code, err.message, err.extra), STATUS[err.code]), STATUS[err.code]);
     }
     if (err instanceof HTTPException) {

@@ -31,10 +31,21 @@ export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: numb
     decodeJsonBodyStrictly(c.req);
     const refused = await checkBody(c, next);
     if (refused instanceof Response) c.res = refused;
-    logRequest(logger, c, started);
-    metrics.request(c.req.method, routeOf(c), c.res.status, (performance.now() - started) / 1000);
+    const status = clientGone(c) ? CLIENT_CLOSED_REQUEST : c.res.status;
+    logRequest(logger, c, started, status);
+    metrics.request(c.req.method, routeOf(c), status, (performance.now() - started) / 1000);
   };
 }
+
+/** nginx's status for a request whose client closed the connection before the answer: logged
+ * and counted as such, not as the answer no one read (a query it stopped is query_cancelled's
+ * 408, which would read as a statement timeout). */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** Whether the connection closed before the response was written (as @hono/node-server's
+ * request signal says, without making the Request that signal lives on). Never without a Node
+ * response (app.request() in tests). */
+const clientGone = (c: Context<AppEnv>) => (c.env as Partial<HttpBindings> | undefined)?.outgoing?.destroyed === true;
 
 /** The pattern of the route that answered ("/databases/:id"), or, when a middleware answered
  * (authentication), of the first route it stood in front of; null when only middleware matched

@@ -6,12 +6,13 @@ import type { Context } from "hono";
 import type { Logger } from "../logger.js";
 import type { AppEnv } from "./context.js";
 
-/** The request's line, once its response is decided; `started` from performance.now(). */
-export function logRequest(logger: Logger, c: Context<AppEnv>, started: number): void {
+/** The request's line, once its response is decided; `started` from performance.now(), `status`
+ * the response's, or 499 when its client went away first (request-edge.ts). */
+export function logRequest(logger: Logger, c: Context<AppEnv>, started: number, status: number): void {
   // Below the level pino would drop the line anyway; building it (the path means parsing
   // the URL) is most of its cost.
   if (!logger.isLevelEnabled("info")) return;
-  const line = { request_id: c.get("requestId"), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) };
+  const line = { request_id: c.get("requestId"), method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - started) };
   // Which API key made the request, by id and prefix: never the key itself.
   const auth = c.get("auth") as AppEnv["Variables"]["auth"] | undefined;
   if (auth?.kind === "key") logger.info({ ...line, key_id: auth.keyId, key_prefix: auth.prefix }, "request");

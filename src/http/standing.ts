@@ -12,7 +12,7 @@ import { DomainError } from "../errors.js";
 import { bearerToken } from "./auth.js";
 import type { AppEnv } from "./context.js";
 
-type StandingDeps = Pick<Deps, "revocations" | "tokens" | "apiKeys">;
+type StandingDeps = Pick<Deps, "revocations" | "tokens" | "apiKeys" | "shuttingDown">;
 
 /** A key that authenticated this request: the store knew it, so its re-reading is not counted
  * among a client's unknown keys. */
@@ -58,13 +58,18 @@ export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, cont
   return unwatch;
 }
 
-/** Runs `work` with a signal aborted when the client hangs up or the credential is revoked. */
+/** Runs `work` with a signal aborted when the client hangs up, the credential is revoked, or
+ * the instance stops (its reason then 503 shutting_down). */
 export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const hangUp = c.req.raw.signal;
+  const stopping = deps.shuttingDown.signal;
   const goneAway = () => controller.abort(hangUp.reason);
+  const stopped = () => controller.abort(stopping.reason);
   if (hangUp.aborted) goneAway();
   else hangUp.addEventListener("abort", goneAway, { once: true });
+  if (stopping.aborted) stopped();
+  else stopping.addEventListener("abort", stopped, { once: true });
   let unwatch: (() => void) | undefined;
   try {
     unwatch = await watchStanding(c, deps, controller);
@@ -72,5 +77,6 @@ export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, w
   } finally {
     unwatch?.();
     hangUp.removeEventListener("abort", goneAway);
+    stopping.removeEventListener("abort", stopped);
   }
 }

@@ -199,7 +199,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       }
       // A client that hangs up cancels its call (ask stops calling the model), as POST /ask
       // does, and so does its credential's revocation (its tool sends no statement after).
-      const answer = await whileStanding(c, deps, async (signal): Promise<{ reply: JSONRPCMessage; revoked: DomainError | null }> => {
+      const answer = await whileStanding(c, deps, async (signal): Promise<{ reply: JSONRPCMessage; stoppedBy: DomainError | null }> => {
         let stopped = false;
         const stop = () => {
           stopped = true;
@@ -213,15 +213,17 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         // Cut short by a revocation: answered 401 as any request of the credential now is, so
         // that the client authenticates again rather than take it for a cancellation. (A call
         // that finished first keeps its answer: a monitor it saved is saved.)
-        return { reply, revoked: stopped && signal.reason instanceof DomainError ? signal.reason : null };
+        return { reply, stoppedBy: stopped && signal.reason instanceof DomainError ? signal.reason : null };
       }).catch((err: unknown) => {
         // Found revoked before the call could start (standing.ts): answered as one cut short.
-        if (err instanceof DomainError && err.code === "unauthorized") return { reply: null, revoked: err };
+        if (err instanceof DomainError && err.code === "unauthorized") return { reply: null, stoppedBy: err };
         throw err;
       });
-      if (answer.revoked) {
+      // Stopped as the instance shuts down: the error handler's 503 shutting_down.
+      if (answer.stoppedBy && answer.stoppedBy.code !== "unauthorized") throw answer.stoppedBy;
+      if (answer.stoppedBy) {
         c.header("WWW-Authenticate", 'Bearer realm="pulse"');
-        return c.json({ ...withJsonRpcError(errorBody(answer.revoked.code, answer.revoked.message), 401), id: message.id }, 401) as never;
+        return c.json({ ...withJsonRpcError(errorBody(answer.stoppedBy.code, answer.stoppedBy.message), 401), id: message.id }, 401) as never;
       }
       return c.json(inPulsesWords(message, answer.reply!), 200) as never;
     } finally {

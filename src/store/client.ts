@@ -6,6 +6,7 @@ import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
@@ -20,7 +21,7 @@ import { dataDirError, reasonOf, StartupError, whereOf } from "../startup-error.
 import { makeOwnerOnly } from "./owner-only.js";
 import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
-import { migrateChecked, type MigrationCount } from "./migration-journal.js";
+import { migrateChecked, type MigrationCount, type OnApplying } from "./migration-journal.js";
 import * as schema from "./schema.js";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -29,8 +30,9 @@ export interface Store {
   db: Db;
   kind: "pglite" | "postgresql";
   /** Applies pending migrations; safe to call from several instances at once. Refuses a store
-   * a newer Pulse migrated, and a database that is not Pulse's (StartupError). */
-  migrate(): Promise<MigrationCount>;
+   * a newer Pulse migrated, and a database that is not Pulse's (StartupError). `onApplying`
+   * hears how many are pending before they run, never when none are. */
+  migrate(onApplying?: OnApplying): Promise<MigrationCount>;
   /** One cheap round trip, for /health. */
   ping(): Promise<void>;
   /** Appends rows to `table` by COPY: `rows` in COPY's text format, one line per row, the
@@ -49,9 +51,11 @@ const MIGRATION_LOCK_KEY = 7_311_520_431;
 const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
 const MIGRATION_ATTEMPTS = 5;
 const LOCK_NOT_AVAILABLE = "55P03";
-/** What a migration's statement may take, whatever it is: the store cancels it past this (its
- * statement_timeout), and a store gone silent mid-migration ends start-up after this instead
- * of holding it for ever. An index on a large table may rightly take long (README, Upgrading). */
+/** What a migration's own statement may take, whatever it is: the store cancels it past this
+ * (its statement_timeout), and a store gone silent mid-migration ends start-up after this
+ * instead of holding it for ever. An index on a large table may rightly take long (README,
+ * Upgrading). Every other question on the migration's session (the lock, the journal, Drizzle's
+ * bookkeeping) is quick, and bounded by CONNECTION_TIMEOUT_MS. */
 const MIGRATION_STATEMENT_TIMEOUT_MS = 60 * 60_000;
 /** How long an instance waits for another's migration (it holds the lock while it migrates)
  * before start-up gives up: longer than one of its statements may take. And how often it asks
@@ -72,15 +76,11 @@ export const storeLocation = (config: { databaseUrl: string | undefined; storeQu
   config.databaseUrl ? { databaseUrl: config.databaseUrl, queryTimeoutMs: config.storeQueryTimeoutMs } : { pgliteDir: path.join(config.dataDir, "pglite") };
 
 /** Takes the migration lock, waiting while another instance migrates (MIGRATION_LOCK_WAIT_MS
- * at most); each question bounded, so a store that stops answering ends start-up in one line. */
+ * at most); each question bounded (the session's query_timeout), so a store that stops
+ * answering ends start-up in one line. */
 async function takeMigrationLock(client: pg.Client, url: string): Promise<void> {
   const deadline = Date.now() + MIGRATION_LOCK_WAIT_MS;
-  // pg reads query_timeout per query too, though its types do not say so.
-  const question: pg.QueryConfig<number[]> & { query_timeout: number } = {
-    text: "SELECT pg_try_advisory_lock($1) AS taken",
-    values: [MIGRATION_LOCK_KEY],
-    query_timeout: CONNECTION_TIMEOUT_MS,
-  };
+  const question: pg.QueryConfig<number[]> = { text: "SELECT pg_try_advisory_lock($1) AS taken", values: [MIGRATION_LOCK_KEY] };
   for (;;) {
     let taken: boolean;
     try {
@@ -152,21 +152,23 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
   return {
     db,
     kind: "postgresql",
-    async migrate() {
-      // The migrator runs on one dedicated connection that holds the advisory lock.
-      // Not bounded like the pool: a migration may rightly take long (README, Upgrading). A lost
-      // session fails the statement waiting on it; the listener keeps its 'error' event from
-      // ending the process, so start-up reports it in one line instead.
+    async migrate(onApplying) {
+      // The migrator runs on one dedicated connection that holds the advisory lock. Its quick
+      // questions are bounded as a request's connection wait; only a migration's own statement
+      // may take long (README, Upgrading). A lost session fails the statement waiting on it;
+      // the listener keeps its 'error' event from ending the process, so start-up reports it
+      // in one line instead.
       const client = new pg.Client({
         connectionString: url,
         application_name: "pulse-migrate",
         connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
-        query_timeout: MIGRATION_STATEMENT_TIMEOUT_MS,
+        query_timeout: CONNECTION_TIMEOUT_MS,
         keepAlive: true,
         keepAliveInitialDelayMillis: 10_000,
       });
       client.on("error", () => {});
       await client.connect();
+      allowLongMigrationStatements(client);
       try {
         await takeMigrationLock(client, url);
         // A migration's DDL waits for the tables it changes behind the running instances'
@@ -174,7 +176,15 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
         // would stall the running instances. So it waits briefly, lets go, and tries again.
         await client.query(`SET lock_timeout = ${MIGRATION_LOCK_TIMEOUT_MS}`);
         await client.query(`SET statement_timeout = ${MIGRATION_STATEMENT_TIMEOUT_MS}`);
-        const run = async <T>(text: string) => (await client.query(text)).rows as T[];
+        const run = async <T>(text: string) => {
+          try {
+            return (await client.query(text)).rows as T[];
+          } catch (err) {
+            throw new StartupError(
+              `DATABASE_URL: reading the migration journal from PostgreSQL at ${whereOf(url)} failed (${reasonOf(err)}); check that it is up and answering, then start or migrate again`,
+            );
+          }
+        };
         return await migrateChecked("DATABASE_URL", migrationsFolder, run, async () => {
           for (let attempt = 1; ; attempt++) {
             try {
@@ -184,7 +194,7 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
               await new Promise((resolve) => setTimeout(resolve, attempt * MIGRATION_LOCK_TIMEOUT_MS));
             }
           }
-        });
+        }, onApplying);
       } finally {
         // A silent server never acknowledges the goodbye: start-up goes on (or ends) regardless.
         await Promise.race([client.end(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
@@ -260,6 +270,23 @@ async function onOwnSession<T>(pool: pg.Pool, work: (client: pg.PoolClient) => P
   }
 }
 
+/**
+ * Gives the statements of Pulse's migrations, as Drizzle's migrator sends them on `client`,
+ * MIGRATION_STATEMENT_TIMEOUT_MS instead of the session's own short query_timeout: a store that
+ * stops answering the journal's questions or Drizzle's bookkeeping (its journal table, BEGIN,
+ * COMMIT) ends start-up in seconds, not after an hour.
+ */
+function allowLongMigrationStatements(client: pg.Client): void {
+  const statements = new Set(readMigrationFiles({ migrationsFolder }).flatMap((m) => m.sql));
+  const query = client.query;
+  client.query = function (config: unknown, ...rest: unknown[]) {
+    const text = (config as { text?: unknown } | null)?.text;
+    // pg reads query_timeout per query too, though its types do not say so.
+    const long = typeof text === "string" && statements.has(text) ? { ...(config as object), query_timeout: MIGRATION_STATEMENT_TIMEOUT_MS } : config;
+    return Reflect.apply(query, client, [long, ...rest]) as unknown;
+  } as typeof query;
+}
+
 /** node-postgres's error for a statement unanswered past query_timeout. */
 const QUERY_READ_TIMEOUT = "Query read timeout";
 
@@ -324,10 +351,10 @@ function pgliteStore(client: PGlite, unlock: () => void): Store {
   return {
     db,
     kind: "pglite",
-    async migrate() {
+    async migrate(onApplying) {
       // One process per embedded store (data-dir-lock.ts): no migration lock to take.
       const run = async <T>(text: string) => (await client.query<T>(text)).rows;
-      return migrateChecked("DATA_DIR", migrationsFolder, run, () => migratePglite(drizzlePglite(client), { migrationsFolder }));
+      return migrateChecked("DATA_DIR", migrationsFolder, run, () => migratePglite(drizzlePglite(client), { migrationsFolder }), onApplying);
     },
     async ping() {
       await db.execute(sql`SELECT 1`);

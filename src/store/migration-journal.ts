@@ -81,12 +81,21 @@ function migrationFailed(setting: string, err: unknown, folder: string, known: K
   return new StartupError(`${setting}: ${which} failed (${reasonOf(rootCause(err))}); no pending migration was applied: fix the cause, then start or migrate again`);
 }
 
-/** Applies the migrations in `folder` by `apply`, on the session `run` queries. */
-export async function migrateChecked(setting: string, folder: string, run: RunQuery, apply: () => Promise<void>): Promise<MigrationCount> {
+/** Told how many migrations are about to be applied, before the first (they may take long). */
+export type OnApplying = (pending: number) => void;
+
+/** Applies the migrations in `folder` by `apply`, on the session `run` queries; with none
+ * pending, `apply` (and its own journal queries) does not run. */
+export async function migrateChecked(setting: string, folder: string, run: RunQuery, apply: () => Promise<void>, onApplying?: OnApplying): Promise<MigrationCount> {
   const known = knownMigrations(folder);
   const before = await appliedTimes(run);
   refuseNewer(setting, before, known);
   if (before.length === 0) await refuseForeign(setting, run);
+  // Drizzle's rule: a migration newer than the store's last is pending.
+  const last = Math.max(...before);
+  const pending = known.filter((m) => m.when > last).length;
+  if (pending === 0) return { applied: 0, total: before.length };
+  onApplying?.(pending);
   try {
     await apply();
   } catch (err) {

@@ -2,11 +2,13 @@
 // for anyone else, 404 when no token is set; requests counted by route pattern, statements by
 // outcome and refusal rule, monitoring runs, model calls and tokens; nothing secret in it.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
+import { pgAdmin } from "../support/services.js";
+import { postgresTarget } from "../support/targets.js";
 
 const METRICS_TOKEN = "scrape-token-0123456789abcdef";
 
@@ -87,6 +89,43 @@ describe("what it counts", () => {
     await h.call("GET", "/databases/session-status");
     const after = (await scrape()).text;
     for (const status of [200, 401]) expect(sample(after, series(status)), String(status)).toBe((sample(before, series(status)) ?? 0) + 1);
+  });
+
+  it("counts a request whose client hung up as 499 (and logs it so), apart from a statement timeout's 408", async () => {
+    const target = await postgresTarget();
+    try {
+      const user = await h.newUser();
+      const added = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
+      const id = added.body.db_connection.id as number;
+      const series = (status: number) => `pulse_http_requests_total{method="POST",route="/databases/:id/query",status="${status}"}`;
+      const slow = "SELECT count(*) AS n FROM generate_series(1, 1000000000)";
+      const before = (await scrape()).text;
+      // A real statement timeout: 408, counted so.
+      const timedOut = await h.call("POST", `/databases/${id}/query`, { token: user.token, json: { sql: slow, timeout_ms: 300 } });
+      expect(timedOut.body.code).toBe("query_timeout");
+
+      const { url } = await h.serve();
+      const hangUp = new AbortController();
+      const asked = fetch(`${url}/databases/${id}/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ sql: slow }),
+        signal: hangUp.signal,
+      }).catch(() => "hung up");
+      const running = async () =>
+        (await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%generate_series(1, 1000000000)%' AND pid <> pg_backend_pid()", "test"))[0]!.n !== "0";
+      await vi.waitFor(async () => expect(await running()).toBe(true), { timeout: 10_000, interval: 50 });
+      hangUp.abort();
+      expect(await asked).toBe("hung up");
+      await vi.waitFor(async () => expect(sample((await scrape()).text, series(499))).toBe((sample(before, series(499)) ?? 0) + 1), { timeout: 10_000, interval: 100 });
+      expect(sample((await scrape()).text, series(408))).toBe((sample(before, series(408)) ?? 0) + 1);
+      const lines = h.logs
+        .flatMap((chunk) => chunk.split("\n").filter(Boolean).map((line) => JSON.parse(line) as { msg: string; path?: string; status?: number }))
+        .filter((l) => l.msg === "request" && l.path === `/databases/${id}/query`);
+      expect(lines.map((l) => l.status)).toEqual([408, 499]);
+    } finally {
+      await target.drop();
+    }
   });
 
   it("counts statements by dialect and outcome, and refusals by the guard's rule", async () => {

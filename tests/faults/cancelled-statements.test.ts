@@ -138,7 +138,7 @@ describe("POST /ask past ASK_TIMEOUT_MS", () => {
 });
 
 describe("POST /ask when the client hangs up", () => {
-  it("stops the question and logs it as the client's leaving (408, info), not an unhandled error", async () => {
+  it("stops the question and logs it as the client's leaving (499, info), not an unhandled error", async () => {
     const user = await h.newConnectedUser();
     const { url } = await h.serve();
     const from = h.logs.length;
@@ -156,7 +156,7 @@ describe("POST /ask when the client hangs up", () => {
     expect(await answer).toBe("hung up");
     const lines = () => h.logs.slice(from).flatMap((chunk) => chunk.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
     expect(await until(async () => lines().some((l) => l.msg === "request" && l.path === "/ask"), 5_000), "the request was never logged").toBe(true);
-    expect(lines().filter((l) => l.msg === "request" && l.path === "/ask")).toEqual([expect.objectContaining({ status: 408, level: 30 })]);
+    expect(lines().filter((l) => l.msg === "request" && l.path === "/ask")).toEqual([expect.objectContaining({ status: 499, level: 30 })]);
     expect(lines().filter((l) => Number(l.level) >= 50)).toEqual([]);
   }, 30_000);
 });

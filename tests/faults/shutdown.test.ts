@@ -83,6 +83,40 @@ describe("SIGTERM with work in flight", () => {
   }, 60_000);
 });
 
+describe("SIGTERM with a request still running as the drain ends", () => {
+  it("answers it 503 shutting_down with Connection: close, and stops its statement at the database", async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), "pulse-fault-"));
+    const target = await createPgDatabase("pulse_fault");
+    const pulse = await startPulse({ DATA_DIR: dataDir, BCRYPT_ROUNDS: "4" });
+    try {
+      const token = await userToken(pulse, `${uniqueName("drain")}@example.com`);
+      const added = await pulse.call("POST", "/databases/add_db_connection", {
+        token,
+        json: { db_type: "postgresql", host: PG.host, port: PG.port, database_name: target.name, username: PG.user, db_password: "unused", name: "pg" },
+      });
+      const id = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
+      // A number no other statement has: what the server's list of statements is searched for.
+      const n = 900_000_000 + Math.floor(Math.random() * 99_999_999);
+      const running = async () =>
+        (await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()", "test", [`%${n}%`]))[0]!.n !== "0";
+      const answer = pulse.call("POST", `/databases/${id}/query`, { token, json: { sql: `SELECT count(*) FROM generate_series(1, ${n}) a, generate_series(1, 1000) b`, timeout_ms: 60_000 } });
+      answer.catch(() => {}); // awaited below
+      await expect.poll(running, { timeout: 10_000 }).toBe(true);
+      pulse.child.kill("SIGTERM");
+      const res = await answer;
+      expect(res.status).toBe(503);
+      expect(res.headers.get("connection")).toBe("close");
+      expect(await res.json()).toMatchObject({ code: "shutting_down" });
+      await expect.poll(running, { timeout: 5_000 }).toBe(false);
+      expect((await pulse.exited).code).toBe(0);
+    } finally {
+      pulse.child.kill("SIGKILL");
+      await target.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("SIGTERM right after a run that opened an alert", () => {
   it("sends its notification and records it as sent before the process exits", async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), "pulse-fault-"));

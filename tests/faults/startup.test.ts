@@ -2,7 +2,7 @@
 // each case is a real process (dist/, so `npm run build` first), judged by its exit and stderr.
 
 import { execFile } from "node:child_process";
-import { chmodSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -146,6 +146,59 @@ describe("start-up while another instance holds the migration lock, or the store
       await relay.close();
     }
   }, 60_000);
+
+  // The migration connection allows a migration's own statement an hour; the quick questions
+  // around it (which migrations the store has, Drizzle's journal table) are bounded as the lock's.
+  it("ends with one line naming DATABASE_URL when the store stops answering as the migration journal is read", async () => {
+    const db = await metaDb();
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    try {
+      relay.freezeOn("to_regclass");
+      const { code, signal, stderr } = await failedStart({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${relay.port}/${db.name}` }, 40_000);
+      expect(signal).toBeNull();
+      expect(code).toBe(1);
+      expectOneLine(stderr, "DATABASE_URL", /reading the migration journal from PostgreSQL at 127\.0\.0\.1:\d+\/\w+ failed \(Query read timeout\)/);
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
+
+  it("says it is applying migrations, and ends with one line when the store stops answering Drizzle's journal set-up", async () => {
+    const db = await metaDb();
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    try {
+      relay.freezeOn("CREATE SCHEMA IF NOT EXISTS");
+      const p = spawnPulse({ DATA_DIR: tempDir(), PORT: "0", HOST: "127.0.0.1", LOG_FORMAT: "json", DATABASE_URL: `postgresql://postgres@127.0.0.1:${relay.port}/${db.name}` });
+      const timer = setTimeout(() => p.child.kill("SIGKILL"), 40_000);
+      const { code, signal } = await p.exited;
+      clearTimeout(timer);
+      expect(signal).toBeNull();
+      expect(code).toBe(1);
+      expectOneLine(p.stderr().trim(), "DATABASE_URL", /migrating the store failed \(Query read timeout\)/);
+      const known = (JSON.parse(readFileSync(projectPath("migrations/meta/_journal.json"), "utf8")) as { entries: unknown[] }).entries.length;
+      const logged = p.stdout().trim().split("\n").map((line) => JSON.parse(line) as { level: number; msg: string });
+      expect(logged).toContainEqual(expect.objectContaining({ level: 30, msg: `applying ${known} migrations` }));
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
+
+  it("starts on a store with nothing pending without Drizzle's journal set-up", async () => {
+    const db = await metaDb();
+    const first = await startPulse({ DATA_DIR: tempDir(), DATABASE_URL: db.url });
+    await first.stop();
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    let server: RunningPulse | undefined;
+    try {
+      relay.freezeOn("CREATE SCHEMA IF NOT EXISTS");
+      server = await startPulse({ DATA_DIR: tempDir(), LOG_FORMAT: "json", DATABASE_URL: `postgresql://postgres@127.0.0.1:${relay.port}/${db.name}` }, 40_000);
+      expect((await server.call("GET", "/health")).status).toBe(200);
+      expect(server.stdout()).not.toContain("applying");
+    } finally {
+      await server?.stop();
+      await relay.close();
+    }
+  }, 90_000);
 
   it("waits while another instance migrates, and starts once the lock is free", async () => {
     const db = await metaDb();

@@ -207,10 +207,10 @@ describe("a body the client cuts off", () => {
     ["chunked", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"],
     ["with a Content-Length", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":"],
     ["a form", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=a"],
-  ])("(%s) is logged as the client's 400, not as the metadata store failing", async (_kind, request) => {
+  ])("(%s) is logged as the client's leaving (499), not as the metadata store failing", async (_kind, request) => {
     const from = h.logs.length;
     await raw([request], { closeAfterMs: 100 });
-    await expect.poll(() => logged(from).requests.find((l) => l.path === "/login"), { timeout: 5000 }).toMatchObject({ status: 400 });
+    await expect.poll(() => logged(from).requests.find((l) => l.path === "/login"), { timeout: 5000 }).toMatchObject({ status: 499 });
     expect(logged(from).storeWarnings).toBe(0);
     await stillServing();
   });

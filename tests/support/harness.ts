@@ -149,7 +149,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const credentials = await createCredentialChecks(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, ...credentials, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent) };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, ...credentials, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent), shuttingDown: new AbortController() };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });
