@@ -76,8 +76,9 @@ export class ConnectFailures {
     try {
       await this.count(ownerId);
     } catch (counted) {
-      // Not counted (the session store away): refused as a test would be.
-      if (!(counted instanceof RateLimitedError)) return counted;
+      // Not counted (the session store away): the database's own failure is still the answer
+      // (monitoring reads it as unreachable, and retries), not the store's.
+      if (!(counted instanceof RateLimitedError)) return err;
       this.over.set(ownerId, Date.now() + counted.retryAfterSeconds * 1000);
       return new UnreachableTooOftenError(counted.retryAfterSeconds);
     }

@@ -219,11 +219,13 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
         if (err instanceof DomainError && err.code === "unauthorized") return { reply: null, stoppedBy: err };
         throw err;
       });
-      // Stopped as the instance shuts down: the error handler's 503 shutting_down.
-      if (answer.stoppedBy && answer.stoppedBy.code !== "unauthorized") throw answer.stoppedBy;
       if (answer.stoppedBy) {
-        c.header("WWW-Authenticate", 'Bearer realm="pulse"');
-        return c.json({ ...withJsonRpcError(errorBody(answer.stoppedBy.code, answer.stoppedBy.message), 401), id: message.id }, 401) as never;
+        // Stopped as the instance shuts down (503 shutting_down, the connection closed), or by a
+        // revocation (401): either way answered with the call's id, for the client to match.
+        const status = answer.stoppedBy.code === "unauthorized" ? 401 : 503;
+        if (status === 401) c.header("WWW-Authenticate", 'Bearer realm="pulse"');
+        else c.header("Connection", "close");
+        return c.json({ ...withJsonRpcError(errorBody(answer.stoppedBy.code, answer.stoppedBy.message), status), id: message.id }, status) as never;
       }
       return c.json(inPulsesWords(message, answer.reply!), 200) as never;
     } finally {

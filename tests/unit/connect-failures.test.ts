@@ -51,4 +51,13 @@ describe("ConnectFailures", () => {
     expect(() => failures.refuse(1)).not.toThrow(); // reached since
     expect(() => failures.refuse(2)).toThrow(UnreachableTooOftenError);
   });
+
+  it("answers the database's own failure when the count cannot be kept (the session store away)", async () => {
+    const failures = new ConnectFailures(async () => {
+      throw new DomainError("sessions_unavailable", "Sessions are unavailable: Redis cannot be reached; retry shortly");
+    });
+    const err = unreachable();
+    expect(await failures.failure(1, 7, err)).toBe(err);
+    expect(() => failures.refuse(1)).not.toThrow();
+  });
 });

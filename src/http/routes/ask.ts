@@ -174,11 +174,22 @@ function logModelFailure(c: Context<AppEnv>, err: unknown) {
 async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { grant: Grant }, input: AskInput, release: () => void) {
   const abort = new AbortController();
   c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
+  // Stopped as the instance shuts down, as whileStanding stops the other requests: the stream
+  // ends with the 503 shutting_down error event rather than being cut by the drain.
+  const stopping = deps.shuttingDown.signal;
+  const shutDown = () => abort.abort(stopping.reason);
+  if (stopping.aborted) shutDown();
+  else stopping.addEventListener("abort", shutDown, { once: true });
   // The agent's work outlives this handler: watched until the answer settles.
-  const unwatch = await watchStanding(c, deps, abort).catch((err: unknown) => {
+  const unwatchStanding = await watchStanding(c, deps, abort).catch((err: unknown) => {
+    stopping.removeEventListener("abort", shutDown);
     release();
     throw err;
   });
+  const unwatch = () => {
+    unwatchStanding();
+    stopping.removeEventListener("abort", shutDown);
+  };
   const early: AgentEvent[] = [];
   let forward: ((event: AgentEvent) => void) | undefined;
   let events: PacedEvents | undefined;
