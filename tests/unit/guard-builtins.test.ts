@@ -109,6 +109,13 @@ describe("MySQL/MariaDB built-in functions", () => {
     ["SELECT @@warning_count", "parse_error"],
     ["SELECT @@SESSION.error_count, @@identity", "parse_error"],
     ["SELECT @@session.sql_mode := ''", "parse_error"],
+    // However the name is written: an alias of '.', spaces or a comment around the dot, quoted.
+    ["SELECT @@warning_count'.' FROM dual", "parse_error"],
+    ['SELECT @@last_insert_id "." FROM dual', "parse_error"],
+    ["SELECT @@session . warning_count, @@local./**/error_count", "parse_error"],
+    ["SELECT @@session.`warning_count`", "parse_error"],
+    ["SELECT VARIABLE_VALUE FROM information_schema.SESSION_VARIABLES WHERE VARIABLE_NAME = 'LAST_INSERT_ID'", "session_control"],
+    ["SELECT * FROM performance_schema.user_variables_by_thread", "session_control"],
   ])("still refuses %s", (sql, rule) => {
     expect(classifyStatement("mysql", sql)).toMatchObject({ ok: false, rule });
   });

@@ -77,17 +77,25 @@ function lastName(name: Node): string | undefined {
   return undefined;
 }
 
-/** The session's counters (MySQL/MariaDB), which earlier statements on the connection moved:
- * `SHOW SESSION STATUS` as a table (mysql-show.ts refuses the statement). */
-const SESSION_STATUS_SCHEMAS = new Set(["information_schema", "performance_schema"]);
+/** Tables of the system schemas (MySQL/MariaDB) that show what earlier statements on the
+ * connection left (its counters, its variables: `SHOW SESSION STATUS` as a table, which
+ * mysql-show.ts refuses as a statement; @@warning_count and @@last_insert_id), or other
+ * connections' variables, each with what to read instead. Pulse's connections are pooled. */
+const SESSION_STATE_SCHEMAS = new Set(["information_schema", "performance_schema"]);
+const SESSION_STATE_TABLES = new Map([
+  ["session_status", "Use global_status for the server's counters."],
+  ["session_variables", "Use global_variables for the server's settings."],
+  ["status_by_thread", "Use global_status for the server's counters."],
+  ["variables_by_thread", "Use global_variables for the server's settings."],
+  ["user_variables_by_thread", "User variables are not kept between statements."],
+]);
 
-function readsSessionStatus({ object, property }: Extract<Node, { type: "member_expr" }>): boolean {
-  return (
-    object.type === "identifier" &&
-    SESSION_STATUS_SCHEMAS.has(object.name.toLowerCase()) &&
-    property.type === "identifier" &&
-    property.name.toLowerCase() === "session_status"
-  );
+/** The table of SESSION_STATE_TABLES `node` names, with its advice; undefined for any other. */
+function sessionStateTable({ object, property }: Extract<Node, { type: "member_expr" }>): [name: string, advice: string] | undefined {
+  if (object.type !== "identifier" || !SESSION_STATE_SCHEMAS.has(object.name.toLowerCase()) || property.type !== "identifier") return undefined;
+  const name = property.name.toLowerCase();
+  const advice = SESSION_STATE_TABLES.get(name);
+  return advice === undefined ? undefined : [name, advice];
 }
 
 /** The check for one node, before its children are visited. */
@@ -105,8 +113,10 @@ function inspect(node: Node, dialect: CstDialect): Refusal | undefined {
       const pragma = dialect === "sqlite" ? tableValuedPragma(node.name) : undefined;
       return pragma !== undefined && !READ_ONLY_PRAGMAS.has(pragma) ? refuse("pragma_not_allowed", pragmaNotAllowed(pragma)) : undefined;
     }
-    case "member_expr":
-      return dialect === "mysql" && readsSessionStatus(node) ? refuseLeftByEarlier("The session_status table", "Use global_status for the server's counters.") : undefined;
+    case "member_expr": {
+      const table = dialect === "mysql" ? sessionStateTable(node) : undefined;
+      return table ? refuseLeftByEarlier(`The ${table[0]} table`, table[1]) : undefined;
+    }
     case "binary_expr":
       return node.operator === ":=" ? refuseSession("Assigning a user variable (@var := ...)") : undefined;
     case "into_table_clause":

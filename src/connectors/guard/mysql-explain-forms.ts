@@ -16,7 +16,7 @@ const isWord = (token: Token | undefined, words: ReadonlySet<string>) => token?.
 /** How many tokens from `at` make a `FORMAT = name` clause, or 0. */
 function formatClause(tokens: Token[], at: number): number {
   const [format, equals, name] = [tokens[at], tokens[at + 1], tokens[at + 2]];
-  return format?.kind === "word" && format.value === "FORMAT" && equals?.value === "=" && isWord(name, FORMATS) ? 3 : 0;
+  return format?.kind === "word" && format.value === "FORMAT" && equals?.kind === "punct" && equals.value === "=" && isWord(name, FORMATS) ? 3 : 0;
 }
 
 /** The statement with those words blanked, or undefined when it has none of them. */

@@ -93,7 +93,7 @@ export function secondParseText(sql: string): string | undefined {
     } else if (call && (token.value === "FROM" || token.value === "FOR")) {
       // TRIM(BOTH FROM x) trims spaces: no argument before FROM, no comma.
       const previous = tokens[i - 1]!;
-      const first = previous.value === "(" || (previous.kind === "word" && TRIM_SIDES.has(previous.value));
+      const first = (previous.kind === "punct" && previous.value === "(") || (previous.kind === "word" && TRIM_SIDES.has(previous.value));
       put(token.start, token.end, (first ? " " : ",").padEnd(token.end - token.start));
     } else {
       const constant = constantArgument(tokens, i);
@@ -109,16 +109,21 @@ export function secondParseText(sql: string): string | undefined {
  * does, see dangerous-functions.ts): on Pulse's shared connections, not the user's. */
 const STATEMENT_STATE_VARIABLES: ReadonlySet<string> = new Set(["WARNING_COUNT", "ERROR_COUNT", "IDENTITY", "LAST_INSERT_ID", "INSERT_ID", "LAST_GTID"]);
 
-/** `@@name` or `@@scope.name`, written together, not assigned to (`@@x := 1`) and not one of
- * STATEMENT_STATE_VARIABLES: the others, left as they are, do not parse and are refused. */
+/** `@@name` or `@@scope.name` (spaces and comments may stand around the dot, as the server
+ * reads them), the two @ written together and apart from a word before them (`SELECT@@x` would
+ * join it), not assigned to (`@@x := 1`) and naming none of STATEMENT_STATE_VARIABLES: the
+ * others, left as they are, do not parse and are refused. */
 function isSystemVariable(tokens: readonly Token[], at: number): boolean {
   const [before, first, second, word] = [tokens[at - 1], tokens[at]!, tokens[at + 1], tokens[at + 2]];
   if (first.value !== "@" || second?.kind !== "punct" || second.value !== "@" || second.start !== first.end) return false;
-  if (word?.kind !== "word" || word.start !== second.end || (before?.kind === "punct" && before.value === "@" && before.end === first.start)) return false;
-  const scoped = tokens[at + 3]?.value === ".";
+  if (word?.kind !== "word" || word.start !== second.end) return false;
+  if (before !== undefined && before.end === first.start && (before.kind === "word" || before.value === "@")) return false;
+  const dot = tokens[at + 3];
+  const scoped = dot?.kind === "punct" && dot.value === ".";
   const name = scoped ? tokens[at + 4] : word;
+  if (name?.kind !== "word" || STATEMENT_STATE_VARIABLES.has(name.value) || STATEMENT_STATE_VARIABLES.has(word.value)) return false;
   const after = scoped ? tokens[at + 5] : tokens[at + 3];
-  return name?.kind === "word" && !STATEMENT_STATE_VARIABLES.has(name.value) && !(after?.kind === "punct" && after.value === ":");
+  return !(after?.kind === "punct" && after.value === ":");
 }
 
 /** AS, after which CHAR(10) is a cast's type rather than a call of CHAR(). */
