@@ -13,6 +13,61 @@ import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueN
 const LOCK_KEY = 73_115_888;
 const ENV = { CONNECTION_MAX_CONCURRENCY: "1" };
 
+describe("PostgreSQL: a search_path that puts its owner's schema before pg_catalog", () => {
+  let h: Harness;
+  let db: Awaited<ReturnType<typeof createPgDatabase>>;
+  beforeAll(async () => {
+    db = await createPgDatabase("pulse_path");
+    // Built-in names shadowed by functions that take a session advisory lock, Pulse's own
+    // cleanup among them (so that the lock would outlive the statement).
+    await db.query(`CREATE SCHEMA owner_first;
+      CREATE FUNCTION owner_first.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_catalog.pg_advisory_lock(${LOCK_KEY} + 10)::text || pg_catalog.lower($1) $$;
+      CREATE FUNCTION owner_first.locking_eq(int4, int4) RETURNS bool LANGUAGE sql AS $$ SELECT pg_catalog.pg_try_advisory_lock(${LOCK_KEY} + 11) AND $1 OPERATOR(pg_catalog.=) $2 $$;
+      CREATE OPERATOR owner_first.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = owner_first.locking_eq);
+      CREATE FUNCTION owner_first.pg_advisory_unlock_all() RETURNS void LANGUAGE sql AS $$ SELECT NULL::void $$;`);
+    await db.query(`ALTER DATABASE "${db.name}" SET search_path = owner_first, pg_catalog, public`);
+    // And settings that would make every read wait for a safe snapshot, or end idle pooled
+    // connections as they are taken out.
+    await db.query(`ALTER DATABASE "${db.name}" SET default_transaction_isolation = 'serializable'`);
+    await db.query(`ALTER DATABASE "${db.name}" SET default_transaction_deferrable = on`);
+    await db.query(`ALTER DATABASE "${db.name}" SET idle_session_timeout = '300ms'`);
+    h = await createHarness({ env: ENV });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  it("runs the built-in functions and operators, so no statement takes a lock through them", async () => {
+    const { token } = await h.newUser();
+    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
+    const id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+    const res = await h.call("POST", `/databases/${id}/query`, { token, json: { sql: "SELECT lower('X') AS l, 1 = 1 AS same" } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.rows).toEqual([["x", true]]);
+    const locks = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+    expect(locks[0]!.n).toBe(0);
+    // The owner's schema is still where unqualified names of tables resolve first.
+    const current = await h.call("POST", `/databases/${id}/query`, { token, json: { sql: "SELECT current_schema() AS s" } });
+    expect(current.body.data?.rows, current.text).toEqual([["owner_first"]]);
+  });
+
+  it("reads without waiting for a safe snapshot, on connections the server does not end when idle", async () => {
+    const { token } = await h.newUser();
+    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
+    const id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+    const value = async (sql: string) => {
+      const res = await h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
+      expect(res.status, res.text).toBe(200);
+      return res.body.data.rows[0][0] as unknown;
+    };
+    expect(await value("SHOW default_transaction_deferrable")).toBe("off");
+    const pid = await value("SELECT pg_backend_pid()");
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the database's idle_session_timeout
+    expect(await value("SELECT pg_backend_pid()")).toBe(pid);
+  });
+});
+
 describe("PostgreSQL: state a view or function leaves on the pooled connection", () => {
   let h: Harness;
   let db: Awaited<ReturnType<typeof createPgDatabase>>;

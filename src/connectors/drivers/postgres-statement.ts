@@ -4,7 +4,7 @@
 //   Parse/Bind/Execute  BEGIN READ ONLY
 //   Parse/Bind/Execute  SET LOCAL statement_timeout = N        (unless N is the session's)
 //   Parse/Bind/Describe/Execute(rows = batch)   the user's statement, in an unnamed portal
-//   Parse/Bind/Execute  ROLLBACK; SELECT pg_advisory_unlock_all(); DEALLOCATE ALL; Sync
+//   Parse/Bind/Execute  ROLLBACK; SELECT pg_catalog.pg_advisory_unlock_all(); DEALLOCATE ALL; Sync
 //                       (in the first round trip already when its batch covers maxRows+1)
 //
 // Why not three client.query() calls (BEGIN + SET; statement; ROLLBACK)? node-postgres waits
@@ -53,7 +53,7 @@ type Stage = "begin" | "timeout" | "statement" | "rollback" | "unlock" | "deallo
  * PREPARE a statement (PL/pgSQL EXECUTE), which would outlive it. Pulse's own queries use no
  * named prepared statements, so DEALLOCATE ALL drops none that node-postgres counts on. Each
  * runs in an implicit transaction of its own, in the pipeline's round trip. */
-export const SESSION_CLEANUP = ["SELECT pg_advisory_unlock_all()", "DEALLOCATE ALL"] as const;
+export const SESSION_CLEANUP = ["SELECT pg_catalog.pg_advisory_unlock_all()", "DEALLOCATE ALL"] as const;
 
 /** statement_timeout every pooled session starts with (postgres.ts sends it at startup). */
 export const SESSION_STATEMENT_TIMEOUT_MS = 30_000;

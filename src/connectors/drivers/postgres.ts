@@ -40,6 +40,9 @@ const STARTUP_OPTIONS = [
   // since 9.1); a database or role set to off would read the backslash as escaping the quote,
   // and SQL the guard took for text would run. quoteLiteral (sql-text.ts) relies on it too.
   "standard_conforming_strings=on",
+  // A role or database set to serializable and deferrable would make every BEGIN READ ONLY wait
+  // for a safe snapshot, behind any serializable writer, up to the statement timeout.
+  "default_transaction_deferrable=off",
 ]
   .map((option) => `-c ${option}`)
   .join(" ");
@@ -51,6 +54,24 @@ const STARTUP_OPTIONS = [
  * not a startup option, since an older server refuses the whole connection for one it does
  * not know. */
 const CHECK_CLIENT_GONE = "SET client_connection_check_interval = 1000";
+
+/** The server ends a session idle for its idle_session_timeout (PostgreSQL 14 and later): a
+ * database or role setting shorter than the pool's idle time would end pooled connections as
+ * they are taken out. A session setting, for the same reason as CHECK_CLIENT_GONE. */
+const NO_IDLE_SESSION_TIMEOUT = "SET idle_session_timeout = 0";
+
+/** pg_catalog searched first, as PostgreSQL does when the search_path does not name it: a
+ * database or role whose search_path names it after a schema of its owner would otherwise have
+ * that schema's functions and operators called for the built-in names (`lower`, `=`) of
+ * statements the guard accepted, and of Pulse's own. Such a path loses its pg_catalog entry
+ * (PostgreSQL then searches it first, implicitly), keeping the other schemas in their order,
+ * the first of them still current_schema(); any other path is left as it is. Every name here is
+ * qualified, operators too, for the same reason. */
+const CATALOG_FIRST = `
+WITH path AS (SELECT s, n FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, n))
+SELECT pg_catalog.set_config('search_path',
+  COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY n) FROM path WHERE s OPERATOR(pg_catalog.<>) 'pg_catalog'), ''), false)
+WHERE EXISTS (SELECT FROM path WHERE s OPERATOR(pg_catalog.=) 'pg_catalog' AND n OPERATOR(pg_catalog.>) 1)`;
 
 export interface PostgresPoolOptions {
   maxConnections: number;
@@ -79,11 +100,15 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     onConnect: async (client: pg.ClientBase) => {
       const run = (text: string) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows);
       await gate?.checkPostgresSession(run);
-      await run(CHECK_CLIENT_GONE).catch((err: unknown) => {
-        // Refused by the server (before 14: no such setting; a platform without the check):
-        // the statement timeout alone bounds the work left behind, as it did.
-        if (connectionLost(err)) throw err;
-      });
+      await run(CATALOG_FIRST);
+      for (const setting of [CHECK_CLIENT_GONE, NO_IDLE_SESSION_TIMEOUT]) {
+        await run(setting).catch((err: unknown) => {
+          // Refused by the server (before 14: no such setting; a platform without the check):
+          // the statement timeout alone bounds the work left behind, as it did; idle sessions
+          // are ended, if the server does, as before.
+          if (connectionLost(err)) throw err;
+        });
+      }
     },
   });
   // An idle connection that dies (server restart, network) is already purged by the pool;
