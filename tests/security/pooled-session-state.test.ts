@@ -31,6 +31,7 @@ describe("PostgreSQL: a search_path that puts its owner's schema before pg_catal
     await db.query(`ALTER DATABASE "${db.name}" SET default_transaction_isolation = 'serializable'`);
     await db.query(`ALTER DATABASE "${db.name}" SET default_transaction_deferrable = on`);
     await db.query(`ALTER DATABASE "${db.name}" SET idle_session_timeout = '300ms'`);
+    await db.query(`ALTER DATABASE "${db.name}" SET IntervalStyle = 'sql_standard'`);
     h = await createHarness({ env: ENV });
   });
   afterAll(async () => {
@@ -52,7 +53,7 @@ describe("PostgreSQL: a search_path that puts its owner's schema before pg_catal
     expect(current.body.data?.rows, current.text).toEqual([["owner_first"]]);
   });
 
-  it("reads without waiting for a safe snapshot, on connections the server does not end when idle", async () => {
+  it("reads without waiting for a safe snapshot, intervals in the default text, on connections the server does not end when idle", async () => {
     const { token } = await h.newUser();
     const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
     const id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
@@ -62,6 +63,7 @@ describe("PostgreSQL: a search_path that puts its owner's schema before pg_catal
       return res.body.data.rows[0][0] as unknown;
     };
     expect(await value("SHOW default_transaction_deferrable")).toBe("off");
+    expect(await value("SELECT interval '1 day 2 hours'")).toBe("1 day 02:00:00");
     const pid = await value("SELECT pg_backend_pid()");
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the database's idle_session_timeout
     expect(await value("SELECT pg_backend_pid()")).toBe(pid);

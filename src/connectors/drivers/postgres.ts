@@ -32,6 +32,9 @@ const STARTUP_OPTIONS = [
   "idle_in_transaction_session_timeout=60000",
   "TimeZone=UTC",
   "DateStyle=ISO,YMD",
+  // Intervals in the default text (`1 day 02:00:00`): a database set to sql_standard printed
+  // `1 2:00:00`, and read `-1 year 2 mons` with the sign applying to every field.
+  "IntervalStyle=postgres",
   "bytea_output=hex",
   // Every double in the shortest text that reads back as itself: a database (or a server before
   // PostgreSQL 12) set to 0 printed 15 digits, and 1/3 lost its last two, silently.
