@@ -18,6 +18,7 @@ import mysql from "mysql2/promise";
 import type { PoolConnection } from "mysql2/promise";
 
 import { DomainError } from "../../errors.js";
+import { within } from "../../within.js";
 import { throwIfCancelled, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
@@ -343,17 +344,12 @@ async function command(conn: PoolConnection, sql: string, timeoutMs: number): Pr
  * defaults too: sessionGuards sets Pulse's again before every statement. A server before MySQL
  * 5.7.3 or MariaDB 10.2.4 refuses the reset: its connections are not reused. */
 async function resets(conn: PoolConnection, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
   try {
     // Past `ms` the caller destroys the connection, which fails the reset still waiting.
-    return await Promise.race([conn.reset().then(() => true), late]);
+    await within(conn.reset(), ms, "resetting the connection");
+    return true;
   } catch {
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
