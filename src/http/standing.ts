@@ -58,25 +58,31 @@ export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, cont
   return unwatch;
 }
 
+/** Aborts `controller` with the reason of whichever comes first, the client hanging up or the
+ * instance stopping (503 shutting_down), until the returned function is called. */
+export function followStops(c: Context<AppEnv>, deps: Pick<Deps, "shuttingDown">, controller: AbortController): () => void {
+  const unfollow = [c.req.raw.signal, deps.shuttingDown.signal].map((signal) => {
+    const stop = () => controller.abort(signal.reason);
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+    return () => signal.removeEventListener("abort", stop);
+  });
+  return () => {
+    for (const stop of unfollow) stop();
+  };
+}
+
 /** Runs `work` with a signal aborted when the client hangs up, the credential is revoked, or
  * the instance stops (its reason then 503 shutting_down). */
 export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const hangUp = c.req.raw.signal;
-  const stopping = deps.shuttingDown.signal;
-  const goneAway = () => controller.abort(hangUp.reason);
-  const stopped = () => controller.abort(stopping.reason);
-  if (hangUp.aborted) goneAway();
-  else hangUp.addEventListener("abort", goneAway, { once: true });
-  if (stopping.aborted) stopped();
-  else stopping.addEventListener("abort", stopped, { once: true });
+  const unfollow = followStops(c, deps, controller);
   let unwatch: (() => void) | undefined;
   try {
     unwatch = await watchStanding(c, deps, controller);
     return await work(controller.signal);
   } finally {
     unwatch?.();
-    hangUp.removeEventListener("abort", goneAway);
-    stopping.removeEventListener("abort", stopped);
+    unfollow();
   }
 }

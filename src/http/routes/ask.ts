@@ -17,7 +17,7 @@ import { errorBody, statusOf } from "../errors.js";
 import { pacedEvents, type PacedEvents } from "../event-stream.js";
 import { requestLogger } from "../request-log.js";
 import { authErrors, errorResponse, HealthSchema, jsonBody, RowId } from "../schemas.js";
-import { watchStanding, whileStanding } from "../standing.js";
+import { followStops, watchStanding, whileStanding } from "../standing.js";
 
 const AskBody = z
   .object({
@@ -173,22 +173,19 @@ function logModelFailure(c: Context<AppEnv>, err: unknown) {
  */
 async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { grant: Grant }, input: AskInput, release: () => void) {
   const abort = new AbortController();
-  c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
-  // Stopped as the instance shuts down, as whileStanding stops the other requests: the stream
-  // ends with the 503 shutting_down error event rather than being cut by the drain.
-  const stopping = deps.shuttingDown.signal;
-  const shutDown = () => abort.abort(stopping.reason);
-  if (stopping.aborted) shutDown();
-  else stopping.addEventListener("abort", shutDown, { once: true });
-  // The agent's work outlives this handler: watched until the answer settles.
+  // Stopped as whileStanding stops the other requests: by the client hanging up, or by the
+  // instance shutting down (the stream then ends with the 503 shutting_down error event rather
+  // than being cut by the drain). The agent's work outlives this handler: followed, and
+  // watched, until the answer settles.
+  const unfollow = followStops(c, deps, abort);
   const unwatchStanding = await watchStanding(c, deps, abort).catch((err: unknown) => {
-    stopping.removeEventListener("abort", shutDown);
+    unfollow();
     release();
     throw err;
   });
   const unwatch = () => {
     unwatchStanding();
-    stopping.removeEventListener("abort", shutDown);
+    unfollow();
   };
   const early: AgentEvent[] = [];
   let forward: ((event: AgentEvent) => void) | undefined;
