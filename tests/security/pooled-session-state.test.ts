@@ -13,6 +13,24 @@ import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueN
 const LOCK_KEY = 73_115_888;
 const ENV = { CONNECTION_MAX_CONCURRENCY: "1" };
 
+/** A new user of `h` with a saved connection to `body`'s database, and their statements on it
+ * through POST /databases/{id}/query: answered as they come (`run`), or their rows, which must
+ * have been read (`rowsOf`). */
+async function queriesOf(h: Harness, body: Record<string, unknown>) {
+  const { token } = await h.newUser();
+  const id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+  const run = (sql: string) => h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
+  const rowsOf = async (sql: string) => {
+    const res = await run(sql);
+    expect(res.status, res.text).toBe(200);
+    return res.body.data.rows as unknown[][];
+  };
+  return { run, rowsOf };
+}
+
+/** A saved connection's body for `database` on the test's PostgreSQL. */
+const pgBody = (database: string) => ({ db_type: "postgresql", host: PG.host, port: PG.port, database_name: database, username: PG.user, db_password: "unused" });
+
 describe("PostgreSQL: a search_path that puts its owner's schema before pg_catalog", () => {
   let h: Harness;
   let db: Awaited<ReturnType<typeof createPgDatabase>>;
@@ -40,28 +58,17 @@ describe("PostgreSQL: a search_path that puts its owner's schema before pg_catal
   });
 
   it("runs the built-in functions and operators, so no statement takes a lock through them", async () => {
-    const { token } = await h.newUser();
-    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
-    const id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
-    const res = await h.call("POST", `/databases/${id}/query`, { token, json: { sql: "SELECT lower('X') AS l, 1 = 1 AS same" } });
-    expect(res.status, res.text).toBe(200);
-    expect(res.body.data.rows).toEqual([["x", true]]);
+    const { rowsOf } = await queriesOf(h, pgBody(db.name));
+    expect(await rowsOf("SELECT lower('X') AS l, 1 = 1 AS same")).toEqual([["x", true]]);
     const locks = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
     expect(locks[0]!.n).toBe(0);
     // The owner's schema is still where unqualified names of tables resolve first.
-    const current = await h.call("POST", `/databases/${id}/query`, { token, json: { sql: "SELECT current_schema() AS s" } });
-    expect(current.body.data?.rows, current.text).toEqual([["owner_first"]]);
+    expect(await rowsOf("SELECT current_schema() AS s")).toEqual([["owner_first"]]);
   });
 
   it("reads without waiting for a safe snapshot, intervals in the default text, on connections the server does not end when idle", async () => {
-    const { token } = await h.newUser();
-    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
-    const id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
-    const value = async (sql: string) => {
-      const res = await h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
-      expect(res.status, res.text).toBe(200);
-      return res.body.data.rows[0][0] as unknown;
-    };
+    const { rowsOf } = await queriesOf(h, pgBody(db.name));
+    const value = async (sql: string) => (await rowsOf(sql))[0]![0];
     expect(await value("SHOW default_transaction_deferrable")).toBe("off");
     expect(await value("SELECT interval '1 day 2 hours'")).toBe("1 day 02:00:00");
     const pid = await value("SELECT pg_backend_pid()");
@@ -73,8 +80,8 @@ describe("PostgreSQL: a search_path that puts its owner's schema before pg_catal
 describe("PostgreSQL: state a view or function leaves on the pooled connection", () => {
   let h: Harness;
   let db: Awaited<ReturnType<typeof createPgDatabase>>;
-  let token: string;
-  let id: number;
+  let run: Awaited<ReturnType<typeof queriesOf>>["run"];
+  let rowsOf: Awaited<ReturnType<typeof queriesOf>>["rowsOf"];
 
   beforeAll(async () => {
     db = await createPgDatabase("pulse_state");
@@ -91,21 +98,13 @@ describe("PostgreSQL: state a view or function leaves on the pooled connection",
         RAISE EXCEPTION 'failed after taking the lock';
       END $$`);
     h = await createHarness({ env: ENV });
-    token = (await h.newUser()).token;
-    const body = { db_type: "postgresql", host: PG.host, port: PG.port, database_name: db.name, username: PG.user, db_password: "unused" };
-    id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+    ({ run, rowsOf } = await queriesOf(h, pgBody(db.name)));
   });
   afterAll(async () => {
     await h?.close();
     await db?.drop();
   });
 
-  const run = async (sql: string) => h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
-  const rowsOf = async (sql: string) => {
-    const res = await run(sql);
-    expect(res.status, res.text).toBe(200);
-    return res.body.data.rows as unknown[][];
-  };
   /** Advisory locks held in the test's database, seen from a connection of its own. */
   const advisoryLocks = async () =>
     (await db.query<{ objid: number }>("SELECT objid::int8 AS objid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY objid")).map((r) => Number(r.objid));
@@ -140,8 +139,8 @@ describe("MariaDB: state a stored function leaves on the pooled connection", () 
   let db: Awaited<ReturnType<typeof createMariaDatabase>>;
   const user = uniqueName("pulse_s").slice(0, 60);
   const password = uniqueName("pw");
-  let token: string;
-  let id: number;
+  let run: Awaited<ReturnType<typeof queriesOf>>["run"];
+  let rowsOf: Awaited<ReturnType<typeof queriesOf>>["rowsOf"];
 
   beforeAll(async () => {
     db = await createMariaDatabase("pulse_state");
@@ -163,9 +162,7 @@ describe("MariaDB: state a stored function leaves on the pooled connection", () 
         RETURN 1;
       END`);
     h = await createHarness({ env: ENV });
-    token = (await h.newUser()).token;
-    const body = { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: user, db_password: password };
-    id = (await h.call("POST", "/databases/add_db_connection", { token, json: body })).body.db_connection.id as number;
+    ({ run, rowsOf } = await queriesOf(h, { db_type: "mysql", host: MARIADB.host, port: MARIADB.port, database_name: db.name, username: user, db_password: password }));
   });
   afterAll(async () => {
     await h?.close();
@@ -173,12 +170,6 @@ describe("MariaDB: state a stored function leaves on the pooled connection", () 
     await db?.drop();
   });
 
-  const run = async (sql: string) => h.call("POST", `/databases/${id}/query`, { token, json: { sql } });
-  const rowsOf = async (sql: string) => {
-    const res = await run(sql);
-    expect(res.status, res.text).toBe(200);
-    return res.body.data.rows as unknown[][];
-  };
   const lockHeld = async () => (await mariaAdmin<{ held: number }>(`SELECT IS_USED_LOCK('${db.name}') IS NOT NULL AS held`))[0]!.held === 1;
 
   it("releases the GET_LOCK lock and forgets the user variable before the next statement", async () => {
