@@ -36,11 +36,12 @@ describe("PostgreSQL: a search_path that puts its owner's schema before pg_catal
   let db: Awaited<ReturnType<typeof createPgDatabase>>;
   beforeAll(async () => {
     db = await createPgDatabase("pulse_path");
-    // Built-in names shadowed by functions that take a session advisory lock, Pulse's own
-    // cleanup among them (so that the lock would outlive the statement).
+    // Built-in names shadowed by functions that take a session advisory lock, and answer
+    // otherwise than the built-ins (so that the test sees which ran), Pulse's own cleanup among
+    // them (so that the lock would outlive the statement).
     await db.query(`CREATE SCHEMA owner_first;
-      CREATE FUNCTION owner_first.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_catalog.pg_advisory_lock(${LOCK_KEY} + 10)::text || pg_catalog.lower($1) $$;
-      CREATE FUNCTION owner_first.locking_eq(int4, int4) RETURNS bool LANGUAGE sql AS $$ SELECT pg_catalog.pg_try_advisory_lock(${LOCK_KEY} + 11) AND $1 OPERATOR(pg_catalog.=) $2 $$;
+      CREATE FUNCTION owner_first.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_catalog.pg_advisory_lock(${LOCK_KEY} + 10)::text || 'owner: ' || pg_catalog.lower($1) $$;
+      CREATE FUNCTION owner_first.locking_eq(int4, int4) RETURNS bool LANGUAGE sql AS $$ SELECT pg_catalog.pg_try_advisory_lock(${LOCK_KEY} + 11) AND NOT $1 OPERATOR(pg_catalog.=) $2 $$;
       CREATE OPERATOR owner_first.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = owner_first.locking_eq);
       CREATE FUNCTION owner_first.pg_advisory_unlock_all() RETURNS void LANGUAGE sql AS $$ SELECT NULL::void $$;`);
     await db.query(`ALTER DATABASE "${db.name}" SET search_path = owner_first, pg_catalog, public`);
