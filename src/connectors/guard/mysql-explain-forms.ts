@@ -3,20 +3,16 @@
 // ANALYZE [FORMAT=JSON] SELECT, which runs the SELECT like the SELECT itself would. For a second
 // parse only, those words are blanked out (with spaces, so positions stay the user's).
 
-import { tokenizeMysql, type Token } from "./mysql-tokens.js";
+import { isKeyword, isKeywordIn, isPunct, tokenizeMysql, type Token } from "./mysql-tokens.js";
 
 const EXPLAIN_WORDS = new Set(["EXPLAIN", "DESCRIBE", "DESC"]);
 const FORMATS = new Set(["JSON", "TREE", "TRADITIONAL"]);
 const DISPLAY_WORDS = new Set(["EXTENDED", "PARTITIONS"]);
-const ANALYZE = new Set(["ANALYZE"]);
 const QUERY_STARTS = new Set(["SELECT", "WITH"]);
-
-const isWord = (token: Token | undefined, words: ReadonlySet<string>) => token?.kind === "word" && words.has(token.value);
 
 /** How many tokens from `at` make a `FORMAT = name` clause, or 0. */
 function formatClause(tokens: Token[], at: number): number {
-  const [format, equals, name] = [tokens[at], tokens[at + 1], tokens[at + 2]];
-  return format?.kind === "word" && format.value === "FORMAT" && equals?.kind === "punct" && equals.value === "=" && isWord(name, FORMATS) ? 3 : 0;
+  return isKeyword(tokens[at], "FORMAT") && isPunct(tokens[at + 1], "=") && isKeywordIn(tokens[at + 2], FORMATS) ? 3 : 0;
 }
 
 /** The statement with those words blanked, or undefined when it has none of them. */
@@ -24,15 +20,15 @@ export function blankExplainModifiers(sql: string): string | undefined {
   const tokens = tokenizeMysql(sql);
   if (!Array.isArray(tokens)) return undefined;
   const blanked: Token[] = [];
-  if (isWord(tokens[0], EXPLAIN_WORDS)) {
-    const at = isWord(tokens[1], ANALYZE) ? 2 : 1;
+  if (isKeywordIn(tokens[0], EXPLAIN_WORDS)) {
+    const at = isKeyword(tokens[1], "ANALYZE") ? 2 : 1;
     const format = formatClause(tokens, at);
     if (format > 0) blanked.push(...tokens.slice(at, at + format));
-    else if (isWord(tokens[at], DISPLAY_WORDS)) blanked.push(tokens[at]!);
-  } else if (isWord(tokens[0], ANALYZE)) {
+    else if (isKeywordIn(tokens[at], DISPLAY_WORDS)) blanked.push(tokens[at]!);
+  } else if (isKeyword(tokens[0], "ANALYZE")) {
     // Only before a query: ANALYZE TABLE is another statement, and TABLE t alone would read.
     const format = formatClause(tokens, 1);
-    if (isWord(tokens[1 + format], QUERY_STARTS)) blanked.push(...tokens.slice(0, 1 + format));
+    if (isKeywordIn(tokens[1 + format], QUERY_STARTS)) blanked.push(...tokens.slice(0, 1 + format));
   }
   if (blanked.length === 0) return undefined;
   let text = sql;

@@ -12,7 +12,7 @@
 // and `@@name` becomes a column name (reading a system variable changes nothing). The statement
 // the server runs is the one the user wrote.
 
-import { tokenizeMysql, type Token } from "./mysql-tokens.js";
+import { isKeyword, isKeywordIn, isPunct, isString, isWord, tokenizeMysql, type Token } from "./mysql-tokens.js";
 
 /** Found by calling every keyword of sql-parser-cst's MySQL and MariaDB lists in a SELECT, on
  * the parser and on MariaDB (tests/unit/guard-builtins.test.ts): those the server runs as a
@@ -65,20 +65,17 @@ export function secondParseText(sql: string): string | undefined {
   for (let i = 1; i < tokens.length - 1; i++) {
     const token = tokens[i]!;
     const next = tokens[i + 1]!;
-    if (token.kind === "punct") {
-      if (token.value === "(") depth++;
-      if (token.value === ")") {
-        if (calls.at(-1)?.depth === depth) calls.pop();
-        depth--;
-      }
-      if (isSystemVariable(tokens, i)) {
-        put(token.start, next.end, "__");
-        i++;
-      }
-      continue;
+    if (isPunct(token, "(")) {
+      depth++;
+    } else if (isPunct(token, ")")) {
+      if (calls.at(-1)?.depth === depth) calls.pop();
+      depth--;
+    } else if (isSystemVariable(tokens, i)) {
+      put(token.start, next.end, "__");
+      i++;
     }
-    if (token.kind !== "word") continue;
-    const opensCall = next.kind === "punct" && next.value === "(";
+    if (!isWord(token)) continue;
+    const opensCall = isPunct(next, "(");
     const call = calls.at(-1)?.depth === depth ? calls.at(-1) : undefined;
     const castType = isCastAs(token) ? integerCastType(tokens, i + 1) : undefined;
     if (castType) {
@@ -92,8 +89,8 @@ export function secondParseText(sql: string): string | undefined {
       put(token.start, token.end, " ".repeat(token.end - token.start));
     } else if (call && (token.value === "FROM" || token.value === "FOR")) {
       // TRIM(BOTH FROM x) trims spaces: no argument before FROM, no comma.
-      const previous = tokens[i - 1]!;
-      const first = (previous.kind === "punct" && previous.value === "(") || (previous.kind === "word" && TRIM_SIDES.has(previous.value));
+      const previous = tokens[i - 1];
+      const first = isPunct(previous, "(") || isKeywordIn(previous, TRIM_SIDES);
       put(token.start, token.end, (first ? " " : ",").padEnd(token.end - token.start));
     } else {
       const constant = constantArgument(tokens, i);
@@ -114,50 +111,49 @@ const STATEMENT_STATE_VARIABLES: ReadonlySet<string> = new Set(["WARNING_COUNT",
  * join it), not assigned to (`@@x := 1`) and naming none of STATEMENT_STATE_VARIABLES: the
  * others, left as they are, do not parse and are refused. */
 function isSystemVariable(tokens: readonly Token[], at: number): boolean {
-  const [before, first, second, word] = [tokens[at - 1], tokens[at]!, tokens[at + 1], tokens[at + 2]];
-  if (first.value !== "@" || second?.kind !== "punct" || second.value !== "@" || second.start !== first.end) return false;
-  if (word?.kind !== "word" || word.start !== second.end) return false;
-  if (before !== undefined && before.end === first.start && (before.kind === "word" || before.value === "@")) return false;
-  const dot = tokens[at + 3];
-  const scoped = dot?.kind === "punct" && dot.value === ".";
+  const first = tokens[at];
+  const second = tokens[at + 1];
+  const word = tokens[at + 2];
+  if (!isPunct(first, "@") || !isPunct(second, "@") || second.start !== first.end) return false;
+  if (!isWord(word) || word.start !== second.end) return false;
+  // Joined to a word, or to any token spelled @ (`@@@x`, and `'@'@@x`, a syntax error to the
+  // server too): left as written.
+  const before = tokens[at - 1];
+  if (before !== undefined && before.end === first.start && (isWord(before) || before.value === "@")) return false;
+  const scoped = isPunct(tokens[at + 3], ".");
   const name = scoped ? tokens[at + 4] : word;
-  if (name?.kind !== "word" || STATEMENT_STATE_VARIABLES.has(name.value) || STATEMENT_STATE_VARIABLES.has(word.value)) return false;
-  const after = scoped ? tokens[at + 5] : tokens[at + 3];
-  return !(after?.kind === "punct" && after.value === ":");
+  if (!isWord(name) || STATEMENT_STATE_VARIABLES.has(name.value) || STATEMENT_STATE_VARIABLES.has(word.value)) return false;
+  return !isPunct(tokens[scoped ? at + 5 : at + 3], ":");
 }
 
 /** AS, after which CHAR(10) is a cast's type rather than a call of CHAR(). */
 function isCastAs(token: Token | undefined): boolean {
-  return token?.kind === "word" && token.value === "AS";
+  return isKeyword(token, "AS");
 }
 
 /** CHAR as CONVERT(x, CHAR)'s type, with no length: quoted, the grammar reads it as a name. */
 function isConvertedToChar(tokens: readonly Token[], at: number): boolean {
-  const [before, token, after] = [tokens[at - 1], tokens[at], tokens[at + 1]];
-  return before?.kind === "punct" && before.value === "," && token?.kind === "word" && token.value === "CHAR" && after?.kind !== undefined && after.value !== "(";
+  const after = tokens[at + 1];
+  // Any kind spelled `(` counts: after CHAR, a string '(' is a syntax error to the server too.
+  return isPunct(tokens[at - 1], ",") && isKeyword(tokens[at], "CHAR") && after !== undefined && after.value !== "(";
 }
 
 /** Where a constant argument starting at `tokens[at]` ends (the index of its last token), when
  * it is one just before a call's closing parenthesis: `SEPARATOR 'x'`, `USING charset`,
  * `CHARACTER SET charset` or `CHARSET charset`. */
 function constantArgument(tokens: readonly Token[], at: number): number | undefined {
-  const words = (...values: string[]) => values.every((value, k) => tokens[at + k]?.kind === "word" && tokens[at + k]!.value === value);
-  const closes = (k: number) => tokens[at + k]?.kind === "punct" && tokens[at + k]!.value === ")";
-  const name = (k: number) => tokens[at + k]?.kind === "word";
-  if (words("SEPARATOR") && tokens[at + 1]?.kind === "string" && closes(2)) return at + 1;
-  if ((words("USING") || words("CHARSET")) && name(1) && closes(2)) return at + 1;
-  if (words("CHARACTER", "SET") && name(2) && closes(3)) return at + 2;
+  const first = tokens[at];
+  if (isKeyword(first, "SEPARATOR") && isString(tokens[at + 1]) && isPunct(tokens[at + 2], ")")) return at + 1;
+  if ((isKeyword(first, "USING") || isKeyword(first, "CHARSET")) && isWord(tokens[at + 1]) && isPunct(tokens[at + 2], ")")) return at + 1;
+  if (isKeyword(first, "CHARACTER") && isKeyword(tokens[at + 1], "SET") && isWord(tokens[at + 2]) && isPunct(tokens[at + 3], ")")) return at + 2;
   return undefined;
 }
 
 /** `SIGNED`, `UNSIGNED`, `SIGNED INTEGER` or `UNSIGNED INT` starting at `tokens[at]` and closing
  * a cast (`)` follows): the index of its last token and where it ends. */
 function integerCastType(tokens: readonly Token[], at: number): { last: number; end: number } | undefined {
-  const first = tokens[at];
-  if (first?.kind !== "word" || (first.value !== "SIGNED" && first.value !== "UNSIGNED")) return undefined;
-  const second = tokens[at + 1];
-  const last = second?.kind === "word" && (second.value === "INT" || second.value === "INTEGER") ? at + 1 : at;
-  const after = tokens[last + 1];
-  if (after?.kind !== "punct" || after.value !== ")") return undefined;
+  if (!isKeyword(tokens[at], "SIGNED") && !isKeyword(tokens[at], "UNSIGNED")) return undefined;
+  const last = isKeyword(tokens[at + 1], "INT") || isKeyword(tokens[at + 1], "INTEGER") ? at + 1 : at;
+  if (!isPunct(tokens[last + 1], ")")) return undefined;
   return { last, end: tokens[last]!.end };
 }

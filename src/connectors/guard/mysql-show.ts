@@ -1,7 +1,7 @@
 // MySQL statements sql-parser-cst cannot parse: SHOW/DESCRIBE pass only as one closed form with
 // no expressions in it; everything else is refused, named by its leading keywords when known.
 
-import { tokenizeMysql, type Token } from "./mysql-tokens.js";
+import { isKeyword, isName, isPunct, isString, isWord, tokenizeMysql, type Token } from "./mysql-tokens.js";
 import {
   accept,
   refuse,
@@ -84,10 +84,8 @@ const KNOWN_REFUSALS: ReadonlyMap<string, GuardRule> = new Map<string, GuardRule
 ]);
 
 function matchName(tokens: readonly Token[], at: number): number {
-  const isName = (token: Token | undefined): boolean =>
-    token !== undefined && (token.kind === "word" || token.kind === "quoted_identifier");
   if (!isName(tokens[at])) return -1;
-  if (tokens[at + 1]?.value === "." && tokens[at + 1]?.kind === "punct") return isName(tokens[at + 2]) ? at + 3 : -1;
+  if (isPunct(tokens[at + 1], ".")) return isName(tokens[at + 2]) ? at + 3 : -1;
   return at + 1;
 }
 
@@ -100,17 +98,17 @@ function matchForm(form: readonly string[], tokens: readonly Token[]): boolean {
       at = matchName(tokens, at);
       if (at < 0) return false;
     } else if (step === "$from") {
-      if (token?.kind === "word" && (token.value === "FROM" || token.value === "IN")) {
+      if (isKeyword(token, "FROM") || isKeyword(token, "IN")) {
         at = matchName(tokens, at + 1);
         if (at < 0) return false;
       }
     } else if (step === "$like") {
-      if (token?.kind === "word" && token.value === "LIKE") {
-        if (tokens[at + 1]?.kind !== "string") return false;
+      if (isKeyword(token, "LIKE")) {
+        if (!isString(tokens[at + 1])) return false;
         at += 2;
       }
     } else if (step === "$column") {
-      if (token?.kind === "string") at += 1;
+      if (isString(token)) at += 1;
       else if (token !== undefined) {
         at = matchName(tokens, at);
         if (at < 0) return false;
@@ -118,7 +116,7 @@ function matchForm(form: readonly string[], tokens: readonly Token[]): boolean {
     } else {
       const optional = step.endsWith("?");
       const choices = (optional ? step.slice(0, -1) : step).split("|");
-      if (token?.kind === "word" && choices.includes(token.value)) at += 1;
+      if (isWord(token) && choices.includes(token.value)) at += 1;
       else if (!optional) return false;
     }
   }
@@ -128,13 +126,21 @@ function matchForm(form: readonly string[], tokens: readonly Token[]): boolean {
 function leadingWords(tokens: readonly Token[]): string {
   return tokens
     .slice(0, 2)
-    .filter((token) => token.kind === "word")
+    .filter(isWord)
     .map((token) => token.value)
     .join(" ");
 }
 
+/** The statement's first word, or "" when it starts with something else. */
+function firstWord(tokens: readonly Token[]): string {
+  const first = tokens[0];
+  return isWord(first) ? first.value : "";
+}
+
+const isSemicolon = (token: Token): boolean => isPunct(token, ";");
+
 function refuseKnown(tokens: readonly Token[]): GuardVerdict | undefined {
-  const first = tokens[0]?.kind === "word" ? tokens[0].value : "";
+  const first = firstWord(tokens);
   const two = leadingWords(tokens);
   const label = KNOWN_REFUSALS.has(two) ? two : first;
   const rule = KNOWN_REFUSALS.get(label);
@@ -148,13 +154,13 @@ function refuseKnown(tokens: readonly Token[]): GuardVerdict | undefined {
 export function classifyUnparsedMysql(sql: string, parseError: Refusal): GuardVerdict {
   const scanned = tokenizeMysql(sql);
   if (!Array.isArray(scanned)) return scanned;
-  const semicolon = scanned.findIndex((token) => token.kind === "punct" && token.value === ";");
+  const semicolon = scanned.findIndex(isSemicolon);
   const tokens = semicolon < 0 ? scanned : scanned.slice(0, semicolon);
   if (semicolon >= 0 && semicolon < scanned.length - 1) {
-    const count = scanned.filter((token) => token.kind === "punct" && token.value === ";").length;
+    const count = scanned.filter(isSemicolon).length;
     return refuseMultiple(scanned[scanned.length - 1]?.value === ";" ? count : count + 1);
   }
-  const first = tokens[0]?.kind === "word" ? tokens[0].value : "";
+  const first = firstWord(tokens);
   if (first === "SHOW" || first === "DESCRIBE" || first === "DESC" || first === "EXPLAIN") {
     const form = COMPILED_FORMS.find((candidate) => matchForm(candidate, tokens));
     if (form) return accept(form[0] === "SHOW" ? "show" : "describe");

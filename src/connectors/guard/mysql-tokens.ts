@@ -16,6 +16,43 @@ export interface Token {
   end: number;
 }
 
+/** A token known to be of one kind (what the predicates below narrow to). */
+export type TokenOf<K extends TokenKind> = Token & { kind: K };
+
+// The one way to test a token: by kind, and for words and punctuation by value. Words are
+// upper-cased once by the tokenizer, so a keyword is compared as written in upper case; none of
+// these allocates (they run for every token of a statement the parser rejected).
+
+/** A word: a keyword or an unquoted name. */
+export function isWord(token: Token | undefined): token is TokenOf<"word"> {
+  return token?.kind === "word";
+}
+
+/** The word `word`, given in upper case (`isKeyword(token, "FROM")`). */
+export function isKeyword(token: Token | undefined, word: string): token is TokenOf<"word"> {
+  return token?.kind === "word" && token.value === word;
+}
+
+/** One of `words`, given in upper case. */
+export function isKeywordIn(token: Token | undefined, words: ReadonlySet<string>): token is TokenOf<"word"> {
+  return token?.kind === "word" && words.has(token.value);
+}
+
+/** The punctuation character `char`: never a string or quoted identifier that holds it. */
+export function isPunct(token: Token | undefined, char: string): token is TokenOf<"punct"> {
+  return token?.kind === "punct" && token.value === char;
+}
+
+/** A name: a word or a backquoted identifier. */
+export function isName(token: Token | undefined): token is TokenOf<"word" | "quoted_identifier"> {
+  return token?.kind === "word" || token?.kind === "quoted_identifier";
+}
+
+/** A quoted string. */
+export function isString(token: Token | undefined): token is TokenOf<"string"> {
+  return token?.kind === "string";
+}
+
 function isWordChar(code: number): boolean {
   return (
     (code >= 0x30 && code <= 0x39) ||
