@@ -72,6 +72,16 @@ describe("classifyStatement edge cases", () => {
     expect(classifyStatement(dialect, "SELECT 1; SELECT 2;")).toMatchObject({ ok: false, rule: "multiple_statements" });
   });
 
+  // A statement MySQL's parser rejects is split by the tokenizer's semicolons: a string or quoted
+  // name spelled ";" at the end is no trailing semicolon (the parsed path counts 2 here too).
+  it.each(["SHOW WHERE 1; SELECT ';'", "SHOW WHERE 1; SELECT `;`"])("mysql: counts %j as 2 statements", (sql) => {
+    expect(classifyStatement("mysql", sql)).toMatchObject({
+      ok: false,
+      rule: "multiple_statements",
+      reason: expect.stringMatching(/^Found 2 statements;/),
+    });
+  });
+
   it("remembers verdicts per dialect: the same text repeated in another dialect is judged afresh", () => {
     const sql = "SELECT 1::int AS one"; // a cast PostgreSQL knows and the MySQL parser does not
     for (let round = 0; round < 2; round++) {

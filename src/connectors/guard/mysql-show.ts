@@ -158,7 +158,7 @@ export function classifyUnparsedMysql(sql: string, parseError: Refusal): GuardVe
   const tokens = semicolon < 0 ? scanned : scanned.slice(0, semicolon);
   if (semicolon >= 0 && semicolon < scanned.length - 1) {
     const count = scanned.filter(isSemicolon).length;
-    return refuseMultiple(scanned[scanned.length - 1]?.value === ";" ? count : count + 1);
+    return refuseMultiple(isSemicolon(scanned[scanned.length - 1]!) ? count : count + 1);
   }
   const first = firstWord(tokens);
   if (first === "SHOW" || first === "DESCRIBE" || first === "DESC" || first === "EXPLAIN") {
