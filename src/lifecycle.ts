@@ -5,6 +5,7 @@ import type { ServerType } from "@hono/node-server";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 
 import { createApp, JSON_RPC_PATHS } from "./app.js";
+import { shutdownController } from "./http/standing.js";
 import { serveApp, serveLimits } from "./http/unread-responses.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
@@ -180,7 +181,7 @@ export async function buildDeps(
       audit,
       metrics,
       askTurns: new AskTurns(config.ask.maxConcurrent),
-      shuttingDown: new AbortController(),
+      shuttingDown: shutdownController(),
     };
   } catch (err) {
     await sessions.close();

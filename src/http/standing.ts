@@ -4,6 +4,7 @@
 // save's dry runs send no statement after a logout, a password change or a key's deletion.
 
 import type { Context } from "hono";
+import { setMaxListeners } from "node:events";
 
 import type { UnknownKeyGate } from "../auth/api-keys.js";
 import { revokedError, type WatchedCredential } from "../auth/revocation-watch.js";
@@ -56,6 +57,14 @@ export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, cont
     throw revokedError(credential);
   }
   return unwatch;
+}
+
+/** deps.shuttingDown: every request under way listens to its signal (followStops), so it has no
+ * listener bound; past Node's default of 10 a busy instance warned of a leak that is not one. */
+export function shutdownController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
 
 /** Aborts `controller` with the reason of whichever comes first, the client hanging up or the

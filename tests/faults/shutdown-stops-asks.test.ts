@@ -72,3 +72,30 @@ describe("stopping the instance", () => {
     expect(res.body).toMatchObject({ jsonrpc: "2.0", id: 7, code: "shutting_down", error: { code: -32000 } });
   }, 30_000);
 });
+
+describe("requests in flight", () => {
+  it("listen for the instance stopping without a listener-leak warning, however many there are", async () => {
+    // Node warns past 10 listeners on one signal: every request under way listens to
+    // deps.shuttingDown, so a busy instance printed MaxListenersExceededWarning, which reads as
+    // a leak to an operator.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", onWarning);
+    try {
+      const users = await Promise.all([1, 2, 3].map(() => h.newConnectedUser()));
+      const releases = Array.from({ length: 12 }, heldModel);
+      const asks = users.flatMap((user) =>
+        [1, 2, 3, 4].map(() => h.call("POST", "/ask", { token: user.token, json: { question: "Anything?", session_id: user.sessionId } })),
+      );
+      await asked(12);
+      stop();
+      const answers = await Promise.all(asks);
+      for (const release of releases) release();
+      expect(answers.map((res) => res.status)).toEqual(Array(12).fill(503));
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings.filter((warning) => warning.startsWith("MaxListenersExceededWarning"))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  }, 30_000);
+});

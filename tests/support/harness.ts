@@ -19,6 +19,7 @@ import type { Deps } from "../../src/deps.js";
 import { loadGuard } from "../../src/connectors/guard/index.js";
 import { createTargetGate } from "../../src/connectors/target-gate.js";
 import { createLogger } from "../../src/logger.js";
+import { shutdownController } from "../../src/http/standing.js";
 import { serveApp, serveLimits } from "../../src/http/unread-responses.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createConnectorCache, createCredentialChecks, modelFor, openSessionStore, watchGauges } from "../../src/lifecycle.js";
@@ -149,7 +150,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const credentials = await createCredentialChecks(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, ...credentials, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent), shuttingDown: new AbortController() };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, ...credentials, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent), shuttingDown: shutdownController() };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });
