@@ -103,6 +103,7 @@ export async function createConnectorCache(
   });
   // Evictions may have been missed (a connection deleted, or moved to another server, on another
   // instance): each connector opened before is checked against its connection on its next use.
+  // So may schema reads anew: each schema kept is read again on its next use.
   sessions.onSubscriptionGap(() => cache.suspectAll());
   return cache;
 }

@@ -240,9 +240,14 @@ export class ConnectorCache {
   /** Marks every connector (and every target being loaded) as possibly out of date: evictions
    * announced while this process could not hear were missed. Each is checked against its
    * connection on its next use (saved-connection.ts), not closed: a check or an agent using
-   * it now goes on. */
+   * it now goes on. Schema reads anew announced meanwhile were missed too, and a connector
+   * found up to date would otherwise keep its schema for as long as it lives: each one kept is
+   * read again on next use. */
   suspectAll(): void {
-    for (const id of this.entries.keys()) this.checkedAt.set(id, Number.NEGATIVE_INFINITY);
+    for (const id of this.entries.keys()) {
+      this.checkedAt.set(id, Number.NEGATIVE_INFINITY);
+      this.discardSchemaHere(id);
+    }
     for (const loads of this.loads.values()) for (const load of loads) load.stale = true;
   }
 

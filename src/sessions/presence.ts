@@ -1,5 +1,10 @@
 // Which instances of a deployment are live, from a heartbeat in Redis: a sorted set of instance
-// ids, each scored by when its announcement expires. Connection budgets divide by the count.
+// ids, each scored by when its announcement expires. Connection budgets divide by the count,
+// which rises at once but falls only once the lower count has held for a whole expiry window:
+// a Redis restarted without its data has the first instance to announce itself again count
+// itself alone until the others' next heartbeats, and taking the whole budget meanwhile, while
+// they take their shares, would have the deployment run more than the setting. So an instance
+// that leaves is still counted for up to expiryMs, the side that keeps within the budget.
 
 import type { Redis } from "ioredis";
 
@@ -12,8 +17,8 @@ const INSTANCES_KEY = "instances";
 export interface PresenceOptions {
   /** How often this instance renews its announcement and recounts. */
   heartbeatMs?: number;
-  /** How long an announcement lasts unrenewed: an instance that dies without leaving stops
-   * counting after this. */
+  /** How long an announcement lasts unrenewed (an instance that dies without leaving stops
+   * being announced after this), and how long a lower count must hold before it is used. */
   expiryMs?: number;
 }
 
@@ -22,6 +27,9 @@ export function createRedisPresence(redis: Redis, options: PresenceOptions = {})
   const expiryMs = options.expiryMs ?? heartbeatMs * 3;
   const id = newInstanceId();
   const presence = { count: 1 };
+  /** The counts heartbeats found, oldest first, from the newest one at least expiryMs old (kept
+   * across an outage of any length: the count before it holds until a lower one has held). */
+  const seen: { at: number; count: number }[] = [];
   const errorHandlers: ((err: unknown) => void)[] = [];
   let joined: Promise<Presence> | undefined;
   let beating: Promise<void> = Promise.resolve();
@@ -41,7 +49,9 @@ export function createRedisPresence(redis: Redis, options: PresenceOptions = {})
         .exec();
       const [err, count] = results?.[2] ?? [new Error("the heartbeat transaction was discarded"), null];
       if (err) throw err;
-      presence.count = Math.max(1, Number(count));
+      seen.push({ at: now, count: Number(count) });
+      while (seen.length > 1 && now - seen[1]!.at >= expiryMs) seen.shift();
+      presence.count = Math.max(1, ...seen.map((s) => s.count));
     } catch (err) {
       for (const handler of errorHandlers) handler(err);
     }

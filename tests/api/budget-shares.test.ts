@@ -64,7 +64,8 @@ describe("POST /databases/{id}/query on two instances", () => {
 
       await second.close();
       secondOpen = false;
-      await expect.poll(async () => (await first.deps.sessions.instances()).count).toBe(1);
+      // Once the first has counted itself alone for an expiry window (three heartbeats).
+      await expect.poll(async () => (await first.deps.sessions.instances()).count, { timeout: 3000 }).toBe(1);
 
       const fresh = await connectionOf(first, user.token);
       expect((await queries(first, user.token, fresh, PER_MINUTE + 1)).map((r) => r.status)).toEqual([200, 200, 200, 200, 429]);
