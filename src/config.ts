@@ -135,6 +135,7 @@ const envSchema = z.object({
   CONNECTOR_IDLE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 86_400).default(300)),
   SCHEMA_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(65_536, 1024 * 1024 * 1024).default(32 * 1024 * 1024)),
   SCHEMA_CACHE_MAX_BYTES: z.preprocess(emptyAsUndefined, intIn(65_536, 64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024)),
+  SCHEMA_MAX_AGE_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 30 * 86_400).default(3600)),
   // Node itself reserves about 800 MiB of address space: less can not even start.
   SQLITE_MEMORY_MB: z.preprocess(
     emptyAsUndefined,
@@ -287,6 +288,8 @@ export interface Config {
     /** One connection's cached schema at most, and all of them together (schema-memory.ts). */
     schemaMaxBytes: number;
     schemaCacheMaxBytes: number;
+    /** How long a cached schema is used before the catalog is read again on next use. */
+    schemaMaxAgeSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Unset LOG_FORMAT: pretty on a terminal outside production, JSON lines otherwise. */
@@ -514,6 +517,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       sqliteMemoryMb: e.SQLITE_MEMORY_MB,
       schemaMaxBytes: e.SCHEMA_MAX_BYTES,
       schemaCacheMaxBytes: e.SCHEMA_CACHE_MAX_BYTES,
+      schemaMaxAgeSeconds: e.SCHEMA_MAX_AGE_SECONDS,
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT ?? (terminal && e.NODE_ENV !== "production" ? "pretty" : "json"),

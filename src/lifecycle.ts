@@ -78,6 +78,7 @@ export async function createConnectorCache(
       maxEntries: config.connectors.cacheMax,
       idleMs: config.connectors.idleSeconds * 1000,
       schemaMemory: { maxBytes: config.connectors.schemaMaxBytes, maxTotalBytes: config.connectors.schemaCacheMaxBytes },
+      schemaMaxAgeMs: config.connectors.schemaMaxAgeSeconds * 1000,
       // Room for monitoring beside the interactive statements a database's budget lets run
       // (CONNECTION_MAX_CONCURRENCY, at most the pool's size): checks have a budget of their
       // own, and must not wait for a socket behind other users' reads of a shared pool.

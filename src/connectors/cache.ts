@@ -41,6 +41,9 @@ export interface ConnectorCacheOptions {
   metrics?: Metrics | undefined;
   /** What its connectors' cached schemas may hold (none: unbounded, for tests of one connector). */
   schemaMemory?: SchemaMemoryLimits;
+  /** How long a connector uses a schema it read before reading it again (SCHEMA_MAX_AGE_SECONDS).
+   * None: until refreshed, discarded or forgotten. */
+  schemaMaxAgeMs?: number;
   /** How long a connector is trusted to be its connection's without reading the connection
    * again (TOKEN_RECHECK_SECONDS): evictions are announced, but an announcement the evicting
    * instance could not send is lost, with no gap here to tell of it. None: for ever. */
@@ -169,7 +172,7 @@ export class ConnectorCache {
       this.failures?.reached(connectionId, started);
       const budget = this.budgets.hold(key, ownerId);
       const counts = this.options.metrics?.statements(driver.dialect);
-      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas, this.failures);
+      return new GuardedConnector(connectionId, ownerId, key, driver, this.options.limits, budget, this.guard, this.options.recorder, counts, this.schemas, this.failures, this.options.schemaMaxAgeMs);
     })();
     this.entries.set(connectionId, opening);
     this.opened.set(connectionId, { ownerId, target, successor });

@@ -44,6 +44,9 @@ export type Successor = () => Promise<GuardedConnector>;
 
 export class GuardedConnector implements SchemaHolder {
   private schemaCache: Promise<SchemaSnapshot> | undefined;
+  /** When (performance.now()) the cached schema is too old to be used: its catalog read's end
+   * plus the age it may reach. Never while that read runs, or with nothing cached. */
+  private schemaStaleAt = Number.POSITIVE_INFINITY;
   /** The snapshot kept now, the bytes it is counted as, and its JSON once asked for. */
   private kept: { snapshot: SchemaSnapshot; bytes: number; json?: Promise<Uint8Array<ArrayBuffer>> } | undefined;
   /** Catalog reads, one at a time (see refreshSchema). */
@@ -77,6 +80,10 @@ export class GuardedConnector implements SchemaHolder {
     /** Connections that could not be made, counted and refused past CONNECTION_TESTS_PER_MINUTE
      * (none: neither). Each pool connection resolves the host anew: any call may connect. */
     private readonly failures?: ConnectFailures,
+    /** How long a schema read is used (SCHEMA_MAX_AGE_SECONDS): a table added since, on a
+     * connection in steady use, or a refresh on an instance whose news this one missed, is seen
+     * at most this late. */
+    private readonly schemaMaxAgeMs = Number.POSITIVE_INFINITY,
   ) {}
 
   get dialect() {
@@ -172,15 +179,17 @@ export class GuardedConnector implements SchemaHolder {
     return this.guard.classify(this.driver.dialect, sql, this.ownerId);
   }
 
-  /** The database's schema, introspected once and kept until refreshed (or forgotten for room:
-   * schema-memory.ts). */
+  /** The database's schema, introspected once and kept until refreshed, too old (schemaMaxAgeMs)
+   * or forgotten for room (schema-memory.ts). */
   schema(): Promise<SchemaSnapshot> {
     return this.cachedSchema() ?? this.reads.run(() => this.startIntrospection(this.budget));
   }
 
-  /** The cached schema, if there is one now, without reading the catalog. */
+  /** The cached schema, if there is one now and it is not too old, without reading the catalog.
+   * A monotonic clock: a wall clock set back would keep an old schema for as long. */
   cachedSchema(): Promise<SchemaSnapshot> | undefined {
     this.lastUsedAt = Date.now();
+    if (performance.now() >= this.schemaStaleAt) return undefined;
     if (this.schemaCache) this.schemas?.touch(this);
     return this.schemaCache;
   }
@@ -188,6 +197,7 @@ export class GuardedConnector implements SchemaHolder {
   /** Drops the cached schema for room (schema-memory.ts): the next use reads the catalog again. */
   forgetSchema(): void {
     this.schemaCache = undefined;
+    this.schemaStaleAt = Number.POSITIVE_INFINITY;
     this.kept = undefined;
   }
 
@@ -235,12 +245,16 @@ export class GuardedConnector implements SchemaHolder {
   }
 
   /** A read that becomes the cached schema; if it fails (a refresh refused by a budget, say),
-   * the schema read before is kept. */
+   * the schema read before is kept, as old as it was (one too old is read again on next use). */
   private startIntrospection(budget: StatementBudget): Promise<SchemaSnapshot> {
     const previous = this.schemaCache;
+    const previousStaleAt = this.schemaStaleAt;
     const read: Promise<SchemaSnapshot> = this.introspect(budget).then(async (snapshot) => {
+      // Aged from the end of the catalog read, not of measuring it.
+      const staleAt = performance.now() + this.schemaMaxAgeMs;
       // Refused past SCHEMA_MAX_BYTES, whoever asked: the schema read before, if any, stays.
       const bytes = await this.schemas?.measure(snapshot);
+      if (this.schemaCache === read) this.schemaStaleAt = staleAt;
       // Counted only while it is what this connector keeps: not once forgotten for room while
       // it was read, nor after close() began (nothing would ever let go of it).
       if (this.schemaCache === read && !this.closing) {
@@ -250,8 +264,11 @@ export class GuardedConnector implements SchemaHolder {
       return snapshot;
     });
     this.schemaCache = read;
+    this.schemaStaleAt = Number.POSITIVE_INFINITY;
     read.catch(() => {
-      if (this.schemaCache === read) this.schemaCache = previous;
+      if (this.schemaCache !== read) return;
+      this.schemaCache = previous;
+      this.schemaStaleAt = previousStaleAt;
     });
     return read;
   }

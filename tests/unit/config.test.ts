@@ -165,6 +165,15 @@ describe("loadConfig", () => {
     expect(loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_BYTES: "1000000", SCHEMA_CACHE_MAX_BYTES: "1000000" }).connectors.schemaMaxBytes).toBe(1_000_000);
   });
 
+  it("reads a kept schema again past SCHEMA_MAX_AGE_SECONDS, an hour unless told, at least a second", () => {
+    expect(loadConfig({ DATA_DIR: tempDir() }).connectors.schemaMaxAgeSeconds).toBe(3600);
+    expect(loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_AGE_SECONDS: "60" }).connectors.schemaMaxAgeSeconds).toBe(60);
+    expect(loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_AGE_SECONDS: "" }).connectors.schemaMaxAgeSeconds).toBe(3600);
+    for (const bad of ["0", "-1", "1.5", "soon", String(30 * 86_400 + 1)]) {
+      expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), SCHEMA_MAX_AGE_SECONDS: bad })).message).toContain("SCHEMA_MAX_AGE_SECONDS");
+    }
+  });
+
   it("sizes pools for the statements a database's budget lets run, and refuses fewer sockets than that", () => {
     expect(loadConfig({ DATA_DIR: tempDir() }).connectors.poolSize).toBe(4);
     expect(loadConfig({ DATA_DIR: tempDir(), CONNECTION_MAX_CONCURRENCY: "12" }).connectors.poolSize).toBe(12);
