@@ -134,7 +134,10 @@ export async function ask(
     .filter((turn) => (turn.connection_id ?? connectionId) === connectionId && (turn.target ?? connector.targetKey) === connector.targetKey);
 
   const deadline = AbortSignal.timeout(timeoutMs);
-  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  // Aborted once the run is over: LangGraph adds an abort listener to `signal` it never removes,
+  // and Node keeps a composite signal with listeners (gcPersistentSignals) until it aborts.
+  const finished = new AbortController();
+  const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), deadline, finished.signal]);
   let outcome: AgentResult;
   try {
     outcome = await runAgent(deps.model, {
@@ -168,6 +171,8 @@ export async function ask(
     // HTTP client's own error), it is the client's leaving, answered and logged as /query's.
     throwIfCancelled(options.signal);
     throw err;
+  } finally {
+    finished.abort();
   }
 
   const turn: StoredTurn = { ...turnForHistory(input.question, outcome.answer, outcome.sql), connection_id: connectionId, target: connector.targetKey };
