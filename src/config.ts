@@ -44,6 +44,22 @@ function numberedDatabase(url: string): boolean {
   return /^\/?(\d+)?$/.test(new URL(url).pathname);
 }
 
+/** Comma-separated secrets, each meeting `valid` (the rule of the setting they stand beside).
+ * A problem names the item by its place in the list, never by its value. */
+const secretList = (valid: (item: string) => boolean, rule: string) =>
+  z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .optional()
+      .transform(commaList)
+      .superRefine((items, ctx) => {
+        items.forEach((item, i) => {
+          if (!valid(item)) ctx.addIssue({ code: "custom", message: `item ${i + 1} of ${items.length} ${rule}` });
+        });
+      }),
+  );
+
 /** A secret made by hand as a placeholder (32 spaces, 64 zeros, "changeme" repeated) has few
  * different characters; a random one of 32 characters or bytes has some 25 to 30. */
 const MIN_DISTINCT_IN_SECRET = 8;
@@ -93,6 +109,9 @@ const envSchema = z.object({
       .refine((v) => decodeKey(v) !== null, "must be 32 bytes, as 64 hex characters or base64")
       .optional(),
   ),
+  // Replaced secrets still accepted while a rotation is under way (README, Rotating secrets).
+  JWT_SECRET_PREVIOUS: secretList((v) => v.length >= MIN_JWT_SECRET_CHARS, `must be at least ${MIN_JWT_SECRET_CHARS} characters, as JWT_SECRET`),
+  SECRETS_KEY_PREVIOUS: secretList((v) => decodeKey(v) !== null, "must be 32 bytes, as 64 hex characters or base64, as SECRETS_KEY"),
   JWT_EXPIRES_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
   SESSION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
   TOKEN_RECHECK_SECONDS: z.preprocess(emptyAsUndefined, intIn(1, 3600).default(10)),
@@ -243,9 +262,13 @@ export interface Config {
   redisUrl: string | undefined;
   /** Put before every Redis key and channel, so deployments sharing a Redis do not meet. */
   redisPrefix: string;
+  /** Signs new tokens; verifies them, as each of previousJwtSecrets does (a rotation). */
   jwtSecret: Uint8Array;
-  /** AES-256 key sealing stored database passwords. */
+  previousJwtSecrets: Uint8Array[];
+  /** AES-256 key sealing stored database passwords and channel URLs; it and each of
+   * previousSecretsKeys open them (openingKeys, src/auth/secrets.ts). */
   secretsKey: Buffer;
+  previousSecretsKeys: Buffer[];
   jwtExpiresSeconds: number;
   sessionTtlSeconds: number;
   /** How long an instance trusts that a token's user exists and it is not revoked, before
@@ -411,8 +434,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     if (missing.length > 0) {
       throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     }
+    // A previous JWT secret still verifies tokens, so it must be as hard to guess as the
+    // current one. A previous SECRETS_KEY only opens what is already sealed under it: a plain
+    // one is exactly what a rotation must be able to read to move away from it.
     const plain = [
       ...(distinctIn(e.JWT_SECRET!) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET: too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters); generate one, such as with \`openssl rand -base64 48\``] : []),
+      ...e.JWT_SECRET_PREVIOUS.flatMap((secret, i, all) =>
+        distinctIn(secret) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET_PREVIOUS: item ${i + 1} of ${all.length} is too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters)`] : [],
+      ),
       ...(distinctIn(decodeKey(e.SECRETS_KEY!)!) < MIN_DISTINCT_IN_SECRET ? [`SECRETS_KEY: too plain to be a key (fewer than ${MIN_DISTINCT_IN_SECRET} different bytes); generate one, such as with \`openssl rand -hex 32\``] : []),
     ];
     if (plain.length > 0) throw new ConfigError(plain);
@@ -448,6 +477,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
   const generated = needGenerated ? generatedSecrets(dataDir) : undefined;
   const jwtSecret = e.JWT_SECRET ?? generated!.jwtSecret;
   const secretsKey = decodeKey(e.SECRETS_KEY ?? generated!.secretsKey)!;
+  const previousSecretsKeys = e.SECRETS_KEY_PREVIOUS.map((key) => decodeKey(key)!);
+  // The current one listed as previous is a rotation half done (the new key not set yet, or
+  // the old one not moved to the list): it would seal under the key meant to go.
+  const notReplaced = [
+    ...e.JWT_SECRET_PREVIOUS.flatMap((secret, i, all) => (secret === jwtSecret ? [`JWT_SECRET_PREVIOUS: item ${i + 1} of ${all.length} is the current JWT_SECRET; list only secrets it replaced`] : [])),
+    ...previousSecretsKeys.flatMap((key, i, all) => (key.equals(secretsKey) ? [`SECRETS_KEY_PREVIOUS: item ${i + 1} of ${all.length} is the current SECRETS_KEY; list only keys it replaced`] : [])),
+  ];
+  if (notReplaced.length > 0) throw new ConfigError(notReplaced);
 
   return {
     env: e.NODE_ENV,
@@ -464,7 +501,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     jwtSecret: new TextEncoder().encode(jwtSecret),
+    previousJwtSecrets: e.JWT_SECRET_PREVIOUS.map((secret) => new TextEncoder().encode(secret)),
     secretsKey,
+    previousSecretsKeys,
     jwtExpiresSeconds: e.JWT_EXPIRES_SECONDS,
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
     tokenRecheckSeconds: e.TOKEN_RECHECK_SECONDS,

@@ -22,8 +22,15 @@ const SECRET_KEYS = [
   "token",
   "authorization",
   "connection_string",
+  // The keys, under their settings' names and Config's (rotation's previous ones included).
+  "JWT_SECRET",
+  "JWT_SECRET_PREVIOUS",
+  "SECRETS_KEY",
+  "SECRETS_KEY_PREVIOUS",
   "jwtSecret",
+  "previousJwtSecrets",
   "secretsKey",
+  "previousSecretsKeys",
   "apiKey",
 ];
 

@@ -1,7 +1,10 @@
 // Access tokens: HS256 JWTs (jose) naming the user, the session they opened at login, and the
 // user's token generation at the time (raised to revoke all their tokens at once).
+//
+// Rotation: tokens are signed with JWT_SECRET only, and verified with it or any of
+// JWT_SECRET_PREVIOUS, so a token issued before the change lives out its lifetime.
 
-import { errors, jwtVerify, SignJWT } from "jose";
+import { errors, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { createLRU } from "lru.min";
 
 import { DomainError } from "../errors.js";
@@ -29,10 +32,26 @@ export async function issueToken(claims: TokenClaims, secret: Uint8Array, expire
     .sign(secret);
 }
 
-/** Verifies signature, algorithm (HS256 only: never "none") and expiry. */
-export async function verifyToken(token: string, secret: Uint8Array, now: number = Date.now()): Promise<VerifiedToken> {
+/** The payload of `token` as the first of `secrets` whose signature it bears verifies it. jose
+ * checks the signature before any claim, so only a signature that does not match moves on to
+ * the next secret (jose's own way with several candidate keys, JWKSMultipleMatchingKeys); an
+ * expired or malformed token is refused by the secret that signed it, as it was with one. */
+async function verifiedPayload(token: string, secrets: readonly Uint8Array[], now: number): Promise<JWTPayload> {
+  for (const [i, secret] of secrets.entries()) {
+    try {
+      return (await jwtVerify(token, secret, { algorithms: ["HS256"], currentDate: new Date(now) })).payload;
+    } catch (err) {
+      if (!(err instanceof errors.JWSSignatureVerificationFailed) || i === secrets.length - 1) throw err;
+    }
+  }
+  throw new errors.JWSSignatureVerificationFailed();
+}
+
+/** Verifies signature (with any of `secrets`: the current one, then previous ones), algorithm
+ * (HS256 only: never "none") and expiry. */
+export async function verifyToken(token: string, secrets: readonly Uint8Array[], now: number = Date.now()): Promise<VerifiedToken> {
   try {
-    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], currentDate: new Date(now) });
+    const payload = await verifiedPayload(token, secrets, now);
     const userId = Number(payload.sub);
     // Tokens issued before generations existed carry none: they belong to generation 0, which
     // every user had then, so a password change since refuses them like any other.
@@ -60,7 +79,7 @@ export async function verifyToken(token: string, secret: Uint8Array, now: number
  * overhead. The cache is keyed by the whole token, signature included, so only the exact
  * bytes that verified are trusted again. `cached` answers without a promise, for callers on a
  * hot path. Whether a verified token was since revoked is another question (token-standing.ts). */
-export function createTokenVerifier(secret: Uint8Array, maxEntries = 10_000, now: () => number = Date.now) {
+export function createTokenVerifier(secrets: readonly Uint8Array[], maxEntries = 10_000, now: () => number = Date.now) {
   // Least recently used out first: tokens in use stay, however many others were verified.
   const verified = createLRU<string, Readonly<VerifiedToken>>({ max: maxEntries });
   const cached = (token: string): Readonly<VerifiedToken> | undefined => {
@@ -72,7 +91,7 @@ export function createTokenVerifier(secret: Uint8Array, maxEntries = 10_000, now
   const verify = async (token: string): Promise<Readonly<VerifiedToken>> => {
     const hit = cached(token);
     if (hit) return hit;
-    const claims = await verifyToken(token, secret, now());
+    const claims = await verifyToken(token, secrets, now());
     verified.set(token, claims);
     return claims;
   };

@@ -14,6 +14,11 @@ Commands:
                              3 while an instance runs checks of its connection, 4 while a
                              server holds the embedded store, 5 when it could not run at
                              all (settings, the store unreachable)
+  secrets rotate [--json]    Re-seal every stored password and channel URL under SECRETS_KEY,
+                             opening them with it or SECRETS_KEY_PREVIOUS (README, Rotating
+                             secrets), and print how many were re-sealed, already under it, and
+                             which no key opens; exit 1 when some are not under it now, 4 while
+                             a server holds the embedded store, 5 when it could not run at all
   help                       Show this text (also --help, -h)
 
 Exit 2 also for an unknown command or a bad argument. Settings are read from the environment,
@@ -41,6 +46,8 @@ async function run(): Promise<number | undefined> {
       return noArguments() ?? (await import("./migrate.js")).migrate();
     case "check":
       return (await import("./check.js")).check(args);
+    case "secrets":
+      return (await import("./secrets.js")).secrets(args);
     case undefined:
     case "help":
     case "--help":

@@ -4,7 +4,7 @@
 
 import path from "node:path";
 
-import { openSecret } from "../auth/secrets.js";
+import { openingKeys, openSecret } from "../auth/secrets.js";
 import type { Config } from "../config.js";
 import { invalidFields } from "../errors.js";
 import { canonicalHost } from "../net/resolve.js";
@@ -67,7 +67,7 @@ interface SavedRow {
 const invalidField = (field: string, message: string) => invalidFields([{ path: `body.${field}`, message }]);
 
 export function specOfRow(config: Config, row: SavedRow): ConnectionSpec {
-  return { ...placeOfRow(row), password: openSecret(row.passwordSealed, config.secretsKey, sealContext(row.ownerId)) };
+  return { ...placeOfRow(row), password: openSecret(row.passwordSealed, openingKeys(config), sealContext(row.ownerId)) };
 }
 
 /** Where a saved connection reaches, without opening its password: for what only needs to know

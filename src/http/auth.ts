@@ -49,7 +49,7 @@ export function requireAuth(deps: Deps, publicRoutes: readonly PublicRoute[]): M
   for (const { method, path } of publicRoutes) publicMethods.set(path, (publicMethods.get(path) ?? new Set()).add(method));
   // Least recently used out first, so sessions in use keep their renewal pace.
   const renewedAt = createLRU<string, number>({ max: MAX_TRACKED_SESSIONS });
-  const verify = createTokenVerifier(deps.config.jwtSecret);
+  const verify = createTokenVerifier([deps.config.jwtSecret, ...deps.config.previousJwtSecrets]);
 
   const admit = (c: Context<AppEnv>, claims: AuthContext, next: Next, now: number) => {
     c.set("auth", claims);

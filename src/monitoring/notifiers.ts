@@ -6,7 +6,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 
-import { openSecret } from "../auth/secrets.js";
+import { openingKeys, openSecret } from "../auth/secrets.js";
 import type { Deps } from "../deps.js";
 import { OneAtATime } from "../one-at-a-time.js";
 import {
@@ -146,7 +146,7 @@ export const sendOptions = (deps: Deps, notificationKey: string): SendOptions =>
 });
 
 export const channelUrl = (deps: Deps, channel: NotificationChannelRow) =>
-  openSecret(channel.urlSealed, deps.config.secretsKey, channelSealContext(channel.ownerId));
+  openSecret(channel.urlSealed, openingKeys(deps.config), channelSealContext(channel.ownerId));
 
 const retryDelayMs = (attempts: number) => Math.min(30_000 * 2 ** (attempts - 1), 3_600_000);
 

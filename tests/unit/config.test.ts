@@ -1,6 +1,7 @@
 // Configuration: embedded defaults with no setting at all, generated dev secrets that
 // survive restarts, and production refusing to start without explicit settings.
 
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -195,6 +196,62 @@ describe("loadConfig", () => {
     expect(config.secretsKey.equals(Buffer.alloc(32, 7))).toBe(true);
     expect(config.port).toBe(8000);
     expect(config.redisUrl).toBeUndefined();
+  });
+});
+
+describe("SECRETS_KEY_PREVIOUS and JWT_SECRET_PREVIOUS (rotation)", () => {
+  const KEY = "0123456789abcdef".repeat(4);
+  const JWT = "a-current-jwt-secret-0123456789-abcdef";
+  const OLD_KEY = randomBytes(32);
+  const OLD_JWT = randomBytes(32).toString("base64url");
+  const env = (extra: Record<string, string>) => ({ DATA_DIR: tempDir(), SECRETS_KEY: KEY, JWT_SECRET: JWT, ...extra });
+
+  it("are none unless set, and read comma-separated lists in each one's format", () => {
+    expect(loadConfig(env({ SECRETS_KEY_PREVIOUS: "", JWT_SECRET_PREVIOUS: " " }))).toMatchObject({ previousSecretsKeys: [], previousJwtSecrets: [] });
+    const older = randomBytes(32);
+    const config = loadConfig(env({ SECRETS_KEY_PREVIOUS: `${OLD_KEY.toString("hex")}, ${older.toString("base64")}`, JWT_SECRET_PREVIOUS: ` ${OLD_JWT} ,${"j".repeat(32)}` }));
+    expect(config.previousSecretsKeys.map((k) => k.toString("hex"))).toEqual([OLD_KEY.toString("hex"), older.toString("hex")]);
+    expect(config.previousJwtSecrets.map((s) => new TextDecoder().decode(s))).toEqual([OLD_JWT, "j".repeat(32)]);
+    // The current ones still seal and sign.
+    expect(config.secretsKey.toString("hex")).toBe(KEY);
+  });
+
+  it("refuses an item not in its setting's format, naming the setting and the item's place, never its value", () => {
+    const badKey = "not-a-key-but-a-secret-value";
+    const badJwt = "short-jwt-value";
+    const err = errorOf(() => loadConfig(env({ SECRETS_KEY_PREVIOUS: `${OLD_KEY.toString("hex")},${badKey}`, JWT_SECRET_PREVIOUS: `${badJwt},${OLD_JWT}` })));
+    expect(err.problems).toEqual([
+      "JWT_SECRET_PREVIOUS: item 1 of 2 must be at least 32 characters, as JWT_SECRET",
+      "SECRETS_KEY_PREVIOUS: item 2 of 2 must be 32 bytes, as 64 hex characters or base64, as SECRETS_KEY",
+    ]);
+    expect(err.message).not.toContain(badKey);
+    expect(err.message).not.toContain(badJwt);
+  });
+
+  it("refuses the current key or secret listed as a previous one, in any spelling, without echoing it", () => {
+    const key = Buffer.from(KEY, "hex");
+    const err = errorOf(() => loadConfig(env({ SECRETS_KEY_PREVIOUS: `${OLD_KEY.toString("hex")},${key.toString("base64")}`, JWT_SECRET_PREVIOUS: JWT })));
+    expect(err.problems).toEqual([
+      "JWT_SECRET_PREVIOUS: item 1 of 1 is the current JWT_SECRET; list only secrets it replaced",
+      "SECRETS_KEY_PREVIOUS: item 2 of 2 is the current SECRETS_KEY; list only keys it replaced",
+    ]);
+    expect(err.message).not.toContain(JWT);
+    expect(err.message).not.toContain(key.toString("base64"));
+    // The generated ones (no SECRETS_KEY or JWT_SECRET given) are current too.
+    const dir = tempDir();
+    const generated = loadConfig({ DATA_DIR: dir });
+    const again = errorOf(() =>
+      loadConfig({ DATA_DIR: dir, SECRETS_KEY_PREVIOUS: generated.secretsKey.toString("hex"), JWT_SECRET_PREVIOUS: new TextDecoder().decode(generated.jwtSecret) }),
+    );
+    expect(again.problems).toHaveLength(2);
+  });
+
+  it("in production, refuses a plain previous JWT secret (it still verifies tokens) but not a plain previous key (rotating away from it needs it)", () => {
+    const production = env({ NODE_ENV: "production", DATABASE_URL: "postgresql://pulse@db/pulse", REDIS_URL: "redis://cache:6379" });
+    expect(errorOf(() => loadConfig({ ...production, JWT_SECRET_PREVIOUS: `${OLD_JWT},${"changeme".repeat(4)}` })).problems).toEqual([
+      "JWT_SECRET_PREVIOUS: item 2 of 2 is too plain to be a secret (fewer than 8 different characters)",
+    ]);
+    expect(loadConfig({ ...production, SECRETS_KEY_PREVIOUS: "0".repeat(64) }).previousSecretsKeys).toEqual([Buffer.alloc(32)]);
   });
 });
 

@@ -46,6 +46,16 @@ describe("LOG_FORMAT", () => {
     expect(text()).not.toContain(SECRET);
     expect(text()).toContain("[redacted]");
   });
+
+  it.each<LogFormat>(["json", "pretty"])("%s redacts the keys and their previous ones, by setting and by Config field", (format) => {
+    const { logger, text } = capture(format);
+    const env = { JWT_SECRET: SECRET, JWT_SECRET_PREVIOUS: `${SECRET}-1,${SECRET}-2`, SECRETS_KEY: SECRET, SECRETS_KEY_PREVIOUS: SECRET };
+    const config = { jwtSecret: SECRET, previousJwtSecrets: [SECRET], secretsKey: Buffer.from(SECRET).toString("hex"), previousSecretsKeys: [Buffer.from(SECRET).toString("hex")] };
+    logger.info({ env, config }, "settings");
+    logger.info(env, "settings at the top");
+    expect(text()).not.toContain(SECRET);
+    expect(text()).not.toContain(Buffer.from(SECRET).toString("hex"));
+  });
 });
 
 describe("LOG_FORMAT default", () => {

@@ -1,5 +1,5 @@
 // Token verification and its cache: only the exact token that verified is trusted again, and
-// only until it expires.
+// only until it expires; a token signed with a previous secret (JWT_SECRET_PREVIOUS) verifies.
 
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ const secret = randomBytes(32);
 
 describe("createTokenVerifier", () => {
   it("returns the claims of a valid token, from the cache on the second call", async () => {
-    const verify = createTokenVerifier(secret);
+    const verify = createTokenVerifier([secret]);
     const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
     expect(await verify(token)).toMatchObject({ userId: 7, sessionId: "s-1", generation: 2 });
     expect(await verify(token)).toMatchObject({ userId: 7, sessionId: "s-1", generation: 2 });
@@ -20,7 +20,7 @@ describe("createTokenVerifier", () => {
 
   it("rejects a token once it has expired, even after caching it", async () => {
     let clock = Date.now();
-    const verify = createTokenVerifier(secret, 10, () => clock);
+    const verify = createTokenVerifier([secret], 10, () => clock);
     const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
     await verify(token);
     clock += 61_000;
@@ -28,7 +28,7 @@ describe("createTokenVerifier", () => {
   });
 
   it("keeps the tokens in use when full, dropping the least recently used", async () => {
-    const verify = createTokenVerifier(secret, 2);
+    const verify = createTokenVerifier([secret], 2);
     const [a, b, c] = await Promise.all(["s-a", "s-b", "s-c"].map((sessionId) => issueToken({ userId: 7, sessionId, generation: 0 }, secret, 60)));
     await verify(a!);
     await verify(b!);
@@ -40,7 +40,7 @@ describe("createTokenVerifier", () => {
   });
 
   it("does not trust a token that differs from a cached one in its signature", async () => {
-    const verify = createTokenVerifier(secret);
+    const verify = createTokenVerifier([secret]);
     const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 2 }, secret, 60);
     await verify(token);
     const forged = token.slice(0, -2) + (token.endsWith("A") ? "BB" : "AA");
@@ -53,10 +53,31 @@ describe("verifyToken", () => {
     new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("7").setExpirationTime("60s").sign(secret);
 
   it("reads a token without a generation (issued before generations existed) as generation 0", async () => {
-    expect(await verifyToken(await sign({ sid: "s-1" }), secret)).toMatchObject({ userId: 7, generation: 0 });
+    expect(await verifyToken(await sign({ sid: "s-1" }), [secret])).toMatchObject({ userId: 7, generation: 0 });
   });
 
   it.each([["negative", -1], ["fractional", 1.5], ["a string", "3"]])("refuses a %s generation", async (_, gen) => {
-    await expect(verifyToken(await sign({ sid: "s-1", gen }), secret)).rejects.toMatchObject({ code: "unauthorized" });
+    await expect(verifyToken(await sign({ sid: "s-1", gen }), [secret])).rejects.toMatchObject({ code: "unauthorized" });
+  });
+});
+
+describe("verifyToken with previous secrets (rotation)", () => {
+  const previous = randomBytes(32);
+  const older = randomBytes(32);
+
+  it("accepts a token signed with the current secret or any previous one, and no other", async () => {
+    for (const signer of [secret, previous, older]) {
+      const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 1 }, signer, 60);
+      expect(await verifyToken(token, [secret, previous, older])).toMatchObject({ userId: 7, sessionId: "s-1", generation: 1 });
+    }
+    const stranger = await issueToken({ userId: 7, sessionId: "s-1", generation: 1 }, randomBytes(32), 60);
+    await expect(verifyToken(stranger, [secret, previous])).rejects.toMatchObject({ code: "unauthorized", message: "Invalid token" });
+    const old = await issueToken({ userId: 7, sessionId: "s-1", generation: 1 }, previous, 60);
+    await expect(verifyToken(old, [secret])).rejects.toMatchObject({ code: "unauthorized", message: "Invalid token" });
+  });
+
+  it("says a previous secret's token has expired, as the current one's", async () => {
+    const token = await issueToken({ userId: 7, sessionId: "s-1", generation: 0 }, previous, 60);
+    await expect(verifyToken(token, [secret, previous], Date.now() + 61_000)).rejects.toMatchObject({ code: "unauthorized", message: "Token has expired; log in again" });
   });
 });
