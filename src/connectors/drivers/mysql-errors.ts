@@ -29,6 +29,14 @@ function connectionLost(e: MysqlError): boolean {
   return e.code !== "PROTOCOL_SEQUENCE_TIMEOUT" && isFatal(e);
 }
 
+/** The client lost the connection on its side (a network cut, a proxy that dropped it), with
+ * no word from the server that the session ended: the server may be running the statement on.
+ * Not the client-side timeout, which fires past the server's own. */
+export function cutUnderClient(err: unknown): boolean {
+  const e = err as MysqlError;
+  return connectionLost(e) && e.sqlState === undefined;
+}
+
 const TIMEOUT_ERRNOS = new Set([1969 /* MariaDB max_statement_time */, 3024 /* MySQL max_execution_time */]);
 const CONNECTION_ERRNOS = new Set([1044, 1045, 1049, 1040, 1129, 1130, 1203, 1226, 1251]);
 

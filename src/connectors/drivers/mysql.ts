@@ -22,7 +22,7 @@ import { within } from "../../within.js";
 import { throwIfCancelled, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
 import { RowCollector } from "./collect.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
-import { isFatal, toDomainError } from "./mysql-errors.js";
+import { cutUnderClient, isFatal, toDomainError } from "./mysql-errors.js";
 import { INTROSPECTION_SQL, tablesOfCatalogRows, type CatalogRow } from "./mysql-introspect.js";
 import { streamOf, streamRows } from "./mysql-stream.js";
 import { columnTypeName } from "./mysql-values.js";
@@ -184,6 +184,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     const collector = new RowCollector(limits);
     let reusable = true;
     let stop: (() => void) | undefined;
+    let sentOn: number | undefined;
     try {
       await commandWithin(conn, sessionGuards(limits.timeoutMs, limits.maxRows + 1), left());
       await commandWithin(conn, "START TRANSACTION READ ONLY", left());
@@ -192,6 +193,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       stop = () => void killQuery(threadId).catch(() => {});
       limits.signal?.addEventListener("abort", stop, { once: true });
       throwIfCancelled(limits.signal);
+      sentOn = threadId;
       const { fields, complete } = await streamRows(coreOf(conn), sql, left(), wireLimitOf(limits.maxBytes), collector, () => killQuery(threadId));
       // Reset within what is left of the bound; past it, the connection goes rather than the
       // answer wait (the open transaction dies with it).
@@ -200,6 +202,13 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       result.columns = fields.map((f) => ({ name: f.name, type: columnTypeName(f) }));
       return result;
     } catch (err) {
+      // A statement busy on the server notices its connection is gone only at its next write,
+      // maybe at its timeout; meanwhile its place in the connection budget, freed on return,
+      // would let one more statement run than the database was promised. So it is killed
+      // before the error goes up (the kill is bounded; a failed one changes nothing). Not when
+      // its caller left (`stop` kills), nor at the backstop: the server's own timeout, earlier,
+      // ended it unless the server answers no one, whom a kill would only wait for.
+      if (sentOn !== undefined && !limits.signal?.aborted && cutUnderClient(err)) await killQuery(sentOn).catch(() => {});
       // No database selected (MySQL): it was dropped since the connection opened (see ownQuery).
       if (reusable) reusable = !isFatal(err) && (err as { errno?: number }).errno !== ER_NO_DB_ERROR && (await resets(conn, left()));
       throwIfCancelled(limits.signal);
