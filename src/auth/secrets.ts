@@ -49,7 +49,9 @@ export function openSealed(sealed: string, keys: readonly Buffer[], context: str
 export const openSecret = (sealed: string, keys: readonly Buffer[], context: string): string => openSealed(sealed, keys, context).plain;
 
 function openWith(raw: Buffer, key: Buffer, context: string): string {
-  const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, IV_BYTES));
+  // The tag's length fixed: GCM otherwise checks a shorter tag as given, and a cut value would
+  // pass a wrong key once in 2^32 (4 bytes), not 2^128, for each key a rotation tries.
+  const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
   decipher.setAAD(Buffer.from(context));
   decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
   return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString("utf8");

@@ -31,6 +31,17 @@ describe("sealSecret / openSecret", () => {
     expect(() => openSecret("v0:abc", [key], "db_connection:owner:1")).toThrow(/format/);
   });
 
+  it("refuses a value whose tag is cut short, under any key", () => {
+    // GCM checks only as many tag bytes as it is given: a 4-byte tag would let a wrong key (or
+    // a forged value) through once in 2^32, not 2^128, and rotation tries every key listed.
+    const previous = randomBytes(32);
+    const raw = Buffer.from(sealSecret("", previous, "ctx").slice(3), "base64");
+    for (const tagBytes of [4, 8, 12, 15]) {
+      const cut = `v1:${raw.subarray(0, 12 + tagBytes).toString("base64")}`;
+      expect(() => openSealed(cut, [key, previous], "ctx")).toThrow();
+    }
+  });
+
   it("opens a value sealed under a previous key, saying which key opened it", () => {
     const previous = randomBytes(32);
     const older = randomBytes(32);
