@@ -44,19 +44,29 @@ function numberedDatabase(url: string): boolean {
   return /^\/?(\d+)?$/.test(new URL(url).pathname);
 }
 
+/** One item of a comma-separated list of secrets, with its place in the list as written. */
+interface ListedSecret {
+  value: string;
+  /** "item 3 of 3": counted over every comma-separated field, empty ones too, so that in
+   * "a,,b" the operator is pointed at b, not at the empty field between. */
+  place: string;
+}
+
 /** Comma-separated secrets, each meeting `valid` (the rule of the setting they stand beside).
- * A problem names the item by its place in the list, never by its value. */
+ * Empty items are dropped. A problem names the item by its place in the list, never by its
+ * value. */
 const secretList = (valid: (item: string) => boolean, rule: string) =>
   z.preprocess(
     emptyAsUndefined,
     z
       .string()
       .optional()
-      .transform(commaList)
+      .transform((text): ListedSecret[] => {
+        const fields = (text ?? "").split(",").map((item) => item.trim());
+        return fields.flatMap((value, i) => (value ? [{ value, place: `item ${i + 1} of ${fields.length}` }] : []));
+      })
       .superRefine((items, ctx) => {
-        items.forEach((item, i) => {
-          if (!valid(item)) ctx.addIssue({ code: "custom", message: `item ${i + 1} of ${items.length} ${rule}` });
-        });
+        for (const { value, place } of items) if (!valid(value)) ctx.addIssue({ code: "custom", message: `${place} ${rule}` });
       }),
   );
 
@@ -439,8 +449,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     // one is exactly what a rotation must be able to read to move away from it.
     const plain = [
       ...(distinctIn(e.JWT_SECRET!) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET: too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters); generate one, such as with \`openssl rand -base64 48\``] : []),
-      ...e.JWT_SECRET_PREVIOUS.flatMap((secret, i, all) =>
-        distinctIn(secret) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET_PREVIOUS: item ${i + 1} of ${all.length} is too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters)`] : [],
+      ...e.JWT_SECRET_PREVIOUS.flatMap(({ value, place }) =>
+        distinctIn(value) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET_PREVIOUS: ${place} is too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters)`] : [],
       ),
       ...(distinctIn(decodeKey(e.SECRETS_KEY!)!) < MIN_DISTINCT_IN_SECRET ? [`SECRETS_KEY: too plain to be a key (fewer than ${MIN_DISTINCT_IN_SECRET} different bytes); generate one, such as with \`openssl rand -hex 32\``] : []),
     ];
@@ -477,12 +487,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
   const generated = needGenerated ? generatedSecrets(dataDir) : undefined;
   const jwtSecret = e.JWT_SECRET ?? generated!.jwtSecret;
   const secretsKey = decodeKey(e.SECRETS_KEY ?? generated!.secretsKey)!;
-  const previousSecretsKeys = e.SECRETS_KEY_PREVIOUS.map((key) => decodeKey(key)!);
+  const previousSecretsKeys = e.SECRETS_KEY_PREVIOUS.map(({ value }) => decodeKey(value)!);
   // The current one listed as previous is a rotation half done (the new key not set yet, or
   // the old one not moved to the list): it would seal under the key meant to go.
   const notReplaced = [
-    ...e.JWT_SECRET_PREVIOUS.flatMap((secret, i, all) => (secret === jwtSecret ? [`JWT_SECRET_PREVIOUS: item ${i + 1} of ${all.length} is the current JWT_SECRET; list only secrets it replaced`] : [])),
-    ...previousSecretsKeys.flatMap((key, i, all) => (key.equals(secretsKey) ? [`SECRETS_KEY_PREVIOUS: item ${i + 1} of ${all.length} is the current SECRETS_KEY; list only keys it replaced`] : [])),
+    ...e.JWT_SECRET_PREVIOUS.flatMap(({ value, place }) => (value === jwtSecret ? [`JWT_SECRET_PREVIOUS: ${place} is the current JWT_SECRET; list only secrets it replaced`] : [])),
+    ...e.SECRETS_KEY_PREVIOUS.flatMap(({ place }, i) => (previousSecretsKeys[i]!.equals(secretsKey) ? [`SECRETS_KEY_PREVIOUS: ${place} is the current SECRETS_KEY; list only keys it replaced`] : [])),
   ];
   if (notReplaced.length > 0) throw new ConfigError(notReplaced);
 
@@ -501,7 +511,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     jwtSecret: new TextEncoder().encode(jwtSecret),
-    previousJwtSecrets: e.JWT_SECRET_PREVIOUS.map((secret) => new TextEncoder().encode(secret)),
+    previousJwtSecrets: e.JWT_SECRET_PREVIOUS.map(({ value }) => new TextEncoder().encode(value)),
     secretsKey,
     previousSecretsKeys,
     jwtExpiresSeconds: e.JWT_EXPIRES_SECONDS,

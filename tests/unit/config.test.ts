@@ -228,6 +228,19 @@ describe("SECRETS_KEY_PREVIOUS and JWT_SECRET_PREVIOUS (rotation)", () => {
     expect(err.message).not.toContain(badJwt);
   });
 
+  it("names an item by its place as written, empty fields counted: in a,,b the third", () => {
+    const key = Buffer.from(KEY, "hex");
+    const err = errorOf(() =>
+      loadConfig(env({ SECRETS_KEY_PREVIOUS: `${OLD_KEY.toString("hex")},,${key.toString("base64")},`, JWT_SECRET_PREVIOUS: `,${OLD_JWT}, ,short-jwt-value` })),
+    );
+    expect(err.problems).toEqual(["JWT_SECRET_PREVIOUS: item 4 of 4 must be at least 32 characters, as JWT_SECRET"]);
+    expect(errorOf(() => loadConfig(env({ SECRETS_KEY_PREVIOUS: `${OLD_KEY.toString("hex")},,${key.toString("base64")},` }))).problems).toEqual([
+      "SECRETS_KEY_PREVIOUS: item 3 of 4 is the current SECRETS_KEY; list only keys it replaced",
+    ]);
+    // Empty fields are no items: a trailing comma is fine.
+    expect(loadConfig(env({ SECRETS_KEY_PREVIOUS: `,${OLD_KEY.toString("hex")},`, JWT_SECRET_PREVIOUS: `${OLD_JWT},` }))).toMatchObject({ previousSecretsKeys: [OLD_KEY] });
+  });
+
   it("refuses the current key or secret listed as a previous one, in any spelling, without echoing it", () => {
     const key = Buffer.from(KEY, "hex");
     const err = errorOf(() => loadConfig(env({ SECRETS_KEY_PREVIOUS: `${OLD_KEY.toString("hex")},${key.toString("base64")}`, JWT_SECRET_PREVIOUS: JWT })));
