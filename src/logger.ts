@@ -40,7 +40,7 @@ const BOUND_VALUES_IN_STACK = /\nparams: [\s\S]*?(?=\n {4}at |$)/;
 
 /** A logged error without the bound values of the statement that failed: they can be a
  * password's hash, an API key's digest, a user's text. The statement itself stays. */
-function errWithoutBoundValues(err: Error): unknown {
+export function errWithoutBoundValues(err: Error): unknown {
   const scrub = (e: Record<string, unknown>, depth: number): Record<string, unknown> => {
     const { params: _params, ...kept } = e;
     if (typeof kept.message === "string") kept.message = kept.message.replace(BOUND_VALUES_IN_MESSAGE, "");

@@ -207,6 +207,32 @@ describe("pulse secrets rotate", () => {
     }
   });
 
+  it("prints no sealed value when the store fails mid-way (exit 5): the key being replaced may be the leaked one", async () => {
+    const a = await deployment();
+    const user = await a.newUser();
+    const id = await save(a, user.token, target.body);
+    const old = await sealedPassword(a, id);
+    // The service holds the row past the store's statement timeout: the rotation's UPDATE is
+    // cancelled by PostgreSQL, and the error names the statement and its bound values.
+    const service = new pg.Client({ connectionString: pgUrl(a.pgDatabase!.name) });
+    await service.connect();
+    try {
+      await service.query("BEGIN");
+      await service.query("SELECT 1 FROM db_connections WHERE id = $1 FOR UPDATE", [id]);
+      for (const args of [[], ["--json"]]) {
+        const run = await rotate(a, { SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A, STORE_QUERY_TIMEOUT_MS: "300" }, ...args);
+        expect(run.code, run.stderr).toBe(5);
+        expect(run.stderr).toMatch(/statement timeout/);
+        expect(run.stderr + run.stdout).not.toMatch(/v1:[A-Za-z0-9+/]{20}/);
+        expect(run.stderr + run.stdout).not.toContain(old.slice(3, 30));
+      }
+    } finally {
+      await service.query("ROLLBACK");
+      await service.end();
+    }
+    expect(await sealedPassword(a, id)).toBe(old);
+  });
+
   it("walks each table a batch at a time, to its last row", async () => {
     const a = await deployment();
     const user = await a.newUser();
