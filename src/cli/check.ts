@@ -19,6 +19,7 @@ import { deliveriesSettled } from "../monitoring/notifiers.js";
 import { runAnyMonitoredTableNow } from "../services/monitored-tables.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
+import { printUnforeseen } from "./unforeseen.js";
 
 function print(report: TableRunReport, json: boolean) {
   if (json) {
@@ -99,9 +100,7 @@ export async function check(args: string[]): Promise<number> {
     }
     // Exit 5, not 1: a cron job must tell "pulse could not run" from "a check failed".
     if (err instanceof ConfigError || err instanceof StartupError) return fail(COULD_NOT_RUN, "failed", err.message);
-    // Unforeseen: the whole error (its stack) on stderr for whoever debugs it.
-    console.error(err);
-    if (json) console.log(JSON.stringify({ error: "failed", detail: err instanceof Error ? err.message : String(err) }));
+    printUnforeseen(err, json);
     return COULD_NOT_RUN;
   }
 }

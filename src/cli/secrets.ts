@@ -9,11 +9,11 @@ import { parseArgs } from "node:util";
 
 import { openingKeys } from "../auth/secrets.js";
 import { ConfigError, loadConfig } from "../config.js";
-import { errWithoutBoundValues } from "../logger.js";
 import { rotateSealedValues, type RotationReport, type RowRef } from "../services/secret-rotation.js";
 import { StartupError } from "../startup-error.js";
 import { openStore, storeLocation } from "../store/client.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
+import { printUnforeseen } from "./unforeseen.js";
 
 const USAGE = "usage: pulse secrets rotate [--json]";
 
@@ -41,13 +41,6 @@ function print(report: RotationReport, json: boolean) {
     console.log(`${report.unreadable.length} opened by no key given (SECRETS_KEY, SECRETS_KEY_PREVIOUS), left as they are: ${listed(report.unreadable)}`);
   }
   if (report.changing.length > 0) console.log(`${report.changing.length} changed at every attempt, run again: ${listed(report.changing)}`);
-}
-
-/** An error as the logger serializes it (src/logger.ts), its causes nested. */
-interface ShownError {
-  message?: string;
-  stack?: string;
-  cause?: ShownError;
 }
 
 /** The configuration or the store kept it from running. */
@@ -83,14 +76,9 @@ export async function secrets(args: string[]): Promise<number> {
       );
     }
     if (err instanceof ConfigError || err instanceof StartupError) return fail(COULD_NOT_RUN, "failed", err.message);
-    // Unforeseen (the store failing mid-way): the error on stderr for whoever debugs it, but
-    // without the failed statement's bound values, as the logger does: they are sealed values,
-    // and the key being replaced, which opens them, may be a leaked one.
-    // What was re-sealed so far stays so; running again goes on from there.
-    if (!(err instanceof Error)) return fail(COULD_NOT_RUN, "failed", String(err));
-    const shown = errWithoutBoundValues(err) as ShownError;
-    for (let e: ShownError | undefined = shown; e; e = e.cause) console.error(e.stack ?? e.message);
-    if (json) console.log(JSON.stringify({ error: "failed", detail: shown.message }));
+    // Unforeseen (the store failing mid-way): a failed statement's bound values are sealed
+    // values here. What was re-sealed so far stays so; running again goes on from there.
+    printUnforeseen(err, json);
     return COULD_NOT_RUN;
   }
 }
