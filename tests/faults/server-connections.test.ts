@@ -208,6 +208,22 @@ describe.each([
     }
   }
 
+  /** Waits (5 s at most) for the statement carrying `marker` to run on the server. */
+  async function untilRunning(marker: string) {
+    for (let i = 0; i < 200 && (await kit.runningSession(marker)) === undefined; i++) await sleep(25);
+  }
+
+  /** The server session still running the statement carrying `marker` after 4 s, or undefined
+   * once it ended before (15 s from its timeout: still running means left to the timeout). */
+  async function runningAfterCut(marker: string): Promise<number | undefined> {
+    let running: number | undefined = 0;
+    for (let i = 0; i < 40 && running !== undefined; i++) {
+      await sleep(100);
+      running = await kit.runningSession(marker);
+    }
+    return running;
+  }
+
   async function expectNextQueryWorks(id: number) {
     const next = await query(id, "SELECT id FROM items ORDER BY id");
     expect(next.status, next.text).toBe(200);
@@ -243,16 +259,12 @@ describe.each([
     const release = await kit.holdLock();
     try {
       const pending = query(id, `SELECT id, '${marker}' AS marker FROM items`);
-      for (let i = 0; i < 200 && (await kit.runningSession(marker)) === undefined; i++) await sleep(25);
+      await untilRunning(marker);
       expect(await kit.runningSession(marker), "the statement never started").toBeDefined();
       relay.cut();
       expectCleanError(await pending, 502, "connection_lost");
-      // Still waiting on the lock, 15 s from its timeout: the server ends it because Pulse is gone.
-      let running: number | undefined = 0;
-      for (let i = 0; i < 40 && running !== undefined; i++) {
-        await sleep(100);
-        running = await kit.runningSession(marker);
-      }
+      // Still waiting on the lock: the server ends it because Pulse is gone.
+      const running = await runningAfterCut(marker);
       expect(running, "the statement still runs on the server").toBeUndefined();
     } finally {
       await release();
@@ -268,16 +280,11 @@ describe.each([
     const id = await connection("relay");
     const marker = uniqueName("busy");
     const pending = query(id, kit.busySql(marker));
-    for (let i = 0; i < 200 && (await kit.runningSession(marker)) === undefined; i++) await sleep(25);
+    await untilRunning(marker);
     expect(await kit.runningSession(marker), "the statement never started").toBeDefined();
     relay.cut();
     expectCleanError(await pending, 502, "connection_lost");
-    // 15 s from its timeout: still running after 4 s means it was left to the timeout.
-    let running: number | undefined = 0;
-    for (let i = 0; i < 40 && running !== undefined; i++) {
-      await sleep(100);
-      running = await kit.runningSession(marker);
-    }
+    const running = await runningAfterCut(marker);
     if (running !== undefined) await kit.kill(running);
     expect(running, "the statement still runs on the server").toBeUndefined();
     await expectNextQueryWorks(id);
@@ -291,7 +298,7 @@ describe.each([
     let res: ApiResponse;
     try {
       const pending = query(id, `SELECT id, '${marker}' AS marker FROM items`, 1_000);
-      for (let i = 0; i < 200 && (await kit.runningSession(marker)) === undefined; i++) await sleep(25);
+      await untilRunning(marker);
       relay.freeze();
       res = await pending;
     } finally {
