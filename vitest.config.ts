@@ -5,6 +5,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
+    globalSetup: ["tests/support/store-template.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -30,6 +30,7 @@ import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { AskTurns } from "../../src/ask-turns.js";
 import { openStore, type Store } from "../../src/store/client.js";
 import { createPgDatabase, pgAdmin, PG, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
+import { STORE_TEMPLATE } from "./store-template.js";
 import { sqliteTarget } from "./targets.js";
 
 export interface HarnessOptions {
@@ -73,7 +74,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   // Instances of one deployment share SQLITE_ROOT, like they share the stores.
   const sqliteRoot = shared?.config.sqliteRoot ?? path.join(dataDir, "sqlite");
   mkdirSync(sqliteRoot, { recursive: true });
-  const pgDatabase = !shared && (options.store ?? "postgresql") === "postgresql" ? await createPgDatabase("pulse_meta") : undefined;
+  // A copy of the run's migrated store (store-template.ts), when vitest made one.
+  const pgDatabase = !shared && (options.store ?? "postgresql") === "postgresql" ? await createPgDatabase("pulse_meta", process.env[STORE_TEMPLATE]) : undefined;
   const databaseUrl = shared ? shared.config.databaseUrl : pgDatabase?.url;
   const sessionsKind = options.sessions ?? shared?.sessionsKind ?? "memory";
   // Each deployment (a harness and those sharing it) has its own Redis prefix.

@@ -25,10 +25,11 @@ export async function pgAdmin<T = unknown>(sql: string, database = PG.database, 
   }
 }
 
-/** A fresh PostgreSQL database; `drop()` removes it (terminating leftover sessions first). */
-export async function createPgDatabase(prefix = "pulse_t") {
+/** A fresh PostgreSQL database, a copy of `template` if named; `drop()` removes it (terminating
+ * leftover sessions first). */
+export async function createPgDatabase(prefix = "pulse_t", template?: string) {
   const name = uniqueName(prefix);
-  await pgAdmin(`CREATE DATABASE "${name}"`);
+  await pgAdmin(`CREATE DATABASE "${name}"${template ? ` TEMPLATE "${template}"` : ""}`);
   return {
     name,
     url: pgUrl(name),
