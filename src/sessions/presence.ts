@@ -37,7 +37,10 @@ export function createRedisPresence(redis: Redis, options: PresenceOptions = {})
   let left = false;
 
   // One round trip. Scores are this instance's clock, so instances' clocks must agree to well
-  // within expiryMs (NTP does).
+  // within expiryMs (NTP does). The key expires with its latest announcement (PEXPIRE NX gives
+  // it a TTL, GT only lengthens it): stale ids are dropped only by a heartbeat, and the set of a
+  // deployment whose instances all died, or that was moved to another REDIS_PREFIX, would
+  // otherwise be kept for ever.
   const beat = async () => {
     const now = Date.now();
     try {
@@ -46,6 +49,8 @@ export function createRedisPresence(redis: Redis, options: PresenceOptions = {})
         .zadd(INSTANCES_KEY, now + expiryMs, id)
         .zremrangebyscore(INSTANCES_KEY, "-inf", now)
         .zcard(INSTANCES_KEY)
+        .pexpire(INSTANCES_KEY, expiryMs, "NX")
+        .pexpire(INSTANCES_KEY, expiryMs, "GT")
         .exec();
       const [err, count] = results?.[2] ?? [new Error("the heartbeat transaction was discarded"), null];
       if (err) throw err;
