@@ -8,6 +8,9 @@ import { format } from "node:util";
 import { pino, type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
 
+import { consoleRepeats, kindOf } from "./console-repeats.js";
+import { cutText } from "./text-cut.js";
+
 export type { Logger };
 
 /** LOG_FORMAT: one JSON object per line, or coloured human-readable lines (pino-pretty). */
@@ -38,13 +41,18 @@ const SECRET_KEYS = [
 const BOUND_VALUES_IN_MESSAGE = /\nparams: [\s\S]*$/;
 const BOUND_VALUES_IN_STACK = /\nparams: [\s\S]*?(?=\n {4}at |$)/;
 
+/** The most of a logged error's message, and of its stack, one line keeps: an error's text can
+ * quote what a server or a library was sent (a library's Error printed to the console, below). */
+export const MAX_ERROR_TEXT_CHARS = 8_000;
+
 /** A logged error without the bound values of the statement that failed: they can be a
- * password's hash, an API key's digest, a user's text. The statement itself stays. */
+ * password's hash, an API key's digest, a user's text. The statement itself stays, cut as its
+ * message and stack are to MAX_ERROR_TEXT_CHARS. */
 export function errWithoutBoundValues(err: Error): unknown {
   const scrub = (e: Record<string, unknown>, depth: number): Record<string, unknown> => {
     const { params: _params, ...kept } = e;
-    if (typeof kept.message === "string") kept.message = kept.message.replace(BOUND_VALUES_IN_MESSAGE, "");
-    if (typeof kept.stack === "string") kept.stack = kept.stack.replace(BOUND_VALUES_IN_STACK, "");
+    if (typeof kept.message === "string") kept.message = cutText(kept.message.replace(BOUND_VALUES_IN_MESSAGE, ""), MAX_ERROR_TEXT_CHARS);
+    if (typeof kept.stack === "string") kept.stack = cutText(kept.stack.replace(BOUND_VALUES_IN_STACK, ""), MAX_ERROR_TEXT_CHARS);
     if (kept.cause && typeof kept.cause === "object" && depth < 4) kept.cause = scrub(kept.cause as Record<string, unknown>, depth + 1);
     return kept;
   };
@@ -88,21 +96,36 @@ const KNOWN_NOTICES: [RegExp, string][] = [
   [/^New LangChain packages are available/, "a model's tool call arguments were not valid JSON (LangChain's upgrade notice)"],
 ];
 
+/** The most of a library's console text one line keeps: the OpenAI SDK prints a streamed event
+ * it cannot parse whole, and a model server made that a line of a megabyte. */
+export const MAX_CONSOLE_CHARS = 2_000;
+
 /** Sends what libraries write to the console (LangChain, drivers) through `logger`, so every line
- * the process writes is structured and redacted like the rest. */
-export function routeConsoleTo(logger: Logger): void {
+ * the process writes is structured and redacted like the rest; a few of each kind a minute
+ * (console-repeats.ts), each cut to MAX_CONSOLE_CHARS. `now`: the clock, injected for tests. */
+export function routeConsoleTo(logger: Logger, now: () => number = Date.now): void {
+  const repeats = consoleRepeats(now);
+  /** Whether a line of `kind` is logged, and the fields that say how many like it were not. */
+  const admit = (kind: string) => {
+    const { log, dropped } = repeats(kind);
+    return log ? { via: "console", ...(dropped > 0 ? { repeats_dropped: dropped } : {}) } : null;
+  };
   const line = (level: "debug" | "info" | "warn" | "error") => (...args: unknown[]) => {
     // An object alone goes as a field, where redaction reaches it; text is as the library wrote it.
     const [only] = args;
     if (args.length === 1 && typeof only === "object" && only !== null) {
-      if (only instanceof Error) logger[level]({ via: "console", err: only }, only.message);
-      else logger[level]({ via: "console", value: only }, "console output");
+      const fields = admit(only instanceof Error ? kindOf(`${only.name}: ${only.message}`) : `object: ${Object.keys(only).slice(0, 10).join(",")}`);
+      if (!fields) return;
+      if (only instanceof Error) logger[level]({ ...fields, err: only }, cutText(only.message, MAX_CONSOLE_CHARS));
+      else logger[level]({ ...fields, value: only }, "console output");
       return;
     }
     const text = format(...args);
+    const fields = admit(kindOf(text));
+    if (!fields) return;
     const known = KNOWN_NOTICES.find(([re]) => re.test(text));
-    if (known) logger.debug({ via: "console", notice: text.slice(0, 200) }, known[1]);
-    else logger[level]({ via: "console" }, text);
+    if (known) logger.debug({ ...fields, notice: text.slice(0, 200) }, known[1]);
+    else logger[level](fields, cutText(text, MAX_CONSOLE_CHARS));
   };
   /* eslint-disable no-console -- replacing the console's methods is the point */
   console.debug = line("debug");

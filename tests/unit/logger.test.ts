@@ -8,7 +8,8 @@ import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { loadConfig } from "../../src/config.js";
-import { createLogger, routeConsoleTo, type LogFormat } from "../../src/logger.js";
+import { CONSOLE_LINES_PER_KIND, CONSOLE_WINDOW_MS } from "../../src/console-repeats.js";
+import { createLogger, MAX_CONSOLE_CHARS, MAX_ERROR_TEXT_CHARS, routeConsoleTo, type LogFormat } from "../../src/logger.js";
 
 function capture(format: LogFormat) {
   const chunks: string[] = [];
@@ -94,6 +95,48 @@ describe("routeConsoleTo", () => {
     expect(lines[1]).toMatchObject({ level: 50, via: "console" });
     expect(text()).not.toContain(SECRET);
     expect(lines[2]).toMatchObject({ level: 20, via: "console", msg: expect.stringContaining("tool call arguments were not valid JSON") });
+  });
+
+  it("logs a few lines of each kind a minute, then says how many it left out", () => {
+    const { logger, text } = capture("json");
+    const saved = { debug: console.debug, log: console.log, info: console.info, warn: console.warn, error: console.error };
+    let now = 0;
+    try {
+      routeConsoleTo(logger, () => now);
+      // mysql2's warning, once per packet of a server that numbers them wrong: one kind.
+      for (let i = 1; i <= 1000; i++) console.error(`Warning: got packets out of order. Expected ${i} but received ${i + 100}`);
+      console.warn("another kind entirely");
+      now += CONSOLE_WINDOW_MS;
+      console.error("Warning: got packets out of order. Expected 7 but received 9");
+    } finally {
+      Object.assign(console, saved);
+    }
+    const lines = text().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warnings = lines.filter((l) => String(l.msg).includes("out of order"));
+    expect(warnings).toHaveLength(CONSOLE_LINES_PER_KIND + 1);
+    expect(warnings.at(-1)).toMatchObject({ msg: expect.stringContaining("Expected 7"), repeats_dropped: 1000 - CONSOLE_LINES_PER_KIND });
+    expect(lines.some((l) => l.msg === "another kind entirely")).toBe(true);
+  });
+
+  it("cuts a long text short, saying how much it left out", () => {
+    const { logger, text } = capture("json");
+    const saved = { debug: console.debug, log: console.log, info: console.info, warn: console.warn, error: console.error };
+    try {
+      routeConsoleTo(logger);
+      console.error("Could not parse message into JSON:", "Z".repeat(1_000_000));
+      console.error(new Error(`E${"e".repeat(1_000_000)}`));
+    } finally {
+      Object.assign(console, saved);
+    }
+    const lines = text().trim().split("\n");
+    expect(lines).toHaveLength(2);
+    for (const l of lines) {
+      const { msg } = JSON.parse(l) as { msg: string };
+      expect(msg.length).toBeLessThan(MAX_CONSOLE_CHARS + 40);
+      expect(msg).toMatch(/… \(\d+ more characters\)$/);
+      // The error's own message and stack too, as every logged error's.
+      expect(l.length).toBeLessThan(MAX_CONSOLE_CHARS + 2 * MAX_ERROR_TEXT_CHARS + 1_000);
+    }
   });
   /* eslint-enable no-console */
 });
