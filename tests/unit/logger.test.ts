@@ -59,6 +59,36 @@ describe("LOG_FORMAT", () => {
   });
 });
 
+describe("redaction", () => {
+  it("reaches three levels down, arrays included, and leaves what it logged unchanged", () => {
+    const { logger, text } = capture("json");
+    const fields = { pools: [{ password: SECRET, host: "db" }], a: { b: { apiKey: SECRET, c: { token: "four levels down" } } } };
+    logger.info(fields, "nested");
+    const line = JSON.parse(text());
+    expect(line.pools).toEqual([{ password: "[redacted]", host: "db" }]);
+    expect(line.a.b).toEqual({ apiKey: "[redacted]", c: { token: "four levels down" } });
+    expect(fields.pools[0]!.password).toBe(SECRET);
+    expect(fields.a.b.apiKey).toBe(SECRET);
+  });
+
+  it("keeps a logged error's message and stack when it redacts a secret the error carries", () => {
+    const { logger, text } = capture("json");
+    const err = Object.assign(new Error("connect failed", { cause: { password: SECRET } }), { config: { password: SECRET, port: 5432 } });
+    logger.error({ err }, "failed");
+    const line = JSON.parse(text());
+    expect(text()).not.toContain(SECRET);
+    expect(line.err).toMatchObject({ type: "Error", message: "connect failed", config: { password: "[redacted]", port: 5432 } });
+    expect(line.err.stack).toContain("connect failed");
+    expect(err.config.password).toBe(SECRET);
+  });
+
+  it("redacts a child logger's bindings at their top level", () => {
+    const { logger, text } = capture("json");
+    logger.child({ token: SECRET, request_id: "r1" }).info("bound");
+    expect(JSON.parse(text())).toMatchObject({ token: "[redacted]", request_id: "r1" });
+  });
+});
+
 describe("LOG_FORMAT default", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "pulse-logfmt-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
