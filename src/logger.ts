@@ -50,7 +50,8 @@ export function withoutSecrets<T extends object>(fields: T): T {
 }
 
 function censored(value: unknown, depth: number): unknown {
-  if (depth === 0 || value === null || typeof value !== "object") return value;
+  // A Buffer's or typed array's keys are its indices: bytes hold no keys to redact.
+  if (depth === 0 || value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return value;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
