@@ -25,7 +25,9 @@ const intIn = (min: number, max: number) =>
 /** Unset, as a line `NAME=` of an env file leaves it; or only spaces, which no setting means. */
 const emptyAsUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
-const commaList = (text: string | undefined) => (text ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+/** Every comma-separated field, trimmed, empty ones too (a secret list names items by place). */
+const commaFields = (text: string | undefined) => (text ?? "").split(",").map((item) => item.trim());
+const commaList = (text: string | undefined) => commaFields(text).filter(Boolean);
 /** Comma-separated CIDR ranges ("10.0.0.0/8, fd00::/8") or single addresses. */
 const networkList = z.preprocess(
   emptyAsUndefined,
@@ -62,7 +64,7 @@ const secretList = (valid: (item: string) => boolean, rule: string) =>
       .string()
       .optional()
       .transform((text): ListedSecret[] => {
-        const fields = (text ?? "").split(",").map((item) => item.trim());
+        const fields = commaFields(text);
         return fields.flatMap((value, i) => (value ? [{ value, place: `item ${i + 1} of ${fields.length}` }] : []));
       })
       .superRefine((items, ctx) => {
