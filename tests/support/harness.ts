@@ -29,7 +29,7 @@ import { createMonitoring } from "../../src/monitoring/runtime.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { AskTurns } from "../../src/ask-turns.js";
 import { openStore, type Store } from "../../src/store/client.js";
-import { createPgDatabase, pgAdmin, PG, REDIS_URL, redisWithPrefix, uniqueName } from "./services.js";
+import { createPgDatabase, PG, REDIS_URL, redisWithPrefix, uniqueName, untilPulseDisconnected } from "./services.js";
 import { STORE_TEMPLATE } from "./store-template.js";
 import { sqliteTarget } from "./targets.js";
 
@@ -122,10 +122,10 @@ export async function createHarness(options: HarnessOptions = {}) {
     await store.migrate();
     cleanups.push(async () => {
       await store.close();
-      // pg-pool's end() resolves before its clients' sessions have ended; dropping the
-      // database WITH (FORCE) under them would surface as an uncaught 57P01 on a pool
-      // without an 'error' listener. The monitoring suites keep many clients busy: wait.
-      await untilDisconnected(pgDatabase.name);
+      // Dropping the database WITH (FORCE) under sessions still ending would surface as an
+      // uncaught 57P01 on a pool without an 'error' listener. The monitoring suites keep many
+      // clients busy: wait.
+      await untilPulseDisconnected(pgDatabase.name);
       await pgDatabase.drop();
     });
   } else {
@@ -246,17 +246,4 @@ export async function createHarness(options: HarnessOptions = {}) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Resolves once no session of Pulse's pools is connected to `database` (at most ~5 s). */
-async function untilDisconnected(database: string) {
-  for (let i = 0; i < 100; i++) {
-    const [row] = await pgAdmin<{ n: string }>(
-      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse'",
-      "postgres",
-      [database],
-    );
-    if (Number(row?.n ?? 0) === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

@@ -25,6 +25,21 @@ export async function pgAdmin<T = unknown>(sql: string, database = PG.database, 
   }
 }
 
+/** Whether every session Pulse opened on `database` (its store's pools and its migration's
+ * session) has ended, waiting up to about 5 s: pg-pool's end() resolves before they have. */
+export async function untilPulseDisconnected(database: string): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    const [row] = await pgAdmin<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name IN ('pulse', 'pulse-migrate')",
+      "postgres",
+      [database],
+    );
+    if (Number(row?.n ?? 0) === 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
+
 /** A fresh PostgreSQL database, a copy of `template` if named; `drop()` removes it (terminating
  * leftover sessions first). */
 export async function createPgDatabase(prefix = "pulse_t", template?: string) {

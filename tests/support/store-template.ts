@@ -4,7 +4,7 @@
 // runs side by side share nothing; each copy is still the harness's own database.
 
 import { openStore } from "../../src/store/client.js";
-import { createPgDatabase, pgAdmin } from "./services.js";
+import { createPgDatabase, untilPulseDisconnected } from "./services.js";
 
 /** The environment variable naming the template for the test workers (which vitest starts
  * after this setup, with its environment). */
@@ -18,13 +18,8 @@ export async function setup(): Promise<() => Promise<void>> {
   } finally {
     await store.close();
   }
-  // PostgreSQL copies no database with sessions on it, and a pool's sessions end after end().
-  for (let i = 0; ; i++) {
-    const [row] = await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", "postgres", [template.name]);
-    if (Number(row?.n) === 0) break;
-    if (i === 100) throw new Error(`sessions on ${template.name} did not end`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  // PostgreSQL copies no database with sessions on it.
+  if (!(await untilPulseDisconnected(template.name))) throw new Error(`sessions on ${template.name} did not end`);
   process.env[STORE_TEMPLATE] = template.name;
   return () => template.drop();
 }
