@@ -45,7 +45,7 @@ const SECRET_DEPTH = 3;
 
 /** `fields` with the value of every SECRET_KEYS key within SECRET_DEPTH replaced by "[redacted]":
  * the objects on the way to one copied, the rest shared, nothing logged changed. */
-export function withoutSecrets<T extends object>(fields: T): T {
+function withoutSecrets<T extends object>(fields: T): T {
   return censored(fields, SECRET_DEPTH) as T;
 }
 
