@@ -6,7 +6,7 @@
 // Run: npx tsx bench/audit-cpu.ts (ROUNDS, default 9, of BLOCK requests, default 3000).
 
 import { loadChinookPostgres } from "../tests/support/chinook.js";
-import { createHarness } from "../tests/support/harness.js";
+import { createHarness, type Harness } from "../tests/support/harness.js";
 import { PG } from "../tests/support/services.js";
 import { machine, median } from "./lib.js";
 
@@ -33,6 +33,7 @@ async function pulse(auditTrail: "on" | "off") {
       USER_QUERIES_PER_MINUTE: "10000000",
     },
   });
+  opened.push(h);
   const user = await h.newUser();
   const added = await h.call("POST", "/databases/add_db_connection", {
     token: user.token,
@@ -61,24 +62,28 @@ async function block(p: Awaited<ReturnType<typeof pulse>>): Promise<number> {
   return (used.user + used.system) / BLOCK;
 }
 
-const servers = { on: await pulse("on"), off: await pulse("off"), "off (control)": await pulse("off") };
-for (const p of Object.values(servers)) await block(p); // warm-up
-const cpu: Record<string, number[]> = { on: [], off: [], "off (control)": [] };
-for (let round = 0; round < ROUNDS; round++) {
-  const names = Object.keys(servers) as (keyof typeof servers)[];
-  for (let i = 0; i < names.length; i++) {
-    const name = names[(i + round) % names.length]!;
-    cpu[name]!.push(await block(servers[name]));
+/** Every app made, closed with Chinook at the end, however the run ends. */
+const opened: Harness[] = [];
+try {
+  const servers = { on: await pulse("on"), off: await pulse("off"), "off (control)": await pulse("off") };
+  for (const p of Object.values(servers)) await block(p); // warm-up
+  const cpu: Record<string, number[]> = { on: [], off: [], "off (control)": [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const names = Object.keys(servers) as (keyof typeof servers)[];
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length]!;
+      cpu[name]!.push(await block(servers[name]));
+    }
   }
+  const off = median(cpu.off!);
+  console.log(machine());
+  console.log(`| server | Pulse CPU per request, µs (median of ${ROUNDS} blocks of ${BLOCK}) | vs off |`);
+  console.log("|---|---:|---:|");
+  for (const [name, key] of [["AUDIT_TRAIL=on", "on"], ["AUDIT_TRAIL=off", "off"], ["AUDIT_TRAIL=off (control)", "off (control)"]] as const) {
+    const value = median(cpu[key]!);
+    console.log(`| ${name} | ${value.toFixed(1)} | ${(value / off).toFixed(3)} |`);
+  }
+} finally {
+  for (const h of opened) await h.close();
+  await chinook.drop();
 }
-const on = median(cpu.on!);
-const off = median(cpu.off!);
-const control = median(cpu["off (control)"]!);
-console.log(machine());
-console.log(`| server | Pulse CPU per request, µs (median of ${ROUNDS} blocks of ${BLOCK}) | vs off |`);
-console.log("|---|---:|---:|");
-for (const [name, value] of [["AUDIT_TRAIL=on", on], ["AUDIT_TRAIL=off", off], ["AUDIT_TRAIL=off (control)", control]] as const) {
-  console.log(`| ${name} | ${value.toFixed(1)} | ${(value / off).toFixed(3)} |`);
-}
-for (const p of Object.values(servers)) await p.h.close();
-await chinook.drop();
