@@ -92,19 +92,23 @@ interface CachedKey {
   at: number;
   ownerId: number;
   key: Promise<string | null>;
+  /** Whether a result has logged giving up its wait on `key`: the results read while one slow
+   * lookup lasts would each say the same. */
+  slowLogged: boolean;
 }
 
 /** Per saved connection: the database it reaches (savedTargetKey). */
 const keyCache = perApp<CachedKey>(MAX_CACHED_KEYS);
 
-function targetKeyOf(deps: Deps, userId: number, connectionId: number): Promise<string | null> {
+function cachedTargetKey(deps: Deps, userId: number, connectionId: number): CachedKey {
   const cache = keyCache(deps);
   const now = Date.now();
   const cached = cache.get(connectionId);
-  if (cached && cached.ownerId === userId && now - cached.at < TARGET_KEY_CACHE_MS) return cached.key;
+  if (cached && cached.ownerId === userId && now - cached.at < TARGET_KEY_CACHE_MS) return cached;
   const entry: CachedKey = {
     at: now,
     ownerId: userId,
+    slowLogged: false,
     key: savedTargetKey(deps, userId, connectionId).catch((err: unknown) => {
       // A failure that may pass (a host that does not resolve now, the store away): taken for
       // another database, logged once, and asked again HEALTH_CACHE_MS later, not at every
@@ -115,7 +119,7 @@ function targetKeyOf(deps: Deps, userId: number, connectionId: number): Promise<
     }),
   };
   cache.set(connectionId, entry);
-  return entry.key;
+  return entry;
 }
 
 /** The alerts of `active` on the database `connector` reaches: found through the connector's own
@@ -132,12 +136,15 @@ async function alertsOnDatabaseOf(
   const sameDatabase = new Set([connector.connectionId]);
   await Promise.all(
     others.map(async (id) => {
+      const cached = cachedTargetKey(deps, userId, id);
       try {
-        const key = await within(targetKeyOf(deps, userId, id), Math.max(0, deadline - Date.now()), "resolving a connection's database");
+        const key = await within(cached.key, Math.max(0, deadline - Date.now()), "resolving a connection's database");
         if (key === connector.targetKey) sameDatabase.add(id);
       } catch (err) {
         // Still resolving past the bound: as for the alerts themselves, the rows are worth more
-        // than a wait on a resolver.
+        // than a wait on a resolver. Logged once per lookup.
+        if (cached.slowLogged) return;
+        cached.slowLogged = true;
         deps.logger.warn({ err, user_id: userId, connection_id: id }, "the database of a connection with open alerts took too long to resolve for a result's health");
       }
     }),

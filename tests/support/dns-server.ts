@@ -12,6 +12,9 @@ export interface DnsServer {
   address: string;
   /** Name (lower case) -> its addresses, IPv4 and IPv6; a name not here does not exist. */
   answers: Map<string, string[]>;
+  /** Names (lower case) whose questions get no answer at all, as from a server that never
+   * answers; each question is still counted in `asked`. */
+  silent: Set<string>;
   /** Questions asked so far, as "A name" / "AAAA name". */
   readonly asked: string[];
   close(): Promise<void>;
@@ -22,12 +25,14 @@ const NXDOMAIN = 3;
 export async function startDnsServer(): Promise<DnsServer> {
   const socket = dgram.createSocket("udp4");
   const answers = new Map<string, string[]>();
+  const silent = new Set<string>();
   const asked: string[] = [];
   socket.on("message", (message, from) => {
     const query = dnsPacket.decode(message);
     const question = query.questions?.[0];
     if (!question) return;
     asked.push(`${question.type} ${question.name}`);
+    if (silent.has(question.name.toLowerCase())) return;
     const addresses = answers.get(question.name.toLowerCase());
     const family = question.type === "A" ? 4 : question.type === "AAAA" ? 6 : 0;
     const response = dnsPacket.encode({
@@ -45,6 +50,7 @@ export async function startDnsServer(): Promise<DnsServer> {
   return {
     address: `127.0.0.1:${socket.address().port}`,
     answers,
+    silent,
     asked,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
