@@ -60,6 +60,9 @@ export function publicAlert(row: AlertRow, now: number): PublicAlert {
 
 const isOpenState = (s: AlertState) => s.status === "open" || s.status === "resolving";
 
+/** Alerts a list answers when it names no limit: the newest ones (GET /api/alerts documents it). */
+export const DEFAULT_ALERTS_LISTED = 500;
+
 export async function listAlertsOf(
   deps: Deps,
   ownerId: number,
@@ -77,7 +80,7 @@ export async function listAlertsOf(
     now: new Date(now),
     tableId: filter.tableId,
     tableIds: filter.tableIds ? [...filter.tableIds] : undefined,
-    limit: filter.limit ?? 500,
+    limit: filter.limit ?? DEFAULT_ALERTS_LISTED,
   });
   return rows.map((row) => publicAlert(row, now));
 }

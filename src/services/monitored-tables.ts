@@ -439,9 +439,9 @@ export async function listRunsOf(
   deps: Deps,
   ownerId: number,
   id: number,
-  options: { limit?: number | undefined; check?: string | undefined; before?: RunsBefore | undefined },
+  options: { limit: number; check?: string | undefined; before?: RunsBefore | undefined },
 ): Promise<CheckOutcome[]> {
   const row = await ownedTable(deps, ownerId, id);
-  const runs = await listCheckRuns(deps.store.db, row.id, { limit: options.limit ?? 100, checkKey: options.check, before: options.before });
+  const runs = await listCheckRuns(deps.store.db, row.id, { limit: options.limit, checkKey: options.check, before: options.before });
   return runs.map(outcomeOf);
 }

@@ -155,6 +155,23 @@ describe("GET /api/alerts", () => {
     expect((await h.call("GET", "/api/alerts?status=resolved&limit=10", { token: user.token })).body).toHaveLength(10);
   });
 
+  it("answers as many alerts without `limit` as the document says it does, newest first", async () => {
+    const { user, alert } = await failingTable();
+    const doc = (await h.call("GET", "/openapi.json")).body;
+    const limit = doc.paths["/api/alerts"].get.parameters.find((p: { name: string }) => p.name === "limit");
+    expect(limit.schema.default).toEqual(expect.any(Number));
+    await pgAdmin(
+      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
+       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), now() - interval '1 hour', now()
+         FROM alerts, generate_series(1, $2::int) g WHERE id = $1`,
+      h.pgDatabase!.name,
+      [alert.id, limit.schema.default],
+    );
+    const res = await h.call("GET", "/api/alerts", { token: user.token });
+    expect(res.body).toHaveLength(limit.schema.default);
+    expect(res.body[0].id).toBe(alert.id);
+  });
+
   it("does not list an alert whose check never failed enough to open", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, target.body);

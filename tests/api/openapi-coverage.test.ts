@@ -129,6 +129,14 @@ describe("GET /openapi.json against the router", () => {
     expect(connecting.filter((key) => !ops.get(key)?.responses?.["429"])).toEqual([]);
   });
 
+  it("says what each `limit` query parameter is when it is left out: a default, or in words", () => {
+    const silent = operations().filter(({ op }) => {
+      const limit = (op as { parameters?: { name: string; in: string; schema?: { default?: unknown }; description?: string }[] }).parameters?.find((p) => p.in === "query" && p.name === "limit");
+      return limit && limit.schema?.default === undefined && !/without it/i.test(limit.description ?? "");
+    });
+    expect(silent.map(({ key }) => key)).toEqual([]);
+  });
+
   it("shows an example of every JSON request body", () => {
     const missing = operations()
       .filter(({ op }) => op.requestBody?.content["application/json"])

@@ -6,7 +6,7 @@ import type { Context } from "hono";
 
 import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
-import { actOnAlert, getAlertOf, listAlertsOf } from "../../services/alerts.js";
+import { actOnAlert, DEFAULT_ALERTS_LISTED, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv, AuthContext } from "../context.js";
 import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
@@ -27,7 +27,9 @@ const ListQuery = z.object({
       description: "A shown status (open lists only unacknowledged, unmuted ones), or active: every alert still open, acknowledged, muted or resolving",
     }),
   table_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).optional().openapi({ param: { name: "table_id", in: "query" } }),
-  limit: wholeNumberText(z.number().int().min(1).max(1000)).optional().openapi({ param: { name: "limit", in: "query" } }),
+  limit: wholeNumberText(z.number().int().min(1).max(1000))
+    .default(DEFAULT_ALERTS_LISTED)
+    .openapi({ param: { name: "limit", in: "query" }, description: "The newest this many, at most 1000" }),
 });
 
 const list = createRoute({

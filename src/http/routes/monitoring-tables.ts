@@ -139,9 +139,14 @@ const runNow = createRoute({
   },
 });
 
+/** Runs a history answers when it names no limit. */
+const DEFAULT_RUNS_LISTED = 100;
+
 const RunsQuery = z
   .object({
-    limit: wholeNumberText(z.number().int().min(1).max(1000)).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
+    limit: wholeNumberText(z.number().int().min(1).max(1000))
+      .default(DEFAULT_RUNS_LISTED)
+      .openapi({ param: { name: "limit", in: "query" }, description: "The newest this many, at most 1000", example: 100 }),
     check: z.string().min(1).max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
     before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
     // check_runs.id is a bigint: past 2^31 within a busy deployment's life.
