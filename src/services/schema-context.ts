@@ -1,11 +1,13 @@
 // The ranked, budgeted schema context the /ask agent starts from, for any client: the whole
 // schema when it fits the budget, else the tables most relevant to a question and the names of
-// the rest; or named tables in full.
+// the rest; or named tables in full, cut as a tool result is.
 
+import { DEFAULT_RESULT_CHARS } from "../../agents/context-budget.js";
 import { buildSchemaIndex, describeTables, schemaContext, type SchemaIndex } from "../../agents/schema-context.js";
 import type { SchemaSnapshot } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
 import { connectorFor } from "../connectors/saved-connection.js";
+import { cutText } from "../text-cut.js";
 
 /** One index per introspected schema: built once (tens of ms on 1,000 tables), by the first
  * caller for all who ask while it is built, dropped with the schema. */
@@ -45,7 +47,9 @@ export async function describeSchema(
   const index = await schemaIndexOf(await connector.schema());
   if (request.tables && request.tables.length > 0) {
     const described = describeTables(index, request.tables);
-    return { dialect: connector.dialect, text: described.text, tables: described.tables, omitted: 0, unknown: described.unknown };
+    // Cut as the agent's describe_tables cuts (agents/tools.ts): a table's line is as long as
+    // its database makes it, and one of 1,500 columns with their comments was 1.6 MB.
+    return { dialect: connector.dialect, text: cutText(described.text, DEFAULT_RESULT_CHARS), tables: described.tables, omitted: 0, unknown: described.unknown };
   }
   const context = schemaContext(index, request.question ?? "", { maxTokens: deps.config.agent.schemaTokens, lookup });
   return { dialect: connector.dialect, text: context.text, tables: context.tables, omitted: context.omitted, unknown: [] };
