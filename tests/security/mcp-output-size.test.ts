@@ -31,7 +31,7 @@ let id: number;
 
 beforeAll(async () => {
   h = await createHarness();
-  db = await createPgDatabase("rt_mcpbig");
+  db = await createPgDatabase("pulse_target");
   await db.query(`CREATE TABLE wide (${Array.from({ length: COLUMNS }, (_, i) => `c${i} int`).join(", ")})`);
   await db.query(`DO $$ BEGIN FOR i IN 0..${COLUMNS - 1} LOOP EXECUTE format('COMMENT ON COLUMN wide.%I IS %L', 'c' || i, repeat('x', 1000)); END LOOP; END $$`);
   const user = await h.newUser();
