@@ -244,8 +244,15 @@ export function renderRows(columns: string[], rows: Cell[][], truncated: boolean
  * quoted value, spaces at either end (which the separators hide). */
 const NEEDS_QUOTES = /^(?:NULL|<binary \d+ bytes>|'.*|\s.*|.*\s|)$/s;
 
+/** Characters besides \r and \n that a reader may take for a line's end (vertical tab, form
+ * feed, NEL, the Unicode line and paragraph separators) or that turn the text around (bidi
+ * embeddings, overrides and isolates): a value with them could seem to end its row and write
+ * another, or its neighbours' text reversed. Tabs and zero-width joiners (emoji) are data. */
+const LINE_OR_DIRECTION = /[\v\f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 /** A cell on one line, unambiguous: NULL is `NULL` and the text 'NULL' is quoted (as SQL quotes
- * it), a line break is `\n` and a backslash `\\`, and a value over CELL_CHARS is cut (`cut`). */
+ * it), a line break is `\n` and a backslash `\\`, other line ends and direction marks `\u{…}`, and
+ * a value over CELL_CHARS is cut (`cut`). */
 function renderCell(cell: Cell): { text: string; cut: boolean } {
   if (cell === null) return { text: "NULL", cut: false };
   if (typeof cell === "object") return { text: `<binary ${Buffer.byteLength(cell.$binary, "base64")} bytes>`, cut: false };
@@ -255,7 +262,11 @@ function renderCell(cell: Cell): { text: string; cut: boolean } {
   // for half a second.
   const head = raw.length > CELL_CHARS + 2 ? raw.slice(0, CELL_CHARS + 2) : raw;
   const quoted = NEEDS_QUOTES.test(raw) ? `'${head.replaceAll("'", "''")}'` : head;
-  const text = quoted.replaceAll("\\", "\\\\").replace(/\r\n|\n|\r/g, (end) => (end === "\r" ? "\\r" : "\\n")).replaceAll("|", "\\|");
+  const text = quoted
+    .replaceAll("\\", "\\\\")
+    .replace(/\r\n|\n|\r/g, (end) => (end === "\r" ? "\\r" : "\\n"))
+    .replace(LINE_OR_DIRECTION, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
+    .replaceAll("|", "\\|");
   return text.length > CELL_CHARS ? { text: `${text.slice(0, CELL_CHARS)}…`, cut: true } : { text, cut: false };
 }
 

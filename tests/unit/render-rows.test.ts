@@ -18,6 +18,14 @@ describe("renderRows", () => {
     expect(new Set(lines).size).toBe(cells.length);
   });
 
+  it("shows other line ends and direction marks in a value escaped, so that no value seems to end its row or turn others around", () => {
+    const value = "a\vb\fc\u0085d\u2028e\u2029f\u202eg\u2066h";
+    const text = renderRows(["v", "w"], [[value, "x"]], false, 10);
+    expect(text.split("\n")[2]).toBe("a\\u{b}b\\u{c}c\\u{85}d\\u{2028}e\\u{2029}f\\u{202e}g\\u{2066}h | x");
+    // Tabs and joiners are data (an emoji family is three code points and two joiners).
+    expect(renderRows(["v"], [["a\tb \u{1f468}\u200d\u{1f469}"]], false, 10).split("\n")[2]).toBe("a\tb \u{1f468}\u200d\u{1f469}");
+  });
+
   it("says how many values it cut", () => {
     expect(renderRows(["a", "b"], [["x".repeat(300), "y".repeat(201)], ["z", "ok"]], false, 10)).toMatch(/\n\(2 rows; 2 values cut at 200 characters \(…\)\)$/);
     expect(renderRows(["a"], [["x".repeat(300)], ["z"]], true, 1)).toMatch(/\(1 of more than 2 rows shown; 1 value cut at 200 characters \(…\); truncated: /);
