@@ -21,11 +21,9 @@ export interface RunsBefore {
   id?: number | undefined;
 }
 
-export async function listCheckRuns(
-  db: Db,
-  tableId: number,
-  options: { limit: number; checkKey?: string | undefined; before?: RunsBefore | undefined },
-): Promise<CheckRunRow[]> {
+/** One page of the table's runs, newest first by start time, then by id (awaitable; `toSQL()`
+ * shows the statement). */
+export function listCheckRuns(db: Db, tableId: number, options: { limit: number; checkKey?: string | undefined; before?: RunsBefore | undefined }) {
   const conditions = [eq(checkRuns.tableId, tableId)];
   if (options.checkKey !== undefined) conditions.push(eq(checkRuns.checkKey, options.checkKey));
   const before = options.before;

@@ -179,7 +179,14 @@ export const checkRuns = pgTable(
     startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
     finishedAt: timestamp("finished_at", { withTimezone: true }).notNull(),
   },
-  (t) => [index("check_runs_series_idx").on(t.tableId, t.checkKey, t.startedAt), index("check_runs_started_idx").on(t.startedAt)],
+  (t) => [
+    index("check_runs_series_idx").on(t.tableId, t.checkKey, t.startedAt),
+    // GET /api/tables/{id}/runs reads a page in its order (started_at, then id): without it, a
+    // page sorted every run of the table (millions), or walked every table's newest runs.
+    index("check_runs_table_started_idx").on(t.tableId, t.startedAt, t.id),
+    // Retention deletes the oldest runs first.
+    index("check_runs_started_idx").on(t.startedAt),
+  ],
 );
 
 export const alerts = pgTable(

@@ -5,6 +5,7 @@ import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
+import { listCheckRuns } from "../../src/store/monitoring-runs.js";
 import { createHarness, type ApiResponse, type Harness } from "../support/harness.js";
 import { addConnection, addWebhook, mariaMonitoredDb, monitorTable, pgMonitoredDb, sqliteMonitoredDb, testClock, type MonitoredDb } from "../support/monitoring.js";
 import { pgAdmin, pgUrl } from "../support/services.js";
@@ -413,6 +414,62 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
     const after = (await h.call("GET", `/api/tables/${table.id}`, { token: user.token })).body;
     expect(after.next_run_at).toBe(table.next_run_at);
+  });
+});
+
+describe("the statement behind GET /api/tables/{id}/runs", () => {
+  let paged: Harness;
+  beforeAll(async () => {
+    paged = await createHarness();
+  });
+  afterAll(async () => {
+    await paged?.close();
+  });
+
+  it("reads a page of a table's runs by index in page order: neither every run of the table sorted, nor every table's newest runs filtered", async () => {
+    const user = await paged.newUser();
+    const table = await monitorTable(paged, user.token, { connection_id: await addConnection(paged, user.token, target.body), table: "events", checks: [{ kind: "volume" }] });
+    const quiet = 2_000_000;
+    // The table's 20 checks, one run a minute each; 500 other tables' runs as many; a quiet
+    // table's few, a day ago.
+    const write = (tableIds: string, count: number, step: string) =>
+      pgAdmin(
+        `INSERT INTO check_runs (table_id, check_key, check_kind, status, value, message, trigger, started_at, finished_at)
+         SELECT ${tableIds}, 'c' || i % 20, 'volume', 'pass', 10, 'row count 10', 'schedule', now() - ${step}, now() - ${step}
+         FROM generate_series(1, ${count}) AS i`,
+        paged.pgDatabase!.name,
+      );
+    await write(String(table.id), 20_000, "(i / 20) * interval '1 minute'");
+    await write("1000000 + i % 500", 20_000, "(i / 500) * interval '1 minute'");
+    await write(String(quiet), 5, "interval '1 day' - i * interval '1 minute'");
+    const client = new pg.Client({ connectionString: pgUrl(paged.pgDatabase!.name) });
+    await client.connect();
+    try {
+      await client.query("ANALYZE check_runs");
+      const plan = async (tableId: number, options: Omit<Parameters<typeof listCheckRuns>[2], "limit">) => {
+        const { sql: text, params } = listCheckRuns(paged.deps.store.db, tableId, { limit: 100, ...options }).toSQL();
+        const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${text}`, params);
+        return JSON.stringify(rows[0]["QUERY PLAN"]);
+      };
+      // The table's runs found by its id, not the newest runs of every table filtered for it
+      // (which for a table with few runs or none read the whole deployment's)...
+      const byTable = (p: string) => expect(p).toMatch(/"Index Cond":"\(+table_id = \d+\)/);
+      // ...and in page order (ties in one millisecond sorted as read, "Incremental Sort"): no
+      // sort of all of them, so a page reads about a page of runs.
+      const inOrder = (p: string) => {
+        byTable(p);
+        expect(p).not.toContain('"Node Type":"Sort"');
+      };
+      const at = new Date(Date.now() - 3_600_000);
+      inOrder(await plan(table.id, {}));
+      inOrder(await plan(table.id, { before: { at } }));
+      inOrder(await plan(table.id, { before: { at, id: 1_000_000 } }));
+      inOrder(await plan(table.id, { checkKey: "c3", before: { at, id: 1_000_000 } }));
+      byTable(await plan(quiet, {}));
+      byTable(await plan(quiet, { before: { at, id: 1_000_000 } }));
+    } finally {
+      await client.end();
+    }
   });
 });
 

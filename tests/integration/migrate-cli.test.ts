@@ -107,7 +107,7 @@ describe("pulse migrate", () => {
     await db.query("DELETE FROM drizzle.__drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM drizzle.__drizzle_migrations)");
     const { code, stderr } = await migrate({ DATABASE_URL: db.url });
     expect(code).toBe(1);
-    expectOneLine(stderr, "DATABASE_URL", /^DATABASE_URL: migration 0012_audit_api_keys failed \(column "api_key_id" of relation "\w+" already exists\); no pending migration was applied/);
+    expectOneLine(stderr, "DATABASE_URL", /^DATABASE_URL: migration 0013_runs_pages_by_table failed \(relation "check_runs_table_started_idx" already exists\); no pending migration was applied/);
   });
 });
 
