@@ -4,6 +4,7 @@ import { z } from "@hono/zod-openapi";
 
 import { scopesNamed, type Scope } from "../auth/grants.js";
 import { missingServerFields } from "../connectors/targets.js";
+import type { PageBefore } from "../store/page-before.js";
 
 export const ErrorSchema = z
   .object({
@@ -161,6 +162,51 @@ export const wholeNumberText = <T extends z.ZodNumber>(number: T) =>
     ctx.addIssue({ code: "custom", message: value === "" ? "is empty: give a whole number, or leave it out" : "must be a whole number, written in digits only" });
     return value;
   }, number);
+
+/** How a list read newest first by a time, then by id, names its rows: "runs", "started", "run",
+ * "started_at", "run_id". */
+interface PagedRows {
+  rows: string;
+  verb: string;
+  row: string;
+  time: string;
+  id: string;
+  maxId: number;
+}
+
+/**
+ * `shape` with the query parameters that page such a list: `before` (the last row's time) and
+ * `before_id` (its id, for the rows of that very time), which needs `before`. Read them with
+ * pageBeforeOf.
+ */
+export function withPageBefore<T extends z.ZodRawShape>(shape: T, words: PagedRows) {
+  const { rows, verb, row, time, id } = words;
+  return z
+    .object({
+      ...shape,
+      before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: `${rows[0]!.toUpperCase()}${rows.slice(1)} ${verb} before this time` }),
+      before_id: wholeNumberText(z.number().int().positive().max(words.maxId))
+        .optional()
+        .openapi({
+          param: { name: "before_id", in: "query" },
+          description: `With before: also the ${rows} ${verb} at that very time whose ${id} is lower. Pass the last ${row}'s ${time} and ${id} to page on: several often share a millisecond, and before alone would skip the rest of them`,
+        }),
+    })
+    // (Typed as the two fields: TypeScript does not see them through the generic shape.)
+    .refine((q) => (q as PageBeforeParams).before_id === undefined || (q as PageBeforeParams).before !== undefined, {
+      path: ["before_id"],
+      message: `needs before (the same ${row}'s ${time})`,
+    });
+}
+
+interface PageBeforeParams {
+  before?: string | undefined;
+  before_id?: number | undefined;
+}
+
+/** Where the previous page ended, from withPageBefore's parameters. */
+export const pageBeforeOf = (q: PageBeforeParams): PageBefore | undefined =>
+  q.before === undefined ? undefined : { at: new Date(q.before), id: q.before_id };
 
 export const IdParams = z.object({
   id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).openapi({ param: { name: "id", in: "path" }, example: 101 }),

@@ -9,6 +9,7 @@ import { applyEvent, stateOf } from "../monitoring/alerts.js";
 import { deliverSoon } from "../monitoring/notifiers.js";
 import { getAlert, listAlerts, lockAlert, type AlertListFilter } from "../store/monitoring-alerts.js";
 import { lockMonitoredTable, saveSchemaSnapshot } from "../store/monitoring-tables.js";
+import type { PageBefore } from "../store/page-before.js";
 import type { AlertRow } from "../store/schema.js";
 import { countTry } from "../rate-limits.js";
 
@@ -71,6 +72,8 @@ export async function listAlertsOf(
     tableId?: number | undefined;
     /** Only these tables' alerts (what a limited credential reaches); null or absent: all. */
     tableIds?: ReadonlySet<number> | null | undefined;
+    /** Where the previous page ended (its last alert's opened_at and id). */
+    before?: PageBefore | undefined;
     limit?: number | undefined;
   },
 ): Promise<PublicAlert[]> {
@@ -80,6 +83,7 @@ export async function listAlertsOf(
     now: new Date(now),
     tableId: filter.tableId,
     tableIds: filter.tableIds ? [...filter.tableIds] : undefined,
+    before: filter.before,
     limit: filter.limit ?? DEFAULT_ALERTS_LISTED,
   });
   return rows.map((row) => publicAlert(row, now));

@@ -17,7 +17,8 @@ import { outcomeOf, type CheckOutcome, type TableRunReport } from "../monitoring
 import { DEFAULT_TIMEZONE, nextRunAfter, scheduleGap, type TableTiming, zoneSpelling } from "../monitoring/schedule.js";
 import { snapshotOf } from "../monitoring/checks/schema-drift.js";
 import type { CheckConfig, ColumnSnapshot, TableAlertConfig } from "../store/column-types.js";
-import { listCheckRuns, type RunsBefore } from "../store/monitoring-runs.js";
+import { listCheckRuns } from "../store/monitoring-runs.js";
+import type { PageBefore } from "../store/page-before.js";
 import {
   type MonitoredTableName,
   deleteAlertsOfOtherChecks,
@@ -439,7 +440,7 @@ export async function listRunsOf(
   deps: Deps,
   ownerId: number,
   id: number,
-  options: { limit: number; check?: string | undefined; before?: RunsBefore | undefined },
+  options: { limit: number; check?: string | undefined; before?: PageBefore | undefined },
 ): Promise<CheckOutcome[]> {
   const row = await ownedTable(deps, ownerId, id);
   const runs = await listCheckRuns(deps.store.db, row.id, { limit: options.limit, checkKey: options.check, before: options.before });

@@ -4,6 +4,7 @@
 import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
+import { after, type PageBefore } from "./page-before.js";
 import type { CheckConfig } from "./column-types.js";
 import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type MonitoredTableRow, type SentNotificationRow } from "./schema.js";
 
@@ -144,13 +145,21 @@ function phaseIs(filter: AlertListFilter, now: Date) {
 export async function listAlerts(
   db: Db,
   ownerId: number,
-  options: { status?: AlertListFilter | undefined; now: Date; tableId?: number | undefined; tableIds?: readonly number[] | undefined; limit: number },
+  options: {
+    status?: AlertListFilter | undefined;
+    now: Date;
+    tableId?: number | undefined;
+    tableIds?: readonly number[] | undefined;
+    before?: PageBefore | undefined;
+    limit: number;
+  },
 ): Promise<AlertRow[]> {
   if (options.tableIds?.length === 0) return [];
   const conditions = [eq(alerts.ownerId, ownerId), isNotNull(alerts.openedAt)];
   if (options.status !== undefined) conditions.push(phaseIs(options.status, options.now));
   if (options.tableId !== undefined) conditions.push(eq(alerts.tableId, options.tableId));
   if (options.tableIds !== undefined) conditions.push(inArray(alerts.tableId, [...options.tableIds]));
+  if (options.before) conditions.push(after(options.before, alerts.openedAt, alerts.id));
   return db
     .select()
     .from(alerts)

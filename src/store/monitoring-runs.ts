@@ -4,6 +4,7 @@
 import { and, asc, desc, eq, gte, inArray, lt, min, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
+import { after, type PageBefore } from "./page-before.js";
 import { rowsOf } from "./rows.js";
 import { checkRuns, type CheckRunRow } from "./schema.js";
 
@@ -14,21 +15,12 @@ export async function insertCheckRuns(db: Db, runs: NewCheckRun[]): Promise<Chec
   return db.insert(checkRuns).values(runs).returning();
 }
 
-/** Where a page of runs (newest first) ends: before this start time, or, with `id`, before
- * this run in the same order (started_at, then id). */
-export interface RunsBefore {
-  at: Date;
-  id?: number | undefined;
-}
-
 /** One page of the table's runs, newest first by start time, then by id (awaitable; `toSQL()`
  * shows the statement). */
-export function listCheckRuns(db: Db, tableId: number, options: { limit: number; checkKey?: string | undefined; before?: RunsBefore | undefined }) {
+export function listCheckRuns(db: Db, tableId: number, options: { limit: number; checkKey?: string | undefined; before?: PageBefore | undefined }) {
   const conditions = [eq(checkRuns.tableId, tableId)];
   if (options.checkKey !== undefined) conditions.push(eq(checkRuns.checkKey, options.checkKey));
-  const before = options.before;
-  if (before?.id !== undefined) conditions.push(sql`(${checkRuns.startedAt}, ${checkRuns.id}) < (${before.at.toISOString()}::timestamptz, ${before.id})`);
-  else if (before) conditions.push(lt(checkRuns.startedAt, before.at));
+  if (options.before) conditions.push(after(options.before, checkRuns.startedAt, checkRuns.id));
   return db
     .select()
     .from(checkRuns)

@@ -172,6 +172,39 @@ describe("GET /api/alerts", () => {
     expect(res.body[0].id).toBe(alert.id);
   });
 
+  it("pages through every alert newest first with before and before_id, alerts opened in one millisecond included", async () => {
+    const { user, alert } = await failingTable();
+    // 1,200 more than one page of the most a page may hold (1,000), in groups of 30 opened in
+    // the same millisecond.
+    await pgAdmin(
+      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
+       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), date_trunc('milliseconds', now()) - (1 + g / 30) * interval '1 minute', now()
+         FROM alerts, generate_series(1, 1200) g WHERE id = $1`,
+      h.pgDatabase!.name,
+      [alert.id],
+    );
+    const seen: { id: number; opened_at: string }[] = [];
+    for (let page = 0; page < 200; page++) {
+      const last = seen.at(-1);
+      const cursor = last ? `&before=${encodeURIComponent(last.opened_at)}&before_id=${last.id}` : "";
+      const res = await h.call("GET", `/api/alerts?limit=7${cursor}`, { token: user.token });
+      expect(res.status, res.text).toBe(200);
+      seen.push(...res.body);
+      if (res.body.length < 7) break;
+    }
+    expect(seen).toHaveLength(1201);
+    expect(new Set(seen.map((a) => a.id)).size).toBe(1201);
+    expect(seen[0]!.id).toBe(alert.id);
+    const order = seen.map((a) => [Date.parse(a.opened_at), a.id] as const);
+    expect(order.every(([at, id], i) => i === 0 || at < order[i - 1]![0] || (at === order[i - 1]![0] && id < order[i - 1]![1]))).toBe(true);
+    // `before` alone: the alerts opened earlier than that time.
+    const before = await h.call("GET", `/api/alerts?limit=1000&before=${encodeURIComponent(seen[1]!.opened_at)}`, { token: user.token });
+    expect(before.body.every((a: { opened_at: string }) => Date.parse(a.opened_at) < Date.parse(seen[1]!.opened_at))).toBe(true);
+    const noTime = await h.call("GET", "/api/alerts?before_id=5", { token: user.token });
+    expect(noTime.status).toBe(422);
+    expect(noTime.body.errors).toEqual([{ path: "query.before_id", message: "needs before (the same alert's opened_at)" }]);
+  });
+
   it("does not list an alert whose check never failed enough to open", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, target.body);

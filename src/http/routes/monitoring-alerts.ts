@@ -8,7 +8,7 @@ import { requireScope, type Scope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { actOnAlert, DEFAULT_ALERTS_LISTED, getAlertOf, listAlertsOf } from "../../services/alerts.js";
 import type { AppEnv, AuthContext } from "../context.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
+import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, pageBeforeOf, scopeError, strictInput, wholeNumberText, withPageBefore } from "../schemas.js";
 import { ALERT_STATUSES, AlertSchema } from "./monitoring-schemas.js";
 import { reachableTableIds, requireTableScope } from "./monitoring-tables.js";
 
@@ -17,20 +17,23 @@ const tags = ["Monitoring"];
 const notFoundResponse = errorResponse("No such alert among yours");
 const notOpen = errorResponse("The alert is not open");
 
-const ListQuery = z.object({
-  status: z
-    .enum([...ALERT_STATUSES, "active"])
-    .optional()
-    .openapi({
-      param: { name: "status", in: "query" },
-      example: "active",
-      description: "A shown status (open lists only unacknowledged, unmuted ones), or active: every alert still open, acknowledged, muted or resolving",
-    }),
-  table_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).optional().openapi({ param: { name: "table_id", in: "query" } }),
-  limit: wholeNumberText(z.number().int().min(1).max(1000))
-    .default(DEFAULT_ALERTS_LISTED)
-    .openapi({ param: { name: "limit", in: "query" }, description: "The newest this many, at most 1000" }),
-});
+const ListQuery = withPageBefore(
+  {
+    status: z
+      .enum([...ALERT_STATUSES, "active"])
+      .optional()
+      .openapi({
+        param: { name: "status", in: "query" },
+        example: "active",
+        description: "A shown status (open lists only unacknowledged, unmuted ones), or active: every alert still open, acknowledged, muted or resolving",
+      }),
+    table_id: wholeNumberText(z.number().int().positive().max(MAX_ROW_ID)).optional().openapi({ param: { name: "table_id", in: "query" } }),
+    limit: wholeNumberText(z.number().int().min(1).max(1000))
+      .default(DEFAULT_ALERTS_LISTED)
+      .openapi({ param: { name: "limit", in: "query" }, description: "The newest this many, at most 1000" }),
+  },
+  { rows: "alerts", verb: "opened", row: "alert", time: "opened_at", id: "id", maxId: MAX_ROW_ID },
+);
 
 const list = createRoute({
   method: "get",
@@ -101,7 +104,7 @@ export function mountMonitoringAlerts(app: OpenAPIHono<AppEnv>, deps: Deps) {
     const grant = c.get("grant");
     requireScope(grant, "monitoring:read");
     const reachable = await reachableTableIds(deps, userId, grant);
-    return c.json(await listAlertsOf(deps, userId, { status: q.status, tableId: q.table_id, tableIds: reachable, limit: q.limit }), 200);
+    return c.json(await listAlertsOf(deps, userId, { status: q.status, tableId: q.table_id, tableIds: reachable, before: pageBeforeOf(q), limit: q.limit }), 200);
   });
   app.openapi(getOne, async (c) => {
     const { id } = c.req.valid("param");

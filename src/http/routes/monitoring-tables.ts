@@ -19,7 +19,7 @@ import {
   updateMonitoredTableOf,
 } from "../../services/monitored-tables.js";
 import type { AppEnv } from "../context.js";
-import { authErrors, CHANGED_MEANWHILE, errorResponse, IdParams, Instant, jsonBody, jsonResponse, MAX_ROW_ID, scopeError, strictInput, wholeNumberText } from "../schemas.js";
+import { authErrors, CHANGED_MEANWHILE, errorResponse, IdParams, jsonBody, jsonResponse, MAX_ROW_ID, pageBeforeOf, scopeError, strictInput, wholeNumberText, withPageBefore } from "../schemas.js";
 import { whileStanding } from "../standing.js";
 import { CheckRunSchema, MonitoredTableSchema, NewTableBody, RunReportSchema, TableUpdateBody } from "./monitoring-schemas.js";
 
@@ -142,23 +142,16 @@ const runNow = createRoute({
 /** Runs a history answers when it names no limit. */
 const DEFAULT_RUNS_LISTED = 100;
 
-const RunsQuery = z
-  .object({
+const RunsQuery = withPageBefore(
+  {
     limit: wholeNumberText(z.number().int().min(1).max(1000))
       .default(DEFAULT_RUNS_LISTED)
       .openapi({ param: { name: "limit", in: "query" }, description: "The newest this many, at most 1000", example: 100 }),
     check: z.string().min(1).max(200).optional().openapi({ param: { name: "check", in: "query" }, example: "volume" }),
-    before: Instant.optional().openapi({ param: { name: "before", in: "query" }, description: "Runs started before this time" }),
-    // check_runs.id is a bigint: past 2^31 within a busy deployment's life.
-    before_id: wholeNumberText(z.number().int().positive().max(Number.MAX_SAFE_INTEGER))
-      .optional()
-      .openapi({
-        param: { name: "before_id", in: "query" },
-        description:
-          "With before: also the runs started at that very time whose run_id is lower. Pass the last run's started_at and run_id to page on: checks of one table often start in the same millisecond, and before alone would skip the rest of them",
-      }),
-  })
-  .refine((q) => q.before_id === undefined || q.before !== undefined, { path: ["before_id"], message: "needs before (the same run's started_at)" });
+  },
+  // check_runs.id is a bigint: past 2^31 within a busy deployment's life.
+  { rows: "runs", verb: "started", row: "run", time: "started_at", id: "run_id", maxId: Number.MAX_SAFE_INTEGER },
+);
 
 const runs = createRoute({
   method: "get",
@@ -224,7 +217,7 @@ export function mountMonitoringTables(app: OpenAPIHono<AppEnv>, deps: Deps) {
   app.openapi(runs, async (c) => {
     await tableScope(c, "monitoring:read", c.req.valid("param").id);
     const q = c.req.valid("query");
-    const options = { limit: q.limit, check: q.check, before: q.before ? { at: new Date(q.before), id: q.before_id } : undefined };
+    const options = { limit: q.limit, check: q.check, before: pageBeforeOf(q) };
     return c.json(await listRunsOf(deps, c.get("auth").userId, c.req.valid("param").id, options), 200);
   });
 }
