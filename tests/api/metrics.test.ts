@@ -53,6 +53,15 @@ describe("GET /metrics", () => {
     }
   });
 
+  it("serves the token a scraper sends when METRICS_TOKEN came with a line break (a secret mounted from a file)", async () => {
+    const mounted = await createHarness({ env: { METRICS_TOKEN: `${METRICS_TOKEN}\n` } });
+    try {
+      expect((await mounted.call("GET", "/metrics", { token: METRICS_TOKEN })).status).toBe(200);
+    } finally {
+      await mounted.close();
+    }
+  });
+
   it("answers 404 when METRICS_TOKEN is not set, whatever the token", async () => {
     const off = await createHarness();
     try {
