@@ -246,7 +246,18 @@ const envSchema = z.object({
   USER_MAX_CHANNELS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(50)),
   USER_MAX_API_KEYS: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(100)),
   USER_MAX_CHECK_RUNS_PER_HOUR: z.preprocess(emptyAsUndefined, intIn(1, 100_000_000).default(50_000)),
-  METRICS_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, "must be at least 16 characters").optional()),
+  // Trimmed: a secret mounted from a file ends in a line break, which no scraper sends (Prometheus
+  // trims its own token file). Spaces inside cannot cross a Bearer header either: refused, not a
+  // /metrics that answers 401 to every scrape.
+  METRICS_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .trim()
+      .min(16, "must be at least 16 characters")
+      .regex(/^\S+$/, "must not contain spaces: an Authorization: Bearer header cannot carry them")
+      .optional(),
+  ),
 });
 
 /** Every environment variable Pulse reads. */

@@ -19,5 +19,7 @@ export interface AppEnv {
     grant: Grant;
     /** RevocationWatch.seen when the credential was found standing (src/http/standing.ts). */
     revocationsSeen: number;
+    /** Set by a route answering with a stream (answeredWhenStreamEnds, request-edge.ts). */
+    streamed: true;
   };
 }

@@ -31,10 +31,25 @@ export function requestEdge(logger: Logger, metrics: Metrics, maxBodyBytes: numb
     decodeJsonBodyStrictly(c.req);
     const refused = await checkBody(c, next);
     if (refused instanceof Response) c.res = refused;
-    const status = clientGone(c) ? CLIENT_CLOSED_REQUEST : c.res.status;
-    logRequest(logger, c, started, status);
-    metrics.request(c.req.method, routeOf(c), status, (performance.now() - started) / 1000);
+    const answered = (status: number) => {
+      logRequest(logger, c, started, status);
+      metrics.request(c.req.method, routeOf(c), status, (performance.now() - started) / 1000);
+    };
+    const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+    if (c.get("streamed") && outgoing && !outgoing.destroyed) {
+      // A stream's handler returns at its first event: the request ends with the stream.
+      outgoing.once("close", () => answered(outgoing.writableFinished ? c.res.status : CLIENT_CLOSED_REQUEST));
+    } else {
+      answered(clientGone(c) ? CLIENT_CLOSED_REQUEST : c.res.status);
+    }
   };
+}
+
+/** Marks the response as a stream (an /ask's events): its request is logged and counted when
+ * the stream ends, with the time it took, and as 499 when its client hung up before the end,
+ * rather than as a 200 answered in milliseconds. */
+export function answeredWhenStreamEnds(c: Context<AppEnv>): void {
+  c.set("streamed", true);
 }
 
 /** nginx's status for a request whose client closed the connection before the answer: logged

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
-import { startFakeOpenAI, type FakeOpenAI } from "../support/fake-openai.js";
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
 import { pgAdmin } from "../support/services.js";
@@ -50,6 +50,15 @@ describe("GET /metrics", () => {
       expect(res.status).toBe(401);
       expect(res.body.code).toBe("unauthorized");
       expect(res.text).not.toContain("pulse_");
+    }
+  });
+
+  it("serves the token a scraper sends when METRICS_TOKEN came with a line break (a secret mounted from a file)", async () => {
+    const mounted = await createHarness({ env: { METRICS_TOKEN: `${METRICS_TOKEN}\n` } });
+    try {
+      expect((await mounted.call("GET", "/metrics", { token: METRICS_TOKEN })).status).toBe(200);
+    } finally {
+      await mounted.close();
     }
   });
 
@@ -185,4 +194,49 @@ describe("what it counts", () => {
       expect(text).not.toContain(secret);
     }
   });
+});
+
+describe("a streamed answer (POST /ask, text/event-stream)", () => {
+  it("is timed and counted when its stream ends, as 499 when its client hangs up mid-stream", async () => {
+    const HELD_MS = 1_000;
+    const held = () => new Promise<FakeReply>((resolve) => setTimeout(() => resolve({ content: "347 albums." }), HELD_MS));
+    const count = { toolCalls: [{ name: "run_query", args: { sql: "SELECT COUNT(*) AS n FROM Album" } }] };
+    const model = await startFakeOpenAI([count, held, count, { fail: "hang" }]);
+    const streamed = await createHarness({ env: { METRICS_TOKEN, OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake-model" } });
+    try {
+      const user = await streamed.newConnectedUser();
+      const { url } = await streamed.serve();
+      const ask = (signal?: AbortSignal) =>
+        fetch(`${url}/ask`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json", accept: "text/event-stream" },
+          body: JSON.stringify({ question: "How many albums?" }),
+          signal,
+        });
+      const metrics = async () => (await streamed.call("GET", "/metrics", { token: METRICS_TOKEN })).text;
+      const series = (status: number) => `pulse_http_requests_total{method="POST",route="/ask",status="${status}"}`;
+      const seconds = 'pulse_http_request_duration_seconds_sum{method="POST",route="/ask"}';
+
+      // Its first event comes at once, its answer a second later: the request took the second.
+      expect(await (await ask()).text()).toContain("event: result");
+      await vi.waitFor(async () => expect(sample(await metrics(), series(200))).toBe(1), { timeout: 5_000, interval: 50 });
+      expect(sample(await metrics(), seconds)).toBeGreaterThanOrEqual(HELD_MS / 1000);
+
+      // The client leaves after the first event, while the model has not answered.
+      const hangUp = new AbortController();
+      const reader = (await ask(hangUp.signal)).body!.getReader();
+      await reader.read();
+      hangUp.abort();
+      await vi.waitFor(async () => expect(sample(await metrics(), series(499))).toBe(1), { timeout: 5_000, interval: 50 });
+      expect(sample(await metrics(), series(200))).toBe(1);
+      const logged = streamed.logs
+        .flatMap((chunk) => chunk.split("\n").filter(Boolean).map((line) => JSON.parse(line) as { msg: string; path?: string; status?: number; ms?: number }))
+        .filter((l) => l.msg === "request" && l.path === "/ask");
+      expect(logged.map((l) => l.status)).toEqual([200, 499]);
+      expect(logged[0]!.ms).toBeGreaterThanOrEqual(HELD_MS);
+    } finally {
+      await streamed.close();
+      await model.close();
+    }
+  }, 30_000);
 });

@@ -143,6 +143,11 @@ describe("loadConfig", () => {
     expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), MONITOR_STOP_TIMEOUT_MS: "600000" })).problems).toEqual([expect.stringMatching(/^MONITOR_STOP_TIMEOUT_MS: .*8000/)]);
   });
 
+  it("reads METRICS_TOKEN without the spaces around it, and refuses one with spaces inside, which no Bearer header carries", () => {
+    expect(loadConfig({ DATA_DIR: tempDir(), METRICS_TOKEN: " scrape-token-0123456789\n" }).metricsToken).toBe("scrape-token-0123456789");
+    expect(errorOf(() => loadConfig({ DATA_DIR: tempDir(), METRICS_TOKEN: "scrape token 0123456789" })).problems).toEqual([expect.stringMatching(/^METRICS_TOKEN: must not contain spaces/)]);
+  });
+
   it("names every invalid variable at once", () => {
     const err = errorOf(() =>
       loadConfig({

@@ -15,6 +15,7 @@ import type { AppEnv, AuthContext } from "../context.js";
 import { requestedSession } from "../credential-rules.js";
 import { errorBody, statusOf } from "../errors.js";
 import { pacedEvents, type PacedEvents } from "../event-stream.js";
+import { answeredWhenStreamEnds } from "../request-edge.js";
 import { requestLogger } from "../request-log.js";
 import { authErrors, errorResponse, HealthSchema, jsonBody, RowId } from "../schemas.js";
 import { followStops, watchStanding, whileStanding } from "../standing.js";
@@ -214,6 +215,7 @@ async function askStream(c: Context<AppEnv>, deps: Deps, auth: AuthContext & { g
       throw err;
     }
   }
+  answeredWhenStreamEnds(c);
   return streamSSE(c, async (stream) => {
     stream.onAbort(() => {
       abort.abort();
