@@ -16,9 +16,16 @@ export type AlertFields = Pick<
   "status" | "state" | "openedAt" | "acknowledgedAt" | "mutedUntil" | "resolvedAt" | "lastDetail"
 >;
 
-/** Alerts open now across the deployment (a resolving alert is still open). */
+/** The alerts of an incident not over (a resolving alert is still open): as alerts_open_idx is
+ * made, so that the planner reads that index. */
+const isOpen = () => inArray(alerts.status, ["open", "resolving"]);
+
+/** The statement that counts the alerts open now across the deployment (awaitable; `toSQL()`
+ * shows it). */
+export const openAlertsCount = (db: Db) => db.select({ n: sql<number>`count(*)::int` }).from(alerts).where(isOpen());
+
 export async function countOpenAlerts(db: Db): Promise<number> {
-  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(alerts).where(inArray(alerts.status, ["open", "resolving"]));
+  const [row] = await openAlertsCount(db);
   return row?.n ?? 0;
 }
 
@@ -30,13 +37,14 @@ export interface AlertOnTable {
   tableName: string;
 }
 
-/** The owner's alerts still open (acknowledged and muted ones included), with their tables. */
-export async function activeAlertsOnTables(db: Db, ownerId: number): Promise<AlertOnTable[]> {
+/** The owner's alerts still open (acknowledged and muted ones included), with their tables
+ * (awaitable; `toSQL()` shows the statement). */
+export function activeAlertsOnTables(db: Db, ownerId: number) {
   return db
     .select({ alert: alerts, connectionId: monitoredTables.connectionId, schemaName: monitoredTables.schemaName, tableName: monitoredTables.tableName })
     .from(alerts)
     .innerJoin(monitoredTables, eq(monitoredTables.id, alerts.tableId))
-    .where(and(eq(alerts.ownerId, ownerId), inArray(alerts.status, ["open", "resolving"])));
+    .where(and(eq(alerts.ownerId, ownerId), isOpen()));
 }
 
 /** The table's checks as they are now, its row locked against a change until the transaction
@@ -120,7 +128,7 @@ export type AlertListFilter = "open" | "acknowledged" | "muted" | "resolving" | 
  * has (a filter applied to the newest few thousand left older open ones out). The columns mirror
  * the reducer's state (monitoring/alerts.ts fieldsOf). */
 function phaseIs(filter: AlertListFilter, now: Date) {
-  const incident = inArray(alerts.status, ["open", "resolving"]);
+  const incident = isOpen();
   const notMuted = or(isNull(alerts.mutedUntil), lte(alerts.mutedUntil, now))!;
   switch (filter) {
     case "active":

@@ -216,7 +216,13 @@ export const alerts = pgTable(
       .defaultNow()
       .$onUpdate(() => sql`now()`),
   },
-  (t) => [uniqueIndex("alerts_table_check_key").on(t.tableId, t.checkKey), index("alerts_owner_idx").on(t.ownerId)],
+  (t) => [
+    uniqueIndex("alerts_table_check_key").on(t.tableId, t.checkKey),
+    index("alerts_owner_idx").on(t.ownerId),
+    // The open ones (an incident not over): what a result's health reads per user, and the
+    // deployment's count at every scrape, without reading the alerts that closed.
+    index("alerts_open_idx").on(t.ownerId).where(sql`${t.status} IN ('open', 'resolving')`),
+  ],
 );
 
 export const notificationChannels = pgTable(

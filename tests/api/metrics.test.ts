@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
+import { activeAlertsOnTables, openAlertsCount } from "../../src/store/monitoring-alerts.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
@@ -170,6 +171,36 @@ describe("what it counts", () => {
     expect(sample(text, 'pulse_monitor_runs_total{trigger="manual"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'pulse_monitor_checks_total{kind="custom_sql",status="fail"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, "pulse_alerts_open")).toBe(openBefore + 1);
+  });
+
+  it("counts open alerts from the index of open ones, as a result's health reads a user's: not every alert that closed", async () => {
+    const user = await h.newUser();
+    const db = await sqliteMonitoredDb(h.sqliteRoot);
+    const table = await monitorTable(h, user.token, {
+      connection_id: await addConnection(h, user.token, db.body),
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", min: 1 }],
+      alert: { open_after: 1 },
+    });
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    // Closed alerts stay, one per table and check: 20,000 of them, the open one among them.
+    const store = h.pgDatabase!.name;
+    await pgAdmin(
+      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
+       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), now() - interval '1 day', now()
+         FROM alerts, generate_series(1, 20000) g WHERE table_id = $1`,
+      store,
+      [table.id],
+    );
+    await pgAdmin("ANALYZE alerts", store);
+    const plan = async (query: { toSQL(): { sql: string; params: unknown[] } }) => {
+      const { sql, params } = query.toSQL();
+      const [row] = await pgAdmin<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${sql}`, store, params);
+      return JSON.stringify(row!["QUERY PLAN"]);
+    };
+    expect(await plan(openAlertsCount(h.deps.store.db))).toContain('"Index Name":"alerts_open_idx"');
+    expect(await plan(activeAlertsOnTables(h.deps.store.db, user.id))).toContain('"Index Name":"alerts_open_idx"');
+    expect(sample((await scrape()).text, "pulse_alerts_open")).toBeGreaterThanOrEqual(1);
   });
 
   it("counts model calls, the tokens the server reported, and failed calls by error code", async () => {
