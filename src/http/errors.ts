@@ -128,7 +128,7 @@ export function errorHandling(enveloped: ReadonlySet<string>, jsonRpc: ReadonlyS
   const validationHook = (result: { success: true } | { success: false; error: ZodError; target?: string }, c: Context<AppEnv>) => {
     if (result.success) return;
     const target = result.target === "json" || result.target === "form" ? "body" : (result.target ?? "body");
-    const { detail, errors } = invalidInput(result.error, target);
+    const { detail, errors } = invalidInput(result.error, target, target === "query" ? (field) => (c.req.queries(field)?.length ?? 0) > 1 : undefined);
     return c.json(envelope(c, errorBody("invalid_input", detail, { errors }), 422), 422);
   };
 

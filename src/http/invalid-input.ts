@@ -11,8 +11,11 @@ type Issue = ZodError["issues"][number];
 const PLAIN_NAME = /^[A-Za-z_$][\w$.-]{0,63}$/;
 
 /** The 422's detail and per-field errors for the problems zod found in one part of a request. */
-export function invalidInput(error: ZodError, target: string) {
+export function invalidInput(error: ZodError, target: string, givenTwice: (field: string) => boolean = () => false) {
   const at = (path: readonly PropertyKey[]) => [target, ...path.map(String)].join(".");
+  // A query parameter given twice arrives as a list, which a schema of one value calls a wrong
+  // type ("expected string, received array") or an unknown option: the repetition is what to fix.
+  const message = (issue: Issue) => (issue.path.length > 0 && givenTwice(String(issue.path[0])) ? "given more than once; send it once" : readable(issue));
   // One error per unknown field, at its own path, so that the 422 names each of them; a name
   // that is no plain name is not repeated (JSON sent as a form arrives as one field named by
   // the whole JSON text, password and all).
@@ -23,7 +26,7 @@ export function invalidInput(error: ZodError, target: string) {
             ? { path: at([...issue.path, key]), message: "unknown field" }
             : { path: at(issue.path), message: `unknown field, its ${key.length}-character name not shown (it is no plain name${target === "body" ? ": was the body sent with the wrong Content-Type?" : ""})` },
         )
-      : [{ path: at(issue.path), message: readable(issue) }],
+      : [{ path: at(issue.path), message: message(issue) }],
   );
   // A body of 80,000 unknown fields named each in a 422 of megabytes: the first few say what
   // to fix; the rest are counted.

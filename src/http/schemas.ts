@@ -149,14 +149,10 @@ export const RowId = z.number().int().positive().max(MAX_ROW_ID);
 
 /** A whole number as a path or query string gives it: digits only. "0x2", "1e0", "+1", "01" and
  * "1 " are refused rather than read as 2, 1, 1, 1 and 1 (one number, one spelling, as everywhere
- * else a number is read), a parameter given twice is refused as such, and a number too long to
- * read is refused by the schema's maximum. */
+ * else a number is read), and a number too long to read is refused by the schema's maximum. (A
+ * parameter given twice is refused as such by the validation hook, whatever its type.) */
 export const wholeNumberText = <T extends z.ZodNumber>(number: T) =>
   z.preprocess((value, ctx) => {
-    if (Array.isArray(value)) {
-      ctx.addIssue({ code: "custom", message: "given more than once; send it once" });
-      return value;
-    }
     if (typeof value !== "string") return value;
     if (/^(0|[1-9]\d*)$/.test(value)) return Math.min(Number(value), Number.MAX_VALUE);
     ctx.addIssue({ code: "custom", message: value === "" ? "is empty: give a whole number, or leave it out" : "must be a whole number, written in digits only" });

@@ -54,6 +54,17 @@ describe("422 messages", () => {
   });
 
   it.each([
+    ["/api/audit?source=query&source=ask", "query.source"],
+    ["/api/alerts?status=open&status=active", "query.status"],
+    ["/api/audit?from=2026-01-01T00:00:00Z&from=2026-02-01T00:00:00Z", "query.from"],
+    ["/api/tables/1/runs?check=volume&check=freshness", "query.check"],
+  ])("says a parameter in %s was given more than once, whatever its type", async (path, at) => {
+    const res = await h.call("GET", path, { token });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors).toEqual([{ path: at, message: "given more than once; send it once" }]);
+  });
+
+  it.each([
     ["a missing field", "POST", "/users/", { name: "Ana", password: "secure123" }, [["body.email", "required"]]],
     ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a whole number, written in digits only"]]],
     ["an id past its maximum", "POST", "/query", { sql: "SELECT 1", connection_id: 2147483648 }, [["body.connection_id", expect.stringMatching(/2147483647$/)]]],
