@@ -31,10 +31,25 @@ const GivenPassword = z
   .min(1)
   .refine(...withinBcryptBytes);
 
+/** A domain label as RFC 1035 has it: letters, digits and inner hyphens, at most 63. */
+const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/** An address sign-up takes: ASCII only (an IDN domain in its xn-- form), so no two addresses
+ * that look alike; stored and matched lower-cased. Within RFC 5321's limits too, which zod's
+ * pattern does not check: no mail reaches a longer local part or domain label. */
+const Email = z
+  .email({ abort: true })
+  .max(254)
+  .refine((address) => address.slice(0, address.lastIndexOf("@")).length <= 64, "the part before @ must be at most 64 characters")
+  .refine(
+    (address) => address.slice(address.lastIndexOf("@") + 1).split(".").every((label) => DOMAIN_LABEL.test(label)),
+    "each part of the domain must be at most 63 characters and not end in a hyphen",
+  );
+
 const RegisterBody = z
   .object({
     name: z.string().trim().min(1).max(200).openapi({ example: "John Doe" }),
-    email: z.email().max(254).openapi({ example: "john@example.com" }),
+    email: Email.openapi({ description: "Case-insensitive: kept and answered lower-cased, and login takes it in any case", example: "john@example.com" }),
     password: NewPassword.openapi({ example: "securepassword" }),
   })
   .openapi("RegisterUser");
