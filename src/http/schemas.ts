@@ -142,6 +142,24 @@ export function millisecondAtOrAfter(instant: string): Date {
   return finer && /[1-9]/.test(finer) ? new Date(Math.min(date.getTime() + 1, LAST_MILLISECOND)) : date;
 }
 
+/** What has no place in a name a person gives (a user's, an API key's, a connection's, a
+ * channel's), which others read in lists, notifications and logs: control characters (a line
+ * break, a terminal's escape sequences) and text-direction marks, with which "admin\u202egnp.exe"
+ * reads "admingpn.exe" reversed. Joiners stay: names and emoji are written with them. */
+const NOT_IN_NAMES = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
+/** A character that shows: a name of only invisible ones (a zero-width space) reads as none. */
+const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
+
+/** A name a person gives, trimmed, of 1 to `max` characters. */
+export const givenName = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((name) => !NOT_IN_NAMES.test(name), "must not contain control characters or text-direction marks")
+    .refine((name) => VISIBLE.test(name), "must contain a visible character");
+
 /** The ids of Pulse's own rows are PostgreSQL `integer`s: a larger one is invalid input (422),
  * not a query that fails in the store (500). */
 export const MAX_ROW_ID = 2 ** 31 - 1;

@@ -65,6 +65,28 @@ describe("422 messages", () => {
   });
 
   it.each([
+    ["a user's", "POST", "/users/", (name: string) => ({ name, email: "named@example.com", password: "secure123" })],
+    ["an API key's", "POST", "/api/keys", (name: string) => ({ name, scopes: ["query"] })],
+    ["a connection's", "POST", "/databases/add_db_connection", (name: string) => ({ name, db_type: "sqlite", database_name: "none.sqlite" })],
+    ["an instance's", "POST", "/api/v1/instances", (name: string) => ({ name, db_type: "sqlite", database: "none.sqlite" })],
+    ["a channel's", "POST", "/api/channels", (name: string) => ({ name, kind: "webhook", url: "https://hooks.example.com/x" })],
+  ])("refuses %s name with control characters, text-direction marks or nothing visible", async (_, method, path, body) => {
+    for (const [name, message] of [
+      ["admin\u202egnp.exe", "must not contain control characters or text-direction marks"],
+      ["ops\u001b[31m alert", "must not contain control characters or text-direction marks"],
+      ["line\nbreak", "must not contain control characters or text-direction marks"],
+      ["\u200b", "must contain a visible character"],
+    ]) {
+      const res = await h.call(method, path, { token, json: body(name!) });
+      expect(res.status, `${name} ${res.text}`).toBe(422);
+      expect(res.body.errors).toContainEqual({ path: "body.name", message });
+    }
+    // Joiners are how names and emoji are written.
+    const family = await h.call(method, path, { token, json: body("Ops \u{1f468}\u200d\u{1f469}") });
+    expect(family.body.errors ?? []).not.toContainEqual(expect.objectContaining({ path: "body.name" }));
+  });
+
+  it.each([
     ["a missing field", "POST", "/users/", { name: "Ana", password: "secure123" }, [["body.email", "required"]]],
     ["an id that is not a number", "GET", "/databases/abc/schema", undefined, [["param.id", "must be a whole number, written in digits only"]]],
     ["an id past its maximum", "POST", "/query", { sql: "SELECT 1", connection_id: 2147483648 }, [["body.connection_id", expect.stringMatching(/2147483647$/)]]],

@@ -11,7 +11,7 @@ import { changePassword, deleteAccount, getMe, login, logout, registerUser } fro
 import { clientIp } from "../client-ip.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, errorResponse, jsonBody, jsonResponse, loginOnly, strictInput, UserSchema } from "../schemas.js";
+import { authErrors, errorResponse, givenName, jsonBody, jsonResponse, loginOnly, strictInput, UserSchema } from "../schemas.js";
 
 const tags = ["Accounts"];
 
@@ -48,7 +48,7 @@ const Email = z
 
 const RegisterBody = z
   .object({
-    name: z.string().trim().min(1).max(200).openapi({ example: "John Doe" }),
+    name: givenName(200).openapi({ example: "John Doe" }),
     email: Email.openapi({ description: "Case-insensitive: kept and answered lower-cased, and login takes it in any case", example: "john@example.com" }),
     password: NewPassword.openapi({ example: "securepassword" }),
   })

@@ -8,14 +8,14 @@ import type { Deps } from "../../deps.js";
 import { createApiKey, listApiKeysOf, revokeApiKey } from "../../services/api-keys.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin } from "../credential-rules.js";
-import { authErrors, errorResponse, IdParams, Instant, jsonBody, jsonResponse, loginOnly, RowId } from "../schemas.js";
+import { authErrors, errorResponse, givenName, IdParams, Instant, jsonBody, jsonResponse, loginOnly, RowId } from "../schemas.js";
 
 const tags = ["API keys"];
 const MANAGE = "manage API keys";
 
 const NewApiKeyBody = z
   .object({
-    name: z.string().trim().min(1).max(100).openapi({ example: "Claude Desktop" }),
+    name: givenName(100).openapi({ example: "Claude Desktop" }),
     scopes: z
       .array(z.enum(SCOPES))
       .min(1)

@@ -24,6 +24,7 @@ import {
   connectionTestLimit,
   DIALECT,
   errorResponse,
+  givenName,
   IdParams,
   jsonBody,
   jsonResponse,
@@ -36,7 +37,7 @@ import {
 const tags = ["Databases"];
 
 const fields = {
-  name: z.string().trim().min(1).max(200).optional().openapi({ example: "Shop replica" }),
+  name: givenName(200).optional().openapi({ example: "Shop replica" }),
   db_type: DIALECT,
   host: z.string().trim().min(1).max(255).optional().openapi({ example: "localhost" }),
   port: z.number().int().min(1).max(65535).optional().openapi({ example: 5432 }),

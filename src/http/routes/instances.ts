@@ -17,12 +17,12 @@ import {
 import { mayReach, requireScope } from "../../auth/grants.js";
 import type { AppEnv } from "../context.js";
 import { requireLogin, requireReach } from "../credential-rules.js";
-import { authErrors, CHANGED_MEANWHILE, connectionTestLimit, requireServerFields, DIALECT, errorResponse, IdParams, jsonBody, jsonResponse, loginOnly, scopeError } from "../schemas.js";
+import { authErrors, CHANGED_MEANWHILE, connectionTestLimit, requireServerFields, DIALECT, errorResponse, givenName, IdParams, jsonBody, jsonResponse, loginOnly, scopeError } from "../schemas.js";
 
 const tags = ["Instances (seed 000)"];
 
 const fields = {
-  name: z.string().trim().min(1).max(200).openapi({ example: "Shop replica" }),
+  name: givenName(200).openapi({ example: "Shop replica" }),
   db_type: DIALECT,
   host: z.string().trim().min(1).max(255).optional().openapi({ example: "localhost" }),
   port: z.number().int().min(1).max(65535).optional().openapi({ example: 5432 }),

@@ -4,7 +4,7 @@
 import { z } from "@hono/zod-openapi";
 
 import { BASELINE_DEFAULTS } from "../../monitoring/baselines.js";
-import { RowId } from "../schemas.js";
+import { givenName, RowId } from "../schemas.js";
 
 const ColumnName = z.string().min(1).max(128);
 
@@ -253,7 +253,7 @@ export const ChannelSchema = z
 export const NewChannelBody = z
   .object({
     kind: z.enum(["webhook", "slack"]),
-    name: z.string().trim().min(1).max(200).optional(),
+    name: givenName(200).optional(),
     url: z
       // Worded for a URL that does not parse only: the length has its own message.
       .url({ protocol: /^https?$/, error: (issue) => (issue.code === "invalid_format" ? "must be an http(s) URL" : undefined) })
@@ -264,7 +264,7 @@ export const NewChannelBody = z
 
 export const ChannelUpdateBody = z
   .object({
-    name: z.string().trim().min(1).max(200).optional(),
+    name: givenName(200).optional(),
     enabled: z.boolean().optional().openapi({ description: "A disabled channel is sent nothing, including notifications still queued for it" }),
   })
   .openapi("NotificationChannelUpdate", { example: { name: "Ops (paused)", enabled: false } });
