@@ -556,6 +556,7 @@ const commonEnv = (sqliteRoot: string, dataDir: string) => ({
   OPENAI_BASE_URL: fake.baseUrl,
   OPENAI_MODEL: "fake-model",
   ASK_PER_MINUTE: "100000",
+  ASK_TOKENS_PER_HOUR: "1000000000000",
   // Login limits live in Redis db 15, shared with other benches and tests run from 127.0.0.1.
   LOGIN_MAX_ATTEMPTS_PER_CLIENT: "100000",
   LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: "10000",

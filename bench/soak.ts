@@ -86,6 +86,7 @@ async function main() {
       CONNECTION_QUERIES_PER_MINUTE: "100000",
       USER_QUERIES_PER_MINUTE: "100000",
       ASK_PER_MINUTE: "100000",
+      ASK_TOKENS_PER_HOUR: "1000000000000",
       // e.g. SOAK_NODE_OPTIONS=--max-old-space-size=192: a leak then ends the process (a restart).
       ...(process.env.SOAK_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SOAK_NODE_OPTIONS } : {}),
     };

@@ -204,6 +204,7 @@ const envSchema = z.object({
   ASK_MAX_QUESTION_CHARS: z.preprocess(emptyAsUndefined, intIn(10, 100_000).default(2000)),
   ASK_PER_MINUTE: z.preprocess(emptyAsUndefined, intIn(1, 100_000).default(20)),
   ASK_MAX_CONCURRENT: z.preprocess(emptyAsUndefined, intIn(1, 1000).default(4)),
+  ASK_TOKENS_PER_HOUR: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000_000_000).default(1_000_000)),
   CONVERSATION_MAX_TURNS: z.preprocess(emptyAsUndefined, intIn(1, 200).default(10)),
   CONVERSATION_TTL_SECONDS: z.preprocess(emptyAsUndefined, intIn(60, 30 * 86400).default(86400)),
   CONVERSATION_MAX_NEW_PER_USER: z.preprocess(emptyAsUndefined, intIn(1, 1_000_000).default(500)),
@@ -356,8 +357,9 @@ export interface Config {
   };
   agent: { maxSteps: number; schemaTokens: number; rowsToModel: number };
   /** `maxNewConversations`: conversations one user may start per conversationTtlSeconds; each is
-   * a Redis list of up to maxTurns turns, so this bounds what one user keeps there. */
-  ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxConcurrent: number; maxTurns: number; conversationTtlSeconds: number; maxNewConversations: number };
+   * a Redis list of up to maxTurns turns, so this bounds what one user keeps there.
+   * `tokensPerHour`: model tokens one user's questions may use per hour, across instances. */
+  ask: { timeoutMs: number; maxQuestionChars: number; perMinute: number; maxConcurrent: number; tokensPerHour: number; maxTurns: number; conversationTtlSeconds: number; maxNewConversations: number };
   monitor: MonitorConfig;
   audit: AuditConfig;
   /** The bearer token GET /metrics asks for; unset, /metrics answers 404. */
@@ -600,6 +602,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       maxQuestionChars: e.ASK_MAX_QUESTION_CHARS,
       perMinute: e.ASK_PER_MINUTE,
       maxConcurrent: e.ASK_MAX_CONCURRENT,
+      tokensPerHour: e.ASK_TOKENS_PER_HOUR,
       maxTurns: e.CONVERSATION_MAX_TURNS,
       conversationTtlSeconds: e.CONVERSATION_TTL_SECONDS,
       maxNewConversations: e.CONVERSATION_MAX_NEW_PER_USER,

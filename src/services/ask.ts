@@ -9,6 +9,7 @@ import type { Deps } from "../deps.js";
 import { DomainError, RateLimitedError } from "../errors.js";
 import type { Owner } from "../sessions/types.js";
 import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
+import type { ModelCallCounts } from "../metrics.js";
 import { countTry } from "../rate-limits.js";
 import { schemaIndexOf } from "./schema-context.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
@@ -67,6 +68,10 @@ const historyKey = (auth: { userId: number; sessionId: string; kind?: "login" | 
 const historyOwner = (auth: { userId: number; sessionId: string; kind?: "login" | "key" }): Owner =>
   auth.kind === "key" ? { userId: auth.userId, sessionId: auth.sessionId } : { userId: auth.userId };
 
+/** Model tokens (prompt and completion) of a user's questions, counted per hour on every instance. */
+const tokensKey = (userId: number) => `ask:tokens:user:${userId}`;
+const TOKEN_WINDOW_SECONDS = 3600;
+
 const valueOf = <T>(outcome: PromiseSettledResult<T>): T => {
   if (outcome.status === "rejected") throw outcome.reason;
   return outcome.value;
@@ -84,7 +89,7 @@ export async function ask(
   // Who may ask before whether Pulse can answer: a request naming another user is refused as such.
   if (input.user_id !== undefined && input.user_id !== auth.userId) throw new DomainError("forbidden", "user_id does not match the authenticated user");
   // And a question that could never be asked is told so (422) before whether Pulse can answer.
-  const { maxQuestionChars, perMinute, maxTurns, conversationTtlSeconds, timeoutMs, maxNewConversations } = deps.config.ask;
+  const { maxQuestionChars, perMinute, tokensPerHour, maxTurns, conversationTtlSeconds, timeoutMs, maxNewConversations } = deps.config.ask;
   const blank = input.question.trim().length === 0;
   if (blank || input.question.length > maxQuestionChars) {
     const message = blank ? "must not be blank (only spaces)" : `must be 1 to ${maxQuestionChars} characters`;
@@ -93,15 +98,22 @@ export async function ask(
   const sessionId = input.session_id ?? auth.sessionId;
   const threadId = input.thread_id ?? sessionId;
   const key = historyKey(auth, threadId);
-  // Three independent reads of the session store at once: one round trip to Redis instead of
-  // three. Their outcomes are checked in order, so a rate limit still wins over a bad session.
-  const [rate, sessionRead, items] = await Promise.allSettled([
+  // Four independent reads of the session store at once: one round trip to Redis instead of
+  // four. Their outcomes are checked in order, so a rate limit still wins over a bad session.
+  const [rate, tokens, sessionRead, items] = await Promise.allSettled([
     deps.sessions.hit(`ask:user:${auth.userId}`, 60),
+    deps.sessions.hit(tokensKey(auth.userId), TOKEN_WINDOW_SECONDS, 0),
     input.connection_id === undefined ? sessionOf(deps, auth.userId, sessionId, auth.sessionId) : null,
     deps.sessions.listItems(key),
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
   if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} questions per minute; try again shortly`, resetsInSeconds);
+  // Checked before a question, counted after: a question under way finishes, however far it
+  // takes the user past the hour's tokens (its own bounds: AGENT_MAX_STEPS, OPENAI_MAX_TOKENS).
+  const spentThisHour = valueOf(tokens);
+  if (spentThisHour.count >= tokensPerHour) {
+    throw new RateLimitedError(`At most ${tokensPerHour} model tokens per user per hour (ASK_TOKENS_PER_HOUR); try again later`, spentThisHour.resetsInSeconds);
+  }
   // A session that is not the caller's (404, as seed 004 checks it first), or has no database,
   // is told so before whether Pulse can answer at all.
   const session = valueOf(sessionRead);
@@ -138,6 +150,17 @@ export async function ask(
   // and Node keeps a composite signal with listeners (gcPersistentSignals) until it aborts.
   const finished = new AbortController();
   const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), deadline, finished.signal]);
+  // Each model call's tokens, as the metrics hear of them, so that a question that fails or whose
+  // client hangs up after some calls counts them too: the model server billed them all the same.
+  let spent = 0;
+  const modelCalls: ModelCallCounts = {
+    called: (usage) => {
+      spent += usage.prompt_tokens + usage.completion_tokens;
+      deps.metrics.model.called(usage);
+    },
+    failed: (err) => deps.metrics.model.failed(err),
+  };
+  const countSpent = () => (spent > 0 ? deps.sessions.hit(tokensKey(auth.userId), TOKEN_WINDOW_SECONDS, spent) : undefined);
   let outcome: AgentResult;
   try {
     outcome = await runAgent(deps.model, {
@@ -154,11 +177,13 @@ export async function ask(
       onEvent: options.onEvent,
       caughtUp: options.caughtUp,
       prompts: deps.prompts,
-      modelCalls: deps.metrics.model,
+      modelCalls,
       healthOf: (sql) => alertsOnTablesRead(deps, auth.userId, auth.grant, connector, [sql]),
       apiKeyId: auth.grant.apiKeyId,
     });
   } catch (err) {
+    // What the caller hears of is the question's own failure, not a Redis that cannot count.
+    await countSpent()?.catch(() => undefined);
     if (deadline.aborted) {
       // Most of a question's time is the model's: name the server, as its own timeouts do.
       const server = modelServerOf(deps.model).url;
@@ -180,7 +205,11 @@ export async function ask(
   // for ever would outlive the count of new ones per TTL, which bounds what a user keeps. For
   // the same reason a conversation that expired while this question ran is not made again
   // (uncounted): the answer stands, and the thread's next question starts a new one.
-  await deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, startsConversation ? "from-first" : "while-kept", historyOwner(auth));
+  // The turn and the tokens spent, in one round trip to the session store.
+  await Promise.all([
+    deps.sessions.pushBounded(key, JSON.stringify(turn), maxTurns, conversationTtlSeconds, startsConversation ? "from-first" : "while-kept", historyOwner(auth)),
+    countSpent(),
+  ]);
   const ran = outcome.queries.filter((q) => q.ok).map((q) => q.sql);
   const health = await alertsOnTablesRead(deps, auth.userId, auth.grant, connector, ran);
   return {

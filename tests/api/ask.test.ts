@@ -437,6 +437,48 @@ describe("POST /ask limits and configuration", () => {
     }
   });
 
+  it("limits the model tokens a user's questions use per hour, failed ones too, across instances and the MCP ask tool", async () => {
+    const env = { OPENAI_BASE_URL: fake.baseUrl, OPENAI_TIMEOUT_MS: "1500", ASK_PER_MINUTE: "1000", ASK_TOKENS_PER_HOUR: "700" };
+    const tight = await createHarness({ sessions: "redis", env });
+    const second = await createHarness({ shareWith: tight, env });
+    try {
+      const user = await connectedUser(tight);
+      const other = await connectedUser(tight);
+      const ask = (harness: Harness, who = user) => harness.call("POST", "/ask", { token: who.token, json: askBody(who, "How many albums?") });
+      // 303 tokens (answerWithQuery), then 350 of a question whose model failed after its first
+      // call (billed all the same): 653, under 700, so the next question may start.
+      answerWithQuery();
+      expect((await ask(tight)).status).toBe(200);
+      replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }], usage: { prompt_tokens: 300, completion_tokens: 50 } });
+      replies.push({ fail: "http500" }, { fail: "http500" });
+      expect((await ask(second)).status).toBe(502);
+      answerWithQuery();
+      expect((await ask(second)).status).toBe(200);
+      // 956 spent: no instance asks the model again for this user within the hour, however asked.
+      const requests = fake.requests.length;
+      for (const harness of [tight, second]) {
+        const refused = await ask(harness);
+        expect(refused.status).toBe(429);
+        expect(refused.body.detail).toContain("ASK_TOKENS_PER_HOUR");
+        expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+      }
+      const connectionId = (await tight.call("GET", "/databases", { token: user.token })).body[0].id as number;
+      const mcp = await tight.call("POST", "/mcp", {
+        token: user.token,
+        headers: { accept: "application/json, text/event-stream" },
+        json: { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "ask", arguments: { connection_id: connectionId, question: "How many albums?" } } },
+      });
+      expect(mcp.body.result).toMatchObject({ isError: true, structuredContent: { code: "rate_limited" } });
+      expect(fake.requests.length).toBe(requests);
+      // Another user's budget is their own.
+      answerWithQuery();
+      expect((await ask(tight, other)).status).toBe(200);
+    } finally {
+      await second.close();
+      await tight.close();
+    }
+  });
+
   it("limits the new conversations a user starts (each is a list kept in Redis), not the turns of one", async () => {
     const tight = await createHarness({ env: { OPENAI_BASE_URL: fake.baseUrl, ASK_PER_MINUTE: "1000", CONVERSATION_MAX_NEW_PER_USER: "2" } });
     try {

@@ -112,7 +112,7 @@ const route = createRoute({
     403: errorResponse("user_id is not the authenticated user; or sent with an API key that lacks the 'ask' scope, or naming a session other than its own"),
     404: errorResponse("Session ID does not belong to the authenticated user or session not found"),
     409: errorResponse("No database connected for this session"),
-    429: errorResponse("Too many questions; see Retry-After"),
+    429: errorResponse("Too many questions, or the user's model tokens for the hour (ASK_TOKENS_PER_HOUR) are spent; see Retry-After"),
     502: errorResponse("The model server failed or answered nonsense"),
     503: errorResponse("No model configured (model_not_configured), the model server asks to wait (model_rate_limited; see Retry-After), or a service Pulse depends on is away (sessions_unavailable, store_unavailable, audit_unavailable)"),
     504: errorResponse("The model or the whole question took too long"),
