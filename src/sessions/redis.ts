@@ -1,5 +1,5 @@
-// Sessions in Redis: hash `session:{id}` with a TTL renewed on each authenticated call, so any
-// instance can serve any session. Also messages between instances, and their count.
+// Sessions in Redis: hash `session:{id}` with a TTL renewed by authenticated calls (at most once
+// a minute, src/http/auth.ts), so any instance can serve any session. Also messages between instances, and their count.
 
 import type { ChainableCommander, Redis } from "ioredis";
 import { createLRU } from "lru.min";
