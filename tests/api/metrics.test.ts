@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { activeAlertsOnTables, openAlertsCount } from "../../src/store/monitoring-alerts.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
+import { addClosedAlerts, addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
 import { pgAdmin } from "../support/services.js";
 import { postgresTarget } from "../support/targets.js";
 
@@ -185,13 +185,8 @@ describe("what it counts", () => {
     expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
     // Closed alerts stay, one per table and check: 20,000 of them, the open one among them.
     const store = h.pgDatabase!.name;
-    await pgAdmin(
-      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
-       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), now() - interval '1 day', now()
-         FROM alerts, generate_series(1, 20000) g WHERE table_id = $1`,
-      store,
-      [table.id],
-    );
+    const [alert] = (await h.call("GET", "/api/alerts", { token: user.token })).body;
+    await addClosedAlerts(h, alert.id, 20_000);
     await pgAdmin("ANALYZE alerts", store);
     const plan = async (query: { toSQL(): { sql: string; params: unknown[] } }) => {
       const { sql, params } = query.toSQL();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { deliverDueNotifications, deliveriesSettled } from "../../src/monitoring/notifiers.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
+import { addClosedAlerts, addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { PG, pgAdmin } from "../support/services.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -141,13 +141,7 @@ describe("GET /api/alerts", () => {
     const { user, table, alert } = await failingTable();
     const store = h.pgDatabase!.name;
     await pgAdmin("UPDATE alerts SET opened_at = now() - interval '1 day' WHERE id = $1", store, [alert.id]);
-    await pgAdmin(
-      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
-       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), now() - interval '1 hour', now()
-         FROM alerts, generate_series(1, 5001) g WHERE id = $1`,
-      store,
-      [alert.id],
-    );
+    await addClosedAlerts(h, alert.id, 5001);
     for (const query of ["?status=active", "?status=open", `?status=open&table_id=${table.id}`]) {
       const res = await h.call("GET", `/api/alerts${query}`, { token: user.token });
       expect(res.body.map((a: any) => a.id), query).toEqual([alert.id]);
@@ -160,13 +154,7 @@ describe("GET /api/alerts", () => {
     const doc = (await h.call("GET", "/openapi.json")).body;
     const limit = doc.paths["/api/alerts"].get.parameters.find((p: { name: string }) => p.name === "limit");
     expect(limit.schema.default).toEqual(expect.any(Number));
-    await pgAdmin(
-      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
-       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), now() - interval '1 hour', now()
-         FROM alerts, generate_series(1, $2::int) g WHERE id = $1`,
-      h.pgDatabase!.name,
-      [alert.id, limit.schema.default],
-    );
+    await addClosedAlerts(h, alert.id, limit.schema.default);
     const res = await h.call("GET", "/api/alerts", { token: user.token });
     expect(res.body).toHaveLength(limit.schema.default);
     expect(res.body[0].id).toBe(alert.id);
@@ -176,13 +164,7 @@ describe("GET /api/alerts", () => {
     const { user, alert } = await failingTable();
     // 1,200 more than one page of the most a page may hold (1,000), in groups of 30 opened in
     // the same millisecond.
-    await pgAdmin(
-      `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
-       SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), date_trunc('milliseconds', now()) - (1 + g / 30) * interval '1 minute', now()
-         FROM alerts, generate_series(1, 1200) g WHERE id = $1`,
-      h.pgDatabase!.name,
-      [alert.id],
-    );
+    await addClosedAlerts(h, alert.id, 1200, "date_trunc('milliseconds', now()) - (1 + g / 30) * interval '1 minute'");
     const seen: { id: number; opened_at: string }[] = [];
     for (let page = 0; page < 200; page++) {
       const last = seen.at(-1);

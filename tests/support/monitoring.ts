@@ -133,6 +133,19 @@ export async function monitorTableUnchecked(h: Harness, user: { id: number; toke
   return { ...table, checks };
 }
 
+/** Adds `count` closed alerts beside the alert `alertId` (its owner and table, checks named
+ * custom_sql:old_<g>), each opened at `openedAt`, an SQL expression that may use g (1 to
+ * `count`): closed alerts stay, one per table and check, so a long-lived user has many. */
+export async function addClosedAlerts(h: Harness, alertId: number, count: number, openedAt = "now() - interval '1 hour'"): Promise<void> {
+  await pgAdmin(
+    `INSERT INTO alerts (owner_id, table_id, check_key, check_kind, status, state, opened_at, resolved_at)
+     SELECT owner_id, table_id, 'custom_sql:old_' || g, check_kind, 'ok', jsonb_set(state, '{status}', '"ok"'), ${openedAt}, now()
+       FROM alerts, generate_series(1, $2::int) g WHERE id = $1`,
+    h.pgDatabase!.name,
+    [alertId, count],
+  );
+}
+
 export async function addWebhook(h: Harness, token: string, url: string, kind: "webhook" | "slack" = "webhook"): Promise<number> {
   const res = await h.call("POST", "/api/channels", { token, json: { kind, url } });
   if (res.status !== 201) throw new Error(`adding a channel failed: ${res.status} ${res.text}`);
