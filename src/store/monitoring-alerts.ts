@@ -37,14 +37,19 @@ export interface AlertOnTable {
   tableName: string;
 }
 
-/** The owner's alerts still open (acknowledged and muted ones included), with their tables
- * (awaitable; `toSQL()` shows the statement). */
-export function activeAlertsOnTables(db: Db, ownerId: number) {
+/** The statement of activeAlertsOnTables (`toSQL()` shows it). A query builder runs again at
+ * every `then`: callers that share the result (a cache) await activeAlertsOnTables. */
+export function activeAlertsQuery(db: Db, ownerId: number) {
   return db
     .select({ alert: alerts, connectionId: monitoredTables.connectionId, schemaName: monitoredTables.schemaName, tableName: monitoredTables.tableName })
     .from(alerts)
     .innerJoin(monitoredTables, eq(monitoredTables.id, alerts.tableId))
     .where(and(eq(alerts.ownerId, ownerId), isOpen()));
+}
+
+/** The owner's alerts still open (acknowledged and muted ones included), with their tables. */
+export async function activeAlertsOnTables(db: Db, ownerId: number): Promise<AlertOnTable[]> {
+  return activeAlertsQuery(db, ownerId);
 }
 
 /** The table's checks as they are now, its row locked against a change until the transaction

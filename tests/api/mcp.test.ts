@@ -17,6 +17,7 @@ import { loadChinookMaria, loadChinookPostgres } from "../support/chinook.js";
 import { lastToolResult, startQueuedFakeOpenAI, type FakeOpenAI, type FakeStep } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { GUARD_FIXTURE, HOSTILE_CORPUS } from "../support/hostile-corpus.js";
+import { HEALTH_CACHE_MS } from "../../src/services/table-health.js";
 import { addConnection, monitorTable } from "../support/monitoring.js";
 import { createMariaDatabase, createPgDatabase, mariaAdmin, MARIADB, PG, uniqueName } from "../support/services.js";
 import { sqliteTarget } from "../support/targets.js";
@@ -719,6 +720,27 @@ describe("health-aware results", () => {
     expect(ask.body.health).toEqual([expect.objectContaining(expected)]);
     // The model was warned with the rows, so that its answer can say the data may be wrong.
     expect(lastToolResult(fake.requests.at(-1)!)).toMatch(/275[\s\S]*\nWARNING: Artist has an alert \(open\): custom_sql:rows failing since \S+/);
+  });
+
+  it("reads a user's open alerts once per HEALTH_CACHE_MS, not at every statement: an alert opened meanwhile shows that much later", async () => {
+    const user = await h.newConnectedUser();
+    const table = await monitorTable(h, user.token, {
+      table: "Artist",
+      checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM Artist", max: 0 }],
+      alert: { open_after: 1 },
+      connection_id: (await h.call("GET", "/databases", { token: user.token })).body[0].id,
+    });
+    const health = async () => (await h.call("POST", "/query", { token: user.token, json: { sql: "SELECT count(*) FROM Artist" } })).body.health;
+    const read = Date.now();
+    expect(await health()).toEqual([]);
+    expect((await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).status).toBe(200);
+    // The statements of a busy user cost no read of the store each (the store was read once,
+    // before the alert opened)...
+    const statements = await Promise.all(Array.from({ length: 5 }, health));
+    if (Date.now() - read < HEALTH_CACHE_MS) expect(statements).toEqual(Array(5).fill([]));
+    // ...and the alert shows once the cache is that old.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, read + HEALTH_CACHE_MS + 100 - Date.now())));
+    expect(await health()).toEqual([expect.objectContaining({ table: "Artist", table_id: table.id, status: "open" })]);
   });
 
   it("warns of an alert found through another of the user's connections to the same database, not through a copy", async () => {

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
-import { activeAlertsOnTables, openAlertsCount } from "../../src/store/monitoring-alerts.js";
+import { activeAlertsQuery, openAlertsCount } from "../../src/store/monitoring-alerts.js";
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addClosedAlerts, addConnection, monitorTable, sqliteMonitoredDb } from "../support/monitoring.js";
@@ -194,7 +194,7 @@ describe("what it counts", () => {
       return JSON.stringify(row!["QUERY PLAN"]);
     };
     expect(await plan(openAlertsCount(h.deps.store.db))).toContain('"Index Name":"alerts_open_idx"');
-    expect(await plan(activeAlertsOnTables(h.deps.store.db, user.id))).toContain('"Index Name":"alerts_open_idx"');
+    expect(await plan(activeAlertsQuery(h.deps.store.db, user.id))).toContain('"Index Name":"alerts_open_idx"');
     expect(sample((await scrape()).text, "pulse_alerts_open")).toBeGreaterThanOrEqual(1);
   });
 
