@@ -249,6 +249,9 @@ const NEEDS_QUOTES = /^(?:NULL|<binary \d+ bytes>|'.*|\s.*|.*\s|)$/s;
  * embeddings, overrides and isolates): a value with them could seem to end its row and write
  * another, or its neighbours' text reversed. Tabs and zero-width joiners (emoji) are data. */
 const LINE_OR_DIRECTION = /[\v\f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** Whether a text holds any character the escapes below change (most values hold none: they
+ * are then shown as they are, without four passes over them). */
+const ESCAPED_CHAR = /[\\|\r\n\v\f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** A cell on one line, unambiguous: NULL is `NULL` and the text 'NULL' is quoted (as SQL quotes
  * it), a line break is `\n` and a backslash `\\`, other line ends and direction marks `\u{…}`, and
@@ -256,17 +259,21 @@ const LINE_OR_DIRECTION = /[\v\f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 function renderCell(cell: Cell): { text: string; cut: boolean } {
   if (cell === null) return { text: "NULL", cut: false };
   if (typeof cell === "object") return { text: `<binary ${Buffer.byteLength(cell.$binary, "base64")} bytes>`, cut: false };
-  const raw = String(cell);
+  // A number's or boolean's text is short, needs no quotes and holds nothing to escape.
+  if (typeof cell !== "string") return { text: String(cell), cut: false };
+  const raw = cell;
   // Escaped only as far as it is shown (escaping never shortens it; the two characters past the
   // cut settle a `\r\n` there): escaped whole, a cell of 4 MB of line breaks held the event loop
   // for half a second.
   const head = raw.length > CELL_CHARS + 2 ? raw.slice(0, CELL_CHARS + 2) : raw;
   const quoted = NEEDS_QUOTES.test(raw) ? `'${head.replaceAll("'", "''")}'` : head;
-  const text = quoted
-    .replaceAll("\\", "\\\\")
-    .replace(/\r\n|\n|\r/g, (end) => (end === "\r" ? "\\r" : "\\n"))
-    .replace(LINE_OR_DIRECTION, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
-    .replaceAll("|", "\\|");
+  const text = ESCAPED_CHAR.test(quoted)
+    ? quoted
+        .replaceAll("\\", "\\\\")
+        .replace(/\r\n|\n|\r/g, (end) => (end === "\r" ? "\\r" : "\\n"))
+        .replace(LINE_OR_DIRECTION, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
+        .replaceAll("|", "\\|")
+    : quoted;
   return text.length > CELL_CHARS ? { text: `${text.slice(0, CELL_CHARS)}…`, cut: true } : { text, cut: false };
 }
 
