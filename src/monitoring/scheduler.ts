@@ -14,6 +14,7 @@ import { pruneNotifications } from "../store/monitoring-alerts.js";
 import { orphanedRunTables, pruneCheckRuns, purgeOrphanedRuns } from "../store/monitoring-runs.js";
 import { claimDueTables, completeLease, releaseLease } from "../store/monitoring-tables.js";
 import type { MonitoredTableRow } from "../store/schema.js";
+import { isStoreUnavailable } from "../store/unavailable.js";
 import { settlesWithin } from "../within.js";
 import { endLease, keepLease, type KeptLease } from "./keep-lease.js";
 import { deliverDueNotifications } from "./notifiers.js";
@@ -104,17 +105,24 @@ export function createScheduler(deps: Deps, options: SchedulerOptions = {}): Sch
     const lease = keepLeaseHere(table);
     /** Stopped by stop() before its outcomes were recorded (one that got past its checks ends as usual). */
     let stopped = false;
+    /** Its outcomes not recorded, the metadata store failing under them (a restart, a failover). */
+    let unrecorded = false;
     try {
       await runTableChecks(deps, table, "schedule", { apiKeyId: null, signal: cancelled.signal });
     } catch (err) {
       stopped = cancelled.signal.aborted;
-      if (!stopped) deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
+      unrecorded = !stopped && isStoreUnavailable(err);
+      if (unrecorded) deps.logger.warn({ err, table_id: table.id }, "the metadata store failed under a monitored table's run; the table stays due");
+      else if (!stopped) deps.logger.error({ err, table_id: table.id }, "running a monitored table failed");
     } finally {
       await lease.stop();
     }
-    if (stopped) {
-      // Stopped with the instance, its outcomes unrecorded: still due, and another instance's
-      // to run at its next tick rather than once the lease expires. One try (the store closes next).
+    if (stopped || unrecorded) {
+      // Its outcomes unrecorded: still due. Stopped with the instance, another instance's to run
+      // at its next tick rather than once the lease expires (one try: the store closes next).
+      // Lost to the store, this instance's again at the first tick the store answers: scheduled
+      // an interval on, a failing check would tell nobody until then, and leave no trace of the
+      // run. Tried again while the store is away, as a completed run's lease is.
       await endLease(deps, table.id, lease, (leaseUntil) => releaseLease(deps.store.db, { id: table.id, owner: instanceId, leaseUntil }), halted.signal);
       return;
     }
