@@ -19,6 +19,7 @@ import { DEFAULT_STORE_QUERY_TIMEOUT_MS } from "../config.js";
 import { projectPath } from "../paths.js";
 import { dataDirError, reasonOf, StartupError, whereOf } from "../startup-error.js";
 import { makeOwnerOnly } from "./owner-only.js";
+import { rowsOf } from "./rows.js";
 import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { migrateChecked, type MigrationCount, type OnApplying } from "./migration-journal.js";
@@ -201,7 +202,12 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
       }
     },
     async ping() {
-      await db.execute(sql`SELECT 1`);
+      // A store that answers but takes no writes (a standby after a failover went the wrong way,
+      // or set read-only) fails nearly every request but reads: unhealthy, not "healthy".
+      const [state] = rowsOf<{ standby: boolean; read_only: string }>(
+        await db.execute(sql`SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only`),
+      );
+      if (state?.standby || state?.read_only === "on") throw new Error("the metadata store takes no writes (a standby, or read-only)");
     },
     async copyRows(table, columns, rows, andThen) {
       const client = await pool.connect();
