@@ -605,6 +605,26 @@ describe("introspect", () => {
       { columns: ["event_id", "event_at"], references: { schema: "sales", table: "events_2024", columns: ["id", "at"] } },
     ]);
   });
+
+  it("estimates a partitioned table's rows from its leaf partitions, which autovacuum analyzes (it never analyzes the parent)", async () => {
+    await admin.query(`
+      CREATE TABLE sales.visits (id int, at date, src text) PARTITION BY RANGE (at);
+      CREATE TABLE sales.visits_2024 PARTITION OF sales.visits FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY LIST (src);
+      CREATE TABLE sales.visits_2024_web PARTITION OF sales.visits_2024 FOR VALUES IN ('web');
+      CREATE TABLE sales.visits_2024_other PARTITION OF sales.visits_2024 DEFAULT;
+      CREATE TABLE sales.visits_2025 PARTITION OF sales.visits FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+      INSERT INTO sales.visits SELECT g, date '2024-01-01' + g % 600, CASE WHEN g % 3 = 0 THEN 'web' END FROM generate_series(1, 3000) g;
+      ANALYZE sales.visits_2024_web, sales.visits_2024_other, sales.visits_2025;`);
+    try {
+      const visits = (await driver.introspect()).tables.find((t) => t.schema === "sales" && t.name === "visits");
+      expect(visits?.estimated_rows).toBe(3000);
+      // A leaf never analyzed: no estimate, rather than one that leaves its rows out.
+      await admin.query("CREATE TABLE sales.visits_2026 PARTITION OF sales.visits FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')");
+      expect((await driver.introspect()).tables.find((t) => t.name === "visits")?.estimated_rows).toBeNull();
+    } finally {
+      await admin.query("DROP TABLE sales.visits");
+    }
+  });
 });
 
 // --- stand-in servers ---------------------------------------------------------------------

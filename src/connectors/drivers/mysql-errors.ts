@@ -57,7 +57,11 @@ export function toDomainError(err: unknown, target: ConnectionTarget, where: str
   if (e.code === "PROTOCOL_SEQUENCE_TIMEOUT") {
     return new DomainError("query_timeout", `The database did not answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs });
   }
-  if (e.errno !== undefined && CONNECTION_ERRNOS.has(e.errno)) return new DomainError("connection_failed", message);
+  // Only while connecting: once connected, the server answers 1045 to a statement too (MariaDB,
+  // to a non-SUPER login reading a view whose DEFINER was dropped). That is the statement's
+  // failure; taken for one to connect, it counted towards CONNECTION_TESTS_PER_MINUTE and locked
+  // the saved connection out (connect-failures.ts), and monitoring retried it as unreachable.
+  if (!duringStatement && e.errno !== undefined && CONNECTION_ERRNOS.has(e.errno)) return new DomainError("connection_failed", message);
   if (e.errno !== undefined && e.sqlState) {
     return new DomainError("sql_failed", message, { errno: e.errno, sqlstate: e.sqlState });
   }

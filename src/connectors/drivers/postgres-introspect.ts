@@ -18,7 +18,11 @@ export const MAX_COMMENT_CHARS = 1_000;
  * MAX_COMMENT_CHARS. Each row also says which schema unqualified names resolve to (the role's
  * search_path may put another before public). Only what the login may read: pg_class shows every
  * role every table, and one it may not read put in /ask's context was a query certain to fail
- * (a table in a schema it has no USAGE on, a column it is not granted). */
+ * (a table in a schema it has no USAGE on, a column it is not granted). A partitioned table's
+ * estimate is its leaf partitions' added up (none while a leaf has none), as the volume check's
+ * (monitoring/checks/volume.ts): autovacuum never analyzes the parent, so its own reltuples is
+ * -1, or as old as the last ANALYZE someone ran on it by hand. The leaves are summed by root in
+ * one pass (pg_partition_tree per parent was fifty times slower with 400 of them). */
 export const INTROSPECTION_SQL = `
 WITH rels AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples, has_table_privilege(c.oid, 'SELECT') AS readable
@@ -57,13 +61,20 @@ WITH rels AS (
     LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
    WHERE con.contype IN ('p', 'f')
    GROUP BY con.conrelid
+), leaves AS (
+  SELECT pg_partition_root(l.oid) AS root, bool_and(l.reltuples >= 0) AS analyzed, sum(l.reltuples) AS reltuples
+    FROM pg_class l
+   WHERE l.relispartition AND l.relkind IN ('r', 'f')
+   GROUP BY 1
 )
 SELECT r.oid::int8 AS oid, r.nspname AS schema, r.relname AS name, r.relkind AS kind, d.description AS comment, current_schema() AS default_schema,
-       CASE WHEN r.relkind = 'v' OR r.reltuples < 0 THEN NULL ELSE r.reltuples::int8 END AS estimated_rows,
+       CASE WHEN r.relkind = 'p' THEN CASE WHEN leaves.analyzed THEN leaves.reltuples::int8 END
+            WHEN r.relkind = 'v' OR r.reltuples < 0 THEN NULL ELSE r.reltuples::int8 END AS estimated_rows,
        coalesce(cols.columns, '[]') AS columns, coalesce(keys.keys, '[]') AS keys
   FROM rels r
   LEFT JOIN cols ON cols.attrelid = r.oid
   LEFT JOIN keys ON keys.conrelid = r.oid
+  LEFT JOIN leaves ON leaves.root = r.oid
   LEFT JOIN descs d ON d.objoid = r.oid AND d.objsubid = 0
  ORDER BY r.nspname, r.relname`;
 
