@@ -19,18 +19,20 @@ import { deliveriesSettled } from "../monitoring/notifiers.js";
 import { runAnyMonitoredTableNow } from "../services/monitored-tables.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
+import { shownJson, shownText } from "./terminal-text.js";
 import { printUnforeseen } from "./unforeseen.js";
 
+/** A check's name and message carry what the monitored database names (terminal-text.ts). */
 function print(report: TableRunReport, json: boolean) {
   if (json) {
-    console.log(JSON.stringify(report, null, 2));
+    console.log(shownJson(report));
     return;
   }
   const target = report.target ? (report.target.replica ? `replica (lag ${report.target.replication_lag_seconds ?? "unknown"} s)` : "primary") : "unreachable";
   console.log(`table ${report.table_id}: ${report.outcomes.length} checks on a ${target}, ${report.started_at}`);
   for (const o of report.outcomes) {
     const value = o.value === null ? "" : ` value=${o.value}`;
-    console.log(`  ${o.status.toUpperCase().padEnd(7)} ${o.check}${value}  ${o.message}`);
+    console.log(`  ${o.status.toUpperCase().padEnd(7)} ${shownText(o.check)}${value}  ${shownText(o.message)}`);
   }
 }
 

@@ -149,6 +149,31 @@ describe("pulse check <table_id>", () => {
     await releaseLease(h.deps.store.db, lease);
     expect((await check(String(table.id))).code).toBe(0);
   });
+
+  it("shows what the monitored database names escaped, never as a terminal's control sequences", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    await db.exec("CREATE TABLE drift (id int)");
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "drift", checks: [{ kind: "schema_drift" }] });
+    // Whoever can add a column chooses its name: a hidden link (OSC 8), a cleared screen in its
+    // 7-bit (ESC [) and 8-bit (U+009B) forms, a line of its own faking a passing check, and
+    // text turned around.
+    const column = "x\u001b]8;;http://evil.example\u0007\u001b[2J\u009b2J\n  PASS    fake\u202e";
+    await db.exec(`ALTER TABLE drift ADD COLUMN "${column}" int`);
+
+    const run = await check(String(table.id));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("added x\\u{1b}]8;;http://evil.example\\u{7}\\u{1b}[2J\\u{9b}2J\\u{a}  PASS    fake\\u{202e} (integer)");
+    expect(run.stdout.trimEnd().split("\n")).toHaveLength(2);
+    // eslint-disable-next-line no-control-regex -- control characters are what it looks for
+    expect(run.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+
+    // As JSON, the name is whole once parsed, and its characters are escaped in the text.
+    const json = await check(String(table.id), "--json");
+    expect(JSON.parse(json.stdout).outcomes[0].details.added[0].name).toBe(column);
+    // eslint-disable-next-line no-control-regex -- control characters are what it looks for
+    expect(json.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+  });
 });
 
 describe("npx pulse", () => {
