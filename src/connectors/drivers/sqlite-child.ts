@@ -191,10 +191,14 @@ function openFailure(error: unknown): string {
   return `Could not open SQLite file "${displayName}"${typeof code === "string" ? ` (${code})` : ""}`;
 }
 
-/** Re-applied before every statement: a statement that switched them off lasts one statement. */
+/** Re-applied before every statement: a statement that switched them off lasts one statement.
+ * Sorts and temporary tables stay in this process's memory, which SQLITE_MEMORY_MB bounds: in
+ * temp files (better-sqlite3's build default) one ORDER BY over generated rows wrote 200 MB a
+ * second to the server's disk until its deadline, as many at once as a user may run. */
 function restoreSafety(conn: Database.Database): void {
   conn.pragma("query_only = ON");
   conn.pragma("trusted_schema = OFF");
+  conn.pragma("temp_store = MEMORY");
 }
 
 async function handle(conn: Database.Database, request: SqliteRequest): Promise<QueryResult | TableSchema[] | ProbeReply> {
