@@ -75,5 +75,28 @@ export async function connectRedis(url: string, prefix: string, logger: Logger):
     }
   }
   started = true;
+  await warnIfEvicting(redis, logger);
   return redis;
+}
+
+/** Redis set to evict keys under memory pressure (a `maxmemory` with any policy but noeviction,
+ * the volatile ones included: Pulse's counters all expire) may drop what Pulse keeps there to
+ * enforce its limits: login, sign-up and question counters, the model tokens of the hour,
+ * budgets' shares, sessions. Pulse still runs: said once at start, for the operator. INFO, not
+ * CONFIG, which managed Redis services often refuse; a server that refuses INFO too is left be. */
+async function warnIfEvicting(redis: Redis, logger: Logger): Promise<void> {
+  let memory: string;
+  try {
+    memory = await redis.info("memory");
+  } catch {
+    return;
+  }
+  const field = (name: string) => new RegExp(`^${name}:(.*)$`, "m").exec(memory)?.[1]?.trim();
+  const policy = field("maxmemory_policy");
+  if (Number(field("maxmemory") ?? 0) > 0 && policy !== undefined && policy !== "noeviction") {
+    logger.warn(
+      { maxmemory_policy: policy },
+      "Redis evicts keys when full: Pulse's rate limits, budgets and sessions could be forgotten early; set maxmemory-policy noeviction (see README, Security)",
+    );
+  }
 }
