@@ -4,7 +4,7 @@
 import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
-import { after, type PageBefore } from "./page-before.js";
+import { onNextPage, type PageBefore } from "./page-before.js";
 import type { CheckConfig } from "./column-types.js";
 import { alerts, monitoredTables, notificationChannels, sentNotifications, type AlertRow, type MonitoredTableRow, type SentNotificationRow } from "./schema.js";
 
@@ -172,7 +172,7 @@ export async function listAlerts(
   if (options.status !== undefined) conditions.push(phaseIs(options.status, options.now));
   if (options.tableId !== undefined) conditions.push(eq(alerts.tableId, options.tableId));
   if (options.tableIds !== undefined) conditions.push(inArray(alerts.tableId, [...options.tableIds]));
-  if (options.before) conditions.push(after(options.before, alerts.openedAt, alerts.id));
+  if (options.before) conditions.push(onNextPage(options.before, alerts.openedAt, alerts.id));
   return db
     .select()
     .from(alerts)

@@ -4,7 +4,7 @@
 import { and, asc, desc, eq, gte, inArray, lt, min, sql } from "drizzle-orm";
 
 import type { Db } from "./client.js";
-import { after, type PageBefore } from "./page-before.js";
+import { onNextPage, type PageBefore } from "./page-before.js";
 import { rowsOf } from "./rows.js";
 import { checkRuns, type CheckRunRow } from "./schema.js";
 
@@ -20,7 +20,7 @@ export async function insertCheckRuns(db: Db, runs: NewCheckRun[]): Promise<Chec
 export function listCheckRuns(db: Db, tableId: number, options: { limit: number; checkKey?: string | undefined; before?: PageBefore | undefined }) {
   const conditions = [eq(checkRuns.tableId, tableId)];
   if (options.checkKey !== undefined) conditions.push(eq(checkRuns.checkKey, options.checkKey));
-  if (options.before) conditions.push(after(options.before, checkRuns.startedAt, checkRuns.id));
+  if (options.before) conditions.push(onNextPage(options.before, checkRuns.startedAt, checkRuns.id));
   return db
     .select()
     .from(checkRuns)

@@ -10,7 +10,8 @@ export interface PageBefore {
   id?: number | undefined;
 }
 
-/** The rows after `before` in the order (`at` descending, then `id` descending). */
-export function after(before: PageBefore, at: AnyColumn, id: AnyColumn): SQL {
+/** The condition for the rows past `before` in the order (`at` descending, then `id`
+ * descending): the next page's. */
+export function onNextPage(before: PageBefore, at: AnyColumn, id: AnyColumn): SQL {
   return before.id !== undefined ? sql`(${at}, ${id}) < (${before.at.toISOString()}::timestamptz, ${before.id})` : lt(at, before.at);
 }
