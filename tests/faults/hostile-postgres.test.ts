@@ -65,4 +65,14 @@ describe("a hostile PostgreSQL server", () => {
     expect(res.body.detail).toContain("a row of 2 values for 1 columns");
     expect((await h.call("GET", "/health")).status).toBe(200);
   });
+
+  it("refusing Pulse's session setup and never closing the connection: answered within the connect timeout, not held for good", async () => {
+    const user = await h.newUser();
+    // The harness's CONNECT_TIMEOUT_MS is 3 s: the identity check is refused at once, and
+    // saying goodbye to a server that never closes must not be waited for.
+    const res = await Promise.race([connectTo("refuse-and-linger", user.token), new Promise<null>((resolve) => setTimeout(() => resolve(null), 8_000))]);
+    expect(res, "no answer within 8 s").not.toBeNull();
+    expect({ status: res!.status, code: res!.body.code }).toEqual({ status: 403, code: "forbidden" });
+    expect(res!.body.detail).toContain("not here");
+  });
 });

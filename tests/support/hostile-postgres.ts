@@ -13,7 +13,11 @@ export type HostileMode =
   | "no-rows"
   /** Simple queries answered as a PostgreSQL 16 primary would the probe; a user's statement
    * answered with a row of two values for one described column. */
-  | "bad-row";
+  | "bad-row"
+  /** Simple queries refused with an error (a SQLSTATE, as a server's own refusal), and the
+   * connection never closed from its side: Terminate, and the client's end of the TCP
+   * connection, are read and ignored. */
+  | "refuse-and-linger";
 
 const message = (type: string, body: Buffer = Buffer.alloc(0)) => {
   const b = Buffer.alloc(5 + body.length);
@@ -40,7 +44,8 @@ export interface HostilePostgres {
 
 export async function startHostilePostgres(mode: HostileMode, hugeBytes = 300 * 1024 * 1024): Promise<HostilePostgres> {
   const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
+  // Lingering, it answers the client's FIN with none of its own (as a peer gone silent would).
+  const server: Server = createServer({ allowHalfOpen: mode === "refuse-and-linger" }, (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
@@ -66,13 +71,16 @@ export async function startHostilePostgres(mode: HostileMode, hugeBytes = 300 * 
         buffer = buffer.subarray(1 + buffer.readInt32BE(1));
         if (type === "Q") answerSimple(socket);
         else if (type === "S") answerPipeline(socket);
-        else if (type === "X") socket.end();
+        else if (type === "X" && mode !== "refuse-and-linger") socket.end();
       }
     });
   });
 
   function answerSimple(socket: Socket): void {
-    if (mode === "no-rows") {
+    if (mode === "refuse-and-linger") {
+      const fields = Buffer.concat([cstr("SERROR"), cstr("C42883"), cstr("Mnot here"), Buffer.from([0])]);
+      socket.write(Buffer.concat([message("E", fields), READY]));
+    } else if (mode === "no-rows") {
       socket.write(Buffer.concat([describeRow([["server_version", TEXT]]), message("C", cstr("SELECT 0")), READY]));
     } else if (mode === "huge-answer") {
       // One DataRow announced whole, then streamed a MiB at a time until the client goes.

@@ -102,15 +102,23 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     ...(gate && { stream: () => gate.socket(target) }),
     onConnect: async (client: pg.ClientBase) => {
       const run = (text: string) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows);
-      await gate?.checkPostgresSession(run);
-      await run(CATALOG_FIRST);
-      for (const setting of [CHECK_CLIENT_GONE, NO_IDLE_SESSION_TIMEOUT]) {
-        await run(setting).catch((err: unknown) => {
-          // Refused by the server (before 14: no such setting; a platform without the check):
-          // the statement timeout alone bounds the work left behind, as it did; idle sessions
-          // are ended, if the server does, as before.
-          if (connectionLost(err)) throw err;
-        });
+      try {
+        await gate?.checkPostgresSession(run);
+        await run(CATALOG_FIRST);
+        for (const setting of [CHECK_CLIENT_GONE, NO_IDLE_SESSION_TIMEOUT]) {
+          await run(setting).catch((err: unknown) => {
+            // Refused by the server (before 14: no such setting; a platform without the check):
+            // the statement timeout alone bounds the work left behind, as it did; idle sessions
+            // are ended, if the server does, as before.
+            if (connectionLost(err)) throw err;
+          });
+        }
+      } catch (err) {
+        // The pool answers a failed setup only once the connection has ended, and ends an idle
+        // one by saying goodbye and waiting for the server to close it: a server that never
+        // does held the connect, and the request waiting on it, for good. Dropped here instead.
+        streamOf(client).destroy();
+        throw err;
       }
     },
   });
