@@ -157,7 +157,8 @@ export const givenName = (max: number) =>
     .trim()
     .min(1)
     .max(max)
-    .refine((name) => !NOT_IN_NAMES.test(name), "must not contain control characters or text-direction marks")
+    // NUL is every text's to refuse (strictInput), in words that name it.
+    .refine((name) => name.includes("\0") || !NOT_IN_NAMES.test(name), "must not contain control characters or text-direction marks")
     .refine((name) => VISIBLE.test(name), "must contain a visible character");
 
 /** The ids of Pulse's own rows are PostgreSQL `integer`s: a larger one is invalid input (422),
