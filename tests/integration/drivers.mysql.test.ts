@@ -608,6 +608,16 @@ describe("introspect", () => {
       await adminRows(`DROP TABLE \`${DB}\`.\`Cased\`, \`${DB}\`.cased`);
     }
   });
+
+  it("keeps to the columns it lists in a system-versioned table's primary key (MariaDB adds its invisible row_end)", async () => {
+    await adminRows(`CREATE TABLE \`${DB}\`.versioned (id int PRIMARY KEY, v int) WITH SYSTEM VERSIONING`);
+    try {
+      const byName = new Map((await driver.introspect()).tables.map((t) => [t.name, t]));
+      expect(byName.get("versioned")).toMatchObject({ columns: [{ name: "id" }, { name: "v" }], primary_key: ["id"] });
+    } finally {
+      await adminRows(`DROP TABLE \`${DB}\`.versioned`);
+    }
+  });
 });
 
 /** A TCP server that accepts connections and never says a word. */

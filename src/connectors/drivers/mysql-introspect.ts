@@ -64,7 +64,10 @@ function tableOf(row: CatalogRow): TableSchema {
     .sort((a, b) => a[0] - b[0])
     .map(([, name, type, nullable, comment]) => ({ name, type, nullable: nullable === "YES", comment: comment || null }));
   const keys = (JSON.parse(row.keys ?? "[]") as KeyTuple[]).sort((a, b) => a[1] - b[1]);
-  const primaryKey = keys.filter((k) => k[0] === "PRIMARY").map((k) => k[2]);
+  // Of the columns listed: MariaDB adds the invisible row_end to a system-versioned table's key,
+  // a column no statement names by accident and the schema does not show.
+  const listed = new Set(columns.map((c) => c.name));
+  const primaryKey = keys.filter((k) => k[0] === "PRIMARY" && listed.has(k[2])).map((k) => k[2]);
   const foreign = new Map<string, ForeignKey>();
   for (const [constraint, , column, refSchema, refTable, refColumn] of keys) {
     if (constraint === "PRIMARY" || refTable === null) continue;
