@@ -7,6 +7,7 @@ import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import { z } from "zod";
 
 import { DomainError, SqlRefusedError } from "../src/errors.js";
+import { escapedChar } from "../src/escaped-char.js";
 import { cutText, prefixOf } from "../src/text-cut.js";
 import type { GuardedConnector } from "../src/connectors/guarded.js";
 import { oneLine, shownName } from "../src/connectors/schema-text.js";
@@ -271,7 +272,7 @@ function renderCell(cell: Cell): { text: string; cut: boolean } {
     ? quoted
         .replaceAll("\\", "\\\\")
         .replace(/\r\n|\n|\r/g, (end) => (end === "\r" ? "\\r" : "\\n"))
-        .replace(LINE_OR_DIRECTION, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
+        .replace(LINE_OR_DIRECTION, escapedChar)
         .replaceAll("|", "\\|")
     : quoted;
   return text.length > CELL_CHARS ? { text: `${text.slice(0, CELL_CHARS)}…`, cut: true } : { text, cut: false };

@@ -4,13 +4,15 @@
 // with "\u001b[2J" cleared the screen, and one with a line break printed a line of its own,
 // a check that passed.
 
+import { escapedChar } from "../escaped-char.js";
+
 /** Control characters, C0 and C1 (U+009B is a CSI of its own), the line and paragraph
  * separators, and text-direction marks, which turn what follows around. */
 const NOT_SHOWN = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
 
 /** `text` on one line, with those characters written out (`\u{1b}`), as Pulse writes them in
  * a prompt's names (src/connectors/schema-text.ts). */
-export const shownText = (text: string) => text.replace(NOT_SHOWN, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+export const shownText = (text: string) => text.replace(NOT_SHOWN, escapedChar);
 
 /** The characters above that JSON.stringify leaves as they are (it escapes C0 alone). */
 const RAW_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;

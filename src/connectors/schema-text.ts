@@ -7,6 +7,7 @@
 
 import { mariadbKeywords, mysqlKeywords, postgresqlKeywords, sqliteKeywords } from "sql-parser-cst";
 
+import { escapedChar } from "../escaped-char.js";
 import { quoteIdent } from "./sql-text.js";
 import type { Dialect, SchemaSnapshot, TableSchema } from "./types.js";
 
@@ -39,7 +40,7 @@ export const oneLine = (text: string) => text.replace(UNPRINTABLE, " ");
  * is the lesser harm. */
 export function shownName(name: string, dialect: Dialect): string {
   if (PLAIN_NAME[dialect].test(name) && !RESERVED[dialect][name.toUpperCase()]) return name;
-  return quoteIdent(dialect, name.replace(UNPRINTABLE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`));
+  return quoteIdent(dialect, name.replace(UNPRINTABLE, escapedChar));
 }
 
 /** How a schema's names are shown: its dialect, and the schema unqualified names resolve to
