@@ -61,6 +61,8 @@ export async function secrets(args: string[]): Promise<number> {
     const config = loadConfig(process.env, process.stdout.isTTY === true, { existingStore: true });
     const store = await openStore(storeLocation(config));
     try {
+      // Exit 0 says every sealed value is under SECRETS_KEY: only true of the columns it knows.
+      await store.refuseNotCurrent();
       const report = await rotateSealedValues(store.db, openingKeys(config));
       print(report, json);
       return report.unreadable.length > 0 || report.changing.length > 0 ? 1 : 0;

@@ -22,7 +22,7 @@ import { makeOwnerOnly } from "./owner-only.js";
 import { rowsOf } from "./rows.js";
 import { isStoreUnavailable, sqlStateOf } from "./unavailable.js";
 import { lockDataDir } from "./data-dir-lock.js";
-import { migrateChecked, type MigrationCount, type OnApplying } from "./migration-journal.js";
+import { migrateChecked, refuseNotCurrent, type MigrationCount, type OnApplying } from "./migration-journal.js";
 import * as schema from "./schema.js";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -34,6 +34,8 @@ export interface Store {
    * a newer Pulse migrated, and a database that is not Pulse's (StartupError). `onApplying`
    * hears how many are pending before they run, never when none are. */
   migrate(onApplying?: OnApplying): Promise<MigrationCount>;
+  /** Refuses a store whose schema is not this build's (migration-journal.ts, refuseNotCurrent). */
+  refuseNotCurrent(): Promise<void>;
   /** One cheap round trip, for /health. */
   ping(): Promise<void>;
   /** Appends rows to `table` by COPY: `rows` in COPY's text format, one line per row, the
@@ -201,6 +203,9 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
         await Promise.race([client.end(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
       }
     },
+    async refuseNotCurrent() {
+      await refuseNotCurrent("DATABASE_URL", migrationsFolder, async <T>(text: string) => (await pool.query(text)).rows as T[]);
+    },
     async ping() {
       // A store that answers but takes no writes (a standby after a failover went the wrong way,
       // or set read-only) fails nearly every request but reads: unhealthy, not "healthy".
@@ -361,6 +366,9 @@ function pgliteStore(client: PGlite, unlock: () => void): Store {
       // One process per embedded store (data-dir-lock.ts): no migration lock to take.
       const run = async <T>(text: string) => (await client.query<T>(text)).rows;
       return migrateChecked("DATA_DIR", migrationsFolder, run, () => migratePglite(drizzlePglite(client), { migrationsFolder }), onApplying);
+    },
+    async refuseNotCurrent() {
+      await refuseNotCurrent("DATA_DIR", migrationsFolder, async <T>(text: string) => (await client.query<T>(text)).rows);
     },
     async ping() {
       await db.execute(sql`SELECT 1`);

@@ -81,6 +81,20 @@ function migrationFailed(setting: string, err: unknown, folder: string, known: K
   return new StartupError(`${setting}: ${which} failed (${reasonOf(rootCause(err))}); no pending migration was applied: fix the cause, then start or migrate again`);
 }
 
+/** Refuses (StartupError) a store this build's migrations do not describe exactly: a newer
+ * Pulse's, which may hold what this build does not know (a sealed column of its own, which a
+ * rotation would leave under the key it reports gone), or one with migrations pending. For the
+ * commands that work on the store without migrating it. */
+export async function refuseNotCurrent(setting: string, folder: string, run: RunQuery): Promise<void> {
+  const known = knownMigrations(folder);
+  const applied = await appliedTimes(run);
+  refuseNewer(setting, applied, known);
+  if (applied.length === 0) throw new StartupError(`${setting}: no Pulse store there (no migrations applied); run this with the server's settings`);
+  const last = Math.max(...applied);
+  const pending = known.filter((m) => m.when > last).length;
+  if (pending > 0) throw new StartupError(`${setting}: the store has ${pending} migrations pending for this Pulse; apply them first (\`npx pulse migrate\`, or start the upgraded server)`);
+}
+
 /** Told how many migrations are about to be applied, before the first (they may take long). */
 export type OnApplying = (pending: number) => void;
 

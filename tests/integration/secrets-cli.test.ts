@@ -24,7 +24,7 @@ import { sealedRows } from "../../src/store/sealed-values.js";
 import { insertUser } from "../../src/store/users.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addWebhook } from "../support/monitoring.js";
-import { pgAdmin, pgUrl } from "../support/services.js";
+import { createPgDatabase, pgAdmin, pgUrl } from "../support/services.js";
 import { mariaTarget, sqliteTarget, type TargetDb } from "../support/targets.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -231,6 +231,31 @@ describe("pulse secrets rotate", () => {
       await service.end();
     }
     expect(await sealedPassword(a, id)).toBe(old);
+  });
+
+  it("refuses a store whose schema is not this Pulse's, changing nothing (exit 5): a newer Pulse's may seal values this one does not know", async () => {
+    const a = await deployment();
+    const user = await a.newUser();
+    const id = await save(a, user.token, target.body);
+    const old = await sealedPassword(a, id);
+    // Exit 0 would tell the operator every sealed value is under SECRETS_KEY, and to drop the
+    // key the values of a newer Pulse's own columns are still under.
+    await pgAdmin("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('future', 9999999999999)", a.pgDatabase!.name);
+    const newer = await rotate(a, { SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A }, "--json");
+    expect(newer.code, newer.stderr).toBe(5);
+    expect(JSON.parse(newer.stdout)).toEqual({ error: "failed", detail: expect.stringContaining("the store's schema is newer than this Pulse") });
+    expect(newer.stderr.trim().split("\n")).toHaveLength(1);
+    expect(await sealedPassword(a, id)).toBe(old);
+
+    const empty = await createPgDatabase("rt_rotate");
+    try {
+      const none = await rotate(a, { DATABASE_URL: empty.url, SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A });
+      expect(none.code, none.stderr).toBe(5);
+      expect(none.stderr).toMatch(/^DATABASE_URL: no Pulse store there \(no migrations applied\)/);
+      expect(none.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await empty.drop();
+    }
   });
 
   it("walks each table a batch at a time, to its last row", async () => {
