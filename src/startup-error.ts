@@ -33,6 +33,13 @@ export function reasonOf(err: unknown): string {
   return message.split("\n")[0]!.trim() || "unknown error";
 }
 
+/** The innermost error: the store's own message, not Drizzle's "Failed query: <the whole statement>". */
+export function rootCause(err: unknown): unknown {
+  let e = err;
+  for (let depth = 0; depth < 4 && (e as { cause?: unknown } | null)?.cause; depth++) e = (e as { cause: unknown }).cause;
+  return e;
+}
+
 /** `host:port[/database]` of a URL, never its credentials. */
 export function whereOf(url: string): string {
   try {

@@ -6,7 +6,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
-import { reasonOf, StartupError } from "../startup-error.js";
+import { reasonOf, rootCause, StartupError } from "../startup-error.js";
 
 /** One statement's rows, on the session that migrates (pg.Client or PGlite). */
 export type RunQuery = <T>(text: string) => Promise<T[]>;
@@ -63,13 +63,6 @@ async function refuseForeign(setting: string, run: RunQuery): Promise<void> {
   throw new StartupError(
     `${setting}: the database is not Pulse's (its public schema has tables, ${names}, but no Pulse migrations); point ${setting} at an empty database of Pulse's own`,
   );
-}
-
-/** The innermost error: the store's own message, not Drizzle's "Failed query: <the whole DDL>". */
-function rootCause(err: unknown): unknown {
-  let e = err;
-  for (let depth = 0; depth < 4 && (e as { cause?: unknown } | null)?.cause; depth++) e = (e as { cause: unknown }).cause;
-  return e;
 }
 
 /** One line naming the migration whose statement failed (the one whose text Drizzle reports). */
