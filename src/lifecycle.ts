@@ -162,8 +162,11 @@ export async function buildDeps(
   let store: Store | undefined;
   try {
     store = await openStore(storeLocation(config));
+    // Only a server migrates: a command run beside the servers (`pulse check`) would otherwise
+    // make an empty database a store, or move the servers' store to a schema they do not know.
+    if (options.serving === false) await store.refuseNotCurrent();
     // A migration may take long (README, Upgrading): the log says why start-up waits.
-    await store.migrate((pending) => logger.info({ pending }, `applying ${pending} migrations`));
+    else await store.migrate((pending) => logger.info({ pending }, `applying ${pending} migrations`));
     const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
     const metrics = createMetrics({ processMetrics: true });
     const connectors = await createConnectorCache(config, logger, sessions, { ...options, audit, metrics });

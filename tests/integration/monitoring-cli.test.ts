@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { leaseTableForRun, releaseLease } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { pgAdmin } from "../support/services.js";
+import { openStore } from "../../src/store/client.js";
+import { createPgDatabase, pgAdmin } from "../support/services.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -121,6 +122,35 @@ describe("pulse check <table_id>", () => {
     expect(run.code).toBe(5);
     expect(JSON.parse(run.stdout)).toMatchObject({ error: "failed", detail: expect.stringContaining(`no Pulse store at ${elsewhere}`) });
     expect(existsSync(elsewhere)).toBe(false);
+  });
+
+  it("never migrates: a database with no store, or with migrations pending, is refused with exit 5 and left as it was", async () => {
+    const empty = await createPgDatabase("pulse_t_check_empty");
+    const behind = await createPgDatabase("pulse_t_check_behind");
+    try {
+      const tables = async (db: typeof empty) =>
+        (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"))[0]!.n;
+      const none = await pulse(["check", "1", "--json"], { env: { DATABASE_URL: empty.url } });
+      expect(none.code).toBe(5);
+      expect(JSON.parse(none.stdout)).toMatchObject({ error: "failed", detail: expect.stringContaining("no Pulse store there") });
+      expect(await tables(empty)).toBe(0);
+
+      // A store one migration behind this build, as the servers' is while an upgrade waits.
+      const store = await openStore({ databaseUrl: behind.url });
+      await store.migrate();
+      await store.close();
+      await behind.query("DELETE FROM drizzle.__drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM drizzle.__drizzle_migrations)");
+      const journal = async () => (await behind.query<{ n: number }>("SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations"))[0]!.n;
+      const applied = await journal();
+      const pending = await pulse(["check", "1"], { env: { DATABASE_URL: behind.url } });
+      expect(pending.code).toBe(5);
+      expect(pending.stderr).toMatch(/1 migrations pending/);
+      expect(pending.stderr).not.toMatch(/\n\s+at /);
+      expect(await journal()).toBe(applied);
+    } finally {
+      await empty.drop();
+      await behind.drop();
+    }
   });
 
   it("with --json, says what went wrong as JSON on stdout too", async () => {
