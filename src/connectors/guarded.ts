@@ -143,13 +143,16 @@ export class GuardedConnector implements SchemaHolder {
       release = await budget.enter();
       // Gone while it waited for a slot: `finally` gives the slot back.
       throwIfCancelled(options.signal);
-      this.lastUsedAt = Date.now();
-      this.failures?.refuse(this.connectionId);
-      const result = await this.driver.query(sql, limits);
-      this.failures?.reached(this.connectionId, started);
-      this.counts?.ok();
-      this.record(options.source ?? "query", options.apiKeyId ?? null, asked, started, result.row_count);
-      return result;
+      // Let go of while it waited (below, once `finally` gave the slot back).
+      if (!this.closing) {
+        this.lastUsedAt = Date.now();
+        this.failures?.refuse(this.connectionId);
+        const result = await this.driver.query(sql, limits);
+        this.failures?.reached(this.connectionId, started);
+        this.counts?.ok();
+        this.record(options.source ?? "query", options.apiKeyId ?? null, asked, started, result.row_count);
+        return result;
+      }
     } catch (caught) {
       const err = await this.failed(caught);
       // SQLite's legacy strings are retried as a new text, which is counted and recorded then.
@@ -165,6 +168,11 @@ export class GuardedConnector implements SchemaHolder {
       }
       this.leftDriver();
     }
+    // Let go of while it waited for its slot or the guard: its connection was moved to another
+    // database, or deleted, after it was asked for (a PUT or DELETE has answered since, here or
+    // on another instance). It runs where the connection reaches now, or is refused as the
+    // connection is gone; never on the old target.
+    return (await this.succeeded()).queryOnce(sql, options, asked, started);
   }
 
   /** Hands the audit trail (if on) the outcome of a statement asked for at `started`. */
@@ -287,12 +295,15 @@ export class GuardedConnector implements SchemaHolder {
     try {
       budget.charge();
       release = await budget.enter();
-      this.failures?.refuse(this.connectionId);
-      const snapshot = await this.driver.introspect();
-      this.failures?.reached(this.connectionId, started);
-      this.counts?.ok();
-      this.record("introspection", null, INTROSPECTION_SQL, started, snapshot.tables.length);
-      return snapshot;
+      // Let go of while it waited: read where the connection reaches now (see queryOnce).
+      if (!this.closing) {
+        this.failures?.refuse(this.connectionId);
+        const snapshot = await this.driver.introspect();
+        this.failures?.reached(this.connectionId, started);
+        this.counts?.ok();
+        this.record("introspection", null, INTROSPECTION_SQL, started, snapshot.tables.length);
+        return snapshot;
+      }
     } catch (caught) {
       const err = await this.failed(caught);
       this.counts?.failed(err);
@@ -302,6 +313,8 @@ export class GuardedConnector implements SchemaHolder {
       release?.();
       this.leftDriver();
     }
+    const next = await this.succeeded();
+    return next.introspect(budget === this.budget ? next.budget : budget);
   }
 
   /** Whether the database is a primary or a replica, and its replay lag, under `budget`
@@ -317,16 +330,21 @@ export class GuardedConnector implements SchemaHolder {
     try {
       budget.charge();
       release = await budget.enter();
-      this.failures?.refuse(this.connectionId);
-      const info = await this.driver.probe();
-      this.failures?.reached(this.connectionId, started);
-      return info;
+      // Let go of while it waited: probe where the connection reaches now (see queryOnce).
+      if (!this.closing) {
+        this.failures?.refuse(this.connectionId);
+        const info = await this.driver.probe();
+        this.failures?.reached(this.connectionId, started);
+        return info;
+      }
     } catch (err) {
       throw await this.failed(err);
     } finally {
       release?.();
       this.leftDriver();
     }
+    const next = await this.succeeded();
+    return next.probe(budget === this.budget ? next.budget : budget);
   }
 
   /** What to answer for `err`, met by the driver: a connection that could not be made is counted
@@ -349,8 +367,9 @@ export class GuardedConnector implements SchemaHolder {
 
   /** Closes the driver once what runs on it has ended (each statement within its own
    * timeout): a connector the cache let go of (evicted for room, idle, its connection
-   * changed) finishes its statements rather than failing them. What is asked of it from now
-   * on (by an agent or a check run holding it between statements) runs on `successor`: the
+   * changed) finishes its running statements rather than failing them. What is asked of it
+   * from now on (by an agent or a check run holding it between statements), and what waited
+   * for a slot until now, runs on `successor`: the
    * connection's connector now, opened anew for its current target, or a 404 once the
    * connection is deleted. None: refused as unavailable (Pulse shutting down). */
   async close(successor?: Successor): Promise<void> {
