@@ -1,7 +1,7 @@
 // Structured logs (pino). Credentials, tokens and passwords are redacted wherever they appear
 // in a logged object, as a net under the rule that they are never logged at all. JSON lines
 // for machines; "pretty" for a developer's terminal, redacted the same way (pino redacts
-// before either format sees the line).
+// before either format sees the line), and with what the terminal would act on written out.
 
 import { createRequire } from "node:module";
 import { format } from "node:util";
@@ -9,6 +9,7 @@ import { pino, type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
 
 import { consoleRepeats, kindOf } from "./console-repeats.js";
+import { shownLines, shownText } from "./terminal-text.js";
 import { cutText } from "./text-cut.js";
 
 export type { Logger };
@@ -119,15 +120,28 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 
 /** Loaded only when asked for: a JSON deployment does not pay for the prettifier at start. */
 function prettyStream(destination: pino.DestinationStream | undefined): pino.DestinationStream {
-  const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
-  return pretty({
-    destination: destination ?? 1,
-    // Synchronous, like pino's own stdout: nothing logged before an exit is lost.
-    sync: true,
-    colorize: destination === undefined && pretty.isColorSupported,
+  const { prettyFactory, isColorSupported } = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
+  const prettify = prettyFactory({
+    colorize: destination === undefined && isColorSupported,
     translateTime: "SYS:HH:MM:ss.l",
     ignore: "pid,hostname,service",
   });
+  // Synchronous, like pino's own stdout: nothing logged before an exit is lost.
+  const out = destination ?? pino.destination({ dest: 1, sync: true });
+  // pino-pretty prints a field's value as JSON, which leaves C1 (U+009B is a CSI), DEL and the
+  // text-direction marks as they are, and a message as it is, line breaks included: a user's
+  // name or a statement's text, logged, drove the terminal. So every text of the line is first
+  // written out as the CLI writes it (terminal-text.ts); pino's line is JSON, always.
+  return { write: (line: string) => out.write(prettify(shownStrings(JSON.parse(line)))) };
+}
+
+/** `value` with every string in it, and every key, as shownText writes it; a stack keeps its
+ * line breaks, the lines pino-pretty prints it on. */
+function shownStrings(value: unknown, key?: string): unknown {
+  if (typeof value === "string") return key === "stack" ? shownLines(value) : shownText(value);
+  if (Array.isArray(value)) return value.map((v) => shownStrings(v));
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [shownText(k), shownStrings(v, k)]));
 }
 
 /** Library notices known to mislead an operator, logged at debug with what they mean here. */

@@ -19,7 +19,7 @@ import { deliveriesSettled } from "../monitoring/notifiers.js";
 import { runAnyMonitoredTableNow } from "../services/monitored-tables.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
-import { shownJson, shownText } from "./terminal-text.js";
+import { shownJson, shownText } from "../terminal-text.js";
 import { printUnforeseen } from "./unforeseen.js";
 
 /** A check's name and message carry what the monitored database names (terminal-text.ts). */

@@ -173,6 +173,30 @@ describe("POST /databases/{id}/query: a file replaced under its connection", () 
   });
 });
 
+describe("POST /databases/add_db_connection: a file another process holds locked", () => {
+  it("answers quickly that the file is locked, not after the start-up timeout, and connects once it is free", async () => {
+    const target = await sqliteTarget(h.sqliteRoot);
+    const user = await h.newUser();
+    // Another program writing the file: its exclusive lock lets no reader in until it commits.
+    const writer = new Database(path.join(h.sqliteRoot, target.body.database_name as string));
+    writer.exec("BEGIN EXCLUSIVE");
+    try {
+      const startedAt = performance.now();
+      const refused = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
+      expect(refused.status, refused.text).toBe(400);
+      expect(refused.body.detail).toMatch(/locked by another process/);
+      expect(refused.text).not.toContain(h.sqliteRoot);
+      // A second's wait for the lock and a process's start; it was better-sqlite3's default 5 s.
+      expect(performance.now() - startedAt).toBeLessThan(4000);
+    } finally {
+      writer.exec("COMMIT");
+      writer.close();
+    }
+    const added = await h.call("POST", "/databases/add_db_connection", { token: user.token, json: target.body });
+    expect(added.status, added.text).toBe(201);
+  });
+});
+
 describe("POST /databases/{id}/query: oversized values", () => {
   const oversized = [
     "SELECT zeroblob(1000000000)",

@@ -57,6 +57,27 @@ describe("LOG_FORMAT", () => {
     expect(text()).not.toContain(SECRET);
     expect(text()).not.toContain(Buffer.from(SECRET).toString("hex"));
   });
+
+  it("pretty writes a terminal's control characters out as \\u{…}, wherever a logged text holds them", () => {
+    const { logger, text } = capture("pretty");
+    // A user's name, a statement's text and an error's, as a request logs them: U+009B is a CSI
+    // (it cleared the screen), U+202E turns the rest of the line around, a line break forged one.
+    const err = Object.assign(new Error("near \u009b2J"), { query: "select '\u009b31m'" });
+    logger
+      .child({ request_name: "ann\u0085" })
+      .warn({ name: "bob\u009b2J\u001b]8;;x\u0007", sql: { text: "select 1\u007f\u202e" }, values: ["\u009d", "\u2028"], err }, "query by bob\u009b2J\nINFO forged\u2066");
+    const out = text();
+    // Line breaks are the layout's own (fields on lines of their own, an error's stack); nothing
+    // else in NOT_SHOWN (src/terminal-text.ts) reaches the terminal.
+    expect([...out].filter((c) => c !== "\n" && /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u.test(c))).toEqual([]);
+    for (const shown of ["query by bob\\u{9b}2J\\u{a}INFO forged\\u{2066}", "ann\\u{85}", "bob\\u{9b}2J\\u{1b}]8;;x\\u{7}", "select 1\\u{7f}\\u{202e}", "\\u{9d}", "\\u{2028}"]) {
+      expect(out).toContain(shown);
+    }
+    // An error's fields, as pino-pretty prints them: JSON, a backslash written as two.
+    expect(out).toContain(`"query": "select '\\\\u{9b}31m'"`);
+    // The stack stays on its lines, as a developer reads it.
+    expect(out).toMatch(/Error: near \\u\{9b\}2J\n\s+at /);
+  });
 });
 
 describe("redaction", () => {

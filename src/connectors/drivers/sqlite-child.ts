@@ -58,6 +58,15 @@ const { filePath, displayName } = JSON.parse(process.argv[2] ?? "{}") as SqliteC
  * (declared before the first open, below, uses it). */
 class MovedAway extends Error {}
 
+/** How long opening waits for another process's lock on the file before it says the file is
+ * locked (declared before the first open uses it): a commit holds it for milliseconds, but a
+ * writer's open transaction (BEGIN EXCLUSIVE, an import) for as long as it likes, and the
+ * connection test waited better-sqlite3's default 5 s for it only to say SQLITE_BUSY. */
+const OPEN_BUSY_WAIT_MS = 1_000;
+/** How long a statement waits for such a lock, once open: better-sqlite3's default, as before;
+ * the statement's deadline bounds it too. */
+const STATEMENT_BUSY_WAIT_MS = 5_000;
+
 const movedAwayMessage = () =>
   `SQLite file "${displayName}" is no longer a file inside SQLITE_ROOT (a link or something else replaced it, or a directory on its path)`;
 
@@ -138,12 +147,13 @@ function openReadOnly(options: { quiet?: boolean } = {}): Database.Database | nu
     // The path was checked once, but a directory on it or the file itself may since have been
     // swapped for a link out of SQLITE_ROOT, or for a FIFO that would hold the open for ever.
     if (!stillTheCheckedFile()) throw new MovedAway();
-    opened = new Database(filePath, { readonly: true, fileMustExist: true });
+    opened = new Database(filePath, { readonly: true, fileMustExist: true, timeout: OPEN_BUSY_WAIT_MS });
     // And swapped between that look and the open: what SQLite holds must be at the path.
     if (!holdsTheCheckedFile()) throw new MovedAway();
     restoreSafety(opened);
     // Opening is lazy: reading the schema is what finds out the file is not a database.
     opened.prepare("SELECT count(*) FROM sqlite_schema").get();
+    opened.pragma(`busy_timeout = ${STATEMENT_BUSY_WAIT_MS}`);
     return opened;
   } catch (error) {
     opened?.close();
@@ -185,6 +195,9 @@ function openFailure(error: unknown): string {
   // SQLite's own messages may carry the absolute path; say what happened in our words.
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
   if (code === "SQLITE_NOTADB") return `"${displayName}" is not a SQLite database`;
+  if (code === "SQLITE_BUSY") {
+    return `SQLite file "${displayName}" is locked by another process writing it (waited ${OPEN_BUSY_WAIT_MS} ms); try again once it has finished`;
+  }
   if (code === "SQLITE_CANTOPEN" || (error instanceof TypeError && /does not exist/.test(error.message))) {
     return `SQLite file "${displayName}" does not exist or can not be opened`;
   }
