@@ -2,6 +2,7 @@
 // statement timeout and is rolled back, on a pg.Pool whose sessions also default to
 // read-only. It never decides what may run; the guard (layer 1) does.
 
+import type { Socket } from "node:net";
 import pg from "pg";
 import type { PoolClient, QueryConfig, QueryResultRow } from "pg";
 
@@ -14,7 +15,8 @@ import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
 import { ReadOnlyStatement, SESSION_CLEANUP, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
-import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit, type WatchedStream } from "./wire-limit.js";
+import { closeWithin } from "./close-within.js";
+import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit } from "./wire-limit.js";
 
 export const APPLICATION_NAME = "pulse";
 
@@ -76,6 +78,18 @@ SELECT pg_catalog.set_config('search_path',
   COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY n) FROM path WHERE s OPERATOR(pg_catalog.<>) 'pg_catalog'), ''), false)
 WHERE EXISTS (SELECT FROM path WHERE s OPERATOR(pg_catalog.=) 'pg_catalog' AND n OPERATOR(pg_catalog.>) 1)`;
 
+/** A client whose end(), by the pool (idle, broken, closing) or by us, closes its socket within
+ * a grace (close-within.ts): pg says goodbye and waits for the server to close. */
+class ClosingClient extends pg.Client {
+  override end(): Promise<void>;
+  override end(callback: (err: Error) => void): void;
+  override end(callback?: (err: Error) => void): Promise<void> | void {
+    const ending = callback ? super.end(callback) : super.end();
+    closeWithin(streamOf(this));
+    return ending;
+  }
+}
+
 export interface PostgresPoolOptions {
   maxConnections: number;
   idleTimeoutMs: number;
@@ -98,6 +112,7 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     types: clientTypes,
     keepAlive: true,
     allowExitOnIdle: true,
+    Client: ClosingClient,
     // Each new connection: to a checked address, then not into the metadata store's database.
     ...(gate && { stream: () => gate.socket(target) }),
     onConnect: async (client: pg.ClientBase) => {
@@ -362,7 +377,7 @@ function statementError(err: unknown, timeoutMs: number, target: ConnectionTarge
 }
 
 /** A client's socket (plain or TLS; not in pg's typings). */
-const streamOf = (client: pg.ClientBase): WatchedStream => (client as unknown as { connection: { stream: WatchedStream } }).connection.stream;
+const streamOf = (client: pg.ClientBase): Socket => (client as unknown as { connection: { stream: Socket } }).connection.stream;
 
 /** The error ended the connection, not just the statement: no SQLSTATE (a socket error, "Connection
  * terminated unexpectedly"), or one that ends the session (pg_terminate_backend's 57P01). */
