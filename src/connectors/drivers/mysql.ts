@@ -124,6 +124,8 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   const where = `${target.host}:${target.port}`;
   let closed = false;
 
+  const connectTimedOut = () => new DomainError("connection_failed", `could not connect to ${where} within ${target.connectTimeoutMs} ms`);
+
   /** Ends the pool: each connection says goodbye (COM_QUIT), then is closed within a grace,
    * whether the server closes it or not. Only once the driver's statements are done
    * (guarded.ts), so none is cut by the grace. */
@@ -133,15 +135,21 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     await pool.end();
   }
 
+  // One bound for the first connection and the statement on it, as CONNECT_TIMEOUT_MS says:
+  // mysql2's bounds the login only, and the statement had one of its own, 2 s more besides.
+  const connectBy = performance.now() + target.connectTimeoutMs;
   let flavour: Flavour;
   try {
     const conn = await pool.getConnection();
     try {
-      const rows = await command(conn, "SELECT VERSION() AS version", target.connectTimeoutMs);
-      flavour = /mariadb/i.test(String(rows[0]?.version)) ? "mariadb" : "mysql";
-    } finally {
-      conn.release();
+      const [row] = await commandWithin(conn, "SELECT VERSION() AS version", Math.max(1, connectBy - performance.now()));
+      flavour = /mariadb/i.test(String(row?.version)) ? "mariadb" : "mysql";
+    } catch (err) {
+      // Closed now: a goodbye would wait behind the statement, which may never end.
+      discard(conn);
+      throw (err as { code?: string }).code === "PROTOCOL_SEQUENCE_TIMEOUT" ? connectTimedOut() : err;
     }
+    conn.release();
   } catch (err) {
     clearInterval(reaper);
     await endPool().catch(() => {});

@@ -78,9 +78,13 @@ SELECT pg_catalog.set_config('search_path',
   COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY n) FROM path WHERE s OPERATOR(pg_catalog.<>) 'pg_catalog'), ''), false)
 WHERE EXISTS (SELECT FROM path WHERE s OPERATOR(pg_catalog.=) 'pg_catalog' AND n OPERATOR(pg_catalog.>) 1)`;
 
-/** A client whose end(), by the pool (idle, broken, closing) or by us, closes its socket within
- * a grace (close-within.ts): pg says goodbye and waits for the server to close. */
-class ClosingClient extends pg.Client {
+/** A client that knows when its connection began, and whose end(), by the pool (idle, broken,
+ * closing) or by us, closes its socket within a grace (close-within.ts): pg says goodbye and
+ * waits for the server to close. */
+class PulseClient extends pg.Client {
+  /** When the pool began this connection (performance.now()), before resolving and TCP. */
+  readonly connectingSince = performance.now();
+
   override end(): Promise<void>;
   override end(callback: (err: Error) => void): void;
   override end(callback?: (err: Error) => void): Promise<void> | void {
@@ -97,6 +101,7 @@ export interface PostgresPoolOptions {
 
 export async function createPostgresDriver(target: ConnectionTarget, opts: PostgresPoolOptions): Promise<DialectDriver> {
   const gate = target.gate;
+  const where = `${target.host}:${target.port}`;
   const pool = new pg.Pool({
     host: target.host,
     port: target.port,
@@ -106,17 +111,29 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     ssl: target.ssl,
     max: opts.maxConnections,
     idleTimeoutMillis: opts.idleTimeoutMs,
+    // Bounds resolving, TCP, TLS and login; onConnect's statements get what is left of it.
     connectionTimeoutMillis: target.connectTimeoutMs,
     application_name: APPLICATION_NAME,
     options: STARTUP_OPTIONS,
     types: clientTypes,
     keepAlive: true,
     allowExitOnIdle: true,
-    Client: ClosingClient,
+    Client: PulseClient,
     // Each new connection: to a checked address, then not into the metadata store's database.
     ...(gate && { stream: () => gate.socket(target) }),
     onConnect: async (client: pg.ClientBase) => {
-      const run = (text: string) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows);
+      // One bound for the whole connection, as CONNECT_TIMEOUT_MS says: each of these statements
+      // with a timeout of its own made a connect to a slow server take six times it.
+      const deadline = (client as PulseClient).connectingSince + target.connectTimeoutMs;
+      const run = async (text: string) => {
+        const left = deadline - performance.now();
+        if (left <= 0) throw connectTimedOut(target, where, "connect");
+        try {
+          return await withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: Math.ceil(left) } as QueryConfig)).rows);
+        } catch (err) {
+          throw /query read timeout/i.test((err as Error).message) ? connectTimedOut(target, where, "connect") : err;
+        }
+      };
       try {
         await gate?.checkPostgresSession(run);
         await run(CATALOG_FIRST);
@@ -148,7 +165,6 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     client.on("error", () => {});
   });
 
-  const where = `${target.host}:${target.port}`;
   const failure = (err: unknown, phase: "connect" | "checkout") => connectionError(err, target, where, phase);
 
   try {
@@ -392,6 +408,14 @@ function endsSession(code: string): boolean {
   return (code.startsWith("08") && code !== "08P01") || code.startsWith("57P") || code.startsWith("28") || code === "3D000";
 }
 
+function connectTimedOut(target: ConnectionTarget, where: string, phase: "connect" | "checkout"): DomainError {
+  const detail =
+    phase === "connect"
+      ? `could not connect to ${where} within ${target.connectTimeoutMs} ms`
+      : `could not get a connection to ${where} within ${target.connectTimeoutMs} ms`;
+  return new DomainError("connection_failed", driverMessage(detail, target));
+}
+
 function connectionError(err: unknown, target: ConnectionTarget, where: string, phase: "connect" | "checkout"): DomainError {
   if (err instanceof DomainError) return err;
   const e = err as PgError & { cause?: unknown };
@@ -399,10 +423,7 @@ function connectionError(err: unknown, target: ConnectionTarget, where: string, 
   const cause = (e?.cause as { code?: string } | undefined)?.code;
   let detail: string;
   if (/timeout exceeded when trying to connect|connection timeout|timeout expired/i.test(message)) {
-    detail =
-      phase === "connect"
-        ? `could not connect to ${where} within ${target.connectTimeoutMs} ms`
-        : `could not get a connection to ${where} within ${target.connectTimeoutMs} ms`;
+    return connectTimedOut(target, where, phase);
   } else if (e.code === "ECONNREFUSED" || cause === "ECONNREFUSED") {
     detail = `could not connect to ${where}: connection refused`;
   } else if (e.code === "ENOTFOUND" || e.code === "EAI_AGAIN") {
