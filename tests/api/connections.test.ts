@@ -201,7 +201,7 @@ describe("PUT /databases/{id}", () => {
     const other = await postgresTarget();
     // The same server on a slow link: proving the new port takes a few slow round trips.
     const relay = await startTcpRelay({ host: PG.host, port: PG.port });
-    relay.delay(200);
+    relay.delay(150); // five round trips to connect: within its CONNECT_TIMEOUT_MS of 1 s
     try {
       const slow = h.call("PUT", `/databases/${id}`, { token: user.token, json: { port: relay.port, db_password: targets.postgresql!.password } });
       await vi.waitFor(() => expect(relay.accepted).toBeGreaterThan(0), { timeout: 5000, interval: 20 });

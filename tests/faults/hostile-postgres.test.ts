@@ -34,7 +34,9 @@ describe("a hostile PostgreSQL server", () => {
   });
 
   it("answering the probe with a 300 MiB value (embedded store: no identity check): 400 connection_failed, and the process goes on", async () => {
-    const embedded = await createHarness({ store: "pglite" });
+    // The 256 MiB arrive during the session setup, within CONNECT_TIMEOUT_MS with the rest of
+    // the connect: room for a loaded machine.
+    const embedded = await createHarness({ store: "pglite", env: { CONNECT_TIMEOUT_MS: "10000" } });
     const server = await startHostilePostgres("huge-answer");
     try {
       const user = await embedded.newUser();

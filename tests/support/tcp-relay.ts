@@ -1,9 +1,11 @@
 // A TCP relay between Pulse and a real database server, so a test can break the network
 // without touching the shared server: cut() drops every connection open now, freeze() leaves
 // them open but silent (nothing forwarded either way, nothing closed); freezeOn() does that to
-// a connection when its client sends a given text. Connections opened
+// a connection when its client sends a given text; linger() keeps open what the server or the
+// client closes, as a server that never says goodbye. Connections opened
 // afterwards are relayed normally, as after a network fault that healed.
 
+import { readFileSync } from "node:fs";
 import net from "node:net";
 
 export interface TcpRelay {
@@ -37,6 +39,13 @@ export interface TcpRelay {
   /** Holds each answer of the server this long before passing it on (0: none), in order: a
    * slow link, on which every round trip costs `ms`. */
   delay(ms: number): void;
+  /** While true, the relay closes nothing it is not made to: a client's goodbye (its end of
+   * the connection) and the server's closing are met by silence, the client's side kept open,
+   * as a hostile or broken server that never closes its side. */
+  linger(on: boolean): void;
+  /** Connections to the relay whose client, in this process, still holds its socket open: one
+   * the client closed is gone or left to the kernel (no inode). Reads /proc (Linux). */
+  readonly clientsHoldingOpen: number;
   close(): Promise<void>;
 }
 
@@ -56,9 +65,11 @@ export async function startTcpRelay(target: { host: string; port: number }, list
   let freezeText: string | null = null;
   let freezeAfterText: string | null = null;
   let delayMs = 0;
+  let lingering = false;
   const counters: { text: Buffer; count: number }[] = [];
 
-  const server = net.createServer((client) => {
+  // Half-open allowed, so that a lingering relay can leave a client's goodbye unanswered.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     accepted++;
     if (refusing) {
       client.resetAndDestroy();
@@ -98,10 +109,13 @@ export async function startTcpRelay(target: { host: string; port: number }, list
       client.destroy();
       upstream.destroy();
     };
-    for (const socket of [client, upstream]) {
-      socket.on("error", drop);
-      socket.on("close", () => pair.frozen || drop());
-    }
+    client.on("end", () => (lingering ? (pair.frozen = true) : client.end()));
+    client.on("error", drop);
+    client.on("close", () => pair.frozen || drop());
+    // The server gone, a lingering relay keeps the client's side open, silent.
+    const serverGone = () => (lingering ? (pair.frozen = true) : drop());
+    upstream.on("error", serverGone);
+    upstream.on("close", () => pair.frozen || serverGone());
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -144,6 +158,18 @@ export async function startTcpRelay(target: { host: string; port: number }, list
     },
     delay(ms) {
       delayMs = ms;
+    },
+    linger(on) {
+      lingering = on;
+    },
+    get clientsHoldingOpen() {
+      const ours = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+      // Fields: sl, local address, remote address, state, queues, timers, retransmits, uid, timeout, inode.
+      return readFileSync("/proc/self/net/tcp", "utf8")
+        .split("\n")
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/))
+        .filter((f) => f[2]?.endsWith(ours) && f[9] !== undefined && f[9] !== "0").length;
     },
     refuse(down) {
       refusing = down;

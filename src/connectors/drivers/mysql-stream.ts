@@ -1,6 +1,7 @@
 // Streams one statement's rows from a MySQL/MariaDB connection into a RowCollector without
 // holding the whole result, and stops the server once we want no more rows.
 
+import type { Socket } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 
 import type { Connection as CoreConnection, FieldPacket } from "mysql2";
@@ -121,6 +122,6 @@ export async function streamRows(
 }
 
 /** The connection's socket (plain or TLS; not in mysql2's typings). */
-export function streamOf(conn: CoreConnection): { destroy(): void } & Parameters<typeof watchReceivedBytes>[0] {
-  return (conn as unknown as { stream: ReturnType<typeof streamOf> }).stream;
+export function streamOf(conn: CoreConnection): Socket {
+  return (conn as unknown as { stream: Socket }).stream;
 }

@@ -20,6 +20,7 @@ import type { PoolConnection } from "mysql2/promise";
 import { DomainError } from "../../errors.js";
 import { within } from "../../within.js";
 import { throwIfCancelled, type ConnectionTarget, type DialectDriver, type ProbeInfo, type QueryLimits, type QueryResult, type SchemaSnapshot } from "../types.js";
+import { closeWithin } from "./close-within.js";
 import { RowCollector } from "./collect.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
 import { cutUnderClient, isFatal, toDomainError } from "./mysql-errors.js";
@@ -46,8 +47,8 @@ type Flavour = "mariadb" | "mysql";
 
 /** The parts of mysql2's pool we read (not in its typings). */
 interface PoolInternals {
-  _allConnections: { length: number };
-  _freeConnections: { length: number; get(index: number): { lastActiveTime: number; destroy(): void } };
+  _allConnections: { length: number; get(index: number): CoreConnection };
+  _freeConnections: { length: number; get(index: number): CoreConnection & { lastActiveTime: number } };
 }
 
 export interface MysqlPoolOptions {
@@ -114,7 +115,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       const free = internals._freeConnections;
       for (let i = free.length - 1; i >= 0; i--) {
         const conn = free.get(i);
-        if (Date.now() - conn.lastActiveTime > opts.idleTimeoutMs) conn.destroy();
+        if (Date.now() - conn.lastActiveTime > opts.idleTimeoutMs) letGo(conn);
       }
     },
     Math.min(1_000, Math.max(50, opts.idleTimeoutMs / 2)),
@@ -123,18 +124,35 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
   const where = `${target.host}:${target.port}`;
   let closed = false;
 
+  const connectTimedOut = () => new DomainError("connection_failed", `could not connect to ${where} within ${target.connectTimeoutMs} ms`);
+
+  /** Ends the pool: each connection says goodbye (COM_QUIT), then is closed within a grace,
+   * whether the server closes it or not. Only once the driver's statements are done
+   * (guarded.ts), so none is cut by the grace. */
+  async function endPool(): Promise<void> {
+    const all = internals._allConnections;
+    for (let i = 0; i < all.length; i++) closeWithin(streamOf(all.get(i)));
+    await pool.end();
+  }
+
+  // One bound for the first connection and the statement on it, as CONNECT_TIMEOUT_MS says:
+  // mysql2's bounds the login only, and the statement had one of its own, 2 s more besides.
+  const connectBy = performance.now() + target.connectTimeoutMs;
   let flavour: Flavour;
   try {
     const conn = await pool.getConnection();
     try {
-      const rows = await command(conn, "SELECT VERSION() AS version", target.connectTimeoutMs);
-      flavour = /mariadb/i.test(String(rows[0]?.version)) ? "mariadb" : "mysql";
-    } finally {
-      conn.release();
+      const [row] = await commandWithin(conn, "SELECT VERSION() AS version", Math.max(1, connectBy - performance.now()));
+      flavour = /mariadb/i.test(String(row?.version)) ? "mariadb" : "mysql";
+    } catch (err) {
+      // Closed now: a goodbye would wait behind the statement, which may never end.
+      discard(conn);
+      throw (err as { code?: string }).code === "PROTOCOL_SEQUENCE_TIMEOUT" ? connectTimedOut() : err;
     }
+    conn.release();
   } catch (err) {
     clearInterval(reaper);
-    await pool.end().catch(() => {});
+    await endPool().catch(() => {});
     throw toDomainError(err, target, where, OWN_STATEMENT_TIMEOUT_MS);
   }
 
@@ -230,7 +248,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
     try {
       await killer.query({ sql: `KILL QUERY ${threadId}`, timeout: KILL_TIMEOUT_MS });
     } finally {
-      killer.destroy();
+      letGo(coreOf(killer));
     }
   }
 
@@ -298,7 +316,7 @@ export async function createMysqlDriver(target: ConnectionTarget, opts: MysqlPoo
       clearInterval(reaper);
       // Every connection is told to end; the first that cannot answers for the pool: one whose
       // connect had failed (timed out) ends with that error. Nothing is left to do about it.
-      await pool.end().catch(() => {});
+      await endPool().catch(() => {});
     },
   };
 }
@@ -369,8 +387,15 @@ async function commandWithin(conn: PoolConnection, sql: string, ms: number): Pro
 }
 
 /** The callback-style connection under a promise one (its typing in mysql2 says otherwise). */
-function coreOf(conn: PoolConnection): CoreConnection {
-  return conn.connection as unknown as CoreConnection;
+function coreOf(conn: mysql.Connection): CoreConnection {
+  return (conn as unknown as { connection: CoreConnection }).connection;
+}
+
+/** Closed within a grace: mysql2's destroy() only half-closes, which a silent peer never
+ * completes, leaving the socket open for good. */
+function letGo(conn: CoreConnection): void {
+  conn.destroy();
+  closeWithin(streamOf(conn));
 }
 
 /** Out of the pool and closed now: mysql2's destroy() only half-closes, which a silent peer

@@ -2,6 +2,7 @@
 // statement timeout and is rolled back, on a pg.Pool whose sessions also default to
 // read-only. It never decides what may run; the guard (layer 1) does.
 
+import type { Socket } from "node:net";
 import pg from "pg";
 import type { PoolClient, QueryConfig, QueryResultRow } from "pg";
 
@@ -14,7 +15,8 @@ import { REPLAY_LAG_SECONDS_SQL } from "./postgres-replica.js";
 import { connectionWithin, type PoolToWaitOn } from "./pool-wait.js";
 import { ReadOnlyStatement, SESSION_CLEANUP, SESSION_STATEMENT_TIMEOUT_MS, type ResultField } from "./postgres-statement.js";
 import { BUILTIN_TYPE_NAMES, clientTypes, textParserFor } from "./postgres-types.js";
-import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit, type WatchedStream } from "./wire-limit.js";
+import { closeWithin } from "./close-within.js";
+import { watchReceivedBytes, wireLimitOf, withinOwnWireLimit } from "./wire-limit.js";
 
 export const APPLICATION_NAME = "pulse";
 
@@ -76,6 +78,22 @@ SELECT pg_catalog.set_config('search_path',
   COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY n) FROM path WHERE s OPERATOR(pg_catalog.<>) 'pg_catalog'), ''), false)
 WHERE EXISTS (SELECT FROM path WHERE s OPERATOR(pg_catalog.=) 'pg_catalog' AND n OPERATOR(pg_catalog.>) 1)`;
 
+/** A client that knows when its connection began, and whose end(), by the pool (idle, broken,
+ * closing) or by us, closes its socket within a grace (close-within.ts): pg says goodbye and
+ * waits for the server to close. */
+class PulseClient extends pg.Client {
+  /** When the pool began this connection (performance.now()), before resolving and TCP. */
+  readonly connectingSince = performance.now();
+
+  override end(): Promise<void>;
+  override end(callback: (err: Error) => void): void;
+  override end(callback?: (err: Error) => void): Promise<void> | void {
+    const ending = callback ? super.end(callback) : super.end();
+    closeWithin(streamOf(this));
+    return ending;
+  }
+}
+
 export interface PostgresPoolOptions {
   maxConnections: number;
   idleTimeoutMs: number;
@@ -83,6 +101,7 @@ export interface PostgresPoolOptions {
 
 export async function createPostgresDriver(target: ConnectionTarget, opts: PostgresPoolOptions): Promise<DialectDriver> {
   const gate = target.gate;
+  const where = `${target.host}:${target.port}`;
   const pool = new pg.Pool({
     host: target.host,
     port: target.port,
@@ -92,16 +111,29 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     ssl: target.ssl,
     max: opts.maxConnections,
     idleTimeoutMillis: opts.idleTimeoutMs,
+    // Bounds resolving, TCP, TLS and login; onConnect's statements get what is left of it.
     connectionTimeoutMillis: target.connectTimeoutMs,
     application_name: APPLICATION_NAME,
     options: STARTUP_OPTIONS,
     types: clientTypes,
     keepAlive: true,
     allowExitOnIdle: true,
+    Client: PulseClient,
     // Each new connection: to a checked address, then not into the metadata store's database.
     ...(gate && { stream: () => gate.socket(target) }),
     onConnect: async (client: pg.ClientBase) => {
-      const run = (text: string) => withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: target.connectTimeoutMs } as QueryConfig)).rows);
+      // One bound for the whole connection, as CONNECT_TIMEOUT_MS says: each of these statements
+      // with a timeout of its own made a connect to a slow server take six times it.
+      const deadline = (client as PulseClient).connectingSince + target.connectTimeoutMs;
+      const run = async (text: string) => {
+        const left = deadline - performance.now();
+        if (left <= 0) throw connectTimedOut(target, where, "connect");
+        try {
+          return await withinOwnWireLimit(streamOf(client), async () => (await client.query({ text, query_timeout: Math.ceil(left) } as QueryConfig)).rows);
+        } catch (err) {
+          throw /query read timeout/i.test((err as Error).message) ? connectTimedOut(target, where, "connect") : err;
+        }
+      };
       try {
         await gate?.checkPostgresSession(run);
         await run(CATALOG_FIRST);
@@ -133,7 +165,6 @@ export async function createPostgresDriver(target: ConnectionTarget, opts: Postg
     client.on("error", () => {});
   });
 
-  const where = `${target.host}:${target.port}`;
   const failure = (err: unknown, phase: "connect" | "checkout") => connectionError(err, target, where, phase);
 
   try {
@@ -362,7 +393,7 @@ function statementError(err: unknown, timeoutMs: number, target: ConnectionTarge
 }
 
 /** A client's socket (plain or TLS; not in pg's typings). */
-const streamOf = (client: pg.ClientBase): WatchedStream => (client as unknown as { connection: { stream: WatchedStream } }).connection.stream;
+const streamOf = (client: pg.ClientBase): Socket => (client as unknown as { connection: { stream: Socket } }).connection.stream;
 
 /** The error ended the connection, not just the statement: no SQLSTATE (a socket error, "Connection
  * terminated unexpectedly"), or one that ends the session (pg_terminate_backend's 57P01). */
@@ -377,6 +408,14 @@ function endsSession(code: string): boolean {
   return (code.startsWith("08") && code !== "08P01") || code.startsWith("57P") || code.startsWith("28") || code === "3D000";
 }
 
+function connectTimedOut(target: ConnectionTarget, where: string, phase: "connect" | "checkout"): DomainError {
+  const detail =
+    phase === "connect"
+      ? `could not connect to ${where} within ${target.connectTimeoutMs} ms`
+      : `could not get a connection to ${where} within ${target.connectTimeoutMs} ms`;
+  return new DomainError("connection_failed", driverMessage(detail, target));
+}
+
 function connectionError(err: unknown, target: ConnectionTarget, where: string, phase: "connect" | "checkout"): DomainError {
   if (err instanceof DomainError) return err;
   const e = err as PgError & { cause?: unknown };
@@ -384,10 +423,7 @@ function connectionError(err: unknown, target: ConnectionTarget, where: string, 
   const cause = (e?.cause as { code?: string } | undefined)?.code;
   let detail: string;
   if (/timeout exceeded when trying to connect|connection timeout|timeout expired/i.test(message)) {
-    detail =
-      phase === "connect"
-        ? `could not connect to ${where} within ${target.connectTimeoutMs} ms`
-        : `could not get a connection to ${where} within ${target.connectTimeoutMs} ms`;
+    return connectTimedOut(target, where, phase);
   } else if (e.code === "ECONNREFUSED" || cause === "ECONNREFUSED") {
     detail = `could not connect to ${where}: connection refused`;
   } else if (e.code === "ENOTFOUND" || e.code === "EAI_AGAIN") {
