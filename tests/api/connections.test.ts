@@ -196,25 +196,30 @@ describe("PUT /databases/{id}", () => {
   });
 
   it("refuses (409) settings proven against the connection as it was, once another change of it was saved meanwhile", async () => {
-    const user = await h.newUser();
-    const id = (await h.call("POST", "/databases/add_db_connection", { token: user.token, json: targets.postgresql!.body })).body.db_connection.id;
+    // Room for the slow proof below to connect on a loaded machine (this file's 1 s is for
+    // the failures it expects).
+    const patient = await createHarness({ env: { CONNECT_TIMEOUT_MS: "10000" } });
+    const user = await patient.newUser();
+    const id = (await patient.call("POST", "/databases/add_db_connection", { token: user.token, json: targets.postgresql!.body })).body.db_connection.id;
     const other = await postgresTarget();
-    // The same server on a slow link: proving the new port takes a few slow round trips.
+    // The same server on a slow link: proving the new port takes a few slow round trips (five
+    // to connect, 1.5 s), while the other change is saved.
     const relay = await startTcpRelay({ host: PG.host, port: PG.port });
-    relay.delay(150); // five round trips to connect: within its CONNECT_TIMEOUT_MS of 1 s
+    relay.delay(300);
     try {
-      const slow = h.call("PUT", `/databases/${id}`, { token: user.token, json: { port: relay.port, db_password: targets.postgresql!.password } });
+      const slow = patient.call("PUT", `/databases/${id}`, { token: user.token, json: { port: relay.port, db_password: targets.postgresql!.password } });
       await vi.waitFor(() => expect(relay.accepted).toBeGreaterThan(0), { timeout: 5000, interval: 20 });
-      const moved = await h.call("PUT", `/databases/${id}`, { token: user.token, json: { database_name: other.body.database_name } });
+      const moved = await patient.call("PUT", `/databases/${id}`, { token: user.token, json: { database_name: other.body.database_name } });
       expect(moved.status).toBe(200);
       const res = await slow;
       expect(res.status).toBe(409);
       expect(res.body.detail).toBe(`Database connection ${id} was changed by another request while this change was checked; read it again and send this change anew`);
+      expect((await patient.call("GET", `/databases/${id}`, { token: user.token })).body).toMatchObject({ port: PG.port, database_name: other.body.database_name });
     } finally {
       await relay.close();
       await other.drop();
+      await patient.close();
     }
-    expect((await h.call("GET", `/databases/${id}`, { token: user.token })).body).toMatchObject({ port: PG.port, database_name: other.body.database_name });
   });
 
   it("asks for the host and user a move from SQLite to a server needs, naming them, and keeps the file", async () => {
