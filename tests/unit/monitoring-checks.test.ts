@@ -179,6 +179,11 @@ describe("schema diffs", () => {
     expect(changesIn(diff)).toBe(4);
     expect(describeDiff(diff)).toBe("added created_at (timestamptz), removed total (numeric), retyped id from integer to bigint, email became NOT NULL");
   });
+  it("names both changes of a column retyped and made NOT NULL at once", () => {
+    const diff = diffColumns(before, [before[0]!, before[1]!, { name: "total", type: "bigint", nullable: false }]);
+    expect(changesIn(diff)).toBe(2);
+    expect(describeDiff(diff)).toBe("retyped total from numeric to bigint, total became NOT NULL");
+  });
   it("sees no change in the same columns reordered", () => {
     expect(changesIn(diffColumns(before, [...before].reverse()))).toBe(0);
   });
