@@ -82,7 +82,7 @@ export async function dryRun(deps: Deps, connector: GuardedConnector, table: Tab
 function aheadWarning(column: string, result: CheckResult, now: number): string | undefined {
   const latest = Date.parse(String(result.details?.latest));
   if (!(latest - now > AHEAD_WARNING_MS)) return undefined;
-  return `check freshness:${column}: its newest value, ${new Date(latest).toISOString()}, is ${formatDuration((latest - now) / 1000)} ahead of now, and reads as fresh: if the column holds local time without a time zone (read as UTC), a feed that stopped will pass for as long; store UTC or a time zone, or watch another column`;
+  return `check freshness:${column}: its newest value, ${new Date(latest).toISOString()}, is ${formatDuration((latest - now) / 1000)} ahead of now, and reads as fresh: if the column holds local time without a time zone (read as UTC unless the check's timezone says otherwise), a feed that stopped will pass for as long; give the check the column's timezone, store UTC or a time zone, or watch another column`;
 }
 
 function run(ctx: CheckContext, check: Exclude<CheckConfig, { kind: "schema_drift" | "volume" }>): Promise<CheckResult> {

@@ -24,6 +24,8 @@ export interface FreshnessCheck {
   column: string;
   /** Fixed limit on the data lag; without it the limit is learned from past lags. */
   max_lag_seconds?: number | undefined;
+  /** The IANA zone the column's values without a time zone are in (default UTC). */
+  timezone?: string | undefined;
   baseline?: BaselineSettings | undefined;
 }
 

@@ -426,6 +426,47 @@ describe("freshness with timestamps in the future", () => {
   });
 });
 
+describe("freshness of a column without a time zone, written in local time", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  withPgMonitoring({ MONITOR_QUERIES_PER_MINUTE: "100000" }, (made) => ({ h, db } = made), async (db) => {
+    await db.exec(`ALTER DATABASE "${db.body.database_name as string}" SET timezone = 'America/New_York'`);
+    await db.exec("CREATE TABLE local_events (at timestamp NOT NULL)");
+  });
+
+  it("reads it in the check's timezone: a row five hours old is stale, one a minute old fresh", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    // As the database's own sessions write now() into a timestamp: New York's wall clock.
+    await db.exec("INSERT INTO local_events VALUES (now() - interval '5 hours')");
+    const check = { kind: "freshness", column: "at", max_lag_seconds: 3600, timezone: "America/New_York" };
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "local_events", checks: [check] });
+    const lagNow = async () => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes[0];
+    const stale = await lagNow();
+    expect(stale.status).toBe("fail");
+    expect(Math.abs(stale.value - 5 * 3600)).toBeLessThan(60);
+    await db.exec("INSERT INTO local_events VALUES (now() - interval '1 minute')");
+    const fresh = await lagNow();
+    expect(fresh.status).toBe("pass");
+    expect(Math.abs(fresh.value - 60)).toBeLessThan(60);
+    // Read as UTC (no timezone), the same minute-old row is five hours stale.
+    const utc = await monitorTable(h, user.token, { connection_id: connectionId, table: "local_events", checks: [{ ...check, timezone: undefined }] });
+    expect((await h.call("POST", `/api/tables/${utc.id}/run`, { token: user.token })).body.outcomes[0].status).toBe("fail");
+  });
+
+  it("refuses a time zone it does not know, naming the check's field", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const res = await h.call("POST", "/api/tables", {
+      token: user.token,
+      json: { connection_id: connectionId, table: "local_events", checks: [{ kind: "freshness", column: "at", max_lag_seconds: 60, timezone: "Mars/Olympus" }] },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.errors[0].path).toBe("body.checks.0.timezone");
+    expect(res.body.errors[0].message).toMatch(/unknown time zone Mars\/Olympus/);
+  });
+});
+
 describe("a table moved while its run is under way", () => {
   let h: Harness;
   let db: MonitoredDb;

@@ -143,6 +143,24 @@ describe("timestamps", () => {
   ])("%j is %s", (cell, ms) => {
     expect(timestampOf(cell as never)).toBe(ms);
   });
+
+  // A check's `timezone` says what zone values without one were written in; values with one,
+  // and epoch numbers, are instants whatever it says.
+  it.each<[unknown, string, string]>([
+    ["2026-12-06 09:25:00", "America/New_York", "2026-12-06T14:25:00.000Z"],
+    ["2026-07-01T12:00:00.5", "America/New_York", "2026-07-01T16:00:00.500Z"],
+    ["2026-07-01", "America/New_York", "2026-07-01T04:00:00.000Z"],
+    ["2026-01-01T00:00:00", "Asia/Kolkata", "2025-12-31T18:30:00.000Z"],
+    ["2026-03-08T02:30:00", "America/New_York", "2026-03-08T07:30:00.000Z"], // skipped: as 03:30 EDT
+    ["2026-11-01T01:30:00", "America/New_York", "2026-11-01T05:30:00.000Z"], // repeated: the first, EDT
+    ["2026-11-01T00:59:59", "America/New_York", "2026-11-01T04:59:59.000Z"],
+    ["2026-11-01T02:00:00", "America/New_York", "2026-11-01T07:00:00.000Z"],
+    ["2026-07-01T12:00:00Z", "America/New_York", "2026-07-01T12:00:00.000Z"],
+    ["2026-07-01 12:00:00+02", "America/New_York", "2026-07-01T10:00:00.000Z"],
+    [Date.UTC(2026, 6, 1) / 1000, "America/New_York", "2026-07-01T00:00:00.000Z"],
+  ])("%j in %s is %s", (cell, zone, iso) => {
+    expect(new Date(timestampOf(cell as never, zone)!).toISOString()).toBe(iso);
+  });
 });
 
 describe("schema diffs", () => {
@@ -160,6 +178,11 @@ describe("schema diffs", () => {
     const diff = diffColumns(before, after);
     expect(changesIn(diff)).toBe(4);
     expect(describeDiff(diff)).toBe("added created_at (timestamptz), removed total (numeric), retyped id from integer to bigint, email became NOT NULL");
+  });
+  it("names both changes of a column retyped and made NOT NULL at once", () => {
+    const diff = diffColumns(before, [before[0]!, before[1]!, { name: "total", type: "bigint", nullable: false }]);
+    expect(changesIn(diff)).toBe(2);
+    expect(describeDiff(diff)).toBe("retyped total from numeric to bigint, total became NOT NULL");
   });
   it("sees no change in the same columns reordered", () => {
     expect(changesIn(diffColumns(before, [...before].reverse()))).toBe(0);

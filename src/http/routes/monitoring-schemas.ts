@@ -4,6 +4,7 @@
 import { z } from "@hono/zod-openapi";
 
 import { BASELINE_DEFAULTS } from "../../monitoring/baselines.js";
+import { zoneSpelling } from "../../monitoring/schedule.js";
 import { givenName, RowId } from "../schemas.js";
 
 const ColumnName = z.string().min(1).max(128);
@@ -49,6 +50,16 @@ export const CheckSchema = z
         kind: z.literal("freshness"),
         column: ColumnName.openapi({ description: "Timestamp column whose max() is read (index it)" }),
         max_lag_seconds: z.number().positive().optional().openapi({ description: "Fixed limit; without it the limit is learned" }),
+        timezone: z
+          .string()
+          .min(1)
+          .max(64)
+          .refine((zone) => zoneSpelling(zone) !== null, { error: (issue) => `unknown time zone ${String(issue.input)}: use an IANA name such as America/New_York or UTC` })
+          .optional()
+          .openapi({
+            description: "The IANA time zone the column's values without one (timestamp, DATETIME, SQLite text) were written in; default UTC",
+            example: "America/New_York",
+          }),
         baseline: Baseline.optional(),
       })
       .strict(),

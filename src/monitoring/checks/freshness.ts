@@ -7,6 +7,8 @@ import type { Cell, Dialect } from "../../connectors/types.js";
 import type { FreshnessCheck } from "../../store/column-types.js";
 import { judgedByBaseline } from "../check-config.js";
 import { formatDuration, prepareFreshness } from "../freshness.js";
+import { DEFAULT_TIMEZONE } from "../schedule.js";
+import { instantOfWallClock } from "../wall-clock.js";
 import { baselineOptions } from "./judging.js";
 import { qualifiedName, quoteIdent } from "../../connectors/sql-text.js";
 import { firstRow, numberOf, printedCell, type CheckContext, type CheckResult } from "./types.js";
@@ -43,10 +45,10 @@ const EPOCH_UNITS: readonly [below: number, toMs: (n: number) => number][] = [
 ];
 
 /** A timestamp cell as epoch ms. Values without a zone (timestamp, DATETIME, SQLite text) are
- * read as UTC, the zone Pulse's sessions run in; numbers are Julian days or epoch seconds,
- * milliseconds, microseconds or nanoseconds by their size, and no timestamp past what a date
- * can hold. */
-export function timestampOf(cell: Cell | undefined): number | null {
+ * read in `zone`, the check's `timezone` (UTC, the zone Pulse's sessions run in, unless it says
+ * what the column was written in); numbers are Julian days or epoch seconds, milliseconds,
+ * microseconds or nanoseconds by their size, and no timestamp past what a date can hold. */
+export function timestampOf(cell: Cell | undefined, zone = DEFAULT_TIMEZONE): number | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === "number") {
     const ms =
@@ -58,12 +60,16 @@ export function timestampOf(cell: Cell | undefined): number | null {
   if (typeof cell !== "string") return null;
   const text = cell.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return timestampOf(Number(text));
-  const iso = text.includes("T") || !/^\d{4}-\d\d-\d\d \d/.test(text) ? text : text.replace(" ", "T");
+  // A date alone (a DATE column) is its midnight.
+  const dated = /^\d{4}-\d\d-\d\d$/.test(text) ? `${text}T00:00:00` : text;
+  const iso = dated.includes("T") || !/^\d{4}-\d\d-\d\d \d/.test(dated) ? dated : dated.replace(" ", "T");
   // PostgreSQL's own text of a timestamptz ends in an hour-only offset (+00, +05), which
   // Date.parse does not take: as +00:00.
-  const withZone = !/T/.test(iso) ? iso : HAS_ZONE.test(iso) ? iso.replace(/([+-]\d\d)$/, "$1:00") : `${iso}Z`;
+  const naive = /T/.test(iso) && !HAS_ZONE.test(iso);
+  const withZone = !/T/.test(iso) ? iso : naive ? `${iso}Z` : iso.replace(/([+-]\d\d)$/, "$1:00");
   const ms = Date.parse(withZone);
-  return Number.isFinite(ms) ? ms : null;
+  if (!Number.isFinite(ms)) return null;
+  return naive ? instantOfWallClock(ms, zone) : ms;
 }
 
 const FUTURE_TOLERANCE_MS = 86_400_000;
@@ -73,11 +79,11 @@ export async function runFreshness(ctx: CheckContext, check: FreshnessCheck): Pr
   const result = await ctx.query(freshnessStatement(dialect, ctx.table.schema, ctx.table.name, check.column), 1);
   const row = firstRow(result) ?? {};
   const raw = row.latest ?? null;
-  const latest = timestampOf(raw);
+  const latest = timestampOf(raw, check.timezone);
   if (raw !== null && latest === null) {
     return { status: "error", value: null, message: `column ${check.column} holds ${printedCell(raw)}, which is not a timestamp` };
   }
-  // Up to a day ahead is a clock or a time zone (a column without one is read as UTC), and
+  // Up to a day ahead is a clock or a time zone (a column without one read in the wrong one), and
   // reads as fresh; past that, a sentinel (9999-12-31, a far "valid until") or a scheduled row
   // would read as fresh for ever, and the check could never see the data go stale.
   if (latest !== null && latest - ctx.now > FUTURE_TOLERANCE_MS) {

@@ -22,9 +22,14 @@ export function diffColumns(before: readonly ColumnSnapshot[], after: readonly C
   const diff: SchemaDiff = { added: [], removed: [], retyped: [], nullability: [] };
   for (const c of after) {
     const was = old.get(c.name);
-    if (!was) diff.added.push(c);
-    else if (was.type !== c.type) diff.retyped.push({ name: c.name, from: was.type, to: c.type });
-    else if (was.nullable !== c.nullable) diff.nullability.push({ name: c.name, from: was.nullable, to: c.nullable });
+    if (!was) {
+      diff.added.push(c);
+      continue;
+    }
+    // Both, when one ALTER changed both: the NOT NULL was otherwise first named once the type
+    // was put back, as if it were a new change.
+    if (was.type !== c.type) diff.retyped.push({ name: c.name, from: was.type, to: c.type });
+    if (was.nullable !== c.nullable) diff.nullability.push({ name: c.name, from: was.nullable, to: c.nullable });
   }
   for (const c of before) if (!now.has(c.name)) diff.removed.push(c);
   return diff;
