@@ -2,7 +2,8 @@
 // Chinook in PostgreSQL, one production-configured server, in one run (alternating rounds,
 // medians), as server CPU per request; and the o200k tokens a client pays to put Pulse's tool
 // list in its model's context. Run: npm run bench:mcp (ROUNDS, DURATION, CONNECTIONS as in
-// bench/query.ts).
+// bench/query.ts). BENCH_BASELINE_CHECKOUT: another built checkout (a git worktree of an earlier
+// commit), whose server is measured in the same rounds, for an A/B in one run.
 
 import { randomBytes } from "node:crypto";
 import pg from "pg";
@@ -27,11 +28,18 @@ const load = (pid: number | undefined, url: string, body: unknown, headers: Reco
 const chinook = await loadChinookPostgres();
 const admin = new pg.Client({ host: "127.0.0.1", user: "postgres", database: "test" });
 await admin.connect();
-const metaDb = `pulse_bench_meta_${randomBytes(4).toString("hex")}`;
-await admin.query(`CREATE DATABASE ${metaDb}`);
-const server = await startServer({ DATA_DIR: tempDir("pulse-bench-mcp-"), ...productionEnv(metaDb, POOL_SIZE) });
+const metaDbs: string[] = [];
+/** Every server started, stopped at the end however the run ends. */
+const servers: { stop(): Promise<void> }[] = [];
+const rpc = (id: number, method: string, params: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method, params });
 
-try {
+/** A production-configured server of `checkout` with a user, Chinook added, and its two loads. */
+async function startPulse(checkout?: string) {
+  const metaDb = `pulse_bench_meta_${randomBytes(4).toString("hex")}`;
+  await admin.query(`CREATE DATABASE ${metaDb}`);
+  metaDbs.push(metaDb);
+  const server = await startServer({ DATA_DIR: tempDir("pulse-bench-mcp-"), ...productionEnv(metaDb, POOL_SIZE) }, checkout);
+  servers.push(server);
   const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
   await fetch(`${server.url}/users/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "B", email, password: "bench password" }) });
   const login = await fetch(`${server.url}/login`, { method: "POST", body: new URLSearchParams({ username: email, password: "bench password" }) });
@@ -43,12 +51,25 @@ try {
     body: JSON.stringify({ db_type: "postgresql", host: "127.0.0.1", port: 5432, database_name: chinook.name, username: "postgres", db_password: "x" }),
   });
   const connectionId = ((await added.json()) as { db_connection: { id: number } }).db_connection.id;
-
-  const rpc = (id: number, method: string, params: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method, params });
   const callBody = rpc(2, "tools/call", { name: "run_query", arguments: { connection_id: connectionId, sql: SQL } });
   const probe = await fetch(`${server.url}/mcp`, { method: "POST", headers: { "content-type": "application/json", ...MCP_HEADERS, ...auth }, body: JSON.stringify(callBody) });
   const probed = (await probe.json()) as { result?: { isError?: boolean; structuredContent?: { row_count?: number } } };
   if (probe.status !== 200 || probed.result?.isError || probed.result?.structuredContent?.row_count !== 1) throw new Error(`run_query failed: ${JSON.stringify(probed)}`);
+  return {
+    server,
+    auth,
+    query: () => load(server.child.pid, `${server.url}/query`, { sql: SQL, connection_id: connectionId }, auth),
+    mcp: () => load(server.child.pid, `${server.url}/mcp`, callBody, { ...MCP_HEADERS, ...auth }),
+  };
+}
+
+const baselineCheckout = process.env.BENCH_BASELINE_CHECKOUT;
+const pulses: [string, Awaited<ReturnType<typeof startPulse>>][] = [];
+try {
+  pulses.push(["", await startPulse()]);
+  if (baselineCheckout) pulses.push([` (baseline ${baselineCheckout})`, await startPulse(baselineCheckout)]);
+  const [, pulse] = pulses[0]!;
+  const { server, auth } = pulse;
 
   // The tool list as a client puts it in its model's context: each tool's name, description and
   // input schema (JSON), as tools/list answers them.
@@ -57,10 +78,12 @@ try {
   const tokens = new Tiktoken(o200k).encode(JSON.stringify(list.tools)).length;
 
   type Measured = Awaited<ReturnType<typeof load>>;
-  const runs = new Map<string, () => Promise<Measured>>([
-    ["POST /query (connection_id)", () => load(server.child.pid, `${server.url}/query`, { sql: SQL, connection_id: connectionId }, auth)],
-    ["POST /mcp tools/call run_query", () => load(server.child.pid, `${server.url}/mcp`, callBody, { ...MCP_HEADERS, ...auth })],
-  ]);
+  const runs = new Map<string, () => Promise<Measured>>(
+    pulses.flatMap(([label, p]) => [
+      [`POST /query (connection_id)${label}`, p.query],
+      [`POST /mcp tools/call run_query${label}`, p.mcp],
+    ]),
+  );
   for (const run of runs.values()) await run(); // warm-up: JIT, pools
   const results = new Map<string, Measured[]>([...runs.keys()].map((k) => [k, []]));
   for (let round = 0; round < ROUNDS; round++) {
@@ -68,18 +91,20 @@ try {
     for (const [name, run] of order) results.get(name)!.push(await run());
   }
   const of = (name: string, pick: (m: Measured) => number) => median(results.get(name)!.map(pick));
-  const baseCpu = of("POST /query (connection_id)", (m) => m.cpuUs);
   console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION} s (medians), pool of ${POOL_SIZE}`);
-  console.log("| request | req/s | p50 ms | p99 ms | server CPU per request, µs | CPU vs /query |");
+  console.log("| request | req/s | p50 ms | p99 ms | server CPU per request, µs | CPU vs its /query |");
   console.log("|---|---:|---:|---:|---:|---:|");
-  for (const name of runs.keys()) {
-    const cpu = of(name, (m) => m.cpuUs);
-    console.log(`| ${name} | ${of(name, (m) => m.rps).toFixed(0)} | ${of(name, (m) => m.p50)} | ${of(name, (m) => m.p99)} | ${cpu.toFixed(0)} | ${(cpu / baseCpu).toFixed(2)}x |`);
+  for (const [label] of pulses) {
+    const baseCpu = of(`POST /query (connection_id)${label}`, (m) => m.cpuUs);
+    for (const name of [`POST /query (connection_id)${label}`, `POST /mcp tools/call run_query${label}`]) {
+      const cpu = of(name, (m) => m.cpuUs);
+      console.log(`| ${name} | ${of(name, (m) => m.rps).toFixed(0)} | ${of(name, (m) => m.p50)} | ${of(name, (m) => m.p99)} | ${cpu.toFixed(0)} | ${(cpu / baseCpu).toFixed(2)}x |`);
+    }
   }
   console.log(`tools/list: ${list.tools.length} tools, ${tokens} o200k tokens (JSON of the tools array); Google's MCP Toolbox PostgreSQL tools: ~${TOOLBOX_POSTGRES_TOKENS} (${(TOOLBOX_POSTGRES_TOKENS / tokens).toFixed(0)}x)`);
 } finally {
-  await server.stop();
-  await admin.query(`DROP DATABASE IF EXISTS ${metaDb} WITH (FORCE)`);
+  for (const server of servers) await server.stop();
+  for (const db of metaDbs) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
   await admin.end();
   await chinook.drop();
 }

@@ -23,5 +23,9 @@ export function logRequest(logger: Logger, c: Context<AppEnv>, started: number, 
  * nothing but their one line, and a pino child (bindings serialised, redaction applied) costs
  * more than a small query's guard check. */
 export function requestLogger(c: Context<AppEnv>): Logger {
-  return c.get("logger").child({ request_id: c.get("requestId") });
+  return loggerOfRequest(c.get("logger"), c.get("requestId"));
 }
+
+/** requestLogger, from what it needs of the request: for what outlives the handler's frame
+ * without keeping the whole request (src/mcp/route.ts). */
+export const loggerOfRequest = (logger: Logger, requestId: string): Logger => logger.child({ request_id: requestId });

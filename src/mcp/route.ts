@@ -25,7 +25,8 @@ import type { AppEnv } from "../http/context.js";
 import { errorBody, withJsonRpcError } from "../http/errors.js";
 import { invalidInput } from "../http/invalid-input.js";
 import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
-import { requestLogger } from "../http/request-log.js";
+import { loggerOfRequest } from "../http/request-log.js";
+import type { Logger } from "../logger.js";
 import { authErrors, boundedInput, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
 import { whileStanding } from "../http/standing.js";
 import { authInfoOf, type McpCaller } from "./caller.js";
@@ -128,6 +129,32 @@ function asClientsError(request: JSONRPCRequest, response: JSONRPCMessage): JSON
   return response;
 }
 
+/** The caller of one request to /mcp: what the tools need of the request, but not the request
+ * itself. A caller that held the Hono context (for its logger) kept the whole request, body and
+ * response, alive for as long as anything held the caller, the SDK's per-request objects among
+ * them: the young collector then promoted about 14 KB a call to the old generation, against 2 KB
+ * for /query, and MCP's garbage collection cost twice /query's (bench/RESULTS.md, issue 13). */
+class RequestCaller implements McpCaller {
+  readonly userId: number;
+  readonly sessionId: string;
+  readonly kind: McpCaller["kind"];
+  readonly grant: McpCaller["grant"];
+  readonly requestId: string;
+  private readonly appLogger: Logger;
+
+  constructor(c: Context<AppEnv>) {
+    ({ userId: this.userId, sessionId: this.sessionId, kind: this.kind } = c.get("auth"));
+    this.grant = c.get("grant");
+    this.requestId = c.get("requestId");
+    this.appLogger = c.get("logger");
+  }
+
+  /** Made on first use: a tool logs only when it fails (see requestLogger). */
+  get logger(): Logger {
+    return loggerOfRequest(this.appLogger, this.requestId);
+  }
+}
+
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
  * costs more CPU than a small query. A server serves one request at a time; a burst beyond
  * this many builds more, and only this many are kept. */
@@ -178,19 +205,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
     if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return transportError(c, 400, "bad_request", `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`) as never;
     }
-    const { userId, sessionId, kind } = c.get("auth");
-    const caller: McpCaller = {
-      userId,
-      sessionId,
-      kind,
-      grant: c.get("grant"),
-      // Made on first use: a tool logs only when it fails (see requestLogger).
-      get logger() {
-        return requestLogger(c);
-      },
-      requestId: c.get("requestId"),
-    };
-    const extra = { authInfo: authInfoOf(caller) };
+    const extra = { authInfo: authInfoOf(new RequestCaller(c)) };
     const pooled = await pooledServer();
     try {
       if (!isRequest) {
