@@ -10,10 +10,10 @@ import { parseArgs } from "node:util";
 import { openingKeys } from "../auth/secrets.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { rotateSealedValues, type RotationReport, type RowRef } from "../services/secret-rotation.js";
-import { reasonOf, rootCause, StartupError } from "../startup-error.js";
+import { StartupError } from "../startup-error.js";
 import { openStore, storeLocation } from "../store/client.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
-import { isStoreUnavailable } from "../store/unavailable.js";
+import { storeFailedLine } from "./store-failed.js";
 import { printUnforeseen } from "./unforeseen.js";
 
 const USAGE = "usage: pulse secrets rotate [--json]";
@@ -79,11 +79,10 @@ export async function secrets(args: string[]): Promise<number> {
       );
     }
     if (err instanceof ConfigError || err instanceof StartupError) return fail(COULD_NOT_RUN, "failed", err.message);
-    // The store's own reason: Drizzle's message is the whole statement, without it. Each batch
-    // is one statement, so what was re-sealed so far stays so; running again goes on from there.
-    if (isStoreUnavailable(err)) {
-      return fail(COULD_NOT_RUN, "store_unavailable", `pulse secrets rotate: the store failed mid-way (${reasonOf(rootCause(err))}); what was re-sealed stays so: run it again once the store answers`);
-    }
+    // Each batch is one statement, so what was re-sealed so far stays so; running again goes on
+    // from there.
+    const storeFailed = storeFailedLine("pulse secrets rotate", err, "what was re-sealed stays so: run it again once the store answers");
+    if (storeFailed) return fail(COULD_NOT_RUN, "store_unavailable", storeFailed);
     // Unforeseen: a failed statement's bound values are sealed values here (unforeseen.ts).
     printUnforeseen(err, json);
     return COULD_NOT_RUN;
