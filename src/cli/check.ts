@@ -20,6 +20,7 @@ import { runAnyMonitoredTableNow } from "../services/monitored-tables.js";
 import { StartupError } from "../startup-error.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
 import { shownJson, shownText } from "../terminal-text.js";
+import { storeFailedLine } from "./store-failed.js";
 import { printUnforeseen } from "./unforeseen.js";
 
 /** A check's name and message carry what the monitored database names (terminal-text.ts). */
@@ -102,6 +103,9 @@ export async function check(args: string[]): Promise<number> {
     }
     // Exit 5, not 1: a cron job must tell "pulse could not run" from "a check failed".
     if (err instanceof ConfigError || err instanceof StartupError) return fail(COULD_NOT_RUN, "failed", err.message);
+    // The checks may have run without their outcomes recorded or their alerts opened.
+    const storeFailed = storeFailedLine("pulse check", err, "their outcomes may not be recorded: run it again once the store answers");
+    if (storeFailed) return fail(COULD_NOT_RUN, "store_unavailable", storeFailed);
     printUnforeseen(err, json);
     return COULD_NOT_RUN;
   }

@@ -18,7 +18,8 @@ Commands:
                              opening them with it or SECRETS_KEY_PREVIOUS (README, Rotating
                              secrets), and print how many were re-sealed, already under it, and
                              which no key opens; exit 1 when some are not under it now, 4 while
-                             a server holds the embedded store, 5 when it could not run at all
+                             a server holds the embedded store, 5 when it could not run at all,
+                             130/143 when SIGINT/SIGTERM stopped it (after the batch it was on)
   help                       Show this text (also --help, -h)
 
 Exit 2 also for an unknown command or a bad argument. Settings are read from the environment,

@@ -37,15 +37,19 @@ export interface RotationReport {
   unreadable: RowRef[];
   /** Changed again at every attempt: left for the next run. */
   changing: RowRef[];
+  /** Set when `stop` ended the walk with rows not yet read: the counts are of those before. */
+  stopped?: true;
 }
 
-/** `keys`: the current key first (it seals), then the previous ones. */
-export async function rotateSealedValues(db: Db, keys: readonly Buffer[], batchRows = ROTATION_BATCH_ROWS): Promise<RotationReport> {
+/** `keys`: the current key first (it seals), then the previous ones. `stop` ends the walk
+ * between batches: a batch is one statement, so what was re-sealed stays so. */
+export async function rotateSealedValues(db: Db, keys: readonly Buffer[], options: { batchRows?: number; stop?: AbortSignal } = {}): Promise<RotationReport> {
   const report: RotationReport = { resealed: 0, current: 0, unreadable: [], changing: [] };
   for (const where of SEALED) {
     for (let afterId = 0; ; ) {
-      const batch = await sealedBatch(db, where, afterId, batchRows);
+      const batch = await sealedBatch(db, where, afterId, options.batchRows ?? ROTATION_BATCH_ROWS);
       if (batch.length === 0) break;
+      if (options.stop?.aborted) return { ...report, stopped: true };
       afterId = batch.at(-1)!.id;
       await rotateBatch(db, where, keys, batch, report);
     }

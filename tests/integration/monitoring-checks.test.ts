@@ -2,14 +2,15 @@
 // per dialect, writes refused by the guard and recorded as errors, the monitoring budget
 // (spent budget and busy connection recorded as skipped) and the statement timeout.
 
+import mysql from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { runTableChecks } from "../../src/monitoring/run-table.js";
 import { findMonitoredTable, updateMonitoredTable } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
-import { addConnection, monitorTable, monitorTableUnchecked, monitoredDb, pgMonitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
-import { pgAdmin, pgUrl } from "../support/services.js";
+import { addConnection, mariaMonitoredDb, monitorTable, monitorTableUnchecked, monitoredDb, pgMonitoredDb, testClock, type Dialect, type MonitoredDb } from "../support/monitoring.js";
+import { MARIADB, pgAdmin, pgUrl } from "../support/services.js";
 
 const MINUTE = 60_000;
 
@@ -464,6 +465,55 @@ describe("freshness of a column without a time zone, written in local time", () 
     expect(res.status).toBe(422);
     expect(res.body.errors[0].path).toBe("body.checks.0.timezone");
     expect(res.body.errors[0].message).toMatch(/unknown time zone Mars\/Olympus/);
+  });
+});
+
+describe("freshness of a MariaDB DATETIME written in local time", () => {
+  let h: Harness;
+  let db: MonitoredDb;
+  beforeAll(async () => {
+    h = await createHarness({ env: { MONITOR_QUERIES_PER_MINUTE: "100000" } });
+    db = await mariaMonitoredDb();
+    await db.exec("CREATE TABLE local_events (at DATETIME NOT NULL)");
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  /** Runs `sql` in a session of New York's time, where NOW() is its wall clock. The shared server
+   * has no time zone tables (SET time_zone = 'America/New_York' is refused there, and loading them
+   * would change a shared server): New York's offset now stands in for its name, the same for
+   * rows written now. */
+  async function inNewYork(sql: string) {
+    const offset = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", timeZoneName: "longOffset" })
+      .formatToParts(new Date())
+      .find((part) => part.type === "timeZoneName")!
+      .value.replace("GMT", "");
+    const conn = await mysql.createConnection({ ...MARIADB, database: db.body.database_name as string });
+    try {
+      await conn.query(`SET time_zone = '${offset}'`);
+      await conn.query(sql);
+    } finally {
+      await conn.end();
+    }
+  }
+
+  it("reads it in the check's timezone: a row written a minute ago is a minute old, not five hours", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    await inNewYork("INSERT INTO local_events VALUES (NOW() - INTERVAL 1 MINUTE)");
+    const check = { kind: "freshness", column: "at", max_lag_seconds: 3600, timezone: "America/New_York" };
+    const local = await monitorTable(h, user.token, { connection_id: connectionId, table: "local_events", checks: [check] });
+    const fresh = (await h.call("POST", `/api/tables/${local.id}/run`, { token: user.token })).body.outcomes[0];
+    expect(fresh.status, fresh.message).toBe("pass");
+    expect(Math.abs(fresh.value - 60)).toBeLessThan(60);
+    // Read as UTC (no timezone), the same row is New York's offset (four or five hours) stale.
+    const utc = await monitorTable(h, user.token, { connection_id: connectionId, table: "local_events", checks: [{ ...check, timezone: undefined }] });
+    const stale = (await h.call("POST", `/api/tables/${utc.id}/run`, { token: user.token })).body.outcomes[0];
+    expect(stale.status).toBe("fail");
+    expect(stale.value).toBeGreaterThan(4 * 3600);
+    expect(stale.value).toBeLessThan(5 * 3600 + 120);
   });
 });
 

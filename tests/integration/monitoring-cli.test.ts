@@ -8,12 +8,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { leaseTableForRun, releaseLease } from "../../src/store/monitoring-tables.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { openStore } from "../../src/store/client.js";
-import { createPgDatabase, pgAdmin } from "../support/services.js";
+import { createPgDatabase, PG, pgAdmin, pgUrl } from "../support/services.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 import { addConnection, addWebhook, monitorTable, pgMonitoredDb, type MonitoredDb } from "../support/monitoring.js";
 import { LOCAL_RECEIVER_ENV, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -178,6 +180,41 @@ describe("pulse check <table_id>", () => {
 
     await releaseLease(h.deps.store.db, lease);
     expect((await check(String(table.id))).code).toBe(0);
+  });
+
+  it("says in one line, with the store's reason, when the store is lost while a check runs (exit 5), and as JSON with --json", async () => {
+    const user = await h.newUser();
+    // The process reaches its store through a relay, and the check waits on this lock in the
+    // monitored database: the store goes away while the check runs, not before it started.
+    const relay = await startTcpRelay({ host: PG.host, port: PG.port });
+    const locker = new pg.Client({ connectionString: pgUrl(db.body.database_name as string) });
+    await locker.connect();
+    const waitingOnLock = async () =>
+      Number((await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", undefined, [db.body.database_name]))[0]!.n);
+    try {
+      for (const args of [[], ["--json"]]) {
+        // A connection each: the lease of the last run's stays until it runs out (it could not be released).
+        const connectionId = await addConnection(h, user.token, db.body);
+        const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "custom_sql", name: "rows", sql: "SELECT count(*) FROM events", max: 1000 }] });
+        relay.refuse(false);
+        await locker.query("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+        const running = pulse(["check", String(table.id), ...args], { env: { DATABASE_URL: `postgresql://${PG.user}@127.0.0.1:${relay.port}/${h.pgDatabase!.name}` } });
+        await vi.waitFor(async () => expect(await waitingOnLock()).toBe(1), { timeout: 20_000, interval: 50 });
+        relay.refuse(true);
+        relay.cut();
+        await locker.query("COMMIT");
+        const run = await running;
+        expect(run.code, run.stderr).toBe(5);
+        // The store's reason and what to do, not Drizzle's statement and a stack (beside the
+        // log's records of what failed).
+        const said = run.stderr.trim().split("\n").filter((line) => !line.startsWith('{"level":'));
+        expect(said, run.stderr).toEqual([expect.stringMatching(/^pulse check: the store failed mid-way \(connection (reset|refused)\); .*run it again once the store answers$/)]);
+        expect(run.stdout).toBe(args.length > 0 ? `${JSON.stringify({ error: "store_unavailable", detail: said[0] })}\n` : "");
+      }
+    } finally {
+      await locker.end();
+      await relay.close();
+    }
   });
 
   it("shows what the monitored database names escaped, never as a terminal's control sequences", async () => {

@@ -3,7 +3,7 @@
 // moved under SECRETS_KEY, what no key opens listed and left alone, a value the service
 // changed meanwhile never overwritten, and nothing to do the second time.
 
-import { execFile } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -69,13 +69,15 @@ interface Run {
   stderr: string;
 }
 
-/** `pulse secrets rotate ...` with the deployment's settings and `env`'s. */
-function pulse(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [PULSE, ...args], { cwd: projectPath(), env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", JWT_SECRET: JWT, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+/** `pulse secrets rotate ...` with the deployment's settings and `env`'s; `child`, to signal it. */
+function pulse(args: string[], env: Record<string, string>): Promise<Run> & { child: ChildProcess } {
+  let child!: ChildProcess;
+  const done = new Promise<Run>((resolve) => {
+    child = execFile(process.execPath, [PULSE, ...args], { cwd: projectPath(), env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", JWT_SECRET: JWT, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
+  return Object.assign(done, { child });
 }
 const rotate = (h: Harness, env: Record<string, string>, ...args: string[]) => pulse(["secrets", "rotate", ...args], { DATABASE_URL: h.pgDatabase!.url, DATA_DIR: h.config.dataDir, ...env });
 
@@ -236,6 +238,53 @@ describe("pulse secrets rotate", () => {
     expect(await sealedPassword(a, id)).toBe(old);
   });
 
+  it("stops after the batch it is on at SIGINT or SIGTERM, and says what it did (as JSON with --json), exiting 130 or 143", async () => {
+    const a = await deployment();
+    const user = await a.newUser();
+    const channel = await addWebhook(a, user.token, `${hooks.url}/stopped-${user.id}`);
+    const channelBefore = await sealedUrl(a, channel);
+    const service = new pg.Client({ connectionString: pgUrl(a.pgDatabase!.name) });
+    await service.connect();
+    try {
+      for (const [signal, code, args] of [["SIGINT", 130, ["--json"]], ["SIGTERM", 143, []]] as const) {
+        // The signal comes while the batch of connections waits on this row; the channels'
+        // batch is next, and is left for the next run.
+        const id = await save(a, user.token, target.body);
+        await service.query("BEGIN");
+        await service.query("SELECT 1 FROM db_connections WHERE id = $1 FOR UPDATE", [id]);
+        const running = rotate(a, { SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A }, ...args);
+        let stderr = "";
+        running.child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        await until(async () => {
+          const waiting = await pgAdmin<{ n: string }>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse' AND wait_event_type = 'Lock' AND query LIKE '%UPDATE%'",
+            "postgres",
+            [a.pgDatabase!.name],
+          );
+          return Number(waiting[0]!.n) > 0;
+        });
+        running.child.kill(signal);
+        await until(async () => stderr.includes("stopping after the current batch"));
+        await service.query("ROLLBACK");
+        const run = await running;
+        expect(run.code, run.stderr).toBe(code);
+        const said = `pulse secrets rotate: interrupted (${signal}) before every value was walked; what was re-sealed stays so: run it again to finish`;
+        expect(run.stderr).toBe(`pulse secrets rotate: ${signal}: stopping after the current batch (again to stop at once)\n${said}\n`);
+        const report = { resealed: 1, current: signal === "SIGINT" ? 0 : 1, unreadable: [], changing: [] };
+        if (args.length > 0) expect(JSON.parse(run.stdout)).toEqual({ error: "interrupted", detail: said, report });
+        else expect(run.stdout).toBe(`1 re-sealed under SECRETS_KEY, 1 already under it\n`);
+        expect(openSealed(await sealedPassword(a, id), [Buffer.from(KEY_B, "hex")], sealContext(user.id)).keyIndex).toBe(0);
+        expect(await sealedUrl(a, channel)).toBe(channelBefore);
+      }
+    } finally {
+      await service.end();
+    }
+    // Run again, it goes on to the end.
+    const rest = await rotate(a, { SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A }, "--json");
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(JSON.parse(rest.stdout)).toEqual({ resealed: 1, current: 2, unreadable: [], changing: [] });
+  });
+
   it("refuses a store whose schema is not this Pulse's, changing nothing (exit 5): a newer Pulse's may seal values this one does not know", async () => {
     const a = await deployment();
     const user = await a.newUser();
@@ -267,8 +316,8 @@ describe("pulse secrets rotate", () => {
     for (let i = 0; i < 5; i++) await save(a, user.token, (await sqliteTarget(a.sqliteRoot)).body);
     for (let i = 0; i < 3; i++) await addWebhook(a, user.token, `${hooks.url}/batch-${user.id}-${i}`);
     const keys = [Buffer.from(KEY_B, "hex"), Buffer.from(KEY_A, "hex")];
-    expect(await rotateSealedValues(a.deps.store.db, keys, 2)).toEqual({ resealed: 8, current: 0, unreadable: [], changing: [] });
-    expect(await rotateSealedValues(a.deps.store.db, keys, 2)).toEqual({ resealed: 0, current: 8, unreadable: [], changing: [] });
+    expect(await rotateSealedValues(a.deps.store.db, keys, { batchRows: 2 })).toEqual({ resealed: 8, current: 0, unreadable: [], changing: [] });
+    expect(await rotateSealedValues(a.deps.store.db, keys, { batchRows: 2 })).toEqual({ resealed: 0, current: 8, unreadable: [], changing: [] });
   });
 
   it("refuses what it does not take with exit 2, and bad settings with exit 5, echoing no key", async () => {
