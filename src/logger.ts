@@ -1,7 +1,7 @@
 // Structured logs (pino). Credentials, tokens and passwords are redacted wherever they appear
 // in a logged object, as a net under the rule that they are never logged at all. JSON lines
 // for machines; "pretty" for a developer's terminal, redacted the same way (pino redacts
-// before either format sees the line), and with what the terminal would act on written out.
+// before either format sees the line); in both, what a terminal would act on written out.
 
 import { createRequire } from "node:module";
 import { format } from "node:util";
@@ -9,7 +9,7 @@ import { pino, type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
 
 import { consoleRepeats, kindOf } from "./console-repeats.js";
-import { shownLines, shownText } from "./terminal-text.js";
+import { shownLines, shownText, terminalSafeJson } from "./terminal-text.js";
 import { cutText } from "./text-cut.js";
 
 export type { Logger };
@@ -114,8 +114,18 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       redact: { paths: SECRET_KEYS, censor: CENSOR },
       formatters: { log: withoutSecrets },
     },
-    format === "pretty" ? prettyStream(destination) : destination,
+    format === "pretty" ? prettyStream(destination) : jsonStream(destination),
   );
+}
+
+/** pino's lines with what a terminal would act on escaped (terminal-text.ts): JSON escapes C0
+ * alone, so a user's name or a statement's text carrying U+009B (a CSI) or a text-direction
+ * mark reached the terminal of whoever read the logs (`docker logs`, `kubectl logs`) as it was.
+ * The escape is the same JSON string; a line without such a character is written unchanged. */
+function jsonStream(destination: pino.DestinationStream | undefined): pino.DestinationStream {
+  // Synchronous, like pino's own stdout: nothing logged before an exit is lost.
+  const out = destination ?? pino.destination({ dest: 1, sync: true });
+  return { write: (line: string) => out.write(terminalSafeJson(line)) };
 }
 
 /** Loaded only when asked for: a JSON deployment does not pay for the prettifier at start. */

@@ -1,6 +1,6 @@
 // What a command prints of text from outside (a monitored database's column and table names,
-// its errors, a check's message quoting them), and what a pretty log line shows of what was
-// logged (logger.ts), as a terminal shows it: the text, never an instruction to the terminal.
+// its errors, a check's message quoting them), and what a log line shows of what was logged
+// (logger.ts), as a terminal shows it: the text, never an instruction to the terminal.
 // A column named "\u001b]8;;http://…\u0007" was a hidden link, one with "\u001b[2J" cleared the
 // screen, and one with a line break printed a line of its own, a check that passed.
 
@@ -21,8 +21,9 @@ export const shownLines = (text: string) => text.split("\n").map(shownText).join
 /** The characters above that JSON.stringify leaves as they are (it escapes C0 alone). */
 const RAW_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
-/** `value` as indented JSON with every one of those characters escaped (`\u009b`): JSON has them
- * in strings only, where the escape reads back as the same text, and a terminal shown the
- * report acts on none. */
-export const shownJson = (value: unknown) =>
-  JSON.stringify(value, null, 2).replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+/** JSON text with every one of those characters escaped (`\u009b`): JSON has them in strings
+ * only, where the escape reads back as the same text, and a terminal shown it acts on none. */
+export const terminalSafeJson = (json: string) => json.replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+/** `value` as indented JSON, as terminalSafeJson writes it: a command's report. */
+export const shownJson = (value: unknown) => terminalSafeJson(JSON.stringify(value, null, 2));

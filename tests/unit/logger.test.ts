@@ -58,6 +58,16 @@ describe("LOG_FORMAT", () => {
     expect(text()).not.toContain(Buffer.from(SECRET).toString("hex"));
   });
 
+  it("json escapes what a terminal would act on, which JSON leaves as it is, and reads back the same", () => {
+    const { logger, text } = capture("json");
+    const name = "bob\u009b2J\u0085\u007f";
+    logger.child({ request_name: "ann\u202e" }).warn({ name, values: ["\u2028", "\u2066x"] }, "query by bob\u009b2J");
+    const line = text();
+    expect([...line].filter((c) => /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(c))).toEqual([]);
+    expect(line).toContain(String.raw`"name":"bob\u009b2J\u0085\u007f"`);
+    expect(JSON.parse(line)).toMatchObject({ request_name: "ann\u202e", name, values: ["\u2028", "\u2066x"], msg: "query by bob\u009b2J" });
+  });
+
   it("pretty writes a terminal's control characters out as \\u{…}, wherever a logged text holds them", () => {
     const { logger, text } = capture("pretty");
     // A user's name, a statement's text and an error's, as a request logs them: U+009B is a CSI
