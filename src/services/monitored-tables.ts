@@ -6,7 +6,7 @@ import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import { throwIfCancelled, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
-import { changedMeanwhile, invalidFields, notFound } from "../errors.js";
+import { changedMeanwhile, DomainError, invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { BASELINE_DEFAULTS } from "../monitoring/baselines.js";
 import { checkKey, columnsOf, DEFAULT_CHECKS, judgedByBaseline } from "../monitoring/check-config.js";
@@ -430,10 +430,17 @@ export async function runMonitoredTableNow(deps: Deps, ownerId: number, id: numb
 }
 
 /** `pulse check`: runs a table's checks now for the operator, whoever owns the table (a shell
- * has no user); null when no table has that id. `conflict` as above. */
+ * has no user); null when no table has that id, or it was deleted before its lease was taken
+ * (runTableNow's `not_found`). `conflict` as above. */
 export async function runAnyMonitoredTableNow(deps: Deps, id: number): Promise<TableRunReport | null> {
   const table = await findMonitoredTable(deps.store.db, id);
-  return table ? runTableNow(deps, table, { apiKeyId: null }) : null;
+  if (!table) return null;
+  try {
+    return await runTableNow(deps, table, { apiKeyId: null });
+  } catch (err) {
+    if (err instanceof DomainError && err.code === "not_found") return null;
+    throw err;
+  }
 }
 
 export async function listRunsOf(

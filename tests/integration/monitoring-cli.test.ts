@@ -102,6 +102,34 @@ describe("pulse check <table_id>", () => {
     expect(missing.stderr).toContain("usage: pulse check <table_id> [--json]");
   });
 
+  it("exits 2 for a table deleted after it was found and before its lease was taken, as for one never there", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "events", checks: [{ kind: "volume", min_rows: 1 }] });
+    // The table's row locked here: the command finds the table, then waits to lease it; the
+    // row is deleted meanwhile.
+    const deleter = new pg.Client({ connectionString: h.pgDatabase!.url });
+    await deleter.connect();
+    try {
+      await deleter.query("BEGIN");
+      await deleter.query("SELECT id FROM monitored_tables WHERE id = $1 FOR UPDATE", [table.id]);
+      const waitingOnRow = async () =>
+        Number(
+          (await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE '%for update%'", undefined, [h.pgDatabase!.name]))[0]!.n,
+        );
+      const running = check(String(table.id), "--json");
+      await vi.waitFor(async () => expect(await waitingOnRow()).toBe(1), { timeout: 20_000, interval: 50 });
+      await deleter.query("DELETE FROM monitored_tables WHERE id = $1", [table.id]);
+      await deleter.query("COMMIT");
+      const run = await running;
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+      expect(JSON.parse(run.stdout)).toEqual({ error: "not_found", detail: `no monitored table with id ${table.id}` });
+    } finally {
+      await deleter.end();
+    }
+  });
+
   it("refuses what it does not take with exit 2 and the reason, never running on a guess", async () => {
     for (const [args, reason] of [
       [["1", "--jsn"], /--jsn/],
