@@ -3,6 +3,7 @@
 // The stored shapes themselves are in store/column-types.ts.
 
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
+import { DEFAULT_TIMEZONE, zoneSpelling } from "./schedule.js";
 
 export const CHECK_KINDS: readonly CheckKind[] = ["freshness", "volume", "null_rate", "schema_drift", "custom_sql"];
 
@@ -10,11 +11,14 @@ export const CHECK_KINDS: readonly CheckKind[] = ["freshness", "volume", "null_r
 export const DEFAULT_CHECKS: CheckConfig[] = [{ kind: "volume" }, { kind: "schema_drift" }];
 
 /** Names a check within its table: the kind, plus the column or name where a table may have
- * several (freshness of `created_at` and of `updated_at` are two checks, two series, two alerts). */
+ * several (freshness of `created_at` and of `updated_at` are two checks, two series, two alerts).
+ * A freshness check read in a zone other than UTC has it in its name: its column's values read
+ * as other instants, so its lags are another series, learned anew (lags learned from wall-clock
+ * times read in the wrong zone would take hours of lag for normal, or none). */
 export function checkKey(check: CheckConfig): string {
   switch (check.kind) {
     case "freshness":
-      return `freshness:${check.column}`;
+      return check.timezone === undefined || check.timezone === DEFAULT_TIMEZONE ? checkSlot(check) : `${checkSlot(check)}@${check.timezone}`;
     case "null_rate":
       return `null_rate:${check.column}`;
     case "custom_sql":
@@ -22,6 +26,19 @@ export function checkKey(check: CheckConfig): string {
     default:
       return check.kind;
   }
+}
+
+/** What a table has one check of at most: a kind, with its column or name where it may have
+ * several (one freshness check of a column, whatever zone it reads it in). */
+export function checkSlot(check: CheckConfig): string {
+  return check.kind === "freshness" ? `freshness:${check.column}` : checkKey(check);
+}
+
+/** `check` as saved: a freshness check's zone in its usual spelling, so that one check has one
+ * name (checkKey) however its zone was written. */
+export function savedCheck(check: CheckConfig): CheckConfig {
+  if (check.kind !== "freshness" || check.timezone === undefined) return check;
+  return { ...check, timezone: zoneSpelling(check.timezone) ?? check.timezone };
 }
 
 /** Columns a check reads from the monitored table (validated against its introspected schema). */

@@ -9,7 +9,7 @@ import type { Deps } from "../deps.js";
 import { changedMeanwhile, DomainError, invalidFields, notFound } from "../errors.js";
 import { ALERT_DEFAULTS } from "../monitoring/alert-state.js";
 import { BASELINE_DEFAULTS } from "../monitoring/baselines.js";
-import { checkKey, columnsOf, DEFAULT_CHECKS, judgedByBaseline } from "../monitoring/check-config.js";
+import { checkKey, checkSlot, columnsOf, DEFAULT_CHECKS, judgedByBaseline, savedCheck } from "../monitoring/check-config.js";
 import { removeWithAlerts } from "../monitoring/alerts.js";
 import { dryRun } from "../monitoring/dry-run.js";
 import { runTableNow } from "../monitoring/run-now.js";
@@ -153,8 +153,9 @@ async function checkIssues(
   for (const [i, check] of checks.entries()) {
     const found = issues.length;
     const key = checkKey(check);
-    if (keys.has(key)) issues.push({ path: `body.checks.${i}`, message: `duplicates check ${keys.get(key)} (${key})` });
-    keys.set(key, i);
+    const slot = checkSlot(check);
+    if (keys.has(slot)) issues.push({ path: `body.checks.${i}`, message: `duplicates check ${keys.get(slot)} (${slot})` });
+    keys.set(slot, i);
     for (const { column, field } of columnsOf(check)) {
       if (!table.columns.some((c) => c.name === column)) issues.push({ path: `body.checks.${i}.${field}`, message: `no column ${column} in ${table.name}` });
     }
@@ -245,7 +246,7 @@ export async function createMonitoredTableOf(deps: Deps, ownerId: number, input:
   await assertUnderQuota(deps.store.db, deps.config.quotas, ownerId, "monitoredTables");
   const connector = await connectorFor(deps, ownerId, input.connection_id);
   const table = await resolveTable(deps, connector, input.schema, input.table);
-  const checks = input.checks ?? DEFAULT_CHECKS;
+  const checks = input.checks?.map(savedCheck) ?? DEFAULT_CHECKS;
   const { issues, warnings } = await checkIssues(deps, connector, table, checks, requester);
   if (issues.length > 0) throw invalidFields(issues);
   warnings.push(...baselineWarnings(deps, timing, checks));
@@ -363,7 +364,7 @@ export async function updateMonitoredTableOf(
   if (retarget || update.checks !== undefined) {
     const connector = await connectorFor(deps, ownerId, row.connectionId);
     const table = await resolveTable(deps, connector, retarget ? update.schema : row.schemaName, update.table ?? row.tableName);
-    const checks = update.checks ?? row.checks;
+    const checks = update.checks?.map(savedCheck) ?? row.checks;
     const checked = await checkIssues(deps, connector, table, checks, requester);
     if (checked.issues.length > 0) throw invalidFields(checked.issues);
     warnings = checked.warnings;

@@ -455,6 +455,34 @@ describe("freshness of a column without a time zone, written in local time", () 
     expect((await h.call("POST", `/api/tables/${utc.id}/run`, { token: user.token })).body.outcomes[0].status).toBe("fail");
   });
 
+  it("makes a change of zone another check: its lags a new series, the old one's alert gone; one freshness check a column", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    await db.exec("INSERT INTO local_events VALUES (now() - interval '1 minute')");
+    // Read as UTC, a minute-old row of New York's wall clock is hours stale: an alert opens.
+    const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "local_events", alert: { open_after: 1 }, checks: [{ kind: "freshness", column: "at", max_lag_seconds: 3600 }] });
+    const run = async () => (await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token })).body.outcomes[0];
+    expect(await run()).toMatchObject({ check: "freshness:at", status: "fail" });
+    const alerts = async () => ((await h.call("GET", `/api/alerts?table_id=${table.id}`, { token: user.token })).body as { check: string }[]).map((a) => a.check);
+    expect(await alerts()).toEqual(["freshness:at"]);
+    // Its zone said, spelt any way: saved in the zone's own spelling, run as a new series.
+    const patched = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "freshness", column: "at", max_lag_seconds: 3600, timezone: "america/new_york" }] } });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body.checks).toEqual([{ kind: "freshness", column: "at", max_lag_seconds: 3600, timezone: "America/New_York" }]);
+    expect(await alerts()).toEqual([]);
+    expect(await run()).toMatchObject({ check: "freshness:at@America/New_York", status: "pass" });
+    // Its series holds only the runs read in its zone; the UTC one's stay under their own name.
+    const runsOf = async (check: string) => ((await h.call("GET", `/api/tables/${table.id}/runs?check=${encodeURIComponent(check)}`, { token: user.token })).body as unknown[]).length;
+    expect([await runsOf("freshness:at@America/New_York"), await runsOf("freshness:at")]).toEqual([1, 1]);
+    // Two freshness checks of one column are one too many, whatever their zones.
+    const twice = await h.call("PATCH", `/api/tables/${table.id}`, {
+      token: user.token,
+      json: { checks: [{ kind: "freshness", column: "at", max_lag_seconds: 3600 }, { kind: "freshness", column: "at", max_lag_seconds: 3600, timezone: "Asia/Tokyo" }] },
+    });
+    expect(twice.status).toBe(422);
+    expect(twice.body.errors).toEqual([{ path: "body.checks.1", message: "duplicates check 0 (freshness:at)" }]);
+  });
+
   it("refuses a time zone it does not know, naming the check's field", async () => {
     const user = await h.newUser();
     const connectionId = await addConnection(h, user.token, db.body);
