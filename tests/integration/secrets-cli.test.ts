@@ -190,14 +190,7 @@ describe("pulse secrets rotate", () => {
       await service.query("BEGIN");
       await service.query("UPDATE db_connections SET password_sealed = $1 WHERE id = $2", [theirs, id]);
       const running = rotate(a, { SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A }, "--json");
-      await until(async () => {
-        const waiting = await pgAdmin<{ n: string }>(
-          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse' AND wait_event_type = 'Lock' AND query LIKE '%UPDATE%'",
-          "postgres",
-          [a.pgDatabase!.name],
-        );
-        return Number(waiting[0]!.n) > 0;
-      });
+      await rotationWaitsOnALock(a);
       await service.query("COMMIT");
       const run = await running;
       expect(run.code, run.stderr).toBe(0);
@@ -255,14 +248,7 @@ describe("pulse secrets rotate", () => {
         const running = rotate(a, { SECRETS_KEY: KEY_B, SECRETS_KEY_PREVIOUS: KEY_A }, ...args);
         let stderr = "";
         running.child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-        await until(async () => {
-          const waiting = await pgAdmin<{ n: string }>(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse' AND wait_event_type = 'Lock' AND query LIKE '%UPDATE%'",
-            "postgres",
-            [a.pgDatabase!.name],
-          );
-          return Number(waiting[0]!.n) > 0;
-        });
+        await rotationWaitsOnALock(a);
         running.child.kill(signal);
         await until(async () => stderr.includes("stopping after the current batch"));
         await service.query("ROLLBACK");
@@ -403,4 +389,16 @@ async function until(condition: () => Promise<boolean>, timeoutMs = 30_000) {
     if (Date.now() > deadline) throw new Error("timed out waiting");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Until the rotation's UPDATE on `a`'s store waits for a row lock the test holds. */
+async function rotationWaitsOnALock(a: Harness) {
+  await until(async () => {
+    const waiting = await pgAdmin<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pulse' AND wait_event_type = 'Lock' AND query LIKE '%UPDATE%'",
+      "postgres",
+      [a.pgDatabase!.name],
+    );
+    return Number(waiting[0]!.n) > 0;
+  });
 }
