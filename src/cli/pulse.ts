@@ -13,7 +13,8 @@ Commands:
                              exit 1 when a check fails or errors, 2 for an unknown table,
                              3 while an instance runs checks of its connection, 4 while a
                              server holds the embedded store, 5 when it could not run at
-                             all (settings, the store unreachable)
+                             all (settings, the store unreachable or not this Pulse's:
+                             none there, migrations pending, a newer Pulse's)
   secrets rotate [--json]    Re-seal every stored password and channel URL under SECRETS_KEY,
                              opening them with it or SECRETS_KEY_PREVIOUS (README, Rotating
                              secrets), and print how many were re-sealed, already under it, and
