@@ -3,7 +3,7 @@
 // The stored shapes themselves are in store/column-types.ts.
 
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
-import { DEFAULT_TIMEZONE, zoneSpelling } from "./schedule.js";
+import { canonicalZone, DEFAULT_TIMEZONE } from "./schedule.js";
 
 export const CHECK_KINDS: readonly CheckKind[] = ["freshness", "volume", "null_rate", "schema_drift", "custom_sql"];
 
@@ -34,11 +34,12 @@ export function checkSlot(check: CheckConfig): string {
   return check.kind === "freshness" ? `freshness:${check.column}` : checkKey(check);
 }
 
-/** `check` as saved: a freshness check's zone in its usual spelling, so that one check has one
- * name (checkKey) however its zone was written. */
+/** `check` as saved: a freshness check's zone by its canonical name (US/Eastern as
+ * America/New_York, Etc/UTC as UTC), so that one check has one name (checkKey) however its zone
+ * was written. */
 export function savedCheck(check: CheckConfig): CheckConfig {
   if (check.kind !== "freshness" || check.timezone === undefined) return check;
-  return { ...check, timezone: zoneSpelling(check.timezone) ?? check.timezone };
+  return { ...check, timezone: canonicalZone(check.timezone) ?? check.timezone };
 }
 
 /** Columns a check reads from the monitored table (validated against its introspected schema). */

@@ -31,9 +31,15 @@ export interface ScheduleIssue {
  * PATCH with either spelling is the same schedule); an alias (US/Pacific) stays as sent; null
  * for no zone. */
 export function zoneSpelling(zone: string): string | null {
+  const known = canonicalZone(zone);
+  return known === null ? null : known.toLowerCase() === zone.toLowerCase() ? known : zone;
+}
+
+/** The zone's canonical name in the time zone database, aliases resolved (US/Eastern is
+ * America/New_York; Etc/UTC, GMT and Zulu are UTC); null for no zone. */
+export function canonicalZone(zone: string): string | null {
   try {
-    const known = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
-    return known.toLowerCase() === zone.toLowerCase() ? known : zone;
+    return new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
     return null;
   }

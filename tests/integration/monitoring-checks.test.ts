@@ -481,6 +481,12 @@ describe("freshness of a column without a time zone, written in local time", () 
     });
     expect(twice.status).toBe(422);
     expect(twice.body.errors).toEqual([{ path: "body.checks.1", message: "duplicates check 0 (freshness:at)" }]);
+    // A zone's other names are the same zone, and the same check: UTC's aliases are UTC.
+    for (const [sent, saved, name] of [["US/Eastern", "America/New_York", "freshness:at@America/New_York"], ["Etc/UTC", "UTC", "freshness:at"]]) {
+      const renamed = await h.call("PATCH", `/api/tables/${table.id}`, { token: user.token, json: { checks: [{ kind: "freshness", column: "at", max_lag_seconds: 3600, timezone: sent }] } });
+      expect(renamed.body.checks[0].timezone).toBe(saved);
+      expect((await run()).check).toBe(name);
+    }
   });
 
   it("refuses a time zone it does not know, naming the check's field", async () => {
