@@ -29,11 +29,26 @@ function knownMigrations(folder: string): KnownMigration[] {
   return (JSON.parse(readFileSync(path.join(folder, "meta", "_journal.json"), "utf8")) as { entries: KnownMigration[] }).entries;
 }
 
-/** created_at of every migration the store records; none in a store never migrated. */
+/** A migration's journal time before it was edited, with the time it has had since. main
+ * shipped 0007's first version for four commits (01bacf8 to a99455b, its connection index
+ * without the owner); a store it migrated has that first time as its last. Migration 0009
+ * rebuilds that index whatever its columns, so such a store is the edited 0007's but for its
+ * journal row. */
+const RETIMED = new Map([[1796351205548, 1796353031692]]);
+
+/** created_at of every migration the store records, a re-timed one's as it is now; none in a
+ * store never migrated. */
 async function appliedTimes(run: RunQuery): Promise<number[]> {
   const [journal] = await run<{ present: boolean }>("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present");
   if (!journal?.present) return [];
-  return (await run<{ created_at: string | null }>("SELECT created_at FROM drizzle.__drizzle_migrations")).map((row) => Number(row.created_at));
+  const rows = await run<{ created_at: string | null }>("SELECT created_at FROM drizzle.__drizzle_migrations");
+  return rows.map((row) => Number(row.created_at)).map((when) => RETIMED.get(when) ?? when);
+}
+
+/** Drizzle reads the store's last created_at, and would apply a re-timed migration again over
+ * itself: its journal row gets the migration's time now, before Drizzle reads it. */
+async function retimeJournal(run: RunQuery): Promise<void> {
+  for (const [was, now] of RETIMED) await run(`UPDATE drizzle.__drizzle_migrations SET created_at = ${now} WHERE created_at = ${was}`);
 }
 
 /** Drizzle applies only migrations newer than the store's last, so under a newer Pulse's
@@ -103,6 +118,7 @@ export async function migrateChecked(setting: string, folder: string, run: RunQu
   const pending = known.filter((m) => m.when > last).length;
   if (pending === 0) return { applied: 0, total: before.length };
   onApplying?.(pending);
+  if (before.length > 0) await retimeJournal(run);
   try {
     await apply();
   } catch (err) {

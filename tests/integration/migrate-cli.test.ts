@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { projectPath } from "../../src/paths.js";
@@ -109,6 +110,31 @@ describe("pulse migrate", () => {
     expect(code).toBe(1);
     const newest = (JSON.parse(readFileSync(projectPath("migrations/meta/_journal.json"), "utf8")) as { entries: { tag: string }[] }).entries.at(-1)!.tag;
     expectOneLine(stderr, "DATABASE_URL", new RegExp(`^DATABASE_URL: migration ${newest} failed \\(relation "\\w+" already exists\\); no pending migration was applied`));
+  });
+});
+
+describe("upgrading a store an earlier Pulse migrated", () => {
+  it("upgrades a store that has 0007's first version, which main shipped for a few commits before it was edited", async () => {
+    // What main between 01bacf8 and a99455b left: 0000-0007 applied, 0007 journaled at its first
+    // time, and its connection index without the owner (0009 rebuilds that index anyway).
+    const db = await freshDb();
+    await db.query('CREATE SCHEMA drizzle; CREATE TABLE drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)');
+    const first = readMigrationFiles({ migrationsFolder: projectPath("migrations") }).slice(0, 8);
+    for (const m of first) {
+      for (const statement of m.sql) await db.query(statement);
+      await db.query("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)", [m.hash, m.folderMillis]);
+    }
+    await db.query('DROP INDEX audit_records_connection_idx; CREATE INDEX audit_records_connection_idx ON audit_records USING btree (connection_id, id)');
+    await db.query("UPDATE drizzle.__drizzle_migrations SET created_at = 1796351205548 WHERE created_at = $1", [first[7]!.folderMillis]);
+    await db.query("INSERT INTO users (name, email, password_hash) VALUES ('Old', 'old@example.com', 'x')");
+
+    const { code, stdout, stderr } = await migrate({ DATABASE_URL: db.url });
+    expect(code, stderr).toBe(0);
+    expect(stdout).toBe(`${KNOWN - 8} migrations applied to the postgresql store (${KNOWN} in all)`);
+    const [index] = await db.query<{ def: string }>("SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'audit_records_connection_idx'");
+    expect(index!.def).toContain("(connection_id, owner_id, at)");
+    expect(await db.query("SELECT email FROM users")).toEqual([{ email: "old@example.com" }]);
+    expect((await migrate({ DATABASE_URL: db.url })).stdout).toBe(`the postgresql store is up to date (${KNOWN} migrations), nothing to apply`);
   });
 });
 
