@@ -50,6 +50,9 @@ export interface HarnessOptions {
   storePort?: number;
   /** How often a Redis session store renews this instance's presence (default 5 s). */
   heartbeatMs?: number;
+  /** The metadata store: this PostgreSQL database as it is, migrated as every start migrates
+   * it, and dropped with the harness (default: a fresh one). For a store an earlier Pulse left. */
+  database?: Awaited<ReturnType<typeof createPgDatabase>>;
 }
 
 interface SharedInstance {
@@ -75,7 +78,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   const sqliteRoot = shared?.config.sqliteRoot ?? path.join(dataDir, "sqlite");
   mkdirSync(sqliteRoot, { recursive: true });
   // A copy of the run's migrated store (store-template.ts), when vitest made one.
-  const pgDatabase = !shared && (options.store ?? "postgresql") === "postgresql" ? await createPgDatabase("pulse_meta", process.env[STORE_TEMPLATE]) : undefined;
+  const pgDatabase =
+    options.database ?? (!shared && (options.store ?? "postgresql") === "postgresql" ? await createPgDatabase("pulse_meta", process.env[STORE_TEMPLATE]) : undefined);
   const databaseUrl = shared ? shared.config.databaseUrl : pgDatabase?.url;
   const sessionsKind = options.sessions ?? shared?.sessionsKind ?? "memory";
   // Each deployment (a harness and those sharing it) has its own Redis prefix.
