@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 
 import { ConfigError, loadConfig } from "../config.js";
+import { counted } from "../counted.js";
 import { DomainError } from "../errors.js";
 import { MAX_ROW_ID } from "../http/schemas.js";
 import { buildDeps, closeDeps } from "../lifecycle.js";
@@ -30,7 +31,7 @@ function print(report: TableRunReport, json: boolean) {
     return;
   }
   const target = report.target ? (report.target.replica ? `replica (lag ${report.target.replication_lag_seconds ?? "unknown"} s)` : "primary") : "unreachable";
-  console.log(`table ${report.table_id}: ${report.outcomes.length} checks on a ${target}, ${report.started_at}`);
+  console.log(`table ${report.table_id}: ${counted(report.outcomes.length, "check")} on a ${target}, ${report.started_at}`);
   for (const o of report.outcomes) {
     const value = o.value === null ? "" : ` value=${o.value}`;
     console.log(`  ${o.status.toUpperCase().padEnd(7)} ${shownText(o.check)}${value}  ${shownText(o.message)}`);

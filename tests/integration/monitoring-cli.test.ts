@@ -174,7 +174,7 @@ describe("pulse check <table_id>", () => {
       const applied = await journal();
       const pending = await pulse(["check", "1"], { env: { DATABASE_URL: behind.url } });
       expect(pending.code).toBe(5);
-      expect(pending.stderr).toMatch(/1 migrations pending/);
+      expect(pending.stderr).toMatch(/has 1 migration pending for this Pulse/);
       expect(pending.stderr).not.toMatch(/\n\s+at /);
       expect(await journal()).toBe(applied);
     } finally {
@@ -258,6 +258,7 @@ describe("pulse check <table_id>", () => {
 
     const run = await check(String(table.id));
     expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(new RegExp(`^table ${table.id}: 1 check on a primary`));
     expect(run.stdout).toContain("added x\\u{1b}]8;;http://evil.example\\u{7}\\u{1b}[2J\\u{9b}2J\\u{a}  PASS    fake\\u{202e} (integer)");
     expect(run.stdout.trimEnd().split("\n")).toHaveLength(2);
     // eslint-disable-next-line no-control-regex -- control characters are what it looks for
