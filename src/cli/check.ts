@@ -76,9 +76,12 @@ export async function check(args: string[]): Promise<number> {
 
   try {
     const config = loadConfig(process.env, process.stdout.isTTY === true, { existingStore: true });
-    // Logs go to stderr, so stdout stays the report.
+    // Logs go to stderr, so stdout stays the report. Unless LOG_LEVEL asks for more, errors
+    // only: the run's warnings (a check failing, its alert opening) repeat the report as JSON
+    // lines beside it, and a notification it could not deliver is retried by the servers.
+    const level = process.env.LOG_LEVEL?.trim() ? config.logLevel : "error";
     // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
-    const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });
+    const deps = await buildDeps(config, createLogger(level, pino.destination(2), config.logFormat), { serving: false });
     try {
       const report = await runAnyMonitoredTableNow(deps, id);
       if (!report) return fail(2, "not_found", `no monitored table with id ${id}`);

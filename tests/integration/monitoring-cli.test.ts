@@ -93,6 +93,24 @@ describe("pulse check <table_id>", () => {
     expect(runs).toHaveLength(4);
   });
 
+  it("prints the report alone in a terminal: no log lines for the failing checks it reports, unless LOG_LEVEL asks for them", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    const quiet = await pulse(["check", String(table.id)], { env: { LOG_LEVEL: "" } });
+    expect(quiet.code).toBe(1);
+    expect(quiet.stdout).toMatch(/FAIL +custom_sql:none/);
+    expect(quiet.stderr).toBe("");
+    const asked = await pulse(["check", String(table.id)], { env: { LOG_LEVEL: "warn" } });
+    expect(asked.code).toBe(1);
+    expect(asked.stderr).toContain('"msg":"monitoring check failing"');
+  });
+
   it("exits 2 for an unknown table or a missing argument", async () => {
     const unknown = await check("987654321");
     expect(unknown.code).toBe(2);
