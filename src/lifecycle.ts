@@ -17,6 +17,7 @@ import { createChatModel, isModelConfigured, type ChatModel } from "../agents/mo
 import { loadPrompts } from "../agents/prompts.js";
 import type { Config } from "./config.js";
 import { ConnectorCache } from "./connectors/cache.js";
+import { counted } from "./counted.js";
 import { countConnectionAttempt } from "./connectors/connect-failures.js";
 import { loadGuard } from "./connectors/guard/index.js";
 import { createTargetGate } from "./connectors/target-gate.js";
@@ -166,7 +167,7 @@ export async function buildDeps(
     // make an empty database a store, or move the servers' store to a schema they do not know.
     if (options.serving === false) await store.refuseNotCurrent();
     // A migration may take long (README, Upgrading): the log says why start-up waits.
-    else await store.migrate((pending) => logger.info({ pending }, `applying ${pending} migrations`));
+    else await store.migrate((pending) => logger.info({ pending }, `applying ${counted(pending, "migration")}`));
     const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
     const metrics = createMetrics({ processMetrics: true });
     const connectors = await createConnectorCache(config, logger, sessions, { ...options, audit, metrics });

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 
 import { ConfigError, loadConfig } from "../config.js";
+import { counted } from "../counted.js";
 import { DomainError } from "../errors.js";
 import { MAX_ROW_ID } from "../http/schemas.js";
 import { buildDeps, closeDeps } from "../lifecycle.js";
@@ -30,7 +31,7 @@ function print(report: TableRunReport, json: boolean) {
     return;
   }
   const target = report.target ? (report.target.replica ? `replica (lag ${report.target.replication_lag_seconds ?? "unknown"} s)` : "primary") : "unreachable";
-  console.log(`table ${report.table_id}: ${report.outcomes.length} checks on a ${target}, ${report.started_at}`);
+  console.log(`table ${report.table_id}: ${counted(report.outcomes.length, "check")} on a ${target}, ${report.started_at}`);
   for (const o of report.outcomes) {
     const value = o.value === null ? "" : ` value=${o.value}`;
     console.log(`  ${o.status.toUpperCase().padEnd(7)} ${shownText(o.check)}${value}  ${shownText(o.message)}`);
@@ -75,9 +76,12 @@ export async function check(args: string[]): Promise<number> {
 
   try {
     const config = loadConfig(process.env, process.stdout.isTTY === true, { existingStore: true });
-    // Logs go to stderr, so stdout stays the report.
+    // Logs go to stderr, so stdout stays the report. Unless LOG_LEVEL asks for more, errors
+    // only: the run's warnings (a check failing, its alert opening) repeat the report as JSON
+    // lines beside it, and a notification it could not deliver is retried by the servers.
+    const level = process.env.LOG_LEVEL?.trim() ? config.logLevel : "error";
     // Its checks run under the monitoring budget: it takes no share of the servers' query budgets.
-    const deps = await buildDeps(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2), config.logFormat), { serving: false });
+    const deps = await buildDeps(config, createLogger(level, pino.destination(2), config.logFormat), { serving: false });
     try {
       const report = await runAnyMonitoredTableNow(deps, id);
       if (!report) return fail(2, "not_found", `no monitored table with id ${id}`);

@@ -2,6 +2,7 @@
 // operators who apply migrations apart from starting the service.
 
 import { ConfigError, loadStoreConfig } from "../config.js";
+import { counted } from "../counted.js";
 import { StartupError } from "../startup-error.js";
 import { openStore, storeLocation } from "../store/client.js";
 import { StoreInUseError } from "../store/data-dir-lock.js";
@@ -17,8 +18,8 @@ export async function migrate(): Promise<number> {
       const { applied, total } = await store.migrate();
       console.log(
         applied === 0
-          ? `the ${store.kind} store is up to date (${total} migrations), nothing to apply`
-          : `${applied} migrations applied to the ${store.kind} store (${total} in all)`,
+          ? `the ${store.kind} store is up to date (${counted(total, "migration")}), nothing to apply`
+          : `${counted(applied, "migration")} applied to the ${store.kind} store (${total} in all)`,
       );
     } finally {
       await store.close();

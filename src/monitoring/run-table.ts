@@ -8,6 +8,7 @@ import type { GuardedConnector, Requester } from "../connectors/guarded.js";
 import { connectorFor } from "../connectors/saved-connection.js";
 import { throwIfCancelled, type ProbeInfo, type TableSchema } from "../connectors/types.js";
 import type { Deps } from "../deps.js";
+import { counted } from "../counted.js";
 import { DomainError } from "../errors.js";
 import { cutText } from "../text-cut.js";
 import type { CheckConfig, CheckKind } from "../store/column-types.js";
@@ -158,7 +159,7 @@ export async function runTableChecks(deps: Deps, table: MonitoredTableRow, trigg
       kept.map((r) => {
         const outcome = { checkKey: r.checkKey, checkKind: r.checkKind as CheckKind, status: r.status, message: r.message, at: r.startedAt.getTime() };
         if (!stuck.has(r.checkKey)) return outcome;
-        return { ...outcome, status: "error" as const, message: `not run in its last ${m.settings.alertAfterSkips} runs: ${r.message}` };
+        return { ...outcome, status: "error" as const, message: `not run in its last ${counted(m.settings.alertAfterSkips, "run")}: ${r.message}` };
       }),
     );
   } catch (err) {

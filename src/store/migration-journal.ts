@@ -6,6 +6,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
+import { counted } from "../counted.js";
 import { reasonOf, rootCause, StartupError } from "../startup-error.js";
 
 /** One statement's rows, on the session that migrates (pg.Client or PGlite). */
@@ -58,7 +59,7 @@ function refuseNewer(setting: string, applied: number[], known: KnownMigration[]
   const knownTimes = new Set(known.map((m) => m.when));
   if (applied.every((when) => knownTimes.has(when))) return;
   throw new StartupError(
-    `${setting}: the store's schema is newer than this Pulse (${applied.length} migrations applied, this build knows ${known.length}); run the newer Pulse or restore a backup`,
+    `${setting}: the store's schema is newer than this Pulse (${counted(applied.length, "migration")} applied, this build knows ${known.length}); run the newer Pulse or restore a backup`,
   );
 }
 
@@ -100,7 +101,7 @@ export async function refuseNotCurrent(setting: string, folder: string, run: Run
   if (applied.length === 0) throw new StartupError(`${setting}: no Pulse store there (no migrations applied); run this with the server's settings`);
   const last = Math.max(...applied);
   const pending = known.filter((m) => m.when > last).length;
-  if (pending > 0) throw new StartupError(`${setting}: the store has ${pending} migrations pending for this Pulse; apply them first (\`npx pulse migrate\`, or start the upgraded server)`);
+  if (pending > 0) throw new StartupError(`${setting}: the store has ${counted(pending, "migration")} pending for this Pulse; apply them first (\`npx pulse migrate\`, or start the upgraded server)`);
 }
 
 /** Told how many migrations are about to be applied, before the first (they may take long). */

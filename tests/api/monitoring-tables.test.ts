@@ -393,7 +393,7 @@ describe("POST /api/tables/{id}/run and GET /api/tables/{id}/runs", () => {
     await target.exec("CREATE TABLE reshaped (id int)");
     const table = await monitorTable(h, user.token, { connection_id: connectionId, table: "reshaped", interval_seconds: 3600, checks: [{ kind: "schema_drift" }], alert: { open_after: 1 } });
     const first = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
-    expect(first.body.outcomes[0]).toMatchObject({ status: "pass", message: "1 columns, as accepted" });
+    expect(first.body.outcomes[0]).toMatchObject({ status: "pass", message: "1 column, as accepted" });
     await target.exec("ALTER TABLE reshaped ADD COLUMN label text");
     const second = await h.call("POST", `/api/tables/${table.id}/run`, { token: user.token });
     expect(second.body.outcomes[0]).toMatchObject({ status: "fail", value: 1, message: expect.stringMatching(/label/) });

@@ -197,6 +197,29 @@ describe("POST /databases/add_db_connection: a file another process holds locked
   });
 });
 
+describe("POST /databases/{id}/query: a file another process locks once it is open", () => {
+  it("answers 400 connection_failed saying the file is locked and for how long it waited, not sql_failed, and reads once it is free", async () => {
+    const { query, file } = await chinookConnection();
+    expect((await query("SELECT count(*) FROM Genre")).status).toBe(200);
+    // Another program starts writing the file after the connection opened it.
+    const writer = new Database(path.join(h.sqliteRoot, file));
+    writer.exec("BEGIN EXCLUSIVE");
+    try {
+      const locked = await query("SELECT count(*) FROM Genre");
+      expect(locked.status, locked.text).toBe(400);
+      expect(locked.body.code).toBe("connection_failed");
+      expect(locked.body.detail).toMatch(/locked by another process writing it \(waited \d+ ms\); try again once it has finished/);
+      expect(locked.text).not.toContain(h.sqliteRoot);
+    } finally {
+      writer.exec("COMMIT");
+      writer.close();
+    }
+    const free = await query("SELECT count(*) FROM Genre");
+    expect(free.status, free.text).toBe(200);
+    expect(free.body.data.rows).toEqual([[25]]);
+  });
+});
+
 describe("POST /databases/{id}/query: oversized values", () => {
   const oversized = [
     "SELECT zeroblob(1000000000)",

@@ -93,6 +93,24 @@ describe("pulse check <table_id>", () => {
     expect(runs).toHaveLength(4);
   });
 
+  it("prints the report alone in a terminal: no log lines for the failing checks it reports, unless LOG_LEVEL asks for them", async () => {
+    const user = await h.newUser();
+    const connectionId = await addConnection(h, user.token, db.body);
+    const table = await monitorTable(h, user.token, {
+      connection_id: connectionId,
+      table: "events",
+      checks: [{ kind: "custom_sql", name: "none", sql: "SELECT count(*) FROM events", max: 0 }],
+      alert: { open_after: 1 },
+    });
+    const quiet = await pulse(["check", String(table.id)], { env: { LOG_LEVEL: "" } });
+    expect(quiet.code).toBe(1);
+    expect(quiet.stdout).toMatch(/FAIL +custom_sql:none/);
+    expect(quiet.stderr).toBe("");
+    const asked = await pulse(["check", String(table.id)], { env: { LOG_LEVEL: "warn" } });
+    expect(asked.code).toBe(1);
+    expect(asked.stderr).toContain('"msg":"monitoring check failing"');
+  });
+
   it("exits 2 for an unknown table or a missing argument", async () => {
     const unknown = await check("987654321");
     expect(unknown.code).toBe(2);
@@ -174,7 +192,7 @@ describe("pulse check <table_id>", () => {
       const applied = await journal();
       const pending = await pulse(["check", "1"], { env: { DATABASE_URL: behind.url } });
       expect(pending.code).toBe(5);
-      expect(pending.stderr).toMatch(/1 migrations pending/);
+      expect(pending.stderr).toMatch(/has 1 migration pending for this Pulse/);
       expect(pending.stderr).not.toMatch(/\n\s+at /);
       expect(await journal()).toBe(applied);
     } finally {
@@ -258,6 +276,7 @@ describe("pulse check <table_id>", () => {
 
     const run = await check(String(table.id));
     expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(new RegExp(`^table ${table.id}: 1 check on a primary`));
     expect(run.stdout).toContain("added x\\u{1b}]8;;http://evil.example\\u{7}\\u{1b}[2J\\u{9b}2J\\u{a}  PASS    fake\\u{202e} (integer)");
     expect(run.stdout.trimEnd().split("\n")).toHaveLength(2);
     // eslint-disable-next-line no-control-regex -- control characters are what it looks for

@@ -67,6 +67,11 @@ const OPEN_BUSY_WAIT_MS = 1_000;
  * the statement's deadline bounds it too. */
 const STATEMENT_BUSY_WAIT_MS = 5_000;
 
+/** Another process's write lock outlasted the wait: the same words whether it met the open or
+ * a statement, since it is the same condition and passes the same way. */
+const lockedMessage = (waitedMs: number) =>
+  `SQLite file "${displayName}" is locked by another process writing it (waited ${waitedMs} ms); try again once it has finished`;
+
 const movedAwayMessage = () =>
   `SQLite file "${displayName}" is no longer a file inside SQLITE_ROOT (a link or something else replaced it, or a directory on its path)`;
 
@@ -119,6 +124,14 @@ function identityOf(file: string): string | null {
 function failure(id: number, error: unknown): SqliteReply {
   if (error instanceof LegacySql) return { kind: "reply", id, ok: false, code: "sql_failed", message: error.message, extra: {}, legacySql: error.sql };
   if (error instanceof DomainError) return { kind: "reply", id, ok: false, code: error.code, message: error.message, extra: error.extra };
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  // SQLITE_BUSY (and its extended codes) is another process's lock held past the wait, not the
+  // statement's fault: answered as at open, as a file that can not be read now. Not
+  // SQLITE_LOCKED: without shared cache (better-sqlite3 omits it) only this connection's own
+  // statement can cause that, which is the statement's to fix.
+  if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) {
+    return { kind: "reply", id, ok: false, code: "connection_failed", message: lockedMessage(STATEMENT_BUSY_WAIT_MS), extra: {} };
+  }
   const tooLarge = tooLargeError(error);
   if (tooLarge) return { kind: "reply", id, ok: false, code: "result_too_large", message: tooLarge.message, extra: {}, recycle: tooLarge.recycle };
   // SQLite's message is the answer to a bad statement (the agent corrects itself from it).
@@ -195,9 +208,7 @@ function openFailure(error: unknown): string {
   // SQLite's own messages may carry the absolute path; say what happened in our words.
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
   if (code === "SQLITE_NOTADB") return `"${displayName}" is not a SQLite database`;
-  if (code === "SQLITE_BUSY") {
-    return `SQLite file "${displayName}" is locked by another process writing it (waited ${OPEN_BUSY_WAIT_MS} ms); try again once it has finished`;
-  }
+  if (code === "SQLITE_BUSY") return lockedMessage(OPEN_BUSY_WAIT_MS);
   if (code === "SQLITE_CANTOPEN" || (error instanceof TypeError && /does not exist/.test(error.message))) {
     return `SQLite file "${displayName}" does not exist or can not be opened`;
   }

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 
 import { requireScope } from "../../auth/grants.js";
+import { counted } from "../../counted.js";
 import type { Deps } from "../../deps.js";
 import { ask } from "../../services/ask.js";
 import { callerOf } from "../caller.js";
@@ -39,7 +40,7 @@ export function registerAskTool(server: McpServer, deps: Deps) {
           { question: args.question, connection_id: args.connection_id, thread_id: args.thread_id ?? `mcp-${randomUUID()}` },
           { signal: extra.signal },
         ).finally(release);
-        const sql = answer.statements.map((s) => `${s.sql} -- ${s.outcome === "ok" ? `${s.row_count} rows` : s.outcome}`).join("\n");
+        const sql = answer.statements.map((s) => `${s.sql} -- ${s.outcome === "ok" ? counted(s.row_count, "row") : s.outcome}`).join("\n");
         const text = withHealth(`${answer.answer}${sql ? `\n\nSQL:\n${sql}` : ""}\n\nthread_id: ${answer.thread_id}`, answer.health);
         const { answer: answerText, sql: sent, statements, result, thread_id, usage, health } = answer;
         return toolResult(text, { answer: answerText, sql: sent, statements, result, thread_id, usage, health });

@@ -3,6 +3,7 @@
 // resolves the alert, which accepts the new shape; so the alert opens like any other.
 
 import type { ColumnSchema } from "../../connectors/types.js";
+import { counted } from "../../counted.js";
 import type { ColumnSnapshot } from "../../store/column-types.js";
 import type { CheckResult, DriftContext } from "./types.js";
 
@@ -57,12 +58,12 @@ export async function runSchemaDrift(ctx: DriftContext): Promise<CheckResult> {
     return {
       status: "pass",
       value: 0,
-      message: taken ? `snapshot of ${columns.length} columns taken` : "no snapshot taken: the table was moved, or its snapshot taken, during this run; the next run compares",
+      message: taken ? `snapshot of ${counted(columns.length, "column")} taken` : "no snapshot taken: the table was moved, or its snapshot taken, during this run; the next run compares",
       details: { columns: columns.length },
     };
   }
   const diff = diffColumns(ctx.acceptedColumns, columns);
   const changes = changesIn(diff);
-  if (changes === 0) return { status: "pass", value: 0, message: `${columns.length} columns, as accepted` };
+  if (changes === 0) return { status: "pass", value: 0, message: `${counted(columns.length, "column")}, as accepted` };
   return { status: "fail", value: changes, message: `schema drift: ${describeDiff(diff)}`, details: { ...diff } };
 }
