@@ -3,6 +3,7 @@
 // its answer in memory until its client has it; ASK_PER_MINUTE alone let one user keep some
 // forty runs going at once.
 
+import { counted } from "./counted.js";
 import { RateLimitedError } from "./errors.js";
 
 export class AskTurns {
@@ -14,7 +15,7 @@ export class AskTurns {
   take(userId: number): () => void {
     const now = this.asking.get(userId) ?? 0;
     if (now >= this.maxConcurrent) {
-      throw new RateLimitedError(`At most ${this.maxConcurrent} questions at once per user (ASK_MAX_CONCURRENT); wait for one to be answered`, 1);
+      throw new RateLimitedError(`At most ${counted(this.maxConcurrent, "question")} at once per user (ASK_MAX_CONCURRENT); wait for one to be answered`, 1);
     }
     this.asking.set(userId, now + 1);
     let released = false;

@@ -10,6 +10,7 @@ import { DomainError, RateLimitedError } from "../errors.js";
 import type { Owner } from "../sessions/types.js";
 import { connectedDb, sessionOf, workingConnector } from "./database-access.js";
 import type { ModelCallCounts } from "../metrics.js";
+import { counted } from "../counted.js";
 import { countTry } from "../rate-limits.js";
 import { schemaIndexOf } from "./schema-context.js";
 import { alertsOnTablesRead, type TableAlert } from "./table-health.js";
@@ -107,12 +108,12 @@ export async function ask(
     deps.sessions.listItems(key),
   ]);
   const { count, resetsInSeconds } = valueOf(rate);
-  if (count > perMinute) throw new RateLimitedError(`At most ${perMinute} questions per minute; try again shortly`, resetsInSeconds);
+  if (count > perMinute) throw new RateLimitedError(`At most ${counted(perMinute, "question")} per minute; try again shortly`, resetsInSeconds);
   // Checked before a question, counted after: a question under way finishes, however far it
   // takes the user past the hour's tokens (its own bounds: AGENT_MAX_STEPS, OPENAI_MAX_TOKENS).
   const spentThisHour = valueOf(tokens);
   if (spentThisHour.count >= tokensPerHour) {
-    throw new RateLimitedError(`At most ${tokensPerHour} model tokens per user per hour (ASK_TOKENS_PER_HOUR); try again later`, spentThisHour.resetsInSeconds);
+    throw new RateLimitedError(`At most ${counted(tokensPerHour, "model token")} per user per hour (ASK_TOKENS_PER_HOUR); try again later`, spentThisHour.resetsInSeconds);
   }
   // A session that is not the caller's (404, as seed 004 checks it first), or has no database,
   // is told so before whether Pulse can answer at all.
@@ -132,7 +133,7 @@ export async function ask(
       deps,
       `ask:conversations:user:${auth.userId}`,
       { max: maxNewConversations, windowSeconds: conversationTtlSeconds },
-      `At most ${maxNewConversations} new conversations per user in ${conversationTtlSeconds} s (CONVERSATION_MAX_NEW_PER_USER); continue one by its thread_id`,
+      `At most ${counted(maxNewConversations, "new conversation")} per user in ${conversationTtlSeconds} s (CONVERSATION_MAX_NEW_PER_USER); continue one by its thread_id`,
     );
   }
 
