@@ -90,6 +90,13 @@ function migrationFailed(setting: string, err: unknown, folder: string, known: K
   return new StartupError(`${setting}: ${which} failed (${reasonOf(rootCause(err))}); no pending migration was applied: fix the cause, then start or migrate again`);
 }
 
+/** How many of `known` a store that applied `applied` has pending, by Drizzle's rule: those
+ * newer than its last (all of them for a store never migrated). */
+function pendingOf(applied: number[], known: KnownMigration[]): number {
+  const last = Math.max(...applied);
+  return known.filter((m) => m.when > last).length;
+}
+
 /** Refuses (StartupError) a store this build's migrations do not describe exactly: a newer
  * Pulse's, which may hold what this build does not know (a sealed column of its own, which a
  * rotation would leave under the key it reports gone), or one with migrations pending. For the
@@ -99,8 +106,7 @@ export async function refuseNotCurrent(setting: string, folder: string, run: Run
   const applied = await appliedTimes(run);
   refuseNewer(setting, applied, known);
   if (applied.length === 0) throw new StartupError(`${setting}: no Pulse store there (no migrations applied); run this with the server's settings`);
-  const last = Math.max(...applied);
-  const pending = known.filter((m) => m.when > last).length;
+  const pending = pendingOf(applied, known);
   if (pending > 0) throw new StartupError(`${setting}: the store has ${counted(pending, "migration")} pending for this Pulse; apply them first (\`npx pulse migrate\`, or start the upgraded server)`);
 }
 
@@ -114,9 +120,7 @@ export async function migrateChecked(setting: string, folder: string, run: RunQu
   const before = await appliedTimes(run);
   refuseNewer(setting, before, known);
   if (before.length === 0) await refuseForeign(setting, run);
-  // Drizzle's rule: a migration newer than the store's last is pending.
-  const last = Math.max(...before);
-  const pending = known.filter((m) => m.when > last).length;
+  const pending = pendingOf(before, known);
   if (pending === 0) return { applied: 0, total: before.length };
   onApplying?.(pending);
   if (before.length > 0) await retimeJournal(run);
