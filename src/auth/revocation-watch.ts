@@ -21,13 +21,20 @@ export interface WatchedCredential {
   stands(): Promise<boolean>;
 }
 
+/** What a revocation stops: an AbortController, or a request's own way to stop its work (an MCP
+ * call is cancelled through the SDK, whose own signal its tool already has: src/mcp/route.ts).
+ * Stopped at most once that counts: later calls are ignored, as an AbortController's are. */
+export interface Stoppable {
+  abort(reason: unknown): void;
+}
+
 export interface RevocationWatch {
   /** Revocations heard of so far: a request notes it when let in, and work it starts after
    * more were heard asks whether its credential still stands (one may have been its own). */
   readonly seen: number;
-  /** Aborts `controller` (its reason a 401) once `credential` is revoked, until the returned
+  /** Aborts `work` (its reason a 401) once `credential` is revoked, until the returned
    * function is called. */
-  watch(credential: WatchedCredential, controller: AbortController): () => void;
+  watch(credential: WatchedCredential, work: Stoppable): () => void;
   /** Every revocation this instance hears of, its own and the others' (TokenStanding's
    * `alsoForget`); "everything" after announcements may have been missed. */
   revoked(revocation: Revocation | "everything"): void;
@@ -39,14 +46,14 @@ export const revokedError = (credential: { keyId: number | null }) =>
 
 interface Watched {
   credential: WatchedCredential;
-  controller: AbortController;
+  work: Stoppable;
 }
 
 export function createRevocationWatch(onCheckError: (err: unknown) => void): RevocationWatch {
   const watched = new Set<Watched>();
   const stop = (entry: Watched) => {
     watched.delete(entry);
-    entry.controller.abort(revokedError(entry.credential));
+    entry.work.abort(revokedError(entry.credential));
   };
   // A store that cannot answer leaves the work running: nothing says the credential went.
   const recheck = (entry: Watched) =>
@@ -59,8 +66,8 @@ export function createRevocationWatch(onCheckError: (err: unknown) => void): Rev
     get seen() {
       return seen;
     },
-    watch(credential, controller) {
-      const entry = { credential, controller };
+    watch(credential, work) {
+      const entry = { credential, work };
       watched.add(entry);
       return () => void watched.delete(entry);
     },

@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import { setMaxListeners } from "node:events";
 
 import type { UnknownKeyGate } from "../auth/api-keys.js";
-import { revokedError, type WatchedCredential } from "../auth/revocation-watch.js";
+import { revokedError, type Stoppable, type WatchedCredential } from "../auth/revocation-watch.js";
 import type { Deps } from "../deps.js";
 import { DomainError } from "../errors.js";
 import { bearerToken } from "./auth.js";
@@ -45,13 +45,13 @@ function credentialOf(c: Context<AppEnv>, deps: StandingDeps): WatchedCredential
   };
 }
 
-/** Aborts `controller` (a 401 its reason) once the request's credential is revoked, until the
+/** Aborts `work` (a 401 its reason) once the request's credential is revoked, until the
  * returned function is called. A revocation heard of since the request was let in may have been
  * its own, before anything watched: then the credential is asked about first (401 if it went).
  * A store that cannot answer leaves it standing, as the watch does. */
-export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, controller: AbortController): Promise<() => void> {
+export async function watchStanding(c: Context<AppEnv>, deps: StandingDeps, work: Stoppable): Promise<() => void> {
   const credential = credentialOf(c, deps);
-  const unwatch = deps.revocations.watch(credential, controller);
+  const unwatch = deps.revocations.watch(credential, work);
   if (deps.revocations.seen !== c.get("revocationsSeen") && !(await credential.stands().catch(() => true))) {
     unwatch();
     throw revokedError(credential);
@@ -67,11 +67,11 @@ export function shutdownController(): AbortController {
   return controller;
 }
 
-/** Aborts `controller` with the reason of whichever comes first, the client hanging up or the
+/** Aborts `work` with the reason of whichever comes first, the client hanging up or the
  * instance stopping (503 shutting_down), until the returned function is called. */
-export function followStops(c: Context<AppEnv>, deps: Pick<Deps, "shuttingDown">, controller: AbortController): () => void {
+export function followStops(c: Context<AppEnv>, deps: Pick<Deps, "shuttingDown">, work: Stoppable): () => void {
   const unfollow = [c.req.raw.signal, deps.shuttingDown.signal].map((signal) => {
-    const stop = () => controller.abort(signal.reason);
+    const stop = () => work.abort(signal.reason);
     if (signal.aborted) stop();
     else signal.addEventListener("abort", stop, { once: true });
     return () => signal.removeEventListener("abort", stop);
@@ -83,13 +83,20 @@ export function followStops(c: Context<AppEnv>, deps: Pick<Deps, "shuttingDown">
 
 /** Runs `work` with a signal aborted when the client hangs up, the credential is revoked, or
  * the instance stops (its reason then 503 shutting_down). */
-export async function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export function whileStanding<T>(c: Context<AppEnv>, deps: StandingDeps, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const unfollow = followStops(c, deps, controller);
+  return stoppingWhen(c, deps, controller, () => work(controller.signal));
+}
+
+/** Runs `work`, aborting `stoppable` when whileStanding would abort its signal: for work that
+ * has a way to stop of its own, which spares a request an AbortSignal (on Node 20 each costs
+ * about 3 µs of CPU and lives until a full collection: bench/RESULTS.md, issue 13). */
+export async function stoppingWhen<T>(c: Context<AppEnv>, deps: StandingDeps, stoppable: Stoppable, work: () => Promise<T>): Promise<T> {
+  const unfollow = followStops(c, deps, stoppable);
   let unwatch: (() => void) | undefined;
   try {
-    unwatch = await watchStanding(c, deps, controller);
-    return await work(controller.signal);
+    unwatch = await watchStanding(c, deps, stoppable);
+    return await work();
   } finally {
     unwatch?.();
     unfollow();

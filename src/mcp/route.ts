@@ -28,7 +28,7 @@ import { jsonBodyOf, withBodyInHandler } from "../http/json-body.js";
 import { loggerOfRequest } from "../http/request-log.js";
 import type { Logger } from "../logger.js";
 import { authErrors, boundedInput, errorResponse, jsonBody, jsonResponse } from "../http/schemas.js";
-import { whileStanding } from "../http/standing.js";
+import { stoppingWhen } from "../http/standing.js";
 import { authInfoOf, type McpCaller } from "./caller.js";
 import { ExchangeTransport } from "./exchange-transport.js";
 import { createMcpServer } from "./server.js";
@@ -155,6 +155,47 @@ class RequestCaller implements McpCaller {
   }
 }
 
+/** How one call is stopped when its client hangs up, its credential is revoked or the instance
+ * stops (standing.ts): the SDK is told the request is cancelled, which aborts the signal the
+ * tool runs with, and the call answers at once. Stopped before the call was handed in, it is
+ * cancelled as soon as it is. */
+class CallStop {
+  private reason: unknown;
+  private stopped = false;
+  private inFlight = false;
+
+  constructor(
+    private readonly transport: ExchangeTransport,
+    private readonly id: JSONRPCRequest["id"],
+  ) {}
+
+  abort(reason: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.reason = reason;
+    if (this.inFlight) this.cancel();
+  }
+
+  /** `answered`, the call handed in: cancelled now if it was stopped already. */
+  started(answered: Promise<JSONRPCMessage>): Promise<JSONRPCMessage> {
+    this.inFlight = true;
+    if (this.stopped) this.cancel();
+    return answered;
+  }
+
+  /** Why a call that was cut short was: a revocation (answered 401 as any request of the
+   * credential now is, so that the client authenticates again rather than take it for a
+   * cancellation) or the instance stopping (503). Null for a client that hung up, and for a call
+   * that finished first, which keeps its answer (a monitor it saved is saved). */
+  revokedOrStopping(): DomainError | null {
+    return this.stopped && this.reason instanceof DomainError ? this.reason : null;
+  }
+
+  private cancel(): void {
+    this.transport.cancel(this.id, this.reason instanceof DomainError ? this.reason.message : "the client closed the request");
+  }
+}
+
 /** Idle servers kept for the next requests: building one (seven tools, the SDK's handlers)
  * costs more CPU than a small query. A server serves one request at a time; a burst beyond
  * this many builds more, and only this many are kept. */
@@ -167,9 +208,7 @@ interface PooledServer {
 
 export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
   const idle: PooledServer[] = [];
-  const pooledServer = async (): Promise<PooledServer> => {
-    const kept = idle.pop();
-    if (kept) return kept;
+  const newServer = async (): Promise<PooledServer> => {
     const server = createMcpServer(deps);
     const transport = new ExchangeTransport();
     server.server.onerror = (error) => transport.serverFailed(error);
@@ -206,29 +245,19 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, deps: Deps) {
       return transportError(c, 400, "bad_request", `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`) as never;
     }
     const extra = { authInfo: authInfoOf(new RequestCaller(c)) };
-    const pooled = await pooledServer();
+    const pooled = idle.pop() ?? (await newServer());
     try {
       if (!isRequest) {
         pooled.transport.notify(message, extra);
         return c.body(null, 202) as never;
       }
       // A client that hangs up cancels its call (ask stops calling the model), as POST /ask
-      // does, and so does its credential's revocation (its tool sends no statement after).
-      const answer = await whileStanding(c, deps, async (signal): Promise<{ reply: JSONRPCMessage; stoppedBy: DomainError | null }> => {
-        let stopped = false;
-        const stop = () => {
-          stopped = true;
-          pooled.transport.cancel(message.id, signal.reason instanceof DomainError ? signal.reason.message : "the client closed the request");
-        };
-        const answered = pooled.transport.request(message, extra);
-        // Stopped already, before there was anything to cancel.
-        if (signal.aborted) stop();
-        else signal.addEventListener("abort", stop, { once: true });
-        const reply = await answered;
-        // Cut short by a revocation: answered 401 as any request of the credential now is, so
-        // that the client authenticates again rather than take it for a cancellation. (A call
-        // that finished first keeps its answer: a monitor it saved is saved.)
-        return { reply, stoppedBy: stopped && signal.reason instanceof DomainError ? signal.reason : null };
+      // does, and so does its credential's revocation (its tool sends no statement after): the
+      // call is cancelled through the SDK, which aborts the signal its tool runs with.
+      const stop = new CallStop(pooled.transport, message.id);
+      const answer = await stoppingWhen(c, deps, stop, async () => {
+        const reply = await stop.started(pooled.transport.request(message, extra));
+        return { reply, stoppedBy: stop.revokedOrStopping() };
       }).catch((err: unknown) => {
         // Found revoked before the call could start (standing.ts): answered as one cut short.
         if (err instanceof DomainError && err.code === "unauthorized") return { reply: null, stoppedBy: err };
