@@ -1,7 +1,7 @@
 // POST /mcp: the Model Context Protocol's Streamable HTTP transport, stateless with JSON
 // responses, so any instance behind a load balancer answers any call: the HTTP part here, the
-// MCP server (protocol, tools, their input validation) the official SDK's, on pooled servers
-// (exchange-transport.ts says why not the SDK's HTTP transport). Authenticated
+// MCP server and its protocol the official SDK's, on pooled servers (exchange-transport.ts says
+// why not the SDK's HTTP transport; tool-table.ts how tools are called). Authenticated
 // like every route (src/http/auth.ts); the body limit and request log of requestEdge apply.
 
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
@@ -12,7 +12,6 @@ import {
   isJSONRPCNotification,
   isJSONRPCRequest,
   SUPPORTED_PROTOCOL_VERSIONS,
-  type CallToolResult,
   type JSONRPCMessage,
   type JSONRPCRequest,
 } from "@modelcontextprotocol/sdk/types.js";
@@ -32,7 +31,6 @@ import { stoppingWhen } from "../http/standing.js";
 import { authInfoOf, type McpCaller } from "./caller.js";
 import { ExchangeTransport } from "./exchange-transport.js";
 import { createMcpServer } from "./server.js";
-import { toolError } from "./tool-results.js";
 
 /** A JSON-RPC request or notification, one per POST (what MCP clients send this server: it
  * sends them no requests, so they send no responses). `params` is open by the protocol
@@ -86,29 +84,15 @@ function transportError(c: Context<AppEnv>, status: 400 | 406, code: string, det
 /** The SDK's schema of each request a client may send, by method. */
 const REQUEST_SCHEMAS = new Map(ClientRequestSchema.options.map((schema) => [schema.shape.method.value as string, schema]));
 
-/** The SDK's answer as Pulse words its own: the SDK's refusals of a call (an unknown tool,
- * arguments its schema refuses) as tool errors with `code` and `detail` like Pulse's tools'
- * (tool-results.ts), and its errors' messages without its "MCP error -32602: " before them.
- * Looked into only for what the SDK answered that way, so a good call pays a property check. */
+/** The SDK's answer as Pulse words its own: its errors' messages without its "MCP error
+ * -32602: " before them, and the params its schema refuses as the client's to fix. (Pulse's
+ * tools are called through tool-table.ts, which words their refusals as Pulse's.) */
 function inPulsesWords(request: JSONRPCRequest, response: JSONRPCMessage): JSONRPCMessage {
   if ("error" in response) return asClientsError(request, { ...response, error: { ...response.error, message: withoutSdkPrefix(response.error.message) } });
-  if ("result" in response && response.result.isError === true && response.result.structuredContent === undefined) {
-    const text = (response.result.content as { text?: unknown }[] | undefined)?.[0]?.text;
-    return typeof text === "string" ? { ...response, result: sdkToolError(withoutSdkPrefix(text)) } : response;
-  }
   return response;
 }
 
 const withoutSdkPrefix = (message: string) => message.replace(/^MCP error -?\d+: /, "");
-
-/** An SDK refusal of a call as a Pulse tool error. The SDK finds a tool by its name on a plain
- * object, so `__proto__` is "disabled" rather than not found: both are no tool of Pulse's. What
- * else the SDK fails (a result its own schema refuses) is Pulse's fault, not the caller's. */
-function sdkToolError(message: string): CallToolResult {
-  const tool = /^Tool (.*) (?:not found|disabled)$/.exec(message);
-  if (tool) return toolError("not_found", `No tool named ${JSON.stringify(tool[1])}; tools/list names Pulse's`);
-  return toolError(message.startsWith("Input validation error") ? "invalid_input" : "internal_error", message);
-}
 
 /** The SDK answers a request whose params fail its own schema (`tools/call` with `arguments:
  * null`, `initialize` without `params.protocolVersion`) as an internal error (-32603) with zod's

@@ -10,6 +10,7 @@ import { registerAskTool } from "./tools/ask.js";
 import { registerConnectionTools } from "./tools/connections.js";
 import { registerMonitoringTools } from "./tools/monitoring.js";
 import { registerQueryTool } from "./tools/query.js";
+import { ToolTable } from "./tool-table.js";
 
 const INSTRUCTIONS =
   "Pulse: read-only SQL on the user's databases. Start with list_connections, then describe_schema, then run_query. Results warn when a table read has an open data-quality alert.";
@@ -20,10 +21,12 @@ const jsonSchemaValidator = new AjvJsonSchemaValidator();
 
 export function createMcpServer(deps: Deps): McpServer {
   const server = new McpServer({ name: "pulse", version: deps.config.version }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS, jsonSchemaValidator });
-  registerConnectionTools(server, deps);
-  registerQueryTool(server, deps);
-  registerAskTool(server, deps);
-  registerMonitoringTools(server, deps);
+  const tools = new ToolTable(server);
+  registerConnectionTools(tools, deps);
+  registerQueryTool(tools, deps);
+  registerAskTool(tools, deps);
+  registerMonitoringTools(tools, deps);
+  tools.answerCalls();
   registerSchemaResources(server, deps);
   // The SDK announces list changes with its first tool and resource; a stateless server has no
   // stream to send them on (GET /mcp is 405), and its lists change only with a deploy.

@@ -296,11 +296,11 @@ describe.each(["postgresql", "mysql", "sqlite"] as const)("POST /mcp tools on %s
     for (const sql of ["SELECT 'a\u0000b'", "SELECT '\ud800'"]) {
       const result = await call(client, "run_query", { connection_id: connectionId, sql });
       expect(result.isError, sql).toBe(true);
-      expect(textOf(result)).toMatch(/(NUL|surrogate).*at sql/s);
+      expect(structured(result)).toMatchObject({ code: "invalid_input", errors: [{ path: "arguments.sql", message: expect.stringMatching(/NUL|surrogate/) }] });
     }
     const described = await call(client, "describe_schema", { connection_id: connectionId, question: "tracks \ud83d" });
     expect(described.isError).toBe(true);
-    expect(textOf(described)).toMatch(/surrogate.*at question/s);
+    expect(textOf(described)).toMatch(/^invalid_input: Invalid input: arguments\.question: .*surrogate/s);
   });
 
   it("run_query reports a parse error and an unknown table as tool errors", async () => {
@@ -393,8 +393,8 @@ describe("POST /mcp tool errors", () => {
     const client = await mcpClient(user.token);
     const query = await call(client, "run_query", { connection_id: connectionId, sql: "SELECT Name FROM Artist", max_row: 1 });
     expect(query.isError).toBe(true);
-    // Worded as Pulse's own tool errors are, though the SDK's schema check refused it.
-    expect(structured(query)).toEqual({ code: "invalid_input", detail: expect.stringContaining('Unrecognized key: "max_row"') });
+    // Worded as Pulse's own tool errors are, naming the argument as the HTTP API names a field.
+    expect(structured(query)).toEqual({ code: "invalid_input", detail: "Invalid input: arguments.max_row: unknown field", errors: [{ path: "arguments.max_row", message: "unknown field" }] });
     expect(textOf(query)).toMatch(/^invalid_input: /);
     expect(textOf(query)).not.toContain("AC/DC");
     const monitor = await call(client, "create_monitor", { connection_id: connectionId, table: "Album", intervl_seconds: 60 });

@@ -42,7 +42,7 @@ describe("NUL characters in text fields", () => {
       json: { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "run_query", arguments: { connection_id: 1, sql: `SELECT '${NUL}'` } } },
     });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ jsonrpc: "2.0", id: 1, result: { isError: true, content: [{ type: "text", text: expect.stringMatching(/NUL.*at sql/) }] } });
+    expect(res.body).toMatchObject({ jsonrpc: "2.0", id: 1, result: { isError: true, content: [{ type: "text", text: expect.stringMatching(/^invalid_input: Invalid input: arguments\.sql: .*NUL/) }] } });
     expect(h.logs.slice(before).join("")).not.toContain('"level":50');
   });
 

@@ -3,14 +3,13 @@
 
 import { randomUUID } from "node:crypto";
 
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 
 import { requireScope } from "../../auth/grants.js";
 import { counted } from "../../counted.js";
 import type { Deps } from "../../deps.js";
 import { ask } from "../../services/ask.js";
-import { callerOf } from "../caller.js";
-import { answering, toolResult } from "../tool-results.js";
+import { toolResult } from "../tool-results.js";
+import type { ToolTable } from "../tool-table.js";
 import { withHealth } from "../../../agents/health-text.js";
 import { storableText } from "../../http/schemas.js";
 import { rowId, toolInput } from "./inputs.js";
@@ -26,24 +25,23 @@ const config = {
   annotations: { readOnlyHint: true },
 };
 
-export function registerAskTool(server: McpServer, deps: Deps) {
-  server.registerTool(
+export function registerAskTool(tools: ToolTable, deps: Deps) {
+  tools.register(
     "ask",
     config,
-    (args, extra) =>
-      answering(callerOf(extra), async (caller) => {
-        requireScope(caller.grant, "ask", args.connection_id);
-        const release = deps.askTurns.take(caller.userId);
-        const answer = await ask(
-          deps,
-          { userId: caller.userId, sessionId: caller.sessionId, kind: caller.kind, grant: caller.grant },
-          { question: args.question, connection_id: args.connection_id, thread_id: args.thread_id ?? `mcp-${randomUUID()}` },
-          { signal: extra.signal },
-        ).finally(release);
-        const sql = answer.statements.map((s) => `${s.sql} -- ${s.outcome === "ok" ? counted(s.row_count, "row") : s.outcome}`).join("\n");
-        const text = withHealth(`${answer.answer}${sql ? `\n\nSQL:\n${sql}` : ""}\n\nthread_id: ${answer.thread_id}`, answer.health);
-        const { answer: answerText, sql: sent, statements, result, thread_id, usage, health } = answer;
-        return toolResult(text, { answer: answerText, sql: sent, statements, result, thread_id, usage, health });
-      }),
+    async (args, caller, extra) => {
+      requireScope(caller.grant, "ask", args.connection_id);
+      const release = deps.askTurns.take(caller.userId);
+      const answer = await ask(
+        deps,
+        { userId: caller.userId, sessionId: caller.sessionId, kind: caller.kind, grant: caller.grant },
+        { question: args.question, connection_id: args.connection_id, thread_id: args.thread_id ?? `mcp-${randomUUID()}` },
+        { signal: extra.signal },
+      ).finally(release);
+      const sql = answer.statements.map((s) => `${s.sql} -- ${s.outcome === "ok" ? counted(s.row_count, "row") : s.outcome}`).join("\n");
+      const text = withHealth(`${answer.answer}${sql ? `\n\nSQL:\n${sql}` : ""}\n\nthread_id: ${answer.thread_id}`, answer.health);
+      const { answer: answerText, sql: sent, statements, result, thread_id, usage, health } = answer;
+      return toolResult(text, { answer: answerText, sql: sent, statements, result, thread_id, usage, health });
+    },
   );
 }

@@ -1,15 +1,15 @@
 // list_connections and describe_schema: what a client can query, and the schema context the
 // /ask agent starts from (ranked and budgeted, so a 1,000-table schema stays affordable).
 
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
 import { hasScope, mayReach, requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { listConnectionsOf } from "../../services/connections.js";
 import { describeSchema } from "../../services/schema-context.js";
-import { callerOf, type McpCaller } from "../caller.js";
-import { answering, toolResult } from "../tool-results.js";
+import type { McpCaller } from "../caller.js";
+import { toolResult } from "../tool-results.js";
+import type { ToolTable } from "../tool-table.js";
 import { storableText } from "../../http/schemas.js";
 import { rowId, toolInput } from "./inputs.js";
 
@@ -46,25 +46,23 @@ export async function schemaForClient(deps: Deps, caller: McpCaller, id: number,
   return { schema, text: `Dialect: ${schema.dialect}\n${schema.text}` };
 }
 
-export function registerConnectionTools(server: McpServer, deps: Deps) {
-  server.registerTool(
+export function registerConnectionTools(tools: ToolTable, deps: Deps) {
+  tools.register(
     "list_connections",
     listConfig,
-    (_args, extra) =>
-      answering(callerOf(extra), async (caller) => {
-        const connections = (await reachableConnections(deps, caller)).map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
-        const text = connections.map((c) => `${c.id}: ${c.name} (${c.dialect}, ${c.database})`).join("\n") || "No connections.";
-        return toolResult(text, { connections });
-      }),
+    async (_args, caller) => {
+      const connections = (await reachableConnections(deps, caller)).map((c) => ({ id: c.id, name: c.name, dialect: c.db_type, database: c.database_name }));
+      const text = connections.map((c) => `${c.id}: ${c.name} (${c.dialect}, ${c.database})`).join("\n") || "No connections.";
+      return toolResult(text, { connections });
+    },
   );
 
-  server.registerTool(
+  tools.register(
     "describe_schema",
     describeConfig,
-    (args, extra) =>
-      answering(callerOf(extra), async (caller) => {
-        const { schema, text } = await schemaForClient(deps, caller, args.connection_id, args);
-        return toolResult(text, { ...schema });
-      }),
+    async (args, caller) => {
+      const { schema, text } = await schemaForClient(deps, caller, args.connection_id, args);
+      return toolResult(text, { ...schema });
+    },
   );
 }

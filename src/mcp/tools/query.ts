@@ -1,15 +1,14 @@
 // run_query: one read-only statement through the same verb as POST /query (guard, read-only
 // transaction, budgets, audit, row and byte caps), with the open alerts on the tables it read.
 
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
 import { renderRows } from "../../../agents/tools.js";
 import { requireScope } from "../../auth/grants.js";
 import type { Deps } from "../../deps.js";
 import { runQuery } from "../../services/queries.js";
-import { callerOf } from "../caller.js";
-import { answering, toolResult } from "../tool-results.js";
+import { toolResult } from "../tool-results.js";
+import type { ToolTable } from "../tool-table.js";
 import { withHealth } from "../../../agents/health-text.js";
 import { storableText } from "../../http/schemas.js";
 import { rowId, toolInput } from "./inputs.js";
@@ -31,26 +30,25 @@ const config = {
   annotations: { readOnlyHint: true },
 };
 
-export function registerQueryTool(server: McpServer, deps: Deps) {
-  server.registerTool(
+export function registerQueryTool(tools: ToolTable, deps: Deps) {
+  tools.register(
     "run_query",
     config,
-    (args, extra) =>
-      answering(callerOf(extra), async (caller) => {
-        requireScope(caller.grant, "query", args.connection_id);
-        const maxRows = args.max_rows ?? DEFAULT_MCP_ROWS;
-        const { result, health } = await runQuery(deps, caller.userId, caller.sessionId, {
-          sql: args.sql,
-          grant: caller.grant,
-          connectionId: args.connection_id,
-          maxRows,
-          timeoutMs: args.timeout_ms,
-          // Aborted when the client hangs up or cancels the call (route.ts).
-          signal: extra.signal,
-        });
-        const columns = result.columns.map((c) => c.name);
-        const text = withHealth(renderRows(columns, result.rows, result.truncated, maxRows), health);
-        return toolResult(text, { columns, rows: result.rows, row_count: result.row_count, truncated: result.truncated, health });
-      }),
+    async (args, caller, extra) => {
+      requireScope(caller.grant, "query", args.connection_id);
+      const maxRows = args.max_rows ?? DEFAULT_MCP_ROWS;
+      const { result, health } = await runQuery(deps, caller.userId, caller.sessionId, {
+        sql: args.sql,
+        grant: caller.grant,
+        connectionId: args.connection_id,
+        maxRows,
+        timeoutMs: args.timeout_ms,
+        // Aborted when the client hangs up or cancels the call (route.ts).
+        signal: extra.signal,
+      });
+      const columns = result.columns.map((c) => c.name);
+      const text = withHealth(renderRows(columns, result.rows, result.truncated, maxRows), health);
+      return toolResult(text, { columns, rows: result.rows, row_count: result.row_count, truncated: result.truncated, health });
+    },
   );
 }
