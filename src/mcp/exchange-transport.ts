@@ -17,8 +17,16 @@ export class ExchangeTransport implements Transport {
   onmessage?: Transport["onmessage"];
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  /** The request in flight (a pooled server serves one at a time) and where its answer goes. */
-  private waiting: { id: JSONRPCRequest["id"]; answer: (message: JSONRPCMessage) => void } | undefined;
+  /** The request in flight (a pooled server serves one at a time): the client's id, the id the
+   * server knows it by, and where its answer goes. */
+  private waiting: { id: JSONRPCRequest["id"]; ours: number; answer: (message: JSONRPCMessage) => void } | undefined;
+  /** The id of the last request handed to the server. The server knows each request by an id of
+   * this transport's, never the client's: a cancelled call's handler may still be running when
+   * the server takes its next request, and clients' ids repeat (each client counts from 0), so
+   * an answer it sent late under the client's id would be taken for the next request's, another
+   * user's perhaps. And the SDK ignores a cancellation of a request whose id is falsy (0 or ""),
+   * which would leave such a call running after its client had gone. */
+  private lastId = 0;
   /** Fails the request being handed in: set only while the server takes it. */
   private refuse: ((error: Error) => void) | undefined;
 
@@ -32,13 +40,14 @@ export class ExchangeTransport implements Transport {
   request(request: JSONRPCRequest, extra: MessageExtraInfo): Promise<JSONRPCMessage> {
     if (this.waiting) return Promise.reject(new Error("an MCP server got a second request while serving one"));
     return new Promise((answer, reject) => {
-      this.waiting = { id: request.id, answer };
+      const ours = ++this.lastId;
+      this.waiting = { id: request.id, ours, answer };
       this.refuse = (error) => {
         this.waiting = undefined;
         reject(error);
       };
       try {
-        this.onmessage?.(request, extra);
+        this.onmessage?.({ ...request, id: ours }, extra);
       } finally {
         this.refuse = undefined;
       }
@@ -57,7 +66,7 @@ export class ExchangeTransport implements Transport {
     const waiting = this.waiting;
     if (!waiting || waiting.id !== id) return;
     this.waiting = undefined;
-    this.onmessage?.({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason } });
+    this.onmessage?.({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: waiting.ours, reason } });
     waiting.answer({ jsonrpc: "2.0", id, error: { code: REQUEST_CANCELLED, message: `Request cancelled: ${reason}` } });
   }
 
@@ -71,9 +80,9 @@ export class ExchangeTransport implements Transport {
     // send besides (progress or log notifications) has nowhere to go, as with the SDK's
     // transport answering in JSON.
     const waiting = this.waiting;
-    if (waiting && "id" in message && message.id === waiting.id && !("method" in message)) {
+    if (waiting && "id" in message && message.id === waiting.ours && !("method" in message)) {
       this.waiting = undefined;
-      waiting.answer(message);
+      waiting.answer({ ...message, id: waiting.id });
     }
     return Promise.resolve();
   }

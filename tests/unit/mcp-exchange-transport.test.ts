@@ -4,13 +4,22 @@
 
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { JSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 import { ExchangeTransport } from "../../src/mcp/exchange-transport.js";
+
+const slow: { release: () => void; signal: AbortSignal }[] = [];
+const slowCall = (id: JSONRPCRequest["id"]): JSONRPCRequest => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "slow", arguments: {} } });
 
 async function connected() {
   const server = new McpServer({ name: "t", version: "1" }, { capabilities: { tools: {} } });
   server.registerTool("echo", { description: "echo" }, () => ({ content: [{ type: "text", text: "hi" }] }));
+  // Answers when released, whether or not it was cancelled (as a tool may that does not look
+  // at its signal), and tells whether its signal was aborted.
+  server.registerTool("slow", { description: "slow" }, async (extra) => {
+    await new Promise<void>((release) => slow.push({ release, signal: extra.signal }));
+    return { content: [{ type: "text", text: "slow's answer" }] };
+  });
   const transport = new ExchangeTransport();
   server.server.onerror = (error) => transport.serverFailed(error);
   await server.connect(transport);
@@ -25,10 +34,29 @@ describe("ExchangeTransport", () => {
     }
   });
 
-  it("fails at once a request the protocol will not take (an id that is not a safe integer), and serves the next", async () => {
+  it("fails at once a request the protocol will not take (`_meta` not an object), and serves the next", async () => {
     const transport = await connected();
-    const bad = { jsonrpc: "2.0", id: 1.5, method: "tools/list" } as unknown as JSONRPCRequest;
+    const bad = { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: "x" } } as unknown as JSONRPCRequest;
     await expect(transport.request(bad, {})).rejects.toThrow(/Unknown message type/);
-    expect(await transport.request({ jsonrpc: "2.0", id: 2, method: "tools/list" }, {})).toMatchObject({ id: 2, result: { tools: [expect.objectContaining({ name: "echo" })] } });
+    expect(await transport.request({ jsonrpc: "2.0", id: 2, method: "tools/list" }, {})).toMatchObject({ id: 2, result: { tools: expect.arrayContaining([expect.objectContaining({ name: "echo" })]) } });
+  });
+
+  // Clients' ids repeat (each counts from 0), and a pooled server takes its next request while a
+  // cancelled call may still be running.
+  it.each([0, "", 7])("cancels a call of id %j, and its late answer is not the next request's of the same id", async (id) => {
+    const transport = await connected();
+    slow.length = 0;
+    const first = transport.request(slowCall(id), {});
+    await vi.waitFor(() => expect(slow).toHaveLength(1));
+    transport.cancel(id, "the client closed the request");
+    expect(await first).toMatchObject({ id, error: { code: -32800 } });
+    await vi.waitFor(() => expect(slow[0]!.signal.aborted).toBe(true));
+    const second = transport.request(slowCall(id), {});
+    await vi.waitFor(() => expect(slow).toHaveLength(2));
+    slow[0]!.release();
+    await new Promise((settled) => setTimeout(settled, 10));
+    slow[1]!.release();
+    expect(await second).toMatchObject({ id, result: { content: [{ text: "slow's answer" }] } });
+    expect(slow[1]!.signal.aborted).toBe(false);
   });
 });
