@@ -61,13 +61,15 @@ export class ExchangeTransport implements Transport {
 
   /** The client of `id` is gone: the server is told the request is cancelled (the protocol's
    * notifications/cancelled, which aborts its handler's signal), and the request settles with
-   * the protocol's error for it, since the server sends nothing for a request it cancelled. */
-  cancel(id: JSONRPCRequest["id"], reason: string): void {
+   * the protocol's error for it, since the server sends nothing for a request it cancelled.
+   * False when it was answered already: nothing was cut short. */
+  cancel(id: JSONRPCRequest["id"], reason: string): boolean {
     const waiting = this.waiting;
-    if (!waiting || waiting.id !== id) return;
+    if (!waiting || waiting.id !== id) return false;
     this.waiting = undefined;
     this.onmessage?.({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: waiting.ours, reason } });
     waiting.answer({ jsonrpc: "2.0", id, error: { code: REQUEST_CANCELLED, message: `Request cancelled: ${reason}` } });
+    return true;
   }
 
   /** A notification from the client: nothing answers it. */

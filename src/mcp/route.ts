@@ -142,9 +142,10 @@ class RequestCaller implements McpCaller {
 /** How one call is stopped when its client hangs up, its credential is revoked or the instance
  * stops (standing.ts): the SDK is told the request is cancelled, which aborts the signal the
  * tool runs with, and the call answers at once. Stopped before the call was handed in, it is
- * cancelled as soon as it is. */
+ * cancelled as soon as it is; stopped once it was answered, it keeps its answer. */
 class CallStop {
   private reason: unknown;
+  /** Stopped, and the call not answered before: it is (or will be) cut short. */
   private stopped = false;
   private inFlight = false;
 
@@ -155,28 +156,34 @@ class CallStop {
 
   abort(reason: unknown): void {
     if (this.stopped) return;
+    if (this.inFlight) {
+      // A stop that comes as the answer does (a revocation's re-check settling in the same
+      // moment) cuts nothing short: the call keeps its answer (a monitor it saved is saved).
+      this.reason = reason;
+      this.stopped = this.transport.cancel(this.id, this.words());
+      return;
+    }
     this.stopped = true;
     this.reason = reason;
-    if (this.inFlight) this.cancel();
   }
 
   /** `answered`, the call handed in: cancelled now if it was stopped already. */
   started(answered: Promise<JSONRPCMessage>): Promise<JSONRPCMessage> {
     this.inFlight = true;
-    if (this.stopped) this.cancel();
+    if (this.stopped) this.transport.cancel(this.id, this.words());
     return answered;
   }
 
-  /** Why a call that was cut short was: a revocation (answered 401 as any request of the
-   * credential now is, so that the client authenticates again rather than take it for a
-   * cancellation) or the instance stopping (503). Null for a client that hung up, and for a call
-   * that finished first, which keeps its answer (a monitor it saved is saved). */
+  /** Why a call was cut short: a revocation (answered 401 as any request of the credential now
+   * is, so that the client authenticates again rather than take it for a cancellation) or the
+   * instance stopping (503). Null for a client that hung up, and for a call that was not cut
+   * short. */
   revokedOrStopping(): DomainError | null {
     return this.stopped && this.reason instanceof DomainError ? this.reason : null;
   }
 
-  private cancel(): void {
-    this.transport.cancel(this.id, this.reason instanceof DomainError ? this.reason.message : "the client closed the request");
+  private words(): string {
+    return this.reason instanceof DomainError ? this.reason.message : "the client closed the request";
   }
 }
 

@@ -29,12 +29,9 @@ type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 /** A tool's body: what it answers `caller`; what it throws is answered as a tool error. */
 type Run<S extends z.ZodType> = (args: z.output<S>, caller: McpCaller, extra: ToolExtra) => Promise<CallToolResult>;
 
-/** A tool as called: its arguments checked already. */
-type Call = (args: unknown, extra: ToolExtra) => Promise<CallToolResult>;
-
 interface Tool {
   input: z.ZodType;
-  call: Call;
+  run: Run<z.ZodType>;
 }
 
 export class ToolTable {
@@ -45,10 +42,9 @@ export class ToolTable {
 
   /** `name`, listed by McpServer and run for tools/call with arguments `inputSchema` takes. */
   register<S extends z.ZodObject>(name: string, config: { description: string; inputSchema: S; annotations?: ToolAnnotations }, run: Run<S>): void {
-    const call = (args: z.output<S>, extra: ToolExtra) => answering(callerOf(extra), (caller) => run(args, caller, extra));
-    // What McpServer would run too: it lists the tool, this table calls it.
-    this.server.registerTool(name, config, call as ToolCallback<S>);
-    this.tools.set(name, { input: config.inputSchema, call: call as Call });
+    this.tools.set(name, { input: config.inputSchema, run: run as Run<z.ZodType> });
+    // Were McpServer to call it, it would be called as every call is.
+    this.server.registerTool(name, config, ((args: unknown, extra: ToolExtra) => this.call({ name, arguments: args as Record<string, unknown> }, extra)) as ToolCallback<S>);
   }
 
   /** Answers tools/call from this table rather than McpServer's handler: once every tool is
@@ -57,16 +53,19 @@ export class ToolTable {
     this.server.server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.call(request.params, extra));
   }
 
-  private async call(params: CallToolRequest["params"], extra: ToolExtra): Promise<CallToolResult> {
-    // (A call asking to run as a task never gets here: the SDK refuses it, since Pulse's server
-    // declares no tasks; route.ts words that refusal.)
-    const tool = this.tools.get(params.name);
-    if (!tool) return toolError("not_found", `No tool named ${JSON.stringify(params.name)}; tools/list names Pulse's`);
-    const args = tool.input.safeParse(params.arguments ?? {});
-    if (!args.success) {
-      const { detail, errors } = invalidInput(args.error, "arguments");
-      return toolError("invalid_input", detail, { errors });
-    }
-    return tool.call(args.data, extra);
+  /** The call's answer: whatever fails, the argument check included, is a tool error. (A call
+   * asking to run as a task never gets here: the SDK refuses it, since Pulse's server declares
+   * no tasks; route.ts words that refusal.) */
+  private call(params: Pick<CallToolRequest["params"], "name" | "arguments">, extra: ToolExtra): Promise<CallToolResult> {
+    return answering(callerOf(extra), async (caller) => {
+      const tool = this.tools.get(params.name);
+      if (!tool) return toolError("not_found", `No tool named ${JSON.stringify(params.name)}; tools/list names Pulse's`);
+      const args = tool.input.safeParse(params.arguments ?? {});
+      if (!args.success) {
+        const { detail, errors } = invalidInput(args.error, "arguments");
+        return toolError("invalid_input", detail, { errors });
+      }
+      return tool.run(args.data, caller, extra);
+    });
   }
 }

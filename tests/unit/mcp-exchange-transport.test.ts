@@ -59,4 +59,21 @@ describe("ExchangeTransport", () => {
     expect(await second).toMatchObject({ id, result: { content: [{ text: "slow's answer" }] } });
     expect(slow[1]!.signal.aborted).toBe(false);
   });
+
+  // A stop that comes as the answer does (a revocation's re-check settling then) must not turn a
+  // finished call into a 401: the route keeps the answer when nothing was cut short.
+  it("tells whether a cancellation cut a call short: not once it was answered", async () => {
+    const transport = await connected();
+    slow.length = 0;
+    const call = transport.request(slowCall(3), {});
+    await vi.waitFor(() => expect(slow).toHaveLength(1));
+    expect(transport.cancel(4, "another call's id")).toBe(false);
+    slow[0]!.release();
+    expect(await call).toMatchObject({ id: 3, result: { content: [{ text: "slow's answer" }] } });
+    expect(transport.cancel(3, "too late")).toBe(false);
+    const next = transport.request(slowCall(3), {});
+    await vi.waitFor(() => expect(slow).toHaveLength(2));
+    expect(transport.cancel(3, "the client closed the request")).toBe(true);
+    expect(await next).toMatchObject({ id: 3, error: { code: -32800 } });
+  });
 });
