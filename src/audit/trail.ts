@@ -16,7 +16,7 @@ import { prefixOf } from "../text-cut.js";
 
 /** Characters of a statement kept; a longer one keeps its length and SHA-256 besides. */
 export const AUDIT_SQL_CHARS = 4096;
-/** A batch is written this often, or as soon as this many records wait. */
+/** A batch is written this often (by default), or as soon as BATCH_ROWS records wait. */
 const FLUSH_EVERY_MS = 200;
 /** How old this writer's row in audit_writes may be when a write begins before it is made
  * recent again: far less than the shortest retention (a day), past which pruneAuditRecords
@@ -54,7 +54,13 @@ type Outcome = Pick<NewAuditRecord, "outcome" | "errorCode" | "rule">;
  * kept cut, with what its record says about the whole. */
 type Pending = Omit<StatementRecord, "error"> & { outcome: Outcome; whole: { length: number; sha256: string } | undefined };
 
-export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings: AuditConfig, logger: Logger): AuditTrail {
+export function createAuditTrail(
+  store: Pick<Store, "copyRows" | "db">,
+  settings: AuditConfig,
+  logger: Logger,
+  /** How often what waits is written unasked (tests that must see records wait set it long). */
+  { flushEveryMs = FLUSH_EVERY_MS }: { flushEveryMs?: number } = {},
+): AuditTrail {
   let buffer: Pending[] = [];
   /** This process's name for the batches it marks (appendAuditRecords). */
   const writer = randomUUID();
@@ -197,7 +203,7 @@ export function createAuditTrail(store: Pick<Store, "copyRows" | "db">, settings
     return false;
   };
 
-  const timer = setInterval(() => void startWriting(false), FLUSH_EVERY_MS);
+  const timer = setInterval(() => void startWriting(false), flushEveryMs);
   timer.unref();
 
   return {

@@ -630,7 +630,10 @@ describe("when the store refuses the trail's writes", () => {
   });
 
   it("writes each record once when the store fails midway through finding the one it refuses", async () => {
-    const own = await createHarness();
+    // The three records must reach the store as one batch: a timed write between two statements
+    // (a loaded machine's requests take longer than its 200 ms) would write 'first' with
+    // 'poison', and drop 'poison' as a record the store refuses while it takes others.
+    const own = await createHarness({ auditFlushEveryMs: 3_600_000 });
     try {
       const user = await own.newConnectedUser();
       const run = (sql: string) => own.call("POST", "/query", { token: user.token, json: { sql } });

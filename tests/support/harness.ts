@@ -53,6 +53,9 @@ export interface HarnessOptions {
   /** The metadata store: this PostgreSQL database as it is, migrated as every start migrates
    * it, and dropped with the harness (default: a fresh one). For a store an earlier Pulse left. */
   database?: Awaited<ReturnType<typeof createPgDatabase>>;
+  /** How often the audit trail writes what waits without being asked (default 200 ms): long,
+   * for a test that needs records to wait until it flushes them itself. */
+  auditFlushEveryMs?: number;
 }
 
 interface SharedInstance {
@@ -144,7 +147,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   if (redis && !shared) cleanups.push(() => redis.cleanup());
 
   await loadGuard();
-  const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger) : null;
+  const audit = config.audit.enabled ? createAuditTrail(store, config.audit, logger, { flushEveryMs: options.auditFlushEveryMs }) : null;
   // Runs after the connectors close (cleanups run in reverse): their last records are written.
   if (audit) cleanups.push(() => audit.close());
   const metrics = createMetrics();
