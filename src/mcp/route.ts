@@ -156,15 +156,10 @@ class CallStop {
 
   abort(reason: unknown): void {
     if (this.stopped) return;
-    if (this.inFlight) {
-      // A stop that comes as the answer does (a revocation's re-check settling in the same
-      // moment) cuts nothing short: the call keeps its answer (a monitor it saved is saved).
-      this.reason = reason;
-      this.stopped = this.transport.cancel(this.id, this.words());
-      return;
-    }
-    this.stopped = true;
     this.reason = reason;
+    // In flight, a stop that comes as the answer does (a revocation's re-check settling in the
+    // same moment) cuts nothing short: the call keeps its answer (a monitor it saved is saved).
+    this.stopped = this.inFlight ? this.transport.cancel(this.id, this.words()) : true;
   }
 
   /** `answered`, the call handed in: cancelled now if it was stopped already. */
