@@ -1,10 +1,12 @@
 // What writing one audit record costs, away from any HTTP load: the metadata PostgreSQL's CPU
 // (every backend of the bench's database, from /proc) and Pulse's own (this process), per
-// record, for batches of 500 records in the mix of bench/audit.ts. Three ways, interleaved in
-// rounds, each into its own table: the indexes of migration 0003 written by the INSERT ...
-// SELECT FROM unnest(arrays) Pulse used first, migration 0007's indexes by COPY, and today's
-// indexes by COPY (appendAuditRecords, what Pulse runs). Autovacuum is off on the three tables
-// so that it does not land on one round and not another.
+// record, for batches of 500 records in the mix of bench/audit.ts. Two ways, interleaved in
+// rounds: one row per record into the table migrations 0003-0012 left (a key and four
+// indexes, two of them partial), by COPY as Pulse wrote it until migration 0015; and the
+// groups of today (appendAuditRecords). Each in two batches: records of 7 owners on 13
+// connections (groups of about 5), and of one owner on one connection (as bench/audit.ts
+// sends them: a group per second). Autovacuum is off on both tables so that it does not land
+// on one round and not another.
 // Run: npx tsx bench/audit-writes.ts (ROUNDS, BATCHES), or npm run bench:audit with bench/audit.ts.
 
 import { sql } from "drizzle-orm";
@@ -14,7 +16,7 @@ import { openStore, type Store } from "../src/store/client.js";
 import { createPgDatabase, pgAdmin } from "../tests/support/services.js";
 import { cpuMs, machine, median } from "./lib.js";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const BATCHES = Number(process.env.BATCHES ?? 100);
 const BATCH_ROWS = 500;
 
@@ -26,15 +28,16 @@ const STATEMENTS = [
 ];
 const MIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3];
 
-function batch(): NewAuditRecord[] {
+function batch(owners: number, connections: number): NewAuditRecord[] {
   return Array.from({ length: BATCH_ROWS }, (_, i) => {
     const kind = MIX[i % MIX.length]!;
     const refused = kind === 3;
     return {
       at: new Date(),
-      ownerId: 1 + (i % 7),
-      connectionId: 1 + (i % 13),
+      ownerId: 1 + (i % owners),
+      connectionId: 1 + (i % connections),
       source: "query",
+      apiKeyId: null,
       sql: STATEMENTS[kind]!,
       sqlLength: STATEMENTS[kind]!.length,
       sqlSha256: null,
@@ -47,47 +50,44 @@ function batch(): NewAuditRecord[] {
   });
 }
 
-/** The first writer (commit 34a4e42's insertAuditRecords), into `table`. */
-async function insertByUnnest(store: Store, table: string, records: NewAuditRecord[]): Promise<void> {
-  const numbers = (pick: (r: NewAuditRecord) => number | null | undefined) => sql.param(`{${records.map((r) => pick(r) ?? "NULL").join(",")}}`);
-  const texts = (pick: (r: NewAuditRecord) => string | null | undefined) => sql.param(records.map((r) => pick(r) ?? null));
-  await store.db.execute(sql`
-    INSERT INTO ${sql.identifier(table)} (at, owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule)
-    SELECT to_timestamp(at_ms / 1000), owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule
-    FROM unnest(
-      ${numbers((r) => r.at.getTime())}::double precision[], ${numbers((r) => r.ownerId)}::integer[], ${numbers((r) => r.connectionId)}::integer[],
-      ${texts((r) => r.source)}::text[], ${texts((r) => r.sql)}::text[], ${numbers((r) => r.sqlLength)}::integer[],
-      ${texts((r) => r.sqlSha256)}::text[], ${numbers((r) => r.rowCount)}::integer[], ${numbers((r) => r.durationMs)}::double precision[],
-      ${texts((r) => r.outcome)}::text[], ${texts((r) => r.errorCode)}::text[], ${texts((r) => r.rule)}::text[]
-    ) AS r(at_ms, owner_id, connection_id, source, sql, sql_length, sql_sha256, row_count, duration_ms, outcome, error_code, rule)`);
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+const text = (value: string | null) => (value === null ? "\\N" : value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!));
+
+/** The writer before migration 0015 (commit 1c995dd's appendAuditRecords): a COPY line per record. */
+async function copyRowPerRecord(store: Store, records: NewAuditRecord[]): Promise<void> {
+  let rows = "";
+  for (const r of records) {
+    rows += `${r.at.toISOString()}\t${r.ownerId}\t${r.connectionId}\t${r.source}\t${r.apiKeyId ?? "\\N"}\t${text(r.sql)}\t${r.sqlLength}\t${text(r.sqlSha256)}\t${r.rowCount ?? "\\N"}\t${r.durationMs}\t${r.outcome}\t${text(r.errorCode)}\t${text(r.rule)}\n`;
+  }
+  const columns = ["at", "owner_id", "connection_id", "source", "api_key_id", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "outcome", "error_code", "rule"];
+  await store.copyRows("audit_rows", columns, rows);
 }
 
 const database = await createPgDatabase("pulse_bench_audit_writes");
 const store = await openStore({ databaseUrl: database.url });
 try {
   await store.migrate();
-  // Migration 0003's table: an id key and four full btrees.
-  await store.db.execute(sql.raw(`
-    CREATE TABLE audit_records_0003 (LIKE audit_records INCLUDING DEFAULTS INCLUDING IDENTITY);
-    ALTER TABLE audit_records_0003 ADD PRIMARY KEY (id);
-    CREATE INDEX ON audit_records_0003 (owner_id, id);
-    CREATE INDEX ON audit_records_0003 (owner_id, connection_id, id);
-    CREATE INDEX ON audit_records_0003 (owner_id, outcome, id);
-    CREATE INDEX ON audit_records_0003 (at);
-    CREATE TABLE audit_records_0007 (LIKE audit_records INCLUDING DEFAULTS INCLUDING IDENTITY);
-    ALTER TABLE audit_records_0007 ADD PRIMARY KEY (owner_id, id);
-    CREATE INDEX ON audit_records_0007 (connection_id, owner_id, id);
-    CREATE INDEX ON audit_records_0007 (owner_id, outcome, id) WHERE outcome <> 'ok';
-    CREATE INDEX ON audit_records_0007 (at);
-    ALTER TABLE audit_records SET (autovacuum_enabled = false);
-    ALTER TABLE audit_records_0003 SET (autovacuum_enabled = false);
-    ALTER TABLE audit_records_0007 SET (autovacuum_enabled = false);`));
-  const into0007: Pick<Store, "copyRows"> = { copyRows: (_, columns, rows) => store.copyRows("audit_records_0007", columns, rows) };
+  // The table of migrations 0003-0012, as they left it.
+  await store.db.execute(
+    sql.raw(`
+    CREATE TABLE audit_rows (id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL, owner_id integer NOT NULL, connection_id integer NOT NULL,
+      source text NOT NULL, api_key_id integer, sql text NOT NULL, sql_length integer NOT NULL, sql_sha256 text, row_count integer,
+      duration_ms double precision NOT NULL, outcome text NOT NULL, error_code text, rule text, PRIMARY KEY (owner_id, id));
+    CREATE INDEX ON audit_rows (owner_id, at);
+    CREATE INDEX ON audit_rows (connection_id, owner_id, at);
+    CREATE INDEX ON audit_rows (owner_id, outcome, at) WHERE outcome <> 'ok';
+    CREATE INDEX ON audit_rows (owner_id, api_key_id, at) WHERE api_key_id IS NOT NULL;
+    ALTER TABLE audit_rows SET (autovacuum_enabled = false);
+    ALTER TABLE audit_groups SET (autovacuum_enabled = false);`),
+  );
 
   const ways: [string, (records: NewAuditRecord[]) => Promise<void>][] = [
-    ["0003 indexes (id key + 4 btrees), INSERT ... unnest (the first writer)", (r) => insertByUnnest(store, "audit_records_0003", r)],
-    ["0007 indexes (time alone), COPY", (r) => appendAuditRecords(into0007, r)],
-    ["today's indexes (0009: owner and time), COPY (appendAuditRecords)", (r) => appendAuditRecords(store, r)],
+    ["a row per record (migrations 0003-0012), COPY", (r) => copyRowPerRecord(store, r)],
+    ["groups (migration 0015), COPY (appendAuditRecords)", (r) => appendAuditRecords(store, r)],
+  ];
+  const mixes: [string, () => NewAuditRecord[]][] = [
+    ["7 owners x 13 connections", () => batch(7, 13)],
+    ["1 owner, 1 connection", () => batch(1, 1)],
   ];
 
   /** CPU so far of every backend serving the bench's database, in µs. */
@@ -95,29 +95,40 @@ try {
     const backends = await pgAdmin<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", "test", [database.name]);
     return backends.reduce((total, { pid }) => total + cpuMs(pid) * 1000, 0);
   };
+  const sizes = async () =>
+    new Map(
+      (await pgAdmin<{ name: string; bytes: string }>("SELECT relname AS name, pg_total_relation_size(oid) AS bytes FROM pg_class WHERE relname IN ('audit_rows', 'audit_groups')", database.name)).map(
+        (r) => [r.name, Number(r.bytes)],
+      ),
+    );
 
-  for (const [, write] of ways) for (let i = 0; i < 10; i++) await write(batch()); // warm-up
-  const results = new Map<string, { store: number[]; pulse: number[] }>(ways.map(([name]) => [name, { store: [], pulse: [] }]));
+  const cases = mixes.flatMap(([mix, make]) => ways.map(([way, write]) => ({ name: `${way}; ${mix}`, write, make })));
+  for (const { write, make } of cases) for (let i = 0; i < 10; i++) await write(make()); // warm-up
+  const results = new Map(cases.map(({ name }) => [name, { store: [] as number[], pulse: [] as number[], bytes: [] as number[] }]));
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ways : [...ways].reverse();
-    for (const [name, write] of order) {
-      const batches = Array.from({ length: BATCHES }, batch);
+    const order = round % 2 === 0 ? cases : [...cases].reverse();
+    for (const { name, write, make } of order) {
+      const batches = Array.from({ length: BATCHES }, make);
+      const size0 = await sizes();
       const store0 = await storeCpuUs();
       const pulse0 = process.cpuUsage();
       for (const records of batches) await write(records);
       const pulse = process.cpuUsage(pulse0);
       const storeUs = (await storeCpuUs()) - store0;
+      const size1 = await sizes();
+      const table = name.startsWith("a row") ? "audit_rows" : "audit_groups";
       const rows = BATCHES * BATCH_ROWS;
       results.get(name)!.store.push(storeUs / rows);
       results.get(name)!.pulse.push((pulse.user + pulse.system) / rows);
+      results.get(name)!.bytes.push((size1.get(table)! - size0.get(table)!) / rows);
     }
   }
 
   console.log(`machine: ${machine()}; ${ROUNDS} interleaved rounds of ${BATCHES} batches of ${BATCH_ROWS} records (medians)`);
-  console.log("| way | store CPU per record, µs | Pulse CPU per record, µs |");
-  console.log("|---|---:|---:|");
-  for (const [name, { store: s, pulse: p }] of results) {
-    console.log(`| ${name} | ${median(s).toFixed(1)} (${s.map((v) => v.toFixed(1)).join(", ")}) | ${median(p).toFixed(1)} (${p.map((v) => v.toFixed(1)).join(", ")}) |`);
+  console.log("| way; records of | store CPU per record, µs | Pulse CPU per record, µs | bytes per record |");
+  console.log("|---|---:|---:|---:|");
+  for (const [name, { store: s, pulse: p, bytes }] of results) {
+    console.log(`| ${name} | ${median(s).toFixed(1)} (${s.map((v) => v.toFixed(1)).join(", ")}) | ${median(p).toFixed(1)} (${p.map((v) => v.toFixed(1)).join(", ")}) | ${median(bytes).toFixed(0)} |`);
   }
 } finally {
   await store.close();

@@ -124,7 +124,7 @@ async function growth(p: Pulse) {
   const meta = new pg.Client({ host: "127.0.0.1", user: "postgres", database: p.metaDb });
   await meta.connect();
   try {
-    await meta.query("TRUNCATE audit_records");
+    await meta.query("TRUNCATE audit_groups");
     const bodies = MIX.flatMap(([weight, sql]) => Array.from({ length: weight }, () => JSON.stringify({ sql, connection_id: p.connectionId })));
     const result = await autocannon({
       url: `${p.server.url}/query`,
@@ -140,9 +140,9 @@ async function growth(p: Pulse) {
       if (Number(rows[0]!.n) >= STATEMENTS) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    await meta.query("ANALYZE audit_records");
+    await meta.query("ANALYZE audit_groups");
     const { rows } = await meta.query<{ n: string; total: string; indexes: string; avg_sql: string }>(
-      `SELECT count(*) AS n, pg_total_relation_size('audit_records') AS total, pg_indexes_size('audit_records') AS indexes,
+      `SELECT count(*) AS n, pg_total_relation_size('audit_groups') AS total, pg_indexes_size('audit_groups') AS indexes,
               avg(length(sql)) AS avg_sql FROM audit_records`,
     );
     const r = rows[0]!;

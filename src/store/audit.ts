@@ -1,15 +1,32 @@
-// Repository of the audit trail: batches appended by COPY, the owner's filtered pages (newest first,
-// keyset on time and id), and retention in bounded batches.
+// Repository of the audit trail: batches appended by COPY in groups (src/store/schema.ts,
+// auditGroups), the owner's filtered pages (newest first, keyset on time and id), and retention
+// in bounded batches.
 
-import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
+import { eq, lt, sql, type SQL } from "drizzle-orm";
 
 import type { Db, Store } from "./client.js";
 import { rowsOf } from "./rows.js";
-import { auditRecords, auditWrites, type AuditRecordRow } from "./schema.js";
+import { auditWrites, MAX_GROUP_RECORDS, type AuditRecordRow } from "./schema.js";
 
-export type NewAuditRecord = Omit<typeof auditRecords.$inferInsert, "id">;
+export type NewAuditRecord = Omit<AuditRecordRow, "id">;
 
-const COLUMNS = ["at", "owner_id", "connection_id", "source", "api_key_id", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "outcome", "error_code", "rule"] as const;
+const COLUMNS = [
+  "owner_id",
+  "connection_id",
+  "source",
+  "api_key_id",
+  "outcome",
+  "first_at",
+  "last_at",
+  "at",
+  "sql",
+  "sql_length",
+  "sql_sha256",
+  "row_count",
+  "duration_ms",
+  "error_code",
+  "rule",
+] as const;
 
 /** COPY's text format's NULL. */
 const NULL = "\\N";
@@ -19,6 +36,11 @@ const NEEDS_ESCAPE = /[\\\n\r\t]/;
  * statement's text has all four), so `\N` written by a user stays text and never reads as NULL. */
 const copyText = (value: string | null | undefined) =>
   value == null ? NULL : NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
+
+/** A text element of an array literal: always quoted (so that the text `NULL` stays text), `"`
+ * and backslash escaped; the literal is then escaped whole for COPY (copyText). */
+const arrayText = (value: string | null) => (value === null ? "NULL" : `"${value.replace(/["\\]/g, "\\$&")}"`);
+const arrayNumber = (value: number | null) => (value === null ? "NULL" : String(value));
 
 const FIRST_4_DIGIT_YEAR_MS = Date.parse("0001-01-01T00:00:00Z");
 const PAST_4_DIGIT_YEARS_MS = Date.parse("+010000-01-01T00:00:00Z");
@@ -41,19 +63,55 @@ function isoTimes(): (ms: number) => string {
   };
 }
 
-/** Appends records by COPY, one line each: 1-2 µs a record less of the store's CPU than the
- * INSERT ... SELECT FROM unnest(arrays) it replaces, for the same of Pulse's (about 3 µs; where
- * drizzle's `insert().values()` cost about 85): bench/audit-writes.ts, bench/RESULTS.md. In the
- * same transaction, `mark` becomes its writer's last batch (lastAuditBatch). */
+/** The records in groups of one owner, connection, source, API key, outcome and second each (at most
+ * MAX_GROUP_RECORDS), in the order given: a group's records are less than a second apart (see
+ * auditGroups.firstAt). */
+function groupsOf(records: NewAuditRecord[]): NewAuditRecord[][] {
+  const open = new Map<string, NewAuditRecord[]>();
+  const groups: NewAuditRecord[][] = [];
+  for (const r of records) {
+    const key = `${r.ownerId}:${r.connectionId}:${r.source}:${r.apiKeyId}:${r.outcome}:${Math.floor(r.at.getTime() / 1000)}`;
+    let group = open.get(key);
+    if (!group || group.length >= MAX_GROUP_RECORDS) {
+      group = [];
+      open.set(key, group);
+      groups.push(group);
+    }
+    group.push(r);
+  }
+  return groups;
+}
+
+/** Appends records by COPY, a line per group (groupsOf). A line per record cost the store
+ * about 6-9 µs of CPU a record; groups of 25, about 3; of 500, about 2 (bench/audit-writes.ts,
+ * bench/RESULTS.md). In the same transaction, `mark` becomes its writer's last batch
+ * (lastAuditBatch). */
 export async function appendAuditRecords(store: Pick<Store, "copyRows">, records: NewAuditRecord[], mark?: { writer: string; batch: string }): Promise<void> {
   if (records.length === 0) return;
   const iso = isoTimes();
   let rows = "";
-  for (const r of records) {
-    rows += `${iso(r.at.getTime())}\t${r.ownerId}\t${r.connectionId}\t${copyText(r.source)}\t${r.apiKeyId ?? NULL}\t${copyText(r.sql)}\t${r.sqlLength}\t${copyText(r.sqlSha256)}\t${r.rowCount ?? NULL}\t${r.durationMs}\t${copyText(r.outcome)}\t${copyText(r.errorCode)}\t${copyText(r.rule)}\n`;
+  for (const group of groupsOf(records)) {
+    const { ownerId, connectionId, source, apiKeyId, outcome } = group[0]!;
+    let [first, last] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+    const fields: string[][] = [[], [], [], [], [], [], [], []];
+    for (const r of group) {
+      const ms = r.at.getTime();
+      if (ms < first) first = ms;
+      if (ms > last) last = ms;
+      fields[0]!.push(iso(ms));
+      fields[1]!.push(arrayText(r.sql));
+      fields[2]!.push(arrayNumber(r.sqlLength));
+      fields[3]!.push(arrayText(r.sqlSha256));
+      fields[4]!.push(arrayNumber(r.rowCount));
+      fields[5]!.push(arrayNumber(r.durationMs));
+      fields[6]!.push(arrayText(r.errorCode));
+      fields[7]!.push(arrayText(r.rule));
+    }
+    const arrays = fields.map((values) => copyText(`{${values.join(",")}}`)).join("\t");
+    rows += `${ownerId}\t${connectionId}\t${copyText(source)}\t${apiKeyId ?? NULL}\t${copyText(outcome)}\t${iso(first)}\t${iso(last)}\t${arrays}\n`;
   }
   await store.copyRows(
-    "audit_records",
+    "audit_groups",
     COLUMNS,
     rows,
     mark && {
@@ -96,49 +154,164 @@ export interface AuditFilter {
   limit: number;
 }
 
-/** One page of the owner's records, newest first by time, then by id (awaitable; `toSQL()`
- * shows the statement). A cursor whose record was pruned meanwhile ends the listing: what
- * followed it is older still. */
-export function listAuditRecords(db: Db, filter: AuditFilter) {
-  const conditions: SQL[] = [eq(auditRecords.ownerId, filter.ownerId)];
-  if (filter.connectionId !== undefined) conditions.push(eq(auditRecords.connectionId, filter.connectionId));
-  if (filter.source !== undefined) conditions.push(eq(auditRecords.source, filter.source));
-  if (filter.outcome !== undefined) conditions.push(eq(auditRecords.outcome, filter.outcome));
-  // Spelled out so that the partial outcome index, which holds no `ok` record, serves the rest.
-  if (filter.outcome !== undefined && filter.outcome !== "ok") conditions.push(sql`${auditRecords.outcome} <> 'ok'`);
-  // (Equality implies IS NOT NULL to the planner, so the partial index serves it as written.)
-  if (filter.apiKeyId !== undefined) conditions.push(eq(auditRecords.apiKeyId, filter.apiKeyId));
-  if (filter.from !== undefined) conditions.push(gte(auditRecords.at, filter.from));
-  if (filter.to !== undefined) conditions.push(lte(auditRecords.at, filter.to));
-  if (filter.before !== undefined) {
-    conditions.push(sql`(${auditRecords.at}, ${auditRecords.id}) < (SELECT at, id FROM audit_records WHERE owner_id = ${filter.ownerId} AND id = ${filter.before})`);
-  }
-  return db
-    .select()
-    .from(auditRecords)
-    .where(and(...conditions))
-    .orderBy(desc(auditRecords.at), desc(auditRecords.id))
-    .limit(filter.limit);
+/** Groups read by one statement of a page: a page of the latest records takes one. */
+const GROUPS_PER_READ = 64;
+
+/** A row of a read: the read's last group in page order (how many groups it read, where the next
+ * read starts) and one of the records it found (its fields null when none passed the filter). */
+interface ReadRow {
+  read_groups: number | string;
+  last_group_id: string | number | bigint;
+  /** Epoch milliseconds (drivers differ in how they read a timestamptz; a number reads alike). */
+  last_group_ms: number;
+  /** As the store spells it, to the microsecond: where the next read starts. */
+  last_group_at: string;
+  id: string | number | bigint | null;
+  at_ms: number | null;
+  owner_id: number;
+  connection_id: number;
+  source: AuditRecordRow["source"];
+  api_key_id: number | null;
+  sql: string;
+  sql_length: number;
+  sql_sha256: string | null;
+  row_count: number | null;
+  duration_ms: number;
+  outcome: AuditRecordRow["outcome"];
+  error_code: string | null;
+  rule: string | null;
 }
 
-/** Deletes up to `limit` of the records older than `before`, each owner's oldest first;
- * returns how many went. The caller repeats it while whole batches go
+/** A page's first record is after this one: its time (as the store spells it, to the
+ * microsecond) and id. */
+interface Cursor {
+  at: string;
+  id: number;
+}
+
+/** Reads up to GROUPS_PER_READ of the owner's groups that may hold records of the page, newest
+ * first by `last_at` (then id), after the group `after` in that order, and answers the first
+ * `limit` of their records that pass the filter, in page order (the others cannot be on the
+ * page). Exported for the test that reads its plan. */
+export function auditGroupsRead(filter: AuditFilter, cursor?: Cursor, after?: { lastAt: string; id: number }): SQL {
+  const groups: SQL[] = [sql`owner_id = ${filter.ownerId}`];
+  const records: SQL[] = [];
+  if (filter.connectionId !== undefined) groups.push(sql`connection_id = ${filter.connectionId}`);
+  if (filter.source !== undefined) groups.push(sql`source = ${filter.source}`);
+  if (filter.outcome !== undefined) groups.push(sql`outcome = ${filter.outcome}`);
+  // Spelled out so that the partial outcome index, which holds no `ok` group, serves the rest.
+  if (filter.outcome !== undefined && filter.outcome !== "ok") groups.push(sql`outcome <> 'ok'`);
+  // (Equality implies IS NOT NULL to the planner, so the partial index serves it as written.)
+  if (filter.apiKeyId !== undefined) groups.push(sql`api_key_id = ${filter.apiKeyId}`);
+  if (filter.from !== undefined) {
+    groups.push(sql`last_at >= ${filter.from.toISOString()}`);
+    records.push(sql`r.at >= ${filter.from.toISOString()}`);
+  }
+  // A group's records are less than a second apart: one with a record at or before `to` ends
+  // less than a second after it, so the window is a range of the index.
+  if (filter.to !== undefined) {
+    groups.push(sql`first_at <= ${filter.to.toISOString()}`, sql`last_at < ${filter.to.toISOString()}::timestamptz + interval '1 second'`);
+    records.push(sql`r.at <= ${filter.to.toISOString()}`);
+  }
+  if (cursor) {
+    groups.push(sql`first_at <= ${cursor.at}::timestamptz`, sql`last_at < ${cursor.at}::timestamptz + interval '1 second'`);
+    records.push(sql`(r.at, g.id * ${MAX_GROUP_RECORDS} + r.n - 1) < (${cursor.at}::timestamptz, ${cursor.id})`);
+  }
+  if (after) groups.push(sql`last_at <= ${after.lastAt}::timestamptz`, sql`(last_at, id) < (${after.lastAt}::timestamptz, ${after.id})`);
+  return sql`
+    WITH g AS MATERIALIZED (
+      SELECT * FROM audit_groups WHERE ${sql.join(groups, sql` AND `)}
+      ORDER BY last_at DESC, id DESC
+      LIMIT ${GROUPS_PER_READ}
+    ),
+    last AS (SELECT id, last_at FROM g ORDER BY last_at, id LIMIT 1)
+    SELECT (SELECT count(*) FROM g) AS read_groups, last.id AS last_group_id,
+      (extract(epoch FROM last.last_at) * 1000)::float8 AS last_group_ms, last.last_at::text AS last_group_at, found.*
+    FROM last
+    LEFT JOIN LATERAL (
+      SELECT g.id * ${MAX_GROUP_RECORDS} + r.n - 1 AS id, (extract(epoch FROM r.at) * 1000)::float8 AS at_ms, g.owner_id, g.connection_id, g.source,
+        g.api_key_id, r.sql, r.sql_length, r.sql_sha256, r.row_count, r.duration_ms, g.outcome, r.error_code, r.rule
+      FROM g
+      CROSS JOIN LATERAL unnest(g.at, g.sql, g.sql_length, g.sql_sha256, g.row_count, g.duration_ms, g.error_code, g.rule)
+        WITH ORDINALITY AS r(at, sql, sql_length, sql_sha256, row_count, duration_ms, error_code, rule, n)
+      ${records.length > 0 ? sql`WHERE ${sql.join(records, sql` AND `)}` : sql``}
+      ORDER BY r.at DESC, g.id DESC, r.n DESC
+      LIMIT ${filter.limit}
+    ) found ON true`;
+}
+
+const newestFirst = (a: AuditRecordRow, b: AuditRecordRow) => b.at.getTime() - a.at.getTime() || b.id - a.id;
+
+/** One page of the owner's records, newest first by time, then by id. The owner's groups are
+ * read newest first by `last_at` until the page is whole and no group left can hold a record
+ * that belongs in it (each has a `last_at`, so every record, at or before the last group's).
+ * A cursor whose record was pruned meanwhile ends the listing: what followed it is older
+ * still. */
+export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<AuditRecordRow[]> {
+  let cursor: Cursor | undefined;
+  if (filter.before !== undefined) {
+    const [found] = rowsOf<{ at: string }>(
+      await db.execute(sql`
+        SELECT (at[${(filter.before % MAX_GROUP_RECORDS) + 1}])::text AS at FROM audit_groups
+        WHERE owner_id = ${filter.ownerId} AND id = ${Math.floor(filter.before / MAX_GROUP_RECORDS)}`),
+    );
+    if (!found?.at) return [];
+    cursor = { at: found.at, id: filter.before };
+  }
+  let page: AuditRecordRow[] = [];
+  let after: { lastAt: string; id: number } | undefined;
+  for (;;) {
+    const rows = rowsOf<ReadRow>(await db.execute(auditGroupsRead(filter, cursor, after)));
+    const last = rows[0];
+    if (!last) break;
+    for (const row of rows) if (row.id !== null && row.at_ms !== null) page.push(recordOf(row, row.at_ms));
+    page = page.sort(newestFirst).slice(0, filter.limit);
+    // Every group read from now on has its records at or before the last one's last_at.
+    const lastAt = last.last_group_ms;
+    if (page.filter((r) => r.at.getTime() > lastAt).length >= filter.limit) break;
+    if (Number(last.read_groups) < GROUPS_PER_READ) break;
+    after = { lastAt: last.last_group_at, id: Number(last.last_group_id) };
+  }
+  return page;
+}
+
+function recordOf(row: ReadRow, atMs: number): AuditRecordRow {
+  return {
+    id: Number(row.id),
+    at: new Date(atMs),
+    ownerId: row.owner_id,
+    connectionId: row.connection_id,
+    source: row.source,
+    apiKeyId: row.api_key_id,
+    sql: row.sql,
+    sqlLength: row.sql_length,
+    sqlSha256: row.sql_sha256,
+    rowCount: row.row_count,
+    durationMs: row.duration_ms,
+    outcome: row.outcome,
+    errorCode: row.error_code,
+    rule: row.rule,
+  };
+}
+
+/** Deletes up to `limit` of the groups whose records are all older than `before`, each owner's
+ * oldest first; returns how many went. The caller repeats it while whole batches go
  * (src/monitoring/scheduler.ts), so a backlog never holds long locks nor runs past the store's
  * statement timeout. */
 export async function pruneAuditRecords(db: Db, before: Date, limit: number): Promise<number> {
-  // Owner by owner on (owner_id, at, id): the owners are found by skipping through the index
-  // (one probe each), and a record is never updated, so its row address holds for the statement.
+  // Owner by owner on (owner_id, last_at): the owners are found by skipping through the index
+  // (one probe each), and a group is never updated, so its row address holds for the statement.
   const result = await db.execute(sql`
     WITH RECURSIVE owners AS (
-      (SELECT owner_id AS id FROM audit_records ORDER BY owner_id LIMIT 1)
+      (SELECT owner_id AS id FROM audit_groups ORDER BY owner_id LIMIT 1)
       UNION ALL
-      SELECT (SELECT owner_id FROM audit_records WHERE owner_id > owners.id ORDER BY owner_id LIMIT 1) FROM owners WHERE owners.id IS NOT NULL
+      SELECT (SELECT owner_id FROM audit_groups WHERE owner_id > owners.id ORDER BY owner_id LIMIT 1) FROM owners WHERE owners.id IS NOT NULL
     ),
     gone AS (
-      DELETE FROM audit_records
+      DELETE FROM audit_groups
       WHERE ctid = ANY (ARRAY(
         SELECT old.ctid FROM owners
-        CROSS JOIN LATERAL (SELECT ctid FROM audit_records WHERE owner_id = owners.id AND at < ${before.toISOString()} ORDER BY at LIMIT ${limit}) old
+        CROSS JOIN LATERAL (SELECT ctid FROM audit_groups WHERE owner_id = owners.id AND last_at < ${before.toISOString()} ORDER BY last_at LIMIT ${limit}) old
         LIMIT ${limit}))
       RETURNING 1
     )

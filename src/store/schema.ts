@@ -10,6 +10,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  pgView,
   primaryKey,
   text,
   timestamp,
@@ -283,53 +284,81 @@ export type SentNotificationRow = typeof sentNotifications.$inferSelect;
 
 export const AUDIT_OUTCOMES = ["ok", "refused", "budget_exceeded", "timeout", "error"] as const;
 
-/** No foreign keys: the trail outlives the connections and users it names, and a batch must
- * never fail because one of its connections was deleted meanwhile.
- * Every index is paid for on each statement Pulse runs, so there are few: the owner's pages
- * (the key), a connection's (with the owner), the rare outcomes (partial: an `ok`
- * record, nearly all of them, is not in it) and time (retention). Written by INSERT, five full
- * btrees cost the store about 15.6 µs of CPU a record, these 10.8; by COPY, 8.8
- * (bench/audit-writes.ts, bench/RESULTS.md). */
-export const auditRecords = pgTable(
-  "audit_records",
+/** The trail is kept in groups: the records of one batch that share their owner, connection,
+ * source, API key, outcome and second (at most MAX_GROUP_RECORDS), one row with a column of arrays per
+ * field of a record. Every row and index entry is paid for on each statement Pulse runs: a row
+ * per record cost the store about 6-9 µs of CPU a record, a group of 25 about 3, and the table
+ * a sixth of the space (bench/audit-writes.ts, bench/RESULTS.md). The `audit_records` view
+ * (migration 0015) shows one row per record, as operators and reports read them.
+ * No foreign keys: the trail outlives the connections and users it names, and a batch must
+ * never fail because one of its connections was deleted meanwhile. */
+export const auditGroups = pgTable(
+  "audit_groups",
   {
     id: bigint("id", { mode: "number" }).generatedAlwaysAsIdentity(),
-    /** When the statement was asked for (before the guard and the budget). */
-    at: timestamp("at", { withTimezone: true }).notNull(),
     ownerId: integer("owner_id").notNull(),
     connectionId: integer("connection_id").notNull(),
     source: text("source", { enum: STATEMENT_SOURCES }).notNull(),
-    /** The API key that sent it (kept when the key is deleted: what a leaked key ran is what
+    /** The API key that sent them (kept when the key is deleted: what a leaked key ran is what
      * its records are for); null for a login's statements and Pulse's own. */
     apiKeyId: integer("api_key_id"),
-    /** The statement's first AUDIT_SQL_CHARS characters; `sqlLength` and `sqlSha256` tell
-     * whether and what was cut (the hash only when it was). */
-    sql: text("sql").notNull(),
-    sqlLength: integer("sql_length").notNull(),
-    sqlSha256: text("sql_sha256"),
-    rowCount: integer("row_count"),
-    durationMs: doublePrecision("duration_ms").notNull(),
+    /** The earliest and latest `at` of the group: less than a second apart, so that a time
+     * window or a cursor bounds the groups it reads on the indexes' `last_at`. */
+    firstAt: timestamp("first_at", { withTimezone: true }).notNull(),
+    lastAt: timestamp("last_at", { withTimezone: true }).notNull(),
     outcome: text("outcome", { enum: AUDIT_OUTCOMES }).notNull(),
-    /** The error's code when it did not succeed (sql_refused, query_timeout, sql_failed...). */
-    errorCode: text("error_code"),
-    /** The guard rule that refused it. */
-    rule: text("rule"),
+    // One element per record, in the order written (a record's id is the group's id x 1000 plus
+    // its index): see the audit_records view for what each holds.
+    at: timestamp("at", { withTimezone: true }).array().notNull(),
+    sql: text("sql").array().notNull(),
+    sqlLength: integer("sql_length").array().notNull(),
+    sqlSha256: text("sql_sha256").array().notNull(),
+    rowCount: integer("row_count").array().notNull(),
+    durationMs: doublePrecision("duration_ms").array().notNull(),
+    errorCode: text("error_code").array().notNull(),
+    rule: text("rule").array().notNull(),
   },
   (t) => [
-    // A page's cursor (a record's id) is found by it.
+    // A page's cursor (a record's id) finds its group by it.
     primaryKey({ columns: [t.ownerId, t.id] }),
-    // Pages are newest first by `at`, so each filter's index reads its records in page order,
-    // and a time window far back costs what its page does, not a scan of every newer record.
-    // Retention reads the first one owner by owner.
-    // Without the id: records of one owner in the same millisecond are few, and sorted as read.
-    index("audit_records_owner_at_idx").on(t.ownerId, t.at),
+    // Pages are newest first by `at`, read group by group newest first by `last_at`, so a time
+    // window far back costs what its page does, not a scan of every newer group. Retention
+    // reads the first one owner by owner.
+    index("audit_groups_owner_at_idx").on(t.ownerId, t.lastAt),
     // With the owner: a filter on another user's connection finds nothing at once.
-    index("audit_records_connection_idx").on(t.connectionId, t.ownerId, t.at),
-    index("audit_records_outcome_idx").on(t.ownerId, t.outcome, t.at).where(sql`${t.outcome} <> 'ok'`),
+    index("audit_groups_connection_idx").on(t.connectionId, t.ownerId, t.lastAt),
+    // Partial: an `ok` group, nearly all of them, is not in it.
+    index("audit_groups_outcome_idx").on(t.ownerId, t.outcome, t.lastAt).where(sql`${t.outcome} <> 'ok'`),
     // Partial, as the outcome one: a login's records (most) are not in it.
-    index("audit_records_api_key_idx").on(t.ownerId, t.apiKeyId, t.at).where(sql`${t.apiKeyId} IS NOT NULL`),
+    index("audit_groups_api_key_idx").on(t.ownerId, t.apiKeyId, t.lastAt).where(sql`${t.apiKeyId} IS NOT NULL`),
   ],
 );
+
+/** A group holds at most this many records (its records' ids are its id x 1000 plus 0-999). */
+export const MAX_GROUP_RECORDS = 1000;
+
+/** One row per record of `audit_groups` (migration 0015 makes it; drizzle-kit leaves it). */
+export const auditRecords = pgView("audit_records", {
+  id: bigint("id", { mode: "number" }).notNull(),
+  /** When the statement was asked for (before the guard and the budget). */
+  at: timestamp("at", { withTimezone: true }).notNull(),
+  ownerId: integer("owner_id").notNull(),
+  connectionId: integer("connection_id").notNull(),
+  source: text("source", { enum: STATEMENT_SOURCES }).notNull(),
+  apiKeyId: integer("api_key_id"),
+  /** The statement's first AUDIT_SQL_CHARS characters; `sqlLength` and `sqlSha256` tell
+   * whether and what was cut (the hash only when it was). */
+  sql: text("sql").notNull(),
+  sqlLength: integer("sql_length").notNull(),
+  sqlSha256: text("sql_sha256"),
+  rowCount: integer("row_count"),
+  durationMs: doublePrecision("duration_ms").notNull(),
+  outcome: text("outcome", { enum: AUDIT_OUTCOMES }).notNull(),
+  /** The error's code when it did not succeed (sql_refused, query_timeout, sql_failed...). */
+  errorCode: text("error_code"),
+  /** The guard rule that refused it. */
+  rule: text("rule"),
+}).existing();
 
 export type AuditRecordRow = typeof auditRecords.$inferSelect;
 

@@ -131,8 +131,9 @@ describe("upgrading a store an earlier Pulse migrated", () => {
     const { code, stdout, stderr } = await migrate({ DATABASE_URL: db.url });
     expect(code, stderr).toBe(0);
     expect(stdout).toBe(`${KNOWN - 8} migrations applied to the postgresql store (${KNOWN} in all)`);
-    const [index] = await db.query<{ def: string }>("SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'audit_records_connection_idx'");
-    expect(index!.def).toContain("(connection_id, owner_id, at)");
+    // 0009 rebuilt that index; 0015 moved the records into groups, with their own.
+    const [index] = await db.query<{ def: string }>("SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'audit_groups_connection_idx'");
+    expect(index!.def).toContain("(connection_id, owner_id, last_at)");
     expect(await db.query("SELECT email FROM users")).toEqual([{ email: "old@example.com" }]);
     expect((await migrate({ DATABASE_URL: db.url })).stdout).toBe(`the postgresql store is up to date (${KNOWN} migrations), nothing to apply`);
   });

@@ -405,10 +405,10 @@ describe("housekeeping beside the claims", () => {
     try {
       // The audit trail's pruning, the last of the hour's chores, waits on this lock.
       await locker.query("BEGIN");
-      await locker.query("LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE");
+      await locker.query("LOCK TABLE audit_groups IN ACCESS EXCLUSIVE MODE");
       scheduler.start();
       const pruneWaits = async () =>
-        (await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE '%audit_records%'", PG.database, [h.pgDatabase!.name]))[0]!.n > 0;
+        (await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE '%audit_groups%'", PG.database, [h.pgDatabase!.name]))[0]!.n > 0;
       await until(pruneWaits, 10_000);
 
       const user = await h.newUser();

@@ -5,6 +5,7 @@
 // store cannot take records, statements are refused rather than run unrecorded.
 
 import { sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_BUDGET_REFUSALS_PER_USER_SECOND } from "../../src/audit/trail.js";
 import { startService } from "../../src/lifecycle.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
-import { appendAuditRecords, listAuditRecords, pruneAuditRecords, type NewAuditRecord } from "../../src/store/audit.js";
+import { appendAuditRecords, auditGroupsRead, listAuditRecords, pruneAuditRecords, type AuditFilter, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
@@ -52,7 +53,8 @@ async function connectionOf(user: User, dialect: "postgresql" | "mysql" | "sqlit
 
 /** A record as the trail writes it: a direct query that ran, on connection 1, now, unless told. */
 function recordOf(fields: Pick<NewAuditRecord, "ownerId" | "sql"> & Partial<NewAuditRecord>): NewAuditRecord {
-  return { at: new Date(), connectionId: 1, source: "query", sqlLength: fields.sql.length, durationMs: 1, outcome: "ok", ...fields };
+  const ran = { at: new Date(), connectionId: 1, source: "query", apiKeyId: null, sqlLength: fields.sql.length, sqlSha256: null, rowCount: 1, durationMs: 1 } as const;
+  return { ...ran, outcome: "ok", errorCode: null, rule: null, ...fields };
 }
 
 /** The caller's audit trail once what was buffered has been written. */
@@ -315,6 +317,81 @@ describe("GET /api/audit", () => {
 });
 
 describe("the statements behind GET /api/audit", () => {
+  it("page through every filter's records in the view's order, across many groups, records written late and ties in a millisecond", async () => {
+    const [alice, bob] = [await h.newUser(), await h.newUser()];
+    const start = Date.now() - 3_600_000;
+    // Three batches, as three flushes write them: each second's records in groups by
+    // connection, source and key, some records of the first seconds written late, ties.
+    const batch = (from: number, seconds: number, late = false) =>
+      Array.from({ length: seconds * 12 }, (_, i) =>
+        recordOf({
+          at: new Date(start + (from + Math.floor(i / 12)) * 1000 + (late ? 999 : (i % 12) * 40 - (i % 5 === 0 ? (i % 12) * 40 : 0))),
+          ownerId: i % 7 === 3 ? bob.id : alice.id,
+          connectionId: 1 + (i % 3),
+          source: i % 4 === 1 ? "ask" : "query",
+          sql: `SELECT ${from}, ${i}`,
+          outcome: i % 37 === 0 ? "refused" : "ok",
+          apiKeyId: i % 11 === 0 ? 5 : null,
+        }),
+      );
+    await appendAuditRecords(h.deps.store, batch(0, 150));
+    await appendAuditRecords(h.deps.store, batch(150, 150));
+    await appendAuditRecords(h.deps.store, batch(2, 20, true));
+    const [groups] = await pgAdmin<{ n: number }>("SELECT count(*)::int AS n FROM audit_groups WHERE owner_id = $1", h.pgDatabase!.name, [alice.id]);
+    expect(groups!.n).toBeGreaterThan(1000);
+
+    const filters: Omit<AuditFilter, "ownerId" | "limit">[] = [
+      {},
+      { connectionId: 2 },
+      { outcome: "refused" },
+      { outcome: "ok", source: "ask" },
+      { apiKeyId: 5 },
+      { from: new Date(start + 100_000), to: new Date(start + 130_500) },
+      { to: new Date(start + 5_000), connectionId: 1 },
+    ];
+    for (const filter of filters) {
+      const where = ["owner_id = $1"];
+      const params: unknown[] = [alice.id];
+      const add = (clause: string, value: unknown) => where.push(clause.replace("?", `$${params.push(value)}`));
+      if (filter.connectionId !== undefined) add("connection_id = ?", filter.connectionId);
+      if (filter.outcome !== undefined) add("outcome = ?", filter.outcome);
+      if (filter.source !== undefined) add("source = ?", filter.source);
+      if (filter.apiKeyId !== undefined) add("api_key_id = ?", filter.apiKeyId);
+      if (filter.from !== undefined) add("at >= ?", filter.from.toISOString());
+      if (filter.to !== undefined) add("at <= ?", filter.to.toISOString());
+      const expected = await pgAdmin<{ id: string }>(`SELECT id FROM audit_records WHERE ${where.join(" AND ")} ORDER BY at DESC, id DESC`, h.pgDatabase!.name, params);
+      expect(expected.length, JSON.stringify(filter)).toBeGreaterThan(10);
+      for (const limit of [9, 100]) {
+        const listed: number[] = [];
+        let before: number | undefined;
+        for (;;) {
+          const page = await listAuditRecords(h.deps.store.db, { ownerId: alice.id, limit, before, ...filter });
+          listed.push(...page.map((r) => r.id));
+          if (page.length < limit) break;
+          before = page.at(-1)!.id;
+        }
+        expect(listed, `${limit} a page, ${JSON.stringify(filter)}`).toEqual(expected.map((r) => Number(r.id)));
+      }
+    }
+  });
+
+  it("read on past a group whose records begin before the next group's: the page is whole only above the last group read", async () => {
+    const user = await h.newUser();
+    const second = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+    const refused = (at: number, connectionId = 1) => recordOf({ at: new Date(at), ownerId: user.id, connectionId, sql: `DELETE ${at}`, outcome: "refused" });
+    await appendAuditRecords(h.deps.store, [
+      // 63 groups of a refused record each, a second apart, the oldest a second after `second`.
+      ...Array.from({ length: 63 }, (_, i) => refused(second + (i + 1) * 1000)),
+      // The 64th group, the last of the first read: records at .000 and .900.
+      refused(second),
+      refused(second + 900),
+      // The 65th, on another connection: its record (.500) is newer than the 64th's first.
+      refused(second + 500, 2),
+    ]);
+    const page = await listAuditRecords(h.deps.store.db, { ownerId: user.id, outcome: "refused", limit: 65 });
+    expect(page.map((r) => r.at.getTime() - second)).toEqual([...Array.from({ length: 63 }, (_, i) => (63 - i) * 1000), 900, 500]);
+  });
+
   it("reach an owner's records by index in page order: their pages, a time window however far back, a connection's (even another user's), the rare outcomes and an API key's", async () => {
     const [alice, bob] = [await h.newUser(), await h.newUser()];
     const records = [alice, bob].flatMap((user, u) =>
@@ -333,35 +410,35 @@ describe("the statements behind GET /api/audit", () => {
     const client = new pg.Client({ connectionString: pgUrl(h.pgDatabase!.name) });
     await client.connect();
     try {
-      await client.query("ANALYZE audit_records");
+      await client.query("ANALYZE audit_groups");
       // Whether an index can answer, not whether the planner prefers it on a table this small.
       await client.query("SET enable_seqscan = off");
-      const plan = async (filter: Omit<Parameters<typeof listAuditRecords>[1], "limit">) => {
-        const { sql, params } = listAuditRecords(h.deps.store.db, { limit: 50, ...filter }).toSQL();
+      const plan = async (filter: Omit<AuditFilter, "limit">, cursor?: Parameters<typeof auditGroupsRead>[1]) => {
+        const { sql, params } = new PgDialect().sqlToQuery(auditGroupsRead({ limit: 50, ...filter }, cursor));
         const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${sql}`, params);
         return JSON.stringify(rows[0]["QUERY PLAN"]);
       };
-      // In page order (ties in the same millisecond sorted as read, "Incremental Sort"): no
-      // sort of everything found, so a page reads about a page of records.
+      // Groups in page order (ties in the same millisecond sorted as read, "Incremental Sort"):
+      // no sort of every group found, so a read reads GROUPS_PER_READ groups. (Only the groups
+      // read, and their records, are sorted.)
       const inOrder = (index: string, p: string) => {
         expect(p).toContain(`"Index Name":"${index}"`);
-        expect(p).not.toContain('"Node Type":"Sort"');
+        expect(p).not.toMatch(/"Node Type":"Sort"[^{}]*"Sort Key":\[[^\]]*audit_groups\.last_at/);
         expect(p).toContain('"Scan Direction":"Backward"');
       };
-      inOrder("audit_records_owner_at_idx", await plan({ ownerId: alice.id }));
-      // A window far back is a range of the index, not a filter applied to every newer record.
+      inOrder("audit_groups_owner_at_idx", await plan({ ownerId: alice.id }));
+      // A window far back is a range of the index, not a filter applied to every newer group.
       const longAgo = await plan({ ownerId: alice.id, from: new Date(Date.now() - 2_900_000), to: new Date(Date.now() - 2_800_000) });
-      inOrder("audit_records_owner_at_idx", longAgo);
-      expect(longAgo).toMatch(/"Index Cond":"\(\(owner_id = \d+\) AND \(at >= [^"]*\) AND \(at <= [^"]*\)\)"/);
-      const nextPage = await plan({ ownerId: alice.id, before: 1_000_000_000 });
-      inOrder("audit_records_owner_at_idx", nextPage);
-      expect(nextPage).toContain('"Index Name":"audit_records_owner_id_id_pk"'); // the cursor's record
+      inOrder("audit_groups_owner_at_idx", longAgo);
+      expect(longAgo).toMatch(/"Index Cond":"\(\(owner_id = \d+\) AND \(last_at >= [^"]*\) AND \(last_at < [^"]*\)\)"/);
+      const nextPage = await plan({ ownerId: alice.id }, { at: new Date(Date.now() - 2_000_000).toISOString(), id: 5 });
+      inOrder("audit_groups_owner_at_idx", nextPage);
+      expect(nextPage).toMatch(/"Index Cond":"\(\(owner_id = \d+\) AND \(last_at < [^"]*\)\)"/);
       const othersConnection = await plan({ ownerId: alice.id, connectionId: 900_010 });
-      inOrder("audit_records_connection_idx", othersConnection);
+      inOrder("audit_groups_connection_idx", othersConnection);
       expect(othersConnection).toMatch(/"Index Cond":"\(\(connection_id = \d+\) AND \(owner_id = \d+\)\)"/);
-      // Few enough here that the planner sorts them whole.
-      expect(await plan({ ownerId: alice.id, outcome: "refused" })).toContain('"Index Name":"audit_records_outcome_idx"');
-      expect(await plan({ ownerId: alice.id, apiKeyId: 7 })).toContain('"Index Name":"audit_records_api_key_idx"');
+      expect(await plan({ ownerId: alice.id, outcome: "refused" })).toContain('"Index Name":"audit_groups_outcome_idx"');
+      expect(await plan({ ownerId: alice.id, apiKeyId: 7 })).toContain('"Index Name":"audit_groups_api_key_idx"');
     } finally {
       await client.end();
     }
@@ -569,14 +646,15 @@ describe("a long statement waiting for the store", () => {
 });
 
 describe("when the store refuses the trail's writes", () => {
-  /** Makes the store refuse every audit record whose SQL matches a rule's pattern with its
-   * SQLSTATE, as a revoked permission (42501) or a value it cannot take (22023) does. */
+  /** Makes the store refuse every group of audit records with a statement that matches a rule's
+   * pattern with its SQLSTATE, as a revoked permission (42501) or a value it cannot take (22023)
+   * does. */
   async function refuse(h: Harness, ...rules: [sqlstate: string, pattern: string][]) {
-    const checks = rules.map(([sqlstate, pattern]) => `IF NEW.sql LIKE '${pattern}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '${sqlstate}'; END IF;`);
+    const checks = rules.map(([sqlstate, pattern]) => `IF EXISTS (SELECT FROM unnest(NEW.sql) s WHERE s LIKE '${pattern}') THEN RAISE EXCEPTION 'refused' USING ERRCODE = '${sqlstate}'; END IF;`);
     await h.deps.store.db.execute(sql.raw(`CREATE FUNCTION pulse_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${checks.join(" ")} RETURN NEW; END $$`));
-    await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_refuse BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION pulse_test_refuse()"));
+    await h.deps.store.db.execute(sql.raw("CREATE TRIGGER pulse_test_refuse BEFORE INSERT ON audit_groups FOR EACH ROW EXECUTE FUNCTION pulse_test_refuse()"));
     return async () => {
-      await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_refuse ON audit_records"));
+      await h.deps.store.db.execute(sql.raw("DROP TRIGGER pulse_test_refuse ON audit_groups"));
       await h.deps.store.db.execute(sql.raw("DROP FUNCTION pulse_test_refuse()"));
     };
   }
@@ -684,7 +762,7 @@ describe("when the store refuses the trail's writes", () => {
 /** The audit writer's COPY sessions in `database` waiting for a lock. */
 const copyWaiting = (database: string) =>
   pgAdmin<{ pid: number }>(
-    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND wait_event_type = 'Lock' AND query LIKE 'COPY audit_records%'",
+    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND wait_event_type = 'Lock' AND query LIKE 'COPY audit_groups%'",
     "test",
     [database],
   );
