@@ -2,12 +2,13 @@
 // AUDIT_TRAIL=off, and a second AUDIT_TRAIL=off server as the control (the noise floor), all
 // measured in the same run (rotating rounds, medians), on
 // Chinook in PostgreSQL, in two layouts of the processes on the CPUs (see `place`); then the
-// audit table's size per million statements of a mix.
+// audit table's size per million statements of a mix. With the store apart, how much a busy
+// store CPU slows the others at all (siblingCheck).
 // Run: npm run bench:audit (ROUNDS, default 5, of DURATION seconds, default 4, per server and
 // layout; STATEMENTS, default 20000, for the growth).
 
 import autocannon from "autocannon";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
 import pg from "pg";
@@ -153,6 +154,26 @@ async function growth(p: Pulse) {
   }
 }
 
+/** How much the store's CPU being busy slows the others on this machine, whatever runs there:
+ * the trail-off server with and without a spinning process on the store's CPU (at idle
+ * priority, as the store's own work would take it), alternating. Where CPUs are SMT siblings,
+ * or a hypervisor's vCPUs share cores, this is far from 1, and "store apart" then charges the
+ * store's work to the load's CPUs too. */
+async function siblingCheck(p: Pulse) {
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    await place("store apart", servers);
+    const quiet = await load(p, "store apart");
+    const spinner = spawn("chrt", ["--idle", "0", "taskset", "--cpu-list", String(cpus().length - 1), "sh", "-c", "while :; do :; done"], { stdio: "ignore" });
+    try {
+      ratios.push((await load(p, "store apart")).rps / quiet.rps);
+    } finally {
+      spinner.kill("SIGKILL");
+    }
+  }
+  console.log(`\nthe store's CPU kept busy by a spinning process: AUDIT_TRAIL=off throughput ${median(ratios).toFixed(3)} of its own without it (per round: ${ratios.map((r) => r.toFixed(3)).join(", ")})`);
+}
+
 const servers: Pulse[] = [];
 try {
   const on = await startPulse("on");
@@ -208,6 +229,7 @@ try {
     const bothOff = (of("AUDIT_TRAIL=off", (m) => m.rps) + of("AUDIT_TRAIL=off (control)", (m) => m.rps)) / 2;
     console.log(`throughput on / both off: ${(of("AUDIT_TRAIL=on", (m) => m.rps) / bothOff).toFixed(3)}`);
   }
+  if (LAYOUTS.includes("store apart")) await siblingCheck(off);
   const g = await growth(on);
   const mb = (bytesPerStatement: number) => ((bytesPerStatement * 1e6) / 2 ** 20).toFixed(0);
   console.log(

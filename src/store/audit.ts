@@ -154,8 +154,12 @@ export interface AuditFilter {
   limit: number;
 }
 
-/** Groups read by one statement of a page: a page of the latest records takes one. */
-const GROUPS_PER_READ = 64;
+/** Groups read by a page's first statement, and how many times more each next one reads: a
+ * busy owner's latest page takes one read of a few groups (of up to 500 records each), a
+ * filter that few records pass a few reads, each larger. */
+export const FIRST_READ_GROUPS = 8;
+const READ_GROWTH = 4;
+const MAX_READ_GROUPS = 1024;
 
 /** A row of a read: the read's last group in page order (how many groups it read, where the next
  * read starts) and one of the records it found (its fields null when none passed the filter). */
@@ -189,11 +193,12 @@ interface Cursor {
   id: number;
 }
 
-/** Reads up to GROUPS_PER_READ of the owner's groups that may hold records of the page, newest
+/** Reads up to `groups` of the owner's groups that may hold records of the page, newest
  * first by `last_at` (then id), after the group `after` in that order, and answers the first
  * `limit` of their records that pass the filter, in page order (the others cannot be on the
  * page). Exported for the test that reads its plan. */
-export function auditGroupsRead(filter: AuditFilter, cursor?: Cursor, after?: { lastAt: string; id: number }): SQL {
+export function auditGroupsRead(filter: AuditFilter, read: { groups: number; cursor?: Cursor | undefined; after?: { lastAt: string; id: number } | undefined }): SQL {
+  const { cursor, after } = read;
   const groups: SQL[] = [sql`owner_id = ${filter.ownerId}`];
   const records: SQL[] = [];
   if (filter.connectionId !== undefined) groups.push(sql`connection_id = ${filter.connectionId}`);
@@ -222,7 +227,7 @@ export function auditGroupsRead(filter: AuditFilter, cursor?: Cursor, after?: { 
     WITH g AS MATERIALIZED (
       SELECT * FROM audit_groups WHERE ${sql.join(groups, sql` AND `)}
       ORDER BY last_at DESC, id DESC
-      LIMIT ${GROUPS_PER_READ}
+      LIMIT ${read.groups}
     ),
     last AS (SELECT id, last_at FROM g ORDER BY last_at, id LIMIT 1)
     SELECT (SELECT count(*) FROM g) AS read_groups, last.id AS last_group_id,
@@ -260,8 +265,8 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
   }
   let page: AuditRecordRow[] = [];
   let after: { lastAt: string; id: number } | undefined;
-  for (;;) {
-    const rows = rowsOf<ReadRow>(await db.execute(auditGroupsRead(filter, cursor, after)));
+  for (let groups = FIRST_READ_GROUPS; ; groups = Math.min(groups * READ_GROWTH, MAX_READ_GROUPS)) {
+    const rows = rowsOf<ReadRow>(await db.execute(auditGroupsRead(filter, { groups, cursor, after })));
     const last = rows[0];
     if (!last) break;
     for (const row of rows) if (row.id !== null && row.at_ms !== null) page.push(recordOf(row, row.at_ms));
@@ -269,7 +274,7 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
     // Every group read from now on has its records at or before the last one's last_at.
     const lastAt = last.last_group_ms;
     if (page.filter((r) => r.at.getTime() > lastAt).length >= filter.limit) break;
-    if (Number(last.read_groups) < GROUPS_PER_READ) break;
+    if (Number(last.read_groups) < groups) break;
     after = { lastAt: last.last_group_at, id: Number(last.last_group_id) };
   }
   return page;

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_BUDGET_REFUSALS_PER_USER_SECOND } from "../../src/audit/trail.js";
 import { startService } from "../../src/lifecycle.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
-import { appendAuditRecords, auditGroupsRead, listAuditRecords, pruneAuditRecords, type AuditFilter, type NewAuditRecord } from "../../src/store/audit.js";
+import { appendAuditRecords, auditGroupsRead, FIRST_READ_GROUPS, listAuditRecords, pruneAuditRecords, type AuditFilter, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";
 import { isStoreUnavailable } from "../../src/store/unavailable.js";
 import { startQueuedFakeOpenAI, type FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
@@ -380,16 +380,17 @@ describe("the statements behind GET /api/audit", () => {
     const second = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
     const refused = (at: number, connectionId = 1) => recordOf({ at: new Date(at), ownerId: user.id, connectionId, sql: `DELETE ${at}`, outcome: "refused" });
     await appendAuditRecords(h.deps.store, [
-      // 63 groups of a refused record each, a second apart, the oldest a second after `second`.
-      ...Array.from({ length: 63 }, (_, i) => refused(second + (i + 1) * 1000)),
-      // The 64th group, the last of the first read: records at .000 and .900.
+      // Groups of a refused record each, a second apart, the oldest a second after `second`.
+      ...Array.from({ length: FIRST_READ_GROUPS - 1 }, (_, i) => refused(second + (i + 1) * 1000)),
+      // The last group of the first read: records at .000 and .900.
       refused(second),
       refused(second + 900),
-      // The 65th, on another connection: its record (.500) is newer than the 64th's first.
+      // The next, on another connection: its record (.500) is newer than the last one's first.
       refused(second + 500, 2),
     ]);
-    const page = await listAuditRecords(h.deps.store.db, { ownerId: user.id, outcome: "refused", limit: 65 });
-    expect(page.map((r) => r.at.getTime() - second)).toEqual([...Array.from({ length: 63 }, (_, i) => (63 - i) * 1000), 900, 500]);
+    const page = await listAuditRecords(h.deps.store.db, { ownerId: user.id, outcome: "refused", limit: FIRST_READ_GROUPS + 1 });
+    const before = Array.from({ length: FIRST_READ_GROUPS - 1 }, (_, i) => (FIRST_READ_GROUPS - 1 - i) * 1000);
+    expect(page.map((r) => r.at.getTime() - second)).toEqual([...before, 900, 500]);
   });
 
   it("reach an owner's records by index in page order: their pages, a time window however far back, a connection's (even another user's), the rare outcomes and an API key's", async () => {
@@ -413,13 +414,13 @@ describe("the statements behind GET /api/audit", () => {
       await client.query("ANALYZE audit_groups");
       // Whether an index can answer, not whether the planner prefers it on a table this small.
       await client.query("SET enable_seqscan = off");
-      const plan = async (filter: Omit<AuditFilter, "limit">, cursor?: Parameters<typeof auditGroupsRead>[1]) => {
-        const { sql, params } = new PgDialect().sqlToQuery(auditGroupsRead({ limit: 50, ...filter }, cursor));
+      const plan = async (filter: Omit<AuditFilter, "limit">, cursor?: Parameters<typeof auditGroupsRead>[1]["cursor"]) => {
+        const { sql, params } = new PgDialect().sqlToQuery(auditGroupsRead({ limit: 50, ...filter }, { groups: FIRST_READ_GROUPS, cursor }));
         const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${sql}`, params);
         return JSON.stringify(rows[0]["QUERY PLAN"]);
       };
       // Groups in page order (ties in the same millisecond sorted as read, "Incremental Sort"):
-      // no sort of every group found, so a read reads GROUPS_PER_READ groups. (Only the groups
+      // no sort of every group found, so a read reads the groups it asks for. (Only the groups
       // read, and their records, are sorted.)
       const inOrder = (index: string, p: string) => {
         expect(p).toContain(`"Index Name":"${index}"`);
