@@ -4,7 +4,8 @@
 -- (bench/audit-writes.ts), and a sixth of the space. The records move into groups here (at
 -- most 500 a group), in the migration's transaction: on a large trail this takes a while, and
 -- audit writes wait for it (README, Production, "Upgrading"). Their ids change; `audit_records`
--- becomes a view that shows one row per record, as before.
+-- becomes a view that shows one row per record, as before (a NULL array reads as NULL for
+-- each record: multi-argument unnest pads it).
 CREATE TABLE "audit_groups" (
 	"id" bigint GENERATED ALWAYS AS IDENTITY (sequence name "audit_groups_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
 	"owner_id" integer NOT NULL,
@@ -17,19 +18,21 @@ CREATE TABLE "audit_groups" (
 	"at" timestamp with time zone[] NOT NULL,
 	"sql" text[] NOT NULL,
 	"sql_length" integer[] NOT NULL,
-	"sql_sha256" text[] NOT NULL,
+	"sql_sha256" text[],
 	"row_count" integer[] NOT NULL,
 	"duration_ms" double precision[] NOT NULL,
-	"error_code" text[] NOT NULL,
-	"rule" text[] NOT NULL,
+	"error_code" text[],
+	"rule" text[],
 	CONSTRAINT "audit_groups_owner_id_id_pk" PRIMARY KEY("owner_id","id")
 );
 --> statement-breakpoint
 INSERT INTO "audit_groups" ("owner_id", "connection_id", "source", "api_key_id", "outcome", "first_at", "last_at", "at", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "error_code", "rule")
 SELECT "owner_id", "connection_id", "source", "api_key_id", "outcome", min("at"), max("at"),
-	array_agg("at" ORDER BY "id"), array_agg("sql" ORDER BY "id"), array_agg("sql_length" ORDER BY "id"), array_agg("sql_sha256" ORDER BY "id"),
-	array_agg("row_count" ORDER BY "id"), array_agg("duration_ms" ORDER BY "id"), array_agg("error_code" ORDER BY "id"),
-	array_agg("rule" ORDER BY "id")
+	array_agg("at" ORDER BY "id"), array_agg("sql" ORDER BY "id"), array_agg("sql_length" ORDER BY "id"),
+	CASE WHEN bool_or("sql_sha256" IS NOT NULL) THEN array_agg("sql_sha256" ORDER BY "id") END,
+	array_agg("row_count" ORDER BY "id"), array_agg("duration_ms" ORDER BY "id"),
+	CASE WHEN bool_or("error_code" IS NOT NULL) THEN array_agg("error_code" ORDER BY "id") END,
+	CASE WHEN bool_or("rule" IS NOT NULL) THEN array_agg("rule" ORDER BY "id") END
 FROM (
 	SELECT *, date_trunc('second', "at") AS "second",
 		(row_number() OVER (PARTITION BY "owner_id", "connection_id", "source", "api_key_id", "outcome", date_trunc('second', "at") ORDER BY "id") - 1) / 500 AS "part"

@@ -38,9 +38,17 @@ const copyText = (value: string | null | undefined) =>
   value == null ? NULL : NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
 
 /** A text element of an array literal: always quoted (so that the text `NULL` stays text), `"`
- * and backslash escaped; the literal is then escaped whole for COPY (copyText). */
-const arrayText = (value: string | null) => (value === null ? "NULL" : `"${value.replace(/["\\]/g, "\\$&")}"`);
-const arrayNumber = (value: number | null) => (value === null ? "NULL" : String(value));
+ * and backslash escaped; the literal is then escaped whole for COPY (arrayColumn). */
+const quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&")}"`;
+
+/** A group's array column in COPY text, an element per record (`spell`ed, or NULL). With
+ * `nullable`, a column whose elements are all null is NULL itself: an array of nulls costs a
+ * header, which a group of one record pays in full (the view reads NULL for each record:
+ * multi-argument unnest pads a NULL array). */
+function arrayColumn<T>(values: (T | null)[], spell: (value: T) => string, { nullable = false } = {}): string {
+  if (nullable && values.every((v) => v === null)) return NULL;
+  return copyText(`{${values.map((v) => (v === null ? "NULL" : spell(v))).join(",")}}`);
+}
 
 const FIRST_4_DIGIT_YEAR_MS = Date.parse("0001-01-01T00:00:00Z");
 const PAST_4_DIGIT_YEARS_MS = Date.parse("+010000-01-01T00:00:00Z");
@@ -92,23 +100,18 @@ export async function appendAuditRecords(store: Pick<Store, "copyRows">, records
   let rows = "";
   for (const group of groupsOf(records)) {
     const { ownerId, connectionId, source, apiKeyId, outcome } = group[0]!;
-    let [first, last] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
-    const fields: string[][] = [[], [], [], [], [], [], [], []];
-    for (const r of group) {
-      const ms = r.at.getTime();
-      if (ms < first) first = ms;
-      if (ms > last) last = ms;
-      fields[0]!.push(iso(ms));
-      fields[1]!.push(arrayText(r.sql));
-      fields[2]!.push(arrayNumber(r.sqlLength));
-      fields[3]!.push(arrayText(r.sqlSha256));
-      fields[4]!.push(arrayNumber(r.rowCount));
-      fields[5]!.push(arrayNumber(r.durationMs));
-      fields[6]!.push(arrayText(r.errorCode));
-      fields[7]!.push(arrayText(r.rule));
-    }
-    const arrays = fields.map((values) => copyText(`{${values.join(",")}}`)).join("\t");
-    rows += `${ownerId}\t${connectionId}\t${copyText(source)}\t${apiKeyId ?? NULL}\t${copyText(outcome)}\t${iso(first)}\t${iso(last)}\t${arrays}\n`;
+    const times = group.map((r) => r.at.getTime());
+    const arrays = [
+      arrayColumn(times, iso),
+      arrayColumn(group.map((r) => r.sql), quoted),
+      arrayColumn(group.map((r) => r.sqlLength), String),
+      arrayColumn(group.map((r) => r.sqlSha256), quoted, { nullable: true }),
+      arrayColumn(group.map((r) => r.rowCount), String),
+      arrayColumn(group.map((r) => r.durationMs), String),
+      arrayColumn(group.map((r) => r.errorCode), quoted, { nullable: true }),
+      arrayColumn(group.map((r) => r.rule), quoted, { nullable: true }),
+    ];
+    rows += `${ownerId}\t${connectionId}\t${copyText(source)}\t${apiKeyId ?? NULL}\t${copyText(outcome)}\t${iso(Math.min(...times))}\t${iso(Math.max(...times))}\t${arrays.join("\t")}\n`;
   }
   await store.copyRows(
     "audit_groups",
