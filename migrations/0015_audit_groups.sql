@@ -1,11 +1,12 @@
 -- The audit trail is kept in groups: the records of a batch that share their owner,
--- connection, source, API key and second, one row with an array per field. A row and its index
--- entries per record cost the store 6-9 µs of CPU a statement; a group of 25 records about 3
--- (bench/audit-writes.ts), and a sixth of the space. The records move into groups here (at
--- most 500 a group), in the migration's transaction: on a large trail this takes a while, and
--- audit writes wait for it (README, Production, "Upgrading"). Their ids change; `audit_records`
--- becomes a view that shows one row per record, as before (a NULL array reads as NULL for
--- each record: multi-argument unnest pads it).
+-- connection, source, API key, outcome and second, one row with an array per field. A row and
+-- its index entries per record cost the store 8-9 µs of CPU a statement; groups 4-7 µs, and
+-- far less space when they gather many records (bench/audit-writes.ts). The records move into
+-- groups here (at most 500 a group), in the migration's transaction: on a large trail this
+-- takes a while (about 15 s per million records), and audit writes wait for it (README,
+-- Production, "Upgrading"). Their ids change; `audit_records` becomes a view that shows one
+-- row per record, as before (a NULL array reads as NULL for each record: multi-argument unnest
+-- pads it).
 CREATE TABLE "audit_groups" (
 	"id" bigint GENERATED ALWAYS AS IDENTITY (sequence name "audit_groups_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
 	"owner_id" integer NOT NULL,

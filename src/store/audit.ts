@@ -90,9 +90,8 @@ function groupsOf(records: NewAuditRecord[]): NewAuditRecord[][] {
   return groups;
 }
 
-/** Appends records by COPY, a line per group (groupsOf). A line per record cost the store
- * about 6-9 µs of CPU a record; groups of 25, about 3; of 500, about 2 (bench/audit-writes.ts,
- * bench/RESULTS.md). In the same transaction, `mark` becomes its writer's last batch
+/** Appends records by COPY, a line per group (groupsOf): see auditGroups for what that saves
+ * the store. In the same transaction, `mark` becomes its writer's last batch
  * (lastAuditBatch). */
 export async function appendAuditRecords(store: Pick<Store, "copyRows">, records: NewAuditRecord[], mark?: { writer: string; batch: string }): Promise<void> {
   if (records.length === 0) return;

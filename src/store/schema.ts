@@ -287,8 +287,9 @@ export const AUDIT_OUTCOMES = ["ok", "refused", "budget_exceeded", "timeout", "e
 /** The trail is kept in groups: the records of one batch that share their owner, connection,
  * source, API key, outcome and second (at most MAX_GROUP_RECORDS), one row with a column of arrays per
  * field of a record. Every row and index entry is paid for on each statement Pulse runs: a row
- * per record cost the store about 6-9 µs of CPU a record, a group of 25 about 3, and the table
- * a sixth of the space (bench/audit-writes.ts, bench/RESULTS.md). The `audit_records` view
+ * per record cost the store 8-9 µs of CPU and about 350 bytes a record; groups 4-7 µs and 8-250
+ * bytes, depending on how many records a group gathers (bench/audit-writes.ts,
+ * bench/RESULTS.md). The `audit_records` view
  * (migration 0015) shows one row per record, as operators and reports read them.
  * No foreign keys: the trail outlives the connections and users it names, and a batch must
  * never fail because one of its connections was deleted meanwhile. */
