@@ -164,8 +164,9 @@ const READ_GROWTH = 4;
 const MAX_READ_GROUPS = 1024;
 
 /** A row of a read: the read's last group in page order (how many groups it read, where the next
- * read starts) and one of the records it found (its fields null when none passed the filter). */
-interface ReadRow {
+ * read starts) and one of the records it found, its fields named as AuditRecordRow's (null when
+ * none passed the filter). */
+type ReadRow = Omit<AuditRecordRow, "id" | "at"> & {
   read_groups: number | string;
   last_group_id: string | number | bigint;
   /** Epoch milliseconds (drivers differ in how they read a timestamptz; a number reads alike). */
@@ -174,19 +175,7 @@ interface ReadRow {
   last_group_at: string;
   id: string | number | bigint | null;
   at_ms: number | null;
-  owner_id: number;
-  connection_id: number;
-  source: AuditRecordRow["source"];
-  api_key_id: number | null;
-  sql: string;
-  sql_length: number;
-  sql_sha256: string | null;
-  row_count: number | null;
-  duration_ms: number;
-  outcome: AuditRecordRow["outcome"];
-  error_code: string | null;
-  rule: string | null;
-}
+};
 
 /** A page's first record is after this one: its time (as the store spells it, to the
  * microsecond) and id. */
@@ -236,8 +225,9 @@ export function auditGroupsRead(filter: AuditFilter, read: { groups: number; cur
       (extract(epoch FROM last.last_at) * 1000)::float8 AS last_group_ms, last.last_at::text AS last_group_at, found.*
     FROM last
     LEFT JOIN LATERAL (
-      SELECT g.id * ${MAX_GROUP_RECORDS} + r.n - 1 AS id, (extract(epoch FROM r.at) * 1000)::float8 AS at_ms, g.owner_id, g.connection_id, g.source,
-        g.api_key_id, r.sql, r.sql_length, r.sql_sha256, r.row_count, r.duration_ms, g.outcome, r.error_code, r.rule
+      SELECT g.id * ${MAX_GROUP_RECORDS} + r.n - 1 AS id, (extract(epoch FROM r.at) * 1000)::float8 AS at_ms, g.owner_id AS "ownerId",
+        g.connection_id AS "connectionId", g.source, g.api_key_id AS "apiKeyId", r.sql, r.sql_length AS "sqlLength", r.sql_sha256 AS "sqlSha256",
+        r.row_count AS "rowCount", r.duration_ms AS "durationMs", g.outcome, r.error_code AS "errorCode", r.rule
       FROM g
       CROSS JOIN LATERAL unnest(g.at, g.sql, g.sql_length, g.sql_sha256, g.row_count, g.duration_ms, g.error_code, g.rule)
         WITH ORDINALITY AS r(at, sql, sql_length, sql_sha256, row_count, duration_ms, error_code, rule, n)
@@ -271,7 +261,10 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
     const rows = rowsOf<ReadRow>(await db.execute(auditGroupsRead(filter, { groups, cursor, after })));
     const last = rows[0];
     if (!last) break;
-    for (const row of rows) if (row.id !== null && row.at_ms !== null) page.push(recordOf(row, row.at_ms));
+    // (The read's own columns named apart, so that what is left is the record's.)
+    for (const { read_groups: _n, last_group_id: _id, last_group_ms: _ms, last_group_at: _at, id, at_ms, ...fields } of rows) {
+      if (id !== null && at_ms !== null) page.push({ ...fields, id: Number(id), at: new Date(at_ms) });
+    }
     page = page.sort(newestFirst).slice(0, filter.limit);
     // Every group read from now on has its records at or before the last one's last_at.
     const lastAt = last.last_group_ms;
@@ -280,25 +273,6 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
     after = { lastAt: last.last_group_at, id: Number(last.last_group_id) };
   }
   return page;
-}
-
-function recordOf(row: ReadRow, atMs: number): AuditRecordRow {
-  return {
-    id: Number(row.id),
-    at: new Date(atMs),
-    ownerId: row.owner_id,
-    connectionId: row.connection_id,
-    source: row.source,
-    apiKeyId: row.api_key_id,
-    sql: row.sql,
-    sqlLength: row.sql_length,
-    sqlSha256: row.sql_sha256,
-    rowCount: row.row_count,
-    durationMs: row.duration_ms,
-    outcome: row.outcome,
-    errorCode: row.error_code,
-    rule: row.rule,
-  };
 }
 
 /** Deletes up to `limit` of the groups whose records are all older than `before`, each owner's
