@@ -237,7 +237,11 @@ export function auditGroupsRead(filter: AuditFilter, read: { groups: number; cur
     ) found ON true`;
 }
 
-const newestFirst = (a: AuditRecordRow, b: AuditRecordRow) => b.at.getTime() - a.at.getTime() || b.id - a.id;
+/** A record found and its time as the store has it, in epoch milliseconds with their fraction: a
+ * time with microseconds (a record Pulse did not write) reads as a Date of the whole
+ * millisecond, and the page must be in the store's order, which the cursor continues. */
+type Found = { record: AuditRecordRow; ms: number };
+const newestFirst = (a: Found, b: Found) => b.ms - a.ms || b.record.id - a.record.id;
 
 /** One page of the owner's records, newest first by time, then by id. The owner's groups are
  * read newest first by `last_at` until the page is whole and no group left can hold a record
@@ -255,7 +259,7 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
     if (!found?.at) return [];
     cursor = { at: found.at, id: filter.before };
   }
-  let page: AuditRecordRow[] = [];
+  let page: Found[] = [];
   let after: { lastAt: string; id: number } | undefined;
   for (let groups = FIRST_READ_GROUPS; ; groups = Math.min(groups * READ_GROWTH, MAX_READ_GROUPS)) {
     const rows = rowsOf<ReadRow>(await db.execute(auditGroupsRead(filter, { groups, cursor, after })));
@@ -263,16 +267,16 @@ export async function listAuditRecords(db: Db, filter: AuditFilter): Promise<Aud
     if (!last) break;
     // (The read's own columns named apart, so that what is left is the record's.)
     for (const { read_groups: _n, last_group_id: _id, last_group_ms: _ms, last_group_at: _at, id, at_ms, ...fields } of rows) {
-      if (id !== null && at_ms !== null) page.push({ ...fields, id: Number(id), at: new Date(at_ms) });
+      if (id !== null && at_ms !== null) page.push({ record: { ...fields, id: Number(id), at: new Date(at_ms) }, ms: at_ms });
     }
     page = page.sort(newestFirst).slice(0, filter.limit);
     // Every group read from now on has its records at or before the last one's last_at.
     const lastAt = last.last_group_ms;
-    if (page.filter((r) => r.at.getTime() > lastAt).length >= filter.limit) break;
+    if (page.filter((r) => r.ms > lastAt).length >= filter.limit) break;
     if (Number(last.read_groups) < groups) break;
     after = { lastAt: last.last_group_at, id: Number(last.last_group_id) };
   }
-  return page;
+  return page.map((r) => r.record);
 }
 
 /** Deletes up to `limit` of the groups whose records are all older than `before`, each owner's

@@ -74,4 +74,33 @@ describe("migration 0015 (audit records into groups)", () => {
       await store.close();
     }
   });
+
+  it("pages a trail whose times have microseconds (one Pulse did not write) in the view's order, each record once", async () => {
+    const db = await createPgDatabase("pulse_audit_groups");
+    dbs.push(db);
+    const store = await openStore({ databaseUrl: db.url });
+    try {
+      await store.migrate();
+      // Two connections' groups in one second, their records 0.3 ms apart: within a millisecond,
+      // the newer record has the lower id.
+      await db.query(`
+        INSERT INTO audit_groups (owner_id, connection_id, source, outcome, first_at, last_at, at, sql, sql_length, row_count, duration_ms)
+        SELECT 1, c, 'query', 'ok', min(t), max(t), array_agg(t ORDER BY i), array_agg('S ' || c || ' ' || i ORDER BY i), array_agg(8), array_agg(i ORDER BY i), array_agg(1.0)
+        FROM generate_series(1, 2) c, generate_series(0, 59) i, LATERAL (SELECT '2026-12-01T10:00:00Z'::timestamptz + (i % 6) * interval '1 ms' + (2 - c) * interval '0.3 ms' AS t) x
+        GROUP BY c ORDER BY c`);
+      const ids = (await db.query<{ id: string }>("SELECT id FROM audit_records WHERE owner_id = 1 ORDER BY at DESC, id DESC")).map((r) => Number(r.id));
+      for (const limit of [7, 100]) {
+        const listed: number[] = [];
+        let cursor: number | undefined;
+        do {
+          const page = await listAuditRecords(store.db, { ownerId: 1, limit, before: cursor });
+          listed.push(...page.map((r) => r.id));
+          cursor = page.length === limit ? page.at(-1)!.id : undefined;
+        } while (cursor !== undefined);
+        expect(listed, `${limit} a page`).toEqual(ids);
+      }
+    } finally {
+      await store.close();
+    }
+  });
 });
