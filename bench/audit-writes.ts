@@ -11,7 +11,7 @@
 
 import { sql } from "drizzle-orm";
 
-import { appendAuditRecords, type NewAuditRecord } from "../src/store/audit.js";
+import { appendAuditRecords, copyText, type NewAuditRecord } from "../src/store/audit.js";
 import { openStore, type Store } from "../src/store/client.js";
 import { createPgDatabase, pgAdmin } from "../tests/support/services.js";
 import { cpuMs, machine, median } from "./lib.js";
@@ -50,14 +50,11 @@ function batch(owners: number, connections: number): NewAuditRecord[] {
   });
 }
 
-const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-const text = (value: string | null) => (value === null ? "\\N" : value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!));
-
 /** The writer before migration 0015 (commit 1c995dd's appendAuditRecords): a COPY line per record. */
 async function copyRowPerRecord(store: Store, records: NewAuditRecord[]): Promise<void> {
   let rows = "";
   for (const r of records) {
-    rows += `${r.at.toISOString()}\t${r.ownerId}\t${r.connectionId}\t${r.source}\t${r.apiKeyId ?? "\\N"}\t${text(r.sql)}\t${r.sqlLength}\t${text(r.sqlSha256)}\t${r.rowCount ?? "\\N"}\t${r.durationMs}\t${r.outcome}\t${text(r.errorCode)}\t${text(r.rule)}\n`;
+    rows += `${r.at.toISOString()}\t${r.ownerId}\t${r.connectionId}\t${r.source}\t${r.apiKeyId ?? "\\N"}\t${copyText(r.sql)}\t${r.sqlLength}\t${copyText(r.sqlSha256)}\t${r.rowCount ?? "\\N"}\t${r.durationMs}\t${r.outcome}\t${copyText(r.errorCode)}\t${copyText(r.rule)}\n`;
   }
   const columns = ["at", "owner_id", "connection_id", "source", "api_key_id", "sql", "sql_length", "sql_sha256", "row_count", "duration_ms", "outcome", "error_code", "rule"];
   await store.copyRows("audit_rows", columns, rows);

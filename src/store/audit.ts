@@ -34,7 +34,7 @@ const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": 
 const NEEDS_ESCAPE = /[\\\n\r\t]/;
 /** A value in COPY's text format: backslash, newline, carriage return and tab escaped (a
  * statement's text has all four), so `\N` written by a user stays text and never reads as NULL. */
-const copyText = (value: string | null | undefined) =>
+export const copyText = (value: string | null | undefined) =>
   value == null ? NULL : NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
 
 /** A text element of an array literal: always quoted (so that the text `NULL` stays text), `"`
@@ -177,6 +177,10 @@ type ReadRow = Omit<AuditRecordRow, "id" | "at"> & {
   at_ms: number | null;
 };
 
+/** A record's id (as the audit_records view makes it): its group's id x MAX_GROUP_RECORDS plus
+ * its place in the group, `g` and `r` in auditGroupsRead. */
+const RECORD_ID = sql`g.id * ${MAX_GROUP_RECORDS} + r.n - 1`;
+
 /** A page's first record is after this one: its time (as the store spells it, to the
  * microsecond) and id. */
 interface Cursor {
@@ -200,19 +204,22 @@ export function auditGroupsRead(filter: AuditFilter, read: { groups: number; cur
   // (Equality implies IS NOT NULL to the planner, so the partial index serves it as written.)
   if (filter.apiKeyId !== undefined) groups.push(sql`api_key_id = ${filter.apiKeyId}`);
   if (filter.from !== undefined) {
-    groups.push(sql`last_at >= ${filter.from.toISOString()}`);
-    records.push(sql`r.at >= ${filter.from.toISOString()}`);
+    const from = filter.from.toISOString();
+    groups.push(sql`last_at >= ${from}`);
+    records.push(sql`r.at >= ${from}`);
   }
   // A group's records are less than a second apart: one with a record at or before `to` ends
   // less than a second after it, so the window is a range of the index.
   if (filter.to !== undefined) {
-    groups.push(sql`first_at <= ${filter.to.toISOString()}`, sql`last_at < ${filter.to.toISOString()}::timestamptz + interval '1 second'`);
-    records.push(sql`r.at <= ${filter.to.toISOString()}`);
+    const to = filter.to.toISOString();
+    groups.push(sql`first_at <= ${to}`, sql`last_at < ${to}::timestamptz + interval '1 second'`);
+    records.push(sql`r.at <= ${to}`);
   }
   if (cursor) {
     groups.push(sql`first_at <= ${cursor.at}::timestamptz`, sql`last_at < ${cursor.at}::timestamptz + interval '1 second'`);
-    records.push(sql`(r.at, g.id * ${MAX_GROUP_RECORDS} + r.n - 1) < (${cursor.at}::timestamptz, ${cursor.id})`);
+    records.push(sql`(r.at, ${RECORD_ID}) < (${cursor.at}::timestamptz, ${cursor.id})`);
   }
+  // (`last_at` alone as well: the row comparison does not bound the index range.)
   if (after) groups.push(sql`last_at <= ${after.lastAt}::timestamptz`, sql`(last_at, id) < (${after.lastAt}::timestamptz, ${after.id})`);
   return sql`
     WITH g AS MATERIALIZED (
@@ -225,7 +232,7 @@ export function auditGroupsRead(filter: AuditFilter, read: { groups: number; cur
       (extract(epoch FROM last.last_at) * 1000)::float8 AS last_group_ms, last.last_at::text AS last_group_at, found.*
     FROM last
     LEFT JOIN LATERAL (
-      SELECT g.id * ${MAX_GROUP_RECORDS} + r.n - 1 AS id, (extract(epoch FROM r.at) * 1000)::float8 AS at_ms, g.owner_id AS "ownerId",
+      SELECT ${RECORD_ID} AS id, (extract(epoch FROM r.at) * 1000)::float8 AS at_ms, g.owner_id AS "ownerId",
         g.connection_id AS "connectionId", g.source, g.api_key_id AS "apiKeyId", r.sql, r.sql_length AS "sqlLength", r.sql_sha256 AS "sqlSha256",
         r.row_count AS "rowCount", r.duration_ms AS "durationMs", g.outcome, r.error_code AS "errorCode", r.rule
       FROM g
