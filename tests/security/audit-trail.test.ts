@@ -611,6 +611,32 @@ describe("when the store cannot take records", () => {
   });
 });
 
+describe("GET /api/audit when the store stops answering", () => {
+  it("answers 503 store_unavailable within STORE_QUERY_TIMEOUT_MS while a page's read is stuck, and pages again once it is not", async () => {
+    const small = await createHarness({ env: { STORE_QUERY_TIMEOUT_MS: "1000" } });
+    const locker = new pg.Client({ connectionString: pgUrl(small.pgDatabase!.name) });
+    try {
+      const user = await small.newUser();
+      await appendAuditRecords(small.deps.store, [recordOf({ ownerId: user.id, sql: "SELECT 1" })]);
+      await locker.connect();
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_groups IN ACCESS EXCLUSIVE MODE");
+      const started = Date.now();
+      const stuck = await small.call("GET", "/api/audit", { token: user.token });
+      expect(stuck.status, stuck.text).toBe(503);
+      expect(stuck.body.code).toBe("store_unavailable");
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await locker.query("ROLLBACK");
+      const page = await small.call("GET", "/api/audit", { token: user.token });
+      expect(page.status, page.text).toBe(200);
+      expect(page.body.records.map((r: { sql: string }) => r.sql)).toEqual(["SELECT 1"]);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await small.close();
+    }
+  });
+});
+
 describe("a long statement waiting for the store", () => {
   it("is held as the part the record keeps, not whole: memory follows the records, not what was sent", async () => {
     const waiting = 30;
