@@ -1,11 +1,15 @@
 // The audit trail's cost: POST /query throughput and latency with AUDIT_TRAIL=on against
-// AUDIT_TRAIL=off, and a second AUDIT_TRAIL=off server as the control (the noise floor), all
-// measured in the same run (rotating rounds, medians), on
-// Chinook in PostgreSQL, in two layouts of the processes on the CPUs (see `place`); then the
-// audit table's size per million statements of a mix. With the store apart, how much a busy
-// store CPU slows the others at all (siblingCheck).
+// AUDIT_TRAIL=off, SERVERS of each (started alternately), all measured in the same run
+// (rotating rounds, medians), on Chinook in PostgreSQL, in two layouts of the processes on the
+// CPUs (see `place`); then the audit table's size per million statements of a mix. With the
+// store apart, how much a busy store CPU slows the others at all (siblingCheck).
+// Several servers of each kind because two identical server processes keep a difference of
+// their own through a whole run (up to 10% on the machines of bench/RESULTS.md), as large as
+// the effect measured: one server of each compares two processes more than two settings. The
+// server is the unit, so the spread among identical servers gives the figure's standard error.
 // Run: npm run bench:audit (ROUNDS, default 5, of DURATION seconds, default 4, per server and
-// layout; STATEMENTS, default 20000, for the growth).
+// layout; SERVERS, default 3, per setting; LAYOUTS, default both; STATEMENTS, default 20000, for
+// the growth).
 
 import autocannon from "autocannon";
 import { execFileSync, spawn } from "node:child_process";
@@ -19,6 +23,8 @@ import { loadPost, machine, median, productionEnv, startServer, tempDir } from "
 const DURATION = Number(process.env.DURATION ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
+const SERVERS = Number(process.env.SERVERS ?? 3);
+if (!(SERVERS >= 2)) throw new Error("SERVERS must be at least 2: the spread among identical servers is the figure's error");
 const STATEMENTS = Number(process.env.STATEMENTS ?? 20_000);
 const POOL_SIZE = 10;
 const LOAD_SQL = "SELECT track_id, name, milliseconds FROM track WHERE track_id = 42";
@@ -78,7 +84,7 @@ async function startPulse(auditTrail: "on" | "off") {
   });
   const saved = (await added.json()) as { db_connection?: { id: number } };
   if (!saved.db_connection) throw new Error(`adding the Chinook connection failed: ${added.status} ${JSON.stringify(saved)}`);
-  return { server, headers, connectionId: saved.db_connection.id, metaDb };
+  return { server, headers, connectionId: saved.db_connection.id, metaDb, auditTrail };
 }
 
 type Pulse = Awaited<ReturnType<typeof startPulse>>;
@@ -86,11 +92,12 @@ type Pulse = Awaited<ReturnType<typeof startPulse>>;
 /** "shared": every process may run on every CPU, so the metadata store's work for the trail
  * competes with the load it is measured against. "store apart": the metadata databases'
  * backends and PostgreSQL's WAL writer, checkpointer and background writer on the last CPU,
- * everything else (autocannon in this process, both servers, Redis, Chinook's backends) on
+ * everything else (autocannon in this process, the servers, Redis, Chinook's backends) on
  * the others: the metadata store on its own machine, as deployed, with Pulse's own part of
  * the trail's cost still measured. */
 type Layout = "shared" | "store apart";
-const LAYOUTS: Layout[] = cpus().length > 1 ? ["shared", "store apart"] : ["shared"];
+// LAYOUTS=shared measures the first alone (what the goal is judged by, and half the time).
+const LAYOUTS = (cpus().length > 1 ? (["shared", "store apart"] as const) : (["shared"] as const)).filter((l) => !process.env.LAYOUTS || process.env.LAYOUTS.split(",").includes(l));
 const STORE_PROCESSES = new Set(["walwriter", "checkpointer", "background writer"]);
 
 /** Pins the processes for `layout`; run before every round, since pools open new backends. */
@@ -174,61 +181,54 @@ async function siblingCheck(p: Pulse) {
   console.log(`\nthe store's CPU kept busy by a spinning process: AUDIT_TRAIL=off throughput ${median(ratios).toFixed(3)} of its own without it (per round: ${ratios.map((r) => r.toFixed(3)).join(", ")})`);
 }
 
+type Figures = Awaited<ReturnType<typeof load>>;
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+/** Setting `a` against setting `b` by `pick` (per server, its median over the rounds): the
+ * ratio of the settings' means, with its standard error from the spread among each setting's
+ * identical servers. */
+function compare(results: Map<Pulse, Figures[]>, pick: (m: Figures) => number, a: "on" | "off", b: "on" | "off") {
+  const perServer = (trail: "on" | "off") => [...results].filter(([p]) => p.auditTrail === trail).map(([, ms]) => median(ms.map(pick)));
+  const [xs, ys] = [perServer(a), perServer(b)];
+  const relVar = (v: number[]) => v.reduce((t, x) => t + (x - mean(v)) ** 2, 0) / (v.length - 1) / v.length / mean(v) ** 2;
+  const ratio = mean(xs) / mean(ys);
+  return { ratio, se: ratio * Math.sqrt(relVar(xs) + relVar(ys)) };
+}
+
 const servers: Pulse[] = [];
 try {
-  const on = await startPulse("on");
-  servers.push(on);
-  const off = await startPulse("off");
-  servers.push(off);
-  // A second server with the trail off, measured like the others: how far apart two identical
-  // servers come out in this run is the resolution of the on/off figure.
-  const control = await startPulse("off");
-  servers.push(control);
-  const runs = new Map([
-    ["AUDIT_TRAIL=on", on],
-    ["AUDIT_TRAIL=off", off],
-    ["AUDIT_TRAIL=off (control)", control],
-  ]);
-  console.log(`machine: ${machine()}; autocannon ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION} s (medians); "${LOAD_SQL}" by connection_id`);
+  // Started alternately, so that neither setting has all the first or all the last processes.
+  for (let i = 0; i < SERVERS; i++) for (const trail of ["on", "off"] as const) servers.push(await startPulse(trail));
+  const name = (p: Pulse) => `AUDIT_TRAIL=${p.auditTrail} #${servers.filter((q) => q.auditTrail === p.auditTrail).indexOf(p) + 1}`;
+  console.log(
+    `machine: ${machine()}; ${SERVERS} servers per setting; autocannon ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION} s per server (medians); "${LOAD_SQL}" by connection_id`,
+  );
   for (const layout of LAYOUTS) {
     await place(layout, servers);
-    for (const p of runs.values()) await load(p, layout); // warm-up: JIT, pools
-    const results = new Map<string, Awaited<ReturnType<typeof load>>[]>([...runs.keys()].map((k) => [k, []]));
+    for (const p of servers) await load(p, layout); // warm-up: JIT, pools
+    const results = new Map<Pulse, Figures[]>(servers.map((p) => [p, []]));
     for (let round = 0; round < ROUNDS; round++) {
       // Each server takes each place in the order in turn.
-      const order = [...runs].map((_, i, all) => all[(i + round) % all.length]!);
-      for (const [name, p] of order) {
+      for (const p of servers.map((_, i, all) => all[(i + round) % all.length]!)) {
         await place(layout, servers);
-        results.get(name)!.push(await load(p, layout));
+        results.get(p)!.push(await load(p, layout));
       }
     }
-    const of = (name: string, pick: (m: Awaited<ReturnType<typeof load>>) => number) => median(results.get(name)!.map(pick));
-    console.log(`\nlayout: ${layout}`);
-    console.log(`| server | req/s | p50 ms | p99 ms | server CPU per request, µs | ${layout === "shared" ? "machine" : "non-store CPUs'"} CPU per request, µs |`);
-    console.log("|---|---:|---:|---:|---:|---:|");
-    for (const name of runs.keys()) {
-      const figures = [of(name, (m) => m.rps).toFixed(0), of(name, (m) => m.p50), of(name, (m) => m.p99), of(name, (m) => m.cpuUs).toFixed(0), of(name, (m) => m.machineCpuUs).toFixed(0)];
-      console.log(`| ${name} | ${figures.join(" | ")} |`);
-    }
     const cpuName = layout === "shared" ? "machine" : "non-store CPUs'";
-    for (const [label, name] of [
-      ["on/off", "AUDIT_TRAIL=on"],
-      ["control/off (two identical servers)", "AUDIT_TRAIL=off (control)"],
-    ] as const) {
-      const [these, off] = [results.get(name)!, results.get("AUDIT_TRAIL=off")!];
-      const ratio = of(name, (m) => m.rps) / of("AUDIT_TRAIL=off", (m) => m.rps);
-      const perRound = these.map((m, i) => (m.rps / off[i]!.rps).toFixed(3));
-      // On a saturated machine throughput is the inverse of the CPU each request costs all of
-      // it; CPU time is what the neighbours' steal disturbs least, so this is the steadier one.
-      const cpuRatio = of("AUDIT_TRAIL=off", (m) => m.machineCpuUs) / of(name, (m) => m.machineCpuUs);
-      const cpuPerRound = these.map((m, i) => (off[i]!.machineCpuUs / m.machineCpuUs).toFixed(3));
-      console.log(`throughput ${label}: ${ratio.toFixed(3)} (per round: ${perRound.join(", ")})`);
-      console.log(`  by ${cpuName} CPU per request: ${cpuRatio.toFixed(3)} (per round: ${cpuPerRound.join(", ")})`);
+    console.log(`\nlayout: ${layout}`);
+    console.log(`| server | req/s | p50 ms | p99 ms | server CPU per request, µs | ${cpuName} CPU per request, µs |`);
+    console.log("|---|---:|---:|---:|---:|---:|");
+    for (const [p, ms] of results) {
+      const of = (pick: (m: Figures) => number) => median(ms.map(pick));
+      console.log(`| ${name(p)} | ${[of((m) => m.rps).toFixed(0), of((m) => m.p50), of((m) => m.p99), of((m) => m.cpuUs).toFixed(0), of((m) => m.machineCpuUs).toFixed(0)].join(" | ")} |`);
     }
-    // Against the mean of both servers without the trail: the estimate that uses both.
-    const bothOff = (of("AUDIT_TRAIL=off", (m) => m.rps) + of("AUDIT_TRAIL=off (control)", (m) => m.rps)) / 2;
-    console.log(`throughput on / both off: ${(of("AUDIT_TRAIL=on", (m) => m.rps) / bothOff).toFixed(3)}`);
+    const rps = compare(results, (m) => m.rps, "on", "off");
+    // On a saturated machine throughput is the inverse of the CPU each request costs all of it.
+    const cpu = compare(results, (m) => m.machineCpuUs, "off", "on");
+    console.log(`throughput on/off: ${rps.ratio.toFixed(3)} ± ${rps.se.toFixed(3)} (standard error, from the spread among identical servers)`);
+    console.log(`  by ${cpuName} CPU per request: ${cpu.ratio.toFixed(3)} ± ${cpu.se.toFixed(3)}`);
   }
+  const [on, off] = servers as [Pulse, Pulse];
   if (LAYOUTS.includes("store apart")) await siblingCheck(off);
   const g = await growth(on);
   const mb = (bytesPerStatement: number) => ((bytesPerStatement * 1e6) / 2 ** 20).toFixed(0);
