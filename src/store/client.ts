@@ -143,11 +143,22 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<Store>
   // session lost mid-COPY or mid-transaction would emit an unhandled 'error', which ends the
   // process. The statement in flight fails with the loss itself; this only keeps the process.
   pool.on("connect", (client) => client.on("error", () => {}));
+  let encoding: string | undefined;
   try {
-    await pool.query("SELECT 1");
+    encoding = (await pool.query<{ server_encoding: string }>("SHOW server_encoding")).rows[0]?.server_encoding;
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${whereOf(url)} (${reasonOf(err)})`);
+  }
+  // Users' text (a statement in the audit trail, a name) is any Unicode. A database in an
+  // encoding of fewer characters (LATIN1...) refuses some as data, and the audit trail takes a
+  // batch of nothing but refused records for the store failing: one user's statements would
+  // stop everyone's. SQL_ASCII stores the bytes as sent.
+  if (encoding !== "UTF8" && encoding !== "SQL_ASCII") {
+    await pool.end().catch(() => undefined);
+    throw new StartupError(
+      `DATABASE_URL: the database at ${whereOf(url)} is encoded in ${encoding}, which cannot hold every character of users' text; create Pulse's database with ENCODING 'UTF8'`,
+    );
   }
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   // Every transaction on a session of its own, never handed back broken (onOwnSession says why).

@@ -892,6 +892,22 @@ describe("when the store goes silent mid-write", () => {
   });
 });
 
+describe("a store that cannot hold every character", () => {
+  // A statement's text is any Unicode. A LATIN1 database refuses an emoji as data (22P05), so
+  // a user sending a few dozen such statements filled the head of the trail's buffer with
+  // records the store refused, and only those: the writer took that for the store failing,
+  // kept them, and refused everyone's statements (503 audit_unavailable) from then on.
+  it("is refused at start-up, naming its encoding", async () => {
+    const name = uniqueName("pulse_latin1");
+    await pgAdmin(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'`);
+    try {
+      await expect(openStore({ databaseUrl: pgUrl(name) })).rejects.toThrow(/^DATABASE_URL: the database .* is encoded in LATIN1/);
+    } finally {
+      await pgAdmin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    }
+  });
+});
+
 describe("on the embedded store (PGlite)", () => {
   it("records, lists and prunes as on PostgreSQL", async () => {
     const embedded = await createHarness({ store: "pglite", env: { AUDIT_RETENTION_DAYS: "30" } });
