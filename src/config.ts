@@ -455,21 +455,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
   if (!parsed.success) throw invalidSettings(parsed.error);
   const e = parsed.data;
   if (e.NODE_ENV === "production") {
-    const missing = (["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"] as const).filter((k) => !e[k]);
-    if (missing.length > 0) {
-      throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
-    }
+    // Every problem at once, missing and plain alike: an operator fixes them in one round.
+    const missing = (["JWT_SECRET", "SECRETS_KEY", "DATABASE_URL", "REDIS_URL"] as const).filter((k) => !e[k]).map((k) => `${k}: required when NODE_ENV=production`);
     // A previous JWT secret still verifies tokens, so it must be as hard to guess as the
     // current one. A previous SECRETS_KEY only opens what is already sealed under it: a plain
     // one is exactly what a rotation must be able to read to move away from it.
     const plain = [
-      ...(distinctIn(e.JWT_SECRET!) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET: too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters); generate one, such as with \`openssl rand -base64 48\``] : []),
+      ...(e.JWT_SECRET && distinctIn(e.JWT_SECRET) < MIN_DISTINCT_IN_SECRET
+        ? [`JWT_SECRET: too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters); generate one, such as with \`openssl rand -base64 48\``]
+        : []),
       ...e.JWT_SECRET_PREVIOUS.flatMap(({ value, place }) =>
         distinctIn(value) < MIN_DISTINCT_IN_SECRET ? [`JWT_SECRET_PREVIOUS: ${place} is too plain to be a secret (fewer than ${MIN_DISTINCT_IN_SECRET} different characters)`] : [],
       ),
-      ...(distinctIn(decodeKey(e.SECRETS_KEY!)!) < MIN_DISTINCT_IN_SECRET ? [`SECRETS_KEY: too plain to be a key (fewer than ${MIN_DISTINCT_IN_SECRET} different bytes); generate one, such as with \`openssl rand -hex 32\``] : []),
+      ...(e.SECRETS_KEY && distinctIn(decodeKey(e.SECRETS_KEY)!) < MIN_DISTINCT_IN_SECRET
+        ? [`SECRETS_KEY: too plain to be a key (fewer than ${MIN_DISTINCT_IN_SECRET} different bytes); generate one, such as with \`openssl rand -hex 32\``]
+        : []),
     ];
-    if (plain.length > 0) throw new ConfigError(plain);
+    if (missing.length + plain.length > 0) throw new ConfigError([...missing, ...plain]);
   }
   if (e.SCHEMA_MAX_BYTES > e.SCHEMA_CACHE_MAX_BYTES) {
     // One schema over the total would push every other connection's out and still not fit.
@@ -495,6 +497,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
       ...(needGenerated ? [path.join(dataDir, "secrets.json")] : []),
       ...(e.DATABASE_URL ? [] : [path.join(dataDir, "pglite")]),
     ].filter((file) => !existsSync(file));
+    const secretsOnly = !e.DATABASE_URL && missing.length === 1 && missing[0] === path.join(dataDir, "secrets.json");
+    if (secretsOnly) {
+      // `pulse migrate` on a new DATA_DIR makes the store; the server writes secrets.json.
+      throw new ConfigError([
+        `DATA_DIR: the store at ${dataDir} has no secrets.json yet (the server writes it when it first starts there; \`pulse migrate\` does not): start the server once, or give JWT_SECRET and SECRETS_KEY`,
+      ]);
+    }
     if (missing.length > 0) {
       throw new ConfigError([`DATA_DIR: no Pulse store at ${dataDir} (${missing.join(" and ")} missing): run this with the server's settings (its DATA_DIR, or DATABASE_URL with JWT_SECRET and SECRETS_KEY)`]);
     }

@@ -2,7 +2,7 @@
 // survive restarts, and production refusing to start without explicit settings.
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -115,6 +115,26 @@ describe("loadConfig", () => {
     // Spaces alone are no value at all: missing.
     expect(errorOf(() => loadConfig({ ...production, JWT_SECRET: " ".repeat(32), SECRETS_KEY: "0123456789abcdef".repeat(4) })).problems).toEqual([
       "JWT_SECRET: required when NODE_ENV=production",
+    ]);
+  });
+
+  it("names every production problem in one go, missing settings and plain secrets alike", () => {
+    const err = errorOf(() => loadConfig({ NODE_ENV: "production", DATA_DIR: tempDir(), DATABASE_URL: "postgresql://pulse@db/pulse", JWT_SECRET: "changeme".repeat(4), SECRETS_KEY: "0".repeat(64) }));
+    expect(err.problems).toEqual([
+      "REDIS_URL: required when NODE_ENV=production",
+      "JWT_SECRET: too plain to be a secret (fewer than 8 different characters); generate one, such as with `openssl rand -base64 48`",
+      "SECRETS_KEY: too plain to be a key (fewer than 8 different bytes); generate one, such as with `openssl rand -hex 32`",
+    ]);
+  });
+
+  it("tells a store `pulse migrate` made from none at all, for the commands that need one", () => {
+    const dataDir = tempDir();
+    expect(errorOf(() => loadConfig({ DATA_DIR: dataDir }, false, { existingStore: true })).problems).toEqual([
+      `DATA_DIR: no Pulse store at ${dataDir} (${path.join(dataDir, "secrets.json")} and ${path.join(dataDir, "pglite")} missing): run this with the server's settings (its DATA_DIR, or DATABASE_URL with JWT_SECRET and SECRETS_KEY)`,
+    ]);
+    mkdirSync(path.join(dataDir, "pglite"));
+    expect(errorOf(() => loadConfig({ DATA_DIR: dataDir }, false, { existingStore: true })).problems).toEqual([
+      `DATA_DIR: the store at ${dataDir} has no secrets.json yet (the server writes it when it first starts there; \`pulse migrate\` does not): start the server once, or give JWT_SECRET and SECRETS_KEY`,
     ]);
   });
 
