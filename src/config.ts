@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
-import { decodeKey, generatedSecrets, MIN_JWT_SECRET_CHARS } from "./generated-secrets.js";
+import { decodeKey, generatedSecrets, generatedSecretsFile, MIN_JWT_SECRET_CHARS } from "./generated-secrets.js";
 import type { LogFormat } from "./logger.js";
 import { parseNetwork, type Network } from "./net/addresses.js";
 import { validDnsServers } from "./net/resolve.js";
@@ -493,13 +493,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, terminal = proc
   const dataDir = path.resolve(e.DATA_DIR);
   const needGenerated = !e.JWT_SECRET || !e.SECRETS_KEY;
   if (options.existingStore) {
-    const missing = [
-      ...(needGenerated ? [path.join(dataDir, "secrets.json")] : []),
-      ...(e.DATABASE_URL ? [] : [path.join(dataDir, "pglite")]),
-    ].filter((file) => !existsSync(file));
-    const secretsOnly = !e.DATABASE_URL && missing.length === 1 && missing[0] === path.join(dataDir, "secrets.json");
-    if (secretsOnly) {
-      // `pulse migrate` on a new DATA_DIR makes the store; the server writes secrets.json.
+    const secretsFile = generatedSecretsFile(dataDir);
+    const missing = [...(needGenerated ? [secretsFile] : []), ...(e.DATABASE_URL ? [] : [path.join(dataDir, "pglite")])].filter((file) => !existsSync(file));
+    // `pulse migrate` on a new DATA_DIR makes the store; the server writes secrets.json.
+    if (!e.DATABASE_URL && missing.length === 1 && missing[0] === secretsFile) {
       throw new ConfigError([
         `DATA_DIR: the store at ${dataDir} has no secrets.json yet (the server writes it when it first starts there; \`pulse migrate\` does not): start the server once, or give JWT_SECRET and SECRETS_KEY`,
       ]);

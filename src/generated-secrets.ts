@@ -27,9 +27,12 @@ export function decodeKey(text: string): Buffer | null {
   return null;
 }
 
+/** Where the secrets Pulse generates are kept in `dataDir`. */
+export const generatedSecretsFile = (dataDir: string) => path.join(dataDir, "secrets.json");
+
 /** The secrets kept in `dataDir`, made there first if there are none. */
 export function generatedSecrets(dataDir: string): GeneratedSecrets {
-  const file = path.join(dataDir, "secrets.json");
+  const file = generatedSecretsFile(dataDir);
   return readSecrets(file) ?? writeSecrets(dataDir, file);
 }
 

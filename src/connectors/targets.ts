@@ -7,6 +7,7 @@ import path from "node:path";
 import { openingKeys, openSecret } from "../auth/secrets.js";
 import type { Config } from "../config.js";
 import { invalidFields } from "../errors.js";
+import { generatedSecretsFile } from "../generated-secrets.js";
 import { canonicalHost } from "../net/resolve.js";
 import { resolveSqlitePath } from "./sqlite-path.js";
 import type { TargetGate } from "./target-gate.js";
@@ -31,7 +32,7 @@ export function targetFor({ config, targetGate }: { config: Config; targetGate: 
   if (spec.dialect === "sqlite") {
     target.filePath = resolveSqlitePath(config.sqliteRoot, spec.database, [
       path.join(config.dataDir, "pglite"),
-      path.join(config.dataDir, "secrets.json"),
+      generatedSecretsFile(config.dataDir),
     ]);
     return target;
   }
