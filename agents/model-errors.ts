@@ -56,6 +56,10 @@ function chainOf(err: unknown): unknown[] {
   return chain;
 }
 
+/** Whether the server answered, with something that is not a chat completion. */
+export const answeredNoChatCompletion = (err: unknown): boolean =>
+  chainOf(err).some((e) => e instanceof ModelServerFailure && e.reason === "not_chat_completion");
+
 function judge(err: unknown, stalled: boolean): Judged {
   const chain = chainOf(err);
   const failure = chain.find((e): e is ModelServerFailure => e instanceof ModelServerFailure);

@@ -6,7 +6,7 @@ import { ChatOpenAI, type ChatOpenAICallOptions } from "@langchain/openai";
 import { AsyncCaller } from "@langchain/core/utils/async_caller";
 
 import { DomainError } from "../src/errors.js";
-import { modelError, serverLabel, type ModelServer } from "./model-errors.js";
+import { answeredNoChatCompletion, modelError, serverLabel, type ModelServer } from "./model-errors.js";
 import { checkedFetch, ModelServerFailure, retryAfterOf } from "./model-fetch.js";
 import { ModelServerAdapter, resolveServer, type ModelServerName, type ToolProtocol } from "./model-server.js";
 import { StreamedReply } from "./streamed-reply.js";
@@ -92,6 +92,9 @@ const defaultAttempt = new DefaultAttempts({}).handler;
 const MAX_RETRY_WAIT_MS = 2_000;
 
 function retryOnlyShortWaits(error: unknown): void {
+  // An answer that is no chat completion (a web page, another API, 16 MiB) is what that URL
+  // serves, not a blip: asking again waited LangChain's backoff, 1-2 s, for the same answer.
+  if (answeredNoChatCompletion(error)) throw error;
   const wait = retryAfterOf((error as { headers?: unknown } | null)?.headers);
   if (wait !== undefined && wait * 1000 > MAX_RETRY_WAIT_MS) throw error;
   defaultAttempt(error);

@@ -69,30 +69,47 @@ function expectNamedFailure(harness: Harness, logFrom: number, body: Record<stri
   expect(JSON.stringify(harness.logs.slice(logFrom))).not.toContain(KEY);
 }
 
-// Each failure is scripted twice: the client retries once when it can.
-const FAILURES: { name: string; reply: FakeReply; status: number; cause: string; detail: RegExp }[] = [
-  { name: "JSON that is not a chat completion", reply: { fail: "not_openai" }, status: 502, cause: "not_chat_completion", detail: /application\/json.*"\{"service":"inventory"/ },
-  { name: "an HTML page with status 200", reply: { fail: "html" }, status: 502, cause: "not_chat_completion", detail: /text\/html.*Welcome to nginx!/ },
-  { name: "HTTP 500 with a plain-text body", reply: { status: 500, body: "upstream exploded: CUDA out of memory" }, status: 502, cause: "http_status", detail: /HTTP 500 Internal Server Error: "upstream exploded: CUDA out of memory"/ },
-  { name: "a 404 page", reply: { status: 404, body: "<html><body><h1>404 Not Found</h1></body></html>", contentType: "text/html" }, status: 502, cause: "http_status", detail: /HTTP 404 Not Found: "<html><body><h1>404 Not Found/ },
-  { name: "a 401 that echoes the key", reply: { status: 401, body: JSON.stringify({ error: { message: `Incorrect API key provided: ${KEY}` } }), contentType: "application/json" }, status: 502, cause: "http_status", detail: /HTTP 401 Unauthorized: .*Incorrect API key provided: \[redacted\]/ },
-  { name: "the socket destroyed mid-answer", reply: { fail: "cut" }, status: 502, cause: "stream_cut_off", detail: /closed .*(before|in the middle of) the answer/ },
-  { name: "a server that reads the request and never answers", reply: { fail: "hang" }, status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms`) },
-  { name: "an answer that never ends", reply: { fail: "flood" }, status: 502, cause: "not_chat_completion", detail: /answered more than 16 MiB/ },
+// Each failure is scripted twice: the client retries once when a second try may go otherwise
+// (`attempts`), not for an answer that says what the server is (no chat completion) or that the
+// request is wrong (4xx).
+const FAILURES: { name: string; reply: FakeReply; status: number; cause: string; detail: RegExp; attempts: number }[] = [
+  { name: "JSON that is not a chat completion", reply: { fail: "not_openai" }, status: 502, cause: "not_chat_completion", detail: /application\/json.*"\{"service":"inventory"/, attempts: 1 },
+  { name: "an HTML page with status 200", reply: { fail: "html" }, status: 502, cause: "not_chat_completion", detail: /text\/html.*Welcome to nginx!/, attempts: 1 },
+  { name: "HTTP 500 with a plain-text body", reply: { status: 500, body: "upstream exploded: CUDA out of memory" }, status: 502, cause: "http_status", detail: /HTTP 500 Internal Server Error: "upstream exploded: CUDA out of memory"/, attempts: 2 },
+  { name: "a 404 page", reply: { status: 404, body: "<html><body><h1>404 Not Found</h1></body></html>", contentType: "text/html" }, status: 502, cause: "http_status", detail: /HTTP 404 Not Found: "<html><body><h1>404 Not Found/, attempts: 1 },
+  { name: "a 401 that echoes the key", reply: { status: 401, body: JSON.stringify({ error: { message: `Incorrect API key provided: ${KEY}` } }), contentType: "application/json" }, status: 502, cause: "http_status", detail: /HTTP 401 Unauthorized: .*Incorrect API key provided: \[redacted\]/, attempts: 1 },
+  { name: "the socket destroyed mid-answer", reply: { fail: "cut" }, status: 502, cause: "stream_cut_off", detail: /closed .*(before|in the middle of) the answer/, attempts: 2 },
+  { name: "a server that reads the request and never answers", reply: { fail: "hang" }, status: 504, cause: "timeout", detail: new RegExp(`did not answer within ${TIMEOUT_MS} ms`), attempts: 2 },
+  { name: "an answer that never ends", reply: { fail: "flood" }, status: 502, cause: "not_chat_completion", detail: /answered more than 16 MiB/, attempts: 1 },
 ];
 
 describe.each(["json", "sse"] as const)("POST /ask when the model server fails before the first byte (%s)", (path) => {
   // A stream cut or flooding after its first token has sent a byte to an SSE client: covered below.
   const before = FAILURES.filter((f) => path === "json" || !("fail" in f.reply && (f.reply.fail === "cut" || f.reply.fail === "flood")));
-  it.each(before)("answers $status naming the server and the cause: $name", async ({ reply, status, cause, detail }) => {
+  it.each(before)("answers $status naming the server and the cause: $name", async ({ reply, status, cause, detail, attempts }) => {
     const user = await connectedUser();
     replies.push(reply, reply);
     const logFrom = h.logs.length;
+    const asked = fake.requests.length;
     const res = await ask(user, path);
     // Nothing was sent before the failure, so SSE answers a real status too.
     expect(res.status).toBe(status);
     expect(res.headers.get("content-type")).toMatch(/application\/json/);
     expectNamedFailure(h, logFrom, res.body, { status, cause, detail, server: fake.baseUrl });
+    expect(fake.requests.length - asked).toBe(attempts);
+  });
+});
+
+describe("POST /ask when the model server fails once", () => {
+  it.each(["json", "sse"] as const)("asks once more and answers the question (%s)", async (path) => {
+    const user = await connectedUser();
+    replies.push({ status: 503, body: "warming up" }, { content: "There are 17 tracks." });
+    const asked = fake.requests.length;
+    const res = await ask(user, path);
+    expect(res.status, res.text).toBe(200);
+    const result = path === "json" ? res.body : eventsOf(res).find((e) => e.event === "result")?.data;
+    expect(result).toMatchObject({ answer: "There are 17 tracks." });
+    expect(fake.requests.length - asked).toBe(2);
   });
 });
 
@@ -101,10 +118,12 @@ describe("POST /ask when the model server answers a completion nested thousands 
     const user = await connectedUser();
     const deep = `{"choices":[{"index":0,"message":{"role":"assistant","content":"hi","x":${"[".repeat(6000)}${"]".repeat(6000)}},"finish_reason":"stop"}]}`;
     const reply: FakeReply = { status: 200, contentType: "application/json", body: deep };
-    replies.push(reply, reply);
+    replies.push(reply);
     const logFrom = h.logs.length;
+    const asked = fake.requests.length;
     const res = await ask(user, "json");
     expect(res.status).toBe(502);
+    expect(fake.requests.length - asked).toBe(1);
     expectNamedFailure(h, logFrom, res.body, { status: 502, cause: "not_chat_completion", detail: /that is not a chat completion \(nested deeper than 64 levels\)/, server: fake.baseUrl });
   });
 });
@@ -351,9 +370,10 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
       { role: "assistant", content: [{ type: "text" }] },
     ]) {
       const user = await connectedUser();
-      // Twice: the client tries once more, as it does any failed call.
-      replies.push(rawCompletion(message), rawCompletion(message));
+      replies.push(rawCompletion(message));
+      const asked = fake.requests.length;
       const res = await ask(user, "json");
+      expect(fake.requests.length - asked).toBe(1); // what the server is, not a blip: asked once
       expect(res.status, res.text).toBe(502);
       expect(res.body, JSON.stringify(message)).toMatchObject({ code: "model_failed", model_cause: "not_chat_completion" });
       expect(res.body.detail).toMatch(/that is not a chat completion \((a tool call in |a part of )?choices\[0\]\.message\./);
@@ -375,7 +395,7 @@ describe("POST /ask with a model server that writes its calls oddly", () => {
 describe("POST /ask after a model-server failure", () => {
   it("answers the next question and /health as usual", async () => {
     const user = await connectedUser();
-    replies.push({ fail: "html" }, { fail: "html" });
+    replies.push({ fail: "html" });
     expect((await ask(user, "sse")).status).toBe(502);
     expect((await h.call("GET", "/health")).status).toBe(200);
     replies.push({ toolCalls: [{ name: "run_query", args: { sql: COUNT_SQL } }] }, { content: "Done." });
