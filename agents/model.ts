@@ -5,6 +5,7 @@ import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/cor
 import { ChatOpenAI, type ChatOpenAICallOptions } from "@langchain/openai";
 import { AsyncCaller } from "@langchain/core/utils/async_caller";
 
+import { isModelConfigured } from "../src/config.js";
 import { DomainError } from "../src/errors.js";
 import { answeredNoChatCompletion, modelError, serverLabel, type ModelServer } from "./model-errors.js";
 import { checkedFetch, ModelServerFailure, retryAfterOf } from "./model-fetch.js";
@@ -33,11 +34,6 @@ export interface ModelSettings {
 export type ChatModel = ChatOpenAI & { readonly server: ModelServerAdapter; readonly contextTokens: number | undefined };
 
 const OPENAI_API = "https://api.openai.com/v1";
-
-/** A model is usable once it has somewhere to go: a local server needs no key, OpenAI needs one. */
-export function isModelConfigured(settings: Pick<ModelSettings, "baseUrl" | "apiKey">): boolean {
-  return Boolean(settings.baseUrl || settings.apiKey);
-}
 
 /** The most a reply may be: OPENAI_MAX_TOKENS, and at most a quarter of a known context window
  * (MODEL_CONTEXT_TOKENS), the room the prompt is sized to leave (context-budget.ts). A server

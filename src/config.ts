@@ -218,7 +218,7 @@ const envSchema = z.object({
   MONITOR_RUN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(100, 24 * 3_600_000).default(300_000)),
   MONITOR_ALERT_AFTER_SKIPS: z.preprocess(emptyAsUndefined, intIn(1, 10_000).default(3)),
   MONITOR_LEASE_SECONDS: z.preprocess(emptyAsUndefined, intIn(10, 86_400).default(300)),
-  // At most the drain's 10 s less the 2 s its stopped checks are given (lifecycle.ts).
+  // At most the drain's 10 s less the 2 s its stopped checks are given (serve.ts).
   MONITOR_STOP_TIMEOUT_MS: z.preprocess(emptyAsUndefined, intIn(0, 8_000).default(8_000)),
   MONITOR_RETRY_ATTEMPTS: z.preprocess(emptyAsUndefined, intIn(1, 10).default(3)),
   MONITOR_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, intIn(0, 60_000).default(500)),
@@ -435,6 +435,11 @@ export interface TargetNetworkConfig {
   dnsServers: string[];
   /** Connections added, changed or tested per user and minute (each one connects). */
   testsPerMinute: number;
+}
+
+/** A model is usable once it has somewhere to go: a local server needs no key, OpenAI needs one. */
+export function isModelConfigured(settings: { baseUrl?: string | undefined; apiKey?: string | undefined }): boolean {
+  return Boolean(settings.baseUrl || settings.apiKey);
 }
 
 export class ConfigError extends Error {

@@ -28,7 +28,7 @@ export type ErrorCode =
   | "model_timeout"
   | "unavailable"
   /** The instance stops: the work of a request still running as its drain ends is stopped, and
-   * the request answered with this rather than cut (src/lifecycle.ts). */
+   * the request answered with this rather than cut (src/serve.ts). */
   | "shutting_down"
   /** Pulse's own metadata store (PostgreSQL or PGlite) cannot be reached. */
   | "store_unavailable"

@@ -3,7 +3,8 @@
 import { inspect } from "node:util";
 
 import { ConfigError, loadConfig } from "./config.js";
-import { buildDeps, CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService, unwritten } from "./lifecycle.js";
+import { buildDeps, unwritten } from "./lifecycle.js";
+import { CLOSE_TIMEOUT_MS, DRAIN_TIMEOUT_MS, startService } from "./serve.js";
 import { createLogger, routeConsoleTo } from "./logger.js";
 import { StartupError } from "./startup-error.js";
 

@@ -156,7 +156,7 @@ const deliveries = new WeakMap<object, OneAtATime<number>>();
 /** Starts sending what is due without waiting for it: a run or an alert action answers its
  * caller at once, not after the slowest webhook of everyone's due notifications (each send
  * may take MONITOR_NOTIFY_TIMEOUT_MS, and one asked for during a delivery waits for it to
- * end). A shutdown (lifecycle.ts) and `pulse check` wait for what was started (deliveriesSettled). */
+ * end). A shutdown (serve.ts) and `pulse check` wait for what was started (deliveriesSettled). */
 export function deliverSoon(deps: Deps): void {
   deliverDueNotifications(deps).catch((err: unknown) => deps.logger.error({ err }, "delivering notifications failed"));
 }

@@ -1,4 +1,4 @@
-// Questions still running when the instance stops (deps.shuttingDown aborted, as lifecycle.ts
+// Questions still running when the instance stops (deps.shuttingDown aborted, as serve.ts
 // does 2 s before the drain ends): a streamed /ask ends with the 503 shutting_down error event
 // rather than being cut by the drain, and an MCP call answers 503 with its own JSON-RPC id.
 // One harness per test: once stopped, it answers nothing else.

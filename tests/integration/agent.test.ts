@@ -7,7 +7,8 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { runAgent, type AgentEvent, type AgentResult, type RunAgentInput } from "../../agents/graph.js";
-import { createChatModel, isModelConfigured } from "../../agents/model.js";
+import { createChatModel } from "../../agents/model.js";
+import { isModelConfigured } from "../../src/config.js";
 import { loadPrompts } from "../../agents/prompts.js";
 import { buildSchemaIndex, type SchemaIndex } from "../../agents/schema-index.js";
 import { createBudget } from "../../src/connectors/budget.js";

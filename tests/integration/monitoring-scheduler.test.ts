@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { keepLease } from "../../src/monitoring/keep-lease.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
-import { startService } from "../../src/lifecycle.js";
+import { startService } from "../../src/serve.js";
 import { createHarness, type Harness } from "../support/harness.js";
 import { addConnection, monitorTable, pgMonitoredDb, runsPerTable, testClock, tickTogetherUntilIdle, type MonitoredDb } from "../support/monitoring.js";
 import { PG, pgAdmin } from "../support/services.js";

@@ -6,7 +6,7 @@ import { connect } from "node:net";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { startService, type RunningService } from "../../src/lifecycle.js";
+import { startService, type RunningService } from "../../src/serve.js";
 import { createHarness, type Harness } from "../support/harness.js";
 
 describe("graceful shutdown", () => {

@@ -12,7 +12,7 @@ import vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { MAX_BUDGET_REFUSALS_PER_USER_SECOND } from "../../src/audit/trail.js";
-import { startService } from "../../src/lifecycle.js";
+import { startService } from "../../src/serve.js";
 import { createScheduler } from "../../src/monitoring/scheduler.js";
 import { appendAuditRecords, auditGroupsRead, FIRST_READ_GROUPS, listAuditRecords, pruneAuditRecords, type AuditFilter, type NewAuditRecord } from "../../src/store/audit.js";
 import { openStore } from "../../src/store/client.js";

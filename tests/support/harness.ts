@@ -159,7 +159,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const monitoring = createMonitoring(config.monitor, { now: options.now, random: options.random });
   const credentials = await createCredentialChecks(config, logger, store, sessions);
   const targetGate = await createTargetGate(config, store);
-  const deps: Deps = { config, store, sessions, logger, passwords, connectors, ...credentials, targetGate, model: modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent), shuttingDown: shutdownController() };
+  const deps: Deps = { config, store, sessions, logger, passwords, connectors, ...credentials, targetGate, model: await modelFor(config, logger), prompts: loadPrompts(), monitoring, audit, metrics, askTurns: new AskTurns(config.ask.maxConcurrent), shuttingDown: shutdownController() };
   const app = createApp(deps);
   // Not started: tests call scheduler.tick() (or start()) themselves.
   const scheduler = createScheduler(deps, { instanceId: options.instanceId ?? uniqueName("instance") });
@@ -197,7 +197,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     return { status: res.status, body: parsed as T, headers: res.headers, text };
   }
 
-  /** The app served as the service serves it (serveApp, src/lifecycle.ts) on a free port of
+  /** The app served as the service serves it (serveApp, src/serve.ts) on a free port of
    * 127.0.0.1, for tests that need real sockets; closed first when the harness closes. */
   async function serve(): Promise<{ url: string; port: number }> {
     const server = await new Promise<ServerType>((resolve) => {
