@@ -1,7 +1,6 @@
 // Builds the dependencies from config, for the server (serve.ts) and the commands run beside it,
 // and closes them in order.
 
-
 import { shutdownController } from "./http/standing.js";
 import { createAuditTrail, type AuditTrail } from "./audit/trail.js";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "./auth/api-keys.js";
