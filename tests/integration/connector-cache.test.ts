@@ -5,6 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { ConnectorCache } from "../../src/connectors/cache.js";
+import { APPLICATION_NAME } from "../../src/connectors/drivers/postgres.js";
 import { connectorFor } from "../../src/connectors/saved-connection.js";
 import type { ConnectionTarget } from "../../src/connectors/types.js";
 import { createLogger } from "../../src/logger.js";
@@ -276,12 +277,18 @@ describe("a pool shared by two users' connections", () => {
   });
 });
 
-/** Backends of `target`'s database (PostgreSQL) or of its user (MariaDB) now. */
+/** Pulse's connections to `target`'s database (PostgreSQL, by the driver's application_name) or
+ * of its user (MariaDB) now. Not every backend of the database: the server's own (an autovacuum
+ * worker) and the setup's sessions come and go on their own time. */
 async function backends(dialect: "postgresql" | "mysql", target: TargetDb): Promise<number> {
-  if (dialect === "postgresql") {
-    return Number((await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", "test", [target.body.database_name]))[0]!.n);
-  }
+  if (dialect === "postgresql") return pulseBackendsOn(target);
   return Number((await mariaAdmin<{ n: number }>(`SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE USER = '${target.body.username}'`))[0]!.n);
+}
+
+async function pulseBackendsOn(target: TargetDb): Promise<number> {
+  return Number(
+    (await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = $2", "test", [target.body.database_name, APPLICATION_NAME]))[0]!.n,
+  );
 }
 
 /** A second login to `target`'s database: another role (PostgreSQL) or user (MariaDB). */
@@ -310,7 +317,7 @@ describe("server connections after 100 sessions", () => {
     [
       "postgresql",
       postgresTarget,
-      async (t) => Number((await pgAdmin<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", "test", [t.body.database_name]))[0]!.n),
+      pulseBackendsOn,
     ],
     [
       "mysql",
