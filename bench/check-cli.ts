@@ -7,21 +7,14 @@
 // Run: npm run build && npx tsx bench/check-cli.ts
 
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 
 import pg from "pg";
 
-import { machine, median, productionEnv, root, startServer, tempDir } from "./lib.js";
+import { childrenCpuMs, machine, median, productionEnv, root, startServer, tempDir } from "./lib.js";
 
 const RUNS = Number(process.env.RUNS ?? 15);
 const baselineCheckout = process.env.BENCH_BASELINE_CHECKOUT;
-
-/** CPU of this process's waited-for children so far, in ms (Linux: cutime + cstime, 10 ms ticks). */
-function childrenCpuMs(): number {
-  const fields = readFileSync("/proc/self/stat", "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
 
 const metaDb = `pulse_bench_check_${process.pid}`;
 const admin = new pg.Client({ host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres" });

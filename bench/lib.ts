@@ -51,11 +51,20 @@ export function productionEnv(metaDb: string, poolSize: number): Record<string, 
   };
 }
 
+/** The fields of /proc/<pid>/stat after the command's name (Linux), from the state on. */
+const statFields = (pid: number | "self") => readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+
 /** User + system CPU of a process so far, in ms (Linux: /proc/<pid>/stat, clock ticks of 10 ms). */
 export function cpuMs(pid: number | undefined): number {
   if (pid === undefined) return NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** User + system CPU of this process's waited-for children so far, in ms (cutime + cstime). */
+export function childrenCpuMs(): number {
+  const fields = statFields("self");
+  return (Number(fields[13]) + Number(fields[14])) * 10;
 }
 
 /** Resident memory of a process, in MB (Linux: /proc/<pid>/status); throws once it has exited. */
